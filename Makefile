@@ -1,0 +1,202 @@
+# Slipway — one plain GNU Makefile. See README.md for the targets.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+
+BUILD := build
+OBJ := $(BUILD)/obj
+BIN := $(BUILD)/bin
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+# Debian packages the project needs: libraries and tools to build, and the
+# programs the tests and the demo run. `make deps` installs what is missing.
+DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-openssl-dev \
+	librpm-dev libsolv-dev libsolvext-dev libarchive-dev libguestfs-dev libsqlite3-dev \
+	libmicrohttpd-dev libcmocka-dev xxd
+DEBS_TOOLS := rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
+	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
+	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3
+# Only `make bench` needs these: the peers it compares against.
+DEBS_BENCH := dnf
+DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
+
+PKGS_COMMON := libcrypto jansson libcurl
+PKGS_BUILDER := rpm libsolv libsolvext libarchive libguestfs sqlite3
+
+WARNINGS := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral \
+	-Wstrict-prototypes -Wpointer-arith -Wundef
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -O2 -g -fPIC $(WARNINGS) -Icommon -I$(BUILD)/gen
+ifeq ($(DEVELOPER),1)
+BASE_CFLAGS += -Werror
+endif
+ifneq ($(SANITIZE),)
+BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+DEPS_OK := $(BUILD)/.deps-ok
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pc_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+
+ALL_CFLAGS = $(BASE_CFLAGS) $(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER)) $(CFLAGS)
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
+LIBSLIPWAY := $(BUILD)/lib/libslipway.a
+
+BUILDER_SRC := $(wildcard builder/*.c)
+BUILDER_OBJ := $(BUILDER_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/initramfs-init.o
+BUILDER_LIB := $(BUILD)/lib/libbuilder.a
+BUILDER_LIBS = $(call pc_libs,$(PKGS_BUILDER) $(PKGS_COMMON)) -lpthread
+
+PROGRAMS := $(BIN)/slipway-build
+
+UNIT_SRC := $(wildcard tests/unit/test-*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps deps-bench deps-extra test-fuzz-replay check test test-unit test-integration test-boot test-e2e test-fleet bench demo \
+	sample-repo sample-images fuzz install clean help
+.DEFAULT_GOAL := all
+
+all: $(PROGRAMS)
+
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## make deps          install the Debian packages the project needs (idempotent)
+deps:
+	@$(MAKE) --no-print-directory -B $(DEPS_OK)
+
+$(DEPS_OK): Makefile
+	@mkdir -p $(BUILD)
+	@$(MAKE) --no-print-directory deps-extra EXTRA_DEBS="$(DEBS)"
+	@touch $@
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+$(OBJ)/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/initramfs-init.c: builder/initramfs-init.sh | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	cd builder && xxd -i initramfs-init.sh > ../$@.tmp && mv ../$@.tmp ../$@
+
+$(OBJ)/gen/initramfs-init.o: $(BUILD)/gen/initramfs-init.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
+
+$(LIBSLIPWAY): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILDER_LIB): $(filter-out $(OBJ)/builder/main.o,$(BUILDER_OBJ))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/slipway-build: $(OBJ)/builder/main.o $(BUILDER_LIB) $(LIBSLIPWAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BUILDER_LIBS)
+
+$(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILDER_LIB) $(LIBSLIPWAY) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ibuilder -o $@ $< $(BUILDER_LIB) $(LIBSLIPWAY) $(LDFLAGS) \
+		$(BUILDER_LIBS) $(call pc_libs,cmocka)
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/libfuzzer/%)
+FUZZ_SECONDS ?= 60
+DEBS_FUZZ := clang libclang-rt-14-dev
+
+# The fuzz targets built with the compiler in use and a plain driver: they
+# replay the saved corpus in `make check`.
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c $(BUILDER_LIB) $(LIBSLIPWAY) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Ibuilder -o $@ $< tests/fuzz/driver.c $(BUILDER_LIB) $(LIBSLIPWAY) $(LDFLAGS) \
+		$(BUILDER_LIBS)
+
+test-fuzz-replay: $(FUZZ_REPLAY)
+	@for f in $(FUZZ_REPLAY); do n=$$(basename $$f); $$f tests/fuzz/corpus/$${n#fuzz-} || exit 1; done
+
+## make fuzz          run each libFuzzer target for FUZZ_SECONDS (clang)
+fuzz:
+	@$(MAKE) --no-print-directory deps-extra EXTRA_DEBS="$(DEBS_FUZZ)"
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(BUILD)/fuzz-corpus/$${n#fuzz-}; \
+		echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz-corpus/$${n#fuzz-} \
+			tests/fuzz/corpus/$${n#fuzz-} 2>&1 | tail -n 3 || exit 1; done
+
+FUZZ_CFLAGS = $(filter-out -O2 -Werror,$(BASE_CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined \
+	$(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER))
+$(BUILD)/libfuzzer/fuzz-%: tests/fuzz/fuzz-%.c $(COMMON_SRC) $(filter-out builder/main.c,$(BUILDER_SRC)) \
+		$(BUILD)/gen/initramfs-init.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -Ibuilder -o $@ $^ $(BUILDER_LIBS)
+
+## make check         unit and integration tests (minutes)
+check: test-unit test-fuzz-replay test-integration
+
+test-unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+test-integration: all sample-repo
+	@tests/integration/run.sh
+
+## make test          everything (what CI runs)
+test: check test-boot
+
+## make test-boot     build the sample image and boot it in qemu
+test-boot: all sample-repo
+	@tests/integration/boot.sh
+
+## make sample-repo   build the sample RPMs into build/sample-repo
+sample-repo: $(BUILD)/sample-repo/repodata/repomd.xml
+
+$(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh $(wildcard images/specs/*.spec) | $(DEPS_OK)
+	images/sample-repo.sh $(BUILD)/sample-repo
+
+## make demo          build the sample images and show what was built
+demo: all sample-repo
+	@tests/demo.sh
+
+## make bench         speed figures against the peers
+bench: all sample-repo
+	@$(MAKE) --no-print-directory deps-bench
+	@tests/bench/run.sh
+
+deps-bench:
+	@$(MAKE) --no-print-directory deps-extra EXTRA_DEBS="$(DEBS_BENCH)"
+
+# Installs what is missing of EXTRA_DEBS: apt-get update first, then one
+# install; nothing at all when every package is there.
+deps-extra:
+	@missing=""; for p in $(EXTRA_DEBS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: $(words $(EXTRA_DEBS)) Debian packages present"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "deps: missing and not root:$$missing" >&2; exit 1; \
+	else echo "deps: installing$$missing"; apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends $$missing; fi
+
+## make install       install binaries and man pages (PREFIX, DESTDIR)
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

@@ -1,0 +1,377 @@
+#include <jansson.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "build.h"
+#include "disk.h"
+#include "fetch.h"
+#include "fileio.h"
+#include "hash.h"
+#include "initramfs.h"
+#include "install.h"
+#include "lock.h"
+#include "log.h"
+#include "manifest.h"
+#include "progress.h"
+#include "resolve.h"
+#include "rootfs.h"
+#include "sign.h"
+#include "store.h"
+#include "util.h"
+
+#ifndef SLIPWAY_VERSION
+#define SLIPWAY_VERSION "0.1"
+#endif
+
+typedef struct Artifact {
+        const char *type;
+        char *path;
+        const char *fstype;
+        char sha256[65];
+        uint64_t size;
+} Artifact;
+
+/* Fails early, before any long work, when the signing key cannot sign. */
+static int check_signing_key(const char *key_path) {
+        uint8_t sig[ED25519_SIG_SIZE];
+        int r;
+
+        if (isempty(key_path))
+                return log_error_errno(-ENOKEY, "no signing key given (--key or SLIPWAY_SIGNING_KEY)");
+        r = sign_data(key_path, "probe", 5, sig);
+        if (r == -ENOENT)
+                return log_error_errno(r, "signing key '%s' does not exist (create one with 'slipway-build keygen')",
+                                       key_path);
+        if (r == -EBADMSG)
+                return log_error_errno(r, "signing key '%s' is not an Ed25519 private key in PEM form", key_path);
+        if (r < 0)
+                return log_error_errno(r, "cannot use signing key '%s': %m", key_path);
+        return 0;
+}
+
+/* The lock must match what the definition asks for, or --locked would
+ * silently build something else. */
+static int check_lock_matches(const ImageDef *def, const Lock *lock, const char *lock_path) {
+        if (!streq_ptr(def->arch, lock->arch))
+                return log_error_errno(-EINVAL, "lock '%s' is for %s, the definition for %s", lock_path,
+                                       strempty(lock->arch), def->arch);
+        if (strv_length(def->packages) != strv_length(lock->requested))
+                goto mismatch;
+        for (char **p = def->packages; *p; p++)
+                if (!strv_contains(lock->requested, *p))
+                        goto mismatch;
+        return 0;
+mismatch:
+        return log_error_errno(-EINVAL,
+                               "lock '%s' was resolved for a different package list than '%s'; build without "
+                               "--locked to resolve again",
+                               lock_path, def->path);
+}
+
+/* A digest of every input that decides the bytes of the image. */
+static int compute_build_key(const ImageDef *def, const BuildOptions *opts, json_t *lock_json,
+                             const char *key_id, char ret[65]) {
+        _cleanup_free_ char *s = NULL;
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:O, s:I, s:I, s:I, s:s, s:s, s:I, s:b, s:s, s:o}",
+                              "builder", SLIPWAY_VERSION, "name", def->name, "version", def->version, "cmdline",
+                              def->cmdline, "min_from_version", def->min_from_version, "lock", lock_json,
+                              "esp_size", (json_int_t) def->esp_size, "root_size", (json_int_t) def->root_size,
+                              "var_size", (json_int_t) def->var_size, "rootfs", rootfs_type_to_string(def->rootfs_type),
+                              "rpmdb", def->rpmdb_path, "epoch", (json_int_t) opts->epoch, "disk", !opts->no_disk,
+                              "key", key_id, "modules", json_array());
+        if (!o)
+                return -ENOMEM;
+        for (char **m = def->initramfs_modules; m && *m; m++)
+                json_array_append_new(json_object_get(o, "modules"), json_string(*m));
+        s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+        json_decref(o);
+        if (!s)
+                return -ENOMEM;
+        sha256_buffer_hex(s, strlen(s), ret);
+        return 0;
+}
+
+static int write_release(const char *root, const ImageDef *def) {
+        _cleanup_free_ char *dir = path_join(root, "etc/slipway"), *p = NULL, *text = NULL;
+        int r;
+
+        if (!dir)
+                return -ENOMEM;
+        r = mkdir_p(dir, 0755);
+        if (r < 0)
+                return r;
+        p = path_join(dir, "release");
+        text = strdup_printf("NAME=%s\nVERSION=%s\nARCH=%s\n", def->name, def->version, def->arch);
+        if (!p || !text)
+                return -ENOMEM;
+        return write_file_atomic(p, text, strlen(text), 0644);
+}
+
+static int obtain_lock(const ImageDef *def, const BuildOptions *opts, Progress *progress, Lock **ret) {
+        _cleanup_lock_free_ Lock *lock = NULL;
+        int r;
+
+        if (opts->locked) {
+                r = lock_read(opts->lock_path, &lock);
+                if (r < 0)
+                        return r == -ENOENT ? log_error_errno(r, "lock '%s' does not exist; build once without "
+                                                                 "--locked to create it",
+                                                              opts->lock_path)
+                                            : r;
+                r = check_lock_matches(def, lock, opts->lock_path);
+                if (r < 0)
+                        return r;
+                progress_phase(progress, "lock", "%zu packages from %s", lock->n_packages, opts->lock_path);
+        } else {
+                r = resolve_packages(def, opts->cache_dir, progress, &lock);
+                if (r < 0)
+                        return r;
+                r = mkdir_parents(opts->lock_path, 0755);
+                if (r >= 0)
+                        r = lock_write(lock, opts->lock_path);
+                if (r < 0)
+                        return log_error_errno(r, "cannot write lock '%s': %m", opts->lock_path);
+        }
+        *ret = TAKE_PTR(lock);
+        return 0;
+}
+
+static int store_error(int r, const char *what, const char *store) {
+        if (r == -ENOSPC)
+                return log_error_errno(r, "store '%s' is full while writing the %s", store, what);
+        return log_error_errno(r, "cannot write the %s to store '%s': %m", what, store);
+}
+
+int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) {
+        _cleanup_progress_free_ Progress *progress = NULL;
+        _cleanup_store_free_ Store *store = NULL;
+        _cleanup_lock_free_ Lock *lock = NULL;
+        _cleanup_manifest_free_ Manifest *m = NULL;
+        _cleanup_strv_free_ char **rpms = NULL;
+        _cleanup_free_ char *work = NULL, *root = NULL, *kernel = NULL, *kver = NULL, *seed = NULL,
+                            *manifest_bytes = NULL;
+        json_t *lock_json = NULL;
+        char build_key[65], key_id[65] = "", id[65], manifest_sha[65], sig_sha[65];
+        uint8_t sig[ED25519_SIG_SIZE];
+        Artifact arts[4] = {};
+        size_t n_arts = 0, manifest_size;
+        StoreImage img = {};
+        char *types[4], *shas[4];
+        uint64_t sizes[4];
+        int r;
+
+        progress = progress_new(stderr, opts->quiet);
+        if (!progress)
+                return log_oom();
+
+        r = check_signing_key(opts->key_path);
+        if (r < 0)
+                return r;
+        /* The key ID goes into the build key: another key means another signature. */
+        sha256_file_hex(opts->key_path, key_id, NULL);
+
+        r = store_open(opts->store_dir, &store);
+        if (r < 0)
+                return log_error_errno(r, "cannot open store '%s': %m", opts->store_dir);
+
+        r = obtain_lock(def, opts, progress, &lock);
+        if (r < 0)
+                return r;
+        r = lock_to_json(lock, &lock_json);
+        if (r < 0)
+                return log_oom();
+
+        r = compute_build_key(def, opts, lock_json, key_id, build_key);
+        if (r < 0) {
+                json_decref(lock_json);
+                return log_oom();
+        }
+        if (!opts->force && store_find_by_build_key(store, build_key, &img) >= 0) {
+                bool complete = store_has_blob(store, img.manifest_sha256) && store_has_blob(store, img.signature_sha256);
+                if (complete && streq(img.name, def->name) && streq(img.version, def->version)) {
+                        progress_phase(progress, "unchanged", "%s %s is already built from these inputs", img.name,
+                                       img.version);
+                        memcpy(ret_id, img.id, 65);
+                        store_image_release(&img);
+                        json_decref(lock_json);
+                        return 0;
+                }
+                store_image_release(&img);
+        }
+
+        r = fetch_packages(lock, opts->cache_dir, opts->parallel ? opts->parallel : 4, progress, &rpms);
+        if (r < 0)
+                goto finish;
+
+        work = opts->work_dir ? strdup(opts->work_dir) : path_join(opts->cache_dir, "work");
+        root = work ? path_join(work, "root") : NULL;
+        seed = strdup_printf("%s:%s", def->name, def->version);
+        if (!work || !root || !seed) {
+                r = log_oom();
+                goto finish;
+        }
+        r = rm_rf(root);
+        if (r >= 0)
+                r = mkdir_p(root, 0755);
+        if (r < 0) {
+                log_error_errno(r, "cannot prepare staging root '%s': %m", root);
+                goto finish;
+        }
+
+        progress_phase(progress, "install", "%zu packages into %s", lock->n_packages, root);
+        r = install_packages(root, rpms, def->rpmdb_path, opts->epoch, progress);
+        if (r < 0)
+                goto finish;
+        r = write_release(root, def);
+        if (r < 0) {
+                log_error_errno(r, "cannot write /etc/slipway/release: %m");
+                goto finish;
+        }
+        r = kernel_find(root, &kernel, &kver);
+        if (r < 0) {
+                log_error_errno(r, "image '%s' has no kernel: no package installs /lib/modules/*/vmlinuz or "
+                                   "/boot/vmlinuz-*",
+                                def->name);
+                goto finish;
+        }
+
+        arts[n_arts++] = (Artifact){ .type = "kernel", .path = strdup(kernel) };
+        arts[n_arts++] = (Artifact){ .type = "initrd", .path = path_join(work, "initrd.img") };
+        arts[n_arts++] = (Artifact){ .type = "rootfs",
+                                     .path = path_join(work, "rootfs.img"),
+                                     .fstype = rootfs_type_to_string(def->rootfs_type) };
+        if (!opts->no_disk)
+                arts[n_arts++] = (Artifact){ .type = "disk", .path = path_join(work, "disk.img") };
+        for (size_t i = 0; i < n_arts; i++)
+                if (!arts[i].path) {
+                        r = log_oom();
+                        goto finish;
+                }
+
+        progress_phase(progress, "initramfs", "kernel %s", kver);
+        r = initramfs_make(root, kver, def->initramfs_modules, opts->epoch, arts[1].path);
+        if (r < 0)
+                goto finish;
+        progress_phase(progress, "rootfs", "%s", rootfs_type_to_string(def->rootfs_type));
+        r = rootfs_make(root, def->rootfs_type, opts->epoch, seed, arts[2].path);
+        if (r < 0)
+                goto finish;
+        if (!opts->no_disk) {
+                DiskSpec spec = {
+                        .name = def->name,
+                        .version = def->version,
+                        .rootfs_path = arts[2].path,
+                        .kernel_path = arts[0].path,
+                        .initrd_path = arts[1].path,
+                        .cmdline = def->cmdline,
+                        .esp_size = def->esp_size,
+                        .root_size = def->root_size,
+                        .var_size = def->var_size,
+                        .epoch = opts->epoch,
+                        .uuid_seed = seed,
+                        .accel = opts->accel ? opts->accel : "auto",
+                        .probe_cache_dir = opts->cache_dir,
+                };
+                progress_phase(progress, "disk", "GPT: esp %llu MiB, 2 x root %llu MiB, var %llu MiB",
+                               (unsigned long long) (def->esp_size >> 20), (unsigned long long) (def->root_size >> 20),
+                               (unsigned long long) (def->var_size >> 20));
+                r = disk_make(&spec, arts[3].path);
+                if (r < 0)
+                        goto finish;
+        }
+
+        progress_phase(progress, "publish", "into %s", opts->store_dir);
+        for (size_t i = 0; i < n_arts; i++) {
+                r = store_add_file(store, arts[i].path, arts[i].sha256, &arts[i].size);
+                if (r < 0) {
+                        store_error(r, arts[i].type, opts->store_dir);
+                        goto finish;
+                }
+        }
+
+        m = manifest_new();
+        if (!m) {
+                r = log_oom();
+                goto finish;
+        }
+        m->name = strdup(def->name);
+        m->version = strdup(def->version);
+        m->arch = strdup(def->arch);
+        m->cmdline = strdup(def->cmdline);
+        m->kernel_version = strdup(kver);
+        m->min_from_version = def->min_from_version ? strdup(def->min_from_version) : NULL;
+        m->build_time = opts->epoch;
+        m->root_size = def->root_size;
+        m->lock = json_incref(lock_json);
+        if (!m->name || !m->version || !m->arch || !m->cmdline || !m->kernel_version) {
+                r = log_oom();
+                goto finish;
+        }
+        for (size_t i = 0; i < n_arts; i++) {
+                r = manifest_add_artifact(m, arts[i].type, arts[i].sha256, arts[i].size, arts[i].fstype);
+                if (r < 0) {
+                        log_oom();
+                        goto finish;
+                }
+        }
+        r = manifest_to_bytes(m, &manifest_bytes, &manifest_size);
+        if (r < 0) {
+                log_oom();
+                goto finish;
+        }
+        manifest_id(manifest_bytes, manifest_size, id);
+        r = sign_data(opts->key_path, manifest_bytes, manifest_size, sig);
+        if (r < 0) {
+                log_error_errno(r, "cannot sign the manifest with '%s': %m", opts->key_path);
+                goto finish;
+        }
+        r = store_add_data(store, manifest_bytes, manifest_size, manifest_sha);
+        if (r < 0) {
+                store_error(r, "manifest", opts->store_dir);
+                goto finish;
+        }
+        r = store_add_data(store, sig, sizeof(sig), sig_sha);
+        if (r < 0) {
+                store_error(r, "signature", opts->store_dir);
+                goto finish;
+        }
+
+        memcpy(img.id, id, 65);
+        img.name = def->name;
+        img.version = def->version;
+        img.arch = def->arch;
+        memcpy(img.manifest_sha256, manifest_sha, 65);
+        memcpy(img.signature_sha256, sig_sha, 65);
+        img.build_key = build_key;
+        img.created = (uint64_t) time(NULL);
+        for (size_t i = 0; i < n_arts; i++) {
+                types[i] = (char *) arts[i].type;
+                shas[i] = arts[i].sha256;
+                sizes[i] = arts[i].size;
+        }
+        r = store_publish(store, &img, types, shas, sizes, n_arts);
+        if (r == -EEXIST) {
+                log_error_errno(r, "image %s %s already exists with another ID; versions are immutable, pick a new "
+                                   "version",
+                                def->name, def->version);
+                goto finish;
+        }
+        if (r < 0) {
+                store_error(r, "catalog entry", opts->store_dir);
+                goto finish;
+        }
+        progress_end(progress);
+        memcpy(ret_id, id, 65);
+        r = 0;
+
+finish:
+        if (root && !opts->keep_work)
+                rm_rf(root);
+        for (size_t i = 0; i < n_arts; i++) {
+                if (!opts->keep_work && !streq(arts[i].type, "kernel"))
+                        unlink(arts[i].path);
+                free(arts[i].path);
+        }
+        json_decref(lock_json);
+        return r;
+}

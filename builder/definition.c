@@ -1,0 +1,264 @@
+#include <libgen.h>
+#include <limits.h>
+
+#include "definition.h"
+#include "ini.h"
+#include "log.h"
+#include "util.h"
+
+static const char *const rootfs_type_names[_ROOTFS_TYPE_MAX] = {
+        [ROOTFS_EROFS] = "erofs",
+        [ROOTFS_SQUASHFS] = "squashfs",
+};
+
+const char *rootfs_type_to_string(RootfsType t) {
+        return t >= 0 && t < _ROOTFS_TYPE_MAX ? rootfs_type_names[t] : NULL;
+}
+
+RootfsType rootfs_type_from_string(const char *s) {
+        for (int i = 0; i < _ROOTFS_TYPE_MAX; i++)
+                if (streq(s, rootfs_type_names[i]))
+                        return i;
+        return _ROOTFS_TYPE_INVALID;
+}
+
+bool image_token_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+~-", s[i]))
+                        return false;
+        return true;
+}
+
+ImageDef *image_def_free(ImageDef *d) {
+        if (!d)
+                return NULL;
+        free(d->path);
+        free(d->name);
+        free(d->version);
+        free(d->arch);
+        free(d->min_from_version);
+        strv_free(d->packages);
+        for (size_t i = 0; i < d->n_repos; i++) {
+                free(d->repos[i].id);
+                free(d->repos[i].baseurl);
+        }
+        free(d->repos);
+        free(d->cmdline);
+        strv_free(d->initramfs_modules);
+        free(d->rpmdb_path);
+        free(d);
+        return NULL;
+}
+
+typedef struct ParseState {
+        ImageDef *def;
+        const char *dir; /* directory of the definition, for relative repo paths */
+        unsigned line_name, line_version;
+} ParseState;
+
+static int replace_string(char **p, const char *v) {
+        char *c = strdup(v);
+        if (!c)
+                return log_oom();
+        free(*p);
+        *p = c;
+        return 0;
+}
+
+/* Turns a baseurl as written into an absolute URL: URLs are kept, absolute
+ * paths become file:// URLs, relative paths are taken from the definition's
+ * directory. */
+static int make_url(const char *dir, const char *v, char **ret) {
+        char *u;
+
+        if (startswith(v, "file://") || startswith(v, "http://") || startswith(v, "https://"))
+                u = strdup(v);
+        else if (strstr(v, "://"))
+                return -EPROTONOSUPPORT;
+        else if (v[0] == '/')
+                u = strdup_printf("file://%s", v);
+        else {
+                char abs[PATH_MAX];
+                _cleanup_free_ char *joined = path_join(dir, v);
+                if (!joined)
+                        return -ENOMEM;
+                /* The directory may not exist yet (a repo built later); keep the
+                 * joined path then. */
+                u = strdup_printf("file://%s", realpath(joined, abs) ? abs : joined);
+        }
+        if (!u)
+                return -ENOMEM;
+        /* A trailing slash would double up when joining locations. */
+        while (strlen(u) > 8 && endswith(u, "/"))
+                u[strlen(u) - 1] = 0;
+        *ret = u;
+        return 0;
+}
+
+static int parse_size_key(const char *file, unsigned line, const char *key, const char *value, uint64_t *ret) {
+        int r = parse_size(value, ret);
+        if (r < 0 || *ret == 0)
+                return log_error_errno(-EINVAL, "%s:%u: invalid size '%s' for '%s' (use e.g. 64M or 1G)", file,
+                                       line, value, key);
+        if (*ret % 512 != 0)
+                return log_error_errno(-EINVAL, "%s:%u: '%s' must be a multiple of 512 bytes", file, line, key);
+        return 0;
+}
+
+static int handle_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
+                      void *userdata) {
+        ParseState *st = userdata;
+        ImageDef *d = st->def;
+        const char *repo_id;
+        int r;
+
+        if (streq(section, "image")) {
+                if (streq(key, "name")) {
+                        if (!image_token_valid(value))
+                                return log_error_errno(-EINVAL, "%s:%u: invalid image name '%s'", file, line,
+                                                       value);
+                        st->line_name = line;
+                        return replace_string(&d->name, value);
+                }
+                if (streq(key, "version")) {
+                        st->line_version = line;
+                        return replace_string(&d->version, value);
+                }
+                if (streq(key, "arch"))
+                        return replace_string(&d->arch, value);
+                if (streq(key, "min-from-version")) {
+                        if (!image_token_valid(value))
+                                return log_error_errno(-EINVAL, "%s:%u: invalid version '%s'", file, line, value);
+                        return replace_string(&d->min_from_version, value);
+                }
+        } else if (streq(section, "packages")) {
+                if (streq(key, "install")) {
+                        _cleanup_strv_free_ char **words = strv_split_words(value);
+                        if (!words)
+                                return log_oom();
+                        for (char **w = words; *w; w++)
+                                if (strv_extend(&d->packages, *w) < 0)
+                                        return log_oom();
+                        return 0;
+                }
+        } else if ((repo_id = startswith(section, "repo "))) {
+                if (streq(key, "baseurl")) {
+                        RepoDef *n;
+                        _cleanup_free_ char *url = NULL;
+
+                        if (!image_token_valid(repo_id))
+                                return log_error_errno(-EINVAL, "%s:%u: invalid repository id '%s'", file, line,
+                                                       repo_id);
+                        for (size_t i = 0; i < d->n_repos; i++)
+                                if (streq(d->repos[i].id, repo_id))
+                                        return log_error_errno(-EINVAL, "%s:%u: repository '%s' has a second baseurl",
+                                                               file, line, repo_id);
+                        r = make_url(st->dir, value, &url);
+                        if (r == -EPROTONOSUPPORT)
+                                return log_error_errno(r, "%s:%u: unsupported URL '%s' (file://, http:// or https://)",
+                                                       file, line, value);
+                        if (r < 0)
+                                return log_oom();
+                        n = realloc(d->repos, sizeof(RepoDef) * (d->n_repos + 1));
+                        if (!n)
+                                return log_oom();
+                        d->repos = n;
+                        d->repos[d->n_repos].id = strdup(repo_id);
+                        d->repos[d->n_repos].baseurl = TAKE_PTR(url);
+                        d->n_repos++;
+                        if (!d->repos[d->n_repos - 1].id)
+                                return log_oom();
+                        return 0;
+                }
+        } else if (streq(section, "boot")) {
+                if (streq(key, "cmdline"))
+                        return replace_string(&d->cmdline, value);
+                if (streq(key, "initramfs-modules")) {
+                        strv_free(d->initramfs_modules);
+                        d->initramfs_modules = strv_split_words(value);
+                        return d->initramfs_modules ? 0 : log_oom();
+                }
+        } else if (streq(section, "disk")) {
+                if (streq(key, "esp-size"))
+                        return parse_size_key(file, line, key, value, &d->esp_size);
+                if (streq(key, "root-size"))
+                        return parse_size_key(file, line, key, value, &d->root_size);
+                if (streq(key, "var-size"))
+                        return parse_size_key(file, line, key, value, &d->var_size);
+        } else if (streq(section, "rootfs")) {
+                if (streq(key, "type")) {
+                        RootfsType t = rootfs_type_from_string(value);
+                        if (t < 0)
+                                return log_error_errno(-EINVAL, "%s:%u: unknown rootfs type '%s' (erofs or squashfs)",
+                                                       file, line, value);
+                        d->rootfs_type = t;
+                        return 0;
+                }
+                if (streq(key, "rpmdb")) {
+                        if (value[0] != '/' || strstr(value, ".."))
+                                return log_error_errno(-EINVAL, "%s:%u: rpmdb must be an absolute path without '..'",
+                                                       file, line);
+                        return replace_string(&d->rpmdb_path, value);
+                }
+        } else
+                return log_error_errno(-EINVAL, "%s:%u: unknown section '[%s]'", file, line, section);
+
+        return log_error_errno(-EINVAL, "%s:%u: unknown key '%s' in section '[%s]'", file, line, key, section);
+}
+
+int image_def_load(const char *path, const char *version_override, ImageDef **ret) {
+        _cleanup_image_def_free_ ImageDef *d = NULL;
+        _cleanup_free_ char *copy = NULL;
+        ParseState st = {};
+        int r;
+
+        d = calloc(1, sizeof(*d));
+        copy = strdup(path);
+        if (!d || !copy)
+                return log_oom();
+        d->path = strdup(path);
+        d->arch = strdup("x86_64");
+        d->rpmdb_path = strdup("/usr/lib/sysimage/rpm");
+        d->cmdline = strdup("");
+        d->packages = calloc(1, sizeof(char *));
+        d->esp_size = 64ULL << 20;
+        d->root_size = 256ULL << 20;
+        d->var_size = 64ULL << 20;
+        d->rootfs_type = ROOTFS_EROFS;
+        if (!d->path || !d->arch || !d->rpmdb_path || !d->cmdline || !d->packages)
+                return log_oom();
+
+        st.def = d;
+        st.dir = dirname(copy);
+        r = ini_parse_file(path, handle_key, &st);
+        if (r < 0)
+                return r;
+
+        if (version_override) {
+                r = replace_string(&d->version, version_override);
+                if (r < 0)
+                        return r;
+                st.line_version = 0;
+        }
+        if (!d->name)
+                return log_error_errno(-EINVAL, "%s: [image] name is missing", path);
+        if (!d->version)
+                return log_error_errno(-EINVAL, "%s: [image] version is missing (or pass --version)", path);
+        if (!image_token_valid(d->version)) {
+                if (st.line_version)
+                        return log_error_errno(-EINVAL, "%s:%u: invalid version '%s'", path, st.line_version,
+                                               d->version);
+                return log_error_errno(-EINVAL, "invalid version '%s'", d->version);
+        }
+        if (strv_length(d->packages) == 0)
+                return log_error_errno(-EINVAL, "%s: [packages] install lists no package", path);
+        if (d->n_repos == 0)
+                return log_error_errno(-EINVAL, "%s: no [repo ID] section with a baseurl", path);
+        strv_sort_unique(d->packages);
+
+        *ret = TAKE_PTR(d);
+        return 0;
+}

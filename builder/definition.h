@@ -1,0 +1,55 @@
+/* The image definition: an INI file (images/NAME.conf) naming the image, its
+ * packages, the repositories they come from, boot and disk settings. */
+#pragma once
+
+#include <stdint.h>
+
+#include "macro.h"
+
+typedef enum RootfsType {
+        ROOTFS_EROFS,
+        ROOTFS_SQUASHFS,
+        _ROOTFS_TYPE_MAX,
+        _ROOTFS_TYPE_INVALID = -EINVAL,
+} RootfsType;
+
+const char *rootfs_type_to_string(RootfsType t);
+RootfsType rootfs_type_from_string(const char *s);
+
+typedef struct RepoDef {
+        char *id;      /* from "[repo ID]" */
+        char *baseurl; /* absolute: file:///…, http://… or https://… */
+} RepoDef;
+
+typedef struct ImageDef {
+        char *path;                /* the .conf file */
+        char *name;                /* [image] name */
+        char *version;             /* [image] version, or --version */
+        char *arch;                /* [image] arch, default x86_64 */
+        char *min_from_version;    /* [image] min-from-version, or NULL */
+        char **packages;           /* [packages] install, sorted and unique */
+        RepoDef *repos;            /* [repo ID] baseurl, in file order */
+        size_t n_repos;
+        char *cmdline;             /* [boot] cmdline */
+        char **initramfs_modules;  /* [boot] initramfs-modules */
+        uint64_t esp_size;         /* [disk] esp-size */
+        uint64_t root_size;        /* [disk] root-size, each slot */
+        uint64_t var_size;         /* [disk] var-size */
+        RootfsType rootfs_type;    /* [rootfs] type */
+        char *rpmdb_path;          /* [rootfs] rpmdb, default /usr/lib/sysimage/rpm */
+} ImageDef;
+
+/* Loads and validates a definition. version_override (may be NULL) replaces
+ * [image] version. Relative repo paths are taken from the file's directory.
+ * Errors are logged with file:line and returned as negative errno. */
+int image_def_load(const char *path, const char *version_override, ImageDef **ret);
+ImageDef *image_def_free(ImageDef *d);
+
+static inline void image_def_freep(ImageDef **d) {
+        image_def_free(*d);
+}
+#define _cleanup_image_def_free_ _cleanup_(image_def_freep)
+
+/* True when s is a valid image name or version: [A-Za-z0-9._+~-], 1..64
+ * chars, not starting with '.' or '-'. */
+bool image_token_valid(const char *s);

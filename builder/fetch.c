@@ -1,0 +1,504 @@
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <rpm/header.h>
+#include <rpm/rpmcrypto.h>
+#include <rpm/rpmio.h>
+#include <rpm/rpmlib.h>
+#include <rpm/rpmlog.h>
+#include <rpm/rpmpgp.h>
+#include <rpm/rpmtd.h>
+#include <rpm/rpmts.h>
+#include <sys/stat.h>
+
+#include "fetch.h"
+#include "fileio.h"
+#include "hash.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+/* The cache: cache_dir/rpms/<sha256>.rpm. A file gets that name only after its
+ * sha256 matched the lock and librpm accepted its digests, and only by an
+ * atomic rename; so a cached file is trusted by its name, and only its size is
+ * checked against the lock (a stat, not a re-hash). This keeps a rebuild from
+ * an unchanged lock fast however large the packages are; librpm checks the
+ * payload digests again when it installs them. */
+
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+/* ---- RPM verification ---- */
+
+static pthread_once_t rpm_once = PTHREAD_ONCE_INIT;
+static int rpm_config_result;
+
+static void rpm_init_once(void) {
+        rpm_config_result = rpmReadConfigFiles(NULL, NULL) == 0 ? 0 : -EIO;
+}
+
+static int rpm_init(void) {
+        if (pthread_once(&rpm_once, rpm_init_once) != 0)
+                return -EIO;
+        return rpm_config_result;
+}
+
+static void rpmts_freep(rpmts *ts) {
+        if (*ts)
+                rpmtsFree(*ts);
+}
+
+static void header_freep(Header *h) {
+        if (*h)
+                headerFree(*h);
+}
+
+static void rpm_fclosep(FD_t *fd) {
+        if (*fd)
+                Fclose(*fd);
+}
+
+static inline uint32_t be32(const uint8_t *p) {
+        return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+/* The offset of the main header: the 96-byte lead, then the signature
+ * header (16-byte intro, 16 bytes per index entry, data), padded to 8. */
+static int main_header_offset(int fd, off_t *ret) {
+        static const uint8_t magic[4] = { 0x8e, 0xad, 0xe8, 0x01 };
+        uint8_t intro[16];
+        uint64_t il, dl;
+
+        if (pread(fd, intro, sizeof(intro), 96) != (ssize_t) sizeof(intro) || memcmp(intro, magic, 4) != 0)
+                return -EBADMSG;
+        il = be32(intro + 8);
+        dl = be32(intro + 12);
+        if (il > 0xffff || dl > 64 * 1024 * 1024)
+                return -EBADMSG;
+        *ret = (off_t) (96 + ((16 + il * 16 + dl + 7) & ~(uint64_t) 7));
+        return 0;
+}
+
+/* Hashes fd from offset to its end with an rpm hash algorithm; returns the
+ * digest (lowercase hex, caller frees). */
+static int digest_from(int fd, off_t offset, int algo, char **ret_hex) {
+        uint8_t buf[64 * 1024];
+        DIGEST_CTX ctx;
+        void *hex = NULL;
+
+        ctx = rpmDigestInit(algo, RPMDIGEST_NONE);
+        if (!ctx)
+                return -EOPNOTSUPP;
+        for (;;) {
+                ssize_t n = pread(fd, buf, sizeof(buf), offset);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = negative_errno();
+                        rpmDigestFinal(ctx, NULL, NULL, 0);
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                rpmDigestUpdate(ctx, buf, (size_t) n);
+                offset += n;
+        }
+        rpmDigestFinal(ctx, &hex, NULL, 1);
+        if (!hex)
+                return -ENOMEM;
+        *ret_hex = hex;
+        return 0;
+}
+
+/* Checks what rpmReadPackageFile() does not read: the payload. Packages from
+ * rpm >= 4.14 carry a digest of the compressed payload; older ones only the
+ * MD5 over header and payload, which we check instead. */
+static int verify_payload(Header h, const char *path, off_t payload_offset, char *reason, size_t reason_size) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *got = NULL;
+        struct rpmtd_s td;
+        int r;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+
+        if (headerGet(h, RPMTAG_PAYLOADDIGEST, &td, HEADERGET_MINMEM)) {
+                _cleanup_free_ char *expected = NULL;
+                const char *s = rpmtdGetString(&td);
+                int algo = (int) headerGetNumber(h, RPMTAG_PAYLOADDIGESTALGO);
+
+                expected = s ? strdup(s) : NULL;
+                rpmtdFreeData(&td);
+                if (!expected)
+                        return -ENOMEM;
+                r = digest_from(fd, payload_offset, algo ? algo : PGPHASHALGO_SHA256, &got);
+                if (r < 0) {
+                        snprintf(reason, reason_size, "cannot compute the payload digest: %s", strerror(-r));
+                        return -EBADMSG;
+                }
+                if (strcasecmp(got, expected) != 0) {
+                        snprintf(reason, reason_size, "payload digest mismatch");
+                        return -EBADMSG;
+                }
+                return 0;
+        }
+
+        if (headerGet(h, RPMTAG_SIGMD5, &td, HEADERGET_MINMEM)) {
+                char expected[2 * 16 + 1] = "";
+                off_t header_offset;
+
+                if (td.count == 16)
+                        hex_encode(td.data, 16, expected);
+                rpmtdFreeData(&td);
+                r = main_header_offset(fd, &header_offset);
+                if (r >= 0)
+                        r = digest_from(fd, header_offset, PGPHASHALGO_MD5, &got);
+                if (r < 0 || !streq(got, expected)) {
+                        snprintf(reason, reason_size, "header+payload MD5 digest mismatch");
+                        return -EBADMSG;
+                }
+                return 0;
+        }
+
+        snprintf(reason, reason_size, "no payload digest");
+        return -EBADMSG;
+}
+
+static bool header_matches(Header h, const LockPackage *p, char *reason, size_t reason_size) {
+        const char *name = headerGetString(h, RPMTAG_NAME), *version = headerGetString(h, RPMTAG_VERSION),
+                   *release = headerGetString(h, RPMTAG_RELEASE), *arch = headerGetString(h, RPMTAG_ARCH);
+        uint64_t epoch = headerIsEntry(h, RPMTAG_EPOCH) ? headerGetNumber(h, RPMTAG_EPOCH) : 0, want_epoch = 0;
+
+        if (!isempty(p->epoch) && safe_atou64(p->epoch, &want_epoch) < 0)
+                want_epoch = UINT64_MAX;
+        if (streq_ptr(name, p->name) && streq_ptr(version, p->version) && streq_ptr(release, p->release) &&
+            streq_ptr(arch, p->arch) && epoch == want_epoch)
+                return true;
+        if (epoch == 0)
+                snprintf(reason, reason_size, "its header says %s-%s-%s.%s", strempty(name), strempty(version),
+                         strempty(release), strempty(arch));
+        else
+                snprintf(reason, reason_size, "its header says %s-%" PRIu64 ":%s-%s.%s", strempty(name), epoch,
+                         strempty(version), strempty(release), strempty(arch));
+        return false;
+}
+
+/* Verifies path as an RPM; when expected is not NULL its header must carry
+ * that NEVRA. reason gets a short explanation of a failure. */
+static int verify_rpm(const char *path, const LockPackage *expected, char *reason, size_t reason_size) {
+        _cleanup_(rpmts_freep) rpmts ts = NULL;
+        _cleanup_(header_freep) Header h = NULL;
+        _cleanup_(rpm_fclosep) FD_t fd = NULL;
+        off_t payload_offset;
+        int r, old_mask;
+        rpmRC rc;
+
+        reason[0] = 0;
+        r = rpm_init();
+        if (r < 0) {
+                snprintf(reason, reason_size, "cannot read the rpm configuration");
+                return r;
+        }
+        ts = rpmtsCreate();
+        if (!ts)
+                return -ENOMEM;
+        /* Digests are required, signatures are not (the repository's trust is
+         * the sha256 in the lock). */
+        rpmtsSetVSFlags(ts, RPMVSF_MASK_NOSIGNATURES);
+        fd = Fopen(path, "r.ufdio");
+        if (!fd || Ferror(fd)) {
+                snprintf(reason, reason_size, "cannot open it");
+                return -EBADMSG;
+        }
+        /* librpm would print its own complaint; ours names the package. */
+        old_mask = rpmlogSetMask(RPMLOG_UPTO(RPMLOG_EMERG));
+        rc = rpmReadPackageFile(ts, fd, path, &h);
+        rpmlogSetMask(old_mask);
+        switch (rc) {
+        case RPMRC_OK:
+        case RPMRC_NOTTRUSTED:
+        case RPMRC_NOKEY:
+                break;
+        case RPMRC_NOTFOUND:
+                snprintf(reason, reason_size, "not an RPM package");
+                return -EBADMSG;
+        default:
+                snprintf(reason, reason_size, "damaged header or header digest mismatch");
+                return -EBADMSG;
+        }
+        if (!h) {
+                snprintf(reason, reason_size, "no header");
+                return -EBADMSG;
+        }
+        payload_offset = Ftell(fd);
+        if (payload_offset <= 0) {
+                snprintf(reason, reason_size, "cannot find the payload");
+                return -EBADMSG;
+        }
+        r = verify_payload(h, path, payload_offset, reason, reason_size);
+        if (r < 0)
+                return r == -EBADMSG ? r : (snprintf(reason, reason_size, "%s", strerror(-r)), -EBADMSG);
+        if (expected && !header_matches(h, expected, reason, reason_size))
+                return -EBADMSG;
+        return 0;
+}
+
+int fetch_verify_rpm(const char *path) {
+        char reason[512];
+        int r = verify_rpm(path, NULL, reason, sizeof(reason));
+
+        if (r < 0)
+                log_debug("'%s' is not a valid RPM: %s", path, reason);
+        return r < 0 ? -EBADMSG : 0;
+}
+
+/* ---- downloads ---- */
+
+typedef struct FetchContext FetchContext;
+
+typedef struct Transfer {
+        FetchContext *ctx;
+        const LockPackage *pkg;
+        size_t index; /* in lock->packages */
+        CURL *easy;   /* set while running */
+        char *url;
+        char *tmp_path;
+        int fd;
+        Sha256 *hash;
+        uint64_t received;
+        int write_error;
+        char errbuf[CURL_ERROR_SIZE];
+} Transfer;
+
+struct FetchContext {
+        const Lock *lock;
+        char *rpms_dir;
+        Progress *progress;
+        CURLM *multi;
+        Transfer *transfers;
+        size_t n_transfers;
+        char **paths;
+        uint64_t items_done, items_total, bytes_done, bytes_total;
+};
+
+static void transfer_release(FetchContext *ctx, Transfer *t) {
+        if (t->easy) {
+                curl_multi_remove_handle(ctx->multi, t->easy);
+                curl_easy_cleanup(t->easy);
+                t->easy = NULL;
+        }
+        if (t->fd >= 0) {
+                close(t->fd);
+                t->fd = -1;
+        }
+        if (t->tmp_path) {
+                (void) unlink(t->tmp_path);
+                t->tmp_path = mfree(t->tmp_path);
+        }
+        t->hash = sha256_free(t->hash);
+        t->url = mfree(t->url);
+}
+
+static void fetch_context_release(FetchContext *ctx) {
+        for (size_t i = 0; i < ctx->n_transfers; i++)
+                transfer_release(ctx, &ctx->transfers[i]);
+        free(ctx->transfers);
+        if (ctx->multi)
+                curl_multi_cleanup(ctx->multi);
+        strv_free(ctx->paths);
+        free(ctx->rpms_dir);
+}
+
+static void report_progress(FetchContext *ctx) {
+        progress_update(ctx->progress, ctx->items_done, ctx->items_total, ctx->bytes_done, ctx->bytes_total);
+}
+
+static size_t transfer_write(char *data, size_t size, size_t nmemb, void *userdata) {
+        Transfer *t = userdata;
+        size_t n = size * nmemb;
+        int r;
+
+        /* Larger than the lock says: no need to download the rest. */
+        if (n > t->pkg->size - t->received) {
+                t->write_error = -EFBIG;
+                return 0;
+        }
+        r = loop_write(t->fd, data, n);
+        if (r < 0) {
+                t->write_error = r;
+                return 0;
+        }
+        sha256_update(t->hash, data, n);
+        t->received += n;
+        t->ctx->bytes_done += n;
+        report_progress(t->ctx);
+        return n;
+}
+
+static int transfer_start(FetchContext *ctx, Transfer *t) {
+        bool ok = true;
+        int r;
+
+        t->fd = open_tmpfile_beside(ctx->paths[t->index], &t->tmp_path);
+        if (t->fd < 0) {
+                r = t->fd;
+                t->fd = -1;
+                return log_error_errno(r, "cannot create a file in '%s': %m", ctx->rpms_dir);
+        }
+        t->hash = sha256_new();
+        t->easy = http_easy_new(t->url, NULL, t->errbuf);
+        if (!t->hash || !t->easy)
+                return log_oom();
+        ok = ok && curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_write) == CURLE_OK;
+        ok = ok && curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) == CURLE_OK;
+        ok = ok && curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) == CURLE_OK;
+        ok = ok && curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) t->pkg->size) == CURLE_OK;
+        if (!ok || curl_multi_add_handle(ctx->multi, t->easy) != CURLM_OK) {
+                curl_easy_cleanup(t->easy);
+                t->easy = NULL;
+                return log_oom();
+        }
+        log_debug("fetching %s", t->url);
+        return 0;
+}
+
+/* Checks a finished download and moves it into the cache. Logs what is wrong. */
+static int transfer_finish(FetchContext *ctx, Transfer *t, CURLcode code) {
+        _cleanup_free_ char *nevra = lock_package_nevra(t->pkg);
+        char got[SHA256_HEX_SIZE], reason[512];
+        HttpError e = {};
+        int r;
+
+        if (!nevra)
+                return log_oom();
+        r = http_result(t->easy, code, t->write_error, t->errbuf, &e);
+        if (r == -EFBIG)
+                return log_error_errno(-EBADMSG, "'%s' from %s: larger than the %" PRIu64 " bytes the lock says",
+                                       nevra, t->url, t->pkg->size);
+        if (r < 0)
+                return log_error_errno(r, "cannot download '%s' from %s: %s", nevra, t->url, e.message);
+        if (t->received != t->pkg->size)
+                return log_error_errno(-EBADMSG, "'%s' from %s: size mismatch (expected %" PRIu64 " bytes, got %" PRIu64
+                                                 ")",
+                                       nevra, t->url, t->pkg->size, t->received);
+        sha256_final_hex(t->hash, got);
+        if (!streq(got, t->pkg->sha256))
+                return log_error_errno(-EBADMSG, "'%s' from %s: sha256 mismatch (expected %s, got %s)", nevra, t->url,
+                                       t->pkg->sha256, got);
+        if (fsync(t->fd) < 0)
+                return log_error_errno(negative_errno(), "cannot write '%s': %m", t->tmp_path);
+        r = verify_rpm(t->tmp_path, t->pkg, reason, sizeof(reason));
+        if (r < 0)
+                return log_error_errno(-EBADMSG, "'%s' from %s: rejected by librpm: %s", nevra, t->url, reason);
+        if (rename(t->tmp_path, ctx->paths[t->index]) < 0)
+                return log_error_errno(negative_errno(), "cannot rename '%s': %m", t->tmp_path);
+        t->tmp_path = mfree(t->tmp_path);
+        ctx->items_done++;
+        report_progress(ctx);
+        return 0;
+}
+
+/* Runs the transfers, at most `parallel` at once. On the first failure the
+ * running transfers are aborted and their files removed. */
+static int run_transfers(FetchContext *ctx, unsigned parallel) {
+        size_t next = 0, running = 0, finished = 0;
+        int r;
+
+        while (finished < ctx->n_transfers) {
+                CURLMsg *msg;
+                int still, left;
+
+                while (next < ctx->n_transfers && running < parallel) {
+                        r = transfer_start(ctx, &ctx->transfers[next++]);
+                        if (r < 0)
+                                return r;
+                        running++;
+                }
+                if (curl_multi_perform(ctx->multi, &still) != CURLM_OK)
+                        return log_error_errno(-EIO, "libcurl failed");
+                while ((msg = curl_multi_info_read(ctx->multi, &left))) {
+                        Transfer *t = NULL;
+
+                        if (msg->msg != CURLMSG_DONE)
+                                continue;
+                        (void) curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+                        r = transfer_finish(ctx, t, msg->data.result);
+                        /* fetch_context_release() aborts the others. */
+                        if (r < 0)
+                                return r;
+                        transfer_release(ctx, t);
+                        running--;
+                        finished++;
+                }
+                if (finished < ctx->n_transfers && running > 0 &&
+                    curl_multi_poll(ctx->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+                        return log_error_errno(-EIO, "libcurl failed");
+        }
+        return 0;
+}
+
+int fetch_packages(const Lock *lock, const char *cache_dir, unsigned parallel, Progress *progress,
+                   char ***ret_paths) {
+        _cleanup_(fetch_context_release) FetchContext ctx = { .lock = lock, .progress = progress };
+        char size_buf[32];
+        int r;
+
+        r = http_global_init();
+        if (r < 0)
+                return log_error_errno(r, "cannot initialise libcurl");
+        r = rpm_init();
+        if (r < 0)
+                return log_error_errno(r, "cannot read the rpm configuration");
+
+        ctx.rpms_dir = path_join(cache_dir, "rpms");
+        ctx.paths = calloc(lock->n_packages + 1, sizeof(char *));
+        ctx.transfers = calloc(MAX(lock->n_packages, 1u), sizeof(Transfer));
+        ctx.multi = curl_multi_init();
+        if (!ctx.rpms_dir || !ctx.paths || !ctx.transfers || !ctx.multi)
+                return log_oom();
+        r = mkdir_p(ctx.rpms_dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "cannot create '%s': %m", ctx.rpms_dir);
+
+        ctx.items_total = lock->n_packages;
+        for (size_t i = 0; i < lock->n_packages; i++) {
+                const LockPackage *p = &lock->packages[i];
+                Transfer *t;
+                struct stat st;
+
+                /* The name becomes a path: never trust it unchecked. */
+                if (!sha256_hex_valid(p->sha256))
+                        return log_error_errno(-EINVAL, "lock: package '%s' has an invalid sha256", p->name);
+                ctx.paths[i] = strdup_printf("%s/%s.rpm", ctx.rpms_dir, p->sha256);
+                if (!ctx.paths[i])
+                        return log_oom();
+                if (stat(ctx.paths[i], &st) >= 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size == p->size) {
+                        ctx.items_done++;
+                        continue;
+                }
+                t = &ctx.transfers[ctx.n_transfers++];
+                *t = (Transfer) { .ctx = &ctx, .pkg = p, .index = i, .fd = -1 };
+                t->url = lock_package_url(lock, p);
+                if (!t->url)
+                        return log_error_errno(-EINVAL, "lock: package '%s' names no known repo", p->name);
+                ctx.bytes_total += p->size;
+        }
+
+        progress_phase(progress, "fetch", "%zu packages, %zu cached, %s to download", lock->n_packages,
+                       lock->n_packages - ctx.n_transfers, format_bytes(size_buf, sizeof(size_buf), ctx.bytes_total));
+        report_progress(&ctx);
+        r = run_transfers(&ctx, parallel > 0 ? parallel : 1);
+        if (r < 0)
+                return r;
+        if (ctx.n_transfers > 0) {
+                r = fsync_path(ctx.rpms_dir);
+                if (r < 0)
+                        return log_error_errno(r, "cannot sync '%s': %m", ctx.rpms_dir);
+        }
+        *ret_paths = TAKE_PTR(ctx.paths);
+        return 0;
+}

@@ -1,0 +1,65 @@
+/* The lock: the exact package set an image is built from (NEVRA, sha256 and
+ * location of every RPM) and the digest of each repository's metadata at
+ * resolution time. Written beside the image; `--locked` builds from it alone. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+typedef struct LockRepo {
+        char *id;
+        char *baseurl;       /* absolute URL, as in the definition */
+        char *repomd_sha256; /* sha256 of repodata/repomd.xml when resolved */
+} LockRepo;
+
+typedef struct LockPackage {
+        char *name;
+        char *epoch; /* "0" when none */
+        char *version;
+        char *release;
+        char *arch;
+        char *repo_id;  /* which LockRepo it comes from */
+        char *location; /* path relative to the repo's baseurl */
+        char *sha256;   /* of the whole .rpm file */
+        uint64_t size;  /* of the whole .rpm file */
+} LockPackage;
+
+typedef struct Lock {
+        char *arch;
+        char **requested; /* the definition's package list */
+        LockRepo *repos;
+        size_t n_repos;
+        LockPackage *packages; /* sorted by name, then arch */
+        size_t n_packages;
+} Lock;
+
+Lock *lock_free(Lock *l);
+static inline void lock_freep(Lock **l) {
+        lock_free(*l);
+}
+#define _cleanup_lock_free_ _cleanup_(lock_freep)
+
+/* "name-[epoch:]version-release.arch"; caller frees. */
+char *lock_package_nevra(const LockPackage *p);
+/* The full URL of the package: its repo's baseurl joined with location. */
+char *lock_package_url(const Lock *l, const LockPackage *p);
+const LockRepo *lock_find_repo(const Lock *l, const char *id);
+
+/* Sorts packages by name, then arch. */
+void lock_sort(Lock *l);
+
+/* JSON form (the lock file, and the "lock" member of manifest.json). Keys are
+ * sorted so the bytes are stable. */
+int lock_to_json(const Lock *l, json_t **ret);
+/* Validates everything: "format" 1, every field present and typed, sha256
+ * syntax, names, locations relative and without "..", repo ids known,
+ * sizes > 0. Logs one error naming the field and package; -EINVAL. */
+int lock_from_json(const json_t *j, Lock **ret);
+
+/* Writes the lock atomically (sorted keys, indented). Does not log. */
+int lock_write(const Lock *l, const char *path);
+/* Reads and validates a lock file. Logs every error except -ENOENT, which
+ * the caller reports. */
+int lock_read(const char *path, Lock **ret);

@@ -1,0 +1,340 @@
+/* slipway-build: image definition + YUM repositories in, a signed,
+ * reproducible, bootable image out. */
+#include <getopt.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "build.h"
+#include "definition.h"
+#include "fileio.h"
+#include "image.h"
+#include "log.h"
+#include "sign.h"
+#include "store.h"
+#include "util.h"
+
+#ifndef SLIPWAY_VERSION
+#define SLIPWAY_VERSION "0.1"
+#endif
+
+typedef struct Globals {
+        const char *store;
+        const char *cache;
+        bool json;
+} Globals;
+
+static void help(void) {
+        printf("Usage: slipway-build [OPTIONS] COMMAND ...\n"
+               "\n"
+               "Bake RPM sets into versioned, immutable, signed OS images.\n"
+               "\n"
+               "Commands:\n"
+               "  build DEFINITION        resolve, install and publish an image into the store\n"
+               "  keygen PRIVATE PUBLIC   make an Ed25519 signing key pair (PEM)\n"
+               "  list                    list the images in the store\n"
+               "  inspect IMAGE           show an image's packages, artifacts and sizes\n"
+               "  verify IMAGE            check the signature and every artifact's hash\n"
+               "  export IMAGE DIR        write the manifest, signature and artifacts to DIR\n"
+               "\n"
+               "IMAGE is an image ID (or a prefix of 8+ digits), NAME:VERSION, or NAME (newest).\n"
+               "\n"
+               "Global options:\n"
+               "  --store DIR        image store (env SLIPWAY_STORE; default /var/lib/slipway/store,\n"
+               "                     or ~/.local/share/slipway/store when not root)\n"
+               "  --cache DIR        download and metadata cache (env SLIPWAY_CACHE; default\n"
+               "                     /var/cache/slipway, or ~/.cache/slipway when not root)\n"
+               "  --json             machine-readable output for list and inspect\n"
+               "  -v, --verbose      debug messages\n"
+               "  -q, --quiet        errors only\n"
+               "  -h, --help         this help\n"
+               "  --version          print the version\n"
+               "\n"
+               "build options:\n"
+               "  --version-override=V, --image-version=V   set the image version (overrides [image] version)\n"
+               "  --key FILE         Ed25519 private key (env SLIPWAY_SIGNING_KEY; default\n"
+               "                     /etc/slipway/signing.key)\n"
+               "  --lock FILE        lock file (default: NAME.lock beside the definition)\n"
+               "  --locked           build from the lock alone, without resolving\n"
+               "  --no-disk          skip the GPT disk image\n"
+               "  --parallel N       concurrent downloads (default 4)\n"
+               "  --workdir DIR      staging area (default CACHE/work)\n"
+               "  --keep-workdir     keep the staging root after the build\n"
+               "  --force            rebuild even when the inputs are unchanged\n"
+               "  --guestfs-accel=auto|kvm|tcg  libguestfs appliance acceleration (default auto:\n"
+               "                     KVM when a probe boot shows it runs guests, else TCG)\n"
+               "\n"
+               "verify options:\n"
+               "  --key FILE|DIR     public key, or a directory of *.pub keys (default /etc/slipway/keys)\n"
+               "\n"
+               "SOURCE_DATE_EPOCH fixes every timestamp; the same lock and epoch give the same bytes.\n"
+               "See slipway-build(1).\n");
+}
+
+static const char *default_dir(const char *env, const char *root_dir, const char *xdg_env, const char *xdg_suffix,
+                               char *buf, size_t size) {
+        const char *e = getenv(env), *home;
+        if (!isempty(e))
+                return e;
+        if (geteuid() == 0)
+                return root_dir;
+        e = getenv(xdg_env);
+        home = getenv("HOME");
+        if (!isempty(e))
+                snprintf(buf, size, "%s/slipway%s", e, xdg_suffix);
+        else
+                snprintf(buf, size, "%s/%s/slipway%s", home ? home : ".",
+                         streq(xdg_env, "XDG_CACHE_HOME") ? ".cache" : ".local/share", xdg_suffix);
+        return buf;
+}
+
+enum {
+        OPT_STORE = 0x100,
+        OPT_CACHE,
+        OPT_JSON,
+        OPT_VERSION,
+        OPT_IMAGE_VERSION,
+        OPT_KEY,
+        OPT_LOCK,
+        OPT_LOCKED,
+        OPT_NO_DISK,
+        OPT_PARALLEL,
+        OPT_WORKDIR,
+        OPT_KEEP,
+        OPT_FORCE,
+        OPT_ACCEL,
+};
+
+static const struct option options[] = {
+        { "store", required_argument, NULL, OPT_STORE },
+        { "cache", required_argument, NULL, OPT_CACHE },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "verbose", no_argument, NULL, 'v' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { "image-version", required_argument, NULL, OPT_IMAGE_VERSION },
+        { "version-override", required_argument, NULL, OPT_IMAGE_VERSION },
+        { "key", required_argument, NULL, OPT_KEY },
+        { "lock", required_argument, NULL, OPT_LOCK },
+        { "locked", no_argument, NULL, OPT_LOCKED },
+        { "no-disk", no_argument, NULL, OPT_NO_DISK },
+        { "parallel", required_argument, NULL, OPT_PARALLEL },
+        { "workdir", required_argument, NULL, OPT_WORKDIR },
+        { "keep-workdir", no_argument, NULL, OPT_KEEP },
+        { "force", no_argument, NULL, OPT_FORCE },
+        { "guestfs-accel", required_argument, NULL, OPT_ACCEL },
+        {}
+};
+
+typedef struct Args {
+        Globals g;
+        BuildOptions build;
+        const char *image_version;
+        const char *key;
+        bool key_given;
+        int quiet;
+} Args;
+
+static int cmd_build(Args *a, char **argv, int argc) {
+        _cleanup_image_def_free_ ImageDef *def = NULL;
+        _cleanup_free_ char *lock_default = NULL;
+        char id[65];
+        uint64_t epoch;
+        int r;
+
+        if (argc != 1)
+                return log_error_errno(-EINVAL, "build takes one definition file (see --help)");
+        r = image_def_load(argv[0], a->image_version, &def);
+        if (r < 0)
+                return r;
+
+        r = source_date_epoch(&epoch);
+        if (r == -EINVAL)
+                return log_error_errno(r, "SOURCE_DATE_EPOCH='%s' is not a number of seconds", getenv("SOURCE_DATE_EPOCH"));
+        if (r < 0)
+                epoch = (uint64_t) time(NULL);
+
+        if (!a->build.lock_path) {
+                _cleanup_free_ char *copy = strdup(def->path);
+                char *slash;
+                if (!copy)
+                        return log_oom();
+                slash = strrchr(copy, '/');
+                if (slash)
+                        *slash = 0;
+                lock_default = strdup_printf("%s/%s.lock", slash ? copy : ".", def->name);
+                if (!lock_default)
+                        return log_oom();
+                a->build.lock_path = lock_default;
+        }
+        a->build.epoch = epoch;
+        a->build.key_path = a->key;
+        a->build.store_dir = a->g.store;
+        a->build.cache_dir = a->g.cache;
+        a->build.quiet = a->quiet;
+
+        r = build_image(def, &a->build, id);
+        if (r < 0)
+                return r;
+        printf("%s\n", id);
+        if (!a->quiet)
+                fprintf(stderr, "built %s %s (%s) into %s\n", def->name, def->version, id, a->g.store);
+        return 0;
+}
+
+static int open_store_existing(const char *dir, Store **ret) {
+        _cleanup_free_ char *db = path_join(dir, "catalog.db");
+        int r;
+        if (!db)
+                return log_oom();
+        if (!path_exists(db))
+                return log_error_errno(-ENOENT, "no store at '%s' (build an image first, or pass --store)", dir);
+        r = store_open(dir, ret);
+        if (r < 0)
+                return log_error_errno(r, "cannot open store '%s': %m", dir);
+        return 0;
+}
+
+static int cmd_store(Args *a, const char *verb, char **argv, int argc) {
+        _cleanup_store_free_ Store *s = NULL;
+        int r;
+
+        if (streq(verb, "list") ? argc != 0 : streq(verb, "export") ? argc != 2 : argc != 1)
+                return log_error_errno(-EINVAL, "wrong number of arguments for '%s' (see --help)", verb);
+        r = open_store_existing(a->g.store, &s);
+        if (r < 0)
+                return r;
+        if (streq(verb, "list"))
+                return image_list(s, a->g.json);
+        if (streq(verb, "inspect"))
+                return image_inspect(s, argv[0], a->g.json);
+        if (streq(verb, "export"))
+                return image_export(s, argv[0], argv[1]);
+        return image_verify(s, argv[0], a->key_given ? a->key : "/etc/slipway/keys");
+}
+
+static int cmd_keygen(char **argv, int argc) {
+        int r;
+        if (argc != 2)
+                return log_error_errno(-EINVAL, "keygen takes PRIVATE and PUBLIC file names");
+        r = mkdir_parents(argv[0], 0700);
+        if (r >= 0)
+                r = mkdir_parents(argv[1], 0755);
+        if (r >= 0)
+                r = sign_keygen(argv[0], argv[1]);
+        if (r == -EEXIST)
+                return log_error_errno(r, "'%s' or '%s' already exists; not overwriting a key", argv[0], argv[1]);
+        if (r < 0)
+                return log_error_errno(r, "cannot write the key pair: %m");
+        printf("private key %s\npublic key  %s\n", argv[0], argv[1]);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        char store_buf[4096], cache_buf[4096];
+        Args a = {};
+        const char *verb;
+        int c, r;
+
+        log_set_program("slipway-build");
+        a.key = getenv("SLIPWAY_SIGNING_KEY");
+        if (isempty(a.key))
+                a.key = "/etc/slipway/signing.key";
+        a.build.accel = getenv("SLIPWAY_GUESTFS_ACCEL");
+
+        while ((c = getopt_long(argc, argv, "vqh", options, NULL)) >= 0) {
+                switch (c) {
+                case OPT_STORE:
+                        a.g.store = optarg;
+                        break;
+                case OPT_CACHE:
+                        a.g.cache = optarg;
+                        break;
+                case OPT_JSON:
+                        a.g.json = true;
+                        break;
+                case 'v':
+                        log_set_level(LOG_LEVEL_DEBUG);
+                        break;
+                case 'q':
+                        a.quiet = 1;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case OPT_VERSION:
+                        printf("slipway-build %s\n", SLIPWAY_VERSION);
+                        return 0;
+                case OPT_IMAGE_VERSION:
+                        a.image_version = optarg;
+                        break;
+                case OPT_KEY:
+                        a.key = optarg;
+                        a.key_given = true;
+                        break;
+                case OPT_LOCK:
+                        a.build.lock_path = optarg;
+                        break;
+                case OPT_LOCKED:
+                        a.build.locked = true;
+                        break;
+                case OPT_NO_DISK:
+                        a.build.no_disk = true;
+                        break;
+                case OPT_PARALLEL: {
+                        int n;
+                        if (safe_atoi(optarg, &n) < 0 || n < 1 || n > 64)
+                                return log_error_errno(-EINVAL, "--parallel: expected 1..64, got '%s'", optarg), 2;
+                        a.build.parallel = (unsigned) n;
+                        break;
+                }
+                case OPT_WORKDIR:
+                        a.build.work_dir = optarg;
+                        break;
+                case OPT_KEEP:
+                        a.build.keep_work = true;
+                        break;
+                case OPT_FORCE:
+                        a.build.force = true;
+                        break;
+                case OPT_ACCEL:
+                        if (!streq(optarg, "auto") && !streq(optarg, "kvm") && !streq(optarg, "tcg"))
+                                return log_error_errno(-EINVAL, "--guestfs-accel: expected auto, kvm or tcg, got '%s'",
+                                                       optarg), 2;
+                        a.build.accel = optarg;
+                        break;
+                default:
+                        return 2;
+                }
+        }
+        if (optind >= argc) {
+                help();
+                return 2;
+        }
+        if (!a.g.store)
+                a.g.store = default_dir("SLIPWAY_STORE", "/var/lib/slipway/store", "XDG_DATA_HOME", "/store",
+                                        store_buf, sizeof(store_buf));
+        if (!a.g.cache)
+                a.g.cache = default_dir("SLIPWAY_CACHE", "/var/cache/slipway", "XDG_CACHE_HOME", "", cache_buf,
+                                        sizeof(cache_buf));
+
+        /* GNU getopt permutes, so options may also follow the command. */
+        verb = argv[optind++];
+        argv += optind;
+        argc -= optind;
+
+        if (streq(verb, "build"))
+                r = cmd_build(&a, argv, argc);
+        else if (streq(verb, "keygen"))
+                r = cmd_keygen(argv, argc);
+        else if (streq(verb, "list") || streq(verb, "inspect") || streq(verb, "verify") || streq(verb, "export"))
+                r = cmd_store(&a, verb, argv, argc);
+        else if (streq(verb, "help")) {
+                help();
+                r = 0;
+        } else {
+                log_error("unknown command '%s' (see --help)", verb);
+                return 2;
+        }
+        return r < 0 ? 1 : 0;
+}

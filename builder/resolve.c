@@ -1,0 +1,638 @@
+#include <fcntl.h>
+#include <solv/chksum.h>
+#include <solv/pool.h>
+#include <solv/poolarch.h>
+#include <solv/repo.h>
+#include <solv/repo_repomdxml.h>
+#include <solv/repo_rpmmd.h>
+#include <solv/solv_xfopen.h>
+#include <solv/solver.h>
+#include <solv/transaction.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "fileio.h"
+#include "hash.h"
+#include "http.h"
+#include "log.h"
+#include "resolve.h"
+#include "util.h"
+
+/* repomd.xml lists a handful of files; a large one is not a repository. */
+#define REPOMD_MAX (8U * 1024U * 1024U)
+/* Cap for a metadata file whose size repomd.xml does not give. */
+#define METADATA_MAX (4ULL * 1024 * 1024 * 1024)
+
+/* One file listed in repomd.xml (primary, filelists). */
+typedef struct MetaFile {
+        char *location; /* relative to the baseurl */
+        char *checksum; /* hex */
+        Id checksum_type;
+        uint64_t size; /* 0 when repomd.xml does not say */
+} MetaFile;
+
+typedef struct RepoState {
+        const RepoDef *def;
+        Repo *repo;
+        char repomd_sha256[SHA256_HEX_SIZE];
+        char *cache_dir; /* cache_dir/repodata/<repomd sha256> */
+        MetaFile filelists;
+        bool has_filelists;
+} RepoState;
+
+static void meta_file_release(MetaFile *m) {
+        free(m->location);
+        free(m->checksum);
+}
+
+static void unlink_and_freep(char **p) {
+        if (*p) {
+                (void) unlink(*p);
+                free(*p);
+        }
+}
+#define _cleanup_unlink_free_ _cleanup_(unlink_and_freep)
+
+static void pool_freep(Pool **p) {
+        if (*p)
+                pool_free(*p);
+}
+
+static void solver_freep(Solver **s) {
+        if (*s)
+                solver_free(*s);
+}
+
+static void transaction_freep(Transaction **t) {
+        if (*t)
+                transaction_free(*t);
+}
+
+static void queue_freep(Queue *q) {
+        queue_free(q);
+}
+
+/* Logs the failure to get `what` (a path relative to the baseurl) from a repository. */
+static int log_repo_error(int r, const RepoDef *rd, const char *what, const HttpError *e) {
+        if (r == -ENOENT)
+                return log_error_errno(r, "repository '%s' at %s: %s not found (%s)", rd->id, rd->baseurl, what,
+                                       e->message);
+        if (r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -ECONNRESET)
+                return log_error_errno(r, "repository '%s' at %s is unreachable: %s", rd->id, rd->baseurl,
+                                       e->message);
+        return log_error_errno(r, "repository '%s' at %s: cannot fetch %s: %s", rd->id, rd->baseurl, what,
+                               e->message);
+}
+
+/* Checksums a file with any digest libsolv knows (repomd may use sha512 or sha1). */
+static int file_checksum_hex(const char *path, Id type, char **ret_hex) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *hex = NULL;
+        const unsigned char *bin;
+        char buf[64 * 1024];
+        Chksum *c;
+        int len = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        c = solv_chksum_create(type);
+        if (!c)
+                return -EOPNOTSUPP;
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = negative_errno();
+                        solv_chksum_free(c, NULL);
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                solv_chksum_add(c, buf, (int) n);
+        }
+        bin = solv_chksum_get(c, &len);
+        hex = malloc((size_t) len * 2 + 1);
+        if (!hex) {
+                solv_chksum_free(c, NULL);
+                return -ENOMEM;
+        }
+        hex_encode(bin, (size_t) len, hex);
+        solv_chksum_free(c, NULL);
+        *ret_hex = TAKE_PTR(hex);
+        return 0;
+}
+
+static int checksum_matches(const char *path, const MetaFile *m) {
+        _cleanup_free_ char *hex = NULL;
+        int r;
+
+        r = file_checksum_hex(path, m->checksum_type, &hex);
+        if (r < 0)
+                return r;
+        return strcasecmp(hex, m->checksum) == 0;
+}
+
+/* Downloads repodata/repomd.xml, keeps its sha256 and adds it to the repo. */
+static int load_repomd(RepoState *rs) {
+        const RepoDef *rd = rs->def;
+        _cleanup_free_ char *url = NULL, *data = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        HttpError e = {};
+        size_t size;
+        int r;
+
+        url = path_join(rd->baseurl, "repodata/repomd.xml");
+        if (!url)
+                return log_oom();
+        r = http_fetch_to_memory(url, REPOMD_MAX, NULL, &data, &size, &e);
+        if (r < 0)
+                return log_repo_error(r, rd, "repodata/repomd.xml", &e);
+        sha256_buffer_hex(data, size, rs->repomd_sha256);
+
+        f = fmemopen(data, size, "r");
+        if (!f)
+                return log_oom();
+        if (repo_add_repomdxml(rs->repo, f, 0) != 0)
+                return log_error_errno(-EBADMSG, "repository '%s': cannot parse '%s': %s", rd->id, url,
+                                       pool_errstr(rs->repo->pool));
+        log_debug("repository '%s': repomd.xml sha256 %s", rd->id, rs->repomd_sha256);
+        return 0;
+}
+
+/* Finds the entry of type `what` ("primary", "filelists") in repomd.xml.
+ * Returns 1 and fills ret when present, 0 when not listed. */
+static int repomd_find(RepoState *rs, const char *what, MetaFile *ret) {
+        Pool *pool = rs->repo->pool;
+        const char *location = NULL, *checksum = NULL;
+        uint64_t size = 0;
+        Dataiterator di;
+        Id type = 0;
+
+        dataiterator_init(&di, pool, rs->repo, SOLVID_META, REPOSITORY_REPOMD_TYPE, what, SEARCH_STRING);
+        dataiterator_prepend_keyname(&di, REPOSITORY_REPOMD);
+        if (dataiterator_step(&di)) {
+                dataiterator_setpos_parent(&di);
+                location = pool_lookup_str(pool, SOLVID_POS, REPOSITORY_REPOMD_LOCATION);
+                checksum = pool_lookup_checksum(pool, SOLVID_POS, REPOSITORY_REPOMD_CHECKSUM, &type);
+                size = pool_lookup_num(pool, SOLVID_POS, REPOSITORY_REPOMD_SIZE, 0);
+        }
+        dataiterator_free(&di);
+        if (!location)
+                return 0;
+        if (!checksum || !type)
+                return log_error_errno(-EBADMSG, "repository '%s': repomd.xml gives no checksum for %s",
+                                       rs->def->id, what);
+        *ret = (MetaFile) {
+                .location = strdup(location),
+                .checksum = strdup(checksum),
+                .checksum_type = type,
+                .size = size,
+        };
+        if (!ret->location || !ret->checksum) {
+                meta_file_release(ret);
+                return log_oom();
+        }
+        return 1;
+}
+
+/* The file name a metadata file gets in the cache: the last component of its
+ * location, which must be an ordinary name. */
+static const char *meta_file_name(const MetaFile *m) {
+        const char *slash = strrchr(m->location, '/');
+        const char *name = slash ? slash + 1 : m->location;
+
+        if (isempty(name) || streq(name, ".") || streq(name, "..") || strstr(m->location, "..") ||
+            m->location[0] == '/')
+                return NULL;
+        return name;
+}
+
+/* Makes cache_dir/<name> hold the verified metadata file, downloading it
+ * unless a copy with the right checksum is there already. */
+static int cache_meta_file(RepoState *rs, const MetaFile *m, char **ret_path) {
+        const RepoDef *rd = rs->def;
+        _cleanup_free_ char *path = NULL, *url = NULL;
+        _cleanup_unlink_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        const char *name;
+        HttpError e = {};
+        int r;
+
+        name = meta_file_name(m);
+        if (!name)
+                return log_error_errno(-EBADMSG, "repository '%s': repomd.xml lists a bad location '%s'", rd->id,
+                                       m->location);
+        path = path_join(rs->cache_dir, name);
+        url = path_join(rd->baseurl, m->location);
+        if (!path || !url)
+                return log_oom();
+
+        if (path_exists(path)) {
+                r = checksum_matches(path, m);
+                if (r > 0) {
+                        log_debug("repository '%s': using cached %s", rd->id, path);
+                        *ret_path = TAKE_PTR(path);
+                        return 0;
+                }
+                log_debug("repository '%s': cached %s is stale or broken, fetching again", rd->id, path);
+        }
+
+        r = mkdir_p(rs->cache_dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "cannot create '%s': %m", rs->cache_dir);
+        fd = open_tmpfile_beside(path, &tmp);
+        if (fd < 0)
+                return log_error_errno(fd, "cannot create a file beside '%s': %m", path);
+        r = http_fetch_to_fd(url, fd, m->size > 0 ? m->size : METADATA_MAX, NULL, NULL, NULL, &e);
+        if (r == -EFBIG)
+                return log_error_errno(-EBADMSG, "repository '%s': '%s' is larger than repomd.xml says", rd->id,
+                                       url);
+        if (r < 0)
+                return log_repo_error(r, rd, m->location, &e);
+        if (fsync(fd) < 0)
+                return log_error_errno(negative_errno(), "cannot write '%s': %m", tmp);
+        r = checksum_matches(tmp, m);
+        if (r < 0)
+                return log_error_errno(r, "cannot checksum '%s': %m", tmp);
+        if (r == 0)
+                return log_error_errno(-EBADMSG, "repository '%s': '%s' does not match its %s checksum in repomd.xml",
+                                       rd->id, url, solv_chksum_type2str(m->checksum_type));
+        if (rename(tmp, path) < 0)
+                return log_error_errno(negative_errno(), "cannot rename '%s': %m", tmp);
+        free(TAKE_PTR(tmp));
+        *ret_path = TAKE_PTR(path);
+        return 0;
+}
+
+static int add_rpmmd(RepoState *rs, const char *path, int flags) {
+        FILE *f;
+        int k;
+
+        f = solv_xfopen(path, "r");
+        if (!f)
+                return log_error_errno(negative_errno(), "cannot open '%s': %m", path);
+        k = repo_add_rpmmd(rs->repo, f, NULL, flags);
+        fclose(f);
+        if (k != 0)
+                return log_error_errno(-EBADMSG, "repository '%s': cannot parse '%s': %s", rs->def->id, path,
+                                       pool_errstr(rs->repo->pool));
+        return 0;
+}
+
+static int load_repo(RepoState *rs, const char *cache_root) {
+        _cleanup_(meta_file_release) MetaFile primary = {};
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = load_repomd(rs);
+        if (r < 0)
+                return r;
+        rs->cache_dir = strdup_printf("%s/repodata/%s", cache_root, rs->repomd_sha256);
+        if (!rs->cache_dir)
+                return log_oom();
+        r = repomd_find(rs, "primary", &primary);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return log_error_errno(-EBADMSG, "repository '%s' at %s: repomd.xml lists no primary metadata",
+                                       rs->def->id, rs->def->baseurl);
+        r = repomd_find(rs, "filelists", &rs->filelists);
+        if (r < 0)
+                return r;
+        rs->has_filelists = r > 0;
+
+        r = cache_meta_file(rs, &primary, &path);
+        if (r < 0)
+                return r;
+        return add_rpmmd(rs, path, 0);
+}
+
+/* Loads filelists.xml of every repo. Only needed for file dependencies
+ * outside the directories primary.xml lists (/etc, *bin/); dnf does the same
+ * on demand. Returns 1 when something was loaded. */
+static int load_filelists(RepoState *states, size_t n) {
+        bool any = false;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = NULL;
+
+                if (!states[i].has_filelists)
+                        continue;
+                r = cache_meta_file(&states[i], &states[i].filelists, &path);
+                if (r < 0)
+                        return r;
+                r = add_rpmmd(&states[i], path, REPO_EXTEND_SOLVABLES | REPO_LOCALPOOL);
+                if (r < 0)
+                        return r;
+                states[i].has_filelists = false;
+                any = true;
+        }
+        if (any) {
+                Pool *pool = states[0].repo->pool;
+                pool_addfileprovides(pool);
+                pool_createwhatprovides(pool);
+        }
+        return any;
+}
+
+/* Whether anything provides name; sets *ret_by_name when a package is called that. */
+static bool has_provider(Pool *pool, const char *name, bool *ret_by_name) {
+        Id id = pool_str2id(pool, name, 0), p, pp;
+        bool found = false;
+
+        *ret_by_name = false;
+        if (!id)
+                return false;
+        FOR_PROVIDES(p, pp, id) {
+                found = true;
+                if (pool->solvables[p].name == id)
+                        *ret_by_name = true;
+        }
+        return found;
+}
+
+static char *repo_list(const RepoState *states, size_t n) {
+        _cleanup_free_ char *s = strdup("");
+
+        for (size_t i = 0; s && i < n; i++) {
+                char *t = strdup_printf("%s%s%s", s, i ? ", " : "", states[i].def->id);
+                free(s);
+                s = t;
+        }
+        return TAKE_PTR(s);
+}
+
+/* Builds the job queue: install each requested package, by name when a
+ * package has that name (as dnf does), else by what provides it. */
+static int make_jobs(Pool *pool, RepoState *states, size_t n, char **packages, Queue *jobs) {
+        bool missing = false;
+        int r;
+
+        queue_empty(jobs);
+        for (char **name = packages; name && *name; name++) {
+                bool by_name;
+
+                if (!has_provider(pool, *name, &by_name) && (*name)[0] == '/') {
+                        r = load_filelists(states, n);
+                        if (r < 0)
+                                return r;
+                }
+                if (!has_provider(pool, *name, &by_name)) {
+                        _cleanup_free_ char *repos = repo_list(states, n);
+                        log_error("package '%s' not found in any repository (repos: %s)", *name, strempty(repos));
+                        missing = true;
+                        continue;
+                }
+                queue_push2(jobs, SOLVER_INSTALL | (by_name ? SOLVER_SOLVABLE_NAME : SOLVER_SOLVABLE_PROVIDES),
+                            pool_str2id(pool, *name, 0));
+        }
+        return missing ? -ENOENT : 0;
+}
+
+static Solver *solve(Pool *pool, Queue *jobs, int *ret_problems) {
+        Solver *solv = solver_create(pool);
+
+        if (!solv)
+                return NULL;
+        solver_set_flag(solv, SOLVER_FLAG_IGNORE_RECOMMENDED, 1);
+        *ret_problems = solver_solve(solv, jobs);
+        return solv;
+}
+
+/* Splits "[epoch:]version[-release]". */
+static int split_evr(const char *evr, char **ret_epoch, char **ret_version, char **ret_release) {
+        _cleanup_free_ char *epoch = NULL, *version = NULL, *release = NULL;
+        const char *colon, *v = evr, *dash;
+
+        colon = strchr(evr, ':');
+        if (colon) {
+                epoch = strndup(evr, (size_t) (colon - evr));
+                v = colon + 1;
+        } else
+                epoch = strdup("0");
+        dash = strrchr(v, '-');
+        if (dash) {
+                version = strndup(v, (size_t) (dash - v));
+                release = strdup(dash + 1);
+        } else {
+                version = strdup(v);
+                release = strdup("");
+        }
+        if (!epoch || !version || !release)
+                return -ENOMEM;
+        *ret_epoch = TAKE_PTR(epoch);
+        *ret_version = TAKE_PTR(version);
+        *ret_release = TAKE_PTR(release);
+        return 0;
+}
+
+static int package_from_solvable(Pool *pool, Solvable *s, LockPackage *p) {
+        const char *location, *checksum;
+        const char *repo_id = s->repo->name;
+        const char *nevra = pool_solvable2str(pool, s);
+        unsigned medianr = 0;
+        Id type = 0;
+        int r;
+
+        p->name = strdup(pool_id2str(pool, s->name));
+        p->arch = strdup(pool_id2str(pool, s->arch));
+        p->repo_id = strdup(repo_id);
+        if (!p->name || !p->arch || !p->repo_id)
+                return log_oom();
+        r = split_evr(pool_id2str(pool, s->evr), &p->epoch, &p->version, &p->release);
+        if (r < 0)
+                return log_oom();
+
+        if (solvable_lookup_str(s, SOLVABLE_MEDIABASE))
+                return log_error_errno(-EOPNOTSUPP,
+                                       "repository '%s': package '%s' has a location with xml:base, which slipway "
+                                       "does not support",
+                                       repo_id, nevra);
+        location = solvable_lookup_location(s, &medianr);
+        if (!location)
+                return log_error_errno(-EBADMSG, "repository '%s': package '%s' has no location", repo_id, nevra);
+        p->location = strdup(location);
+        if (!p->location)
+                return log_oom();
+
+        checksum = solvable_lookup_checksum(s, SOLVABLE_CHECKSUM, &type);
+        if (!checksum)
+                return log_error_errno(-EBADMSG, "repository '%s': package '%s' has no checksum", repo_id, nevra);
+        if (type != REPOKEY_TYPE_SHA256)
+                return log_error_errno(-EOPNOTSUPP,
+                                       "repository '%s': package '%s' has a %s checksum, slipway needs sha256 "
+                                       "(createrepo_c --checksum sha256)",
+                                       repo_id, nevra, solv_chksum_type2str(type));
+        p->sha256 = strdup(checksum);
+        if (!p->sha256)
+                return log_oom();
+
+        p->size = solvable_lookup_num(s, SOLVABLE_DOWNLOADSIZE, 0);
+        if (p->size == 0)
+                return log_error_errno(-EBADMSG, "repository '%s': package '%s' has no size", repo_id, nevra);
+        return 0;
+}
+
+static int lock_from_transaction(const ImageDef *def, RepoState *states, size_t n, Solver *solv, Lock **ret) {
+        _cleanup_(transaction_freep) Transaction *trans = NULL;
+        _cleanup_lock_free_ Lock *l = NULL, *check = NULL;
+        Pool *pool = solv->pool;
+        json_t *j = NULL;
+        int r;
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return log_oom();
+        l->arch = strdup(def->arch);
+        l->requested = calloc(1, sizeof(char *));
+        l->repos = calloc(MAX(n, 1u), sizeof(LockRepo));
+        if (!l->arch || !l->requested || !l->repos)
+                return log_oom();
+        for (char **s = def->packages; s && *s; s++)
+                if (strv_extend(&l->requested, *s) < 0)
+                        return log_oom();
+        for (size_t i = 0; i < n; i++) {
+                LockRepo *lr = &l->repos[l->n_repos++];
+                lr->id = strdup(states[i].def->id);
+                lr->baseurl = strdup(states[i].def->baseurl);
+                lr->repomd_sha256 = strdup(states[i].repomd_sha256);
+                if (!lr->id || !lr->baseurl || !lr->repomd_sha256)
+                        return log_oom();
+        }
+
+        trans = solver_create_transaction(solv);
+        if (!trans)
+                return log_oom();
+        l->packages = calloc(MAX((size_t) trans->steps.count, 1u), sizeof(LockPackage));
+        if (!l->packages)
+                return log_oom();
+        for (int i = 0; i < trans->steps.count; i++) {
+                Id p = trans->steps.elements[i];
+                Solvable *s = pool_id2solvable(pool, p);
+
+                if (transaction_type(trans, p, SOLVER_TRANSACTION_SHOW_ACTIVE) != SOLVER_TRANSACTION_INSTALL)
+                        continue;
+                r = package_from_solvable(pool, s, &l->packages[l->n_packages++]);
+                if (r < 0)
+                        return r;
+        }
+        lock_sort(l);
+
+        /* What we hand out must read back: lock_from_json() checks every field. */
+        r = lock_to_json(l, &j);
+        if (r < 0)
+                return log_error_errno(r, "cannot represent the resolved packages as a lock: %m");
+        r = lock_from_json(j, &check);
+        json_decref(j);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* The repositories of one resolution, released together. */
+typedef struct RepoSet {
+        RepoState *states;
+        size_t n;
+} RepoSet;
+
+static void repo_set_release(RepoSet *set) {
+        for (size_t i = 0; i < set->n; i++) {
+                free(set->states[i].cache_dir);
+                meta_file_release(&set->states[i].filelists);
+        }
+        free(set->states);
+}
+
+/* Logs every solver problem in one message, so the user reads the whole
+ * story in one place. */
+static int log_problems(const ImageDef *def, Solver *solv) {
+        unsigned count = solver_problem_count(solv);
+        _cleanup_free_ char *text = strdup("");
+
+        for (Id p = 1; text && p <= (Id) count; p++) {
+                char *n = strdup_printf("%s%s%s", text, p > 1 ? "; " : "", solver_problem2str(solv, p));
+                free(text);
+                text = n;
+        }
+        if (!text)
+                return log_oom();
+        return log_error_errno(-EDEADLK, "cannot resolve the packages of image '%s' (%s): %s", def->name, def->path,
+                               text);
+}
+
+int resolve_packages(const ImageDef *def, const char *cache_dir, Progress *progress, Lock **ret) {
+        _cleanup_(pool_freep) Pool *pool = NULL;
+        _cleanup_(repo_set_release) RepoSet set = {};
+        _cleanup_(queue_freep) Queue jobs;
+        _cleanup_(solver_freep) Solver *solv = NULL;
+        int problems = 0, r;
+
+        queue_init(&jobs);
+        if (def->n_repos == 0)
+                return log_error_errno(-EINVAL, "image '%s' lists no repositories", def->name);
+        r = http_global_init();
+        if (r < 0)
+                return log_error_errno(r, "cannot initialise libcurl");
+
+        pool = pool_create();
+        set.states = calloc(def->n_repos, sizeof(RepoState));
+        if (!pool || !set.states)
+                return log_oom();
+        /* Debian builds libsolv with Debian semantics by default (noarch is
+         * "all", deb version comparison); rpm-md needs rpm's. */
+        if (pool_setdisttype(pool, DISTTYPE_RPM) < 0)
+                return log_error_errno(-EOPNOTSUPP, "this libsolv cannot resolve RPM packages");
+        pool_setarch(pool, def->arch);
+
+        progress_phase(progress, "resolve", "%zu packages from %zu repositories", strv_length(def->packages),
+                       def->n_repos);
+        for (size_t i = 0; i < def->n_repos; i++) {
+                RepoState *rs = &set.states[set.n++];
+
+                rs->def = &def->repos[i];
+                rs->repo = repo_create(pool, def->repos[i].id);
+                if (!rs->repo)
+                        return log_oom();
+                r = load_repo(rs, cache_dir);
+                if (r < 0)
+                        return r;
+                progress_update(progress, i + 1, def->n_repos, 0, 0);
+        }
+        pool_addfileprovides(pool);
+        pool_createwhatprovides(pool);
+
+        r = make_jobs(pool, set.states, set.n, def->packages, &jobs);
+        if (r < 0)
+                return r;
+        solv = solve(pool, &jobs, &problems);
+        if (!solv)
+                return log_oom();
+        if (problems > 0) {
+                /* A file dependency may need filelists.xml; try again with it. */
+                r = load_filelists(set.states, set.n);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        solver_free(TAKE_PTR(solv));
+                        r = make_jobs(pool, set.states, set.n, def->packages, &jobs);
+                        if (r < 0)
+                                return r;
+                        solv = solve(pool, &jobs, &problems);
+                        if (!solv)
+                                return log_oom();
+                }
+        }
+        if (problems > 0)
+                return log_problems(def, solv);
+
+        r = lock_from_transaction(def, set.states, set.n, solv, ret);
+        if (r < 0)
+                return r;
+        log_debug("resolved %zu packages for image '%s'", (*ret)->n_packages, def->name);
+        return 0;
+}

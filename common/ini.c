@@ -1,0 +1,119 @@
+#include <ctype.h>
+#include <strings.h>
+
+#include "ini.h"
+#include "log.h"
+#include "util.h"
+
+#define INI_LINE_MAX 4096
+
+static char *strip(char *s) {
+        char *e;
+        while (isspace((unsigned char) *s))
+                s++;
+        e = s + strlen(s);
+        while (e > s && isspace((unsigned char) e[-1]))
+                *--e = 0;
+        return s;
+}
+
+int ini_parse_string(const char *name, const char *text, IniHandler handler, void *userdata) {
+        char section[256] = "";
+        unsigned line = 0;
+        const char *p = text;
+
+        while (*p) {
+                char buf[INI_LINE_MAX + 1];
+                size_t n = strcspn(p, "\n");
+                char *l, *eq, *key, *value;
+                int r;
+
+                line++;
+                if (n > INI_LINE_MAX)
+                        return log_error_errno(-EBADMSG, "%s:%u: line longer than %d bytes", name, line,
+                                               INI_LINE_MAX);
+                memcpy(buf, p, n);
+                buf[n] = 0;
+                p += n;
+                if (*p == '\n')
+                        p++;
+
+                l = strip(buf);
+                if (*l == 0 || *l == '#' || *l == ';')
+                        continue;
+
+                if (*l == '[') {
+                        char *end = strchr(l, ']');
+                        if (!end || end[1] != 0)
+                                return log_error_errno(-EBADMSG, "%s:%u: malformed section header '%s'", name,
+                                                       line, l);
+                        *end = 0;
+                        l = strip(l + 1);
+                        if (*l == 0 || strlen(l) >= sizeof(section))
+                                return log_error_errno(-EBADMSG, "%s:%u: bad section name", name, line);
+                        /* Collapse inner runs of blanks so "[repo   x]" == "[repo x]". */
+                        {
+                                size_t j = 0;
+                                for (size_t i = 0; l[i]; i++)
+                                        if (!isspace((unsigned char) l[i]) || (j > 0 && section[j - 1] != ' '))
+                                                section[j++] = isspace((unsigned char) l[i]) ? ' ' : l[i];
+                                section[j] = 0;
+                        }
+                        continue;
+                }
+
+                eq = strchr(l, '=');
+                if (!eq)
+                        return log_error_errno(-EBADMSG, "%s:%u: expected 'key = value', got '%s'", name, line,
+                                               l);
+                *eq = 0;
+                key = strip(l);
+                value = strip(eq + 1);
+                if (*key == 0)
+                        return log_error_errno(-EBADMSG, "%s:%u: empty key", name, line);
+
+                r = handler(name, line, section, key, value, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int ini_parse_file(const char *path, IniHandler handler, void *userdata) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        long len;
+
+        f = fopen(path, "re");
+        if (!f)
+                return log_error_errno(negative_errno(), "cannot open '%s': %m", path);
+        /* Configuration files are small; refuse anything absurd. */
+        if (fseek(f, 0, SEEK_END) < 0 || (len = ftell(f)) < 0)
+                return log_error_errno(negative_errno(), "cannot read '%s': %m", path);
+        if (len > 1024 * 1024)
+                return log_error_errno(-EFBIG, "'%s' is larger than 1 MiB", path);
+        rewind(f);
+        text = malloc((size_t) len + 1);
+        if (!text)
+                return log_oom();
+        size = fread(text, 1, (size_t) len, f);
+        if (ferror(f))
+                return log_error_errno(-EIO, "cannot read '%s'", path);
+        text[size] = 0;
+        if (memchr(text, 0, size))
+                return log_error_errno(-EBADMSG, "%s: contains a NUL byte", path);
+        return ini_parse_string(path, text, handler, userdata);
+}
+
+int parse_boolean(const char *v) {
+        static const char *const yes[] = { "1", "yes", "true", "on" };
+        static const char *const no[] = { "0", "no", "false", "off" };
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcasecmp(v, yes[i]) == 0)
+                        return 1;
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcasecmp(v, no[i]) == 0)
+                        return 0;
+        return -EINVAL;
+}

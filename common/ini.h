@@ -1,0 +1,21 @@
+/* A small INI reader: "[section]" or "[section name]" headers, "key = value"
+ * lines, '#' and ';' comments on their own line. Errors name file:line. */
+#pragma once
+
+#include "macro.h"
+
+/* Called once per key. section is the bracketed header as written
+ * ("repo sample"); it is "" before any header. line is 1-based. Return a
+ * negative errno to stop parsing; that value is returned by ini_parse_file(). */
+typedef int (*IniHandler)(const char *file, unsigned line, const char *section, const char *key,
+                          const char *value, void *userdata);
+
+/* Parses path, calling handler for each key. Syntax errors are logged as
+ * "file:line: ..." and return -EBADMSG. Lines are capped at 4096 bytes. */
+int ini_parse_file(const char *path, IniHandler handler, void *userdata);
+
+/* Same, over a NUL-terminated buffer; name is used in messages. */
+int ini_parse_string(const char *name, const char *text, IniHandler handler, void *userdata);
+
+/* Parses a boolean ("yes/no/true/false/on/off/1/0"). Returns 0/1 or -EINVAL. */
+int parse_boolean(const char *v);

@@ -1,0 +1,34 @@
+/* Logging to stderr: plain "prog: message" lines for tools, or one JSON object
+ * per line for daemons (journald-friendly). */
+#pragma once
+
+#include "macro.h"
+
+typedef enum LogLevel {
+        LOG_LEVEL_ERROR,
+        LOG_LEVEL_WARNING,
+        LOG_LEVEL_INFO,
+        LOG_LEVEL_DEBUG,
+        _LOG_LEVEL_MAX,
+        _LOG_LEVEL_INVALID = -EINVAL,
+} LogLevel;
+
+/* Sets the program name shown in front of plain messages. */
+void log_set_program(const char *name);
+void log_set_level(LogLevel level);
+LogLevel log_get_level(void);
+void log_set_json(bool json);
+LogLevel log_level_from_string(const char *s);
+
+/* Writes one message. Returns error (a negative errno, or 0) so callers can
+ * `return log_error_errno(r, ...)`. "%m" in format expands to strerror(-error). */
+int log_full(LogLevel level, int error, const char *format, ...) _printf_(3, 4);
+
+#define log_error(...) log_full(LOG_LEVEL_ERROR, 0, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_LEVEL_WARNING, 0, __VA_ARGS__)
+#define log_info(...) log_full(LOG_LEVEL_INFO, 0, __VA_ARGS__)
+#define log_debug(...) log_full(LOG_LEVEL_DEBUG, 0, __VA_ARGS__)
+#define log_error_errno(e, ...) log_full(LOG_LEVEL_ERROR, (e), __VA_ARGS__)
+#define log_warning_errno(e, ...) log_full(LOG_LEVEL_WARNING, (e), __VA_ARGS__)
+#define log_debug_errno(e, ...) log_full(LOG_LEVEL_DEBUG, (e), __VA_ARGS__)
+#define log_oom() log_full(LOG_LEVEL_ERROR, -ENOMEM, "out of memory")

@@ -1,0 +1,34 @@
+#!/bin/bash
+# Builds the fixture RPMs of fixtures.spec into OUTDIR/Packages and makes
+# OUTDIR an rpm-md repository with createrepo_c. Used by the unit tests.
+#
+#   tests/data/repo-specs/make-repo.sh OUTDIR
+#
+# Exits 77 (skip) when rpmbuild or createrepo_c is missing.
+set -euo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+for t in rpmbuild createrepo_c; do
+    command -v "$t" >/dev/null || { echo "make-repo: $t is not installed" >&2; exit 77; }
+done
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+top=$out/.rpmbuild
+mkdir -p "$top/tmp" "$out/Packages"
+export SOURCE_DATE_EPOCH=1700000000 LC_ALL=C TZ=UTC
+
+rpmbuild -bb \
+    --define "_topdir $top" \
+    --define "_builddir $top/BUILD" \
+    --define "_buildrootdir $top/BUILDROOT" \
+    --define "_tmppath $top/tmp" \
+    --define "_rpmdir $out/Packages" \
+    --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
+    --define "_binary_payload w9.gzdio" \
+    --define "_binary_filedigest_algorithm 8" \
+    --define "use_source_date_epoch_as_buildtime 1" \
+    "$here/fixtures.spec" >"$top/rpmbuild.log" 2>&1 ||
+    { cat "$top/rpmbuild.log" >&2; echo "make-repo: rpmbuild failed" >&2; exit 1; }
+rm -rf "$top"
+createrepo_c --quiet --no-database --workers 1 "$out" >/dev/null

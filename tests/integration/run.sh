@@ -1,0 +1,195 @@
+#!/bin/bash
+# Integration tests of slipway-build against the sample repository: builds,
+# reproducibility, the cache, inspect/verify/export, and every kind of bad
+# input (each must fail with one clear message and publish nothing).
+. "$(dirname "$0")/../lib.sh"
+t_begin build
+
+B=$BIN/slipway-build
+REPO=$TOP/build/sample-repo
+export SOURCE_DATE_EPOCH=1700000000
+export SLIPWAY_CACHE=$T_DIR/cache
+D=$T_DIR
+KEY=$D/keys/signing.key
+PUB=$D/keys/signing.pub
+
+# A definition of the sample image pointing at the sample repository.
+write_def() { # FILE [EXTRA-SECTION-TEXT]
+        sed -e "s|^baseurl = .*|baseurl = $REPO|" "$TOP/images/tiny.conf" >"$1"
+        [ $# -lt 2 ] || printf '%s\n' "$2" >>"$1"
+}
+
+images_in() { # STORE: number of published images
+        [ -f "$1/catalog.db" ] || { echo 0; return; }
+        sqlite3 "$1/catalog.db" 'SELECT count(*) FROM images'
+}
+
+t_case keygen
+if $B keygen "$KEY" "$PUB" >/dev/null && [ "$(stat -c %a "$KEY")" = 600 ] &&
+        expect_fail "already exists" $B keygen "$KEY" "$PUB"; then t_ok; fi
+
+write_def "$D/tiny.conf"
+
+t_case "build v1"
+start=$(date +%s%N)
+if id1=$($B --store "$D/store" build --key "$KEY" --lock "$D/tiny.lock" --no-disk "$D/tiny.conf" 2>"$D/build1.log") &&
+        [ ${#id1} -eq 64 ] && [ -f "$D/tiny.lock" ]; then
+        t_ok "$((($(date +%s%N) - start) / 1000000)) ms"
+else
+        t_fail "$(cat "$D/build1.log")"
+fi
+
+t_case "progress in a pipe is plain lines"
+if grep -q '^==> resolve' "$D/build1.log" && grep -q '^==> publish' "$D/build1.log" &&
+        ! grep -q $'\r' "$D/build1.log"; then t_ok; else t_fail "$(head -5 "$D/build1.log")"; fi
+
+t_case "inspect lists packages and artifacts"
+out=$($B --store "$D/store" inspect tiny:1.0)
+if grep -q '^  busybox-' <<<"$out" && grep -q '^  kernel-' <<<"$out" && grep -q '^  tiny-base-' <<<"$out" &&
+        grep -q '^  rootfs ' <<<"$out" && grep -q '^  initrd ' <<<"$out" && grep -q "$id1" <<<"$out"; then
+        t_ok
+else
+        t_fail "$out"
+fi
+
+t_case "verify checks signature and hashes"
+if $B --store "$D/store" verify --key "$PUB" "$id1" >/dev/null; then t_ok; else t_fail "verify failed"; fi
+
+t_case "unchanged rebuild comes from the cache"
+start=$(date +%s%N)
+id1b=$($B --store "$D/store" build --key "$KEY" --lock "$D/tiny.lock" --no-disk "$D/tiny.conf" 2>"$D/build1b.log")
+ms=$((($(date +%s%N) - start) / 1000000))
+if [ "$id1b" = "$id1" ] && grep -q unchanged "$D/build1b.log"; then t_ok "${ms} ms"; else t_fail "$id1b vs $id1"; fi
+
+t_case "reproducible: a second store and cache, from the lock alone"
+if id2=$(SLIPWAY_CACHE=$D/cache2 $B --store "$D/store2" build --locked --key "$KEY" --lock "$D/tiny.lock" \
+        --no-disk "$D/tiny.conf" 2>"$D/build2.log") && [ "$id2" = "$id1" ] &&
+        diff -r "$D/store/blobs" "$D/store2/blobs" >/dev/null; then
+        t_ok
+else
+        t_fail "ids $id1 / ${id2:-none}: $(tail -3 "$D/build2.log")"
+fi
+
+t_case "a second version gets another ID"
+if id3=$($B --store "$D/store" build --key "$KEY" --lock "$D/tiny.lock" --image-version 2.0 --no-disk \
+        "$D/tiny.conf" 2>"$D/build3.log") && [ "$id3" != "$id1" ] && [ "$(images_in "$D/store")" = 2 ]; then
+        t_ok
+else
+        t_fail "$(tail -3 "$D/build3.log")"
+fi
+
+t_case "export writes the artifacts"
+if $B --store "$D/store" export tiny:2.0 "$D/export" >/dev/null && [ -s "$D/export/manifest.json" ] &&
+        [ -s "$D/export/vmlinuz" ] && [ -s "$D/export/initrd.img" ] && [ -s "$D/export/rootfs.erofs" ] &&
+        [ "$(sha256sum <"$D/export/manifest.json" | cut -d' ' -f1)" = "$id3" ]; then
+        t_ok
+else
+        t_fail "export incomplete"
+fi
+
+t_case "verify catches a corrupted artifact"
+cp -a "$D/store" "$D/store-bad"
+rootfs=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print([a["sha256"] for a in m["artifacts"] if a["type"]=="rootfs"][0])' "$D/export/manifest.json")
+blob=$D/store-bad/blobs/sha256/${rootfs:0:2}/$rootfs
+chmod u+w "$blob"
+printf 'X' | dd of="$blob" bs=1 seek=4096 conv=notrunc 2>/dev/null
+if expect_fail "artifact 'rootfs' .* is corrupt" $B --store "$D/store-bad" verify --key "$PUB" tiny:2.0; then t_ok; fi
+
+t_case "verify with the wrong key"
+$B keygen "$D/other.key" "$D/other.pub" >/dev/null
+if expect_fail "signature of tiny 2.0 does not match key" $B --store "$D/store" verify --key "$D/other.pub" tiny:2.0; then
+        t_ok
+fi
+
+t_case "a published version is immutable"
+sed -i 's/^cmdline = .*/cmdline = console=ttyS0 changed/' "$D/tiny.conf"
+if expect_fail "already exists with another ID" $B --store "$D/store" build --key "$KEY" --lock "$D/tiny.lock" \
+        --no-disk "$D/tiny.conf" && [ "$(images_in "$D/store")" = 2 ]; then t_ok; fi
+write_def "$D/tiny.conf"
+
+# ---- bad input: each fails with one message naming what and where ----
+n_before=$(images_in "$D/store")
+
+t_case "unknown key"
+write_def "$D/bad.conf" $'[image]\nflavour = vanilla'
+line=$(grep -n flavour "$D/bad.conf" | cut -d: -f1)
+if expect_fail "bad.conf:$line: unknown key 'flavour'" $B --store "$D/store" build --key "$KEY" \
+        --image-version 9.1 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; fi
+
+t_case "missing package"
+write_def "$D/bad.conf"
+sed -i 's/^install = .*/install = tiny-base no-such-package/' "$D/bad.conf"
+if expect_fail "package 'no-such-package' not found" $B --store "$D/store" build --key "$KEY" \
+        --image-version 9.2 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; fi
+
+t_case "conflicting packages"
+CREPO=$D/conflict-repo
+mkdir -p "$CREPO"
+cp "$REPO"/Packages/*.rpm "$CREPO"/ 2>/dev/null || cp "$REPO"/*.rpm "$CREPO"/
+for p in alpha beta; do
+        other=$([ $p = alpha ] && echo beta || echo alpha)
+        cat >"$D/$p.spec" <<SPEC
+Name: conflict-$p
+Version: 1
+Release: 1
+Summary: test package that conflicts with conflict-$other
+License: MIT
+BuildArch: noarch
+Conflicts: conflict-$other
+%description
+Conflicts with conflict-$other.
+%files
+SPEC
+        rpmbuild -bb --quiet --define "_topdir $D/rpmbuild" --define "_rpmdir $CREPO" "$D/$p.spec" >/dev/null 2>&1
+done
+createrepo_c -q "$CREPO" >/dev/null
+write_def "$D/bad.conf"
+sed -i -e "s|^baseurl = .*|baseurl = $CREPO|" -e 's/^install = .*/install = tiny-base kernel conflict-alpha conflict-beta/' "$D/bad.conf"
+if expect_fail "cannot resolve" $B --store "$D/store" build --key "$KEY" --image-version 9.3 \
+        --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; fi
+
+t_case "an RPM whose digest does not match"
+TREPO=$D/tampered-repo
+cp -a "$REPO" "$TREPO"
+rpm=$(find "$TREPO" -name 'busybox-*.rpm' | head -1)
+printf 'tampered' | dd of="$rpm" bs=1 seek=2000 conv=notrunc 2>/dev/null
+write_def "$D/bad.conf"
+sed -i "s|^baseurl = .*|baseurl = $TREPO|" "$D/bad.conf"
+if expect_fail "busybox.*sha256 mismatch" env SLIPWAY_CACHE="$D/cache-tampered" $B --store "$D/store" build \
+        --key "$KEY" --image-version 9.4 --lock "$D/bad.lock" "$D/bad.conf" &&
+        [ -z "$(find "$D/cache-tampered/rpms" -name '*.rpm' -newer "$rpm" 2>/dev/null | xargs -r grep -l tampered)" ]; then
+        t_ok
+fi
+
+t_case "an unreachable repository"
+write_def "$D/bad.conf"
+sed -i "s|^baseurl = .*|baseurl = http://127.0.0.1:9/repo|" "$D/bad.conf"
+if expect_fail "repository 'sample' at http://127.0.0.1:9/repo is unreachable" $B --store "$D/store" build \
+        --key "$KEY" --image-version 9.5 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; fi
+
+t_case "a missing signing key"
+if expect_fail "signing key '$D/nokey' does not exist" $B --store "$D/store" build --key "$D/nokey" \
+        --image-version 9.6 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; fi
+
+t_case "a wrong signing key (a public key)"
+if expect_fail "signing key '$PUB' is not an Ed25519 private key" $B --store "$D/store" build --key "$PUB" \
+        --image-version 9.7 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; fi
+
+t_case "nothing was published by the failures"
+if [ "$(images_in "$D/store")" = "$n_before" ]; then t_ok; else t_fail "$(images_in "$D/store") images, expected $n_before"; fi
+
+t_case "a store on a full file system"
+if [ "$(id -u)" = 0 ]; then
+        mkdir -p "$D/full"
+        mount -t tmpfs -o size=4m tmpfs "$D/full"
+        if expect_fail "store '$D/full/store' is full" $B --store "$D/full/store" build --key "$KEY" \
+                --lock "$D/tiny.lock" --locked --no-disk "$D/tiny.conf" &&
+                [ "$(images_in "$D/full/store")" = 0 ] && [ -z "$(ls -A "$D/full/store/tmp")" ]; then
+                t_ok
+        fi
+        umount "$D/full"
+else
+        echo "skip: needs root for a small tmpfs"
+fi
+
+t_end

@@ -1,0 +1,102 @@
+# Shared by the shell tests: assertions, temporary directories, qemu.
+# Each test script sources this file and calls `t_begin NAME`.
+
+set -u
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$TOP/build/bin
+T_PASSED=0
+T_FAILED=0
+T_NAME=""
+
+t_begin() {
+        T_SUITE=$1
+        T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/slipway-$1.XXXXXX")
+}
+
+# t_case NAME: starts one case; its output goes to $T_DIR/NAME.log.
+t_case() {
+        T_NAME=$1
+        echo "--- $T_SUITE: $T_NAME"
+}
+
+t_ok() {
+        T_PASSED=$((T_PASSED + 1))
+        echo "ok   $T_SUITE: $T_NAME${1:+ ($1)}"
+}
+
+t_fail() {
+        T_FAILED=$((T_FAILED + 1))
+        echo "FAIL $T_SUITE: $T_NAME: $*"
+}
+
+# t_end: prints the summary line; keeps the directory when something failed.
+t_end() {
+        if [ "$T_FAILED" -eq 0 ]; then
+                rm -rf "$T_DIR"
+        else
+                echo "$T_SUITE: files kept in $T_DIR"
+        fi
+        echo "$T_SUITE: $T_PASSED passed, $T_FAILED failed"
+        [ "$T_FAILED" -eq 0 ]
+}
+
+# expect_fail PATTERN CMD...: CMD must exit non-zero and print exactly one
+# error line on stderr, which must match PATTERN (grep -E).
+expect_fail() {
+        local pattern=$1 err rc lines
+        shift
+        err=$("$@" 2>&1 >/dev/null)
+        rc=$?
+        if [ $rc -eq 0 ]; then
+                t_fail "expected failure, got exit 0"
+                return 1
+        fi
+        lines=$(printf '%s\n' "$err" | grep -c -E '^slipway-[a-z]+: ' || true)
+        if ! printf '%s\n' "$err" | grep -q -E "$pattern"; then
+                t_fail "error does not match /$pattern/: $err"
+                return 1
+        fi
+        if [ "$lines" -ne 1 ]; then
+                t_fail "expected one error line, got $lines: $err"
+                return 1
+        fi
+        T_LAST_ERROR=$err
+        return 0
+}
+
+# The accelerator for test VMs: KVM only when asked for (on some machines
+# /dev/kvm exists but guests never run), TCG otherwise.
+qemu_accel() {
+        echo "${SLIPWAY_QEMU_ACCEL:-tcg}"
+}
+
+# qemu_until MARKER TIMEOUT LOG QEMU-ARGS...: boots a VM with its serial
+# console in LOG and returns 0 once MARKER appears (the VM is then stopped),
+# 1 on timeout or when qemu exits first.
+qemu_until() {
+        local marker=$1 timeout=$2 log=$3 pid i
+        shift 3
+        : >"$log"
+        qemu-system-x86_64 -accel "$(qemu_accel)" -no-reboot -serial "file:$log" -monitor none \
+                -display none "$@" </dev/null >/dev/null 2>"$log.stderr" &
+        pid=$!
+        for ((i = 0; i < timeout * 5; i++)); do
+                if grep -q -a "$marker" "$log"; then
+                        kill "$pid" 2>/dev/null
+                        wait "$pid" 2>/dev/null
+                        return 0
+                fi
+                if ! kill -0 "$pid" 2>/dev/null; then
+                        wait "$pid" 2>/dev/null
+                        grep -q -a "$marker" "$log" && return 0
+                        return 1
+                fi
+                sleep 0.2
+        done
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 1
+}
+
+# The environment libguestfs needs where KVM cannot run guests.
+export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}

@@ -1,0 +1,74 @@
+#include "tests.h"
+
+#include "fileio.h"
+#include "ini.h"
+#include "util.h"
+
+typedef struct Seen {
+        char buf[1024];
+        unsigned last_line;
+} Seen;
+
+static int collect(const char *file, unsigned line, const char *section, const char *key, const char *value,
+                   void *userdata) {
+        Seen *s = userdata;
+        size_t n = strlen(s->buf);
+        (void) file;
+        if (streq(key, "fail"))
+                return -ENOTSUP;
+        snprintf(s->buf + n, sizeof(s->buf) - n, "[%s]%s=%s;", section, key, value);
+        s->last_line = line;
+        return 0;
+}
+
+static void test_parse(void **state) {
+        Seen s = {};
+        (void) state;
+        assert_int_equal(ini_parse_string("t", "# comment\n; other\n\ntop = 1\n[image]\n name = tiny \n"
+                                               "[repo   sample]\nbaseurl = file:///x = y\n",
+                                          collect, &s),
+                         0);
+        assert_string_equal(s.buf, "[]top=1;[image]name=tiny;[repo sample]baseurl=file:///x = y;");
+        assert_int_equal(s.last_line, 8);
+}
+
+static void test_errors(void **state) {
+        Seen s = {};
+        (void) state;
+        assert_int_equal(ini_parse_string("t", "[image\n", collect, &s), -EBADMSG);
+        assert_int_equal(ini_parse_string("t", "[]\n", collect, &s), -EBADMSG);
+        assert_int_equal(ini_parse_string("t", "novalue\n", collect, &s), -EBADMSG);
+        assert_int_equal(ini_parse_string("t", " = v\n", collect, &s), -EBADMSG);
+        /* The handler's error stops parsing and is returned as is. */
+        assert_int_equal(ini_parse_string("t", "a = 1\nfail = 1\nb = 2\n", collect, &s), -ENOTSUP);
+        assert_null(strstr(s.buf, "b=2"));
+}
+
+static void test_file(void **state) {
+        Seen s = {};
+        (void) state;
+        assert_int_equal(write_file_atomic("x.conf", "[a]\nk = v\n", 10, 0644), 0);
+        assert_int_equal(ini_parse_file("x.conf", collect, &s), 0);
+        assert_string_equal(s.buf, "[a]k=v;");
+        assert_int_equal(ini_parse_file("missing.conf", collect, &s), -ENOENT);
+        assert_int_equal(write_file_atomic("nul.conf", "[a]\0k=v\n", 8, 0644), 0);
+        assert_int_equal(ini_parse_file("nul.conf", collect, &s), -EBADMSG);
+}
+
+static void test_boolean(void **state) {
+        (void) state;
+        assert_int_equal(parse_boolean("yes"), 1);
+        assert_int_equal(parse_boolean("On"), 1);
+        assert_int_equal(parse_boolean("0"), 0);
+        assert_int_equal(parse_boolean("maybe"), -EINVAL);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                test_in_dir(test_parse),
+                test_in_dir(test_errors),
+                test_in_dir(test_file),
+                test_in_dir(test_boolean),
+        };
+        return cmocka_run_group_tests_name("ini", tests, NULL, NULL);
+}

@@ -1,0 +1,88 @@
+#include "tests.h"
+
+#include "manifest.h"
+#include "util.h"
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static Manifest *sample(void) {
+        Manifest *m = manifest_new();
+        assert_non_null(m);
+        m->name = strdup("tiny");
+        m->version = strdup("1.0");
+        m->arch = strdup("x86_64");
+        m->cmdline = strdup("console=ttyS0");
+        m->kernel_version = strdup("6.1.0-1-amd64");
+        m->build_time = 1700000000;
+        m->root_size = 128 << 20;
+        m->lock = json_pack("{s:i, s:[]}", "format", 1, "packages");
+        assert_int_equal(manifest_add_artifact(m, "rootfs", SHA_A, 1234, "erofs"), 0);
+        assert_int_equal(manifest_add_artifact(m, "kernel", SHA_B, 99, NULL), 0);
+        return m;
+}
+
+static void test_roundtrip(void **state) {
+        _cleanup_manifest_free_ Manifest *m = sample(), *p = NULL;
+        _cleanup_free_ char *bytes = NULL, *bytes2 = NULL;
+        size_t n, n2;
+        char id[65], id2[65], err[256];
+        (void) state;
+
+        assert_int_equal(manifest_to_bytes(m, &bytes, &n), 0);
+        assert_int_equal(bytes[n - 1], '\n');
+        assert_int_equal(manifest_parse(bytes, n, &p, err, sizeof(err)), 0);
+        assert_string_equal(p->name, "tiny");
+        assert_int_equal(p->build_time, 1700000000);
+        assert_int_equal(p->n_artifacts, 2);
+        assert_string_equal(manifest_find_artifact(p, "rootfs")->fstype, "erofs");
+        assert_null(manifest_find_artifact(p, "kernel")->fstype);
+        assert_null(manifest_find_artifact(p, "disk"));
+        assert_non_null(p->lock);
+
+        /* Serializing the parsed manifest gives the same bytes, so the same ID. */
+        assert_int_equal(manifest_to_bytes(p, &bytes2, &n2), 0);
+        assert_int_equal(n, n2);
+        assert_memory_equal(bytes, bytes2, n);
+        manifest_id(bytes, n, id);
+        manifest_id(bytes2, n2, id2);
+        assert_string_equal(id, id2);
+}
+
+static void expect_bad(const char *json, const char *fragment) {
+        Manifest *m = NULL;
+        char err[256] = "";
+        assert_int_equal(manifest_parse(json, strlen(json), &m, err, sizeof(err)), -EBADMSG);
+        assert_null(m);
+        if (!strstr(err, fragment))
+                fail_msg("error '%s' does not mention '%s'", err, fragment);
+}
+
+static void test_rejects(void **state) {
+        (void) state;
+        expect_bad("[1]", "not a JSON object");
+        expect_bad("{", "invalid JSON");
+        expect_bad("{\"format\": 2}", "format 2");
+        expect_bad("{\"format\": 1, \"nope\": 1}", "unknown member 'nope'");
+        expect_bad("{\"format\": 1, \"version\": \"1\", \"arch\": \"x\"}", "'name' is missing");
+        expect_bad("{\"format\": 1, \"name\": \"../x\", \"version\": \"1\", \"arch\": \"x\"}", "invalid name");
+        expect_bad("{\"format\": 1, \"name\": \"t\", \"version\": \"1\", \"arch\": \"x\", \"build_time\": -1, "
+                   "\"root_size\": 1, \"artifacts\": []}",
+                   "build_time");
+        expect_bad("{\"format\": 1, \"name\": \"t\", \"version\": \"1\", \"arch\": \"x\", \"build_time\": 1, "
+                   "\"root_size\": 1, \"artifacts\": [{\"type\": \"rootfs\", \"sha256\": \"abc\", \"size\": 1}]}",
+                   "invalid sha256");
+        expect_bad("{\"format\": 1, \"name\": \"t\", \"version\": \"1\", \"arch\": \"x\", \"build_time\": 1, "
+                   "\"root_size\": 1, \"artifacts\": [{\"type\": \"k\", \"sha256\": \"" SHA_A "\", \"size\": 1},"
+                   "{\"type\": \"k\", \"sha256\": \"" SHA_B "\", \"size\": 1}]}",
+                   "listed twice");
+        expect_bad("{\"format\": 1, \"format\": 1}", "invalid JSON");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                test_in_dir(test_roundtrip),
+                test_in_dir(test_rejects),
+        };
+        return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
+}
