@@ -83,7 +83,15 @@ else
 Q := @
 endif
 
-$(OBJ)/%.o: %.c | $(DEPS_OK)
+# Objects and programs are rebuilt when the flags change (SANITIZE, DEVELOPER,
+# CFLAGS), so that `make SANITIZE=… check` after a plain build tests what it says.
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW := $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS)
+ifneq ($(FLAGS_NOW),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
+$(shell mkdir -p $(BUILD) && echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+endif
+
+$(OBJ)/%.o: %.c $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
@@ -92,7 +100,7 @@ $(BUILD)/gen/initramfs-init.c: builder/initramfs-init.sh | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	cd builder && xxd -i initramfs-init.sh > ../$@.tmp && mv ../$@.tmp ../$@
 
-$(OBJ)/gen/initramfs-init.o: $(BUILD)/gen/initramfs-init.c
+$(OBJ)/gen/initramfs-init.o: $(BUILD)/gen/initramfs-init.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
 
@@ -108,7 +116,7 @@ $(BIN)/slipway-build: $(OBJ)/builder/main.o $(BUILDER_LIB) $(LIBSLIPWAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BUILDER_LIBS)
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILDER_LIB) $(LIBSLIPWAY) | $(DEPS_OK)
+$(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILDER_LIB) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibuilder -o $@ $< $(BUILDER_LIB) $(LIBSLIPWAY) $(LDFLAGS) \
 		$(BUILDER_LIBS) $(call pc_libs,cmocka)
@@ -121,7 +129,7 @@ DEBS_FUZZ := clang libclang-rt-14-dev
 
 # The fuzz targets built with the compiler in use and a plain driver: they
 # replay the saved corpus in `make check`.
-$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c $(BUILDER_LIB) $(LIBSLIPWAY) | $(DEPS_OK)
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c $(BUILDER_LIB) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Ibuilder -o $@ $< tests/fuzz/driver.c $(BUILDER_LIB) $(LIBSLIPWAY) $(LDFLAGS) \
 		$(BUILDER_LIBS)
