@@ -18,15 +18,16 @@ PKG_CONFIG ?= pkg-config
 DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-openssl-dev \
 	librpm-dev libsolv-dev libsolvext-dev libarchive-dev libguestfs-dev libsqlite3-dev \
 	libmicrohttpd-dev libcmocka-dev xxd
-DEBS_TOOLS := rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
+DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
-	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3
+	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl
 # Only `make bench` needs these: the peers it compares against.
 DEBS_BENCH := dnf
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
 
 PKGS_COMMON := libcrypto jansson libcurl
 PKGS_BUILDER := rpm libsolv libsolvext libarchive libguestfs sqlite3
+PKGS_BOOTSERVER := libmicrohttpd sqlite3
 
 WARNINGS := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral \
 	-Wstrict-prototypes -Wpointer-arith -Wundef
@@ -43,7 +44,7 @@ DEPS_OK := $(BUILD)/.deps-ok
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
 pc_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 
-ALL_CFLAGS = $(BASE_CFLAGS) $(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER)) $(CFLAGS)
+ALL_CFLAGS = $(BASE_CFLAGS) $(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER) $(PKGS_BOOTSERVER)) $(CFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
@@ -54,7 +55,25 @@ BUILDER_OBJ := $(BUILDER_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/initramfs-init.o
 BUILDER_LIB := $(BUILD)/lib/libbuilder.a
 BUILDER_LIBS = $(call pc_libs,$(PKGS_BUILDER) $(PKGS_COMMON)) -lpthread
 
+# Each component is a library of its files but main.c, and a program.
+BOOTSERVER_SRC := $(wildcard bootserver/*.c)
+BOOTSERVER_OBJ := $(BOOTSERVER_SRC:%.c=$(OBJ)/%.o)
+BOOTSERVER_LIB := $(BUILD)/lib/libbootserver.a
+BOOTSERVER_LIBS = $(call pc_libs,$(PKGS_BOOTSERVER) $(PKGS_COMMON)) -lpthread
+
+CTL_SRC := $(wildcard ctl/*.c)
+CTL_OBJ := $(CTL_SRC:%.c=$(OBJ)/%.o)
+CTL_LIB := $(BUILD)/lib/libctl.a
+CTL_LIBS = $(call pc_libs,$(PKGS_COMMON)) -lpthread
+
 PROGRAMS := $(BIN)/slipway-build
+ifneq ($(wildcard bootserver/main.c),)
+PROGRAMS += $(BIN)/slipwayd
+endif
+ifneq ($(wildcard ctl/main.c),)
+PROGRAMS += $(BIN)/slipctl
+endif
+COMPONENT_LIBS := $(BUILDER_LIB) $(BOOTSERVER_LIB) $(CTL_LIB)
 
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -116,10 +135,28 @@ $(BIN)/slipway-build: $(OBJ)/builder/main.o $(BUILDER_LIB) $(LIBSLIPWAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BUILDER_LIBS)
 
-$(BUILD)/tests/test-%: tests/unit/test-%.c $(BUILDER_LIB) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+$(BOOTSERVER_LIB): $(filter-out $(OBJ)/bootserver/main.o,$(BOOTSERVER_OBJ))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Ibuilder -o $@ $< $(BUILDER_LIB) $(LIBSLIPWAY) $(LDFLAGS) \
-		$(BUILDER_LIBS) $(call pc_libs,cmocka)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/slipwayd: $(OBJ)/bootserver/main.o $(BOOTSERVER_LIB) $(LIBSLIPWAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BOOTSERVER_LIBS)
+
+$(CTL_LIB): $(filter-out $(OBJ)/ctl/main.o,$(CTL_OBJ))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/slipctl: $(OBJ)/ctl/main.o $(CTL_LIB) $(LIBSLIPWAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
+
+# A unit test includes the headers of the component it tests (test-<module>
+# finds <module>.h in any component folder) and links every component.
+$(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -o $@ $< $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
+		$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(call pc_libs,cmocka)
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
@@ -129,10 +166,10 @@ DEBS_FUZZ := clang libclang-rt-14-dev
 
 # The fuzz targets built with the compiler in use and a plain driver: they
 # replay the saved corpus in `make check`.
-$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c $(BUILDER_LIB) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Ibuilder -o $@ $< tests/fuzz/driver.c $(BUILDER_LIB) $(LIBSLIPWAY) $(LDFLAGS) \
-		$(BUILDER_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -Ibuilder -Ibootserver -o $@ $< tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) \
+		$(LDFLAGS) $(BUILDER_LIBS) $(BOOTSERVER_LIBS)
 
 test-fuzz-replay: $(FUZZ_REPLAY)
 	@for f in $(FUZZ_REPLAY); do n=$$(basename $$f); $$f tests/fuzz/corpus/$${n#fuzz-} || exit 1; done
@@ -147,11 +184,11 @@ fuzz:
 			tests/fuzz/corpus/$${n#fuzz-} 2>&1 | tail -n 3 || exit 1; done
 
 FUZZ_CFLAGS = $(filter-out -O2 -Werror,$(BASE_CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined \
-	$(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER))
+	$(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER) $(PKGS_BOOTSERVER))
 $(BUILD)/libfuzzer/fuzz-%: tests/fuzz/fuzz-%.c $(COMMON_SRC) $(filter-out builder/main.c,$(BUILDER_SRC)) \
-		$(BUILD)/gen/initramfs-init.c
+		$(filter-out bootserver/main.c,$(BOOTSERVER_SRC)) $(BUILD)/gen/initramfs-init.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -Ibuilder -o $@ $^ $(BUILDER_LIBS)
+	clang $(FUZZ_CFLAGS) -Ibuilder -Ibootserver -o $@ $^ $(BUILDER_LIBS) $(BOOTSERVER_LIBS)
 
 ## make check         unit and integration tests (minutes)
 check: test-unit test-fuzz-replay test-integration
@@ -159,8 +196,10 @@ check: test-unit test-fuzz-replay test-integration
 test-unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
+INTEGRATION := $(filter-out tests/integration/boot.sh,$(wildcard tests/integration/*.sh))
+
 test-integration: all sample-repo
-	@tests/integration/run.sh
+	@rc=0; for t in $(INTEGRATION); do $$t || rc=1; done; exit $$rc
 
 ## make test          everything (what CI runs)
 test: check test-boot
@@ -203,6 +242,9 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
 	install -m 0644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	sed 's|/usr/local/bin/|$(BINDIR)/|' bootserver/slipwayd.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/slipwayd.service
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,73 @@
+#include <time.h>
+
+#include "audit.h"
+#include "db.h"
+#include "server.h"
+#include "util.h"
+
+int audit_log(sqlite3 *s, const char *actor, const char *action, const char *target, json_t *detail) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *d = NULL;
+        int r;
+
+        if (detail) {
+                d = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
+                if (!d)
+                        return -ENOMEM;
+        }
+        r = db_prepare(s, "INSERT INTO audit (time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) time(NULL));
+        sqlite3_bind_text(st, 2, actor ? actor : "system", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, d, -1, SQLITE_STATIC);
+        return db_errno(sqlite3_step(st));
+}
+
+enum MHD_Result handle_audit(Request *req) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        const char *since_s = request_arg(req, "since"), *limit_s = request_arg(req, "limit");
+        const char *action = request_arg(req, "action");
+        uint64_t since = 0, limit = 1000;
+        json_t *entries;
+        sqlite3 *s;
+        int r, rc;
+
+        if (since_s && safe_atou64(since_s, &since) < 0)
+                return reply_error(req, KIND_INVALID_VALUE, "'since': not a non-negative integer: \"%s\"", since_s);
+        if (limit_s && (safe_atou64(limit_s, &limit) < 0 || limit == 0 || limit > 1000))
+                return reply_error(req, KIND_INVALID_VALUE, "'limit': expected 1..1000, got \"%s\"", limit_s);
+        entries = json_array();
+        s = db_lock(req->server->db);
+        r = db_prepare(s,
+                       "SELECT id, time, actor, action, target, detail FROM audit WHERE id > ? "
+                       "AND (?3 IS NULL OR action = ?3 OR action LIKE ?3 || '.%') ORDER BY id LIMIT ?2",
+                       &st);
+        if (r >= 0) {
+                sqlite3_bind_int64(st, 1, (sqlite3_int64) since);
+                sqlite3_bind_int64(st, 2, (sqlite3_int64) limit);
+                sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        const char *d = (const char *) sqlite3_column_text(st, 5);
+                        json_t *detail = d ? json_loads(d, 0, NULL) : NULL;
+                        json_t *e = json_pack("{s:I, s:I, s:s, s:s, s:s?, s:o}", "id",
+                                              (json_int_t) sqlite3_column_int64(st, 0), "time",
+                                              (json_int_t) sqlite3_column_int64(st, 1), "actor",
+                                              (const char *) sqlite3_column_text(st, 2), "action",
+                                              (const char *) sqlite3_column_text(st, 3), "target",
+                                              (const char *) sqlite3_column_text(st, 4), "detail",
+                                              detail ? detail : json_null());
+                        json_array_append_new(entries, e);
+                }
+                if (rc != SQLITE_DONE)
+                        r = db_errno(rc);
+        }
+        db_unlock(req->server->db);
+        if (r < 0) {
+                json_decref(entries);
+                return reply_errno(req, r, "audit log");
+        }
+        return reply_json(req, 200, json_pack("{s:o}", "entries", entries));
+}

@@ -1,0 +1,9 @@
+/* The audit log: every change, who made it, when and why. */
+#pragma once
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+/* Appends an entry, inside the caller's transaction when there is one (the
+ * caller holds the db lock). detail may be NULL; it is not stolen. */
+int audit_log(sqlite3 *s, const char *actor, const char *action, const char *target, json_t *detail);

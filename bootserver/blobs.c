@@ -1,0 +1,351 @@
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "audit.h"
+#include "blobs.h"
+#include "fileio.h"
+#include "hash.h"
+#include "log.h"
+#include "util.h"
+
+struct BlobWriter {
+        char hex[65];
+        char *tmp_path;
+        int fd;
+        Sha256 *hash;
+        uint64_t size;
+        bool discard; /* the blob exists: read and drop */
+};
+
+char *blob_path(const Server *s, const char *hex) {
+        if (!sha256_hex_valid(hex))
+                return NULL;
+        return strdup_printf("%s/sha256/%.2s/%s", s->blob_dir, hex, hex);
+}
+
+int blob_writer_new(Server *s, const char *hex, BlobWriter **ret) {
+        _cleanup_free_ char *final = NULL;
+        BlobWriter *w;
+        struct stat st;
+
+        final = blob_path(s, hex);
+        if (!final)
+                return -EINVAL;
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        memcpy(w->hex, hex, 65);
+        w->fd = -1;
+        if (stat(final, &st) == 0) {
+                w->discard = true;
+                *ret = w;
+                return 0;
+        }
+        w->hash = sha256_new();
+        w->tmp_path = strdup_printf("%s/upload-%.16s-XXXXXX", s->tmp_dir, hex);
+        if (!w->hash || !w->tmp_path) {
+                blob_writer_abort(w);
+                return -ENOMEM;
+        }
+        w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+        if (w->fd < 0) {
+                int r = negative_errno();
+                free(w->tmp_path);
+                w->tmp_path = NULL;
+                blob_writer_abort(w);
+                return r;
+        }
+        *ret = w;
+        return 0;
+}
+
+int blob_writer_write(BlobWriter *w, const void *data, size_t n) {
+        if (w->discard)
+                return 0;
+        sha256_update(w->hash, data, n);
+        w->size += n;
+        return loop_write(w->fd, data, n);
+}
+
+void blob_writer_abort(BlobWriter *w) {
+        if (!w)
+                return;
+        if (w->fd >= 0)
+                close(w->fd);
+        if (w->tmp_path)
+                unlink(w->tmp_path);
+        free(w->tmp_path);
+        sha256_free(w->hash);
+        free(w);
+}
+
+static int record(Server *s, const char *hex, uint64_t size, const char *actor) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        sqlite3 *db = db_lock(s->db);
+        json_t *detail;
+        int r;
+
+        r = db_begin(db);
+        if (r >= 0)
+                r = db_prepare(db, "INSERT OR IGNORE INTO blobs (sha256, size, created) VALUES (?, ?, ?)", &st);
+        if (r >= 0) {
+                sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, (sqlite3_int64) size);
+                sqlite3_bind_int64(st, 3, (sqlite3_int64) time(NULL));
+                r = db_errno(sqlite3_step(st));
+        }
+        if (r >= 0 && sqlite3_changes(db) > 0) {
+                detail = json_pack("{s:I}", "size", (json_int_t) size);
+                r = audit_log(db, actor, "blob.upload", hex, detail);
+                json_decref(detail);
+        }
+        if (r >= 0)
+                r = db_commit(db);
+        else
+                db_rollback(db);
+        db_unlock(s->db);
+        return r;
+}
+
+int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_created) {
+        _cleanup_free_ char *final = NULL;
+        char got[65];
+        struct stat st;
+        int r;
+
+        final = blob_path(s, w->hex);
+        if (!final) {
+                blob_writer_abort(w);
+                return -ENOMEM;
+        }
+        if (w->discard) {
+                /* The file exists; make sure the catalog knows it too. */
+                r = stat(final, &st) < 0 ? negative_errno() : record(s, w->hex, (uint64_t) st.st_size, actor);
+                blob_writer_abort(w);
+                if (r >= 0)
+                        *ret_created = false;
+                return r;
+        }
+        sha256_final_hex(w->hash, got);
+        if (!streq(got, w->hex)) {
+                log_debug("blob upload: expected %s, got %s (%" PRIu64 " bytes)", w->hex, got, w->size);
+                blob_writer_abort(w);
+                return -EBADMSG;
+        }
+        r = fsync(w->fd) < 0 ? negative_errno() : 0;
+        if (r >= 0 && fchmod(w->fd, 0444) < 0)
+                r = negative_errno();
+        if (r >= 0)
+                r = mkdir_parents(final, 0755);
+        if (r >= 0 && rename(w->tmp_path, final) < 0)
+                r = negative_errno();
+        if (r >= 0) {
+                free(w->tmp_path);
+                w->tmp_path = NULL;
+                r = fsync_parent_dir(final);
+        }
+        if (r >= 0)
+                r = record(s, w->hex, w->size, actor);
+        blob_writer_abort(w);
+        if (r >= 0)
+                *ret_created = true;
+        return r;
+}
+
+int blob_present(const Server *s, sqlite3 *db, const char *hex, uint64_t size_check) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *path = blob_path(s, hex);
+        struct stat sb;
+        int r;
+
+        if (!path)
+                return 0;
+        r = db_prepare(db, "SELECT size FROM blobs WHERE sha256 = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return 0;
+        if (stat(path, &sb) < 0)
+                return 0;
+        if (size_check != UINT64_MAX && (uint64_t) sb.st_size != size_check)
+                return 0;
+        return 1;
+}
+
+int blobs_collect_garbage(sqlite3 *db, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed) {
+        _cleanup_stmt_ sqlite3_stmt *sel = NULL, *del = NULL;
+        _cleanup_strv_free_ char **removed = NULL;
+        static const char unreferenced[] =
+                "sha256 NOT IN (SELECT sha256 FROM artifacts) AND sha256 NOT IN (SELECT manifest FROM images) "
+                "AND sha256 NOT IN (SELECT signature FROM images)";
+        _cleanup_free_ char *sql = NULL;
+        int r, rc;
+
+        /* Orphans younger than the cutoff may belong to a push in progress. */
+        sql = strdup_printf("SELECT sha256 FROM blobs WHERE %s AND (created < ?1 OR sha256 IN (SELECT value FROM "
+                            "json_each(?2)))",
+                            unreferenced);
+        if (!sql)
+                return -ENOMEM;
+        r = db_prepare(db, sql, &sel);
+        if (r < 0)
+                return r;
+        json_t *list = json_array();
+        for (size_t i = 0; candidates && candidates[i]; i++)
+                json_array_append_new(list, json_string(candidates[i]));
+        _cleanup_free_ char *list_text = json_dumps(list, JSON_COMPACT);
+        json_decref(list);
+        if (!list_text)
+                return -ENOMEM;
+        sqlite3_bind_int64(sel, 1, orphan_cutoff);
+        sqlite3_bind_text(sel, 2, list_text, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+                r = strv_extend(&removed, (const char *) sqlite3_column_text(sel, 0));
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return db_errno(rc);
+        r = db_prepare(db, "DELETE FROM blobs WHERE sha256 = ?", &del);
+        for (size_t i = 0; r >= 0 && removed && removed[i]; i++) {
+                sqlite3_bind_text(del, 1, removed[i], -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(del));
+                sqlite3_reset(del);
+        }
+        if (r < 0)
+                return r;
+        *ret_removed = TAKE_PTR(removed);
+        return 0;
+}
+
+void blobs_unlink(const Server *s, char *const *hexes) {
+        for (size_t i = 0; hexes && hexes[i]; i++) {
+                _cleanup_free_ char *p = blob_path(s, hexes[i]);
+                if (p && unlink(p) < 0 && errno != ENOENT)
+                        log_warning_errno(negative_errno(), "cannot remove blob '%s': %m", p);
+        }
+}
+
+int http_range_parse(const char *h, uint64_t size, uint64_t *ret_start, uint64_t *ret_len) {
+        const char *spec = h ? startswith(h, "bytes=") : NULL;
+        _cleanup_free_ char *a = NULL;
+        const char *dash;
+        uint64_t first, last;
+
+        if (!spec || strchr(spec, ','))
+                return 0;
+        dash = strchr(spec, '-');
+        if (!dash)
+                return 0;
+        a = strndup(spec, (size_t) (dash - spec));
+        if (!a)
+                return 0;
+        if (isempty(a)) {
+                /* suffix: the last N bytes */
+                if (safe_atou64(dash + 1, &last) < 0)
+                        return 0;
+                if (last == 0 || size == 0)
+                        return -ERANGE;
+                *ret_len = MIN(last, size);
+                *ret_start = size - *ret_len;
+                return 1;
+        }
+        if (safe_atou64(a, &first) < 0)
+                return 0;
+        if (isempty(dash + 1))
+                last = size > 0 ? size - 1 : 0;
+        else if (safe_atou64(dash + 1, &last) < 0 || last < first)
+                return 0;
+        if (first >= size)
+                return -ERANGE;
+        last = MIN(last, size - 1);
+        *ret_start = first;
+        *ret_len = last - first + 1;
+        return 1;
+}
+
+enum MHD_Result handle_blob_get(Request *req) {
+        _cleanup_free_ char *path = NULL, *etag = NULL;
+        _cleanup_close_ int fd = -1;
+        struct MHD_Response *resp;
+        struct stat st;
+        const char *inm;
+        uint64_t start = 0, len;
+        unsigned status = 200;
+        char cr[96];
+        int r;
+
+        path = blob_path(req->server, req->args[0]);
+        if (!path)
+                return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a sha256 digest", req->args[0]);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return reply_error(req, KIND_NOT_FOUND, "blob %s: not found", req->args[0]);
+                return reply_errno(req, negative_errno(), "blob");
+        }
+        if (fstat(fd, &st) < 0)
+                return reply_errno(req, negative_errno(), "blob");
+        etag = strdup_printf("\"%s\"", req->args[0]);
+        if (!etag)
+                return MHD_NO;
+        inm = request_header(req, "If-None-Match");
+        len = (uint64_t) st.st_size;
+        if (inm && (streq(inm, etag) || streq(inm, "*"))) {
+                resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+                status = 304;
+        } else {
+                r = http_range_parse(request_header(req, "Range"), (uint64_t) st.st_size, &start, &len);
+                if (r == -ERANGE) {
+                        snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long) st.st_size);
+                        req->reply_header[0] = "Content-Range";
+                        req->reply_header[1] = cr;
+                        return reply_error(req, KIND_RANGE_NOT_SATISFIABLE, "range \"%s\" is outside the blob of %llu bytes",
+                                           request_header(req, "Range"), (unsigned long long) st.st_size);
+                }
+                if (r > 0) {
+                        status = 206;
+                        snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long) start,
+                                 (unsigned long long) (start + len - 1), (unsigned long long) st.st_size);
+                }
+                resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
+                if (resp)
+                        TAKE_FD(fd);
+                if (resp && status == 206)
+                        MHD_add_response_header(resp, "Content-Range", cr);
+                if (streq(req->method, "GET")) {
+                        req->blob_bytes = len;
+                        atomic_fetch_add(&req->server->metrics.blob_requests, 1);
+                }
+        }
+        if (!resp)
+                return MHD_NO;
+        MHD_add_response_header(resp, "ETag", etag);
+        MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
+        MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+        if (status != 304)
+                MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+        return reply_response(req, status, resp);
+}
+
+enum MHD_Result handle_blob_put(Request *req) {
+        BlobWriter *w = TAKE_PTR(req->blob);
+        bool created = false;
+        int r;
+
+        if (req->blob_error < 0) {
+                r = req->blob_error;
+                blob_writer_abort(w);
+                return reply_errno(req, r, "blob upload");
+        }
+        r = blob_writer_commit(req->server, w, req->actor, &created);
+        if (r == -EBADMSG)
+                return reply_error(req, KIND_DIGEST_MISMATCH, "the uploaded bytes do not hash to %s", req->args[0]);
+        if (r < 0)
+                return reply_errno(req, r, "blob upload");
+        return reply_json(req, created ? 201 : 200,
+                          json_pack("{s:s, s:b}", "sha256", req->args[0], "created", created));
+}

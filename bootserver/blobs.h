@@ -1,0 +1,47 @@
+/* Blobs on the server: files named by their SHA-256 under
+ * STATE/blobs/sha256/<xx>/<hex>, written through STATE/tmp (hash while
+ * writing, fsync, rename, fsync the directory), served from their file
+ * descriptor. The `blobs` table records which exist. */
+#pragma once
+
+#include <stdint.h>
+
+#include "server.h"
+
+/* Path of the blob (present or not); caller frees. NULL when hex is not a
+ * sha256 digest. */
+char *blob_path(const Server *s, const char *hex);
+
+/* Starts an upload of the blob named hex. -EINVAL when hex is not a lowercase
+ * sha256 digest. When the blob exists already the writer discards what it is
+ * given. */
+int blob_writer_new(Server *s, const char *hex, BlobWriter **ret);
+/* Appends data; returns a negative errno (-ENOSPC, -EFBIG ...) once writing
+ * failed. */
+int blob_writer_write(BlobWriter *w, const void *data, size_t n);
+/* Finishes the upload: checks the digest (-EBADMSG when it differs), makes
+ * the file durable, renames it into place and records it (audited as actor).
+ * ret_created is false when the blob was already there. Frees w in every
+ * case. */
+int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_created);
+/* Discards an unfinished upload and frees w. */
+void blob_writer_abort(BlobWriter *w);
+
+/* With the db lock held: 1 when the blob is recorded and its file exists
+ * with size (when size_check is not UINT64_MAX), else 0. */
+int blob_present(const Server *s, sqlite3 *db, const char *hex, uint64_t size_check);
+
+/* With the db lock held, inside the caller's transaction: forgets the blobs
+ * among candidates that no image references any more, and unreferenced
+ * blobs recorded before orphan_cutoff (Unix time; younger orphans may belong
+ * to a push in progress). Returns their digests in ret_removed (caller frees
+ * with strv_free) so the caller can unlink them after committing. */
+int blobs_collect_garbage(sqlite3 *db, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed);
+/* Unlinks the files of the given blobs. */
+void blobs_unlink(const Server *s, char *const *hexes);
+
+/* Parses a Range header h (may be NULL) against a blob of size bytes.
+ * Returns 1 with a single range (start, length), 0 when the header is to be
+ * ignored (absent, malformed, several ranges: the whole blob is sent), or
+ * -ERANGE when it cannot be satisfied (416). */
+int http_range_parse(const char *h, uint64_t size, uint64_t *ret_start, uint64_t *ret_len);

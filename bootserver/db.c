@@ -1,0 +1,178 @@
+#include <pthread.h>
+
+#include "db.h"
+#include "log.h"
+
+struct Db {
+        sqlite3 *s;
+        pthread_mutex_t lock;
+};
+
+/* The schema, versioned with user_version; each step moves one version up. */
+static const char *const migrations[] = {
+        "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, created INTEGER NOT NULL);"
+        "CREATE TABLE images (id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL,"
+        "  arch TEXT NOT NULL, kernel_version TEXT, manifest TEXT NOT NULL, signature TEXT NOT NULL,"
+        "  signed_by TEXT, created INTEGER NOT NULL, UNIQUE (name, version));"
+        "CREATE TABLE artifacts (image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+        "  type TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, fstype TEXT,"
+        "  PRIMARY KEY (image_id, type));"
+        "CREATE INDEX artifacts_sha256 ON artifacts(sha256);"
+        "CREATE TABLE hosts (id TEXT PRIMARY KEY, mac TEXT UNIQUE, uuid TEXT, hostname TEXT,"
+        "  image TEXT REFERENCES images(id), boot TEXT NOT NULL DEFAULT 'disk',"
+        "  state TEXT NOT NULL DEFAULT 'registered', installed INTEGER NOT NULL DEFAULT 0,"
+        "  version TEXT, current_image TEXT, booted_slot TEXT, slots TEXT, health TEXT, facts TEXT,"
+        "  message TEXT, token_hash TEXT, enroll_hash TEXT, enroll_expires INTEGER,"
+        "  registered INTEGER NOT NULL, last_seen INTEGER);"
+        "CREATE TABLE host_labels (host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,"
+        "  key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (host_id, key));"
+        "CREATE INDEX host_labels_kv ON host_labels(key, value);"
+        "CREATE TABLE tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);"
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
+        "  actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT);",
+};
+
+int db_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_DONE:
+        case SQLITE_ROW:
+                return 0;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+                return -EROFS;
+        default:
+                return -EIO;
+        }
+}
+
+static int exec(sqlite3 *s, const char *sql) {
+        char *err = NULL;
+        int rc = sqlite3_exec(s, sql, NULL, NULL, &err);
+
+        if (rc != SQLITE_OK) {
+                log_debug("sqlite: %s", err ? err : sqlite3_errstr(rc));
+                sqlite3_free(err);
+                return db_errno(rc);
+        }
+        return 0;
+}
+
+static int migrate(sqlite3 *s) {
+        sqlite3_stmt *st = NULL;
+        int version = 0, r;
+
+        if (sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        if (sqlite3_step(st) == SQLITE_ROW)
+                version = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        if (version > (int) ELEMENTSOF(migrations))
+                return log_error_errno(-EPROTO, "state database has schema %d, newer than this slipwayd (%zu)",
+                                       version, ELEMENTSOF(migrations));
+        for (size_t i = (size_t) version; i < ELEMENTSOF(migrations); i++) {
+                char pragma[64];
+
+                snprintf(pragma, sizeof pragma, "PRAGMA user_version=%zu;", i + 1);
+                r = exec(s, "BEGIN IMMEDIATE;");
+                if (r >= 0)
+                        r = exec(s, migrations[i]);
+                if (r >= 0)
+                        r = exec(s, pragma);
+                if (r >= 0)
+                        r = exec(s, "COMMIT;");
+                if (r < 0) {
+                        exec(s, "ROLLBACK;");
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int db_open(const char *path, Db **ret) {
+        Db *db;
+        int rc, r;
+
+        db = calloc(1, sizeof *db);
+        if (!db)
+                return -ENOMEM;
+        pthread_mutex_init(&db->lock, NULL);
+        rc = sqlite3_open_v2(path, &db->s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                r = log_error_errno(db_errno(rc), "cannot open '%s': %s", path,
+                                    db->s ? sqlite3_errmsg(db->s) : sqlite3_errstr(rc));
+                db_free(db);
+                return r;
+        }
+        sqlite3_busy_timeout(db->s, 10000);
+        r = exec(db->s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+        if (r >= 0)
+                r = migrate(db->s);
+        if (r < 0) {
+                log_error_errno(r, "cannot set up the state database '%s': %s", path, sqlite3_errmsg(db->s));
+                db_free(db);
+                return r;
+        }
+        *ret = db;
+        return 0;
+}
+
+Db *db_free(Db *db) {
+        if (!db)
+                return NULL;
+        sqlite3_close_v2(db->s);
+        pthread_mutex_destroy(&db->lock);
+        free(db);
+        return NULL;
+}
+
+sqlite3 *db_lock(Db *db) {
+        pthread_mutex_lock(&db->lock);
+        return db->s;
+}
+
+void db_unlock(Db *db) {
+        pthread_mutex_unlock(&db->lock);
+}
+
+int db_begin(sqlite3 *s) {
+        return exec(s, "BEGIN IMMEDIATE;");
+}
+
+int db_commit(sqlite3 *s) {
+        int r = exec(s, "COMMIT;");
+
+        if (r < 0)
+                exec(s, "ROLLBACK;");
+        return r;
+}
+
+void db_rollback(sqlite3 *s) {
+        if (!sqlite3_get_autocommit(s))
+                exec(s, "ROLLBACK;");
+}
+
+int db_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret) {
+        int rc = sqlite3_prepare_v2(s, sql, -1, ret, NULL);
+
+        if (rc != SQLITE_OK) {
+                log_debug("sqlite: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(s));
+                return db_errno(rc) ?: -EIO;
+        }
+        return 0;
+}
+
+char *db_column_strdup(sqlite3_stmt *st, int col) {
+        const unsigned char *t = sqlite3_column_text(st, col);
+
+        return t ? strdup((const char *) t) : NULL;
+}

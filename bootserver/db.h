@@ -1,0 +1,45 @@
+/* slipwayd's state: one sqlite database (WAL) in the state directory, shared
+ * by the HTTP worker threads behind one mutex. Callers hold the lock with
+ * db_lock()/db_unlock() around a statement or a transaction. */
+#pragma once
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+typedef struct Db Db;
+
+/* Opens (creating and migrating) the database at path. */
+int db_open(const char *path, Db **ret);
+Db *db_free(Db *db);
+static inline void db_freep(Db **db) {
+        db_free(*db);
+}
+#define _cleanup_db_free_ _cleanup_(db_freep)
+
+/* Takes the lock and returns the connection. */
+sqlite3 *db_lock(Db *db);
+void db_unlock(Db *db);
+
+/* With the lock held: BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+int db_begin(sqlite3 *s);
+int db_commit(sqlite3 *s);
+void db_rollback(sqlite3 *s);
+
+/* Maps a sqlite result code to a negative errno: SQLITE_FULL -ENOSPC,
+ * SQLITE_CONSTRAINT -EEXIST, SQLITE_BUSY/LOCKED -EBUSY, others -EIO. */
+int db_errno(int rc);
+
+/* Prepares sql on s; -EIO (logged at debug) on failure. */
+int db_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret);
+
+static inline void sqlite3_finalizep(sqlite3_stmt **st) {
+        if (*st)
+                sqlite3_finalize(*st);
+}
+#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
+
+/* Column text duplicated (NULL stays NULL); -ENOMEM is reported as NULL too,
+ * so callers that need the value check it. */
+char *db_column_strdup(sqlite3_stmt *st, int col);

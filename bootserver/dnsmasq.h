@@ -1,0 +1,132 @@
+/* The bootserver's managed dnsmasq: DHCP (a full server, or proxyDHCP beside
+ * the site's own DHCP server) and TFTP for PXE, configured from a DhcpConfig
+ * and supervised as a child process of slipwayd.
+ *
+ * PXE firmware gets an iPXE binary over TFTP (ipxe.efi for x86-64 UEFI,
+ * undionly.kpxe for legacy BIOS); iPXE then asks again, is recognised by its
+ * user class "iPXE" (or option 175), and gets boot_url, so it chains to the
+ * bootserver's HTTP script. docs/dhcp.md has the whole story. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "macro.h"
+
+#define DHCP_TFTP_ROOT_DEFAULT "/usr/lib/ipxe"
+#define DHCP_DNSMASQ_PATH_DEFAULT "dnsmasq"
+/* What each kind of PXE firmware gets over TFTP. */
+#define DHCP_BOOT_FILE_BIOS "undionly.kpxe"
+#define DHCP_BOOT_FILE_EFI "ipxe.efi"
+/* The files dnsmasq_start() writes into run_dir. */
+#define DNSMASQ_CONF_FILE "dnsmasq.conf"
+#define DNSMASQ_LEASE_FILE "dnsmasq.leases"
+/* A DHCP reply carries the boot file name in a 128-byte field. */
+#define DHCP_BOOT_URL_MAX 127
+
+typedef enum DhcpMode {
+        DHCP_MODE_OFF,   /* no dnsmasq at all */
+        DHCP_MODE_PROXY, /* proxyDHCP: another server hands out addresses */
+        DHCP_MODE_FULL,  /* dnsmasq is the DHCP server of the network */
+        _DHCP_MODE_MAX,
+        _DHCP_MODE_INVALID = -EINVAL,
+} DhcpMode;
+
+/* "off", "proxy", "full"; _DHCP_MODE_INVALID for anything else (or NULL). */
+DhcpMode dhcp_mode_from_string(const char *s);
+/* The name of m, NULL when m is out of range. */
+const char *dhcp_mode_to_string(DhcpMode m);
+
+/* The [dhcp] settings. Strings are owned by the struct (dhcp_config_release()
+ * frees them); NULL means unset. */
+typedef struct DhcpConfig {
+        DhcpMode mode;
+        char *interface;    /* required unless off */
+        char *range;        /* full: "START,END[,NETMASK][,LEASETIME]"; proxy: "SUBNET[,NETMASK]", e.g. "10.0.0.0" */
+        char *tftp_root;    /* absolute; holds ipxe.efi and undionly.kpxe; NULL: DHCP_TFTP_ROOT_DEFAULT */
+        char *boot_url;     /* required unless off: what iPXE clients get as boot file, e.g. "http://10.0.0.1:8080/boot/ipxe" */
+        char *dnsmasq_path; /* NULL: "dnsmasq", looked up in PATH, then /usr/sbin and /sbin */
+        char *run_dir;      /* required unless off, absolute: dnsmasq.conf and the lease file; created 0755 */
+} DhcpConfig;
+
+/* Frees the strings of c and resets it to zeros (mode off). */
+void dhcp_config_release(DhcpConfig *c);
+
+/* Deep copy of c into *ret (which the caller releases). Returns 0 or -ENOMEM. */
+int dhcp_config_copy(const DhcpConfig *c, DhcpConfig *ret);
+
+/* Checks c as the daemon would use it: the mode, the interface name, the range
+ * (IPv4 addresses, start not after end, a netmask that is one, a lease time
+ * dnsmasq understands), boot_url (present, fits a DHCP reply, no characters a
+ * dnsmasq configuration cannot carry), absolute tftp_root and run_dir, the
+ * two iPXE files readable in tftp_root, and the dnsmasq program found. Mode
+ * off needs nothing else. Returns 0, or -EINVAL with one message for a person
+ * in *ret_error (when not NULL; the caller frees it), naming the setting and
+ * the value at fault. Other negative errnos: allocation failure. */
+int dhcp_config_validate(const DhcpConfig *c, char **ret_error);
+
+/* Renders the dnsmasq configuration for c into *ret_text (NUL-terminated, the
+ * caller frees it). Pure: looks at no file, so it checks only the form of c
+ * (the first half of dhcp_config_validate()). Returns 0, -EINVAL for a config
+ * that does not validate or for mode off (there is nothing to run), or
+ * -ENOMEM. */
+int dnsmasq_config_render(const DhcpConfig *c, char **ret_text);
+
+/* One supervised dnsmasq. Not thread-safe: the daemon calls all of these from
+ * one long-lived thread (the child is bound to the forking thread's life by
+ * PR_SET_PDEATHSIG, so that a slipwayd killed with SIGKILL does not leave a
+ * dnsmasq behind holding the DHCP port). The daemon must not reap children
+ * with waitpid(-1) or SIGCHLD set to SIG_IGN: dnsmasq_check() reaps this one. */
+typedef struct Dnsmasq Dnsmasq;
+
+/* Validates c (as dhcp_config_validate(), the message goes to debug) and
+ * returns a stopped Dnsmasq holding a copy of it in *ret. Returns 0, -EINVAL
+ * or -ENOMEM. */
+int dnsmasq_new(const DhcpConfig *c, Dnsmasq **ret);
+
+/* Starts supervising: unless the mode is off, writes run_dir/dnsmasq.conf
+ * (temp, fsync, rename, fsync of the directory) and spawns
+ * `dnsmasq --keep-in-foreground --conf-file=…` with stdin on /dev/null,
+ * stdout and stderr on our stderr (dnsmasq logs there), every other fd
+ * closed, signals at their defaults, a clean environment, in its own process
+ * group. Returns 0 (also when already started), or a negative errno when the
+ * file could not be written or dnsmasq could not be executed (then nothing is
+ * supervised). A dnsmasq that starts and then exits (a missing interface,
+ * say) is dnsmasq_check()'s business. */
+int dnsmasq_start(Dnsmasq *d);
+
+/* Replaces the configuration with a copy of c. When started: with the mode
+ * now off, stops dnsmasq; when the rendered text or the program changed (or
+ * the mode was off), writes the new file first, then restarts dnsmasq with
+ * it; when nothing changed, leaves the running dnsmasq alone. Not started:
+ * only stores c. Returns 1 when dnsmasq was started, restarted or stopped, 0
+ * when nothing had to change, -EINVAL when c does not validate (the old
+ * configuration stays in force), or another negative errno when the new
+ * dnsmasq could not be spawned (supervision retries it with the backoff). */
+int dnsmasq_reload(Dnsmasq *d, const DhcpConfig *c);
+
+/* Supervision, without blocking; the daemon calls it about once a second.
+ * Reaps dnsmasq when it died (logging a warning with its exit status or
+ * signal) and restarts it after a delay that starts at 1 s and doubles up to
+ * 30 s, back to 1 s once an instance has run for 60 s. Returns 1 when it
+ * restarted dnsmasq, 0 when there was nothing to do, or a negative errno when
+ * a restart failed (logged; the next one is scheduled). */
+int dnsmasq_check(Dnsmasq *d);
+
+/* The pid of the running dnsmasq, 0 when there is none. */
+pid_t dnsmasq_pid(const Dnsmasq *d);
+
+/* How many times supervision restarted a dnsmasq that had died (restarts
+ * asked for by dnsmasq_reload() are not counted). */
+unsigned dnsmasq_restarts(const Dnsmasq *d);
+
+/* Stops supervising and dnsmasq: SIGTERM, up to 5 s for it to exit, then
+ * SIGKILL; the child is reaped either way. Returns 0. */
+int dnsmasq_stop(Dnsmasq *d);
+
+/* Stops (as dnsmasq_stop()) and frees d. Accepts NULL; returns NULL. */
+Dnsmasq *dnsmasq_free(Dnsmasq *d);
+
+static inline void dnsmasq_freep(Dnsmasq **d) {
+        dnsmasq_free(*d);
+}
+#define _cleanup_dnsmasq_free_ _cleanup_(dnsmasq_freep)

@@ -1,0 +1,620 @@
+#include <ctype.h>
+#include <time.h>
+
+#include "audit.h"
+#include "hash.h"
+#include "hosts.h"
+#include "images.h"
+#include "log.h"
+#include "tokens.h"
+#include "util.h"
+
+static const char *const host_states[] = {
+        "registered", "installing", "installed", "staging", "staged",
+        "rebooting",  "healthy",    "unhealthy", "rolled-back", "failed",
+};
+
+/* States that mean the host's disk holds an installed image. */
+static bool state_is_installed(const char *state) {
+        return !streq(state, "registered") && !streq(state, "installing") && !streq(state, "failed");
+}
+
+int mac_normalize(const char *s, char ret[18]) {
+        char out[18];
+
+        if (!s || strlen(s) != 17)
+                return -EINVAL;
+        for (size_t i = 0; i < 17; i++) {
+                if (i % 3 == 2) {
+                        if (s[i] != ':' && s[i] != '-')
+                                return -EINVAL;
+                        out[i] = ':';
+                } else {
+                        if (!isxdigit((unsigned char) s[i]))
+                                return -EINVAL;
+                        out[i] = (char) tolower((unsigned char) s[i]);
+                }
+        }
+        out[17] = 0;
+        memcpy(ret, out, 18);
+        return 0;
+}
+
+int uuid_normalize(const char *s, char ret[37]) {
+        char out[37];
+
+        if (!s || strlen(s) != 36)
+                return -EINVAL;
+        for (size_t i = 0; i < 36; i++) {
+                if (i == 8 || i == 13 || i == 18 || i == 23) {
+                        if (s[i] != '-')
+                                return -EINVAL;
+                        out[i] = '-';
+                } else {
+                        if (!isxdigit((unsigned char) s[i]))
+                                return -EINVAL;
+                        out[i] = (char) tolower((unsigned char) s[i]);
+                }
+        }
+        out[36] = 0;
+        memcpy(ret, out, 37);
+        return 0;
+}
+
+bool hosts_label_valid(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > 63)
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char) *s) && !strchr("._-", *s))
+                        return false;
+        return true;
+}
+
+int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char mac[18] = "";
+        int r, rc;
+
+        (void) mac_normalize(ref, mac);
+        r = db_prepare(db, "SELECT id FROM hosts WHERE id = ?1 OR mac = ?2", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return db_errno(rc);
+        snprintf(ret_id, 16, "%s", (const char *) sqlite3_column_text(st, 0));
+        return 0;
+}
+
+static json_t *column_json(sqlite3_stmt *st, int col) {
+        const char *t = (const char *) sqlite3_column_text(st, col);
+        json_t *j = t ? json_loads(t, 0, NULL) : NULL;
+        return j ? j : json_null();
+}
+
+json_t *hosts_to_json(sqlite3 *db, const char *id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *lb = NULL;
+        json_t *labels, *h;
+
+        if (db_prepare(db,
+                       "SELECT id, mac, uuid, hostname, image, boot, state, installed, version, current_image, "
+                       "booted_slot, slots, health, facts, message, registered, last_seen FROM hosts WHERE id = ?",
+                       &st) < 0)
+                return NULL;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return NULL;
+        labels = json_object();
+        if (db_prepare(db, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &lb) >= 0) {
+                sqlite3_bind_text(lb, 1, id, -1, SQLITE_STATIC);
+                while (sqlite3_step(lb) == SQLITE_ROW)
+                        json_object_set_new(labels, (const char *) sqlite3_column_text(lb, 0),
+                                            json_string((const char *) sqlite3_column_text(lb, 1)));
+        }
+#define TEXT(i) ((const char *) sqlite3_column_text(st, (i)))
+        h = json_pack("{s:s, s:s?, s:s?, s:s?, s:o, s:s?, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:s?, "
+                      "s:I, s:o}",
+                      "id", TEXT(0), "mac", TEXT(1), "uuid", TEXT(2), "hostname", TEXT(3), "labels", labels, "image",
+                      TEXT(4), "boot", TEXT(5), "state", TEXT(6), "installed", sqlite3_column_int(st, 7), "version",
+                      TEXT(8), "current_image", TEXT(9), "booted_slot", TEXT(10), "slots", column_json(st, 11),
+                      "health", column_json(st, 12), "facts", column_json(st, 13), "message", TEXT(14), "registered",
+                      (json_int_t) sqlite3_column_int64(st, 15), "last_seen",
+                      sqlite3_column_type(st, 16) == SQLITE_NULL ? json_null()
+                                                                  : json_integer(sqlite3_column_int64(st, 16)));
+#undef TEXT
+        return h;
+}
+
+int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char rnd[65], id[16];
+        json_t *detail;
+        int r;
+
+        r = hosts_find(db, mac, id);
+        if (r >= 0) {
+                if (uuid) {
+                        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+                        if (db_prepare(db, "UPDATE hosts SET uuid = ? WHERE id = ? AND uuid IS NOT ?", &up) >= 0) {
+                                sqlite3_bind_text(up, 1, uuid, -1, SQLITE_STATIC);
+                                sqlite3_bind_text(up, 2, id, -1, SQLITE_STATIC);
+                                sqlite3_bind_text(up, 3, uuid, -1, SQLITE_STATIC);
+                                sqlite3_step(up);
+                        }
+                }
+                memcpy(ret_id, id, 16);
+                *ret_new = false;
+                return 0;
+        }
+        if (r != -ENOENT)
+                return r;
+        r = token_random_hex(rnd);
+        if (r < 0)
+                return r;
+        snprintf(id, sizeof id, "h-%.12s", rnd);
+        r = db_prepare(db, "INSERT INTO hosts (id, mac, uuid, registered) VALUES (?, ?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, uuid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64) time(NULL));
+        r = db_errno(sqlite3_step(st));
+        if (r < 0)
+                return r;
+        detail = json_pack("{s:s, s:s?}", "mac", mac, "uuid", uuid);
+        r = audit_log(db, actor, "host.register", id, detail);
+        json_decref(detail);
+        if (r < 0)
+                return r;
+        log_info("new host %s (%s)", id, mac);
+        memcpy(ret_id, id, 16);
+        *ret_new = true;
+        return 0;
+}
+
+/* Constant-time comparison of two NUL-terminated secrets. */
+static bool secret_equal(const char *a, const char *b) {
+        size_t na = strlen(a), nb = strlen(b);
+        unsigned char d = na != nb;
+
+        for (size_t i = 0; i < na && i < nb; i++)
+                d |= (unsigned char) (a[i] ^ b[i]);
+        return d == 0;
+}
+
+enum MHD_Result handle_hosts_register(Request *req) {
+        static const char *const allowed[] = { "mac", "uuid", "hostname", "facts", "enroll", NULL };
+        _cleanup_stmt_ sqlite3_stmt *chk = NULL, *up = NULL;
+        _cleanup_free_ char *site = NULL, *token = NULL, *facts = NULL;
+        enum MHD_Result result;
+        const char *mac_s, *uuid_s, *hostname, *enroll;
+        char mac[18], uuid[37], id[16], rnd[65], hash[65], enroll_hash[65];
+        bool is_new = false, ok = false;
+        json_t *body, *facts_j, *detail;
+        sqlite3 *db;
+        int r;
+
+        body = request_json(req, allowed, &result);
+        if (!body)
+                return result;
+        mac_s = json_string_value(json_object_get(body, "mac"));
+        uuid_s = json_string_value(json_object_get(body, "uuid"));
+        hostname = json_string_value(json_object_get(body, "hostname"));
+        enroll = json_string_value(json_object_get(body, "enroll"));
+        facts_j = json_object_get(body, "facts");
+        if (mac_normalize(mac_s, mac) < 0)
+                result = reply_error(req, KIND_INVALID_VALUE, "'mac': not a MAC address");
+        else if (json_object_get(body, "uuid") && uuid_normalize(uuid_s, uuid) < 0)
+                result = reply_error(req, KIND_INVALID_VALUE, "'uuid': not a UUID");
+        else if (json_object_get(body, "hostname") && (!hostname || strlen(hostname) > 253))
+                result = reply_error(req, KIND_INVALID_VALUE, "'hostname': expected a string of at most 253 bytes");
+        else if (facts_j && !json_is_object(facts_j))
+                result = reply_error(req, KIND_INVALID_VALUE, "'facts': expected an object");
+        else if (!enroll || strlen(enroll) > 256)
+                result = reply_error(req, KIND_UNAUTHORIZED, "'enroll': the enrollment secret is required");
+        else
+                ok = true;
+        if (!ok) {
+                json_decref(body);
+                return result;
+        }
+        facts = facts_j ? json_dumps(facts_j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        const ServerConfig *c = config_get(req->server);
+        site = c->enroll_token ? strdup(c->enroll_token) : NULL;
+        config_put(req->server);
+
+        sha256_buffer_hex(enroll, strlen(enroll), enroll_hash);
+        r = token_random_hex(rnd);
+        token = r >= 0 ? strdup_printf("slh_%s", rnd) : NULL;
+        if (!token) {
+                json_decref(body);
+                return reply_errno(req, r < 0 ? r : -ENOMEM, "register");
+        }
+        sha256_buffer_hex(token, strlen(token), hash);
+
+        db = db_lock(req->server->db);
+        r = db_begin(db);
+        ok = site && secret_equal(site, enroll);
+        if (r >= 0 && !ok) {
+                r = db_prepare(db, "SELECT 1 FROM hosts WHERE mac = ? AND enroll_hash = ? AND enroll_expires >= ?", &chk);
+                if (r >= 0) {
+                        sqlite3_bind_text(chk, 1, mac, -1, SQLITE_STATIC);
+                        sqlite3_bind_text(chk, 2, enroll_hash, -1, SQLITE_STATIC);
+                        sqlite3_bind_int64(chk, 3, (sqlite3_int64) time(NULL));
+                        ok = sqlite3_step(chk) == SQLITE_ROW;
+                }
+        }
+        if (r >= 0 && !ok)
+                r = -EPERM;
+        if (r >= 0)
+                r = hosts_ensure(db, mac, json_object_get(body, "uuid") ? uuid : NULL, req->actor, id, &is_new);
+        if (r >= 0)
+                r = db_prepare(db,
+                               "UPDATE hosts SET token_hash = ?, enroll_hash = NULL, enroll_expires = NULL, "
+                               "hostname = coalesce(?, hostname), facts = coalesce(?, facts), last_seen = ? WHERE id = ?",
+                               &up);
+        if (r >= 0) {
+                sqlite3_bind_text(up, 1, hash, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 2, hostname, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 3, facts, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(up, 4, (sqlite3_int64) time(NULL));
+                sqlite3_bind_text(up, 5, id, -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(up));
+        }
+        if (r >= 0) {
+                detail = json_pack("{s:s, s:b}", "mac", mac, "new", is_new);
+                r = audit_log(db, "host:register", "host.token", id, detail);
+                json_decref(detail);
+        }
+        if (r >= 0)
+                r = db_commit(db);
+        else
+                db_rollback(db);
+        db_unlock(req->server->db);
+        json_decref(body);
+        if (r == -EPERM)
+                return reply_error(req, KIND_FORBIDDEN, "the enrollment secret for %s is wrong or expired", mac);
+        if (r < 0)
+                return reply_errno(req, r, "register");
+        return reply_json(req, 200, json_pack("{s:s, s:s}", "id", id, "token", token));
+}
+
+enum MHD_Result handle_hosts_list(Request *req) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *lkey = NULL;
+        const char *label = request_arg(req, "label"), *state = request_arg(req, "state");
+        const char *lval = NULL;
+        json_t *list;
+        sqlite3 *db;
+        int r;
+
+        if (label) {
+                const char *eq = strchr(label, '=');
+                if (!eq)
+                        return reply_error(req, KIND_INVALID_VALUE, "'label': expected KEY=VALUE, got \"%s\"", label);
+                lkey = strndup(label, (size_t) (eq - label));
+                lval = eq + 1;
+                if (!lkey)
+                        return MHD_NO;
+        }
+        list = json_array();
+        db = db_lock(req->server->db);
+        r = db_prepare(db,
+                       "SELECT id FROM hosts h WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM host_labels l WHERE "
+                       "l.host_id = h.id AND l.key = ?1 AND l.value = ?2)) AND (?3 IS NULL OR state = ?3) ORDER BY id",
+                       &st);
+        if (r >= 0) {
+                sqlite3_bind_text(st, 1, lkey, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, lval, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        json_t *h = hosts_to_json(db, (const char *) sqlite3_column_text(st, 0));
+                        if (h)
+                                json_array_append_new(list, h);
+                }
+        }
+        db_unlock(req->server->db);
+        if (r < 0) {
+                json_decref(list);
+                return reply_errno(req, r, "host list");
+        }
+        return reply_json(req, 200, json_pack("{s:o}", "hosts", list));
+}
+
+enum MHD_Result handle_host_get(Request *req) {
+        json_t *h = NULL;
+        char id[16];
+        sqlite3 *db;
+        int r;
+
+        db = db_lock(req->server->db);
+        r = hosts_find(db, req->args[0], id);
+        if (r >= 0)
+                h = hosts_to_json(db, id);
+        db_unlock(req->server->db);
+        if (r == -ENOENT)
+                return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
+        if (r < 0 || !h)
+                return reply_errno(req, r < 0 ? r : -EIO, "host");
+        return reply_json(req, 200, h);
+}
+
+enum MHD_Result handle_host_labels(Request *req) {
+        static const char *const allowed[] = { "set", "remove", NULL };
+        _cleanup_stmt_ sqlite3_stmt *set = NULL, *rm = NULL;
+        enum MHD_Result result;
+        json_t *body, *s, *rmv, *v, *h = NULL;
+        const char *key;
+        size_t i;
+        char id[16];
+        sqlite3 *db;
+        int r;
+
+        body = request_json(req, allowed, &result);
+        if (!body)
+                return result;
+        s = json_object_get(body, "set");
+        rmv = json_object_get(body, "remove");
+        if ((s && !json_is_object(s)) || (rmv && !json_is_array(rmv))) {
+                json_decref(body);
+                return reply_error(req, KIND_INVALID_VALUE, "expected \"set\": {KEY: VALUE} and \"remove\": [KEY]");
+        }
+        json_object_foreach(s, key, v)
+                if (!hosts_label_valid(key) || !hosts_label_valid(json_string_value(v))) {
+                        result = reply_error(req, KIND_INVALID_VALUE,
+                                             "label '%s': keys and values are 1-63 of [A-Za-z0-9._-]", key);
+                        json_decref(body);
+                        return result;
+                }
+        json_array_foreach(rmv, i, v)
+                if (!hosts_label_valid(json_string_value(v))) {
+                        json_decref(body);
+                        return reply_error(req, KIND_INVALID_VALUE, "'remove': item %zu is not a label key", i);
+                }
+
+        db = db_lock(req->server->db);
+        r = db_begin(db);
+        if (r >= 0)
+                r = hosts_find(db, req->args[0], id);
+        if (r >= 0)
+                r = db_prepare(db, "INSERT OR REPLACE INTO host_labels (host_id, key, value) VALUES (?, ?, ?)", &set);
+        if (r >= 0)
+                r = db_prepare(db, "DELETE FROM host_labels WHERE host_id = ? AND key = ?", &rm);
+        json_array_foreach(rmv, i, v) {
+                if (r < 0)
+                        break;
+                sqlite3_bind_text(rm, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(rm, 2, json_string_value(v), -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(rm));
+                sqlite3_reset(rm);
+        }
+        json_object_foreach(s, key, v) {
+                if (r < 0)
+                        break;
+                sqlite3_bind_text(set, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(set, 2, key, -1, SQLITE_STATIC);
+                sqlite3_bind_text(set, 3, json_string_value(v), -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(set));
+                sqlite3_reset(set);
+        }
+        if (r >= 0)
+                r = audit_log(db, req->actor, "host.labels", id, body);
+        if (r >= 0)
+                r = db_commit(db);
+        else
+                db_rollback(db);
+        if (r >= 0)
+                h = hosts_to_json(db, id);
+        db_unlock(req->server->db);
+        json_decref(body);
+        if (r == -ENOENT)
+                return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
+        if (r < 0 || !h)
+                return reply_errno(req, r < 0 ? r : -EIO, "host labels");
+        return reply_json(req, 200, h);
+}
+
+enum MHD_Result handle_host_image(Request *req) {
+        static const char *const allowed[] = { "image", "boot", NULL };
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        enum MHD_Result result;
+        json_t *body, *img, *h = NULL, *detail;
+        const char *ref = NULL, *boot = NULL;
+        char id[16], image_id[65] = "";
+        sqlite3 *db;
+        int r;
+
+        body = request_json(req, allowed, &result);
+        if (!body)
+                return result;
+        img = json_object_get(body, "image");
+        boot = json_string_value(json_object_get(body, "boot"));
+        if (!img || (!json_is_null(img) && !json_is_string(img))) {
+                json_decref(body);
+                return reply_error(req, KIND_INVALID_VALUE, "'image': expected an image reference or null");
+        }
+        if (json_object_get(body, "boot") && (!boot || (!streq(boot, "disk") && !streq(boot, "live")))) {
+                json_decref(body);
+                return reply_error(req, KIND_INVALID_VALUE, "'boot': expected \"disk\" or \"live\"");
+        }
+        ref = json_string_value(img);
+
+        db = db_lock(req->server->db);
+        r = db_begin(db);
+        if (r >= 0)
+                r = hosts_find(db, req->args[0], id);
+        if (r >= 0 && ref) {
+                r = images_resolve(db, ref, image_id);
+                if (r == -ENOENT || r == -EINVAL || r == -ENOTUNIQ)
+                        r = -ENXIO;
+        }
+        if (r >= 0)
+                r = db_prepare(db, "UPDATE hosts SET image = ?, boot = coalesce(?, boot) WHERE id = ?", &up);
+        if (r >= 0) {
+                sqlite3_bind_text(up, 1, ref ? image_id : NULL, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 2, boot, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 3, id, -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(up));
+        }
+        if (r >= 0) {
+                detail = json_pack("{s:s?, s:s?, s:s?}", "image", ref ? image_id : NULL, "ref", ref, "boot", boot);
+                r = audit_log(db, req->actor, "host.assign", id, detail);
+                json_decref(detail);
+        }
+        if (r >= 0)
+                r = db_commit(db);
+        else
+                db_rollback(db);
+        if (r >= 0)
+                h = hosts_to_json(db, id);
+        db_unlock(req->server->db);
+        json_decref(body);
+        if (r == -ENOENT)
+                return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
+        if (r == -ENXIO)
+                return reply_error(req, KIND_NOT_FOUND, "image '%s': not found", ref);
+        if (r < 0 || !h)
+                return reply_errno(req, r < 0 ? r : -EIO, "host image");
+        return reply_json(req, 200, h);
+}
+
+static bool state_valid(const char *s) {
+        for (size_t i = 0; s && i < ELEMENTSOF(host_states); i++)
+                if (streq(host_states[i], s))
+                        return true;
+        return false;
+}
+
+const char *hosts_checkin_invalid(json_t *body) {
+        const char *state = json_string_value(json_object_get(body, "state"));
+        json_t *v;
+
+        if (!state_valid(state))
+                return "'state': not a host state";
+        v = json_object_get(body, "image");
+        if (v && !json_is_null(v) && !(json_is_string(v) && sha256_hex_valid(json_string_value(v))))
+                return "'image': expected an image ID or null";
+        v = json_object_get(body, "booted_slot");
+        if (v && !json_is_null(v) &&
+            !(json_is_string(v) && (streq(json_string_value(v), "a") || streq(json_string_value(v), "b"))))
+                return "'booted_slot': expected \"a\" or \"b\"";
+        v = json_object_get(body, "version");
+        if (v && !json_is_null(v) && !(json_is_string(v) && strlen(json_string_value(v)) <= 64))
+                return "'version': expected a string";
+        v = json_object_get(body, "message");
+        if (v && !json_is_null(v) && !(json_is_string(v) && strlen(json_string_value(v)) <= 4096))
+                return "'message': expected a string of at most 4096 bytes";
+        for (const char *const *k = (const char *const[]) { "slots", "health", "facts", NULL }; *k; k++) {
+                v = json_object_get(body, *k);
+                if (v && !json_is_null(v) && !json_is_object(v))
+                        return "'slots', 'health' and 'facts' must be objects";
+        }
+        return NULL;
+}
+
+static char *dump_or_null(json_t *v) {
+        return v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
+enum MHD_Result handle_host_checkin(Request *req) {
+        static const char *const allowed[] = { "state",  "version", "image",   "booted_slot", "slots",
+                                               "health", "facts",   "message", NULL };
+        _cleanup_stmt_ sqlite3_stmt *prev = NULL, *up = NULL, *want = NULL;
+        _cleanup_free_ char *slots = NULL, *health = NULL, *facts = NULL, *old_state = NULL;
+        enum MHD_Result result;
+        const char *why, *state;
+        json_t *body, *desired = json_null();
+        uint64_t interval;
+        char id[16];
+        sqlite3 *db;
+        int r;
+
+        body = request_json(req, allowed, &result);
+        if (!body)
+                return result;
+        why = hosts_checkin_invalid(body);
+        if (why) {
+                json_decref(body);
+                return reply_error(req, KIND_INVALID_VALUE, "%s", why);
+        }
+        state = json_string_value(json_object_get(body, "state"));
+        slots = dump_or_null(json_object_get(body, "slots"));
+        health = dump_or_null(json_object_get(body, "health"));
+        facts = dump_or_null(json_object_get(body, "facts"));
+        atomic_fetch_add(&req->server->metrics.checkins, 1);
+
+        db = db_lock(req->server->db);
+        r = db_begin(db);
+        if (r >= 0)
+                r = hosts_find(db, req->args[0], id);
+        if (r >= 0 && db_prepare(db, "SELECT state FROM hosts WHERE id = ?", &prev) >= 0) {
+                sqlite3_bind_text(prev, 1, id, -1, SQLITE_STATIC);
+                if (sqlite3_step(prev) == SQLITE_ROW)
+                        old_state = db_column_strdup(prev, 0);
+        }
+        if (r >= 0)
+                r = db_prepare(db,
+                               "UPDATE hosts SET state = ?, version = ?, current_image = ?, booted_slot = ?, slots = ?, "
+                               "health = ?, facts = coalesce(?, facts), message = ?, last_seen = ?, "
+                               "installed = installed OR ? WHERE id = ?",
+                               &up);
+        if (r >= 0) {
+                sqlite3_bind_text(up, 1, state, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 2, json_string_value(json_object_get(body, "version")), -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 3, json_string_value(json_object_get(body, "image")), -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 4, json_string_value(json_object_get(body, "booted_slot")), -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 5, slots, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 6, health, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 7, facts, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 8, json_string_value(json_object_get(body, "message")), -1, SQLITE_STATIC);
+                sqlite3_bind_int64(up, 9, (sqlite3_int64) time(NULL));
+                sqlite3_bind_int(up, 10, state_is_installed(state));
+                sqlite3_bind_text(up, 11, id, -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(up));
+        }
+        if (r >= 0 && !streq_ptr(old_state, state)) {
+                json_t *detail = json_pack("{s:s?, s:s, s:O?}", "from", old_state, "to", state, "message",
+                                           json_object_get(body, "message"));
+                r = audit_log(db, req->actor, "host.state", id, detail);
+                json_decref(detail);
+        }
+        if (r >= 0)
+                r = db_prepare(db,
+                               "SELECT i.id, i.name, i.version, i.manifest, i.signature FROM hosts h JOIN images i "
+                               "ON i.id = h.image WHERE h.id = ?",
+                               &want);
+        if (r >= 0) {
+                sqlite3_bind_text(want, 1, id, -1, SQLITE_STATIC);
+                if (sqlite3_step(want) == SQLITE_ROW)
+                        desired = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "image",
+                                            (const char *) sqlite3_column_text(want, 0), "name",
+                                            (const char *) sqlite3_column_text(want, 1), "version",
+                                            (const char *) sqlite3_column_text(want, 2), "manifest",
+                                            (const char *) sqlite3_column_text(want, 3), "signature",
+                                            (const char *) sqlite3_column_text(want, 4), "rollback", false);
+        }
+        if (r >= 0)
+                r = db_commit(db);
+        else
+                db_rollback(db);
+        db_unlock(req->server->db);
+        json_decref(body);
+        if (r < 0) {
+                json_decref(desired);
+                if (r == -ENOENT)
+                        return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
+                return reply_errno(req, r, "check-in");
+        }
+        const ServerConfig *c = config_get(req->server);
+        interval = c->checkin_interval;
+        config_put(req->server);
+        return reply_json(req, 200, json_pack("{s:o, s:I}", "desired", desired, "checkin_interval",
+                                              (json_int_t) interval));
+}

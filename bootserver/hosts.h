@@ -1,0 +1,30 @@
+/* The host inventory: registration (PXE or agent), labels, assigned image,
+ * and what each agent last reported. */
+#pragma once
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "server.h"
+
+/* Normalises a MAC address ("52:54:00:AB:CD:EF", dashes or colons) to
+ * lowercase with colons into ret (18 bytes). -EINVAL when malformed. */
+int mac_normalize(const char *s, char ret[18]);
+/* Checks an SMBIOS UUID (8-4-4-4-12 hex) and lowercases it into ret. */
+int uuid_normalize(const char *s, char ret[37]);
+
+/* With the db lock held: finds the host by ID or MAC; ret_id gets its ID.
+ * -ENOENT when unknown. */
+int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]);
+/* With the db lock held: the host as JSON (docs/api.md), or NULL. */
+json_t *hosts_to_json(sqlite3 *db, const char *id);
+/* With the db lock held, in the caller's transaction: registers a host seen
+ * for the first time by its MAC (and UUID, may be NULL); returns its ID and
+ * whether it was new. */
+int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new);
+
+/* Checks a check-in body's members (state, image, slot, version, message,
+ * objects); returns NULL when it is good, else a static message. */
+const char *hosts_checkin_invalid(json_t *body);
+/* A label key or value: 1-63 of [A-Za-z0-9._-]. */
+bool hosts_label_valid(const char *s);

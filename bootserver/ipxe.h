@@ -1,0 +1,39 @@
+/* iPXE scripts: per-host boot decisions (install, local disk, live, wait)
+ * rendered from templates with {{name}} placeholders. */
+#pragma once
+
+#include "macro.h"
+
+typedef enum IpxeScript {
+        IPXE_INSTALL,
+        IPXE_LOCAL,
+        IPXE_LIVE,
+        IPXE_WAIT,
+        IPXE_CHAIN, /* a client that did not say who it is: ask again with its MAC */
+        _IPXE_SCRIPT_MAX,
+} IpxeScript;
+
+/* The values a template can use; NULL renders as "". */
+typedef struct IpxeVars {
+        const char *server;     /* public URL, no trailing slash */
+        const char *mac;
+        const char *uuid;
+        const char *host;       /* host ID */
+        const char *image;      /* image ID */
+        const char *name;
+        const char *version;
+        const char *kernel_url;
+        const char *initrd_url;
+        const char *rootfs_url;
+        const char *cmdline;    /* the image's kernel command line */
+        const char *enroll;     /* one-time enrollment secret */
+} IpxeVars;
+
+/* The built-in template of a script. */
+const char *ipxe_builtin(IpxeScript s);
+const char *ipxe_script_to_string(IpxeScript s);
+
+/* Replaces every {{name}} in template with its value. An unknown name is
+ * -EINVAL with the name in ret_bad (static string or a copy the caller
+ * frees: always caller frees). ret is caller-owned. */
+int ipxe_render(const char *template, const IpxeVars *v, char **ret, char **ret_bad);

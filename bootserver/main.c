@@ -1,0 +1,356 @@
+/* slipwayd: the bootserver. Image catalog, blob serving, iPXE scripts,
+ * managed dnsmasq, host inventory and the agents' API. */
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "config.h"
+#include "db.h"
+#include "fileio.h"
+#include "log.h"
+#include "server.h"
+#include "supervise.h"
+#include "tokens.h"
+#include "util.h"
+
+#ifndef SLIPWAY_VERSION
+#define SLIPWAY_VERSION "0.1"
+#endif
+
+typedef struct Args {
+        const char *config_path;
+        bool config_explicit;
+        bool check_config;
+        char **flags; /* "name", "value" pairs as given, reapplied on reload */
+        char **command;
+} Args;
+
+static void help(void) {
+        printf("Usage: slipwayd [OPTIONS]\n"
+               "       slipwayd [OPTIONS] token create|list|revoke [NAME]\n"
+               "\n"
+               "The Slipway bootserver: image catalog, blob serving, PXE (iPXE + managed dnsmasq),\n"
+               "host inventory and the agents' API.\n"
+               "\n"
+               "Commands:\n"
+               "  (none)               run the server until SIGTERM; SIGHUP reloads the config\n"
+               "  token create NAME    make an admin API token and print it (shown once)\n"
+               "  token list           list the admin tokens' names\n"
+               "  token revoke NAME    remove an admin token\n"
+               "\n"
+               "Options:\n"
+               "  -c, --config FILE            config file (default " SERVER_CONFIG_DEFAULT_PATH ")\n"
+               "  --check-config               validate the configuration and exit\n"
+               "  -h, --help                   this help\n"
+               "  --version                    print the version\n"
+               "\n"
+               "Every config key has a flag (the config file's value is overridden):\n");
+        server_config_help(stdout);
+        printf("\nSee slipwayd(8).\n");
+}
+
+static int parse_args(int argc, char **argv, ServerConfig *probe, Args *a) {
+        for (int i = 1; i < argc; i++) {
+                const char *arg = argv[i], *name, *eq, *value;
+                _cleanup_free_ char *key = NULL;
+                int r;
+
+                if (streq(arg, "-h") || streq(arg, "--help")) {
+                        help();
+                        exit(EXIT_SUCCESS);
+                }
+                if (streq(arg, "--version")) {
+                        printf("slipwayd %s\n", SLIPWAY_VERSION);
+                        exit(EXIT_SUCCESS);
+                }
+                if (streq(arg, "--check-config")) {
+                        a->check_config = true;
+                        continue;
+                }
+                if (streq(arg, "-c") || streq(arg, "--config") || startswith(arg, "--config=")) {
+                        if (startswith(arg, "--config="))
+                                a->config_path = arg + strlen("--config=");
+                        else if (i + 1 < argc)
+                                a->config_path = argv[++i];
+                        else
+                                return log_error_errno(-EINVAL, "%s needs a file", arg);
+                        a->config_explicit = true;
+                        continue;
+                }
+                name = startswith(arg, "--");
+                if (!name) {
+                        /* The rest is a command. */
+                        a->command = argv + i;
+                        return 0;
+                }
+                eq = strchr(name, '=');
+                key = eq ? strndup(name, (size_t) (eq - name)) : strdup(name);
+                if (!key)
+                        return log_oom();
+                if (eq)
+                        value = eq + 1;
+                else if (i + 1 < argc)
+                        value = argv[++i];
+                else
+                        return log_error_errno(-EINVAL, "--%s needs a value", key);
+                r = server_config_apply_flag(probe, key, value);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return log_error_errno(-EINVAL, "unknown option '--%s' (see --help)", key);
+                if (strv_extend(&a->flags, key) < 0 || strv_extend(&a->flags, value) < 0)
+                        return log_oom();
+        }
+        return 0;
+}
+
+/* Builds a configuration: defaults, the file, then the flags. */
+static int config_build(const Args *a, ServerConfig *ret) {
+        ServerConfig c;
+        int r;
+
+        r = server_config_init(&c);
+        if (r >= 0)
+                r = server_config_load(&c, a->config_path, a->config_explicit);
+        for (size_t i = 0; r >= 0 && a->flags && a->flags[i]; i += 2)
+                r = server_config_apply_flag(&c, a->flags[i], a->flags[i + 1]);
+        if (r >= 0)
+                r = server_config_check(&c);
+        if (r < 0) {
+                server_config_release(&c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+static char *public_url_of(const ServerConfig *c, uint16_t port) {
+        _cleanup_free_ char *host = NULL;
+        char name[256];
+        uint16_t p;
+
+        if (c->public_url) {
+                size_t n = strlen(c->public_url);
+                while (n > 0 && c->public_url[n - 1] == '/')
+                        n--;
+                return strndup(c->public_url, n);
+        }
+        if (server_config_listen(c, &host, &p) < 0)
+                return NULL;
+        if (streq(host, "0.0.0.0") || streq(host, "[::]") || streq(host, "::")) {
+                free(host);
+                if (gethostname(name, sizeof name) < 0)
+                        snprintf(name, sizeof name, "localhost");
+                host = strdup(name);
+                if (!host)
+                        return NULL;
+        }
+        return strdup_printf("%s://%s:%u", c->tls_cert ? "https" : "http", host, port);
+}
+
+static int open_state(Server *s) {
+        _cleanup_free_ char *dbpath = NULL;
+        int r;
+
+        s->state_dir = strdup(s->config.state_dir);
+        s->blob_dir = path_join(s->config.state_dir, "blobs");
+        s->tmp_dir = path_join(s->config.state_dir, "tmp");
+        dbpath = path_join(s->config.state_dir, "state.db");
+        if (!s->state_dir || !s->blob_dir || !s->tmp_dir || !dbpath)
+                return log_oom();
+        r = mkdir_p(s->state_dir, 0750);
+        if (r >= 0)
+                r = mkdir_p(s->blob_dir, 0755);
+        if (r >= 0)
+                r = rm_rf(s->tmp_dir);
+        if (r >= 0)
+                r = mkdir_p(s->tmp_dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the state directory '%s': %m", s->state_dir);
+        return db_open(dbpath, &s->db);
+}
+
+static void server_release(Server *s) {
+        server_stop(s);
+        db_free(s->db);
+        server_config_release(&s->config);
+        pthread_rwlock_destroy(&s->config_lock);
+        free(s->state_dir);
+        free(s->blob_dir);
+        free(s->tmp_dir);
+        free(s->public_url);
+}
+
+static int print_token(const char *name, long long created, void *u _unused_) {
+        char when[32];
+        time_t t = (time_t) created;
+        struct tm tm;
+
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+        printf("%-24s %s UTC\n", name, when);
+        return 0;
+}
+
+static int token_command(Server *s, char **cmd) {
+        _cleanup_free_ char *token = NULL;
+        const char *actor = getenv("USER") ? getenv("USER") : "root";
+        _cleanup_free_ char *who = strdup_printf("cli:%s", actor);
+        int r;
+
+        if (!cmd[1] || (!streq(cmd[1], "list") && !cmd[2]))
+                return log_error_errno(-EINVAL, "usage: slipwayd token create|list|revoke [NAME]");
+        if (streq(cmd[1], "create")) {
+                if (!cmd[2][0] || strlen(cmd[2]) > 64)
+                        return log_error_errno(-EINVAL, "token name: 1 to 64 characters");
+                r = tokens_create(s->db, cmd[2], who, &token);
+                if (r == -EEXIST)
+                        return log_error_errno(r, "a token called '%s' exists already", cmd[2]);
+                if (r < 0)
+                        return log_error_errno(r, "cannot create the token '%s': %m", cmd[2]);
+                printf("%s\n", token);
+                return 0;
+        }
+        if (streq(cmd[1], "revoke")) {
+                r = tokens_revoke(s->db, cmd[2], who);
+                if (r == -ENOENT)
+                        return log_error_errno(r, "no token called '%s'", cmd[2]);
+                if (r < 0)
+                        return log_error_errno(r, "cannot revoke the token '%s': %m", cmd[2]);
+                return 0;
+        }
+        if (streq(cmd[1], "list"))
+                return tokens_list(s->db, print_token, NULL);
+        return log_error_errno(-EINVAL, "unknown token command '%s'", cmd[1]);
+}
+
+/* SIGHUP: a new configuration where it can change while running. */
+static void reload(Server *s, const Args *a, Supervisor *sup) {
+        ServerConfig c;
+
+        if (config_build(a, &c) < 0) {
+                log_error("reload: the configuration has errors; keeping the old one");
+                return;
+        }
+        if (!streq_ptr(c.listen, s->config.listen) || !streq_ptr(c.state_dir, s->config.state_dir) ||
+            !streq_ptr(c.tls_cert, s->config.tls_cert) || !streq_ptr(c.tls_key, s->config.tls_key) ||
+            c.threads != s->config.threads)
+                log_warning("reload: listen, state-dir, tls-* and threads take effect at the next start");
+        /* Keep what only a restart can change. */
+        free(c.listen);
+        c.listen = s->config.listen ? strdup(s->config.listen) : NULL;
+        free(c.state_dir);
+        c.state_dir = strdup(s->config.state_dir);
+        free(c.tls_cert);
+        c.tls_cert = s->config.tls_cert ? strdup(s->config.tls_cert) : NULL;
+        free(c.tls_key);
+        c.tls_key = s->config.tls_key ? strdup(s->config.tls_key) : NULL;
+        c.threads = s->config.threads;
+
+        char *url = public_url_of(&c, s->port);
+        pthread_rwlock_wrlock(&s->config_lock);
+        server_config_release(&s->config);
+        s->config = c;
+        if (url) {
+                free(s->public_url);
+                s->public_url = url;
+        }
+        log_set_level(log_level_from_string(s->config.log_level));
+        pthread_rwlock_unlock(&s->config_lock);
+        supervisor_reload(sup, s);
+        log_info("configuration reloaded");
+}
+
+static int write_url_file(Server *s) {
+        _cleanup_free_ char *path = path_join(s->state_dir, "slipwayd.url");
+        _cleanup_free_ char *text = strdup_printf("%s\n", s->public_url);
+
+        if (!path || !text)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text), 0644);
+}
+
+int main(int argc, char **argv) {
+        Server s = {};
+        Args a = { .config_path = SERVER_CONFIG_DEFAULT_PATH };
+        ServerConfig probe;
+        Supervisor *sup = NULL;
+        sigset_t mask;
+        int r;
+
+        log_set_program("slipwayd");
+        if (server_config_init(&probe) < 0)
+                return EXIT_FAILURE;
+        r = parse_args(argc, argv, &probe, &a);
+        server_config_release(&probe);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = config_build(&a, &s.config);
+        if (r < 0)
+                return EXIT_FAILURE;
+        if (a.check_config) {
+                printf("%s: configuration is valid\n", a.config_explicit ? a.config_path : "slipwayd");
+                server_config_release(&s.config);
+                strv_free(a.flags);
+                return EXIT_SUCCESS;
+        }
+        pthread_rwlock_init(&s.config_lock, NULL);
+        log_set_level(log_level_from_string(s.config.log_level));
+
+        if (a.command) {
+                if (!streq(a.command[0], "token")) {
+                        log_error("unknown command '%s' (see --help)", a.command[0]);
+                        r = -EINVAL;
+                } else {
+                        r = open_state(&s);
+                        if (r >= 0)
+                                r = token_command(&s, a.command);
+                }
+                server_release(&s);
+                strv_free(a.flags);
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+
+        log_set_json(s.config.log_json);
+        s.started_usec = now_usec();
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD);
+        /* Blocked before any thread starts, so only the main loop sees them. */
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = open_state(&s);
+        if (r >= 0)
+                r = server_start(&s);
+        if (r >= 0) {
+                s.public_url = public_url_of(&s.config, s.port);
+                r = s.public_url ? write_url_file(&s) : log_oom();
+        }
+        if (r >= 0)
+                r = supervisor_new(&s, &sup);
+        if (r < 0) {
+                server_release(&s);
+                strv_free(a.flags);
+                return EXIT_FAILURE;
+        }
+        log_info("serving on %s (port %u) as %s, state in '%s'", s.config.listen, s.port, s.public_url, s.state_dir);
+
+        for (;;) {
+                struct timespec tick = { .tv_sec = 1 };
+                int sig = sigtimedwait(&mask, NULL, &tick);
+
+                if (sig == SIGTERM || sig == SIGINT) {
+                        log_info("stopping (%s)", strsignal(sig));
+                        break;
+                }
+                if (sig == SIGHUP)
+                        reload(&s, &a, sup);
+                supervisor_tick(sup);
+        }
+        supervisor_free(sup);
+        server_release(&s);
+        strv_free(a.flags);
+        return EXIT_SUCCESS;
+}

@@ -1,0 +1,158 @@
+/* The HTTP side of slipwayd: the libmicrohttpd daemon, routing, request
+ * bodies with caps, authentication, and replies (JSON errors with a stable
+ * kind). The handlers live with their concern: blobs.c, images.c, hosts.c,
+ * ipxe.c, audit.c, metrics.c. */
+#pragma once
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+#include "macro.h"
+
+typedef struct BlobWriter BlobWriter;
+
+/* Error kinds: the stable names clients match on (docs/api.md). */
+typedef enum ErrorKind {
+        KIND_BAD_REQUEST,
+        KIND_INVALID_JSON,
+        KIND_UNKNOWN_FIELD,
+        KIND_INVALID_VALUE,
+        KIND_DIGEST_MISMATCH,
+        KIND_BAD_SIGNATURE,
+        KIND_UNAUTHORIZED,
+        KIND_FORBIDDEN,
+        KIND_NOT_FOUND,
+        KIND_METHOD_NOT_ALLOWED,
+        KIND_CONFLICT,
+        KIND_IN_USE,
+        KIND_MISSING_BLOBS,
+        KIND_TOO_LARGE,
+        KIND_UNSUPPORTED_MEDIA_TYPE,
+        KIND_RANGE_NOT_SATISFIABLE,
+        KIND_NO_SPACE,
+        KIND_INTERNAL,
+        _KIND_MAX,
+} ErrorKind;
+
+const char *error_kind_to_string(ErrorKind k);
+unsigned error_kind_status(ErrorKind k);
+
+typedef struct Metrics {
+        atomic_ulong requests[6];   /* by status class: index status/100 */
+        atomic_ulong by_code[600];
+        atomic_ulong errors[_KIND_MAX];
+        atomic_ullong blob_bytes;   /* blob bytes handed to clients */
+        atomic_ulong blob_requests;
+        atomic_ulong checkins;
+} Metrics;
+
+typedef struct Server {
+        ServerConfig config; /* guarded by config_lock; replaced on SIGHUP */
+        pthread_rwlock_t config_lock;
+        Db *db;
+        char *state_dir;
+        char *blob_dir;
+        char *tmp_dir;
+        char *public_url;    /* effective, guarded by config_lock */
+        struct MHD_Daemon *mhd;
+        uint16_t port;       /* bound port */
+        uint64_t started_usec;
+        Metrics metrics;
+} Server;
+
+typedef enum Auth {
+        AUTH_PUBLIC,
+        AUTH_ADMIN,
+        AUTH_HOST, /* the host named by the path's first wildcard, or an admin */
+} Auth;
+
+typedef enum BodyKind {
+        BODY_NONE,
+        BODY_JSON,
+        BODY_BLOB,
+} BodyKind;
+
+typedef struct Request {
+        Server *server;
+        struct MHD_Connection *conn;
+        const struct Route *route;
+        const char *method;
+        char *path;
+        char *args[2];       /* the route's wildcard segments, URL-decoded */
+        char *actor;         /* token name, "host:<id>", or "anonymous" */
+        /* body */
+        char *body;
+        size_t body_size;
+        bool body_too_large;
+        BlobWriter *blob;
+        int blob_error;
+        bool replied;
+        const char *reply_header[2]; /* one extra header for the reply (name, value) */
+        uint64_t blob_bytes; /* bytes of a blob response, counted when it completes */
+} Request;
+
+typedef struct Route {
+        const char *method;
+        const char *pattern; /* segments; "*" matches one */
+        Auth auth;
+        BodyKind body;
+        enum MHD_Result (*handler)(Request *req);
+} Route;
+
+/* Matches path (no leading '/') against a route pattern; the wildcard
+ * segments are copied into args (caller frees). Returns true on a match. */
+bool route_match(const char *pattern, const char *path, char *args[2]);
+
+/* Starts listening per s->config (TLS when configured). */
+int server_start(Server *s);
+void server_stop(Server *s);
+
+/* Replies. Each queues the response and returns MHD's result; the JSON
+ * replies take ownership of body. */
+enum MHD_Result reply_json(Request *req, unsigned status, json_t *body);
+enum MHD_Result reply_error(Request *req, ErrorKind kind, const char *format, ...) _printf_(3, 4);
+/* An error with extra members (e.g. "missing"); takes ownership of extra. */
+enum MHD_Result reply_error_extra(Request *req, ErrorKind kind, json_t *extra, const char *format, ...)
+        _printf_(4, 5);
+/* Maps a negative errno from the catalog to the matching error reply. */
+enum MHD_Result reply_errno(Request *req, int error, const char *what);
+enum MHD_Result reply_text(Request *req, unsigned status, const char *content_type, const char *text);
+enum MHD_Result reply_response(Request *req, unsigned status, struct MHD_Response *resp);
+
+/* The request body as a JSON object, or an error reply already queued
+ * (returns NULL and sets *ret_result). Members not in allowed (a
+ * NULL-terminated list) are refused as unknown_field. */
+json_t *request_json(Request *req, const char *const *allowed, enum MHD_Result *ret_result);
+
+/* Query parameter or header value; NULL when absent. */
+const char *request_arg(Request *req, const char *name);
+const char *request_header(Request *req, const char *name);
+
+/* The configuration, read-locked for the caller; release with config_put(). */
+const ServerConfig *config_get(Server *s);
+void config_put(Server *s);
+/* The URL hosts use to reach the server; caller frees. */
+char *server_public_url(Server *s);
+
+/* Handlers, by file. */
+enum MHD_Result handle_blob_get(Request *req);
+enum MHD_Result handle_blob_put(Request *req);
+enum MHD_Result handle_images_post(Request *req);
+enum MHD_Result handle_images_list(Request *req);
+enum MHD_Result handle_image_get(Request *req);
+enum MHD_Result handle_image_delete(Request *req);
+enum MHD_Result handle_hosts_register(Request *req);
+enum MHD_Result handle_hosts_list(Request *req);
+enum MHD_Result handle_host_get(Request *req);
+enum MHD_Result handle_host_labels(Request *req);
+enum MHD_Result handle_host_image(Request *req);
+enum MHD_Result handle_host_checkin(Request *req);
+enum MHD_Result handle_ipxe(Request *req);
+enum MHD_Result handle_audit(Request *req);
+enum MHD_Result handle_metrics(Request *req);
+enum MHD_Result handle_status(Request *req);

@@ -1,0 +1,92 @@
+#include "dnsmasq.h"
+#include "log.h"
+#include "supervise.h"
+#include "util.h"
+
+struct Supervisor {
+        Dnsmasq *dnsmasq;
+};
+
+/* The DHCP configuration of s; strings are copies the caller releases. */
+static int dhcp_config_of(Server *s, DhcpConfig *ret) {
+        const ServerConfig *c = config_get(s);
+        DhcpConfig d = {
+                .mode = dhcp_mode_from_string(c->dhcp_mode),
+                .interface = c->dhcp_interface ? strdup(c->dhcp_interface) : NULL,
+                .range = c->dhcp_range ? strdup(c->dhcp_range) : NULL,
+                .tftp_root = c->tftp_root ? strdup(c->tftp_root) : NULL,
+                .dnsmasq_path = c->dnsmasq ? strdup(c->dnsmasq) : NULL,
+        };
+        config_put(s);
+        _cleanup_free_ char *url = server_public_url(s);
+        d.boot_url = url ? strdup_printf("%s/boot/ipxe", url) : NULL;
+        d.run_dir = path_join(s->state_dir, "dnsmasq");
+        if (d.mode < 0) {
+                dhcp_config_release(&d);
+                return -EINVAL;
+        }
+        *ret = d;
+        return 0;
+}
+
+int supervisor_new(Server *s, Supervisor **ret) {
+        _cleanup_free_ char *why = NULL;
+        Supervisor *sup;
+        DhcpConfig d;
+        int r;
+
+        sup = calloc(1, sizeof *sup);
+        if (!sup)
+                return log_oom();
+        r = dhcp_config_of(s, &d);
+        if (r < 0) {
+                free(sup);
+                return log_error_errno(r, "dhcp: bad configuration");
+        }
+        if (d.mode != DHCP_MODE_OFF && dhcp_config_validate(&d, &why) < 0) {
+                r = log_error_errno(-EINVAL, "dhcp: %s", strempty(why));
+                dhcp_config_release(&d);
+                free(sup);
+                return r;
+        }
+        r = dnsmasq_new(&d, &sup->dnsmasq);
+        if (r >= 0 && d.mode != DHCP_MODE_OFF)
+                r = dnsmasq_start(sup->dnsmasq);
+        if (r >= 0 && d.mode != DHCP_MODE_OFF)
+                log_info("dhcp: dnsmasq started in %s mode on %s (pid %d)", dhcp_mode_to_string(d.mode),
+                         d.interface, (int) dnsmasq_pid(sup->dnsmasq));
+        dhcp_config_release(&d);
+        if (r < 0) {
+                supervisor_free(sup);
+                return log_error_errno(r, "dhcp: cannot start dnsmasq: %m");
+        }
+        *ret = sup;
+        return 0;
+}
+
+void supervisor_reload(Supervisor *sup, Server *s) {
+        _cleanup_free_ char *why = NULL;
+        DhcpConfig d;
+        int r;
+
+        if (dhcp_config_of(s, &d) < 0)
+                return;
+        if (d.mode != DHCP_MODE_OFF && dhcp_config_validate(&d, &why) < 0)
+                log_error("dhcp: %s; keeping dnsmasq as it was", strempty(why));
+        else if ((r = dnsmasq_reload(sup->dnsmasq, &d)) < 0)
+                log_error_errno(r, "dhcp: cannot apply the new configuration: %m");
+        dhcp_config_release(&d);
+}
+
+void supervisor_tick(Supervisor *sup) {
+        if (sup && sup->dnsmasq)
+                (void) dnsmasq_check(sup->dnsmasq);
+}
+
+Supervisor *supervisor_free(Supervisor *sup) {
+        if (!sup)
+                return NULL;
+        dnsmasq_free(sup->dnsmasq);
+        free(sup);
+        return NULL;
+}

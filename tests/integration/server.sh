@@ -1,0 +1,376 @@
+#!/bin/bash
+# Integration tests of slipwayd on loopback with a real HTTP client (curl):
+# blobs (Range, ETag, uploads that fail halfway), publishing (signatures,
+# missing blobs), hosts (PXE registration, enrollment, check-ins, labels),
+# tokens, audit, metrics, reload, TLS, and every kind of bad request.
+. "$(dirname "$0")/../lib.sh"
+t_begin server
+
+B=$BIN/slipway-build
+SD=$BIN/slipwayd
+D=$T_DIR
+export SOURCE_DATE_EPOCH=1700000000
+export SLIPWAY_CACHE=$D/cache
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done' EXIT
+
+# start_server STATE [FLAGS...]: runs slipwayd on a free loopback port; sets
+# URL and PID.
+start_server() {
+        local state=$1 i
+        shift
+        rm -f "$state/slipwayd.url"
+        "$SD" --state-dir "$state" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-json no "$@" \
+                >>"$state.log" 2>&1 &
+        PID=$!
+        PIDS+=("$PID")
+        for ((i = 0; i < 100; i++)); do
+                [ -s "$state/slipwayd.url" ] && break
+                sleep 0.05
+        done
+        URL=$(cat "$state/slipwayd.url" 2>/dev/null)
+}
+
+# api METHOD PATH [CURL-ARGS...]: sets CODE and BODY. The admin token is
+# sent, or $AS when set.
+api() {
+        local method=$1 path=$2 out
+        shift 2
+        out=$(curl -s -X "$method" -w '\n%{http_code}' -H "Authorization: Bearer ${AS:-$TOKEN}" "$@" "$URL$path")
+        CODE=${out##*$'\n'}
+        BODY=${out%$'\n'*}
+}
+post_json() { api "$1" "$2" -H 'Content-Type: application/json' --data-binary "$3"; }
+kind_is() { [ "$CODE" = "$1" ] && [ "$(jq -r .kind <<<"$BODY")" = "$2" ]; }
+sha() { sha256sum "$1" | cut -c1-64; }
+upload() { api PUT "/v1/blobs/sha256/$(sha "$1")" -T "$1"; }
+
+# One image, built and exported, and a second signing key nobody trusts.
+mkdir -p "$D/keys" "$D/other"
+$B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
+$B keygen "$D/other/o.key" "$D/other/o.pub" >/dev/null
+sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+$B -q --store "$D/store" build --key "$D/k.key" --no-disk --image-version 1.0 "$D/tiny.conf" >/dev/null
+$B -q --store "$D/store" export tiny:1.0 "$D/v1" >/dev/null
+E=$D/v1
+M=$(sha "$E/manifest.json")
+S=$(sha "$E/manifest.sig")
+K=$(sha "$E/vmlinuz")
+
+t_case "token create, and the server starts"
+TOKEN=$("$SD" --state-dir "$D/state" --log-json no token create ci 2>"$D/token.err")
+start_server "$D/state" --max-json 64K --enroll-ttl 600
+api GET /v1/status
+if [[ $TOKEN == slw_* ]] && [ "$CODE" = 200 ] && [ "$(jq -r .images <<<"$BODY")" = 0 ]; then t_ok; else
+        t_fail "token=$TOKEN code=$CODE $BODY $(cat "$D/token.err" "$D/state.log")"; fi
+
+t_case "admin calls need a known token"
+ok=1
+out=$(curl -s -w ' %{http_code}' "$URL/v1/images")
+[[ $out == *'"kind":"unauthorized"'*' 401' ]] || ok=0
+out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer slw_nope' "$URL/v1/images")
+[[ $out == *'"kind":"unauthorized"'*' 401' ]] || ok=0
+[ $ok = 1 ] && t_ok || t_fail "$out"
+
+t_case "a blob whose bytes do not match its name is refused, nothing kept"
+api PUT "/v1/blobs/sha256/$K" --data-binary "not the kernel"
+if kind_is 400 digest_mismatch && [ -z "$(ls -A "$D/state/tmp")" ] &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/blobs/sha256/$K")" = 404 ]; then t_ok; else
+        t_fail "$CODE $BODY; tmp: $(ls "$D/state/tmp")"; fi
+
+t_case "an upload cut off halfway leaves nothing"
+exec 3<>/dev/tcp/127.0.0.1/"${URL##*:}"
+printf 'PUT /v1/blobs/sha256/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 8000000\r\n\r\n' \
+        "$K" "$TOKEN" >&3
+head -c 1000000 "$E/vmlinuz" >&3
+sleep 0.3
+exec 3>&-
+sleep 0.3
+if [ -z "$(ls -A "$D/state/tmp")" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/blobs/sha256/$K")" = 404 ]; then
+        t_ok; else t_fail "tmp: $(ls -A "$D/state/tmp")"; fi
+
+t_case "publishing before the blobs are there names what is missing"
+upload "$E/manifest.json"
+upload "$E/manifest.sig"
+post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$S\"}"
+if kind_is 409 missing_blobs && [ "$(jq '.missing | length' <<<"$BODY")" = 3 ]; then t_ok; else t_fail "$CODE $BODY"; fi
+
+t_case "upload the artifacts (201, then 200 when already there)"
+codes=""
+for f in "$E/vmlinuz" "$E/initrd.img" "$E/rootfs.erofs"; do upload "$f"; codes+="$CODE "; done
+upload "$E/vmlinuz"
+codes+="$CODE"
+[ "$codes" = "201 201 201 200" ] && t_ok || t_fail "$codes"
+
+t_case "a manifest signed by an untrusted key is refused"
+$B keygen "$D/x.key" "$D/x.pub" >/dev/null 2>&1
+openssl pkeyutl -sign -rawin -inkey "$D/other/o.key" -in "$E/manifest.json" -out "$D/bad.sig" 2>/dev/null ||
+        head -c 64 /dev/urandom >"$D/bad.sig"
+upload "$D/bad.sig"
+post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$(sha "$D/bad.sig")\"}"
+kind_is 400 bad_signature && t_ok || t_fail "$CODE $BODY"
+
+t_case "an unsigned manifest (garbage signature) is refused"
+head -c 64 /dev/urandom >"$D/garbage.sig"
+upload "$D/garbage.sig"
+post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$(sha "$D/garbage.sig")\"}"
+kind_is 400 bad_signature && t_ok || t_fail "$CODE $BODY"
+
+t_case "publish, then publishing again is idempotent"
+post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$S\"}"
+c1=$CODE
+post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$S\"}"
+if [ "$c1" = 201 ] && [ "$CODE" = 200 ] && [ "$(jq -r .id <<<"$BODY")" = "$M" ] &&
+        [ "$(jq -r .signed_by <<<"$BODY")" = k.pub ]; then t_ok; else t_fail "$c1 $CODE $BODY"; fi
+
+t_case "image list and show by name:version, name and ID prefix"
+api GET /v1/images
+n=$(jq '.images | length' <<<"$BODY")
+ok=1
+for ref in tiny:1.0 tiny "${M:0:12}"; do
+        api GET "/v1/images/$ref"
+        [ "$(jq -r .id <<<"$BODY")" = "$M" ] || ok=0
+done
+api GET /v1/images/tiny:9.9
+[ "$n" = 1 ] && [ $ok = 1 ] && kind_is 404 not_found && t_ok || t_fail "n=$n $CODE $BODY"
+
+t_case "blob GET: whole, HEAD, ETag, immutable caching"
+hdr=$(curl -s -D - -o "$D/k.out" "$URL/blobs/sha256/$K")
+head_hdr=$(curl -s -I "$URL/blobs/sha256/$K")
+if cmp -s "$D/k.out" "$E/vmlinuz" && grep -qi "^etag: \"$K\"" <<<"$hdr" &&
+        grep -qi '^cache-control: public, max-age=31536000, immutable' <<<"$hdr" &&
+        grep -qi "^content-length: $(stat -c %s "$E/vmlinuz")" <<<"$head_hdr" &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: \"$K\"" "$URL/blobs/sha256/$K")" = 304 ]; then
+        t_ok; else t_fail "$hdr"; fi
+
+t_case "blob Range: first bytes, suffix, open end, unsatisfiable"
+size=$(stat -c %s "$E/vmlinuz")
+ok=1
+curl -s -r 0-99 -o "$D/r1" "$URL/blobs/sha256/$K"
+cmp -s "$D/r1" <(head -c 100 "$E/vmlinuz") || ok=0
+curl -s -r -100 -o "$D/r2" "$URL/blobs/sha256/$K"
+cmp -s "$D/r2" <(tail -c 100 "$E/vmlinuz") || ok=0
+curl -s -r $((size - 10))- -o "$D/r3" "$URL/blobs/sha256/$K"
+cmp -s "$D/r3" <(tail -c 10 "$E/vmlinuz") || ok=0
+h416=$(curl -s -D - -o "$D/r4" -r "$size-" "$URL/blobs/sha256/$K")
+grep -q '^HTTP/1.1 416' <<<"$h416" || ok=0
+grep -qi "^content-range: bytes \*/$size" <<<"$h416" || ok=0
+[ "$(jq -r .kind "$D/r4")" = range_not_satisfiable ] || ok=0
+h206=$(curl -s -D - -o /dev/null -r 10-19 "$URL/blobs/sha256/$K")
+grep -qi "^content-range: bytes 10-19/$size" <<<"$h206" || ok=0
+[ $ok = 1 ] && t_ok || t_fail "$h416 $h206"
+
+t_case "path traversal in blob and image names"
+ok=1
+for p in "/blobs/sha256/..%2F..%2Fstate.db" "/blobs/sha256/../../state.db" "/blobs/sha256/${K^^}" \
+        "/v1/images/..%2F..%2Fetc" "/blobs/sha256/$K/../../state.db"; do
+        out=$(curl -s --path-as-is -w ' %{http_code}' -H "Authorization: Bearer $TOKEN" "$URL$p")
+        case "$out" in *'"kind":'*' 400' | *'"kind":'*' 404') ;; *) ok=0; echo "$p -> $out" ;; esac
+done
+[ $ok = 1 ] && t_ok || t_fail "a traversal was served"
+
+t_case "malformed JSON, unknown members, wrong content type, oversized bodies"
+ok=1
+post_json POST /v1/images '{"manifest": '
+kind_is 400 invalid_json || ok=0
+post_json POST /v1/images '[1]'
+kind_is 400 invalid_json || ok=0
+post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$S\",\"force\":true}"
+kind_is 400 unknown_field || ok=0
+api POST /v1/images -H 'Content-Type: text/plain' --data-binary '{}'
+kind_is 415 unsupported_media_type || ok=0
+head -c 70000 /dev/zero | tr '\0' ' ' >"$D/big.json"
+api POST /v1/images -H 'Content-Type: application/json' --data-binary @"$D/big.json"
+kind_is 413 too_large || ok=0
+api PUT /v1/blobs/sha256/nothex --data-binary x
+kind_is 400 invalid_value || ok=0
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 70000 /dev/zero | tr '\0' a)" "$URL/v1/status")
+[ "$code" -ge 400 ] && [ "$code" -lt 500 ] || ok=0
+api DELETE /v1/status
+kind_is 405 method_not_allowed || ok=0
+[ $ok = 1 ] && t_ok || t_fail "last: $CODE $BODY (header cap: $code)"
+
+t_case "bad MAC and UUID strings"
+ok=1
+for q in "mac=zz:00" "mac=52:54:00:12:34:5g" "mac=52:54:00:12:34:56&uuid=not-a-uuid"; do
+        out=$(curl -s -w ' %{http_code}' "$URL/boot/ipxe?$q")
+        [[ $out == *'"kind":"invalid_value"'*' 400' ]] || ok=0
+done
+post_json POST /v1/hosts/register '{"mac": "nope", "enroll": "x"}'
+kind_is 400 invalid_value || ok=0
+[ $ok = 1 ] && t_ok || t_fail "$out"
+
+MAC=52:54:00:12:34:56
+UUID=8c2e8b8e-2d7e-4c1a-9b1e-0a1b2c3d4e5f
+t_case "an unknown host without an image gets the wait script and is registered"
+curl -s "$URL/boot/ipxe?mac=${MAC^^}&uuid=$UUID" >"$D/wait.ipxe"
+api GET "/v1/hosts/$MAC"
+HID=$(jq -r .id <<<"$BODY")
+if head -1 "$D/wait.ipxe" | grep -q '^#!ipxe' && grep -q 'sleep 30' "$D/wait.ipxe" && [[ $HID == h-* ]] &&
+        [ "$(jq -r .uuid <<<"$BODY")" = "$UUID" ] && [ "$(jq -r .state <<<"$BODY")" = registered ]; then
+        t_ok; else t_fail "$(cat "$D/wait.ipxe") $BODY"; fi
+
+t_case "an iPXE client that does not say who it is gets a chain script"
+out=$(curl -s "$URL/boot/ipxe")
+[[ $out == *'chain --replace '"$URL"'/boot/ipxe?mac=${mac}&uuid=${uuid}'* ]] && t_ok || t_fail "$out"
+
+t_case "assign an image: the host gets an install script with a one-time secret"
+post_json PUT "/v1/hosts/$HID/image" '{"image": "tiny:1.0"}'
+curl -s "$URL/boot/ipxe?mac=$MAC&uuid=$UUID" >"$D/install.ipxe"
+ENROLL=$(grep -o 'slipway.enroll=[0-9a-f]*' "$D/install.ipxe" | cut -d= -f2)
+if [ "$CODE" = 200 ] && grep -q "^kernel $URL/blobs/sha256/$K " "$D/install.ipxe" &&
+        grep -q 'slipway.mode=install' "$D/install.ipxe" && grep -q "slipway.host=$HID" "$D/install.ipxe" &&
+        grep -q "^initrd --name initrd.img $URL/blobs/sha256/$(sha "$E/initrd.img")" "$D/install.ipxe" &&
+        [ ${#ENROLL} = 64 ]; then t_ok; else t_fail "$(cat "$D/install.ipxe")"; fi
+
+t_case "register with the secret; it works once"
+post_json POST /v1/hosts/register "{\"mac\":\"$MAC\",\"uuid\":\"$UUID\",\"hostname\":\"node1\",\"enroll\":\"$ENROLL\",\"facts\":{\"arch\":\"x86_64\"}}"
+HTOKEN=$(jq -r .token <<<"$BODY")
+c1=$CODE
+post_json POST /v1/hosts/register "{\"mac\":\"$MAC\",\"enroll\":\"$ENROLL\"}"
+if [ "$c1" = 200 ] && [[ $HTOKEN == slh_* ]] && kind_is 403 forbidden; then t_ok; else t_fail "$c1 $CODE $BODY"; fi
+
+t_case "check-in with the host token returns the desired image"
+AS=$HTOKEN api POST "/v1/hosts/$HID/checkin" -H 'Content-Type: application/json' \
+        --data-binary '{"state":"installing","version":null,"message":"writing disk"}'
+if [ "$CODE" = 200 ] && [ "$(jq -r .desired.image <<<"$BODY")" = "$M" ] &&
+        [ "$(jq -r .desired.version <<<"$BODY")" = 1.0 ] && [ "$(jq -r .checkin_interval <<<"$BODY")" = 30 ]; then
+        t_ok; else t_fail "$CODE $BODY"; fi
+
+t_case "a host token cannot act for another host or as admin"
+curl -s "$URL/boot/ipxe?mac=52:54:00:00:00:02" >/dev/null
+api GET /v1/hosts/52:54:00:00:00:02
+HID2=$(jq -r .id <<<"$BODY")
+AS=$HTOKEN api POST "/v1/hosts/$HID2/checkin" -H 'Content-Type: application/json' \
+        --data-binary '{"state":"healthy"}'
+c1=$CODE k1=$(jq -r .kind <<<"$BODY")
+AS=$HTOKEN api GET /v1/images
+if [ "$c1" = 403 ] && [ "$k1" = forbidden ] && kind_is 403 forbidden; then t_ok; else t_fail "$c1 $k1 $CODE $BODY"; fi
+
+t_case "check-in validation"
+ok=1
+for body in '{"state":"dancing"}' '{"state":"healthy","booted_slot":"c"}' '{"state":"healthy","image":"xyz"}' \
+        '{"state":"healthy","slots":[1]}' '{"state":"healthy","extra":1}'; do
+        AS=$HTOKEN api POST "/v1/hosts/$HID/checkin" -H 'Content-Type: application/json' \
+                --data-binary "$body"
+        [ "$CODE" = 400 ] || { ok=0; echo "$body -> $CODE $BODY"; }
+done
+[ $ok = 1 ] && t_ok || t_fail "a bad check-in was accepted"
+
+t_case "an installed host boots its disk"
+AS=$HTOKEN api POST "/v1/hosts/$HID/checkin" -H 'Content-Type: application/json' \
+        --data-binary "{\"state\":\"healthy\",\"version\":\"1.0\",\"image\":\"$M\",\"booted_slot\":\"a\",\"slots\":{\"a\":{\"version\":\"1.0\"}}}"
+curl -s "$URL/boot/ipxe?mac=$MAC" >"$D/local.ipxe"
+if grep -q 'exit 1' "$D/local.ipxe" && grep -q 'sanboot --no-describe --drive 0x80' "$D/local.ipxe" &&
+        grep -q ':retry' "$D/local.ipxe" && ! grep -q '^kernel' "$D/local.ipxe"; then t_ok; else
+        t_fail "$(cat "$D/local.ipxe")"; fi
+
+t_case "labels and filtered host lists"
+post_json POST "/v1/hosts/$HID/labels" '{"set": {"service": "web", "rack": "r1", "tmp": "x"}}'
+post_json POST "/v1/hosts/$HID/labels" '{"remove": ["tmp"]}'
+l=$(jq -c .labels <<<"$BODY")
+api GET "/v1/hosts?label=service=web"
+n1=$(jq '.hosts | length' <<<"$BODY")
+api GET "/v1/hosts?label=service=db"
+n2=$(jq '.hosts | length' <<<"$BODY")
+post_json POST "/v1/hosts/$HID/labels" '{"set": {"bad key": "x"}}'
+if [ "$l" = '{"rack":"r1","service":"web"}' ] && [ "$n1" = 1 ] && [ "$n2" = 0 ] && kind_is 400 invalid_value; then
+        t_ok; else t_fail "$l $n1 $n2 $CODE $BODY"; fi
+
+t_case "an image in use cannot be deleted; once free its blobs go"
+api DELETE /v1/images/tiny:1.0
+c1=$CODE k1=$(jq -r .kind <<<"$BODY")
+post_json PUT "/v1/hosts/$HID/image" '{"image": null}'
+AS=$HTOKEN api POST "/v1/hosts/$HID/checkin" -H 'Content-Type: application/json' \
+        --data-binary '{"state":"healthy","image":null}'
+api DELETE /v1/images/tiny:1.0
+if [ "$c1" = 409 ] && [ "$k1" = in_use ] && [ "$CODE" = 200 ] && [ "$(jq -r .blobs_removed <<<"$BODY")" = 5 ] &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/blobs/sha256/$K")" = 404 ]; then t_ok; else
+        t_fail "$c1 $k1 $CODE $BODY"; fi
+
+t_case "the audit log has every change"
+api GET /v1/audit
+actions=$(jq -r '.entries[].action' <<<"$BODY" | sort -u | tr '\n' ' ')
+ok=1
+for a in token.create blob.upload image.publish host.register host.token host.assign host.labels host.state image.delete; do
+        [[ " $actions" == *" $a "* ]] || ok=0
+done
+first=$(jq -r '.entries[0].id' <<<"$BODY")
+api GET "/v1/audit?since=$first&limit=2"
+[ "$(jq '.entries | length' <<<"$BODY")" = 2 ] || ok=0
+[ $ok = 1 ] && t_ok || t_fail "$actions"
+
+t_case "metrics in Prometheus text format"
+out=$(curl -s "$URL/metrics")
+if grep -q '^slipway_hosts{state="healthy"} 1$' <<<"$out" && grep -q '^slipway_hosts{state="registered"} 1$' <<<"$out" &&
+        grep -q '^slipway_blob_bytes_served_total [1-9]' <<<"$out" &&
+        grep -q '^slipway_http_errors_total{kind="digest_mismatch"} 1$' <<<"$out" &&
+        grep -q '^slipway_http_requests_total{code="200"} [1-9]' <<<"$out"; then t_ok; else t_fail "$out"; fi
+
+t_case "SIGHUP reloads the config; a broken one is refused and the old kept"
+printf '[server]\ndefault-image = tiny\n' >"$D/slipwayd.conf"
+kill "$PID"
+wait "$PID" 2>/dev/null
+rc=$?
+start_server "$D/state" --config "$D/slipwayd.conf"
+# publish again so that the default image exists
+for f in "$E"/*; do upload "$f"; done
+post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$S\"}"
+out1=$(curl -s "$URL/boot/ipxe?mac=52:54:00:00:00:03")
+printf '[server]\ndefault-image = other\n' >"$D/slipwayd.conf"
+kill -HUP "$PID"
+sleep 0.5
+out2=$(curl -s "$URL/boot/ipxe?mac=52:54:00:00:00:04")
+printf '[server]\nbogus = 1\n' >"$D/slipwayd.conf"
+kill -HUP "$PID"
+sleep 0.5
+if [ $rc = 0 ] && [[ $out1 == *slipway.mode=install* ]] && [[ $out2 == *'sleep 30'* ]] && kill -0 "$PID" &&
+        grep -q "unknown key 'bogus'" "$D/state.log" && grep -q 'keeping the old one' "$D/state.log"; then
+        t_ok; else t_fail "rc=$rc $out1 / $out2 $(tail -3 "$D/state.log")"; fi
+
+t_case "SIGTERM stops the server cleanly"
+kill "$PID"
+wait "$PID"
+rc=$?
+[ $rc = 0 ] && t_ok || t_fail "exit $rc"
+
+t_case "--check-config names file:line of an unknown key"
+printf '[server]\nlisten = 127.0.0.1:1\n\n[dhcp]\ncolour = blue\n' >"$D/bad.conf"
+out=$("$SD" --config "$D/bad.conf" --check-config 2>&1)
+rc=$?
+printf '[server]\nlisten = 127.0.0.1:1\n' >"$D/good.conf"
+out2=$("$SD" --config "$D/good.conf" --listen nonsense --check-config 2>&1)
+rc2=$?
+if [ $rc != 0 ] && [[ $out == *"bad.conf:5: unknown key 'colour' in [dhcp]"* ]] && [ $rc2 != 0 ] &&
+        [[ $out2 == *"listen: expected ADDR:PORT"* ]]; then t_ok; else t_fail "$rc $out / $rc2 $out2"; fi
+
+t_case "a state directory that fills up during a push: 507, nothing half-stored"
+mkdir -p "$D/small"
+if mount -t tmpfs -o size=6m tmpfs "$D/small" 2>/dev/null; then
+        TOKEN=$("$SD" --state-dir "$D/small/state" --log-json no token create ci)
+        start_server "$D/small/state"
+        upload "$E/rootfs.erofs"
+        c1=$CODE k1=$(jq -r .kind <<<"$BODY")
+        api GET /v1/status
+        if [ "$c1" = 507 ] && [ "$k1" = no_space ] && [ -z "$(ls -A "$D/small/state/tmp")" ] && [ "$CODE" = 200 ] &&
+                [ ! -e "$D/small/state/blobs/sha256/$(sha "$E/rootfs.erofs" | cut -c1-2)" ]; then t_ok; else
+                t_fail "$c1 $k1 $(ls -A "$D/small/state/tmp")"; fi
+        kill "$PID"
+        wait "$PID" 2>/dev/null
+        umount "$D/small"
+else
+        t_ok "skipped: cannot mount a tmpfs here"
+fi
+
+t_case "TLS: served over HTTPS, verified against the CA"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$D/tls.key" -out "$D/tls.crt" >/dev/null 2>&1
+TOKEN=$("$SD" --state-dir "$D/tls" --log-json no token create ci)
+start_server "$D/tls" --tls-cert "$D/tls.crt" --tls-key "$D/tls.key"
+port=${URL##*:}
+c1=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D/tls.crt" "https://127.0.0.1:$port/v1/status")
+c2=$(curl -s -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/v1/status")
+if [[ $URL == https://* ]] && [ "$c1" = 200 ] && [ "$c2" = 000 ]; then t_ok; else t_fail "$URL $c1 $c2"; fi
+kill "$PID"
+
+t_end

@@ -1,0 +1,89 @@
+/* iPXE scripts: every built-in template rendered with fixed values and
+ * compared with its golden file (SLIPWAY_UPDATE_GOLDEN=1 rewrites them),
+ * placeholder errors, and the MAC/UUID forms the boot URL accepts. */
+#include "tests.h"
+
+#include "fileio.h"
+#include "hosts.h"
+#include "ipxe.h"
+#include "util.h"
+
+static const IpxeVars vars = {
+        .server = "http://10.0.0.1:8080",
+        .mac = "52:54:00:12:34:56",
+        .uuid = "8c2e8b8e-2d7e-4c1a-9b1e-0a1b2c3d4e5f",
+        .host = "h-0123456789ab",
+        .image = "e455d2771a9181fc70a03245d855968cd5e99ff351356fcd329cd5b7174a2981",
+        .name = "tiny",
+        .version = "2.0",
+        .kernel_url = "http://10.0.0.1:8080/blobs/sha256/26f2e57c99338feaf71c46fa4babdc7e1a6c115943002d109fdb746667104f5f",
+        .initrd_url = "http://10.0.0.1:8080/blobs/sha256/5c4736f8f0fb6ddfe4b93d0fc4140d5231343f421e40a15e781bc17ecd99afb3",
+        .rootfs_url = "http://10.0.0.1:8080/blobs/sha256/81def60d5d44819ab0267baf2b63350103861ad85b1a525001149a3cc9c48992",
+        .cmdline = "console=ttyS0 quiet",
+        .enroll = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+};
+
+static void test_golden(void **state) {
+        (void) state;
+        for (IpxeScript s = 0; s < _IPXE_SCRIPT_MAX; s++) {
+                _cleanup_free_ char *text = NULL, *path = NULL, *want = NULL;
+
+                assert_int_equal(ipxe_render(ipxe_builtin(s), &vars, &text, NULL), 0);
+                path = strdup_printf("%s/tests/unit/golden/ipxe-%s.ipxe", SLIPWAY_SOURCE_DIR, ipxe_script_to_string(s));
+                assert_non_null(path);
+                if (getenv("SLIPWAY_UPDATE_GOLDEN"))
+                        assert_int_equal(write_file_atomic(path, text, strlen(text), 0644), 0);
+                assert_int_equal(read_full_file(path, 65536, &want, NULL), 0);
+                if (!streq(text, want))
+                        fail_msg("%s differs from its golden file:\n%s", path, text);
+                assert_true(startswith(text, "#!ipxe\n"));
+        }
+}
+
+static void test_placeholders(void **state) {
+        _cleanup_free_ char *out = NULL, *bad = NULL;
+        (void) state;
+
+        assert_int_equal(ipxe_render("a {{mac}} b {{server}}{{host}}", &vars, &out, NULL), 0);
+        assert_string_equal(out, "a 52:54:00:12:34:56 b http://10.0.0.1:8080h-0123456789ab");
+        free(out);
+        out = NULL;
+        /* iPXE's own ${settings} pass through untouched. */
+        assert_int_equal(ipxe_render("${net0/mac} {{uuid}}", &(IpxeVars) {}, &out, NULL), 0);
+        assert_string_equal(out, "${net0/mac} ");
+        assert_int_equal(ipxe_render("kernel {{kernal_url}}", &vars, &out, &bad), -EINVAL);
+        assert_string_equal(bad, "{{kernal_url}}");
+        free(bad);
+        bad = NULL;
+        assert_int_equal(ipxe_render("kernel {{kernel_url", &vars, &out, &bad), -EINVAL);
+        assert_non_null(bad);
+}
+
+static void test_mac_uuid(void **state) {
+        char mac[18], uuid[37];
+        (void) state;
+
+        assert_int_equal(mac_normalize("52:54:00:AB:cd:EF", mac), 0);
+        assert_string_equal(mac, "52:54:00:ab:cd:ef");
+        assert_int_equal(mac_normalize("52-54-00-ab-cd-ef", mac), 0);
+        assert_string_equal(mac, "52:54:00:ab:cd:ef");
+        assert_int_equal(mac_normalize("52:54:00:ab:cd:e", mac), -EINVAL);
+        assert_int_equal(mac_normalize("52:54:00:ab:cd:efa", mac), -EINVAL);
+        assert_int_equal(mac_normalize("52:54:00:ab:cd;ef", mac), -EINVAL);
+        assert_int_equal(mac_normalize("g2:54:00:ab:cd:ef", mac), -EINVAL);
+        assert_int_equal(mac_normalize(NULL, mac), -EINVAL);
+        assert_int_equal(uuid_normalize("8C2E8B8E-2D7E-4C1A-9B1E-0A1B2C3D4E5F", uuid), 0);
+        assert_string_equal(uuid, "8c2e8b8e-2d7e-4c1a-9b1e-0a1b2c3d4e5f");
+        assert_int_equal(uuid_normalize("8c2e8b8e2d7e4c1a9b1e0a1b2c3d4e5f", uuid), -EINVAL);
+        assert_int_equal(uuid_normalize("8c2e8b8e-2d7e-4c1a-9b1e-0a1b2c3d4e5g", uuid), -EINVAL);
+        assert_int_equal(uuid_normalize("../../../../etc/passwd/../../aaaaaa", uuid), -EINVAL);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_golden),
+                cmocka_unit_test(test_placeholders),
+                cmocka_unit_test(test_mac_uuid),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
