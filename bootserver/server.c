@@ -533,6 +533,7 @@ int server_start(Server *s) {
                 flags |= MHD_USE_TLS;
         }
         s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                   MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                   MHD_OPTION_THREAD_POOL_SIZE, (unsigned) s->config.threads,
                                   MHD_OPTION_CONNECTION_LIMIT, 4096u,
@@ -540,7 +541,6 @@ int server_start(Server *s) {
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                   cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
                                   MHD_OPTION_HTTPS_MEM_KEY, key,
                                   MHD_OPTION_END);

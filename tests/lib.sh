@@ -64,10 +64,40 @@ expect_fail() {
         return 0
 }
 
-# The accelerator for test VMs: KVM only when asked for (on some machines
-# /dev/kvm exists but guests never run), TCG otherwise.
+# The accelerator for test VMs: SLIPWAY_QEMU_ACCEL when set; otherwise KVM
+# when a probe boot shows it really runs guests (on some machines /dev/kvm
+# exists but a guest never gets past the firmware), TCG if not. The verdict
+# is kept in build/kvm-probe for the current boot of this machine.
 qemu_accel() {
-        echo "${SLIPWAY_QEMU_ACCEL:-tcg}"
+        local cache=$TOP/build/kvm-probe boot id verdict kernel log pid i
+        if [ -n "${SLIPWAY_QEMU_ACCEL:-}" ]; then
+                echo "$SLIPWAY_QEMU_ACCEL"
+                return
+        fi
+        boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+        if [ -f "$cache" ] && read -r id verdict <"$cache" && [ "$id" = "$boot" ]; then
+                echo "$verdict"
+                return
+        fi
+        verdict=tcg
+        kernel=$(ls /boot/vmlinuz-* 2>/dev/null | tail -n 1)
+        if [ -w /dev/kvm ] && [ -n "$kernel" ]; then
+                log=$(mktemp)
+                qemu-system-x86_64 -accel kvm -m 256 -no-reboot -display none -monitor none -serial "file:$log" \
+                        -kernel "$kernel" -append "console=ttyS0 panic=-1" </dev/null >/dev/null 2>&1 &
+                pid=$!
+                for ((i = 0; i < 40; i++)); do
+                        grep -q -a "Linux version" "$log" && { verdict=kvm; break; }
+                        kill -0 "$pid" 2>/dev/null || break
+                        sleep 0.2
+                done
+                kill "$pid" 2>/dev/null
+                wait "$pid" 2>/dev/null
+                rm -f "$log"
+        fi
+        mkdir -p "$TOP/build"
+        echo "$boot $verdict" >"$cache"
+        echo "$verdict"
 }
 
 # qemu_until MARKER TIMEOUT LOG QEMU-ARGS...: boots a VM with its serial

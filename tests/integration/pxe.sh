@@ -1,0 +1,111 @@
+#!/bin/bash
+# A PXE boot end to end, in a network namespace of its own: slipwayd with its
+# dnsmasq (full DHCP) on a bridge, and a qemu VM (TCG) with an empty disk on a
+# tap device of that bridge. The VM's iPXE gets its address and boot URL from
+# dnsmasq, chains to slipwayd's /boot/ipxe, receives the install script and
+# boots the sample image's kernel and initramfs over HTTP.
+. "$(dirname "$0")/../lib.sh"
+t_begin pxe
+
+B=$BIN/slipway-build
+SD=$BIN/slipwayd
+D=$T_DIR
+export SOURCE_DATE_EPOCH=1700000000
+export SLIPWAY_CACHE=$D/cache
+NS=slw-pxe-$$
+SERVER_IP=10.98.0.1
+URL=http://$SERVER_IP:8080
+
+cleanup() {
+        [ -n "${QPID:-}" ] && kill "$QPID" 2>/dev/null
+        [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null
+        wait 2>/dev/null
+        ip netns del "$NS" 2>/dev/null
+}
+trap cleanup EXIT
+
+in_ns() { ip netns exec "$NS" "$@"; }
+
+t_case "a namespace with a bridge and a tap device"
+if ip netns add "$NS" 2>"$D/netns.err" && ip -n "$NS" link set lo up &&
+        ip -n "$NS" link add br0 type bridge && ip -n "$NS" addr add "$SERVER_IP/24" dev br0 &&
+        ip -n "$NS" link set br0 up && ip -n "$NS" tuntap add dev tap0 mode tap &&
+        ip -n "$NS" link set tap0 master br0 && ip -n "$NS" link set tap0 up; then
+        t_ok
+else
+        t_ok "skipped: cannot make network namespaces here ($(cat "$D/netns.err"))"
+        t_end
+        exit $?
+fi
+
+t_case "slipwayd with its dnsmasq serves the sample image"
+mkdir -p "$D/keys"
+$B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
+sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+$B -q --store "$D/store" build --key "$D/k.key" --no-disk --image-version 1.0 "$D/tiny.conf" >/dev/null
+$B -q --store "$D/store" export tiny:1.0 "$D/img" >/dev/null
+TOKEN=$("$SD" --state-dir "$D/state" --log-json no token create ci)
+ip netns exec "$NS" "$SD" --state-dir "$D/state" --listen "$SERVER_IP:8080" --public-url "$URL" --trusted-keys "$D/keys" \
+        --default-image tiny --dhcp-mode full --dhcp-interface br0 --dhcp-range 10.98.0.100,10.98.0.150 \
+        --log-json no --log-level debug >"$D/slipwayd.log" 2>&1 &
+SPID=$!
+for ((i = 0; i < 50; i++)); do in_ns curl -s -o /dev/null "$URL/v1/status" && break; sleep 0.1; done
+sha() { sha256sum "$1" | cut -c1-64; }
+for f in "$D/img"/*; do
+        in_ns curl -s -o /dev/null -T "$f" -H "Authorization: Bearer $TOKEN" "$URL/v1/blobs/sha256/$(sha "$f")"
+done
+code=$(in_ns curl -s -o "$D/publish.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' \
+        --data-binary "{\"manifest\":\"$(sha "$D/img/manifest.json")\",\"signature\":\"$(sha "$D/img/manifest.sig")\"}" \
+        "$URL/v1/images")
+sleep 0.5
+if [ "$code" = 201 ] && kill -0 "$SPID" && grep -q 'dnsmasq started' "$D/slipwayd.log"; then t_ok; else
+        t_fail "publish $code; $(tail -5 "$D/slipwayd.log")"; fi
+
+# pxe_boot NAME MAC [QEMU-ARGS...]: boots a VM with an empty disk from the
+# network until the initramfs shows the install command line.
+pxe_boot() {
+        local name=$1 mac=$2 i start
+        shift 2
+        truncate -s 1G "$D/$name.img"
+        : >"$D/$name.log"
+        start=$(date +%s)
+        ip netns exec "$NS" qemu-system-x86_64 -accel "$(qemu_accel)" -m 512 -no-reboot -display none -monitor none \
+                -serial "file:$D/$name.log" -boot n "$@" \
+                -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device "virtio-net-pci,netdev=n0,mac=$mac" \
+                -drive "file=$D/$name.img,format=raw,if=virtio" </dev/null >"$D/$name.qemu" 2>&1 &
+        QPID=$!
+        for ((i = 0; i < 900; i++)); do
+                grep -q -a 'slipway.mode=install' "$D/$name.log" && break
+                kill -0 "$QPID" 2>/dev/null || break
+                sleep 0.2
+        done
+        kill "$QPID" 2>/dev/null
+        wait "$QPID" 2>/dev/null
+        QPID=
+        ELAPSED=$(($(date +%s) - start))
+        grep -q -a 'slipway.mode=install' "$D/$name.log" && grep -q -i "dhcpack.*$mac" "$D/slipwayd.log"
+}
+
+t_case "a BIOS VM PXE-boots through iPXE into the image's kernel and initramfs"
+if pxe_boot bios 52:54:00:98:00:01 && grep -q "gets the install script" "$D/slipwayd.log"; then
+        t_ok "$ELAPSED s"
+else
+        t_fail "console: $(tail -c 800 "$D/bios.log"); server: $(grep -i 'dhcp\|ipxe\|error' "$D/slipwayd.log" | tail -8)"
+fi
+
+t_case "a UEFI VM (OVMF) does the same"
+cp /usr/share/OVMF/OVMF_VARS_4M.fd "$D/vars.fd"
+if pxe_boot uefi 52:54:00:98:00:02 -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+        -drive "if=pflash,format=raw,file=$D/vars.fd"; then
+        t_ok "$ELAPSED s"
+else
+        t_fail "console: $(tail -c 800 "$D/uefi.log"); server: $(grep -i 'dhcp\|ipxe\|error' "$D/slipwayd.log" | tail -8)"
+fi
+
+t_case "the host is registered with its MAC and the default image"
+host=$(in_ns curl -s -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/52:54:00:98:00:01")
+if [ "$(jq -r .image <<<"$host")" = "$(sha "$D/img/manifest.json")" ] &&
+        in_ns curl -s "$URL/metrics" | grep -q "^slipway_blob_bytes_served_total [1-9]"; then t_ok; else t_fail "$host"; fi
+
+t_end
