@@ -61,6 +61,11 @@ BOOTSERVER_OBJ := $(BOOTSERVER_SRC:%.c=$(OBJ)/%.o)
 BOOTSERVER_LIB := $(BUILD)/lib/libbootserver.a
 BOOTSERVER_LIBS = $(call pc_libs,$(PKGS_BOOTSERVER) $(PKGS_COMMON)) -lpthread
 
+AGENT_SRC := $(wildcard agent/*.c)
+AGENT_OBJ := $(AGENT_SRC:%.c=$(OBJ)/%.o)
+AGENT_LIB := $(BUILD)/lib/libagent.a
+AGENT_LIBS = $(call pc_libs,$(PKGS_COMMON)) -lpthread
+
 CTL_SRC := $(wildcard ctl/*.c)
 CTL_OBJ := $(CTL_SRC:%.c=$(OBJ)/%.o)
 CTL_LIB := $(BUILD)/lib/libctl.a
@@ -73,7 +78,10 @@ endif
 ifneq ($(wildcard ctl/main.c),)
 PROGRAMS += $(BIN)/slipctl
 endif
-COMPONENT_LIBS := $(BUILDER_LIB) $(BOOTSERVER_LIB) $(CTL_LIB)
+ifneq ($(wildcard agent/main.c),)
+PROGRAMS += $(BIN)/slipway-agent
+endif
+COMPONENT_LIBS := $(BUILDER_LIB) $(BOOTSERVER_LIB) $(CTL_LIB) $(AGENT_LIB)
 
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -151,11 +159,19 @@ $(BIN)/slipctl: $(OBJ)/ctl/main.o $(CTL_LIB) $(LIBSLIPWAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
 
+$(AGENT_LIB): $(filter-out $(OBJ)/agent/main.o,$(AGENT_OBJ))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/slipway-agent: $(OBJ)/agent/main.o $(AGENT_LIB) $(LIBSLIPWAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LIBS)
+
 # A unit test includes the headers of the component it tests (test-<module>
 # finds <module>.h in any component folder) and links every component.
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -o $@ $< $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
+	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
 		$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(call pc_libs,cmocka)
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
@@ -168,7 +184,7 @@ DEBS_FUZZ := clang libclang-rt-14-dev
 # replay the saved corpus in `make check`.
 $(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Ibuilder -Ibootserver -o $@ $< tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) \
+	$(Q)$(CC) $(ALL_CFLAGS) -Ibuilder -Ibootserver -Iagent -o $@ $< tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) \
 		$(LDFLAGS) $(BUILDER_LIBS) $(BOOTSERVER_LIBS)
 
 test-fuzz-replay: $(FUZZ_REPLAY)

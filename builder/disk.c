@@ -123,7 +123,8 @@ static int esp_make(const DiskSpec *spec, const char *work, uint64_t size, char 
                                    "options %s%sslipway.slot=a\n",
                                    spec->name, spec->version, spec->version, spec->version, spec->version,
                                    strempty(spec->cmdline), isempty(spec->cmdline) ? "" : " ");
-        entry_dst = strdup_printf("/loader/entries/slipway-%s.conf", spec->version);
+        /* Generation 1: the first image a host ever runs (see agent/bootentry.h). */
+        entry_dst = strdup_printf("/loader/entries/slipway-1-%s.conf", spec->version);
         vdir = strdup_printf("::/slipway/%s", spec->version);
         kernel_dst = strdup_printf("/slipway/%s/vmlinuz", spec->version);
         initrd_dst = strdup_printf("/slipway/%s/initrd", spec->version);

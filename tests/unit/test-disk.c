@@ -108,7 +108,7 @@ static void test_disk_build(void **state _unused_) {
 
         /* the ESP: systemd-boot, loader.conf, the entry, kernel and initrd */
         assert_int_equal(run("dd if=disk.img of=esp.img bs=1M skip=1 count=32 status=none"), 0);
-        assert_int_equal(run("MTOOLS_SKIP_CHECK=1 mtype -i esp.img ::/loader/entries/slipway-1.2.3.conf > entry.txt"),
+        assert_int_equal(run("MTOOLS_SKIP_CHECK=1 mtype -i esp.img ::/loader/entries/slipway-1-1.2.3.conf > entry.txt"),
                          0);
         assert_int_equal(read_full_file("entry.txt", 4096, &got, NULL), 0);
         assert_string_equal(got, entry);
