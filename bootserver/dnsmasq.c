@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,9 +28,10 @@
 
 struct Dnsmasq {
         DhcpConfig config;     /* defaults filled in */
-        char *text;            /* the configuration the current instance runs with */
+        char *text;            /* the configuration of the instance that runs or is due to; NULL: none */
         char *program;         /* dnsmasq_path resolved when the current instance was spawned */
-        bool started;          /* between dnsmasq_start() and dnsmasq_stop() */
+        char *pid_file;        /* where its pid is recorded */
+        bool stopped;          /* dnsmasq_stop() was called, and no dnsmasq_start() since */
         pid_t pid;             /* 0: not running */
         uint64_t spawned_usec; /* when pid was spawned */
         uint64_t restart_usec; /* when a dead instance is due again; 0: nothing scheduled */
@@ -390,7 +392,8 @@ int dhcp_config_validate(const DhcpConfig *c, char **ret_error) {
                 return r;
         if (r < 0)
                 return invalid(ret_error, "dnsmasq '%s' is not an executable program%s", dnsmasq_path(c),
-                               strchr(dnsmasq_path(c), '/') ? "" : " in PATH, /usr/sbin or /sbin (install dnsmasq-base)");
+                               strchr(dnsmasq_path(c), '/') ? ""
+                                                            : " in PATH, /usr/sbin or /sbin (install dnsmasq-base)");
         return 0;
 }
 
@@ -561,6 +564,86 @@ static int write_conf(const DhcpConfig *c, const char *text) {
         return 0;
 }
 
+/* The start time of pid (field 22 of /proc/pid/stat, in clock ticks since
+ * boot), which tells a process from a later one with its pid. Returns 0, or
+ * -ESRCH when pid is gone or a zombie. */
+static int process_start_time(pid_t pid, unsigned long long *ret) {
+        _cleanup_free_ char *path = NULL, *stat = NULL;
+        unsigned long long t;
+        const char *p;
+        char state;
+
+        path = strdup_printf("/proc/%d/stat", (int) pid);
+        if (!path)
+                return -ENOMEM;
+        if (read_full_file(path, 4096, &stat, NULL) < 0)
+                return -ESRCH;
+        /* "pid (comm) state ppid …": comm may hold anything, even ") " */
+        p = strrchr(stat, ')');
+        if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                         &state, &t) != 2)
+                return -EIO;
+        if (state == 'Z' || state == 'X')
+                return -ESRCH;
+        *ret = t;
+        return 0;
+}
+
+/* "PID STARTTIME BOOTID": the boot id keeps a file that survived a reboot
+ * from naming whatever process has that pid and start time now. */
+static char *pid_file_line(pid_t pid) {
+        _cleanup_free_ char *boot_id = NULL;
+        unsigned long long t;
+
+        if (process_start_time(pid, &t) < 0 ||
+            read_full_file("/proc/sys/kernel/random/boot_id", 64, &boot_id, NULL) < 0)
+                return NULL;
+        boot_id[strcspn(boot_id, "\n")] = 0;
+        return strdup_printf("%d %llu %s\n", (int) pid, t, boot_id);
+}
+
+/* Ends the dnsmasq that run_dir/dnsmasq.pid names when it still runs: one
+ * left behind by a slipwayd that was killed. (PR_SET_PDEATHSIG does not
+ * cover that: dnsmasq's switch to the user nobody clears it.) It is not our
+ * child, so it is watched through /proc rather than waited for. */
+static void kill_stale(const DhcpConfig *c) {
+        _cleanup_free_ char *path = path_join(c->run_dir, DNSMASQ_PID_FILE), *s = NULL, *line = NULL;
+        unsigned long long recorded, now;
+        int pid;
+
+        if (!path || read_full_file(path, 64, &s, NULL) < 0)
+                return;
+        if (sscanf(s, "%d %llu", &pid, &recorded) != 2 || pid <= 1 || !(line = pid_file_line(pid)) ||
+            !streq(line, s))
+                return;
+        log_warning("stopping dnsmasq (pid %d) left behind by an earlier slipwayd", pid);
+        for (int round = 0; round < 2; round++) {
+                uint64_t deadline = now_usec() + (round == 0 ? STOP_TIMEOUT_USEC : USEC_PER_SEC);
+
+                (void) kill(pid, round == 0 ? SIGTERM : SIGKILL);
+                while (process_start_time(pid, &now) == 0 && now == recorded) {
+                        struct timespec pause = { .tv_nsec = 20 * 1000 * 1000 };
+
+                        if (now_usec() >= deadline)
+                                break;
+                        (void) nanosleep(&pause, NULL);
+                }
+                if (process_start_time(pid, &now) < 0 || now != recorded)
+                        return;
+        }
+        log_warning("dnsmasq (pid %d) left behind by an earlier slipwayd does not go away", pid);
+}
+
+/* Records pid in run_dir/dnsmasq.pid for kill_stale(). */
+static void write_pid_file(Dnsmasq *d, pid_t pid) {
+        _cleanup_free_ char *line = pid_file_line(pid);
+
+        free(d->pid_file);
+        d->pid_file = path_join(d->config.run_dir, DNSMASQ_PID_FILE);
+        if (!d->pid_file || !line || write_file_atomic(d->pid_file, line, strlen(line), 0644) < 0)
+                log_debug("cannot record dnsmasq's pid %d in '%s'", (int) pid, strempty(d->pid_file));
+}
+
 /* In the forked child: only async-signal-safe calls from here to exec. */
 static _Noreturn void child_exec(const char *program, char *const *argv, char *const *envp, pid_t parent,
                                  int null_fd, int error_fd, int max_fd) {
@@ -574,8 +657,10 @@ static _Noreturn void child_exec(const char *program, char *const *argv, char *c
         /* ignored signals and the blocked mask survive exec; dnsmasq wants neither */
         for (int s = 1; s < NSIG; s++)
                 (void) sigaction(s, &dfl, NULL);
+        /* The raw call: glibc's sigprocmask() leaves its own two real-time
+         * signals as they are, and a parent may have had them blocked. */
         sigemptyset(&none);
-        if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+        if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, (size_t) (_NSIG / 8)) < 0)
                 goto fail;
         /* a terminal's ^C is for slipwayd, which stops dnsmasq itself */
         if (setpgid(0, 0) < 0)
@@ -606,6 +691,7 @@ static int spawn(Dnsmasq *d) {
         ssize_t n;
 
         assert(d->pid == 0);
+        kill_stale(&d->config);
         r = find_program(d->config.dnsmasq_path, &program);
         if (r < 0)
                 return log_debug_errno(r, "failed to find '%s': %m", d->config.dnsmasq_path);
@@ -647,6 +733,7 @@ static int spawn(Dnsmasq *d) {
         d->program = TAKE_PTR(program);
         d->pid = pid;
         d->spawned_usec = now_usec();
+        write_pid_file(d, pid);
         log_debug("started %s (pid %d) with '%s'", d->program, (int) pid, conf);
         return 0;
 }
@@ -655,14 +742,10 @@ int dnsmasq_start(Dnsmasq *d) {
         _cleanup_free_ char *text = NULL;
         int r;
 
-        if (d->started)
-                return 0;
+        d->stopped = false;
+        if (d->config.mode == DHCP_MODE_OFF || d->text)
+                return 0; /* nothing to run, or running (or due to restart) already */
         d->delay_usec = RESTART_DELAY_FIRST_USEC;
-        d->restart_usec = 0;
-        if (d->config.mode == DHCP_MODE_OFF) {
-                d->started = true;
-                return 0;
-        }
         r = dnsmasq_config_render(&d->config, &text);
         if (r < 0)
                 return r;
@@ -672,9 +755,7 @@ int dnsmasq_start(Dnsmasq *d) {
         r = spawn(d);
         if (r < 0)
                 return r;
-        free(d->text);
         d->text = TAKE_PTR(text);
-        d->started = true;
         return 0;
 }
 
@@ -709,13 +790,17 @@ static void terminate(Dnsmasq *d) {
                 }
                 (void) nanosleep(&pause, NULL);
         }
+        if (d->pid_file)
+                (void) unlink(d->pid_file);
         log_debug("dnsmasq (pid %d) stopped", (int) pid);
 }
 
 int dnsmasq_stop(Dnsmasq *d) {
         terminate(d);
-        d->started = false;
+        d->stopped = true;
         d->restart_usec = 0;
+        free(d->text);
+        d->text = NULL;
         return 0;
 }
 
@@ -726,6 +811,7 @@ Dnsmasq *dnsmasq_free(Dnsmasq *d) {
         dhcp_config_release(&d->config);
         free(d->text);
         free(d->program);
+        free(d->pid_file);
         free(d);
         return NULL;
 }
@@ -739,7 +825,7 @@ static void schedule_restart(Dnsmasq *d, uint64_t now) {
 int dnsmasq_reload(Dnsmasq *d, const DhcpConfig *c) {
         _cleanup_free_ char *text = NULL;
         DhcpConfig n;
-        bool was_on, same;
+        bool same;
         int r;
 
         r = validate_quietly(c);
@@ -753,11 +839,10 @@ int dnsmasq_reload(Dnsmasq *d, const DhcpConfig *c) {
         r = config_copy_with_defaults(c, &n);
         if (r < 0)
                 return r;
-        was_on = d->config.mode != DHCP_MODE_OFF;
-        same = was_on && text && streq_ptr(d->text, text) && streq(d->config.dnsmasq_path, n.dnsmasq_path);
+        same = streq_ptr(d->text, text) && streq(d->config.dnsmasq_path, n.dnsmasq_path);
         dhcp_config_release(&d->config);
         d->config = n;
-        if (!d->started || same)
+        if (d->stopped || same)
                 return 0;
 
         if (!text) {
@@ -766,7 +851,7 @@ int dnsmasq_reload(Dnsmasq *d, const DhcpConfig *c) {
                 d->restart_usec = 0;
                 free(d->text);
                 d->text = NULL;
-                return was_on;
+                return 1;
         }
         /* the new file first: when it cannot be written, the old dnsmasq runs on */
         r = write_conf(&d->config, text);
@@ -813,7 +898,7 @@ int dnsmasq_check(Dnsmasq *d) {
         uint64_t now = now_usec();
         int status = -1, r;
 
-        if (!d->started || d->config.mode == DHCP_MODE_OFF)
+        if (d->stopped || !d->text)
                 return 0;
         if (d->pid > 0) {
                 char how[128];

@@ -20,6 +20,9 @@
 /* The files dnsmasq_start() writes into run_dir. */
 #define DNSMASQ_CONF_FILE "dnsmasq.conf"
 #define DNSMASQ_LEASE_FILE "dnsmasq.leases"
+/* "PID STARTTIME BOOTID" of the running dnsmasq, so that a slipwayd started
+ * after one that was killed can end the dnsmasq the other left behind. */
+#define DNSMASQ_PID_FILE "dnsmasq.pid"
 /* A DHCP reply carries the boot file name in a 128-byte field. */
 #define DHCP_BOOT_URL_MAX 127
 
@@ -43,7 +46,7 @@ typedef struct DhcpConfig {
         char *interface;    /* required unless off */
         char *range;        /* full: "START,END[,NETMASK][,LEASETIME]"; proxy: "SUBNET[,NETMASK]", e.g. "10.0.0.0" */
         char *tftp_root;    /* absolute; holds ipxe.efi and undionly.kpxe; NULL: DHCP_TFTP_ROOT_DEFAULT */
-        char *boot_url;     /* required unless off: what iPXE clients get as boot file, e.g. "http://10.0.0.1:8080/boot/ipxe" */
+        char *boot_url;     /* required unless off: the boot file iPXE clients get, "http://10.0.0.1:8080/boot/ipxe" */
         char *dnsmasq_path; /* NULL: "dnsmasq", looked up in PATH, then /usr/sbin and /sbin */
         char *run_dir;      /* required unless off, absolute: dnsmasq.conf and the lease file; created 0755 */
 } DhcpConfig;
@@ -72,34 +75,37 @@ int dhcp_config_validate(const DhcpConfig *c, char **ret_error);
 int dnsmasq_config_render(const DhcpConfig *c, char **ret_text);
 
 /* One supervised dnsmasq. Not thread-safe: the daemon calls all of these from
- * one long-lived thread (the child is bound to the forking thread's life by
- * PR_SET_PDEATHSIG, so that a slipwayd killed with SIGKILL does not leave a
- * dnsmasq behind holding the DHCP port). The daemon must not reap children
- * with waitpid(-1) or SIGCHLD set to SIG_IGN: dnsmasq_check() reaps this one. */
+ * one long-lived thread (the child asks for SIGTERM when the thread that
+ * forked it ends, PR_SET_PDEATHSIG, until dnsmasq drops root; after that
+ * DNSMASQ_PID_FILE lets the next slipwayd end a dnsmasq left behind). The
+ * daemon must not reap children with waitpid(-1) or set SIGCHLD to SIG_IGN:
+ * dnsmasq_check() reaps this one. */
 typedef struct Dnsmasq Dnsmasq;
 
 /* Validates c (as dhcp_config_validate(), the message goes to debug) and
- * returns a stopped Dnsmasq holding a copy of it in *ret. Returns 0, -EINVAL
- * or -ENOMEM. */
+ * returns in *ret a Dnsmasq holding a copy of it, running nothing yet. The
+ * caller frees it with dnsmasq_free(). Returns 0, -EINVAL or -ENOMEM. */
 int dnsmasq_new(const DhcpConfig *c, Dnsmasq **ret);
 
-/* Starts supervising: unless the mode is off, writes run_dir/dnsmasq.conf
- * (temp, fsync, rename, fsync of the directory) and spawns
+/* Starts dnsmasq, unless the mode is off: writes run_dir/dnsmasq.conf (temp,
+ * fsync, rename, fsync of the directory) and spawns
  * `dnsmasq --keep-in-foreground --conf-file=…` with stdin on /dev/null,
  * stdout and stderr on our stderr (dnsmasq logs there), every other fd
  * closed, signals at their defaults, a clean environment, in its own process
- * group. Returns 0 (also when already started), or a negative errno when the
- * file could not be written or dnsmasq could not be executed (then nothing is
- * supervised). A dnsmasq that starts and then exits (a missing interface,
- * say) is dnsmasq_check()'s business. */
+ * group. Returns 0 (also when the mode is off, or dnsmasq runs already), or a
+ * negative errno when the file could not be written or dnsmasq could not be
+ * executed (then nothing runs and nothing is retried). A dnsmasq that starts
+ * and then exits (a missing interface, say) is dnsmasq_check()'s business.
+ * Calling it in mode off is fine and cheap: nothing runs until a reload. */
 int dnsmasq_start(Dnsmasq *d);
 
-/* Replaces the configuration with a copy of c. When started: with the mode
- * now off, stops dnsmasq; when the rendered text or the program changed (or
- * the mode was off), writes the new file first, then restarts dnsmasq with
- * it; when nothing changed, leaves the running dnsmasq alone. Not started:
- * only stores c. Returns 1 when dnsmasq was started, restarted or stopped, 0
- * when nothing had to change, -EINVAL when c does not validate (the old
+/* Replaces the configuration with a copy of c and makes dnsmasq follow it:
+ * with the mode now off, stops dnsmasq; when the rendered text or the program
+ * changed (or the mode was off, or nothing ran), writes the new file first,
+ * then (re)starts dnsmasq with it; when nothing changed, leaves the running
+ * dnsmasq alone. After dnsmasq_stop() it only stores c, for the next
+ * dnsmasq_start(). Returns 1 when dnsmasq was started, restarted or stopped,
+ * 0 when nothing had to change, -EINVAL when c does not validate (the old
  * configuration stays in force), or another negative errno when the new
  * dnsmasq could not be spawned (supervision retries it with the backoff). */
 int dnsmasq_reload(Dnsmasq *d, const DhcpConfig *c);
@@ -119,8 +125,9 @@ pid_t dnsmasq_pid(const Dnsmasq *d);
  * asked for by dnsmasq_reload() are not counted). */
 unsigned dnsmasq_restarts(const Dnsmasq *d);
 
-/* Stops supervising and dnsmasq: SIGTERM, up to 5 s for it to exit, then
- * SIGKILL; the child is reaped either way. Returns 0. */
+/* Stops dnsmasq and its supervision: SIGTERM, up to 5 s for it to exit, then
+ * SIGKILL; the child is reaped either way. Nothing runs again until
+ * dnsmasq_start(). Returns 0. */
 int dnsmasq_stop(Dnsmasq *d);
 
 /* Stops (as dnsmasq_stop()) and frees d. Accepts NULL; returns NULL. */
