@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "apiclient.h"
 #include "build.h"
 #include "definition.h"
 #include "fileio.h"
 #include "image.h"
 #include "log.h"
+#include "push.h"
 #include "sign.h"
 #include "store.h"
 #include "util.h"
@@ -35,6 +37,7 @@ static void help(void) {
                "  inspect IMAGE           show an image's packages, artifacts and sizes\n"
                "  verify IMAGE            check the signature and every artifact's hash\n"
                "  export IMAGE DIR        write the manifest, signature and artifacts to DIR\n"
+               "  push URL IMAGE          upload the blobs a bootserver lacks and publish the image there\n"
                "\n"
                "IMAGE is an image ID (or a prefix of 8+ digits), NAME:VERSION, or NAME (newest).\n"
                "\n"
@@ -65,6 +68,11 @@ static void help(void) {
                "\n"
                "verify options:\n"
                "  --key FILE|DIR     public key, or a directory of *.pub keys (default /etc/slipway/keys)\n"
+               "\n"
+               "push options:\n"
+               "  --token TOKEN      the bootserver's admin token (env SLIPWAY_TOKEN)\n"
+               "  --token-file FILE  read the admin token from the first line of FILE\n"
+               "  --ca-file FILE     PEM certificates to verify an https bootserver (env SLIPWAY_CA_FILE)\n"
                "\n"
                "SOURCE_DATE_EPOCH fixes every timestamp; the same lock and epoch give the same bytes.\n"
                "See slipway-build(1).\n");
@@ -102,6 +110,9 @@ enum {
         OPT_KEEP,
         OPT_FORCE,
         OPT_ACCEL,
+        OPT_TOKEN,
+        OPT_TOKEN_FILE,
+        OPT_CA_FILE,
 };
 
 static const struct option options[] = {
@@ -123,6 +134,9 @@ static const struct option options[] = {
         { "keep-workdir", no_argument, NULL, OPT_KEEP },
         { "force", no_argument, NULL, OPT_FORCE },
         { "guestfs-accel", required_argument, NULL, OPT_ACCEL },
+        { "token", required_argument, NULL, OPT_TOKEN },
+        { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+        { "ca-file", required_argument, NULL, OPT_CA_FILE },
         {}
 };
 
@@ -133,6 +147,9 @@ typedef struct Args {
         const char *key;
         bool key_given;
         int quiet;
+        const char *token;
+        const char *token_file;
+        const char *ca_file;
 } Args;
 
 static int cmd_build(Args *a, char **argv, int argc) {
@@ -211,6 +228,37 @@ static int cmd_store(Args *a, const char *verb, char **argv, int argc) {
         if (streq(verb, "export"))
                 return image_export(s, argv[0], argv[1]);
         return image_verify(s, argv[0], a->key_given ? a->key : "/etc/slipway/keys");
+}
+
+static int cmd_push(Args *a, char **argv, int argc) {
+        _cleanup_store_free_ Store *s = NULL;
+        _cleanup_free_ char *file_token = NULL;
+        PushOptions o = { .quiet = a->quiet, .token = a->token, .ca_file = a->ca_file };
+        int r;
+
+        if (argc != 2)
+                return log_error_errno(-EINVAL, "push takes the bootserver's URL and an image (see --help)");
+        o.url = argv[0];
+        if (a->token && a->token_file)
+                return log_error_errno(-EINVAL, "--token and --token-file cannot be used together");
+        if (a->token_file) {
+                r = api_read_token_file(a->token_file, &file_token);
+                if (r == -EINVAL)
+                        return log_error_errno(r, "token file '%s' is empty", a->token_file);
+                if (r == -EFBIG)
+                        return log_error_errno(r, "token file '%s' is too large to hold a token", a->token_file);
+                if (r < 0)
+                        return log_error_errno(r, "cannot read the token file '%s': %m", a->token_file);
+                o.token = file_token;
+        }
+        if (!o.token && !isempty(getenv("SLIPWAY_TOKEN")))
+                o.token = getenv("SLIPWAY_TOKEN");
+        if (!o.ca_file && !isempty(getenv("SLIPWAY_CA_FILE")))
+                o.ca_file = getenv("SLIPWAY_CA_FILE");
+        r = open_store_existing(a->g.store, &s);
+        if (r < 0)
+                return r;
+        return push_image(s, argv[1], &o);
 }
 
 static int cmd_keygen(char **argv, int argc) {
@@ -303,6 +351,15 @@ int main(int argc, char *argv[]) {
                                                        optarg), 2;
                         a.build.accel = optarg;
                         break;
+                case OPT_TOKEN:
+                        a.token = optarg;
+                        break;
+                case OPT_TOKEN_FILE:
+                        a.token_file = optarg;
+                        break;
+                case OPT_CA_FILE:
+                        a.ca_file = optarg;
+                        break;
                 default:
                         return 2;
                 }
@@ -327,6 +384,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_build(&a, argv, argc);
         else if (streq(verb, "keygen"))
                 r = cmd_keygen(argv, argc);
+        else if (streq(verb, "push"))
+                r = cmd_push(&a, argv, argc);
         else if (streq(verb, "list") || streq(verb, "inspect") || streq(verb, "verify") || streq(verb, "export"))
                 r = cmd_store(&a, verb, argv, argc);
         else if (streq(verb, "help")) {

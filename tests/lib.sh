@@ -51,7 +51,7 @@ expect_fail() {
                 t_fail "expected failure, got exit 0"
                 return 1
         fi
-        lines=$(printf '%s\n' "$err" | grep -c -E '^slipway-[a-z]+: ' || true)
+        lines=$(printf '%s\n' "$err" | grep -c -E '^slip(way-[a-z]+|ctl|wayd): ' || true)
         if ! printf '%s\n' "$err" | grep -q -E "$pattern"; then
                 t_fail "error does not match /$pattern/: $err"
                 return 1

@@ -1,0 +1,21 @@
+/* slipway-build push: publishes an image from the local store on a
+ * bootserver. Only the blobs the server lacks are uploaded (HEAD, then PUT),
+ * then the manifest is published (POST /v1/images), which the server
+ * verifies against its trusted keys. */
+#pragma once
+
+#include "store.h"
+
+typedef struct PushOptions {
+        const char *url;     /* the bootserver, http:// or https:// */
+        const char *token;   /* admin token, or NULL */
+        const char *ca_file; /* PEM bundle for https, or NULL: the system's */
+        int quiet;           /* no progress */
+} PushOptions;
+
+/* Pushes the image ref (ID, ID prefix, name:version or name) of store s.
+ * Progress goes to stderr, the summary line to stdout. Logs one line on
+ * failure, naming the image and what the server said. Returns 0 or a
+ * negative errno: -EHOSTUNREACH and the like when the server cannot be
+ * reached, else as api_request() maps the server's answer. */
+int push_image(Store *s, const char *ref, const PushOptions *opts);

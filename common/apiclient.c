@@ -1,0 +1,643 @@
+#include <assert.h>
+#include <ctype.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+
+#include "apiclient.h"
+#include "fileio.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+/* An upload may sit idle this long while the server fsyncs a large blob
+ * after its last byte. */
+#define API_UPLOAD_LOW_SPEED_TIME_SEC 300L
+
+struct ApiClient {
+        char *url;
+        char *auth_header; /* "Authorization: Bearer …", or NULL */
+        char *ca_file;
+        long timeout_sec;
+
+        /* the last failure */
+        char error[1024];
+        char kind[64];
+        long status;
+        json_t *error_reply;
+        bool unreachable;
+};
+
+/* One transfer: the upload source and the reply sink. */
+typedef struct Transfer {
+        /* upload */
+        int fd;
+        off_t start;
+        uint64_t size;
+        uint64_t sent;
+        ApiProgressFn progress;
+        void *userdata;
+        int read_error;
+        /* reply */
+        char *buf;
+        size_t n;
+        size_t alloc;
+        int write_error;
+        uint64_t content_length; /* of a HEAD answer */
+} Transfer;
+
+static bool url_char_ok(char ch) {
+        return (unsigned char) ch > 0x20 && (unsigned char) ch < 0x7f;
+}
+
+int api_client_new(const char *url, ApiClient **ret) {
+        _cleanup_free_ char *copy = NULL;
+        const char *rest;
+        CURLU *u;
+        CURLUcode uc;
+        size_t n;
+        ApiClient *c;
+
+        if (isempty(url))
+                return -EINVAL;
+        rest = startswith(url, "http://");
+        if (!rest)
+                rest = startswith(url, "https://");
+        if (!rest || isempty(rest) || *rest == '/')
+                return -EINVAL;
+        for (const char *p = url; *p; p++)
+                if (!url_char_ok(*p) || *p == '?' || *p == '#')
+                        return -EINVAL;
+        n = strlen(url);
+        while (n > 0 && url[n - 1] == '/')
+                n--;
+        copy = strndup(url, n);
+        if (!copy)
+                return -ENOMEM;
+
+        /* Let libcurl judge the rest (host, port). */
+        if (http_global_init() < 0)
+                return -EIO;
+        u = curl_url();
+        if (!u)
+                return -ENOMEM;
+        uc = curl_url_set(u, CURLUPART_URL, copy, 0);
+        curl_url_cleanup(u);
+        if (uc == CURLUE_OUT_OF_MEMORY)
+                return -ENOMEM;
+        if (uc != CURLUE_OK)
+                return -EINVAL;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->url = TAKE_PTR(copy);
+        c->timeout_sec = API_TIMEOUT_SEC_DEFAULT;
+        *ret = c;
+        return 0;
+}
+
+ApiClient *api_client_free(ApiClient *c) {
+        if (!c)
+                return NULL;
+        free(c->url);
+        free(c->auth_header);
+        free(c->ca_file);
+        json_decref(c->error_reply);
+        free(c);
+        return NULL;
+}
+
+int api_client_set_token(ApiClient *c, const char *token) {
+        char *h = NULL;
+
+        if (token) {
+                size_t n = strlen(token);
+                if (n == 0 || n > API_TOKEN_MAX)
+                        return -EINVAL;
+                for (const char *p = token; *p; p++)
+                        if (!url_char_ok(*p))
+                                return -EINVAL;
+                h = strdup_printf("Authorization: Bearer %s", token);
+                if (!h)
+                        return -ENOMEM;
+        }
+        free(c->auth_header);
+        c->auth_header = h;
+        return 0;
+}
+
+int api_client_set_ca_file(ApiClient *c, const char *path) {
+        char *p = NULL;
+
+        if (path) {
+                p = strdup(path);
+                if (!p)
+                        return -ENOMEM;
+        }
+        free(c->ca_file);
+        c->ca_file = p;
+        return 0;
+}
+
+void api_client_set_timeout(ApiClient *c, long seconds) {
+        c->timeout_sec = seconds > 0 ? seconds : 0;
+}
+
+const char *api_client_url(const ApiClient *c) {
+        return c->url;
+}
+
+const char *api_client_error(const ApiClient *c) {
+        return c->error;
+}
+
+const char *api_client_error_kind(const ApiClient *c) {
+        return c->kind;
+}
+
+long api_client_error_status(const ApiClient *c) {
+        return c->status;
+}
+
+json_t *api_client_error_reply(const ApiClient *c) {
+        return c->error_reply;
+}
+
+bool api_client_unreachable(const ApiClient *c) {
+        return c->unreachable;
+}
+
+static void error_reset(ApiClient *c) {
+        c->error[0] = 0;
+        c->kind[0] = 0;
+        c->status = 0;
+        c->unreachable = false;
+        json_decref(c->error_reply);
+        c->error_reply = NULL;
+}
+
+_printf_(3, 4) static int error_set(ApiClient *c, int r, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(c->error, sizeof(c->error), format, ap);
+        va_end(ap);
+        /* The server's words end up on a terminal: no escape sequences. */
+        for (char *p = c->error; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        return r;
+}
+
+int api_read_token_file(const char *path, char **ret) {
+        _cleanup_free_ char *data = NULL;
+        char *start, *end;
+        size_t n;
+        int r;
+
+        /* Room for a trailing newline and some whitespace around the token. */
+        r = read_full_file(path, API_TOKEN_MAX + 64, &data, &n);
+        if (r < 0)
+                return r;
+        if (strlen(data) != n)
+                return -EINVAL;
+        start = data;
+        while (isspace((unsigned char) *start))
+                start++;
+        end = start;
+        while (*end && *end != '\n' && *end != '\r')
+                end++;
+        while (end > start && isspace((unsigned char) end[-1]))
+                end--;
+        *end = 0;
+        if (end == start)
+                return -EINVAL;
+        if ((size_t) (end - start) > API_TOKEN_MAX)
+                return -EFBIG;
+        start = strdup(start);
+        if (!start)
+                return -ENOMEM;
+        *ret = start;
+        return 0;
+}
+
+char *api_escape(const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = strlen(s);
+        char *out, *o;
+
+        out = malloc(n * 3 + 1);
+        if (!out)
+                return NULL;
+        o = out;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                /* RFC 3986 unreserved, and ':' which a path segment may hold
+                 * (name:version, MAC addresses) and reads better as it is. */
+                if (isalnum(*p) || strchr("-._~:", *p)) {
+                        *o++ = (char) *p;
+                        continue;
+                }
+                *o++ = '%';
+                *o++ = hex[*p >> 4];
+                *o++ = hex[*p & 15];
+        }
+        *o = 0;
+        return out;
+}
+
+static size_t reply_write(char *data, size_t size, size_t nmemb, void *userdata) {
+        Transfer *t = userdata;
+        size_t n = size * nmemb;
+
+        if (n > API_REPLY_MAX - t->n) {
+                t->write_error = -EFBIG;
+                return 0;
+        }
+        if (t->n + n + 1 > t->alloc) {
+                size_t na = MAX(MAX(t->alloc * 2, t->n + n + 1), (size_t) 4096);
+                char *nb = realloc(t->buf, na);
+                if (!nb) {
+                        t->write_error = -ENOMEM;
+                        return 0;
+                }
+                t->buf = nb;
+                t->alloc = na;
+        }
+        memcpy(t->buf + t->n, data, n);
+        t->n += n;
+        t->buf[t->n] = 0;
+        return n;
+}
+
+static size_t upload_read(char *buf, size_t size, size_t nitems, void *userdata) {
+        Transfer *t = userdata;
+        size_t want = size * nitems;
+        ssize_t n;
+
+        if (t->sent >= t->size)
+                return 0;
+        if (want > t->size - t->sent)
+                want = (size_t) (t->size - t->sent);
+        do
+                n = read(t->fd, buf, want);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                t->read_error = negative_errno();
+                return CURL_READFUNC_ABORT;
+        }
+        if (n == 0) {
+                /* The file is shorter than the Content-Length we promised. */
+                t->read_error = -EIO;
+                return CURL_READFUNC_ABORT;
+        }
+        t->sent += (uint64_t) n;
+        if (t->progress)
+                t->progress(t->sent, t->size, t->userdata);
+        return (size_t) n;
+}
+
+static int upload_seek(void *userdata, curl_off_t offset, int origin) {
+        Transfer *t = userdata;
+
+        if (origin != SEEK_SET || offset < 0 || (uint64_t) offset > t->size)
+                return CURL_SEEKFUNC_CANTSEEK;
+        if (lseek(t->fd, t->start + (off_t) offset, SEEK_SET) < 0)
+                return CURL_SEEKFUNC_FAIL;
+        t->sent = (uint64_t) offset;
+        return CURL_SEEKFUNC_OK;
+}
+
+static const struct {
+        const char *kind;
+        int error;
+} kind_errors[] = {
+        { "bad_request", -EINVAL },
+        { "invalid_json", -EINVAL },
+        { "unknown_field", -EINVAL },
+        { "invalid_value", -EINVAL },
+        { "digest_mismatch", -EBADMSG },
+        { "bad_signature", -EKEYREJECTED },
+        { "unauthorized", -EACCES },
+        { "forbidden", -EPERM },
+        { "not_found", -ENOENT },
+        { "method_not_allowed", -EOPNOTSUPP },
+        { "conflict", -EEXIST },
+        { "in_use", -EBUSY },
+        { "missing_blobs", -ENODATA },
+        { "too_large", -EFBIG },
+        { "unsupported_media_type", -EPROTO },
+        { "range_not_satisfiable", -ERANGE },
+        { "no_space", -ENOSPC },
+        { "internal", -EIO },
+};
+
+static int status_to_errno(long status) {
+        switch (status) {
+        case 400:
+                return -EINVAL;
+        case 401:
+                return -EACCES;
+        case 403:
+                return -EPERM;
+        case 404:
+        case 410:
+                return -ENOENT;
+        case 409:
+                return -EEXIST;
+        case 413:
+                return -EFBIG;
+        case 416:
+                return -ERANGE;
+        case 507:
+                return -ENOSPC;
+        default:
+                return status >= 500 ? -EIO : -EPROTO;
+        }
+}
+
+/* Turns an HTTP error answer into the client's error state. */
+static int server_error(ApiClient *c, long status, const char *body, size_t n) {
+        json_t *j = n > 0 ? json_loadb(body, n, 0, NULL) : NULL;
+        const char *kind = json_string_value(json_object_get(j, "kind"));
+        const char *msg = json_string_value(json_object_get(j, "error"));
+        int r = status_to_errno(status);
+
+        c->status = status;
+        if (!kind) {
+                json_decref(j);
+                return error_set(c, r, "server: HTTP %ld from %s, without an error message", status, c->url);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(kind_errors); i++)
+                if (streq(kind, kind_errors[i].kind)) {
+                        r = kind_errors[i].error;
+                        break;
+                }
+        snprintf(c->kind, sizeof(c->kind), "%s", kind);
+        c->error_reply = j;
+        if (!msg)
+                return error_set(c, r, "server: HTTP %ld (%s)", status, c->kind);
+        return error_set(c, r, "server: %s (%s)", msg, c->kind);
+}
+
+/* Describes a transfer that got no (complete) answer. */
+static int transport_error(ApiClient *c, CURL *h, CURLcode code, const Transfer *t, const char *errbuf) {
+        HttpError he;
+        long os_errno = 0;
+        int r;
+
+        if (code == CURLE_ABORTED_BY_CALLBACK && t->read_error < 0) {
+                if (t->read_error == -EIO)
+                        return error_set(c, -EIO, "the file to upload ended after %" PRIu64 " of %" PRIu64 " bytes",
+                                         t->sent, t->size);
+                return error_set(c, t->read_error, "cannot read the file to upload: %s", strerror(-t->read_error));
+        }
+        if ((code == CURLE_WRITE_ERROR && t->write_error == -EFBIG) || code == CURLE_FILESIZE_EXCEEDED)
+                return error_set(c, -EFBIG, "the reply of %s is larger than %u MiB", c->url, API_REPLY_MAX >> 20);
+        if (code == CURLE_WRITE_ERROR && t->write_error < 0)
+                return error_set(c, t->write_error, "cannot keep the reply of %s: %s", c->url,
+                                 strerror(-t->write_error));
+
+        r = http_result(h, code, 0, errbuf, &he);
+        (void) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+        c->unreachable = true;
+        switch (code) {
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return error_set(c, r, "cannot reach the server at %s: %s", c->url, he.message);
+        case CURLE_COULDNT_CONNECT:
+                if (os_errno > 0)
+                        return error_set(c, r, "cannot reach the server at %s: %s", c->url, strerror((int) os_errno));
+                return error_set(c, r, "cannot reach the server at %s: %s", c->url, he.message);
+        case CURLE_OPERATION_TIMEDOUT:
+                return error_set(c, r, "the server at %s did not answer in time: %s", c->url, he.message);
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CIPHER:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_CRL_BADFILE:
+                return error_set(c, -EPROTO, "cannot talk TLS with the server at %s: %s", c->url, he.message);
+        case CURLE_OUT_OF_MEMORY:
+                c->unreachable = false;
+                return error_set(c, -ENOMEM, "out of memory");
+        default:
+                return error_set(c, r, "no answer from the server at %s: %s", c->url, he.message);
+        }
+}
+
+typedef enum TransferKind {
+        TRANSFER_JSON,
+        TRANSFER_HEAD,
+        TRANSFER_UPLOAD,
+} TransferKind;
+
+/* Sets the options of one request on h; headers gets the header list the
+ * caller frees after the transfer. */
+static CURLcode transfer_setup(ApiClient *c, CURL *h, TransferKind kind, const char *method, const char *json,
+                               Transfer *t, struct curl_slist **headers) {
+        struct curl_slist *hl;
+        CURLcode code = CURLE_OK;
+
+#define SET(opt, val)                                         \
+        do {                                                  \
+                if (code == CURLE_OK)                         \
+                        code = curl_easy_setopt(h, opt, val); \
+        } while (0)
+        /* The API never redirects: a redirect would carry the token
+         * somewhere else, and POST bodies do not survive one. */
+        SET(CURLOPT_FOLLOWLOCATION, 0L);
+        SET(CURLOPT_PROTOCOLS_STR, "http,https");
+        /* Error answers carry a JSON body that we want to read. */
+        SET(CURLOPT_FAILONERROR, 0L);
+        SET(CURLOPT_WRITEFUNCTION, reply_write);
+        SET(CURLOPT_WRITEDATA, t);
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) API_REPLY_MAX);
+
+        hl = *headers = curl_slist_append(NULL, "Accept: application/json");
+        if (hl && c->auth_header)
+                hl = *headers = curl_slist_append(*headers, c->auth_header);
+        if (hl && json)
+                hl = *headers = curl_slist_append(*headers, "Content-Type: application/json");
+        if (hl && kind == TRANSFER_UPLOAD)
+                hl = *headers = curl_slist_append(*headers, "Content-Type: application/octet-stream");
+        if (!hl)
+                return CURLE_OUT_OF_MEMORY;
+        SET(CURLOPT_HTTPHEADER, *headers);
+
+        switch (kind) {
+        case TRANSFER_HEAD:
+                SET(CURLOPT_NOBODY, 1L);
+                break;
+        case TRANSFER_UPLOAD:
+                SET(CURLOPT_UPLOAD, 1L);
+                SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t) t->size);
+                SET(CURLOPT_READFUNCTION, upload_read);
+                SET(CURLOPT_READDATA, t);
+                SET(CURLOPT_SEEKFUNCTION, upload_seek);
+                SET(CURLOPT_SEEKDATA, t);
+                SET(CURLOPT_LOW_SPEED_TIME, API_UPLOAD_LOW_SPEED_TIME_SEC);
+                break;
+        case TRANSFER_JSON:
+                if (json) {
+                        SET(CURLOPT_POSTFIELDS, json);
+                        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(json));
+                }
+                if (streq(method, "GET") && !json)
+                        SET(CURLOPT_HTTPGET, 1L);
+                else if (!streq(method, "POST") || !json)
+                        SET(CURLOPT_CUSTOMREQUEST, method);
+                break;
+        }
+#undef SET
+        return code;
+}
+
+/* Judges a finished transfer: 0 for a 2xx answer, else the client's error
+ * state is set and a negative errno returned. */
+static int transfer_judge(ApiClient *c, CURL *h, TransferKind kind, CURLcode code, const char *errbuf,
+                          const char *url, Transfer *t, long status) {
+        /* A server may answer an upload early (a bad token) and close while
+         * we still send: its answer is what matters then. */
+        if (code != CURLE_OK && !(status >= 400 && t->n > 0 && t->write_error == 0 && t->read_error == 0))
+                return transport_error(c, h, code, t, errbuf);
+        if (status >= 200 && status < 300)
+                return 0;
+        c->status = status;
+        if (status >= 300 && status < 400) {
+                char *loc = NULL;
+                (void) curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
+                return error_set(c, -EPROTO, "the server at %s redirects to %s (HTTP %ld); redirects are not followed",
+                                 c->url, loc ? loc : "elsewhere", status);
+        }
+        if (status == 404 && kind == TRANSFER_HEAD) {
+                snprintf(c->kind, sizeof(c->kind), "not_found");
+                return error_set(c, -ENOENT, "%s: not found", url);
+        }
+        if (status >= 400)
+                return server_error(c, status, t->buf, t->n);
+        return error_set(c, -EPROTO, "unexpected HTTP %ld from %s", status, c->url);
+}
+
+/* Runs one request. On a 2xx answer returns 0 with the status; else the
+ * client's error state is set and a negative errno returned. */
+static int transfer_run(ApiClient *c, TransferKind kind, const char *method, const char *path, const char *json,
+                        Transfer *t, long *ret_status) {
+        _cleanup_free_ char *url = NULL;
+        struct curl_slist *headers = NULL;
+        HttpOptions opts = { .ca_file = c->ca_file, .timeout_sec = kind == TRANSFER_UPLOAD ? 0 : c->timeout_sec };
+        char errbuf[CURL_ERROR_SIZE];
+        CURLcode code;
+        long status = 0;
+        CURL *h;
+        int r;
+
+        assert(path && path[0] == '/');
+        error_reset(c);
+        url = strdup_printf("%s%s", c->url, path);
+        if (!url)
+                return error_set(c, -ENOMEM, "out of memory");
+        h = http_easy_new(url, &opts, errbuf);
+        if (!h)
+                return error_set(c, -ENOMEM, "cannot set up libcurl");
+        code = transfer_setup(c, h, kind, method, json, t, &headers);
+        if (code == CURLE_OK)
+                code = curl_easy_perform(h);
+        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        r = transfer_judge(c, h, kind, code, errbuf, url, t, status);
+        if (r >= 0 && kind == TRANSFER_HEAD) {
+                curl_off_t cl = -1;
+                if (curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0)
+                        t->content_length = (uint64_t) cl;
+        }
+        curl_easy_cleanup(h);
+        curl_slist_free_all(headers);
+        if (r < 0) {
+                log_debug("%s %s: %s", method, url, c->error);
+                return r;
+        }
+        *ret_status = status;
+        return 0;
+}
+
+/* Parses a 2xx reply body. */
+static int reply_parse(ApiClient *c, const Transfer *t, json_t **ret) {
+        json_error_t e;
+        json_t *j;
+
+        if (t->n == 0) {
+                *ret = json_null();
+                return 0;
+        }
+        j = json_loadb(t->buf, t->n, 0, &e);
+        if (!j)
+                return error_set(c, -EBADMSG, "the server at %s sent a reply that is not JSON (line %d: %s)", c->url,
+                                 e.line, e.text);
+        *ret = j;
+        return 0;
+}
+
+static int finish(ApiClient *c, int r, Transfer *t, long status, long *ret_status, json_t **ret_reply) {
+        json_t *reply = NULL;
+
+        if (r >= 0 && ret_reply)
+                r = reply_parse(c, t, &reply);
+        free(t->buf);
+        if (r < 0)
+                return r;
+        if (ret_status)
+                *ret_status = status;
+        if (ret_reply)
+                *ret_reply = reply;
+        return 0;
+}
+
+int api_request(ApiClient *c, const char *method, const char *path, json_t *body, long *ret_status,
+                json_t **ret_reply) {
+        _cleanup_free_ char *json = NULL;
+        Transfer t = { .fd = -1 };
+        long status = 0;
+        int r;
+
+        if (body) {
+                json = json_dumps(body, JSON_COMPACT);
+                if (!json) {
+                        error_reset(c);
+                        return error_set(c, -ENOMEM, "cannot encode the request");
+                }
+        }
+        r = transfer_run(c, TRANSFER_JSON, method, path, json, &t, &status);
+        return finish(c, r, &t, status, ret_status, ret_reply);
+}
+
+int api_head(ApiClient *c, const char *path, uint64_t *ret_size) {
+        Transfer t = { .fd = -1 };
+        long status = 0;
+        int r;
+
+        r = transfer_run(c, TRANSFER_HEAD, "HEAD", path, NULL, &t, &status);
+        free(t.buf);
+        if (r < 0)
+                return r;
+        if (ret_size)
+                *ret_size = t.content_length;
+        return 0;
+}
+
+int api_upload_fd(ApiClient *c, const char *path, int fd, uint64_t size, ApiProgressFn progress, void *userdata,
+                  long *ret_status, json_t **ret_reply) {
+        Transfer t = { .fd = fd, .size = size, .progress = progress, .userdata = userdata };
+        long status = 0;
+        int r;
+
+        assert(fd >= 0);
+        t.start = lseek(fd, 0, SEEK_CUR);
+        if (t.start < 0) {
+                error_reset(c);
+                r = negative_errno();
+                return error_set(c, r, "cannot read the file to upload: %s", strerror(-r));
+        }
+        r = transfer_run(c, TRANSFER_UPLOAD, "PUT", path, NULL, &t, &status);
+        return finish(c, r, &t, status, ret_status, ret_reply);
+}

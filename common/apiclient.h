@@ -1,0 +1,98 @@
+/* A small client for the slipwayd HTTP API (docs/api.md) over libcurl: a
+ * base URL, a bearer token, a CA file for https, timeouts. Requests send and
+ * receive JSON; the server's JSON errors ({"kind", "error"}) become a
+ * negative errno plus a message for people, kept in the client until the
+ * next request. Library code: nothing here logs above debug. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+/* Reply bodies larger than this are refused (-EFBIG). */
+#define API_REPLY_MAX (16u * 1024 * 1024)
+/* A token (from a flag, a file or the environment) is at most this long. */
+#define API_TOKEN_MAX 4096
+/* Whole-request limit of api_request() and api_head() unless changed. */
+#define API_TIMEOUT_SEC_DEFAULT 60L
+
+typedef struct ApiClient ApiClient;
+
+/* Called while api_upload_fd() sends: bytes handed to the connection so far
+ * and the total. */
+typedef void (*ApiProgressFn)(uint64_t sent, uint64_t total, void *userdata);
+
+/* Makes a client for the server at url ("http://host:port" or https, an
+ * optional path prefix; trailing slashes are dropped). Returns -EINVAL for
+ * another scheme or a malformed URL, -ENOMEM. */
+int api_client_new(const char *url, ApiClient **ret);
+ApiClient *api_client_free(ApiClient *c);
+static inline void api_client_freep(ApiClient **c) {
+        api_client_free(*c);
+}
+#define _cleanup_api_client_free_ _cleanup_(api_client_freep)
+
+/* The bearer token sent with every request (NULL: none). -EINVAL when it is
+ * empty, too long, or holds characters that cannot go into a header. */
+int api_client_set_token(ApiClient *c, const char *token);
+/* A PEM bundle that https certificates are verified against (NULL: the
+ * system's). The file is read by libcurl at each request. */
+int api_client_set_ca_file(ApiClient *c, const char *path);
+/* Limit on a whole JSON request in seconds (0: none beyond libcurl's
+ * connect timeout and low-speed abort). Uploads are never cut off by it. */
+void api_client_set_timeout(ApiClient *c, long seconds);
+
+/* The base URL, without trailing slashes. */
+const char *api_client_url(const ApiClient *c);
+
+/* About the last failed call: a message for people ("server: <error>
+ * (<kind>)", or what kept the request from getting an answer, naming the
+ * URL); the server's kind ("" when there was none); the HTTP status (0 when
+ * no answer came); the server's whole error object (owned by the client,
+ * valid until the next call; NULL when there was none). */
+const char *api_client_error(const ApiClient *c);
+const char *api_client_error_kind(const ApiClient *c);
+long api_client_error_status(const ApiClient *c);
+json_t *api_client_error_reply(const ApiClient *c);
+/* True when the last call failed because no HTTP answer came: the server
+ * cannot be resolved or connected to, TLS failed, or it timed out. */
+bool api_client_unreachable(const ApiClient *c);
+
+/* Reads a token from a file: the first line, surrounding whitespace
+ * removed, at most API_TOKEN_MAX bytes. Caller frees. -ENOENT, -EACCES,
+ * -EFBIG when larger, -EINVAL when empty. */
+int api_read_token_file(const char *path, char **ret);
+
+/* Percent-encodes s for use as one path segment or query value. Caller
+ * frees; NULL on allocation failure. */
+char *api_escape(const char *s);
+
+/* Sends method (GET, POST, PUT, DELETE) to path (starting with '/', already
+ * escaped) with body as JSON (may be NULL; not consumed). On a 2xx answer
+ * returns 0, *ret_status (may be NULL) gets the status and *ret_reply (may
+ * be NULL) the parsed body (a new reference; JSON null for an empty body).
+ * On a server error returns the errno mapped from its kind: bad_request,
+ * invalid_json, unknown_field, invalid_value -EINVAL; digest_mismatch
+ * -EBADMSG; bad_signature -EKEYREJECTED; unauthorized -EACCES; forbidden
+ * -EPERM; not_found -ENOENT; method_not_allowed -EOPNOTSUPP; conflict
+ * -EEXIST; in_use -EBUSY; missing_blobs -ENODATA; too_large -EFBIG;
+ * range_not_satisfiable -ERANGE; unsupported_media_type -EPROTO; no_space
+ * -ENOSPC; internal and other 5xx -EIO. Without an answer: -EHOSTUNREACH,
+ * -ETIMEDOUT, -ECONNRESET, -EPROTO (TLS). A reply that is not JSON or
+ * larger than API_REPLY_MAX: -EBADMSG, -EFBIG. Redirects are not followed
+ * (-EPROTO). */
+int api_request(ApiClient *c, const char *method, const char *path, json_t *body, long *ret_status,
+                json_t **ret_reply);
+
+/* HEAD path. Returns 0 and sets *ret_size (may be NULL; 0 when the server
+ * sent no Content-Length) for a 2xx answer; -ENOENT for 404; else as
+ * api_request(). */
+int api_head(ApiClient *c, const char *path, uint64_t *ret_size);
+
+/* PUT path with the next size bytes of fd (from its current offset) as the
+ * body, streamed, with Content-Length: size. progress (may be NULL) is
+ * called as bytes go out. The reply is handled as api_request() does. The
+ * file ending early is -EIO. */
+int api_upload_fd(ApiClient *c, const char *path, int fd, uint64_t size, ApiProgressFn progress, void *userdata,
+                  long *ret_status, json_t **ret_reply);

@@ -1,0 +1,35 @@
+/* Talking to the server: one request with its error logged, paths, JSON
+ * output. */
+#include "ctl.h"
+#include "log.h"
+#include "util.h"
+
+int ctl_log_error(Ctl *ctl, int error, const char *what) {
+        if (error == -EACCES && !ctl->has_token)
+                return log_error_errno(error, "%s: %s; pass --token, --token-file or set SLIPWAY_TOKEN", what,
+                                       api_client_error(ctl->api));
+        return log_error_errno(error, "%s: %s", what, api_client_error(ctl->api));
+}
+
+int ctl_call(Ctl *ctl, const char *method, const char *path, json_t *body, json_t **ret_reply, const char *what) {
+        int r;
+
+        r = api_request(ctl->api, method, path, body, NULL, ret_reply);
+        if (r < 0)
+                return ctl_log_error(ctl, r, what);
+        return 0;
+}
+
+char *ctl_path(const char *prefix, const char *arg, const char *suffix) {
+        _cleanup_free_ char *e = api_escape(arg);
+
+        if (!e)
+                return NULL;
+        return strdup_printf("%s%s%s", prefix, e, strempty(suffix));
+}
+
+int ctl_print_json(json_t *j) {
+        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY) < 0 || putchar('\n') == EOF)
+                return log_error_errno(-EIO, "cannot write to standard output");
+        return 0;
+}

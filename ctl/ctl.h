@@ -1,0 +1,67 @@
+/* slipctl: what the commands share. main.c parses the arguments into a Ctl
+ * and calls one command; each command file (status.c, images.c, hosts.c,
+ * audit.c) talks to the server through ctl_call() and prints with table.h. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "apiclient.h"
+#include "macro.h"
+
+/* Exit statuses (also in slipctl(1)). */
+#define CTL_EXIT_FAILURE 1     /* the server refused, or a usage error */
+#define CTL_EXIT_UNREACHABLE 2 /* no answer from the server */
+
+/* Options that belong to one command; main.c checks which were given. */
+typedef struct CtlOptions {
+        char **labels;      /* host list --label K=V (repeatable) */
+        const char *state;  /* host list --state */
+        const char *boot;   /* host assign --boot */
+        uint64_t since;     /* audit --since */
+        bool since_set;
+        uint64_t limit;     /* audit --limit, 0 = not given */
+        const char *action; /* audit --action */
+        bool follow;        /* audit --follow */
+} CtlOptions;
+
+typedef struct Ctl {
+        ApiClient *api;
+        bool json;          /* print the server's JSON */
+        bool has_token;
+        CtlOptions opt;
+} Ctl;
+
+/* Sends one request (see api_request()). On failure logs one line,
+ * "<what>: <the client's message>", and returns the negative errno. what
+ * names the action ("cannot list images"). ret_reply (may be NULL) gets a
+ * new reference on success. */
+int ctl_call(Ctl *ctl, const char *method, const char *path, json_t *body, json_t **ret_reply, const char *what);
+
+/* Logs the client's last failure as ctl_call() does; returns error. */
+int ctl_log_error(Ctl *ctl, int error, const char *what);
+
+/* Returns prefix + the escaped arg + suffix (suffix may be NULL), e.g.
+ * ctl_path("/v1/hosts/", id, "/labels"). Caller frees; NULL when out of
+ * memory. */
+char *ctl_path(const char *prefix, const char *arg, const char *suffix);
+
+/* Prints j on stdout, indented, for scripts. Returns 0 or -EIO. */
+int ctl_print_json(json_t *j);
+
+/* The commands. args are the words after the command's name; each returns
+ * 0 or a negative errno, having logged why. */
+int ctl_status(Ctl *ctl, char **args);
+int ctl_image_list(Ctl *ctl, char **args);
+int ctl_image_show(Ctl *ctl, char **args);
+int ctl_image_delete(Ctl *ctl, char **args);
+int ctl_host_list(Ctl *ctl, char **args);
+int ctl_host_show(Ctl *ctl, char **args);
+int ctl_host_label(Ctl *ctl, char **args);
+int ctl_host_assign(Ctl *ctl, char **args);
+int ctl_host_unassign(Ctl *ctl, char **args);
+int ctl_audit(Ctl *ctl, char **args);
+
+/* "name:version" of the image with this ID, from the server (NULL when it
+ * cannot be found; then nothing is logged). Caller frees. */
+char *ctl_image_label(Ctl *ctl, const char *id);
