@@ -29,8 +29,8 @@ int audit_log(sqlite3 *s, const char *actor, const char *action, const char *tar
 enum MHD_Result handle_audit(Request *req) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         const char *since_s = request_arg(req, "since"), *limit_s = request_arg(req, "limit");
-        const char *action = request_arg(req, "action");
-        uint64_t since = 0, limit = 1000;
+        const char *action = request_arg(req, "action"), *last_s = request_arg(req, "last");
+        uint64_t since = 0, limit = 1000, last = 0;
         json_t *entries;
         sqlite3 *s;
         int r, rc;
@@ -39,16 +39,23 @@ enum MHD_Result handle_audit(Request *req) {
                 return reply_error(req, KIND_INVALID_VALUE, "'since': not a non-negative integer: \"%s\"", since_s);
         if (limit_s && (safe_atou64(limit_s, &limit) < 0 || limit == 0 || limit > 1000))
                 return reply_error(req, KIND_INVALID_VALUE, "'limit': expected 1..1000, got \"%s\"", limit_s);
+        if (last_s && (safe_atou64(last_s, &last) < 0 || last == 0 || last > 1000))
+                return reply_error(req, KIND_INVALID_VALUE, "'last': expected 1..1000, got \"%s\"", last_s);
         entries = json_array();
         s = db_lock(req->server->db);
         r = db_prepare(s,
-                       "SELECT id, time, actor, action, target, detail FROM audit WHERE id > ? "
-                       "AND (?3 IS NULL OR action = ?3 OR action LIKE ?3 || '.%') ORDER BY id LIMIT ?2",
+                       "SELECT * FROM (SELECT id, time, actor, action, target, detail FROM audit WHERE id > ?1 "
+                       "AND (?3 IS NULL OR action = ?3 OR action LIKE ?3 || '.%') ORDER BY id * ?4 LIMIT ?2) "
+                       "ORDER BY id",
                        &st);
         if (r >= 0) {
                 sqlite3_bind_int64(st, 1, (sqlite3_int64) since);
                 sqlite3_bind_int64(st, 2, (sqlite3_int64) limit);
                 sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+                /* ?last=N: the newest N, still returned oldest first */
+                sqlite3_bind_int(st, 4, last ? -1 : 1);
+                if (last)
+                        sqlite3_bind_int64(st, 2, (sqlite3_int64) last);
                 while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                         const char *d = (const char *) sqlite3_column_text(st, 5);
                         json_t *detail = d ? json_loads(d, 0, NULL) : NULL;

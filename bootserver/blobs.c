@@ -38,14 +38,19 @@ int blob_writer_new(Server *s, const char *hex, BlobWriter **ret) {
                 return -ENOMEM;
         memcpy(w->hex, hex, 65);
         w->fd = -1;
+        w->hash = sha256_new();
+        if (!w->hash) {
+                blob_writer_abort(w);
+                return -ENOMEM;
+        }
         if (stat(final, &st) == 0) {
+                /* Already stored: hash what comes, keep nothing. */
                 w->discard = true;
                 *ret = w;
                 return 0;
         }
-        w->hash = sha256_new();
         w->tmp_path = strdup_printf("%s/upload-%.16s-XXXXXX", s->tmp_dir, hex);
-        if (!w->hash || !w->tmp_path) {
+        if (!w->tmp_path) {
                 blob_writer_abort(w);
                 return -ENOMEM;
         }
@@ -62,11 +67,9 @@ int blob_writer_new(Server *s, const char *hex, BlobWriter **ret) {
 }
 
 int blob_writer_write(BlobWriter *w, const void *data, size_t n) {
-        if (w->discard)
-                return 0;
         sha256_update(w->hash, data, n);
         w->size += n;
-        return loop_write(w->fd, data, n);
+        return w->discard ? 0 : loop_write(w->fd, data, n);
 }
 
 void blob_writer_abort(BlobWriter *w) {
@@ -120,6 +123,12 @@ int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_cr
                 blob_writer_abort(w);
                 return -ENOMEM;
         }
+        sha256_final_hex(w->hash, got);
+        if (!streq(got, w->hex)) {
+                log_debug("blob upload: expected %s, got %s (%" PRIu64 " bytes)", w->hex, got, w->size);
+                blob_writer_abort(w);
+                return -EBADMSG;
+        }
         if (w->discard) {
                 /* The file exists; make sure the catalog knows it too. */
                 r = stat(final, &st) < 0 ? negative_errno() : record(s, w->hex, (uint64_t) st.st_size, actor);
@@ -127,12 +136,6 @@ int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_cr
                 if (r >= 0)
                         *ret_created = false;
                 return r;
-        }
-        sha256_final_hex(w->hash, got);
-        if (!streq(got, w->hex)) {
-                log_debug("blob upload: expected %s, got %s (%" PRIu64 " bytes)", w->hex, got, w->size);
-                blob_writer_abort(w);
-                return -EBADMSG;
         }
         r = fsync(w->fd) < 0 ? negative_errno() : 0;
         if (r >= 0 && fchmod(w->fd, 0444) < 0)
@@ -162,17 +165,20 @@ int blob_present(const Server *s, sqlite3 *db, const char *hex, uint64_t size_ch
 
         if (!path)
                 return 0;
-        r = db_prepare(db, "SELECT size FROM blobs WHERE sha256 = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return 0;
+        /* The file decides, as for GET and HEAD; a file that lost its row
+         * (a crash between rename and commit) gets it back. */
         if (stat(path, &sb) < 0)
                 return 0;
         if (size_check != UINT64_MAX && (uint64_t) sb.st_size != size_check)
                 return 0;
-        return 1;
+        r = db_prepare(db, "INSERT OR IGNORE INTO blobs (sha256, size, created) VALUES (?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) sb.st_size);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) time(NULL));
+        r = db_errno(sqlite3_step(st));
+        return r < 0 ? r : 1;
 }
 
 int blobs_collect_garbage(sqlite3 *db, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed) {

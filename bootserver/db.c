@@ -30,6 +30,11 @@ static const char *const migrations[] = {
         "CREATE TABLE tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);"
         "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
         "  actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT);",
+        /* 2: reboot leases with fencing epochs */
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta (key, value) VALUES ('lease_epoch', 0);"
+        "ALTER TABLE hosts ADD COLUMN lease_epoch INTEGER;"
+        "ALTER TABLE hosts ADD COLUMN lease_expires INTEGER;",
 };
 
 int db_errno(int rc) {

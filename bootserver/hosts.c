@@ -139,14 +139,12 @@ int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *act
 
         r = hosts_find(db, mac, id);
         if (r >= 0) {
-                if (uuid) {
-                        _cleanup_stmt_ sqlite3_stmt *up = NULL;
-                        if (db_prepare(db, "UPDATE hosts SET uuid = ? WHERE id = ? AND uuid IS NOT ?", &up) >= 0) {
-                                sqlite3_bind_text(up, 1, uuid, -1, SQLITE_STATIC);
-                                sqlite3_bind_text(up, 2, id, -1, SQLITE_STATIC);
-                                sqlite3_bind_text(up, 3, uuid, -1, SQLITE_STATIC);
-                                sqlite3_step(up);
-                        }
+                _cleanup_stmt_ sqlite3_stmt *up = NULL;
+                if (db_prepare(db, "UPDATE hosts SET uuid = coalesce(?, uuid), last_seen = ? WHERE id = ?", &up) >= 0) {
+                        sqlite3_bind_text(up, 1, uuid, -1, SQLITE_STATIC);
+                        sqlite3_bind_int64(up, 2, (sqlite3_int64) time(NULL));
+                        sqlite3_bind_text(up, 3, id, -1, SQLITE_STATIC);
+                        sqlite3_step(up);
                 }
                 memcpy(ret_id, id, 16);
                 *ret_new = false;
@@ -158,7 +156,7 @@ int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *act
         if (r < 0)
                 return r;
         snprintf(id, sizeof id, "h-%.12s", rnd);
-        r = db_prepare(db, "INSERT INTO hosts (id, mac, uuid, registered) VALUES (?, ?, ?, ?)", &st);
+        r = db_prepare(db, "INSERT INTO hosts (id, mac, uuid, registered, last_seen) VALUES (?, ?, ?, ?4, ?4)", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -426,7 +424,7 @@ enum MHD_Result handle_host_image(Request *req) {
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         enum MHD_Result result;
         json_t *body, *img, *h = NULL, *detail;
-        const char *ref = NULL, *boot = NULL;
+        _cleanup_free_ char *ref = NULL, *boot = NULL;
         char id[16], image_id[65] = "";
         sqlite3 *db;
         int r;
@@ -435,7 +433,8 @@ enum MHD_Result handle_host_image(Request *req) {
         if (!body)
                 return result;
         img = json_object_get(body, "image");
-        boot = json_string_value(json_object_get(body, "boot"));
+        if (json_is_string(json_object_get(body, "boot")))
+                boot = strdup(json_string_value(json_object_get(body, "boot")));
         if (!img || (!json_is_null(img) && !json_is_string(img))) {
                 json_decref(body);
                 return reply_error(req, KIND_INVALID_VALUE, "'image': expected an image reference or null");
@@ -444,7 +443,13 @@ enum MHD_Result handle_host_image(Request *req) {
                 json_decref(body);
                 return reply_error(req, KIND_INVALID_VALUE, "'boot': expected \"disk\" or \"live\"");
         }
-        ref = json_string_value(img);
+        if (json_is_string(img)) {
+                ref = strdup(json_string_value(img));
+                if (!ref) {
+                        json_decref(body);
+                        return MHD_NO;
+                }
+        }
 
         db = db_lock(req->server->db);
         r = db_begin(db);
@@ -562,7 +567,7 @@ enum MHD_Result handle_host_checkin(Request *req) {
         if (r >= 0)
                 r = db_prepare(db,
                                "UPDATE hosts SET state = ?, version = ?, current_image = ?, booted_slot = ?, slots = ?, "
-                               "health = ?, facts = coalesce(?, facts), message = ?, last_seen = ?, "
+                               "health = coalesce(?, health), facts = coalesce(?, facts), message = ?, last_seen = ?, "
                                "installed = installed OR ? WHERE id = ?",
                                &up);
         if (r >= 0) {

@@ -60,6 +60,8 @@ static const Route routes[] = {
         { "POST", "v1/hosts/*/labels", AUTH_ADMIN, BODY_JSON, handle_host_labels },
         { "PUT", "v1/hosts/*/image", AUTH_ADMIN, BODY_JSON, handle_host_image },
         { "POST", "v1/hosts/*/checkin", AUTH_HOST, BODY_JSON, handle_host_checkin },
+        { "POST", "v1/hosts/*/lease", AUTH_HOST, BODY_JSON, handle_lease_acquire },
+        { "DELETE", "v1/hosts/*/lease", AUTH_HOST, BODY_JSON, handle_lease_release },
         { "GET", "boot/ipxe", AUTH_PUBLIC, BODY_NONE, handle_ipxe },
         { "GET", "v1/audit", AUTH_ADMIN, BODY_NONE, handle_audit },
         { "GET", "metrics", AUTH_PUBLIC, BODY_NONE, handle_metrics },

@@ -153,6 +153,8 @@ enum MHD_Result handle_host_labels(Request *req);
 enum MHD_Result handle_host_image(Request *req);
 enum MHD_Result handle_host_checkin(Request *req);
 enum MHD_Result handle_ipxe(Request *req);
+enum MHD_Result handle_lease_acquire(Request *req);
+enum MHD_Result handle_lease_release(Request *req);
 enum MHD_Result handle_audit(Request *req);
 enum MHD_Result handle_metrics(Request *req);
 enum MHD_Result handle_status(Request *req);

@@ -102,6 +102,10 @@ upload "$E/vmlinuz"
 codes+="$CODE"
 [ "$codes" = "201 201 201 200" ] && t_ok || t_fail "$codes"
 
+t_case "re-uploading a stored blob still checks the bytes"
+api PUT "/v1/blobs/sha256/$K" --data-binary @"$E/initrd.img"
+kind_is 400 digest_mismatch && t_ok || t_fail "$CODE $BODY"
+
 t_case "a manifest signed by an untrusted key is refused"
 $B keygen "$D/x.key" "$D/x.pub" >/dev/null 2>&1
 openssl pkeyutl -sign -rawin -inkey "$D/other/o.key" -in "$E/manifest.json" -out "$D/bad.sig" 2>/dev/null ||
@@ -273,6 +277,8 @@ api GET "/v1/hosts?label=service=web"
 n1=$(jq '.hosts | length' <<<"$BODY")
 api GET "/v1/hosts?label=service=db"
 n2=$(jq '.hosts | length' <<<"$BODY")
+post_json PUT "/v1/hosts/$HID/image" '{"image": "nope:1"}'
+[[ $(jq -r .error <<<"$BODY") == *"image 'nope:1': not found"* ]] || l="unknown image: $BODY"
 post_json POST "/v1/hosts/$HID/labels" '{"set": {"bad key": "x"}}'
 if [ "$l" = '{"rack":"r1","service":"web"}' ] && [ "$n1" = 1 ] && [ "$n2" = 0 ] && kind_is 400 invalid_value; then
         t_ok; else t_fail "$l $n1 $n2 $CODE $BODY"; fi
@@ -296,15 +302,20 @@ for a in token.create blob.upload image.publish host.register host.token host.as
         [[ " $actions" == *" $a "* ]] || ok=0
 done
 first=$(jq -r '.entries[0].id' <<<"$BODY")
+newest=$(jq -r '.entries[-1].id' <<<"$BODY")
 api GET "/v1/audit?since=$first&limit=2"
 [ "$(jq '.entries | length' <<<"$BODY")" = 2 ] || ok=0
+api GET "/v1/audit?last=2"
+[ "$(jq -c '[.entries[].id]' <<<"$BODY")" = "[$((newest - 1)),$newest]" ] || ok=0
+api GET "/v1/audit?action=host"
+[ "$(jq -r '[.entries[].action | startswith("host.")] | all' <<<"$BODY")" = true ] || ok=0
 [ $ok = 1 ] && t_ok || t_fail "$actions"
 
 t_case "metrics in Prometheus text format"
 out=$(curl -s "$URL/metrics")
 if grep -q '^slipway_hosts{state="healthy"} 1$' <<<"$out" && grep -q '^slipway_hosts{state="registered"} 1$' <<<"$out" &&
         grep -q '^slipway_blob_bytes_served_total [1-9]' <<<"$out" &&
-        grep -q '^slipway_http_errors_total{kind="digest_mismatch"} 1$' <<<"$out" &&
+        grep -q '^slipway_http_errors_total{kind="digest_mismatch"} 2$' <<<"$out" &&
         grep -q '^slipway_http_requests_total{code="200"} [1-9]' <<<"$out"; then t_ok; else t_fail "$out"; fi
 
 t_case "SIGHUP reloads the config; a broken one is refused and the old kept"
