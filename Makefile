@@ -17,7 +17,7 @@ PKG_CONFIG ?= pkg-config
 # programs the tests and the demo run. `make deps` installs what is missing.
 DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-openssl-dev \
 	librpm-dev libsolv-dev libsolvext-dev libarchive-dev libguestfs-dev libsqlite3-dev \
-	libmicrohttpd-dev libcmocka-dev xxd
+	libmicrohttpd-dev libcmocka-dev xxd zlib1g-dev
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl
@@ -28,6 +28,7 @@ DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
 PKGS_COMMON := libcrypto jansson libcurl
 PKGS_BUILDER := rpm libsolv libsolvext libarchive libguestfs sqlite3
 PKGS_BOOTSERVER := libmicrohttpd sqlite3
+PKGS_AGENT := zlib
 
 WARNINGS := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral \
 	-Wstrict-prototypes -Wpointer-arith -Wundef
@@ -64,7 +65,7 @@ BOOTSERVER_LIBS = $(call pc_libs,$(PKGS_BOOTSERVER) $(PKGS_COMMON)) -lpthread
 AGENT_SRC := $(wildcard agent/*.c)
 AGENT_OBJ := $(AGENT_SRC:%.c=$(OBJ)/%.o)
 AGENT_LIB := $(BUILD)/lib/libagent.a
-AGENT_LIBS = $(call pc_libs,$(PKGS_COMMON)) -lpthread
+AGENT_LIBS = $(call pc_libs,$(PKGS_COMMON) $(PKGS_AGENT)) -lpthread
 
 CTL_SRC := $(wildcard ctl/*.c)
 CTL_OBJ := $(CTL_SRC:%.c=$(OBJ)/%.o)
@@ -172,7 +173,7 @@ $(BIN)/slipway-agent: $(OBJ)/agent/main.o $(AGENT_LIB) $(LIBSLIPWAY)
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
-		$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(call pc_libs,cmocka)
+			$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS) $(call pc_libs,cmocka)
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)

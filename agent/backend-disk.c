@@ -1,0 +1,110 @@
+/* The disk backend: a real host. Slots are the GPT partitions named root-a
+ * and root-b, the ESP is mounted at esp-dir, the booted slot comes from the
+ * kernel command line (slipway.slot=) and the booted entry from
+ * systemd-boot's LoaderEntrySelected EFI variable. */
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+
+#include "agent.h"
+#include "fileio.h"
+#include "log.h"
+#include "process.h"
+#include "util.h"
+
+#define LOADER_ENTRY_SELECTED \
+        "/sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+
+static int disk_init(Agent *a _unused_) {
+        return 0;
+}
+
+/* An EFI variable holding a UTF-16LE string, as ASCII. */
+static char *efivar_string(const char *path) {
+        _cleanup_free_ char *data = NULL;
+        size_t n, k = 0;
+        char *s;
+
+        if (read_full_file(path, 4096, &data, &n) < 0 || n < 4)
+                return NULL;
+        s = malloc(n / 2 + 1);
+        if (!s)
+                return NULL;
+        for (size_t i = 4; i + 1 < n; i += 2) {
+                if (data[i] == 0 && data[i + 1] == 0)
+                        break;
+                s[k++] = data[i + 1] == 0 ? data[i] : '?';
+        }
+        s[k] = 0;
+        return s;
+}
+
+static int disk_booted(Agent *a _unused_, char *ret_slot, char **ret_entry, char *ret_boot_id) {
+        _cleanup_free_ char *cmdline = NULL, *boot_id = NULL;
+        const char *p;
+        char *id;
+
+        if (read_full_file("/proc/cmdline", 65536, &cmdline, NULL) < 0)
+                return -EIO;
+        p = strstr(cmdline, "slipway.slot=");
+        *ret_slot = p && (p[13] == 'a' || p[13] == 'b') ? p[13] : 'a';
+        if (read_full_file("/proc/sys/kernel/random/boot_id", 64, &boot_id, NULL) < 0)
+                return -EIO;
+        snprintf(ret_boot_id, 33, "%.*s", (int) strcspn(boot_id, "\n"), boot_id);
+        id = efivar_string(LOADER_ENTRY_SELECTED);
+        *ret_entry = id ? strdup_printf("%s.conf", id) : NULL;
+        free(id);
+        return 0;
+}
+
+static int disk_slot_open(Agent *a, char slot, int flags, int *ret_fd, uint64_t *ret_size) {
+        _cleanup_free_ char *p = strdup_printf("/dev/disk/by-partlabel/root-%c", slot);
+        uint64_t size = 0;
+        int fd;
+
+        if (!p)
+                return -ENOMEM;
+        if ((flags & O_ACCMODE) != O_RDONLY && slot == a->booted_slot)
+                return -EBUSY;
+        fd = open(p, flags | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+                struct stat st;
+                if (fstat(fd, &st) < 0) {
+                        close(fd);
+                        return negative_errno();
+                }
+                size = (uint64_t) st.st_size;
+        }
+        *ret_fd = fd;
+        *ret_size = size;
+        return 0;
+}
+
+static const char *disk_esp_dir(Agent *a) {
+        return a->config.esp_dir;
+}
+
+static int disk_reboot(Agent *a) {
+        sync();
+        if (a->config.reboot_command) {
+                char *argv[] = { "/bin/sh", "-c", a->config.reboot_command, NULL };
+                int r = spawn_capture(argv, NULL, NULL, NULL);
+                return r == 0 ? -EINTR : r < 0 ? r : -EIO;
+        }
+        if (reboot(RB_AUTOBOOT) < 0)
+                return negative_errno();
+        return -EIO;
+}
+
+const Backend backend_disk = {
+        .name = "disk",
+        .init = disk_init,
+        .booted = disk_booted,
+        .slot_open = disk_slot_open,
+        .esp_dir = disk_esp_dir,
+        .reboot = disk_reboot,
+};

@@ -1,0 +1,83 @@
+#include <sys/utsname.h>
+
+#include "config.h"
+#include "conftab.h"
+#include "log.h"
+#include "util.h"
+
+#define F(field) offsetof(AgentConfig, field)
+
+static const ConfKey keys[] = {
+        { "agent", "server", "server", CONF_STRING, F(server), "URL", "the slipwayd to check in with" },
+        { "agent", "ca-file", "ca-file", CONF_STRING, F(ca_file), "FILE", "CA bundle to verify an https server" },
+        { "agent", "state-dir", "state-dir", CONF_STRING, F(state_dir), "DIR",
+          "the agent's state (/var/lib/slipway)" },
+        { "agent", "keys-dir", "keys-dir", CONF_STRING, F(keys_dir), "DIR",
+          "trusted *.pub image signing keys (/etc/slipway/keys)" },
+        { "agent", "health-dir", "health-dir", CONF_STRING, F(health_dir), "DIR",
+          "health checks (/etc/slipway/health.d)" },
+        { "agent", "health-timeout", "health-timeout", CONF_UINT, F(health_timeout), "SEC",
+          "time limit of one health check (60)" },
+        { "agent", "checkin-interval", "checkin-interval", CONF_UINT, F(checkin_interval), "SEC",
+          "override the server's check-in interval (0: the server's)" },
+        { "agent", "enroll-token", "enroll-token", CONF_STRING, F(enroll_token), "SECRET",
+          "site-wide secret to register without a PXE install" },
+        { "agent", "arch", "arch", CONF_STRING, F(arch), "ARCH", "architecture images must have (uname -m)" },
+        { "agent", "log-level", "log-level", CONF_STRING, F(log_level), "LEVEL", "error, warning, info, debug" },
+        { "backend", "type", "backend", CONF_STRING, F(backend), "TYPE", "disk or sim (disk)" },
+        { "backend", "disk", "disk", CONF_STRING, F(disk), "DEV", "the host's disk for bring-up (first disk)" },
+        { "backend", "esp-dir", "esp-dir", CONF_STRING, F(esp_dir), "DIR", "where the ESP is mounted (/efi)" },
+        { "backend", "sim-dir", "sim-dir", CONF_STRING, F(sim_dir), "DIR",
+          "sim backend: slot files, ESP directory, firmware state" },
+        { "backend", "sim-slot-size", "sim-slot-size", CONF_SIZE, F(sim_slot_size), "SIZE",
+          "sim backend: bytes per slot (128M)" },
+        { "backend", "reboot-command", "reboot-command", CONF_STRING, F(reboot_command), "CMD",
+          "disk backend: run this instead of rebooting" },
+};
+
+int agent_config_init(AgentConfig *c) {
+        struct utsname u;
+
+        *c = (AgentConfig) { .health_timeout = 60, .sim_slot_size = 128ULL << 20 };
+        if (uname(&u) < 0)
+                return negative_errno();
+        if (conftab_set_string(&c->state_dir, "/var/lib/slipway") < 0 ||
+            conftab_set_string(&c->keys_dir, "/etc/slipway/keys") < 0 ||
+            conftab_set_string(&c->health_dir, "/etc/slipway/health.d") < 0 ||
+            conftab_set_string(&c->log_level, "info") < 0 || conftab_set_string(&c->backend, "disk") < 0 ||
+            conftab_set_string(&c->esp_dir, "/efi") < 0 || conftab_set_string(&c->arch, u.machine) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+void agent_config_release(AgentConfig *c) {
+        conftab_release(keys, ELEMENTSOF(keys), c);
+}
+
+int agent_config_load(AgentConfig *c, const char *path, bool must_exist) {
+        return conftab_load(keys, ELEMENTSOF(keys), c, path, must_exist);
+}
+
+int agent_config_apply_flag(AgentConfig *c, const char *flag, const char *value) {
+        return conftab_apply_flag(keys, ELEMENTSOF(keys), c, flag, value);
+}
+
+int agent_config_check(const AgentConfig *c) {
+        if (!streq_ptr(c->backend, "disk") && !streq_ptr(c->backend, "sim"))
+                return log_error_errno(-EINVAL, "backend: expected disk or sim, got \"%s\"", strempty(c->backend));
+        if (streq(c->backend, "sim") && !c->sim_dir)
+                return log_error_errno(-EINVAL, "the sim backend needs sim-dir");
+        if (c->server && !startswith(c->server, "http://") && !startswith(c->server, "https://"))
+                return log_error_errno(-EINVAL, "server: not an http(s) URL: \"%s\"", c->server);
+        if (log_level_from_string(c->log_level) < 0)
+                return log_error_errno(-EINVAL, "log-level: unknown level \"%s\"", strempty(c->log_level));
+        if (!c->state_dir)
+                return log_error_errno(-EINVAL, "state-dir is not set");
+        if (c->sim_slot_size < 4096)
+                return log_error_errno(-EINVAL, "sim-slot-size: at least 4K");
+        return 0;
+}
+
+void agent_config_help(FILE *f) {
+        conftab_help(keys, ELEMENTSOF(keys), f);
+}

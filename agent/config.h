@@ -1,0 +1,38 @@
+/* slipway-agent's configuration: /etc/slipway/agent.conf and a flag for
+ * every key. */
+#pragma once
+
+#include <stdint.h>
+
+#include "macro.h"
+
+#define AGENT_CONFIG_DEFAULT_PATH "/etc/slipway/agent.conf"
+
+typedef struct AgentConfig {
+        /* [agent] */
+        char *server;          /* slipwayd URL */
+        char *ca_file;
+        char *state_dir;       /* /var/lib/slipway */
+        char *keys_dir;        /* trusted *.pub */
+        char *health_dir;      /* /etc/slipway/health.d */
+        uint64_t health_timeout; /* seconds per check */
+        uint64_t checkin_interval; /* 0: what the server says */
+        char *enroll_token;    /* site-wide secret to register without PXE */
+        char *arch;            /* default: uname machine */
+        char *log_level;
+        /* [backend] */
+        char *backend;         /* disk | sim */
+        char *disk;            /* disk backend: the whole disk (install), e.g. /dev/vda */
+        char *esp_dir;         /* disk backend: where the ESP is mounted (/efi) */
+        char *sim_dir;         /* sim backend: slot files, ESP directory, "firmware" state */
+        uint64_t sim_slot_size; /* sim backend: bytes per slot file */
+        char *reboot_command;  /* disk backend: run instead of reboot(2) (tests) */
+} AgentConfig;
+
+int agent_config_init(AgentConfig *c);
+void agent_config_release(AgentConfig *c);
+int agent_config_load(AgentConfig *c, const char *path, bool must_exist);
+int agent_config_apply_flag(AgentConfig *c, const char *flag, const char *value);
+/* Checks what keys cannot check alone; logs one message, -EINVAL. */
+int agent_config_check(const AgentConfig *c);
+void agent_config_help(FILE *f);

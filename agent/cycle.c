@@ -1,0 +1,579 @@
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bootentry.h"
+#include "crashpoint.h"
+#include "cycle.h"
+#include "fileio.h"
+#include "hash.h"
+#include "health.h"
+#include "http.h"
+#include "log.h"
+#include "manifest.h"
+#include "sign.h"
+#include "slot.h"
+#include "util.h"
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig _unused_) {
+        stopping = 1;
+}
+
+int agent_save(Agent *a) {
+        int r = agent_state_save(a->state_path, &a->state);
+        if (r < 0)
+                log_error_errno(r, "cannot write the state file '%s': %m", a->state_path);
+        return r;
+}
+
+int agent_set_report(Agent *a, const char *state, const char *message) {
+        if (state_set(&a->state.reported, state) < 0 || state_set(&a->state.message, message) < 0)
+                return -ENOMEM;
+        return agent_save(a);
+}
+
+static json_t *slots_json(Agent *a) {
+        json_t *o = json_object();
+
+        for (int i = 0; i < 2; i++) {
+                SlotInfo *s = &a->state.slots[i];
+                json_object_set_new(o, i == 0 ? "a" : "b",
+                                    json_pack("{s:s?, s:s?, s:b}", "image", s->image, "version", s->version,
+                                              "complete", s->complete));
+        }
+        return o;
+}
+
+int agent_checkin(Agent *a, json_t *health, json_t **ret_desired) {
+        _cleanup_free_ char *path = NULL, *id = NULL;
+        SlotInfo *cur = state_slot(&a->state, a->booted_slot);
+        char slot[2] = { a->booted_slot, 0 };
+        json_t *body, *reply = NULL;
+        int r;
+
+        if (!a->api || !a->state.host_id || !a->state.token)
+                return -ENOTCONN;
+        id = api_escape(a->state.host_id);
+        path = id ? strdup_printf("/v1/hosts/%s/checkin", id) : NULL;
+        if (!path)
+                return -ENOMEM;
+        body = json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:s?}", "state", a->state.reported ? a->state.reported : "healthy",
+                         "version", cur->complete ? cur->version : NULL, "image", cur->complete ? cur->image : NULL,
+                         "booted_slot", slot, "slots", slots_json(a), "message", a->state.message);
+        if (!body)
+                return -ENOMEM;
+        if (health)
+                json_object_set(body, "health", health);
+        r = api_client_set_token(a->api, a->state.token);
+        if (r >= 0)
+                r = api_request(a->api, "POST", path, body, NULL, &reply);
+        json_decref(body);
+        if (r < 0) {
+                log_warning("check-in: %s", api_client_error(a->api));
+                return r;
+        }
+        json_int_t interval = json_integer_value(json_object_get(reply, "checkin_interval"));
+        if (interval > 0)
+                a->checkin_interval = (uint64_t) interval;
+        if (ret_desired) {
+                json_t *d = json_object_get(reply, "desired");
+                *ret_desired = json_incref(d ? d : json_null());
+        }
+        json_decref(reply);
+        return 0;
+}
+
+/* Asks for or gives back the reboot lease. Returns 1 when granted (epoch
+ * saved), 0 when refused (*ret_retry set), negative on errors. */
+static int lease(Agent *a, const char *method, uint64_t *ret_retry) {
+        _cleanup_free_ char *path = NULL, *id = api_escape(a->state.host_id);
+        json_t *reply = NULL, *body;
+        int r;
+
+        path = id ? strdup_printf("/v1/hosts/%s/lease", id) : NULL;
+        if (!path)
+                return -ENOMEM;
+        body = json_pack("{s:I}", "epoch", (json_int_t) a->state.lease_epoch);
+        r = api_request(a->api, method, path, streq(method, "POST") ? NULL : body, NULL, &reply);
+        json_decref(body);
+        if (r < 0) {
+                log_warning("lease: %s", api_client_error(a->api));
+                return r;
+        }
+        if (streq(method, "DELETE")) {
+                json_decref(reply);
+                return 1;
+        }
+        if (json_is_true(json_object_get(reply, "granted"))) {
+                a->state.lease_epoch = (uint64_t) json_integer_value(json_object_get(reply, "epoch"));
+                json_decref(reply);
+                return 1;
+        }
+        json_int_t retry = json_integer_value(json_object_get(reply, "retry_after"));
+        log_info("lease refused: %s; asking again in %" PRIi64 " s",
+                 strempty(json_string_value(json_object_get(reply, "reason"))), (int64_t) retry);
+        *ret_retry = retry > 0 ? (uint64_t) retry : 30;
+        json_decref(reply);
+        return 0;
+}
+
+char *agent_blob_url(Agent *a, const char *hex) {
+        return strdup_printf("%s/blobs/sha256/%s", api_client_url(a->api), hex);
+}
+
+/* Downloads blob hex (size bytes, 0 = unknown) to path atomically,
+ * verifying its digest. */
+static int fetch_file(Agent *a, const char *hex, const char *path) {
+        _cleanup_free_ char *url = agent_blob_url(a, hex), *tmp = NULL;
+        _cleanup_sha256_free_ Sha256 *h = sha256_new();
+        HttpOptions opts = { .ca_file = a->config.ca_file };
+        HttpError e = {};
+        _cleanup_close_ int fd = -1;
+        char got[65];
+        int r;
+
+        if (!url || !h)
+                return -ENOMEM;
+        r = mkdir_parents(path, 0755);
+        if (r < 0)
+                return r;
+        fd = open_tmpfile_beside(path, &tmp);
+        if (fd < 0)
+                return fd;
+        r = http_fetch_to_fd(url, fd, 1ULL << 30, h, &opts, NULL, &e);
+        if (r >= 0) {
+                sha256_final_hex(h, got);
+                if (!streq(got, hex))
+                        r = -EBADMSG;
+        }
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        return fsync_parent_dir(path);
+}
+
+int agent_fetch_manifest(Agent *a, json_t *desired, Manifest **ret, char **ret_error) {
+        const char *mhex = json_string_value(json_object_get(desired, "manifest"));
+        const char *shex = json_string_value(json_object_get(desired, "signature"));
+        const char *image = json_string_value(json_object_get(desired, "image"));
+        bool rollback = json_is_true(json_object_get(desired, "rollback"));
+        SlotInfo *cur = state_slot(&a->state, a->booted_slot);
+        HttpOptions opts = { .ca_file = a->config.ca_file };
+        _cleanup_free_ char *murl = NULL, *surl = NULL, *mdata = NULL, *sdata = NULL, *key = NULL;
+        _cleanup_manifest_free_ Manifest *m = NULL;
+        char id[65], err[256];
+        size_t mn = 0, sn = 0;
+        HttpError e = {};
+        int r;
+
+        if (!mhex || !shex || !image || !sha256_hex_valid(mhex) || !sha256_hex_valid(shex)) {
+                *ret_error = strdup("the server's desired image is malformed");
+                return -EBADMSG;
+        }
+        murl = agent_blob_url(a, mhex);
+        surl = agent_blob_url(a, shex);
+        if (!murl || !surl)
+                return -ENOMEM;
+        r = http_fetch_to_memory(murl, MANIFEST_SIZE_MAX, &opts, &mdata, &mn, &e);
+        if (r >= 0)
+                r = http_fetch_to_memory(surl, 4096, &opts, &sdata, &sn, &e);
+        if (r < 0) {
+                *ret_error = strdup_printf("cannot fetch the manifest of %.12s: %s", image, e.message);
+                return r;
+        }
+        manifest_id(mdata, mn, id);
+        if (!streq(id, mhex)) {
+                *ret_error = strdup_printf("the server sent a manifest that is not %.12s", mhex);
+                return -EBADMSG;
+        }
+        r = sign_verify_dir(a->config.keys_dir, mdata, mn, (const uint8_t *) sdata, sn, &key);
+        if (r < 0) {
+                *ret_error = strdup_printf("the signature of image %.12s does not verify against any key in '%s'",
+                                           image, a->config.keys_dir);
+                return -EKEYREJECTED;
+        }
+        if (manifest_parse(mdata, mn, &m, err, sizeof err) < 0) {
+                *ret_error = strdup_printf("image %.12s: %s", image, err);
+                return -EBADMSG;
+        }
+        if (!streq(m->arch, a->config.arch)) {
+                *ret_error = strdup_printf("image %s:%s is for %s, this host is %s", m->name, m->version, m->arch,
+                                           a->config.arch);
+                return -ENOEXEC;
+        }
+        if (cur->complete && cur->version && bootentry_verscmp(m->version, cur->version) < 0 && !rollback) {
+                *ret_error = strdup_printf("refusing a downgrade from %s to %s that the server did not mark as a "
+                                           "rollback",
+                                           cur->version, m->version);
+                return -EPERM;
+        }
+        if (m->min_from_version && cur->complete && cur->version &&
+            bootentry_verscmp(cur->version, m->min_from_version) < 0) {
+                *ret_error = strdup_printf("%s:%s needs at least version %s, this host runs %s", m->name, m->version,
+                                           m->min_from_version, cur->version);
+                return -EPERM;
+        }
+        if (!manifest_find_artifact(m, "rootfs") || !manifest_find_artifact(m, "kernel") ||
+            !manifest_find_artifact(m, "initrd")) {
+                *ret_error = strdup_printf("image %s:%s lacks a rootfs, kernel or initrd", m->name, m->version);
+                return -EBADMSG;
+        }
+        log_debug("manifest of %s:%s signed by %s", m->name, m->version, key);
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* Removes every boot entry of slot, so nothing bootable points at it while
+ * it is rewritten. */
+static int drop_entries_of(Agent *a, char slot) {
+        BootEntry *e = NULL;
+        size_t n = 0;
+        int r;
+
+        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (e[i].slot == slot)
+                        r = bootentry_remove(a->backend->esp_dir(a), &e[i]);
+        bootentries_free(e, n);
+        return r;
+}
+
+static int next_gen(Agent *a, unsigned *ret) {
+        BootEntry *e = NULL;
+        size_t n = 0;
+        int r;
+
+        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
+        if (r < 0)
+                return r;
+        *ret = bootentries_next_gen(e, n);
+        bootentries_free(e, n);
+        return 0;
+}
+
+/* Stages the desired image: manifest, slot, kernel and initrd, entry. */
+static int stage(Agent *a, json_t *desired, char **ret_error) {
+        _cleanup_manifest_free_ Manifest *m = NULL;
+        _cleanup_free_ char *url = NULL, *kpath = NULL, *ipath = NULL;
+        const char *image = json_string_value(json_object_get(desired, "image"));
+        const ManifestArtifact *rootfs, *kernel, *initrd;
+        char target = other_slot(a->booted_slot);
+        SlotInfo *ts = state_slot(&a->state, target);
+        const char *esp = a->backend->esp_dir(a);
+        bool resume;
+        int r;
+
+        r = agent_fetch_manifest(a, desired, &m, ret_error);
+        if (r < 0)
+                return r;
+        resume = a->state.phase == PHASE_STAGING && streq_ptr(a->state.target_image, image) &&
+                 a->state.target_slot == target;
+        if (!resume) {
+                agent_state_clear_target(&a->state);
+                a->state.phase = PHASE_STAGING;
+                if (state_set(&a->state.target_image, image) < 0 || state_set(&a->state.target_version, m->version) < 0 ||
+                    state_set(&a->state.target_manifest, json_string_value(json_object_get(desired, "manifest"))) < 0 ||
+                    state_set(&a->state.target_signature, json_string_value(json_object_get(desired, "signature"))) < 0)
+                        return -ENOMEM;
+                a->state.target_slot = target;
+                a->state.target_rollback = json_is_true(json_object_get(desired, "rollback"));
+        }
+        /* The slot is about to change: first nothing may boot it, then the
+         * state stops calling it complete. */
+        r = drop_entries_of(a, target);
+        if (r < 0) {
+                *ret_error = strdup_printf("cannot remove the old boot entry of slot %c: %s", target, strerror(-r));
+                return r;
+        }
+        crashpoint("entry-dropped");
+        ts->complete = false;
+        if (state_set(&ts->image, NULL) < 0 || state_set(&ts->version, NULL) < 0)
+                return -ENOMEM;
+        r = agent_set_report(a, "staging", NULL);
+        if (r < 0)
+                return r;
+        (void) agent_checkin(a, NULL, NULL);
+
+        rootfs = manifest_find_artifact(m, "rootfs");
+        url = agent_blob_url(a, rootfs->sha256);
+        if (!url)
+                return -ENOMEM;
+        log_info("staging %s:%s into slot %c (%" PRIu64 " bytes)", m->name, m->version, target, rootfs->size);
+        r = slot_stage(a, target, url, rootfs->sha256, rootfs->size, ret_error);
+        if (r < 0)
+                return r;
+
+        kernel = manifest_find_artifact(m, "kernel");
+        initrd = manifest_find_artifact(m, "initrd");
+        kpath = strdup_printf("%s/slipway/%s/vmlinuz", esp, m->version);
+        ipath = strdup_printf("%s/slipway/%s/initrd", esp, m->version);
+        if (!kpath || !ipath)
+                return -ENOMEM;
+        r = fetch_file(a, kernel->sha256, kpath);
+        if (r >= 0)
+                crashpoint("esp-kernel");
+        if (r >= 0)
+                r = fetch_file(a, initrd->sha256, ipath);
+        if (r < 0) {
+                *ret_error = strdup_printf("cannot put the kernel and initrd of %s on the ESP: %s", m->version,
+                                           strerror(-r));
+                return r;
+        }
+        crashpoint("esp-initrd");
+
+        /* Last: the entry that makes the slot bootable, with three tries. */
+        r = next_gen(a, &a->state.target_gen);
+        if (r >= 0)
+                r = bootentry_write(esp, a->state.target_gen, m->version, target, m->cmdline, 3, NULL);
+        if (r < 0) {
+                *ret_error = strdup_printf("cannot write the boot entry for %s: %s", m->version, strerror(-r));
+                return r;
+        }
+        crashpoint("entry-written");
+        ts->complete = true;
+        if (state_set(&ts->image, image) < 0 || state_set(&ts->version, m->version) < 0)
+                return -ENOMEM;
+        a->state.phase = PHASE_STAGED;
+        r = agent_set_report(a, "staged", NULL);
+        crashpoint("staged");
+        log_info("staged %s:%s in slot %c", m->name, m->version, target);
+        return r;
+}
+
+/* The entry file that belongs to slot, or NULL. */
+static int find_entry(Agent *a, char slot, BootEntry *ret) {
+        BootEntry *e = NULL;
+        size_t n = 0;
+        int r;
+
+        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
+        if (r < 0)
+                return r;
+        bootentries_sort(e, n);
+        r = -ENOENT;
+        for (size_t i = 0; i < n; i++)
+                if (e[i].slot == slot) {
+                        r = bootentry_copy(&e[i], ret);
+                        break;
+                }
+        bootentries_free(e, n);
+        return r;
+}
+
+/* A failed switch: the target's entry is given up, the image remembered. */
+static int give_up(Agent *a, const char *reason) {
+        BootEntry e = {};
+        int r;
+
+        if (a->state.target_slot && find_entry(a, a->state.target_slot, &e) >= 0) {
+                if (!bootentry_is_bad(&e)) {
+                        r = bootentry_mark_bad(a->backend->esp_dir(a), &e);
+                        if (r < 0)
+                                log_error_errno(r, "cannot mark '%s' bad: %m", e.file);
+                }
+                bootentry_release(&e);
+        }
+        crashpoint("marked-bad");
+        if (state_set(&a->state.failed_image, a->state.target_image) < 0 ||
+            state_set(&a->state.failed_reason, reason) < 0)
+                return -ENOMEM;
+        state_slot(&a->state, a->state.target_slot)->complete = false;
+        agent_state_clear_target(&a->state);
+        return agent_set_report(a, "rolled-back", reason);
+}
+
+int agent_start(Agent *a) {
+        _cleanup_free_ char *failed = NULL;
+        json_t *report = NULL;
+        int r;
+
+        r = a->backend->init(a);
+        if (r < 0)
+                return log_error_errno(r, "%s backend: cannot set up: %m", a->backend->name);
+        r = a->backend->booted(a, &a->booted_slot, &a->booted_entry, a->boot_id);
+        if (r < 0)
+                return log_error_errno(r, "cannot tell which slot booted: %m");
+        r = agent_state_load(a->state_path, &a->state);
+        if (r < 0)
+                return log_error_errno(r, "cannot read the state file '%s': %m", a->state_path);
+        log_info("booted slot %c (%s), state %s", a->booted_slot, strempty(a->booted_entry),
+                 phase_to_string(a->state.phase));
+
+        if (a->state.phase != PHASE_STAGED && a->state.phase != PHASE_REBOOTING)
+                return 0;
+        if (a->state.phase == PHASE_REBOOTING && streq_ptr(a->state.reboot_from, a->boot_id)) {
+                /* The agent restarted, the host did not: the reboot is still to do. */
+                log_info("the reboot into slot %c did not happen yet: rebooting", a->state.target_slot);
+                return a->backend->reboot(a);
+        }
+        if (a->booted_slot != a->state.target_slot) {
+                if (a->state.phase == PHASE_REBOOTING)
+                        /* We asked for the new slot and came back in the old one:
+                         * its boot counter ran out. */
+                        return give_up(a, "the new slot did not come up: its boot counter ran out and the "
+                                          "firmware fell back");
+                return 0;
+        }
+
+        /* Running the new slot: judge it. */
+        r = agent_set_report(a, "rebooting", NULL);
+        if (r < 0)
+                return r;
+        /* What the checks may want to know about the slot they judge. */
+        char slot_name[2] = { a->booted_slot, 0 };
+        setenv("SLIPWAY_SLOT", slot_name, 1);
+        setenv("SLIPWAY_VERSION", strempty(a->state.target_version), 1);
+        setenv("SLIPWAY_IMAGE", strempty(a->state.target_image), 1);
+        r = health_run(a->config.health_dir, a->config.health_timeout, &report, &failed);
+        if (r < 0) {
+                json_decref(report);
+                return log_error_errno(r, "cannot run the health checks in '%s': %m", a->config.health_dir);
+        }
+        if (r > 0) {
+                BootEntry e = {};
+                if (find_entry(a, a->booted_slot, &e) >= 0) {
+                        r = bootentry_bless(a->backend->esp_dir(a), &e);
+                        bootentry_release(&e);
+                        if (r < 0) {
+                                json_decref(report);
+                                return log_error_errno(r, "cannot bless the boot entry: %m");
+                        }
+                }
+                crashpoint("blessed");
+                log_info("slot %c is healthy on %s: blessed", a->booted_slot, a->state.target_version);
+                agent_state_clear_target(&a->state);
+                r = agent_set_report(a, "healthy", NULL);
+                if (r >= 0 && a->api) {
+                        (void) agent_checkin(a, report, NULL);
+                        (void) lease(a, "DELETE", NULL);
+                }
+                json_decref(report);
+                return r;
+        }
+        _cleanup_free_ char *reason = strdup_printf("required health check failed on %s: %s",
+                                                    strempty(a->state.target_version), strempty(failed));
+        log_error("%s", strempty(reason));
+        r = give_up(a, reason);
+        if (r >= 0 && a->api)
+                (void) agent_checkin(a, report, NULL);
+        json_decref(report);
+        if (r < 0)
+                return r;
+        log_info("rebooting into the previous slot");
+        return a->backend->reboot(a);
+}
+
+int agent_round(Agent *a) {
+        _cleanup_free_ char *error = NULL;
+        json_t *desired = NULL;
+        const char *image;
+        uint64_t retry = 0;
+        int r;
+
+        r = agent_checkin(a, NULL, &desired);
+        if (r < 0)
+                return (int) MIN(a->checkin_interval, 30u);
+        image = json_string_value(json_object_get(desired, "image"));
+        if (!image || streq_ptr(image, state_slot(&a->state, a->booted_slot)->image) ||
+            streq_ptr(image, a->state.failed_image)) {
+                if (image && streq_ptr(image, state_slot(&a->state, a->booted_slot)->image) &&
+                    a->state.phase != PHASE_IDLE) {
+                        /* The server changed its mind back to what runs. */
+                        agent_state_clear_target(&a->state);
+                        (void) agent_set_report(a, "healthy", NULL);
+                }
+                json_decref(desired);
+                return (int) a->checkin_interval;
+        }
+        if (!streq_ptr(image, a->state.failed_image) && a->state.failed_image) {
+                state_set(&a->state.failed_image, NULL);
+                state_set(&a->state.failed_reason, NULL);
+        }
+        if (a->state.phase == PHASE_IDLE || a->state.phase == PHASE_STAGING ||
+            !streq_ptr(a->state.target_image, image)) {
+                r = stage(a, desired, &error);
+                if (r < 0) {
+                        log_error("staging failed: %s", strempty(error));
+                        (void) agent_set_report(a, "failed", error);
+                        if (r == -EKEYREJECTED || r == -EPERM || r == -ENOEXEC || r == -EFBIG) {
+                                /* Refused for good: do not try this image again. */
+                                state_set(&a->state.failed_image, image);
+                                state_set(&a->state.failed_reason, error);
+                                agent_state_clear_target(&a->state);
+                                (void) agent_set_report(a, "failed", error);
+                        }
+                        (void) agent_checkin(a, NULL, NULL);
+                        json_decref(desired);
+                        return (int) MIN(a->checkin_interval, 10u);
+                }
+                (void) agent_checkin(a, NULL, NULL);
+        }
+        json_decref(desired);
+
+        /* Staged: ask for the lease. */
+        r = lease(a, "POST", &retry);
+        if (r < 0)
+                return (int) MIN(a->checkin_interval, 10u);
+        if (r == 0)
+                return (int) retry;
+        a->state.phase = PHASE_REBOOTING;
+        if (state_set(&a->state.reboot_from, a->boot_id) < 0)
+                return -ENOMEM;
+        r = agent_set_report(a, "rebooting", NULL);
+        if (r < 0)
+                return r;
+        (void) agent_checkin(a, NULL, NULL);
+        crashpoint("before-reboot");
+        log_info("lease %" PRIu64 " granted: rebooting into slot %c", a->state.lease_epoch, a->state.target_slot);
+        r = a->backend->reboot(a);
+        return log_error_errno(r, "reboot failed: %m");
+}
+
+int agent_loop(Agent *a, bool once) {
+        struct sigaction sa = { .sa_handler = on_term };
+
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        while (!stopping) {
+                int wait = agent_round(a);
+                if (wait < 0)
+                        return wait;
+                if (once)
+                        break;
+                for (int i = 0; i < wait * 10 && !stopping; i++) {
+                        struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+                        nanosleep(&ts, NULL);
+                }
+        }
+        return 0;
+}
+
+int agent_register(Agent *a, const char *mac, const char *secret) {
+        json_t *body, *reply = NULL;
+        int r;
+
+        body = json_pack("{s:s, s:s}", "mac", mac, "enroll", secret);
+        r = api_request(a->api, "POST", "/v1/hosts/register", body, NULL, &reply);
+        json_decref(body);
+        if (r < 0)
+                return log_error_errno(r, "registration: %s", api_client_error(a->api));
+        if (state_set(&a->state.host_id, json_string_value(json_object_get(reply, "id"))) < 0 ||
+            state_set(&a->state.token, json_string_value(json_object_get(reply, "token"))) < 0) {
+                json_decref(reply);
+                return -ENOMEM;
+        }
+        json_decref(reply);
+        if (!a->state.host_id || !a->state.token)
+                return log_error_errno(-EBADMSG, "registration: the server's answer lacks id or token");
+        log_info("registered as %s", a->state.host_id);
+        return agent_save(a);
+}

@@ -1,0 +1,46 @@
+/* The agent's cycle: check in, stage the desired image into the inactive
+ * slot, take a reboot lease, reboot, judge the new slot by its health
+ * checks, bless it or fall back. docs/agent.md draws the state machine. */
+#pragma once
+
+#include <jansson.h>
+
+#include "agent.h"
+
+struct Manifest;
+
+/* Loads the state and finds out what booted; judges a slot that was just
+ * switched to (health, bless or mark bad and reboot). */
+int agent_start(Agent *a);
+
+/* One round: check in, act on the answer. Returns the seconds to wait
+ * before the next round, or a negative errno. */
+int agent_round(Agent *a);
+
+/* Rounds until SIGTERM (or once when once is true). */
+int agent_loop(Agent *a, bool once);
+
+/* Registers with the server using secret (the install boot's one-time
+ * secret or the site-wide enrollment token) and keeps the host token. */
+int agent_register(Agent *a, const char *mac, const char *secret);
+
+/* Writes the state file. Logs on failure. */
+int agent_save(Agent *a);
+
+/* Records what the host says next (state and message) and saves. */
+int agent_set_report(Agent *a, const char *state, const char *message);
+
+/* Sends a check-in with the state, slots and (may be NULL) a health
+ * report; *ret_desired (may be NULL) gets the server's "desired" (a new
+ * reference, JSON null when nothing is wanted). -ENOTCONN when not
+ * registered. */
+int agent_checkin(Agent *a, json_t *health, json_t **ret_desired);
+
+/* Fetches the desired image's manifest and signature and checks them: the
+ * manifest is the image, the signature verifies against a trusted key, the
+ * architecture is ours, it is no downgrade unless a rollback, and it has a
+ * rootfs, kernel and initrd. ret_error gets the reason for the report. */
+int agent_fetch_manifest(Agent *a, json_t *desired, struct Manifest **ret, char **ret_error);
+
+/* URL of a blob on the server; caller frees. */
+char *agent_blob_url(Agent *a, const char *hex);

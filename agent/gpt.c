@@ -1,0 +1,203 @@
+#include <endian.h>
+#include <zlib.h>
+
+#include "gpt.h"
+#include "macro.h"
+
+#define SECTOR 512u
+#define ENTRY_SIZE 128u
+
+typedef struct Gpt {
+        uint8_t header[SECTOR];
+        uint8_t *entries;
+        uint32_t n_entries;
+        uint32_t entry_size;
+        uint64_t entries_lba;
+} Gpt;
+
+static uint32_t get32(const uint8_t *p) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return le32toh(v);
+}
+static uint64_t get64(const uint8_t *p) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return le64toh(v);
+}
+static void put32(uint8_t *p, uint32_t v) {
+        v = htole32(v);
+        memcpy(p, &v, 4);
+}
+static void put64(uint8_t *p, uint64_t v) {
+        v = htole64(v);
+        memcpy(p, &v, 8);
+}
+
+static int pread_all(int fd, void *buf, size_t n, uint64_t off) {
+        for (size_t done = 0; done < n;) {
+                ssize_t k = pread(fd, (uint8_t *) buf + done, n - done, (off_t) (off + done));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                if (k == 0)
+                        return -EIO;
+                done += (size_t) k;
+        }
+        return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off) {
+        for (size_t done = 0; done < n;) {
+                ssize_t k = pwrite(fd, (const uint8_t *) buf + done, n - done, (off_t) (off + done));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                done += (size_t) k;
+        }
+        return 0;
+}
+
+static uint32_t header_crc(uint8_t *h) {
+        uint32_t size = get32(h + 12), saved = get32(h + 16), crc;
+
+        put32(h + 16, 0);
+        crc = (uint32_t) crc32(0, h, size);
+        put32(h + 16, saved);
+        return crc;
+}
+
+static void gpt_release(Gpt *g) {
+        free(g->entries);
+        g->entries = NULL;
+}
+
+static int gpt_read(int fd, Gpt *g) {
+        uint32_t hsize;
+        size_t bytes;
+        int r;
+
+        r = pread_all(fd, g->header, SECTOR, SECTOR);
+        if (r < 0)
+                return r;
+        hsize = get32(g->header + 12);
+        if (memcmp(g->header, "EFI PART", 8) != 0 || hsize < 92 || hsize > SECTOR ||
+            header_crc(g->header) != get32(g->header + 16))
+                return -EBADMSG;
+        g->entries_lba = get64(g->header + 72);
+        g->n_entries = get32(g->header + 80);
+        g->entry_size = get32(g->header + 84);
+        if (g->entry_size != ENTRY_SIZE || g->n_entries == 0 || g->n_entries > 1024)
+                return -EBADMSG;
+        bytes = (size_t) g->n_entries * g->entry_size;
+        g->entries = malloc(bytes);
+        if (!g->entries)
+                return -ENOMEM;
+        r = pread_all(fd, g->entries, bytes, g->entries_lba * SECTOR);
+        if (r >= 0 && (uint32_t) crc32(0, g->entries, (uInt) bytes) != get32(g->header + 88))
+                r = -EBADMSG;
+        if (r < 0)
+                gpt_release(g);
+        return r;
+}
+
+static bool name_is(const uint8_t *entry, const char *name) {
+        size_t n = strlen(name);
+
+        if (n > 36)
+                return false;
+        for (size_t i = 0; i < 36; i++) {
+                uint16_t c = (uint16_t) (entry[56 + 2 * i] | entry[57 + 2 * i] << 8);
+                if (i < n ? c != (uint8_t) name[i] : c != 0)
+                        return false;
+                if (i >= n)
+                        return true;
+        }
+        return true;
+}
+
+static int find(const Gpt *g, const char *name) {
+        for (uint32_t i = 0; i < g->n_entries; i++) {
+                const uint8_t *e = g->entries + (size_t) i * g->entry_size;
+                static const uint8_t zero[16];
+                if (memcmp(e, zero, 16) != 0 && name_is(e, name))
+                        return (int) i + 1;
+        }
+        return -ENOENT;
+}
+
+int gpt_find_partition(int fd, const char *name) {
+        Gpt g = {};
+        int r = gpt_read(fd, &g);
+
+        if (r < 0)
+                return r;
+        r = find(&g, name);
+        gpt_release(&g);
+        return r;
+}
+
+int gpt_grow(int fd, uint64_t disk_size, const char *grow_name, uint64_t *ret_new_end) {
+        uint8_t mbr[SECTOR], backup[SECTOR];
+        uint64_t last_lba = disk_size / SECTOR - 1, entries_sectors, last_usable, end;
+        size_t bytes;
+        uint8_t *e;
+        Gpt g = {};
+        int r, idx;
+
+        r = gpt_read(fd, &g);
+        if (r < 0)
+                return r;
+        bytes = (size_t) g.n_entries * g.entry_size;
+        entries_sectors = (bytes + SECTOR - 1) / SECTOR;
+        last_usable = last_lba - entries_sectors - 1;
+        if (last_usable < get64(g.header + 48)) {
+                gpt_release(&g);
+                return -ENOSPC;
+        }
+        idx = find(&g, grow_name);
+        if (idx < 0) {
+                gpt_release(&g);
+                return idx;
+        }
+        e = g.entries + (size_t) (idx - 1) * g.entry_size;
+        /* End on a MiB boundary, never before where it ends today. */
+        end = (last_usable + 1) / 2048 * 2048 - 1;
+        if (end < get64(e + 40))
+                end = get64(e + 40);
+        put64(e + 40, end);
+
+        put64(g.header + 32, last_lba);     /* backup LBA */
+        put64(g.header + 48, last_usable);  /* last usable */
+        put32(g.header + 88, (uint32_t) crc32(0, g.entries, (uInt) bytes));
+        put32(g.header + 16, header_crc(g.header));
+
+        memcpy(backup, g.header, SECTOR);
+        put64(backup + 24, last_lba);       /* this header */
+        put64(backup + 32, 1);              /* the other one */
+        put64(backup + 72, last_lba - entries_sectors);
+        put32(backup + 16, header_crc(backup));
+
+        r = pwrite_all(fd, g.entries, bytes, last_lba * SECTOR - entries_sectors * SECTOR);
+        if (r >= 0)
+                r = pwrite_all(fd, backup, SECTOR, last_lba * SECTOR);
+        if (r >= 0)
+                r = pwrite_all(fd, g.entries, bytes, g.entries_lba * SECTOR);
+        if (r >= 0)
+                r = pwrite_all(fd, g.header, SECTOR, SECTOR);
+        /* The protective MBR covers the whole disk (capped at 2^32-1 sectors). */
+        if (r >= 0)
+                r = pread_all(fd, mbr, SECTOR, 0);
+        if (r >= 0 && mbr[446 + 4] == 0xee) {
+                put32(mbr + 446 + 12, (uint32_t) MIN(last_lba, (uint64_t) UINT32_MAX));
+                r = pwrite_all(fd, mbr, SECTOR, 0);
+        }
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        gpt_release(&g);
+        if (r >= 0 && ret_new_end)
+                *ret_new_end = end;
+        return r;
+}

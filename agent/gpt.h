@@ -1,0 +1,20 @@
+/* Just enough GPT for bring-up: find a partition by name, and grow a disk
+ * image written onto a larger disk (move the backup header to the end,
+ * extend the last partition). */
+#pragma once
+
+#include <stdint.h>
+
+/* 1-based number of the partition called name (UTF-16 GPT name compared as
+ * ASCII) on the disk open as fd; -ENOENT when there is none, -EBADMSG when
+ * the primary header or its entries fail their checks. */
+int gpt_find_partition(int fd, const char *name);
+
+/* Rewrites the GPT of fd for a disk of disk_size bytes: backup header and
+ * entries at the end, last usable LBA, and the partition called grow_name
+ * extended to the last MiB boundary that fits. Headers and entries get new
+ * CRCs; the protective MBR its size. ret_new_end (may be NULL) gets the
+ * partition's new last LBA. Returns 0, -EBADMSG for a GPT that does not
+ * check out, -ENOENT when grow_name is missing, -ENOSPC when the disk is
+ * smaller than the table says. */
+int gpt_grow(int fd, uint64_t disk_size, const char *grow_name, uint64_t *ret_new_end);

@@ -1,0 +1,188 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "cycle.h"
+#include "fileio.h"
+#include "gpt.h"
+#include "install.h"
+#include "log.h"
+#include "manifest.h"
+#include "slot.h"
+#include "util.h"
+
+char *cmdline_value(const char *cmdline, const char *key) {
+        size_t n = strlen(key);
+
+        for (const char *p = cmdline; p && *p;) {
+                while (*p == ' ' || *p == '\n')
+                        p++;
+                const char *end = strpbrk(p, " \n");
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+                if (len > n && strncmp(p, key, n) == 0 && p[n] == '=')
+                        return strndup(p + n + 1, len - n - 1);
+                p = end;
+        }
+        return NULL;
+}
+
+/* The first whole disk: vd*, sd*, nvme*n*, xvd*, in name order. */
+static char *first_disk(void) {
+        _cleanup_free_ char *best = NULL;
+        struct dirent *de;
+        DIR *d = opendir("/sys/block");
+
+        if (!d)
+                return NULL;
+        while ((de = readdir(d))) {
+                const char *n = de->d_name;
+                if (!startswith(n, "vd") && !startswith(n, "sd") && !startswith(n, "nvme") && !startswith(n, "xvd"))
+                        continue;
+                if (!best || strcmp(n, best) < 0) {
+                        free(best);
+                        best = strdup(n);
+                }
+        }
+        closedir(d);
+        return best ? strdup_printf("/dev/%s", best) : NULL;
+}
+
+/* The device of partition number part of disk ("/dev/vda" 4 → "/dev/vda4",
+ * "/dev/nvme0n1" 4 → "/dev/nvme0n1p4"). */
+static char *partition_device(const char *disk, int part) {
+        size_t n = strlen(disk);
+        bool digit = n > 0 && disk[n - 1] >= '0' && disk[n - 1] <= '9';
+        return strdup_printf("%s%s%d", disk, digit ? "p" : "", part);
+}
+
+/* Leaves the agent's state where the installed system's agent finds it:
+ * lib/slipway/agent.json on the var partition. */
+static int seed_var(Agent *a, const char *disk, int fd) {
+        _cleanup_free_ char *dev = NULL, *dir = NULL, *path = NULL;
+        const char *mnt = "/run/slipway-var";
+        int part, r;
+
+        part = gpt_find_partition(fd, "var");
+        if (part < 0)
+                return log_error_errno(part, "the installed disk has no var partition: %m");
+        dev = partition_device(disk, part);
+        if (!dev)
+                return -ENOMEM;
+        r = mkdir_p(mnt, 0755);
+        if (r < 0)
+                return r;
+        if (mount(dev, mnt, "ext4", 0, NULL) < 0)
+                return log_error_errno(negative_errno(), "cannot mount '%s': %m", dev);
+        dir = strdup_printf("%s/lib/slipway", mnt);
+        path = dir ? path_join(dir, "agent.json") : NULL;
+        r = path ? mkdir_p(dir, 0700) : -ENOMEM;
+        if (r >= 0)
+                r = agent_state_save(path, &a->state);
+        (void) umount(mnt);
+        return r;
+}
+
+int agent_install(Agent *a) {
+        _cleanup_free_ char *cmdline = NULL, *server = NULL, *host = NULL, *secret = NULL, *mac = NULL;
+        _cleanup_free_ char *disk = NULL, *error = NULL, *url = NULL, *image_id = NULL;
+        _cleanup_manifest_free_ Manifest *m = NULL;
+        _cleanup_close_ int fd = -1;
+        const ManifestArtifact *art;
+        const char *env = getenv("SLIPWAY_CMDLINE");
+        json_t *desired = NULL;
+        uint64_t size = 0, end = 0;
+        int r;
+
+        if (env)
+                cmdline = strdup(env);
+        else if (read_full_file("/proc/cmdline", 65536, &cmdline, NULL) < 0)
+                return log_error_errno(-EIO, "cannot read /proc/cmdline");
+        if (!cmdline)
+                return log_oom();
+        server = cmdline_value(cmdline, "slipway.server");
+        host = cmdline_value(cmdline, "slipway.host");
+        secret = cmdline_value(cmdline, "slipway.enroll");
+        mac = cmdline_value(cmdline, "slipway.mac");
+        if (!server || !secret || !mac)
+                return log_error_errno(-EINVAL, "install: the kernel command line lacks slipway.server, "
+                                                "slipway.enroll or slipway.mac");
+        if (!a->api) {
+                r = api_client_new(server, &a->api);
+                if (r < 0)
+                        return log_error_errno(r, "install: bad slipway.server \"%s\"", server);
+                api_client_set_timeout(a->api, 30);
+        }
+        log_info("install: host %s (%s) registering with %s", strempty(host), mac, server);
+        r = agent_register(a, mac, secret);
+        if (r < 0)
+                return r;
+        a->booted_slot = 'a';
+        (void) agent_set_report(a, "installing", NULL);
+        r = agent_checkin(a, NULL, &desired);
+        if (r < 0)
+                return log_error_errno(r, "install: check-in failed: %s", api_client_error(a->api));
+        if (!json_is_object(desired)) {
+                json_decref(desired);
+                (void) agent_set_report(a, "failed", "no image is assigned to this host");
+                (void) agent_checkin(a, NULL, NULL);
+                return log_error_errno(-ENOENT, "install: the server assigns no image to this host");
+        }
+        image_id = strdup(strempty(json_string_value(json_object_get(desired, "image"))));
+        r = agent_fetch_manifest(a, desired, &m, &error);
+        json_decref(desired);
+        art = m ? manifest_find_artifact(m, "disk") : NULL;
+        if (r >= 0 && !art) {
+                error = strdup_printf("image %s:%s has no disk artifact to install", m->name, m->version);
+                r = -ENOENT;
+        }
+        disk = a->config.disk ? strdup(a->config.disk) : first_disk();
+        if (r >= 0 && !disk) {
+                error = strdup("no disk to install on");
+                r = -ENODEV;
+        }
+        if (r >= 0) {
+                fd = open(disk, O_RDWR | O_CLOEXEC);
+                if (fd < 0)
+                        r = negative_errno();
+                if (r >= 0 && ioctl(fd, BLKGETSIZE64, &size) < 0) {
+                        struct stat st;
+                        r = fstat(fd, &st) < 0 ? negative_errno() : 0;
+                        size = (uint64_t) st.st_size;
+                }
+                if (r < 0)
+                        error = strdup_printf("cannot open the disk '%s': %s", disk, strerror(-r));
+        }
+        if (r >= 0) {
+                url = agent_blob_url(a, art->sha256);
+                log_info("install: writing %s:%s (%" PRIu64 " bytes) to %s", m->name, m->version, art->size, disk);
+                r = url ? stage_fd(a, fd, size, disk, url, art->sha256, art->size, &error) : -ENOMEM;
+        }
+        if (r >= 0) {
+                r = gpt_grow(fd, size, "var", &end);
+                if (r < 0)
+                        error = strdup_printf("cannot grow the partition table of '%s': %s", disk, strerror(-r));
+                else
+                        log_info("install: var now ends at sector %" PRIu64, end);
+                (void) ioctl(fd, BLKRRPART, NULL);
+        }
+        if (r < 0) {
+                log_error("install failed: %s", strempty(error));
+                (void) agent_set_report(a, "failed", error);
+                (void) agent_checkin(a, NULL, NULL);
+                return r;
+        }
+        /* Slot a holds the image now: the disk artifact's root-a is its rootfs. */
+        if (state_set(&a->state.slots[0].image, image_id) < 0 || state_set(&a->state.slots[0].version, m->version) < 0)
+                return log_oom();
+        a->state.slots[0].complete = true;
+        r = agent_set_report(a, "installed", NULL);
+        if (r >= 0 && seed_var(a, disk, fd) < 0)
+                log_warning("install: the installed system's agent will have to register again");
+        (void) agent_checkin(a, NULL, NULL);
+        log_info("install: done, rebooting into slot a");
+        return a->backend->reboot(a);
+}

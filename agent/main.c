@@ -1,0 +1,260 @@
+/* slipway-agent: runs on every host. Checks in with slipwayd, stages the
+ * desired image into the inactive slot, reboots into it under a lease,
+ * blesses it when healthy or falls back. */
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bootentry.h"
+#include "cycle.h"
+#include "fileio.h"
+#include "install.h"
+#include "log.h"
+#include "util.h"
+
+#ifndef SLIPWAY_VERSION
+#define SLIPWAY_VERSION "0.1"
+#endif
+
+int sim_firmware_boot(Agent *a);
+
+static void help(void) {
+        printf("Usage: slipway-agent [OPTIONS] [COMMAND]\n"
+               "\n"
+               "Moves this host between its two root slots as slipwayd asks: stage, reboot under\n"
+               "a lease, health-check, bless or fall back.\n"
+               "\n"
+               "Commands:\n"
+               "  run                  check in and act until SIGTERM (default)\n"
+               "  once                 one check-in round, then exit\n"
+               "  status               slots, versions, boot entries and counters, last report\n"
+               "  register MAC         register with the site-wide enroll-token (no PXE install)\n"
+               "  install              bring-up: register, write the image to the disk, reboot\n"
+               "                       (what slipway.mode=install in the initramfs runs)\n"
+               "  power-on             sim backend: run the firmware emulator, then `run`\n"
+               "\n"
+               "Options:\n"
+               "  -c, --config FILE            config file (default " AGENT_CONFIG_DEFAULT_PATH ")\n"
+               "  --check-config               validate the configuration and exit\n"
+               "  --mode=install|live          as given on the kernel command line by the initramfs\n"
+               "  -h, --help                   this help\n"
+               "  --version                    print the version\n"
+               "\n"
+               "Every config key has a flag:\n");
+        agent_config_help(stdout);
+        printf("\nSee slipway-agent(8) and docs/agent.md.\n");
+}
+
+static int print_status(Agent *a) {
+        BootEntry *e = NULL;
+        size_t n = 0;
+        int r;
+
+        printf("host:        %s\n", a->state.host_id ? a->state.host_id : "(not registered)");
+        printf("server:      %s\n", a->config.server ? a->config.server : "(none)");
+        printf("backend:     %s\n", a->backend->name);
+        printf("booted:      slot %c (%s)\n", a->booted_slot, a->booted_entry ? a->booted_entry : "no entry");
+        for (int i = 0; i < 2; i++) {
+                SlotInfo *s = &a->state.slots[i];
+                printf("slot %c:      %s%s%s\n", i == 0 ? 'a' : 'b', s->version ? s->version : "(empty)",
+                       s->complete ? "" : s->version ? " (incomplete)" : "",
+                       a->booted_slot == (i == 0 ? 'a' : 'b') ? "  <- running" : "");
+        }
+        printf("phase:       %s", phase_to_string(a->state.phase));
+        if (a->state.phase != PHASE_IDLE)
+                printf(" %s into slot %c", strempty(a->state.target_version), a->state.target_slot ?: '?');
+        printf("\nreported:    %s%s%s\n", a->state.reported ? a->state.reported : "(nothing yet)",
+               a->state.message ? ": " : "", strempty(a->state.message));
+        if (a->state.failed_image)
+                printf("failed:      %.12s: %s\n", a->state.failed_image, strempty(a->state.failed_reason));
+        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
+        if (r < 0) {
+                printf("entries:     cannot read '%s': %s\n", a->backend->esp_dir(a), strerror(-r));
+                return 0;
+        }
+        bootentries_sort(e, n);
+        printf("entries:     (boot order)\n");
+        for (size_t i = 0; i < n; i++) {
+                printf("  %-36s slot %c  ", e[i].file, e[i].slot ? e[i].slot : '?');
+                if (e[i].tries_left < 0)
+                        printf("blessed\n");
+                else if (e[i].tries_left == 0)
+                        printf("bad (no tries left)\n");
+                else
+                        printf("%d tries left, %d done\n", e[i].tries_left, e[i].tries_done);
+        }
+        bootentries_free(e, n);
+        return 0;
+}
+
+typedef struct Args {
+        const char *config_path;
+        bool config_explicit;
+        bool check_config;
+        const char *mode;
+        char **flags;
+        char **command;
+} Args;
+
+static int parse_args(int argc, char **argv, Args *a) {
+        AgentConfig probe;
+        int r = agent_config_init(&probe);
+
+        if (r < 0)
+                return log_oom();
+        for (int i = 1; r >= 0 && i < argc; i++) {
+                const char *arg = argv[i], *name, *eq, *value;
+                _cleanup_free_ char *key = NULL;
+
+                if (streq(arg, "-h") || streq(arg, "--help")) {
+                        help();
+                        exit(EXIT_SUCCESS);
+                }
+                if (streq(arg, "--version")) {
+                        printf("slipway-agent %s\n", SLIPWAY_VERSION);
+                        exit(EXIT_SUCCESS);
+                }
+                if (streq(arg, "--check-config")) {
+                        a->check_config = true;
+                        continue;
+                }
+                if (startswith(arg, "--mode=")) {
+                        a->mode = arg + 7;
+                        continue;
+                }
+                if (streq(arg, "-c") || streq(arg, "--config") || startswith(arg, "--config=")) {
+                        if (startswith(arg, "--config="))
+                                a->config_path = arg + 9;
+                        else if (i + 1 < argc)
+                                a->config_path = argv[++i];
+                        else
+                                r = log_error_errno(-EINVAL, "%s needs a file", arg);
+                        a->config_explicit = true;
+                        continue;
+                }
+                name = startswith(arg, "--");
+                if (!name) {
+                        a->command = argv + i;
+                        break;
+                }
+                eq = strchr(name, '=');
+                key = eq ? strndup(name, (size_t) (eq - name)) : strdup(name);
+                if (!key) {
+                        r = log_oom();
+                        break;
+                }
+                if (eq)
+                        value = eq + 1;
+                else if (i + 1 < argc)
+                        value = argv[++i];
+                else {
+                        r = log_error_errno(-EINVAL, "--%s needs a value", key);
+                        break;
+                }
+                r = agent_config_apply_flag(&probe, key, value);
+                if (r == 0)
+                        r = log_error_errno(-EINVAL, "unknown option '--%s' (see --help)", key);
+                if (r > 0 && (strv_extend(&a->flags, key) < 0 || strv_extend(&a->flags, value) < 0))
+                        r = log_oom();
+        }
+        agent_config_release(&probe);
+        return r < 0 ? r : 0;
+}
+
+static int config_build(const Args *args, AgentConfig *ret) {
+        int r = agent_config_init(ret);
+
+        if (r >= 0)
+                r = agent_config_load(ret, args->config_path, args->config_explicit);
+        for (size_t i = 0; r >= 0 && args->flags && args->flags[i]; i += 2)
+                r = agent_config_apply_flag(ret, args->flags[i], args->flags[i + 1]);
+        if (r >= 0)
+                r = agent_config_check(ret);
+        return r;
+}
+
+int main(int argc, char **argv) {
+        Agent a = { .argv = argv, .checkin_interval = 30 };
+        Args args = { .config_path = AGENT_CONFIG_DEFAULT_PATH };
+        const char *cmd;
+        int r;
+
+        log_set_program("slipway-agent");
+        if (parse_args(argc, argv, &args) < 0 || config_build(&args, &a.config) < 0)
+                return EXIT_FAILURE;
+        if (args.check_config) {
+                printf("slipway-agent: configuration is valid\n");
+                return EXIT_SUCCESS;
+        }
+        log_set_level(log_level_from_string(a.config.log_level));
+        if (a.config.checkin_interval > 0)
+                a.checkin_interval = a.config.checkin_interval;
+        cmd = args.command ? args.command[0] : args.mode && streq(args.mode, "install") ? "install" : "run";
+        if (args.mode && !streq(args.mode, "install")) {
+                log_error("--mode=%s is not supported by this agent (install only)", args.mode);
+                return EXIT_FAILURE;
+        }
+        a.backend = streq(a.config.backend, "sim") ? &backend_sim : &backend_disk;
+        a.state_path = path_join(a.config.state_dir, "agent.json");
+        if (!a.state_path || mkdir_p(a.config.state_dir, 0700) < 0) {
+                log_error("cannot create the state directory '%s'", a.config.state_dir);
+                return EXIT_FAILURE;
+        }
+        if (a.config.server) {
+                r = api_client_new(a.config.server, &a.api);
+                if (r >= 0 && a.config.ca_file)
+                        r = api_client_set_ca_file(a.api, a.config.ca_file);
+                if (r < 0) {
+                        log_error_errno(r, "server '%s': %m", a.config.server);
+                        return EXIT_FAILURE;
+                }
+                api_client_set_timeout(a.api, 30);
+        }
+
+        if (streq(cmd, "install")) {
+                r = agent_install(&a);
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+        if (streq(cmd, "power-on")) {
+                if (a.backend != &backend_sim) {
+                        log_error("power-on is for the sim backend");
+                        return EXIT_FAILURE;
+                }
+                r = a.backend->init(&a);
+                if (r >= 0)
+                        r = sim_firmware_boot(&a);
+                if (r < 0) {
+                        log_error_errno(r, "sim firmware: %m");
+                        return EXIT_FAILURE;
+                }
+                cmd = "run";
+        }
+        r = agent_start(&a);
+        if (r < 0)
+                return EXIT_FAILURE;
+        if (streq(cmd, "status"))
+                return print_status(&a) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        if (streq(cmd, "register")) {
+                if (!args.command[1] || !a.config.enroll_token || !a.api) {
+                        log_error("usage: slipway-agent --server URL --enroll-token SECRET register MAC");
+                        return EXIT_FAILURE;
+                }
+                return agent_register(&a, args.command[1], a.config.enroll_token) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+        if (!streq(cmd, "run") && !streq(cmd, "once")) {
+                log_error("unknown command '%s' (see --help)", cmd);
+                return EXIT_FAILURE;
+        }
+        if (!a.api) {
+                log_error("no server is configured (server = URL in [agent], or --server)");
+                return EXIT_FAILURE;
+        }
+        if (!a.state.host_id) {
+                log_error("this host is not registered (install it over PXE, or `slipway-agent register MAC`)");
+                return EXIT_FAILURE;
+        }
+        r = agent_loop(&a, streq(cmd, "once"));
+        api_client_free(a.api);
+        agent_state_release(&a.state);
+        agent_config_release(&a.config);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

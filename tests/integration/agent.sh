@@ -1,0 +1,265 @@
+#!/bin/bash
+# slipway-agent with the sim backend against slipwayd on loopback: updates
+# that succeed, fail their health checks or are refused, downloads that
+# break, and the agent killed (or the power cut) at every step of staging,
+# switching and blessing. After each, the host boots a complete, verified
+# slot and reports the truth.
+. "$(dirname "$0")/../lib.sh"
+t_begin agent
+
+B=$BIN/slipway-build
+SD=$BIN/slipwayd
+AG=$BIN/slipway-agent
+D=$T_DIR
+export SOURCE_DATE_EPOCH=1700000000
+export SLIPWAY_CACHE=$D/cache
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+
+sha() { sha256sum "$1" | cut -c1-64; }
+
+# Images 1.0, 2.0, 3.0 signed by the trusted key; 4.0 by another one.
+mkdir -p "$D/keys" "$D/other"
+$B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
+$B keygen "$D/o.key" "$D/other/o.pub" >/dev/null
+sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+for v in 1.0 2.0 3.0 4.0; do
+        key=$D/k.key
+        [ $v = 4.0 ] && key=$D/o.key
+        $B -q --store "$D/store" build --key "$key" --no-disk --image-version $v "$D/tiny.conf" >/dev/null
+        $B -q --store "$D/store" export tiny:$v "$D/img-$v" >/dev/null
+done
+
+TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
+start_server() {
+        "$SD" --state-dir "$D/srv" --listen "${LISTEN:-127.0.0.1:0}" --trusted-keys "$D/keys" --trusted-keys "$D/keys" \
+                --log-json no --enroll-token sekrit >>"$D/srv.log" 2>&1 &
+        SPID=$!
+        PIDS+=("$SPID")
+        for ((i = 0; i < 100; i++)); do
+                [ -s "$D/srv/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/srv/slipwayd.url")/v1/status" && break
+                sleep 0.05
+        done
+        URL=$(cat "$D/srv/slipwayd.url")
+}
+start_server
+# Later restarts keep the port, so the agents find it again.
+LISTEN=${URL#http://}
+api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
+publish() { # DIR: uploads every blob (even when signed by a key the server does not trust, see below)
+        local f
+        for f in "$1"/*; do api -o /dev/null -T "$f" "$URL/v1/blobs/sha256/$(sha "$f")"; done
+        api -o /dev/null -H 'Content-Type: application/json' \
+                -d "{\"manifest\":\"$(sha "$1/manifest.json")\",\"signature\":\"$(sha "$1/manifest.sig")\"}" \
+                "$URL/v1/images"
+}
+for v in 1.0 2.0 3.0; do publish "$D/img-$v"; done
+# 4.0 is signed by a key the agents do not trust; the server is told to
+# trust it so that the refusal is the agent's own.
+cp "$D/other/o.pub" "$D/keys/o.pub"
+publish "$D/img-4.0"
+rm "$D/keys/o.pub"
+
+# agent HOST [ARGS...]: runs slipway-agent for HOST with the sim backend.
+# agent_bg HOST [ARGS...]: the same in the background, its PID in APID.
+agent() {
+        local h=$1
+        shift
+        "$AG" --backend sim --sim-dir "$D/$h" --state-dir "$D/$h/state" --server "$URL" --keys-dir "$D/keys" \
+                --health-dir "$D/health" --checkin-interval 1 --sim-slot-size 32M --enroll-token sekrit "$@"
+}
+agent_bg() {
+        local h=$1
+        shift
+        (exec "$AG" --backend sim --sim-dir "$D/$h" --state-dir "$D/$h/state" --server "$URL" --keys-dir "$D/keys" \
+                --health-dir "$D/health" --checkin-interval 1 --sim-slot-size 32M --enroll-token sekrit "$@" \
+                >>"$D/$h.log" 2>&1) &
+        APID=$!
+        PIDS+=("$APID")
+}
+# run_until HOST JQ-CONDITION [SECONDS] [AGENT-ARGS...]: runs the agent in
+# the background until the server's record of HOST satisfies the condition.
+run_until() {
+        local h=$1 cond=$2 secs=${3:-30} i
+        shift 3 2>/dev/null || shift $#
+        agent_bg "$h" "$@" run
+        for ((i = 0; i < secs * 10; i++)); do
+                host_json "$h" | jq -e "$cond" >/dev/null 2>&1 && break
+                sleep 0.1
+        done
+        kill "$APID" 2>/dev/null
+        wait "$APID" 2>/dev/null
+        host_json "$h" | jq -e "$cond" >/dev/null 2>&1
+}
+host_json() { api "$URL/v1/hosts/$(cat "$D/$1/id")"; }
+register() { # HOST MAC
+        agent "$1" register "$2" >>"$D/$1.log" 2>&1 && jq -r .host_id "$D/$1/state/agent.json" >"$D/$1/id"
+}
+assign() { # HOST IMAGE
+        api -o /dev/null -X PUT -H 'Content-Type: application/json' -d "{\"image\": \"$2\"}" \
+                "$URL/v1/hosts/$(cat "$D/$1/id")/image"
+}
+slot_sha() { # HOST SLOT SIZE: sha256 of the slot's first SIZE bytes
+        head -c "$3" "$D/$1/root-$2" | sha256sum | cut -c1-64
+}
+mkdir -p "$D/health"
+cat >"$D/health/10-version" <<'EOF'
+#!/bin/sh
+# Version 3.0 is broken on purpose.
+echo "checking $SLIPWAY_VERSION in slot $SLIPWAY_SLOT"
+[ "$SLIPWAY_VERSION" != 3.0 ] || { echo "service does not answer on 3.0"; exit 1; }
+EOF
+cat >"$D/health/50-extra.wanted" <<'EOF'
+#!/bin/sh
+echo "optional check fails, and that is fine"
+exit 1
+EOF
+chmod +x "$D/health"/*
+R1=$(sha "$D/img-1.0/rootfs.erofs")
+S1=$(stat -c %s "$D/img-1.0/rootfs.erofs")
+S2=$(stat -c %s "$D/img-2.0/rootfs.erofs")
+
+t_case "a blank host registers and converges on 1.0 (slot b), its entry blessed"
+register h1 52:54:00:01:00:01
+assign h1 tiny:1.0
+if run_until h1 '.state == "healthy" and .version == "1.0"' 30 && [ "$(slot_sha h1 b "$S1")" = "$R1" ] &&
+        ls "$D/h1/esp/loader/entries" | grep -qx 'slipway-1-1.0.conf' &&
+        [ "$(jq -r '.health["50-extra.wanted"].ok' <<<"$(host_json h1)")" = false ]; then
+        t_ok
+else
+        t_fail "$(host_json h1) $(ls "$D/h1/esp/loader/entries") $(tail -5 "$D/h1.log")"
+fi
+
+t_case "update to 2.0: staged into slot a, lease, reboot, health, bless"
+assign h1 tiny:2.0
+before=$(slot_sha h1 b "$S1")
+if run_until h1 '.state == "healthy" and .version == "2.0" and .booted_slot == "a"' 30 &&
+        [ "$(slot_sha h1 b "$S1")" = "$before" ] &&
+        [ "$(slot_sha h1 a "$S2")" = "$(sha "$D/img-2.0/rootfs.erofs")" ] &&
+        ls "$D/h1/esp/loader/entries" | grep -qx 'slipway-2-2.0.conf' &&
+        api "$URL/v1/audit?action=lease" | jq -e '[.entries[].action] | index("lease.grant") and index("lease.release")' >/dev/null; then
+        t_ok
+else
+        t_fail "$(host_json h1) $(tail -5 "$D/h1.log")"
+fi
+
+t_case "3.0 fails its required health check: marked bad, back on 2.0, reported with the reason"
+assign h1 tiny:3.0
+if run_until h1 '.state == "rolled-back" and .version == "2.0" and .booted_slot == "a"' 30; then
+        msg=$(host_json h1 | jq -r .message)
+        entries=$(ls "$D/h1/esp/loader/entries" | tr '\n' ' ')
+        if [[ $msg == *"10-version"*"does not answer on 3.0"* ]] && [[ $entries == *"slipway-3-3.0+0-1.conf"* ]]; then
+                t_ok
+        else
+                t_fail "message: $msg; entries: $entries"
+        fi
+else
+        t_fail "$(host_json h1) $(tail -8 "$D/h1.log")"
+fi
+
+t_case "the failed image is not retried; the report stays"
+run_until h1 '.state == "never"' 3 >/dev/null
+if [ "$(host_json h1 | jq -r .state)" = rolled-back ] && [ "$(grep -c 'staging tiny:3.0' "$D/h1.log")" = 1 ]; then
+        t_ok; else t_fail "$(grep -c 'staging tiny:3.0' "$D/h1.log") stagings; $(host_json h1 | jq -c '{state,version}')"; fi
+
+t_case "a downgrade the server did not mark as a rollback is refused"
+assign h1 tiny:1.0
+if run_until h1 '.state == "failed"' 10 && [[ $(host_json h1 | jq -r .message) == *"refusing a downgrade from 2.0 to 1.0"* ]] &&
+        [ "$(host_json h1 | jq -r .version)" = 2.0 ]; then t_ok; else t_fail "$(host_json h1 | jq -c '{state,version,message}')"; fi
+
+t_case "an image signed by an unknown key is refused"
+assign h1 tiny:4.0
+if run_until h1 '.state == "failed" and (.message | test("does not verify"))' 10 &&
+        [ "$(host_json h1 | jq -r .version)" = 2.0 ]; then t_ok; else t_fail "$(host_json h1 | jq -c '{state,message}')"; fi
+
+t_case "a manifest for another architecture is refused"
+register h2 52:54:00:01:00:02
+assign h2 tiny:1.0
+if run_until h2 '.state == "failed" and (.message | test("is for x86_64, this host is aarch64"))' 10 --arch aarch64 &&
+        [ ! -e "$D/h2/firmware.json" ]; then t_ok; else t_fail "$(host_json h2 | jq -c '{state,message}')"; fi
+
+t_case "a rootfs larger than the slot is refused"
+register h3 52:54:00:01:00:03
+assign h3 tiny:1.0
+if run_until h3 '.state == "failed" and (.message | test("larger than slot b"))' 10 --sim-slot-size 1M &&
+        [ -z "$(ls "$D/h3/esp/loader/entries")" ]; then t_ok; else t_fail "$(host_json h3 | jq -c '{state,message}')"; fi
+
+t_case "a server that returns other bytes than the blob asked for"
+register h4 52:54:00:01:00:04
+assign h4 tiny:1.0
+blob=$D/srv/blobs/sha256/${R1:0:2}/$R1
+chmod u+w "$blob"
+cp "$blob" "$D/rootfs.good"
+printf 'garbage' | dd of="$blob" bs=1 seek=4096 conv=notrunc status=none
+if run_until h4 '.state == "failed" and (.message | test("other bytes than blob"))' 10 &&
+        [ -z "$(ls "$D/h4/esp/loader/entries")" ] && [ ! -e "$D/h4/firmware.json" ]; then t_ok; else
+        t_fail "$(host_json h4 | jq -c '{state,message}')"; fi
+cp "$D/rootfs.good" "$blob"
+
+t_case "a truncated download: the server vanishes mid-download, the agent resumes"
+register h5 52:54:00:01:00:05
+assign h5 tiny:1.0
+SLIPWAY_PAUSE_AT=slot-write:1 agent_bg h5 run
+for ((i = 0; i < 100; i++)); do [ "$(ps -o stat= -p $APID | cut -c1)" = T ] && break; sleep 0.1; done
+kill -9 "$SPID"
+wait "$SPID" 2>/dev/null
+kill -CONT "$APID"
+sleep 2
+nothing_bootable=$(ls "$D/h5/esp/loader/entries" | wc -l)
+start_server
+for ((i = 0; i < 150; i++)); do host_json h5 | jq -e '.state == "healthy"' >/dev/null 2>&1 && break; sleep 0.1; done
+kill "$APID" 2>/dev/null
+wait "$APID" 2>/dev/null
+if [ "$nothing_bootable" = 0 ] && grep -q 'download of .* stopped at' "$D/h5.log" && grep -q 'resuming at' "$D/h5.log" &&
+        [ "$(host_json h5 | jq -r .version)" = 1.0 ] && [ "$(slot_sha h5 b "$S1")" = "$R1" ]; then t_ok; else
+        t_fail "entries while broken: $nothing_bootable; $(grep -E 'stopped|resum|error' "$D/h5.log" | tail -3)"; fi
+
+# Crash safety: the agent is killed at one step of an update from 1.0 to
+# 2.0; then either only the agent restarts or the power is cut too. Each
+# time the host must end up booted from a complete, verified slot, the
+# slot it ran from never written, and the update finished.
+POINTS="entry-dropped slot-write:1 slot-write:2 slot-write:3 slot-synced slot-verified esp-kernel esp-initrd
+entry-written staged before-reboot blessed marked-bad"
+n=0
+for point in $POINTS; do
+        for power in agent power; do
+                [ "$point" = marked-bad ] && continue
+                n=$((n + 1))
+                h=c$n
+                t_case "killed at $point, then $([ $power = power ] && echo 'power cut' || echo 'agent restart')"
+                register $h "52:54:00:02:00:$(printf %02x $n)"
+                assign $h tiny:1.0
+                run_until $h '.state == "healthy" and .version == "1.0"' 30 >/dev/null
+                active_before=$(slot_sha $h b "$S1")
+                assign $h tiny:2.0
+                SLIPWAY_CRASH_AT=$point agent $h run >>"$D/$h.log" 2>&1
+                rc=$?
+                written_active=no
+                [ "$(slot_sha $h b "$S1")" = "$active_before" ] || written_active=yes
+                if [ $power = power ]; then
+                        agent_bg $h power-on
+                        sleep 1
+                        kill $APID 2>/dev/null
+                        wait $APID 2>/dev/null
+                fi
+                booted=$(jq -r .slot "$D/$h/firmware.json")
+                state=$(jq -c "{v: .slots.$booted.version, ok: .slots.$booted.complete}" "$D/$h/state/agent.json")
+                run_until $h '.state == "healthy" and .version == "2.0"' 30
+                ok=$?
+                final=$(jq -r .slot "$D/$h/firmware.json")
+                fsum=$(slot_sha $h "$final" "$S2")
+                if [ $rc = 137 ] && [ $written_active = no ] && [[ $state == *'"ok":true'* ]] && [ $ok = 0 ] &&
+                        [ "$fsum" = "$(sha "$D/img-2.0/rootfs.erofs")" ]; then
+                        t_ok
+                else
+                        t_fail "rc=$rc active written=$written_active booted=$booted $state final=$(host_json $h | jq -c '{state,version,message}') $(tail -3 "$D/$h.log")"
+                fi
+        done
+done
+
+t_case "status shows slots, entries and counters for a person"
+out=$(agent h1 status 2>/dev/null)
+if grep -q '^slot a:      2.0  <- running' <<<"$out" && grep -q 'slipway-3-3.0+0-1.conf .*bad (no tries left)' <<<"$out" &&
+        grep -q '^reported:    failed' <<<"$out"; then t_ok; else t_fail "$out"; fi
+
+t_end
