@@ -26,6 +26,10 @@ static const ConfKey keys[] = {
           "lifetime of an install boot's enrollment secret (3600)" },
         { "server", "checkin-interval", "checkin-interval", CONF_UINT, F(checkin_interval), "SEC",
           "how often agents check in (30)" },
+        { "server", "lease-ttl", "lease-ttl", CONF_UINT, F(lease_ttl), "SEC",
+          "a reboot lease expires unless renewed (900)" },
+        { "server", "heartbeat-timeout", "heartbeat-timeout", CONF_UINT, F(heartbeat_timeout), "SEC",
+          "a host is unreachable after this long without a check-in (3 check-ins)" },
         { "server", "max-json", "max-json", CONF_SIZE, F(max_json), "SIZE", "cap on JSON request bodies (1M)" },
         { "server", "max-blob", "max-blob", CONF_SIZE, F(max_blob), "SIZE", "cap on an uploaded blob (16G)" },
         { "server", "threads", "threads", CONF_UINT, F(threads), "N", "HTTP worker threads (4)" },
@@ -50,6 +54,7 @@ int server_config_init(ServerConfig *c) {
         *c = (ServerConfig) {
                 .enroll_ttl = 3600,
                 .checkin_interval = 30,
+                .lease_ttl = 900,
                 .max_json = 1024 * 1024,
                 .max_blob = 16ULL << 30,
                 .threads = 4,

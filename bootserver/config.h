@@ -20,6 +20,8 @@ typedef struct ServerConfig {
         char *enroll_token;    /* site-wide registration secret (optional) */
         uint64_t enroll_ttl;   /* seconds an install boot's enrollment secret stays valid */
         uint64_t checkin_interval;
+        uint64_t lease_ttl;         /* seconds a reboot lease lasts unless renewed */
+        uint64_t heartbeat_timeout; /* seconds without a check-in: unreachable (0: 3 check-ins) */
         uint64_t max_json;     /* bytes */
         uint64_t max_blob;     /* bytes */
         uint64_t threads;

@@ -35,6 +35,22 @@ static const char *const migrations[] = {
         "INSERT INTO meta (key, value) VALUES ('lease_epoch', 0);"
         "ALTER TABLE hosts ADD COLUMN lease_epoch INTEGER;"
         "ALTER TABLE hosts ADD COLUMN lease_expires INTEGER;",
+        /* 3: the coordinator: budgets, quarantine, rollouts */
+        "CREATE TABLE budgets (selector TEXT PRIMARY KEY, max_unavailable INTEGER, max_unavailable_pct INTEGER,"
+        "  min_available INTEGER);"
+        "ALTER TABLE hosts ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE hosts ADD COLUMN rollback INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE rollouts (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, image TEXT,"
+        "  spec TEXT NOT NULL, state TEXT NOT NULL, wave INTEGER NOT NULL DEFAULT 0, n_waves INTEGER NOT NULL,"
+        "  wave_done_at INTEGER, reason TEXT, rollback_of INTEGER, actor TEXT, created INTEGER NOT NULL,"
+        "  finished INTEGER);"
+        "CREATE TABLE rollout_hosts (rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,"
+        "  host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE, wave INTEGER NOT NULL,"
+        "  phase INTEGER NOT NULL DEFAULT 0, target TEXT NOT NULL, prev_image TEXT, status TEXT NOT NULL,"
+        "  message TEXT, PRIMARY KEY (rollout_id, host_id));"
+        "CREATE INDEX rollout_hosts_host ON rollout_hosts(host_id);"
+        "ALTER TABLE rollout_hosts ADD COLUMN assigned_at INTEGER;"
+        "ALTER TABLE hosts ADD COLUMN state_since INTEGER;",
 };
 
 int db_errno(int rc) {

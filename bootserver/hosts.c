@@ -2,6 +2,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "coordinator.h"
 #include "hash.h"
 #include "hosts.h"
 #include "images.h"
@@ -78,7 +79,7 @@ int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]) {
         int r, rc;
 
         (void) mac_normalize(ref, mac);
-        r = db_prepare(db, "SELECT id FROM hosts WHERE id = ?1 OR mac = ?2", &st);
+        r = db_prepare(db, "SELECT id FROM hosts WHERE id = ?1 OR mac = ?2 OR (mac IS NULL AND hostname = ?1)", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
@@ -528,16 +529,87 @@ static char *dump_or_null(json_t *v) {
         return v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 }
 
+int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t now, const char *actor,
+                        json_t **ret_desired) {
+        _cleanup_stmt_ sqlite3_stmt *prev = NULL, *up = NULL, *want = NULL;
+        _cleanup_free_ char *slots = NULL, *health = NULL, *facts = NULL, *old_state = NULL;
+        const char *state = json_string_value(json_object_get(body, "state"));
+        json_t *desired = json_null();
+        char id[16];
+        int r;
+
+        slots = dump_or_null(json_object_get(body, "slots"));
+        health = dump_or_null(json_object_get(body, "health"));
+        facts = dump_or_null(json_object_get(body, "facts"));
+        r = hosts_find(db, host, id);
+        if (r >= 0 && db_prepare(db, "SELECT state FROM hosts WHERE id = ?", &prev) >= 0) {
+                sqlite3_bind_text(prev, 1, id, -1, SQLITE_STATIC);
+                if (sqlite3_step(prev) == SQLITE_ROW)
+                        old_state = db_column_strdup(prev, 0);
+        }
+        if (r >= 0)
+                r = db_prepare(db,
+                               "UPDATE hosts SET state = ?, version = ?, current_image = ?, booted_slot = ?, slots = ?, "
+                               "health = coalesce(?, health), facts = coalesce(?, facts), message = ?, last_seen = ?9, "
+                               "installed = installed OR ?, state_since = CASE WHEN state IS ?1 THEN "
+                               "state_since ELSE ?9 END WHERE id = ?",
+                               &up);
+        if (r >= 0) {
+                sqlite3_bind_text(up, 1, state, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 2, json_string_value(json_object_get(body, "version")), -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 3, json_string_value(json_object_get(body, "image")), -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 4, json_string_value(json_object_get(body, "booted_slot")), -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 5, slots, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 6, health, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 7, facts, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 8, json_string_value(json_object_get(body, "message")), -1, SQLITE_STATIC);
+                sqlite3_bind_int64(up, 9, (sqlite3_int64) now);
+                sqlite3_bind_int(up, 10, state_is_installed(state));
+                sqlite3_bind_text(up, 11, id, -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(up));
+        }
+        if (r >= 0 && !streq_ptr(old_state, state)) {
+                json_t *detail = json_pack("{s:s?, s:s, s:O?}", "from", old_state, "to", state, "message",
+                                           json_object_get(body, "message"));
+                r = audit_log(db, actor, "host.state", id, detail);
+                json_decref(detail);
+        }
+        if (r >= 0)
+                r = coord_on_report(db, id, state, now);
+        if (r >= 0)
+                r = db_prepare(db,
+                               "SELECT i.id, i.name, i.version, i.manifest, i.signature, h.rollback FROM hosts h JOIN "
+                               "images i ON i.id = h.image WHERE h.id = ?",
+                               &want);
+        if (r >= 0) {
+                sqlite3_bind_text(want, 1, id, -1, SQLITE_STATIC);
+                if (sqlite3_step(want) == SQLITE_ROW)
+                        desired = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "image",
+                                            (const char *) sqlite3_column_text(want, 0), "name",
+                                            (const char *) sqlite3_column_text(want, 1), "version",
+                                            (const char *) sqlite3_column_text(want, 2), "manifest",
+                                            (const char *) sqlite3_column_text(want, 3), "signature",
+                                            (const char *) sqlite3_column_text(want, 4), "rollback",
+                                            sqlite3_column_int(want, 5));
+        }
+        if (r < 0) {
+                json_decref(desired);
+                return r;
+        }
+        if (ret_desired)
+                *ret_desired = desired;
+        else
+                json_decref(desired);
+        return 0;
+}
+
 enum MHD_Result handle_host_checkin(Request *req) {
         static const char *const allowed[] = { "state",  "version", "image",   "booted_slot", "slots",
                                                "health", "facts",   "message", NULL };
-        _cleanup_stmt_ sqlite3_stmt *prev = NULL, *up = NULL, *want = NULL;
-        _cleanup_free_ char *slots = NULL, *health = NULL, *facts = NULL, *old_state = NULL;
         enum MHD_Result result;
-        const char *why, *state;
-        json_t *body, *desired = json_null();
+        json_t *body, *desired = NULL;
+        const char *why;
         uint64_t interval;
-        char id[16];
         sqlite3 *db;
         int r;
 
@@ -549,62 +621,11 @@ enum MHD_Result handle_host_checkin(Request *req) {
                 json_decref(body);
                 return reply_error(req, KIND_INVALID_VALUE, "%s", why);
         }
-        state = json_string_value(json_object_get(body, "state"));
-        slots = dump_or_null(json_object_get(body, "slots"));
-        health = dump_or_null(json_object_get(body, "health"));
-        facts = dump_or_null(json_object_get(body, "facts"));
         atomic_fetch_add(&req->server->metrics.checkins, 1);
-
         db = db_lock(req->server->db);
         r = db_begin(db);
         if (r >= 0)
-                r = hosts_find(db, req->args[0], id);
-        if (r >= 0 && db_prepare(db, "SELECT state FROM hosts WHERE id = ?", &prev) >= 0) {
-                sqlite3_bind_text(prev, 1, id, -1, SQLITE_STATIC);
-                if (sqlite3_step(prev) == SQLITE_ROW)
-                        old_state = db_column_strdup(prev, 0);
-        }
-        if (r >= 0)
-                r = db_prepare(db,
-                               "UPDATE hosts SET state = ?, version = ?, current_image = ?, booted_slot = ?, slots = ?, "
-                               "health = coalesce(?, health), facts = coalesce(?, facts), message = ?, last_seen = ?, "
-                               "installed = installed OR ? WHERE id = ?",
-                               &up);
-        if (r >= 0) {
-                sqlite3_bind_text(up, 1, state, -1, SQLITE_STATIC);
-                sqlite3_bind_text(up, 2, json_string_value(json_object_get(body, "version")), -1, SQLITE_STATIC);
-                sqlite3_bind_text(up, 3, json_string_value(json_object_get(body, "image")), -1, SQLITE_STATIC);
-                sqlite3_bind_text(up, 4, json_string_value(json_object_get(body, "booted_slot")), -1, SQLITE_STATIC);
-                sqlite3_bind_text(up, 5, slots, -1, SQLITE_STATIC);
-                sqlite3_bind_text(up, 6, health, -1, SQLITE_STATIC);
-                sqlite3_bind_text(up, 7, facts, -1, SQLITE_STATIC);
-                sqlite3_bind_text(up, 8, json_string_value(json_object_get(body, "message")), -1, SQLITE_STATIC);
-                sqlite3_bind_int64(up, 9, (sqlite3_int64) time(NULL));
-                sqlite3_bind_int(up, 10, state_is_installed(state));
-                sqlite3_bind_text(up, 11, id, -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(up));
-        }
-        if (r >= 0 && !streq_ptr(old_state, state)) {
-                json_t *detail = json_pack("{s:s?, s:s, s:O?}", "from", old_state, "to", state, "message",
-                                           json_object_get(body, "message"));
-                r = audit_log(db, req->actor, "host.state", id, detail);
-                json_decref(detail);
-        }
-        if (r >= 0)
-                r = db_prepare(db,
-                               "SELECT i.id, i.name, i.version, i.manifest, i.signature FROM hosts h JOIN images i "
-                               "ON i.id = h.image WHERE h.id = ?",
-                               &want);
-        if (r >= 0) {
-                sqlite3_bind_text(want, 1, id, -1, SQLITE_STATIC);
-                if (sqlite3_step(want) == SQLITE_ROW)
-                        desired = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "image",
-                                            (const char *) sqlite3_column_text(want, 0), "name",
-                                            (const char *) sqlite3_column_text(want, 1), "version",
-                                            (const char *) sqlite3_column_text(want, 2), "manifest",
-                                            (const char *) sqlite3_column_text(want, 3), "signature",
-                                            (const char *) sqlite3_column_text(want, 4), "rollback", false);
-        }
+                r = hosts_checkin_apply(db, req->args[0], body, (uint64_t) time(NULL), req->actor, &desired);
         if (r >= 0)
                 r = db_commit(db);
         else
@@ -622,4 +643,38 @@ enum MHD_Result handle_host_checkin(Request *req) {
         config_put(req->server);
         return reply_json(req, 200, json_pack("{s:o, s:I}", "desired", desired, "checkin_interval",
                                               (json_int_t) interval));
+}
+
+int hosts_ensure_named(sqlite3 *db, const char *name, const char *group, const char *actor, char ret_id[16]) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *lb = NULL;
+        char rnd[65], id[16];
+        int r;
+
+        r = token_random_hex(rnd);
+        if (r < 0)
+                return r;
+        snprintf(id, sizeof id, "h-%.12s", rnd);
+        r = db_prepare(db, "INSERT INTO hosts (id, hostname, state, registered, last_seen) VALUES (?, ?, 'healthy', ?3, ?3)",
+                       &st);
+        if (r >= 0) {
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 3, (sqlite3_int64) time(NULL));
+                r = db_errno(sqlite3_step(st));
+        }
+        if (r >= 0)
+                r = db_prepare(db, "INSERT INTO host_labels (host_id, key, value) VALUES (?, 'fleetlock', ?)", &lb);
+        if (r >= 0) {
+                sqlite3_bind_text(lb, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(lb, 2, group, -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(lb));
+        }
+        if (r >= 0) {
+                json_t *d = json_pack("{s:s, s:s}", "name", name, "fleetlock", group);
+                r = audit_log(db, actor, "host.register", id, d);
+                json_decref(d);
+        }
+        if (r >= 0)
+                memcpy(ret_id, id, 16);
+        return r;
 }

@@ -28,3 +28,14 @@ int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *act
 const char *hosts_checkin_invalid(json_t *body);
 /* A label key or value: 1-63 of [A-Za-z0-9._-]. */
 bool hosts_label_valid(const char *s);
+
+/* With the lock held, in a transaction: applies a valid check-in body of
+ * host at time now (state, versions, slots, health; a healthy report lifts
+ * quarantine) and returns the desired image (JSON null when none; caller
+ * owns it). */
+int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t now, const char *actor,
+                        json_t **ret_desired);
+
+/* With the lock held, in a transaction: registers a host that has no MAC,
+ * known by name (FleetLock clients), in FleetLock group group. */
+int hosts_ensure_named(sqlite3 *db, const char *name, const char *group, const char *actor, char ret_id[16]);

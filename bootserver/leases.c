@@ -1,109 +1,332 @@
+/* HTTP side of the coordinator: reboot leases for agents, budgets and
+ * rollouts for operators, and FleetLock v1 for Zincati hosts. The decisions
+ * are coordinator.c's and rollout.c's. */
 #include <time.h>
 
 #include "audit.h"
+#include "coordinator.h"
 #include "hosts.h"
-#include "leases.h"
 #include "server.h"
 #include "util.h"
 
-/* With the lock held, in a transaction: the next fencing epoch. */
-static int next_epoch(sqlite3 *db, uint64_t *ret) {
-        _cleanup_stmt_ sqlite3_stmt *up = NULL, *sel = NULL;
-        int r;
+CoordConfig server_coord_config(Server *s) {
+        const ServerConfig *c = config_get(s);
+        CoordConfig cc = COORD_CONFIG_DEFAULT;
 
-        r = db_prepare(db, "UPDATE meta SET value = value + 1 WHERE key = 'lease_epoch'", &up);
-        if (r >= 0)
-                r = db_errno(sqlite3_step(up));
-        if (r >= 0)
-                r = db_prepare(db, "SELECT value FROM meta WHERE key = 'lease_epoch'", &sel);
-        if (r >= 0 && sqlite3_step(sel) != SQLITE_ROW)
-                r = -EIO;
-        if (r >= 0)
-                *ret = (uint64_t) sqlite3_column_int64(sel, 0);
-        return r;
+        cc.lease_ttl = c->lease_ttl;
+        cc.heartbeat_timeout = c->heartbeat_timeout ? c->heartbeat_timeout : 3 * c->checkin_interval;
+        config_put(s);
+        return cc;
+}
+
+/* Runs fn in one transaction under the lock; returns its result. */
+#define IN_TRANSACTION(srv, db, r, body)                      \
+        do {                                                  \
+                sqlite3 *db = db_lock((srv)->db);             \
+                r = db_begin(db);                             \
+                if (r >= 0) {                                 \
+                        body;                                 \
+                }                                             \
+                if (r >= 0)                                   \
+                        r = db_commit(db);                    \
+                else                                          \
+                        db_rollback(db);                      \
+                db_unlock((srv)->db);                         \
+        } while (0)
+
+static json_t *decision_json(const LeaseDecision *d) {
+        if (d->granted)
+                return json_pack("{s:b, s:I, s:I}", "granted", true, "epoch", (json_int_t) d->epoch, "expires",
+                                 (json_int_t) d->expires);
+        return json_pack("{s:b, s:s?, s:s?, s:I}", "granted", false, "reason", d->reason, "group", d->group,
+                         "retry_after", (json_int_t) d->retry_after);
 }
 
 enum MHD_Result handle_lease_acquire(Request *req) {
-        _cleanup_stmt_ sqlite3_stmt *cur = NULL, *up = NULL;
-        uint64_t epoch = 0;
-        int64_t now = (int64_t) time(NULL), expires = now + LEASE_TTL_DEFAULT;
-        bool renewed = false;
+        CoordConfig cc = server_coord_config(req->server);
+        LeaseDecision d = {};
         char id[16];
-        sqlite3 *db;
+        json_t *reply;
         int r;
 
-        db = db_lock(req->server->db);
-        r = db_begin(db);
-        if (r >= 0)
+        IN_TRANSACTION(req->server, db, r, {
                 r = hosts_find(db, req->args[0], id);
-        if (r >= 0)
-                r = db_prepare(db, "SELECT lease_epoch, lease_expires FROM hosts WHERE id = ?", &cur);
-        if (r >= 0) {
-                sqlite3_bind_text(cur, 1, id, -1, SQLITE_STATIC);
-                if (sqlite3_step(cur) == SQLITE_ROW && sqlite3_column_type(cur, 0) != SQLITE_NULL &&
-                    sqlite3_column_int64(cur, 1) >= now) {
-                        /* A live lease is renewed under its epoch. */
-                        epoch = (uint64_t) sqlite3_column_int64(cur, 0);
-                        renewed = true;
-                }
-        }
-        if (r >= 0 && !renewed)
-                r = next_epoch(db, &epoch);
-        if (r >= 0)
-                r = db_prepare(db, "UPDATE hosts SET lease_epoch = ?, lease_expires = ? WHERE id = ?", &up);
-        if (r >= 0) {
-                sqlite3_bind_int64(up, 1, (sqlite3_int64) epoch);
-                sqlite3_bind_int64(up, 2, expires);
-                sqlite3_bind_text(up, 3, id, -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(up));
-        }
-        if (r >= 0 && !renewed) {
-                json_t *d = json_pack("{s:I, s:I}", "epoch", (json_int_t) epoch, "ttl", (json_int_t) LEASE_TTL_DEFAULT);
-                r = audit_log(db, req->actor, "lease.grant", id, d);
-                json_decref(d);
-        }
-        if (r >= 0)
-                r = db_commit(db);
-        else
-                db_rollback(db);
-        db_unlock(req->server->db);
+                if (r >= 0)
+                        r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), req->actor, &d);
+        });
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
         if (r < 0)
                 return reply_errno(req, r, "lease");
-        return reply_json(req, 200, json_pack("{s:b, s:I, s:I}", "granted", true, "epoch", (json_int_t) epoch, "ttl",
-                                              (json_int_t) LEASE_TTL_DEFAULT));
+        reply = decision_json(&d);
+        lease_decision_release(&d);
+        return reply_json(req, 200, reply);
 }
 
 enum MHD_Result handle_lease_release(Request *req) {
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        json_t *body = NULL;
+        uint64_t epoch = 0;
         char id[16];
-        sqlite3 *db;
-        int r;
+        int r, released = 0;
 
-        db = db_lock(req->server->db);
-        r = db_begin(db);
-        if (r >= 0)
-                r = hosts_find(db, req->args[0], id);
-        if (r >= 0)
-                r = db_prepare(db,
-                               "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL WHERE id = ? AND "
-                               "lease_epoch IS NOT NULL",
-                               &up);
-        if (r >= 0) {
-                sqlite3_bind_text(up, 1, id, -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(up));
+        if (req->body_size > 0) {
+                enum MHD_Result result;
+                static const char *const allowed[] = { "epoch", NULL };
+                body = request_json(req, allowed, &result);
+                if (!body)
+                        return result;
+                json_t *e = json_object_get(body, "epoch");
+                if (e && (!json_is_integer(e) || json_integer_value(e) < 0)) {
+                        json_decref(body);
+                        return reply_error(req, KIND_INVALID_VALUE, "'epoch': expected a lease epoch");
+                }
+                epoch = e ? (uint64_t) json_integer_value(e) : 0;
+                json_decref(body);
         }
-        if (r >= 0 && sqlite3_changes(db) > 0)
-                r = audit_log(db, req->actor, "lease.release", id, NULL);
-        if (r >= 0)
-                r = db_commit(db);
-        else
-                db_rollback(db);
-        db_unlock(req->server->db);
+        IN_TRANSACTION(req->server, db, r, {
+                r = hosts_find(db, req->args[0], id);
+                if (r >= 0)
+                        r = released = coord_lease_release(db, id, epoch, req->actor);
+        });
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
         if (r < 0)
                 return reply_errno(req, r, "lease");
-        return reply_json(req, 200, json_pack("{s:b}", "released", true));
+        return reply_json(req, 200, json_pack("{s:b}", "released", released > 0));
+}
+
+enum MHD_Result handle_budgets_list(Request *req) {
+        json_t *l = NULL;
+        sqlite3 *db = db_lock(req->server->db);
+
+        l = coord_budgets_json(db);
+        db_unlock(req->server->db);
+        return reply_json(req, 200, json_pack("{s:o}", "budgets", l));
+}
+
+enum MHD_Result handle_budget_put(Request *req) {
+        static const char *const allowed[] = { "max_unavailable", "min_available", NULL };
+        enum MHD_Result result;
+        Budget b = { .selector = req->args[0], .max_unavailable = -1, .max_unavailable_pct = -1, .min_available = -1 };
+        json_t *body, *mu, *ma;
+        int r;
+
+        body = request_json(req, allowed, &result);
+        if (!body)
+                return result;
+        mu = json_object_get(body, "max_unavailable");
+        ma = json_object_get(body, "min_available");
+        if (!!mu == !!ma) {
+                json_decref(body);
+                return reply_error(req, KIND_INVALID_VALUE, "give either 'max_unavailable' or 'min_available'");
+        }
+        if (mu) {
+                _cleanup_free_ char *t = json_is_integer(mu) ? strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(mu))
+                                                              : json_is_string(mu) ? strdup(json_string_value(mu)) : NULL;
+                r = t ? budget_parse_amount(t, &b.max_unavailable, &b.max_unavailable_pct) : -EINVAL;
+        } else {
+                r = json_is_integer(ma) && json_integer_value(ma) >= 0 ? 0 : -EINVAL;
+                b.min_available = r >= 0 ? json_integer_value(ma) : -1;
+        }
+        json_decref(body);
+        if (r < 0)
+                return reply_error(req, KIND_INVALID_VALUE, "expected a count, a percentage (\"10%%\") or, for "
+                                                            "min_available, a count");
+        IN_TRANSACTION(req->server, db, r, { r = coord_budget_set(db, &b, req->actor); });
+        if (r == -EINVAL)
+                return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a label key or KEY=VALUE group", req->args[0]);
+        if (r < 0)
+                return reply_errno(req, r, "budget");
+        return handle_budgets_list(req);
+}
+
+enum MHD_Result handle_budget_delete(Request *req) {
+        int r;
+
+        IN_TRANSACTION(req->server, db, r, { r = coord_budget_delete(db, req->args[0], req->actor); });
+        if (r == -ENOENT)
+                return reply_error(req, KIND_NOT_FOUND, "budget '%s': not found", req->args[0]);
+        if (r < 0)
+                return reply_errno(req, r, "budget");
+        return reply_json(req, 200, json_pack("{s:s}", "deleted", req->args[0]));
+}
+
+static enum MHD_Result reply_coord_error(Request *req, int r, char *error) {
+        enum MHD_Result res;
+
+        if (r == -EINVAL)
+                res = reply_error(req, KIND_INVALID_VALUE, "%s", strempty(error));
+        else if (r == -ENXIO || r == -ENOENT)
+                res = reply_error(req, KIND_NOT_FOUND, "%s", error ? error : "rollout: not found");
+        else if (r == -EBUSY)
+                res = reply_error(req, KIND_CONFLICT, "%s", strempty(error));
+        else
+                res = reply_errno(req, r, "rollout");
+        free(error);
+        return res;
+}
+
+enum MHD_Result handle_rollout_plan(Request *req) {
+        enum MHD_Result result;
+        CoordConfig cc = server_coord_config(req->server);
+        json_t *spec, *plan = NULL;
+        char *error = NULL;
+        int r;
+
+        spec = request_json(req, NULL, &result);
+        if (!spec)
+                return result;
+        sqlite3 *db = db_lock(req->server->db);
+        r = coord_rollout_plan(db, &cc, spec, 60, &plan, &error);
+        db_unlock(req->server->db);
+        json_decref(spec);
+        if (r < 0)
+                return reply_coord_error(req, r, error);
+        return reply_json(req, 200, plan);
+}
+
+enum MHD_Result handle_rollout_start(Request *req) {
+        enum MHD_Result result;
+        CoordConfig cc = server_coord_config(req->server);
+        json_t *spec, *ro = NULL;
+        char *error = NULL;
+        int64_t id = 0;
+        int r;
+
+        spec = request_json(req, NULL, &result);
+        if (!spec)
+                return result;
+        IN_TRANSACTION(req->server, db, r, {
+                r = coord_rollout_start(db, &cc, spec, req->actor, (uint64_t) time(NULL), &id, &error);
+                if (r >= 0)
+                        r = coord_rollouts_tick(db, &cc, (uint64_t) time(NULL));
+                if (r >= 0)
+                        ro = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL));
+        });
+        json_decref(spec);
+        if (r < 0) {
+                json_decref(ro);
+                return reply_coord_error(req, r, error);
+        }
+        return reply_json(req, 201, ro);
+}
+
+enum MHD_Result handle_rollouts_list(Request *req) {
+        sqlite3 *db = db_lock(req->server->db);
+        json_t *l = coord_rollouts_json(db);
+
+        db_unlock(req->server->db);
+        return reply_json(req, 200, json_pack("{s:o}", "rollouts", l));
+}
+
+static int rollout_id_arg(Request *req, int64_t *ret) {
+        uint64_t v;
+
+        if (safe_atou64(req->args[0], &v) < 0 || v == 0 || v > INT64_MAX)
+                return -EINVAL;
+        *ret = (int64_t) v;
+        return 0;
+}
+
+enum MHD_Result handle_rollout_get(Request *req) {
+        CoordConfig cc = server_coord_config(req->server);
+        json_t *ro;
+        int64_t id;
+
+        if (rollout_id_arg(req, &id) < 0)
+                return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
+        sqlite3 *db = db_lock(req->server->db);
+        ro = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL));
+        db_unlock(req->server->db);
+        if (!ro)
+                return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);
+        return reply_json(req, 200, ro);
+}
+
+enum MHD_Result handle_rollout_action(Request *req) {
+        CoordConfig cc = server_coord_config(req->server);
+        json_t *ro = NULL;
+        char *error = NULL;
+        int64_t id, nid = 0;
+        int r;
+
+        if (rollout_id_arg(req, &id) < 0)
+                return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
+        IN_TRANSACTION(req->server, db, r, {
+                r = coord_rollout_action(db, id, req->args[1], req->actor, (uint64_t) time(NULL), &nid, &error);
+                if (r >= 0)
+                        ro = coord_rollout_json(db, &cc, nid ? nid : id, (uint64_t) time(NULL));
+        });
+        if (r == -ENOENT && !error)
+                return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);
+        if (r < 0) {
+                json_decref(ro);
+                return reply_coord_error(req, r, error);
+        }
+        return reply_json(req, 200, ro);
+}
+
+/* FleetLock v1: {"client_params": {"group": G, "id": ID}}. The id names a
+ * host (by host ID, MAC, or registered as "fleetlock:ID" with label
+ * fleetlock=G on first sight). */
+static enum MHD_Result fleetlock(Request *req, bool acquire) {
+        static const char *const allowed[] = { "client_params", NULL };
+        const char *hdr = request_header(req, "fleet-lock-protocol");
+        enum MHD_Result result;
+        CoordConfig cc = server_coord_config(req->server);
+        _cleanup_free_ char *name = NULL, *actor = NULL;
+        const char *group, *cid;
+        LeaseDecision d = {};
+        json_t *body, *p;
+        char id[16];
+        int r;
+
+        if (!hdr || !streq(hdr, "true"))
+                return reply_error(req, KIND_BAD_REQUEST, "FleetLock needs the header fleet-lock-protocol: true");
+        body = request_json(req, allowed, &result);
+        if (!body)
+                return result;
+        p = json_object_get(body, "client_params");
+        group = json_string_value(json_object_get(p, "group"));
+        cid = json_string_value(json_object_get(p, "id"));
+        if (!hosts_label_valid(group) || !cid || strlen(cid) == 0 || strlen(cid) > 128) {
+                json_decref(body);
+                return reply_error(req, KIND_INVALID_VALUE, "client_params: expected a group and an id");
+        }
+        name = strdup_printf("fleetlock:%s", cid);
+        actor = strdup_printf("fleetlock:%s", cid);
+        IN_TRANSACTION(req->server, db, r, {
+                r = hosts_find(db, cid, id);
+                if (r == -ENOENT)
+                        r = hosts_find(db, name, id);
+                if (r == -ENOENT)
+                        r = hosts_ensure_named(db, name, group, actor, id);
+                if (r >= 0 && acquire)
+                        r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), actor, &d);
+                else if (r >= 0) {
+                        r = coord_lease_release(db, id, 0, actor);
+                        if (r >= 0)
+                                r = coord_on_report(db, id, "healthy", (uint64_t) time(NULL));
+                }
+        });
+        json_decref(body);
+        if (r < 0) {
+                lease_decision_release(&d);
+                return reply_errno(req, r, "fleetlock");
+        }
+        if (acquire && !d.granted) {
+                json_t *e = json_pack("{s:s, s:s}", "kind", "failed_lock", "value", strempty(d.reason));
+                lease_decision_release(&d);
+                return reply_json(req, 409, e);
+        }
+        lease_decision_release(&d);
+        return reply_json(req, 200, json_object());
+}
+
+enum MHD_Result handle_fleetlock_pre_reboot(Request *req) {
+        return fleetlock(req, true);
+}
+
+enum MHD_Result handle_fleetlock_steady_state(Request *req) {
+        return fleetlock(req, false);
 }

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "coordinator.h"
 #include "db.h"
 #include "fileio.h"
 #include "log.h"
@@ -260,6 +261,23 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         log_info("configuration reloaded");
 }
 
+/* The coordinator's periodic work: expired leases, rollouts moving on. */
+static void coordinate(Server *s) {
+        CoordConfig cc = server_coord_config(s);
+        sqlite3 *db = db_lock(s->db);
+        int r = db_begin(db);
+
+        if (r >= 0)
+                r = coord_tick(db, &cc, (uint64_t) time(NULL));
+        if (r >= 0)
+                r = db_commit(db);
+        else
+                db_rollback(db);
+        db_unlock(s->db);
+        if (r < 0)
+                log_error_errno(r, "coordinator: %m");
+}
+
 static int write_url_file(Server *s) {
         _cleanup_free_ char *path = path_join(s->state_dir, "slipwayd.url");
         _cleanup_free_ char *text = strdup_printf("%s\n", s->public_url);
@@ -348,6 +366,7 @@ int main(int argc, char **argv) {
                 if (sig == SIGHUP)
                         reload(&s, &a, sup);
                 supervisor_tick(sup);
+                coordinate(&s);
         }
         supervisor_free(sup);
         server_release(&s);

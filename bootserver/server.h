@@ -155,6 +155,19 @@ enum MHD_Result handle_host_checkin(Request *req);
 enum MHD_Result handle_ipxe(Request *req);
 enum MHD_Result handle_lease_acquire(Request *req);
 enum MHD_Result handle_lease_release(Request *req);
+enum MHD_Result handle_budgets_list(Request *req);
+enum MHD_Result handle_budget_put(Request *req);
+enum MHD_Result handle_budget_delete(Request *req);
+enum MHD_Result handle_rollout_plan(Request *req);
+enum MHD_Result handle_rollout_start(Request *req);
+enum MHD_Result handle_rollouts_list(Request *req);
+enum MHD_Result handle_rollout_get(Request *req);
+enum MHD_Result handle_rollout_action(Request *req);
+enum MHD_Result handle_fleetlock_pre_reboot(Request *req);
+enum MHD_Result handle_fleetlock_steady_state(Request *req);
+
+/* The coordinator's settings from the configuration. */
+struct CoordConfig server_coord_config(Server *s);
 enum MHD_Result handle_audit(Request *req);
 enum MHD_Result handle_metrics(Request *req);
 enum MHD_Result handle_status(Request *req);

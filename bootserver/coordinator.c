@@ -1,0 +1,388 @@
+#include <inttypes.h>
+#include <math.h>
+
+#include "audit.h"
+#include "coordinator.h"
+#include "db.h"
+#include "hosts.h"
+#include "images.h"
+#include "log.h"
+#include "util.h"
+
+void lease_decision_release(LeaseDecision *d) {
+        free(d->reason);
+        free(d->group);
+        *d = (LeaseDecision) {};
+}
+
+int budget_parse_amount(const char *s, int64_t *ret_count, int64_t *ret_pct) {
+        _cleanup_free_ char *num = NULL;
+        uint64_t v;
+        size_t n = s ? strlen(s) : 0;
+        bool pct = n > 0 && s[n - 1] == '%';
+
+        if (n == 0 || n > 20)
+                return -EINVAL;
+        num = strndup(s, pct ? n - 1 : n);
+        if (!num || safe_atou64(num, &v) < 0 || (pct && v > 100) || v > INT32_MAX)
+                return -EINVAL;
+        *ret_count = pct ? -1 : (int64_t) v;
+        *ret_pct = pct ? (int64_t) v : -1;
+        return 0;
+}
+
+int64_t budget_allowed(const Budget *b, int64_t n) {
+        if (b->max_unavailable >= 0)
+                return b->max_unavailable;
+        if (b->max_unavailable_pct >= 0) {
+                int64_t a = n * b->max_unavailable_pct / 100;
+                return b->max_unavailable_pct > 0 && a < 1 ? 1 : a;
+        }
+        if (b->min_available >= 0)
+                return MAX(n - b->min_available, 0);
+        return n;
+}
+
+static void budget_describe(const Budget *b, char *buf, size_t size) {
+        if (b->max_unavailable >= 0)
+                snprintf(buf, size, "max_unavailable %" PRIi64, b->max_unavailable);
+        else if (b->max_unavailable_pct >= 0)
+                snprintf(buf, size, "max_unavailable %" PRIi64 "%%", b->max_unavailable_pct);
+        else
+                snprintf(buf, size, "min_available %" PRIi64, b->min_available);
+}
+
+static bool selector_valid(const char *s) {
+        const char *eq = s ? strchr(s, '=') : NULL;
+        _cleanup_free_ char *k = NULL;
+
+        if (!s)
+                return false;
+        if (!eq)
+                return hosts_label_valid(s);
+        k = strndup(s, (size_t) (eq - s));
+        return k && hosts_label_valid(k) && hosts_label_valid(eq + 1);
+}
+
+int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int set = (b->max_unavailable >= 0) + (b->max_unavailable_pct >= 0) + (b->min_available >= 0);
+        json_t *d;
+        int r;
+
+        if (!selector_valid(b->selector) || set != 1)
+                return -EINVAL;
+        r = db_prepare(db,
+                       "INSERT OR REPLACE INTO budgets (selector, max_unavailable, max_unavailable_pct, min_available) "
+                       "VALUES (?, ?, ?, ?)",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, b->selector, -1, SQLITE_STATIC);
+        if (b->max_unavailable >= 0)
+                sqlite3_bind_int64(st, 2, b->max_unavailable);
+        if (b->max_unavailable_pct >= 0)
+                sqlite3_bind_int64(st, 3, b->max_unavailable_pct);
+        if (b->min_available >= 0)
+                sqlite3_bind_int64(st, 4, b->min_available);
+        r = db_errno(sqlite3_step(st));
+        if (r < 0)
+                return r;
+        char desc[64];
+        budget_describe(b, desc, sizeof desc);
+        d = json_pack("{s:s}", "budget", desc);
+        r = audit_log(db, actor, "budget.set", b->selector, d);
+        json_decref(d);
+        return r;
+}
+
+int coord_budget_delete(sqlite3 *db, const char *selector, const char *actor) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = db_prepare(db, "DELETE FROM budgets WHERE selector = ?", &st);
+
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, selector, -1, SQLITE_STATIC);
+        r = db_errno(sqlite3_step(st));
+        if (r >= 0 && sqlite3_changes(db) == 0)
+                return -ENOENT;
+        return r < 0 ? r : audit_log(db, actor, "budget.delete", selector, NULL);
+}
+
+static void budget_from_row(sqlite3_stmt *st, int col, Budget *b) {
+        b->max_unavailable = sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
+        b->max_unavailable_pct = sqlite3_column_type(st, col + 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col + 1);
+        b->min_available = sqlite3_column_type(st, col + 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col + 2);
+}
+
+json_t *coord_budgets_json(sqlite3 *db) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        json_t *l = json_array();
+
+        if (db_prepare(db, "SELECT selector, max_unavailable, max_unavailable_pct, min_available FROM budgets "
+                           "ORDER BY selector",
+                       &st) < 0)
+                return l;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                Budget b = {};
+                char desc[64];
+                budget_from_row(st, 1, &b);
+                budget_describe(&b, desc, sizeof desc);
+                json_t *o = json_pack("{s:s, s:s}", "selector", (const char *) sqlite3_column_text(st, 0), "budget", desc);
+                if (b.max_unavailable >= 0)
+                        json_object_set_new(o, "max_unavailable", json_integer(b.max_unavailable));
+                if (b.max_unavailable_pct >= 0)
+                        json_object_set_new(o, "max_unavailable_pct", json_integer(b.max_unavailable_pct));
+                if (b.min_available >= 0)
+                        json_object_set_new(o, "min_available", json_integer(b.min_available));
+                json_array_append_new(l, o);
+        }
+        return l;
+}
+
+/* The budget for group key=value: the group's own, else its key's. Returns
+ * 1 when there is one. */
+static int budget_for(sqlite3 *db, const char *key, const char *value, Budget *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *group = strdup_printf("%s=%s", key, value);
+        int r;
+
+        if (!group)
+                return -ENOMEM;
+        r = db_prepare(db,
+                       "SELECT max_unavailable, max_unavailable_pct, min_available FROM budgets WHERE selector IN "
+                       "(?1, ?2) ORDER BY selector = ?1 DESC LIMIT 1",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return 0;
+        budget_from_row(st, 0, ret);
+        return 1;
+}
+
+/* Members of group key=value and how many of them other than host are
+ * unavailable. */
+static int group_counts(sqlite3 *db, const CoordConfig *c, const char *key, const char *value, const char *host,
+                        uint64_t now, int64_t *ret_n, int64_t *ret_down) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = db_prepare(db,
+                       "SELECT count(*), coalesce(sum(CASE WHEN h.id != ?5 AND " COORD_UNAVAILABLE_SQL
+                       " THEN 1 ELSE 0 END), 0) FROM hosts h JOIN host_labels l ON l.host_id = h.id "
+                       "WHERE l.key = ?3 AND l.value = ?4",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) c->heartbeat_timeout);
+        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, host, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return -EIO;
+        *ret_n = sqlite3_column_int64(st, 0);
+        *ret_down = sqlite3_column_int64(st, 1);
+        return 0;
+}
+
+int coord_host_unavailable(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = db_prepare(db, "SELECT " COORD_UNAVAILABLE_SQL " FROM hosts h WHERE h.id = ?3", &st);
+
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) c->heartbeat_timeout);
+        sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return -ENOENT;
+        return sqlite3_column_int(st, 0);
+}
+
+static int next_epoch(sqlite3 *db, uint64_t *ret) {
+        _cleanup_stmt_ sqlite3_stmt *up = NULL, *sel = NULL;
+        int r;
+
+        r = db_prepare(db, "UPDATE meta SET value = value + 1 WHERE key = 'lease_epoch'", &up);
+        if (r >= 0)
+                r = db_errno(sqlite3_step(up));
+        if (r >= 0)
+                r = db_prepare(db, "SELECT value FROM meta WHERE key = 'lease_epoch'", &sel);
+        if (r >= 0 && sqlite3_step(sel) != SQLITE_ROW)
+                r = -EIO;
+        if (r >= 0)
+                *ret = (uint64_t) sqlite3_column_int64(sel, 0);
+        return r;
+}
+
+/* Checks every group of host against its budget. Returns 1 when all stay
+ * within, 0 with the refusal filled in, negative on errors. */
+static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, LeaseDecision *d) {
+        _cleanup_stmt_ sqlite3_stmt *lb = NULL;
+        int r;
+
+        r = db_prepare(db, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &lb);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(lb, 1, host, -1, SQLITE_STATIC);
+        while (sqlite3_step(lb) == SQLITE_ROW) {
+                const char *key = (const char *) sqlite3_column_text(lb, 0);
+                const char *value = (const char *) sqlite3_column_text(lb, 1);
+                int64_t n, down, allowed;
+                Budget b = {};
+                char desc[64];
+
+                r = budget_for(db, key, value, &b);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+                r = group_counts(db, c, key, value, host, now, &n, &down);
+                if (r < 0)
+                        return r;
+                allowed = budget_allowed(&b, n);
+                if (down + 1 <= allowed)
+                        continue;
+                budget_describe(&b, desc, sizeof desc);
+                d->group = strdup_printf("%s=%s", key, value);
+                d->reason = strdup_printf("group %s=%s: %" PRIi64 " of %" PRIi64 " hosts are down and %s allows %" PRIi64,
+                                          key, value, down, n, desc, allowed);
+                d->retry_after = c->retry_after;
+                return 0;
+        }
+        return 1;
+}
+
+int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+                        LeaseDecision *ret) {
+        _cleanup_stmt_ sqlite3_stmt *cur = NULL, *up = NULL;
+        LeaseDecision d = {};
+        bool renew = false, quarantined;
+        json_t *detail;
+        int r;
+
+        r = db_prepare(db, "SELECT lease_epoch, lease_expires, quarantined FROM hosts WHERE id = ?", &cur);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(cur, 1, host, -1, SQLITE_STATIC);
+        if (sqlite3_step(cur) != SQLITE_ROW)
+                return -ENOENT;
+        renew = sqlite3_column_type(cur, 0) != SQLITE_NULL && (uint64_t) sqlite3_column_int64(cur, 1) >= now;
+        quarantined = sqlite3_column_int(cur, 2);
+        if (renew)
+                d.epoch = (uint64_t) sqlite3_column_int64(cur, 0);
+        else if (quarantined) {
+                d.reason = strdup("the host is quarantined: a lease expired without a healthy report; it needs one "
+                                  "before it may go down again");
+                d.retry_after = c->retry_after;
+        } else {
+                r = check_budgets(db, c, host, now, &d);
+                if (r < 0) {
+                        lease_decision_release(&d);
+                        return r;
+                }
+                if (r > 0)
+                        r = next_epoch(db, &d.epoch);
+                if (r < 0) {
+                        lease_decision_release(&d);
+                        return r;
+                }
+        }
+        d.granted = d.epoch > 0;
+        if (d.granted) {
+                d.expires = now + c->lease_ttl;
+                r = db_prepare(db, "UPDATE hosts SET lease_epoch = ?, lease_expires = ? WHERE id = ?", &up);
+                if (r >= 0) {
+                        sqlite3_bind_int64(up, 1, (sqlite3_int64) d.epoch);
+                        sqlite3_bind_int64(up, 2, (sqlite3_int64) d.expires);
+                        sqlite3_bind_text(up, 3, host, -1, SQLITE_STATIC);
+                        r = db_errno(sqlite3_step(up));
+                }
+        }
+        if (r >= 0 && !renew) {
+                detail = d.granted ? json_pack("{s:I, s:I}", "epoch", (json_int_t) d.epoch, "ttl", (json_int_t) c->lease_ttl)
+                                   : json_pack("{s:s, s:s?}", "reason", strempty(d.reason), "group", d.group);
+                r = audit_log(db, actor, d.granted ? "lease.grant" : "lease.refuse", host, detail);
+                json_decref(detail);
+        }
+        if (r < 0) {
+                lease_decision_release(&d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor) {
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        int r;
+
+        r = db_prepare(db,
+                       "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL WHERE id = ?1 AND "
+                       "lease_epoch IS NOT NULL AND (?2 = 0 OR lease_epoch = ?2)",
+                       &up);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(up, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(up, 2, (sqlite3_int64) epoch);
+        r = db_errno(sqlite3_step(up));
+        if (r < 0 || sqlite3_changes(db) == 0)
+                return r < 0 ? r : 0;
+        r = audit_log(db, actor, "lease.release", host, NULL);
+        return r < 0 ? r : 1;
+}
+
+int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t now _unused_) {
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        int r;
+
+        if (!streq(state, "healthy"))
+                return 0;
+        r = db_prepare(db, "UPDATE hosts SET quarantined = 0 WHERE id = ? AND quarantined", &up);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(up, 1, host, -1, SQLITE_STATIC);
+        r = db_errno(sqlite3_step(up));
+        if (r >= 0 && sqlite3_changes(db) > 0)
+                r = audit_log(db, "coordinator", "host.unquarantine", host, NULL);
+        return r;
+}
+
+/* Leases past their expiry: the host is quarantined, not freed. */
+static int expire_leases(sqlite3 *db, uint64_t now) {
+        _cleanup_stmt_ sqlite3_stmt *sel = NULL, *up = NULL;
+        _cleanup_strv_free_ char **ids = NULL;
+        int r;
+
+        r = db_prepare(db, "SELECT id FROM hosts WHERE lease_epoch IS NOT NULL AND lease_expires < ?", &sel);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(sel, 1, (sqlite3_int64) now);
+        while (sqlite3_step(sel) == SQLITE_ROW)
+                if (strv_extend(&ids, (const char *) sqlite3_column_text(sel, 0)) < 0)
+                        return -ENOMEM;
+        r = db_prepare(db, "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL, quarantined = 1 WHERE id = ?",
+                       &up);
+        for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
+                sqlite3_bind_text(up, 1, ids[i], -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(up));
+                sqlite3_reset(up);
+                if (r >= 0)
+                        r = audit_log(db, "coordinator", "host.quarantine", ids[i], NULL);
+                if (r >= 0)
+                        log_warning("host %s: lease expired without a healthy report: quarantined", ids[i]);
+        }
+        return r;
+}
+
+int coord_tick(sqlite3 *db, const CoordConfig *c, uint64_t now) {
+        int r = expire_leases(db, now);
+
+        if (r >= 0)
+                r = coord_rollouts_tick(db, c, now);
+        return r;
+}

@@ -1,0 +1,101 @@
+/* The rollout coordinator: who may go down next. Hosts carry labels; a
+ * group is one label value (rack=r1); budgets cap how many hosts of a group
+ * may be unavailable at once. A reboot lease is granted only when every
+ * group of the host stays within its budget, all at once, in one
+ * transaction. Leases carry a fencing epoch that only grows; a lease that
+ * expires without a healthy report quarantines its host.
+ *
+ * Rollouts move a set of hosts to an image in waves, gated by the same
+ * leases, pausing or rolling back when a wave fails.
+ *
+ * Everything here takes the time as a parameter and works on an open
+ * transaction (the caller holds the db lock), so that the fleet simulator
+ * drives exactly this code with a virtual clock. */
+#pragma once
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* SQL true for host row h while it is unavailable: it holds a lease, is
+ * quarantined, reports unhealthy, or missed its heartbeat (bind ?1 = now,
+ * ?2 = heartbeat timeout). */
+#define COORD_UNAVAILABLE_SQL                                                                  \
+        "(h.lease_epoch IS NOT NULL OR h.quarantined OR h.state = 'unhealthy' OR "             \
+        "coalesce(h.last_seen, 0) < ?1 - ?2)"
+
+typedef struct CoordConfig {
+        uint64_t lease_ttl;         /* seconds */
+        uint64_t heartbeat_timeout; /* seconds without a check-in: unreachable */
+        uint64_t retry_after;       /* told to refused hosts */
+} CoordConfig;
+
+#define COORD_CONFIG_DEFAULT ((CoordConfig) { .lease_ttl = 900, .heartbeat_timeout = 90, .retry_after = 10 })
+
+typedef struct LeaseDecision {
+        bool granted;
+        uint64_t epoch;
+        uint64_t expires;
+        char *reason;   /* when refused: which group, which budget (caller frees) */
+        char *group;    /* "rack=r1" (caller frees) */
+        uint64_t retry_after;
+} LeaseDecision;
+
+void lease_decision_release(LeaseDecision *d);
+
+/* A budget: selector is a label key ("rack": every rack group) or one group
+ * ("service=web"). Exactly one of max_unavailable (count), max_unavailable_pct
+ * and min_available is set (>= 0); the others are -1. */
+typedef struct Budget {
+        char *selector;
+        int64_t max_unavailable;
+        int64_t max_unavailable_pct;
+        int64_t min_available;
+} Budget;
+
+/* Parses "3", "10%" into a count or percentage. */
+int budget_parse_amount(const char *s, int64_t *ret_count, int64_t *ret_pct);
+/* How many of n hosts may be down under b: a count, floor(n * pct / 100)
+ * but at least 1 when pct > 0, or n - min_available (never below 0). */
+int64_t budget_allowed(const Budget *b, int64_t n);
+
+int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor);
+int coord_budget_delete(sqlite3 *db, const char *selector, const char *actor);
+json_t *coord_budgets_json(sqlite3 *db);
+
+/* Asks for (or renews) host's reboot lease at time now. */
+int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+                        LeaseDecision *ret);
+/* Gives host's lease back (epoch 0: whatever it holds). Returns 1 when one
+ * was released, 0 when there was none or the epoch is stale. */
+int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor);
+
+/* A check-in's effect on coordination: a healthy report lifts quarantine. */
+int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t now);
+
+/* Moves every active rollout on (coord_tick calls it). */
+int coord_rollouts_tick(sqlite3 *db, const CoordConfig *c, uint64_t now);
+
+/* Periodic work at time now: expire leases (quarantining their hosts) and
+ * move every rollout on. */
+int coord_tick(sqlite3 *db, const CoordConfig *c, uint64_t now);
+
+/* Whether host counts as unavailable at now (lease, quarantine, unhealthy,
+ * missed heartbeat). */
+int coord_host_unavailable(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now);
+
+/* Rollouts. spec: {"image": REF, "selector": {"k": "v", ...} (optional),
+ * "waves": [1, "10%", "50%", "100%"], "bake": SEC, "max_failures": N or
+ * "N%", "on_failure": "pause" | "rollback", "order": {"key": "service",
+ * "values": ["a", "b"]} (optional)}. ret_plan (may be NULL) gets the waves
+ * with their hosts and an estimate. */
+int coord_rollout_plan(sqlite3 *db, const CoordConfig *c, json_t *spec, uint64_t reboot_estimate, json_t **ret_plan,
+                       char **ret_error);
+int coord_rollout_start(sqlite3 *db, const CoordConfig *c, json_t *spec, const char *actor, uint64_t now,
+                        int64_t *ret_id, char **ret_error);
+/* action: "pause", "resume", "abort", "rollback". */
+int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char *actor, uint64_t now,
+                         int64_t *ret_new_id, char **ret_error);
+json_t *coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now);
+json_t *coord_rollouts_json(sqlite3 *db);
