@@ -1,4 +1,7 @@
+#include <assert.h>
+#include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -136,6 +139,59 @@ static int obtain_lock(const ImageDef *def, const BuildOptions *opts, Progress *
         return 0;
 }
 
+/* -v shows where a build spends its time. */
+static void log_phase_time(const char *phase, uint64_t start_usec) {
+        log_debug("%s took %" PRIu64 " ms", phase, (now_usec() - start_usec) / 1000);
+}
+
+typedef struct InitramfsJob {
+        const char *root;
+        const char *kver;
+        char *const *modules;
+        uint64_t epoch;
+        const char *out_path;
+        int result;
+} InitramfsJob;
+
+static void *initramfs_job_run(void *userdata) {
+        InitramfsJob *j = userdata;
+
+        j->result = initramfs_make(j->root, j->kver, j->modules, j->epoch, j->out_path);
+        return NULL;
+}
+
+/* The initramfs is compressed in this process (zlib, one CPU) while mkfs
+ * runs as a child (another CPU). Both only read the staging root and each
+ * writes its own file, so they run side by side; neither output depends on
+ * the timing. Without a thread, they run one after the other. Each logs its
+ * own errors; the initramfs's comes first, as when they ran in sequence. */
+static int make_initramfs_and_rootfs(const ImageDef *def, const char *root, const char *kver, uint64_t epoch,
+                                     const char *uuid_seed, const char *initrd_path, const char *rootfs_path) {
+        InitramfsJob job = {
+                .root = root,
+                .kver = kver,
+                .modules = def->initramfs_modules,
+                .epoch = epoch,
+                .out_path = initrd_path,
+        };
+        pthread_t thread;
+        int k, r;
+
+        k = pthread_create(&thread, NULL, initramfs_job_run, &job);
+        if (k != 0) {
+                log_debug("cannot start a thread for the initramfs (%s), making it first", strerror(k));
+                initramfs_job_run(&job);
+                if (job.result < 0)
+                        return job.result;
+        }
+        r = rootfs_make(root, def->rootfs_type, epoch, uuid_seed, rootfs_path);
+        if (k == 0) {
+                k = pthread_join(thread, NULL);
+                assert(k == 0);
+        }
+        return job.result < 0 ? job.result : r;
+}
+
 static int store_error(int r, const char *what, const char *store) {
         if (r == -ENOSPC)
                 return log_error_errno(r, "store '%s' is full while writing the %s", store, what);
@@ -157,7 +213,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         size_t n_arts = 0, manifest_size;
         StoreImage img = {};
         char *types[4], *shas[4];
-        uint64_t sizes[4];
+        uint64_t sizes[4], t;
         int r;
 
         progress = progress_new(stderr, opts->quiet);
@@ -174,7 +230,9 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         if (r < 0)
                 return log_error_errno(r, "cannot open store '%s': %m", opts->store_dir);
 
+        t = now_usec();
         r = obtain_lock(def, opts, progress, &lock);
+        log_phase_time(opts->locked ? "lock" : "resolve", t);
         if (r < 0)
                 return r;
         r = lock_to_json(lock, &lock_json);
@@ -199,7 +257,9 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 store_image_release(&img);
         }
 
+        t = now_usec();
         r = fetch_packages(lock, opts->cache_dir, opts->parallel ? opts->parallel : 4, progress, &rpms);
+        log_phase_time("fetch", t);
         if (r < 0)
                 goto finish;
 
@@ -219,7 +279,9 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         }
 
         progress_phase(progress, "install", "%zu packages into %s", lock->n_packages, root);
+        t = now_usec();
         r = install_packages(root, rpms, def->rpmdb_path, opts->epoch, progress);
+        log_phase_time("install", t);
         if (r < 0)
                 goto finish;
         r = write_release(root, def);
@@ -248,12 +310,11 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                         goto finish;
                 }
 
-        progress_phase(progress, "initramfs", "kernel %s", kver);
-        r = initramfs_make(root, kver, def->initramfs_modules, opts->epoch, arts[1].path);
-        if (r < 0)
-                goto finish;
-        progress_phase(progress, "rootfs", "%s", rootfs_type_to_string(def->rootfs_type));
-        r = rootfs_make(root, def->rootfs_type, opts->epoch, seed, arts[2].path);
+        progress_phase(progress, "artifacts", "initramfs for kernel %s, %s rootfs", kver,
+                       rootfs_type_to_string(def->rootfs_type));
+        t = now_usec();
+        r = make_initramfs_and_rootfs(def, root, kver, opts->epoch, seed, arts[1].path, arts[2].path);
+        log_phase_time("initramfs and rootfs", t);
         if (r < 0)
                 goto finish;
         if (!opts->no_disk) {
@@ -275,12 +336,15 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 progress_phase(progress, "disk", "GPT: esp %llu MiB, 2 x root %llu MiB, var %llu MiB",
                                (unsigned long long) (def->esp_size >> 20), (unsigned long long) (def->root_size >> 20),
                                (unsigned long long) (def->var_size >> 20));
+                t = now_usec();
                 r = disk_make(&spec, arts[3].path);
+                log_phase_time("disk", t);
                 if (r < 0)
                         goto finish;
         }
 
         progress_phase(progress, "publish", "into %s", opts->store_dir);
+        t = now_usec();
         for (size_t i = 0; i < n_arts; i++) {
                 r = store_add_file(store, arts[i].path, arts[i].sha256, &arts[i].size);
                 if (r < 0) {
@@ -360,6 +424,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 store_error(r, "catalog entry", opts->store_dir);
                 goto finish;
         }
+        log_phase_time("publish", t);
         progress_end(progress);
         memcpy(ret_id, id, 65);
         r = 0;

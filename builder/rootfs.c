@@ -8,6 +8,25 @@
  *   -zlz4hc      the Debian 6.1 kernel has EROFS_FS_ZIP with lz4 only (no
  *                lzma); lz4hc output is deterministic and decompresses with
  *                the plain lz4 decoder
+ *   --max-extent-bytes=32768
+ *                mkfs.erofs fills each 4 KiB physical cluster by compressing
+ *                as much input as fits, and 1.5 offers lz4hc the whole rest
+ *                of its queue every time. On data that does not compress
+ *                (the kernel's vmlinuz, .xz firmware and modules, images)
+ *                every cluster then costs a pass over that window: 8 MiB of
+ *                vmlinuz took 3.3 s, 86% of a tiny image build. Capping the
+ *                uncompressed extent bounds the window. Measured on the tiny
+ *                root (15 MB, 8 MB of it vmlinuz) and on /usr/include (133
+ *                MB of text), time and size against no cap:
+ *                    cap     tiny          /usr/include
+ *                    none    3.4 s         1.33 s
+ *                    64K     1.65 s +0.2%  1.32 s +0.0%
+ *                    32K     0.73 s +0.6%  1.32 s +0.3%
+ *                    16K     0.35 s +1.6%  1.27 s +4.3%
+ *                32K keeps the ratio on text and costs a fifth of the time on
+ *                incompressible data. The on-disk format is unchanged (any
+ *                kernel that reads lz4 erofs reads these extents); plain
+ *                -zlz4 would be faster still (0.13 s) but 3% to 15% larger.
  *   no --all-root: the staging root carries the ownership from the RPMs
  *   (we install as root), and that is what the image must have.
  *   mkfs.erofs sorts directory entries by name before it assigns inodes, so
@@ -45,6 +64,7 @@ static int make_argv(RootfsType type, const char *root, uint64_t epoch, const ch
                 r |= strv_extend(&argv, "mkfs.erofs");
                 r |= strv_extend(&argv, "--quiet");
                 r |= strv_extend(&argv, "-zlz4hc");
+                r |= strv_extend(&argv, "--max-extent-bytes=32768");
                 r |= strv_consume(&argv, strdup_printf("-T%" PRIu64, epoch));
                 r |= strv_consume(&argv, strdup_printf("-U%s", uuid));
                 r |= strv_extend(&argv, out);

@@ -1,7 +1,10 @@
 #!/bin/bash
 # make bench: Slipway's figures side by side with the tools people would
 # otherwise use, from one run on this machine. Prints ratios; never fails
-# because the machine is slow.
+# because the machine is slow. A peer that fails shows "n/a" and the first
+# lines of its output, never a figure.
+#
+# BENCH_RUNS (default 5): timed runs per figure; the median is printed.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=$TOP/build/bin/slipway-build
@@ -11,42 +14,167 @@ trap 'rm -rf "$D"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 PKGS="tiny-base kernel busybox"
+RUNS=${BENCH_RUNS:-5}
+# What builder/rootfs.c passes to mkfs.erofs (keep the two in step), so that
+# both sides make the same kind of filesystem.
+EROFS_FLAGS=(--quiet -zlz4hc --max-extent-bytes=32768 "-T$SOURCE_DATE_EPOCH" -U6c1d3f0e-8a52-4b8e-9d17-0f2a6b4c9e31)
+# PEERS.md's recipe: the sample repo only, nothing from the host's repos.
+# shellcheck disable=SC2054 # the comma belongs to --repofrompath
+DNF_FLAGS=(-y --releasever=1 --setopt=reposdir=/dev/null --repofrompath=local,"file://$REPO" --nogpgcheck
+        --setopt=install_weak_deps=0)
 
-ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+now() { date +%s%N; }
+ms() { echo $((($(now) - $1) / 1000000)); }
+is_num() { [[ $1 =~ ^[0-9]+$ ]]; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+add_ms() { if is_num "$1" && is_num "$2"; then echo $(($1 + $2)); else echo n/a; fi; }
+median() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'; }
+# row LABEL VALUE [UNIT...]: one line of the table; n/a goes without the unit.
+row() {
+        local unit=${3:-}
+        [ "$2" = n/a ] && unit=${unit#ms}
+        printf '    %-44s %8s %s\n' "$1" "$2" "$unit" | sed 's/ *$//'
+}
+
+# timed LABEL CMD...: runs CMD with its output in $D/last.log and sets T to
+# the elapsed ms. On failure T=n/a, and LABEL and the first lines of the
+# output are shown.
+timed() {
+        local label=$1 t0 rc
+        shift
+        t0=$(now)
+        "$@" >"$D/last.log" 2>&1
+        rc=$?
+        T=$(ms "$t0")
+        if [ $rc -ne 0 ]; then
+                T=n/a
+                echo "    $label failed (exit $rc); its first lines of output:"
+                sed -n '1,12s/^/      | /p' "$D/last.log"
+        fi
+        return $rc
+}
+
+# slipway DIR ARGS...: a build with DIR's cache, store and lock.
+slipway() {
+        local dir=$1
+        shift
+        SLIPWAY_CACHE=$dir/cache "$B" -q --store "$dir/store" build --key "$D/k.key" --lock "$dir/l.lock" --no-disk \
+                "$@" "$D/tiny.conf"
+}
+
+# slipway_disk DIR: the same, a new version, with the GPT disk; no image ID.
+slipway_disk() {
+        SLIPWAY_CACHE=$1/cache "$B" -q --store "$1/store" build --key "$D/k.key" --lock "$1/l.lock" --locked \
+                --image-version 1.1 "$D/tiny.conf" >/dev/null
+}
+
+# dnf_install ROOT CACHE: dnf into an empty ROOT with the metadata cache CACHE.
+dnf_install() {
+        dnf "${DNF_FLAGS[@]}" --installroot="$1" --setopt=cachedir="$2" install $PKGS
+}
+
+# dnf_build ROOT CACHE: dnf, then mkfs.erofs; sets DNF_T and MKFS_T (ms or n/a).
+dnf_build() {
+        MKFS_T=n/a
+        timed "dnf --installroot" dnf_install "$1" "$2"
+        DNF_T=$T
+        is_num "$DNF_T" || return 1
+        timed "mkfs.erofs" mkfs.erofs "${EROFS_FLAGS[@]}" "$1.erofs" "$1"
+        MKFS_T=$T
+        is_num "$MKFS_T"
+}
+
+# The NEVRAs of a lock, and of what dnf installed, one a line, sorted.
+lock_nevras() {
+        python3 -c 'import json, sys
+for p in json.load(open(sys.argv[1]))["packages"]:
+    print("%s-%s-%s.%s" % (p["name"], p["version"], p["release"], p["arch"]))' "$1" | sort
+}
+words() { tr '\n' ' ' | sed 's/ *$//'; }
+root_nevras() { rpm --root "$1" -qa --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n' | sort; }
 
 sed -e "s|^baseurl = .*|baseurl = $REPO|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
 "$B" keygen "$D/k.key" "$D/k.pub" >/dev/null
+# Both sides read the same RPMs: have them in the page cache for both.
+cat "$REPO"/Packages/*.rpm "$REPO"/repodata/* >/dev/null
 
 echo "== image build: slipway-build vs dnf --installroot + mkfs.erofs ($PKGS)"
-# Both cold: no metadata or package cache.
-t=$(date +%s%N)
-SLIPWAY_CACHE=$D/cache "$B" -q --store "$D/store" build --key "$D/k.key" --lock "$D/l.lock" --no-disk \
-        "$D/tiny.conf" >/dev/null || echo "slipway-build failed"
-slip=$(ms "$t")
+echo "   median of $RUNS timed runs; same repo, same mkfs.erofs flags (builder/rootfs.c) on both sides"
 
-t=$(date +%s%N)
-dnf -q -y --installroot="$D/dnfroot" --releasever=1 --setopt=reposdir=/dev/null \
-        --setopt=cachedir="$D/dnfcache" --repofrompath=local,"file://$REPO" --nogpgcheck \
-        --setopt=install_weak_deps=0 install $PKGS >/dev/null 2>&1 || echo "dnf failed"
-mkfs.erofs -q -T "$SOURCE_DATE_EPOCH" "$D/dnf.erofs" "$D/dnfroot" >/dev/null 2>&1 || echo "mkfs.erofs failed"
-dnf_ms=$(ms "$t")
+# Untimed first runs: they fill the warm caches, load the programs from disk
+# and show whether either side works at all.
+slip_ok=1 dnf_ok=1
+mkdir -p "$D/s-warm" "$D/d-warm"
+timed "slipway-build" slipway "$D/s-warm" || slip_ok=0
+dnf_build "$D/d-warm/root0" "$D/d-warm/cache" || dnf_ok=0
+if [ $slip_ok = 1 ] && [ $dnf_ok = 1 ]; then
+        if [ "$(lock_nevras "$D/s-warm/l.lock")" = "$(root_nevras "$D/d-warm/root0")" ]; then
+                echo "   same package set: $(lock_nevras "$D/s-warm/l.lock" | words)"
+        else
+                echo "   the package sets differ; slipway: $(lock_nevras "$D/s-warm/l.lock" | words)"
+                echo "                                dnf: $(root_nevras "$D/d-warm/root0" | words)"
+        fi
+fi
+rm -rf "$D/d-warm/root0" "$D/d-warm/root0.erofs"
 
-printf '  %-40s %8s ms\n' "slipway-build (resolve..publish, no disk)" "$slip"
-printf '  %-40s %8s ms\n' "dnf --installroot + mkfs.erofs" "$dnf_ms"
-printf '  %-40s %8s    (aim <= 0.5)\n' "ratio slipway/dnf" "$(ratio "$slip" "$dnf_ms")"
+# Cold: no metadata or package cache on either side (a fresh cache, store and
+# root every run). The two alternate so that neither gets a quieter machine.
+s_cold="" d_cold="" dnf_only="" mkfs_only=""
+for _ in $(seq "$RUNS"); do
+        if [ $slip_ok = 1 ]; then
+                mkdir -p "$D/s-cold"
+                timed "slipway-build" slipway "$D/s-cold" || slip_ok=0
+                s_cold+=" $T"
+                rm -rf "$D/s-cold"
+        fi
+        if [ $dnf_ok = 1 ]; then
+                dnf_build "$D/d-cold/root" "$D/d-cold/cache" || dnf_ok=0
+                d_cold+=" $(add_ms "$DNF_T" "$MKFS_T")" dnf_only+=" $DNF_T" mkfs_only+=" $MKFS_T"
+                rm -rf "$D/d-cold"
+        fi
+done
+s=$(median <<<"$s_cold") d=$(median <<<"$d_cold")
+echo "  cold (empty caches)"
+row "slipway-build --no-disk (resolve..publish)" "$s" ms
+row "dnf --installroot + mkfs.erofs" "$d" ms
+row "  of which dnf" "$(median <<<"$dnf_only")" ms
+row "  of which mkfs.erofs" "$(median <<<"$mkfs_only")" ms
+row "ratio slipway/dnf" "$(ratio "$s" "$d")" "     (aim <= 0.5)"
 
-t=$(date +%s%N)
-SLIPWAY_CACHE=$D/cache "$B" -q --store "$D/store" build --key "$D/k.key" --lock "$D/l.lock" --no-disk --locked \
-        "$D/tiny.conf" >/dev/null
-printf '  %-40s %8s ms   (aim < 1000)\n' "rebuild of an unchanged lock" "$(ms "$t")"
+# Warm: repository metadata and packages cached from the first runs. dnf
+# resolves every time, and so does slipway-build without --locked; --force
+# makes it build instead of finding the image already in the store.
+s_warm="" s_locked="" d_warm=""
+for _ in $(seq "$RUNS"); do
+        if [ $slip_ok = 1 ]; then
+                timed "slipway-build --force" slipway "$D/s-warm" --force || slip_ok=0
+                s_warm+=" $T"
+                timed "slipway-build --force --locked" slipway "$D/s-warm" --force --locked || slip_ok=0
+                s_locked+=" $T"
+        fi
+        if [ $dnf_ok = 1 ]; then
+                dnf_build "$D/d-warm/root" "$D/d-warm/cache" || dnf_ok=0
+                d_warm+=" $(add_ms "$DNF_T" "$MKFS_T")"
+                rm -rf "$D/d-warm/root" "$D/d-warm/root.erofs"
+        fi
+done
+s=$(median <<<"$s_warm") d=$(median <<<"$d_warm")
+echo "  warm (metadata and packages cached)"
+row "slipway-build --no-disk --force" "$s" ms
+row "dnf --installroot + mkfs.erofs" "$d" ms
+row "ratio slipway/dnf" "$(ratio "$s" "$d")"
+row "slipway-build --no-disk --force --locked" "$(median <<<"$s_locked")" ms
 
-t=$(date +%s%N)
-SLIPWAY_CACHE=$D/cache "$B" -q --store "$D/store" build --key "$D/k.key" --lock "$D/l.lock" --no-disk --locked \
-        --force "$D/tiny.conf" >/dev/null
-printf '  %-40s %8s ms\n' "forced rebuild, warm package cache" "$(ms "$t")"
-
-t=$(date +%s%N)
-SLIPWAY_CACHE=$D/cache "$B" -q --store "$D/store" build --key "$D/k.key" --lock "$D/l.lock" --locked \
-        --image-version 1.1 "$D/tiny.conf" >/dev/null
-printf '  %-40s %8s ms\n' "build with the GPT disk (libguestfs)" "$(ms "$t")"
+echo "  slipway-build alone"
+if [ $slip_ok = 1 ]; then
+        timed "slipway-build --locked" slipway "$D/s-warm" --locked
+        row "rebuild of an unchanged lock" "$T" "ms   (aim < 1000)"
+        # With the disk: the only figure that starts libguestfs (and, with
+        # --guestfs-accel=auto, the KVM probe); its notes are shown.
+        if timed "slipway-build with the disk" slipway_disk "$D/s-warm"; then
+                sed 's/^/      | /' "$D/last.log"
+        fi
+        row "build with the GPT disk (libguestfs)" "$T" ms
+else
+        row "rebuild of an unchanged lock" n/a
+fi
