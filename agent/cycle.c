@@ -407,7 +407,17 @@ int agent_start(Agent *a) {
                 return log_error_errno(r, "cannot read the state file '%s': %m", a->state_path);
         log_info("booted slot %c (%s), state %s", a->booted_slot, strempty(a->booted_entry),
                  phase_to_string(a->state.phase));
+        if (a->api && a->state.token && api_client_set_token(a->api, a->state.token) < 0)
+                log_warning("the host token in '%s' is malformed; registering again may be needed", a->state_path);
 
+        if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 && a->api) {
+                /* Back from a fallback reboot (or killed before giving it
+                 * back): the host is up, the lease is not needed. */
+                if (lease(a, "DELETE", NULL) > 0) {
+                        a->state.lease_epoch = 0;
+                        (void) agent_save(a);
+                }
+        }
         if (a->state.phase != PHASE_STAGED && a->state.phase != PHASE_REBOOTING)
                 return 0;
         if (a->state.phase == PHASE_REBOOTING && streq_ptr(a->state.reboot_from, a->boot_id)) {
@@ -454,7 +464,10 @@ int agent_start(Agent *a) {
                 r = agent_set_report(a, "healthy", NULL);
                 if (r >= 0 && a->api) {
                         (void) agent_checkin(a, report, NULL);
-                        (void) lease(a, "DELETE", NULL);
+                        if (lease(a, "DELETE", NULL) > 0) {
+                                a->state.lease_epoch = 0;
+                                r = agent_save(a);
+                        }
                 }
                 json_decref(report);
                 return r;
@@ -483,14 +496,19 @@ int agent_round(Agent *a) {
         if (r < 0)
                 return (int) MIN(a->checkin_interval, 30u);
         image = json_string_value(json_object_get(desired, "image"));
-        if (!image || streq_ptr(image, state_slot(&a->state, a->booted_slot)->image) ||
-            streq_ptr(image, a->state.failed_image)) {
-                if (image && streq_ptr(image, state_slot(&a->state, a->booted_slot)->image) &&
-                    a->state.phase != PHASE_IDLE) {
-                        /* The server changed its mind back to what runs. */
+        if (image && streq_ptr(image, state_slot(&a->state, a->booted_slot)->image)) {
+                /* What runs is what is wanted: nothing to do, and an earlier
+                 * failure (or an update the server gave up) is history. */
+                if (a->state.phase != PHASE_IDLE || a->state.failed_image || !streq_ptr(a->state.reported, "healthy")) {
                         agent_state_clear_target(&a->state);
+                        state_set(&a->state.failed_image, NULL);
+                        state_set(&a->state.failed_reason, NULL);
                         (void) agent_set_report(a, "healthy", NULL);
                 }
+                json_decref(desired);
+                return (int) a->checkin_interval;
+        }
+        if (!image || streq_ptr(image, a->state.failed_image)) {
                 json_decref(desired);
                 return (int) a->checkin_interval;
         }
@@ -524,7 +542,8 @@ int agent_round(Agent *a) {
         if (r < 0)
                 return (int) MIN(a->checkin_interval, 10u);
         if (r == 0)
-                return (int) retry;
+                /* Keep checking in while waiting: a silent host counts as down. */
+                return (int) MIN(retry, a->checkin_interval);
         a->state.phase = PHASE_REBOOTING;
         if (state_set(&a->state.reboot_from, a->boot_id) < 0)
                 return -ENOMEM;

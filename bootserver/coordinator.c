@@ -257,6 +257,8 @@ static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, ui
         return 1;
 }
 
+static int expire_leases(sqlite3 *db, const char *host, uint64_t now);
+
 int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                         LeaseDecision *ret) {
         _cleanup_stmt_ sqlite3_stmt *cur = NULL, *up = NULL;
@@ -265,6 +267,22 @@ int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uin
         json_t *detail;
         int r;
 
+        /* A lease past its expiry that the tick has not seen yet expires now,
+         * as it would have a moment later: asking again is no renewal. */
+        r = expire_leases(db, host, now);
+        if (r < 0)
+                return r;
+        /* Asking is a sign of life. */
+        r = db_prepare(db, "UPDATE hosts SET last_seen = ? WHERE id = ?", &up);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(up, 1, (sqlite3_int64) now);
+        sqlite3_bind_text(up, 2, host, -1, SQLITE_STATIC);
+        r = db_errno(sqlite3_step(up));
+        sqlite3_finalize(up);
+        up = NULL;
+        if (r < 0)
+                return r;
         r = db_prepare(db, "SELECT lease_epoch, lease_expires, quarantined FROM hosts WHERE id = ?", &cur);
         if (r < 0)
                 return r;
@@ -340,28 +358,41 @@ int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t n
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         int r;
 
-        if (!streq(state, "healthy"))
+        /* Proof that the host is up: healthy, or rolled back and running its
+         * previous image (a failed switch; it will not try that image again,
+         * so it would never report healthy and stay unavailable for good). */
+        if (!streq(state, "healthy") && !streq(state, "rolled-back"))
                 return 0;
-        r = db_prepare(db, "UPDATE hosts SET quarantined = 0 WHERE id = ? AND quarantined", &up);
+        r = db_prepare(db,
+                       "UPDATE hosts SET quarantined = 0 WHERE id = ?1 AND quarantined AND (?2 = 'healthy' OR "
+                       "current_image IS NOT NULL)",
+                       &up);
         if (r < 0)
                 return r;
         sqlite3_bind_text(up, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_text(up, 2, state, -1, SQLITE_STATIC);
         r = db_errno(sqlite3_step(up));
         if (r >= 0 && sqlite3_changes(db) > 0)
                 r = audit_log(db, "coordinator", "host.unquarantine", host, NULL);
         return r;
 }
 
-/* Leases past their expiry: the host is quarantined, not freed. */
-static int expire_leases(sqlite3 *db, uint64_t now) {
+/* Leases past their expiry (host's, or every host's when NULL): the host is
+ * quarantined, not freed. */
+static int expire_leases(sqlite3 *db, const char *host, uint64_t now) {
         _cleanup_stmt_ sqlite3_stmt *sel = NULL, *up = NULL;
         _cleanup_strv_free_ char **ids = NULL;
         int r;
 
-        r = db_prepare(db, "SELECT id FROM hosts WHERE lease_epoch IS NOT NULL AND lease_expires < ?", &sel);
+        r = db_prepare(db,
+                       host ? "SELECT id FROM hosts WHERE id = ?2 AND lease_epoch IS NOT NULL AND lease_expires < ?1"
+                            : "SELECT id FROM hosts WHERE lease_epoch IS NOT NULL AND lease_expires < ?1",
+                       &sel);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(sel, 1, (sqlite3_int64) now);
+        if (host)
+                sqlite3_bind_text(sel, 2, host, -1, SQLITE_STATIC);
         while (sqlite3_step(sel) == SQLITE_ROW)
                 if (strv_extend(&ids, (const char *) sqlite3_column_text(sel, 0)) < 0)
                         return -ENOMEM;
@@ -380,7 +411,7 @@ static int expire_leases(sqlite3 *db, uint64_t now) {
 }
 
 int coord_tick(sqlite3 *db, const CoordConfig *c, uint64_t now) {
-        int r = expire_leases(db, now);
+        int r = expire_leases(db, NULL, now);
 
         if (r >= 0)
                 r = coord_rollouts_tick(db, c, now);

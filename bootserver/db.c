@@ -3,6 +3,10 @@
 #include "db.h"
 #include "log.h"
 
+/* The connection is opened in serialized mode (FULLMUTEX): statements are
+ * finalized by cleanup handlers after db_unlock(), so sqlite must guard its
+ * own calls. The Db mutex is what makes a request's statements one
+ * transaction. */
 struct Db {
         sqlite3 *s;
         pthread_mutex_t lock;
@@ -127,7 +131,7 @@ int db_open(const char *path, Db **ret) {
         if (!db)
                 return -ENOMEM;
         pthread_mutex_init(&db->lock, NULL);
-        rc = sqlite3_open_v2(path, &db->s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        rc = sqlite3_open_v2(path, &db->s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
         if (rc != SQLITE_OK) {
                 r = log_error_errno(db_errno(rc), "cannot open '%s': %s", path,
                                     db->s ? sqlite3_errmsg(db->s) : sqlite3_errstr(rc));

@@ -79,7 +79,7 @@ int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]) {
         int r, rc;
 
         (void) mac_normalize(ref, mac);
-        r = db_prepare(db, "SELECT id FROM hosts WHERE id = ?1 OR mac = ?2 OR (mac IS NULL AND hostname = ?1)", &st);
+        r = db_prepare(db, "SELECT id FROM hosts WHERE id = ?1 OR mac = ?2", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
@@ -105,7 +105,8 @@ json_t *hosts_to_json(sqlite3 *db, const char *id) {
 
         if (db_prepare(db,
                        "SELECT id, mac, uuid, hostname, image, boot, state, installed, version, current_image, "
-                       "booted_slot, slots, health, facts, message, registered, last_seen FROM hosts WHERE id = ?",
+                       "booted_slot, slots, health, facts, message, registered, last_seen, lease_epoch, lease_expires, "
+                       "quarantined FROM hosts WHERE id = ?",
                        &st) < 0)
                 return NULL;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -128,6 +129,11 @@ json_t *hosts_to_json(sqlite3 *db, const char *id) {
                       (json_int_t) sqlite3_column_int64(st, 15), "last_seen",
                       sqlite3_column_type(st, 16) == SQLITE_NULL ? json_null()
                                                                   : json_integer(sqlite3_column_int64(st, 16)));
+        if (h && sqlite3_column_type(st, 17) != SQLITE_NULL)
+                json_object_set_new(h, "lease", json_pack("{s:I, s:I}", "epoch", (json_int_t) sqlite3_column_int64(st, 17),
+                                                          "expires", (json_int_t) sqlite3_column_int64(st, 18)));
+        if (h)
+                json_object_set_new(h, "quarantined", json_boolean(sqlite3_column_int(st, 19)));
 #undef TEXT
         return h;
 }
@@ -677,4 +683,28 @@ int hosts_ensure_named(sqlite3 *db, const char *name, const char *group, const c
         if (r >= 0)
                 memcpy(ret_id, id, 16);
         return r;
+}
+
+int hosts_find_named(sqlite3 *db, const char *name, char ret_id[16]) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = db_prepare(db, "SELECT id FROM hosts WHERE mac IS NULL AND hostname = ?", &st);
+
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return -ENOENT;
+        snprintf(ret_id, 16, "%s", (const char *) sqlite3_column_text(st, 0));
+        return 0;
+}
+
+int hosts_set_fleetlock_group(sqlite3 *db, const char *id, const char *group) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = db_prepare(db, "INSERT OR REPLACE INTO host_labels (host_id, key, value) VALUES (?, 'fleetlock', ?)", &st);
+
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, group, -1, SQLITE_STATIC);
+        return db_errno(sqlite3_step(st));
 }

@@ -295,12 +295,14 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
         }
         name = strdup_printf("fleetlock:%s", cid);
         actor = strdup_printf("fleetlock:%s", cid);
+        /* Only hosts FleetLock made itself: an unauthenticated client must
+         * not take or give back the lease of an agent-managed host. */
         IN_TRANSACTION(req->server, db, r, {
-                r = hosts_find(db, cid, id);
-                if (r == -ENOENT)
-                        r = hosts_find(db, name, id);
+                r = hosts_find_named(db, name, id);
                 if (r == -ENOENT)
                         r = hosts_ensure_named(db, name, group, actor, id);
+                else if (r >= 0)
+                        r = hosts_set_fleetlock_group(db, id, group);
                 if (r >= 0 && acquire)
                         r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), actor, &d);
                 else if (r >= 0) {

@@ -404,6 +404,21 @@ static int rollout_rollback(sqlite3 *db, int64_t id, const char *actor, uint64_t
         return r;
 }
 
+static int revert_unfinished(sqlite3 *db, int64_t id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = db_prepare(db,
+                           "UPDATE hosts SET image = (SELECT rh.prev_image FROM rollout_hosts rh WHERE rh.rollout_id = ?1 "
+                           "AND rh.host_id = hosts.id), rollback = 0 WHERE id IN (SELECT host_id FROM rollout_hosts WHERE "
+                           "rollout_id = ?1 AND status IN ('assigned', 'failed') AND prev_image IS NOT NULL) AND image = "
+                           "(SELECT target FROM rollout_hosts WHERE rollout_id = ?1 AND host_id = hosts.id)",
+                           &st);
+
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        return db_errno(sqlite3_step(st));
+}
+
 int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char *actor, uint64_t now,
                          int64_t *ret_new_id, char **ret_error) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *skip = NULL;
@@ -438,6 +453,9 @@ int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char
                         sqlite3_bind_int64(skip, 1, id);
                         r = db_errno(sqlite3_step(skip));
                 }
+                /* Hosts on the way that did not arrive want what they ran again. */
+                if (r >= 0)
+                        r = revert_unfinished(db, id);
                 return r < 0 ? r : rollout_set_state(db, id, "aborted", "aborted by an operator", actor, now);
         }
         if (streq(action, "rollback")) {
@@ -482,7 +500,8 @@ static int update_statuses(sqlite3 *db, int64_t id) {
 }
 
 /* Assigns the pending hosts that may start: in a wave up to max_wave,
- * reachable, and no reachable unfinished host of an earlier phase. */
+ * reachable, and no reachable unfinished host of an earlier phase (the
+ * earliest such phase is computed once, not once per pending host). */
 static int assign_ready(sqlite3 *db, const CoordConfig *c, int64_t id, bool rollback, int max_wave, uint64_t now) {
         _cleanup_stmt_ sqlite3_stmt *sel = NULL, *host = NULL, *row = NULL;
         int r;
@@ -490,9 +509,9 @@ static int assign_ready(sqlite3 *db, const CoordConfig *c, int64_t id, bool roll
         r = db_prepare(db,
                        "SELECT rh.host_id, rh.target FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
                        "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
-                       "?3 - ?4 AND NOT EXISTS (SELECT 1 FROM rollout_hosts o JOIN hosts oh ON oh.id = o.host_id WHERE "
-                       "o.rollout_id = ?1 AND o.phase < rh.phase AND o.status IN ('pending', 'assigned') AND "
-                       "coalesce(oh.last_seen, 0) >= ?3 - ?4)",
+                       "?3 - ?4 AND rh.phase <= (SELECT coalesce(min(o.phase), 2147483647) FROM rollout_hosts o JOIN "
+                       "hosts oh ON oh.id = o.host_id WHERE o.rollout_id = ?1 AND o.status IN ('pending', 'assigned') "
+                       "AND coalesce(oh.last_seen, 0) >= ?3 - ?4)",
                        &sel);
         if (r >= 0)
                 r = db_prepare(db, "UPDATE hosts SET image = ?, rollback = ? WHERE id = ?", &host);
@@ -562,21 +581,32 @@ static int rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, const cha
         if (streq(state, "paused"))
                 return 0;
         if (streq(state, "running")) {
-                failed = count_rows(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = ?1 AND wave = ?2 AND "
-                                        "status = 'failed' AND ?3 >= 0 AND ?4 >= 0",
-                                    id, wave, now, 0);
-                wave_size = count_rows(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = ?1 AND wave = ?2 "
-                                           "AND ?3 >= 0 AND ?4 >= 0",
-                                       id, wave, now, 0);
-                int64_t allowed = fail_count >= 0 ? fail_count : wave_size * fail_pct / 100;
-                if (failed > allowed) {
-                        _cleanup_free_ char *why = strdup_printf("wave %d: %" PRIi64 " of %" PRIi64
-                                                                 " hosts failed, %" PRIi64 " allowed",
-                                                                 wave + 1, failed, wave_size, allowed);
-                        log_warning("rollout %" PRIi64 ": %s", id, strempty(why));
-                        if (rollback_on_failure && streq(kind, "rollout"))
-                                return rollout_rollback(db, id, "coordinator", now, why, NULL);
-                        return rollout_set_state(db, id, "paused", why, "coordinator", now);
+                _cleanup_stmt_ sqlite3_stmt *fw = NULL;
+
+                /* Every wave so far, not only this one: a host unreachable during
+                 * its wave reports its failure after the wave was over. */
+                r = db_prepare(db,
+                               "SELECT wave, count(*), sum(status = 'failed') FROM rollout_hosts WHERE rollout_id = ?1 AND "
+                               "wave <= ?2 GROUP BY wave ORDER BY wave",
+                               &fw);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_int64(fw, 1, id);
+                sqlite3_bind_int(fw, 2, wave);
+                while (sqlite3_step(fw) == SQLITE_ROW) {
+                        int w = sqlite3_column_int(fw, 0);
+                        wave_size = sqlite3_column_int64(fw, 1);
+                        failed = sqlite3_column_int64(fw, 2);
+                        int64_t allowed = fail_count >= 0 ? fail_count : wave_size * fail_pct / 100;
+                        if (failed > allowed) {
+                                _cleanup_free_ char *why = strdup_printf("wave %d: %" PRIi64 " of %" PRIi64
+                                                                         " hosts failed, %" PRIi64 " allowed",
+                                                                         w + 1, failed, wave_size, allowed);
+                                log_warning("rollout %" PRIi64 ": %s", id, strempty(why));
+                                if (rollback_on_failure && streq(kind, "rollout"))
+                                        return rollout_rollback(db, id, "coordinator", now, why, NULL);
+                                return rollout_set_state(db, id, "paused", why, "coordinator", now);
+                        }
                 }
         }
         r = assign_ready(db, c, id, streq(kind, "rollback"), streq(state, "done") ? INT32_MAX : wave, now);

@@ -262,7 +262,7 @@ json_t *request_json(Request *req, const char *const *allowed, enum MHD_Result *
                 return NULL;
         }
         json_object_foreach(j, key, v) {
-                bool ok = false;
+                bool ok = !allowed;
 
                 for (size_t i = 0; allowed && allowed[i]; i++)
                         if (streq(allowed[i], key))

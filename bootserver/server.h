@@ -126,7 +126,8 @@ enum MHD_Result reply_response(Request *req, unsigned status, struct MHD_Respons
 
 /* The request body as a JSON object, or an error reply already queued
  * (returns NULL and sets *ret_result). Members not in allowed (a
- * NULL-terminated list) are refused as unknown_field. */
+ * NULL-terminated list) are refused as unknown_field; allowed NULL leaves
+ * the members to the handler, which must check them itself. */
 json_t *request_json(Request *req, const char *const *allowed, enum MHD_Result *ret_result);
 
 /* Query parameter or header value; NULL when absent. */

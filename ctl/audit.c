@@ -116,13 +116,6 @@ static int print_entries(Ctl *ctl, Table *t, json_t *entries, bool header) {
         return 0;
 }
 
-static void sleep_msec(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 /* Polls for new entries until killed. A server that stops answering is
  * waited for; one that refuses ends it. */
 static int follow(Ctl *ctl, Table *t, uint64_t cursor) {
@@ -134,7 +127,7 @@ static int follow(Ctl *ctl, Table *t, uint64_t cursor) {
 
                 if (!batch)
                         return log_oom();
-                sleep_msec(FOLLOW_INTERVAL_MSEC);
+                ctl_sleep_msec(FOLLOW_INTERVAL_MSEC);
                 r = audit_fetch(ctl, &cursor, 0, 0, true, batch);
                 if (r < 0 && api_client_unreachable(ctl->api)) {
                         if (!warned)

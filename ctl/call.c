@@ -1,5 +1,7 @@
 /* Talking to the server: one request with its error logged, paths, JSON
- * output. */
+ * output, the pause between polls. */
+#include <time.h>
+
 #include "ctl.h"
 #include "log.h"
 #include "util.h"
@@ -32,4 +34,11 @@ int ctl_print_json(json_t *j) {
         if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY) < 0 || putchar('\n') == EOF)
                 return log_error_errno(-EIO, "cannot write to standard output");
         return 0;
+}
+
+void ctl_sleep_msec(unsigned ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
 }

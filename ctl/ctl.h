@@ -1,6 +1,7 @@
 /* slipctl: what the commands share. main.c parses the arguments into a Ctl
  * and calls one command; each command file (status.c, images.c, hosts.c,
- * audit.c) talks to the server through ctl_call() and prints with table.h. */
+ * audit.c, budgets.c, rollouts.c, watch.c) talks to the server through
+ * ctl_call() and prints with table.h. */
 #pragma once
 
 #include <jansson.h>
@@ -12,6 +13,7 @@
 /* Exit statuses (also in slipctl(1)). */
 #define CTL_EXIT_FAILURE 1     /* the server refused, or a usage error */
 #define CTL_EXIT_UNREACHABLE 2 /* no answer from the server */
+#define CTL_EXIT_PAUSED 3      /* rollout watch: the rollout paused */
 
 /* Options that belong to one command; main.c checks which were given. */
 typedef struct CtlOptions {
@@ -23,6 +25,14 @@ typedef struct CtlOptions {
         uint64_t limit;     /* audit --limit, 0 = not given */
         const char *action; /* audit --action */
         bool follow;        /* audit --follow */
+        json_t *max_unavailable; /* budget set: a count or "N%" */
+        int64_t min_available;   /* budget set, -1 = not given */
+        json_t *selector;        /* rollout: {"K": "V", ...} from --selector */
+        json_t *waves;           /* rollout --waves: [1, "10%", ...] */
+        int64_t bake;            /* rollout --bake, -1 = not given */
+        json_t *max_failures;    /* rollout: a count or "N%" */
+        const char *on_failure;  /* rollout: "pause" or "rollback" */
+        json_t *order;           /* rollout: {"key": K, "values": [...]} */
 } CtlOptions;
 
 typedef struct Ctl {
@@ -49,8 +59,13 @@ char *ctl_path(const char *prefix, const char *arg, const char *suffix);
 /* Prints j on stdout, indented, for scripts. Returns 0 or -EIO. */
 int ctl_print_json(json_t *j);
 
+/* Sleeps ms milliseconds, through signals that do not end the program
+ * (audit --follow, rollout watch poll with it). */
+void ctl_sleep_msec(unsigned ms);
+
 /* The commands. args are the words after the command's name; each returns
- * 0 or a negative errno, having logged why. */
+ * 0, a positive exit status other than those of main() (rollout watch:
+ * CTL_EXIT_PAUSED), or a negative errno, having logged why. */
 int ctl_status(Ctl *ctl, char **args);
 int ctl_image_list(Ctl *ctl, char **args);
 int ctl_image_show(Ctl *ctl, char **args);
@@ -61,6 +76,31 @@ int ctl_host_label(Ctl *ctl, char **args);
 int ctl_host_assign(Ctl *ctl, char **args);
 int ctl_host_unassign(Ctl *ctl, char **args);
 int ctl_audit(Ctl *ctl, char **args);
+int ctl_budget_list(Ctl *ctl, char **args);
+int ctl_budget_set(Ctl *ctl, char **args);
+int ctl_budget_delete(Ctl *ctl, char **args);
+int ctl_rollout_plan(Ctl *ctl, char **args);
+int ctl_rollout_start(Ctl *ctl, char **args);
+int ctl_rollout_list(Ctl *ctl, char **args);
+int ctl_rollout_status(Ctl *ctl, char **args);
+int ctl_rollout_pause(Ctl *ctl, char **args);
+int ctl_rollout_resume(Ctl *ctl, char **args);
+int ctl_rollout_abort(Ctl *ctl, char **args);
+int ctl_rollout_rollback(Ctl *ctl, char **args);
+int ctl_rollout_watch(Ctl *ctl, char **args);
+
+/* "/v1/rollouts/ID" plus suffix (may be NULL) for a rollout number given on
+ * the command line; logs a usage error and returns NULL when id is not
+ * one (or memory ran out). Caller frees. */
+char *ctl_rollout_path(const char *id, const char *suffix);
+
+/* Prints a rollout (GET /v1/rollouts/ID) for people: state, reason, spec,
+ * the waves table and the budgeted groups table. now is for "ago". */
+void ctl_rollout_print(json_t *ro, int64_t now);
+/* One line about a rollout: state, wave and host counts (no time, no
+ * newline), for rollout watch in a pipe. Caller frees; NULL when out of
+ * memory. */
+char *ctl_rollout_summary(json_t *ro);
 
 /* "name:version" of the image with this ID, from the server (NULL when it
  * cannot be found; then nothing is logged). Caller frees. */

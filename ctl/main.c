@@ -13,51 +13,87 @@
 #define SERVER_DEFAULT "http://127.0.0.1:8080"
 
 static void help(void) {
-        printf("Usage: slipctl [OPTIONS] COMMAND ...\n"
-               "\n"
-               "The operator's command line for a Slipway bootserver (slipwayd).\n"
-               "\n"
-               "Commands:\n"
-               "  status                      the server's version, counts and uptime; checks the token\n"
-               "  image list                  published images, newest first\n"
-               "  image show IMAGE            one image: ID, artifacts, signer, how many hosts use it\n"
-               "  image delete IMAGE          remove an image no host uses, with the blobs only it used\n"
-               "  host list [--label K=V] [--state S]\n"
-               "                              hosts, optionally only those with a label or in a state\n"
-               "  host show HOST              one host: labels, image, state, slots, health, facts\n"
-               "  host label HOST K=V... K-...\n"
-               "                              set labels (K=V) and remove them (K-)\n"
-               "  host assign HOST IMAGE [--boot disk|live]\n"
-               "                              the image HOST is to run, installed on disk or booted live\n"
-               "  host unassign HOST          take the assigned image away\n"
-               "  audit [--since ID] [--limit N] [--action A] [--follow]\n"
-               "                              who changed what and when, oldest first\n"
-               "\n"
-               "IMAGE is an image ID (or a prefix of 8+ digits), NAME:VERSION, or NAME (newest).\n"
-               "HOST is a host ID (h-...) or a MAC address.\n"
-               "\n"
-               "Options:\n"
-               "  --server URL        the bootserver (env SLIPWAY_SERVER; default " SERVER_DEFAULT ")\n"
-               "  --token TOKEN       admin token (env SLIPWAY_TOKEN)\n"
-               "  --token-file FILE   read the admin token from the first line of FILE\n"
-               "  --ca-file FILE      PEM certificates to verify an https server (env SLIPWAY_CA_FILE)\n"
-               "  --json              print the server's JSON instead of tables, for scripts\n"
-               "  -h, --help          this help\n"
-               "  --version           print the version\n"
-               "\n"
-               "Command options:\n"
-               "  --label K=V         host list: only hosts with this label (repeatable)\n"
-               "  --state S           host list: only hosts in this state (registered, healthy, ...)\n"
-               "  --boot disk|live    host assign: install on disk (the default) or boot live\n"
-               "  --since ID          audit: only entries after entry ID\n"
-               "  --limit N           audit: at most N entries; with --follow, the N latest before\n"
-               "                      following (default 10)\n"
-               "  --action A          audit: only action A (host.assign) or family A (host)\n"
-               "  --follow            audit: then print new entries as they come (every second)\n"
-               "                      until interrupted\n"
-               "\n"
-               "Exit status: 0 done, 1 the server refused or a usage error, 2 no answer from the server.\n"
-               "See slipctl(1).\n");
+        fputs("Usage: slipctl [OPTIONS] COMMAND ...\n"
+              "\n"
+              "The operator's command line for a Slipway bootserver (slipwayd).\n"
+              "\n"
+              "Commands:\n"
+              "  status                      the server's version, counts and uptime; checks the token\n"
+              "  image list                  published images, newest first\n"
+              "  image show IMAGE            one image: ID, artifacts, signer, how many hosts use it\n"
+              "  image delete IMAGE          remove an image no host uses, with the blobs only it used\n"
+              "  host list [--label K=V] [--state S]\n"
+              "                              hosts, optionally only those with a label or in a state\n"
+              "  host show HOST              one host: labels, image, state, slots, health, facts\n"
+              "  host label HOST K=V... K-...\n"
+              "                              set labels (K=V) and remove them (K-)\n"
+              "  host assign HOST IMAGE [--boot disk|live]\n"
+              "                              the image HOST is to run, installed on disk or booted live\n"
+              "  host unassign HOST          take the assigned image away\n"
+              "  audit [--since ID] [--limit N] [--action A] [--follow]\n"
+              "                              who changed what and when, oldest first\n"
+              "  budget list                 disruption budgets: how many hosts of a group may be down\n"
+              "  budget set SELECTOR (--max-unavailable N|N% | --min-available N)\n"
+              "                              set the budget of a label key's groups or of one group\n"
+              "  budget delete SELECTOR      remove a budget\n"
+              "  rollout plan IMAGE [ROLLOUT OPTIONS]\n"
+              "                              the waves a rollout would take, with host counts and\n"
+              "                              an estimate, without starting it\n"
+              "  rollout start IMAGE [ROLLOUT OPTIONS]\n"
+              "                              move the selected hosts to IMAGE, wave by wave\n"
+              "  rollout list                rollouts, newest first\n"
+              "  rollout status ID           one rollout: state, reason, waves and budgeted groups\n"
+              "  rollout pause ID            stop assigning hosts; resume goes on\n"
+              "  rollout resume ID           go on with a paused rollout\n"
+              "  rollout abort ID            stop for good: hosts not yet assigned are skipped\n"
+              "  rollout rollback ID         abort, and move the hosts it touched back to what\n"
+              "                              they ran, in a new rollout\n"
+              "  rollout watch ID            follow a rollout until it is done or aborted (exit 0)\n"
+              "                              or paused (exit 3)\n"
+              "\n"
+              "IMAGE is an image ID (or a prefix of 8+ digits), NAME:VERSION, or NAME (newest).\n"
+              "HOST is a host ID (h-...) or a MAC address.\n"
+              "SELECTOR is a label key (rack: each rack=... group) or one group (service=web).\n"
+              "ID is a rollout number (rollout list).\n"
+              "\n"
+              "Options:\n"
+              "  --server URL        the bootserver (env SLIPWAY_SERVER; default " SERVER_DEFAULT ")\n"
+              "  --token TOKEN       admin token (env SLIPWAY_TOKEN)\n"
+              "  --token-file FILE   read the admin token from the first line of FILE\n"
+              "  --ca-file FILE      PEM certificates to verify an https server (env SLIPWAY_CA_FILE)\n"
+              "  --json              print the server's JSON instead of tables, for scripts\n"
+              "  -h, --help          this help\n"
+              "  --version           print the version\n"
+              "\n"
+              "Command options:\n"
+              "  --label K=V         host list: only hosts with this label (repeatable)\n"
+              "  --state S           host list: only hosts in this state (registered, healthy, ...)\n"
+              "  --boot disk|live    host assign: install on disk (the default) or boot live\n"
+              "  --since ID          audit: only entries after entry ID\n"
+              "  --limit N           audit: at most N entries; with --follow, the N latest before\n"
+              "                      following (default 10)\n"
+              "  --action A          audit: only action A (host.assign) or family A (host)\n"
+              "  --follow            audit: then print new entries as they come (every second)\n"
+              "                      until interrupted\n"
+              "  --max-unavailable N|N%\n"
+              "                      budget set: at most N hosts (N percent) of each group down\n"
+              "  --min-available N   budget set: at least N hosts of each group up\n"
+              "\n"
+              "Rollout options (rollout plan, rollout start):\n"
+              "  --selector K=V      only hosts with this label (repeatable; default: every host)\n"
+              "  --waves LIST        cumulative wave ends, counts or percentages of the hosts\n"
+              "                      (default 100%, one wave), e.g. 1,10%,50%,100%\n"
+              "  --bake SEC          wait this long after a wave is done before the next (default 0)\n"
+              "  --max-failures N|N% failed hosts a wave tolerates (default 0)\n"
+              "  --on-failure pause|rollback\n"
+              "                      what a wave with more failures does (default pause)\n"
+              "  --order KEY=V1,V2,...\n"
+              "                      hosts labelled KEY=V1 first, then KEY=V2, ... within the waves\n"
+              "\n"
+              "Exit status: 0 done, 1 the server refused or a usage error, 2 no answer from the server,\n"
+              "3 rollout watch: the rollout paused.\n"
+              "See slipctl(1).\n",
+              stdout);
 }
 
 enum {
@@ -74,6 +110,14 @@ enum {
         OPT_LIMIT,
         OPT_ACTION,
         OPT_FOLLOW,
+        OPT_MAX_UNAVAILABLE,
+        OPT_MIN_AVAILABLE,
+        OPT_SELECTOR,
+        OPT_WAVES,
+        OPT_BAKE,
+        OPT_MAX_FAILURES,
+        OPT_ON_FAILURE,
+        OPT_ORDER,
 };
 
 static const struct option options[] = {
@@ -91,6 +135,14 @@ static const struct option options[] = {
         { "limit", required_argument, NULL, OPT_LIMIT },
         { "action", required_argument, NULL, OPT_ACTION },
         { "follow", no_argument, NULL, OPT_FOLLOW },
+        { "max-unavailable", required_argument, NULL, OPT_MAX_UNAVAILABLE },
+        { "min-available", required_argument, NULL, OPT_MIN_AVAILABLE },
+        { "selector", required_argument, NULL, OPT_SELECTOR },
+        { "waves", required_argument, NULL, OPT_WAVES },
+        { "bake", required_argument, NULL, OPT_BAKE },
+        { "max-failures", required_argument, NULL, OPT_MAX_FAILURES },
+        { "on-failure", required_argument, NULL, OPT_ON_FAILURE },
+        { "order", required_argument, NULL, OPT_ORDER },
         {}
 };
 
@@ -103,10 +155,26 @@ enum {
         WITH_LIMIT = 1 << 4,
         WITH_ACTION = 1 << 5,
         WITH_FOLLOW = 1 << 6,
+        WITH_MAX_UNAVAILABLE = 1 << 7,
+        WITH_MIN_AVAILABLE = 1 << 8,
+        WITH_SELECTOR = 1 << 9,
+        WITH_WAVES = 1 << 10,
+        WITH_BAKE = 1 << 11,
+        WITH_MAX_FAILURES = 1 << 12,
+        WITH_ON_FAILURE = 1 << 13,
+        WITH_ORDER = 1 << 14,
+        WITH_ROLLOUT_SPEC = WITH_SELECTOR | WITH_WAVES | WITH_BAKE | WITH_MAX_FAILURES | WITH_ON_FAILURE | WITH_ORDER,
 };
 
-static const char *const option_names[] = { "--label", "--state", "--boot", "--since",
-                                            "--limit", "--action", "--follow" };
+/* Indexed by the bit of WITH_*. */
+static const char *const option_names[] = { "--label",         "--state",       "--boot",         "--since",
+                                            "--limit",         "--action",      "--follow",       "--max-unavailable",
+                                            "--min-available", "--selector",    "--waves",        "--bake",
+                                            "--max-failures",  "--on-failure",  "--order" };
+
+#define ROLLOUT_USAGE                                                                                 \
+        "[--selector K=V]... [--waves 1,10%,50%,100%] [--bake SEC] [--max-failures N|N%] [--on-failure " \
+        "pause|rollback] [--order KEY=V1,V2,...]"
 
 typedef struct Command {
         const char *group;
@@ -129,7 +197,145 @@ static const Command commands[] = {
         { "host", "unassign", "host unassign HOST", 1, 1, 0, ctl_host_unassign },
         { "audit", NULL, "audit [--since ID] [--limit N] [--action A] [--follow]", 0, 0,
           WITH_SINCE | WITH_LIMIT | WITH_ACTION | WITH_FOLLOW, ctl_audit },
+        { "budget", "list", "budget list", 0, 0, 0, ctl_budget_list },
+        { "budget", "set", "budget set SELECTOR (--max-unavailable N|N% | --min-available N)", 1, 1,
+          WITH_MAX_UNAVAILABLE | WITH_MIN_AVAILABLE, ctl_budget_set },
+        { "budget", "delete", "budget delete SELECTOR", 1, 1, 0, ctl_budget_delete },
+        { "rollout", "plan", "rollout plan IMAGE " ROLLOUT_USAGE, 1, 1, WITH_ROLLOUT_SPEC, ctl_rollout_plan },
+        { "rollout", "start", "rollout start IMAGE " ROLLOUT_USAGE, 1, 1, WITH_ROLLOUT_SPEC, ctl_rollout_start },
+        { "rollout", "list", "rollout list", 0, 0, 0, ctl_rollout_list },
+        { "rollout", "status", "rollout status ID", 1, 1, 0, ctl_rollout_status },
+        { "rollout", "pause", "rollout pause ID", 1, 1, 0, ctl_rollout_pause },
+        { "rollout", "resume", "rollout resume ID", 1, 1, 0, ctl_rollout_resume },
+        { "rollout", "abort", "rollout abort ID", 1, 1, 0, ctl_rollout_abort },
+        { "rollout", "rollback", "rollout rollback ID", 1, 1, 0, ctl_rollout_rollback },
+        { "rollout", "watch", "rollout watch ID", 1, 1, 0, ctl_rollout_watch },
 };
+
+/* A count ("3", sent as 3) or a percentage ("10%", 0 to 100, sent as the
+ * string). -EINVAL when s is neither. */
+static int parse_amount(const char *s, json_t **ret) {
+        _cleanup_free_ char *num = NULL;
+        size_t n = strlen(s);
+        bool pct = n > 0 && s[n - 1] == '%';
+        uint64_t v;
+        json_t *j;
+
+        num = strndup(s, pct ? n - 1 : n);
+        if (!num)
+                return -ENOMEM;
+        if (safe_atou64(num, &v) < 0 || v > (pct ? 100 : INT32_MAX))
+                return -EINVAL;
+        j = pct ? json_string(s) : json_integer((json_int_t) v);
+        if (!j)
+                return -ENOMEM;
+        *ret = j;
+        return 0;
+}
+
+/* Splits "a,b,c" into its items; an empty item is -EINVAL. */
+static int split_list(const char *s, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+
+        for (const char *p = s;;) {
+                const char *e = strchrnul(p, ',');
+                if (e == p)
+                        return -EINVAL;
+                char *item = strndup(p, (size_t) (e - p));
+                if (!item || strv_consume(&l, item) < 0)
+                        return -ENOMEM;
+                if (!*e)
+                        break;
+                p = e + 1;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* --waves 1,10%,50%,100% as [1, "10%", "50%", "100%"]. */
+static int parse_waves(const char *s, json_t **ret) {
+        _cleanup_strv_free_ char **items = NULL;
+        json_t *a;
+        int r;
+
+        r = split_list(s, &items);
+        if (r < 0)
+                return r;
+        a = json_array();
+        if (!a)
+                return -ENOMEM;
+        for (char **p = items; *p; p++) {
+                json_t *v;
+                r = parse_amount(*p, &v);
+                if (r >= 0 && json_array_append_new(a, v) < 0)
+                        r = -ENOMEM;
+                if (r < 0) {
+                        json_decref(a);
+                        return r;
+                }
+        }
+        *ret = a;
+        return 0;
+}
+
+/* --order KEY=V1,V2 as {"key": KEY, "values": [V1, V2]}. */
+static int parse_order(const char *s, json_t **ret) {
+        _cleanup_strv_free_ char **values = NULL;
+        _cleanup_free_ char *key = NULL;
+        const char *eq = strchr(s, '=');
+        json_t *a, *o;
+        int r;
+
+        if (!eq || eq == s)
+                return -EINVAL;
+        key = strndup(s, (size_t) (eq - s));
+        if (!key)
+                return -ENOMEM;
+        r = split_list(eq + 1, &values);
+        if (r < 0)
+                return r;
+        a = json_array();
+        for (char **p = values; a && *p; p++)
+                if (json_array_append_new(a, json_string(*p)) < 0) {
+                        json_decref(a);
+                        a = NULL;
+                }
+        o = a ? json_pack("{s:s, s:o}", "key", key, "values", a) : NULL;
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
+/* --selector K=V, added to the object *selector (made on first use). */
+static int add_selector(json_t **selector, const char *s) {
+        const char *eq = strchr(s, '=');
+        _cleanup_free_ char *key = NULL;
+        const char *old;
+
+        if (!eq || eq == s || !eq[1])
+                return log_error_errno(-EINVAL, "--selector: expected KEY=VALUE, got '%s'", s);
+        key = strndup(s, (size_t) (eq - s));
+        if (!key || (!*selector && !(*selector = json_object())))
+                return log_oom();
+        old = json_string_value(json_object_get(*selector, key));
+        if (old && !streq(old, eq + 1))
+                return log_error_errno(-EINVAL, "--selector: label '%s' given twice, as '%s' and '%s'", key, old,
+                                       eq + 1);
+        if (json_object_set_new(*selector, key, json_string(eq + 1)) < 0)
+                return log_oom();
+        return 0;
+}
+
+static void options_release(CtlOptions *o) {
+        strv_free(o->labels);
+        json_decref(o->max_unavailable);
+        json_decref(o->selector);
+        json_decref(o->waves);
+        json_decref(o->max_failures);
+        json_decref(o->order);
+        *o = (CtlOptions) {};
+}
 
 typedef struct Args {
         const char *server;
@@ -142,7 +348,8 @@ typedef struct Args {
 /* Parses the options into a and ctl->opt. Returns 1 to go on, 0 when done
  * (help, version), a negative errno on a usage error (logged). */
 static int parse_args(int argc, char **argv, Args *a, Ctl *ctl) {
-        int c;
+        uint64_t v;
+        int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
@@ -207,6 +414,74 @@ static int parse_args(int argc, char **argv, Args *a, Ctl *ctl) {
                 case OPT_FOLLOW:
                         ctl->opt.follow = true;
                         a->given |= WITH_FOLLOW;
+                        break;
+                case OPT_MAX_UNAVAILABLE:
+                        json_decref(ctl->opt.max_unavailable);
+                        ctl->opt.max_unavailable = NULL;
+                        r = parse_amount(optarg, &ctl->opt.max_unavailable);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0)
+                                return log_error_errno(r, "--max-unavailable: expected a count or a percentage "
+                                                          "(10%%), got '%s'", optarg);
+                        a->given |= WITH_MAX_UNAVAILABLE;
+                        break;
+                case OPT_MIN_AVAILABLE:
+                        if (safe_atou64(optarg, &v) < 0 || v > INT32_MAX)
+                                return log_error_errno(-EINVAL, "--min-available: expected a count, got '%s'", optarg);
+                        ctl->opt.min_available = (int64_t) v;
+                        a->given |= WITH_MIN_AVAILABLE;
+                        break;
+                case OPT_SELECTOR:
+                        r = add_selector(&ctl->opt.selector, optarg);
+                        if (r < 0)
+                                return r;
+                        a->given |= WITH_SELECTOR;
+                        break;
+                case OPT_WAVES:
+                        json_decref(ctl->opt.waves);
+                        ctl->opt.waves = NULL;
+                        r = parse_waves(optarg, &ctl->opt.waves);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0)
+                                return log_error_errno(r, "--waves: expected counts or percentages separated by "
+                                                          "commas (1,10%%,50%%,100%%), got '%s'", optarg);
+                        a->given |= WITH_WAVES;
+                        break;
+                case OPT_BAKE:
+                        if (safe_atou64(optarg, &v) < 0 || v > INT32_MAX)
+                                return log_error_errno(-EINVAL, "--bake: expected seconds, got '%s'", optarg);
+                        ctl->opt.bake = (int64_t) v;
+                        a->given |= WITH_BAKE;
+                        break;
+                case OPT_MAX_FAILURES:
+                        json_decref(ctl->opt.max_failures);
+                        ctl->opt.max_failures = NULL;
+                        r = parse_amount(optarg, &ctl->opt.max_failures);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0)
+                                return log_error_errno(r, "--max-failures: expected a count or a percentage (10%%), "
+                                                          "got '%s'", optarg);
+                        a->given |= WITH_MAX_FAILURES;
+                        break;
+                case OPT_ON_FAILURE:
+                        if (!streq(optarg, "pause") && !streq(optarg, "rollback"))
+                                return log_error_errno(-EINVAL, "--on-failure: expected pause or rollback, got '%s'",
+                                                       optarg);
+                        ctl->opt.on_failure = optarg;
+                        a->given |= WITH_ON_FAILURE;
+                        break;
+                case OPT_ORDER:
+                        json_decref(ctl->opt.order);
+                        ctl->opt.order = NULL;
+                        r = parse_order(optarg, &ctl->opt.order);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0)
+                                return log_error_errno(r, "--order: expected KEY=VALUE,VALUE,..., got '%s'", optarg);
+                        a->given |= WITH_ORDER;
                         break;
                 default:
                         return -EINVAL; /* getopt said why */
@@ -313,19 +588,21 @@ int main(int argc, char *argv[]) {
         int r;
 
         log_set_program("slipctl");
+        ctl.opt.min_available = -1;
+        ctl.opt.bake = -1;
         r = parse_args(argc, argv, &a, &ctl);
         if (r <= 0) {
-                strv_free(ctl.opt.labels);
+                options_release(&ctl.opt);
                 return r < 0 ? CTL_EXIT_FAILURE : EXIT_SUCCESS;
         }
         if (optind >= argc) {
                 help();
-                strv_free(ctl.opt.labels);
+                options_release(&ctl.opt);
                 return CTL_EXIT_FAILURE;
         }
         if (streq(argv[optind], "help")) {
                 help();
-                strv_free(ctl.opt.labels);
+                options_release(&ctl.opt);
                 return EXIT_SUCCESS;
         }
         c = command_find(argv + optind, &args);
@@ -336,9 +613,9 @@ int main(int argc, char *argv[]) {
                 r = c->run(&ctl, args);
         if (r < 0 && ctl.api && api_client_unreachable(ctl.api))
                 r = CTL_EXIT_UNREACHABLE;
-        else
-                r = r < 0 ? CTL_EXIT_FAILURE : EXIT_SUCCESS;
+        else if (r < 0)
+                r = CTL_EXIT_FAILURE;
         api_client_free(ctl.api);
-        strv_free(ctl.opt.labels);
+        options_release(&ctl.opt);
         return r;
 }

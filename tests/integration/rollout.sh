@@ -1,0 +1,206 @@
+#!/bin/bash
+# Rollouts with real slipway-agent processes (sim backend) against slipwayd
+# on loopback: a canary then the rest within budgets and in service order,
+# a failing version that pauses the rollout, one that rolls back by itself,
+# and a host that is away during a rollout and converges when it returns.
+# The budgets are checked from samples of the server's host list.
+. "$(dirname "$0")/../lib.sh"
+t_begin rollout
+
+B=$BIN/slipway-build
+SD=$BIN/slipwayd
+AG=$BIN/slipway-agent
+D=$T_DIR
+export SOURCE_DATE_EPOCH=1700000000
+export SLIPWAY_CACHE=$D/cache
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+sha() { sha256sum "$1" | cut -c1-64; }
+
+mkdir -p "$D/keys" "$D/health"
+$B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
+sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+for v in 1.0 2.0 3.0; do
+        $B -q --store "$D/store" build --key "$D/k.key" --no-disk --image-version $v "$D/tiny.conf" >/dev/null
+        $B -q --store "$D/store" export tiny:$v "$D/img-$v" >/dev/null
+done
+cat >"$D/health/10-version" <<'EOF'
+#!/bin/sh
+[ "$SLIPWAY_VERSION" != 3.0 ] || { echo "3.0 does not serve"; exit 1; }
+EOF
+chmod +x "$D/health/10-version"
+
+TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
+"$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-json no --enroll-token sekrit \
+        --checkin-interval 1 --heartbeat-timeout 4 >"$D/srv.log" 2>&1 &
+PIDS+=($!)
+for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
+URL=$(cat "$D/srv/slipwayd.url")
+api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
+post() { api -H 'Content-Type: application/json' -d "$2" "$URL$1"; }
+for v in 1.0 2.0 3.0; do
+        for f in "$D/img-$v"/*; do api -o /dev/null -T "$f" "$URL/v1/blobs/sha256/$(sha "$f")"; done
+        post /v1/images "{\"manifest\":\"$(sha "$D/img-$v/manifest.json")\",\"signature\":\"$(sha "$D/img-$v/manifest.sig")\"}" >/dev/null
+done
+
+# Six hosts: services a and b, one host of each in racks r1..r3.
+HOSTS="h1 h2 h3 h4 h5 h6"
+declare -A APIDS
+start_agent() {
+        (exec "$AG" --backend sim --sim-dir "$D/$1" --state-dir "$D/$1/state" --server "$URL" --keys-dir "$D/keys" \
+                --health-dir "$D/health" --checkin-interval 1 --sim-slot-size 32M --enroll-token sekrit run \
+                >>"$D/$1.log" 2>&1) &
+        APIDS[$1]=$!
+        PIDS+=($!)
+}
+stop_agent() { kill "${APIDS[$1]}" 2>/dev/null; wait "${APIDS[$1]}" 2>/dev/null; }
+n=0
+for h in $HOSTS; do
+        n=$((n + 1))
+        "$AG" --backend sim --sim-dir "$D/$h" --state-dir "$D/$h/state" --server "$URL" --enroll-token sekrit \
+                register "52:54:00:03:00:0$n" >>"$D/$h.log" 2>&1
+        id=$(jq -r .host_id "$D/$h/state/agent.json")
+        echo "$id" >"$D/$h.id"
+        svc=a
+        [ $n -gt 3 ] && svc=b
+        post "/v1/hosts/$id/labels" "{\"set\": {\"service\": \"$svc\", \"rack\": \"r$(((n - 1) % 3 + 1))\"}}" >/dev/null
+        api -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"image": "tiny:1.0"}' "$URL/v1/hosts/$id/image"
+done
+post /v1/budgets/rack '{"max_unavailable": 1}' >/dev/null
+post /v1/budgets/service '{"max_unavailable": 1}' >/dev/null
+api -X PUT -H 'Content-Type: application/json' -d '{"max_unavailable": 1}' "$URL/v1/budgets/rack" >/dev/null
+api -X PUT -H 'Content-Type: application/json' -d '{"max_unavailable": 1}' "$URL/v1/budgets/service" >/dev/null
+
+hosts() { api "$URL/v1/hosts"; }
+all_on() { # VERSION [HOSTS]
+        local v=$1 want=${2:-6}
+        [ "$(hosts | jq "[.hosts[] | select(.version == \"$v\" and .state == \"healthy\")] | length")" = "$want" ]
+}
+# sample_budgets FILE: appends, per sample, the most leases held at once in
+# any rack and in any service.
+sample_budgets() {
+        hosts | jq -r '[.hosts[] | select(.lease != null)] as $l |
+                ([$l[] | .labels.rack] | group_by(.) | map(length) | max // 0) as $r |
+                ([$l[] | .labels.service] | group_by(.) | map(length) | max // 0) as $s | "\($r) \($s)"' >>"$1"
+}
+wait_until() { # SECONDS CONDITION...: samples budgets while waiting
+        local secs=$1 i
+        shift
+        for ((i = 0; i < secs * 5; i++)); do
+                sample_budgets "$D/samples"
+                "$@" && return 0
+                sleep 0.2
+        done
+        return 1
+}
+rollout_state() { api "$URL/v1/rollouts/$1" | jq -r .state; }
+
+t_case "six hosts come up on 1.0"
+for h in $HOSTS; do start_agent $h; done
+if wait_until 60 all_on 1.0; then t_ok; else t_fail "$(hosts | jq -c '[.hosts[] | {version, state}]')"; fi
+
+t_case "rollout of 2.0: canary, then the rest; service b after a; one per rack and service at a time"
+: >"$D/samples"
+R=$(post /v1/rollouts '{"image": "tiny:2.0", "waves": [1, "100%"], "bake": 1, "max_failures": 0,
+        "on_failure": "pause", "order": {"key": "service", "values": ["a", "b"]}}' | jq -r .id)
+ok=1
+wait_until 120 all_on 2.0 || ok=0
+for ((i = 0; i < 25; i++)); do [ "$(rollout_state $R)" = done ] && break; sleep 0.2; done
+# The most leases held at once per rack and per service, replayed from the
+# audit log's grants and releases since the rollout started.
+labels=$(hosts | jq -c '[.hosts[] | {key: .id, value: .labels}] | from_entries')
+since=$(api "$URL/v1/audit?action=rollout.start&last=1" | jq -r '.entries[0].id')
+max=$(api "$URL/v1/audit?action=lease&since=$since" | jq -r --argjson L "$labels" '
+        reduce (.entries[] | select(.action == "lease.grant" or .action == "lease.release")) as $e
+                ({held: {}, r: 0, s: 0};
+                 .held[$e.target] = ($e.action == "lease.grant")
+                 | ([.held | to_entries[] | select(.value) | $L[.key].rack] | group_by(.) | map(length) | max // 0) as $r
+                 | ([.held | to_entries[] | select(.value) | $L[.key].service] | group_by(.) | map(length) | max // 0) as $s
+                 | .r = ([.r, $r] | max) | .s = ([.s, $s] | max))
+        | "\(.r) \(.s)"')
+sampled=$(sort -n "$D/samples" | awk '{ if ($1 > r) r = $1; if ($2 > s) s = $2 } END { print r + 0, s + 0 }')
+# Service order: every host of a got its lease before any host of b.
+audit=$(api "$URL/v1/audit?action=lease.grant&since=$since")
+last_a=0 first_b=999999
+for h in h1 h2 h3; do
+        e=$(jq "[.entries[] | select(.target == \"$(cat "$D/$h.id")\") | .id] | max" <<<"$audit")
+        [ "$e" != null ] && [ "$e" -gt $last_a ] && last_a=$e
+done
+for h in h4 h5 h6; do
+        e=$(jq "[.entries[] | select(.target == \"$(cat "$D/$h.id")\") | .id] | max" <<<"$audit")
+        [ "$e" != null ] && [ "$e" -lt $first_b ] && first_b=$e
+done
+if [ $ok = 1 ] && [ "$(rollout_state $R)" = done ] && [ "$max" = "1 1" ] && [ $last_a -lt $first_b ] &&
+        [[ $sampled == [01]\ [01] ]]; then
+        t_ok "most leases at once: rack ${max% *}, service ${max#* }"
+else
+        t_fail "state $(rollout_state $R); max leases $max (sampled $sampled); a last $last_a, b first $first_b; $(hosts | jq -c '[.hosts[] | {version, state}]')"
+fi
+
+t_case "rollout of 3.0 whose health check fails: the canary falls back, the rollout pauses"
+R3=$(post /v1/rollouts '{"image": "tiny:3.0", "waves": [1, "100%"], "max_failures": 0, "on_failure": "pause"}' | jq -r .id)
+for ((i = 0; i < 300; i++)); do [ "$(rollout_state $R3)" = paused ] && break; sleep 0.2; done
+sleep 2
+ro=$(api "$URL/v1/rollouts/$R3")
+if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == *"1 of 1 hosts failed"* ]] &&
+        all_on 2.0 5 && [ "$(hosts | jq '[.hosts[] | select(.state == "rolled-back" and .version == "2.0")] | length')" = 1 ] &&
+        hosts | jq -e '[.hosts[] | select(.state == "rolled-back")][0].message | test("3.0 does not serve")' >/dev/null; then
+        t_ok
+else
+        t_fail "$(jq -c '{state, reason, waves}' <<<"$ro") $(hosts | jq -c '[.hosts[] | {version, state}]')"
+fi
+api -o /dev/null -X POST "$URL/v1/rollouts/$R3/abort"
+
+t_case "the same with on_failure rollback: rolled back by itself, the other hosts never leave 2.0"
+# The canary of the last rollout has 3.0 marked as failed; this time another host goes first.
+R4=$(post /v1/rollouts '{"image": "tiny:3.0", "selector": {"service": "b"}, "waves": [1, "100%"], "max_failures": 0,
+        "on_failure": "rollback"}' | jq -r .id)
+for ((i = 0; i < 300; i++)); do [ "$(rollout_state $R4)" = aborted ] && break; sleep 0.2; done
+RB=$(api "$URL/v1/rollouts" | jq -r "[.rollouts[] | select(.kind == \"rollback\")][0].id")
+for ((i = 0; i < 100; i++)); do [ "$(rollout_state "$RB")" = done ] && break; sleep 0.2; done
+if [ "$(rollout_state $R4)" = aborted ] && [ "$(rollout_state "$RB")" = done ] &&
+        [ "$(hosts | jq '[.hosts[] | select(.version == "2.0")] | length')" = 6 ] &&
+        [[ $(api "$URL/v1/rollouts/$R4" | jq -r .reason) == *"rolled back by rollout $RB"* ]]; then
+        t_ok
+else
+        t_fail "$(api "$URL/v1/rollouts" | jq -c '[.rollouts[] | {id, kind, state}]') $(hosts | jq -c '[.hosts[] | {version, state}]')"
+fi
+
+t_case "a host away during a rollout is skipped, then converges when it returns"
+# Back to a clean slate on 2.0, then 1.0 ... roll forward to a fresh image is not
+# possible without a new build, so the rollout goes back to 1.0 as a rollback.
+# An absent host counts as down in its rack and service: with budgets of 1
+# it would hold back its group mates (as it should); with 2 they go on.
+api -X PUT -H 'Content-Type: application/json' -d '{"max_unavailable": 2}' "$URL/v1/budgets/rack" >/dev/null
+api -X PUT -H 'Content-Type: application/json' -d '{"max_unavailable": 2}' "$URL/v1/budgets/service" >/dev/null
+stop_agent h6
+sleep 5
+R5=$(post /v1/rollouts '{"image": "tiny:1.0", "waves": ["100%"]}' | jq -r .id)
+# 1.0 is older than what runs: only a rollback may go there, so the hosts refuse;
+# use the rollback of R5's predecessor instead: roll back rollout $R (2.0) to 1.0.
+api -o /dev/null -X POST "$URL/v1/rollouts/$R5/abort"
+RB2=$(api -X POST "$URL/v1/rollouts/$R/rollback" | jq -r .id)
+for ((i = 0; i < 600; i++)); do
+        [ "$(rollout_state "$RB2")" = done ] && break
+        sleep 0.2
+done
+away_version=$(hosts | jq -r ".hosts[] | select(.id == \"$(cat "$D/h6.id")\") | .version")
+start_agent h6
+for ((i = 0; i < 300; i++)); do all_on 1.0 && break; sleep 0.2; done
+if [ "$(rollout_state "$RB2")" = done ] && [ "$away_version" = 2.0 ] && all_on 1.0; then
+        t_ok
+else
+        t_fail "rollback $(rollout_state "$RB2"), away host on $away_version; $(hosts | jq -c '[.hosts[] | {version, state}]')"
+fi
+
+t_case "the audit log has every decision"
+actions=$(api "$URL/v1/audit?last=1000" | jq -r '[.entries[].action] | unique | join(" ")')
+ok=1
+for a in rollout.start lease.grant lease.release rollout.wave-complete rollout.wave rollout.done rollout.pause \
+        rollout.rollback budget.set; do
+        [[ " $actions " == *" $a "* ]] || { ok=0; echo "missing $a"; }
+done
+[ $ok = 1 ] && t_ok || t_fail "$actions"
+
+for h in $HOSTS; do stop_agent $h; done
+t_end
