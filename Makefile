@@ -231,7 +231,7 @@ sample-repo: $(BUILD)/sample-repo/repodata/repomd.xml
 $(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh $(wildcard images/specs/*.spec) | $(DEPS_OK)
 	images/sample-repo.sh $(BUILD)/sample-repo
 
-## make demo          build the sample images and show what was built
+## make demo          the whole story: images, slipwayd, 50 simulated hosts, a rollout (DEMO=once exits)
 demo: all sample-repo
 	@tests/demo.sh
 
