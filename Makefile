@@ -22,7 +22,7 @@ DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl
 # Only `make bench` needs these: the peers it compares against.
-DEBS_BENCH := dnf
+DEBS_BENCH := dnf nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
 
 PKGS_COMMON := libcrypto jansson libcurl

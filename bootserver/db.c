@@ -173,17 +173,25 @@ int db_begin(sqlite3 *s) {
         return exec(s, "BEGIN IMMEDIATE;");
 }
 
+int db_begin_relaxed(sqlite3 *s) {
+        int r = exec(s, "PRAGMA synchronous=NORMAL;");
+        return r < 0 ? r : exec(s, "BEGIN IMMEDIATE;");
+}
+
 int db_commit(sqlite3 *s) {
         int r = exec(s, "COMMIT;");
 
         if (r < 0)
                 exec(s, "ROLLBACK;");
+        /* Back to full durability after a relaxed transaction. */
+        (void) exec(s, "PRAGMA synchronous=FULL;");
         return r;
 }
 
 void db_rollback(sqlite3 *s) {
         if (!sqlite3_get_autocommit(s))
                 exec(s, "ROLLBACK;");
+        (void) exec(s, "PRAGMA synchronous=FULL;");
 }
 
 int db_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret) {

@@ -25,6 +25,10 @@ void db_unlock(Db *db);
 /* With the lock held: BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
 int db_begin(sqlite3 *s);
 int db_commit(sqlite3 *s);
+/* BEGIN for a transaction that may be lost in a power cut but never
+ * corrupts (WAL with synchronous=NORMAL): check-ins, which every agent
+ * repeats within seconds. Commit and rollback restore full durability. */
+int db_begin_relaxed(sqlite3 *s);
 void db_rollback(sqlite3 *s);
 
 /* Maps a sqlite result code to a negative errno: SQLITE_FULL -ENOSPC,

@@ -629,7 +629,7 @@ enum MHD_Result handle_host_checkin(Request *req) {
         }
         atomic_fetch_add(&req->server->metrics.checkins, 1);
         db = db_lock(req->server->db);
-        r = db_begin(db);
+        r = db_begin_relaxed(db);
         if (r >= 0)
                 r = hosts_checkin_apply(db, req->args[0], body, (uint64_t) time(NULL), req->actor, &desired);
         if (r >= 0)

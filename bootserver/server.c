@@ -300,6 +300,18 @@ static bool authenticate(Request *req, enum MHD_Result *ret_result) {
                 *ret_result = reply_error(req, KIND_UNAUTHORIZED, "a bearer token is required");
                 return false;
         }
+        if (req->route->auth == AUTH_HOST) {
+                /* Agents are the common case here: their token first. */
+                r = tokens_check_host(req->server->db, req->args[0], token, &name);
+                if (r > 0) {
+                        req->actor = name;
+                        return true;
+                }
+                if (r < 0) {
+                        *ret_result = reply_errno(req, r, "token check");
+                        return false;
+                }
+        }
         r = tokens_check_admin(req->server->db, token, &name);
         if (r > 0) {
                 req->actor = name;

@@ -178,3 +178,17 @@ if [ $slip_ok = 1 ]; then
 else
         row "rebuild of an unchanged lock" n/a
 fi
+
+# The server against nginx, the agent against dd and rauc, the coordinator
+# at fleet scale: each prints its own table.
+echo
+"$TOP/tests/bench/server.sh" || echo "server bench: broken (exit $?)"
+if [ -x "$TOP/tests/bench/agent.sh" ] || [ -f "$TOP/tests/bench/agent.sh" ]; then
+        echo
+        bash "$TOP/tests/bench/agent.sh" || echo "agent bench: broken (exit $?)"
+fi
+if [ -x "$TOP/build/fleet/sim" ]; then
+        echo
+        echo "== coordinator: 10,000 virtual hosts (tests/fleet/sim)"
+        "$TOP/build/fleet/sim" --seed 1 --hosts 10000 --seeds 1 2>&1 | sed 's/^/  /'
+fi
