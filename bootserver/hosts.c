@@ -427,11 +427,12 @@ enum MHD_Result handle_host_labels(Request *req) {
 }
 
 enum MHD_Result handle_host_image(Request *req) {
-        static const char *const allowed[] = { "image", "boot", NULL };
+        static const char *const allowed[] = { "image", "boot", "reinstall", NULL };
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         enum MHD_Result result;
         json_t *body, *img, *h = NULL, *detail;
         _cleanup_free_ char *ref = NULL, *boot = NULL;
+        bool reinstall;
         char id[16], image_id[65] = "";
         sqlite3 *db;
         int r;
@@ -440,6 +441,7 @@ enum MHD_Result handle_host_image(Request *req) {
         if (!body)
                 return result;
         img = json_object_get(body, "image");
+        reinstall = json_is_true(json_object_get(body, "reinstall"));
         if (json_is_string(json_object_get(body, "boot")))
                 boot = strdup(json_string_value(json_object_get(body, "boot")));
         if (!img || (!json_is_null(img) && !json_is_string(img))) {
@@ -468,15 +470,20 @@ enum MHD_Result handle_host_image(Request *req) {
                         r = -ENXIO;
         }
         if (r >= 0)
-                r = db_prepare(db, "UPDATE hosts SET image = ?, boot = coalesce(?, boot) WHERE id = ?", &up);
+                r = db_prepare(db,
+                               "UPDATE hosts SET image = ?, boot = coalesce(?, boot), installed = installed AND NOT ?4 "
+                               "WHERE id = ?3",
+                               &up);
         if (r >= 0) {
                 sqlite3_bind_text(up, 1, ref ? image_id : NULL, -1, SQLITE_STATIC);
                 sqlite3_bind_text(up, 2, boot, -1, SQLITE_STATIC);
                 sqlite3_bind_text(up, 3, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int(up, 4, reinstall);
                 r = db_errno(sqlite3_step(up));
         }
         if (r >= 0) {
-                detail = json_pack("{s:s?, s:s?, s:s?}", "image", ref ? image_id : NULL, "ref", ref, "boot", boot);
+                detail = json_pack("{s:s?, s:s?, s:s?, s:b}", "image", ref ? image_id : NULL, "ref", ref, "boot", boot,
+                                   "reinstall", reinstall);
                 r = audit_log(db, req->actor, "host.assign", id, detail);
                 json_decref(detail);
         }

@@ -269,6 +269,14 @@ if grep -q 'exit 1' "$D/local.ipxe" && grep -q 'sanboot --no-describe --drive 0x
         grep -q ':retry' "$D/local.ipxe" && ! grep -q '^kernel' "$D/local.ipxe"; then t_ok; else
         t_fail "$(cat "$D/local.ipxe")"; fi
 
+t_case "reinstall: the next PXE boot installs again"
+post_json PUT "/v1/hosts/$HID/image" '{"image": "tiny:1.0", "reinstall": true}'
+out=$(curl -s "$URL/boot/ipxe?mac=$MAC")
+api POST "/v1/hosts/$HID/checkin" -H "Authorization: Bearer $HTOKEN" -H 'Content-Type: application/json' \
+        --data-binary "{\"state\":\"healthy\",\"version\":\"1.0\",\"image\":\"$M\"}" -o /dev/null
+if [[ $out == *slipway.mode=install* ]] && [[ $(curl -s "$URL/boot/ipxe?mac=$MAC") == *'exit 1'* ]]; then t_ok; else
+        t_fail "$out"; fi
+
 t_case "labels and filtered host lists"
 post_json POST "/v1/hosts/$HID/labels" '{"set": {"service": "web", "rack": "r1", "tmp": "x"}}'
 post_json POST "/v1/hosts/$HID/labels" '{"remove": ["tmp"]}'
