@@ -262,6 +262,7 @@ install: all
 	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|/usr/local/bin/|$(BINDIR)/|' bootserver/slipwayd.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/slipwayd.service
+	sed 's|/usr/local/bin/|$(BINDIR)/|' agent/slipway-agent.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/slipway-agent.service
 
 clean:
 	rm -rf $(BUILD)

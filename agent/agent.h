@@ -25,8 +25,9 @@ typedef struct Backend {
         int (*slot_open)(Agent *a, char slot, int flags, int *ret_fd, uint64_t *ret_size);
         /* The ESP's root directory. */
         const char *(*esp_dir)(Agent *a);
-        /* Restarts the host into whatever the firmware picks. Returns only
-         * on failure. */
+        /* Restarts the host into whatever the firmware picks. Returns a
+         * negative errno on failure, or 0 when a reboot command accepted
+         * the request (the host goes down on its own). */
         int (*reboot)(Agent *a);
 } Backend;
 

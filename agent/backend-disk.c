@@ -93,7 +93,7 @@ static int disk_reboot(Agent *a) {
         if (a->config.reboot_command) {
                 char *argv[] = { "/bin/sh", "-c", a->config.reboot_command, NULL };
                 int r = spawn_capture(argv, NULL, NULL, NULL);
-                return r == 0 ? -EINTR : r < 0 ? r : -EIO;
+                return r == 0 ? 0 : r < 0 ? r : -EIO;
         }
         if (reboot(RB_AUTOBOOT) < 0)
                 return negative_errno();

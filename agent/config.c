@@ -73,6 +73,8 @@ int agent_config_check(const AgentConfig *c) {
                 return log_error_errno(-EINVAL, "log-level: unknown level \"%s\"", strempty(c->log_level));
         if (!c->state_dir)
                 return log_error_errno(-EINVAL, "state-dir is not set");
+        if (c->health_timeout == 0)
+                return log_error_errno(-EINVAL, "health-timeout: at least 1 second");
         if (c->sim_slot_size < 4096)
                 return log_error_errno(-EINVAL, "sim-slot-size: at least 4K");
         return 0;

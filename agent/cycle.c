@@ -77,7 +77,7 @@ int agent_checkin(Agent *a, json_t *health, json_t **ret_desired) {
                 return r;
         }
         json_int_t interval = json_integer_value(json_object_get(reply, "checkin_interval"));
-        if (interval > 0)
+        if (interval > 0 && a->config.checkin_interval == 0)
                 a->checkin_interval = (uint64_t) interval;
         if (ret_desired) {
                 json_t *d = json_object_get(reply, "desired");
@@ -330,10 +330,12 @@ static int stage(Agent *a, json_t *desired, char **ret_error) {
         }
         crashpoint("esp-initrd");
 
-        /* Last: the entry that makes the slot bootable, with three tries. */
+        /* Last: the entry, disarmed ("+0": never chosen by the firmware) until
+         * a lease is granted, so that an unplanned reboot cannot take the
+         * host into the new slot without the coordinator's leave. */
         r = next_gen(a, &a->state.target_gen);
         if (r >= 0)
-                r = bootentry_write(esp, a->state.target_gen, m->version, target, m->cmdline, 3, NULL);
+                r = bootentry_write(esp, a->state.target_gen, m->version, target, m->cmdline, 0, NULL);
         if (r < 0) {
                 *ret_error = strdup_printf("cannot write the boot entry for %s: %s", m->version, strerror(-r));
                 return r;
@@ -369,6 +371,21 @@ static int find_entry(Agent *a, char slot, BootEntry *ret) {
         return r;
 }
 
+/* Gives the staged entry of the target slot its three tries (from "+0"
+ * with none done); a no-op when it has them. */
+static int arm_entry(Agent *a) {
+        BootEntry e = {};
+        int r;
+
+        r = find_entry(a, a->state.target_slot, &e);
+        if (r < 0)
+                return r;
+        if (e.tries_left == 0 && e.tries_done == 0)
+                r = bootentry_rename(a->backend->esp_dir(a), &e, 3, 0);
+        bootentry_release(&e);
+        return r;
+}
+
 /* A failed switch: the target's entry is given up, the image remembered. */
 static int give_up(Agent *a, const char *reason) {
         BootEntry e = {};
@@ -391,9 +408,7 @@ static int give_up(Agent *a, const char *reason) {
         return agent_set_report(a, "rolled-back", reason);
 }
 
-int agent_start(Agent *a) {
-        _cleanup_free_ char *failed = NULL;
-        json_t *report = NULL;
+int agent_load(Agent *a) {
         int r;
 
         r = a->backend->init(a);
@@ -409,6 +424,17 @@ int agent_start(Agent *a) {
                  phase_to_string(a->state.phase));
         if (a->api && a->state.token && api_client_set_token(a->api, a->state.token) < 0)
                 log_warning("the host token in '%s' is malformed; registering again may be needed", a->state_path);
+        return 0;
+}
+
+int agent_start(Agent *a) {
+        _cleanup_free_ char *failed = NULL;
+        json_t *report = NULL;
+        int r;
+
+        r = agent_load(a);
+        if (r < 0)
+                return r;
 
         if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 && a->api) {
                 /* Back from a fallback reboot (or killed before giving it
@@ -423,15 +449,36 @@ int agent_start(Agent *a) {
         if (a->state.phase == PHASE_REBOOTING && streq_ptr(a->state.reboot_from, a->boot_id)) {
                 /* The agent restarted, the host did not: the reboot is still to do. */
                 log_info("the reboot into slot %c did not happen yet: rebooting", a->state.target_slot);
+                r = arm_entry(a);
+                if (r < 0)
+                        return log_error_errno(r, "cannot arm the boot entry of slot %c: %m", a->state.target_slot);
                 return a->backend->reboot(a);
         }
         if (a->booted_slot != a->state.target_slot) {
-                if (a->state.phase == PHASE_REBOOTING)
-                        /* We asked for the new slot and came back in the old one:
-                         * its boot counter ran out. */
-                        return give_up(a, "the new slot did not come up: its boot counter ran out and the "
-                                          "firmware fell back");
-                return 0;
+                BootEntry e = {};
+                bool armed;
+
+                if (a->state.phase != PHASE_REBOOTING)
+                        return 0;
+                r = find_entry(a, a->state.target_slot, &e);
+                armed = r >= 0 && !(e.tries_left == 0 && e.tries_done == 0);
+                bootentry_release(&e);
+                if (r >= 0 && !armed) {
+                        /* Cut off between the lease and arming the entry: the
+                         * new slot was never offered. Arm it and go. */
+                        log_info("the reboot into slot %c did not happen: rebooting", a->state.target_slot);
+                        r = arm_entry(a);
+                        if (r < 0)
+                                return log_error_errno(r, "cannot arm the boot entry of slot %c: %m",
+                                                       a->state.target_slot);
+                        if (state_set(&a->state.reboot_from, a->boot_id) < 0 || agent_save(a) < 0)
+                                return -EIO;
+                        return a->backend->reboot(a);
+                }
+                /* We asked for the new slot and came back in the old one:
+                 * its boot counter ran out. */
+                return give_up(a, "the new slot did not come up: its boot counter ran out and the "
+                                  "firmware fell back");
         }
 
         /* Running the new slot: judge it. */
@@ -551,9 +598,18 @@ int agent_round(Agent *a) {
         if (r < 0)
                 return r;
         (void) agent_checkin(a, NULL, NULL);
+        crashpoint("before-arm");
+        r = arm_entry(a);
+        if (r < 0)
+                return log_error_errno(r, "cannot arm the boot entry of slot %c: %m", a->state.target_slot);
         crashpoint("before-reboot");
         log_info("lease %" PRIu64 " granted: rebooting into slot %c", a->state.lease_epoch, a->state.target_slot);
         r = a->backend->reboot(a);
+        if (r == 0) {
+                /* A reboot command accepted the request; the host goes down soon. */
+                log_info("reboot requested");
+                return (int) a->checkin_interval;
+        }
         return log_error_errno(r, "reboot failed: %m");
 }
 
@@ -562,6 +618,8 @@ int agent_loop(Agent *a, bool once) {
 
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        /* The configuration is read at start; a HUP must not end the agent. */
+        signal(SIGHUP, SIG_IGN);
         while (!stopping) {
                 int wait = agent_round(a);
                 if (wait < 0)

@@ -9,7 +9,11 @@
 
 struct Manifest;
 
-/* Loads the state and finds out what booted; judges a slot that was just
+/* Sets up the backend, finds out what booted and loads the state; changes
+ * nothing (what `status` needs). */
+int agent_load(Agent *a);
+
+/* agent_load(), then judges a slot that was just
  * switched to (health, bless or mark bad and reboot). */
 int agent_start(Agent *a);
 

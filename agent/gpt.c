@@ -152,6 +152,10 @@ int gpt_grow(int fd, uint64_t disk_size, const char *grow_name, uint64_t *ret_ne
                 return r;
         bytes = (size_t) g.n_entries * g.entry_size;
         entries_sectors = (bytes + SECTOR - 1) / SECTOR;
+        if (disk_size / SECTOR < entries_sectors + 2 + get64(g.header + 40)) {
+                gpt_release(&g);
+                return -ENOSPC;
+        }
         last_usable = last_lba - entries_sectors - 1;
         if (last_usable < get64(g.header + 48)) {
                 gpt_release(&g);
@@ -163,6 +167,15 @@ int gpt_grow(int fd, uint64_t disk_size, const char *grow_name, uint64_t *ret_ne
                 return idx;
         }
         e = g.entries + (size_t) (idx - 1) * g.entry_size;
+        /* Only the partition that ends last may grow, or it would overlap. */
+        for (uint32_t i = 0; i < g.n_entries; i++) {
+                const uint8_t *o = g.entries + (size_t) i * g.entry_size;
+                static const uint8_t zero[16];
+                if ((int) i + 1 != idx && memcmp(o, zero, 16) != 0 && get64(o + 32) > get64(e + 40)) {
+                        gpt_release(&g);
+                        return -EINVAL;
+                }
+        }
         /* End on a MiB boundary, never before where it ends today. */
         end = (last_usable + 1) / 2048 * 2048 - 1;
         if (end < get64(e + 40))

@@ -15,6 +15,7 @@ int gpt_find_partition(int fd, const char *name);
  * extended to the last MiB boundary that fits. Headers and entries get new
  * CRCs; the protective MBR its size. ret_new_end (may be NULL) gets the
  * partition's new last LBA. Returns 0, -EBADMSG for a GPT that does not
- * check out, -ENOENT when grow_name is missing, -ENOSPC when the disk is
+ * check out, -ENOENT when grow_name is missing, -EINVAL when another
+ * partition lies after it (growing it would overlap), -ENOSPC when the disk is
  * smaller than the table says. */
 int gpt_grow(int fd, uint64_t disk_size, const char *grow_name, uint64_t *ret_new_end);

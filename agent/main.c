@@ -228,7 +228,8 @@ int main(int argc, char **argv) {
                 }
                 cmd = "run";
         }
-        r = agent_start(&a);
+        /* status and register only look; run judges a fresh boot. */
+        r = streq(cmd, "status") || streq(cmd, "register") ? agent_load(&a) : agent_start(&a);
         if (r < 0)
                 return EXIT_FAILURE;
         if (streq(cmd, "status"))

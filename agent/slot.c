@@ -9,8 +9,11 @@
 #include "slot.h"
 #include "util.h"
 
-/* Progress is made durable (fdatasync, then the state) every this many bytes. */
-#define CHECKPOINT_BYTES (4ULL << 20)
+/* Progress is made durable (fdatasync, then the state) every this many
+ * bytes, and when a download stops early. */
+#define CHECKPOINT_BYTES (64ULL << 20)
+/* libcurl's receive buffer: fewer, larger writes into the slot. */
+#define RECEIVE_BUFFER (512L * 1024)
 
 typedef struct Writer {
         Agent *a;
@@ -165,6 +168,7 @@ int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, 
                 c = http_easy_new(url, &opts, errbuf);
                 if (!c)
                         return -ENOMEM;
+                curl_easy_setopt(c, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER);
                 curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
                 curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
                 if (w.offset > 0)

@@ -219,7 +219,7 @@ if [ "$nothing_bootable" = 0 ] && grep -q 'download of .* stopped at' "$D/h5.log
 # time the host must end up booted from a complete, verified slot, the
 # slot it ran from never written, and the update finished.
 POINTS="entry-dropped slot-write:1 slot-write:2 slot-write:3 slot-synced slot-verified esp-kernel esp-initrd
-entry-written staged before-reboot blessed marked-bad"
+entry-written staged before-arm before-reboot blessed marked-bad"
 n=0
 for point in $POINTS; do
         for power in agent power; do
