@@ -61,9 +61,10 @@ int agent_checkin(Agent *a, json_t *health, json_t **ret_desired) {
         path = id ? strdup_printf("/v1/hosts/%s/checkin", id) : NULL;
         if (!path)
                 return -ENOMEM;
-        body = json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:s?}", "state", a->state.reported ? a->state.reported : "healthy",
-                         "version", cur->complete ? cur->version : NULL, "image", cur->complete ? cur->image : NULL,
-                         "booted_slot", slot, "slots", slots_json(a), "message", a->state.message);
+        body = json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:s?, s:s?}", "state",
+                         a->state.reported ? a->state.reported : "healthy", "version", cur->complete ? cur->version : NULL,
+                         "image", cur->complete ? cur->image : NULL, "booted_slot", slot, "slots", slots_json(a),
+                         "message", a->state.message, "failed_image", a->state.failed_image);
         if (!body)
                 return -ENOMEM;
         if (health)

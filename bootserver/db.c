@@ -55,6 +55,8 @@ static const char *const migrations[] = {
         "CREATE INDEX rollout_hosts_host ON rollout_hosts(host_id);"
         "ALTER TABLE rollout_hosts ADD COLUMN assigned_at INTEGER;"
         "ALTER TABLE hosts ADD COLUMN state_since INTEGER;",
+        /* 4: the image an agent last refused or fell back from */
+        "ALTER TABLE hosts ADD COLUMN failed_image TEXT;",
 };
 
 int db_errno(int rc) {

@@ -524,6 +524,9 @@ const char *hosts_checkin_invalid(json_t *body) {
         if (v && !json_is_null(v) &&
             !(json_is_string(v) && (streq(json_string_value(v), "a") || streq(json_string_value(v), "b"))))
                 return "'booted_slot': expected \"a\" or \"b\"";
+        v = json_object_get(body, "failed_image");
+        if (v && !json_is_null(v) && !(json_is_string(v) && sha256_hex_valid(json_string_value(v))))
+                return "'failed_image': expected an image ID or null";
         v = json_object_get(body, "version");
         if (v && !json_is_null(v) && !(json_is_string(v) && strlen(json_string_value(v)) <= 64))
                 return "'version': expected a string";
@@ -565,7 +568,7 @@ int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t no
                                "UPDATE hosts SET state = ?, version = ?, current_image = ?, booted_slot = ?, slots = ?, "
                                "health = coalesce(?, health), facts = coalesce(?, facts), message = ?, last_seen = ?9, "
                                "installed = installed OR ?, state_since = CASE WHEN state IS ?1 THEN "
-                               "state_since ELSE ?9 END WHERE id = ?",
+                               "state_since ELSE ?9 END, failed_image = ?12 WHERE id = ?11",
                                &up);
         if (r >= 0) {
                 sqlite3_bind_text(up, 1, state, -1, SQLITE_STATIC);
@@ -579,6 +582,7 @@ int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t no
                 sqlite3_bind_int64(up, 9, (sqlite3_int64) now);
                 sqlite3_bind_int(up, 10, state_is_installed(state));
                 sqlite3_bind_text(up, 11, id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(up, 12, json_string_value(json_object_get(body, "failed_image")), -1, SQLITE_STATIC);
                 r = db_errno(sqlite3_step(up));
         }
         if (r >= 0 && !streq_ptr(old_state, state)) {
@@ -617,8 +621,8 @@ int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t no
 }
 
 enum MHD_Result handle_host_checkin(Request *req) {
-        static const char *const allowed[] = { "state",  "version", "image",   "booted_slot", "slots",
-                                               "health", "facts",   "message", NULL };
+        static const char *const allowed[] = { "state",  "version", "image",   "booted_slot",  "slots",
+                                               "health", "facts",   "message", "failed_image", NULL };
         enum MHD_Result result;
         json_t *body, *desired = NULL;
         const char *why;

@@ -471,7 +471,8 @@ refused:
 }
 
 /* Marks assigned hosts done (on the target, healthy) or failed (reported a
- * failure since they were assigned). */
+ * failure since they were assigned, or still reporting that they refused or
+ * fell back from the target itself). */
 static int update_statuses(sqlite3 *db, int64_t id) {
         _cleanup_stmt_ sqlite3_stmt *done = NULL, *failed = NULL;
         int r;
@@ -490,7 +491,8 @@ static int update_statuses(sqlite3 *db, int64_t id) {
                                "UPDATE rollout_hosts SET status = 'failed', message = (SELECT h.message FROM hosts h "
                                "WHERE h.id = host_id) WHERE rollout_id = ?1 AND status = 'assigned' AND EXISTS "
                                "(SELECT 1 FROM hosts h WHERE h.id = host_id AND h.state IN ('rolled-back', 'failed') "
-                               "AND h.current_image IS NOT target AND coalesce(h.state_since, 0) >= assigned_at)",
+                               "AND h.current_image IS NOT target AND (coalesce(h.state_since, 0) >= assigned_at OR "
+                               "h.failed_image = target))",
                                &failed);
         if (r >= 0) {
                 sqlite3_bind_int64(failed, 1, id);

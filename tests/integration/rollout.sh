@@ -139,7 +139,7 @@ fi
 
 t_case "rollout of 3.0 whose health check fails: the canary falls back, the rollout pauses"
 R3=$(post /v1/rollouts '{"image": "tiny:3.0", "waves": [1, "100%"], "max_failures": 0, "on_failure": "pause"}' | jq -r .id)
-for ((i = 0; i < 300; i++)); do [ "$(rollout_state $R3)" = paused ] && break; sleep 0.2; done
+for ((i = 0; i < 1500; i++)); do [ "$(rollout_state $R3)" = paused ] && break; sleep 0.2; done
 sleep 2
 ro=$(api "$URL/v1/rollouts/$R3")
 if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == *"1 of 1 hosts failed"* ]] &&
@@ -155,9 +155,9 @@ t_case "the same with on_failure rollback: rolled back by itself, the other host
 # The canary of the last rollout has 3.0 marked as failed; this time another host goes first.
 R4=$(post /v1/rollouts '{"image": "tiny:3.0", "selector": {"service": "b"}, "waves": [1, "100%"], "max_failures": 0,
         "on_failure": "rollback"}' | jq -r .id)
-for ((i = 0; i < 300; i++)); do [ "$(rollout_state $R4)" = aborted ] && break; sleep 0.2; done
+for ((i = 0; i < 1500; i++)); do [ "$(rollout_state $R4)" = aborted ] && break; sleep 0.2; done
 RB=$(api "$URL/v1/rollouts" | jq -r "[.rollouts[] | select(.kind == \"rollback\")][0].id")
-for ((i = 0; i < 100; i++)); do [ "$(rollout_state "$RB")" = done ] && break; sleep 0.2; done
+for ((i = 0; i < 1500; i++)); do [ "$(rollout_state "$RB")" = done ] && break; sleep 0.2; done
 if [ "$(rollout_state $R4)" = aborted ] && [ "$(rollout_state "$RB")" = done ] &&
         [ "$(hosts | jq '[.hosts[] | select(.version == "2.0")] | length')" = 6 ] &&
         [[ $(api "$URL/v1/rollouts/$R4" | jq -r .reason) == *"rolled back by rollout $RB"* ]]; then
@@ -180,13 +180,13 @@ R5=$(post /v1/rollouts '{"image": "tiny:1.0", "waves": ["100%"]}' | jq -r .id)
 # use the rollback of R5's predecessor instead: roll back rollout $R (2.0) to 1.0.
 api -o /dev/null -X POST "$URL/v1/rollouts/$R5/abort"
 RB2=$(api -X POST "$URL/v1/rollouts/$R/rollback" | jq -r .id)
-for ((i = 0; i < 600; i++)); do
+for ((i = 0; i < 1500; i++)); do
         [ "$(rollout_state "$RB2")" = done ] && break
         sleep 0.2
 done
 away_version=$(hosts | jq -r ".hosts[] | select(.id == \"$(cat "$D/h6.id")\") | .version")
 start_agent h6
-for ((i = 0; i < 300; i++)); do all_on 1.0 && break; sleep 0.2; done
+for ((i = 0; i < 1500; i++)); do all_on 1.0 && break; sleep 0.2; done
 if [ "$(rollout_state "$RB2")" = done ] && [ "$away_version" = 2.0 ] && all_on 1.0; then
         t_ok
 else
