@@ -198,7 +198,7 @@ fi
 t_case "audit shows the changes"
 if out=$($C audit) && grep -q '^ID  *TIME  *ACTOR  *ACTION  *TARGET  *DETAIL$' <<<"$out" &&
         grep -q " ci  *image.publish  *tiny:1.0 " <<<"$out" && grep -q " ci  *host.labels  *$H1 " <<<"$out" &&
-        grep -q " ci  *host.assign  *$H1  *boot=null, image=$id1, ref=tiny:1.0$" <<<"$out" &&
+        grep -q " ci  *host.assign  *$H1  *boot=null, image=$id1, ref=tiny:1.0, reinstall=false$" <<<"$out" &&
         grep -q " ci  *image.delete  *${id1:0:12} " <<<"$out" && grep -q " pxe  *host.register  *$H2 " <<<"$out"; then
         t_ok
 else
