@@ -87,7 +87,7 @@ COMPONENT_LIBS := $(BUILDER_LIB) $(BOOTSERVER_LIB) $(CTL_LIB) $(AGENT_LIB)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-bench deps-extra test-fuzz-replay check test test-unit test-integration test-boot test-e2e test-fleet bench demo \
+.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim check test test-unit test-integration test-boot test-e2e test-fleet bench demo \
 	sample-repo sample-images fuzz install clean help
 .DEFAULT_GOAL := all
 
@@ -208,7 +208,15 @@ $(BUILD)/libfuzzer/fuzz-%: tests/fuzz/fuzz-%.c $(COMMON_SRC) $(filter-out builde
 	clang $(FUZZ_CFLAGS) -Ibuilder -Ibootserver -o $@ $^ $(BUILDER_LIBS) $(BOOTSERVER_LIBS)
 
 ## make check         unit and integration tests (minutes)
-check: test-unit test-fuzz-replay test-integration
+check: test-unit test-fuzz-replay test-sim test-integration
+
+## make test-sim      the coordinator under the fleet simulator: 1,000 seeds and 3 big fleets
+test-sim: $(BUILD)/fleet/sim
+	@tests/fleet/run.sh
+
+$(BUILD)/fleet/sim: tests/fleet/sim.c $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ibootserver -o $@ $< $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(LDFLAGS) $(BOOTSERVER_LIBS) -lm
 
 test-unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)

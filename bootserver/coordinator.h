@@ -72,7 +72,8 @@ int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uin
  * was released, 0 when there was none or the epoch is stale. */
 int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor);
 
-/* A check-in's effect on coordination: a healthy report lifts quarantine. */
+/* A check-in's effect on coordination: a healthy report, or a rolled-back
+ * one from the image the host runs, lifts quarantine. */
 int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t now);
 
 /* Moves every active rollout on (coord_tick calls it). */

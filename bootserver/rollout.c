@@ -145,7 +145,7 @@ static int select_members(sqlite3 *db, const Spec *s, Member **ret, size_t *ret_
         size_t n = 0, cap = 0;
         int r;
 
-        sel = json_dumps(s->selector ? s->selector : json_object(), JSON_COMPACT);
+        sel = s->selector ? json_dumps(s->selector, JSON_COMPACT) : strdup("{}");
         if (!sel)
                 return -ENOMEM;
         /* Every selector label must match; the phase comes from the order key. */

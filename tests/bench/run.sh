@@ -190,5 +190,5 @@ fi
 if [ -x "$TOP/build/fleet/sim" ]; then
         echo
         echo "== coordinator: 10,000 virtual hosts (tests/fleet/sim)"
-        "$TOP/build/fleet/sim" --seed 1 --hosts 10000 --seeds 1 2>&1 | sed 's/^/  /'
+        "$TOP/tests/fleet/run.sh" bench 2>&1 | sed 's/^/  /'
 fi
