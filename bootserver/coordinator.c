@@ -31,6 +31,18 @@ int budget_parse_amount(const char *s, int64_t *ret_count, int64_t *ret_pct) {
         return 0;
 }
 
+int budget_parse_json(json_t *v, int64_t *ret_count, int64_t *ret_pct) {
+        char num[32];
+
+        if (json_is_integer(v)) {
+                snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                return budget_parse_amount(num, ret_count, ret_pct);
+        }
+        if (json_is_string(v))
+                return budget_parse_amount(json_string_value(v), ret_count, ret_pct);
+        return -EINVAL;
+}
+
 int64_t budget_allowed(const Budget *b, int64_t n) {
         if (b->max_unavailable >= 0)
                 return b->max_unavailable;

@@ -57,6 +57,8 @@ typedef struct Budget {
 
 /* Parses "3", "10%" into a count or percentage. */
 int budget_parse_amount(const char *s, int64_t *ret_count, int64_t *ret_pct);
+/* The same for a JSON integer (count) or string ("3", "10%"). */
+int budget_parse_json(json_t *v, int64_t *ret_count, int64_t *ret_pct);
 /* How many of n hosts may be down under b: a count, floor(n * pct / 100)
  * but at least 1 when pct > 0, or n - min_available (never below 0). */
 int64_t budget_allowed(const Budget *b, int64_t n);

@@ -20,46 +20,37 @@ static bool state_is_installed(const char *state) {
         return !streq(state, "registered") && !streq(state, "installing") && !streq(state, "failed");
 }
 
-int mac_normalize(const char *s, char ret[18]) {
-        char out[18];
+/* Checks s against pattern, where 'x' is a hex digit (lowercased into ret)
+ * and any other character must appear as itself or as one of the
+ * characters in alt (written as the pattern's). ret holds strlen(pattern)+1. */
+static int normalize_hex(const char *s, const char *pattern, const char *alt, char *ret) {
+        size_t n = strlen(pattern);
+        char out[64];
 
-        if (!s || strlen(s) != 17)
+        if (!s || strlen(s) != n || n >= sizeof out)
                 return -EINVAL;
-        for (size_t i = 0; i < 17; i++) {
-                if (i % 3 == 2) {
-                        if (s[i] != ':' && s[i] != '-')
-                                return -EINVAL;
-                        out[i] = ':';
-                } else {
+        for (size_t i = 0; i < n; i++) {
+                if (pattern[i] == 'x') {
                         if (!isxdigit((unsigned char) s[i]))
                                 return -EINVAL;
                         out[i] = (char) tolower((unsigned char) s[i]);
+                } else {
+                        if (s[i] != pattern[i] && !(alt && strchr(alt, s[i])))
+                                return -EINVAL;
+                        out[i] = pattern[i];
                 }
         }
-        out[17] = 0;
-        memcpy(ret, out, 18);
+        out[n] = 0;
+        memcpy(ret, out, n + 1);
         return 0;
 }
 
-int uuid_normalize(const char *s, char ret[37]) {
-        char out[37];
+int mac_normalize(const char *s, char ret[18]) {
+        return normalize_hex(s, "xx:xx:xx:xx:xx:xx", "-", ret);
+}
 
-        if (!s || strlen(s) != 36)
-                return -EINVAL;
-        for (size_t i = 0; i < 36; i++) {
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                        if (s[i] != '-')
-                                return -EINVAL;
-                        out[i] = '-';
-                } else {
-                        if (!isxdigit((unsigned char) s[i]))
-                                return -EINVAL;
-                        out[i] = (char) tolower((unsigned char) s[i]);
-                }
-        }
-        out[36] = 0;
-        memcpy(ret, out, 37);
-        return 0;
+int uuid_normalize(const char *s, char ret[37]) {
+        return normalize_hex(s, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", NULL, ret);
 }
 
 bool hosts_label_valid(const char *s) {

@@ -120,11 +120,9 @@ enum MHD_Result handle_budget_put(Request *req) {
                 json_decref(body);
                 return reply_error(req, KIND_INVALID_VALUE, "give either 'max_unavailable' or 'min_available'");
         }
-        if (mu) {
-                _cleanup_free_ char *t = json_is_integer(mu) ? strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(mu))
-                                                              : json_is_string(mu) ? strdup(json_string_value(mu)) : NULL;
-                r = t ? budget_parse_amount(t, &b.max_unavailable, &b.max_unavailable_pct) : -EINVAL;
-        } else {
+        if (mu)
+                r = budget_parse_json(mu, &b.max_unavailable, &b.max_unavailable_pct);
+        else {
                 r = json_is_integer(ma) && json_integer_value(ma) >= 0 ? 0 : -EINVAL;
                 b.min_available = r >= 0 ? json_integer_value(ma) : -1;
         }

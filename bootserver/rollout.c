@@ -75,9 +75,7 @@ static int spec_parse(sqlite3 *db, json_t *j, Spec *s, char **ret_error) {
                 return -EINVAL;
         }
         json_array_foreach(waves, i, v) {
-                _cleanup_free_ char *text = json_is_integer(v) ? strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v))
-                                                                : json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-                if (!text || budget_parse_amount(text, &s->wave_count[i], &s->wave_pct[i]) < 0) {
+                if (budget_parse_json(v, &s->wave_count[i], &s->wave_pct[i]) < 0) {
                         json_decref(waves);
                         *ret_error = strdup_printf("'waves': item %zu is not a count or a percentage", i);
                         return -EINVAL;
@@ -92,13 +90,9 @@ static int spec_parse(sqlite3 *db, json_t *j, Spec *s, char **ret_error) {
         }
         s->bake = v ? (uint64_t) json_integer_value(v) : 0;
         mf = json_object_get(j, "max_failures");
-        if (mf) {
-                _cleanup_free_ char *text = json_is_integer(mf) ? strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(mf))
-                                                                 : json_is_string(mf) ? strdup(json_string_value(mf)) : NULL;
-                if (!text || budget_parse_amount(text, &s->fail_count, &s->fail_pct) < 0) {
-                        *ret_error = strdup("'max_failures': expected a count or a percentage");
-                        return -EINVAL;
-                }
+        if (mf && budget_parse_json(mf, &s->fail_count, &s->fail_pct) < 0) {
+                *ret_error = strdup("'max_failures': expected a count or a percentage");
+                return -EINVAL;
         }
         of = json_string_value(json_object_get(j, "on_failure"));
         if (json_object_get(j, "on_failure") && (!of || (!streq(of, "pause") && !streq(of, "rollback")))) {
@@ -570,11 +564,8 @@ static int rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, const cha
         json_t *mf = json_object_get(spec, "max_failures");
         int r;
 
-        if (mf) {
-                _cleanup_free_ char *text = json_is_integer(mf) ? strdup_printf("%" JSON_INTEGER_FORMAT, json_integer_value(mf))
-                                                                 : strdup(strempty(json_string_value(mf)));
-                (void) budget_parse_amount(text, &fail_count, &fail_pct);
-        }
+        if (mf)
+                (void) budget_parse_json(mf, &fail_count, &fail_pct);
         json_decref(spec);
 
         r = update_statuses(db, id);
