@@ -453,7 +453,10 @@ static CURLcode transfer_setup(ApiClient *c, CURL *h, TransferKind kind, const c
         SET(CURLOPT_FAILONERROR, 0L);
         SET(CURLOPT_WRITEFUNCTION, reply_write);
         SET(CURLOPT_WRITEDATA, t);
-        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) API_REPLY_MAX);
+        /* A HEAD's Content-Length is the size of a blob, not of a reply:
+         * curl would refuse it against the cap. */
+        if (kind != TRANSFER_HEAD)
+                SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) API_REPLY_MAX);
 
         hl = *headers = curl_slist_append(NULL, "Accept: application/json");
         if (hl && c->auth_header)
