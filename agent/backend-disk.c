@@ -54,7 +54,8 @@ static int disk_booted(Agent *a _unused_, char *ret_slot, char **ret_entry, char
                 return -EIO;
         snprintf(ret_boot_id, 33, "%.*s", (int) strcspn(boot_id, "\n"), boot_id);
         id = efivar_string(LOADER_ENTRY_SELECTED);
-        *ret_entry = id ? strdup_printf("%s.conf", id) : NULL;
+        /* systemd-boot's entry IDs are the file names, ".conf" included. */
+        *ret_entry = !id ? NULL : endswith(id, ".conf") ? strdup(id) : strdup_printf("%s.conf", id);
         free(id);
         return 0;
 }

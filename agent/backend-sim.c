@@ -4,6 +4,7 @@
  * counting, agent/firmware.c) and restarts the agent in place; `power-on`
  * does the same after a simulated power cut. */
 #include <fcntl.h>
+#include <time.h>
 #include <jansson.h>
 #include <sys/stat.h>
 
@@ -153,6 +154,12 @@ static int sim_reboot(Agent *a) {
 
         if (r < 0)
                 return r;
+        if (a->config.sim_reboot_time > 0) {
+                /* Down, as a real host is while it reboots: no check-ins. */
+                struct timespec ts = { .tv_sec = (time_t) a->config.sim_reboot_time };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
         log_info("sim: restarting the agent");
         fflush(NULL);
         execv("/proc/self/exe", a->argv);

@@ -31,6 +31,8 @@ static const ConfKey keys[] = {
           "sim backend: slot files, ESP directory, firmware state" },
         { "backend", "sim-slot-size", "sim-slot-size", CONF_SIZE, F(sim_slot_size), "SIZE",
           "sim backend: bytes per slot (128M)" },
+        { "backend", "sim-reboot-time", "sim-reboot-time", CONF_UINT, F(sim_reboot_time), "SEC",
+          "sim backend: how long a reboot keeps the host down (0)" },
         { "backend", "reboot-command", "reboot-command", CONF_STRING, F(reboot_command), "CMD",
           "disk backend: run this instead of rebooting" },
 };

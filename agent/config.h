@@ -26,6 +26,7 @@ typedef struct AgentConfig {
         char *esp_dir;         /* disk backend: where the ESP is mounted (/efi) */
         char *sim_dir;         /* sim backend: slot files, ESP directory, "firmware" state */
         uint64_t sim_slot_size; /* sim backend: bytes per slot file */
+        uint64_t sim_reboot_time; /* sim backend: seconds a reboot keeps the host down */
         char *reboot_command;  /* disk backend: run instead of reboot(2) (tests) */
 } AgentConfig;
 

@@ -645,7 +645,8 @@ int agent_register(Agent *a, const char *mac, const char *secret) {
         if (r < 0)
                 return log_error_errno(r, "registration: %s", api_client_error(a->api));
         if (state_set(&a->state.host_id, json_string_value(json_object_get(reply, "id"))) < 0 ||
-            state_set(&a->state.token, json_string_value(json_object_get(reply, "token"))) < 0) {
+            state_set(&a->state.token, json_string_value(json_object_get(reply, "token"))) < 0 ||
+            state_set(&a->state.server, api_client_url(a->api)) < 0) {
                 json_decref(reply);
                 return -ENOMEM;
         }

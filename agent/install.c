@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include "cycle.h"
 #include "fileio.h"
@@ -14,6 +15,11 @@
 #include "manifest.h"
 #include "slot.h"
 #include "util.h"
+
+/* linux/ext4.h is not a uapi header before 6.x: the ioctl of resize2fs -o. */
+#ifndef EXT4_IOC_RESIZE_FS
+#define EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
+#endif
 
 char *cmdline_value(const char *cmdline, const char *key) {
         size_t n = strlen(key);
@@ -59,6 +65,27 @@ static char *partition_device(const char *disk, int part) {
         return strdup_printf("%s%s%d", disk, digit ? "p" : "", part);
 }
 
+/* Grows the ext4 file system mounted at mnt to the size of its partition
+ * dev, online, as resize2fs would (the kernel does the work: no tool needed
+ * in the initramfs). A failure leaves the smaller file system, which works. */
+static int grow_ext4(const char *mnt, const char *dev) {
+        _cleanup_close_ int dfd = -1, mfd = -1;
+        uint64_t bytes = 0, blocks;
+        struct statfs sf;
+
+        dfd = open(dev, O_RDONLY | O_CLOEXEC);
+        mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || mfd < 0 || ioctl(dfd, BLKGETSIZE64, &bytes) < 0 || fstatfs(mfd, &sf) < 0 || sf.f_bsize == 0)
+                return log_warning_errno(negative_errno(), "install: cannot size the var file system: %m");
+        blocks = bytes / (uint64_t) sf.f_bsize;
+        if (blocks <= (uint64_t) sf.f_blocks)
+                return 0;
+        if (ioctl(mfd, EXT4_IOC_RESIZE_FS, &blocks) < 0)
+                return log_warning_errno(negative_errno(), "install: cannot grow the var file system: %m");
+        log_info("install: var file system grown to %" PRIu64 " MiB", bytes >> 20);
+        return 1;
+}
+
 /* Leaves the agent's state where the installed system's agent finds it:
  * lib/slipway/agent.json on the var partition. */
 static int seed_var(Agent *a, const char *disk, int fd) {
@@ -77,6 +104,7 @@ static int seed_var(Agent *a, const char *disk, int fd) {
                 return r;
         if (mount(dev, mnt, "ext4", 0, NULL) < 0)
                 return log_error_errno(negative_errno(), "cannot mount '%s': %m", dev);
+        (void) grow_ext4(mnt, dev);
         dir = strdup_printf("%s/lib/slipway", mnt);
         path = dir ? path_join(dir, "agent.json") : NULL;
         r = path ? mkdir_p(dir, 0700) : -ENOMEM;

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "bootentry.h"
+#include "conftab.h"
 #include "cycle.h"
 #include "fileio.h"
 #include "install.h"
@@ -160,6 +161,17 @@ static int parse_args(int argc, char **argv, Args *a) {
         return r < 0 ? r : 0;
 }
 
+static int open_api(Agent *a) {
+        int r = api_client_new(a->config.server, &a->api);
+
+        if (r >= 0 && a->config.ca_file)
+                r = api_client_set_ca_file(a->api, a->config.ca_file);
+        if (r < 0)
+                return log_error_errno(r, "server '%s': %m", a->config.server);
+        api_client_set_timeout(a->api, 30);
+        return 0;
+}
+
 static int config_build(const Args *args, AgentConfig *ret) {
         int r = agent_config_init(ret);
 
@@ -199,17 +211,21 @@ int main(int argc, char **argv) {
                 log_error("cannot create the state directory '%s'", a.config.state_dir);
                 return EXIT_FAILURE;
         }
-        if (a.config.server) {
-                r = api_client_new(a.config.server, &a.api);
-                if (r >= 0 && a.config.ca_file)
-                        r = api_client_set_ca_file(a.api, a.config.ca_file);
-                if (r < 0) {
-                        log_error_errno(r, "server '%s': %m", a.config.server);
-                        return EXIT_FAILURE;
-                }
-                api_client_set_timeout(a.api, 30);
-        }
 
+        /* Without a configured server, the one the host registered with
+         * (a PXE install remembers it in the state), before agent_start()
+         * judges a fresh boot and reports it. */
+        if (!a.config.server && !streq(cmd, "install")) {
+                AgentState saved = {};
+                r = 0;
+                if (agent_state_load(a.state_path, &saved) >= 0 && saved.server)
+                        r = conftab_set_string(&a.config.server, saved.server);
+                agent_state_release(&saved);
+                if (r < 0)
+                        return EXIT_FAILURE;
+        }
+        if (a.config.server && open_api(&a) < 0)
+                return EXIT_FAILURE;
         if (streq(cmd, "install")) {
                 r = agent_install(&a);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

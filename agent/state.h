@@ -29,6 +29,7 @@ typedef struct SlotInfo {
 typedef struct AgentState {
         char *host_id;
         char *token;
+        char *server;            /* the slipwayd the host registered with */
         SlotInfo slots[2];       /* a, b */
         Phase phase;
         /* the update in progress */

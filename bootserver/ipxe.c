@@ -23,7 +23,7 @@ static const char *const builtin[_IPXE_SCRIPT_MAX] = {
                          "# slipway: install {{name}} {{version}} on {{host}} ({{mac}})\n"
                          "echo Slipway: installing {{name}} {{version}} on {{host}}\n"
                          "kernel {{kernel_url}} initrd=initrd.img {{cmdline}} slipway.mode=install "
-                         "slipway.server={{server}} slipway.host={{host}} slipway.enroll={{enroll}} "
+                         "slipway.server={{server}} slipway.host={{host}} slipway.mac={{mac}} slipway.enroll={{enroll}} "
                          "slipway.image={{image}} || goto retry\n"
                          "initrd --name initrd.img {{initrd_url}} || goto retry\n"
                          "boot || goto retry\n" RETRY,

@@ -5,7 +5,8 @@
 #   /bin/busybox                          static busybox
 #   /lib/modules/<kver>/...               the slot's modules + modules.dep
 #   /etc/slipway/initramfs-modules        modules to load, one per line (# comments)
-#   /usr/bin/slipway-agent                optional, for slipway.mode=install|live
+#   /usr/bin/slipway-agent                optional, for slipway.mode=install|live,
+#                                         with its libraries and /etc/slipway/keys/
 #
 # Kernel command line:
 #   slipway.slot=a|b        root slot to boot (default a): partition root-<slot>
@@ -16,6 +17,25 @@
 # Output contract (the tests grep for these):
 #   SLIPWAY-INITRAMFS slot=<x> root=<dev>     just before switch_root
 #   SLIPWAY-INITRAMFS-FAIL: <reason>          once, then a shell or poweroff
+
+# udhcpc (install mode, below) runs this same file as its lease script.
+if [ "$$" != 1 ] && [ -n "${interface:-}" ]; then
+    case "${1:-}" in
+        deconfig)
+            ip addr flush dev "$interface"
+            ip link set "$interface" up
+            ;;
+        bound|renew)
+            ip addr flush dev "$interface"
+            ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
+            for r in ${router:-}; do
+                route add default gw "$r" dev "$interface" && break
+            done
+            echo "slipway-initramfs: $interface has $ip"
+            ;;
+    esac
+    exit 0
+fi
 
 /bin/busybox mkdir -p /bin /sbin /proc /sys /dev /run /sysroot /tmp
 /bin/busybox --install -s /bin
@@ -67,6 +87,23 @@ if [ -r /etc/slipway/initramfs-modules ]; then
     done < /etc/slipway/initramfs-modules
 fi
 
+# net_up: a DHCP lease on the first interface that gets one (a NIC's
+# driver may take a moment to register it: up to ~5 s for the first).
+net_up() {
+    n=0
+    while [ "$n" -lt 50 ]; do
+        for d in /sys/class/net/*; do
+            i=${d##*/}
+            [ "$i" = lo ] && continue
+            ip link set "$i" up 2>/dev/null
+            udhcpc -i "$i" -f -q -n -t 5 -T 2 -s /init 2>&1 && return 0
+        done
+        usleep 100000
+        n=$((n + 1))
+    done
+    return 1
+}
+
 case "$slot" in
     a|b) ;;
     *) fail "bad slipway.slot=$slot (want a or b)" ;;
@@ -75,10 +112,17 @@ esac
 case "$mode" in
     normal) ;;
     install|live)
-        if [ -x /usr/bin/slipway-agent ]; then
-            exec /usr/bin/slipway-agent --mode="$mode"
-        fi
-        fail "slipway.mode=$mode needs /usr/bin/slipway-agent, which this initramfs lacks"
+        [ -x /usr/bin/slipway-agent ] ||
+            fail "slipway.mode=$mode needs /usr/bin/slipway-agent, which this initramfs lacks"
+        net_up || fail "no network interface got a DHCP lease"
+        mkdir -p /var/lib/slipway
+        # On success the agent reboots the machine into what it installed.
+        /usr/bin/slipway-agent --mode="$mode"
+        echo "SLIPWAY-INITRAMFS-FAIL: slipway-agent --mode=$mode exited with status $?"
+        [ "$poweroff" = 1 ] && { sync; poweroff -f; }
+        echo "slipway-initramfs: rebooting in 30 s to try again"
+        sleep 30
+        reboot -f
         ;;
     *) fail "unknown slipway.mode=$mode" ;;
 esac

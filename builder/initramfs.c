@@ -570,6 +570,42 @@ static int add_agent(Initramfs *c, const char *agent) {
         return 0;
 }
 
+/* Adds the trusted image keys (/etc/slipway/keys/ *.pub) of the staging
+ * root, which the agent needs to verify what it installs. */
+static int add_keys(Initramfs *c) {
+        _cleanup_strv_free_ char **names = NULL;
+        struct dirent *de;
+        DIR *d;
+        int fd, r = 0;
+
+        fd = open_in_root(c->root_fd, "/etc/slipway/keys", O_RDONLY | O_DIRECTORY);
+        if (fd == -ENOENT)
+                return 0;
+        if (fd < 0)
+                return log_error_errno(fd, "failed to open '/etc/slipway/keys' in the staging root: %m");
+        d = fdopendir(fd);
+        if (!d) {
+                r = negative_errno();
+                close(fd);
+                return r;
+        }
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' && endswith(de->d_name, ".pub") && strv_extend(&names, de->d_name) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+        closedir(d);
+        for (char **n = names; r >= 0 && n && *n; n++) {
+                _cleanup_free_ char *p = path_join("/etc/slipway/keys", *n);
+                r = p ? add_root_file(c, p, p) : -ENOMEM;
+                if (r == -EBADF)
+                        r = 0; /* not a regular file */
+                else if (r < 0)
+                        log_error_errno(r, "failed to add '%s' from the staging root: %m", p);
+        }
+        return r;
+}
+
 static int collect(Initramfs *c, const char *kver, char *const *modules) {
         static const char *const dirs[] = { "bin", "dev", "etc", "etc/slipway", "proc", "run", "sbin", "sys", "sysroot" };
         _cleanup_free_ char *moddir = strdup_printf("lib/modules/%s", kver);
@@ -619,6 +655,8 @@ static int collect(Initramfs *c, const char *kver, char *const *modules) {
         fd = open_in_root(c->root_fd, "/usr/bin/slipway-agent", O_RDONLY);
         if (fd >= 0) {
                 r = add_agent(c, "/usr/bin/slipway-agent");
+                if (r >= 0)
+                        r = add_keys(c);
                 if (r < 0)
                         return r;
         } else if (fd != -ENOENT)

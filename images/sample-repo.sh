@@ -1,10 +1,11 @@
 #!/bin/bash
 # Build Slipway's sample RPM repository (rpm-md, createrepo_c) into OUTDIR.
 #
-#   images/sample-repo.sh build/sample-repo
+#   images/sample-repo.sh build/sample-repo [build/bin/slipway-agent]
 #
 # The RPMs repackage real Debian 12 binaries: busybox-static and the kernel
-# that linux-image-amd64 currently depends on. Downloaded .debs are cached in
+# that linux-image-amd64 currently depends on; slipway-agent is packaged
+# from the given binary with the Debian libraries it is linked with. Downloaded .debs are cached in
 # OUTDIR/../debs, rpmbuild works under OUTDIR/../rpmbuild (emptied after). The repository is
 # assembled in a temporary directory and renamed into OUTDIR at the end, so a
 # rerun replaces it cleanly and an interrupted run leaves the old one intact.
@@ -17,7 +18,9 @@ set -euo pipefail
 die() { echo "sample-repo: error: $*" >&2; exit 1; }
 step() { echo "sample-repo: $*"; }
 
-[ $# -eq 1 ] || die "usage: $0 OUTDIR"
+[ $# -eq 1 ] || [ $# -eq 2 ] || die "usage: $0 OUTDIR [SLIPWAY-AGENT]"
+agent=$(readlink -f "${2:-$(dirname "$0")/../build/bin/slipway-agent}")
+[ -x "$agent" ] || die "no slipway-agent binary at $agent (make all first)"
 here=$(cd "$(dirname "$0")" && pwd)
 specs=$here/specs
 mkdir -p "$(dirname "$1")"
@@ -29,7 +32,7 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 export LC_ALL=C TZ=UTC
 arch=x86_64
 
-for t in apt-get apt-cache dpkg-deb rpmbuild createrepo_c depmod modinfo; do
+for t in apt-get apt-cache dpkg-deb rpmbuild createrepo_c depmod modinfo ldd; do
     command -v "$t" >/dev/null || die "missing tool: $t"
 done
 
@@ -139,6 +142,11 @@ for v in 1.0 2.0; do
     rpmb tiny-base.spec --define "tiny_version $v"
     step "built tiny-base $v-1"
 done
+rpmb tiny-broken.spec
+step "built tiny-broken 1.0-1"
+agent_version=$("$agent" --version 2>/dev/null | awk '{ print $NF; exit }')
+rpmb slipway-agent.spec --define "agent_bin $agent" --define "agent_version ${agent_version:-0.1}"
+step "built slipway-agent ${agent_version:-0.1}-1 from $agent"
 rm -rf "$top/BUILD" "$top/BUILDROOT" "$top/deb-root"
 
 # --- 5. repodata ------------------------------------------------------------

@@ -130,6 +130,17 @@ else
         t_fail "$(host_json h1) $(ls "$D/h1/esp/loader/entries") $(tail -5 "$D/h1.log")"
 fi
 
+t_case "the host remembers the server it registered with: no --server needed"
+out=$("$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" --keys-dir "$D/keys" --health-dir "$D/health" \
+        --sim-slot-size 32M status 2>&1)
+if [ "$(jq -r .server "$D/h1/state/agent.json")" = "$URL" ] && grep -q "^server: *$URL\$" <<<"$out" &&
+        "$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" --keys-dir "$D/keys" --health-dir "$D/health" \
+                --sim-slot-size 32M once >>"$D/h1.log" 2>&1; then
+        t_ok
+else
+        t_fail "$(jq -c .server "$D/h1/state/agent.json"); $out; $(tail -3 "$D/h1.log")"
+fi
+
 t_case "update to 2.0: staged into slot a, lease, reboot, health, bless"
 assign h1 tiny:2.0
 before=$(slot_sha h1 b "$S1")

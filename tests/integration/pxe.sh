@@ -3,7 +3,8 @@
 # dnsmasq (full DHCP) on a bridge, and a qemu VM (TCG) with an empty disk on a
 # tap device of that bridge. The VM's iPXE gets its address and boot URL from
 # dnsmasq, chains to slipwayd's /boot/ipxe, receives the install script and
-# boots the sample image's kernel and initramfs over HTTP.
+# boots the sample image's kernel and initramfs over HTTP, whose agent gets
+# a DHCP lease and registers. (The whole install is tests/e2e/run.sh.)
 . "$(dirname "$0")/../lib.sh"
 t_begin pxe
 
@@ -63,7 +64,7 @@ if [ "$code" = 201 ] && kill -0 "$SPID" && grep -q 'dnsmasq started' "$D/slipway
         t_fail "publish $code; $(tail -5 "$D/slipwayd.log")"; fi
 
 # pxe_boot NAME MAC [QEMU-ARGS...]: boots a VM with an empty disk from the
-# network until the initramfs shows the install command line.
+# network until the initramfs's agent has registered.
 pxe_boot() {
         local name=$1 mac=$2 i start
         shift 2
@@ -76,7 +77,7 @@ pxe_boot() {
                 -drive "file=$D/$name.img,format=raw,if=virtio" </dev/null >"$D/$name.qemu" 2>&1 &
         QPID=$!
         for ((i = 0; i < 900; i++)); do
-                grep -q -a 'slipway.mode=install' "$D/$name.log" && break
+                grep -q -a 'registered as h-' "$D/$name.log" && break
                 kill -0 "$QPID" 2>/dev/null || break
                 sleep 0.2
         done
@@ -84,10 +85,10 @@ pxe_boot() {
         wait "$QPID" 2>/dev/null
         QPID=
         ELAPSED=$(($(date +%s) - start))
-        grep -q -a 'slipway.mode=install' "$D/$name.log" && grep -q -i "dhcpack.*$mac" "$D/slipwayd.log"
+        grep -q -a 'registered as h-' "$D/$name.log" && grep -q -i "dhcpack.*$mac" "$D/slipwayd.log"
 }
 
-t_case "a BIOS VM PXE-boots through iPXE into the image's kernel and initramfs"
+t_case "a BIOS VM PXE-boots through iPXE into the image's initramfs, whose agent registers"
 if pxe_boot bios 52:54:00:98:00:01 && grep -q "gets the install script" "$D/slipwayd.log"; then
         t_ok "$ELAPSED s"
 else
