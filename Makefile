@@ -227,7 +227,11 @@ test-integration: all sample-repo
 	@rc=0; for t in $(INTEGRATION); do $$t || rc=1; done; exit $$rc
 
 ## make test          everything (what CI runs)
-test: check test-boot
+test: check test-boot test-e2e
+
+## make test-e2e      two VMs: PXE install, a rollout, a failing release, a power cut
+test-e2e: all sample-repo
+	@tests/e2e/run.sh
 
 ## make test-boot     build the sample image and boot it in qemu
 test-boot: all sample-repo
@@ -236,8 +240,8 @@ test-boot: all sample-repo
 ## make sample-repo   build the sample RPMs into build/sample-repo
 sample-repo: $(BUILD)/sample-repo/repodata/repomd.xml
 
-$(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh $(wildcard images/specs/*.spec) | $(DEPS_OK)
-	images/sample-repo.sh $(BUILD)/sample-repo
+$(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh $(wildcard images/specs/*.spec) $(BIN)/slipway-agent | $(DEPS_OK)
+	images/sample-repo.sh $(BUILD)/sample-repo $(BIN)/slipway-agent
 
 ## make demo          the whole story: images, slipwayd, 50 simulated hosts, a rollout (DEMO=once exits)
 demo: all sample-repo
