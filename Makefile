@@ -227,7 +227,11 @@ test-integration: all sample-repo
 	@rc=0; for t in $(INTEGRATION); do $$t || rc=1; done; exit $$rc
 
 ## make test          everything (what CI runs)
-test: check test-boot test-e2e
+test: check test-boot test-e2e test-fleet
+
+## make test-fleet    500 slipway-agent processes in network namespaces through a rollout
+test-fleet: all sample-repo
+	@tests/fleet/agents.sh
 
 ## make test-e2e      two VMs: PXE install, a rollout, a failing release, a power cut
 test-e2e: all sample-repo

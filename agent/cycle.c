@@ -543,6 +543,15 @@ int agent_round(Agent *a) {
         r = agent_checkin(a, NULL, &desired);
         if (r < 0)
                 return (int) MIN(a->checkin_interval, 30u);
+        if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 && streq_ptr(a->state.reported, "healthy") &&
+            lease(a, "DELETE", NULL) > 0) {
+                /* A release after a healthy switch that did not get through
+                 * (the server was away): the lease would hold a place in the
+                 * budgets until it expired. */
+                log_info("lease %" PRIu64 " given back", a->state.lease_epoch);
+                a->state.lease_epoch = 0;
+                (void) agent_save(a);
+        }
         image = json_string_value(json_object_get(desired, "image"));
         if (image && streq_ptr(image, state_slot(&a->state, a->booted_slot)->image)) {
                 /* What runs is what is wanted: nothing to do, and an earlier

@@ -15,6 +15,9 @@ CoordConfig server_coord_config(Server *s) {
 
         cc.lease_ttl = c->lease_ttl;
         cc.heartbeat_timeout = c->heartbeat_timeout ? c->heartbeat_timeout : 3 * c->checkin_interval;
+        /* A refused host asks again at its next round, not later: a budget
+         * slot freed by a host that came back is taken within one interval. */
+        cc.retry_after = c->checkin_interval > 0 ? c->checkin_interval : cc.retry_after;
         config_put(s);
         return cc;
 }

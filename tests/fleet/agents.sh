@@ -1,0 +1,292 @@
+#!/bin/bash
+# A fleet of real slipway-agent processes (sim backend) against slipwayd,
+# over network namespaces: slipwayd on a bridge in one namespace, the hosts
+# split between two others, each joined to the bridge by a veth pair.
+#
+# FLEET_HOSTS hosts (default 500) labelled into 5 services (a..e) x 10 racks,
+# on fleet:1.0. Budgets: 1 host per rack, 10% of a service. A rollout of
+# fleet:2.0 with waves 1%, 10%, 50%, 100%, service b after service a. During
+# it, 2% of the hosts stop answering for 40 s, 1% fail their health check on
+# 2.0, and slipwayd is killed -9 and started again. Asserted: the budgets
+# hold in every 100 ms sample of the rollout's groups and in a replay of the
+# audit log's leases; every other host ends on 2.0, the failing ones on 1.0
+# reported rolled-back, the stopped ones converge after they return. Prints
+# the rollout's time against the lower bound the rack budget allows.
+. "$(dirname "$0")/../lib.sh"
+t_begin fleet
+
+AG=$BIN/slipway-agent
+B=$BIN/slipway-build
+SD=$BIN/slipwayd
+D=$T_DIR
+HOSTS=${FLEET_HOSTS:-500}
+REBOOT=2
+export SOURCE_DATE_EPOCH=1700000000 SLIPWAY_CACHE=$D/cache
+SRV=slw-fs-$$
+NSS=(slw-fa-$$ slw-fb-$$)
+URL=http://10.96.0.1:8080
+SERVICES=(a b c d e)
+declare -a APIDS=()
+SPID=
+SAMPLER=
+
+cleanup() {
+        [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
+        for p in "${APIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
+        [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
+        wait 2>/dev/null
+        for ns in "$SRV" "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+}
+trap cleanup EXIT
+
+api() { ip netns exec "$SRV" curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
+now_ms() { date +%s%3N; }
+# host_ns N: the namespace host N lives in (odd and even hosts alternate).
+host_ns() { echo "${NSS[$(($1 % 2))]}"; }
+service_of() { echo "${SERVICES[$(($1 % 5))]}"; }
+rack_of() { echo "r$(($1 / 5 % 10))"; }
+
+t_case "a bridge namespace for slipwayd and two host namespaces joined by veth pairs"
+if ip netns add "$SRV" 2>"$D/netns.err" && ip -n "$SRV" link set lo up && ip -n "$SRV" link add br0 type bridge &&
+        ip -n "$SRV" addr add 10.96.0.1/16 dev br0 && ip -n "$SRV" link set br0 up; then
+        ok=1
+        for i in 0 1; do
+                ns=${NSS[$i]}
+                ip netns add "$ns" && ip -n "$ns" link set lo up &&
+                        ip -n "$SRV" link add "v$i" type veth peer name eth0 netns "$ns" &&
+                        ip -n "$SRV" link set "v$i" master br0 && ip -n "$SRV" link set "v$i" up &&
+                        ip -n "$ns" addr add "10.96.$((i + 1)).1/16" dev eth0 && ip -n "$ns" link set eth0 up || ok=0
+        done
+        [ $ok = 1 ] && t_ok || t_fail "veth setup failed"
+else
+        t_ok "skipped: cannot make network namespaces here ($(cat "$D/netns.err"))"
+        t_end
+        exit $?
+fi
+
+t_case "images fleet:1.0 and fleet:2.0 (busybox and a placeholder kernel)"
+mkdir -p "$D/keys" "$D/fleet-repo/Packages" "$D/rpmbuild"
+$B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
+rpmbuild -bb --define "_topdir $D/rpmbuild" --define "_rpmdir $D/fleet-repo/Packages" \
+        --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
+        "$TOP/tests/fleet/fleet-kernel.spec" >"$D/rpmbuild.log" 2>&1 && createrepo_c -q "$D/fleet-repo" >/dev/null
+cat >"$D/fleet.conf" <<EOF
+[image]
+name = fleet
+version = 1.0
+arch = x86_64
+[packages]
+install = tiny-base busybox fleet-kernel
+[repo sample]
+baseurl = $TOP/build/sample-repo
+[repo fleet]
+baseurl = $D/fleet-repo
+[boot]
+cmdline = quiet
+initramfs-modules =
+[rootfs]
+type = erofs
+EOF
+ok=1
+for v in 1.0 2.0; do
+        $B -q --store "$D/store" build --no-disk --key "$D/k.key" --image-version "$v" "$D/fleet.conf" \
+                >>"$D/build.log" 2>&1 || ok=0
+done
+[ $ok = 1 ] && t_ok || t_fail "$(tail -n 5 "$D/build.log" "$D/rpmbuild.log")"
+
+start_server() {
+        ip netns exec "$SRV" "$SD" --state-dir "$D/state" --listen 10.96.0.1:8080 --trusted-keys "$D/keys" \
+                --log-json no --enroll-token fleet --checkin-interval 2 \
+                --heartbeat-timeout 10 >>"$D/slipwayd.log" 2>&1 &
+        SPID=$!
+        for ((i = 0; i < 100; i++)); do api -o /dev/null -f "$URL/v1/status" && return 0; sleep 0.1; done
+        return 1
+}
+
+t_case "slipwayd in its namespace, both images published"
+TOKEN=$("$SD" --state-dir "$D/state" --log-json no token create fleet)
+start_server
+ok=1
+for v in 1.0 2.0; do
+        ip netns exec "$SRV" "$B" -q --store "$D/store" push --token "$TOKEN" "$URL" "fleet:$v" >>"$D/push.log" 2>&1 || ok=0
+done
+[ $ok = 1 ] && t_ok || t_fail "$(tail -n 5 "$D/push.log" "$D/slipwayd.log")"
+
+# The hosts: 1% fail their health check on 2.0 (every 100th, from host 50).
+agent_args() { # N
+        local h=$D/h/$1
+        echo --backend sim --sim-dir "$h" --state-dir "$h/state" --server "$URL" --keys-dir "$D/keys" \
+                --health-dir "$h/health.d" --checkin-interval 2 --sim-slot-size 8M --sim-reboot-time "$REBOOT" \
+                --enroll-token fleet
+}
+failing() { [ $(($1 % 100)) = 50 ]; }
+
+t_case "$HOSTS hosts register from both namespaces, labelled 5 services x 10 racks"
+register_range() { # FIRST STEP
+        local n mac id
+        for ((n = $1; n < HOSTS; n += $2)); do
+                mkdir -p "$D/h/$n/health.d"
+                if failing "$n"; then
+                        printf '#!/bin/sh\n[ "$SLIPWAY_VERSION" != 2.0 ] || { echo "host %s: the service fails on 2.0"; exit 1; }\n' \
+                                "$n" >"$D/h/$n/health.d/10-service"
+                        chmod +x "$D/h/$n/health.d/10-service"
+                fi
+                mac=$(printf '52:54:00:96:%02x:%02x' $((n / 256)) $((n % 256)))
+                # shellcheck disable=SC2046
+                ip netns exec "$(host_ns "$n")" "$AG" $(agent_args "$n") register "$mac" >>"$D/h/$n.log" 2>&1 || return 1
+                id=$(jq -r .host_id "$D/h/$n/state/agent.json")
+                echo "$id" >"$D/h/$n/id"
+                api -o /dev/null -f -X POST -H 'Content-Type: application/json' \
+                        -d "{\"set\": {\"service\": \"$(service_of "$n")\", \"rack\": \"$(rack_of "$n")\"}}" \
+                        "$URL/v1/hosts/$id/labels" || return 1
+                api -o /dev/null -f -X PUT -H 'Content-Type: application/json' -d '{"image": "fleet:1.0"}' \
+                        "$URL/v1/hosts/$id/image" || return 1
+        done
+}
+mkdir -p "$D/h"
+register_range 0 2 &
+r0=$!
+register_range 1 2
+rc1=$?
+wait $r0 && [ $rc1 = 0 ] && [ "$(api "$URL/v1/hosts" | jq '.hosts | length')" = "$HOSTS" ] &&
+        t_ok || t_fail "$(api "$URL/v1/hosts" | jq '.hosts | length') hosts; $(tail -n 3 "$D/h/1.log")"
+
+t_case "all $HOSTS agents run and converge on 1.0"
+for ((n = 0; n < HOSTS; n++)); do
+        # shellcheck disable=SC2046
+        ip netns exec "$(host_ns "$n")" "$AG" $(agent_args "$n") run >>"$D/h/$n.log" 2>&1 &
+        APIDS[$n]=$!
+done
+count_on() { # VERSION: hosts healthy on it
+        api "$URL/v1/hosts" | jq --arg v "$1" '[.hosts[] | select(.state == "healthy" and .version == $v)] | length'
+}
+for ((i = 0; i < 300; i++)); do [ "$(count_on 1.0)" = "$HOSTS" ] && break; sleep 1; done
+[ "$(count_on 1.0)" = "$HOSTS" ] && t_ok "$i s" || t_fail "$(count_on 1.0) of $HOSTS on 1.0"
+
+t_case "a rollout of 2.0 through stopped hosts, failing hosts and a slipwayd kill -9"
+# Leases from here on are under the budgets (1.0's came before them).
+audit0=$(api "$URL/v1/audit?last=1" | jq '.entries[-1].id // 0')
+api -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"max_unavailable": 1}' "$URL/v1/budgets/rack"
+api -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"max_unavailable": "10%"}' "$URL/v1/budgets/service"
+# The stopped hosts (2%): every 50th from host 7. Each group may show one
+# more host down per stopped member: going quiet is not the coordinator's doing.
+declare -a STOPPED=()
+for ((n = 7; n < HOSTS; n += 50)); do STOPPED+=("$n"); done
+extra=$(for n in "${STOPPED[@]}"; do echo "rack=$(rack_of "$n")"; echo "service=$(service_of "$n")"; done |
+        jq -R . | jq -s 'reduce .[] as $g ({}; .[$g] += 1)')
+svc_allowed=$((HOSTS / 5 * 10 / 100))
+[ "$svc_allowed" -ge 1 ] || svc_allowed=1
+start=$(now_ms)
+id=$(api -X POST -H 'Content-Type: application/json' \
+        -d '{"image": "fleet:2.0", "waves": ["1%", "10%", "50%", "100%"], "max_failures": 5, "on_failure": "pause",
+             "order": {"key": "service", "values": ["a", "b"]}}' "$URL/v1/rollouts" | jq -r .id)
+# Samples every 100 ms: a group over its budget (plus its stopped members).
+(
+        while :; do
+                api "$URL/v1/rollouts/$id" | jq -c --argjson extra "$extra" --argjson svc "$svc_allowed" \
+                        '.groups[]? | select(.down > (if (.group | startswith("rack=")) then 1 else $svc end)
+                                                     + ($extra[.group] // 0))' >>"$D/violations" 2>/dev/null
+                echo >>"$D/samples"
+                sleep 0.1
+        done
+) &
+SAMPLER=$!
+sleep 5
+for n in "${STOPPED[@]}"; do kill -STOP "${APIDS[$n]}"; done
+sleep 15
+kill -9 "$SPID"
+wait "$SPID" 2>/dev/null
+sleep 2
+start_server
+sleep 23
+for n in "${STOPPED[@]}"; do kill -CONT "${APIDS[$n]}"; done
+state=
+for ((i = 0; i < 900; i++)); do
+        state=$(api "$URL/v1/rollouts/$id" | jq -r .state)
+        [ "$state" = done ] || [ "$state" = paused ] && break
+        sleep 1
+done
+done_ms=$(now_ms)
+expect=$((HOSTS - HOSTS / 100))
+for ((i = 0; i < 120; i++)); do [ "$(count_on 2.0)" -ge "$expect" ] && break; sleep 1; done
+kill "$SAMPLER" 2>/dev/null
+wait "$SAMPLER" 2>/dev/null
+SAMPLER=
+on2=$(count_on 2.0)
+if [ "$state" = done ] && [ "$on2" = "$expect" ]; then
+        t_ok "$(((done_ms - start) / 1000)) s; $on2 hosts on 2.0"
+else
+        t_fail "rollout $state; $on2 of $expect on 2.0; $(api "$URL/v1/rollouts/$id" | jq -c '{state,reason,waves}')"
+fi
+
+t_case "no budget exceeded in $(wc -l <"$D/samples" 2>/dev/null || echo 0) samples of the rollout's groups"
+[ ! -s "$D/violations" ] && [ "$(wc -l <"$D/samples")" -gt 100 ] && t_ok || t_fail "$(head -n 5 "$D/violations")"
+
+# The audit log, all of it, oldest first.
+audit_all() {
+        local since=$audit0 page
+        while :; do
+                page=$(api "$URL/v1/audit?action=lease&since=$since&limit=1000")
+                jq -c '.entries[]' <<<"$page"
+                [ "$(jq '.entries | length' <<<"$page")" -lt 1000 ] && break
+                since=$(jq '.entries[-1].id' <<<"$page")
+        done
+}
+audit_all >"$D/audit.jsonl"
+api "$URL/v1/hosts" | jq -c '[.hosts[] | {key: .id, value: .labels}] | from_entries' >"$D/labels.json"
+
+t_case "no budget exceeded in the audit log's leases, replayed grant by grant"
+# Every grant: count the holders of each of the host's groups (a renewal is a
+# grant to a holder); the leases of stopped hosts do not happen (they were
+# quiet), so no allowance here.
+over=$(jq -s -r --slurpfile labels "$D/labels.json" --argjson svc "$svc_allowed" '
+        reduce .[] as $e ({held: {}, max: {}, over: []};
+                if $e.action == "lease.grant" then .held[$e.target] = true
+                elif $e.action == "lease.release" then del(.held[$e.target])
+                else . end
+                | . as $s
+                | if $e.action != "lease.grant" then . else
+                        ([$s.held | keys[] | $labels[0][.] | "rack=\(.rack)", "service=\(.service)"]
+                         | group_by(.) | map({g: .[0], n: length})) as $counts
+                        | .over += [$counts[] | select(.n > (if (.g | startswith("rack=")) then 1 else $svc end))
+                                    | "\(.g): \(.n) leases after entry \($e.id)"]
+                  end)
+        | .over | .[:5] | join("; ")' "$D/audit.jsonl")
+grants=$(grep -c '"lease.grant"' "$D/audit.jsonl")
+[ -z "$over" ] && [ "$grants" -ge "$expect" ] && t_ok "$grants grants" || t_fail "$grants grants; $over"
+
+t_case "the failing hosts are back on 1.0 and reported; the stopped ones converged"
+bad=
+for ((n = 0; n < HOSTS; n++)); do
+        j=$(api "$URL/v1/hosts/$(cat "$D/h/$n/id")")
+        if failing "$n"; then
+                jq -e '.version == "1.0" and .state == "rolled-back" and (.message | test("fails on 2.0"))' \
+                        <<<"$j" >/dev/null || bad="$bad h$n:$(jq -c '{state,version}' <<<"$j")"
+        else
+                jq -e '.version == "2.0" and .state == "healthy"' <<<"$j" >/dev/null ||
+                        bad="$bad h$n:$(jq -c '{state,version}' <<<"$j")"
+        fi
+done
+[ -z "$bad" ] && t_ok "${#STOPPED[@]} stopped, $((HOSTS / 100)) failing" || t_fail "${bad:0:600}"
+
+t_case "rollout time against the lower bound of the budgets"
+# Lower bound: a group with a budget of k lets k hosts down at a time, so
+# the rollout takes at least the sum of its hosts' lease times (grant to
+# release, as measured here) divided by k, for the busiest group.
+lb=$(jq -s -r --slurpfile labels "$D/labels.json" --argjson svc "$svc_allowed" '
+        reduce .[] as $e ({open: {}, sum: {}};
+                if $e.action == "lease.grant" and (.open[$e.target] == null) then .open[$e.target] = $e.time
+                elif $e.action == "lease.release" and .open[$e.target] != null then
+                        ($labels[0][$e.target]) as $l | ($e.time - .open[$e.target]) as $t
+                        | .sum["rack=\($l.rack)"] += $t | .sum["service=\($l.service)"] += ($t / $svc)
+                        | del(.open[$e.target])
+                else . end)
+        | [.sum[]] | max // 0 | floor' "$D/audit.jsonl")
+total=$(((done_ms - start) / 1000))
+if [ "$lb" -gt 0 ]; then
+        t_ok "rollout $total s, lower bound $lb s (lease times of the busiest group over its budget), ratio $(awk -v t="$total" -v l="$lb" 'BEGIN { printf "%.2f", t / l }')"
+else
+        t_fail "no lease times in the audit log"
+fi
+
+t_end
