@@ -269,6 +269,79 @@ static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, ui
         return 1;
 }
 
+int window_parse(const char *s, int *ret_start, int *ret_end) {
+        unsigned h1, m1, h2, m2;
+        char tail;
+
+        if (!s || strlen(s) != 11 || sscanf(s, "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &tail) != 4 || s[2] != ':' ||
+            s[5] != '-' || s[8] != ':' || h1 > 23 || h2 > 23 || m1 > 59 || m2 > 59)
+                return -EINVAL;
+        if (h1 * 60 + m1 == h2 * 60 + m2)
+                return -EINVAL;
+        *ret_start = (int) (h1 * 60 + m1);
+        *ret_end = (int) (h2 * 60 + m2);
+        return 0;
+}
+
+uint64_t window_wait(int start, int end, uint64_t now) {
+        uint64_t sec = now % 86400, s = (uint64_t) start * 60, e = (uint64_t) end * 60;
+        bool open = start < end ? sec >= s && sec < e : sec >= s || sec < e;
+
+        if (open)
+                return 0;
+        return sec < s ? s - sec : 86400 - sec + s;
+}
+
+bool window_selector_valid(const char *s) {
+        _cleanup_free_ char *key = s ? strdup(s) : NULL;
+        char *eq = key ? strchr(key, '=') : NULL;
+
+        if (!key)
+                return false;
+        if (eq)
+                *eq = 0;
+        return hosts_label_valid(key) && (!eq || hosts_label_valid(eq + 1));
+}
+
+/* Refuses (returns 0, d filled) when host is in a running rollout that has
+ * a reboot window for one of its groups and now is outside it. */
+static int check_windows(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, LeaseDecision *d) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = db_prepare(db,
+                       "SELECT w.key, w.value, l.key, l.value FROM rollout_hosts rh "
+                       "JOIN rollouts r ON r.id = rh.rollout_id, json_each(r.spec, '$.windows') w "
+                       "JOIN host_labels l ON l.host_id = rh.host_id AND "
+                       "  (l.key = w.key OR l.key || '=' || l.value = w.key) "
+                       "WHERE rh.host_id = ? AND r.state = 'running' AND rh.status = 'assigned' "
+                       "ORDER BY w.key",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *sel = (const char *) sqlite3_column_text(st, 0);
+                const char *win = (const char *) sqlite3_column_text(st, 1);
+                int start, end;
+                uint64_t wait;
+
+                if (window_parse(win, &start, &end) < 0)
+                        continue; /* checked when the rollout started */
+                wait = window_wait(start, end, now);
+                if (wait == 0)
+                        continue;
+                d->group = strdup_printf("%s=%s", (const char *) sqlite3_column_text(st, 2),
+                                         (const char *) sqlite3_column_text(st, 3));
+                d->reason = strdup_printf("group %s: outside its reboot window %s (UTC, rollout window for %s); it opens "
+                                          "in %" PRIu64 " min",
+                                          strempty(d->group), win, sel, (wait + 59) / 60);
+                d->retry_after = MAX(c->retry_after, MIN(wait, 300u));
+                return 0;
+        }
+        return r == SQLITE_DONE ? 1 : db_errno(r);
+}
+
 static int expire_leases(sqlite3 *db, const char *host, uint64_t now);
 
 int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
@@ -310,7 +383,9 @@ int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uin
                                   "before it may go down again");
                 d.retry_after = c->retry_after;
         } else {
-                r = check_budgets(db, c, host, now, &d);
+                r = check_windows(db, c, host, now, &d);
+                if (r > 0)
+                        r = check_budgets(db, c, host, now, &d);
                 if (r < 0) {
                         lease_decision_release(&d);
                         return r;

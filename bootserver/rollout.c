@@ -25,7 +25,7 @@ typedef struct Spec {
 } Spec;
 
 static const char *const spec_members[] = { "image", "selector", "waves", "bake", "max_failures", "on_failure",
-                                            "order", NULL };
+                                            "order", "windows", NULL };
 
 /* Parses and checks spec; ret_error gets a message naming the member. */
 static int spec_parse(sqlite3 *db, json_t *j, Spec *s, char **ret_error) {
@@ -106,6 +106,24 @@ static int spec_parse(sqlite3 *db, json_t *j, Spec *s, char **ret_error) {
                 s->order_values = json_object_get(order, "values");
                 if (!hosts_label_valid(s->order_key) || !json_is_array(s->order_values)) {
                         *ret_error = strdup("'order': expected {\"key\": \"service\", \"values\": [\"a\", \"b\"]}");
+                        return -EINVAL;
+                }
+        }
+        v = json_object_get(j, "windows");
+        if (v && !json_is_object(v)) {
+                *ret_error = strdup("'windows': expected {\"rack\": \"22:00-04:00\"} (a label key or KEY=VALUE per window)");
+                return -EINVAL;
+        }
+        json_t *w;
+        json_object_foreach(v, key, w) {
+                int a, b;
+                if (!window_selector_valid(key)) {
+                        *ret_error = strdup_printf("'windows': '%s' is not a label key or KEY=VALUE of [A-Za-z0-9._-]", key);
+                        return -EINVAL;
+                }
+                if (window_parse(json_string_value(w), &a, &b) < 0) {
+                        *ret_error = strdup_printf("'windows': the window of '%s' is not \"HH:MM-HH:MM\" (UTC, start and "
+                                                   "end differ)", key);
                         return -EINVAL;
                 }
         }

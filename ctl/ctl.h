@@ -33,6 +33,7 @@ typedef struct CtlOptions {
         json_t *max_failures;    /* rollout: a count or "N%" */
         const char *on_failure;  /* rollout: "pause" or "rollback" */
         json_t *order;           /* rollout: {"key": K, "values": [...]} */
+        json_t *windows;         /* rollout: {"SELECTOR": "HH:MM-HH:MM"} */
 } CtlOptions;
 
 typedef struct Ctl {

@@ -89,6 +89,9 @@ static void help(void) {
               "                      what a wave with more failures does (default pause)\n"
               "  --order KEY=V1,V2,...\n"
               "                      hosts labelled KEY=V1 first, then KEY=V2, ... within the waves\n"
+              "  --window SELECTOR@HH:MM-HH:MM\n"
+              "                      hosts of SELECTOR's groups (KEY or KEY=VALUE) reboot only then,\n"
+              "                      UTC (repeatable), e.g. rack@22:00-04:00\n"
               "\n"
               "Exit status: 0 done, 1 the server refused or a usage error, 2 no answer from the server,\n"
               "3 rollout watch: the rollout paused.\n"
@@ -118,6 +121,7 @@ enum {
         OPT_MAX_FAILURES,
         OPT_ON_FAILURE,
         OPT_ORDER,
+        OPT_WINDOW,
 };
 
 static const struct option options[] = {
@@ -143,6 +147,7 @@ static const struct option options[] = {
         { "max-failures", required_argument, NULL, OPT_MAX_FAILURES },
         { "on-failure", required_argument, NULL, OPT_ON_FAILURE },
         { "order", required_argument, NULL, OPT_ORDER },
+        { "window", required_argument, NULL, OPT_WINDOW },
         {}
 };
 
@@ -163,18 +168,20 @@ enum {
         WITH_MAX_FAILURES = 1 << 12,
         WITH_ON_FAILURE = 1 << 13,
         WITH_ORDER = 1 << 14,
-        WITH_ROLLOUT_SPEC = WITH_SELECTOR | WITH_WAVES | WITH_BAKE | WITH_MAX_FAILURES | WITH_ON_FAILURE | WITH_ORDER,
+        WITH_WINDOW = 1 << 15,
+        WITH_ROLLOUT_SPEC = WITH_SELECTOR | WITH_WAVES | WITH_BAKE | WITH_MAX_FAILURES | WITH_ON_FAILURE | WITH_ORDER |
+                            WITH_WINDOW,
 };
 
 /* Indexed by the bit of WITH_*. */
 static const char *const option_names[] = { "--label",         "--state",       "--boot",         "--since",
                                             "--limit",         "--action",      "--follow",       "--max-unavailable",
                                             "--min-available", "--selector",    "--waves",        "--bake",
-                                            "--max-failures",  "--on-failure",  "--order" };
+                                            "--max-failures",  "--on-failure",  "--order",        "--window" };
 
 #define ROLLOUT_USAGE                                                                                 \
         "[--selector K=V]... [--waves 1,10%,50%,100%] [--bake SEC] [--max-failures N|N%] [--on-failure " \
-        "pause|rollback] [--order KEY=V1,V2,...]"
+        "pause|rollback] [--order KEY=V1,V2,...] [--window SELECTOR@HH:MM-HH:MM]..."
 
 typedef struct Command {
         const char *group;
@@ -334,6 +341,7 @@ static void options_release(CtlOptions *o) {
         json_decref(o->waves);
         json_decref(o->max_failures);
         json_decref(o->order);
+        json_decref(o->windows);
         *o = (CtlOptions) {};
 }
 
@@ -483,6 +491,20 @@ static int parse_args(int argc, char **argv, Args *a, Ctl *ctl) {
                                 return log_error_errno(r, "--order: expected KEY=VALUE,VALUE,..., got '%s'", optarg);
                         a->given |= WITH_ORDER;
                         break;
+                case OPT_WINDOW: {
+                        const char *at = strchr(optarg, '@');
+                        _cleanup_free_ char *sel = at ? strndup(optarg, (size_t) (at - optarg)) : NULL;
+                        /* The server checks the selector and the times. */
+                        if (!at || !sel || !*sel || !at[1])
+                                return log_error_errno(-EINVAL, "--window: expected SELECTOR@HH:MM-HH:MM, got '%s'",
+                                                       optarg);
+                        if (!ctl->opt.windows)
+                                ctl->opt.windows = json_object();
+                        if (!ctl->opt.windows || json_object_set_new(ctl->opt.windows, sel, json_string(at + 1)) < 0)
+                                return log_oom();
+                        a->given |= WITH_WINDOW;
+                        break;
+                }
                 default:
                         return -EINVAL; /* getopt said why */
                 }

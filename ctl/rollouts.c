@@ -53,6 +53,8 @@ static json_t *spec_new(Ctl *ctl, const char *image) {
                 r = json_object_set_new(spec, "on_failure", json_string(o->on_failure));
         if (r >= 0 && o->order)
                 r = json_object_set(spec, "order", o->order);
+        if (r >= 0 && o->windows)
+                r = json_object_set(spec, "windows", o->windows);
         if (r < 0) {
                 json_decref(spec);
                 return NULL;
@@ -116,6 +118,9 @@ static char *spec_describe(json_t *spec) {
                 json_array_foreach(json_object_get(order, "values"), i, v)
                         append(&s, "%s %s", i > 0 ? "," : "", strempty(json_string_value(v)));
         }
+        const char *wk;
+        json_object_foreach(json_object_get(spec, "windows"), wk, v)
+                append(&s, "; reboots of %s %s UTC", wk, strempty(json_string_value(v)));
         return s;
 }
 

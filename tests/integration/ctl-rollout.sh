@@ -409,6 +409,37 @@ if json_ok $C --json budget list && json_ok $C --json budget set zone --max-unav
         t_ok
 fi
 
+t_case "rollout --window: a lease outside the group's reboot window is refused, inside it granted"
+h=${H[3]}
+rack=$($C --json host show "$h" | jq -r .labels.rack)
+now_min=$(($(date -u +%s) / 60 % 1440))
+hhmm() { local m=$((($1 % 1440 + 1440) % 1440)); printf '%02d:%02d' $((m / 60)) $((m % 60)); }
+closed="$(hhmm $((now_min + 120)))-$(hhmm $((now_min + 180)))"
+open="$(hhmm $((now_min - 60)))-$(hhmm $((now_min + 60)))"
+lease() { curl -s -X "$1" -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$2/lease"; }
+refresh_hosts
+R4=$($C --json rollout start tiny:2.0 --selector service=db --window "rack@$closed" | jq -r .id)
+wait_until 10 db_hosts_on "$ID2"
+refused=$(lease POST "$h")
+$C rollout abort "$R4" >/dev/null
+refresh_hosts
+R5=$($C --json rollout start tiny:2.0 --selector service=db --window "rack=$rack@$open" | jq -r .id)
+wait_until 10 db_hosts_on "$ID2"
+granted=$(lease POST "$h")
+lease DELETE "$h" >/dev/null
+$C rollout abort "$R5" >/dev/null
+if jq -e --arg g "rack=$rack" --arg w "$closed" '.granted == false and .group == $g and
+                (.reason | contains("outside its reboot window " + $w)) and .retry_after >= 1' <<<"$refused" >/dev/null &&
+        jq -e '.granted == true' <<<"$granted" >/dev/null &&
+        $C rollout status "$R4" | grep -q "reboots of rack $closed UTC" &&
+        ctl_fail 1 "'windows': the window of 'rack' is not \"HH:MM-HH:MM\"" \
+                $C rollout start tiny:2.0 --window rack@25:00-01:00 &&
+        ctl_fail 1 "--window: expected SELECTOR@HH:MM-HH:MM, got 'rack'" $C rollout start tiny:2.0 --window rack; then
+        t_ok
+else
+        t_fail "refused: $refused; granted: $granted; $($C rollout status "$R4" | head -n 3)"
+fi
+
 t_case "the audit log has the budgets and rollouts"
 if out=$($C audit --limit 1000) && grep -q " ci  *budget.set  *rack  *budget=max_unavailable 1$" <<<"$out" &&
         grep -q " ci  *budget.delete  *service=db " <<<"$out" && grep -q " ci  *rollout.start  *rollout $R1 " <<<"$out" &&
@@ -428,7 +459,7 @@ for cmd in "budget list" "budget set" "budget delete" "rollout plan" "rollout st
         grep -q "^  $cmd" <<<"$help" || missing="$missing help:'$cmd'"
         grep -q "^\.B $cmd" "$TOP/docs/man/slipctl.1" || missing="$missing man:'$cmd'"
 done
-for opt in --max-unavailable --min-available --selector --waves --bake --max-failures --on-failure --order; do
+for opt in --max-unavailable --min-available --selector --waves --bake --max-failures --on-failure --order --window; do
         grep -q "^  $opt" <<<"$help" || missing="$missing help:$opt"
         grep -F -- "${opt//-/\\-}" "$TOP/docs/man/slipctl.1" | grep -q '^\.B' || missing="$missing man:$opt"
 done
