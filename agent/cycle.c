@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -248,6 +249,56 @@ static int drop_entries_of(Agent *a, char slot) {
         return r;
 }
 
+/* Removes the kernels and initrds on the ESP (slipway/<version>/) that no
+ * boot entry uses any more, but keep's: an ESP holds about three versions,
+ * and a slot that is being rewritten gives its version's files back. Only
+ * files nothing can boot are removed, so a crash at any point is harmless. */
+static int prune_esp(Agent *a, const char *keep) {
+        _cleanup_free_ char *top = path_join(a->backend->esp_dir(a), "slipway");
+        BootEntry *e = NULL;
+        size_t n = 0;
+        struct dirent *de;
+        DIR *d;
+        int r;
+
+        if (!top)
+                return -ENOMEM;
+        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
+        if (r < 0)
+                return r;
+        d = opendir(top);
+        if (!d) {
+                bootentries_free(e, n);
+                return errno == ENOENT ? 0 : negative_errno();
+        }
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *prefix = NULL, *dir = NULL;
+                bool used = streq(de->d_name, keep);
+
+                if (de->d_name[0] == '.')
+                        continue;
+                prefix = strdup_printf("/slipway/%s/", de->d_name);
+                if (!prefix) {
+                        r = -ENOMEM;
+                        break;
+                }
+                for (size_t i = 0; !used && i < n; i++)
+                        used = e[i].kernel && (startswith(e[i].kernel, prefix) || startswith(e[i].kernel, prefix + 1));
+                if (used)
+                        continue;
+                dir = path_join(top, de->d_name);
+                if (!dir) {
+                        r = -ENOMEM;
+                        break;
+                }
+                (void) rm_rf(dir);
+                log_info("ESP: removed the kernel and initrd of %s, which no entry boots", de->d_name);
+        }
+        closedir(d);
+        bootentries_free(e, n);
+        return r;
+}
+
 static int next_gen(Agent *a, unsigned *ret) {
         BootEntry *e = NULL;
         size_t n = 0;
@@ -296,6 +347,9 @@ static int stage(Agent *a, json_t *desired, char **ret_error) {
                 return r;
         }
         crashpoint("entry-dropped");
+        r = prune_esp(a, m->version);
+        if (r < 0)
+                log_warning_errno(r, "cannot tidy the ESP: %m");
         ts->complete = false;
         if (state_set(&ts->image, NULL) < 0 || state_set(&ts->version, NULL) < 0)
                 return -ENOMEM;

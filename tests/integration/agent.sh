@@ -173,6 +173,12 @@ run_until h1 '.state == "never"' 3 >/dev/null
 if [ "$(host_json h1 | jq -r .state)" = rolled-back ] && [ "$(grep -c 'staging tiny:3.0' "$D/h1.log")" = 1 ]; then
         t_ok; else t_fail "$(grep -c 'staging tiny:3.0' "$D/h1.log") stagings; $(host_json h1 | jq -c '{state,version}')"; fi
 
+t_case "the ESP keeps only the kernels and initrds that entries boot"
+# 1.0's entry went when 3.0 was staged into its slot; 2.0 and 3.0 (marked bad) remain.
+esp_versions=$(ls "$D/h1/esp/slipway" | tr '\n' ' ')
+if [ "$esp_versions" = "2.0 3.0 " ] && grep -q "ESP: removed the kernel and initrd of 1.0" "$D/h1.log"; then
+        t_ok; else t_fail "ESP has: $esp_versions; $(ls "$D/h1/esp/loader/entries" | tr '\n' ' ')"; fi
+
 t_case "a downgrade the server did not mark as a rollback is refused"
 assign h1 tiny:1.0
 if run_until h1 '.state == "failed"' 10 && [[ $(host_json h1 | jq -r .message) == *"refusing a downgrade from 2.0 to 1.0"* ]] &&
