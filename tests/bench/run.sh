@@ -192,3 +192,8 @@ if [ -x "$TOP/build/fleet/sim" ]; then
         echo "== coordinator: 10,000 virtual hosts (tests/fleet/sim)"
         "$TOP/tests/fleet/run.sh" bench 2>&1 | sed 's/^/  /'
 fi
+# 500 real agents through a rollout: its time against the budgets' lower
+# bound (the last line of tests/fleet/agents.sh).
+echo
+echo "== rollout: 500 slipway-agent processes, 1 per rack and 10% of a service down (tests/fleet/agents.sh)"
+"$TOP/tests/fleet/agents.sh" 2>&1 | grep -E '^(ok|FAIL) +fleet: (rollout time|a rollout of)' | sed 's/^/  /'
