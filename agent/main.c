@@ -158,6 +158,12 @@ static int parse_args(int argc, char **argv, Args *a) {
                         r = log_oom();
         }
         agent_config_release(&probe);
+        /* Options after the command would otherwise be taken as its
+         * arguments, or silently ignored. */
+        for (char **c = a->command ? a->command + 1 : NULL; r >= 0 && c && *c; c++)
+                if (startswith(*c, "-"))
+                        r = log_error_errno(-EINVAL, "option '%s' after the command '%s': options go before it", *c,
+                                            a->command[0]);
         return r < 0 ? r : 0;
 }
 

@@ -141,6 +141,10 @@ else
         t_fail "$(jq -c .server "$D/h1/state/agent.json"); $out; $(tail -3 "$D/h1.log")"
 fi
 
+t_case "an option after the command is an error, not ignored"
+if expect_fail "option '--server' after the command 'status': options go before it" \
+        "$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" status --server "$URL"; then t_ok; fi
+
 t_case "update to 2.0: staged into slot a, lease, reboot, health, bless"
 assign h1 tiny:2.0
 before=$(slot_sha h1 b "$S1")
