@@ -283,7 +283,9 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
         int r;
 
         if (!hdr || !streq(hdr, "true"))
-                return reply_error(req, KIND_BAD_REQUEST, "FleetLock needs the header fleet-lock-protocol: true");
+                return reply_error_extra(req, KIND_BAD_REQUEST,
+                                         json_pack("{s:s}", "value", "FleetLock needs the header fleet-lock-protocol: true"),
+                                         "FleetLock needs the header fleet-lock-protocol: true");
         body = request_json(req, allowed, &result);
         if (!body)
                 return result;
@@ -292,7 +294,9 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
         cid = json_string_value(json_object_get(p, "id"));
         if (!hosts_label_valid(group) || !cid || strlen(cid) == 0 || strlen(cid) > 128) {
                 json_decref(body);
-                return reply_error(req, KIND_INVALID_VALUE, "client_params: expected a group and an id");
+                return reply_error_extra(req, KIND_INVALID_VALUE,
+                                         json_pack("{s:s}", "value", "client_params: expected a group and an id"),
+                                         "client_params: expected a group and an id");
         }
         name = strdup_printf("fleetlock:%s", cid);
         actor = strdup_printf("fleetlock:%s", cid);

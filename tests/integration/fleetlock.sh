@@ -152,7 +152,9 @@ t_case "without the fleet-lock-protocol header: 400"
 raw pre-reboot "{\"client_params\":{\"group\":\"default\",\"id\":\"$A\"}}"
 c1=$CODE k1=$(jq -r .kind <<<"$BODY")
 raw pre-reboot "{\"client_params\":{\"group\":\"default\",\"id\":\"$A\"}}" -H 'fleet-lock-protocol: false'
-if [ "$c1" = 400 ] && [ "$k1" = bad_request ] && kind_is 400 bad_request; then t_ok; else
+# FleetLock clients read the reason from "value".
+if [ "$c1" = 400 ] && [ "$k1" = bad_request ] && kind_is 400 bad_request &&
+        jq -e '.value | test("fleet-lock-protocol: true")' <<<"$BODY" >/dev/null; then t_ok; else
         t_fail "$c1 $k1 / $CODE $BODY"; fi
 
 t_case "a malformed body: 400"
