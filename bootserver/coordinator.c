@@ -64,7 +64,7 @@ static void budget_describe(const Budget *b, char *buf, size_t size) {
                 snprintf(buf, size, "min_available %" PRIi64, b->min_available);
 }
 
-static bool selector_valid(const char *s) {
+bool coord_selector_valid(const char *s) {
         const char *eq = s ? strchr(s, '=') : NULL;
         _cleanup_free_ char *k = NULL;
 
@@ -82,7 +82,7 @@ int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor) {
         json_t *d;
         int r;
 
-        if (!selector_valid(b->selector) || set != 1)
+        if (!coord_selector_valid(b->selector) || set != 1)
                 return -EINVAL;
         r = db_prepare(db,
                        "INSERT OR REPLACE INTO budgets (selector, max_unavailable, max_unavailable_pct, min_available) "
@@ -290,17 +290,6 @@ uint64_t window_wait(int start, int end, uint64_t now) {
         if (open)
                 return 0;
         return sec < s ? s - sec : 86400 - sec + s;
-}
-
-bool window_selector_valid(const char *s) {
-        _cleanup_free_ char *key = s ? strdup(s) : NULL;
-        char *eq = key ? strchr(key, '=') : NULL;
-
-        if (!key)
-                return false;
-        if (eq)
-                *eq = 0;
-        return hosts_label_valid(key) && (!eq || hosts_label_valid(eq + 1));
 }
 
 /* Refuses (returns 0, d filled) when host is in a running rollout that has

@@ -64,8 +64,8 @@ int budget_parse_json(json_t *v, int64_t *ret_count, int64_t *ret_pct);
 int window_parse(const char *s, int *ret_start, int *ret_end);
 /* Seconds from now until the window opens: 0 while it is open. */
 uint64_t window_wait(int start, int end, uint64_t now);
-/* Whether a window selector ("rack" or "rack=r1") is well formed. */
-bool window_selector_valid(const char *s);
+/* Whether a budget or window selector ("rack" or "rack=r1") is well formed. */
+bool coord_selector_valid(const char *s);
 
 /* How many of n hosts may be down under b: a count, floor(n * pct / 100)
  * but at least 1 when pct > 0, or n - min_available (never below 0). */

@@ -117,7 +117,7 @@ static int spec_parse(sqlite3 *db, json_t *j, Spec *s, char **ret_error) {
         json_t *w;
         json_object_foreach(v, key, w) {
                 int a, b;
-                if (!window_selector_valid(key)) {
+                if (!coord_selector_valid(key)) {
                         *ret_error = strdup_printf("'windows': '%s' is not a label key or KEY=VALUE of [A-Za-z0-9._-]", key);
                         return -EINVAL;
                 }

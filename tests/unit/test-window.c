@@ -41,13 +41,13 @@ static void test_wait(void **state) {
 
 static void test_selector(void **state) {
         (void) state;
-        assert_true(window_selector_valid("rack"));
-        assert_true(window_selector_valid("rack=r12"));
-        assert_false(window_selector_valid(""));
-        assert_false(window_selector_valid("rack="));
-        assert_false(window_selector_valid("=r1"));
-        assert_false(window_selector_valid("rack=r 1"));
-        assert_false(window_selector_valid(NULL));
+        assert_true(coord_selector_valid("rack"));
+        assert_true(coord_selector_valid("rack=r12"));
+        assert_false(coord_selector_valid(""));
+        assert_false(coord_selector_valid("rack="));
+        assert_false(coord_selector_valid("=r1"));
+        assert_false(coord_selector_valid("rack=r 1"));
+        assert_false(coord_selector_valid(NULL));
 }
 
 int main(void) {
