@@ -57,6 +57,8 @@ static const char *const migrations[] = {
         "ALTER TABLE hosts ADD COLUMN state_since INTEGER;",
         /* 4: the image an agent last refused or fell back from */
         "ALTER TABLE hosts ADD COLUMN failed_image TEXT;",
+        /* 5: failures an operator has seen and resumed past */
+        "ALTER TABLE rollout_hosts ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;",
 };
 
 int db_errno(int rc) {

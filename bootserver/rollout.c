@@ -454,7 +454,14 @@ int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char
         if (streq(action, "resume")) {
                 if (!streq(state, "paused"))
                         goto refused;
-                return rollout_set_state(db, id, "running", NULL, actor, now);
+                /* Resuming accepts the failures so far: the threshold counts
+                 * only those that come after. */
+                r = db_prepare(db, "UPDATE rollout_hosts SET acked = 1 WHERE rollout_id = ? AND status = 'failed'", &skip);
+                if (r >= 0) {
+                        sqlite3_bind_int64(skip, 1, id);
+                        r = db_errno(sqlite3_step(skip));
+                }
+                return r < 0 ? r : rollout_set_state(db, id, "running", NULL, actor, now);
         }
         if (streq(action, "abort")) {
                 if (!streq(state, "running") && !streq(state, "paused"))
@@ -597,7 +604,7 @@ static int rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, const cha
                 /* Every wave so far, not only this one: a host unreachable during
                  * its wave reports its failure after the wave was over. */
                 r = db_prepare(db,
-                               "SELECT wave, count(*), sum(status = 'failed') FROM rollout_hosts WHERE rollout_id = ?1 AND "
+                               "SELECT wave, count(*), sum(status = 'failed' AND NOT acked) FROM rollout_hosts WHERE rollout_id = ?1 AND "
                                "wave <= ?2 GROUP BY wave ORDER BY wave",
                                &fw);
                 if (r < 0)

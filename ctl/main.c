@@ -44,7 +44,7 @@ static void help(void) {
               "  rollout list                rollouts, newest first\n"
               "  rollout status ID           one rollout: state, reason, waves and budgeted groups\n"
               "  rollout pause ID            stop assigning hosts; resume goes on\n"
-              "  rollout resume ID           go on with a paused rollout\n"
+              "  rollout resume ID           go on, accepting the failures so far\n"
               "  rollout abort ID            stop for good: hosts not yet assigned are skipped\n"
               "  rollout rollback ID         abort, and move the hosts it touched back to what\n"
               "                              they ran, in a new rollout\n"

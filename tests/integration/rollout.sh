@@ -149,6 +149,23 @@ if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == *"
 else
         t_fail "$(jq -c '{state, reason, waves}' <<<"$ro") $(hosts | jq -c '[.hosts[] | {version, state}]')"
 fi
+
+t_case "resume accepts the canary's failure; the next host's failure pauses the rollout again"
+api -o /dev/null -X POST "$URL/v1/rollouts/$R3/resume"
+for ((i = 0; i < 600; i++)); do
+        ro=$(api "$URL/v1/rollouts/$R3")
+        [ "$(jq -r .state <<<"$ro")" = paused ] && [ "$(jq -r .wave <<<"$ro")" = 2 ] && break
+        sleep 0.2
+done
+# Hosts of wave 2 already on their way when it pauses still go and fall back.
+if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == "wave 2: "*" of 5 hosts failed, 0 allowed" ]] &&
+        [ "$(jq '.waves[0].failed' <<<"$ro")" = 1 ] &&
+        [ "$(hosts | jq '[.hosts[] | select(.version != "2.0")] | length')" = 0 ] &&
+        [ "$(api "$URL/v1/audit?action=rollout.resume" | jq "[.entries[] | select(.target == \"rollout $R3\")] | length")" = 1 ]; then
+        t_ok
+else
+        t_fail "$(jq -c '{state, wave, reason, waves}' <<<"$ro") $(hosts | jq -c '[.hosts[] | {version, state}]')"
+fi
 api -o /dev/null -X POST "$URL/v1/rollouts/$R3/abort"
 
 t_case "the same with on_failure rollback: rolled back by itself, the other hosts never leave 2.0"
