@@ -99,6 +99,7 @@ typedef enum EventKind {
         EV_OUTAGE_END,
         EV_SPELL_START,
         EV_SPELL_END,
+        EV_RESUME,
 } EventKind;
 
 typedef struct Event {
@@ -115,6 +116,7 @@ typedef struct Result {
         uint64_t duration;  /* rollout start to done or pause, s */
         uint64_t settled;   /* rollout start to the last host converged, s */
         uint64_t grants, renewals, refusals, quarantines, failures, late_failures, outages, restarts, ticks, skipped;
+        uint64_t resumes;
         double tick_us_sum, tick_us_max, tick_us_p50, tick_us_p99;
         uint64_t checkins, leases;
         double checkin_us, lease_us;
@@ -144,6 +146,7 @@ typedef struct Sim {
         bool tick_dirty, tick_changed; /* see tick_needed() */
         uint64_t last_tick_now;
         int *wave_size, *wave_failed;
+        int *wave_acked; /* failures an operator resumed past */
         double *tick_us; /* every tick's duration, for the percentiles */
         size_t n_tick_us, cap_tick_us;
         Result res;
@@ -794,6 +797,12 @@ static void check_assignments(Sim *s) {
         db_unlock(s->db);
 }
 
+/* A wave's failures that count against its threshold: those since the
+ * operator last resumed. */
+static int wave_failures(const Sim *s, int w) {
+        return s->wave_failed[w] - s->wave_acked[w];
+}
+
 /* The rollout's state and wave after a tick: waves move on only when their
  * reachable hosts are finished, the bake is over and the failures are within
  * the threshold; a pause is justified by the failures. */
@@ -830,9 +839,9 @@ static void check_rollout(Sim *s) {
                 if (!s->wave_done_seen || now < s->wave_done_at + 30)
                         violation(s, "waves: wave %d started before wave %d baked (done at %" PRIu64 ")", wave + 1,
                                   s->wave + 1, s->wave_done_at);
-                if (s->wave_failed[s->wave] > allowed)
+                if (wave_failures(s, s->wave) > allowed)
                         violation(s, "waves: wave %d started although %d hosts of wave %d failed (%" PRIi64 " allowed)",
-                                  wave + 1, s->wave_failed[s->wave], s->wave + 1, allowed);
+                                  wave + 1, wave_failures(s, s->wave), s->wave + 1, allowed);
                 for (unsigned i = 0; i < s->n; i++)
                         if (s->a[i].wave <= s->wave && model_reachable(s, &s->a[i], now) && !model_finished(&s->a[i])) {
                                 violation(s, "waves: wave %d started while %s of wave %d is reachable and unfinished",
@@ -845,21 +854,26 @@ static void check_rollout(Sim *s) {
         /* A failure beyond a wave's allowance pauses the rollout, also when
          * it is reported after the wave was over (the host was unreachable). */
         for (int w = 0; streq(state, "running") && w <= wave; w++)
-                if (s->wave_failed[w] > s->wave_size[w] * 5 / 100) {
+                if (wave_failures(s, w) > s->wave_size[w] * 5 / 100) {
                         violation(s,
                                   "failure threshold: %d hosts of wave %d failed, %d allowed, and the rollout is "
                                   "running in wave %d",
-                                  s->wave_failed[w], w + 1, s->wave_size[w] * 5 / 100, wave + 1);
+                                  wave_failures(s, w), w + 1, s->wave_size[w] * 5 / 100, wave + 1);
                         break;
                 }
         if (!streq(state, s->rollout_state)) {
                 trace(s, "rollout: %s -> %s%s%s", s->rollout_state, state, *reason ? ": " : "", reason);
                 bool over = false;
                 for (int w = 0; w <= s->wave; w++)
-                        over |= s->wave_failed[w] > s->wave_size[w] * 5 / 100;
+                        over |= wave_failures(s, w) > s->wave_size[w] * 5 / 100;
                 if (streq(state, "paused") && !over)
                         violation(s, "the rollout paused in wave %d with %d failures, %" PRIi64 " allowed: %s",
-                                  s->wave + 1, s->wave_failed[s->wave], allowed, reason);
+                                  s->wave + 1, wave_failures(s, s->wave), allowed, reason);
+                /* On some seeds an operator looks and resumes, up to twice. */
+                if (streq(state, "paused") && s->res.resumes < 2 && rng_next(s) % 2 == 0) {
+                        s->pending_disruptions++;
+                        schedule(s, s->t + rng_range(s, 30000, 300000), EV_RESUME, -1);
+                }
                 if (streq(state, "paused") && !*reason)
                         violation(s, "the rollout paused without a reason");
                 if (streq(state, "done") || streq(state, "paused"))
@@ -1031,7 +1045,8 @@ static int setup(Sim *s) {
         s->racks = calloc(s->n_racks, sizeof *s->racks);
         s->wave_size = calloc(16, sizeof(int));
         s->wave_failed = calloc(16, sizeof(int));
-        if (!s->a || !s->racks || !s->wave_size || !s->wave_failed)
+        s->wave_acked = calloc(16, sizeof(int));
+        if (!s->a || !s->racks || !s->wave_size || !s->wave_failed || !s->wave_acked)
                 return -ENOMEM;
         s->cc = COORD_CONFIG_DEFAULT;
         s->cc.heartbeat_timeout = o->heartbeat_s ? o->heartbeat_s : 3 * o->checkin_s;
@@ -1290,6 +1305,46 @@ static void check_end(Sim *s, bool done) {
 
 /* ---- one seed ------------------------------------------------------------ */
 
+/* The operator resumes a paused rollout: the failures the coordinator has
+ * seen so far, wave by wave the model's, are accepted. */
+static void operator_resume(Sim *s) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *error = NULL;
+        sqlite3 *db = db_lock(s->db);
+        int r;
+
+        if (db_prepare(db,
+                       "SELECT wave, sum(status = 'failed' AND NOT acked) FROM rollout_hosts WHERE rollout_id = ? "
+                       "GROUP BY wave",
+                       &st) >= 0) {
+                sqlite3_bind_int64(st, 1, s->rollout);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        int w = sqlite3_column_int(st, 0), n = sqlite3_column_int(st, 1);
+                        if (w >= 0 && w < 16 && n != wave_failures(s, w))
+                                violation(s, "resume: wave %d has %d failures not yet accepted, the model %d", w + 1, n,
+                                          wave_failures(s, w));
+                }
+        }
+        r = db_begin(db);
+        if (r >= 0)
+                r = coord_rollout_action(db, s->rollout, "resume", "operator", now_s(s), NULL, &error);
+        if (r >= 0)
+                r = db_commit(db);
+        else
+                db_rollback(db);
+        db_unlock(s->db);
+        if (r < 0) {
+                violation(s, "cannot resume the rollout: %s", error ? error : strerror(-r));
+                return;
+        }
+        for (int w = 0; w < 16; w++)
+                s->wave_acked[w] = s->wave_failed[w];
+        s->res.resumes++;
+        s->tick_dirty = true;
+        snprintf(s->rollout_state, sizeof s->rollout_state, "running");
+        trace(s, "rollout resumed by the operator");
+}
+
 static void run_event(Sim *s, const Event *e) {
         Agent *a = e->host >= 0 ? &s->a[e->host] : NULL;
         int r;
@@ -1336,6 +1391,10 @@ static void run_event(Sim *s, const Event *e) {
                 trace(s, "%s unhealthy for a while", a->id);
                 schedule(s, s->t + rng_range(s, 60000, 600000), EV_SPELL_END, e->host);
                 break;
+        case EV_RESUME:
+                operator_resume(s);
+                s->pending_disruptions--;
+                break;
         case EV_SPELL_END:
                 a->spell = false;
                 a->report = a->failed >= 0 ? "rolled-back" : "healthy";
@@ -1364,6 +1423,7 @@ static void sim_release(Sim *s) {
         free(s->heap);
         free(s->wave_size);
         free(s->wave_failed);
+        free(s->wave_acked);
         free(s->tick_us);
 }
 
@@ -1412,9 +1472,11 @@ out:
 static void print_result(const Result *r) {
         printf("seed %" PRIu64 ": %s %s in %" PRIu64 " s, settled at %" PRIu64 " s; grants %" PRIu64
                ", renewals %" PRIu64 ", refusals %" PRIu64 ", quarantines %" PRIu64 ", failed boots %" PRIu64
-               " (%" PRIu64 " late), outages %" PRIu64 ", restarts %" PRIu64 ", ticks %" PRIu64 "/%" PRIu64 "\n",
+               " (%" PRIu64 " late), outages %" PRIu64 ", restarts %" PRIu64 ", resumes %" PRIu64 ", ticks %" PRIu64
+               "/%" PRIu64 "\n",
                r->seed, r->ok ? "ok" : "FAIL", r->state, r->duration, r->settled, r->grants, r->renewals, r->refusals,
-               r->quarantines, r->failures, r->late_failures, r->outages, r->restarts, r->ticks, r->ticks + r->skipped);
+               r->quarantines, r->failures, r->late_failures, r->outages, r->restarts, r->resumes, r->ticks,
+               r->ticks + r->skipped);
 }
 
 static void help(void) {
@@ -1642,6 +1704,7 @@ static void print_summary(const Options *o, const Result *res, double wall) {
                 t.late_failures += r->late_failures;
                 t.outages += r->outages;
                 t.restarts += r->restarts;
+                t.resumes += r->resumes;
                 t.ticks += r->ticks;
                 t.checkins += r->checkins;
                 t.leases += r->leases;
@@ -1659,8 +1722,8 @@ static void print_summary(const Options *o, const Result *res, double wall) {
                dur_max, n_paused);
         printf("summary: %" PRIu64 " grants, %" PRIu64 " refusals, %" PRIu64 " quarantines, %" PRIu64
                " failed boots (%" PRIu64 " reported after their wave), %" PRIu64 " outages, %" PRIu64
-               " coordinator restarts\n",
-               t.grants, t.refusals, t.quarantines, t.failures, t.late_failures, t.outages, t.restarts);
+               " coordinator restarts, %" PRIu64 " resumes after a pause\n",
+               t.grants, t.refusals, t.quarantines, t.failures, t.late_failures, t.outages, t.restarts, t.resumes);
         printf("summary: %" PRIu64 " check-ins (mean %.1f us), %" PRIu64 " lease requests (mean %.1f us)\n", t.checkins,
                t.checkins ? t.checkin_us / (double) t.checkins : 0, t.leases,
                t.leases ? t.lease_us / (double) t.leases : 0);
