@@ -218,12 +218,16 @@ $(BUILD)/fleet/sim: tests/fleet/sim.c $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(FLAGS_ST
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ibootserver -o $@ $< $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(LDFLAGS) $(BOOTSERVER_LIBS) -lm
 
+$(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
+
 test-unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
 INTEGRATION := $(filter-out tests/integration/boot.sh,$(wildcard tests/integration/*.sh))
 
-test-integration: all sample-repo
+test-integration: all sample-repo $(BUILD)/bench/checkins
 	@rc=0; for t in $(INTEGRATION); do $$t || rc=1; done; exit $$rc
 
 ## make test          everything (what CI runs)
@@ -252,7 +256,7 @@ demo: all sample-repo
 	@tests/demo.sh
 
 ## make bench         speed figures against the peers
-bench: all sample-repo
+bench: all sample-repo $(BUILD)/fleet/sim $(BUILD)/bench/checkins
 	@$(MAKE) --no-print-directory deps-bench
 	@tests/bench/run.sh
 
