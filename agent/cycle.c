@@ -89,8 +89,14 @@ int agent_checkin(Agent *a, json_t *health, json_t **ret_desired) {
         return 0;
 }
 
+/* How long a lease request may wait at the server for a place to free up:
+ * at most this, and no longer than a check-in interval. */
+#define LEASE_WAIT_MAX_SEC 20u
+
 /* Asks for or gives back the reboot lease. Returns 1 when granted (epoch
- * saved), 0 when refused (*ret_retry set), negative on errors. */
+ * saved), 0 when refused (*ret_retry set), negative on errors. A request
+ * waits at the server until it is granted or its wait is over; after a
+ * wait the next round asks again right away. */
 static int lease(Agent *a, const char *method, uint64_t *ret_retry) {
         _cleanup_free_ char *path = NULL, *id = api_escape(a->state.host_id);
         json_t *reply = NULL, *body;
@@ -99,8 +105,11 @@ static int lease(Agent *a, const char *method, uint64_t *ret_retry) {
         path = id ? strdup_printf("/v1/hosts/%s/lease", id) : NULL;
         if (!path)
                 return -ENOMEM;
-        body = json_pack("{s:I}", "epoch", (json_int_t) a->state.lease_epoch);
-        r = api_request(a->api, method, path, streq(method, "POST") ? NULL : body, NULL, &reply);
+        if (streq(method, "POST"))
+                body = json_pack("{s:I}", "wait", (json_int_t) MIN(a->checkin_interval, LEASE_WAIT_MAX_SEC));
+        else
+                body = json_pack("{s:I}", "epoch", (json_int_t) a->state.lease_epoch);
+        r = api_request(a->api, method, path, body, NULL, &reply);
         json_decref(body);
         if (r < 0) {
                 log_warning("lease: %s", api_client_error(a->api));
@@ -116,9 +125,13 @@ static int lease(Agent *a, const char *method, uint64_t *ret_retry) {
                 return 1;
         }
         json_int_t retry = json_integer_value(json_object_get(reply, "retry_after"));
-        log_info("lease refused: %s; asking again in %" PRIi64 " s",
-                 strempty(json_string_value(json_object_get(reply, "reason"))), (int64_t) retry);
-        *ret_retry = retry > 0 ? (uint64_t) retry : 30;
+        json_int_t waited = json_integer_value(json_object_get(reply, "waited"));
+        if (waited > 0)
+                retry = 0;
+        log_info("lease refused%s%s: %s; asking again in %" PRIi64 " s", waited > 0 ? " after waiting " : "",
+                 waited > 0 ? "at the server" : "", strempty(json_string_value(json_object_get(reply, "reason"))),
+                 (int64_t) retry);
+        *ret_retry = retry > 0 || waited > 0 ? (uint64_t) retry : 30;
         json_decref(reply);
         return 0;
 }

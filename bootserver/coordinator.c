@@ -333,8 +333,8 @@ static int check_windows(sqlite3 *db, const CoordConfig *c, const char *host, ui
 
 static int expire_leases(sqlite3 *db, const char *host, uint64_t now);
 
-int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
-                        LeaseDecision *ret) {
+static int lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+                         bool audit_refusal, LeaseDecision *ret) {
         _cleanup_stmt_ sqlite3_stmt *cur = NULL, *up = NULL;
         LeaseDecision d = {};
         bool renew = false, quarantined;
@@ -397,7 +397,7 @@ int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uin
                         r = db_errno(sqlite3_step(up));
                 }
         }
-        if (r >= 0 && !renew) {
+        if (r >= 0 && !renew && (d.granted || audit_refusal)) {
                 detail = d.granted ? json_pack("{s:I, s:I}", "epoch", (json_int_t) d.epoch, "ttl", (json_int_t) c->lease_ttl)
                                    : json_pack("{s:s, s:s?}", "reason", strempty(d.reason), "group", d.group);
                 r = audit_log(db, actor, d.granted ? "lease.grant" : "lease.refuse", host, detail);
@@ -409,6 +409,16 @@ int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uin
         }
         *ret = d;
         return 0;
+}
+
+int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+                        LeaseDecision *ret) {
+        return lease_acquire(db, c, host, now, actor, true, ret);
+}
+
+int coord_lease_retry(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+                      LeaseDecision *ret) {
+        return lease_acquire(db, c, host, now, actor, false, ret);
 }
 
 int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor) {

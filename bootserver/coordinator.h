@@ -78,6 +78,10 @@ json_t *coord_budgets_json(sqlite3 *db);
 /* Asks for (or renews) host's reboot lease at time now. */
 int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                         LeaseDecision *ret);
+/* The same for a request that waits and asks again: a refusal is not
+ * written to the audit log again (its first one was). */
+int coord_lease_retry(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+                      LeaseDecision *ret);
 /* Gives host's lease back (epoch 0: whatever it holds). Returns 1 when one
  * was released, 0 when there was none or the epoch is stale. */
 int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor);

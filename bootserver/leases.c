@@ -1,11 +1,13 @@
 /* HTTP side of the coordinator: reboot leases for agents, budgets and
  * rollouts for operators, and FleetLock v1 for Zincati hosts. The decisions
  * are coordinator.c's and rollout.c's. */
+#include <pthread.h>
 #include <time.h>
 
 #include "audit.h"
 #include "coordinator.h"
 #include "hosts.h"
+#include "log.h"
 #include "server.h"
 #include "util.h"
 
@@ -45,13 +47,224 @@ static json_t *decision_json(const LeaseDecision *d) {
                          "retry_after", (json_int_t) d->retry_after);
 }
 
+/* Lease requests that wait. A refused request with "wait" is suspended
+ * (MHD_suspend_connection) and asked again, without a new audit entry:
+ * right after a lease of the group that refused it is given back, and
+ * every WAIT_ROUND_MS for whatever else frees a place (an expiry, a host
+ * back from silence, a budget change, a quarantine lifted). It is
+ * answered when granted or when its wait is over, with "waited". */
+#define WAIT_ROUND_MS 2000
+#define WAIT_MAX_SEC 60
+
+typedef struct Waiter {
+        Request *req;
+        char host[16];
+        char *group;        /* the group that refused it last; NULL when none */
+        json_t *last;       /* the last refusal, as a reply */
+        uint64_t start_ms, until_ms;
+        struct Waiter *next;
+} Waiter;
+
+struct LeaseWaiters {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        pthread_t thread;
+        bool stop;
+        Waiter *head;
+        json_t *woken; /* groups with a lease given back since the last round */
+};
+
+static uint64_t mono_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static void waiter_answer(Waiter *w, json_t *reply) {
+        json_object_set_new(reply, "waited", json_integer((json_int_t) ((mono_ms() - w->start_ms + 500) / 1000)));
+        w->req->deferred = reply;
+        MHD_resume_connection(w->req->conn);
+        json_decref(w->last);
+        free(w->group);
+        free(w);
+}
+
+static bool group_woken(const json_t *woken, const char *group) {
+        size_t i;
+        json_t *g;
+
+        if (!group)
+                return true;
+        json_array_foreach(woken, i, g) {
+                if (streq_ptr(json_string_value(g), group))
+                        return true;
+        }
+        return false;
+}
+
+/* One pass over the waiters (lock held): ask again for those due (all, or
+ * those whose group was woken), answer the granted and the expired. */
+static void waiters_round(Server *s, LeaseWaiters *ws, bool all) {
+        CoordConfig cc = server_coord_config(s);
+        uint64_t now = mono_ms();
+
+        for (Waiter **p = &ws->head; *p;) {
+                Waiter *w = *p;
+                LeaseDecision d = {};
+                int r = 0;
+
+                if (now < w->until_ms && (all || group_woken(ws->woken, w->group))) {
+                        IN_TRANSACTION(s, db, r, { r = coord_lease_retry(db, &cc, w->host, (uint64_t) time(NULL),
+                                                                         w->req->actor, &d); });
+                        if (r < 0)
+                                log_warning("lease for %s: %s", w->host, strerror(-r));
+                        else if (!d.granted) {
+                                json_decref(w->last);
+                                w->last = decision_json(&d);
+                                free(w->group);
+                                w->group = d.group ? strdup(d.group) : NULL;
+                        }
+                }
+                if (r >= 0 && !d.granted && now < w->until_ms) {
+                        lease_decision_release(&d);
+                        p = &w->next;
+                        continue;
+                }
+                /* Granted, or its wait is over (or asking failed): it is answered. */
+                *p = w->next;
+                waiter_answer(w, d.granted ? decision_json(&d) : json_incref(w->last));
+                lease_decision_release(&d);
+        }
+        json_array_clear(ws->woken);
+}
+
+static void *waiters_main(void *userdata) {
+        Server *s = userdata;
+        LeaseWaiters *ws = s->lease_waiters;
+        uint64_t next_all = mono_ms() + WAIT_ROUND_MS;
+
+        pthread_mutex_lock(&ws->lock);
+        while (!ws->stop) {
+                uint64_t wake = next_all, now;
+
+                for (Waiter *w = ws->head; w; w = w->next)
+                        wake = MIN(wake, w->until_ms);
+                if (json_array_size(ws->woken) == 0) {
+                        struct timespec ts = { .tv_sec = (time_t) (wake / 1000), .tv_nsec = (long) (wake % 1000) * 1000000 };
+                        (void) pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
+                }
+                if (ws->stop)
+                        break;
+                now = mono_ms();
+                bool all = now >= next_all;
+                if (all)
+                        next_all = now + WAIT_ROUND_MS;
+                if (ws->head)
+                        waiters_round(s, ws, all);
+                else
+                        json_array_clear(ws->woken);
+        }
+        /* Stopping: the waiting get their last refusal. */
+        while (ws->head) {
+                Waiter *w = ws->head;
+                ws->head = w->next;
+                waiter_answer(w, json_incref(w->last));
+        }
+        pthread_mutex_unlock(&ws->lock);
+        return NULL;
+}
+
+int lease_waiters_start(Server *s) {
+        LeaseWaiters *ws = calloc(1, sizeof *ws);
+        pthread_condattr_t attr;
+
+        if (!ws || !(ws->woken = json_array())) {
+                free(ws);
+                return -ENOMEM;
+        }
+        pthread_mutex_init(&ws->lock, NULL);
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&ws->cond, &attr);
+        pthread_condattr_destroy(&attr);
+        s->lease_waiters = ws;
+        if (pthread_create(&ws->thread, NULL, waiters_main, s) != 0) {
+                s->lease_waiters = NULL;
+                pthread_cond_destroy(&ws->cond);
+                pthread_mutex_destroy(&ws->lock);
+                json_decref(ws->woken);
+                free(ws);
+                return -EAGAIN;
+        }
+        return 0;
+}
+
+void lease_waiters_stop(Server *s) {
+        LeaseWaiters *ws = s->lease_waiters;
+
+        if (!ws)
+                return;
+        pthread_mutex_lock(&ws->lock);
+        ws->stop = true;
+        pthread_cond_signal(&ws->cond);
+        pthread_mutex_unlock(&ws->lock);
+        pthread_join(ws->thread, NULL);
+        s->lease_waiters = NULL;
+        pthread_cond_destroy(&ws->cond);
+        pthread_mutex_destroy(&ws->lock);
+        json_decref(ws->woken);
+        free(ws);
+}
+
+/* A lease of a host in these groups was given back: its waiters ask again. */
+static void lease_waiters_wake(Server *s, json_t *groups) {
+        LeaseWaiters *ws = s->lease_waiters;
+
+        if (!ws || json_array_size(groups) == 0)
+                return;
+        pthread_mutex_lock(&ws->lock);
+        json_array_extend(ws->woken, groups);
+        pthread_cond_signal(&ws->cond);
+        pthread_mutex_unlock(&ws->lock);
+}
+
+/* The groups ("key=value") of host, for waking its group mates' waiters. */
+static json_t *host_groups(sqlite3 *db, const char *host) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        json_t *l = json_array();
+
+        if (db_prepare(db, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st) < 0)
+                return l;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW)
+                json_array_append_new(l, json_string((const char *) sqlite3_column_text(st, 0)));
+        return l;
+}
+
 enum MHD_Result handle_lease_acquire(Request *req) {
+        static const char *const allowed[] = { "wait", NULL };
         CoordConfig cc = server_coord_config(req->server);
+        LeaseWaiters *ws = req->server->lease_waiters;
         LeaseDecision d = {};
+        uint64_t wait = 0;
         char id[16];
         json_t *reply;
         int r;
 
+        if (req->body_size > 0) {
+                enum MHD_Result result;
+                json_t *body = request_json(req, allowed, &result), *w;
+                if (!body)
+                        return result;
+                w = json_object_get(body, "wait");
+                if (w && (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > WAIT_MAX_SEC)) {
+                        json_decref(body);
+                        return reply_error(req, KIND_INVALID_VALUE, "'wait': expected seconds, 0 to %d", WAIT_MAX_SEC);
+                }
+                wait = w ? (uint64_t) json_integer_value(w) : 0;
+                json_decref(body);
+        }
         IN_TRANSACTION(req->server, db, r, {
                 r = hosts_find(db, req->args[0], id);
                 if (r >= 0)
@@ -62,12 +275,33 @@ enum MHD_Result handle_lease_acquire(Request *req) {
         if (r < 0)
                 return reply_errno(req, r, "lease");
         reply = decision_json(&d);
+        if (!d.granted && wait > 0 && ws) {
+                Waiter *w = calloc(1, sizeof *w);
+                if (w) {
+                        w->req = req;
+                        snprintf(w->host, sizeof w->host, "%s", id);
+                        w->group = d.group ? strdup(d.group) : NULL;
+                        w->last = reply;
+                        w->start_ms = mono_ms();
+                        w->until_ms = w->start_ms + wait * 1000;
+                        lease_decision_release(&d);
+                        pthread_mutex_lock(&ws->lock);
+                        Waiter **p = &ws->head;
+                        while (*p)
+                                p = &(*p)->next;
+                        *p = w;
+                        MHD_suspend_connection(req->conn);
+                        pthread_cond_signal(&ws->cond);
+                        pthread_mutex_unlock(&ws->lock);
+                        return MHD_YES;
+                }
+        }
         lease_decision_release(&d);
         return reply_json(req, 200, reply);
 }
 
 enum MHD_Result handle_lease_release(Request *req) {
-        json_t *body = NULL;
+        json_t *body = NULL, *groups = NULL;
         uint64_t epoch = 0;
         char id[16];
         int r, released = 0;
@@ -90,7 +324,12 @@ enum MHD_Result handle_lease_release(Request *req) {
                 r = hosts_find(db, req->args[0], id);
                 if (r >= 0)
                         r = released = coord_lease_release(db, id, epoch, req->actor);
+                if (r > 0)
+                        groups = host_groups(db, id);
         });
+        if (r >= 0 && groups)
+                lease_waiters_wake(req->server, groups);
+        json_decref(groups);
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
         if (r < 0)
@@ -278,7 +517,7 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
         _cleanup_free_ char *name = NULL, *actor = NULL;
         const char *group, *cid;
         LeaseDecision d = {};
-        json_t *body, *p;
+        json_t *body, *p, *groups = NULL;
         char id[16];
         int r;
 
@@ -312,11 +551,16 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
                         r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), actor, &d);
                 else if (r >= 0) {
                         r = coord_lease_release(db, id, 0, actor);
+                        if (r > 0)
+                                groups = host_groups(db, id);
                         if (r >= 0)
                                 r = coord_on_report(db, id, "healthy", (uint64_t) time(NULL));
                 }
         });
         json_decref(body);
+        if (r >= 0 && groups)
+                lease_waiters_wake(req->server, groups);
+        json_decref(groups);
         if (r < 0) {
                 lease_decision_release(&d);
                 return reply_errno(req, r, "fleetlock");

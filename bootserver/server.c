@@ -368,6 +368,7 @@ static void request_free(Request *req) {
         free(req->args[1]);
         free(req->actor);
         free(req->body);
+        json_decref(req->deferred);
         free(req);
 }
 
@@ -493,6 +494,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (req->body_too_large)
                 return reply_error(req, KIND_TOO_LARGE, "body over the cap of this endpoint");
+        if (req->deferred) {
+                /* Resumed: the answer is ready. */
+                json_t *reply = req->deferred;
+                req->deferred = NULL;
+                return reply_json(req, 200, reply);
+        }
         return req->route->handler(req);
 }
 
@@ -525,7 +532,7 @@ int server_start(Server *s) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
         struct addrinfo *ai = NULL;
         const union MHD_DaemonInfo *info;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
         uint16_t port;
         char portstr[8];
         int r;
@@ -574,10 +581,13 @@ int server_start(Server *s) {
                                        s->config.listen);
         info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
         s->port = info ? info->port : port;
+        if (lease_waiters_start(s) < 0)
+                log_warning("cannot start the lease waiters' thread: lease requests with \"wait\" are answered at once");
         return 0;
 }
 
 void server_stop(Server *s) {
+        lease_waiters_stop(s);
         if (s->mhd) {
                 MHD_stop_daemon(s->mhd);
                 s->mhd = NULL;

@@ -15,6 +15,7 @@
 #include "macro.h"
 
 typedef struct BlobWriter BlobWriter;
+typedef struct LeaseWaiters LeaseWaiters;
 
 /* Error kinds: the stable names clients match on (docs/api.md). */
 typedef enum ErrorKind {
@@ -63,6 +64,7 @@ typedef struct Server {
         uint16_t port;       /* bound port */
         uint64_t started_usec;
         Metrics metrics;
+        LeaseWaiters *lease_waiters; /* lease requests that wait (leases.c) */
 } Server;
 
 typedef enum Auth {
@@ -94,6 +96,7 @@ typedef struct Request {
         bool replied;
         const char *reply_header[2]; /* one extra header for the reply (name, value) */
         uint64_t blob_bytes; /* bytes of a blob response, counted when it completes */
+        json_t *deferred;    /* the reply of a suspended request, sent when it resumes */
 } Request;
 
 typedef struct Route {
@@ -155,6 +158,10 @@ enum MHD_Result handle_host_image(Request *req);
 enum MHD_Result handle_host_checkin(Request *req);
 enum MHD_Result handle_ipxe(Request *req);
 enum MHD_Result handle_lease_acquire(Request *req);
+/* The thread that answers lease requests that wait; stopping answers the
+ * waiting with their last refusal (before the daemon stops). */
+int lease_waiters_start(Server *s);
+void lease_waiters_stop(Server *s);
 enum MHD_Result handle_lease_release(Request *req);
 enum MHD_Result handle_budgets_list(Request *req);
 enum MHD_Result handle_budget_put(Request *req);

@@ -29,9 +29,10 @@ t_fail() {
         echo "FAIL $T_SUITE: $T_NAME: $*"
 }
 
-# t_end: prints the summary line; keeps the directory when something failed.
+# t_end: prints the summary line; keeps the directory when something failed
+# (or T_KEEP=1).
 t_end() {
-        if [ "$T_FAILED" -eq 0 ]; then
+        if [ "$T_FAILED" -eq 0 ] && [ "${T_KEEP:-0}" != 1 ]; then
                 rm -rf "$T_DIR"
         else
                 echo "$T_SUITE: files kept in $T_DIR"

@@ -1,10 +1,13 @@
 #!/bin/bash
-# Lease decisions under concurrent HTTP load: 200 registered hosts (services
-# of 40, racks of 10) check in from 8 threads while asking for and giving
-# back their reboot leases (tests/bench/checkins.c, the bench's load at a
-# smaller scale). Every grant and release is in the audit log; replaying them
-# must never find two hosts of a rack, or more than 10% of a service, holding
-# a lease at once.
+# Reboot leases over HTTP. A request that waits ("wait") is granted as
+# soon as a group mate gives its lease back (well before its wait is over),
+# or refused when the wait is over, with one audit entry; slipwayd stops
+# promptly while requests wait. Then lease decisions under concurrent load:
+# 200 registered hosts (services of 40, racks of 10) check in from 8 threads
+# while asking for and giving back their reboot leases (tests/bench/checkins.c,
+# the bench's load at a smaller scale). Every grant and release is in the
+# audit log; replaying them must never find two hosts of a rack, or more
+# than 10% of a service, holding a lease at once.
 . "$(dirname "$0")/../lib.sh"
 t_begin lease-load
 
@@ -15,11 +18,87 @@ PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 
 TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
-"$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit >"$D/srv.log" 2>&1 &
-PIDS+=($!)
-for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
-URL=$(cat "$D/srv/slipwayd.url")
-api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
+start_server() {
+        rm -f "$D/srv/slipwayd.url"
+        "$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit >>"$D/srv.log" 2>&1 &
+        SPID=$!
+        PIDS+=($SPID)
+        for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
+        URL=$(cat "$D/srv/slipwayd.url")
+}
+start_server
+api() { curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
+now_ms() { date +%s%3N; }
+register() { # MAC: prints the host ID, labelled rack=w1
+        local id
+        id=$(api -d "{\"mac\": \"$1\", \"enroll\": \"sekrit\"}" "$URL/v1/hosts/register" | jq -r .id)
+        api -o /dev/null -d '{"set": {"rack": "w1"}}' "$URL/v1/hosts/$id/labels"
+        echo "$id"
+}
+HA=$(register 52:54:00:0a:00:01)
+HB=$(register 52:54:00:0a:00:02)
+api -o /dev/null -X PUT -d '{"max_unavailable": 1}' "$URL/v1/budgets/rack"
+
+t_case "a waiting lease request is granted as soon as its rack mate gives the lease back"
+api -o /dev/null -d '{}' "$URL/v1/hosts/$HA/lease"
+t0=$(now_ms)
+api -d '{"wait": 20}' "$URL/v1/hosts/$HB/lease" >"$D/wait1" &
+WPID=$!
+sleep 1.5
+kill -0 $WPID 2>/dev/null && still=yes || still=no
+t1=$(now_ms)
+api -o /dev/null -X DELETE "$URL/v1/hosts/$HA/lease"
+wait $WPID
+t2=$(now_ms)
+if [ $still = yes ] && jq -e '.granted == true and .waited >= 1' "$D/wait1" >/dev/null && [ $((t2 - t1)) -lt 10000 ]; then
+        t_ok "answered $((t2 - t1)) ms after the release, $((t2 - t0)) ms after asking"
+else
+        t_fail "still waiting at 1.5 s: $still; $(cat "$D/wait1"); $((t2 - t1)) ms after the release"
+fi
+
+t_case "a wait that runs out: the refusal with its reason and waited, one audit entry"
+refusals() { api "$URL/v1/audit?action=lease.refuse" | jq --arg h "$1" '[.entries[] | select(.target == $h)] | length'; }
+before=$(refusals "$HA")
+t0=$(now_ms)
+reply=$(api -d '{"wait": 2}' "$URL/v1/hosts/$HA/lease")
+t1=$(now_ms)
+after=$(refusals "$HA")
+if jq -e '.granted == false and .waited == 2 and .group == "rack=w1" and (.reason | test("max_unavailable 1"))' \
+        <<<"$reply" >/dev/null && [ $((t1 - t0)) -ge 1900 ] && [ $((after - before)) = 1 ]; then
+        t_ok
+else
+        t_fail "$reply after $((t1 - t0)) ms; refusals logged: $((after - before))"
+fi
+
+t_case "'wait' must be 0 to 60 seconds: 400 invalid_value"
+ok=1
+for body in '{"wait": 61}' '{"wait": -1}' '{"wait": "5"}' '{"wait": 1.5}'; do
+        code=$(api -o "$D/bad" -w '%{http_code}' -d "$body" "$URL/v1/hosts/$HA/lease")
+        [ "$code" = 400 ] && jq -e '.kind == "invalid_value" and (.error | test("wait"))' "$D/bad" >/dev/null ||
+                { ok=0; echo "$body: $code $(cat "$D/bad")"; }
+done >"$D/bad.log"
+code=$(api -o "$D/bad" -w '%{http_code}' -d '{"wiat": 5}' "$URL/v1/hosts/$HA/lease")
+[ "$code" = 400 ] && jq -e '.kind == "unknown_field"' "$D/bad" >/dev/null || { ok=0; echo "wiat: $code" >>"$D/bad.log"; }
+[ $ok = 1 ] && t_ok || t_fail "$(cat "$D/bad.log")"
+
+t_case "slipwayd stops promptly while a lease request waits"
+api -d '{"wait": 60}' "$URL/v1/hosts/$HA/lease" >"$D/wait2" &
+WPID=$!
+sleep 1
+t0=$(now_ms)
+kill -TERM "$SPID"
+wait "$SPID"
+rc=$?
+t1=$(now_ms)
+wait $WPID
+if [ $rc = 0 ] && [ $((t1 - t0)) -lt 5000 ]; then
+        t_ok "$((t1 - t0)) ms"
+else
+        t_fail "exit $rc after $((t1 - t0)) ms"
+fi
+start_server
+api -o /dev/null -X DELETE "$URL/v1/hosts/$HB/lease"
+audit0=$(api "$URL/v1/audit?last=1" | jq '.entries[-1].id // 0')
 
 t_case "200 hosts, 8 threads: check-ins, lease requests and releases all answered"
 if "$CK" --url "$URL" --admin-token "$TOKEN" --enroll sekrit --hosts 200 --threads 8 --seconds 4 --lease-every 2 \
@@ -38,7 +117,7 @@ fi
 t_case "the audit log's grants and releases never exceed a budget"
 # Every lease entry, page by page.
 : >"$D/audit.json"
-since=0
+since=$audit0
 while :; do
         page=$(api "$URL/v1/audit?action=lease&since=$since&limit=1000")
         n=$(jq '.entries | length' <<<"$page")
