@@ -269,6 +269,25 @@ static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, ui
         return 1;
 }
 
+int coord_group_allowed(sqlite3 *db, const char *key, const char *value, int64_t *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        Budget b = {};
+        int r;
+
+        r = budget_for(db, key, value, &b);
+        if (r <= 0)
+                return r;
+        r = db_prepare(db, "SELECT count(*) FROM host_labels WHERE key = ? AND value = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return -EIO;
+        *ret = budget_allowed(&b, sqlite3_column_int64(st, 0));
+        return 1;
+}
+
 int window_parse(const char *s, int *ret_start, int *ret_end) {
         unsigned h1, m1, h2, m2;
         char tail;

@@ -71,6 +71,10 @@ bool coord_selector_valid(const char *s);
  * but at least 1 when pct > 0, or n - min_available (never below 0). */
 int64_t budget_allowed(const Budget *b, int64_t n);
 
+/* How many hosts of group key=value may be down now, under its own budget
+ * or its key's. Returns 1 and sets *ret, or 0 when the group has no budget. */
+int coord_group_allowed(sqlite3 *db, const char *key, const char *value, int64_t *ret);
+
 int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor);
 int coord_budget_delete(sqlite3 *db, const char *selector, const char *actor);
 json_t *coord_budgets_json(sqlite3 *db);

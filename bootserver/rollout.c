@@ -133,14 +133,138 @@ static int spec_parse(sqlite3 *db, json_t *j, Spec *s, char **ret_error) {
 typedef struct Member {
         char id[16];
         int phase;
+        /* Where it falls in its budgeted groups, 0 to 1: in the group of
+         * its phase's bottleneck key, and the latest in any other. */
+        double spread, spread_other;
         char *image; /* what it runs or was last assigned */
 } Member;
+
+static int member_compare_id(const void *a, const void *b) {
+        const Member *x = a, *y = b;
+        if (x->phase != y->phase)
+                return x->phase < y->phase ? -1 : 1;
+        return strcmp(x->id, y->id);
+}
 
 static int member_compare(const void *a, const void *b) {
         const Member *x = a, *y = b;
         if (x->phase != y->phase)
                 return x->phase < y->phase ? -1 : 1;
+        if (x->spread != y->spread)
+                return x->spread < y->spread ? -1 : 1;
+        if (x->spread_other != y->spread_other)
+                return x->spread_other < y->spread_other ? -1 : 1;
         return strcmp(x->id, y->id);
+}
+
+/* Spreads each phase's hosts evenly over the groups that have budgets, so
+ * that every wave takes its share of each rack (or other budgeted group)
+ * instead of what the host IDs happen to give: a wave lasts as long as its
+ * busiest group. Per phase, the bottleneck key is the one whose group needs
+ * the most turns (its hosts in the phase over the hosts it may have down).
+ * A host's place in a group is (rank + 1/2) / size, ranked within the group
+ * and phase in ID order; hosts go in order of their place in the
+ * bottleneck key's group, then of their latest place in another. So every
+ * prefix, and every wave, holds each bottleneck group's hosts to within one
+ * of its share. m is sorted by phase and ID. */
+static int spread_members(sqlite3 *db, Member *m, size_t n) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        json_t *index = json_object(), *size = json_object(), *rank = json_object(), *worst = json_object();
+        const char *g;
+        json_t *v;
+        int r;
+
+        if (!index || !size || !rank || !worst) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+                json_object_set_new(index, m[i].id, json_integer((json_int_t) i));
+        r = db_prepare(db,
+                       "SELECT host_id, key, value FROM host_labels WHERE key IN (SELECT CASE WHEN instr(selector, "
+                       "'=') > 0 THEN substr(selector, 1, instr(selector, '=') - 1) ELSE selector END FROM budgets) "
+                       "ORDER BY host_id, key",
+                       &st);
+        if (r < 0)
+                goto out;
+        /* Twice over the labels: the groups' sizes per phase, then places. */
+        for (int pass = 0; pass < 2; pass++) {
+                while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+                        json_t *ix = json_object_get(index, (const char *) sqlite3_column_text(st, 0));
+                        const char *key = (const char *) sqlite3_column_text(st, 1);
+                        if (!ix)
+                                continue;
+                        Member *x = &m[json_integer_value(ix)];
+                        _cleanup_free_ char *grp = strdup_printf("%d\x1f%s\x1f%s", x->phase, key,
+                                                                 (const char *) sqlite3_column_text(st, 2));
+                        _cleanup_free_ char *pk = strdup_printf("%d\x1f%s", x->phase, key);
+                        if (!grp || !pk) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        json_int_t sz = json_integer_value(json_object_get(size, grp));
+                        if (pass == 0) {
+                                json_object_set_new(size, grp, json_integer(sz + 1));
+                                continue;
+                        }
+                        json_int_t rk = json_integer_value(json_object_get(rank, grp));
+                        json_object_set_new(rank, grp, json_integer(rk + 1));
+                        double place = ((double) rk + 0.5) / (double) sz;
+                        if (streq_ptr(json_string_value(json_object_get(worst, pk)), "bottleneck"))
+                                x->spread = place;
+                        else
+                                x->spread_other = MAX(x->spread_other, place);
+                }
+                if (r != SQLITE_DONE) {
+                        r = db_errno(r);
+                        goto out;
+                }
+                sqlite3_reset(st);
+                r = 0;
+                if (pass > 0)
+                        break;
+                /* Per phase, the key whose busiest group needs the most turns. */
+                json_t *turns = json_object(), *best = json_object();
+                json_object_foreach(size, g, v) {
+                        _cleanup_free_ char *copy = strdup(g);
+                        char *key = copy ? strchr(copy, '\x1f') : NULL, *value = key ? strchr(key + 1, '\x1f') : NULL;
+                        int64_t allowed = 0;
+                        if (!value)
+                                continue;
+                        *value++ = 0; /* copy is now "phase\x1fkey" */
+                        r = coord_group_allowed(db, key + 1, value, &allowed);
+                        if (r < 0)
+                                break;
+                        double t = (double) json_integer_value(v) / (double) MAX(allowed, 1);
+                        json_t *cur = json_object_get(turns, copy);
+                        if (!cur || t > json_real_value(cur))
+                                json_object_set_new(turns, copy, json_real(t));
+                        r = 0;
+                }
+                /* turns: "phase\x1fkey" -> most turns; the largest per phase
+                 * wins, a tie goes to the first key by name. */
+                json_object_foreach(turns, g, v) {
+                        _cleanup_free_ char *phase = strndup(g, strcspn(g, "\x1f"));
+                        json_t *b = phase ? json_object_get(best, phase) : NULL;
+                        double bt = json_real_value(json_array_get(b, 1));
+                        if (phase && (!b || json_real_value(v) > bt ||
+                                      (json_real_value(v) == bt && strcmp(g, json_string_value(json_array_get(b, 0))) < 0)))
+                                json_object_set_new(best, phase, json_pack("[s, f]", g, json_real_value(v)));
+                }
+                json_object_foreach(best, g, v) {
+                        json_object_set_new(worst, json_string_value(json_array_get(v, 0)), json_string("bottleneck"));
+                }
+                json_decref(turns);
+                json_decref(best);
+                if (r < 0)
+                        goto out;
+        }
+out:
+        json_decref(index);
+        json_decref(size);
+        json_decref(rank);
+        json_decref(worst);
+        return r;
 }
 
 static void members_free(Member *m, size_t n) {
@@ -191,8 +315,15 @@ static int select_members(sqlite3 *db, const Spec *s, Member **ret, size_t *ret_
                                 m[n].phase = (int) i;
                 n++;
         }
-        if (n > 0)
+        if (n > 0) {
+                qsort(m, n, sizeof *m, member_compare_id);
+                r = spread_members(db, m, n);
+                if (r < 0) {
+                        members_free(m, n);
+                        return r;
+                }
                 qsort(m, n, sizeof *m, member_compare);
+        }
         *ret = m;
         *ret_n = n;
         return 0;
@@ -651,7 +782,11 @@ static int rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, const cha
                         r = audit_log(db, "coordinator", "rollout.wave-complete", target, d);
                         json_decref(d);
                 }
-                return r;
+                if (r < 0)
+                        return r;
+                sqlite3_finalize(up);
+                up = NULL;
+                done_at = now;
         }
         if (now < done_at + bake)
                 return 0;
@@ -667,6 +802,9 @@ static int rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, const cha
                 r = audit_log(db, "coordinator", "rollout.wave", target, d);
                 json_decref(d);
         }
+        /* The next wave's hosts are assigned now, not a tick later. */
+        if (r >= 0)
+                r = assign_ready(db, c, id, streq(kind, "rollback"), wave + 1, now);
         return r;
 }
 

@@ -1020,9 +1020,11 @@ static void tick(Sim *s) {
         s->tick_dirty = false;
         s->tick_changed = changes > 0;
         s->last_tick_now = now;
+        /* The wave first: a tick that moves to the next wave assigns its
+         * hosts too. */
         if (s->rollout > 0) {
-                check_assignments(s);
                 check_rollout(s);
+                check_assignments(s);
         }
         /* The full comparison is O(hosts): every 10 s, every 60 s for big fleets. */
         if (s->t / 1000 >= s->last_check + (s->n > 2000 ? 60 : 10)) {

@@ -7,7 +7,8 @@
 # while asking for and giving back their reboot leases (tests/bench/checkins.c,
 # the bench's load at a smaller scale). Every grant and release is in the
 # audit log; replaying them must never find two hosts of a rack, or more
-# than 10% of a service, holding a lease at once.
+# than 10% of a service, holding a lease at once. Last, a rollout plan over
+# those hosts spreads every wave evenly over the racks.
 . "$(dirname "$0")/../lib.sh"
 t_begin lease-load
 
@@ -18,9 +19,12 @@ PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
 
 TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
+mkdir -p "$D/keys"
+"$BIN/slipway-build" keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 start_server() {
         rm -f "$D/srv/slipwayd.url"
-        "$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit >>"$D/srv.log" 2>&1 &
+        "$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit --trusted-keys "$D/keys" \
+                >>"$D/srv.log" 2>&1 &
         SPID=$!
         PIDS+=($SPID)
         for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
@@ -145,6 +149,31 @@ if [ "${n:-0}" -gt 0 ] && [ "${r:-9}" -le 1 ] && [ "${s:-9}" -le 4 ]; then
         t_ok "$n grants; at most $r per rack and $s per service at once"
 else
         t_fail "grants ${n:-?}, most at once: rack ${r:-?} (budget 1), service ${s:-?} (budget 4 of 40)"
+fi
+
+t_case "a rollout plan spreads each wave evenly over the racks (the bottleneck of 1 per rack)"
+# 20 racks of 10 (and rack w1 of 2): waves end at 1, 21, 101 and 202 hosts,
+# so after the third wave every rack r0..r19 has exactly 5 of its 10.
+sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+export SOURCE_DATE_EPOCH=1700000000 SLIPWAY_CACHE=$D/cache
+if "$BIN/slipway-build" -q --store "$D/store" build --key "$D/k.key" --no-disk --image-version 1.0 "$D/tiny.conf" \
+        >"$D/build.log" 2>&1 &&
+        "$BIN/slipway-build" -q --store "$D/store" push --token "$TOKEN" "$URL" tiny:1.0 >>"$D/build.log" 2>&1; then
+        labels=$(api "$URL/v1/hosts" | jq -c '[.hosts[] | {key: .id, value: .labels.rack}] | from_entries')
+        plan=$(api -d '{"image": "tiny:1.0", "waves": [1, "10%", "50%", "100%"]}' "$URL/v1/rollouts/plan")
+        # Per wave, the hosts of each rack r0..r19 so far.
+        counts=$(jq -c --argjson L "$labels" '[.waves as $w | range(0; $w | length) as $i
+                | [$w[:$i + 1][].hosts[] | $L[.] | select(startswith("r"))] | group_by(.) | map(length)
+                | {wave: ($i + 1), racks: length, min: min, max: max}]' <<<"$plan")
+        if [ "$(jq -c '[.waves[].hosts_count]' <<<"$plan")" = '[1,20,80,101]' ] &&
+                jq -e '.[2] == {wave: 3, racks: 20, min: 5, max: 5} and .[3].min == 10 and .[3].max == 10
+                        and .[1].max - .[1].min <= 1' <<<"$counts" >/dev/null; then
+                t_ok "racks so far after each wave: $(jq -c '[.[] | "\(.min)-\(.max)"]' <<<"$counts")"
+        else
+                t_fail "$(jq -c '[.waves[].hosts_count]' <<<"$plan") $counts"
+        fi
+else
+        t_fail "$(tail -n 5 "$D/build.log")"
 fi
 
 t_end
