@@ -11,19 +11,22 @@
 
 #define OUTPUT_MAX 2048
 
-/* Runs one check; returns its exit status, -ETIMEDOUT, -ECHILD (signal), or
- * a negative errno when it could not start. ret_output gets up to
- * OUTPUT_MAX bytes of its stdout and stderr. */
+/* Runs one check in its own process group; returns its exit status,
+ * -ETIMEDOUT, -ECHILD (signal), or a negative errno when it could not
+ * start. ret_output gets up to OUTPUT_MAX bytes of its stdout and stderr.
+ * The check ends when it exits (what it left running is killed with its
+ * group, and may not hold the output pipe open) or at the deadline (the
+ * whole group is killed). */
 static int run_check(const char *path, uint64_t timeout_sec, char **ret_output) {
         char *argv[] = { (char *) path, NULL };
         char buf[OUTPUT_MAX + 1], scratch[256];
         size_t have = 0;
         uint64_t deadline = now_usec() + timeout_sec * 1000000ULL;
         pid_t pid;
-        int fd, r;
-        bool timed_out = false;
+        int fd, r, status = 0;
+        bool timed_out = false, exited = false;
 
-        r = spawn_piped(argv, &pid, &fd);
+        r = spawn_piped(argv, true, &pid, &fd);
         if (r < 0)
                 return r;
         for (;;) {
@@ -35,11 +38,17 @@ static int run_check(const char *path, uint64_t timeout_sec, char **ret_output) 
                         timed_out = true;
                         break;
                 }
-                r = poll(&p, 1, (int) MIN((deadline - now) / 1000 + 1, 1000));
+                /* Once it has exited, only what is already in the pipe is read. */
+                r = poll(&p, 1, exited ? 0 : (int) MIN((deadline - now) / 1000 + 1, 100));
                 if (r < 0 && errno != EINTR)
                         break;
-                if (r <= 0)
+                if (r == 0 && exited)
+                        break;
+                if (r <= 0) {
+                        if (waitpid(pid, &status, WNOHANG) == pid)
+                                exited = true;
                         continue;
+                }
                 /* Past the cap, output is read into scratch and dropped. */
                 k = have < OUTPUT_MAX ? read(fd, buf + have, OUTPUT_MAX - have) : read(fd, scratch, sizeof scratch);
                 if (k < 0 && errno == EINTR)
@@ -50,12 +59,17 @@ static int run_check(const char *path, uint64_t timeout_sec, char **ret_output) 
                         have += (size_t) k;
         }
         close(fd);
-        if (timed_out)
-                kill(pid, SIGKILL);
-        r = spawn_wait(pid);
+        (void) kill(-pid, SIGKILL);
         buf[have] = 0;
         *ret_output = strdup(buf);
-        return timed_out ? -ETIMEDOUT : r;
+        if (!exited) {
+                while (waitpid(pid, &status, 0) < 0)
+                        if (errno != EINTR)
+                                return negative_errno();
+        }
+        if (timed_out)
+                return -ETIMEDOUT;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -ECHILD;
 }
 
 static int name_compare(const void *a, const void *b) {

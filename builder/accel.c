@@ -34,7 +34,7 @@ static int probe(const char *kernel) {
         int found = 0, r;
         pid_t pid;
 
-        r = spawn_piped(argv, &pid, &fd);
+        r = spawn_piped(argv, false, &pid, &fd);
         if (r < 0)
                 return r;
         while (!found) {

@@ -29,9 +29,10 @@ static char **child_env(char *const *unset, char *const *set) {
 }
 
 /* Spawns argv with stdin on /dev/null, stdout on out_fd and stderr on err_fd. */
-static int spawn_fds(char *const *argv, char **env, int out_fd, int err_fd, pid_t *ret_pid) {
+static int spawn_fds(char *const *argv, char **env, int out_fd, int err_fd, bool own_group, pid_t *ret_pid) {
         _cleanup_close_ int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
         int k;
 
         if (null_fd < 0)
@@ -40,7 +41,13 @@ static int spawn_fds(char *const *argv, char **env, int out_fd, int err_fd, pid_
         posix_spawn_file_actions_adddup2(&fa, null_fd, STDIN_FILENO);
         posix_spawn_file_actions_adddup2(&fa, out_fd < 0 ? null_fd : out_fd, STDOUT_FILENO);
         posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
-        k = posix_spawnp(ret_pid, argv[0], &fa, NULL, argv, env);
+        posix_spawnattr_init(&attr);
+        if (own_group) {
+                posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+                posix_spawnattr_setpgroup(&attr, 0);
+        }
+        k = posix_spawnp(ret_pid, argv[0], &fa, &attr, argv, env);
+        posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&fa);
         return -k;
 }
@@ -70,7 +77,7 @@ int spawn_capture(char *const *argv, char *const *env_unset, char *const *env_se
                 return -ENOMEM;
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return negative_errno();
-        k = spawn_fds(argv, env, -1, pipefd[1], &pid);
+        k = spawn_fds(argv, env, -1, pipefd[1], false, &pid);
         close(pipefd[1]);
         if (k < 0) {
                 close(pipefd[0]);
@@ -95,14 +102,14 @@ int spawn_capture(char *const *argv, char *const *env_unset, char *const *env_se
         return k;
 }
 
-int spawn_piped(char *const *argv, pid_t *ret_pid, int *ret_fd) {
+int spawn_piped(char *const *argv, bool own_group, pid_t *ret_pid, int *ret_fd) {
         int pipefd[2] = { -1, -1 };
         pid_t pid;
         int k;
 
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return negative_errno();
-        k = spawn_fds(argv, environ, pipefd[1], pipefd[1], &pid);
+        k = spawn_fds(argv, environ, pipefd[1], pipefd[1], own_group, &pid);
         close(pipefd[1]);
         if (k < 0) {
                 close(pipefd[0]);

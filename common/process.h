@@ -20,8 +20,10 @@ int spawn_capture(char *const *argv, char *const *env_unset, char *const *env_se
 
 /* Starts argv with stdin on /dev/null and stdout and stderr on a pipe whose
  * read end (O_CLOEXEC) goes to *ret_fd; the caller reads it, closes it and
- * reaps *ret_pid. Returns 0 or a negative errno. */
-int spawn_piped(char *const *argv, pid_t *ret_pid, int *ret_fd);
+ * reaps *ret_pid. With own_group, the child leads a new process group (its
+ * ID is the child's), so that what it starts can be killed with it.
+ * Returns 0 or a negative errno. */
+int spawn_piped(char *const *argv, bool own_group, pid_t *ret_pid, int *ret_fd);
 
 /* Waits for pid. Returns its exit status (0..255), -ECHILD when a signal
  * killed it, or a negative errno. */
