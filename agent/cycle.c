@@ -643,6 +643,13 @@ int agent_round(Agent *a) {
         if (a->state.phase == PHASE_IDLE || a->state.phase == PHASE_STAGING ||
             !streq_ptr(a->state.target_image, image)) {
                 r = stage(a, desired, &error);
+                if (r == -EHOSTUNREACH || r == -ECONNRESET || r == -ETIMEDOUT || r == -ECONNREFUSED) {
+                        /* The server went away mid-download: no failure of the
+                         * image; the next round resumes. */
+                        log_warning("staging interrupted: %s; trying again", strempty(error));
+                        json_decref(desired);
+                        return (int) MIN(a->checkin_interval, 10u);
+                }
                 if (r < 0) {
                         log_error("staging failed: %s", strempty(error));
                         (void) agent_set_report(a, "failed", error);

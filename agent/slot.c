@@ -198,7 +198,7 @@ int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, 
         if (w.offset != size) {
                 *ret_error = strdup_printf("download of %s ended at %" PRIu64 " of %" PRIu64 " bytes", url, w.offset,
                                            size);
-                return -EIO;
+                return -ECONNRESET; /* the stream ended early: the server went away */
         }
         sha256_final_hex(h, got);
         if (!streq(got, sha256)) {

@@ -81,6 +81,8 @@ static int code_to_errno(CURLcode code, long status) {
                 return -EIO;
         case CURLE_SEND_ERROR:
         case CURLE_RECV_ERROR:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_GOT_NOTHING:
                 return -ECONNRESET;
         case CURLE_ABORTED_BY_CALLBACK:
                 return -ECANCELED;
