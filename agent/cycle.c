@@ -93,11 +93,12 @@ int agent_checkin(Agent *a, json_t *health, json_t **ret_desired) {
  * at most this, and no longer than a check-in interval. */
 #define LEASE_WAIT_MAX_SEC 20u
 
-/* Asks for or gives back the reboot lease. Returns 1 when granted (epoch
- * saved), 0 when refused (*ret_retry set), negative on errors. A request
- * waits at the server until it is granted or its wait is over; after a
- * wait the next round asks again right away. */
-static int lease(Agent *a, const char *method, uint64_t *ret_retry) {
+/* Asks for (POST; renews the one held) or gives back (DELETE) the reboot
+ * lease. Returns 1 when granted (epoch saved), 0 when refused (*ret_retry
+ * set), negative on errors. With wait, a request waits at the server until
+ * it is granted or its wait is over; after a wait the next round asks again
+ * right away. */
+static int lease(Agent *a, const char *method, bool wait, uint64_t *ret_retry) {
         _cleanup_free_ char *path = NULL, *id = api_escape(a->state.host_id);
         json_t *reply = NULL, *body;
         int r;
@@ -106,7 +107,7 @@ static int lease(Agent *a, const char *method, uint64_t *ret_retry) {
         if (!path)
                 return -ENOMEM;
         if (streq(method, "POST"))
-                body = json_pack("{s:I}", "wait", (json_int_t) MIN(a->checkin_interval, LEASE_WAIT_MAX_SEC));
+                body = json_pack("{s:I}", "wait", (json_int_t) (wait ? MIN(a->checkin_interval, LEASE_WAIT_MAX_SEC) : 0));
         else
                 body = json_pack("{s:I}", "epoch", (json_int_t) a->state.lease_epoch);
         r = api_request(a->api, method, path, body, NULL, &reply);
@@ -131,7 +132,8 @@ static int lease(Agent *a, const char *method, uint64_t *ret_retry) {
         log_info("lease refused%s%s: %s; asking again in %" PRIi64 " s", waited > 0 ? " after waiting " : "",
                  waited > 0 ? "at the server" : "", strempty(json_string_value(json_object_get(reply, "reason"))),
                  (int64_t) retry);
-        *ret_retry = retry > 0 || waited > 0 ? (uint64_t) retry : 30;
+        if (ret_retry)
+                *ret_retry = retry > 0 || waited > 0 ? (uint64_t) retry : 30;
         json_decref(reply);
         return 0;
 }
@@ -507,7 +509,7 @@ int agent_start(Agent *a) {
         if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 && a->api) {
                 /* Back from a fallback reboot (or killed before giving it
                  * back): the host is up, the lease is not needed. */
-                if (lease(a, "DELETE", NULL) > 0) {
+                if (lease(a, "DELETE", false, NULL) > 0) {
                         a->state.lease_epoch = 0;
                         (void) agent_save(a);
                 }
@@ -553,6 +555,22 @@ int agent_start(Agent *a) {
         r = agent_set_report(a, "rebooting", NULL);
         if (r < 0)
                 return r;
+        /* The lease covers the checks too: renew it (the same epoch, a new
+         * expiry), so a reboot and checks that together run long do not
+         * outlast it. Refused means it expired: the host is quarantined
+         * until it reports healthy, and judging goes on all the same. */
+        if (a->api && a->state.lease_epoch) {
+                uint64_t held = a->state.lease_epoch;
+                r = lease(a, "POST", false, NULL);
+                if (r > 0 && a->state.lease_epoch == held)
+                        log_info("lease %" PRIu64 " renewed", held);
+                else if (r > 0)
+                        log_info("lease %" PRIu64 " had expired; now lease %" PRIu64, held, a->state.lease_epoch);
+                else if (r == 0)
+                        log_warning("lease %" PRIu64 " expired during the reboot", held);
+                if (r > 0)
+                        (void) agent_save(a);
+        }
         /* What the checks may want to know about the slot they judge. */
         char slot_name[2] = { a->booted_slot, 0 };
         setenv("SLIPWAY_SLOT", slot_name, 1);
@@ -579,7 +597,7 @@ int agent_start(Agent *a) {
                 r = agent_set_report(a, "healthy", NULL);
                 if (r >= 0 && a->api) {
                         (void) agent_checkin(a, report, NULL);
-                        if (lease(a, "DELETE", NULL) > 0) {
+                        if (lease(a, "DELETE", false, NULL) > 0) {
                                 a->state.lease_epoch = 0;
                                 r = agent_save(a);
                         }
@@ -611,7 +629,7 @@ int agent_round(Agent *a) {
         if (r < 0)
                 return (int) MIN(a->checkin_interval, 30u);
         if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 && streq_ptr(a->state.reported, "healthy") &&
-            lease(a, "DELETE", NULL) > 0) {
+            lease(a, "DELETE", false, NULL) > 0) {
                 /* A release after a healthy switch that did not get through
                  * (the server was away): the lease would hold a place in the
                  * budgets until it expired. */
@@ -669,7 +687,7 @@ int agent_round(Agent *a) {
         json_decref(desired);
 
         /* Staged: ask for the lease. */
-        r = lease(a, "POST", &retry);
+        r = lease(a, "POST", true, &retry);
         if (r < 0)
                 return (int) MIN(a->checkin_interval, 10u);
         if (r == 0)

@@ -114,6 +114,13 @@ cat >"$D/health/50-extra.wanted" <<'EOF'
 echo "optional check fails, and that is fine"
 exit 1
 EOF
+# Slow only while $D/slow exists (the lease renewal case).
+cat >"$D/health/05-slow" <<EOF
+#!/bin/sh
+[ -e "$D/slow" ] || exit 0
+touch "$D/slow.started"
+sleep 3
+EOF
 chmod +x "$D/health"/*
 R1=$(sha "$D/img-1.0/rootfs.erofs")
 S1=$(stat -c %s "$D/img-1.0/rootfs.erofs")
@@ -156,6 +163,32 @@ if run_until h1 '.state == "healthy" and .version == "2.0" and .booted_slot == "
         t_ok
 else
         t_fail "$(host_json h1) $(tail -5 "$D/h1.log")"
+fi
+
+t_case "the lease is renewed after the reboot, before the health checks"
+# A 2 s reboot: a renewal after it moves the expiry past the grant's.
+register r1 52:54:00:01:00:31
+assign r1 tiny:1.0
+run_until r1 '.state == "healthy" and .version == "1.0"' 30 >/dev/null
+kill "$APID" 2>/dev/null
+wait "$APID" 2>/dev/null
+touch "$D/slow"
+assign r1 tiny:2.0
+agent_bg r1 --sim-reboot-time 2 run
+for ((i = 0; i < 300; i++)); do [ -e "$D/slow.started" ] && break; sleep 0.1; done
+lease_now=$(host_json r1 | jq -c .lease)
+rm -f "$D/slow"
+grant=$(api "$URL/v1/audit?action=lease.grant" | jq -c --arg h "$(cat "$D/r1/id")" '[.entries[] | select(.target == $h)][-1]')
+for ((i = 0; i < 100; i++)); do host_json r1 | jq -e '.state == "healthy" and .version == "2.0"' >/dev/null && break; sleep 0.1; done
+kill "$APID" 2>/dev/null
+wait "$APID" 2>/dev/null
+if [ -e "$D/slow.started" ] && jq -e --argjson g "$grant" '.epoch == $g.detail.epoch and
+        .expires >= $g.time + $g.detail.ttl + 1' <<<"$lease_now" >/dev/null &&
+        grep -q "lease $(jq .detail.epoch <<<"$grant") renewed" "$D/r1.log" &&
+        host_json r1 | jq -e '.state == "healthy" and .version == "2.0" and .lease == null' >/dev/null; then
+        t_ok
+else
+        t_fail "lease during the checks $lease_now, grant $grant; $(grep -E 'lease' "$D/r1.log" | tail -3)"
 fi
 
 t_case "3.0 fails its required health check: marked bad, back on 2.0, reported with the reason"
