@@ -45,7 +45,7 @@ struct Agent {
         char *booted_entry;
         char boot_id[33];
         uint64_t checkin_interval;
-        void *backend_data;
+        void *backend_data;    /* the backend's own, heap-allocated (freed at exit) */
 };
 
 /* The slot that is not booted. */

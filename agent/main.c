@@ -190,60 +190,77 @@ static int config_build(const Args *args, AgentConfig *ret) {
         return r;
 }
 
+static int agent_main(Agent *a, Args *args, int argc, char **argv);
+
 int main(int argc, char **argv) {
         Agent a = { .argv = argv, .checkin_interval = 30 };
         Args args = { .config_path = AGENT_CONFIG_DEFAULT_PATH };
+        int rc;
+
+        log_set_program("slipway-agent");
+        rc = agent_main(&a, &args, argc, argv);
+        /* Every command ends here, so that nothing is left for a leak check. */
+        api_client_free(a.api);
+        agent_state_release(&a.state);
+        agent_config_release(&a.config);
+        free(a.state_path);
+        free(a.booted_entry);
+        free(a.backend_data); /* the sim backend's ESP path; the disk backend keeps none */
+        strv_free(args.flags);
+        return rc;
+}
+
+static int agent_main(Agent *a, Args *args, int argc, char **argv) {
         const char *cmd;
         int r;
 
-        log_set_program("slipway-agent");
-        if (parse_args(argc, argv, &args) < 0 || config_build(&args, &a.config) < 0)
+        if (parse_args(argc, argv, args) < 0 || config_build(args, &a->config) < 0)
                 return EXIT_FAILURE;
-        if (args.check_config) {
+        if (args->check_config) {
                 printf("slipway-agent: configuration is valid\n");
                 return EXIT_SUCCESS;
         }
-        log_set_level(log_level_from_string(a.config.log_level));
-        if (a.config.checkin_interval > 0)
-                a.checkin_interval = a.config.checkin_interval;
-        cmd = args.command ? args.command[0] : args.mode && streq(args.mode, "install") ? "install" : "run";
-        if (args.mode && !streq(args.mode, "install")) {
-                log_error("--mode=%s is not supported by this agent (install only)", args.mode);
+        log_set_level(log_level_from_string(a->config.log_level));
+        if (a->config.checkin_interval > 0)
+                a->checkin_interval = a->config.checkin_interval;
+        cmd = args->command ? args->command[0] : args->mode && streq(args->mode, "install") ? "install" : "run";
+        if (args->mode && !streq(args->mode, "install")) {
+                log_error("--mode=%s is not supported by this agent (install only)", args->mode);
                 return EXIT_FAILURE;
         }
-        a.backend = streq(a.config.backend, "sim") ? &backend_sim : &backend_disk;
-        a.state_path = path_join(a.config.state_dir, "agent.json");
-        if (!a.state_path || mkdir_p(a.config.state_dir, 0700) < 0) {
-                log_error("cannot create the state directory '%s'", a.config.state_dir);
+        a->backend = streq(a->config.backend, "sim") ? &backend_sim : &backend_disk;
+        a->state_path = path_join(a->config.state_dir, "agent.json");
+        if (!a->state_path || mkdir_p(a->config.state_dir, 0700) < 0) {
+                log_error("cannot create the state directory '%s'", a->config.state_dir);
                 return EXIT_FAILURE;
         }
 
         /* Without a configured server, the one the host registered with
          * (a PXE install remembers it in the state), before agent_start()
          * judges a fresh boot and reports it. */
-        if (!a.config.server && !streq(cmd, "install")) {
+        if (!a->config.server && !streq(cmd, "install")) {
                 AgentState saved = {};
                 r = 0;
-                if (agent_state_load(a.state_path, &saved) >= 0 && saved.server)
-                        r = conftab_set_string(&a.config.server, saved.server);
+                if (agent_state_load(a->state_path, &saved) >= 0 && saved.server)
+                        r = conftab_set_string(&a->config.server, saved.server);
                 agent_state_release(&saved);
                 if (r < 0)
                         return EXIT_FAILURE;
         }
-        if (a.config.server && open_api(&a) < 0)
+        if (a->config.server && open_api(a) < 0)
                 return EXIT_FAILURE;
         if (streq(cmd, "install")) {
-                r = agent_install(&a);
+                r = agent_install(a);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
         if (streq(cmd, "power-on")) {
-                if (a.backend != &backend_sim) {
+                if (a->backend != &backend_sim) {
                         log_error("power-on is for the sim backend");
                         return EXIT_FAILURE;
                 }
-                r = a.backend->init(&a);
+                r = a->backend->init(a);
                 if (r >= 0)
-                        r = sim_firmware_boot(&a);
+                        r = sim_firmware_boot(a);
                 if (r < 0) {
                         log_error_errno(r, "sim firmware: %m");
                         return EXIT_FAILURE;
@@ -251,33 +268,30 @@ int main(int argc, char **argv) {
                 cmd = "run";
         }
         /* status and register only look; run judges a fresh boot. */
-        r = streq(cmd, "status") || streq(cmd, "register") ? agent_load(&a) : agent_start(&a);
+        r = streq(cmd, "status") || streq(cmd, "register") ? agent_load(a) : agent_start(a);
         if (r < 0)
                 return EXIT_FAILURE;
         if (streq(cmd, "status"))
-                return print_status(&a) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+                return print_status(a) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (streq(cmd, "register")) {
-                if (!args.command[1] || !a.config.enroll_token || !a.api) {
+                if (!args->command[1] || !a->config.enroll_token || !a->api) {
                         log_error("usage: slipway-agent --server URL --enroll-token SECRET register MAC");
                         return EXIT_FAILURE;
                 }
-                return agent_register(&a, args.command[1], a.config.enroll_token) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+                return agent_register(a, args->command[1], a->config.enroll_token) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
         if (!streq(cmd, "run") && !streq(cmd, "once")) {
                 log_error("unknown command '%s' (see --help)", cmd);
                 return EXIT_FAILURE;
         }
-        if (!a.api) {
+        if (!a->api) {
                 log_error("no server is configured (server = URL in [agent], or --server)");
                 return EXIT_FAILURE;
         }
-        if (!a.state.host_id) {
+        if (!a->state.host_id) {
                 log_error("this host is not registered (install it over PXE, or `slipway-agent register MAC`)");
                 return EXIT_FAILURE;
         }
-        r = agent_loop(&a, streq(cmd, "once"));
-        api_client_free(a.api);
-        agent_state_release(&a.state);
-        agent_config_release(&a.config);
+        r = agent_loop(a, streq(cmd, "once"));
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
