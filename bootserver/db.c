@@ -59,6 +59,8 @@ static const char *const migrations[] = {
         "ALTER TABLE hosts ADD COLUMN failed_image TEXT;",
         /* 5: failures an operator has seen and resumed past */
         "ALTER TABLE rollout_hosts ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;",
+        /* 6: the tick's look-ups of a rollout's pending and assigned hosts */
+        "CREATE INDEX rollout_hosts_status ON rollout_hosts(rollout_id, status, wave);",
 };
 
 int db_errno(int rc) {
