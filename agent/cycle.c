@@ -661,7 +661,7 @@ int agent_round(Agent *a) {
         if (a->state.phase == PHASE_IDLE || a->state.phase == PHASE_STAGING ||
             !streq_ptr(a->state.target_image, image)) {
                 r = stage(a, desired, &error);
-                if (r == -EHOSTUNREACH || r == -ECONNRESET || r == -ETIMEDOUT || r == -ECONNREFUSED) {
+                if (http_error_unreachable(r)) {
                         /* The server went away mid-download: no failure of the
                          * image; the next round resumes. */
                         log_warning("staging interrupted: %s; trying again", strempty(error));

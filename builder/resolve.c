@@ -77,7 +77,7 @@ static int log_repo_error(int r, const RepoDef *rd, const char *what, const Http
         if (r == -ENOENT)
                 return log_error_errno(r, "repository '%s' at %s: %s not found (%s)", rd->id, rd->baseurl, what,
                                        e->message);
-        if (r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -ECONNRESET)
+        if (http_error_unreachable(r))
                 return log_error_errno(r, "repository '%s' at %s is unreachable: %s", rd->id, rd->baseurl,
                                        e->message);
         return log_error_errno(r, "repository '%s' at %s: cannot fetch %s: %s", rd->id, rd->baseurl, what,

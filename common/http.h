@@ -5,6 +5,8 @@
 #pragma once
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hash.h"
@@ -50,6 +52,13 @@ CURL *http_easy_new(const char *url, const HttpOptions *opts, char errbuf[CURL_E
  * When ret_error is not NULL it gets the status and a message (curl's
  * errbuf when set, else a description of code). */
 int http_result(CURL *c, CURLcode code, int write_error, const char *errbuf, HttpError *ret_error);
+
+/* Whether an http_result() error means the server could not be reached or
+ * went away mid-transfer (-EHOSTUNREACH, -ETIMEDOUT, -ECONNRESET), rather
+ * than answering with something wrong. */
+static inline bool http_error_unreachable(int r) {
+        return r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -ECONNRESET;
+}
 
 /* Downloads url into fd (from its current offset). At most max_bytes are
  * accepted (0 = no cap; more is -EFBIG). When hash is not NULL every byte
