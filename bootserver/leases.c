@@ -75,10 +75,7 @@ struct LeaseWaiters {
 };
 
 static uint64_t mono_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+        return now_usec() / 1000;
 }
 
 static void waiter_answer(Waiter *w, json_t *reply) {
@@ -217,54 +214,72 @@ void lease_waiters_stop(Server *s) {
         free(ws);
 }
 
-/* A lease of a host in these groups was given back: its waiters ask again. */
+/* A lease of a host in these groups was given back: its waiters ask again.
+ * Takes groups (may be NULL). */
 static void lease_waiters_wake(Server *s, json_t *groups) {
         LeaseWaiters *ws = s->lease_waiters;
 
-        if (!ws || json_array_size(groups) == 0)
-                return;
-        pthread_mutex_lock(&ws->lock);
-        json_array_extend(ws->woken, groups);
-        pthread_cond_signal(&ws->cond);
-        pthread_mutex_unlock(&ws->lock);
+        if (ws && json_array_size(groups) > 0) {
+                pthread_mutex_lock(&ws->lock);
+                json_array_extend(ws->woken, groups);
+                pthread_cond_signal(&ws->cond);
+                pthread_mutex_unlock(&ws->lock);
+        }
+        json_decref(groups);
 }
 
-/* The groups ("key=value") of host, for waking its group mates' waiters. */
-static json_t *host_groups(sqlite3 *db, const char *host) {
+/* coord_lease_release(), and when a lease was given back, host's groups
+ * ("key=value") in *ret_groups, for lease_waiters_wake() once committed. */
+static int lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor, json_t **ret_groups) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        json_t *l = json_array();
+        int r = coord_lease_release(db, host, epoch, actor);
 
-        if (db_prepare(db, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st) < 0)
-                return l;
+        if (r <= 0 || db_prepare(db, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st) < 0)
+                return r;
+        *ret_groups = json_array();
         sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
         while (sqlite3_step(st) == SQLITE_ROW)
-                json_array_append_new(l, json_string((const char *) sqlite3_column_text(st, 0)));
-        return l;
+                json_array_append_new(*ret_groups, json_string((const char *) sqlite3_column_text(st, 0)));
+        return r;
+}
+
+/* The optional body {"NAME": N} of a lease call: N an integer from 0 to max.
+ * Returns false, with the reply queued in *ret_result, when it is not. */
+static bool lease_body_uint(Request *req, const char *name, uint64_t max, const char *expected, uint64_t *ret,
+                            enum MHD_Result *ret_result) {
+        const char *const allowed[] = { name, NULL };
+        json_t *body, *v;
+        bool ok;
+
+        *ret = 0;
+        if (req->body_size == 0)
+                return true;
+        body = request_json(req, allowed, ret_result);
+        if (!body)
+                return false;
+        v = json_object_get(body, name);
+        ok = !v || (json_is_integer(v) && json_integer_value(v) >= 0 && (uint64_t) json_integer_value(v) <= max);
+        if (ok)
+                *ret = v ? (uint64_t) json_integer_value(v) : 0;
+        else
+                *ret_result = reply_error(req, KIND_INVALID_VALUE, "'%s': expected %s", name, expected);
+        json_decref(body);
+        return ok;
 }
 
 enum MHD_Result handle_lease_acquire(Request *req) {
-        static const char *const allowed[] = { "wait", NULL };
         CoordConfig cc = server_coord_config(req->server);
         LeaseWaiters *ws = req->server->lease_waiters;
         LeaseDecision d = {};
-        uint64_t wait = 0;
-        char id[16];
+        enum MHD_Result result;
+        char id[16], expected[32];
+        uint64_t wait;
         json_t *reply;
         int r;
 
-        if (req->body_size > 0) {
-                enum MHD_Result result;
-                json_t *body = request_json(req, allowed, &result), *w;
-                if (!body)
-                        return result;
-                w = json_object_get(body, "wait");
-                if (w && (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > WAIT_MAX_SEC)) {
-                        json_decref(body);
-                        return reply_error(req, KIND_INVALID_VALUE, "'wait': expected seconds, 0 to %d", WAIT_MAX_SEC);
-                }
-                wait = w ? (uint64_t) json_integer_value(w) : 0;
-                json_decref(body);
-        }
+        snprintf(expected, sizeof expected, "seconds, 0 to %d", WAIT_MAX_SEC);
+        if (!lease_body_uint(req, "wait", WAIT_MAX_SEC, expected, &wait, &result))
+                return result;
         IN_TRANSACTION(req->server, db, r, {
                 r = hosts_find(db, req->args[0], id);
                 if (r >= 0)
@@ -301,35 +316,21 @@ enum MHD_Result handle_lease_acquire(Request *req) {
 }
 
 enum MHD_Result handle_lease_release(Request *req) {
-        json_t *body = NULL, *groups = NULL;
-        uint64_t epoch = 0;
+        json_t *groups = NULL;
+        enum MHD_Result result;
+        uint64_t epoch;
         char id[16];
         int r, released = 0;
 
-        if (req->body_size > 0) {
-                enum MHD_Result result;
-                static const char *const allowed[] = { "epoch", NULL };
-                body = request_json(req, allowed, &result);
-                if (!body)
-                        return result;
-                json_t *e = json_object_get(body, "epoch");
-                if (e && (!json_is_integer(e) || json_integer_value(e) < 0)) {
-                        json_decref(body);
-                        return reply_error(req, KIND_INVALID_VALUE, "'epoch': expected a lease epoch");
-                }
-                epoch = e ? (uint64_t) json_integer_value(e) : 0;
-                json_decref(body);
-        }
+        if (!lease_body_uint(req, "epoch", INT64_MAX, "a lease epoch", &epoch, &result))
+                return result;
         IN_TRANSACTION(req->server, db, r, {
                 r = hosts_find(db, req->args[0], id);
                 if (r >= 0)
-                        r = released = coord_lease_release(db, id, epoch, req->actor);
-                if (r > 0)
-                        groups = host_groups(db, id);
+                        r = released = lease_release(db, id, epoch, req->actor, &groups);
         });
-        if (r >= 0 && groups)
-                lease_waiters_wake(req->server, groups);
-        json_decref(groups);
+        /* After a failed commit this only has waiters ask again for nothing. */
+        lease_waiters_wake(req->server, groups);
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
         if (r < 0)
@@ -550,17 +551,14 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
                 if (r >= 0 && acquire)
                         r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), actor, &d);
                 else if (r >= 0) {
-                        r = coord_lease_release(db, id, 0, actor);
-                        if (r > 0)
-                                groups = host_groups(db, id);
+                        r = lease_release(db, id, 0, actor, &groups);
                         if (r >= 0)
                                 r = coord_on_report(db, id, "healthy", (uint64_t) time(NULL));
                 }
         });
         json_decref(body);
-        if (r >= 0 && groups)
-                lease_waiters_wake(req->server, groups);
-        json_decref(groups);
+        /* After a failed commit this only has waiters ask again for nothing. */
+        lease_waiters_wake(req->server, groups);
         if (r < 0) {
                 lease_decision_release(&d);
                 return reply_errno(req, r, "fleetlock");
