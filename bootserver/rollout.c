@@ -564,7 +564,7 @@ static int revert_unfinished(sqlite3 *db, int64_t id) {
 
 int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char *actor, uint64_t now,
                          int64_t *ret_new_id, char **ret_error) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *skip = NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *skip = NULL, *ack = NULL;
         _cleanup_free_ char *state = NULL;
         int r;
 
@@ -587,10 +587,10 @@ int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char
                         goto refused;
                 /* Resuming accepts the failures so far: the threshold counts
                  * only those that come after. */
-                r = db_prepare(db, "UPDATE rollout_hosts SET acked = 1 WHERE rollout_id = ? AND status = 'failed'", &skip);
+                r = db_prepare(db, "UPDATE rollout_hosts SET acked = 1 WHERE rollout_id = ? AND status = 'failed'", &ack);
                 if (r >= 0) {
-                        sqlite3_bind_int64(skip, 1, id);
-                        r = db_errno(sqlite3_step(skip));
+                        sqlite3_bind_int64(ack, 1, id);
+                        r = db_errno(sqlite3_step(ack));
                 }
                 return r < 0 ? r : rollout_set_state(db, id, "running", NULL, actor, now);
         }

@@ -58,10 +58,7 @@ static const char report[] = "{\"state\":\"healthy\",\"version\":\"1.0\",\"boote
                              "{\"version\":\"1.0\"},\"b\":{\"version\":null}},\"health\":{\"required\":\"pass\"}}";
 
 static double mono_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+        return (double) now_usec() / 1e3;
 }
 
 static void sample_add(Samples *s, double v) {
