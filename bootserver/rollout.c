@@ -169,12 +169,13 @@ static int member_compare(const void *a, const void *b) {
  * of its share. m is sorted by phase and ID. */
 static int spread_members(sqlite3 *db, Member *m, size_t n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        json_t *index = json_object(), *size = json_object(), *rank = json_object(), *worst = json_object();
-        const char *g;
-        json_t *v;
+        /* index: host ID -> member; groups: "phase key=value" -> {key, value,
+         * phase, n, rank}; bottleneck: "phase" -> {key, turns}. */
+        json_t *index = json_object(), *groups = json_object(), *bottleneck = json_object(), *g;
+        const char *name;
         int r;
 
-        if (!index || !size || !rank || !worst) {
+        if (!index || !groups || !bottleneck) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -192,25 +193,31 @@ static int spread_members(sqlite3 *db, Member *m, size_t n) {
                 while ((r = sqlite3_step(st)) == SQLITE_ROW) {
                         json_t *ix = json_object_get(index, (const char *) sqlite3_column_text(st, 0));
                         const char *key = (const char *) sqlite3_column_text(st, 1);
+                        const char *value = (const char *) sqlite3_column_text(st, 2);
                         if (!ix)
                                 continue;
                         Member *x = &m[json_integer_value(ix)];
-                        _cleanup_free_ char *grp = strdup_printf("%d\x1f%s\x1f%s", x->phase, key,
-                                                                 (const char *) sqlite3_column_text(st, 2));
-                        _cleanup_free_ char *pk = strdup_printf("%d\x1f%s", x->phase, key);
-                        if (!grp || !pk) {
+                        _cleanup_free_ char *gname = strdup_printf("%d %s=%s", x->phase, key, value);
+                        if (!gname) {
                                 r = -ENOMEM;
                                 goto out;
                         }
-                        json_int_t sz = json_integer_value(json_object_get(size, grp));
+                        g = json_object_get(groups, gname);
                         if (pass == 0) {
-                                json_object_set_new(size, grp, json_integer(sz + 1));
+                                if (!g)
+                                        json_object_set_new(groups, gname,
+                                                            g = json_pack("{s:s, s:s, s:i, s:I, s:I}", "key", key,
+                                                                          "value", value, "phase", x->phase, "n",
+                                                                          (json_int_t) 0, "rank", (json_int_t) 0));
+                                json_object_set_new(g, "n", json_integer(json_integer_value(json_object_get(g, "n")) + 1));
                                 continue;
                         }
-                        json_int_t rk = json_integer_value(json_object_get(rank, grp));
-                        json_object_set_new(rank, grp, json_integer(rk + 1));
-                        double place = ((double) rk + 0.5) / (double) sz;
-                        if (streq_ptr(json_string_value(json_object_get(worst, pk)), "bottleneck"))
+                        json_int_t rank = json_integer_value(json_object_get(g, "rank"));
+                        json_object_set_new(g, "rank", json_integer(rank + 1));
+                        double place = ((double) rank + 0.5) / (double) json_integer_value(json_object_get(g, "n"));
+                        char phase[16];
+                        snprintf(phase, sizeof phase, "%d", x->phase);
+                        if (streq_ptr(json_string_value(json_object_get(json_object_get(bottleneck, phase), "key")), key))
                                 x->spread = place;
                         else
                                 x->spread_other = MAX(x->spread_other, place);
@@ -223,47 +230,30 @@ static int spread_members(sqlite3 *db, Member *m, size_t n) {
                 r = 0;
                 if (pass > 0)
                         break;
-                /* Per phase, the key whose busiest group needs the most turns. */
-                json_t *turns = json_object(), *best = json_object();
-                json_object_foreach(size, g, v) {
-                        _cleanup_free_ char *copy = strdup(g);
-                        char *key = copy ? strchr(copy, '\x1f') : NULL, *value = key ? strchr(key + 1, '\x1f') : NULL;
+                /* Per phase, the key of the group that needs the most turns;
+                 * a tie goes to the first key by name. */
+                json_object_foreach(groups, name, g) {
+                        const char *key = json_string_value(json_object_get(g, "key"));
                         int64_t allowed = 0;
-                        if (!value)
-                                continue;
-                        *value++ = 0; /* copy is now "phase\x1fkey" */
-                        r = coord_group_allowed(db, key + 1, value, &allowed);
+                        char phase[16];
+
+                        r = coord_group_allowed(db, key, json_string_value(json_object_get(g, "value")), &allowed);
                         if (r < 0)
-                                break;
-                        double t = (double) json_integer_value(v) / (double) MAX(allowed, 1);
-                        json_t *cur = json_object_get(turns, copy);
-                        if (!cur || t > json_real_value(cur))
-                                json_object_set_new(turns, copy, json_real(t));
-                        r = 0;
+                                goto out;
+                        double turns = (double) json_integer_value(json_object_get(g, "n")) / (double) MAX(allowed, 1);
+                        snprintf(phase, sizeof phase, "%d", (int) json_integer_value(json_object_get(g, "phase")));
+                        json_t *b = json_object_get(bottleneck, phase);
+                        double bt = json_real_value(json_object_get(b, "turns"));
+                        if (!b || turns > bt ||
+                            (turns == bt && strcmp(key, json_string_value(json_object_get(b, "key"))) < 0))
+                                json_object_set_new(bottleneck, phase, json_pack("{s:s, s:f}", "key", key, "turns", turns));
                 }
-                /* turns: "phase\x1fkey" -> most turns; the largest per phase
-                 * wins, a tie goes to the first key by name. */
-                json_object_foreach(turns, g, v) {
-                        _cleanup_free_ char *phase = strndup(g, strcspn(g, "\x1f"));
-                        json_t *b = phase ? json_object_get(best, phase) : NULL;
-                        double bt = json_real_value(json_array_get(b, 1));
-                        if (phase && (!b || json_real_value(v) > bt ||
-                                      (json_real_value(v) == bt && strcmp(g, json_string_value(json_array_get(b, 0))) < 0)))
-                                json_object_set_new(best, phase, json_pack("[s, f]", g, json_real_value(v)));
-                }
-                json_object_foreach(best, g, v) {
-                        json_object_set_new(worst, json_string_value(json_array_get(v, 0)), json_string("bottleneck"));
-                }
-                json_decref(turns);
-                json_decref(best);
-                if (r < 0)
-                        goto out;
+                r = 0;
         }
 out:
         json_decref(index);
-        json_decref(size);
-        json_decref(rank);
-        json_decref(worst);
+        json_decref(groups);
+        json_decref(bottleneck);
         return r;
 }
 
