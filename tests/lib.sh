@@ -6,38 +6,86 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$TOP/build/bin
 T_PASSED=0
 T_FAILED=0
+T_SKIPPED=0
 T_NAME=""
 
 t_begin() {
         T_SUITE=$1
         T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/slipway-$1.XXXXXX")
+        T_VERDICT=none
+}
+
+# Every case ends in exactly one verdict. A case that reaches the next
+# t_case (or t_end) without t_ok or t_fail is a failure: an `if A && B;
+# then t_ok; fi` whose A failed would otherwise pass by saying nothing.
+t_verdict_check() {
+        if [ -n "$T_NAME" ] && [ "$T_VERDICT" = pending ]; then
+                t_fail "the case ended without a verdict (neither ok nor FAIL)"
+        fi
 }
 
 # t_case NAME: starts one case; its output goes to $T_DIR/NAME.log.
 t_case() {
+        t_verdict_check
         T_NAME=$1
+        T_VERDICT=pending
         echo "--- $T_SUITE: $T_NAME"
 }
 
+# t_ok [NOTE]: the case passed, unless it already failed (then it stays
+# failed and says so).
 t_ok() {
+        if [ "$T_VERDICT" = fail ]; then
+                echo "FAIL $T_SUITE: $T_NAME: ok after a failure in the same case"
+                return 0
+        fi
+        if [ "$T_VERDICT" = ok ]; then
+                echo "ok   $T_SUITE: $T_NAME${1:+ ($1)} (again)"
+                return 0
+        fi
+        T_VERDICT=ok
         T_PASSED=$((T_PASSED + 1))
         echo "ok   $T_SUITE: $T_NAME${1:+ ($1)}"
 }
 
+# t_fail MESSAGE: the case failed; a case counts once however often it fails.
 t_fail() {
-        T_FAILED=$((T_FAILED + 1))
         echo "FAIL $T_SUITE: $T_NAME: $*"
+        case $T_VERDICT in
+        fail) return 0 ;;
+        ok) T_PASSED=$((T_PASSED - 1)) ;;
+        esac
+        T_VERDICT=fail
+        T_FAILED=$((T_FAILED + 1))
+}
+
+# t_skip REASON: the case cannot run here (no root, a tool missing). That is
+# its verdict, reported as a skip; under CI (CI=true), where every test must
+# run, a skip is a failure.
+t_skip() {
+        if [ "${CI:-}" = true ]; then
+                t_fail "cannot run under CI: $*"
+                return 0
+        fi
+        [ "$T_VERDICT" = pending ] || return 0
+        T_VERDICT=skip
+        T_SKIPPED=$((T_SKIPPED + 1))
+        echo "skip $T_SUITE: $T_NAME: $*"
 }
 
 # t_end: prints the summary line; keeps the directory when something failed
 # (or T_KEEP=1).
 t_end() {
+        t_verdict_check
+        T_NAME=""
         if [ "$T_FAILED" -eq 0 ] && [ "${T_KEEP:-0}" != 1 ]; then
                 rm -rf "$T_DIR"
         else
                 echo "$T_SUITE: files kept in $T_DIR"
         fi
-        echo "$T_SUITE: $T_PASSED passed, $T_FAILED failed"
+        local skipped=""
+        [ "$T_SKIPPED" -eq 0 ] || skipped=", $T_SKIPPED skipped"
+        echo "$T_SUITE: $T_PASSED passed, $T_FAILED failed$skipped"
         [ "$T_FAILED" -eq 0 ]
 }
 

@@ -62,7 +62,7 @@ if ip netns add "$SRV" 2>"$D/netns.err" && ip -n "$SRV" link set lo up && ip -n 
         done
         [ $ok = 1 ] && t_ok || t_fail "veth setup failed"
 else
-        t_ok "skipped: cannot make network namespaces here ($(cat "$D/netns.err"))"
+        t_skip "cannot make network namespaces here ($(cat "$D/netns.err"))"
         t_end
         exit $?
 fi

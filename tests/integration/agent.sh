@@ -150,7 +150,7 @@ fi
 
 t_case "an option after the command is an error, not ignored"
 if expect_fail "option '--server' after the command 'status': options go before it" \
-        "$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" status --server "$URL"; then t_ok; fi
+        "$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" status --server "$URL"; then t_ok; else t_fail "the option after the command was not refused as expected"; fi
 
 t_case "update to 2.0: staged into slot a, lease, reboot, health, bless"
 assign h1 tiny:2.0

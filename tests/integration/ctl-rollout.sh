@@ -162,6 +162,8 @@ if out=$($C budget delete service=db) && [ "$out" = "deleted budget service=db" 
         ctl_fail 1 "cannot delete the budget of 'service=db': server: budget 'service=db': not found \(not_found\)" \
                 $C budget delete service=db; then
         t_ok
+else
+        t_fail "budget delete: $out; list: $($C --json budget list 2>&1)"
 fi
 
 t_case "budget set: usage errors and the server's refusals"
@@ -177,6 +179,8 @@ if ctl_fail 1 "budget set needs --max-unavailable or --min-available" $C budget 
                 $C budget set rack=r1=x --max-unavailable 1 &&
         [ "$($C --json budget list | jq -c '[.budgets[].selector]')" = '["rack","service=web"]' ]; then
         t_ok
+else
+        t_fail "budgets now: $($C --json budget list 2>&1)"
 fi
 
 t_case "rollout plan: waves with host counts and an estimate"
@@ -212,6 +216,8 @@ if ctl_fail 1 "cannot plan a rollout of 'tiny:9': server: 'image': tiny:9: no su
         $C rollout plan tiny:9 &&
         ctl_fail 1 "cannot start a rollout of 'nope': server: .*no such image \(not_found\)$" $C rollout start nope; then
         t_ok
+else
+        t_fail "an unknown image was not refused as expected"
 fi
 
 t_case "rollout options: usage errors, exit 1, nothing sent"
@@ -237,6 +243,8 @@ if ctl_fail 1 "--waves: expected counts or percentages separated by commas \(1,1
         ctl_fail 1 "rollout ID: .*got '0'" $C "${X[@]}" rollout pause 0 &&
         ctl_fail 1 "unknown command 'rollout frob'" $C "${X[@]}" rollout frob; then
         t_ok
+else
+        t_fail "a usage error was not refused as expected"
 fi
 
 t_case "rollout list with none"
@@ -289,6 +297,8 @@ t_case "a host is in one running rollout at a time"
 if ctl_fail 1 "cannot start a rollout of 'tiny:2.0': server: host h-[0-9a-f]+ is still in rollout $R1 \(conflict\)$" \
         $C rollout start tiny:2.0 --selector rack=r1; then
         t_ok
+else
+        t_fail "a second rollout over rack=r1 was not refused"
 fi
 
 t_case "rollout pause, resume"
@@ -335,7 +345,7 @@ if command -v script >/dev/null; then
                 t_fail "exit $rc: $(head -c 600 "$D/tty.out" | cat -v)"
         fi
 else
-        echo "skip: no script(1) for a terminal"
+        t_skip "no script(1) for a terminal"
 fi
 
 t_case "rollout abort: pending hosts skipped, watch ends with 0"
@@ -396,6 +406,8 @@ if ctl_fail 1 "cannot show rollout 99: server: rollout 99: not found \(not_found
         ctl_fail 2 "cannot list rollouts: cannot reach the server at http://127.0.0.1:9" \
                 $C --server http://127.0.0.1:9 rollout list; then
         t_ok
+else
+        t_fail "an unknown rollout was not refused as expected"
 fi
 
 t_case "--json output parses"
@@ -407,6 +419,8 @@ if json_ok $C --json budget list && json_ok $C --json budget set zone --max-unav
         $C --json rollout watch "$R1" >"$D/watch.json" && [ "$(wc -l <"$D/watch.json")" = 1 ] &&
         [ "$(jq -r .state "$D/watch.json")" = aborted ]; then
         t_ok
+else
+        t_fail "watch gave: $(head -c 300 "$D/watch.json" 2>/dev/null)"
 fi
 
 t_case "rollout --window: a lease outside the group's reboot window is refused, inside it granted"

@@ -110,6 +110,8 @@ t_case "status checks the token"
 if out=$($C status) && grep -q '^token: *accepted$' <<<"$out" &&
         ctl_fail 1 "the token was refused: server: unknown token \(unauthorized\)" $C --token slw_nope status; then
         t_ok
+else
+        t_fail "status: ${out:-no output}"
 fi
 
 t_case "image list"
@@ -176,7 +178,7 @@ if curl -sf "$URL/boot/ipxe?mac=$MAC1" | grep -q 'slipway.mode=install'; then t_
 
 t_case "image delete is refused while hosts use the image"
 if ctl_fail 1 "cannot delete image 'tiny:1.0': server: .*2 host\(s\) \(in_use\)" $C image delete tiny:1.0 &&
-        [ "$($C --json image list | py 'len(j["images"])')" = 1 ]; then t_ok; fi
+        [ "$($C --json image list | py 'len(j["images"])')" = 1 ]; then t_ok; else t_fail "images now: $($C --json image list 2>&1 | head -c 300)"; fi
 
 t_case "host unassign, then image delete"
 if out=$($C host unassign "$H1") && [ "$out" = "$H1: no image assigned" ] && $C host unassign "$MAC2" >/dev/null &&
@@ -193,6 +195,8 @@ if json_ok $C --json status && json_ok $C --json image list && json_ok $C --json
         json_ok $C --json host label "$H1" x=y && json_ok $C --json host unassign "$H1" &&
         json_ok $C --json audit --limit 3; then
         t_ok
+else
+        t_fail "a --json command failed"
 fi
 
 t_case "audit shows the changes"
@@ -243,6 +247,8 @@ if ctl_fail 1 "cannot show image 'nope:1': server: image 'nope:1': not found \(n
         ctl_fail 1 "cannot show host 'h-000000000000': server: .*not found \(not_found\)" \
                 $C host show h-000000000000; then
         t_ok
+else
+        t_fail "an unknown image or host was not refused as expected"
 fi
 
 t_case "an unreachable server: exit 2"
@@ -250,6 +256,8 @@ if ctl_fail 2 "cannot reach the server at http://127.0.0.1:9: " $C --server http
         ctl_fail 2 "cannot list hosts: cannot reach the server at http://127.0.0.1:9" \
                 env SLIPWAY_SERVER=http://127.0.0.1:9 $C host list; then
         t_ok
+else
+        t_fail "an unreachable server was not exit 2"
 fi
 
 t_case "missing or wrong token: exit 1 and how to pass one"
@@ -259,6 +267,8 @@ if ctl_fail 1 "cannot list images: server: a bearer token is required \(unauthor
         ctl_fail 1 "server: unknown token \(unauthorized\)$" $C --token-file "$D/wrong-token" host list &&
         ctl_fail 1 "cannot read the token file '$D/none'" $C --token-file "$D/none" host list; then
         t_ok
+else
+        t_fail "a missing or wrong token was not refused as expected"
 fi
 
 t_case "usage errors: exit 1"
@@ -270,6 +280,8 @@ if ctl_fail 1 "unknown command 'frobnicate'" $C frobnicate &&
         ctl_fail 1 "label argument 'rack': expected KEY=VALUE to set or KEY- to remove" $C host label "$H1" rack &&
         ctl_fail 1 "server URL 'ftp://x' is not an http:// or https:// URL" $C --server ftp://x status; then
         t_ok
+else
+        t_fail "a usage error was not refused as expected"
 fi
 
 t_case "https: verified against --ca-file, refused without"
@@ -284,9 +296,11 @@ if command -v openssl >/dev/null; then
                 SLIPWAY_CA_FILE=$D/tls/cert.pem $C --server "$URL" --token "$TOKEN" host list >/dev/null &&
                 ctl_fail 2 "cannot talk TLS with the server at $URL: .*certificate" $C --server "$URL" status; then
                 t_ok
+        else
+                t_fail "TLS: url $URL, status: ${out:-no output}"
         fi
 else
-        echo "skip: no openssl for a test certificate"
+        t_skip "no openssl for a test certificate"
 fi
 
 t_case "every command is in --help and the man page"

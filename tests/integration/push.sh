@@ -122,20 +122,20 @@ manifest_hex=$(sha256sum <"$D/export/manifest.json" | cut -c1-64)
 t_case "a wrong token fails with 401 and uploads nothing"
 if expect_fail "cannot upload the .* of tiny 1.0 to $STRICT: server: unknown token \(unauthorized\)" \
         $B --store "$D/store" push --token slw_wrong "$STRICT" tiny:1.0 &&
-        [ "$(blob_status "$STRICT" "$manifest_hex")" = 404 ]; then t_ok; fi
+        [ "$(blob_status "$STRICT" "$manifest_hex")" = 404 ]; then t_ok; else t_fail "blob status after the refused push: $(blob_status "$STRICT" "$manifest_hex")"; fi
 
 t_case "no token at all says how to pass one"
 if expect_fail "a bearer token is required \(unauthorized\); pass --token" \
-        $B --store "$D/store" push "$STRICT" tiny:1.0; then t_ok; fi
+        $B --store "$D/store" push "$STRICT" tiny:1.0; then t_ok; else t_fail "the push without a token was not refused as expected"; fi
 
 t_case "an untrusted signature is refused with bad_signature, nothing published"
 if expect_fail "cannot publish tiny 1.0 on $STRICT: server: .*\(bad_signature\)" \
         env SLIPWAY_TOKEN="$STRICT_TOKEN" $B --store "$D/store" push "$STRICT" tiny:1.0 &&
-        [ "$(images_on "$STRICT" "$STRICT_TOKEN")" = 0 ]; then t_ok; fi
+        [ "$(images_on "$STRICT" "$STRICT_TOKEN")" = 0 ]; then t_ok; else t_fail "images on the server: $(images_on "$STRICT" "$STRICT_TOKEN")"; fi
 
 t_case "an unreachable server fails clearly"
 if expect_fail "cannot push tiny 1.0: cannot reach the server at http://127.0.0.1:9: " \
-        $B --store "$D/store" push --token x http://127.0.0.1:9 tiny:1.0; then t_ok; fi
+        $B --store "$D/store" push --token x http://127.0.0.1:9 tiny:1.0; then t_ok; else t_fail "the unreachable server was not reported as expected"; fi
 
 t_case "a blob corrupted in the store is refused (digest_mismatch)"
 cp -a "$D/store" "$D/store-bad"
@@ -146,7 +146,7 @@ printf 'X' | dd of="$blob" bs=1 seek=4096 conv=notrunc 2>/dev/null
 start_server fresh "$D/keys" || exit 1
 if expect_fail "cannot upload the rootfs of tiny 1.0 to $URL: server: .*\(digest_mismatch\)" \
         $B --store "$D/store-bad" push --token "$TOKEN" "$URL" tiny:1.0 &&
-        [ "$(blob_status "$URL" "$rootfs")" = 404 ] && [ "$(images_on "$URL" "$TOKEN")" = 0 ]; then t_ok; fi
+        [ "$(blob_status "$URL" "$rootfs")" = 404 ] && [ "$(images_on "$URL" "$TOKEN")" = 0 ]; then t_ok; else t_fail "rootfs blob status $(blob_status "$URL" "$rootfs"), images $(images_on "$URL" "$TOKEN")"; fi
 
 t_case "a blob whose catalog row was lost still counts"
 # HEAD and publishing both go by the blob files; a file without its row (a
@@ -180,15 +180,17 @@ if command -v openssl >/dev/null; then
                 [ "$(curl -s --cacert "$D/tls/cert.pem" -H "Authorization: Bearer $TOKEN" "$URL/v1/images/tiny:1.0" |
                         py 'j["id"]')" = "$id1" ]; then
                 t_ok
+        else
+                t_fail "TLS push: url $URL, output: ${out:-no output}"
         fi
 else
-        echo "skip: no openssl for a test certificate"
+        t_skip "no openssl for a test certificate"
 fi
 
 t_case "usage errors"
 if expect_fail "is not an http:// or https:// URL" $B --store "$D/store" push --token x ftp://host tiny:1.0 &&
         expect_fail "no image 'tiny:9' in store" $B --store "$D/store" push --token x "$SRV" tiny:9 &&
-        expect_fail "push takes the bootserver's URL and an image" $B --store "$D/store" push "$SRV"; then t_ok; fi
+        expect_fail "push takes the bootserver's URL and an image" $B --store "$D/store" push "$SRV"; then t_ok; else t_fail "a usage error was not refused as expected"; fi
 
 stop_servers
 t_end

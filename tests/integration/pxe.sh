@@ -34,7 +34,7 @@ if ip netns add "$NS" 2>"$D/netns.err" && ip -n "$NS" link set lo up &&
         ip -n "$NS" link set tap0 master br0 && ip -n "$NS" link set tap0 up; then
         t_ok
 else
-        t_ok "skipped: cannot make network namespaces here ($(cat "$D/netns.err"))"
+        t_skip "cannot make network namespaces here ($(cat "$D/netns.err"))"
         t_end
         exit $?
 fi

@@ -26,7 +26,7 @@ images_in() { # STORE: number of published images
 
 t_case keygen
 if $B keygen "$KEY" "$PUB" >/dev/null && [ "$(stat -c %a "$KEY")" = 600 ] &&
-        expect_fail "already exists" $B keygen "$KEY" "$PUB"; then t_ok; fi
+        expect_fail "already exists" $B keygen "$KEY" "$PUB"; then t_ok; else t_fail "key mode $(stat -c %a "$KEY" 2>&1), or a second keygen did not refuse"; fi
 
 write_def "$D/tiny.conf"
 
@@ -93,18 +93,20 @@ rootfs=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print([a["
 blob=$D/store-bad/blobs/sha256/${rootfs:0:2}/$rootfs
 chmod u+w "$blob"
 printf 'X' | dd of="$blob" bs=1 seek=4096 conv=notrunc 2>/dev/null
-if expect_fail "artifact 'rootfs' .* is corrupt" $B --store "$D/store-bad" verify --key "$PUB" tiny:2.0; then t_ok; fi
+if expect_fail "artifact 'rootfs' .* is corrupt" $B --store "$D/store-bad" verify --key "$PUB" tiny:2.0; then t_ok; else t_fail "the corrupt rootfs was not found"; fi
 
 t_case "verify with the wrong key"
 $B keygen "$D/other.key" "$D/other.pub" >/dev/null
 if expect_fail "signature of tiny 2.0 does not match key" $B --store "$D/store" verify --key "$D/other.pub" tiny:2.0; then
         t_ok
+else
+        t_fail "the wrong key was not refused"
 fi
 
 t_case "a published version is immutable"
 sed -i 's/^cmdline = .*/cmdline = console=ttyS0 changed/' "$D/tiny.conf"
 if expect_fail "already exists with another ID" $B --store "$D/store" build --key "$KEY" --lock "$D/tiny.lock" \
-        --no-disk "$D/tiny.conf" && [ "$(images_in "$D/store")" = 2 ]; then t_ok; fi
+        --no-disk "$D/tiny.conf" && [ "$(images_in "$D/store")" = 2 ]; then t_ok; else t_fail "images in the store: $(images_in "$D/store")"; fi
 write_def "$D/tiny.conf"
 
 # ---- bad input: each fails with one message naming what and where ----
@@ -114,13 +116,13 @@ t_case "unknown key"
 write_def "$D/bad.conf" $'[image]\nflavour = vanilla'
 line=$(grep -n flavour "$D/bad.conf" | cut -d: -f1)
 if expect_fail "bad.conf:$line: unknown key 'flavour'" $B --store "$D/store" build --key "$KEY" \
-        --image-version 9.1 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; fi
+        --image-version 9.1 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; else t_fail "the unknown key was not refused with its line"; fi
 
 t_case "missing package"
 write_def "$D/bad.conf"
 sed -i 's/^install = .*/install = tiny-base no-such-package/' "$D/bad.conf"
 if expect_fail "package 'no-such-package' not found" $B --store "$D/store" build --key "$KEY" \
-        --image-version 9.2 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; fi
+        --image-version 9.2 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; else t_fail "the unknown package was not refused"; fi
 
 t_case "conflicting packages"
 CREPO=$D/conflict-repo
@@ -146,7 +148,7 @@ createrepo_c -q "$CREPO" >/dev/null
 write_def "$D/bad.conf"
 sed -i -e "s|^baseurl = .*|baseurl = $CREPO|" -e 's/^install = .*/install = tiny-base kernel conflict-alpha conflict-beta/' "$D/bad.conf"
 if expect_fail "cannot resolve" $B --store "$D/store" build --key "$KEY" --image-version 9.3 \
-        --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; fi
+        --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; else t_fail "the conflict was not refused"; fi
 
 t_case "an RPM whose digest does not match"
 TREPO=$D/tampered-repo
@@ -159,21 +161,23 @@ if expect_fail "busybox.*sha256 mismatch" env SLIPWAY_CACHE="$D/cache-tampered" 
         --key "$KEY" --image-version 9.4 --lock "$D/bad.lock" "$D/bad.conf" &&
         [ -z "$(find "$D/cache-tampered/rpms" -name '*.rpm' -newer "$rpm" 2>/dev/null | xargs -r grep -l tampered)" ]; then
         t_ok
+else
+        t_fail "the tampered RPM was not refused, or it entered the cache"
 fi
 
 t_case "an unreachable repository"
 write_def "$D/bad.conf"
 sed -i "s|^baseurl = .*|baseurl = http://127.0.0.1:9/repo|" "$D/bad.conf"
 if expect_fail "repository 'sample' at http://127.0.0.1:9/repo is unreachable" $B --store "$D/store" build \
-        --key "$KEY" --image-version 9.5 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; fi
+        --key "$KEY" --image-version 9.5 --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; else t_fail "the unreachable repository was not reported"; fi
 
 t_case "a missing signing key"
 if expect_fail "signing key '$D/nokey' does not exist" $B --store "$D/store" build --key "$D/nokey" \
-        --image-version 9.6 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; fi
+        --image-version 9.6 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; else t_fail "the missing key was not reported"; fi
 
 t_case "a wrong signing key (a public key)"
 if expect_fail "signing key '$PUB' is not an Ed25519 private key" $B --store "$D/store" build --key "$PUB" \
-        --image-version 9.7 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; fi
+        --image-version 9.7 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; else t_fail "the public key was not refused"; fi
 
 t_case "nothing was published by the failures"
 if [ "$(images_in "$D/store")" = "$n_before" ]; then t_ok; else t_fail "$(images_in "$D/store") images, expected $n_before"; fi
@@ -186,10 +190,12 @@ if [ "$(id -u)" = 0 ]; then
                 --lock "$D/tiny.lock" --locked --no-disk "$D/tiny.conf" &&
                 [ "$(images_in "$D/full/store")" = 0 ] && [ -z "$(ls -A "$D/full/store/tmp")" ]; then
                 t_ok
+        else
+                t_fail "images in the full store: $(images_in "$D/full/store"), tmp: $(ls -A "$D/full/store/tmp" 2>&1)"
         fi
         umount "$D/full"
 else
-        echo "skip: needs root for a small tmpfs"
+        t_skip "needs root for a small tmpfs"
 fi
 
 t_end

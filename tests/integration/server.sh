@@ -378,7 +378,7 @@ if mount -t tmpfs -o size=6m tmpfs "$D/small" 2>/dev/null; then
         wait "$PID" 2>/dev/null
         umount "$D/small"
 else
-        t_ok "skipped: cannot mount a tmpfs here"
+        t_skip "cannot mount a tmpfs here"
 fi
 
 t_case "TLS: served over HTTPS, verified against the CA"
