@@ -33,7 +33,7 @@ enum MHD_Result handle_audit(Request *req) {
         uint64_t since = 0, limit = 1000, last = 0;
         json_t *entries;
         sqlite3 *s;
-        int r, rc;
+        int r;
 
         if (since_s && safe_atou64(since_s, &since) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "'since': not a non-negative integer: \"%s\"", since_s);
@@ -56,7 +56,7 @@ enum MHD_Result handle_audit(Request *req) {
                 sqlite3_bind_int(st, 4, last ? -1 : 1);
                 if (last)
                         sqlite3_bind_int64(st, 2, (sqlite3_int64) last);
-                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                while ((r = db_step(st)) > 0) {
                         const char *d = (const char *) sqlite3_column_text(st, 5);
                         json_t *detail = d ? json_loads(d, 0, NULL) : NULL;
                         json_t *e = json_pack("{s:I, s:I, s:s, s:s, s:s?, s:o}", "id",
@@ -68,8 +68,6 @@ enum MHD_Result handle_audit(Request *req) {
                                               detail ? detail : json_null());
                         json_array_append_new(entries, e);
                 }
-                if (rc != SQLITE_DONE)
-                        r = db_errno(rc);
         }
         db_unlock(req->server->db);
         if (r < 0) {

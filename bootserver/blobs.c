@@ -188,7 +188,7 @@ int blobs_collect_garbage(sqlite3 *db, char *const *candidates, int64_t orphan_c
                 "sha256 NOT IN (SELECT sha256 FROM artifacts) AND sha256 NOT IN (SELECT manifest FROM images) "
                 "AND sha256 NOT IN (SELECT signature FROM images)";
         _cleanup_free_ char *sql = NULL;
-        int r, rc;
+        int r;
 
         /* Orphans younger than the cutoff may belong to a push in progress. */
         sql = strdup_printf("SELECT sha256 FROM blobs WHERE %s AND (created < ?1 OR sha256 IN (SELECT value FROM "
@@ -208,13 +208,13 @@ int blobs_collect_garbage(sqlite3 *db, char *const *candidates, int64_t orphan_c
                 return -ENOMEM;
         sqlite3_bind_int64(sel, 1, orphan_cutoff);
         sqlite3_bind_text(sel, 2, list_text, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        while ((r = db_step(sel)) > 0) {
                 r = strv_extend(&removed, (const char *) sqlite3_column_text(sel, 0));
                 if (r < 0)
                         return r;
         }
-        if (rc != SQLITE_DONE)
-                return db_errno(rc);
+        if (r < 0)
+                return r;
         r = db_prepare(db, "DELETE FROM blobs WHERE sha256 = ?", &del);
         for (size_t i = 0; r >= 0 && removed && removed[i]; i++) {
                 sqlite3_bind_text(del, 1, removed[i], -1, SQLITE_STATIC);

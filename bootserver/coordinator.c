@@ -129,13 +129,15 @@ static void budget_from_row(sqlite3_stmt *st, int col, Budget *b) {
 
 json_t *coord_budgets_json(sqlite3 *db) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        json_t *l = json_array();
+        json_t *l;
+        int r;
 
         if (db_prepare(db, "SELECT selector, max_unavailable, max_unavailable_pct, min_available FROM budgets "
                            "ORDER BY selector",
                        &st) < 0)
-                return l;
-        while (sqlite3_step(st) == SQLITE_ROW) {
+                return NULL;
+        l = json_array();
+        while ((r = db_step(st)) > 0) {
                 Budget b = {};
                 char desc[64];
                 budget_from_row(st, 1, &b);
@@ -148,6 +150,10 @@ json_t *coord_budgets_json(sqlite3 *db) {
                 if (b.min_available >= 0)
                         json_object_set_new(o, "min_available", json_integer(b.min_available));
                 json_array_append_new(l, o);
+        }
+        if (r < 0) {
+                json_decref(l);
+                return NULL;
         }
         return l;
 }
@@ -169,8 +175,9 @@ static int budget_for(sqlite3 *db, const char *key, const char *value, Budget *r
                 return r;
         sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return 0;
+        r = db_step(st);
+        if (r <= 0)
+                return r;
         budget_from_row(st, 0, ret);
         return 1;
 }
@@ -194,8 +201,9 @@ static int group_counts(sqlite3 *db, const CoordConfig *c, const char *key, cons
         sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, host, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -EIO;
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
         *ret_n = sqlite3_column_int64(st, 0);
         *ret_down = sqlite3_column_int64(st, 1);
         return 0;
@@ -210,8 +218,9 @@ int coord_host_unavailable(sqlite3 *db, const CoordConfig *c, const char *host, 
         sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
         sqlite3_bind_int64(st, 2, (sqlite3_int64) c->heartbeat_timeout);
         sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -ENOENT;
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         return sqlite3_column_int(st, 0);
 }
 
@@ -224,11 +233,14 @@ static int next_epoch(sqlite3 *db, uint64_t *ret) {
                 r = db_errno(sqlite3_step(up));
         if (r >= 0)
                 r = db_prepare(db, "SELECT value FROM meta WHERE key = 'lease_epoch'", &sel);
-        if (r >= 0 && sqlite3_step(sel) != SQLITE_ROW)
-                r = -EIO;
         if (r >= 0)
-                *ret = (uint64_t) sqlite3_column_int64(sel, 0);
-        return r;
+                r = db_step(sel);
+        if (r == 0)
+                r = -EIO;
+        if (r < 0)
+                return r;
+        *ret = (uint64_t) sqlite3_column_int64(sel, 0);
+        return 0;
 }
 
 /* Checks every group of host against its budget. Returns 1 when all stay
@@ -241,7 +253,7 @@ static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, ui
         if (r < 0)
                 return r;
         sqlite3_bind_text(lb, 1, host, -1, SQLITE_STATIC);
-        while (sqlite3_step(lb) == SQLITE_ROW) {
+        while ((r = db_step(lb)) > 0) {
                 const char *key = (const char *) sqlite3_column_text(lb, 0);
                 const char *value = (const char *) sqlite3_column_text(lb, 1);
                 int64_t n, down, allowed;
@@ -266,7 +278,9 @@ static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, ui
                 d->retry_after = c->retry_after;
                 return 0;
         }
-        return 1;
+        /* An error reading the labels refuses: a group not checked is no
+         * group within its budget. */
+        return r < 0 ? r : 1;
 }
 
 int coord_group_allowed(sqlite3 *db, const char *key, const char *value, int64_t *ret) {
@@ -282,8 +296,9 @@ int coord_group_allowed(sqlite3 *db, const char *key, const char *value, int64_t
                 return r;
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -EIO;
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
         *ret = budget_allowed(&b, sqlite3_column_int64(st, 0));
         return 1;
 }
@@ -328,7 +343,7 @@ static int check_windows(sqlite3 *db, const CoordConfig *c, const char *host, ui
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = db_step(st)) > 0) {
                 const char *sel = (const char *) sqlite3_column_text(st, 0);
                 const char *win = (const char *) sqlite3_column_text(st, 1);
                 int start, end;
@@ -347,7 +362,7 @@ static int check_windows(sqlite3 *db, const CoordConfig *c, const char *host, ui
                 d->retry_after = MAX(c->retry_after, MIN(wait, 300u));
                 return 0;
         }
-        return r == SQLITE_DONE ? 1 : db_errno(r);
+        return r < 0 ? r : 1;
 }
 
 static int expire_leases(sqlite3 *db, const char *host, uint64_t now);
@@ -380,8 +395,9 @@ static int lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, ui
         if (r < 0)
                 return r;
         sqlite3_bind_text(cur, 1, host, -1, SQLITE_STATIC);
-        if (sqlite3_step(cur) != SQLITE_ROW)
-                return -ENOENT;
+        r = db_step(cur);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         renew = sqlite3_column_type(cur, 0) != SQLITE_NULL && (uint64_t) sqlite3_column_int64(cur, 1) >= now;
         quarantined = sqlite3_column_int(cur, 2);
         if (renew)
@@ -498,9 +514,11 @@ static int expire_leases(sqlite3 *db, const char *host, uint64_t now) {
         sqlite3_bind_int64(sel, 1, (sqlite3_int64) now);
         if (host)
                 sqlite3_bind_text(sel, 2, host, -1, SQLITE_STATIC);
-        while (sqlite3_step(sel) == SQLITE_ROW)
+        while ((r = db_step(sel)) > 0)
                 if (strv_extend(&ids, (const char *) sqlite3_column_text(sel, 0)) < 0)
                         return -ENOMEM;
+        if (r < 0)
+                return r;
         r = db_prepare(db, "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL, quarantined = 1 WHERE id = ?",
                        &up);
         for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {

@@ -77,6 +77,7 @@ int coord_group_allowed(sqlite3 *db, const char *key, const char *value, int64_t
 
 int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor);
 int coord_budget_delete(sqlite3 *db, const char *selector, const char *actor);
+/* Every budget; NULL on a database error. */
 json_t *coord_budgets_json(sqlite3 *db);
 
 /* Asks for (or renews) host's reboot lease at time now. */
@@ -117,5 +118,7 @@ int coord_rollout_start(sqlite3 *db, const CoordConfig *c, json_t *spec, const c
 /* action: "pause", "resume", "abort", "rollback". */
 int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char *actor, uint64_t now,
                          int64_t *ret_new_id, char **ret_error);
-json_t *coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now);
+/* Rollout id as JSON (docs/api.md) in *ret; -ENOENT when there is none. */
+int coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret);
+/* Every rollout, newest first; NULL on a database error. */
 json_t *coord_rollouts_json(sqlite3 *db);

@@ -104,9 +104,12 @@ static int migrate(sqlite3 *s) {
 
         if (sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        if (sqlite3_step(st) == SQLITE_ROW)
+        r = db_step(st);
+        if (r > 0)
                 version = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
         if (version > (int) ELEMENTSOF(migrations))
                 return log_error_errno(-EPROTO, "state database has schema %d, newer than this slipwayd (%zu)",
                                        version, ELEMENTSOF(migrations));
@@ -198,6 +201,17 @@ void db_rollback(sqlite3 *s) {
         if (!sqlite3_get_autocommit(s))
                 exec(s, "ROLLBACK;");
         (void) exec(s, "PRAGMA synchronous=FULL;");
+}
+
+int db_step(sqlite3_stmt *st) {
+        int rc = sqlite3_step(st);
+
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        log_debug("sqlite: \"%s\": %s", sqlite3_sql(st), sqlite3_errmsg(sqlite3_db_handle(st)));
+        return db_errno(rc) ?: -EIO;
 }
 
 int db_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret) {

@@ -35,6 +35,12 @@ void db_rollback(sqlite3 *s);
  * SQLITE_CONSTRAINT -EEXIST, SQLITE_BUSY/LOCKED -EBUSY, others -EIO. */
 int db_errno(int rc);
 
+/* Steps st: 1 when a row is ready, 0 when the statement is done, a negative
+ * errno (db_errno(), logged at debug) on an error. A loop written
+ * `while ((r = db_step(st)) > 0)` and followed by `if (r < 0)` cannot take an
+ * error for the end of the rows. */
+int db_step(sqlite3_stmt *st);
+
 /* Prepares sql on s; -EIO (logged at debug) on failure. */
 int db_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret);
 

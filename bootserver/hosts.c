@@ -67,7 +67,7 @@ bool hosts_label_valid(const char *s) {
 int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         char mac[18] = "";
-        int r, rc;
+        int r;
 
         (void) mac_normalize(ref, mac);
         r = db_prepare(db, "SELECT id FROM hosts WHERE id = ?1 OR mac = ?2", &st);
@@ -75,11 +75,9 @@ int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]) {
                 return r;
         sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-                return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return db_errno(rc);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         snprintf(ret_id, 16, "%s", (const char *) sqlite3_column_text(st, 0));
         return 0;
 }
@@ -93,6 +91,7 @@ static json_t *column_json(sqlite3_stmt *st, int col) {
 json_t *hosts_to_json(sqlite3 *db, const char *id) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *lb = NULL;
         json_t *labels, *h;
+        int r;
 
         if (db_prepare(db,
                        "SELECT id, mac, uuid, hostname, image, boot, state, installed, version, current_image, "
@@ -101,14 +100,18 @@ json_t *hosts_to_json(sqlite3 *db, const char *id) {
                        &st) < 0)
                 return NULL;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
+        if (db_step(st) <= 0)
+                return NULL;
+        if (db_prepare(db, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &lb) < 0)
                 return NULL;
         labels = json_object();
-        if (db_prepare(db, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &lb) >= 0) {
-                sqlite3_bind_text(lb, 1, id, -1, SQLITE_STATIC);
-                while (sqlite3_step(lb) == SQLITE_ROW)
-                        json_object_set_new(labels, (const char *) sqlite3_column_text(lb, 0),
-                                            json_string((const char *) sqlite3_column_text(lb, 1)));
+        sqlite3_bind_text(lb, 1, id, -1, SQLITE_STATIC);
+        while ((r = db_step(lb)) > 0)
+                json_object_set_new(labels, (const char *) sqlite3_column_text(lb, 0),
+                                    json_string((const char *) sqlite3_column_text(lb, 1)));
+        if (r < 0) {
+                json_decref(labels);
+                return NULL;
         }
 #define TEXT(i) ((const char *) sqlite3_column_text(st, (i)))
         h = json_pack("{s:s, s:s?, s:s?, s:s?, s:o, s:s?, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:s?, "
@@ -138,12 +141,15 @@ int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *act
         r = hosts_find(db, mac, id);
         if (r >= 0) {
                 _cleanup_stmt_ sqlite3_stmt *up = NULL;
-                if (db_prepare(db, "UPDATE hosts SET uuid = coalesce(?, uuid), last_seen = ? WHERE id = ?", &up) >= 0) {
-                        sqlite3_bind_text(up, 1, uuid, -1, SQLITE_STATIC);
-                        sqlite3_bind_int64(up, 2, (sqlite3_int64) time(NULL));
-                        sqlite3_bind_text(up, 3, id, -1, SQLITE_STATIC);
-                        sqlite3_step(up);
-                }
+                r = db_prepare(db, "UPDATE hosts SET uuid = coalesce(?, uuid), last_seen = ? WHERE id = ?", &up);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(up, 1, uuid, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(up, 2, (sqlite3_int64) time(NULL));
+                sqlite3_bind_text(up, 3, id, -1, SQLITE_STATIC);
+                r = db_step(up);
+                if (r < 0)
+                        return r;
                 memcpy(ret_id, id, 16);
                 *ret_new = false;
                 return 0;
@@ -244,7 +250,8 @@ enum MHD_Result handle_hosts_register(Request *req) {
                         sqlite3_bind_text(chk, 1, mac, -1, SQLITE_STATIC);
                         sqlite3_bind_text(chk, 2, enroll_hash, -1, SQLITE_STATIC);
                         sqlite3_bind_int64(chk, 3, (sqlite3_int64) time(NULL));
-                        ok = sqlite3_step(chk) == SQLITE_ROW;
+                        r = db_step(chk);
+                        ok = r > 0;
                 }
         }
         if (r >= 0 && !ok)
@@ -310,10 +317,13 @@ enum MHD_Result handle_hosts_list(Request *req) {
                 sqlite3_bind_text(st, 1, lkey, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, lval, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
-                while (sqlite3_step(st) == SQLITE_ROW) {
+                while ((r = db_step(st)) > 0) {
                         json_t *h = hosts_to_json(db, (const char *) sqlite3_column_text(st, 0));
-                        if (h)
-                                json_array_append_new(list, h);
+                        if (!h) {
+                                r = -EIO;
+                                break;
+                        }
+                        json_array_append_new(list, h);
                 }
         }
         db_unlock(req->server->db);
@@ -549,9 +559,12 @@ int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t no
         health = dump_or_null(json_object_get(body, "health"));
         facts = dump_or_null(json_object_get(body, "facts"));
         r = hosts_find(db, host, id);
-        if (r >= 0 && db_prepare(db, "SELECT state FROM hosts WHERE id = ?", &prev) >= 0) {
+        if (r >= 0)
+                r = db_prepare(db, "SELECT state FROM hosts WHERE id = ?", &prev);
+        if (r >= 0) {
                 sqlite3_bind_text(prev, 1, id, -1, SQLITE_STATIC);
-                if (sqlite3_step(prev) == SQLITE_ROW)
+                r = db_step(prev);
+                if (r > 0)
                         old_state = db_column_strdup(prev, 0);
         }
         if (r >= 0)
@@ -591,7 +604,8 @@ int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t no
                                &want);
         if (r >= 0) {
                 sqlite3_bind_text(want, 1, id, -1, SQLITE_STATIC);
-                if (sqlite3_step(want) == SQLITE_ROW)
+                r = db_step(want);
+                if (r > 0)
                         desired = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "image",
                                             (const char *) sqlite3_column_text(want, 0), "name",
                                             (const char *) sqlite3_column_text(want, 1), "version",
@@ -694,8 +708,9 @@ int hosts_find_named(sqlite3 *db, const char *name, char ret_id[16]) {
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -ENOENT;
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         snprintf(ret_id, 16, "%s", (const char *) sqlite3_column_text(st, 0));
         return 0;
 }

@@ -21,7 +21,7 @@ int images_resolve(sqlite3 *db, const char *ref, char ret_id[65]) {
         _cleanup_free_ char *name = NULL;
         const char *colon = strchr(ref, ':');
         size_t n = strlen(ref);
-        int r, rc;
+        int r;
 
         if (n == 0 || n > 200)
                 return -EINVAL;
@@ -46,20 +46,22 @@ int images_resolve(sqlite3 *db, const char *ref, char ret_id[65]) {
                         return r;
                 sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
         }
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-                return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return db_errno(rc);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         snprintf(ret_id, 65, "%s", (const char *) sqlite3_column_text(st, 0));
-        if (!colon && n >= 8 && n <= 64 && is_hex(ref) && sqlite3_step(st) == SQLITE_ROW)
-                return -ENOTUNIQ;
+        if (!colon && n >= 8 && n <= 64 && is_hex(ref)) {
+                r = db_step(st);
+                if (r != 0)
+                        return r < 0 ? r : -ENOTUNIQ;
+        }
         return 0;
 }
 
 json_t *images_to_json(sqlite3 *db, const char *id) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *ar = NULL, *hc = NULL;
         json_t *img, *arts;
+        int r;
 
         if (db_prepare(db,
                        "SELECT id, name, version, arch, kernel_version, manifest, signature, signed_by, created "
@@ -67,18 +69,23 @@ json_t *images_to_json(sqlite3 *db, const char *id) {
                        &st) < 0)
                 return NULL;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
+        if (db_step(st) <= 0)
+                return NULL;
+        if (db_prepare(db, "SELECT type, sha256, size, fstype FROM artifacts WHERE image_id = ? ORDER BY type", &ar) < 0 ||
+            db_prepare(db, "SELECT count(*) FROM hosts WHERE image = ?1 OR current_image = ?1", &hc) < 0)
                 return NULL;
         arts = json_array();
-        if (db_prepare(db, "SELECT type, sha256, size, fstype FROM artifacts WHERE image_id = ? ORDER BY type", &ar) >=
-            0) {
-                sqlite3_bind_text(ar, 1, id, -1, SQLITE_STATIC);
-                while (sqlite3_step(ar) == SQLITE_ROW)
-                        json_array_append_new(arts, json_pack("{s:s, s:s, s:I, s:s?}", "type",
-                                                              (const char *) sqlite3_column_text(ar, 0), "sha256",
-                                                              (const char *) sqlite3_column_text(ar, 1), "size",
-                                                              (json_int_t) sqlite3_column_int64(ar, 2), "fstype",
-                                                              (const char *) sqlite3_column_text(ar, 3)));
+        sqlite3_bind_text(ar, 1, id, -1, SQLITE_STATIC);
+        while ((r = db_step(ar)) > 0)
+                json_array_append_new(arts, json_pack("{s:s, s:s, s:I, s:s?}", "type",
+                                                      (const char *) sqlite3_column_text(ar, 0), "sha256",
+                                                      (const char *) sqlite3_column_text(ar, 1), "size",
+                                                      (json_int_t) sqlite3_column_int64(ar, 2), "fstype",
+                                                      (const char *) sqlite3_column_text(ar, 3)));
+        sqlite3_bind_text(hc, 1, id, -1, SQLITE_STATIC);
+        if (r < 0 || db_step(hc) <= 0) {
+                json_decref(arts);
+                return NULL;
         }
         img = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:I, s:o}", "id",
                         (const char *) sqlite3_column_text(st, 0), "name", (const char *) sqlite3_column_text(st, 1),
@@ -89,11 +96,8 @@ json_t *images_to_json(sqlite3 *db, const char *id) {
                         (const char *) sqlite3_column_text(st, 6), "signed_by",
                         (const char *) sqlite3_column_text(st, 7), "created",
                         (json_int_t) sqlite3_column_int64(st, 8), "artifacts", arts);
-        if (img && db_prepare(db, "SELECT count(*) FROM hosts WHERE image = ?1 OR current_image = ?1", &hc) >= 0) {
-                sqlite3_bind_text(hc, 1, id, -1, SQLITE_STATIC);
-                if (sqlite3_step(hc) == SQLITE_ROW)
-                        json_object_set_new(img, "hosts", json_integer(sqlite3_column_int64(hc, 0)));
-        }
+        if (img)
+                json_object_set_new(img, "hosts", json_integer(sqlite3_column_int64(hc, 0)));
         return img;
 }
 
@@ -273,10 +277,13 @@ enum MHD_Result handle_images_list(Request *req) {
 
         db = db_lock(req->server->db);
         r = db_prepare(db, "SELECT id FROM images ORDER BY created DESC, rowid DESC", &st);
-        while (r >= 0 && sqlite3_step(st) == SQLITE_ROW) {
+        while (r >= 0 && (r = db_step(st)) > 0) {
                 json_t *img = images_to_json(db, (const char *) sqlite3_column_text(st, 0));
-                if (img)
-                        json_array_append_new(list, img);
+                if (!img) {
+                        r = -EIO;
+                        break;
+                }
+                json_array_append_new(list, img);
         }
         db_unlock(req->server->db);
         if (r < 0) {
@@ -328,9 +335,11 @@ static int image_blobs(sqlite3 *db, const char *id, char ***ret) {
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW)
+        while ((r = db_step(st)) > 0)
                 if (strv_extend(&l, (const char *) sqlite3_column_text(st, 0)) < 0)
                         return -ENOMEM;
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(l);
         return 0;
 }
@@ -351,7 +360,10 @@ enum MHD_Result handle_image_delete(Request *req) {
                 r = db_prepare(db, "SELECT count(*) FROM hosts WHERE image = ?1 OR current_image = ?1", &use);
         if (r >= 0) {
                 sqlite3_bind_text(use, 1, id, -1, SQLITE_STATIC);
-                if (sqlite3_step(use) == SQLITE_ROW)
+                r = db_step(use);
+                if (r == 0)
+                        r = -EIO;
+                if (r > 0)
                         users = sqlite3_column_int64(use, 0);
                 if (users > 0)
                         r = -EBUSY;

@@ -178,8 +178,9 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, D
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, d->host, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -EIO;
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
         image = db_column_strdup(st, 0);
         boot = db_column_strdup(st, 1);
         installed = sqlite3_column_int(st, 2);
@@ -222,15 +223,16 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, D
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -ENOENT;
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         d->name = db_column_strdup(st, 0);
         d->version = db_column_strdup(st, 1);
         r = db_prepare(db, "SELECT type, sha256 FROM artifacts WHERE image_id = ?", &ar);
         if (r < 0)
                 return r;
         sqlite3_bind_text(ar, 1, image, -1, SQLITE_STATIC);
-        while (sqlite3_step(ar) == SQLITE_ROW) {
+        while ((r = db_step(ar)) > 0) {
                 const char *type = (const char *) sqlite3_column_text(ar, 0);
                 char **slot = streq(type, "kernel") ? &d->kernel
                             : streq(type, "initrd") ? &d->initrd
@@ -239,6 +241,8 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, D
                 if (slot)
                         *slot = db_column_strdup(ar, 1);
         }
+        if (r < 0)
+                return r;
         if (!d->kernel || !d->initrd) {
                 /* An image without kernel + initrd cannot be network-booted. */
                 d->script = IPXE_WAIT;
@@ -278,7 +282,7 @@ static char *image_cmdline(Server *srv, sqlite3 *db, const char *image) {
         if (db_prepare(db, "SELECT manifest FROM images WHERE id = ?", &st) < 0)
                 return NULL;
         sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_ROW)
+        if (db_step(st) <= 0)
                 return NULL;
         if (images_load_manifest(srv, (const char *) sqlite3_column_text(st, 0), &m) < 0)
                 return NULL;

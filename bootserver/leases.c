@@ -232,15 +232,19 @@ static void lease_waiters_wake(Server *s, json_t *groups) {
  * ("key=value") in *ret_groups, for lease_waiters_wake() once committed. */
 static int lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor, json_t **ret_groups) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = coord_lease_release(db, host, epoch, actor);
+        int released, r;
 
-        if (r <= 0 || db_prepare(db, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st) < 0)
-                return r;
+        released = coord_lease_release(db, host, epoch, actor);
+        if (released <= 0)
+                return released;
+        /* Only wakes waiters: a failure here costs them a round, not the release. */
+        if (db_prepare(db, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st) < 0)
+                return released;
         *ret_groups = json_array();
         sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW)
+        while ((r = db_step(st)) > 0)
                 json_array_append_new(*ret_groups, json_string((const char *) sqlite3_column_text(st, 0)));
-        return r;
+        return released;
 }
 
 /* The optional body {"NAME": N} of a lease call: N an integer from 0 to max.
@@ -344,6 +348,8 @@ enum MHD_Result handle_budgets_list(Request *req) {
 
         l = coord_budgets_json(db);
         db_unlock(req->server->db);
+        if (!l)
+                return reply_errno(req, -EIO, "budgets");
         return reply_json(req, 200, json_pack("{s:o}", "budgets", l));
 }
 
@@ -442,7 +448,7 @@ enum MHD_Result handle_rollout_start(Request *req) {
                 if (r >= 0)
                         r = coord_rollouts_tick(db, &cc, (uint64_t) time(NULL));
                 if (r >= 0)
-                        ro = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL));
+                        r = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL), &ro);
         });
         json_decref(spec);
         if (r < 0) {
@@ -457,6 +463,8 @@ enum MHD_Result handle_rollouts_list(Request *req) {
         json_t *l = coord_rollouts_json(db);
 
         db_unlock(req->server->db);
+        if (!l)
+                return reply_errno(req, -EIO, "rollouts");
         return reply_json(req, 200, json_pack("{s:o}", "rollouts", l));
 }
 
@@ -471,16 +479,19 @@ static int rollout_id_arg(Request *req, int64_t *ret) {
 
 enum MHD_Result handle_rollout_get(Request *req) {
         CoordConfig cc = server_coord_config(req->server);
-        json_t *ro;
+        json_t *ro = NULL;
         int64_t id;
+        int r;
 
         if (rollout_id_arg(req, &id) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
         sqlite3 *db = db_lock(req->server->db);
-        ro = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL));
+        r = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL), &ro);
         db_unlock(req->server->db);
-        if (!ro)
+        if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);
+        if (r < 0)
+                return reply_errno(req, r, "rollout");
         return reply_json(req, 200, ro);
 }
 
@@ -496,7 +507,7 @@ enum MHD_Result handle_rollout_action(Request *req) {
         IN_TRANSACTION(req->server, db, r, {
                 r = coord_rollout_action(db, id, req->args[1], req->actor, (uint64_t) time(NULL), &nid, &error);
                 if (r >= 0)
-                        ro = coord_rollout_json(db, &cc, nid ? nid : id, (uint64_t) time(NULL));
+                        r = coord_rollout_json(db, &cc, nid ? nid : id, (uint64_t) time(NULL), &ro);
         });
         if (r == -ENOENT && !error)
                 return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);

@@ -6,51 +6,75 @@
 #define SLIPWAY_VERSION "0.1"
 #endif
 
-static void gauge_by(FILE *f, sqlite3 *db, const char *metric, const char *label, const char *sql) {
+/* Writes metric{label=...} N for each row (label, N) of sql. */
+static int gauge_by(FILE *f, sqlite3 *db, const char *metric, const char *label, const char *sql) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
 
-        if (db_prepare(db, sql, &st) < 0)
-                return;
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        r = db_prepare(db, sql, &st);
+        if (r < 0)
+                return r;
+        while ((r = db_step(st)) > 0) {
                 const char *v = (const char *) sqlite3_column_text(st, 0);
                 _cleanup_free_ char *esc = json_escape_string(v ? v : "");
                 /* A JSON string literal is a valid Prometheus label value. */
                 fprintf(f, "%s{%s=%s} %lld\n", metric, label, esc ? esc : "\"\"", sqlite3_column_int64(st, 1));
         }
+        return r;
 }
 
-static long long count(sqlite3 *db, const char *sql) {
+/* The one number sql selects into *ret. */
+static int count(sqlite3 *db, const char *sql, long long *ret) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
 
-        if (db_prepare(db, sql, &st) < 0 || sqlite3_step(st) != SQLITE_ROW)
-                return 0;
-        return sqlite3_column_int64(st, 0);
+        r = db_prepare(db, sql, &st);
+        if (r >= 0)
+                r = db_step(st);
+        if (r == 0)
+                r = -EIO;
+        if (r < 0)
+                return r;
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
 }
 
 enum MHD_Result handle_metrics(Request *req) {
         Metrics *m = &req->server->metrics;
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
+        long long images = 0, blob_bytes = 0;
         sqlite3 *db;
         FILE *f;
+        int r;
 
         f = open_memstream(&text, &size);
         if (!f)
                 return MHD_NO;
         fputs("# HELP slipway_hosts Hosts by state.\n# TYPE slipway_hosts gauge\n", f);
         db = db_lock(req->server->db);
-        gauge_by(f, db, "slipway_hosts", "state", "SELECT state, count(*) FROM hosts GROUP BY state ORDER BY state");
+        r = gauge_by(f, db, "slipway_hosts", "state", "SELECT state, count(*) FROM hosts GROUP BY state ORDER BY state");
         fputs("# HELP slipway_hosts_by_version Hosts by the image version they run.\n"
               "# TYPE slipway_hosts_by_version gauge\n",
               f);
-        gauge_by(f, db, "slipway_hosts_by_version", "version",
-                 "SELECT coalesce(version, ''), count(*) FROM hosts GROUP BY 1 ORDER BY 1");
+        if (r >= 0)
+                r = gauge_by(f, db, "slipway_hosts_by_version", "version",
+                             "SELECT coalesce(version, ''), count(*) FROM hosts GROUP BY 1 ORDER BY 1");
+        if (r >= 0)
+                r = count(db, "SELECT count(*) FROM images", &images);
+        if (r >= 0)
+                r = count(db, "SELECT coalesce(sum(size), 0) FROM blobs", &blob_bytes);
+        db_unlock(req->server->db);
+        /* A scrape of half the gauges would read as hosts gone: none at all. */
+        if (r < 0) {
+                fclose(f);
+                return reply_errno(req, r, "metrics");
+        }
         fprintf(f, "# HELP slipway_images Published images.\n# TYPE slipway_images gauge\nslipway_images %lld\n",
-                count(db, "SELECT count(*) FROM images"));
+                images);
         fprintf(f, "# HELP slipway_blobs_bytes Bytes of blobs stored.\n# TYPE slipway_blobs_bytes gauge\n"
                    "slipway_blobs_bytes %lld\n",
-                count(db, "SELECT coalesce(sum(size), 0) FROM blobs"));
-        db_unlock(req->server->db);
+                blob_bytes);
 
         fputs("# HELP slipway_http_requests_total Requests answered, by status code.\n"
               "# TYPE slipway_http_requests_total counter\n",
@@ -78,13 +102,17 @@ enum MHD_Result handle_metrics(Request *req) {
 }
 
 enum MHD_Result handle_status(Request *req) {
-        long long images, hosts;
+        long long images = 0, hosts = 0;
         sqlite3 *db;
+        int r;
 
         db = db_lock(req->server->db);
-        images = count(db, "SELECT count(*) FROM images");
-        hosts = count(db, "SELECT count(*) FROM hosts");
+        r = count(db, "SELECT count(*) FROM images", &images);
+        if (r >= 0)
+                r = count(db, "SELECT count(*) FROM hosts", &hosts);
         db_unlock(req->server->db);
+        if (r < 0)
+                return reply_errno(req, r, "status");
         return reply_json(req, 200,
                           json_pack("{s:s, s:I, s:I, s:I}", "version", SLIPWAY_VERSION, "images", (json_int_t) images,
                                     "hosts", (json_int_t) hosts, "uptime_sec",

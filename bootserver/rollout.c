@@ -190,7 +190,7 @@ static int spread_members(sqlite3 *db, Member *m, size_t n) {
                 goto out;
         /* Twice over the labels: the groups' sizes per phase, then places. */
         for (int pass = 0; pass < 2; pass++) {
-                while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+                while ((r = db_step(st)) > 0) {
                         json_t *ix = json_object_get(index, (const char *) sqlite3_column_text(st, 0));
                         const char *key = (const char *) sqlite3_column_text(st, 1);
                         const char *value = (const char *) sqlite3_column_text(st, 2);
@@ -222,10 +222,8 @@ static int spread_members(sqlite3 *db, Member *m, size_t n) {
                         else
                                 x->spread_other = MAX(x->spread_other, place);
                 }
-                if (r != SQLITE_DONE) {
-                        r = db_errno(r);
+                if (r < 0)
                         goto out;
-                }
                 sqlite3_reset(st);
                 r = 0;
                 if (pass > 0)
@@ -285,7 +283,7 @@ static int select_members(sqlite3 *db, const Spec *s, Member **ret, size_t *ret_
                 return r;
         sqlite3_bind_text(st, 1, sel, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, s->order_key, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        while ((r = db_step(st)) > 0) {
                 const char *pv = (const char *) sqlite3_column_text(st, 2);
                 size_t i;
                 json_t *v;
@@ -304,6 +302,10 @@ static int select_members(sqlite3 *db, const Spec *s, Member **ret, size_t *ret_
                         if (pv && streq_ptr(json_string_value(v), pv))
                                 m[n].phase = (int) i;
                 n++;
+        }
+        if (r < 0) {
+                members_free(m, n);
+                return r;
         }
         if (n > 0) {
                 qsort(m, n, sizeof *m, member_compare_id);
@@ -403,7 +405,8 @@ int coord_rollout_start(sqlite3 *db, const CoordConfig *c _unused_, json_t *spec
                        &busy);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 sqlite3_bind_text(busy, 1, m[i].id, -1, SQLITE_STATIC);
-                if (sqlite3_step(busy) == SQLITE_ROW) {
+                r = db_step(busy);
+                if (r > 0) {
                         *ret_error = strdup_printf("host %s is still in rollout %lld", m[i].id,
                                                    (long long) sqlite3_column_int64(busy, 1));
                         r = -EBUSY;
@@ -493,8 +496,9 @@ static int rollout_rollback(sqlite3 *db, int64_t id, const char *actor, uint64_t
         if (r < 0)
                 return r;
         sqlite3_bind_int64(spec, 1, id);
-        if (sqlite3_step(spec) != SQLITE_ROW)
-                return -ENOENT;
+        r = db_step(spec);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         r = db_prepare(db,
                        "INSERT INTO rollouts (kind, image, spec, state, n_waves, rollback_of, actor, created) VALUES "
                        "('rollback', NULL, ?, 'running', ?, ?, ?, ?)",
@@ -562,8 +566,9 @@ int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -ENOENT;
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         state = db_column_strdup(st, 0);
         if (!state)
                 return -ENOMEM;
@@ -668,7 +673,7 @@ static int assign_ready(sqlite3 *db, const CoordConfig *c, int64_t id, bool roll
         sqlite3_bind_int(sel, 2, max_wave);
         sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
         sqlite3_bind_int64(sel, 4, (sqlite3_int64) c->heartbeat_timeout);
-        while (r >= 0 && sqlite3_step(sel) == SQLITE_ROW) {
+        while ((r = db_step(sel)) > 0) {
                 const char *h = (const char *) sqlite3_column_text(sel, 0), *target = (const char *) sqlite3_column_text(sel, 1);
 
                 sqlite3_bind_text(host, 1, target, -1, SQLITE_STATIC);
@@ -683,6 +688,8 @@ static int assign_ready(sqlite3 *db, const CoordConfig *c, int64_t id, bool roll
                 sqlite3_bind_text(row, 3, h, -1, SQLITE_STATIC);
                 r = db_errno(sqlite3_step(row));
                 sqlite3_reset(row);
+                if (r < 0)
+                        break;
         }
         return r;
 }
@@ -696,7 +703,7 @@ static int64_t count_rows(sqlite3 *db, const char *sql, int64_t id, int wave, ui
         sqlite3_bind_int(st, 2, wave);
         sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
         sqlite3_bind_int64(st, 4, (sqlite3_int64) hb);
-        return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        return db_step(st) > 0 ? sqlite3_column_int64(st, 0) : -1;
 }
 
 static int rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, const char *kind, const char *state, int wave,
@@ -732,7 +739,7 @@ static int rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, const cha
                         return r;
                 sqlite3_bind_int64(fw, 1, id);
                 sqlite3_bind_int(fw, 2, wave);
-                while (sqlite3_step(fw) == SQLITE_ROW) {
+                while ((r = db_step(fw)) > 0) {
                         int w = sqlite3_column_int(fw, 0);
                         wave_size = sqlite3_column_int64(fw, 1);
                         failed = sqlite3_column_int64(fw, 2);
@@ -747,6 +754,8 @@ static int rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, const cha
                                 return rollout_set_state(db, id, "paused", why, "coordinator", now);
                         }
                 }
+                if (r < 0)
+                        return r;
         }
         r = assign_ready(db, c, id, streq(kind, "rollback"), streq(state, "done") ? INT32_MAX : wave, now);
         if (r < 0 || !streq(state, "running"))
@@ -811,7 +820,7 @@ int coord_rollouts_tick(sqlite3 *db, const CoordConfig *c, uint64_t now) {
                 return r;
         /* Rows are read first: a rollback inserts into the table being read. */
         json_t *list = json_array();
-        while (sqlite3_step(st) == SQLITE_ROW)
+        while ((r = db_step(st)) > 0)
                 json_array_append_new(
                         list, json_pack("{s:I, s:s, s:s, s:i, s:i, s:b, s:I, s:s}", "id",
                                         (json_int_t) sqlite3_column_int64(st, 0), "kind",
@@ -823,6 +832,10 @@ int coord_rollouts_tick(sqlite3 *db, const CoordConfig *c, uint64_t now) {
                                         (const char *) sqlite3_column_text(st, 6)));
         size_t i;
         json_t *o;
+        if (r < 0) {
+                json_decref(list);
+                return r;
+        }
         json_array_foreach(list, i, o) {
                 r = rollout_tick(db, c, json_integer_value(json_object_get(o, "id")),
                                  json_string_value(json_object_get(o, "kind")),
@@ -839,28 +852,42 @@ int coord_rollouts_tick(sqlite3 *db, const CoordConfig *c, uint64_t now) {
         return r;
 }
 
-json_t *coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now) {
+int coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *w = NULL, *g = NULL;
         json_t *ro, *waves, *groups;
+        int r;
 
-        if (db_prepare(db,
+        r = db_prepare(db,
                        "SELECT r.id, r.kind, r.state, r.wave, r.n_waves, r.reason, r.rollback_of, r.spec, r.created, "
                        "r.finished, i.name || ':' || i.version FROM rollouts r LEFT JOIN images i ON i.id = r.image "
                        "WHERE r.id = ?",
-                       &st) < 0)
-                return NULL;
+                       &st);
+        if (r < 0)
+                return r;
         sqlite3_bind_int64(st, 1, id);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return NULL;
-        waves = json_array();
-        if (db_prepare(db,
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = db_prepare(db,
                        "SELECT wave, count(*), sum(status = 'pending'), sum(status = 'assigned'), sum(status = 'done'), "
                        "sum(status = 'failed'), sum(status = 'skipped') FROM rollout_hosts WHERE rollout_id = ? "
                        "GROUP BY wave ORDER BY wave",
-                       &w) >= 0) {
-                sqlite3_bind_int64(w, 1, id);
-                while (sqlite3_step(w) == SQLITE_ROW)
-                        json_array_append_new(waves, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "wave",
+                       &w);
+        if (r < 0)
+                return r;
+        /* Per group of every budgeted label key: hosts, done, down now. */
+        r = db_prepare(db,
+                       "SELECT l.key || '=' || l.value, count(*), sum(rh.status = 'done'), sum(rh.status = 'failed'), "
+                       "sum(" COORD_UNAVAILABLE_SQL ") FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
+                       "host_labels l ON l.host_id = h.id WHERE rh.rollout_id = ?3 AND (l.key IN (SELECT selector FROM "
+                       "budgets) OR l.key || '=' || l.value IN (SELECT selector FROM budgets)) GROUP BY 1 ORDER BY 1",
+                       &g);
+        if (r < 0)
+                return r;
+        waves = json_array();
+        sqlite3_bind_int64(w, 1, id);
+        while ((r = db_step(w)) > 0)
+                json_array_append_new(waves, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "wave",
                                                                sqlite3_column_int(w, 0) + 1, "hosts",
                                                                (json_int_t) sqlite3_column_int64(w, 1), "pending",
                                                                (json_int_t) sqlite3_column_int64(w, 2), "assigned",
@@ -868,25 +895,21 @@ json_t *coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64
                                                                (json_int_t) sqlite3_column_int64(w, 4), "failed",
                                                                (json_int_t) sqlite3_column_int64(w, 5), "skipped",
                                                                (json_int_t) sqlite3_column_int64(w, 6)));
-        }
-        /* Per group of every budgeted label key: hosts, done, down now. */
         groups = json_array();
-        if (db_prepare(db,
-                       "SELECT l.key || '=' || l.value, count(*), sum(rh.status = 'done'), sum(rh.status = 'failed'), "
-                       "sum(" COORD_UNAVAILABLE_SQL ") FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
-                       "host_labels l ON l.host_id = h.id WHERE rh.rollout_id = ?3 AND (l.key IN (SELECT selector FROM "
-                       "budgets) OR l.key || '=' || l.value IN (SELECT selector FROM budgets)) GROUP BY 1 ORDER BY 1",
-                       &g) >= 0) {
-                sqlite3_bind_int64(g, 1, (sqlite3_int64) now);
-                sqlite3_bind_int64(g, 2, (sqlite3_int64) c->heartbeat_timeout);
-                sqlite3_bind_int64(g, 3, id);
-                while (sqlite3_step(g) == SQLITE_ROW)
-                        json_array_append_new(groups, json_pack("{s:s, s:I, s:I, s:I, s:I}", "group",
+        sqlite3_bind_int64(g, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(g, 2, (sqlite3_int64) c->heartbeat_timeout);
+        sqlite3_bind_int64(g, 3, id);
+        while (r >= 0 && (r = db_step(g)) > 0)
+                json_array_append_new(groups, json_pack("{s:s, s:I, s:I, s:I, s:I}", "group",
                                                                 (const char *) sqlite3_column_text(g, 0), "hosts",
                                                                 (json_int_t) sqlite3_column_int64(g, 1), "done",
                                                                 (json_int_t) sqlite3_column_int64(g, 2), "failed",
                                                                 (json_int_t) sqlite3_column_int64(g, 3), "down",
                                                                 (json_int_t) sqlite3_column_int64(g, 4)));
+        if (r < 0) {
+                json_decref(waves);
+                json_decref(groups);
+                return r;
         }
 #define T(i) ((const char *) sqlite3_column_text(st, (i)))
         ro = json_pack("{s:I, s:s, s:s, s:i, s:i, s:s?, s:o, s:s?, s:I, s:o, s:o, s:o}", "id",
@@ -897,12 +920,16 @@ json_t *coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64
                        "image", T(10), "created", (json_int_t) sqlite3_column_int64(st, 8), "spec",
                        json_loads(T(7), 0, NULL) ?: json_null(), "waves", waves, "groups", groups);
 #undef T
-        return ro;
+        if (!ro)
+                return -ENOMEM;
+        *ret = ro;
+        return 0;
 }
 
 json_t *coord_rollouts_json(sqlite3 *db) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        json_t *l = json_array();
+        json_t *l;
+        int r;
 
         if (db_prepare(db,
                        "SELECT r.id, r.kind, r.state, r.wave + 1, r.n_waves, i.name || ':' || i.version, r.created, "
@@ -910,8 +937,9 @@ json_t *coord_rollouts_json(sqlite3 *db) {
                        "rollout_hosts WHERE rollout_id = r.id AND status = 'done') FROM rollouts r LEFT JOIN images i "
                        "ON i.id = r.image ORDER BY r.id DESC",
                        &st) < 0)
-                return l;
-        while (sqlite3_step(st) == SQLITE_ROW)
+                return NULL;
+        l = json_array();
+        while ((r = db_step(st)) > 0)
                 json_array_append_new(l, json_pack("{s:I, s:s, s:s, s:i, s:i, s:s?, s:I, s:I, s:I}", "id",
                                                    (json_int_t) sqlite3_column_int64(st, 0), "kind",
                                                    (const char *) sqlite3_column_text(st, 1), "state",
@@ -921,5 +949,9 @@ json_t *coord_rollouts_json(sqlite3 *db) {
                                                    (json_int_t) sqlite3_column_int64(st, 6), "hosts",
                                                    (json_int_t) sqlite3_column_int64(st, 7), "done",
                                                    (json_int_t) sqlite3_column_int64(st, 8)));
+        if (r < 0) {
+                json_decref(l);
+                return NULL;
+        }
         return l;
 }

@@ -93,10 +93,10 @@ int tokens_revoke(Db *db, const char *name, const char *actor) {
 int tokens_list(Db *db, int (*cb)(const char *name, long long created, void *userdata), void *userdata) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         sqlite3 *s = db_lock(db);
-        int r, rc;
+        int r;
 
         r = db_prepare(s, "SELECT name, created FROM tokens ORDER BY name", &st);
-        while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        while (r >= 0 && (r = db_step(st)) > 0)
                 r = cb((const char *) sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), userdata);
         db_unlock(db);
         return r;
@@ -108,7 +108,7 @@ static int lookup(Db *db, const char *sql, const char *token, const char *extra,
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         char hash[65];
         sqlite3 *s;
-        int r, rc;
+        int r;
 
         token_hash(token, hash);
         s = db_lock(db);
@@ -117,16 +117,12 @@ static int lookup(Db *db, const char *sql, const char *token, const char *extra,
                 sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
                 if (extra)
                         sqlite3_bind_text(st, 2, extra, -1, SQLITE_STATIC);
-                rc = sqlite3_step(st);
-                if (rc == SQLITE_ROW) {
-                        r = 1;
-                        if (ret) {
-                                *ret = db_column_strdup(st, 0);
-                                if (!*ret)
-                                        r = -ENOMEM;
-                        }
-                } else
-                        r = rc == SQLITE_DONE ? 0 : db_errno(rc);
+                r = db_step(st);
+                if (r > 0 && ret) {
+                        *ret = db_column_strdup(st, 0);
+                        if (!*ret)
+                                r = -ENOMEM;
+                }
         }
         db_unlock(db);
         return r;

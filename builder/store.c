@@ -353,9 +353,10 @@ static int find_one(Store *s, const char *sql, const char *a, const char *b, Sto
                 if (r < 0)
                         return r;
                 /* A prefix must name one image only. */
-                if (sqlite3_step(st) == SQLITE_ROW) {
+                rc = sqlite3_step(st);
+                if (rc != SQLITE_DONE) {
                         store_image_release(&img);
-                        return -ENOTUNIQ;
+                        return rc == SQLITE_ROW ? -ENOTUNIQ : sqlite_to_errno(rc);
                 }
                 *ret = img;
         }
