@@ -17,6 +17,25 @@ static char *strip(char *s) {
         return s;
 }
 
+/* Cuts the comment off the end of line l, in place: a '#' after a space or
+ * tab starts one. "\\#" stands for a '#' that stays (the backslash goes), so
+ * that a value can hold " #"; any other backslash is kept as written. */
+static void cut_comment(char *l) {
+        char *w = l, prev = 0;
+
+        for (const char *r = l; *r; r++) {
+                if (r[0] == '\\' && r[1] == '#') {
+                        *w++ = '#';
+                        prev = *++r;
+                        continue;
+                }
+                if (*r == '#' && (prev == ' ' || prev == '\t'))
+                        break;
+                prev = *w++ = *r;
+        }
+        *w = 0;
+}
+
 int ini_parse_string(const char *name, const char *text, IniHandler handler, void *userdata) {
         char section[256] = "";
         unsigned line = 0;
@@ -41,6 +60,8 @@ int ini_parse_string(const char *name, const char *text, IniHandler handler, voi
                 l = strip(buf);
                 if (*l == 0 || *l == '#' || *l == ';')
                         continue;
+                cut_comment(l);
+                l = strip(l);
 
                 if (*l == '[') {
                         char *end = strchr(l, ']');

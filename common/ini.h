@@ -1,5 +1,12 @@
 /* A small INI reader: "[section]" or "[section name]" headers, "key = value"
- * lines, '#' and ';' comments on their own line. Errors name file:line. */
+ * lines. Errors name file:line.
+ *
+ * Comments: a line whose first non-blank character is '#' or ';' is one; on
+ * any other line a '#' that follows a space or tab starts a comment that runs
+ * to the end of the line ("type = erofs   # or squashfs"). A '#' with no blank
+ * before it stays in the value ("http://host/repo#x"), and "\#" is a '#' that
+ * stays even after a blank (the backslash is dropped); any other backslash is
+ * kept. ';' after the start of a line is ordinary text. */
 #pragma once
 
 #include "macro.h"

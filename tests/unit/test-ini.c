@@ -32,6 +32,54 @@ static void test_parse(void **state) {
         assert_int_equal(s.last_line, 8);
 }
 
+/* Comments after a value: a '#' that follows a blank starts one, "\\#" keeps
+ * a '#', ';' only comments out a whole line. */
+static void test_trailing_comments(void **state) {
+        static const struct {
+                const char *line, *want;
+        } cases[] = {
+                { "a = 1 # one", "[]a=1;" },
+                { "a = 1\t# after a tab", "[]a=1;" },
+                { "a = 1    #", "[]a=1;" },
+                { "a = # nothing but a comment", "[]a=;" },
+                { "a = x#y", "[]a=x#y;" },
+                { "baseurl = http://mirror/repo/#frag # the mirror", "[]baseurl=http://mirror/repo/#frag;" },
+                { "a =#x", "[]a=#x;" },
+                { "a = x \\# y", "[]a=x # y;" },
+                { "a = \\#", "[]a=#;" },
+                { "a = \\#1 # and a comment", "[]a=#1;" },
+                { "a = x\\\\#y", "[]a=x\\#y;" },
+                { "a = back\\slash\\", "[]a=back\\slash\\;" },
+                { "a = sync ; reboot", "[]a=sync ; reboot;" },
+                { "a = 1 ; # a '#' after a blank, after a ';'", "[]a=1 ;;" },
+                { "[repo x] # a section\nk = v", "[repo x]k=v;" },
+                { "   # an indented comment line\nk = v", "[]k=v;" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Seen s = {};
+
+                print_message("%s\n", cases[i].line);
+                assert_int_equal(ini_parse_string("t", cases[i].line, collect, &s), 0);
+                assert_string_equal(s.buf, cases[i].want);
+        }
+}
+
+/* A comment cut off a line leaves what is before it to the usual rules. */
+static void test_trailing_comment_errors(void **state) {
+        Seen s = {};
+        (void) state;
+        /* no blank before '#': the header does not end at ']' */
+        assert_int_equal(ini_parse_string("t", "[image]#x\n", collect, &s), -EBADMSG);
+        /* a comment that swallows the '=' leaves no key = value */
+        assert_int_equal(ini_parse_string("t", "name # = tiny\n", collect, &s), -EBADMSG);
+        /* line numbers count comment lines */
+        assert_int_equal(ini_parse_string("t", "# one\na = 1 # two\n  # three\nb = 4\n", collect, &s), 0);
+        assert_string_equal(s.buf, "[]a=1;[]b=4;");
+        assert_int_equal(s.last_line, 4);
+}
+
 static void test_errors(void **state) {
         Seen s = {};
         (void) state;
@@ -66,6 +114,8 @@ static void test_boolean(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_parse),
+                test_in_dir(test_trailing_comments),
+                test_in_dir(test_trailing_comment_errors),
                 test_in_dir(test_errors),
                 test_in_dir(test_file),
                 test_in_dir(test_boolean),
