@@ -32,6 +32,7 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  build DEFINITION        resolve, install and publish an image into the store\n"
+               "  check DEFINITION        load and validate a definition, without building\n"
                "  keygen PRIVATE PUBLIC   make an Ed25519 signing key pair (PEM)\n"
                "  list                    list the images in the store\n"
                "  inspect IMAGE           show an image's packages, artifacts and sizes\n"
@@ -52,7 +53,7 @@ static void help(void) {
                "  -h, --help         this help\n"
                "  --version          print the version\n"
                "\n"
-               "build options:\n"
+               "build and check options:\n"
                "  --version-override=V, --image-version=V   set the image version (overrides [image] version)\n"
                "  --key FILE         Ed25519 private key (env SLIPWAY_SIGNING_KEY; default\n"
                "                     /etc/slipway/signing.key)\n"
@@ -196,6 +197,24 @@ static int cmd_build(Args *a, char **argv, int argc) {
         printf("%s\n", id);
         if (!a->quiet)
                 fprintf(stderr, "built %s %s (%s) into %s\n", def->name, def->version, id, a->g.store);
+        return 0;
+}
+
+/* Loads a definition as build does, and says what it describes. Nothing is
+ * fetched: repositories are checked when a build resolves against them. */
+static int cmd_check(Args *a, char **argv, int argc) {
+        _cleanup_image_def_free_ ImageDef *def = NULL;
+        size_t n;
+        int r;
+
+        if (argc != 1)
+                return log_error_errno(-EINVAL, "check takes one definition file (see --help)");
+        r = image_def_load(argv[0], a->image_version, &def);
+        if (r < 0)
+                return r;
+        n = strv_length(def->packages);
+        printf("%s: %s %s, %zu package%s from %zu repositor%s\n", argv[0], def->name, def->version, n,
+               n == 1 ? "" : "s", def->n_repos, def->n_repos == 1 ? "y" : "ies");
         return 0;
 }
 
@@ -382,6 +401,8 @@ int main(int argc, char *argv[]) {
 
         if (streq(verb, "build"))
                 r = cmd_build(&a, argv, argc);
+        else if (streq(verb, "check"))
+                r = cmd_check(&a, argv, argc);
         else if (streq(verb, "keygen"))
                 r = cmd_keygen(argv, argc);
         else if (streq(verb, "push"))
