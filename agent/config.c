@@ -1,5 +1,6 @@
 #include <sys/utsname.h>
 
+#include "apiclient.h"
 #include "config.h"
 #include "conftab.h"
 #include "log.h"
@@ -53,32 +54,47 @@ int agent_config_init(AgentConfig *c) {
 }
 
 void agent_config_release(AgentConfig *c) {
-        conftab_release(keys, ELEMENTSOF(keys), c);
+        conftab_release(keys, ELEMENTSOF(keys), c, &c->origin);
 }
 
 int agent_config_load(AgentConfig *c, const char *path, bool must_exist) {
-        return conftab_load(keys, ELEMENTSOF(keys), c, path, must_exist);
+        return conftab_load(keys, ELEMENTSOF(keys), c, &c->origin, path, must_exist);
 }
 
 int agent_config_apply_flag(AgentConfig *c, const char *flag, const char *value) {
-        return conftab_apply_flag(keys, ELEMENTSOF(keys), c, flag, value);
+        return conftab_apply_flag(keys, ELEMENTSOF(keys), c, &c->origin, flag, value);
 }
 
+/* Logs a message about the key of field, naming where it was set. */
+#define fail(c, field, ...) conftab_error(keys, ELEMENTSOF(keys), &(c)->origin, F(field), __VA_ARGS__)
+
 int agent_config_check(const AgentConfig *c) {
+        _cleanup_api_client_free_ ApiClient *api = NULL;
+        int r;
+
         if (!streq_ptr(c->backend, "disk") && !streq_ptr(c->backend, "sim"))
-                return log_error_errno(-EINVAL, "backend: expected disk or sim, got \"%s\"", strempty(c->backend));
+                return fail(c, backend, "backend: expected disk or sim, got \"%s\"", strempty(c->backend));
         if (streq(c->backend, "sim") && !c->sim_dir)
-                return log_error_errno(-EINVAL, "the sim backend needs sim-dir");
-        if (c->server && !startswith(c->server, "http://") && !startswith(c->server, "https://"))
-                return log_error_errno(-EINVAL, "server: not an http(s) URL: \"%s\"", c->server);
+                return fail(c, backend, "the sim backend needs sim-dir");
+        if (c->server) {
+                /* What the agent does first with it, so that a URL it cannot
+                 * use fails here rather than at start. */
+                r = api_client_new(c->server, &api);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0)
+                        return fail(c, server, "server: not an http(s) URL of a server: \"%s\"", c->server);
+        }
+        if (c->ca_file && access(c->ca_file, R_OK) < 0)
+                return fail(c, ca_file, "ca-file '%s': %s", c->ca_file, strerror(errno));
         if (log_level_from_string(c->log_level) < 0)
-                return log_error_errno(-EINVAL, "log-level: unknown level \"%s\"", strempty(c->log_level));
+                return fail(c, log_level, "log-level: unknown level \"%s\"", strempty(c->log_level));
         if (!c->state_dir)
-                return log_error_errno(-EINVAL, "state-dir is not set");
+                return fail(c, state_dir, "state-dir is not set");
         if (c->health_timeout == 0)
-                return log_error_errno(-EINVAL, "health-timeout: at least 1 second");
+                return fail(c, health_timeout, "health-timeout: at least 1 second");
         if (c->sim_slot_size < 4096)
-                return log_error_errno(-EINVAL, "sim-slot-size: at least 4K");
+                return fail(c, sim_slot_size, "sim-slot-size: at least 4K");
         return 0;
 }
 

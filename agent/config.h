@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "conftab.h"
 #include "macro.h"
 
 #define AGENT_CONFIG_DEFAULT_PATH "/etc/slipway/agent.conf"
@@ -28,12 +29,16 @@ typedef struct AgentConfig {
         uint64_t sim_slot_size; /* sim backend: bytes per slot file */
         uint64_t sim_reboot_time; /* sim backend: seconds a reboot keeps the host down */
         char *reboot_command;  /* disk backend: run instead of reboot(2) (tests) */
+        ConfOrigin origin;     /* where each key was set, for messages */
 } AgentConfig;
 
 int agent_config_init(AgentConfig *c);
 void agent_config_release(AgentConfig *c);
 int agent_config_load(AgentConfig *c, const char *path, bool must_exist);
 int agent_config_apply_flag(AgentConfig *c, const char *flag, const char *value);
-/* Checks what keys cannot check alone; logs one message, -EINVAL. */
+/* Checks what keys cannot check alone, and what the agent would refuse when
+ * it starts (the server URL as the API client parses it, a readable CA file).
+ * Logs one message naming the file and line (or flag) of the key at fault,
+ * and returns -EINVAL. */
 int agent_config_check(const AgentConfig *c);
 void agent_config_help(FILE *f);

@@ -1,8 +1,14 @@
+#include <dirent.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
 #include "config.h"
 #include "conftab.h"
+#include "fileio.h"
+#include "ipxe.h"
 #include "log.h"
 #include "util.h"
 
@@ -69,15 +75,15 @@ int server_config_init(ServerConfig *c) {
 }
 
 void server_config_release(ServerConfig *c) {
-        conftab_release(keys, ELEMENTSOF(keys), c);
+        conftab_release(keys, ELEMENTSOF(keys), c, &c->origin);
 }
 
 int server_config_load(ServerConfig *c, const char *path, bool must_exist) {
-        return conftab_load(keys, ELEMENTSOF(keys), c, path, must_exist);
+        return conftab_load(keys, ELEMENTSOF(keys), c, &c->origin, path, must_exist);
 }
 
 int server_config_apply_flag(ServerConfig *c, const char *flag, const char *value) {
-        return conftab_apply_flag(keys, ELEMENTSOF(keys), c, flag, value);
+        return conftab_apply_flag(keys, ELEMENTSOF(keys), c, &c->origin, flag, value);
 }
 
 int server_config_listen(const ServerConfig *c, char **ret_host, uint16_t *ret_port) {
@@ -95,44 +101,314 @@ int server_config_listen(const ServerConfig *c, char **ret_host, uint16_t *ret_p
         return 0;
 }
 
-static int check_readable(const char *what, const char *path) {
-        if (path && access(path, R_OK) < 0)
-                return log_error_errno(negative_errno(), "%s '%s': %m", what, path);
+int server_config_listen_address(const ServerConfig *c, struct addrinfo **ret_ai, uint16_t *ret_port) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
+        _cleanup_free_ char *host = NULL;
+        char portstr[8];
+        uint16_t port;
+        size_t n;
+        int r;
+
+        r = server_config_listen(c, &host, &port);
+        if (r < 0)
+                return r;
+        n = strlen(host);
+        if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+                memmove(host, host + 1, n - 2);
+                host[n - 2] = 0;
+        }
+        snprintf(portstr, sizeof portstr, "%u", port);
+        r = getaddrinfo(host, portstr, &hints, ret_ai);
+        if (r == EAI_MEMORY)
+                return -ENOMEM;
+        if (r != 0)
+                return -EINVAL;
+        *ret_port = port;
         return 0;
 }
 
-int server_config_check(const ServerConfig *c) {
+char *server_config_public_url(const ServerConfig *c, uint16_t port) {
         _cleanup_free_ char *host = NULL;
-        uint16_t port;
-        int r = 0;
+        char name[256];
+        uint16_t p;
 
-        if (server_config_listen(c, &host, &port) < 0)
-                return log_error_errno(-EINVAL, "listen: expected ADDR:PORT, got \"%s\"", strempty(c->listen));
-        if (!!c->tls_cert != !!c->tls_key)
-                return log_error_errno(-EINVAL, "tls-cert and tls-key go together");
+        if (c->public_url) {
+                size_t n = strlen(c->public_url);
+                while (n > 0 && c->public_url[n - 1] == '/')
+                        n--;
+                return strndup(c->public_url, n);
+        }
+        if (server_config_listen(c, &host, &p) < 0)
+                return NULL;
+        if (streq(host, "0.0.0.0") || streq(host, "[::]") || streq(host, "::")) {
+                free(host);
+                if (gethostname(name, sizeof name) < 0)
+                        snprintf(name, sizeof name, "localhost");
+                host = strdup(name);
+                if (!host)
+                        return NULL;
+        }
+        return strdup_printf("%s://%s:%u", c->tls_cert ? "https" : "http", host, port);
+}
+
+int server_config_dhcp(const ServerConfig *c, const char *public_url, DhcpConfig *ret) {
+        DhcpConfig d = {
+                .mode = dhcp_mode_from_string(c->dhcp_mode),
+                .interface = c->dhcp_interface ? strdup(c->dhcp_interface) : NULL,
+                .range = c->dhcp_range ? strdup(c->dhcp_range) : NULL,
+                .tftp_root = c->tftp_root ? strdup(c->tftp_root) : NULL,
+                .dnsmasq_path = c->dnsmasq ? strdup(c->dnsmasq) : NULL,
+                .boot_url = public_url ? strdup_printf("%s/boot/ipxe", public_url) : NULL,
+                .run_dir = c->state_dir ? path_join(c->state_dir, "dnsmasq") : NULL,
+        };
+
+        if ((c->dhcp_interface && !d.interface) || (c->dhcp_range && !d.range) || (c->tftp_root && !d.tftp_root) ||
+            (c->dnsmasq && !d.dnsmasq_path) || (public_url && !d.boot_url) || (c->state_dir && !d.run_dir)) {
+                dhcp_config_release(&d);
+                return -ENOMEM;
+        }
+        *ret = d;
+        return 0;
+}
+
+/* Logs a message about the key whose field is at offset (or named field),
+ * naming where it was set, and returns -EINVAL. */
+#define fail_at(c, offset, ...) conftab_error(keys, ELEMENTSOF(keys), &(c)->origin, offset, __VA_ARGS__)
+#define fail(c, field, ...) fail_at(c, F(field), __VA_ARGS__)
+
+int server_config_check(const ServerConfig *c) {
+        struct addrinfo *ai = NULL;
+        uint16_t port;
+        int r;
+
+        r = server_config_listen_address(c, &ai, &port);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return fail(c, listen, "listen: expected ADDR:PORT with a numeric address (0.0.0.0:8080, "
+                            "[::1]:8080), got \"%s\"", strempty(c->listen));
+        freeaddrinfo(ai);
+        if (c->tls_cert && !c->tls_key)
+                return fail(c, tls_cert, "tls-cert '%s' needs tls-key", c->tls_cert);
+        if (c->tls_key && !c->tls_cert)
+                return fail(c, tls_key, "tls-key '%s' needs tls-cert", c->tls_key);
         if (!c->state_dir)
-                return log_error_errno(-EINVAL, "state-dir is not set");
+                return fail(c, state_dir, "state-dir is not set");
         if (c->public_url && !startswith(c->public_url, "http://") && !startswith(c->public_url, "https://"))
-                return log_error_errno(-EINVAL, "public-url: not an http(s) URL: \"%s\"", c->public_url);
+                return fail(c, public_url, "public-url: not an http(s) URL: \"%s\"", c->public_url);
         if (log_level_from_string(c->log_level) < 0)
-                return log_error_errno(-EINVAL, "log-level: unknown level \"%s\"", strempty(c->log_level));
+                return fail(c, log_level, "log-level: unknown level \"%s\"", strempty(c->log_level));
         if (c->threads == 0 || c->threads > 256)
-                return log_error_errno(-EINVAL, "threads: %llu is outside 1..256", (unsigned long long) c->threads);
-        if (!streq_ptr(c->dhcp_mode, "off") && !streq_ptr(c->dhcp_mode, "proxy") && !streq_ptr(c->dhcp_mode, "full"))
-                return log_error_errno(-EINVAL, "dhcp mode: expected off, proxy or full, got \"%s\"",
-                                       strempty(c->dhcp_mode));
+                return fail(c, threads, "threads: %llu is outside 1..256", (unsigned long long) c->threads);
+        if (c->checkin_interval == 0)
+                return fail(c, checkin_interval, "checkin-interval: at least 1 second");
+        if (c->lease_ttl == 0)
+                return fail(c, lease_ttl, "lease-ttl: at least 1 second");
+        if (c->enroll_ttl == 0)
+                return fail(c, enroll_ttl, "enroll-ttl: at least 1 second");
+        if (dhcp_mode_from_string(c->dhcp_mode) < 0)
+                return fail(c, dhcp_mode, "dhcp mode: expected off, proxy or full, got \"%s\"",
+                            strempty(c->dhcp_mode));
+        return 0;
+}
+
+/* The state directory is made at start (with its parents): it must be a
+ * directory, or the nearest existing parent one we can write to. */
+static int check_state_dir(const ServerConfig *c) {
+        _cleanup_free_ char *dir = strdup(c->state_dir);
+        struct stat st;
+
+        if (!dir)
+                return log_oom();
+        for (;;) {
+                char *slash;
+
+                if (stat(dir, &st) == 0) {
+                        if (!S_ISDIR(st.st_mode))
+                                return fail(c, state_dir, "state-dir '%s': '%s' is not a directory", c->state_dir,
+                                            dir);
+                        if (access(dir, W_OK | X_OK) < 0)
+                                return fail(c, state_dir, "state-dir '%s': cannot write to '%s': %s", c->state_dir,
+                                            dir, strerror(errno));
+                        return 0;
+                }
+                /* ENOTDIR: a parent is a file, which the loop reaches next. */
+                if (errno != ENOENT && errno != ENOTDIR)
+                        return fail(c, state_dir, "state-dir '%s': '%s': %s", c->state_dir, dir, strerror(errno));
+                slash = strrchr(dir, '/');
+                if (!slash)
+                        return 0; /* relative, and nothing of it exists: made in the working directory */
+                if (slash == dir)
+                        slash[1] = 0; /* the root */
+                else
+                        *slash = 0;
+        }
+}
+
+/* Read at every push, so keys can be added while the server runs; the
+ * directory itself must be there. */
+static int check_trusted_keys(const ServerConfig *c) {
+        DIR *d;
+
+        if (!c->trusted_keys)
+                return 0; /* no keys: every push is refused */
+        d = opendir(c->trusted_keys);
+        if (!d)
+                return fail(c, trusted_keys, "trusted-keys '%s' (the *.pub keys pushed images are signed with): %s",
+                            c->trusted_keys, strerror(errno));
+        closedir(d);
+        return 0;
+}
+
+/* Loads the certificate and key as libmicrohttpd will (GnuTLS, PEM, no
+ * password), each alone first so that the message names the file at fault. */
+static int check_tls(const ServerConfig *c) {
+        _cleanup_free_ char *cert = NULL, *key = NULL;
+        gnutls_certificate_credentials_t cred = NULL;
+        gnutls_x509_crt_t *crts = NULL;
+        gnutls_x509_privkey_t pk = NULL;
+        gnutls_datum_t cd, kd;
+        unsigned n_crts = 0;
+        int r, g;
+
+        if (!c->tls_cert)
+                return 0;
+        r = read_full_file(c->tls_cert, SERVER_TLS_FILE_MAX, &cert, NULL);
+        if (r < 0)
+                return fail(c, tls_cert, "tls-cert '%s': %s", c->tls_cert, strerror(-r));
+        r = read_full_file(c->tls_key, SERVER_TLS_FILE_MAX, &key, NULL);
+        if (r < 0)
+                return fail(c, tls_key, "tls-key '%s': %s", c->tls_key, strerror(-r));
+        /* libmicrohttpd hands GnuTLS the text up to its first NUL. */
+        cd = (gnutls_datum_t) { (unsigned char *) cert, (unsigned) strlen(cert) };
+        kd = (gnutls_datum_t) { (unsigned char *) key, (unsigned) strlen(key) };
+
+        g = gnutls_x509_crt_list_import2(&crts, &n_crts, &cd, GNUTLS_X509_FMT_PEM, 0);
+        if (g >= 0) {
+                for (unsigned i = 0; i < n_crts; i++)
+                        gnutls_x509_crt_deinit(crts[i]);
+                gnutls_free(crts);
+        }
+        if (g < 0 || n_crts == 0)
+                return fail(c, tls_cert, "tls-cert '%s': not a PEM certificate (%s)", c->tls_cert,
+                            g < 0 ? gnutls_strerror(g) : "none found");
+        g = gnutls_x509_privkey_init(&pk);
+        if (g >= 0)
+                g = gnutls_x509_privkey_import2(pk, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+        gnutls_x509_privkey_deinit(pk);
+        if (g == GNUTLS_E_MEMORY_ERROR)
+                return log_oom();
+        if (g < 0)
+                return fail(c, tls_key, "tls-key '%s': not an unencrypted PEM private key (%s)", c->tls_key,
+                            gnutls_strerror(g));
+        g = gnutls_certificate_allocate_credentials(&cred);
+        if (g >= 0)
+                g = gnutls_certificate_set_x509_key_mem(cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
+        if (cred)
+                gnutls_certificate_free_credentials(cred);
+        if (g == GNUTLS_E_MEMORY_ERROR)
+                return log_oom();
+        if (g < 0)
+                return fail(c, tls_key, "tls-key '%s' does not go with tls-cert '%s' (%s)", c->tls_key, c->tls_cert,
+                            gnutls_strerror(g));
+        return 0;
+}
+
+static int check_template(const ServerConfig *c, size_t field, const char *name) {
+        const char *path = *(char *const *) ((const char *) c + field);
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        unsigned line;
+        int r;
+
+        if (!path)
+                return 0;
+        r = read_full_file(path, IPXE_TEMPLATE_MAX, &text, NULL);
+        if (r == -EFBIG)
+                return fail_at(c, field, "ipxe %s template '%s' is larger than %d KiB", name, path,
+                               IPXE_TEMPLATE_MAX / 1024);
+        if (r < 0)
+                return fail_at(c, field, "ipxe %s template '%s': %s", name, path, strerror(-r));
+        r = ipxe_template_check(text, &line, &why);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return fail_at(c, field, "ipxe %s template %s:%u: %s", name, path, line, why);
+        return 0;
+}
+
+/* Where a DHCP setting comes from in slipwayd's configuration. */
+static size_t dhcp_setting_field(const ServerConfig *c, DhcpSetting s) {
+        switch (s) {
+        case DHCP_SETTING_INTERFACE:
+                return F(dhcp_interface);
+        case DHCP_SETTING_RANGE:
+                return F(dhcp_range);
+        case DHCP_SETTING_BOOT_URL:
+                return c->public_url ? F(public_url) : F(listen);
+        case DHCP_SETTING_TFTP_ROOT:
+                return F(tftp_root);
+        case DHCP_SETTING_RUN_DIR:
+                return F(state_dir);
+        case DHCP_SETTING_DNSMASQ_PATH:
+                return F(dnsmasq);
+        default:
+                return F(dhcp_mode);
+        }
+}
+
+static int check_dhcp(const ServerConfig *c) {
+        _cleanup_free_ char *host = NULL, *url = NULL, *why = NULL;
+        DhcpSetting at = DHCP_SETTING_MODE;
+        DhcpConfig d;
+        size_t field;
+        uint16_t port;
+        int r;
+
+        if (streq_ptr(c->dhcp_mode, "off"))
+                return 0;
+        /* The port slipwayd binds is known only then; listen's stands in. */
+        r = server_config_listen(c, &host, &port);
+        if (r < 0)
+                return r;
+        url = server_config_public_url(c, port);
+        if (!url)
+                return log_oom();
+        r = server_config_dhcp(c, url, &d);
+        if (r < 0)
+                return log_oom();
+        r = dhcp_config_validate(&d, &at, &why);
+        dhcp_config_release(&d);
+        if (r == -ENOMEM)
+                return log_oom();
         if (r >= 0)
-                r = check_readable("tls-cert", c->tls_cert);
+                return 0;
+        /* A setting that is required but missing: the mode asked for it. */
+        field = dhcp_setting_field(c, at);
+        if (!conftab_is_set(keys, ELEMENTSOF(keys), &c->origin, field))
+                field = F(dhcp_mode);
+        return fail_at(c, field, "dhcp: %s", strempty(why));
+}
+
+int server_config_validate(const ServerConfig *c) {
+        int r;
+
+        r = server_config_check(c);
         if (r >= 0)
-                r = check_readable("tls-key", c->tls_key);
+                r = check_state_dir(c);
         if (r >= 0)
-                r = check_readable("ipxe install template", c->ipxe_install);
+                r = check_trusted_keys(c);
         if (r >= 0)
-                r = check_readable("ipxe local template", c->ipxe_local);
+                r = check_tls(c);
         if (r >= 0)
-                r = check_readable("ipxe live template", c->ipxe_live);
+                r = check_template(c, F(ipxe_install), "install");
         if (r >= 0)
-                r = check_readable("ipxe wait template", c->ipxe_wait);
+                r = check_template(c, F(ipxe_local), "local");
+        if (r >= 0)
+                r = check_template(c, F(ipxe_live), "live");
+        if (r >= 0)
+                r = check_template(c, F(ipxe_wait), "wait");
+        if (r >= 0)
+                r = check_dhcp(c);
         return r;
 }
 

@@ -2,11 +2,16 @@
  * flag for every key. Defaults, then the file, then the flags. */
 #pragma once
 
+#include <netdb.h>
 #include <stdint.h>
 
+#include "conftab.h"
+#include "dnsmasq.h"
 #include "macro.h"
 
 #define SERVER_CONFIG_DEFAULT_PATH "/etc/slipway/slipwayd.conf"
+/* The largest TLS certificate or key file slipwayd reads. */
+#define SERVER_TLS_FILE_MAX (1 << 20)
 
 typedef struct ServerConfig {
         /* [server] */
@@ -38,6 +43,7 @@ typedef struct ServerConfig {
         char *ipxe_local;
         char *ipxe_live;
         char *ipxe_wait;
+        ConfOrigin origin;     /* where each key was set, for messages */
 } ServerConfig;
 
 /* Sets every field to its default. */
@@ -52,12 +58,42 @@ int server_config_load(ServerConfig *c, const char *path, bool must_exist);
  * 0 when it is not, negative on a bad value (logged). */
 int server_config_apply_flag(ServerConfig *c, const char *flag, const char *value);
 
-/* Checks what the keys cannot check alone (TLS files in pairs, listen
- * address form, readable templates). Logs one message and returns -EINVAL. */
+/* Checks what the keys cannot check alone, from the configuration alone:
+ * the listen address (a numeric address and a port), TLS files in pairs,
+ * public-url, log-level, threads, intervals of at least a second, the DHCP
+ * mode. Logs one message naming the file and line (or the flag) of the key at
+ * fault, and returns -EINVAL. */
 int server_config_check(const ServerConfig *c);
+
+/* Everything slipwayd needs of a configuration before it serves: what
+ * server_config_check() checks, then the state directory (a directory, or one
+ * that can be made), trusted-keys (a readable directory, when set), the TLS
+ * certificate and key (PEM that GnuTLS loads as a pair, as libmicrohttpd
+ * does), the iPXE templates (readable, at most IPXE_TEMPLATE_MAX bytes,
+ * "#!ipxe", known placeholders) and the DHCP settings (dhcp_config_validate()).
+ * The daemon runs it at start, for --check-config and on SIGHUP. Logs one
+ * message naming the file and line (or the flag) of the key at fault, and
+ * returns -EINVAL (-ENOMEM on allocation failure). */
+int server_config_validate(const ServerConfig *c);
 
 /* Writes the options' help lines ("  --listen ADDR:PORT  ...") to f. */
 void server_config_help(FILE *f);
 
 /* Splits c->listen into host and port. ret_host is caller-owned. */
 int server_config_listen(const ServerConfig *c, char **ret_host, uint16_t *ret_port);
+
+/* The address to listen on, resolved as slipwayd binds it (numeric only,
+ * "[v6]" brackets allowed), and the port. The caller frees *ret_ai with
+ * freeaddrinfo(). -EINVAL when listen is not ADDR:PORT with a numeric ADDR. */
+int server_config_listen_address(const ServerConfig *c, struct addrinfo **ret_ai, uint16_t *ret_port);
+
+/* The URL hosts reach the server at: public-url without trailing slashes,
+ * else http(s)://HOST:PORT from listen (the host name for a wildcard
+ * address) with port. Caller frees; NULL on allocation failure. */
+char *server_config_public_url(const ServerConfig *c, uint16_t port);
+
+/* The DHCP settings of c, for a server at public_url (boot URL
+ * public_url/boot/ipxe, run directory STATE-DIR/dnsmasq). The mode is
+ * _DHCP_MODE_INVALID when c's is unknown. Released with
+ * dhcp_config_release(). Returns 0 or -ENOMEM. */
+int server_config_dhcp(const ServerConfig *c, const char *public_url, DhcpConfig *ret);

@@ -284,19 +284,23 @@ static int check_absolute(const char *name, const char *value, char **ret_error)
         return 0;
 }
 
-/* The half of validation that looks at c alone; fills *ret_range. */
-static int check_form(const DhcpConfig *c, Range *ret_range, char **ret_error) {
+/* The half of validation that looks at c alone; fills *ret_range. On
+ * -EINVAL, *at names the setting at fault. */
+static int check_form(const DhcpConfig *c, Range *ret_range, DhcpSetting *at, char **ret_error) {
         const char *mode = dhcp_mode_to_string(c->mode);
         int r;
 
+        *at = DHCP_SETTING_MODE;
         if (!mode)
                 return invalid(ret_error, "mode must be one of off, proxy or full");
         if (c->mode == DHCP_MODE_OFF)
                 return 0;
+        *at = DHCP_SETTING_INTERFACE;
         if (isempty(c->interface))
                 return invalid(ret_error, "interface is required with DHCP mode '%s'", mode);
         if (!interface_name_ok(c->interface))
                 return invalid(ret_error, "interface '%s' is not a network interface name", c->interface);
+        *at = DHCP_SETTING_RANGE;
         if (isempty(c->range))
                 return invalid(ret_error, "range is required with DHCP mode '%s' (%s)", mode,
                                c->mode == DHCP_MODE_FULL ? "START,END[,NETMASK][,LEASETIME]"
@@ -305,6 +309,7 @@ static int check_form(const DhcpConfig *c, Range *ret_range, char **ret_error) {
                                       : parse_range_proxy(c->range, ret_range, ret_error);
         if (r < 0)
                 return r;
+        *at = DHCP_SETTING_BOOT_URL;
         if (isempty(c->boot_url))
                 return invalid(ret_error, "boot URL is required with DHCP mode '%s' (what iPXE loads next, e.g. "
                                "http://10.0.0.1:8080/boot/ipxe)", mode);
@@ -314,14 +319,17 @@ static int check_form(const DhcpConfig *c, Range *ret_range, char **ret_error) {
         if (strlen(c->boot_url) > DHCP_BOOT_URL_MAX)
                 return invalid(ret_error, "boot URL '%s' is %zu bytes long; a DHCP reply carries at most %d",
                                c->boot_url, strlen(c->boot_url), DHCP_BOOT_URL_MAX);
+        *at = DHCP_SETTING_TFTP_ROOT;
         r = check_absolute("tftp-root", tftp_root(c), ret_error);
         if (r < 0)
                 return r;
+        *at = DHCP_SETTING_RUN_DIR;
         if (isempty(c->run_dir))
                 return invalid(ret_error, "run directory is required with DHCP mode '%s'", mode);
         r = check_absolute("run directory", c->run_dir, ret_error);
         if (r < 0)
                 return r;
+        *at = DHCP_SETTING_DNSMASQ_PATH;
         if (c->dnsmasq_path && !c->dnsmasq_path[0])
                 return invalid(ret_error, "dnsmasq (the program) is empty");
         return 0;
@@ -363,15 +371,17 @@ static int find_program(const char *name, char **ret) {
         return -ENOENT;
 }
 
-int dhcp_config_validate(const DhcpConfig *c, char **ret_error) {
+int dhcp_config_validate(const DhcpConfig *c, DhcpSetting *ret_setting, char **ret_error) {
         static const char *const files[] = { DHCP_BOOT_FILE_EFI, DHCP_BOOT_FILE_BIOS };
         _cleanup_free_ char *program = NULL;
+        DhcpSetting ignored, *at = ret_setting ? ret_setting : &ignored;
         Range range;
         int r;
 
-        r = check_form(c, &range, ret_error);
+        r = check_form(c, &range, at, ret_error);
         if (r < 0 || c->mode == DHCP_MODE_OFF)
                 return r;
+        *at = DHCP_SETTING_TFTP_ROOT;
         for (size_t i = 0; i < ELEMENTSOF(files); i++) {
                 _cleanup_free_ char *p = path_join(tftp_root(c), files[i]);
                 struct stat st;
@@ -387,6 +397,7 @@ int dhcp_config_validate(const DhcpConfig *c, char **ret_error) {
                         return invalid(ret_error, "tftp-root '%s': %s is not world-readable, and dnsmasq serves TFTP "
                                        "as the user nobody", tftp_root(c), files[i]);
         }
+        *at = DHCP_SETTING_DNSMASQ_PATH;
         r = find_program(dnsmasq_path(c), &program);
         if (r == -ENOMEM)
                 return r;
@@ -475,11 +486,12 @@ int dnsmasq_config_render(const DhcpConfig *c, char **ret_text) {
         _cleanup_free_ char *error = NULL;
         char *text = NULL;
         size_t size = 0;
+        DhcpSetting at;
         Range range;
         FILE *f;
         int r;
 
-        r = check_form(c, &range, &error);
+        r = check_form(c, &range, &at, &error);
         if (r < 0) {
                 log_debug("cannot render the dnsmasq configuration: %s", strempty(error));
                 return r;
@@ -521,7 +533,7 @@ static int config_copy_with_defaults(const DhcpConfig *c, DhcpConfig *ret) {
 
 static int validate_quietly(const DhcpConfig *c) {
         _cleanup_free_ char *error = NULL;
-        int r = dhcp_config_validate(c, &error);
+        int r = dhcp_config_validate(c, NULL, &error);
 
         if (r == -EINVAL)
                 log_debug("invalid DHCP configuration: %s", strempty(error));

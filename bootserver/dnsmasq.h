@@ -51,6 +51,18 @@ typedef struct DhcpConfig {
         char *run_dir;      /* required unless off, absolute: dnsmasq.conf and the lease file; created 0755 */
 } DhcpConfig;
 
+/* The setting a validation error is about. */
+typedef enum DhcpSetting {
+        DHCP_SETTING_MODE,
+        DHCP_SETTING_INTERFACE,
+        DHCP_SETTING_RANGE,
+        DHCP_SETTING_BOOT_URL,
+        DHCP_SETTING_TFTP_ROOT,
+        DHCP_SETTING_RUN_DIR,
+        DHCP_SETTING_DNSMASQ_PATH,
+        _DHCP_SETTING_MAX,
+} DhcpSetting;
+
 /* Frees the strings of c and resets it to zeros (mode off). */
 void dhcp_config_release(DhcpConfig *c);
 
@@ -62,10 +74,11 @@ int dhcp_config_copy(const DhcpConfig *c, DhcpConfig *ret);
  * dnsmasq understands), boot_url (present, fits a DHCP reply, no characters a
  * dnsmasq configuration cannot carry), absolute tftp_root and run_dir, the
  * two iPXE files readable in tftp_root, and the dnsmasq program found. Mode
- * off needs nothing else. Returns 0, or -EINVAL with one message for a person
- * in *ret_error (when not NULL; the caller frees it), naming the setting and
- * the value at fault. Other negative errnos: allocation failure. */
-int dhcp_config_validate(const DhcpConfig *c, char **ret_error);
+ * off needs nothing else. Returns 0, or -EINVAL with the setting at fault in
+ * *ret_setting and one message for a person in *ret_error, naming the setting
+ * and its value (either may be NULL; the caller frees the message). Other
+ * negative errnos: allocation failure. */
+int dhcp_config_validate(const DhcpConfig *c, DhcpSetting *ret_setting, char **ret_error);
 
 /* Renders the dnsmasq configuration for c into *ret_text (NUL-terminated, the
  * caller frees it). Pure: looks at no file, so it checks only the form of c

@@ -85,7 +85,8 @@ static const char *var_lookup(const IpxeVars *v, const char *name, size_t n, boo
         return NULL;
 }
 
-int ipxe_render(const char *template, const IpxeVars *v, char **ret, char **ret_bad) {
+/* ipxe_render(), and the offset in template of what it could not render. */
+static int render(const char *template, const IpxeVars *v, char **ret, char **ret_bad, size_t *ret_offset) {
         _cleanup_free_ char *out = NULL;
         size_t size = 0;
         FILE *f;
@@ -102,6 +103,7 @@ int ipxe_render(const char *template, const IpxeVars *v, char **ret, char **ret_
                         break;
                 }
                 fwrite(p, 1, (size_t) (open - p), f);
+                *ret_offset = (size_t) (open - template);
                 close = strstr(open + 2, "}}");
                 if (!close) {
                         fclose(f);
@@ -125,6 +127,34 @@ int ipxe_render(const char *template, const IpxeVars *v, char **ret, char **ret_
         return 0;
 }
 
+int ipxe_render(const char *template, const IpxeVars *v, char **ret, char **ret_bad) {
+        size_t offset;
+
+        return render(template, v, ret, ret_bad, &offset);
+}
+
+int ipxe_template_check(const char *template, unsigned *ret_line, char **ret_why) {
+        _cleanup_free_ char *out = NULL, *bad = NULL;
+        size_t offset = 0;
+        unsigned line = 1;
+        int r;
+
+        if (!startswith(template, "#!ipxe")) {
+                *ret_line = 1;
+                *ret_why = strdup("does not start with #!ipxe, so iPXE would not run it as a script");
+                return *ret_why ? -EINVAL : -ENOMEM;
+        }
+        r = render(template, &(IpxeVars) {}, &out, &bad, &offset);
+        if (r != -EINVAL)
+                return r;
+        for (size_t i = 0; i < offset; i++)
+                line += template[i] == '\n';
+        *ret_line = line;
+        *ret_why = streq_ptr(bad, "{{ without }}") ? strdup("'{{' without '}}'")
+                                                   : strdup_printf("unknown placeholder %s", strempty(bad));
+        return *ret_why ? -EINVAL : -ENOMEM;
+}
+
 /* The template text for s: the configured file, or the built-in one. */
 static int template_load(Server *srv, IpxeScript s, char **ret) {
         const ServerConfig *c = config_get(srv);
@@ -141,7 +171,7 @@ static int template_load(Server *srv, IpxeScript s, char **ret) {
                 *ret = strdup(builtin[s]);
                 return *ret ? 0 : -ENOMEM;
         }
-        r = read_full_file(path, 64 * 1024, ret, NULL);
+        r = read_full_file(path, IPXE_TEMPLATE_MAX, ret, NULL);
         if (r < 0)
                 return log_error_errno(r, "cannot read the %s template '%s': %m", script_names[s], path);
         return 0;

@@ -4,6 +4,9 @@
 
 #include "macro.h"
 
+/* The largest template file slipwayd reads. */
+#define IPXE_TEMPLATE_MAX (64 * 1024)
+
 typedef enum IpxeScript {
         IPXE_INSTALL,
         IPXE_LOCAL,
@@ -37,3 +40,9 @@ const char *ipxe_script_to_string(IpxeScript s);
  * -EINVAL with the name in ret_bad (static string or a copy the caller
  * frees: always caller frees). ret is caller-owned. */
 int ipxe_render(const char *template, const IpxeVars *v, char **ret, char **ret_bad);
+
+/* Checks a template as iPXE and ipxe_render() will read it: it starts with
+ * "#!ipxe", and every {{name}} is closed and known. Returns 0, or -EINVAL with
+ * the 1-based line at fault in *ret_line and the problem in *ret_why (caller
+ * frees), or -ENOMEM. */
+int ipxe_template_check(const char *template, unsigned *ret_line, char **ret_why);

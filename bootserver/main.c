@@ -105,8 +105,10 @@ static int parse_args(int argc, char **argv, ServerConfig *probe, Args *a) {
         return 0;
 }
 
-/* Builds a configuration: defaults, the file, then the flags. */
-static int config_build(const Args *a, ServerConfig *ret) {
+/* Builds a configuration: defaults, the file, then the flags. What the
+ * server needs to run is validated in full (at start, for --check-config and
+ * on SIGHUP, alike); a token command needs only a well-formed one. */
+static int config_build(const Args *a, bool to_serve, ServerConfig *ret) {
         ServerConfig c;
         int r;
 
@@ -116,37 +118,13 @@ static int config_build(const Args *a, ServerConfig *ret) {
         for (size_t i = 0; r >= 0 && a->flags && a->flags[i]; i += 2)
                 r = server_config_apply_flag(&c, a->flags[i], a->flags[i + 1]);
         if (r >= 0)
-                r = server_config_check(&c);
+                r = to_serve ? server_config_validate(&c) : server_config_check(&c);
         if (r < 0) {
                 server_config_release(&c);
                 return r;
         }
         *ret = c;
         return 0;
-}
-
-static char *public_url_of(const ServerConfig *c, uint16_t port) {
-        _cleanup_free_ char *host = NULL;
-        char name[256];
-        uint16_t p;
-
-        if (c->public_url) {
-                size_t n = strlen(c->public_url);
-                while (n > 0 && c->public_url[n - 1] == '/')
-                        n--;
-                return strndup(c->public_url, n);
-        }
-        if (server_config_listen(c, &host, &p) < 0)
-                return NULL;
-        if (streq(host, "0.0.0.0") || streq(host, "[::]") || streq(host, "::")) {
-                free(host);
-                if (gethostname(name, sizeof name) < 0)
-                        snprintf(name, sizeof name, "localhost");
-                host = strdup(name);
-                if (!host)
-                        return NULL;
-        }
-        return strdup_printf("%s://%s:%u", c->tls_cert ? "https" : "http", host, port);
 }
 
 static int open_state(Server *s) {
@@ -228,7 +206,7 @@ static int token_command(Server *s, char **cmd) {
 static void reload(Server *s, const Args *a, Supervisor *sup) {
         ServerConfig c;
 
-        if (config_build(a, &c) < 0) {
+        if (config_build(a, true, &c) < 0) {
                 log_error("reload: the configuration has errors; keeping the old one");
                 return;
         }
@@ -247,7 +225,7 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         c.tls_key = s->config.tls_key ? strdup(s->config.tls_key) : NULL;
         c.threads = s->config.threads;
 
-        char *url = public_url_of(&c, s->port);
+        char *url = server_config_public_url(&c, s->port);
         pthread_rwlock_wrlock(&s->config_lock);
         server_config_release(&s->config);
         s->config = c;
@@ -302,9 +280,11 @@ int main(int argc, char **argv) {
         server_config_release(&probe);
         if (r < 0)
                 return EXIT_FAILURE;
-        r = config_build(&a, &s.config);
-        if (r < 0)
+        r = config_build(&a, !a.command || a.check_config, &s.config);
+        if (r < 0) {
+                strv_free(a.flags);
                 return EXIT_FAILURE;
+        }
         if (a.check_config) {
                 printf("%s: configuration is valid\n", a.config_explicit ? a.config_path : "slipwayd");
                 server_config_release(&s.config);
@@ -343,7 +323,7 @@ int main(int argc, char **argv) {
         if (r >= 0)
                 r = server_start(&s);
         if (r >= 0) {
-                s.public_url = public_url_of(&s.config, s.port);
+                s.public_url = server_config_public_url(&s.config, s.port);
                 r = s.public_url ? write_url_file(&s) : log_oom();
         }
         if (r >= 0)

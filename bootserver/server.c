@@ -528,35 +528,22 @@ static void on_mhd_log(void *cls _unused_, const char *fm, va_list ap) {
 }
 
 int server_start(Server *s) {
-        _cleanup_free_ char *host = NULL, *cert = NULL, *key = NULL;
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
+        _cleanup_free_ char *cert = NULL, *key = NULL;
         struct addrinfo *ai = NULL;
         const union MHD_DaemonInfo *info;
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
         uint16_t port;
-        char portstr[8];
         int r;
 
-        r = server_config_listen(&s->config, &host, &port);
+        r = server_config_listen_address(&s->config, &ai, &port);
         if (r < 0)
-                return log_error_errno(r, "listen: expected ADDR:PORT, got \"%s\"", strempty(s->config.listen));
-        snprintf(portstr, sizeof portstr, "%u", port);
-        if (host[0] == '[') {
-                size_t n = strlen(host);
-                if (n > 2 && host[n - 1] == ']') {
-                        memmove(host, host + 1, n - 2);
-                        host[n - 2] = 0;
-                }
-        }
-        r = getaddrinfo(host, portstr, &hints, &ai);
-        if (r != 0)
-                return log_error_errno(-EINVAL, "listen: cannot use address '%s': %s", host, gai_strerror(r));
+                return log_error_errno(r, "listen: cannot use \"%s\": %m", strempty(s->config.listen));
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         if (s->config.tls_cert) {
-                r = read_full_file(s->config.tls_cert, 1 << 20, &cert, NULL);
+                r = read_full_file(s->config.tls_cert, SERVER_TLS_FILE_MAX, &cert, NULL);
                 if (r >= 0)
-                        r = read_full_file(s->config.tls_key, 1 << 20, &key, NULL);
+                        r = read_full_file(s->config.tls_key, SERVER_TLS_FILE_MAX, &key, NULL);
                 if (r < 0) {
                         freeaddrinfo(ai);
                         return log_error_errno(r, "cannot read the TLS certificate or key: %m");

@@ -9,18 +9,18 @@ struct Supervisor {
 
 /* The DHCP configuration of s; strings are copies the caller releases. */
 static int dhcp_config_of(Server *s, DhcpConfig *ret) {
-        const ServerConfig *c = config_get(s);
-        DhcpConfig d = {
-                .mode = dhcp_mode_from_string(c->dhcp_mode),
-                .interface = c->dhcp_interface ? strdup(c->dhcp_interface) : NULL,
-                .range = c->dhcp_range ? strdup(c->dhcp_range) : NULL,
-                .tftp_root = c->tftp_root ? strdup(c->tftp_root) : NULL,
-                .dnsmasq_path = c->dnsmasq ? strdup(c->dnsmasq) : NULL,
-        };
-        config_put(s);
         _cleanup_free_ char *url = server_public_url(s);
-        d.boot_url = url ? strdup_printf("%s/boot/ipxe", url) : NULL;
-        d.run_dir = path_join(s->state_dir, "dnsmasq");
+        const ServerConfig *c;
+        DhcpConfig d;
+        int r;
+
+        if (!url)
+                return -ENOMEM;
+        c = config_get(s);
+        r = server_config_dhcp(c, url, &d);
+        config_put(s);
+        if (r < 0)
+                return r;
         if (d.mode < 0) {
                 dhcp_config_release(&d);
                 return -EINVAL;
@@ -43,7 +43,7 @@ int supervisor_new(Server *s, Supervisor **ret) {
                 free(sup);
                 return log_error_errno(r, "dhcp: bad configuration");
         }
-        if (d.mode != DHCP_MODE_OFF && dhcp_config_validate(&d, &why) < 0) {
+        if (d.mode != DHCP_MODE_OFF && dhcp_config_validate(&d, NULL, &why) < 0) {
                 r = log_error_errno(-EINVAL, "dhcp: %s", strempty(why));
                 dhcp_config_release(&d);
                 free(sup);
@@ -71,7 +71,7 @@ void supervisor_reload(Supervisor *sup, Server *s) {
 
         if (dhcp_config_of(s, &d) < 0)
                 return;
-        if (d.mode != DHCP_MODE_OFF && dhcp_config_validate(&d, &why) < 0)
+        if (d.mode != DHCP_MODE_OFF && dhcp_config_validate(&d, NULL, &why) < 0)
                 log_error("dhcp: %s; keeping dnsmasq as it was", strempty(why));
         else if ((r = dnsmasq_reload(sup->dnsmasq, &d)) < 0)
                 log_error_errno(r, "dhcp: cannot apply the new configuration: %m");

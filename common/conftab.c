@@ -1,3 +1,4 @@
+#include <stdarg.h>
 #include <stdint.h>
 
 #include "conftab.h"
@@ -18,13 +19,69 @@ int conftab_set_string(char **field, const char *value) {
         return 0;
 }
 
-void conftab_release(const ConfKey *keys, size_t n, void *config) {
+void conftab_release(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin) {
         for (size_t i = 0; i < n; i++)
                 if (keys[i].type == CONF_STRING) {
                         char **p = (char **) ((char *) config + keys[i].offset);
                         free(*p);
                         *p = NULL;
                 }
+        if (origin) {
+                free(origin->file);
+                free(origin->line);
+                *origin = (ConfOrigin) {};
+        }
+}
+
+/* Records that key i got its value at line (or CONF_LINE_FLAG). */
+static int origin_set(ConfOrigin *origin, size_t n, size_t i, unsigned line) {
+        if (!origin)
+                return 0;
+        if (!origin->line) {
+                origin->line = calloc(n, sizeof(unsigned));
+                if (!origin->line)
+                        return -ENOMEM;
+        }
+        origin->line[i] = line;
+        return 0;
+}
+
+static unsigned origin_line(const ConfKey *keys, size_t n, const ConfOrigin *origin, size_t offset, size_t *ret_i) {
+        for (size_t i = 0; i < n; i++)
+                if (keys[i].offset == offset) {
+                        *ret_i = i;
+                        return origin && origin->line ? origin->line[i] : 0;
+                }
+        *ret_i = n;
+        return 0;
+}
+
+bool conftab_is_set(const ConfKey *keys, size_t n, const ConfOrigin *origin, size_t offset) {
+        size_t i;
+
+        return origin_line(keys, n, origin, offset, &i) > 0;
+}
+
+int conftab_error(const ConfKey *keys, size_t n, const ConfOrigin *origin, size_t offset, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        unsigned line;
+        va_list ap;
+        size_t i;
+        int k;
+
+        va_start(ap, format);
+        k = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return log_oom();
+        line = origin_line(keys, n, origin, offset, &i);
+        if (line == CONF_LINE_FLAG)
+                return log_error_errno(-EINVAL, "--%s: %s", keys[i].flag, msg);
+        if (line > 0 && origin->file)
+                return log_error_errno(-EINVAL, "%s:%u: %s", origin->file, line, msg);
+        if (i < n)
+                return log_error_errno(-EINVAL, "%s (the default of %s in [%s])", msg, keys[i].key, keys[i].section);
+        return log_error_errno(-EINVAL, "%s", msg);
 }
 
 /* Stores value into the field of k; -EINVAL with *ret_why when malformed. */
@@ -63,6 +120,7 @@ typedef struct LoadContext {
         const ConfKey *keys;
         size_t n;
         void *config;
+        ConfOrigin *origin;
 } LoadContext;
 
 static int on_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
@@ -83,6 +141,8 @@ static int on_key(const char *file, unsigned line, const char *section, const ch
                 r = key_set(ctx->config, k, value, &why);
                 if (r == -EINVAL)
                         return log_error_errno(r, "%s:%u: '%s': %s: \"%s\"", file, line, key, why, value);
+                if (r >= 0)
+                        r = origin_set(ctx->origin, ctx->n, i, line);
                 return r;
         }
         if (!section_known)
@@ -90,15 +150,24 @@ static int on_key(const char *file, unsigned line, const char *section, const ch
         return log_error_errno(-EINVAL, "%s:%u: unknown key '%s' in [%s]", file, line, key, section);
 }
 
-int conftab_load(const ConfKey *keys, size_t n, void *config, const char *path, bool must_exist) {
-        LoadContext ctx = { keys, n, config };
+int conftab_load(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *path,
+                 bool must_exist) {
+        LoadContext ctx = { keys, n, config, origin };
 
         if (!must_exist && access(path, F_OK) < 0 && errno == ENOENT)
                 return 0;
+        if (origin) {
+                char *copy = strdup(path);
+                if (!copy)
+                        return log_oom();
+                free(origin->file);
+                origin->file = copy;
+        }
         return ini_parse_file(path, on_key, &ctx);
 }
 
-int conftab_apply_flag(const ConfKey *keys, size_t n, void *config, const char *flag, const char *value) {
+int conftab_apply_flag(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *flag,
+                       const char *value) {
         for (size_t i = 0; i < n; i++) {
                 const char *why = NULL;
                 int r;
@@ -108,6 +177,8 @@ int conftab_apply_flag(const ConfKey *keys, size_t n, void *config, const char *
                 r = key_set(config, &keys[i], value, &why);
                 if (r == -EINVAL)
                         return log_error_errno(r, "--%s: %s: \"%s\"", flag, why, value);
+                if (r >= 0)
+                        r = origin_set(origin, n, i, CONF_LINE_FLAG);
                 return r < 0 ? r : 1;
         }
         return 0;

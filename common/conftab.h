@@ -3,6 +3,7 @@
  * help line. Unknown sections and keys are errors naming file:line. */
 #pragma once
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -25,15 +26,39 @@ typedef struct ConfKey {
         const char *help;
 } ConfKey;
 
-/* Frees every string field of config named in keys and sets it to NULL. */
-void conftab_release(const ConfKey *keys, size_t n, void *config);
+/* Where each key of a configuration got its value, so that a check made
+ * after loading can name the place to fix. A configuration struct embeds one;
+ * conftab_release() frees it. */
+typedef struct ConfOrigin {
+        char *file;     /* the file conftab_load() read; NULL when none was */
+        unsigned *line; /* per key, in table order: its line in file, 0 for the
+                         * default, CONF_LINE_FLAG for a flag; NULL: all 0 */
+} ConfOrigin;
 
-/* Parses path into config. A missing file is fine unless must_exist. */
-int conftab_load(const ConfKey *keys, size_t n, void *config, const char *path, bool must_exist);
+#define CONF_LINE_FLAG UINT_MAX
 
-/* Applies "--flag value". Returns 1 when flag is in keys, 0 when it is not,
- * negative on a bad value (logged). */
-int conftab_apply_flag(const ConfKey *keys, size_t n, void *config, const char *flag, const char *value);
+/* Frees every string field of config named in keys and sets it to NULL, and
+ * empties origin (which may be NULL). */
+void conftab_release(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin);
+
+/* Parses path into config, recording each key's line in origin (may be
+ * NULL). A missing file is fine unless must_exist. */
+int conftab_load(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *path,
+                 bool must_exist);
+
+/* Applies "--flag value", recording it in origin (may be NULL). Returns 1
+ * when flag is in keys, 0 when it is not, negative on a bad value (logged). */
+int conftab_apply_flag(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *flag,
+                       const char *value);
+
+/* true when the key whose field is at offset was set by the file or a flag. */
+bool conftab_is_set(const ConfKey *keys, size_t n, const ConfOrigin *origin, size_t offset);
+
+/* Logs one error about the key whose field is at offset, saying where its
+ * value came from: "FILE:LINE: MESSAGE", "--FLAG: MESSAGE", or "MESSAGE (the
+ * default of KEY in [SECTION])". Returns -EINVAL. */
+int conftab_error(const ConfKey *keys, size_t n, const ConfOrigin *origin, size_t offset, const char *format, ...)
+        _printf_(5, 6);
 
 /* Writes one help line per key to f. */
 void conftab_help(const ConfKey *keys, size_t n, FILE *f);

@@ -202,7 +202,7 @@ if [ -x "$TOP/build/bench/checkins" ]; then
         SD=$TOP/build/bin/slipwayd
         ck_pid=""
         if token=$("$SD" --state-dir "$D/ck" --log-json no token create bench 2>"$D/ck.log"); then
-                "$SD" --state-dir "$D/ck" --listen 127.0.0.1:0 --log-json no --enroll-token bench >>"$D/ck.log" 2>&1 &
+                "$SD" --state-dir "$D/ck" --listen 127.0.0.1:0 --trusted-keys "" --log-json no --enroll-token bench >>"$D/ck.log" 2>&1 &
                 ck_pid=$!
                 for ((i = 0; i < 100; i++)); do [ -s "$D/ck/slipwayd.url" ] && break; sleep 0.05; done
         fi

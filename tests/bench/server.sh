@@ -159,7 +159,7 @@ download() {
 slipwayd_start() {
         rm -f "$D/state/slipwayd.url" "$D/slipwayd.pid" "$D/slipwayd.status"
         (
-                "$SLIPWAYD" -c /dev/null --state-dir "$D/state" --listen 127.0.0.1:0 --log-json no \
+                "$SLIPWAYD" -c /dev/null --state-dir "$D/state" --listen 127.0.0.1:0 --trusted-keys "" --log-json no \
                         --log-level warning --enroll-token bench "$@" &
                 echo $! >"$D/slipwayd.pid"
                 wait $!

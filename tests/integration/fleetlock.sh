@@ -20,12 +20,12 @@ C=0f7e6d5c4b3a49281706f5e4d3c2b1a0
 W=9d8c7b6a5f4e43d2c1b0a9f8e7d6c5b4
 
 # start_server STATE [FLAGS...]: runs slipwayd on a free loopback port; sets
-# URL and TOKEN (a new admin token).
+# URL and TOKEN (a new admin token). No trusted keys: no image is pushed here.
 start_server() {
         local state=$1 i
         shift
         TOKEN=$("$SD" --state-dir "$state" --log-json no token create ci) || return 1
-        "$SD" --state-dir "$state" --listen 127.0.0.1:0 --log-json no "$@" >>"$state.log" 2>&1 &
+        "$SD" --state-dir "$state" --listen 127.0.0.1:0 --trusted-keys "" --log-json no "$@" >>"$state.log" 2>&1 &
         PIDS+=("$!")
         for ((i = 0; i < 100; i++)); do
                 [ -s "$state/slipwayd.url" ] && break

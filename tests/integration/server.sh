@@ -347,6 +347,32 @@ if [ $rc = 0 ] && [[ $out1 == *slipway.mode=install* ]] && [[ $out2 == *'sleep 3
         grep -q "unknown key 'bogus'" "$D/state.log" && grep -q 'keeping the old one' "$D/state.log"; then
         t_ok; else t_fail "rc=$rc $out1 / $out2 $(tail -3 "$D/state.log")"; fi
 
+# log_count PATTERN: how many lines of the server's log match.
+log_count() { grep -c -- "$1" "$D/state.log"; }
+# wait_log PATTERN N: waits (up to 20 s) until N lines of the log match.
+wait_log() {
+        local i
+        for ((i = 0; i < 200; i++)); do
+                [ "$(log_count "$1")" -ge "$2" ] && return 0
+                sleep 0.1
+        done
+        return 1
+}
+
+t_case "SIGHUP: a configuration the server could not start with is refused whole, naming file:line"
+printf '[server]\ndefault-image = tiny\n' >"$D/slipwayd.conf"
+n=$(log_count 'configuration reloaded')
+kill -HUP "$PID"
+wait_log 'configuration reloaded' $((n + 1))
+printf '[server]\ndefault-image = other\n[dhcp]\nmode = full\ninterface = eth1\n' >"$D/slipwayd.conf"
+n=$(log_count 'keeping the old one')
+kill -HUP "$PID"
+wait_log 'keeping the old one' $((n + 1))
+out=$(curl -s "$URL/boot/ipxe?mac=52:54:00:00:00:05")
+if [[ $out == *slipway.mode=install* ]] &&
+        grep -q "slipwayd.conf:4: dhcp: range is required with DHCP mode 'full'" "$D/state.log"; then t_ok; else
+        t_fail "$out / $(tail -3 "$D/state.log")"; fi
+
 t_case "SIGTERM stops the server cleanly"
 kill "$PID"
 wait "$PID"
@@ -362,6 +388,100 @@ out2=$("$SD" --config "$D/good.conf" --listen nonsense --check-config 2>&1)
 rc2=$?
 if [ $rc != 0 ] && [[ $out == *"bad.conf:5: unknown key 'colour' in [dhcp]"* ]] && [ $rc2 != 0 ] &&
         [[ $out2 == *"listen: expected ADDR:PORT"* ]]; then t_ok; else t_fail "$rc $out / $rc2 $out2"; fi
+
+# What slipwayd refuses at start, --check-config refuses first, with the
+# file and line (or the flag) of the setting to fix. check_conf TEXT writes
+# $D/check.conf: three lines of [server] that are fine, then TEXT (line 4 on).
+mkdir -p "$D/tftp" "$D/afile.d"
+printf efi >"$D/tftp/ipxe.efi"
+printf bios >"$D/tftp/undionly.kpxe"
+: >"$D/afile"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=a -keyout "$D/a.key" \
+        -out "$D/a.crt" >/dev/null 2>&1
+openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:P-256 -out "$D/b.key" >/dev/null 2>&1
+printf -- '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n' >"$D/junk.crt"
+check_conf() { printf '[server]\ntrusted-keys = %s\nstate-dir = %s\n%b' "$D/keys" "$D/chk" "$1" >"$D/check.conf"; }
+C=$D/check.conf
+# check_fails PATTERN [FLAGS...]: --check-config of $C fails with one line
+# matching PATTERN; the case's verdict.
+check_fails() {
+        if expect_fail "$1" "$SD" --config "$C" "${@:2}" --check-config; then t_ok; else
+                t_fail "--check-config of: $(cat "$C")"; fi
+}
+DHCP_OK="tftp-root = $D/tftp\ndnsmasq = /bin/true\n"
+
+t_case "--check-config accepts a DHCP configuration that would start (comments after values too)"
+check_conf "public-url = http://10.0.0.1:8080   # what PXE clients reach\n[dhcp]\nmode = proxy # beside the site's DHCP
+interface = eth1\nrange = 10.0.0.0\n$DHCP_OK"
+if out=$("$SD" --config "$C" --check-config 2>&1) && [[ $out == *"configuration is valid"* ]]; then t_ok; else
+        t_fail "$out"; fi
+
+t_case "--check-config: DHCP full without a range names the mode's line"
+check_conf "[dhcp]\nmode = full\ninterface = eth1\n$DHCP_OK"
+check_fails "^slipwayd: $C:5: dhcp: range is required with DHCP mode 'full'"
+
+t_case "--check-config: a range with junk names the range's line"
+check_conf "[dhcp]\nmode = full\ninterface = eth1\nrange = 10.0.0.100,10.0.0.200junk\n$DHCP_OK"
+check_fails "^slipwayd: $C:7: dhcp: range '10.0.0.100,10.0.0.200junk': '10.0.0.200junk' is not an IPv4 address"
+
+t_case "--check-config: an interface name with ';' names the interface's line"
+check_conf "[dhcp]\nmode = proxy\ninterface = eth1;reboot\nrange = 10.0.0.0\n$DHCP_OK"
+check_fails "^slipwayd: $C:6: dhcp: interface 'eth1;reboot' is not a network interface name"
+
+t_case "--check-config: a tftp root without the iPXE binaries names its line"
+check_conf "[dhcp]\nmode = proxy\ninterface = eth1\nrange = 10.0.0.0\ntftp-root = $D/afile.d\n"
+check_fails "^slipwayd: $C:8: dhcp: tftp-root '$D/afile.d' has no ipxe.efi"
+
+t_case "--check-config: a bad value from a flag names the flag"
+check_conf "[dhcp]\nmode = proxy\ninterface = eth1\nrange = 10.0.0.0\n$DHCP_OK"
+check_fails "^slipwayd: --dhcp-range: dhcp: range 'junk': 'junk' is not an IPv4 address" --dhcp-range junk
+
+t_case "--check-config: an unreadable TLS certificate names its line"
+check_conf "tls-cert = $D/none.crt\ntls-key = $D/a.key\n"
+check_fails "^slipwayd: $C:4: tls-cert '$D/none.crt': No such file or directory"
+
+t_case "--check-config: a TLS certificate GnuTLS cannot load names its line"
+check_conf "tls-cert = $D/junk.crt\ntls-key = $D/a.key\n"
+check_fails "^slipwayd: $C:4: tls-cert '$D/junk.crt': not a PEM certificate"
+
+t_case "--check-config: a TLS key that is not one names its line"
+check_conf "tls-cert = $D/a.crt\ntls-key = $D/a.crt\n"
+check_fails "^slipwayd: $C:5: tls-key '$D/a.crt': not an unencrypted PEM private key"
+
+t_case "--check-config: a TLS key of another certificate names its line"
+check_conf "tls-cert = $D/a.crt\ntls-key = $D/b.key\n"
+check_fails "^slipwayd: $C:5: tls-key '$D/b.key' does not go with tls-cert '$D/a.crt'"
+
+t_case "--check-config: an iPXE template with an unknown placeholder names both lines"
+printf '#!ipxe\necho {{host}}\nchain {{server}}/{{hostname}}\n' >"$D/bad.ipxe"
+check_conf "[ipxe]\ninstall = $D/bad.ipxe\n"
+check_fails "^slipwayd: $C:5: ipxe install template $D/bad.ipxe:3: unknown placeholder \{\{hostname\}\}"
+
+t_case "--check-config: an iPXE template iPXE would not run names its line"
+printf 'echo {{host}}\n' >"$D/nomagic.ipxe"
+check_conf "[ipxe]\nwait = $D/nomagic.ipxe\n"
+check_fails "^slipwayd: $C:5: ipxe wait template $D/nomagic.ipxe:1: does not start with #!ipxe"
+
+t_case "--check-config: a missing trusted-keys directory names its line"
+check_conf "trusted-keys = $D/no-keys\n"
+check_fails "^slipwayd: $C:4: trusted-keys '$D/no-keys' .*: No such file or directory"
+
+t_case "--check-config: a listen address the server cannot bind names its line"
+check_conf "listen = localhost:8080\n"
+check_fails "^slipwayd: $C:4: listen: expected ADDR:PORT with a numeric address"
+
+t_case "--check-config: a state directory that cannot be made names its line"
+check_conf "state-dir = $D/afile/state\n"
+check_fails "^slipwayd: $C:4: state-dir '$D/afile/state': '$D/afile' is not a directory"
+
+t_case "--check-config: a check-in interval of zero names its line"
+check_conf "checkin-interval = 0\n"
+check_fails "^slipwayd: $C:4: checkin-interval: at least 1 second"
+
+t_case "the server refuses at start with the line --check-config prints"
+check_conf "listen = 127.0.0.1:0\n[dhcp]\nmode = full\ninterface = eth1\nrange = 10.0.0.100,10.0.0.200junk\n$DHCP_OK"
+if expect_fail "^slipwayd: $C:8: dhcp: range '10.0.0.100,10.0.0.200junk'" \
+        timeout 20 "$SD" --config "$C" --log-json no && [ ! -e "$D/chk/slipwayd.url" ]; then t_ok; else t_fail "the server started: $(cat "$D/chk/slipwayd.url")"; fi
 
 t_case "a state directory that fills up during a push: 507, nothing half-stored"
 mkdir -p "$D/small"

@@ -167,6 +167,7 @@ typedef struct Case {
         DhcpMode mode;
         const char *interface, *range, *boot_url, *tftp_root, *run_dir, *dnsmasq_path;
         const char *message; /* NULL: valid */
+        DhcpSetting setting; /* the one the message is about */
 } Case;
 
 static void test_validate(void **state _unused_) {
@@ -174,72 +175,93 @@ static void test_validate(void **state _unused_) {
                             *private = here("private");
         /* "=" stands for the good value below */
         const Case cases[] = {
-                { "valid full", DHCP_MODE_FULL, "=", "=", "=", "=", "=", "=", NULL },
-                { "valid proxy", DHCP_MODE_PROXY, "=", "10.0.0.0", "=", "=", "=", "=", NULL },
+                { "valid full", DHCP_MODE_FULL, "=", "=", "=", "=", "=", "=", NULL, 0 },
+                { "valid proxy", DHCP_MODE_PROXY, "=", "10.0.0.0", "=", "=", "=", "=", NULL, 0 },
                 { "valid proxy with netmask", DHCP_MODE_PROXY, "=", "10.0.0.0,255.255.255.0", "=", "=", "=", "=",
-                  NULL },
-                { "off needs nothing", DHCP_MODE_OFF, NULL, NULL, NULL, NULL, NULL, NULL, NULL },
-                { "bad mode", (DhcpMode) 7, "=", "=", "=", "=", "=", "=", "mode must be one of off, proxy or full" },
+                  NULL, 0 },
+                { "off needs nothing", DHCP_MODE_OFF, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0 },
+                { "bad mode", (DhcpMode) 7, "=", "=", "=", "=", "=", "=", "mode must be one of off, proxy or full",
+                  DHCP_SETTING_MODE },
                 { "no interface", DHCP_MODE_FULL, NULL, "=", "=", "=", "=", "=",
-                  "interface is required with DHCP mode 'full'" },
+                  "interface is required with DHCP mode 'full'", DHCP_SETTING_INTERFACE },
                 { "empty interface", DHCP_MODE_PROXY, "", "10.0.0.0", "=", "=", "=", "=",
-                  "interface is required with DHCP mode 'proxy'" },
+                  "interface is required with DHCP mode 'proxy'", DHCP_SETTING_INTERFACE },
                 { "bad interface", DHCP_MODE_FULL, "eth0,eth1", "=", "=", "=", "=", "=",
-                  "interface 'eth0,eth1' is not a network interface name" },
+                  "interface 'eth0,eth1' is not a network interface name", DHCP_SETTING_INTERFACE },
+                { "interface with a ';'", DHCP_MODE_FULL, "eth1;reboot", "=", "=", "=", "=", "=",
+                  "interface 'eth1;reboot' is not a network interface name", DHCP_SETTING_INTERFACE },
+                { "interface with a blank", DHCP_MODE_FULL, "eth1 eth2", "=", "=", "=", "=", "=",
+                  "interface 'eth1 eth2' is not a network interface name", DHCP_SETTING_INTERFACE },
+                { "interface with a '#'", DHCP_MODE_PROXY, "eth1#x", "10.0.0.0", "=", "=", "=", "=",
+                  "interface 'eth1#x' is not a network interface name", DHCP_SETTING_INTERFACE },
+                { "interface wildcard", DHCP_MODE_FULL, "eth*", "=", "=", "=", "=", "=",
+                  "interface 'eth*' is not a network interface name", DHCP_SETTING_INTERFACE },
                 { "long interface", DHCP_MODE_FULL, "abcdefghijklmnop", "=", "=", "=", "=", "=",
-                  "interface 'abcdefghijklmnop' is not a network interface name" },
+                  "interface 'abcdefghijklmnop' is not a network interface name", DHCP_SETTING_INTERFACE },
                 { "no range", DHCP_MODE_FULL, "=", NULL, "=", "=", "=", "=",
-                  "range is required with DHCP mode 'full' (START,END[,NETMASK][,LEASETIME])" },
+                  "range is required with DHCP mode 'full' (START,END[,NETMASK][,LEASETIME])", DHCP_SETTING_RANGE },
                 { "one address", DHCP_MODE_FULL, "=", "10.0.0.5", "=", "=", "=", "=",
-                  "range '10.0.0.5' is not START,END[,NETMASK][,LEASETIME]" },
+                  "range '10.0.0.5' is not START,END[,NETMASK][,LEASETIME]", DHCP_SETTING_RANGE },
                 { "bad start", DHCP_MODE_FULL, "=", "10.0.0.x,10.0.0.9", "=", "=", "=", "=",
-                  "range '10.0.0.x,10.0.0.9': '10.0.0.x' is not an IPv4 address" },
+                  "range '10.0.0.x,10.0.0.9': '10.0.0.x' is not an IPv4 address", DHCP_SETTING_RANGE },
                 { "bad end", DHCP_MODE_FULL, "=", "10.0.0.1,10.0.0.256", "=", "=", "=", "=",
-                  "range '10.0.0.1,10.0.0.256': '10.0.0.256' is not an IPv4 address" },
+                  "range '10.0.0.1,10.0.0.256': '10.0.0.256' is not an IPv4 address", DHCP_SETTING_RANGE },
+                { "junk after the end", DHCP_MODE_FULL, "=", "10.0.0.100,10.0.0.200junk", "=", "=", "=", "=",
+                  "range '10.0.0.100,10.0.0.200junk': '10.0.0.200junk' is not an IPv4 address", DHCP_SETTING_RANGE },
+                { "a blank in the range", DHCP_MODE_FULL, "=", "10.0.0.100, 10.0.0.200", "=", "=", "=", "=",
+                  "range '10.0.0.100, 10.0.0.200': ' 10.0.0.200' is not an IPv4 address", DHCP_SETTING_RANGE },
+                { "junk after the lease", DHCP_MODE_FULL, "=", "10.0.0.1,10.0.0.9,12h;x", "=", "=", "=", "=",
+                  "'12h;x' is neither a netmask nor a lease time", DHCP_SETTING_RANGE },
                 { "reversed", DHCP_MODE_FULL, "=", "10.0.0.9,10.0.0.1", "=", "=", "=", "=",
-                  "range '10.0.0.9,10.0.0.1': the start 10.0.0.9 comes after the end 10.0.0.1" },
+                  "range '10.0.0.9,10.0.0.1': the start 10.0.0.9 comes after the end 10.0.0.1", DHCP_SETTING_RANGE },
                 { "bad netmask", DHCP_MODE_FULL, "=", "10.0.0.1,10.0.0.9,255.0.255.0", "=", "=", "=", "=",
-                  "range '10.0.0.1,10.0.0.9,255.0.255.0': '255.0.255.0' is not a netmask" },
+                  "range '10.0.0.1,10.0.0.9,255.0.255.0': '255.0.255.0' is not a netmask", DHCP_SETTING_RANGE },
                 { "two subnets", DHCP_MODE_FULL, "=", "10.0.0.1,10.0.1.9,255.255.255.0", "=", "=", "=", "=",
                   "range '10.0.0.1,10.0.1.9,255.255.255.0': 10.0.0.1 and 10.0.1.9 are not in one subnet with "
-                  "netmask 255.255.255.0" },
+                  "netmask 255.255.255.0", DHCP_SETTING_RANGE },
                 { "bad lease", DHCP_MODE_FULL, "=", "10.0.0.1,10.0.0.9,12x", "=", "=", "=", "=",
-                  "range '10.0.0.1,10.0.0.9,12x': '12x' is neither a netmask nor a lease time" },
+                  "range '10.0.0.1,10.0.0.9,12x': '12x' is neither a netmask nor a lease time", DHCP_SETTING_RANGE },
                 { "short lease", DHCP_MODE_FULL, "=", "10.0.0.1,10.0.0.9,255.255.255.0,60", "=", "=", "=", "=",
                   "'60' is neither a netmask nor a lease time (seconds, or a number with m, h, d or w, at "
-                  "least 2m; or 'infinite')" },
+                  "least 2m; or 'infinite')", DHCP_SETTING_RANGE },
                 { "too many fields", DHCP_MODE_FULL, "=", "10.0.0.1,10.0.0.9,255.255.255.0,1h,x", "=", "=", "=",
-                  "=", "range '10.0.0.1,10.0.0.9,255.255.255.0,1h,x' has too many fields" },
+                  "=", "range '10.0.0.1,10.0.0.9,255.255.255.0,1h,x' has too many fields", DHCP_SETTING_RANGE },
                 { "lease then more", DHCP_MODE_FULL, "=", "10.0.0.1,10.0.0.9,1h,255.255.255.0", "=", "=", "=",
-                  "=", "has too many fields for START,END[,NETMASK][,LEASETIME]" },
+                  "=", "has too many fields for START,END[,NETMASK][,LEASETIME]", DHCP_SETTING_RANGE },
                 { "proxy with a pool", DHCP_MODE_PROXY, "=", "10.0.0.1,10.0.0.9,1h", "=", "=", "=", "=",
-                  "range '10.0.0.1,10.0.0.9,1h': proxy mode takes the subnet address, SUBNET[,NETMASK]" },
+                  "range '10.0.0.1,10.0.0.9,1h': proxy mode takes the subnet address, SUBNET[,NETMASK]",
+                  DHCP_SETTING_RANGE },
                 { "proxy bad subnet", DHCP_MODE_PROXY, "=", "10.0.0", "=", "=", "=", "=",
-                  "range '10.0.0': '10.0.0' is not an IPv4 address (proxy mode takes the subnet" },
-                { "no boot URL", DHCP_MODE_FULL, "=", "=", NULL, "=", "=", "=", "boot URL is required" },
+                  "range '10.0.0': '10.0.0' is not an IPv4 address (proxy mode takes the subnet", DHCP_SETTING_RANGE },
+                { "no boot URL", DHCP_MODE_FULL, "=", "=", NULL, "=", "=", "=", "boot URL is required",
+                  DHCP_SETTING_BOOT_URL },
                 { "boot URL with a comma", DHCP_MODE_FULL, "=", "=", "http://a/b,c", "=", "=", "=",
-                  "boot URL 'http://a/b,c' contains a space, comma" },
+                  "boot URL 'http://a/b,c' contains a space, comma", DHCP_SETTING_BOOT_URL },
                 { "long boot URL", DHCP_MODE_FULL, "=", "=",
                   "http://bootserver.provisioning.example.com:8080/boot/ipxe?mac=${net0/mac}&uuid=${uuid}"
                   "&serial=${serial}&manufacturer=${manufacturer}",
-                  "=", "=", "=", "bytes long; a DHCP reply carries at most 127" },
+                  "=", "=", "=", "bytes long; a DHCP reply carries at most 127", DHCP_SETTING_BOOT_URL },
                 { "relative tftp root", DHCP_MODE_FULL, "=", "=", "=", "tftp", "=", "=",
-                  "tftp-root 'tftp' must be an absolute path" },
+                  "tftp-root 'tftp' must be an absolute path", DHCP_SETTING_TFTP_ROOT },
                 { "tftp root without undionly", DHCP_MODE_FULL, "=", "=", "=", only_efi, "=", "=",
-                  "has no undionly.kpxe (it needs ipxe.efi and undionly.kpxe: install the Debian package ipxe" },
+                  "has no undionly.kpxe (it needs ipxe.efi and undionly.kpxe: install the Debian package ipxe",
+                  DHCP_SETTING_TFTP_ROOT },
                 { "tftp root without anything", DHCP_MODE_PROXY, "=", "10.0.0.0", "=", "/nonexistent", "=", "=",
-                  "tftp-root '/nonexistent' has no ipxe.efi" },
+                  "tftp-root '/nonexistent' has no ipxe.efi", DHCP_SETTING_TFTP_ROOT },
                 { "unreadable boot file", DHCP_MODE_FULL, "=", "=", "=", private, "=", "=",
-                  "ipxe.efi is not world-readable, and dnsmasq serves TFTP as the user nobody" },
-                { "no run dir", DHCP_MODE_FULL, "=", "=", "=", "=", NULL, "=", "run directory is required" },
+                  "ipxe.efi is not world-readable, and dnsmasq serves TFTP as the user nobody",
+                  DHCP_SETTING_TFTP_ROOT },
+                { "no run dir", DHCP_MODE_FULL, "=", "=", "=", "=", NULL, "=", "run directory is required",
+                  DHCP_SETTING_RUN_DIR },
                 { "relative run dir", DHCP_MODE_FULL, "=", "=", "=", "=", "run", "=",
-                  "run directory 'run' must be an absolute path" },
+                  "run directory 'run' must be an absolute path", DHCP_SETTING_RUN_DIR },
                 { "run dir with a space", DHCP_MODE_FULL, "=", "=", "=", "=", "/run/a b", "=",
-                  "run directory '/run/a b' contains a space" },
+                  "run directory '/run/a b' contains a space", DHCP_SETTING_RUN_DIR },
                 { "missing program", DHCP_MODE_FULL, "=", "=", "=", "=", "=", "/nonexistent/dnsmasq",
-                  "dnsmasq '/nonexistent/dnsmasq' is not an executable program" },
+                  "dnsmasq '/nonexistent/dnsmasq' is not an executable program", DHCP_SETTING_DNSMASQ_PATH },
                 { "program not in PATH", DHCP_MODE_FULL, "=", "=", "=", "=", "=", "no-such-dnsmasq-here",
-                  "dnsmasq 'no-such-dnsmasq-here' is not an executable program in PATH, /usr/sbin or /sbin" },
+                  "dnsmasq 'no-such-dnsmasq-here' is not an executable program in PATH, /usr/sbin or /sbin",
+                  DHCP_SETTING_DNSMASQ_PATH },
         };
 
         write_file("only-efi/" DHCP_BOOT_FILE_EFI, "efi", 0644);
@@ -260,8 +282,9 @@ static void test_validate(void **state _unused_) {
                 };
 #undef PICK
                 _cleanup_free_ char *error = NULL;
+                DhcpSetting at = _DHCP_SETTING_MAX;
                 Dnsmasq *d = NULL;
-                int r = dhcp_config_validate(&c, &error);
+                int r = dhcp_config_validate(&c, &at, &error);
 
                 print_message("%s: %s\n", k->what, error ? error : "valid");
                 if (!k->message) {
@@ -278,8 +301,11 @@ static void test_validate(void **state _unused_) {
                 assert_false(endswith(error, "."));
                 if (!strstr(error, k->message))
                         fail_msg("%s: got \"%s\", wanted \"%s\"", k->what, error, k->message);
+                /* the setting to point the person at (slipwayd names its file and line) */
+                if (at != k->setting)
+                        fail_msg("%s: the error is about setting %d, wanted %d", k->what, (int) at, (int) k->setting);
                 /* the caller may skip the message; dnsmasq_new refuses alike */
-                assert_int_equal(dhcp_config_validate(&c, NULL), -EINVAL);
+                assert_int_equal(dhcp_config_validate(&c, NULL, NULL), -EINVAL);
                 assert_int_equal(dnsmasq_new(&c, &d), -EINVAL);
                 assert_null(d);
         }
@@ -937,7 +963,7 @@ static void start_module(DhcpMode mode, const char *range) {
                 .run_dir = run,
         };
 
-        if (dhcp_config_validate(&c, &error) < 0)
+        if (dhcp_config_validate(&c, NULL, &error) < 0)
                 skip_because(error);
         assert_int_equal(dnsmasq_new(&c, &net.dnsmasq), 0);
         assert_int_equal(dnsmasq_start(net.dnsmasq), 0);

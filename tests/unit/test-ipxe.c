@@ -59,6 +59,42 @@ static void test_placeholders(void **state) {
         assert_non_null(bad);
 }
 
+/* What slipwayd's configuration check says of a template file, with the line. */
+static void test_template_check(void **state) {
+        static const struct {
+                const char *text;
+                unsigned line;
+                const char *why; /* NULL: fine */
+        } cases[] = {
+                { "#!ipxe\nchain {{server}}/boot/ipxe?mac=${mac}\n", 0, NULL },
+                { "echo no magic\n", 1, "does not start with #!ipxe" },
+                { "", 1, "does not start with #!ipxe" },
+                { "#!ipxe\necho {{mac}}\n\nkernel {{kernel}}\n", 4, "unknown placeholder {{kernel}}" },
+                { "#!ipxe\necho {{mac}}\necho {{host\n", 3, "'{{' without '}}'" },
+        };
+        (void) state;
+
+        for (IpxeScript s = 0; s < _IPXE_SCRIPT_MAX; s++) {
+                unsigned line = 0;
+                char *why = NULL;
+                assert_int_equal(ipxe_template_check(ipxe_builtin(s), &line, &why), 0);
+                assert_null(why);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *why = NULL;
+                unsigned line = 0;
+                int r = ipxe_template_check(cases[i].text, &line, &why);
+
+                if (!cases[i].why) {
+                        assert_int_equal(r, 0);
+                        continue;
+                }
+                assert_int_equal(r, -EINVAL);
+                assert_int_equal(line, cases[i].line);
+                assert_non_null(strstr(why, cases[i].why));
+        }
+}
+
 static void test_mac_uuid(void **state) {
         char mac[18], uuid[37];
         (void) state;
@@ -83,6 +119,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_golden),
                 cmocka_unit_test(test_placeholders),
+                cmocka_unit_test(test_template_check),
                 cmocka_unit_test(test_mac_uuid),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
