@@ -36,7 +36,7 @@ static void help(void) {
                "Options:\n"
                "  -c, --config FILE            config file (default " AGENT_CONFIG_DEFAULT_PATH ")\n"
                "  --check-config               validate the configuration and exit\n"
-               "  --mode=install|live          as given on the kernel command line by the initramfs\n"
+               "  --mode=install               what the initramfs runs: the install command (--mode=live is refused)\n"
                "  -h, --help                   this help\n"
                "  --version                    print the version\n"
                "\n"
