@@ -138,6 +138,14 @@ while read -r n kind where; do
         if out=$("${cmd[@]}" 2>&1); then t_ok; else t_fail "$out; the example: $(cat "$ex")"; fi
 done <"$D/examples/list"
 
+# norm FILE: the settings of an INI file, without comments and blank lines.
+norm() { sed -e 's/^[[:space:]]*[#;].*//' -e 's/[[:space:]]#.*//' -e 's/[[:space:]]*$//' "$1" | grep -v '^$'; }
+
+t_case "README's sample definition is images/tiny.conf's"
+readme=$(awk '$3 ~ /^README.md:/ && $2 == "definition" { print $1; exit }' "$D/examples/list")
+if [ -n "$readme" ] && diff <(norm "$TOP/images/tiny.conf") <(norm "$D/examples/$readme.conf") >"$D/tiny.diff"; then
+        t_ok; else t_fail "$(cat "$D/tiny.diff")"; fi
+
 t_case "the docs have examples of all three kinds"
 if [ -n "${seen[definition]:-}" ] && [ -n "${seen[slipwayd]:-}" ] && [ -n "${seen[agent]:-}" ]; then t_ok; else
         t_fail "found: $(cat "$D/examples/list")"; fi
