@@ -61,6 +61,8 @@ static const char *const migrations[] = {
         "ALTER TABLE rollout_hosts ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;",
         /* 6: the tick's look-ups of a rollout's pending and assigned hosts */
         "CREATE INDEX rollout_hosts_status ON rollout_hosts(rollout_id, status, wave);",
+        /* 7: PXE requests kept apart from check-ins */
+        "ALTER TABLE hosts ADD COLUMN pxe_seen INTEGER;",
 };
 
 int db_errno(int rc) {

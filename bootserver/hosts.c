@@ -96,7 +96,7 @@ json_t *hosts_to_json(sqlite3 *db, const char *id) {
         if (db_prepare(db,
                        "SELECT id, mac, uuid, hostname, image, boot, state, installed, version, current_image, "
                        "booted_slot, slots, health, facts, message, registered, last_seen, lease_epoch, lease_expires, "
-                       "quarantined FROM hosts WHERE id = ?",
+                       "quarantined, pxe_seen FROM hosts WHERE id = ?",
                        &st) < 0)
                 return NULL;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -126,8 +126,13 @@ json_t *hosts_to_json(sqlite3 *db, const char *id) {
         if (h && sqlite3_column_type(st, 17) != SQLITE_NULL)
                 json_object_set_new(h, "lease", json_pack("{s:I, s:I}", "epoch", (json_int_t) sqlite3_column_int64(st, 17),
                                                           "expires", (json_int_t) sqlite3_column_int64(st, 18)));
-        if (h)
+        if (h) {
                 json_object_set_new(h, "quarantined", json_boolean(sqlite3_column_int(st, 19)));
+                /* Its firmware's last script request: shown, never counted as reachable. */
+                json_object_set_new(h, "pxe_seen",
+                                    sqlite3_column_type(st, 20) == SQLITE_NULL ? json_null()
+                                                                                : json_integer(sqlite3_column_int64(st, 20)));
+        }
 #undef TEXT
         return h;
 }
@@ -140,16 +145,17 @@ int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *act
 
         r = hosts_find(db, mac, id);
         if (r >= 0) {
-                _cleanup_stmt_ sqlite3_stmt *up = NULL;
-                r = db_prepare(db, "UPDATE hosts SET uuid = coalesce(?, uuid), last_seen = ? WHERE id = ?", &up);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_text(up, 1, uuid, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(up, 2, (sqlite3_int64) time(NULL));
-                sqlite3_bind_text(up, 3, id, -1, SQLITE_STATIC);
-                r = db_step(up);
-                if (r < 0)
-                        return r;
+                if (uuid) {
+                        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+                        r = db_prepare(db, "UPDATE hosts SET uuid = ? WHERE id = ?", &up);
+                        if (r < 0)
+                                return r;
+                        sqlite3_bind_text(up, 1, uuid, -1, SQLITE_STATIC);
+                        sqlite3_bind_text(up, 2, id, -1, SQLITE_STATIC);
+                        r = db_errno(sqlite3_step(up));
+                        if (r < 0)
+                                return r;
+                }
                 memcpy(ret_id, id, 16);
                 *ret_new = false;
                 return 0;
@@ -160,7 +166,7 @@ int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *act
         if (r < 0)
                 return r;
         snprintf(id, sizeof id, "h-%.12s", rnd);
-        r = db_prepare(db, "INSERT INTO hosts (id, mac, uuid, registered, last_seen) VALUES (?, ?, ?, ?4, ?4)", &st);
+        r = db_prepare(db, "INSERT INTO hosts (id, mac, uuid, registered) VALUES (?, ?, ?, ?)", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);

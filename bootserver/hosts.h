@@ -20,7 +20,8 @@ int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]);
 json_t *hosts_to_json(sqlite3 *db, const char *id);
 /* With the db lock held, in the caller's transaction: registers a host seen
  * for the first time by its MAC (and UUID, may be NULL); returns its ID and
- * whether it was new. */
+ * whether it was new. Records no sign of life: the caller knows what the
+ * request proves (a check-in sets last_seen, a PXE request pxe_seen). */
 int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new);
 
 /* Checks a check-in body's members (state, image, slot, version, message,

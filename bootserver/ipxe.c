@@ -194,14 +194,23 @@ static void decision_release(Decision *d) {
         free(d->rootfs);
 }
 
-/* With the lock held and a transaction open: what host mac boots. */
-static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, Decision *d) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *ar = NULL, *up = NULL;
+/* With the lock held and a transaction open: what host mac boots, asked
+ * at now. The request is recorded as pxe_seen, never as last_seen: firmware
+ * looping on a script is no sign that the host's system runs. */
+static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, uint64_t now, Decision *d) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *ar = NULL, *up = NULL, *seen = NULL;
         _cleanup_free_ char *default_image = NULL, *boot = NULL, *image = NULL;
         bool is_new, installed = false;
         int r;
 
         r = hosts_ensure(db, mac, uuid, "pxe", d->host, &is_new);
+        if (r >= 0)
+                r = db_prepare(db, "UPDATE hosts SET pxe_seen = ? WHERE id = ?", &seen);
+        if (r >= 0) {
+                sqlite3_bind_int64(seen, 1, (sqlite3_int64) now);
+                sqlite3_bind_text(seen, 2, d->host, -1, SQLITE_STATIC);
+                r = db_errno(sqlite3_step(seen));
+        }
         if (r < 0)
                 return r;
         r = db_prepare(db, "SELECT image, boot, installed FROM hosts WHERE id = ?", &st);
@@ -352,7 +361,7 @@ enum MHD_Result handle_ipxe(Request *req) {
         db = db_lock(req->server->db);
         r = db_begin(db);
         if (r >= 0)
-                r = decide(req->server, db, mac, has_uuid ? uuid : NULL, &d);
+                r = decide(req->server, db, mac, has_uuid ? uuid : NULL, (uint64_t) time(NULL), &d);
         if (r >= 0 && (d.script == IPXE_INSTALL || d.script == IPXE_LIVE)) {
                 d.cmdline = image_cmdline(req->server, db, d.image);
                 if (!d.cmdline)

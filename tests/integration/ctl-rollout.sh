@@ -60,10 +60,18 @@ json_ok() {
         }
 }
 
-# The hosts check in through iPXE again: a rollout assigns only hosts seen
-# lately (heartbeat-timeout), and this keeps them so however slow the test.
+# The hosts check in again with what they last reported, as their agents
+# would: a rollout assigns only hosts heard from lately (heartbeat-timeout),
+# and this keeps them so however slow the test. (An iPXE request would not:
+# firmware asking for a script is no sign of a running system.)
 refresh_hosts() {
-        for m in $MACS; do curl -sf -o /dev/null "$URL/boot/ipxe?mac=$m"; done
+        local m h
+        for m in $MACS; do
+                h=$(curl -sf -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$m") || continue
+                jq -c '{state, image: .current_image, version}' <<<"$h" |
+                        curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+                                --data-binary @- "$URL/v1/hosts/$(jq -r .id <<<"$h")/checkin"
+        done
 }
 
 # checkin HOST IMAGE-ID: reports HOST healthy on IMAGE-ID, as its agent would.
@@ -118,6 +126,7 @@ for v in 1.0 2.0; do
 done
 ID1=$($C --json image show tiny:1.0 | jq -r .id)
 ID2=$($C --json image show tiny:2.0 | jq -r .id)
+for m in $MACS; do curl -sf -o /dev/null "$URL/boot/ipxe?mac=$m"; done
 refresh_hosts
 i=0
 for m in $MACS; do

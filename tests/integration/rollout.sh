@@ -210,6 +210,42 @@ else
         t_fail "rollback $(rollout_state "$RB2"), away host on $away_version; $(hosts | jq -c '[.hosts[] | {version, state}]')"
 fi
 
+t_case "a host whose firmware only fetches its iPXE script stays unreachable: no lease, the wave goes on without it"
+# A dead disk: the machine ran 1.0 once; now its firmware loops on the
+# local-boot script and nothing on it checks in.
+M7=52:54:00:03:00:07
+"$AG" --backend sim --sim-dir "$D/h7" --state-dir "$D/h7/state" --server "$URL" --enroll-token sekrit \
+        register "$M7" >>"$D/h7.log" 2>&1
+h7=$(jq -r .host_id "$D/h7/state/agent.json")
+post "/v1/hosts/$h7/labels" '{"set": {"service": "a", "rack": "r1"}}' >/dev/null
+api -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"image": "tiny:1.0"}' "$URL/v1/hosts/$h7/image"
+curl -s -o /dev/null -H "Authorization: Bearer $(jq -r .token "$D/h7/state/agent.json")" \
+        -H 'Content-Type: application/json' \
+        -d "{\"state\": \"healthy\", \"version\": \"1.0\", \"image\": \"$(sha "$D/img-1.0/manifest.json")\"}" \
+        "$URL/v1/hosts/$h7/checkin"
+(while :; do curl -s -o /dev/null "$URL/boot/ipxe?mac=$M7"; sleep 0.3; done) &
+LOOP=$!
+PIDS+=($LOOP)
+sleep 6 # past the heartbeat timeout (4 s)
+R6=$(post /v1/rollouts '{"image": "tiny:2.0", "selector": {"service": "a"}, "waves": ["100%"]}' | jq -r .id)
+for ((i = 0; i < 600; i++)); do [ "$(rollout_state "$R6")" = done ] && break; sleep 0.2; done
+ro=$(api "$URL/v1/rollouts/$R6")
+h=$(api "$URL/v1/hosts/$h7")
+script=$(curl -s "$URL/boot/ipxe?mac=$M7")
+kill $LOOP 2>/dev/null
+wait $LOOP 2>/dev/null
+now=$(date +%s)
+if [ "$(jq -r .state <<<"$ro")" = done ] && [ "$(jq -c '.waves[0] | [.hosts, .pending, .done]' <<<"$ro")" = "[4,1,3]" ] &&
+        [ "$(jq -r '.groups[] | select(.group == "service=a") | .down' <<<"$ro")" = 1 ] &&
+        [ "$(jq -r .image <<<"$h")" = "$(sha "$D/img-1.0/manifest.json")" ] && [ "$(jq -r .lease <<<"$h")" = null ] &&
+        [ "$(jq -r .last_seen <<<"$h")" -lt $((now - 4)) ] && [ "$(jq -r .pxe_seen <<<"$h")" -ge $((now - 5)) ] &&
+        [[ $script == *"boots from its disk"* ]] &&
+        [ "$(api "$URL/v1/audit?action=lease.grant&last=1000" | jq "[.entries[] | select(.target == \"$h7\")] | length")" = 0 ]; then
+        t_ok
+else
+        t_fail "$(jq -c '{state, waves, groups}' <<<"$ro") $(jq -c '{image, lease, last_seen, pxe_seen}' <<<"$h") now $now"
+fi
+
 t_case "the audit log has every decision"
 actions=$(api "$URL/v1/audit?last=1000" | jq -r '[.entries[].action] | unique | join(" ")')
 ok=1

@@ -214,6 +214,11 @@ if head -1 "$D/wait.ipxe" | grep -q '^#!ipxe' && grep -q 'sleep 30' "$D/wait.ipx
         [ "$(jq -r .uuid <<<"$BODY")" = "$UUID" ] && [ "$(jq -r .state <<<"$BODY")" = registered ]; then
         t_ok; else t_fail "$(cat "$D/wait.ipxe") $BODY"; fi
 
+t_case "a script request is pxe_seen, not last_seen: firmware is no sign of a running system"
+api GET "/v1/hosts/$MAC"
+if [ "$(jq -r .last_seen <<<"$BODY")" = null ] && [ "$(jq -r .pxe_seen <<<"$BODY")" -ge "$(($(date +%s) - 60))" ]; then
+        t_ok; else t_fail "$BODY"; fi
+
 t_case "an iPXE client that does not say who it is gets a chain script"
 out=$(curl -s "$URL/boot/ipxe")
 [[ $out == *'chain --replace '"$URL"'/boot/ipxe?mac=${mac}&uuid=${uuid}'* ]] && t_ok || t_fail "$out"
