@@ -721,13 +721,48 @@ int hosts_find_named(sqlite3 *db, const char *name, char ret_id[16]) {
         return 0;
 }
 
-int hosts_set_fleetlock_group(sqlite3 *db, const char *id, const char *group) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = db_prepare(db, "INSERT OR REPLACE INTO host_labels (host_id, key, value) VALUES (?, 'fleetlock', ?)", &st);
+int hosts_set_fleetlock_group(sqlite3 *db, const char *id, const char *group, const char *actor, char **ret_why) {
+        _cleanup_stmt_ sqlite3_stmt *cur = NULL, *st = NULL;
+        _cleanup_free_ char *held = NULL;
+        bool holds, quarantined;
+        int r;
 
+        r = db_prepare(db,
+                       "SELECT l.value, h.lease_epoch IS NOT NULL, h.quarantined FROM hosts h LEFT JOIN host_labels l "
+                       "ON l.host_id = h.id AND l.key = 'fleetlock' WHERE h.id = ?",
+                       &cur);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(cur, 1, id, -1, SQLITE_STATIC);
+        r = db_step(cur);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        if (streq_ptr((const char *) sqlite3_column_text(cur, 0), group))
+                return 0;
+        held = db_column_strdup(cur, 0);
+        holds = sqlite3_column_int(cur, 1);
+        quarantined = sqlite3_column_int(cur, 2);
+        if (holds || quarantined) {
+                /* Its place was counted in the old group's budget; moved, it
+                 * would be down in a group whose budget never granted it. */
+                *ret_why = strdup_printf("%s in group fleetlock=%s: it must report steady-state there before it "
+                                         "asks in group fleetlock=%s",
+                                         holds ? "the lock is held" : "the node is quarantined", held ? held : "(none)",
+                                         group);
+                return *ret_why ? -EBUSY : -ENOMEM;
+        }
+        r = db_prepare(db, "INSERT OR REPLACE INTO host_labels (host_id, key, value) VALUES (?, 'fleetlock', ?)", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, group, -1, SQLITE_STATIC);
-        return db_errno(sqlite3_step(st));
+        r = db_errno(sqlite3_step(st));
+        if (r >= 0) {
+                /* As an operator's label change is: the audit log tells which
+                 * group each lease was counted in. */
+                json_t *d = json_pack("{s:{s:s}}", "set", "fleetlock", group);
+                r = audit_log(db, actor, "host.labels", id, d);
+                json_decref(d);
+        }
+        return r;
 }

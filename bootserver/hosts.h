@@ -42,5 +42,8 @@ int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t no
 int hosts_ensure_named(sqlite3 *db, const char *name, const char *group, const char *actor, char ret_id[16]);
 /* A host without MAC known by name (FleetLock clients); -ENOENT if none. */
 int hosts_find_named(sqlite3 *db, const char *name, char ret_id[16]);
-/* Moves a FleetLock host to FleetLock group group. */
-int hosts_set_fleetlock_group(sqlite3 *db, const char *id, const char *group);
+/* With the lock held, in a transaction: moves a FleetLock host to FleetLock
+ * group group (audited as host.labels by actor). -EBUSY, with the reason in
+ * *ret_why (caller frees), while it holds a lease or is quarantined in
+ * another group: it stays where its place was counted. */
+int hosts_set_fleetlock_group(sqlite3 *db, const char *id, const char *group, const char *actor, char **ret_why);

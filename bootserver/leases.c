@@ -520,13 +520,15 @@ enum MHD_Result handle_rollout_action(Request *req) {
 
 /* FleetLock v1: {"client_params": {"group": G, "id": ID}}. The id names a
  * host (by host ID, MAC, or registered as "fleetlock:ID" with label
- * fleetlock=G on first sight). */
+ * fleetlock=G on first sight). A node changes group only while it holds no
+ * lock: a holder asking in another group is refused (409, naming the group
+ * it holds in), and steady-state gives the lock back before it moves. */
 static enum MHD_Result fleetlock(Request *req, bool acquire) {
         static const char *const allowed[] = { "client_params", NULL };
         const char *hdr = request_header(req, "fleet-lock-protocol");
         enum MHD_Result result;
         CoordConfig cc = server_coord_config(req->server);
-        _cleanup_free_ char *name = NULL, *actor = NULL;
+        _cleanup_free_ char *name = NULL, *actor = NULL, *why = NULL;
         const char *group, *cid;
         LeaseDecision d = {};
         json_t *body, *p, *groups = NULL;
@@ -557,14 +559,26 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
                 r = hosts_find_named(db, name, id);
                 if (r == -ENOENT)
                         r = hosts_ensure_named(db, name, group, actor, id);
-                else if (r >= 0)
-                        r = hosts_set_fleetlock_group(db, id, group);
-                if (r >= 0 && acquire)
-                        r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), actor, &d);
-                else if (r >= 0) {
+                if (r >= 0 && acquire) {
+                        r = hosts_set_fleetlock_group(db, id, group, actor, &why);
+                        if (r >= 0)
+                                r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), actor, &d);
+                        else if (r == -EBUSY) {
+                                json_t *detail = json_pack("{s:s}", "reason", why);
+                                r = audit_log(db, actor, "lease.refuse", id, detail);
+                                json_decref(detail);
+                                d.reason = TAKE_PTR(why);
+                        }
+                } else if (r >= 0) {
                         r = lease_release(db, id, 0, actor, &groups);
                         if (r >= 0)
                                 r = coord_on_report(db, id, "healthy", (uint64_t) time(NULL));
+                        /* Released and up, the node may move (and if it still may
+                         * not, it stays in its group: the release stands). */
+                        if (r >= 0)
+                                r = hosts_set_fleetlock_group(db, id, group, actor, &why);
+                        if (r == -EBUSY)
+                                r = 0;
                 }
         });
         json_decref(body);

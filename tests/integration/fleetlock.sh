@@ -222,4 +222,55 @@ sleep 2.5
 fleetlock pre-reboot $B
 if [ "$c1" = 200 ] && granted; then t_ok; else t_fail "A: $c1; B after the timeout: $CODE $BODY"; fi
 
+# holders_max: the most lock holders of one fleetlock group, now.
+holders_max() {
+        api GET /v1/hosts
+        jq '[.hosts[] | select(.lease != null) | .labels.fleetlock] | group_by(.) | map(length) | max // 0' <<<"$BODY"
+}
+
+t_case "a holder asking in another group is refused, naming the group it holds in"
+start_server "$D/groups"
+api PUT /v1/budgets/fleetlock -H 'Content-Type: application/json' -d '{"max_unavailable": 1}'
+fleetlock pre-reboot $A g1
+c1=$CODE
+fleetlock pre-reboot $A g2
+if [ "$c1" = 200 ] && [ "$CODE" = 409 ] && [ "$(jq -r .kind <<<"$BODY")" = failed_lock ] &&
+        [[ $(jq -r .value <<<"$BODY") == "the lock is held in group fleetlock=g1:"*"fleetlock=g2" ]]; then t_ok; else
+        t_fail "$c1 / $CODE $BODY"; fi
+
+t_case "three nodes alternating groups never hold more locks in a group than its budget"
+most=0 codes=""
+for pass in "g1 g2" "g2 g1" "g1 g2"; do
+        for n in $A $B $C; do
+                for g in $pass; do
+                        fleetlock pre-reboot "$n" "$g"
+                        codes+="$CODE "
+                        m=$(holders_max)
+                        [ "$m" -gt "$most" ] && most=$m
+                done
+        done
+done
+# The audit log replayed: each node's group (from its registration and its
+# moves) and its grants and releases, in order.
+api GET "/v1/audit?limit=1000"
+replayed=$(jq 'reduce .entries[] as $e ({g: {}, held: {}, max: 0};
+        if $e.action == "host.register" and $e.detail.fleetlock then .g[$e.target] = $e.detail.fleetlock
+        elif $e.action == "host.labels" and $e.detail.set.fleetlock then .g[$e.target] = $e.detail.set.fleetlock
+        elif $e.action == "lease.grant" then .held[$e.target] = true
+        elif $e.action == "lease.release" then .held[$e.target] = false
+        else . end
+        | .g as $g | ([.held | to_entries[] | select(.value) | $g[.key]] | group_by(.) | map(length) | max // 0) as $n
+        | .max = ([.max, $n] | max)) | .max' <<<"$BODY")
+grants=$(jq '[.entries[] | select(.action == "lease.grant")] | length' <<<"$BODY")
+if [ "$most" = 1 ] && [ "$replayed" = 1 ] && [ "$grants" = 2 ]; then t_ok; else
+        t_fail "most holders in a group $most, replayed $replayed, $grants grants; codes $codes"; fi
+
+t_case "steady-state in another group gives the lock back, then moves the node"
+fleetlock steady-state $A g2
+c1=$CODE
+api GET "/v1/hosts?label=fleetlock=g2"
+moved=$(jq -r ".hosts[] | select(.hostname == \"fleetlock:$A\") | .lease" <<<"$BODY")
+fleetlock pre-reboot $C g1
+if [ "$c1" = 200 ] && [ "$moved" = null ] && granted; then t_ok; else t_fail "$c1, A in g2 with lease '$moved'; C: $CODE $BODY"; fi
+
 t_end
