@@ -518,21 +518,39 @@ enum MHD_Result handle_rollout_action(Request *req) {
         return reply_json(req, 200, ro);
 }
 
+/* The FleetLock node called cid: its host, made on first sight as
+ * "fleetlock:<cid>" in group. -EPERM, with that host in ret_other, when cid
+ * is the ID or MAC of a host Slipway knows: an unauthenticated client may
+ * not act for it, nor make a second record of the same machine. */
+static int fleetlock_host(sqlite3 *db, const char *cid, const char *name, const char *group, const char *actor,
+                          char ret_id[16], char ret_other[16]) {
+        int r = hosts_find(db, cid, ret_other);
+
+        if (r >= 0)
+                return -EPERM;
+        if (r != -ENOENT)
+                return r;
+        r = hosts_find_named(db, name, ret_id);
+        if (r == -ENOENT)
+                r = hosts_ensure_named(db, name, group, actor, ret_id);
+        return r;
+}
+
 /* FleetLock v1: {"client_params": {"group": G, "id": ID}}. The id names a
- * host (by host ID, MAC, or registered as "fleetlock:ID" with label
- * fleetlock=G on first sight). A node changes group only while it holds no
- * lock: a holder asking in another group is refused (409, naming the group
- * it holds in), and steady-state gives the lock back before it moves. */
+ * node that FleetLock registers itself, as "fleetlock:ID" with the label
+ * fleetlock=G. A node changes group only while it holds no lock: a holder
+ * asking in another group is refused (409, naming the group it holds in),
+ * and steady-state gives the lock back before it moves. */
 static enum MHD_Result fleetlock(Request *req, bool acquire) {
         static const char *const allowed[] = { "client_params", NULL };
         const char *hdr = request_header(req, "fleet-lock-protocol");
         enum MHD_Result result;
         CoordConfig cc = server_coord_config(req->server);
-        _cleanup_free_ char *name = NULL, *actor = NULL, *why = NULL;
+        _cleanup_free_ char *name = NULL, *actor = NULL, *why = NULL, *conflict = NULL;
         const char *group, *cid;
         LeaseDecision d = {};
         json_t *body, *p, *groups = NULL;
-        char id[16];
+        char id[16], other[16] = "";
         int r;
 
         if (!hdr || !streq(hdr, "true"))
@@ -553,12 +571,12 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
         }
         name = strdup_printf("fleetlock:%s", cid);
         actor = strdup_printf("fleetlock:%s", cid);
-        /* Only hosts FleetLock made itself: an unauthenticated client must
-         * not take or give back the lease of an agent-managed host. */
+        if (!name || !actor) {
+                json_decref(body);
+                return reply_errno(req, -ENOMEM, "fleetlock");
+        }
         IN_TRANSACTION(req->server, db, r, {
-                r = hosts_find_named(db, name, id);
-                if (r == -ENOENT)
-                        r = hosts_ensure_named(db, name, group, actor, id);
+                r = fleetlock_host(db, cid, name, group, actor, id, other);
                 if (r >= 0 && acquire) {
                         r = hosts_set_fleetlock_group(db, id, group, actor, &why);
                         if (r >= 0)
@@ -581,9 +599,19 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
                                 r = 0;
                 }
         });
+        /* cid lives in body. */
+        if (r == -EPERM && other[0])
+                conflict = strdup_printf("id \"%s\" is the ID or MAC of host %s, which FleetLock may not act for: give "
+                                         "this node an id of its own",
+                                         cid, other);
         json_decref(body);
         /* After a failed commit this only has waiters ask again for nothing. */
         lease_waiters_wake(req->server, groups);
+        if (r == -EPERM && other[0]) {
+                log_warning("fleetlock: refused an id that names host %s", other);
+                return reply_error_extra(req, KIND_FORBIDDEN, json_pack("{s:s}", "value", strempty(conflict)), "%s",
+                                         strempty(conflict));
+        }
         if (r < 0) {
                 lease_decision_release(&d);
                 return reply_errno(req, r, "fleetlock");

@@ -273,4 +273,23 @@ moved=$(jq -r ".hosts[] | select(.hostname == \"fleetlock:$A\") | .lease" <<<"$B
 fleetlock pre-reboot $C g1
 if [ "$c1" = 200 ] && [ "$moved" = null ] && granted; then t_ok; else t_fail "$c1, A in g2 with lease '$moved'; C: $CODE $BODY"; fi
 
+t_case "an id that is a known host's ID or MAC is refused (403): no second record, no lease"
+curl -s -o /dev/null "$URL/boot/ipxe?mac=52:54:00:77:00:01"
+api GET /v1/hosts/52:54:00:77:00:01
+HK=$(jq -r .id <<<"$BODY")
+api GET /v1/hosts
+before=$(jq '.hosts | length' <<<"$BODY")
+ok=1 out=""
+for id in "$HK" 52:54:00:77:00:01 52-54-00-77-00-01; do
+        for endpoint in pre-reboot steady-state; do
+                fleetlock $endpoint "$id" g1
+                kind_is 403 forbidden && jq -r .value <<<"$BODY" | grep -q "host $HK" || { ok=0; out+=" [$endpoint $id] $CODE $BODY"; }
+        done
+done
+api GET /v1/hosts
+after=$(jq '.hosts | length' <<<"$BODY")
+lease=$(jq -r ".hosts[] | select(.id == \"$HK\") | .lease" <<<"$BODY")
+if [[ $HK == h-* ]] && [ $ok = 1 ] && [ "$before" = "$after" ] && [ "$lease" = null ]; then t_ok; else
+        t_fail "$HK hosts $before -> $after, lease $lease;$out"; fi
+
 t_end
