@@ -63,6 +63,12 @@ static const char *const migrations[] = {
         "CREATE INDEX rollout_hosts_status ON rollout_hosts(rollout_id, status, wave);",
         /* 7: PXE requests kept apart from check-ins */
         "ALTER TABLE hosts ADD COLUMN pxe_seen INTEGER;",
+        /* 8: one install secret per install, bound to the address that fetched
+         * it; derived, not stored (the hash goes) */
+        "ALTER TABLE hosts DROP COLUMN enroll_hash;"
+        "UPDATE hosts SET enroll_expires = NULL;"
+        "ALTER TABLE hosts ADD COLUMN enroll_nonce TEXT;"
+        "ALTER TABLE hosts ADD COLUMN enroll_address TEXT;",
 };
 
 int db_errno(int rc) {

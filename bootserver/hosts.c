@@ -3,6 +3,7 @@
 
 #include "audit.h"
 #include "coordinator.h"
+#include "enroll.h"
 #include "hash.h"
 #include "hosts.h"
 #include "images.h"
@@ -96,7 +97,7 @@ json_t *hosts_to_json(sqlite3 *db, const char *id) {
         if (db_prepare(db,
                        "SELECT id, mac, uuid, hostname, image, boot, state, installed, version, current_image, "
                        "booted_slot, slots, health, facts, message, registered, last_seen, lease_epoch, lease_expires, "
-                       "quarantined, pxe_seen FROM hosts WHERE id = ?",
+                       "quarantined, pxe_seen, enroll_address, enroll_expires FROM hosts WHERE id = ?",
                        &st) < 0)
                 return NULL;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -133,6 +134,9 @@ json_t *hosts_to_json(sqlite3 *db, const char *id) {
                                     sqlite3_column_type(st, 20) == SQLITE_NULL ? json_null()
                                                                                 : json_integer(sqlite3_column_int64(st, 20)));
         }
+        if (h && sqlite3_column_type(st, 21) != SQLITE_NULL)
+                json_object_set_new(h, "enrollment", json_pack("{s:s, s:I}", "address", TEXT(21), "expires",
+                                                               (json_int_t) sqlite3_column_int64(st, 22)));
 #undef TEXT
         return h;
 }
@@ -197,13 +201,30 @@ static bool secret_equal(const char *a, const char *b) {
         return d == 0;
 }
 
+/* In its own transaction (the registration's was rolled back): a refused
+ * enrollment secret, for the operator to see. */
+static void audit_rejected(sqlite3 *db, const char *actor, const char *mac, const char *address, const char *why) {
+        json_t *detail = json_pack("{s:s, s:s, s:s}", "mac", mac, "address", address, "reason", strempty(why));
+        int r = db_begin(db);
+
+        if (r >= 0)
+                r = audit_log(db, actor, "enroll.reject", mac, detail);
+        if (r >= 0)
+                r = db_commit(db);
+        else
+                db_rollback(db);
+        json_decref(detail);
+        if (r < 0)
+                log_warning("cannot audit the refused registration of %s: %s", mac, strerror(-r));
+}
+
 enum MHD_Result handle_hosts_register(Request *req) {
         static const char *const allowed[] = { "mac", "uuid", "hostname", "facts", "enroll", NULL };
-        _cleanup_stmt_ sqlite3_stmt *chk = NULL, *up = NULL;
-        _cleanup_free_ char *site = NULL, *token = NULL, *facts = NULL;
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        _cleanup_free_ char *site = NULL, *token = NULL, *facts = NULL, *why = NULL;
         enum MHD_Result result;
         const char *mac_s, *uuid_s, *hostname, *enroll;
-        char mac[18], uuid[37], id[16], rnd[65], hash[65], enroll_hash[65];
+        char mac[18], uuid[37], id[16], rnd[65], hash[65], address[ENROLL_ADDRESS_MAX];
         bool is_new = false, ok = false;
         json_t *body, *facts_j, *detail;
         sqlite3 *db;
@@ -227,6 +248,8 @@ enum MHD_Result handle_hosts_register(Request *req) {
                 result = reply_error(req, KIND_INVALID_VALUE, "'facts': expected an object");
         else if (!enroll || strlen(enroll) > 256)
                 result = reply_error(req, KIND_UNAUTHORIZED, "'enroll': the enrollment secret is required");
+        else if ((r = enroll_client_address(req->conn, address)) < 0)
+                result = reply_errno(req, r, "client address");
         else
                 ok = true;
         if (!ok) {
@@ -238,7 +261,6 @@ enum MHD_Result handle_hosts_register(Request *req) {
         site = c->enroll_token ? strdup(c->enroll_token) : NULL;
         config_put(req->server);
 
-        sha256_buffer_hex(enroll, strlen(enroll), enroll_hash);
         r = token_random_hex(rnd);
         token = r >= 0 ? strdup_printf("slh_%s", rnd) : NULL;
         if (!token) {
@@ -251,23 +273,21 @@ enum MHD_Result handle_hosts_register(Request *req) {
         r = db_begin(db);
         ok = site && secret_equal(site, enroll);
         if (r >= 0 && !ok) {
-                r = db_prepare(db, "SELECT 1 FROM hosts WHERE mac = ? AND enroll_hash = ? AND enroll_expires >= ?", &chk);
-                if (r >= 0) {
-                        sqlite3_bind_text(chk, 1, mac, -1, SQLITE_STATIC);
-                        sqlite3_bind_text(chk, 2, enroll_hash, -1, SQLITE_STATIC);
-                        sqlite3_bind_int64(chk, 3, (sqlite3_int64) time(NULL));
-                        r = db_step(chk);
-                        ok = r > 0;
-                }
+                /* The install boot's secret, from the address it was issued to. */
+                r = enroll_check(db, req->server->state_dir, mac, address, enroll, (uint64_t) time(NULL), &why);
+                ok = r > 0;
         }
         if (r >= 0 && !ok)
                 r = -EPERM;
         if (r >= 0)
                 r = hosts_ensure(db, mac, json_object_get(body, "uuid") ? uuid : NULL, req->actor, id, &is_new);
+        /* Used: a secret works once. */
+        if (r >= 0)
+                r = enroll_revoke(db, id);
         if (r >= 0)
                 r = db_prepare(db,
-                               "UPDATE hosts SET token_hash = ?, enroll_hash = NULL, enroll_expires = NULL, "
-                               "hostname = coalesce(?, hostname), facts = coalesce(?, facts), last_seen = ? WHERE id = ?",
+                               "UPDATE hosts SET token_hash = ?, hostname = coalesce(?, hostname), "
+                               "facts = coalesce(?, facts), last_seen = ? WHERE id = ?",
                                &up);
         if (r >= 0) {
                 sqlite3_bind_text(up, 1, hash, -1, SQLITE_STATIC);
@@ -278,7 +298,7 @@ enum MHD_Result handle_hosts_register(Request *req) {
                 r = db_errno(sqlite3_step(up));
         }
         if (r >= 0) {
-                detail = json_pack("{s:s, s:b}", "mac", mac, "new", is_new);
+                detail = json_pack("{s:s, s:b, s:s}", "mac", mac, "new", is_new, "address", address);
                 r = audit_log(db, "host:register", "host.token", id, detail);
                 json_decref(detail);
         }
@@ -286,10 +306,17 @@ enum MHD_Result handle_hosts_register(Request *req) {
                 r = db_commit(db);
         else
                 db_rollback(db);
+        if (r == -EPERM) {
+                log_warning("registration of %s from %s refused: %s", mac, address, strempty(why));
+                audit_rejected(db, req->actor, mac, address, why);
+        }
         db_unlock(req->server->db);
         json_decref(body);
         if (r == -EPERM)
-                return reply_error(req, KIND_FORBIDDEN, "the enrollment secret for %s is wrong or expired", mac);
+                return reply_error(req, KIND_FORBIDDEN,
+                                   "the enrollment secret for %s is wrong, expired, used, or was issued to another "
+                                   "client",
+                                   mac);
         if (r < 0)
                 return reply_errno(req, r, "register");
         return reply_json(req, 200, json_pack("{s:s, s:s}", "id", id, "token", token));
@@ -488,6 +515,10 @@ enum MHD_Result handle_host_image(Request *req) {
                 sqlite3_bind_int(up, 4, reinstall);
                 r = db_errno(sqlite3_step(up));
         }
+        /* An operator's assignment starts over: a secret issued for an
+         * install (perhaps to the wrong client) is no longer good. */
+        if (r >= 0)
+                r = enroll_revoke(db, id);
         if (r >= 0) {
                 detail = json_pack("{s:s?, s:s?, s:s?, s:b}", "image", ref ? image_id : NULL, "ref", ref, "boot", boot,
                                    "reinstall", reinstall);

@@ -2,8 +2,8 @@
 #include <time.h>
 
 #include "audit.h"
+#include "enroll.h"
 #include "fileio.h"
-#include "hash.h"
 #include "hosts.h"
 #include "images.h"
 #include "ipxe.h"
@@ -48,13 +48,20 @@ static const char *const builtin[_IPXE_SCRIPT_MAX] = {
                       "echo Slipway: no image is assigned to {{host}} ({{mac}}); asking again in 30 s\n"
                       "sleep 30\n"
                       "chain --replace {{server}}/boot/ipxe?mac={{mac}}&uuid={{uuid}} || goto retry\n" RETRY,
+        [IPXE_HELD] = "#!ipxe\n"
+                      "# slipway: the install secret of {{host}} ({{mac}}) was issued to another client\n"
+                      "echo Slipway: {{host}} ({{mac}}) is to be installed, but its enrollment secret went to another "
+                      "client\n"
+                      "echo Slipway: an operator revokes it by assigning the image to the host again; asking again in 30 s\n"
+                      "sleep 30\n"
+                      "chain --replace {{server}}/boot/ipxe?mac={{mac}}&uuid={{uuid}} || goto retry\n" RETRY,
         [IPXE_CHAIN] = "#!ipxe\n"
                        "chain --replace {{server}}/boot/ipxe?mac=${mac}&uuid=${uuid}\n",
 };
 
 static const char *const script_names[_IPXE_SCRIPT_MAX] = {
         [IPXE_INSTALL] = "install", [IPXE_LOCAL] = "local", [IPXE_LIVE] = "live",
-        [IPXE_WAIT] = "wait",       [IPXE_CHAIN] = "chain",
+        [IPXE_WAIT] = "wait",       [IPXE_HELD] = "held",     [IPXE_CHAIN] = "chain",
 };
 
 const char *ipxe_builtin(IpxeScript s) {
@@ -194,10 +201,12 @@ static void decision_release(Decision *d) {
         free(d->rootfs);
 }
 
-/* With the lock held and a transaction open: what host mac boots, asked
- * at now. The request is recorded as pxe_seen, never as last_seen: firmware
- * looping on a script is no sign that the host's system runs. */
-static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, uint64_t now, Decision *d) {
+/* With the lock held and a transaction open: what host mac, asking from
+ * address at now, boots. The request is recorded as pxe_seen, never as
+ * last_seen: firmware looping on a script is no sign that the host's
+ * system runs. */
+static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, const char *address, uint64_t now,
+                  Decision *d) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *ar = NULL, *up = NULL, *seen = NULL;
         _cleanup_free_ char *default_image = NULL, *boot = NULL, *image = NULL;
         bool is_new, installed = false;
@@ -289,27 +298,15 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, u
         }
         d->script = streq_ptr(boot, "live") ? IPXE_LIVE : IPXE_INSTALL;
         if (d->script == IPXE_INSTALL) {
-                char hash[65];
                 uint64_t ttl;
-
-                r = token_random_hex(d->enroll);
-                if (r < 0)
-                        return r;
-                sha256_buffer_hex(d->enroll, strlen(d->enroll), hash);
                 const ServerConfig *c = config_get(srv);
                 ttl = c->enroll_ttl;
                 config_put(srv);
-                sqlite3_finalize(up);
-                up = NULL;
-                r = db_prepare(db, "UPDATE hosts SET enroll_hash = ?, enroll_expires = ? WHERE id = ?", &up);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_text(up, 1, hash, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(up, 2, (sqlite3_int64) (time(NULL) + (time_t) ttl));
-                sqlite3_bind_text(up, 3, d->host, -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(up));
+                r = enroll_issue(db, srv->state_dir, d->host, mac, address, ttl, now, d->enroll);
+                if (r == ENROLL_HELD)
+                        d->script = IPXE_HELD;
         }
-        return r;
+        return r < 0 ? r : 0;
 }
 
 /* The manifest's kernel command line, for the boot script. */
@@ -333,7 +330,7 @@ enum MHD_Result handle_ipxe(Request *req) {
         _cleanup_free_ char *server = NULL, *tmpl = NULL, *text = NULL, *bad = NULL;
         _cleanup_free_ char *kernel_url = NULL, *initrd_url = NULL, *rootfs_url = NULL;
         const char *mac_s = request_arg(req, "mac"), *uuid_s = request_arg(req, "uuid");
-        char mac[18], uuid[37];
+        char mac[18], uuid[37], address[ENROLL_ADDRESS_MAX];
         bool has_uuid = false;
         Decision d = {};
         sqlite3 *db;
@@ -357,11 +354,14 @@ enum MHD_Result handle_ipxe(Request *req) {
                         return reply_error(req, KIND_INVALID_VALUE, "'uuid': not a UUID");
                 has_uuid = !streq(uuid, "00000000-0000-0000-0000-000000000000");
         }
+        r = enroll_client_address(req->conn, address);
+        if (r < 0)
+                return reply_errno(req, r, "client address");
 
         db = db_lock(req->server->db);
         r = db_begin(db);
         if (r >= 0)
-                r = decide(req->server, db, mac, has_uuid ? uuid : NULL, (uint64_t) time(NULL), &d);
+                r = decide(req->server, db, mac, has_uuid ? uuid : NULL, address, (uint64_t) time(NULL), &d);
         if (r >= 0 && (d.script == IPXE_INSTALL || d.script == IPXE_LIVE)) {
                 d.cmdline = image_cmdline(req->server, db, d.image);
                 if (!d.cmdline)
@@ -399,7 +399,7 @@ enum MHD_Result handle_ipxe(Request *req) {
         r = template_load(req->server, d.script, &tmpl);
         if (r >= 0)
                 r = ipxe_render(tmpl, &v, &text, &bad);
-        log_debug("ipxe: %s (%s) gets the %s script", d.host, mac, script_names[d.script]);
+        log_debug("ipxe: %s (%s) at %s gets the %s script", d.host, mac, address, script_names[d.script]);
         decision_release(&d);
         if (r == -EINVAL)
                 return reply_error(req, KIND_INTERNAL, "the %s template uses an unknown placeholder %s",

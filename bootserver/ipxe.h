@@ -12,6 +12,7 @@ typedef enum IpxeScript {
         IPXE_LOCAL,
         IPXE_LIVE,
         IPXE_WAIT,
+        IPXE_HELD,  /* to be installed, but its secret went to another client */
         IPXE_CHAIN, /* a client that did not say who it is: ask again with its MAC */
         _IPXE_SCRIPT_MAX,
 } IpxeScript;
@@ -29,7 +30,7 @@ typedef struct IpxeVars {
         const char *initrd_url;
         const char *rootfs_url;
         const char *cmdline;    /* the image's kernel command line */
-        const char *enroll;     /* one-time enrollment secret */
+        const char *enroll;     /* the install boot's enrollment secret */
 } IpxeVars;
 
 /* The built-in template of a script. */

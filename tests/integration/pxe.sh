@@ -64,7 +64,9 @@ if [ "$code" = 201 ] && kill -0 "$SPID" && grep -q 'dnsmasq started' "$D/slipway
         t_fail "publish $code; $(tail -5 "$D/slipwayd.log")"; fi
 
 # pxe_boot NAME MAC [QEMU-ARGS...]: boots a VM with an empty disk from the
-# network until the initramfs's agent has registered.
+# network until the initramfs's agent has registered. With PROBE=1, another
+# client (the server's own address) asks for the VM's script once the VM has
+# its install script, into $D/NAME.probe.
 pxe_boot() {
         local name=$1 mac=$2 i start
         shift 2
@@ -78,6 +80,10 @@ pxe_boot() {
         QPID=$!
         for ((i = 0; i < 900; i++)); do
                 grep -q -a 'registered as h-' "$D/$name.log" && break
+                if [ "${PROBE:-0}" = 1 ] && [ ! -e "$D/$name.probe" ] &&
+                        grep -q "($mac) .*gets the install script" "$D/slipwayd.log"; then
+                        in_ns curl -s "$URL/boot/ipxe?mac=$mac" >"$D/$name.probe"
+                fi
                 kill -0 "$QPID" 2>/dev/null || break
                 sleep 0.2
         done
@@ -95,14 +101,35 @@ else
         t_fail "console: $(tail -c 800 "$D/bios.log"); server: $(grep -i 'dhcp\|ipxe\|error' "$D/slipwayd.log" | tail -8)"
 fi
 
-t_case "a UEFI VM (OVMF) does the same"
+t_case "a UEFI VM (OVMF) does the same, while another client asks for its script"
 cp /usr/share/OVMF/OVMF_VARS_4M.fd "$D/vars.fd"
-if pxe_boot uefi 52:54:00:98:00:02 -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+if PROBE=1 pxe_boot uefi 52:54:00:98:00:02 -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
         -drive "if=pflash,format=raw,file=$D/vars.fd"; then
         t_ok "$ELAPSED s"
 else
         t_fail "console: $(tail -c 800 "$D/uefi.log"); server: $(grep -i 'dhcp\|ipxe\|error' "$D/slipwayd.log" | tail -8)"
 fi
+
+t_case "the other client got no secret, and the VM's own still worked"
+if [ -s "$D/uefi.probe" ] && grep -q 'enrollment secret went to another client' "$D/uefi.probe" &&
+        ! grep -q 'slipway.enroll' "$D/uefi.probe" && grep -q -a 'registered as h-' "$D/uefi.log"; then t_ok; else
+        t_fail "probe: $(cat "$D/uefi.probe" 2>/dev/null)"; fi
+
+# The secret is bound to the address that fetched the install script: iPXE's
+# and the initramfs's DHCP clients must get the same one.
+t_case "each VM registered from the address its iPXE fetched the install script from"
+audit=$(in_ns curl -s -H "Authorization: Bearer $TOKEN" "$URL/v1/audit?limit=1000")
+ok=1 out=""
+for mac in 52:54:00:98:00:01 52:54:00:98:00:02; do
+        h=$(jq -r ".entries[] | select(.action == \"host.token\" and .detail.mac == \"$mac\") | .target" <<<"$audit" | tail -1)
+        issued=$(jq -r ".entries[] | select(.action == \"enroll.issue\" and .target == \"$h\") | .detail.address" <<<"$audit" | sort -u)
+        used=$(jq -r ".entries[] | select(.action == \"host.token\" and .target == \"$h\") | .detail.address" <<<"$audit" | sort -u)
+        refused=$(jq -r ".entries[] | select(.action == \"enroll.refuse\" and .target == \"$h\") | .detail.address" <<<"$audit" | sort -u)
+        out+=" $mac: issued to [$issued], registered from [$used], refused [$refused];"
+        [[ $issued == 10.98.0.* ]] && [ "$issued" = "$used" ] || ok=0
+        [ $mac = 52:54:00:98:00:02 ] && [ "$refused" != "$SERVER_IP" ] && ok=0
+done
+if [ $ok = 1 ]; then t_ok "${out# }"; else t_fail "$out"; fi
 
 t_case "the host is registered with its MAC and the default image"
 host=$(in_ns curl -s -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/52:54:00:98:00:01")

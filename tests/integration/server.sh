@@ -232,12 +232,59 @@ if [ "$CODE" = 200 ] && grep -q "^kernel $URL/blobs/sha256/$K " "$D/install.ipxe
         grep -q "^initrd --name initrd.img $URL/blobs/sha256/$(sha "$E/initrd.img")" "$D/install.ipxe" &&
         [ ${#ENROLL} = 64 ]; then t_ok; else t_fail "$(cat "$D/install.ipxe")"; fi
 
-t_case "register with the secret; it works once"
+# Another client on the PXE network: loopback answers for all of 127/8.
+OTHER=127.0.0.2
+secret_of() { grep -o 'slipway.enroll=[0-9a-f]*' "$1" | cut -d= -f2; }
+
+t_case "the same client asking again gets the same secret"
+curl -s "$URL/boot/ipxe?mac=$MAC&uuid=$UUID" >"$D/install2.ipxe"
+api GET "/v1/hosts/$MAC"
+if [ "$(secret_of "$D/install2.ipxe")" = "$ENROLL" ] && [ "$(jq -r .enrollment.address <<<"$BODY")" = 127.0.0.1 ] &&
+        [ "$(jq -r .enrollment.expires <<<"$BODY")" -gt "$(date +%s)" ]; then t_ok; else
+        t_fail "$(cat "$D/install2.ipxe") $BODY"; fi
+
+t_case "another client asking for the script gets no secret, and that is audited"
+curl -s --interface $OTHER "$URL/boot/ipxe?mac=$MAC&uuid=$UUID" >"$D/other.ipxe"
+api GET "/v1/audit?action=enroll&last=1"
+if head -1 "$D/other.ipxe" | grep -q '^#!ipxe' && ! grep -q 'slipway.enroll\|^kernel' "$D/other.ipxe" &&
+        grep -q 'enrollment secret went to another client' "$D/other.ipxe" &&
+        [ "$(jq -c '.entries[0] | [.action, .target, .detail.address, .detail.issued_to]' <<<"$BODY")" = \
+                "[\"enroll.refuse\",\"$HID\",\"$OTHER\",\"127.0.0.1\"]" ]; then t_ok; else
+        t_fail "$(cat "$D/other.ipxe") $BODY"; fi
+
+t_case "the secret from another client, or for another MAC, is refused (403, audited)"
+api POST /v1/hosts/register --interface $OTHER -H 'Content-Type: application/json' \
+        --data-binary "{\"mac\":\"$MAC\",\"enroll\":\"$ENROLL\"}"
+c1=$CODE k1=$(jq -r .kind <<<"$BODY")
+post_json POST /v1/hosts/register "{\"mac\":\"52:54:00:00:00:09\",\"enroll\":\"$ENROLL\"}"
+c2=$CODE
+api GET "/v1/audit?action=enroll.reject&last=2"
+reasons=$(jq -r '.entries[].detail.reason' <<<"$BODY")
+if [ "$c1" = 403 ] && [ "$k1" = forbidden ] && [ "$c2" = 403 ] &&
+        grep -q "issued to 127.0.0.1, not to $OTHER" <<<"$reasons" && grep -q 'no host has the MAC' <<<"$reasons"; then
+        t_ok; else t_fail "$c1 $k1 $c2 $BODY"; fi
+
+t_case "register with the first secret after those requests; it works once"
 post_json POST /v1/hosts/register "{\"mac\":\"$MAC\",\"uuid\":\"$UUID\",\"hostname\":\"node1\",\"enroll\":\"$ENROLL\",\"facts\":{\"arch\":\"x86_64\"}}"
 HTOKEN=$(jq -r .token <<<"$BODY")
 c1=$CODE
 post_json POST /v1/hosts/register "{\"mac\":\"$MAC\",\"enroll\":\"$ENROLL\"}"
-if [ "$c1" = 200 ] && [[ $HTOKEN == slh_* ]] && kind_is 403 forbidden; then t_ok; else t_fail "$c1 $CODE $BODY"; fi
+c2=$CODE k2=$(jq -r .kind <<<"$BODY")
+api GET "/v1/hosts/$MAC"
+if [ "$c1" = 200 ] && [[ $HTOKEN == slh_* ]] && [ "$c2" = 403 ] && [ "$k2" = forbidden ] &&
+        [ "$(jq -r .enrollment <<<"$BODY")" = null ]; then t_ok; else t_fail "$c1 $c2 $k2 $BODY"; fi
+
+t_case "once used, the next install boot gets a new secret, whoever asks first"
+curl -s --interface $OTHER "$URL/boot/ipxe?mac=$MAC&uuid=$UUID" >"$D/other2.ipxe"
+s2=$(secret_of "$D/other2.ipxe")
+curl -s "$URL/boot/ipxe?mac=$MAC&uuid=$UUID" >"$D/install3.ipxe"
+# An operator's assignment revokes it: the next boot asks anew.
+post_json PUT "/v1/hosts/$HID/image" '{"image": "tiny:1.0"}'
+curl -s "$URL/boot/ipxe?mac=$MAC&uuid=$UUID" >"$D/install4.ipxe"
+s4=$(secret_of "$D/install4.ipxe")
+if [ ${#s2} = 64 ] && [ "$s2" != "$ENROLL" ] && ! grep -q slipway.enroll "$D/install3.ipxe" && [ ${#s4} = 64 ] &&
+        [ "$s4" != "$s2" ]; then t_ok; else t_fail "$(cat "$D/other2.ipxe" "$D/install3.ipxe" "$D/install4.ipxe")"; fi
+post_json PUT "/v1/hosts/$HID/image" '{"image": "tiny:1.0"}'
 
 t_case "check-in with the host token returns the desired image"
 AS=$HTOKEN api POST "/v1/hosts/$HID/checkin" -H 'Content-Type: application/json' \
