@@ -20,12 +20,6 @@
 #define VERSION_LEN_MAX 128
 #define SLOT_KEY "slipway.slot="
 
-static inline void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-#define _cleanup_closedir_ _cleanup_(closedirp)
-
 /* ASCII only: ids are compared the same whatever the locale. */
 static bool ascii_digit(char c) {
         return c >= '0' && c <= '9';

@@ -2,10 +2,17 @@
  * fsync the directory), directories. */
 #pragma once
 
+#include <dirent.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "macro.h"
+
+static inline void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+#define _cleanup_closedir_ _cleanup_(closedirp)
 
 /* Reads a whole file of at most max bytes. ret_data is NUL-terminated (the
  * terminator is not counted in ret_size). Returns -EFBIG when larger. */

@@ -136,14 +136,9 @@ int sign_verify_pem(const char *pem, size_t pem_size, const void *data, size_t n
         return verify_with(key, data, n, sig, sig_size);
 }
 
-static void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-
 int sign_verify_dir(const char *dir, const void *data, size_t n, const uint8_t *sig, size_t sig_size,
                     char **ret_key) {
-        _cleanup_(closedirp) DIR *d = opendir(dir);
+        _cleanup_closedir_ DIR *d = opendir(dir);
         struct dirent *de;
         bool any = false;
 

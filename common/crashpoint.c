@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <signal.h>
 
 #include "crashpoint.h"
@@ -22,24 +23,30 @@ static bool matches(const char *spec, const char *name, unsigned hits) {
 }
 
 void crashpoint(const char *name) {
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
         static unsigned hits[64];
         static const char *names[64];
+        unsigned hit;
         size_t i;
 
         if (!getenv("SLIPWAY_CRASH_AT") && !getenv("SLIPWAY_PAUSE_AT"))
                 return;
+        pthread_mutex_lock(&lock);
         for (i = 0; i < 64 && names[i] && !streq(names[i], name); i++)
                 ;
-        if (i == 64)
+        if (i == 64) {
+                pthread_mutex_unlock(&lock);
                 return;
+        }
         names[i] = name;
-        hits[i]++;
-        if (matches(getenv("SLIPWAY_PAUSE_AT"), name, hits[i])) {
-                log_warning("pause point '%s' (hit %u): stopping", name, hits[i]);
+        hit = ++hits[i];
+        pthread_mutex_unlock(&lock);
+        if (matches(getenv("SLIPWAY_PAUSE_AT"), name, hit)) {
+                log_warning("pause point '%s' (hit %u): stopping", name, hit);
                 raise(SIGSTOP);
         }
-        if (matches(getenv("SLIPWAY_CRASH_AT"), name, hits[i])) {
-                log_warning("crash point '%s' (hit %u): killing myself", name, hits[i]);
+        if (matches(getenv("SLIPWAY_CRASH_AT"), name, hit)) {
+                log_warning("crash point '%s' (hit %u): killing myself", name, hit);
                 raise(SIGKILL);
         }
 }
