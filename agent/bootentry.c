@@ -11,13 +11,13 @@
 #include "bootentry.h"
 #include "fileio.h"
 #include "log.h"
+#include "manifest.h"
 #include "util.h"
 
 #define ENTRIES_DIR "loader/entries"
 #define ENTRY_SUFFIX ".conf"
 #define TMP_PREFIX ".tmp-"
 #define ENTRY_SIZE_MAX (64 * 1024)
-#define VERSION_LEN_MAX 128
 #define SLOT_KEY "slipway.slot="
 
 /* ASCII only: ids are compared the same whatever the locale. */
@@ -49,26 +49,8 @@ static int parse_decimal(const char **p, unsigned long long max, unsigned long l
         return 0;
 }
 
-bool bootentry_version_valid(const char *version) {
-        size_t n;
-
-        if (isempty(version))
-                return false;
-        n = strlen(version);
-        /* Image versions as slipway-build accepts them, but for '+': no "..",
-         * no leading '-' in /slipway/<version>/. */
-        if (n > VERSION_LEN_MAX || version[0] == '.' || version[0] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = version[i];
-                if (!ascii_digit(c) && !ascii_alpha(c) && c != '.' && c != '_' && c != '-' && c != '~' && c != '^')
-                        return false;
-        }
-        return true;
-}
-
 char *bootentry_id(unsigned gen, const char *version) {
-        if (gen == 0 || !bootentry_version_valid(version))
+        if (gen == 0 || !image_version_valid(version))
                 return NULL;
         return strdup_printf(BOOTENTRY_PREFIX "%u-%s", gen, version);
 }
@@ -90,7 +72,7 @@ static int parse_id(const char *id, unsigned *ret_gen, char **ret_version) {
 
         *ret_gen = 0;
         *ret_version = NULL;
-        if (!p || parse_decimal(&p, UINT_MAX, &gen) < 0 || gen == 0 || *p != '-' || !bootentry_version_valid(p + 1))
+        if (!p || parse_decimal(&p, UINT_MAX, &gen) < 0 || gen == 0 || *p != '-' || !image_version_valid(p + 1))
                 return 0;
         v = strdup(p + 1);
         if (!v)
@@ -537,7 +519,7 @@ int bootentry_write(const char *esp_dir, unsigned gen, const char *version, char
         /* A newline would start a new key; a second slot would be ambiguous. */
         if (strpbrk(cmdline, "\r\n") || strstr(cmdline, SLOT_KEY))
                 return -EINVAL;
-        if (gen == 0 || !bootentry_version_valid(version))
+        if (gen == 0 || !image_version_valid(version))
                 return -EINVAL;
 
         id = bootentry_id(gen, version);

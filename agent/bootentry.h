@@ -10,10 +10,12 @@
  *    staged on the host. Menu order compares ids newest first, so the newest
  *    staged entry sorts first even when its version is older (a rollback),
  *    and the comparison is version-aware (generation 10 sorts before 9).
- *  - version is the image version: ASCII letters, digits and "._-~^", not
- *    starting with '.' or '-', at most 128 characters. Never '+': systemd-boot
- *    reads "+<digits>" before ".conf" as a counter, so "1.0+5" could not be
- *    told from version 1.0 with five tries.
+ *  - version is the image version, as image_version_valid() (common/
+ *    manifest.h) allows it: ASCII letters, digits and "._-~^", not starting
+ *    with '.' or '-', at most 64 characters. Never '+': systemd-boot reads
+ *    "+<digits>" before ".conf" as a counter, so "1.0+5" could not be told
+ *    from version 1.0 with five tries. The builder and the server refuse
+ *    such a version with the same check, so no image carries one.
  *  - A staged entry starts as "+3" (three tries). The firmware renames
  *    +N-M to +(N-1)-(M+1) before every try; blessing renames it to plain
  *    "<id>.conf"; giving up renames it to "+0-M" ("+0" when none were done).
@@ -63,11 +65,8 @@ int bootentry_parse_file_name(const char *file, BootEntry *ret);
 char *bootentry_file_name(const char *id, int tries_left, int tries_done);
 
 /* Returns "slipway-<gen>-<version>", or NULL when gen is 0, the version is
- * not valid (see above) or on allocation failure. Caller frees. */
+ * not valid (image_version_valid()) or on allocation failure. Caller frees. */
 char *bootentry_id(unsigned gen, const char *version);
-
-/* true when version may appear in an entry id. */
-bool bootentry_version_valid(const char *version);
 
 /* Frees what e holds and empties it. Accepts NULL. */
 void bootentry_release(BootEntry *e);

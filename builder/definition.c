@@ -4,6 +4,7 @@
 #include "definition.h"
 #include "ini.h"
 #include "log.h"
+#include "manifest.h"
 #include "util.h"
 
 static const char *const rootfs_type_names[_ROOTFS_TYPE_MAX] = {
@@ -20,16 +21,6 @@ RootfsType rootfs_type_from_string(const char *s) {
                 if (streq(s, rootfs_type_names[i]))
                         return i;
         return _ROOTFS_TYPE_INVALID;
-}
-
-bool image_token_valid(const char *s) {
-        size_t n = strlen(s);
-        if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+~-", s[i]))
-                        return false;
-        return true;
 }
 
 ImageDef *image_def_free(ImageDef *d) {
@@ -117,9 +108,11 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
 
         if (streq(section, "image")) {
                 if (streq(key, "name")) {
-                        if (!image_token_valid(value))
-                                return log_error_errno(-EINVAL, "%s:%u: invalid image name '%s'", file, line,
-                                                       value);
+                        if (!image_name_valid(value))
+                                return log_error_errno(-EINVAL,
+                                                       "%s:%u: invalid image name '%s' (a name is " IMAGE_NAME_RULE
+                                                       ")",
+                                                       file, line, value);
                         st->line_name = line;
                         return replace_string(&d->name, value);
                 }
@@ -130,8 +123,11 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
                 if (streq(key, "arch"))
                         return replace_string(&d->arch, value);
                 if (streq(key, "min-from-version")) {
-                        if (!image_token_valid(value))
-                                return log_error_errno(-EINVAL, "%s:%u: invalid version '%s'", file, line, value);
+                        if (!image_version_valid(value))
+                                return log_error_errno(-EINVAL,
+                                                       "%s:%u: invalid min-from-version '%s' (a version is "
+                                                       IMAGE_VERSION_RULE ")",
+                                                       file, line, value);
                         return replace_string(&d->min_from_version, value);
                 }
         } else if (streq(section, "packages")) {
@@ -149,7 +145,7 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
                         RepoDef *n;
                         _cleanup_free_ char *url = NULL;
 
-                        if (!image_token_valid(repo_id))
+                        if (!image_name_valid(repo_id))
                                 return log_error_errno(-EINVAL, "%s:%u: invalid repository id '%s'", file, line,
                                                        repo_id);
                         for (size_t i = 0; i < d->n_repos; i++)
@@ -247,11 +243,15 @@ int image_def_load(const char *path, const char *version_override, ImageDef **re
                 return log_error_errno(-EINVAL, "%s: [image] name is missing", path);
         if (!d->version)
                 return log_error_errno(-EINVAL, "%s: [image] version is missing (or pass --version)", path);
-        if (!image_token_valid(d->version)) {
+        /* One rule for builder, server and agent: an image that cannot be
+         * installed is never built. */
+        if (!image_version_valid(d->version)) {
                 if (st.line_version)
-                        return log_error_errno(-EINVAL, "%s:%u: invalid version '%s'", path, st.line_version,
-                                               d->version);
-                return log_error_errno(-EINVAL, "invalid version '%s'", d->version);
+                        return log_error_errno(-EINVAL, "%s:%u: invalid version '%s' (a version is " IMAGE_VERSION_RULE
+                                                        ")",
+                                               path, st.line_version, d->version);
+                return log_error_errno(-EINVAL, "invalid --image-version '%s' (a version is " IMAGE_VERSION_RULE ")",
+                                       d->version);
         }
         if (strv_length(d->packages) == 0)
                 return log_error_errno(-EINVAL, "%s: [packages] install lists no package", path);

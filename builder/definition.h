@@ -49,7 +49,3 @@ static inline void image_def_freep(ImageDef **d) {
         image_def_free(*d);
 }
 #define _cleanup_image_def_free_ _cleanup_(image_def_freep)
-
-/* True when s is a valid image name or version: [A-Za-z0-9._+~-], 1..64
- * chars, not starting with '.' or '-'. */
-bool image_token_valid(const char *s);

@@ -4,6 +4,32 @@
 #include "manifest.h"
 #include "util.h"
 
+/* 1 to 64 characters of ASCII letters, digits and the punctuation in
+ * extra, not starting with '.' (no hidden files, no "..") or '-' (no
+ * options). ASCII only, so the answer does not depend on the locale. NULL
+ * is not valid. */
+static bool token_valid(const char *s, const char *extra) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+                    !strchr(extra, c))
+                        return false;
+        }
+        return true;
+}
+
+bool image_name_valid(const char *s) {
+        return token_valid(s, "._-+~");
+}
+
+bool image_version_valid(const char *s) {
+        return token_valid(s, "._-~^");
+}
+
 Manifest *manifest_new(void) {
         return calloc(1, sizeof(Manifest));
 }
@@ -132,15 +158,6 @@ static int fail(char *err, size_t n, const char *format, ...) {
         return -EBADMSG;
 }
 
-static bool token_ok(const char *s) {
-        size_t n = strlen(s);
-        if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+~-", s[i]))
-                        return false;
-        return true;
-}
 
 static int get_string(json_t *o, const char *key, bool required, char **ret, char *err, size_t n) {
         json_t *v = json_object_get(o, key);
@@ -205,12 +222,14 @@ int manifest_parse(const char *data, size_t size, Manifest **ret, char *err, siz
                          (unsigned long long) format, MANIFEST_FORMAT);
         if (r >= 0)
                 r = get_string(o, "name", true, &m->name, err, errsz);
-        if (r >= 0 && !token_ok(m->name))
-                r = fail(err, errsz, "manifest: invalid name");
+        if (r >= 0 && !image_name_valid(m->name))
+                r = fail(err, errsz, "manifest: invalid name '%.64s' (an image name is " IMAGE_NAME_RULE ")",
+                         m->name);
         if (r >= 0)
                 r = get_string(o, "version", true, &m->version, err, errsz);
-        if (r >= 0 && !token_ok(m->version))
-                r = fail(err, errsz, "manifest: invalid version");
+        if (r >= 0 && !image_version_valid(m->version))
+                r = fail(err, errsz, "manifest: invalid version '%.64s' (a version is " IMAGE_VERSION_RULE ")",
+                         m->version);
         if (r >= 0)
                 r = get_string(o, "arch", true, &m->arch, err, errsz);
         if (r >= 0)

@@ -4,12 +4,22 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
 
 #define MANIFEST_FORMAT 1
 #define MANIFEST_SIZE_MAX (16 * 1024 * 1024)
+
+/* What an image name or version may hold, for error messages. A version
+ * never holds '+': the agent names a version's boot entry
+ * "slipway-<gen>-<version>+<tries>.conf", and systemd-boot reads
+ * "+<digits>[-<digits>]" before ".conf" as the boot counter, so "1.0+1"
+ * could not be told from 1.0 with one try left. */
+#define IMAGE_NAME_RULE "1 to 64 ASCII letters, digits and . _ - + ~, not starting with . or -"
+#define IMAGE_VERSION_RULE \
+        "1 to 64 ASCII letters, digits and . _ - ~ ^, not starting with . or -; no '+', which boot counting uses"
 
 typedef struct ManifestArtifact {
         char *type;   /* "rootfs", "kernel", "initrd", "disk" */
@@ -31,6 +41,14 @@ typedef struct Manifest {
         size_t n_artifacts;
         json_t *lock;            /* the resolved package set, kept as JSON */
 } Manifest;
+
+/* true when s is a valid image name (IMAGE_NAME_RULE); false for NULL. */
+bool image_name_valid(const char *s);
+
+/* true when s is a valid image version (IMAGE_VERSION_RULE): what the
+ * builder builds, the server publishes and the agent installs, and what
+ * agent/bootentry.c parses back from an entry's file name. False for NULL. */
+bool image_version_valid(const char *s);
 
 Manifest *manifest_new(void);
 Manifest *manifest_free(Manifest *m);

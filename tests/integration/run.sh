@@ -179,6 +179,17 @@ t_case "a wrong signing key (a public key)"
 if expect_fail "signing key '$PUB' is not an Ed25519 private key" $B --store "$D/store" build --key "$PUB" \
         --image-version 9.7 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; else t_fail "the public key was not refused"; fi
 
+t_case "a version with '+' is refused, naming it and what a version may hold"
+# Boot entries count their tries with "+N": the agent could not install it.
+write_def "$D/bad.conf"
+sed -i 's/^version = .*/version = 1.0+1/' "$D/bad.conf"
+line=$(grep -n '^version' "$D/bad.conf" | cut -d: -f1)
+rule="1 to 64 ASCII letters, digits and \. _ - ~ \^"
+if expect_fail "bad.conf:$line: invalid version '1\.0\+1' \(a version is $rule" $B --store "$D/store" build \
+        --key "$KEY" --lock "$D/bad.lock" "$D/bad.conf" &&
+        expect_fail "invalid --image-version '2\.0\+git5' \(a version is $rule" $B --store "$D/store" build \
+                --key "$KEY" --image-version 2.0+git5 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; else t_fail "a version with '+' was not refused"; fi
+
 t_case "nothing was published by the failures"
 if [ "$(images_in "$D/store")" = "$n_before" ]; then t_ok; else t_fail "$(images_in "$D/store") images, expected $n_before"; fi
 

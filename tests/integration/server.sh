@@ -120,6 +120,19 @@ upload "$D/garbage.sig"
 post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$(sha "$D/garbage.sig")\"}"
 kind_is 400 bad_signature && t_ok || t_fail "$CODE $BODY"
 
+t_case "a version with '+' is refused, naming it and what a version may hold"
+# Signed by the trusted key, so only the version is wrong: an agent could not
+# tell "1.0+1" from 1.0 with one boot try left.
+jq '.version = "1.0+1"' "$E/manifest.json" >"$D/plus.json"
+openssl pkeyutl -sign -rawin -inkey "$D/k.key" -in "$D/plus.json" -out "$D/plus.sig"
+upload "$D/plus.json"
+upload "$D/plus.sig"
+post_json POST /v1/images "{\"manifest\":\"$(sha "$D/plus.json")\",\"signature\":\"$(sha "$D/plus.sig")\"}"
+refusal="$CODE $BODY"
+if kind_is 400 invalid_value && [[ $(jq -r .error <<<"$BODY") == *"invalid version '1.0+1'"*"letters, digits and . _ - ~ ^"* ]] &&
+        api GET /v1/images && [ "$(jq '.images | length' <<<"$BODY")" = 0 ]; then t_ok; else
+        t_fail "$refusal; then $CODE $BODY"; fi
+
 t_case "publish, then publishing again is idempotent"
 post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$S\"}"
 c1=$CODE

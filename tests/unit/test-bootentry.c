@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include "bootentry.h"
+#include "manifest.h"
 #include "fileio.h"
 #include "util.h"
 
@@ -82,9 +83,38 @@ static void test_ids(void **state) {
         assert_null(bootentry_id(1, "-1"));
         assert_null(bootentry_id(1, "1 0"));
         assert_null(bootentry_id(1, ".hidden"));
-        assert_true(bootentry_version_valid("2024.05-1~rc2^p1_x"));
-        assert_true(bootentry_version_valid("_1"));
-        assert_true(bootentry_version_valid("~rc1"));
+        assert_null(bootentry_id(1, "1234567890123456789012345678901234567890123456789012345678901234X"));
+        assert_true(image_version_valid("2024.05-1~rc2^p1_x"));
+        assert_true(image_version_valid("_1"));
+        assert_true(image_version_valid("~rc1"));
+}
+
+/* Every version the builder accepts comes back whole from its entry's file
+ * name, whatever the counter. */
+static void test_version_roundtrip(void **state) {
+        static const char *const versions[] = { "1.0", "2.0-1", "3", "1.0~rc1", "1.0^p1", "1_0", "9-9", "4.0-2-3" };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(versions); i++) {
+                _cleanup_free_ char *id = bootentry_id(12, versions[i]);
+
+                assert_true(image_version_valid(versions[i]));
+                assert_non_null(id);
+                for (int left = -1; left <= 3; left++)
+                        for (int done = 0; done <= 2; done++) {
+                                _cleanup_free_ char *file = bootentry_file_name(id, left, done);
+                                _cleanup_(bootentry_release) BootEntry e = {};
+
+                                assert_int_equal(bootentry_parse_file_name(file, &e), 0);
+                                assert_string_equal(e.id, id);
+                                assert_int_equal(e.gen, 12);
+                                if (!e.version || !streq(e.version, versions[i]))
+                                        fail_msg("'%s' parsed as version '%s', want '%s'", file, e.version ? e.version : "(none)",
+                                                 versions[i]);
+                                assert_int_equal(e.tries_left, left);
+                                assert_int_equal(e.tries_done, left < 0 ? 0 : done);
+                        }
+        }
 }
 
 static void test_verscmp(void **state) {
@@ -350,6 +380,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_parse_names),
                 test_in_dir(test_ids),
+                test_in_dir(test_version_roundtrip),
                 test_in_dir(test_verscmp),
                 test_in_dir(test_sort),
                 test_in_dir(test_sort_same_name),

@@ -46,6 +46,11 @@ static void test_version_override(void **state) {
         assert_string_equal(d->repos[0].baseurl, "file:///srv/r");
         image_def_free(TAKE_PTR(d));
         assert_int_equal(image_def_load("t.conf", "../evil", &d), -EINVAL);
+        /* '+' is the boot counter's: the agent could not install "1.0+1". */
+        assert_int_equal(image_def_load("t.conf", "1.0+1", &d), -EINVAL);
+        assert_null(d);
+        assert_int_equal(image_def_load("t.conf", "1.0^git5~rc1", &d), 0);
+        assert_string_equal(d->version, "1.0^git5~rc1");
 }
 
 /* Every bad definition fails with -EINVAL (or -EBADMSG for syntax). */
@@ -60,6 +65,8 @@ static void test_errors(void **state) {
                 { "[image]\nname = t\nversion = 1\n[repo r]\nbaseurl = /x\n", -EINVAL },
                 { "[image]\nname = t\nversion = 1\n[packages]\ninstall = a\n[repo r]\nbaseurl = ftp://x\n", -EPROTONOSUPPORT },
                 { "[image]\nname = t/x\n", -EINVAL },
+                { "[image]\nname = t\nversion = 1.0+2\n[packages]\ninstall = a\n[repo r]\nbaseurl = /x\n", -EINVAL },
+                { "[image]\nname = t\nversion = 1\nmin-from-version = 0.9+1\n", -EINVAL },
                 { "[disk]\nroot-size = lots\n", -EINVAL },
                 { "[disk]\nroot-size = 1001\n", -EINVAL },
                 { "[rootfs]\ntype = ext4\n", -EINVAL },

@@ -77,12 +77,43 @@ static void test_rejects(void **state) {
                    "{\"type\": \"k\", \"sha256\": \"" SHA_B "\", \"size\": 1}]}",
                    "listed twice");
         expect_bad("{\"format\": 1, \"format\": 1}", "invalid JSON");
+        /* A version the agent could not tell from a boot counter. */
+        expect_bad("{\"format\": 1, \"name\": \"t\", \"version\": \"1.0+1\", \"arch\": \"x\"}",
+                   "invalid version '1.0+1' (a version is 1 to 64 ASCII letters, digits and . _ - ~ ^");
+}
+
+/* The one rule for image versions that builder, server and agent share. */
+static void test_version_rule(void **state) {
+        static const char *const good[] = {
+                "1.0", "2", "2024.05-1~rc2^p1_x", "_1", "~rc1", "1.0-rc.1", "A.b",
+                "1234567890123456789012345678901234567890123456789012345678901234", /* 64 */
+        };
+        static const char *const bad[] = {
+                "", "1.0+1", "1.0+3-1", "+1", ".1", "..", "-1", "1/0", "1 0", "1:0", "1,0", "1.0\n", "1.\xc3\xa9",
+                "12345678901234567890123456789012345678901234567890123456789012345", /* 65 */
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                if (!image_version_valid(good[i]))
+                        fail_msg("'%s' should be a valid version", good[i]);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                if (image_version_valid(bad[i]))
+                        fail_msg("'%s' should not be a valid version", bad[i]);
+        assert_false(image_version_valid(NULL));
+
+        /* Names keep '+' (nothing parses a name back from a file name), not '^'. */
+        assert_true(image_name_valid("tiny+debug"));
+        assert_false(image_name_valid("tiny^1"));
+        assert_false(image_name_valid("../x"));
+        assert_false(image_name_valid(NULL));
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_roundtrip),
                 test_in_dir(test_rejects),
+                test_in_dir(test_version_rule),
         };
         return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
 }
