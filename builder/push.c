@@ -82,6 +82,38 @@ static int push_log_error(Push *p, int r, const char *doing) {
         return log_error_errno(r, "cannot %s: %s%s", doing, api_client_error(p->api), hint);
 }
 
+/* Versions are immutable: when the server already has NAME:VERSION as
+ * another image, the push would upload every blob only to be refused at
+ * the end. Asks first, so such a push fails before it sends a byte. */
+static int push_check_conflict(Push *p, const LoadedImage *img) {
+        _cleanup_free_ char *path = strdup_printf("/v1/images/%s:%s", img->entry.name, img->entry.version);
+        json_t *reply = NULL, *id;
+        int r;
+
+        if (!path)
+                return log_oom();
+        r = api_request(p->api, "GET", path, NULL, NULL, &reply);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                _cleanup_free_ char *doing = strdup_printf("look for %s on %s", p->label, api_client_url(p->api));
+                return push_log_error(p, r, doing ? doing : "look for the image");
+        }
+        id = json_object_get(reply, "id");
+        if (json_is_string(id) && streq(json_string_value(id), img->entry.id)) {
+                json_decref(reply);
+                return 0;
+        }
+        progress_end(p->progress);
+        r = log_error_errno(-EEXIST,
+                            "cannot push %s: %s:%s is already published on %s as image %.12s, this one is %.12s; "
+                            "versions are immutable, build it as a new version",
+                            p->label, img->entry.name, img->entry.version, api_client_url(p->api),
+                            json_is_string(id) ? json_string_value(id) : "?", img->entry.id);
+        json_decref(reply);
+        return r;
+}
+
 /* Asks the server which blobs it has. */
 static int push_find_missing(Push *p) {
         progress_phase(p->progress, "check", "%zu blobs of %s on %s", p->n_blobs, p->label, api_client_url(p->api));
@@ -291,7 +323,9 @@ int push_image(Store *s, const char *ref, const PushOptions *opts) {
                 goto out;
         }
         p.progress = progress;
-        r = push_find_missing(&p);
+        r = push_check_conflict(&p, &img);
+        if (r >= 0)
+                r = push_find_missing(&p);
         if (r >= 0)
                 r = push_upload_missing(&p);
         if (r >= 0)

@@ -1,7 +1,9 @@
 /* slipway-build push: publishes an image from the local store on a
- * bootserver. Only the blobs the server lacks are uploaded (HEAD, then PUT),
- * then the manifest is published (POST /v1/images), which the server
- * verifies against its trusted keys. */
+ * bootserver. A server that has the same name:version as another image
+ * fails the push before anything is sent (GET /v1/images/NAME:VERSION).
+ * Only the blobs the server lacks are uploaded (HEAD, then PUT), then the
+ * manifest is published (POST /v1/images), which the server verifies
+ * against its trusted keys. */
 #pragma once
 
 #include "store.h"
@@ -17,5 +19,6 @@ typedef struct PushOptions {
  * Progress goes to stderr, the summary line to stdout. Logs one line on
  * failure, naming the image and what the server said. Returns 0 or a
  * negative errno: -EHOSTUNREACH and the like when the server cannot be
- * reached, else as api_request() maps the server's answer. */
+ * reached, -EEXIST when the server has name:version as another image,
+ * else as api_request() maps the server's answer. */
 int push_image(Store *s, const char *ref, const PushOptions *opts);

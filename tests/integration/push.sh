@@ -114,13 +114,29 @@ else
         t_fail "${out:-no output}"
 fi
 
+t_case "another image under a published NAME:VERSION fails before it uploads anything"
+# Same packages, another command line: the same artifacts but another
+# manifest, so only the manifest and its signature are new to the server.
+sed -e 's/^cmdline = .*/cmdline = console=ttyS0 other/' "$D/tiny.conf" >"$D/other.conf"
+$B -q --store "$D/store-other" build --key "$D/k.key" --lock "$D/other.lock" --no-disk --image-version 1.0 \
+        "$D/other.conf" >/dev/null 2>"$D/build-other.log"
+blob_files() { find "$D/srv/blobs" -type f | wc -l; }
+before=$(blob_files)
+if expect_fail "cannot push tiny 1.0: tiny:1.0 is already published on $SRV as image ${id1:0:12}, this one is .*versions are immutable" \
+        $B --store "$D/store-other" push --token "$SRV_TOKEN" "$SRV" tiny:1.0 &&
+        [ "$(blob_files)" = "$before" ]; then
+        t_ok
+else
+        t_fail "blob files on the server: $before before, $(blob_files) after; $(tail -3 "$D/build-other.log")"
+fi
+
 # A second server that trusts another key only.
 start_server strict "$D/other-keys" || exit 1
 STRICT=$URL STRICT_TOKEN=$TOKEN
 manifest_hex=$(sha256sum <"$D/export/manifest.json" | cut -c1-64)
 
 t_case "a wrong token fails with 401 and uploads nothing"
-if expect_fail "cannot upload the .* of tiny 1.0 to $STRICT: server: unknown token \(unauthorized\)" \
+if expect_fail "cannot look for tiny 1.0 on $STRICT: server: unknown token \(unauthorized\)" \
         $B --store "$D/store" push --token slw_wrong "$STRICT" tiny:1.0 &&
         [ "$(blob_status "$STRICT" "$manifest_hex")" = 404 ]; then t_ok; else t_fail "blob status after the refused push: $(blob_status "$STRICT" "$manifest_hex")"; fi
 
