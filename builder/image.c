@@ -230,14 +230,13 @@ static const char *export_name(const ManifestArtifact *a) {
         return a->type;
 }
 
-/* Hard-links a blob when the store shares the file system, copies otherwise. */
+/* Copies a blob out of the store (a reflink where the file system can).
+ * Never a hard link: the exported file is the user's to change, and a
+ * link would change the blob with it. */
 static int export_blob(Store *s, const char *sha, const char *dst) {
         _cleanup_free_ char *src = store_blob_path(s, sha);
         if (!src)
                 return -ENOMEM;
-        unlink(dst);
-        if (link(src, dst) == 0)
-                return 0;
         return copy_file_atomic(src, dst, 0644);
 }
 

@@ -1,6 +1,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 
@@ -189,7 +191,9 @@ int copy_file_atomic(const char *src, const char *dst, mode_t mode) {
         out = open_tmpfile_beside(dst, &tmp);
         if (out < 0)
                 return out;
-        r = copy_fd(in, out, NULL);
+        /* A reflink shares the blocks until either file is written; where
+         * the file system has none, the bytes are copied. */
+        r = ioctl(out, FICLONE, in) == 0 ? 0 : copy_fd(in, out, NULL);
         if (r >= 0 && fchmod(out, mode) < 0)
                 r = negative_errno();
         if (r >= 0 && fsync(out) < 0)

@@ -42,7 +42,9 @@ int rm_rf(const char *path);
  * umask). ret_tmp_path gets its name; the caller renames or unlinks it. */
 int open_tmpfile_beside(const char *final_path, char **ret_tmp_path);
 
-/* Copies src to a new file dst atomically (tmp, fsync, rename). */
+/* Copies src to a new file dst atomically (tmp, fsync, rename): a reflink
+ * (FICLONE) where the file system has them, else the bytes. Never a hard
+ * link: changing dst afterwards leaves src as it was. */
 int copy_file_atomic(const char *src, const char *dst, mode_t mode);
 
 /* Copies the whole of fd_in to fd_out from their current offsets. */

@@ -87,9 +87,19 @@ else
         t_fail "export incomplete"
 fi
 
+t_case "an exported file is a copy: changing it leaves the store intact"
+rootfs=$(jq -r '.artifacts[] | select(.type == "rootfs") | .sha256' "$D/export/manifest.json")
+blob=$D/store/blobs/sha256/${rootfs:0:2}/$rootfs
+printf 'appended by the user' >>"$D/export/rootfs.erofs"
+if [ "$(stat -c %h "$blob")" = 1 ] && [ "$(sha256sum <"$blob" | cut -c1-64)" = "$rootfs" ] &&
+        $B --store "$D/store" verify --key "$PUB" tiny:2.0 >"$D/verify-export.log" 2>&1; then
+        t_ok
+else
+        t_fail "blob links $(stat -c %h "$blob"), sha256 $(sha256sum <"$blob" | cut -c1-12), $(tail -2 "$D/verify-export.log")"
+fi
+
 t_case "verify catches a corrupted artifact"
 cp -a "$D/store" "$D/store-bad"
-rootfs=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print([a["sha256"] for a in m["artifacts"] if a["type"]=="rootfs"][0])' "$D/export/manifest.json")
 blob=$D/store-bad/blobs/sha256/${rootfs:0:2}/$rootfs
 chmod u+w "$blob"
 printf 'X' | dd of="$blob" bs=1 seek=4096 conv=notrunc 2>/dev/null
