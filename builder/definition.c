@@ -99,6 +99,39 @@ static int parse_size_key(const char *file, unsigned line, const char *key, cons
         return 0;
 }
 
+static bool version_operator(const char *w) {
+        return streq(w, "=") || streq(w, "<") || streq(w, "<=") || streq(w, ">") || streq(w, ">=");
+}
+
+/* Adds the packages of an install line: names, and "NAME OP VERSION" (as
+ * rpm writes Requires) kept as one entry "NAME OP VERSION". */
+static int add_install(ImageDef *d, const char *file, unsigned line, const char *value) {
+        _cleanup_strv_free_ char **w = strv_split_words(value);
+
+        if (!w)
+                return log_oom();
+        for (size_t i = 0; w[i]; i++) {
+                char *spec;
+
+                if (strpbrk(w[i], "<=>"))
+                        return log_error_errno(-EINVAL,
+                                               "%s:%u: '%s': write a version constraint as NAME OP VERSION, with "
+                                               "spaces (OP is =, <, <=, > or >=)",
+                                               file, line, w[i]);
+                if (w[i + 1] && version_operator(w[i + 1])) {
+                        if (!w[i + 2] || strpbrk(w[i + 2], "<=>"))
+                                return log_error_errno(-EINVAL, "%s:%u: '%s %s' lacks the version after '%s'", file,
+                                                       line, w[i], w[i + 1], w[i + 1]);
+                        spec = strdup_printf("%s %s %s", w[i], w[i + 1], w[i + 2]);
+                        i += 2;
+                } else
+                        spec = strdup(w[i]);
+                if (strv_consume(&d->packages, spec) < 0)
+                        return log_oom();
+        }
+        return 0;
+}
+
 static int handle_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
                       void *userdata) {
         ParseState *st = userdata;
@@ -131,15 +164,8 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
                         return replace_string(&d->min_from_version, value);
                 }
         } else if (streq(section, "packages")) {
-                if (streq(key, "install")) {
-                        _cleanup_strv_free_ char **words = strv_split_words(value);
-                        if (!words)
-                                return log_oom();
-                        for (char **w = words; *w; w++)
-                                if (strv_extend(&d->packages, *w) < 0)
-                                        return log_oom();
-                        return 0;
-                }
+                if (streq(key, "install"))
+                        return add_install(d, file, line, value);
         } else if ((repo_id = startswith(section, "repo "))) {
                 if (streq(key, "baseurl")) {
                         RepoDef *n;

@@ -27,7 +27,7 @@ typedef struct ImageDef {
         char *version;             /* [image] version, or --version */
         char *arch;                /* [image] arch, default x86_64 */
         char *min_from_version;    /* [image] min-from-version, or NULL */
-        char **packages;           /* [packages] install, sorted and unique */
+        char **packages;           /* [packages] install: "NAME" or "NAME OP VERSION", sorted and unique */
         RepoDef *repos;            /* [repo ID] baseurl, in file order */
         size_t n_repos;
         char *cmdline;             /* [boot] cmdline */

@@ -242,6 +242,34 @@ static bool token_valid(const char *s, const char *extra_forbidden) {
         return true;
 }
 
+/* A requested package as a definition has it: "NAME", or "NAME OP
+ * VERSION" with single spaces (definition.h). */
+static bool request_valid(const char *s) {
+        static const char *const ops[] = { "=", "<", "<=", ">", ">=" };
+        _cleanup_free_ char *copy = NULL;
+        char *op, *version;
+
+        if (isempty(s) || strlen(s) > 256)
+                return false;
+        if (!strchr(s, ' '))
+                return token_valid(s, "<=>");
+        copy = strdup(s);
+        if (!copy)
+                return false;
+        op = strchr(copy, ' ');
+        *op++ = 0;
+        version = strchr(op, ' ');
+        if (!version)
+                return false;
+        *version++ = 0;
+        if (!token_valid(copy, "<=>") || !token_valid(version, "<=>"))
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++)
+                if (streq(op, ops[i]))
+                        return true;
+        return false;
+}
+
 static bool epoch_valid(const char *s) {
         if (isempty(s) || strlen(s) > 10)
                 return false;
@@ -456,8 +484,8 @@ static int lock_from_json_full(const json_t *j, const char *src, Lock **ret) {
         if (!l->requested)
                 return log_oom();
         json_array_foreach(requested, i, v) {
-                if (!json_is_string(v) || !token_valid(json_string_value(v), ""))
-                        return lock_error(src, "requested[%zu] is not a package name", i);
+                if (!json_is_string(v) || !request_valid(json_string_value(v)))
+                        return lock_error(src, "requested[%zu] is not a package name or 'NAME OP VERSION'", i);
                 if (strv_extend(&l->requested, json_string_value(v)) < 0)
                         return log_oom();
         }

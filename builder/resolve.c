@@ -338,20 +338,79 @@ static int load_filelists(RepoState *states, size_t n) {
         return any;
 }
 
-/* Whether anything provides name; sets *ret_by_name when a package is called that. */
-static bool has_provider(Pool *pool, const char *name, bool *ret_by_name) {
-        Id id = pool_str2id(pool, name, 0), p, pp;
+/* A requested package: "NAME" or "NAME OP EVR" (definition.h). */
+typedef struct Request {
+        Id name;  /* 0 when no package or capability has the name */
+        Id dep;   /* name, or the relation "name OP evr" */
+        bool rel; /* dep is a relation */
+} Request;
+
+static int request_parse(Pool *pool, const char *spec, Request *ret) {
+        static const struct {
+                const char *op;
+                int flags;
+        } ops[] = {
+                { "=", REL_EQ }, { "<", REL_LT }, { "<=", REL_LT | REL_EQ }, { ">", REL_GT }, { ">=", REL_GT | REL_EQ },
+        };
+        _cleanup_strv_free_ char **w = strv_split_words(spec);
+        Request q = {};
+
+        if (!w)
+                return -ENOMEM;
+        q.name = w[0] ? pool_str2id(pool, w[0], 0) : 0;
+        q.dep = q.name;
+        if (strv_length(w) == 3) {
+                int flags = 0;
+
+                for (size_t i = 0; i < ELEMENTSOF(ops); i++)
+                        if (streq(w[1], ops[i].op))
+                                flags = ops[i].flags;
+                if (flags == 0)
+                        return -EINVAL;
+                q.rel = true;
+                q.dep = q.name ? pool_rel2id(pool, q.name, pool_str2id(pool, w[2], 1), flags, 1) : 0;
+        } else if (strv_length(w) != 1)
+                return -EINVAL;
+        *ret = q;
+        return 0;
+}
+
+/* Whether anything provides what q asks for; sets *ret_by_name when a
+ * package is called that (and, with a relation, has a matching version). */
+static bool has_provider(Pool *pool, const Request *q, bool *ret_by_name) {
+        Id p, pp;
         bool found = false;
 
         *ret_by_name = false;
-        if (!id)
+        if (!q->dep)
                 return false;
-        FOR_PROVIDES(p, pp, id) {
+        FOR_PROVIDES(p, pp, q->dep) {
+                Solvable *s = pool->solvables + p;
+
                 found = true;
-                if (pool->solvables[p].name == id)
+                if (s->name == q->name && (!q->rel || pool_match_nevr(pool, s, q->dep)))
                         *ret_by_name = true;
         }
         return found;
+}
+
+/* "1.0-1, 2.0-1": the versions of the packages called name, for a message;
+ * caller frees. */
+static char *versions_of(Pool *pool, Id name) {
+        _cleanup_free_ char *s = strdup("");
+        Id p, pp;
+
+        FOR_PROVIDES(p, pp, name) {
+                Solvable *sv = pool->solvables + p;
+                char *t;
+
+                if (!s || sv->name != name)
+                        continue;
+                t = strdup_printf("%s%s%s", s, *s ? ", " : "", pool_id2str(pool, sv->evr));
+                free(s);
+                s = t;
+        }
+        return TAKE_PTR(s);
 }
 
 static char *repo_list(const RepoState *states, size_t n) {
@@ -366,28 +425,44 @@ static char *repo_list(const RepoState *states, size_t n) {
 }
 
 /* Builds the job queue: install each requested package, by name when a
- * package has that name (as dnf does), else by what provides it. */
+ * package has that name (as dnf does), else by what provides it; with a
+ * version constraint, only what matches it. */
 static int make_jobs(Pool *pool, RepoState *states, size_t n, char **packages, Queue *jobs) {
         bool missing = false;
         int r;
 
         queue_empty(jobs);
-        for (char **name = packages; name && *name; name++) {
+        for (char **spec = packages; spec && *spec; spec++) {
+                Request q;
                 bool by_name;
 
-                if (!has_provider(pool, *name, &by_name) && (*name)[0] == '/') {
+                r = request_parse(pool, *spec, &q);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0)
+                        return log_error_errno(r, "cannot read the package request '%s'", *spec);
+                if (!has_provider(pool, &q, &by_name) && (*spec)[0] == '/') {
                         r = load_filelists(states, n);
                         if (r < 0)
                                 return r;
+                        r = request_parse(pool, *spec, &q);
+                        if (r < 0)
+                                return log_oom();
                 }
-                if (!has_provider(pool, *name, &by_name)) {
-                        _cleanup_free_ char *repos = repo_list(states, n);
-                        log_error("package '%s' not found in any repository (repos: %s)", *name, strempty(repos));
+                if (!has_provider(pool, &q, &by_name)) {
+                        _cleanup_free_ char *repos = repo_list(states, n), *versions = NULL;
+
+                        versions = q.rel && q.name ? versions_of(pool, q.name) : NULL;
+                        if (!isempty(versions))
+                                log_error("no version of '%s' matches '%s' (there: %s)", pool_id2str(pool, q.name),
+                                          *spec, versions);
+                        else
+                                log_error("package '%s' not found in any repository (repos: %s)", *spec,
+                                          strempty(repos));
                         missing = true;
                         continue;
                 }
-                queue_push2(jobs, SOLVER_INSTALL | (by_name ? SOLVER_SOLVABLE_NAME : SOLVER_SOLVABLE_PROVIDES),
-                            pool_str2id(pool, *name, 0));
+                queue_push2(jobs, SOLVER_INSTALL | (by_name ? SOLVER_SOLVABLE_NAME : SOLVER_SOLVABLE_PROVIDES), q.dep);
         }
         return missing ? -ENOENT : 0;
 }

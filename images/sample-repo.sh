@@ -138,7 +138,9 @@ step "built busybox $(upstream "$bb_ver")-$(revision "$bb_ver")"
 rpmb kernel.spec --define "deb_root $k_root" --define "kver $kver" \
     --define "kernel_version $(upstream "$k_ver")" --define "kernel_release $(revision "$k_ver")"
 step "built kernel $(upstream "$k_ver")-$(revision "$k_ver"): $(sed -n 's/^kernel.spec: \([^ ]*\) <-.*/\1/p' "$top/tmp/rpmbuild.log" | sort | tr '\n' ' ')"
-for v in 1.0 2.0; do
+# One tiny-base per release of the sample image: each release's definition
+# installs "tiny-base = VERSION", so 1.0 and 2.0 differ in what they carry.
+for v in 1.0 2.0 3.0 4.0; do
     rpmb tiny-base.spec --define "tiny_version $v"
     step "built tiny-base $v-1"
 done

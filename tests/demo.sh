@@ -21,23 +21,31 @@ stop_all() {
 }
 trap stop_all EXIT
 
-# A fresh run each time: hosts, server state and logs go; the build cache stays.
+# A fresh run each time: hosts, server state, the image store and logs go (a
+# store kept from an older tree would refuse the new build of a version it
+# holds); the build cache (downloads) stays.
 for pidfile in "$D"/pids/*; do [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true; done
-rm -rf "$D/srv" "$D/hosts" "$D/pids" "$D/logs"
+rm -rf "$D/srv" "$D/hosts" "$D/pids" "$D/logs" "$D/store"
 mkdir -p "$D/keys" "$D/pids" "$D/logs" "$D/hosts"
 
 if [ ! -f "$D/keys/signing.key" ]; then
         step "a signing key pair"
         "$BIN/slipway-build" keygen "$D/keys/signing.key" "$D/keys/signing.pub"
 fi
-sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
 for v in 1.0 2.0; do
-        step "slipway-build build tiny.conf --image-version $v   (RPMs → signed image)"
-        "$BIN/slipway-build" --store "$D/store" build --no-disk --key "$D/keys/signing.key" --lock "$D/tiny.lock" \
-                --image-version "$v" "$D/tiny.conf" >/dev/null
+        # A definition per release: its version and the tiny-base (the OS
+        # release, /etc/os-release) it carries.
+        sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" -e "s|^version = .*|version = $v|" \
+                -e "s|^install = tiny-base = [^ ]*|install = tiny-base = $v|" "$TOP/images/tiny.conf" >"$D/tiny-$v.conf"
+        step "slipway-build build tiny-$v.conf   (version $v with tiny-base $v: RPMs → signed image)"
+        "$BIN/slipway-build" --store "$D/store" build --no-disk --key "$D/keys/signing.key" "$D/tiny-$v.conf" >/dev/null
 done
 step "slipway-build inspect tiny:2.0"
 "$BIN/slipway-build" --store "$D/store" inspect tiny:2.0 | head -n 14
+step "what 1.0 and 2.0 differ in: the tiny-base each carries"
+for v in 1.0 2.0; do
+        echo "tiny:$v  $("$BIN/slipway-build" --store "$D/store" inspect tiny:$v | grep -o 'tiny-base-[^ ]*')"
+done
 
 step "slipwayd on 127.0.0.1 (state in build/demo/srv)"
 TOKEN=$("$BIN/slipwayd" --state-dir "$D/srv" --log-json no token create demo)

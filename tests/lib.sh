@@ -113,6 +113,19 @@ expect_fail() {
         return 0
 }
 
+# tiny_def FILE VERSION [PACKAGE...]: writes the definition of release
+# VERSION of the sample image (images/tiny.conf) to FILE: the repository is
+# build/sample-repo, [image] version and the tiny-base it installs are
+# VERSION (images/sample-repo.sh builds tiny-base 1.0 to 4.0), and each
+# PACKAGE joins the install line.
+tiny_def() {
+        local file=$1 version=$2
+        shift 2
+        sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" -e "s|^version = .*|version = $version|" \
+                -e "s|^install = tiny-base = [^ ]*|install = tiny-base = $version|" \
+                -e "/^install = /s|\$|${*:+ $*}|" "$TOP/images/tiny.conf" >"$file"
+}
+
 # The accelerator for test VMs: SLIPWAY_QEMU_ACCEL when set; otherwise KVM
 # when a probe boot shows it really runs guests (on some machines /dev/kvm
 # exists but a guest never gets past the firmware), TCG if not. The verdict

@@ -118,20 +118,17 @@ t_case "images 1.0 to 4.0 (3.0 broken) with the agent and the site's key"
 mkdir -p "$D/keys"
 [ -s "$D/k.key" ] || $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 "$TOP/images/keys-repo.sh" "$D/keys-repo" "$D/keys" >/dev/null
-define() { # define FILE EXTRA-PACKAGES
-        sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" \
-                -e "s|^install = .*|install = tiny-base kernel busybox slipway-agent slipway-keys $2|" \
-                "$TOP/images/tiny.conf" >"$1"
+define() { # define FILE VERSION [EXTRA-PACKAGE...]
+        tiny_def "$@" slipway-keys
         printf '\n[repo keys]\nbaseurl = %s\n' "$D/keys-repo" >>"$1"
 }
-define "$D/tiny.conf" ""
-define "$D/broken.conf" tiny-broken
 ok=1
 for v in 1.0 2.0 3.0 4.0; do
+        # each release carries its own tiny-base; 3.0 also tiny-broken, whose required health check fails
+        if [ "$v" = 3.0 ]; then define "$D/tiny-$v.conf" "$v" tiny-broken; else define "$D/tiny-$v.conf" "$v"; fi
         # only 1.0 is installed from bare metal: the others need no disk artifact
-        args=(--image-version "$v" "$D/tiny.conf")
+        args=("$D/tiny-$v.conf")
         [ "$v" != 1.0 ] && args=(--no-disk "${args[@]}")
-        [ "$v" = 3.0 ] && args=(--no-disk --image-version "$v" "$D/broken.conf")
         $B -q --store "$D/store" build --key "$D/k.key" "${args[@]}" >"$D/build-$v.log" 2>&1 || ok=0
 done
 [ $ok = 1 ] && t_ok "$(elapsed)" || t_fail "$(tail -q -n 5 "$D"/build-*.log)"

@@ -73,13 +73,16 @@ $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 rpmbuild -bb --define "_topdir $D/rpmbuild" --define "_rpmdir $D/fleet-repo/Packages" \
         --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
         "$TOP/tests/fleet/fleet-kernel.spec" >"$D/rpmbuild.log" 2>&1 && createrepo_c -q "$D/fleet-repo" >/dev/null
-cat >"$D/fleet.conf" <<EOF
+ok=1
+for v in 1.0 2.0; do
+        # each release carries the sample's tiny-base of its version
+        cat >"$D/fleet-$v.conf" <<EOF
 [image]
 name = fleet
-version = 1.0
+version = $v
 arch = x86_64
 [packages]
-install = tiny-base busybox fleet-kernel
+install = tiny-base = $v busybox fleet-kernel
 [repo sample]
 baseurl = $TOP/build/sample-repo
 [repo fleet]
@@ -90,10 +93,7 @@ initramfs-modules =
 [rootfs]
 type = erofs
 EOF
-ok=1
-for v in 1.0 2.0; do
-        $B -q --store "$D/store" build --no-disk --key "$D/k.key" --image-version "$v" "$D/fleet.conf" \
-                >>"$D/build.log" 2>&1 || ok=0
+        $B -q --store "$D/store" build --no-disk --key "$D/k.key" "$D/fleet-$v.conf" >>"$D/build.log" 2>&1 || ok=0
 done
 [ $ok = 1 ] && t_ok || t_fail "$(tail -n 5 "$D/build.log" "$D/rpmbuild.log")"
 

@@ -22,11 +22,11 @@ sha() { sha256sum "$1" | cut -c1-64; }
 mkdir -p "$D/keys" "$D/other"
 $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 $B keygen "$D/o.key" "$D/other/o.pub" >/dev/null
-sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
 for v in 1.0 2.0 3.0 4.0; do
         key=$D/k.key
         [ $v = 4.0 ] && key=$D/o.key
-        $B -q --store "$D/store" build --key "$key" --no-disk --image-version $v "$D/tiny.conf" >/dev/null
+        tiny_def "$D/tiny-$v.conf" $v
+        $B -q --store "$D/store" build --key "$key" --no-disk "$D/tiny-$v.conf" >/dev/null
         $B -q --store "$D/store" export tiny:$v "$D/img-$v" >/dev/null
 done
 

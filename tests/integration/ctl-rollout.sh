@@ -107,10 +107,10 @@ fi
 # A server with two versions of the sample image and five hosts.
 mkdir -p "$D/keys"
 $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
-sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
 for v in 1.0 2.0; do
-        $B -q --store "$D/store" build --key "$D/k.key" --lock "$D/tiny.lock" --no-disk --image-version $v \
-                "$D/tiny.conf" >/dev/null 2>>"$D/build.log" || echo "building tiny $v failed: $(tail -3 "$D/build.log")"
+        tiny_def "$D/tiny-$v.conf" $v
+        $B -q --store "$D/store" build --key "$D/k.key" --lock "$D/tiny.lock" --no-disk "$D/tiny-$v.conf" \
+                >/dev/null 2>>"$D/build.log" || echo "building tiny $v failed: $(tail -3 "$D/build.log")"
 done
 TOKEN=$("$SLIPWAYD" --state-dir "$D/srv" --log-json no token create ci)
 "$SLIPWAYD" --state-dir "$D/srv" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-json no >"$D/srv.log" 2>&1 &

@@ -104,8 +104,9 @@ fi
 
 t_case "a new version uploads only the blobs that changed"
 echo "$SRV_TOKEN" >"$D/token"
-$B -q --store "$D/store" build --key "$D/k.key" --lock "$D/tiny.lock" --no-disk --image-version 2.0 \
-        "$D/tiny.conf" >/dev/null 2>"$D/build2.log"
+tiny_def "$D/tiny-2.0.conf" 2.0
+$B -q --store "$D/store" build --key "$D/k.key" --lock "$D/tiny.lock" --no-disk "$D/tiny-2.0.conf" \
+        >/dev/null 2>"$D/build2.log"
 if out=$($B -q --store "$D/store" push --token-file "$D/token" "$SRV" tiny:2.0 2>&1) &&
         [[ $out =~ ^pushed\ tiny\ 2.0\ .*\ ([0-9]+)\ blob\(s\)\ uploaded,\ ([0-9]+)\ already\ there ]] &&
         [ "${BASH_REMATCH[2]}" -ge 1 ] && [ "$(images_on "$SRV" "$SRV_TOKEN")" = 2 ]; then

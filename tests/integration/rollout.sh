@@ -19,9 +19,9 @@ sha() { sha256sum "$1" | cut -c1-64; }
 
 mkdir -p "$D/keys" "$D/health"
 $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
-sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
 for v in 1.0 2.0 3.0; do
-        $B -q --store "$D/store" build --key "$D/k.key" --no-disk --image-version $v "$D/tiny.conf" >/dev/null
+        tiny_def "$D/tiny-$v.conf" $v
+        $B -q --store "$D/store" build --key "$D/k.key" --no-disk "$D/tiny-$v.conf" >/dev/null
         $B -q --store "$D/store" export tiny:$v "$D/img-$v" >/dev/null
 done
 cat >"$D/health/10-version" <<'EOF'

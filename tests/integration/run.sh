@@ -71,8 +71,9 @@ else
 fi
 
 t_case "a second version gets another ID"
-if id3=$($B --store "$D/store" build --key "$KEY" --lock "$D/tiny.lock" --image-version 2.0 --no-disk \
-        "$D/tiny.conf" 2>"$D/build3.log") && [ "$id3" != "$id1" ] && [ "$(images_in "$D/store")" = 2 ]; then
+tiny_def "$D/tiny-2.0.conf" 2.0
+if id3=$($B --store "$D/store" build --key "$KEY" --lock "$D/tiny-2.0.lock" --no-disk "$D/tiny-2.0.conf" \
+        2>"$D/build3.log") && [ "$id3" != "$id1" ] && [ "$(images_in "$D/store")" = 2 ]; then
         t_ok
 else
         t_fail "$(tail -3 "$D/build3.log")"
@@ -97,6 +98,21 @@ if [ "$(stat -c %h "$blob")" = 1 ] && [ "$(sha256sum <"$blob" | cut -c1-64)" = "
 else
         t_fail "blob links $(stat -c %h "$blob"), sha256 $(sha256sum <"$blob" | cut -c1-12), $(tail -2 "$D/verify-export.log")"
 fi
+
+t_case "each version carries its own tiny-base: the lock and /etc/os-release say 1.0, then 2.0"
+$B --store "$D/store" export tiny:1.0 "$D/export-1.0" >/dev/null
+ok=1 seen=""
+for v in 1.0 2.0; do
+        lock=$D/tiny.lock exp=$D/export-1.0
+        [ $v = 2.0 ] && lock=$D/tiny-2.0.lock exp=$D/export
+        in_lock=$(jq -r '.packages[] | select(.name == "tiny-base") | .version' "$lock")
+        fsck.erofs --extract="$D/root-$v" "$exp/rootfs.erofs" >"$D/extract-$v.log" 2>&1
+        os=$(sed -n 's/^VERSION_ID=//p' "$D/root-$v/etc/os-release" 2>/dev/null)
+        release=$(sed -n 's/^VERSION=//p' "$D/root-$v/etc/slipway/release" 2>/dev/null)
+        seen="$seen $v: lock $in_lock, os-release $os, release $release;"
+        [ "$in_lock" = $v ] && [ "$os" = $v ] && [ "$release" = $v ] || ok=0
+done
+if [ $ok = 1 ]; then t_ok; else t_fail "$seen $(tail -2 "$D"/extract-*.log)"; fi
 
 t_case "verify catches a corrupted artifact"
 cp -a "$D/store" "$D/store-bad"

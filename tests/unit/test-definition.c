@@ -53,6 +53,35 @@ static void test_version_override(void **state) {
         assert_string_equal(d->version, "1.0^git5~rc1");
 }
 
+/* "NAME OP VERSION" stays one request; a constraint written otherwise is
+ * an error. */
+static void test_install_constraints(void **state) {
+        static const char *const bad[] = { "a=1.0", "a = ", "= 1.0", "a >= <2", "a =< 1" };
+        _cleanup_image_def_free_ ImageDef *d = NULL;
+        (void) state;
+
+        write_text("t.conf", "[image]\nname = t\nversion = 2.0\n"
+                             "[packages]\ninstall = tiny-base = 2.0 kernel >= 6.1, busybox\n"
+                             "[repo r]\nbaseurl = /srv/r\n");
+        assert_int_equal(image_def_load("t.conf", NULL, &d), 0);
+        assert_int_equal(strv_length(d->packages), 3);
+        assert_string_equal(d->packages[0], "busybox");
+        assert_string_equal(d->packages[1], "kernel >= 6.1");
+        assert_string_equal(d->packages[2], "tiny-base = 2.0");
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *text = strdup_printf("[image]\nname = t\nversion = 1\n[packages]\ninstall = %s\n"
+                                                          "[repo r]\nbaseurl = /srv/r\n",
+                                                          bad[i]);
+                ImageDef *b = NULL;
+
+                write_text("bad.conf", text);
+                if (image_def_load("bad.conf", NULL, &b) != -EINVAL)
+                        fail_msg("install = %s was not refused", bad[i]);
+                assert_null(b);
+        }
+}
+
 /* Every bad definition fails with -EINVAL (or -EBADMSG for syntax). */
 static void test_errors(void **state) {
         static const struct {
@@ -112,6 +141,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_load),
                 test_in_dir(test_version_override),
+                test_in_dir(test_install_constraints),
                 test_in_dir(test_errors),
                 test_in_dir(test_error_location),
         };

@@ -61,6 +61,7 @@ static Lock *lock_new_test(void) {
         assert_non_null(l);
         l->arch = strdup("x86_64");
         l->requested = strv_split_words("zeta alpha");
+        assert_int_equal(strv_extend(&l->requested, "mid >= 1:2.0-1"), 0);
         l->repos = calloc(1, sizeof(LockRepo));
         l->repos[0] = (LockRepo) { strdup("r"), strdup("http://127.0.0.1:8080/repo"), strdup(SHA_C) };
         l->n_repos = 1;
@@ -299,6 +300,25 @@ static void test_reject_shapes(void **state _unused_) {
         assert_null(l);
 }
 
+/* A requested package is a name or "NAME OP VERSION", nothing else. */
+static void test_requested_forms(void **state _unused_) {
+        static const char *const good[] = { "kernel", "/usr/bin/sh", "tiny-base = 1.0", "a <= 2:1.0-1", "b > 0" };
+        static const char *const bad[] = { "", "a  = 1", "a == 1", "a =", "a=1", "a = 1 2", " a", "a = <1", "a b" };
+
+        for (size_t i = 0; i < ELEMENTSOF(good) + ELEMENTSOF(bad); i++) {
+                bool ok = i < ELEMENTSOF(good);
+                const char *r = ok ? good[i] : bad[i - ELEMENTSOF(good)];
+                json_t *j = valid();
+                Lock *l = NULL;
+
+                json_array_append_new(json_object_get(j, "requested"), json_string(r));
+                if ((lock_from_json(j, &l) == 0) != ok)
+                        fail_msg("requested '%s' should be %s", r, ok ? "accepted" : "refused");
+                lock_free(l);
+                json_decref(j);
+        }
+}
+
 static void test_valid_fixture(void **state _unused_) {
         _cleanup_lock_free_ Lock *l = NULL;
         json_t *j = valid();
@@ -361,7 +381,7 @@ int main(void) {
                 cmocka_unit_test(test_sort),            cmocka_unit_test(test_nevra_url_find),
                 cmocka_unit_test(test_valid_fixture),   cmocka_unit_test(test_reject),
                 cmocka_unit_test(test_reject_shapes),   cmocka_unit_test(test_read_errors),
-                cmocka_unit_test(test_atomic_write),
+                cmocka_unit_test(test_atomic_write),    cmocka_unit_test(test_requested_forms),
         };
 
         log_set_level(LOG_LEVEL_ERROR);

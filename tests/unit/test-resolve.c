@@ -214,6 +214,69 @@ static void test_sorted(void **state _unused_) {
                 assert_true(strcmp(l->packages[i - 1].name, l->packages[i].name) < 0);
 }
 
+/* Resolves one request, which may be "NAME OP EVR". */
+static int resolve_one(const char *spec, Lock **ret) {
+        ImageDef *d = def_new("placeholder", "fix", fixture.repo_url, NULL, NULL);
+        int r;
+
+        free(d->packages[0]);
+        d->packages[0] = strdup(spec);
+        assert_non_null(d->packages[0]);
+        r = resolve_packages(d, "cache", NULL, ret);
+        def_free(d);
+        return r;
+}
+
+/* The version of name that resolving spec picks, or NULL when it fails. */
+static char *picked(const char *spec, const char *name) {
+        _cleanup_lock_free_ Lock *l = NULL;
+        const LockPackage *p;
+
+        if (resolve_one(spec, &l) < 0)
+                return NULL;
+        assert_string_equal(l->requested[0], spec);
+        p = find(l, name);
+        assert_non_null(p);
+        return strdup(p->version);
+}
+
+static void test_version_constraint(void **state _unused_) {
+        static const struct {
+                const char *spec, *version;
+        } cases[] = {
+                { "pkg-v", "3.0" },        /* the newest without a constraint */
+                { "pkg-v = 1.0", "1.0" },  /* an older one */
+                { "pkg-v = 2.0", "2.0" },
+                { "pkg-v = 2.0-1", "2.0" }, /* with the release */
+                { "pkg-v < 3.0", "2.0" },
+                { "pkg-v <= 3.0", "3.0" },
+                { "pkg-v > 1.0", "3.0" },
+                { "pkg-v >= 2.0", "3.0" },
+                { "pkg-b = 2:1.2", "1.2" }, /* with the epoch */
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                const char *name = strchr(cases[i].spec, ' ') ? "pkg-v" : cases[i].spec;
+                _cleanup_free_ char *v = NULL;
+
+                if (startswith(cases[i].spec, "pkg-b"))
+                        name = "pkg-b";
+                v = picked(cases[i].spec, name);
+                if (!v || !streq(v, cases[i].version))
+                        fail_msg("'%s' picked %s, want %s", cases[i].spec, v ? v : "nothing", cases[i].version);
+        }
+}
+
+static void test_version_constraint_unmet(void **state _unused_) {
+        Lock *l = NULL;
+
+        assert_int_equal(resolve_one("pkg-v = 4.0", &l), -ENOENT);
+        assert_int_equal(resolve_one("pkg-v > 3.0", &l), -ENOENT);
+        assert_int_equal(resolve_one("pkg-b = 1.2", &l), -ENOENT); /* epoch 0 is not epoch 2 */
+        assert_int_equal(resolve_one("no-such-package = 1.0", &l), -ENOENT);
+        assert_null(l);
+}
+
 static void test_missing_package(void **state _unused_) {
         Lock *l = NULL;
 
@@ -325,6 +388,8 @@ int main(void) {
                 cmocka_unit_test(test_virtual_provides),
                 cmocka_unit_test(test_file_dependency),
                 cmocka_unit_test(test_sorted),
+                cmocka_unit_test(test_version_constraint),
+                cmocka_unit_test(test_version_constraint_unmet),
                 cmocka_unit_test(test_missing_package),
                 cmocka_unit_test(test_conflict),
                 cmocka_unit_test(test_unresolvable_dependency),
