@@ -1,11 +1,14 @@
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "build.h"
+#include "crashpoint.h"
 #include "disk.h"
 #include "fetch.h"
 #include "fileio.h"
@@ -157,6 +160,8 @@ static void *initramfs_job_run(void *userdata) {
         InitramfsJob *j = userdata;
 
         j->result = initramfs_make(j->root, j->kver, j->modules, j->epoch, j->out_path);
+        if (j->result >= 0)
+                crashpoint("initramfs");
         return NULL;
 }
 
@@ -185,11 +190,62 @@ static int make_initramfs_and_rootfs(const ImageDef *def, const char *root, cons
                         return job.result;
         }
         r = rootfs_make(root, def->rootfs_type, epoch, uuid_seed, rootfs_path);
+        if (r >= 0)
+                crashpoint("rootfs");
         if (k == 0) {
                 k = pthread_join(thread, NULL);
                 assert(k == 0);
         }
         return job.result < 0 ? job.result : r;
+}
+
+/* What a build writes into its work directory: the staging root and the
+ * artifacts, with their temporary files ("<name>.tmp-XXXXXX") and the disk's
+ * scratch directory ("disk.img.work-XXXXXX"). */
+static bool work_entry_ours(const char *name) {
+        return streq(name, "root") || startswith(name, "initrd.img") || startswith(name, "rootfs.img") ||
+               startswith(name, "disk.img");
+}
+
+/* Takes the work directory for this build (an exclusive flock, waiting for
+ * another build that has it) and removes what a killed build left there.
+ * Returns the locked directory's fd, which the caller closes when done. */
+static int work_dir_take(const char *work) {
+        _cleanup_closedir_ DIR *d = NULL;
+        _cleanup_close_ int fd = -1;
+        struct dirent *de;
+        int r;
+
+        r = mkdir_p(work, 0755);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the work directory '%s': %m", work);
+        fd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(negative_errno(), "cannot open the work directory '%s': %m", work);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno != EWOULDBLOCK)
+                        return log_error_errno(negative_errno(), "cannot lock the work directory '%s': %m", work);
+                log_info("waiting for another build that uses the work directory '%s' (or pass --workdir)", work);
+                if (flock(fd, LOCK_EX) < 0)
+                        return log_error_errno(negative_errno(), "cannot lock the work directory '%s': %m", work);
+        }
+
+        d = opendir(work);
+        if (!d)
+                return log_error_errno(negative_errno(), "cannot read the work directory '%s': %m", work);
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *p = NULL;
+
+                if (!work_entry_ours(de->d_name))
+                        continue;
+                p = path_join(work, de->d_name);
+                if (!p)
+                        return log_oom();
+                r = rm_rf(p);
+                if (r < 0)
+                        return log_error_errno(r, "cannot remove '%s' from the work directory: %m", p);
+        }
+        return TAKE_FD(fd);
 }
 
 static int store_error(int r, const char *what, const char *store) {
@@ -214,7 +270,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         StoreImage img = {};
         char *types[4], *shas[4];
         uint64_t sizes[4], t;
-        int r;
+        int work_fd = -1, r;
 
         progress = progress_new(stderr, opts->quiet);
         if (!progress)
@@ -229,12 +285,19 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         r = store_open(opts->store_dir, &store);
         if (r < 0)
                 return log_error_errno(r, "cannot open store '%s': %m", opts->store_dir);
+        /* Temporary blobs of builds killed before they renamed them. */
+        r = store_clean_tmp(store);
+        if (r < 0)
+                log_warning_errno(r, "cannot clean '%s/tmp': %m", opts->store_dir);
+        else if (r > 0)
+                log_debug("removed %d temporary file(s) of an interrupted build from '%s/tmp'", r, opts->store_dir);
 
         t = now_usec();
         r = obtain_lock(def, opts, progress, &lock);
         log_phase_time(opts->locked ? "lock" : "resolve", t);
         if (r < 0)
                 return r;
+        crashpoint("resolve");
         r = lock_to_json(lock, &lock_json);
         if (r < 0)
                 return log_oom();
@@ -262,6 +325,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         log_phase_time("fetch", t);
         if (r < 0)
                 goto finish;
+        crashpoint("fetch");
 
         work = opts->work_dir ? strdup(opts->work_dir) : path_join(opts->cache_dir, "work");
         root = work ? path_join(work, "root") : NULL;
@@ -270,9 +334,12 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 r = log_oom();
                 goto finish;
         }
-        r = rm_rf(root);
-        if (r >= 0)
-                r = mkdir_p(root, 0755);
+        work_fd = work_dir_take(work);
+        if (work_fd < 0) {
+                r = work_fd;
+                goto finish;
+        }
+        r = mkdir_p(root, 0755);
         if (r < 0) {
                 log_error_errno(r, "cannot prepare staging root '%s': %m", root);
                 goto finish;
@@ -289,6 +356,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 log_error_errno(r, "cannot write /etc/slipway/release: %m");
                 goto finish;
         }
+        crashpoint("install");
         r = kernel_find(root, &kernel, &kver);
         if (r < 0) {
                 log_error_errno(r, "image '%s' has no kernel: no package installs /lib/modules/*/vmlinuz or "
@@ -389,6 +457,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 log_error_errno(r, "cannot sign the manifest with '%s': %m", opts->key_path);
                 goto finish;
         }
+        crashpoint("sign");
         r = store_add_data(store, manifest_bytes, manifest_size, manifest_sha);
         if (r < 0) {
                 store_error(r, "manifest", opts->store_dir);
@@ -413,6 +482,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 shas[i] = arts[i].sha256;
                 sizes[i] = arts[i].size;
         }
+        crashpoint("publish");
         r = store_publish(store, &img, types, shas, sizes, n_arts);
         if (r == -EEXIST) {
                 log_error_errno(r, "image %s %s already exists with another ID; versions are immutable, pick a new "
@@ -438,5 +508,7 @@ finish:
                 free(arts[i].path);
         }
         json_decref(lock_json);
+        if (work_fd >= 0)
+                close(work_fd);
         return r;
 }

@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 
 #include "accel.h"
+#include "crashpoint.h"
 #include "disk.h"
 #include "tool.h"
 #include "fileio.h"
@@ -285,6 +286,9 @@ static int assemble(const DiskSpec *spec, const Layout *l, const char *drive, co
         r = appliance_launch(spec, drive, &g);
         if (r < 0)
                 return r;
+        /* Killed here, the appliance is running and the disk image is
+         * begun: the costly middle of a build. */
+        crashpoint("disk");
         t0 = now_usec();
         r = partition_table(g, spec, l);
         log_debug("partition table written in %.1f s", (double) (now_usec() - t0) / 1e6);

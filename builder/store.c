@@ -1,8 +1,11 @@
+#include <dirent.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "crashpoint.h"
 #include "fileio.h"
 #include "hash.h"
 #include "log.h"
@@ -12,6 +15,7 @@
 struct Store {
         char *dir;
         char *tmp_dir;
+        int tmp_fd; /* tmp/, held with a shared flock while the store is open */
         sqlite3 *db;
 };
 
@@ -62,6 +66,7 @@ Store *store_free(Store *s) {
         if (!s)
                 return NULL;
         sqlite3_close(s->db);
+        closep(&s->tmp_fd);
         free(s->dir);
         free(s->tmp_dir);
         free(s);
@@ -80,6 +85,7 @@ int store_open(const char *dir, Store **ret) {
 
         if (!s)
                 return -ENOMEM;
+        s->tmp_fd = -1;
         s->dir = strdup(dir);
         s->tmp_dir = path_join(dir, "tmp");
         blobs = path_join(dir, "blobs/sha256");
@@ -92,6 +98,13 @@ int store_open(const char *dir, Store **ret) {
         r = mkdir_p(s->tmp_dir, 0755);
         if (r < 0)
                 return r;
+        /* Every process that may write into tmp/ holds it shared; only one
+         * that finds no other may empty it (store_clean_tmp()). */
+        s->tmp_fd = open(s->tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->tmp_fd < 0)
+                return negative_errno();
+        if (flock(s->tmp_fd, LOCK_SH) < 0)
+                return negative_errno();
 
         rc = sqlite3_open_v2(db, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK)
@@ -131,6 +144,7 @@ static int commit_blob(Store *s, const char *tmp, const char *sha256) {
                 unlink(tmp);
                 return 0;
         }
+        crashpoint("blob");
         if (chmod(tmp, 0444) < 0 || rename(tmp, p) < 0) {
                 r = negative_errno();
                 unlink(tmp);
@@ -306,6 +320,9 @@ int store_publish(Store *s, const StoreImage *img, char *const *types, char *con
         if (rc != SQLITE_DONE)
                 goto fail;
 
+        /* Killed here, the transaction is rolled back when the catalog is
+         * next opened. */
+        crashpoint("catalog");
         rc = sqlite3_prepare_v2(s->db, "INSERT INTO artifacts (image_id, type, sha256, size) VALUES (?1,?2,?3,?4)",
                                 -1, &art, NULL);
         if (rc != SQLITE_OK)
@@ -419,9 +436,47 @@ int store_list_images(Store *s, int (*cb)(const StoreImage *img, void *userdata)
         return rc == SQLITE_DONE ? 0 : sqlite_to_errno(rc);
 }
 
-int store_clean_tmp(Store *s) {
-        int r = rm_rf(s->tmp_dir);
-        if (r < 0)
+/* Removes every entry of tmp/. Returns how many. */
+static int tmp_remove_all(Store *s) {
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int fd, n = 0, r;
+
+        fd = openat(s->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                r = negative_errno();
+                close(fd);
                 return r;
-        return mkdir_p(s->tmp_dir, 0755);
+        }
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *p = NULL;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                p = path_join(s->tmp_dir, de->d_name);
+                if (!p)
+                        return -ENOMEM;
+                r = rm_rf(p);
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        return n;
+}
+
+int store_clean_tmp(Store *s) {
+        int r;
+
+        if (flock(s->tmp_fd, LOCK_EX | LOCK_NB) < 0)
+                r = errno == EWOULDBLOCK ? 0 : negative_errno();
+        else
+                r = tmp_remove_all(s);
+        /* Converting the shared lock dropped it first, whether or not the
+         * conversion worked: take it back. */
+        if (flock(s->tmp_fd, LOCK_SH) < 0 && r >= 0)
+                r = negative_errno();
+        return r;
 }

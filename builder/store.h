@@ -1,7 +1,9 @@
 /* The image store: content-addressed blobs (blobs/sha256/xx/<hex>) and a
  * sqlite catalog (catalog.db) of images and their artifacts. Blobs are
  * written to tmp/, fsynced and renamed into place; the catalog row is
- * committed last, so a crash never leaves a half-visible image. */
+ * committed last, so a crash never leaves a half-visible image. A killed
+ * writer's temporary files stay in tmp/, where nothing reads them, until
+ * store_clean_tmp(). */
 #pragma once
 
 #include <stdint.h>
@@ -59,5 +61,9 @@ void store_image_release(StoreImage *img);
 /* Calls cb for every image, newest first. */
 int store_list_images(Store *s, int (*cb)(const StoreImage *img, void *userdata), void *userdata);
 
-/* Removes files left in tmp/ by an interrupted publication. */
+/* Removes what interrupted writers left in tmp/ (temporary blobs that were
+ * never renamed into place), unless another process has the store open
+ * (it may be writing there): then nothing is removed. Call it before this
+ * process writes into the store: while it runs, another process may clean
+ * in its place. Returns how many entries were removed, or a negative errno. */
 int store_clean_tmp(Store *s);

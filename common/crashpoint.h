@@ -5,8 +5,9 @@
  * change the world (kill the server) before it goes on. Without either
  * variable a crash point costs two getenv() calls.
  *
- * The agent has a crash point at every step of an update (docs/agent.md).
- * A test hook, not an interface. */
+ * The agent has a crash point at every step of an update (docs/agent.md),
+ * the builder one at the end of every phase of a build
+ * (docs/man/slipway-build.1). A test hook, not an interface. */
 #pragma once
 
 /* Safe to call from several threads. */

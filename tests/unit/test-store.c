@@ -137,12 +137,44 @@ static void test_full_filesystem(void **state) {
         assert_int_equal(r, -ENOSPC);
 }
 
+/* What a killed writer left in tmp/ goes, but only when no other process
+ * has the store open: one that has may be writing there. */
+static void test_clean_tmp(void **state) {
+        _cleanup_store_free_ Store *s = NULL;
+        Store *other = NULL;
+        (void) state;
+
+        assert_int_equal(store_open("store", &s), 0);
+        assert_int_equal(write_file_atomic("store/tmp/blob.tmp-AbC123", "part", 4, 0644), 0);
+        assert_int_equal(mkdir_p("store/tmp/dir/sub", 0755), 0);
+
+        /* Another open store (another open file, as another process has). */
+        assert_int_equal(store_open("store", &other), 0);
+        assert_int_equal(store_clean_tmp(s), 0);
+        assert_true(path_exists("store/tmp/blob.tmp-AbC123"));
+        store_free(other);
+
+        assert_int_equal(store_clean_tmp(s), 2);
+        assert_false(path_exists("store/tmp/blob.tmp-AbC123"));
+        assert_false(path_exists("store/tmp/dir"));
+        assert_true(path_exists("store/tmp"));
+        assert_int_equal(store_clean_tmp(s), 0);
+
+        /* The store still holds tmp/: a second opener cannot clean it. */
+        assert_int_equal(store_open("store", &other), 0);
+        assert_int_equal(write_file_atomic("store/tmp/x", "x", 1, 0644), 0);
+        assert_int_equal(store_clean_tmp(other), 0);
+        assert_true(path_exists("store/tmp/x"));
+        store_free(other);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_blobs),
                 test_in_dir(test_publish),
                 test_in_dir(test_publish_needs_blobs),
                 test_in_dir(test_full_filesystem),
+                test_in_dir(test_clean_tmp),
         };
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
