@@ -139,6 +139,7 @@ int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, 
         Writer w = {};
         char got[65];
         long status = 0;
+        CURLcode code;
         CURL *c;
         int r;
 
@@ -160,7 +161,7 @@ int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, 
                         return r;
         }
         if (w.offset < size) {
-                bool resumed = w.offset > 0;
+                uint64_t from = w.offset;
 
                 r = http_global_init();
                 if (r < 0)
@@ -173,26 +174,36 @@ int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, 
                 curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
                 if (w.offset > 0)
                         curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t) w.offset);
-                r = http_result(c, curl_easy_perform(c), w.error, errbuf, &herr);
+                /* The transfer first, then what on_data() recorded during it:
+                 * in one call the order of the two would be unspecified. */
+                code = curl_easy_perform(c);
+                r = http_result(c, code, w.error, errbuf, &herr);
                 curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
                 curl_easy_cleanup(c);
-                if (r >= 0 && resumed && status != 206)
-                        /* A server that ignored the Range sent the blob from byte 0. */
+                if (from > 0 && (code == CURLE_RANGE_ERROR || (r >= 0 && status != 206)))
+                        /* A server that ignored the Range sends the blob from
+                         * byte 0 (curl stops at its 200). */
                         r = -EBADMSG;
+                if (r == -EBADMSG) {
+                        /* Not the blob: nothing written so far can be trusted,
+                         * the next try starts over. */
+                        *ret_error = w.error == -EBADMSG
+                                ? strdup_printf("the server sent other bytes than blob %.12s: more than its %" PRIu64
+                                                " bytes",
+                                                sha256, size)
+                                : strdup_printf("the server sent other bytes than blob %.12s: it ignored the range "
+                                                "from byte %" PRIu64,
+                                                sha256, from);
+                        a->state.written = 0;
+                        (void) agent_state_save(a->state_path, &a->state);
+                        return r;
+                }
                 if (r < 0) {
-                        int saved = r;
                         /* Keep what is durable for the next try. */
-                        if (r != -EBADMSG)
-                                (void) checkpoint(&w);
-                        else {
-                                a->state.written = 0;
-                                (void) agent_state_save(a->state_path, &a->state);
-                        }
-                        *ret_error = r == -EBADMSG
-                                ? strdup_printf("the server sent other bytes than blob %.12s", sha256)
-                                : strdup_printf("download of %s stopped at %" PRIu64 " of %" PRIu64 " bytes: %s", url,
-                                                w.offset, size, herr.message);
-                        return saved;
+                        (void) checkpoint(&w);
+                        *ret_error = strdup_printf("download of %s stopped at %" PRIu64 " of %" PRIu64 " bytes: %s",
+                                                   url, w.offset, size, herr.message);
+                        return r;
                 }
         }
         if (w.offset != size) {

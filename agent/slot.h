@@ -9,8 +9,10 @@
 /* Writes the blob at url (sha256, size bytes) into slot, continuing from
  * a->state.written. Saves progress to the state as it goes. Returns 0 when
  * the slot holds exactly the blob, verified by reading it back; -EFBIG when
- * the blob is larger than the slot; -EBADMSG when the bytes received do not
- * match sha256 (progress is reset so the next try starts over); -EIO when
+ * the blob is larger than the slot; -EBADMSG when the bytes received are
+ * not the blob: another digest, more than size bytes, or the whole blob in
+ * answer to a resume's Range (progress is reset so the next try starts
+ * over); -EIO when
  * the read-back differs; network errors as common/http.h maps them, with
  * progress kept for a resume. ret_error gets a message for people. */
 int slot_stage(Agent *a, char slot, const char *url, const char *sha256, uint64_t size, char **ret_error);

@@ -250,6 +250,16 @@ if run_until h4 '.state == "failed" and (.message | test("other bytes than blob"
         t_fail "$(host_json h4 | jq -c '{state,message}')"; fi
 cp "$D/rootfs.good" "$blob"
 
+t_case "a server that sends more than the blob: reported as such, the download starts over"
+register h6 52:54:00:01:00:06
+assign h6 tiny:1.0
+cat "$D/rootfs.good" "$D/rootfs.good" >"$blob"
+if run_until h6 '.state == "failed" and (.message | test("other bytes than blob .*: more than its"))' 10 &&
+        [ "$(jq -r .written "$D/h6/state/agent.json")" = 0 ] && ! grep -q 'resuming at' "$D/h6.log" &&
+        ! grep -q 'Failure writing' "$D/h6.log"; then t_ok; else
+        t_fail "$(host_json h6 | jq -c '{state,message}'); written $(jq -r .written "$D/h6/state/agent.json")"; fi
+cp "$D/rootfs.good" "$blob"
+
 t_case "a truncated download: the server vanishes mid-download, the agent resumes"
 register h5 52:54:00:01:00:05
 assign h5 tiny:1.0
