@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "agent.h"
+#include "cycle.h"
 #include "fileio.h"
 #include "firmware.h"
 #include "log.h"
@@ -159,6 +160,13 @@ static int sim_reboot(Agent *a) {
                 struct timespec ts = { .tv_sec = (time_t) a->config.sim_reboot_time };
                 while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                         ;
+        }
+        if (agent_stop_requested()) {
+                /* Asked to stop during the round: the host has rebooted, but
+                 * the agent is not started again (a re-exec would forget
+                 * the request and run on). */
+                log_info("sim: asked to stop: not restarting the agent");
+                return 0;
         }
         log_info("sim: restarting the agent");
         fflush(NULL);

@@ -24,6 +24,10 @@ static void on_term(int sig _unused_) {
         stopping = 1;
 }
 
+bool agent_stop_requested(void) {
+        return stopping;
+}
+
 int agent_save(Agent *a) {
         int r = agent_state_save(a->state_path, &a->state);
         if (r < 0)

@@ -24,6 +24,9 @@ int agent_round(Agent *a);
 /* Rounds until SIGTERM (or once when once is true). */
 int agent_loop(Agent *a, bool once);
 
+/* Whether agent_loop() got SIGTERM or SIGINT. */
+bool agent_stop_requested(void);
+
 /* Registers with the server using secret (the install boot's one-time
  * secret or the site-wide enrollment token) and keeps the host token. */
 int agent_register(Agent *a, const char *mac, const char *secret);
