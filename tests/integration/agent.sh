@@ -285,21 +285,28 @@ if [ "$nothing_bootable" = 0 ] && grep -q 'download of .* stopped at' "$D/h5.log
 # Crash safety: the agent is killed at one step of an update from 1.0 to
 # 2.0; then either only the agent restarts or the power is cut too. Each
 # time the host must end up booted from a complete, verified slot, the
-# slot it ran from never written, and the update finished.
+# slot it ran from never written, and the update finished. marked-bad is on
+# the failure path: the update goes to the broken 3.0, whose health check
+# fails; the host must end up back on 1.0, report rolled-back, and never
+# boot 3.0's entry again.
 POINTS="entry-dropped slot-write:1 slot-write:2 slot-write:3 slot-synced slot-verified esp-kernel esp-initrd
 entry-written staged before-arm before-reboot blessed marked-bad"
 n=0
 for point in $POINTS; do
         for power in agent power; do
-                [ "$point" = marked-bad ] && continue
                 n=$((n + 1))
                 h=c$n
                 t_case "killed at $point, then $([ $power = power ] && echo 'power cut' || echo 'agent restart')"
+                if [ "$point" = marked-bad ]; then
+                        to=3.0 want='.state == "rolled-back" and .version == "1.0"'
+                else
+                        to=2.0 want='.state == "healthy" and .version == "2.0"'
+                fi
                 register $h "52:54:00:02:00:$(printf %02x $n)"
                 assign $h tiny:1.0
                 run_until $h '.state == "healthy" and .version == "1.0"' 30 >/dev/null
                 active_before=$(slot_sha $h b "$S1")
-                assign $h tiny:2.0
+                assign $h tiny:$to
                 SLIPWAY_CRASH_AT=$point agent $h run >>"$D/$h.log" 2>&1
                 rc=$?
                 written_active=no
@@ -312,9 +319,29 @@ for point in $POINTS; do
                 fi
                 booted=$(jq -r .slot "$D/$h/firmware.json")
                 state=$(jq -c "{v: .slots.$booted.version, ok: .slots.$booted.complete}" "$D/$h/state/agent.json")
-                run_until $h '.state == "healthy" and .version == "2.0"' 30
+                run_until $h "$want" 30
                 ok=$?
                 final=$(jq -r .slot "$D/$h/firmware.json")
+                if [ "$point" = marked-bad ]; then
+                        # Another power cut and cold boot: still the good slot,
+                        # and 3.0 neither booted nor staged again.
+                        agent_bg $h power-on
+                        sleep 1
+                        kill $APID 2>/dev/null
+                        wait $APID 2>/dev/null
+                        final="$final $(jq -r .slot "$D/$h/firmware.json")"
+                        fsum=$(slot_sha $h b "$S1")
+                        bad=$(ls "$D/$h/esp/loader/entries" | grep -c '^slipway-[0-9]*-3\.0+0-[0-9]*\.conf$')
+                        if [ $rc = 137 ] && [ $written_active = no ] && [ $ok = 0 ] && [ "$final" = "b b" ] &&
+                                [ "$fsum" = "$R1" ] && [ "$bad" = 1 ] && host_json $h | jq -e "$want" >/dev/null &&
+                                [ "$(grep -c 'staging tiny:3.0' "$D/$h.log")" = 1 ] &&
+                                [ "$(grep -c 'booting slipway-[0-9]*-3\.0' "$D/$h.log")" = 1 ]; then
+                                t_ok
+                        else
+                                t_fail "rc=$rc active written=$written_active booted=$final bad entries=$bad $(host_json $h | jq -c '{state,version,message}') $(ls "$D/$h/esp/loader/entries" | tr '\n' ' ') $(tail -3 "$D/$h.log")"
+                        fi
+                        continue
+                fi
                 fsum=$(slot_sha $h "$final" "$S2")
                 if [ $rc = 137 ] && [ $written_active = no ] && [[ $state == *'"ok":true'* ]] && [ $ok = 0 ] &&
                         [ "$fsum" = "$(sha "$D/img-2.0/rootfs.erofs")" ]; then
