@@ -25,6 +25,11 @@ typedef struct Backend {
         int (*slot_open)(Agent *a, char slot, int flags, int *ret_fd, uint64_t *ret_size);
         /* The ESP's root directory. */
         const char *(*esp_dir)(Agent *a);
+        /* Marks slot as the root that tools which discover partitions by
+         * type may use, and the other slot as one they skip (the GPT no-auto
+         * attribute). Returns 1 when it changed something, 0 when it was so
+         * already. */
+        int (*mark_active)(Agent *a, char slot);
         /* Restarts the host into whatever the firmware picks. Returns a
          * negative errno on failure, or 0 when a reboot command accepted
          * the request (the host goes down on its own). */

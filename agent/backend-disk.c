@@ -1,15 +1,19 @@
 /* The disk backend: a real host. Slots are the GPT partitions named root-a
  * and root-b, the ESP is mounted at esp-dir, the booted slot comes from the
  * kernel command line (slipway.slot=) and the booted entry from
- * systemd-boot's LoaderEntrySelected EFI variable. */
+ * systemd-boot's LoaderEntrySelected EFI variable. The no-auto marks are
+ * attributes in the GPT of the disk that holds the slots. */
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "agent.h"
 #include "fileio.h"
+#include "gpt.h"
 #include "log.h"
 #include "process.h"
 #include "util.h"
@@ -85,6 +89,56 @@ static int disk_slot_open(Agent *a, char slot, int flags, int *ret_fd, uint64_t 
         return 0;
 }
 
+/* The whole disk (/dev/NAME) that holds the partition at path, from
+ * sysfs: the partition's directory sits in its disk's. -ENOTBLK when path
+ * is not a partition. */
+static int disk_of_partition(const char *path, char **ret) {
+        _cleanup_free_ char *sys = NULL, *real = NULL, *flag = NULL;
+        struct stat st;
+        char *slash;
+
+        if (stat(path, &st) < 0)
+                return negative_errno();
+        if (!S_ISBLK(st.st_mode))
+                return -ENOTBLK;
+        sys = strdup_printf("/sys/dev/block/%u:%u", major(st.st_rdev), minor(st.st_rdev));
+        if (!sys)
+                return -ENOMEM;
+        real = realpath(sys, NULL);
+        if (!real)
+                return negative_errno();
+        flag = path_join(real, "partition");
+        if (!flag)
+                return -ENOMEM;
+        if (access(flag, F_OK) < 0)
+                return -ENOTBLK;
+        slash = strrchr(real, '/');
+        if (!slash || slash == real)
+                return -ENOTBLK;
+        *slash = 0;
+        *ret = strdup_printf("/dev/%s", strrchr(real, '/') + 1);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int disk_mark_active(Agent *a _unused_, char slot) {
+        _cleanup_free_ char *part = strdup_printf("/dev/disk/by-partlabel/root-%c", slot), *disk = NULL;
+        _cleanup_close_ int fd = -1;
+        char active[] = "root-?", inactive[] = "root-?";
+        int r;
+
+        if (!part)
+                return -ENOMEM;
+        r = disk_of_partition(part, &disk);
+        if (r < 0)
+                return r;
+        fd = open(disk, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        active[5] = slot;
+        inactive[5] = other_slot(slot);
+        return gpt_mark_active(fd, active, inactive);
+}
+
 static const char *disk_esp_dir(Agent *a) {
         return a->config.esp_dir;
 }
@@ -107,5 +161,6 @@ const Backend backend_disk = {
         .booted = disk_booted,
         .slot_open = disk_slot_open,
         .esp_dir = disk_esp_dir,
+        .mark_active = disk_mark_active,
         .reboot = disk_reboot,
 };

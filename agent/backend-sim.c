@@ -1,6 +1,7 @@
 /* The sim backend: a host made of files. DIR/root-a and DIR/root-b are the
  * slots, DIR/esp the ESP, DIR/firmware.json what the emulated firmware last
- * booted. A reboot runs the firmware emulator (systemd-boot's selection and
+ * booted, DIR/no-auto the slot that carries the GPT no-auto mark (missing:
+ * neither does). A reboot runs the firmware emulator (systemd-boot's selection and
  * counting, agent/firmware.c) and restarts the agent in place; `power-on`
  * does the same after a simulated power cut. */
 #include <fcntl.h>
@@ -101,6 +102,22 @@ static const char *sim_esp_dir(Agent *a) {
         return a->backend_data;
 }
 
+static int sim_mark_active(Agent *a, char slot) {
+        _cleanup_free_ char *p = sim_path(a, "no-auto"), *data = NULL;
+        char want[] = { other_slot(slot), '\n', 0 };
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        r = read_full_file(p, 64, &data, NULL);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r >= 0 && streq(data, want))
+                return 0;
+        r = write_file_atomic(p, want, 2, 0644);
+        return r < 0 ? r : 1;
+}
+
 /* 32 random hex digits (and NUL, of 65). */
 static int token_hex(char ret[65]) {
         uint8_t b[32];
@@ -180,5 +197,6 @@ const Backend backend_sim = {
         .booted = sim_booted,
         .slot_open = sim_slot_open,
         .esp_dir = sim_esp_dir,
+        .mark_active = sim_mark_active,
         .reboot = sim_reboot,
 };

@@ -366,6 +366,18 @@ static int stage(Agent *a, json_t *desired, char **ret_error) {
                 return r;
         }
         crashpoint("entry-dropped");
+        /* Nor may tools that find the root partition by its type (the GPT
+         * no-auto mark) take the slot while it is incomplete: the running
+         * slot is theirs. So it is on a disk as built; this mends a disk
+         * that lacks the marks. Refused, nothing is written. */
+        r = a->backend->mark_active(a, a->booted_slot);
+        if (r < 0) {
+                *ret_error = strdup_printf("cannot mark slot %c no-auto in the partition table: %s", target,
+                                           strerror(-r));
+                return r;
+        }
+        if (r > 0)
+                log_info("partition table: slot %c marked no-auto, slot %c for discovery", target, a->booted_slot);
         r = prune_esp(a, m->version);
         if (r < 0)
                 log_warning_errno(r, "cannot tidy the ESP: %m");
@@ -460,6 +472,20 @@ static int arm_entry(Agent *a) {
         return r;
 }
 
+/* After a switch (or a fallback): slot is the one that boots for good
+ * from now on, and so the one tools that discover partitions may take. A
+ * failure leaves the marks of the other complete slot, which the next
+ * staging mends before it writes anything; it is no reason to undo the
+ * switch. */
+static void mark_active(Agent *a, char slot) {
+        int r = a->backend->mark_active(a, slot);
+
+        if (r < 0)
+                log_warning_errno(r, "cannot mark slot %c for discovery in the partition table: %m", slot);
+        else if (r > 0)
+                log_info("partition table: slot %c marked for discovery, slot %c no-auto", slot, other_slot(slot));
+}
+
 /* A failed switch: the target's entry is given up, the image remembered. */
 static int give_up(Agent *a, const char *reason) {
         BootEntry e = {};
@@ -474,6 +500,8 @@ static int give_up(Agent *a, const char *reason) {
                 bootentry_release(&e);
         }
         crashpoint("marked-bad");
+        if (a->state.target_slot)
+                mark_active(a, other_slot(a->state.target_slot));
         if (state_set(&a->state.failed_image, a->state.target_image) < 0 ||
             state_set(&a->state.failed_reason, reason) < 0)
                 return -ENOMEM;
@@ -596,6 +624,9 @@ int agent_start(Agent *a) {
                         }
                 }
                 crashpoint("blessed");
+                /* After the bless: until then the old slot is the one that
+                 * boots for good. A crash in between judges again. */
+                mark_active(a, a->booted_slot);
                 log_info("slot %c is healthy on %s: blessed", a->booted_slot, a->state.target_version);
                 agent_state_clear_target(&a->state);
                 r = agent_set_report(a, "healthy", NULL);

@@ -139,8 +139,89 @@ int gpt_find_partition(int fd, const char *name) {
         return r;
 }
 
+/* Writes g's entries and header (their CRCs made anew) to both places:
+ * the backup first (its entries just before its header, at the LBA the
+ * primary header names), then the primary, then fsync. A crash in between
+ * leaves one whole table: the old primary, or the new backup that tools
+ * take when the primary fails its CRC. */
+static int gpt_write(int fd, Gpt *g) {
+        size_t bytes = (size_t) g->n_entries * g->entry_size;
+        uint64_t entries_sectors = (bytes + SECTOR - 1) / SECTOR, backup_lba = get64(g->header + 32);
+        uint8_t backup[SECTOR];
+        int r;
+
+        /* Never onto a partition: the backup entries lie after the last
+         * usable LBA. */
+        if (backup_lba <= entries_sectors + 1 || backup_lba - entries_sectors <= get64(g->header + 48))
+                return -EBADMSG;
+        put32(g->header + 88, (uint32_t) crc32(0, g->entries, (uInt) bytes));
+        put32(g->header + 16, header_crc(g->header));
+
+        memcpy(backup, g->header, SECTOR);
+        put64(backup + 24, backup_lba);     /* this header */
+        put64(backup + 32, 1);              /* the other one */
+        put64(backup + 72, backup_lba - entries_sectors);
+        put32(backup + 16, header_crc(backup));
+
+        r = pwrite_all(fd, g->entries, bytes, (backup_lba - entries_sectors) * SECTOR);
+        if (r >= 0)
+                r = pwrite_all(fd, backup, SECTOR, backup_lba * SECTOR);
+        if (r >= 0)
+                r = pwrite_all(fd, g->entries, bytes, g->entries_lba * SECTOR);
+        if (r >= 0)
+                r = pwrite_all(fd, g->header, SECTOR, SECTOR);
+        return r;
+}
+
+int gpt_mark_active(int fd, const char *active, const char *inactive) {
+        uint8_t *ea, *ei;
+        uint64_t fa, fi;
+        Gpt g = {};
+        int r, a, i;
+
+        r = gpt_read(fd, &g);
+        if (r < 0)
+                return r;
+        a = find(&g, active);
+        i = find(&g, inactive);
+        if (a < 0 || i < 0 || a == i) {
+                gpt_release(&g);
+                return a < 0 ? a : i < 0 ? i : -EINVAL;
+        }
+        ea = g.entries + (size_t) (a - 1) * g.entry_size;
+        ei = g.entries + (size_t) (i - 1) * g.entry_size;
+        fa = get64(ea + 48);
+        fi = get64(ei + 48);
+        if (!(fa & GPT_FLAG_NO_AUTO) && (fi & GPT_FLAG_NO_AUTO)) {
+                gpt_release(&g);
+                return 0;
+        }
+        /* Both in one table write: tools see the one slot or the other,
+         * never neither nor both. */
+        put64(ea + 48, fa & ~GPT_FLAG_NO_AUTO);
+        put64(ei + 48, fi | GPT_FLAG_NO_AUTO);
+        r = gpt_write(fd, &g);
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        gpt_release(&g);
+        return r < 0 ? r : 1;
+}
+
+int gpt_no_auto(int fd, const char *name) {
+        Gpt g = {};
+        int r = gpt_read(fd, &g);
+
+        if (r < 0)
+                return r;
+        r = find(&g, name);
+        if (r > 0)
+                r = (get64(g.entries + (size_t) (r - 1) * g.entry_size + 48) & GPT_FLAG_NO_AUTO) != 0;
+        gpt_release(&g);
+        return r;
+}
+
 int gpt_grow(int fd, uint64_t disk_size, const char *grow_name, uint64_t *ret_new_end) {
-        uint8_t mbr[SECTOR], backup[SECTOR];
+        uint8_t mbr[SECTOR];
         uint64_t last_lba = disk_size / SECTOR - 1, entries_sectors, last_usable, end;
         size_t bytes;
         uint8_t *e;
@@ -184,22 +265,7 @@ int gpt_grow(int fd, uint64_t disk_size, const char *grow_name, uint64_t *ret_ne
 
         put64(g.header + 32, last_lba);     /* backup LBA */
         put64(g.header + 48, last_usable);  /* last usable */
-        put32(g.header + 88, (uint32_t) crc32(0, g.entries, (uInt) bytes));
-        put32(g.header + 16, header_crc(g.header));
-
-        memcpy(backup, g.header, SECTOR);
-        put64(backup + 24, last_lba);       /* this header */
-        put64(backup + 32, 1);              /* the other one */
-        put64(backup + 72, last_lba - entries_sectors);
-        put32(backup + 16, header_crc(backup));
-
-        r = pwrite_all(fd, g.entries, bytes, last_lba * SECTOR - entries_sectors * SECTOR);
-        if (r >= 0)
-                r = pwrite_all(fd, backup, SECTOR, last_lba * SECTOR);
-        if (r >= 0)
-                r = pwrite_all(fd, g.entries, bytes, g.entries_lba * SECTOR);
-        if (r >= 0)
-                r = pwrite_all(fd, g.header, SECTOR, SECTOR);
+        r = gpt_write(fd, &g);
         /* The protective MBR covers the whole disk (capped at 2^32-1 sectors). */
         if (r >= 0)
                 r = pread_all(fd, mbr, SECTOR, 0);

@@ -16,6 +16,9 @@
  *    all five are then set from the seed with sgdisk (part_set_disk_guid,
  *    part_set_gpt_guid). The protective MBR keeps the zero disk signature of
  *    the fresh sparse file. Partitions start at 1 MiB and are MiB-aligned.
+ *    root-b, empty, carries the no-auto attribute (common/partition.h), so
+ *    that systemd-dissect and the like take root-a for the root: among two
+ *    root partitions of one type they would pick the greater label.
  *
  * systemd-boot 252 and "default slipway-*": the pattern is matched against
  * entry ids (the lowercased file name with ".conf" but without the "+N-M"
@@ -45,6 +48,7 @@
 #include "fileio.h"
 #include "hash.h"
 #include "log.h"
+#include "partition.h"
 #include "util.h"
 
 #define MIB (1024ULL * 1024ULL)
@@ -272,6 +276,8 @@ static int partition_table(guestfs_h *g, const DiskSpec *spec, const Layout *l) 
                 if (guestfs_part_set_gpt_guid(g, "/dev/sda", i + 1, guid) < 0)
                         return guestfs_error(g, "part_set_gpt_guid");
         }
+        if (guestfs_part_set_gpt_attributes(g, "/dev/sda", PART_ROOT_B + 1, (int64_t) GPT_FLAG_NO_AUTO) < 0)
+                return guestfs_error(g, "part_set_gpt_attributes");
         uuid_from_seed(spec->uuid_seed, "disk", guid);
         if (guestfs_part_set_disk_guid(g, "/dev/sda", guid) < 0)
                 return guestfs_error(g, "part_set_disk_guid");

@@ -102,6 +102,11 @@ assign() { # HOST IMAGE
 slot_sha() { # HOST SLOT SIZE: sha256 of the slot's first SIZE bytes
         head -c "$3" "$D/$1/root-$2" | sha256sum | cut -c1-64
 }
+# tools_slot HOST: the slot that tools which discover partitions would take:
+# the one without the no-auto mark (b when neither has it).
+tools_slot() {
+        case $(cat "$D/$1/no-auto" 2>/dev/null) in a) echo b ;; b) echo a ;; *) echo b ;; esac
+}
 mkdir -p "$D/health"
 cat >"$D/health/10-version" <<'EOF'
 #!/bin/sh
@@ -152,10 +157,12 @@ t_case "an option after the command is an error, not ignored"
 if expect_fail "option '--server' after the command 'status': options go before it" \
         "$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" status --server "$URL"; then t_ok; else t_fail "the option after the command was not refused as expected"; fi
 
-t_case "update to 2.0: staged into slot a, lease, reboot, health, bless"
+t_case "update to 2.0: staged into slot a, lease, reboot, health, bless; then slot a is what tools see"
 assign h1 tiny:2.0
 before=$(slot_sha h1 b "$S1")
+tools_before=$(tools_slot h1)
 if run_until h1 '.state == "healthy" and .version == "2.0" and .booted_slot == "a"' 30 &&
+        [ "$tools_before" = b ] && [ "$(tools_slot h1)" = a ] &&
         [ "$(slot_sha h1 b "$S1")" = "$before" ] &&
         [ "$(slot_sha h1 a "$S2")" = "$(sha "$D/img-2.0/rootfs.erofs")" ] &&
         ls "$D/h1/esp/loader/entries" | grep -qx 'slipway-2-2.0.conf' &&
@@ -196,10 +203,11 @@ assign h1 tiny:3.0
 if run_until h1 '.state == "rolled-back" and .version == "2.0" and .booted_slot == "a"' 30; then
         msg=$(host_json h1 | jq -r .message)
         entries=$(ls "$D/h1/esp/loader/entries" | tr '\n' ' ')
-        if [[ $msg == *"10-version"*"does not answer on 3.0"* ]] && [[ $entries == *"slipway-3-3.0+0-1.conf"* ]]; then
+        if [[ $msg == *"10-version"*"does not answer on 3.0"* ]] && [[ $entries == *"slipway-3-3.0+0-1.conf"* ]] &&
+                [ "$(tools_slot h1)" = a ]; then
                 t_ok
         else
-                t_fail "message: $msg; entries: $entries"
+                t_fail "message: $msg; entries: $entries; tools see slot $(tools_slot h1)"
         fi
 else
         t_fail "$(host_json h1) $(tail -8 "$D/h1.log")"
@@ -285,7 +293,9 @@ if [ "$nothing_bootable" = 0 ] && grep -q 'download of .* stopped at' "$D/h5.log
 # Crash safety: the agent is killed at one step of an update from 1.0 to
 # 2.0; then either only the agent restarts or the power is cut too. Each
 # time the host must end up booted from a complete, verified slot, the
-# slot it ran from never written, and the update finished. marked-bad is on
+# slot it ran from never written, and the update finished; the slot tools
+# that discover partitions take is the complete one it ran from until the
+# new one is blessed, then the new one. marked-bad is on
 # the failure path: the update goes to the broken 3.0, whose health check
 # fails; the host must end up back on 1.0, report rolled-back, and never
 # boot 3.0's entry again.
@@ -309,6 +319,7 @@ for point in $POINTS; do
                 assign $h tiny:$to
                 SLIPWAY_CRASH_AT=$point agent $h run >>"$D/$h.log" 2>&1
                 rc=$?
+                tools=$(tools_slot $h)
                 written_active=no
                 [ "$(slot_sha $h b "$S1")" = "$active_before" ] || written_active=yes
                 if [ $power = power ]; then
@@ -322,6 +333,7 @@ for point in $POINTS; do
                 run_until $h "$want" 30
                 ok=$?
                 final=$(jq -r .slot "$D/$h/firmware.json")
+                tools="$tools $(tools_slot $h)"
                 if [ "$point" = marked-bad ]; then
                         # Another power cut and cold boot: still the good slot,
                         # and 3.0 neither booted nor staged again.
@@ -333,21 +345,22 @@ for point in $POINTS; do
                         fsum=$(slot_sha $h b "$S1")
                         bad=$(ls "$D/$h/esp/loader/entries" | grep -c '^slipway-[0-9]*-3\.0+0-[0-9]*\.conf$')
                         if [ $rc = 137 ] && [ $written_active = no ] && [ $ok = 0 ] && [ "$final" = "b b" ] &&
+                                [ "$tools" = "b b" ] &&
                                 [ "$fsum" = "$R1" ] && [ "$bad" = 1 ] && host_json $h | jq -e "$want" >/dev/null &&
                                 [ "$(grep -c 'staging tiny:3.0' "$D/$h.log")" = 1 ] &&
                                 [ "$(grep -c 'booting slipway-[0-9]*-3\.0' "$D/$h.log")" = 1 ]; then
                                 t_ok
                         else
-                                t_fail "rc=$rc active written=$written_active booted=$final bad entries=$bad $(host_json $h | jq -c '{state,version,message}') $(ls "$D/$h/esp/loader/entries" | tr '\n' ' ') $(tail -3 "$D/$h.log")"
+                                t_fail "rc=$rc active written=$written_active booted=$final tools=$tools bad entries=$bad $(host_json $h | jq -c '{state,version,message}') $(ls "$D/$h/esp/loader/entries" | tr '\n' ' ') $(tail -3 "$D/$h.log")"
                         fi
                         continue
                 fi
                 fsum=$(slot_sha $h "$final" "$S2")
                 if [ $rc = 137 ] && [ $written_active = no ] && [[ $state == *'"ok":true'* ]] && [ $ok = 0 ] &&
-                        [ "$fsum" = "$(sha "$D/img-2.0/rootfs.erofs")" ]; then
+                        [ "$fsum" = "$(sha "$D/img-2.0/rootfs.erofs")" ] && [ "$tools" = "b $final" ]; then
                         t_ok
                 else
-                        t_fail "rc=$rc active written=$written_active booted=$booted $state final=$(host_json $h | jq -c '{state,version,message}') $(tail -3 "$D/$h.log")"
+                        t_fail "rc=$rc active written=$written_active booted=$booted tools=$tools $state final=$(host_json $h | jq -c '{state,version,message}') $(tail -3 "$D/$h.log")"
                 fi
         done
 done

@@ -37,6 +37,16 @@ t_case "GPT layout"
 parts=$(sgdisk -p "$D/img/disk.img" 2>/dev/null | awk '/^ +[0-9]/ {print $1 ":" $NF}' | tr '\n' ' ')
 if [ "$parts" = "1:esp 2:root-a 3:root-b 4:var " ]; then t_ok; else t_fail "partitions: $parts"; fi
 
+t_case "systemd-dissect takes root-a for the root (root-b is no-auto), and finds the ESP"
+if systemd-dissect --json=short "$D/img/disk.img" >"$D/dissect.json" 2>"$D/dissect.err" &&
+        jq -e '([.mounts[] | select(.designator == "root") | .partition_label] == ["root-a"]) and
+                ([.mounts[] | select(.designator == "esp") | .partno] == [1]) and
+                (.osRelease | index("ID=slipway-tiny") != null)' "$D/dissect.json" >/dev/null; then
+        t_ok
+else
+        t_fail "$(cat "$D/dissect.err" "$D/dissect.json" | tail -c 800)"
+fi
+
 t_case "direct kernel + initramfs boot"
 cp "$D/img/disk.img" "$D/direct.img"
 start=$(date +%s)

@@ -1,5 +1,5 @@
 /* disk_make(): a small disk built twice with libguestfs (slow: two appliance
- * launches), checked with sgdisk and mtools. Runs in the test's temporary
+ * launches), checked with sgdisk, mtools and systemd-dissect. Runs in the test's temporary
  * directory (the cwd). SLIPWAY_TEST_ACCEL picks the first build's
  * acceleration (default "auto"); the second build always uses "tcg", so the
  * two also show that the acceleration does not change the bytes. */
@@ -45,7 +45,10 @@ static DiskSpec spec_default(void) {
         };
 }
 
+/* rootfs.img: an erofs (what tools that inspect the disk can mount) with
+ * an os-release and 3 MiB of noise that it stores as they are. */
 static int group_setup(void **state _unused_) {
+        static const char os_release[] = "ID=demo\nVERSION_ID=1.2.3\n";
         size_t n = 3 * MIB + 12345;
         _cleanup_free_ uint8_t *blob = malloc(n);
         uint32_t x = 2463534242u;
@@ -57,7 +60,11 @@ static int group_setup(void **state _unused_) {
                 x ^= x << 13, x ^= x >> 17, x ^= x << 5;
                 blob[i] = (uint8_t) x;
         }
-        if (write_file_atomic("rootfs.img", blob, n, 0644) < 0 ||
+        if (mkdir_p("tree/usr/lib", 0755) < 0 ||
+            write_file_atomic("tree/usr/lib/os-release", os_release, strlen(os_release), 0644) < 0 ||
+            write_file_atomic("tree/noise", blob, n, 0644) < 0 ||
+            run("mkfs.erofs -T 1700000000 -U 6b1f0c8e-3b0a-4c55-9d0e-2f1f64a9c001 rootfs.img tree "
+                ">mkfs.log 2>&1") < 0 ||
             write_file_atomic("vmlinuz", "fake kernel\n", 12, 0644) < 0 ||
             write_file_atomic("initrd", "fake initrd\n", 12, 0644) < 0)
                 return -1;
@@ -99,6 +106,17 @@ static void test_disk_build(void **state _unused_) {
         check_partition(3, "root-b", "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709");
         check_partition(4, "var", "4D21B016-B534-45C2-A9FB-5C16E091FD2D");
         assert_int_equal(run("grep -q '^First sector: 2048 ' part1.txt"), 0);
+        /* root-b, empty, is no-auto (attribute 63); root-a is not */
+        assert_int_equal(run("sgdisk -A 3:get:63 disk.img | grep -qx '3:63:1' && "
+                             "sgdisk -A 2:get:63 disk.img | grep -qx '2:63:0'"),
+                         0);
+        /* so that tools that discover partitions take root-a for the root,
+         * and the ESP */
+        assert_int_equal(run("systemd-dissect --json=short disk.img >dissect.json 2>dissect.err"), 0);
+        assert_int_equal(run("jq -e '[.mounts[] | select(.designator == \"root\") | .partition_label] == "
+                             "[\"root-a\"] and ([.mounts[] | select(.designator == \"esp\") | .partno] == [1])' "
+                             "dissect.json >/dev/null"),
+                         0);
 
         /* root-a holds the rootfs bytes, the rest of it and root-b are zero */
         assert_int_equal(run("cmp -n $(stat -c %s rootfs.img) rootfs.img disk.img 0 $((33 * 1048576))"), 0);

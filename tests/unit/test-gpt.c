@@ -1,7 +1,9 @@
-/* gpt_grow() and gpt_find_partition(): a 64 MiB GPT laid out like a Slipway
- * disk (esp, root-a, root-b, var) made with sgdisk, copied onto a larger
- * sparse file as bring-up writes the disk artifact onto a larger disk, grown,
- * and checked with sgdisk. Each test runs in its own directory. */
+/* gpt_grow(), gpt_find_partition() and gpt_mark_active(): a 64 MiB GPT laid
+ * out like a Slipway disk (esp, root-a, root-b, var) made with sgdisk, copied
+ * onto a larger sparse file as bring-up writes the disk artifact onto a
+ * larger disk, grown, and checked with sgdisk; its root slots marked for
+ * partition discovery one way and the other, and checked with sgdisk and
+ * systemd-dissect. Each test runs in its own directory. */
 #include "tests.h"
 
 #include <errno.h>
@@ -246,6 +248,7 @@ static void expect_bad(uint64_t off) {
         fd = open_rw("bad.img");
         assert_int_equal(gpt_find_partition(fd, "var"), -EBADMSG);
         assert_int_equal(gpt_grow(fd, BIG, "var", &end), -EBADMSG);
+        assert_int_equal(gpt_mark_active(fd, "root-a", "root-b"), -EBADMSG);
         digest("bad.img", after);
         assert_string_equal(before, after);
         assert_int_equal(end, 12345);
@@ -287,6 +290,136 @@ static void test_disk_too_small(void **state _unused_) {
         assert_string_equal(before, after);
 }
 
+/* The attribute bit of partition n as sgdisk reads it: 0, 1, or -1. */
+static int attribute(const char *img, int n, int bit) {
+        _cleanup_free_ char *cmd = strdup_printf("sgdisk -A %d:get:%d %s 2>/dev/null | "
+                                                 "sed -n 's/^%d:%d:\\([01]\\)$/\\1/p'",
+                                                 n, bit, img, n, bit);
+        uint64_t v;
+
+        assert_non_null(cmd);
+        v = run_number(cmd);
+        return v == UINT64_MAX ? -1 : (int) v;
+}
+
+static void test_mark_active(void **state _unused_) {
+        char before[SHA256_HEX_SIZE], after[SHA256_HEX_SIZE];
+        _cleanup_close_ int fd = -1;
+
+        make_small();
+        /* Another attribute (read-only, bit 60) must survive the flips. */
+        assert_int_equal(run("sgdisk -A 3:set:60 small.img >/dev/null 2>&1"), 0);
+        fd = open_rw("small.img");
+        assert_int_equal(gpt_no_auto(fd, "root-a"), 0);
+        assert_int_equal(gpt_no_auto(fd, "root-b"), 0);
+
+        assert_int_equal(gpt_mark_active(fd, "root-a", "root-b"), 1);
+        assert_int_equal(gpt_no_auto(fd, "root-a"), 0);
+        assert_int_equal(gpt_no_auto(fd, "root-b"), 1);
+        assert_int_equal(attribute("small.img", 2, 63), 0);
+        assert_int_equal(attribute("small.img", 3, 63), 1);
+        assert_int_equal(attribute("small.img", 3, 60), 1);
+        /* Both tables rewritten alike, their CRCs right. */
+        assert_int_equal(run("sgdisk -v small.img 2>&1 | grep -q 'No problems found'"), 0);
+
+        /* So already: nothing is written. */
+        digest("small.img", before);
+        assert_int_equal(gpt_mark_active(fd, "root-a", "root-b"), 0);
+        digest("small.img", after);
+        assert_string_equal(before, after);
+
+        /* A switch to slot b. */
+        assert_int_equal(gpt_mark_active(fd, "root-b", "root-a"), 1);
+        assert_int_equal(attribute("small.img", 2, 63), 1);
+        assert_int_equal(attribute("small.img", 3, 63), 0);
+        assert_int_equal(attribute("small.img", 3, 60), 1);
+        assert_int_equal(attribute("small.img", 1, 63), 0);
+        assert_int_equal(attribute("small.img", 4, 63), 0);
+        assert_int_equal(run("sgdisk -v small.img 2>&1 | grep -q 'No problems found'"), 0);
+
+        /* A torn rewrite that left the primary table unreadable: the backup,
+         * written first, already has the new marks. */
+        copy_onto("small.img", "torn.img", SMALL);
+        {
+                _cleanup_close_ int tfd = open_rw("torn.img");
+                assert_int_equal(gpt_mark_active(tfd, "root-a", "root-b"), 1);
+        }
+        flip_byte("torn.img", SECTOR + 16);
+        assert_int_equal(attribute("torn.img", 2, 63), 0);
+        assert_int_equal(attribute("torn.img", 3, 63), 1);
+
+        digest("small.img", before);
+        assert_int_equal(gpt_mark_active(fd, "root-a", "home"), -ENOENT);
+        assert_int_equal(gpt_mark_active(fd, "root-a", "root-a"), -EINVAL);
+        assert_int_equal(gpt_no_auto(fd, "home"), -ENOENT);
+        digest("small.img", after);
+        assert_string_equal(before, after);
+}
+
+/* Writes an erofs whose os-release says VERSION_ID=version into partition
+ * n of small.img. */
+static void put_root(int n, const char *version) {
+        _cleanup_free_ char *cmd = strdup_printf(
+                "rm -rf tree && mkdir -p tree/usr/lib tree/etc && "
+                "printf 'ID=slipway-test\\nVERSION_ID=%s\\n' >tree/usr/lib/os-release && "
+                "mkfs.erofs -T 1700000000 -U 11111111-2222-3333-4444-55555555555%d root.erofs tree >/dev/null 2>&1 && "
+                "dd if=root.erofs of=small.img bs=512 conv=notrunc status=none "
+                "seek=$(sgdisk -i %d small.img | sed -n 's/^First sector: \\([0-9]*\\) .*/\\1/p')",
+                version, n, n);
+
+        assert_non_null(cmd);
+        assert_int_equal(run(cmd), 0);
+}
+
+/* The label of the partition systemd-dissect takes for the root, or "". */
+static char *dissect_root(void) {
+        char line[128] = "";
+        FILE *p = popen("systemd-dissect --json=short small.img 2>dissect.err | "
+                        "jq -r '.mounts[] | select(.designator == \"root\") | .partition_label'", "r");
+
+        assert_non_null(p);
+        if (!fgets(line, sizeof line, p))
+                line[0] = 0;
+        pclose(p);
+        line[strcspn(line, "\n")] = 0;
+        return strdup(line);
+}
+
+/* What tools that discover partitions see: without marks, systemd-dissect
+ * takes the root partition with the greater label (root-b, even when it is
+ * the slot being written); with them, the slot marked active. */
+static void test_mark_active_dissect(void **state _unused_) {
+        _cleanup_close_ int fd = -1;
+        char *root;
+
+        if (geteuid() != 0) {
+                skip(); /* systemd-dissect attaches a loop device */
+                return;
+        }
+        make_small();
+        put_root(2, "1.0");
+        put_root(3, "2.0");
+        root = dissect_root();
+        assert_string_equal(root, "root-b");
+        free(root);
+
+        fd = open_rw("small.img");
+        assert_int_equal(gpt_mark_active(fd, "root-a", "root-b"), 1);
+        root = dissect_root();
+        assert_string_equal(root, "root-a");
+        free(root);
+
+        assert_int_equal(gpt_mark_active(fd, "root-b", "root-a"), 1);
+        root = dissect_root();
+        assert_string_equal(root, "root-b");
+        free(root);
+
+        assert_int_equal(gpt_mark_active(fd, "root-a", "root-b"), 1);
+        root = dissect_root();
+        assert_string_equal(root, "root-a");
+        free(root);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_grow),
@@ -296,6 +429,8 @@ int main(void) {
                 test_in_dir(test_missing_partition_changes_nothing),
                 test_in_dir(test_bad_table),
                 test_in_dir(test_disk_too_small),
+                test_in_dir(test_mark_active),
+                test_in_dir(test_mark_active_dissect),
         };
         return cmocka_run_group_tests_name("gpt", tests, NULL, NULL);
 }
