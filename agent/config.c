@@ -25,6 +25,8 @@ static const ConfKey keys[] = {
           "site-wide secret to register without a PXE install" },
         { "agent", "arch", "arch", CONF_STRING, F(arch), "ARCH", "architecture images must have (uname -m)" },
         { "agent", "log-level", "log-level", CONF_STRING, F(log_level), "LEVEL", "error, warning, info, debug" },
+        { "agent", "live-dir", "live-dir", CONF_STRING, F(live_dir), "DIR",
+          "live mode: where the rootfs is kept, a tmpfs (/run/slipway-live)" },
         { "backend", "type", "backend", CONF_STRING, F(backend), "TYPE", "disk or sim (disk)" },
         { "backend", "disk", "disk", CONF_STRING, F(disk), "DEV", "the host's disk for bring-up (first disk)" },
         { "backend", "esp-dir", "esp-dir", CONF_STRING, F(esp_dir), "DIR", "where the ESP is mounted (/efi)" },
@@ -48,7 +50,8 @@ int agent_config_init(AgentConfig *c) {
             conftab_set_string(&c->keys_dir, "/etc/slipway/keys") < 0 ||
             conftab_set_string(&c->health_dir, "/etc/slipway/health.d") < 0 ||
             conftab_set_string(&c->log_level, "info") < 0 || conftab_set_string(&c->backend, "disk") < 0 ||
-            conftab_set_string(&c->esp_dir, "/efi") < 0 || conftab_set_string(&c->arch, u.machine) < 0)
+            conftab_set_string(&c->esp_dir, "/efi") < 0 || conftab_set_string(&c->arch, u.machine) < 0 ||
+            conftab_set_string(&c->live_dir, "/run/slipway-live") < 0)
                 return -ENOMEM;
         return 0;
 }

@@ -21,6 +21,7 @@ typedef struct AgentConfig {
         char *enroll_token;    /* site-wide secret to register without PXE */
         char *arch;            /* default: uname machine */
         char *log_level;
+        char *live_dir;        /* live mode: the rootfs in memory (/run/slipway-live) */
         /* [backend] */
         char *backend;         /* disk | sim */
         char *disk;            /* disk backend: the whole disk (install), e.g. /dev/vda */

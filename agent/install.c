@@ -36,6 +36,28 @@ char *cmdline_value(const char *cmdline, const char *key) {
         return NULL;
 }
 
+int kernel_cmdline(char **ret) {
+        const char *env = getenv("SLIPWAY_CMDLINE");
+
+        if (env) {
+                *ret = strdup(env);
+                return *ret ? 0 : -ENOMEM;
+        }
+        return read_full_file("/proc/cmdline", 65536, ret, NULL);
+}
+
+int cmdline_server(Agent *a, const char *mode, const char *server) {
+        int r;
+
+        if (a->api)
+                return 0;
+        r = api_client_new(server, &a->api);
+        if (r < 0)
+                return log_error_errno(r, "%s: bad slipway.server \"%s\"", mode, server);
+        api_client_set_timeout(a->api, 30);
+        return 0;
+}
+
 /* The first whole disk: vd*, sd*, nvme*n*, xvd*, in name order. */
 static char *first_disk(void) {
         _cleanup_free_ char *best = NULL;
@@ -120,17 +142,13 @@ int agent_install(Agent *a) {
         _cleanup_manifest_free_ Manifest *m = NULL;
         _cleanup_close_ int fd = -1;
         const ManifestArtifact *art;
-        const char *env = getenv("SLIPWAY_CMDLINE");
         json_t *desired = NULL;
         uint64_t size = 0, end = 0;
         int r;
 
-        if (env)
-                cmdline = strdup(env);
-        else if (read_full_file("/proc/cmdline", 65536, &cmdline, NULL) < 0)
-                return log_error_errno(-EIO, "cannot read /proc/cmdline");
-        if (!cmdline)
-                return log_oom();
+        r = kernel_cmdline(&cmdline);
+        if (r < 0)
+                return log_error_errno(r, "install: cannot read the kernel command line: %m");
         server = cmdline_value(cmdline, "slipway.server");
         host = cmdline_value(cmdline, "slipway.host");
         secret = cmdline_value(cmdline, "slipway.enroll");
@@ -138,12 +156,9 @@ int agent_install(Agent *a) {
         if (!server || !secret || !mac)
                 return log_error_errno(-EINVAL, "install: the kernel command line lacks slipway.server, "
                                                 "slipway.enroll or slipway.mac");
-        if (!a->api) {
-                r = api_client_new(server, &a->api);
-                if (r < 0)
-                        return log_error_errno(r, "install: bad slipway.server \"%s\"", server);
-                api_client_set_timeout(a->api, 30);
-        }
+        r = cmdline_server(a, "install", server);
+        if (r < 0)
+                return r;
         log_info("install: host %s (%s) registering with %s", strempty(host), mac, server);
         r = agent_register(a, mac, secret);
         if (r < 0)

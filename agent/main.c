@@ -9,6 +9,7 @@
 #include "cycle.h"
 #include "fileio.h"
 #include "install.h"
+#include "live.h"
 #include "log.h"
 #include "util.h"
 
@@ -31,12 +32,14 @@ static void help(void) {
                "  register MAC         register with the site-wide enroll-token (no PXE install)\n"
                "  install              bring-up: register, write the image to the disk, reboot\n"
                "                       (what slipway.mode=install in the initramfs runs)\n"
+               "  live                 live boot: fetch the image's rootfs into memory and verify it\n"
+               "                       (what slipway.mode=live in the initramfs runs)\n"
                "  power-on             sim backend: run the firmware emulator, then `run`\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE            config file (default " AGENT_CONFIG_DEFAULT_PATH ")\n"
                "  --check-config               validate the configuration and exit\n"
-               "  --mode=install               what the initramfs runs: the install command (--mode=live is refused)\n"
+               "  --mode=install|live          the install or live command, as the initramfs runs it\n"
                "  -h, --help                   this help\n"
                "  --version                    print the version\n"
                "\n"
@@ -223,11 +226,11 @@ static int agent_main(Agent *a, Args *args, int argc, char **argv) {
         log_set_level(log_level_from_string(a->config.log_level));
         if (a->config.checkin_interval > 0)
                 a->checkin_interval = a->config.checkin_interval;
-        cmd = args->command ? args->command[0] : args->mode && streq(args->mode, "install") ? "install" : "run";
-        if (args->mode && !streq(args->mode, "install")) {
-                log_error("--mode=%s is not supported by this agent (install only)", args->mode);
+        if (args->mode && !streq(args->mode, "install") && !streq(args->mode, "live")) {
+                log_error("--mode=%s: expected install or live", args->mode);
                 return EXIT_FAILURE;
         }
+        cmd = args->command ? args->command[0] : args->mode ? args->mode : "run";
         a->backend = streq(a->config.backend, "sim") ? &backend_sim : &backend_disk;
         a->state_path = path_join(a->config.state_dir, "agent.json");
         if (!a->state_path || mkdir_p(a->config.state_dir, 0700) < 0) {
@@ -238,7 +241,7 @@ static int agent_main(Agent *a, Args *args, int argc, char **argv) {
         /* Without a configured server, the one the host registered with
          * (a PXE install remembers it in the state), before agent_start()
          * judges a fresh boot and reports it. */
-        if (!a->config.server && !streq(cmd, "install")) {
+        if (!a->config.server && !streq(cmd, "install") && !streq(cmd, "live")) {
                 AgentState saved = {};
                 r = 0;
                 if (agent_state_load(a->state_path, &saved) >= 0 && saved.server)
@@ -253,6 +256,8 @@ static int agent_main(Agent *a, Args *args, int argc, char **argv) {
                 r = agent_install(a);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
+        if (streq(cmd, "live"))
+                return agent_live(a) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (streq(cmd, "power-on")) {
                 if (a->backend != &backend_sim) {
                         log_error("power-on is for the sim backend");

@@ -40,7 +40,7 @@ static const char *const builtin[_IPXE_SCRIPT_MAX] = {
                       "echo Slipway: live boot of {{name}} {{version}}\n"
                       "kernel {{kernel_url}} initrd=initrd.img {{cmdline}} slipway.mode=live "
                       "slipway.server={{server}} slipway.host={{host}} slipway.image={{image}} "
-                      "slipway.rootfs={{rootfs_url}} || goto retry\n"
+                      "slipway.signature={{signature}} slipway.rootfs={{rootfs_url}} || goto retry\n"
                       "initrd --name initrd.img {{initrd_url}} || goto retry\n"
                       "boot || goto retry\n" RETRY,
         [IPXE_WAIT] = "#!ipxe\n"
@@ -78,8 +78,9 @@ static const char *var_lookup(const IpxeVars *v, const char *name, size_t n, boo
                 size_t offset;
         } names[] = {
 #define V(f) { #f, offsetof(IpxeVars, f) }
-                V(server), V(mac),        V(uuid),       V(host),       V(image),   V(name),
-                V(version), V(kernel_url), V(initrd_url), V(rootfs_url), V(cmdline), V(enroll),
+                V(server),  V(mac),        V(uuid),       V(host),       V(image),   V(signature),
+                V(name),    V(version),    V(kernel_url), V(initrd_url), V(rootfs_url), V(cmdline),
+                V(enroll),
 #undef V
         };
 
@@ -188,13 +189,14 @@ typedef struct Decision {
         IpxeScript script;
         char host[16];
         char image[65];
-        char *name, *version, *cmdline, *kernel, *initrd, *rootfs;
+        char *name, *version, *signature, *cmdline, *kernel, *initrd, *rootfs;
         char enroll[65];
 } Decision;
 
 static void decision_release(Decision *d) {
         free(d->name);
         free(d->version);
+        free(d->signature);
         free(d->cmdline);
         free(d->kernel);
         free(d->initrd);
@@ -267,7 +269,7 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, c
         snprintf(d->image, sizeof d->image, "%s", image);
         sqlite3_finalize(st);
         st = NULL;
-        r = db_prepare(db, "SELECT name, version FROM images WHERE id = ?", &st);
+        r = db_prepare(db, "SELECT name, version, signature FROM images WHERE id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
@@ -276,6 +278,7 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, c
                 return r < 0 ? r : -ENOENT;
         d->name = db_column_strdup(st, 0);
         d->version = db_column_strdup(st, 1);
+        d->signature = db_column_strdup(st, 2);
         r = db_prepare(db, "SELECT type, sha256 FROM artifacts WHERE image_id = ?", &ar);
         if (r < 0)
                 return r;
@@ -388,6 +391,7 @@ enum MHD_Result handle_ipxe(Request *req) {
                 .uuid = has_uuid ? uuid : "",
                 .host = d.host,
                 .image = d.image,
+                .signature = d.signature,
                 .name = d.name,
                 .version = d.version,
                 .kernel_url = kernel_url,

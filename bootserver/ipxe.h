@@ -23,7 +23,8 @@ typedef struct IpxeVars {
         const char *mac;
         const char *uuid;
         const char *host;       /* host ID */
-        const char *image;      /* image ID */
+        const char *image;      /* image ID: the SHA-256 of its manifest blob */
+        const char *signature;  /* the SHA-256 of the manifest's signature blob */
         const char *name;
         const char *version;
         const char *kernel_url;

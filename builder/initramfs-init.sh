@@ -13,10 +13,15 @@
 #   slipway.root=DEV        override: /dev/..., PARTNAME=..., UUID=..., LABEL=...
 #   slipway.mode=normal|install|live   (default normal)
 #   slipway.poweroff=1      on failure (and in the OS, after boot) power off
+#   live mode: slipway.server=, slipway.image=, slipway.signature= and
+#   slipway.rootfs= for the agent (the bootserver's live script sets them)
 #
 # Output contract (the tests grep for these):
 #   SLIPWAY-INITRAMFS slot=<x> root=<dev>     just before switch_root
+#   SLIPWAY-INITRAMFS live=<name>:<version> root=<loop dev>   the same, live
 #   SLIPWAY-INITRAMFS-FAIL: <reason>          once, then a shell or poweroff
+#                                             (install and live: a reboot
+#                                             after 30 s instead of a shell)
 
 # udhcpc (install mode, below) runs this same file as its lease script.
 if [ "$$" != 1 ] && [ -n "${interface:-}" ]; then
@@ -109,20 +114,37 @@ case "$slot" in
     *) fail "bad slipway.slot=$slot (want a or b)" ;;
 esac
 
+# agent_or_retry: runs slipway-agent --mode=$mode; when it fails, says so
+# and powers off (slipway.poweroff=1) or reboots after 30 s, so that the
+# host asks the server again.
+agent_or_retry() {
+    [ -x /usr/bin/slipway-agent ] ||
+        fail "slipway.mode=$mode needs /usr/bin/slipway-agent, which this initramfs lacks"
+    net_up || fail "no network interface got a DHCP lease"
+    mkdir -p /var/lib/slipway
+    /usr/bin/slipway-agent --mode="$mode" && return 0
+    echo "SLIPWAY-INITRAMFS-FAIL: slipway-agent --mode=$mode exited with status $?"
+    [ "$poweroff" = 1 ] && { sync; poweroff -f; }
+    echo "slipway-initramfs: rebooting in 30 s to try again"
+    sleep 30
+    reboot -f
+    fail "cannot reboot"
+}
+
 case "$mode" in
     normal) ;;
-    install|live)
-        [ -x /usr/bin/slipway-agent ] ||
-            fail "slipway.mode=$mode needs /usr/bin/slipway-agent, which this initramfs lacks"
-        net_up || fail "no network interface got a DHCP lease"
-        mkdir -p /var/lib/slipway
-        # On success the agent reboots the machine into what it installed.
-        /usr/bin/slipway-agent --mode="$mode"
-        echo "SLIPWAY-INITRAMFS-FAIL: slipway-agent --mode=$mode exited with status $?"
-        [ "$poweroff" = 1 ] && { sync; poweroff -f; }
-        echo "slipway-initramfs: rebooting in 30 s to try again"
-        sleep 30
+    install)
+        # On success the agent reboots the machine into what it installed
+        # (and should the reboot not have happened yet, so does this).
+        agent_or_retry
+        sync
         reboot -f
+        fail "cannot reboot after the install"
+        ;;
+    live)
+        # The agent leaves the rootfs, verified against the signed
+        # manifest, in /run/slipway-live (a tmpfs: memory).
+        agent_or_retry
         ;;
     *) fail "unknown slipway.mode=$mode" ;;
 esac
@@ -161,24 +183,31 @@ wait_for() {
     return 1
 }
 
-if [ -n "$root_override" ]; then
-    root_spec=$root_override
+if [ "$mode" = live ]; then
+    live=/run/slipway-live
+    # Read-only from the start: nothing written in the OS reaches the file.
+    root=$(losetup -f) && losetup -r "$root" "$live/rootfs" ||
+        fail "cannot attach $live/rootfs to a loop device (is loop among the initramfs modules?)"
+elif [ -n "$root_override" ]; then
+    root=$(wait_for "$root_override") || fail "root device $root_override did not appear within 10 s"
 else
-    root_spec=PARTNAME=root-$slot
+    root=$(wait_for "PARTNAME=root-$slot") || fail "root device PARTNAME=root-$slot did not appear within 10 s"
 fi
-root=$(wait_for "$root_spec") || fail "root device $root_spec did not appear within 10 s"
 
 mount -t erofs -o ro "$root" /sysroot 2>/dev/null ||
     mount -t squashfs -o ro "$root" /sysroot 2>/dev/null ||
     fail "cannot mount $root read-only as erofs or squashfs"
 
 [ -d /sysroot/var ] || fail "rootfs on $root has no /var"
-# var shows up together with the root partition; a short extra wait is enough.
-if var=$(wait_for PARTNAME=var 10); then
+# var shows up together with the root partition; a short extra wait is
+# enough. A live system keeps its state in memory and leaves disks alone.
+var=''
+[ "$mode" = live ] || var=$(wait_for PARTNAME=var 10) || echo "slipway-initramfs: no var partition"
+if [ -n "$var" ]; then
     mount -t ext4 -o rw,nodev,nosuid "$var" /sysroot/var ||
         fail "cannot mount $var (PARTNAME=var) as ext4 on /var"
 else
-    echo "slipway-initramfs: no var partition, /var is a tmpfs"
+    echo "slipway-initramfs: /var is a tmpfs"
     mount -t tmpfs -o mode=0755,nodev,nosuid tmpfs /sysroot/var ||
         fail "cannot mount a tmpfs on /var"
 fi
@@ -195,5 +224,11 @@ for m in /dev /proc /sys /run; do
     fi
 done
 
-echo "SLIPWAY-INITRAMFS slot=$slot root=$root"
+if [ "$mode" = live ]; then
+    name=$(sed -n 's/^NAME=//p' /sysroot/run/slipway-live/image)
+    version=$(sed -n 's/^VERSION=//p' /sysroot/run/slipway-live/image)
+    echo "SLIPWAY-INITRAMFS live=$name:$version root=$root"
+else
+    echo "SLIPWAY-INITRAMFS slot=$slot root=$root"
+fi
 exec switch_root /sysroot /sbin/init

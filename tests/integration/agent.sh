@@ -3,7 +3,8 @@
 # that succeed, fail their health checks or are refused, downloads that
 # break, and the agent killed (or the power cut) at every step of staging,
 # switching and blessing. After each, the host boots a complete, verified
-# slot and reports the truth.
+# slot and reports the truth. Live mode's download, checked against the
+# signed manifest, and its refusals.
 . "$(dirname "$0")/../lib.sh"
 t_begin agent
 
@@ -267,6 +268,40 @@ if run_until h6 '.state == "failed" and (.message | test("other bytes than blob 
         ! grep -q 'Failure writing' "$D/h6.log"; then t_ok; else
         t_fail "$(host_json h6 | jq -c '{state,message}'); written $(jq -r .written "$D/h6/state/agent.json")"; fi
 cp "$D/rootfs.good" "$blob"
+
+# live HOST CMDLINE [ARGS...]: slipway-agent live with CMDLINE as the kernel's.
+live() {
+        local h=$1 cmdline=$2
+        shift 2
+        SLIPWAY_CMDLINE=$cmdline "$AG" --state-dir "$D/$h/state" --keys-dir "$D/keys" --live-dir "$D/$h/live" "$@" live
+}
+live_args() { # VERSION: the live script's command line for it
+        echo "console=ttyS0 slipway.mode=live slipway.server=$URL slipway.host=h-live" \
+                "slipway.image=$(sha "$D/img-$1/manifest.json") slipway.signature=$(sha "$D/img-$1/manifest.sig")"
+}
+
+t_case "live: the rootfs of 2.0 into live-dir, checked against its signed manifest"
+if live l1 "$(live_args 2.0)" >"$D/l1.log" 2>&1 && cmp -s "$D/l1/live/rootfs" "$D/img-2.0/rootfs.erofs" &&
+        grep -qx 'VERSION=2.0' "$D/l1/live/image" && grep -qx "IMAGE=$(sha "$D/img-2.0/manifest.json")" "$D/l1/live/image" &&
+        grep -q 'live: tiny:2.0 is in memory, verified against its signed manifest' "$D/l1.log"; then t_ok; else
+        t_fail "$(tail -3 "$D/l1.log")"; fi
+
+t_case "live: a manifest signed by a key the host does not trust is refused, nothing is left"
+if expect_fail "live boot refused: the signature of image $(sha "$D/img-4.0/manifest.json" | cut -c1-12) does not verify" \
+        live l2 "$(live_args 4.0)" && [ ! -e "$D/l2/live/rootfs" ]; then t_ok; else
+        t_fail "$(ls "$D/l2/live" 2>&1)"; fi
+
+t_case "live: a rootfs that is not the manifest's is refused, nothing is left"
+cp "$D/rootfs.good" "$blob"
+printf 'garbage' | dd of="$blob" bs=1 seek=4096 conv=notrunc status=none
+if expect_fail "live boot failed: the server sent other bytes than blob ${R1:0:12}" live l3 "$(live_args 1.0)" &&
+        [ ! -e "$D/l3/live/rootfs" ]; then t_ok; else t_fail "$(ls "$D/l3/live" 2>&1)"; fi
+cp "$D/rootfs.good" "$blob"
+
+t_case "live: a command line without the signature is refused"
+if expect_fail "live: the kernel command line lacks slipway.server, slipway.image or slipway.signature" \
+        live l4 "slipway.mode=live slipway.server=$URL slipway.image=$(sha "$D/img-1.0/manifest.json")"; then t_ok; else
+        t_fail "not refused as expected"; fi
 
 t_case "a truncated download: the server vanishes mid-download, the agent resumes"
 register h5 52:54:00:01:00:05

@@ -14,6 +14,7 @@ static const IpxeVars vars = {
         .uuid = "8c2e8b8e-2d7e-4c1a-9b1e-0a1b2c3d4e5f",
         .host = "h-0123456789ab",
         .image = "e455d2771a9181fc70a03245d855968cd5e99ff351356fcd329cd5b7174a2981",
+        .signature = "9b71d224bd62f3785d96d46ad3ea3d73319bfbc2890caadae2dff72519673ca7",
         .name = "tiny",
         .version = "2.0",
         .kernel_url = "http://10.0.0.1:8080/blobs/sha256/26f2e57c99338feaf71c46fa4babdc7e1a6c115943002d109fdb746667104f5f",
