@@ -317,26 +317,21 @@ static bool authenticate(Request *req, enum MHD_Result *ret_result) {
                 req->actor = name;
                 return true;
         }
-        if (r == 0 && req->route->auth == AUTH_HOST) {
-                r = tokens_check_host(req->server->db, req->args[0], token, &name);
-                if (r > 0) {
-                        req->actor = name;
-                        return true;
-                }
-                if (r == 0) {
-                        *ret_result = reply_error(req, KIND_FORBIDDEN, "the token does not belong to host '%s'",
-                                                  req->args[0]);
-                        return false;
-                }
-        }
+        if (r == 0)
+                r = tokens_is_host_token(req->server->db, token);
         if (r < 0) {
                 *ret_result = reply_errno(req, r, "token check");
                 return false;
         }
-        if (tokens_is_host_token(req->server->db, token) > 0)
-                *ret_result = reply_error(req, KIND_FORBIDDEN, "a host token cannot make admin calls");
-        else
+        /* Only a token that is known gets 403; an unknown or revoked one is
+         * 401 on every route, whatever host the path names. */
+        if (r == 0)
                 *ret_result = reply_error(req, KIND_UNAUTHORIZED, "unknown token");
+        else if (req->route->auth == AUTH_HOST)
+                *ret_result = reply_error(req, KIND_FORBIDDEN, "the token does not belong to host '%s'",
+                                          req->args[0]);
+        else
+                *ret_result = reply_error(req, KIND_FORBIDDEN, "a host token cannot make admin calls");
         return false;
 }
 

@@ -316,6 +316,19 @@ c1=$CODE k1=$(jq -r .kind <<<"$BODY")
 AS=$HTOKEN api GET /v1/images
 if [ "$c1" = 403 ] && [ "$k1" = forbidden ] && kind_is 403 forbidden; then t_ok; else t_fail "$c1 $k1 $CODE $BODY"; fi
 
+t_case "unknown and revoked tokens on host routes are 401"
+ok=1
+T2=$("$SD" --state-dir "$D/state" --log-json no token create short-lived)
+"$SD" --state-dir "$D/state" --log-json no token revoke short-lived 2>/dev/null
+for t in slw_nope slh_nope "$T2"; do
+        for call in "POST /v1/hosts/$HID/checkin" "POST /v1/hosts/$HID/lease" "DELETE /v1/hosts/$HID/lease" \
+                "POST /v1/hosts/h-000000000000/checkin" "POST /v1/hosts/52:54:00:00:00:02/lease"; do
+                AS=$t api "${call%% *}" "${call#* }" -H 'Content-Type: application/json' --data-binary '{}'
+                kind_is 401 unauthorized || { ok=0; echo "${t:0:8}… $call -> $CODE $BODY"; }
+        done
+done
+[ -n "$T2" ] && [ $ok = 1 ] && t_ok || t_fail "see above"
+
 t_case "check-in validation"
 ok=1
 for body in '{"state":"dancing"}' '{"state":"healthy","booted_slot":"c"}' '{"state":"healthy","image":"xyz"}' \
