@@ -273,12 +273,99 @@ int http_range_parse(const char *h, uint64_t size, uint64_t *ret_start, uint64_t
         return 1;
 }
 
+static const char *skip_ows(const char *p) {
+        while (*p == ' ' || *p == '\t')
+                p++;
+        return p;
+}
+
+/* Reads one entity-tag at p: [W/]"<etagc>*"; sets *ret_weak and the opaque
+ * tag with its quotes (ret_tag, ret_len). Returns the position after it, or
+ * NULL when there is none. */
+static const char *entity_tag(const char *p, bool *ret_weak, const char **ret_tag, size_t *ret_len) {
+        const char *q;
+
+        *ret_weak = false;
+        if (p[0] == 'W' && p[1] == '/') {
+                *ret_weak = true;
+                p += 2;
+        }
+        if (*p != '"')
+                return NULL;
+        for (q = p + 1; *q != '"'; q++)
+                /* etagc: visible ASCII but the quote, and obs-text */
+                if ((unsigned char) *q < 0x21 || *q == 0x7f)
+                        return NULL;
+        *ret_tag = p;
+        *ret_len = (size_t) (q + 1 - p);
+        return q + 1;
+}
+
+bool http_if_none_match(const char *h, const char *etag) {
+        bool found = false;
+
+        if (!h)
+                return false;
+        h = skip_ows(h);
+        if (*h == '*')
+                return *skip_ows(h + 1) == 0;
+        /* #entity-tag: empty elements and spaces around commas are allowed */
+        while (*h) {
+                const char *tag;
+                size_t n;
+                bool weak;
+
+                if (*h == ',') {
+                        h = skip_ows(h + 1);
+                        continue;
+                }
+                h = entity_tag(h, &weak, &tag, &n);
+                if (!h)
+                        return false;
+                if (n == strlen(etag) && memcmp(tag, etag, n) == 0)
+                        found = true;
+                h = skip_ows(h);
+                if (*h && *h != ',')
+                        return false;
+        }
+        return found;
+}
+
+bool http_if_range(const char *h, const char *etag) {
+        const char *tag;
+        size_t n;
+        bool weak;
+
+        if (!h)
+                return false;
+        h = entity_tag(skip_ows(h), &weak, &tag, &n);
+        return h && !weak && *skip_ows(h) == 0 && n == strlen(etag) && memcmp(tag, etag, n) == 0;
+}
+
+static ssize_t no_body(void *cls _unused_, uint64_t pos _unused_, char *buf _unused_, size_t max _unused_) {
+        return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* A 304 carries no body and must not announce one: libmicrohttpd gives an
+ * empty buffer "Content-Length: 0" and a reply of unknown size
+ * "Transfer-Encoding: chunked", but neither to a reply of unknown size sent
+ * the HTTP/1.0 way (which closes the connection after it). */
+static struct MHD_Response *not_modified_response(void) {
+        struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, no_body, NULL, NULL);
+
+        if (resp && MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END) != MHD_YES) {
+                MHD_destroy_response(resp);
+                return NULL;
+        }
+        return resp;
+}
+
 enum MHD_Result handle_blob_get(Request *req) {
         _cleanup_free_ char *path = NULL, *etag = NULL;
         _cleanup_close_ int fd = -1;
         struct MHD_Response *resp;
         struct stat st;
-        const char *inm;
+        const char *range;
         uint64_t start = 0, len;
         unsigned status = 200;
         char cr[96];
@@ -298,19 +385,22 @@ enum MHD_Result handle_blob_get(Request *req) {
         etag = strdup_printf("\"%s\"", req->args[0]);
         if (!etag)
                 return MHD_NO;
-        inm = request_header(req, "If-None-Match");
         len = (uint64_t) st.st_size;
-        if (inm && (streq(inm, etag) || streq(inm, "*"))) {
-                resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (http_if_none_match(request_header(req, "If-None-Match"), etag)) {
+                resp = not_modified_response();
                 status = 304;
         } else {
-                r = http_range_parse(request_header(req, "Range"), (uint64_t) st.st_size, &start, &len);
+                range = request_header(req, "Range");
+                /* A validator that does not match strongly: the whole blob. */
+                if (range && request_header(req, "If-Range") && !http_if_range(request_header(req, "If-Range"), etag))
+                        range = NULL;
+                r = http_range_parse(range, (uint64_t) st.st_size, &start, &len);
                 if (r == -ERANGE) {
                         snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long) st.st_size);
                         req->reply_header[0] = "Content-Range";
                         req->reply_header[1] = cr;
                         return reply_error(req, KIND_RANGE_NOT_SATISFIABLE, "range \"%s\" is outside the blob of %llu bytes",
-                                           request_header(req, "Range"), (unsigned long long) st.st_size);
+                                           range, (unsigned long long) st.st_size);
                 }
                 if (r > 0) {
                         status = 206;

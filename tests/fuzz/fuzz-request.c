@@ -1,6 +1,6 @@
 /* Fuzzes what slipwayd parses from a request line and headers: routing of a
- * path, the Range header, MAC and UUID query parameters. The first byte picks
- * the parser; invariants abort. */
+ * path, the Range header, MAC and UUID query parameters, If-None-Match and
+ * If-Range. The first byte picks the parser; invariants abort. */
 #include <stdint.h>
 
 #include "blobs.h"
@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         s = strndup((const char *) data + 1, size - 1);
         if (!s)
                 return 0;
-        switch (data[0] % 3) {
+        switch (data[0] % 4) {
         case 0:
                 for (size_t i = 0; i < ELEMENTSOF(patterns); i++) {
                         char *args[2] = {};
@@ -52,6 +52,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (uuid_normalize(s, uuid) == 0 && (strlen(uuid) != 36 || uuid_normalize(uuid, uuid) != 0))
                         abort();
                 break;
+        case 3: {
+                static const char etag[] = "\"9f86d081\"";
+                /* a strong match of one tag is also a weak match */
+                if (http_if_range(s, etag) && (!http_if_none_match(s, etag) || !strstr(s, etag)))
+                        abort();
+                break;
+        }
         }
         return 0;
 }

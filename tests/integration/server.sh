@@ -44,6 +44,27 @@ post_json() { api "$1" "$2" -H 'Content-Type: application/json' --data-binary "$
 kind_is() { [ "$CODE" = "$1" ] && [ "$(jq -r .kind <<<"$BODY")" = "$2" ]; }
 sha() { sha256sum "$1" | cut -c1-64; }
 upload() { api PUT "/v1/blobs/sha256/$(sha "$1")" -T "$1"; }
+# raw_http: sends stdin to the server byte for byte (a request that ends in
+# "Connection: close") and prints the whole answer; for what curl will not
+# send. raw_status and raw_body take that answer apart.
+raw_http() {
+        python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.sendall(sys.stdin.buffer.read())
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        sys.stdout.buffer.write(b)
+except OSError:
+    pass
+' "${URL##*:}"
+}
+raw_status() { head -n 1 <<<"$1" | cut -d' ' -f2; }
+raw_body() { sed '1,/^\r$/d' <<<"$1"; }
+raw_kind() { [ "$(raw_status "$2")" = "$1" ] && [ "$(raw_body "$2" | jq -r .kind 2>/dev/null)" = "$3" ]; }
 
 # One image, built and exported, and a second signing key nobody trusts.
 mkdir -p "$D/keys" "$D/other"
@@ -176,6 +197,29 @@ grep -qi "^content-range: bytes \*/$size" <<<"$h416" || ok=0
 h206=$(curl -s -D - -o /dev/null -r 10-19 "$URL/blobs/sha256/$K")
 grep -qi "^content-range: bytes 10-19/$size" <<<"$h206" || ok=0
 [ $ok = 1 ] && t_ok || t_fail "$h416 $h206"
+
+t_case "conditional GETs: If-None-Match takes lists, weak tags and *; If-Range compares strongly; 304 has no length"
+ok=1
+cond() { curl -s -o "$D/cond.out" -w '%{http_code}' "$@" "$URL/blobs/sha256/$K"; }
+for h in "\"a\", \"$K\"" "W/\"$K\"" "\"a\",W/\"$K\" , \"b\"" '*'; do
+        c=$(cond -H "If-None-Match: $h")
+        [ "$c" = 304 ] || { ok=0; echo "If-None-Match: $h -> $c"; }
+done
+for h in '"a", W/"b"' "\"${K:0:20}\"" "$K" "\"$K\" junk"; do
+        c=$(cond -H "If-None-Match: $h")
+        [ "$c" = 200 ] && cmp -s "$D/cond.out" "$E/vmlinuz" || { ok=0; echo "If-None-Match: $h -> $c"; }
+done
+for h in '"other"' "W/\"$K\"" 'Wed, 21 Oct 2015 07:28:00 GMT' "\"a\", \"$K\""; do
+        c=$(cond -r 0-9 -H "If-Range: $h")
+        [ "$c" = 200 ] && cmp -s "$D/cond.out" "$E/vmlinuz" || { ok=0; echo "If-Range: $h -> $c"; }
+done
+c=$(cond -r 0-9 -H "If-Range: \"$K\"")
+[ "$c" = 206 ] && cmp -s "$D/cond.out" <(head -c 10 "$E/vmlinuz") || { ok=0; echo "If-Range: matching -> $c"; }
+hdr=$(printf 'GET /blobs/sha256/%s HTTP/1.1\r\nHost: x\r\nIf-None-Match: "%s"\r\nConnection: close\r\n\r\n' "$K" "$K" |
+        raw_http)
+[ "$(raw_status "$hdr")" = 304 ] && grep -qi "^etag: \"$K\"" <<<"$hdr" && [ -z "$(raw_body "$hdr")" ] &&
+        ! grep -qi '^content-length\|^transfer-encoding' <<<"$hdr" || { ok=0; echo "304: $hdr"; }
+[ $ok = 1 ] && t_ok || t_fail "see above"
 
 t_case "path traversal in blob and image names"
 ok=1
