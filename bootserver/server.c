@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "blobs.h"
@@ -10,7 +11,13 @@
 #include "tokens.h"
 #include "util.h"
 
-/* Request headers beyond this many bytes are refused by libmicrohttpd. */
+/* The request line and header fields together, as sent, are capped at
+ * HEADER_SIZE_MAX (431 headers_too_large, docs/api.md). libmicrohttpd holds
+ * them in a per-connection pool of CONNECTION_MEMORY_LIMIT and refuses what
+ * does not fit there by itself, with a reply that is not ours (HTML): the
+ * pool is well above the cap so that it is slipwayd that refuses, with
+ * JSON, in all but grossly oversized requests. */
+#define HEADER_SIZE_MAX (16 * 1024)
 #define CONNECTION_MEMORY_LIMIT (64 * 1024)
 
 static const struct {
@@ -31,6 +38,7 @@ static const struct {
         [KIND_IN_USE] = { "in_use", 409 },
         [KIND_MISSING_BLOBS] = { "missing_blobs", 409 },
         [KIND_TOO_LARGE] = { "too_large", 413 },
+        [KIND_HEADERS_TOO_LARGE] = { "headers_too_large", 431 },
         [KIND_UNSUPPORTED_MEDIA_TYPE] = { "unsupported_media_type", 415 },
         [KIND_RANGE_NOT_SATISFIABLE] = { "range_not_satisfiable", 416 },
         [KIND_NO_SPACE] = { "no_space", 507 },
@@ -126,6 +134,32 @@ fail:
         return false;
 }
 
+static int unhex(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int http_target_check(const char *target, size_t n, size_t *ret_offset, unsigned char *ret_char) {
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) target[i];
+
+                /* decoded as libmicrohttpd decodes: %XX with two hex digits */
+                if (c == '%' && n - i >= 3 && unhex(target[i + 1]) >= 0 && unhex(target[i + 2]) >= 0)
+                        c = (unsigned char) (unhex(target[i + 1]) * 16 + unhex(target[i + 2]));
+                if (c < 0x20 || c == 0x7f) {
+                        *ret_offset = i;
+                        *ret_char = c;
+                        return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
 const char *request_arg(Request *req, const char *name) {
         return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
@@ -184,15 +218,24 @@ enum MHD_Result reply_json(Request *req, unsigned status, json_t *body) {
 
 static enum MHD_Result reply_error_va(Request *req, ErrorKind kind, json_t *extra, const char *format, va_list ap) {
         _cleanup_free_ char *msg = NULL;
-        json_t *body;
+        json_t *body, *text;
 
         if (vasprintf(&msg, format, ap) < 0) {
                 json_decref(extra);
                 return MHD_NO;
         }
+        text = json_string(msg);
+        if (!text) {
+                /* The message quotes what the client sent, which need not
+                 * be UTF-8 as JSON strings must. */
+                for (char *p = msg; *p; p++)
+                        if ((unsigned char) *p >= 0x80)
+                                *p = '?';
+                text = json_string(msg);
+        }
         body = extra ? extra : json_object();
         json_object_set_new(body, "kind", json_string(error_kind_to_string(kind)));
-        json_object_set_new(body, "error", json_string(msg));
+        json_object_set_new(body, "error", text);
         atomic_fetch_add(&req->server->metrics.errors[kind], 1);
         if (kind == KIND_INTERNAL || kind == KIND_NO_SPACE)
                 log_error("%s /%s: %s", req->method, req->path, msg);
@@ -335,22 +378,32 @@ static bool authenticate(Request *req, enum MHD_Result *ret_result) {
         return false;
 }
 
-static Request *request_new(Server *s, struct MHD_Connection *conn, const char *url, const char *method) {
+/* libmicrohttpd's URI callback: called with the request target before it
+ * is decoded, the one place where a %00 can be seen (the decoded path and
+ * query arguments end at it). The request starts here; on_completed frees
+ * it. */
+static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn) {
         Request *req = calloc(1, sizeof *req);
 
         if (!req)
                 return NULL;
-        req->server = s;
+        req->server = cls;
         req->conn = conn;
-        req->method = method;
-        while (*url == '/')
-                url++;
-        req->path = strdup(url);
-        if (!req->path) {
+        req->target = strdup(uri ? uri : "");
+        if (!req->target) {
                 free(req);
                 return NULL;
         }
+        req->target_at = (uintptr_t) uri;
         return req;
+}
+
+/* libmicrohttpd parses the request line in place: the target it logged is
+ * followed, in the same buffer, by one space and the version. A target sent
+ * with a NUL in it looks shorter than that distance; returns true then. */
+static bool request_target_nul(const Request *req, const char *version) {
+        return req->target_at != 0 && !isempty(version) && (uintptr_t) version > req->target_at &&
+               (uintptr_t) version - req->target_at - 1 != strlen(req->target);
 }
 
 static void request_free(Request *req) {
@@ -358,6 +411,7 @@ static void request_free(Request *req) {
                 return;
         if (req->blob)
                 blob_writer_abort(req->blob);
+        free(req->target);
         free(req->path);
         free(req->args[0]);
         free(req->args[1]);
@@ -367,14 +421,108 @@ static void request_free(Request *req) {
         free(req);
 }
 
-/* First call for a request: routing, authentication, size caps. Returns
- * true when the request goes on to its body and handler. */
-static bool request_begin(Request *req, enum MHD_Result *ret_result) {
-        const ServerConfig *c;
-        const char *cl;
+/* How the client framed the body, from every header (libmicrohttpd itself
+ * looks at the first Content-Length only, and at none beside a
+ * Transfer-Encoding). */
+typedef struct Framing {
+        const char *length;       /* the first Content-Length */
+        const char *other_length; /* a later one that differs from it */
+        const char *encoding;     /* the first Transfer-Encoding */
+        unsigned n_encodings;
+} Framing;
+
+static enum MHD_Result framing_add(void *cls, enum MHD_ValueKind kind _unused_, const char *key, const char *value) {
+        Framing *f = cls;
+
+        value = strempty(value);
+        if (strcasecmp(key, "Content-Length") == 0) {
+                if (!f->length)
+                        f->length = value;
+                else if (!f->other_length && !streq(f->length, value))
+                        f->other_length = value;
+        } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+                if (!f->encoding)
+                        f->encoding = value;
+                f->n_encodings++;
+        }
+        return MHD_YES;
+}
+
+/* The request line and headers, before routing: a control character in the
+ * target, headers over the cap, a body framed two ways. Returns false with
+ * an error queued. */
+static bool request_check_head(Request *req, const char *version, Framing *ret_framing,
+                               enum MHD_Result *ret_result) {
+        const union MHD_ConnectionInfo *info;
+        Framing f = {};
+        unsigned char c = 0;
+        size_t off = strlen(req->target);
+        int r = -EBADMSG;
+
+        if (!request_target_nul(req, version))
+                r = http_target_check(req->target, off, &off, &c);
+        if (r < 0) {
+                const char *q = strchr(req->target, '?');
+                *ret_result = reply_error(req, KIND_BAD_REQUEST,
+                                          "request target \"%.200s\": the %s has a control character (%%%02X) at byte %zu",
+                                          req->target, q && (size_t) (q - req->target) < off ? "query" : "path", c, off);
+                return false;
+        }
+        info = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+        if (info && info->header_size > HEADER_SIZE_MAX) {
+                *ret_result = reply_error(req, KIND_HEADERS_TOO_LARGE,
+                                          "the request line and headers are %zu bytes, over the cap of %d",
+                                          info->header_size, HEADER_SIZE_MAX);
+                return false;
+        }
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, framing_add, &f);
+        if (f.other_length) {
+                *ret_result = reply_error(req, KIND_BAD_REQUEST, "two different Content-Length headers: \"%.40s\" and \"%.40s\"",
+                                          f.length, f.other_length);
+                return false;
+        }
+        if (f.encoding && (f.n_encodings > 1 || strcasecmp(f.encoding, "chunked") != 0)) {
+                *ret_result = reply_error(req, KIND_BAD_REQUEST,
+                                          "Transfer-Encoding \"%.40s\": only one, \"chunked\", is understood", f.encoding);
+                return false;
+        }
+        if (f.encoding && f.length) {
+                *ret_result = reply_error(req, KIND_BAD_REQUEST, "both Content-Length and Transfer-Encoding frame the body");
+                return false;
+        }
+        *ret_framing = f;
+        return true;
+}
+
+/* The cap on the route's body and the option that sets it. */
+static uint64_t body_cap(Request *req, const char **ret_option) {
+        const ServerConfig *c = config_get(req->server);
+        uint64_t cap = req->route->body == BODY_BLOB ? c->max_blob : c->max_json;
+
+        config_put(req->server);
+        *ret_option = req->route->body == BODY_BLOB ? "max-blob" : "max-json";
+        return cap;
+}
+
+/* First call for a request: the head, routing, authentication, size caps.
+ * Returns true when the request goes on to its body and handler. */
+static bool request_begin(Request *req, const char *url, const char *method, const char *version,
+                          enum MHD_Result *ret_result) {
+        const char *option;
         bool path_known = false;
         uint64_t length = 0, cap;
+        Framing f;
 
+        req->method = method;
+        while (*url == '/')
+                url++;
+        req->path = strdup(url);
+        if (!req->path) {
+                *ret_result = MHD_NO;
+                return false;
+        }
+        if (!request_check_head(req, version, &f, ret_result))
+                return false;
         for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
                 char *args[2] = {};
 
@@ -402,17 +550,20 @@ static bool request_begin(Request *req, enum MHD_Result *ret_result) {
         if (!authenticate(req, ret_result))
                 return false;
 
-        cl = request_header(req, "Content-Length");
-        if (cl && safe_atou64(cl, &length) < 0) {
-                *ret_result = reply_error(req, KIND_BAD_REQUEST, "invalid Content-Length \"%s\"", cl);
+        if (f.length && safe_atou64(f.length, &length) < 0) {
+                *ret_result = reply_error(req, KIND_BAD_REQUEST, "invalid Content-Length \"%.40s\"", f.length);
                 return false;
         }
-        c = config_get(req->server);
-        cap = req->route->body == BODY_BLOB ? c->max_blob : c->max_json;
-        config_put(req->server);
+        if (req->route->body == BODY_NONE) {
+                if (length == 0 && !f.encoding)
+                        return true;
+                *ret_result = reply_error(req, KIND_BAD_REQUEST, "%s /%s takes no body", req->method, req->path);
+                return false;
+        }
+        cap = body_cap(req, &option);
         if (length > cap) {
-                *ret_result = reply_error(req, KIND_TOO_LARGE, "body of %llu bytes is over the cap of %llu",
-                                          (unsigned long long) length, (unsigned long long) cap);
+                *ret_result = reply_error(req, KIND_TOO_LARGE, "body of %llu bytes is over the cap of %llu (%s)",
+                                          (unsigned long long) length, (unsigned long long) cap, option);
                 return false;
         }
         if (req->route->body == BODY_BLOB) {
@@ -431,23 +582,27 @@ static bool request_begin(Request *req, enum MHD_Result *ret_result) {
 }
 
 static void request_body(Request *req, const char *data, size_t n) {
-        if (req->route->body == BODY_BLOB) {
-                if (req->blob_error >= 0)
-                        req->blob_error = blob_writer_write(req->blob, data, n);
+        const char *option;
+
+        if (req->route->body == BODY_NONE) {
+                req->body_unexpected = true;
                 return;
         }
-        if (req->body_too_large || req->route->body == BODY_NONE) {
-                req->body_too_large = true;
+        if (req->body_too_large)
                 return;
-        }
-        const ServerConfig *c = config_get(req->server);
-        uint64_t cap = c->max_json;
-        config_put(req->server);
-        if (req->body_size + n > cap) {
+        if (n > body_cap(req, &option) - req->body_size) {
+                /* A chunked body has no length to check first: what came is
+                 * dropped, the rest read, and 413 is the answer at its end. */
                 req->body_too_large = true;
+                blob_writer_abort(TAKE_PTR(req->blob));
                 free(req->body);
                 req->body = NULL;
-                req->body_size = 0;
+                return;
+        }
+        if (req->route->body == BODY_BLOB) {
+                req->body_size += n;
+                if (req->blob_error >= 0)
+                        req->blob_error = blob_writer_write(req->blob, data, n);
                 return;
         }
         char *b = realloc(req->body, req->body_size + n + 1);
@@ -461,19 +616,18 @@ static void request_body(Request *req, const char *data, size_t n) {
         req->body = b;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version _unused_, const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
-        Server *s = cls;
+static enum MHD_Result on_request(void *cls _unused_, struct MHD_Connection *conn _unused_, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
         Request *req = *con_cls;
         enum MHD_Result result = MHD_YES;
+        const char *option;
 
-        if (!req) {
-                req = request_new(s, conn, url, method);
-                if (!req)
-                        return MHD_NO;
-                *con_cls = req;
-                if (!request_begin(req, &result))
+        if (!req)
+                return MHD_NO; /* on_target could not allocate it: close */
+        if (!req->begun) {
+                req->begun = true;
+                if (!request_begin(req, url, method, version, &result))
                         return result;
                 return MHD_YES;
         }
@@ -487,8 +641,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 *upload_data_size = 0;
                 return MHD_YES;
         }
-        if (req->body_too_large)
-                return reply_error(req, KIND_TOO_LARGE, "body over the cap of this endpoint");
+        if (req->body_unexpected)
+                return reply_error(req, KIND_BAD_REQUEST, "%s /%s takes no body", req->method, req->path);
+        if (req->body_too_large) {
+                uint64_t cap = body_cap(req, &option);
+                return reply_error(req, KIND_TOO_LARGE, "body over the cap of %llu bytes (%s)", (unsigned long long) cap,
+                                   option);
+        }
         if (req->deferred) {
                 /* Resumed: the answer is ready. */
                 json_t *reply = req->deferred;
@@ -554,6 +713,7 @@ int server_start(Server *s) {
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                  MHD_OPTION_URI_LOG_CALLBACK, on_target, s,
                                   cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
                                   MHD_OPTION_HTTPS_MEM_KEY, key,
                                   MHD_OPTION_END);

@@ -33,6 +33,7 @@ typedef enum ErrorKind {
         KIND_IN_USE,
         KIND_MISSING_BLOBS,
         KIND_TOO_LARGE,
+        KIND_HEADERS_TOO_LARGE,
         KIND_UNSUPPORTED_MEDIA_TYPE,
         KIND_RANGE_NOT_SATISFIABLE,
         KIND_NO_SPACE,
@@ -84,6 +85,9 @@ typedef struct Request {
         struct MHD_Connection *conn;
         const struct Route *route;
         const char *method;
+        char *target;        /* the request target as sent (not decoded), up to a NUL */
+        uintptr_t target_at; /* where libmicrohttpd held it (see request_target_nul) */
+        bool begun;          /* routed, authenticated, caps checked */
         char *path;
         char *args[2];       /* the route's wildcard segments, URL-decoded */
         char *actor;         /* token name, "host:<id>", or "anonymous" */
@@ -91,6 +95,7 @@ typedef struct Request {
         char *body;
         size_t body_size;
         bool body_too_large;
+        bool body_unexpected; /* a body came for a route that takes none */
         BlobWriter *blob;
         int blob_error;
         bool replied;
@@ -106,6 +111,12 @@ typedef struct Route {
         BodyKind body;
         enum MHD_Result (*handler)(Request *req);
 } Route;
+
+/* Checks a request target as the client sent it, before percent-decoding
+ * (n bytes at target): -EBADMSG when its path or query holds a control
+ * character (0x00-0x1f or 0x7f), sent as is or percent-encoded; then
+ * *ret_offset is where it starts and *ret_char what it is. 0 otherwise. */
+int http_target_check(const char *target, size_t n, size_t *ret_offset, unsigned char *ret_char);
 
 /* Matches path (no leading '/') against a route pattern; the wildcard
  * segments are copied into args (caller frees). Returns true on a match. */

@@ -326,6 +326,7 @@ static const struct {
         { "in_use", -EBUSY },
         { "missing_blobs", -ENODATA },
         { "too_large", -EFBIG },
+        { "headers_too_large", -EFBIG },
         { "unsupported_media_type", -EPROTO },
         { "range_not_satisfiable", -ERANGE },
         { "no_space", -ENOSPC },
@@ -346,6 +347,7 @@ static int status_to_errno(long status) {
         case 409:
                 return -EEXIST;
         case 413:
+        case 431:
                 return -EFBIG;
         case 416:
                 return -ERANGE;

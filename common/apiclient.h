@@ -76,8 +76,8 @@ char *api_escape(const char *s);
  * invalid_json, unknown_field, invalid_value -EINVAL; digest_mismatch
  * -EBADMSG; bad_signature -EKEYREJECTED; unauthorized -EACCES; forbidden
  * -EPERM; not_found -ENOENT; method_not_allowed -EOPNOTSUPP; conflict
- * -EEXIST; in_use -EBUSY; missing_blobs -ENODATA; too_large -EFBIG;
- * range_not_satisfiable -ERANGE; unsupported_media_type -EPROTO; no_space
+ * -EEXIST; in_use -EBUSY; missing_blobs -ENODATA; too_large and
+ * headers_too_large -EFBIG; range_not_satisfiable -ERANGE; unsupported_media_type -EPROTO; no_space
  * -ENOSPC; internal and other 5xx -EIO. Without an answer: -EHOSTUNREACH,
  * -ETIMEDOUT, -ECONNRESET, -EPROTO (TLS). A reply that is not JSON or
  * larger than API_REPLY_MAX: -EBADMSG, -EFBIG. Redirects are not followed

@@ -1,6 +1,7 @@
 /* Fuzzes what slipwayd parses from a request line and headers: routing of a
  * path, the Range header, MAC and UUID query parameters, If-None-Match and
- * If-Range. The first byte picks the parser; invariants abort. */
+ * If-Range, the request target as sent (control characters). The first byte
+ * picks the parser; invariants abort. */
 #include <stdint.h>
 
 #include "blobs.h"
@@ -22,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         s = strndup((const char *) data + 1, size - 1);
         if (!s)
                 return 0;
-        switch (data[0] % 4) {
+        switch (data[0] % 5) {
         case 0:
                 for (size_t i = 0; i < ELEMENTSOF(patterns); i++) {
                         char *args[2] = {};
@@ -57,6 +58,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* a strong match of one tag is also a weak match */
                 if (http_if_range(s, etag) && (!http_if_none_match(s, etag) || !strstr(s, etag)))
                         abort();
+                break;
+        }
+        case 4: {
+                /* the raw bytes, NULs included: a control character is found
+                 * where it is, and a clean target has none sent as is */
+                const char *t = (const char *) data + 1;
+                size_t n = size - 1, off = SIZE_MAX;
+                unsigned char c = 0xff;
+                if (http_target_check(t, n, &off, &c) < 0) {
+                        if (off >= n || (c >= 0x20 && c != 0x7f) || (t[off] != '%' && (unsigned char) t[off] != c))
+                                abort();
+                } else
+                        for (size_t i = 0; i < n; i++)
+                                if ((unsigned char) t[i] < 0x20 || t[i] == 0x7f)
+                                        abort();
                 break;
         }
         }

@@ -172,6 +172,35 @@ done
 api GET /v1/images/tiny:9.9
 [ "$n" = 1 ] && [ $ok = 1 ] && kind_is 404 not_found && t_ok || t_fail "n=$n $CODE $BODY"
 
+t_case "a NUL or control character in a path or query is 400, before anything acts on the name cut there"
+ok=1
+for req in "DELETE /v1/images/tiny%00:9.9" "GET /v1/images/tiny%00" "GET /blobs/sha256/$K%00" \
+        "PUT /v1/budgets/rack%00x" "GET /boot/ipxe?mac=52:54:00:00:00:09%00zz" "GET /v1/status?x=%00" \
+        "GET /v1/images/tiny%0a" "GET /v1/images/tiny%7F" "GET /v1/audit?action=host%1F"; do
+        data=()
+        [[ $req == PUT* ]] && data=(--data-binary '{"max_unavailable": 1}')
+        out=$(curl -s -w ' %{http_code}' -X "${req%% *}" -H "Authorization: Bearer $TOKEN" \
+                -H 'Content-Type: application/json' "${data[@]}" "$URL${req#* }")
+        [[ $out == *'"kind":"bad_request"'*' 400' ]] || { ok=0; echo "$req -> $out"; }
+done
+# sent as is (not percent-encoded), which curl will not do
+out=$(printf 'DELETE /v1/images/tiny\0:9.9 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n' \
+        "$TOKEN" | raw_http)
+raw_kind 400 "$out" bad_request || { ok=0; echo "raw NUL -> $out"; }
+out=$(printf 'GET /v1/images/tiny\001 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n' \
+        "$TOKEN" | raw_http)
+raw_kind 400 "$out" bad_request || { ok=0; echo "raw 0x01 -> $out"; }
+api GET /v1/images/tiny:1.0
+c1=$CODE
+api GET /v1/budgets
+n=$(jq '.budgets | length' <<<"$BODY")
+api GET /v1/hosts/52:54:00:00:00:09
+c3=$CODE
+# UTF-8 is not a control character
+api GET /v1/images/caf%C3%A9
+if [ $ok = 1 ] && [ "$c1" = 200 ] && [ "$n" = 0 ] && [ "$c3" = 404 ] && kind_is 404 not_found; then t_ok; else
+        t_fail "image: $c1, budgets: $n, host: $c3, UTF-8: $CODE $BODY"; fi
+
 t_case "blob GET: whole, HEAD, ETag, immutable caching"
 hdr=$(curl -s -D - -o "$D/k.out" "$URL/blobs/sha256/$K")
 head_hdr=$(curl -s -I "$URL/blobs/sha256/$K")
@@ -250,6 +279,38 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 70000 /dev/ze
 api DELETE /v1/status
 kind_is 405 method_not_allowed || ok=0
 [ $ok = 1 ] && t_ok || t_fail "last: $CODE $BODY (header cap: $code)"
+
+t_case "HTTP-level errors are JSON: the 16 KiB header cap, a body where none is taken, bodies framed twice"
+ok=1
+# a GET of /v1/status whose request line and headers are $1 bytes (64 without the padding)
+head_of() {
+        printf 'GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: %s\r\n\r\n' \
+                "$(head -c $(($1 - 64)) /dev/zero | tr '\0' a)"
+}
+[ "$(head_of 100 | wc -c)" = 100 ] || { ok=0; echo "head_of is off"; }
+out=$(head_of 16384 | raw_http)
+[ "$(raw_status "$out")" = 200 ] || { ok=0; echo "16384 -> $out"; }
+for n in 16385 40000; do
+        out=$(head_of $n | raw_http)
+        raw_kind 431 "$out" headers_too_large || { ok=0; echo "$n -> $(head -c 300 <<<"$out")"; }
+done
+api GET /v1/status --data-binary x
+kind_is 400 bad_request || { ok=0; echo "GET with a body: $CODE $BODY"; }
+api DELETE /v1/images/nope:1 --data-binary '{}'
+kind_is 400 bad_request || { ok=0; echo "DELETE with a body: $CODE $BODY"; }
+out=$(printf 'GET /v1/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n' |
+        raw_http)
+raw_kind 400 "$out" bad_request || { ok=0; echo "chunked GET: $out"; }
+for framing in 'Content-Length: 2\r\nContent-Length: 12' 'Content-Length: 2\r\nTransfer-Encoding: chunked' \
+        'Transfer-Encoding: gzip' 'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked'; do
+        out=$(printf "POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n$framing\r\nConnection: close\r\n\r\n{}\r\n0\r\n\r\n" \
+                "$TOKEN" | raw_http)
+        raw_kind 400 "$out" bad_request || { ok=0; echo "$framing -> $out"; }
+done
+out=$(printf 'POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}' \
+        "$TOKEN" | raw_http)
+raw_kind 400 "$out" invalid_value || { ok=0; echo "the same Content-Length twice: $out"; }
+[ $ok = 1 ] && t_ok || t_fail "see above"
 
 t_case "bad MAC and UUID strings"
 ok=1
@@ -447,6 +508,26 @@ if grep -q '^slipway_hosts{state="healthy"} 1$' <<<"$out" && grep -q '^slipway_h
         grep -q '^slipway_blob_bytes_served_total [1-9]' <<<"$out" &&
         grep -q '^slipway_http_errors_total{kind="digest_mismatch"} 2$' <<<"$out" &&
         grep -q '^slipway_http_requests_total{code="200"} [1-9]' <<<"$out"; then t_ok; else t_fail "$out"; fi
+
+t_case "max-blob holds for chunked uploads: 413, nothing written, no temp file left"
+MAIN=("$URL" "$TOKEN" "$PID")
+TOKEN=$("$SD" --state-dir "$D/caps" --log-json no token create ci)
+start_server "$D/caps" --max-blob 17M
+head -c $((17 * 1024 * 1024 + 1)) /dev/urandom >"$D/over.bin"
+api PUT "/v1/blobs/sha256/$(sha "$D/over.bin")" -T - <"$D/over.bin"
+c1=$CODE b1=$BODY
+head -c $((16 * 1024 * 1024 + 1)) "$D/over.bin" >"$D/manifest.big"
+rm -f "$D/over.bin"
+api PUT "/v1/blobs/sha256/$(sha "$D/manifest.big")" -T - <"$D/manifest.big"
+if CODE=$c1 BODY=$b1 kind_is 413 too_large && [ -z "$(ls -A "$D/caps/tmp")" ] && [ "$CODE" = 201 ] &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/blobs/sha256/$(sha "$D/manifest.big")")" = 200 ] &&
+        [ "$(find "$D/caps/blobs" -type f | wc -l)" = 1 ]; then t_ok; else
+        t_fail "over: $c1 $b1; under: $CODE $BODY; tmp: $(ls -A "$D/caps/tmp")"; fi
+
+kill "$PID"
+wait "$PID" 2>/dev/null
+URL=${MAIN[0]} TOKEN=${MAIN[1]} PID=${MAIN[2]}
+rm -f "$D/manifest.big"
 
 t_case "SIGHUP reloads the config; a broken one is refused and the old kept"
 printf '[server]\ndefault-image = tiny\n' >"$D/slipwayd.conf"
