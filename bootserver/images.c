@@ -101,6 +101,9 @@ json_t *images_to_json(sqlite3 *db, const char *id) {
         return img;
 }
 
+/* A signature is 64 bytes (Ed25519); anything near this cap is not one. */
+#define SIGNATURE_SIZE_MAX 4096
+
 static int read_blob(Server *s, const char *hex, size_t max, char **ret, size_t *ret_size) {
         _cleanup_free_ char *path = blob_path(s, hex);
 
@@ -194,13 +197,17 @@ enum MHD_Result handle_images_post(Request *req) {
 
         r = read_blob(req->server, mhex, MANIFEST_SIZE_MAX, &mdata, &mn);
         if (r >= 0)
-                r = read_blob(req->server, shex, 4096, &sig, &sn);
+                r = read_blob(req->server, shex, SIGNATURE_SIZE_MAX, &sig, &sn);
         if (r == -ENOENT)
                 return reply_error_extra(req, KIND_MISSING_BLOBS,
                                          json_pack("{s:[s]}", "missing", mdata ? shex : mhex),
                                          "the %s blob was not uploaded", mdata ? "signature" : "manifest");
+        if (r == -EFBIG)
+                return reply_error(req, KIND_TOO_LARGE, "the %s blob %.12s is over the cap of %d bytes",
+                                   mdata ? "signature" : "manifest", mdata ? shex : mhex,
+                                   mdata ? SIGNATURE_SIZE_MAX : MANIFEST_SIZE_MAX);
         if (r < 0)
-                return reply_errno(req, r, "manifest");
+                return reply_errno(req, r, mdata ? "signature" : "manifest");
         if (manifest_parse(mdata, mn, &m, err, sizeof err) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "%s", err);
 

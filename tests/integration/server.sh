@@ -524,6 +524,16 @@ if CODE=$c1 BODY=$b1 kind_is 413 too_large && [ -z "$(ls -A "$D/caps/tmp")" ] &&
         [ "$(find "$D/caps/blobs" -type f | wc -l)" = 1 ]; then t_ok; else
         t_fail "over: $c1 $b1; under: $CODE $BODY; tmp: $(ls -A "$D/caps/tmp")"; fi
 
+t_case "publish names an oversized manifest or signature: 413, not 500"
+ok=1
+head -c 5000 /dev/urandom >"$D/sig.big"
+upload "$E/manifest.json"
+upload "$D/sig.big"
+post_json POST /v1/images "{\"manifest\":\"$(sha "$D/manifest.big")\",\"signature\":\"$S\"}"
+kind_is 413 too_large && [[ $(jq -r .error <<<"$BODY") == *manifest* ]] || { ok=0; echo "big manifest: $CODE $BODY"; }
+post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$(sha "$D/sig.big")\"}"
+kind_is 413 too_large && [[ $(jq -r .error <<<"$BODY") == *signature* ]] || { ok=0; echo "big signature: $CODE $BODY"; }
+[ $ok = 1 ] && t_ok || t_fail "see above"
 kill "$PID"
 wait "$PID" 2>/dev/null
 URL=${MAIN[0]} TOKEN=${MAIN[1]} PID=${MAIN[2]}
