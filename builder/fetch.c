@@ -1,7 +1,6 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <rpm/header.h>
 #include <rpm/rpmcrypto.h>
 #include <rpm/rpmio.h>
@@ -16,6 +15,7 @@
 #include "fileio.h"
 #include "hash.h"
 #include "http.h"
+#include "librpm.h"
 #include "log.h"
 #include "util.h"
 
@@ -32,34 +32,6 @@ static void *mfree(void *p) {
 }
 
 /* ---- RPM verification ---- */
-
-static pthread_once_t rpm_once = PTHREAD_ONCE_INIT;
-static int rpm_config_result;
-
-static void rpm_init_once(void) {
-        rpm_config_result = rpmReadConfigFiles(NULL, NULL) == 0 ? 0 : -EIO;
-}
-
-static int rpm_init(void) {
-        if (pthread_once(&rpm_once, rpm_init_once) != 0)
-                return -EIO;
-        return rpm_config_result;
-}
-
-static void rpmts_freep(rpmts *ts) {
-        if (*ts)
-                rpmtsFree(*ts);
-}
-
-static void header_freep(Header *h) {
-        if (*h)
-                headerFree(*h);
-}
-
-static void rpm_fclosep(FD_t *fd) {
-        if (*fd)
-                Fclose(*fd);
-}
 
 static inline uint32_t be32(const uint8_t *p) {
         return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
@@ -198,7 +170,7 @@ static int verify_rpm(const char *path, const LockPackage *expected, char *reaso
         rpmRC rc;
 
         reason[0] = 0;
-        r = rpm_init();
+        r = librpm_init();
         if (r < 0) {
                 snprintf(reason, reason_size, "cannot read the rpm configuration");
                 return r;
@@ -450,7 +422,7 @@ int fetch_packages(const Lock *lock, const char *cache_dir, unsigned parallel, P
         r = http_global_init();
         if (r < 0)
                 return log_error_errno(r, "cannot initialise libcurl");
-        r = rpm_init();
+        r = librpm_init();
         if (r < 0)
                 return log_error_errno(r, "cannot read the rpm configuration");
 

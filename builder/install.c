@@ -53,6 +53,7 @@
 
 #include "fileio.h"
 #include "install.h"
+#include "librpm.h"
 #include "log.h"
 #include "util.h"
 
@@ -63,26 +64,6 @@ typedef struct InstallContext {
         FD_t fd;            /* the package librpm is reading */
         int error;          /* first unpack or scriptlet failure */
 } InstallContext;
-
-static void rpmtsp(rpmts *ts) {
-        if (*ts)
-                rpmtsFree(*ts);
-}
-
-static void rpmpsp(rpmps *ps) {
-        if (*ps)
-                rpmpsFree(*ps);
-}
-
-static void headerp(Header *h) {
-        if (*h)
-                headerFree(*h);
-}
-
-static void Fclosep(FD_t *fd) {
-        if (*fd)
-                Fclose(*fd);
-}
 
 /* librpm's own messages go through our log, at a matching level. */
 static int rpm_log_cb(rpmlogRec rec, rpmlogCallbackData data _unused_) {
@@ -118,7 +99,7 @@ static int rpm_init_once(void) {
 
         if (done)
                 return 0;
-        if (rpmReadConfigFiles(NULL, NULL) != 0)
+        if (librpm_init() < 0)
                 return -EIO;
         rpmlogSetCallback(rpm_log_cb, NULL);
         rpmSetVerbosity(log_get_level() >= LOG_LEVEL_DEBUG ? RPMLOG_DEBUG : RPMLOG_WARNING);
@@ -192,8 +173,8 @@ static void log_problems(rpmps ps, const char *what) {
 }
 
 static int add_package(rpmts ts, const char *path) {
-        _cleanup_(Fclosep) FD_t fd = NULL;
-        _cleanup_(headerp) Header h = NULL;
+        _cleanup_(rpm_fclosep) FD_t fd = NULL;
+        _cleanup_(header_freep) Header h = NULL;
         rpmRC rc;
         int k;
 
@@ -281,8 +262,8 @@ static int rpmdb_finalize(const char *dbdir) {
 }
 
 static int install_run(const char *root, char *const *rpm_paths, uint64_t epoch, Progress *progress) {
-        _cleanup_(rpmtsp) rpmts ts = NULL;
-        _cleanup_(rpmpsp) rpmps ps = NULL;
+        _cleanup_(rpmts_freep) rpmts ts = NULL;
+        _cleanup_(rpmps_freep) rpmps ps = NULL;
         InstallContext c = { .progress = progress };
         char *saved_env = NULL;
         int k, r;
