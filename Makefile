@@ -21,7 +21,7 @@ DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-o
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl \
-	systemd-container
+	systemd-container gnupg
 # Only `make bench` needs these: the peers it compares against.
 DEBS_BENCH := dnf nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
@@ -249,7 +249,7 @@ test-boot: all sample-repo
 ## make sample-repo   build the sample RPMs into build/sample-repo
 sample-repo: $(BUILD)/sample-repo/repodata/repomd.xml
 
-$(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh $(wildcard images/specs/*.spec) $(BIN)/slipway-agent | $(DEPS_OK)
+$(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh images/sign-rpms.sh $(wildcard images/specs/*.spec) $(BIN)/slipway-agent | $(DEPS_OK)
 	images/sample-repo.sh $(BUILD)/sample-repo $(BIN)/slipway-agent
 
 ## make demo          the whole story: images, slipwayd, 50 simulated hosts, a rollout (DEMO=once exits)

@@ -6,6 +6,10 @@
 #
 # KEYDIR holds the *.pub files (slipway-build keygen KEY PUB). The image's
 # agent trusts exactly these keys, in the OS and in the PXE initramfs.
+#
+# The RPM is signed with the repository's own OpenPGP key
+# (images/sign-rpms.sh), made on the first run and kept in OUTDIR-gnupg; the
+# public key is OUTDIR/RPM-GPG-KEY-slipway-keys.
 set -euo pipefail
 
 die() { echo "keys-repo: error: $*" >&2; exit 1; }
@@ -15,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 keys=$(cd "$2" 2>/dev/null && pwd) || die "no key directory $2"
 ls "$keys"/*.pub >/dev/null 2>&1 || die "no *.pub files in $keys"
 version=${3:-1}
-for t in rpmbuild createrepo_c; do
+for t in rpmbuild rpmsign gpg createrepo_c; do
     command -v "$t" >/dev/null || die "missing tool: $t"
 done
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} LC_ALL=C TZ=UTC
@@ -32,6 +36,8 @@ rpmbuild -bb --define "_topdir $tmp/top" --define "_builddir $tmp/top/BUILD" \
     --define "keys_dir $keys" --define "keys_version $version" \
     "$here/slipway-keys.spec" >"$tmp/rpmbuild.log" 2>&1 ||
     { cat "$tmp/rpmbuild.log" >&2; die "rpmbuild failed"; }
+"$here/sign-rpms.sh" -n "Slipway site keys repository" "$out-gnupg" "$tmp/repo/RPM-GPG-KEY-slipway-keys" \
+    "$tmp"/repo/Packages/*.rpm >/dev/null || die "signing failed"
 createrepo_c --quiet --no-database --workers 1 --revision "$SOURCE_DATE_EPOCH" \
     --set-timestamp-to-revision "$tmp/repo" >/dev/null
 rm -rf "$out"

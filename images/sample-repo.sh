@@ -6,13 +6,15 @@
 # The RPMs repackage real Debian 12 binaries: busybox-static and the kernel
 # that linux-image-amd64 currently depends on; slipway-agent is packaged
 # from the given binary with the Debian libraries it is linked with. Downloaded .debs are cached in
-# OUTDIR/../debs, rpmbuild works under OUTDIR/../rpmbuild (emptied after). The repository is
+# OUTDIR/../debs, rpmbuild works under OUTDIR/../rpmbuild (emptied after). Every RPM is
+# signed with the repository's own key (images/sign-rpms.sh), made on the first run and
+# kept in OUTDIR-gnupg; its public key is OUTDIR/RPM-GPG-KEY-slipway-sample. The repository is
 # assembled in a temporary directory and renamed into OUTDIR at the end, so a
 # rerun replaces it cleanly and an interrupted run leaves the old one intact.
 #
 # Reproducible: SOURCE_DATE_EPOCH (default 1700000000) is the build time, the
 # clamp for every file mtime and the repodata revision/timestamp; with the
-# same .debs the RPMs and the repodata come out byte-identical.
+# same .debs and the same key the RPMs and the repodata come out byte-identical.
 set -euo pipefail
 
 die() { echo "sample-repo: error: $*" >&2; exit 1; }
@@ -28,11 +30,12 @@ parent=$(cd "$(dirname "$1")" && pwd)
 out=$parent/$(basename "$1")
 debs=$parent/debs
 top=$parent/rpmbuild
+gnupg=$out-gnupg
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 export LC_ALL=C TZ=UTC
 arch=x86_64
 
-for t in apt-get apt-cache dpkg-deb rpmbuild createrepo_c depmod modinfo ldd; do
+for t in apt-get apt-cache dpkg-deb rpmbuild rpmsign gpg createrepo_c depmod modinfo ldd; do
     command -v "$t" >/dev/null || die "missing tool: $t"
 done
 
@@ -150,6 +153,11 @@ agent_version=$("$agent" --version 2>/dev/null | awk '{ print $NF; exit }')
 rpmb slipway-agent.spec --define "agent_bin $agent" --define "agent_version ${agent_version:-0.1}"
 step "built slipway-agent ${agent_version:-0.1}-1 from $agent"
 rm -rf "$top/BUILD" "$top/BUILDROOT" "$top/deb-root"
+
+# --- 4b. sign ---------------------------------------------------------------
+fpr=$("$here/sign-rpms.sh" -n "Slipway sample repository" "$gnupg" "$tmp/RPM-GPG-KEY-slipway-sample" \
+      "$tmp"/Packages/*.rpm) || die "signing failed"
+step "signed with key $fpr (RPM-GPG-KEY-slipway-sample)"
 
 # --- 5. repodata ------------------------------------------------------------
 find "$tmp" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

@@ -72,7 +72,10 @@ mkdir -p "$D/keys" "$D/fleet-repo/Packages" "$D/rpmbuild"
 $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 rpmbuild -bb --define "_topdir $D/rpmbuild" --define "_rpmdir $D/fleet-repo/Packages" \
         --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
-        "$TOP/tests/fleet/fleet-kernel.spec" >"$D/rpmbuild.log" 2>&1 && createrepo_c -q "$D/fleet-repo" >/dev/null
+        "$TOP/tests/fleet/fleet-kernel.spec" >"$D/rpmbuild.log" 2>&1 &&
+        "$TOP/images/sign-rpms.sh" -n "Slipway fleet test" "$D/fleet-gnupg" "$D/fleet-repo/RPM-GPG-KEY-fleet" \
+                "$D"/fleet-repo/Packages/*.rpm >>"$D/rpmbuild.log" 2>&1 &&
+        createrepo_c -q "$D/fleet-repo" >/dev/null
 ok=1
 for v in 1.0 2.0; do
         # each release carries the sample's tiny-base of its version

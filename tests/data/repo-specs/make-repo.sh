@@ -1,15 +1,17 @@
 #!/bin/bash
 # Builds the fixture RPMs of fixtures.spec, and of versioned.spec in three
-# versions, into OUTDIR/Packages and makes OUTDIR an rpm-md repository with
+# versions, into OUTDIR/Packages, signs them with a key of their own (kept in
+# OUTDIR-gnupg, its public key written to OUTDIR/RPM-GPG-KEY-fixture) and
+# makes OUTDIR an rpm-md repository with
 # createrepo_c. Used by the unit tests.
 #
 #   tests/data/repo-specs/make-repo.sh OUTDIR
 #
-# Exits 77 (skip) when rpmbuild or createrepo_c is missing.
+# Exits 77 (skip) when rpmbuild, createrepo_c, gpg or rpmsign is missing.
 set -euo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
-for t in rpmbuild createrepo_c; do
+for t in rpmbuild createrepo_c gpg rpmsign; do
     command -v "$t" >/dev/null || { echo "make-repo: $t is not installed" >&2; exit 77; }
 done
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,4 +42,6 @@ for v in 1.0 2.0 3.0; do
     rpmb versioned.spec --define "pkg_version $v"
 done
 rm -rf "$top"
+"$here/../../../images/sign-rpms.sh" -n "Slipway test fixtures" "$out-gnupg" "$out/RPM-GPG-KEY-fixture" \
+    "$out"/Packages/*.rpm >/dev/null
 createrepo_c --quiet --no-database --workers 1 "$out" >/dev/null
