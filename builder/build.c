@@ -13,6 +13,7 @@
 #include "fetch.h"
 #include "fileio.h"
 #include "hash.h"
+#include "image.h"
 #include "initramfs.h"
 #include "install.h"
 #include "lock.h"
@@ -21,6 +22,7 @@
 #include "progress.h"
 #include "resolve.h"
 #include "rootfs.h"
+#include "sigcheck.h"
 #include "sign.h"
 #include "store.h"
 #include "util.h"
@@ -74,17 +76,25 @@ mismatch:
                                lock_path, def->path);
 }
 
-/* A digest of every input that decides the bytes of the image. */
-static int compute_build_key(const ImageDef *def, const BuildOptions *opts, json_t *lock_json,
+/* A digest of every input that decides the bytes of the image: the lock as
+ * resolved (what checking the signatures adds to it follows from the
+ * packages' bytes and the trust) and what each repository trusts. */
+static int compute_build_key(const ImageDef *def, const BuildOptions *opts, const Lock *lock, const Trust *trust,
                              const char *key_id, char ret[65]) {
         _cleanup_free_ char *s = NULL;
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:O, s:I, s:I, s:I, s:s, s:s, s:I, s:b, s:s, s:o}",
-                              "builder", SLIPWAY_VERSION, "name", def->name, "version", def->version, "cmdline",
-                              def->cmdline, "min_from_version", def->min_from_version, "lock", lock_json,
-                              "esp_size", (json_int_t) def->esp_size, "root_size", (json_int_t) def->root_size,
-                              "var_size", (json_int_t) def->var_size, "rootfs", rootfs_type_to_string(def->rootfs_type),
-                              "rpmdb", def->rpmdb_path, "epoch", (json_int_t) opts->epoch, "disk", !opts->no_disk,
-                              "key", key_id, "modules", json_array());
+        json_t *lock_json = NULL, *trust_json = NULL, *o;
+
+        if (lock_to_json_unchecked(lock, &lock_json) < 0 || trust_to_json(trust, &trust_json) < 0) {
+                json_decref(lock_json);
+                return -ENOMEM;
+        }
+        o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:o, s:o, s:I, s:I, s:I, s:s, s:s, s:I, s:b, s:s, s:o}",
+                      "builder", SLIPWAY_VERSION, "name", def->name, "version", def->version, "cmdline", def->cmdline,
+                      "min_from_version", def->min_from_version, "lock", lock_json, "trust", trust_json, "esp_size",
+                      (json_int_t) def->esp_size, "root_size", (json_int_t) def->root_size, "var_size",
+                      (json_int_t) def->var_size, "rootfs", rootfs_type_to_string(def->rootfs_type), "rpmdb",
+                      def->rpmdb_path, "epoch", (json_int_t) opts->epoch, "disk", !opts->no_disk, "key", key_id,
+                      "modules", json_array());
         if (!o)
                 return -ENOMEM;
         for (char **m = def->initramfs_modules; m && *m; m++)
@@ -132,14 +142,39 @@ static int obtain_lock(const ImageDef *def, const BuildOptions *opts, Progress *
                 r = resolve_packages(def, opts->cache_dir, progress, &lock);
                 if (r < 0)
                         return r;
-                r = mkdir_parents(opts->lock_path, 0755);
-                if (r >= 0)
-                        r = lock_write(lock, opts->lock_path);
-                if (r < 0)
-                        return log_error_errno(r, "cannot write lock '%s': %m", opts->lock_path);
         }
         *ret = TAKE_PTR(lock);
         return 0;
+}
+
+/* Writes the lock file of a resolved build: once its packages' signatures
+ * have been checked, so that it carries their keys. */
+static int write_lock(const Lock *lock, const char *path) {
+        int r;
+
+        r = mkdir_parents(path, 0755);
+        if (r >= 0)
+                r = lock_write(lock, path);
+        if (r < 0)
+                return log_error_errno(r, "cannot write lock '%s': %m", path);
+        return 0;
+}
+
+/* An unchanged resolved build: the lock file gets the lock the published
+ * image was built from, signing keys included. */
+static int write_published_lock(Store *store, const char *id, const char *path) {
+        _cleanup_lock_free_ Lock *lock = NULL;
+        LoadedImage img;
+        int r;
+
+        r = image_load(store, id, &img);
+        if (r < 0)
+                return r;
+        r = img.manifest->lock ? lock_from_json(img.manifest->lock, &lock) : -EINVAL;
+        image_release(&img);
+        if (r < 0)
+                return log_error_errno(r, "image %s carries no valid lock", id);
+        return write_lock(lock, path);
 }
 
 /* -v shows where a build spends its time. */
@@ -258,8 +293,10 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         _cleanup_progress_free_ Progress *progress = NULL;
         _cleanup_store_free_ Store *store = NULL;
         _cleanup_lock_free_ Lock *lock = NULL;
+        _cleanup_trust_free_ Trust *trust = NULL;
         _cleanup_manifest_free_ Manifest *m = NULL;
         _cleanup_strv_free_ char **rpms = NULL;
+        _cleanup_free_ const RepoKeys **keys = NULL;
         _cleanup_free_ char *work = NULL, *root = NULL, *kernel = NULL, *kver = NULL, *seed = NULL,
                             *manifest_bytes = NULL;
         json_t *lock_json = NULL;
@@ -281,6 +318,10 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 return r;
         /* The key ID goes into the build key: another key means another signature. */
         sha256_file_hex(opts->key_path, key_id, NULL);
+        /* Before any long work too: every repository's package signing keys. */
+        r = trust_load(def, &trust);
+        if (r < 0)
+                return r;
 
         r = store_open(opts->store_dir, &store);
         if (r < 0)
@@ -298,34 +339,43 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         if (r < 0)
                 return r;
         crashpoint("resolve");
-        r = lock_to_json(lock, &lock_json);
+
+        r = compute_build_key(def, opts, lock, trust, key_id, build_key);
         if (r < 0)
                 return log_oom();
-
-        r = compute_build_key(def, opts, lock_json, key_id, build_key);
-        if (r < 0) {
-                json_decref(lock_json);
-                return log_oom();
-        }
         if (!opts->force && store_find_by_build_key(store, build_key, &img) >= 0) {
                 bool complete = store_has_blob(store, img.manifest_sha256) && store_has_blob(store, img.signature_sha256);
                 if (complete && streq(img.name, def->name) && streq(img.version, def->version)) {
                         progress_phase(progress, "unchanged", "%s %s is already built from these inputs", img.name,
                                        img.version);
-                        memcpy(ret_id, img.id, 65);
+                        r = opts->locked ? 0 : write_published_lock(store, img.id, opts->lock_path);
+                        if (r >= 0)
+                                memcpy(ret_id, img.id, 65);
                         store_image_release(&img);
-                        json_decref(lock_json);
-                        return 0;
+                        return r;
                 }
                 store_image_release(&img);
         }
 
         t = now_usec();
-        r = fetch_packages(lock, opts->cache_dir, opts->parallel ? opts->parallel : 4, progress, &rpms);
+        r = fetch_packages(lock, trust, opts->cache_dir, opts->parallel ? opts->parallel : 4, progress, &rpms);
         log_phase_time("fetch", t);
         if (r < 0)
                 goto finish;
         crashpoint("fetch");
+        if (!opts->locked) {
+                r = write_lock(lock, opts->lock_path);
+                if (r < 0)
+                        goto finish;
+        }
+        r = lock_to_json(lock, &lock_json);
+        keys = calloc(lock->n_packages + 1, sizeof(RepoKeys *));
+        if (r < 0 || !keys) {
+                r = log_oom();
+                goto finish;
+        }
+        for (size_t i = 0; i < lock->n_packages; i++)
+                keys[i] = trust_find(trust, lock->packages[i].repo_id);
 
         work = opts->work_dir ? strdup(opts->work_dir) : path_join(opts->cache_dir, "work");
         root = work ? path_join(work, "root") : NULL;
@@ -347,7 +397,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
 
         progress_phase(progress, "install", "%zu packages into %s", lock->n_packages, root);
         t = now_usec();
-        r = install_packages(root, rpms, def->rpmdb_path, opts->epoch, progress);
+        r = install_packages(root, rpms, keys, def->rpmdb_path, opts->epoch, progress);
         log_phase_time("install", t);
         if (r < 0)
                 goto finish;

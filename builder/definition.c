@@ -1,5 +1,6 @@
 #include <libgen.h>
 #include <limits.h>
+#include <strings.h>
 
 #include "definition.h"
 #include "ini.h"
@@ -35,6 +36,7 @@ ImageDef *image_def_free(ImageDef *d) {
         for (size_t i = 0; i < d->n_repos; i++) {
                 free(d->repos[i].id);
                 free(d->repos[i].baseurl);
+                strv_free(d->repos[i].gpgkeys);
         }
         free(d->repos);
         free(d->cmdline);
@@ -73,12 +75,19 @@ static int make_url(const char *dir, const char *v, char **ret) {
                 u = strdup_printf("file://%s", v);
         else {
                 char abs[PATH_MAX];
-                _cleanup_free_ char *joined = path_join(dir, v);
+                _cleanup_free_ char *joined = path_join(dir, v), *cwd = NULL;
                 if (!joined)
                         return -ENOMEM;
-                /* The directory may not exist yet (a repo built later); keep the
-                 * joined path then. */
-                u = strdup_printf("file://%s", realpath(joined, abs) ? abs : joined);
+                /* The path may not exist yet (a repo built later); keep the
+                 * joined path then, made absolute. */
+                if (realpath(joined, abs))
+                        u = strdup_printf("file://%s", abs);
+                else if (joined[0] == '/')
+                        u = strdup_printf("file://%s", joined);
+                else {
+                        cwd = get_current_dir_name();
+                        u = cwd ? strdup_printf("file://%s/%s", cwd, joined) : NULL;
+                }
         }
         if (!u)
                 return -ENOMEM;
@@ -132,12 +141,105 @@ static int add_install(ImageDef *d, const char *file, unsigned line, const char 
         return 0;
 }
 
+/* The repository of section "[repo ID]", added (gpgcheck on) at its first key. */
+static int repo_get(ImageDef *d, const char *file, unsigned line, const char *id, RepoDef **ret) {
+        RepoDef *n;
+
+        for (size_t i = 0; i < d->n_repos; i++)
+                if (streq(d->repos[i].id, id)) {
+                        *ret = &d->repos[i];
+                        return 0;
+                }
+        if (!image_name_valid(id))
+                return log_error_errno(-EINVAL, "%s:%u: invalid repository id '%s'", file, line, id);
+        n = realloc(d->repos, sizeof(RepoDef) * (d->n_repos + 1));
+        if (!n)
+                return log_oom();
+        d->repos = n;
+        n = &d->repos[d->n_repos];
+        *n = (RepoDef) { .id = strdup(id), .gpgcheck = true, .line = line };
+        if (!n->id)
+                return log_oom();
+        d->n_repos++;
+        *ret = n;
+        return 0;
+}
+
+/* The values dnf takes for a boolean option. */
+static int parse_bool(const char *v) {
+        static const char *const yes[] = { "1", "yes", "true", "on" }, *const no[] = { "0", "no", "false", "off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcasecmp(v, yes[i]) == 0)
+                        return 1;
+                if (strcasecmp(v, no[i]) == 0)
+                        return 0;
+        }
+        return -EINVAL;
+}
+
+static int handle_repo_key(ParseState *st, const char *file, unsigned line, const char *id, const char *key,
+                           const char *value) {
+        RepoDef *repo = NULL;
+        int r;
+
+        r = repo_get(st->def, file, line, id, &repo);
+        if (r < 0)
+                return r;
+        if (streq(key, "baseurl")) {
+                if (repo->baseurl)
+                        return log_error_errno(-EINVAL, "%s:%u: repository '%s' has a second baseurl", file, line,
+                                               id);
+                r = make_url(st->dir, value, &repo->baseurl);
+                if (r == -EPROTONOSUPPORT)
+                        return log_error_errno(r, "%s:%u: unsupported URL '%s' (file://, http:// or https://)",
+                                               file, line, value);
+                return r < 0 ? log_oom() : 0;
+        }
+        if (streq(key, "gpgcheck")) {
+                r = parse_bool(value);
+                if (r < 0)
+                        return log_error_errno(r, "%s:%u: invalid gpgcheck '%s' (1 or 0)", file, line, value);
+                repo->gpgcheck = r;
+                return 0;
+        }
+        if (streq(key, "gpgkey")) {
+                _cleanup_strv_free_ char **words = strv_split_words(value);
+
+                if (!words)
+                        return log_oom();
+                if (repo->gpgkeys)
+                        return log_error_errno(-EINVAL,
+                                               "%s:%u: repository '%s' has a second gpgkey (list several keys on "
+                                               "one line)",
+                                               file, line, id);
+                if (!words[0])
+                        return log_error_errno(-EINVAL, "%s:%u: gpgkey names no key", file, line);
+                repo->gpgkeys = calloc(1, sizeof(char *));
+                if (!repo->gpgkeys)
+                        return log_oom();
+                for (char **w = words; *w; w++) {
+                        char *url = NULL;
+
+                        r = make_url(st->dir, *w, &url);
+                        if (r == -EPROTONOSUPPORT)
+                                return log_error_errno(r,
+                                                       "%s:%u: unsupported gpgkey '%s' (a path, file://, http:// or "
+                                                       "https://)",
+                                                       file, line, *w);
+                        if (r < 0 || strv_consume(&repo->gpgkeys, url) < 0)
+                                return log_oom();
+                }
+                return 0;
+        }
+        return log_error_errno(-EINVAL, "%s:%u: unknown key '%s' in section '[repo %s]'", file, line, key, id);
+}
+
 static int handle_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
                       void *userdata) {
         ParseState *st = userdata;
         ImageDef *d = st->def;
         const char *repo_id;
-        int r;
 
         if (streq(section, "image")) {
                 if (streq(key, "name")) {
@@ -167,34 +269,7 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
                 if (streq(key, "install"))
                         return add_install(d, file, line, value);
         } else if ((repo_id = startswith(section, "repo "))) {
-                if (streq(key, "baseurl")) {
-                        RepoDef *n;
-                        _cleanup_free_ char *url = NULL;
-
-                        if (!image_name_valid(repo_id))
-                                return log_error_errno(-EINVAL, "%s:%u: invalid repository id '%s'", file, line,
-                                                       repo_id);
-                        for (size_t i = 0; i < d->n_repos; i++)
-                                if (streq(d->repos[i].id, repo_id))
-                                        return log_error_errno(-EINVAL, "%s:%u: repository '%s' has a second baseurl",
-                                                               file, line, repo_id);
-                        r = make_url(st->dir, value, &url);
-                        if (r == -EPROTONOSUPPORT)
-                                return log_error_errno(r, "%s:%u: unsupported URL '%s' (file://, http:// or https://)",
-                                                       file, line, value);
-                        if (r < 0)
-                                return log_oom();
-                        n = realloc(d->repos, sizeof(RepoDef) * (d->n_repos + 1));
-                        if (!n)
-                                return log_oom();
-                        d->repos = n;
-                        d->repos[d->n_repos].id = strdup(repo_id);
-                        d->repos[d->n_repos].baseurl = TAKE_PTR(url);
-                        d->n_repos++;
-                        if (!d->repos[d->n_repos - 1].id)
-                                return log_oom();
-                        return 0;
-                }
+                return handle_repo_key(st, file, line, repo_id, key, value);
         } else if (streq(section, "boot")) {
                 if (streq(key, "cmdline"))
                         return replace_string(&d->cmdline, value);
@@ -283,6 +358,19 @@ int image_def_load(const char *path, const char *version_override, ImageDef **re
                 return log_error_errno(-EINVAL, "%s: [packages] install lists no package", path);
         if (d->n_repos == 0)
                 return log_error_errno(-EINVAL, "%s: no [repo ID] section with a baseurl", path);
+        for (size_t i = 0; i < d->n_repos; i++) {
+                const RepoDef *repo = &d->repos[i];
+
+                if (!repo->baseurl)
+                        return log_error_errno(-EINVAL, "%s:%u: repository '%s' has no baseurl", path, repo->line,
+                                               repo->id);
+                if (repo->gpgcheck && !repo->gpgkeys)
+                        return log_error_errno(-EINVAL,
+                                               "%s:%u: repository '%s' has gpgcheck on but no gpgkey: list the keys "
+                                               "its packages are signed with (gpgkey = PATH or URL), or set gpgcheck "
+                                               "= 0",
+                                               path, repo->line, repo->id);
+        }
         strv_sort_unique(d->packages);
 
         *ret = TAKE_PTR(d);

@@ -17,8 +17,11 @@ const char *rootfs_type_to_string(RootfsType t);
 RootfsType rootfs_type_from_string(const char *s);
 
 typedef struct RepoDef {
-        char *id;      /* from "[repo ID]" */
-        char *baseurl; /* absolute: file:///…, http://… or https://… */
+        char *id;       /* from "[repo ID]" */
+        char *baseurl;  /* absolute: file:///…, http://… or https://… */
+        bool gpgcheck;  /* gpgcheck, default on: packages must be signed by a gpgkey */
+        char **gpgkeys; /* gpgkey: absolute file://, http:// or https:// URLs */
+        unsigned line;  /* where the section's first key is, for messages */
 } RepoDef;
 
 typedef struct ImageDef {
@@ -28,7 +31,7 @@ typedef struct ImageDef {
         char *arch;                /* [image] arch, default x86_64 */
         char *min_from_version;    /* [image] min-from-version, or NULL */
         char **packages;           /* [packages] install: "NAME" or "NAME OP VERSION", sorted and unique */
-        RepoDef *repos;            /* [repo ID] baseurl, in file order */
+        RepoDef *repos;            /* [repo ID] sections, in file order */
         size_t n_repos;
         char *cmdline;             /* [boot] cmdline */
         char **initramfs_modules;  /* [boot] initramfs-modules */
@@ -40,7 +43,9 @@ typedef struct ImageDef {
 } ImageDef;
 
 /* Loads and validates a definition. version_override (may be NULL) replaces
- * [image] version. Relative repo paths are taken from the file's directory.
+ * [image] version. Relative repo and key paths are taken from the file's
+ * directory; a repository with gpgcheck on must list a gpgkey (the keys
+ * themselves are read by the build, sigcheck.h).
  * Errors are logged with file:line and returned as negative errno. */
 int image_def_load(const char *path, const char *version_override, ImageDef **ret);
 ImageDef *image_def_free(ImageDef *d);

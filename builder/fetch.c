@@ -17,14 +17,18 @@
 #include "http.h"
 #include "librpm.h"
 #include "log.h"
+#include "sigcheck.h"
 #include "util.h"
 
 /* The cache: cache_dir/rpms/<sha256>.rpm. A file gets that name only after its
- * sha256 matched the lock and librpm accepted its digests, and only by an
- * atomic rename; so a cached file is trusted by its name, and only its size is
- * checked against the lock (a stat, not a re-hash). This keeps a rebuild from
- * an unchanged lock fast however large the packages are; librpm checks the
- * payload digests again when it installs them. */
+ * sha256 matched the lock, librpm accepted its digests and its signature
+ * passed its repository's gpgcheck, and only by an atomic rename; so a cached
+ * file's bytes are trusted by its name, and only its size is checked against
+ * the lock (a stat, not a re-hash). This keeps a rebuild from an unchanged
+ * lock fast however large the packages are; librpm checks the payload digests
+ * again when it installs them. Its signature is checked again on every build
+ * (a header read): the file may have entered the cache under other keys, or
+ * from a repository with gpgcheck off. */
 
 static void *mfree(void *p) {
         free(p);
@@ -178,8 +182,8 @@ static int verify_rpm(const char *path, const LockPackage *expected, char *reaso
         ts = rpmtsCreate();
         if (!ts)
                 return -ENOMEM;
-        /* Digests are required, signatures are not (the repository's trust is
-         * the sha256 in the lock). */
+        /* Digests only: the signature is sigcheck_package()'s, against the
+         * keys of the package's own repository. */
         rpmtsSetVSFlags(ts, RPMVSF_MASK_NOSIGNATURES);
         fd = Fopen(path, "r.ufdio");
         if (!fd || Ferror(fd)) {
@@ -234,7 +238,7 @@ typedef struct FetchContext FetchContext;
 
 typedef struct Transfer {
         FetchContext *ctx;
-        const LockPackage *pkg;
+        LockPackage *pkg;
         size_t index; /* in lock->packages */
         CURL *easy;   /* set while running */
         char *url;
@@ -247,7 +251,8 @@ typedef struct Transfer {
 } Transfer;
 
 struct FetchContext {
-        const Lock *lock;
+        Lock *lock;
+        const Trust *trust;
         char *rpms_dir;
         Progress *progress;
         CURLM *multi;
@@ -338,6 +343,32 @@ static int transfer_start(FetchContext *ctx, Transfer *t) {
         return 0;
 }
 
+/* Checks the signature of p's file at path against its repository's keys and
+ * records the key in the lock. Logs what is wrong. */
+static int check_signature(FetchContext *ctx, LockPackage *p, const char *path, const char *nevra) {
+        const RepoKeys *keys = trust_find(ctx->trust, p->repo_id);
+        char key_id[SIGCHECK_KEY_ID_SIZE];
+        int r;
+
+        if (!keys)
+                return log_error_errno(-EINVAL, "package '%s' comes from repository '%s', which the definition does "
+                                                "not list",
+                                       nevra, p->repo_id);
+        r = sigcheck_package(keys, path, nevra, key_id);
+        if (r < 0)
+                return r;
+        if (isempty(key_id)) {
+                p->key_id = mfree(p->key_id);
+                return 0;
+        }
+        if (p->key_id && !streq(p->key_id, key_id))
+                return log_error_errno(-EBADMSG, "package '%s': the lock says key %s signed it, but key %s did", nevra,
+                                       p->key_id, key_id);
+        if (!p->key_id && !(p->key_id = strdup(key_id)))
+                return log_oom();
+        return 0;
+}
+
 /* Checks a finished download and moves it into the cache. Logs what is wrong. */
 static int transfer_finish(FetchContext *ctx, Transfer *t, CURLcode code) {
         _cleanup_free_ char *nevra = lock_package_nevra(t->pkg);
@@ -366,6 +397,9 @@ static int transfer_finish(FetchContext *ctx, Transfer *t, CURLcode code) {
         r = verify_rpm(t->tmp_path, t->pkg, reason, sizeof(reason));
         if (r < 0)
                 return log_error_errno(-EBADMSG, "'%s' from %s: rejected by librpm: %s", nevra, t->url, reason);
+        r = check_signature(ctx, t->pkg, t->tmp_path, nevra);
+        if (r < 0)
+                return r;
         if (rename(t->tmp_path, ctx->paths[t->index]) < 0)
                 return log_error_errno(negative_errno(), "cannot rename '%s': %m", t->tmp_path);
         t->tmp_path = mfree(t->tmp_path);
@@ -413,9 +447,9 @@ static int run_transfers(FetchContext *ctx, unsigned parallel) {
         return 0;
 }
 
-int fetch_packages(const Lock *lock, const char *cache_dir, unsigned parallel, Progress *progress,
+int fetch_packages(Lock *lock, const Trust *trust, const char *cache_dir, unsigned parallel, Progress *progress,
                    char ***ret_paths) {
-        _cleanup_(fetch_context_release) FetchContext ctx = { .lock = lock, .progress = progress };
+        _cleanup_(fetch_context_release) FetchContext ctx = { .lock = lock, .trust = trust, .progress = progress };
         char size_buf[32];
         int r;
 
@@ -425,6 +459,12 @@ int fetch_packages(const Lock *lock, const char *cache_dir, unsigned parallel, P
         r = librpm_init();
         if (r < 0)
                 return log_error_errno(r, "cannot read the rpm configuration");
+        for (size_t i = 0; i < lock->n_repos; i++)
+                if (!trust_find(trust, lock->repos[i].id))
+                        return log_error_errno(-EINVAL,
+                                               "the lock names repository '%s', which the definition does not list "
+                                               "(resolve again, without --locked)",
+                                               lock->repos[i].id);
 
         ctx.rpms_dir = path_join(cache_dir, "rpms");
         ctx.paths = calloc(lock->n_packages + 1, sizeof(char *));
@@ -438,7 +478,7 @@ int fetch_packages(const Lock *lock, const char *cache_dir, unsigned parallel, P
 
         ctx.items_total = lock->n_packages;
         for (size_t i = 0; i < lock->n_packages; i++) {
-                const LockPackage *p = &lock->packages[i];
+                LockPackage *p = &lock->packages[i];
                 Transfer *t;
                 struct stat st;
 
@@ -449,6 +489,13 @@ int fetch_packages(const Lock *lock, const char *cache_dir, unsigned parallel, P
                 if (!ctx.paths[i])
                         return log_oom();
                 if (stat(ctx.paths[i], &st) >= 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size == p->size) {
+                        _cleanup_free_ char *nevra = lock_package_nevra(p);
+
+                        if (!nevra)
+                                return log_oom();
+                        r = check_signature(&ctx, p, ctx.paths[i], nevra);
+                        if (r < 0)
+                                return r;
                         ctx.items_done++;
                         continue;
                 }
@@ -471,6 +518,9 @@ int fetch_packages(const Lock *lock, const char *cache_dir, unsigned parallel, P
                 if (r < 0)
                         return log_error_errno(r, "cannot sync '%s': %m", ctx.rpms_dir);
         }
+        r = trust_annotate_lock(trust, lock);
+        if (r < 0)
+                return log_error_errno(r, "cannot record the signing keys in the lock: %m");
         *ret_paths = TAKE_PTR(ctx.paths);
         return 0;
 }

@@ -99,6 +99,29 @@ int image_list(Store *s, bool json) {
         return 0;
 }
 
+/* Per repository of the image's lock: the keys its packages' signatures were
+ * checked with, or that they were not. */
+static void print_signatures(const json_t *lock) {
+        json_t *repos = lock ? json_object_get(lock, "repos") : NULL, *r;
+        size_t i;
+
+        printf("\nsignatures\n");
+        json_array_foreach(repos, i, r) {
+                const char *id = strempty(json_string_value(json_object_get(r, "id")));
+                json_t *gpgcheck = json_object_get(r, "gpgcheck"), *keys = json_object_get(r, "keys"), *k;
+                size_t j;
+
+                if (!json_is_boolean(gpgcheck))
+                        printf("  %-8s not recorded (built before signatures were checked)\n", id);
+                else if (json_is_false(gpgcheck))
+                        printf("  %-8s NOT CHECKED (gpgcheck = 0)\n", id);
+                else if (json_array_size(keys) == 0)
+                        printf("  %-8s checked, no package from it\n", id);
+                json_array_foreach(json_is_true(gpgcheck) ? keys : NULL, j, k)
+                        printf("  %-8s key %s\n", id, strempty(json_string_value(k)));
+        }
+}
+
 int image_inspect(Store *s, const char *ref, bool json) {
         LoadedImage img;
         const Manifest *m;
@@ -145,6 +168,7 @@ int image_inspect(Store *s, const char *ref, bool json) {
                        json_string_value(json_object_get(p, "arch")),
                        format_bytes(buf, sizeof(buf), (uint64_t) json_integer_value(json_object_get(p, "size"))));
         }
+        print_signatures(m->lock);
         image_release(&img);
         return 0;
 }

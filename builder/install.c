@@ -33,6 +33,12 @@
  * no package owns get the current time. Neither matters: the rootfs step sets
  * every timestamp to the epoch.
  *
+ * Signatures: each package's is checked against the keys of its own
+ * repository (sigcheck.c) as it is added, before anything of it reaches the
+ * root. A librpm transaction has one keyring for all its packages, which
+ * would let one repository's key vouch for another's packages; so the
+ * transaction itself checks digests only.
+ *
  * Transaction plugins are disabled: on a build host they would announce the
  * transaction on D-Bus, inhibit shutdown, log to syslog or apply the host's
  * SELinux policy, none of which belongs in an image build. */
@@ -55,6 +61,7 @@
 #include "install.h"
 #include "librpm.h"
 #include "log.h"
+#include "sigcheck.h"
 #include "util.h"
 
 typedef struct InstallContext {
@@ -172,12 +179,16 @@ static void log_problems(rpmps ps, const char *what) {
         rpmpsFreeIterator(it);
 }
 
-static int add_package(rpmts ts, const char *path) {
+static int add_package(rpmts ts, const char *path, const RepoKeys *keys) {
         _cleanup_(rpm_fclosep) FD_t fd = NULL;
         _cleanup_(header_freep) Header h = NULL;
+        char key_id[SIGCHECK_KEY_ID_SIZE];
         rpmRC rc;
-        int k;
+        int k, r;
 
+        r = sigcheck_package(keys, path, path, key_id);
+        if (r < 0)
+                return r;
         fd = Fopen(path, "r.ufdio");
         if (!fd || Ferror(fd))
                 return log_error_errno(-ENOENT, "failed to open package '%s': %s", path,
@@ -185,7 +196,7 @@ static int add_package(rpmts ts, const char *path) {
         rc = rpmReadPackageFile(ts, fd, path, &h);
         switch (rc) {
         case RPMRC_OK:
-        case RPMRC_NOKEY:    /* signatures are not required here */
+        case RPMRC_NOKEY: /* the transaction has no keys: see the top */
         case RPMRC_NOTTRUSTED:
                 break;
         case RPMRC_NOTFOUND:
@@ -261,7 +272,8 @@ static int rpmdb_finalize(const char *dbdir) {
         return 0;
 }
 
-static int install_run(const char *root, char *const *rpm_paths, uint64_t epoch, Progress *progress) {
+static int install_run(const char *root, char *const *rpm_paths, const RepoKeys *const *keys, uint64_t epoch,
+                       Progress *progress) {
         _cleanup_(rpmts_freep) rpmts ts = NULL;
         _cleanup_(rpmps_freep) rpmps ps = NULL;
         InstallContext c = { .progress = progress };
@@ -278,8 +290,8 @@ static int install_run(const char *root, char *const *rpm_paths, uint64_t epoch,
                 return log_oom();
         if (rpmtsSetRootDir(ts, root) != 0)
                 return log_error_errno(-EINVAL, "failed to set the rpm root to '%s'", root);
-        /* Digests must be present and right; nobody signs the sample repos,
-         * and signatures are checked on the repository metadata instead. */
+        /* Digests must be present and right; signatures were checked per
+         * repository in add_package() (see the top). */
         rpmtsSetVSFlags(ts, RPMVSF_MASK_NOSIGNATURES);
         rpmtsSetVfyFlags(ts, RPMVSF_MASK_NOSIGNATURES);
         rpmtsSetVfyLevel(ts, RPMSIG_DIGEST_TYPE);
@@ -289,8 +301,8 @@ static int install_run(const char *root, char *const *rpm_paths, uint64_t epoch,
         if (rpmtsInitDB(ts, 0644) != 0)
                 return log_error_errno(-EIO, "failed to create the rpmdb in '%s'", root);
 
-        for (char *const *p = rpm_paths; p && *p; p++) {
-                r = add_package(ts, *p);
+        for (size_t i = 0; rpm_paths && rpm_paths[i]; i++) {
+                r = add_package(ts, rpm_paths[i], keys[i]);
                 if (r < 0)
                         return r;
                 c.n_total++;
@@ -331,16 +343,19 @@ static int install_run(const char *root, char *const *rpm_paths, uint64_t epoch,
 }
 
 /* Installs rpm_paths into root with one librpm transaction; the rpmdb is
- * created at dbpath inside root. epoch becomes the transaction id and install
- * time of every package, so the same RPMs give the same rpmdb bytes. Returns
- * -EDEADLK when dependencies are missing or conflicting, -EBADMSG for a
- * package that fails its digests, -EIO when the transaction fails. */
-int install_packages(const char *root, char *const *rpm_paths, const char *dbpath, uint64_t epoch,
-                     Progress *progress) {
+ * created at dbpath inside root. Each package's signature is checked against
+ * keys[i], the keys of its repository, first. epoch becomes the transaction
+ * id and install time of every package, so the same RPMs give the same rpmdb
+ * bytes. Returns -EDEADLK when dependencies are missing or conflicting,
+ * -EBADMSG for a package that fails its digests or its signature, -ENOKEY
+ * for one signed by a key its repository does not list, -EIO when the
+ * transaction fails. */
+int install_packages(const char *root, char *const *rpm_paths, const RepoKeys *const *keys, const char *dbpath,
+                     uint64_t epoch, Progress *progress) {
         _cleanup_free_ char *abs_root = NULL, *dbdir = NULL;
         int r;
 
-        if (!root || !dbpath || dbpath[0] != '/')
+        if (!root || !keys || !dbpath || dbpath[0] != '/')
                 return -EINVAL;
         if (epoch > UINT32_MAX)
                 return log_error_errno(-ERANGE, "epoch %" PRIu64 " does not fit an rpm transaction id", epoch);
@@ -361,7 +376,7 @@ int install_packages(const char *root, char *const *rpm_paths, const char *dbpat
 
         /* Debian's librpm defaults %_dbpath to ~/.rpmdb. */
         rpmPushMacro(NULL, "_dbpath", NULL, dbpath, RMIL_CMDLINE);
-        r = install_run(abs_root, rpm_paths, epoch, progress);
+        r = install_run(abs_root, rpm_paths, keys, epoch, progress);
         rpmPopMacro(NULL, "_dbpath");
         if (r < 0)
                 return r;

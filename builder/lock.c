@@ -6,8 +6,10 @@
 #include "log.h"
 #include "util.h"
 
-/* The only lock format this code reads and writes. */
-#define LOCK_FORMAT 1
+/* The format this code writes: 2 adds the signature fields (each repo's
+ * gpgcheck and keys, each package's key_id). It reads 1 too. */
+#define LOCK_FORMAT 2
+#define LOCK_FORMAT_UNSIGNED 1
 /* A lock of a few thousand packages is a few MiB; anything far larger is not ours. */
 #define LOCK_FILE_MAX (64U * 1024U * 1024U)
 
@@ -15,6 +17,7 @@ static void lock_repo_release(LockRepo *r) {
         free(r->id);
         free(r->baseurl);
         free(r->repomd_sha256);
+        strv_free(r->keys);
 }
 
 static void lock_package_release(LockPackage *p) {
@@ -26,6 +29,7 @@ static void lock_package_release(LockPackage *p) {
         free(p->repo_id);
         free(p->location);
         free(p->sha256);
+        free(p->key_id);
 }
 
 Lock *lock_free(Lock *l) {
@@ -112,8 +116,8 @@ static int json_add_string(json_t *o, const char *key, const char *value) {
         return json_object_set_new(o, key, s) < 0 ? -ENOMEM : 0;
 }
 
-static int repo_to_json(const LockRepo *r, json_t **ret) {
-        json_t *o = json_object();
+static int repo_to_json(const LockRepo *r, bool checked, json_t **ret) {
+        json_t *o = json_object(), *keys = NULL;
         int k = 0;
 
         if (!o)
@@ -123,6 +127,13 @@ static int repo_to_json(const LockRepo *r, json_t **ret) {
                 k = json_add_string(o, "baseurl", r->baseurl);
         if (k >= 0)
                 k = json_add_string(o, "repomd_sha256", r->repomd_sha256);
+        if (k >= 0 && checked) {
+                if (json_object_set_new(o, "gpgcheck", json_boolean(r->gpgcheck)) < 0 ||
+                    json_object_set_new(o, "keys", keys = json_array()) < 0 || !keys)
+                        k = -ENOMEM;
+                for (char **f = r->keys; k >= 0 && f && *f; f++)
+                        k = json_array_append_new(keys, json_string(*f)) < 0 ? -EINVAL : 0;
+        }
         if (k < 0) {
                 json_decref(o);
                 return k;
@@ -131,7 +142,7 @@ static int repo_to_json(const LockRepo *r, json_t **ret) {
         return 0;
 }
 
-static int package_to_json(const LockPackage *p, json_t **ret) {
+static int package_to_json(const LockPackage *p, bool checked, json_t **ret) {
         json_t *o = json_object();
         int k;
 
@@ -158,6 +169,8 @@ static int package_to_json(const LockPackage *p, json_t **ret) {
                 k = json_add_string(o, "sha256", p->sha256);
         if (k >= 0 && json_object_set_new(o, "size", json_integer((json_int_t) p->size)) < 0)
                 k = -ENOMEM;
+        if (k >= 0 && checked && p->key_id)
+                k = json_add_string(o, "key_id", p->key_id);
         if (k < 0) {
                 json_decref(o);
                 return k;
@@ -166,7 +179,7 @@ static int package_to_json(const LockPackage *p, json_t **ret) {
         return 0;
 }
 
-int lock_to_json(const Lock *l, json_t **ret) {
+static int lock_to_json_full(const Lock *l, bool checked, json_t **ret) {
         json_t *o = NULL, *requested = NULL, *repos = NULL, *packages = NULL, *item;
         int r = -ENOMEM;
 
@@ -180,7 +193,7 @@ int lock_to_json(const Lock *l, json_t **ret) {
                 if (json_array_append_new(requested, json_string(*s)) < 0)
                         goto fail;
         for (size_t i = 0; i < l->n_repos; i++) {
-                r = repo_to_json(&l->repos[i], &item);
+                r = repo_to_json(&l->repos[i], checked, &item);
                 if (r < 0)
                         goto fail;
                 r = -ENOMEM;
@@ -188,7 +201,7 @@ int lock_to_json(const Lock *l, json_t **ret) {
                         goto fail;
         }
         for (size_t i = 0; i < l->n_packages; i++) {
-                r = package_to_json(&l->packages[i], &item);
+                r = package_to_json(&l->packages[i], checked, &item);
                 if (r < 0)
                         goto fail;
                 r = -ENOMEM;
@@ -199,7 +212,7 @@ int lock_to_json(const Lock *l, json_t **ret) {
         if (r < 0)
                 goto fail;
         r = -ENOMEM;
-        if (json_object_set_new(o, "format", json_integer(LOCK_FORMAT)) < 0)
+        if (json_object_set_new(o, "format", json_integer(checked ? LOCK_FORMAT : LOCK_FORMAT_UNSIGNED)) < 0)
                 goto fail;
         /* The _new setters take the reference even when they fail. */
         if (json_object_set_new(o, "requested", requested) < 0) {
@@ -225,6 +238,14 @@ fail:
         json_decref(requested);
         json_decref(o);
         return r;
+}
+
+int lock_to_json(const Lock *l, json_t **ret) {
+        return lock_to_json_full(l, true, ret);
+}
+
+int lock_to_json_unchecked(const Lock *l, json_t **ret) {
+        return lock_to_json_full(l, false, ret);
 }
 
 /* ---- from JSON ---- */
@@ -346,8 +367,48 @@ static int check_keys(const char *src, const json_t *o, const char *const *allow
         return 0;
 }
 
-static int repo_from_json(const char *src, const json_t *o, size_t index, LockRepo *r) {
-        static const char *const keys[] = { "id", "baseurl", "repomd_sha256", NULL };
+/* lowercase hex digits, n of them */
+static bool hex_valid(const char *s, size_t n) {
+        if (strlen(s) != n)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!isdigit(*p) && !(*p >= 'a' && *p <= 'f'))
+                        return false;
+        return true;
+}
+
+/* "gpgcheck" and "keys" of a format 2 repo. */
+static int repo_keys_from_json(const char *src, const json_t *o, const char *what, LockRepo *r) {
+        json_t *gpgcheck = json_object_get(o, "gpgcheck"), *keys = json_object_get(o, "keys"), *v;
+        size_t i;
+
+        if (!json_is_boolean(gpgcheck))
+                return lock_error(src, "%s: field 'gpgcheck' is %s", what, gpgcheck ? "not a boolean" : "missing");
+        r->gpgcheck = json_is_true(gpgcheck);
+        if (!json_is_array(keys))
+                return lock_error(src, "%s: field 'keys' is %s", what, keys ? "not an array" : "missing");
+        if (json_array_size(keys) > 64)
+                return lock_error(src, "%s: more than 64 'keys'", what);
+        r->keys = calloc(1, sizeof(char *));
+        if (!r->keys)
+                return log_oom();
+        json_array_foreach(keys, i, v) {
+                const char *fp = json_string_value(v);
+
+                if (!fp || !(hex_valid(fp, 40) || hex_valid(fp, 64)))
+                        return lock_error(src, "%s: keys[%zu] is not a key fingerprint (40 or 64 lowercase hex digits)",
+                                          what, i);
+                if (strv_extend(&r->keys, fp) < 0)
+                        return log_oom();
+        }
+        if (!r->gpgcheck && json_array_size(keys) > 0)
+                return lock_error(src, "%s: 'keys' of a repository with gpgcheck off", what);
+        return 0;
+}
+
+static int repo_from_json(const char *src, const json_t *o, size_t index, int format, LockRepo *r) {
+        static const char *const keys_v1[] = { "id", "baseurl", "repomd_sha256", NULL };
+        static const char *const keys[] = { "id", "baseurl", "repomd_sha256", "gpgcheck", "keys", NULL };
         char what[320];
         int k;
 
@@ -360,7 +421,7 @@ static int repo_from_json(const char *src, const json_t *o, size_t index, LockRe
         if (!token_valid(r->id, "/"))
                 return lock_error(src, "%s: invalid 'id' \"%s\"", what, r->id);
         snprintf(what, sizeof(what), "repo '%s'", r->id);
-        k = check_keys(src, o, keys, what);
+        k = check_keys(src, o, format == LOCK_FORMAT_UNSIGNED ? keys_v1 : keys, what);
         if (k < 0)
                 return k;
         k = get_string(src, o, "baseurl", what, &r->baseurl);
@@ -377,12 +438,16 @@ static int repo_from_json(const char *src, const json_t *o, size_t index, LockRe
         if (!sha256_hex_valid(r->repomd_sha256))
                 return lock_error(src, "%s: 'repomd_sha256' is not a sha256 (64 lowercase hex digits)",
                                        what);
-        return 0;
+        return format == LOCK_FORMAT_UNSIGNED ? 0 : repo_keys_from_json(src, o, what, r);
 }
 
-static int package_from_json(const char *src, const json_t *o, size_t index, const Lock *l, LockPackage *p) {
-        static const char *const keys[] = { "name",     "epoch",  "version", "release", "arch",
-                                             "repo",     "location", "sha256", "size",  NULL };
+static int package_from_json(const char *src, const json_t *o, size_t index, const Lock *l, int format,
+                             LockPackage *p) {
+        static const char *const keys_v1[] = { "name", "epoch",    "version", "release", "arch",
+                                                "repo", "location", "sha256",  "size",    NULL };
+        static const char *const keys[] = { "name", "epoch",    "version", "release", "arch",
+                                             "repo", "location", "sha256",  "size",    "key_id", NULL };
+        const LockRepo *repo;
         char what[320];
         json_t *size;
         int k;
@@ -396,7 +461,7 @@ static int package_from_json(const char *src, const json_t *o, size_t index, con
         if (!token_valid(p->name, "/"))
                 return lock_error(src, "%s: invalid 'name' \"%s\"", what, p->name);
         snprintf(what, sizeof(what), "package '%s'", p->name);
-        k = check_keys(src, o, keys, what);
+        k = check_keys(src, o, format == LOCK_FORMAT_UNSIGNED ? keys_v1 : keys, what);
         if (k < 0)
                 return k;
 
@@ -423,7 +488,8 @@ static int package_from_json(const char *src, const json_t *o, size_t index, con
         k = get_string(src, o, "repo", what, &p->repo_id);
         if (k < 0)
                 return k;
-        if (!lock_find_repo(l, p->repo_id))
+        repo = lock_find_repo(l, p->repo_id);
+        if (!repo)
                 return lock_error(src, "%s: 'repo' \"%s\" is not one of the lock's repos", what,
                                        p->repo_id);
         k = get_string(src, o, "location", what, &p->location);
@@ -446,6 +512,15 @@ static int package_from_json(const char *src, const json_t *o, size_t index, con
         if (!json_is_integer(size) || json_integer_value(size) <= 0)
                 return lock_error(src, "%s: 'size' must be a positive integer", what);
         p->size = (uint64_t) json_integer_value(size);
+        if (json_object_get(o, "key_id")) {
+                k = get_string(src, o, "key_id", what, &p->key_id);
+                if (k < 0)
+                        return k;
+                if (!hex_valid(p->key_id, 16))
+                        return lock_error(src, "%s: 'key_id' is not a key ID (16 lowercase hex digits)", what);
+                if (!repo->gpgcheck)
+                        return lock_error(src, "%s: 'key_id' but repo '%s' has gpgcheck off", what, repo->id);
+        }
         return 0;
 }
 
@@ -453,6 +528,7 @@ static int lock_from_json_full(const json_t *j, const char *src, Lock **ret) {
         static const char *const keys[] = { "format", "arch", "requested", "repos", "packages", NULL };
         _cleanup_lock_free_ Lock *l = NULL;
         json_t *format, *requested, *repos, *packages, *v;
+        json_int_t fmt;
         size_t i;
         int k;
 
@@ -461,9 +537,10 @@ static int lock_from_json_full(const json_t *j, const char *src, Lock **ret) {
         format = json_object_get(j, "format");
         if (!format)
                 return lock_error(src, "field 'format' is missing");
-        if (!json_is_integer(format) || json_integer_value(format) != LOCK_FORMAT)
-                return lock_error(src, "unsupported 'format' (this slipway reads format %d)",
-                                       LOCK_FORMAT);
+        fmt = json_is_integer(format) ? json_integer_value(format) : 0;
+        if (fmt != LOCK_FORMAT && fmt != LOCK_FORMAT_UNSIGNED)
+                return lock_error(src, "unsupported 'format' (this slipway reads formats %d and %d)",
+                                  LOCK_FORMAT_UNSIGNED, LOCK_FORMAT);
         k = check_keys(src, j, keys, NULL);
         if (k < 0)
                 return k;
@@ -498,7 +575,7 @@ static int lock_from_json_full(const json_t *j, const char *src, Lock **ret) {
                 return log_oom();
         json_array_foreach(repos, i, v) {
                 l->n_repos++;
-                k = repo_from_json(src, v, i, &l->repos[i]);
+                k = repo_from_json(src, v, i, (int) fmt, &l->repos[i]);
                 if (k < 0)
                         return k;
                 for (size_t o = 0; o < i; o++)
@@ -515,7 +592,7 @@ static int lock_from_json_full(const json_t *j, const char *src, Lock **ret) {
                 return log_oom();
         json_array_foreach(packages, i, v) {
                 l->n_packages++;
-                k = package_from_json(src, v, i, l, &l->packages[i]);
+                k = package_from_json(src, v, i, l, (int) fmt, &l->packages[i]);
                 if (k < 0)
                         return k;
         }

@@ -1,6 +1,7 @@
 /* The lock: the exact package set an image is built from (NEVRA, sha256 and
- * location of every RPM) and the digest of each repository's metadata at
- * resolution time. Written beside the image; `--locked` builds from it alone. */
+ * location of every RPM, and the key that signed it) and the digest of each
+ * repository's metadata at resolution time. Written beside the image;
+ * `--locked` builds from it alone. */
 #pragma once
 
 #include <jansson.h>
@@ -12,6 +13,8 @@ typedef struct LockRepo {
         char *id;
         char *baseurl;       /* absolute URL, as in the definition */
         char *repomd_sha256; /* sha256 of repodata/repomd.xml when resolved */
+        bool gpgcheck;       /* whether its packages' signatures were checked */
+        char **keys;         /* fingerprints of the keys that signed them, sorted; may be NULL */
 } LockRepo;
 
 typedef struct LockPackage {
@@ -24,6 +27,7 @@ typedef struct LockPackage {
         char *location; /* path relative to the repo's baseurl */
         char *sha256;   /* of the whole .rpm file */
         uint64_t size;  /* of the whole .rpm file */
+        char *key_id;   /* ID of the key whose signature was checked; NULL when none was */
 } LockPackage;
 
 typedef struct Lock {
@@ -53,9 +57,14 @@ void lock_sort(Lock *l);
 /* JSON form (the lock file, and the "lock" member of manifest.json). Keys are
  * sorted so the bytes are stable. */
 int lock_to_json(const Lock *l, json_t **ret);
-/* Validates everything: "format" 1, every field present and typed, sha256
- * syntax, names, locations relative and without "..", repo ids known,
- * sizes > 0. Logs one error naming the field and package; -EINVAL. */
+/* The same without what checking the signatures adds (each repository's
+ * gpgcheck and keys, each package's key_id): the lock as resolved. */
+int lock_to_json_unchecked(const Lock *l, json_t **ret);
+/* Validates everything: "format" 1 or 2, every field present and typed,
+ * sha256 syntax, names, locations relative and without "..", repo ids known,
+ * sizes > 0, key IDs and fingerprints (format 2). Logs one error naming the
+ * field and package; -EINVAL. A format 1 lock (from before signatures were
+ * checked) reads with gpgcheck off and no keys. */
 int lock_from_json(const json_t *j, Lock **ret);
 
 /* Writes the lock atomically (sorted keys, indented). Does not log. */

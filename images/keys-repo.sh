@@ -9,7 +9,11 @@
 #
 # The RPM is signed with the repository's own OpenPGP key
 # (images/sign-rpms.sh), made on the first run and kept in OUTDIR-gnupg; the
-# public key is OUTDIR/RPM-GPG-KEY-slipway-keys.
+# public key is OUTDIR/RPM-GPG-KEY-slipway-keys, for the definition's gpgkey:
+#
+#   [repo keys]
+#   baseurl = OUTDIR
+#   gpgkey = OUTDIR/RPM-GPG-KEY-slipway-keys
 set -euo pipefail
 
 die() { echo "keys-repo: error: $*" >&2; exit 1; }

@@ -36,6 +36,7 @@ for v in 1.0 2.0; do
         # A definition per release: its version and the tiny-base (the OS
         # release, /etc/os-release) it carries.
         sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" -e "s|^version = .*|version = $v|" \
+                -e "s|^gpgkey = .*|gpgkey = $TOP/build/sample-repo/RPM-GPG-KEY-slipway-sample|" \
                 -e "s|^install = tiny-base = [^ ]*|install = tiny-base = $v|" "$TOP/images/tiny.conf" >"$D/tiny-$v.conf"
         step "slipway-build build tiny-$v.conf   (version $v with tiny-base $v: RPMs → signed image)"
         "$BIN/slipway-build" --store "$D/store" build --no-disk --key "$D/keys/signing.key" "$D/tiny-$v.conf" >/dev/null

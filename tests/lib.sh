@@ -113,17 +113,28 @@ expect_fail() {
         return 0
 }
 
-# tiny_def FILE VERSION [PACKAGE...]: writes the definition of release
-# VERSION of the sample image (images/tiny.conf) to FILE: the repository is
-# build/sample-repo, [image] version and the tiny-base it installs are
-# VERSION (images/sample-repo.sh builds tiny-base 1.0 to 4.0), and each
-# PACKAGE joins the install line.
+# sample_def FILE [SED-ARGS...]: images/tiny.conf, pointed at the sample
+# repository (build/sample-repo, from `make sample-repo`) and its signing
+# key, written to FILE; SED-ARGS (-e 's/^install = .*/install = x/') change
+# it further.
+sample_def() {
+        local file=$1
+        shift
+        sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" \
+                -e "s|^gpgkey = .*|gpgkey = $TOP/build/sample-repo/RPM-GPG-KEY-slipway-sample|" \
+                "$@" "$TOP/images/tiny.conf" >"$file"
+}
+
+# tiny_def FILE VERSION [PACKAGE...]: sample_def for release VERSION of the
+# sample image: [image] version and the tiny-base it installs are VERSION
+# (images/sample-repo.sh builds tiny-base 1.0 to 4.0), and each PACKAGE
+# joins the install line.
 tiny_def() {
         local file=$1 version=$2
         shift 2
-        sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" -e "s|^version = .*|version = $version|" \
+        sample_def "$file" -e "s|^version = .*|version = $version|" \
                 -e "s|^install = tiny-base = [^ ]*|install = tiny-base = $version|" \
-                -e "/^install = /s|\$|${*:+ $*}|" "$TOP/images/tiny.conf" >"$file"
+                -e "/^install = /s|\$|${*:+ $*}|"
 }
 
 # The accelerator for test VMs: SLIPWAY_QEMU_ACCEL when set; otherwise KVM

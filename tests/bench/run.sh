@@ -93,7 +93,8 @@ for p in json.load(open(sys.argv[1]))["packages"]:
 words() { tr '\n' ' ' | sed 's/ *$//'; }
 root_nevras() { rpm --root "$1" -qa --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n' | sort; }
 
-sed -e "s|^baseurl = .*|baseurl = $REPO|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+sed -e "s|^baseurl = .*|baseurl = $REPO|" -e "s|^gpgkey = .*|gpgkey = $REPO/RPM-GPG-KEY-slipway-sample|" \
+        "$TOP/images/tiny.conf" >"$D/tiny.conf"
 "$B" keygen "$D/k.key" "$D/k.pub" >/dev/null
 # Both sides read the same RPMs: have them in the page cache for both.
 cat "$REPO"/Packages/*.rpm "$REPO"/repodata/* >/dev/null

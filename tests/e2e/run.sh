@@ -120,7 +120,7 @@ mkdir -p "$D/keys"
 "$TOP/images/keys-repo.sh" "$D/keys-repo" "$D/keys" >/dev/null
 define() { # define FILE VERSION [EXTRA-PACKAGE...]
         tiny_def "$@" slipway-keys
-        printf '\n[repo keys]\nbaseurl = %s\n' "$D/keys-repo" >>"$1"
+        printf '\n[repo keys]\nbaseurl = %s\ngpgkey = %s/RPM-GPG-KEY-slipway-keys\n' "$D/keys-repo" "$D/keys-repo" >>"$1"
 }
 ok=1
 for v in 1.0 2.0 3.0 4.0; do

@@ -88,8 +88,10 @@ arch = x86_64
 install = tiny-base = $v busybox fleet-kernel
 [repo sample]
 baseurl = $TOP/build/sample-repo
+gpgkey = $TOP/build/sample-repo/RPM-GPG-KEY-slipway-sample
 [repo fleet]
 baseurl = $D/fleet-repo
+gpgkey = $D/fleet-repo/RPM-GPG-KEY-fleet
 [boot]
 cmdline = quiet
 initramfs-modules =

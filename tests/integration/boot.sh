@@ -13,7 +13,7 @@ D=$T_DIR
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 
-sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+sample_def "$D/tiny.conf"
 $B keygen "$D/k.key" "$D/k.pub" >/dev/null
 
 t_case "build with the disk image"

@@ -154,7 +154,7 @@ fi
 t_case "a rollout plan spreads each wave evenly over the racks (the bottleneck of 1 per rack)"
 # 20 racks of 10 (and rack w1 of 2): waves end at 1, 21, 101 and 202 hosts,
 # so after the third wave every rack r0..r19 has exactly 5 of its 10.
-sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+sample_def "$D/tiny.conf"
 export SOURCE_DATE_EPOCH=1700000000 SLIPWAY_CACHE=$D/cache
 if "$BIN/slipway-build" -q --store "$D/store" build --key "$D/k.key" --no-disk --image-version 1.0 "$D/tiny.conf" \
         >"$D/build.log" 2>&1 &&

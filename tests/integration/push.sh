@@ -64,7 +64,7 @@ fi
 # An image to push, signed with a key the first server trusts.
 $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 $B keygen "$D/other.key" "$D/other-keys/other.pub" >/dev/null
-sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+sample_def "$D/tiny.conf"
 id1=$($B -q --store "$D/store" build --key "$D/k.key" --lock "$D/tiny.lock" --no-disk --image-version 1.0 \
         "$D/tiny.conf" 2>"$D/build.log")
 $B --store "$D/store" export tiny:1.0 "$D/export" >/dev/null

@@ -48,7 +48,7 @@ $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 # The site's key in the image (and so in its initramfs), for live boots.
 "$TOP/images/keys-repo.sh" "$D/keys-repo" "$D/keys" >/dev/null
 tiny_def "$D/tiny.conf" 1.0 slipway-keys
-printf '\n[repo keys]\nbaseurl = %s\n' "$D/keys-repo" >>"$D/tiny.conf"
+printf '\n[repo keys]\nbaseurl = %s\ngpgkey = %s/RPM-GPG-KEY-slipway-keys\n' "$D/keys-repo" "$D/keys-repo" >>"$D/tiny.conf"
 $B -q --store "$D/store" build --key "$D/k.key" --no-disk --image-version 1.0 "$D/tiny.conf" >/dev/null
 $B -q --store "$D/store" export tiny:1.0 "$D/img" >/dev/null
 TOKEN=$("$SD" --state-dir "$D/state" --log-json no token create ci)

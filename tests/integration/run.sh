@@ -15,8 +15,32 @@ PUB=$D/keys/signing.pub
 
 # A definition of the sample image pointing at the sample repository.
 write_def() { # FILE [EXTRA-SECTION-TEXT]
-        sed -e "s|^baseurl = .*|baseurl = $REPO|" "$TOP/images/tiny.conf" >"$1"
+        sample_def "$1"
         [ $# -lt 2 ] || printf '%s\n' "$2" >>"$1"
+}
+
+# The sample repository's signing key: fingerprint, and key ID (its end).
+# gpg reads keys here, never from the user's home.
+export GNUPGHOME=$D/gnupg
+mkdir -p -m 0700 "$GNUPGHOME"
+FPR=$(gpg --batch --with-colons --show-keys "$REPO/RPM-GPG-KEY-slipway-sample" 2>/dev/null |
+        awk -F: '$1 == "fpr" { print tolower($10); exit }')
+KEYID=${FPR:24}
+
+# bad_repo NAME VARIANT: a copy of the sample repository (hard links) at
+# $D/NAME whose busybox is a signature-variants.sh VARIANT (unsigned, other-key,
+# broken); prints that file's sha256.
+bad_repo() {
+        local dir=$D/$1 rpm
+        [ -d "$D/bad-rpms" ] || "$TOP/tests/data/repo-specs/signature-variants.sh" \
+                "$(ls "$REPO"/Packages/busybox-*.rpm)" "$D/bad-rpms" >/dev/null
+        rm -rf "$dir"
+        cp -al "$REPO" "$dir"
+        rpm=$(ls "$dir"/Packages/busybox-*.rpm)
+        rm -f "$rpm"
+        cp "$D/bad-rpms/$2.rpm" "$rpm"
+        createrepo_c -q "$dir" >/dev/null
+        sha256sum <"$rpm" | cut -d' ' -f1
 }
 
 images_in() { # STORE: number of published images
@@ -39,6 +63,19 @@ else
         t_fail "$(cat "$D/build1.log")"
 fi
 
+t_case "the lock and the manifest carry the signing key"
+# every package signed by the sample key, the repository checked with it
+lock_keys=$(jq -r '[.packages[].key_id] | unique | join(" ")' "$D/tiny.lock" 2>&1)
+manifest_keys=$($B --store "$D/store" inspect --json tiny:1.0 | jq -c '.manifest.lock.repos[0] | [.gpgcheck, .keys]' 2>&1)
+if [ ${#FPR} -eq 40 ] && [ "$lock_keys" = "$KEYID" ] &&
+        [ "$(jq -c '.repos[0] | [.gpgcheck, .keys]' "$D/tiny.lock")" = "[true,[\"$FPR\"]]" ] &&
+        [ "$manifest_keys" = "[true,[\"$FPR\"]]" ] &&
+        $B --store "$D/store" inspect tiny:1.0 | grep -q "^  sample  *key $FPR"; then
+        t_ok
+else
+        t_fail "key $FPR, lock: $lock_keys, manifest: $manifest_keys"
+fi
+
 t_case "progress in a pipe is plain lines"
 if grep -q '^==> resolve' "$D/build1.log" && grep -q '^==> publish' "$D/build1.log" &&
         ! grep -q $'\r' "$D/build1.log"; then t_ok; else t_fail "$(head -5 "$D/build1.log")"; fi
@@ -56,10 +93,17 @@ t_case "verify checks signature and hashes"
 if $B --store "$D/store" verify --key "$PUB" "$id1" >/dev/null; then t_ok; else t_fail "verify failed"; fi
 
 t_case "unchanged rebuild comes from the cache"
+rm -f "$D/tiny.lock"
 start=$(date +%s%N)
 id1b=$($B --store "$D/store" build --key "$KEY" --lock "$D/tiny.lock" --no-disk "$D/tiny.conf" 2>"$D/build1b.log")
 ms=$((($(date +%s%N) - start) / 1000000))
-if [ "$id1b" = "$id1" ] && grep -q unchanged "$D/build1b.log"; then t_ok "${ms} ms"; else t_fail "$id1b vs $id1"; fi
+# the lock it writes is the published image's, signing keys included
+if [ "$id1b" = "$id1" ] && grep -q unchanged "$D/build1b.log" &&
+        [ "$(jq -r '.packages[0].key_id' "$D/tiny.lock")" = "$KEYID" ]; then
+        t_ok "${ms} ms"
+else
+        t_fail "$id1b vs $id1, lock: $(head -c 300 "$D/tiny.lock")"
+fi
 
 t_case "reproducible: a second store and cache, from the lock alone"
 if id2=$(SLIPWAY_CACHE=$D/cache2 $B --store "$D/store2" build --locked --key "$KEY" --lock "$D/tiny.lock" \
@@ -68,6 +112,15 @@ if id2=$(SLIPWAY_CACHE=$D/cache2 $B --store "$D/store2" build --locked --key "$K
         t_ok
 else
         t_fail "ids $id1 / ${id2:-none}: $(tail -3 "$D/build2.log")"
+fi
+
+t_case "a lock from before signatures were checked (format 1) still builds"
+jq 'del(.packages[].key_id, .repos[].gpgcheck, .repos[].keys) | .format = 1' "$D/tiny.lock" >"$D/old.lock"
+if id2b=$($B --store "$D/store3" build --locked --key "$KEY" --lock "$D/old.lock" --no-disk "$D/tiny.conf" \
+        2>"$D/build2b.log") && [ "$id2b" = "$id1" ]; then
+        t_ok
+else
+        t_fail "ids $id1 / ${id2b:-none}: $(tail -3 "$D/build2b.log")"
 fi
 
 t_case "a second version gets another ID"
@@ -191,6 +244,54 @@ else
         t_fail "the tampered RPM was not refused, or it entered the cache"
 fi
 
+t_case "an unsigned RPM"
+sha=$(bad_repo unsigned-repo unsigned)
+write_def "$D/bad.conf"
+sed -i "s|^baseurl = .*|baseurl = $D/unsigned-repo|" "$D/bad.conf"
+if expect_fail "package 'busybox-[^']*' from repository 'sample' refused: it is not signed" $B --store "$D/store" \
+        build --key "$KEY" --image-version 9.41 --lock "$D/sig.lock" "$D/bad.conf" &&
+        [ ! -e "$SLIPWAY_CACHE/rpms/$sha.rpm" ] && [ ! -e "$D/sig.lock" ]; then
+        t_ok
+else
+        t_fail "the unsigned RPM was not refused, or it entered the cache, or a lock was written"
+fi
+
+t_case "an RPM signed with a key the repository does not list"
+sha=$(bad_repo other-key-repo other-key)
+other=$(gpg --batch --with-colons --show-keys "$D/bad-rpms/other-key.asc" 2>/dev/null |
+        awk -F: '$1 == "fpr" { print tolower($10); exit }')
+sed -i "s|^baseurl = .*|baseurl = $D/other-key-repo|" "$D/bad.conf"
+if expect_fail "package 'busybox-[^']*' from repository 'sample' refused: signed with key ${other:24}, which is not" \
+        $B --store "$D/store" build --key "$KEY" --image-version 9.42 --lock "$D/sig.lock" "$D/bad.conf" &&
+        [ -n "$other" ] && [ ! -e "$SLIPWAY_CACHE/rpms/$sha.rpm" ]; then
+        t_ok
+else
+        t_fail "the RPM of another key (${other:-none}) was not refused, or it entered the cache"
+fi
+
+t_case "an RPM whose signature was broken"
+sha=$(bad_repo broken-repo broken)
+sed -i "s|^baseurl = .*|baseurl = $D/broken-repo|" "$D/bad.conf"
+if expect_fail "package 'busybox-[^']*' from repository 'sample' refused: bad signature \(key $KEYID\)" \
+        $B --store "$D/store" build --key "$KEY" --image-version 9.43 --lock "$D/sig.lock" "$D/bad.conf" &&
+        [ ! -e "$SLIPWAY_CACHE/rpms/$sha.rpm" ]; then
+        t_ok
+else
+        t_fail "the broken signature was not refused, or the RPM entered the cache"
+fi
+
+t_case "gpgcheck on without a gpgkey"
+write_def "$D/bad.conf"
+sed -i '/^gpgkey = /d' "$D/bad.conf"
+line=$(grep -n '^baseurl = ' "$D/bad.conf" | cut -d: -f1)
+if expect_fail "bad.conf:$line: repository 'sample' has gpgcheck on but no gpgkey" $B --store "$D/store" \
+        build --key "$KEY" --image-version 9.44 --lock "$D/bad.lock" "$D/bad.conf" &&
+        expect_fail "bad.conf:$line: repository 'sample' has gpgcheck on but no gpgkey" $B check "$D/bad.conf"; then
+        t_ok
+else
+        t_fail "not refused"
+fi
+
 t_case "an unreachable repository"
 write_def "$D/bad.conf"
 sed -i "s|^baseurl = .*|baseurl = http://127.0.0.1:9/repo|" "$D/bad.conf"
@@ -218,6 +319,23 @@ if expect_fail "bad.conf:$line: invalid version '1\.0\+1' \(a version is $rule" 
 
 t_case "nothing was published by the failures"
 if [ "$(images_in "$D/store")" = "$n_before" ]; then t_ok; else t_fail "$(images_in "$D/store") images, expected $n_before"; fi
+
+t_case "gpgcheck = 0 builds, and says so loudly"
+bad_repo unsigned-repo unsigned >/dev/null
+write_def "$D/lab.conf"
+sed -i -e "s|^baseurl = .*|baseurl = $D/unsigned-repo|" -e 's/^gpgcheck = .*/gpgcheck = 0/' "$D/lab.conf"
+if idl=$($B --store "$D/store-lab" build --key "$KEY" --image-version 8.0 --lock "$D/lab.lock" --no-disk \
+        "$D/lab.conf" 2>"$D/lab.log") &&
+        [ "$(grep -c "^slipway-build: warning: repository 'sample' has gpgcheck = 0: its packages are NOT checked" \
+                "$D/lab.log")" = 1 ] &&
+        [ "$(jq -c '[.repos[0].gpgcheck, .repos[0].keys, ([.packages[] | select(.key_id)] | length)]' "$D/lab.lock")" = \
+                '[false,[],0]' ] &&
+        [ "$($B --store "$D/store-lab" inspect --json "$idl" | jq -c '.manifest.lock.repos[0].gpgcheck')" = false ] &&
+        $B --store "$D/store-lab" inspect "$idl" | grep -q "^  sample  *NOT CHECKED (gpgcheck = 0)"; then
+        t_ok
+else
+        t_fail "$(cat "$D/lab.log")"
+fi
 
 t_case "a store on a full file system"
 if [ "$(id -u)" = 0 ]; then

@@ -70,7 +70,7 @@ raw_kind() { [ "$(raw_status "$2")" = "$1" ] && [ "$(raw_body "$2" | jq -r .kind
 mkdir -p "$D/keys" "$D/other"
 $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 $B keygen "$D/other/o.key" "$D/other/o.pub" >/dev/null
-sed -e "s|^baseurl = .*|baseurl = $TOP/build/sample-repo|" "$TOP/images/tiny.conf" >"$D/tiny.conf"
+sample_def "$D/tiny.conf"
 $B -q --store "$D/store" build --key "$D/k.key" --no-disk --image-version 1.0 "$D/tiny.conf" >/dev/null
 $B -q --store "$D/store" export tiny:1.0 "$D/v1" >/dev/null
 E=$D/v1

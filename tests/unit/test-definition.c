@@ -14,8 +14,8 @@ static void test_load(void **state) {
         assert_int_equal(mkdir_p("repo", 0755), 0);
         write_text("t.conf", "[image]\nname = tiny\nversion = 1.0\n"
                              "[packages]\ninstall = kernel busybox\ninstall = tiny-base busybox\n"
-                             "[repo local]\nbaseurl = repo/\n"
-                             "[repo web]\nbaseurl = http://127.0.0.1:8080/r\n"
+                             "[repo local]\nbaseurl = repo/\ngpgkey = repo/RPM-GPG-KEY\n"
+                             "[repo web]\nbaseurl = http://127.0.0.1:8080/r\ngpgcheck = 0\n"
                              "[boot]\ncmdline = console=ttyS0 quiet\ninitramfs-modules = erofs, virtio_blk\n"
                              "[disk]\nesp-size = 32M\nroot-size = 1G\nvar-size = 16M\n"
                              "[rootfs]\ntype = squashfs\n");
@@ -39,7 +39,7 @@ static void test_load(void **state) {
 static void test_version_override(void **state) {
         _cleanup_image_def_free_ ImageDef *d = NULL;
         (void) state;
-        write_text("t.conf", "[image]\nname = tiny\n[packages]\ninstall = a\n[repo r]\nbaseurl = /srv/r\n");
+        write_text("t.conf", "[image]\nname = tiny\n[packages]\ninstall = a\n[repo r]\nbaseurl = /srv/r\ngpgcheck = 0\n");
         assert_int_equal(image_def_load("t.conf", NULL, &d), -EINVAL);
         assert_int_equal(image_def_load("t.conf", "2.0", &d), 0);
         assert_string_equal(d->version, "2.0");
@@ -113,28 +113,88 @@ static void test_errors(void **state) {
         }
 }
 
-/* The error for an unknown key names file and line. */
-static void test_error_location(void **state) {
+/* Loads bad.conf, which must fail with error; buf gets the first line logged. */
+static void load_error(int error, char *buf, size_t size) {
         ImageDef *d = NULL;
-        char buf[512] = "";
         FILE *f;
         int saved;
-        (void) state;
 
-        write_text("bad.conf", "[image]\nname = t\n\nflavour = x\n");
         fflush(stderr);
         saved = dup(2);
         f = freopen("err.txt", "w", stderr);
         assert_non_null(f);
-        assert_int_equal(image_def_load("bad.conf", NULL, &d), -EINVAL);
+        assert_int_equal(image_def_load("bad.conf", NULL, &d), error);
         fflush(stderr);
         dup2(saved, 2);
         close(saved);
+        assert_null(d);
         f = fopen("err.txt", "r");
         assert_non_null(f);
-        assert_non_null(fgets(buf, sizeof(buf), f));
+        assert_non_null(fgets(buf, (int) size, f));
         fclose(f);
+}
+
+/* The error for an unknown key names file and line. */
+static void test_error_location(void **state) {
+        char buf[512] = "";
+        (void) state;
+
+        write_text("bad.conf", "[image]\nname = t\n\nflavour = x\n");
+        load_error(-EINVAL, buf, sizeof(buf));
         assert_non_null(strstr(buf, "bad.conf:4: unknown key 'flavour'"));
+}
+
+/* gpgcheck and gpgkey of a [repo ID] section, as in a dnf .repo file. */
+static void test_repo_gpg(void **state) {
+        static const struct {
+                const char *text;
+                int code;
+                const char *error;
+        } cases[] = {
+                { "gpgcheck = maybe\n", -EINVAL, "bad.conf:9: invalid gpgcheck 'maybe' (1 or 0)" },
+                { "gpgkey = ftp://keys/k.asc\n", -EPROTONOSUPPORT, "bad.conf:9: unsupported gpgkey 'ftp://keys/k.asc'" },
+                { "gpgkey = /k1\ngpgkey = /k2\n", -EINVAL, "bad.conf:10: repository 'r' has a second gpgkey" },
+                { "gpgsig = 1\n", -EINVAL, "bad.conf:9: unknown key 'gpgsig' in section '[repo r]'" },
+                { "[repo s]\ngpgcheck = 0\n", -EINVAL, "bad.conf:10: repository 's' has no baseurl" },
+                /* on by default, as in dnf: then the keys must be listed */
+                { "[repo s]\nbaseurl = /srv/s\n", -EINVAL,
+                  "bad.conf:10: repository 's' has gpgcheck on but no gpgkey" },
+                { "[repo s]\nbaseurl = /srv/s\ngpgcheck = yes\n", -EINVAL,
+                  "bad.conf:10: repository 's' has gpgcheck on but no gpgkey" },
+        };
+        _cleanup_image_def_free_ ImageDef *d = NULL;
+        (void) state;
+
+        write_text("t.conf", "[image]\nname = t\nversion = 1\n[packages]\ninstall = a\n"
+                             "[repo signed]\ngpgkey = keys/RPM-GPG-KEY-a https://k.example/b.asc,file:///etc/c\n"
+                             "baseurl = /srv/signed\n"
+                             "[repo lab]\nbaseurl = /srv/lab\ngpgcheck = False\n"
+                             "[repo plain]\ngpgkey = /etc/k\nbaseurl = /srv/plain\n");
+        assert_int_equal(image_def_load("t.conf", NULL, &d), 0);
+        assert_int_equal(d->n_repos, 3);
+        assert_true(d->repos[0].gpgcheck);
+        assert_int_equal(strv_length(d->repos[0].gpgkeys), 3);
+        assert_true(startswith(d->repos[0].gpgkeys[0], "file:///"));
+        assert_true(endswith(d->repos[0].gpgkeys[0], "/keys/RPM-GPG-KEY-a"));
+        assert_string_equal(d->repos[0].gpgkeys[1], "https://k.example/b.asc");
+        assert_string_equal(d->repos[0].gpgkeys[2], "file:///etc/c");
+        assert_int_equal(d->repos[0].line, 7);
+        assert_false(d->repos[1].gpgcheck);
+        /* default on, as in dnf */
+        assert_true(d->repos[2].gpgcheck);
+        assert_string_equal(d->repos[2].gpgkeys[0], "file:///etc/k");
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *text = strdup_printf("[image]\nname = t\nversion = 1\n[packages]\ninstall = a\n"
+                                                          "[repo r]\nbaseurl = /srv/r\ngpgcheck = 0\n%s",
+                                                          cases[i].text);
+                char buf[512] = "";
+
+                write_text("bad.conf", text);
+                load_error(cases[i].code, buf, sizeof(buf));
+                if (!strstr(buf, cases[i].error))
+                        fail_msg("case %zu: '%s' does not say '%s'", i, buf, cases[i].error);
+        }
 }
 
 int main(void) {
@@ -144,6 +204,7 @@ int main(void) {
                 test_in_dir(test_install_constraints),
                 test_in_dir(test_errors),
                 test_in_dir(test_error_location),
+                test_in_dir(test_repo_gpg),
         };
         return cmocka_run_group_tests_name("definition", tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* Downloads into the RPM cache from a fixture repository (file:// and a
- * loopback python3 http.server), with sha256 and librpm verification. */
+ * loopback python3 http.server), with sha256, librpm and signature
+ * verification. */
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -15,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "definition.h"
 #include "fetch.h"
 #include "fileio.h"
 #include "hash.h"
@@ -28,6 +31,8 @@ typedef struct Fixture {
         bool available;
         char *repo_dir; /* absolute */
         char *repo_url; /* file://… */
+        Trust *trust;   /* repository "fix": gpgcheck on, the fixture key */
+        Trust *unchecked; /* repository "fix" with gpgcheck = 0 */
 } Fixture;
 
 static Fixture fixture;
@@ -81,11 +86,29 @@ static bool fixture_build(void) {
         return true;
 }
 
+/* The trust of a definition whose repository "fix" has the fixture key. */
+static Trust *fixture_trust(bool gpgcheck) {
+        _cleanup_image_def_free_ ImageDef *def = calloc(1, sizeof(ImageDef));
+        Trust *t = NULL;
+
+        assert_non_null(def);
+        def->repos = calloc(1, sizeof(RepoDef));
+        def->repos[0] = (RepoDef) { .id = strdup("fix"), .baseurl = strdup(fixture.repo_url), .gpgcheck = gpgcheck };
+        def->n_repos = 1;
+        def->repos[0].gpgkeys = calloc(1, sizeof(char *));
+        assert_int_equal(strv_consume(&def->repos[0].gpgkeys, strdup_printf("%s/RPM-GPG-KEY-fixture", fixture.repo_url)),
+                         0);
+        assert_int_equal(trust_load(def, &t), 0);
+        return t;
+}
+
 static void test_skipped(void **state _unused_) {
         skip();
 }
 
 static int group_teardown(void **state _unused_) {
+        trust_free(fixture.trust);
+        trust_free(fixture.unchecked);
         free(fixture.repo_dir);
         free(fixture.repo_url);
         return 0;
@@ -120,8 +143,11 @@ static Lock *make_lock(const char *names, const char *dir, const char *baseurl) 
         lock->arch = strdup("x86_64");
         lock->requested = calloc(1, sizeof(char *));
         lock->repos = calloc(1, sizeof(LockRepo));
-        lock->repos[0] = (LockRepo) { strdup("fix"), strdup(baseurl), strdup(
-                "0000000000000000000000000000000000000000000000000000000000000000") };
+        lock->repos[0] = (LockRepo) {
+                .id = strdup("fix"),
+                .baseurl = strdup(baseurl),
+                .repomd_sha256 = strdup("0000000000000000000000000000000000000000000000000000000000000000"),
+        };
         lock->n_repos = 1;
         lock->packages = calloc(n, sizeof(LockPackage));
         for (size_t i = 0; i < n; i++) {
@@ -179,7 +205,7 @@ static void test_fetch_and_cache(void **state _unused_) {
 
         copy_repo("copy");
         lock = make_lock("pkg-a pkg-b pkg-big", "copy", url);
-        assert_int_equal(fetch_packages(lock, "cache", 2, NULL, &paths), 0);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 2, NULL, &paths), 0);
         assert_int_equal(strv_length(paths), 3);
         for (size_t i = 0; i < lock->n_packages; i++) {
                 _cleanup_free_ char *want = strdup_printf("cache/rpms/%s.rpm", lock->packages[i].sha256);
@@ -194,7 +220,7 @@ static void test_fetch_and_cache(void **state _unused_) {
 
         /* The source is gone: the cache alone must do. */
         assert_int_equal(system("rm -f copy/Packages/*.rpm"), 0);
-        assert_int_equal(fetch_packages(lock, "cache", 2, NULL, &again), 0);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 2, NULL, &again), 0);
         assert_int_equal(strv_length(again), 3);
         for (size_t i = 0; i < 3; i++)
                 assert_string_equal(again[i], paths[i]);
@@ -205,7 +231,7 @@ static void test_parallel_all(void **state _unused_) {
                                                    fixture.repo_url);
         _cleanup_strv_free_ char **paths = NULL;
 
-        assert_int_equal(fetch_packages(lock, "cache", 4, NULL, &paths), 0);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 4, NULL, &paths), 0);
         assert_int_equal(strv_length(paths), 7);
         assert_int_equal(count_files("cache/rpms"), 7);
         for (size_t i = 0; i < 7; i++)
@@ -221,7 +247,7 @@ static void test_cached_file_of_wrong_size_is_replaced(void **state _unused_) {
         assert_int_equal(mkdir_p("cache/rpms", 0755), 0);
         cached = strdup_printf("cache/rpms/%s.rpm", lock->packages[0].sha256);
         assert_int_equal(write_file_atomic(cached, "truncated", 9, 0644), 0);
-        assert_int_equal(fetch_packages(lock, "cache", 1, NULL, &paths), 0);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), 0);
         assert_int_equal(sha256_file_hex(cached, sum, NULL), 0);
         assert_string_equal(sum, lock->packages[0].sha256);
 }
@@ -233,7 +259,7 @@ static void test_wrong_sha256(void **state _unused_) {
         /* pkg-b's entry claims another digest */
         free(lock->packages[1].sha256);
         lock->packages[1].sha256 = strdup("2222222222222222222222222222222222222222222222222222222222222222");
-        assert_int_equal(fetch_packages(lock, "cache", 1, NULL, &paths), -EBADMSG);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), -EBADMSG);
         assert_null(paths);
         /* pkg-a was good and is kept; nothing of pkg-b, no temporary files */
         assert_int_equal(count_files("cache/rpms"), 1);
@@ -241,7 +267,7 @@ static void test_wrong_sha256(void **state _unused_) {
 
         /* in parallel, the other transfers are aborted and leave nothing */
         assert_int_equal(rm_rf("cache"), 0);
-        assert_int_equal(fetch_packages(lock, "cache", 3, NULL, &paths), -EBADMSG);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 3, NULL, &paths), -EBADMSG);
         assert_null(paths);
         assert_false(path_exists("cache/rpms/2222222222222222222222222222222222222222222222222222222222222222.rpm"));
         assert_int_equal(system("test -z \"$(find cache/rpms -name '*.tmp-*')\""), 0);
@@ -252,11 +278,11 @@ static void test_wrong_size(void **state _unused_) {
         char **paths = NULL;
 
         lock->packages[0].size = 1000; /* the file is larger: stops early */
-        assert_int_equal(fetch_packages(lock, "cache", 1, NULL, &paths), -EBADMSG);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), -EBADMSG);
         assert_int_equal(count_files("cache/rpms"), 0);
 
         lock->packages[0].size = 10 * 1024 * 1024; /* the file is smaller */
-        assert_int_equal(fetch_packages(lock, "cache", 1, NULL, &paths), -EBADMSG);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), -EBADMSG);
         assert_int_equal(count_files("cache/rpms"), 0);
         assert_null(paths);
 }
@@ -269,7 +295,7 @@ static void test_missing_file(void **state _unused_) {
         copy_repo("partial");
         lock = make_lock("pkg-a pkg-d", "partial", url);
         assert_int_equal(system("rm partial/Packages/pkg-d-*.rpm"), 0);
-        assert_int_equal(fetch_packages(lock, "cache", 2, NULL, &paths), -ENOENT);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 2, NULL, &paths), -ENOENT);
         assert_null(paths);
 }
 
@@ -308,11 +334,11 @@ static void test_corrupted_rpm(void **state _unused_) {
 
         /* the lock's sha256 matches the damaged bytes: librpm must catch it */
         lock = make_lock("pkg-big", "corrupt", url);
-        assert_int_equal(fetch_packages(lock, "cache", 1, NULL, &paths), -EBADMSG);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), -EBADMSG);
         assert_int_equal(count_files("cache/rpms"), 0);
         lock_free(TAKE_PTR(lock));
         lock = make_lock("pkg-a", "corrupt", url);
-        assert_int_equal(fetch_packages(lock, "cache", 1, NULL, &paths), -EBADMSG);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), -EBADMSG);
         assert_int_equal(count_files("cache/rpms"), 0);
         assert_null(paths);
 }
@@ -330,8 +356,112 @@ static void test_nevra_mismatch(void **state _unused_) {
                 lock->packages[0].sha256 = strdup(d->packages[0].sha256);
                 lock->packages[0].size = d->packages[0].size;
         }
-        assert_int_equal(fetch_packages(lock, "cache", 1, NULL, &paths), -EBADMSG);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), -EBADMSG);
         assert_int_equal(count_files("cache/rpms"), 0);
+        assert_null(paths);
+}
+
+/* Every package's key is recorded; the repository lists the key's fingerprint. */
+static void test_signatures_recorded(void **state _unused_) {
+        _cleanup_lock_free_ Lock *lock = make_lock("pkg-a pkg-b pkg-big", fixture.repo_dir, fixture.repo_url);
+        _cleanup_strv_free_ char **paths = NULL, **again = NULL;
+        json_t *j = NULL;
+
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 2, NULL, &paths), 0);
+        assert_non_null(lock->packages[0].key_id);
+        assert_int_equal(strlen(lock->packages[0].key_id), 16);
+        for (size_t i = 1; i < lock->n_packages; i++)
+                assert_string_equal(lock->packages[i].key_id, lock->packages[0].key_id);
+        assert_true(lock->repos[0].gpgcheck);
+        assert_int_equal(strv_length(lock->repos[0].keys), 1);
+        assert_true(endswith(lock->repos[0].keys[0], lock->packages[0].key_id));
+        assert_int_equal(lock_to_json(lock, &j), 0);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "packages"), 0),
+                                                              "key_id")),
+                            lock->packages[0].key_id);
+        json_decref(j);
+
+        /* from the cache, the same keys; a lock that names another key is refused */
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 2, NULL, &again), 0);
+        assert_int_equal(strv_length(lock->repos[0].keys), 1);
+        free(lock->packages[1].key_id);
+        lock->packages[1].key_id = strdup("0123456789abcdef");
+        strv_free(TAKE_PTR(again));
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 2, NULL, &again), -EBADMSG);
+        assert_null(again);
+}
+
+/* A copy of the fixture repository in dir whose pkg-a is a signature-variants.sh
+ * variant: "unsigned", "other-key" or "broken". */
+static void repo_with_bad_pkg_a(const char *dir, const char *variant) {
+        _cleanup_free_ char *src = source_dir(), *cmd = NULL;
+
+        copy_repo(dir);
+        cmd = strdup_printf("'%s/tests/data/repo-specs/signature-variants.sh' '%s/Packages/pkg-a-1.0-1.noarch.rpm' "
+                            "'%s.bad' >/dev/null && cp '%s.bad/%s.rpm' '%s/Packages/pkg-a-1.0-1.noarch.rpm'",
+                            src, dir, dir, dir, variant, dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+/* Unsigned, signed by another key, a broken signature: refused, and nothing
+ * of them stays in the cache. */
+static void test_bad_signatures_refused(void **state _unused_) {
+        static const struct {
+                const char *variant;
+                int error;
+        } cases[] = { { "unsigned", -EBADMSG }, { "other-key", -ENOKEY }, { "broken", -EBADMSG } };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *url = cwd_url(cases[i].variant), *bad = NULL;
+                _cleanup_lock_free_ Lock *lock = NULL;
+                char **paths = NULL;
+
+                repo_with_bad_pkg_a(cases[i].variant, cases[i].variant);
+                lock = make_lock("pkg-a pkg-b", cases[i].variant, url);
+                bad = strdup_printf("cache/rpms/%s.rpm", lock->packages[0].sha256);
+                for (unsigned parallel = 1; parallel <= 2; parallel++) {
+                        assert_int_equal(rm_rf("cache"), 0);
+                        if (fetch_packages(lock, fixture.trust, "cache", parallel, NULL, &paths) != cases[i].error)
+                                fail_msg("%s (%u at once) was not refused with %d", cases[i].variant, parallel,
+                                         cases[i].error);
+                        assert_null(paths);
+                        assert_false(path_exists(bad));
+                        assert_int_equal(system("test -z \"$(find cache/rpms -name '*.tmp-*')\""), 0);
+                }
+        }
+}
+
+/* gpgcheck = 0 takes an unsigned package and records no key; the cached file
+ * is checked again when the repository has gpgcheck on. */
+static void test_gpgcheck_off(void **state _unused_) {
+        _cleanup_free_ char *url = cwd_url("nosig");
+        _cleanup_lock_free_ Lock *lock = NULL;
+        _cleanup_strv_free_ char **paths = NULL;
+        char **again = NULL;
+
+        repo_with_bad_pkg_a("nosig", "unsigned");
+        lock = make_lock("pkg-a pkg-b", "nosig", url);
+        assert_int_equal(fetch_packages(lock, fixture.unchecked, "cache", 2, NULL, &paths), 0);
+        assert_null(lock->packages[0].key_id);
+        assert_null(lock->packages[1].key_id);
+        assert_false(lock->repos[0].gpgcheck);
+        assert_int_equal(strv_length(lock->repos[0].keys), 0);
+        assert_int_equal(count_files("cache/rpms"), 2);
+
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 2, NULL, &again), -EBADMSG);
+        assert_null(again);
+}
+
+/* A lock whose repository the definition does not list is refused. */
+static void test_unknown_repo(void **state _unused_) {
+        _cleanup_lock_free_ Lock *lock = make_lock("pkg-a", fixture.repo_dir, fixture.repo_url);
+        char **paths = NULL;
+
+        free(lock->repos[0].id);
+        lock->repos[0].id = strdup("elsewhere");
+        free(lock->packages[0].repo_id);
+        lock->packages[0].repo_id = strdup("elsewhere");
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), -EINVAL);
         assert_null(paths);
 }
 
@@ -339,7 +469,7 @@ static void test_empty_lock(void **state _unused_) {
         _cleanup_lock_free_ Lock *lock = make_lock("", fixture.repo_dir, fixture.repo_url);
         _cleanup_strv_free_ char **paths = NULL;
 
-        assert_int_equal(fetch_packages(lock, "cache", 4, NULL, &paths), 0);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 4, NULL, &paths), 0);
         assert_non_null(paths);
         assert_int_equal(strv_length(paths), 0);
 }
@@ -410,11 +540,11 @@ static void test_http(void **state _unused_) {
         url = strdup_printf("http://127.0.0.1:%u/", server.port);
 
         lock = make_lock("pkg-a pkg-b pkg-big pkg-d", fixture.repo_dir, url);
-        int r = fetch_packages(lock, "cache", 3, NULL, &paths);
+        int r = fetch_packages(lock, fixture.trust, "cache", 3, NULL, &paths);
         missing = make_lock("pkg-c", fixture.repo_dir, url);
         free(missing->packages[0].location);
         missing->packages[0].location = strdup("Packages/no-such-package-1.0-1.noarch.rpm");
-        int r404 = fetch_packages(missing, "cache", 1, NULL, &none);
+        int r404 = fetch_packages(missing, fixture.trust, "cache", 1, NULL, &none);
         server_stop(&server);
 
         assert_int_equal(r, 0);
@@ -440,6 +570,10 @@ int main(void) {
                 cmocka_unit_test_setup(test_corrupted_rpm, setup),
                 cmocka_unit_test_setup(test_nevra_mismatch, setup),
                 cmocka_unit_test_setup(test_empty_lock, setup),
+                cmocka_unit_test_setup(test_signatures_recorded, setup),
+                cmocka_unit_test_setup(test_bad_signatures_refused, setup),
+                cmocka_unit_test_setup(test_gpgcheck_off, setup),
+                cmocka_unit_test_setup(test_unknown_repo, setup),
                 cmocka_unit_test_setup(test_http, setup),
         };
 
@@ -450,5 +584,7 @@ int main(void) {
                 fprintf(stderr, "rpmbuild or createrepo_c is not installed: skipping the fetch tests\n");
                 return cmocka_run_group_tests(skipped, NULL, group_teardown);
         }
+        fixture.trust = fixture_trust(true);
+        fixture.unchecked = fixture_trust(false);
         return cmocka_run_group_tests(tests, NULL, group_teardown);
 }

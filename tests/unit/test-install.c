@@ -1,5 +1,6 @@
-/* install_packages(): fixture RPMs built with rpmbuild, installed into roots
- * in the test's temporary directory (the cwd). */
+/* install_packages(): fixture RPMs built with rpmbuild and signed with a
+ * test key, installed into roots in the test's temporary directory (the
+ * cwd). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <rpm/rpmts.h>
 #include <sys/stat.h>
 
+#include "definition.h"
 #include "fileio.h"
 #include "install.h"
 #include "log.h"
@@ -46,6 +48,11 @@ static const char spec_c[] =
         "%install\nmkdir -p %{buildroot}/opt\necho c > %{buildroot}/opt/fix-c\n"
         "%files\n/opt/fix-c\n";
 
+/* The keys of the repository the fixtures come from: the test key. */
+static RepoKeys *fixture_keys;
+/* For install_packages(): every package from that repository. */
+static const RepoKeys *keys[4];
+
 static int run(const char *cmd) {
         int k = system(cmd);
         return k == 0 ? 0 : -EIO;
@@ -71,11 +78,38 @@ static int build_rpm(const char *name, const char *spec) {
 }
 
 static int group_setup(void **state _unused_) {
+        const char *src = getenv("SLIPWAY_SOURCE_DIR") ? getenv("SLIPWAY_SOURCE_DIR") : SLIPWAY_SOURCE_DIR;
+        _cleanup_free_ char *cwd = get_current_dir_name(), *sign = NULL, *unsigned_copy = NULL;
+        RepoDef repo = { .id = (char *) "fix", .gpgcheck = true };
+        int r;
+
         log_set_level(LOG_LEVEL_INFO);
         if (build_rpm("fix-a", spec_a) < 0 || build_rpm("fix-b", spec_b) < 0 || build_rpm("fix-c", spec_c) < 0) {
                 fprintf(stderr, "rpmbuild failed, see rpmbuild.log\n");
                 return -1;
         }
+        /* fix-a also unsigned and signed by another key, as bad.rpm/ */
+        sign = strdup_printf("'%s/images/sign-rpms.sh' gnupg RPM-GPG-KEY-test rpms/*.rpm >/dev/null && "
+                             "'%s/tests/data/repo-specs/signature-variants.sh' rpms/fix-a.rpm bad >/dev/null",
+                             src, src);
+        if (!cwd || !sign || run(sign) < 0) {
+                fprintf(stderr, "cannot sign the fixtures\n");
+                return -1;
+        }
+        repo.gpgkeys = calloc(1, sizeof(char *));
+        if (!repo.gpgkeys || strv_consume(&repo.gpgkeys, strdup_printf("file://%s/RPM-GPG-KEY-test", cwd)) < 0)
+                return -1;
+        r = repo_keys_load(&repo, NULL, &fixture_keys);
+        strv_free(repo.gpgkeys);
+        if (r < 0)
+                return -1;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                keys[i] = fixture_keys;
+        return 0;
+}
+
+static int group_teardown(void **state _unused_) {
+        repo_keys_free(fixture_keys);
         return 0;
 }
 
@@ -106,7 +140,7 @@ static void test_install_ok(void **state _unused_) {
         int found = 0;
 
         make_root("root");
-        assert_int_equal(install_packages("root", rpms, DBPATH, EPOCH, NULL), 0);
+        assert_int_equal(install_packages("root", rpms, keys, DBPATH, EPOCH, NULL), 0);
 
         a = read_file("root/usr/share/fix-a/data");
         b = read_file("root/etc/fix-b.conf");
@@ -159,9 +193,9 @@ static void test_install_reproducible(void **state _unused_) {
 
         make_root("r1");
         make_root("r2");
-        assert_int_equal(install_packages("r1", rpms1, DBPATH, EPOCH, NULL), 0);
+        assert_int_equal(install_packages("r1", rpms1, keys, DBPATH, EPOCH, NULL), 0);
         sleep(1); /* a time(NULL) leaking into the database would show */
-        assert_int_equal(install_packages("r2", rpms2, DBPATH, EPOCH, NULL), 0);
+        assert_int_equal(install_packages("r2", rpms2, keys, DBPATH, EPOCH, NULL), 0);
         assert_int_equal(run("cmp r1" DBPATH "/rpmdb.sqlite r2" DBPATH "/rpmdb.sqlite"), 0);
         /* Nothing but the database and its lock: no WAL, no shared memory. */
         assert_int_equal(run("test \"$(ls -A r1" DBPATH " | tr '\\n' ' ')\" = '.rpm.lock rpmdb.sqlite '"), 0);
@@ -172,7 +206,7 @@ static void test_install_missing_dep(void **state _unused_) {
         char *const rpms[] = { "rpms/fix-a.rpm", "rpms/fix-c.rpm", NULL };
 
         make_root("bad");
-        assert_int_equal(install_packages("bad", rpms, DBPATH, EPOCH, NULL), -EDEADLK);
+        assert_int_equal(install_packages("bad", rpms, keys, DBPATH, EPOCH, NULL), -EDEADLK);
         assert_false(path_exists("bad/opt/fix-c"));
 }
 
@@ -180,7 +214,31 @@ static void test_install_not_rpm(void **state _unused_) {
         char *const rpms[] = { "specs/fix-a.spec", NULL };
 
         make_root("notrpm");
-        assert_int_equal(install_packages("notrpm", rpms, DBPATH, EPOCH, NULL), -EBADMSG);
+        assert_int_equal(install_packages("notrpm", rpms, keys, DBPATH, EPOCH, NULL), -EBADMSG);
+}
+
+/* A package whose signature does not pass its repository's check never
+ * reaches the root: nothing is installed, not even its good companions. */
+static void test_install_bad_signature(void **state _unused_) {
+        static const struct {
+                const char *path;
+                int error;
+        } cases[] = {
+                { "bad/unsigned.rpm", -EBADMSG },
+                { "bad/other-key.rpm", -ENOKEY },
+                { "bad/broken.rpm", -EBADMSG },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *const rpms[] = { "rpms/fix-b.rpm", (char *) cases[i].path, NULL };
+                _cleanup_free_ char *root = strdup_printf("sig%zu", i), *cmd = NULL;
+
+                make_root(root);
+                if (install_packages(root, rpms, keys, DBPATH, EPOCH, NULL) != cases[i].error)
+                        fail_msg("'%s' was not refused with %d", cases[i].path, cases[i].error);
+                cmd = strdup_printf("test ! -e %s/usr/share/fix-a && test ! -e %s/etc/fix-b.conf", root, root);
+                assert_int_equal(run(cmd), 0);
+        }
 }
 
 int main(void) {
@@ -189,6 +247,7 @@ int main(void) {
                 cmocka_unit_test(test_install_reproducible),
                 cmocka_unit_test(test_install_missing_dep),
                 cmocka_unit_test(test_install_not_rpm),
+                cmocka_unit_test(test_install_bad_signature),
         };
-        return cmocka_run_group_tests(tests, group_setup, NULL);
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

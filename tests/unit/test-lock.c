@@ -17,6 +17,8 @@
 #define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define SHA_C "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define FPR "f1a13774c80249a0bcd320ab3c858d071448bf44"
+#define KEY_ID "3c858d071448bf44"
 
 /* A valid lock in its JSON form; the rejection tests break one thing each. */
 static const char valid_json[] =
@@ -41,6 +43,20 @@ static json_t *valid(void) {
         return j;
 }
 
+/* valid() as format 2: repo "sample" checked with key FPR, which signed
+ * busybox; repo "extra" with gpgcheck off. */
+static json_t *valid2(void) {
+        json_t *j = valid(), *repos = json_object_get(j, "repos");
+
+        json_object_set_new(j, "format", json_integer(2));
+        json_object_set_new(json_array_get(repos, 0), "gpgcheck", json_true());
+        json_object_set_new(json_array_get(repos, 0), "keys", json_pack("[s]", FPR));
+        json_object_set_new(json_array_get(repos, 1), "gpgcheck", json_false());
+        json_object_set_new(json_array_get(repos, 1), "keys", json_array());
+        json_object_set_new(json_array_get(json_object_get(j, "packages"), 0), "key_id", json_string(KEY_ID));
+        return j;
+}
+
 static LockPackage package(const char *name, const char *arch, const char *sha) {
         return (LockPackage) {
                 .name = strdup(name),
@@ -52,6 +68,7 @@ static LockPackage package(const char *name, const char *arch, const char *sha) 
                 .location = strdup_printf("Packages/%s-1.0-1.%s.rpm", name, arch),
                 .sha256 = strdup(sha),
                 .size = 100,
+                .key_id = strdup(KEY_ID),
         };
 }
 
@@ -63,7 +80,13 @@ static Lock *lock_new_test(void) {
         l->requested = strv_split_words("zeta alpha");
         assert_int_equal(strv_extend(&l->requested, "mid >= 1:2.0-1"), 0);
         l->repos = calloc(1, sizeof(LockRepo));
-        l->repos[0] = (LockRepo) { strdup("r"), strdup("http://127.0.0.1:8080/repo"), strdup(SHA_C) };
+        l->repos[0] = (LockRepo) {
+                .id = strdup("r"),
+                .baseurl = strdup("http://127.0.0.1:8080/repo"),
+                .repomd_sha256 = strdup(SHA_C),
+                .gpgcheck = true,
+                .keys = strv_split_words(FPR),
+        };
         l->n_repos = 1;
         l->packages = calloc(4, sizeof(LockPackage));
         l->packages[l->n_packages++] = package("zeta", "x86_64", SHA_A);
@@ -83,6 +106,10 @@ static void assert_locks_equal(const Lock *a, const Lock *b) {
                 assert_string_equal(a->repos[i].id, b->repos[i].id);
                 assert_string_equal(a->repos[i].baseurl, b->repos[i].baseurl);
                 assert_string_equal(a->repos[i].repomd_sha256, b->repos[i].repomd_sha256);
+                assert_int_equal(a->repos[i].gpgcheck, b->repos[i].gpgcheck);
+                assert_int_equal(strv_length(a->repos[i].keys), strv_length(b->repos[i].keys));
+                for (size_t k = 0; k < strv_length(a->repos[i].keys); k++)
+                        assert_string_equal(a->repos[i].keys[k], b->repos[i].keys[k]);
         }
         assert_int_equal(a->n_packages, b->n_packages);
         for (size_t i = 0; i < a->n_packages; i++) {
@@ -96,6 +123,7 @@ static void assert_locks_equal(const Lock *a, const Lock *b) {
                 assert_string_equal(p->location, q->location);
                 assert_string_equal(p->sha256, q->sha256);
                 assert_int_equal(p->size, q->size);
+                assert_true(streq_ptr(p->key_id, q->key_id));
         }
 }
 
@@ -106,7 +134,7 @@ static void test_round_trip(void **state _unused_) {
 
         lock_sort(l);
         assert_int_equal(lock_to_json(l, &j), 0);
-        assert_int_equal(json_integer_value(json_object_get(j, "format")), 1);
+        assert_int_equal(json_integer_value(json_object_get(j, "format")), 2);
         assert_int_equal(lock_from_json(j, &back), 0);
         json_decref(j);
         assert_locks_equal(l, back);
@@ -193,7 +221,8 @@ typedef struct Case {
 } Case;
 
 static const Case cases[] = {
-        { "format 2", "format", SET_INT, NULL, 2 },
+        { "format 3", "format", SET_INT, NULL, 3 },
+        { "format 0", "format", SET_INT, NULL, 0 },
         { "format as string", "format", SET_STRING, "1", 0 },
         { "format missing", "format", DELETE, NULL, 0 },
         { "arch missing", "arch", DELETE, NULL, 0 },
@@ -238,6 +267,22 @@ static const Case cases[] = {
         { "size negative", "packages.1.size", SET_INT, NULL, -5 },
         { "size as string", "packages.1.size", SET_STRING, "42", 0 },
         { "unknown package key", "packages.1.signature", SET_STRING, "x", 0 },
+        /* format 1 has no signature fields */
+        { "key_id in format 1", "packages.0.key_id", SET_STRING, KEY_ID, 0 },
+        { "gpgcheck in format 1", "repos.0.gpgcheck", SET_INT, NULL, 1 },
+};
+
+/* The same against valid2(). */
+static const Case cases_v2[] = {
+        { "gpgcheck missing", "repos.0.gpgcheck", DELETE, NULL, 0 },
+        { "gpgcheck a number", "repos.0.gpgcheck", SET_INT, NULL, 1 },
+        { "keys missing", "repos.0.keys", DELETE, NULL, 0 },
+        { "keys a string", "repos.0.keys", SET_STRING, FPR, 0 },
+        { "key_id short", "packages.0.key_id", SET_STRING, "3c858d07", 0 },
+        { "key_id uppercase", "packages.0.key_id", SET_STRING, "3C858D071448BF44", 0 },
+        { "key_id a number", "packages.0.key_id", SET_INT, NULL, 12345 },
+        { "key_id from a repo with gpgcheck off", "packages.1.key_id", SET_STRING, KEY_ID, 0 },
+        { "unknown repo key", "repos.0.gpgkey", SET_STRING, "file:///k", 0 },
 };
 
 static void apply(json_t *root, const Case *c) {
@@ -267,19 +312,79 @@ static void apply(json_t *root, const Case *c) {
         }
 }
 
-static void test_reject(void **state _unused_) {
-        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                json_t *j = valid();
+static void reject_all(json_t *(*make)(void), const Case *list, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                json_t *j = make();
                 Lock *l = NULL;
                 int r;
 
-                apply(j, &cases[i]);
+                apply(j, &list[i]);
                 r = lock_from_json(j, &l);
                 json_decref(j);
                 if (r != -EINVAL)
-                        fail_msg("case '%s': expected -EINVAL, got %d", cases[i].what, r);
+                        fail_msg("case '%s': expected -EINVAL, got %d", list[i].what, r);
                 assert_null(l);
         }
+}
+
+static void test_reject(void **state _unused_) {
+        reject_all(valid, cases, ELEMENTSOF(cases));
+        reject_all(valid2, cases_v2, ELEMENTSOF(cases_v2));
+}
+
+/* A bad fingerprint in a repo's keys. */
+static void test_reject_fingerprints(void **state _unused_) {
+        static const char *const bad[] = { "f1a13774", "F1A13774C80249A0BCD320AB3C858D071448BF44",
+                                           "g1a13774c80249a0bcd320ab3c858d071448bf44", "" };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                json_t *j = valid2();
+                Lock *l = NULL;
+
+                json_object_set_new(json_array_get(json_object_get(j, "repos"), 0), "keys", json_pack("[s]", bad[i]));
+                assert_int_equal(lock_from_json(j, &l), -EINVAL);
+                json_decref(j);
+        }
+        /* keys for a repository whose packages were not checked */
+        {
+                json_t *j = valid2();
+                Lock *l = NULL;
+
+                json_object_set_new(json_array_get(json_object_get(j, "repos"), 1), "keys", json_pack("[s]", FPR));
+                assert_int_equal(lock_from_json(j, &l), -EINVAL);
+                json_decref(j);
+        }
+}
+
+/* Format 2 reads back what it says; format 1 (before signatures were
+ * checked) still reads, with nothing checked. */
+static void test_signature_fields(void **state _unused_) {
+        _cleanup_lock_free_ Lock *l2 = NULL, *l1 = NULL, *back = NULL;
+        json_t *j = valid2(), *u = NULL;
+
+        assert_int_equal(lock_from_json(j, &l2), 0);
+        json_decref(j);
+        assert_true(l2->repos[0].gpgcheck);
+        assert_string_equal(l2->repos[0].keys[0], FPR);
+        assert_false(l2->repos[1].gpgcheck);
+        assert_int_equal(strv_length(l2->repos[1].keys), 0);
+        assert_string_equal(l2->packages[0].key_id, KEY_ID);
+        assert_null(l2->packages[1].key_id);
+
+        j = valid();
+        assert_int_equal(lock_from_json(j, &l1), 0);
+        json_decref(j);
+        assert_false(l1->repos[0].gpgcheck);
+        assert_null(l1->repos[0].keys);
+        assert_null(l1->packages[0].key_id);
+
+        /* the lock as resolved: format 1, no signature fields, reads back */
+        assert_int_equal(lock_to_json_unchecked(l2, &u), 0);
+        assert_int_equal(json_integer_value(json_object_get(u, "format")), 1);
+        assert_null(json_object_get(json_array_get(json_object_get(u, "repos"), 0), "gpgcheck"));
+        assert_null(json_object_get(json_array_get(json_object_get(u, "packages"), 0), "key_id"));
+        assert_int_equal(lock_from_json(u, &back), 0);
+        json_decref(u);
 }
 
 static void test_reject_shapes(void **state _unused_) {
@@ -382,6 +487,7 @@ int main(void) {
                 cmocka_unit_test(test_valid_fixture),   cmocka_unit_test(test_reject),
                 cmocka_unit_test(test_reject_shapes),   cmocka_unit_test(test_read_errors),
                 cmocka_unit_test(test_atomic_write),    cmocka_unit_test(test_requested_forms),
+                cmocka_unit_test(test_reject_fingerprints), cmocka_unit_test(test_signature_fields),
         };
 
         log_set_level(LOG_LEVEL_ERROR);
