@@ -62,7 +62,7 @@ static void test_install_constraints(void **state) {
 
         write_text("t.conf", "[image]\nname = t\nversion = 2.0\n"
                              "[packages]\ninstall = tiny-base = 2.0 kernel >= 6.1, busybox\n"
-                             "[repo r]\nbaseurl = /srv/r\n");
+                             "[repo r]\nbaseurl = /srv/r\ngpgcheck = 0\n");
         assert_int_equal(image_def_load("t.conf", NULL, &d), 0);
         assert_int_equal(strv_length(d->packages), 3);
         assert_string_equal(d->packages[0], "busybox");
@@ -71,7 +71,7 @@ static void test_install_constraints(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *text = strdup_printf("[image]\nname = t\nversion = 1\n[packages]\ninstall = %s\n"
-                                                          "[repo r]\nbaseurl = /srv/r\n",
+                                                          "[repo r]\nbaseurl = /srv/r\ngpgcheck = 0\n",
                                                           bad[i]);
                 ImageDef *b = NULL;
 
