@@ -23,7 +23,7 @@ int audit_log(sqlite3 *s, const char *actor, const char *action, const char *tar
         sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, d, -1, SQLITE_STATIC);
-        return db_errno(sqlite3_step(st));
+        return db_step(st);
 }
 
 enum MHD_Result handle_audit(Request *req) {

@@ -1,4 +1,6 @@
+#include <assert.h>
 #include <pthread.h>
+#include <stdio.h>
 
 #include "db.h"
 #include "log.h"
@@ -94,12 +96,30 @@ int db_errno(int rc) {
         }
 }
 
+/* sqlite's message for the last statement that failed on this thread:
+ * sqlite3_errmsg() is overwritten by whatever runs next (a finalize, a
+ * rollback), before the caller that logs gets to it. */
+static _Thread_local char last_error[256];
+
+static void remember_error(const char *sql, const char *message) {
+        snprintf(last_error, sizeof last_error, "%s", message);
+        log_debug("sqlite: \"%s\": %s", strempty(sql), message);
+}
+
+const char *db_last_error(void) {
+        return last_error[0] ? last_error : NULL;
+}
+
+void db_clear_error(void) {
+        last_error[0] = 0;
+}
+
 static int exec(sqlite3 *s, const char *sql) {
         char *err = NULL;
         int rc = sqlite3_exec(s, sql, NULL, NULL, &err);
 
         if (rc != SQLITE_OK) {
-                log_debug("sqlite: %s", err ? err : sqlite3_errstr(rc));
+                remember_error(sql, err ? err : sqlite3_errstr(rc));
                 sqlite3_free(err);
                 return db_errno(rc);
         }
@@ -218,7 +238,7 @@ int db_step(sqlite3_stmt *st) {
                 return 1;
         if (rc == SQLITE_DONE)
                 return 0;
-        log_debug("sqlite: \"%s\": %s", sqlite3_sql(st), sqlite3_errmsg(sqlite3_db_handle(st)));
+        remember_error(sqlite3_sql(st), sqlite3_errmsg(sqlite3_db_handle(st)));
         return db_errno(rc) ?: -EIO;
 }
 
@@ -226,7 +246,7 @@ int db_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret) {
         int rc = sqlite3_prepare_v2(s, sql, -1, ret, NULL);
 
         if (rc != SQLITE_OK) {
-                log_debug("sqlite: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(s));
+                remember_error(sql, sqlite3_errmsg(s));
                 return db_errno(rc) ?: -EIO;
         }
         return 0;
@@ -236,4 +256,49 @@ char *db_column_strdup(sqlite3_stmt *st, int col) {
         const unsigned char *t = sqlite3_column_text(st, col);
 
         return t ? strdup((const char *) t) : NULL;
+}
+
+int db_unit_begin(sqlite3 *s, DbUnit *ret) {
+        bool nested = !sqlite3_get_autocommit(s);
+        int r = exec(s, nested ? "SAVEPOINT unit;" : "BEGIN IMMEDIATE;");
+
+        if (r < 0) {
+                /* An interrupted BEGIN may have opened the transaction. */
+                if (!nested && !sqlite3_get_autocommit(s))
+                        (void) exec(s, "ROLLBACK;");
+                return r;
+        }
+        *ret = (DbUnit) { .s = s, .nested = nested, .open = true };
+        return 0;
+}
+
+int db_unit_commit(DbUnit *u) {
+        int r;
+
+        assert(u->open);
+        r = exec(u->s, u->nested ? "RELEASE unit;" : "COMMIT;");
+        if (r < 0) {
+                (void) db_unit_rollback(u);
+                return r;
+        }
+        u->open = false;
+        return 0;
+}
+
+bool db_unit_rollback(DbUnit *u) {
+        if (!u->open)
+                return true;
+        u->open = false;
+        if (!u->nested) {
+                if (!sqlite3_get_autocommit(u->s))
+                        (void) exec(u->s, "ROLLBACK;");
+                return true;
+        }
+        /* Some errors (an interrupt, a full disk, an I/O error) make sqlite
+         * roll back the whole transaction, savepoints and all. */
+        if (sqlite3_get_autocommit(u->s))
+                return false;
+        if (exec(u->s, "ROLLBACK TO unit;") < 0 || exec(u->s, "RELEASE unit;") < 0)
+                return !sqlite3_get_autocommit(u->s);
+        return true;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -31,6 +32,28 @@ int db_commit(sqlite3 *s);
 int db_begin_relaxed(sqlite3 *s);
 void db_rollback(sqlite3 *s);
 
+/* A piece of work that fails alone: a transaction of its own (BEGIN
+ * IMMEDIATE) when none is open, else a savepoint inside the open one, so a
+ * caller's transaction keeps what came before. */
+typedef struct DbUnit {
+        sqlite3 *s;
+        bool nested; /* a savepoint */
+        bool open;
+} DbUnit;
+
+/* With the lock held: starts a unit. */
+int db_unit_begin(sqlite3 *s, DbUnit *ret);
+/* Commits (or releases) it; on failure it is rolled back. */
+int db_unit_commit(DbUnit *u);
+/* Undoes a unit that was not committed. Returns false when the enclosing
+ * transaction was lost with it (sqlite rolls a whole transaction back on
+ * some errors): then nothing more may be done in it. */
+bool db_unit_rollback(DbUnit *u);
+static inline void db_unit_rollbackp(DbUnit *u) {
+        (void) db_unit_rollback(u);
+}
+#define _cleanup_db_unit_ _cleanup_(db_unit_rollbackp)
+
 /* Maps a sqlite result code to a negative errno: SQLITE_FULL -ENOSPC,
  * SQLITE_CONSTRAINT -EEXIST, SQLITE_BUSY/LOCKED -EBUSY, others -EIO. */
 int db_errno(int rc);
@@ -53,3 +76,10 @@ static inline void sqlite3_finalizep(sqlite3_stmt **st) {
 /* Column text duplicated (NULL stays NULL); -ENOMEM is reported as NULL too,
  * so callers that need the value check it. */
 char *db_column_strdup(sqlite3_stmt *st, int col);
+
+/* sqlite's message for the last statement that failed on this thread
+ * (db_step(), db_prepare(), a transaction command), NULL when none failed
+ * since db_clear_error(). sqlite3_errmsg() no longer has it once a later
+ * call succeeded. */
+const char *db_last_error(void);
+void db_clear_error(void);
