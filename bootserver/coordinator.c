@@ -97,7 +97,7 @@ int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor) {
                 sqlite3_bind_int64(st, 3, b->max_unavailable_pct);
         if (b->min_available >= 0)
                 sqlite3_bind_int64(st, 4, b->min_available);
-        r = db_errno(sqlite3_step(st));
+        r = db_step(st);
         if (r < 0)
                 return r;
         char desc[64];
@@ -115,7 +115,7 @@ int coord_budget_delete(sqlite3 *db, const char *selector, const char *actor) {
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, selector, -1, SQLITE_STATIC);
-        r = db_errno(sqlite3_step(st));
+        r = db_step(st);
         if (r >= 0 && sqlite3_changes(db) == 0)
                 return -ENOENT;
         return r < 0 ? r : audit_log(db, actor, "budget.delete", selector, NULL);
@@ -230,7 +230,7 @@ static int next_epoch(sqlite3 *db, uint64_t *ret) {
 
         r = db_prepare(db, "UPDATE meta SET value = value + 1 WHERE key = 'lease_epoch'", &up);
         if (r >= 0)
-                r = db_errno(sqlite3_step(up));
+                r = db_step(up);
         if (r >= 0)
                 r = db_prepare(db, "SELECT value FROM meta WHERE key = 'lease_epoch'", &sel);
         if (r >= 0)
@@ -349,8 +349,13 @@ static int check_windows(sqlite3 *db, const CoordConfig *c, const char *host, ui
                 int start, end;
                 uint64_t wait;
 
-                if (window_parse(win, &start, &end) < 0)
-                        continue; /* checked when the rollout started */
+                /* Checked when the rollout started; a stored spec that no
+                 * longer reads refuses (the tick pauses its rollout). */
+                if (window_parse(win, &start, &end) < 0) {
+                        d->reason = strdup_printf("the window of %s in its rollout's stored spec is not valid", sel);
+                        d->retry_after = c->retry_after;
+                        return 0;
+                }
                 wait = window_wait(start, end, now);
                 if (wait == 0)
                         continue;
@@ -386,7 +391,7 @@ static int lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, ui
                 return r;
         sqlite3_bind_int64(up, 1, (sqlite3_int64) now);
         sqlite3_bind_text(up, 2, host, -1, SQLITE_STATIC);
-        r = db_errno(sqlite3_step(up));
+        r = db_step(up);
         sqlite3_finalize(up);
         up = NULL;
         if (r < 0)
@@ -429,7 +434,7 @@ static int lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, ui
                         sqlite3_bind_int64(up, 1, (sqlite3_int64) d.epoch);
                         sqlite3_bind_int64(up, 2, (sqlite3_int64) d.expires);
                         sqlite3_bind_text(up, 3, host, -1, SQLITE_STATIC);
-                        r = db_errno(sqlite3_step(up));
+                        r = db_step(up);
                 }
         }
         if (r >= 0 && !renew && (d.granted || audit_refusal)) {
@@ -468,7 +473,7 @@ int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const cha
                 return r;
         sqlite3_bind_text(up, 1, host, -1, SQLITE_STATIC);
         sqlite3_bind_int64(up, 2, (sqlite3_int64) epoch);
-        r = db_errno(sqlite3_step(up));
+        r = db_step(up);
         if (r < 0 || sqlite3_changes(db) == 0)
                 return r < 0 ? r : 0;
         r = audit_log(db, actor, "lease.release", host, NULL);
@@ -492,7 +497,7 @@ int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t n
                 return r;
         sqlite3_bind_text(up, 1, host, -1, SQLITE_STATIC);
         sqlite3_bind_text(up, 2, state, -1, SQLITE_STATIC);
-        r = db_errno(sqlite3_step(up));
+        r = db_step(up);
         if (r >= 0 && sqlite3_changes(db) > 0)
                 r = audit_log(db, "coordinator", "host.unquarantine", host, NULL);
         return r;
@@ -523,7 +528,7 @@ static int expire_leases(sqlite3 *db, const char *host, uint64_t now) {
                        &up);
         for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
                 sqlite3_bind_text(up, 1, ids[i], -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(up));
+                r = db_step(up);
                 sqlite3_reset(up);
                 if (r >= 0)
                         r = audit_log(db, "coordinator", "host.quarantine", ids[i], NULL);
@@ -533,10 +538,217 @@ static int expire_leases(sqlite3 *db, const char *host, uint64_t now) {
         return r;
 }
 
-int coord_tick(sqlite3 *db, const CoordConfig *c, uint64_t now) {
-        int r = expire_leases(db, NULL, now);
+/* The parts of a tick that fail alone, besides the rollouts (their IDs). */
+#define TICK_LEASES (-1)
+#define TICK_ROLLOUTS (-2)
 
+/* A rollout whose tick failed this many ticks in a row is paused. */
+#define TICK_FAILURES_PAUSE 3
+
+typedef struct TickPart {
+        int64_t id;        /* a rollout, TICK_LEASES or TICK_ROLLOUTS */
+        unsigned failures; /* ticks in a row */
+        char *logged;      /* the reason logged last */
+        bool seen;         /* still there this tick */
+} TickPart;
+
+struct CoordTicker {
+        TickPart *parts;
+        size_t n;
+};
+
+CoordTicker *coord_ticker_new(void) {
+        return calloc(1, sizeof(CoordTicker));
+}
+
+CoordTicker *coord_ticker_free(CoordTicker *t) {
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < t->n; i++)
+                free(t->parts[i].logged);
+        free(t->parts);
+        free(t);
+        return NULL;
+}
+
+static void part_name(int64_t id, char *buf, size_t size) {
+        if (id == TICK_LEASES)
+                snprintf(buf, size, "lease expiry");
+        else if (id == TICK_ROLLOUTS)
+                snprintf(buf, size, "the list of rollouts");
+        else
+                snprintf(buf, size, "rollout %" PRIi64, id);
+}
+
+static TickPart *part_find(CoordTicker *t, int64_t id) {
+        for (size_t i = 0; t && i < t->n; i++)
+                if (t->parts[i].id == id)
+                        return &t->parts[i];
+        return NULL;
+}
+
+static void part_drop(CoordTicker *t, TickPart *p) {
+        free(p->logged);
+        *p = t->parts[--t->n];
+}
+
+/* Part id failed with reason. It is logged when it had not failed before
+ * or failed for another reason, not every second. Returns the failed ticks
+ * in a row (1 without a ticker). */
+static unsigned part_failed(CoordTicker *t, int64_t id, const char *reason) {
+        TickPart *p = part_find(t, id);
+        char name[64];
+
+        part_name(id, name, sizeof name);
+        if (!t) {
+                log_error("coordinator: %s: %s", name, reason);
+                return 1;
+        }
+        if (!p) {
+                TickPart *x = reallocarray(t->parts, t->n + 1, sizeof *x);
+                if (!x) {
+                        log_oom();
+                        return 1;
+                }
+                t->parts = x;
+                p = &t->parts[t->n++];
+                *p = (TickPart) { .id = id };
+        }
+        p->seen = true;
+        p->failures++;
+        if (!streq_ptr(p->logged, reason)) {
+                log_error("coordinator: %s: %s%s", name, reason, p->logged ? " (the reason changed)" : "");
+                free(p->logged);
+                p->logged = strdup(reason);
+        }
+        return p->failures;
+}
+
+/* Part id went through: when it had failed, that it works again is logged. */
+static void part_ok(CoordTicker *t, int64_t id) {
+        TickPart *p = part_find(t, id);
+        char name[64];
+
+        if (!p)
+                return;
+        part_name(id, name, sizeof name);
+        log_info("coordinator: %s: working again after %u failed tick(s)", name, p->failures);
+        part_drop(t, p);
+}
+
+typedef int (*PartFn)(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, void *userdata);
+
+/* Runs fn in a unit of its own (db_unit_begin()). Returns 0, or the error
+ * with *ret_reason saying what failed (caller frees) and *ret_lost set
+ * when the caller's transaction was lost with it. */
+static int part_run(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, PartFn fn, void *userdata,
+                    char **ret_reason, bool *ret_lost) {
+        _cleanup_db_unit_ DbUnit u = {};
+        int r;
+
+        db_clear_error();
+        r = db_unit_begin(db, &u);
         if (r >= 0)
-                r = coord_rollouts_tick(db, c, now);
+                r = fn(db, c, id, now, userdata);
+        if (r >= 0)
+                r = db_unit_commit(&u);
+        if (r >= 0)
+                return 0;
+        /* The reason before the rollback, which may fail and say something else. */
+        *ret_reason = db_last_error() ? strdup_printf("%s (%s)", db_last_error(), strerror(-r))
+                                      : strdup(strerror(-r));
+        *ret_lost = !db_unit_rollback(&u);
         return r;
+}
+
+static int part_expire(sqlite3 *db, const CoordConfig *c _unused_, int64_t id _unused_, uint64_t now,
+                       void *userdata _unused_) {
+        return expire_leases(db, NULL, now);
+}
+
+typedef struct RolloutIds {
+        int64_t *ids;
+        size_t n;
+} RolloutIds;
+
+static int part_list(sqlite3 *db, const CoordConfig *c _unused_, int64_t id _unused_, uint64_t now _unused_,
+                     void *userdata) {
+        RolloutIds *l = userdata;
+        return coord_rollouts_active(db, &l->ids, &l->n);
+}
+
+static int part_rollout(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, void *userdata _unused_) {
+        return coord_rollout_tick(db, c, id, now);
+}
+
+typedef struct Pause {
+        const char *why;
+        bool paused; /* now, not before */
+} Pause;
+
+static int part_pause(sqlite3 *db, const CoordConfig *c _unused_, int64_t id, uint64_t now, void *userdata) {
+        Pause *p = userdata;
+        int r = coord_rollout_pause(db, id, p->why, now);
+
+        p->paused = r > 0;
+        return r;
+}
+
+int coord_ticker_run(CoordTicker *t, sqlite3 *db, const CoordConfig *c, uint64_t now) {
+        RolloutIds l = {};
+        bool lost = false;
+        int r = 0;
+
+        for (size_t i = 0; t && i < t->n; i++)
+                t->parts[i].seen = false;
+        /* Leases expire whatever the rollouts do, and each rollout moves on
+         * in a unit of its own: one that fails stops neither. */
+        for (int64_t part = TICK_LEASES; part >= TICK_ROLLOUTS && !lost; part--) {
+                _cleanup_free_ char *reason = NULL;
+                r = part_run(db, c, part, now, part == TICK_LEASES ? part_expire : part_list, &l, &reason, &lost);
+                if (r < 0)
+                        (void) part_failed(t, part, strempty(reason));
+                else
+                        part_ok(t, part);
+        }
+        for (size_t i = 0; i < l.n && !lost; i++) {
+                _cleanup_free_ char *reason = NULL, *why = NULL;
+                int64_t id = l.ids[i];
+                Pause p = {};
+
+                r = part_run(db, c, id, now, part_rollout, NULL, &reason, &lost);
+                if (r >= 0) {
+                        part_ok(t, id);
+                        continue;
+                }
+                unsigned n = part_failed(t, id, strempty(reason));
+                if (n < (t ? TICK_FAILURES_PAUSE : 1) || lost)
+                        continue;
+                /* One that keeps failing stops, with the reason, until an
+                 * operator resumes it. */
+                p.why = why = strdup_printf("the coordinator cannot move it on: its tick failed %u times in a row: %s",
+                                            n, strempty(reason));
+                free(reason);
+                reason = NULL;
+                r = why ? part_run(db, c, id, now, part_pause, &p, &reason, &lost) : -ENOMEM;
+                /* Its failure is logged already; the next tick tries again. */
+                if (r < 0)
+                        log_debug("coordinator: rollout %" PRIi64 ": cannot pause it: %s", id,
+                                  reason ? reason : strerror(-r));
+                else if (p.paused)
+                        log_warning("rollout %" PRIi64 ": paused: %s", id, why);
+        }
+        free(l.ids);
+        /* Rollouts that are no longer ticked are forgotten. */
+        for (size_t i = 0; t && i < t->n;)
+                if (!t->parts[i].seen && t->parts[i].id > 0)
+                        part_drop(t, &t->parts[i]);
+                else
+                        i++;
+        /* Without its transaction the caller can do nothing more. */
+        return lost ? r : 0;
+}
+
+int coord_tick(sqlite3 *db, const CoordConfig *c, uint64_t now) {
+        return coord_ticker_run(NULL, db, c, now);
 }

@@ -9,13 +9,15 @@
  * leases, pausing or rolling back when a wave fails.
  *
  * Everything here takes the time as a parameter and works on an open
- * transaction (the caller holds the db lock), so that the fleet simulator
- * drives exactly this code with a virtual clock. */
+ * transaction (the caller holds the db lock; coord_ticker_run() opens its
+ * own when there is none), so that the fleet simulator drives exactly this
+ * code with a virtual clock. */
 #pragma once
 
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* SQL true for host row h while it is unavailable: it holds a lease, is
@@ -95,11 +97,35 @@ int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const cha
  * one from the image the host runs, lifts quarantine. */
 int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t now);
 
-/* Moves every active rollout on (coord_tick calls it). */
-int coord_rollouts_tick(sqlite3 *db, const CoordConfig *c, uint64_t now);
+/* Moves rollout id on at time now (docs/coordinator.md), in the caller's
+ * transaction. A running rollout whose stored spec no longer parses is
+ * paused with the reason. */
+int coord_rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now);
+/* The rollouts a tick moves on (running, paused, done with hosts still on
+ * the way), oldest first; *ret_ids is the caller's. */
+int coord_rollouts_active(sqlite3 *db, int64_t **ret_ids, size_t *ret_n);
+/* Pauses rollout id, running or done, as the coordinator, with reason.
+ * Returns 1 when it did, 0 when it was paused or over already. */
+int coord_rollout_pause(sqlite3 *db, int64_t id, const char *reason, uint64_t now);
 
-/* Periodic work at time now: expire leases (quarantining their hosts) and
- * move every rollout on. */
+/* What a coordinator remembers from one tick to the next: which parts
+ * failed, how many ticks in a row, and the reason it logged. */
+typedef struct CoordTicker CoordTicker;
+CoordTicker *coord_ticker_new(void);
+CoordTicker *coord_ticker_free(CoordTicker *t);
+
+/* Periodic work at time now: expire leases (quarantining their hosts), then
+ * move every rollout on. Each of these runs in a unit of its own
+ * (db_unit_begin(): a transaction of its own when the caller has none open,
+ * else a savepoint in the caller's), so one that fails is undone alone and
+ * stops neither lease expiry nor the other rollouts. A failure is logged
+ * once, and again only when its reason changes or after it recovered; a
+ * rollout whose tick fails 3 times in a row is paused with the reason.
+ * Returns 0 when every part ran or failed alone, a negative errno when the
+ * caller's transaction was lost (it must roll back). t may be NULL: then
+ * every failure is logged and pauses its rollout at once. */
+int coord_ticker_run(CoordTicker *t, sqlite3 *db, const CoordConfig *c, uint64_t now);
+/* coord_ticker_run() without a ticker. */
 int coord_tick(sqlite3 *db, const CoordConfig *c, uint64_t now);
 
 /* Whether host counts as unavailable at now (lease, quarantine, unhealthy,
@@ -109,8 +135,9 @@ int coord_host_unavailable(sqlite3 *db, const CoordConfig *c, const char *host, 
 /* Rollouts. spec: {"image": REF, "selector": {"k": "v", ...} (optional),
  * "waves": [1, "10%", "50%", "100%"], "bake": SEC, "max_failures": N or
  * "N%", "on_failure": "pause" | "rollback", "order": {"key": "service",
- * "values": ["a", "b"]} (optional)}. ret_plan (may be NULL) gets the waves
- * with their hosts and an estimate. */
+ * "values": ["a", "b"]} (optional), "windows": {...} (optional)}, checked by
+ * rollout_spec_parse() (rollout.h); ret_plan gets the waves with their
+ * hosts and an estimate. */
 int coord_rollout_plan(sqlite3 *db, const CoordConfig *c, json_t *spec, uint64_t reboot_estimate, json_t **ret_plan,
                        char **ret_error);
 int coord_rollout_start(sqlite3 *db, const CoordConfig *c, json_t *spec, const char *actor, uint64_t now,
@@ -122,3 +149,10 @@ int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char
 int coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret);
 /* Every rollout, newest first; NULL on a database error. */
 json_t *coord_rollouts_json(sqlite3 *db);
+
+/* Whether image id is in use: a host runs it or is assigned it, a rollout
+ * would assign it, or a rollout that is not aborted may roll back to it.
+ * Returns 1 with *ret_why saying which ("assigned to or running on 2
+ * host(s); rollout 3 may roll back to it"; caller frees), 0 when it is
+ * not. */
+int coord_image_users(sqlite3 *db, const char *id, char **ret_why);

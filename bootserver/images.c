@@ -2,6 +2,7 @@
 
 #include "audit.h"
 #include "blobs.h"
+#include "coordinator.h"
 #include "fileio.h"
 #include "images.h"
 #include "log.h"
@@ -352,9 +353,9 @@ static int image_blobs(sqlite3 *db, const char *id, char ***ret) {
 }
 
 enum MHD_Result handle_image_delete(Request *req) {
-        _cleanup_stmt_ sqlite3_stmt *use = NULL, *del = NULL;
+        _cleanup_stmt_ sqlite3_stmt *del = NULL;
         _cleanup_strv_free_ char **removed = NULL, **blobs = NULL;
-        long long users = 0;
+        _cleanup_free_ char *users = NULL;
         char id[65];
         sqlite3 *db;
         int r;
@@ -363,16 +364,9 @@ enum MHD_Result handle_image_delete(Request *req) {
         r = db_begin(db);
         if (r >= 0)
                 r = images_resolve(db, req->args[0], id);
-        if (r >= 0)
-                r = db_prepare(db, "SELECT count(*) FROM hosts WHERE image = ?1 OR current_image = ?1", &use);
         if (r >= 0) {
-                sqlite3_bind_text(use, 1, id, -1, SQLITE_STATIC);
-                r = db_step(use);
-                if (r == 0)
-                        r = -EIO;
+                r = coord_image_users(db, id, &users);
                 if (r > 0)
-                        users = sqlite3_column_int64(use, 0);
-                if (users > 0)
                         r = -EBUSY;
         }
         if (r >= 0)
@@ -396,8 +390,7 @@ enum MHD_Result handle_image_delete(Request *req) {
                 db_rollback(db);
         db_unlock(req->server->db);
         if (r == -EBUSY)
-                return reply_error(req, KIND_IN_USE, "image '%s' is assigned to or running on %lld host(s)",
-                                   req->args[0], users);
+                return reply_error(req, KIND_IN_USE, "image '%s' is in use: %s", req->args[0], strempty(users));
         if (r < 0)
                 return reply_resolve_error(req, r);
         blobs_unlink(req->server, removed);

@@ -445,8 +445,10 @@ enum MHD_Result handle_rollout_start(Request *req) {
                 return result;
         IN_TRANSACTION(req->server, db, r, {
                 r = coord_rollout_start(db, &cc, spec, req->actor, (uint64_t) time(NULL), &id, &error);
+                /* Its first wave is assigned at once; the other rollouts
+                 * are the tick's, and none of theirs can refuse this one. */
                 if (r >= 0)
-                        r = coord_rollouts_tick(db, &cc, (uint64_t) time(NULL));
+                        r = coord_rollout_tick(db, &cc, id, (uint64_t) time(NULL));
                 if (r >= 0)
                         r = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL), &ro);
         });

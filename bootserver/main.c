@@ -239,21 +239,14 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         log_info("configuration reloaded");
 }
 
-/* The coordinator's periodic work: expired leases, rollouts moving on. */
-static void coordinate(Server *s) {
+/* The coordinator's periodic work: expired leases, rollouts moving on. Each
+ * commits on its own, and the ticker logs a failure once. */
+static void coordinate(Server *s, CoordTicker *t) {
         CoordConfig cc = server_coord_config(s);
         sqlite3 *db = db_lock(s->db);
-        int r = db_begin(db);
 
-        if (r >= 0)
-                r = coord_tick(db, &cc, (uint64_t) time(NULL));
-        if (r >= 0)
-                r = db_commit(db);
-        else
-                db_rollback(db);
+        (void) coord_ticker_run(t, db, &cc, (uint64_t) time(NULL));
         db_unlock(s->db);
-        if (r < 0)
-                log_error_errno(r, "coordinator: %m");
 }
 
 static int write_url_file(Server *s) {
@@ -270,6 +263,7 @@ int main(int argc, char **argv) {
         Args a = { .config_path = SERVER_CONFIG_DEFAULT_PATH };
         ServerConfig probe;
         Supervisor *sup = NULL;
+        CoordTicker *ticker = NULL;
         sigset_t mask;
         int r;
 
@@ -328,7 +322,10 @@ int main(int argc, char **argv) {
         }
         if (r >= 0)
                 r = supervisor_new(&s, &sup);
+        if (r >= 0 && !(ticker = coord_ticker_new()))
+                r = log_oom();
         if (r < 0) {
+                supervisor_free(sup);
                 server_release(&s);
                 strv_free(a.flags);
                 return EXIT_FAILURE;
@@ -346,8 +343,9 @@ int main(int argc, char **argv) {
                 if (sig == SIGHUP)
                         reload(&s, &a, sup);
                 supervisor_tick(sup);
-                coordinate(&s);
+                coordinate(&s, ticker);
         }
+        coord_ticker_free(ticker);
         supervisor_free(sup);
         server_release(&s);
         strv_free(a.flags);

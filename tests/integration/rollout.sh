@@ -3,7 +3,10 @@
 # on loopback: a canary then the rest within budgets and in service order,
 # a failing version that pauses the rollout, one that rolls back by itself,
 # and a host that is away during a rollout and converges when it returns.
-# The budgets are checked from samples of the server's host list.
+# The budgets are checked from samples of the server's host list. Then what
+# once stopped the coordinator for the whole fleet: a rollback to an image
+# deleted under it, and a host token that reports an image the server does
+# not know and then fails inside a rollout that rolls back.
 . "$(dirname "$0")/../lib.sh"
 t_begin rollout
 
@@ -31,9 +34,11 @@ EOF
 chmod +x "$D/health/10-version"
 
 TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
-"$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-json no --enroll-token sekrit \
-        --checkin-interval 1 --heartbeat-timeout 4 >"$D/srv.log" 2>&1 &
-PIDS+=($!)
+: >"$D/srv.conf"
+"$SD" --config "$D/srv.conf" --state-dir "$D/srv" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-json no \
+        --enroll-token sekrit --checkin-interval 1 --heartbeat-timeout 4 >"$D/srv.log" 2>&1 &
+SRV=$!
+PIDS+=($SRV)
 for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
 URL=$(cat "$D/srv/slipwayd.url")
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
@@ -209,6 +214,148 @@ if [ "$(rollout_state "$RB2")" = done ] && [ "$away_version" = 2.0 ] && all_on 1
 else
         t_fail "rollback $(rollout_state "$RB2"), away host on $away_version; $(hosts | jq -c '[.hosts[] | {version, state}]')"
 fi
+
+# The coordinator's ticks against what used to stop them for good. A spare
+# host without an agent, outside every budget, takes leases and lets them
+# expire (with a lease TTL of 3 s for these cases), and is what a new
+# rollout selects. After each trigger:
+#   (a) an expired lease still quarantines its host;
+#   (b) another running rollout still advances;
+#   (c) a new rollout can start;
+#   (d) where the fix is a refusal, the trigger itself is refused;
+#   (e) slipwayd's log has a failing tick once at most, not every second.
+reg=$(curl -s -H 'Content-Type: application/json' -d '{"mac": "52:54:00:03:00:99", "enroll": "sekrit"}' \
+        "$URL/v1/hosts/register")
+SPARE=$(jq -r .id <<<"$reg")
+SPARE_TOKEN=$(jq -r .token <<<"$reg")
+post "/v1/hosts/$SPARE/labels" '{"set": {"role": "spare"}}' >/dev/null
+set_lease_ttl() {
+        local n
+        n=$(grep -c 'configuration reloaded' "$D/srv.log")
+        printf '[server]\nlease-ttl = %s\n' "$1" >"$D/srv.conf"
+        kill -HUP "$SRV"
+        for ((i = 0; i < 50; i++)); do
+                [ "$(grep -c 'configuration reloaded' "$D/srv.log")" -gt "$n" ] && return 0
+                sleep 0.1
+        done
+        return 1
+}
+set_lease_ttl 3
+spare() { curl -s -H "Authorization: Bearer $SPARE_TOKEN" -H 'Content-Type: application/json' "$@"; }
+# (a): the spare host reports healthy (lifting an earlier quarantine), takes
+# a lease and never gives it back.
+expiry_quarantines() {
+        spare -o /dev/null -d '{"state": "healthy"}' "$URL/v1/hosts/$SPARE/checkin"
+        [ "$(spare -d '{}' "$URL/v1/hosts/$SPARE/lease" | jq -r .granted)" = true ] || return 1
+        for ((i = 0; i < 75; i++)); do
+                [ "$(api "$URL/v1/hosts/$SPARE" | jq -r .quarantined)" = true ] && return 0
+                sleep 0.2
+        done
+        return 1
+}
+# (c): a rollout of the spare host starts (201), and is aborted again.
+new_rollout_starts() {
+        local out code
+        out=$(api -w '\n%{http_code}' -H 'Content-Type: application/json' \
+                -d '{"image": "tiny:2.0", "selector": {"role": "spare"}}' "$URL/v1/rollouts")
+        code=$(tail -n 1 <<<"$out")
+        [ "$code" = 201 ] || { echo "new rollout: $out"; return 1; }
+        api -o /dev/null -X POST "$URL/v1/rollouts/$(head -n 1 <<<"$out" | jq -r .id)/abort"
+}
+# (e): lines of the log since line $1 that say the coordinator failed.
+tick_errors() { tail -n "+$(($1 + 1))" "$D/srv.log" | grep 'coordinator: ' | grep -vc 'working again'; }
+rollout_done() {
+        for ((i = 0; i < 50; i++)); do [ "$(rollout_state "$1")" = done ] && return 0; sleep 0.2; done
+        return 1
+}
+# after_trigger MARK VERSION ROLLOUT: (a), (b) with ROLLOUT moving service b
+# to VERSION, (c) into a, b and c (1: it holds), and (e) since log line
+# MARK into e.
+after_trigger() {
+        a=0 b=0 c=0
+        new_rollout_starts && c=1
+        expiry_quarantines && a=1
+        wait_until 90 on_image "$2" b
+        rollout_done "$3" && b=1
+        e=$(tick_errors "$1")
+}
+on_image() { # VERSION SERVICE: every host of the service runs VERSION healthy
+        [ "$(hosts | jq "[.hosts[] | select(.labels.service == \"$2\" and (.version != \"$1\" or .state != \"healthy\"))] | length")" = 0 ]
+}
+ID1=$(sha "$D/img-1.0/manifest.json")
+ID2=$(sha "$D/img-2.0/manifest.json")
+
+t_case "an image a rollout may roll back to cannot be deleted: in_use, naming the rollout"
+RA=$(post /v1/rollouts '{"image": "tiny:2.0", "selector": {"service": "a"}, "waves": ["100%"]}' | jq -r .id)
+RB=$(post /v1/rollouts '{"image": "tiny:2.0", "selector": {"service": "b"}, "waves": [1, "100%"], "bake": 3}' | jq -r .id)
+wait_until 120 all_on 2.0
+rollout_done "$RA"
+rollout_done "$RB"
+# No host runs 1.0 or is assigned it now; both rollouts may roll back to it.
+del=$(api -w '\n%{http_code}' -X DELETE "$URL/v1/images/tiny:1.0")
+if [ "$(tail -n 1 <<<"$del")" = 409 ] && [ "$(head -n 1 <<<"$del" | jq -r .kind)" = in_use ] &&
+        [[ $(head -n 1 <<<"$del" | jq -r .error) == *"rollouts $RA, $RB may roll back to it"* ]] &&
+        api "$URL/v1/images/tiny:1.0" | jq -e .id >/dev/null; then
+        t_ok
+else
+        t_fail "$del; rollouts $(rollout_state "$RA") $(rollout_state "$RB")"
+fi
+
+t_case "rolling back to it: leases expire, the other rollback advances, a new rollout starts, the log stays quiet"
+mark=$(wc -l <"$D/srv.log")
+RBA=$(api -X POST "$URL/v1/rollouts/$RA/rollback" | jq -r .id)
+RBB=$(api -X POST "$URL/v1/rollouts/$RB/rollback" | jq -r .id)
+after_trigger "$mark" 1.0 "$RBB"
+wait_until 60 on_image 1.0 a
+rollout_done "$RBA"
+if [ $a$b$c = 111 ] && [ "$e" -le 1 ] && [ "$(rollout_state "$RBA")" = done ] && all_on 1.0; then
+        t_ok
+else
+        t_fail "expiry $a, other rollback $b ($(rollout_state "$RBB")), new rollout $c, $e tick error line(s)," \
+                "rollback $(rollout_state "$RBA"); $(tail -n 3 "$D/srv.log" | tr '\n' ' ')"
+fi
+
+t_case "a host reports an unknown image, then fails in a rollout that rolls back: it is recorded, nothing stops"
+mark=$(wc -l <"$D/srv.log")
+RB3=$(post /v1/rollouts '{"image": "tiny:2.0", "selector": {"service": "b"}, "waves": [1, "100%"], "bake": 3}' | jq -r .id)
+stop_agent h3
+ID3=$(cat "$D/h3.id")
+TOKEN3=$(jq -r .token "$D/h3/state/agent.json")
+UNKNOWN=$(printf 'never published' | sha256sum | cut -c1-64)
+lie() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN3" -H 'Content-Type: application/json' \
+        -d "$1" "$URL/v1/hosts/$ID3/checkin"; }
+lied=$(lie "{\"state\": \"healthy\", \"version\": \"9.9\", \"image\": \"$UNKNOWN\"}")
+RL=$(post /v1/rollouts '{"image": "tiny:2.0", "selector": {"service": "a"}, "waves": ["100%"], "on_failure": "rollback"}' |
+        jq -r .id)
+for ((i = 0; i < 100; i++)); do
+        lie "{\"state\": \"failed\", \"version\": \"9.9\", \"image\": \"$UNKNOWN\", \"failed_image\": \"$ID2\"}" >/dev/null
+        [ "$(rollout_state "$RL")" = aborted ] && break
+        sleep 0.2
+done
+RBL=$(api "$URL/v1/rollouts" | jq -r "[.rollouts[] | select(.kind == \"rollback\")][0].id")
+for ((i = 0; i < 25; i++)); do
+        h3=$(api "$URL/v1/hosts/$ID3")
+        [ "$(jq -r .image <<<"$h3")" = "$ID1" ] && break
+        sleep 0.2
+done
+after_trigger "$mark" 2.0 "$RB3"
+# The check-in was recorded as what h3 runs; the rollback sends it back to
+# what it was assigned, 1.0, never to the image nobody has.
+if [ "$lied" = 200 ] && [ "$(jq -r .current_image <<<"$h3")" = "$UNKNOWN" ] && [ "$(rollout_state "$RL")" = aborted ] &&
+        [ "$(jq -r .image <<<"$h3")" = "$ID1" ] && [ $a$b$c = 111 ] && [ "$e" -le 1 ]; then
+        t_ok
+else
+        t_fail "check-in $lied, h3 runs $(jq -r .current_image <<<"$h3") and is assigned $(jq -r .image <<<"$h3"); rollout" \
+                "$(rollout_state "$RL"), rollback $RBL $(rollout_state "$RBL"); expiry $a, other rollout $b, new rollout $c," \
+                "$e tick error line(s); $(tail -n 3 "$D/srv.log" | tr '\n' ' ')"
+fi
+start_agent h3
+set_lease_ttl 900 || true
+# h3 back on its agent finishes the rollback, which frees it for the next rollout.
+for ((i = 0; i < 300; i++)); do
+        [ "$(api "$URL/v1/rollouts/$RBL" | jq '[.waves[] | .pending + .assigned] | add')" = 0 ] && break
+        sleep 0.2
+done
 
 t_case "a host whose firmware only fetches its iPXE script stays unreachable: no lease, the wave goes on without it"
 # A dead disk: the machine ran 1.0 once; now its firmware loops on the

@@ -1,13 +1,21 @@
 /* The coordinator against a database that fails: every statement of a lease
- * request is made to fail in turn (sqlite's progress handler interrupts the
- * Nth virtual machine step), and the request must then end in an error or a
- * refusal, never in a grant it should not make. */
+ * request, a tick and a rollout start is made to fail in turn (sqlite's
+ * progress handler interrupts the Nth virtual machine step). A lease request
+ * must then end in an error or a refusal, never in a grant it should not
+ * make; a tick or a start must leave no host assigned twice or half, and a
+ * fault in one part of a tick (lease expiry, one rollout) must not stop the
+ * others. Then what used to stop every tick for good: a rollback to an image
+ * the catalog does not have, a stored spec that does not read, a rollout
+ * whose tick keeps failing. */
+#include <fcntl.h>
 #include <time.h>
 
 #include "tests.h"
 
 #include "coordinator.h"
 #include "db.h"
+#include "fileio.h"
+#include "hosts.h"
 #include "util.h"
 
 typedef struct Fault {
@@ -128,10 +136,561 @@ static void test_lease_grant_needs_success(void **state) {
         }
 }
 
+/* Three images; hosts h-1..h-6 on the first, healthy, in racks r1..r3
+ * (one host down at a time per rack) and services a (h-1..h-3) and b;
+ * h-1's lease expired ten seconds ago. */
+#define IMG1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define IMG2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define IMG3 "3333333333333333333333333333333333333333333333333333333333333333"
+#define UNKNOWN "9999999999999999999999999999999999999999999999999999999999999999"
+
+static Db *rollout_fleet_open(const char *path, uint64_t now) {
+        Db *db = NULL;
+        char sql[4096];
+        int n = 0;
+
+        assert_int_equal(db_open(path, &db), 0);
+        sqlite3 *s = db_lock(db);
+        n += snprintf(sql + n, sizeof sql - (size_t) n,
+                      "INSERT INTO images (id, name, version, arch, manifest, signature, created) VALUES "
+                      "('" IMG1 "', 'tiny', '1.0', 'x86_64', '" IMG1 "', '" IMG1 "', 0), "
+                      "('" IMG2 "', 'tiny', '2.0', 'x86_64', '" IMG2 "', '" IMG2 "', 0), "
+                      "('" IMG3 "', 'tiny', '3.0', 'x86_64', '" IMG3 "', '" IMG3 "', 0);"
+                      "INSERT INTO budgets (selector, max_unavailable) VALUES ('rack', 1);");
+        for (int i = 1; i <= 6; i++)
+                n += snprintf(sql + n, sizeof sql - (size_t) n,
+                              "INSERT INTO hosts (id, mac, state, image, current_image, registered, last_seen) VALUES "
+                              "('h-%d', '52:54:00:00:00:0%d', 'healthy', '" IMG1 "', '" IMG1 "', 0, %llu);"
+                              "INSERT INTO host_labels (host_id, key, value) VALUES ('h-%d', 'rack', 'r%d'), "
+                              "('h-%d', 'service', '%s');",
+                              i, i, (unsigned long long) now, i, (i - 1) % 3 + 1, i, i <= 3 ? "a" : "b");
+        snprintf(sql + n, sizeof sql - (size_t) n,
+                 "UPDATE hosts SET lease_epoch = 1, lease_expires = %llu WHERE id = 'h-1';"
+                 "UPDATE meta SET value = 1 WHERE key = 'lease_epoch';",
+                 (unsigned long long) now - 10);
+        exec_ok(s, sql);
+        db_unlock(db);
+        return db;
+}
+
+static int64_t query_int(Db *db, const char *format, ...) _printf_(2, 3);
+static int64_t query_int(Db *db, const char *format, ...) {
+        _cleanup_free_ char *sql = NULL;
+        sqlite3_stmt *st = NULL;
+        int64_t v = -1;
+        va_list ap;
+
+        va_start(ap, format);
+        assert_true(vasprintf(&sql, format, ap) >= 0);
+        va_end(ap);
+        sqlite3 *s = db_lock(db);
+        if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK)
+                fail_msg("%s: %s", sql, sqlite3_errmsg(s));
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        db_unlock(db);
+        return v;
+}
+
+/* Starts a rollout of spec in one transaction, as POST /v1/rollouts does,
+ * without its first tick. */
+static int64_t rollout_start(Db *db, const char *spec_text, uint64_t now) {
+        CoordConfig cc = COORD_CONFIG_DEFAULT;
+        _cleanup_free_ char *error = NULL;
+        json_t *spec = json_loads(spec_text, 0, NULL);
+        int64_t id = 0;
+
+        assert_non_null(spec);
+        sqlite3 *s = db_lock(db);
+        assert_int_equal(db_begin(s), 0);
+        int r = coord_rollout_start(s, &cc, spec, "test", now, &id, &error);
+        if (r < 0)
+                fail_msg("start %s: %s: %s", spec_text, strerror(-r), strempty(error));
+        assert_int_equal(db_commit(s), 0);
+        db_unlock(db);
+        json_decref(spec);
+        return id;
+}
+
+/* A tick as slipwayd runs it: no transaction of the caller's. */
+static int tick(Db *db, CoordTicker *t, Fault *f, uint64_t now) {
+        CoordConfig cc = COORD_CONFIG_DEFAULT;
+        sqlite3 *s = db_lock(db);
+        int r;
+
+        if (f)
+                sqlite3_progress_handler(s, 1, interrupt_at, f);
+        r = coord_ticker_run(t, s, &cc, now);
+        sqlite3_progress_handler(s, 0, NULL, NULL);
+        assert_true(sqlite3_get_autocommit(s));
+        db_unlock(db);
+        return r;
+}
+
+/* Nothing half done: no host is on its way in two active rollouts, every
+ * host assigned by a rollout is assigned its target, and no rack has more
+ * leases than its budget. */
+static void check_invariants(Db *db, const char *when) {
+        int64_t twice = query_int(db, "SELECT count(*) FROM (SELECT rh.host_id FROM rollout_hosts rh JOIN rollouts r "
+                                      "ON r.id = rh.rollout_id WHERE r.state IN ('running', 'paused', 'done') AND "
+                                      "rh.status IN ('pending', 'assigned') GROUP BY rh.host_id HAVING count(*) > 1)");
+        int64_t half = query_int(db, "SELECT count(*) FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id "
+                                     "JOIN hosts h ON h.id = rh.host_id WHERE r.state IN ('running', 'paused', 'done') "
+                                     "AND rh.status = 'assigned' AND h.image IS NOT rh.target");
+        int64_t leases = query_int(db, "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM hosts h JOIN "
+                                       "host_labels l ON l.host_id = h.id AND l.key = 'rack' WHERE h.lease_epoch IS NOT "
+                                       "NULL GROUP BY l.value)");
+
+        if (twice != 0 || half != 0 || leases > 1)
+                fail_msg("%s: %lld host(s) in two rollouts, %lld assigned half, %lld leases in a rack", when,
+                         (long long) twice, (long long) half, (long long) leases);
+}
+
+/* The template database copied into db for one run: a thousand runs
+ * reopen nothing, and need no durability. */
+static void restore(Db *db, const char *template) {
+        sqlite3 *from = NULL;
+        sqlite3_backup *b;
+
+        assert_int_equal(sqlite3_open_v2(template, &from, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3 *s = db_lock(db);
+        b = sqlite3_backup_init(s, "main", from, "main");
+        assert_non_null(b);
+        assert_int_equal(sqlite3_backup_step(b, -1), SQLITE_DONE);
+        assert_int_equal(sqlite3_backup_finish(b), SQLITE_OK);
+        exec_ok(s, "PRAGMA synchronous=OFF");
+        db_unlock(db);
+        sqlite3_close(from);
+}
+
+static Db *copy_open(const char *from, const char *to) {
+        Db *db = NULL;
+
+        assert_int_equal(db_open(to, &db), 0);
+        restore(db, from);
+        return db;
+}
+
+/* What a tick has done: h-1's expired lease quarantined, and each of two
+ * rollouts' first wave assigned. */
+typedef struct TickDone {
+        bool expired, a, b;
+} TickDone;
+
+static TickDone tick_done(Db *db, int64_t a, int64_t b) {
+        return (TickDone) {
+                .expired = query_int(db, "SELECT quarantined AND lease_epoch IS NULL FROM hosts WHERE id = 'h-1'") == 1,
+                .a = query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = 'assigned'",
+                               (long long) a) > 0,
+                .b = query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = 'assigned'",
+                               (long long) b) > 0,
+        };
+}
+
+static void test_tick_fault_stays_in_its_part(void **state) {
+        uint64_t now = (uint64_t) time(NULL);
+        unsigned long steps, errors = 0;
+        int64_t a, b;
+        Fault f = {};
+        (void) state;
+
+        /* Two running rollouts whose first waves the next tick assigns. */
+        Db *tmpl = rollout_fleet_open("template.db", now);
+        a = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [1, \"100%\"]}", now);
+        b = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"b\"}, \"waves\": [1, \"100%\"]}", now);
+        db_free(tmpl);
+
+        _cleanup_db_free_ Db *db = copy_open("template.db", "state.db");
+        assert_int_equal(tick(db, NULL, &f, now + 1), 0);
+        TickDone d = tick_done(db, a, b);
+        assert_true(d.expired && d.a && d.b);
+        steps = f.calls;
+        assert_true(steps > 50);
+
+        for (unsigned long k = 1; k <= steps; k++) {
+                CoordTicker *t = coord_ticker_new();
+                char when[64];
+
+                assert_non_null(t);
+                restore(db, "template.db");
+                f = (Fault) { .fail_at = k };
+                /* Each part fails alone: the tick itself goes through. */
+                assert_int_equal(tick(db, t, &f, now + 1), 0);
+                assert_true(f.fired);
+                snprintf(when, sizeof when, "a fault at step %lu of %lu", k, steps);
+                check_invariants(db, when);
+                d = tick_done(db, a, b);
+                int failed = !d.expired + !d.a + !d.b;
+                /* One part lost at most, or the list of rollouts (then no
+                 * rollout moved, but leases expired). */
+                if (failed > 1 && !(d.expired && !d.a && !d.b))
+                        fail_msg("%s stopped more than its part: expiry %d, rollout a %d, rollout b %d", when,
+                                 d.expired, d.a, d.b);
+                errors += failed > 0;
+                /* The next tick does what this one could not. */
+                assert_int_equal(tick(db, t, NULL, now + 2), 0);
+                d = tick_done(db, a, b);
+                if (!d.expired || !d.a || !d.b)
+                        fail_msg("%s: the next tick did not catch up", when);
+                check_invariants(db, when);
+                coord_ticker_free(t);
+        }
+        assert_true(errors > 0);
+}
+
+/* A rollout start and its first tick in one transaction, as POST
+ * /v1/rollouts runs them, with a fault at each step: a start either happens
+ * whole or not at all, and one over hosts in another rollout never does. */
+static void test_start_faults(void **state) {
+        CoordConfig cc = COORD_CONFIG_DEFAULT;
+        uint64_t now = (uint64_t) time(NULL);
+        const char *specs[] = { "{\"image\": \"tiny:3.0\"}", "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"b\"}, "
+                                                             "\"waves\": [1, \"100%\"]}" };
+        (void) state;
+
+        Db *tmpl = rollout_fleet_open("template.db", now);
+        int64_t a = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}}", now);
+        db_free(tmpl);
+        assert_true(a > 0);
+
+        _cleanup_db_free_ Db *db = copy_open("template.db", "state.db");
+        for (size_t i = 0; i < ELEMENTSOF(specs); i++) {
+                json_t *spec = json_loads(specs[i], 0, NULL);
+                unsigned long steps = 0;
+
+                for (unsigned long k = 0; k == 0 || k <= steps; k++) {
+                        _cleanup_free_ char *error = NULL;
+                        Fault f = { .fail_at = k };
+                        int64_t id = 0;
+                        char when[96];
+
+                        restore(db, "template.db");
+                        sqlite3 *s = db_lock(db);
+                        assert_int_equal(db_begin(s), 0);
+                        sqlite3_progress_handler(s, 1, interrupt_at, &f);
+                        int r = coord_rollout_start(s, &cc, spec, "test", now, &id, &error);
+                        if (r >= 0)
+                                r = coord_rollout_tick(s, &cc, id, now);
+                        sqlite3_progress_handler(s, 0, NULL, NULL);
+                        if (r >= 0)
+                                r = db_commit(s);
+                        else
+                                db_rollback(s);
+                        db_unlock(db);
+                        if (k == 0) {
+                                /* Without a fault: the first is refused, the second starts. */
+                                assert_int_equal(r, i == 0 ? -EBUSY : 0);
+                                steps = f.calls;
+                                continue;
+                        }
+                        snprintf(when, sizeof when, "start %zu, a fault at step %lu of %lu", i + 1, k, steps);
+                        check_invariants(db, when);
+                        int64_t n = query_int(db, "SELECT count(*) FROM rollouts");
+                        if (i == 0 && (r >= 0 || n != 1))
+                                fail_msg("%s: a rollout over hosts of rollout %lld started", when, (long long) a);
+                        if (r < 0 && n != 1)
+                                fail_msg("%s: failed, and left a rollout behind", when);
+                        if (r >= 0 && (n != 2 || query_int(db, "SELECT count(*) FROM rollout_hosts WHERE "
+                                                               "rollout_id = %lld AND status = 'assigned'",
+                                                           (long long) id) != 1))
+                                fail_msg("%s: started without its first wave", when);
+                }
+                json_decref(spec);
+        }
+}
+
+/* A rollout with on_failure rollback whose canary failed: the tick that
+ * rolls it back, with a fault at each step, rolls back whole or not at all. */
+static void test_rollback_faults(void **state) {
+        uint64_t now = (uint64_t) time(NULL);
+        unsigned long steps;
+        int64_t a;
+        Fault f = {};
+        (void) state;
+
+        Db *tmpl = rollout_fleet_open("template.db", now);
+        a = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [2, \"100%\"], "
+                                "\"on_failure\": \"rollback\"}", now);
+        assert_int_equal(tick(tmpl, NULL, NULL, now), 0);
+        sqlite3 *s = db_lock(tmpl);
+        /* One host of the first wave is done, the other fell back. */
+        exec_ok(s, "UPDATE hosts SET current_image = '" IMG2 "' WHERE id = 'h-1';"
+                   "UPDATE hosts SET state = 'rolled-back', failed_image = '" IMG2 "' WHERE id = 'h-2';");
+        db_unlock(tmpl);
+        db_free(tmpl);
+
+        _cleanup_db_free_ Db *db = copy_open("template.db", "state.db");
+        assert_int_equal(tick(db, NULL, &f, now + 1), 0);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM rollouts WHERE kind = 'rollback'"), 1);
+        steps = f.calls;
+        for (unsigned long k = 1; k <= steps; k++) {
+                char when[64];
+
+                restore(db, "template.db");
+                f = (Fault) { .fail_at = k };
+                assert_int_equal(tick(db, NULL, &f, now + 1), 0);
+                snprintf(when, sizeof when, "a fault at step %lu of %lu", k, steps);
+                check_invariants(db, when);
+                int64_t rb = query_int(db, "SELECT count(*) FROM rollouts WHERE kind = 'rollback'");
+                int64_t state_a = query_int(db, "SELECT state = 'aborted' FROM rollouts WHERE id = %lld", (long long) a);
+                int64_t rows = query_int(db, "SELECT count(*) FROM rollout_hosts rh JOIN rollouts r ON r.id = "
+                                             "rh.rollout_id WHERE r.kind = 'rollback'");
+                if (rb != state_a || (rb == 1 && rows != 2) || (rb == 0 && rows != 0))
+                        fail_msg("%s: %lld rollback(s) with %lld host(s), rollout aborted: %lld", when, (long long) rb,
+                                 (long long) rows, (long long) state_a);
+        }
+}
+
+/* A host that checks in with an image the catalog does not have: it is
+ * recorded as what the host runs, but a rollout notes the image it was
+ * assigned as the one to go back to. A rollback whose previous image is
+ * unknown (as a server before this one recorded it) or gone skips that
+ * host, says why, and the ticks go on. */
+static void test_rollback_skips_what_it_cannot_assign(void **state) {
+        uint64_t now = (uint64_t) time(NULL);
+        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        json_t *body = json_pack("{s:s, s:s}", "state", "healthy", "image", UNKNOWN);
+        int64_t a, b, rb;
+        (void) state;
+
+        assert_null(hosts_checkin_invalid(body));
+        sqlite3 *s = db_lock(db);
+        assert_int_equal(db_begin(s), 0);
+        assert_int_equal(hosts_checkin_apply(s, "h-2", body, now, "h-2", NULL), 0);
+        assert_int_equal(db_commit(s), 0);
+        db_unlock(db);
+        json_decref(body);
+        assert_int_equal(query_int(db, "SELECT current_image = '" UNKNOWN "' FROM hosts WHERE id = 'h-2'"), 1);
+
+        a = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [\"100%\"], "
+                              "\"on_failure\": \"rollback\"}", now);
+        b = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"b\"}, \"waves\": [1, \"100%\"], "
+                              "\"bake\": 5}", now);
+        assert_int_equal(query_int(db, "SELECT prev_image = '" IMG1 "' FROM rollout_hosts WHERE host_id = 'h-2'"), 1);
+        /* h-3's previous image as a server that trusted the check-in recorded it. */
+        s = db_lock(db);
+        exec_ok(s, "UPDATE rollout_hosts SET prev_image = '" UNKNOWN "' WHERE host_id = 'h-3'");
+        db_unlock(db);
+        assert_int_equal(tick(db, NULL, NULL, now), 0);
+        /* All of rollout a fail; it rolls back. */
+        s = db_lock(db);
+        exec_ok(s, "UPDATE hosts SET state = 'failed', failed_image = '" IMG2 "' WHERE id IN ('h-1', 'h-2', 'h-3')");
+        db_unlock(db);
+        assert_int_equal(tick(db, NULL, NULL, now + 1), 0);
+        rb = query_int(db, "SELECT id FROM rollouts WHERE rollback_of = %lld", (long long) a);
+        assert_true(rb > 0);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = "
+                                       "'skipped' AND host_id = 'h-3' AND message LIKE '%%not in the catalog%%'",
+                                   (long long) rb),
+                         1);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM audit WHERE action = 'rollout.skip' AND detail LIKE "
+                                       "'%%h-3%%'"),
+                         1);
+        assert_int_equal(tick(db, NULL, NULL, now + 2), 0);
+        assert_int_equal(query_int(db, "SELECT image = '" IMG1 "' FROM hosts WHERE id = 'h-2'"), 1);
+
+        /* An image deleted behind the coordinator's back (as a server
+         * before this one allowed): rollout b's canary is done, and the
+         * hosts of its second wave, which wait for that image, are skipped;
+         * leases still expire. */
+        s = db_lock(db);
+        exec_ok(s, "PRAGMA foreign_keys = OFF; DELETE FROM images WHERE id = '" IMG2 "'; PRAGMA foreign_keys = ON;"
+                   "UPDATE hosts SET current_image = '" IMG2 "' WHERE id = 'h-4';"
+                   "UPDATE hosts SET lease_epoch = 7, lease_expires = 0 WHERE id = 'h-6';");
+        db_unlock(db);
+        assert_int_equal(tick(db, NULL, NULL, now + 20), 0);
+        assert_int_equal(tick(db, NULL, NULL, now + 30), 0);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = "
+                                       "'skipped' AND message LIKE '%%not in the catalog%%'",
+                                   (long long) b),
+                         2);
+        assert_int_equal(query_int(db, "SELECT quarantined FROM hosts WHERE id = 'h-6'"), 1);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM rollouts WHERE state = 'paused'"), 0);
+        check_invariants(db, "after the skips");
+}
+
+/* An image a host uses, a rollout would assign or may roll back to cannot
+ * be deleted, and the reason says which; a done rollout, once aborted, no
+ * longer holds its previous image. */
+static void test_image_users(void **state) {
+        uint64_t now = (uint64_t) time(NULL);
+        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        _cleanup_free_ char *why = NULL, *error = NULL;
+        int64_t a;
+        (void) state;
+
+        sqlite3 *s = db_lock(db);
+        assert_int_equal(coord_image_users(s, IMG1, &why), 1);
+        assert_string_equal(why, "assigned to or running on 6 host(s)");
+        free(why);
+        why = NULL;
+        assert_int_equal(coord_image_users(s, IMG3, &why), 0);
+        assert_null(why);
+        db_unlock(db);
+
+        /* Every host of rollout a is away: nothing runs 2.0 yet. */
+        a = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}}", now);
+        s = db_lock(db);
+        assert_int_equal(coord_image_users(s, IMG2, &why), 1);
+        assert_string_equal(why, "rollout 1 would assign it");
+        free(why);
+        why = NULL;
+        /* Done: every host moved on; 1.0 is what a rollback would go back to. */
+        exec_ok(s, "UPDATE hosts SET image = '" IMG2 "', current_image = '" IMG2 "';"
+                   "UPDATE rollout_hosts SET status = 'done'; UPDATE rollouts SET state = 'done';");
+        assert_int_equal(coord_image_users(s, IMG1, &why), 1);
+        assert_string_equal(why, "rollout 1 may roll back to it");
+        free(why);
+        why = NULL;
+        assert_int_equal(db_begin(s), 0);
+        assert_int_equal(coord_rollout_action(s, a, "abort", "test", now, NULL, &error), 0);
+        assert_int_equal(db_commit(s), 0);
+        assert_int_equal(coord_image_users(s, IMG1, &why), 0);
+        db_unlock(db);
+}
+
+/* A running rollout whose stored spec no longer reads (an older server's,
+ * or edited by hand) is paused with the reason, not run without a bake and
+ * a failure threshold. */
+static void test_unreadable_spec_pauses(void **state) {
+        const char *bad[] = { "{\"image\": \"tiny:2.0\", \"bake\": 9223372036854775807}", "{\"image\": ",
+                              "{\"image\": \"tiny:2.0\", \"waves\": [\"150%\"]}" };
+        const char *reason[] = { "''bake''", "not JSON", "''waves''" }; /* SQL quoted */
+        uint64_t now = (uint64_t) time(NULL);
+        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                int64_t id = rollout_start(db, "{\"image\": \"tiny:2.0\", \"waves\": [\"100%\"]}", now);
+                _cleanup_free_ char *sql = NULL;
+                sqlite3 *s = db_lock(db);
+                sqlite3_stmt *st = NULL;
+                assert_int_equal(sqlite3_prepare_v2(s, "UPDATE rollouts SET spec = ? WHERE id = ?", -1, &st, NULL),
+                                 SQLITE_OK);
+                sqlite3_bind_text(st, 1, bad[i], -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, id);
+                assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+                sqlite3_finalize(st);
+                db_unlock(db);
+                assert_int_equal(tick(db, NULL, NULL, now), 0);
+                assert_int_equal(query_int(db, "SELECT state = 'paused' AND reason LIKE 'its stored spec cannot be "
+                                               "read: %s%%' FROM rollouts WHERE id = %lld",
+                                           reason[i], (long long) id),
+                                 1);
+                assert_int_equal(query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND "
+                                               "status = 'assigned'",
+                                           (long long) id),
+                                 0);
+                /* Out of the way of the next one. */
+                s = db_lock(db);
+                assert_int_equal(db_begin(s), 0);
+                char *error = NULL;
+                assert_int_equal(coord_rollout_action(s, id, "abort", "test", now, NULL, &error), 0);
+                assert_int_equal(db_commit(s), 0);
+                db_unlock(db);
+        }
+}
+
+/* Lines of file that contain needle. */
+static int count_lines(const char *path, const char *needle) {
+        _cleanup_free_ char *data = NULL;
+        size_t n;
+        int c = 0;
+
+        assert_int_equal(read_full_file(path, 1 << 20, &data, &n), 0);
+        for (char *p = data; p && (p = strstr(p, needle)); p++)
+                c++;
+        return c;
+}
+
+/* A rollout whose tick fails every time: the other rollout and lease
+ * expiry go on, the failure is logged once (and its recovery once), and
+ * after three ticks the rollout is paused with the reason. */
+static void test_failing_rollout_paused_and_logged_once(void **state) {
+        uint64_t now = (uint64_t) time(NULL);
+        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        CoordTicker *t = coord_ticker_new();
+        int64_t a, b;
+        int saved, fd;
+        (void) state;
+
+        a = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [1, \"100%\"]}", now);
+        b = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"b\"}, \"waves\": [1, \"100%\"]}", now);
+        sqlite3 *s = db_lock(db);
+        exec_ok(s, "CREATE TRIGGER broken BEFORE UPDATE OF image ON hosts WHEN NEW.id IN ('h-1', 'h-2', 'h-3') BEGIN "
+                   "SELECT RAISE(ABORT, 'the disk is on fire'); END;");
+        db_unlock(db);
+
+        fflush(stderr);
+        saved = dup(STDERR_FILENO);
+        fd = open("log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(saved >= 0 && fd >= 0);
+        assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+        for (int i = 0; i < 5; i++)
+                assert_int_equal(tick(db, t, NULL, now + (uint64_t) i), 0);
+        s = db_lock(db);
+        exec_ok(s, "DROP TRIGGER broken");
+        db_unlock(db);
+        assert_int_equal(tick(db, t, NULL, now + 5), 0);
+        fflush(stderr);
+        assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+        close(saved);
+        close(fd);
+
+        TickDone d = tick_done(db, a, b);
+        assert_true(d.expired);
+        assert_false(d.a);
+        assert_true(d.b);
+        assert_int_equal(query_int(db, "SELECT state = 'paused' AND reason LIKE '%%3 times in a row%%the disk is on "
+                                       "fire%%' FROM rollouts WHERE id = %lld",
+                                   (long long) a),
+                         1);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM audit WHERE action = 'rollout.pause' AND target = "
+                                       "'rollout %lld' AND detail LIKE '%%the disk is on fire%%'",
+                                   (long long) a),
+                         1);
+        assert_int_equal(count_lines("log", "the disk is on fire"), 2); /* the failure, the pause */
+        assert_int_equal(count_lines("log", "working again"), 1);
+        coord_ticker_free(t);
+}
+
+/* The plan's estimate: a bake past its cap is refused, naming it, instead
+ * of wrapping around. */
+static void test_plan_bake_capped(void **state) {
+        CoordConfig cc = COORD_CONFIG_DEFAULT;
+        uint64_t now = (uint64_t) time(NULL);
+        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        _cleanup_free_ char *error = NULL;
+        json_t *plan = NULL, *spec;
+        (void) state;
+
+        sqlite3 *s = db_lock(db);
+        spec = json_pack("{s:s, s:[i, s], s:I}", "image", "tiny:2.0", "waves", 1, "100%", "bake",
+                         (json_int_t) INT64_MAX);
+        assert_int_equal(coord_rollout_plan(s, &cc, spec, 60, &plan, &error), -EINVAL);
+        assert_non_null(strstr(error, "'bake'"));
+        json_decref(spec);
+        spec = json_pack("{s:s, s:[i, s], s:i}", "image", "tiny:2.0", "waves", 1, "100%", "bake", 30 * 86400);
+        assert_int_equal(coord_rollout_plan(s, &cc, spec, 60, &plan, &error), 0);
+        assert_int_equal(json_integer_value(json_object_get(plan, "estimate_sec")), 2 * 60 + 30 * 86400);
+        json_decref(plan);
+        json_decref(spec);
+        db_unlock(db);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_lease_refused_on_any_error),
                 test_in_dir(test_lease_grant_needs_success),
+                test_in_dir(test_tick_fault_stays_in_its_part),
+                test_in_dir(test_start_faults),
+                test_in_dir(test_rollback_faults),
+                test_in_dir(test_rollback_skips_what_it_cannot_assign),
+                test_in_dir(test_image_users),
+                test_in_dir(test_unreadable_spec_pauses),
+                test_in_dir(test_failing_rollout_paused_and_logged_once),
+                test_in_dir(test_plan_bake_capped),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
