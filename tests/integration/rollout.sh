@@ -162,10 +162,12 @@ for ((i = 0; i < 600; i++)); do
         [ "$(jq -r .state <<<"$ro")" = paused ] && [ "$(jq -r .wave <<<"$ro")" = 2 ] && break
         sleep 0.2
 done
-# Hosts of wave 2 already on their way when it pauses still go and fall back.
+# Hosts of wave 2 already on their way when it pauses still go and fall
+# back; one may be booted into 3.0 at this moment, on its way back.
+none_off_2() { [ "$(hosts | jq '[.hosts[] | select(.version != "2.0")] | length')" = 0 ]; }
+wait_until 60 none_off_2
 if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == "wave 2: "*" of 5 hosts failed, 0 allowed" ]] &&
-        [ "$(jq '.waves[0].failed' <<<"$ro")" = 1 ] &&
-        [ "$(hosts | jq '[.hosts[] | select(.version != "2.0")] | length')" = 0 ] &&
+        [ "$(jq '.waves[0].failed' <<<"$ro")" = 1 ] && none_off_2 &&
         [ "$(api "$URL/v1/audit?action=rollout.resume" | jq "[.entries[] | select(.target == \"rollout $R3\")] | length")" = 1 ]; then
         t_ok
 else
@@ -327,11 +329,17 @@ lie() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN3
 lied=$(lie "{\"state\": \"healthy\", \"version\": \"9.9\", \"image\": \"$UNKNOWN\"}")
 RL=$(post /v1/rollouts '{"image": "tiny:2.0", "selector": {"service": "a"}, "waves": ["100%"], "on_failure": "rollback"}' |
         jq -r .id)
+FAILED="{\"state\": \"failed\", \"version\": \"9.9\", \"image\": \"$UNKNOWN\", \"failed_image\": \"$ID2\"}"
 for ((i = 0; i < 100; i++)); do
-        lie "{\"state\": \"failed\", \"version\": \"9.9\", \"image\": \"$UNKNOWN\", \"failed_image\": \"$ID2\"}" >/dev/null
+        lie "$FAILED" >/dev/null
         [ "$(rollout_state "$RL")" = aborted ] && break
         sleep 0.2
 done
+# The token holder goes on checking in, so h3 stays reachable: the rollback
+# keeps trying to assign it what it goes back to.
+(while :; do lie "$FAILED" >/dev/null; sleep 0.5; done) &
+LIAR=$!
+PIDS+=($LIAR)
 RBL=$(api "$URL/v1/rollouts" | jq -r "[.rollouts[] | select(.kind == \"rollback\")][0].id")
 for ((i = 0; i < 25; i++)); do
         h3=$(api "$URL/v1/hosts/$ID3")
@@ -339,6 +347,8 @@ for ((i = 0; i < 25; i++)); do
         sleep 0.2
 done
 after_trigger "$mark" 2.0 "$RB3"
+kill "$LIAR"
+wait "$LIAR" 2>/dev/null
 # The check-in was recorded as what h3 runs; the rollback sends it back to
 # what it was assigned, 1.0, never to the image nobody has.
 if [ "$lied" = 200 ] && [ "$(jq -r .current_image <<<"$h3")" = "$UNKNOWN" ] && [ "$(rollout_state "$RL")" = aborted ] &&
