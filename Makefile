@@ -178,35 +178,63 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLA
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/libfuzzer/%)
+# make fuzz FUZZ_TARGETS="gpt state" runs only those.
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/fuzz-%.c=%)
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(BUILD)/libfuzzer/fuzz-%)
 FUZZ_SECONDS ?= 60
 DEBS_FUZZ := clang libclang-rt-14-dev
+FUZZ_INCLUDES := -Ibuilder -Ibootserver -Iagent -Itests/fuzz
 
 # The fuzz targets built with the compiler in use and a plain driver: they
 # replay the saved corpus in `make check`.
-$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c tests/fuzz/fuzz.h $(COMPONENT_LIBS) $(LIBSLIPWAY) \
+		$(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Ibuilder -Ibootserver -Iagent -o $@ $< tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) \
-		$(LDFLAGS) $(BUILDER_LIBS) $(BOOTSERVER_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(FUZZ_INCLUDES) -o $@ $< tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) \
+		$(LDFLAGS) $(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS)
 
 test-fuzz-replay: $(FUZZ_REPLAY)
-	@for f in $(FUZZ_REPLAY); do n=$$(basename $$f); $$f tests/fuzz/corpus/$${n#fuzz-} || exit 1; done
+	@for f in $(FUZZ_REPLAY); do n=$$(basename $$f); $$f tests/fuzz/corpus/$${n#fuzz-} || \
+		{ echo "$$n: FAILED replaying tests/fuzz/corpus/$${n#fuzz-}; again with its messages:"; \
+		FUZZ_VERBOSE=1 $$f tests/fuzz/corpus/$${n#fuzz-} 2>&1 | tail -n 40; exit 1; }; done
 
-## make fuzz          run each libFuzzer target for FUZZ_SECONDS (clang)
+## make fuzz          run each libFuzzer target for FUZZ_SECONDS (clang); FUZZ_TARGETS picks some
+# A target that finds a crash, a leak or a broken invariant stops the run:
+# the input is in build/fuzz-artifacts/, to be added to tests/fuzz/corpus/
+# with the fix.
 fuzz:
 	@$(MAKE) --no-print-directory deps-extra EXTRA_DEBS="$(DEBS_FUZZ)"
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(BUILD)/fuzz-corpus/$${n#fuzz-}; \
-		echo "== $$n ($(FUZZ_SECONDS) s)"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz-corpus/$${n#fuzz-} \
-			tests/fuzz/corpus/$${n#fuzz-} 2>&1 | tail -n 3 || exit 1; done
+	@mkdir -p $(BUILD)/fuzz-artifacts
+	@for n in $(FUZZ_TARGETS); do mkdir -p $(BUILD)/fuzz-corpus/$$n; \
+		echo "== fuzz-$$n ($(FUZZ_SECONDS) s)"; \
+		$(BUILD)/libfuzzer/fuzz-$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			-artifact_prefix=$(BUILD)/fuzz-artifacts/$$n- $(BUILD)/fuzz-corpus/$$n tests/fuzz/corpus/$$n \
+			>$(BUILD)/fuzz-artifacts/$$n.log 2>&1; rc=$$?; \
+		tail -n 3 $(BUILD)/fuzz-artifacts/$$n.log; \
+		if [ $$rc -ne 0 ]; then echo "fuzz-$$n: FAILED (rc $$rc), see $(BUILD)/fuzz-artifacts/$$n.log"; exit 1; fi; \
+		done
 
+# The libFuzzer builds: every file but the mains compiled once with clang
+# and the sanitizers into one archive, each target linked against it.
+FUZZ_OBJ := $(BUILD)/libfuzzer/obj
+FUZZ_LIB := $(BUILD)/libfuzzer/libslipway-fuzz.a
+FUZZ_LIB_SRC := $(COMMON_SRC) $(filter-out builder/main.c,$(BUILDER_SRC)) $(filter-out bootserver/main.c,$(BOOTSERVER_SRC)) \
+	$(filter-out agent/main.c,$(AGENT_SRC)) $(BUILD)/gen/initramfs-init.c
 FUZZ_CFLAGS = $(filter-out -O2 -Werror,$(BASE_CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined \
-	$(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER) $(PKGS_BOOTSERVER))
-$(BUILD)/libfuzzer/fuzz-%: tests/fuzz/fuzz-%.c $(COMMON_SRC) $(filter-out builder/main.c,$(BUILDER_SRC)) \
-		$(filter-out bootserver/main.c,$(BOOTSERVER_SRC)) $(BUILD)/gen/initramfs-init.c
+	-fno-sanitize-recover=all $(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER) $(PKGS_BOOTSERVER))
+
+$(FUZZ_OBJ)/%.o: %.c $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -Ibuilder -Ibootserver -o $@ $^ $(BUILDER_LIBS) $(BOOTSERVER_LIBS)
+	@$(if $(Q),echo "  CLANG   $<")
+	$(Q)clang $(FUZZ_CFLAGS) -Wno-missing-variable-declarations -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_SRC:%.c=$(FUZZ_OBJ)/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libfuzzer/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/fuzz.h $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(FUZZ_INCLUDES) -o $@ $< $(FUZZ_LIB) $(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS)
 
 ## make check         unit and integration tests (minutes)
 check: test-unit test-fuzz-replay test-sim test-integration
@@ -293,4 +321,4 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+-include $(shell find $(OBJ) $(FUZZ_OBJ) -name '*.d' 2>/dev/null)

@@ -257,10 +257,21 @@ int gpt_grow(int fd, uint64_t disk_size, const char *grow_name, uint64_t *ret_ne
                         return -EINVAL;
                 }
         }
-        /* End on a MiB boundary, never before where it ends today. */
-        end = (last_usable + 1) / 2048 * 2048 - 1;
+        /* End on a MiB boundary, never before where it ends today; a
+         * partition that ends before it starts is no partition. */
+        if (get64(e + 32) > get64(e + 40)) {
+                gpt_release(&g);
+                return -EBADMSG;
+        }
+        end = (last_usable + 1) / 2048 * 2048;
+        end = MAX(end, (uint64_t) 1) - 1;
         if (end < get64(e + 40))
                 end = get64(e + 40);
+        /* Ending past the last usable sector: the table is for a larger disk. */
+        if (end > last_usable) {
+                gpt_release(&g);
+                return -ENOSPC;
+        }
         put64(e + 40, end);
 
         put64(g.header + 32, last_lba);     /* backup LBA */

@@ -450,7 +450,10 @@ static int elf_parse(const uint8_t *b, size_t size, ElfInfo *ret) {
         if (size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
             eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_phentsize != sizeof(Elf64_Phdr))
                 return -ENOEXEC;
-        if (eh->e_phoff > size || (uint64_t) eh->e_phnum * sizeof(Elf64_Phdr) > size - eh->e_phoff)
+        /* The tables are read in place (b is page-aligned, as mmap() gives
+         * it): misaligned ones, which no linker writes, are refused. */
+        if (eh->e_phoff > size || (uint64_t) eh->e_phnum * sizeof(Elf64_Phdr) > size - eh->e_phoff ||
+            eh->e_phoff % _Alignof(Elf64_Phdr) != 0)
                 return -ENOEXEC;
         ph = (const Elf64_Phdr *) (b + eh->e_phoff);
 
@@ -459,11 +462,17 @@ static int elf_parse(const uint8_t *b, size_t size, ElfInfo *ret) {
                         return -ENOEXEC;
                 if (ph[i].p_type == PT_INTERP && ph[i].p_filesz > 1) {
                         const char *s = (const char *) b + ph[i].p_offset;
+                        /* An empty name would put the staging root itself
+                         * in the initramfs. */
+                        if (*s == '\0')
+                                return -ENOEXEC;
                         free(ret->interp);
                         ret->interp = strndup(s, ph[i].p_filesz);
                         if (!ret->interp)
                                 return -ENOMEM;
                 } else if (ph[i].p_type == PT_DYNAMIC) {
+                        if (ph[i].p_offset % _Alignof(Elf64_Dyn) != 0)
+                                return -ENOEXEC;
                         dyn = (const Elf64_Dyn *) (b + ph[i].p_offset);
                         n_dyn = ph[i].p_filesz / sizeof(Elf64_Dyn);
                 }
@@ -483,11 +492,22 @@ static int elf_parse(const uint8_t *b, size_t size, ElfInfo *ret) {
                 uint64_t o = dyn[i].d_un.d_val;
                 if (dyn[i].d_tag != DT_NEEDED)
                         continue;
-                if (o >= strsz || !memchr(b + stroff + o, 0, strsz - o))
+                if (o >= strsz || !memchr(b + stroff + o, 0, strsz - o) || b[stroff + o] == '\0')
                         return -ENOEXEC;
                 if (strv_extend(&ret->needed, (const char *) b + stroff + o) < 0)
                         return -ENOMEM;
         }
+        return 0;
+}
+
+int initramfs_elf_deps(const uint8_t *b, size_t size, char **ret_interp, char ***ret_needed) {
+        _cleanup_(elf_info_release) ElfInfo info = {};
+        int r = elf_parse(b, size, &info);
+
+        if (r < 0)
+                return r;
+        *ret_interp = TAKE_PTR(info.interp);
+        *ret_needed = TAKE_PTR(info.needed);
         return 0;
 }
 
