@@ -236,8 +236,16 @@ $(BUILD)/libfuzzer/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/fuzz.h $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(FUZZ_INCLUDES) -o $@ $< $(FUZZ_LIB) $(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS)
 
-## make check         unit and integration tests (minutes)
+# Every test make runs is told this run's file (tests/leftovers.sh): the
+# suites write themselves down in it, and what they start inherits it.
+ifndef SLIPWAY_TEST_RUN
+SLIPWAY_TEST_RUN := $(CURDIR)/$(BUILD)/test-runs/$(shell date +%Y%m%d-%H%M%S)-$(shell echo $$PPID)
+endif
+export SLIPWAY_TEST_RUN
+
+## make check         unit and integration tests (minutes); fails if a test left something running
 check: test-unit test-fuzz-replay test-sim test-integration
+	@tests/leftovers.sh
 
 ## make test-sim      the coordinator under the fleet simulator: 1,000 seeds and 3 big fleets
 test-sim: $(BUILD)/fleet/sim
@@ -264,8 +272,11 @@ INTEGRATION := $(filter-out tests/integration/boot.sh,$(wildcard tests/integrati
 test-integration: all sample-repo $(BUILD)/bench/checkins
 	@rc=0; for t in $(INTEGRATION); do $$t || rc=1; done; exit $$rc
 
-## make test          everything (what CI runs)
-test: check test-boot test-e2e test-fleet
+## make test          everything (what CI runs); fails if a test left something running
+# The suites after check's own look for leftovers, then the last look.
+test: check
+	@$(MAKE) --no-print-directory test-boot test-e2e test-fleet
+	@tests/leftovers.sh
 
 ## make test-fleet    500 slipway-agent processes in network namespaces through a rollout
 test-fleet: all sample-repo

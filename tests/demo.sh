@@ -15,11 +15,23 @@ export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 PIDS=()
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# SIGTERM to the server and the hosts, SIGKILL to any still there after 10 s.
 stop_all() {
-        for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+        local i p left
+        [ ${#PIDS[@]} -gt 0 ] || return 0
+        kill "${PIDS[@]}" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+                left=()
+                for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && left+=("$p"); done
+                [ ${#left[@]} -gt 0 ] || break
+                sleep 0.1
+        done
+        [ ${#left[@]} -eq 0 ] || kill -KILL "${left[@]}" 2>/dev/null || true
         wait 2>/dev/null || true
 }
 trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # A fresh run each time: hosts, server state, the image store and logs go (a
 # store kept from an older tree would refuse the new build of a version it

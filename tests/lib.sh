@@ -1,4 +1,5 @@
-# Shared by the shell tests: assertions, temporary directories, qemu.
+# Shared by the shell tests: assertions, temporary directories, stopping
+# what a suite started, qemu.
 # Each test script sources this file and calls `t_begin NAME`.
 
 set -u
@@ -13,6 +14,159 @@ t_begin() {
         T_SUITE=$1
         T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/slipway-$1.XXXXXX")
         T_VERDICT=none
+        T_ENDED=0
+        # Everything the suite starts carries its mark (see t_exit).
+        export SLIPWAY_TEST_SUITE=$T_DIR
+        t_run_note suite $$ "$(t_start_time $$)" "$T_DIR"
+        trap t_exit EXIT
+        trap 'T_SIGNAL=INT; exit 130' INT
+        trap 'T_SIGNAL=TERM; exit 143' TERM
+}
+
+# ---- what a suite starts ---------------------------------------------------
+# Every process a suite starts is stopped when its script ends, however it
+# ends: success, failure, an `exit` in the middle, SIGINT or SIGTERM. The
+# script names its own clean-up with t_on_exit (never `trap ... EXIT`, which
+# would replace t_exit), its network namespaces with t_netns_add, and stops
+# what it started with t_stop. At the end t_exit also stops whatever is left
+# of the suite: the script's descendants, every process that carries its
+# mark (SLIPWAY_TEST_SUITE=$T_DIR, inherited through exec, `ip netns exec`
+# and qemu) and every process whose command line points into $T_DIR (a
+# dnsmasq, which slipwayd starts with a clean environment).
+
+T_ON_EXIT=()
+T_NETNS=()
+T_SIGNAL=
+
+# t_run_note WORDS...: under make check and make test, writes down a suite
+# or a namespace of this run for tests/leftovers.sh.
+t_run_note() {
+        [ -n "${SLIPWAY_TEST_RUN:-}" ] || return 0
+        mkdir -p "$(dirname "$SLIPWAY_TEST_RUN")" && echo "$*" >>"$SLIPWAY_TEST_RUN"
+}
+
+# t_start_time PID: when PID started (field 22 of /proc/PID/stat), which
+# tells it from a later process with the same pid.
+t_start_time() {
+        local s
+        { read -r s </proc/"$1"/stat; } 2>/dev/null || return 1
+        # shellcheck disable=SC2086
+        set -- ${s##*) }
+        echo "${20}"
+}
+
+# t_on_exit CMD: runs CMD (eval'd) when the script ends, before t_exit stops
+# what is left; in the order given.
+t_on_exit() {
+        T_ON_EXIT+=("$1")
+}
+
+# t_netns_add NS: makes network namespace NS; when the script ends, every
+# process in it is stopped and it is deleted.
+t_netns_add() {
+        ip netns add "$1" || return
+        T_NETNS+=("$1")
+        t_run_note netns "$1" "$T_DIR"
+}
+
+# t_alive PID: PID is a process that has not exited (a zombie has).
+t_alive() {
+        local s
+        { read -r s </proc/"$1"/stat; } 2>/dev/null || return 1
+        s=${s##*) }
+        [ "${s%% *}" != Z ]
+}
+
+# t_descendants PID: PID's children, their children and so on.
+t_descendants() {
+        local c
+        for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+                echo "$c"
+                t_descendants "$c"
+        done
+}
+
+# t_ppid PID: PID's parent.
+t_ppid() {
+        local s
+        { read -r s </proc/"$1"/stat; } 2>/dev/null || return 1
+        # shellcheck disable=SC2086
+        set -- ${s##*) }
+        echo "$2"
+}
+
+# t_below PID ANCESTOR: PID descends from ANCESTOR.
+t_below() {
+        local p=$1
+        while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+                p=$(t_ppid "$p") || return 1
+                [ "$p" = "$2" ] && return 0
+        done
+        return 1
+}
+
+# t_marked: the processes that carry this suite's mark or point into $T_DIR.
+t_marked() {
+        {
+                grep -lazx "SLIPWAY_TEST_SUITE=$T_DIR" /proc/[0-9]*/environ
+                grep -laF "$T_DIR" /proc/[0-9]*/cmdline
+        } 2>/dev/null | cut -d/ -f3 | sort -un
+}
+
+# t_stop PID...: stops each PID that is this suite's (a descendant of the
+# script, or marked) and everything it started: SIGTERM and SIGCONT, up to
+# 10 s, then SIGKILL; the script's own children are reaped. A PID that is
+# gone, or that is now someone else's, is left alone.
+t_stop() {
+        local p c i marked pids=() left=()
+        marked=" $(t_marked | tr '\n' ' ') "
+        for p in "$@"; do
+                if [ -z "$p" ] || [ "$p" = $$ ] || ! t_alive "$p"; then continue; fi
+                [[ $marked == *" $p "* ]] || t_below "$p" $$ || continue
+                pids+=("$p")
+                for c in $(t_descendants "$p"); do pids+=("$c"); done
+        done
+        if [ ${#pids[@]} -gt 0 ]; then
+                kill -TERM "${pids[@]}" 2>/dev/null
+                kill -CONT "${pids[@]}" 2>/dev/null
+                for ((i = 0; i < 100; i++)); do
+                        left=()
+                        for p in "${pids[@]}"; do t_alive "$p" && left+=("$p"); done
+                        [ ${#left[@]} -eq 0 ] && break
+                        sleep 0.1
+                done
+                [ ${#left[@]} -eq 0 ] || kill -KILL "${left[@]}" 2>/dev/null
+        fi
+        for p in "$@"; do [ -n "$p" ] && wait "$p" 2>/dev/null; done
+        return 0
+}
+
+# t_exit: the EXIT trap t_begin sets. Runs the script's t_on_exit commands,
+# stops the processes in its namespaces and deletes them, then stops what
+# is left of the suite (naming it: the script's own clean-up missed it).
+t_exit() {
+        local cmd ns p stray=()
+        trap - EXIT INT TERM
+        for cmd in "${T_ON_EXIT[@]}"; do eval "$cmd"; done
+        for ns in "${T_NETNS[@]}"; do
+                # shellcheck disable=SC2046
+                t_stop $(ip netns pids "$ns" 2>/dev/null)
+                ip netns del "$ns" 2>/dev/null
+        done
+        # The subshells that list them are gone by the time they are checked.
+        for p in $(t_descendants $$) $(t_marked); do
+                [ "$p" != $$ ] && t_alive "$p" && stray+=("$p")
+        done
+        if [ ${#stray[@]} -gt 0 ]; then
+                echo "$T_SUITE: stopping what was left running:" \
+                        "$(ps -o pid=,args= -p "${stray[*]}" 2>/dev/null | cut -c1-100 | tr '\n' ';')"
+                t_stop "${stray[@]}"
+        fi
+        if [ -n "$T_SIGNAL" ] && [ "${T_KEEP:-0}" != 1 ]; then
+                rm -rf "$T_DIR"
+        elif [ "$T_ENDED" = 0 ] && [ -d "$T_DIR" ]; then
+                echo "$T_SUITE: ended before t_end; files kept in $T_DIR"
+        fi
 }
 
 # Every case ends in exactly one verdict. A case that reaches the next
@@ -78,6 +232,7 @@ t_skip() {
 t_end() {
         t_verdict_check
         T_NAME=""
+        T_ENDED=1
         if [ "$T_FAILED" -eq 0 ] && [ "${T_KEEP:-0}" != 1 ]; then
                 rm -rf "$T_DIR"
         else

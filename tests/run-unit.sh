@@ -5,6 +5,10 @@ set -u
 passed=0 failed=0 failed_bins=""
 for t in "$@"; do
         dir=$(mktemp -d "${TMPDIR:-/tmp}/slipway-unit.XXXXXX")
+        # For tests/leftovers.sh: what runs from here is this run's.
+        if [ -n "${SLIPWAY_TEST_RUN:-}" ]; then
+                mkdir -p "$(dirname "$SLIPWAY_TEST_RUN")" && echo "dir $dir" >>"$SLIPWAY_TEST_RUN"
+        fi
         out="$dir/output.txt"
         abs=$(realpath "$t")
         if (cd "$dir" && SLIPWAY_TEST_DIR="$dir" "$abs") >"$out" 2>&1; then

@@ -10,7 +10,14 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=$TOP/build/bin/slipway-build
 REPO=$TOP/build/sample-repo
 D=$(mktemp -d "${TMPDIR:-/tmp}/slipway-bench.XXXXXX")
-trap 'rm -rf "$D"' EXIT
+ck_pid=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+        [ -n "$ck_pid" ] && kill "$ck_pid" 2>/dev/null && wait "$ck_pid" 2>/dev/null
+        rm -rf "$D"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 export SOURCE_DATE_EPOCH=1700000000
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 PKGS="tiny-base kernel busybox"
@@ -219,6 +226,7 @@ if [ -x "$TOP/build/bench/checkins" ]; then
                 sed -n '1,8s/^/      | /p' "$D/ck.log"
         fi
         [ -n "$ck_pid" ] && kill "$ck_pid" 2>/dev/null && wait "$ck_pid" 2>/dev/null
+        ck_pid=""
 fi
 # 500 real agents through a rollout: its time against the budgets' lower
 # bound (the last line of tests/fleet/agents.sh), without faults (the

@@ -41,7 +41,13 @@ slipwayd_stop() {
 }
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
-        [ ${#DL_PIDS[@]} -gt 0 ] && kill "${DL_PIDS[@]}" 2>/dev/null
+        # The download loops and the curl each is running.
+        local p kids
+        for p in "${DL_PIDS[@]}"; do
+                kids=$(pgrep -P "$p")
+                # shellcheck disable=SC2086
+                kill "$p" $kids 2>/dev/null
+        done
         slipwayd_stop
         [ -n "$NG_PID" ] && stop "$NG_PID"
         rm -rf "$D"

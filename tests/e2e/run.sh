@@ -21,6 +21,7 @@ if [ -n "${E2E_DIR:-}" ]; then
         # development: reuse the images built in E2E_DIR by an earlier run
         rm -rf "$T_DIR"
         T_DIR=$E2E_DIR
+        export SLIPWAY_TEST_SUITE=$T_DIR
         mkdir -p "$T_DIR"
         rm -rf "$T_DIR"/vm* "$T_DIR/state" "$T_DIR/slipwayd.log" "$T_DIR/store"
 fi
@@ -40,13 +41,14 @@ MACS=(52:54:00:97:00:01 52:54:00:97:00:02)
 declare -a QPIDS=()
 START=$(date +%s)
 
+# The VMs, then slipwayd, which stops its dnsmasq; t_exit then stops
+# whatever is left in the namespace and deletes it.
 cleanup() {
-        for p in "${QPIDS[@]}" ${SPID:-}; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-        wait 2>/dev/null
-        ip netns del "$NS" 2>/dev/null
+        t_stop "${QPIDS[@]}"
+        t_stop "${SPID:-}"
         [ "${E2E_KEEP:-0}" = 1 ] && echo "e2e: kept $D"
 }
-trap cleanup EXIT
+t_on_exit cleanup
 
 in_ns() { ip netns exec "$NS" "$@"; }
 elapsed() { echo "$(($(date +%s) - START)) s"; }
@@ -100,7 +102,7 @@ vm_kill() {
 }
 
 t_case "a namespace with a bridge and two tap devices"
-if ip netns add "$NS" 2>"$D/netns.err" && ip -n "$NS" link set lo up &&
+if t_netns_add "$NS" 2>"$D/netns.err" && ip -n "$NS" link set lo up &&
         ip -n "$NS" link add br0 type bridge && ip -n "$NS" addr add "$SERVER_IP/24" dev br0 &&
         ip -n "$NS" link set br0 up &&
         for n in 0 1; do
@@ -135,7 +137,7 @@ done
 
 t_case "slipwayd with its dnsmasq on the bridge, 1.0 published as the default image"
 TOKEN=$("$SD" --state-dir "$D/state" --log-json no token create e2e)
-in_ns "$SD" --state-dir "$D/state" --listen "$SERVER_IP:8080" --public-url "$URL" --trusted-keys "$D/keys" \
+ip netns exec "$NS" "$SD" --state-dir "$D/state" --listen "$SERVER_IP:8080" --public-url "$URL" --trusted-keys "$D/keys" \
         --default-image tiny:1.0 --dhcp-mode full --dhcp-interface br0 --dhcp-range 10.97.0.100,10.97.0.150 \
         --checkin-interval 5 --heartbeat-timeout 60 --log-json no --log-level debug >>"$D/slipwayd.log" 2>&1 &
 SPID=$!

@@ -33,14 +33,13 @@ declare -a APIDS=()
 SPID=
 SAMPLER=
 
+# The sampler, the agents (stopped ones too), slipwayd; t_exit then stops
+# whatever is left in the namespaces and deletes them.
 cleanup() {
-        [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
-        for p in "${APIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
-        [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
-        wait 2>/dev/null
-        for ns in "$SRV" "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+        t_stop "$SAMPLER" "${APIDS[@]}"
+        t_stop "$SPID"
 }
-trap cleanup EXIT
+t_on_exit cleanup
 
 api() { ip netns exec "$SRV" curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
 now_ms() { date +%s%3N; }
@@ -50,12 +49,12 @@ service_of() { echo "${SERVICES[$(($1 % 5))]}"; }
 rack_of() { echo "r$(($1 / 5 % 10))"; }
 
 t_case "a bridge namespace for slipwayd and two host namespaces joined by veth pairs"
-if ip netns add "$SRV" 2>"$D/netns.err" && ip -n "$SRV" link set lo up && ip -n "$SRV" link add br0 type bridge &&
+if t_netns_add "$SRV" 2>"$D/netns.err" && ip -n "$SRV" link set lo up && ip -n "$SRV" link add br0 type bridge &&
         ip -n "$SRV" addr add 10.96.0.1/16 dev br0 && ip -n "$SRV" link set br0 up; then
         ok=1
         for i in 0 1; do
                 ns=${NSS[$i]}
-                ip netns add "$ns" && ip -n "$ns" link set lo up &&
+                t_netns_add "$ns" && ip -n "$ns" link set lo up &&
                         ip -n "$SRV" link add "v$i" type veth peer name eth0 netns "$ns" &&
                         ip -n "$SRV" link set "v$i" master br0 && ip -n "$SRV" link set "v$i" up &&
                         ip -n "$ns" addr add "10.96.$((i + 1)).1/16" dev eth0 && ip -n "$ns" link set eth0 up || ok=0

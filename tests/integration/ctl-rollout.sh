@@ -23,11 +23,11 @@ LABELS=("rack=r1 service=web" "rack=r1 service=web" "rack=r2 service=web" "rack=
         "rack=r3 service=db")
 
 stop_all() {
-        [ -n "$PIDS" ] && kill $PIDS 2>/dev/null
-        wait 2>/dev/null
+        # shellcheck disable=SC2086
+        t_stop $PIDS
         PIDS=""
 }
-trap stop_all EXIT
+t_on_exit stop_all
 
 # ctl_fail STATUS PATTERN CMD...: CMD must exit with STATUS and print exactly
 # one "slipctl: " line on stderr, matching PATTERN (grep -E).

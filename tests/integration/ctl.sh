@@ -17,12 +17,11 @@ MAC1=52:54:00:c7:00:01
 MAC2=52:54:00:c7:00:02
 
 stop_servers() {
-        [ -z "$PIDS" ] && return
-        kill $PIDS 2>/dev/null
-        wait $PIDS 2>/dev/null
+        # shellcheck disable=SC2086
+        t_stop $PIDS
         PIDS=""
 }
-trap stop_servers EXIT
+t_on_exit stop_servers
 
 # ctl_fail STATUS PATTERN CMD...: CMD must exit with STATUS and print exactly
 # one "slipctl: " line on stderr, matching PATTERN (grep -E).

@@ -11,7 +11,7 @@ t_begin fleetlock
 SD=${SLIPWAYD:-$BIN/slipwayd}
 D=$T_DIR
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+t_on_exit 't_stop "${PIDS[@]}"'
 
 # Zincati's node IDs: the app-specific machine ID, 32 hex digits.
 A=c988d2509fdf4cdcbed39037c56406fb

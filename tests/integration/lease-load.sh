@@ -16,7 +16,7 @@ SD=$BIN/slipwayd
 CK=$TOP/build/bench/checkins
 D=$T_DIR
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+t_on_exit 't_stop "${PIDS[@]}"'
 
 TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
 mkdir -p "$D/keys"

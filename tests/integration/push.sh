@@ -15,12 +15,11 @@ D=$T_DIR
 PIDS=""
 
 stop_servers() {
-        [ -z "$PIDS" ] && return
-        kill $PIDS 2>/dev/null
-        wait $PIDS 2>/dev/null
+        # shellcheck disable=SC2086
+        t_stop $PIDS
         PIDS=""
 }
-trap stop_servers EXIT
+t_on_exit stop_servers
 
 # start_server NAME KEYDIR [SLIPWAYD-OPTION...]: runs slipwayd on a free
 # loopback port trusting the keys in KEYDIR; sets URL and TOKEN (a new admin

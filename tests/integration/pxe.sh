@@ -20,18 +20,18 @@ NS=slw-pxe-$$
 SERVER_IP=10.98.0.1
 URL=http://$SERVER_IP:8080
 
+# The VM, then slipwayd, which stops its dnsmasq; t_exit then stops whatever
+# is left in the namespace and deletes it.
 cleanup() {
-        [ -n "${QPID:-}" ] && kill "$QPID" 2>/dev/null
-        [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null
-        wait 2>/dev/null
-        ip netns del "$NS" 2>/dev/null
+        t_stop "${QPID:-}"
+        t_stop "${SPID:-}"
 }
-trap cleanup EXIT
+t_on_exit cleanup
 
 in_ns() { ip netns exec "$NS" "$@"; }
 
 t_case "a namespace with a bridge and a tap device"
-if ip netns add "$NS" 2>"$D/netns.err" && ip -n "$NS" link set lo up &&
+if t_netns_add "$NS" 2>"$D/netns.err" && ip -n "$NS" link set lo up &&
         ip -n "$NS" link add br0 type bridge && ip -n "$NS" addr add "$SERVER_IP/24" dev br0 &&
         ip -n "$NS" link set br0 up && ip -n "$NS" tuntap add dev tap0 mode tap &&
         ip -n "$NS" link set tap0 master br0 && ip -n "$NS" link set tap0 up; then

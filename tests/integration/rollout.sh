@@ -17,7 +17,7 @@ D=$T_DIR
 export SOURCE_DATE_EPOCH=1700000000
 export SLIPWAY_CACHE=$D/cache
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+t_on_exit 't_stop "${PIDS[@]}"'
 sha() { sha256sum "$1" | cut -c1-64; }
 
 mkdir -p "$D/keys" "$D/health"

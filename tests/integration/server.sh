@@ -12,7 +12,7 @@ D=$T_DIR
 export SOURCE_DATE_EPOCH=1700000000
 export SLIPWAY_CACHE=$D/cache
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done' EXIT
+t_on_exit 't_stop "${PIDS[@]}"'
 
 # start_server STATE [FLAGS...]: runs slipwayd on a free loopback port; sets
 # URL and PID.
