@@ -1,7 +1,7 @@
 #!/bin/bash
 # The last step of make check and make test: fails when anything the run's
 # tests started is still running, or a network namespace they made is still
-# there; names it, then stops it (SIGTERM, SIGKILL after 5 s) or deletes it.
+# there; names it, then stops it (SIGTERM, SIGKILL after 10 s) or deletes it.
 #
 #   tests/leftovers.sh [RUN-FILE]      (default: $SLIPWAY_TEST_RUN)
 #
@@ -27,7 +27,7 @@ declare -A skip=()
 p=$$
 while [ -n "$p" ] && [ "$p" -gt 1 ]; do
         skip[$p]=1
-        p=$(t_ppid "$p")
+        p=$(t_stat "$p" 4)
 done
 
 # The run's directories, and those of its suites still running.
@@ -37,7 +37,7 @@ if [ -f "$RUN" ]; then
                 case $kind in
                 suite)
                         dirs+=("$c")
-                        if t_alive "$a" && [ "$(t_start_time "$a")" = "$b" ]; then
+                        if t_alive "$a" && [ "$(t_stat "$a" 22)" = "$b" ]; then
                                 live_dirs+=("$c")
                                 live_pids+=("$a")
                         fi
@@ -85,15 +85,7 @@ if [ ${#left[@]} -gt 0 ]; then
         rc=1
         echo "leftovers: ${#left[@]} processes the tests started are still running:"
         ps -o pid=,args= -p "${left[*]}" | cut -c1-160 | sed 's/^/  /'
-        kill -TERM "${left[@]}" 2>/dev/null
-        kill -CONT "${left[@]}" 2>/dev/null
-        for ((i = 0; i < 50; i++)); do
-                still=()
-                for p in "${left[@]}"; do t_alive "$p" && still+=("$p"); done
-                [ ${#still[@]} -eq 0 ] && break
-                sleep 0.1
-        done
-        [ ${#still[@]} -eq 0 ] || kill -KILL "${still[@]}" 2>/dev/null
+        t_kill "${left[@]}"
         echo "leftovers: stopped them"
 fi
 existing=" $(ip netns list 2>/dev/null | cut -d' ' -f1 | tr '\n' ' ') "

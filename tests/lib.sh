@@ -17,7 +17,7 @@ t_begin() {
         T_ENDED=0
         # Everything the suite starts carries its mark (see t_exit).
         export SLIPWAY_TEST_SUITE=$T_DIR
-        t_run_note suite $$ "$(t_start_time $$)" "$T_DIR"
+        t_run_note suite $$ "$(t_stat $$ 22)" "$T_DIR"
         trap t_exit EXIT
         trap 'T_SIGNAL=INT; exit 130' INT
         trap 'T_SIGNAL=TERM; exit 143' TERM
@@ -45,14 +45,15 @@ t_run_note() {
         mkdir -p "$(dirname "$SLIPWAY_TEST_RUN")" && echo "$*" >>"$SLIPWAY_TEST_RUN"
 }
 
-# t_start_time PID: when PID started (field 22 of /proc/PID/stat), which
-# tells it from a later process with the same pid.
-t_start_time() {
-        local s
+# t_stat PID N: field N of /proc/PID/stat: 4 is the parent, 22 the start
+# time (which tells a process from a later one with the same pid).
+t_stat() {
+        local s k=$(($2 - 2))
         { read -r s </proc/"$1"/stat; } 2>/dev/null || return 1
+        # The fields after the command name, which may hold blanks: 3 on.
         # shellcheck disable=SC2086
         set -- ${s##*) }
-        echo "${20}"
+        echo "${!k}"
 }
 
 # t_on_exit CMD: runs CMD (eval'd) when the script ends, before t_exit stops
@@ -86,20 +87,11 @@ t_descendants() {
         done
 }
 
-# t_ppid PID: PID's parent.
-t_ppid() {
-        local s
-        { read -r s </proc/"$1"/stat; } 2>/dev/null || return 1
-        # shellcheck disable=SC2086
-        set -- ${s##*) }
-        echo "$2"
-}
-
 # t_below PID ANCESTOR: PID descends from ANCESTOR.
 t_below() {
         local p=$1
         while [ -n "$p" ] && [ "$p" -gt 1 ]; do
-                p=$(t_ppid "$p") || return 1
+                p=$(t_stat "$p" 4) || return 1
                 [ "$p" = "$2" ] && return 0
         done
         return 1
@@ -113,12 +105,12 @@ t_marked() {
         } 2>/dev/null | cut -d/ -f3 | sort -un
 }
 
-# t_stop PID...: stops each PID that is this suite's (a descendant of the
-# script, or marked) and everything it started: SIGTERM and SIGCONT, up to
-# 10 s, then SIGKILL; the script's own children are reaped. A PID that is
-# gone, or that is now someone else's, is left alone.
+# t_stop PID...: stops (t_kill) each PID that is this suite's (a descendant
+# of the script, or marked) and everything it started; the script's own
+# children are reaped. A PID that is gone, or that is now someone else's,
+# is left alone.
 t_stop() {
-        local p c i marked pids=() left=()
+        local p c marked pids=()
         marked=" $(t_marked | tr '\n' ' ') "
         for p in "$@"; do
                 if [ -z "$p" ] || [ "$p" = $$ ] || ! t_alive "$p"; then continue; fi
@@ -126,18 +118,26 @@ t_stop() {
                 pids+=("$p")
                 for c in $(t_descendants "$p"); do pids+=("$c"); done
         done
-        if [ ${#pids[@]} -gt 0 ]; then
-                kill -TERM "${pids[@]}" 2>/dev/null
-                kill -CONT "${pids[@]}" 2>/dev/null
-                for ((i = 0; i < 100; i++)); do
-                        left=()
-                        for p in "${pids[@]}"; do t_alive "$p" && left+=("$p"); done
-                        [ ${#left[@]} -eq 0 ] && break
-                        sleep 0.1
-                done
-                [ ${#left[@]} -eq 0 ] || kill -KILL "${left[@]}" 2>/dev/null
-        fi
+        t_kill "${pids[@]}"
         for p in "$@"; do [ -n "$p" ] && wait "$p" 2>/dev/null; done
+        return 0
+}
+
+# t_kill PID...: SIGTERM and SIGCONT (for a stopped one), then SIGKILL to
+# those still there after 10 s. Asks nothing: the caller knows they are
+# the tests'.
+t_kill() {
+        local p i left=()
+        [ $# -gt 0 ] || return 0
+        kill -TERM "$@" 2>/dev/null
+        kill -CONT "$@" 2>/dev/null
+        for ((i = 0; i < 100; i++)); do
+                left=()
+                for p in "$@"; do t_alive "$p" && left+=("$p"); done
+                [ ${#left[@]} -eq 0 ] && return 0
+                sleep 0.1
+        done
+        kill -KILL "${left[@]}" 2>/dev/null
         return 0
 }
 

@@ -94,7 +94,7 @@ t_case "leftovers.sh leaves alone a slipwayd of one's own and a suite still runn
 bg exec_unmarked "$BIN/slipwayd"
 own=$LAST
 mkdir -p "$D/slipway-live.1"
-echo "suite $$ $(t_start_time $$) $D/slipway-live.1" >"$D/run-live"
+echo "suite $$ $(t_stat $$ 22) $D/slipway-live.1" >"$D/run-live"
 bg env SLIPWAY_TEST_RUN="$D/run-live" SLIPWAY_TEST_SUITE="$D/slipway-live.1" sleep 300
 live=$LAST
 bg exec_unmarked "$D/slipway-live.1/state/dnsmasq"
