@@ -64,7 +64,9 @@ char *bootentry_file_name(const char *id, int tries_left, int tries_done) {
 }
 
 /* gen and version of "slipway-<gen>-<version>"; gen 0 and no version for
- * any other id. */
+ * any other id. The generation is written without leading zeros: an id is
+ * exactly what bootentry_id() makes of its gen and version, or foreign
+ * ("slipway-02-2.0" would otherwise be a second generation 2). */
 static int parse_id(const char *id, unsigned *ret_gen, char **ret_version) {
         const char *p = startswith(id, BOOTENTRY_PREFIX);
         unsigned long long gen;
@@ -72,7 +74,8 @@ static int parse_id(const char *id, unsigned *ret_gen, char **ret_version) {
 
         *ret_gen = 0;
         *ret_version = NULL;
-        if (!p || parse_decimal(&p, UINT_MAX, &gen) < 0 || gen == 0 || *p != '-' || !image_version_valid(p + 1))
+        if (!p || *p == '0' || parse_decimal(&p, UINT_MAX, &gen) < 0 || gen == 0 || *p != '-' ||
+            !image_version_valid(p + 1))
                 return 0;
         v = strdup(p + 1);
         if (!v)
