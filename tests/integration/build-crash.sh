@@ -26,7 +26,7 @@ stop_build() {
         [ -n "$PID" ] && kill -KILL -- "-$PID" 2>/dev/null
         PID=""
 }
-trap stop_build EXIT
+t_on_exit stop_build
 
 $B keygen "$KEY" "$D/k.pub" >/dev/null
 tiny_def "$D/tiny.conf" 1.0
