@@ -86,6 +86,7 @@ static void check_assignments(Sim *s) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         uint64_t now = now_s(s);
         sqlite3 *db = db_lock(s->db);
+        int r;
 
         if (db_prepare(db,
                        "SELECT host_id FROM rollout_hosts WHERE rollout_id = ? AND assigned_at = ? ORDER BY host_id",
@@ -96,7 +97,7 @@ static void check_assignments(Sim *s) {
         }
         sqlite3_bind_int64(st, 1, s->rollout);
         sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        while ((r = db_step(st)) > 0) {
                 unsigned i;
                 if (sscanf((const char *) sqlite3_column_text(st, 0), "h-%u", &i) != 1 || i >= s->n) {
                         violation(s, "unknown host %s assigned", (const char *) sqlite3_column_text(st, 0));
@@ -121,6 +122,8 @@ static void check_assignments(Sim *s) {
                         }
                 }
         }
+        if (r < 0)
+                violation(s, "cannot read the assignments: %s", strerror(-r));
         db_unlock(s->db);
 }
 
@@ -142,7 +145,10 @@ static void check_rollout(Sim *s) {
 
         if (db_prepare(db, "SELECT state, wave, wave_done_at, reason FROM rollouts WHERE id = ?", &st) >= 0) {
                 sqlite3_bind_int64(st, 1, s->rollout);
-                if (sqlite3_step(st) == SQLITE_ROW) {
+                int r = db_step(st);
+                if (r < 0)
+                        violation(s, "cannot read the rollout: %s", strerror(-r));
+                if (r > 0) {
                         snprintf(state, sizeof state, "%s", (const char *) sqlite3_column_text(st, 0));
                         snprintf(reason, sizeof reason, "%s", strempty((const char *) sqlite3_column_text(st, 3)));
                         wave = sqlite3_column_int(st, 1);
@@ -215,6 +221,7 @@ void check_model(Sim *s) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         sqlite3 *db = db_lock(s->db);
         unsigned seen = 0;
+        int r = 0;
 
         if (db_prepare(db, "SELECT id, lease_epoch, lease_expires, quarantined, last_seen, state, current_image FROM "
                            "hosts ORDER BY id",
@@ -223,7 +230,7 @@ void check_model(Sim *s) {
                 violation(s, "cannot read the hosts");
                 return;
         }
-        while (!s->failed && sqlite3_step(st) == SQLITE_ROW) {
+        while (!s->failed && (r = db_step(st)) > 0) {
                 if (seen >= s->n) {
                         seen++;
                         break;
@@ -250,6 +257,8 @@ void check_model(Sim *s) {
                                   a->id, strempty(state), strempty(image), (uint64_t) sqlite3_column_int64(st, 4),
                                   a->m_state, image_ids[a->m_image], a->m_last_seen);
         }
+        if (r < 0)
+                violation(s, "cannot read the hosts: %s", strerror(-r));
         if (!s->failed && seen != s->n)
                 violation(s, "the database has %u hosts, the simulation %u", seen, s->n);
         if (!s->failed && query_int(db, "SELECT count(*) FROM (SELECT lease_epoch FROM hosts WHERE lease_epoch IS NOT "
@@ -383,6 +392,7 @@ bool settled(Sim *s) {
 void check_end(Sim *s, bool done) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         sqlite3 *db;
+        int r = 0;
 
         if (!done) {
                 unsigned shown = 0;
@@ -411,7 +421,7 @@ void check_end(Sim *s, bool done) {
                 return;
         }
         sqlite3_bind_int64(st, 1, s->rollout);
-        for (unsigned i = 0; !s->failed && sqlite3_step(st) == SQLITE_ROW; i++) {
+        for (unsigned i = 0; !s->failed && (r = db_step(st)) > 0; i++) {
                 Agent *a = &s->a[i];
                 const char *status = (const char *) sqlite3_column_text(st, 1);
                 bool failed = a->failed >= 0;
@@ -427,6 +437,8 @@ void check_end(Sim *s, bool done) {
                 else if (sqlite3_column_int(st, 2))
                         violation(s, "invariant 5: %s is still quarantined at the end", a->id);
         }
+        if (r < 0)
+                violation(s, "cannot read the rollout's hosts: %s", strerror(-r));
         db_unlock(s->db);
 }
 

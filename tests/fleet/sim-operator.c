@@ -27,7 +27,7 @@ void operator_start_rollout(Sim *s) {
                 r = db_prepare(db, "SELECT host_id, wave FROM rollout_hosts WHERE rollout_id = ?", &st);
         if (r >= 0) {
                 sqlite3_bind_int64(st, 1, s->rollout);
-                while (sqlite3_step(st) == SQLITE_ROW) {
+                while ((r = db_step(st)) > 0) {
                         unsigned i;
                         int w = sqlite3_column_int(st, 1);
                         if (sscanf((const char *) sqlite3_column_text(st, 0), "h-%u", &i) == 1 && i < s->n && w >= 0 &&
@@ -71,12 +71,14 @@ void operator_resume(Sim *s) {
                        "GROUP BY wave",
                        &st) >= 0) {
                 sqlite3_bind_int64(st, 1, s->rollout);
-                while (sqlite3_step(st) == SQLITE_ROW) {
+                while ((r = db_step(st)) > 0) {
                         int w = sqlite3_column_int(st, 0), n = sqlite3_column_int(st, 1);
                         if (w >= 0 && w < MAX_WAVES && n != wave_failures(s, w))
                                 violation(s, "resume: wave %d has %d failures not yet accepted, the model %d", w + 1, n,
                                           wave_failures(s, w));
                 }
+                if (r < 0)
+                        violation(s, "resume: cannot read the failures: %s", strerror(-r));
         }
         r = db_begin(db);
         if (r >= 0)

@@ -220,7 +220,7 @@ int64_t query_int(sqlite3 *db, const char *sql, int64_t a, int64_t b) {
                 return -1;
         sqlite3_bind_int64(st, 1, a);
         sqlite3_bind_int64(st, 2, b);
-        return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        return db_step(st) > 0 ? sqlite3_column_int64(st, 0) : -1;
 }
 
 /* ---- one seed ------------------------------------------------------------ */
