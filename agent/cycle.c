@@ -97,6 +97,10 @@ int agent_checkin(Agent *a, json_t *health, json_t **ret_desired) {
  * at most this, and no longer than a check-in interval. */
 #define LEASE_WAIT_MAX_SEC 20u
 
+/* How the refusal of a downgrade without the rollback mark begins: such an
+ * image is not tried again until the server marks it a rollback. */
+#define DOWNGRADE_REFUSED "refusing a downgrade"
+
 /* Asks for (POST; renews the one held) or gives back (DELETE) the reboot
  * lease. Returns 1 when granted (epoch saved), 0 when refused (*ret_retry
  * set), negative on errors. With wait, a request waits at the server until
@@ -232,7 +236,7 @@ int agent_fetch_manifest(Agent *a, json_t *desired, Manifest **ret, char **ret_e
                 return -ENOEXEC;
         }
         if (cur->complete && cur->version && bootentry_verscmp(m->version, cur->version) < 0 && !rollback) {
-                *ret_error = strdup_printf("refusing a downgrade from %s to %s that the server did not mark as a "
+                *ret_error = strdup_printf(DOWNGRADE_REFUSED " from %s to %s that the server did not mark as a "
                                            "rollback",
                                            cur->version, m->version);
                 return -EPERM;
@@ -685,6 +689,11 @@ int agent_round(Agent *a) {
                 json_decref(desired);
                 return (int) a->checkin_interval;
         }
+        /* A downgrade refused because it was not marked a rollback is tried
+         * again once the server marks it one. */
+        if (image && streq_ptr(image, a->state.failed_image) && json_is_true(json_object_get(desired, "rollback")) &&
+            startswith(strempty(a->state.failed_reason), DOWNGRADE_REFUSED))
+                state_set(&a->state.failed_image, NULL);
         if (!image || streq_ptr(image, a->state.failed_image)) {
                 json_decref(desired);
                 return (int) a->checkin_interval;

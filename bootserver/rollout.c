@@ -762,8 +762,10 @@ refused:
 
 /* Marks assigned hosts done (on the target, healthy) or failed (reported a
  * failure since they were assigned, or still reporting that they refused or
- * fell back from the target itself). */
-static int update_statuses(sqlite3 *db, int64_t id) {
+ * fell back from the target itself). In a rollback only a failure since the
+ * assignment counts: a host that refused the same image earlier refused it
+ * as a downgrade nobody had marked a rollback, which this one is. */
+static int update_statuses(sqlite3 *db, int64_t id, bool rollback) {
         _cleanup_stmt_ sqlite3_stmt *done = NULL, *failed = NULL;
         int r;
 
@@ -782,10 +784,11 @@ static int update_statuses(sqlite3 *db, int64_t id) {
                                "WHERE h.id = host_id) WHERE rollout_id = ?1 AND status = 'assigned' AND EXISTS "
                                "(SELECT 1 FROM hosts h WHERE h.id = host_id AND h.state IN ('rolled-back', 'failed') "
                                "AND h.current_image IS NOT target AND (coalesce(h.state_since, 0) >= assigned_at OR "
-                               "h.failed_image = target))",
+                               "(NOT ?2 AND h.failed_image = target)))",
                                &failed);
         if (r >= 0) {
                 sqlite3_bind_int64(failed, 1, id);
+                sqlite3_bind_int(failed, 2, rollback);
                 r = db_step(failed);
         }
         return r;
@@ -937,7 +940,7 @@ int coord_rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t n
         r = rollout_row_read(db, id, &row);
         if (r < 0)
                 return r;
-        r = update_statuses(db, id);
+        r = update_statuses(db, id, streq(row.kind, "rollback"));
         if (r < 0 || (!streq(row.state, "running") && !streq(row.state, "done")))
                 return r;
         if (streq(row.state, "running")) {
