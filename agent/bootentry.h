@@ -16,9 +16,11 @@
  *    "+<digits>" before ".conf" as a counter, so "1.0+5" could not be told
  *    from version 1.0 with five tries. The builder and the server refuse
  *    such a version with the same check, so no image carries one.
- *  - A staged entry starts as "+3" (three tries). The firmware renames
- *    +N-M to +(N-1)-(M+1) before every try; blessing renames it to plain
- *    "<id>.conf"; giving up renames it to "+0-M" ("+0" when none were done).
+ *  - A staged entry starts as "+0" (disarmed: the firmware never picks it)
+ *    and is renamed to "+3" (three tries) once the reboot lease is
+ *    granted. The firmware renames +N-M to +(N-1)-(M+1) before every try;
+ *    blessing renames it to plain "<id>.conf"; giving up renames it to
+ *    "+0-M" ("+0" when none were done).
  *    systemd-boot sorts entries with no tries left after all others, so a
  *    slot that never comes up healthy falls back to the last good one.
  *
