@@ -343,7 +343,7 @@ int image_def_load(const char *path, const char *version_override, ImageDef **re
         if (!d->name)
                 return log_error_errno(-EINVAL, "%s: [image] name is missing", path);
         if (!d->version)
-                return log_error_errno(-EINVAL, "%s: [image] version is missing (or pass --version)", path);
+                return log_error_errno(-EINVAL, "%s: [image] version is missing (or pass --image-version)", path);
         /* One rule for builder, server and agent: an image that cannot be
          * installed is never built. */
         if (!image_version_valid(d->version)) {

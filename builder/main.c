@@ -142,6 +142,23 @@ static const struct option options[] = {
         {}
 };
 
+/* The commands and how many arguments each takes: a command given another
+ * number is a usage error (exit 2), as an unknown one is. */
+static const struct {
+        const char *verb;
+        int n_args;
+        const char *usage;
+} commands[] = {
+        { "build", 1, "build DEFINITION" },
+        { "check", 1, "check DEFINITION" },
+        { "keygen", 2, "keygen PRIVATE PUBLIC" },
+        { "list", 0, "list" },
+        { "inspect", 1, "inspect IMAGE" },
+        { "verify", 1, "verify IMAGE" },
+        { "export", 2, "export IMAGE DIR" },
+        { "push", 2, "push URL IMAGE" },
+};
+
 typedef struct Args {
         Globals g;
         BuildOptions build;
@@ -154,15 +171,13 @@ typedef struct Args {
         const char *ca_file;
 } Args;
 
-static int cmd_build(Args *a, char **argv, int argc) {
+static int cmd_build(Args *a, char **argv) {
         _cleanup_image_def_free_ ImageDef *def = NULL;
         _cleanup_free_ char *lock_default = NULL;
         char id[65];
         uint64_t epoch;
         int r;
 
-        if (argc != 1)
-                return log_error_errno(-EINVAL, "build takes one definition file (see --help)");
         r = image_def_load(argv[0], a->image_version, &def);
         if (r < 0)
                 return r;
@@ -203,13 +218,11 @@ static int cmd_build(Args *a, char **argv, int argc) {
 
 /* Loads a definition as build does, and says what it describes. Nothing is
  * fetched: repositories are checked when a build resolves against them. */
-static int cmd_check(Args *a, char **argv, int argc) {
+static int cmd_check(Args *a, char **argv) {
         _cleanup_image_def_free_ ImageDef *def = NULL;
         size_t n;
         int r;
 
-        if (argc != 1)
-                return log_error_errno(-EINVAL, "check takes one definition file (see --help)");
         r = image_def_load(argv[0], a->image_version, &def);
         if (r < 0)
                 return r;
@@ -232,12 +245,10 @@ static int open_store_existing(const char *dir, Store **ret) {
         return 0;
 }
 
-static int cmd_store(Args *a, const char *verb, char **argv, int argc) {
+static int cmd_store(Args *a, const char *verb, char **argv) {
         _cleanup_store_free_ Store *s = NULL;
         int r;
 
-        if (streq(verb, "list") ? argc != 0 : streq(verb, "export") ? argc != 2 : argc != 1)
-                return log_error_errno(-EINVAL, "wrong number of arguments for '%s' (see --help)", verb);
         r = open_store_existing(a->g.store, &s);
         if (r < 0)
                 return r;
@@ -250,17 +261,13 @@ static int cmd_store(Args *a, const char *verb, char **argv, int argc) {
         return image_verify(s, argv[0], a->key_given ? a->key : "/etc/slipway/keys");
 }
 
-static int cmd_push(Args *a, char **argv, int argc) {
+static int cmd_push(Args *a, char **argv) {
         _cleanup_store_free_ Store *s = NULL;
         _cleanup_free_ char *file_token = NULL;
         PushOptions o = { .quiet = a->quiet, .token = a->token, .ca_file = a->ca_file };
         int r;
 
-        if (argc != 2)
-                return log_error_errno(-EINVAL, "push takes the bootserver's URL and an image (see --help)");
         o.url = argv[0];
-        if (a->token && a->token_file)
-                return log_error_errno(-EINVAL, "--token and --token-file cannot be used together");
         if (a->token_file) {
                 r = api_read_token_file(a->token_file, &file_token);
                 if (r == -EINVAL)
@@ -281,10 +288,9 @@ static int cmd_push(Args *a, char **argv, int argc) {
         return push_image(s, argv[1], &o);
 }
 
-static int cmd_keygen(char **argv, int argc) {
+static int cmd_keygen(char **argv) {
         int r;
-        if (argc != 2)
-                return log_error_errno(-EINVAL, "keygen takes PRIVATE and PUBLIC file names");
+
         r = mkdir_parents(argv[0], 0700);
         if (r >= 0)
                 r = mkdir_parents(argv[1], 0755);
@@ -399,17 +405,30 @@ int main(int argc, char *argv[]) {
         verb = argv[optind++];
         argv += optind;
         argc -= optind;
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                if (!streq(verb, commands[i].verb))
+                        continue;
+                if (argc != commands[i].n_args) {
+                        log_error("usage: slipway-build %s (see --help)", commands[i].usage);
+                        return 2;
+                }
+                break;
+        }
+        if (a.token && a.token_file) {
+                log_error("--token and --token-file cannot be used together");
+                return 2;
+        }
 
         if (streq(verb, "build"))
-                r = cmd_build(&a, argv, argc);
+                r = cmd_build(&a, argv);
         else if (streq(verb, "check"))
-                r = cmd_check(&a, argv, argc);
+                r = cmd_check(&a, argv);
         else if (streq(verb, "keygen"))
-                r = cmd_keygen(argv, argc);
+                r = cmd_keygen(argv);
         else if (streq(verb, "push"))
-                r = cmd_push(&a, argv, argc);
+                r = cmd_push(&a, argv);
         else if (streq(verb, "list") || streq(verb, "inspect") || streq(verb, "verify") || streq(verb, "export"))
-                r = cmd_store(&a, verb, argv, argc);
+                r = cmd_store(&a, verb, argv);
         else if (streq(verb, "help")) {
                 help();
                 r = 0;

@@ -317,6 +317,31 @@ if expect_fail "bad.conf:$line: invalid version '1\.0\+1' \(a version is $rule" 
         expect_fail "invalid --image-version '2\.0\+git5' \(a version is $rule" $B --store "$D/store" build \
                 --key "$KEY" --image-version 2.0+git5 --lock "$D/bad.lock" "$D/tiny.conf"; then t_ok; else t_fail "a version with '+' was not refused"; fi
 
+t_case "a definition without a version names --image-version"
+write_def "$D/bad.conf"
+sed -i '/^version = /d' "$D/bad.conf"
+if expect_fail "bad.conf: \[image\] version is missing \(or pass --image-version\)$" $B --store "$D/store" build \
+        --key "$KEY" --lock "$D/bad.lock" "$D/bad.conf"; then t_ok; else t_fail "the missing version was not reported"; fi
+
+t_case "usage errors (a wrong number of arguments, --token with --token-file): exit 2 and one line"
+bad=
+for args in "build" "build $D/tiny.conf $D/tiny.conf" "check" "keygen $D/k1" "list x" "inspect" "verify a b" \
+        "export tiny:1.0" "push http://127.0.0.1:1"; do
+        # shellcheck disable=SC2086 # the words of args are the arguments
+        err=$($B --store "$D/store" $args 2>&1 >/dev/null)
+        rc=$?
+        verb=${args%% *}
+        if [ $rc != 2 ] || [ "$(printf '%s\n' "$err" | wc -l)" != 1 ] ||
+                ! printf '%s\n' "$err" | grep -q "^slipway-build: usage: slipway-build $verb"; then
+                bad+="'$args': exit $rc, $err; "
+        fi
+done
+err=$($B --store "$D/store" push --token x --token-file "$D/none" http://127.0.0.1:1 tiny:1.0 2>&1 >/dev/null)
+rc=$?
+[ $rc = 2 ] && [ "$err" = "slipway-build: --token and --token-file cannot be used together" ] ||
+        bad+="push with --token and --token-file: exit $rc, $err"
+if [ -z "$bad" ] && [ ! -e "$D/k1" ]; then t_ok; else t_fail "$bad"; fi
+
 t_case "nothing was published by the failures"
 if [ "$(images_in "$D/store")" = "$n_before" ]; then t_ok; else t_fail "$(images_in "$D/store") images, expected $n_before"; fi
 
