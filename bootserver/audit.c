@@ -1,11 +1,12 @@
 #include <time.h>
 
 #include "audit.h"
-#include "db.h"
 #include "server.h"
 #include "util.h"
+#include "store-sqlite.h"
 
-int audit_log(sqlite3 *s, const char *actor, const char *action, const char *target, json_t *detail) {
+int audit_log(StoreTx *tx, const char *actor, const char *action, const char *target, json_t *detail) {
+        sqlite3 *s = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *d = NULL;
         int r;
@@ -32,7 +33,7 @@ enum MHD_Result handle_audit(Request *req) {
         const char *action = request_arg(req, "action"), *last_s = request_arg(req, "last");
         uint64_t since = 0, limit = 1000, last = 0;
         json_t *entries;
-        sqlite3 *s;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
         if (since_s && safe_atou64(since_s, &since) < 0)
@@ -42,8 +43,9 @@ enum MHD_Result handle_audit(Request *req) {
         if (last_s && (safe_atou64(last_s, &last) < 0 || last == 0 || last > 1000))
                 return reply_error(req, KIND_INVALID_VALUE, "'last': expected 1..1000, got \"%s\"", last_s);
         entries = json_array();
-        s = db_lock(req->server->db);
-        r = db_prepare(s,
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        if (r >= 0)
+                r = db_prepare(store_tx_sqlite(tx),
                        "SELECT * FROM (SELECT id, time, actor, action, target, detail FROM audit WHERE id > ?1 "
                        "AND (?3 IS NULL OR action = ?3 OR action LIKE ?3 || '.%') ORDER BY id * ?4 LIMIT ?2) "
                        "ORDER BY id",
@@ -69,7 +71,7 @@ enum MHD_Result handle_audit(Request *req) {
                         json_array_append_new(entries, e);
                 }
         }
-        db_unlock(req->server->db);
+        store_tx_rollback(&tx);
         if (r < 0) {
                 json_decref(entries);
                 return reply_errno(req, r, "audit log");

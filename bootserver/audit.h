@@ -1,9 +1,10 @@
 /* The audit log: every change, who made it, when and why. */
 #pragma once
 
+#include "store.h"
+
 #include <jansson.h>
-#include <sqlite3.h>
 
 /* Appends an entry, inside the caller's transaction when there is one (the
  * caller holds the db lock). detail may be NULL; it is not stolen. */
-int audit_log(sqlite3 *s, const char *actor, const char *action, const char *target, json_t *detail);
+int audit_log(StoreTx *tx, const char *actor, const char *action, const char *target, json_t *detail);

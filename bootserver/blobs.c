@@ -9,6 +9,7 @@
 #include "hash.h"
 #include "log.h"
 #include "util.h"
+#include "store-sqlite.h"
 
 struct BlobWriter {
         char hex[65];
@@ -86,29 +87,26 @@ void blob_writer_abort(BlobWriter *w) {
 
 static int record(Server *s, const char *hex, uint64_t size, const char *actor) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        sqlite3 *db = db_lock(s->db);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         json_t *detail;
         int r;
 
-        r = db_begin(db);
+        r = store_tx_begin(s->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = db_prepare(db, "INSERT OR IGNORE INTO blobs (sha256, size, created) VALUES (?, ?, ?)", &st);
+                r = db_prepare(store_tx_sqlite(tx), "INSERT OR IGNORE INTO blobs (sha256, size, created) VALUES (?, ?, ?)", &st);
         if (r >= 0) {
                 sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 2, (sqlite3_int64) size);
                 sqlite3_bind_int64(st, 3, (sqlite3_int64) time(NULL));
                 r = db_errno(sqlite3_step(st));
         }
-        if (r >= 0 && sqlite3_changes(db) > 0) {
+        if (r >= 0 && sqlite3_changes(store_tx_sqlite(tx)) > 0) {
                 detail = json_pack("{s:I}", "size", (json_int_t) size);
-                r = audit_log(db, actor, "blob.upload", hex, detail);
+                r = audit_log(tx, actor, "blob.upload", hex, detail);
                 json_decref(detail);
         }
         if (r >= 0)
-                r = db_commit(db);
-        else
-                db_rollback(db);
-        db_unlock(s->db);
+                r = store_tx_commit(&tx);
         return r;
 }
 
@@ -157,7 +155,8 @@ int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_cr
         return r;
 }
 
-int blob_present(const Server *s, sqlite3 *db, const char *hex, uint64_t size_check) {
+int blob_present(const Server *s, StoreTx *tx, const char *hex, uint64_t size_check) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *path = blob_path(s, hex);
         struct stat sb;
@@ -181,7 +180,8 @@ int blob_present(const Server *s, sqlite3 *db, const char *hex, uint64_t size_ch
         return r < 0 ? r : 1;
 }
 
-int blobs_collect_garbage(sqlite3 *db, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed) {
+int blobs_collect_garbage(StoreTx *tx, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *sel = NULL, *del = NULL;
         _cleanup_strv_free_ char **removed = NULL;
         static const char unreferenced[] =

@@ -4,6 +4,8 @@
  * descriptor. The `blobs` table records which exist. */
 #pragma once
 
+#include "store.h"
+
 #include <stdint.h>
 
 #include "server.h"
@@ -29,14 +31,14 @@ void blob_writer_abort(BlobWriter *w);
 
 /* With the db lock held: 1 when the blob is recorded and its file exists
  * with size (when size_check is not UINT64_MAX), else 0. */
-int blob_present(const Server *s, sqlite3 *db, const char *hex, uint64_t size_check);
+int blob_present(const Server *s, StoreTx *tx, const char *hex, uint64_t size_check);
 
 /* With the db lock held, inside the caller's transaction: forgets the blobs
  * among candidates that no image references any more, and unreferenced
  * blobs recorded before orphan_cutoff (Unix time; younger orphans may belong
  * to a push in progress). Returns their digests in ret_removed (caller frees
  * with strv_free) so the caller can unlink them after committing. */
-int blobs_collect_garbage(sqlite3 *db, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed);
+int blobs_collect_garbage(StoreTx *tx, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed);
 /* Unlinks the files of the given blobs. */
 void blobs_unlink(const Server *s, char *const *hexes);
 

@@ -3,11 +3,11 @@
 
 #include "audit.h"
 #include "coordinator.h"
-#include "db.h"
 #include "hosts.h"
 #include "images.h"
 #include "log.h"
 #include "util.h"
+#include "store-sqlite.h"
 
 void lease_decision_release(LeaseDecision *d) {
         free(d->reason);
@@ -76,7 +76,8 @@ bool coord_selector_valid(const char *s) {
         return k && hosts_label_valid(k) && hosts_label_valid(eq + 1);
 }
 
-int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor) {
+int coord_budget_set(StoreTx *tx, const Budget *b, const char *actor) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int set = (b->max_unavailable >= 0) + (b->max_unavailable_pct >= 0) + (b->min_available >= 0);
         json_t *d;
@@ -103,12 +104,13 @@ int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor) {
         char desc[64];
         budget_describe(b, desc, sizeof desc);
         d = json_pack("{s:s}", "budget", desc);
-        r = audit_log(db, actor, "budget.set", b->selector, d);
+        r = audit_log(tx, actor, "budget.set", b->selector, d);
         json_decref(d);
         return r;
 }
 
-int coord_budget_delete(sqlite3 *db, const char *selector, const char *actor) {
+int coord_budget_delete(StoreTx *tx, const char *selector, const char *actor) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = db_prepare(db, "DELETE FROM budgets WHERE selector = ?", &st);
 
@@ -118,7 +120,7 @@ int coord_budget_delete(sqlite3 *db, const char *selector, const char *actor) {
         r = db_step(st);
         if (r >= 0 && sqlite3_changes(db) == 0)
                 return -ENOENT;
-        return r < 0 ? r : audit_log(db, actor, "budget.delete", selector, NULL);
+        return r < 0 ? r : audit_log(tx, actor, "budget.delete", selector, NULL);
 }
 
 static void budget_from_row(sqlite3_stmt *st, int col, Budget *b) {
@@ -127,7 +129,8 @@ static void budget_from_row(sqlite3_stmt *st, int col, Budget *b) {
         b->min_available = sqlite3_column_type(st, col + 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col + 2);
 }
 
-json_t *coord_budgets_json(sqlite3 *db) {
+json_t *coord_budgets_json(StoreTx *tx) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         json_t *l;
         int r;
@@ -209,7 +212,8 @@ static int group_counts(sqlite3 *db, const CoordConfig *c, const char *key, cons
         return 0;
 }
 
-int coord_host_unavailable(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now) {
+int coord_host_unavailable(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = db_prepare(db, "SELECT " COORD_UNAVAILABLE_SQL " FROM hosts h WHERE h.id = ?3", &st);
 
@@ -283,7 +287,8 @@ static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, ui
         return r < 0 ? r : 1;
 }
 
-int coord_group_allowed(sqlite3 *db, const char *key, const char *value, int64_t *ret) {
+int coord_group_allowed(StoreTx *tx, const char *key, const char *value, int64_t *ret) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         Budget b = {};
         int r;
@@ -370,10 +375,11 @@ static int check_windows(sqlite3 *db, const CoordConfig *c, const char *host, ui
         return r < 0 ? r : 1;
 }
 
-static int expire_leases(sqlite3 *db, const char *host, uint64_t now);
+static int expire_leases(StoreTx *tx, const char *host, uint64_t now);
 
-static int lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+static int lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                          bool audit_refusal, LeaseDecision *ret) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *cur = NULL, *up = NULL;
         LeaseDecision d = {};
         bool renew = false, quarantined;
@@ -382,7 +388,7 @@ static int lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, ui
 
         /* A lease past its expiry that the tick has not seen yet expires now,
          * as it would have a moment later: asking again is no renewal. */
-        r = expire_leases(db, host, now);
+        r = expire_leases(tx, host, now);
         if (r < 0)
                 return r;
         /* Asking is a sign of life. */
@@ -440,7 +446,7 @@ static int lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, ui
         if (r >= 0 && !renew && (d.granted || audit_refusal)) {
                 detail = d.granted ? json_pack("{s:I, s:I}", "epoch", (json_int_t) d.epoch, "ttl", (json_int_t) c->lease_ttl)
                                    : json_pack("{s:s, s:s?}", "reason", strempty(d.reason), "group", d.group);
-                r = audit_log(db, actor, d.granted ? "lease.grant" : "lease.refuse", host, detail);
+                r = audit_log(tx, actor, d.granted ? "lease.grant" : "lease.refuse", host, detail);
                 json_decref(detail);
         }
         if (r < 0) {
@@ -451,17 +457,18 @@ static int lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, ui
         return 0;
 }
 
-int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+int coord_lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                         LeaseDecision *ret) {
-        return lease_acquire(db, c, host, now, actor, true, ret);
+        return lease_acquire(tx, c, host, now, actor, true, ret);
 }
 
-int coord_lease_retry(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+int coord_lease_retry(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                       LeaseDecision *ret) {
-        return lease_acquire(db, c, host, now, actor, false, ret);
+        return lease_acquire(tx, c, host, now, actor, false, ret);
 }
 
-int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor) {
+int coord_lease_release(StoreTx *tx, const char *host, uint64_t epoch, const char *actor) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         int r;
 
@@ -476,11 +483,12 @@ int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const cha
         r = db_step(up);
         if (r < 0 || sqlite3_changes(db) == 0)
                 return r < 0 ? r : 0;
-        r = audit_log(db, actor, "lease.release", host, NULL);
+        r = audit_log(tx, actor, "lease.release", host, NULL);
         return r < 0 ? r : 1;
 }
 
-int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t now _unused_) {
+int coord_on_report(StoreTx *tx, const char *host, const char *state, uint64_t now _unused_) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         int r;
 
@@ -499,13 +507,14 @@ int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t n
         sqlite3_bind_text(up, 2, state, -1, SQLITE_STATIC);
         r = db_step(up);
         if (r >= 0 && sqlite3_changes(db) > 0)
-                r = audit_log(db, "coordinator", "host.unquarantine", host, NULL);
+                r = audit_log(tx, "coordinator", "host.unquarantine", host, NULL);
         return r;
 }
 
 /* Leases past their expiry (host's, or every host's when NULL): the host is
  * quarantined, not freed. */
-static int expire_leases(sqlite3 *db, const char *host, uint64_t now) {
+static int expire_leases(StoreTx *tx, const char *host, uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *sel = NULL, *up = NULL;
         _cleanup_strv_free_ char **ids = NULL;
         int r;
@@ -531,7 +540,7 @@ static int expire_leases(sqlite3 *db, const char *host, uint64_t now) {
                 r = db_step(up);
                 sqlite3_reset(up);
                 if (r >= 0)
-                        r = audit_log(db, "coordinator", "host.quarantine", ids[i], NULL);
+                        r = audit_log(tx, "coordinator", "host.quarantine", ids[i], NULL);
                 if (r >= 0)
                         log_warning("host %s: lease expired without a healthy report: quarantined", ids[i]);
         }
@@ -636,34 +645,32 @@ static void part_ok(CoordTicker *t, int64_t id) {
         part_drop(t, p);
 }
 
-typedef int (*PartFn)(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, void *userdata);
+typedef int (*PartFn)(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now, void *userdata);
 
-/* Runs fn in a unit of its own (db_unit_begin()). Returns 0, or the error
- * with *ret_reason saying what failed (caller frees) and *ret_lost set
- * when the caller's transaction was lost with it. */
-static int part_run(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, PartFn fn, void *userdata,
-                    char **ret_reason, bool *ret_lost) {
-        _cleanup_db_unit_ DbUnit u = {};
+/* Runs fn in a transaction of its own. Returns 0, or the error with
+ * *ret_reason saying what failed (caller frees). */
+static int part_run(StoreDb *store, const CoordConfig *c, int64_t id, uint64_t now, PartFn fn, void *userdata,
+                    char **ret_reason) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
         db_clear_error();
-        r = db_unit_begin(db, &u);
+        r = store_tx_begin(store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = fn(db, c, id, now, userdata);
+                r = fn(tx, c, id, now, userdata);
         if (r >= 0)
-                r = db_unit_commit(&u);
+                r = store_tx_commit(&tx);
         if (r >= 0)
                 return 0;
         /* The reason before the rollback, which may fail and say something else. */
         *ret_reason = db_last_error() ? strdup_printf("%s (%s)", db_last_error(), strerror(-r))
                                       : strdup(strerror(-r));
-        *ret_lost = !db_unit_rollback(&u);
         return r;
 }
 
-static int part_expire(sqlite3 *db, const CoordConfig *c _unused_, int64_t id _unused_, uint64_t now,
+static int part_expire(StoreTx *tx, const CoordConfig *c _unused_, int64_t id _unused_, uint64_t now,
                        void *userdata _unused_) {
-        return expire_leases(db, NULL, now);
+        return expire_leases(tx, NULL, now);
 }
 
 typedef struct RolloutIds {
@@ -671,14 +678,14 @@ typedef struct RolloutIds {
         size_t n;
 } RolloutIds;
 
-static int part_list(sqlite3 *db, const CoordConfig *c _unused_, int64_t id _unused_, uint64_t now _unused_,
+static int part_list(StoreTx *tx, const CoordConfig *c _unused_, int64_t id _unused_, uint64_t now _unused_,
                      void *userdata) {
         RolloutIds *l = userdata;
-        return coord_rollouts_active(db, &l->ids, &l->n);
+        return coord_rollouts_active(tx, &l->ids, &l->n);
 }
 
-static int part_rollout(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, void *userdata _unused_) {
-        return coord_rollout_tick(db, c, id, now);
+static int part_rollout(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now, void *userdata _unused_) {
+        return coord_rollout_tick(tx, c, id, now);
 }
 
 typedef struct Pause {
@@ -686,43 +693,44 @@ typedef struct Pause {
         bool paused; /* now, not before */
 } Pause;
 
-static int part_pause(sqlite3 *db, const CoordConfig *c _unused_, int64_t id, uint64_t now, void *userdata) {
+static int part_pause(StoreTx *tx, const CoordConfig *c _unused_, int64_t id, uint64_t now, void *userdata) {
         Pause *p = userdata;
-        int r = coord_rollout_pause(db, id, p->why, now);
+        int r = coord_rollout_pause(tx, id, p->why, now);
 
         p->paused = r > 0;
         return r;
 }
 
-int coord_ticker_run(CoordTicker *t, sqlite3 *db, const CoordConfig *c, uint64_t now) {
+int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint64_t now) {
         RolloutIds l = {};
-        bool lost = false;
-        int r = 0;
+        int r = 0, first = 0;
 
         for (size_t i = 0; t && i < t->n; i++)
                 t->parts[i].seen = false;
         /* Leases expire whatever the rollouts do, and each rollout moves on
-         * in a unit of its own: one that fails stops neither. */
-        for (int64_t part = TICK_LEASES; part >= TICK_ROLLOUTS && !lost; part--) {
+         * in a transaction of its own: one that fails stops neither. */
+        for (int64_t part = TICK_LEASES; part >= TICK_ROLLOUTS; part--) {
                 _cleanup_free_ char *reason = NULL;
-                r = part_run(db, c, part, now, part == TICK_LEASES ? part_expire : part_list, &l, &reason, &lost);
-                if (r < 0)
+                r = part_run(store, c, part, now, part == TICK_LEASES ? part_expire : part_list, &l, &reason);
+                if (r < 0) {
                         (void) part_failed(t, part, strempty(reason));
-                else
+                        first = first ?: r;
+                } else
                         part_ok(t, part);
         }
-        for (size_t i = 0; i < l.n && !lost; i++) {
+        for (size_t i = 0; i < l.n; i++) {
                 _cleanup_free_ char *reason = NULL, *why = NULL;
                 int64_t id = l.ids[i];
                 Pause p = {};
 
-                r = part_run(db, c, id, now, part_rollout, NULL, &reason, &lost);
+                r = part_run(store, c, id, now, part_rollout, NULL, &reason);
                 if (r >= 0) {
                         part_ok(t, id);
                         continue;
                 }
                 unsigned n = part_failed(t, id, strempty(reason));
-                if (n < (t ? TICK_FAILURES_PAUSE : 1) || lost)
+                first = first ?: r;
+                if (n < (t ? TICK_FAILURES_PAUSE : 1))
                         continue;
                 /* One that keeps failing stops, with the reason, until an
                  * operator resumes it. */
@@ -730,7 +738,7 @@ int coord_ticker_run(CoordTicker *t, sqlite3 *db, const CoordConfig *c, uint64_t
                                             n, strempty(reason));
                 free(reason);
                 reason = NULL;
-                r = why ? part_run(db, c, id, now, part_pause, &p, &reason, &lost) : -ENOMEM;
+                r = why ? part_run(store, c, id, now, part_pause, &p, &reason) : -ENOMEM;
                 /* Its failure is logged already; the next tick tries again. */
                 if (r < 0)
                         log_debug("coordinator: rollout %" PRIi64 ": cannot pause it: %s", id,
@@ -745,10 +753,9 @@ int coord_ticker_run(CoordTicker *t, sqlite3 *db, const CoordConfig *c, uint64_t
                         part_drop(t, &t->parts[i]);
                 else
                         i++;
-        /* Without its transaction the caller can do nothing more. */
-        return lost ? r : 0;
+        return first;
 }
 
-int coord_tick(sqlite3 *db, const CoordConfig *c, uint64_t now) {
-        return coord_ticker_run(NULL, db, c, now);
+int coord_tick(StoreDb *store, const CoordConfig *c, uint64_t now) {
+        return coord_ticker_run(NULL, store, c, now);
 }

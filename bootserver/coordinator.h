@@ -14,8 +14,9 @@
  * code with a virtual clock. */
 #pragma once
 
+#include "store.h"
+
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,38 +76,38 @@ int64_t budget_allowed(const Budget *b, int64_t n);
 
 /* How many hosts of group key=value may be down now, under its own budget
  * or its key's. Returns 1 and sets *ret, or 0 when the group has no budget. */
-int coord_group_allowed(sqlite3 *db, const char *key, const char *value, int64_t *ret);
+int coord_group_allowed(StoreTx *tx, const char *key, const char *value, int64_t *ret);
 
-int coord_budget_set(sqlite3 *db, const Budget *b, const char *actor);
-int coord_budget_delete(sqlite3 *db, const char *selector, const char *actor);
+int coord_budget_set(StoreTx *tx, const Budget *b, const char *actor);
+int coord_budget_delete(StoreTx *tx, const char *selector, const char *actor);
 /* Every budget; NULL on a database error. */
-json_t *coord_budgets_json(sqlite3 *db);
+json_t *coord_budgets_json(StoreTx *tx);
 
 /* Asks for (or renews) host's reboot lease at time now. */
-int coord_lease_acquire(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+int coord_lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                         LeaseDecision *ret);
 /* The same for a request that waits and asks again: a refusal is not
  * written to the audit log again (its first one was). */
-int coord_lease_retry(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
+int coord_lease_retry(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                       LeaseDecision *ret);
 /* Gives host's lease back (epoch 0: whatever it holds). Returns 1 when one
  * was released, 0 when there was none or the epoch is stale. */
-int coord_lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor);
+int coord_lease_release(StoreTx *tx, const char *host, uint64_t epoch, const char *actor);
 
 /* A check-in's effect on coordination: a healthy report, or a rolled-back
  * one from the image the host runs, lifts quarantine. */
-int coord_on_report(sqlite3 *db, const char *host, const char *state, uint64_t now);
+int coord_on_report(StoreTx *tx, const char *host, const char *state, uint64_t now);
 
 /* Moves rollout id on at time now (docs/coordinator.md), in the caller's
  * transaction. A running rollout whose stored spec no longer parses is
  * paused with the reason. */
-int coord_rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now);
+int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now);
 /* The rollouts a tick moves on (running, paused, done with hosts still on
  * the way), oldest first; *ret_ids is the caller's. */
-int coord_rollouts_active(sqlite3 *db, int64_t **ret_ids, size_t *ret_n);
+int coord_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n);
 /* Pauses rollout id, running or done, as the coordinator, with reason.
  * Returns 1 when it did, 0 when it was paused or over already. */
-int coord_rollout_pause(sqlite3 *db, int64_t id, const char *reason, uint64_t now);
+int coord_rollout_pause(StoreTx *tx, int64_t id, const char *reason, uint64_t now);
 
 /* What a coordinator remembers from one tick to the next: which parts
  * failed, how many ticks in a row, and the reason it logged. */
@@ -115,22 +116,20 @@ CoordTicker *coord_ticker_new(void);
 CoordTicker *coord_ticker_free(CoordTicker *t);
 
 /* Periodic work at time now: expire leases (quarantining their hosts), then
- * move every rollout on. Each of these runs in a unit of its own
- * (db_unit_begin(): a transaction of its own when the caller has none open,
- * else a savepoint in the caller's), so one that fails is undone alone and
- * stops neither lease expiry nor the other rollouts. A failure is logged
- * once, and again only when its reason changes or after it recovered; a
- * rollout whose tick fails 3 times in a row is paused with the reason.
- * Returns 0 when every part ran or failed alone, a negative errno when the
- * caller's transaction was lost (it must roll back). t may be NULL: then
- * every failure is logged and pauses its rollout at once. */
-int coord_ticker_run(CoordTicker *t, sqlite3 *db, const CoordConfig *c, uint64_t now);
+ * move every rollout on. Each of these runs in a transaction of its own, so
+ * one that fails is undone alone and stops neither lease expiry nor the
+ * other rollouts. A failure is logged once, and again only when its reason
+ * changes or after it recovered; a rollout whose tick fails 3 times in a
+ * row is paused with the reason. t may be NULL: then every failure is
+ * logged and pauses its rollout at once. Returns 0 when every part went
+ * through, else the error of the first that failed (the others ran). */
+int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint64_t now);
 /* coord_ticker_run() without a ticker. */
-int coord_tick(sqlite3 *db, const CoordConfig *c, uint64_t now);
+int coord_tick(StoreDb *store, const CoordConfig *c, uint64_t now);
 
 /* Whether host counts as unavailable at now (lease, quarantine, unhealthy,
  * missed heartbeat). */
-int coord_host_unavailable(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now);
+int coord_host_unavailable(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now);
 
 /* Rollouts. spec: {"image": REF, "selector": {"k": "v", ...} (optional),
  * "waves": [1, "10%", "50%", "100%"], "bake": SEC, "max_failures": N or
@@ -138,21 +137,21 @@ int coord_host_unavailable(sqlite3 *db, const CoordConfig *c, const char *host, 
  * "values": ["a", "b"]} (optional), "windows": {...} (optional)}, checked by
  * rollout_spec_parse() (rollout.h); ret_plan gets the waves with their
  * hosts and an estimate. */
-int coord_rollout_plan(sqlite3 *db, const CoordConfig *c, json_t *spec, uint64_t reboot_estimate, json_t **ret_plan,
+int coord_rollout_plan(StoreTx *tx, const CoordConfig *c, json_t *spec, uint64_t reboot_estimate, json_t **ret_plan,
                        char **ret_error);
-int coord_rollout_start(sqlite3 *db, const CoordConfig *c, json_t *spec, const char *actor, uint64_t now,
+int coord_rollout_start(StoreTx *tx, const CoordConfig *c, json_t *spec, const char *actor, uint64_t now,
                         int64_t *ret_id, char **ret_error);
 /* action: "pause", "resume", "abort", "rollback". */
-int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char *actor, uint64_t now,
+int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char *actor, uint64_t now,
                          int64_t *ret_new_id, char **ret_error);
 /* Rollout id as JSON (docs/api.md) in *ret; -ENOENT when there is none. */
-int coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret);
+int coord_rollout_json(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret);
 /* Every rollout, newest first; NULL on a database error. */
-json_t *coord_rollouts_json(sqlite3 *db);
+json_t *coord_rollouts_json(StoreTx *tx);
 
 /* Whether image id is in use: a host runs it or is assigned it, a rollout
  * would assign it, or a rollout that is not aborted may roll back to it.
  * Returns 1 with *ret_why saying which ("assigned to or running on 2
  * host(s); rollout 3 may roll back to it"; caller frees), 0 when it is
  * not. */
-int coord_image_users(sqlite3 *db, const char *id, char **ret_why);
+int coord_image_users(StoreTx *tx, const char *id, char **ret_why);

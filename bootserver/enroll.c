@@ -6,13 +6,13 @@
 #include <openssl/hmac.h>
 
 #include "audit.h"
-#include "db.h"
 #include "enroll.h"
 #include "fileio.h"
 #include "hash.h"
 #include "log.h"
 #include "tokens.h"
 #include "util.h"
+#include "store-sqlite.h"
 
 int enroll_client_address(struct MHD_Connection *conn, char ret[ENROLL_ADDRESS_MAX]) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -96,8 +96,9 @@ static int outstanding(sqlite3_stmt *st, int col, char **ret_nonce, char **ret_a
         return *ret_nonce && *ret_address ? 1 : -ENOMEM;
 }
 
-int enroll_issue(sqlite3 *db, const char *state_dir, const char *host, const char *mac, const char *address,
+int enroll_issue(StoreTx *tx, const char *state_dir, const char *host, const char *mac, const char *address,
                  uint64_t ttl, uint64_t now, char ret_secret[65]) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *up = NULL;
         _cleanup_free_ char *nonce = NULL, *held_by = NULL;
         char key[65], fresh[65];
@@ -121,7 +122,7 @@ int enroll_issue(sqlite3 *db, const char *state_dir, const char *host, const cha
                          * valid: it gets none, and the old one stays good. */
                         detail = json_pack("{s:s, s:s, s:I}", "address", address, "issued_to", held_by, "expires",
                                            (json_int_t) expires);
-                        r = audit_log(db, "pxe", "enroll.refuse", host, detail);
+                        r = audit_log(tx, "pxe", "enroll.refuse", host, detail);
                         json_decref(detail);
                         if (r < 0)
                                 return r;
@@ -154,7 +155,7 @@ int enroll_issue(sqlite3 *db, const char *state_dir, const char *host, const cha
         if (r < 0)
                 return r;
         detail = json_pack("{s:s, s:I}", "address", address, "expires", (json_int_t) expires);
-        r = audit_log(db, "pxe", "enroll.issue", host, detail);
+        r = audit_log(tx, "pxe", "enroll.issue", host, detail);
         json_decref(detail);
         if (r < 0)
                 return r;
@@ -162,8 +163,9 @@ int enroll_issue(sqlite3 *db, const char *state_dir, const char *host, const cha
         return ENROLL_NEW;
 }
 
-int enroll_check(sqlite3 *db, const char *state_dir, const char *mac, const char *address, const char *secret,
+int enroll_check(StoreTx *tx, const char *state_dir, const char *mac, const char *address, const char *secret,
                  uint64_t now, char **ret_why) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *nonce = NULL, *held_by = NULL, *host = NULL;
         char key[65], want[65];
@@ -205,7 +207,8 @@ int enroll_check(sqlite3 *db, const char *state_dir, const char *mac, const char
         return *ret_why ? 0 : -ENOMEM;
 }
 
-int enroll_revoke(sqlite3 *db, const char *host) {
+int enroll_revoke(StoreTx *tx, const char *host) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         int r = db_prepare(db,
                            "UPDATE hosts SET enroll_nonce = NULL, enroll_address = NULL, enroll_expires = NULL WHERE id = ?",

@@ -7,8 +7,9 @@
  * database holds no secret. docs/architecture.md has the threat model. */
 #pragma once
 
+#include "store.h"
+
 #include <microhttpd.h>
-#include <sqlite3.h>
 #include <stdint.h>
 
 /* A numeric IPv4 or IPv6 address and its NUL. */
@@ -38,16 +39,16 @@ typedef enum EnrollIssue {
  * ENROLL_HELD). Returns an EnrollIssue or a negative errno. A new secret is
  * audited as enroll.issue, a refusal as enroll.refuse (and logged): the
  * caller commits either. */
-int enroll_issue(sqlite3 *db, const char *state_dir, const char *host, const char *mac, const char *address,
+int enroll_issue(StoreTx *tx, const char *state_dir, const char *host, const char *mac, const char *address,
                  uint64_t ttl, uint64_t now, char ret_secret[65]);
 
 /* With the lock held: whether secret, presented by address at now, is the
  * valid install secret of the host with MAC mac. Returns 1 when it is, 0
  * when not with the reason in *ret_why (for the log and the audit, not for
  * the client; caller frees). The caller consumes it with enroll_revoke(). */
-int enroll_check(sqlite3 *db, const char *state_dir, const char *mac, const char *address, const char *secret,
+int enroll_check(StoreTx *tx, const char *state_dir, const char *mac, const char *address, const char *secret,
                  uint64_t now, char **ret_why);
 
 /* With the lock held, in a transaction: forgets host's secret (used, or
  * revoked by an operator who assigned the host's image again). */
-int enroll_revoke(sqlite3 *db, const char *host);
+int enroll_revoke(StoreTx *tx, const char *host);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "tokens.h"
 #include "util.h"
+#include "store-sqlite.h"
 
 static const char *const host_states[] = {
         "registered", "installing", "installed", "staging", "staged",
@@ -65,7 +66,8 @@ bool hosts_label_valid(const char *s) {
         return true;
 }
 
-int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]) {
+int hosts_find(StoreTx *tx, const char *ref, char ret_id[16]) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         char mac[18] = "";
         int r;
@@ -89,7 +91,8 @@ static json_t *column_json(sqlite3_stmt *st, int col) {
         return j ? j : json_null();
 }
 
-json_t *hosts_to_json(sqlite3 *db, const char *id) {
+json_t *hosts_to_json(StoreTx *tx, const char *id) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *lb = NULL;
         json_t *labels, *h;
         int r;
@@ -141,13 +144,14 @@ json_t *hosts_to_json(sqlite3 *db, const char *id) {
         return h;
 }
 
-int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new) {
+int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         char rnd[65], id[16];
         json_t *detail;
         int r;
 
-        r = hosts_find(db, mac, id);
+        r = hosts_find(tx, mac, id);
         if (r >= 0) {
                 if (uuid) {
                         _cleanup_stmt_ sqlite3_stmt *up = NULL;
@@ -181,7 +185,7 @@ int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *act
         if (r < 0)
                 return r;
         detail = json_pack("{s:s, s:s?}", "mac", mac, "uuid", uuid);
-        r = audit_log(db, actor, "host.register", id, detail);
+        r = audit_log(tx, actor, "host.register", id, detail);
         json_decref(detail);
         if (r < 0)
                 return r;
@@ -203,16 +207,15 @@ static bool secret_equal(const char *a, const char *b) {
 
 /* In its own transaction (the registration's was rolled back): a refused
  * enrollment secret, for the operator to see. */
-static void audit_rejected(sqlite3 *db, const char *actor, const char *mac, const char *address, const char *why) {
+static void audit_rejected(StoreDb *store, const char *actor, const char *mac, const char *address, const char *why) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         json_t *detail = json_pack("{s:s, s:s, s:s}", "mac", mac, "address", address, "reason", strempty(why));
-        int r = db_begin(db);
+        int r = store_tx_begin(store, STORE_TX_WRITE, &tx);
 
         if (r >= 0)
-                r = audit_log(db, actor, "enroll.reject", mac, detail);
+                r = audit_log(tx, actor, "enroll.reject", mac, detail);
         if (r >= 0)
-                r = db_commit(db);
-        else
-                db_rollback(db);
+                r = store_tx_commit(&tx);
         json_decref(detail);
         if (r < 0)
                 log_warning("cannot audit the refused registration of %s: %s", mac, strerror(-r));
@@ -227,6 +230,7 @@ enum MHD_Result handle_hosts_register(Request *req) {
         char mac[18], uuid[37], id[16], rnd[65], hash[65], address[ENROLL_ADDRESS_MAX];
         bool is_new = false, ok = false;
         json_t *body, *facts_j, *detail;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         int r;
 
@@ -269,21 +273,21 @@ enum MHD_Result handle_hosts_register(Request *req) {
         }
         sha256_buffer_hex(token, strlen(token), hash);
 
-        db = db_lock(req->server->db);
-        r = db_begin(db);
+        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
         ok = site && secret_equal(site, enroll);
         if (r >= 0 && !ok) {
                 /* The install boot's secret, from the address it was issued to. */
-                r = enroll_check(db, req->server->state_dir, mac, address, enroll, (uint64_t) time(NULL), &why);
+                r = enroll_check(tx, req->server->state_dir, mac, address, enroll, (uint64_t) time(NULL), &why);
                 ok = r > 0;
         }
         if (r >= 0 && !ok)
                 r = -EPERM;
         if (r >= 0)
-                r = hosts_ensure(db, mac, json_object_get(body, "uuid") ? uuid : NULL, req->actor, id, &is_new);
+                r = hosts_ensure(tx, mac, json_object_get(body, "uuid") ? uuid : NULL, req->actor, id, &is_new);
         /* Used: a secret works once. */
         if (r >= 0)
-                r = enroll_revoke(db, id);
+                r = enroll_revoke(tx, id);
         if (r >= 0)
                 r = db_prepare(db,
                                "UPDATE hosts SET token_hash = ?, hostname = coalesce(?, hostname), "
@@ -299,18 +303,18 @@ enum MHD_Result handle_hosts_register(Request *req) {
         }
         if (r >= 0) {
                 detail = json_pack("{s:s, s:b, s:s}", "mac", mac, "new", is_new, "address", address);
-                r = audit_log(db, "host:register", "host.token", id, detail);
+                r = audit_log(tx, "host:register", "host.token", id, detail);
                 json_decref(detail);
         }
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
+                store_tx_rollback(&tx);
         if (r == -EPERM) {
                 log_warning("registration of %s from %s refused: %s", mac, address, strempty(why));
-                audit_rejected(db, req->actor, mac, address, why);
+                audit_rejected(req->server->store, req->actor, mac, address, why);
         }
-        db_unlock(req->server->db);
+        store_tx_rollback(&tx);
         json_decref(body);
         if (r == -EPERM)
                 return reply_error(req, KIND_FORBIDDEN,
@@ -328,6 +332,7 @@ enum MHD_Result handle_hosts_list(Request *req) {
         const char *label = request_arg(req, "label"), *state = request_arg(req, "state");
         const char *lval = NULL;
         json_t *list;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         int r;
 
@@ -341,8 +346,10 @@ enum MHD_Result handle_hosts_list(Request *req) {
                         return MHD_NO;
         }
         list = json_array();
-        db = db_lock(req->server->db);
-        r = db_prepare(db,
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
+        if (r >= 0)
+                r = db_prepare(db,
                        "SELECT id FROM hosts h WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM host_labels l WHERE "
                        "l.host_id = h.id AND l.key = ?1 AND l.value = ?2)) AND (?3 IS NULL OR state = ?3) ORDER BY id",
                        &st);
@@ -351,7 +358,7 @@ enum MHD_Result handle_hosts_list(Request *req) {
                 sqlite3_bind_text(st, 2, lval, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
                 while ((r = db_step(st)) > 0) {
-                        json_t *h = hosts_to_json(db, (const char *) sqlite3_column_text(st, 0));
+                        json_t *h = hosts_to_json(tx, (const char *) sqlite3_column_text(st, 0));
                         if (!h) {
                                 r = -EIO;
                                 break;
@@ -359,7 +366,7 @@ enum MHD_Result handle_hosts_list(Request *req) {
                         json_array_append_new(list, h);
                 }
         }
-        db_unlock(req->server->db);
+        store_tx_rollback(&tx);
         if (r < 0) {
                 json_decref(list);
                 return reply_errno(req, r, "host list");
@@ -370,14 +377,15 @@ enum MHD_Result handle_hosts_list(Request *req) {
 enum MHD_Result handle_host_get(Request *req) {
         json_t *h = NULL;
         char id[16];
-        sqlite3 *db;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
-        db = db_lock(req->server->db);
-        r = hosts_find(db, req->args[0], id);
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
-                h = hosts_to_json(db, id);
-        db_unlock(req->server->db);
+                r = hosts_find(tx, req->args[0], id);
+        if (r >= 0)
+                h = hosts_to_json(tx, id);
+        store_tx_rollback(&tx);
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
         if (r < 0 || !h)
@@ -393,6 +401,7 @@ enum MHD_Result handle_host_labels(Request *req) {
         const char *key;
         size_t i;
         char id[16];
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         int r;
 
@@ -418,10 +427,10 @@ enum MHD_Result handle_host_labels(Request *req) {
                         return reply_error(req, KIND_INVALID_VALUE, "'remove': item %zu is not a label key", i);
                 }
 
-        db = db_lock(req->server->db);
-        r = db_begin(db);
+        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
         if (r >= 0)
-                r = hosts_find(db, req->args[0], id);
+                r = hosts_find(tx, req->args[0], id);
         if (r >= 0)
                 r = db_prepare(db, "INSERT OR REPLACE INTO host_labels (host_id, key, value) VALUES (?, ?, ?)", &set);
         if (r >= 0)
@@ -444,14 +453,16 @@ enum MHD_Result handle_host_labels(Request *req) {
                 sqlite3_reset(set);
         }
         if (r >= 0)
-                r = audit_log(db, req->actor, "host.labels", id, body);
-        if (r >= 0)
-                r = db_commit(db);
-        else
-                db_rollback(db);
-        if (r >= 0)
-                h = hosts_to_json(db, id);
-        db_unlock(req->server->db);
+                r = audit_log(tx, req->actor, "host.labels", id, body);
+        if (r >= 0) {
+                h = hosts_to_json(tx, id);
+                r = h ? store_tx_commit(&tx) : -EIO;
+                if (r < 0) {
+                        json_decref(h);
+                        h = NULL;
+                }
+        }
+        store_tx_rollback(&tx);
         json_decref(body);
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
@@ -468,6 +479,7 @@ enum MHD_Result handle_host_image(Request *req) {
         _cleanup_free_ char *ref = NULL, *boot = NULL;
         bool reinstall;
         char id[16], image_id[65] = "";
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         int r;
 
@@ -494,12 +506,12 @@ enum MHD_Result handle_host_image(Request *req) {
                 }
         }
 
-        db = db_lock(req->server->db);
-        r = db_begin(db);
+        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
         if (r >= 0)
-                r = hosts_find(db, req->args[0], id);
+                r = hosts_find(tx, req->args[0], id);
         if (r >= 0 && ref) {
-                r = images_resolve(db, ref, image_id);
+                r = images_resolve(tx, ref, image_id);
                 if (r == -ENOENT || r == -EINVAL || r == -ENOTUNIQ)
                         r = -ENXIO;
         }
@@ -518,20 +530,22 @@ enum MHD_Result handle_host_image(Request *req) {
         /* An operator's assignment starts over: a secret issued for an
          * install (perhaps to the wrong client) is no longer good. */
         if (r >= 0)
-                r = enroll_revoke(db, id);
+                r = enroll_revoke(tx, id);
         if (r >= 0) {
                 detail = json_pack("{s:s?, s:s?, s:s?, s:b}", "image", ref ? image_id : NULL, "ref", ref, "boot", boot,
                                    "reinstall", reinstall);
-                r = audit_log(db, req->actor, "host.assign", id, detail);
+                r = audit_log(tx, req->actor, "host.assign", id, detail);
                 json_decref(detail);
         }
-        if (r >= 0)
-                r = db_commit(db);
-        else
-                db_rollback(db);
-        if (r >= 0)
-                h = hosts_to_json(db, id);
-        db_unlock(req->server->db);
+        if (r >= 0) {
+                h = hosts_to_json(tx, id);
+                r = h ? store_tx_commit(&tx) : -EIO;
+                if (r < 0) {
+                        json_decref(h);
+                        h = NULL;
+                }
+        }
+        store_tx_rollback(&tx);
         json_decref(body);
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
@@ -583,8 +597,9 @@ static char *dump_or_null(json_t *v) {
         return v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 }
 
-int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t now, const char *actor,
+int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t now, const char *actor,
                         json_t **ret_desired) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *prev = NULL, *up = NULL, *want = NULL;
         _cleanup_free_ char *slots = NULL, *health = NULL, *facts = NULL, *old_state = NULL;
         const char *state = json_string_value(json_object_get(body, "state"));
@@ -595,7 +610,7 @@ int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t no
         slots = dump_or_null(json_object_get(body, "slots"));
         health = dump_or_null(json_object_get(body, "health"));
         facts = dump_or_null(json_object_get(body, "facts"));
-        r = hosts_find(db, host, id);
+        r = hosts_find(tx, host, id);
         if (r >= 0)
                 r = db_prepare(db, "SELECT state FROM hosts WHERE id = ?", &prev);
         if (r >= 0) {
@@ -629,11 +644,11 @@ int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t no
         if (r >= 0 && !streq_ptr(old_state, state)) {
                 json_t *detail = json_pack("{s:s?, s:s, s:O?}", "from", old_state, "to", state, "message",
                                            json_object_get(body, "message"));
-                r = audit_log(db, actor, "host.state", id, detail);
+                r = audit_log(tx, actor, "host.state", id, detail);
                 json_decref(detail);
         }
         if (r >= 0)
-                r = coord_on_report(db, id, state, now);
+                r = coord_on_report(tx, id, state, now);
         if (r >= 0)
                 r = db_prepare(db,
                                "SELECT i.id, i.name, i.version, i.manifest, i.signature, h.rollback FROM hosts h JOIN "
@@ -669,7 +684,7 @@ enum MHD_Result handle_host_checkin(Request *req) {
         json_t *body, *desired = NULL;
         const char *why;
         uint64_t interval;
-        sqlite3 *db;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
         body = request_json(req, allowed, &result);
@@ -681,15 +696,14 @@ enum MHD_Result handle_host_checkin(Request *req) {
                 return reply_error(req, KIND_INVALID_VALUE, "%s", why);
         }
         atomic_fetch_add(&req->server->metrics.checkins, 1);
-        db = db_lock(req->server->db);
-        r = db_begin_relaxed(db);
+        r = store_tx_begin(req->server->store, STORE_TX_RELAXED, &tx);
         if (r >= 0)
-                r = hosts_checkin_apply(db, req->args[0], body, (uint64_t) time(NULL), req->actor, &desired);
+                r = hosts_checkin_apply(tx, req->args[0], body, (uint64_t) time(NULL), req->actor, &desired);
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
-        db_unlock(req->server->db);
+                store_tx_rollback(&tx);
+        store_tx_rollback(&tx);
         json_decref(body);
         if (r < 0) {
                 json_decref(desired);
@@ -704,7 +718,8 @@ enum MHD_Result handle_host_checkin(Request *req) {
                                               (json_int_t) interval));
 }
 
-int hosts_ensure_named(sqlite3 *db, const char *name, const char *group, const char *actor, char ret_id[16]) {
+int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, const char *actor, char ret_id[16]) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *lb = NULL;
         char rnd[65], id[16];
         int r;
@@ -730,7 +745,7 @@ int hosts_ensure_named(sqlite3 *db, const char *name, const char *group, const c
         }
         if (r >= 0) {
                 json_t *d = json_pack("{s:s, s:s}", "name", name, "fleetlock", group);
-                r = audit_log(db, actor, "host.register", id, d);
+                r = audit_log(tx, actor, "host.register", id, d);
                 json_decref(d);
         }
         if (r >= 0)
@@ -738,7 +753,8 @@ int hosts_ensure_named(sqlite3 *db, const char *name, const char *group, const c
         return r;
 }
 
-int hosts_find_named(sqlite3 *db, const char *name, char ret_id[16]) {
+int hosts_find_named(StoreTx *tx, const char *name, char ret_id[16]) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = db_prepare(db, "SELECT id FROM hosts WHERE mac IS NULL AND hostname = ?", &st);
 
@@ -752,7 +768,8 @@ int hosts_find_named(sqlite3 *db, const char *name, char ret_id[16]) {
         return 0;
 }
 
-int hosts_set_fleetlock_group(sqlite3 *db, const char *id, const char *group, const char *actor, char **ret_why) {
+int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, const char *actor, char **ret_why) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *cur = NULL, *st = NULL;
         _cleanup_free_ char *held = NULL;
         bool holds, quarantined;
@@ -792,7 +809,7 @@ int hosts_set_fleetlock_group(sqlite3 *db, const char *id, const char *group, co
                 /* As an operator's label change is: the audit log tells which
                  * group each lease was counted in. */
                 json_t *d = json_pack("{s:{s:s}}", "set", "fleetlock", group);
-                r = audit_log(db, actor, "host.labels", id, d);
+                r = audit_log(tx, actor, "host.labels", id, d);
                 json_decref(d);
         }
         return r;

@@ -2,8 +2,9 @@
  * and what each agent last reported. */
 #pragma once
 
+#include "store.h"
+
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "server.h"
 
@@ -15,14 +16,14 @@ int uuid_normalize(const char *s, char ret[37]);
 
 /* With the db lock held: finds the host by ID or MAC; ret_id gets its ID.
  * -ENOENT when unknown. */
-int hosts_find(sqlite3 *db, const char *ref, char ret_id[16]);
+int hosts_find(StoreTx *tx, const char *ref, char ret_id[16]);
 /* With the db lock held: the host as JSON (docs/api.md), or NULL. */
-json_t *hosts_to_json(sqlite3 *db, const char *id);
+json_t *hosts_to_json(StoreTx *tx, const char *id);
 /* With the db lock held, in the caller's transaction: registers a host seen
  * for the first time by its MAC (and UUID, may be NULL); returns its ID and
  * whether it was new. Records no sign of life: the caller knows what the
  * request proves (a check-in sets last_seen, a PXE request pxe_seen). */
-int hosts_ensure(sqlite3 *db, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new);
+int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new);
 
 /* Checks a check-in body's members (state, image, slot, version, message,
  * objects); returns NULL when it is good, else a static message. */
@@ -34,16 +35,16 @@ bool hosts_label_valid(const char *s);
  * host at time now (state, versions, slots, health; a healthy report lifts
  * quarantine) and returns the desired image (JSON null when none; caller
  * owns it). */
-int hosts_checkin_apply(sqlite3 *db, const char *host, json_t *body, uint64_t now, const char *actor,
+int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t now, const char *actor,
                         json_t **ret_desired);
 
 /* With the lock held, in a transaction: registers a host that has no MAC,
  * known by name (FleetLock clients), in FleetLock group group. */
-int hosts_ensure_named(sqlite3 *db, const char *name, const char *group, const char *actor, char ret_id[16]);
+int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, const char *actor, char ret_id[16]);
 /* A host without MAC known by name (FleetLock clients); -ENOENT if none. */
-int hosts_find_named(sqlite3 *db, const char *name, char ret_id[16]);
+int hosts_find_named(StoreTx *tx, const char *name, char ret_id[16]);
 /* With the lock held, in a transaction: moves a FleetLock host to FleetLock
  * group group (audited as host.labels by actor). -EBUSY, with the reason in
  * *ret_why (caller frees), while it holds a lease or is quarantined in
  * another group: it stays where its place was counted. */
-int hosts_set_fleetlock_group(sqlite3 *db, const char *id, const char *group, const char *actor, char **ret_why);
+int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, const char *actor, char **ret_why);

@@ -9,6 +9,7 @@
 #include "manifest.h"
 #include "sign.h"
 #include "util.h"
+#include "store-sqlite.h"
 
 static bool is_hex(const char *s) {
         for (; *s; s++)
@@ -17,7 +18,8 @@ static bool is_hex(const char *s) {
         return true;
 }
 
-int images_resolve(sqlite3 *db, const char *ref, char ret_id[65]) {
+int images_resolve(StoreTx *tx, const char *ref, char ret_id[65]) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *name = NULL;
         const char *colon = strchr(ref, ':');
@@ -59,7 +61,8 @@ int images_resolve(sqlite3 *db, const char *ref, char ret_id[65]) {
         return 0;
 }
 
-json_t *images_to_json(sqlite3 *db, const char *id) {
+json_t *images_to_json(StoreTx *tx, const char *id) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *ar = NULL, *hc = NULL;
         json_t *img, *arts;
         int r;
@@ -178,6 +181,7 @@ enum MHD_Result handle_images_post(Request *req) {
         char err[256], existing[65];
         size_t mn = 0, sn = 0;
         bool created = false;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         int r;
 
@@ -223,43 +227,46 @@ enum MHD_Result handle_images_post(Request *req) {
                                    "the signature of %s:%s does not verify against any key in '%s'", m->name,
                                    m->version, keys_dir);
 
-        db = db_lock(req->server->db);
-        r = db_begin(db);
+        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
         for (size_t i = 0; r >= 0 && i < m->n_artifacts; i++) {
-                r = blob_present(req->server, db, m->artifacts[i].sha256, m->artifacts[i].size);
+                r = blob_present(req->server, tx, m->artifacts[i].sha256, m->artifacts[i].size);
                 if (r == 0) {
                         if (!missing)
                                 missing = json_array();
                         json_array_append_new(missing, json_string(m->artifacts[i].sha256));
                 }
         }
-        if (r >= 0 && (blob_present(req->server, db, mhex, UINT64_MAX) <= 0 ||
-                       blob_present(req->server, db, shex, UINT64_MAX) <= 0)) {
+        if (r >= 0 && (blob_present(req->server, tx, mhex, UINT64_MAX) <= 0 ||
+                       blob_present(req->server, tx, shex, UINT64_MAX) <= 0)) {
                 if (!missing)
                         missing = json_array();
-                json_array_append_new(missing, json_string(blob_present(req->server, db, mhex, UINT64_MAX) > 0 ? shex : mhex));
+                json_array_append_new(missing, json_string(blob_present(req->server, tx, mhex, UINT64_MAX) > 0 ? shex : mhex));
         }
         if (r >= 0 && !missing) {
                 _cleanup_free_ char *ref = strdup_printf("%s:%s", m->name, m->version);
-                r = ref ? images_resolve(db, ref, existing) : -ENOMEM;
+                r = ref ? images_resolve(tx, ref, existing) : -ENOMEM;
                 if (r == 0)
                         r = streq(existing, mhex) ? 0 : -EEXIST;
                 else if (r == -ENOENT) {
                         r = insert_image(db, mhex, m, mhex, shex, key);
                         if (r >= 0) {
                                 json_t *detail = json_pack("{s:s, s:s}", "image", mhex, "signed_by", key);
-                                r = audit_log(db, req->actor, "image.publish", ref, detail);
+                                r = audit_log(tx, req->actor, "image.publish", ref, detail);
                                 json_decref(detail);
                                 created = true;
                         }
                 }
         }
+        img = r >= 0 && !missing ? images_to_json(tx, mhex) : NULL;
         if (r >= 0 && !missing)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
-        img = r >= 0 && !missing ? images_to_json(db, mhex) : NULL;
-        db_unlock(req->server->db);
+                store_tx_rollback(&tx);
+        if (r < 0) {
+                json_decref(img);
+                img = NULL;
+        }
 
         if (missing)
                 return reply_error_extra(req, KIND_MISSING_BLOBS, json_pack("{s:o}", "missing", missing),
@@ -280,20 +287,23 @@ enum MHD_Result handle_images_post(Request *req) {
 enum MHD_Result handle_images_list(Request *req) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         json_t *list = json_array();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         int r;
 
-        db = db_lock(req->server->db);
-        r = db_prepare(db, "SELECT id FROM images ORDER BY created DESC, rowid DESC", &st);
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
+        if (r >= 0)
+                r = db_prepare(db, "SELECT id FROM images ORDER BY created DESC, rowid DESC", &st);
         while (r >= 0 && (r = db_step(st)) > 0) {
-                json_t *img = images_to_json(db, (const char *) sqlite3_column_text(st, 0));
+                json_t *img = images_to_json(tx, (const char *) sqlite3_column_text(st, 0));
                 if (!img) {
                         r = -EIO;
                         break;
                 }
                 json_array_append_new(list, img);
         }
-        db_unlock(req->server->db);
+        store_tx_rollback(&tx);
         if (r < 0) {
                 json_decref(list);
                 return reply_errno(req, r, "image list");
@@ -315,14 +325,15 @@ static enum MHD_Result reply_resolve_error(Request *req, int r) {
 enum MHD_Result handle_image_get(Request *req) {
         char id[65];
         json_t *img = NULL;
-        sqlite3 *db;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
-        db = db_lock(req->server->db);
-        r = images_resolve(db, req->args[0], id);
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
-                img = images_to_json(db, id);
-        db_unlock(req->server->db);
+                r = images_resolve(tx, req->args[0], id);
+        if (r >= 0)
+                img = images_to_json(tx, id);
+        store_tx_rollback(&tx);
         if (r < 0)
                 return reply_resolve_error(req, r);
         if (!img)
@@ -357,15 +368,16 @@ enum MHD_Result handle_image_delete(Request *req) {
         _cleanup_strv_free_ char **removed = NULL, **blobs = NULL;
         _cleanup_free_ char *users = NULL;
         char id[65];
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         int r;
 
-        db = db_lock(req->server->db);
-        r = db_begin(db);
+        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
         if (r >= 0)
-                r = images_resolve(db, req->args[0], id);
+                r = images_resolve(tx, req->args[0], id);
         if (r >= 0) {
-                r = coord_image_users(db, id, &users);
+                r = coord_image_users(tx, id, &users);
                 if (r > 0)
                         r = -EBUSY;
         }
@@ -378,17 +390,17 @@ enum MHD_Result handle_image_delete(Request *req) {
                 r = db_errno(sqlite3_step(del));
         }
         if (r >= 0)
-                r = blobs_collect_garbage(db, blobs, (int64_t) time(NULL) - 24 * 3600, &removed);
+                r = blobs_collect_garbage(tx, blobs, (int64_t) time(NULL) - 24 * 3600, &removed);
         if (r >= 0) {
                 json_t *detail = json_pack("{s:I}", "blobs_removed", (json_int_t) strv_length(removed));
-                r = audit_log(db, req->actor, "image.delete", id, detail);
+                r = audit_log(tx, req->actor, "image.delete", id, detail);
                 json_decref(detail);
         }
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
-        db_unlock(req->server->db);
+                store_tx_rollback(&tx);
+        store_tx_rollback(&tx);
         if (r == -EBUSY)
                 return reply_error(req, KIND_IN_USE, "image '%s' is in use: %s", req->args[0], strempty(users));
         if (r < 0)

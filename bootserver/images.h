@@ -2,17 +2,18 @@
  * by ID, ID prefix, name:version or name. */
 #pragma once
 
+#include "store.h"
+
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "server.h"
 
 /* With the db lock held: resolves ref to an image ID (65 bytes). -ENOENT
  * when nothing matches, -EINVAL when ref is malformed. */
-int images_resolve(sqlite3 *db, const char *ref, char ret_id[65]);
+int images_resolve(StoreTx *tx, const char *ref, char ret_id[65]);
 
 /* With the db lock held: the image as JSON (docs/api.md), or NULL. */
-json_t *images_to_json(sqlite3 *db, const char *id);
+json_t *images_to_json(StoreTx *tx, const char *id);
 
 /* Reads and parses the manifest of image id; caller frees the manifest. */
 struct Manifest;

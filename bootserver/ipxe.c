@@ -10,6 +10,7 @@
 #include "log.h"
 #include "server.h"
 #include "tokens.h"
+#include "store-sqlite.h"
 #include "util.h"
 
 #define RETRY                                                                                  \
@@ -207,14 +208,15 @@ static void decision_release(Decision *d) {
  * address at now, boots. The request is recorded as pxe_seen, never as
  * last_seen: firmware looping on a script is no sign that the host's
  * system runs. */
-static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, const char *address, uint64_t now,
+static int decide(Server *srv, StoreTx *tx, const char *mac, const char *uuid, const char *address, uint64_t now,
                   Decision *d) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *ar = NULL, *up = NULL, *seen = NULL;
         _cleanup_free_ char *default_image = NULL, *boot = NULL, *image = NULL;
         bool is_new, installed = false;
         int r;
 
-        r = hosts_ensure(db, mac, uuid, "pxe", d->host, &is_new);
+        r = hosts_ensure(tx, mac, uuid, "pxe", d->host, &is_new);
         if (r >= 0)
                 r = db_prepare(db, "UPDATE hosts SET pxe_seen = ? WHERE id = ?", &seen);
         if (r >= 0) {
@@ -239,7 +241,7 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, c
                 const ServerConfig *c = config_get(srv);
                 default_image = c->default_image ? strdup(c->default_image) : NULL;
                 config_put(srv);
-                if (default_image && images_resolve(db, default_image, d->image) >= 0) {
+                if (default_image && images_resolve(tx, default_image, d->image) >= 0) {
                         image = strdup(d->image);
                         if (!image)
                                 return -ENOMEM;
@@ -251,7 +253,7 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, c
                         }
                         if (r >= 0) {
                                 json_t *detail = json_pack("{s:s, s:s}", "image", image, "ref", default_image);
-                                r = audit_log(db, "default-image", "host.assign", d->host, detail);
+                                r = audit_log(tx, "default-image", "host.assign", d->host, detail);
                                 json_decref(detail);
                         }
                         if (r < 0)
@@ -305,7 +307,7 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, c
                 const ServerConfig *c = config_get(srv);
                 ttl = c->enroll_ttl;
                 config_put(srv);
-                r = enroll_issue(db, srv->state_dir, d->host, mac, address, ttl, now, d->enroll);
+                r = enroll_issue(tx, srv->state_dir, d->host, mac, address, ttl, now, d->enroll);
                 if (r == ENROLL_HELD)
                         d->script = IPXE_HELD;
         }
@@ -313,7 +315,8 @@ static int decide(Server *srv, sqlite3 *db, const char *mac, const char *uuid, c
 }
 
 /* The manifest's kernel command line, for the boot script. */
-static char *image_cmdline(Server *srv, sqlite3 *db, const char *image) {
+static char *image_cmdline(Server *srv, StoreTx *tx, const char *image) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         struct Manifest *m = NULL;
         char *cmdline = NULL;
@@ -336,7 +339,7 @@ enum MHD_Result handle_ipxe(Request *req) {
         char mac[18], uuid[37], address[ENROLL_ADDRESS_MAX];
         bool has_uuid = false;
         Decision d = {};
-        sqlite3 *db;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
         server = server_public_url(req->server);
@@ -361,20 +364,19 @@ enum MHD_Result handle_ipxe(Request *req) {
         if (r < 0)
                 return reply_errno(req, r, "client address");
 
-        db = db_lock(req->server->db);
-        r = db_begin(db);
+        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = decide(req->server, db, mac, has_uuid ? uuid : NULL, address, (uint64_t) time(NULL), &d);
+                r = decide(req->server, tx, mac, has_uuid ? uuid : NULL, address, (uint64_t) time(NULL), &d);
         if (r >= 0 && (d.script == IPXE_INSTALL || d.script == IPXE_LIVE)) {
-                d.cmdline = image_cmdline(req->server, db, d.image);
+                d.cmdline = image_cmdline(req->server, tx, d.image);
                 if (!d.cmdline)
                         r = -EIO;
         }
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
-        db_unlock(req->server->db);
+                store_tx_rollback(&tx);
+        store_tx_rollback(&tx);
         if (r < 0) {
                 decision_release(&d);
                 return reply_errno(req, r, "boot decision");

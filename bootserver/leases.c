@@ -9,6 +9,7 @@
 #include "hosts.h"
 #include "log.h"
 #include "server.h"
+#include "store-sqlite.h"
 #include "util.h"
 
 CoordConfig server_coord_config(Server *s) {
@@ -24,19 +25,16 @@ CoordConfig server_coord_config(Server *s) {
         return cc;
 }
 
-/* Runs fn in one transaction under the lock; returns its result. */
-#define IN_TRANSACTION(srv, db, r, body)                      \
-        do {                                                  \
-                sqlite3 *db = db_lock((srv)->db);             \
-                r = db_begin(db);                             \
-                if (r >= 0) {                                 \
-                        body;                                 \
-                }                                             \
-                if (r >= 0)                                   \
-                        r = db_commit(db);                    \
-                else                                          \
-                        db_rollback(db);                      \
-                db_unlock((srv)->db);                         \
+/* Runs body in one transaction (tx); r is its result. */
+#define IN_TRANSACTION(srv, tx, r, body)                                    \
+        do {                                                                \
+                _cleanup_store_tx_ StoreTx *tx = NULL;                      \
+                r = store_tx_begin((srv)->store, STORE_TX_WRITE, &tx);      \
+                if (r >= 0) {                                               \
+                        body;                                               \
+                }                                                           \
+                if (r >= 0)                                                 \
+                        r = store_tx_commit(&tx);                           \
         } while (0)
 
 static json_t *decision_json(const LeaseDecision *d) {
@@ -112,7 +110,7 @@ static void waiters_round(Server *s, LeaseWaiters *ws, bool all) {
                 int r = 0;
 
                 if (now < w->until_ms && (all || group_woken(ws->woken, w->group))) {
-                        IN_TRANSACTION(s, db, r, { r = coord_lease_retry(db, &cc, w->host, (uint64_t) time(NULL),
+                        IN_TRANSACTION(s, tx, r, { r = coord_lease_retry(tx, &cc, w->host, (uint64_t) time(NULL),
                                                                          w->req->actor, &d); });
                         if (r < 0)
                                 log_warning("lease for %s: %s", w->host, strerror(-r));
@@ -230,15 +228,15 @@ static void lease_waiters_wake(Server *s, json_t *groups) {
 
 /* coord_lease_release(), and when a lease was given back, host's groups
  * ("key=value") in *ret_groups, for lease_waiters_wake() once committed. */
-static int lease_release(sqlite3 *db, const char *host, uint64_t epoch, const char *actor, json_t **ret_groups) {
+static int lease_release(StoreTx *tx, const char *host, uint64_t epoch, const char *actor, json_t **ret_groups) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int released, r;
 
-        released = coord_lease_release(db, host, epoch, actor);
+        released = coord_lease_release(tx, host, epoch, actor);
         if (released <= 0)
                 return released;
         /* Only wakes waiters: a failure here costs them a round, not the release. */
-        if (db_prepare(db, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st) < 0)
+        if (db_prepare(store_tx_sqlite(tx), "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st) < 0)
                 return released;
         *ret_groups = json_array();
         sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
@@ -284,10 +282,10 @@ enum MHD_Result handle_lease_acquire(Request *req) {
         snprintf(expected, sizeof expected, "seconds, 0 to %d", WAIT_MAX_SEC);
         if (!lease_body_uint(req, "wait", WAIT_MAX_SEC, expected, &wait, &result))
                 return result;
-        IN_TRANSACTION(req->server, db, r, {
-                r = hosts_find(db, req->args[0], id);
+        IN_TRANSACTION(req->server, tx, r, {
+                r = hosts_find(tx, req->args[0], id);
                 if (r >= 0)
-                        r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), req->actor, &d);
+                        r = coord_lease_acquire(tx, &cc, id, (uint64_t) time(NULL), req->actor, &d);
         });
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
@@ -328,10 +326,10 @@ enum MHD_Result handle_lease_release(Request *req) {
 
         if (!lease_body_uint(req, "epoch", INT64_MAX, "a lease epoch", &epoch, &result))
                 return result;
-        IN_TRANSACTION(req->server, db, r, {
-                r = hosts_find(db, req->args[0], id);
+        IN_TRANSACTION(req->server, tx, r, {
+                r = hosts_find(tx, req->args[0], id);
                 if (r >= 0)
-                        r = released = lease_release(db, id, epoch, req->actor, &groups);
+                        r = released = lease_release(tx, id, epoch, req->actor, &groups);
         });
         /* After a failed commit this only has waiters ask again for nothing. */
         lease_waiters_wake(req->server, groups);
@@ -344,10 +342,10 @@ enum MHD_Result handle_lease_release(Request *req) {
 
 enum MHD_Result handle_budgets_list(Request *req) {
         json_t *l = NULL;
-        sqlite3 *db = db_lock(req->server->db);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
 
-        l = coord_budgets_json(db);
-        db_unlock(req->server->db);
+        l = store_tx_begin(req->server->store, STORE_TX_READ, &tx) >= 0 ? coord_budgets_json(tx) : NULL;
+        store_tx_rollback(&tx);
         if (!l)
                 return reply_errno(req, -EIO, "budgets");
         return reply_json(req, 200, json_pack("{s:o}", "budgets", l));
@@ -379,7 +377,7 @@ enum MHD_Result handle_budget_put(Request *req) {
         if (r < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "expected a count, a percentage (\"10%%\") or, for "
                                                             "min_available, a count");
-        IN_TRANSACTION(req->server, db, r, { r = coord_budget_set(db, &b, req->actor); });
+        IN_TRANSACTION(req->server, tx, r, { r = coord_budget_set(tx, &b, req->actor); });
         if (r == -EINVAL)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a label key or KEY=VALUE group", req->args[0]);
         if (r < 0)
@@ -390,7 +388,7 @@ enum MHD_Result handle_budget_put(Request *req) {
 enum MHD_Result handle_budget_delete(Request *req) {
         int r;
 
-        IN_TRANSACTION(req->server, db, r, { r = coord_budget_delete(db, req->args[0], req->actor); });
+        IN_TRANSACTION(req->server, tx, r, { r = coord_budget_delete(tx, req->args[0], req->actor); });
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "budget '%s': not found", req->args[0]);
         if (r < 0)
@@ -423,9 +421,11 @@ enum MHD_Result handle_rollout_plan(Request *req) {
         spec = request_json(req, NULL, &result);
         if (!spec)
                 return result;
-        sqlite3 *db = db_lock(req->server->db);
-        r = coord_rollout_plan(db, &cc, spec, 60, &plan, &error);
-        db_unlock(req->server->db);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        if (r >= 0)
+                r = coord_rollout_plan(tx, &cc, spec, 60, &plan, &error);
+        store_tx_rollback(&tx);
         json_decref(spec);
         if (r < 0)
                 return reply_coord_error(req, r, error);
@@ -443,14 +443,14 @@ enum MHD_Result handle_rollout_start(Request *req) {
         spec = request_json(req, NULL, &result);
         if (!spec)
                 return result;
-        IN_TRANSACTION(req->server, db, r, {
-                r = coord_rollout_start(db, &cc, spec, req->actor, (uint64_t) time(NULL), &id, &error);
+        IN_TRANSACTION(req->server, tx, r, {
+                r = coord_rollout_start(tx, &cc, spec, req->actor, (uint64_t) time(NULL), &id, &error);
                 /* Its first wave is assigned at once; the other rollouts
                  * are the tick's, and none of theirs can refuse this one. */
                 if (r >= 0)
-                        r = coord_rollout_tick(db, &cc, id, (uint64_t) time(NULL));
+                        r = coord_rollout_tick(tx, &cc, id, (uint64_t) time(NULL));
                 if (r >= 0)
-                        r = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL), &ro);
+                        r = coord_rollout_json(tx, &cc, id, (uint64_t) time(NULL), &ro);
         });
         json_decref(spec);
         if (r < 0) {
@@ -461,10 +461,10 @@ enum MHD_Result handle_rollout_start(Request *req) {
 }
 
 enum MHD_Result handle_rollouts_list(Request *req) {
-        sqlite3 *db = db_lock(req->server->db);
-        json_t *l = coord_rollouts_json(db);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        json_t *l = store_tx_begin(req->server->store, STORE_TX_READ, &tx) >= 0 ? coord_rollouts_json(tx) : NULL;
 
-        db_unlock(req->server->db);
+        store_tx_rollback(&tx);
         if (!l)
                 return reply_errno(req, -EIO, "rollouts");
         return reply_json(req, 200, json_pack("{s:o}", "rollouts", l));
@@ -487,9 +487,11 @@ enum MHD_Result handle_rollout_get(Request *req) {
 
         if (rollout_id_arg(req, &id) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
-        sqlite3 *db = db_lock(req->server->db);
-        r = coord_rollout_json(db, &cc, id, (uint64_t) time(NULL), &ro);
-        db_unlock(req->server->db);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        if (r >= 0)
+                r = coord_rollout_json(tx, &cc, id, (uint64_t) time(NULL), &ro);
+        store_tx_rollback(&tx);
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);
         if (r < 0)
@@ -506,10 +508,10 @@ enum MHD_Result handle_rollout_action(Request *req) {
 
         if (rollout_id_arg(req, &id) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
-        IN_TRANSACTION(req->server, db, r, {
-                r = coord_rollout_action(db, id, req->args[1], req->actor, (uint64_t) time(NULL), &nid, &error);
+        IN_TRANSACTION(req->server, tx, r, {
+                r = coord_rollout_action(tx, id, req->args[1], req->actor, (uint64_t) time(NULL), &nid, &error);
                 if (r >= 0)
-                        r = coord_rollout_json(db, &cc, nid ? nid : id, (uint64_t) time(NULL), &ro);
+                        r = coord_rollout_json(tx, &cc, nid ? nid : id, (uint64_t) time(NULL), &ro);
         });
         if (r == -ENOENT && !error)
                 return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);
@@ -524,17 +526,17 @@ enum MHD_Result handle_rollout_action(Request *req) {
  * "fleetlock:<cid>" in group. -EPERM, with that host in ret_other, when cid
  * is the ID or MAC of a host Slipway knows: an unauthenticated client may
  * not act for it, nor make a second record of the same machine. */
-static int fleetlock_host(sqlite3 *db, const char *cid, const char *name, const char *group, const char *actor,
+static int fleetlock_host(StoreTx *tx, const char *cid, const char *name, const char *group, const char *actor,
                           char ret_id[16], char ret_other[16]) {
-        int r = hosts_find(db, cid, ret_other);
+        int r = hosts_find(tx, cid, ret_other);
 
         if (r >= 0)
                 return -EPERM;
         if (r != -ENOENT)
                 return r;
-        r = hosts_find_named(db, name, ret_id);
+        r = hosts_find_named(tx, name, ret_id);
         if (r == -ENOENT)
-                r = hosts_ensure_named(db, name, group, actor, ret_id);
+                r = hosts_ensure_named(tx, name, group, actor, ret_id);
         return r;
 }
 
@@ -577,26 +579,26 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
                 json_decref(body);
                 return reply_errno(req, -ENOMEM, "fleetlock");
         }
-        IN_TRANSACTION(req->server, db, r, {
-                r = fleetlock_host(db, cid, name, group, actor, id, other);
+        IN_TRANSACTION(req->server, tx, r, {
+                r = fleetlock_host(tx, cid, name, group, actor, id, other);
                 if (r >= 0 && acquire) {
-                        r = hosts_set_fleetlock_group(db, id, group, actor, &why);
+                        r = hosts_set_fleetlock_group(tx, id, group, actor, &why);
                         if (r >= 0)
-                                r = coord_lease_acquire(db, &cc, id, (uint64_t) time(NULL), actor, &d);
+                                r = coord_lease_acquire(tx, &cc, id, (uint64_t) time(NULL), actor, &d);
                         else if (r == -EBUSY) {
                                 json_t *detail = json_pack("{s:s}", "reason", why);
-                                r = audit_log(db, actor, "lease.refuse", id, detail);
+                                r = audit_log(tx, actor, "lease.refuse", id, detail);
                                 json_decref(detail);
                                 d.reason = TAKE_PTR(why);
                         }
                 } else if (r >= 0) {
-                        r = lease_release(db, id, 0, actor, &groups);
+                        r = lease_release(tx, id, 0, actor, &groups);
                         if (r >= 0)
-                                r = coord_on_report(db, id, "healthy", (uint64_t) time(NULL));
+                                r = coord_on_report(tx, id, "healthy", (uint64_t) time(NULL));
                         /* Released and up, the node may move (and if it still may
                          * not, it stays in its group: the release stands). */
                         if (r >= 0)
-                                r = hosts_set_fleetlock_group(db, id, group, actor, &why);
+                                r = hosts_set_fleetlock_group(tx, id, group, actor, &why);
                         if (r == -EBUSY)
                                 r = 0;
                 }

@@ -6,7 +6,7 @@
 
 #include "config.h"
 #include "coordinator.h"
-#include "db.h"
+#include "store.h"
 #include "fileio.h"
 #include "log.h"
 #include "server.h"
@@ -146,12 +146,12 @@ static int open_state(Server *s) {
                 r = mkdir_p(s->tmp_dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the state directory '%s': %m", s->state_dir);
-        return db_open(dbpath, &s->db);
+        return store_db_open(dbpath, &s->store);
 }
 
 static void server_release(Server *s) {
         server_stop(s);
-        db_free(s->db);
+        store_db_free(s->store);
         server_config_release(&s->config);
         pthread_rwlock_destroy(&s->config_lock);
         free(s->state_dir);
@@ -181,7 +181,7 @@ static int token_command(Server *s, char **cmd) {
         if (streq(cmd[1], "create")) {
                 if (!cmd[2][0] || strlen(cmd[2]) > 64)
                         return log_error_errno(-EINVAL, "token name: 1 to 64 characters");
-                r = tokens_create(s->db, cmd[2], who, &token);
+                r = tokens_create(s->store, cmd[2], who, &token);
                 if (r == -EEXIST)
                         return log_error_errno(r, "a token called '%s' exists already", cmd[2]);
                 if (r < 0)
@@ -190,7 +190,7 @@ static int token_command(Server *s, char **cmd) {
                 return 0;
         }
         if (streq(cmd[1], "revoke")) {
-                r = tokens_revoke(s->db, cmd[2], who);
+                r = tokens_revoke(s->store, cmd[2], who);
                 if (r == -ENOENT)
                         return log_error_errno(r, "no token called '%s'", cmd[2]);
                 if (r < 0)
@@ -198,7 +198,7 @@ static int token_command(Server *s, char **cmd) {
                 return 0;
         }
         if (streq(cmd[1], "list"))
-                return tokens_list(s->db, print_token, NULL);
+                return tokens_list(s->store, print_token, NULL);
         return log_error_errno(-EINVAL, "unknown token command '%s'", cmd[1]);
 }
 
@@ -243,10 +243,8 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
  * commits on its own, and the ticker logs a failure once. */
 static void coordinate(Server *s, CoordTicker *t) {
         CoordConfig cc = server_coord_config(s);
-        sqlite3 *db = db_lock(s->db);
 
-        (void) coord_ticker_run(t, db, &cc, (uint64_t) time(NULL));
-        db_unlock(s->db);
+        (void) coord_ticker_run(t, s->store, &cc, (uint64_t) time(NULL));
 }
 
 static int write_url_file(Server *s) {

@@ -1,5 +1,6 @@
 /* /metrics in Prometheus text format, and /v1/status. */
 #include "server.h"
+#include "store-sqlite.h"
 #include "util.h"
 
 #ifndef SLIPWAY_VERSION
@@ -44,6 +45,7 @@ enum MHD_Result handle_metrics(Request *req) {
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
         long long images = 0, blob_bytes = 0;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         FILE *f;
         int r;
@@ -52,8 +54,10 @@ enum MHD_Result handle_metrics(Request *req) {
         if (!f)
                 return MHD_NO;
         fputs("# HELP slipway_hosts Hosts by state.\n# TYPE slipway_hosts gauge\n", f);
-        db = db_lock(req->server->db);
-        r = gauge_by(f, db, "slipway_hosts", "state", "SELECT state, count(*) FROM hosts GROUP BY state ORDER BY state");
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
+        if (r >= 0)
+                r = gauge_by(f, db, "slipway_hosts", "state", "SELECT state, count(*) FROM hosts GROUP BY state ORDER BY state");
         fputs("# HELP slipway_hosts_by_version Hosts by the image version they run.\n"
               "# TYPE slipway_hosts_by_version gauge\n",
               f);
@@ -64,7 +68,7 @@ enum MHD_Result handle_metrics(Request *req) {
                 r = count(db, "SELECT count(*) FROM images", &images);
         if (r >= 0)
                 r = count(db, "SELECT coalesce(sum(size), 0) FROM blobs", &blob_bytes);
-        db_unlock(req->server->db);
+        store_tx_rollback(&tx);
         /* A scrape of half the gauges would read as hosts gone: none at all. */
         if (r < 0) {
                 fclose(f);
@@ -103,14 +107,17 @@ enum MHD_Result handle_metrics(Request *req) {
 
 enum MHD_Result handle_status(Request *req) {
         long long images = 0, hosts = 0;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
         int r;
 
-        db = db_lock(req->server->db);
-        r = count(db, "SELECT count(*) FROM images", &images);
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
+        if (r >= 0)
+                r = count(db, "SELECT count(*) FROM images", &images);
         if (r >= 0)
                 r = count(db, "SELECT count(*) FROM hosts", &hosts);
-        db_unlock(req->server->db);
+        store_tx_rollback(&tx);
         if (r < 0)
                 return reply_errno(req, r, "status");
         return reply_json(req, 200,

@@ -6,12 +6,12 @@
 
 #include "audit.h"
 #include "coordinator.h"
-#include "db.h"
 #include "hosts.h"
 #include "images.h"
 #include "log.h"
 #include "rollout.h"
 #include "util.h"
+#include "store-sqlite.h"
 
 static const char *const spec_members[] = { "image", "selector", "waves", "bake", "max_failures", "on_failure",
                                             "order", "windows", NULL };
@@ -119,14 +119,14 @@ int rollout_spec_parse(json_t *j, RolloutSpec *ret, char **ret_error) {
 
 /* rollout_spec_parse(), then the image resolved into ret_image. -ENXIO
  * when there is no such image. */
-static int spec_parse_resolve(sqlite3 *db, json_t *j, RolloutSpec *ret, char ret_image[65], char **ret_error) {
+static int spec_parse_resolve(StoreTx *tx, json_t *j, RolloutSpec *ret, char ret_image[65], char **ret_error) {
         RolloutSpec s;
         int r;
 
         r = rollout_spec_parse(j, &s, ret_error);
         if (r < 0)
                 return r;
-        r = images_resolve(db, s.image, ret_image);
+        r = images_resolve(tx, s.image, ret_image);
         if (r == -ENOENT)
                 return spec_error(ret_error, "'image': %s: no such image", s.image) == -EINVAL ? -ENXIO : -ENOMEM;
         if (r == -EINVAL || r == -ENOTUNIQ)
@@ -175,7 +175,8 @@ static int member_compare(const void *a, const void *b) {
  * bottleneck key's group, then of their latest place in another. So every
  * prefix, and every wave, holds each bottleneck group's hosts to within one
  * of its share. m is sorted by phase and ID. */
-static int spread_members(sqlite3 *db, Member *m, size_t n) {
+static int spread_members(StoreTx *tx, Member *m, size_t n) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         /* index: host ID -> member; groups: "phase key=value" -> {key, value,
          * phase, n, rank}; bottleneck: "phase" -> {key, turns}. */
@@ -243,7 +244,7 @@ static int spread_members(sqlite3 *db, Member *m, size_t n) {
                         int64_t allowed = 0;
                         char phase[16];
 
-                        r = coord_group_allowed(db, key, json_string_value(json_object_get(g, "value")), &allowed);
+                        r = coord_group_allowed(tx, key, json_string_value(json_object_get(g, "value")), &allowed);
                         if (r < 0)
                                 goto out;
                         double turns = (double) json_integer_value(json_object_get(g, "n")) / (double) MAX(allowed, 1);
@@ -270,7 +271,8 @@ static void members_free(Member *m, size_t n) {
 }
 
 /* The hosts the spec selects, in rollout order. */
-static int select_members(sqlite3 *db, const RolloutSpec *s, Member **ret, size_t *ret_n) {
+static int select_members(StoreTx *tx, const RolloutSpec *s, Member **ret, size_t *ret_n) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *sel = NULL;
         Member *m = NULL;
@@ -322,7 +324,7 @@ static int select_members(sqlite3 *db, const RolloutSpec *s, Member **ret, size_
         }
         if (n > 0) {
                 qsort(m, n, sizeof *m, member_compare_id);
-                r = spread_members(db, m, n);
+                r = spread_members(tx, m, n);
                 if (r < 0) {
                         members_free(m, n);
                         return r;
@@ -372,7 +374,7 @@ static int wave_of(const size_t ends[ROLLOUT_WAVES_MAX], size_t n_waves, size_t 
         return (int) n_waves - 1;
 }
 
-int coord_rollout_plan(sqlite3 *db, const CoordConfig *c _unused_, json_t *spec, uint64_t reboot_estimate,
+int coord_rollout_plan(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec, uint64_t reboot_estimate,
                        json_t **ret_plan, char **ret_error) {
         size_t n = 0, ends[ROLLOUT_WAVES_MAX];
         char image[65];
@@ -381,10 +383,10 @@ int coord_rollout_plan(sqlite3 *db, const CoordConfig *c _unused_, json_t *spec,
         RolloutSpec s;
         int r;
 
-        r = spec_parse_resolve(db, spec, &s, image, ret_error);
+        r = spec_parse_resolve(tx, spec, &s, image, ret_error);
         if (r < 0)
                 return r;
-        r = select_members(db, &s, &m, &n);
+        r = select_members(tx, &s, &m, &n);
         if (r < 0)
                 return r;
         rollout_wave_ends(&s, n, ends);
@@ -404,8 +406,9 @@ int coord_rollout_plan(sqlite3 *db, const CoordConfig *c _unused_, json_t *spec,
         return 0;
 }
 
-int coord_rollout_start(sqlite3 *db, const CoordConfig *c _unused_, json_t *spec, const char *actor, uint64_t now,
+int coord_rollout_start(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec, const char *actor, uint64_t now,
                         int64_t *ret_id, char **ret_error) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *busy = NULL, *ins = NULL, *row = NULL;
         _cleanup_free_ char *spec_text = NULL;
         size_t n = 0, ends[ROLLOUT_WAVES_MAX];
@@ -415,10 +418,10 @@ int coord_rollout_start(sqlite3 *db, const CoordConfig *c _unused_, json_t *spec
         RolloutSpec s;
         int r;
 
-        r = spec_parse_resolve(db, spec, &s, image, ret_error);
+        r = spec_parse_resolve(tx, spec, &s, image, ret_error);
         if (r < 0)
                 return r;
-        r = select_members(db, &s, &m, &n);
+        r = select_members(tx, &s, &m, &n);
         if (r < 0)
                 return r;
         if (n == 0) {
@@ -479,7 +482,7 @@ int coord_rollout_start(sqlite3 *db, const CoordConfig *c _unused_, json_t *spec
         if (r >= 0) {
                 json_t *d = json_pack("{s:O, s:I}", "spec", spec, "hosts", (json_int_t) n);
                 _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
-                r = audit_log(db, actor, "rollout.start", target, d);
+                r = audit_log(tx, actor, "rollout.start", target, d);
                 json_decref(d);
         }
         if (r >= 0)
@@ -487,8 +490,9 @@ int coord_rollout_start(sqlite3 *db, const CoordConfig *c _unused_, json_t *spec
         return r;
 }
 
-static int rollout_set_state(sqlite3 *db, int64_t id, const char *state, const char *reason, const char *actor,
+static int rollout_set_state(StoreTx *tx, int64_t id, const char *state, const char *reason, const char *actor,
                              uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
         bool final = streq(state, "done") || streq(state, "aborted");
@@ -507,7 +511,7 @@ static int rollout_set_state(sqlite3 *db, int64_t id, const char *state, const c
         if (r < 0)
                 return r;
         d = json_pack("{s:s, s:s?}", "state", state, "reason", reason);
-        r = audit_log(db, actor, streq(state, "running") ? "rollout.resume" : streq(state, "paused") ? "rollout.pause"
+        r = audit_log(tx, actor, streq(state, "running") ? "rollout.resume" : streq(state, "paused") ? "rollout.pause"
                                  : streq(state, "done") ? "rollout.done" : "rollout.abort",
                       target, d);
         json_decref(d);
@@ -555,7 +559,8 @@ static int rollout_row_read(sqlite3 *db, int64_t id, RolloutRow *ret) {
 }
 
 /* Host h of rollout id is skipped: its message and the audit log say why. */
-static int skip_host(sqlite3 *db, int64_t id, const char *h, const char *why, const char *actor) {
+static int skip_host(StoreTx *tx, int64_t id, const char *h, const char *why, const char *actor) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
         json_t *d;
@@ -575,7 +580,7 @@ static int skip_host(sqlite3 *db, int64_t id, const char *h, const char *why, co
                 return r;
         log_warning("rollout %" PRIi64 ": host %s skipped: %s", id, h, why);
         d = json_pack("{s:s, s:s}", "host", h, "reason", why);
-        r = d ? audit_log(db, actor, "rollout.skip", target, d) : -ENOMEM;
+        r = d ? audit_log(tx, actor, "rollout.skip", target, d) : -ENOMEM;
         json_decref(d);
         return r;
 }
@@ -594,7 +599,8 @@ static char *unassignable(const char *target, bool known, int64_t busy_in) {
  * those whose previous image the catalog does not have (a check-in may
  * name any image; an image may have been deleted before that was
  * refused), and those another rollout has taken on since. */
-static int rollback_skip_unassignable(sqlite3 *db, int64_t nid, int64_t id, const char *actor) {
+static int rollback_skip_unassignable(StoreTx *tx, int64_t nid, int64_t id, const char *actor) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_strv_free_ char **skip = NULL;
         int r;
@@ -626,12 +632,13 @@ static int rollback_skip_unassignable(sqlite3 *db, int64_t nid, int64_t id, cons
         if (r < 0)
                 return r;
         for (size_t i = 0; r >= 0 && skip && skip[i]; i += 2)
-                r = skip_host(db, nid, skip[i], skip[i + 1], actor);
+                r = skip_host(tx, nid, skip[i], skip[i + 1], actor);
         return r;
 }
 
-static int rollout_rollback(sqlite3 *db, int64_t id, const char *actor, uint64_t now, const char *reason,
+static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t now, const char *reason,
                             int64_t *ret_new) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *ins = NULL, *rows = NULL;
         _cleanup_(rollout_row_release) RolloutRow row = {};
         _cleanup_free_ char *target = NULL;
@@ -668,16 +675,16 @@ static int rollout_rollback(sqlite3 *db, int64_t id, const char *actor, uint64_t
         sqlite3_bind_int64(rows, 2, id);
         r = db_step(rows);
         if (r >= 0)
-                r = rollback_skip_unassignable(db, nid, id, actor);
+                r = rollback_skip_unassignable(tx, nid, id, actor);
         if (r >= 0) {
                 _cleanup_free_ char *why = strdup_printf("rolled back by rollout %" PRIi64 "%s%s", nid,
                                                          reason ? ": " : "", strempty(reason));
-                r = rollout_set_state(db, id, "aborted", why, actor, now);
+                r = rollout_set_state(tx, id, "aborted", why, actor, now);
         }
         target = strdup_printf("rollout %" PRIi64, nid);
         if (r >= 0) {
                 json_t *d = json_pack("{s:I, s:s?}", "rollback_of", (json_int_t) id, "reason", reason);
-                r = audit_log(db, actor, "rollout.rollback", target, d);
+                r = audit_log(tx, actor, "rollout.rollback", target, d);
                 json_decref(d);
         }
         if (r >= 0 && ret_new)
@@ -703,8 +710,9 @@ static int revert_unfinished(sqlite3 *db, int64_t id) {
         return db_step(st);
 }
 
-int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char *actor, uint64_t now,
+int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char *actor, uint64_t now,
                          int64_t *ret_new_id, char **ret_error) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *skip = NULL, *ack = NULL;
         _cleanup_(rollout_row_release) RolloutRow row = {};
         const char *state;
@@ -717,7 +725,7 @@ int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char
         if (streq(action, "pause")) {
                 if (!streq(state, "running"))
                         goto refused;
-                return rollout_set_state(db, id, "paused", "paused by an operator", actor, now);
+                return rollout_set_state(tx, id, "paused", "paused by an operator", actor, now);
         }
         if (streq(action, "resume")) {
                 if (!streq(state, "paused"))
@@ -729,7 +737,7 @@ int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char
                         sqlite3_bind_int64(ack, 1, id);
                         r = db_step(ack);
                 }
-                return r < 0 ? r : rollout_set_state(db, id, "running", NULL, actor, now);
+                return r < 0 ? r : rollout_set_state(tx, id, "running", NULL, actor, now);
         }
         if (streq(action, "abort")) {
                 /* A done rollout is closed by an abort: it can no longer be
@@ -746,12 +754,12 @@ int coord_rollout_action(sqlite3 *db, int64_t id, const char *action, const char
                 /* Hosts on the way that did not arrive want what they ran again. */
                 if (r >= 0)
                         r = revert_unfinished(db, id);
-                return r < 0 ? r : rollout_set_state(db, id, "aborted", "aborted by an operator", actor, now);
+                return r < 0 ? r : rollout_set_state(tx, id, "aborted", "aborted by an operator", actor, now);
         }
         if (streq(action, "rollback")) {
                 if (streq(state, "aborted"))
                         goto refused;
-                return rollout_rollback(db, id, actor, now, "asked by an operator", ret_new_id);
+                return rollout_rollback(tx, id, actor, now, "asked by an operator", ret_new_id);
         }
         *ret_error = strdup_printf("unknown action '%s' (pause, resume, abort, rollback)", action);
         return -EINVAL;
@@ -797,7 +805,8 @@ static int update_statuses(sqlite3 *db, int64_t id, bool rollback) {
 /* Assigns the pending hosts that may start: in a wave up to max_wave,
  * reachable, and no reachable unfinished host of an earlier phase (the
  * earliest such phase is computed once, not once per pending host). */
-static int assign_ready(sqlite3 *db, const CoordConfig *c, int64_t id, bool rollback, int max_wave, uint64_t now) {
+static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool rollback, int max_wave, uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *sel = NULL, *host = NULL, *row = NULL;
         int r;
 
@@ -829,7 +838,7 @@ static int assign_ready(sqlite3 *db, const CoordConfig *c, int64_t id, bool roll
                  * is skipped, and the rollout goes on without it. */
                 if (!sqlite3_column_int(sel, 2)) {
                         _cleanup_free_ char *why = unassignable(target, false, 0);
-                        r = why ? skip_host(db, id, h, why, "coordinator") : -ENOMEM;
+                        r = why ? skip_host(tx, id, h, why, "coordinator") : -ENOMEM;
                         if (r < 0)
                                 break;
                         continue;
@@ -890,7 +899,8 @@ static int stored_spec_parse(const char *text, RolloutSpec *ret, char **ret_why)
 
 /* Pauses (or with on_failure rollback, rolls back) a running rollout whose
  * waves so far have more failures than allowed. Returns 1 when it did. */
-static int check_failures(sqlite3 *db, int64_t id, const RolloutRow *row, const RolloutSpec *s, uint64_t now) {
+static int check_failures(StoreTx *tx, int64_t id, const RolloutRow *row, const RolloutSpec *s, uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *fw = NULL;
         int r;
 
@@ -919,15 +929,16 @@ static int check_failures(sqlite3 *db, int64_t id, const RolloutRow *row, const 
                 fw = NULL;
                 log_warning("rollout %" PRIi64 ": %s", id, why);
                 if (s->rollback_on_failure && streq(row->kind, "rollout"))
-                        r = rollout_rollback(db, id, "coordinator", now, why, NULL);
+                        r = rollout_rollback(tx, id, "coordinator", now, why, NULL);
                 else
-                        r = rollout_set_state(db, id, "paused", why, "coordinator", now);
+                        r = rollout_set_state(tx, id, "paused", why, "coordinator", now);
                 return r < 0 ? r : 1;
         }
         return r;
 }
 
-int coord_rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now) {
+int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_(rollout_row_release) RolloutRow row = {};
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
@@ -949,14 +960,14 @@ int coord_rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t n
                 r = stored_spec_parse(row.spec, &s, &why);
                 if (r > 0) {
                         log_warning("rollout %" PRIi64 ": %s: paused", id, why);
-                        return rollout_set_state(db, id, "paused", why, "coordinator", now);
+                        return rollout_set_state(tx, id, "paused", why, "coordinator", now);
                 }
                 if (r == 0)
-                        r = check_failures(db, id, &row, &s, now);
+                        r = check_failures(tx, id, &row, &s, now);
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
-        r = assign_ready(db, c, id, streq(row.kind, "rollback"), streq(row.state, "done") ? INT32_MAX : row.wave, now);
+        r = assign_ready(tx, c, id, streq(row.kind, "rollback"), streq(row.state, "done") ? INT32_MAX : row.wave, now);
         if (r < 0 || !streq(row.state, "running"))
                 return r;
 
@@ -977,7 +988,7 @@ int coord_rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t n
                 }
                 if (r >= 0) {
                         json_t *d = json_pack("{s:i}", "wave", row.wave + 1);
-                        r = audit_log(db, "coordinator", "rollout.wave-complete", target, d);
+                        r = audit_log(tx, "coordinator", "rollout.wave-complete", target, d);
                         json_decref(d);
                 }
                 if (r < 0)
@@ -990,7 +1001,7 @@ int coord_rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t n
         if (now < row.done_at + s.bake)
                 return 0;
         if (row.wave + 1 >= row.n_waves)
-                return rollout_set_state(db, id, "done", NULL, "coordinator", now);
+                return rollout_set_state(tx, id, "done", NULL, "coordinator", now);
         r = db_prepare(db, "UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL WHERE id = ?", &up);
         if (r >= 0) {
                 sqlite3_bind_int64(up, 1, id);
@@ -998,16 +1009,17 @@ int coord_rollout_tick(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t n
         }
         if (r >= 0) {
                 json_t *d = json_pack("{s:i}", "wave", row.wave + 2);
-                r = audit_log(db, "coordinator", "rollout.wave", target, d);
+                r = audit_log(tx, "coordinator", "rollout.wave", target, d);
                 json_decref(d);
         }
         /* The next wave's hosts are assigned now, not a tick later. */
         if (r >= 0)
-                r = assign_ready(db, c, id, streq(row.kind, "rollback"), row.wave + 1, now);
+                r = assign_ready(tx, c, id, streq(row.kind, "rollback"), row.wave + 1, now);
         return r;
 }
 
-int coord_rollouts_active(sqlite3 *db, int64_t **ret_ids, size_t *ret_n) {
+int coord_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ int64_t *ids = NULL;
         size_t n = 0, cap = 0;
@@ -1036,7 +1048,8 @@ int coord_rollouts_active(sqlite3 *db, int64_t **ret_ids, size_t *ret_n) {
         return 0;
 }
 
-int coord_rollout_pause(sqlite3 *db, int64_t id, const char *reason, uint64_t now) {
+int coord_rollout_pause(StoreTx *tx, int64_t id, const char *reason, uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_(rollout_row_release) RolloutRow row = {};
         int r = rollout_row_read(db, id, &row);
 
@@ -1044,7 +1057,7 @@ int coord_rollout_pause(sqlite3 *db, int64_t id, const char *reason, uint64_t no
                 return r;
         if (!streq(row.state, "running") && !streq(row.state, "done"))
                 return 0;
-        r = rollout_set_state(db, id, "paused", reason, "coordinator", now);
+        r = rollout_set_state(tx, id, "paused", reason, "coordinator", now);
         return r < 0 ? r : 1;
 }
 
@@ -1070,7 +1083,8 @@ static int why_append_rollouts(char **why, const int64_t *ids, size_t n, const c
         return 0;
 }
 
-int coord_image_users(sqlite3 *db, const char *id, char **ret_why) {
+int coord_image_users(StoreTx *tx, const char *id, char **ret_why) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *h = NULL, *ro = NULL;
         _cleanup_free_ char *why = NULL;
         int64_t assigns[8], returns[8];
@@ -1121,7 +1135,8 @@ int coord_image_users(sqlite3 *db, const char *id, char **ret_why) {
         return 1;
 }
 
-int coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret) {
+int coord_rollout_json(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL, *w = NULL, *g = NULL;
         json_t *ro, *waves, *groups;
         int r;
@@ -1195,7 +1210,8 @@ int coord_rollout_json(sqlite3 *db, const CoordConfig *c, int64_t id, uint64_t n
         return 0;
 }
 
-json_t *coord_rollouts_json(sqlite3 *db) {
+json_t *coord_rollouts_json(StoreTx *tx) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         json_t *l;
         int r;

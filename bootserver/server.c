@@ -345,7 +345,7 @@ static bool authenticate(Request *req, enum MHD_Result *ret_result) {
         }
         if (req->route->auth == AUTH_HOST) {
                 /* Agents are the common case here: their token first. */
-                r = tokens_check_host(req->server->db, req->args[0], token, &name);
+                r = tokens_check_host(req->server->store, req->args[0], token, &name);
                 if (r > 0) {
                         req->actor = name;
                         return true;
@@ -355,13 +355,13 @@ static bool authenticate(Request *req, enum MHD_Result *ret_result) {
                         return false;
                 }
         }
-        r = tokens_check_admin(req->server->db, token, &name);
+        r = tokens_check_admin(req->server->store, token, &name);
         if (r > 0) {
                 req->actor = name;
                 return true;
         }
         if (r == 0)
-                r = tokens_is_host_token(req->server->db, token);
+                r = tokens_is_host_token(req->server->store, token);
         if (r < 0) {
                 *ret_result = reply_errno(req, r, "token check");
                 return false;

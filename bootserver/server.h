@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "db.h"
+#include "store.h"
 #include "macro.h"
 
 typedef struct BlobWriter BlobWriter;
@@ -56,7 +56,7 @@ typedef struct Metrics {
 typedef struct Server {
         ServerConfig config; /* guarded by config_lock; replaced on SIGHUP */
         pthread_rwlock_t config_lock;
-        Db *db;
+        StoreDb *store;
         char *state_dir;
         char *blob_dir;
         char *tmp_dir;

@@ -3,24 +3,24 @@
  * stored; the token itself is shown once. */
 #pragma once
 
-#include "db.h"
+#include "store.h"
 
 /* 32 random bytes as 64 hex digits plus NUL. */
 int token_random_hex(char ret[65]);
 
 /* Creates an admin token called name and returns it (caller frees).
  * -EEXIST when the name is taken. Audited as actor. */
-int tokens_create(Db *db, const char *name, const char *actor, char **ret_token);
+int tokens_create(StoreDb *store, const char *name, const char *actor, char **ret_token);
 /* Removes the admin token called name; -ENOENT when there is none. */
-int tokens_revoke(Db *db, const char *name, const char *actor);
+int tokens_revoke(StoreDb *store, const char *name, const char *actor);
 /* Calls cb for each admin token (name, created). */
-int tokens_list(Db *db, int (*cb)(const char *name, long long created, void *userdata), void *userdata);
+int tokens_list(StoreDb *store, int (*cb)(const char *name, long long created, void *userdata), void *userdata);
 
 /* 1 and the token's name in ret_name (caller frees) when token is an admin
  * token, 0 when not, negative on failure. */
-int tokens_check_admin(Db *db, const char *token, char **ret_name);
+int tokens_check_admin(StoreDb *store, const char *token, char **ret_name);
 /* 1 and "host:<id>" in ret_actor when token belongs to the host whose id
  * or MAC is host; 0 when not. */
-int tokens_check_host(Db *db, const char *host, const char *token, char **ret_actor);
+int tokens_check_host(StoreDb *store, const char *host, const char *token, char **ret_actor);
 /* 1 when token belongs to any host. */
-int tokens_is_host_token(Db *db, const char *token);
+int tokens_is_host_token(StoreDb *store, const char *token);

@@ -16,8 +16,8 @@
 /* One check-in, in its own transaction. Returns the desired image index (-1
  * none), or -EHOSTUNREACH when the host cannot reach the server. */
 int call_checkin(Sim *s, Agent *a) {
+        StoreTx *tx = NULL;
         json_t *body, *desired = NULL;
-        sqlite3 *db;
         int r, want = -1;
 
         if (a->unreachable)
@@ -25,15 +25,13 @@ int call_checkin(Sim *s, Agent *a) {
         body = json_pack("{s:s, s:s, s:s, s:s?}", "state", a->report, "image", image_ids[a->running], "version",
                          image_versions[a->running], "failed_image", a->failed >= 0 ? image_ids[a->failed] : NULL);
         double t0 = mono_us();
-        db = db_lock(s->db);
-        r = db_begin(db);
+        r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = hosts_checkin_apply(db, a->id, body, now_s(s), "agent", &desired);
+                r = hosts_checkin_apply(tx, a->id, body, now_s(s), "agent", &desired);
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
-        db_unlock(s->db);
+                store_tx_rollback(&tx);
         s->res.checkin_us += mono_us() - t0;
         s->res.checkins++;
         json_decref(body);
@@ -68,12 +66,12 @@ int call_checkin(Sim *s, Agent *a) {
 /* Asks for (or renews) the lease. Returns 1 granted, 0 refused,
  * -EHOSTUNREACH. Checks invariants 1-3 on every grant. */
 static int call_acquire(Sim *s, Agent *a) {
+        StoreTx *tx = NULL;
         LeaseDecision d = {};
         uint64_t now = now_s(s);
         int i = (int) (a - s->a);
         bool renew, predicted;
         char why[160] = "";
-        sqlite3 *db;
         int r;
 
         if (a->unreachable)
@@ -88,15 +86,13 @@ static int call_acquire(Sim *s, Agent *a) {
                 snprintf(why, sizeof why, "quarantined");
 
         double t0 = mono_us();
-        db = db_lock(s->db);
-        r = db_begin(db);
+        r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_lease_acquire(db, &s->cc, a->id, now, "agent", &d);
+                r = coord_lease_acquire(tx, &s->cc, a->id, now, "agent", &d);
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
-        db_unlock(s->db);
+                store_tx_rollback(&tx);
         s->res.lease_us += mono_us() - t0;
         s->res.leases++;
         if (r < 0) {
@@ -156,8 +152,8 @@ static int call_acquire(Sim *s, Agent *a) {
 }
 
 static int call_release(Sim *s, Agent *a, uint64_t epoch) {
+        StoreTx *tx = NULL;
         bool expect = a->m_epoch != 0 && (epoch == 0 || a->m_epoch == epoch);
-        sqlite3 *db;
         int r;
 
         if (a->unreachable)
@@ -165,15 +161,13 @@ static int call_release(Sim *s, Agent *a, uint64_t epoch) {
         if (a->m_epoch != 0 && a->m_expires < now_s(s))
                 /* Given back late: the tick had not seen it yet. */
                 a->m_needs_healthy = true;
-        db = db_lock(s->db);
-        r = db_begin(db);
+        r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_lease_release(db, a->id, epoch, "agent");
-        if (r >= 0 && db_commit(db) < 0)
+                r = coord_lease_release(tx, a->id, epoch, "agent");
+        if (r >= 0 && store_tx_commit(&tx) < 0)
                 r = -EIO;
         else if (r < 0)
-                db_rollback(db);
-        db_unlock(s->db);
+                store_tx_rollback(&tx);
         if (r < 0) {
                 violation(s, "lease release of %s failed: %s", a->id, strerror(-r));
                 return r;

@@ -85,13 +85,12 @@ bool model_budgets_allow(Sim *s, int i, uint64_t now, char *why, size_t size) {
 static void check_assignments(Sim *s) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         uint64_t now = now_s(s);
-        sqlite3 *db = db_lock(s->db);
+        sqlite3 *db = store_sqlite(s->db);
         int r;
 
         if (db_prepare(db,
                        "SELECT host_id FROM rollout_hosts WHERE rollout_id = ? AND assigned_at = ? ORDER BY host_id",
                        &st) < 0) {
-                db_unlock(s->db);
                 violation(s, "cannot read the assignments");
                 return;
         }
@@ -124,7 +123,6 @@ static void check_assignments(Sim *s) {
         }
         if (r < 0)
                 violation(s, "cannot read the assignments: %s", strerror(-r));
-        db_unlock(s->db);
 }
 
 /* A wave's failures that count against its threshold: those since the
@@ -138,7 +136,7 @@ int wave_failures(const Sim *s, int w) {
  * the threshold; a pause is justified by the failures. */
 static void check_rollout(Sim *s) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        sqlite3 *db = db_lock(s->db);
+        sqlite3 *db = store_sqlite(s->db);
         uint64_t now = now_s(s);
         char state[16] = "", reason[200] = "";
         int wave = 0;
@@ -160,7 +158,6 @@ static void check_rollout(Sim *s) {
                 }
         }
         if (!*state) {
-                db_unlock(s->db);
                 violation(s, "cannot read rollout %" PRIi64, s->rollout);
                 return;
         }
@@ -212,21 +209,19 @@ static void check_rollout(Sim *s) {
                         violation(s, "the rollout is %s", state);
                 snprintf(s->rollout_state, sizeof s->rollout_state, "%s", state);
         }
-        db_unlock(s->db);
 }
 
 /* The whole model against the database: leases, epochs, quarantine, last
  * check-in, reports. */
 void check_model(Sim *s) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        sqlite3 *db = db_lock(s->db);
+        sqlite3 *db = store_sqlite(s->db);
         unsigned seen = 0;
         int r = 0;
 
         if (db_prepare(db, "SELECT id, lease_epoch, lease_expires, quarantined, last_seen, state, current_image FROM "
                            "hosts ORDER BY id",
                        &st) < 0) {
-                db_unlock(s->db);
                 violation(s, "cannot read the hosts");
                 return;
         }
@@ -265,7 +260,6 @@ void check_model(Sim *s) {
                                         "NULL GROUP BY lease_epoch HAVING count(*) > 1) WHERE ?1 = ?2",
                                     0, 0) != 0)
                 violation(s, "invariant 2: two live leases share an epoch");
-        db_unlock(s->db);
         for (unsigned g = 0; !s->failed && g < s->n_racks + N_SERVICES; g++) {
                 Group *grp = g < N_SERVICES ? &s->services[g] : &s->racks[g - N_SERVICES];
                 if (grp->leased > grp->allowed)
@@ -319,19 +313,12 @@ void sim_tick(Sim *s) {
         }
 
         double t0 = mono_us();
-        db = db_lock(s->db);
+        db = store_sqlite(s->db);
         changes = sqlite3_total_changes(db);
-        r = db_begin(db);
         profile_in_tick = true;
-        if (r >= 0)
-                r = coord_tick(db, &s->cc, now);
+        r = coord_tick(s->db, &s->cc, now);
         profile_in_tick = false;
-        if (r >= 0)
-                r = db_commit(db);
-        else
-                db_rollback(db);
         changes = sqlite3_total_changes(db) - changes;
-        db_unlock(s->db);
         double us = mono_us() - t0;
         s->res.tick_us_sum += us;
         s->res.tick_us_max = MAX(s->res.tick_us_max, us);
@@ -379,12 +366,11 @@ bool settled(Sim *s) {
                     !streq_ptr(a->m_state, a->report) || a->m_image != a->running)
                         return false;
         }
-        sqlite3 *db = db_lock(s->db);
+        sqlite3 *db = store_sqlite(s->db);
         int64_t open = query_int(db,
                                  "SELECT count(*) FROM rollout_hosts WHERE rollout_id = ?1 AND (status = 'assigned' OR "
                                  "(status = 'pending' AND ?2))",
                                  s->rollout, streq(s->rollout_state, "done"));
-        db_unlock(s->db);
         return open == 0;
 }
 
@@ -411,12 +397,11 @@ void check_end(Sim *s, bool done) {
                 return;
         }
         check_model(s);
-        db = db_lock(s->db);
+        db = store_sqlite(s->db);
         if (db_prepare(db,
                        "SELECT h.id, rh.status, h.quarantined FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id "
                        "WHERE rh.rollout_id = ? ORDER BY h.id",
                        &st) < 0) {
-                db_unlock(s->db);
                 violation(s, "cannot read the rollout's hosts");
                 return;
         }
@@ -439,6 +424,5 @@ void check_end(Sim *s, bool done) {
         }
         if (r < 0)
                 violation(s, "cannot read the rollout's hosts: %s", strerror(-r));
-        db_unlock(s->db);
 }
 

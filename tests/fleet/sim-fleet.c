@@ -10,6 +10,7 @@
 #include "util.h"
 
 int fleet_setup(Sim *s) {
+        StoreTx *tx = NULL;
         _cleanup_stmt_ sqlite3_stmt *img = NULL, *ren = NULL, *lab = NULL;
         const Options *o = s->o;
         sqlite3 *db;
@@ -86,8 +87,8 @@ int fleet_setup(Sim *s) {
         r = sim_db_reopen(s);
         if (r < 0)
                 return r;
-        db = db_lock(s->db);
-        r = db_begin(db);
+        db = store_sqlite(s->db);
+        r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)
                 r = db_prepare(db, "INSERT INTO images (id, name, version, arch, manifest, signature, created) VALUES "
                                    "(?, 'tiny', ?, 'x86_64', ?1, '', 0)",
@@ -108,7 +109,7 @@ int fleet_setup(Sim *s) {
                 bool is_new;
                 snprintf(mac, sizeof mac, "02:00:%02x:%02x:%02x:%02x", (i >> 24) & 0xff, (i >> 16) & 0xff,
                          (i >> 8) & 0xff, i & 0xff);
-                r = hosts_ensure(db, mac, NULL, "sim", id, &is_new);
+                r = hosts_ensure(tx, mac, NULL, "sim", id, &is_new);
                 if (r < 0)
                         break;
                 /* hosts_ensure() draws a random ID; the rollout orders hosts by
@@ -128,14 +129,13 @@ int fleet_setup(Sim *s) {
                 }
         }
         if (r >= 0)
-                r = coord_budget_set(db, &rack, "sim");
+                r = coord_budget_set(tx, &rack, "sim");
         if (r >= 0)
-                r = coord_budget_set(db, &service, "sim");
+                r = coord_budget_set(tx, &service, "sim");
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
-        db_unlock(s->db);
+                store_tx_rollback(&tx);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the fleet: %m");
 
@@ -153,7 +153,7 @@ int fleet_setup(Sim *s) {
 void fleet_release(Sim *s) {
         char p[4200];
 
-        s->db = db_free(s->db);
+        s->db = store_db_free(s->db);
         for (const char *suffix = ""; suffix; suffix = !*suffix ? "-wal" : streq(suffix, "-wal") ? "-shm" : NULL) {
                 snprintf(p, sizeof p, "%s%s", s->path, suffix);
                 (void) unlink(p);

@@ -6,6 +6,7 @@
 #include "util.h"
 
 void operator_start_rollout(Sim *s) {
+        StoreTx *tx = NULL;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *error = NULL;
         json_t *spec;
@@ -15,14 +16,14 @@ void operator_start_rollout(Sim *s) {
         spec = json_pack("{s:s, s:[i, s, s, s], s:i, s:s, s:s, s:{s:s, s:[s, s]}}", "image", image_ids[1], "waves", 1,
                          "10%", "50%", "100%", "bake", 30, "max_failures", "5%", "on_failure", "pause", "order", "key",
                          "service", "values", "s0", "s1");
-        db = db_lock(s->db);
-        r = db_begin(db);
+        db = store_sqlite(s->db);
+        r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_rollout_start(db, &s->cc, spec, "sim", now_s(s), &s->rollout, &error);
+                r = coord_rollout_start(tx, &s->cc, spec, "sim", now_s(s), &s->rollout, &error);
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
+                store_tx_rollback(&tx);
         if (r >= 0)
                 r = db_prepare(db, "SELECT host_id, wave FROM rollout_hosts WHERE rollout_id = ?", &st);
         if (r >= 0) {
@@ -37,7 +38,6 @@ void operator_start_rollout(Sim *s) {
                         }
                 }
         }
-        db_unlock(s->db);
         json_decref(spec);
         if (r < 0) {
                 violation(s, "cannot start the rollout: %s", error ? error : strerror(-r));
@@ -61,9 +61,10 @@ void operator_on_pause(Sim *s) {
 /* The operator resumes a paused rollout: the failures the coordinator has
  * seen so far, wave by wave the model's, are accepted. */
 void operator_resume(Sim *s) {
+        StoreTx *tx = NULL;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *error = NULL;
-        sqlite3 *db = db_lock(s->db);
+        sqlite3 *db = store_sqlite(s->db);
         int r;
 
         if (db_prepare(db,
@@ -80,14 +81,13 @@ void operator_resume(Sim *s) {
                 if (r < 0)
                         violation(s, "resume: cannot read the failures: %s", strerror(-r));
         }
-        r = db_begin(db);
+        r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_rollout_action(db, s->rollout, "resume", "operator", now_s(s), NULL, &error);
+                r = coord_rollout_action(tx, s->rollout, "resume", "operator", now_s(s), NULL, &error);
         if (r >= 0)
-                r = db_commit(db);
+                r = store_tx_commit(&tx);
         else
-                db_rollback(db);
-        db_unlock(s->db);
+                store_tx_rollback(&tx);
         if (r < 0) {
                 violation(s, "cannot resume the rollout: %s", error ? error : strerror(-r));
                 return;

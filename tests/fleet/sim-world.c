@@ -194,22 +194,21 @@ int sim_db_reopen(Sim *s) {
         sqlite3 *db;
         int r;
 
-        s->db = db_free(s->db);
-        r = db_open(s->path, &s->db);
+        s->db = store_db_free(s->db);
+        r = store_db_open(s->path, &s->db);
         if (r < 0)
                 return r;
         /* The state lives in a scratch file on tmpfs, with one connection at a
          * time: what is tested is that it survives a close and an open, not
          * a power cut, so no fsync, no WAL and no file locks per transaction
-         * (db_open() sets WAL again at every restart). */
-        db = db_lock(s->db);
+         * (store_db_open() sets WAL again at every restart). */
+        db = store_sqlite(s->db);
         r = sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY;", NULL,
                          NULL, NULL) == SQLITE_OK
                     ? 0
                     : -EIO;
         if (s->o->profile)
                 sqlite3_trace_v2(db, SQLITE_TRACE_PROFILE, profile_cb, NULL);
-        db_unlock(s->db);
         return r;
 }
 

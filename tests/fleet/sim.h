@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "coordinator.h"
-#include "db.h"
+#include "store-sqlite.h"
 #include "macro.h"
 
 #define T0 UINT64_C(1000000000) /* the virtual epoch: coordinator time at t = 0 */
@@ -127,7 +127,7 @@ typedef struct Sim {
         uint64_t rng;
         uint64_t t; /* ms */
         char path[4096];
-        Db *db;
+        StoreDb *db;
         CoordConfig cc;
         Agent *a;
         unsigned n;

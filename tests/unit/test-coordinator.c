@@ -13,7 +13,7 @@
 #include "tests.h"
 
 #include "coordinator.h"
-#include "db.h"
+#include "store-sqlite.h"
 #include "fileio.h"
 #include "hosts.h"
 #include "util.h"
@@ -40,12 +40,12 @@ static void exec_ok(sqlite3 *s, const char *sql) {
 }
 
 /* Three hosts in rack r1, whose budget lets one be down; h1 holds a lease. */
-static Db *fleet_open(uint64_t now) {
-        Db *db = NULL;
+static StoreDb *fleet_open(uint64_t now) {
+        StoreDb *db = NULL;
         char sql[1024];
 
-        assert_int_equal(db_open("state.db", &db), 0);
-        sqlite3 *s = db_lock(db);
+        assert_int_equal(store_db_open("state.db", &db), 0);
+        sqlite3 *s = store_sqlite(db);
         snprintf(sql, sizeof sql,
                  "INSERT INTO hosts (id, mac, state, registered, last_seen) VALUES "
                  "('h-1', '52:54:00:00:00:01', 'healthy', 0, %1$llu), "
@@ -59,29 +59,28 @@ static Db *fleet_open(uint64_t now) {
                  "UPDATE meta SET value = 1 WHERE key = 'lease_epoch';",
                  (unsigned long long) now);
         exec_ok(s, sql);
-        db_unlock(db);
         return db;
 }
 
 /* Asks for host's lease with the fault armed; returns the result and the
  * decision. */
-static int ask(Db *db, Fault *f, const char *host, uint64_t now, LeaseDecision *d) {
+static int ask(StoreDb *db, Fault *f, const char *host, uint64_t now, LeaseDecision *d) {
+        StoreTx *tx = NULL;
         CoordConfig cc = COORD_CONFIG_DEFAULT;
-        sqlite3 *s = db_lock(db);
-        int r = db_begin(s);
+        sqlite3 *s = store_sqlite(db);
+        int r = store_tx_begin(db, STORE_TX_WRITE, &tx);
 
         assert_int_equal(r, 0);
         sqlite3_progress_handler(s, 1, interrupt_at, f);
-        r = coord_lease_acquire(s, &cc, host, now, "test", d);
+        r = coord_lease_acquire(tx, &cc, host, now, "test", d);
         sqlite3_progress_handler(s, 0, NULL, NULL);
-        db_rollback(s);
-        db_unlock(db);
+        store_tx_rollback(&tx);
         return r;
 }
 
 static void test_lease_refused_on_any_error(void **state) {
         uint64_t now = (uint64_t) time(NULL);
-        _cleanup_db_free_ Db *db = fleet_open(now);
+        _cleanup_store_db_free_ StoreDb *db = fleet_open(now);
         unsigned long steps, errors = 0;
         LeaseDecision d = {};
         Fault f = {};
@@ -114,15 +113,14 @@ static void test_lease_refused_on_any_error(void **state) {
  * decision is a grant only when the request succeeded. */
 static void test_lease_grant_needs_success(void **state) {
         uint64_t now = (uint64_t) time(NULL);
-        _cleanup_db_free_ Db *db = fleet_open(now);
+        _cleanup_store_db_free_ StoreDb *db = fleet_open(now);
         LeaseDecision d = {};
         unsigned long steps;
         Fault f = {};
         (void) state;
 
-        sqlite3 *s = db_lock(db);
+        sqlite3 *s = store_sqlite(db);
         exec_ok(s, "UPDATE budgets SET max_unavailable = 2");
-        db_unlock(db);
         assert_int_equal(ask(db, &f, "h-2", now, &d), 0);
         assert_true(d.granted);
         lease_decision_release(&d);
@@ -144,13 +142,13 @@ static void test_lease_grant_needs_success(void **state) {
 #define IMG3 "3333333333333333333333333333333333333333333333333333333333333333"
 #define UNKNOWN "9999999999999999999999999999999999999999999999999999999999999999"
 
-static Db *rollout_fleet_open(const char *path, uint64_t now) {
-        Db *db = NULL;
+static StoreDb *rollout_fleet_open(const char *path, uint64_t now) {
+        StoreDb *db = NULL;
         char sql[4096];
         int n = 0;
 
-        assert_int_equal(db_open(path, &db), 0);
-        sqlite3 *s = db_lock(db);
+        assert_int_equal(store_db_open(path, &db), 0);
+        sqlite3 *s = store_sqlite(db);
         n += snprintf(sql + n, sizeof sql - (size_t) n,
                       "INSERT INTO images (id, name, version, arch, manifest, signature, created) VALUES "
                       "('" IMG1 "', 'tiny', '1.0', 'x86_64', '" IMG1 "', '" IMG1 "', 0), "
@@ -169,12 +167,11 @@ static Db *rollout_fleet_open(const char *path, uint64_t now) {
                  "UPDATE meta SET value = 1 WHERE key = 'lease_epoch';",
                  (unsigned long long) now - 10);
         exec_ok(s, sql);
-        db_unlock(db);
         return db;
 }
 
-static int64_t query_int(Db *db, const char *format, ...) _printf_(2, 3);
-static int64_t query_int(Db *db, const char *format, ...) {
+static int64_t query_int(StoreDb *db, const char *format, ...) _printf_(2, 3);
+static int64_t query_int(StoreDb *db, const char *format, ...) {
         _cleanup_free_ char *sql = NULL;
         sqlite3_stmt *st = NULL;
         int64_t v = -1;
@@ -183,55 +180,53 @@ static int64_t query_int(Db *db, const char *format, ...) {
         va_start(ap, format);
         assert_true(vasprintf(&sql, format, ap) >= 0);
         va_end(ap);
-        sqlite3 *s = db_lock(db);
+        sqlite3 *s = store_sqlite(db);
         if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK)
                 fail_msg("%s: %s", sql, sqlite3_errmsg(s));
         if (sqlite3_step(st) == SQLITE_ROW)
                 v = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
-        db_unlock(db);
         return v;
 }
 
 /* Starts a rollout of spec in one transaction, as POST /v1/rollouts does,
  * without its first tick. */
-static int64_t rollout_start(Db *db, const char *spec_text, uint64_t now) {
+static int64_t rollout_start(StoreDb *db, const char *spec_text, uint64_t now) {
+        StoreTx *tx = NULL;
         CoordConfig cc = COORD_CONFIG_DEFAULT;
         _cleanup_free_ char *error = NULL;
         json_t *spec = json_loads(spec_text, 0, NULL);
         int64_t id = 0;
 
         assert_non_null(spec);
-        sqlite3 *s = db_lock(db);
-        assert_int_equal(db_begin(s), 0);
-        int r = coord_rollout_start(s, &cc, spec, "test", now, &id, &error);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        int r = coord_rollout_start(tx, &cc, spec, "test", now, &id, &error);
         if (r < 0)
                 fail_msg("start %s: %s: %s", spec_text, strerror(-r), strempty(error));
-        assert_int_equal(db_commit(s), 0);
-        db_unlock(db);
+        assert_int_equal(store_tx_commit(&tx), 0);
         json_decref(spec);
         return id;
 }
 
-/* A tick as slipwayd runs it: no transaction of the caller's. */
-static int tick(Db *db, CoordTicker *t, Fault *f, uint64_t now) {
+/* A tick as slipwayd runs it: each part in a transaction of its own. */
+static int tick(StoreDb *db, CoordTicker *t, Fault *f, uint64_t now) {
         CoordConfig cc = COORD_CONFIG_DEFAULT;
-        sqlite3 *s = db_lock(db);
+        sqlite3 *s = store_sqlite(db);
         int r;
 
         if (f)
                 sqlite3_progress_handler(s, 1, interrupt_at, f);
-        r = coord_ticker_run(t, s, &cc, now);
+        r = coord_ticker_run(t, db, &cc, now);
         sqlite3_progress_handler(s, 0, NULL, NULL);
         assert_true(sqlite3_get_autocommit(s));
-        db_unlock(db);
-        return r;
+        /* A fault fails its part alone: the tick itself went on. */
+        return f ? 0 : r;
 }
 
 /* Nothing half done: no host is on its way in two active rollouts, every
  * host assigned by a rollout is assigned its target, and no rack has more
  * leases than its budget. */
-static void check_invariants(Db *db, const char *when) {
+static void check_invariants(StoreDb *db, const char *when) {
         int64_t twice = query_int(db, "SELECT count(*) FROM (SELECT rh.host_id FROM rollout_hosts rh JOIN rollouts r "
                                       "ON r.id = rh.rollout_id WHERE r.state IN ('running', 'paused', 'done') AND "
                                       "rh.status IN ('pending', 'assigned') GROUP BY rh.host_id HAVING count(*) > 1)");
@@ -249,25 +244,24 @@ static void check_invariants(Db *db, const char *when) {
 
 /* The template database copied into db for one run: a thousand runs
  * reopen nothing, and need no durability. */
-static void restore(Db *db, const char *template) {
+static void restore(StoreDb *db, const char *template) {
         sqlite3 *from = NULL;
         sqlite3_backup *b;
 
         assert_int_equal(sqlite3_open_v2(template, &from, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-        sqlite3 *s = db_lock(db);
+        sqlite3 *s = store_sqlite(db);
         b = sqlite3_backup_init(s, "main", from, "main");
         assert_non_null(b);
         assert_int_equal(sqlite3_backup_step(b, -1), SQLITE_DONE);
         assert_int_equal(sqlite3_backup_finish(b), SQLITE_OK);
         exec_ok(s, "PRAGMA synchronous=OFF");
-        db_unlock(db);
         sqlite3_close(from);
 }
 
-static Db *copy_open(const char *from, const char *to) {
-        Db *db = NULL;
+static StoreDb *copy_open(const char *from, const char *to) {
+        StoreDb *db = NULL;
 
-        assert_int_equal(db_open(to, &db), 0);
+        assert_int_equal(store_db_open(to, &db), 0);
         restore(db, from);
         return db;
 }
@@ -278,7 +272,7 @@ typedef struct TickDone {
         bool expired, a, b;
 } TickDone;
 
-static TickDone tick_done(Db *db, int64_t a, int64_t b) {
+static TickDone tick_done(StoreDb *db, int64_t a, int64_t b) {
         return (TickDone) {
                 .expired = query_int(db, "SELECT quarantined AND lease_epoch IS NULL FROM hosts WHERE id = 'h-1'") == 1,
                 .a = query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = 'assigned'",
@@ -296,12 +290,12 @@ static void test_tick_fault_stays_in_its_part(void **state) {
         (void) state;
 
         /* Two running rollouts whose first waves the next tick assigns. */
-        Db *tmpl = rollout_fleet_open("template.db", now);
+        StoreDb *tmpl = rollout_fleet_open("template.db", now);
         a = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [1, \"100%\"]}", now);
         b = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"b\"}, \"waves\": [1, \"100%\"]}", now);
-        db_free(tmpl);
+        store_db_free(tmpl);
 
-        _cleanup_db_free_ Db *db = copy_open("template.db", "state.db");
+        _cleanup_store_db_free_ StoreDb *db = copy_open("template.db", "state.db");
         assert_int_equal(tick(db, NULL, &f, now + 1), 0);
         TickDone d = tick_done(db, a, b);
         assert_true(d.expired && d.a && d.b);
@@ -343,18 +337,19 @@ static void test_tick_fault_stays_in_its_part(void **state) {
  * /v1/rollouts runs them, with a fault at each step: a start either happens
  * whole or not at all, and one over hosts in another rollout never does. */
 static void test_start_faults(void **state) {
+        StoreTx *tx = NULL;
         CoordConfig cc = COORD_CONFIG_DEFAULT;
         uint64_t now = (uint64_t) time(NULL);
         const char *specs[] = { "{\"image\": \"tiny:3.0\"}", "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"b\"}, "
                                                              "\"waves\": [1, \"100%\"]}" };
         (void) state;
 
-        Db *tmpl = rollout_fleet_open("template.db", now);
+        StoreDb *tmpl = rollout_fleet_open("template.db", now);
         int64_t a = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}}", now);
-        db_free(tmpl);
+        store_db_free(tmpl);
         assert_true(a > 0);
 
-        _cleanup_db_free_ Db *db = copy_open("template.db", "state.db");
+        _cleanup_store_db_free_ StoreDb *db = copy_open("template.db", "state.db");
         for (size_t i = 0; i < ELEMENTSOF(specs); i++) {
                 json_t *spec = json_loads(specs[i], 0, NULL);
                 unsigned long steps = 0;
@@ -366,18 +361,17 @@ static void test_start_faults(void **state) {
                         char when[96];
 
                         restore(db, "template.db");
-                        sqlite3 *s = db_lock(db);
-                        assert_int_equal(db_begin(s), 0);
+                        sqlite3 *s = store_sqlite(db);
+                        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
                         sqlite3_progress_handler(s, 1, interrupt_at, &f);
-                        int r = coord_rollout_start(s, &cc, spec, "test", now, &id, &error);
+                        int r = coord_rollout_start(tx, &cc, spec, "test", now, &id, &error);
                         if (r >= 0)
-                                r = coord_rollout_tick(s, &cc, id, now);
+                                r = coord_rollout_tick(tx, &cc, id, now);
                         sqlite3_progress_handler(s, 0, NULL, NULL);
                         if (r >= 0)
-                                r = db_commit(s);
+                                r = store_tx_commit(&tx);
                         else
-                                db_rollback(s);
-                        db_unlock(db);
+                                store_tx_rollback(&tx);
                         if (k == 0) {
                                 /* Without a fault: the first is refused, the second starts. */
                                 assert_int_equal(r, i == 0 ? -EBUSY : 0);
@@ -409,18 +403,17 @@ static void test_rollback_faults(void **state) {
         Fault f = {};
         (void) state;
 
-        Db *tmpl = rollout_fleet_open("template.db", now);
+        StoreDb *tmpl = rollout_fleet_open("template.db", now);
         a = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [2, \"100%\"], "
                                 "\"on_failure\": \"rollback\"}", now);
         assert_int_equal(tick(tmpl, NULL, NULL, now), 0);
-        sqlite3 *s = db_lock(tmpl);
+        sqlite3 *s = store_sqlite(tmpl);
         /* One host of the first wave is done, the other fell back. */
         exec_ok(s, "UPDATE hosts SET current_image = '" IMG2 "' WHERE id = 'h-1';"
                    "UPDATE hosts SET state = 'rolled-back', failed_image = '" IMG2 "' WHERE id = 'h-2';");
-        db_unlock(tmpl);
-        db_free(tmpl);
+        store_db_free(tmpl);
 
-        _cleanup_db_free_ Db *db = copy_open("template.db", "state.db");
+        _cleanup_store_db_free_ StoreDb *db = copy_open("template.db", "state.db");
         assert_int_equal(tick(db, NULL, &f, now + 1), 0);
         assert_int_equal(query_int(db, "SELECT count(*) FROM rollouts WHERE kind = 'rollback'"), 1);
         steps = f.calls;
@@ -448,18 +441,18 @@ static void test_rollback_faults(void **state) {
  * unknown (as a server before this one recorded it) or gone skips that
  * host, says why, and the ticks go on. */
 static void test_rollback_skips_what_it_cannot_assign(void **state) {
+        StoreTx *tx = NULL;
         uint64_t now = (uint64_t) time(NULL);
-        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        _cleanup_store_db_free_ StoreDb *db = rollout_fleet_open("state.db", now);
         json_t *body = json_pack("{s:s, s:s}", "state", "healthy", "image", UNKNOWN);
         int64_t a, b, rb;
         (void) state;
 
         assert_null(hosts_checkin_invalid(body));
-        sqlite3 *s = db_lock(db);
-        assert_int_equal(db_begin(s), 0);
-        assert_int_equal(hosts_checkin_apply(s, "h-2", body, now, "h-2", NULL), 0);
-        assert_int_equal(db_commit(s), 0);
-        db_unlock(db);
+        sqlite3 *s = store_sqlite(db);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(hosts_checkin_apply(tx, "h-2", body, now, "h-2", NULL), 0);
+        assert_int_equal(store_tx_commit(&tx), 0);
         json_decref(body);
         assert_int_equal(query_int(db, "SELECT current_image = '" UNKNOWN "' FROM hosts WHERE id = 'h-2'"), 1);
 
@@ -469,14 +462,12 @@ static void test_rollback_skips_what_it_cannot_assign(void **state) {
                               "\"bake\": 5}", now);
         assert_int_equal(query_int(db, "SELECT prev_image = '" IMG1 "' FROM rollout_hosts WHERE host_id = 'h-2'"), 1);
         /* h-3's previous image as a server that trusted the check-in recorded it. */
-        s = db_lock(db);
+        s = store_sqlite(db);
         exec_ok(s, "UPDATE rollout_hosts SET prev_image = '" UNKNOWN "' WHERE host_id = 'h-3'");
-        db_unlock(db);
         assert_int_equal(tick(db, NULL, NULL, now), 0);
         /* All of rollout a fail; it rolls back. */
-        s = db_lock(db);
+        s = store_sqlite(db);
         exec_ok(s, "UPDATE hosts SET state = 'failed', failed_image = '" IMG2 "' WHERE id IN ('h-1', 'h-2', 'h-3')");
-        db_unlock(db);
         assert_int_equal(tick(db, NULL, NULL, now + 1), 0);
         rb = query_int(db, "SELECT id FROM rollouts WHERE rollback_of = %lld", (long long) a);
         assert_true(rb > 0);
@@ -494,11 +485,10 @@ static void test_rollback_skips_what_it_cannot_assign(void **state) {
          * before this one allowed): rollout b's canary is done, and the
          * hosts of its second wave, which wait for that image, are skipped;
          * leases still expire. */
-        s = db_lock(db);
+        s = store_sqlite(db);
         exec_ok(s, "PRAGMA foreign_keys = OFF; DELETE FROM images WHERE id = '" IMG2 "'; PRAGMA foreign_keys = ON;"
                    "UPDATE hosts SET current_image = '" IMG2 "' WHERE id = 'h-4';"
                    "UPDATE hosts SET lease_epoch = 7, lease_expires = 0 WHERE id = 'h-6';");
-        db_unlock(db);
         assert_int_equal(tick(db, NULL, NULL, now + 20), 0);
         assert_int_equal(tick(db, NULL, NULL, now + 30), 0);
         assert_int_equal(query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = "
@@ -513,58 +503,67 @@ static void test_rollback_skips_what_it_cannot_assign(void **state) {
 /* An image a host uses, a rollout would assign or may roll back to cannot
  * be deleted, and the reason says which; a done rollout, once aborted, no
  * longer holds its previous image. */
+/* coord_image_users() in a transaction of its own. */
+static int image_users(StoreDb *db, const char *id, char **ret_why) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        return coord_image_users(tx, id, ret_why);
+}
+
 static void test_image_users(void **state) {
+        StoreTx *tx = NULL;
         uint64_t now = (uint64_t) time(NULL);
-        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        _cleanup_store_db_free_ StoreDb *db = rollout_fleet_open("state.db", now);
         _cleanup_free_ char *why = NULL, *error = NULL;
         int64_t a;
         (void) state;
 
-        sqlite3 *s = db_lock(db);
-        assert_int_equal(coord_image_users(s, IMG1, &why), 1);
+        sqlite3 *s;
+
+        assert_int_equal(image_users(db, IMG1, &why), 1);
         assert_string_equal(why, "assigned to or running on 6 host(s)");
         free(why);
         why = NULL;
-        assert_int_equal(coord_image_users(s, IMG3, &why), 0);
+        assert_int_equal(image_users(db, IMG3, &why), 0);
         assert_null(why);
-        db_unlock(db);
 
         /* Every host of rollout a is away: nothing runs 2.0 yet. */
         a = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}}", now);
-        s = db_lock(db);
-        assert_int_equal(coord_image_users(s, IMG2, &why), 1);
+        s = store_sqlite(db);
+        assert_int_equal(image_users(db, IMG2, &why), 1);
         assert_string_equal(why, "rollout 1 would assign it");
         free(why);
         why = NULL;
         /* Done: every host moved on; 1.0 is what a rollback would go back to. */
         exec_ok(s, "UPDATE hosts SET image = '" IMG2 "', current_image = '" IMG2 "';"
                    "UPDATE rollout_hosts SET status = 'done'; UPDATE rollouts SET state = 'done';");
-        assert_int_equal(coord_image_users(s, IMG1, &why), 1);
+        assert_int_equal(image_users(db, IMG1, &why), 1);
         assert_string_equal(why, "rollout 1 may roll back to it");
         free(why);
         why = NULL;
-        assert_int_equal(db_begin(s), 0);
-        assert_int_equal(coord_rollout_action(s, a, "abort", "test", now, NULL, &error), 0);
-        assert_int_equal(db_commit(s), 0);
-        assert_int_equal(coord_image_users(s, IMG1, &why), 0);
-        db_unlock(db);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(coord_rollout_action(tx, a, "abort", "test", now, NULL, &error), 0);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(image_users(db, IMG1, &why), 0);
 }
 
 /* A running rollout whose stored spec no longer reads (an older server's,
  * or edited by hand) is paused with the reason, not run without a bake and
  * a failure threshold. */
 static void test_unreadable_spec_pauses(void **state) {
+        StoreTx *tx = NULL;
         const char *bad[] = { "{\"image\": \"tiny:2.0\", \"bake\": 9223372036854775807}", "{\"image\": ",
                               "{\"image\": \"tiny:2.0\", \"waves\": [\"150%\"]}" };
         const char *reason[] = { "''bake''", "not JSON", "''waves''" }; /* SQL quoted */
         uint64_t now = (uint64_t) time(NULL);
-        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        _cleanup_store_db_free_ StoreDb *db = rollout_fleet_open("state.db", now);
         (void) state;
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 int64_t id = rollout_start(db, "{\"image\": \"tiny:2.0\", \"waves\": [\"100%\"]}", now);
                 _cleanup_free_ char *sql = NULL;
-                sqlite3 *s = db_lock(db);
+                sqlite3 *s = store_sqlite(db);
                 sqlite3_stmt *st = NULL;
                 assert_int_equal(sqlite3_prepare_v2(s, "UPDATE rollouts SET spec = ? WHERE id = ?", -1, &st, NULL),
                                  SQLITE_OK);
@@ -572,7 +571,6 @@ static void test_unreadable_spec_pauses(void **state) {
                 sqlite3_bind_int64(st, 2, id);
                 assert_int_equal(sqlite3_step(st), SQLITE_DONE);
                 sqlite3_finalize(st);
-                db_unlock(db);
                 assert_int_equal(tick(db, NULL, NULL, now), 0);
                 assert_int_equal(query_int(db, "SELECT state = 'paused' AND reason LIKE 'its stored spec cannot be "
                                                "read: %s%%' FROM rollouts WHERE id = %lld",
@@ -583,12 +581,11 @@ static void test_unreadable_spec_pauses(void **state) {
                                            (long long) id),
                                  0);
                 /* Out of the way of the next one. */
-                s = db_lock(db);
-                assert_int_equal(db_begin(s), 0);
+                s = store_sqlite(db);
+                assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
                 char *error = NULL;
-                assert_int_equal(coord_rollout_action(s, id, "abort", "test", now, NULL, &error), 0);
-                assert_int_equal(db_commit(s), 0);
-                db_unlock(db);
+                assert_int_equal(coord_rollout_action(tx, id, "abort", "test", now, NULL, &error), 0);
+                assert_int_equal(store_tx_commit(&tx), 0);
         }
 }
 
@@ -609,7 +606,7 @@ static int count_lines(const char *path, const char *needle) {
  * after three ticks the rollout is paused with the reason. */
 static void test_failing_rollout_paused_and_logged_once(void **state) {
         uint64_t now = (uint64_t) time(NULL);
-        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        _cleanup_store_db_free_ StoreDb *db = rollout_fleet_open("state.db", now);
         CoordTicker *t = coord_ticker_new();
         int64_t a, b;
         int saved, fd;
@@ -617,21 +614,22 @@ static void test_failing_rollout_paused_and_logged_once(void **state) {
 
         a = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [1, \"100%\"]}", now);
         b = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"b\"}, \"waves\": [1, \"100%\"]}", now);
-        sqlite3 *s = db_lock(db);
+        sqlite3 *s = store_sqlite(db);
         exec_ok(s, "CREATE TRIGGER broken BEFORE UPDATE OF image ON hosts WHEN NEW.id IN ('h-1', 'h-2', 'h-3') BEGIN "
                    "SELECT RAISE(ABORT, 'the disk is on fire'); END;");
-        db_unlock(db);
 
         fflush(stderr);
         saved = dup(STDERR_FILENO);
         fd = open("log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         assert_true(saved >= 0 && fd >= 0);
         assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+        /* Rollout a's part fails three times, then a is paused and the
+         * ticks go through. */
         for (int i = 0; i < 5; i++)
-                assert_int_equal(tick(db, t, NULL, now + (uint64_t) i), 0);
-        s = db_lock(db);
+                assert_true(i < 3 ? tick(db, t, NULL, now + (uint64_t) i) < 0
+                                  : tick(db, t, NULL, now + (uint64_t) i) == 0);
+        s = store_sqlite(db);
         exec_ok(s, "DROP TRIGGER broken");
-        db_unlock(db);
         assert_int_equal(tick(db, t, NULL, now + 5), 0);
         fflush(stderr);
         assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
@@ -660,23 +658,23 @@ static void test_failing_rollout_paused_and_logged_once(void **state) {
 static void test_plan_bake_capped(void **state) {
         CoordConfig cc = COORD_CONFIG_DEFAULT;
         uint64_t now = (uint64_t) time(NULL);
-        _cleanup_db_free_ Db *db = rollout_fleet_open("state.db", now);
+        _cleanup_store_db_free_ StoreDb *db = rollout_fleet_open("state.db", now);
         _cleanup_free_ char *error = NULL;
         json_t *plan = NULL, *spec;
         (void) state;
 
-        sqlite3 *s = db_lock(db);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
         spec = json_pack("{s:s, s:[i, s], s:I}", "image", "tiny:2.0", "waves", 1, "100%", "bake",
                          (json_int_t) INT64_MAX);
-        assert_int_equal(coord_rollout_plan(s, &cc, spec, 60, &plan, &error), -EINVAL);
+        assert_int_equal(coord_rollout_plan(tx, &cc, spec, 60, &plan, &error), -EINVAL);
         assert_non_null(strstr(error, "'bake'"));
         json_decref(spec);
         spec = json_pack("{s:s, s:[i, s], s:i}", "image", "tiny:2.0", "waves", 1, "100%", "bake", 30 * 86400);
-        assert_int_equal(coord_rollout_plan(s, &cc, spec, 60, &plan, &error), 0);
+        assert_int_equal(coord_rollout_plan(tx, &cc, spec, 60, &plan, &error), 0);
         assert_int_equal(json_integer_value(json_object_get(plan, "estimate_sec")), 2 * 60 + 30 * 86400);
         json_decref(plan);
         json_decref(spec);
-        db_unlock(db);
 }
 
 int main(void) {

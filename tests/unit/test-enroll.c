@@ -6,7 +6,7 @@
 
 #include "tests.h"
 
-#include "db.h"
+#include "store-sqlite.h"
 #include "enroll.h"
 #include "fileio.h"
 #include "util.h"
@@ -56,45 +56,46 @@ static void test_derive(void **state) {
         assert_string_not_equal(s, t);
 }
 
-static Db *host_db(void) {
-        Db *db = NULL;
+static StoreDb *host_db(void) {
+        StoreDb *db = NULL;
 
-        assert_int_equal(db_open("state.db", &db), 0);
-        sqlite3 *s = db_lock(db);
+        assert_int_equal(store_db_open("state.db", &db), 0);
+        sqlite3 *s = store_sqlite(db);
         assert_int_equal(sqlite3_exec(s, "INSERT INTO hosts (id, mac, registered) VALUES ('" HOST "', '" MAC "', 0)", NULL,
                                       NULL, NULL),
                          SQLITE_OK);
-        db_unlock(db);
         return db;
 }
 
-static int issue(Db *db, const char *address, uint64_t now, char ret[65]) {
-        sqlite3 *s = db_lock(db);
-        int r = db_begin(s);
+static int issue(StoreDb *db, const char *address, uint64_t now, char ret[65]) {
+        StoreTx *tx = NULL;
+        int r = store_tx_begin(db, STORE_TX_WRITE, &tx);
 
         if (r >= 0)
-                r = enroll_issue(s, ".", HOST, MAC, address, TTL, now, ret);
+                r = enroll_issue(tx, ".", HOST, MAC, address, TTL, now, ret);
         /* A refusal is audited: committed like a new secret. */
         if (r >= 0)
-                assert_int_equal(db_commit(s), 0);
+                assert_int_equal(store_tx_commit(&tx), 0);
         else
-                db_rollback(s);
-        db_unlock(db);
+                store_tx_rollback(&tx);
         return r;
 }
 
-static int check(Db *db, const char *address, const char *secret, uint64_t now) {
+static int check(StoreDb *db, const char *address, const char *secret, uint64_t now) {
         _cleanup_free_ char *why = NULL;
-        int r = enroll_check(db_lock(db), ".", MAC, address, secret, now, &why);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        int r;
 
-        db_unlock(db);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        r = enroll_check(tx, ".", MAC, address, secret, now, &why);
+
         assert_true(r != 0 || why);
         return r;
 }
 
-static int count_audit(Db *db, const char *action) {
+static int count_audit(StoreDb *db, const char *action) {
         sqlite3_stmt *st = NULL;
-        sqlite3 *s = db_lock(db);
+        sqlite3 *s = store_sqlite(db);
         int n = -1;
 
         assert_int_equal(db_prepare(s, "SELECT count(*) FROM audit WHERE action = ?", &st), 0);
@@ -102,12 +103,11 @@ static int count_audit(Db *db, const char *action) {
         if (db_step(st) > 0)
                 n = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
-        db_unlock(db);
         return n;
 }
 
 static void test_one_secret_per_install(void **state) {
-        _cleanup_db_free_ Db *db = host_db();
+        _cleanup_store_db_free_ StoreDb *db = host_db();
         char s1[65], s2[65] = "", s3[65];
         (void) state;
 
@@ -127,8 +127,10 @@ static void test_one_secret_per_install(void **state) {
         assert_int_equal(check(db, A, s1, NOW + TTL + 1), 0);
         assert_int_equal(check(db, A, s1, NOW + 30), 1);
         /* Used: it is gone, and the next install boot gets another. */
-        assert_int_equal(enroll_revoke(db_lock(db), HOST), 0);
-        db_unlock(db);
+        StoreTx *tx = NULL;
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(enroll_revoke(tx, HOST), 0);
+        assert_int_equal(store_tx_commit(&tx), 0);
         assert_int_equal(check(db, A, s1, NOW + 40), 0);
         assert_int_equal(issue(db, A, NOW + 50, s3), ENROLL_NEW);
         assert_string_not_equal(s1, s3);
@@ -139,12 +141,13 @@ static void test_one_secret_per_install(void **state) {
 }
 
 static void test_unknown_mac(void **state) {
-        _cleanup_db_free_ Db *db = host_db();
+        _cleanup_store_db_free_ StoreDb *db = host_db();
         _cleanup_free_ char *why = NULL;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         (void) state;
 
-        assert_int_equal(enroll_check(db_lock(db), ".", "52:54:00:00:00:99", A, "x", NOW, &why), 0);
-        db_unlock(db);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(enroll_check(tx, ".", "52:54:00:00:00:99", A, "x", NOW, &why), 0);
         assert_non_null(why);
 }
 

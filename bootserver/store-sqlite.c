@@ -1,17 +1,35 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
-#include "db.h"
 #include "log.h"
+#include "store-sqlite.h"
 
-/* The connection is opened in serialized mode (FULLMUTEX): statements are
- * finalized by cleanup handlers after db_unlock(), so sqlite must guard its
- * own calls. The Db mutex is what makes a request's statements one
- * transaction. */
-struct Db {
+/* One prepared statement kept for the life of the connection, found by the
+ * address of its SQL text (a literal). */
+typedef struct CachedStmt {
+        const char *sql;
+        sqlite3_stmt *st;
+} CachedStmt;
+
+/* The connection is opened in serialized mode (FULLMUTEX): statements made
+ * with db_prepare() may be finalized by cleanup handlers after the
+ * transaction ended, so sqlite must guard its own calls. The mutex is what
+ * makes a request's statements one transaction; the statement cache is
+ * guarded by it too. */
+struct StoreDb {
         sqlite3 *s;
         pthread_mutex_t lock;
+        CachedStmt *cache; /* open addressing, n_cache_max slots, a power of 2 */
+        size_t n_cache, n_cache_max;
+};
+
+struct StoreTx {
+        StoreDb *store;
+        StoreTx *parent; /* the enclosing transaction of a savepoint */
+        bool relaxed;
+        bool open;
 };
 
 /* The schema, versioned with user_version; each step moves one version up. */
@@ -160,75 +178,214 @@ static int migrate(sqlite3 *s) {
         return 0;
 }
 
-int db_open(const char *path, Db **ret) {
-        Db *db;
+int store_db_open(const char *path, StoreDb **ret) {
+        StoreDb *st;
         int rc, r;
 
-        db = calloc(1, sizeof *db);
-        if (!db)
+        st = calloc(1, sizeof *st);
+        if (!st)
                 return -ENOMEM;
-        pthread_mutex_init(&db->lock, NULL);
-        rc = sqlite3_open_v2(path, &db->s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+        pthread_mutex_init(&st->lock, NULL);
+        rc = sqlite3_open_v2(path, &st->s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
         if (rc != SQLITE_OK) {
                 r = log_error_errno(db_errno(rc), "cannot open '%s': %s", path,
-                                    db->s ? sqlite3_errmsg(db->s) : sqlite3_errstr(rc));
-                db_free(db);
+                                    st->s ? sqlite3_errmsg(st->s) : sqlite3_errstr(rc));
+                store_db_free(st);
                 return r;
         }
-        sqlite3_busy_timeout(db->s, 10000);
-        r = exec(db->s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+        sqlite3_busy_timeout(st->s, 10000);
+        r = exec(st->s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
         if (r >= 0)
-                r = migrate(db->s);
+                r = migrate(st->s);
         if (r < 0) {
-                log_error_errno(r, "cannot set up the state database '%s': %s", path, sqlite3_errmsg(db->s));
-                db_free(db);
+                log_error_errno(r, "cannot set up the state database '%s': %s", path, sqlite3_errmsg(st->s));
+                store_db_free(st);
                 return r;
         }
-        *ret = db;
+        *ret = st;
         return 0;
 }
 
-Db *db_free(Db *db) {
-        if (!db)
+StoreDb *store_db_free(StoreDb *st) {
+        if (!st)
                 return NULL;
-        sqlite3_close_v2(db->s);
-        pthread_mutex_destroy(&db->lock);
-        free(db);
+        for (size_t i = 0; i < st->n_cache_max; i++)
+                if (st->cache[i].st)
+                        sqlite3_finalize(st->cache[i].st);
+        free(st->cache);
+        sqlite3_close_v2(st->s);
+        pthread_mutex_destroy(&st->lock);
+        free(st);
         return NULL;
 }
 
-sqlite3 *db_lock(Db *db) {
-        pthread_mutex_lock(&db->lock);
-        return db->s;
+sqlite3 *store_tx_sqlite(StoreTx *tx) {
+        return tx->store->s;
 }
 
-void db_unlock(Db *db) {
-        pthread_mutex_unlock(&db->lock);
+sqlite3 *store_sqlite(StoreDb *st) {
+        return st->s;
 }
 
-int db_begin(sqlite3 *s) {
-        return exec(s, "BEGIN IMMEDIATE;");
+int store_exec(StoreTx *tx, const char *sql) {
+        return exec(tx->store->s, sql);
 }
 
-int db_begin_relaxed(sqlite3 *s) {
-        int r = exec(s, "PRAGMA synchronous=NORMAL;");
-        return r < 0 ? r : exec(s, "BEGIN IMMEDIATE;");
+/* Resets every statement still running on the connection: a transaction
+ * cannot commit under a pending write, and a cached statement left running
+ * would hold its read open into the next transaction. */
+static void reset_running(sqlite3 *s) {
+        for (sqlite3_stmt *st = sqlite3_next_stmt(s, NULL); st; st = sqlite3_next_stmt(s, st))
+                if (sqlite3_stmt_busy(st))
+                        sqlite3_reset(st);
 }
 
-int db_commit(sqlite3 *s) {
-        int r = exec(s, "COMMIT;");
-
-        if (r < 0)
-                exec(s, "ROLLBACK;");
-        /* Back to full durability after a relaxed transaction. */
-        (void) exec(s, "PRAGMA synchronous=FULL;");
-        return r;
+/* Ends the top transaction: back to full durability, the lock released. */
+static void tx_release(StoreTx *tx) {
+        if (tx->relaxed)
+                (void) exec(tx->store->s, "PRAGMA synchronous=FULL;");
+        pthread_mutex_unlock(&tx->store->lock);
 }
 
-void db_rollback(sqlite3 *s) {
-        if (!sqlite3_get_autocommit(s))
-                exec(s, "ROLLBACK;");
-        (void) exec(s, "PRAGMA synchronous=FULL;");
+int store_tx_begin(StoreDb *st, StoreTxMode mode, StoreTx **ret) {
+        StoreTx *tx;
+        int r = 0;
+
+        tx = calloc(1, sizeof *tx);
+        if (!tx)
+                return -ENOMEM;
+        *tx = (StoreTx) { .store = st, .relaxed = mode == STORE_TX_RELAXED };
+        pthread_mutex_lock(&st->lock);
+        if (tx->relaxed)
+                r = exec(st->s, "PRAGMA synchronous=NORMAL;");
+        if (r >= 0)
+                r = exec(st->s, mode == STORE_TX_READ ? "BEGIN DEFERRED;" : "BEGIN IMMEDIATE;");
+        if (r < 0) {
+                /* An interrupted BEGIN may have opened the transaction. */
+                if (!sqlite3_get_autocommit(st->s))
+                        (void) exec(st->s, "ROLLBACK;");
+                tx_release(tx);
+                free(tx);
+                return r;
+        }
+        tx->open = true;
+        *ret = tx;
+        return 0;
+}
+
+int store_tx_nest(StoreTx *parent, StoreTx **ret) {
+        StoreTx *tx;
+        int r;
+
+        assert(parent->open);
+        tx = calloc(1, sizeof *tx);
+        if (!tx)
+                return -ENOMEM;
+        r = exec(parent->store->s, "SAVEPOINT unit;");
+        if (r < 0) {
+                free(tx);
+                return r;
+        }
+        *tx = (StoreTx) { .store = parent->store, .parent = parent, .open = true };
+        *ret = tx;
+        return 0;
+}
+
+int store_tx_commit(StoreTx **txp) {
+        StoreTx *tx = *txp;
+        sqlite3 *s = tx->store->s;
+        int r;
+
+        assert(tx->open);
+        reset_running(s);
+        r = exec(s, tx->parent ? "RELEASE unit;" : "COMMIT;");
+        if (r < 0) {
+                (void) store_tx_rollback(txp);
+                return r;
+        }
+        if (!tx->parent)
+                tx_release(tx);
+        free(tx);
+        *txp = NULL;
+        return 0;
+}
+
+bool store_tx_rollback(StoreTx **txp) {
+        StoreTx *tx = *txp;
+        sqlite3 *s;
+        bool kept = true;
+
+        if (!tx)
+                return true;
+        s = tx->store->s;
+        reset_running(s);
+        if (!tx->parent) {
+                if (!sqlite3_get_autocommit(s))
+                        (void) exec(s, "ROLLBACK;");
+                tx_release(tx);
+        } else if (sqlite3_get_autocommit(s))
+                /* Some errors (an interrupt, a full disk, an I/O error) make
+                 * sqlite roll back the whole transaction, savepoints and all. */
+                kept = false;
+        else if (exec(s, "ROLLBACK TO unit;") < 0 || exec(s, "RELEASE unit;") < 0)
+                kept = !sqlite3_get_autocommit(s);
+        free(tx);
+        *txp = NULL;
+        return kept;
+}
+
+static size_t cache_slot(const CachedStmt *cache, size_t n_max, const char *sql) {
+        size_t i = ((uintptr_t) sql >> 3) * 0x9E3779B97F4A7C15ull & (n_max - 1);
+
+        while (cache[i].sql && cache[i].sql != sql)
+                i = (i + 1) & (n_max - 1);
+        return i;
+}
+
+static int cache_grow(StoreDb *st) {
+        size_t n_max = st->n_cache_max ? 2 * st->n_cache_max : 64;
+        CachedStmt *cache = calloc(n_max, sizeof *cache);
+
+        if (!cache)
+                return -ENOMEM;
+        for (size_t i = 0; i < st->n_cache_max; i++)
+                if (st->cache[i].sql)
+                        cache[cache_slot(cache, n_max, st->cache[i].sql)] = st->cache[i];
+        free(st->cache);
+        st->cache = cache;
+        st->n_cache_max = n_max;
+        return 0;
+}
+
+int store_stmt(StoreTx *tx, const char *sql, sqlite3_stmt **ret) {
+        StoreDb *st = tx->store;
+        size_t i;
+        int rc, r;
+
+        if (st->n_cache_max) {
+                i = cache_slot(st->cache, st->n_cache_max, sql);
+                if (st->cache[i].sql) {
+                        *ret = st->cache[i].st;
+                        return 0;
+                }
+        }
+        /* At most half full, so a probe always ends. */
+        if (2 * (st->n_cache + 1) > st->n_cache_max) {
+                r = cache_grow(st);
+                if (r < 0)
+                        return r;
+        }
+        i = cache_slot(st->cache, st->n_cache_max, sql);
+        rc = sqlite3_prepare_v3(st->s, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->cache[i].st, NULL);
+        if (rc != SQLITE_OK) {
+                remember_error(sql, sqlite3_errmsg(st->s));
+                st->cache[i].st = NULL;
+                return db_errno(rc) ?: -EIO;
+        }
+        st->cache[i].sql = sql;
+        st->n_cache++;
+        *ret = st->cache[i].st;
+        return 0;
 }
 
 int db_step(sqlite3_stmt *st) {
@@ -256,49 +413,4 @@ char *db_column_strdup(sqlite3_stmt *st, int col) {
         const unsigned char *t = sqlite3_column_text(st, col);
 
         return t ? strdup((const char *) t) : NULL;
-}
-
-int db_unit_begin(sqlite3 *s, DbUnit *ret) {
-        bool nested = !sqlite3_get_autocommit(s);
-        int r = exec(s, nested ? "SAVEPOINT unit;" : "BEGIN IMMEDIATE;");
-
-        if (r < 0) {
-                /* An interrupted BEGIN may have opened the transaction. */
-                if (!nested && !sqlite3_get_autocommit(s))
-                        (void) exec(s, "ROLLBACK;");
-                return r;
-        }
-        *ret = (DbUnit) { .s = s, .nested = nested, .open = true };
-        return 0;
-}
-
-int db_unit_commit(DbUnit *u) {
-        int r;
-
-        assert(u->open);
-        r = exec(u->s, u->nested ? "RELEASE unit;" : "COMMIT;");
-        if (r < 0) {
-                (void) db_unit_rollback(u);
-                return r;
-        }
-        u->open = false;
-        return 0;
-}
-
-bool db_unit_rollback(DbUnit *u) {
-        if (!u->open)
-                return true;
-        u->open = false;
-        if (!u->nested) {
-                if (!sqlite3_get_autocommit(u->s))
-                        (void) exec(u->s, "ROLLBACK;");
-                return true;
-        }
-        /* Some errors (an interrupt, a full disk, an I/O error) make sqlite
-         * roll back the whole transaction, savepoints and all. */
-        if (sqlite3_get_autocommit(u->s))
-                return false;
-        if (exec(u->s, "ROLLBACK TO unit;") < 0 || exec(u->s, "RELEASE unit;") < 0)
-                return !sqlite3_get_autocommit(u->s);
-        return true;
 }

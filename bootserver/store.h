@@ -1,0 +1,52 @@
+/* slipwayd's state behind one interface: a StoreDb is the database, a StoreTx
+ * one transaction on one of its connections. The fleet logic works on an
+ * open StoreTx and never sees SQL; the store files (store*.c) are the only
+ * ones that do, so that a second backend implements this interface and
+ * nothing above it changes (docs/architecture.md, "slipwayd's layers").
+ *
+ * Every transaction ends in store_tx_commit() or store_tx_rollback(); the
+ * cleanup _cleanup_store_tx_ rolls back one that was not committed, so an
+ * early return cannot leave a transaction open or half written. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "macro.h"
+
+typedef struct StoreDb StoreDb;
+typedef struct StoreTx StoreTx;
+
+/* Opens (creating and migrating) the database at path. */
+int store_db_open(const char *path, StoreDb **ret);
+StoreDb *store_db_free(StoreDb *s);
+static inline void store_db_freep(StoreDb **s) {
+        store_db_free(*s);
+}
+#define _cleanup_store_db_free_ _cleanup_(store_db_freep)
+
+typedef enum StoreTxMode {
+        STORE_TX_WRITE,   /* durable once committed */
+        STORE_TX_RELAXED, /* may be lost in a power cut, never corrupts: for
+                           * check-ins, which every agent repeats within
+                           * seconds */
+        STORE_TX_READ,    /* reads only */
+} StoreTxMode;
+
+/* Takes a connection and begins a transaction on it. Until it ends, no
+ * other transaction of this StoreDb sees what it wrote. */
+int store_tx_begin(StoreDb *s, StoreTxMode mode, StoreTx **ret);
+/* A part of tx that fails alone (a savepoint): committing it keeps its
+ * writes in tx, rolling it back undoes them and leaves what tx did before. */
+int store_tx_nest(StoreTx *tx, StoreTx **ret);
+/* Commits (a nested one: releases) and frees *tx, setting it to NULL. On a
+ * failure it is rolled back; returns a negative errno. */
+int store_tx_commit(StoreTx **tx);
+/* Rolls back and frees *tx (NULL is fine), setting it to NULL. Returns
+ * false when a nested transaction's enclosing one was lost with it (some
+ * errors make the database roll back the whole transaction): then nothing
+ * more may be done in the enclosing one. */
+bool store_tx_rollback(StoreTx **tx);
+static inline void store_tx_rollbackp(StoreTx **tx) {
+        (void) store_tx_rollback(tx);
+}
+#define _cleanup_store_tx_ _cleanup_(store_tx_rollbackp)
