@@ -27,7 +27,7 @@ int audit_log(StoreTx *tx, const char *actor, const char *action, const char *ta
         return db_step(st);
 }
 
-enum MHD_Result handle_audit(Request *req) {
+static enum MHD_Result handle_audit(Request *req) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         const char *since_s = request_arg(req, "since"), *limit_s = request_arg(req, "limit");
         const char *action = request_arg(req, "action"), *last_s = request_arg(req, "last");
@@ -78,3 +78,8 @@ enum MHD_Result handle_audit(Request *req) {
         }
         return reply_json(req, 200, json_pack("{s:o}", "entries", entries));
 }
+
+const Route audit_routes[] = {
+        { "GET", "v1/audit", AUTH_ADMIN, BODY_NONE, handle_audit },
+        {},
+};

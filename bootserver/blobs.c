@@ -360,7 +360,7 @@ static struct MHD_Response *not_modified_response(void) {
         return resp;
 }
 
-enum MHD_Result handle_blob_get(Request *req) {
+static enum MHD_Result handle_blob_get(Request *req) {
         _cleanup_free_ char *path = NULL, *etag = NULL;
         _cleanup_close_ int fd = -1;
         struct MHD_Response *resp;
@@ -427,7 +427,7 @@ enum MHD_Result handle_blob_get(Request *req) {
         return reply_response(req, status, resp);
 }
 
-enum MHD_Result handle_blob_put(Request *req) {
+static enum MHD_Result handle_blob_put(Request *req) {
         BlobWriter *w = TAKE_PTR(req->blob);
         bool created = false;
         int r;
@@ -445,3 +445,10 @@ enum MHD_Result handle_blob_put(Request *req) {
         return reply_json(req, created ? 201 : 200,
                           json_pack("{s:s, s:b}", "sha256", req->args[0], "created", created));
 }
+
+const Route blob_routes[] = {
+        { "GET", "blobs/sha256/*", AUTH_PUBLIC, BODY_NONE, handle_blob_get },
+        { "HEAD", "blobs/sha256/*", AUTH_PUBLIC, BODY_NONE, handle_blob_get },
+        { "PUT", "v1/blobs/sha256/*", AUTH_ADMIN, BODY_BLOB, handle_blob_put },
+        {},
+};

@@ -221,7 +221,7 @@ static void audit_rejected(StoreDb *store, const char *actor, const char *mac, c
                 log_warning("cannot audit the refused registration of %s: %s", mac, strerror(-r));
 }
 
-enum MHD_Result handle_hosts_register(Request *req) {
+static enum MHD_Result handle_hosts_register(Request *req) {
         static const char *const allowed[] = { "mac", "uuid", "hostname", "facts", "enroll", NULL };
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         _cleanup_free_ char *site = NULL, *token = NULL, *facts = NULL, *why = NULL;
@@ -326,7 +326,7 @@ enum MHD_Result handle_hosts_register(Request *req) {
         return reply_json(req, 200, json_pack("{s:s, s:s}", "id", id, "token", token));
 }
 
-enum MHD_Result handle_hosts_list(Request *req) {
+static enum MHD_Result handle_hosts_list(Request *req) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *lkey = NULL;
         const char *label = request_arg(req, "label"), *state = request_arg(req, "state");
@@ -374,7 +374,7 @@ enum MHD_Result handle_hosts_list(Request *req) {
         return reply_json(req, 200, json_pack("{s:o}", "hosts", list));
 }
 
-enum MHD_Result handle_host_get(Request *req) {
+static enum MHD_Result handle_host_get(Request *req) {
         json_t *h = NULL;
         char id[16];
         _cleanup_store_tx_ StoreTx *tx = NULL;
@@ -393,7 +393,7 @@ enum MHD_Result handle_host_get(Request *req) {
         return reply_json(req, 200, h);
 }
 
-enum MHD_Result handle_host_labels(Request *req) {
+static enum MHD_Result handle_host_labels(Request *req) {
         static const char *const allowed[] = { "set", "remove", NULL };
         _cleanup_stmt_ sqlite3_stmt *set = NULL, *rm = NULL;
         enum MHD_Result result;
@@ -471,7 +471,7 @@ enum MHD_Result handle_host_labels(Request *req) {
         return reply_json(req, 200, h);
 }
 
-enum MHD_Result handle_host_image(Request *req) {
+static enum MHD_Result handle_host_image(Request *req) {
         static const char *const allowed[] = { "image", "boot", "reinstall", NULL };
         _cleanup_stmt_ sqlite3_stmt *up = NULL;
         enum MHD_Result result;
@@ -677,7 +677,7 @@ int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t no
         return 0;
 }
 
-enum MHD_Result handle_host_checkin(Request *req) {
+static enum MHD_Result handle_host_checkin(Request *req) {
         static const char *const allowed[] = { "state",  "version", "image",   "booted_slot",  "slots",
                                                "health", "facts",   "message", "failed_image", NULL };
         enum MHD_Result result;
@@ -814,3 +814,13 @@ int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, co
         }
         return r;
 }
+
+const Route host_routes[] = {
+        { "POST", "v1/hosts/register", AUTH_PUBLIC, BODY_JSON, handle_hosts_register },
+        { "GET", "v1/hosts", AUTH_ADMIN, BODY_NONE, handle_hosts_list },
+        { "GET", "v1/hosts/*", AUTH_ADMIN, BODY_NONE, handle_host_get },
+        { "POST", "v1/hosts/*/labels", AUTH_ADMIN, BODY_JSON, handle_host_labels },
+        { "PUT", "v1/hosts/*/image", AUTH_ADMIN, BODY_JSON, handle_host_image },
+        { "POST", "v1/hosts/*/checkin", AUTH_HOST, BODY_JSON, handle_host_checkin },
+        {},
+};

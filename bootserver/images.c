@@ -171,7 +171,7 @@ static int insert_image(sqlite3 *db, const char *id, const Manifest *m, const ch
         return r;
 }
 
-enum MHD_Result handle_images_post(Request *req) {
+static enum MHD_Result handle_images_post(Request *req) {
         static const char *const allowed[] = { "manifest", "signature", NULL };
         _cleanup_free_ char *mdata = NULL, *sig = NULL, *key = NULL, *keys_dir = NULL;
         _cleanup_manifest_free_ Manifest *m = NULL;
@@ -284,7 +284,7 @@ enum MHD_Result handle_images_post(Request *req) {
         return reply_json(req, created ? 201 : 200, img);
 }
 
-enum MHD_Result handle_images_list(Request *req) {
+static enum MHD_Result handle_images_list(Request *req) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         json_t *list = json_array();
         _cleanup_store_tx_ StoreTx *tx = NULL;
@@ -322,7 +322,7 @@ static enum MHD_Result reply_resolve_error(Request *req, int r) {
         return reply_errno(req, r, "image");
 }
 
-enum MHD_Result handle_image_get(Request *req) {
+static enum MHD_Result handle_image_get(Request *req) {
         char id[65];
         json_t *img = NULL;
         _cleanup_store_tx_ StoreTx *tx = NULL;
@@ -363,7 +363,7 @@ static int image_blobs(sqlite3 *db, const char *id, char ***ret) {
         return 0;
 }
 
-enum MHD_Result handle_image_delete(Request *req) {
+static enum MHD_Result handle_image_delete(Request *req) {
         _cleanup_stmt_ sqlite3_stmt *del = NULL;
         _cleanup_strv_free_ char **removed = NULL, **blobs = NULL;
         _cleanup_free_ char *users = NULL;
@@ -416,3 +416,11 @@ char *images_manifest_cmdline(Manifest *m) {
         manifest_free(m);
         return c;
 }
+
+const Route image_routes[] = {
+        { "POST", "v1/images", AUTH_ADMIN, BODY_JSON, handle_images_post },
+        { "GET", "v1/images", AUTH_ADMIN, BODY_NONE, handle_images_list },
+        { "GET", "v1/images/*", AUTH_ADMIN, BODY_NONE, handle_image_get },
+        { "DELETE", "v1/images/*", AUTH_ADMIN, BODY_NONE, handle_image_delete },
+        {},
+};

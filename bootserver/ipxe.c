@@ -332,7 +332,7 @@ static char *image_cmdline(Server *srv, StoreTx *tx, const char *image) {
         return cmdline;
 }
 
-enum MHD_Result handle_ipxe(Request *req) {
+static enum MHD_Result handle_ipxe(Request *req) {
         _cleanup_free_ char *server = NULL, *tmpl = NULL, *text = NULL, *bad = NULL;
         _cleanup_free_ char *kernel_url = NULL, *initrd_url = NULL, *rootfs_url = NULL;
         const char *mac_s = request_arg(req, "mac"), *uuid_s = request_arg(req, "uuid");
@@ -414,3 +414,8 @@ enum MHD_Result handle_ipxe(Request *req) {
                 return reply_errno(req, r, "ipxe template");
         return reply_text(req, 200, "text/plain", text);
 }
+
+const Route ipxe_routes[] = {
+        { "GET", "boot/ipxe", AUTH_PUBLIC, BODY_NONE, handle_ipxe },
+        {},
+};

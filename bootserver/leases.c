@@ -269,7 +269,7 @@ static bool lease_body_uint(Request *req, const char *name, uint64_t max, const 
         return ok;
 }
 
-enum MHD_Result handle_lease_acquire(Request *req) {
+static enum MHD_Result handle_lease_acquire(Request *req) {
         CoordConfig cc = server_coord_config(req->server);
         LeaseWaiters *ws = req->server->lease_waiters;
         LeaseDecision d = {};
@@ -317,7 +317,7 @@ enum MHD_Result handle_lease_acquire(Request *req) {
         return reply_json(req, 200, reply);
 }
 
-enum MHD_Result handle_lease_release(Request *req) {
+static enum MHD_Result handle_lease_release(Request *req) {
         json_t *groups = NULL;
         enum MHD_Result result;
         uint64_t epoch;
@@ -340,7 +340,7 @@ enum MHD_Result handle_lease_release(Request *req) {
         return reply_json(req, 200, json_pack("{s:b}", "released", released > 0));
 }
 
-enum MHD_Result handle_budgets_list(Request *req) {
+static enum MHD_Result handle_budgets_list(Request *req) {
         json_t *l = NULL;
         _cleanup_store_tx_ StoreTx *tx = NULL;
 
@@ -351,7 +351,7 @@ enum MHD_Result handle_budgets_list(Request *req) {
         return reply_json(req, 200, json_pack("{s:o}", "budgets", l));
 }
 
-enum MHD_Result handle_budget_put(Request *req) {
+static enum MHD_Result handle_budget_put(Request *req) {
         static const char *const allowed[] = { "max_unavailable", "min_available", NULL };
         enum MHD_Result result;
         Budget b = { .selector = req->args[0], .max_unavailable = -1, .max_unavailable_pct = -1, .min_available = -1 };
@@ -385,7 +385,7 @@ enum MHD_Result handle_budget_put(Request *req) {
         return handle_budgets_list(req);
 }
 
-enum MHD_Result handle_budget_delete(Request *req) {
+static enum MHD_Result handle_budget_delete(Request *req) {
         int r;
 
         IN_TRANSACTION(req->server, tx, r, { r = coord_budget_delete(tx, req->args[0], req->actor); });
@@ -411,7 +411,7 @@ static enum MHD_Result reply_coord_error(Request *req, int r, char *error) {
         return res;
 }
 
-enum MHD_Result handle_rollout_plan(Request *req) {
+static enum MHD_Result handle_rollout_plan(Request *req) {
         enum MHD_Result result;
         CoordConfig cc = server_coord_config(req->server);
         json_t *spec, *plan = NULL;
@@ -432,7 +432,7 @@ enum MHD_Result handle_rollout_plan(Request *req) {
         return reply_json(req, 200, plan);
 }
 
-enum MHD_Result handle_rollout_start(Request *req) {
+static enum MHD_Result handle_rollout_start(Request *req) {
         enum MHD_Result result;
         CoordConfig cc = server_coord_config(req->server);
         json_t *spec, *ro = NULL;
@@ -460,7 +460,7 @@ enum MHD_Result handle_rollout_start(Request *req) {
         return reply_json(req, 201, ro);
 }
 
-enum MHD_Result handle_rollouts_list(Request *req) {
+static enum MHD_Result handle_rollouts_list(Request *req) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         json_t *l = store_tx_begin(req->server->store, STORE_TX_READ, &tx) >= 0 ? coord_rollouts_json(tx) : NULL;
 
@@ -479,7 +479,7 @@ static int rollout_id_arg(Request *req, int64_t *ret) {
         return 0;
 }
 
-enum MHD_Result handle_rollout_get(Request *req) {
+static enum MHD_Result handle_rollout_get(Request *req) {
         CoordConfig cc = server_coord_config(req->server);
         json_t *ro = NULL;
         int64_t id;
@@ -499,7 +499,7 @@ enum MHD_Result handle_rollout_get(Request *req) {
         return reply_json(req, 200, ro);
 }
 
-enum MHD_Result handle_rollout_action(Request *req) {
+static enum MHD_Result handle_rollout_action(Request *req) {
         CoordConfig cc = server_coord_config(req->server);
         json_t *ro = NULL;
         char *error = NULL;
@@ -629,10 +629,26 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
         return reply_json(req, 200, json_object());
 }
 
-enum MHD_Result handle_fleetlock_pre_reboot(Request *req) {
+static enum MHD_Result handle_fleetlock_pre_reboot(Request *req) {
         return fleetlock(req, true);
 }
 
-enum MHD_Result handle_fleetlock_steady_state(Request *req) {
+static enum MHD_Result handle_fleetlock_steady_state(Request *req) {
         return fleetlock(req, false);
 }
+
+const Route lease_routes[] = {
+        { "POST", "v1/hosts/*/lease", AUTH_HOST, BODY_JSON, handle_lease_acquire },
+        { "DELETE", "v1/hosts/*/lease", AUTH_HOST, BODY_JSON, handle_lease_release },
+        { "GET", "v1/budgets", AUTH_ADMIN, BODY_NONE, handle_budgets_list },
+        { "PUT", "v1/budgets/*", AUTH_ADMIN, BODY_JSON, handle_budget_put },
+        { "DELETE", "v1/budgets/*", AUTH_ADMIN, BODY_NONE, handle_budget_delete },
+        { "POST", "v1/rollouts/plan", AUTH_ADMIN, BODY_JSON, handle_rollout_plan },
+        { "POST", "v1/rollouts", AUTH_ADMIN, BODY_JSON, handle_rollout_start },
+        { "GET", "v1/rollouts", AUTH_ADMIN, BODY_NONE, handle_rollouts_list },
+        { "GET", "v1/rollouts/*", AUTH_ADMIN, BODY_NONE, handle_rollout_get },
+        { "POST", "v1/rollouts/*/*", AUTH_ADMIN, BODY_NONE, handle_rollout_action },
+        { "POST", "v1/pre-reboot", AUTH_PUBLIC, BODY_JSON, handle_fleetlock_pre_reboot },
+        { "POST", "v1/steady-state", AUTH_PUBLIC, BODY_JSON, handle_fleetlock_steady_state },
+        {},
+};

@@ -40,7 +40,7 @@ static int count(sqlite3 *db, const char *sql, long long *ret) {
         return 0;
 }
 
-enum MHD_Result handle_metrics(Request *req) {
+static enum MHD_Result handle_metrics(Request *req) {
         Metrics *m = &req->server->metrics;
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
@@ -105,7 +105,7 @@ enum MHD_Result handle_metrics(Request *req) {
         return reply_text(req, 200, "text/plain; version=0.0.4", text);
 }
 
-enum MHD_Result handle_status(Request *req) {
+static enum MHD_Result handle_status(Request *req) {
         long long images = 0, hosts = 0;
         _cleanup_store_tx_ StoreTx *tx = NULL;
         sqlite3 *db;
@@ -125,3 +125,9 @@ enum MHD_Result handle_status(Request *req) {
                                     "hosts", (json_int_t) hosts, "uptime_sec",
                                     (json_int_t) ((now_usec() - req->server->started_usec) / 1000000)));
 }
+
+const Route metrics_routes[] = {
+        { "GET", "v1/status", AUTH_PUBLIC, BODY_NONE, handle_status },
+        { "GET", "metrics", AUTH_PUBLIC, BODY_NONE, handle_metrics },
+        {},
+};

@@ -53,36 +53,15 @@ unsigned error_kind_status(ErrorKind k) {
         return k < _KIND_MAX ? kinds[k].status : 500;
 }
 
-static const Route routes[] = {
-        { "GET", "v1/status", AUTH_PUBLIC, BODY_NONE, handle_status },
-        { "GET", "blobs/sha256/*", AUTH_PUBLIC, BODY_NONE, handle_blob_get },
-        { "HEAD", "blobs/sha256/*", AUTH_PUBLIC, BODY_NONE, handle_blob_get },
-        { "PUT", "v1/blobs/sha256/*", AUTH_ADMIN, BODY_BLOB, handle_blob_put },
-        { "POST", "v1/images", AUTH_ADMIN, BODY_JSON, handle_images_post },
-        { "GET", "v1/images", AUTH_ADMIN, BODY_NONE, handle_images_list },
-        { "GET", "v1/images/*", AUTH_ADMIN, BODY_NONE, handle_image_get },
-        { "DELETE", "v1/images/*", AUTH_ADMIN, BODY_NONE, handle_image_delete },
-        { "POST", "v1/hosts/register", AUTH_PUBLIC, BODY_JSON, handle_hosts_register },
-        { "GET", "v1/hosts", AUTH_ADMIN, BODY_NONE, handle_hosts_list },
-        { "GET", "v1/hosts/*", AUTH_ADMIN, BODY_NONE, handle_host_get },
-        { "POST", "v1/hosts/*/labels", AUTH_ADMIN, BODY_JSON, handle_host_labels },
-        { "PUT", "v1/hosts/*/image", AUTH_ADMIN, BODY_JSON, handle_host_image },
-        { "POST", "v1/hosts/*/checkin", AUTH_HOST, BODY_JSON, handle_host_checkin },
-        { "POST", "v1/hosts/*/lease", AUTH_HOST, BODY_JSON, handle_lease_acquire },
-        { "DELETE", "v1/hosts/*/lease", AUTH_HOST, BODY_JSON, handle_lease_release },
-        { "GET", "v1/budgets", AUTH_ADMIN, BODY_NONE, handle_budgets_list },
-        { "PUT", "v1/budgets/*", AUTH_ADMIN, BODY_JSON, handle_budget_put },
-        { "DELETE", "v1/budgets/*", AUTH_ADMIN, BODY_NONE, handle_budget_delete },
-        { "POST", "v1/rollouts/plan", AUTH_ADMIN, BODY_JSON, handle_rollout_plan },
-        { "POST", "v1/rollouts", AUTH_ADMIN, BODY_JSON, handle_rollout_start },
-        { "GET", "v1/rollouts", AUTH_ADMIN, BODY_NONE, handle_rollouts_list },
-        { "GET", "v1/rollouts/*", AUTH_ADMIN, BODY_NONE, handle_rollout_get },
-        { "POST", "v1/rollouts/*/*", AUTH_ADMIN, BODY_NONE, handle_rollout_action },
-        { "POST", "v1/pre-reboot", AUTH_PUBLIC, BODY_JSON, handle_fleetlock_pre_reboot },
-        { "POST", "v1/steady-state", AUTH_PUBLIC, BODY_JSON, handle_fleetlock_steady_state },
-        { "GET", "boot/ipxe", AUTH_PUBLIC, BODY_NONE, handle_ipxe },
-        { "GET", "v1/audit", AUTH_ADMIN, BODY_NONE, handle_audit },
-        { "GET", "metrics", AUTH_PUBLIC, BODY_NONE, handle_metrics },
+/* Each concern's routes, in the order they are matched. */
+static const Route *const route_tables[] = {
+        metrics_routes,
+        blob_routes,
+        image_routes,
+        host_routes,
+        lease_routes,
+        ipxe_routes,
+        audit_routes,
 };
 
 const ServerConfig *config_get(Server *s) {
@@ -523,22 +502,23 @@ static bool request_begin(Request *req, const char *url, const char *method, con
         }
         if (!request_check_head(req, version, &f, ret_result))
                 return false;
-        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
-                char *args[2] = {};
+        for (size_t t = 0; t < ELEMENTSOF(route_tables) && !req->route; t++)
+                for (const Route *rt = route_tables[t]; rt->method; rt++) {
+                        char *args[2] = {};
 
-                if (!route_match(routes[i].pattern, req->path, args))
-                        continue;
-                path_known = true;
-                if (!streq(routes[i].method, req->method)) {
-                        free(args[0]);
-                        free(args[1]);
-                        continue;
+                        if (!route_match(rt->pattern, req->path, args))
+                                continue;
+                        path_known = true;
+                        if (!streq(rt->method, req->method)) {
+                                free(args[0]);
+                                free(args[1]);
+                                continue;
+                        }
+                        req->route = rt;
+                        req->args[0] = args[0];
+                        req->args[1] = args[1];
+                        break;
                 }
-                req->route = &routes[i];
-                req->args[0] = args[0];
-                req->args[1] = args[1];
-                break;
-        }
         if (!req->route) {
                 if (path_known)
                         *ret_result = reply_error(req, KIND_METHOD_NOT_ALLOWED, "%s is not allowed on /%s",

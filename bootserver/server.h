@@ -1,6 +1,6 @@
 /* The HTTP side of slipwayd: the libmicrohttpd daemon, routing, request
  * bodies with caps, authentication, and replies (JSON errors with a stable
- * kind). The handlers live with their concern: blobs.c, images.c, hosts.c,
+ * kind). The routes and handlers live with their concern: blobs.c, images.c, hosts.c,
  * ipxe.c, audit.c, metrics.c. */
 #pragma once
 
@@ -154,39 +154,19 @@ void config_put(Server *s);
 /* The URL hosts use to reach the server; caller frees. */
 char *server_public_url(Server *s);
 
-/* Handlers, by file. */
-enum MHD_Result handle_blob_get(Request *req);
-enum MHD_Result handle_blob_put(Request *req);
-enum MHD_Result handle_images_post(Request *req);
-enum MHD_Result handle_images_list(Request *req);
-enum MHD_Result handle_image_get(Request *req);
-enum MHD_Result handle_image_delete(Request *req);
-enum MHD_Result handle_hosts_register(Request *req);
-enum MHD_Result handle_hosts_list(Request *req);
-enum MHD_Result handle_host_get(Request *req);
-enum MHD_Result handle_host_labels(Request *req);
-enum MHD_Result handle_host_image(Request *req);
-enum MHD_Result handle_host_checkin(Request *req);
-enum MHD_Result handle_ipxe(Request *req);
-enum MHD_Result handle_lease_acquire(Request *req);
+/* The routes of each concern, each list ending in an empty entry; the
+ * handlers are the files' own. */
+extern const Route metrics_routes[];
+extern const Route blob_routes[];
+extern const Route image_routes[];
+extern const Route host_routes[];
+extern const Route lease_routes[];
+extern const Route ipxe_routes[];
+extern const Route audit_routes[];
 /* The thread that answers lease requests that wait; stopping answers the
  * waiting with their last refusal (before the daemon stops). */
 int lease_waiters_start(Server *s);
 void lease_waiters_stop(Server *s);
-enum MHD_Result handle_lease_release(Request *req);
-enum MHD_Result handle_budgets_list(Request *req);
-enum MHD_Result handle_budget_put(Request *req);
-enum MHD_Result handle_budget_delete(Request *req);
-enum MHD_Result handle_rollout_plan(Request *req);
-enum MHD_Result handle_rollout_start(Request *req);
-enum MHD_Result handle_rollouts_list(Request *req);
-enum MHD_Result handle_rollout_get(Request *req);
-enum MHD_Result handle_rollout_action(Request *req);
-enum MHD_Result handle_fleetlock_pre_reboot(Request *req);
-enum MHD_Result handle_fleetlock_steady_state(Request *req);
 
 /* The coordinator's settings from the configuration. */
 struct CoordConfig server_coord_config(Server *s);
-enum MHD_Result handle_audit(Request *req);
-enum MHD_Result handle_metrics(Request *req);
-enum MHD_Result handle_status(Request *req);
