@@ -206,7 +206,7 @@ fi
 t_case "usage errors"
 if expect_fail "is not an http:// or https:// URL" $B --store "$D/store" push --token x ftp://host tiny:1.0 &&
         expect_fail "no image 'tiny:9' in store" $B --store "$D/store" push --token x "$SRV" tiny:9 &&
-        expect_fail "push takes the bootserver's URL and an image" $B --store "$D/store" push "$SRV"; then t_ok; else t_fail "a usage error was not refused as expected"; fi
+        expect_fail "usage: slipway-build push URL IMAGE" $B --store "$D/store" push "$SRV"; then t_ok; else t_fail "a usage error was not refused as expected"; fi
 
 stop_servers
 t_end
