@@ -12,6 +12,7 @@
 #include "hash.h"
 #include "health.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "manifest.h"
 #include "sign.h"
@@ -535,7 +536,7 @@ int agent_load(Agent *a) {
 
 int agent_start(Agent *a) {
         _cleanup_free_ char *failed = NULL;
-        json_t *report = NULL;
+        _cleanup_json_ json_t *report = NULL;
         int r;
 
         r = agent_load(a);
@@ -613,19 +614,15 @@ int agent_start(Agent *a) {
         setenv("SLIPWAY_VERSION", strempty(a->state.target_version), 1);
         setenv("SLIPWAY_IMAGE", strempty(a->state.target_image), 1);
         r = health_run(a->config.health_dir, a->config.health_timeout, &report, &failed);
-        if (r < 0) {
-                json_decref(report);
+        if (r < 0)
                 return log_error_errno(r, "cannot run the health checks in '%s': %m", a->config.health_dir);
-        }
         if (r > 0) {
                 BootEntry e = {};
                 if (find_entry(a, a->booted_slot, &e) >= 0) {
                         r = bootentry_bless(a->backend->esp_dir(a), &e);
                         bootentry_release(&e);
-                        if (r < 0) {
-                                json_decref(report);
+                        if (r < 0)
                                 return log_error_errno(r, "cannot bless the boot entry: %m");
-                        }
                 }
                 crashpoint("blessed");
                 /* After the bless: until then the old slot is the one that
@@ -641,7 +638,6 @@ int agent_start(Agent *a) {
                                 r = agent_save(a);
                         }
                 }
-                json_decref(report);
                 return r;
         }
         _cleanup_free_ char *reason = strdup_printf("required health check failed on %s: %s",
@@ -650,7 +646,6 @@ int agent_start(Agent *a) {
         r = give_up(a, reason);
         if (r >= 0 && a->api)
                 (void) agent_checkin(a, report, NULL);
-        json_decref(report);
         if (r < 0)
                 return r;
         log_info("rebooting into the previous slot");
@@ -659,7 +654,7 @@ int agent_start(Agent *a) {
 
 int agent_round(Agent *a) {
         _cleanup_free_ char *error = NULL;
-        json_t *desired = NULL;
+        _cleanup_json_ json_t *desired = NULL;
         const char *image;
         uint64_t retry = 0;
         int r;
@@ -686,7 +681,6 @@ int agent_round(Agent *a) {
                         state_set(&a->state.failed_reason, NULL);
                         (void) agent_set_report(a, "healthy", NULL);
                 }
-                json_decref(desired);
                 return (int) a->checkin_interval;
         }
         /* A downgrade refused because it was not marked a rollback is tried
@@ -694,10 +688,8 @@ int agent_round(Agent *a) {
         if (image && streq_ptr(image, a->state.failed_image) && json_is_true(json_object_get(desired, "rollback")) &&
             startswith(strempty(a->state.failed_reason), DOWNGRADE_REFUSED))
                 state_set(&a->state.failed_image, NULL);
-        if (!image || streq_ptr(image, a->state.failed_image)) {
-                json_decref(desired);
+        if (!image || streq_ptr(image, a->state.failed_image))
                 return (int) a->checkin_interval;
-        }
         if (!streq_ptr(image, a->state.failed_image) && a->state.failed_image) {
                 state_set(&a->state.failed_image, NULL);
                 state_set(&a->state.failed_reason, NULL);
@@ -709,7 +701,6 @@ int agent_round(Agent *a) {
                         /* The server went away mid-download: no failure of the
                          * image; the next round resumes. */
                         log_warning("staging interrupted: %s; trying again", strempty(error));
-                        json_decref(desired);
                         return (int) MIN(a->checkin_interval, 10u);
                 }
                 if (r < 0) {
@@ -723,12 +714,10 @@ int agent_round(Agent *a) {
                                 (void) agent_set_report(a, "failed", error);
                         }
                         (void) agent_checkin(a, NULL, NULL);
-                        json_decref(desired);
                         return (int) MIN(a->checkin_interval, 10u);
                 }
                 (void) agent_checkin(a, NULL, NULL);
         }
-        json_decref(desired);
 
         /* Staged: ask for the lease. */
         r = lease(a, "POST", true, &retry);
@@ -781,21 +770,17 @@ int agent_loop(Agent *a, bool once) {
 }
 
 int agent_register(Agent *a, const char *mac, const char *secret) {
-        json_t *body, *reply = NULL;
+        _cleanup_json_ json_t *body = NULL, *reply = NULL;
         int r;
 
         body = json_pack("{s:s, s:s}", "mac", mac, "enroll", secret);
         r = api_request(a->api, "POST", "/v1/hosts/register", body, NULL, &reply);
-        json_decref(body);
         if (r < 0)
                 return log_error_errno(r, "registration: %s", api_client_error(a->api));
         if (state_set(&a->state.host_id, json_string_value(json_object_get(reply, "id"))) < 0 ||
             state_set(&a->state.token, json_string_value(json_object_get(reply, "token"))) < 0 ||
-            state_set(&a->state.server, api_client_url(a->api)) < 0) {
-                json_decref(reply);
+            state_set(&a->state.server, api_client_url(a->api)) < 0)
                 return -ENOMEM;
-        }
-        json_decref(reply);
         if (!a->state.host_id || !a->state.token)
                 return log_error_errno(-EBADMSG, "registration: the server's answer lacks id or token");
         log_info("registered as %s", a->state.host_id);
