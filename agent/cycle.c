@@ -36,8 +36,8 @@ int agent_save(Agent *a) {
         return r;
 }
 
-int agent_set_report(Agent *a, const char *state, const char *message) {
-        if (state_set(&a->state.reported, state) < 0 || state_set(&a->state.message, message) < 0)
+int agent_set_report(Agent *a, HostState state, const char *message) {
+        if (state_set(&a->state.reported, host_state_to_string(state)) < 0 || state_set(&a->state.message, message) < 0)
                 return -ENOMEM;
         return agent_save(a);
 }
@@ -389,7 +389,7 @@ static int stage(Agent *a, json_t *desired, char **ret_error) {
         ts->complete = false;
         if (state_set(&ts->image, NULL) < 0 || state_set(&ts->version, NULL) < 0)
                 return -ENOMEM;
-        r = agent_set_report(a, "staging", NULL);
+        r = agent_set_report(a, HOST_STAGING, NULL);
         if (r < 0)
                 return r;
         (void) agent_checkin(a, NULL, NULL);
@@ -436,7 +436,7 @@ static int stage(Agent *a, json_t *desired, char **ret_error) {
         if (state_set(&ts->image, image) < 0 || state_set(&ts->version, m->version) < 0)
                 return -ENOMEM;
         a->state.phase = PHASE_STAGED;
-        r = agent_set_report(a, "staged", NULL);
+        r = agent_set_report(a, HOST_STAGED, NULL);
         crashpoint("staged");
         log_info("staged %s:%s in slot %c", m->name, m->version, target);
         return r;
@@ -512,7 +512,7 @@ static int give_up(Agent *a, const char *reason) {
                 return -ENOMEM;
         state_slot(&a->state, a->state.target_slot)->complete = false;
         agent_state_clear_target(&a->state);
-        return agent_set_report(a, "rolled-back", reason);
+        return agent_set_report(a, HOST_ROLLED_BACK, reason);
 }
 
 int agent_load(Agent *a) {
@@ -589,7 +589,7 @@ int agent_start(Agent *a) {
         }
 
         /* Running the new slot: judge it. */
-        r = agent_set_report(a, "rebooting", NULL);
+        r = agent_set_report(a, HOST_REBOOTING, NULL);
         if (r < 0)
                 return r;
         /* The lease covers the checks too: renew it (the same epoch, a new
@@ -630,7 +630,7 @@ int agent_start(Agent *a) {
                 mark_active(a, a->booted_slot);
                 log_info("slot %c is healthy on %s: blessed", a->booted_slot, a->state.target_version);
                 agent_state_clear_target(&a->state);
-                r = agent_set_report(a, "healthy", NULL);
+                r = agent_set_report(a, HOST_HEALTHY, NULL);
                 if (r >= 0 && a->api) {
                         (void) agent_checkin(a, report, NULL);
                         if (lease(a, "DELETE", false, NULL) > 0) {
@@ -662,8 +662,8 @@ int agent_round(Agent *a) {
         r = agent_checkin(a, NULL, &desired);
         if (r < 0)
                 return (int) MIN(a->checkin_interval, 30u);
-        if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 && streq_ptr(a->state.reported, "healthy") &&
-            lease(a, "DELETE", false, NULL) > 0) {
+        if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 &&
+            host_state_from_string(a->state.reported) == HOST_HEALTHY && lease(a, "DELETE", false, NULL) > 0) {
                 /* A release after a healthy switch that did not get through
                  * (the server was away): the lease would hold a place in the
                  * budgets until it expired. */
@@ -675,11 +675,12 @@ int agent_round(Agent *a) {
         if (image && streq_ptr(image, state_slot(&a->state, a->booted_slot)->image)) {
                 /* What runs is what is wanted: nothing to do, and an earlier
                  * failure (or an update the server gave up) is history. */
-                if (a->state.phase != PHASE_IDLE || a->state.failed_image || !streq_ptr(a->state.reported, "healthy")) {
+                if (a->state.phase != PHASE_IDLE || a->state.failed_image ||
+                    host_state_from_string(a->state.reported) != HOST_HEALTHY) {
                         agent_state_clear_target(&a->state);
                         state_set(&a->state.failed_image, NULL);
                         state_set(&a->state.failed_reason, NULL);
-                        (void) agent_set_report(a, "healthy", NULL);
+                        (void) agent_set_report(a, HOST_HEALTHY, NULL);
                 }
                 return (int) a->checkin_interval;
         }
@@ -705,13 +706,13 @@ int agent_round(Agent *a) {
                 }
                 if (r < 0) {
                         log_error("staging failed: %s", strempty(error));
-                        (void) agent_set_report(a, "failed", error);
+                        (void) agent_set_report(a, HOST_FAILED, error);
                         if (r == -EKEYREJECTED || r == -EPERM || r == -ENOEXEC || r == -EFBIG) {
                                 /* Refused for good: do not try this image again. */
                                 state_set(&a->state.failed_image, image);
                                 state_set(&a->state.failed_reason, error);
                                 agent_state_clear_target(&a->state);
-                                (void) agent_set_report(a, "failed", error);
+                                (void) agent_set_report(a, HOST_FAILED, error);
                         }
                         (void) agent_checkin(a, NULL, NULL);
                         return (int) MIN(a->checkin_interval, 10u);
@@ -729,7 +730,7 @@ int agent_round(Agent *a) {
         a->state.phase = PHASE_REBOOTING;
         if (state_set(&a->state.reboot_from, a->boot_id) < 0)
                 return -ENOMEM;
-        r = agent_set_report(a, "rebooting", NULL);
+        r = agent_set_report(a, HOST_REBOOTING, NULL);
         if (r < 0)
                 return r;
         (void) agent_checkin(a, NULL, NULL);

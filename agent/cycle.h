@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "hoststate.h"
 
 struct Manifest;
 
@@ -35,7 +36,7 @@ int agent_register(Agent *a, const char *mac, const char *secret);
 int agent_save(Agent *a);
 
 /* Records what the host says next (state and message) and saves. */
-int agent_set_report(Agent *a, const char *state, const char *message);
+int agent_set_report(Agent *a, HostState state, const char *message);
 
 /* Sends a check-in with the state, slots and (may be NULL) a health
  * report; *ret_desired (may be NULL) gets the server's "desired" (a new

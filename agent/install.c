@@ -164,13 +164,13 @@ int agent_install(Agent *a) {
         if (r < 0)
                 return r;
         a->booted_slot = 'a';
-        (void) agent_set_report(a, "installing", NULL);
+        (void) agent_set_report(a, HOST_INSTALLING, NULL);
         r = agent_checkin(a, NULL, &desired);
         if (r < 0)
                 return log_error_errno(r, "install: check-in failed: %s", api_client_error(a->api));
         if (!json_is_object(desired)) {
                 json_decref(desired);
-                (void) agent_set_report(a, "failed", "no image is assigned to this host");
+                (void) agent_set_report(a, HOST_FAILED, "no image is assigned to this host");
                 (void) agent_checkin(a, NULL, NULL);
                 return log_error_errno(-ENOENT, "install: the server assigns no image to this host");
         }
@@ -214,7 +214,7 @@ int agent_install(Agent *a) {
         }
         if (r < 0) {
                 log_error("install failed: %s", strempty(error));
-                (void) agent_set_report(a, "failed", error);
+                (void) agent_set_report(a, HOST_FAILED, error);
                 (void) agent_checkin(a, NULL, NULL);
                 return r;
         }
@@ -222,7 +222,7 @@ int agent_install(Agent *a) {
         if (state_set(&a->state.slots[0].image, image_id) < 0 || state_set(&a->state.slots[0].version, m->version) < 0)
                 return log_oom();
         a->state.slots[0].complete = true;
-        r = agent_set_report(a, "installed", NULL);
+        r = agent_set_report(a, HOST_INSTALLED, NULL);
         if (r >= 0 && seed_var(a, disk, fd) < 0)
                 log_warning("install: the installed system's agent will have to register again");
         (void) agent_checkin(a, NULL, NULL);

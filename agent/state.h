@@ -43,7 +43,8 @@ typedef struct AgentState {
         uint64_t written;        /* bytes of the rootfs in the slot so far */
         uint64_t lease_epoch;
         char *reboot_from;       /* the boot ID when the reboot into the target was asked for */
-        /* what the host reported last, for status */
+        /* what the host reported last, for status: a host_state_to_string()
+         * name, NULL before the first report */
         char *reported;
         char *message;
         /* an image that failed here: not retried until the server wants another */

@@ -5,22 +5,13 @@
 #include "coordinator.h"
 #include "enroll.h"
 #include "hash.h"
+#include "hoststate.h"
 #include "hosts.h"
 #include "images.h"
 #include "log.h"
 #include "tokens.h"
 #include "util.h"
 #include "store-sqlite.h"
-
-static const char *const host_states[] = {
-        "registered", "installing", "installed", "staging", "staged",
-        "rebooting",  "healthy",    "unhealthy", "rolled-back", "failed",
-};
-
-/* States that mean the host's disk holds an installed image. */
-static bool state_is_installed(const char *state) {
-        return !streq(state, "registered") && !streq(state, "installing") && !streq(state, "failed");
-}
 
 /* Checks s against pattern, where 'x' is a hex digit (lowercased into ret)
  * and any other character must appear as itself or as one of the
@@ -556,18 +547,11 @@ static enum MHD_Result handle_host_image(Request *req) {
         return reply_json(req, 200, h);
 }
 
-static bool state_valid(const char *s) {
-        for (size_t i = 0; s && i < ELEMENTSOF(host_states); i++)
-                if (streq(host_states[i], s))
-                        return true;
-        return false;
-}
-
 const char *hosts_checkin_invalid(json_t *body) {
         const char *state = json_string_value(json_object_get(body, "state"));
         json_t *v;
 
-        if (!state_valid(state))
+        if (host_state_from_string(state) < 0)
                 return "'state': not a host state";
         v = json_object_get(body, "image");
         if (v && !json_is_null(v) && !(json_is_string(v) && sha256_hex_valid(json_string_value(v))))
@@ -636,7 +620,7 @@ int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t no
                 sqlite3_bind_text(up, 7, facts, -1, SQLITE_STATIC);
                 sqlite3_bind_text(up, 8, json_string_value(json_object_get(body, "message")), -1, SQLITE_STATIC);
                 sqlite3_bind_int64(up, 9, (sqlite3_int64) now);
-                sqlite3_bind_int(up, 10, state_is_installed(state));
+                sqlite3_bind_int(up, 10, host_state_is_installed(host_state_from_string(state)));
                 sqlite3_bind_text(up, 11, id, -1, SQLITE_STATIC);
                 sqlite3_bind_text(up, 12, json_string_value(json_object_get(body, "failed_image")), -1, SQLITE_STATIC);
                 r = db_errno(sqlite3_step(up));
