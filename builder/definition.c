@@ -55,7 +55,7 @@ typedef struct ParseState {
 static int replace_string(char **p, const char *v) {
         char *c = strdup(v);
         if (!c)
-                return log_oom();
+                return -ENOMEM;
         free(*p);
         *p = c;
         return 0;
@@ -98,13 +98,14 @@ static int make_url(const char *dir, const char *v, char **ret) {
         return 0;
 }
 
-static int parse_size_key(const char *file, unsigned line, const char *key, const char *value, uint64_t *ret) {
+static int parse_size_key(const char *file, unsigned line, const char *key, const char *value, uint64_t *ret,
+                          Error *error) {
         int r = parse_size(value, ret);
         if (r < 0 || *ret == 0)
-                return log_error_errno(-EINVAL, "%s:%u: invalid size '%s' for '%s' (use e.g. 64M or 1G)", file,
-                                       line, value, key);
+                return error_set_at(error, -EINVAL, file, line, "invalid size '%s' for '%s' (use e.g. 64M or 1G)",
+                                    value, key);
         if (*ret % 512 != 0)
-                return log_error_errno(-EINVAL, "%s:%u: '%s' must be a multiple of 512 bytes", file, line, key);
+                return error_set_at(error, -EINVAL, file, line, "'%s' must be a multiple of 512 bytes", key);
         return 0;
 }
 
@@ -114,35 +115,35 @@ static bool version_operator(const char *w) {
 
 /* Adds the packages of an install line: names, and "NAME OP VERSION" (as
  * rpm writes Requires) kept as one entry "NAME OP VERSION". */
-static int add_install(ImageDef *d, const char *file, unsigned line, const char *value) {
+static int add_install(ImageDef *d, const char *file, unsigned line, const char *value, Error *error) {
         _cleanup_strv_free_ char **w = strv_split_words(value);
 
         if (!w)
-                return log_oom();
+                return -ENOMEM;
         for (size_t i = 0; w[i]; i++) {
                 char *spec;
 
                 if (strpbrk(w[i], "<=>"))
-                        return log_error_errno(-EINVAL,
-                                               "%s:%u: '%s': write a version constraint as NAME OP VERSION, with "
-                                               "spaces (OP is =, <, <=, > or >=)",
-                                               file, line, w[i]);
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "'%s': write a version constraint as NAME OP VERSION, with spaces (OP "
+                                            "is =, <, <=, > or >=)",
+                                            w[i]);
                 if (w[i + 1] && version_operator(w[i + 1])) {
                         if (!w[i + 2] || strpbrk(w[i + 2], "<=>"))
-                                return log_error_errno(-EINVAL, "%s:%u: '%s %s' lacks the version after '%s'", file,
-                                                       line, w[i], w[i + 1], w[i + 1]);
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "'%s %s' lacks the version after '%s'", w[i], w[i + 1], w[i + 1]);
                         spec = strdup_printf("%s %s %s", w[i], w[i + 1], w[i + 2]);
                         i += 2;
                 } else
                         spec = strdup(w[i]);
                 if (strv_consume(&d->packages, spec) < 0)
-                        return log_oom();
+                        return -ENOMEM;
         }
         return 0;
 }
 
 /* The repository of section "[repo ID]", added (gpgcheck on) at its first key. */
-static int repo_get(ImageDef *d, const char *file, unsigned line, const char *id, RepoDef **ret) {
+static int repo_get(ImageDef *d, const char *file, unsigned line, const char *id, RepoDef **ret, Error *error) {
         RepoDef *n;
 
         for (size_t i = 0; i < d->n_repos; i++)
@@ -151,15 +152,15 @@ static int repo_get(ImageDef *d, const char *file, unsigned line, const char *id
                         return 0;
                 }
         if (!image_name_valid(id))
-                return log_error_errno(-EINVAL, "%s:%u: invalid repository id '%s'", file, line, id);
+                return error_set_at(error, -EINVAL, file, line, "invalid repository id '%s'", id);
         n = realloc(d->repos, sizeof(RepoDef) * (d->n_repos + 1));
         if (!n)
-                return log_oom();
+                return -ENOMEM;
         d->repos = n;
         n = &d->repos[d->n_repos];
         *n = (RepoDef) { .id = strdup(id), .gpgcheck = true, .line = line };
         if (!n->id)
-                return log_oom();
+                return -ENOMEM;
         d->n_repos++;
         *ret = n;
         return 0;
@@ -179,27 +180,26 @@ static int parse_bool(const char *v) {
 }
 
 static int handle_repo_key(ParseState *st, const char *file, unsigned line, const char *id, const char *key,
-                           const char *value) {
+                           const char *value, Error *error) {
         RepoDef *repo = NULL;
         int r;
 
-        r = repo_get(st->def, file, line, id, &repo);
+        r = repo_get(st->def, file, line, id, &repo, error);
         if (r < 0)
                 return r;
         if (streq(key, "baseurl")) {
                 if (repo->baseurl)
-                        return log_error_errno(-EINVAL, "%s:%u: repository '%s' has a second baseurl", file, line,
-                                               id);
+                        return error_set_at(error, -EINVAL, file, line, "repository '%s' has a second baseurl", id);
                 r = make_url(st->dir, value, &repo->baseurl);
                 if (r == -EPROTONOSUPPORT)
-                        return log_error_errno(r, "%s:%u: unsupported URL '%s' (file://, http:// or https://)",
-                                               file, line, value);
-                return r < 0 ? log_oom() : 0;
+                        return error_set_at(error, r, file, line,
+                                            "unsupported URL '%s' (file://, http:// or https://)", value);
+                return r < 0 ? -ENOMEM : 0;
         }
         if (streq(key, "gpgcheck")) {
                 r = parse_bool(value);
                 if (r < 0)
-                        return log_error_errno(r, "%s:%u: invalid gpgcheck '%s' (1 or 0)", file, line, value);
+                        return error_set_at(error, r, file, line, "invalid gpgcheck '%s' (1 or 0)", value);
                 repo->gpgcheck = r;
                 return 0;
         }
@@ -207,36 +207,33 @@ static int handle_repo_key(ParseState *st, const char *file, unsigned line, cons
                 _cleanup_strv_free_ char **words = strv_split_words(value);
 
                 if (!words)
-                        return log_oom();
+                        return -ENOMEM;
                 if (repo->gpgkeys)
-                        return log_error_errno(-EINVAL,
-                                               "%s:%u: repository '%s' has a second gpgkey (list several keys on "
-                                               "one line)",
-                                               file, line, id);
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "repository '%s' has a second gpgkey (list several keys on one line)", id);
                 if (!words[0])
-                        return log_error_errno(-EINVAL, "%s:%u: gpgkey names no key", file, line);
+                        return error_set_at(error, -EINVAL, file, line, "gpgkey names no key");
                 repo->gpgkeys = calloc(1, sizeof(char *));
                 if (!repo->gpgkeys)
-                        return log_oom();
+                        return -ENOMEM;
                 for (char **w = words; *w; w++) {
                         char *url = NULL;
 
                         r = make_url(st->dir, *w, &url);
                         if (r == -EPROTONOSUPPORT)
-                                return log_error_errno(r,
-                                                       "%s:%u: unsupported gpgkey '%s' (a path, file://, http:// or "
-                                                       "https://)",
-                                                       file, line, *w);
+                                return error_set_at(error, r, file, line,
+                                                    "unsupported gpgkey '%s' (a path, file://, http:// or https://)",
+                                                    *w);
                         if (r < 0 || strv_consume(&repo->gpgkeys, url) < 0)
-                                return log_oom();
+                                return -ENOMEM;
                 }
                 return 0;
         }
-        return log_error_errno(-EINVAL, "%s:%u: unknown key '%s' in section '[repo %s]'", file, line, key, id);
+        return error_set_at(error, -EINVAL, file, line, "unknown key '%s' in section '[repo %s]'", key, id);
 }
 
 static int handle_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
-                      void *userdata) {
+                      void *userdata, Error *error) {
         ParseState *st = userdata;
         ImageDef *d = st->def;
         const char *repo_id;
@@ -244,10 +241,8 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
         if (streq(section, "image")) {
                 if (streq(key, "name")) {
                         if (!image_name_valid(value))
-                                return log_error_errno(-EINVAL,
-                                                       "%s:%u: invalid image name '%s' (a name is " IMAGE_NAME_RULE
-                                                       ")",
-                                                       file, line, value);
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "invalid image name '%s' (a name is " IMAGE_NAME_RULE ")", value);
                         st->line_name = line;
                         return replace_string(&d->name, value);
                 }
@@ -259,54 +254,55 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
                         return replace_string(&d->arch, value);
                 if (streq(key, "min-from-version")) {
                         if (!image_version_valid(value))
-                                return log_error_errno(-EINVAL,
-                                                       "%s:%u: invalid min-from-version '%s' (a version is "
-                                                       IMAGE_VERSION_RULE ")",
-                                                       file, line, value);
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "invalid min-from-version '%s' (a version is " IMAGE_VERSION_RULE
+                                                    ")",
+                                                    value);
                         return replace_string(&d->min_from_version, value);
                 }
         } else if (streq(section, "packages")) {
                 if (streq(key, "install"))
-                        return add_install(d, file, line, value);
+                        return add_install(d, file, line, value, error);
         } else if ((repo_id = startswith(section, "repo "))) {
-                return handle_repo_key(st, file, line, repo_id, key, value);
+                return handle_repo_key(st, file, line, repo_id, key, value, error);
         } else if (streq(section, "boot")) {
                 if (streq(key, "cmdline"))
                         return replace_string(&d->cmdline, value);
                 if (streq(key, "initramfs-modules")) {
                         strv_free(d->initramfs_modules);
                         d->initramfs_modules = strv_split_words(value);
-                        return d->initramfs_modules ? 0 : log_oom();
+                        return d->initramfs_modules ? 0 : -ENOMEM;
                 }
         } else if (streq(section, "disk")) {
                 if (streq(key, "esp-size"))
-                        return parse_size_key(file, line, key, value, &d->esp_size);
+                        return parse_size_key(file, line, key, value, &d->esp_size, error);
                 if (streq(key, "root-size"))
-                        return parse_size_key(file, line, key, value, &d->root_size);
+                        return parse_size_key(file, line, key, value, &d->root_size, error);
                 if (streq(key, "var-size"))
-                        return parse_size_key(file, line, key, value, &d->var_size);
+                        return parse_size_key(file, line, key, value, &d->var_size, error);
         } else if (streq(section, "rootfs")) {
                 if (streq(key, "type")) {
                         RootfsType t = rootfs_type_from_string(value);
                         if (t < 0)
-                                return log_error_errno(-EINVAL, "%s:%u: unknown rootfs type '%s' (erofs or squashfs)",
-                                                       file, line, value);
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "unknown rootfs type '%s' (erofs or squashfs)", value);
                         d->rootfs_type = t;
                         return 0;
                 }
                 if (streq(key, "rpmdb")) {
                         if (value[0] != '/' || strstr(value, ".."))
-                                return log_error_errno(-EINVAL, "%s:%u: rpmdb must be an absolute path without '..'",
-                                                       file, line);
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "rpmdb must be an absolute path without '..'");
                         return replace_string(&d->rpmdb_path, value);
                 }
         } else
-                return log_error_errno(-EINVAL, "%s:%u: unknown section '[%s]'", file, line, section);
+                return error_set_at(error, -EINVAL, file, line, "unknown section '[%s]'", section);
 
-        return log_error_errno(-EINVAL, "%s:%u: unknown key '%s' in section '[%s]'", file, line, key, section);
+        return error_set_at(error, -EINVAL, file, line, "unknown key '%s' in section '[%s]'", key, section);
 }
 
-int image_def_load(const char *path, const char *version_override, ImageDef **ret) {
+/* image_def_load(), its one error in error. */
+static int image_def_parse(const char *path, const char *version_override, ImageDef **ret, Error *error) {
         _cleanup_image_def_free_ ImageDef *d = NULL;
         _cleanup_free_ char *copy = NULL;
         ParseState st = {};
@@ -315,7 +311,7 @@ int image_def_load(const char *path, const char *version_override, ImageDef **re
         d = calloc(1, sizeof(*d));
         copy = strdup(path);
         if (!d || !copy)
-                return log_oom();
+                return error_set(error, -ENOMEM, "out of memory");
         d->path = strdup(path);
         d->arch = strdup("x86_64");
         d->rpmdb_path = strdup("/usr/lib/sysimage/rpm");
@@ -326,53 +322,59 @@ int image_def_load(const char *path, const char *version_override, ImageDef **re
         d->var_size = 64ULL << 20;
         d->rootfs_type = ROOTFS_EROFS;
         if (!d->path || !d->arch || !d->rpmdb_path || !d->cmdline || !d->packages)
-                return log_oom();
+                return error_set(error, -ENOMEM, "out of memory");
 
         st.def = d;
         st.dir = dirname(copy);
-        r = ini_parse_file(path, handle_key, &st);
+        r = ini_parse_file(path, handle_key, &st, error);
         if (r < 0)
                 return r;
 
         if (version_override) {
                 r = replace_string(&d->version, version_override);
                 if (r < 0)
-                        return r;
+                        return error_set(error, r, "out of memory");
                 st.line_version = 0;
         }
         if (!d->name)
-                return log_error_errno(-EINVAL, "%s: [image] name is missing", path);
+                return error_set_at(error, -EINVAL, path, 0, "[image] name is missing");
         if (!d->version)
-                return log_error_errno(-EINVAL, "%s: [image] version is missing (or pass --image-version)", path);
+                return error_set_at(error, -EINVAL, path, 0, "[image] version is missing (or pass --image-version)");
         /* One rule for builder, server and agent: an image that cannot be
          * installed is never built. */
         if (!image_version_valid(d->version)) {
                 if (st.line_version)
-                        return log_error_errno(-EINVAL, "%s:%u: invalid version '%s' (a version is " IMAGE_VERSION_RULE
-                                                        ")",
-                                               path, st.line_version, d->version);
-                return log_error_errno(-EINVAL, "invalid --image-version '%s' (a version is " IMAGE_VERSION_RULE ")",
-                                       d->version);
+                        return error_set_at(error, -EINVAL, path, st.line_version,
+                                            "invalid version '%s' (a version is " IMAGE_VERSION_RULE ")", d->version);
+                return error_set(error, -EINVAL, "invalid --image-version '%s' (a version is " IMAGE_VERSION_RULE ")",
+                                 d->version);
         }
         if (strv_length(d->packages) == 0)
-                return log_error_errno(-EINVAL, "%s: [packages] install lists no package", path);
+                return error_set_at(error, -EINVAL, path, 0, "[packages] install lists no package");
         if (d->n_repos == 0)
-                return log_error_errno(-EINVAL, "%s: no [repo ID] section with a baseurl", path);
+                return error_set_at(error, -EINVAL, path, 0, "no [repo ID] section with a baseurl");
         for (size_t i = 0; i < d->n_repos; i++) {
                 const RepoDef *repo = &d->repos[i];
 
                 if (!repo->baseurl)
-                        return log_error_errno(-EINVAL, "%s:%u: repository '%s' has no baseurl", path, repo->line,
-                                               repo->id);
+                        return error_set_at(error, -EINVAL, path, repo->line, "repository '%s' has no baseurl",
+                                            repo->id);
                 if (repo->gpgcheck && !repo->gpgkeys)
-                        return log_error_errno(-EINVAL,
-                                               "%s:%u: repository '%s' has gpgcheck on but no gpgkey: list the keys "
-                                               "its packages are signed with (gpgkey = PATH or URL), or set gpgcheck "
-                                               "= 0",
-                                               path, repo->line, repo->id);
+                        return error_set_at(error, -EINVAL, path, repo->line,
+                                            "repository '%s' has gpgcheck on but no gpgkey: list the keys its "
+                                            "packages are signed with (gpgkey = PATH or URL), or set gpgcheck = 0",
+                                            repo->id);
         }
         strv_sort_unique(d->packages);
 
         *ret = TAKE_PTR(d);
         return 0;
+}
+
+int image_def_load(const char *path, const char *version_override, ImageDef **ret) {
+        _cleanup_error_ Error e = {};
+        int r;
+
+        r = image_def_parse(path, version_override, ret, &e);
+        return r < 0 ? error_log(&e) : r;
 }

@@ -63,6 +63,7 @@ bool conftab_is_set(const ConfKey *keys, size_t n, const ConfOrigin *origin, siz
 }
 
 int conftab_error(const ConfKey *keys, size_t n, const ConfOrigin *origin, size_t offset, const char *format, ...) {
+        _cleanup_error_ Error e = {};
         _cleanup_free_ char *msg = NULL;
         unsigned line;
         va_list ap;
@@ -76,12 +77,14 @@ int conftab_error(const ConfKey *keys, size_t n, const ConfOrigin *origin, size_
                 return log_oom();
         line = origin_line(keys, n, origin, offset, &i);
         if (line == CONF_LINE_FLAG)
-                return log_error_errno(-EINVAL, "--%s: %s", keys[i].flag, msg);
-        if (line > 0 && origin->file)
-                return log_error_errno(-EINVAL, "%s:%u: %s", origin->file, line, msg);
-        if (i < n)
-                return log_error_errno(-EINVAL, "%s (the default of %s in [%s])", msg, keys[i].key, keys[i].section);
-        return log_error_errno(-EINVAL, "%s", msg);
+                error_set(&e, -EINVAL, "--%s: %s", keys[i].flag, msg);
+        else if (line > 0 && origin->file)
+                error_set_at(&e, -EINVAL, origin->file, line, "%s", msg);
+        else if (i < n)
+                error_set(&e, -EINVAL, "%s (the default of %s in [%s])", msg, keys[i].key, keys[i].section);
+        else
+                error_set(&e, -EINVAL, "%s", msg);
+        return error_log(&e);
 }
 
 /* Stores value into the field of k; -EINVAL with *ret_why when malformed. */
@@ -124,7 +127,7 @@ typedef struct LoadContext {
 } LoadContext;
 
 static int on_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
-                  void *userdata) {
+                  void *userdata, Error *error) {
         LoadContext *ctx = userdata;
         bool section_known = false;
 
@@ -140,19 +143,21 @@ static int on_key(const char *file, unsigned line, const char *section, const ch
                         continue;
                 r = key_set(ctx->config, k, value, &why);
                 if (r == -EINVAL)
-                        return log_error_errno(r, "%s:%u: '%s': %s: \"%s\"", file, line, key, why, value);
+                        return error_set_at(error, r, file, line, "'%s': %s: \"%s\"", key, why, value);
                 if (r >= 0)
                         r = origin_set(ctx->origin, ctx->n, i, line);
                 return r;
         }
         if (!section_known)
-                return log_error_errno(-EINVAL, "%s:%u: unknown section '[%s]'", file, line, section);
-        return log_error_errno(-EINVAL, "%s:%u: unknown key '%s' in [%s]", file, line, key, section);
+                return error_set_at(error, -EINVAL, file, line, "unknown section '[%s]'", section);
+        return error_set_at(error, -EINVAL, file, line, "unknown key '%s' in [%s]", key, section);
 }
 
 int conftab_load(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *path,
                  bool must_exist) {
         LoadContext ctx = { keys, n, config, origin };
+        _cleanup_error_ Error e = {};
+        int r;
 
         if (!must_exist && access(path, F_OK) < 0 && errno == ENOENT)
                 return 0;
@@ -163,7 +168,9 @@ int conftab_load(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin
                 free(origin->file);
                 origin->file = copy;
         }
-        return ini_parse_file(path, on_key, &ctx);
+        /* The daemons' configuration ends here: its one error is logged. */
+        r = ini_parse_file(path, on_key, &ctx, &e);
+        return r < 0 ? error_log(&e) : r;
 }
 
 int conftab_apply_flag(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *flag,

@@ -2,7 +2,6 @@
 #include <strings.h>
 
 #include "ini.h"
-#include "log.h"
 #include "util.h"
 
 #define INI_LINE_MAX 4096
@@ -36,7 +35,7 @@ static void cut_comment(char *l) {
         *w = 0;
 }
 
-int ini_parse_string(const char *name, const char *text, IniHandler handler, void *userdata) {
+int ini_parse_string(const char *name, const char *text, IniHandler handler, void *userdata, Error *error) {
         char section[256] = "";
         unsigned line = 0;
         const char *p = text;
@@ -49,8 +48,7 @@ int ini_parse_string(const char *name, const char *text, IniHandler handler, voi
 
                 line++;
                 if (n > INI_LINE_MAX)
-                        return log_error_errno(-EBADMSG, "%s:%u: line longer than %d bytes", name, line,
-                                               INI_LINE_MAX);
+                        return error_set_at(error, -EBADMSG, name, line, "line longer than %d bytes", INI_LINE_MAX);
                 memcpy(buf, p, n);
                 buf[n] = 0;
                 p += n;
@@ -66,12 +64,11 @@ int ini_parse_string(const char *name, const char *text, IniHandler handler, voi
                 if (*l == '[') {
                         char *end = strchr(l, ']');
                         if (!end || end[1] != 0)
-                                return log_error_errno(-EBADMSG, "%s:%u: malformed section header '%s'", name,
-                                                       line, l);
+                                return error_set_at(error, -EBADMSG, name, line, "malformed section header '%s'", l);
                         *end = 0;
                         l = strip(l + 1);
                         if (*l == 0 || strlen(l) >= sizeof(section))
-                                return log_error_errno(-EBADMSG, "%s:%u: bad section name", name, line);
+                                return error_set_at(error, -EBADMSG, name, line, "bad section name");
                         /* Collapse inner runs of blanks so "[repo   x]" == "[repo x]". */
                         {
                                 size_t j = 0;
@@ -85,22 +82,25 @@ int ini_parse_string(const char *name, const char *text, IniHandler handler, voi
 
                 eq = strchr(l, '=');
                 if (!eq)
-                        return log_error_errno(-EBADMSG, "%s:%u: expected 'key = value', got '%s'", name, line,
-                                               l);
+                        return error_set_at(error, -EBADMSG, name, line, "expected 'key = value', got '%s'", l);
                 *eq = 0;
                 key = strip(l);
                 value = strip(eq + 1);
                 if (*key == 0)
-                        return log_error_errno(-EBADMSG, "%s:%u: empty key", name, line);
+                        return error_set_at(error, -EBADMSG, name, line, "empty key");
 
-                r = handler(name, line, section, key, value, userdata);
-                if (r < 0)
+                r = handler(name, line, section, key, value, userdata, error);
+                if (r < 0) {
+                        /* A handler that did not say why: the line at least. */
+                        if (error && error->code == 0)
+                                error_set_at(error, r, name, line, "%m");
                         return r;
+                }
         }
         return 0;
 }
 
-int ini_parse_file(const char *path, IniHandler handler, void *userdata) {
+int ini_parse_file(const char *path, IniHandler handler, void *userdata, Error *error) {
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
@@ -108,23 +108,23 @@ int ini_parse_file(const char *path, IniHandler handler, void *userdata) {
 
         f = fopen(path, "re");
         if (!f)
-                return log_error_errno(negative_errno(), "cannot open '%s': %m", path);
+                return error_set(error, negative_errno(), "cannot open '%s': %m", path);
         /* Configuration files are small; refuse anything absurd. */
         if (fseek(f, 0, SEEK_END) < 0 || (len = ftell(f)) < 0)
-                return log_error_errno(negative_errno(), "cannot read '%s': %m", path);
+                return error_set(error, negative_errno(), "cannot read '%s': %m", path);
         if (len > 1024 * 1024)
-                return log_error_errno(-EFBIG, "'%s' is larger than 1 MiB", path);
+                return error_set(error, -EFBIG, "'%s' is larger than 1 MiB", path);
         rewind(f);
         text = malloc((size_t) len + 1);
         if (!text)
-                return log_oom();
+                return error_set(error, -ENOMEM, "out of memory");
         size = fread(text, 1, (size_t) len, f);
         if (ferror(f))
-                return log_error_errno(-EIO, "cannot read '%s'", path);
+                return error_set(error, -EIO, "cannot read '%s'", path);
         text[size] = 0;
         if (memchr(text, 0, size))
-                return log_error_errno(-EBADMSG, "%s: contains a NUL byte", path);
-        return ini_parse_string(path, text, handler, userdata);
+                return error_set_at(error, -EBADMSG, path, 0, "contains a NUL byte");
+        return ini_parse_string(path, text, handler, userdata, error);
 }
 
 int parse_boolean(const char *v) {

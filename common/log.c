@@ -38,8 +38,7 @@ LogLevel log_level_from_string(const char *s) {
         return _LOG_LEVEL_INVALID;
 }
 
-/* Expands %m ourselves so that the error passed in, not errno, is printed. */
-static void format_message(char *buf, size_t size, int error, const char *format, va_list ap) {
+void log_format_message(char *buf, size_t size, int error, const char *format, va_list ap) {
         char fmt[1024];
         size_t j = 0;
 
@@ -76,7 +75,7 @@ int log_full(LogLevel level, int error, const char *format, ...) {
                 return error;
 
         va_start(ap, format);
-        format_message(msg, sizeof(msg), error, format, ap);
+        log_format_message(msg, sizeof(msg), error, format, ap);
         va_end(ap);
 
         if (json_output) {

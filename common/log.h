@@ -2,6 +2,8 @@
  * per line for daemons (journald-friendly). */
 #pragma once
 
+#include <stdarg.h>
+
 #include "macro.h"
 
 typedef enum LogLevel {
@@ -23,6 +25,10 @@ LogLevel log_level_from_string(const char *s);
 /* Writes one message. Returns error (a negative errno, or 0) so callers can
  * `return log_error_errno(r, ...)`. "%m" in format expands to strerror(-error). */
 int log_full(LogLevel level, int error, const char *format, ...) _printf_(3, 4);
+
+/* Formats a message as log_full() does (vsnprintf into buf, truncated to
+ * size), "%m" expanding to strerror(-error) rather than errno's. */
+void log_format_message(char *buf, size_t size, int error, const char *format, va_list ap);
 
 #define log_error(...) log_full(LOG_LEVEL_ERROR, 0, __VA_ARGS__)
 #define log_warning(...) log_full(LOG_LEVEL_WARNING, 0, __VA_ARGS__)

@@ -9,7 +9,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int accept_all(const char *file, unsigned line, const char *section, const char *key, const char *value,
-                      void *userdata) {
+                      void *userdata, Error *error) {
+        (void) error;
         (void) file;
         (void) line;
         (*(size_t *) userdata) += strlen(section) + strlen(key) + strlen(value);
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         text = strndup((const char *) data, size);
         if (!text)
                 return 0;
-        ini_parse_string("fuzz", text, accept_all, &total);
+        ini_parse_string("fuzz", text, accept_all, &total, NULL);
 
         /* The same bytes as a definition file. */
         fd = mkstemp(path);
