@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "bootentry.h"
+#include "checkin.h"
 #include "crashpoint.h"
 #include "cycle.h"
 #include "fileio.h"
@@ -54,49 +55,55 @@ static json_t *slots_json(Agent *a) {
         return o;
 }
 
-int agent_checkin(Agent *a, json_t *health, json_t **ret_desired) {
+int agent_checkin(Agent *a, json_t *health, DesiredImage *ret_desired) {
+        _cleanup_(checkin_reply_release) CheckinReply answer = {};
+        _cleanup_json_ json_t *slots = slots_json(a), *body = NULL, *reply = NULL;
         _cleanup_free_ char *path = NULL, *id = NULL;
         SlotInfo *cur = state_slot(&a->state, a->booted_slot);
-        char slot[2] = { a->booted_slot, 0 };
-        json_t *body, *reply = NULL;
+        _cleanup_error_ Error e = {};
         int r;
 
         if (!a->api || !a->state.host_id || !a->state.token)
                 return -ENOTCONN;
         id = api_escape(a->state.host_id);
         path = id ? strdup_printf("/v1/hosts/%s/checkin", id) : NULL;
-        if (!path)
+        if (!path || !slots)
                 return -ENOMEM;
-        body = json_pack("{s:s, s:s?, s:s?, s:s, s:o, s:s?, s:s?}", "state",
-                         a->state.reported ? a->state.reported : "healthy", "version", cur->complete ? cur->version : NULL,
-                         "image", cur->complete ? cur->image : NULL, "booted_slot", slot, "slots", slots_json(a),
-                         "message", a->state.message, "failed_image", a->state.failed_image);
-        if (!body)
-                return -ENOMEM;
-        if (health)
-                json_object_set(body, "health", health);
+        const CheckinRequest req = {
+                .state = a->state.reported ? host_state_from_string(a->state.reported) : HOST_HEALTHY,
+                .version = cur->complete ? cur->version : NULL,
+                .image = cur->complete ? cur->image : NULL,
+                .booted_slot = a->booted_slot,
+                .slots = slots,
+                .health = health,
+                .message = a->state.message,
+                .failed_image = a->state.failed_image,
+        };
+        r = checkin_request_to_json(&req, &body, &e);
+        if (r < 0)
+                return log_warning_errno(r, "check-in: %s", strempty(e.message));
         r = api_client_set_token(a->api, a->state.token);
         if (r >= 0)
                 r = api_request(a->api, "POST", path, body, NULL, &reply);
-        json_decref(body);
         if (r < 0) {
                 log_warning("check-in: %s", api_client_error(a->api));
                 return r;
         }
-        json_int_t interval = json_integer_value(json_object_get(reply, "checkin_interval"));
-        if (interval > 0 && a->config.checkin_interval == 0)
-                a->checkin_interval = (uint64_t) interval;
+        r = checkin_reply_from_json(reply, &answer, &e);
+        if (r < 0)
+                return log_warning_errno(r, "check-in: the server's answer: %s", strempty(e.message));
+        if (answer.checkin_interval > 0 && a->config.checkin_interval == 0)
+                a->checkin_interval = answer.checkin_interval;
         if (ret_desired) {
-                json_t *d = json_object_get(reply, "desired");
-                *ret_desired = json_incref(d ? d : json_null());
+                *ret_desired = answer.desired;
+                answer.desired = (DesiredImage) {};
         }
-        json_decref(reply);
         return 0;
 }
 
 /* How long a lease request may wait at the server for a place to free up:
  * at most this, and no longer than a check-in interval. */
-#define LEASE_WAIT_MAX_SEC 20u
+#define LEASE_WAIT_SEC 20u
 
 /* How the refusal of a downgrade without the rollback mark begins: such an
  * image is not tried again until the server marks it a rollback. */
@@ -109,41 +116,48 @@ int agent_checkin(Agent *a, json_t *health, json_t **ret_desired) {
  * right away. */
 static int lease(Agent *a, const char *method, bool wait, uint64_t *ret_retry) {
         _cleanup_free_ char *path = NULL, *id = api_escape(a->state.host_id);
-        json_t *reply = NULL, *body;
+        _cleanup_(lease_reply_release) LeaseReply answer = {};
+        _cleanup_json_ json_t *reply = NULL, *body = NULL;
+        _cleanup_error_ Error e = {};
+        bool acquire = streq(method, "POST");
+        uint64_t retry;
         int r;
 
         path = id ? strdup_printf("/v1/hosts/%s/lease", id) : NULL;
         if (!path)
                 return -ENOMEM;
-        if (streq(method, "POST"))
-                body = json_pack("{s:I}", "wait", (json_int_t) (wait ? MIN(a->checkin_interval, LEASE_WAIT_MAX_SEC) : 0));
-        else
-                body = json_pack("{s:I}", "epoch", (json_int_t) a->state.lease_epoch);
+        if (acquire) {
+                LeaseRequest req = { .wait = wait ? MIN(a->checkin_interval, LEASE_WAIT_SEC) : 0 };
+                r = lease_request_to_json(&req, &body, &e);
+        } else
+                r = lease_release_to_json(&(LeaseRelease) { .epoch = a->state.lease_epoch }, &body, &e);
+        if (r < 0)
+                return log_warning_errno(r, "lease: %s", strempty(e.message));
         r = api_request(a->api, method, path, body, NULL, &reply);
-        json_decref(body);
         if (r < 0) {
                 log_warning("lease: %s", api_client_error(a->api));
                 return r;
         }
-        if (streq(method, "DELETE")) {
-                json_decref(reply);
+        if (!acquire) {
+                LeaseReleaseReply released;
+
+                /* Given back or not (a stale epoch), the host holds none now. */
+                if (lease_release_reply_from_json(reply, &released, NULL) >= 0 && !released.released)
+                        log_debug("lease %" PRIu64 ": the server held none to give back", a->state.lease_epoch);
                 return 1;
         }
-        if (json_is_true(json_object_get(reply, "granted"))) {
-                a->state.lease_epoch = (uint64_t) json_integer_value(json_object_get(reply, "epoch"));
-                json_decref(reply);
+        r = lease_reply_from_json(reply, &answer, &e);
+        if (r < 0)
+                return log_warning_errno(r, "lease: the server's answer: %s", strempty(e.message));
+        if (answer.granted) {
+                a->state.lease_epoch = answer.epoch;
                 return 1;
         }
-        json_int_t retry = json_integer_value(json_object_get(reply, "retry_after"));
-        json_int_t waited = json_integer_value(json_object_get(reply, "waited"));
-        if (waited > 0)
-                retry = 0;
-        log_info("lease refused%s%s: %s; asking again in %" PRIi64 " s", waited > 0 ? " after waiting " : "",
-                 waited > 0 ? "at the server" : "", strempty(json_string_value(json_object_get(reply, "reason"))),
-                 (int64_t) retry);
+        retry = answer.waited > 0 ? 0 : answer.retry_after;
+        log_info("lease refused%s%s: %s; asking again in %" PRIu64 " s", answer.waited > 0 ? " after waiting " : "",
+                 answer.waited > 0 ? "at the server" : "", strempty(answer.reason), retry);
         if (ret_retry)
-                *ret_retry = retry > 0 || waited > 0 ? (uint64_t) retry : 30;
-        json_decref(reply);
+                *ret_retry = retry > 0 || answer.waited > 0 ? retry : 30;
         return 0;
 }
 
@@ -187,11 +201,9 @@ static int fetch_file(Agent *a, const char *hex, const char *path) {
         return fsync_parent_dir(path);
 }
 
-int agent_fetch_manifest(Agent *a, json_t *desired, Manifest **ret, char **ret_error) {
-        const char *mhex = json_string_value(json_object_get(desired, "manifest"));
-        const char *shex = json_string_value(json_object_get(desired, "signature"));
-        const char *image = json_string_value(json_object_get(desired, "image"));
-        bool rollback = json_is_true(json_object_get(desired, "rollback"));
+int agent_fetch_manifest(Agent *a, const DesiredImage *desired, Manifest **ret, char **ret_error) {
+        const char *mhex = desired->manifest, *shex = desired->signature, *image = desired->image;
+        bool rollback = desired->rollback;
         SlotInfo *cur = state_slot(&a->state, a->booted_slot);
         HttpOptions opts = { .ca_file = a->config.ca_file };
         _cleanup_free_ char *murl = NULL, *surl = NULL, *mdata = NULL, *sdata = NULL, *key = NULL;
@@ -337,10 +349,10 @@ static int next_gen(Agent *a, unsigned *ret) {
 }
 
 /* Stages the desired image: manifest, slot, kernel and initrd, entry. */
-static int stage(Agent *a, json_t *desired, char **ret_error) {
+static int stage(Agent *a, const DesiredImage *desired, char **ret_error) {
         _cleanup_manifest_free_ Manifest *m = NULL;
         _cleanup_free_ char *url = NULL, *kpath = NULL, *ipath = NULL;
-        const char *image = json_string_value(json_object_get(desired, "image"));
+        const char *image = desired->image;
         const ManifestArtifact *rootfs, *kernel, *initrd;
         char target = other_slot(a->booted_slot);
         SlotInfo *ts = state_slot(&a->state, target);
@@ -357,11 +369,11 @@ static int stage(Agent *a, json_t *desired, char **ret_error) {
                 agent_state_clear_target(&a->state);
                 a->state.phase = PHASE_STAGING;
                 if (state_set(&a->state.target_image, image) < 0 || state_set(&a->state.target_version, m->version) < 0 ||
-                    state_set(&a->state.target_manifest, json_string_value(json_object_get(desired, "manifest"))) < 0 ||
-                    state_set(&a->state.target_signature, json_string_value(json_object_get(desired, "signature"))) < 0)
+                    state_set(&a->state.target_manifest, desired->manifest) < 0 ||
+                    state_set(&a->state.target_signature, desired->signature) < 0)
                         return -ENOMEM;
                 a->state.target_slot = target;
-                a->state.target_rollback = json_is_true(json_object_get(desired, "rollback"));
+                a->state.target_rollback = desired->rollback;
         }
         /* The slot is about to change: first nothing may boot it, then the
          * state stops calling it complete. */
@@ -654,7 +666,7 @@ int agent_start(Agent *a) {
 
 int agent_round(Agent *a) {
         _cleanup_free_ char *error = NULL;
-        _cleanup_json_ json_t *desired = NULL;
+        _cleanup_(desired_image_release) DesiredImage desired = {};
         const char *image;
         uint64_t retry = 0;
         int r;
@@ -671,7 +683,7 @@ int agent_round(Agent *a) {
                 a->state.lease_epoch = 0;
                 (void) agent_save(a);
         }
-        image = json_string_value(json_object_get(desired, "image"));
+        image = desired.image;
         if (image && streq_ptr(image, state_slot(&a->state, a->booted_slot)->image)) {
                 /* What runs is what is wanted: nothing to do, and an earlier
                  * failure (or an update the server gave up) is history. */
@@ -686,7 +698,7 @@ int agent_round(Agent *a) {
         }
         /* A downgrade refused because it was not marked a rollback is tried
          * again once the server marks it one. */
-        if (image && streq_ptr(image, a->state.failed_image) && json_is_true(json_object_get(desired, "rollback")) &&
+        if (image && streq_ptr(image, a->state.failed_image) && desired.rollback &&
             startswith(strempty(a->state.failed_reason), DOWNGRADE_REFUSED))
                 state_set(&a->state.failed_image, NULL);
         if (!image || streq_ptr(image, a->state.failed_image))
@@ -697,7 +709,7 @@ int agent_round(Agent *a) {
         }
         if (a->state.phase == PHASE_IDLE || a->state.phase == PHASE_STAGING ||
             !streq_ptr(a->state.target_image, image)) {
-                r = stage(a, desired, &error);
+                r = stage(a, &desired, &error);
                 if (http_error_unreachable(r)) {
                         /* The server went away mid-download: no failure of the
                          * image; the next round resumes. */

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "checkin.h"
 #include "hoststate.h"
 
 struct Manifest;
@@ -39,16 +40,16 @@ int agent_save(Agent *a);
 int agent_set_report(Agent *a, HostState state, const char *message);
 
 /* Sends a check-in with the state, slots and (may be NULL) a health
- * report; *ret_desired (may be NULL) gets the server's "desired" (a new
- * reference, JSON null when nothing is wanted). -ENOTCONN when not
- * registered. */
-int agent_checkin(Agent *a, json_t *health, json_t **ret_desired);
+ * report; *ret_desired (may be NULL) gets the server's desired image (its
+ * image NULL when nothing is wanted; the caller releases it). -ENOTCONN
+ * when not registered, -EBADMSG when the server's answer is malformed. */
+int agent_checkin(Agent *a, json_t *health, DesiredImage *ret_desired);
 
 /* Fetches the desired image's manifest and signature and checks them: the
  * manifest is the image, the signature verifies against a trusted key, the
  * architecture is ours, it is no downgrade unless a rollback, and it has a
  * rootfs, kernel and initrd. ret_error gets the reason for the report. */
-int agent_fetch_manifest(Agent *a, json_t *desired, struct Manifest **ret, char **ret_error);
+int agent_fetch_manifest(Agent *a, const DesiredImage *desired, struct Manifest **ret, char **ret_error);
 
 /* URL of a blob on the server; caller frees. */
 char *agent_blob_url(Agent *a, const char *hex);

@@ -142,7 +142,7 @@ int agent_install(Agent *a) {
         _cleanup_manifest_free_ Manifest *m = NULL;
         _cleanup_close_ int fd = -1;
         const ManifestArtifact *art;
-        json_t *desired = NULL;
+        _cleanup_(desired_image_release) DesiredImage desired = {};
         uint64_t size = 0, end = 0;
         int r;
 
@@ -168,15 +168,13 @@ int agent_install(Agent *a) {
         r = agent_checkin(a, NULL, &desired);
         if (r < 0)
                 return log_error_errno(r, "install: check-in failed: %s", api_client_error(a->api));
-        if (!json_is_object(desired)) {
-                json_decref(desired);
+        if (!desired.image) {
                 (void) agent_set_report(a, HOST_FAILED, "no image is assigned to this host");
                 (void) agent_checkin(a, NULL, NULL);
                 return log_error_errno(-ENOENT, "install: the server assigns no image to this host");
         }
-        image_id = strdup(strempty(json_string_value(json_object_get(desired, "image"))));
-        r = agent_fetch_manifest(a, desired, &m, &error);
-        json_decref(desired);
+        image_id = strdup(desired.image);
+        r = image_id ? agent_fetch_manifest(a, &desired, &m, &error) : -ENOMEM;
         art = m ? manifest_find_artifact(m, "disk") : NULL;
         if (r >= 0 && !art) {
                 error = strdup_printf("image %s:%s has no disk artifact to install", m->name, m->version);

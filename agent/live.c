@@ -48,7 +48,6 @@ int agent_live(Agent *a) {
         _cleanup_manifest_free_ Manifest *m = NULL;
         _cleanup_close_ int fd = -1;
         const ManifestArtifact *art;
-        json_t *desired;
         int r;
 
         r = kernel_cmdline(&cmdline);
@@ -71,11 +70,8 @@ int agent_live(Agent *a) {
 
         /* The manifest is the image named, signed by a key of ours, for us:
          * the checks of an update. The rootfs is then checked against it. */
-        desired = json_pack("{s:s, s:s, s:s}", "image", image, "manifest", image, "signature", signature);
-        if (!desired)
-                return log_oom();
-        r = agent_fetch_manifest(a, desired, &m, &error);
-        json_decref(desired);
+        r = agent_fetch_manifest(a, &(DesiredImage) { .image = image, .manifest = image, .signature = signature }, &m,
+                                 &error);
         if (r < 0)
                 return log_error_errno(r, "live boot refused: %s", strempty(error));
         art = manifest_find_artifact(m, "rootfs");

@@ -2,6 +2,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "checkin.h"
 #include "coordinator.h"
 #include "enroll.h"
 #include "hash.h"
@@ -548,33 +549,7 @@ static enum MHD_Result handle_host_image(Request *req) {
 }
 
 const char *hosts_checkin_invalid(json_t *body) {
-        const char *state = json_string_value(json_object_get(body, "state"));
-        json_t *v;
-
-        if (host_state_from_string(state) < 0)
-                return "'state': not a host state";
-        v = json_object_get(body, "image");
-        if (v && !json_is_null(v) && !(json_is_string(v) && sha256_hex_valid(json_string_value(v))))
-                return "'image': expected an image ID or null";
-        v = json_object_get(body, "booted_slot");
-        if (v && !json_is_null(v) &&
-            !(json_is_string(v) && (streq(json_string_value(v), "a") || streq(json_string_value(v), "b"))))
-                return "'booted_slot': expected \"a\" or \"b\"";
-        v = json_object_get(body, "failed_image");
-        if (v && !json_is_null(v) && !(json_is_string(v) && sha256_hex_valid(json_string_value(v))))
-                return "'failed_image': expected an image ID or null";
-        v = json_object_get(body, "version");
-        if (v && !json_is_null(v) && !(json_is_string(v) && strlen(json_string_value(v)) <= 64))
-                return "'version': expected a string";
-        v = json_object_get(body, "message");
-        if (v && !json_is_null(v) && !(json_is_string(v) && strlen(json_string_value(v)) <= 4096))
-                return "'message': expected a string of at most 4096 bytes";
-        for (const char *const *k = (const char *const[]) { "slots", "health", "facts", NULL }; *k; k++) {
-                v = json_object_get(body, *k);
-                if (v && !json_is_null(v) && !json_is_object(v))
-                        return "'slots', 'health' and 'facts' must be objects";
-        }
-        return NULL;
+        return checkin_request_check(body);
 }
 
 static char *dump_or_null(json_t *v) {
