@@ -201,7 +201,7 @@ static int fetch_file(Agent *a, const char *hex, const char *path) {
         return fsync_parent_dir(path);
 }
 
-int agent_fetch_manifest(Agent *a, const DesiredImage *desired, Manifest **ret, char **ret_error) {
+int agent_fetch_manifest(Agent *a, const DesiredImage *desired, Manifest **ret, Error *error) {
         const char *mhex = desired->manifest, *shex = desired->signature, *image = desired->image;
         bool rollback = desired->rollback;
         SlotInfo *cur = state_slot(&a->state, a->booted_slot);
@@ -213,58 +213,43 @@ int agent_fetch_manifest(Agent *a, const DesiredImage *desired, Manifest **ret, 
         HttpError e = {};
         int r;
 
-        if (!mhex || !shex || !image || !sha256_hex_valid(mhex) || !sha256_hex_valid(shex)) {
-                *ret_error = strdup("the server's desired image is malformed");
-                return -EBADMSG;
-        }
+        /* Checked here too: a live boot's digests come from the kernel command line. */
+        if (!mhex || !shex || !image || !sha256_hex_valid(mhex) || !sha256_hex_valid(shex))
+                return error_set(error, -EBADMSG, "the server's desired image is malformed");
         murl = agent_blob_url(a, mhex);
         surl = agent_blob_url(a, shex);
         if (!murl || !surl)
-                return -ENOMEM;
+                return error_set(error, -ENOMEM, "out of memory");
         r = http_fetch_to_memory(murl, MANIFEST_SIZE_MAX, &opts, &mdata, &mn, &e);
         if (r >= 0)
                 r = http_fetch_to_memory(surl, 4096, &opts, &sdata, &sn, &e);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot fetch the manifest of %.12s: %s", image, e.message);
-                return r;
-        }
+        if (r < 0)
+                return error_set(error, r, "cannot fetch the manifest of %.12s: %s", image, e.message);
         manifest_id(mdata, mn, id);
-        if (!streq(id, mhex)) {
-                *ret_error = strdup_printf("the server sent a manifest that is not %.12s", mhex);
-                return -EBADMSG;
-        }
+        if (!streq(id, mhex))
+                return error_set(error, -EBADMSG, "the server sent a manifest that is not %.12s", mhex);
         r = sign_verify_dir(a->config.keys_dir, mdata, mn, (const uint8_t *) sdata, sn, &key);
-        if (r < 0) {
-                *ret_error = strdup_printf("the signature of image %.12s does not verify against any key in '%s'",
-                                           image, a->config.keys_dir);
-                return -EKEYREJECTED;
-        }
-        if (manifest_parse(mdata, mn, &m, err, sizeof err) < 0) {
-                *ret_error = strdup_printf("image %.12s: %s", image, err);
-                return -EBADMSG;
-        }
-        if (!streq(m->arch, a->config.arch)) {
-                *ret_error = strdup_printf("image %s:%s is for %s, this host is %s", m->name, m->version, m->arch,
-                                           a->config.arch);
-                return -ENOEXEC;
-        }
-        if (cur->complete && cur->version && bootentry_verscmp(m->version, cur->version) < 0 && !rollback) {
-                *ret_error = strdup_printf(DOWNGRADE_REFUSED " from %s to %s that the server did not mark as a "
-                                           "rollback",
-                                           cur->version, m->version);
-                return -EPERM;
-        }
+        if (r < 0)
+                return error_set(error, -EKEYREJECTED,
+                                 "the signature of image %.12s does not verify against any key in '%s'", image,
+                                 a->config.keys_dir);
+        if (manifest_parse(mdata, mn, &m, err, sizeof err) < 0)
+                return error_set(error, -EBADMSG, "image %.12s: %s", image, err);
+        if (!streq(m->arch, a->config.arch))
+                return error_set(error, -ENOEXEC, "image %s:%s is for %s, this host is %s", m->name, m->version,
+                                 m->arch, a->config.arch);
+        if (cur->complete && cur->version && bootentry_verscmp(m->version, cur->version) < 0 && !rollback)
+                return error_set(error, -EPERM,
+                                 DOWNGRADE_REFUSED " from %s to %s that the server did not mark as a rollback",
+                                 cur->version, m->version);
         if (m->min_from_version && cur->complete && cur->version &&
-            bootentry_verscmp(cur->version, m->min_from_version) < 0) {
-                *ret_error = strdup_printf("%s:%s needs at least version %s, this host runs %s", m->name, m->version,
-                                           m->min_from_version, cur->version);
-                return -EPERM;
-        }
+            bootentry_verscmp(cur->version, m->min_from_version) < 0)
+                return error_set(error, -EPERM, "%s:%s needs at least version %s, this host runs %s", m->name,
+                                 m->version, m->min_from_version, cur->version);
         if (!manifest_find_artifact(m, "rootfs") || !manifest_find_artifact(m, "kernel") ||
-            !manifest_find_artifact(m, "initrd")) {
-                *ret_error = strdup_printf("image %s:%s lacks a rootfs, kernel or initrd", m->name, m->version);
-                return -EBADMSG;
-        }
+            !manifest_find_artifact(m, "initrd"))
+                return error_set(error, -EBADMSG, "image %s:%s lacks a rootfs, kernel or initrd", m->name,
+                                 m->version);
         log_debug("manifest of %s:%s signed by %s", m->name, m->version, key);
         *ret = TAKE_PTR(m);
         return 0;
@@ -349,7 +334,7 @@ static int next_gen(Agent *a, unsigned *ret) {
 }
 
 /* Stages the desired image: manifest, slot, kernel and initrd, entry. */
-static int stage(Agent *a, const DesiredImage *desired, char **ret_error) {
+static int stage(Agent *a, const DesiredImage *desired, Error *error) {
         _cleanup_manifest_free_ Manifest *m = NULL;
         _cleanup_free_ char *url = NULL, *kpath = NULL, *ipath = NULL;
         const char *image = desired->image;
@@ -360,7 +345,7 @@ static int stage(Agent *a, const DesiredImage *desired, char **ret_error) {
         bool resume;
         int r;
 
-        r = agent_fetch_manifest(a, desired, &m, ret_error);
+        r = agent_fetch_manifest(a, desired, &m, error);
         if (r < 0)
                 return r;
         resume = a->state.phase == PHASE_STAGING && streq_ptr(a->state.target_image, image) &&
@@ -371,28 +356,23 @@ static int stage(Agent *a, const DesiredImage *desired, char **ret_error) {
                 if (state_set(&a->state.target_image, image) < 0 || state_set(&a->state.target_version, m->version) < 0 ||
                     state_set(&a->state.target_manifest, desired->manifest) < 0 ||
                     state_set(&a->state.target_signature, desired->signature) < 0)
-                        return -ENOMEM;
+                        return error_set(error, -ENOMEM, "out of memory");
                 a->state.target_slot = target;
                 a->state.target_rollback = desired->rollback;
         }
         /* The slot is about to change: first nothing may boot it, then the
          * state stops calling it complete. */
         r = drop_entries_of(a, target);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot remove the old boot entry of slot %c: %s", target, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return error_set(error, r, "cannot remove the old boot entry of slot %c: %m", target);
         crashpoint("entry-dropped");
         /* Nor may tools that find the root partition by its type (the GPT
          * no-auto mark) take the slot while it is incomplete: the running
          * slot is theirs. So it is on a disk as built; this mends a disk
          * that lacks the marks. Refused, nothing is written. */
         r = a->backend->mark_active(a, a->booted_slot);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot mark slot %c no-auto in the partition table: %s", target,
-                                           strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return error_set(error, r, "cannot mark slot %c no-auto in the partition table: %m", target);
         if (r > 0)
                 log_info("partition table: slot %c marked no-auto, slot %c for discovery", target, a->booted_slot);
         r = prune_esp(a, m->version);
@@ -400,7 +380,7 @@ static int stage(Agent *a, const DesiredImage *desired, char **ret_error) {
                 log_warning_errno(r, "cannot tidy the ESP: %m");
         ts->complete = false;
         if (state_set(&ts->image, NULL) < 0 || state_set(&ts->version, NULL) < 0)
-                return -ENOMEM;
+                return error_set(error, -ENOMEM, "out of memory");
         r = agent_set_report(a, HOST_STAGING, NULL);
         if (r < 0)
                 return r;
@@ -409,9 +389,9 @@ static int stage(Agent *a, const DesiredImage *desired, char **ret_error) {
         rootfs = manifest_find_artifact(m, "rootfs");
         url = agent_blob_url(a, rootfs->sha256);
         if (!url)
-                return -ENOMEM;
+                return error_set(error, -ENOMEM, "out of memory");
         log_info("staging %s:%s into slot %c (%" PRIu64 " bytes)", m->name, m->version, target, rootfs->size);
-        r = slot_stage(a, target, url, rootfs->sha256, rootfs->size, ret_error);
+        r = slot_stage(a, target, url, rootfs->sha256, rootfs->size, error);
         if (r < 0)
                 return r;
 
@@ -420,17 +400,14 @@ static int stage(Agent *a, const DesiredImage *desired, char **ret_error) {
         kpath = strdup_printf("%s/slipway/%s/vmlinuz", esp, m->version);
         ipath = strdup_printf("%s/slipway/%s/initrd", esp, m->version);
         if (!kpath || !ipath)
-                return -ENOMEM;
+                return error_set(error, -ENOMEM, "out of memory");
         r = fetch_file(a, kernel->sha256, kpath);
         if (r >= 0)
                 crashpoint("esp-kernel");
         if (r >= 0)
                 r = fetch_file(a, initrd->sha256, ipath);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot put the kernel and initrd of %s on the ESP: %s", m->version,
-                                           strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return error_set(error, r, "cannot put the kernel and initrd of %s on the ESP: %m", m->version);
         crashpoint("esp-initrd");
 
         /* Last: the entry, disarmed ("+0": never chosen by the firmware) until
@@ -439,14 +416,12 @@ static int stage(Agent *a, const DesiredImage *desired, char **ret_error) {
         r = next_gen(a, &a->state.target_gen);
         if (r >= 0)
                 r = bootentry_write(esp, a->state.target_gen, m->version, target, m->cmdline, 0, NULL);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot write the boot entry for %s: %s", m->version, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return error_set(error, r, "cannot write the boot entry for %s: %m", m->version);
         crashpoint("entry-written");
         ts->complete = true;
         if (state_set(&ts->image, image) < 0 || state_set(&ts->version, m->version) < 0)
-                return -ENOMEM;
+                return error_set(error, -ENOMEM, "out of memory");
         a->state.phase = PHASE_STAGED;
         r = agent_set_report(a, HOST_STAGED, NULL);
         crashpoint("staged");
@@ -665,7 +640,7 @@ int agent_start(Agent *a) {
 }
 
 int agent_round(Agent *a) {
-        _cleanup_free_ char *error = NULL;
+        _cleanup_error_ Error error = {};
         _cleanup_(desired_image_release) DesiredImage desired = {};
         const char *image;
         uint64_t retry = 0;
@@ -713,18 +688,18 @@ int agent_round(Agent *a) {
                 if (http_error_unreachable(r)) {
                         /* The server went away mid-download: no failure of the
                          * image; the next round resumes. */
-                        log_warning("staging interrupted: %s; trying again", strempty(error));
+                        log_warning("staging interrupted: %s; trying again", strempty(error.message));
                         return (int) MIN(a->checkin_interval, 10u);
                 }
                 if (r < 0) {
-                        log_error("staging failed: %s", strempty(error));
-                        (void) agent_set_report(a, HOST_FAILED, error);
+                        log_error("staging failed: %s", strempty(error.message));
+                        (void) agent_set_report(a, HOST_FAILED, error.message);
                         if (r == -EKEYREJECTED || r == -EPERM || r == -ENOEXEC || r == -EFBIG) {
                                 /* Refused for good: do not try this image again. */
                                 state_set(&a->state.failed_image, image);
-                                state_set(&a->state.failed_reason, error);
+                                state_set(&a->state.failed_reason, error.message);
                                 agent_state_clear_target(&a->state);
-                                (void) agent_set_report(a, HOST_FAILED, error);
+                                (void) agent_set_report(a, HOST_FAILED, error.message);
                         }
                         (void) agent_checkin(a, NULL, NULL);
                         return (int) MIN(a->checkin_interval, 10u);

@@ -48,8 +48,8 @@ int agent_checkin(Agent *a, json_t *health, DesiredImage *ret_desired);
 /* Fetches the desired image's manifest and signature and checks them: the
  * manifest is the image, the signature verifies against a trusted key, the
  * architecture is ours, it is no downgrade unless a rollback, and it has a
- * rootfs, kernel and initrd. ret_error gets the reason for the report. */
-int agent_fetch_manifest(Agent *a, const DesiredImage *desired, struct Manifest **ret, char **ret_error);
+ * rootfs, kernel and initrd. error gets the reason the host reports. */
+int agent_fetch_manifest(Agent *a, const DesiredImage *desired, struct Manifest **ret, Error *error);
 
 /* URL of a blob on the server; caller frees. */
 char *agent_blob_url(Agent *a, const char *hex);

@@ -138,7 +138,8 @@ static int seed_var(Agent *a, const char *disk, int fd) {
 
 int agent_install(Agent *a) {
         _cleanup_free_ char *cmdline = NULL, *server = NULL, *host = NULL, *secret = NULL, *mac = NULL;
-        _cleanup_free_ char *disk = NULL, *error = NULL, *url = NULL, *image_id = NULL;
+        _cleanup_free_ char *disk = NULL, *url = NULL, *image_id = NULL;
+        _cleanup_error_ Error error = {};
         _cleanup_manifest_free_ Manifest *m = NULL;
         _cleanup_close_ int fd = -1;
         const ManifestArtifact *art;
@@ -174,17 +175,13 @@ int agent_install(Agent *a) {
                 return log_error_errno(-ENOENT, "install: the server assigns no image to this host");
         }
         image_id = strdup(desired.image);
-        r = image_id ? agent_fetch_manifest(a, &desired, &m, &error) : -ENOMEM;
+        r = image_id ? agent_fetch_manifest(a, &desired, &m, &error) : error_set(&error, -ENOMEM, "out of memory");
         art = m ? manifest_find_artifact(m, "disk") : NULL;
-        if (r >= 0 && !art) {
-                error = strdup_printf("image %s:%s has no disk artifact to install", m->name, m->version);
-                r = -ENOENT;
-        }
+        if (r >= 0 && !art)
+                r = error_set(&error, -ENOENT, "image %s:%s has no disk artifact to install", m->name, m->version);
         disk = a->config.disk ? strdup(a->config.disk) : first_disk();
-        if (r >= 0 && !disk) {
-                error = strdup("no disk to install on");
-                r = -ENODEV;
-        }
+        if (r >= 0 && !disk)
+                r = error_set(&error, -ENODEV, "no disk to install on");
         if (r >= 0) {
                 fd = open(disk, O_RDWR | O_CLOEXEC);
                 if (fd < 0)
@@ -195,24 +192,25 @@ int agent_install(Agent *a) {
                         size = (uint64_t) st.st_size;
                 }
                 if (r < 0)
-                        error = strdup_printf("cannot open the disk '%s': %s", disk, strerror(-r));
+                        error_set(&error, r, "cannot open the disk '%s': %m", disk);
         }
         if (r >= 0) {
                 url = agent_blob_url(a, art->sha256);
                 log_info("install: writing %s:%s (%" PRIu64 " bytes) to %s", m->name, m->version, art->size, disk);
-                r = url ? stage_fd(a, fd, size, disk, url, art->sha256, art->size, &error) : -ENOMEM;
+                r = url ? stage_fd(a, fd, size, disk, url, art->sha256, art->size, &error)
+                        : error_set(&error, -ENOMEM, "out of memory");
         }
         if (r >= 0) {
                 r = gpt_grow(fd, size, "var", &end);
                 if (r < 0)
-                        error = strdup_printf("cannot grow the partition table of '%s': %s", disk, strerror(-r));
+                        error_set(&error, r, "cannot grow the partition table of '%s': %m", disk);
                 else
                         log_info("install: var now ends at sector %" PRIu64, end);
                 (void) ioctl(fd, BLKRRPART, NULL);
         }
         if (r < 0) {
-                log_error("install failed: %s", strempty(error));
-                (void) agent_set_report(a, HOST_FAILED, error);
+                log_error("install failed: %s", strempty(error.message));
+                (void) agent_set_report(a, HOST_FAILED, error.message);
                 (void) agent_checkin(a, NULL, NULL);
                 return r;
         }

@@ -18,16 +18,15 @@
 
 /* Streams the rootfs into fd, resuming while the server goes away. */
 static int live_download(Agent *a, int fd, const char *path, const char *url, const ManifestArtifact *art,
-                         char **ret_error) {
+                         Error *error) {
         int r;
 
         for (unsigned try = 1;; try++) {
-                r = stage_fd(a, fd, art->size, path, url, art->sha256, art->size, ret_error);
+                r = stage_fd(a, fd, art->size, path, url, art->sha256, art->size, error);
                 if (r >= 0 || !http_error_unreachable(r) || try == LIVE_TRIES)
                         return r;
-                log_warning("live: %s; trying again in 2 s", strempty(*ret_error));
-                free(*ret_error);
-                *ret_error = NULL;
+                log_warning("live: %s; trying again in 2 s", strempty(error->message));
+                error_clear(error);
                 (void) nanosleep(&(struct timespec) { .tv_sec = 2 }, NULL);
         }
 }
@@ -44,7 +43,8 @@ static int write_image_file(Agent *a, const Manifest *m, const char *image) {
 
 int agent_live(Agent *a) {
         _cleanup_free_ char *cmdline = NULL, *server = NULL, *image = NULL, *signature = NULL, *rootfs_url = NULL;
-        _cleanup_free_ char *host = NULL, *error = NULL, *url = NULL, *path = NULL;
+        _cleanup_free_ char *host = NULL, *url = NULL, *path = NULL;
+        _cleanup_error_ Error error = {};
         _cleanup_manifest_free_ Manifest *m = NULL;
         _cleanup_close_ int fd = -1;
         const ManifestArtifact *art;
@@ -73,7 +73,7 @@ int agent_live(Agent *a) {
         r = agent_fetch_manifest(a, &(DesiredImage) { .image = image, .manifest = image, .signature = signature }, &m,
                                  &error);
         if (r < 0)
-                return log_error_errno(r, "live boot refused: %s", strempty(error));
+                return log_error_errno(r, "live boot refused: %s", strempty(error.message));
         art = manifest_find_artifact(m, "rootfs");
 
         r = mkdir_p(a->config.live_dir, 0700);
@@ -107,7 +107,7 @@ int agent_live(Agent *a) {
                 r = write_image_file(a, m, image);
         if (r < 0) {
                 (void) unlink(path);
-                return log_error_errno(r, "live boot failed: %s", error ? error : strerror(-r));
+                return log_error_errno(r, "live boot failed: %s", error.message ? error.message : strerror(-r));
         }
         log_info("live: %s:%s is in memory, verified against its signed manifest", m->name, m->version);
         return 0;

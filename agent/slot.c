@@ -114,24 +114,22 @@ int verify_fd(int fd, const char *sha256, uint64_t size) {
         return streq(got, sha256) ? 0 : -EBADMSG;
 }
 
-int slot_stage(Agent *a, char slot, const char *url, const char *sha256, uint64_t size, char **ret_error) {
+int slot_stage(Agent *a, char slot, const char *url, const char *sha256, uint64_t size, Error *error) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *what = strdup_printf("slot %c", slot);
         uint64_t cap;
         int r;
 
         if (!what)
-                return -ENOMEM;
+                return error_set(error, -ENOMEM, "out of memory");
         r = a->backend->slot_open(a, slot, O_RDWR, &fd, &cap);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot open slot %c for writing: %s", slot, strerror(-r));
-                return r;
-        }
-        return stage_fd(a, fd, cap, what, url, sha256, size, ret_error);
+        if (r < 0)
+                return error_set(error, r, "cannot open slot %c for writing: %m", slot);
+        return stage_fd(a, fd, cap, what, url, sha256, size, error);
 }
 
 int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, const char *sha256, uint64_t size,
-             char **ret_error) {
+             Error *error) {
         char errbuf[CURL_ERROR_SIZE] = "";
         HttpOptions opts = { .ca_file = a->config.ca_file };
         _cleanup_sha256_free_ Sha256 *h = sha256_new();
@@ -144,12 +142,10 @@ int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, 
         int r;
 
         if (!h)
-                return -ENOMEM;
-        if (size > cap) {
-                *ret_error = strdup_printf("the image of %" PRIu64 " bytes is larger than %s (%" PRIu64 " bytes)",
-                                           size, what, cap);
-                return -EFBIG;
-        }
+                return error_set(error, -ENOMEM, "out of memory");
+        if (size > cap)
+                return error_set(error, -EFBIG, "the image of %" PRIu64 " bytes is larger than %s (%" PRIu64 " bytes)",
+                                 size, what, cap);
         if (a->state.written > size)
                 a->state.written = 0;
         w = (Writer) { .a = a, .fd = fd, .hash = h, .offset = a->state.written, .size = size,
@@ -158,17 +154,17 @@ int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, 
                 log_info("%s: resuming at %" PRIu64 " of %" PRIu64 " bytes", what, w.offset, size);
                 r = hash_prefix(fd, w.offset, h);
                 if (r < 0)
-                        return r;
+                        return error_set(error, r, "cannot read back what %s holds: %m", what);
         }
         if (w.offset < size) {
                 uint64_t from = w.offset;
 
                 r = http_global_init();
                 if (r < 0)
-                        return r;
+                        return error_set(error, r, "cannot set up libcurl");
                 c = http_easy_new(url, &opts, errbuf);
                 if (!c)
-                        return -ENOMEM;
+                        return error_set(error, -ENOMEM, "out of memory");
                 curl_easy_setopt(c, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER);
                 curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
                 curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
@@ -187,51 +183,46 @@ int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, 
                 if (r == -EBADMSG) {
                         /* Not the blob: nothing written so far can be trusted,
                          * the next try starts over. */
-                        *ret_error = w.error == -EBADMSG
-                                ? strdup_printf("the server sent other bytes than blob %.12s: more than its %" PRIu64
-                                                " bytes",
-                                                sha256, size)
-                                : strdup_printf("the server sent other bytes than blob %.12s: it ignored the range "
-                                                "from byte %" PRIu64,
-                                                sha256, from);
                         a->state.written = 0;
                         (void) agent_state_save(a->state_path, &a->state);
-                        return r;
+                        if (w.error == -EBADMSG)
+                                return error_set(error, r,
+                                                 "the server sent other bytes than blob %.12s: more than its %" PRIu64
+                                                 " bytes",
+                                                 sha256, size);
+                        return error_set(error, r,
+                                         "the server sent other bytes than blob %.12s: it ignored the range from "
+                                         "byte %" PRIu64,
+                                         sha256, from);
                 }
                 if (r < 0) {
                         /* Keep what is durable for the next try. */
                         (void) checkpoint(&w);
-                        *ret_error = strdup_printf("download of %s stopped at %" PRIu64 " of %" PRIu64 " bytes: %s",
-                                                   url, w.offset, size, herr.message);
-                        return r;
+                        return error_set(error, r, "download of %s stopped at %" PRIu64 " of %" PRIu64 " bytes: %s",
+                                         url, w.offset, size, herr.message);
                 }
         }
-        if (w.offset != size) {
-                *ret_error = strdup_printf("download of %s ended at %" PRIu64 " of %" PRIu64 " bytes", url, w.offset,
-                                           size);
-                return -ECONNRESET; /* the stream ended early: the server went away */
-        }
+        if (w.offset != size) /* the stream ended early: the server went away */
+                return error_set(error, -ECONNRESET, "download of %s ended at %" PRIu64 " of %" PRIu64 " bytes", url,
+                                 w.offset, size);
         sha256_final_hex(h, got);
         if (!streq(got, sha256)) {
                 a->state.written = 0;
                 (void) agent_state_save(a->state_path, &a->state);
-                *ret_error = strdup_printf("the server sent other bytes than blob %.12s (got %.12s)", sha256, got);
-                return -EBADMSG;
+                return error_set(error, -EBADMSG, "the server sent other bytes than blob %.12s (got %.12s)", sha256,
+                                 got);
         }
         r = checkpoint(&w);
         if (r >= 0 && fsync(fd) < 0)
                 r = negative_errno();
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot make %s durable: %s", what, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return error_set(error, r, "cannot make %s durable: %m", what);
         crashpoint("slot-synced");
         r = verify_fd(fd, sha256, size);
         if (r < 0) {
                 a->state.written = 0;
                 (void) agent_state_save(a->state_path, &a->state);
-                *ret_error = strdup_printf("%s does not read back as blob %.12s", what, sha256);
-                return r == -EBADMSG ? -EIO : r;
+                return error_set(error, r == -EBADMSG ? -EIO : r, "%s does not read back as blob %.12s", what, sha256);
         }
         crashpoint("slot-verified");
         return 0;

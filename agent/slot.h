@@ -5,6 +5,7 @@
 #pragma once
 
 #include "agent.h"
+#include "error.h"
 
 /* Writes the blob at url (sha256, size bytes) into slot, continuing from
  * a->state.written. Saves progress to the state as it goes. Returns 0 when
@@ -14,8 +15,8 @@
  * answer to a resume's Range (progress is reset so the next try starts
  * over); -EIO when
  * the read-back differs; network errors as common/http.h maps them, with
- * progress kept for a resume. ret_error gets a message for people. */
-int slot_stage(Agent *a, char slot, const char *url, const char *sha256, uint64_t size, char **ret_error);
+ * progress kept for a resume. error gets the message the host reports. */
+int slot_stage(Agent *a, char slot, const char *url, const char *sha256, uint64_t size, Error *error);
 
 /* Reads slot's first size bytes and compares their SHA-256 with sha256.
  * Returns 0 when they match, -EBADMSG when not. */
@@ -24,7 +25,7 @@ int slot_verify(Agent *a, char slot, const char *sha256, uint64_t size);
 /* The same for any open target (a whole disk at bring-up): what names it in
  * messages, cap is its size. */
 int stage_fd(Agent *a, int fd, uint64_t cap, const char *what, const char *url, const char *sha256, uint64_t size,
-             char **ret_error);
+             Error *error);
 
 /* Reads fd's first size bytes and compares their SHA-256 with sha256. */
 int verify_fd(int fd, const char *sha256, uint64_t size);

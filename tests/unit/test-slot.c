@@ -118,12 +118,12 @@ static uint64_t saved_written(void) {
 }
 
 /* One download of the blob into target through a server sending body. */
-static int stage_once(Agent *a, int fd, Body body, bool *ret_range, char **ret_error) {
+static int stage_once(Agent *a, int fd, Body body, bool *ret_range, Error *error) {
         Server s;
         int r;
 
         server_start(&s, body);
-        r = stage_fd(a, fd, CAP, "slot b", s.url, blob_hex, BLOB_SIZE, ret_error);
+        r = stage_fd(a, fd, CAP, "slot b", s.url, blob_hex, BLOB_SIZE, error);
         server_stop(&s);
         if (ret_range)
                 *ret_range = s.got_range;
@@ -136,14 +136,15 @@ static int stage_once(Agent *a, int fd, Body body, bool *ret_range, char **ret_e
 static void check_surplus(Body body) {
         Agent a = { .state_path = (char *) "agent.json" };
         _cleanup_close_ int fd = open("slot", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        _cleanup_free_ char *error = NULL, *error2 = NULL;
+        _cleanup_error_ Error error = {}, error2 = {};
         bool range = true;
 
         assert_true(fd >= 0);
         assert_int_equal(stage_once(&a, fd, body, NULL, &error), -EBADMSG);
-        assert_non_null(error);
-        if (!strstr(error, "the server sent other bytes than blob") || !strstr(error, "more than its"))
-                fail_msg("message: %s", error);
+        assert_int_equal(error.code, -EBADMSG);
+        assert_non_null(error.message);
+        if (!strstr(error.message, "the server sent other bytes than blob") || !strstr(error.message, "more than its"))
+                fail_msg("message: %s", error.message);
         assert_int_equal(a.state.written, 0);
         assert_int_equal(saved_written(), 0);
 
@@ -166,18 +167,18 @@ static void test_endless(void **state _unused_) {
 static void test_short_resumes(void **state _unused_) {
         Agent a = { .state_path = (char *) "agent.json" };
         _cleanup_close_ int fd = open("slot", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        _cleanup_free_ char *error = NULL, *error2 = NULL;
+        _cleanup_error_ Error error = {}, error2 = {};
         bool range = false;
 
         assert_true(fd >= 0);
         assert_int_equal(stage_once(&a, fd, BODY_SHORT, NULL, &error), -ECONNRESET);
-        assert_non_null(strstr(error, "stopped at"));
+        assert_non_null(strstr(strempty(error.message), "stopped at"));
         assert_int_equal(saved_written(), BLOB_SIZE / 2);
 
         /* The exact blob to a request with a Range is not the rest of it. */
         assert_int_equal(stage_once(&a, fd, BODY_EXACT, &range, &error2), -EBADMSG);
         assert_true(range);
-        assert_non_null(strstr(error2, "ignored the range from byte 102408"));
+        assert_non_null(strstr(strempty(error2.message), "ignored the range from byte 102408"));
         assert_int_equal(saved_written(), 0);
         agent_state_release(&a.state);
 }
