@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "fileio.h"
 #include "gpt.h"
+#include "loaderentry.h"
 #include "log.h"
 #include "process.h"
 #include "util.h"
@@ -52,8 +53,9 @@ static int disk_booted(Agent *a _unused_, char *ret_slot, char **ret_entry, char
 
         if (read_full_file("/proc/cmdline", 65536, &cmdline, NULL) < 0)
                 return -EIO;
-        p = strstr(cmdline, "slipway.slot=");
-        *ret_slot = p && (p[13] == 'a' || p[13] == 'b') ? p[13] : 'a';
+        p = strstr(cmdline, LOADER_SLOT_KEY);
+        p = p ? p + strlen(LOADER_SLOT_KEY) : NULL;
+        *ret_slot = p && (*p == 'a' || *p == 'b') ? *p : 'a';
         if (read_full_file("/proc/sys/kernel/random/boot_id", 64, &boot_id, NULL) < 0)
                 return -EIO;
         snprintf(ret_boot_id, 33, "%.*s", (int) strcspn(boot_id, "\n"), boot_id);

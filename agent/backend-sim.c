@@ -13,6 +13,7 @@
 #include "cycle.h"
 #include "fileio.h"
 #include "firmware.h"
+#include "loaderentry.h"
 #include "log.h"
 #include "util.h"
 
@@ -24,7 +25,7 @@ static int sim_init(Agent *a) {
         _cleanup_free_ char *entries = NULL;
         int r;
 
-        entries = strdup_printf("%s/esp/loader/entries", a->config.sim_dir);
+        entries = strdup_printf("%s/esp/" LOADER_ENTRIES_DIR, a->config.sim_dir);
         if (!entries)
                 return -ENOMEM;
         r = mkdir_p(entries, 0755);

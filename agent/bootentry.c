@@ -10,15 +10,13 @@
 
 #include "bootentry.h"
 #include "fileio.h"
+#include "loaderentry.h"
 #include "log.h"
 #include "manifest.h"
 #include "util.h"
 
-#define ENTRIES_DIR "loader/entries"
-#define ENTRY_SUFFIX ".conf"
 #define TMP_PREFIX ".tmp-"
 #define ENTRY_SIZE_MAX (64 * 1024)
-#define SLOT_KEY "slipway.slot="
 
 /* ASCII only: ids are compared the same whatever the locale. */
 static bool ascii_digit(char c) {
@@ -49,26 +47,12 @@ static int parse_decimal(const char **p, unsigned long long max, unsigned long l
         return 0;
 }
 
-char *bootentry_id(unsigned gen, const char *version) {
-        if (gen == 0 || !image_version_valid(version))
-                return NULL;
-        return strdup_printf(BOOTENTRY_PREFIX "%u-%s", gen, version);
-}
-
-char *bootentry_file_name(const char *id, int tries_left, int tries_done) {
-        if (tries_left < 0)
-                return strdup_printf("%s" ENTRY_SUFFIX, id);
-        if (tries_done <= 0)
-                return strdup_printf("%s+%d" ENTRY_SUFFIX, id, tries_left);
-        return strdup_printf("%s+%d-%d" ENTRY_SUFFIX, id, tries_left, tries_done);
-}
-
 /* gen and version of "slipway-<gen>-<version>"; gen 0 and no version for
  * any other id. The generation is written without leading zeros: an id is
- * exactly what bootentry_id() makes of its gen and version, or foreign
+ * exactly what loader_entry_id() makes of its gen and version, or foreign
  * ("slipway-02-2.0" would otherwise be a second generation 2). */
 static int parse_id(const char *id, unsigned *ret_gen, char **ret_version) {
-        const char *p = startswith(id, BOOTENTRY_PREFIX);
+        const char *p = startswith(id, LOADER_ENTRY_PREFIX);
         unsigned long long gen;
         char *v;
 
@@ -96,12 +80,12 @@ int bootentry_parse_file_name(const char *file, BootEntry *ret) {
 
         /* What systemd-boot skips in loader/entries: hidden files, "auto-*"
          * and anything not ending in ".conf". */
-        if (n <= strlen(ENTRY_SUFFIX) || n > NAME_MAX || !endswith(file, ENTRY_SUFFIX))
+        if (n <= strlen(LOADER_ENTRY_SUFFIX) || n > NAME_MAX || !endswith(file, LOADER_ENTRY_SUFFIX))
                 return -EINVAL;
         if (file[0] == '.' || startswith(file, "auto-") || strchr(file, '/'))
                 return -EINVAL;
 
-        id = strndup(file, n - strlen(ENTRY_SUFFIX));
+        id = strndup(file, n - strlen(LOADER_ENTRY_SUFFIX));
         if (!id)
                 return -ENOMEM;
         /* The counter follows the last '+': "+LEFT" or "+LEFT-DONE". */
@@ -353,7 +337,7 @@ static int parse_content(BootEntry *e, char *content) {
                          * command line. */
                         for (char *w = value; *w;) {
                                 size_t len = strcspn(w, " \t");
-                                const char *v = startswith(w, SLOT_KEY);
+                                const char *v = startswith(w, LOADER_SLOT_KEY);
 
                                 if (v && (size_t) (v - w) <= len) {
                                         size_t vlen = len - (size_t) (v - w);
@@ -411,7 +395,7 @@ static void entry_list_done(EntryList *l) {
 
 int bootentries_load(const char *esp_dir, BootEntry **ret, size_t *ret_n) {
         _cleanup_(entry_list_done) EntryList l = {};
-        _cleanup_free_ char *dir = path_join(esp_dir, ENTRIES_DIR);
+        _cleanup_free_ char *dir = path_join(esp_dir, LOADER_ENTRIES_DIR);
         _cleanup_closedir_ DIR *d = NULL;
         size_t alloc = 0;
 
@@ -511,31 +495,20 @@ static int write_entry_file(const char *dir, const char *file, const char *data)
         return fsync_path(dir);
 }
 
-int bootentry_write(const char *esp_dir, unsigned gen, const char *version, char slot, const char *cmdline, int tries,
-                    char **ret_file) {
+int bootentry_write(const char *esp_dir, unsigned gen, const char *name, const char *version, char slot,
+                    const char *cmdline, int tries, char **ret_file) {
         _cleanup_free_ char *id = NULL, *file = NULL, *dir = NULL, *content = NULL;
         int r;
 
-        cmdline = strempty(cmdline);
-        if (slot != 'a' && slot != 'b')
+        if (gen == 0)
                 return -EINVAL;
-        /* A newline would start a new key; a second slot would be ambiguous. */
-        if (strpbrk(cmdline, "\r\n") || strstr(cmdline, SLOT_KEY))
-                return -EINVAL;
-        if (gen == 0 || !image_version_valid(version))
-                return -EINVAL;
-
-        id = bootentry_id(gen, version);
-        file = id ? bootentry_file_name(id, tries < 0 ? -1 : tries, 0) : NULL;
-        dir = path_join(esp_dir, ENTRIES_DIR);
-        content = strdup_printf("title Slipway %s (slot %c)\n"
-                                "version %s\n"
-                                "linux /slipway/%s/vmlinuz\n"
-                                "initrd /slipway/%s/initrd\n"
-                                "options %s%s" SLOT_KEY "%c\n",
-                                version, slot == 'a' ? 'A' : 'B', version, version, version, cmdline,
-                                *cmdline ? " " : "", slot);
-        if (!file || !dir || !content)
+        r = loader_entry_body(name, version, slot, cmdline, &content);
+        if (r < 0)
+                return r;
+        id = loader_entry_id(gen, version);
+        file = id ? loader_entry_file_name(id, tries < 0 ? -1 : tries, 0) : NULL;
+        dir = path_join(esp_dir, LOADER_ENTRIES_DIR);
+        if (!file || !dir)
                 return -ENOMEM;
 
         r = mkdir_p(dir, 0755);
@@ -553,8 +526,8 @@ int bootentry_write(const char *esp_dir, unsigned gen, const char *version, char
 }
 
 int bootentry_rename(const char *esp_dir, const BootEntry *e, int tries_left, int tries_done) {
-        _cleanup_free_ char *name = bootentry_file_name(e->id, tries_left, tries_done);
-        _cleanup_free_ char *dir = path_join(esp_dir, ENTRIES_DIR), *from = NULL, *to = NULL;
+        _cleanup_free_ char *name = loader_entry_file_name(e->id, tries_left, tries_done);
+        _cleanup_free_ char *dir = path_join(esp_dir, LOADER_ENTRIES_DIR), *from = NULL, *to = NULL;
 
         if (!name || !dir)
                 return -ENOMEM;
@@ -580,7 +553,7 @@ int bootentry_mark_bad(const char *esp_dir, const BootEntry *e) {
 }
 
 int bootentry_remove(const char *esp_dir, const BootEntry *e) {
-        _cleanup_free_ char *dir = path_join(esp_dir, ENTRIES_DIR), *path = NULL;
+        _cleanup_free_ char *dir = path_join(esp_dir, LOADER_ENTRIES_DIR), *path = NULL;
 
         if (!dir)
                 return -ENOMEM;
@@ -593,7 +566,7 @@ int bootentry_remove(const char *esp_dir, const BootEntry *e) {
 }
 
 int bootentries_remove_stale(const char *esp_dir) {
-        _cleanup_free_ char *dir = path_join(esp_dir, ENTRIES_DIR);
+        _cleanup_free_ char *dir = path_join(esp_dir, LOADER_ENTRIES_DIR);
         _cleanup_closedir_ DIR *d = NULL;
         struct dirent *de;
         int n = 0, r;

@@ -1,31 +1,16 @@
 /* Boot Loader Spec (Type #1) entries on the ESP, with systemd-boot's boot
- * counting.
+ * counting: reading, ordering, writing and renaming them as the agent
+ * stages, arms, blesses and gives up images.
  *
- * Naming. The ESP holds one entry per staged image:
- *
- *     loader/entries/<id>[+LEFT[-DONE]].conf    id = "slipway-<gen>-<version>"
- *
- *  - gen is a decimal generation number, 1 for the first image a host runs
- *    (written by slipway-build's disk image), then one more for every image
- *    staged on the host. Menu order compares ids newest first, so the newest
- *    staged entry sorts first even when its version is older (a rollback),
- *    and the comparison is version-aware (generation 10 sorts before 9).
- *  - version is the image version, as image_version_valid() (common/
- *    manifest.h) allows it: ASCII letters, digits and "._-~^", not starting
- *    with '.' or '-', at most 64 characters. Never '+': systemd-boot reads
- *    "+<digits>" before ".conf" as a counter, so "1.0+5" could not be told
- *    from version 1.0 with five tries. The builder and the server refuse
- *    such a version with the same check, so no image carries one.
- *  - A staged entry starts as "+0" (disarmed: the firmware never picks it)
- *    and is renamed to "+3" (three tries) once the reboot lease is
- *    granted. The firmware renames +N-M to +(N-1)-(M+1) before every try;
- *    blessing renames it to plain "<id>.conf"; giving up renames it to
- *    "+0-M" ("+0" when none were done).
- *    systemd-boot sorts entries with no tries left after all others, so a
- *    slot that never comes up healthy falls back to the last good one.
- *
- * Content: "title", "version", "linux /slipway/<version>/vmlinuz",
- * "initrd /slipway/<version>/initrd", "options <cmdline> slipway.slot=<a|b>".
+ * Names and bodies are common/loaderentry.h's: one entry per staged image,
+ * loader/entries/slipway-<gen>-<version>[+LEFT[-DONE]].conf, whose body
+ * names the slot in its options ("slipway.slot=a"). A staged entry starts
+ * disarmed as "+0", is armed to "+3" (three tries) once a reboot lease is
+ * granted; the firmware renames +N-M to +(N-1)-(M+1) before every try;
+ * blessing renames it to plain "<id>.conf"; giving up renames it to "+0-M"
+ * ("+0" when none were done). systemd-boot sorts entries with no tries left
+ * after all others, so a slot that never comes up healthy falls back to the
+ * last good one.
  *
  * Writes and renames are crash-safe: a new entry is written to a temporary
  * file whose name starts with ".tmp-" and does not end in ".conf" (neither
@@ -39,7 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define BOOTENTRY_PREFIX "slipway-"
+#include "loaderentry.h"
+
 /* The tries a freshly staged entry gets. */
 #define BOOTENTRY_TRIES 3
 
@@ -61,14 +47,6 @@ typedef struct BootEntry {
  * ("+x", "+-1", "+3-", counters above INT_MAX). ret is the caller's and is
  * released with bootentry_release(); untouched on failure. */
 int bootentry_parse_file_name(const char *file, BootEntry *ret);
-
-/* Returns "<id>.conf" when tries_left < 0, "<id>+L.conf" when tries_done is
- * 0, else "<id>+L-D.conf". Caller frees; NULL on allocation failure. */
-char *bootentry_file_name(const char *id, int tries_left, int tries_done);
-
-/* Returns "slipway-<gen>-<version>", or NULL when gen is 0, the version is
- * not valid (image_version_valid()) or on allocation failure. Caller frees. */
-char *bootentry_id(unsigned gen, const char *version);
 
 /* Frees what e holds and empties it. Accepts NULL. */
 void bootentry_release(BootEntry *e);
@@ -104,17 +82,17 @@ int bootentry_verscmp(const char *a, const char *b);
  * has marked it bad. */
 bool bootentry_is_bad(const BootEntry *e);
 
-/* Writes a new entry for gen/version into ESP/loader/entries (created when
- * missing), atomically: temporary file, fsync, rename, fsync of the
- * directory. tries < 0 writes no counter. cmdline may be NULL or empty and
- * must not contain a newline or "slipway.slot=" (-EINVAL), slot is 'a' or
- * 'b'. -EEXIST when an entry with the same id exists under another counter;
- * the same file name is replaced. ret_file (may be NULL) gets the file
- * name; caller frees. */
-int bootentry_write(const char *esp_dir, unsigned gen, const char *version, char slot, const char *cmdline, int tries,
-                    char **ret_file);
+/* Writes a new entry for image name:version, generation gen, into
+ * ESP/loader/entries (created when missing), atomically: temporary file,
+ * fsync, rename, fsync of the directory. tries < 0 writes no counter. The
+ * body is loader_entry_body()'s, which refuses (-EINVAL) a bad name,
+ * version, slot or cmdline; gen 0 is -EINVAL too. -EEXIST when an entry
+ * with the same id exists under another counter; the same file name is
+ * replaced. ret_file (may be NULL) gets the file name; caller frees. */
+int bootentry_write(const char *esp_dir, unsigned gen, const char *name, const char *version, char slot,
+                    const char *cmdline, int tries, char **ret_file);
 
-/* Renames e's file to bootentry_file_name(e->id, tries_left, tries_done)
+/* Renames e's file to loader_entry_file_name(e->id, tries_left, tries_done)
  * and fsyncs the directory: rename(2), then fsync of the directory, so a
  * crash leaves either name, never none. A no-op when the name stays. */
 int bootentry_rename(const char *esp_dir, const BootEntry *e, int tries_left, int tries_done);

@@ -275,7 +275,7 @@ static int drop_entries_of(Agent *a, char slot) {
  * and a slot that is being rewritten gives its version's files back. Only
  * files nothing can boot are removed, so a crash at any point is harmless. */
 static int prune_esp(Agent *a, const char *keep) {
-        _cleanup_free_ char *top = path_join(a->backend->esp_dir(a), "slipway");
+        _cleanup_free_ char *top = path_join(a->backend->esp_dir(a), LOADER_KERNEL_DIR);
         BootEntry *e = NULL;
         size_t n = 0;
         struct dirent *de;
@@ -298,7 +298,7 @@ static int prune_esp(Agent *a, const char *keep) {
 
                 if (de->d_name[0] == '.')
                         continue;
-                prefix = strdup_printf("/slipway/%s/", de->d_name);
+                prefix = strdup_printf("/" LOADER_KERNEL_DIR "/%s/", de->d_name);
                 if (!prefix) {
                         r = -ENOMEM;
                         break;
@@ -336,7 +336,7 @@ static int next_gen(Agent *a, unsigned *ret) {
 /* Stages the desired image: manifest, slot, kernel and initrd, entry. */
 static int stage(Agent *a, const DesiredImage *desired, Error *error) {
         _cleanup_manifest_free_ Manifest *m = NULL;
-        _cleanup_free_ char *url = NULL, *kpath = NULL, *ipath = NULL;
+        _cleanup_free_ char *url = NULL, *kpath = NULL, *ipath = NULL, *kernel_at = NULL, *initrd_at = NULL;
         const char *image = desired->image;
         const ManifestArtifact *rootfs, *kernel, *initrd;
         char target = other_slot(a->booted_slot);
@@ -397,8 +397,10 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
 
         kernel = manifest_find_artifact(m, "kernel");
         initrd = manifest_find_artifact(m, "initrd");
-        kpath = strdup_printf("%s/slipway/%s/vmlinuz", esp, m->version);
-        ipath = strdup_printf("%s/slipway/%s/initrd", esp, m->version);
+        kernel_at = loader_kernel_path(m->version);
+        initrd_at = loader_initrd_path(m->version);
+        kpath = kernel_at ? path_join(esp, kernel_at) : NULL;
+        ipath = initrd_at ? path_join(esp, initrd_at) : NULL;
         if (!kpath || !ipath)
                 return error_set(error, -ENOMEM, "out of memory");
         r = fetch_file(a, kernel->sha256, kpath);
@@ -415,7 +417,7 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
          * host into the new slot without the coordinator's leave. */
         r = next_gen(a, &a->state.target_gen);
         if (r >= 0)
-                r = bootentry_write(esp, a->state.target_gen, m->version, target, m->cmdline, 0, NULL);
+                r = bootentry_write(esp, a->state.target_gen, m->name, m->version, target, m->cmdline, 0, NULL);
         if (r < 0)
                 return error_set(error, r, "cannot write the boot entry for %s: %m", m->version);
         crashpoint("entry-written");

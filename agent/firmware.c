@@ -65,7 +65,7 @@ int firmware_boot(const char *esp_dir, BootEntry *ret) {
         if (chosen.tries_left >= 0) {
                 int left = chosen.tries_left > 0 ? chosen.tries_left - 1 : 0;
                 int done = chosen.tries_done < INT_MAX ? chosen.tries_done + 1 : INT_MAX;
-                char *file = bootentry_file_name(chosen.id, left, done);
+                char *file = loader_entry_file_name(chosen.id, left, done);
 
                 if (!file)
                         return -ENOMEM;

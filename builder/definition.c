@@ -4,6 +4,7 @@
 
 #include "definition.h"
 #include "ini.h"
+#include "loaderentry.h"
 #include "log.h"
 #include "manifest.h"
 #include "util.h"
@@ -266,8 +267,14 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
         } else if ((repo_id = startswith(section, "repo "))) {
                 return handle_repo_key(st, file, line, repo_id, key, value, error);
         } else if (streq(section, "boot")) {
-                if (streq(key, "cmdline"))
+                if (streq(key, "cmdline")) {
+                        /* The boot entries add it, for the slot they boot. */
+                        if (strstr(value, LOADER_SLOT_KEY))
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "cmdline must not hold " LOADER_SLOT_KEY
+                                                    ": each boot entry adds the slot it boots");
                         return replace_string(&d->cmdline, value);
+                }
                 if (streq(key, "initramfs-modules")) {
                         strv_free(d->initramfs_modules);
                         d->initramfs_modules = strv_split_words(value);

@@ -47,6 +47,7 @@
 #include "tool.h"
 #include "fileio.h"
 #include "hash.h"
+#include "loaderentry.h"
 #include "log.h"
 #include "partition.h"
 #include "util.h"
@@ -111,9 +112,9 @@ static int esp_copy(const char *img, const char *src, const char *dst, uint64_t 
 /* Makes the FAT image of the ESP in work/esp.img. */
 static int esp_make(const DiskSpec *spec, const char *work, uint64_t size, char **ret_path) {
         _cleanup_free_ char *img = path_join(work, "esp.img"), *loader = path_join(work, "loader.conf"),
-                            *entry = path_join(work, "entry.conf"), *entry_conf = NULL, *entry_dst = NULL,
-                            *vdir = NULL, *kernel_dst = NULL, *initrd_dst = NULL, *volid = NULL;
-        static const char loader_conf[] = "timeout 0\neditor no\ndefault slipway-*\n";
+                            *entry = path_join(work, "entry.conf"), *entry_conf = NULL, *id = NULL, *file = NULL,
+                            *entry_dst = NULL, *vdir = NULL, *kernel_dst = NULL, *initrd_dst = NULL, *volid = NULL;
+        static const char loader_conf[] = "timeout 0\neditor no\ndefault " LOADER_ENTRY_PREFIX "*\n";
         uint8_t b[16];
         int r;
 
@@ -121,19 +122,20 @@ static int esp_make(const DiskSpec *spec, const char *work, uint64_t size, char 
                 return log_oom();
         sha256_seed_bytes(spec->uuid_seed, "esp-volume-id", b);
         volid = strdup_printf("%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
-        entry_conf = strdup_printf("title %s %s (slot A)\n"
-                                   "version %s\n"
-                                   "linux /slipway/%s/vmlinuz\n"
-                                   "initrd /slipway/%s/initrd\n"
-                                   "options %s%sslipway.slot=a\n",
-                                   spec->name, spec->version, spec->version, spec->version, spec->version,
-                                   strempty(spec->cmdline), isempty(spec->cmdline) ? "" : " ");
-        /* Generation 1: the first image a host ever runs (see agent/bootentry.h). */
-        entry_dst = strdup_printf("/loader/entries/slipway-1-%s.conf", spec->version);
-        vdir = strdup_printf("::/slipway/%s", spec->version);
-        kernel_dst = strdup_printf("/slipway/%s/vmlinuz", spec->version);
-        initrd_dst = strdup_printf("/slipway/%s/initrd", spec->version);
-        if (!volid || !entry_conf || !entry_dst || !vdir || !kernel_dst || !initrd_dst)
+        r = loader_entry_body(spec->name, spec->version, 'a', spec->cmdline, &entry_conf);
+        if (r == -EINVAL)
+                return log_error_errno(r, "cannot make a boot entry for %s %s with the command line \"%s\"",
+                                       spec->name, spec->version, strempty(spec->cmdline));
+        if (r < 0)
+                return log_oom();
+        /* The first image a host ever runs: its entry is never counted. */
+        id = loader_entry_id(LOADER_FIRST_GEN, spec->version);
+        file = id ? loader_entry_file_name(id, -1, 0) : NULL;
+        entry_dst = file ? strdup_printf("/" LOADER_ENTRIES_DIR "/%s", file) : NULL;
+        vdir = strdup_printf("::/" LOADER_KERNEL_DIR "/%s", spec->version);
+        kernel_dst = loader_kernel_path(spec->version);
+        initrd_dst = loader_initrd_path(spec->version);
+        if (!volid || !entry_dst || !vdir || !kernel_dst || !initrd_dst)
                 return log_oom();
 
         r = write_file_atomic(loader, loader_conf, strlen(loader_conf), 0644);
@@ -150,7 +152,7 @@ static int esp_make(const DiskSpec *spec, const char *work, uint64_t size, char 
         if (r < 0)
                 return r;
         char *const mmd[] = { "mmd", "-i", img, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader",
-                              "::/loader/entries", "::/slipway", vdir, NULL };
+                              "::/" LOADER_ENTRIES_DIR, "::/" LOADER_KERNEL_DIR, vdir, NULL };
         r = run_tool(mmd, spec->epoch);
         if (r < 0)
                 return r;

@@ -20,6 +20,7 @@ typedef struct DiskSpec {
 } DiskSpec;
 
 /* Writes the disk image to out_path (replaced atomically). The ESP gets
- * systemd-boot and the Boot Loader Spec entry slipway-<version>.conf for slot
- * A. Returns -ENOSPC when the rootfs does not fit root-size. */
+ * systemd-boot and the Boot Loader Spec entry slipway-1-<version>.conf for
+ * slot A (common/loaderentry.h). Returns -ENOSPC when the rootfs does not
+ * fit root-size. */
 int disk_make(const DiskSpec *spec, const char *out_path);

@@ -6,7 +6,7 @@
  * the first line and the file's content after it. Every name is parsed;
  * those that can be file names are written to a fresh ESP, which is then
  * loaded. Invariants abort: a slipway-<gen>-<version> name survives a
- * rename through bootentry_file_name(), the slot is 'a', 'b' or none, and
+ * rename through loader_entry_file_name(), the slot is 'a', 'b' or none, and
  * the menu order is a consistent order. The corpus holds entries as the
  * builder's disk and bootentry_write() make them, at each step of boot
  * counting, and entries of other systems. */
@@ -44,10 +44,10 @@ static void check_name(const char *name) {
                         abort();
                 return;
         }
-        id = bootentry_id(e.gen, e.version);
+        id = loader_entry_id(e.gen, e.version);
         if (!id || !streq(id, e.id))
                 abort();
-        renamed = bootentry_file_name(e.id, e.tries_left, e.tries_done);
+        renamed = loader_entry_file_name(e.id, e.tries_left, e.tries_done);
         if (!renamed || bootentry_parse_file_name(renamed, &again) < 0)
                 abort();
         if (!streq(again.id, e.id) || again.gen != e.gen || !streq(again.version, e.version) ||

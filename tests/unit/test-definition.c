@@ -197,6 +197,20 @@ static void test_repo_gpg(void **state) {
         }
 }
 
+/* The slot argument is the boot entries'. A cmdline that named one was
+ * built into a disk entry with two slot arguments, while the agent refused
+ * to write any entry for the image (its staging failed on every host): it
+ * is refused where it is written. */
+static void test_cmdline_slot(void **state) {
+        char buf[512] = "";
+        (void) state;
+
+        write_text("bad.conf", "[image]\nname = t\nversion = 1\n[boot]\ncmdline = quiet slipway.slot=b\n");
+        load_error(-EINVAL, buf, sizeof(buf));
+        if (!strstr(buf, "bad.conf:5: cmdline must not hold slipway.slot="))
+                fail_msg("'%s'", buf);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_load),
@@ -205,6 +219,7 @@ int main(void) {
                 test_in_dir(test_errors),
                 test_in_dir(test_error_location),
                 test_in_dir(test_repo_gpg),
+                test_in_dir(test_cmdline_slot),
         };
         return cmocka_run_group_tests_name("definition", tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@ static void stage(unsigned gen, const char *version, char slot, int tries) {
         assert_int_equal(mkdir_p(dir, 0755), 0);
         assert_int_equal(write_file_atomic(k, "kernel", 6, 0644), 0);
         assert_int_equal(write_file_atomic(i, "initrd", 6, 0644), 0);
-        assert_int_equal(bootentry_write("esp", gen, version, slot, "console=ttyS0", tries, NULL), 0);
+        assert_int_equal(bootentry_write("esp", gen, "tiny", version, slot, "console=ttyS0", tries, NULL), 0);
 }
 
 /* Boots once and checks what the firmware chose and how it renamed it. */
@@ -163,7 +163,7 @@ static void test_not_bootable(void **state) {
         /* An entry whose kernel is missing is no entry to systemd-boot: the
          * older one boots, and the counter of the broken one is untouched. */
         stage(1, "1.0", 'a', -1);
-        assert_int_equal(bootentry_write("esp", 2, "1.1", 'b', NULL, BOOTENTRY_TRIES, NULL), 0);
+        assert_int_equal(bootentry_write("esp", 2, "tiny", "1.1", 'b', NULL, BOOTENTRY_TRIES, NULL), 0);
         boot_expect("slipway-1-1.0.conf", 'a');
         assert_entries((const char *const[]) { "slipway-2-1.1+3.conf", "slipway-1-1.0.conf", "other.conf" }, 3);
 }
