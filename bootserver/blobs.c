@@ -5,6 +5,7 @@
 
 #include "audit.h"
 #include "blobs.h"
+#include "blobstore.h"
 #include "fileio.h"
 #include "hash.h"
 #include "log.h"
@@ -13,75 +14,40 @@
 
 struct BlobWriter {
         char hex[65];
-        char *tmp_path;
-        int fd;
-        Sha256 *hash;
-        uint64_t size;
-        bool discard; /* the blob exists: read and drop */
+        BlobstoreWriter *w;
 };
 
 char *blob_path(const Server *s, const char *hex) {
-        if (!sha256_hex_valid(hex))
-                return NULL;
-        return strdup_printf("%s/sha256/%.2s/%s", s->blob_dir, hex, hex);
+        char *p = NULL;
+
+        return blobstore_path(s->state_dir, hex, &p) < 0 ? NULL : p;
 }
 
 int blob_writer_new(Server *s, const char *hex, BlobWriter **ret) {
-        _cleanup_free_ char *final = NULL;
         BlobWriter *w;
-        struct stat st;
+        int r;
 
-        final = blob_path(s, hex);
-        if (!final)
-                return -EINVAL;
         w = calloc(1, sizeof *w);
         if (!w)
                 return -ENOMEM;
-        memcpy(w->hex, hex, 65);
-        w->fd = -1;
-        w->hash = sha256_new();
-        if (!w->hash) {
-                blob_writer_abort(w);
-                return -ENOMEM;
-        }
-        if (stat(final, &st) == 0) {
-                /* Already stored: hash what comes, keep nothing. */
-                w->discard = true;
-                *ret = w;
-                return 0;
-        }
-        w->tmp_path = strdup_printf("%s/upload-%.16s-XXXXXX", s->tmp_dir, hex);
-        if (!w->tmp_path) {
-                blob_writer_abort(w);
-                return -ENOMEM;
-        }
-        w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
-        if (w->fd < 0) {
-                int r = negative_errno();
-                free(w->tmp_path);
-                w->tmp_path = NULL;
-                blob_writer_abort(w);
+        r = blobstore_writer_new(s->state_dir, hex, &w->w);
+        if (r < 0) {
+                free(w);
                 return r;
         }
+        memcpy(w->hex, hex, 65);
         *ret = w;
         return 0;
 }
 
 int blob_writer_write(BlobWriter *w, const void *data, size_t n) {
-        sha256_update(w->hash, data, n);
-        w->size += n;
-        return w->discard ? 0 : loop_write(w->fd, data, n);
+        return blobstore_writer_write(w->w, data, n);
 }
 
 void blob_writer_abort(BlobWriter *w) {
         if (!w)
                 return;
-        if (w->fd >= 0)
-                close(w->fd);
-        if (w->tmp_path)
-                unlink(w->tmp_path);
-        free(w->tmp_path);
-        sha256_free(w->hash);
+        blobstore_writer_free(w->w);
         free(w);
 }
 
@@ -111,47 +77,17 @@ static int record(Server *s, const char *hex, uint64_t size, const char *actor) 
 }
 
 int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_created) {
-        _cleanup_free_ char *final = NULL;
-        char got[65];
-        struct stat st;
-        int r;
+        uint64_t size = 0;
+        int r, made;
 
-        final = blob_path(s, w->hex);
-        if (!final) {
-                blob_writer_abort(w);
-                return -ENOMEM;
-        }
-        sha256_final_hex(w->hash, got);
-        if (!streq(got, w->hex)) {
-                log_debug("blob upload: expected %s, got %s (%" PRIu64 " bytes)", w->hex, got, w->size);
-                blob_writer_abort(w);
-                return -EBADMSG;
-        }
-        if (w->discard) {
-                /* The file exists; make sure the catalog knows it too. */
-                r = stat(final, &st) < 0 ? negative_errno() : record(s, w->hex, (uint64_t) st.st_size, actor);
-                blob_writer_abort(w);
-                if (r >= 0)
-                        *ret_created = false;
-                return r;
-        }
-        r = fsync(w->fd) < 0 ? negative_errno() : 0;
-        if (r >= 0 && fchmod(w->fd, 0444) < 0)
-                r = negative_errno();
-        if (r >= 0)
-                r = mkdir_parents(final, 0755);
-        if (r >= 0 && rename(w->tmp_path, final) < 0)
-                r = negative_errno();
-        if (r >= 0) {
-                free(w->tmp_path);
-                w->tmp_path = NULL;
-                r = fsync_parent_dir(final);
-        }
-        if (r >= 0)
-                r = record(s, w->hex, w->size, actor);
+        made = blobstore_writer_commit(TAKE_PTR(w->w), NULL, &size);
+        if (made == -EBADMSG)
+                log_debug("blob upload: the bytes are not %s", w->hex);
+        /* A blob that was there already: the catalog must know it too. */
+        r = made < 0 ? made : record(s, w->hex, size, actor);
         blob_writer_abort(w);
         if (r >= 0)
-                *ret_created = true;
+                *ret_created = made > 0;
         return r;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "blobstore.h"
 #include "crashpoint.h"
 #include "fileio.h"
 #include "hash.h"
@@ -87,8 +88,8 @@ int store_open(const char *dir, Store **ret) {
                 return -ENOMEM;
         s->tmp_fd = -1;
         s->dir = strdup(dir);
-        s->tmp_dir = path_join(dir, "tmp");
-        blobs = path_join(dir, "blobs/sha256");
+        s->tmp_dir = path_join(dir, BLOBSTORE_TMP_DIR);
+        blobs = path_join(dir, BLOBSTORE_BLOBS_DIR);
         db = path_join(dir, "catalog.db");
         if (!s->dir || !s->tmp_dir || !blobs || !db)
                 return -ENOMEM;
@@ -122,60 +123,29 @@ int store_open(const char *dir, Store **ret) {
 }
 
 char *store_blob_path(const Store *s, const char *sha256) {
-        return strdup_printf("%s/blobs/sha256/%.2s/%s", s->dir, sha256, sha256);
+        char *p = NULL;
+
+        return blobstore_path(s->dir, sha256, &p) < 0 ? NULL : p;
 }
 
 bool store_has_blob(const Store *s, const char *sha256) {
-        _cleanup_free_ char *p = store_blob_path(s, sha256);
-        return p && path_exists(p);
-}
-
-/* Moves a complete, fsynced temporary file to its blob name. */
-static int commit_blob(Store *s, const char *tmp, const char *sha256) {
-        _cleanup_free_ char *p = store_blob_path(s, sha256);
-        int r;
-
-        if (!p)
-                return -ENOMEM;
-        r = mkdir_parents(p, 0755);
-        if (r < 0)
-                return r;
-        if (path_exists(p)) {
-                unlink(tmp);
-                return 0;
-        }
-        crashpoint("blob");
-        if (chmod(tmp, 0444) < 0 || rename(tmp, p) < 0) {
-                r = negative_errno();
-                unlink(tmp);
-                return r;
-        }
-        return fsync_parent_dir(p);
+        return blobstore_has(s->dir, sha256) > 0;
 }
 
 int store_add_file(Store *s, const char *src, char ret_sha256[65], uint64_t *ret_size) {
-        _cleanup_free_ char *tmp = NULL, *template = NULL;
-        _cleanup_close_ int in = -1, out = -1;
-        _cleanup_sha256_free_ Sha256 *h = NULL;
+        _cleanup_blobstore_writer_free_ BlobstoreWriter *w = NULL;
         _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_close_ int in = -1;
         const size_t bufsize = 1 << 20;
-        char hex[65];
-        uint64_t total = 0;
-        int r = 0;
+        int r;
 
         in = open(src, O_RDONLY | O_CLOEXEC);
         if (in < 0)
                 return negative_errno();
-        template = path_join(s->tmp_dir, "blob");
-        if (!template)
-                return -ENOMEM;
-        out = open_tmpfile_beside(template, &tmp);
-        if (out < 0)
-                return out;
-        h = sha256_new();
         buf = malloc(bufsize);
-        if (!h || !buf)
-                r = -ENOMEM;
+        if (!buf)
+                return -ENOMEM;
+        r = blobstore_writer_new(s->dir, NULL, &w);
         while (r >= 0) {
                 ssize_t n = read(in, buf, bufsize);
                 if (n < 0) {
@@ -186,51 +156,26 @@ int store_add_file(Store *s, const char *src, char ret_sha256[65], uint64_t *ret
                 }
                 if (n == 0)
                         break;
-                sha256_update(h, buf, (size_t) n);
-                r = loop_write(out, buf, (size_t) n);
-                total += (uint64_t) n;
+                r = blobstore_writer_write(w, buf, (size_t) n);
         }
-        if (r >= 0 && fsync(out) < 0)
-                r = negative_errno();
-        if (r < 0) {
-                unlink(tmp);
-                return r;
-        }
-        sha256_final_hex(h, hex);
-        r = commit_blob(s, tmp, hex);
         if (r < 0)
                 return r;
-        memcpy(ret_sha256, hex, 65);
-        if (ret_size)
-                *ret_size = total;
-        return 0;
+        r = blobstore_writer_commit(TAKE_PTR(w), ret_sha256, ret_size);
+        return r < 0 ? r : 0;
 }
 
 int store_add_data(Store *s, const void *data, size_t n, char ret_sha256[65]) {
-        _cleanup_free_ char *tmp = NULL, *template = NULL;
-        _cleanup_close_ int out = -1;
+        _cleanup_blobstore_writer_free_ BlobstoreWriter *w = NULL;
         char hex[65];
         int r;
 
         sha256_buffer_hex(data, n, hex);
-        if (store_has_blob(s, hex)) {
-                memcpy(ret_sha256, hex, 65);
-                return 0;
-        }
-        template = path_join(s->tmp_dir, "blob");
-        if (!template)
-                return -ENOMEM;
-        out = open_tmpfile_beside(template, &tmp);
-        if (out < 0)
-                return out;
-        r = loop_write(out, data, n);
-        if (r >= 0 && fsync(out) < 0)
-                r = negative_errno();
-        if (r < 0) {
-                unlink(tmp);
-                return r;
-        }
-        r = commit_blob(s, tmp, hex);
+        /* Named in advance: a blob the store has is not written again. */
+        r = blobstore_writer_new(s->dir, hex, &w);
+        if (r >= 0)
+                r = blobstore_writer_write(w, data, n);
+        if (r >= 0)
+                r = blobstore_writer_commit(TAKE_PTR(w), NULL, NULL);
         if (r < 0)
                 return r;
         memcpy(ret_sha256, hex, 65);

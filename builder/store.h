@@ -1,6 +1,7 @@
 /* The image store: content-addressed blobs (blobs/sha256/xx/<hex>) and a
  * sqlite catalog (catalog.db) of images and their artifacts. Blobs are
- * written to tmp/, fsynced and renamed into place; the catalog row is
+ * laid out and written as common/blobstore.h says, the server's too:
+ * through tmp/, fsynced and renamed into place; the catalog row is
  * committed last, so a crash never leaves a half-visible image. A killed
  * writer's temporary files stay in tmp/, where nothing reads them, until
  * store_clean_tmp(). */
@@ -33,7 +34,8 @@ static inline void store_freep(Store **s) {
 
 const char *store_dir(const Store *s);
 
-/* Path of a blob (whether present or not); caller frees. */
+/* Path of a blob (whether present or not); caller frees. NULL when sha256
+ * is not a digest, or out of memory. */
 char *store_blob_path(const Store *s, const char *sha256);
 bool store_has_blob(const Store *s, const char *sha256);
 

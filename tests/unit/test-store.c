@@ -31,6 +31,21 @@ static void test_blobs(void **state) {
         assert_int_equal(store_add_file(s, "missing", sha2, &size), -ENOENT);
 }
 
+/* A name that is not a digest names no blob. The store once made a path of
+ * anything ("../../x" led out of blobs/), where the server refused it
+ * (-EINVAL): both go through common/blobstore.c now. */
+static void test_blob_names(void **state) {
+        _cleanup_store_free_ Store *s = NULL;
+        (void) state;
+
+        assert_int_equal(store_open("store", &s), 0);
+        assert_int_equal(write_file_atomic("store/blobs/x", "x", 1, 0644), 0);
+        assert_null(store_blob_path(s, "../../blobs/x"));
+        assert_false(store_has_blob(s, "../x"));
+        assert_null(store_blob_path(s, "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824"));
+        assert_null(store_blob_path(s, "2cf24dba"));
+}
+
 static int count(const StoreImage *img, void *userdata) {
         (void) img;
         (*(int *) userdata)++;
@@ -171,6 +186,7 @@ static void test_clean_tmp(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_blobs),
+                test_in_dir(test_blob_names),
                 test_in_dir(test_publish),
                 test_in_dir(test_publish_needs_blobs),
                 test_in_dir(test_full_filesystem),
