@@ -401,7 +401,18 @@ static void assert_clean_child(pid_t pid) {
                 assert_string_equal(link, ours);
         }
 
-        assert_int_equal(read_full_file(env_path, 1 << 16, &env, &n), 0);
+        /* The kernel names the process after the new program before it
+         * sets up that program's stack: until then environ reads empty. */
+        for (uint64_t deadline = now_usec() + 5 * USEC_PER_SEC;;) {
+                free(env);
+                env = NULL;
+                assert_int_equal(read_full_file(env_path, 1 << 16, &env, &n), 0);
+                if (n > 0)
+                        break;
+                if (now_usec() > deadline)
+                        fail_msg("pid %d has an empty environment", (int) pid);
+                sleep_usec(10 * 1000);
+        }
         for (size_t i = 0; i < n; i += strlen(env + i) + 1)
                 if (!startswith(env + i, "PATH=") && !startswith(env + i, "PWD="))
                         fail_msg("the child's environment has '%s'", env + i);
