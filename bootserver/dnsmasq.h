@@ -87,6 +87,10 @@ int dhcp_config_validate(const DhcpConfig *c, DhcpSetting *ret_setting, char **r
  * -ENOMEM. */
 int dnsmasq_config_render(const DhcpConfig *c, char **ret_text);
 
+/* Finds the program name: as given when it holds a '/', else in PATH, then
+ * /usr/sbin and /sbin. Returns 0 with the path in *ret, -ENOENT or -ENOMEM. */
+int dnsmasq_find_program(const char *name, char **ret);
+
 /* One supervised dnsmasq. Not thread-safe: the daemon calls all of these from
  * one long-lived thread (the child asks for SIGTERM when the thread that
  * forked it ends, PR_SET_PDEATHSIG, until dnsmasq drops root; after that
