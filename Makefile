@@ -88,7 +88,7 @@ COMPONENT_LIBS := $(BUILDER_LIB) $(BOOTSERVER_LIB) $(CTL_LIB) $(AGENT_LIB)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim check test test-unit test-integration test-boot test-e2e test-fleet bench demo \
+.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim test-layers check test test-unit test-integration test-boot test-e2e test-fleet bench demo \
 	sample-repo sample-images fuzz install clean help
 .DEFAULT_GOAL := all
 
@@ -244,8 +244,12 @@ endif
 export SLIPWAY_TEST_RUN
 
 ## make check         unit and integration tests (minutes); fails if a test left something running
-check: test-unit test-fuzz-replay test-sim test-integration
+check: test-layers test-unit test-fuzz-replay test-sim test-integration
 	@tests/leftovers.sh
+
+## make test-layers   slipwayd's layers: SQL only in the store, no include circle, short files
+test-layers:
+	@tests/layers.sh
 
 ## make test-sim      the coordinator under the fleet simulator: 1,000 seeds and 3 big fleets
 test-sim: $(BUILD)/fleet/sim

@@ -1,0 +1,74 @@
+#!/bin/bash
+# slipwayd's layers, checked from the source (part of make check):
+#  - SQL only in the store's back-end files (bootserver/store-sqlite*.c);
+#  - no circle among bootserver's files (a file that includes x.h depends on
+#    x.c; tsort finds loops);
+#  - no bootserver file over 800 lines.
+# Each check names what breaks it. The PENDING lists hold what has not moved
+# yet; a listed file that is clean fails the check too, so the lists only
+# shrink (docs/architecture.md, "slipwayd's layers").
+set -u
+cd "$(dirname "$0")/.." || exit 2
+
+SQL_PENDING="${LAYERS_SQL_PENDING-blobs.c coordinator.c enroll.c hosts.c images.c ipxe.c leases.c metrics.c rollout.c tokens.c audit.c}"
+SIZE_PENDING="${LAYERS_SIZE_PENDING-rollout.c}"
+CIRCLE_PENDING="${LAYERS_CIRCLE_PENDING-1}"
+MAX_LINES=800
+rc=0
+
+listed() { # listed WORD LIST
+        case " $2 " in *" $1 "*) return 0 ;; esac
+        return 1
+}
+
+sql='sqlite3|store_stmt|db_step|db_prepare|store_exec|\b(SELECT|INSERT INTO|UPDATE [a-z_]+ SET|DELETE FROM|CREATE (TABLE|INDEX))\b'
+for f in bootserver/*.c bootserver/*.h; do
+        b=${f#bootserver/}
+        case $b in store-sqlite*) continue ;; esac
+        if grep -qE "$sql" "$f"; then
+                if ! listed "$b" "$SQL_PENDING"; then
+                        echo "layers: SQL outside the store in $f:" >&2
+                        grep -nE "$sql" "$f" | head -3 | sed 's/^/  /' >&2
+                        rc=1
+                fi
+        elif listed "$b" "$SQL_PENDING"; then
+                echo "layers: $f has no SQL any more: take it off SQL_PENDING in $0" >&2
+                rc=1
+        fi
+done
+
+for f in bootserver/*.c bootserver/*.h; do
+        b=${f#bootserver/}
+        n=$(wc -l <"$f")
+        if [ "$n" -gt "$MAX_LINES" ] && ! listed "$b" "$SIZE_PENDING"; then
+                echo "layers: $f has $n lines (at most $MAX_LINES)" >&2
+                rc=1
+        elif [ "$n" -le "$MAX_LINES" ] && listed "$b" "$SIZE_PENDING"; then
+                echo "layers: $f has $n lines now: take it off SIZE_PENDING in $0" >&2
+                rc=1
+        fi
+done
+
+# Module a depends on module b when a.c or a.h includes b.h, for b.h in
+# bootserver/ (main.c is the top and depends on everything, so it is left
+# out: it cannot be in a circle that matters).
+edges=$(for f in bootserver/*.c bootserver/*.h; do
+        a=$(basename "${f%.*}")
+        [ "$a" = main ] && continue
+        sed -n 's/^#include "\([^"]*\)\.h".*/\1/p' "$f" | while read -r b; do
+                [ -e "bootserver/$b.h" ] && [ "$a" != "$b" ] && echo "$a $b"
+        done
+done | sort -u)
+if loops=$(tsort <<<"$edges" 2>&1 >/dev/null) && [ -z "$loops" ]; then
+        if [ "$CIRCLE_PENDING" = 1 ]; then
+                echo "layers: no circle among bootserver's files any more: set CIRCLE_PENDING to 0 in $0" >&2
+                rc=1
+        fi
+elif [ "$CIRCLE_PENDING" != 1 ]; then
+        echo "layers: bootserver's files include each other in a circle:" >&2
+        sed 's/^tsort: /  /' <<<"$loops" >&2
+        rc=1
+fi
+
+[ $rc = 0 ] && echo "layers: ok"
+exit $rc
