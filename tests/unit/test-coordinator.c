@@ -384,6 +384,35 @@ static int ask_commit(StoreDb *db, Fault *f, const char *host, uint64_t now, Lea
         return r;
 }
 
+/* Write faults: the at-th row written to hosts, meta, audit, rollouts or
+ * rollout_hosts fails alone
+ * (RAISE(ABORT) undoes that statement only), so the transaction goes on and
+ * only the code's own checks keep a half-written decision from a commit. An
+ * interrupt cannot show that: sqlite rolls the whole transaction back on
+ * one. Returns how many rows were written since the last call. */
+static int64_t write_fault_at(StoreDb *db, int64_t at) {
+        sqlite3 *s = store_sqlite(db);
+        int64_t n;
+
+        exec_ok(s, "CREATE TEMP TABLE IF NOT EXISTS fault (n INTEGER NOT NULL, at INTEGER NOT NULL);"
+                   "INSERT INTO fault SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM fault);"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_hosts BEFORE UPDATE ON main.hosts BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_meta BEFORE UPDATE ON main.meta BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_audit BEFORE INSERT ON main.audit BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_rollouts BEFORE UPDATE ON main.rollouts BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_rollout_hosts BEFORE UPDATE ON main.rollout_hosts BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;");
+        n = query_int(db, "SELECT n FROM fault");
+        char sql[128];
+        snprintf(sql, sizeof sql, "UPDATE fault SET n = 0, at = %lld", (long long) at);
+        exec_ok(s, sql);
+        return n;
+}
+
 /* A fault at each step of a grant: afterwards either
  * the whole grant is in the database (epoch, expiry, audit record) and the
  * request succeeded, or no lease was written at all. */
@@ -439,6 +468,32 @@ static void test_lease_grant_whole_or_nothing(void **state) {
                 lease_decision_release(&d);
         }
         assert_true(errors > 0);
+
+        /* The same with each row the grant writes failing alone. */
+        restore(db, "state.db");
+        write_fault_at(db, 0);
+        f = (Fault) {};
+        assert_int_equal(ask_commit(db, &f, "h-2", now, &d), 0);
+        assert_true(d.granted);
+        lease_decision_release(&d);
+        int64_t writes = write_fault_at(db, 0);
+        assert_true(writes >= 3); /* the epoch, the lease, the audit record */
+        for (int64_t k = 1; k <= writes; k++) {
+                _cleanup_free_ char *got_state = NULL, *got_audit = NULL;
+
+                restore(db, "state.db");
+                write_fault_at(db, k);
+                f = (Fault) {};
+                int r = ask_commit(db, &f, "h-2", now, &d);
+                write_fault_at(db, 0);
+                got_state = query_text(db, LEASE_STATE_SQL);
+                got_audit = query_text(db, LEASE_AUDIT_SQL);
+                if (r >= 0 || d.granted || !streq(got_state, state0) || !streq(got_audit, audit0))
+                        fail_msg("write %lld of %lld failed: %s, %s, wrote '%s' / '%s'", (long long) k,
+                                 (long long) writes, r < 0 ? strerror(-r) : "succeeded",
+                                 d.granted ? "granted" : "not granted", got_state, got_audit);
+                lease_decision_release(&d);
+        }
 }
 
 /* What one rollout's tick may write: the rollout, its hosts' rows, what
@@ -513,6 +568,36 @@ static void test_tick_rollout_whole_or_nothing(void **state) {
                 coord_ticker_free(t);
         }
         assert_true(errors > 0);
+
+        /* The same with each row the tick writes failing alone (a part
+         * that fails is undone with its count of writes, so a later part
+         * may fail at the same count: each part is still whole or not). */
+        restore(db, "template.db");
+        write_fault_at(db, 0);
+        assert_int_equal(tick(db, NULL, NULL, now + 1), 0);
+        int64_t writes = write_fault_at(db, 0);
+        assert_true(writes >= 4);
+        for (int64_t k = 1; k <= writes; k++) {
+                _cleanup_free_ char *ga = NULL, *gb = NULL;
+                CoordTicker *t = coord_ticker_new();
+
+                assert_non_null(t);
+                restore(db, "template.db");
+                write_fault_at(db, k);
+                assert_int_equal(tick(db, t, &(Fault) {}, now + 1), 0);
+                write_fault_at(db, 0);
+                ga = rollout_state(db, a);
+                gb = rollout_state(db, b);
+                if (!streq(ga, a0) && !streq(ga, a1))
+                        fail_msg("write %lld of %lld failed and left rollout a half moved: '%s'", (long long) k,
+                                 (long long) writes, ga);
+                if (!streq(gb, b0) && !streq(gb, b1))
+                        fail_msg("write %lld of %lld failed and left rollout b half moved: '%s'", (long long) k,
+                                 (long long) writes, gb);
+                if (streq(ga, a1) && streq(gb, b1))
+                        fail_msg("write %lld of %lld failed, yet both rollouts moved", (long long) k, (long long) writes);
+                coord_ticker_free(t);
+        }
 }
 
 /* A rollout start and its first tick in one transaction, as POST
