@@ -1,5 +1,5 @@
 /* The fleet simulator: thousands of virtual agents on a virtual clock drive
- * the real coordinator (coordinator.c, rollout.c, hosts.c, db.c) through one
+ * the real coordinator (coordinator.c, rollout*.c, hosts.c, the store) through one
  * rollout per seed, and check the coordinator's promises after every event.
  *
  * Everything random comes from one splitmix64 stream seeded by the seed, and

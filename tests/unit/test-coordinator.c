@@ -2,7 +2,9 @@
  * request, a tick and a rollout start is made to fail in turn (sqlite's
  * progress handler interrupts the Nth virtual machine step). A lease request
  * must then end in an error or a refusal, never in a grant it should not
- * make; a tick or a start must leave no host assigned twice or half, and a
+ * make, and a committed request holds its whole decision or no lease at
+ * all; a tick or a start must leave no host assigned twice or half, each
+ * rollout as before the tick or as a tick without faults leaves it, and a
  * fault in one part of a tick (lease expiry, one rollout) must not stop the
  * others. Then what used to stop every tick for good: a rollback to an image
  * the catalog does not have, a stored spec that does not read, a rollout
@@ -331,6 +333,271 @@ static void test_tick_fault_stays_in_its_part(void **state) {
                 coord_ticker_free(t);
         }
         assert_true(errors > 0);
+}
+
+/* The first column of the first row of sql, duplicated ("" for NULL). */
+static char *query_text(StoreDb *db, const char *sql) {
+        sqlite3_stmt *st = NULL;
+        char *v = NULL;
+
+        sqlite3 *s = store_sqlite(db);
+        if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK)
+                fail_msg("%s: %s", sql, sqlite3_errmsg(s));
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = strdup(strempty((const char *) sqlite3_column_text(st, 0)));
+        sqlite3_finalize(st);
+        assert_non_null(v);
+        return v;
+}
+
+/* What a lease request may write: the epoch counter and every host's lease. */
+#define LEASE_STATE_SQL                                                                                             \
+        "SELECT (SELECT value FROM meta WHERE key = 'lease_epoch') || '|' || coalesce((SELECT group_concat(x, ',') " \
+        "FROM (SELECT id || ':' || coalesce(lease_epoch, '-') || ':' || coalesce(lease_expires, '-') AS x FROM "    \
+        "hosts ORDER BY id)), '')"
+/* What it wrote to the audit log. */
+#define LEASE_AUDIT_SQL                                                                                             \
+        "SELECT coalesce((SELECT group_concat(x, ',') FROM (SELECT action || ':' || coalesce(target, '') AS x FROM " \
+        "audit ORDER BY id)), '')"
+
+/* A lease request as POST /v1/hosts/ID/lease makes it: the decision and its audit
+ * record committed together, or nothing. Returns the result of the request
+ * or of its commit. */
+static int ask_commit(StoreDb *db, Fault *f, const char *host, uint64_t now, LeaseDecision *d) {
+        StoreTx *tx = NULL;
+        CoordConfig cc = COORD_CONFIG_DEFAULT;
+        sqlite3 *s = store_sqlite(db);
+        int r = store_tx_begin(db, STORE_TX_WRITE, &tx);
+
+        assert_int_equal(r, 0);
+        sqlite3_progress_handler(s, 1, interrupt_at, f);
+        r = coord_lease_acquire(tx, &cc, host, now, "test", d);
+        /* Not the commit: sqlite calls the progress handler once more after
+         * a COMMIT is done, so an interrupt there reports a commit that
+         * happened as failed, which no real fault does. */
+        sqlite3_progress_handler(s, 0, NULL, NULL);
+        if (r >= 0)
+                r = store_tx_commit(&tx);
+        else
+                store_tx_rollback(&tx);
+        assert_true(sqlite3_get_autocommit(s));
+        return r;
+}
+
+/* Write faults: the at-th row written to hosts, meta, audit, rollouts or
+ * rollout_hosts fails alone
+ * (RAISE(ABORT) undoes that statement only), so the transaction goes on and
+ * only the code's own checks keep a half-written decision from a commit. An
+ * interrupt cannot show that: sqlite rolls the whole transaction back on
+ * one. Returns how many rows were written since the last call. */
+static int64_t write_fault_at(StoreDb *db, int64_t at) {
+        sqlite3 *s = store_sqlite(db);
+        int64_t n;
+
+        exec_ok(s, "CREATE TEMP TABLE IF NOT EXISTS fault (n INTEGER NOT NULL, at INTEGER NOT NULL);"
+                   "INSERT INTO fault SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM fault);"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_hosts BEFORE UPDATE ON main.hosts BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_meta BEFORE UPDATE ON main.meta BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_audit BEFORE INSERT ON main.audit BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_rollouts BEFORE UPDATE ON main.rollouts BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
+                   "CREATE TEMP TRIGGER IF NOT EXISTS fault_rollout_hosts BEFORE UPDATE ON main.rollout_hosts BEGIN "
+                   "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;");
+        n = query_int(db, "SELECT n FROM fault");
+        char sql[128];
+        snprintf(sql, sizeof sql, "UPDATE fault SET n = 0, at = %lld", (long long) at);
+        exec_ok(s, sql);
+        return n;
+}
+
+/* A fault at each step of a grant: afterwards either
+ * the whole grant is in the database (epoch, expiry, audit record) and the
+ * request succeeded, or no lease was written at all. */
+static void test_lease_grant_whole_or_nothing(void **state) {
+        uint64_t now = (uint64_t) time(NULL);
+        _cleanup_free_ char *state0 = NULL, *audit0 = NULL, *state1 = NULL, *audit1 = NULL, *refused = NULL;
+        unsigned long steps, errors = 0;
+        LeaseDecision d = {};
+        Fault f = {};
+        (void) state;
+
+        StoreDb *tmpl = fleet_open(now);
+        exec_ok(store_sqlite(tmpl), "UPDATE budgets SET max_unavailable = 2");
+        store_db_free(tmpl);
+        _cleanup_store_db_free_ StoreDb *db = copy_open("state.db", "work.db");
+        state0 = query_text(db, LEASE_STATE_SQL);
+        audit0 = query_text(db, LEASE_AUDIT_SQL);
+        assert_true(asprintf(&refused, "%s%slease.refuse:h-2", audit0, *audit0 ? "," : "") >= 0);
+
+        assert_int_equal(ask_commit(db, &f, "h-2", now, &d), 0);
+        assert_true(d.granted);
+        lease_decision_release(&d);
+        state1 = query_text(db, LEASE_STATE_SQL);
+        audit1 = query_text(db, LEASE_AUDIT_SQL);
+        assert_string_not_equal(state0, state1);
+        assert_non_null(strstr(audit1, "lease.grant:h-2"));
+        steps = f.calls;
+        assert_true(steps > 10);
+
+        for (unsigned long k = 1; k <= steps; k++) {
+                _cleanup_free_ char *got_state = NULL, *got_audit = NULL;
+
+                restore(db, "state.db");
+                f = (Fault) { .fail_at = k };
+                int r = ask_commit(db, &f, "h-2", now, &d);
+                assert_true(f.fired);
+                got_state = query_text(db, LEASE_STATE_SQL);
+                got_audit = query_text(db, LEASE_AUDIT_SQL);
+                if (r >= 0 && d.granted) {
+                        if (!streq(got_state, state1) || !streq(got_audit, audit1))
+                                fail_msg("a fault at step %lu of %lu: granted, but wrote '%s' / '%s' instead of "
+                                         "'%s' / '%s'",
+                                         k, steps, got_state, got_audit, state1, audit1);
+                } else {
+                        /* Refused or failed: no lease, and at most the
+                         * refusal's audit record. */
+                        if (!streq(got_state, state0) ||
+                            !(streq(got_audit, audit0) || (r >= 0 && streq(got_audit, refused))))
+                                fail_msg("a fault at step %lu of %lu: not granted (%s), but wrote '%s' / '%s'", k,
+                                         steps, r < 0 ? strerror(-r) : "refused", got_state, got_audit);
+                }
+                errors += r < 0;
+                lease_decision_release(&d);
+        }
+        assert_true(errors > 0);
+
+        /* The same with each row the grant writes failing alone. */
+        restore(db, "state.db");
+        write_fault_at(db, 0);
+        f = (Fault) {};
+        assert_int_equal(ask_commit(db, &f, "h-2", now, &d), 0);
+        assert_true(d.granted);
+        lease_decision_release(&d);
+        int64_t writes = write_fault_at(db, 0);
+        assert_true(writes >= 3); /* the epoch, the lease, the audit record */
+        for (int64_t k = 1; k <= writes; k++) {
+                _cleanup_free_ char *got_state = NULL, *got_audit = NULL;
+
+                restore(db, "state.db");
+                write_fault_at(db, k);
+                f = (Fault) {};
+                int r = ask_commit(db, &f, "h-2", now, &d);
+                write_fault_at(db, 0);
+                got_state = query_text(db, LEASE_STATE_SQL);
+                got_audit = query_text(db, LEASE_AUDIT_SQL);
+                if (r >= 0 || d.granted || !streq(got_state, state0) || !streq(got_audit, audit0))
+                        fail_msg("write %lld of %lld failed: %s, %s, wrote '%s' / '%s'", (long long) k,
+                                 (long long) writes, r < 0 ? strerror(-r) : "succeeded",
+                                 d.granted ? "granted" : "not granted", got_state, got_audit);
+                lease_decision_release(&d);
+        }
+}
+
+/* What one rollout's tick may write: the rollout, its hosts' rows, what
+ * those hosts are assigned, and the audit records about them. */
+static char *rollout_state(StoreDb *db, int64_t id) {
+        _cleanup_free_ char *sql = NULL;
+
+        assert_true(asprintf(&sql,
+                             "SELECT (SELECT state || ':' || wave || ':' || coalesce(wave_done_at, '-') || ':' || "
+                             "coalesce(reason, '-') || ':' || coalesce(finished, '-') FROM rollouts WHERE id = %1$lld) "
+                             "|| '|' || coalesce((SELECT group_concat(x, ',') FROM (SELECT host_id || ':' || wave || "
+                             "':' || phase || ':' || status || ':' || coalesce(assigned_at, '-') || ':' || "
+                             "coalesce(message, '') AS x FROM rollout_hosts WHERE rollout_id = %1$lld ORDER BY "
+                             "host_id)), '') || '|' || coalesce((SELECT group_concat(x, ',') FROM (SELECT id || ':' || "
+                             "coalesce(image, '-') || ':' || rollback || ':' || coalesce(lease_epoch, '-') AS x FROM "
+                             "hosts WHERE id IN (SELECT host_id FROM rollout_hosts WHERE rollout_id = %1$lld) ORDER "
+                             "BY id)), '') || '|' || coalesce((SELECT group_concat(x, ',') FROM (SELECT action || ':' "
+                             "|| coalesce(target, '') || ':' || coalesce(detail, '') AS x FROM audit WHERE target = "
+                             "'rollout %1$lld' OR target IN (SELECT host_id FROM rollout_hosts WHERE rollout_id = "
+                             "%1$lld) ORDER BY id)), '')",
+                             (long long) id) >= 0);
+        return query_text(db, sql);
+}
+
+/* A fault at each step of a tick that moves two rollouts on: each rollout
+ * afterwards is as before the tick or as a tick without faults leaves it,
+ * never a part of the way. */
+static void test_tick_rollout_whole_or_nothing(void **state) {
+        uint64_t now = (uint64_t) time(NULL);
+        _cleanup_free_ char *a0 = NULL, *b0 = NULL, *a1 = NULL, *b1 = NULL;
+        unsigned long steps, errors = 0;
+        int64_t a, b;
+        Fault f = {};
+        (void) state;
+
+        /* No lease to expire: the rollouts are all the tick does. */
+        StoreDb *tmpl = rollout_fleet_open("template.db", now);
+        exec_ok(store_sqlite(tmpl), "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL");
+        a = rollout_start(tmpl, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [1, \"100%\"]}", now);
+        b = rollout_start(tmpl, "{\"image\": \"tiny:3.0\", \"selector\": {\"service\": \"b\"}, \"waves\": [2, \"100%\"]}", now);
+        store_db_free(tmpl);
+
+        _cleanup_store_db_free_ StoreDb *db = copy_open("template.db", "state.db");
+        a0 = rollout_state(db, a);
+        b0 = rollout_state(db, b);
+        assert_int_equal(tick(db, NULL, &f, now + 1), 0);
+        a1 = rollout_state(db, a);
+        b1 = rollout_state(db, b);
+        assert_string_not_equal(a0, a1);
+        assert_string_not_equal(b0, b1);
+        steps = f.calls;
+        assert_true(steps > 50);
+
+        for (unsigned long k = 1; k <= steps; k++) {
+                _cleanup_free_ char *ga = NULL, *gb = NULL;
+                CoordTicker *t = coord_ticker_new();
+
+                assert_non_null(t);
+                restore(db, "template.db");
+                f = (Fault) { .fail_at = k };
+                assert_int_equal(tick(db, t, &f, now + 1), 0);
+                assert_true(f.fired);
+                ga = rollout_state(db, a);
+                gb = rollout_state(db, b);
+                if (!streq(ga, a0) && !streq(ga, a1))
+                        fail_msg("a fault at step %lu of %lu left rollout a half moved: '%s' (before '%s', after '%s')",
+                                 k, steps, ga, a0, a1);
+                if (!streq(gb, b0) && !streq(gb, b1))
+                        fail_msg("a fault at step %lu of %lu left rollout b half moved: '%s' (before '%s', after '%s')",
+                                 k, steps, gb, b0, b1);
+                errors += streq(ga, a0) || streq(gb, b0);
+                coord_ticker_free(t);
+        }
+        assert_true(errors > 0);
+
+        /* The same with each row the tick writes failing alone (a part
+         * that fails is undone with its count of writes, so a later part
+         * may fail at the same count: each part is still whole or not). */
+        restore(db, "template.db");
+        write_fault_at(db, 0);
+        assert_int_equal(tick(db, NULL, NULL, now + 1), 0);
+        int64_t writes = write_fault_at(db, 0);
+        assert_true(writes >= 4);
+        for (int64_t k = 1; k <= writes; k++) {
+                _cleanup_free_ char *ga = NULL, *gb = NULL;
+                CoordTicker *t = coord_ticker_new();
+
+                assert_non_null(t);
+                restore(db, "template.db");
+                write_fault_at(db, k);
+                assert_int_equal(tick(db, t, &(Fault) {}, now + 1), 0);
+                write_fault_at(db, 0);
+                ga = rollout_state(db, a);
+                gb = rollout_state(db, b);
+                if (!streq(ga, a0) && !streq(ga, a1))
+                        fail_msg("write %lld of %lld failed and left rollout a half moved: '%s'", (long long) k,
+                                 (long long) writes, ga);
+                if (!streq(gb, b0) && !streq(gb, b1))
+                        fail_msg("write %lld of %lld failed and left rollout b half moved: '%s'", (long long) k,
+                                 (long long) writes, gb);
+                if (streq(ga, a1) && streq(gb, b1))
+                        fail_msg("write %lld of %lld failed, yet both rollouts moved", (long long) k, (long long) writes);
+                coord_ticker_free(t);
+        }
 }
 
 /* A rollout start and its first tick in one transaction, as POST
@@ -681,7 +948,9 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_lease_refused_on_any_error),
                 test_in_dir(test_lease_grant_needs_success),
+                test_in_dir(test_lease_grant_whole_or_nothing),
                 test_in_dir(test_tick_fault_stays_in_its_part),
+                test_in_dir(test_tick_rollout_whole_or_nothing),
                 test_in_dir(test_start_faults),
                 test_in_dir(test_rollback_faults),
                 test_in_dir(test_rollback_skips_what_it_cannot_assign),

@@ -1,0 +1,350 @@
+/* Planning and starting a rollout: the hosts its selector takes, in the
+ * order that spreads each wave over the budgeted groups, cut into waves.
+ * What happens to a started rollout is rollout.c's. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "audit.h"
+#include "coordinator.h"
+#include "hosts.h"
+#include "images.h"
+#include "log.h"
+#include "rollout.h"
+#include "util.h"
+#include "store-sqlite.h"
+
+/* rollout_spec_parse(), then the image resolved into ret_image. -ENXIO
+ * when there is no such image. */
+static int spec_parse_resolve(StoreTx *tx, json_t *j, RolloutSpec *ret, char ret_image[65], char **ret_error) {
+        RolloutSpec s;
+        int r;
+
+        r = rollout_spec_parse(j, &s, ret_error);
+        if (r < 0)
+                return r;
+        r = images_resolve(tx, s.image, ret_image);
+        if (r == -ENOENT)
+                return rollout_spec_error(ret_error, "'image': %s: no such image", s.image) == -EINVAL ? -ENXIO : -ENOMEM;
+        if (r == -EINVAL || r == -ENOTUNIQ)
+                return rollout_spec_error(ret_error, "'image': %s: %s", s.image,
+                                  r == -EINVAL ? "not an image reference" : "the prefix matches several images");
+        if (r < 0)
+                return r;
+        *ret = s;
+        return 0;
+}
+
+typedef struct Member {
+        char id[16];
+        int phase;
+        /* Where it falls in its budgeted groups, 0 to 1: in the group of
+         * its phase's bottleneck key, and the latest in any other. */
+        double spread, spread_other;
+        char *image; /* what it runs (when the catalog has it) or was last assigned */
+} Member;
+
+static int member_compare_id(const void *a, const void *b) {
+        const Member *x = a, *y = b;
+        if (x->phase != y->phase)
+                return x->phase < y->phase ? -1 : 1;
+        return strcmp(x->id, y->id);
+}
+
+static int member_compare(const void *a, const void *b) {
+        const Member *x = a, *y = b;
+        if (x->phase != y->phase)
+                return x->phase < y->phase ? -1 : 1;
+        if (x->spread != y->spread)
+                return x->spread < y->spread ? -1 : 1;
+        if (x->spread_other != y->spread_other)
+                return x->spread_other < y->spread_other ? -1 : 1;
+        return strcmp(x->id, y->id);
+}
+
+/* Spreads each phase's hosts evenly over the groups that have budgets, so
+ * that every wave takes its share of each rack (or other budgeted group)
+ * instead of what the host IDs happen to give: a wave lasts as long as its
+ * busiest group. Per phase, the bottleneck key is the one whose group needs
+ * the most turns (its hosts in the phase over the hosts it may have down).
+ * A host's place in a group is (rank + 1/2) / size, ranked within the group
+ * and phase in ID order; hosts go in order of their place in the
+ * bottleneck key's group, then of their latest place in another. So every
+ * prefix, and every wave, holds each bottleneck group's hosts to within one
+ * of its share. m is sorted by phase and ID. */
+static int spread_members(StoreTx *tx, Member *m, size_t n) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        /* index: host ID -> member; groups: "phase key=value" -> {key, value,
+         * phase, n, rank}; bottleneck: "phase" -> {key, turns}. */
+        json_t *index = json_object(), *groups = json_object(), *bottleneck = json_object(), *g;
+        const char *name;
+        int r;
+
+        if (!index || !groups || !bottleneck) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+                json_object_set_new(index, m[i].id, json_integer((json_int_t) i));
+        r = db_prepare(db,
+                       "SELECT host_id, key, value FROM host_labels WHERE key IN (SELECT CASE WHEN instr(selector, "
+                       "'=') > 0 THEN substr(selector, 1, instr(selector, '=') - 1) ELSE selector END FROM budgets) "
+                       "ORDER BY host_id, key",
+                       &st);
+        if (r < 0)
+                goto out;
+        /* Twice over the labels: the groups' sizes per phase, then places. */
+        for (int pass = 0; pass < 2; pass++) {
+                while ((r = db_step(st)) > 0) {
+                        json_t *ix = json_object_get(index, (const char *) sqlite3_column_text(st, 0));
+                        const char *key = (const char *) sqlite3_column_text(st, 1);
+                        const char *value = (const char *) sqlite3_column_text(st, 2);
+                        if (!ix)
+                                continue;
+                        Member *x = &m[json_integer_value(ix)];
+                        _cleanup_free_ char *gname = strdup_printf("%d %s=%s", x->phase, key, value);
+                        if (!gname) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        g = json_object_get(groups, gname);
+                        if (pass == 0) {
+                                if (!g)
+                                        json_object_set_new(groups, gname,
+                                                            g = json_pack("{s:s, s:s, s:i, s:I, s:I}", "key", key,
+                                                                          "value", value, "phase", x->phase, "n",
+                                                                          (json_int_t) 0, "rank", (json_int_t) 0));
+                                json_object_set_new(g, "n", json_integer(json_integer_value(json_object_get(g, "n")) + 1));
+                                continue;
+                        }
+                        json_int_t rank = json_integer_value(json_object_get(g, "rank"));
+                        json_object_set_new(g, "rank", json_integer(rank + 1));
+                        double place = ((double) rank + 0.5) / (double) json_integer_value(json_object_get(g, "n"));
+                        char phase[16];
+                        snprintf(phase, sizeof phase, "%d", x->phase);
+                        if (streq_ptr(json_string_value(json_object_get(json_object_get(bottleneck, phase), "key")), key))
+                                x->spread = place;
+                        else
+                                x->spread_other = MAX(x->spread_other, place);
+                }
+                if (r < 0)
+                        goto out;
+                sqlite3_reset(st);
+                r = 0;
+                if (pass > 0)
+                        break;
+                /* Per phase, the key of the group that needs the most turns;
+                 * a tie goes to the first key by name. */
+                json_object_foreach(groups, name, g) {
+                        const char *key = json_string_value(json_object_get(g, "key"));
+                        int64_t allowed = 0;
+                        char phase[16];
+
+                        r = coord_group_allowed(tx, key, json_string_value(json_object_get(g, "value")), &allowed);
+                        if (r < 0)
+                                goto out;
+                        double turns = (double) json_integer_value(json_object_get(g, "n")) / (double) MAX(allowed, 1);
+                        snprintf(phase, sizeof phase, "%d", (int) json_integer_value(json_object_get(g, "phase")));
+                        json_t *b = json_object_get(bottleneck, phase);
+                        double bt = json_real_value(json_object_get(b, "turns"));
+                        if (!b || turns > bt ||
+                            (turns == bt && strcmp(key, json_string_value(json_object_get(b, "key"))) < 0))
+                                json_object_set_new(bottleneck, phase, json_pack("{s:s, s:f}", "key", key, "turns", turns));
+                }
+                r = 0;
+        }
+out:
+        json_decref(index);
+        json_decref(groups);
+        json_decref(bottleneck);
+        return r;
+}
+
+static void members_free(Member *m, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(m[i].image);
+        free(m);
+}
+
+/* The hosts the spec selects, in rollout order. */
+static int select_members(StoreTx *tx, const RolloutSpec *s, Member **ret, size_t *ret_n) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *sel = NULL;
+        Member *m = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        sel = s->selector ? json_dumps(s->selector, JSON_COMPACT) : strdup("{}");
+        if (!sel)
+                return -ENOMEM;
+        /* Every selector label must match; the phase comes from the order key.
+         * What a host goes back to in a rollback is the image it runs when
+         * the catalog has it; a check-in may name one it does not have
+         * (docs/api.md), and that can never be assigned: then the image it
+         * was assigned. */
+        r = db_prepare(db,
+                       "SELECT h.id, coalesce((SELECT i.id FROM images i WHERE i.id = h.current_image), h.image), "
+                       "(SELECT l.value FROM host_labels l WHERE "
+                       "l.host_id = h.id AND l.key = ?2) FROM hosts h WHERE NOT EXISTS (SELECT 1 FROM json_each(?1) "
+                       "j WHERE NOT EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = h.id AND l.key = j.key AND "
+                       "l.value = j.value)) ORDER BY h.id",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, sel, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, s->order_key, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0) {
+                const char *pv = (const char *) sqlite3_column_text(st, 2);
+                size_t i;
+                json_t *v;
+                if (n == cap) {
+                        Member *x = realloc(m, (cap = cap ? cap * 2 : 64) * sizeof *m);
+                        if (!x) {
+                                members_free(m, n);
+                                return -ENOMEM;
+                        }
+                        m = x;
+                }
+                m[n] = (Member) {};
+                snprintf(m[n].id, sizeof m[n].id, "%s", (const char *) sqlite3_column_text(st, 0));
+                m[n].image = db_column_strdup(st, 1);
+                json_array_foreach(s->order_values, i, v)
+                        if (pv && streq_ptr(json_string_value(v), pv))
+                                m[n].phase = (int) i;
+                n++;
+        }
+        if (r < 0) {
+                members_free(m, n);
+                return r;
+        }
+        if (n > 0) {
+                qsort(m, n, sizeof *m, member_compare_id);
+                r = spread_members(tx, m, n);
+                if (r < 0) {
+                        members_free(m, n);
+                        return r;
+                }
+                qsort(m, n, sizeof *m, member_compare);
+        }
+        *ret = m;
+        *ret_n = n;
+        return 0;
+}
+
+int coord_rollout_plan(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec, uint64_t reboot_estimate,
+                       json_t **ret_plan, char **ret_error) {
+        size_t n = 0, ends[ROLLOUT_WAVES_MAX];
+        char image[65];
+        Member *m = NULL;
+        json_t *waves;
+        RolloutSpec s;
+        int r;
+
+        r = spec_parse_resolve(tx, spec, &s, image, ret_error);
+        if (r < 0)
+                return r;
+        r = select_members(tx, &s, &m, &n);
+        if (r < 0)
+                return r;
+        rollout_wave_ends(&s, n, ends);
+        waves = json_array();
+        for (size_t w = 0, i = 0; w < s.n_waves; w++) {
+                json_t *hosts = json_array();
+                size_t count = 0;
+                for (; i < ends[w]; i++, count++)
+                        json_array_append_new(hosts, json_string(m[i].id));
+                json_array_append_new(waves, json_pack("{s:i, s:I, s:o}", "wave", (int) w + 1, "hosts_count",
+                                                       (json_int_t) count, "hosts", hosts));
+        }
+        members_free(m, n);
+        *ret_plan = json_pack("{s:s, s:I, s:o, s:I, s:I}", "image", image, "hosts", (json_int_t) n, "waves", waves,
+                              "bake", (json_int_t) s.bake, "estimate_sec",
+                              (json_int_t) MIN(rollout_estimate(&s, ends, reboot_estimate), (uint64_t) INT64_MAX));
+        return 0;
+}
+
+int coord_rollout_start(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec, const char *actor, uint64_t now,
+                        int64_t *ret_id, char **ret_error) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *busy = NULL, *ins = NULL, *row = NULL;
+        _cleanup_free_ char *spec_text = NULL;
+        size_t n = 0, ends[ROLLOUT_WAVES_MAX];
+        char image[65];
+        Member *m = NULL;
+        int64_t id;
+        RolloutSpec s;
+        int r;
+
+        r = spec_parse_resolve(tx, spec, &s, image, ret_error);
+        if (r < 0)
+                return r;
+        r = select_members(tx, &s, &m, &n);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                *ret_error = strdup("the selector matches no host");
+                return -ENOENT;
+        }
+        /* One active rollout per host: a done rollout still assigns the
+         * hosts that were away when it comes back. */
+        r = db_prepare(db,
+                       "SELECT rh.host_id, r.id FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id WHERE "
+                       "r.state IN ('running', 'paused', 'done') AND rh.status IN ('pending', 'assigned') AND "
+                       "rh.host_id = ?",
+                       &busy);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                sqlite3_bind_text(busy, 1, m[i].id, -1, SQLITE_STATIC);
+                r = db_step(busy);
+                if (r > 0) {
+                        *ret_error = strdup_printf("host %s is still in rollout %lld", m[i].id,
+                                                   (long long) sqlite3_column_int64(busy, 1));
+                        r = -EBUSY;
+                }
+                sqlite3_reset(busy);
+        }
+        spec_text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+        if (r >= 0 && !spec_text)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = db_prepare(db,
+                               "INSERT INTO rollouts (kind, image, spec, state, n_waves, actor, created) VALUES "
+                               "('rollout', ?, ?, 'running', ?, ?, ?)",
+                               &ins);
+        if (r >= 0) {
+                sqlite3_bind_text(ins, 1, image, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 2, spec_text, -1, SQLITE_STATIC);
+                sqlite3_bind_int(ins, 3, (int) s.n_waves);
+                sqlite3_bind_text(ins, 4, actor, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(ins, 5, (sqlite3_int64) now);
+                r = db_step(ins);
+        }
+        id = sqlite3_last_insert_rowid(db);
+        rollout_wave_ends(&s, n, ends);
+        if (r >= 0)
+                r = db_prepare(db,
+                               "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status) "
+                               "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                               &row);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                sqlite3_bind_int64(row, 1, id);
+                sqlite3_bind_text(row, 2, m[i].id, -1, SQLITE_STATIC);
+                sqlite3_bind_int(row, 3, rollout_wave_of(ends, s.n_waves, i));
+                sqlite3_bind_int(row, 4, m[i].phase);
+                sqlite3_bind_text(row, 5, image, -1, SQLITE_STATIC);
+                sqlite3_bind_text(row, 6, m[i].image, -1, SQLITE_STATIC);
+                r = db_step(row);
+                sqlite3_reset(row);
+        }
+        members_free(m, n);
+        if (r >= 0) {
+                json_t *d = json_pack("{s:O, s:I}", "spec", spec, "hosts", (json_int_t) n);
+                _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
+                r = audit_log(tx, actor, "rollout.start", target, d);
+                json_decref(d);
+        }
+        if (r >= 0)
+                *ret_id = id;
+        return r;
+}
