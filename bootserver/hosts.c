@@ -47,17 +47,6 @@ int uuid_normalize(const char *s, char ret[37]) {
         return normalize_hex(s, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", NULL, ret);
 }
 
-bool hosts_label_valid(const char *s) {
-        size_t n = s ? strlen(s) : 0;
-
-        if (n == 0 || n > 63)
-                return false;
-        for (; *s; s++)
-                if (!isalnum((unsigned char) *s) && !strchr("._-", *s))
-                        return false;
-        return true;
-}
-
 int hosts_find(StoreTx *tx, const char *ref, char ret_id[16]) {
         sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -407,14 +396,14 @@ static enum MHD_Result handle_host_labels(Request *req) {
                 return reply_error(req, KIND_INVALID_VALUE, "expected \"set\": {KEY: VALUE} and \"remove\": [KEY]");
         }
         json_object_foreach(s, key, v)
-                if (!hosts_label_valid(key) || !hosts_label_valid(json_string_value(v))) {
+                if (!label_valid(key) || !label_valid(json_string_value(v))) {
                         result = reply_error(req, KIND_INVALID_VALUE,
                                              "label '%s': keys and values are 1-63 of [A-Za-z0-9._-]", key);
                         json_decref(body);
                         return result;
                 }
         json_array_foreach(rmv, i, v)
-                if (!hosts_label_valid(json_string_value(v))) {
+                if (!label_valid(json_string_value(v))) {
                         json_decref(body);
                         return reply_error(req, KIND_INVALID_VALUE, "'remove': item %zu is not a label key", i);
                 }

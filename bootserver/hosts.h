@@ -2,6 +2,7 @@
  * and what each agent last reported. */
 #pragma once
 
+#include "labels.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -28,8 +29,11 @@ int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, const char *act
 /* Checks a check-in body's members (state, image, slot, version, message,
  * objects); returns NULL when it is good, else a static message. */
 const char *hosts_checkin_invalid(json_t *body);
-/* A label key or value: 1-63 of [A-Za-z0-9._-]. */
-bool hosts_label_valid(const char *s);
+/* The old name of label_valid() (labels.h), which callers outside the
+ * inventory use instead. */
+static inline bool hosts_label_valid(const char *s) {
+        return label_valid(s);
+}
 
 /* With the lock held, in a transaction: applies a valid check-in body of
  * host at time now (state, versions, slots, health; a healthy report lifts
