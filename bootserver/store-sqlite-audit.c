@@ -1,0 +1,81 @@
+/* The audit log (store-audit.h) in sqlite. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "macro.h"
+#include "store-audit.h"
+#include "store-sqlite.h"
+
+void audit_entries_free(AuditEntry *e, size_t n) {
+        for (size_t i = 0; e && i < n; i++) {
+                free(e[i].actor);
+                free(e[i].action);
+                free(e[i].target);
+                free(e[i].detail);
+        }
+        free(e);
+}
+
+int store_audit_append(StoreTx *tx, int64_t time, const char *actor, const char *action, const char *target,
+                       const char *detail) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "INSERT INTO audit (time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) time);
+        sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+        return db_step(st);
+}
+
+int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        AuditEntry *l = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT * FROM (SELECT id, time, actor, action, target, detail FROM audit WHERE id > ?1 "
+                       "AND (?3 IS NULL OR action = ?3 OR action LIKE ?3 || '.%') ORDER BY id * ?4 LIMIT ?2) "
+                       "ORDER BY id",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) q->since);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) (q->last ? q->last : q->limit));
+        sqlite3_bind_text(st, 3, q->action, -1, SQLITE_STATIC);
+        /* last: the newest N, still returned oldest first */
+        sqlite3_bind_int(st, 4, q->last ? -1 : 1);
+        while ((r = db_step(st)) > 0) {
+                AuditEntry *t = reallocarray(l, n + 1, sizeof *l);
+                if (!t) {
+                        r = -ENOMEM;
+                        break;
+                }
+                l = t;
+                l[n] = (AuditEntry) {
+                        .id = sqlite3_column_int64(st, 0),
+                        .time = sqlite3_column_int64(st, 1),
+                        .actor = db_column_strdup(st, 2),
+                        .action = db_column_strdup(st, 3),
+                        .target = db_column_strdup(st, 4),
+                        .detail = db_column_strdup(st, 5),
+                };
+                n++;
+                if (!l[n - 1].actor || !l[n - 1].action) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                audit_entries_free(l, n);
+                return r;
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
