@@ -66,7 +66,7 @@ if loops=$(tsort <<<"$edges" 2>&1 >/dev/null) && [ -z "$loops" ]; then
         fi
 elif [ "$CIRCLE_PENDING" != 1 ]; then
         echo "layers: bootserver's files include each other in a circle:" >&2
-        sed 's/^tsort: /  /' <<<"$loops" >&2
+        sed 's/^tsort: /  /' <<<"$loops" | head -20 >&2
         rc=1
 fi
 
