@@ -178,7 +178,6 @@ static int revert_unfinished(sqlite3 *db, int64_t id) {
 int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char *actor, uint64_t now,
                          int64_t *ret_new_id, char **ret_error) {
         sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *skip = NULL, *ack = NULL;
         _cleanup_(rollout_release) Rollout row = {};
         RolloutState state;
         int r;
@@ -197,11 +196,7 @@ int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char
                         goto refused;
                 /* Resuming accepts the failures so far: the threshold counts
                  * only those that come after. */
-                r = db_prepare(db, "UPDATE rollout_hosts SET acked = 1 WHERE rollout_id = ? AND status = 'failed'", &ack);
-                if (r >= 0) {
-                        sqlite3_bind_int64(ack, 1, id);
-                        r = db_step(ack);
-                }
+                r = store_rollout_ack_failures(tx, id);
                 return r < 0 ? r : rollout_set_state(tx, id, ROLLOUT_RUNNING, NULL, actor, now);
         }
         if (streq(action, "abort")) {
@@ -210,12 +205,7 @@ int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char
                  * deleted (coord_image_users()). */
                 if (state == ROLLOUT_ABORTED)
                         goto refused;
-                r = db_prepare(db, "UPDATE rollout_hosts SET status = 'skipped' WHERE rollout_id = ? AND status = 'pending'",
-                               &skip);
-                if (r >= 0) {
-                        sqlite3_bind_int64(skip, 1, id);
-                        r = db_step(skip);
-                }
+                r = store_rollout_skip_pending(tx, id);
                 /* Hosts on the way that did not arrive want what they ran again. */
                 if (r >= 0)
                         r = revert_unfinished(db, id);
@@ -237,58 +227,25 @@ refused:
  * reachable, and no reachable unfinished host of an earlier phase (the
  * earliest such phase is computed once, not once per pending host). */
 static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool rollback, int max_wave, uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *sel = NULL, *host = NULL, *row = NULL;
+        RolloutReady *v = NULL;
+        size_t n = 0;
         int r;
 
-        r = db_prepare(db,
-                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
-                       "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
-                       "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
-                       "?3 - ?4 AND rh.phase <= (SELECT coalesce(min(o.phase), 2147483647) FROM rollout_hosts o JOIN "
-                       "hosts oh ON oh.id = o.host_id WHERE o.rollout_id = ?1 AND o.status IN ('pending', 'assigned') "
-                       "AND coalesce(oh.last_seen, 0) >= ?3 - ?4)",
-                       &sel);
-        if (r >= 0)
-                r = db_prepare(db, "UPDATE hosts SET image = ?, rollback = ? WHERE id = ?", &host);
-        if (r >= 0)
-                r = db_prepare(db,
-                               "UPDATE rollout_hosts SET status = 'assigned', assigned_at = ? WHERE rollout_id = ? AND "
-                               "host_id = ?",
-                               &row);
+        r = store_rollout_ready(tx, id, max_wave, now, c->heartbeat_timeout, &v, &n);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(sel, 1, id);
-        sqlite3_bind_int(sel, 2, max_wave);
-        sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
-        sqlite3_bind_int64(sel, 4, (sqlite3_int64) c->heartbeat_timeout);
-        while ((r = db_step(sel)) > 0) {
-                const char *h = (const char *) sqlite3_column_text(sel, 0), *target = (const char *) sqlite3_column_text(sel, 1);
-
+        for (size_t i = 0; i < n; i++) {
                 /* An image gone from the catalog cannot be assigned: the host
                  * is skipped, and the rollout goes on without it. */
-                if (!sqlite3_column_int(sel, 2)) {
-                        _cleanup_free_ char *why = unassignable(target, false, 0);
-                        r = why ? skip_host(tx, id, h, why, "coordinator") : -ENOMEM;
-                        if (r < 0)
-                                break;
-                        continue;
-                }
-                sqlite3_bind_text(host, 1, target, -1, SQLITE_STATIC);
-                sqlite3_bind_int(host, 2, rollback);
-                sqlite3_bind_text(host, 3, h, -1, SQLITE_STATIC);
-                r = db_step(host);
-                sqlite3_reset(host);
-                if (r < 0)
-                        break;
-                sqlite3_bind_int64(row, 1, (sqlite3_int64) now);
-                sqlite3_bind_int64(row, 2, id);
-                sqlite3_bind_text(row, 3, h, -1, SQLITE_STATIC);
-                r = db_step(row);
-                sqlite3_reset(row);
+                if (!v[i].known) {
+                        _cleanup_free_ char *why = unassignable(v[i].target, false, 0);
+                        r = why ? skip_host(tx, id, v[i].host, why, "coordinator") : -ENOMEM;
+                } else
+                        r = store_rollout_assign(tx, id, v[i].host, v[i].target, rollback, now);
                 if (r < 0)
                         break;
         }
+        rollout_ready_free(v, n);
         return r;
 }
 

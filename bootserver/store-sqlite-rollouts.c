@@ -223,3 +223,105 @@ int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTal
         *ret_n = n;
         return 0;
 }
+
+void rollout_ready_free(RolloutReady *r, size_t n) {
+        for (size_t i = 0; r && i < n; i++) {
+                free(r[i].host);
+                free(r[i].target);
+        }
+        free(r);
+}
+
+int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
+                        RolloutReady **ret, size_t *ret_n) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *sel = NULL;
+        RolloutReady *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = db_prepare(db,
+                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
+                       "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
+                       "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
+                       "?3 - ?4 AND rh.phase <= (SELECT coalesce(min(o.phase), 2147483647) FROM rollout_hosts o JOIN "
+                       "hosts oh ON oh.id = o.host_id WHERE o.rollout_id = ?1 AND o.status IN ('pending', 'assigned') "
+                       "AND coalesce(oh.last_seen, 0) >= ?3 - ?4)",
+                       &sel);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(sel, 1, id);
+        sqlite3_bind_int(sel, 2, max_wave);
+        sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
+        sqlite3_bind_int64(sel, 4, (sqlite3_int64) heartbeat_timeout);
+        while ((r = db_step(sel)) > 0) {
+                if (n == cap) {
+                        RolloutReady *m = reallocarray(v, cap ? cap * 2 : 16, sizeof(*v));
+                        if (!m) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        v = m;
+                        cap = cap ? cap * 2 : 16;
+                }
+                v[n] = (RolloutReady) { .host = db_column_strdup(sel, 0), .target = db_column_strdup(sel, 1),
+                                        .known = sqlite3_column_int(sel, 2) };
+                n++;
+                if (!v[n - 1].host || !v[n - 1].target) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                rollout_ready_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback, uint64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *h = NULL, *row = NULL;
+        int r;
+
+        /* Cached: a wave assigns its hosts one after the other. */
+        r = store_stmt(tx, "UPDATE hosts SET image = ?, rollback = ? WHERE id = ?", &h);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(h, 1, target, -1, SQLITE_STATIC);
+        sqlite3_bind_int(h, 2, rollback);
+        sqlite3_bind_text(h, 3, host, -1, SQLITE_STATIC);
+        r = db_step(h);
+        if (r < 0)
+                return r;
+        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'assigned', assigned_at = ? WHERE rollout_id = ? AND "
+                           "host_id = ?", &row);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(row, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(row, 2, id);
+        sqlite3_bind_text(row, 3, host, -1, SQLITE_STATIC);
+        r = db_step(row);
+        return r < 0 ? r : 0;
+}
+
+static int exec_id(StoreTx *tx, const char *sql, int64_t id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = db_prepare(store_tx_sqlite(tx), sql, &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_rollout_ack_failures(StoreTx *tx, int64_t id) {
+        return exec_id(tx, "UPDATE rollout_hosts SET acked = 1 WHERE rollout_id = ? AND status = 'failed'", id);
+}
+
+int store_rollout_skip_pending(StoreTx *tx, int64_t id) {
+        return exec_id(tx, "UPDATE rollout_hosts SET status = 'skipped' WHERE rollout_id = ? AND status = 'pending'", id);
+}
