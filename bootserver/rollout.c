@@ -349,33 +349,7 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
 }
 
 int coord_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ int64_t *ids = NULL;
-        size_t n = 0, cap = 0;
-        int r;
-
-        r = db_prepare(db,
-                       "SELECT id FROM rollouts WHERE state IN ('running', 'paused') OR (state = 'done' AND EXISTS "
-                       "(SELECT 1 FROM rollout_hosts rh WHERE rh.rollout_id = rollouts.id AND rh.status IN ('pending', "
-                       "'assigned'))) ORDER BY id",
-                       &st);
-        if (r < 0)
-                return r;
-        while ((r = db_step(st)) > 0) {
-                if (n == cap) {
-                        int64_t *x = reallocarray(ids, cap = cap ? 2 * cap : 8, sizeof *ids);
-                        if (!x)
-                                return -ENOMEM;
-                        ids = x;
-                }
-                ids[n++] = sqlite3_column_int64(st, 0);
-        }
-        if (r < 0)
-                return r;
-        *ret_ids = TAKE_PTR(ids);
-        *ret_n = n;
-        return 0;
+        return store_rollouts_active(tx, ret_ids, ret_n);
 }
 
 int coord_rollout_pause(StoreTx *tx, int64_t id, const char *reason, uint64_t now) {

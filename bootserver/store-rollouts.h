@@ -111,3 +111,7 @@ int store_rollout_ack_failures(StoreTx *tx, int64_t id);
 
 /* The pending hosts of rollout id are skipped. */
 int store_rollout_skip_pending(StoreTx *tx, int64_t id);
+
+/* The rollouts a tick moves on (running, paused, done with hosts still
+ * pending or assigned), oldest first; *ret_ids (caller frees) has *ret_n. */
+int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n);

@@ -325,3 +325,33 @@ int store_rollout_ack_failures(StoreTx *tx, int64_t id) {
 int store_rollout_skip_pending(StoreTx *tx, int64_t id) {
         return exec_id(tx, "UPDATE rollout_hosts SET status = 'skipped' WHERE rollout_id = ? AND status = 'pending'", id);
 }
+
+int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ int64_t *ids = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = db_prepare(db,
+                       "SELECT id FROM rollouts WHERE state IN ('running', 'paused') OR (state = 'done' AND EXISTS "
+                       "(SELECT 1 FROM rollout_hosts rh WHERE rh.rollout_id = rollouts.id AND rh.status IN ('pending', "
+                       "'assigned'))) ORDER BY id",
+                       &st);
+        if (r < 0)
+                return r;
+        while ((r = db_step(st)) > 0) {
+                if (n == cap) {
+                        int64_t *x = reallocarray(ids, cap = cap ? 2 * cap : 8, sizeof *ids);
+                        if (!x)
+                                return -ENOMEM;
+                        ids = x;
+                }
+                ids[n++] = sqlite3_column_int64(st, 0);
+        }
+        if (r < 0)
+                return r;
+        *ret_ids = TAKE_PTR(ids);
+        *ret_n = n;
+        return 0;
+}
