@@ -11,94 +11,36 @@
 #include "log.h"
 #include "rollout.h"
 #include "util.h"
+#include "store-rollouts.h"
 #include "store-sqlite.h"
 
-static int rollout_set_state(StoreTx *tx, int64_t id, const char *state, const char *reason, const char *actor,
+static int rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const char *reason, const char *actor,
                              uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
         _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
-        bool final = streq(state, "done") || streq(state, "aborted");
+        bool final = state == ROLLOUT_DONE || state == ROLLOUT_ABORTED;
         json_t *d;
         int r;
 
-        r = db_prepare(db, "UPDATE rollouts SET state = ?, reason = ?, finished = ? WHERE id = ?", &up);
+        r = store_rollout_set_state(tx, id, state, reason, final, now);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(up, 1, state, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 2, reason, -1, SQLITE_STATIC);
-        if (final)
-                sqlite3_bind_int64(up, 3, (sqlite3_int64) now);
-        sqlite3_bind_int64(up, 4, id);
-        r = db_step(up);
-        if (r < 0)
-                return r;
-        d = json_pack("{s:s, s:s?}", "state", state, "reason", reason);
-        r = audit_log(tx, actor, streq(state, "running") ? "rollout.resume" : streq(state, "paused") ? "rollout.pause"
-                                 : streq(state, "done") ? "rollout.done" : "rollout.abort",
+        d = json_pack("{s:s, s:s?}", "state", rollout_state_to_string(state), "reason", reason);
+        r = audit_log(tx, actor, state == ROLLOUT_RUNNING ? "rollout.resume" : state == ROLLOUT_PAUSED ? "rollout.pause"
+                                 : state == ROLLOUT_DONE ? "rollout.done" : "rollout.abort",
                       target, d);
         json_decref(d);
         return r;
 }
 
-/* What a tick reads of a rollout. */
-typedef struct RolloutRow {
-        char *kind, *state, *spec;
-        int wave, n_waves;
-        bool has_done_at;
-        uint64_t done_at;
-} RolloutRow;
-
-static void rollout_row_release(RolloutRow *row) {
-        free(row->kind);
-        free(row->state);
-        free(row->spec);
-        *row = (RolloutRow) {};
-}
-
-static int rollout_row_read(sqlite3 *db, int64_t id, RolloutRow *ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        RolloutRow row = {};
-        int r;
-
-        r = db_prepare(db, "SELECT kind, state, wave, n_waves, wave_done_at, spec FROM rollouts WHERE id = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, id);
-        r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        row = (RolloutRow) { .kind = db_column_strdup(st, 0), .state = db_column_strdup(st, 1),
-                             .spec = db_column_strdup(st, 5), .wave = sqlite3_column_int(st, 2),
-                             .n_waves = sqlite3_column_int(st, 3),
-                             .has_done_at = sqlite3_column_type(st, 4) != SQLITE_NULL,
-                             .done_at = (uint64_t) sqlite3_column_int64(st, 4) };
-        if (!row.kind || !row.state || !row.spec) {
-                rollout_row_release(&row);
-                return -ENOMEM;
-        }
-        *ret = row;
-        return 0;
-}
-
 /* Host h of rollout id is skipped: its message and the audit log say why. */
 static int skip_host(StoreTx *tx, int64_t id, const char *h, const char *why, const char *actor) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
         _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
         json_t *d;
         int r;
 
         if (!target)
                 return -ENOMEM;
-        r = db_prepare(db, "UPDATE rollout_hosts SET status = 'skipped', message = ?3 WHERE rollout_id = ?1 AND "
-                           "host_id = ?2", &up);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(up, 1, id);
-        sqlite3_bind_text(up, 2, h, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 3, why, -1, SQLITE_STATIC);
-        r = db_step(up);
+        r = store_rollout_skip_host(tx, id, h, why);
         if (r < 0)
                 return r;
         log_warning("rollout %" PRIi64 ": host %s skipped: %s", id, h, why);
@@ -163,12 +105,12 @@ static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t
                             int64_t *ret_new) {
         sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *ins = NULL, *rows = NULL;
-        _cleanup_(rollout_row_release) RolloutRow row = {};
+        _cleanup_(rollout_release) Rollout row = {};
         _cleanup_free_ char *target = NULL;
         int64_t nid;
         int r;
 
-        r = rollout_row_read(db, id, &row);
+        r = store_rollout_get(tx, id, &row);
         if (r < 0)
                 return r;
         r = db_prepare(db,
@@ -202,7 +144,7 @@ static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t
         if (r >= 0) {
                 _cleanup_free_ char *why = strdup_printf("rolled back by rollout %" PRIi64 "%s%s", nid,
                                                          reason ? ": " : "", strempty(reason));
-                r = rollout_set_state(tx, id, "aborted", why, actor, now);
+                r = rollout_set_state(tx, id, ROLLOUT_ABORTED, why, actor, now);
         }
         target = strdup_printf("rollout %" PRIi64, nid);
         if (r >= 0) {
@@ -236,327 +178,189 @@ static int revert_unfinished(sqlite3 *db, int64_t id) {
 int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char *actor, uint64_t now,
                          int64_t *ret_new_id, char **ret_error) {
         sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *skip = NULL, *ack = NULL;
-        _cleanup_(rollout_row_release) RolloutRow row = {};
-        const char *state;
+        _cleanup_(rollout_release) Rollout row = {};
+        RolloutState state;
         int r;
 
-        r = rollout_row_read(db, id, &row);
+        r = store_rollout_get(tx, id, &row);
         if (r < 0)
                 return r;
         state = row.state;
         if (streq(action, "pause")) {
-                if (!streq(state, "running"))
+                if (state != ROLLOUT_RUNNING)
                         goto refused;
-                return rollout_set_state(tx, id, "paused", "paused by an operator", actor, now);
+                return rollout_set_state(tx, id, ROLLOUT_PAUSED, "paused by an operator", actor, now);
         }
         if (streq(action, "resume")) {
-                if (!streq(state, "paused"))
+                if (state != ROLLOUT_PAUSED)
                         goto refused;
                 /* Resuming accepts the failures so far: the threshold counts
                  * only those that come after. */
-                r = db_prepare(db, "UPDATE rollout_hosts SET acked = 1 WHERE rollout_id = ? AND status = 'failed'", &ack);
-                if (r >= 0) {
-                        sqlite3_bind_int64(ack, 1, id);
-                        r = db_step(ack);
-                }
-                return r < 0 ? r : rollout_set_state(tx, id, "running", NULL, actor, now);
+                r = store_rollout_ack_failures(tx, id);
+                return r < 0 ? r : rollout_set_state(tx, id, ROLLOUT_RUNNING, NULL, actor, now);
         }
         if (streq(action, "abort")) {
                 /* A done rollout is closed by an abort: it can no longer be
                  * rolled back, so the images it would go back to may be
                  * deleted (coord_image_users()). */
-                if (streq(state, "aborted"))
+                if (state == ROLLOUT_ABORTED)
                         goto refused;
-                r = db_prepare(db, "UPDATE rollout_hosts SET status = 'skipped' WHERE rollout_id = ? AND status = 'pending'",
-                               &skip);
-                if (r >= 0) {
-                        sqlite3_bind_int64(skip, 1, id);
-                        r = db_step(skip);
-                }
+                r = store_rollout_skip_pending(tx, id);
                 /* Hosts on the way that did not arrive want what they ran again. */
                 if (r >= 0)
                         r = revert_unfinished(db, id);
-                return r < 0 ? r : rollout_set_state(tx, id, "aborted", "aborted by an operator", actor, now);
+                return r < 0 ? r : rollout_set_state(tx, id, ROLLOUT_ABORTED, "aborted by an operator", actor, now);
         }
         if (streq(action, "rollback")) {
-                if (streq(state, "aborted"))
+                if (state == ROLLOUT_ABORTED)
                         goto refused;
                 return rollout_rollback(tx, id, actor, now, "asked by an operator", ret_new_id);
         }
         *ret_error = strdup_printf("unknown action '%s' (pause, resume, abort, rollback)", action);
         return -EINVAL;
 refused:
-        *ret_error = strdup_printf("rollout %" PRIi64 " is %s: cannot %s it", id, state, action);
+        *ret_error = strdup_printf("rollout %" PRIi64 " is %s: cannot %s it", id, rollout_state_to_string(state), action);
         return -EBUSY;
-}
-
-/* Marks assigned hosts done (on the target, healthy) or failed (reported a
- * failure since they were assigned, or still reporting that they refused or
- * fell back from the target itself). In a rollback only a failure since the
- * assignment counts: a host that refused the same image earlier refused it
- * as a downgrade nobody had marked a rollback, which this one is. */
-static int update_statuses(sqlite3 *db, int64_t id, bool rollback) {
-        _cleanup_stmt_ sqlite3_stmt *done = NULL, *failed = NULL;
-        int r;
-
-        r = db_prepare(db,
-                       "UPDATE rollout_hosts SET status = 'done' WHERE rollout_id = ?1 AND status = 'assigned' AND "
-                       "EXISTS (SELECT 1 FROM hosts h WHERE h.id = host_id AND h.current_image = target AND "
-                       "h.state = 'healthy')",
-                       &done);
-        if (r >= 0) {
-                sqlite3_bind_int64(done, 1, id);
-                r = db_step(done);
-        }
-        if (r >= 0)
-                r = db_prepare(db,
-                               "UPDATE rollout_hosts SET status = 'failed', message = (SELECT h.message FROM hosts h "
-                               "WHERE h.id = host_id) WHERE rollout_id = ?1 AND status = 'assigned' AND EXISTS "
-                               "(SELECT 1 FROM hosts h WHERE h.id = host_id AND h.state IN ('rolled-back', 'failed') "
-                               "AND h.current_image IS NOT target AND (coalesce(h.state_since, 0) >= assigned_at OR "
-                               "(NOT ?2 AND h.failed_image = target)))",
-                               &failed);
-        if (r >= 0) {
-                sqlite3_bind_int64(failed, 1, id);
-                sqlite3_bind_int(failed, 2, rollback);
-                r = db_step(failed);
-        }
-        return r;
 }
 
 /* Assigns the pending hosts that may start: in a wave up to max_wave,
  * reachable, and no reachable unfinished host of an earlier phase (the
  * earliest such phase is computed once, not once per pending host). */
 static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool rollback, int max_wave, uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *sel = NULL, *host = NULL, *row = NULL;
+        RolloutReady *v = NULL;
+        size_t n = 0;
         int r;
 
-        r = db_prepare(db,
-                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
-                       "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
-                       "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
-                       "?3 - ?4 AND rh.phase <= (SELECT coalesce(min(o.phase), 2147483647) FROM rollout_hosts o JOIN "
-                       "hosts oh ON oh.id = o.host_id WHERE o.rollout_id = ?1 AND o.status IN ('pending', 'assigned') "
-                       "AND coalesce(oh.last_seen, 0) >= ?3 - ?4)",
-                       &sel);
-        if (r >= 0)
-                r = db_prepare(db, "UPDATE hosts SET image = ?, rollback = ? WHERE id = ?", &host);
-        if (r >= 0)
-                r = db_prepare(db,
-                               "UPDATE rollout_hosts SET status = 'assigned', assigned_at = ? WHERE rollout_id = ? AND "
-                               "host_id = ?",
-                               &row);
+        r = store_rollout_ready(tx, id, max_wave, now, c->heartbeat_timeout, &v, &n);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(sel, 1, id);
-        sqlite3_bind_int(sel, 2, max_wave);
-        sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
-        sqlite3_bind_int64(sel, 4, (sqlite3_int64) c->heartbeat_timeout);
-        while ((r = db_step(sel)) > 0) {
-                const char *h = (const char *) sqlite3_column_text(sel, 0), *target = (const char *) sqlite3_column_text(sel, 1);
-
+        for (size_t i = 0; i < n; i++) {
                 /* An image gone from the catalog cannot be assigned: the host
                  * is skipped, and the rollout goes on without it. */
-                if (!sqlite3_column_int(sel, 2)) {
-                        _cleanup_free_ char *why = unassignable(target, false, 0);
-                        r = why ? skip_host(tx, id, h, why, "coordinator") : -ENOMEM;
-                        if (r < 0)
-                                break;
-                        continue;
-                }
-                sqlite3_bind_text(host, 1, target, -1, SQLITE_STATIC);
-                sqlite3_bind_int(host, 2, rollback);
-                sqlite3_bind_text(host, 3, h, -1, SQLITE_STATIC);
-                r = db_step(host);
-                sqlite3_reset(host);
-                if (r < 0)
-                        break;
-                sqlite3_bind_int64(row, 1, (sqlite3_int64) now);
-                sqlite3_bind_int64(row, 2, id);
-                sqlite3_bind_text(row, 3, h, -1, SQLITE_STATIC);
-                r = db_step(row);
-                sqlite3_reset(row);
+                if (!v[i].known) {
+                        _cleanup_free_ char *why = unassignable(v[i].target, false, 0);
+                        r = why ? skip_host(tx, id, v[i].host, why, "coordinator") : -ENOMEM;
+                } else
+                        r = store_rollout_assign(tx, id, v[i].host, v[i].target, rollback, now);
                 if (r < 0)
                         break;
         }
+        rollout_ready_free(v, n);
         return r;
-}
-
-static int64_t count_rows(sqlite3 *db, const char *sql, int64_t id, int wave, uint64_t now, uint64_t hb) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-
-        if (db_prepare(db, sql, &st) < 0)
-                return -1;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int(st, 2, wave);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64) hb);
-        return db_step(st) > 0 ? sqlite3_column_int64(st, 0) : -1;
 }
 
 /* Pauses (or with on_failure rollback, rolls back) a running rollout whose
  * waves so far have more failures than allowed. Returns 1 when it did. */
-static int check_failures(StoreTx *tx, int64_t id, const RolloutRow *row, const RolloutSpec *s, uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *fw = NULL;
+static int check_failures(StoreTx *tx, const Rollout *ro, const RolloutSpec *s, uint64_t now) {
+        _cleanup_free_ RolloutWaveTally *t = NULL;
+        size_t n = 0;
         int r;
 
         /* Every wave so far, not only this one: a host unreachable during
          * its wave reports its failure after the wave was over. */
-        r = db_prepare(db,
-                       "SELECT wave, count(*), sum(status = 'failed' AND NOT acked) FROM rollout_hosts WHERE rollout_id = "
-                       "?1 AND wave <= ?2 GROUP BY wave ORDER BY wave",
-                       &fw);
+        r = store_rollout_wave_tallies(tx, ro->id, ro->wave, &t, &n);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(fw, 1, id);
-        sqlite3_bind_int(fw, 2, row->wave);
-        while ((r = db_step(fw)) > 0) {
-                int w = sqlite3_column_int(fw, 0);
-                int64_t wave_size = sqlite3_column_int64(fw, 1), failed = sqlite3_column_int64(fw, 2);
-                int64_t allowed = s->fail_count >= 0 ? s->fail_count : wave_size * s->fail_pct / 100;
-                if (failed <= allowed)
+        for (size_t i = 0; i < n; i++) {
+                int64_t allowed = s->fail_count >= 0 ? s->fail_count : t[i].hosts * s->fail_pct / 100;
+                if (t[i].failed <= allowed)
                         continue;
                 _cleanup_free_ char *why = strdup_printf("wave %d: %" PRIi64 " of %" PRIi64 " hosts failed, %" PRIi64
                                                          " allowed",
-                                                         w + 1, failed, wave_size, allowed);
+                                                         t[i].wave + 1, t[i].failed, t[i].hosts, allowed);
                 if (!why)
                         return -ENOMEM;
-                sqlite3_finalize(fw);
-                fw = NULL;
-                log_warning("rollout %" PRIi64 ": %s", id, why);
-                if (s->rollback_on_failure && streq(row->kind, "rollout"))
-                        r = rollout_rollback(tx, id, "coordinator", now, why, NULL);
+                log_warning("rollout %" PRIi64 ": %s", ro->id, why);
+                if (s->rollback_on_failure && ro->kind == ROLLOUT_KIND_ROLLOUT)
+                        r = rollout_rollback(tx, ro->id, "coordinator", now, why, NULL);
                 else
-                        r = rollout_set_state(tx, id, "paused", why, "coordinator", now);
+                        r = rollout_set_state(tx, ro->id, ROLLOUT_PAUSED, why, "coordinator", now);
                 return r < 0 ? r : 1;
         }
-        return r;
+        return 0;
 }
 
 int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_(rollout_row_release) RolloutRow row = {};
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        _cleanup_(rollout_release) Rollout ro = {};
         _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
         RolloutSpec s = {};
+        bool rollback;
         int64_t open;
         int r;
 
         if (!target)
                 return -ENOMEM;
-        r = rollout_row_read(db, id, &row);
+        r = store_rollout_get(tx, id, &ro);
         if (r < 0)
                 return r;
-        r = update_statuses(db, id, streq(row.kind, "rollback"));
-        if (r < 0 || (!streq(row.state, "running") && !streq(row.state, "done")))
+        rollback = ro.kind == ROLLOUT_KIND_ROLLBACK;
+        r = store_rollout_update_statuses(tx, id, rollback);
+        if (r < 0 || (ro.state != ROLLOUT_RUNNING && ro.state != ROLLOUT_DONE))
                 return r;
-        if (streq(row.state, "running")) {
+        if (ro.state == ROLLOUT_RUNNING) {
                 _cleanup_free_ char *why = NULL;
 
-                r = rollout_spec_parse_stored(row.spec, &s, &why);
+                r = rollout_spec_parse_stored(ro.spec, &s, &why);
                 if (r > 0) {
                         log_warning("rollout %" PRIi64 ": %s: paused", id, why);
-                        return rollout_set_state(tx, id, "paused", why, "coordinator", now);
+                        return rollout_set_state(tx, id, ROLLOUT_PAUSED, why, "coordinator", now);
                 }
                 if (r == 0)
-                        r = check_failures(tx, id, &row, &s, now);
+                        r = check_failures(tx, &ro, &s, now);
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
-        r = assign_ready(tx, c, id, streq(row.kind, "rollback"), streq(row.state, "done") ? INT32_MAX : row.wave, now);
-        if (r < 0 || !streq(row.state, "running"))
+        r = assign_ready(tx, c, id, rollback, ro.state == ROLLOUT_DONE ? INT32_MAX : ro.wave, now);
+        if (r < 0 || ro.state != ROLLOUT_RUNNING)
                 return r;
 
         /* The wave is complete when none of its reachable hosts is still on the way. */
-        open = count_rows(db,
-                          "SELECT count(*) FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE rh.rollout_id "
-                          "= ?1 AND rh.wave <= ?2 AND rh.status IN ('pending', 'assigned') AND coalesce(h.last_seen, 0) "
-                          ">= ?3 - ?4",
-                          id, row.wave, now, c->heartbeat_timeout);
+        r = store_rollout_count_open(tx, id, ro.wave, now, c->heartbeat_timeout, &open);
+        if (r < 0)
+                return r;
         if (open != 0)
-                return open < 0 ? -EIO : 0;
-        if (!row.has_done_at) {
-                r = db_prepare(db, "UPDATE rollouts SET wave_done_at = ? WHERE id = ?", &up);
+                return 0;
+        if (!ro.has_done_at) {
+                r = store_rollout_set_wave_done(tx, id, now);
                 if (r >= 0) {
-                        sqlite3_bind_int64(up, 1, (sqlite3_int64) now);
-                        sqlite3_bind_int64(up, 2, id);
-                        r = db_step(up);
-                }
-                if (r >= 0) {
-                        json_t *d = json_pack("{s:i}", "wave", row.wave + 1);
+                        json_t *d = json_pack("{s:i}", "wave", ro.wave + 1);
                         r = audit_log(tx, "coordinator", "rollout.wave-complete", target, d);
                         json_decref(d);
                 }
                 if (r < 0)
                         return r;
-                sqlite3_finalize(up);
-                up = NULL;
-                row.done_at = now;
+                ro.done_at = now;
         }
         /* The bake is capped (ROLLOUT_BAKE_MAX): this cannot wrap. */
-        if (now < row.done_at + s.bake)
+        if (now < ro.done_at + s.bake)
                 return 0;
-        if (row.wave + 1 >= row.n_waves)
-                return rollout_set_state(tx, id, "done", NULL, "coordinator", now);
-        r = db_prepare(db, "UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL WHERE id = ?", &up);
+        if (ro.wave + 1 >= ro.n_waves)
+                return rollout_set_state(tx, id, ROLLOUT_DONE, NULL, "coordinator", now);
+        r = store_rollout_next_wave(tx, id);
         if (r >= 0) {
-                sqlite3_bind_int64(up, 1, id);
-                r = db_step(up);
-        }
-        if (r >= 0) {
-                json_t *d = json_pack("{s:i}", "wave", row.wave + 2);
+                json_t *d = json_pack("{s:i}", "wave", ro.wave + 2);
                 r = audit_log(tx, "coordinator", "rollout.wave", target, d);
                 json_decref(d);
         }
         /* The next wave's hosts are assigned now, not a tick later. */
         if (r >= 0)
-                r = assign_ready(tx, c, id, streq(row.kind, "rollback"), row.wave + 1, now);
+                r = assign_ready(tx, c, id, rollback, ro.wave + 1, now);
         return r;
 }
 
 int coord_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ int64_t *ids = NULL;
-        size_t n = 0, cap = 0;
-        int r;
-
-        r = db_prepare(db,
-                       "SELECT id FROM rollouts WHERE state IN ('running', 'paused') OR (state = 'done' AND EXISTS "
-                       "(SELECT 1 FROM rollout_hosts rh WHERE rh.rollout_id = rollouts.id AND rh.status IN ('pending', "
-                       "'assigned'))) ORDER BY id",
-                       &st);
-        if (r < 0)
-                return r;
-        while ((r = db_step(st)) > 0) {
-                if (n == cap) {
-                        int64_t *x = reallocarray(ids, cap = cap ? 2 * cap : 8, sizeof *ids);
-                        if (!x)
-                                return -ENOMEM;
-                        ids = x;
-                }
-                ids[n++] = sqlite3_column_int64(st, 0);
-        }
-        if (r < 0)
-                return r;
-        *ret_ids = TAKE_PTR(ids);
-        *ret_n = n;
-        return 0;
+        return store_rollouts_active(tx, ret_ids, ret_n);
 }
 
 int coord_rollout_pause(StoreTx *tx, int64_t id, const char *reason, uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_(rollout_row_release) RolloutRow row = {};
-        int r = rollout_row_read(db, id, &row);
+        _cleanup_(rollout_release) Rollout row = {};
+        int r = store_rollout_get(tx, id, &row);
 
         if (r < 0)
                 return r;
-        if (!streq(row.state, "running") && !streq(row.state, "done"))
+        if (row.state != ROLLOUT_RUNNING && row.state != ROLLOUT_DONE)
                 return 0;
-        r = rollout_set_state(tx, id, "paused", reason, "coordinator", now);
+        r = rollout_set_state(tx, id, ROLLOUT_PAUSED, reason, "coordinator", now);
         return r < 0 ? r : 1;
 }
 

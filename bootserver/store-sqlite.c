@@ -89,6 +89,10 @@ static const char *const migrations[] = {
         "UPDATE hosts SET enroll_expires = NULL;"
         "ALTER TABLE hosts ADD COLUMN enroll_nonce TEXT;"
         "ALTER TABLE hosts ADD COLUMN enroll_address TEXT;",
+        /* 9: the tick's look-ups without a scan of every host or every host
+         * of a rollout: the expired leases, and each wave's failures */
+        "CREATE INDEX hosts_lease_expires ON hosts(lease_expires) WHERE lease_epoch IS NOT NULL;"
+        "CREATE INDEX rollout_hosts_wave ON rollout_hosts(rollout_id, wave, status, acked);",
 };
 
 int db_errno(int rc) {

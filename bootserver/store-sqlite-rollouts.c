@@ -1,0 +1,357 @@
+/* store-rollouts.h on SQLite. */
+#include <assert.h>
+#include <stdlib.h>
+
+#include "store-rollouts.h"
+#include "store-sqlite.h"
+#include "util.h"
+
+static const char *const state_names[_ROLLOUT_STATE_MAX] = {
+        [ROLLOUT_RUNNING] = "running",
+        [ROLLOUT_PAUSED] = "paused",
+        [ROLLOUT_DONE] = "done",
+        [ROLLOUT_ABORTED] = "aborted",
+};
+
+static const char *const kind_names[_ROLLOUT_KIND_MAX] = {
+        [ROLLOUT_KIND_ROLLOUT] = "rollout",
+        [ROLLOUT_KIND_ROLLBACK] = "rollback",
+};
+
+const char *rollout_state_to_string(RolloutState s) {
+        return s >= 0 && s < _ROLLOUT_STATE_MAX ? state_names[s] : NULL;
+}
+
+RolloutState rollout_state_from_string(const char *s) {
+        for (int i = 0; s && i < _ROLLOUT_STATE_MAX; i++)
+                if (streq(state_names[i], s))
+                        return (RolloutState) i;
+        return _ROLLOUT_STATE_INVALID;
+}
+
+const char *rollout_kind_to_string(RolloutKind k) {
+        return k >= 0 && k < _ROLLOUT_KIND_MAX ? kind_names[k] : NULL;
+}
+
+RolloutKind rollout_kind_from_string(const char *s) {
+        for (int i = 0; s && i < _ROLLOUT_KIND_MAX; i++)
+                if (streq(kind_names[i], s))
+                        return (RolloutKind) i;
+        return _ROLLOUT_KIND_INVALID;
+}
+
+void rollout_release(Rollout *r) {
+        free(r->spec);
+        *r = (Rollout) {};
+}
+
+int store_rollout_get(StoreTx *tx, int64_t id, Rollout *ret) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        Rollout ro;
+        int r;
+
+        r = db_prepare(db, "SELECT kind, state, wave, n_waves, wave_done_at, spec FROM rollouts WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        ro = (Rollout) { .id = id,
+                         .kind = rollout_kind_from_string((const char *) sqlite3_column_text(st, 0)),
+                         .state = rollout_state_from_string((const char *) sqlite3_column_text(st, 1)),
+                         .wave = sqlite3_column_int(st, 2),
+                         .n_waves = sqlite3_column_int(st, 3),
+                         .has_done_at = sqlite3_column_type(st, 4) != SQLITE_NULL,
+                         .done_at = (uint64_t) sqlite3_column_int64(st, 4) };
+        if (ro.kind < 0 || ro.state < 0)
+                return -EBADMSG;
+        ro.spec = db_column_strdup(st, 5);
+        if (!ro.spec)
+                return -ENOMEM;
+        *ret = ro;
+        return 0;
+}
+
+int store_rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const char *reason, bool finished,
+                            uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        int r;
+
+        assert(rollout_state_to_string(state));
+        r = db_prepare(db, "UPDATE rollouts SET state = ?, reason = ?, finished = ? WHERE id = ?", &up);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(up, 1, rollout_state_to_string(state), -1, SQLITE_STATIC);
+        sqlite3_bind_text(up, 2, reason, -1, SQLITE_STATIC);
+        if (finished)
+                sqlite3_bind_int64(up, 3, (sqlite3_int64) now);
+        sqlite3_bind_int64(up, 4, id);
+        r = db_step(up);
+        return r < 0 ? r : 0;
+}
+
+int store_rollout_skip_host(StoreTx *tx, int64_t id, const char *host, const char *why) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        int r;
+
+        r = db_prepare(db, "UPDATE rollout_hosts SET status = 'skipped', message = ?3 WHERE rollout_id = ?1 AND "
+                           "host_id = ?2", &up);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(up, 1, id);
+        sqlite3_bind_text(up, 2, host, -1, SQLITE_STATIC);
+        sqlite3_bind_text(up, 3, why, -1, SQLITE_STATIC);
+        r = db_step(up);
+        return r < 0 ? r : 0;
+}
+
+int store_rollout_set_wave_done(StoreTx *tx, int64_t id, uint64_t now) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        int r;
+
+        r = db_prepare(db, "UPDATE rollouts SET wave_done_at = ? WHERE id = ?", &up);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(up, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(up, 2, id);
+        r = db_step(up);
+        return r < 0 ? r : 0;
+}
+
+int store_rollout_next_wave(StoreTx *tx, int64_t id) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        int r;
+
+        r = db_prepare(db, "UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL WHERE id = ?", &up);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(up, 1, id);
+        r = db_step(up);
+        return r < 0 ? r : 0;
+}
+
+int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *done = NULL, *failed = NULL;
+        int r;
+
+        r = db_prepare(db,
+                       "UPDATE rollout_hosts SET status = 'done' WHERE rollout_id = ?1 AND status = 'assigned' AND "
+                       "EXISTS (SELECT 1 FROM hosts h WHERE h.id = host_id AND h.current_image = target AND "
+                       "h.state = 'healthy')",
+                       &done);
+        if (r >= 0) {
+                sqlite3_bind_int64(done, 1, id);
+                r = db_step(done);
+        }
+        if (r >= 0)
+                r = db_prepare(db,
+                               "UPDATE rollout_hosts SET status = 'failed', message = (SELECT h.message FROM hosts h "
+                               "WHERE h.id = host_id) WHERE rollout_id = ?1 AND status = 'assigned' AND EXISTS "
+                               "(SELECT 1 FROM hosts h WHERE h.id = host_id AND h.state IN ('rolled-back', 'failed') "
+                               "AND h.current_image IS NOT target AND (coalesce(h.state_since, 0) >= assigned_at OR "
+                               "(NOT ?2 AND h.failed_image = target)))",
+                               &failed);
+        if (r >= 0) {
+                sqlite3_bind_int64(failed, 1, id);
+                sqlite3_bind_int(failed, 2, rollback);
+                r = db_step(failed);
+        }
+        return r;
+}
+
+int store_rollout_count_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uint64_t heartbeat_timeout,
+                             int64_t *ret) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = db_prepare(db,
+                       "SELECT count(*) FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE rh.rollout_id "
+                       "= ?1 AND rh.wave <= ?2 AND rh.status IN ('pending', 'assigned') AND coalesce(h.last_seen, 0) "
+                       ">= ?3 - ?4",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int(st, 2, wave);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64) heartbeat_timeout);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTally **ret, size_t *ret_n) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ RolloutWaveTally *t = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = db_prepare(db,
+                       "SELECT wave, count(*), sum(status = 'failed' AND NOT acked) FROM rollout_hosts WHERE rollout_id = "
+                       "?1 AND wave <= ?2 GROUP BY wave ORDER BY wave",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int(st, 2, wave);
+        while ((r = db_step(st)) > 0) {
+                if (n == cap) {
+                        RolloutWaveTally *m = reallocarray(t, cap ? cap * 2 : 4, sizeof(*t));
+                        if (!m)
+                                return -ENOMEM;
+                        t = m;
+                        cap = cap ? cap * 2 : 4;
+                }
+                t[n++] = (RolloutWaveTally) { .wave = sqlite3_column_int(st, 0),
+                                              .hosts = sqlite3_column_int64(st, 1),
+                                              .failed = sqlite3_column_int64(st, 2) };
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(t);
+        *ret_n = n;
+        return 0;
+}
+
+void rollout_ready_free(RolloutReady *r, size_t n) {
+        for (size_t i = 0; r && i < n; i++) {
+                free(r[i].host);
+                free(r[i].target);
+        }
+        free(r);
+}
+
+int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
+                        RolloutReady **ret, size_t *ret_n) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *sel = NULL;
+        RolloutReady *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = db_prepare(db,
+                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
+                       "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
+                       "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
+                       "?3 - ?4 AND rh.phase <= (SELECT coalesce(min(o.phase), 2147483647) FROM rollout_hosts o JOIN "
+                       "hosts oh ON oh.id = o.host_id WHERE o.rollout_id = ?1 AND o.status IN ('pending', 'assigned') "
+                       "AND coalesce(oh.last_seen, 0) >= ?3 - ?4)",
+                       &sel);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(sel, 1, id);
+        sqlite3_bind_int(sel, 2, max_wave);
+        sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
+        sqlite3_bind_int64(sel, 4, (sqlite3_int64) heartbeat_timeout);
+        while ((r = db_step(sel)) > 0) {
+                if (n == cap) {
+                        RolloutReady *m = reallocarray(v, cap ? cap * 2 : 16, sizeof(*v));
+                        if (!m) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        v = m;
+                        cap = cap ? cap * 2 : 16;
+                }
+                v[n] = (RolloutReady) { .host = db_column_strdup(sel, 0), .target = db_column_strdup(sel, 1),
+                                        .known = sqlite3_column_int(sel, 2) };
+                n++;
+                if (!v[n - 1].host || !v[n - 1].target) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                rollout_ready_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback, uint64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *h = NULL, *row = NULL;
+        int r;
+
+        /* Cached: a wave assigns its hosts one after the other. */
+        r = store_stmt(tx, "UPDATE hosts SET image = ?, rollback = ? WHERE id = ?", &h);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(h, 1, target, -1, SQLITE_STATIC);
+        sqlite3_bind_int(h, 2, rollback);
+        sqlite3_bind_text(h, 3, host, -1, SQLITE_STATIC);
+        r = db_step(h);
+        if (r < 0)
+                return r;
+        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'assigned', assigned_at = ? WHERE rollout_id = ? AND "
+                           "host_id = ?", &row);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(row, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(row, 2, id);
+        sqlite3_bind_text(row, 3, host, -1, SQLITE_STATIC);
+        r = db_step(row);
+        return r < 0 ? r : 0;
+}
+
+static int exec_id(StoreTx *tx, const char *sql, int64_t id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = db_prepare(store_tx_sqlite(tx), sql, &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_rollout_ack_failures(StoreTx *tx, int64_t id) {
+        return exec_id(tx, "UPDATE rollout_hosts SET acked = 1 WHERE rollout_id = ? AND status = 'failed'", id);
+}
+
+int store_rollout_skip_pending(StoreTx *tx, int64_t id) {
+        return exec_id(tx, "UPDATE rollout_hosts SET status = 'skipped' WHERE rollout_id = ? AND status = 'pending'", id);
+}
+
+int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
+        sqlite3 *db = store_tx_sqlite(tx);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ int64_t *ids = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = db_prepare(db,
+                       "SELECT id FROM rollouts WHERE state IN ('running', 'paused') OR (state = 'done' AND EXISTS "
+                       "(SELECT 1 FROM rollout_hosts rh WHERE rh.rollout_id = rollouts.id AND rh.status IN ('pending', "
+                       "'assigned'))) ORDER BY id",
+                       &st);
+        if (r < 0)
+                return r;
+        while ((r = db_step(st)) > 0) {
+                if (n == cap) {
+                        int64_t *x = reallocarray(ids, cap = cap ? 2 * cap : 8, sizeof *ids);
+                        if (!x)
+                                return -ENOMEM;
+                        ids = x;
+                }
+                ids[n++] = sqlite3_column_int64(st, 0);
+        }
+        if (r < 0)
+                return r;
+        *ret_ids = TAKE_PTR(ids);
+        *ret_n = n;
+        return 0;
+}
