@@ -1,6 +1,4 @@
-#include <arpa/inet.h>
 #include <assert.h>
-#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -12,30 +10,7 @@
 #include "log.h"
 #include "tokens.h"
 #include "util.h"
-#include "store-sqlite.h"
-
-int enroll_client_address(struct MHD_Connection *conn, char ret[ENROLL_ADDRESS_MAX]) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-        const char *p = NULL;
-
-        if (!sa)
-                return -ENOTCONN;
-        if (sa->sa_family == AF_INET) {
-                struct sockaddr_in in;
-                memcpy(&in, sa, sizeof in);
-                p = inet_ntop(AF_INET, &in.sin_addr, ret, ENROLL_ADDRESS_MAX);
-        } else if (sa->sa_family == AF_INET6) {
-                struct sockaddr_in6 in6;
-                memcpy(&in6, sa, sizeof in6);
-                if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr))
-                        p = inet_ntop(AF_INET, &in6.sin6_addr.s6_addr[12], ret, ENROLL_ADDRESS_MAX);
-                else
-                        p = inet_ntop(AF_INET6, &in6.sin6_addr, ret, ENROLL_ADDRESS_MAX);
-        } else
-                return -EAFNOSUPPORT;
-        return p ? 0 : negative_errno();
-}
+#include "store-hosts.h"
 
 int enroll_key(const char *state_dir, char ret[65]) {
         _cleanup_free_ char *path = path_join(state_dir, "enroll.key"), *data = NULL;
@@ -85,73 +60,45 @@ void enroll_derive(const char *key, const char *host, const char *mac, const cha
         hex_encode(mac_out, SHA256_DIGEST_SIZE, ret);
 }
 
-/* Host's outstanding secret: its nonce, address and expiry. Returns 1 when
- * the row has one (ret_nonce and ret_address caller-owned), 0 when not. */
-static int outstanding(sqlite3_stmt *st, int col, char **ret_nonce, char **ret_address, uint64_t *ret_expires) {
-        if (sqlite3_column_type(st, col) == SQLITE_NULL || sqlite3_column_type(st, col + 1) == SQLITE_NULL)
-                return 0;
-        *ret_nonce = db_column_strdup(st, col);
-        *ret_address = db_column_strdup(st, col + 1);
-        *ret_expires = (uint64_t) sqlite3_column_int64(st, col + 2);
-        return *ret_nonce && *ret_address ? 1 : -ENOMEM;
-}
-
 int enroll_issue(StoreTx *tx, const char *state_dir, const char *host, const char *mac, const char *address,
                  uint64_t ttl, uint64_t now, char ret_secret[65]) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *up = NULL;
-        _cleanup_free_ char *nonce = NULL, *held_by = NULL;
+        _cleanup_(host_enrollment_release) HostEnrollment e = {};
         char key[65], fresh[65];
-        uint64_t expires = 0;
+        uint64_t expires;
         json_t *detail;
         int r;
 
-        r = db_prepare(db, "SELECT enroll_nonce, enroll_address, enroll_expires FROM hosts WHERE id = ?", &st);
+        r = store_host_enrollment(tx, host, &e);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        r = outstanding(st, 0, &nonce, &held_by, &expires);
-        if (r < 0)
-                return r;
-        if (r > 0 && expires >= now) {
-                if (!streq(held_by, address)) {
+        if (e.nonce && e.expires >= now) {
+                if (!streq(e.address, address)) {
                         /* Another client asked while the install boot's secret is
                          * valid: it gets none, and the old one stays good. */
-                        detail = json_pack("{s:s, s:s, s:I}", "address", address, "issued_to", held_by, "expires",
-                                           (json_int_t) expires);
+                        detail = json_pack("{s:s, s:s, s:I}", "address", address, "issued_to", e.address, "expires",
+                                           (json_int_t) e.expires);
                         r = audit_log(tx, "pxe", "enroll.refuse", host, detail);
                         json_decref(detail);
                         if (r < 0)
                                 return r;
                         log_warning("ipxe: %s (%s) asked from %s for the install secret issued to %s: refused", host,
-                                    mac, address, held_by);
+                                    mac, address, e.address);
                         return ENROLL_HELD;
                 }
                 r = enroll_key(state_dir, key);
                 if (r < 0)
                         return r;
-                enroll_derive(key, host, mac, address, nonce, ret_secret);
+                enroll_derive(key, host, mac, address, e.nonce, ret_secret);
                 return ENROLL_AGAIN;
         }
 
         r = token_random_hex(fresh);
         if (r >= 0)
                 r = enroll_key(state_dir, key);
-        if (r >= 0)
-                r = db_prepare(db,
-                               "UPDATE hosts SET enroll_nonce = ?, enroll_address = ?, enroll_expires = ? WHERE id = ?",
-                               &up);
         if (r < 0)
                 return r;
         expires = now + ttl;
-        sqlite3_bind_text(up, 1, fresh, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 2, address, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(up, 3, (sqlite3_int64) expires);
-        sqlite3_bind_text(up, 4, host, -1, SQLITE_STATIC);
-        r = db_errno(sqlite3_step(up));
+        r = store_host_set_enrollment(tx, host, fresh, address, expires);
         if (r < 0)
                 return r;
         detail = json_pack("{s:s, s:I}", "address", address, "expires", (json_int_t) expires);
@@ -165,41 +112,31 @@ int enroll_issue(StoreTx *tx, const char *state_dir, const char *host, const cha
 
 int enroll_check(StoreTx *tx, const char *state_dir, const char *mac, const char *address, const char *secret,
                  uint64_t now, char **ret_why) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *nonce = NULL, *held_by = NULL, *host = NULL;
+        _cleanup_(host_enrollment_release) HostEnrollment e = {};
+        const char *host;
         char key[65], want[65];
-        uint64_t expires = 0;
         int r;
 
-        r = db_prepare(db, "SELECT id, enroll_nonce, enroll_address, enroll_expires FROM hosts WHERE mac = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r < 0)
-                return r;
-        if (r == 0) {
+        r = store_host_enrollment_by_mac(tx, mac, &e);
+        if (r == -ENOENT) {
                 *ret_why = strdup_printf("no host has the MAC %s", mac);
-                return 0;
+                return *ret_why ? 0 : -ENOMEM;
         }
-        host = db_column_strdup(st, 0);
-        if (!host)
-                return -ENOMEM;
-        r = outstanding(st, 1, &nonce, &held_by, &expires);
         if (r < 0)
                 return r;
-        if (r == 0)
+        host = e.id;
+        if (!e.nonce)
                 *ret_why = strdup_printf("%s has no install secret outstanding (never issued, used, or revoked)", host);
-        else if (expires < now)
+        else if (e.expires < now)
                 *ret_why = strdup_printf("the install secret of %s expired", host);
-        else if (!streq(held_by, address))
-                *ret_why = strdup_printf("the install secret of %s was issued to %s, not to %s", host, held_by, address);
+        else if (!streq(e.address, address))
+                *ret_why = strdup_printf("the install secret of %s was issued to %s, not to %s", host, e.address,
+                                         address);
         else {
                 r = enroll_key(state_dir, key);
                 if (r < 0)
                         return r;
-                enroll_derive(key, host, mac, held_by, nonce, want);
+                enroll_derive(key, host, mac, e.address, e.nonce, want);
                 if (strlen(secret) == 64 && CRYPTO_memcmp(secret, want, 64) == 0)
                         return 1;
                 *ret_why = strdup_printf("not the install secret of %s", host);
@@ -208,14 +145,5 @@ int enroll_check(StoreTx *tx, const char *state_dir, const char *mac, const char
 }
 
 int enroll_revoke(StoreTx *tx, const char *host) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
-        int r = db_prepare(db,
-                           "UPDATE hosts SET enroll_nonce = NULL, enroll_address = NULL, enroll_expires = NULL WHERE id = ?",
-                           &up);
-
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(up, 1, host, -1, SQLITE_STATIC);
-        return db_errno(sqlite3_step(up));
+        return store_host_set_enrollment(tx, host, NULL, NULL, 0);
 }

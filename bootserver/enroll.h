@@ -9,16 +9,10 @@
 
 #include "store.h"
 
-#include <microhttpd.h>
 #include <stdint.h>
 
 /* A numeric IPv4 or IPv6 address and its NUL. */
 #define ENROLL_ADDRESS_MAX 46
-
-/* The numeric address of conn's client; an IPv4-mapped IPv6 address is
- * written as IPv4 (a dual-stack listener sees both forms of one client).
- * -ENOTCONN when libmicrohttpd does not know it. */
-int enroll_client_address(struct MHD_Connection *conn, char ret[ENROLL_ADDRESS_MAX]);
 
 /* The HMAC key in state_dir/enroll.key (64 hex digits), made on first use
  * (mode 0600). -EBADMSG when the file holds anything else. */

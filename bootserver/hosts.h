@@ -7,7 +7,8 @@
 
 #include <jansson.h>
 
-#include "server.h"
+#include "checkin.h"
+#include "store-hosts.h"
 
 /* Normalises a MAC address ("52:54:00:AB:CD:EF", dashes or colons) to
  * lowercase with colons into ret (18 bytes). -EINVAL when malformed. */
@@ -18,6 +19,8 @@ int uuid_normalize(const char *s, char ret[37]);
 /* With the db lock held: finds the host by ID or MAC; ret_id gets its ID.
  * -ENOENT when unknown. */
 int hosts_find(StoreTx *tx, const char *ref, char ret_id[16]);
+/* A host as JSON (docs/api.md); NULL on -ENOMEM. */
+json_t *host_to_json(const Host *h);
 /* With the db lock held: the host as JSON (docs/api.md), or NULL. */
 json_t *hosts_to_json(StoreTx *tx, const char *id);
 /* With the db lock held, in the caller's transaction: registers a host seen
@@ -25,6 +28,27 @@ json_t *hosts_to_json(StoreTx *tx, const char *id);
  * whether it was new. Records no sign of life: the caller knows what the
  * request proves (a check-in sets last_seen, a PXE request pxe_seen). */
 int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new);
+
+/* In the caller's transaction: a registration of id (MAC mac, new or not)
+ * from address: consumes its install secret, keeps the host token's hash,
+ * hostname and facts (JSON text; NULL keeps the old ones), and audits it as
+ * host.token. */
+int hosts_set_token(StoreTx *tx, const char *id, const char *mac, bool is_new, const char *address,
+                    const char *token_hash, const char *hostname, const char *facts);
+/* In its own transaction (the registration's was rolled back): audits a
+ * registration of mac from address refused for why, as enroll.reject. */
+void hosts_audit_rejected(StoreDb *store, const char *actor, const char *mac, const char *address, const char *why);
+/* In the caller's transaction: removes the label keys in remove (an array
+ * of valid keys, may be NULL) and sets those in set (an object of valid
+ * keys and values, may be NULL) of host id, audited as host.labels with
+ * detail. */
+int hosts_set_labels(StoreTx *tx, const char *id, json_t *set, json_t *remove, const char *actor, json_t *detail);
+/* In the caller's transaction: assigns image (an image ID, or NULL for
+ * none; ref is what the operator wrote) to host id, with boot ("disk",
+ * "live", or NULL to keep it) and reinstall; revokes an outstanding install
+ * secret and audits it as host.assign. */
+int hosts_assign(StoreTx *tx, const char *id, const char *image, const char *ref, const char *boot, bool reinstall,
+                 const char *actor);
 
 /* Checks a check-in body's members (state, image, slot, version, message,
  * objects); returns NULL when it is good, else a static message. */
@@ -35,10 +59,17 @@ static inline bool hosts_label_valid(const char *s) {
         return label_valid(s);
 }
 
-/* With the lock held, in a transaction: applies a valid check-in body of
- * host at time now (state, versions, slots, health; a healthy report lifts
- * quarantine) and returns the desired image (JSON null when none; caller
- * owns it). */
+/* With the lock held, in a transaction: applies check-in c of host ref (ID
+ * or MAC) at time now (state, versions, slots, health; a healthy report lifts
+ * quarantine; the report reaches the rollouts) and returns the desired
+ * image in ret_desired (image NULL when none; caller releases it).
+ * -ENOENT for an unknown host. */
+int hosts_checkin(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_t now, const char *actor,
+                  DesiredImage *ret_desired);
+/* The desired image as the check-in reply's "desired" member (JSON null
+ * when none), as the store holds it; NULL on -ENOMEM. */
+json_t *desired_image_to_json(const DesiredImage *d);
+/* hosts_checkin() for a JSON body, answering the desired image as JSON. */
 int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t now, const char *actor,
                         json_t **ret_desired);
 

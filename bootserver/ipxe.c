@@ -3,14 +3,11 @@
 
 #include "audit.h"
 #include "enroll.h"
-#include "fileio.h"
 #include "hosts.h"
 #include "images.h"
 #include "ipxe.h"
 #include "log.h"
-#include "server.h"
-#include "tokens.h"
-#include "store-sqlite.h"
+#include "store-hosts.h"
 #include "util.h"
 
 #define RETRY                                                                                  \
@@ -164,258 +161,78 @@ int ipxe_template_check(const char *template, unsigned *ret_line, char **ret_why
         return *ret_why ? -EINVAL : -ENOMEM;
 }
 
-/* The template text for s: the configured file, or the built-in one. */
-static int template_load(Server *srv, IpxeScript s, char **ret) {
-        const ServerConfig *c = config_get(srv);
-        const char *file = s == IPXE_INSTALL ? c->ipxe_install
-                         : s == IPXE_LOCAL   ? c->ipxe_local
-                         : s == IPXE_LIVE    ? c->ipxe_live
-                         : s == IPXE_WAIT    ? c->ipxe_wait
-                                             : NULL;
-        _cleanup_free_ char *path = file ? strdup(file) : NULL;
+IpxeScript ipxe_decide(const Host *h, const BootImage *b) {
+        if (h->installed && streq_ptr(h->boot, "disk"))
+                return IPXE_LOCAL;
+        if (!h->image || !b)
+                return IPXE_WAIT;
+        /* An image without kernel + initrd cannot be network-booted. */
+        if (!b->kernel || !b->initrd)
+                return IPXE_WAIT;
+        return streq_ptr(h->boot, "live") ? IPXE_LIVE : IPXE_INSTALL;
+}
+
+void ipxe_decision_release(IpxeDecision *d) {
+        if (!d)
+                return;
+        boot_image_release(&d->boot);
+        *d = (IpxeDecision) {};
+}
+
+/* The host's default image when it has none: assigned as an operator's
+ * assignment would be, audited as by "default-image". */
+static int assign_default(StoreTx *tx, Host *h, const char *default_image) {
+        char image[65];
+        json_t *detail;
         int r;
 
-        config_put(srv);
-        if (!path) {
-                *ret = strdup(builtin[s]);
-                return *ret ? 0 : -ENOMEM;
-        }
-        r = read_full_file(path, IPXE_TEMPLATE_MAX, ret, NULL);
+        if (!default_image || images_resolve(tx, default_image, image) < 0)
+                return 0;
+        h->image = strdup(image);
+        if (!h->image)
+                return -ENOMEM;
+        r = store_host_assign(tx, h->id, image, NULL, false);
         if (r < 0)
-                return log_error_errno(r, "cannot read the %s template '%s': %m", script_names[s], path);
+                return r;
+        detail = json_pack("{s:s, s:s}", "image", image, "ref", default_image);
+        r = audit_log(tx, "default-image", "host.assign", h->id, detail);
+        json_decref(detail);
+        return r;
+}
+
+int ipxe_boot(StoreTx *tx, const IpxePolicy *p, const char *mac, const char *uuid, const char *address, uint64_t now,
+              IpxeDecision *ret) {
+        _cleanup_(host_release) Host h = {};
+        _cleanup_(ipxe_decision_release) IpxeDecision d = {};
+        bool is_new;
+        int r;
+
+        r = hosts_ensure(tx, mac, uuid, "pxe", d.host, &is_new);
+        if (r >= 0)
+                r = store_host_pxe_seen(tx, d.host, now);
+        if (r >= 0)
+                r = store_host_get(tx, d.host, &h);
+        if (r == -ENOENT)
+                r = -EIO;
+        if (r >= 0 && !h.image)
+                r = assign_default(tx, &h, p->default_image);
+        if (r < 0)
+                return r;
+        if (h.image && !(h.installed && streq_ptr(h.boot, "disk"))) {
+                snprintf(d.image, sizeof d.image, "%s", h.image);
+                r = store_boot_image(tx, h.image, &d.boot);
+                if (r < 0)
+                        return r;
+        }
+        d.script = ipxe_decide(&h, d.image[0] ? &d.boot : NULL);
+        if (d.script == IPXE_INSTALL) {
+                r = enroll_issue(tx, p->state_dir, d.host, mac, address, p->enroll_ttl, now, d.enroll);
+                if (r < 0)
+                        return r;
+                if (r == ENROLL_HELD)
+                        d.script = IPXE_HELD;
+        }
+        *ret = d;
+        d = (IpxeDecision) {};
         return 0;
 }
-
-typedef struct Decision {
-        IpxeScript script;
-        char host[16];
-        char image[65];
-        char *name, *version, *signature, *cmdline, *kernel, *initrd, *rootfs;
-        char enroll[65];
-} Decision;
-
-static void decision_release(Decision *d) {
-        free(d->name);
-        free(d->version);
-        free(d->signature);
-        free(d->cmdline);
-        free(d->kernel);
-        free(d->initrd);
-        free(d->rootfs);
-}
-
-/* With the lock held and a transaction open: what host mac, asking from
- * address at now, boots. The request is recorded as pxe_seen, never as
- * last_seen: firmware looping on a script is no sign that the host's
- * system runs. */
-static int decide(Server *srv, StoreTx *tx, const char *mac, const char *uuid, const char *address, uint64_t now,
-                  Decision *d) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *ar = NULL, *up = NULL, *seen = NULL;
-        _cleanup_free_ char *default_image = NULL, *boot = NULL, *image = NULL;
-        bool is_new, installed = false;
-        int r;
-
-        r = hosts_ensure(tx, mac, uuid, "pxe", d->host, &is_new);
-        if (r >= 0)
-                r = db_prepare(db, "UPDATE hosts SET pxe_seen = ? WHERE id = ?", &seen);
-        if (r >= 0) {
-                sqlite3_bind_int64(seen, 1, (sqlite3_int64) now);
-                sqlite3_bind_text(seen, 2, d->host, -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(seen));
-        }
-        if (r < 0)
-                return r;
-        r = db_prepare(db, "SELECT image, boot, installed FROM hosts WHERE id = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, d->host, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        image = db_column_strdup(st, 0);
-        boot = db_column_strdup(st, 1);
-        installed = sqlite3_column_int(st, 2);
-
-        if (!image) {
-                const ServerConfig *c = config_get(srv);
-                default_image = c->default_image ? strdup(c->default_image) : NULL;
-                config_put(srv);
-                if (default_image && images_resolve(tx, default_image, d->image) >= 0) {
-                        image = strdup(d->image);
-                        if (!image)
-                                return -ENOMEM;
-                        r = db_prepare(db, "UPDATE hosts SET image = ? WHERE id = ?", &up);
-                        if (r >= 0) {
-                                sqlite3_bind_text(up, 1, image, -1, SQLITE_STATIC);
-                                sqlite3_bind_text(up, 2, d->host, -1, SQLITE_STATIC);
-                                r = db_errno(sqlite3_step(up));
-                        }
-                        if (r >= 0) {
-                                json_t *detail = json_pack("{s:s, s:s}", "image", image, "ref", default_image);
-                                r = audit_log(tx, "default-image", "host.assign", d->host, detail);
-                                json_decref(detail);
-                        }
-                        if (r < 0)
-                                return r;
-                }
-        }
-        if (installed && streq_ptr(boot, "disk")) {
-                d->script = IPXE_LOCAL;
-                return 0;
-        }
-        if (!image) {
-                d->script = IPXE_WAIT;
-                return 0;
-        }
-        snprintf(d->image, sizeof d->image, "%s", image);
-        sqlite3_finalize(st);
-        st = NULL;
-        r = db_prepare(db, "SELECT name, version, signature FROM images WHERE id = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        d->name = db_column_strdup(st, 0);
-        d->version = db_column_strdup(st, 1);
-        d->signature = db_column_strdup(st, 2);
-        r = db_prepare(db, "SELECT type, sha256 FROM artifacts WHERE image_id = ?", &ar);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(ar, 1, image, -1, SQLITE_STATIC);
-        while ((r = db_step(ar)) > 0) {
-                const char *type = (const char *) sqlite3_column_text(ar, 0);
-                char **slot = streq(type, "kernel") ? &d->kernel
-                            : streq(type, "initrd") ? &d->initrd
-                            : streq(type, "rootfs") ? &d->rootfs
-                                                    : NULL;
-                if (slot)
-                        *slot = db_column_strdup(ar, 1);
-        }
-        if (r < 0)
-                return r;
-        if (!d->kernel || !d->initrd) {
-                /* An image without kernel + initrd cannot be network-booted. */
-                d->script = IPXE_WAIT;
-                return 0;
-        }
-        d->script = streq_ptr(boot, "live") ? IPXE_LIVE : IPXE_INSTALL;
-        if (d->script == IPXE_INSTALL) {
-                uint64_t ttl;
-                const ServerConfig *c = config_get(srv);
-                ttl = c->enroll_ttl;
-                config_put(srv);
-                r = enroll_issue(tx, srv->state_dir, d->host, mac, address, ttl, now, d->enroll);
-                if (r == ENROLL_HELD)
-                        d->script = IPXE_HELD;
-        }
-        return r < 0 ? r : 0;
-}
-
-/* The manifest's kernel command line, for the boot script. */
-static char *image_cmdline(Server *srv, StoreTx *tx, const char *image) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        struct Manifest *m = NULL;
-        char *cmdline = NULL;
-
-        if (db_prepare(db, "SELECT manifest FROM images WHERE id = ?", &st) < 0)
-                return NULL;
-        sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
-        if (db_step(st) <= 0)
-                return NULL;
-        if (images_load_manifest(srv, (const char *) sqlite3_column_text(st, 0), &m) < 0)
-                return NULL;
-        cmdline = images_manifest_cmdline(m);
-        return cmdline;
-}
-
-static enum MHD_Result handle_ipxe(Request *req) {
-        _cleanup_free_ char *server = NULL, *tmpl = NULL, *text = NULL, *bad = NULL;
-        _cleanup_free_ char *kernel_url = NULL, *initrd_url = NULL, *rootfs_url = NULL;
-        const char *mac_s = request_arg(req, "mac"), *uuid_s = request_arg(req, "uuid");
-        char mac[18], uuid[37], address[ENROLL_ADDRESS_MAX];
-        bool has_uuid = false;
-        Decision d = {};
-        _cleanup_store_tx_ StoreTx *tx = NULL;
-        int r;
-
-        server = server_public_url(req->server);
-        if (!server)
-                return MHD_NO;
-        if (!mac_s) {
-                IpxeVars v = { .server = server };
-                r = ipxe_render(builtin[IPXE_CHAIN], &v, &text, NULL);
-                if (r < 0)
-                        return reply_errno(req, r, "ipxe");
-                return reply_text(req, 200, "text/plain", text);
-        }
-        if (mac_normalize(mac_s, mac) < 0)
-                return reply_error(req, KIND_INVALID_VALUE, "'mac': not a MAC address");
-        /* iPXE sends an empty or all-zero UUID when SMBIOS has none. */
-        if (!isempty(uuid_s)) {
-                if (uuid_normalize(uuid_s, uuid) < 0)
-                        return reply_error(req, KIND_INVALID_VALUE, "'uuid': not a UUID");
-                has_uuid = !streq(uuid, "00000000-0000-0000-0000-000000000000");
-        }
-        r = enroll_client_address(req->conn, address);
-        if (r < 0)
-                return reply_errno(req, r, "client address");
-
-        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
-        if (r >= 0)
-                r = decide(req->server, tx, mac, has_uuid ? uuid : NULL, address, (uint64_t) time(NULL), &d);
-        if (r >= 0 && (d.script == IPXE_INSTALL || d.script == IPXE_LIVE)) {
-                d.cmdline = image_cmdline(req->server, tx, d.image);
-                if (!d.cmdline)
-                        r = -EIO;
-        }
-        if (r >= 0)
-                r = store_tx_commit(&tx);
-        else
-                store_tx_rollback(&tx);
-        store_tx_rollback(&tx);
-        if (r < 0) {
-                decision_release(&d);
-                return reply_errno(req, r, "boot decision");
-        }
-        if (d.kernel)
-                kernel_url = strdup_printf("%s/blobs/sha256/%s", server, d.kernel);
-        if (d.initrd)
-                initrd_url = strdup_printf("%s/blobs/sha256/%s", server, d.initrd);
-        if (d.rootfs)
-                rootfs_url = strdup_printf("%s/blobs/sha256/%s", server, d.rootfs);
-        IpxeVars v = {
-                .server = server,
-                .mac = mac,
-                .uuid = has_uuid ? uuid : "",
-                .host = d.host,
-                .image = d.image,
-                .signature = d.signature,
-                .name = d.name,
-                .version = d.version,
-                .kernel_url = kernel_url,
-                .initrd_url = initrd_url,
-                .rootfs_url = rootfs_url,
-                .cmdline = d.cmdline,
-                .enroll = d.enroll,
-        };
-        r = template_load(req->server, d.script, &tmpl);
-        if (r >= 0)
-                r = ipxe_render(tmpl, &v, &text, &bad);
-        log_debug("ipxe: %s (%s) at %s gets the %s script", d.host, mac, address, script_names[d.script]);
-        decision_release(&d);
-        if (r == -EINVAL)
-                return reply_error(req, KIND_INTERNAL, "the %s template uses an unknown placeholder %s",
-                                   script_names[d.script], strempty(bad));
-        if (r < 0)
-                return reply_errno(req, r, "ipxe template");
-        return reply_text(req, 200, "text/plain", text);
-}
-
-const Route ipxe_routes[] = {
-        { "GET", "boot/ipxe", AUTH_PUBLIC, BODY_NONE, handle_ipxe },
-        {},
-};

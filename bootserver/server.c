@@ -139,6 +139,29 @@ int http_target_check(const char *target, size_t n, size_t *ret_offset, unsigned
         return 0;
 }
 
+int request_client_address(Request *req, char ret[REQUEST_ADDRESS_MAX]) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        const char *p = NULL;
+
+        if (!sa)
+                return -ENOTCONN;
+        if (sa->sa_family == AF_INET) {
+                struct sockaddr_in in;
+                memcpy(&in, sa, sizeof in);
+                p = inet_ntop(AF_INET, &in.sin_addr, ret, REQUEST_ADDRESS_MAX);
+        } else if (sa->sa_family == AF_INET6) {
+                struct sockaddr_in6 in6;
+                memcpy(&in6, sa, sizeof in6);
+                if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr))
+                        p = inet_ntop(AF_INET, &in6.sin6_addr.s6_addr[12], ret, REQUEST_ADDRESS_MAX);
+                else
+                        p = inet_ntop(AF_INET6, &in6.sin6_addr, ret, REQUEST_ADDRESS_MAX);
+        } else
+                return -EAFNOSUPPORT;
+        return p ? 0 : negative_errno();
+}
+
 const char *request_arg(Request *req, const char *name) {
         return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }

@@ -144,6 +144,14 @@ enum MHD_Result reply_response(Request *req, unsigned status, struct MHD_Respons
  * the members to the handler, which must check them itself. */
 json_t *request_json(Request *req, const char *const *allowed, enum MHD_Result *ret_result);
 
+/* A numeric IPv4 or IPv6 address and its NUL. */
+#define REQUEST_ADDRESS_MAX 46
+
+/* The numeric address of req's client; an IPv4-mapped IPv6 address is
+ * written as IPv4 (a dual-stack listener sees both forms of one client).
+ * -ENOTCONN when libmicrohttpd does not know it. */
+int request_client_address(Request *req, char ret[REQUEST_ADDRESS_MAX]);
+
 /* Query parameter or header value; NULL when absent. */
 const char *request_arg(Request *req, const char *name);
 const char *request_header(Request *req, const char *name);

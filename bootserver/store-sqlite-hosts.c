@@ -1,0 +1,552 @@
+/* The sqlite implementation of store-hosts.h. Every statement is a cached
+ * one (store_stmt()): the check-in runs them on every agent's every
+ * interval. */
+#include "store-hosts.h"
+#include "store-sqlite.h"
+#include "util.h"
+
+void host_release(Host *h) {
+        if (!h)
+                return;
+        free(h->mac);
+        free(h->uuid);
+        free(h->hostname);
+        free(h->image);
+        free(h->boot);
+        free(h->state);
+        free(h->version);
+        free(h->current_image);
+        free(h->booted_slot);
+        json_decref(h->slots);
+        json_decref(h->health);
+        json_decref(h->facts);
+        free(h->message);
+        free(h->enroll_address);
+        for (size_t i = 0; i < h->n_labels; i++) {
+                free(h->labels[i].key);
+                free(h->labels[i].value);
+        }
+        free(h->labels);
+        *h = (Host) {};
+}
+
+void host_enrollment_release(HostEnrollment *e) {
+        if (!e)
+                return;
+        free(e->nonce);
+        free(e->address);
+        *e = (HostEnrollment) {};
+}
+
+void boot_image_release(BootImage *b) {
+        if (!b)
+                return;
+        free(b->name);
+        free(b->version);
+        free(b->signature);
+        free(b->manifest);
+        free(b->kernel);
+        free(b->initrd);
+        free(b->rootfs);
+        *b = (BootImage) {};
+}
+
+static int step_done(sqlite3_stmt *st) {
+        int r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+static int copy_id(sqlite3_stmt *st, int col, char ret_id[HOST_ID_MAX]) {
+        const char *id = (const char *) sqlite3_column_text(st, col);
+
+        if (!id || strlen(id) >= HOST_ID_MAX)
+                return -EIO;
+        memcpy(ret_id, id, strlen(id) + 1);
+        return 0;
+}
+
+/* A column of JSON text as an object, NULL when NULL or not JSON. */
+static json_t *column_json(sqlite3_stmt *st, int col) {
+        const char *t = (const char *) sqlite3_column_text(st, col);
+        return t ? json_loads(t, 0, NULL) : NULL;
+}
+
+static uint64_t column_time(sqlite3_stmt *st, int col) {
+        return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : (uint64_t) sqlite3_column_int64(st, col);
+}
+
+int store_host_find(StoreTx *tx, const char *id, const char *mac, char ret_id[HOST_ID_MAX]) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT id FROM hosts WHERE id = ?1 OR mac = ?2", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        return copy_id(st, 0, ret_id);
+}
+
+int store_host_find_named(StoreTx *tx, const char *name, char ret_id[HOST_ID_MAX]) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT id FROM hosts WHERE mac IS NULL AND hostname = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        return copy_id(st, 0, ret_id);
+}
+
+static int host_labels(StoreTx *tx, Host *h) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, h->id, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0) {
+                HostLabel *l = reallocarray(h->labels, h->n_labels + 1, sizeof *l);
+                if (!l)
+                        return -ENOMEM;
+                h->labels = l;
+                l[h->n_labels] = (HostLabel) { db_column_strdup(st, 0), db_column_strdup(st, 1) };
+                h->n_labels++;
+                if (!l[h->n_labels - 1].key || !l[h->n_labels - 1].value)
+                        return -ENOMEM;
+        }
+        return r;
+}
+
+int store_host_get(StoreTx *tx, const char *id, Host *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_(host_release) Host h = {};
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT id, mac, uuid, hostname, image, boot, state, installed, version, current_image, "
+                       "booted_slot, slots, health, facts, message, registered, last_seen, lease_epoch, lease_expires, "
+                       "quarantined, pxe_seen, enroll_address, enroll_expires FROM hosts WHERE id = ?",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        r = copy_id(st, 0, h.id);
+        if (r < 0)
+                return r;
+        h.mac = db_column_strdup(st, 1);
+        h.uuid = db_column_strdup(st, 2);
+        h.hostname = db_column_strdup(st, 3);
+        h.image = db_column_strdup(st, 4);
+        h.boot = db_column_strdup(st, 5);
+        h.state = db_column_strdup(st, 6);
+        h.installed = sqlite3_column_int(st, 7);
+        h.version = db_column_strdup(st, 8);
+        h.current_image = db_column_strdup(st, 9);
+        h.booted_slot = db_column_strdup(st, 10);
+        h.slots = column_json(st, 11);
+        h.health = column_json(st, 12);
+        h.facts = column_json(st, 13);
+        h.message = db_column_strdup(st, 14);
+        h.registered = column_time(st, 15);
+        h.last_seen = column_time(st, 16);
+        h.has_lease = sqlite3_column_type(st, 17) != SQLITE_NULL;
+        h.lease_epoch = column_time(st, 17);
+        h.lease_expires = column_time(st, 18);
+        h.quarantined = sqlite3_column_int(st, 19);
+        h.pxe_seen = column_time(st, 20);
+        h.enroll_address = db_column_strdup(st, 21);
+        h.enroll_expires = column_time(st, 22);
+        sqlite3_reset(st);
+        r = host_labels(tx, &h);
+        if (r < 0)
+                return r;
+        *ret = h;
+        h = (Host) {};
+        return 0;
+}
+
+int store_host_list(StoreTx *tx, const char *key, const char *value, const char *state, char ***ret_ids) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_strv_free_ char **ids = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT id FROM hosts h WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM host_labels l WHERE "
+                       "l.host_id = h.id AND l.key = ?1 AND l.value = ?2)) AND (?3 IS NULL OR state = ?3) ORDER BY id",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0) {
+                r = strv_extend(&ids, (const char *) sqlite3_column_text(st, 0));
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        if (!ids) {
+                ids = calloc(1, sizeof *ids);
+                if (!ids)
+                        return -ENOMEM;
+        }
+        *ret_ids = TAKE_PTR(ids);
+        return 0;
+}
+
+int store_host_insert(StoreTx *tx, const char *id, const char *mac, const char *uuid, uint64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "INSERT INTO hosts (id, mac, uuid, registered) VALUES (?, ?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, uuid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64) now);
+        return step_done(st);
+}
+
+int store_host_insert_named(StoreTx *tx, const char *id, const char *name, const char *group, uint64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "INSERT INTO hosts (id, hostname, state, registered, last_seen) VALUES (?, ?, 'healthy', ?3, ?3)",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
+        r = step_done(st);
+        if (r < 0)
+                return r;
+        return store_host_label_set(tx, id, "fleetlock", group);
+}
+
+int store_host_set_uuid(StoreTx *tx, const char *id, const char *uuid) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "UPDATE hosts SET uuid = ? WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int store_host_set_token(StoreTx *tx, const char *id, const char *token_hash, const char *hostname,
+                         const char *facts, uint64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "UPDATE hosts SET token_hash = ?, hostname = coalesce(?, hostname), facts = coalesce(?, facts), "
+                       "last_seen = ? WHERE id = ?",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, token_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, hostname, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, facts, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64) now);
+        sqlite3_bind_text(st, 5, id, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int store_host_label_set(StoreTx *tx, const char *id, const char *key, const char *value) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        /* Portable as an upsert on the (host_id, key) key. */
+        r = store_stmt(tx,
+                       "INSERT INTO host_labels (host_id, key, value) VALUES (?1, ?2, ?3) "
+                       "ON CONFLICT (host_id, key) DO UPDATE SET value = excluded.value",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int store_host_label_remove(StoreTx *tx, const char *id, const char *key) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "DELETE FROM host_labels WHERE host_id = ? AND key = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int store_host_assign(StoreTx *tx, const char *id, const char *image, const char *boot, bool reinstall) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "UPDATE hosts SET image = ?1, boot = coalesce(?2, boot), "
+                       "installed = CASE WHEN ?4 THEN 0 ELSE installed END WHERE id = ?3",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, boot, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, reinstall);
+        return step_done(st);
+}
+
+int store_host_pxe_seen(StoreTx *tx, const char *id, uint64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "UPDATE hosts SET pxe_seen = ? WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int store_host_checkin_find(StoreTx *tx, const char *ref, const char *mac, char ret_id[HOST_ID_MAX],
+                            char **ret_state) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        char *state;
+        int r;
+
+        r = store_stmt(tx, "SELECT id, state FROM hosts WHERE id = ?1 OR mac = ?2", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        state = db_column_strdup(st, 1);
+        if (!state && sqlite3_column_type(st, 1) != SQLITE_NULL)
+                return -ENOMEM;
+        r = copy_id(st, 0, ret_id);
+        if (r < 0) {
+                free(state);
+                return r;
+        }
+        *ret_state = state;
+        return 0;
+}
+
+static char *dump_or_null(json_t *v) {
+        return v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
+int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, bool installed, uint64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *slots = NULL, *health = NULL, *facts = NULL;
+        char slot[2] = { c->booted_slot, 0 };
+        int r;
+
+        slots = dump_or_null(c->slots);
+        health = dump_or_null(c->health);
+        facts = dump_or_null(c->facts);
+        if ((c->slots && !slots) || (c->health && !health) || (c->facts && !facts))
+                return -ENOMEM;
+        r = store_stmt(tx,
+                       "UPDATE hosts SET state = ?1, version = ?2, current_image = ?3, booted_slot = ?4, slots = ?5, "
+                       "health = coalesce(?6, health), facts = coalesce(?7, facts), message = ?8, last_seen = ?9, "
+                       "installed = CASE WHEN ?10 THEN 1 ELSE installed END, "
+                       "state_since = CASE WHEN state = ?1 THEN state_since ELSE ?9 END, failed_image = ?12 "
+                       "WHERE id = ?11",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host_state_to_string(c->state), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->version, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->image, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, c->booted_slot ? slot : NULL, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, slots, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, health, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, facts, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, c->message, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, (sqlite3_int64) now);
+        sqlite3_bind_int(st, 10, installed);
+        sqlite3_bind_text(st, 11, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 12, c->failed_image, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int store_host_desired(StoreTx *tx, const char *id, DesiredImage *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        DesiredImage d = {};
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT i.id, i.name, i.version, i.manifest, i.signature, h.rollback FROM hosts h JOIN "
+                       "images i ON i.id = h.image WHERE h.id = ?",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                d.image = db_column_strdup(st, 0);
+                d.name = db_column_strdup(st, 1);
+                d.version = db_column_strdup(st, 2);
+                d.manifest = db_column_strdup(st, 3);
+                d.signature = db_column_strdup(st, 4);
+                d.rollback = sqlite3_column_int(st, 5);
+                if (!d.image || !d.name || !d.version || !d.manifest || !d.signature) {
+                        desired_image_release(&d);
+                        return -ENOMEM;
+                }
+        }
+        *ret = d;
+        return 0;
+}
+
+int store_host_fleetlock(StoreTx *tx, const char *id, char **ret_group, bool *ret_holds, bool *ret_quarantined) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        char *group;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT l.value, h.lease_epoch IS NOT NULL, h.quarantined FROM hosts h LEFT JOIN host_labels l "
+                       "ON l.host_id = h.id AND l.key = 'fleetlock' WHERE h.id = ?",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        group = db_column_strdup(st, 0);
+        if (!group && sqlite3_column_type(st, 0) != SQLITE_NULL)
+                return -ENOMEM;
+        *ret_group = group;
+        *ret_holds = sqlite3_column_int(st, 1);
+        *ret_quarantined = sqlite3_column_int(st, 2);
+        return 0;
+}
+
+static int read_enrollment(sqlite3_stmt *st, HostEnrollment *ret) {
+        HostEnrollment e = {};
+        int r;
+
+        r = copy_id(st, 0, e.id);
+        if (r < 0)
+                return r;
+        /* A secret is outstanding only with both its nonce and address. */
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL && sqlite3_column_type(st, 2) != SQLITE_NULL) {
+                e.nonce = db_column_strdup(st, 1);
+                e.address = db_column_strdup(st, 2);
+                e.expires = column_time(st, 3);
+                if (!e.nonce || !e.address) {
+                        host_enrollment_release(&e);
+                        return -ENOMEM;
+                }
+        }
+        *ret = e;
+        return 0;
+}
+
+int store_host_enrollment(StoreTx *tx, const char *id, HostEnrollment *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT id, enroll_nonce, enroll_address, enroll_expires FROM hosts WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        return read_enrollment(st, ret);
+}
+
+int store_host_enrollment_by_mac(StoreTx *tx, const char *mac, HostEnrollment *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT id, enroll_nonce, enroll_address, enroll_expires FROM hosts WHERE mac = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        return read_enrollment(st, ret);
+}
+
+int store_host_set_enrollment(StoreTx *tx, const char *id, const char *nonce, const char *address,
+                              uint64_t expires) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "UPDATE hosts SET enroll_nonce = ?, enroll_address = ?, enroll_expires = ? WHERE id = ?",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, nonce, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, address, -1, SQLITE_STATIC);
+        if (nonce)
+                sqlite3_bind_int64(st, 3, (sqlite3_int64) expires);
+        sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+        return step_done(st);
+}
+
+int store_boot_image(StoreTx *tx, const char *image, BootImage *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL, *ar = NULL;
+        _cleanup_(boot_image_release) BootImage b = {};
+        int r;
+
+        r = store_stmt(tx, "SELECT name, version, signature, manifest FROM images WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        b.name = db_column_strdup(st, 0);
+        b.version = db_column_strdup(st, 1);
+        b.signature = db_column_strdup(st, 2);
+        b.manifest = db_column_strdup(st, 3);
+        r = store_stmt(tx, "SELECT type, sha256 FROM artifacts WHERE image_id = ?", &ar);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(ar, 1, image, -1, SQLITE_STATIC);
+        while ((r = db_step(ar)) > 0) {
+                const char *type = (const char *) sqlite3_column_text(ar, 0);
+                char **slot = streq_ptr(type, "kernel") ? &b.kernel
+                            : streq_ptr(type, "initrd") ? &b.initrd
+                            : streq_ptr(type, "rootfs") ? &b.rootfs
+                                                        : NULL;
+                if (slot) {
+                        free(*slot);
+                        *slot = db_column_strdup(ar, 1);
+                }
+        }
+        if (r < 0)
+                return r;
+        *ret = b;
+        b = (BootImage) {};
+        return 0;
+}
