@@ -3,7 +3,7 @@
 
 #include "audit.h"
 #include "coordinator.h"
-#include "hosts.h"
+#include "labels.h"
 #include "images.h"
 #include "log.h"
 #include "util.h"
@@ -71,9 +71,9 @@ bool coord_selector_valid(const char *s) {
         if (!s)
                 return false;
         if (!eq)
-                return hosts_label_valid(s);
+                return label_valid(s);
         k = strndup(s, (size_t) (eq - s));
-        return k && hosts_label_valid(k) && hosts_label_valid(eq + 1);
+        return k && label_valid(k) && label_valid(eq + 1);
 }
 
 int coord_budget_set(StoreTx *tx, const Budget *b, const char *actor) {

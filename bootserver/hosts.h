@@ -53,11 +53,6 @@ int hosts_assign(StoreTx *tx, const char *id, const char *image, const char *ref
 /* Checks a check-in body's members (state, image, slot, version, message,
  * objects); returns NULL when it is good, else a static message. */
 const char *hosts_checkin_invalid(json_t *body);
-/* The old name of label_valid() (labels.h), which callers outside the
- * inventory use instead. */
-static inline bool hosts_label_valid(const char *s) {
-        return label_valid(s);
-}
 
 /* With the lock held, in a transaction: applies check-in c of host ref (ID
  * or MAC) at time now (state, versions, slots, health; a healthy report lifts

@@ -567,7 +567,7 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
         p = json_object_get(body, "client_params");
         group = json_string_value(json_object_get(p, "group"));
         cid = json_string_value(json_object_get(p, "id"));
-        if (!hosts_label_valid(group) || !cid || strlen(cid) == 0 || strlen(cid) > 128) {
+        if (!label_valid(group) || !cid || strlen(cid) == 0 || strlen(cid) > 128) {
                 json_decref(body);
                 return reply_error_extra(req, KIND_INVALID_VALUE,
                                          json_pack("{s:s}", "value", "client_params: expected a group and an id"),

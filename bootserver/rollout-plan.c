@@ -7,7 +7,7 @@
 
 #include "audit.h"
 #include "coordinator.h"
-#include "hosts.h"
+#include "labels.h"
 #include "images.h"
 #include "log.h"
 #include "rollout.h"

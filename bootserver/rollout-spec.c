@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "coordinator.h"
-#include "hosts.h"
+#include "labels.h"
 #include "rollout-spec.h"
 #include "util.h"
 
@@ -48,7 +48,7 @@ int rollout_spec_parse(json_t *j, RolloutSpec *ret, char **ret_error) {
                 return rollout_spec_error(ret_error, "'selector': expected {\"KEY\": \"VALUE\"} with at most %d labels",
                                   ROLLOUT_SELECTOR_MAX);
         json_object_foreach(s.selector, key, v)
-                if (!hosts_label_valid(key) || !hosts_label_valid(json_string_value(v)))
+                if (!label_valid(key) || !label_valid(json_string_value(v)))
                         return rollout_spec_error(ret_error, "'selector': label '%s' is not KEY: VALUE of [A-Za-z0-9._-]", key);
         waves = json_object_get(j, "waves");
         if (!waves) {
@@ -80,10 +80,10 @@ int rollout_spec_parse(json_t *j, RolloutSpec *ret, char **ret_error) {
         if (order) {
                 s.order_key = json_string_value(json_object_get(order, "key"));
                 s.order_values = json_object_get(order, "values");
-                bool ok = json_is_object(order) && json_object_size(order) == 2 && hosts_label_valid(s.order_key) &&
+                bool ok = json_is_object(order) && json_object_size(order) == 2 && label_valid(s.order_key) &&
                           json_is_array(s.order_values) && json_array_size(s.order_values) <= ROLLOUT_ORDER_VALUES_MAX;
                 json_array_foreach(s.order_values, i, v)
-                        ok = ok && hosts_label_valid(json_string_value(v));
+                        ok = ok && label_valid(json_string_value(v));
                 if (!ok)
                         return rollout_spec_error(ret_error,
                                           "'order': expected {\"key\": \"service\", \"values\": [\"a\", \"b\"]}, at "

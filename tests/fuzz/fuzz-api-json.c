@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (void) hosts_checkin_invalid(j);
                 messages(j);
                 json_object_foreach(j, key, v)
-                        (void) hosts_label_valid(json_string_value(v)), (void) hosts_label_valid(key);
+                        (void) label_valid(json_string_value(v)), (void) label_valid(key);
                 json_decref(j);
         }
         s = strndup((const char *) data, size);
