@@ -6,6 +6,7 @@
 #include "audit.h"
 #include "blobs.h"
 #include "blobstore.h"
+#include "server.h"
 #include "fileio.h"
 #include "hash.h"
 #include "log.h"
@@ -91,14 +92,14 @@ int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_cr
         return r;
 }
 
-int blob_present(const Server *s, StoreTx *tx, const char *hex, uint64_t size_check) {
+int blobs_present(const char *state_dir, StoreTx *tx, const char *hex, uint64_t size_check) {
         sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *path = blob_path(s, hex);
+        _cleanup_free_ char *path = NULL;
         struct stat sb;
         int r;
 
-        if (!path)
+        if (blobstore_path(state_dir, hex, &path) < 0)
                 return 0;
         /* The file decides, as for GET and HEAD; a file that lost its row
          * (a crash between rename and commit) gets it back. */

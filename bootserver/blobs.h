@@ -6,9 +6,11 @@
 
 #include "store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "server.h"
+typedef struct Server Server;
+typedef struct BlobWriter BlobWriter;
 
 /* Path of the blob (present or not); caller frees. NULL when hex is not a
  * sha256 digest. */
@@ -29,9 +31,9 @@ int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_cr
 /* Discards an unfinished upload and frees w. */
 void blob_writer_abort(BlobWriter *w);
 
-/* With the db lock held: 1 when the blob is recorded and its file exists
- * with size (when size_check is not UINT64_MAX), else 0. */
-int blob_present(const Server *s, StoreTx *tx, const char *hex, uint64_t size_check);
+/* Inside tx: 1 when the blob's file exists under state_dir with size (when
+ * size_check is not UINT64_MAX), recording it when it was not, else 0. */
+int blobs_present(const char *state_dir, StoreTx *tx, const char *hex, uint64_t size_check);
 
 /* With the db lock held, inside the caller's transaction: forgets the blobs
  * among candidates that no image references any more, and unreferenced
