@@ -6,9 +6,11 @@
 
 #include "store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "server.h"
+typedef struct Server Server;
+typedef struct BlobWriter BlobWriter;
 
 /* Path of the blob (present or not); caller frees. NULL when hex is not a
  * sha256 digest. */
@@ -29,9 +31,9 @@ int blob_writer_commit(Server *s, BlobWriter *w, const char *actor, bool *ret_cr
 /* Discards an unfinished upload and frees w. */
 void blob_writer_abort(BlobWriter *w);
 
-/* With the db lock held: 1 when the blob is recorded and its file exists
- * with size (when size_check is not UINT64_MAX), else 0. */
-int blob_present(const Server *s, StoreTx *tx, const char *hex, uint64_t size_check);
+/* Inside tx: 1 when the blob's file exists under state_dir with size (when
+ * size_check is not UINT64_MAX), recording it when it was not, else 0. */
+int blobs_present(const char *state_dir, StoreTx *tx, const char *hex, uint64_t size_check);
 
 /* With the db lock held, inside the caller's transaction: forgets the blobs
  * among candidates that no image references any more, and unreferenced
@@ -41,19 +43,3 @@ int blob_present(const Server *s, StoreTx *tx, const char *hex, uint64_t size_ch
 int blobs_collect_garbage(StoreTx *tx, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed);
 /* Unlinks the files of the given blobs. */
 void blobs_unlink(const Server *s, char *const *hexes);
-
-/* Parses a Range header h (may be NULL) against a blob of size bytes.
- * Returns 1 with a single range (start, length), 0 when the header is to be
- * ignored (absent, malformed, several ranges: the whole blob is sent), or
- * -ERANGE when it cannot be satisfied (416). */
-int http_range_parse(const char *h, uint64_t size, uint64_t *ret_start, uint64_t *ret_len);
-
-/* If-None-Match (RFC 9110 13.1.2): true when h is "*" or a list of
- * entity-tags one of which names etag (a quoted tag, "\"<hex>\"") under the
- * weak comparison (a W/ prefix does not matter). A malformed list matches
- * nothing. */
-bool http_if_none_match(const char *h, const char *etag);
-/* If-Range (RFC 9110 13.1.5): true when h is exactly one strong
- * entity-tag equal to etag. A weak tag, another tag, a date (the blobs have
- * no Last-Modified) or anything malformed is false: the whole blob is sent. */
-bool http_if_range(const char *h, const char *etag);

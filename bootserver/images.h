@@ -1,19 +1,18 @@
-/* The image catalog on the server: images published from blobs, looked up
- * by ID, ID prefix, name:version or name. */
+/* The image catalog as the rest of slipwayd used it before catalog.h: the
+ * lookups that the boot, host and rollout code call. */
 #pragma once
 
 #include "store.h"
 
 #include <jansson.h>
 
+#include "catalog.h"
 #include "server.h"
 
-/* With the db lock held: resolves ref to an image ID (65 bytes). -ENOENT
- * when nothing matches, -EINVAL when ref is malformed. */
-int images_resolve(StoreTx *tx, const char *ref, char ret_id[65]);
-
-/* With the db lock held: the image as JSON (docs/api.md), or NULL. */
-json_t *images_to_json(StoreTx *tx, const char *id);
+/* Resolves ref to an image ID (catalog_resolve()). */
+static inline int images_resolve(StoreTx *tx, const char *ref, char ret_id[65]) {
+        return catalog_resolve(tx, ref, ret_id);
+}
 
 /* Reads and parses the manifest of image id; caller frees the manifest. */
 struct Manifest;

@@ -4,7 +4,7 @@
 #include "audit.h"
 #include "hash.h"
 #include "tokens.h"
-#include "store-sqlite.h"
+#include "store-tokens.h"
 #include "util.h"
 
 int token_random_hex(char ret[65]) {
@@ -29,10 +29,9 @@ static void token_hash(const char *token, char ret[65]) {
 }
 
 int tokens_create(StoreDb *store, const char *name, const char *actor, char **ret_token) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        char rnd[65], hash[65];
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_free_ char *token = NULL;
-        sqlite3 *s;
+        char rnd[65], hash[65];
         int r;
 
         r = token_random_hex(rnd);
@@ -43,18 +42,9 @@ int tokens_create(StoreDb *store, const char *name, const char *actor, char **re
                 return -ENOMEM;
         token_hash(token, hash);
 
-        _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(store, STORE_TX_WRITE, &tx);
-        if (r >= 0) {
-                s = store_tx_sqlite(tx);
-                r = db_prepare(s, "INSERT INTO tokens (name, hash, created) VALUES (?, ?, ?)", &st);
-        }
-        if (r >= 0) {
-                sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 3, (sqlite3_int64) time(NULL));
-                r = db_errno(sqlite3_step(st));
-        }
+        if (r >= 0)
+                r = store_token_insert(tx, name, hash, (int64_t) time(NULL));
         if (r >= 0)
                 r = audit_log(tx, actor, "token.create", name, NULL);
         if (r >= 0)
@@ -66,22 +56,12 @@ int tokens_create(StoreDb *store, const char *name, const char *actor, char **re
 }
 
 int tokens_revoke(StoreDb *store, const char *name, const char *actor) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        sqlite3 *s;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
-        _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(store, STORE_TX_WRITE, &tx);
-        if (r >= 0) {
-                s = store_tx_sqlite(tx);
-                r = db_prepare(s, "DELETE FROM tokens WHERE name = ?", &st);
-        }
-        if (r >= 0) {
-                sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(st));
-                if (r >= 0 && sqlite3_changes(s) == 0)
-                        r = -ENOENT;
-        }
+        if (r >= 0)
+                r = store_token_delete(tx, name);
         if (r >= 0)
                 r = audit_log(tx, actor, "token.revoke", name, NULL);
         if (r >= 0)
@@ -90,53 +70,47 @@ int tokens_revoke(StoreDb *store, const char *name, const char *actor) {
 }
 
 int tokens_list(StoreDb *store, int (*cb)(const char *name, long long created, void *userdata), void *userdata) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
         r = store_tx_begin(store, STORE_TX_READ, &tx);
         if (r >= 0)
-                r = db_prepare(store_tx_sqlite(tx), "SELECT name, created FROM tokens ORDER BY name", &st);
-        while (r >= 0 && (r = db_step(st)) > 0)
-                r = cb((const char *) sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), userdata);
+                r = store_token_list(tx, cb, userdata);
         return r;
 }
 
-/* Runs sql with the token's hash bound to ?1 and extra to ?2; returns 1 and
- * column 0 when a row matches. */
-static int lookup(StoreDb *store, const char *sql, const char *token, const char *extra, char **ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        char hash[65];
+int tokens_check_admin(StoreDb *store, const char *token, char **ret_name) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
+        char hash[65];
         int r;
 
         token_hash(token, hash);
         r = store_tx_begin(store, STORE_TX_READ, &tx);
         if (r >= 0)
-                r = db_prepare(store_tx_sqlite(tx), sql, &st);
-        if (r >= 0) {
-                sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-                if (extra)
-                        sqlite3_bind_text(st, 2, extra, -1, SQLITE_STATIC);
-                r = db_step(st);
-                if (r > 0 && ret) {
-                        *ret = db_column_strdup(st, 0);
-                        if (!*ret)
-                                r = -ENOMEM;
-                }
-        }
+                r = store_token_admin(tx, hash, ret_name);
         return r;
 }
 
-int tokens_check_admin(StoreDb *store, const char *token, char **ret_name) {
-        return lookup(store, "SELECT name FROM tokens WHERE hash = ?1", token, NULL, ret_name);
-}
-
 int tokens_check_host(StoreDb *store, const char *host, const char *token, char **ret_actor) {
-        return lookup(store, "SELECT 'host:' || id FROM hosts WHERE token_hash = ?1 AND (id = ?2 OR mac = lower(?2))", token,
-                      host, ret_actor);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        char hash[65];
+        int r;
+
+        token_hash(token, hash);
+        r = store_tx_begin(store, STORE_TX_READ, &tx);
+        if (r >= 0)
+                r = store_token_host(tx, hash, host, ret_actor);
+        return r;
 }
 
 int tokens_is_host_token(StoreDb *store, const char *token) {
-        return lookup(store, "SELECT id FROM hosts WHERE token_hash = ?1", token, NULL, NULL);
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        char hash[65];
+        int r;
+
+        token_hash(token, hash);
+        r = store_tx_begin(store, STORE_TX_READ, &tx);
+        if (r >= 0)
+                r = store_token_is_host(tx, hash);
+        return r;
 }

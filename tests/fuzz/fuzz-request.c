@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "blobs.h"
+#include "http-header.h"
 #include "hosts.h"
 #include "server.h"
 #include "util.h"

@@ -1,84 +1,54 @@
 /* /metrics in Prometheus text format, and /v1/status. */
 #include "server.h"
-#include "store-sqlite.h"
+#include "store-stats.h"
 #include "util.h"
 
 #ifndef SLIPWAY_VERSION
 #define SLIPWAY_VERSION "0.1"
 #endif
 
-/* Writes metric{label=...} N for each row (label, N) of sql. */
-static int gauge_by(FILE *f, sqlite3 *db, const char *metric, const char *label, const char *sql) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r;
-
-        r = db_prepare(db, sql, &st);
-        if (r < 0)
-                return r;
-        while ((r = db_step(st)) > 0) {
-                const char *v = (const char *) sqlite3_column_text(st, 0);
-                _cleanup_free_ char *esc = json_escape_string(v ? v : "");
+/* Writes metric{label=...} N for each count. */
+static void gauge_by(FILE *f, const char *metric, const char *label, const StatsCount *l, size_t n) {
+        for (size_t k = 0; k < n; k++) {
+                _cleanup_free_ char *esc = json_escape_string(l[k].key);
                 /* A JSON string literal is a valid Prometheus label value. */
-                fprintf(f, "%s{%s=%s} %lld\n", metric, label, esc ? esc : "\"\"", sqlite3_column_int64(st, 1));
+                fprintf(f, "%s{%s=%s} %lld\n", metric, label, esc ? esc : "\"\"", (long long) l[k].n);
         }
-        return r;
-}
-
-/* The one number sql selects into *ret. */
-static int count(sqlite3 *db, const char *sql, long long *ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r;
-
-        r = db_prepare(db, sql, &st);
-        if (r >= 0)
-                r = db_step(st);
-        if (r == 0)
-                r = -EIO;
-        if (r < 0)
-                return r;
-        *ret = sqlite3_column_int64(st, 0);
-        return 0;
 }
 
 static enum MHD_Result handle_metrics(Request *req) {
         Metrics *m = &req->server->metrics;
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
-        long long images = 0, blob_bytes = 0;
         _cleanup_store_tx_ StoreTx *tx = NULL;
-        sqlite3 *db;
+        FleetStats st = {};
         FILE *f;
         int r;
 
-        f = open_memstream(&text, &size);
-        if (!f)
-                return MHD_NO;
-        fputs("# HELP slipway_hosts Hosts by state.\n# TYPE slipway_hosts gauge\n", f);
         r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
-        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
         if (r >= 0)
-                r = gauge_by(f, db, "slipway_hosts", "state", "SELECT state, count(*) FROM hosts GROUP BY state ORDER BY state");
+                r = store_stats_read(tx, true, &st);
+        store_tx_rollback(&tx);
+        /* A scrape of half the gauges would read as hosts gone: none at all. */
+        if (r < 0)
+                return reply_errno(req, r, "metrics");
+        f = open_memstream(&text, &size);
+        if (!f) {
+                fleet_stats_release(&st);
+                return MHD_NO;
+        }
+        fputs("# HELP slipway_hosts Hosts by state.\n# TYPE slipway_hosts gauge\n", f);
+        gauge_by(f, "slipway_hosts", "state", st.by_state, st.n_by_state);
         fputs("# HELP slipway_hosts_by_version Hosts by the image version they run.\n"
               "# TYPE slipway_hosts_by_version gauge\n",
               f);
-        if (r >= 0)
-                r = gauge_by(f, db, "slipway_hosts_by_version", "version",
-                             "SELECT coalesce(version, ''), count(*) FROM hosts GROUP BY 1 ORDER BY 1");
-        if (r >= 0)
-                r = count(db, "SELECT count(*) FROM images", &images);
-        if (r >= 0)
-                r = count(db, "SELECT coalesce(sum(size), 0) FROM blobs", &blob_bytes);
-        store_tx_rollback(&tx);
-        /* A scrape of half the gauges would read as hosts gone: none at all. */
-        if (r < 0) {
-                fclose(f);
-                return reply_errno(req, r, "metrics");
-        }
+        gauge_by(f, "slipway_hosts_by_version", "version", st.by_version, st.n_by_version);
         fprintf(f, "# HELP slipway_images Published images.\n# TYPE slipway_images gauge\nslipway_images %lld\n",
-                images);
+                (long long) st.images);
         fprintf(f, "# HELP slipway_blobs_bytes Bytes of blobs stored.\n# TYPE slipway_blobs_bytes gauge\n"
                    "slipway_blobs_bytes %lld\n",
-                blob_bytes);
+                (long long) st.blob_bytes);
+        fleet_stats_release(&st);
 
         fputs("# HELP slipway_http_requests_total Requests answered, by status code.\n"
               "# TYPE slipway_http_requests_total counter\n",
@@ -106,23 +76,19 @@ static enum MHD_Result handle_metrics(Request *req) {
 }
 
 static enum MHD_Result handle_status(Request *req) {
-        long long images = 0, hosts = 0;
         _cleanup_store_tx_ StoreTx *tx = NULL;
-        sqlite3 *db;
+        FleetStats st = {};
         int r;
 
         r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
-        db = r >= 0 ? store_tx_sqlite(tx) : NULL;
         if (r >= 0)
-                r = count(db, "SELECT count(*) FROM images", &images);
-        if (r >= 0)
-                r = count(db, "SELECT count(*) FROM hosts", &hosts);
+                r = store_stats_read(tx, false, &st);
         store_tx_rollback(&tx);
         if (r < 0)
                 return reply_errno(req, r, "status");
         return reply_json(req, 200,
-                          json_pack("{s:s, s:I, s:I, s:I}", "version", SLIPWAY_VERSION, "images", (json_int_t) images,
-                                    "hosts", (json_int_t) hosts, "uptime_sec",
+                          json_pack("{s:s, s:I, s:I, s:I}", "version", SLIPWAY_VERSION, "images", (json_int_t) st.images,
+                                    "hosts", (json_int_t) st.hosts, "uptime_sec",
                                     (json_int_t) ((now_usec() - req->server->started_usec) / 1000000)));
 }
 
