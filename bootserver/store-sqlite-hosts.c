@@ -550,3 +550,23 @@ int store_boot_image(StoreTx *tx, const char *image, BootImage *ret) {
         b = (BootImage) {};
         return 0;
 }
+
+int store_host_groups(StoreTx *tx, const char *id, char ***ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0) {
+                r = strv_extend(&l, (const char *) sqlite3_column_text(st, 0));
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
