@@ -53,6 +53,10 @@ unsigned error_kind_status(ErrorKind k) {
         return k < _KIND_MAX ? kinds[k].status : 500;
 }
 
+extern const Route budget_routes[];
+extern const Route rollout_routes[];
+extern const Route fleetlock_routes[];
+
 /* Each concern's routes, in the order they are matched. */
 static const Route *const route_tables[] = {
         metrics_routes,
@@ -60,6 +64,9 @@ static const Route *const route_tables[] = {
         image_routes,
         host_routes,
         lease_routes,
+        budget_routes,
+        rollout_routes,
+        fleetlock_routes,
         ipxe_routes,
         audit_routes,
 };
