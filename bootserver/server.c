@@ -577,7 +577,7 @@ static bool request_begin(Request *req, const char *url, const char *method, con
                 return false;
         }
         if (req->route->body == BODY_BLOB) {
-                int r = blob_writer_new(req->server, req->args[0], &req->blob);
+                int r = blob_writer_new(req->server->state_dir, req->args[0], &req->blob);
                 if (r == -EINVAL) {
                         *ret_result = reply_error(req, KIND_INVALID_VALUE, "'%s' is not a sha256 digest",
                                                   req->args[0]);
