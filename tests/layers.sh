@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
-SQL_PENDING="${LAYERS_SQL_PENDING-coordinator.c rollout-plan.c rollout.c}"
+SQL_PENDING="${LAYERS_SQL_PENDING-coordinator.c}"
 SIZE_PENDING="${LAYERS_SIZE_PENDING-}"
 CIRCLE_PENDING="${LAYERS_CIRCLE_PENDING-0}"
 MAX_LINES=800
