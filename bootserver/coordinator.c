@@ -77,31 +77,16 @@ bool coord_selector_valid(const char *s) {
 }
 
 int coord_budget_set(StoreTx *tx, const Budget *b, const char *actor) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int set = (b->max_unavailable >= 0) + (b->max_unavailable_pct >= 0) + (b->min_available >= 0);
+        char desc[64];
         json_t *d;
         int r;
 
         if (!coord_selector_valid(b->selector) || set != 1)
                 return -EINVAL;
-        r = db_prepare(db,
-                       "INSERT OR REPLACE INTO budgets (selector, max_unavailable, max_unavailable_pct, min_available) "
-                       "VALUES (?, ?, ?, ?)",
-                       &st);
+        r = store_budget_set(tx, b);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, b->selector, -1, SQLITE_STATIC);
-        if (b->max_unavailable >= 0)
-                sqlite3_bind_int64(st, 2, b->max_unavailable);
-        if (b->max_unavailable_pct >= 0)
-                sqlite3_bind_int64(st, 3, b->max_unavailable_pct);
-        if (b->min_available >= 0)
-                sqlite3_bind_int64(st, 4, b->min_available);
-        r = db_step(st);
-        if (r < 0)
-                return r;
-        char desc[64];
         budget_describe(b, desc, sizeof desc);
         d = json_pack("{s:s}", "budget", desc);
         r = audit_log(tx, actor, "budget.set", b->selector, d);
@@ -110,79 +95,35 @@ int coord_budget_set(StoreTx *tx, const Budget *b, const char *actor) {
 }
 
 int coord_budget_delete(StoreTx *tx, const char *selector, const char *actor) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = db_prepare(db, "DELETE FROM budgets WHERE selector = ?", &st);
+        int r = store_budget_delete(tx, selector);
 
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, selector, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r >= 0 && sqlite3_changes(db) == 0)
-                return -ENOENT;
         return r < 0 ? r : audit_log(tx, actor, "budget.delete", selector, NULL);
 }
 
-static void budget_from_row(sqlite3_stmt *st, int col, Budget *b) {
-        b->max_unavailable = sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
-        b->max_unavailable_pct = sqlite3_column_type(st, col + 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col + 1);
-        b->min_available = sqlite3_column_type(st, col + 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col + 2);
-}
-
 json_t *coord_budgets_json(StoreTx *tx) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        json_t *l;
-        int r;
+        Budget *l = NULL;
+        size_t n = 0;
+        json_t *a;
 
-        if (db_prepare(db, "SELECT selector, max_unavailable, max_unavailable_pct, min_available FROM budgets "
-                           "ORDER BY selector",
-                       &st) < 0)
+        if (store_budget_list(tx, &l, &n) < 0)
                 return NULL;
-        l = json_array();
-        while ((r = db_step(st)) > 0) {
-                Budget b = {};
+        a = json_array();
+        for (size_t i = 0; a && i < n; i++) {
+                const Budget *b = &l[i];
                 char desc[64];
-                budget_from_row(st, 1, &b);
-                budget_describe(&b, desc, sizeof desc);
-                json_t *o = json_pack("{s:s, s:s}", "selector", (const char *) sqlite3_column_text(st, 0), "budget", desc);
-                if (b.max_unavailable >= 0)
-                        json_object_set_new(o, "max_unavailable", json_integer(b.max_unavailable));
-                if (b.max_unavailable_pct >= 0)
-                        json_object_set_new(o, "max_unavailable_pct", json_integer(b.max_unavailable_pct));
-                if (b.min_available >= 0)
-                        json_object_set_new(o, "min_available", json_integer(b.min_available));
-                json_array_append_new(l, o);
-        }
-        if (r < 0) {
-                json_decref(l);
-                return NULL;
-        }
-        return l;
-}
 
-/* The budget for group key=value: the group's own, else its key's. Returns
- * 1 when there is one. */
-static int budget_for(sqlite3 *db, const char *key, const char *value, Budget *ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *group = strdup_printf("%s=%s", key, value);
-        int r;
-
-        if (!group)
-                return -ENOMEM;
-        r = db_prepare(db,
-                       "SELECT max_unavailable, max_unavailable_pct, min_available FROM budgets WHERE selector IN "
-                       "(?1, ?2) ORDER BY selector = ?1 DESC LIMIT 1",
-                       &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r <= 0)
-                return r;
-        budget_from_row(st, 0, ret);
-        return 1;
+                budget_describe(b, desc, sizeof desc);
+                json_t *o = json_pack("{s:s, s:s}", "selector", b->selector, "budget", desc);
+                if (b->max_unavailable >= 0)
+                        json_object_set_new(o, "max_unavailable", json_integer(b->max_unavailable));
+                if (b->max_unavailable_pct >= 0)
+                        json_object_set_new(o, "max_unavailable_pct", json_integer(b->max_unavailable_pct));
+                if (b->min_available >= 0)
+                        json_object_set_new(o, "min_available", json_integer(b->min_available));
+                json_array_append_new(a, o);
+        }
+        budget_list_free(l, n);
+        return a;
 }
 
 /* Members of group key=value and how many of them other than host are
@@ -249,7 +190,8 @@ static int next_epoch(sqlite3 *db, uint64_t *ret) {
 
 /* Checks every group of host against its budget. Returns 1 when all stay
  * within, 0 with the refusal filled in, negative on errors. */
-static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, LeaseDecision *d) {
+static int check_budgets(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, LeaseDecision *d) {
+        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_stmt_ sqlite3_stmt *lb = NULL;
         int r;
 
@@ -264,7 +206,7 @@ static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, ui
                 Budget b = {};
                 char desc[64];
 
-                r = budget_for(db, key, value, &b);
+                r = store_budget_for_group(tx, key, value, &b);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -288,23 +230,17 @@ static int check_budgets(sqlite3 *db, const CoordConfig *c, const char *host, ui
 }
 
 int coord_group_allowed(StoreTx *tx, const char *key, const char *value, int64_t *ret) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         Budget b = {};
+        int64_t n;
         int r;
 
-        r = budget_for(db, key, value, &b);
+        r = store_budget_for_group(tx, key, value, &b);
         if (r <= 0)
                 return r;
-        r = db_prepare(db, "SELECT count(*) FROM host_labels WHERE key = ? AND value = ?", &st);
+        r = store_group_size(tx, key, value, &n);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        *ret = budget_allowed(&b, sqlite3_column_int64(st, 0));
+        *ret = budget_allowed(&b, n);
         return 1;
 }
 
@@ -420,7 +356,7 @@ static int lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, ui
         } else {
                 r = check_windows(db, c, host, now, &d);
                 if (r > 0)
-                        r = check_budgets(db, c, host, now, &d);
+                        r = check_budgets(tx, c, host, now, &d);
                 if (r < 0) {
                         lease_decision_release(&d);
                         return r;

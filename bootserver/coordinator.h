@@ -14,6 +14,7 @@
  * code with a virtual clock. */
 #pragma once
 
+#include "store-coord.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -21,13 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* SQL true for host row h while it is unavailable: it holds a lease, is
- * quarantined, reports unhealthy, or missed its heartbeat (bind ?1 = now,
- * ?2 = heartbeat timeout). FleetLock clients (hosts without a MAC) only
- * speak before and after a reboot, so silence is normal for them. */
-#define COORD_UNAVAILABLE_SQL                                                                  \
-        "(h.lease_epoch IS NOT NULL OR h.quarantined OR h.state = 'unhealthy' OR "             \
-        "(h.mac IS NOT NULL AND coalesce(h.last_seen, 0) < ?1 - ?2))"
+/* COORD_UNAVAILABLE_SQL, which rollout.c's query of its hosts still uses. */
+#include "store-sqlite-coord.h"
 
 typedef struct CoordConfig {
         uint64_t lease_ttl;         /* seconds */
@@ -47,16 +43,6 @@ typedef struct LeaseDecision {
 } LeaseDecision;
 
 void lease_decision_release(LeaseDecision *d);
-
-/* A budget: selector is a label key ("rack": every rack group) or one group
- * ("service=web"). Exactly one of max_unavailable (count), max_unavailable_pct
- * and min_available is set (>= 0); the others are -1. */
-typedef struct Budget {
-        char *selector;
-        int64_t max_unavailable;
-        int64_t max_unavailable_pct;
-        int64_t min_available;
-} Budget;
 
 /* Parses "3", "10%" into a count or percentage. */
 int budget_parse_amount(const char *s, int64_t *ret_count, int64_t *ret_pct);

@@ -1,0 +1,417 @@
+/* The coordinator's store (store-coord.h) in sqlite. Every statement is a
+ * cached one (store_stmt()): a lease request and a tick run them often. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store-coord.h"
+#include "store-sqlite-coord.h"
+#include "store-sqlite.h"
+#include "util.h"
+
+void budget_list_free(Budget *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                free(l[i].selector);
+        free(l);
+}
+
+void host_group_list_free(HostGroup *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++) {
+                free(l[i].key);
+                free(l[i].value);
+        }
+        free(l);
+}
+
+void reboot_window_list_free(RebootWindow *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++) {
+                free(l[i].selector);
+                free(l[i].window);
+                free(l[i].group);
+        }
+        free(l);
+}
+
+/* Grows *l of *n entries of size by one, zeroed; NULL on -ENOMEM. */
+static void *list_grow(void *l, size_t n, size_t size, void **ret) {
+        char *x = reallocarray(l, n + 1, size);
+
+        if (!x)
+                return NULL;
+        memset(x + n * size, 0, size);
+        *ret = x + n * size;
+        return x;
+}
+
+static int64_t column_amount(sqlite3_stmt *st, int col) {
+        return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
+}
+
+static void bind_amount(sqlite3_stmt *st, int col, int64_t v) {
+        if (v >= 0)
+                sqlite3_bind_int64(st, col, v);
+}
+
+int store_budget_set(StoreTx *tx, const Budget *b) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "INSERT OR REPLACE INTO budgets (selector, max_unavailable, max_unavailable_pct, min_available) "
+                       "VALUES (?, ?, ?, ?)",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, b->selector, -1, SQLITE_STATIC);
+        bind_amount(st, 2, b->max_unavailable);
+        bind_amount(st, 3, b->max_unavailable_pct);
+        bind_amount(st, 4, b->min_available);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_budget_delete(StoreTx *tx, const char *selector) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "DELETE FROM budgets WHERE selector = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, selector, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(store_tx_sqlite(tx)) == 0 ? -ENOENT : 0;
+}
+
+int store_budget_list(StoreTx *tx, Budget **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        Budget *l = NULL, *b;
+        size_t n = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT selector, max_unavailable, max_unavailable_pct, min_available FROM budgets "
+                       "ORDER BY selector",
+                       &st);
+        if (r < 0)
+                return r;
+        while ((r = db_step(st)) > 0) {
+                Budget *x = list_grow(l, n, sizeof *l, (void **) &b);
+                if (!x) {
+                        r = -ENOMEM;
+                        break;
+                }
+                l = x;
+                n++;
+                *b = (Budget) { .selector = db_column_strdup(st, 0),
+                                .max_unavailable = column_amount(st, 1),
+                                .max_unavailable_pct = column_amount(st, 2),
+                                .min_available = column_amount(st, 3) };
+                if (!b->selector) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                budget_list_free(l, n);
+                return r;
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+int store_budget_for_group(StoreTx *tx, const char *key, const char *value, Budget *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *group = strdup_printf("%s=%s", key, value);
+        int r;
+
+        if (!group)
+                return -ENOMEM;
+        r = store_stmt(tx,
+                       "SELECT max_unavailable, max_unavailable_pct, min_available FROM budgets WHERE selector IN "
+                       "(?1, ?2) ORDER BY selector = ?1 DESC LIMIT 1",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r;
+        *ret = (Budget) { .max_unavailable = column_amount(st, 0),
+                          .max_unavailable_pct = column_amount(st, 1),
+                          .min_available = column_amount(st, 2) };
+        return 1;
+}
+
+int store_coord_host_groups(StoreTx *tx, const char *host, HostGroup **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        HostGroup *l = NULL, *g;
+        size_t n = 0;
+        int r;
+
+        r = store_stmt(tx, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0) {
+                HostGroup *x = list_grow(l, n, sizeof *l, (void **) &g);
+                if (!x) {
+                        r = -ENOMEM;
+                        break;
+                }
+                l = x;
+                n++;
+                g->key = db_column_strdup(st, 0);
+                g->value = db_column_strdup(st, 1);
+                if (!g->key || !g->value) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                host_group_list_free(l, n);
+                return r;
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+int store_group_size(StoreTx *tx, const char *key, const char *value, int64_t *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT count(*) FROM host_labels WHERE key = ? AND value = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+int store_group_unavailable(StoreTx *tx, const char *key, const char *value, const char *host, uint64_t now,
+                            uint64_t heartbeat_timeout, int64_t *ret_n, int64_t *ret_down) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT count(*), coalesce(sum(CASE WHEN h.id IS NOT ?5 AND " COORD_UNAVAILABLE_SQL
+                       " THEN 1 ELSE 0 END), 0) FROM hosts h JOIN host_labels l ON l.host_id = h.id "
+                       "WHERE l.key = ?3 AND l.value = ?4",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) heartbeat_timeout);
+        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, host, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret_n = sqlite3_column_int64(st, 0);
+        *ret_down = sqlite3_column_int64(st, 1);
+        return 0;
+}
+
+int store_coord_host_unavailable(StoreTx *tx, const char *host, uint64_t now, uint64_t heartbeat_timeout) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT " COORD_UNAVAILABLE_SQL " FROM hosts h WHERE h.id = ?3", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) heartbeat_timeout);
+        sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        return sqlite3_column_int(st, 0) ? 1 : 0;
+}
+
+int store_lease_get(StoreTx *tx, const char *host, Lease *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT lease_epoch, lease_expires, quarantined FROM hosts WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        *ret = (Lease) { .held = sqlite3_column_type(st, 0) != SQLITE_NULL,
+                         .epoch = (uint64_t) sqlite3_column_int64(st, 0),
+                         .expires = (uint64_t) sqlite3_column_int64(st, 1),
+                         .quarantined = sqlite3_column_int(st, 2) != 0 };
+        return 0;
+}
+
+int store_lease_set(StoreTx *tx, const char *host, uint64_t epoch, uint64_t expires) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "UPDATE hosts SET lease_epoch = ?, lease_expires = ? WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) epoch);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) expires);
+        sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_lease_release(StoreTx *tx, const char *host, uint64_t epoch) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL WHERE id = ?1 AND "
+                       "lease_epoch IS NOT NULL AND (?2 = 0 OR lease_epoch = ?2)",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) epoch);
+        r = db_step(st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(store_tx_sqlite(tx)) > 0;
+}
+
+int store_lease_next_epoch(StoreTx *tx, uint64_t *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL, *sel = NULL;
+        int r;
+
+        r = store_stmt(tx, "UPDATE meta SET value = value + 1 WHERE key = 'lease_epoch'", &up);
+        if (r >= 0)
+                r = db_step(up);
+        if (r >= 0)
+                r = store_stmt(tx, "SELECT value FROM meta WHERE key = 'lease_epoch'", &sel);
+        if (r >= 0)
+                r = db_step(sel);
+        if (r == 0)
+                r = -EIO;
+        if (r < 0)
+                return r;
+        *ret = (uint64_t) sqlite3_column_int64(sel, 0);
+        return 0;
+}
+
+int store_lease_expired(StoreTx *tx, const char *host, uint64_t now, char ***ret_hosts) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_strv_free_ char **ids = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       host ? "SELECT id FROM hosts WHERE id = ?2 AND lease_epoch IS NOT NULL AND lease_expires < ?1"
+                            : "SELECT id FROM hosts WHERE lease_epoch IS NOT NULL AND lease_expires < ?1",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        if (host)
+                sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0)
+                if (strv_extend(&ids, (const char *) sqlite3_column_text(st, 0)) < 0)
+                        return -ENOMEM;
+        if (r < 0)
+                return r;
+        *ret_hosts = TAKE_PTR(ids);
+        return 0;
+}
+
+int store_lease_quarantine(StoreTx *tx, const char *host) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL, quarantined = 1 WHERE id = ?",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_coord_host_unquarantine(StoreTx *tx, const char *host, bool healthy) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "UPDATE hosts SET quarantined = 0 WHERE id = ?1 AND quarantined AND (?2 OR "
+                       "current_image IS NOT NULL)",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, healthy);
+        r = db_step(st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(store_tx_sqlite(tx)) > 0;
+}
+
+int store_coord_host_seen(StoreTx *tx, const char *host, uint64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "UPDATE hosts SET last_seen = ? WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        RebootWindow *l = NULL, *w;
+        size_t n = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT w.key, w.value, l.key || '=' || l.value FROM rollout_hosts rh "
+                       "JOIN rollouts r ON r.id = rh.rollout_id, json_each(r.spec, '$.windows') w "
+                       "JOIN host_labels l ON l.host_id = rh.host_id AND "
+                       "  (l.key = w.key OR l.key || '=' || l.value = w.key) "
+                       "WHERE rh.host_id = ? AND r.state = 'running' AND rh.status = 'assigned' "
+                       "ORDER BY w.key",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0) {
+                RebootWindow *x = list_grow(l, n, sizeof *l, (void **) &w);
+                if (!x) {
+                        r = -ENOMEM;
+                        break;
+                }
+                l = x;
+                n++;
+                /* A window that is no string reads as NULL: not valid. */
+                w->selector = db_column_strdup(st, 0);
+                w->window = sqlite3_column_type(st, 1) == SQLITE_TEXT ? db_column_strdup(st, 1) : NULL;
+                w->group = db_column_strdup(st, 2);
+                if (!w->selector || !w->group || (sqlite3_column_type(st, 1) == SQLITE_TEXT && !w->window)) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                reboot_window_list_free(l, n);
+                return r;
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
