@@ -4,7 +4,7 @@
 #include "store-audit.h"
 #include "util.h"
 
-int audit_log(StoreTx *tx, const char *actor, const char *action, const char *target, json_t *detail) {
+int audit_log_at(StoreTx *tx, int64_t now, const char *actor, const char *action, const char *target, json_t *detail) {
         _cleanup_free_ char *d = NULL;
 
         if (detail) {
@@ -12,5 +12,9 @@ int audit_log(StoreTx *tx, const char *actor, const char *action, const char *ta
                 if (!d)
                         return -ENOMEM;
         }
-        return store_audit_append(tx, (int64_t) time(NULL), actor ? actor : "system", action, target, d);
+        return store_audit_append(tx, now, actor ? actor : "system", action, target, d);
+}
+
+int audit_log(StoreTx *tx, const char *actor, const char *action, const char *target, json_t *detail) {
+        return audit_log_at(tx, (int64_t) time(NULL), actor, action, target, detail);
 }

@@ -58,7 +58,7 @@ static int record(StoreDb *db, const char *hex, uint64_t size, const char *actor
                 r = store_blob_insert(tx, hex, size, now);
         if (r > 0) {
                 detail = json_pack("{s:I}", "size", (json_int_t) size);
-                r = audit_log(tx, actor, "blob.upload", hex, detail);
+                r = audit_log_at(tx, now, actor, "blob.upload", hex, detail);
                 json_decref(detail);
         }
         if (r >= 0)

@@ -185,7 +185,7 @@ int catalog_image_publish(StoreTx *tx, const char *state_dir, const Manifest *m,
         if (r < 0)
                 return r;
         detail = json_pack("{s:s, s:s}", "image", manifest_hex, "signed_by", key);
-        r = audit_log(tx, actor, "image.publish", ref, detail);
+        r = audit_log_at(tx, now, actor, "image.publish", ref, detail);
         json_decref(detail);
         if (r < 0)
                 return r;
@@ -208,7 +208,7 @@ int catalog_image_delete(StoreTx *tx, const char *id, const char *actor, int64_t
         if (r < 0)
                 return r;
         detail = json_pack("{s:I}", "blobs_removed", (json_int_t) strv_length(removed));
-        r = audit_log(tx, actor, "image.delete", id, detail);
+        r = audit_log_at(tx, now, actor, "image.delete", id, detail);
         json_decref(detail);
         if (r < 0)
                 return r;

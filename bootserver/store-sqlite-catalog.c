@@ -260,8 +260,8 @@ int store_blob_insert(StoreTx *tx, const char *hex, uint64_t size, int64_t now) 
         return sqlite3_changes(store_tx_sqlite(tx)) > 0;
 }
 
-#define BLOB_UNREFERENCED                                                                                       \
-        "sha256 NOT IN (SELECT sha256 FROM artifacts) AND sha256 NOT IN (SELECT manifest FROM images) "        \
+#define BLOB_UNREFERENCED                                                                   \
+        "sha256 NOT IN (SELECT sha256 FROM artifacts) AND sha256 NOT IN (SELECT manifest FROM images) " \
         "AND sha256 NOT IN (SELECT signature FROM images)"
 
 int store_blobs_unreferenced(StoreTx *tx, char *const *candidates, int64_t cutoff, char ***ret) {

@@ -72,7 +72,11 @@ static void test_upload(void **state) {
         assert_int_equal(count(db, "SELECT count(*) FROM blobs WHERE sha256 = ? AND size = 5 AND created = 1800000000",
                                hex),
                          1);
-        assert_int_equal(count(db, "SELECT count(*) FROM audit WHERE action = 'blob.upload' AND target = ?", hex), 1);
+        assert_int_equal(count(db,
+                               "SELECT count(*) FROM audit WHERE action = 'blob.upload' AND target = ? "
+                               "AND time = 1800000000",
+                               hex),
+                         1);
         path = blob_path(".", hex);
         assert_non_null(path);
         assert_int_equal(access(path, R_OK), 0);
