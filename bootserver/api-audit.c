@@ -1,4 +1,5 @@
 /* GET /v1/audit: the audit log, filtered and paged (docs/api.md). */
+#include "routes.h"
 #include "server.h"
 #include "store-audit.h"
 #include "util.h"

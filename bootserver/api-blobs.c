@@ -7,6 +7,7 @@
 #include "blobs.h"
 #include "http-header.h"
 #include "log.h"
+#include "routes.h"
 #include "server.h"
 #include "util.h"
 

@@ -1,6 +1,7 @@
 /* The budgets' HTTP API (docs/api.md, "Budgets"): how many hosts of a
  * group may be down at once. The coordinator keeps and applies them. */
 #include "coordinator.h"
+#include "routes.h"
 #include "server.h"
 #include "util.h"
 

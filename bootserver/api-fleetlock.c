@@ -8,6 +8,7 @@
 #include "fleetlock.h"
 #include "labels.h"
 #include "log.h"
+#include "routes.h"
 #include "server.h"
 #include "util.h"
 

@@ -12,6 +12,7 @@
 #include "images.h"
 #include "labels.h"
 #include "log.h"
+#include "routes.h"
 #include "server.h"
 #include "tokens.h"
 #include "util.h"

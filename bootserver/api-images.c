@@ -7,6 +7,7 @@
 #include "coordinator.h"
 #include "log.h"
 #include "manifest.h"
+#include "routes.h"
 #include "server.h"
 #include "util.h"
 

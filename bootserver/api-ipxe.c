@@ -7,6 +7,7 @@
 #include "images.h"
 #include "ipxe.h"
 #include "log.h"
+#include "routes.h"
 #include "server.h"
 #include "util.h"
 

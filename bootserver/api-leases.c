@@ -9,6 +9,7 @@
 #include "hosts.h"
 #include "lease-release.h"
 #include "log.h"
+#include "routes.h"
 #include "server.h"
 #include "util.h"
 

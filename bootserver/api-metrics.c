@@ -1,4 +1,5 @@
 /* /metrics in Prometheus text format, and /v1/status. */
+#include "routes.h"
 #include "server.h"
 #include "store-stats.h"
 #include "util.h"

@@ -3,7 +3,9 @@
  * rollout.c's and rollout-plan.c's, through the coordinator. */
 #include <time.h>
 
+#include "api-leases.h"
 #include "coordinator.h"
+#include "routes.h"
 #include "server.h"
 #include "util.h"
 

@@ -5,10 +5,12 @@
 #include <time.h>
 
 #include "config.h"
+#include "api-leases.h"
 #include "coordinator.h"
 #include "store.h"
 #include "fileio.h"
 #include "log.h"
+#include "routes.h"
 #include "server.h"
 #include "supervise.h"
 #include "tokens.h"
@@ -25,6 +27,21 @@ typedef struct Args {
         char **flags; /* "name", "value" pairs as given, reapplied on reload */
         char **command;
 } Args;
+
+/* Every resource's routes, in the order they are matched. */
+static const Route *const routes[] = {
+        metrics_routes,
+        blob_routes,
+        image_routes,
+        host_routes,
+        lease_routes,
+        budget_routes,
+        rollout_routes,
+        fleetlock_routes,
+        ipxe_routes,
+        audit_routes,
+        NULL,
+};
 
 static void help(void) {
         printf("Usage: slipwayd [OPTIONS]\n"
@@ -150,6 +167,8 @@ static int open_state(Server *s) {
 }
 
 static void server_release(Server *s) {
+        /* The waiting requests get their answer while the daemon still runs. */
+        lease_waiters_stop(s);
         server_stop(s);
         store_db_free(s->store);
         server_config_release(&s->config);
@@ -313,7 +332,9 @@ int main(int argc, char **argv) {
 
         r = open_state(&s);
         if (r >= 0)
-                r = server_start(&s);
+                r = server_start(&s, routes);
+        if (r >= 0 && lease_waiters_start(&s) < 0)
+                log_warning("cannot start the lease waiters' thread: lease requests with \"wait\" are answered at once");
         if (r >= 0) {
                 s.public_url = server_config_public_url(&s.config, s.port);
                 r = s.public_url ? write_url_file(&s) : log_oom();

@@ -53,24 +53,6 @@ unsigned error_kind_status(ErrorKind k) {
         return k < _KIND_MAX ? kinds[k].status : 500;
 }
 
-extern const Route budget_routes[];
-extern const Route rollout_routes[];
-extern const Route fleetlock_routes[];
-
-/* Each concern's routes, in the order they are matched. */
-static const Route *const route_tables[] = {
-        metrics_routes,
-        blob_routes,
-        image_routes,
-        host_routes,
-        lease_routes,
-        budget_routes,
-        rollout_routes,
-        fleetlock_routes,
-        ipxe_routes,
-        audit_routes,
-};
-
 const ServerConfig *config_get(Server *s) {
         pthread_rwlock_rdlock(&s->config_lock);
         return &s->config;
@@ -532,8 +514,8 @@ static bool request_begin(Request *req, const char *url, const char *method, con
         }
         if (!request_check_head(req, version, &f, ret_result))
                 return false;
-        for (size_t t = 0; t < ELEMENTSOF(route_tables) && !req->route; t++)
-                for (const Route *rt = route_tables[t]; rt->method; rt++) {
+        for (const Route *const *t = req->server->routes; *t && !req->route; t++)
+                for (const Route *rt = *t; rt->method; rt++) {
                         char *args[2] = {};
 
                         if (!route_match(rt->pattern, req->path, args))
@@ -691,13 +673,15 @@ static void on_mhd_log(void *cls _unused_, const char *fm, va_list ap) {
         log_debug("http: %s", buf);
 }
 
-int server_start(Server *s) {
+int server_start(Server *s, const Route *const *routes) {
         _cleanup_free_ char *cert = NULL, *key = NULL;
         struct addrinfo *ai = NULL;
         const union MHD_DaemonInfo *info;
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
         uint16_t port;
         int r;
+
+        s->routes = routes;
 
         r = server_config_listen_address(&s->config, &ai, &port);
         if (r < 0)
@@ -733,13 +717,10 @@ int server_start(Server *s) {
                                        s->config.listen);
         info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
         s->port = info ? info->port : port;
-        if (lease_waiters_start(s) < 0)
-                log_warning("cannot start the lease waiters' thread: lease requests with \"wait\" are answered at once");
         return 0;
 }
 
 void server_stop(Server *s) {
-        lease_waiters_stop(s);
         if (s->mhd) {
                 MHD_stop_daemon(s->mhd);
                 s->mhd = NULL;

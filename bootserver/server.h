@@ -1,7 +1,8 @@
 /* The HTTP side of slipwayd: the libmicrohttpd daemon, routing, request
  * bodies with caps, authentication, and replies (JSON errors with a stable
- * kind). The routes and handlers live with their concern: blobs.c, images.c, hosts.c,
- * ipxe.c, audit.c, metrics.c. */
+ * kind). It knows no resource: each api-*.c file holds one resource's
+ * routes and handlers (routes.h lists the tables), and main.c hands the
+ * list to server_start(). */
 #pragma once
 
 #include <jansson.h>
@@ -65,7 +66,8 @@ typedef struct Server {
         uint16_t port;       /* bound port */
         uint64_t started_usec;
         Metrics metrics;
-        LeaseWaiters *lease_waiters; /* lease requests that wait (leases.c) */
+        LeaseWaiters *lease_waiters; /* lease requests that wait (api-leases.c) */
+        const struct Route *const *routes; /* the tables matched in order, NULL-terminated */
 } Server;
 
 typedef enum Auth {
@@ -122,8 +124,10 @@ int http_target_check(const char *target, size_t n, size_t *ret_offset, unsigned
  * segments are copied into args (caller frees). Returns true on a match. */
 bool route_match(const char *pattern, const char *path, char *args[2]);
 
-/* Starts listening per s->config (TLS when configured). */
-int server_start(Server *s);
+/* Starts listening per s->config (TLS when configured), answering with
+ * routes: tables matched in order, the list ending in NULL and each table
+ * in an entry whose method is NULL. */
+int server_start(Server *s, const Route *const *routes);
 void server_stop(Server *s);
 
 /* Replies. Each queues the response and returns MHD's result; the JSON
@@ -162,19 +166,3 @@ void config_put(Server *s);
 /* The URL hosts use to reach the server; caller frees. */
 char *server_public_url(Server *s);
 
-/* The routes of each concern, each list ending in an empty entry; the
- * handlers are the files' own. */
-extern const Route metrics_routes[];
-extern const Route blob_routes[];
-extern const Route image_routes[];
-extern const Route host_routes[];
-extern const Route lease_routes[];
-extern const Route ipxe_routes[];
-extern const Route audit_routes[];
-/* The thread that answers lease requests that wait; stopping answers the
- * waiting with their last refusal (before the daemon stops). */
-int lease_waiters_start(Server *s);
-void lease_waiters_stop(Server *s);
-
-/* The coordinator's settings from the configuration. */
-struct CoordConfig server_coord_config(Server *s);
