@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
-SQL_PENDING="${LAYERS_SQL_PENDING-blobs.c coordinator.c leases.c rollout-plan.c rollout.c}"
+SQL_PENDING="${LAYERS_SQL_PENDING-blobs.c leases.c rollout-plan.c rollout.c}"
 SIZE_PENDING="${LAYERS_SIZE_PENDING-}"
 CIRCLE_PENDING="${LAYERS_CIRCLE_PENDING-1}"
 MAX_LINES=800
