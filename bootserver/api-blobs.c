@@ -39,7 +39,7 @@ static enum MHD_Result handle_blob_get(Request *req) {
         char cr[96];
         int r;
 
-        path = blob_path(req->server, req->args[0]);
+        path = blob_path(req->server->state_dir, req->args[0]);
         if (!path)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a sha256 digest", req->args[0]);
         fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -105,7 +105,7 @@ static enum MHD_Result handle_blob_put(Request *req) {
                 blob_writer_abort(w);
                 return reply_errno(req, r, "blob upload");
         }
-        r = blob_writer_commit(req->server, w, req->actor, &created);
+        r = blob_writer_commit(req->server->store, w, req->actor, (int64_t) time(NULL), &created);
         if (r == -EBADMSG)
                 return reply_error(req, KIND_DIGEST_MISMATCH, "the uploaded bytes do not hash to %s", req->args[0]);
         if (r < 0)

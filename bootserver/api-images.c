@@ -197,7 +197,7 @@ static enum MHD_Result handle_image_delete(Request *req) {
                 return reply_error(req, KIND_IN_USE, "image '%s' is in use: %s", req->args[0], strempty(users));
         if (r < 0)
                 return reply_resolve_error(req, r);
-        blobs_unlink(req->server, removed);
+        blobs_unlink(req->server->state_dir, removed);
         log_info("deleted image %.12s, %zu blob(s) removed", id, strv_length(removed));
         return reply_json(req, 200,
                           json_pack("{s:s, s:I}", "deleted", id, "blobs_removed", (json_int_t) strv_length(removed)));

@@ -36,7 +36,7 @@ static int template_load(Server *srv, IpxeScript s, char **ret) {
 static char *image_cmdline(Server *srv, const char *manifest) {
         struct Manifest *m = NULL;
 
-        if (!manifest || images_load_manifest(srv, manifest, &m) < 0)
+        if (!manifest || images_load_manifest(srv->state_dir, manifest, &m) < 0)
                 return NULL;
         return images_manifest_cmdline(m);
 }

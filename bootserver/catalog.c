@@ -124,17 +124,17 @@ int catalog_image_publish(StoreTx *tx, const char *state_dir, const Manifest *m,
         int r = 0;
 
         for (size_t i = 0; r >= 0 && i < m->n_artifacts; i++) {
-                r = blobs_present(state_dir, tx, m->artifacts[i].sha256, m->artifacts[i].size);
+                r = blobs_present(state_dir, tx, m->artifacts[i].sha256, m->artifacts[i].size, now);
                 if (r == 0 && strv_extend(&missing, m->artifacts[i].sha256) < 0)
                         return -ENOMEM;
         }
         if (r < 0)
                 return r;
-        r = blobs_present(state_dir, tx, manifest_hex, UINT64_MAX);
+        r = blobs_present(state_dir, tx, manifest_hex, UINT64_MAX, now);
         if (r < 0)
                 return r;
         have_manifest = r > 0;
-        r = blobs_present(state_dir, tx, signature_hex, UINT64_MAX);
+        r = blobs_present(state_dir, tx, signature_hex, UINT64_MAX, now);
         if (r < 0)
                 return r;
         if ((!have_manifest || r == 0) && strv_extend(&missing, have_manifest ? signature_hex : manifest_hex) < 0)

@@ -8,7 +8,7 @@
 #include "config.h"
 #include "conftab.h"
 #include "fileio.h"
-#include "ipxe.h"
+#include "ipxe-template.h"
 #include "log.h"
 #include "util.h"
 

@@ -213,10 +213,11 @@ int hosts_checkin(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_
         _cleanup_free_ char *old_state = NULL;
         const char *state = host_state_to_string(c->state);
         char id[16], mac[18] = "";
+        bool quarantined;
         int r;
 
         (void) mac_normalize(ref, mac);
-        r = store_host_checkin_find(tx, ref, mac, id, &old_state);
+        r = store_host_checkin_find(tx, ref, mac, id, &old_state, &quarantined);
         if (r < 0)
                 return r;
         r = store_host_checkin(tx, id, c, host_state_is_installed(c->state), now);
@@ -230,9 +231,12 @@ int hosts_checkin(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_
                 if (r < 0)
                         return r;
         }
-        r = coord_on_report(tx, id, state, now);
-        if (r < 0)
-                return r;
+        /* Only a quarantined host has anything for the coordinator to do. */
+        if (quarantined) {
+                r = coord_on_report(tx, id, state, now);
+                if (r < 0)
+                        return r;
+        }
         return store_host_desired(tx, id, ret_desired);
 }
 

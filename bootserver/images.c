@@ -2,8 +2,8 @@
 #include "manifest.h"
 #include "util.h"
 
-int images_load_manifest(Server *s, const char *manifest_hex, Manifest **ret) {
-        return catalog_load_manifest(s->state_dir, manifest_hex, ret);
+int images_load_manifest(const char *state_dir, const char *manifest_hex, Manifest **ret) {
+        return catalog_load_manifest(state_dir, manifest_hex, ret);
 }
 
 char *images_manifest_cmdline(Manifest *m) {

@@ -12,7 +12,7 @@
 #include "log.h"
 #include "rollout.h"
 #include "util.h"
-#include "store-sqlite.h"
+#include "store-rollouts.h"
 
 /* rollout_spec_parse(), then the image resolved into ret_image. -ENXIO
  * when there is no such image. */
@@ -73,8 +73,8 @@ static int member_compare(const void *a, const void *b) {
  * prefix, and every wave, holds each bottleneck group's hosts to within one
  * of its share. m is sorted by phase and ID. */
 static int spread_members(StoreTx *tx, Member *m, size_t n) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        RolloutLabel *labels = NULL;
+        size_t n_labels = 0;
         /* index: host ID -> member; groups: "phase key=value" -> {key, value,
          * phase, n, rank}; bottleneck: "phase" -> {key, turns}. */
         json_t *index = json_object(), *groups = json_object(), *bottleneck = json_object(), *g;
@@ -87,19 +87,15 @@ static int spread_members(StoreTx *tx, Member *m, size_t n) {
         }
         for (size_t i = 0; i < n; i++)
                 json_object_set_new(index, m[i].id, json_integer((json_int_t) i));
-        r = db_prepare(db,
-                       "SELECT host_id, key, value FROM host_labels WHERE key IN (SELECT CASE WHEN instr(selector, "
-                       "'=') > 0 THEN substr(selector, 1, instr(selector, '=') - 1) ELSE selector END FROM budgets) "
-                       "ORDER BY host_id, key",
-                       &st);
+        r = store_budgeted_labels(tx, &labels, &n_labels);
         if (r < 0)
                 goto out;
         /* Twice over the labels: the groups' sizes per phase, then places. */
         for (int pass = 0; pass < 2; pass++) {
-                while ((r = db_step(st)) > 0) {
-                        json_t *ix = json_object_get(index, (const char *) sqlite3_column_text(st, 0));
-                        const char *key = (const char *) sqlite3_column_text(st, 1);
-                        const char *value = (const char *) sqlite3_column_text(st, 2);
+                for (size_t l = 0; l < n_labels; l++) {
+                        json_t *ix = json_object_get(index, labels[l].host);
+                        const char *key = labels[l].key;
+                        const char *value = labels[l].value;
                         if (!ix)
                                 continue;
                         Member *x = &m[json_integer_value(ix)];
@@ -128,10 +124,6 @@ static int spread_members(StoreTx *tx, Member *m, size_t n) {
                         else
                                 x->spread_other = MAX(x->spread_other, place);
                 }
-                if (r < 0)
-                        goto out;
-                sqlite3_reset(st);
-                r = 0;
                 if (pass > 0)
                         break;
                 /* Per phase, the key of the group that needs the most turns;
@@ -155,6 +147,7 @@ static int spread_members(StoreTx *tx, Member *m, size_t n) {
                 r = 0;
         }
 out:
+        rollout_labels_free(labels, n_labels);
         json_decref(index);
         json_decref(groups);
         json_decref(bottleneck);
@@ -169,56 +162,35 @@ static void members_free(Member *m, size_t n) {
 
 /* The hosts the spec selects, in rollout order. */
 static int select_members(StoreTx *tx, const RolloutSpec *s, Member **ret, size_t *ret_n) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *sel = NULL;
+        _cleanup_strv_free_ char **sel = NULL;
+        RolloutCandidate *v = NULL;
         Member *m = NULL;
-        size_t n = 0, cap = 0;
+        const char *key;
+        size_t n = 0;
+        json_t *x;
         int r;
 
-        sel = s->selector ? json_dumps(s->selector, JSON_COMPACT) : strdup("{}");
-        if (!sel)
-                return -ENOMEM;
-        /* Every selector label must match; the phase comes from the order key.
-         * What a host goes back to in a rollback is the image it runs when
-         * the catalog has it; a check-in may name one it does not have
-         * (docs/api.md), and that can never be assigned: then the image it
-         * was assigned. */
-        r = db_prepare(db,
-                       "SELECT h.id, coalesce((SELECT i.id FROM images i WHERE i.id = h.current_image), h.image), "
-                       "(SELECT l.value FROM host_labels l WHERE "
-                       "l.host_id = h.id AND l.key = ?2) FROM hosts h WHERE NOT EXISTS (SELECT 1 FROM json_each(?1) "
-                       "j WHERE NOT EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = h.id AND l.key = j.key AND "
-                       "l.value = j.value)) ORDER BY h.id",
-                       &st);
+        json_object_foreach(s->selector, key, x)
+                if (strv_extend(&sel, key) < 0 || strv_extend(&sel, json_string_value(x)) < 0)
+                        return -ENOMEM;
+        /* Every selector label must match; the phase comes from the order key. */
+        r = store_rollout_candidates(tx, sel, s->order_key, &v, &n);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, sel, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, s->order_key, -1, SQLITE_STATIC);
-        while ((r = db_step(st)) > 0) {
-                const char *pv = (const char *) sqlite3_column_text(st, 2);
+        m = n > 0 ? calloc(n, sizeof *m) : NULL;
+        if (n > 0 && !m) {
+                rollout_candidates_free(v, n);
+                return -ENOMEM;
+        }
+        for (size_t j = 0; j < n; j++) {
                 size_t i;
-                json_t *v;
-                if (n == cap) {
-                        Member *x = realloc(m, (cap = cap ? cap * 2 : 64) * sizeof *m);
-                        if (!x) {
-                                members_free(m, n);
-                                return -ENOMEM;
-                        }
-                        m = x;
-                }
-                m[n] = (Member) {};
-                snprintf(m[n].id, sizeof m[n].id, "%s", (const char *) sqlite3_column_text(st, 0));
-                m[n].image = db_column_strdup(st, 1);
-                json_array_foreach(s->order_values, i, v)
-                        if (pv && streq_ptr(json_string_value(v), pv))
-                                m[n].phase = (int) i;
-                n++;
+                snprintf(m[j].id, sizeof m[j].id, "%s", v[j].host);
+                m[j].image = TAKE_PTR(v[j].image);
+                json_array_foreach(s->order_values, i, x)
+                        if (v[j].order_value && streq_ptr(json_string_value(x), v[j].order_value))
+                                m[j].phase = (int) i;
         }
-        if (r < 0) {
-                members_free(m, n);
-                return r;
-        }
+        rollout_candidates_free(v, n);
         if (n > 0) {
                 qsort(m, n, sizeof *m, member_compare_id);
                 r = spread_members(tx, m, n);
@@ -267,13 +239,11 @@ int coord_rollout_plan(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec,
 
 int coord_rollout_start(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec, const char *actor, uint64_t now,
                         int64_t *ret_id, char **ret_error) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *busy = NULL, *ins = NULL, *row = NULL;
         _cleanup_free_ char *spec_text = NULL;
         size_t n = 0, ends[ROLLOUT_WAVES_MAX];
         char image[65];
         Member *m = NULL;
-        int64_t id;
+        int64_t id = 0;
         RolloutSpec s;
         int r;
 
@@ -289,54 +259,24 @@ int coord_rollout_start(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec
         }
         /* One active rollout per host: a done rollout still assigns the
          * hosts that were away when it comes back. */
-        r = db_prepare(db,
-                       "SELECT rh.host_id, r.id FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id WHERE "
-                       "r.state IN ('running', 'paused', 'done') AND rh.status IN ('pending', 'assigned') AND "
-                       "rh.host_id = ?",
-                       &busy);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                sqlite3_bind_text(busy, 1, m[i].id, -1, SQLITE_STATIC);
-                r = db_step(busy);
+                int64_t busy;
+                r = store_rollout_host_busy(tx, m[i].id, &busy);
                 if (r > 0) {
-                        *ret_error = strdup_printf("host %s is still in rollout %lld", m[i].id,
-                                                   (long long) sqlite3_column_int64(busy, 1));
+                        *ret_error = strdup_printf("host %s is still in rollout %" PRIi64, m[i].id, busy);
                         r = -EBUSY;
                 }
-                sqlite3_reset(busy);
         }
         spec_text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
         if (r >= 0 && !spec_text)
                 r = -ENOMEM;
         if (r >= 0)
-                r = db_prepare(db,
-                               "INSERT INTO rollouts (kind, image, spec, state, n_waves, actor, created) VALUES "
-                               "('rollout', ?, ?, 'running', ?, ?, ?)",
-                               &ins);
-        if (r >= 0) {
-                sqlite3_bind_text(ins, 1, image, -1, SQLITE_STATIC);
-                sqlite3_bind_text(ins, 2, spec_text, -1, SQLITE_STATIC);
-                sqlite3_bind_int(ins, 3, (int) s.n_waves);
-                sqlite3_bind_text(ins, 4, actor, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(ins, 5, (sqlite3_int64) now);
-                r = db_step(ins);
-        }
-        id = sqlite3_last_insert_rowid(db);
+                r = store_rollout_insert(tx, ROLLOUT_KIND_ROLLOUT, image, spec_text, (int) s.n_waves, 0, actor, now,
+                                         &id);
         rollout_wave_ends(&s, n, ends);
-        if (r >= 0)
-                r = db_prepare(db,
-                               "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status) "
-                               "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                               &row);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                sqlite3_bind_int64(row, 1, id);
-                sqlite3_bind_text(row, 2, m[i].id, -1, SQLITE_STATIC);
-                sqlite3_bind_int(row, 3, rollout_wave_of(ends, s.n_waves, i));
-                sqlite3_bind_int(row, 4, m[i].phase);
-                sqlite3_bind_text(row, 5, image, -1, SQLITE_STATIC);
-                sqlite3_bind_text(row, 6, m[i].image, -1, SQLITE_STATIC);
-                r = db_step(row);
-                sqlite3_reset(row);
-        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = store_rollout_add_host(tx, id, m[i].id, rollout_wave_of(ends, s.n_waves, i), m[i].phase, image,
+                                           m[i].image);
         members_free(m, n);
         if (r >= 0) {
                 json_t *d = json_pack("{s:O, s:I}", "spec", spec, "hosts", (json_int_t) n);

@@ -12,7 +12,6 @@
 #include "rollout.h"
 #include "util.h"
 #include "store-rollouts.h"
-#include "store-sqlite.h"
 
 static int rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const char *reason, const char *actor,
                              uint64_t now) {
@@ -65,46 +64,25 @@ static char *unassignable(const char *target, bool known, int64_t busy_in) {
  * name any image; an image may have been deleted before that was
  * refused), and those another rollout has taken on since. */
 static int rollback_skip_unassignable(StoreTx *tx, int64_t nid, int64_t id, const char *actor) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_strv_free_ char **skip = NULL;
+        RolloutBackHost *v = NULL;
+        size_t n = 0;
         int r;
 
-        r = db_prepare(db,
-                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target), "
-                       "(SELECT o.rollout_id FROM rollout_hosts o JOIN rollouts ro ON ro.id = o.rollout_id WHERE "
-                       "o.host_id = rh.host_id AND o.rollout_id NOT IN (?1, ?2) AND o.status IN ('pending', "
-                       "'assigned') AND ro.state IN ('running', 'paused', 'done') LIMIT 1) FROM rollout_hosts rh "
-                       "WHERE rh.rollout_id = ?1 ORDER BY rh.host_id",
-                       &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, nid);
-        sqlite3_bind_int64(st, 2, id);
         /* Read first, then written: the rows are the ones being read. */
-        while ((r = db_step(st)) > 0) {
-                char *why = unassignable((const char *) sqlite3_column_text(st, 1), sqlite3_column_int(st, 2),
-                                         sqlite3_column_int64(st, 3));
-                if (!why)
-                        continue;
-                if (strv_extend(&skip, (const char *) sqlite3_column_text(st, 0)) < 0) {
-                        free(why);
-                        return -ENOMEM;
-                }
-                if (strv_consume(&skip, why) < 0)
-                        return -ENOMEM;
-        }
+        r = store_rollout_back_hosts(tx, nid, id, &v, &n);
         if (r < 0)
                 return r;
-        for (size_t i = 0; r >= 0 && skip && skip[i]; i += 2)
-                r = skip_host(tx, nid, skip[i], skip[i + 1], actor);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_free_ char *why = unassignable(v[i].target, v[i].known, v[i].busy_in);
+                if (why)
+                        r = skip_host(tx, nid, v[i].host, why, actor);
+        }
+        rollout_back_hosts_free(v, n);
         return r;
 }
 
 static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t now, const char *reason,
                             int64_t *ret_new) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *ins = NULL, *rows = NULL;
         _cleanup_(rollout_release) Rollout row = {};
         _cleanup_free_ char *target = NULL;
         int64_t nid;
@@ -113,32 +91,11 @@ static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t
         r = store_rollout_get(tx, id, &row);
         if (r < 0)
                 return r;
-        r = db_prepare(db,
-                       "INSERT INTO rollouts (kind, image, spec, state, n_waves, rollback_of, actor, created) VALUES "
-                       "('rollback', NULL, ?, 'running', ?, ?, ?, ?)",
-                       &ins);
+        r = store_rollout_insert(tx, ROLLOUT_KIND_ROLLBACK, NULL, row.spec, row.n_waves, id, actor, now, &nid);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(ins, 1, row.spec, -1, SQLITE_STATIC);
-        sqlite3_bind_int(ins, 2, row.n_waves);
-        sqlite3_bind_int64(ins, 3, id);
-        sqlite3_bind_text(ins, 4, actor, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 5, (sqlite3_int64) now);
-        r = db_step(ins);
-        if (r < 0)
-                return r;
-        nid = sqlite3_last_insert_rowid(db);
         /* The hosts the rollout touched go back to what they ran, in the same waves. */
-        r = db_prepare(db,
-                       "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status) "
-                       "SELECT ?1, host_id, wave, phase, prev_image, target, 'pending' FROM rollout_hosts WHERE "
-                       "rollout_id = ?2 AND status IN ('assigned', 'done', 'failed') AND prev_image IS NOT NULL",
-                       &rows);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(rows, 1, nid);
-        sqlite3_bind_int64(rows, 2, id);
-        r = db_step(rows);
+        r = store_rollout_add_rollback_hosts(tx, nid, id);
         if (r >= 0)
                 r = rollback_skip_unassignable(tx, nid, id, actor);
         if (r >= 0) {
@@ -157,27 +114,8 @@ static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t
         return r;
 }
 
-/* Hosts of rollout id still on their way want what they ran again, when
- * the catalog still has it (else they keep the new image). */
-static int revert_unfinished(sqlite3 *db, int64_t id) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = db_prepare(db,
-                           "UPDATE hosts SET image = (SELECT rh.prev_image FROM rollout_hosts rh WHERE rh.rollout_id = ?1 "
-                           "AND rh.host_id = hosts.id), rollback = 0 WHERE id IN (SELECT host_id FROM rollout_hosts WHERE "
-                           "rollout_id = ?1 AND status IN ('assigned', 'failed') AND prev_image IN (SELECT id FROM "
-                           "images)) AND image = (SELECT target FROM rollout_hosts WHERE rollout_id = ?1 AND host_id = "
-                           "hosts.id)",
-                           &st);
-
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, id);
-        return db_step(st);
-}
-
 int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char *actor, uint64_t now,
                          int64_t *ret_new_id, char **ret_error) {
-        sqlite3 *db = store_tx_sqlite(tx);
         _cleanup_(rollout_release) Rollout row = {};
         RolloutState state;
         int r;
@@ -208,7 +146,7 @@ int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char
                 r = store_rollout_skip_pending(tx, id);
                 /* Hosts on the way that did not arrive want what they ran again. */
                 if (r >= 0)
-                        r = revert_unfinished(db, id);
+                        r = store_rollout_revert_unfinished(tx, id);
                 return r < 0 ? r : rollout_set_state(tx, id, ROLLOUT_ABORTED, "aborted by an operator", actor, now);
         }
         if (streq(action, "rollback")) {
@@ -387,46 +325,29 @@ static int why_append_rollouts(char **why, const int64_t *ids, size_t n, const c
 }
 
 int coord_image_users(StoreTx *tx, const char *id, char **ret_why) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *h = NULL, *ro = NULL;
+        _cleanup_free_ RolloutImageUse *v = NULL;
         _cleanup_free_ char *why = NULL;
-        int64_t assigns[8], returns[8];
-        size_t n_assigns = 0, n_returns = 0;
+        int64_t assigns[8], returns[8], hosts;
+        size_t n = 0, n_assigns = 0, n_returns = 0;
         int r;
 
-        r = db_prepare(db, "SELECT count(*) FROM hosts WHERE image = ?1 OR current_image = ?1", &h);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(h, 1, id, -1, SQLITE_STATIC);
-        r = db_step(h);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        if (sqlite3_column_int64(h, 0) > 0) {
-                why = strdup_printf("assigned to or running on %lld host(s)", (long long) sqlite3_column_int64(h, 0));
-                if (!why)
-                        return -ENOMEM;
-        }
         /* A rollout that is not aborted would still assign it to a host on
          * the way, or may be rolled back to it (coord_rollout_action()):
          * deleting it would leave that with an image it cannot assign. */
-        r = db_prepare(db,
-                       "SELECT rh.rollout_id, max(rh.target = ?1 AND rh.status IN ('pending', 'assigned')), "
-                       "max(rh.prev_image = ?1 AND rh.status IN ('assigned', 'done', 'failed')) FROM rollout_hosts rh "
-                       "JOIN rollouts r ON r.id = rh.rollout_id WHERE r.state != 'aborted' AND ((rh.target = ?1 AND "
-                       "rh.status IN ('pending', 'assigned')) OR (rh.prev_image = ?1 AND rh.status IN ('assigned', "
-                       "'done', 'failed'))) GROUP BY rh.rollout_id ORDER BY rh.rollout_id",
-                       &ro);
+        r = store_image_users(tx, id, &hosts, &v, &n);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(ro, 1, id, -1, SQLITE_STATIC);
-        while ((r = db_step(ro)) > 0) {
-                if (sqlite3_column_int(ro, 1) && n_assigns < ELEMENTSOF(assigns))
-                        assigns[n_assigns++] = sqlite3_column_int64(ro, 0);
-                else if (sqlite3_column_int(ro, 2) && n_returns < ELEMENTSOF(returns))
-                        returns[n_returns++] = sqlite3_column_int64(ro, 0);
+        if (hosts > 0) {
+                why = strdup_printf("assigned to or running on %lld host(s)", (long long) hosts);
+                if (!why)
+                        return -ENOMEM;
         }
-        if (r < 0)
-                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (v[i].assigns && n_assigns < ELEMENTSOF(assigns))
+                        assigns[n_assigns++] = v[i].rollout_id;
+                else if (v[i].returns && n_returns < ELEMENTSOF(returns))
+                        returns[n_returns++] = v[i].rollout_id;
+        }
         r = why_append_rollouts(&why, assigns, n_assigns, "would assign it");
         if (r >= 0)
                 r = why_append_rollouts(&why, returns, n_returns, "may roll back to it");
@@ -438,75 +359,64 @@ int coord_image_users(StoreTx *tx, const char *id, char **ret_why) {
         return 1;
 }
 
+static json_t *waves_json(const RolloutWaveCounts *w, size_t n) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "wave", w[i].wave + 1,
+                                                       "hosts", (json_int_t) w[i].hosts, "pending",
+                                                       (json_int_t) w[i].pending, "assigned",
+                                                       (json_int_t) w[i].assigned, "done", (json_int_t) w[i].done,
+                                                       "failed", (json_int_t) w[i].failed, "skipped",
+                                                       (json_int_t) w[i].skipped)) < 0)
+                        a = (json_decref(a), NULL);
+        return a;
+}
+
+static json_t *groups_json(const RolloutGroupCounts *g, size_t n) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I}", "group", g[i].group, "hosts",
+                                                       (json_int_t) g[i].hosts, "done", (json_int_t) g[i].done,
+                                                       "failed", (json_int_t) g[i].failed, "down",
+                                                       (json_int_t) g[i].down)) < 0)
+                        a = (json_decref(a), NULL);
+        return a;
+}
+
 int coord_rollout_json(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *w = NULL, *g = NULL;
+        _cleanup_(rollout_info_release) RolloutInfo info = {};
+        _cleanup_free_ RolloutWaveCounts *w = NULL;
+        RolloutGroupCounts *g = NULL;
+        size_t n_w = 0, n_g = 0;
         json_t *ro, *waves, *groups;
         int r;
 
-        r = db_prepare(db,
-                       "SELECT r.id, r.kind, r.state, r.wave, r.n_waves, r.reason, r.rollback_of, r.spec, r.created, "
-                       "r.finished, i.name || ':' || i.version FROM rollouts r LEFT JOIN images i ON i.id = r.image "
-                       "WHERE r.id = ?",
-                       &st);
+        r = store_rollout_info(tx, id, &info);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
-        r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        r = db_prepare(db,
-                       "SELECT wave, count(*), sum(status = 'pending'), sum(status = 'assigned'), sum(status = 'done'), "
-                       "sum(status = 'failed'), sum(status = 'skipped') FROM rollout_hosts WHERE rollout_id = ? "
-                       "GROUP BY wave ORDER BY wave",
-                       &w);
+        r = store_rollout_wave_counts(tx, id, &w, &n_w);
         if (r < 0)
                 return r;
         /* Per group of every budgeted label key: hosts, done, down now. */
-        r = db_prepare(db,
-                       "SELECT l.key || '=' || l.value, count(*), sum(rh.status = 'done'), sum(rh.status = 'failed'), "
-                       "sum(" COORD_UNAVAILABLE_SQL ") FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
-                       "host_labels l ON l.host_id = h.id WHERE rh.rollout_id = ?3 AND (l.key IN (SELECT selector FROM "
-                       "budgets) OR l.key || '=' || l.value IN (SELECT selector FROM budgets)) GROUP BY 1 ORDER BY 1",
-                       &g);
+        r = store_rollout_group_counts(tx, id, now, c->heartbeat_timeout, &g, &n_g);
         if (r < 0)
                 return r;
-        waves = json_array();
-        sqlite3_bind_int64(w, 1, id);
-        while ((r = db_step(w)) > 0)
-                json_array_append_new(waves, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "wave",
-                                                               sqlite3_column_int(w, 0) + 1, "hosts",
-                                                               (json_int_t) sqlite3_column_int64(w, 1), "pending",
-                                                               (json_int_t) sqlite3_column_int64(w, 2), "assigned",
-                                                               (json_int_t) sqlite3_column_int64(w, 3), "done",
-                                                               (json_int_t) sqlite3_column_int64(w, 4), "failed",
-                                                               (json_int_t) sqlite3_column_int64(w, 5), "skipped",
-                                                               (json_int_t) sqlite3_column_int64(w, 6)));
-        groups = json_array();
-        sqlite3_bind_int64(g, 1, (sqlite3_int64) now);
-        sqlite3_bind_int64(g, 2, (sqlite3_int64) c->heartbeat_timeout);
-        sqlite3_bind_int64(g, 3, id);
-        while (r >= 0 && (r = db_step(g)) > 0)
-                json_array_append_new(groups, json_pack("{s:s, s:I, s:I, s:I, s:I}", "group",
-                                                                (const char *) sqlite3_column_text(g, 0), "hosts",
-                                                                (json_int_t) sqlite3_column_int64(g, 1), "done",
-                                                                (json_int_t) sqlite3_column_int64(g, 2), "failed",
-                                                                (json_int_t) sqlite3_column_int64(g, 3), "down",
-                                                                (json_int_t) sqlite3_column_int64(g, 4)));
-        if (r < 0) {
+        waves = waves_json(w, n_w);
+        groups = groups_json(g, n_g);
+        rollout_group_counts_free(g, n_g);
+        if (!waves || !groups) {
                 json_decref(waves);
                 json_decref(groups);
-                return r;
+                return -ENOMEM;
         }
-#define T(i) ((const char *) sqlite3_column_text(st, (i)))
-        ro = json_pack("{s:I, s:s, s:s, s:i, s:i, s:s?, s:o, s:s?, s:I, s:o, s:o, s:o}", "id",
-                       (json_int_t) sqlite3_column_int64(st, 0), "kind", T(1), "state", T(2), "wave",
-                       sqlite3_column_int(st, 3) + 1, "waves_total", sqlite3_column_int(st, 4), "reason", T(5),
-                       "rollback_of",
-                       sqlite3_column_type(st, 6) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, 6)),
-                       "image", T(10), "created", (json_int_t) sqlite3_column_int64(st, 8), "spec",
-                       json_loads(T(7), 0, NULL) ?: json_null(), "waves", waves, "groups", groups);
-#undef T
+        ro = json_pack("{s:I, s:s, s:s, s:i, s:i, s:s?, s:o, s:s?, s:I, s:o, s:o, s:o}", "id", (json_int_t) id,
+                       "kind", rollout_kind_to_string(info.ro.kind), "state", rollout_state_to_string(info.ro.state),
+                       "wave", info.ro.wave + 1, "waves_total", info.ro.n_waves, "reason", info.reason, "rollback_of",
+                       info.rollback_of > 0 ? json_integer(info.rollback_of) : json_null(), "image", info.image,
+                       "created", (json_int_t) info.created, "spec", json_loads(info.ro.spec, 0, NULL) ?: json_null(),
+                       "waves", waves, "groups", groups);
         if (!ro)
                 return -ENOMEM;
         *ret = ro;
@@ -514,32 +424,22 @@ int coord_rollout_json(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
 }
 
 json_t *coord_rollouts_json(StoreTx *tx) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        RolloutInfo *v = NULL;
+        size_t n = 0;
         json_t *l;
-        int r;
 
-        if (db_prepare(db,
-                       "SELECT r.id, r.kind, r.state, r.wave + 1, r.n_waves, i.name || ':' || i.version, r.created, "
-                       "(SELECT count(*) FROM rollout_hosts WHERE rollout_id = r.id), (SELECT count(*) FROM "
-                       "rollout_hosts WHERE rollout_id = r.id AND status = 'done') FROM rollouts r LEFT JOIN images i "
-                       "ON i.id = r.image ORDER BY r.id DESC",
-                       &st) < 0)
+        if (store_rollouts_list(tx, &v, &n) < 0)
                 return NULL;
         l = json_array();
-        while ((r = db_step(st)) > 0)
-                json_array_append_new(l, json_pack("{s:I, s:s, s:s, s:i, s:i, s:s?, s:I, s:I, s:I}", "id",
-                                                   (json_int_t) sqlite3_column_int64(st, 0), "kind",
-                                                   (const char *) sqlite3_column_text(st, 1), "state",
-                                                   (const char *) sqlite3_column_text(st, 2), "wave",
-                                                   sqlite3_column_int(st, 3), "waves_total", sqlite3_column_int(st, 4),
-                                                   "image", (const char *) sqlite3_column_text(st, 5), "created",
-                                                   (json_int_t) sqlite3_column_int64(st, 6), "hosts",
-                                                   (json_int_t) sqlite3_column_int64(st, 7), "done",
-                                                   (json_int_t) sqlite3_column_int64(st, 8)));
-        if (r < 0) {
-                json_decref(l);
-                return NULL;
-        }
+        for (size_t i = 0; l && i < n; i++)
+                if (json_array_append_new(l, json_pack("{s:I, s:s, s:s, s:i, s:i, s:s?, s:I, s:I, s:I}", "id",
+                                                       (json_int_t) v[i].ro.id, "kind",
+                                                       rollout_kind_to_string(v[i].ro.kind), "state",
+                                                       rollout_state_to_string(v[i].ro.state), "wave",
+                                                       v[i].ro.wave + 1, "waves_total", v[i].ro.n_waves, "image",
+                                                       v[i].image, "created", (json_int_t) v[i].created, "hosts",
+                                                       (json_int_t) v[i].hosts, "done", (json_int_t) v[i].done)) < 0)
+                        l = (json_decref(l), NULL);
+        rollout_infos_free(v, n);
         return l;
 }

@@ -53,6 +53,10 @@ unsigned error_kind_status(ErrorKind k) {
         return k < _KIND_MAX ? kinds[k].status : 500;
 }
 
+extern const Route budget_routes[];
+extern const Route rollout_routes[];
+extern const Route fleetlock_routes[];
+
 /* Each concern's routes, in the order they are matched. */
 static const Route *const route_tables[] = {
         metrics_routes,
@@ -60,6 +64,9 @@ static const Route *const route_tables[] = {
         image_routes,
         host_routes,
         lease_routes,
+        budget_routes,
+        rollout_routes,
+        fleetlock_routes,
         ipxe_routes,
         audit_routes,
 };
@@ -570,7 +577,7 @@ static bool request_begin(Request *req, const char *url, const char *method, con
                 return false;
         }
         if (req->route->body == BODY_BLOB) {
-                int r = blob_writer_new(req->server, req->args[0], &req->blob);
+                int r = blob_writer_new(req->server->state_dir, req->args[0], &req->blob);
                 if (r == -EINVAL) {
                         *ret_result = reply_error(req, KIND_INVALID_VALUE, "'%s' is not a sha256 digest",
                                                   req->args[0]);

@@ -55,3 +55,15 @@ int store_image_insert(StoreTx *tx, const Image *i);
 int store_image_blobs(StoreTx *tx, const char *id, char ***ret);
 /* Forgets image id and its artifacts. */
 int store_image_delete(StoreTx *tx, const char *id);
+
+/* Blobs: the files images are made of, recorded by digest when uploaded. */
+
+/* Records blob hex of size bytes, first seen at now: 1 when it was added, 0
+ * when it was recorded already. */
+int store_blob_insert(StoreTx *tx, const char *hex, uint64_t size, int64_t now);
+/* The recorded blobs that no image references (as artifact, manifest or
+ * signature) among candidates (NULL-terminated, may be NULL), and those
+ * recorded before cutoff; each once, caller frees with strv_free. */
+int store_blobs_unreferenced(StoreTx *tx, char *const *candidates, int64_t cutoff, char ***ret);
+/* Forgets blob hex. */
+int store_blob_delete(StoreTx *tx, const char *hex);

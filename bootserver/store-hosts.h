@@ -93,12 +93,13 @@ int store_host_assign(StoreTx *tx, const char *id, const char *image, const char
 /* The firmware of id asked for its script at now. */
 int store_host_pxe_seen(StoreTx *tx, const char *id, uint64_t now);
 
-/* The check-in's first read: the host by ID or MAC and its state before
- * (NULL when none). */
+/* The check-in's first read: the host by ID or MAC, its state before (NULL
+ * when none) and whether it is quarantined. */
 int store_host_checkin_find(StoreTx *tx, const char *ref, const char *mac, char ret_id[HOST_ID_MAX],
-                            char **ret_state);
+                            char **ret_state, bool *ret_quarantined);
 /* Records a check-in of id at now: what the agent reported, and whether
- * its state counts as installed. */
+ * its state counts as installed. A check-in that changes nothing (the same
+ * report within the same second) writes nothing. */
 int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, bool installed, uint64_t now);
 /* The image id is to run: desired.image NULL when none is assigned. */
 int store_host_desired(StoreTx *tx, const char *id, DesiredImage *ret);
@@ -116,3 +117,7 @@ int store_host_set_enrollment(StoreTx *tx, const char *id, const char *nonce, co
 
 /* The catalog's answer for a network boot of image. */
 int store_boot_image(StoreTx *tx, const char *image, BootImage *ret);
+
+/* The groups of id: its labels as "key=value", in no particular order; a
+ * NULL-terminated strv (NULL when it has none), the caller's. */
+int store_host_groups(StoreTx *tx, const char *id, char ***ret);

@@ -115,3 +115,125 @@ int store_rollout_skip_pending(StoreTx *tx, int64_t id);
 /* The rollouts a tick moves on (running, paused, done with hosts still
  * pending or assigned), oldest first; *ret_ids (caller frees) has *ret_n. */
 int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n);
+
+/* A new rollout of kind kind, running at wave 0 from now: image (NULL for a
+ * rollback, which has no one image), its spec as stored, rollback_of (0
+ * for none). *ret_id gets its ID. */
+int store_rollout_insert(StoreTx *tx, RolloutKind kind, const char *image, const char *spec, int n_waves,
+                         int64_t rollback_of, const char *actor, uint64_t now, int64_t *ret_id);
+
+/* Host host is in rollout id, pending, in wave and phase, going from
+ * prev_image (NULL when unknown) to target. */
+int store_rollout_add_host(StoreTx *tx, int64_t id, const char *host, int wave, int phase, const char *target,
+                           const char *prev_image);
+
+/* The hosts rollout of touched (assigned, done or failed, with an image
+ * they ran before) are pending in rollback rollout id, in the same waves
+ * and phases, going back to that image. */
+int store_rollout_add_rollback_hosts(StoreTx *tx, int64_t id, int64_t of);
+
+/* A host of a rollback and what could keep it from going back. */
+typedef struct RolloutBackHost {
+        char *host, *target;
+        bool known;      /* whether the catalog has target */
+        int64_t busy_in; /* another rollout (not id or of) that is not aborted and has the host on its way, or 0 */
+} RolloutBackHost;
+
+void rollout_back_hosts_free(RolloutBackHost *v, size_t n);
+
+/* The hosts of rollback rollout id (of rollout of), by host ID; *ret (free
+ * with rollout_back_hosts_free()) has *ret_n entries. */
+int store_rollout_back_hosts(StoreTx *tx, int64_t id, int64_t of, RolloutBackHost **ret, size_t *ret_n);
+
+/* Hosts of rollout id on their way (assigned or failed) that still are
+ * assigned its target go back to the image they ran, when the catalog has
+ * it, not as a rollback. */
+int store_rollout_revert_unfinished(StoreTx *tx, int64_t id);
+
+/* Whether host is on its way in a rollout that is running, paused or done:
+ * 1 with *ret_id that rollout, 0 when it is not. */
+int store_rollout_host_busy(StoreTx *tx, const char *host, int64_t *ret_id);
+
+/* How image is used by rollouts that are not aborted, per rollout. */
+typedef struct RolloutImageUse {
+        int64_t rollout_id;
+        bool assigns; /* a host pending or assigned goes to it */
+        bool returns; /* a host assigned, done or failed came from it: a rollback goes to it */
+} RolloutImageUse;
+
+/* *ret_hosts gets the number of hosts assigned or running image; *ret
+ * (caller frees) the rollouts that use it, by ID, *ret_n of them. */
+int store_image_users(StoreTx *tx, const char *image, int64_t *ret_hosts, RolloutImageUse **ret, size_t *ret_n);
+
+/* What the views of a rollout show beyond Rollout. */
+typedef struct RolloutInfo {
+        Rollout ro;
+        char *reason;         /* or NULL */
+        char *image;          /* "name:version", NULL for a rollback or an image gone */
+        int64_t rollback_of;  /* 0 for none */
+        uint64_t created;
+        int64_t hosts, done;  /* its hosts, and those done (store_rollouts_list() only) */
+} RolloutInfo;
+
+void rollout_info_release(RolloutInfo *i);
+void rollout_infos_free(RolloutInfo *v, size_t n);
+
+/* Rollout id into *ret (release with rollout_info_release()); -ENOENT when
+ * there is none. */
+int store_rollout_info(StoreTx *tx, int64_t id, RolloutInfo *ret);
+
+/* Every rollout, newest first, with its hosts counted; *ret (free with
+ * rollout_infos_free()) has *ret_n entries. */
+int store_rollouts_list(StoreTx *tx, RolloutInfo **ret, size_t *ret_n);
+
+/* A wave's hosts by status. */
+typedef struct RolloutWaveCounts {
+        int wave;
+        int64_t hosts, pending, assigned, done, failed, skipped;
+} RolloutWaveCounts;
+
+/* The waves of rollout id that have hosts, in order; *ret (caller frees)
+ * has *ret_n entries. */
+int store_rollout_wave_counts(StoreTx *tx, int64_t id, RolloutWaveCounts **ret, size_t *ret_n);
+
+/* A budgeted group's hosts in a rollout. */
+typedef struct RolloutGroupCounts {
+        char *group; /* "key=value" */
+        int64_t hosts, done, failed, down;
+} RolloutGroupCounts;
+
+void rollout_group_counts_free(RolloutGroupCounts *v, size_t n);
+
+/* Per group of every budgeted label key (or budgeted group) with hosts in
+ * rollout id, by name: its hosts, done, failed and unavailable at now.
+ * *ret (free with rollout_group_counts_free()) has *ret_n entries. */
+int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t heartbeat_timeout,
+                               RolloutGroupCounts **ret, size_t *ret_n);
+
+/* A host a rollout may take: its ID, the image it would go back to (the
+ * one it runs when the catalog has it, else the one last assigned; NULL
+ * for none) and its value of the order key (NULL for none). */
+typedef struct RolloutCandidate {
+        char *host, *image, *order_value;
+} RolloutCandidate;
+
+void rollout_candidates_free(RolloutCandidate *v, size_t n);
+
+/* The hosts that have every label of selector (key, value, key, value,
+ * ..., NULL; NULL or empty for every host), by ID, with their values of
+ * order_key (may be NULL). *ret (free with rollout_candidates_free()) has
+ * *ret_n entries. */
+int store_rollout_candidates(StoreTx *tx, char *const *selector, const char *order_key, RolloutCandidate **ret,
+                             size_t *ret_n);
+
+/* A label of a host. */
+typedef struct RolloutLabel {
+        char *host, *key, *value;
+} RolloutLabel;
+
+void rollout_labels_free(RolloutLabel *v, size_t n);
+
+/* The labels of every host whose key some budget names (a key, or the key
+ * of a group), by host and key; *ret (free with rollout_labels_free()) has
+ * *ret_n entries. */
+int store_budgeted_labels(StoreTx *tx, RolloutLabel **ret, size_t *ret_n);

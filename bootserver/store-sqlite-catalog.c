@@ -242,3 +242,64 @@ int store_image_delete(StoreTx *tx, const char *id) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         return db_step(st);
 }
+
+int store_blob_insert(StoreTx *tx, const char *hex, uint64_t size, int64_t now) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "INSERT INTO blobs (sha256, size, created) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) size);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
+        r = db_step(st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(store_tx_sqlite(tx)) > 0;
+}
+
+#define BLOB_UNREFERENCED                                                                                       \
+        "sha256 NOT IN (SELECT sha256 FROM artifacts) AND sha256 NOT IN (SELECT manifest FROM images) "        \
+        "AND sha256 NOT IN (SELECT signature FROM images)"
+
+int store_blobs_unreferenced(StoreTx *tx, char *const *candidates, int64_t cutoff, char ***ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *old = NULL, *one = NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        /* Orphans younger than the cutoff may belong to a push in progress. */
+        r = store_stmt(tx, "SELECT sha256 FROM blobs WHERE created < ? AND " BLOB_UNREFERENCED, &old);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(old, 1, (sqlite3_int64) cutoff);
+        r = column_strv(old, &l);
+        if (r < 0)
+                return r;
+        r = store_stmt(tx, "SELECT sha256 FROM blobs WHERE sha256 = ? AND " BLOB_UNREFERENCED, &one);
+        for (size_t i = 0; r >= 0 && candidates && candidates[i]; i++) {
+                if (strv_contains(l, candidates[i]))
+                        continue;
+                sqlite3_bind_text(one, 1, candidates[i], -1, SQLITE_STATIC);
+                r = db_step(one);
+                if (r > 0)
+                        r = strv_extend(&l, candidates[i]);
+                sqlite3_reset(one);
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+int store_blob_delete(StoreTx *tx, const char *hex) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "DELETE FROM blobs WHERE sha256 = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+        return db_step(st);
+}

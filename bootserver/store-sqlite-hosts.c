@@ -328,12 +328,12 @@ int store_host_pxe_seen(StoreTx *tx, const char *id, uint64_t now) {
 }
 
 int store_host_checkin_find(StoreTx *tx, const char *ref, const char *mac, char ret_id[HOST_ID_MAX],
-                            char **ret_state) {
+                            char **ret_state, bool *ret_quarantined) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         char *state;
         int r;
 
-        r = store_stmt(tx, "SELECT id, state FROM hosts WHERE id = ?1 OR mac = ?2", &st);
+        r = store_stmt(tx, "SELECT id, state, quarantined FROM hosts WHERE id = ?1 OR mac = ?2", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
@@ -350,6 +350,7 @@ int store_host_checkin_find(StoreTx *tx, const char *ref, const char *mac, char 
                 return r;
         }
         *ret_state = state;
+        *ret_quarantined = sqlite3_column_int(st, 2) != 0;
         return 0;
 }
 
@@ -373,7 +374,10 @@ int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, boo
                        "health = coalesce(?6, health), facts = coalesce(?7, facts), message = ?8, last_seen = ?9, "
                        "installed = CASE WHEN ?10 THEN 1 ELSE installed END, "
                        "state_since = CASE WHEN state = ?1 THEN state_since ELSE ?9 END, failed_image = ?12 "
-                       "WHERE id = ?11",
+                       "WHERE id = ?11 AND (state IS NOT ?1 OR version IS NOT ?2 OR current_image IS NOT ?3 OR "
+                       "booted_slot IS NOT ?4 OR slots IS NOT ?5 OR (?6 IS NOT NULL AND health IS NOT ?6) OR "
+                       "(?7 IS NOT NULL AND facts IS NOT ?7) OR message IS NOT ?8 OR last_seen IS NOT ?9 OR "
+                       "(?10 AND installed IS NOT 1) OR failed_image IS NOT ?12)",
                        &st);
         if (r < 0)
                 return r;
@@ -548,5 +552,25 @@ int store_boot_image(StoreTx *tx, const char *image, BootImage *ret) {
                 return r;
         *ret = b;
         b = (BootImage) {};
+        return 0;
+}
+
+int store_host_groups(StoreTx *tx, const char *id, char ***ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0) {
+                r = strv_extend(&l, (const char *) sqlite3_column_text(st, 0));
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
         return 0;
 }

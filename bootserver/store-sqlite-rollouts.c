@@ -6,6 +6,20 @@
 #include "store-sqlite.h"
 #include "util.h"
 
+/* Makes room for entry n of *p (of size bytes each, *cap of them). */
+static int grow(void **p, size_t *cap, size_t n, size_t size) {
+        void *m;
+
+        if (n < *cap)
+                return 0;
+        m = reallocarray(*p, *cap ? *cap * 2 : 16, size);
+        if (!m)
+                return -ENOMEM;
+        *p = m;
+        *cap = *cap ? *cap * 2 : 16;
+        return 0;
+}
+
 static const char *const state_names[_ROLLOUT_STATE_MAX] = {
         [ROLLOUT_RUNNING] = "running",
         [ROLLOUT_PAUSED] = "paused",
@@ -46,12 +60,11 @@ void rollout_release(Rollout *r) {
 }
 
 int store_rollout_get(StoreTx *tx, int64_t id, Rollout *ret) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         Rollout ro;
         int r;
 
-        r = db_prepare(db, "SELECT kind, state, wave, n_waves, wave_done_at, spec FROM rollouts WHERE id = ?", &st);
+        r = store_stmt(tx, "SELECT kind, state, wave, n_waves, wave_done_at, spec FROM rollouts WHERE id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
@@ -76,12 +89,11 @@ int store_rollout_get(StoreTx *tx, int64_t id, Rollout *ret) {
 
 int store_rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const char *reason, bool finished,
                             uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
         int r;
 
         assert(rollout_state_to_string(state));
-        r = db_prepare(db, "UPDATE rollouts SET state = ?, reason = ?, finished = ? WHERE id = ?", &up);
+        r = store_stmt(tx, "UPDATE rollouts SET state = ?, reason = ?, finished = ? WHERE id = ?", &up);
         if (r < 0)
                 return r;
         sqlite3_bind_text(up, 1, rollout_state_to_string(state), -1, SQLITE_STATIC);
@@ -94,11 +106,10 @@ int store_rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const c
 }
 
 int store_rollout_skip_host(StoreTx *tx, int64_t id, const char *host, const char *why) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
         int r;
 
-        r = db_prepare(db, "UPDATE rollout_hosts SET status = 'skipped', message = ?3 WHERE rollout_id = ?1 AND "
+        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'skipped', message = ?3 WHERE rollout_id = ?1 AND "
                            "host_id = ?2", &up);
         if (r < 0)
                 return r;
@@ -110,11 +121,10 @@ int store_rollout_skip_host(StoreTx *tx, int64_t id, const char *host, const cha
 }
 
 int store_rollout_set_wave_done(StoreTx *tx, int64_t id, uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
         int r;
 
-        r = db_prepare(db, "UPDATE rollouts SET wave_done_at = ? WHERE id = ?", &up);
+        r = store_stmt(tx, "UPDATE rollouts SET wave_done_at = ? WHERE id = ?", &up);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(up, 1, (sqlite3_int64) now);
@@ -124,11 +134,10 @@ int store_rollout_set_wave_done(StoreTx *tx, int64_t id, uint64_t now) {
 }
 
 int store_rollout_next_wave(StoreTx *tx, int64_t id) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
         int r;
 
-        r = db_prepare(db, "UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL WHERE id = ?", &up);
+        r = store_stmt(tx, "UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL WHERE id = ?", &up);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(up, 1, id);
@@ -137,11 +146,10 @@ int store_rollout_next_wave(StoreTx *tx, int64_t id) {
 }
 
 int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *done = NULL, *failed = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *done = NULL, *failed = NULL;
         int r;
 
-        r = db_prepare(db,
+        r = store_stmt(tx,
                        "UPDATE rollout_hosts SET status = 'done' WHERE rollout_id = ?1 AND status = 'assigned' AND "
                        "EXISTS (SELECT 1 FROM hosts h WHERE h.id = host_id AND h.current_image = target AND "
                        "h.state = 'healthy')",
@@ -151,7 +159,7 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
                 r = db_step(done);
         }
         if (r >= 0)
-                r = db_prepare(db,
+                r = store_stmt(tx,
                                "UPDATE rollout_hosts SET status = 'failed', message = (SELECT h.message FROM hosts h "
                                "WHERE h.id = host_id) WHERE rollout_id = ?1 AND status = 'assigned' AND EXISTS "
                                "(SELECT 1 FROM hosts h WHERE h.id = host_id AND h.state IN ('rolled-back', 'failed') "
@@ -168,11 +176,10 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
 
 int store_rollout_count_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uint64_t heartbeat_timeout,
                              int64_t *ret) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         int r;
 
-        r = db_prepare(db,
+        r = store_stmt(tx,
                        "SELECT count(*) FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE rh.rollout_id "
                        "= ?1 AND rh.wave <= ?2 AND rh.status IN ('pending', 'assigned') AND coalesce(h.last_seen, 0) "
                        ">= ?3 - ?4",
@@ -191,13 +198,12 @@ int store_rollout_count_open(StoreTx *tx, int64_t id, int wave, uint64_t now, ui
 }
 
 int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTally **ret, size_t *ret_n) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         _cleanup_free_ RolloutWaveTally *t = NULL;
         size_t n = 0, cap = 0;
         int r;
 
-        r = db_prepare(db,
+        r = store_stmt(tx,
                        "SELECT wave, count(*), sum(status = 'failed' AND NOT acked) FROM rollout_hosts WHERE rollout_id = "
                        "?1 AND wave <= ?2 GROUP BY wave ORDER BY wave",
                        &st);
@@ -234,13 +240,12 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
 
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
                         RolloutReady **ret, size_t *ret_n) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *sel = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
         RolloutReady *v = NULL;
         size_t n = 0, cap = 0;
         int r;
 
-        r = db_prepare(db,
+        r = store_stmt(tx,
                        "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
                        "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
                        "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
@@ -306,11 +311,12 @@ int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *
         return r < 0 ? r : 0;
 }
 
+/* Runs sql (a literal: its statement is cached) with ?1 = id. */
 static int exec_id(StoreTx *tx, const char *sql, int64_t id) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         int r;
 
-        r = db_prepare(store_tx_sqlite(tx), sql, &st);
+        r = store_stmt(tx, sql, &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
@@ -327,13 +333,12 @@ int store_rollout_skip_pending(StoreTx *tx, int64_t id) {
 }
 
 int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         _cleanup_free_ int64_t *ids = NULL;
         size_t n = 0, cap = 0;
         int r;
 
-        r = db_prepare(db,
+        r = store_stmt(tx,
                        "SELECT id FROM rollouts WHERE state IN ('running', 'paused') OR (state = 'done' AND EXISTS "
                        "(SELECT 1 FROM rollout_hosts rh WHERE rh.rollout_id = rollouts.id AND rh.status IN ('pending', "
                        "'assigned'))) ORDER BY id",
@@ -354,4 +359,145 @@ int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
         *ret_ids = TAKE_PTR(ids);
         *ret_n = n;
         return 0;
+}
+
+int store_rollout_insert(StoreTx *tx, RolloutKind kind, const char *image, const char *spec, int n_waves,
+                         int64_t rollback_of, const char *actor, uint64_t now, int64_t *ret_id) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        assert(rollout_kind_to_string(kind));
+        r = store_stmt(tx,
+                       "INSERT INTO rollouts (kind, image, spec, state, n_waves, rollback_of, actor, created) VALUES "
+                       "(?, ?, ?, 'running', ?, ?, ?, ?)",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, rollout_kind_to_string(kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, image, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, spec, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, n_waves);
+        if (rollback_of > 0)
+                sqlite3_bind_int64(st, 5, rollback_of);
+        sqlite3_bind_text(st, 6, actor, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64) now);
+        r = db_step(st);
+        if (r < 0)
+                return r;
+        *ret_id = sqlite3_last_insert_rowid(store_tx_sqlite(tx));
+        return 0;
+}
+
+int store_rollout_add_host(StoreTx *tx, int64_t id, const char *host, int wave, int phase, const char *target,
+                           const char *prev_image) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status) "
+                       "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, wave);
+        sqlite3_bind_int(st, 4, phase);
+        sqlite3_bind_text(st, 5, target, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, prev_image, -1, SQLITE_STATIC);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_rollout_add_rollback_hosts(StoreTx *tx, int64_t id, int64_t of) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status) "
+                       "SELECT ?1, host_id, wave, phase, prev_image, target, 'pending' FROM rollout_hosts WHERE "
+                       "rollout_id = ?2 AND status IN ('assigned', 'done', 'failed') AND prev_image IS NOT NULL",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, of);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+void rollout_back_hosts_free(RolloutBackHost *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++) {
+                free(v[i].host);
+                free(v[i].target);
+        }
+        free(v);
+}
+
+int store_rollout_back_hosts(StoreTx *tx, int64_t id, int64_t of, RolloutBackHost **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        RolloutBackHost *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target), "
+                       "(SELECT o.rollout_id FROM rollout_hosts o JOIN rollouts ro ON ro.id = o.rollout_id WHERE "
+                       "o.host_id = rh.host_id AND o.rollout_id NOT IN (?1, ?2) AND o.status IN ('pending', "
+                       "'assigned') AND ro.state IN ('running', 'paused', 'done') LIMIT 1) FROM rollout_hosts rh "
+                       "WHERE rh.rollout_id = ?1 ORDER BY rh.host_id",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, of);
+        while ((r = db_step(st)) > 0) {
+                r = grow((void **) &v, &cap, n, sizeof *v);
+                if (r < 0)
+                        break;
+                v[n++] = (RolloutBackHost) { .host = db_column_strdup(st, 0),
+                                             .target = db_column_strdup(st, 1),
+                                             .known = sqlite3_column_int(st, 2),
+                                             .busy_in = sqlite3_column_int64(st, 3) };
+                if (!v[n - 1].host || (!v[n - 1].target && sqlite3_column_type(st, 1) != SQLITE_NULL)) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                rollout_back_hosts_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int store_rollout_revert_unfinished(StoreTx *tx, int64_t id) {
+        return exec_id(tx,
+                       "UPDATE hosts SET image = (SELECT rh.prev_image FROM rollout_hosts rh WHERE rh.rollout_id = ?1 "
+                       "AND rh.host_id = hosts.id), rollback = 0 WHERE id IN (SELECT host_id FROM rollout_hosts WHERE "
+                       "rollout_id = ?1 AND status IN ('assigned', 'failed') AND prev_image IN (SELECT id FROM "
+                       "images)) AND image = (SELECT target FROM rollout_hosts WHERE rollout_id = ?1 AND host_id = "
+                       "hosts.id)",
+                       id);
+}
+
+int store_rollout_host_busy(StoreTx *tx, const char *host, int64_t *ret_id) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT r.id FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id WHERE "
+                       "r.state IN ('running', 'paused', 'done') AND rh.status IN ('pending', 'assigned') AND "
+                       "rh.host_id = ?",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r;
+        *ret_id = sqlite3_column_int64(st, 0);
+        return 1;
 }

@@ -186,6 +186,9 @@ int store_db_open(const char *path, StoreDb **ret) {
         StoreDb *st;
         int rc, r;
 
+        /* No global allocation counters (sqlite3_memory_used() and its
+         * mutex on every malloc). Refused, harmlessly, once sqlite is in use. */
+        (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
         st = calloc(1, sizeof *st);
         if (!st)
                 return -ENOMEM;
@@ -235,6 +238,28 @@ int store_exec(StoreTx *tx, const char *sql) {
         return exec(tx->store->s, sql);
 }
 
+static int cached_stmt(StoreDb *st, const char *sql, sqlite3_stmt **ret);
+
+/* Runs sql, one statement with no rows (BEGIN, COMMIT, a PRAGMA), prepared
+ * once and kept: the transaction commands of every request would otherwise
+ * be parsed anew each time. */
+static int control(StoreDb *st, const char *sql) {
+        sqlite3_stmt *stmt;
+        int rc, r;
+
+        r = cached_stmt(st, sql, &stmt);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+                sqlite3_reset(stmt);
+                return 0;
+        }
+        remember_error(sql, sqlite3_errmsg(st->s));
+        sqlite3_reset(stmt);
+        return db_errno(rc) ?: -EIO;
+}
+
 /* Resets every statement still running on the connection: a transaction
  * cannot commit under a pending write, and a cached statement left running
  * would hold its read open into the next transaction. */
@@ -247,7 +272,7 @@ static void reset_running(sqlite3 *s) {
 /* Ends the top transaction: back to full durability, the lock released. */
 static void tx_release(StoreTx *tx) {
         if (tx->relaxed)
-                (void) exec(tx->store->s, "PRAGMA synchronous=FULL;");
+                (void) control(tx->store, "PRAGMA synchronous=FULL;");
         pthread_mutex_unlock(&tx->store->lock);
 }
 
@@ -261,13 +286,13 @@ int store_tx_begin(StoreDb *st, StoreTxMode mode, StoreTx **ret) {
         *tx = (StoreTx) { .store = st, .relaxed = mode == STORE_TX_RELAXED };
         pthread_mutex_lock(&st->lock);
         if (tx->relaxed)
-                r = exec(st->s, "PRAGMA synchronous=NORMAL;");
+                r = control(st, "PRAGMA synchronous=NORMAL;");
         if (r >= 0)
-                r = exec(st->s, mode == STORE_TX_READ ? "BEGIN DEFERRED;" : "BEGIN IMMEDIATE;");
+                r = control(st, mode == STORE_TX_READ ? "BEGIN DEFERRED;" : "BEGIN IMMEDIATE;");
         if (r < 0) {
                 /* An interrupted BEGIN may have opened the transaction. */
                 if (!sqlite3_get_autocommit(st->s))
-                        (void) exec(st->s, "ROLLBACK;");
+                        (void) control(st, "ROLLBACK;");
                 tx_release(tx);
                 free(tx);
                 return r;
@@ -285,7 +310,7 @@ int store_tx_nest(StoreTx *parent, StoreTx **ret) {
         tx = calloc(1, sizeof *tx);
         if (!tx)
                 return -ENOMEM;
-        r = exec(parent->store->s, "SAVEPOINT unit;");
+        r = control(parent->store, "SAVEPOINT unit;");
         if (r < 0) {
                 free(tx);
                 return r;
@@ -302,7 +327,7 @@ int store_tx_commit(StoreTx **txp) {
 
         assert(tx->open);
         reset_running(s);
-        r = exec(s, tx->parent ? "RELEASE unit;" : "COMMIT;");
+        r = control(tx->store, tx->parent ? "RELEASE unit;" : "COMMIT;");
         if (r < 0) {
                 (void) store_tx_rollback(txp);
                 return r;
@@ -325,13 +350,13 @@ bool store_tx_rollback(StoreTx **txp) {
         reset_running(s);
         if (!tx->parent) {
                 if (!sqlite3_get_autocommit(s))
-                        (void) exec(s, "ROLLBACK;");
+                        (void) control(tx->store, "ROLLBACK;");
                 tx_release(tx);
         } else if (sqlite3_get_autocommit(s))
                 /* Some errors (an interrupt, a full disk, an I/O error) make
                  * sqlite roll back the whole transaction, savepoints and all. */
                 kept = false;
-        else if (exec(s, "ROLLBACK TO unit;") < 0 || exec(s, "RELEASE unit;") < 0)
+        else if (control(tx->store, "ROLLBACK TO unit;") < 0 || control(tx->store, "RELEASE unit;") < 0)
                 kept = !sqlite3_get_autocommit(s);
         free(tx);
         *txp = NULL;
@@ -361,8 +386,7 @@ static int cache_grow(StoreDb *st) {
         return 0;
 }
 
-int store_stmt(StoreTx *tx, const char *sql, sqlite3_stmt **ret) {
-        StoreDb *st = tx->store;
+static int cached_stmt(StoreDb *st, const char *sql, sqlite3_stmt **ret) {
         size_t i;
         int rc, r;
 
@@ -390,6 +414,10 @@ int store_stmt(StoreTx *tx, const char *sql, sqlite3_stmt **ret) {
         st->n_cache++;
         *ret = st->cache[i].st;
         return 0;
+}
+
+int store_stmt(StoreTx *tx, const char *sql, sqlite3_stmt **ret) {
+        return cached_stmt(tx->store, sql, ret);
 }
 
 int db_step(sqlite3_stmt *st) {

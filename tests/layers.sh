@@ -10,9 +10,9 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
-SQL_PENDING="${LAYERS_SQL_PENDING-blobs.c leases.c rollout-plan.c rollout.c}"
+SQL_PENDING="${LAYERS_SQL_PENDING-}"
 SIZE_PENDING="${LAYERS_SIZE_PENDING-}"
-CIRCLE_PENDING="${LAYERS_CIRCLE_PENDING-1}"
+CIRCLE_PENDING="${LAYERS_CIRCLE_PENDING-0}"
 MAX_LINES=800
 rc=0
 

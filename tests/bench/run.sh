@@ -5,6 +5,7 @@
 # lines of its output, never a figure.
 #
 # BENCH_RUNS (default 5): timed runs per figure; the median is printed.
+# An argument "checkins" runs the check-in figures alone.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=$TOP/build/bin/slipway-build
@@ -99,6 +100,45 @@ for p in json.load(open(sys.argv[1]))["packages"]:
 }
 words() { tr '\n' ' ' | sed 's/ *$//'; }
 root_nevras() { rpm --root "$1" -qa --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n' | sort; }
+
+# The same coordinator behind slipwayd's HTTP API: 10,000 registered hosts
+# checking in as fast as 8 connections go, each asking for its reboot lease
+# every 10th turn (tests/bench/checkins.c). The demand beside it is what such
+# a fleet makes at the default check-in interval.
+fleet_checkins() {
+        if [ -x "$TOP/build/bench/checkins" ]; then
+                echo
+                echo "== check-ins with lease decisions: 10,000 hosts over HTTP, 8 connections, 20 s (tests/bench/checkins)"
+                SD=$TOP/build/bin/slipwayd
+                ck_pid=""
+                if token=$("$SD" --state-dir "$D/ck" --log-json no token create bench 2>"$D/ck.log"); then
+                        "$SD" --state-dir "$D/ck" --listen 127.0.0.1:0 --trusted-keys "" --log-json no --enroll-token bench >>"$D/ck.log" 2>&1 &
+                        ck_pid=$!
+                        for ((i = 0; i < 100; i++)); do [ -s "$D/ck/slipwayd.url" ] && break; sleep 0.05; done
+                fi
+                if [ -n "$ck_pid" ] && [ -s "$D/ck/slipwayd.url" ] &&
+                        "$TOP/build/bench/checkins" --url "$(cat "$D/ck/slipwayd.url")" --admin-token "$token" --enroll bench \
+                                --hosts 10000 --threads 8 --seconds 20 >"$D/ck.out" 2>>"$D/ck.log"; then
+                        sed 's/^/    /' "$D/ck.out"
+                        rps=$(sed -n '1s/.* \([0-9][0-9]*\) requests\/s.*/\1/p' "$D/ck.out")
+                        row "requests/s a fleet of 10,000 makes (30 s check-ins)" 333 req/s
+                        row "ratio served/needed" "$(ratio "${rps:-n/a}" 333)"
+                else
+                        echo "    n/a: slipwayd or the load failed; its first lines:"
+                        sed -n '1,8s/^/      | /p' "$D/ck.log"
+                fi
+                [ -n "$ck_pid" ] && kill "$ck_pid" 2>/dev/null && wait "$ck_pid" 2>/dev/null
+                ck_pid=""
+        fi
+}
+
+# "checkins": the check-in figures alone (slipwayd against nginx, then at
+# fleet scale), without the image build, blob, agent and rollout parts.
+if [ "${1:-}" = checkins ]; then
+        "$TOP/tests/bench/server.sh" checkins || echo "server bench: broken (exit $?)"
+        fleet_checkins
+        exit 0
+fi
 
 sed -e "s|^baseurl = .*|baseurl = $REPO|" -e "s|^gpgkey = .*|gpgkey = $REPO/RPM-GPG-KEY-slipway-sample|" \
         "$TOP/images/tiny.conf" >"$D/tiny.conf"
@@ -200,34 +240,7 @@ if [ -x "$TOP/build/fleet/sim" ]; then
         echo "== coordinator: 10,000 virtual hosts (tests/fleet/sim)"
         "$TOP/tests/fleet/run.sh" bench 2>&1 | sed 's/^/  /'
 fi
-# The same coordinator behind slipwayd's HTTP API: 10,000 registered hosts
-# checking in as fast as 8 connections go, each asking for its reboot lease
-# every 10th turn (tests/bench/checkins.c). The demand beside it is what such
-# a fleet makes at the default check-in interval.
-if [ -x "$TOP/build/bench/checkins" ]; then
-        echo
-        echo "== check-ins with lease decisions: 10,000 hosts over HTTP, 8 connections, 20 s (tests/bench/checkins)"
-        SD=$TOP/build/bin/slipwayd
-        ck_pid=""
-        if token=$("$SD" --state-dir "$D/ck" --log-json no token create bench 2>"$D/ck.log"); then
-                "$SD" --state-dir "$D/ck" --listen 127.0.0.1:0 --trusted-keys "" --log-json no --enroll-token bench >>"$D/ck.log" 2>&1 &
-                ck_pid=$!
-                for ((i = 0; i < 100; i++)); do [ -s "$D/ck/slipwayd.url" ] && break; sleep 0.05; done
-        fi
-        if [ -n "$ck_pid" ] && [ -s "$D/ck/slipwayd.url" ] &&
-                "$TOP/build/bench/checkins" --url "$(cat "$D/ck/slipwayd.url")" --admin-token "$token" --enroll bench \
-                        --hosts 10000 --threads 8 --seconds 20 >"$D/ck.out" 2>>"$D/ck.log"; then
-                sed 's/^/    /' "$D/ck.out"
-                rps=$(sed -n '1s/.* \([0-9][0-9]*\) requests\/s.*/\1/p' "$D/ck.out")
-                row "requests/s a fleet of 10,000 makes (30 s check-ins)" 333 req/s
-                row "ratio served/needed" "$(ratio "${rps:-n/a}" 333)"
-        else
-                echo "    n/a: slipwayd or the load failed; its first lines:"
-                sed -n '1,8s/^/      | /p' "$D/ck.log"
-        fi
-        [ -n "$ck_pid" ] && kill "$ck_pid" 2>/dev/null && wait "$ck_pid" 2>/dev/null
-        ck_pid=""
-fi
+fleet_checkins
 # 500 real agents through a rollout: its time against the budgets' lower
 # bound (the last line of tests/fleet/agents.sh), without faults (the
 # coordinator's own pace; make test-fleet runs the same with stopped hosts,

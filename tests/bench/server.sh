@@ -7,7 +7,16 @@
 # hangs under the load, shows "n/a" and why.
 #
 # BENCH_DURATION (default 10): seconds per load run. SLIPWAYD: the binary.
+# An argument "blobs" or "checkins" runs that part alone (default: both).
 set -uo pipefail
+PART=${1:-all}
+case $PART in
+all | blobs | checkins) ;;
+*)
+        echo "usage: $0 [blobs|checkins]" >&2
+        exit 2
+        ;;
+esac
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 SLIPWAYD=${SLIPWAYD:-$TOP/build/bin/slipwayd}
 DUR=${BENCH_DURATION:-10}
@@ -280,83 +289,89 @@ fi
 default_threads=$("$SLIPWAYD" --help 2>/dev/null | sed -n 's/.*--threads N .*(\([0-9]*\)).*/\1/p')
 default_threads=${default_threads:-4}
 
-# The blob: random bytes, published in slipwayd, and the same bytes under
-# nginx's root at the same path.
-head -c $((BLOB_MIB << 20)) /dev/urandom >"$D/blob"
-hex=$(sha256sum "$D/blob" | cut -c1-64)
-mkdir -p "$D/nginx/root/blobs/sha256"
-ln "$D/blob" "$D/nginx/root/blobs/sha256/$hex" 2>/dev/null || cp "$D/blob" "$D/nginx/root/blobs/sha256/$hex"
+mkdir -p "$D/nginx/root"
+nginx_start || ng_ok=0 ng_why=$(cat "$D/why")
 if [ $sw_ok = 1 ]; then
         mkdir -p "$D/state"
         if ! admin=$("$SLIPWAYD" -c /dev/null --state-dir "$D/state" token create bench 2>"$D/why"); then
                 sw_ok=0 sw_why="slipwayd token create failed: $(head -c 300 "$D/why")"
         fi
 fi
-if [ $sw_ok = 1 ]; then
-        if slipwayd_start --threads "$default_threads"; then
-                code=$(curl -s -o "$D/put.out" -w '%{http_code}' -T "$D/blob" -H "Authorization: Bearer $admin" \
-                        "$SW_URL/v1/blobs/sha256/$hex")
-                if [ "$code" != 201 ] && [ "$code" != 200 ]; then
-                        sw_ok=0 sw_why="the blob upload got HTTP $code: $(head -c 300 "$D/put.out")"
-                fi
-        else
-                sw_ok=0 sw_why=$(cat "$D/why")
-        fi
-fi
-nginx_start || ng_ok=0 ng_why=$(cat "$D/why")
 
-echo "== blob download: GET /blobs/sha256/<hex>, $BLOB_MIB MiB of random bytes, $CONNS curl clients in a loop for ${DUR} s"
-echo "   (not wrk: its 8 KiB reads cap it near 1.4 GiB/s here, whichever the server)"
-ng_blob=n/a
-if [ $ng_ok = 1 ] && download "$NG_URL/blobs/sha256/$hex"; then
-        ng_blob=$MIBS
-        row "nginx (worker_processes auto)" "$ng_blob" MiB/s
-else
-        [ $ng_ok = 1 ] && ng_why=$(cat "$D/why")
-        row "nginx" n/a
-        why <<<"$ng_why"
-fi
-declare -A sw_blob
-best_t="" best=0
-for t in "$default_threads" 2 4 8; do
-        [ -n "${sw_blob[$t]:-}" ] && continue
-        label="slipwayd --threads $t"
-        [ "$t" = "$default_threads" ] && label+=" (default)"
-        sw_blob[$t]=n/a
-        if [ $sw_ok = 0 ]; then
-                row "$label" n/a
-                why <<<"$sw_why"
-                break
+# The blob: random bytes, published in slipwayd, and the same bytes under
+# nginx's root at the same path.
+blobs() {
+        head -c $((BLOB_MIB << 20)) /dev/urandom >"$D/blob"
+        hex=$(sha256sum "$D/blob" | cut -c1-64)
+        mkdir -p "$D/nginx/root/blobs/sha256"
+        ln "$D/blob" "$D/nginx/root/blobs/sha256/$hex" 2>/dev/null || cp "$D/blob" "$D/nginx/root/blobs/sha256/$hex"
+        if [ $sw_ok = 1 ]; then
+                if slipwayd_start --threads "$default_threads"; then
+                        code=$(curl -s -o "$D/put.out" -w '%{http_code}' -T "$D/blob" -H "Authorization: Bearer $admin" \
+                                "$SW_URL/v1/blobs/sha256/$hex")
+                        if [ "$code" != 201 ] && [ "$code" != 200 ]; then
+                                sw_ok=0 sw_why="the blob upload got HTTP $code: $(head -c 300 "$D/put.out")"
+                        fi
+                else
+                        sw_ok=0 sw_why=$(cat "$D/why")
+                fi
         fi
-        # The default's server is the one that took the upload.
-        if [ -z "$SW_PID" ] && ! slipwayd_start --threads "$t"; then
-                row "$label" n/a
-                why <"$D/why"
-                continue
-        fi
-        reason=""
-        if download "$SW_URL/blobs/sha256/$hex"; then
-                sw_blob[$t]=$MIBS
+
+        echo "== blob download: GET /blobs/sha256/<hex>, $BLOB_MIB MiB of random bytes, $CONNS curl clients in a loop for ${DUR} s"
+        echo "   (not wrk: its 8 KiB reads cap it near 1.4 GiB/s here, whichever the server)"
+        ng_blob=n/a
+        if [ $ng_ok = 1 ] && download "$NG_URL/blobs/sha256/$hex"; then
+                ng_blob=$MIBS
+                row "nginx (worker_processes auto)" "$ng_blob" MiB/s
         else
-                reason=$(cat "$D/why")
+                [ $ng_ok = 1 ] && ng_why=$(cat "$D/why")
+                row "nginx" n/a
+                why <<<"$ng_why"
         fi
-        if ! slipwayd_check >"$D/check"; then
-                # What it did before it went away is no figure.
-                sw_blob[$t]=n/a reason+=$'\n'$(cat "$D/check")
+        declare -A sw_blob
+        best_t="" best=0
+        for t in "$default_threads" 2 4 8; do
+                [ -n "${sw_blob[$t]:-}" ] && continue
+                label="slipwayd --threads $t"
+                [ "$t" = "$default_threads" ] && label+=" (default)"
+                sw_blob[$t]=n/a
+                if [ $sw_ok = 0 ]; then
+                        row "$label" n/a
+                        why <<<"$sw_why"
+                        break
+                fi
+                # The default's server is the one that took the upload.
+                if [ -z "$SW_PID" ] && ! slipwayd_start --threads "$t"; then
+                        row "$label" n/a
+                        why <"$D/why"
+                        continue
+                fi
+                reason=""
+                if download "$SW_URL/blobs/sha256/$hex"; then
+                        sw_blob[$t]=$MIBS
+                else
+                        reason=$(cat "$D/why")
+                fi
+                if ! slipwayd_check >"$D/check"; then
+                        # What it did before it went away is no figure.
+                        sw_blob[$t]=n/a reason+=$'\n'$(cat "$D/check")
+                fi
+                slipwayd_stop
+                reason+=$'\n'$(cat "$D/stop.note")
+                row "$label" "${sw_blob[$t]}" MiB/s
+                why <<<"$reason"
+                if [ "${sw_blob[$t]}" != n/a ] && [ "${sw_blob[$t]}" -gt "$best" ]; then
+                        best=${sw_blob[$t]} best_t=$t
+                fi
+        done
+        row "ratio slipwayd/nginx, default threads" "$(ratio "${sw_blob[$default_threads]}" "$ng_blob")" "     (aim >= 1.0)"
+        if [ -n "$best_t" ]; then
+                row "best: slipwayd --threads $best_t" "$best" MiB/s
+                row "ratio slipwayd/nginx, --threads $best_t" "$(ratio "$best" "$ng_blob")"
         fi
-        slipwayd_stop
-        reason+=$'\n'$(cat "$D/stop.note")
-        row "$label" "${sw_blob[$t]}" MiB/s
-        why <<<"$reason"
-        if [ "${sw_blob[$t]}" != n/a ] && [ "${sw_blob[$t]}" -gt "$best" ]; then
-                best=${sw_blob[$t]} best_t=$t
-        fi
-done
-row "ratio slipwayd/nginx, default threads" "$(ratio "${sw_blob[$default_threads]}" "$ng_blob")" "     (aim >= 1.0)"
-if [ -n "$best_t" ]; then
-        row "best: slipwayd --threads $best_t" "$best" MiB/s
-        row "ratio slipwayd/nginx, --threads $best_t" "$(ratio "$best" "$ng_blob")"
-fi
+}
+[ "$PART" = checkins ] || blobs
+[ "$PART" = blobs ] && exit 0
 
 # Check-ins: one registered host reporting over and over, as its agent does
 # every checkin-interval. With the same report each time the host's row does

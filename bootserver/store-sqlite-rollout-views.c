@@ -1,0 +1,350 @@
+/* store-rollouts.h on SQLite: what the views of rollouts read, and what
+ * planning a rollout reads of the hosts and their labels. */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "store-rollouts.h"
+#include "store-sqlite.h"
+#include "util.h"
+
+/* A host that is unavailable to the budgets (coordinator.h): it holds a
+ * lease, is quarantined, reports unhealthy, or missed its heartbeat (?1 =
+ * now, ?2 = heartbeat timeout); a FleetLock client (no MAC) is never
+ * silent for long. */
+#define HOST_UNAVAILABLE_SQL                                                                   \
+        "(h.lease_epoch IS NOT NULL OR h.quarantined OR h.state = 'unhealthy' OR "             \
+        "(h.mac IS NOT NULL AND coalesce(h.last_seen, 0) < ?1 - ?2))"
+
+/* Makes room for entry n of *p (of size bytes each, *cap of them). */
+static int grow(void **p, size_t *cap, size_t n, size_t size) {
+        void *m;
+
+        if (n < *cap)
+                return 0;
+        m = reallocarray(*p, *cap ? *cap * 2 : 16, size);
+        if (!m)
+                return -ENOMEM;
+        *p = m;
+        *cap = *cap ? *cap * 2 : 16;
+        return 0;
+}
+
+void rollout_info_release(RolloutInfo *i) {
+        rollout_release(&i->ro);
+        free(i->reason);
+        free(i->image);
+        *i = (RolloutInfo) {};
+}
+
+void rollout_infos_free(RolloutInfo *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++)
+                rollout_info_release(&v[i]);
+        free(v);
+}
+
+/* The columns both views read: id, kind, state, wave, n_waves, reason,
+ * rollback_of, spec, created, image, then the hosts and those done. */
+#define INFO_COLUMNS                                                                                   \
+        "SELECT r.id, r.kind, r.state, r.wave, r.n_waves, r.reason, r.rollback_of, r.spec, r.created, " \
+        "i.name || ':' || i.version"
+
+static int info_read(sqlite3_stmt *st, bool counts, RolloutInfo *ret) {
+        RolloutInfo i = {
+                .ro = { .id = sqlite3_column_int64(st, 0),
+                        .kind = rollout_kind_from_string((const char *) sqlite3_column_text(st, 1)),
+                        .state = rollout_state_from_string((const char *) sqlite3_column_text(st, 2)),
+                        .wave = sqlite3_column_int(st, 3),
+                        .n_waves = sqlite3_column_int(st, 4) },
+                .rollback_of = sqlite3_column_int64(st, 6),
+                .created = (uint64_t) sqlite3_column_int64(st, 8),
+                .hosts = counts ? sqlite3_column_int64(st, 10) : 0,
+                .done = counts ? sqlite3_column_int64(st, 11) : 0,
+        };
+
+        if (i.ro.kind < 0 || i.ro.state < 0)
+                return -EBADMSG;
+        i.reason = db_column_strdup(st, 5);
+        i.ro.spec = db_column_strdup(st, 7);
+        i.image = db_column_strdup(st, 9);
+        if (!i.ro.spec || (!i.reason && sqlite3_column_type(st, 5) != SQLITE_NULL) ||
+            (!i.image && sqlite3_column_type(st, 9) != SQLITE_NULL)) {
+                rollout_info_release(&i);
+                return -ENOMEM;
+        }
+        *ret = i;
+        return 0;
+}
+
+int store_rollout_info(StoreTx *tx, int64_t id, RolloutInfo *ret) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, INFO_COLUMNS " FROM rollouts r LEFT JOIN images i ON i.id = r.image WHERE r.id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        return info_read(st, false, ret);
+}
+
+int store_rollouts_list(StoreTx *tx, RolloutInfo **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        RolloutInfo *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       INFO_COLUMNS ", (SELECT count(*) FROM rollout_hosts WHERE rollout_id = r.id), (SELECT "
+                                    "count(*) FROM rollout_hosts WHERE rollout_id = r.id AND status = 'done') FROM "
+                                    "rollouts r LEFT JOIN images i ON i.id = r.image ORDER BY r.id DESC",
+                       &st);
+        if (r < 0)
+                return r;
+        while ((r = db_step(st)) > 0) {
+                r = grow((void **) &v, &cap, n, sizeof *v);
+                if (r >= 0)
+                        r = info_read(st, true, &v[n]);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        if (r < 0) {
+                rollout_infos_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int store_rollout_wave_counts(StoreTx *tx, int64_t id, RolloutWaveCounts **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ RolloutWaveCounts *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT wave, count(*), sum(status = 'pending'), sum(status = 'assigned'), sum(status = 'done'), "
+                       "sum(status = 'failed'), sum(status = 'skipped') FROM rollout_hosts WHERE rollout_id = ? "
+                       "GROUP BY wave ORDER BY wave",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        while ((r = db_step(st)) > 0) {
+                r = grow((void **) &v, &cap, n, sizeof *v);
+                if (r < 0)
+                        return r;
+                v[n++] = (RolloutWaveCounts) { .wave = sqlite3_column_int(st, 0),
+                                               .hosts = sqlite3_column_int64(st, 1),
+                                               .pending = sqlite3_column_int64(st, 2),
+                                               .assigned = sqlite3_column_int64(st, 3),
+                                               .done = sqlite3_column_int64(st, 4),
+                                               .failed = sqlite3_column_int64(st, 5),
+                                               .skipped = sqlite3_column_int64(st, 6) };
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}
+
+void rollout_group_counts_free(RolloutGroupCounts *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++)
+                free(v[i].group);
+        free(v);
+}
+
+int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t heartbeat_timeout,
+                               RolloutGroupCounts **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        RolloutGroupCounts *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT l.key || '=' || l.value, count(*), sum(rh.status = 'done'), sum(rh.status = 'failed'), "
+                       "sum(" HOST_UNAVAILABLE_SQL ") FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
+                       "host_labels l ON l.host_id = h.id WHERE rh.rollout_id = ?3 AND (l.key IN (SELECT selector FROM "
+                       "budgets) OR l.key || '=' || l.value IN (SELECT selector FROM budgets)) GROUP BY 1 ORDER BY 1",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) heartbeat_timeout);
+        sqlite3_bind_int64(st, 3, id);
+        while ((r = db_step(st)) > 0) {
+                r = grow((void **) &v, &cap, n, sizeof *v);
+                if (r < 0)
+                        break;
+                v[n++] = (RolloutGroupCounts) { .group = db_column_strdup(st, 0),
+                                                .hosts = sqlite3_column_int64(st, 1),
+                                                .done = sqlite3_column_int64(st, 2),
+                                                .failed = sqlite3_column_int64(st, 3),
+                                                .down = sqlite3_column_int64(st, 4) };
+                if (!v[n - 1].group) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                rollout_group_counts_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int store_image_users(StoreTx *tx, const char *image, int64_t *ret_hosts, RolloutImageUse **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *h = NULL, *ro = NULL;
+        _cleanup_free_ RolloutImageUse *v = NULL;
+        size_t n = 0, cap = 0;
+        int64_t hosts;
+        int r;
+
+        r = store_stmt(tx, "SELECT count(*) FROM hosts WHERE image = ?1 OR current_image = ?1", &h);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(h, 1, image, -1, SQLITE_STATIC);
+        r = db_step(h);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        hosts = sqlite3_column_int64(h, 0);
+        r = store_stmt(tx,
+                       "SELECT rh.rollout_id, max(rh.target = ?1 AND rh.status IN ('pending', 'assigned')), "
+                       "max(rh.prev_image = ?1 AND rh.status IN ('assigned', 'done', 'failed')) FROM rollout_hosts rh "
+                       "JOIN rollouts r ON r.id = rh.rollout_id WHERE r.state != 'aborted' AND ((rh.target = ?1 AND "
+                       "rh.status IN ('pending', 'assigned')) OR (rh.prev_image = ?1 AND rh.status IN ('assigned', "
+                       "'done', 'failed'))) GROUP BY rh.rollout_id ORDER BY rh.rollout_id",
+                       &ro);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(ro, 1, image, -1, SQLITE_STATIC);
+        while ((r = db_step(ro)) > 0) {
+                r = grow((void **) &v, &cap, n, sizeof *v);
+                if (r < 0)
+                        return r;
+                v[n++] = (RolloutImageUse) { .rollout_id = sqlite3_column_int64(ro, 0),
+                                             .assigns = sqlite3_column_int(ro, 1),
+                                             .returns = sqlite3_column_int(ro, 2) };
+        }
+        if (r < 0)
+                return r;
+        *ret_hosts = hosts;
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}
+
+void rollout_candidates_free(RolloutCandidate *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++) {
+                free(v[i].host);
+                free(v[i].image);
+                free(v[i].order_value);
+        }
+        free(v);
+}
+
+int store_rollout_candidates(StoreTx *tx, char *const *selector, const char *order_key, RolloutCandidate **ret,
+                             size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *sel = NULL;
+        RolloutCandidate *v = NULL;
+        size_t n = 0, cap = 0;
+        json_t *o;
+        int r;
+
+        /* The selector goes in as one JSON object, read by json_each(). */
+        o = json_object();
+        for (size_t i = 0; o && selector && selector[i] && selector[i + 1]; i += 2)
+                if (json_object_set_new(o, selector[i], json_string(selector[i + 1])) < 0) {
+                        json_decref(o);
+                        o = NULL;
+                }
+        sel = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!sel)
+                return -ENOMEM;
+        /* What a host goes back to in a rollback is the image it runs when
+         * the catalog has it; a check-in may name one it does not have
+         * (docs/api.md), and that can never be assigned: then the image it
+         * was assigned. */
+        r = store_stmt(tx,
+                       "SELECT h.id, coalesce((SELECT i.id FROM images i WHERE i.id = h.current_image), h.image), "
+                       "(SELECT l.value FROM host_labels l WHERE "
+                       "l.host_id = h.id AND l.key = ?2) FROM hosts h WHERE NOT EXISTS (SELECT 1 FROM json_each(?1) "
+                       "j WHERE NOT EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = h.id AND l.key = j.key AND "
+                       "l.value = j.value)) ORDER BY h.id",
+                       &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, sel, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, order_key, -1, SQLITE_STATIC);
+        while ((r = db_step(st)) > 0) {
+                r = grow((void **) &v, &cap, n, sizeof *v);
+                if (r < 0)
+                        break;
+                v[n++] = (RolloutCandidate) { .host = db_column_strdup(st, 0),
+                                              .image = db_column_strdup(st, 1),
+                                              .order_value = db_column_strdup(st, 2) };
+                if (!v[n - 1].host || (!v[n - 1].image && sqlite3_column_type(st, 1) != SQLITE_NULL) ||
+                    (!v[n - 1].order_value && sqlite3_column_type(st, 2) != SQLITE_NULL)) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                rollout_candidates_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+void rollout_labels_free(RolloutLabel *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++) {
+                free(v[i].host);
+                free(v[i].key);
+                free(v[i].value);
+        }
+        free(v);
+}
+
+int store_budgeted_labels(StoreTx *tx, RolloutLabel **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        RolloutLabel *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT host_id, key, value FROM host_labels WHERE key IN (SELECT CASE WHEN instr(selector, "
+                       "'=') > 0 THEN substr(selector, 1, instr(selector, '=') - 1) ELSE selector END FROM budgets) "
+                       "ORDER BY host_id, key",
+                       &st);
+        if (r < 0)
+                return r;
+        while ((r = db_step(st)) > 0) {
+                r = grow((void **) &v, &cap, n, sizeof *v);
+                if (r < 0)
+                        break;
+                v[n++] = (RolloutLabel) { .host = db_column_strdup(st, 0),
+                                          .key = db_column_strdup(st, 1),
+                                          .value = db_column_strdup(st, 2) };
+                if (!v[n - 1].host || !v[n - 1].key || !v[n - 1].value) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                rollout_labels_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
