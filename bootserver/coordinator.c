@@ -1,13 +1,10 @@
 #include <inttypes.h>
-#include <math.h>
 
 #include "audit.h"
 #include "coordinator.h"
 #include "labels.h"
-#include "images.h"
 #include "log.h"
 #include "util.h"
-#include "store-sqlite.h"
 
 void lease_decision_release(LeaseDecision *d) {
         free(d->reason);
@@ -126,107 +123,48 @@ json_t *coord_budgets_json(StoreTx *tx) {
         return a;
 }
 
-/* Members of group key=value and how many of them other than host are
- * unavailable. */
-static int group_counts(sqlite3 *db, const CoordConfig *c, const char *key, const char *value, const char *host,
-                        uint64_t now, int64_t *ret_n, int64_t *ret_down) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r;
-
-        r = db_prepare(db,
-                       "SELECT count(*), coalesce(sum(CASE WHEN h.id != ?5 AND " COORD_UNAVAILABLE_SQL
-                       " THEN 1 ELSE 0 END), 0) FROM hosts h JOIN host_labels l ON l.host_id = h.id "
-                       "WHERE l.key = ?3 AND l.value = ?4",
-                       &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) c->heartbeat_timeout);
-        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, host, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        *ret_n = sqlite3_column_int64(st, 0);
-        *ret_down = sqlite3_column_int64(st, 1);
-        return 0;
-}
-
 int coord_host_unavailable(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = db_prepare(db, "SELECT " COORD_UNAVAILABLE_SQL " FROM hosts h WHERE h.id = ?3", &st);
-
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) c->heartbeat_timeout);
-        sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
-        r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        return sqlite3_column_int(st, 0);
-}
-
-static int next_epoch(sqlite3 *db, uint64_t *ret) {
-        _cleanup_stmt_ sqlite3_stmt *up = NULL, *sel = NULL;
-        int r;
-
-        r = db_prepare(db, "UPDATE meta SET value = value + 1 WHERE key = 'lease_epoch'", &up);
-        if (r >= 0)
-                r = db_step(up);
-        if (r >= 0)
-                r = db_prepare(db, "SELECT value FROM meta WHERE key = 'lease_epoch'", &sel);
-        if (r >= 0)
-                r = db_step(sel);
-        if (r == 0)
-                r = -EIO;
-        if (r < 0)
-                return r;
-        *ret = (uint64_t) sqlite3_column_int64(sel, 0);
-        return 0;
+        return store_coord_host_unavailable(tx, host, now, c->heartbeat_timeout);
 }
 
 /* Checks every group of host against its budget. Returns 1 when all stay
- * within, 0 with the refusal filled in, negative on errors. */
+ * within, 0 with the refusal filled in, negative on errors: a group not
+ * checked is no group within its budget. */
 static int check_budgets(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, LeaseDecision *d) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *lb = NULL;
+        HostGroup *groups = NULL;
+        size_t n_groups = 0;
         int r;
 
-        r = db_prepare(db, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &lb);
+        r = store_coord_host_groups(tx, host, &groups, &n_groups);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(lb, 1, host, -1, SQLITE_STATIC);
-        while ((r = db_step(lb)) > 0) {
-                const char *key = (const char *) sqlite3_column_text(lb, 0);
-                const char *value = (const char *) sqlite3_column_text(lb, 1);
+        r = 1;
+        for (size_t i = 0; r > 0 && i < n_groups; i++) {
+                const char *key = groups[i].key, *value = groups[i].value;
                 int64_t n, down, allowed;
                 Budget b = {};
                 char desc[64];
 
                 r = store_budget_for_group(tx, key, value, &b);
-                if (r < 0)
-                        return r;
-                if (r == 0)
+                if (r <= 0) {
+                        r = r < 0 ? r : 1; /* no budget: no limit */
                         continue;
-                r = group_counts(db, c, key, value, host, now, &n, &down);
+                }
+                r = store_group_unavailable(tx, key, value, host, now, c->heartbeat_timeout, &n, &down);
                 if (r < 0)
-                        return r;
+                        continue;
                 allowed = budget_allowed(&b, n);
-                if (down + 1 <= allowed)
+                r = down + 1 <= allowed;
+                if (r > 0)
                         continue;
                 budget_describe(&b, desc, sizeof desc);
                 d->group = strdup_printf("%s=%s", key, value);
                 d->reason = strdup_printf("group %s=%s: %" PRIi64 " of %" PRIi64 " hosts are down and %s allows %" PRIi64,
                                           key, value, down, n, desc, allowed);
                 d->retry_after = c->retry_after;
-                return 0;
         }
-        /* An error reading the labels refuses: a group not checked is no
-         * group within its budget. */
-        return r < 0 ? r : 1;
+        host_group_list_free(groups, n_groups);
+        return r;
 }
 
 int coord_group_allowed(StoreTx *tx, const char *key, const char *value, int64_t *ret) {
@@ -269,56 +207,50 @@ uint64_t window_wait(int start, int end, uint64_t now) {
 
 /* Refuses (returns 0, d filled) when host is in a running rollout that has
  * a reboot window for one of its groups and now is outside it. */
-static int check_windows(sqlite3 *db, const CoordConfig *c, const char *host, uint64_t now, LeaseDecision *d) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+static int check_windows(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, LeaseDecision *d) {
+        RebootWindow *l = NULL;
+        size_t n = 0;
         int r;
 
-        r = db_prepare(db,
-                       "SELECT w.key, w.value, l.key, l.value FROM rollout_hosts rh "
-                       "JOIN rollouts r ON r.id = rh.rollout_id, json_each(r.spec, '$.windows') w "
-                       "JOIN host_labels l ON l.host_id = rh.host_id AND "
-                       "  (l.key = w.key OR l.key || '=' || l.value = w.key) "
-                       "WHERE rh.host_id = ? AND r.state = 'running' AND rh.status = 'assigned' "
-                       "ORDER BY w.key",
-                       &st);
+        r = store_coord_host_windows(tx, host, &l, &n);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-        while ((r = db_step(st)) > 0) {
-                const char *sel = (const char *) sqlite3_column_text(st, 0);
-                const char *win = (const char *) sqlite3_column_text(st, 1);
+        r = 1;
+        for (size_t i = 0; r > 0 && i < n; i++) {
+                const RebootWindow *w = &l[i];
                 int start, end;
                 uint64_t wait;
 
                 /* Checked when the rollout started; a stored spec that no
                  * longer reads refuses (the tick pauses its rollout). */
-                if (window_parse(win, &start, &end) < 0) {
-                        d->reason = strdup_printf("the window of %s in its rollout's stored spec is not valid", sel);
+                if (window_parse(w->window, &start, &end) < 0) {
+                        d->reason = strdup_printf("the window of %s in its rollout's stored spec is not valid",
+                                                  w->selector);
                         d->retry_after = c->retry_after;
-                        return 0;
+                        r = 0;
+                        continue;
                 }
                 wait = window_wait(start, end, now);
                 if (wait == 0)
                         continue;
-                d->group = strdup_printf("%s=%s", (const char *) sqlite3_column_text(st, 2),
-                                         (const char *) sqlite3_column_text(st, 3));
+                d->group = strdup(w->group);
                 d->reason = strdup_printf("group %s: outside its reboot window %s (UTC, rollout window for %s); it opens "
                                           "in %" PRIu64 " min",
-                                          strempty(d->group), win, sel, (wait + 59) / 60);
+                                          strempty(d->group), w->window, w->selector, (wait + 59) / 60);
                 d->retry_after = MAX(c->retry_after, MIN(wait, 300u));
-                return 0;
+                r = 0;
         }
-        return r < 0 ? r : 1;
+        reboot_window_list_free(l, n);
+        return r;
 }
 
 static int expire_leases(StoreTx *tx, const char *host, uint64_t now);
 
 static int lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                          bool audit_refusal, LeaseDecision *ret) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *cur = NULL, *up = NULL;
         LeaseDecision d = {};
-        bool renew = false, quarantined;
+        Lease cur;
+        bool renew;
         json_t *detail;
         int r;
 
@@ -328,41 +260,25 @@ static int lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, ui
         if (r < 0)
                 return r;
         /* Asking is a sign of life. */
-        r = db_prepare(db, "UPDATE hosts SET last_seen = ? WHERE id = ?", &up);
+        r = store_coord_host_seen(tx, host, now);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(up, 1, (sqlite3_int64) now);
-        sqlite3_bind_text(up, 2, host, -1, SQLITE_STATIC);
-        r = db_step(up);
-        sqlite3_finalize(up);
-        up = NULL;
+        r = store_lease_get(tx, host, &cur);
         if (r < 0)
                 return r;
-        r = db_prepare(db, "SELECT lease_epoch, lease_expires, quarantined FROM hosts WHERE id = ?", &cur);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(cur, 1, host, -1, SQLITE_STATIC);
-        r = db_step(cur);
-        if (r <= 0)
-                return r < 0 ? r : -ENOENT;
-        renew = sqlite3_column_type(cur, 0) != SQLITE_NULL && (uint64_t) sqlite3_column_int64(cur, 1) >= now;
-        quarantined = sqlite3_column_int(cur, 2);
+        renew = cur.held && cur.expires >= now;
         if (renew)
-                d.epoch = (uint64_t) sqlite3_column_int64(cur, 0);
-        else if (quarantined) {
+                d.epoch = cur.epoch;
+        else if (cur.quarantined) {
                 d.reason = strdup("the host is quarantined: a lease expired without a healthy report; it needs one "
                                   "before it may go down again");
                 d.retry_after = c->retry_after;
         } else {
-                r = check_windows(db, c, host, now, &d);
+                r = check_windows(tx, c, host, now, &d);
                 if (r > 0)
                         r = check_budgets(tx, c, host, now, &d);
-                if (r < 0) {
-                        lease_decision_release(&d);
-                        return r;
-                }
                 if (r > 0)
-                        r = next_epoch(db, &d.epoch);
+                        r = store_lease_next_epoch(tx, &d.epoch);
                 if (r < 0) {
                         lease_decision_release(&d);
                         return r;
@@ -371,13 +287,7 @@ static int lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, ui
         d.granted = d.epoch > 0;
         if (d.granted) {
                 d.expires = now + c->lease_ttl;
-                r = db_prepare(db, "UPDATE hosts SET lease_epoch = ?, lease_expires = ? WHERE id = ?", &up);
-                if (r >= 0) {
-                        sqlite3_bind_int64(up, 1, (sqlite3_int64) d.epoch);
-                        sqlite3_bind_int64(up, 2, (sqlite3_int64) d.expires);
-                        sqlite3_bind_text(up, 3, host, -1, SQLITE_STATIC);
-                        r = db_step(up);
-                }
+                r = store_lease_set(tx, host, d.epoch, d.expires);
         }
         if (r >= 0 && !renew && (d.granted || audit_refusal)) {
                 detail = d.granted ? json_pack("{s:I, s:I}", "epoch", (json_int_t) d.epoch, "ttl", (json_int_t) c->lease_ttl)
@@ -404,28 +314,15 @@ int coord_lease_retry(StoreTx *tx, const CoordConfig *c, const char *host, uint6
 }
 
 int coord_lease_release(StoreTx *tx, const char *host, uint64_t epoch, const char *actor) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
-        int r;
+        int r = store_lease_release(tx, host, epoch);
 
-        r = db_prepare(db,
-                       "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL WHERE id = ?1 AND "
-                       "lease_epoch IS NOT NULL AND (?2 = 0 OR lease_epoch = ?2)",
-                       &up);
-        if (r < 0)
+        if (r <= 0)
                 return r;
-        sqlite3_bind_text(up, 1, host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(up, 2, (sqlite3_int64) epoch);
-        r = db_step(up);
-        if (r < 0 || sqlite3_changes(db) == 0)
-                return r < 0 ? r : 0;
         r = audit_log(tx, actor, "lease.release", host, NULL);
         return r < 0 ? r : 1;
 }
 
 int coord_on_report(StoreTx *tx, const char *host, const char *state, uint64_t now _unused_) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *up = NULL;
         int r;
 
         /* Proof that the host is up: healthy, or rolled back and running its
@@ -433,48 +330,21 @@ int coord_on_report(StoreTx *tx, const char *host, const char *state, uint64_t n
          * so it would never report healthy and stay unavailable for good). */
         if (!streq(state, "healthy") && !streq(state, "rolled-back"))
                 return 0;
-        r = db_prepare(db,
-                       "UPDATE hosts SET quarantined = 0 WHERE id = ?1 AND quarantined AND (?2 = 'healthy' OR "
-                       "current_image IS NOT NULL)",
-                       &up);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(up, 1, host, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 2, state, -1, SQLITE_STATIC);
-        r = db_step(up);
-        if (r >= 0 && sqlite3_changes(db) > 0)
+        r = store_coord_host_unquarantine(tx, host, streq(state, "healthy"));
+        if (r > 0)
                 r = audit_log(tx, "coordinator", "host.unquarantine", host, NULL);
-        return r;
+        return r < 0 ? r : 0;
 }
 
 /* Leases past their expiry (host's, or every host's when NULL): the host is
  * quarantined, not freed. */
 static int expire_leases(StoreTx *tx, const char *host, uint64_t now) {
-        sqlite3 *db = store_tx_sqlite(tx);
-        _cleanup_stmt_ sqlite3_stmt *sel = NULL, *up = NULL;
         _cleanup_strv_free_ char **ids = NULL;
         int r;
 
-        r = db_prepare(db,
-                       host ? "SELECT id FROM hosts WHERE id = ?2 AND lease_epoch IS NOT NULL AND lease_expires < ?1"
-                            : "SELECT id FROM hosts WHERE lease_epoch IS NOT NULL AND lease_expires < ?1",
-                       &sel);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(sel, 1, (sqlite3_int64) now);
-        if (host)
-                sqlite3_bind_text(sel, 2, host, -1, SQLITE_STATIC);
-        while ((r = db_step(sel)) > 0)
-                if (strv_extend(&ids, (const char *) sqlite3_column_text(sel, 0)) < 0)
-                        return -ENOMEM;
-        if (r < 0)
-                return r;
-        r = db_prepare(db, "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL, quarantined = 1 WHERE id = ?",
-                       &up);
+        r = store_lease_expired(tx, host, now, &ids);
         for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
-                sqlite3_bind_text(up, 1, ids[i], -1, SQLITE_STATIC);
-                r = db_step(up);
-                sqlite3_reset(up);
+                r = store_lease_quarantine(tx, ids[i]);
                 if (r >= 0)
                         r = audit_log(tx, "coordinator", "host.quarantine", ids[i], NULL);
                 if (r >= 0)
@@ -590,7 +460,7 @@ static int part_run(StoreDb *store, const CoordConfig *c, int64_t id, uint64_t n
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
-        db_clear_error();
+        store_coord_clear_error();
         r = store_tx_begin(store, STORE_TX_WRITE, &tx);
         if (r >= 0)
                 r = fn(tx, c, id, now, userdata);
@@ -599,7 +469,7 @@ static int part_run(StoreDb *store, const CoordConfig *c, int64_t id, uint64_t n
         if (r >= 0)
                 return 0;
         /* The reason before the rollback, which may fail and say something else. */
-        *ret_reason = db_last_error() ? strdup_printf("%s (%s)", db_last_error(), strerror(-r))
+        *ret_reason = store_coord_last_error() ? strdup_printf("%s (%s)", store_coord_last_error(), strerror(-r))
                                       : strdup(strerror(-r));
         return r;
 }

@@ -22,9 +22,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* COORD_UNAVAILABLE_SQL, which rollout.c's query of its hosts still uses. */
-#include "store-sqlite-coord.h"
-
 typedef struct CoordConfig {
         uint64_t lease_ttl;         /* seconds */
         uint64_t heartbeat_timeout; /* seconds without a check-in: unreachable */
