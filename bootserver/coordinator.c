@@ -460,7 +460,7 @@ static int part_run(StoreDb *store, const CoordConfig *c, int64_t id, uint64_t n
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
-        store_coord_clear_error();
+        store_clear_error();
         r = store_tx_begin(store, STORE_TX_WRITE, &tx);
         if (r >= 0)
                 r = fn(tx, c, id, now, userdata);
@@ -469,7 +469,7 @@ static int part_run(StoreDb *store, const CoordConfig *c, int64_t id, uint64_t n
         if (r >= 0)
                 return 0;
         /* The reason before the rollback, which may fail and say something else. */
-        *ret_reason = store_coord_last_error() ? strdup_printf("%s (%s)", store_coord_last_error(), strerror(-r))
+        *ret_reason = store_last_error() ? strdup_printf("%s (%s)", store_last_error(), strerror(-r))
                                       : strdup(strerror(-r));
         return r;
 }

@@ -101,9 +101,3 @@ void reboot_window_list_free(RebootWindow *l, size_t n);
  * assigned in, by selector; *ret (free with reboot_window_list_free()) has
  * *ret_n. */
 int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, size_t *ret_n);
-
-/* The back end's message for the last store call that failed on this
- * thread, NULL when none failed since store_coord_clear_error(): what a
- * tick logs besides the errno. */
-const char *store_coord_last_error(void);
-void store_coord_clear_error(void);

@@ -416,10 +416,3 @@ int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, 
         return 0;
 }
 
-const char *store_coord_last_error(void) {
-        return db_last_error();
-}
-
-void store_coord_clear_error(void) {
-        db_clear_error();
-}

@@ -4,16 +4,9 @@
 #include <stdlib.h>
 
 #include "store-rollouts.h"
+#include "store-sqlite-coord.h"
 #include "store-sqlite.h"
 #include "util.h"
-
-/* A host that is unavailable to the budgets (coordinator.h): it holds a
- * lease, is quarantined, reports unhealthy, or missed its heartbeat (?1 =
- * now, ?2 = heartbeat timeout); a FleetLock client (no MAC) is never
- * silent for long. */
-#define HOST_UNAVAILABLE_SQL                                                                   \
-        "(h.lease_epoch IS NOT NULL OR h.quarantined OR h.state = 'unhealthy' OR "             \
-        "(h.mac IS NOT NULL AND coalesce(h.last_seen, 0) < ?1 - ?2))"
 
 /* Makes room for entry n of *p (of size bytes each, *cap of them). */
 static int grow(void **p, size_t *cap, size_t n, size_t size) {
@@ -167,7 +160,7 @@ int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t h
 
         r = store_stmt(tx,
                        "SELECT l.key || '=' || l.value, count(*), sum(rh.status = 'done'), sum(rh.status = 'failed'), "
-                       "sum(" HOST_UNAVAILABLE_SQL ") FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
+                       "sum(" COORD_UNAVAILABLE_SQL ") FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
                        "host_labels l ON l.host_id = h.id WHERE rh.rollout_id = ?3 AND (l.key IN (SELECT selector FROM "
                        "budgets) OR l.key || '=' || l.value IN (SELECT selector FROM budgets)) GROUP BY 1 ORDER BY 1",
                        &st);

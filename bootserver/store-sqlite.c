@@ -128,11 +128,11 @@ static void remember_error(const char *sql, const char *message) {
         log_debug("sqlite: \"%s\": %s", strempty(sql), message);
 }
 
-const char *db_last_error(void) {
+const char *store_last_error(void) {
         return last_error[0] ? last_error : NULL;
 }
 
-void db_clear_error(void) {
+void store_clear_error(void) {
         last_error[0] = 0;
 }
 

@@ -58,10 +58,3 @@ static inline void sqlite3_finalizep(sqlite3_stmt **st) {
 /* Column text duplicated (NULL stays NULL); -ENOMEM is reported as NULL too,
  * so callers that need the value check it. */
 char *db_column_strdup(sqlite3_stmt *st, int col);
-
-/* sqlite's message for the last statement that failed on this thread
- * (db_step(), db_prepare(), a transaction command), NULL when none failed
- * since db_clear_error(). sqlite3_errmsg() no longer has it once a later
- * call succeeded. */
-const char *db_last_error(void);
-void db_clear_error(void);

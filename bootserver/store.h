@@ -24,6 +24,12 @@ static inline void store_db_freep(StoreDb **s) {
 }
 #define _cleanup_store_db_free_ _cleanup_(store_db_freep)
 
+/* The back end's message for the last store call that failed on this
+ * thread (a statement or a transaction command), NULL when none failed since
+ * store_clear_error(): what a log line gives besides the errno. */
+const char *store_last_error(void);
+void store_clear_error(void);
+
 typedef enum StoreTxMode {
         STORE_TX_WRITE,   /* durable once committed */
         STORE_TX_RELAXED, /* may be lost in a power cut, never corrupts: for
