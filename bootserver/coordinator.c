@@ -369,7 +369,7 @@ typedef struct TickPart {
 
 struct CoordTicker {
         TickPart *parts;
-        size_t n;
+        size_t n, cap;
 };
 
 CoordTicker *coord_ticker_new(void) {
@@ -420,14 +420,12 @@ static unsigned part_failed(CoordTicker *t, int64_t id, const char *reason) {
                 return 1;
         }
         if (!p) {
-                TickPart *x = reallocarray(t->parts, t->n + 1, sizeof *x);
-                if (!x) {
+                p = ARRAY_PUSH(t->parts, t->n, t->cap);
+                if (!p) {
                         log_oom();
                         return 1;
                 }
-                t->parts = x;
-                p = &t->parts[t->n++];
-                *p = (TickPart) { .id = id };
+                p->id = id;
         }
         p->seen = true;
         p->failures++;

@@ -5,6 +5,7 @@
 #include "macro.h"
 #include "store-audit.h"
 #include "store-sqlite.h"
+#include "util.h"
 
 void audit_entries_free(AuditEntry *e, size_t n) {
         for (size_t i = 0; e && i < n; i++) {
@@ -35,7 +36,7 @@ int store_audit_append(StoreTx *tx, int64_t time, const char *actor, const char 
 int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         AuditEntry *l = NULL;
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         int r;
 
         r = store_stmt(tx,
@@ -51,13 +52,12 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
         /* last: the newest N, still returned oldest first */
         sqlite3_bind_int(st, 4, q->last ? -1 : 1);
         while ((r = db_step(st)) > 0) {
-                AuditEntry *t = reallocarray(l, n + 1, sizeof *l);
-                if (!t) {
+                AuditEntry *e = ARRAY_PUSH(l, n, cap);
+                if (!e) {
                         r = -ENOMEM;
                         break;
                 }
-                l = t;
-                l[n] = (AuditEntry) {
+                *e = (AuditEntry) {
                         .id = sqlite3_column_int64(st, 0),
                         .time = sqlite3_column_int64(st, 1),
                         .actor = db_column_strdup(st, 2),
@@ -65,8 +65,7 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
                         .target = db_column_strdup(st, 4),
                         .detail = db_column_strdup(st, 5),
                 };
-                n++;
-                if (!l[n - 1].actor || !l[n - 1].action) {
+                if (!e->actor || !e->action) {
                         r = -ENOMEM;
                         break;
                 }

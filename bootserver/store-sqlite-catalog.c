@@ -83,6 +83,7 @@ int store_image_find_latest(StoreTx *tx, const char *name, char ret_id[65]) {
 
 static int read_artifacts(StoreTx *tx, Image *i) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        size_t cap = 0;
         int r;
 
         r = store_stmt(tx, "SELECT type, sha256, size, fstype FROM artifacts WHERE image_id = ? ORDER BY type", &st);
@@ -90,11 +91,9 @@ static int read_artifacts(StoreTx *tx, Image *i) {
                 return r;
         sqlite3_bind_text(st, 1, i->id, -1, SQLITE_STATIC);
         while ((r = db_step(st)) > 0) {
-                ImageArtifact *t = reallocarray(i->artifacts, i->n_artifacts + 1, sizeof *t);
+                ImageArtifact *t = ARRAY_PUSH(i->artifacts, i->n_artifacts, cap);
                 if (!t)
                         return -ENOMEM;
-                i->artifacts = t;
-                t = &i->artifacts[i->n_artifacts++];
                 *t = (ImageArtifact) {
                         .type = db_column_strdup(st, 0),
                         .size = (uint64_t) sqlite3_column_int64(st, 2),

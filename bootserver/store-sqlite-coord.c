@@ -32,17 +32,6 @@ void reboot_window_list_free(RebootWindow *l, size_t n) {
         free(l);
 }
 
-/* Grows *l of *n entries of size by one, zeroed; NULL on -ENOMEM. */
-static void *list_grow(void *l, size_t n, size_t size, void **ret) {
-        char *x = reallocarray(l, n + 1, size);
-
-        if (!x)
-                return NULL;
-        memset(x + n * size, 0, size);
-        *ret = x + n * size;
-        return x;
-}
-
 static int64_t column_amount(sqlite3_stmt *st, int col) {
         return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
 }
@@ -87,7 +76,7 @@ int store_budget_delete(StoreTx *tx, const char *selector) {
 int store_budget_list(StoreTx *tx, Budget **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         Budget *l = NULL, *b;
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         int r;
 
         r = store_stmt(tx,
@@ -97,13 +86,11 @@ int store_budget_list(StoreTx *tx, Budget **ret, size_t *ret_n) {
         if (r < 0)
                 return r;
         while ((r = db_step(st)) > 0) {
-                Budget *x = list_grow(l, n, sizeof *l, (void **) &b);
-                if (!x) {
+                b = ARRAY_PUSH(l, n, cap);
+                if (!b) {
                         r = -ENOMEM;
                         break;
                 }
-                l = x;
-                n++;
                 *b = (Budget) { .selector = db_column_strdup(st, 0),
                                 .max_unavailable = column_amount(st, 1),
                                 .max_unavailable_pct = column_amount(st, 2),
@@ -149,7 +136,7 @@ int store_budget_for_group(StoreTx *tx, const char *key, const char *value, Budg
 int store_coord_host_groups(StoreTx *tx, const char *host, HostGroup **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         HostGroup *l = NULL, *g;
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         int r;
 
         r = store_stmt(tx, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &st);
@@ -157,13 +144,11 @@ int store_coord_host_groups(StoreTx *tx, const char *host, HostGroup **ret, size
                 return r;
         sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
         while ((r = db_step(st)) > 0) {
-                HostGroup *x = list_grow(l, n, sizeof *l, (void **) &g);
-                if (!x) {
+                g = ARRAY_PUSH(l, n, cap);
+                if (!g) {
                         r = -ENOMEM;
                         break;
                 }
-                l = x;
-                n++;
                 g->key = db_column_strdup(st, 0);
                 g->value = db_column_strdup(st, 1);
                 if (!g->key || !g->value) {
@@ -376,7 +361,7 @@ int store_coord_host_seen(StoreTx *tx, const char *host, uint64_t now) {
 int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         RebootWindow *l = NULL, *w;
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         int r;
 
         r = store_stmt(tx,
@@ -391,13 +376,11 @@ int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, 
                 return r;
         sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
         while ((r = db_step(st)) > 0) {
-                RebootWindow *x = list_grow(l, n, sizeof *l, (void **) &w);
-                if (!x) {
+                w = ARRAY_PUSH(l, n, cap);
+                if (!w) {
                         r = -ENOMEM;
                         break;
                 }
-                l = x;
-                n++;
                 /* A window that is no string reads as NULL: not valid. */
                 w->selector = db_column_strdup(st, 0);
                 w->window = sqlite3_column_type(st, 1) == SQLITE_TEXT ? db_column_strdup(st, 1) : NULL;

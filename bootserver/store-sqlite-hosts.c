@@ -106,6 +106,7 @@ int store_host_find_named(StoreTx *tx, const char *name, char ret_id[HOST_ID_MAX
 
 static int host_labels(StoreTx *tx, Host *h) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        size_t cap = 0;
         int r;
 
         r = store_stmt(tx, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &st);
@@ -113,13 +114,11 @@ static int host_labels(StoreTx *tx, Host *h) {
                 return r;
         sqlite3_bind_text(st, 1, h->id, -1, SQLITE_STATIC);
         while ((r = db_step(st)) > 0) {
-                HostLabel *l = reallocarray(h->labels, h->n_labels + 1, sizeof *l);
+                HostLabel *l = ARRAY_PUSH(h->labels, h->n_labels, cap);
                 if (!l)
                         return -ENOMEM;
-                h->labels = l;
-                l[h->n_labels] = (HostLabel) { db_column_strdup(st, 0), db_column_strdup(st, 1) };
-                h->n_labels++;
-                if (!l[h->n_labels - 1].key || !l[h->n_labels - 1].value)
+                *l = (HostLabel) { db_column_strdup(st, 0), db_column_strdup(st, 1) };
+                if (!l->key || !l->value)
                         return -ENOMEM;
         }
         return r;

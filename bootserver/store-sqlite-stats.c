@@ -5,6 +5,7 @@
 
 #include "store-sqlite.h"
 #include "store-stats.h"
+#include "util.h"
 
 static void counts_free(StatsCount *l, size_t n) {
         for (size_t k = 0; l && k < n; k++)
@@ -24,22 +25,21 @@ void fleet_stats_release(FleetStats *s) {
 static int group(StoreTx *tx, const char *sql, StatsCount **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         StatsCount *l = NULL;
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         int r;
 
         r = store_stmt(tx, sql, &st);
         if (r < 0)
                 return r;
         while ((r = db_step(st)) > 0) {
-                StatsCount *t = reallocarray(l, n + 1, sizeof *l);
+                StatsCount *t = ARRAY_PUSH(l, n, cap);
                 const char *v = (const char *) sqlite3_column_text(st, 0);
                 if (!t) {
                         r = -ENOMEM;
                         break;
                 }
-                l = t;
-                l[n] = (StatsCount) { .key = strdup(v ? v : ""), .n = sqlite3_column_int64(st, 1) };
-                if (!l[n++].key) {
+                *t = (StatsCount) { .key = strdup(v ? v : ""), .n = sqlite3_column_int64(st, 1) };
+                if (!t->key) {
                         r = -ENOMEM;
                         break;
                 }

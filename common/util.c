@@ -181,6 +181,22 @@ int strv_consume(char ***l, char *s) {
         return 0;
 }
 
+void *array_push(void **p, size_t *n, size_t *cap, size_t size) {
+        char *a = *p;
+
+        if (*n >= *cap) {
+                size_t c = *cap ? *cap * 2 : 8;
+
+                a = reallocarray(*p, c, size);
+                if (!a)
+                        return NULL;
+                *p = a;
+                *cap = c;
+        }
+        memset(a + *n * size, 0, size);
+        return a + (*n)++ * size;
+}
+
 int strv_extend(char ***l, const char *s) {
         return strv_consume(l, strdup(s));
 }

@@ -45,6 +45,13 @@ static inline void strv_freep(char ***l) {
 }
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
+/* Appends a zeroed element to the array *p of *n elements of size bytes
+ * (with room for *cap), doubling the room when it is full. Returns the new
+ * element (and *n grew by one), or NULL with *p and *n as they were when
+ * memory runs out. */
+void *array_push(void **p, size_t *n, size_t *cap, size_t size);
+#define ARRAY_PUSH(p, n, cap) ((__typeof__(p)) array_push((void **) &(p), &(n), &(cap), sizeof *(p)))
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const uint8_t *in, size_t n, char *out);
 /* Returns true when s is exactly 64 lowercase hex digits. */

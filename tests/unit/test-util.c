@@ -50,6 +50,27 @@ static void test_strv(void **state) {
         assert_false(strv_contains(l, "d"));
 }
 
+static void test_array_push(void **state) {
+        struct { int a; char *s; } *l = NULL, *e;
+        size_t n = 0, cap = 0;
+        (void) state;
+        for (int i = 0; i < 100; i++) {
+                e = ARRAY_PUSH(l, n, cap);
+                assert_non_null(e);
+                /* zeroed, the last one, and n counts it */
+                assert_int_equal(e->a, 0);
+                assert_null(e->s);
+                assert_ptr_equal(e, &l[n - 1]);
+                assert_int_equal(n, i + 1);
+                assert_true(cap >= n);
+                e->a = i;
+        }
+        for (int i = 0; i < 100; i++)
+                assert_int_equal(l[i].a, i);
+        assert_int_equal(cap, 128);
+        free(l);
+}
+
 static void test_json_escape(void **state) {
         _cleanup_free_ char *s = json_escape_string("a\"b\\c\nd\001");
         (void) state;
@@ -90,7 +111,7 @@ static void test_source_date_epoch(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_parse_size), test_in_dir(test_safe_ato),
-                test_in_dir(test_strv),       test_in_dir(test_json_escape),
+                test_in_dir(test_strv),       test_in_dir(test_array_push), test_in_dir(test_json_escape),
                 test_in_dir(test_path_join),  test_in_dir(test_hex),
                 test_in_dir(test_source_date_epoch),
         };
