@@ -292,7 +292,7 @@ static int lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, ui
         if (r >= 0 && !renew && (d.granted || audit_refusal)) {
                 detail = d.granted ? json_pack("{s:I, s:I}", "epoch", (json_int_t) d.epoch, "ttl", (json_int_t) c->lease_ttl)
                                    : json_pack("{s:s, s:s?}", "reason", strempty(d.reason), "group", d.group);
-                r = audit_log(tx, actor, d.granted ? "lease.grant" : "lease.refuse", host, detail);
+                r = audit_log_at(tx, (int64_t) now, actor, d.granted ? "lease.grant" : "lease.refuse", host, detail);
                 json_decref(detail);
         }
         if (r < 0) {
@@ -322,7 +322,7 @@ int coord_lease_release(StoreTx *tx, const char *host, uint64_t epoch, const cha
         return r < 0 ? r : 1;
 }
 
-int coord_on_report(StoreTx *tx, const char *host, const char *state, uint64_t now _unused_) {
+int coord_on_report(StoreTx *tx, const char *host, const char *state, uint64_t now) {
         int r;
 
         /* Proof that the host is up: healthy, or rolled back and running its
@@ -332,7 +332,7 @@ int coord_on_report(StoreTx *tx, const char *host, const char *state, uint64_t n
                 return 0;
         r = store_coord_host_unquarantine(tx, host, streq(state, "healthy"));
         if (r > 0)
-                r = audit_log(tx, "coordinator", "host.unquarantine", host, NULL);
+                r = audit_log_at(tx, (int64_t) now, "coordinator", "host.unquarantine", host, NULL);
         return r < 0 ? r : 0;
 }
 
@@ -346,7 +346,7 @@ static int expire_leases(StoreTx *tx, const char *host, uint64_t now) {
         for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
                 r = store_lease_quarantine(tx, ids[i]);
                 if (r >= 0)
-                        r = audit_log(tx, "coordinator", "host.quarantine", ids[i], NULL);
+                        r = audit_log_at(tx, (int64_t) now, "coordinator", "host.quarantine", ids[i], NULL);
                 if (r >= 0)
                         log_warning("host %s: lease expired without a healthy report: quarantined", ids[i]);
         }

@@ -46,7 +46,7 @@ int fleetlock_lock(StoreDb *db, const CoordConfig *c, const char *cid, const cha
                 r = coord_lease_acquire(tx, c, id, now, name, &d);
         else if (r == -EBUSY) {
                 json_t *detail = json_pack("{s:s}", "reason", why);
-                r = audit_log(tx, name, "lease.refuse", id, detail);
+                r = audit_log_at(tx, (int64_t) now, name, "lease.refuse", id, detail);
                 json_decref(detail);
                 d.reason = TAKE_PTR(why);
         }
