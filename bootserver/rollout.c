@@ -223,7 +223,6 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
         _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
         RolloutSpec s = {};
         bool rollback;
-        int64_t open;
         int r;
 
         if (!target)
@@ -253,11 +252,9 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
                 return r;
 
         /* The wave is complete when none of its reachable hosts is still on the way. */
-        r = store_rollout_count_open(tx, id, ro.wave, now, c->heartbeat_timeout, &open);
-        if (r < 0)
-                return r;
-        if (open != 0)
-                return 0;
+        r = store_rollout_wave_open(tx, id, ro.wave, now, c->heartbeat_timeout);
+        if (r != 0)
+                return r < 0 ? r : 0;
         if (!ro.has_done_at) {
                 r = store_rollout_set_wave_done(tx, id, now);
                 if (r >= 0) {

@@ -70,10 +70,10 @@ int store_rollout_next_wave(StoreTx *tx, int64_t id);
  * target itself). */
 int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback);
 
-/* *ret gets the number of hosts of rollout id in waves up to wave that are
- * pending or assigned and were seen since now - heartbeat_timeout. */
-int store_rollout_count_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uint64_t heartbeat_timeout,
-                             int64_t *ret);
+/* Whether rollout id has a host in a wave up to wave that is pending or
+ * assigned and was seen since now - heartbeat_timeout: 1 when it has, 0
+ * when not. */
+int store_rollout_wave_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uint64_t heartbeat_timeout);
 
 /* A wave's hosts and its failures not acknowledged by a resume. */
 typedef struct RolloutWaveTally {

@@ -89,8 +89,8 @@ int store_rollouts_list(StoreTx *tx, RolloutInfo **ret, size_t *ret_n) {
         int r;
 
         r = store_stmt(tx,
-                       INFO_COLUMNS ", (SELECT count(*) FROM rollout_hosts WHERE rollout_id = r.id), (SELECT "
-                                    "count(*) FROM rollout_hosts WHERE rollout_id = r.id AND status = 'done') FROM "
+                       INFO_COLUMNS ", (SELECT coalesce(sum(hosts), 0) FROM rollout_waves WHERE rollout_id = r.id), "
+                                    "(SELECT coalesce(sum(done), 0) FROM rollout_waves WHERE rollout_id = r.id) FROM "
                                     "rollouts r LEFT JOIN images i ON i.id = r.image ORDER BY r.id DESC",
                        &st);
         if (r < 0)
@@ -119,9 +119,8 @@ int store_rollout_wave_counts(StoreTx *tx, int64_t id, RolloutWaveCounts **ret, 
         int r;
 
         r = store_stmt(tx,
-                       "SELECT wave, count(*), sum(status = 'pending'), sum(status = 'assigned'), sum(status = 'done'), "
-                       "sum(status = 'failed'), sum(status = 'skipped') FROM rollout_hosts WHERE rollout_id = ? "
-                       "GROUP BY wave ORDER BY wave",
+                       "SELECT wave, hosts, pending, assigned, done, failed, skipped FROM rollout_waves WHERE "
+                       "rollout_id = ? AND hosts > 0 ORDER BY wave",
                        &st);
         if (r < 0)
                 return r;

@@ -145,44 +145,83 @@ int store_rollout_next_wave(StoreTx *tx, int64_t id) {
         return r < 0 ? r : 0;
 }
 
-int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
-        _cleanup_stmt_reset_ sqlite3_stmt *done = NULL, *failed = NULL;
-        int r;
+/* An assigned host whose status changes: done, or failed with message. */
+typedef struct StatusChange {
+        char *host, *message;
+        bool done;
+} StatusChange;
 
-        r = store_stmt(tx,
-                       "UPDATE rollout_hosts SET status = 'done' WHERE rollout_id = ?1 AND status = 'assigned' AND "
-                       "EXISTS (SELECT 1 FROM hosts h WHERE h.id = host_id AND h.current_image = target AND "
-                       "h.state = 'healthy')",
-                       &done);
-        if (r >= 0) {
-                sqlite3_bind_int64(done, 1, id);
-                r = db_step(done);
+static void status_changes_free(StatusChange *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++) {
+                free(v[i].host);
+                free(v[i].message);
         }
-        if (r >= 0)
-                r = store_stmt(tx,
-                               "UPDATE rollout_hosts SET status = 'failed', message = (SELECT h.message FROM hosts h "
-                               "WHERE h.id = host_id) WHERE rollout_id = ?1 AND status = 'assigned' AND EXISTS "
-                               "(SELECT 1 FROM hosts h WHERE h.id = host_id AND h.state IN ('rolled-back', 'failed') "
-                               "AND h.current_image IS NOT target AND (coalesce(h.state_since, 0) >= assigned_at OR "
-                               "(NOT ?2 AND h.failed_image = target)))",
-                               &failed);
-        if (r >= 0) {
-                sqlite3_bind_int64(failed, 1, id);
-                sqlite3_bind_int(failed, 2, rollback);
-                r = db_step(failed);
-        }
-        return r;
+        free(v);
 }
 
-int store_rollout_count_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uint64_t heartbeat_timeout,
-                             int64_t *ret) {
+int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
+        _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
+        StatusChange *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        /* One pass over the assigned hosts finds both: none can be done
+         * (on the target) and failed (off it) at once. Read first, then
+         * written. */
+        r = store_stmt(tx,
+                       "SELECT rh.host_id, h.current_image = rh.target AND h.state = 'healthy', h.message FROM "
+                       "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE rh.rollout_id = ?1 AND rh.status = "
+                       "'assigned' AND ((h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN "
+                       "('rolled-back', 'failed') AND h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) "
+                       ">= rh.assigned_at OR (NOT ?2 AND h.failed_image = rh.target))))",
+                       &sel);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(sel, 1, id);
+        sqlite3_bind_int(sel, 2, rollback);
+        while ((r = db_step(sel)) > 0) {
+                r = grow((void **) &v, &cap, n, sizeof *v);
+                if (r < 0)
+                        break;
+                v[n++] = (StatusChange) { .host = db_column_strdup(sel, 0),
+                                          .done = sqlite3_column_int(sel, 1),
+                                          .message = db_column_strdup(sel, 2) };
+                if (!v[n - 1].host || (!v[n - 1].message && sqlite3_column_type(sel, 2) != SQLITE_NULL)) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        sqlite3_resetp(&sel);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
+
+                if (v[i].done)
+                        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'done' WHERE rollout_id = ? AND "
+                                           "host_id = ?", &up);
+                else
+                        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'failed', message = ?3 WHERE "
+                                           "rollout_id = ?1 AND host_id = ?2", &up);
+                if (r < 0)
+                        break;
+                sqlite3_bind_int64(up, 1, id);
+                sqlite3_bind_text(up, 2, v[i].host, -1, SQLITE_STATIC);
+                if (!v[i].done)
+                        sqlite3_bind_text(up, 3, v[i].message, -1, SQLITE_STATIC);
+                r = db_step(up);
+        }
+        status_changes_free(v, n);
+        return r < 0 ? r : 0;
+}
+
+int store_rollout_wave_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uint64_t heartbeat_timeout) {
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         int r;
 
+        /* Whether there is one, not how many: the first found ends it. */
         r = store_stmt(tx,
-                       "SELECT count(*) FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE rh.rollout_id "
-                       "= ?1 AND rh.wave <= ?2 AND rh.status IN ('pending', 'assigned') AND coalesce(h.last_seen, 0) "
-                       ">= ?3 - ?4",
+                       "SELECT EXISTS (SELECT 1 FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
+                       "rh.rollout_id = ?1 AND rh.status IN ('pending', 'assigned') AND rh.wave <= ?2 AND "
+                       "coalesce(h.last_seen, 0) >= ?3 - ?4)",
                        &st);
         if (r < 0)
                 return r;
@@ -193,8 +232,7 @@ int store_rollout_count_open(StoreTx *tx, int64_t id, int wave, uint64_t now, ui
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
-        *ret = sqlite3_column_int64(st, 0);
-        return 0;
+        return sqlite3_column_int(st, 0) ? 1 : 0;
 }
 
 int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTally **ret, size_t *ret_n) {
@@ -204,8 +242,8 @@ int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTal
         int r;
 
         r = store_stmt(tx,
-                       "SELECT wave, count(*), sum(status = 'failed' AND NOT acked) FROM rollout_hosts WHERE rollout_id = "
-                       "?1 AND wave <= ?2 GROUP BY wave ORDER BY wave",
+                       "SELECT wave, hosts, failed_new FROM rollout_waves WHERE rollout_id = ?1 AND wave <= ?2 AND "
+                       "hosts > 0 ORDER BY wave",
                        &st);
         if (r < 0)
                 return r;
@@ -238,6 +276,18 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
         free(r);
 }
 
+/* The earliest phase of rollout ?1 with a host of status that was seen
+ * since ?3 - ?4: in phase order (rollout_hosts_phase), so that it ends at
+ * the first one found. */
+#define EARLIEST_PHASE(status)                                                                          \
+        "SELECT (SELECT o.phase FROM rollout_hosts o JOIN hosts oh ON oh.id = o.host_id WHERE "         \
+        "o.rollout_id = ?1 AND o.status = '" status "' AND coalesce(oh.last_seen, 0) >= ?3 - ?4 ORDER BY " \
+        "o.phase LIMIT 1) AS p"
+
+/* The pending hosts are found by wave (rollout_hosts_status): +rh.phase
+ * keeps the phases' index out, which would read every pending host of the
+ * earliest phases, in any wave. */
+
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
                         RolloutReady **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
@@ -249,9 +299,8 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
                        "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
                        "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
                        "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
-                       "?3 - ?4 AND rh.phase <= (SELECT coalesce(min(o.phase), 2147483647) FROM rollout_hosts o JOIN "
-                       "hosts oh ON oh.id = o.host_id WHERE o.rollout_id = ?1 AND o.status IN ('pending', 'assigned') "
-                       "AND coalesce(oh.last_seen, 0) >= ?3 - ?4)",
+                       "?3 - ?4 AND +rh.phase <= (SELECT coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending")
+                       " UNION ALL " EARLIEST_PHASE("assigned") "))",
                        &sel);
         if (r < 0)
                 return r;

@@ -228,6 +228,15 @@ static int tick(StoreDb *db, CoordTicker *t, Fault *f, uint64_t now) {
 /* Nothing half done: no host is on its way in two active rollouts, every
  * host assigned by a rollout is assigned its target, and no rack has more
  * leases than its budget. */
+/* Each wave's hosts by status, counted, and as the store keeps them. */
+#define WAVE_COUNTS_SQL                                                                                            \
+        "SELECT rollout_id, wave, count(*), sum(status = 'pending'), sum(status = 'assigned'), sum(status = "   \
+        "'done'), sum(status = 'failed'), sum(status = 'skipped'), sum(status = 'failed' AND NOT acked) FROM "    \
+        "rollout_hosts GROUP BY rollout_id, wave"
+#define WAVES_SQL                                                                                                  \
+        "SELECT rollout_id, wave, hosts, pending, assigned, done, failed, skipped, failed_new FROM rollout_waves " \
+        "WHERE hosts > 0"
+
 static void check_invariants(StoreDb *db, const char *when) {
         int64_t twice = query_int(db, "SELECT count(*) FROM (SELECT rh.host_id FROM rollout_hosts rh JOIN rollouts r "
                                       "ON r.id = rh.rollout_id WHERE r.state IN ('running', 'paused', 'done') AND "
@@ -238,10 +247,14 @@ static void check_invariants(StoreDb *db, const char *when) {
         int64_t leases = query_int(db, "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM hosts h JOIN "
                                        "host_labels l ON l.host_id = h.id AND l.key = 'rack' WHERE h.lease_epoch IS NOT "
                                        "NULL GROUP BY l.value)");
+        /* The waves' counts are their hosts', whatever failed. */
+        int64_t counts = query_int(db, "SELECT count(*) FROM (SELECT * FROM (" WAVE_COUNTS_SQL " EXCEPT " WAVES_SQL
+                                       ") UNION ALL SELECT * FROM (" WAVES_SQL " EXCEPT " WAVE_COUNTS_SQL "))");
 
-        if (twice != 0 || half != 0 || leases > 1)
-                fail_msg("%s: %lld host(s) in two rollouts, %lld assigned half, %lld leases in a rack", when,
-                         (long long) twice, (long long) half, (long long) leases);
+        if (twice != 0 || half != 0 || leases > 1 || counts != 0)
+                fail_msg("%s: %lld host(s) in two rollouts, %lld assigned half, %lld leases in a rack, %lld wave(s) "
+                         "miscounted",
+                         when, (long long) twice, (long long) half, (long long) leases, (long long) counts);
 }
 
 /* The template database copied into db for one run: a thousand runs
@@ -596,6 +609,7 @@ static void test_tick_rollout_whole_or_nothing(void **state) {
                                  (long long) writes, gb);
                 if (streq(ga, a1) && streq(gb, b1))
                         fail_msg("write %lld of %lld failed, yet both rollouts moved", (long long) k, (long long) writes);
+                check_invariants(db, "a write fault");
                 coord_ticker_free(t);
         }
 }
