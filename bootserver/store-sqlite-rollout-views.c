@@ -8,20 +8,6 @@
 #include "store-sqlite.h"
 #include "util.h"
 
-/* Makes room for entry n of *p (of size bytes each, *cap of them). */
-static int grow(void **p, size_t *cap, size_t n, size_t size) {
-        void *m;
-
-        if (n < *cap)
-                return 0;
-        m = reallocarray(*p, *cap ? *cap * 2 : 16, size);
-        if (!m)
-                return -ENOMEM;
-        *p = m;
-        *cap = *cap ? *cap * 2 : 16;
-        return 0;
-}
-
 void rollout_info_release(RolloutInfo *i) {
         rollout_release(&i->ro);
         free(i->reason);
@@ -96,7 +82,7 @@ int store_rollouts_list(StoreTx *tx, RolloutInfo **ret, size_t *ret_n) {
         if (r < 0)
                 return r;
         while ((r = db_step(st)) > 0) {
-                r = grow((void **) &v, &cap, n, sizeof *v);
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r >= 0)
                         r = info_read(st, true, &v[n]);
                 if (r < 0)
@@ -126,7 +112,7 @@ int store_rollout_wave_counts(StoreTx *tx, int64_t id, RolloutWaveCounts **ret, 
                 return r;
         sqlite3_bind_int64(st, 1, id);
         while ((r = db_step(st)) > 0) {
-                r = grow((void **) &v, &cap, n, sizeof *v);
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         return r;
                 v[n++] = (RolloutWaveCounts) { .wave = sqlite3_column_int(st, 0),
@@ -169,7 +155,7 @@ int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t h
         sqlite3_bind_int64(st, 2, (sqlite3_int64) heartbeat_timeout);
         sqlite3_bind_int64(st, 3, id);
         while ((r = db_step(st)) > 0) {
-                r = grow((void **) &v, &cap, n, sizeof *v);
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n++] = (RolloutGroupCounts) { .group = db_column_strdup(st, 0),
@@ -217,7 +203,7 @@ int store_image_users(StoreTx *tx, const char *image, int64_t *ret_hosts, Rollou
                 return r;
         sqlite3_bind_text(ro, 1, image, -1, SQLITE_STATIC);
         while ((r = db_step(ro)) > 0) {
-                r = grow((void **) &v, &cap, n, sizeof *v);
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         return r;
                 v[n++] = (RolloutImageUse) { .rollout_id = sqlite3_column_int64(ro, 0),
@@ -277,7 +263,7 @@ int store_rollout_candidates(StoreTx *tx, char *const *selector, const char *ord
         sqlite3_bind_text(st, 1, sel, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, order_key, -1, SQLITE_STATIC);
         while ((r = db_step(st)) > 0) {
-                r = grow((void **) &v, &cap, n, sizeof *v);
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n++] = (RolloutCandidate) { .host = db_column_strdup(st, 0),
@@ -321,7 +307,7 @@ int store_budgeted_labels(StoreTx *tx, RolloutLabel **ret, size_t *ret_n) {
         if (r < 0)
                 return r;
         while ((r = db_step(st)) > 0) {
-                r = grow((void **) &v, &cap, n, sizeof *v);
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n++] = (RolloutLabel) { .host = db_column_strdup(st, 0),

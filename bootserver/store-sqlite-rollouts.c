@@ -6,20 +6,6 @@
 #include "store-sqlite.h"
 #include "util.h"
 
-/* Makes room for entry n of *p (of size bytes each, *cap of them). */
-static int grow(void **p, size_t *cap, size_t n, size_t size) {
-        void *m;
-
-        if (n < *cap)
-                return 0;
-        m = reallocarray(*p, *cap ? *cap * 2 : 16, size);
-        if (!m)
-                return -ENOMEM;
-        *p = m;
-        *cap = *cap ? *cap * 2 : 16;
-        return 0;
-}
-
 static const char *const state_names[_ROLLOUT_STATE_MAX] = {
         [ROLLOUT_RUNNING] = "running",
         [ROLLOUT_PAUSED] = "paused",
@@ -180,7 +166,7 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
         sqlite3_bind_int64(sel, 1, id);
         sqlite3_bind_int(sel, 2, rollback);
         while ((r = db_step(sel)) > 0) {
-                r = grow((void **) &v, &cap, n, sizeof *v);
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n++] = (StatusChange) { .host = db_column_strdup(sel, 0),
@@ -501,7 +487,7 @@ int store_rollout_back_hosts(StoreTx *tx, int64_t id, int64_t of, RolloutBackHos
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, of);
         while ((r = db_step(st)) > 0) {
-                r = grow((void **) &v, &cap, n, sizeof *v);
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n++] = (RolloutBackHost) { .host = db_column_strdup(st, 0),

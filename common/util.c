@@ -181,18 +181,28 @@ int strv_consume(char ***l, char *s) {
         return 0;
 }
 
+int array_reserve(void **p, size_t *cap, size_t n, size_t size) {
+        size_t c = *cap ? *cap : 8;
+        void *a;
+
+        if (n < *cap)
+                return 0;
+        while (c <= n)
+                c *= 2;
+        a = reallocarray(*p, c, size);
+        if (!a)
+                return -ENOMEM;
+        *p = a;
+        *cap = c;
+        return 0;
+}
+
 void *array_push(void **p, size_t *n, size_t *cap, size_t size) {
-        char *a = *p;
+        char *a;
 
-        if (*n >= *cap) {
-                size_t c = *cap ? *cap * 2 : 8;
-
-                a = reallocarray(*p, c, size);
-                if (!a)
-                        return NULL;
-                *p = a;
-                *cap = c;
-        }
+        if (array_reserve(p, cap, *n, size) < 0)
+                return NULL;
+        a = *p;
         memset(a + *n * size, 0, size);
         return a + (*n)++ * size;
 }

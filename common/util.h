@@ -45,6 +45,10 @@ static inline void strv_freep(char ***l) {
 }
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
+/* Makes room for element n of the array *p of elements of size bytes (with
+ * room for *cap), doubling the room when it is full: 0, or -ENOMEM with *p
+ * as it was. */
+int array_reserve(void **p, size_t *cap, size_t n, size_t size);
 /* Appends a zeroed element to the array *p of *n elements of size bytes
  * (with room for *cap), doubling the room when it is full. Returns the new
  * element (and *n grew by one), or NULL with *p and *n as they were when
