@@ -1,5 +1,3 @@
-#include <fcntl.h>
-#include <inttypes.h>
 #include <sys/stat.h>
 
 #include "audit.h"

@@ -226,7 +226,7 @@ int hosts_checkin(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_
         if (!streq_ptr(old_state, state)) {
                 json_t *detail = json_pack("{s:s?, s:s, s:s?}", "from", old_state, "to", state, "message",
                                            c->message);
-                r = audit_log(tx, actor, "host.state", id, detail);
+                r = audit_log_at(tx, (int64_t) now, actor, "host.state", id, detail);
                 json_decref(detail);
                 if (r < 0)
                         return r;

@@ -281,7 +281,7 @@ int coord_rollout_start(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec
         if (r >= 0) {
                 json_t *d = json_pack("{s:O, s:I}", "spec", spec, "hosts", (json_int_t) n);
                 _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
-                r = audit_log(tx, actor, "rollout.start", target, d);
+                r = audit_log_at(tx, (int64_t) now, actor, "rollout.start", target, d);
                 json_decref(d);
         }
         if (r >= 0)

@@ -24,9 +24,12 @@ static int rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const 
         if (r < 0)
                 return r;
         d = json_pack("{s:s, s:s?}", "state", rollout_state_to_string(state), "reason", reason);
-        r = audit_log(tx, actor, state == ROLLOUT_RUNNING ? "rollout.resume" : state == ROLLOUT_PAUSED ? "rollout.pause"
-                                 : state == ROLLOUT_DONE ? "rollout.done" : "rollout.abort",
-                      target, d);
+        r = audit_log_at(tx, (int64_t) now, actor,
+                         state == ROLLOUT_RUNNING  ? "rollout.resume"
+                         : state == ROLLOUT_PAUSED ? "rollout.pause"
+                         : state == ROLLOUT_DONE   ? "rollout.done"
+                                                   : "rollout.abort",
+                         target, d);
         json_decref(d);
         return r;
 }
@@ -106,7 +109,7 @@ static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t
         target = strdup_printf("rollout %" PRIi64, nid);
         if (r >= 0) {
                 json_t *d = json_pack("{s:I, s:s?}", "rollback_of", (json_int_t) id, "reason", reason);
-                r = audit_log(tx, actor, "rollout.rollback", target, d);
+                r = audit_log_at(tx, (int64_t) now, actor, "rollout.rollback", target, d);
                 json_decref(d);
         }
         if (r >= 0 && ret_new)
@@ -259,7 +262,7 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
                 r = store_rollout_set_wave_done(tx, id, now);
                 if (r >= 0) {
                         json_t *d = json_pack("{s:i}", "wave", ro.wave + 1);
-                        r = audit_log(tx, "coordinator", "rollout.wave-complete", target, d);
+                        r = audit_log_at(tx, (int64_t) now, "coordinator", "rollout.wave-complete", target, d);
                         json_decref(d);
                 }
                 if (r < 0)
@@ -274,7 +277,7 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
         r = store_rollout_next_wave(tx, id);
         if (r >= 0) {
                 json_t *d = json_pack("{s:i}", "wave", ro.wave + 2);
-                r = audit_log(tx, "coordinator", "rollout.wave", target, d);
+                r = audit_log_at(tx, (int64_t) now, "coordinator", "rollout.wave", target, d);
                 json_decref(d);
         }
         /* The next wave's hosts are assigned now, not a tick later. */
