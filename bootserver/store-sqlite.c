@@ -32,6 +32,22 @@ struct StoreTx {
         bool open;
 };
 
+/* Migration 10's triggers keep rollout_waves by moving one rollout_hosts row
+ * out of its wave's counts (OLD) and into its new wave's counts (NEW). */
+#define WAVES_REMOVE_OLD                                                                                \
+        "  UPDATE rollout_waves SET hosts = hosts - 1, pending = pending - (OLD.status = 'pending'),"   \
+        "    assigned = assigned - (OLD.status = 'assigned'), done = done - (OLD.status = 'done'),"     \
+        "    failed = failed - (OLD.status = 'failed'), skipped = skipped - (OLD.status = 'skipped'),"  \
+        "    failed_new = failed_new - (OLD.status = 'failed' AND NOT OLD.acked)"                       \
+        "  WHERE rollout_id = OLD.rollout_id AND wave = OLD.wave;"
+#define WAVES_ADD_NEW                                                                                           \
+        "  INSERT INTO rollout_waves VALUES (NEW.rollout_id, NEW.wave, 1, NEW.status = 'pending',"              \
+        "    NEW.status = 'assigned', NEW.status = 'done', NEW.status = 'failed', NEW.status = 'skipped',"      \
+        "    NEW.status = 'failed' AND NOT NEW.acked)"                                                          \
+        "  ON CONFLICT (rollout_id, wave) DO UPDATE SET hosts = hosts + 1, pending = pending + excluded.pending," \
+        "    assigned = assigned + excluded.assigned, done = done + excluded.done, failed = failed + excluded.failed," \
+        "    skipped = skipped + excluded.skipped, failed_new = failed_new + excluded.failed_new;"
+
 /* The schema, versioned with user_version; each step moves one version up. */
 static const char *const migrations[] = {
         "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, created INTEGER NOT NULL);"
@@ -105,19 +121,10 @@ static const char *const migrations[] = {
         "  sum(status = 'assigned'), sum(status = 'done'), sum(status = 'failed'), sum(status = 'skipped'),"
         "  sum(status = 'failed' AND NOT acked) FROM rollout_hosts GROUP BY rollout_id, wave;"
         "CREATE TRIGGER rollout_waves_insert AFTER INSERT ON rollout_hosts BEGIN"
-        "  INSERT INTO rollout_waves VALUES (NEW.rollout_id, NEW.wave, 1, NEW.status = 'pending',"
-        "    NEW.status = 'assigned', NEW.status = 'done', NEW.status = 'failed', NEW.status = 'skipped',"
-        "    NEW.status = 'failed' AND NOT NEW.acked)"
-        "  ON CONFLICT (rollout_id, wave) DO UPDATE SET hosts = hosts + 1, pending = pending + excluded.pending,"
-        "    assigned = assigned + excluded.assigned, done = done + excluded.done, failed = failed + excluded.failed,"
-        "    skipped = skipped + excluded.skipped, failed_new = failed_new + excluded.failed_new;"
+        WAVES_ADD_NEW
         "END;"
         "CREATE TRIGGER rollout_waves_delete AFTER DELETE ON rollout_hosts BEGIN"
-        "  UPDATE rollout_waves SET hosts = hosts - 1, pending = pending - (OLD.status = 'pending'),"
-        "    assigned = assigned - (OLD.status = 'assigned'), done = done - (OLD.status = 'done'),"
-        "    failed = failed - (OLD.status = 'failed'), skipped = skipped - (OLD.status = 'skipped'),"
-        "    failed_new = failed_new - (OLD.status = 'failed' AND NOT OLD.acked)"
-        "  WHERE rollout_id = OLD.rollout_id AND wave = OLD.wave;"
+        WAVES_REMOVE_OLD
         "END;"
         "CREATE TRIGGER rollout_waves_status AFTER UPDATE OF status, acked ON rollout_hosts"
         "  WHEN OLD.rollout_id = NEW.rollout_id AND OLD.wave = NEW.wave AND (OLD.status IS NOT NEW.status OR"
@@ -133,17 +140,8 @@ static const char *const migrations[] = {
         "END;"
         "CREATE TRIGGER rollout_waves_move AFTER UPDATE OF rollout_id, wave ON rollout_hosts"
         "  WHEN OLD.rollout_id != NEW.rollout_id OR OLD.wave != NEW.wave BEGIN"
-        "  UPDATE rollout_waves SET hosts = hosts - 1, pending = pending - (OLD.status = 'pending'),"
-        "    assigned = assigned - (OLD.status = 'assigned'), done = done - (OLD.status = 'done'),"
-        "    failed = failed - (OLD.status = 'failed'), skipped = skipped - (OLD.status = 'skipped'),"
-        "    failed_new = failed_new - (OLD.status = 'failed' AND NOT OLD.acked)"
-        "  WHERE rollout_id = OLD.rollout_id AND wave = OLD.wave;"
-        "  INSERT INTO rollout_waves VALUES (NEW.rollout_id, NEW.wave, 1, NEW.status = 'pending',"
-        "    NEW.status = 'assigned', NEW.status = 'done', NEW.status = 'failed', NEW.status = 'skipped',"
-        "    NEW.status = 'failed' AND NOT NEW.acked)"
-        "  ON CONFLICT (rollout_id, wave) DO UPDATE SET hosts = hosts + 1, pending = pending + excluded.pending,"
-        "    assigned = assigned + excluded.assigned, done = done + excluded.done, failed = failed + excluded.failed,"
-        "    skipped = skipped + excluded.skipped, failed_new = failed_new + excluded.failed_new;"
+        WAVES_REMOVE_OLD
+        WAVES_ADD_NEW
         "END;"
         "CREATE INDEX rollout_hosts_phase ON rollout_hosts(rollout_id, status, phase);",
 };
