@@ -236,13 +236,9 @@ int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTal
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int(st, 2, wave);
         while ((r = db_step(st)) > 0) {
-                if (n == cap) {
-                        RolloutWaveTally *m = reallocarray(t, cap ? cap * 2 : 4, sizeof(*t));
-                        if (!m)
-                                return -ENOMEM;
-                        t = m;
-                        cap = cap ? cap * 2 : 4;
-                }
+                r = array_reserve((void **) &t, &cap, n, sizeof *t);
+                if (r < 0)
+                        return r;
                 t[n++] = (RolloutWaveTally) { .wave = sqlite3_column_int(st, 0),
                                               .hosts = sqlite3_column_int64(st, 1),
                                               .failed = sqlite3_column_int64(st, 2) };
@@ -295,15 +291,9 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
         sqlite3_bind_int64(sel, 4, (sqlite3_int64) heartbeat_timeout);
         while ((r = db_step(sel)) > 0) {
-                if (n == cap) {
-                        RolloutReady *m = reallocarray(v, cap ? cap * 2 : 16, sizeof(*v));
-                        if (!m) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        v = m;
-                        cap = cap ? cap * 2 : 16;
-                }
+                r = array_reserve((void **) &v, &cap, n, sizeof *v);
+                if (r < 0)
+                        break;
                 v[n] = (RolloutReady) { .host = db_column_strdup(sel, 0), .target = db_column_strdup(sel, 1),
                                         .known = sqlite3_column_int(sel, 2) };
                 n++;
@@ -381,12 +371,9 @@ int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
         if (r < 0)
                 return r;
         while ((r = db_step(st)) > 0) {
-                if (n == cap) {
-                        int64_t *x = reallocarray(ids, cap = cap ? 2 * cap : 8, sizeof *ids);
-                        if (!x)
-                                return -ENOMEM;
-                        ids = x;
-                }
+                r = array_reserve((void **) &ids, &cap, n, sizeof *ids);
+                if (r < 0)
+                        return r;
                 ids[n++] = sqlite3_column_int64(st, 0);
         }
         if (r < 0)
