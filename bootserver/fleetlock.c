@@ -23,6 +23,29 @@ static int fleetlock_host(StoreTx *tx, const char *cid, const char *name, const 
         return r;
 }
 
+/* Opens a write transaction on db for node cid of group: *ret_name is the
+ * name its host has and acts as ("fleetlock:ID"), ret_id that host (made on
+ * first sight). -EPERM as fleetlock_host(). */
+static int fleetlock_begin(StoreDb *db, const char *cid, const char *group, StoreTx **ret_tx, char **ret_name,
+                           char ret_id[HOST_ID_MAX], char ret_other[HOST_ID_MAX]) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_free_ char *name = NULL;
+        int r;
+
+        name = strdup_printf("fleetlock:%s", cid);
+        if (!name)
+                return -ENOMEM;
+        r = store_tx_begin(db, STORE_TX_WRITE, &tx);
+        if (r < 0)
+                return r;
+        r = fleetlock_host(tx, cid, name, group, name, ret_id, ret_other);
+        if (r < 0)
+                return r;
+        *ret_tx = TAKE_PTR(tx);
+        *ret_name = TAKE_PTR(name);
+        return 0;
+}
+
 int fleetlock_lock(StoreDb *db, const CoordConfig *c, const char *cid, const char *group, uint64_t now,
                    LeaseDecision *ret, char ret_other[HOST_ID_MAX]) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
@@ -31,14 +54,7 @@ int fleetlock_lock(StoreDb *db, const CoordConfig *c, const char *cid, const cha
         char id[HOST_ID_MAX];
         int r;
 
-        /* The node's host is named, and acts, as "fleetlock:ID". */
-        name = strdup_printf("fleetlock:%s", cid);
-        if (!name)
-                return -ENOMEM;
-        r = store_tx_begin(db, STORE_TX_WRITE, &tx);
-        if (r < 0)
-                return r;
-        r = fleetlock_host(tx, cid, name, group, name, id, ret_other);
+        r = fleetlock_begin(db, cid, group, &tx, &name, id, ret_other);
         if (r < 0)
                 return r;
         r = hosts_set_fleetlock_group(tx, id, group, name, &why);
@@ -68,13 +84,7 @@ int fleetlock_unlock(StoreDb *db, const char *cid, const char *group, uint64_t n
         char id[HOST_ID_MAX];
         int r;
 
-        name = strdup_printf("fleetlock:%s", cid);
-        if (!name)
-                return -ENOMEM;
-        r = store_tx_begin(db, STORE_TX_WRITE, &tx);
-        if (r < 0)
-                return r;
-        r = fleetlock_host(tx, cid, name, group, name, id, ret_other);
+        r = fleetlock_begin(db, cid, group, &tx, &name, id, ret_other);
         if (r < 0)
                 return r;
         r = lease_release_groups(tx, id, 0, name, &groups);
