@@ -13,22 +13,40 @@ typedef struct CachedStmt {
         sqlite3_stmt *st;
 } CachedStmt;
 
-/* The connection is opened in serialized mode (FULLMUTEX): statements made
- * with db_prepare() may be finalized by cleanup handlers after the
- * transaction ended, so sqlite must guard its own calls. The mutex is what
- * makes a request's statements one transaction; the statement cache is
- * guarded by it too. */
-struct StoreDb {
+/* A connection with its statement cache. Connections are opened in
+ * serialized mode (FULLMUTEX): statements made with db_prepare() may be
+ * finalized by cleanup handlers after the transaction ended, when the
+ * connection may already serve another thread, so sqlite must guard its own
+ * calls. */
+typedef struct Conn {
         sqlite3 *s;
-        pthread_mutex_t lock;
         CachedStmt *cache; /* open addressing, n_cache_max slots, a power of 2 */
         size_t n_cache, n_cache_max;
+        struct Conn *next_idle;
+} Conn;
+
+/* One writer and a pool of readers (WAL lets readers run beside the
+ * writer, each on the last committed state). The writer's mutex is what
+ * makes a write request's statements one transaction, and orders writes
+ * without sqlite's busy retries; it guards the writer's statement cache too.
+ * A read transaction takes an idle reader, or opens one: there are at most
+ * as many readers as threads reading at once. */
+struct StoreDb {
+        Conn writer;
+        pthread_mutex_t lock;
+        char *path; /* NULL: no readers (an in-memory database) */
+        pthread_mutex_t pool_lock;
+        Conn *idle;   /* readers not in use */
+        Conn **all;   /* every reader, for store_db_free() */
+        size_t n_all;
 };
 
 struct StoreTx {
         StoreDb *store;
+        Conn *conn;
         StoreTx *parent; /* the enclosing transaction of a savepoint */
         bool relaxed;
+        bool reader;
         bool open;
 };
 
@@ -233,9 +251,34 @@ static int migrate(sqlite3 *s) {
         return 0;
 }
 
+static void conn_close(Conn *c) {
+        for (size_t i = 0; i < c->n_cache_max; i++)
+                if (c->cache[i].st)
+                        sqlite3_finalize(c->cache[i].st);
+        free(c->cache);
+        sqlite3_close_v2(c->s);
+        *c = (Conn) {};
+}
+
+/* Opens path on c; flags are sqlite3_open_v2()'s besides FULLMUTEX. */
+static int conn_open(Conn *c, const char *path, int flags) {
+        int rc, r;
+
+        *c = (Conn) {};
+        rc = sqlite3_open_v2(path, &c->s, flags | SQLITE_OPEN_FULLMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                r = log_error_errno(db_errno(rc), "cannot open '%s': %s", path,
+                                    c->s ? sqlite3_errmsg(c->s) : sqlite3_errstr(rc));
+                conn_close(c);
+                return r;
+        }
+        sqlite3_busy_timeout(c->s, 10000);
+        return 0;
+}
+
 int store_db_open(const char *path, StoreDb **ret) {
         StoreDb *st;
-        int rc, r;
+        int r;
 
         /* No global allocation counters (sqlite3_memory_used() and its
          * mutex on every malloc). Refused, harmlessly, once sqlite is in use. */
@@ -244,19 +287,25 @@ int store_db_open(const char *path, StoreDb **ret) {
         if (!st)
                 return -ENOMEM;
         pthread_mutex_init(&st->lock, NULL);
-        rc = sqlite3_open_v2(path, &st->s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-        if (rc != SQLITE_OK) {
-                r = log_error_errno(db_errno(rc), "cannot open '%s': %s", path,
-                                    st->s ? sqlite3_errmsg(st->s) : sqlite3_errstr(rc));
+        pthread_mutex_init(&st->pool_lock, NULL);
+        /* Another connection to ":memory:" or "" would be another database. */
+        if (!streq(path, ":memory:") && !isempty(path)) {
+                st->path = strdup(path);
+                if (!st->path) {
+                        store_db_free(st);
+                        return -ENOMEM;
+                }
+        }
+        r = conn_open(&st->writer, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        if (r < 0) {
                 store_db_free(st);
                 return r;
         }
-        sqlite3_busy_timeout(st->s, 10000);
-        r = exec(st->s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+        r = exec(st->writer.s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
         if (r >= 0)
-                r = migrate(st->s);
+                r = migrate(st->writer.s);
         if (r < 0) {
-                log_error_errno(r, "cannot set up the state database '%s': %s", path, sqlite3_errmsg(st->s));
+                log_error_errno(r, "cannot set up the state database '%s': %s", path, sqlite3_errmsg(st->writer.s));
                 store_db_free(st);
                 return r;
         }
@@ -267,38 +316,42 @@ int store_db_open(const char *path, StoreDb **ret) {
 StoreDb *store_db_free(StoreDb *st) {
         if (!st)
                 return NULL;
-        for (size_t i = 0; i < st->n_cache_max; i++)
-                if (st->cache[i].st)
-                        sqlite3_finalize(st->cache[i].st);
-        free(st->cache);
-        sqlite3_close_v2(st->s);
+        for (size_t i = 0; i < st->n_all; i++) {
+                conn_close(st->all[i]);
+                free(st->all[i]);
+        }
+        free(st->all);
+        if (st->writer.s)
+                conn_close(&st->writer);
+        free(st->path);
+        pthread_mutex_destroy(&st->pool_lock);
         pthread_mutex_destroy(&st->lock);
         free(st);
         return NULL;
 }
 
 sqlite3 *store_tx_sqlite(StoreTx *tx) {
-        return tx->store->s;
+        return tx->conn->s;
 }
 
 sqlite3 *store_sqlite(StoreDb *st) {
-        return st->s;
+        return st->writer.s;
 }
 
 int store_exec(StoreTx *tx, const char *sql) {
-        return exec(tx->store->s, sql);
+        return exec(tx->conn->s, sql);
 }
 
-static int cached_stmt(StoreDb *st, const char *sql, sqlite3_stmt **ret);
+static int cached_stmt(Conn *c, const char *sql, sqlite3_stmt **ret);
 
 /* Runs sql, one statement with no rows (BEGIN, COMMIT, a PRAGMA), prepared
  * once and kept: the transaction commands of every request would otherwise
  * be parsed anew each time. */
-static int control(StoreDb *st, const char *sql) {
+static int control(Conn *c, const char *sql) {
         sqlite3_stmt *stmt;
         int rc, r;
 
-        r = cached_stmt(st, sql, &stmt);
+        r = cached_stmt(c, sql, &stmt);
         if (r < 0)
                 return r;
         rc = sqlite3_step(stmt);
@@ -306,7 +359,7 @@ static int control(StoreDb *st, const char *sql) {
                 sqlite3_reset(stmt);
                 return 0;
         }
-        remember_error(sql, sqlite3_errmsg(st->s));
+        remember_error(sql, sqlite3_errmsg(c->s));
         sqlite3_reset(stmt);
         return db_errno(rc) ?: -EIO;
 }
@@ -320,30 +373,87 @@ static void reset_running(sqlite3 *s) {
                         sqlite3_reset(st);
 }
 
-/* Ends the top transaction: back to full durability, the lock released. */
+/* An idle reader, opened when there is none; NULL when there are no
+ * readers (an in-memory database) or one cannot be opened: then reads go to
+ * the writer, as they would with no pool. */
+static Conn *reader_take(StoreDb *st) {
+        Conn *c, **all;
+
+        if (!st->path)
+                return NULL;
+        pthread_mutex_lock(&st->pool_lock);
+        c = st->idle;
+        if (c)
+                st->idle = c->next_idle;
+        pthread_mutex_unlock(&st->pool_lock);
+        if (c)
+                return c;
+        c = malloc(sizeof *c);
+        if (!c)
+                return NULL;
+        /* query_only: a write in a read transaction is a bug, refused. */
+        if (conn_open(c, st->path, SQLITE_OPEN_READWRITE) < 0 ||
+            exec(c->s, "PRAGMA query_only=1; PRAGMA foreign_keys=ON;") < 0) {
+                if (c->s)
+                        conn_close(c);
+                free(c);
+                return NULL;
+        }
+        pthread_mutex_lock(&st->pool_lock);
+        all = reallocarray(st->all, st->n_all + 1, sizeof *all);
+        if (all) {
+                st->all = all;
+                st->all[st->n_all++] = c;
+        }
+        pthread_mutex_unlock(&st->pool_lock);
+        if (!all) {
+                conn_close(c);
+                free(c);
+                return NULL;
+        }
+        return c;
+}
+
+static void reader_put(StoreDb *st, Conn *c) {
+        pthread_mutex_lock(&st->pool_lock);
+        c->next_idle = st->idle;
+        st->idle = c;
+        pthread_mutex_unlock(&st->pool_lock);
+}
+
+/* Ends the top transaction: a reader back to the pool; the writer back to
+ * full durability, its lock released. */
 static void tx_release(StoreTx *tx) {
+        if (tx->reader) {
+                reader_put(tx->store, tx->conn);
+                return;
+        }
         if (tx->relaxed)
-                (void) control(tx->store, "PRAGMA synchronous=FULL;");
+                (void) control(tx->conn, "PRAGMA synchronous=FULL;");
         pthread_mutex_unlock(&tx->store->lock);
 }
 
 int store_tx_begin(StoreDb *st, StoreTxMode mode, StoreTx **ret) {
         StoreTx *tx;
+        Conn *c = NULL;
         int r = 0;
 
         tx = calloc(1, sizeof *tx);
         if (!tx)
                 return -ENOMEM;
-        *tx = (StoreTx) { .store = st, .relaxed = mode == STORE_TX_RELAXED };
-        pthread_mutex_lock(&st->lock);
+        if (mode == STORE_TX_READ)
+                c = reader_take(st);
+        *tx = (StoreTx) { .store = st, .conn = c ?: &st->writer, .relaxed = mode == STORE_TX_RELAXED, .reader = c };
+        if (!tx->reader)
+                pthread_mutex_lock(&st->lock);
         if (tx->relaxed)
-                r = control(st, "PRAGMA synchronous=NORMAL;");
+                r = control(tx->conn, "PRAGMA synchronous=NORMAL;");
         if (r >= 0)
-                r = control(st, mode == STORE_TX_READ ? "BEGIN DEFERRED;" : "BEGIN IMMEDIATE;");
+                r = control(tx->conn, mode == STORE_TX_READ ? "BEGIN DEFERRED;" : "BEGIN IMMEDIATE;");
         if (r < 0) {
                 /* An interrupted BEGIN may have opened the transaction. */
-                if (!sqlite3_get_autocommit(st->s))
-                        (void) control(st, "ROLLBACK;");
+                if (!sqlite3_get_autocommit(tx->conn->s))
+                        (void) control(tx->conn, "ROLLBACK;");
                 tx_release(tx);
                 free(tx);
                 return r;
@@ -361,24 +471,24 @@ int store_tx_nest(StoreTx *parent, StoreTx **ret) {
         tx = calloc(1, sizeof *tx);
         if (!tx)
                 return -ENOMEM;
-        r = control(parent->store, "SAVEPOINT unit;");
+        r = control(parent->conn, "SAVEPOINT unit;");
         if (r < 0) {
                 free(tx);
                 return r;
         }
-        *tx = (StoreTx) { .store = parent->store, .parent = parent, .open = true };
+        *tx = (StoreTx) { .store = parent->store, .conn = parent->conn, .parent = parent, .open = true };
         *ret = tx;
         return 0;
 }
 
 int store_tx_commit(StoreTx **txp) {
         StoreTx *tx = *txp;
-        sqlite3 *s = tx->store->s;
+        sqlite3 *s = tx->conn->s;
         int r;
 
         assert(tx->open);
         reset_running(s);
-        r = control(tx->store, tx->parent ? "RELEASE unit;" : "COMMIT;");
+        r = control(tx->conn, tx->parent ? "RELEASE unit;" : "COMMIT;");
         if (r < 0) {
                 (void) store_tx_rollback(txp);
                 return r;
@@ -397,17 +507,17 @@ bool store_tx_rollback(StoreTx **txp) {
 
         if (!tx)
                 return true;
-        s = tx->store->s;
+        s = tx->conn->s;
         reset_running(s);
         if (!tx->parent) {
                 if (!sqlite3_get_autocommit(s))
-                        (void) control(tx->store, "ROLLBACK;");
+                        (void) control(tx->conn, "ROLLBACK;");
                 tx_release(tx);
         } else if (sqlite3_get_autocommit(s))
                 /* Some errors (an interrupt, a full disk, an I/O error) make
                  * sqlite roll back the whole transaction, savepoints and all. */
                 kept = false;
-        else if (control(tx->store, "ROLLBACK TO unit;") < 0 || control(tx->store, "RELEASE unit;") < 0)
+        else if (control(tx->conn, "ROLLBACK TO unit;") < 0 || control(tx->conn, "RELEASE unit;") < 0)
                 kept = !sqlite3_get_autocommit(s);
         free(tx);
         *txp = NULL;
@@ -422,53 +532,53 @@ static size_t cache_slot(const CachedStmt *cache, size_t n_max, const char *sql)
         return i;
 }
 
-static int cache_grow(StoreDb *st) {
-        size_t n_max = st->n_cache_max ? 2 * st->n_cache_max : 64;
+static int cache_grow(Conn *c) {
+        size_t n_max = c->n_cache_max ? 2 * c->n_cache_max : 64;
         CachedStmt *cache = calloc(n_max, sizeof *cache);
 
         if (!cache)
                 return -ENOMEM;
-        for (size_t i = 0; i < st->n_cache_max; i++)
-                if (st->cache[i].sql)
-                        cache[cache_slot(cache, n_max, st->cache[i].sql)] = st->cache[i];
-        free(st->cache);
-        st->cache = cache;
-        st->n_cache_max = n_max;
+        for (size_t i = 0; i < c->n_cache_max; i++)
+                if (c->cache[i].sql)
+                        cache[cache_slot(cache, n_max, c->cache[i].sql)] = c->cache[i];
+        free(c->cache);
+        c->cache = cache;
+        c->n_cache_max = n_max;
         return 0;
 }
 
-static int cached_stmt(StoreDb *st, const char *sql, sqlite3_stmt **ret) {
+static int cached_stmt(Conn *c, const char *sql, sqlite3_stmt **ret) {
         size_t i;
         int rc, r;
 
-        if (st->n_cache_max) {
-                i = cache_slot(st->cache, st->n_cache_max, sql);
-                if (st->cache[i].sql) {
-                        *ret = st->cache[i].st;
+        if (c->n_cache_max) {
+                i = cache_slot(c->cache, c->n_cache_max, sql);
+                if (c->cache[i].sql) {
+                        *ret = c->cache[i].st;
                         return 0;
                 }
         }
         /* At most half full, so a probe always ends. */
-        if (2 * (st->n_cache + 1) > st->n_cache_max) {
-                r = cache_grow(st);
+        if (2 * (c->n_cache + 1) > c->n_cache_max) {
+                r = cache_grow(c);
                 if (r < 0)
                         return r;
         }
-        i = cache_slot(st->cache, st->n_cache_max, sql);
-        rc = sqlite3_prepare_v3(st->s, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->cache[i].st, NULL);
+        i = cache_slot(c->cache, c->n_cache_max, sql);
+        rc = sqlite3_prepare_v3(c->s, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->cache[i].st, NULL);
         if (rc != SQLITE_OK) {
-                remember_error(sql, sqlite3_errmsg(st->s));
-                st->cache[i].st = NULL;
+                remember_error(sql, sqlite3_errmsg(c->s));
+                c->cache[i].st = NULL;
                 return db_errno(rc) ?: -EIO;
         }
-        st->cache[i].sql = sql;
-        st->n_cache++;
-        *ret = st->cache[i].st;
+        c->cache[i].sql = sql;
+        c->n_cache++;
+        *ret = c->cache[i].st;
         return 0;
 }
 
 int store_stmt(StoreTx *tx, const char *sql, sqlite3_stmt **ret) {
-        return cached_stmt(tx->store, sql, ret);
+        return cached_stmt(tx->conn, sql, ret);
 }
 
 int db_step(sqlite3_stmt *st) {

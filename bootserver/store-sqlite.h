@@ -1,6 +1,7 @@
 /* The sqlite backend of the store (store.h): one database (WAL) in the state
- * directory, one connection shared by the HTTP worker threads behind one
- * mutex, which a transaction holds from its begin to its end. This header is
+ * directory; one writer connection shared by the HTTP worker threads behind
+ * one mutex, which a write transaction holds from its begin to its end, and a
+ * pool of read-only connections on which read transactions run beside it. This header is
  * for the store's own files (store-*.c) and for tests that look into the
  * database; the rest of slipwayd uses store.h. */
 #pragma once
@@ -14,8 +15,8 @@
 
 /* The connection tx runs on. */
 sqlite3 *store_tx_sqlite(StoreTx *tx);
-/* The connection of s, for tests that read the database between
- * transactions (never while one is open on another thread). */
+/* The writer connection of s, for tests that look into the database
+ * between transactions (never while one is open on another thread). */
 sqlite3 *store_sqlite(StoreDb *s);
 
 /* The prepared statement for sql on tx's connection, made once per
