@@ -297,6 +297,7 @@ static enum MHD_Result handle_host_checkin(Request *req) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         enum MHD_Result result;
         json_t *body, *j = NULL;
+        uint64_t now;
         int r;
 
         body = request_json(req, allowed, &result);
@@ -309,13 +310,24 @@ static enum MHD_Result handle_host_checkin(Request *req) {
         if (r < 0)
                 return reply_errno(req, r, "check-in");
         atomic_fetch_add(&req->server->metrics.checkins, 1);
-        r = store_tx_begin(req->server->store, STORE_TX_RELAXED, &tx);
+        now = (uint64_t) time(NULL);
+        /* Most check-ins repeat the last report: answered by a read (in the
+         * one the host's token was checked in), beside the writes of other
+         * requests. */
+        tx = TAKE_PTR(req->tx);
+        r = tx ? 0 : store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
-                r = hosts_checkin(tx, req->args[0], &c, (uint64_t) time(NULL), req->actor, &reply.desired);
-        if (r >= 0)
-                r = store_tx_commit(&tx);
-        else
-                store_tx_rollback(&tx);
+                r = hosts_checkin_unchanged(tx, req->args[0], &c, now, &reply.desired);
+        store_tx_rollback(&tx);
+        if (r == 0) {
+                r = store_tx_begin(req->server->store, STORE_TX_RELAXED, &tx);
+                if (r >= 0)
+                        r = hosts_checkin(tx, req->args[0], &c, now, req->actor, &reply.desired);
+                if (r >= 0)
+                        r = store_tx_commit(&tx);
+                else
+                        store_tx_rollback(&tx);
+        }
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
         if (r < 0)

@@ -61,6 +61,12 @@ const char *hosts_checkin_invalid(json_t *body);
  * -ENOENT for an unknown host. */
 int hosts_checkin(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_t now, const char *actor,
                   DesiredImage *ret_desired);
+/* The check-in's read-only answer, in a read transaction: 1 with the desired
+ * image in ret_desired when c changes nothing (the same report within the
+ * same second, the same state, no quarantine to lift), so hosts_checkin()
+ * would only have read; 0 when it must run in a write transaction. */
+int hosts_checkin_unchanged(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_t now,
+                            DesiredImage *ret_desired);
 /* The desired image as the check-in reply's "desired" member (JSON null
  * when none), as the store holds it; NULL on -ENOMEM. */
 json_t *desired_image_to_json(const DesiredImage *d);

@@ -335,12 +335,16 @@ static bool authenticate(Request *req, enum MHD_Result *ret_result) {
                 return false;
         }
         if (req->route->auth == AUTH_HOST) {
-                /* Agents are the common case here: their token first. */
-                r = tokens_check_host(req->server->store, req->args[0], token, &name);
+                /* Agents are the common case here: their token first, in the
+                 * read transaction the handler may go on in. */
+                r = store_tx_begin(req->server->store, STORE_TX_READ, &req->tx);
+                if (r >= 0)
+                        r = tokens_check_host(req->tx, req->args[0], token, &name);
                 if (r > 0) {
                         req->actor = name;
                         return true;
                 }
+                store_tx_rollback(&req->tx);
                 if (r < 0) {
                         *ret_result = reply_errno(req, r, "token check");
                         return false;
@@ -409,6 +413,7 @@ static void request_free(Request *req) {
         free(req->actor);
         free(req->body);
         json_decref(req->deferred);
+        store_tx_rollback(&req->tx);
         free(req);
 }
 
@@ -539,7 +544,9 @@ static bool request_begin(Request *req, const char *url, const char *method, con
                         *ret_result = reply_error(req, KIND_NOT_FOUND, "no such resource: /%s", req->path);
                 return false;
         }
-        if (!authenticate(req, ret_result))
+        /* A host route is authenticated with its body in, just before its
+         * handler, which may go on in the token's read transaction. */
+        if (req->route->auth != AUTH_HOST && !authenticate(req, ret_result))
                 return false;
 
         if (f.length && safe_atou64(f.length, &length) < 0) {
@@ -646,7 +653,11 @@ static enum MHD_Result on_request(void *cls _unused_, struct MHD_Connection *con
                 req->deferred = NULL;
                 return reply_json(req, 200, reply);
         }
-        return req->route->handler(req);
+        if (!req->actor && !authenticate(req, &result))
+                return result;
+        result = req->route->handler(req);
+        store_tx_rollback(&req->tx);
+        return result;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn _unused_, void **con_cls,

@@ -101,6 +101,11 @@ int store_host_checkin_find(StoreTx *tx, const char *ref, const char *mac, char 
  * its state counts as installed. A check-in that changes nothing (the same
  * report within the same second) writes nothing. */
 int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, bool installed, uint64_t now);
+/* Whether store_host_checkin() would write nothing for host ref (ID or
+ * MAC) and the host is not quarantined: 1 with its ID in ret_id, 0 when the
+ * check-in must be written (or the host is unknown). A read. */
+int store_host_checkin_same(StoreTx *tx, const char *ref, const char *mac, const CheckinRequest *c, bool installed,
+                            uint64_t now, char ret_id[HOST_ID_MAX]);
 /* The image id is to run: desired.image NULL when none is assigned. */
 int store_host_desired(StoreTx *tx, const char *id, DesiredImage *ret);
 

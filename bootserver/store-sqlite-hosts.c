@@ -357,41 +357,90 @@ static char *dump_or_null(json_t *v) {
         return v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 }
 
-int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, bool installed, uint64_t now) {
+/* Whether a check-in (bound as ?1-?10 and ?12 by checkin_bind()) would
+ * change the host's row: the report differs, or a second has passed since
+ * last_seen. */
+#define CHECKIN_CHANGES                                                                                    \
+        "(state IS NOT ?1 OR version IS NOT ?2 OR current_image IS NOT ?3 OR booted_slot IS NOT ?4 OR "    \
+        "slots IS NOT ?5 OR (?6 IS NOT NULL AND health IS NOT ?6) OR (?7 IS NOT NULL AND facts IS NOT ?7) " \
+        "OR message IS NOT ?8 OR last_seen IS NOT ?9 OR (?10 AND installed IS NOT 1) OR "                   \
+        "failed_image IS NOT ?12)"
+
+/* A check-in's values as text, for binding. */
+typedef struct CheckinText {
+        char *slots, *health, *facts;
+        char slot[2];
+} CheckinText;
+
+static void checkin_text_release(CheckinText *t) {
+        free(t->slots);
+        free(t->health);
+        free(t->facts);
+}
+
+/* Binds c at now as ?1-?10 and ?12; t keeps the text until the statement
+ * is reset. */
+static int checkin_bind(sqlite3_stmt *st, const CheckinRequest *c, bool installed, uint64_t now, CheckinText *t) {
+        t->slots = dump_or_null(c->slots);
+        t->health = dump_or_null(c->health);
+        t->facts = dump_or_null(c->facts);
+        if ((c->slots && !t->slots) || (c->health && !t->health) || (c->facts && !t->facts))
+                return -ENOMEM;
+        t->slot[0] = c->booted_slot;
+        sqlite3_bind_text(st, 1, host_state_to_string(c->state), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->version, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->image, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, c->booted_slot ? t->slot : NULL, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, t->slots, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, t->health, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, t->facts, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, c->message, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, (sqlite3_int64) now);
+        sqlite3_bind_int(st, 10, installed);
+        sqlite3_bind_text(st, 12, c->failed_image, -1, SQLITE_STATIC);
+        return 0;
+}
+
+int store_host_checkin_same(StoreTx *tx, const char *ref, const char *mac, const CheckinRequest *c, bool installed,
+                            uint64_t now, char ret_id[HOST_ID_MAX]) {
+        _cleanup_(checkin_text_release) CheckinText t = {};
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *slots = NULL, *health = NULL, *facts = NULL;
-        char slot[2] = { c->booted_slot, 0 };
         int r;
 
-        slots = dump_or_null(c->slots);
-        health = dump_or_null(c->health);
-        facts = dump_or_null(c->facts);
-        if ((c->slots && !slots) || (c->health && !health) || (c->facts && !facts))
-                return -ENOMEM;
+        r = store_stmt(tx, "SELECT id FROM hosts WHERE (id = ?11 OR mac = ?13) AND NOT quarantined AND NOT " CHECKIN_CHANGES,
+                       &st);
+        if (r < 0)
+                return r;
+        r = checkin_bind(st, c, installed, now, &t);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 11, ref, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 13, mac, -1, SQLITE_STATIC);
+        r = db_step(st);
+        if (r <= 0)
+                return r;
+        r = copy_id(st, 0, ret_id);
+        return r < 0 ? r : 1;
+}
+
+int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, bool installed, uint64_t now) {
+        _cleanup_(checkin_text_release) CheckinText t = {};
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
         r = store_stmt(tx,
                        "UPDATE hosts SET state = ?1, version = ?2, current_image = ?3, booted_slot = ?4, slots = ?5, "
                        "health = coalesce(?6, health), facts = coalesce(?7, facts), message = ?8, last_seen = ?9, "
                        "installed = CASE WHEN ?10 THEN 1 ELSE installed END, "
                        "state_since = CASE WHEN state = ?1 THEN state_since ELSE ?9 END, failed_image = ?12 "
-                       "WHERE id = ?11 AND (state IS NOT ?1 OR version IS NOT ?2 OR current_image IS NOT ?3 OR "
-                       "booted_slot IS NOT ?4 OR slots IS NOT ?5 OR (?6 IS NOT NULL AND health IS NOT ?6) OR "
-                       "(?7 IS NOT NULL AND facts IS NOT ?7) OR message IS NOT ?8 OR last_seen IS NOT ?9 OR "
-                       "(?10 AND installed IS NOT 1) OR failed_image IS NOT ?12)",
+                       "WHERE id = ?11 AND " CHECKIN_CHANGES,
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host_state_to_string(c->state), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->version, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, c->image, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, c->booted_slot ? slot : NULL, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, slots, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, health, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, facts, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, c->message, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 9, (sqlite3_int64) now);
-        sqlite3_bind_int(st, 10, installed);
+        r = checkin_bind(st, c, installed, now, &t);
+        if (r < 0)
+                return r;
         sqlite3_bind_text(st, 11, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 12, c->failed_image, -1, SQLITE_STATIC);
         return step_done(st);
 }
 

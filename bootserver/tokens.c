@@ -91,16 +91,11 @@ int tokens_check_admin(StoreDb *store, const char *token, char **ret_name) {
         return r;
 }
 
-int tokens_check_host(StoreDb *store, const char *host, const char *token, char **ret_actor) {
-        _cleanup_store_tx_ StoreTx *tx = NULL;
+int tokens_check_host(StoreTx *tx, const char *host, const char *token, char **ret_actor) {
         char hash[65];
-        int r;
 
         token_hash(token, hash);
-        r = store_tx_begin(store, STORE_TX_READ, &tx);
-        if (r >= 0)
-                r = store_token_host(tx, hash, host, ret_actor);
-        return r;
+        return store_token_host(tx, hash, host, ret_actor);
 }
 
 int tokens_is_host_token(StoreDb *store, const char *token) {

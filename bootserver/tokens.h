@@ -19,8 +19,8 @@ int tokens_list(StoreDb *store, int (*cb)(const char *name, long long created, v
 /* 1 and the token's name in ret_name (caller frees) when token is an admin
  * token, 0 when not, negative on failure. */
 int tokens_check_admin(StoreDb *store, const char *token, char **ret_name);
-/* 1 and "host:<id>" in ret_actor when token belongs to the host whose id
- * or MAC is host; 0 when not. */
-int tokens_check_host(StoreDb *store, const char *host, const char *token, char **ret_actor);
+/* In tx: 1 and "host:<id>" in ret_actor when token belongs to the host
+ * whose id or MAC is host; 0 when not. */
+int tokens_check_host(StoreTx *tx, const char *host, const char *token, char **ret_actor);
 /* 1 when token belongs to any host. */
 int tokens_is_host_token(StoreDb *store, const char *token);

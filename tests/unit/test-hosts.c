@@ -1,12 +1,14 @@
 /* The inventory over a real store: registration by MAC, labels, a
- * check-in (its state recorded, no image desired), and refusals that fail
- * closed: an unknown host's check-in, and a registration secret never
- * issued. */
+ * check-in (its state recorded, no image desired), the check-in answered by
+ * a read when it changes nothing, refusals that fail closed (an unknown
+ * host's check-in, a registration secret never issued), and read
+ * transactions beside an open write. */
 #include "tests.h"
 
 #include "enroll.h"
 #include "hosts.h"
 #include "store-hosts.h"
+#include "store-sqlite.h"
 #include "util.h"
 
 #define MAC "52:54:00:12:34:56"
@@ -64,10 +66,113 @@ static void test_fail_closed(void **state) {
         store_tx_rollback(&tx);
 }
 
+/* 1 when hosts_checkin_unchanged() answers c for ref at now from a read. */
+static int unchanged(StoreDb *db, const char *ref, const CheckinRequest *c, uint64_t now) {
+        _cleanup_(desired_image_release) DesiredImage want = {};
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        int r;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        r = hosts_checkin_unchanged(tx, ref, c, now, &want);
+        if (r == 0)
+                assert_null(want.image);
+        return r;
+}
+
+/* The read answers only what hosts_checkin() would not write: the same
+ * report in the same second, from a host not in quarantine; everything
+ * else goes to the write path. */
+static void test_checkin_unchanged(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = NULL;
+        _cleanup_(desired_image_release) DesiredImage want = {};
+        json_t *slots = json_pack("{s:{s:s}}", "a", "version", "1.0");
+        CheckinRequest c = { .state = HOST_HEALTHY, .version = (char *) "1.0", .booted_slot = 'a', .slots = slots };
+        CheckinRequest other = c;
+        StoreTx *tx = NULL;
+        char id[16];
+        bool is_new;
+        int changes;
+        (void) state;
+
+        assert_int_equal(store_db_open("state.db", &db), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(hosts_ensure(tx, MAC, NULL, "test", id, &is_new), 0);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        /* Never reported: the first check-in must be written. */
+        assert_int_equal(unchanged(db, id, &c, NOW), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_RELAXED, &tx), 0);
+        assert_int_equal(hosts_checkin(tx, id, &c, NOW, "agent", &want), 0);
+        assert_int_equal(store_tx_commit(&tx), 0);
+
+        /* The same again, by ID or MAC: a read, and the write path would
+         * indeed have written nothing. */
+        assert_int_equal(unchanged(db, id, &c, NOW), 1);
+        assert_int_equal(unchanged(db, MAC, &c, NOW), 1);
+        changes = sqlite3_total_changes(store_sqlite(db));
+        assert_int_equal(store_tx_begin(db, STORE_TX_RELAXED, &tx), 0);
+        assert_int_equal(hosts_checkin(tx, id, &c, NOW, "agent", &want), 0);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(sqlite3_total_changes(store_sqlite(db)), changes);
+
+        /* A second later last_seen moves; any changed member is a write. */
+        assert_int_equal(unchanged(db, id, &c, NOW + 1), 0);
+        other.state = HOST_UNHEALTHY;
+        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        other = c;
+        other.version = (char *) "1.1";
+        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        other = c;
+        other.booted_slot = 'b';
+        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        other = c;
+        other.message = (char *) "hello";
+        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        other = c;
+        other.slots = NULL;
+        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        /* Unknown hosts go to the write path, which answers -ENOENT. */
+        assert_int_equal(unchanged(db, "h-000000000000", &c, NOW), 0);
+        /* A quarantined host's report is the coordinator's to judge. */
+        assert_int_equal(sqlite3_exec(store_sqlite(db), "UPDATE hosts SET quarantined = 1", NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(unchanged(db, id, &c, NOW), 0);
+        json_decref(slots);
+}
+
+/* A read transaction runs on its own connection: it does not wait for an
+ * open write (on the same thread it would never end), sees only what was
+ * committed, and cannot write. */
+static void test_read_beside_write(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = NULL;
+        StoreTx *w = NULL, *r = NULL, *r2 = NULL;
+        char id[16], found[16];
+        bool is_new;
+        (void) state;
+
+        assert_int_equal(store_db_open("state.db", &db), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &w), 0);
+        assert_int_equal(hosts_ensure(w, MAC, NULL, "test", id, &is_new), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &r), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &r2), 0);
+        assert_int_equal(store_host_find(r, NULL, MAC, found), -ENOENT);
+        assert_int_equal(store_host_find(r2, NULL, MAC, found), -ENOENT);
+        assert_int_equal(hosts_ensure(r, "52:54:00:00:00:01", NULL, "test", found, &is_new), -EROFS);
+        store_tx_rollback(&r);
+        store_tx_rollback(&r2);
+        assert_int_equal(store_tx_commit(&w), 0);
+        /* The idle reader, taken again, sees the commit. */
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &r), 0);
+        assert_int_equal(store_host_find(r, NULL, MAC, found), 0);
+        assert_string_equal(found, id);
+        store_tx_rollback(&r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_register_labels_checkin),
                 test_in_dir(test_fail_closed),
+                test_in_dir(test_checkin_unchanged),
+                test_in_dir(test_read_beside_write),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
