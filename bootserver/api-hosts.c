@@ -317,7 +317,7 @@ static enum MHD_Result handle_host_checkin(Request *req) {
         tx = TAKE_PTR(req->tx);
         r = tx ? 0 : store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
-                r = hosts_checkin_unchanged(tx, req->args[0], &c, now, &reply.desired);
+                r = hosts_checkin_unchanged(tx, req->server->seen, req->args[0], &c, now, &reply.desired);
         store_tx_rollback(&tx);
         if (r == 0) {
                 r = store_tx_begin(req->server->store, STORE_TX_RELAXED, &tx);

@@ -204,15 +204,19 @@ void hosts_audit_rejected(StoreDb *store, const char *actor, const char *mac, co
                 log_warning("cannot audit the refused registration of %s: %s", mac, strerror(-r));
 }
 
-int hosts_checkin_unchanged(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_t now,
+int hosts_checkin_unchanged(StoreTx *tx, SeenLog *seen, const char *ref, const CheckinRequest *c, uint64_t now,
                             DesiredImage *ret_desired) {
         char id[HOST_ID_MAX], mac[18] = "";
+        uint64_t last_seen;
         int r;
 
         (void) mac_normalize(ref, mac);
-        r = store_host_checkin_same(tx, ref, mac, c, host_state_is_installed(c->state), now, id);
+        r = store_host_checkin_same(tx, ref, mac, c, host_state_is_installed(c->state), id, &last_seen);
         if (r <= 0)
                 return r;
+        /* Not noted, the check-in goes the write path. */
+        if (last_seen != now && seen_log_note(seen, id, now) < 0)
+                return 0;
         r = store_host_desired(tx, id, ret_desired);
         return r < 0 ? r : 1;
 }

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "checkin.h"
+#include "seen.h"
 #include "store-hosts.h"
 
 /* Normalises a MAC address ("52:54:00:AB:CD:EF", dashes or colons) to
@@ -61,11 +62,12 @@ const char *hosts_checkin_invalid(json_t *body);
  * -ENOENT for an unknown host. */
 int hosts_checkin(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_t now, const char *actor,
                   DesiredImage *ret_desired);
-/* The check-in's read-only answer, in a read transaction: 1 with the desired
- * image in ret_desired when c changes nothing (the same report within the
- * same second, the same state, no quarantine to lift), so hosts_checkin()
- * would only have read; 0 when it must run in a write transaction. */
-int hosts_checkin_unchanged(StoreTx *tx, const char *ref, const CheckinRequest *c, uint64_t now,
+/* The check-in's read-only answer, in a read transaction: when c repeats
+ * the host's last report (the same state, so nothing to audit, and no
+ * quarantine to lift), 1 with the desired image in ret_desired, the host's
+ * last_seen noted in seen for its next flush (seen.h); 0 when the check-in
+ * must go to hosts_checkin() in a write transaction. */
+int hosts_checkin_unchanged(StoreTx *tx, SeenLog *seen, const char *ref, const CheckinRequest *c, uint64_t now,
                             DesiredImage *ret_desired);
 /* The desired image as the check-in reply's "desired" member (JSON null
  * when none), as the store holds it; NULL on -ENOMEM. */

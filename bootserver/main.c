@@ -163,13 +163,33 @@ static int open_state(Server *s) {
                 r = mkdir_p(s->tmp_dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the state directory '%s': %m", s->state_dir);
+        s->seen = seen_log_new();
+        if (!s->seen)
+                return log_oom();
         return store_db_open(dbpath, &s->store);
+}
+
+/* Writes the last_seen of the check-ins answered by a read (seen.h). A
+ * failure is logged once, and its end. */
+static void flush_seen(Server *s) {
+        static bool failing;
+        int r = seen_log_flush(s->seen, s->store);
+
+        if (r < 0 && !failing)
+                log_warning("cannot record when hosts were last seen (kept for the next try): %s",
+                            store_last_error() ?: strerror(-r));
+        else if (r >= 0 && failing)
+                log_info("recording when hosts were last seen again");
+        failing = r < 0;
 }
 
 static void server_release(Server *s) {
         /* The waiting requests get their answer while the daemon still runs. */
         lease_waiters_stop(s);
         server_stop(s);
+        if (s->seen && s->store)
+                flush_seen(s);
+        seen_log_free(s->seen);
         store_db_free(s->store);
         server_config_release(&s->config);
         pthread_rwlock_destroy(&s->config_lock);
@@ -362,6 +382,7 @@ int main(int argc, char **argv) {
                 if (sig == SIGHUP)
                         reload(&s, &a, sup);
                 supervisor_tick(sup);
+                flush_seen(&s);
                 coordinate(&s, ticker);
         }
         coord_ticker_free(ticker);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "seen.h"
 #include "store.h"
 #include "macro.h"
 
@@ -67,6 +68,7 @@ typedef struct Server {
         uint64_t started_usec;
         Metrics metrics;
         LeaseWaiters *lease_waiters; /* lease requests that wait (api-leases.c) */
+        SeenLog *seen;               /* last_seen of unchanged check-ins, flushed each second */
         const struct Route *const *routes; /* the tables matched in order, NULL-terminated */
 } Server;
 

@@ -101,11 +101,14 @@ int store_host_checkin_find(StoreTx *tx, const char *ref, const char *mac, char 
  * its state counts as installed. A check-in that changes nothing (the same
  * report within the same second) writes nothing. */
 int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, bool installed, uint64_t now);
-/* Whether store_host_checkin() would write nothing for host ref (ID or
- * MAC) and the host is not quarantined: 1 with its ID in ret_id, 0 when the
- * check-in must be written (or the host is unknown). A read. */
+/* Whether check-in c repeats what host ref (ID or MAC) last reported, and
+ * the host is not quarantined: 1 with its ID in ret_id and its last_seen
+ * (0 when never), 0 when the check-in must be written (or the host is
+ * unknown). A read. */
 int store_host_checkin_same(StoreTx *tx, const char *ref, const char *mac, const CheckinRequest *c, bool installed,
-                            uint64_t now, char ret_id[HOST_ID_MAX]);
+                            char ret_id[HOST_ID_MAX], uint64_t *ret_last_seen);
+/* Moves id's last_seen to at, unless it is already later. */
+int store_host_seen(StoreTx *tx, const char *id, uint64_t at);
 /* The image id is to run: desired.image NULL when none is assigned. */
 int store_host_desired(StoreTx *tx, const char *id, DesiredImage *ret);
 

@@ -357,14 +357,12 @@ static char *dump_or_null(json_t *v) {
         return v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 }
 
-/* Whether a check-in (bound as ?1-?10 and ?12 by checkin_bind()) would
- * change the host's row: the report differs, or a second has passed since
- * last_seen. */
-#define CHECKIN_CHANGES                                                                                    \
+/* Whether a check-in (bound as ?1-?10 and ?12 by checkin_bind()) reports
+ * something other than the host's row holds, last_seen aside. */
+#define CHECKIN_DIFFERS                                                                                    \
         "(state IS NOT ?1 OR version IS NOT ?2 OR current_image IS NOT ?3 OR booted_slot IS NOT ?4 OR "    \
         "slots IS NOT ?5 OR (?6 IS NOT NULL AND health IS NOT ?6) OR (?7 IS NOT NULL AND facts IS NOT ?7) " \
-        "OR message IS NOT ?8 OR last_seen IS NOT ?9 OR (?10 AND installed IS NOT 1) OR "                   \
-        "failed_image IS NOT ?12)"
+        "OR message IS NOT ?8 OR (?10 AND installed IS NOT 1) OR failed_image IS NOT ?12)"
 
 /* A check-in's values as text, for binding. */
 typedef struct CheckinText {
@@ -402,16 +400,18 @@ static int checkin_bind(sqlite3_stmt *st, const CheckinRequest *c, bool installe
 }
 
 int store_host_checkin_same(StoreTx *tx, const char *ref, const char *mac, const CheckinRequest *c, bool installed,
-                            uint64_t now, char ret_id[HOST_ID_MAX]) {
+                            char ret_id[HOST_ID_MAX], uint64_t *ret_last_seen) {
         _cleanup_(checkin_text_release) CheckinText t = {};
         _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
         int r;
 
-        r = store_stmt(tx, "SELECT id FROM hosts WHERE (id = ?11 OR mac = ?13) AND NOT quarantined AND NOT " CHECKIN_CHANGES,
+        r = store_stmt(tx,
+                       "SELECT id, coalesce(last_seen, 0) FROM hosts WHERE (id = ?11 OR mac = ?13) AND NOT quarantined "
+                       "AND NOT " CHECKIN_DIFFERS,
                        &st);
         if (r < 0)
                 return r;
-        r = checkin_bind(st, c, installed, now, &t);
+        r = checkin_bind(st, c, installed, 0, &t);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 11, ref, -1, SQLITE_STATIC);
@@ -420,7 +420,22 @@ int store_host_checkin_same(StoreTx *tx, const char *ref, const char *mac, const
         if (r <= 0)
                 return r;
         r = copy_id(st, 0, ret_id);
-        return r < 0 ? r : 1;
+        if (r < 0)
+                return r;
+        *ret_last_seen = (uint64_t) sqlite3_column_int64(st, 1);
+        return 1;
+}
+
+int store_host_seen(StoreTx *tx, const char *id, uint64_t at) {
+        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "UPDATE hosts SET last_seen = ?2 WHERE id = ?1 AND coalesce(last_seen, 0) < ?2", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) at);
+        return step_done(st);
 }
 
 int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, bool installed, uint64_t now) {
@@ -433,7 +448,7 @@ int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, boo
                        "health = coalesce(?6, health), facts = coalesce(?7, facts), message = ?8, last_seen = ?9, "
                        "installed = CASE WHEN ?10 THEN 1 ELSE installed END, "
                        "state_since = CASE WHEN state = ?1 THEN state_since ELSE ?9 END, failed_image = ?12 "
-                       "WHERE id = ?11 AND " CHECKIN_CHANGES,
+                       "WHERE id = ?11 AND (" CHECKIN_DIFFERS " OR last_seen IS NOT ?9)",
                        &st);
         if (r < 0)
                 return r;

@@ -67,24 +67,26 @@ static void test_fail_closed(void **state) {
 }
 
 /* 1 when hosts_checkin_unchanged() answers c for ref at now from a read. */
-static int unchanged(StoreDb *db, const char *ref, const CheckinRequest *c, uint64_t now) {
+static int unchanged(StoreDb *db, SeenLog *seen, const char *ref, const CheckinRequest *c, uint64_t now) {
         _cleanup_(desired_image_release) DesiredImage want = {};
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
         assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
-        r = hosts_checkin_unchanged(tx, ref, c, now, &want);
+        r = hosts_checkin_unchanged(tx, seen, ref, c, now, &want);
         if (r == 0)
                 assert_null(want.image);
         return r;
 }
 
-/* The read answers only what hosts_checkin() would not write: the same
- * report in the same second, from a host not in quarantine; everything
- * else goes to the write path. */
+/* The read answers only what hosts_checkin() would write nothing for but
+ * last_seen: the same report from a host not in quarantine; everything else
+ * goes to the write path. last_seen is noted and written by a flush. */
 static void test_checkin_unchanged(void **state) {
         _cleanup_store_db_free_ StoreDb *db = NULL;
         _cleanup_(desired_image_release) DesiredImage want = {};
+        _cleanup_(host_release) Host h = {};
+        SeenLog *seen = seen_log_new();
         json_t *slots = json_pack("{s:{s:s}}", "a", "version", "1.0");
         CheckinRequest c = { .state = HOST_HEALTHY, .version = (char *) "1.0", .booted_slot = 'a', .slots = slots };
         CheckinRequest other = c;
@@ -99,44 +101,114 @@ static void test_checkin_unchanged(void **state) {
         assert_int_equal(hosts_ensure(tx, MAC, NULL, "test", id, &is_new), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
         /* Never reported: the first check-in must be written. */
-        assert_int_equal(unchanged(db, id, &c, NOW), 0);
+        assert_int_equal(unchanged(db, seen, id, &c, NOW), 0);
         assert_int_equal(store_tx_begin(db, STORE_TX_RELAXED, &tx), 0);
         assert_int_equal(hosts_checkin(tx, id, &c, NOW, "agent", &want), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
 
         /* The same again, by ID or MAC: a read, and the write path would
          * indeed have written nothing. */
-        assert_int_equal(unchanged(db, id, &c, NOW), 1);
-        assert_int_equal(unchanged(db, MAC, &c, NOW), 1);
+        assert_int_equal(unchanged(db, seen, id, &c, NOW), 1);
+        assert_int_equal(unchanged(db, seen, MAC, &c, NOW), 1);
         changes = sqlite3_total_changes(store_sqlite(db));
         assert_int_equal(store_tx_begin(db, STORE_TX_RELAXED, &tx), 0);
         assert_int_equal(hosts_checkin(tx, id, &c, NOW, "agent", &want), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
         assert_int_equal(sqlite3_total_changes(store_sqlite(db)), changes);
 
-        /* A second later last_seen moves; any changed member is a write. */
-        assert_int_equal(unchanged(db, id, &c, NOW + 1), 0);
+        /* Nothing to note in the same second. */
+        assert_int_equal(seen_log_flush(seen, db), 0);
+        /* Later, still a read; last_seen is written by the next flush,
+         * forward only. */
+        assert_int_equal(unchanged(db, seen, id, &c, NOW + 5), 1);
+        assert_int_equal(unchanged(db, seen, MAC, &c, NOW + 3), 1);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_host_get(tx, id, &h), 0);
+        assert_int_equal(h.last_seen, NOW);
+        host_release(&h);
+        store_tx_rollback(&tx);
+        assert_int_equal(seen_log_flush(seen, db), 1);
+        assert_int_equal(seen_log_flush(seen, db), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_host_get(tx, id, &h), 0);
+        assert_int_equal(h.last_seen, NOW + 5);
+        host_release(&h);
+        store_tx_rollback(&tx);
+        assert_int_equal(seen_log_note(seen, id, NOW + 1), 0);
+        assert_int_equal(seen_log_flush(seen, db), 1);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_host_get(tx, id, &h), 0);
+        assert_int_equal(h.last_seen, NOW + 5);
+        store_tx_rollback(&tx);
+
+        /* Any changed member is a write. */
         other.state = HOST_UNHEALTHY;
-        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        assert_int_equal(unchanged(db, seen, id, &other, NOW), 0);
         other = c;
         other.version = (char *) "1.1";
-        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        assert_int_equal(unchanged(db, seen, id, &other, NOW), 0);
         other = c;
         other.booted_slot = 'b';
-        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        assert_int_equal(unchanged(db, seen, id, &other, NOW), 0);
         other = c;
         other.message = (char *) "hello";
-        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        assert_int_equal(unchanged(db, seen, id, &other, NOW), 0);
         other = c;
         other.slots = NULL;
-        assert_int_equal(unchanged(db, id, &other, NOW), 0);
+        assert_int_equal(unchanged(db, seen, id, &other, NOW), 0);
         /* Unknown hosts go to the write path, which answers -ENOENT. */
-        assert_int_equal(unchanged(db, "h-000000000000", &c, NOW), 0);
+        assert_int_equal(unchanged(db, seen, "h-000000000000", &c, NOW), 0);
         /* A quarantined host's report is the coordinator's to judge. */
         assert_int_equal(sqlite3_exec(store_sqlite(db), "UPDATE hosts SET quarantined = 1", NULL, NULL, NULL),
                          SQLITE_OK);
-        assert_int_equal(unchanged(db, id, &c, NOW), 0);
+        assert_int_equal(unchanged(db, seen, id, &c, NOW), 0);
         json_decref(slots);
+        seen_log_free(seen);
+}
+
+static int interrupt(void *userdata) {
+        (void) userdata;
+        return 1;
+}
+
+/* A flush that fails keeps what was noted for the next one; many hosts
+ * (the table grows) are written in one flush. */
+static void test_seen_flush_fails(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = NULL;
+        _cleanup_(host_release) Host h = {};
+        SeenLog *seen = seen_log_new();
+        StoreTx *tx = NULL;
+        char ids[200][16];
+        bool is_new;
+        (void) state;
+
+        assert_non_null(seen);
+        assert_int_equal(store_db_open("state.db", &db), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        for (int i = 0; i < 200; i++) {
+                char mac[18];
+
+                snprintf(mac, sizeof mac, "52:54:00:00:%02x:%02x", i / 256, i % 256);
+                assert_int_equal(hosts_ensure(tx, mac, NULL, "test", ids[i], &is_new), 0);
+        }
+        assert_int_equal(store_tx_commit(&tx), 0);
+        for (int i = 0; i < 200; i++)
+                assert_int_equal(seen_log_note(seen, ids[i], NOW + (uint64_t) i), 0);
+        assert_int_equal(seen_log_note(seen, "h-0123456789abcdef", NOW), -EINVAL);
+        sqlite3_progress_handler(store_sqlite(db), 1, interrupt, NULL);
+        assert_true(seen_log_flush(seen, db) < 0);
+        sqlite3_progress_handler(store_sqlite(db), 0, NULL, NULL);
+        /* Noted in between: kept with what the failed flush gave back. */
+        assert_int_equal(seen_log_note(seen, ids[7], NOW + 1000), 0);
+        assert_int_equal(seen_log_flush(seen, db), 200);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_host_get(tx, ids[199], &h), 0);
+        assert_int_equal(h.last_seen, NOW + 199);
+        host_release(&h);
+        assert_int_equal(store_host_get(tx, ids[7], &h), 0);
+        assert_int_equal(h.last_seen, NOW + 1000);
+        store_tx_rollback(&tx);
+        seen_log_free(seen);
 }
 
 /* A read transaction runs on its own connection: it does not wait for an
@@ -173,6 +245,7 @@ int main(void) {
                 test_in_dir(test_fail_closed),
                 test_in_dir(test_checkin_unchanged),
                 test_in_dir(test_read_beside_write),
+                test_in_dir(test_seen_flush_fails),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
