@@ -3,7 +3,6 @@
 #include "audit.h"
 #include "fleetlock.h"
 #include "hosts.h"
-#include "lease-release.h"
 #include "util.h"
 
 /* The node called cid: its host, made on first sight as name in group.
@@ -87,7 +86,7 @@ int fleetlock_unlock(StoreDb *db, const char *cid, const char *group, uint64_t n
         r = fleetlock_begin(db, cid, group, &tx, &name, id, ret_other);
         if (r < 0)
                 return r;
-        r = lease_release_groups(tx, id, 0, name, &groups);
+        r = coord_lease_release(tx, id, 0, now, name, &groups);
         if (r >= 0)
                 r = coord_on_report(tx, id, "healthy", now);
         /* Released and up, the node may move. */

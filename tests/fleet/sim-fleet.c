@@ -129,9 +129,9 @@ int fleet_setup(Sim *s) {
                 }
         }
         if (r >= 0)
-                r = coord_budget_set(tx, &rack, "sim");
+                r = coord_budget_set(tx, &rack, now_s(s), "sim");
         if (r >= 0)
-                r = coord_budget_set(tx, &service, "sim");
+                r = coord_budget_set(tx, &service, now_s(s), "sim");
         if (r >= 0)
                 r = store_tx_commit(&tx);
         else
