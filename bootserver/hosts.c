@@ -269,7 +269,8 @@ int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t no
         return 0;
 }
 
-int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, const char *actor, char ret_id[16]) {
+int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, uint64_t now, const char *actor,
+                       char ret_id[16]) {
         char rnd[65], id[16];
         int r;
 
@@ -277,10 +278,10 @@ int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, const c
         if (r < 0)
                 return r;
         snprintf(id, sizeof id, "h-%.12s", rnd);
-        r = store_host_insert_named(tx, id, name, group, (uint64_t) time(NULL));
+        r = store_host_insert_named(tx, id, name, group, now);
         if (r >= 0) {
                 json_t *d = json_pack("{s:s, s:s}", "name", name, "fleetlock", group);
-                r = audit_log(tx, actor, "host.register", id, d);
+                r = audit_log_at(tx, (int64_t) now, actor, "host.register", id, d);
                 json_decref(d);
         }
         if (r >= 0)
@@ -292,7 +293,8 @@ int hosts_find_named(StoreTx *tx, const char *name, char ret_id[16]) {
         return store_host_find_named(tx, name, ret_id);
 }
 
-int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, const char *actor, char **ret_why) {
+int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, uint64_t now, const char *actor,
+                              char **ret_why) {
         _cleanup_free_ char *held = NULL;
         bool holds, quarantined;
         int r;
@@ -316,7 +318,7 @@ int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, co
                 /* As an operator's label change is: the audit log tells which
                  * group each lease was counted in. */
                 json_t *d = json_pack("{s:{s:s}}", "set", "fleetlock", group);
-                r = audit_log(tx, actor, "host.labels", id, d);
+                r = audit_log_at(tx, (int64_t) now, actor, "host.labels", id, d);
                 json_decref(d);
         }
         return r;

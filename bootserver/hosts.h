@@ -69,12 +69,14 @@ int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t no
                         json_t **ret_desired);
 
 /* With the lock held, in a transaction: registers a host that has no MAC,
- * known by name (FleetLock clients), in FleetLock group group. */
-int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, const char *actor, char ret_id[16]);
+ * known by name (FleetLock clients), in FleetLock group group at time now. */
+int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, uint64_t now, const char *actor,
+                       char ret_id[16]);
 /* A host without MAC known by name (FleetLock clients); -ENOENT if none. */
 int hosts_find_named(StoreTx *tx, const char *name, char ret_id[16]);
 /* With the lock held, in a transaction: moves a FleetLock host to FleetLock
- * group group (audited as host.labels by actor). -EBUSY, with the reason in
- * *ret_why (caller frees), while it holds a lease or is quarantined in
- * another group: it stays where its place was counted. */
-int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, const char *actor, char **ret_why);
+ * group group (audited as host.labels by actor at time now). -EBUSY, with
+ * the reason in *ret_why (caller frees), while it holds a lease or is
+ * quarantined in another group: it stays where its place was counted. */
+int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, uint64_t now, const char *actor,
+                              char **ret_why);
