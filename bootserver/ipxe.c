@@ -55,7 +55,7 @@ int ipxe_boot(StoreTx *tx, const IpxePolicy *p, const char *mac, const char *uui
         bool is_new;
         int r;
 
-        r = hosts_ensure(tx, mac, uuid, "pxe", d.host, &is_new);
+        r = hosts_ensure(tx, mac, uuid, now, "pxe", d.host, &is_new);
         if (r >= 0)
                 r = store_host_pxe_seen(tx, d.host, now);
         if (r >= 0)
