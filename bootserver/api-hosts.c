@@ -267,7 +267,8 @@ static enum MHD_Result handle_host_image(Request *req) {
                         r = -ENXIO;
         }
         if (r >= 0)
-                r = hosts_assign(tx, id, ref ? image_id : NULL, ref, boot, reinstall, (uint64_t) time(NULL), req->actor);
+                r = hosts_assign(tx, id, ref ? image_id : NULL, ref, boot, reinstall, (uint64_t) time(NULL),
+                                 req->actor);
         if (r >= 0) {
                 h = hosts_to_json(tx, id);
                 r = h ? store_tx_commit(&tx) : -EIO;
