@@ -36,6 +36,7 @@ static enum MHD_Result handle_hosts_register(Request *req) {
         bool is_new = false, ok = false;
         json_t *body, *facts_j;
         _cleanup_store_tx_ StoreTx *tx = NULL;
+        uint64_t now = (uint64_t) time(NULL);
         int r;
 
         body = request_json(req, allowed, &result);
@@ -81,22 +82,22 @@ static enum MHD_Result handle_hosts_register(Request *req) {
         ok = site && secret_equal(site, enroll);
         if (r >= 0 && !ok) {
                 /* The install boot's secret, from the address it was issued to. */
-                r = enroll_check(tx, req->server->state_dir, mac, address, enroll, (uint64_t) time(NULL), &why);
+                r = enroll_check(tx, req->server->state_dir, mac, address, enroll, now, &why);
                 ok = r > 0;
         }
         if (r >= 0 && !ok)
                 r = -EPERM;
         if (r >= 0)
-                r = hosts_ensure(tx, mac, json_object_get(body, "uuid") ? uuid : NULL, req->actor, id, &is_new);
+                r = hosts_ensure(tx, mac, json_object_get(body, "uuid") ? uuid : NULL, now, req->actor, id, &is_new);
         if (r >= 0)
-                r = hosts_set_token(tx, id, mac, is_new, address, hash, hostname, facts);
+                r = hosts_set_token(tx, id, mac, is_new, address, hash, hostname, facts, now);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         else
                 store_tx_rollback(&tx);
         if (r == -EPERM) {
                 log_warning("registration of %s from %s refused: %s", mac, address, strempty(why));
-                hosts_audit_rejected(req->server->store, req->actor, mac, address, why);
+                hosts_audit_rejected(req->server->store, now, req->actor, mac, address, why);
         }
         store_tx_rollback(&tx);
         json_decref(body);
@@ -206,7 +207,7 @@ static enum MHD_Result handle_host_labels(Request *req) {
         if (r >= 0)
                 r = hosts_find(tx, req->args[0], id);
         if (r >= 0)
-                r = hosts_set_labels(tx, id, s, rmv, req->actor, body);
+                r = hosts_set_labels(tx, id, s, rmv, (uint64_t) time(NULL), req->actor, body);
         if (r >= 0) {
                 h = hosts_to_json(tx, id);
                 r = h ? store_tx_commit(&tx) : -EIO;
@@ -266,7 +267,8 @@ static enum MHD_Result handle_host_image(Request *req) {
                         r = -ENXIO;
         }
         if (r >= 0)
-                r = hosts_assign(tx, id, ref ? image_id : NULL, ref, boot, reinstall, req->actor);
+                r = hosts_assign(tx, id, ref ? image_id : NULL, ref, boot, reinstall, (uint64_t) time(NULL),
+                                 req->actor);
         if (r >= 0) {
                 h = hosts_to_json(tx, id);
                 r = h ? store_tx_commit(&tx) : -EIO;

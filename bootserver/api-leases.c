@@ -7,7 +7,6 @@
 #include "api-leases.h"
 #include "coordinator.h"
 #include "hosts.h"
-#include "lease-release.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -310,7 +309,7 @@ static enum MHD_Result handle_lease_release(Request *req) {
         IN_TRANSACTION(req->server, tx, r, {
                 r = hosts_find(tx, req->args[0], id);
                 if (r >= 0)
-                        r = released = lease_release_groups(tx, id, epoch, req->actor, &groups);
+                        r = released = coord_lease_release(tx, id, epoch, (uint64_t) time(NULL), req->actor, &groups);
         });
         lease_waiters_wake(req->server, groups);
         if (r == -ENOENT)

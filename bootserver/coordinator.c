@@ -4,6 +4,7 @@
 #include "coordinator.h"
 #include "labels.h"
 #include "log.h"
+#include "store-hosts.h"
 #include "util.h"
 
 void lease_decision_release(LeaseDecision *d) {
@@ -73,7 +74,7 @@ bool coord_selector_valid(const char *s) {
         return k && label_valid(k) && label_valid(eq + 1);
 }
 
-int coord_budget_set(StoreTx *tx, const Budget *b, const char *actor) {
+int coord_budget_set(StoreTx *tx, const Budget *b, uint64_t now, const char *actor) {
         int set = (b->max_unavailable >= 0) + (b->max_unavailable_pct >= 0) + (b->min_available >= 0);
         char desc[64];
         json_t *d;
@@ -86,15 +87,15 @@ int coord_budget_set(StoreTx *tx, const Budget *b, const char *actor) {
                 return r;
         budget_describe(b, desc, sizeof desc);
         d = json_pack("{s:s}", "budget", desc);
-        r = audit_log(tx, actor, "budget.set", b->selector, d);
+        r = audit_log_at(tx, (int64_t) now, actor, "budget.set", b->selector, d);
         json_decref(d);
         return r;
 }
 
-int coord_budget_delete(StoreTx *tx, const char *selector, const char *actor) {
+int coord_budget_delete(StoreTx *tx, const char *selector, uint64_t now, const char *actor) {
         int r = store_budget_delete(tx, selector);
 
-        return r < 0 ? r : audit_log(tx, actor, "budget.delete", selector, NULL);
+        return r < 0 ? r : audit_log_at(tx, (int64_t) now, actor, "budget.delete", selector, NULL);
 }
 
 json_t *coord_budgets_json(StoreTx *tx) {
@@ -313,13 +314,19 @@ int coord_lease_retry(StoreTx *tx, const CoordConfig *c, const char *host, uint6
         return lease_acquire(tx, c, host, now, actor, false, ret);
 }
 
-int coord_lease_release(StoreTx *tx, const char *host, uint64_t epoch, const char *actor) {
+int coord_lease_release(StoreTx *tx, const char *host, uint64_t epoch, uint64_t now, const char *actor,
+                        char ***ret_groups) {
         int r = store_lease_release(tx, host, epoch);
 
         if (r <= 0)
                 return r;
-        r = audit_log(tx, actor, "lease.release", host, NULL);
-        return r < 0 ? r : 1;
+        r = audit_log_at(tx, (int64_t) now, actor, "lease.release", host, NULL);
+        if (r < 0)
+                return r;
+        /* Only wakes waiters: a failure here costs them a round, not the release. */
+        if (ret_groups)
+                (void) store_host_groups(tx, host, ret_groups);
+        return 1;
 }
 
 int coord_on_report(StoreTx *tx, const char *host, const char *state, uint64_t now) {

@@ -61,8 +61,10 @@ int64_t budget_allowed(const Budget *b, int64_t n);
  * or its key's. Returns 1 and sets *ret, or 0 when the group has no budget. */
 int coord_group_allowed(StoreTx *tx, const char *key, const char *value, int64_t *ret);
 
-int coord_budget_set(StoreTx *tx, const Budget *b, const char *actor);
-int coord_budget_delete(StoreTx *tx, const char *selector, const char *actor);
+/* Sets (or replaces) budget b, or deletes selector's (-ENOENT when it has
+ * none), audited by actor at time now. */
+int coord_budget_set(StoreTx *tx, const Budget *b, uint64_t now, const char *actor);
+int coord_budget_delete(StoreTx *tx, const char *selector, uint64_t now, const char *actor);
 /* Every budget; NULL on a database error. */
 json_t *coord_budgets_json(StoreTx *tx);
 
@@ -73,9 +75,15 @@ int coord_lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, uin
  * written to the audit log again (its first one was). */
 int coord_lease_retry(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, const char *actor,
                       LeaseDecision *ret);
-/* Gives host's lease back (epoch 0: whatever it holds). Returns 1 when one
- * was released, 0 when there was none or the epoch is stale. */
-int coord_lease_release(StoreTx *tx, const char *host, uint64_t epoch, const char *actor);
+/* Gives host's lease back (epoch 0: whatever it holds) at time now. Returns
+ * 1 when one was released, 0 when there was none or the epoch is stale.
+ * When one was given back and ret_groups is not NULL, *ret_groups gets
+ * host's groups ("key=value"; a NULL-terminated strv, the caller's, NULL
+ * when none), whose waiting requests the freed place may wake; otherwise it
+ * is left alone. Reading the groups may fail without undoing the release:
+ * they only wake waiters sooner. */
+int coord_lease_release(StoreTx *tx, const char *host, uint64_t epoch, uint64_t now, const char *actor,
+                        char ***ret_groups);
 
 /* A check-in's effect on coordination: a healthy report, or a rolled-back
  * one from the image the host runs, lifts quarantine. */

@@ -77,7 +77,7 @@ int enroll_issue(StoreTx *tx, const char *state_dir, const char *host, const cha
                          * valid: it gets none, and the old one stays good. */
                         detail = json_pack("{s:s, s:s, s:I}", "address", address, "issued_to", e.address, "expires",
                                            (json_int_t) e.expires);
-                        r = audit_log(tx, "pxe", "enroll.refuse", host, detail);
+                        r = audit_log_at(tx, (int64_t) now, "pxe", "enroll.refuse", host, detail);
                         json_decref(detail);
                         if (r < 0)
                                 return r;
@@ -102,7 +102,7 @@ int enroll_issue(StoreTx *tx, const char *state_dir, const char *host, const cha
         if (r < 0)
                 return r;
         detail = json_pack("{s:s, s:I}", "address", address, "expires", (json_int_t) expires);
-        r = audit_log(tx, "pxe", "enroll.issue", host, detail);
+        r = audit_log_at(tx, (int64_t) now, "pxe", "enroll.issue", host, detail);
         json_decref(detail);
         if (r < 0)
                 return r;

@@ -23,7 +23,7 @@ int fleetlock_lock(StoreDb *db, const CoordConfig *c, const char *cid, const cha
 /* steady-state: node cid gives its lock back (if it holds one), reports
  * healthy and moves to group when it may (if it still may not, it stays:
  * the release stands). When a lock was given back, *ret_groups gets the
- * node's groups as lease_release_groups() does. -EPERM as for
+ * node's groups as coord_lease_release() does. -EPERM as for
  * fleetlock_lock(). */
 int fleetlock_unlock(StoreDb *db, const char *cid, const char *group, uint64_t now, char ***ret_groups,
                      char ret_other[HOST_ID_MAX]);

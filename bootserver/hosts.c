@@ -98,7 +98,8 @@ json_t *hosts_to_json(StoreTx *tx, const char *id) {
         return host_to_json(&h);
 }
 
-int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new) {
+int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, uint64_t now, const char *actor, char ret_id[16],
+                 bool *ret_new) {
         char rnd[65], id[16];
         json_t *detail;
         int r;
@@ -120,11 +121,11 @@ int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, const char *act
         if (r < 0)
                 return r;
         snprintf(id, sizeof id, "h-%.12s", rnd);
-        r = store_host_insert(tx, id, mac, uuid, (uint64_t) time(NULL));
+        r = store_host_insert(tx, id, mac, uuid, now);
         if (r < 0)
                 return r;
         detail = json_pack("{s:s, s:s?}", "mac", mac, "uuid", uuid);
-        r = audit_log(tx, actor, "host.register", id, detail);
+        r = audit_log_at(tx, (int64_t) now, actor, "host.register", id, detail);
         json_decref(detail);
         if (r < 0)
                 return r;
@@ -135,23 +136,24 @@ int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, const char *act
 }
 
 int hosts_set_token(StoreTx *tx, const char *id, const char *mac, bool is_new, const char *address,
-                    const char *token_hash, const char *hostname, const char *facts) {
+                    const char *token_hash, const char *hostname, const char *facts, uint64_t now) {
         json_t *detail;
         int r;
 
         /* Used: a secret works once. */
         r = enroll_revoke(tx, id);
         if (r >= 0)
-                r = store_host_set_token(tx, id, token_hash, hostname, facts, (uint64_t) time(NULL));
+                r = store_host_set_token(tx, id, token_hash, hostname, facts, now);
         if (r < 0)
                 return r;
         detail = json_pack("{s:s, s:b, s:s}", "mac", mac, "new", is_new, "address", address);
-        r = audit_log(tx, "host:register", "host.token", id, detail);
+        r = audit_log_at(tx, (int64_t) now, "host:register", "host.token", id, detail);
         json_decref(detail);
         return r;
 }
 
-int hosts_set_labels(StoreTx *tx, const char *id, json_t *set, json_t *remove, const char *actor, json_t *detail) {
+int hosts_set_labels(StoreTx *tx, const char *id, json_t *set, json_t *remove, uint64_t now, const char *actor,
+                     json_t *detail) {
         const char *key;
         json_t *v;
         size_t i;
@@ -167,11 +169,11 @@ int hosts_set_labels(StoreTx *tx, const char *id, json_t *set, json_t *remove, c
                 if (r < 0)
                         return r;
         }
-        return audit_log(tx, actor, "host.labels", id, detail);
+        return audit_log_at(tx, (int64_t) now, actor, "host.labels", id, detail);
 }
 
 int hosts_assign(StoreTx *tx, const char *id, const char *image, const char *ref, const char *boot, bool reinstall,
-                 const char *actor) {
+                 uint64_t now, const char *actor) {
         json_t *detail;
         int r;
 
@@ -184,19 +186,20 @@ int hosts_assign(StoreTx *tx, const char *id, const char *image, const char *ref
                 return r;
         detail = json_pack("{s:s?, s:s?, s:s?, s:b}", "image", image, "ref", ref, "boot", boot, "reinstall",
                            reinstall);
-        r = audit_log(tx, actor, "host.assign", id, detail);
+        r = audit_log_at(tx, (int64_t) now, actor, "host.assign", id, detail);
         json_decref(detail);
         return r;
 }
 /* In its own transaction (the registration's was rolled back): a refused
  * enrollment secret, for the operator to see. */
-void hosts_audit_rejected(StoreDb *store, const char *actor, const char *mac, const char *address, const char *why) {
+void hosts_audit_rejected(StoreDb *store, uint64_t now, const char *actor, const char *mac, const char *address,
+                          const char *why) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         json_t *detail = json_pack("{s:s, s:s, s:s}", "mac", mac, "address", address, "reason", strempty(why));
         int r = store_tx_begin(store, STORE_TX_WRITE, &tx);
 
         if (r >= 0)
-                r = audit_log(tx, actor, "enroll.reject", mac, detail);
+                r = audit_log_at(tx, (int64_t) now, actor, "enroll.reject", mac, detail);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         json_decref(detail);
@@ -286,7 +289,8 @@ int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t no
         return 0;
 }
 
-int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, const char *actor, char ret_id[16]) {
+int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, uint64_t now, const char *actor,
+                       char ret_id[16]) {
         char rnd[65], id[16];
         int r;
 
@@ -294,10 +298,10 @@ int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, const c
         if (r < 0)
                 return r;
         snprintf(id, sizeof id, "h-%.12s", rnd);
-        r = store_host_insert_named(tx, id, name, group, (uint64_t) time(NULL));
+        r = store_host_insert_named(tx, id, name, group, now);
         if (r >= 0) {
                 json_t *d = json_pack("{s:s, s:s}", "name", name, "fleetlock", group);
-                r = audit_log(tx, actor, "host.register", id, d);
+                r = audit_log_at(tx, (int64_t) now, actor, "host.register", id, d);
                 json_decref(d);
         }
         if (r >= 0)
@@ -309,7 +313,8 @@ int hosts_find_named(StoreTx *tx, const char *name, char ret_id[16]) {
         return store_host_find_named(tx, name, ret_id);
 }
 
-int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, const char *actor, char **ret_why) {
+int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, uint64_t now, const char *actor,
+                              char **ret_why) {
         _cleanup_free_ char *held = NULL;
         bool holds, quarantined;
         int r;
@@ -333,7 +338,7 @@ int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, co
                 /* As an operator's label change is: the audit log tells which
                  * group each lease was counted in. */
                 json_t *d = json_pack("{s:{s:s}}", "set", "fleetlock", group);
-                r = audit_log(tx, actor, "host.labels", id, d);
+                r = audit_log_at(tx, (int64_t) now, actor, "host.labels", id, d);
                 json_decref(d);
         }
         return r;

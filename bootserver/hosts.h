@@ -25,31 +25,36 @@ json_t *host_to_json(const Host *h);
 /* With the db lock held: the host as JSON (docs/api.md), or NULL. */
 json_t *hosts_to_json(StoreTx *tx, const char *id);
 /* With the db lock held, in the caller's transaction: registers a host seen
- * for the first time by its MAC (and UUID, may be NULL); returns its ID and
- * whether it was new. Records no sign of life: the caller knows what the
- * request proves (a check-in sets last_seen, a PXE request pxe_seen). */
-int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, const char *actor, char ret_id[16], bool *ret_new);
+ * for the first time by its MAC (and UUID, may be NULL) at time now;
+ * returns its ID and whether it was new. Records no sign of life: the
+ * caller knows what the request proves (a check-in sets last_seen, a PXE
+ * request pxe_seen). */
+int hosts_ensure(StoreTx *tx, const char *mac, const char *uuid, uint64_t now, const char *actor, char ret_id[16],
+                 bool *ret_new);
 
 /* In the caller's transaction: a registration of id (MAC mac, new or not)
- * from address: consumes its install secret, keeps the host token's hash,
- * hostname and facts (JSON text; NULL keeps the old ones), and audits it as
- * host.token. */
+ * from address at time now: consumes its install secret, keeps the host
+ * token's hash, hostname and facts (JSON text; NULL keeps the old ones),
+ * and audits it as host.token. */
 int hosts_set_token(StoreTx *tx, const char *id, const char *mac, bool is_new, const char *address,
-                    const char *token_hash, const char *hostname, const char *facts);
+                    const char *token_hash, const char *hostname, const char *facts, uint64_t now);
 /* In its own transaction (the registration's was rolled back): audits a
- * registration of mac from address refused for why, as enroll.reject. */
-void hosts_audit_rejected(StoreDb *store, const char *actor, const char *mac, const char *address, const char *why);
+ * registration of mac from address refused for why at time now, as
+ * enroll.reject. */
+void hosts_audit_rejected(StoreDb *store, uint64_t now, const char *actor, const char *mac, const char *address,
+                          const char *why);
 /* In the caller's transaction: removes the label keys in remove (an array
  * of valid keys, may be NULL) and sets those in set (an object of valid
  * keys and values, may be NULL) of host id, audited as host.labels with
- * detail. */
-int hosts_set_labels(StoreTx *tx, const char *id, json_t *set, json_t *remove, const char *actor, json_t *detail);
+ * detail at time now. */
+int hosts_set_labels(StoreTx *tx, const char *id, json_t *set, json_t *remove, uint64_t now, const char *actor,
+                     json_t *detail);
 /* In the caller's transaction: assigns image (an image ID, or NULL for
  * none; ref is what the operator wrote) to host id, with boot ("disk",
  * "live", or NULL to keep it) and reinstall; revokes an outstanding install
- * secret and audits it as host.assign. */
+ * secret and audits it as host.assign at time now. */
 int hosts_assign(StoreTx *tx, const char *id, const char *image, const char *ref, const char *boot, bool reinstall,
-                 const char *actor);
+                 uint64_t now, const char *actor);
 
 /* Checks a check-in body's members (state, image, slot, version, message,
  * objects); returns NULL when it is good, else a static message. */
@@ -77,12 +82,14 @@ int hosts_checkin_apply(StoreTx *tx, const char *host, json_t *body, uint64_t no
                         json_t **ret_desired);
 
 /* With the lock held, in a transaction: registers a host that has no MAC,
- * known by name (FleetLock clients), in FleetLock group group. */
-int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, const char *actor, char ret_id[16]);
+ * known by name (FleetLock clients), in FleetLock group group at time now. */
+int hosts_ensure_named(StoreTx *tx, const char *name, const char *group, uint64_t now, const char *actor,
+                       char ret_id[16]);
 /* A host without MAC known by name (FleetLock clients); -ENOENT if none. */
 int hosts_find_named(StoreTx *tx, const char *name, char ret_id[16]);
 /* With the lock held, in a transaction: moves a FleetLock host to FleetLock
- * group group (audited as host.labels by actor). -EBUSY, with the reason in
- * *ret_why (caller frees), while it holds a lease or is quarantined in
- * another group: it stays where its place was counted. */
-int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, const char *actor, char **ret_why);
+ * group group (audited as host.labels by actor at time now). -EBUSY, with
+ * the reason in *ret_why (caller frees), while it holds a lease or is
+ * quarantined in another group: it stays where its place was counted. */
+int hosts_set_fleetlock_group(StoreTx *tx, const char *id, const char *group, uint64_t now, const char *actor,
+                              char **ret_why);

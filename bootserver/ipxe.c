@@ -1,5 +1,4 @@
 #include <stddef.h>
-#include <time.h>
 
 #include "audit.h"
 #include "enroll.h"
@@ -29,8 +28,8 @@ void ipxe_decision_release(IpxeDecision *d) {
 }
 
 /* The host's default image when it has none: assigned as an operator's
- * assignment would be, audited as by "default-image". */
-static int assign_default(StoreTx *tx, Host *h, const char *default_image) {
+ * assignment would be, audited as by "default-image" at time now. */
+static int assign_default(StoreTx *tx, Host *h, const char *default_image, uint64_t now) {
         char image[65];
         json_t *detail;
         int r;
@@ -44,7 +43,7 @@ static int assign_default(StoreTx *tx, Host *h, const char *default_image) {
         if (r < 0)
                 return r;
         detail = json_pack("{s:s, s:s}", "image", image, "ref", default_image);
-        r = audit_log(tx, "default-image", "host.assign", h->id, detail);
+        r = audit_log_at(tx, (int64_t) now, "default-image", "host.assign", h->id, detail);
         json_decref(detail);
         return r;
 }
@@ -56,7 +55,7 @@ int ipxe_boot(StoreTx *tx, const IpxePolicy *p, const char *mac, const char *uui
         bool is_new;
         int r;
 
-        r = hosts_ensure(tx, mac, uuid, "pxe", d.host, &is_new);
+        r = hosts_ensure(tx, mac, uuid, now, "pxe", d.host, &is_new);
         if (r >= 0)
                 r = store_host_pxe_seen(tx, d.host, now);
         if (r >= 0)
@@ -64,7 +63,7 @@ int ipxe_boot(StoreTx *tx, const IpxePolicy *p, const char *mac, const char *uui
         if (r == -ENOENT)
                 r = -EIO;
         if (r >= 0 && !h.image)
-                r = assign_default(tx, &h, p->default_image);
+                r = assign_default(tx, &h, p->default_image, now);
         if (r < 0)
                 return r;
         if (h.image && !(h.installed && streq_ptr(h.boot, "disk"))) {

@@ -220,7 +220,7 @@ static int token_command(Server *s, char **cmd) {
         if (streq(cmd[1], "create")) {
                 if (!cmd[2][0] || strlen(cmd[2]) > 64)
                         return log_error_errno(-EINVAL, "token name: 1 to 64 characters");
-                r = tokens_create(s->store, cmd[2], who, &token);
+                r = tokens_create(s->store, cmd[2], (int64_t) time(NULL), who, &token);
                 if (r == -EEXIST)
                         return log_error_errno(r, "a token called '%s' exists already", cmd[2]);
                 if (r < 0)
@@ -229,7 +229,7 @@ static int token_command(Server *s, char **cmd) {
                 return 0;
         }
         if (streq(cmd[1], "revoke")) {
-                r = tokens_revoke(s->store, cmd[2], who);
+                r = tokens_revoke(s->store, cmd[2], (int64_t) time(NULL), who);
                 if (r == -ENOENT)
                         return log_error_errno(r, "no token called '%s'", cmd[2]);
                 if (r < 0)

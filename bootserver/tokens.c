@@ -1,5 +1,4 @@
 #include <sys/random.h>
-#include <time.h>
 
 #include "audit.h"
 #include "hash.h"
@@ -28,7 +27,7 @@ static void token_hash(const char *token, char ret[65]) {
         sha256_buffer_hex(token, strlen(token), ret);
 }
 
-int tokens_create(StoreDb *store, const char *name, const char *actor, char **ret_token) {
+int tokens_create(StoreDb *store, const char *name, int64_t now, const char *actor, char **ret_token) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_free_ char *token = NULL;
         char rnd[65], hash[65];
@@ -44,9 +43,9 @@ int tokens_create(StoreDb *store, const char *name, const char *actor, char **re
 
         r = store_tx_begin(store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = store_token_insert(tx, name, hash, (int64_t) time(NULL));
+                r = store_token_insert(tx, name, hash, now);
         if (r >= 0)
-                r = audit_log(tx, actor, "token.create", name, NULL);
+                r = audit_log_at(tx, now, actor, "token.create", name, NULL);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         if (r < 0)
@@ -55,7 +54,7 @@ int tokens_create(StoreDb *store, const char *name, const char *actor, char **re
         return 0;
 }
 
-int tokens_revoke(StoreDb *store, const char *name, const char *actor) {
+int tokens_revoke(StoreDb *store, const char *name, int64_t now, const char *actor) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
@@ -63,7 +62,7 @@ int tokens_revoke(StoreDb *store, const char *name, const char *actor) {
         if (r >= 0)
                 r = store_token_delete(tx, name);
         if (r >= 0)
-                r = audit_log(tx, actor, "token.revoke", name, NULL);
+                r = audit_log_at(tx, now, actor, "token.revoke", name, NULL);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         return r;

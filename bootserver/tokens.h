@@ -3,16 +3,19 @@
  * stored; the token itself is shown once. */
 #pragma once
 
+#include <stdint.h>
+
 #include "store.h"
 
 /* 32 random bytes as 64 hex digits plus NUL. */
 int token_random_hex(char ret[65]);
 
-/* Creates an admin token called name and returns it (caller frees).
- * -EEXIST when the name is taken. Audited as actor. */
-int tokens_create(StoreDb *store, const char *name, const char *actor, char **ret_token);
-/* Removes the admin token called name; -ENOENT when there is none. */
-int tokens_revoke(StoreDb *store, const char *name, const char *actor);
+/* Creates an admin token called name at time now (Unix time) and returns
+ * it (caller frees). -EEXIST when the name is taken. Audited as actor. */
+int tokens_create(StoreDb *store, const char *name, int64_t now, const char *actor, char **ret_token);
+/* Removes the admin token called name at time now, audited as actor;
+ * -ENOENT when there is none. */
+int tokens_revoke(StoreDb *store, const char *name, int64_t now, const char *actor);
 /* Calls cb for each admin token (name, created). */
 int tokens_list(StoreDb *store, int (*cb)(const char *name, long long created, void *userdata), void *userdata);
 

@@ -163,7 +163,7 @@ static int call_release(Sim *s, Agent *a, uint64_t epoch) {
                 a->m_needs_healthy = true;
         r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_lease_release(tx, a->id, epoch, "agent");
+                r = coord_lease_release(tx, a->id, epoch, now_s(s), "agent", NULL);
         if (r >= 0 && store_tx_commit(&tx) < 0)
                 r = -EIO;
         else if (r < 0)

@@ -109,7 +109,7 @@ int fleet_setup(Sim *s) {
                 bool is_new;
                 snprintf(mac, sizeof mac, "02:00:%02x:%02x:%02x:%02x", (i >> 24) & 0xff, (i >> 16) & 0xff,
                          (i >> 8) & 0xff, i & 0xff);
-                r = hosts_ensure(tx, mac, NULL, "sim", id, &is_new);
+                r = hosts_ensure(tx, mac, NULL, now_s(s), "sim", id, &is_new);
                 if (r < 0)
                         break;
                 /* hosts_ensure() draws a random ID; the rollout orders hosts by
@@ -129,9 +129,9 @@ int fleet_setup(Sim *s) {
                 }
         }
         if (r >= 0)
-                r = coord_budget_set(tx, &rack, "sim");
+                r = coord_budget_set(tx, &rack, now_s(s), "sim");
         if (r >= 0)
-                r = coord_budget_set(tx, &service, "sim");
+                r = coord_budget_set(tx, &service, now_s(s), "sim");
         if (r >= 0)
                 r = store_tx_commit(&tx);
         else

@@ -27,19 +27,20 @@ static void test_register_labels_checkin(void **state) {
 
         assert_int_equal(store_db_open("state.db", &db), 0);
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
-        assert_int_equal(hosts_ensure(tx, MAC, NULL, "test", id, &is_new), 0);
+        assert_int_equal(hosts_ensure(tx, MAC, NULL, NOW, "test", id, &is_new), 0);
         assert_true(is_new);
-        assert_int_equal(hosts_ensure(tx, MAC, NULL, "test", again, &is_new), 0);
+        assert_int_equal(hosts_ensure(tx, MAC, NULL, NOW, "test", again, &is_new), 0);
         assert_false(is_new);
         assert_string_equal(id, again);
         set = json_pack("{s:s}", "rack", "r1");
-        assert_int_equal(hosts_set_labels(tx, id, set, NULL, "test", set), 0);
+        assert_int_equal(hosts_set_labels(tx, id, set, NULL, NOW, "test", set), 0);
         json_decref(set);
         assert_int_equal(hosts_checkin(tx, MAC, &c, NOW, "agent", &want), 0);
         assert_null(want.image);
         assert_int_equal(store_host_get(tx, id, &h), 0);
         assert_string_equal(h.state, "healthy");
         assert_int_equal(h.last_seen, NOW);
+        assert_int_equal(h.registered, NOW);
         assert_int_equal(h.n_labels, 1);
         assert_string_equal(h.labels[0].key, "rack");
         assert_string_equal(h.labels[0].value, "r1");
@@ -59,7 +60,7 @@ static void test_fail_closed(void **state) {
         assert_int_equal(store_db_open("state.db", &db), 0);
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
         assert_int_equal(hosts_checkin(tx, "h-000000000000", &c, NOW, "agent", &want), -ENOENT);
-        assert_int_equal(hosts_ensure(tx, MAC, NULL, "test", id, &is_new), 0);
+        assert_int_equal(hosts_ensure(tx, MAC, NULL, NOW, "test", id, &is_new), 0);
         /* No secret was issued: any secret is refused, with a reason. */
         assert_int_equal(enroll_check(tx, ".", MAC, "10.0.0.5", "00", NOW, &why), 0);
         assert_non_null(why);
@@ -98,7 +99,7 @@ static void test_checkin_unchanged(void **state) {
 
         assert_int_equal(store_db_open("state.db", &db), 0);
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
-        assert_int_equal(hosts_ensure(tx, MAC, NULL, "test", id, &is_new), 0);
+        assert_int_equal(hosts_ensure(tx, MAC, NULL, NOW, "test", id, &is_new), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
         /* Never reported: the first check-in must be written. */
         assert_int_equal(unchanged(db, seen, id, &c, NOW), 0);
@@ -189,7 +190,7 @@ static void test_seen_flush_fails(void **state) {
                 char mac[18];
 
                 snprintf(mac, sizeof mac, "52:54:00:00:%02x:%02x", i / 256, i % 256);
-                assert_int_equal(hosts_ensure(tx, mac, NULL, "test", ids[i], &is_new), 0);
+                assert_int_equal(hosts_ensure(tx, mac, NULL, NOW, "test", ids[i], &is_new), 0);
         }
         assert_int_equal(store_tx_commit(&tx), 0);
         for (int i = 0; i < 200; i++)
@@ -223,12 +224,12 @@ static void test_read_beside_write(void **state) {
 
         assert_int_equal(store_db_open("state.db", &db), 0);
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &w), 0);
-        assert_int_equal(hosts_ensure(w, MAC, NULL, "test", id, &is_new), 0);
+        assert_int_equal(hosts_ensure(w, MAC, NULL, NOW, "test", id, &is_new), 0);
         assert_int_equal(store_tx_begin(db, STORE_TX_READ, &r), 0);
         assert_int_equal(store_tx_begin(db, STORE_TX_READ, &r2), 0);
         assert_int_equal(store_host_find(r, NULL, MAC, found), -ENOENT);
         assert_int_equal(store_host_find(r2, NULL, MAC, found), -ENOENT);
-        assert_int_equal(hosts_ensure(r, "52:54:00:00:00:01", NULL, "test", found, &is_new), -EROFS);
+        assert_int_equal(hosts_ensure(r, "52:54:00:00:00:01", NULL, NOW, "test", found, &is_new), -EROFS);
         store_tx_rollback(&r);
         store_tx_rollback(&r2);
         assert_int_equal(store_tx_commit(&w), 0);
