@@ -374,10 +374,10 @@ blobs() {
 [ "$PART" = blobs ] && exit 0
 
 # Check-ins: one registered host reporting over and over, as its agent does
-# every checkin-interval. With the same report each time the host's row does
-# not change (but for last_seen once a second), so sqlite writes nothing; a
-# report that differs every time (a counter in its facts) makes each
-# check-in a commit to disk, as in a fleet whose hosts check in 30 s apart.
+# every checkin-interval. The same report each time is answered by one read
+# (its last_seen written once a second with every other host's), as most
+# check-ins of a fleet are; a report that differs every time (a counter in
+# its facts) makes each check-in a commit, as a host changing state does.
 # nginx serves a static file of the size of slipwayd's reply.
 echo "== agent check-ins: POST /v1/hosts/<id>/checkin vs nginx GET of a file of the reply's size"
 echo "   wrk -c $CONNS -t 2 -d ${DUR}s --latency; one host with its token; slipwayd --threads $default_threads"
