@@ -281,9 +281,12 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
         "o.rollout_id = ?1 AND o.status = '" status "' AND coalesce(oh.last_seen, 0) >= ?3 - ?4 ORDER BY " \
         "o.phase LIMIT 1) AS p"
 
-/* The pending hosts are found by wave (rollout_hosts_status): +rh.phase
- * keeps the phases' index out, which would read every pending host of the
- * earliest phases, in any wave. */
+/* The pending hosts are found wave by wave (the waves so far that have
+ * one, from rollout_waves), each from its earliest phase up to the
+ * earliest open one (rollout_hosts_status): the hosts of later phases,
+ * which wait, are not read. Every host found that is reachable is in that
+ * phase (no earlier one has a reachable pending host), so they come by
+ * wave and, within one, in the order they were added. */
 
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
                         RolloutReady **ret, size_t *ret_n) {
@@ -294,10 +297,11 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
 
         r = store_stmt(tx,
                        "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
-                       "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
-                       "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
-                       "?3 - ?4 AND +rh.phase <= (SELECT coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending")
-                       " UNION ALL " EARLIEST_PHASE("assigned") "))",
+                       "rollout_waves w CROSS JOIN rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
+                       "w.rollout_id = ?1 AND w.wave <= ?2 AND w.pending > 0 AND rh.rollout_id = ?1 AND rh.status = "
+                       "'pending' AND rh.wave = w.wave AND coalesce(h.last_seen, 0) >= ?3 - ?4 AND rh.phase <= (SELECT "
+                       "coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending") " UNION ALL "
+                       EARLIEST_PHASE("assigned") "))",
                        &sel);
         if (r < 0)
                 return r;

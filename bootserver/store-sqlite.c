@@ -149,10 +149,13 @@ static const char *const migrations[] = {
          * done or failed (store_rollout_update_statuses()'s test; the
          * assignment marks it too when it already does), so the tick reads
          * the marked rows only. The first tick after the migration reads
-         * every assigned row once. */
+         * every assigned row once. And the pending hosts of a wave by
+         * phase, so that those of later phases, which wait, are not read. */
         "ALTER TABLE rollout_hosts ADD COLUMN reported INTEGER NOT NULL DEFAULT 0;"
         "UPDATE rollout_hosts SET reported = 1 WHERE status = 'assigned';"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported;"
+        "DROP INDEX rollout_hosts_status;"
+        "CREATE INDEX rollout_hosts_status ON rollout_hosts(rollout_id, status, wave, phase);"
         "CREATE TRIGGER rollout_hosts_report AFTER UPDATE OF state, current_image, state_since, failed_image ON hosts"
         "  WHEN OLD.state IS NOT NEW.state OR OLD.current_image IS NOT NEW.current_image OR"
         "  OLD.state_since IS NOT NEW.state_since OR OLD.failed_image IS NOT NEW.failed_image BEGIN"
