@@ -173,7 +173,7 @@ static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool roll
         size_t n = 0;
         int r;
 
-        r = store_rollout_ready(tx, id, max_wave, now, c->heartbeat_timeout, &v, &n);
+        r = store_rollout_ready(tx, id, max_wave, now, c->heartbeat_timeout, rollback, &v, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
@@ -183,7 +183,7 @@ static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool roll
                         _cleanup_free_ char *why = unassignable(v[i].target, false, 0);
                         r = why ? skip_host(tx, id, v[i].host, why, "coordinator", now) : -ENOMEM;
                 } else
-                        r = store_rollout_assign(tx, id, v[i].host, v[i].target, rollback, now);
+                        r = store_rollout_assign(tx, id, v[i].host, v[i].target, rollback, v[i].finished, now);
                 if (r < 0)
                         break;
         }

@@ -148,8 +148,8 @@ static void status_changes_free(StatusChange *v, size_t n) {
 
 /* Whether assigned row rh of a rollout (a rollback when ?2) is finished by
  * what its host h reports: done (on the target, healthy) or failed. The
- * trigger rollout_hosts_report (migration 11) and store_rollout_assign()
- * test the same to mark a row. */
+ * trigger rollout_hosts_report (migration 11) and store_rollout_ready()
+ * (for store_rollout_assign()) test the same to mark a row. */
 #define ROW_FINISHED                                                                                            \
         "((h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN ('rolled-back', 'failed') AND " \
         "h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) >= rh.assigned_at OR (NOT ?2 AND "  \
@@ -289,15 +289,17 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
  * wave and, within one, in the order they were added. */
 
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
-                        RolloutReady **ret, size_t *ret_n) {
+                        bool rollback, RolloutReady **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
         RolloutReady *v = NULL;
         size_t n = 0, cap = 0;
         int r;
 
         r = store_stmt(tx,
-                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
-                       "rollout_waves w CROSS JOIN rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
+                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target), "
+                       "(h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN ('rolled-back', "
+                       "'failed') AND h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) >= ?3 OR (NOT "
+                       "?5 AND h.failed_image = rh.target))) FROM rollout_waves w CROSS JOIN rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
                        "w.rollout_id = ?1 AND w.wave <= ?2 AND w.pending > 0 AND rh.rollout_id = ?1 AND rh.status = "
                        "'pending' AND rh.wave = w.wave AND coalesce(h.last_seen, 0) >= ?3 - ?4 AND rh.phase <= (SELECT "
                        "coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending") " UNION ALL "
@@ -309,12 +311,14 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         sqlite3_bind_int(sel, 2, max_wave);
         sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
         sqlite3_bind_int64(sel, 4, (sqlite3_int64) heartbeat_timeout);
+        sqlite3_bind_int(sel, 5, rollback);
         while ((r = db_step(sel)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n] = (RolloutReady) { .host = db_column_strdup(sel, 0), .target = db_column_strdup(sel, 1),
-                                        .known = sqlite3_column_int(sel, 2) };
+                                        .known = sqlite3_column_int(sel, 2),
+                                        .finished = sqlite3_column_int(sel, 3) };
                 n++;
                 if (!v[n - 1].host || !v[n - 1].target) {
                         r = -ENOMEM;
@@ -330,7 +334,8 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         return 0;
 }
 
-int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback, uint64_t now) {
+int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback,
+                         bool finished, uint64_t now) {
         _cleanup_stmt_reset_ sqlite3_stmt *h = NULL, *row = NULL;
         int r;
 
@@ -347,17 +352,12 @@ int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *
         /* Marked when its host's report already finishes it (a host that
          * runs the target, or still names it as the image it failed): no
          * later report would. */
-        r = store_stmt(tx,
-                       "UPDATE rollout_hosts AS rh SET status = 'assigned', assigned_at = ?1, reported = "
-                       "coalesce((SELECT (h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN "
-                       "('rolled-back', 'failed') AND h.current_image IS NOT rh.target AND (coalesce(h.state_since, "
-                       "0) >= ?1 OR (NOT ?2 AND h.failed_image = rh.target))) FROM hosts h WHERE h.id = rh.host_id), "
-                       "0) WHERE rh.rollout_id = ?3 AND rh.host_id = ?4",
-                       &row);
+        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'assigned', assigned_at = ?, reported = ? WHERE "
+                           "rollout_id = ? AND host_id = ?", &row);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(row, 1, (sqlite3_int64) now);
-        sqlite3_bind_int(row, 2, rollback);
+        sqlite3_bind_int(row, 2, finished);
         sqlite3_bind_int64(row, 3, id);
         sqlite3_bind_text(row, 4, host, -1, SQLITE_STATIC);
         r = db_step(row);
