@@ -34,8 +34,9 @@ static int rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const 
         return r;
 }
 
-/* Host h of rollout id is skipped: its message and the audit log say why. */
-static int skip_host(StoreTx *tx, int64_t id, const char *h, const char *why, const char *actor) {
+/* Host h of rollout id is skipped at now: its message and the audit log say
+ * why. */
+static int skip_host(StoreTx *tx, int64_t id, const char *h, const char *why, const char *actor, uint64_t now) {
         _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
         json_t *d;
         int r;
@@ -47,7 +48,7 @@ static int skip_host(StoreTx *tx, int64_t id, const char *h, const char *why, co
                 return r;
         log_warning("rollout %" PRIi64 ": host %s skipped: %s", id, h, why);
         d = json_pack("{s:s, s:s}", "host", h, "reason", why);
-        r = d ? audit_log(tx, actor, "rollout.skip", target, d) : -ENOMEM;
+        r = d ? audit_log_at(tx, (int64_t) now, actor, "rollout.skip", target, d) : -ENOMEM;
         json_decref(d);
         return r;
 }
@@ -66,7 +67,7 @@ static char *unassignable(const char *target, bool known, int64_t busy_in) {
  * those whose previous image the catalog does not have (a check-in may
  * name any image; an image may have been deleted before that was
  * refused), and those another rollout has taken on since. */
-static int rollback_skip_unassignable(StoreTx *tx, int64_t nid, int64_t id, const char *actor) {
+static int rollback_skip_unassignable(StoreTx *tx, int64_t nid, int64_t id, const char *actor, uint64_t now) {
         RolloutBackHost *v = NULL;
         size_t n = 0;
         int r;
@@ -78,7 +79,7 @@ static int rollback_skip_unassignable(StoreTx *tx, int64_t nid, int64_t id, cons
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 _cleanup_free_ char *why = unassignable(v[i].target, v[i].known, v[i].busy_in);
                 if (why)
-                        r = skip_host(tx, nid, v[i].host, why, actor);
+                        r = skip_host(tx, nid, v[i].host, why, actor, now);
         }
         rollout_back_hosts_free(v, n);
         return r;
@@ -100,7 +101,7 @@ static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t
         /* The hosts the rollout touched go back to what they ran, in the same waves. */
         r = store_rollout_add_rollback_hosts(tx, nid, id);
         if (r >= 0)
-                r = rollback_skip_unassignable(tx, nid, id, actor);
+                r = rollback_skip_unassignable(tx, nid, id, actor, now);
         if (r >= 0) {
                 _cleanup_free_ char *why = strdup_printf("rolled back by rollout %" PRIi64 "%s%s", nid,
                                                          reason ? ": " : "", strempty(reason));
@@ -172,7 +173,7 @@ static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool roll
         size_t n = 0;
         int r;
 
-        r = store_rollout_ready(tx, id, max_wave, now, c->heartbeat_timeout, &v, &n);
+        r = store_rollout_ready(tx, id, max_wave, now, c->heartbeat_timeout, rollback, &v, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
@@ -180,9 +181,9 @@ static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool roll
                  * is skipped, and the rollout goes on without it. */
                 if (!v[i].known) {
                         _cleanup_free_ char *why = unassignable(v[i].target, false, 0);
-                        r = why ? skip_host(tx, id, v[i].host, why, "coordinator") : -ENOMEM;
+                        r = why ? skip_host(tx, id, v[i].host, why, "coordinator", now) : -ENOMEM;
                 } else
-                        r = store_rollout_assign(tx, id, v[i].host, v[i].target, rollback, now);
+                        r = store_rollout_assign(tx, id, v[i].host, v[i].target, rollback, v[i].finished, now);
                 if (r < 0)
                         break;
         }

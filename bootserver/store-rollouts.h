@@ -88,22 +88,25 @@ int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTal
 /* A pending host that may start, and the image it goes to. */
 typedef struct RolloutReady {
         char *host, *target;
-        bool known; /* whether the catalog has target */
+        bool known;    /* whether the catalog has target */
+        bool finished; /* whether what the host reports would make it done or failed once assigned now */
 } RolloutReady;
 
 /* Frees n entries of r and r. */
 void rollout_ready_free(RolloutReady *r, size_t n);
 
-/* The pending hosts of rollout id that may start: in a wave up to
- * max_wave, seen since now - heartbeat_timeout, and in no later phase than
- * the earliest phase with such a host pending or assigned. *ret (free with
- * rollout_ready_free()) has *ret_n entries. */
+/* The pending hosts of rollout id (a rollback when rollback) that may
+ * start: in a wave up to max_wave, seen since now - heartbeat_timeout, and
+ * in no later phase than the earliest phase with such a host pending or
+ * assigned. *ret (free with rollout_ready_free()) has *ret_n entries. */
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
-                        RolloutReady **ret, size_t *ret_n);
+                        bool rollback, RolloutReady **ret, size_t *ret_n);
 
 /* Host host is sent to target (marked a rollback when rollback) and is
- * assigned in rollout id at now. */
-int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback, uint64_t now);
+ * assigned in rollout id at now; finished is RolloutReady's (the next
+ * tick's status update reads it then). */
+int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback,
+                         bool finished, uint64_t now);
 
 /* The failed hosts of rollout id are acknowledged: the failure threshold
  * counts only later ones. */

@@ -131,10 +131,11 @@ int store_rollout_next_wave(StoreTx *tx, int64_t id) {
         return r < 0 ? r : 0;
 }
 
-/* An assigned host whose status changes: done, or failed with message. */
+/* A row the trigger rollout_hosts_report marked: whether it is done or
+ * failed (with message) now, or neither. */
 typedef struct StatusChange {
         char *host, *message;
-        bool done;
+        bool finished, done;
 } StatusChange;
 
 static void status_changes_free(StatusChange *v, size_t n) {
@@ -145,21 +146,31 @@ static void status_changes_free(StatusChange *v, size_t n) {
         free(v);
 }
 
+/* Whether assigned row rh of a rollout (a rollback when ?2) is finished by
+ * what its host h reports: done (on the target, healthy) or failed. The
+ * trigger rollout_hosts_report (migration 11) and store_rollout_ready()
+ * (for store_rollout_assign()) test the same to mark a row. */
+#define ROW_FINISHED                                                                                            \
+        "((h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN ('rolled-back', 'failed') AND " \
+        "h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) >= rh.assigned_at OR (NOT ?2 AND "  \
+        "h.failed_image = rh.target))))"
+
 int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
         _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
         StatusChange *v = NULL;
         size_t n = 0, cap = 0;
         int r;
 
-        /* One pass over the assigned hosts finds both: none can be done
-         * (on the target) and failed (off it) at once. Read first, then
+        /* Only the marked rows, through the partial index: a host's report
+         * marked them since the last tick, or their assignment did. One
+         * read finds both outcomes: none can be done (on the target) and
+         * failed (off it) at once. A marked row that is not finished any
+         * more (its host reported again) loses its mark. Read first, then
          * written. */
         r = store_stmt(tx,
-                       "SELECT rh.host_id, h.current_image = rh.target AND h.state = 'healthy', h.message FROM "
-                       "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE rh.rollout_id = ?1 AND rh.status = "
-                       "'assigned' AND ((h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN "
-                       "('rolled-back', 'failed') AND h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) "
-                       ">= rh.assigned_at OR (NOT ?2 AND h.failed_image = rh.target))))",
+                       "SELECT rh.host_id, rh.status = 'assigned' AND " ROW_FINISHED ", h.current_image = "
+                       "rh.target AND h.state = 'healthy', h.message FROM rollout_hosts rh JOIN hosts h ON h.id = "
+                       "rh.host_id WHERE rh.rollout_id = ?1 AND rh.reported",
                        &sel);
         if (r < 0)
                 return r;
@@ -170,9 +181,10 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
                 if (r < 0)
                         break;
                 v[n++] = (StatusChange) { .host = db_column_strdup(sel, 0),
-                                          .done = sqlite3_column_int(sel, 1),
-                                          .message = db_column_strdup(sel, 2) };
-                if (!v[n - 1].host || (!v[n - 1].message && sqlite3_column_type(sel, 2) != SQLITE_NULL)) {
+                                          .finished = sqlite3_column_int(sel, 1),
+                                          .done = sqlite3_column_int(sel, 2),
+                                          .message = db_column_strdup(sel, 3) };
+                if (!v[n - 1].host || (!v[n - 1].message && sqlite3_column_type(sel, 3) != SQLITE_NULL)) {
                         r = -ENOMEM;
                         break;
                 }
@@ -181,17 +193,20 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
 
-                if (v[i].done)
-                        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'done' WHERE rollout_id = ? AND "
+                if (!v[i].finished)
+                        r = store_stmt(tx, "UPDATE rollout_hosts SET reported = 0 WHERE rollout_id = ? AND "
                                            "host_id = ?", &up);
+                else if (v[i].done)
+                        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'done', reported = 0 WHERE "
+                                           "rollout_id = ? AND host_id = ?", &up);
                 else
-                        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'failed', message = ?3 WHERE "
-                                           "rollout_id = ?1 AND host_id = ?2", &up);
+                        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'failed', message = ?3, reported = 0 "
+                                           "WHERE rollout_id = ?1 AND host_id = ?2", &up);
                 if (r < 0)
                         break;
                 sqlite3_bind_int64(up, 1, id);
                 sqlite3_bind_text(up, 2, v[i].host, -1, SQLITE_STATIC);
-                if (!v[i].done)
+                if (v[i].finished && !v[i].done)
                         sqlite3_bind_text(up, 3, v[i].message, -1, SQLITE_STATIC);
                 r = db_step(up);
         }
@@ -266,23 +281,29 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
         "o.rollout_id = ?1 AND o.status = '" status "' AND coalesce(oh.last_seen, 0) >= ?3 - ?4 ORDER BY " \
         "o.phase LIMIT 1) AS p"
 
-/* The pending hosts are found by wave (rollout_hosts_status): +rh.phase
- * keeps the phases' index out, which would read every pending host of the
- * earliest phases, in any wave. */
+/* The pending hosts are found wave by wave (the waves so far that have
+ * one, from rollout_waves), each from its earliest phase up to the
+ * earliest open one (rollout_hosts_status): the hosts of later phases,
+ * which wait, are not read. Every host found that is reachable is in that
+ * phase (no earlier one has a reachable pending host), so they come by
+ * wave and, within one, in the order they were added. */
 
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
-                        RolloutReady **ret, size_t *ret_n) {
+                        bool rollback, RolloutReady **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
         RolloutReady *v = NULL;
         size_t n = 0, cap = 0;
         int r;
 
         r = store_stmt(tx,
-                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target) FROM "
-                       "rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
-                       "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave <= ?2 AND coalesce(h.last_seen, 0) >= "
-                       "?3 - ?4 AND +rh.phase <= (SELECT coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending")
-                       " UNION ALL " EARLIEST_PHASE("assigned") "))",
+                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target), "
+                       "(h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN ('rolled-back', "
+                       "'failed') AND h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) >= ?3 OR (NOT "
+                       "?5 AND h.failed_image = rh.target))) FROM rollout_waves w CROSS JOIN rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
+                       "w.rollout_id = ?1 AND w.wave <= ?2 AND w.pending > 0 AND rh.rollout_id = ?1 AND rh.status = "
+                       "'pending' AND rh.wave = w.wave AND coalesce(h.last_seen, 0) >= ?3 - ?4 AND rh.phase <= (SELECT "
+                       "coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending") " UNION ALL "
+                       EARLIEST_PHASE("assigned") "))",
                        &sel);
         if (r < 0)
                 return r;
@@ -290,12 +311,14 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         sqlite3_bind_int(sel, 2, max_wave);
         sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
         sqlite3_bind_int64(sel, 4, (sqlite3_int64) heartbeat_timeout);
+        sqlite3_bind_int(sel, 5, rollback);
         while ((r = db_step(sel)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n] = (RolloutReady) { .host = db_column_strdup(sel, 0), .target = db_column_strdup(sel, 1),
-                                        .known = sqlite3_column_int(sel, 2) };
+                                        .known = sqlite3_column_int(sel, 2),
+                                        .finished = sqlite3_column_int(sel, 3) };
                 n++;
                 if (!v[n - 1].host || !v[n - 1].target) {
                         r = -ENOMEM;
@@ -311,7 +334,8 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         return 0;
 }
 
-int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback, uint64_t now) {
+int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback,
+                         bool finished, uint64_t now) {
         _cleanup_stmt_reset_ sqlite3_stmt *h = NULL, *row = NULL;
         int r;
 
@@ -325,13 +349,17 @@ int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *
         r = db_step(h);
         if (r < 0)
                 return r;
-        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'assigned', assigned_at = ? WHERE rollout_id = ? AND "
-                           "host_id = ?", &row);
+        /* Marked when its host's report already finishes it (a host that
+         * runs the target, or still names it as the image it failed): no
+         * later report would. */
+        r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'assigned', assigned_at = ?, reported = ? WHERE "
+                           "rollout_id = ? AND host_id = ?", &row);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(row, 1, (sqlite3_int64) now);
-        sqlite3_bind_int64(row, 2, id);
-        sqlite3_bind_text(row, 3, host, -1, SQLITE_STATIC);
+        sqlite3_bind_int(row, 2, finished);
+        sqlite3_bind_int64(row, 3, id);
+        sqlite3_bind_text(row, 4, host, -1, SQLITE_STATIC);
         r = db_step(row);
         return r < 0 ? r : 0;
 }

@@ -162,6 +162,27 @@ static const char *const migrations[] = {
         WAVES_ADD_NEW
         "END;"
         "CREATE INDEX rollout_hosts_phase ON rollout_hosts(rollout_id, status, phase);",
+        /* 11: a tick without a pass over a rollout's assigned hosts: a trigger
+         * marks an assigned row (reported) when its host's report makes it
+         * done or failed (store_rollout_update_statuses()'s test; the
+         * assignment marks it too when it already does), so the tick reads
+         * the marked rows only. The first tick after the migration reads
+         * every assigned row once. And the pending hosts of a wave by
+         * phase, so that those of later phases, which wait, are not read. */
+        "ALTER TABLE rollout_hosts ADD COLUMN reported INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE rollout_hosts SET reported = 1 WHERE status = 'assigned';"
+        "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported;"
+        "DROP INDEX rollout_hosts_status;"
+        "CREATE INDEX rollout_hosts_status ON rollout_hosts(rollout_id, status, wave, phase);"
+        "CREATE TRIGGER rollout_hosts_report AFTER UPDATE OF state, current_image, state_since, failed_image ON hosts"
+        "  WHEN OLD.state IS NOT NEW.state OR OLD.current_image IS NOT NEW.current_image OR"
+        "  OLD.state_since IS NOT NEW.state_since OR OLD.failed_image IS NOT NEW.failed_image BEGIN"
+        "  UPDATE rollout_hosts SET reported = 1 WHERE host_id = NEW.id AND status = 'assigned' AND NOT reported"
+        "    AND ((NEW.current_image = target AND NEW.state = 'healthy') OR (NEW.state IN ('rolled-back', 'failed')"
+        "    AND NEW.current_image IS NOT target AND (coalesce(NEW.state_since, 0) >= assigned_at OR"
+        "    (NEW.failed_image = target AND (SELECT r.kind FROM rollouts r WHERE r.id = rollout_hosts.rollout_id)"
+        "    IS NOT 'rollback'))));"
+        "END;",
 };
 
 int db_errno(int rc) {
