@@ -1,5 +1,3 @@
-#include <time.h>
-
 #include "audit.h"
 #include "store-audit.h"
 #include "util.h"
@@ -13,8 +11,4 @@ int audit_log_at(StoreTx *tx, int64_t now, const char *actor, const char *action
                         return -ENOMEM;
         }
         return store_audit_append(tx, now, actor ? actor : "system", action, target, d);
-}
-
-int audit_log(StoreTx *tx, const char *actor, const char *action, const char *target, json_t *detail) {
-        return audit_log_at(tx, (int64_t) time(NULL), actor, action, target, detail);
 }

@@ -6,8 +6,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-/* Appends an entry, inside the caller's transaction when there is one (the
- * caller holds the db lock). detail may be NULL; it is not stolen. */
-int audit_log(StoreTx *tx, const char *actor, const char *action, const char *target, json_t *detail);
-/* The same, dated now (Unix time) rather than by the clock. */
+/* Appends an entry dated now (Unix time, given by the caller like every
+ * time the fleet logic uses, so that the simulator's entries carry its
+ * virtual time), in the caller's transaction: it lands with the decision it
+ * records, or not at all. detail may be NULL; it is not stolen. */
 int audit_log_at(StoreTx *tx, int64_t now, const char *actor, const char *action, const char *target, json_t *detail);

@@ -1,5 +1,4 @@
 #include <ctype.h>
-#include <time.h>
 
 #include "audit.h"
 #include "checkin.h"
