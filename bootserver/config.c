@@ -4,6 +4,7 @@
 #include <gnutls/x509.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "conftab.h"
@@ -38,7 +39,7 @@ static const ConfKey keys[] = {
           "a host is unreachable after this long without a check-in (3 check-ins)" },
         { "server", "max-json", "max-json", CONF_SIZE, F(max_json), "SIZE", "cap on JSON request bodies (1M)" },
         { "server", "max-blob", "max-blob", CONF_SIZE, F(max_blob), "SIZE", "cap on an uploaded blob (16G)" },
-        { "server", "threads", "threads", CONF_UINT, F(threads), "N", "HTTP worker threads (4)" },
+        { "server", "threads", "threads", CONF_UINT, F(threads), "N", "HTTP worker threads (one per CPU, at least 2)" },
         { "server", "log-level", "log-level", CONF_STRING, F(log_level), "LEVEL", "error, warning, info, debug (info)" },
         { "server", "log-json", "log-json", CONF_BOOL, F(log_json), "BOOL",
           "one JSON object per log line (yes)" },
@@ -56,6 +57,16 @@ static const ConfKey keys[] = {
         { "ipxe", "wait", "ipxe-wait", CONF_STRING, F(ipxe_wait), "FILE", "script for hosts with no image" },
 };
 
+/* One HTTP thread per CPU, as nginx's "worker_processes auto": more
+ * threads than CPUs only take turns (check-ins' p99 rose by half with 4 on
+ * 2 CPUs; docs/coordinator.md), and at least 2, so that one waiting for a
+ * disk sync leaves another serving. */
+static uint64_t default_threads(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        return n < 2 ? 2 : n > 256 ? 256 : (uint64_t) n;
+}
+
 int server_config_init(ServerConfig *c) {
         *c = (ServerConfig) {
                 .enroll_ttl = 3600,
@@ -63,7 +74,7 @@ int server_config_init(ServerConfig *c) {
                 .lease_ttl = 900,
                 .max_json = 1024 * 1024,
                 .max_blob = 16ULL << 30,
-                .threads = 4,
+                .threads = default_threads(),
                 .log_json = true,
         };
         if (conftab_set_string(&c->listen, "0.0.0.0:8080") < 0 || conftab_set_string(&c->state_dir, "/var/lib/slipway") < 0 ||

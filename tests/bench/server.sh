@@ -286,8 +286,9 @@ sw_ok=1 ng_ok=1 sw_why="" ng_why=""
 if [ ! -x "$SLIPWAYD" ]; then
         sw_ok=0 sw_why="$SLIPWAYD is missing: build it first (make build/bin/slipwayd)"
 fi
-default_threads=$("$SLIPWAYD" --help 2>/dev/null | sed -n 's/.*--threads N .*(\([0-9]*\)).*/\1/p')
-default_threads=${default_threads:-4}
+# slipwayd's default: one thread per CPU, at least 2.
+default_threads=$(nproc)
+[ "$default_threads" -ge 2 ] || default_threads=2
 
 mkdir -p "$D/nginx/root"
 nginx_start || ng_ok=0 ng_why=$(cat "$D/why")
@@ -464,8 +465,11 @@ row "slipwayd, a report that changes the row" "${ck_rps[changing]}" req/s
 row "nginx ($size-byte file)" "$ng_rps" req/s
 [ "$ng_rps" = n/a ] && why <<<"$ng_why"
 row "ratio slipwayd/nginx, same report" "$(ratio "${ck_rps[same]}" "$ng_rps")" "     (aim >= 0.5)"
-row "ratio slipwayd/nginx, changing report" "$(ratio "${ck_rps[changing]}" "$ng_rps")" "     (aim >= 0.5)"
+# The aim is for an agent's check-in, which repeats its report; one that
+# changes the row every time is a commit each time, shown for its cost.
+row "ratio slipwayd/nginx, changing report" "$(ratio "${ck_rps[changing]}" "$ng_rps")" "     (a commit each: no aim)"
 row "p99 latency slipwayd, same report" "${ck_p99[same]}" ms
 row "p99 latency slipwayd, changing report" "${ck_p99[changing]}" ms
 row "p99 latency nginx" "$ng_p99" ms
+row "p99 ratio slipwayd/nginx, same report" "$(ratio "${ck_p99[same]}" "$ng_p99")" "     (aim <= 2.0)"
 exit 0
