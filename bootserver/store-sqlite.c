@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define STORE_SQLITE_DRIVER
 #include "log.h"
 #include "store-sqlite.h"
 
@@ -723,28 +722,4 @@ int sqlite_step(sqlite3_stmt *st) {
                 return 0;
         remember_error(sqlite3_sql(st), sqlite3_errmsg(sqlite3_db_handle(st)));
         return sqlite_errno(rc) ?: -EIO;
-}
-
-/* Until every area is written against store-db.h. */
-int store_stmt_sqlite(StoreTx *tx, const char *sql, sqlite3_stmt **ret);
-char *sqlite_column_strdup(sqlite3_stmt *st, int col);
-sqlite3 *store_tx_sqlite(StoreTx *tx);
-
-int store_stmt_sqlite(StoreTx *tx, const char *sql, sqlite3_stmt **ret) {
-        DbStmt *st;
-        int r = cached_stmt(tx->conn, sql, &st);
-
-        if (r >= 0)
-                *ret = st->st;
-        return r;
-}
-
-char *sqlite_column_strdup(sqlite3_stmt *st, int col) {
-        const unsigned char *t = sqlite3_column_text(st, col);
-
-        return t ? strdup((const char *) t) : NULL;
-}
-
-sqlite3 *store_tx_sqlite(StoreTx *tx) {
-        return tx->conn->s;
 }

@@ -36,25 +36,3 @@ static inline void sqlite_finalizep(sqlite3_stmt **st) {
 
 /* Steps st as db_step() does: 1 for a row, 0 when done, a negative errno. */
 int sqlite_step(sqlite3_stmt *st);
-
-/* Until every area is written against store-db.h: the sqlite statements of
- * those not converted yet. */
-#ifndef STORE_SQLITE_DRIVER
-int store_stmt_sqlite(StoreTx *tx, const char *sql, sqlite3_stmt **ret);
-char *sqlite_column_strdup(sqlite3_stmt *st, int col);
-sqlite3 *store_tx_sqlite(StoreTx *tx);
-static inline void sqlite3_resetp(sqlite3_stmt **st) {
-        if (*st) {
-                sqlite3_reset(*st);
-                sqlite3_clear_bindings(*st);
-        }
-}
-#undef _cleanup_stmt_reset_
-#define _cleanup_stmt_reset_ _cleanup_(sqlite3_resetp)
-#define _cleanup_stmt_ _cleanup_sqlite_stmt_
-#define store_stmt store_stmt_sqlite
-#define db_step sqlite_step
-#define db_prepare sqlite_prepare
-#define db_errno sqlite_errno
-#define db_column_strdup sqlite_column_strdup
-#endif
