@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "store-rollouts.h"
-#include "store-sqlite-coord.h"
+#include "store-coord-sql.h"
 #include "store-db.h"
 #include "util.h"
 

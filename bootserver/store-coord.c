@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "store-coord.h"
-#include "store-sqlite-coord.h"
+#include "store-coord-sql.h"
 #include "store-db.h"
 #include "util.h"
 
