@@ -25,7 +25,7 @@ typedef struct CachedStmt {
 } CachedStmt;
 
 /* A connection with its statement cache. Connections are opened in
- * serialized mode (FULLMUTEX): statements made with db_prepare() may be
+ * serialized mode (FULLMUTEX): statements made with sqlite_prepare() may be
  * finalized by cleanup handlers after the transaction ended, when the
  * connection may already serve another thread, so sqlite must guard its own
  * calls. */
