@@ -47,13 +47,14 @@ int kernel_cmdline(char **ret) {
 }
 
 int cmdline_server(Agent *a, const char *mode, const char *server) {
+        _cleanup_error_ Error e = {};
         int r;
 
         if (a->api)
                 return 0;
-        r = api_client_new(server, &a->api);
+        r = api_client_new(server, &a->api, &e);
         if (r < 0)
-                return log_error_errno(r, "%s: bad slipway.server \"%s\"", mode, server);
+                return log_error_errno(r, "%s: bad slipway.server \"%s\": %s", mode, server, strempty(e.message));
         api_client_set_timeout(a->api, 30);
         return 0;
 }

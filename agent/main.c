@@ -171,12 +171,13 @@ static int parse_args(int argc, char **argv, Args *a) {
 }
 
 static int open_api(Agent *a) {
-        int r = api_client_new(a->config.server, &a->api);
+        _cleanup_error_ Error e = {};
+        int r = api_client_new(a->config.server, &a->api, &e);
 
-        if (r >= 0 && a->config.ca_file)
-                r = api_client_set_ca_file(a->api, a->config.ca_file);
         if (r < 0)
-                return log_error_errno(r, "server '%s': %m", a->config.server);
+                return log_error_errno(r, "server: %s", strempty(e.message));
+        if (a->config.ca_file && api_client_set_ca_file(a->api, a->config.ca_file) < 0)
+                return log_oom();
         api_client_set_timeout(a->api, 30);
         return 0;
 }

@@ -556,6 +556,7 @@ static int command_check(const Command *c, char **args, unsigned given) {
 /* Sets up the API client from the options and the environment. */
 static int client_setup(const Args *a, Ctl *ctl) {
         _cleanup_free_ char *file_token = NULL;
+        _cleanup_error_ Error e = {};
         const char *server = a->server, *token = a->token, *ca = a->ca_file;
         int r;
 
@@ -580,11 +581,11 @@ static int client_setup(const Args *a, Ctl *ctl) {
         if (!ca && !isempty(getenv("SLIPWAY_CA_FILE")))
                 ca = getenv("SLIPWAY_CA_FILE");
 
-        r = api_client_new(server, &ctl->api);
+        r = api_client_new(server, &ctl->api, &e);
         if (r == -EINVAL)
-                return log_error_errno(r, "server URL '%s' is not an http:// or https:// URL", server);
+                return log_error_errno(r, "server URL %s", strempty(e.message));
         if (r < 0)
-                return log_error_errno(r, "cannot set up the API client: %m");
+                return log_error_errno(r, "cannot set up the API client: %s", strempty(e.message));
         if (token) {
                 r = api_client_set_token(ctl->api, token);
                 if (r == -EINVAL)
