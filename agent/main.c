@@ -54,7 +54,9 @@ static int print_status(Agent *a) {
         int r;
 
         printf("host:        %s\n", a->state.host_id ? a->state.host_id : "(not registered)");
-        printf("server:      %s\n", a->config.server ? a->config.server : "(none)");
+        printf("server:      %s\n", a->api ? api_client_urls(a->api) : "(none)");
+        if (a->api && api_client_n_urls(a->api) > 1)
+                printf("talking to:  %s\n", a->state.server_in_use ? a->state.server_in_use : "(none yet)");
         printf("backend:     %s\n", a->backend->name);
         printf("booted:      slot %c (%s)\n", a->booted_slot, a->booted_entry ? a->booted_entry : "no entry");
         for (int i = 0; i < 2; i++) {
