@@ -57,7 +57,8 @@ static void help(void) {
               "ID is a rollout number (rollout list).\n"
               "\n"
               "Options:\n"
-              "  --server URL        the bootserver (env SLIPWAY_SERVER; default " SERVER_DEFAULT ")\n"
+              "  --server URL        the bootserver (env SLIPWAY_SERVER; default " SERVER_DEFAULT "); several\n"
+              "                      URLs, separated by commas or blanks: the next when one does not answer\n"
               "  --token TOKEN       admin token (env SLIPWAY_TOKEN)\n"
               "  --token-file FILE   read the admin token from the first line of FILE\n"
               "  --ca-file FILE      PEM certificates to verify an https server (env SLIPWAY_CA_FILE)\n"
@@ -93,7 +94,7 @@ static void help(void) {
               "                      hosts of SELECTOR's groups (KEY or KEY=VALUE) reboot only then,\n"
               "                      UTC (repeatable), e.g. rack@22:00-04:00\n"
               "\n"
-              "Exit status: 0 done, 1 the server refused or a usage error, 2 no answer from the server,\n"
+              "Exit status: 0 done, 1 the server refused or a usage error, 2 no answer from any server,\n"
               "3 rollout watch: the rollout paused.\n"
               "See slipctl(1).\n",
               stdout);
