@@ -104,6 +104,24 @@ else
         t_ok
 fi
 
+t_case "two clusters in one suite are two servers, each with its own socket and data"
+pg_start one >>"$D/start.log" 2>&1 && url_one=$PGURL
+pg_start two >>"$D/start.log" 2>&1 && url_two=$PGURL
+PGURL=${url_one:-} sql "CREATE TABLE only_here (x int)" >>"$D/write.log" 2>&1
+if [ -z "${url_one:-}" ] || [ -z "${url_two:-}" ]; then
+        t_fail "pg_start failed: $(tail -n 3 "$D/start.log")"
+elif [ "$url_one" = "$url_two" ] || [ ! -S "$(echo "$D"/one/run/.s.PGSQL.*[0-9])" ] ||
+        [ ! -S "$(echo "$D"/two/run/.s.PGSQL.*[0-9])" ]; then
+        t_fail "one: $url_one, two: $url_two"
+elif [ "$(PGURL=$url_one sql "SELECT to_regclass('only_here') IS NOT NULL")" != t ] ||
+        [ "$(PGURL=$url_two sql "SELECT to_regclass('only_here') IS NOT NULL")" != f ]; then
+        t_fail "the table made in one is not in one alone: $(cat "$D/write.log")"
+else
+        t_ok
+fi
+pg_stop one
+pg_stop two
+
 # A suite that starts a server and never stops it: it ends normally, by
 # `exit`, or by SIGTERM. Its directory is made in ours (TMPDIR).
 cat >"$D/careless.sh" <<EOF
