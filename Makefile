@@ -21,7 +21,7 @@ DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-o
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl \
-	systemd-container gnupg
+	systemd-container gnupg postgresql
 # Only `make bench` needs these: the peers it compares against.
 DEBS_BENCH := dnf nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
@@ -173,8 +173,19 @@ $(BIN)/slipway-agent: $(OBJ)/agent/main.o $(AGENT_LIB) $(LIBSLIPWAY)
 # finds <module>.h in any component folder) and links every component.
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
-			$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS) $(call pc_libs,cmocka)
+	$(CC) $(ALL_CFLAGS) $(UNIT_EXTRA_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< \
+			$(UNIT_EXTRA_SRC) $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
+			$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS) $(UNIT_EXTRA_LIBS) $(call pc_libs,cmocka)
+
+# The unit tests that start a PostgreSQL server of their own
+# (tests/unit/pgserver.c, which runs tests/pg.sh) and speak to it with libpq;
+# only they link libpq.
+PKGS_PG := libpq
+UNIT_PG_BIN := $(BUILD)/tests/test-pgserver
+$(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
+$(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
+$(UNIT_PG_BIN): UNIT_EXTRA_CFLAGS = $(call pc_cflags,$(PKGS_PG))
+$(UNIT_PG_BIN): UNIT_EXTRA_LIBS = $(call pc_libs,$(PKGS_PG))
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
