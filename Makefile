@@ -173,19 +173,15 @@ $(BIN)/slipway-agent: $(OBJ)/agent/main.o $(AGENT_LIB) $(LIBSLIPWAY)
 # finds <module>.h in any component folder) and links every component.
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(UNIT_EXTRA_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< \
+	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< \
 			$(UNIT_EXTRA_SRC) $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
-			$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS) $(UNIT_EXTRA_LIBS) $(call pc_libs,cmocka)
+			$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS) $(call pc_libs,cmocka)
 
 # The unit tests that start a PostgreSQL server of their own
-# (tests/unit/pgserver.c, which runs tests/pg.sh) and speak to it with libpq;
-# only they link libpq.
-PKGS_PG := libpq
-UNIT_PG_BIN := $(BUILD)/tests/test-pgserver
+# (tests/unit/pgserver.c, which runs tests/pg.sh).
+UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg
 $(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
 $(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
-$(UNIT_PG_BIN): UNIT_EXTRA_CFLAGS = $(call pc_cflags,$(PKGS_PG))
-$(UNIT_PG_BIN): UNIT_EXTRA_LIBS = $(call pc_libs,$(PKGS_PG))
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
