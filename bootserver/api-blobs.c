@@ -106,7 +106,7 @@ static enum MHD_Result handle_blob_put(Request *req) {
                 blob_writer_abort(w);
                 return reply_errno(req, r, "blob upload");
         }
-        r = blob_writer_commit(req->server->store, w, req->actor, (int64_t) time(NULL), &created);
+        r = blob_writer_commit(req->server->store, w, req->actor, (int64_t) req->now, &created);
         if (r == -EBADMSG)
                 return reply_error(req, KIND_DIGEST_MISMATCH, "the uploaded bytes do not hash to %s", req->args[0]);
         if (r < 0)

@@ -26,7 +26,7 @@ static int budget_set(Request *req, const Budget *b) {
 
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_budget_set(tx, b, (uint64_t) time(NULL), req->actor);
+                r = coord_budget_set(tx, b, req->now, req->actor);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         return r;
@@ -72,7 +72,7 @@ static enum MHD_Result handle_budget_delete(Request *req) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_budget_delete(tx, req->args[0], (uint64_t) time(NULL), req->actor);
+                r = coord_budget_delete(tx, req->args[0], req->now, req->actor);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         store_tx_rollback(&tx);

@@ -45,9 +45,9 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
                                          "client_params: expected a group and an id");
         }
         if (acquire)
-                r = fleetlock_lock(req->server->store, &cc, cid, group, (uint64_t) time(NULL), &d, other);
+                r = fleetlock_lock(req->server->store, &cc, cid, group, req->now, &d, other);
         else
-                r = fleetlock_unlock(req->server->store, cid, group, (uint64_t) time(NULL), &groups, other);
+                r = fleetlock_unlock(req->server->store, cid, group, req->now, &groups, other);
         /* cid lives in body. */
         if (r == -EPERM && other[0])
                 conflict = strdup_printf("id \"%s\" is the ID or MAC of host %s, which FleetLock may not act for: give "

@@ -36,7 +36,7 @@ static enum MHD_Result handle_hosts_register(Request *req) {
         bool is_new = false, ok = false;
         json_t *body, *facts_j;
         _cleanup_store_tx_ StoreTx *tx = NULL;
-        uint64_t now = (uint64_t) time(NULL);
+        uint64_t now = req->now;
         int r;
 
         body = request_json(req, allowed, &result);
@@ -207,7 +207,7 @@ static enum MHD_Result handle_host_labels(Request *req) {
         if (r >= 0)
                 r = hosts_find(tx, req->args[0], id);
         if (r >= 0)
-                r = hosts_set_labels(tx, id, s, rmv, (uint64_t) time(NULL), req->actor, body);
+                r = hosts_set_labels(tx, id, s, rmv, req->now, req->actor, body);
         if (r >= 0) {
                 h = hosts_to_json(tx, id);
                 r = h ? store_tx_commit(&tx) : -EIO;
@@ -267,7 +267,7 @@ static enum MHD_Result handle_host_image(Request *req) {
                         r = -ENXIO;
         }
         if (r >= 0)
-                r = hosts_assign(tx, id, ref ? image_id : NULL, ref, boot, reinstall, (uint64_t) time(NULL),
+                r = hosts_assign(tx, id, ref ? image_id : NULL, ref, boot, reinstall, req->now,
                                  req->actor);
         if (r >= 0) {
                 h = hosts_to_json(tx, id);
@@ -312,7 +312,7 @@ static enum MHD_Result handle_host_checkin(Request *req) {
         if (r < 0)
                 return reply_errno(req, r, "check-in");
         atomic_fetch_add(&req->server->metrics.checkins, 1);
-        now = (uint64_t) time(NULL);
+        now = req->now;
         /* Most check-ins repeat the last report: answered by a read (in the
          * one the host's token was checked in), beside the writes of other
          * requests. */

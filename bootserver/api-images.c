@@ -95,7 +95,7 @@ static enum MHD_Result handle_images_post(Request *req) {
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
                 r = catalog_image_publish(tx, req->server->state_dir, m, mhex, shex, key, req->actor,
-                                          (int64_t) time(NULL), &missing, existing, &created);
+                                          (int64_t) req->now, &missing, existing, &created);
         if (r >= 0)
                 r = catalog_image_get(tx, mhex, &img);
         if (r >= 0)
@@ -189,7 +189,7 @@ static enum MHD_Result handle_image_delete(Request *req) {
                         r = -EBUSY;
         }
         if (r >= 0)
-                r = catalog_image_delete(tx, id, req->actor, (int64_t) time(NULL), &removed);
+                r = catalog_image_delete(tx, id, req->actor, (int64_t) req->now, &removed);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         else

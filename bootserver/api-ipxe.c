@@ -87,7 +87,7 @@ static enum MHD_Result handle_ipxe(Request *req) {
 
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = ipxe_boot(tx, &policy, mac, has_uuid ? uuid : NULL, address, (uint64_t) time(NULL), &d);
+                r = ipxe_boot(tx, &policy, mac, has_uuid ? uuid : NULL, address, req->now, &d);
         if (r >= 0 && (d.script == IPXE_INSTALL || d.script == IPXE_LIVE)) {
                 cmdline = image_cmdline(req->server, d.boot.manifest);
                 if (!cmdline)

@@ -265,7 +265,7 @@ static enum MHD_Result handle_lease_acquire(Request *req) {
         IN_TRANSACTION(req->server, tx, r, {
                 r = hosts_find(tx, req->args[0], id);
                 if (r >= 0)
-                        r = coord_lease_acquire(tx, &cc, id, (uint64_t) time(NULL), req->actor, &d);
+                        r = coord_lease_acquire(tx, &cc, id, req->now, req->actor, &d);
         });
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
@@ -309,7 +309,7 @@ static enum MHD_Result handle_lease_release(Request *req) {
         IN_TRANSACTION(req->server, tx, r, {
                 r = hosts_find(tx, req->args[0], id);
                 if (r >= 0)
-                        r = released = coord_lease_release(tx, id, epoch, (uint64_t) time(NULL), req->actor, &groups);
+                        r = released = coord_lease_release(tx, id, epoch, req->now, req->actor, &groups);
         });
         lease_waiters_wake(req->server, groups);
         if (r == -ENOENT)

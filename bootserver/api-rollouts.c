@@ -59,13 +59,13 @@ static enum MHD_Result handle_rollout_start(Request *req) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_rollout_start(tx, &cc, spec, req->actor, (uint64_t) time(NULL), &id, &error);
+                r = coord_rollout_start(tx, &cc, spec, req->actor, req->now, &id, &error);
         /* Its first wave is assigned at once; the other rollouts are the
          * tick's, and none of theirs can refuse this one. */
         if (r >= 0)
-                r = coord_rollout_tick(tx, &cc, id, (uint64_t) time(NULL));
+                r = coord_rollout_tick(tx, &cc, id, req->now);
         if (r >= 0)
-                r = coord_rollout_json(tx, &cc, id, (uint64_t) time(NULL), &ro);
+                r = coord_rollout_json(tx, &cc, id, req->now, &ro);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         store_tx_rollback(&tx);
@@ -107,7 +107,7 @@ static enum MHD_Result handle_rollout_get(Request *req) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
-                r = coord_rollout_json(tx, &cc, id, (uint64_t) time(NULL), &ro);
+                r = coord_rollout_json(tx, &cc, id, req->now, &ro);
         store_tx_rollback(&tx);
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);
@@ -128,9 +128,9 @@ static enum MHD_Result handle_rollout_action(Request *req) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = coord_rollout_action(tx, id, req->args[1], req->actor, (uint64_t) time(NULL), &nid, &error);
+                r = coord_rollout_action(tx, id, req->args[1], req->actor, req->now, &nid, &error);
         if (r >= 0)
-                r = coord_rollout_json(tx, &cc, nid ? nid : id, (uint64_t) time(NULL), &ro);
+                r = coord_rollout_json(tx, &cc, nid ? nid : id, req->now, &ro);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         store_tx_rollback(&tx);

@@ -26,9 +26,16 @@ typedef struct CoordConfig {
         uint64_t lease_ttl;         /* seconds */
         uint64_t heartbeat_timeout; /* seconds without a check-in: unreachable */
         uint64_t retry_after;       /* told to refused hosts */
+        unsigned assign_per_tick;   /* hosts a rollout's tick assigns at most */
 } CoordConfig;
 
-#define COORD_CONFIG_DEFAULT ((CoordConfig) { .lease_ttl = 900, .heartbeat_timeout = 90, .retry_after = 10 })
+/* A tick assigns at most 1000 hosts of a rollout, about 10 ms of work: a
+ * phase of thousands of hosts takes a few ticks (seconds) instead of one
+ * tick that holds the writer for tens of milliseconds (docs/coordinator.md,
+ * "Assigning in ticks"). */
+#define COORD_CONFIG_DEFAULT                                                                \
+        ((CoordConfig) { .lease_ttl = 900, .heartbeat_timeout = 90, .retry_after = 10, \
+                         .assign_per_tick = 1000 })
 
 typedef struct LeaseDecision {
         bool granted;

@@ -167,13 +167,15 @@ refused:
 
 /* Assigns the pending hosts that may start: in a wave up to max_wave,
  * reachable, and no reachable unfinished host of an earlier phase (the
- * earliest such phase is computed once, not once per pending host). */
+ * earliest such phase is computed once, not once per pending host). At most
+ * c->assign_per_tick of them: the rest wait for the next ticks, and keep
+ * their wave open meanwhile. */
 static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool rollback, int max_wave, uint64_t now) {
         RolloutReady *v = NULL;
         size_t n = 0;
         int r;
 
-        r = store_rollout_ready(tx, id, max_wave, now, c->heartbeat_timeout, rollback, &v, &n);
+        r = store_rollout_ready(tx, id, max_wave, now, c->heartbeat_timeout, rollback, c->assign_per_tick, &v, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {

@@ -655,6 +655,7 @@ static enum MHD_Result on_request(void *cls _unused_, struct MHD_Connection *con
         }
         if (!req->actor && !authenticate(req, &result))
                 return result;
+        req->now = (uint64_t) time(NULL);
         result = req->route->handler(req);
         store_tx_rollback(&req->tx);
         return result;

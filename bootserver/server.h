@@ -110,6 +110,9 @@ typedef struct Request {
          * checked: the handler may go on reading in it (taking it with
          * TAKE_PTR), or leave it to be rolled back when it returns. */
         StoreTx *tx;
+        /* The time the handler was called: one clock for everything the
+         * request decides and reports (time(NULL), read once). */
+        uint64_t now;
 } Request;
 
 typedef struct Route {

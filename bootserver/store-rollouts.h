@@ -98,9 +98,11 @@ void rollout_ready_free(RolloutReady *r, size_t n);
 /* The pending hosts of rollout id (a rollback when rollback) that may
  * start: in a wave up to max_wave, seen since now - heartbeat_timeout, and
  * in no later phase than the earliest phase with such a host pending or
- * assigned. *ret (free with rollout_ready_free()) has *ret_n entries. */
+ * assigned; at most limit of them, by wave and, within one, in the order
+ * they were added. *ret (free with rollout_ready_free()) has *ret_n
+ * entries. */
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
-                        bool rollback, RolloutReady **ret, size_t *ret_n);
+                        bool rollback, unsigned limit, RolloutReady **ret, size_t *ret_n);
 
 /* Host host is sent to target (marked a rollback when rollback) and is
  * assigned in rollout id at now; finished is RolloutReady's (the next

@@ -289,7 +289,7 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
  * wave and, within one, in the order they were added. */
 
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
-                        bool rollback, RolloutReady **ret, size_t *ret_n) {
+                        bool rollback, unsigned limit, RolloutReady **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
         RolloutReady *v = NULL;
         size_t n = 0, cap = 0;
@@ -303,7 +303,7 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
                        "w.rollout_id = ?1 AND w.wave <= ?2 AND w.pending > 0 AND rh.rollout_id = ?1 AND rh.status = "
                        "'pending' AND rh.wave = w.wave AND coalesce(h.last_seen, 0) >= ?3 - ?4 AND rh.phase <= (SELECT "
                        "coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending") " UNION ALL "
-                       EARLIEST_PHASE("assigned") "))",
+                       EARLIEST_PHASE("assigned") ")) LIMIT ?6",
                        &sel);
         if (r < 0)
                 return r;
@@ -312,6 +312,7 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
         sqlite3_bind_int64(sel, 4, (sqlite3_int64) heartbeat_timeout);
         sqlite3_bind_int(sel, 5, rollback);
+        sqlite3_bind_int64(sel, 6, limit);
         while ((r = db_step(sel)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)

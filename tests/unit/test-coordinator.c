@@ -969,6 +969,42 @@ static void test_plan_bake_capped(void **state) {
         json_decref(spec);
 }
 
+/* A tick assigns at most assign_per_tick hosts of a rollout; the rest are
+ * assigned by the next ticks, and keep their wave open meanwhile, even when
+ * every host assigned so far is done. */
+static void test_assign_per_tick(void **state) {
+        uint64_t now = (uint64_t) time(NULL);
+        _cleanup_store_db_free_ StoreDb *db = rollout_fleet_open("state.db", now);
+        CoordConfig cc = COORD_CONFIG_DEFAULT;
+        int64_t id;
+        (void) state;
+
+        cc.assign_per_tick = 2;
+        id = rollout_start(db, "{\"image\": \"tiny:2.0\", \"waves\": [4, \"100%\"]}", now);
+        for (int k = 1; k <= 2; k++) {
+                assert_int_equal(coord_ticker_run(NULL, db, &cc, now + (uint64_t) k), 0);
+                assert_int_equal(query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND "
+                                               "wave = 0 AND status != 'pending'", (long long) id),
+                                 2 * k);
+                assert_int_equal(query_int(db, "SELECT count(*) FROM hosts WHERE image = '" IMG2 "'"), 2 * k);
+                assert_int_equal(query_int(db, "SELECT wave FROM rollouts WHERE id = %lld", (long long) id), 0);
+                /* The hosts assigned so far arrive, healthy. */
+                sqlite3 *s = store_sqlite(db);
+                exec_ok(s, "UPDATE hosts SET current_image = image WHERE image = '" IMG2
+                           "'");
+        }
+        check_invariants(db, "after the first wave");
+        /* The wave is complete only now: the next tick moves on and assigns
+         * two of the second wave's hosts. */
+        assert_int_equal(coord_ticker_run(NULL, db, &cc, now + 3), 0);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = "
+                                       "'done'", (long long) id),
+                         4);
+        assert_int_equal(query_int(db, "SELECT wave FROM rollouts WHERE id = %lld", (long long) id), 1);
+        assert_int_equal(coord_ticker_run(NULL, db, &cc, now + 4), 0);
+        assert_int_equal(query_int(db, "SELECT count(*) FROM hosts WHERE image = '" IMG2 "'"), 6);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_lease_refused_on_any_error),
@@ -983,6 +1019,7 @@ int main(void) {
                 test_in_dir(test_unreadable_spec_pauses),
                 test_in_dir(test_failing_rollout_paused_and_logged_once),
                 test_in_dir(test_plan_bake_capped),
+                test_in_dir(test_assign_per_tick),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
