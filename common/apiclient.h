@@ -86,6 +86,7 @@ const char *api_client_url(const ApiClient *c);
 /* Every base URL, in the order given, separated by single spaces (a list
  * api_client_new() takes). */
 const char *api_client_urls(const ApiClient *c);
+/* How many base URLs the client has (at least 1). */
 size_t api_client_n_urls(const ApiClient *c);
 /* Makes url (one of the client's, as api_client_url() gives it) the one
  * requests go to: a caller that remembers which server answered last.
