@@ -1,13 +1,16 @@
 /* The statement API (store-db.h) on its sqlite driver: a failed binding is
  * returned by the next step and forgotten by a reset, the rows a statement
  * changed are its own, NULL reads as NULL, 0 or false, and a new row's id
- * comes back from RETURNING. */
+ * comes back from RETURNING. And a reboot window that is no string, told
+ * apart in the statement, reads as NULL (not valid). */
 #include <errno.h>
 #include <string.h>
 
 #include "tests.h"
 
+#include "store-coord.h"
 #include "store-db.h"
+#include "store-sqlite.h"
 #include "util.h"
 
 static StoreDb *open_db(void) {
@@ -146,12 +149,44 @@ static void test_returning(void **state) {
         }
 }
 
+static void test_window_not_text(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        RebootWindow *l = NULL;
+        size_t n = 0;
+        (void) state;
+
+        assert_int_equal(sqlite3_exec(store_sqlite(db),
+                                      "INSERT INTO hosts (id, registered) VALUES ('h-1', 0);"
+                                      "INSERT INTO host_labels (host_id, key, value) VALUES ('h-1', 'a', '1'), "
+                                      "('h-1', 'b', '2'), ('h-1', 'c', '3'), ('h-1', 'd', '4');"
+                                      "INSERT INTO rollouts (id, kind, spec, state, n_waves, created) VALUES (1, "
+                                      "'rollout', '{\"windows\": {\"a\": \"22:00-04:00\", \"b\": 5, "
+                                      "\"c\": null, \"d\": {\"x\": 1}}}', 'running', 1, 0);"
+                                      "INSERT INTO rollout_hosts (rollout_id, host_id, wave, target, status) VALUES "
+                                      "(1, 'h-1', 0, 'img', 'assigned');",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_coord_host_windows(tx, "h-1", &l, &n), 0);
+        assert_int_equal(n, 4);
+        assert_string_equal(l[0].selector, "a");
+        assert_string_equal(l[0].window, "22:00-04:00");
+        assert_string_equal(l[0].group, "a=1");
+        assert_null(l[1].window);
+        assert_null(l[2].window);
+        /* JSON text is text, as before: its parse refuses it. */
+        assert_string_equal(l[3].window, "{\"x\":1}");
+        reboot_window_list_free(l, n);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_bind_error_kept),
                 test_in_dir(test_changes),
                 test_in_dir(test_columns),
                 test_in_dir(test_returning),
+                test_in_dir(test_window_not_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
