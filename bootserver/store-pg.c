@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "store-driver.h"
 #include "store-pg.h"
 #include "util.h"
 
@@ -17,6 +18,7 @@
 #define PG_PARAMS_MAX 999
 
 struct PgStmt {
+        DbStmt head; /* first: store-pg-db.c hands it out as a DbStmt */
         PgConn *conn;
         const char *sql; /* the key: the caller's literal */
         char *pg_sql;
@@ -27,6 +29,7 @@ struct PgStmt {
         char **values; /* n_params, owned */
         Oid *types;    /* of the first bindings: what it is prepared with */
         int error;     /* a binding that failed, returned by the step */
+        int error_i;   /* its parameter */
         PGresult *res;
         int row, n_rows;
         bool ran;
@@ -45,20 +48,12 @@ struct PgConn {
         unsigned long next_name;
 };
 
-static _Thread_local char last_error[256];
-
 static void remember_error(const char *sql, const char *message) {
-        size_t n;
-
-        snprintf(last_error, sizeof last_error, "%s", strempty(message));
-        /* libpq's messages end in a newline, and may hold several lines. */
-        n = strcspn(last_error, "\n");
-        last_error[n] = 0;
-        log_debug("postgresql: \"%s\": %s", strempty(sql), last_error);
+        store_remember_error("postgresql", sql, message);
 }
 
 const char *pg_last_error(void) {
-        return last_error[0] ? last_error : NULL;
+        return store_last_error();
 }
 
 int pg_errno(const char *sqlstate) {
@@ -200,7 +195,7 @@ int pg_conn_open(const char *conninfo, PgConn **ret, char **ret_error) {
                 const char *m = c->pg ? PQerrorMessage(c->pg) : "out of memory";
                 remember_error(NULL, m);
                 if (ret_error)
-                        *ret_error = strdup(last_error);
+                        *ret_error = strdup(strempty(store_last_error()));
                 pg_conn_free(c);
                 return -ECONNREFUSED;
         }
@@ -254,6 +249,33 @@ int pg_conn_reset(PgConn *c) {
                 return -ECONNREFUSED;
         }
         return 0;
+}
+
+void pg_conn_reset_statements(PgConn *c) {
+        for (size_t i = 0; i < c->n_cache_max; i++)
+                if (c->cache[i].st)
+                        pg_stmt_reset(c->cache[i].st);
+}
+
+int pg_commit(PgConn *c) {
+        PGresult *res;
+        int r = 0;
+
+        if (!pg_conn_ok(c)) {
+                remember_error("COMMIT", "the connection to the database was lost");
+                return -ECONNRESET;
+        }
+        res = PQexec(c->pg, "COMMIT");
+        if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+                r = result_errno(c, res, "COMMIT");
+        else if (!streq(PQcmdStatus(res), "COMMIT")) {
+                /* A transaction that met an error ends in a rollback, which
+                 * COMMIT reports as done. */
+                remember_error("COMMIT", "the transaction was rolled back after an error");
+                r = -EIO;
+        }
+        PQclear(res);
+        return r;
 }
 
 int pg_exec(PgConn *c, const char *sql) {
@@ -339,6 +361,10 @@ int pg_stmt(PgConn *c, const char *sql, PgStmt **ret) {
         return 0;
 }
 
+DbStmt *pg_stmt_head(PgStmt *st) {
+        return &st->head;
+}
+
 void pg_stmt_reset(PgStmt *st) {
         PQclear(st->res);
         st->res = NULL;
@@ -346,15 +372,23 @@ void pg_stmt_reset(PgStmt *st) {
                 free(st->values[i]);
                 st->values[i] = NULL;
         }
-        st->error = 0;
+        st->error = st->error_i = 0;
         st->ran = false;
         st->row = st->n_rows = 0;
+}
+
+/* Keeps the first binding that failed for the step. */
+static void bind_failed(PgStmt *st, int i, int error) {
+        if (!st->error) {
+                st->error = error;
+                st->error_i = i;
+        }
 }
 
 static void bind(PgStmt *st, int i, char *v, Oid type) {
         if (i < 1 || i > st->n_params) {
                 free(v);
-                st->error = st->error ?: -ERANGE;
+                bind_failed(st, i, -EIO);
                 return;
         }
         free(st->values[i - 1]);
@@ -368,7 +402,7 @@ void pg_bind_int64(PgStmt *st, int i, int64_t v) {
         char *s = strdup_printf("%" PRIi64, v);
 
         if (!s)
-                st->error = st->error ?: -ENOMEM;
+                bind_failed(st, i, -ENOMEM);
         bind(st, i, s, OID_INT8);
 }
 
@@ -378,9 +412,10 @@ void pg_bind_text(PgStmt *st, int i, const char *v) {
         if (v) {
                 s = strdup(v);
                 if (!s)
-                        st->error = st->error ?: -ENOMEM;
+                        bind_failed(st, i, -ENOMEM);
         }
-        bind(st, i, s, v ? OID_TEXT : 0);
+        /* A NULL given as text is text: the caller says so. */
+        bind(st, i, s, OID_TEXT);
 }
 
 void pg_bind_null(PgStmt *st, int i) {
@@ -392,8 +427,14 @@ static int stmt_run(PgStmt *st) {
         PGresult *res;
         ExecStatusType status;
 
-        if (st->error)
+        if (st->error) {
+                char m[64];
+
+                snprintf(m, sizeof m, "cannot bind parameter %d: %s", st->error_i,
+                         st->error == -ENOMEM ? "out of memory" : "no such parameter");
+                remember_error(st->sql, m);
                 return st->error;
+        }
         if (!pg_conn_ok(c)) {
                 remember_error(st->sql, "the connection to the database was lost");
                 return -ECONNRESET;
@@ -474,9 +515,16 @@ int64_t pg_column_int64(PgStmt *st, int col) {
 }
 
 int64_t pg_changes(PgStmt *st) {
-        const char *n = st->res ? PQcmdTuples(st->res) : "";
+        const char *n, *cmd;
         uint64_t v;
 
+        if (!st->res)
+                return 0;
+        /* A SELECT's count is of the rows it read. */
+        cmd = PQcmdStatus(st->res);
+        if (!startswith(cmd, "INSERT ") && !startswith(cmd, "UPDATE ") && !startswith(cmd, "DELETE "))
+                return 0;
+        n = PQcmdTuples(st->res);
         if (isempty(n) || safe_atou64(n, &v) < 0)
                 return 0;
         return (int64_t) v;

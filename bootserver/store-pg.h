@@ -31,7 +31,7 @@ static inline void pg_conn_freep(PgConn **c) {
 #define _cleanup_pg_conn_free_ _cleanup_(pg_conn_freep)
 
 /* The server's message for the last call that failed on this thread, NULL
- * when none did. */
+ * when none did (store_last_error()). */
 const char *pg_last_error(void);
 
 /* Whether the connection is up as far as libpq knows. */
@@ -41,6 +41,13 @@ int pg_conn_reset(PgConn *c);
 /* The server's version as server_version_num (150004), 0 when unknown. */
 int pg_conn_server_version(const PgConn *c);
 
+/* Commits the open transaction. -EIO when it had met an error (PostgreSQL
+ * then rolls it back, and says COMMIT): nothing of it was kept. */
+int pg_commit(PgConn *c);
+/* Ends every statement's use on c (their results freed), at the end of a
+ * transaction. */
+void pg_conn_reset_statements(PgConn *c);
+
 /* Runs sql (one or more statements, no parameters) and discards any rows. */
 int pg_exec(PgConn *c, const char *sql);
 
@@ -49,6 +56,9 @@ int pg_exec(PgConn *c, const char *sql);
  * It comes with no bindings and no rows; pg_stmt_reset() ends its use. */
 int pg_stmt(PgConn *c, const char *sql, PgStmt **ret);
 void pg_stmt_reset(PgStmt *st);
+/* The statement as store-db.h's DbStmt (its first member): the PostgreSQL
+ * driver hands it out as one and casts it back. */
+struct DbStmt *pg_stmt_head(PgStmt *st);
 static inline void pg_stmt_resetp(PgStmt **st) {
         if (*st)
                 pg_stmt_reset(*st);
@@ -56,8 +66,10 @@ static inline void pg_stmt_resetp(PgStmt **st) {
 
 /* Bindings, 1-based like sqlite's; an unbound parameter is NULL. A text
  * binding is copied. An integer is a bigint: a function that takes an
- * integer wants CAST(? AS integer), which sqlite reads too. An allocation failure is kept and returned by the next
- * pg_step(). */
+ * integer wants CAST(? AS integer), which sqlite reads too. A NULL bound as
+ * text is text; one bound with pg_bind_null() has the type its place in
+ * the statement gives it. A binding that fails (no such parameter: -EIO,
+ * no memory) is kept and returned by the next pg_step(). */
 void pg_bind_int64(PgStmt *st, int i, int64_t v);
 void pg_bind_text(PgStmt *st, int i, const char *v);
 void pg_bind_null(PgStmt *st, int i);

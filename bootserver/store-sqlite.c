@@ -4,24 +4,26 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "store-driver.h"
 #include "store-sqlite.h"
 
 /* A statement of store-db.h: sqlite's, with the first binding that failed
  * since the last reset (reported by the next step) and the rows the last
  * completed run changed. */
-struct DbStmt {
+typedef struct SqliteStmt {
+        DbStmt head;
         sqlite3_stmt *st;
         int64_t changes;
         int bind_rc; /* SQLITE_OK, or what the failed binding returned */
         int bind_i;  /* its parameter */
-};
+} SqliteStmt;
 
 /* One prepared statement kept for the life of the connection, found by the
- * address of its SQL text (a literal). The DbStmt is allocated apart: a
+ * address of its SQL text (a literal). The SqliteStmt is allocated apart: a
  * caller holds it while the table grows. */
 typedef struct CachedStmt {
         const char *sql;
-        DbStmt *st;
+        SqliteStmt *st;
 } CachedStmt;
 
 /* A connection with its statement cache. Connections are opened in
@@ -42,7 +44,8 @@ typedef struct Conn {
  * without sqlite's busy retries; it guards the writer's statement cache too.
  * A read transaction takes an idle reader, or opens one: there are at most
  * as many readers as threads reading at once. */
-struct StoreDb {
+typedef struct SqliteDb {
+        StoreDb head;
         Conn writer;
         pthread_mutex_t lock;
         char *path; /* NULL: no readers (an in-memory database) */
@@ -50,16 +53,17 @@ struct StoreDb {
         Conn *idle;   /* readers not in use */
         Conn **all;   /* every reader, for store_db_free() */
         size_t n_all;
-};
+} SqliteDb;
 
-struct StoreTx {
-        StoreDb *store;
+typedef struct SqliteTx {
+        StoreTx head;
+        SqliteDb *store;
         Conn *conn;
-        StoreTx *parent; /* the enclosing transaction of a savepoint */
+        struct SqliteTx *parent; /* the enclosing transaction of a savepoint */
         bool relaxed;
         bool reader;
         bool open;
-};
+} SqliteTx;
 
 /* Migration 10's triggers keep rollout_waves by moving one rollout_hosts row
  * out of its wave's counts (OLD) and into its new wave's counts (NEW). */
@@ -222,20 +226,13 @@ int sqlite_errno(int rc) {
 /* sqlite's message for the last statement that failed on this thread:
  * sqlite3_errmsg() is overwritten by whatever runs next (a finalize, a
  * rollback), before the caller that logs gets to it. */
-static _Thread_local char last_error[256];
+static const StoreDriver sqlite_driver;
+static StoreDb *db_free(StoreDb *s);
 
 static void remember_error(const char *sql, const char *message) {
-        snprintf(last_error, sizeof last_error, "%s", message);
-        log_debug("sqlite: \"%s\": %s", strempty(sql), message);
+        store_remember_error("sqlite", sql, message);
 }
 
-const char *store_last_error(void) {
-        return last_error[0] ? last_error : NULL;
-}
-
-void store_clear_error(void) {
-        last_error[0] = 0;
-}
 
 static int exec(sqlite3 *s, const char *sql) {
         char *err = NULL;
@@ -310,8 +307,8 @@ static int conn_open(Conn *c, const char *path, int flags) {
         return 0;
 }
 
-int store_db_open(const char *path, StoreDb **ret) {
-        StoreDb *st;
+int sqlite_db_open(const char *path, StoreDb **ret) {
+        SqliteDb *st;
         int r;
 
         /* No global allocation counters (sqlite3_memory_used() and its
@@ -320,19 +317,20 @@ int store_db_open(const char *path, StoreDb **ret) {
         st = calloc(1, sizeof *st);
         if (!st)
                 return -ENOMEM;
+        st->head.driver = &sqlite_driver;
         pthread_mutex_init(&st->lock, NULL);
         pthread_mutex_init(&st->pool_lock, NULL);
         /* Another connection to ":memory:" or "" would be another database. */
         if (!streq(path, ":memory:") && !isempty(path)) {
                 st->path = strdup(path);
                 if (!st->path) {
-                        store_db_free(st);
+                        db_free(&st->head);
                         return -ENOMEM;
                 }
         }
         r = conn_open(&st->writer, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         if (r < 0) {
-                store_db_free(st);
+                db_free(&st->head);
                 return r;
         }
         r = exec(st->writer.s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
@@ -340,14 +338,16 @@ int store_db_open(const char *path, StoreDb **ret) {
                 r = migrate(st->writer.s);
         if (r < 0) {
                 log_error_errno(r, "cannot set up the state database '%s': %s", path, sqlite3_errmsg(st->writer.s));
-                store_db_free(st);
+                db_free(&st->head);
                 return r;
         }
-        *ret = st;
+        *ret = &st->head;
         return 0;
 }
 
-StoreDb *store_db_free(StoreDb *st) {
+static StoreDb *db_free(StoreDb *s) {
+        SqliteDb *st = (SqliteDb *) s;
+
         if (!st)
                 return NULL;
         for (size_t i = 0; i < st->n_all; i++) {
@@ -364,18 +364,19 @@ StoreDb *store_db_free(StoreDb *st) {
         return NULL;
 }
 
-sqlite3 *store_sqlite(StoreDb *st) {
-        return st->writer.s;
+sqlite3 *store_sqlite(StoreDb *s) {
+        assert(s->driver == &sqlite_driver);
+        return ((SqliteDb *) s)->writer.s;
 }
 
-static int cached_stmt(Conn *c, const char *sql, DbStmt **ret);
+static int cached_stmt(Conn *c, const char *sql, SqliteStmt **ret);
 
 /* Runs sql, one statement with no rows (BEGIN, COMMIT, a PRAGMA), prepared
  * once and kept: the transaction commands of every request would otherwise
  * be parsed anew each time. */
 static int control(Conn *c, const char *sql) {
         sqlite3_stmt *stmt;
-        DbStmt *cached;
+        SqliteStmt *cached;
         int rc, r;
 
         r = cached_stmt(c, sql, &cached);
@@ -404,7 +405,7 @@ static void reset_running(sqlite3 *s) {
 /* An idle reader, opened when there is none; NULL when there are no
  * readers (an in-memory database) or one cannot be opened: then reads go to
  * the writer, as they would with no pool. */
-static Conn *reader_take(StoreDb *st) {
+static Conn *reader_take(SqliteDb *st) {
         Conn *c, **all;
 
         if (!st->path)
@@ -442,7 +443,7 @@ static Conn *reader_take(StoreDb *st) {
         return c;
 }
 
-static void reader_put(StoreDb *st, Conn *c) {
+static void reader_put(SqliteDb *st, Conn *c) {
         pthread_mutex_lock(&st->pool_lock);
         c->next_idle = st->idle;
         st->idle = c;
@@ -451,7 +452,7 @@ static void reader_put(StoreDb *st, Conn *c) {
 
 /* Ends the top transaction: a reader back to the pool; the writer back to
  * full durability, its lock released. */
-static void tx_release(StoreTx *tx) {
+static void tx_release(SqliteTx *tx) {
         if (tx->reader) {
                 reader_put(tx->store, tx->conn);
                 return;
@@ -461,8 +462,9 @@ static void tx_release(StoreTx *tx) {
         pthread_mutex_unlock(&tx->store->lock);
 }
 
-int store_tx_begin(StoreDb *st, StoreTxMode mode, StoreTx **ret) {
-        StoreTx *tx;
+static int tx_begin(StoreDb *s, StoreTxMode mode, StoreTx **ret) {
+        SqliteDb *st = (SqliteDb *) s;
+        SqliteTx *tx;
         Conn *c = NULL;
         int r = 0;
 
@@ -471,7 +473,8 @@ int store_tx_begin(StoreDb *st, StoreTxMode mode, StoreTx **ret) {
                 return -ENOMEM;
         if (mode == STORE_TX_READ)
                 c = reader_take(st);
-        *tx = (StoreTx) { .store = st, .conn = c ?: &st->writer, .relaxed = mode == STORE_TX_RELAXED, .reader = c };
+        *tx = (SqliteTx) { .head.driver = &sqlite_driver, .store = st, .conn = c ?: &st->writer,
+                           .relaxed = mode == STORE_TX_RELAXED, .reader = c != NULL };
         if (!tx->reader)
                 pthread_mutex_lock(&st->lock);
         if (tx->relaxed)
@@ -487,12 +490,13 @@ int store_tx_begin(StoreDb *st, StoreTxMode mode, StoreTx **ret) {
                 return r;
         }
         tx->open = true;
-        *ret = tx;
+        *ret = &tx->head;
         return 0;
 }
 
-int store_tx_nest(StoreTx *parent, StoreTx **ret) {
-        StoreTx *tx;
+static int tx_nest(StoreTx *p, StoreTx **ret) {
+        SqliteTx *parent = (SqliteTx *) p;
+        SqliteTx *tx;
         int r;
 
         assert(parent->open);
@@ -504,13 +508,16 @@ int store_tx_nest(StoreTx *parent, StoreTx **ret) {
                 free(tx);
                 return r;
         }
-        *tx = (StoreTx) { .store = parent->store, .conn = parent->conn, .parent = parent, .open = true };
-        *ret = tx;
+        *tx = (SqliteTx) { .head.driver = &sqlite_driver, .store = parent->store, .conn = parent->conn,
+                           .parent = parent, .open = true };
+        *ret = &tx->head;
         return 0;
 }
 
-int store_tx_commit(StoreTx **txp) {
-        StoreTx *tx = *txp;
+static bool tx_rollback(StoreTx **txp);
+
+static int tx_commit(StoreTx **txp) {
+        SqliteTx *tx = (SqliteTx *) *txp;
         sqlite3 *s = tx->conn->s;
         int r;
 
@@ -518,7 +525,7 @@ int store_tx_commit(StoreTx **txp) {
         reset_running(s);
         r = control(tx->conn, tx->parent ? "RELEASE unit;" : "COMMIT;");
         if (r < 0) {
-                (void) store_tx_rollback(txp);
+                (void) tx_rollback(txp);
                 return r;
         }
         if (!tx->parent)
@@ -528,8 +535,8 @@ int store_tx_commit(StoreTx **txp) {
         return 0;
 }
 
-bool store_tx_rollback(StoreTx **txp) {
-        StoreTx *tx = *txp;
+static bool tx_rollback(StoreTx **txp) {
+        SqliteTx *tx = (SqliteTx *) *txp;
         sqlite3 *s;
         bool kept = true;
 
@@ -575,8 +582,8 @@ static int cache_grow(Conn *c) {
         return 0;
 }
 
-static int cached_stmt(Conn *c, const char *sql, DbStmt **ret) {
-        DbStmt *st;
+static int cached_stmt(Conn *c, const char *sql, SqliteStmt **ret) {
+        SqliteStmt *st;
         size_t i;
         int rc, r;
 
@@ -596,6 +603,7 @@ static int cached_stmt(Conn *c, const char *sql, DbStmt **ret) {
         st = calloc(1, sizeof *st);
         if (!st)
                 return -ENOMEM;
+        st->head.driver = &sqlite_driver;
         rc = sqlite3_prepare_v3(c->s, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->st, NULL);
         if (rc != SQLITE_OK) {
                 remember_error(sql, sqlite3_errmsg(c->s));
@@ -609,47 +617,51 @@ static int cached_stmt(Conn *c, const char *sql, DbStmt **ret) {
         return 0;
 }
 
-int store_stmt(StoreTx *tx, const char *sql, DbStmt **ret) {
-        return cached_stmt(tx->conn, sql, ret);
+static int stmt(StoreTx *tx, const char *sql, DbStmt **ret) {
+        SqliteStmt *st;
+        int r = cached_stmt(((SqliteTx *) tx)->conn, sql, &st);
+
+        if (r >= 0)
+                *ret = &st->head;
+        return r;
 }
 
-void db_reset(DbStmt *st) {
-        if (!st)
-                return;
+static void reset(DbStmt *d) {
+        SqliteStmt *st = (SqliteStmt *) d;
+
         sqlite3_reset(st->st);
         sqlite3_clear_bindings(st->st);
         st->bind_rc = SQLITE_OK;
 }
 
 /* Keeps the first binding that failed for db_step(). */
-static void bound(DbStmt *st, int i, int rc) {
+static void bound(SqliteStmt *st, int i, int rc) {
         if (rc != SQLITE_OK && st->bind_rc == SQLITE_OK) {
                 st->bind_rc = rc;
                 st->bind_i = i;
         }
 }
 
-void db_bind_int64(DbStmt *st, int i, int64_t v) {
+static void bind_int64(DbStmt *d, int i, int64_t v) {
+        SqliteStmt *st = (SqliteStmt *) d;
+
         bound(st, i, sqlite3_bind_int64(st->st, i, (sqlite3_int64) v));
 }
 
-void db_bind_int(DbStmt *st, int i, int v) {
-        bound(st, i, sqlite3_bind_int(st->st, i, v));
-}
+static void bind_text(DbStmt *d, int i, const char *v) {
+        SqliteStmt *st = (SqliteStmt *) d;
 
-void db_bind_bool(DbStmt *st, int i, bool v) {
-        bound(st, i, sqlite3_bind_int(st->st, i, v));
-}
-
-void db_bind_text(DbStmt *st, int i, const char *v) {
         bound(st, i, sqlite3_bind_text(st->st, i, v, -1, SQLITE_STATIC));
 }
 
-void db_bind_null(DbStmt *st, int i) {
+static void bind_null(DbStmt *d, int i) {
+        SqliteStmt *st = (SqliteStmt *) d;
+
         bound(st, i, sqlite3_bind_null(st->st, i));
 }
 
-int db_step(DbStmt *st) {
+static int step(DbStmt *d) {
+        SqliteStmt *st = (SqliteStmt *) d;
         sqlite3 *s = sqlite3_db_handle(st->st);
         int rc;
 
@@ -673,35 +685,39 @@ int db_step(DbStmt *st) {
         return sqlite_errno(rc) ?: -EIO;
 }
 
-int64_t db_changes(DbStmt *st) {
-        return st->changes;
+static int64_t changes(DbStmt *d) {
+        return ((SqliteStmt *) d)->changes;
 }
 
-int64_t db_column_int64(DbStmt *st, int col) {
-        return sqlite3_column_int64(st->st, col);
+static int64_t column_int64(DbStmt *d, int col) {
+        return sqlite3_column_int64(((SqliteStmt *) d)->st, col);
 }
 
-int db_column_int(DbStmt *st, int col) {
-        return sqlite3_column_int(st->st, col);
+static const char *column_text(DbStmt *d, int col) {
+        return (const char *) sqlite3_column_text(((SqliteStmt *) d)->st, col);
 }
 
-bool db_column_bool(DbStmt *st, int col) {
-        return sqlite3_column_int64(st->st, col) != 0;
+static bool column_is_null(DbStmt *d, int col) {
+        return sqlite3_column_type(((SqliteStmt *) d)->st, col) == SQLITE_NULL;
 }
 
-const char *db_column_text(DbStmt *st, int col) {
-        return (const char *) sqlite3_column_text(st->st, col);
-}
-
-bool db_column_is_null(DbStmt *st, int col) {
-        return sqlite3_column_type(st->st, col) == SQLITE_NULL;
-}
-
-char *db_column_strdup(DbStmt *st, int col) {
-        const char *t = db_column_text(st, col);
-
-        return t ? strdup(t) : NULL;
-}
+static const StoreDriver sqlite_driver = {
+        .db_free = db_free,
+        .tx_begin = tx_begin,
+        .tx_nest = tx_nest,
+        .tx_commit = tx_commit,
+        .tx_rollback = tx_rollback,
+        .stmt = stmt,
+        .reset = reset,
+        .bind_int64 = bind_int64,
+        .bind_text = bind_text,
+        .bind_null = bind_null,
+        .step = step,
+        .changes = changes,
+        .column_int64 = column_int64,
+        .column_text = column_text,
+        .column_is_null = column_is_null,
+};
 
 int sqlite_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret) {
         int rc = sqlite3_prepare_v2(s, sql, -1, ret, NULL);

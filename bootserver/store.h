@@ -16,8 +16,10 @@
 typedef struct StoreDb StoreDb;
 typedef struct StoreTx StoreTx;
 
-/* Opens (creating and migrating) the database at path. */
-int store_db_open(const char *path, StoreDb **ret);
+/* Opens (creating and migrating) the database where says: a sqlite file
+ * (":memory:" for one in memory), or a PostgreSQL connection string (a
+ * postgresql:// URI, or libpq's key=value form). */
+int store_db_open(const char *where, StoreDb **ret);
 StoreDb *store_db_free(StoreDb *s);
 static inline void store_db_freep(StoreDb **s) {
         store_db_free(*s);

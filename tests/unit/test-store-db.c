@@ -1,23 +1,55 @@
-/* The statement API (store-db.h) on its sqlite driver: a failed binding is
- * returned by the next step and forgotten by a reset, the rows a statement
- * changed are its own, NULL reads as NULL, 0 or false, and a new row's id
- * comes back from RETURNING. And a reboot window that is no string, told
- * apart in the statement, reads as NULL (not valid). */
+/* The statement API (store-db.h) on both drivers, sqlite and PostgreSQL (a
+ * server of the test's own): a failed binding is returned by the next step
+ * and forgotten by a reset, the rows a statement changed are its own, NULL
+ * reads as NULL, 0 or false, and a new row's id comes back from RETURNING.
+ * And on sqlite, a reboot window that is no string, told apart in the
+ * statement, reads as NULL (not valid). */
 #include <errno.h>
 #include <string.h>
 
 #include "tests.h"
 
+#include "pgserver.h"
 #include "store-coord.h"
 #include "store-db.h"
+#include "store-pg.h"
 #include "store-sqlite.h"
 #include "util.h"
 
+/* The PostgreSQL server's connection string while the PostgreSQL group
+ * runs; NULL: sqlite. */
+static char *conninfo;
+
+/* A new, empty database of the driver under test. */
 static StoreDb *open_db(void) {
         StoreDb *db = NULL;
 
-        assert_int_equal(store_db_open("state.db", &db), 0);
+        if (conninfo) {
+                _cleanup_pg_conn_free_ PgConn *c = NULL;
+
+                assert_int_equal(pg_conn_open(conninfo, &c, NULL), 0);
+                /* A test that failed left its connections (cmocka jumps out
+                 * of it, past the clean-ups). */
+                assert_int_equal(pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                                            "current_database() AND pid <> pg_backend_pid()"),
+                                 0);
+                assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
+        }
+        assert_int_equal(store_db_open(conninfo ?: "state.db", &db), 0);
         return db;
+}
+
+static int pg_setup(void **state) {
+        if (test_dir_setup(state) < 0)
+                return -1;
+        return test_pg_start(&conninfo) < 0 ? -1 : 0;
+}
+
+static int pg_teardown(void **state) {
+        test_pg_stop();
+        free(conninfo);
+        conninfo = NULL;
+        return test_dir_teardown(state);
 }
 
 static void insert_token(StoreTx *tx, const char *name, const char *hash, int64_t created) {
@@ -92,7 +124,8 @@ static void test_columns(void **state) {
         (void) state;
 
         assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
-        assert_int_equal(store_stmt(tx, "SELECT ?1, ?2, ?3, ?4, ?5, ?6", &st), 0);
+        /* A bare NULL has no type in PostgreSQL: the statement gives it one. */
+        assert_int_equal(store_stmt(tx, "SELECT CAST(?1 AS TEXT), ?2, ?3, ?4, ?5, ?6", &st), 0);
         db_bind_null(st, 1);
         db_bind_text(st, 2, NULL);
         db_bind_bool(st, 3, true);
@@ -188,5 +221,12 @@ int main(void) {
                 test_in_dir(test_returning),
                 test_in_dir(test_window_not_text),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        const struct CMUnitTest pg[] = {
+                cmocka_unit_test(test_bind_error_kept),
+                cmocka_unit_test(test_changes),
+                cmocka_unit_test(test_columns),
+                cmocka_unit_test(test_returning),
+        };
+        int r = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+        return r + cmocka_run_group_tests_name("postgresql", pg, pg_setup, pg_teardown);
 }

@@ -5,7 +5,9 @@
 
 #include "macro.h"
 #include "pgserver.h"
+#include "store-db.h"
 #include "store-pg.h"
+#include "store.h"
 
 static void translate_ok(const char *sql, const char *want, int want_n) {
         _cleanup_free_ char *out = NULL;
@@ -179,7 +181,8 @@ static void test_errors(void **state) {
         pg_stmt_reset(st);
         /* A binding out of range fails the step, not the program. */
         pg_bind_text(st, 2, "z");
-        assert_int_equal(pg_step(st), -ERANGE);
+        assert_int_equal(pg_step(st), -EIO);
+        assert_non_null(strstr(pg_last_error(), "parameter 2"));
         pg_stmt_reset(st);
 
         assert_int_equal(pg_stmt(c, bad, &st), 0);
@@ -378,6 +381,107 @@ static void test_migrate_together(void **state) {
         assert_int_equal(query_int(c, "SELECT count(*) FROM schema_version"), 1);
 }
 
+static int insert_token(StoreTx *tx, const char *name) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r = store_stmt(tx, "INSERT INTO tokens (name, hash, created) VALUES (?1, ?1, 0)", &st);
+
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, name);
+        return db_step(st);
+}
+
+static int64_t count_tokens(StoreDb *db) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_stmt(tx, "SELECT count(*) FROM tokens", &st), 0);
+        assert_int_equal(db_step(st), 1);
+        return db_column_int64(st, 0);
+}
+
+typedef struct Writer {
+        StoreDb *db;
+        volatile bool committed;
+        int r;
+} Writer;
+
+static void *second_writer(void *userdata) {
+        Writer *w = userdata;
+        StoreTx *tx = NULL;
+
+        w->r = store_tx_begin(w->db, STORE_TX_WRITE, &tx);
+        if (w->r >= 0)
+                w->r = insert_token(tx, "b");
+        if (w->r >= 0)
+                w->r = store_tx_commit(&tx);
+        else
+                store_tx_rollback(&tx);
+        w->committed = w->r >= 0;
+        return NULL;
+}
+
+/* The store's transactions on PostgreSQL: writes of two instances one
+ * after the other, reads that cannot write, an error that costs the whole
+ * transaction (and says so at the commit) or only its savepoint. */
+static void test_store_transactions(void **state) {
+        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_store_db_free_ StoreDb *one = NULL, *two = NULL;
+        StoreTx *tx = NULL, *nested = NULL;
+        Writer w = {};
+        pthread_t t;
+        (void) state;
+
+        assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
+        assert_int_equal(store_db_open(conninfo, &one), 0);
+        assert_int_equal(store_db_open(conninfo, &two), 0);
+
+        /* The second instance's write waits for the first's. */
+        assert_int_equal(store_tx_begin(one, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(insert_token(tx, "a"), 0);
+        w.db = two;
+        assert_int_equal(pthread_create(&t, NULL, second_writer, &w), 0);
+        /* Seen waiting for the write lock, however slow the machine. */
+        bool waits = false;
+        for (int i = 0; i < 1000 && !waits; i++) {
+                waits = query_int(c, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                                     "wait_event = 'advisory'") == 1;
+                if (!waits)
+                        usleep(10 * 1000);
+        }
+        assert_true(waits);
+        assert_false(w.committed);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(w.r, 0);
+        assert_int_equal(count_tokens(one), 2);
+
+        /* A read transaction refuses a write. */
+        assert_int_equal(store_tx_begin(two, STORE_TX_READ, &tx), 0);
+        assert_int_equal(insert_token(tx, "c"), -EROFS);
+        store_tx_rollback(&tx);
+
+        /* An error ends the transaction: what it wrote before is gone, and
+         * the commit says so. */
+        assert_int_equal(store_tx_begin(one, STORE_TX_RELAXED, &tx), 0);
+        assert_int_equal(insert_token(tx, "d"), 0);
+        assert_int_equal(insert_token(tx, "a"), -EEXIST);
+        assert_int_equal(store_tx_commit(&tx), -EIO);
+        assert_null(tx);
+        assert_int_equal(count_tokens(one), 2);
+
+        /* In a savepoint, only the savepoint is lost. */
+        assert_int_equal(store_tx_begin(one, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(insert_token(tx, "e"), 0);
+        assert_int_equal(store_tx_nest(tx, &nested), 0);
+        assert_int_equal(insert_token(nested, "f"), 0);
+        assert_int_equal(insert_token(nested, "a"), -EEXIST);
+        assert_true(store_tx_rollback(&nested));
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(count_tokens(two), 3);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_translate),
@@ -391,6 +495,7 @@ int main(void) {
                 cmocka_unit_test(test_migrate),
                 cmocka_unit_test(test_migrate_together),
                 cmocka_unit_test(test_triggers),
+                cmocka_unit_test(test_store_transactions),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
         return r + cmocka_run_group_tests_name("against a server", live, server_setup, server_teardown);

@@ -1,0 +1,54 @@
+/* What a driver of the store implements (store-sqlite.c, store-pg-db.c):
+ * store.h's databases and transactions, and store-db.h's statements. Each
+ * driver's database, transaction and statement begin with the head below,
+ * which names the driver; store-db.c calls through it. Only the drivers
+ * and store-db.c include this header. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store-db.h"
+#include "store.h"
+
+typedef struct StoreDriver StoreDriver;
+
+struct StoreDb {
+        const StoreDriver *driver;
+};
+
+struct StoreTx {
+        const StoreDriver *driver;
+};
+
+struct DbStmt {
+        const StoreDriver *driver;
+};
+
+struct StoreDriver {
+        StoreDb *(*db_free)(StoreDb *s);
+        int (*tx_begin)(StoreDb *s, StoreTxMode mode, StoreTx **ret);
+        int (*tx_nest)(StoreTx *parent, StoreTx **ret);
+        int (*tx_commit)(StoreTx **tx);
+        bool (*tx_rollback)(StoreTx **tx);
+        int (*stmt)(StoreTx *tx, const char *sql, DbStmt **ret);
+        void (*reset)(DbStmt *st);
+        void (*bind_int64)(DbStmt *st, int i, int64_t v);
+        void (*bind_text)(DbStmt *st, int i, const char *v);
+        void (*bind_null)(DbStmt *st, int i);
+        int (*step)(DbStmt *st);
+        int64_t (*changes)(DbStmt *st);
+        int64_t (*column_int64)(DbStmt *st, int col);
+        const char *(*column_text)(DbStmt *st, int col);
+        bool (*column_is_null)(DbStmt *st, int col);
+};
+
+/* The drivers' databases: a sqlite file (or ":memory:"), a PostgreSQL
+ * connection string. */
+int sqlite_db_open(const char *path, StoreDb **ret);
+int pg_db_open(const char *conninfo, StoreDb **ret);
+
+/* Keeps message as the last error of this thread, for store_last_error(),
+ * and logs it at debug with the statement (NULL: none) and the driver's
+ * name. */
+void store_remember_error(const char *driver, const char *sql, const char *message);

@@ -1,0 +1,308 @@
+/* The PostgreSQL driver of the store (store-driver.h): a pool of libpq
+ * connections (store-pg.c), each with its prepared statements, and the
+ * store's transactions on them.
+ *
+ * Writes are serialized across every instance on the database, as sqlite's
+ * single writer serializes them in one process: a write transaction takes a
+ * transaction-scoped advisory lock first, so the fleet logic's read-then-
+ * write decisions (a lease against its budgets, the next epoch) hold under
+ * READ COMMITTED without retries. Reads run beside them in REPEATABLE READ,
+ * READ ONLY: one snapshot, as a sqlite read transaction has. A relaxed
+ * transaction commits without waiting for the WAL flush
+ * (synchronous_commit off): it may be lost in a crash, never half kept.
+ *
+ * Unlike sqlite, an error aborts the whole transaction (a savepoint
+ * excepted): whatever the caller does next fails, and the commit reports
+ * it. A lost connection fails the transaction it was in; the next one
+ * connects again. */
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "store-driver.h"
+#include "store-pg.h"
+
+/* The advisory lock of write transactions ("slipwayw" in ASCII), apart
+ * from the migration's. */
+#define WRITE_LOCK "8317138543606593911"
+
+typedef struct PgDb {
+        StoreDb head;
+        char *conninfo;
+        pthread_mutex_t lock;
+        PgConn **idle;
+        size_t n_idle, cap;
+} PgDb;
+
+typedef struct PgTx {
+        StoreTx head;
+        PgDb *db;
+        PgConn *conn;
+        struct PgTx *parent; /* the enclosing transaction of a savepoint */
+        bool open;
+} PgTx;
+
+static const StoreDriver pg_driver;
+
+static void conn_put(PgDb *db, PgConn *c) {
+        PgConn **v;
+
+        pthread_mutex_lock(&db->lock);
+        if (db->n_idle == db->cap) {
+                size_t cap = db->cap ? 2 * db->cap : 8;
+                v = reallocarray(db->idle, cap, sizeof *v);
+                if (!v) {
+                        pthread_mutex_unlock(&db->lock);
+                        pg_conn_free(c);
+                        return;
+                }
+                db->idle = v;
+                db->cap = cap;
+        }
+        db->idle[db->n_idle++] = c;
+        pthread_mutex_unlock(&db->lock);
+}
+
+/* An idle connection, or a new one; one that was lost connects again. */
+static int conn_take(PgDb *db, PgConn **ret) {
+        PgConn *c = NULL;
+        int r;
+
+        pthread_mutex_lock(&db->lock);
+        if (db->n_idle > 0)
+                c = db->idle[--db->n_idle];
+        pthread_mutex_unlock(&db->lock);
+        if (!c)
+                return pg_conn_open(db->conninfo, ret, NULL);
+        if (!pg_conn_ok(c)) {
+                r = pg_conn_reset(c);
+                if (r < 0) {
+                        conn_put(db, c);
+                        return r;
+                }
+        }
+        *ret = c;
+        return 0;
+}
+
+static StoreDb *db_free(StoreDb *s) {
+        PgDb *db = (PgDb *) s;
+
+        if (!db)
+                return NULL;
+        for (size_t i = 0; i < db->n_idle; i++)
+                pg_conn_free(db->idle[i]);
+        free(db->idle);
+        free(db->conninfo);
+        pthread_mutex_destroy(&db->lock);
+        free(db);
+        return NULL;
+}
+
+int pg_db_open(const char *conninfo, StoreDb **ret) {
+        _cleanup_free_ char *error = NULL;
+        PgConn *c = NULL;
+        PgDb *db;
+        int r;
+
+        db = calloc(1, sizeof *db);
+        if (!db)
+                return -ENOMEM;
+        db->head.driver = &pg_driver;
+        pthread_mutex_init(&db->lock, NULL);
+        db->conninfo = strdup(conninfo);
+        if (!db->conninfo) {
+                db_free(&db->head);
+                return -ENOMEM;
+        }
+        r = pg_conn_open(conninfo, &c, &error);
+        if (r < 0) {
+                /* libpq's message names the host and what it said; the
+                 * connection string may hold a password, so it is not
+                 * repeated. */
+                log_error("cannot connect to the PostgreSQL state database: %s", strempty(error));
+                db_free(&db->head);
+                return r;
+        }
+        r = pg_migrate(c);
+        if (r < 0) {
+                log_error_errno(r, "cannot set up the PostgreSQL state database: %s", strempty(pg_last_error()));
+                pg_conn_free(c);
+                db_free(&db->head);
+                return r;
+        }
+        conn_put(db, c);
+        *ret = &db->head;
+        return 0;
+}
+
+static int tx_begin(StoreDb *s, StoreTxMode mode, StoreTx **ret) {
+        PgDb *db = (PgDb *) s;
+        PgTx *tx;
+        int r;
+
+        tx = calloc(1, sizeof *tx);
+        if (!tx)
+                return -ENOMEM;
+        r = conn_take(db, &tx->conn);
+        if (r < 0) {
+                free(tx);
+                return r;
+        }
+        switch (mode) {
+        case STORE_TX_WRITE:
+                r = pg_exec(tx->conn, "BEGIN; SELECT pg_advisory_xact_lock(" WRITE_LOCK ")");
+                break;
+        case STORE_TX_RELAXED:
+                r = pg_exec(tx->conn, "BEGIN; SET LOCAL synchronous_commit = off; "
+                                      "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")");
+                break;
+        case STORE_TX_READ:
+                r = pg_exec(tx->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r < 0) {
+                (void) pg_exec(tx->conn, "ROLLBACK");
+                conn_put(db, tx->conn);
+                free(tx);
+                return r;
+        }
+        tx->head.driver = &pg_driver;
+        tx->db = db;
+        tx->open = true;
+        *ret = &tx->head;
+        return 0;
+}
+
+static int tx_nest(StoreTx *p, StoreTx **ret) {
+        PgTx *parent = (PgTx *) p, *tx;
+        int r;
+
+        assert(parent->open);
+        tx = calloc(1, sizeof *tx);
+        if (!tx)
+                return -ENOMEM;
+        r = pg_exec(parent->conn, "SAVEPOINT unit");
+        if (r < 0) {
+                free(tx);
+                return r;
+        }
+        *tx = (PgTx) { .head.driver = &pg_driver, .db = parent->db, .conn = parent->conn, .parent = parent,
+                       .open = true };
+        *ret = &tx->head;
+        return 0;
+}
+
+/* Ends a top transaction: its statements' results freed, the connection
+ * back to the pool. */
+static void tx_release(PgTx *tx) {
+        pg_conn_reset_statements(tx->conn);
+        conn_put(tx->db, tx->conn);
+}
+
+static bool tx_rollback(StoreTx **txp) {
+        PgTx *tx = (PgTx *) *txp;
+        bool kept = true;
+
+        if (!tx)
+                return true;
+        if (!tx->parent) {
+                pg_conn_reset_statements(tx->conn);
+                (void) pg_exec(tx->conn, "ROLLBACK");
+                tx_release(tx);
+        } else {
+                pg_conn_reset_statements(tx->conn);
+                kept = pg_exec(tx->conn, "ROLLBACK TO unit; RELEASE unit") >= 0;
+        }
+        free(tx);
+        *txp = NULL;
+        return kept;
+}
+
+static int tx_commit(StoreTx **txp) {
+        PgTx *tx = (PgTx *) *txp;
+        int r;
+
+        assert(tx->open);
+        pg_conn_reset_statements(tx->conn);
+        r = tx->parent ? pg_exec(tx->conn, "RELEASE unit") : pg_commit(tx->conn);
+        if (r < 0) {
+                (void) tx_rollback(txp);
+                return r;
+        }
+        if (!tx->parent)
+                tx_release(tx);
+        free(tx);
+        *txp = NULL;
+        return 0;
+}
+
+static int stmt(StoreTx *tx, const char *sql, DbStmt **ret) {
+        PgStmt *st;
+        int r = pg_stmt(((PgTx *) tx)->conn, sql, &st);
+
+        if (r < 0)
+                return r;
+        *ret = pg_stmt_head(st);
+        (*ret)->driver = &pg_driver;
+        return 0;
+}
+
+static void reset(DbStmt *st) {
+        pg_stmt_reset((PgStmt *) st);
+}
+
+static void bind_int64(DbStmt *st, int i, int64_t v) {
+        pg_bind_int64((PgStmt *) st, i, v);
+}
+
+static void bind_text(DbStmt *st, int i, const char *v) {
+        pg_bind_text((PgStmt *) st, i, v);
+}
+
+static void bind_null(DbStmt *st, int i) {
+        pg_bind_null((PgStmt *) st, i);
+}
+
+static int step(DbStmt *st) {
+        return pg_step((PgStmt *) st);
+}
+
+static int64_t changes(DbStmt *st) {
+        return pg_changes((PgStmt *) st);
+}
+
+static int64_t column_int64(DbStmt *st, int col) {
+        return pg_column_int64((PgStmt *) st, col);
+}
+
+static const char *column_text(DbStmt *st, int col) {
+        return pg_column_text((PgStmt *) st, col);
+}
+
+static bool column_is_null(DbStmt *st, int col) {
+        return pg_column_is_null((PgStmt *) st, col);
+}
+
+static const StoreDriver pg_driver = {
+        .db_free = db_free,
+        .tx_begin = tx_begin,
+        .tx_nest = tx_nest,
+        .tx_commit = tx_commit,
+        .tx_rollback = tx_rollback,
+        .stmt = stmt,
+        .reset = reset,
+        .bind_int64 = bind_int64,
+        .bind_text = bind_text,
+        .bind_null = bind_null,
+        .step = step,
+        .changes = changes,
+        .column_int64 = column_int64,
+        .column_text = column_text,
+        .column_is_null = column_is_null,
+};
