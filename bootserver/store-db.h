@@ -27,6 +27,11 @@ typedef struct DbStmt DbStmt;
  * transaction resets whatever is left running. */
 int store_stmt(StoreTx *tx, const char *sql, DbStmt **ret);
 
+/* Whether tx runs on PostgreSQL, for the few statements that have no text
+ * both databases read the same (JSON: sqlite's json_each(), PostgreSQL's
+ * jsonb_each()): an area picks one of two literals with it. */
+bool store_tx_postgresql(StoreTx *tx);
+
 /* Makes st ready to run again from the start, its bindings cleared (each
  * parameter NULL) and a kept binding error forgotten. NULL is fine. */
 void db_reset(DbStmt *st);

@@ -57,6 +57,10 @@ bool store_tx_rollback(StoreTx **tx) {
         return *tx ? (*tx)->driver->tx_rollback(tx) : true;
 }
 
+bool store_tx_postgresql(StoreTx *tx) {
+        return tx->driver->postgresql;
+}
+
 int store_stmt(StoreTx *tx, const char *sql, DbStmt **ret) {
         return tx->driver->stmt(tx, sql, ret);
 }

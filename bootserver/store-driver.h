@@ -26,6 +26,8 @@ struct DbStmt {
 };
 
 struct StoreDriver {
+        /* Whether this is PostgreSQL (store_tx_postgresql()). */
+        bool postgresql;
         StoreDb *(*db_free)(StoreDb *s);
         int (*tx_begin)(StoreDb *s, StoreTxMode mode, StoreTx **ret);
         int (*tx_nest)(StoreTx *parent, StoreTx **ret);

@@ -290,6 +290,7 @@ static bool column_is_null(DbStmt *st, int col) {
 }
 
 static const StoreDriver pg_driver = {
+        .postgresql = true,
         .db_free = db_free,
         .tx_begin = tx_begin,
         .tx_nest = tx_nest,
