@@ -46,8 +46,10 @@ int store_budget_set(StoreTx *tx, const Budget *b) {
         int r;
 
         r = store_stmt(tx,
-                       "INSERT OR REPLACE INTO budgets (selector, max_unavailable, max_unavailable_pct, min_available) "
-                       "VALUES (?, ?, ?, ?)",
+                       "INSERT INTO budgets (selector, max_unavailable, max_unavailable_pct, min_available) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (selector) DO UPDATE SET max_unavailable = "
+                       "excluded.max_unavailable, max_unavailable_pct = excluded.max_unavailable_pct, min_available = "
+                       "excluded.min_available",
                        &st);
         if (r < 0)
                 return r;
@@ -187,7 +189,7 @@ int store_group_unavailable(StoreTx *tx, const char *key, const char *value, con
         int r;
 
         r = store_stmt(tx,
-                       "SELECT count(*), coalesce(sum(CASE WHEN h.id IS NOT ?5 AND " COORD_UNAVAILABLE_SQL
+                       "SELECT count(*), coalesce(sum(CASE WHEN h.id IS DISTINCT FROM ?5 AND " COORD_UNAVAILABLE_SQL
                        " THEN 1 ELSE 0 END), 0) FROM hosts h JOIN host_labels l ON l.host_id = h.id "
                        "WHERE l.key = ?3 AND l.value = ?4",
                        &st);
@@ -332,7 +334,7 @@ int store_coord_host_unquarantine(StoreTx *tx, const char *host, bool healthy) {
         int r;
 
         r = store_stmt(tx,
-                       "UPDATE hosts SET quarantined = 0 WHERE id = ?1 AND quarantined AND (?2 OR "
+                       "UPDATE hosts SET quarantined = 0 WHERE id = ?1 AND quarantined <> 0 AND (?2 <> 0 OR "
                        "current_image IS NOT NULL)",
                        &st);
         if (r < 0)
@@ -364,15 +366,29 @@ int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, 
         size_t n = 0, cap = 0;
         int r;
 
-        /* A window that is no string reads as NULL: not valid. */
+        /* A window that is no string reads as NULL: not valid. An object or
+         * an array is JSON text, which the window's parse refuses (its
+         * spacing is each database's own). The spec is JSON, which each
+         * database reads in its own words. */
         r = store_stmt(tx,
-                       "SELECT w.key, CASE WHEN typeof(w.value) = 'text' THEN w.value END, "
-                       "l.key || '=' || l.value FROM rollout_hosts rh "
-                       "JOIN rollouts r ON r.id = rh.rollout_id, json_each(r.spec, '$.windows') w "
-                       "JOIN host_labels l ON l.host_id = rh.host_id AND "
-                       "  (l.key = w.key OR l.key || '=' || l.value = w.key) "
-                       "WHERE rh.host_id = ? AND r.state = 'running' AND rh.status = 'assigned' "
-                       "ORDER BY w.key",
+                       store_tx_postgresql(tx)
+                               ? "SELECT w.key, CASE jsonb_typeof(w.value) WHEN 'string' THEN w.value #>> '{}' WHEN "
+                                 "'object' THEN CAST(w.value AS text) WHEN 'array' THEN CAST(w.value AS text) END, "
+                                 "l.key || '=' || l.value FROM rollout_hosts rh "
+                                 "JOIN rollouts r ON r.id = rh.rollout_id CROSS JOIN LATERAL jsonb_each(CASE WHEN "
+                                 "jsonb_typeof(CAST(r.spec AS jsonb) -> 'windows') = 'object' THEN CAST(r.spec AS "
+                                 "jsonb) -> 'windows' END) w "
+                                 "JOIN host_labels l ON l.host_id = rh.host_id AND "
+                                 "  (l.key = w.key OR l.key || '=' || l.value = w.key) "
+                                 "WHERE rh.host_id = ? AND r.state = 'running' AND rh.status = 'assigned' "
+                                 "ORDER BY w.key"
+                               : "SELECT w.key, CASE WHEN typeof(w.value) = 'text' THEN w.value END, "
+                                 "l.key || '=' || l.value FROM rollout_hosts rh "
+                                 "JOIN rollouts r ON r.id = rh.rollout_id, json_each(r.spec, '$.windows') w "
+                                 "JOIN host_labels l ON l.host_id = rh.host_id AND "
+                                 "  (l.key = w.key OR l.key || '=' || l.value = w.key) "
+                                 "WHERE rh.host_id = ? AND r.state = 'running' AND rh.status = 'assigned' "
+                                 "ORDER BY w.key",
                        &st);
         if (r < 0)
                 return r;

@@ -144,8 +144,9 @@ int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t h
         int r;
 
         r = store_stmt(tx,
-                       "SELECT l.key || '=' || l.value, count(*), sum(rh.status = 'done'), sum(rh.status = 'failed'), "
-                       "sum(" COORD_UNAVAILABLE_SQL ") FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
+                       "SELECT l.key || '=' || l.value, count(*), sum(CASE WHEN rh.status = 'done' THEN 1 ELSE 0 END), "
+                       "sum(CASE WHEN rh.status = 'failed' THEN 1 ELSE 0 END), sum(CASE WHEN " COORD_UNAVAILABLE_SQL
+                       " THEN 1 ELSE 0 END) FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
                        "host_labels l ON l.host_id = h.id WHERE rh.rollout_id = ?3 AND (l.key IN (SELECT selector FROM "
                        "budgets) OR l.key || '=' || l.value IN (SELECT selector FROM budgets)) GROUP BY 1 ORDER BY 1",
                        &st);
@@ -193,8 +194,9 @@ int store_image_users(StoreTx *tx, const char *image, int64_t *ret_hosts, Rollou
                 return r < 0 ? r : -EIO;
         hosts = db_column_int64(h, 0);
         r = store_stmt(tx,
-                       "SELECT rh.rollout_id, max(rh.target = ?1 AND rh.status IN ('pending', 'assigned')), "
-                       "max(rh.prev_image = ?1 AND rh.status IN ('assigned', 'done', 'failed')) FROM rollout_hosts rh "
+                       "SELECT rh.rollout_id, max(CASE WHEN rh.target = ?1 AND rh.status IN ('pending', 'assigned') THEN "
+                       "1 ELSE 0 END), max(CASE WHEN rh.prev_image = ?1 AND rh.status IN ('assigned', 'done', "
+                       "'failed') THEN 1 ELSE 0 END) FROM rollout_hosts rh "
                        "JOIN rollouts r ON r.id = rh.rollout_id WHERE r.state != 'aborted' AND ((rh.target = ?1 AND "
                        "rh.status IN ('pending', 'assigned')) OR (rh.prev_image = ?1 AND rh.status IN ('assigned', "
                        "'done', 'failed'))) GROUP BY rh.rollout_id ORDER BY rh.rollout_id",
@@ -236,7 +238,8 @@ int store_rollout_candidates(StoreTx *tx, char *const *selector, const char *ord
         json_t *o;
         int r;
 
-        /* The selector goes in as one JSON object, read by json_each(). */
+        /* The selector goes in as one JSON object, read by each database's
+         * own function (json_each(), jsonb_each_text()). */
         o = json_object();
         for (size_t i = 0; o && selector && selector[i] && selector[i + 1]; i += 2)
                 if (json_object_set_new(o, selector[i], json_string(selector[i + 1])) < 0) {
@@ -252,11 +255,17 @@ int store_rollout_candidates(StoreTx *tx, char *const *selector, const char *ord
          * (docs/api.md), and that can never be assigned: then the image it
          * was assigned. */
         r = store_stmt(tx,
-                       "SELECT h.id, coalesce((SELECT i.id FROM images i WHERE i.id = h.current_image), h.image), "
-                       "(SELECT l.value FROM host_labels l WHERE "
-                       "l.host_id = h.id AND l.key = ?2) FROM hosts h WHERE NOT EXISTS (SELECT 1 FROM json_each(?1) "
-                       "j WHERE NOT EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = h.id AND l.key = j.key AND "
-                       "l.value = j.value)) ORDER BY h.id",
+                       store_tx_postgresql(tx)
+                               ? "SELECT h.id, coalesce((SELECT i.id FROM images i WHERE i.id = h.current_image), "
+                                 "h.image), (SELECT l.value FROM host_labels l WHERE l.host_id = h.id AND l.key = ?2) "
+                                 "FROM hosts h WHERE NOT EXISTS (SELECT 1 FROM jsonb_each_text(CAST(?1 AS jsonb)) j "
+                                 "WHERE NOT EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = h.id AND l.key = "
+                                 "j.key AND l.value = j.value)) ORDER BY h.id"
+                               : "SELECT h.id, coalesce((SELECT i.id FROM images i WHERE i.id = h.current_image), "
+                                 "h.image), (SELECT l.value FROM host_labels l WHERE l.host_id = h.id AND l.key = ?2) "
+                                 "FROM hosts h WHERE NOT EXISTS (SELECT 1 FROM json_each(?1) j WHERE NOT EXISTS "
+                                 "(SELECT 1 FROM host_labels l WHERE l.host_id = h.id AND l.key = j.key AND l.value = "
+                                 "j.value)) ORDER BY h.id",
                        &st);
         if (r < 0)
                 return r;
@@ -300,9 +309,9 @@ int store_budgeted_labels(StoreTx *tx, RolloutLabel **ret, size_t *ret_n) {
         int r;
 
         r = store_stmt(tx,
-                       "SELECT host_id, key, value FROM host_labels WHERE key IN (SELECT CASE WHEN instr(selector, "
-                       "'=') > 0 THEN substr(selector, 1, instr(selector, '=') - 1) ELSE selector END FROM budgets) "
-                       "ORDER BY host_id, key",
+                       "SELECT host_id, key, value FROM host_labels l WHERE replace(l.key, '=', '') = l.key AND "
+                       "EXISTS (SELECT 1 FROM budgets b WHERE b.selector = l.key OR substr(b.selector, 1, "
+                       "length(l.key) + 1) = l.key || '=') ORDER BY host_id, key",
                        &st);
         if (r < 0)
                 return r;

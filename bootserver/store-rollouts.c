@@ -153,8 +153,8 @@ static void status_changes_free(StatusChange *v, size_t n) {
  * (for store_rollout_assign()) test the same to mark a row. */
 #define ROW_FINISHED                                                                                            \
         "((h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN ('rolled-back', 'failed') AND " \
-        "h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) >= rh.assigned_at OR (NOT ?2 AND "  \
-        "h.failed_image = rh.target))))"
+        "h.current_image IS DISTINCT FROM rh.target AND (coalesce(h.state_since, 0) >= rh.assigned_at OR "    \
+        "(?2 = 0 AND h.failed_image = rh.target))))"
 
 int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
         _cleanup_stmt_reset_ DbStmt *sel = NULL;
@@ -171,7 +171,7 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
         r = store_stmt(tx,
                        "SELECT rh.host_id, rh.status = 'assigned' AND " ROW_FINISHED ", h.current_image = "
                        "rh.target AND h.state = 'healthy', h.message FROM rollout_hosts rh JOIN hosts h ON h.id = "
-                       "rh.host_id WHERE rh.rollout_id = ?1 AND rh.reported",
+                       "rh.host_id WHERE rh.rollout_id = ?1 AND rh.reported <> 0",
                        &sel);
         if (r < 0)
                 return r;
@@ -299,12 +299,12 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         r = store_stmt(tx,
                        "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target), "
                        "(h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN ('rolled-back', "
-                       "'failed') AND h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) >= ?3 OR (NOT "
-                       "?5 AND h.failed_image = rh.target))) FROM rollout_waves w CROSS JOIN rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
+                       "'failed') AND h.current_image IS DISTINCT FROM rh.target AND (coalesce(h.state_since, 0) >= ?3 "
+                       "OR (?5 = 0 AND h.failed_image = rh.target))) FROM rollout_waves w CROSS JOIN rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
                        "w.rollout_id = ?1 AND w.wave <= ?2 AND w.pending > 0 AND rh.rollout_id = ?1 AND rh.status = "
                        "'pending' AND rh.wave = w.wave AND coalesce(h.last_seen, 0) >= ?3 - ?4 AND rh.phase <= (SELECT "
                        "coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending") " UNION ALL "
-                       EARLIEST_PHASE("assigned") ")) LIMIT ?6",
+                       EARLIEST_PHASE("assigned") ") AS e) LIMIT ?6",
                        &sel);
         if (r < 0)
                 return r;

@@ -198,6 +198,12 @@ static const char *const migrations[] = {
         "    (NEW.failed_image = target AND (SELECT r.kind FROM rollouts r WHERE r.id = rollout_hosts.rollout_id)"
         "    IS NOT 'rollback'))));"
         "END;",
+        /* 12: the marked rows' index under the predicate both databases
+         * read (reported <> 0: PostgreSQL has no integer for a boolean);
+         * sqlite uses a partial index only for a query whose WHERE implies
+         * its predicate word for word. */
+        "DROP INDEX rollout_hosts_reported;"
+        "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;",
 };
 
 int sqlite_errno(int rc) {
