@@ -1,4 +1,4 @@
-/* store-rollouts.h on SQLite: what the views of rollouts read, and what
+/* store-rollouts.h, the views: what the views of rollouts read, and what
  * planning a rollout reads of the hosts and their labels. */
 #include <jansson.h>
 #include <stdlib.h>

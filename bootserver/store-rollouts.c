@@ -162,12 +162,13 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
         size_t n = 0, cap = 0;
         int r;
 
-        /* Only the marked rows, through the partial index: a host's report
-         * marked them since the last tick, or their assignment did. One
-         * read finds both outcomes: none can be done (on the target) and
-         * failed (off it) at once. A marked row that is not finished any
-         * more (its host reported again) loses its mark. Read first, then
-         * written. */
+        /* Only the marked rows, through the partial index (its predicate,
+         * reported <> 0, word for word: sqlite uses it for no other): a
+         * host's report marked them since the last tick, or their
+         * assignment did. One read finds both outcomes: none can be done
+         * (on the target) and failed (off it) at once. A marked row that is
+         * not finished any more (its host reported again) loses its mark.
+         * Read first, then written. */
         r = store_stmt(tx,
                        "SELECT rh.host_id, rh.status = 'assigned' AND " ROW_FINISHED ", h.current_image = "
                        "rh.target AND h.state = 'healthy', h.message FROM rollout_hosts rh JOIN hosts h ON h.id = "
