@@ -357,8 +357,8 @@ static int restore_blobs(const char *state_dir, const char *dir, RestoreReport *
         return strv_length(rep->missing) > 0 ? -ENOENT : 0;
 }
 
-/* In the database at path, which nobody else uses: the lease epoch counter
- * raised to floor and the restore audited. */
+/* In the database at path, which nobody else uses: the lease epochs moved
+ * to floor and above (store_restore_epochs()) and the restore audited. */
 static int restore_record(const char *path, uint64_t floor, const char *dir, int64_t now, const char *actor,
                           RestoreReport *rep) {
         _cleanup_store_db_free_ StoreDb *db = NULL;
@@ -370,13 +370,14 @@ static int restore_record(const char *path, uint64_t floor, const char *dir, int
         if (r >= 0)
                 r = store_tx_begin(db, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = store_lease_epoch_raise(tx, floor, &rep->epoch);
+                r = store_restore_epochs(tx, floor, &rep->epoch, &rep->leases_renumbered);
         if (r < 0)
                 return r;
-        detail = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "backup", dir, "backup_created",
+        detail = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "backup", dir, "backup_created",
                            (json_int_t) rep->backup_created, "backup_epoch", (json_int_t) rep->epoch_backup,
                            "previous_epoch", (json_int_t) rep->epoch_previous, "epoch", (json_int_t) rep->epoch,
-                           "blobs_copied", (json_int_t) rep->blobs_copied);
+                           "leases_renumbered", (json_int_t) rep->leases_renumbered, "blobs_copied",
+                           (json_int_t) rep->blobs_copied);
         if (!detail)
                 return -ENOMEM;
         r = audit_log_at(tx, now, actor, "state.restore", NULL, detail);

@@ -54,6 +54,7 @@ typedef struct RestoreReport {
         uint64_t epoch_backup;   /* the counter in the backup */
         uint64_t epoch_previous; /* in the state it replaced (0: none) */
         uint64_t epoch;          /* the counter now */
+        uint64_t leases_renumbered; /* held leases given new epochs */
         size_t blobs_present, blobs_copied;
         char **missing; /* blobs neither in the state nor in the backup */
         char *previous; /* where the replaced database was kept, or NULL */
@@ -70,7 +71,8 @@ void restore_report_release(RestoreReport *r);
  * some are in neither, report->missing names them and -ENOENT is returned
  * with the old database untouched. Then the database is replaced in one
  * rename, its lease epoch counter raised past anything that can have been
- * handed out since the backup, and the restore audited as actor at now.
+ * handed out since the backup (and the leases it holds renumbered above
+ * that), and the restore audited as actor at now.
  * report is filled as far as the restore went, also on a failure; the
  * caller releases it. */
 int backup_restore(const char *state_dir, const char *dir, int64_t now, const char *actor, RestoreReport *report);

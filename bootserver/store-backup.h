@@ -57,6 +57,9 @@ int store_snapshot_inspect(const char *path, StoreSnapshotInfo *ret);
  * none. */
 int store_settle(const char *path, uint64_t *ret_epoch);
 
-/* Inside tx: raises the lease epoch counter to at least floor (it never
- * goes down). ret_epoch gets the counter's value afterwards. */
-int store_lease_epoch_raise(StoreTx *tx, uint64_t floor, uint64_t *ret_epoch);
+/* Inside tx, in a restored state: raises the lease epoch counter to at
+ * least floor (it never goes down), then gives every lease the state holds
+ * a new epoch from it, so that no epoch handed out before floor is handed
+ * out again, not even by a renewal. ret_epoch gets the counter afterwards,
+ * ret_leases (may be NULL) the number of leases renumbered. */
+int store_restore_epochs(StoreTx *tx, uint64_t floor, uint64_t *ret_epoch, uint64_t *ret_leases);

@@ -268,19 +268,32 @@ int store_settle(const char *path, uint64_t *ret_epoch) {
         return 0;
 }
 
-int store_lease_epoch_raise(StoreTx *tx, uint64_t floor, uint64_t *ret_epoch) {
+int store_restore_epochs(StoreTx *tx, uint64_t floor, uint64_t *ret_epoch, uint64_t *ret_leases) {
         _cleanup_stmt_reset_ sqlite3_stmt *up = NULL, *sel = NULL;
         int r;
 
-        if (floor > INT64_MAX)
+        if (floor > INT64_MAX / 2)
                 return -ERANGE;
         r = store_stmt(tx, "UPDATE meta SET value = max(value, ?) WHERE key = 'lease_epoch'", &up);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(up, 1, (sqlite3_int64) floor);
         r = db_step(up);
+        /* The held leases in the order of their old epochs, numbered on
+         * from the counter; then the counter past them. */
         if (r >= 0)
-                r = store_stmt(tx, "SELECT value FROM meta WHERE key = 'lease_epoch'", &sel);
+                r = store_exec(tx, "UPDATE hosts SET lease_epoch = (SELECT value FROM meta WHERE key = 'lease_epoch') +"
+                                   "  (SELECT count(*) FROM hosts h WHERE h.lease_epoch IS NOT NULL AND"
+                                   "   (h.lease_epoch < hosts.lease_epoch OR (h.lease_epoch = hosts.lease_epoch AND"
+                                   "    h.id <= hosts.id)))"
+                                   "  WHERE lease_epoch IS NOT NULL;"
+                                   "UPDATE meta SET value = value + (SELECT count(*) FROM hosts WHERE lease_epoch IS NOT NULL)"
+                                   "  WHERE key = 'lease_epoch';");
+        if (r >= 0)
+                r = store_stmt(tx,
+                               "SELECT value, (SELECT count(*) FROM hosts WHERE lease_epoch IS NOT NULL) FROM meta "
+                               "WHERE key = 'lease_epoch'",
+                               &sel);
         if (r >= 0)
                 r = db_step(sel);
         if (r < 0)
@@ -288,5 +301,7 @@ int store_lease_epoch_raise(StoreTx *tx, uint64_t floor, uint64_t *ret_epoch) {
         if (r == 0)
                 return -EBADMSG;
         *ret_epoch = (uint64_t) sqlite3_column_int64(sel, 0);
+        if (ret_leases)
+                *ret_leases = (uint64_t) sqlite3_column_int64(sel, 1);
         return 0;
 }
