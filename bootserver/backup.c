@@ -21,6 +21,9 @@
 
 #define STATE_DB "state.db"
 #define LOCK_FILE "slipwayd.lock"
+/* The key install secrets are derived with (enroll.c): kept beside the
+ * database, restored where the state has none. */
+#define ENROLL_KEY "enroll.key"
 /* A manifest lists every blob: ~100 bytes each. */
 #define MANIFEST_MAX (64u << 20)
 
@@ -181,6 +184,11 @@ static json_t *manifest_build(const BackupReport *rep, const BackupOptions *o, i
                       (json_int_t) i->hosts, "images", (json_int_t) i->images, "rollouts", (json_int_t) i->rollouts,
                       "audit", (json_int_t) i->audit, "tokens", (json_int_t) i->tokens, "blobs_included",
                       !o->no_blobs, "blobs", blobs);
+        if (m && rep->enroll_key_sha256[0] &&
+            json_object_set_new(m, "enroll_key_sha256", json_string(rep->enroll_key_sha256)) < 0) {
+                json_decref(m);
+                m = NULL;
+        }
         return m;
 }
 
@@ -193,9 +201,16 @@ static int backup_fill(const char *state_dir, const char *work, const BackupOpti
         _cleanup_json_ json_t *m = NULL;
         int r;
 
-        if (!db || !copy || !tmp || !mpath)
+        _cleanup_free_ char *key = path_join(state_dir, ENROLL_KEY), *key_copy = path_join(work, ENROLL_KEY);
+
+        if (!db || !copy || !tmp || !mpath || !key || !key_copy)
                 return -ENOMEM;
         r = step("backup-begin");
+        if (r >= 0 && path_exists(key)) {
+                r = copy_file_atomic(key, key_copy, 0600);
+                if (r >= 0)
+                        r = sha256_file_hex(key_copy, rep->enroll_key_sha256, NULL);
+        }
         if (r >= 0)
                 r = store_snapshot(db, copy, &rep->snapshot);
         if (r >= 0)
@@ -281,10 +296,11 @@ int backup_create(const char *state_dir, const char *dir, const BackupOptions *o
 }
 
 /* The manifest's checks: a backup of this kind, and the database's digest. */
-static int manifest_read(const char *dir, RestoreReport *rep, char ret_sha[SHA256_HEX_SIZE], uint64_t *ret_size) {
+static int manifest_read(const char *dir, RestoreReport *rep, char ret_sha[SHA256_HEX_SIZE], uint64_t *ret_size,
+                         char ret_key_sha[SHA256_HEX_SIZE]) {
         _cleanup_free_ char *path = path_join(dir, BACKUP_MANIFEST), *text = NULL;
         _cleanup_json_ json_t *m = NULL;
-        const char *format = NULL, *store = NULL, *file = NULL, *sha = NULL;
+        const char *format = NULL, *store = NULL, *file = NULL, *sha = NULL, *key_sha = NULL;
         json_int_t created = 0, size = -1;
         json_error_t e;
         size_t len;
@@ -296,19 +312,24 @@ static int manifest_read(const char *dir, RestoreReport *rep, char ret_sha[SHA25
         if (r < 0)
                 return log_error_errno(r, "cannot read the backup's manifest '%s': %m", path);
         m = json_loadb(text, len, 0, &e);
-        if (!m || json_unpack_ex(m, &e, 0, "{s:s, s:s, s:I, s:{s:s, s:s, s:I}}", "format", &format, "store", &store,
-                                 "created", &created, "database", "file", &file, "sha256", &sha, "size", &size) < 0)
+        if (!m || json_unpack_ex(m, &e, 0, "{s:s, s:s, s:I, s:{s:s, s:s, s:I}, s?s}", "format", &format, "store", &store,
+                                 "created", &created, "database", "file", &file, "sha256", &sha, "size", &size,
+                                 "enroll_key_sha256", &key_sha) < 0)
                 return log_error_errno(-EBADMSG, "the backup's manifest '%s' is damaged: %s", path, e.text);
         if (!streq(format, BACKUP_FORMAT))
                 return log_error_errno(-EPROTONOSUPPORT, "'%s' is a backup of format '%s', not " BACKUP_FORMAT, dir,
                                        format);
         if (!streq(store, "sqlite"))
                 return log_error_errno(-EPROTONOSUPPORT, "'%s' is a backup of a %s store, not of sqlite", dir, store);
-        if (!streq(file, STATE_DB) || !sha256_hex_valid(sha) || size < 0)
+        if (!streq(file, STATE_DB) || !sha256_hex_valid(sha) || size < 0 || (key_sha && !sha256_hex_valid(key_sha)))
                 return log_error_errno(-EBADMSG, "the backup's manifest '%s' names its database wrongly", path);
         rep->backup_created = (int64_t) created;
         memcpy(ret_sha, sha, SHA256_HEX_SIZE);
         *ret_size = (uint64_t) size;
+        if (key_sha)
+                memcpy(ret_key_sha, key_sha, SHA256_HEX_SIZE);
+        else
+                ret_key_sha[0] = 0;
         return 0;
 }
 
@@ -463,17 +484,42 @@ fail:
         return r;
 }
 
+/* The backup's enrollment key, checked against its digest, where the state
+ * has none. A state that has one keeps it: the install secrets in flight
+ * come from it. */
+static int restore_enroll_key(const char *state_dir, const char *dir, const char *sha, RestoreReport *rep) {
+        _cleanup_free_ char *src = path_join(dir, ENROLL_KEY), *dst = path_join(state_dir, ENROLL_KEY);
+        char got[SHA256_HEX_SIZE];
+        int r;
+
+        if (!src || !dst)
+                return -ENOMEM;
+        if (!sha[0] || path_exists(dst))
+                return 0;
+        r = copy_file_atomic(src, dst, 0600);
+        if (r >= 0)
+                r = sha256_file_hex(dst, got, NULL);
+        if (r >= 0 && !streq(got, sha))
+                r = -EBADMSG;
+        if (r < 0) {
+                (void) unlink(dst);
+                return r;
+        }
+        rep->enroll_key_restored = true;
+        return 0;
+}
+
 int backup_restore(const char *state_dir, const char *dir, int64_t now, const char *actor, RestoreReport *rep) {
         _cleanup_free_ char *db = path_join(dir, STATE_DB), *blobs = path_join(state_dir, BLOBSTORE_BLOBS_DIR);
         _cleanup_free_ char *tmp = path_join(state_dir, BLOBSTORE_TMP_DIR);
-        char sha[SHA256_HEX_SIZE], got[SHA256_HEX_SIZE];
+        char sha[SHA256_HEX_SIZE], got[SHA256_HEX_SIZE], key_sha[SHA256_HEX_SIZE];
         uint64_t start = now_usec(), size = 0, got_size = 0;
         int r;
 
         *rep = (RestoreReport) {};
         if (!db || !blobs || !tmp)
                 return log_oom();
-        r = manifest_read(dir, rep, sha, &size);
+        r = manifest_read(dir, rep, sha, &size, key_sha);
         if (r < 0)
                 return r;
         r = sha256_file_hex(db, got, &got_size);
@@ -499,6 +545,9 @@ int backup_restore(const char *state_dir, const char *dir, int64_t now, const ch
                                        strv_length(rep->missing));
         if (r < 0)
                 return log_error_errno(r, "cannot restore the blobs into '%s': %m", state_dir);
+        r = restore_enroll_key(state_dir, dir, key_sha, rep);
+        if (r < 0)
+                return log_error_errno(r, "cannot restore the enrollment key into '%s': %m", state_dir);
         r = restore_db(state_dir, dir, sha, now, actor, rep);
         if (r == -EBUSY)
                 return log_error_errno(r, "the database in '%s' is in use: is slipwayd running?", state_dir);

@@ -3,6 +3,7 @@
  *
  *     DIR/manifest.json              what the backup holds and its digests
  *     DIR/state.db                   the database, one consistent snapshot
+ *     DIR/enroll.key                 the key install secrets come from
  *     DIR/blobs/sha256/<xx>/<hex>    the blobs the state refers to (not
  *                                    with --no-blobs; then listed only)
  *
@@ -34,6 +35,7 @@ typedef struct BackupReport {
         StoreSnapshotInfo info;
         char db_sha256[65];
         uint64_t db_size;
+        char enroll_key_sha256[65]; /* empty: the state had none */
         size_t linked, copied; /* blobs hard-linked, blobs copied */
         uint64_t blob_bytes;
         uint64_t usec; /* the whole backup */
@@ -58,6 +60,7 @@ typedef struct RestoreReport {
         size_t blobs_present, blobs_copied;
         char **missing; /* blobs neither in the state nor in the backup */
         char *previous; /* where the replaced database was kept, or NULL */
+        bool enroll_key_restored; /* the state had none; the backup's is in place */
         StoreSnapshotInfo info;
         uint64_t usec;
 } RestoreReport;

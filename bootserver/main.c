@@ -335,6 +335,8 @@ static int restore_command(const ServerConfig *c, char **cmd) {
         printf("  lease epoch: %" PRIu64 " in the backup, %" PRIu64 " in the replaced state, from now on above %" PRIu64
                "\n",
                rep.epoch_backup, rep.epoch_previous, rep.epoch);
+        if (rep.enroll_key_restored)
+                printf("  the enrollment key is the backup's (the state had none)\n");
         if (rep.leases_renumbered)
                 printf("  %" PRIu64 " leases held in the backup carry new epochs\n", rep.leases_renumbered);
         if (rep.previous)

@@ -14,6 +14,7 @@
 #include "backup.h"
 #include "blobstore.h"
 #include "coordinator.h"
+#include "enroll.h"
 #include "fileio.h"
 #include "hosts.h"
 #include "json.h"
@@ -130,12 +131,13 @@ static void test_round_trip(void **state) {
         _cleanup_free_ char *text = NULL;
         _cleanup_json_ json_t *m = NULL;
         BackupOptions o = {};
-        char a[16], b[16], tag[32];
+        char a[16], b[16], tag[32], key[65], restored[65];
         uint64_t epoch;
         size_t len;
         (void) state;
 
         make_state("srv", "new", 3, a, b);
+        assert_int_equal(enroll_key("srv", key), 0);
         assert_int_equal(backup_create("srv", "bk", &o, NOW, &rep), 0);
         assert_int_equal(rep.info.hosts, 2);
         assert_int_equal(rep.info.tokens, 1);
@@ -165,6 +167,18 @@ static void test_round_trip(void **state) {
         assert_int_equal(epoch, 3 + GAP + 1);
         assert_int_equal(count_glob("dr/blobs/sha256/*/*"), 2);
         assert_false(path_exists("dr/state.db.restore"));
+        /* The enrollment key came along, where the state had none. */
+        assert_true(rr.enroll_key_restored);
+        assert_int_equal(enroll_key("dr", restored), 0);
+        assert_string_equal(restored, key);
+        restore_report_release(&rr);
+        /* A state's own key stays. */
+        assert_int_equal(mkdir("dst", 0755), 0);
+        assert_int_equal(enroll_key("dst", key), 0);
+        assert_int_equal(backup_restore("dst", "bk", NOW + 60, "test", &rr), 0);
+        assert_false(rr.enroll_key_restored);
+        assert_int_equal(enroll_key("dst", restored), 0);
+        assert_string_equal(restored, key);
 }
 
 /* A backup cut short at any step leaves no target (an empty one as it
