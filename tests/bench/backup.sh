@@ -5,7 +5,9 @@
 # while `slipwayd backup` runs over and over, and alone again. Prints how long a backup
 # of that state takes and the writers' latency (lease grants and releases
 # are write transactions) with and without backups running. Figures, not a
-# test: nothing fails because the machine is slow.
+# test: nothing fails because the machine is slow. Last, the RTO at that
+# size: the server stopped, the last backup restored into a new state
+# directory, a server started on it, until it answers.
 #
 #     tests/bench/backup.sh [HOSTS]
 set -uo pipefail
@@ -70,6 +72,24 @@ printf '  state.db: %s MiB; %s backups during the load\n' "$((size / 1024))" "$n
 printf '  %-40s median %s s, max %s s\n' "snapshot (online backup API)" "$(med <<<"$snap")" "$(tail -n 1 <<<"$snap")"
 printf '  %-40s median %s s, max %s s\n' "whole backup (snapshot, digest, manifest)" "$(med <<<"$total")" \
         "$(tail -n 1 <<<"$total")"
+# The last backup, then the recovery.
+"$SD" --state-dir "$D/srv" --log-json no backup "$D/last" >"$D/last.out" 2>&1
+kill "$SRV" && wait "$SRV" 2>/dev/null
+SRV=""
+t0=$(date +%s%N)
+"$SD" --state-dir "$D/dr" --log-json no restore "$D/last" >"$D/restore.out" 2>&1
+t1=$(date +%s%N)
+"$SD" --state-dir "$D/dr" --listen 127.0.0.1:0 --log-json no --trusted-keys "$D/keys" >"$D/dr.log" 2>&1 &
+SRV=$!
+for ((i = 0; i < 400; i++)); do [ -s "$D/dr/slipwayd.url" ] && break; sleep 0.01; done
+URL=$(cat "$D/dr/slipwayd.url" 2>/dev/null)
+for ((i = 0; i < 400; i++)); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$URL/v1/status")" = 200 ] && break
+        sleep 0.01
+done
+t2=$(date +%s%N)
+printf '  %-40s %s ms (restore %s ms, start until it answers %s ms)\n' "RTO: restore and serve" \
+        $(((t2 - t0) / 1000000)) $(((t1 - t0) / 1000000)) $(((t2 - t1) / 1000000))
 for f in alone during after; do
         label="without backups"
         [ $f = during ] && label="with backups running"
