@@ -227,9 +227,11 @@ static int backup_fill(const char *state_dir, const char *work, const BackupOpti
                 r = mkdir_p(tmp, 0700);
                 for (size_t k = 0; r >= 0 && k < rep->info.n_blobs; k++) {
                         r = keep_blob(state_dir, work, &rep->info.blobs[k], rep);
-                        if (r == -ENOENT)
+                        if (r == -ENOENT) {
                                 log_debug("blob '%s' went from the state after the snapshot",
                                           rep->info.blobs[k].sha256);
+                                r = -ESTALE;
+                        }
                         if (r >= 0)
                                 r = step("backup-blob");
                 }
@@ -417,24 +419,18 @@ static void unlink_db(const char *path) {
                 (void) unlink(shm);
 }
 
-/* The database's part of a restore, once every blob is in place: the
- * copy is made, checked and prepared beside the live name, and one rename
- * puts it there. The replaced database is kept (a hard link) as
- * state.db.before-restore-<now>. */
-static int restore_db(const char *state_dir, const char *dir, const char *sha, int64_t now, const char *actor,
-                      RestoreReport *rep) {
-        _cleanup_free_ char *src = path_join(dir, STATE_DB), *live = path_join(state_dir, STATE_DB);
-        _cleanup_free_ char *next = path_join(state_dir, STATE_DB ".restore");
-        _cleanup_free_ char *kept = strdup_printf("%s/" STATE_DB ".before-restore-%lld", state_dir, (long long) now);
-        _cleanup_free_ char *next_wal = strdup_printf("%s/" STATE_DB ".restore-wal", state_dir);
+/* Prepares next, a copy of the backup's database beside live, to replace
+ * live: checked, the live one settled and kept, the epochs moved and the
+ * restore audited. */
+static int restore_db_prepare(const char *src, const char *next, const char *live, const char *kept,
+                              const char *sha, const char *dir, int64_t now, const char *actor, RestoreReport *rep) {
+        _cleanup_free_ char *next_wal = strdup_printf("%s-wal", next), *live_shm = strdup_printf("%s-shm", live);
         char got[SHA256_HEX_SIZE];
         uint64_t floor;
         int r;
 
-        if (!src || !live || !next || !kept || !next_wal)
+        if (!next_wal || !live_shm)
                 return -ENOMEM;
-        /* What an earlier restore cut short left. */
-        unlink_db(next);
         r = copy_file_atomic(src, next, 0640);
         if (r >= 0)
                 r = sha256_file_hex(next, got, NULL);
@@ -444,6 +440,10 @@ static int restore_db(const char *state_dir, const char *dir, const char *sha, i
                 r = step("restore-copy");
         if (r >= 0 && path_exists(live)) {
                 r = store_settle(live, &rep->epoch_previous);
+                /* Nobody has the database open (the lock, and the settle
+                 * found no log left): its index of the log is stale. */
+                if (r >= 0)
+                        (void) unlink(live_shm);
                 if (r >= 0)
                         r = step("restore-settle");
                 if (r >= 0)
@@ -451,20 +451,18 @@ static int restore_db(const char *state_dir, const char *dir, const char *sha, i
                 if (r >= 0 && link(live, kept) < 0)
                         r = negative_errno();
                 if (r >= 0) {
-                        rep->previous = TAKE_PTR(kept);
-                        r = step("restore-keep");
+                        rep->previous = strdup(kept);
+                        r = rep->previous ? step("restore-keep") : -ENOMEM;
                 }
         }
         if (r < 0)
-                goto fail;
+                return r;
         /* Epochs handed out after the backup are unknown to it, but each
          * was at most one above the counter then: the backup's, or the
          * replaced state's when it is later (it knew them all). */
         floor = MAX(rep->epoch_backup, rep->epoch_previous);
-        if (floor > INT64_MAX - BACKUP_RESTORE_EPOCH_GAP) {
-                r = -ERANGE;
-                goto fail;
-        }
+        if (floor > INT64_MAX / 2 - BACKUP_RESTORE_EPOCH_GAP)
+                return -ERANGE;
         r = restore_record(next, floor + BACKUP_RESTORE_EPOCH_GAP, dir, now, actor, rep);
         if (r >= 0 && path_exists(next_wal))
                 r = -EBUSY;
@@ -472,16 +470,32 @@ static int restore_db(const char *state_dir, const char *dir, const char *sha, i
                 r = fsync_path(next);
         if (r >= 0)
                 r = step("restore-prepared");
-        if (r < 0)
-                goto fail;
-        if (rename(next, live) < 0) {
+        return r;
+}
+
+/* The database's part of a restore, once every blob is in place: the
+ * copy is made, checked and prepared beside the live name, and one rename
+ * puts it there. The replaced database is kept (a hard link) as
+ * state.db.before-restore-<now>. */
+static int restore_db(const char *state_dir, const char *dir, const char *sha, int64_t now, const char *actor,
+                      RestoreReport *rep) {
+        _cleanup_free_ char *src = path_join(dir, STATE_DB), *live = path_join(state_dir, STATE_DB);
+        _cleanup_free_ char *next = path_join(state_dir, STATE_DB ".restore");
+        _cleanup_free_ char *kept = strdup_printf("%s/" STATE_DB ".before-restore-%lld", state_dir, (long long) now);
+        int r;
+
+        if (!src || !live || !next || !kept)
+                return -ENOMEM;
+        /* What an earlier restore cut short left. */
+        unlink_db(next);
+        r = restore_db_prepare(src, next, live, kept, sha, dir, now, actor, rep);
+        if (r >= 0 && rename(next, live) < 0)
                 r = negative_errno();
-                goto fail;
+        if (r < 0) {
+                unlink_db(next);
+                return r;
         }
         return fsync_parent_dir(live);
-fail:
-        unlink_db(next);
-        return r;
 }
 
 /* The backup's enrollment key, checked against its digest, where the state
@@ -533,8 +547,9 @@ int backup_restore(const char *state_dir, const char *dir, int64_t now, const ch
         rep->schema_version = rep->info.schema_version;
         rep->epoch_backup = rep->info.lease_epoch;
         r = step("restore-checked");
-        if (r >= 0)
-                r = mkdir_p(blobs, 0755);
+        if (r < 0)
+                return log_error_errno(r, "the restore stopped: %m");
+        r = mkdir_p(blobs, 0755);
         if (r >= 0)
                 r = mkdir_p(tmp, 0700);
         if (r < 0)

@@ -45,8 +45,9 @@ void backup_report_release(BackupReport *r);
 
 /* Writes a backup of the state under state_dir to dir, which must not
  * exist or be empty (-EEXIST otherwise), at time now. The server may be
- * running. -ENOENT when a blob the snapshot refers to went from state_dir
- * before it was kept (an image deleted meanwhile: try again). ret may be
+ * running. -ENOENT when state_dir has no database; -ESTALE when a blob the
+ * snapshot refers to went from state_dir before it was kept (an image
+ * deleted meanwhile: try again). ret may be
  * NULL; on success the caller releases it. */
 int backup_create(const char *state_dir, const char *dir, const BackupOptions *o, int64_t now, BackupReport *ret);
 

@@ -277,9 +277,9 @@ static int backup_command(const ServerConfig *c, char **cmd) {
         r = backup_create(c->state_dir, dir, &o, (int64_t) time(NULL), &rep);
         if (r == -EEXIST)
                 return log_error_errno(r, "'%s' exists and is not an empty directory", dir);
-        if (r == -ENOENT && !path_exists(c->state_dir))
-                return log_error_errno(r, "no state in '%s'", c->state_dir);
         if (r == -ENOENT)
+                return log_error_errno(r, "no state database in '%s'", c->state_dir);
+        if (r == -ESTALE)
                 return log_error_errno(r, "a blob went from '%s' while the backup was made (an image deleted "
                                        "meanwhile?); try again", c->state_dir);
         if (r < 0)

@@ -26,11 +26,6 @@ static inline void sqlite3_closep(sqlite3 **s) {
 }
 #define _cleanup_sqlite_ _cleanup_(sqlite3_closep)
 
-static inline void sqlite3_backup_finishp(sqlite3_backup **b) {
-        if (*b)
-                sqlite3_backup_finish(*b);
-}
-
 static int open_db(const char *path, int flags, sqlite3 **ret) {
         sqlite3 *s = NULL;
         int rc = sqlite3_open_v2(path, &s, flags | SQLITE_OPEN_FULLMUTEX, NULL);
@@ -68,6 +63,47 @@ static int query_u64(sqlite3 *s, const char *sql, uint64_t *ret) {
         return 0;
 }
 
+/* Copies src into dest, all steps in the read transaction the caller
+ * opened on src. */
+static int copy_pages(sqlite3 *src, sqlite3 *dest, StoreSnapshotStats *stats) {
+        sqlite3_backup *b = sqlite3_backup_init(dest, "main", src, "main");
+        int rc;
+
+        if (!b) {
+                log_debug("sqlite: cannot start the backup: %s", sqlite3_errmsg(dest));
+                return -EIO;
+        }
+        for (;;) {
+                uint64_t t = now_usec();
+
+                rc = sqlite3_backup_step(b, SNAPSHOT_STEP_PAGES);
+                stats->steps++;
+                stats->max_step_usec = MAX(stats->max_step_usec, now_usec() - t);
+                if (rc == SQLITE_DONE)
+                        break;
+                if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+                        /* What sqlite's documentation does: wait a little and step again. */
+                        stats->busy++;
+                        nanosleep(&(struct timespec) { .tv_nsec = 10 * 1000 * 1000 }, NULL);
+                        continue;
+                }
+                if (rc != SQLITE_OK)
+                        break;
+        }
+        stats->pages = (uint64_t) sqlite3_backup_pagecount(b);
+        if (rc != SQLITE_DONE) {
+                log_debug("sqlite: backup step: %s", sqlite3_errstr(rc));
+                sqlite3_backup_finish(b);
+                return db_errno(rc) ?: -EIO;
+        }
+        rc = sqlite3_backup_finish(b);
+        if (rc != SQLITE_OK) {
+                log_debug("sqlite: backup finish: %s", sqlite3_errmsg(dest));
+                return db_errno(rc) ?: -EIO;
+        }
+        return 0;
+}
+
 /* The copy runs inside one read transaction on the source, opened before
  * the first step. In WAL mode (the only mode slipwayd runs its database
  * in) a reader never blocks a writer and sees one committed state from its
@@ -81,10 +117,8 @@ static int query_u64(sqlite3 *s, const char *sql, uint64_t *ret) {
  * so the server's write-ahead log grows for that long. */
 int store_snapshot(const char *db_path, const char *dest_path, StoreSnapshotStats *ret_stats) {
         _cleanup_sqlite_ sqlite3 *src = NULL, *dest = NULL;
-        _cleanup_(sqlite3_backup_finishp) sqlite3_backup *b = NULL;
         StoreSnapshotStats stats = {};
         uint64_t start, dummy;
-        bool in_read = false;
         int rc, r;
 
         if (!path_exists(db_path))
@@ -92,59 +126,21 @@ int store_snapshot(const char *db_path, const char *dest_path, StoreSnapshotStat
         if (path_exists(dest_path))
                 return -EEXIST;
         r = open_db(db_path, SQLITE_OPEN_READWRITE, &src);
-        if (r < 0)
-                return r;
-        r = exec(src, "PRAGMA query_only=1;");
-        if (r < 0)
-                return r;
-        r = open_db(dest_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dest);
+        if (r >= 0)
+                r = exec(src, "PRAGMA query_only=1;");
+        if (r >= 0)
+                r = open_db(dest_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dest);
         if (r < 0)
                 return r;
         start = now_usec();
         r = exec(src, "BEGIN DEFERRED;");
         if (r < 0)
                 return r;
-        in_read = true;
         /* The read (and its snapshot) starts with the first statement. */
         r = query_u64(src, "SELECT count(*) FROM sqlite_schema", &dummy);
-        if (r < 0)
-                goto finish;
-        b = sqlite3_backup_init(dest, "main", src, "main");
-        if (!b) {
-                log_debug("sqlite: cannot start the backup: %s", sqlite3_errmsg(dest));
-                r = -EIO;
-                goto finish;
-        }
-        for (;;) {
-                uint64_t t = now_usec();
-
-                rc = sqlite3_backup_step(b, SNAPSHOT_STEP_PAGES);
-                stats.steps++;
-                stats.max_step_usec = MAX(stats.max_step_usec, now_usec() - t);
-                if (rc == SQLITE_DONE)
-                        break;
-                if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
-                        /* What sqlite's documentation does: wait a little and step again. */
-                        stats.busy++;
-                        nanosleep(&(struct timespec) { .tv_nsec = 10 * 1000 * 1000 }, NULL);
-                        continue;
-                }
-                if (rc != SQLITE_OK) {
-                        log_debug("sqlite: backup step: %s", sqlite3_errstr(rc));
-                        r = db_errno(rc) ?: -EIO;
-                        goto finish;
-                }
-        }
-        stats.pages = (uint64_t) sqlite3_backup_pagecount(b);
-        rc = sqlite3_backup_finish(b);
-        b = NULL;
-        if (rc != SQLITE_OK) {
-                log_debug("sqlite: backup finish: %s", sqlite3_errmsg(dest));
-                r = db_errno(rc) ?: -EIO;
-        }
-finish:
-        if (in_read)
-                (void) exec(src, "COMMIT;");
+        if (r >= 0)
+                r = copy_pages(src, dest, &stats);
+        (void) exec(src, "COMMIT;");
         stats.usec = now_usec() - start;
         /* The copy alone is the whole database, in rollback mode, so
          * reading it opens no write-ahead log beside it (the server turns
@@ -154,9 +150,9 @@ finish:
         if (r < 0)
                 return r;
         rc = sqlite3_close(dest);
+        dest = NULL;
         if (rc != SQLITE_OK)
                 return db_errno(rc) ?: -EIO;
-        dest = NULL;
         r = fsync_path(dest_path);
         if (r < 0)
                 return r;

@@ -307,6 +307,18 @@ static void test_damaged(void **state) {
         assert_int_equal(write_file_atomic("bk2/state.db", "SQLite format 3", 15, 0644), 0);
         assert_int_equal(backup_restore("dst", "bk2", NOW, "test", &rr), -EBADMSG);
         assert_false(path_exists("dst/state.db"));
+
+        /* A blob the database names that is gone from the state (deleted
+         * between the snapshot and its link): no backup, try again. */
+        assert_int_equal(glob("srv/blobs/sha256/*/*", 0, NULL, &g), 0);
+        assert_int_equal(unlink(g.gl_pathv[0]), 0);
+        globfree(&g);
+        assert_int_equal(backup_create("srv", "bk3", &o, NOW, NULL), -ESTALE);
+        assert_false(path_exists("bk3"));
+        assert_int_equal(count_glob("bk3.partial-*"), 0);
+        /* And no database, no backup. */
+        assert_int_equal(backup_create("nothing", "bk4", &o, NOW, NULL), -ENOENT);
+        assert_false(path_exists("bk4"));
 }
 
 /* The disk is lost after the backup while the fleet moved on: A gave its
