@@ -8,8 +8,9 @@
 # came back is checked (hosts, images, rollouts, the audit log, tokens,
 # blobs), and the agents carry on: the rollout ends, no epoch is handed out
 # twice, the host on the image the restored catalog lacks is accepted and
-# shown. Prints the RTO (kill → restored and serving) and the RPO (what
-# was lost: everything after the backup).
+# shown. A restore killed at each of its steps leaves the state as it
+# was. Prints the RTO (kill → restored and serving) and the RPO (what was
+# lost: everything after the backup).
 . "$(dirname "$0")/../lib.sh"
 t_begin backup
 
@@ -220,6 +221,32 @@ if wait_for 180 on 2.0 6 web && wait_for 30 rollout_done "$R"; then
         fi
 else
         t_fail "rollout $(rollout_state "$R"); $(hosts | jq -c '[.hosts[] | {version, state, lease, quarantined}]')"
+fi
+
+t_case "killed at any step, a restore leaves the state as it was, a backup leaves no backup"
+t_stop $SRV
+state_of() { sqlite3 "$D/dr/state.db" "SELECT (SELECT max(id) FROM audit) || ' ' || value FROM meta WHERE key = 'lease_epoch'"; }
+before=$(state_of)
+bad=""
+for point in restore-checked restore-copy restore-settle restore-keep restore-prepared; do
+        # A subshell, so that its shell, not this one, tells of the kill.
+        (SLIPWAY_CRASH_AT=$point "$SD" --config "$D/srv.conf" --state-dir "$D/dr" --log-json no restore "$D/bk"
+                exit $?) >"$D/crash-$point.out" 2>&1
+        rc=$?
+        [ $rc = 137 ] && [ "$(state_of)" = "$before" ] || bad+=" $point(exit $rc, $(state_of))"
+done
+(SLIPWAY_CRASH_AT=backup-manifest "$SD" --config "$D/srv.conf" --state-dir "$D/dr" --log-json no backup "$D/bk-crash"
+        exit $?) >"$D/crash-backup.out" 2>&1
+rc=$?
+[ $rc = 137 ] && [ ! -e "$D/bk-crash" ] || bad+=" backup-manifest(exit $rc)"
+"$SD" --config "$D/srv.conf" --state-dir "$D/dr" --log-json no restore "$D/bk" >"$D/restore2.out" 2>&1
+rc=$?
+after=$(state_of)
+if [ -z "$bad" ] && [ $rc = 0 ] && [ "$after" != "$before" ] &&
+        [ "$(sqlite3 "$D/dr/state.db" 'PRAGMA integrity_check')" = ok ]; then
+        t_ok "state '$before' after each, '$after' after a whole restore"
+else
+        t_fail "at:$bad; then restore rc $rc, state '$after' (was '$before')"
 fi
 
 echo "backup: RTO $RTO ms (kill -9 → restored → serving), RPO $RPO ms ($LOST audit entries after the backup lost)"
