@@ -17,18 +17,18 @@ PKG_CONFIG ?= pkg-config
 # programs the tests and the demo run. `make deps` installs what is missing.
 DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-openssl-dev \
 	librpm-dev libsolv-dev libsolvext-dev libarchive-dev libguestfs-dev libsqlite3-dev \
-	libmicrohttpd-dev libgnutls28-dev libcmocka-dev xxd zlib1g-dev
+	libmicrohttpd-dev libgnutls28-dev libcmocka-dev xxd zlib1g-dev libpq-dev
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl \
-	systemd-container gnupg
+	systemd-container gnupg postgresql
 # Only `make bench` needs these: the peers it compares against.
 DEBS_BENCH := dnf nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
 
 PKGS_COMMON := libcrypto jansson libcurl
 PKGS_BUILDER := rpm libsolv libsolvext libarchive libguestfs sqlite3
-PKGS_BOOTSERVER := libmicrohttpd sqlite3 gnutls
+PKGS_BOOTSERVER := libmicrohttpd sqlite3 gnutls libpq
 PKGS_AGENT := zlib
 
 WARNINGS := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral \
@@ -173,8 +173,15 @@ $(BIN)/slipway-agent: $(OBJ)/agent/main.o $(AGENT_LIB) $(LIBSLIPWAY)
 # finds <module>.h in any component folder) and links every component.
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
+	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< \
+			$(UNIT_EXTRA_SRC) $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
 			$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS) $(call pc_libs,cmocka)
+
+# The unit tests that start a PostgreSQL server of their own
+# (tests/unit/pgserver.c, which runs tests/pg.sh).
+UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg
+$(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
+$(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)

@@ -80,13 +80,15 @@ int agent_config_check(const AgentConfig *c) {
         if (streq(c->backend, "sim") && !c->sim_dir)
                 return fail(c, backend, "the sim backend needs sim-dir");
         if (c->server) {
+                _cleanup_error_ Error e = {};
+
                 /* What the agent does first with it, so that a URL it cannot
                  * use fails here rather than at start. */
-                r = api_client_new(c->server, &api);
+                r = api_client_new(c->server, &api, &e);
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0)
-                        return fail(c, server, "server: not an http(s) URL of a server: \"%s\"", c->server);
+                        return fail(c, server, "server: %s", strempty(e.message));
         }
         if (c->ca_file && access(c->ca_file, R_OK) < 0)
                 return fail(c, ca_file, "ca-file '%s': %s", c->ca_file, strerror(errno));

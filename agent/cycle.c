@@ -43,6 +43,30 @@ int agent_set_report(Agent *a, HostState state, const char *message) {
         return agent_save(a);
 }
 
+void agent_note_server(Agent *a) {
+        const char *url;
+
+        if (!a->api || api_client_unreachable(a->api))
+                return;
+        url = api_client_url(a->api);
+        if (streq_ptr(url, a->state.server_in_use))
+                return;
+        if (a->state.server_in_use)
+                log_info("talking to %s now, not %s", url, a->state.server_in_use);
+        else if (api_client_n_urls(a->api) > 1)
+                log_info("talking to %s", url);
+        if (state_set(&a->state.server_in_use, url) >= 0)
+                (void) agent_save(a);
+}
+
+bool agent_failover(Agent *a, int r, const char *why, size_t *tried) {
+        if (!a->api || !http_error_unreachable(r) || ++*tried >= api_client_n_urls(a->api))
+                return false;
+        api_client_failover(a->api, why);
+        log_warning("%s; going on with %s", strempty(why), api_client_url(a->api));
+        return true;
+}
+
 static json_t *slots_json(Agent *a) {
         json_t *o = json_object();
 
@@ -85,6 +109,7 @@ int agent_checkin(Agent *a, json_t *health, DesiredImage *ret_desired) {
         r = api_client_set_token(a->api, a->state.token);
         if (r >= 0)
                 r = api_request(a->api, "POST", path, body, NULL, &reply);
+        agent_note_server(a);
         if (r < 0) {
                 log_warning("check-in: %s", api_client_error(a->api));
                 return r;
@@ -134,6 +159,7 @@ static int lease(Agent *a, const char *method, bool wait, uint64_t *ret_retry) {
         if (r < 0)
                 return log_warning_errno(r, "lease: %s", strempty(e.message));
         r = api_request(a->api, method, path, body, NULL, &reply);
+        agent_note_server(a);
         if (r < 0) {
                 log_warning("lease: %s", api_client_error(a->api));
                 return r;
@@ -165,13 +191,12 @@ char *agent_blob_url(Agent *a, const char *hex) {
         return strdup_printf("%s/blobs/sha256/%s", api_client_url(a->api), hex);
 }
 
-/* Downloads blob hex (size bytes, 0 = unknown) to path atomically,
- * verifying its digest. */
-static int fetch_file(Agent *a, const char *hex, const char *path) {
+/* Downloads blob hex from the current server to path atomically, verifying
+ * its digest; e gets what went wrong with the transfer. */
+static int fetch_file_once(Agent *a, const char *hex, const char *path, HttpError *e) {
         _cleanup_free_ char *url = agent_blob_url(a, hex), *tmp = NULL;
         _cleanup_sha256_free_ Sha256 *h = sha256_new();
         HttpOptions opts = { .ca_file = a->config.ca_file };
-        HttpError e = {};
         _cleanup_close_ int fd = -1;
         char got[65];
         int r;
@@ -184,7 +209,7 @@ static int fetch_file(Agent *a, const char *hex, const char *path) {
         fd = open_tmpfile_beside(path, &tmp);
         if (fd < 0)
                 return fd;
-        r = http_fetch_to_fd(url, fd, 1ULL << 30, h, &opts, NULL, &e);
+        r = http_fetch_to_fd(url, fd, 1ULL << 30, h, &opts, NULL, e);
         if (r >= 0) {
                 sha256_final_hex(h, got);
                 if (!streq(got, hex))
@@ -199,6 +224,21 @@ static int fetch_file(Agent *a, const char *hex, const char *path) {
                 return r;
         }
         return fsync_parent_dir(path);
+}
+
+/* Downloads blob hex to path, from the next server when the current one
+ * does not answer. */
+static int fetch_file(Agent *a, const char *hex, const char *path) {
+        size_t tried = 0;
+        int r;
+
+        for (;;) {
+                HttpError e = {};
+
+                r = fetch_file_once(a, hex, path, &e);
+                if (r >= 0 || !agent_failover(a, r, e.message, &tried))
+                        return r;
+        }
 }
 
 int agent_fetch_manifest(Agent *a, const DesiredImage *desired, Manifest **ret, Error *error) {
@@ -216,15 +256,23 @@ int agent_fetch_manifest(Agent *a, const DesiredImage *desired, Manifest **ret, 
         /* Checked here too: a live boot's digests come from the kernel command line. */
         if (!mhex || !shex || !image || !sha256_hex_valid(mhex) || !sha256_hex_valid(shex))
                 return error_set(error, -EBADMSG, "the server's desired image is malformed");
-        murl = agent_blob_url(a, mhex);
-        surl = agent_blob_url(a, shex);
-        if (!murl || !surl)
-                return error_set(error, -ENOMEM, "out of memory");
-        r = http_fetch_to_memory(murl, MANIFEST_SIZE_MAX, &opts, &mdata, &mn, &e);
-        if (r >= 0)
-                r = http_fetch_to_memory(surl, 4096, &opts, &sdata, &sn, &e);
-        if (r < 0)
-                return error_set(error, r, "cannot fetch the manifest of %.12s: %s", image, e.message);
+        for (size_t tried = 0;;) {
+                murl = agent_blob_url(a, mhex);
+                surl = agent_blob_url(a, shex);
+                if (!murl || !surl)
+                        return error_set(error, -ENOMEM, "out of memory");
+                r = http_fetch_to_memory(murl, MANIFEST_SIZE_MAX, &opts, &mdata, &mn, &e);
+                if (r >= 0)
+                        r = http_fetch_to_memory(surl, 4096, &opts, &sdata, &sn, &e);
+                if (r >= 0)
+                        break;
+                free(murl);
+                free(surl);
+                free(mdata);
+                murl = surl = mdata = NULL;
+                if (!agent_failover(a, r, e.message, &tried))
+                        return error_set(error, r, "cannot fetch the manifest of %.12s: %s", image, e.message);
+        }
         manifest_id(mdata, mn, id);
         if (!streq(id, mhex))
                 return error_set(error, -EBADMSG, "the server sent a manifest that is not %.12s", mhex);
@@ -387,13 +435,23 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
         (void) agent_checkin(a, NULL, NULL);
 
         rootfs = manifest_find_artifact(m, "rootfs");
-        url = agent_blob_url(a, rootfs->sha256);
-        if (!url)
-                return error_set(error, -ENOMEM, "out of memory");
         log_info("staging %s:%s into slot %c (%" PRIu64 " bytes)", m->name, m->version, target, rootfs->size);
-        r = slot_stage(a, target, url, rootfs->sha256, rootfs->size, error);
-        if (r < 0)
-                return r;
+        /* A server that goes away mid-download leaves its checkpoint in the
+         * state: the next one (the same blob under the same path) goes on
+         * from there. */
+        for (size_t tried = 0;;) {
+                url = agent_blob_url(a, rootfs->sha256);
+                if (!url)
+                        return error_set(error, -ENOMEM, "out of memory");
+                r = slot_stage(a, target, url, rootfs->sha256, rootfs->size, error);
+                if (r >= 0)
+                        break;
+                free(url);
+                url = NULL;
+                if (!agent_failover(a, r, error->message, &tried))
+                        return r;
+        }
+        agent_note_server(a);
 
         kernel = manifest_find_artifact(m, "kernel");
         initrd = manifest_find_artifact(m, "initrd");
@@ -520,6 +578,9 @@ int agent_load(Agent *a) {
                  phase_to_string(a->state.phase));
         if (a->api && a->state.token && api_client_set_token(a->api, a->state.token) < 0)
                 log_warning("the host token in '%s' is malformed; registering again may be needed", a->state_path);
+        /* Of several servers, the one that answered last goes first. */
+        if (a->api)
+                (void) api_client_prefer(a->api, a->state.server_in_use);
         return 0;
 }
 
@@ -769,7 +830,8 @@ int agent_register(Agent *a, const char *mac, const char *secret) {
                 return log_error_errno(r, "registration: %s", api_client_error(a->api));
         if (state_set(&a->state.host_id, json_string_value(json_object_get(reply, "id"))) < 0 ||
             state_set(&a->state.token, json_string_value(json_object_get(reply, "token"))) < 0 ||
-            state_set(&a->state.server, api_client_url(a->api)) < 0)
+            state_set(&a->state.server, api_client_urls(a->api)) < 0 ||
+            state_set(&a->state.server_in_use, api_client_url(a->api)) < 0)
                 return -ENOMEM;
         if (!a->state.host_id || !a->state.token)
                 return log_error_errno(-EBADMSG, "registration: the server's answer lacks id or token");

@@ -51,5 +51,17 @@ int agent_checkin(Agent *a, json_t *health, DesiredImage *ret_desired);
  * rootfs, kernel and initrd. error gets the reason the host reports. */
 int agent_fetch_manifest(Agent *a, const DesiredImage *desired, struct Manifest **ret, Error *error);
 
-/* URL of a blob on the server; caller frees. */
+/* Of several servers: records the one the last request reached (for
+ * status, and to start with it next time) and logs a change. Nothing when
+ * no server answered. */
+void agent_note_server(Agent *a);
+
+/* After a download that failed with r (why says how): when no server
+ * answered (http_error_unreachable()) and another is left, counting tried
+ * so far, moves the client to the next and returns true. A download that
+ * goes on there resumes where it stopped: blobs have the same path on
+ * every server. */
+bool agent_failover(Agent *a, int r, const char *why, size_t *tried);
+
+/* URL of a blob on the current server; caller frees. */
 char *agent_blob_url(Agent *a, const char *hex);

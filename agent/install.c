@@ -47,13 +47,14 @@ int kernel_cmdline(char **ret) {
 }
 
 int cmdline_server(Agent *a, const char *mode, const char *server) {
+        _cleanup_error_ Error e = {};
         int r;
 
         if (a->api)
                 return 0;
-        r = api_client_new(server, &a->api);
+        r = api_client_new(server, &a->api, &e);
         if (r < 0)
-                return log_error_errno(r, "%s: bad slipway.server \"%s\"", mode, server);
+                return log_error_errno(r, "%s: bad slipway.server \"%s\": %s", mode, server, strempty(e.message));
         api_client_set_timeout(a->api, 30);
         return 0;
 }
@@ -195,10 +196,15 @@ int agent_install(Agent *a) {
                         error_set(&error, r, "cannot open the disk '%s': %m", disk);
         }
         if (r >= 0) {
-                url = agent_blob_url(a, art->sha256);
+                size_t tried = 0;
+
                 log_info("install: writing %s:%s (%" PRIu64 " bytes) to %s", m->name, m->version, art->size, disk);
-                r = url ? stage_fd(a, fd, size, disk, url, art->sha256, art->size, &error)
-                        : error_set(&error, -ENOMEM, "out of memory");
+                do {
+                        free(url);
+                        url = agent_blob_url(a, art->sha256);
+                        r = url ? stage_fd(a, fd, size, disk, url, art->sha256, art->size, &error)
+                                : error_set(&error, -ENOMEM, "out of memory");
+                } while (r < 0 && agent_failover(a, r, error.message, &tried));
         }
         if (r >= 0) {
                 r = gpt_grow(fd, size, "var", &end);

@@ -54,7 +54,9 @@ static int print_status(Agent *a) {
         int r;
 
         printf("host:        %s\n", a->state.host_id ? a->state.host_id : "(not registered)");
-        printf("server:      %s\n", a->config.server ? a->config.server : "(none)");
+        printf("server:      %s\n", a->api ? api_client_urls(a->api) : "(none)");
+        if (a->api && api_client_n_urls(a->api) > 1)
+                printf("talking to:  %s\n", a->state.server_in_use ? a->state.server_in_use : "(none yet)");
         printf("backend:     %s\n", a->backend->name);
         printf("booted:      slot %c (%s)\n", a->booted_slot, a->booted_entry ? a->booted_entry : "no entry");
         for (int i = 0; i < 2; i++) {
@@ -171,12 +173,13 @@ static int parse_args(int argc, char **argv, Args *a) {
 }
 
 static int open_api(Agent *a) {
-        int r = api_client_new(a->config.server, &a->api);
+        _cleanup_error_ Error e = {};
+        int r = api_client_new(a->config.server, &a->api, &e);
 
-        if (r >= 0 && a->config.ca_file)
-                r = api_client_set_ca_file(a->api, a->config.ca_file);
         if (r < 0)
-                return log_error_errno(r, "server '%s': %m", a->config.server);
+                return log_error_errno(r, "server: %s", strempty(e.message));
+        if (a->config.ca_file && api_client_set_ca_file(a->api, a->config.ca_file) < 0)
+                return log_oom();
         api_client_set_timeout(a->api, 30);
         return 0;
 }

@@ -76,6 +76,8 @@ int agent_state_load(const char *path, AgentState *ret) {
                 r = get_str(j, "token", &s.token);
         if (r >= 0)
                 r = get_str(j, "server", &s.server);
+        if (r >= 0)
+                r = get_str(j, "server_in_use", &s.server_in_use);
         slots = json_object_get(j, "slots");
         for (int i = 0; r >= 0 && i < 2; i++) {
                 json_t *o = json_object_get(slots, i == 0 ? "a" : "b");
@@ -131,9 +133,10 @@ int agent_state_save(const char *path, const AgentState *s) {
                 json_object_set_new(slots, i == 0 ? "a" : "b",
                                     json_pack("{s:s?, s:s?, s:b}", "image", s->slots[i].image, "version",
                                               s->slots[i].version, "complete", s->slots[i].complete));
-        j = json_pack("{s:s?, s:s?, s:s?, s:o, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:b, s:I, s:I, s:s?, s:s?, s:s?, "
-                      "s:s?, s:s?}",
-                      "host_id", s->host_id, "token", s->token, "server", s->server, "slots", slots, "phase", phase_to_string(s->phase),
+        j = json_pack("{s:s?, s:s?, s:s?, s:s?, s:o, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:b, s:I, s:I, s:s?, s:s?, "
+                      "s:s?, s:s?, s:s?}",
+                      "host_id", s->host_id, "token", s->token, "server", s->server, "server_in_use",
+                      s->server_in_use, "slots", slots, "phase", phase_to_string(s->phase),
                       "target_image", s->target_image, "target_version", s->target_version, "target_manifest",
                       s->target_manifest, "target_signature", s->target_signature, "target_slot",
                       s->target_slot ? slot : NULL, "target_gen", (json_int_t) s->target_gen, "target_rollback",
@@ -169,6 +172,7 @@ void agent_state_release(AgentState *s) {
         agent_state_clear_target(s);
         free(s->host_id);
         free(s->server);
+        free(s->server_in_use);
         free(s->token);
         for (int i = 0; i < 2; i++) {
                 free(s->slots[i].image);

@@ -29,7 +29,8 @@ typedef struct SlotInfo {
 typedef struct AgentState {
         char *host_id;
         char *token;
-        char *server;            /* the slipwayd the host registered with */
+        char *server;            /* the slipwayd the host registered with (one URL or several) */
+        char *server_in_use;     /* of several, the one that answered last */
         SlotInfo slots[2];       /* a, b */
         Phase phase;
         /* the update in progress */

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,58 @@ static int check_empty(const char *path) {
                 if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
                         return -EEXIST;
         return 0;
+}
+
+static void unlink_db(const char *path) {
+        _cleanup_free_ char *wal = strdup_printf("%s-wal", path), *shm = strdup_printf("%s-shm", path);
+
+        (void) unlink(path);
+        if (wal)
+                (void) unlink(wal);
+        if (shm)
+                (void) unlink(shm);
+}
+
+/* Closes db, opened by this process alone on path, and checks that the
+ * file alone is the whole database now: closing the last connection folds
+ * its write-ahead log in and removes it (-EBUSY when another process has
+ * the database open); the log's index goes too. */
+static int db_close_settled(StoreDb *db, const char *path) {
+        _cleanup_free_ char *wal = strdup_printf("%s-wal", path), *shm = strdup_printf("%s-shm", path);
+
+        store_db_free(db);
+        if (!wal || !shm)
+                return -ENOMEM;
+        if (path_exists(wal))
+                return -EBUSY;
+        (void) unlink(shm);
+        return fsync_path(path);
+}
+
+/* What the database at path holds, read by this process alone (opening it
+ * migrates it to this slipwayd's schema); the file is settled after. */
+static int db_read_info(const char *path, StoreSnapshotInfo *ret) {
+        StoreDb *db = NULL;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        int r;
+
+        if (!path_exists(path))
+                return -ENOENT;
+        r = store_db_open(path, &db);
+        if (r < 0)
+                return r;
+        r = store_tx_begin(db, STORE_TX_WRITE, &tx);
+        if (r >= 0)
+                r = store_snapshot_read(tx, ret);
+        store_tx_rollback(&tx);
+        if (r < 0) {
+                store_db_free(db);
+                return r;
+        }
+        r = db_close_settled(db, path);
+        if (r < 0)
+                store_snapshot_info_release(ret);
+        return r;
 }
 
 /* Copies the blob at src into the blob store at root, hashing while it
@@ -192,6 +245,15 @@ static json_t *manifest_build(const BackupReport *rep, const BackupOptions *o, i
         return m;
 }
 
+/* The live database at path, opened beside the server (as the token
+ * commands do), copied to dest. */
+static int snapshot(const char *path, const char *dest, StoreSnapshotStats *ret_stats) {
+        _cleanup_store_db_free_ StoreDb *db = NULL;
+        int r = store_db_open(path, &db);
+
+        return r < 0 ? r : store_db_snapshot(db, dest, ret_stats);
+}
+
 /* The backup's steps, in the work directory that becomes dir. */
 static int backup_fill(const char *state_dir, const char *work, const BackupOptions *o, int64_t now,
                        BackupReport *rep) {
@@ -205,6 +267,8 @@ static int backup_fill(const char *state_dir, const char *work, const BackupOpti
 
         if (!db || !copy || !tmp || !mpath || !key || !key_copy)
                 return -ENOMEM;
+        if (!path_exists(db))
+                return -ENOENT;
         r = step("backup-begin");
         if (r >= 0 && path_exists(key)) {
                 r = copy_file_atomic(key, key_copy, 0600);
@@ -212,11 +276,12 @@ static int backup_fill(const char *state_dir, const char *work, const BackupOpti
                         r = sha256_file_hex(key_copy, rep->enroll_key_sha256, NULL);
         }
         if (r >= 0)
-                r = store_snapshot(db, copy, &rep->snapshot);
+                r = snapshot(db, copy, &rep->snapshot);
         if (r >= 0)
                 r = step("backup-snapshot");
         if (r >= 0)
-                r = store_snapshot_inspect(copy, &rep->info);
+                r = db_read_info(copy, &rep->info);
+        /* Last: reading the copy settled it in its final form. */
         if (r >= 0)
                 r = sha256_file_hex(copy, rep->db_sha256, &rep->db_size);
         if (r >= 0)
@@ -406,96 +471,9 @@ static int restore_record(const char *path, uint64_t floor, const char *dir, int
         r = audit_log_at(tx, now, actor, "state.restore", NULL, detail);
         if (r >= 0)
                 r = store_tx_commit(&tx);
-        return r;
-}
-
-static void unlink_db(const char *path) {
-        _cleanup_free_ char *wal = strdup_printf("%s-wal", path), *shm = strdup_printf("%s-shm", path);
-
-        (void) unlink(path);
-        if (wal)
-                (void) unlink(wal);
-        if (shm)
-                (void) unlink(shm);
-}
-
-/* Prepares next, a copy of the backup's database beside live, to replace
- * live: checked, the live one settled and kept, the epochs moved and the
- * restore audited. */
-static int restore_db_prepare(const char *src, const char *next, const char *live, const char *kept,
-                              const char *sha, const char *dir, int64_t now, const char *actor, RestoreReport *rep) {
-        _cleanup_free_ char *next_wal = strdup_printf("%s-wal", next), *live_shm = strdup_printf("%s-shm", live);
-        char got[SHA256_HEX_SIZE];
-        uint64_t floor;
-        int r;
-
-        if (!next_wal || !live_shm)
-                return -ENOMEM;
-        r = copy_file_atomic(src, next, 0640);
-        if (r >= 0)
-                r = sha256_file_hex(next, got, NULL);
-        if (r >= 0 && !streq(got, sha))
-                r = -EBADMSG;
-        if (r >= 0)
-                r = step("restore-copy");
-        if (r >= 0 && path_exists(live)) {
-                r = store_settle(live, &rep->epoch_previous);
-                /* Nobody has the database open (the lock, and the settle
-                 * found no log left): its index of the log is stale. */
-                if (r >= 0)
-                        (void) unlink(live_shm);
-                if (r >= 0)
-                        r = step("restore-settle");
-                if (r >= 0)
-                        (void) unlink(kept);
-                if (r >= 0 && link(live, kept) < 0)
-                        r = negative_errno();
-                if (r >= 0) {
-                        rep->previous = strdup(kept);
-                        r = rep->previous ? step("restore-keep") : -ENOMEM;
-                }
-        }
         if (r < 0)
                 return r;
-        /* Epochs handed out after the backup are unknown to it, but each
-         * was at most one above the counter then: the backup's, or the
-         * replaced state's when it is later (it knew them all). */
-        floor = MAX(rep->epoch_backup, rep->epoch_previous);
-        if (floor > INT64_MAX / 2 - BACKUP_RESTORE_EPOCH_GAP)
-                return -ERANGE;
-        r = restore_record(next, floor + BACKUP_RESTORE_EPOCH_GAP, dir, now, actor, rep);
-        if (r >= 0 && path_exists(next_wal))
-                r = -EBUSY;
-        if (r >= 0)
-                r = fsync_path(next);
-        if (r >= 0)
-                r = step("restore-prepared");
-        return r;
-}
-
-/* The database's part of a restore, once every blob is in place: the
- * copy is made, checked and prepared beside the live name, and one rename
- * puts it there. The replaced database is kept (a hard link) as
- * state.db.before-restore-<now>. */
-static int restore_db(const char *state_dir, const char *dir, const char *sha, int64_t now, const char *actor,
-                      RestoreReport *rep) {
-        _cleanup_free_ char *src = path_join(dir, STATE_DB), *live = path_join(state_dir, STATE_DB);
-        _cleanup_free_ char *next = path_join(state_dir, STATE_DB ".restore");
-        _cleanup_free_ char *kept = strdup_printf("%s/" STATE_DB ".before-restore-%lld", state_dir, (long long) now);
-        int r;
-
-        if (!src || !live || !next || !kept)
-                return -ENOMEM;
-        /* What an earlier restore cut short left. */
-        unlink_db(next);
-        r = restore_db_prepare(src, next, live, kept, sha, dir, now, actor, rep);
-        if (r >= 0 && rename(next, live) < 0)
-                r = negative_errno();
-        if (r < 0) {
-                unlink_db(next);
-                return r;
-        }
-        return fsync_parent_dir(live);
+        return db_close_settled(TAKE_PTR(db), path);
 }
 
 /* The backup's enrollment key, checked against its digest, where the state
@@ -523,37 +501,33 @@ static int restore_enroll_key(const char *state_dir, const char *dir, const char
         return 0;
 }
 
-int backup_restore(const char *state_dir, const char *dir, int64_t now, const char *actor, RestoreReport *rep) {
-        _cleanup_free_ char *db = path_join(dir, STATE_DB), *blobs = path_join(state_dir, BLOBSTORE_BLOBS_DIR);
-        _cleanup_free_ char *tmp = path_join(state_dir, BLOBSTORE_TMP_DIR);
-        char sha[SHA256_HEX_SIZE], got[SHA256_HEX_SIZE], key_sha[SHA256_HEX_SIZE];
-        uint64_t start = now_usec(), size = 0, got_size = 0;
+/* The restore up to the rename: next, a copy of the backup's database
+ * beside live, made, checked and read; every blob in place; the live
+ * database settled and kept; next's epochs moved and the restore audited. */
+static int restore_prepare(const char *state_dir, const char *dir, const char *sha, const char *key_sha,
+                           const char *next, const char *live, int64_t now, const char *actor, RestoreReport *rep) {
+        _cleanup_free_ char *src = path_join(dir, STATE_DB);
+        _cleanup_free_ char *kept = strdup_printf("%s/" STATE_DB ".before-restore-%lld", state_dir, (long long) now);
+        StoreSnapshotInfo old = {};
+        char got[SHA256_HEX_SIZE];
+        uint64_t floor;
         int r;
 
-        *rep = (RestoreReport) {};
-        if (!db || !blobs || !tmp)
-                return log_oom();
-        r = manifest_read(dir, rep, sha, &size, key_sha);
+        if (!src || !kept)
+                return -ENOMEM;
+        r = copy_file_atomic(src, next, 0640);
+        if (r >= 0)
+                r = sha256_file_hex(next, got, NULL);
+        if (r >= 0 && !streq(got, sha))
+                r = -EBADMSG;
+        if (r >= 0)
+                r = step("restore-copy");
+        if (r >= 0)
+                r = db_read_info(next, &rep->info);
         if (r < 0)
-                return r;
-        r = sha256_file_hex(db, got, &got_size);
-        if (r < 0)
-                return log_error_errno(r, "cannot read the backup's database '%s': %m", db);
-        if (!streq(got, sha) || got_size != size)
-                return log_error_errno(-EBADMSG, "the backup's database '%s' is not the one its manifest names", db);
-        r = store_snapshot_inspect(db, &rep->info);
-        if (r < 0)
-                return log_error_errno(r, "cannot read the backup's database '%s': %m", db);
+                return log_error_errno(r, "cannot read the backup's database: %m");
         rep->schema_version = rep->info.schema_version;
         rep->epoch_backup = rep->info.lease_epoch;
-        r = step("restore-checked");
-        if (r < 0)
-                return log_error_errno(r, "the restore stopped: %m");
-        r = mkdir_p(blobs, 0755);
-        if (r >= 0)
-                r = mkdir_p(tmp, 0700);
-        if (r < 0)
-                return log_error_errno(r, "cannot set up the state directory '%s': %m", state_dir);
         r = restore_blobs(state_dir, dir, rep);
         if (r == -ENOENT)
                 return log_error_errno(r, "%zu blobs of the backup's state are missing; the state is unchanged",
@@ -563,11 +537,79 @@ int backup_restore(const char *state_dir, const char *dir, int64_t now, const ch
         r = restore_enroll_key(state_dir, dir, key_sha, rep);
         if (r < 0)
                 return log_error_errno(r, "cannot restore the enrollment key into '%s': %m", state_dir);
-        r = restore_db(state_dir, dir, sha, now, actor, rep);
-        if (r == -EBUSY)
-                return log_error_errno(r, "the database in '%s' is in use: is slipwayd running?", state_dir);
+        if (path_exists(live)) {
+                r = db_read_info(live, &old);
+                rep->epoch_previous = old.lease_epoch;
+                store_snapshot_info_release(&old);
+                if (r >= 0)
+                        r = step("restore-settle");
+                if (r >= 0)
+                        (void) unlink(kept);
+                if (r >= 0 && link(live, kept) < 0)
+                        r = negative_errno();
+                if (r >= 0) {
+                        rep->previous = TAKE_PTR(kept);
+                        r = step("restore-keep");
+                }
+                if (r == -EBUSY)
+                        return log_error_errno(r, "the database in '%s' is in use: is slipwayd running?", state_dir);
+                if (r < 0)
+                        return log_error_errno(r, "cannot keep the database of '%s': %m", state_dir);
+        }
+        /* Epochs handed out after the backup are unknown to it, but each
+         * was at most one above the counter then: the backup's, or the
+         * replaced state's when it is later (it knew them all). */
+        floor = MAX(rep->epoch_backup, rep->epoch_previous);
+        if (floor > INT64_MAX / 2 - BACKUP_RESTORE_EPOCH_GAP)
+                return log_error_errno(-ERANGE, "the lease epoch %" PRIu64 " cannot be raised further", floor);
+        r = restore_record(next, floor + BACKUP_RESTORE_EPOCH_GAP, dir, now, actor, rep);
+        if (r >= 0)
+                r = step("restore-prepared");
         if (r < 0)
-                return log_error_errno(r, "cannot put the backup's database in place in '%s': %m", state_dir);
+                return log_error_errno(r, "cannot prepare the backup's database: %m");
+        return 0;
+}
+
+int backup_restore(const char *state_dir, const char *dir, int64_t now, const char *actor, RestoreReport *rep) {
+        _cleanup_free_ char *db = path_join(dir, STATE_DB), *blobs = path_join(state_dir, BLOBSTORE_BLOBS_DIR);
+        _cleanup_free_ char *tmp = path_join(state_dir, BLOBSTORE_TMP_DIR), *live = path_join(state_dir, STATE_DB);
+        _cleanup_free_ char *next = path_join(state_dir, STATE_DB ".restore");
+        char sha[SHA256_HEX_SIZE], got[SHA256_HEX_SIZE], key_sha[SHA256_HEX_SIZE];
+        uint64_t start = now_usec(), size = 0, got_size = 0;
+        int r;
+
+        *rep = (RestoreReport) {};
+        if (!db || !blobs || !tmp || !live || !next)
+                return log_oom();
+        r = manifest_read(dir, rep, sha, &size, key_sha);
+        if (r < 0)
+                return r;
+        r = sha256_file_hex(db, got, &got_size);
+        if (r < 0)
+                return log_error_errno(r, "cannot read the backup's database '%s': %m", db);
+        if (!streq(got, sha) || got_size != size)
+                return log_error_errno(-EBADMSG, "the backup's database '%s' is not the one its manifest names", db);
+        r = step("restore-checked");
+        if (r < 0)
+                return log_error_errno(r, "the restore stopped: %m");
+        r = mkdir_p(blobs, 0755);
+        if (r >= 0)
+                r = mkdir_p(tmp, 0700);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the state directory '%s': %m", state_dir);
+        /* What an earlier restore cut short left. */
+        unlink_db(next);
+        r = restore_prepare(state_dir, dir, sha, key_sha, next, live, now, actor, rep);
+        if (r >= 0 && rename(next, live) < 0)
+                r = log_error_errno(negative_errno(), "cannot put the backup's database in place in '%s': %m",
+                                    state_dir);
+        if (r < 0) {
+                unlink_db(next);
+                return r;
+        }
+        r = fsync_parent_dir(live);
+        if (r < 0)
+                return log_error_errno(r, "cannot make the restore durable in '%s': %m", state_dir);
         rep->usec = now_usec() - start;
         return 0;
 }

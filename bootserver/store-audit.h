@@ -1,5 +1,5 @@
 /* The audit log in the store: appending an entry and reading entries back.
- * Backend-neutral; store-sqlite-audit.c implements it. */
+ * Backend-neutral; store-audit.c implements it. */
 #pragma once
 
 #include <stdint.h>

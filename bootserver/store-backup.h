@@ -1,8 +1,8 @@
 /* The store's part of a backup and a restore (backup.h does the rest: the
- * backup directory, its manifest, the blobs). Backend-neutral;
- * store-sqlite-backup.c implements it for the sqlite database file. A
- * PostgreSQL store takes its snapshot with the server's own tools
- * (pg_dump, pg_basebackup) and adds its functions beside these. */
+ * backup directory, its manifest, the blobs). The snapshot is the driver's
+ * (store-sqlite.c); the rest is an area (store-backup.c) written on the
+ * statement API. A PostgreSQL store takes its snapshot with the server's
+ * own tools (pg_dump, pg_basebackup) in its driver's function. */
 #pragma once
 
 #include <stddef.h>
@@ -37,25 +37,18 @@ typedef struct StoreSnapshotStats {
         uint64_t max_step_usec;
 } StoreSnapshotStats;
 
-/* Copies the database at db_path, which a running slipwayd may be writing,
- * into the new file dest_path as one consistent state (the last committed
- * transaction when the copy began), without stopping the writer; dest_path
- * is made durable (fsync) before this returns. ret_stats may be NULL.
- * -ENOENT when there is no database at db_path, -EEXIST when dest_path
- * exists; dest_path may be left behind on a failure, for the caller to
- * remove. */
-int store_snapshot(const char *db_path, const char *dest_path, StoreSnapshotStats *ret_stats);
+/* Copies the database of s, which a running slipwayd may be writing
+ * through its own connections, into the new file dest_path as one
+ * consistent state (the last commit when the copy began), without making
+ * the writers wait; dest_path is fsynced before this returns. ret_stats may
+ * be NULL. -EEXIST when dest_path exists; on a failure dest_path may be
+ * left, for the caller to remove. The driver implements it (store-sqlite.c:
+ * sqlite's online backup API). */
+int store_db_snapshot(StoreDb *s, const char *dest_path, StoreSnapshotStats *ret_stats);
 
-/* Reads what the database file at path holds (without changing it: no
- * migration). Caller releases ret with store_snapshot_info_release(). */
-int store_snapshot_inspect(const char *path, StoreSnapshotInfo *ret);
-
-/* Makes the database at path self-contained (its write-ahead log folded
- * into the file and removed), so the file alone is the whole state and can
- * be replaced by a rename, and reads its last fencing epoch into
- * ret_epoch. Nothing may be using the database. -ENOENT when there is
- * none. */
-int store_settle(const char *path, uint64_t *ret_epoch);
+/* Inside tx: what the state holds. Caller releases ret with
+ * store_snapshot_info_release(). */
+int store_snapshot_read(StoreTx *tx, StoreSnapshotInfo *ret);
 
 /* Inside tx, in a restored state: raises the lease epoch counter to at
  * least floor (it never goes down), then gives every lease the state holds

@@ -1,5 +1,5 @@
 /* The image catalog in the store: images and the artifacts they are made
- * of. Backend-neutral; store-sqlite-catalog.c implements it. */
+ * of. Backend-neutral; store-catalog.c implements it. */
 #pragma once
 
 #include <stddef.h>

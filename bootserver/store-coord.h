@@ -1,6 +1,6 @@
 /* The coordinator's store: budgets, the hosts' leases with their fencing
  * epochs, quarantine, groups (a label value) and whether hosts are
- * available. Implemented by store-sqlite-coord.c. Every function runs in the
+ * available. Implemented by store-coord.c. Every function runs in the
  * caller's transaction and only reads or writes: the coordinator
  * (coordinator.c) decides. Strings handed back are the caller's to free. */
 #pragma once

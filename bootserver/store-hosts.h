@@ -1,5 +1,5 @@
 /* The store of the host inventory: the hosts table and host labels, as
- * typed values. Implemented by store-sqlite-hosts.c. Every function runs in
+ * typed values. Implemented by store-hosts.c. Every function runs in
  * the caller's transaction; reads return -ENOENT for a host that is not
  * there, writes to a missing host do nothing. Strings handed back are the
  * caller's to free. */

@@ -2,19 +2,34 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
+#include "fileio.h"
 #include "log.h"
+#include "store-backup.h"
 #include "store-sqlite.h"
+#include "util.h"
+
+/* A statement of store-db.h: sqlite's, with the first binding that failed
+ * since the last reset (reported by the next step) and the rows the last
+ * completed run changed. */
+struct DbStmt {
+        sqlite3_stmt *st;
+        int64_t changes;
+        int bind_rc; /* SQLITE_OK, or what the failed binding returned */
+        int bind_i;  /* its parameter */
+};
 
 /* One prepared statement kept for the life of the connection, found by the
- * address of its SQL text (a literal). */
+ * address of its SQL text (a literal). The DbStmt is allocated apart: a
+ * caller holds it while the table grows. */
 typedef struct CachedStmt {
         const char *sql;
-        sqlite3_stmt *st;
+        DbStmt *st;
 } CachedStmt;
 
 /* A connection with its statement cache. Connections are opened in
- * serialized mode (FULLMUTEX): statements made with db_prepare() may be
+ * serialized mode (FULLMUTEX): statements made with sqlite_prepare() may be
  * finalized by cleanup handlers after the transaction ended, when the
  * connection may already serve another thread, so sqlite must guard its own
  * calls. */
@@ -185,7 +200,7 @@ static const char *const migrations[] = {
         "END;",
 };
 
-int db_errno(int rc) {
+int sqlite_errno(int rc) {
         switch (rc & 0xff) {
         case SQLITE_OK:
         case SQLITE_DONE:
@@ -233,7 +248,7 @@ static int exec(sqlite3 *s, const char *sql) {
         if (rc != SQLITE_OK) {
                 remember_error(sql, err ? err : sqlite3_errstr(rc));
                 sqlite3_free(err);
-                return db_errno(rc);
+                return sqlite_errno(rc);
         }
         return 0;
 }
@@ -244,7 +259,7 @@ static int migrate(sqlite3 *s) {
 
         if (sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        r = db_step(st);
+        r = sqlite_step(st);
         if (r > 0)
                 version = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
@@ -274,8 +289,10 @@ static int migrate(sqlite3 *s) {
 
 static void conn_close(Conn *c) {
         for (size_t i = 0; i < c->n_cache_max; i++)
-                if (c->cache[i].st)
-                        sqlite3_finalize(c->cache[i].st);
+                if (c->cache[i].st) {
+                        sqlite3_finalize(c->cache[i].st->st);
+                        free(c->cache[i].st);
+                }
         free(c->cache);
         sqlite3_close_v2(c->s);
         *c = (Conn) {};
@@ -288,7 +305,7 @@ static int conn_open(Conn *c, const char *path, int flags) {
         *c = (Conn) {};
         rc = sqlite3_open_v2(path, &c->s, flags | SQLITE_OPEN_FULLMUTEX, NULL);
         if (rc != SQLITE_OK) {
-                r = log_error_errno(db_errno(rc), "cannot open '%s': %s", path,
+                r = log_error_errno(sqlite_errno(rc), "cannot open '%s': %s", path,
                                     c->s ? sqlite3_errmsg(c->s) : sqlite3_errstr(rc));
                 conn_close(c);
                 return r;
@@ -351,30 +368,24 @@ StoreDb *store_db_free(StoreDb *st) {
         return NULL;
 }
 
-sqlite3 *store_tx_sqlite(StoreTx *tx) {
-        return tx->conn->s;
-}
-
 sqlite3 *store_sqlite(StoreDb *st) {
         return st->writer.s;
 }
 
-int store_exec(StoreTx *tx, const char *sql) {
-        return exec(tx->conn->s, sql);
-}
-
-static int cached_stmt(Conn *c, const char *sql, sqlite3_stmt **ret);
+static int cached_stmt(Conn *c, const char *sql, DbStmt **ret);
 
 /* Runs sql, one statement with no rows (BEGIN, COMMIT, a PRAGMA), prepared
  * once and kept: the transaction commands of every request would otherwise
  * be parsed anew each time. */
 static int control(Conn *c, const char *sql) {
         sqlite3_stmt *stmt;
+        DbStmt *cached;
         int rc, r;
 
-        r = cached_stmt(c, sql, &stmt);
+        r = cached_stmt(c, sql, &cached);
         if (r < 0)
                 return r;
+        stmt = cached->st;
         rc = sqlite3_step(stmt);
         if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
                 sqlite3_reset(stmt);
@@ -382,7 +393,7 @@ static int control(Conn *c, const char *sql) {
         }
         remember_error(sql, sqlite3_errmsg(c->s));
         sqlite3_reset(stmt);
-        return db_errno(rc) ?: -EIO;
+        return sqlite_errno(rc) ?: -EIO;
 }
 
 /* Resets every statement still running on the connection: a transaction
@@ -568,7 +579,8 @@ static int cache_grow(Conn *c) {
         return 0;
 }
 
-static int cached_stmt(Conn *c, const char *sql, sqlite3_stmt **ret) {
+static int cached_stmt(Conn *c, const char *sql, DbStmt **ret) {
+        DbStmt *st;
         size_t i;
         int rc, r;
 
@@ -585,24 +597,127 @@ static int cached_stmt(Conn *c, const char *sql, sqlite3_stmt **ret) {
                 if (r < 0)
                         return r;
         }
-        i = cache_slot(c->cache, c->n_cache_max, sql);
-        rc = sqlite3_prepare_v3(c->s, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->cache[i].st, NULL);
+        st = calloc(1, sizeof *st);
+        if (!st)
+                return -ENOMEM;
+        rc = sqlite3_prepare_v3(c->s, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->st, NULL);
         if (rc != SQLITE_OK) {
                 remember_error(sql, sqlite3_errmsg(c->s));
-                c->cache[i].st = NULL;
-                return db_errno(rc) ?: -EIO;
+                free(st);
+                return sqlite_errno(rc) ?: -EIO;
         }
-        c->cache[i].sql = sql;
+        i = cache_slot(c->cache, c->n_cache_max, sql);
+        c->cache[i] = (CachedStmt) { .sql = sql, .st = st };
         c->n_cache++;
-        *ret = c->cache[i].st;
+        *ret = st;
         return 0;
 }
 
-int store_stmt(StoreTx *tx, const char *sql, sqlite3_stmt **ret) {
+int store_stmt(StoreTx *tx, const char *sql, DbStmt **ret) {
         return cached_stmt(tx->conn, sql, ret);
 }
 
-int db_step(sqlite3_stmt *st) {
+void db_reset(DbStmt *st) {
+        if (!st)
+                return;
+        sqlite3_reset(st->st);
+        sqlite3_clear_bindings(st->st);
+        st->bind_rc = SQLITE_OK;
+}
+
+/* Keeps the first binding that failed for db_step(). */
+static void bound(DbStmt *st, int i, int rc) {
+        if (rc != SQLITE_OK && st->bind_rc == SQLITE_OK) {
+                st->bind_rc = rc;
+                st->bind_i = i;
+        }
+}
+
+void db_bind_int64(DbStmt *st, int i, int64_t v) {
+        bound(st, i, sqlite3_bind_int64(st->st, i, (sqlite3_int64) v));
+}
+
+void db_bind_int(DbStmt *st, int i, int v) {
+        bound(st, i, sqlite3_bind_int(st->st, i, v));
+}
+
+void db_bind_bool(DbStmt *st, int i, bool v) {
+        bound(st, i, sqlite3_bind_int(st->st, i, v));
+}
+
+void db_bind_text(DbStmt *st, int i, const char *v) {
+        bound(st, i, sqlite3_bind_text(st->st, i, v, -1, SQLITE_STATIC));
+}
+
+void db_bind_null(DbStmt *st, int i) {
+        bound(st, i, sqlite3_bind_null(st->st, i));
+}
+
+int db_step(DbStmt *st) {
+        sqlite3 *s = sqlite3_db_handle(st->st);
+        int rc;
+
+        if (st->bind_rc != SQLITE_OK) {
+                char m[160];
+
+                snprintf(m, sizeof m, "cannot bind parameter %d: %s", st->bind_i, sqlite3_errstr(st->bind_rc));
+                remember_error(sqlite3_sql(st->st), m);
+                return sqlite_errno(st->bind_rc) ?: -EIO;
+        }
+        rc = sqlite3_step(st->st);
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE) {
+                /* sqlite counts per connection, and only the statements
+                 * that write. */
+                st->changes = sqlite3_stmt_readonly(st->st) ? 0 : sqlite3_changes64(s);
+                return 0;
+        }
+        remember_error(sqlite3_sql(st->st), sqlite3_errmsg(s));
+        return sqlite_errno(rc) ?: -EIO;
+}
+
+int64_t db_changes(DbStmt *st) {
+        return st->changes;
+}
+
+int64_t db_column_int64(DbStmt *st, int col) {
+        return sqlite3_column_int64(st->st, col);
+}
+
+int db_column_int(DbStmt *st, int col) {
+        return sqlite3_column_int(st->st, col);
+}
+
+bool db_column_bool(DbStmt *st, int col) {
+        return sqlite3_column_int64(st->st, col) != 0;
+}
+
+const char *db_column_text(DbStmt *st, int col) {
+        return (const char *) sqlite3_column_text(st->st, col);
+}
+
+bool db_column_is_null(DbStmt *st, int col) {
+        return sqlite3_column_type(st->st, col) == SQLITE_NULL;
+}
+
+char *db_column_strdup(DbStmt *st, int col) {
+        const char *t = db_column_text(st, col);
+
+        return t ? strdup(t) : NULL;
+}
+
+int sqlite_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret) {
+        int rc = sqlite3_prepare_v2(s, sql, -1, ret, NULL);
+
+        if (rc != SQLITE_OK) {
+                remember_error(sql, sqlite3_errmsg(s));
+                return sqlite_errno(rc) ?: -EIO;
+        }
+        return 0;
+}
+
+int sqlite_step(sqlite3_stmt *st) {
         int rc = sqlite3_step(st);
 
         if (rc == SQLITE_ROW)
@@ -610,21 +725,65 @@ int db_step(sqlite3_stmt *st) {
         if (rc == SQLITE_DONE)
                 return 0;
         remember_error(sqlite3_sql(st), sqlite3_errmsg(sqlite3_db_handle(st)));
-        return db_errno(rc) ?: -EIO;
+        return sqlite_errno(rc) ?: -EIO;
 }
 
-int db_prepare(sqlite3 *s, const char *sql, sqlite3_stmt **ret) {
-        int rc = sqlite3_prepare_v2(s, sql, -1, ret, NULL);
+/* store-backup.h. The copy runs inside one read transaction, on a reader:
+ * in WAL mode a reader never blocks the writer and sees one committed state
+ * from its begin to its end, so every step copies pages of the same state
+ * and the copy never starts over, however much the server writes meanwhile.
+ * (sqlite's documentation steps a copy in parts with pauses between: that
+ * is for rollback mode, where a reader blocks writers; in WAL mode, without
+ * the enclosing read, every commit would restart the copy.) Checkpoints
+ * cannot pass the read until it ends, so the log grows for that long. */
+int store_db_snapshot(StoreDb *st, const char *dest_path, StoreSnapshotStats *ret_stats) {
+        StoreSnapshotStats stats = {};
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        sqlite3_backup *b = NULL;
+        sqlite3 *dest = NULL;
+        uint64_t start = now_usec();
+        int rc, r;
 
-        if (rc != SQLITE_OK) {
-                remember_error(sql, sqlite3_errmsg(s));
-                return db_errno(rc) ?: -EIO;
+        if (path_exists(dest_path))
+                return -EEXIST;
+        r = store_tx_begin(st, STORE_TX_READ, &tx);
+        /* The read, and the state it sees, starts with the first statement. */
+        if (r >= 0)
+                r = exec(tx->conn->s, "SELECT count(*) FROM sqlite_schema;");
+        if (r >= 0) {
+                rc = sqlite3_open_v2(dest_path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+                r = rc == SQLITE_OK ? 0 : sqlite_errno(rc) ?: -EIO;
         }
-        return 0;
-}
+        if (r >= 0 && !(b = sqlite3_backup_init(dest, "main", tx->conn->s, "main"))) {
+                remember_error("backup", sqlite3_errmsg(dest));
+                r = -EIO;
+        }
+        while (r >= 0) {
+                uint64_t t = now_usec();
 
-char *db_column_strdup(sqlite3_stmt *st, int col) {
-        const unsigned char *t = sqlite3_column_text(st, col);
-
-        return t ? strdup((const char *) t) : NULL;
+                rc = sqlite3_backup_step(b, 4096);
+                stats.steps++;
+                stats.max_step_usec = MAX(stats.max_step_usec, now_usec() - t);
+                if (rc == SQLITE_DONE)
+                        break;
+                if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+                        stats.busy++;
+                        nanosleep(&(struct timespec) { .tv_nsec = 10 * 1000 * 1000 }, NULL);
+                } else if (rc != SQLITE_OK)
+                        r = sqlite_errno(rc) ?: -EIO;
+        }
+        if (b) {
+                stats.pages = (uint64_t) sqlite3_backup_pagecount(b);
+                rc = sqlite3_backup_finish(b);
+                if (r >= 0 && rc != SQLITE_OK)
+                        r = sqlite_errno(rc) ?: -EIO;
+        }
+        stats.usec = now_usec() - start;
+        if (dest && sqlite3_close_v2(dest) != SQLITE_OK && r >= 0)
+                r = -EIO;
+        if (r >= 0)
+                r = fsync_path(dest_path);
+        if (r >= 0 && ret_stats)
+                *ret_stats = stats;
+        return r;
 }

@@ -1,5 +1,5 @@
 /* Counts over the fleet for /metrics and /v1/status. Backend-neutral;
- * store-sqlite-stats.c implements it. */
+ * store-stats.c implements it. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* Tokens in the store: admin tokens by name and the hosts' agent tokens,
  * both kept as the SHA-256 of the token only. Backend-neutral;
- * store-sqlite-tokens.c implements it. */
+ * store-tokens.c implements it. */
 #pragma once
 
 #include <stdint.h>

@@ -275,13 +275,12 @@ int push_image(Store *s, const char *ref, const PushOptions *opts) {
         Push p = { .opts = opts, .store = s };
         char sent[32];
         long status = 0;
+        _cleanup_error_ Error e = {};
         int r;
 
-        r = api_client_new(opts->url, &api);
-        if (r == -EINVAL)
-                return log_error_errno(r, "'%s' is not an http:// or https:// URL", opts->url);
+        r = api_client_new(opts->url, &api, &e);
         if (r < 0)
-                return log_error_errno(r, "cannot set up the API client: %m");
+                return log_error_errno(r, "%s", strempty(e.message));
         if (opts->token) {
                 r = api_client_set_token(api, opts->token);
                 if (r == -EINVAL)

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 
 #include "apiclient.h"
+#include "error.h"
 #include "fileio.h"
 #include "http.h"
 #include "log.h"
@@ -15,18 +16,23 @@
 #define API_UPLOAD_LOW_SPEED_TIME_SEC 300L
 
 struct ApiClient {
-        char *url;
+        char **urls;   /* the base URLs, in the order given */
+        size_t n_urls;
+        size_t current; /* the one requests go to */
+        char *list;    /* the URLs joined by spaces */
         char *auth_header; /* "Authorization: Bearer …", or NULL */
         char *ca_file;
         long timeout_sec;
 
         /* the last failure */
-        char error[1024];
+        char error[4096];
         char kind[64];
         long status;
         json_t *error_reply;
         bool unreachable;
 };
+
+#define URL(c) ((c)->urls[(c)->current])
 
 /* One transfer: the upload source and the reply sink. */
 typedef struct Transfer {
@@ -50,13 +56,13 @@ static bool url_char_ok(char ch) {
         return (unsigned char) ch > 0x20 && (unsigned char) ch < 0x7f;
 }
 
-int api_client_new(const char *url, ApiClient **ret) {
+/* Checks one base URL and returns a copy without trailing slashes. */
+static int url_normalize(const char *url, char **ret) {
         _cleanup_free_ char *copy = NULL;
         const char *rest;
         CURLU *u;
         CURLUcode uc;
         size_t n;
-        ApiClient *c;
 
         if (isempty(url))
                 return -EINVAL;
@@ -87,11 +93,52 @@ int api_client_new(const char *url, ApiClient **ret) {
                 return -ENOMEM;
         if (uc != CURLUE_OK)
                 return -EINVAL;
+        *ret = TAKE_PTR(copy);
+        return 0;
+}
+
+int api_client_new(const char *urls, ApiClient **ret, Error *error) {
+        _cleanup_strv_free_ char **words = NULL, **list = NULL;
+        _cleanup_free_ char *joined = NULL;
+        ApiClient *c;
+        size_t n;
+        int r;
+
+        words = strv_split_words(strempty(urls));
+        if (!words)
+                return error_set(error, -ENOMEM, "out of memory");
+        n = strv_length(words);
+        if (n == 0)
+                return error_set(error, -EINVAL, "no server URL given");
+        if (n > API_URLS_MAX)
+                return error_set(error, -EINVAL, "%zu server URLs given, at most %u are taken", n, API_URLS_MAX);
+        list = calloc(n + 1, sizeof(char *));
+        if (!list)
+                return error_set(error, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                r = url_normalize(words[i], &list[i]);
+                if (r == -EINVAL)
+                        return error_set(error, r, "'%s' is not an http:// or https:// URL", words[i]);
+                if (r < 0)
+                        return error_set(error, r, "cannot check the URL '%s': %m", words[i]);
+                for (size_t j = 0; j < i; j++)
+                        if (streq(list[j], list[i]))
+                                return error_set(error, -EINVAL, "'%s' is listed twice", words[i]);
+        }
+        for (size_t i = 0; i < n; i++) {
+                char *j = strdup_printf("%s%s%s", strempty(joined), joined ? " " : "", list[i]);
+                if (!j)
+                        return error_set(error, -ENOMEM, "out of memory");
+                free(joined);
+                joined = j;
+        }
 
         c = calloc(1, sizeof(*c));
         if (!c)
-                return -ENOMEM;
-        c->url = TAKE_PTR(copy);
+                return error_set(error, -ENOMEM, "out of memory");
+        c->urls = TAKE_PTR(list);
+        c->n_urls = n;
+        c->list = TAKE_PTR(joined);
         c->timeout_sec = API_TIMEOUT_SEC_DEFAULT;
         *ret = c;
         return 0;
@@ -100,7 +147,8 @@ int api_client_new(const char *url, ApiClient **ret) {
 ApiClient *api_client_free(ApiClient *c) {
         if (!c)
                 return NULL;
-        free(c->url);
+        strv_free(c->urls);
+        free(c->list);
         free(c->auth_header);
         free(c->ca_file);
         json_decref(c->error_reply);
@@ -145,7 +193,33 @@ void api_client_set_timeout(ApiClient *c, long seconds) {
 }
 
 const char *api_client_url(const ApiClient *c) {
-        return c->url;
+        return URL(c);
+}
+
+const char *api_client_urls(const ApiClient *c) {
+        return c->list;
+}
+
+size_t api_client_n_urls(const ApiClient *c) {
+        return c->n_urls;
+}
+
+int api_client_prefer(ApiClient *c, const char *url) {
+        for (size_t i = 0; url && i < c->n_urls; i++)
+                if (streq(c->urls[i], url)) {
+                        c->current = i;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+void api_client_failover(ApiClient *c, const char *why) {
+        size_t next = (c->current + 1) % c->n_urls;
+
+        if (next == c->current)
+                return;
+        log_debug("leaving %s for %s: %s", URL(c), c->urls[next], strempty(why));
+        c->current = next;
 }
 
 const char *api_client_error(const ApiClient *c) {
@@ -177,7 +251,7 @@ static void error_reset(ApiClient *c) {
         c->error_reply = NULL;
 }
 
-_printf_(3, 4) static int error_set(ApiClient *c, int r, const char *format, ...) {
+_printf_(3, 4) static int client_error(ApiClient *c, int r, const char *format, ...) {
         va_list ap;
 
         va_start(ap, format);
@@ -368,7 +442,7 @@ static int server_error(ApiClient *c, long status, const char *body, size_t n) {
         c->status = status;
         if (!kind) {
                 json_decref(j);
-                return error_set(c, r, "server: HTTP %ld from %s, without an error message", status, c->url);
+                return client_error(c, r, "server: HTTP %ld from %s, without an error message", status, URL(c));
         }
         for (size_t i = 0; i < ELEMENTSOF(kind_errors); i++)
                 if (streq(kind, kind_errors[i].kind)) {
@@ -378,8 +452,8 @@ static int server_error(ApiClient *c, long status, const char *body, size_t n) {
         snprintf(c->kind, sizeof(c->kind), "%s", kind);
         c->error_reply = j;
         if (!msg)
-                return error_set(c, r, "server: HTTP %ld (%s)", status, c->kind);
-        return error_set(c, r, "server: %s (%s)", msg, c->kind);
+                return client_error(c, r, "server: HTTP %ld (%s)", status, c->kind);
+        return client_error(c, r, "server: %s (%s)", msg, c->kind);
 }
 
 /* Describes a transfer that got no (complete) answer. */
@@ -390,14 +464,14 @@ static int transport_error(ApiClient *c, CURL *h, CURLcode code, const Transfer 
 
         if (code == CURLE_ABORTED_BY_CALLBACK && t->read_error < 0) {
                 if (t->read_error == -EIO)
-                        return error_set(c, -EIO, "the file to upload ended after %" PRIu64 " of %" PRIu64 " bytes",
+                        return client_error(c, -EIO, "the file to upload ended after %" PRIu64 " of %" PRIu64 " bytes",
                                          t->sent, t->size);
-                return error_set(c, t->read_error, "cannot read the file to upload: %s", strerror(-t->read_error));
+                return client_error(c, t->read_error, "cannot read the file to upload: %s", strerror(-t->read_error));
         }
         if ((code == CURLE_WRITE_ERROR && t->write_error == -EFBIG) || code == CURLE_FILESIZE_EXCEEDED)
-                return error_set(c, -EFBIG, "the reply of %s is larger than %u MiB", c->url, API_REPLY_MAX >> 20);
+                return client_error(c, -EFBIG, "the reply of %s is larger than %u MiB", URL(c), API_REPLY_MAX >> 20);
         if (code == CURLE_WRITE_ERROR && t->write_error < 0)
-                return error_set(c, t->write_error, "cannot keep the reply of %s: %s", c->url,
+                return client_error(c, t->write_error, "cannot keep the reply of %s: %s", URL(c),
                                  strerror(-t->write_error));
 
         r = http_result(h, code, 0, errbuf, &he);
@@ -406,13 +480,13 @@ static int transport_error(ApiClient *c, CURL *h, CURLcode code, const Transfer 
         switch (code) {
         case CURLE_COULDNT_RESOLVE_HOST:
         case CURLE_COULDNT_RESOLVE_PROXY:
-                return error_set(c, r, "cannot reach the server at %s: %s", c->url, he.message);
+                return client_error(c, r, "cannot reach the server at %s: %s", URL(c), he.message);
         case CURLE_COULDNT_CONNECT:
                 if (os_errno > 0)
-                        return error_set(c, r, "cannot reach the server at %s: %s", c->url, strerror((int) os_errno));
-                return error_set(c, r, "cannot reach the server at %s: %s", c->url, he.message);
+                        return client_error(c, r, "cannot reach the server at %s: %s", URL(c), strerror((int) os_errno));
+                return client_error(c, r, "cannot reach the server at %s: %s", URL(c), he.message);
         case CURLE_OPERATION_TIMEDOUT:
-                return error_set(c, r, "the server at %s did not answer in time: %s", c->url, he.message);
+                return client_error(c, r, "the server at %s did not answer in time: %s", URL(c), he.message);
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_SSL_CERTPROBLEM:
@@ -420,12 +494,12 @@ static int transport_error(ApiClient *c, CURL *h, CURLcode code, const Transfer 
         case CURLE_SSL_CIPHER:
         case CURLE_SSL_ISSUER_ERROR:
         case CURLE_SSL_CRL_BADFILE:
-                return error_set(c, -EPROTO, "cannot talk TLS with the server at %s: %s", c->url, he.message);
+                return client_error(c, -EPROTO, "cannot talk TLS with the server at %s: %s", URL(c), he.message);
         case CURLE_OUT_OF_MEMORY:
                 c->unreachable = false;
-                return error_set(c, -ENOMEM, "out of memory");
+                return client_error(c, -ENOMEM, "out of memory");
         default:
-                return error_set(c, r, "no answer from the server at %s: %s", c->url, he.message);
+                return client_error(c, r, "no answer from the server at %s: %s", URL(c), he.message);
         }
 }
 
@@ -513,22 +587,47 @@ static int transfer_judge(ApiClient *c, CURL *h, TransferKind kind, CURLcode cod
         if (status >= 300 && status < 400) {
                 char *loc = NULL;
                 (void) curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
-                return error_set(c, -EPROTO, "the server at %s redirects to %s (HTTP %ld); redirects are not followed",
-                                 c->url, loc ? loc : "elsewhere", status);
+                return client_error(c, -EPROTO, "the server at %s redirects to %s (HTTP %ld); redirects are not followed",
+                                 URL(c), loc ? loc : "elsewhere", status);
         }
         if (status == 404 && kind == TRANSFER_HEAD) {
                 snprintf(c->kind, sizeof(c->kind), "not_found");
-                return error_set(c, -ENOENT, "%s: not found", url);
+                return client_error(c, -ENOENT, "%s: not found", url);
         }
         if (status >= 400)
                 return server_error(c, status, t->buf, t->n);
-        return error_set(c, -EPROTO, "unexpected HTTP %ld from %s", status, c->url);
+        return client_error(c, -EPROTO, "unexpected HTTP %ld from %s", status, URL(c));
 }
 
-/* Runs one request. On a 2xx answer returns 0 with the status; else the
- * client's error state is set and a negative errno returned. */
-static int transfer_run(ApiClient *c, TransferKind kind, const char *method, const char *path, const char *json,
-                        Transfer *t, long *ret_status) {
+/* Whether nothing of a request that failed with code can have reached
+ * the server: it could not be resolved or connected to, TLS was not agreed
+ * on, or not one byte of the request was handed to the connection. */
+static bool transfer_not_sent(CURL *h, CURLcode code) {
+        long request_size = 0;
+
+        switch (code) {
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CIPHER:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_CRL_BADFILE:
+                return true;
+        default:
+                return curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_size) == CURLE_OK && request_size == 0;
+        }
+}
+
+/* Runs one request against the current server. On a 2xx answer returns 0
+ * with the status; else the client's error state is set, *ret_sent says
+ * whether the server may have received the request, and a negative errno
+ * is returned. */
+static int transfer_once(ApiClient *c, TransferKind kind, const char *method, const char *path, const char *json,
+                         Transfer *t, long *ret_status, bool *ret_sent) {
         _cleanup_free_ char *url = NULL;
         struct curl_slist *headers = NULL;
         HttpOptions opts = { .ca_file = c->ca_file, .timeout_sec = kind == TRANSFER_UPLOAD ? 0 : c->timeout_sec };
@@ -538,14 +637,14 @@ static int transfer_run(ApiClient *c, TransferKind kind, const char *method, con
         CURL *h;
         int r;
 
-        assert(path && path[0] == '/');
         error_reset(c);
-        url = strdup_printf("%s%s", c->url, path);
+        *ret_sent = false;
+        url = strdup_printf("%s%s", URL(c), path);
         if (!url)
-                return error_set(c, -ENOMEM, "out of memory");
+                return client_error(c, -ENOMEM, "out of memory");
         h = http_easy_new(url, &opts, errbuf);
         if (!h)
-                return error_set(c, -ENOMEM, "cannot set up libcurl");
+                return client_error(c, -ENOMEM, "cannot set up libcurl");
         code = transfer_setup(c, h, kind, method, json, t, &headers);
         if (code == CURLE_OK)
                 code = curl_easy_perform(h);
@@ -556,6 +655,8 @@ static int transfer_run(ApiClient *c, TransferKind kind, const char *method, con
                 if (curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0)
                         t->content_length = (uint64_t) cl;
         }
+        if (r < 0)
+                *ret_sent = status > 0 || !transfer_not_sent(h, code);
         curl_easy_cleanup(h);
         curl_slist_free_all(headers);
         if (r < 0) {
@@ -564,6 +665,98 @@ static int transfer_run(ApiClient *c, TransferKind kind, const char *method, con
         }
         *ret_status = status;
         return 0;
+}
+
+/* Whether a request that may have been received can be sent again, to
+ * another server: its effect is the same however often it arrives. GET
+ * and HEAD change nothing; every PUT sets a whole value (a blob is named by
+ * its digest and stored once); publishing an image that is there already
+ * is a 200; a check-in is a report the agent repeats every interval anyway;
+ * a lease request asks for, or renews, the host's one lease (the same
+ * epoch comes back), and its release names the epoch it gives back. Any
+ * other POST or DELETE (registration, rollouts and their actions, labels,
+ * tokens, deletions) might act twice, or answer the second time with an
+ * error for what the first did. */
+static bool resend_safe(const char *method, const char *path) {
+        const char *rest;
+
+        if (streq(method, "GET") || streq(method, "HEAD") || streq(method, "PUT"))
+                return true;
+        if (streq(method, "POST") && streq(path, "/v1/images"))
+                return true;
+        rest = startswith(path, "/v1/hosts/");
+        rest = rest ? strchr(rest, '/') : NULL;
+        if (!rest)
+                return false;
+        if (streq(rest, "/lease"))
+                return streq(method, "POST") || streq(method, "DELETE");
+        return streq(rest, "/checkin") && streq(method, "POST");
+}
+
+/* Makes t ready to send its request again. */
+static int transfer_rewind(ApiClient *c, Transfer *t) {
+        free(t->buf);
+        t->buf = NULL;
+        t->n = t->alloc = 0;
+        t->write_error = t->read_error = 0;
+        t->content_length = 0;
+        if (t->fd >= 0) {
+                if (lseek(t->fd, t->start, SEEK_SET) < 0) {
+                        int r = negative_errno();
+                        return client_error(c, r, "cannot read the file to upload again: %s", strerror(-r));
+                }
+                t->sent = 0;
+        }
+        return 0;
+}
+
+/* Runs one request, moving on to the next server while the current one
+ * gives no answer (or a 503) and the request may go there (see the header).
+ * Once around the list at most; the client stays on the server that
+ * answered. When none did, the error names each server and why, and the
+ * client stays where it began. */
+static int transfer_run(ApiClient *c, TransferKind kind, const char *method, const char *path, const char *json,
+                        Transfer *t, long *ret_status) {
+        _cleanup_free_ char *tried = NULL;
+        char last[sizeof(c->error)];
+        size_t start = c->current;
+        bool sent;
+        int r;
+
+        assert(path && path[0] == '/');
+        for (size_t attempt = 1;; attempt++) {
+                r = transfer_once(c, kind, method, path, json, t, ret_status, &sent);
+                if (r >= 0)
+                        return 0;
+                if (c->n_urls == 1 || !(c->unreachable || c->status == 503))
+                        return r;
+                snprintf(last, sizeof(last), "%s", c->error);
+                if (attempt >= c->n_urls || (sent && !resend_safe(method, path))) {
+                        bool stop_early = attempt < c->n_urls;
+
+                        c->current = start;
+                        return client_error(c, r, "%s%s%s%s", strempty(tried), tried ? "; " : "", last,
+                                            stop_early ? " (not sent again to another server: it may have been "
+                                                         "received, and repeating it is not safe)"
+                                                       : "");
+                }
+                if (tried) {
+                        char *more = strdup_printf("%s; %s", tried, last);
+                        free(tried);
+                        tried = more;
+                } else
+                        tried = strdup(last);
+                if (!tried) {
+                        c->current = start;
+                        return client_error(c, -ENOMEM, "out of memory");
+                }
+                api_client_failover(c, last);
+                r = transfer_rewind(c, t);
+                if (r < 0) {
+                        c->current = start;
+                        return r;
+                }
+        }
 }
 
 /* Parses a 2xx reply body. */
@@ -577,7 +770,7 @@ static int reply_parse(ApiClient *c, const Transfer *t, json_t **ret) {
         }
         j = json_loadb(t->buf, t->n, 0, &e);
         if (!j)
-                return error_set(c, -EBADMSG, "the server at %s sent a reply that is not JSON (line %d: %s)", c->url,
+                return client_error(c, -EBADMSG, "the server at %s sent a reply that is not JSON (line %d: %s)", URL(c),
                                  e.line, e.text);
         *ret = j;
         return 0;
@@ -609,7 +802,7 @@ int api_request(ApiClient *c, const char *method, const char *path, json_t *body
                 json = json_dumps(body, JSON_COMPACT);
                 if (!json) {
                         error_reset(c);
-                        return error_set(c, -ENOMEM, "cannot encode the request");
+                        return client_error(c, -ENOMEM, "cannot encode the request");
                 }
         }
         r = transfer_run(c, TRANSFER_JSON, method, path, json, &t, &status);
@@ -641,7 +834,7 @@ int api_upload_fd(ApiClient *c, const char *path, int fd, uint64_t size, ApiProg
         if (t.start < 0) {
                 error_reset(c);
                 r = negative_errno();
-                return error_set(c, r, "cannot read the file to upload: %s", strerror(-r));
+                return client_error(c, r, "cannot read the file to upload: %s", strerror(-r));
         }
         r = transfer_run(c, TRANSFER_UPLOAD, "PUT", path, NULL, &t, &status);
         return finish(c, r, &t, status, ret_status, ret_reply);

@@ -57,7 +57,8 @@ static void help(void) {
               "ID is a rollout number (rollout list).\n"
               "\n"
               "Options:\n"
-              "  --server URL        the bootserver (env SLIPWAY_SERVER; default " SERVER_DEFAULT ")\n"
+              "  --server URL        the bootserver (env SLIPWAY_SERVER; default " SERVER_DEFAULT "); several\n"
+              "                      URLs, separated by commas or blanks: the next when one does not answer\n"
               "  --token TOKEN       admin token (env SLIPWAY_TOKEN)\n"
               "  --token-file FILE   read the admin token from the first line of FILE\n"
               "  --ca-file FILE      PEM certificates to verify an https server (env SLIPWAY_CA_FILE)\n"
@@ -93,7 +94,7 @@ static void help(void) {
               "                      hosts of SELECTOR's groups (KEY or KEY=VALUE) reboot only then,\n"
               "                      UTC (repeatable), e.g. rack@22:00-04:00\n"
               "\n"
-              "Exit status: 0 done, 1 the server refused or a usage error, 2 no answer from the server,\n"
+              "Exit status: 0 done, 1 the server refused or a usage error, 2 no answer from any server,\n"
               "3 rollout watch: the rollout paused.\n"
               "See slipctl(1).\n",
               stdout);
@@ -556,6 +557,7 @@ static int command_check(const Command *c, char **args, unsigned given) {
 /* Sets up the API client from the options and the environment. */
 static int client_setup(const Args *a, Ctl *ctl) {
         _cleanup_free_ char *file_token = NULL;
+        _cleanup_error_ Error e = {};
         const char *server = a->server, *token = a->token, *ca = a->ca_file;
         int r;
 
@@ -580,11 +582,11 @@ static int client_setup(const Args *a, Ctl *ctl) {
         if (!ca && !isempty(getenv("SLIPWAY_CA_FILE")))
                 ca = getenv("SLIPWAY_CA_FILE");
 
-        r = api_client_new(server, &ctl->api);
+        r = api_client_new(server, &ctl->api, &e);
         if (r == -EINVAL)
-                return log_error_errno(r, "server URL '%s' is not an http:// or https:// URL", server);
+                return log_error_errno(r, "server URL %s", strempty(e.message));
         if (r < 0)
-                return log_error_errno(r, "cannot set up the API client: %m");
+                return log_error_errno(r, "cannot set up the API client: %s", strempty(e.message));
         if (token) {
                 r = api_client_set_token(ctl->api, token);
                 if (r == -EINVAL)

@@ -18,6 +18,8 @@ int ctl_status(Ctl *ctl, char **args _unused_) {
                 return r;
         }
         field_print("server", "%s", api_client_url(ctl->api));
+        if (api_client_n_urls(ctl->api) > 1)
+                field_print("servers", "%s", api_client_urls(ctl->api));
         field_print("version", "%s", strempty(json_string_value(json_object_get(reply, "version"))));
         field_print("images", "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(reply, "images")));
         field_print("hosts", "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(reply, "hosts")));

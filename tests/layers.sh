@@ -1,6 +1,11 @@
 #!/bin/bash
 # slipwayd's layers, checked from the source (part of make check):
-#  - SQL only in the store's back-end files (bootserver/store-sqlite*.c);
+#  - SQL only in the store: its files (bootserver/store*.c), the statement
+#    API (store-db.h), the drivers' headers (store-sqlite.h, store-pg.h) and
+#    SQL shared between its areas (store-*-sql.h); the headers of the areas,
+#    which the fleet logic includes, hold none;
+#  - sqlite only in its driver (store-sqlite.c, store-sqlite.h): the areas
+#    are written against store-db.h, so that another driver runs them;
 #  - no circle among bootserver's files (a file that includes x.h depends on
 #    x.c; tsort finds loops);
 #  - no bootserver file over 800 lines.
@@ -21,10 +26,10 @@ listed() { # listed WORD LIST
         return 1
 }
 
-sql='sqlite3|store_stmt|db_step|db_prepare|store_exec|\b(SELECT|INSERT INTO|UPDATE [a-z_]+ SET|DELETE FROM|CREATE (TABLE|INDEX))\b'
+sql='sqlite3|store_stmt|db_(step|bind_[a-z0-9]+|column_[a-z0-9_]+|changes|reset)\b|\b(SELECT|INSERT INTO|UPDATE [a-z_]+ SET|DELETE FROM|CREATE (TABLE|INDEX))\b'
 for f in bootserver/*.c bootserver/*.h; do
         b=${f#bootserver/}
-        case $b in store-sqlite*) continue ;; esac
+        case $b in store*.c | store-db.h | store-sqlite.h | store-pg.h | store-*-sql.h) continue ;; esac
         if grep -qE "$sql" "$f"; then
                 if ! listed "$b" "$SQL_PENDING"; then
                         echo "layers: SQL outside the store in $f:" >&2
@@ -33,6 +38,17 @@ for f in bootserver/*.c bootserver/*.h; do
                 fi
         elif listed "$b" "$SQL_PENDING"; then
                 echo "layers: $f has no SQL any more: take it off SQL_PENDING in $0" >&2
+                rc=1
+        fi
+done
+
+sqlite='sqlite3|SQLITE_|include "store-sqlite\.h"'
+for f in bootserver/*.c bootserver/*.h; do
+        b=${f#bootserver/}
+        case $b in store-sqlite.c | store-sqlite.h) continue ;; esac
+        if grep -qE "$sqlite" "$f"; then
+                echo "layers: sqlite outside its driver in $f:" >&2
+                grep -nE "$sqlite" "$f" | head -3 | sed 's/^/  /' >&2
                 rc=1
         fi
 done

@@ -57,9 +57,17 @@ t_stat() {
 }
 
 # t_on_exit CMD: runs CMD (eval'd) when the script ends, before t_exit stops
-# what is left; in the order given.
+# what is left; in the order given. t_end runs them before it removes the
+# suite's directory, which what they stop may still use.
 t_on_exit() {
         T_ON_EXIT+=("$1")
+}
+
+# t_cleanup: runs the t_on_exit commands, once.
+t_cleanup() {
+        local cmd cmds=("${T_ON_EXIT[@]}")
+        T_ON_EXIT=()
+        for cmd in "${cmds[@]}"; do eval "$cmd"; done
 }
 
 # t_netns_add NS: makes network namespace NS; when the script ends, every
@@ -145,9 +153,9 @@ t_kill() {
 # stops the processes in its namespaces and deletes them, then stops what
 # is left of the suite (naming it: the script's own clean-up missed it).
 t_exit() {
-        local cmd ns p stray=()
+        local ns p stray=()
         trap - EXIT INT TERM
-        for cmd in "${T_ON_EXIT[@]}"; do eval "$cmd"; done
+        t_cleanup
         for ns in "${T_NETNS[@]}"; do
                 # shellcheck disable=SC2046
                 t_stop $(ip netns pids "$ns" 2>/dev/null)
@@ -233,6 +241,7 @@ t_end() {
         t_verdict_check
         T_NAME=""
         T_ENDED=1
+        t_cleanup
         if [ "$T_FAILED" -eq 0 ] && [ "${T_KEEP:-0}" != 1 ]; then
                 rm -rf "$T_DIR"
         else

@@ -284,7 +284,7 @@ int main(int argc, char **argv) {
                 return log_oom(), 1;
         for (unsigned t = 0; t < arg.threads; t++) {
                 workers[t].index = t;
-                r = api_client_new(arg.url, &workers[t].api);
+                r = api_client_new(arg.url, &workers[t].api, NULL);
                 if (r < 0)
                         return log_error_errno(r, "--url %s: %m", arg.url), 2;
                 api_client_set_timeout(workers[t].api, 30);

@@ -83,12 +83,12 @@ bool model_budgets_allow(Sim *s, int i, uint64_t now, char *why, size_t size) {
 /* Invariant 4 for every host the tick just assigned: an s1 host only when no
  * reachable s0 host is unfinished. */
 static void check_assignments(Sim *s) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
         uint64_t now = now_s(s);
         sqlite3 *db = store_sqlite(s->db);
         int r;
 
-        if (db_prepare(db,
+        if (sqlite_prepare(db,
                        "SELECT host_id FROM rollout_hosts WHERE rollout_id = ? AND assigned_at = ? ORDER BY host_id",
                        &st) < 0) {
                 violation(s, "cannot read the assignments");
@@ -96,7 +96,7 @@ static void check_assignments(Sim *s) {
         }
         sqlite3_bind_int64(st, 1, s->rollout);
         sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
-        while ((r = db_step(st)) > 0) {
+        while ((r = sqlite_step(st)) > 0) {
                 unsigned i;
                 if (sscanf((const char *) sqlite3_column_text(st, 0), "h-%u", &i) != 1 || i >= s->n) {
                         violation(s, "unknown host %s assigned", (const char *) sqlite3_column_text(st, 0));
@@ -135,15 +135,15 @@ int wave_failures(const Sim *s, int w) {
  * reachable hosts are finished, the bake is over and the failures are within
  * the threshold; a pause is justified by the failures. */
 static void check_rollout(Sim *s) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
         sqlite3 *db = store_sqlite(s->db);
         uint64_t now = now_s(s);
         char state[16] = "", reason[200] = "";
         int wave = 0;
 
-        if (db_prepare(db, "SELECT state, wave, wave_done_at, reason FROM rollouts WHERE id = ?", &st) >= 0) {
+        if (sqlite_prepare(db, "SELECT state, wave, wave_done_at, reason FROM rollouts WHERE id = ?", &st) >= 0) {
                 sqlite3_bind_int64(st, 1, s->rollout);
-                int r = db_step(st);
+                int r = sqlite_step(st);
                 if (r < 0)
                         violation(s, "cannot read the rollout: %s", strerror(-r));
                 if (r > 0) {
@@ -214,18 +214,18 @@ static void check_rollout(Sim *s) {
 /* The whole model against the database: leases, epochs, quarantine, last
  * check-in, reports. */
 void check_model(Sim *s) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
         sqlite3 *db = store_sqlite(s->db);
         unsigned seen = 0;
         int r = 0;
 
-        if (db_prepare(db, "SELECT id, lease_epoch, lease_expires, quarantined, last_seen, state, current_image FROM "
+        if (sqlite_prepare(db, "SELECT id, lease_epoch, lease_expires, quarantined, last_seen, state, current_image FROM "
                            "hosts ORDER BY id",
                        &st) < 0) {
                 violation(s, "cannot read the hosts");
                 return;
         }
-        while (!s->failed && (r = db_step(st)) > 0) {
+        while (!s->failed && (r = sqlite_step(st)) > 0) {
                 if (seen >= s->n) {
                         seen++;
                         break;
@@ -376,7 +376,7 @@ bool settled(Sim *s) {
 
 /* Invariant 5: where every host ended. */
 void check_end(Sim *s, bool done) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
         sqlite3 *db;
         int r = 0;
 
@@ -398,7 +398,7 @@ void check_end(Sim *s, bool done) {
         }
         check_model(s);
         db = store_sqlite(s->db);
-        if (db_prepare(db,
+        if (sqlite_prepare(db,
                        "SELECT h.id, rh.status, h.quarantined FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id "
                        "WHERE rh.rollout_id = ? ORDER BY h.id",
                        &st) < 0) {
@@ -406,7 +406,7 @@ void check_end(Sim *s, bool done) {
                 return;
         }
         sqlite3_bind_int64(st, 1, s->rollout);
-        for (unsigned i = 0; !s->failed && (r = db_step(st)) > 0; i++) {
+        for (unsigned i = 0; !s->failed && (r = sqlite_step(st)) > 0; i++) {
                 Agent *a = &s->a[i];
                 const char *status = (const char *) sqlite3_column_text(st, 1);
                 bool failed = a->failed >= 0;

@@ -11,7 +11,7 @@
 
 int fleet_setup(Sim *s) {
         StoreTx *tx = NULL;
-        _cleanup_stmt_ sqlite3_stmt *img = NULL, *ren = NULL, *lab = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *img = NULL, *ren = NULL, *lab = NULL;
         const Options *o = s->o;
         sqlite3 *db;
         int r;
@@ -90,19 +90,19 @@ int fleet_setup(Sim *s) {
         db = store_sqlite(s->db);
         r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = db_prepare(db, "INSERT INTO images (id, name, version, arch, manifest, signature, created) VALUES "
+                r = sqlite_prepare(db, "INSERT INTO images (id, name, version, arch, manifest, signature, created) VALUES "
                                    "(?, 'tiny', ?, 'x86_64', ?1, '', 0)",
                                &img);
         for (int k = 0; r >= 0 && k < N_IMAGES; k++) {
                 sqlite3_bind_text(img, 1, image_ids[k], -1, SQLITE_STATIC);
                 sqlite3_bind_text(img, 2, image_versions[k], -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(img));
+                r = sqlite_errno(sqlite3_step(img));
                 sqlite3_reset(img);
         }
         if (r >= 0)
-                r = db_prepare(db, "UPDATE hosts SET id = ?, image = ? WHERE id = ?", &ren);
+                r = sqlite_prepare(db, "UPDATE hosts SET id = ?, image = ? WHERE id = ?", &ren);
         if (r >= 0)
-                r = db_prepare(db, "INSERT INTO host_labels (host_id, key, value) VALUES (?, ?, ?)", &lab);
+                r = sqlite_prepare(db, "INSERT INTO host_labels (host_id, key, value) VALUES (?, ?, ?)", &lab);
         for (unsigned i = 0; r >= 0 && i < s->n; i++) {
                 Agent *a = &s->a[i];
                 char mac[18], id[16], value[16];
@@ -117,14 +117,14 @@ int fleet_setup(Sim *s) {
                 sqlite3_bind_text(ren, 1, a->id, -1, SQLITE_STATIC);
                 sqlite3_bind_text(ren, 2, image_ids[0], -1, SQLITE_STATIC);
                 sqlite3_bind_text(ren, 3, id, -1, SQLITE_STATIC);
-                r = db_errno(sqlite3_step(ren));
+                r = sqlite_errno(sqlite3_step(ren));
                 sqlite3_reset(ren);
                 for (int k = 0; r >= 0 && k < 2; k++) {
                         snprintf(value, sizeof value, "%c%d", k == 0 ? 's' : 'r', k == 0 ? a->service : a->rack);
                         sqlite3_bind_text(lab, 1, a->id, -1, SQLITE_STATIC);
                         sqlite3_bind_text(lab, 2, k == 0 ? "service" : "rack", -1, SQLITE_STATIC);
                         sqlite3_bind_text(lab, 3, value, -1, SQLITE_STATIC);
-                        r = db_errno(sqlite3_step(lab));
+                        r = sqlite_errno(sqlite3_step(lab));
                         sqlite3_reset(lab);
                 }
         }

@@ -7,7 +7,7 @@
 
 void operator_start_rollout(Sim *s) {
         StoreTx *tx = NULL;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *error = NULL;
         json_t *spec;
         sqlite3 *db;
@@ -25,10 +25,10 @@ void operator_start_rollout(Sim *s) {
         else
                 store_tx_rollback(&tx);
         if (r >= 0)
-                r = db_prepare(db, "SELECT host_id, wave FROM rollout_hosts WHERE rollout_id = ?", &st);
+                r = sqlite_prepare(db, "SELECT host_id, wave FROM rollout_hosts WHERE rollout_id = ?", &st);
         if (r >= 0) {
                 sqlite3_bind_int64(st, 1, s->rollout);
-                while ((r = db_step(st)) > 0) {
+                while ((r = sqlite_step(st)) > 0) {
                         unsigned i;
                         int w = sqlite3_column_int(st, 1);
                         if (sscanf((const char *) sqlite3_column_text(st, 0), "h-%u", &i) == 1 && i < s->n && w >= 0 &&
@@ -62,17 +62,17 @@ void operator_on_pause(Sim *s) {
  * seen so far, wave by wave the model's, are accepted. */
 void operator_resume(Sim *s) {
         StoreTx *tx = NULL;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *error = NULL;
         sqlite3 *db = store_sqlite(s->db);
         int r;
 
-        if (db_prepare(db,
+        if (sqlite_prepare(db,
                        "SELECT wave, sum(status = 'failed' AND NOT acked) FROM rollout_hosts WHERE rollout_id = ? "
                        "GROUP BY wave",
                        &st) >= 0) {
                 sqlite3_bind_int64(st, 1, s->rollout);
-                while ((r = db_step(st)) > 0) {
+                while ((r = sqlite_step(st)) > 0) {
                         int w = sqlite3_column_int(st, 0), n = sqlite3_column_int(st, 1);
                         if (w >= 0 && w < MAX_WAVES && n != wave_failures(s, w))
                                 violation(s, "resume: wave %d has %d failures not yet accepted, the model %d", w + 1, n,

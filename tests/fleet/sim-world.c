@@ -221,13 +221,13 @@ int sim_db_reopen(Sim *s) {
 }
 
 int64_t query_int(sqlite3 *db, const char *sql, int64_t a, int64_t b) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
 
-        if (db_prepare(db, sql, &st) < 0)
+        if (sqlite_prepare(db, sql, &st) < 0)
                 return -1;
         sqlite3_bind_int64(st, 1, a);
         sqlite3_bind_int64(st, 2, b);
-        return db_step(st) > 0 ? sqlite3_column_int64(st, 0) : -1;
+        return sqlite_step(st) > 0 ? sqlite3_column_int64(st, 0) : -1;
 }
 
 /* ---- one seed ------------------------------------------------------------ */

@@ -18,6 +18,7 @@ static bool same_state(const AgentState *a, const AgentState *b) {
                     !streq_ptr(a->slots[i].version, b->slots[i].version) || a->slots[i].complete != b->slots[i].complete)
                         return false;
         return streq_ptr(a->host_id, b->host_id) && streq_ptr(a->token, b->token) && streq_ptr(a->server, b->server) &&
+               streq_ptr(a->server_in_use, b->server_in_use) &&
                a->phase == b->phase && streq_ptr(a->target_image, b->target_image) &&
                streq_ptr(a->target_version, b->target_version) && streq_ptr(a->target_manifest, b->target_manifest) &&
                streq_ptr(a->target_signature, b->target_signature) && a->target_slot == b->target_slot &&

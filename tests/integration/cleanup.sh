@@ -72,6 +72,27 @@ for how in end exit term; do
         fi
 done
 
+t_case "t_end runs the suite's clean-up before it removes the suite's directory"
+cat >"$D/tidy.sh" <<EOF
+#!/bin/bash
+. "$TOP/tests/lib.sh"
+t_begin tidy
+t_on_exit '[ -d "\$T_DIR" ] && echo "\$T_DIR" >"$D/tidy.saw"'
+t_case one
+t_ok
+t_end
+EOF
+chmod +x "$D/tidy.sh"
+rm -f "$D/tidy.saw"
+TMPDIR=$D "$D/tidy.sh" >"$D/tidy.log" 2>&1
+rc=$?
+saw=$(cat "$D/tidy.saw" 2>/dev/null)
+if [ $rc = 0 ] && [ -n "$saw" ] && [ ! -e "$saw" ]; then
+        t_ok
+else
+        t_fail "exit $rc; the clean-up saw '${saw}'; $(cat "$D/tidy.log")"
+fi
+
 # A run file of a run whose only suite has ended (its pid is no process's).
 mkdir -p "$D/slipway-gone.1"
 echo "suite 999999999 1 $D/slipway-gone.1" >"$D/run"

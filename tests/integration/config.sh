@@ -167,8 +167,12 @@ t_case "slipway-agent --check-config: the sim backend without sim-dir names the 
 agent_fails "^slipway-agent: $A:2: the sim backend needs sim-dir" "[backend]\ntype = sim\n"
 
 t_case "slipway-agent --check-config: a server URL the agent cannot use names its line"
-agent_fails "^slipway-agent: $A:3: server: not an http\(s\) URL of a server: \"http://boot:8080/x\?y=1\"" \
+agent_fails "^slipway-agent: $A:3: server: 'http://boot:8080/x\?y=1' is not an http:// or https:// URL" \
         "[agent]\n\nserver = http://boot:8080/x?y=1\n"
+
+t_case "slipway-agent --check-config: of several server URLs, the one it cannot use is named"
+agent_fails "^slipway-agent: $A:2: server: 'boot2:8080' is not an http:// or https:// URL" \
+        "[agent]\nserver = http://boot1:8080, boot2:8080 http://boot3:8080\n"
 
 t_case "slipway-agent --check-config: a missing CA file names its line"
 agent_fails "^slipway-agent: $A:3: ca-file '$D/none.pem': No such file or directory" \

@@ -6,11 +6,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "tests.h"
 
 #include "apiclient.h"
 #include "fileio.h"
+#include "http.h"
 #include "util.h"
 
 #define REQUEST_MAX (8u << 20)
@@ -19,7 +21,8 @@ typedef struct Fake {
         int listen_fd;
         uint16_t port;
         pthread_t thread;
-        const char *response; /* headers and body as sent */
+        const char *response; /* headers and body as sent; "": none, the connection is closed */
+        unsigned hang_ms;     /* wait this long before answering */
         uint64_t big_body;    /* then this many more bytes of 'x' */
         char *request;        /* what came in: headers and body */
         size_t request_size;
@@ -78,6 +81,10 @@ static void *fake_run(void *userdata) {
                 if (header_end && f->request_size >= want)
                         break;
         }
+        if (f->hang_ms > 0)
+                (void) nanosleep(&(struct timespec) { .tv_sec = f->hang_ms / 1000,
+                                                      .tv_nsec = (long) (f->hang_ms % 1000) * 1000000L },
+                                 NULL);
         send_all(fd, f->response, strlen(f->response));
         for (uint64_t sent = 0; sent < f->big_body;) {
                 static char chunk[65536];
@@ -93,18 +100,26 @@ static void *fake_run(void *userdata) {
         return NULL;
 }
 
-static void fake_start(Fake *f, const char *response) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+/* Listens on 127.0.0.1:port (0: any free port). */
+static void fake_start_at(Fake *f, const char *response, uint16_t port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                 .sin_port = htons(port) };
         socklen_t len = sizeof(a);
 
         *f = (Fake) { .response = response };
         f->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         assert_true(f->listen_fd >= 0);
+        /* A port used before may still have connections in TIME_WAIT. */
+        assert_int_equal(setsockopt(f->listen_fd, SOL_SOCKET, SO_REUSEADDR, &(int) { 1 }, sizeof(int)), 0);
         assert_int_equal(bind(f->listen_fd, (struct sockaddr *) &a, sizeof(a)), 0);
         assert_int_equal(listen(f->listen_fd, 4), 0);
         assert_int_equal(getsockname(f->listen_fd, (struct sockaddr *) &a, &len), 0);
         f->port = ntohs(a.sin_port);
         snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u", f->port);
+}
+
+static void fake_start(Fake *f, const char *response) {
+        fake_start_at(f, response, 0);
 }
 
 static void fake_go(Fake *f) {
@@ -117,20 +132,56 @@ static void fake_stop(Fake *f) {
         free(f->request);
 }
 
-/* A response with status line status and a JSON or text body; valid until
- * the next call. */
-static const char *resp(const char *status, const char *body) {
-        static char r[1024];
-        int n = snprintf(r, sizeof(r), "HTTP/1.1 %s\r\nContent-Length: %zu\r\n\r\n%s", status, strlen(body), body);
+/* Stops a fake that may still wait for its connection; returns whether a
+ * request came in. */
+static bool fake_stop_unused(Fake *f) {
+        bool got;
 
-        assert_true(n > 0 && (size_t) n < sizeof(r));
+        shutdown(f->listen_fd, SHUT_RDWR);
+        pthread_join(f->thread, NULL);
+        got = f->request != NULL;
+        close(f->listen_fd);
+        free(f->request);
+        return got;
+}
+
+/* A port on 127.0.0.1 that was just free: nothing listens there. */
+static void down_url(char *buf, size_t n, uint16_t *ret_port) {
+        Fake f;
+
+        fake_start(&f, "");
+        close(f.listen_fd);
+        snprintf(buf, n, "%s", f.url);
+        if (ret_port)
+                *ret_port = f.port;
+}
+
+/* A client for the URLs given, separated by spaces. */
+static ApiClient *client_list(const char *urls) {
+        ApiClient *c = NULL;
+
+        assert_int_equal(api_client_new(urls, &c, NULL), 0);
+        assert_int_equal(api_client_set_token(c, "slw_test"), 0);
+        return c;
+}
+
+/* A response with status line status and a JSON or text body; valid until
+ * the fourth call after. */
+static const char *resp(const char *status, const char *body) {
+        static char rs[4][1024];
+        static unsigned next;
+        char *r = rs[next++ % ELEMENTSOF(rs)];
+        int n = snprintf(r, sizeof(rs[0]), "HTTP/1.1 %s\r\nContent-Length: %zu\r\n\r\n%s", status, strlen(body),
+                         body);
+
+        assert_true(n > 0 && (size_t) n < sizeof(rs[0]));
         return r;
 }
 
 static ApiClient *client_for(const Fake *f) {
         ApiClient *c = NULL;
 
-        assert_int_equal(api_client_new(f->url, &c), 0);
+        assert_int_equal(api_client_new(f->url, &c, NULL), 0);
         assert_int_equal(api_client_set_token(c, "slw_test"), 0);
         return c;
 }
@@ -154,14 +205,50 @@ static void test_client_new(void **state) {
 
         (void) state;
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-                assert_int_equal(api_client_new(bad[i], &c), -EINVAL);
-        assert_int_equal(api_client_new("https://boot.example:8443/api//", &c), 0);
+                assert_int_equal(api_client_new(bad[i], &c, NULL), -EINVAL);
+        assert_int_equal(api_client_new("https://boot.example:8443/api//", &c, NULL), 0);
         assert_string_equal(api_client_url(c), "https://boot.example:8443/api");
         assert_int_equal(api_client_set_token(c, "with space"), -EINVAL);
         assert_int_equal(api_client_set_token(c, "line\nbreak"), -EINVAL);
         assert_int_equal(api_client_set_token(c, ""), -EINVAL);
         assert_int_equal(api_client_set_token(c, "slw_ok"), 0);
         api_client_free(c);
+}
+
+static void test_client_list(void **state) {
+        _cleanup_error_ Error e = {};
+        char many[40 * 20] = "";
+        ApiClient *c = NULL;
+
+        (void) state;
+        assert_int_equal(api_client_new(" http://a:8080/, https://b:8443\thttp://c ", &c, &e), 0);
+        assert_int_equal(api_client_n_urls(c), 3);
+        assert_string_equal(api_client_url(c), "http://a:8080");
+        assert_string_equal(api_client_urls(c), "http://a:8080 https://b:8443 http://c");
+        api_client_failover(c, "test");
+        assert_string_equal(api_client_url(c), "https://b:8443");
+        assert_int_equal(api_client_prefer(c, "http://c"), 0);
+        assert_string_equal(api_client_url(c), "http://c");
+        api_client_failover(c, "test");
+        assert_string_equal(api_client_url(c), "http://a:8080");
+        assert_int_equal(api_client_prefer(c, "http://d"), -ENOENT);
+        assert_string_equal(api_client_url(c), "http://a:8080");
+        api_client_free(c);
+
+        /* The error names the URL at fault. */
+        assert_int_equal(api_client_new("http://a,ftp://b,http://c", &c, &e), -EINVAL);
+        assert_string_equal(e.message, "'ftp://b' is not an http:// or https:// URL");
+        error_clear(&e);
+        assert_int_equal(api_client_new(" , ", &c, &e), -EINVAL);
+        assert_string_equal(e.message, "no server URL given");
+        error_clear(&e);
+        assert_int_equal(api_client_new("http://a/ http://a", &c, &e), -EINVAL);
+        assert_string_equal(e.message, "'http://a' is listed twice");
+        error_clear(&e);
+        for (unsigned i = 0; i <= API_URLS_MAX; i++)
+                snprintf(many + strlen(many), sizeof(many) - strlen(many), "http://h%u ", i);
+        assert_int_equal(api_client_new(many, &c, &e), -EINVAL);
+        assert_string_equal(e.message, "17 server URLs given, at most 16 are taken");
 }
 
 static void test_token_file(void **state) {
@@ -394,12 +481,234 @@ static void test_upload(void **state) {
         api_client_free(c);
 }
 
+/* The first server is down: the request goes to the second, and the
+ * client stays there even when the first is back. */
+static void test_failover_sticky(void **state) {
+        char down[64], urls[160], want[256];
+        uint16_t port;
+        Fake b, a;
+        ApiClient *c;
+        json_t *reply = NULL;
+
+        (void) state;
+        down_url(down, sizeof(down), &port);
+        fake_start(&b, resp("200 OK", "{\"from\":\"b\"}"));
+        fake_go(&b);
+        snprintf(urls, sizeof(urls), "%s %s", down, b.url);
+        c = client_list(urls);
+        assert_int_equal(api_request(c, "GET", "/v1/status", NULL, NULL, &reply), 0);
+        fake_stop(&b);
+        assert_string_equal(json_string_value(json_object_get(reply, "from")), "b");
+        json_decref(reply);
+        assert_string_equal(api_client_url(c), b.url);
+        assert_false(api_client_unreachable(c));
+
+        /* The first comes back; requests stay with the second. */
+        fake_start_at(&a, resp("200 OK", "{\"from\":\"a\"}"), port);
+        fake_go(&a);
+        fake_start_at(&b, resp("200 OK", "{\"from\":\"b\"}"), b.port);
+        fake_go(&b);
+        assert_int_equal(api_request(c, "POST", "/v1/rollouts", NULL, NULL, &reply), 0);
+        fake_stop(&b);
+        assert_string_equal(json_string_value(json_object_get(reply, "from")), "b");
+        json_decref(reply);
+        assert_false(fake_stop_unused(&a));
+
+        /* Both down: the error names each server tried; the client stays
+         * where it was. */
+        assert_int_equal(api_request(c, "GET", "/v1/status", NULL, NULL, NULL), -EHOSTUNREACH);
+        assert_true(api_client_unreachable(c));
+        snprintf(want, sizeof(want),
+                 "cannot reach the server at %s: Connection refused; cannot reach the server at %s: Connection refused",
+                 b.url, down);
+        assert_string_equal(api_client_error(c), want);
+        assert_string_equal(api_client_url(c), b.url);
+        api_client_free(c);
+}
+
+/* A server that may have received the request and then gave no answer:
+ * what is safe to repeat goes to the next server, the rest does not. */
+static void test_failover_resend(void **state) {
+        static const struct {
+                const char *method, *path;
+                bool resent;
+        } cases[] = {
+                { "GET", "/v1/hosts", true },
+                { "PUT", "/v1/budgets/rack", true },
+                { "POST", "/v1/hosts/h-0123456789ab/checkin", true },
+                { "POST", "/v1/hosts/h-0123456789ab/lease", true },
+                { "DELETE", "/v1/hosts/h-0123456789ab/lease", true },
+                { "POST", "/v1/images", true },
+                { "POST", "/v1/rollouts", false },
+                { "POST", "/v1/rollouts/3/pause", false },
+                { "POST", "/v1/hosts/register", false },
+                { "POST", "/v1/hosts/h-0123456789ab/labels", false },
+                { "DELETE", "/v1/images/tiny:1.0", false },
+        };
+
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_t *body = json_object();
+                char urls[160];
+                Fake a, b;
+                ApiClient *c;
+                int r;
+
+                /* a reads the request and closes without a word. */
+                fake_start(&a, "");
+                fake_go(&a);
+                fake_start(&b, resp("200 OK", "{}"));
+                fake_go(&b);
+                snprintf(urls, sizeof(urls), "%s,%s", a.url, b.url);
+                c = client_list(urls);
+                r = api_request(c, cases[i].method, cases[i].path, body, NULL, NULL);
+                fake_stop(&a);
+                if (cases[i].resent) {
+                        assert_int_equal(r, 0);
+                        assert_non_null(strstr(b.request, cases[i].path));
+                        assert_string_equal(api_client_url(c), b.url);
+                        fake_stop(&b);
+                } else {
+                        assert_int_equal(r, -ECONNRESET);
+                        assert_true(api_client_unreachable(c));
+                        assert_non_null(strstr(api_client_error(c), a.url));
+                        assert_non_null(strstr(api_client_error(c), "not sent again to another server"));
+                        assert_string_equal(api_client_url(c), a.url);
+                        assert_false(fake_stop_unused(&b));
+                }
+                api_client_free(c);
+                json_decref(body);
+        }
+}
+
+/* A server that takes the request and does not answer in time is left for
+ * the next; one that answers 503 too; any other error answer is final. */
+static void test_failover_timeout_503(void **state) {
+        char urls[160];
+        Fake a, b;
+        ApiClient *c;
+
+        (void) state;
+        fake_start(&a, resp("200 OK", "{}"));
+        a.hang_ms = 2500;
+        fake_go(&a);
+        fake_start(&b, resp("200 OK", "{}"));
+        fake_go(&b);
+        snprintf(urls, sizeof(urls), "%s %s", a.url, b.url);
+        c = client_list(urls);
+        api_client_set_timeout(c, 1);
+        assert_int_equal(api_request(c, "GET", "/v1/hosts", NULL, NULL, NULL), 0);
+        assert_string_equal(api_client_url(c), b.url);
+        fake_stop(&a);
+        fake_stop(&b);
+        api_client_free(c);
+
+        fake_start(&a, resp("503 Service Unavailable", "{\"kind\":\"internal\",\"error\":\"no database\"}"));
+        fake_go(&a);
+        fake_start(&b, resp("200 OK", "{}"));
+        fake_go(&b);
+        snprintf(urls, sizeof(urls), "%s %s", a.url, b.url);
+        c = client_list(urls);
+        assert_int_equal(api_request(c, "GET", "/v1/hosts", NULL, NULL, NULL), 0);
+        assert_string_equal(api_client_url(c), b.url);
+        fake_stop(&a);
+        fake_stop(&b);
+        api_client_free(c);
+
+        fake_start(&a, resp("500 Internal Server Error", "{\"kind\":\"internal\",\"error\":\"boom\"}"));
+        fake_go(&a);
+        fake_start(&b, resp("200 OK", "{}"));
+        fake_go(&b);
+        snprintf(urls, sizeof(urls), "%s %s", a.url, b.url);
+        c = client_list(urls);
+        assert_int_equal(api_request(c, "GET", "/v1/hosts", NULL, NULL, NULL), -EIO);
+        assert_string_equal(api_client_error(c), "server: boom (internal)");
+        assert_string_equal(api_client_url(c), a.url);
+        fake_stop(&a);
+        assert_false(fake_stop_unused(&b));
+        api_client_free(c);
+}
+
+/* An upload that moves to another server sends the whole file again. */
+static void test_failover_upload(void **state) {
+        const char data[] = "0123456789abcdef";
+        char urls[160], down[64], *body;
+        Fake b;
+        ApiClient *c;
+        int fd;
+
+        (void) state;
+        assert_int_equal(write_file_atomic("blob", data, sizeof(data) - 1, 0644), 0);
+        fd = open("blob", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        down_url(down, sizeof(down), NULL);
+        fake_start(&b, resp("201 Created", "{}"));
+        fake_go(&b);
+        snprintf(urls, sizeof(urls), "%s %s", down, b.url);
+        c = client_list(urls);
+        assert_int_equal(api_upload_fd(c, "/v1/blobs/sha256/ab", fd, sizeof(data) - 1, NULL, NULL, NULL, NULL), 0);
+        pthread_join(b.thread, NULL);
+        body = strstr(b.request, "\r\n\r\n") + 4;
+        assert_string_equal(body, data);
+        close(b.listen_fd);
+        free(b.request);
+        close(fd);
+        api_client_free(c);
+}
+
+/* One name that resolves to two addresses, the first with nothing
+ * listening: libcurl connects to the second by itself. */
+static size_t discard(char *data _unused_, size_t size, size_t nmemb, void *userdata _unused_) {
+        return size * nmemb;
+}
+
+static void test_name_two_addresses(void **state) {
+        char errbuf[CURL_ERROR_SIZE], url[96], resolve[96];
+        struct curl_slist *rl;
+        char *ip = NULL;
+        long status = 0;
+        Fake f;
+        CURL *h;
+
+        (void) state;
+        fake_start(&f, resp("200 OK", "{}"));
+        fake_go(&f);
+        snprintf(url, sizeof(url), "http://slipway.test:%u/v1/status", f.port);
+        snprintf(resolve, sizeof(resolve), "slipway.test:%u:127.0.0.2,127.0.0.1", f.port);
+        rl = curl_slist_append(NULL, resolve);
+        h = http_easy_new(url, NULL, errbuf);
+        assert_non_null(h);
+        assert_int_equal(curl_easy_setopt(h, CURLOPT_RESOLVE, rl), CURLE_OK);
+        assert_int_equal(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard), CURLE_OK);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        assert_int_equal(curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status), CURLE_OK);
+        assert_int_equal(status, 200);
+        assert_int_equal(curl_easy_getinfo(h, CURLINFO_PRIMARY_IP, &ip), CURLE_OK);
+        assert_string_equal(ip, "127.0.0.1");
+        curl_easy_cleanup(h);
+        curl_slist_free_all(rl);
+        fake_stop(&f);
+
+        /* The first address alone: nothing answers there. */
+        snprintf(resolve, sizeof(resolve), "slipway.test:%u:127.0.0.2", f.port);
+        rl = curl_slist_append(NULL, resolve);
+        h = http_easy_new(url, NULL, errbuf);
+        assert_non_null(h);
+        assert_int_equal(curl_easy_setopt(h, CURLOPT_RESOLVE, rl), CURLE_OK);
+        assert_int_equal(curl_easy_perform(h), CURLE_COULDNT_CONNECT);
+        curl_easy_cleanup(h);
+        curl_slist_free_all(rl);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_escape),        test_in_dir(test_client_new),  test_in_dir(test_token_file),
                 test_in_dir(test_request_ok),         test_in_dir(test_server_error), test_in_dir(test_error_not_json),
                 test_in_dir(test_reply_too_large),    test_in_dir(test_redirect),    test_in_dir(test_unreachable),
-                test_in_dir(test_head),               test_in_dir(test_upload),
+                test_in_dir(test_head),               test_in_dir(test_upload),      test_in_dir(test_client_list),
+                test_in_dir(test_failover_sticky),    test_in_dir(test_failover_resend),
+                test_in_dir(test_failover_timeout_503), test_in_dir(test_failover_upload),
+                test_in_dir(test_name_two_addresses),
         };
 
         signal(SIGPIPE, SIG_IGN);

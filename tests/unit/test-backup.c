@@ -107,13 +107,13 @@ static int first_token(const char *name, long long created, void *userdata) {
 static void state_of(const char *dir, char ret_tag[32], uint64_t *ret_epoch) {
         _cleanup_store_db_free_ StoreDb *db = NULL;
         _cleanup_free_ char *path = path_join(dir, "state.db");
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
 
         ret_tag[0] = 0;
         assert_int_equal(store_db_open(path, &db), 0);
         assert_int_equal(tokens_list(db, first_token, ret_tag), 0);
-        assert_int_equal(db_prepare(store_sqlite(db), "SELECT value FROM meta WHERE key = 'lease_epoch'", &st), 0);
-        assert_int_equal(db_step(st), 1);
+        assert_int_equal(sqlite_prepare(store_sqlite(db), "SELECT value FROM meta WHERE key = 'lease_epoch'", &st), 0);
+        assert_int_equal(sqlite_step(st), 1);
         *ret_epoch = (uint64_t) sqlite3_column_int64(st, 0);
 }
 

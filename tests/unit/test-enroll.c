@@ -98,9 +98,9 @@ static int count_audit(StoreDb *db, const char *action) {
         sqlite3 *s = store_sqlite(db);
         int n = -1;
 
-        assert_int_equal(db_prepare(s, "SELECT count(*) FROM audit WHERE action = ?", &st), 0);
+        assert_int_equal(sqlite_prepare(s, "SELECT count(*) FROM audit WHERE action = ?", &st), 0);
         sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
-        if (db_step(st) > 0)
+        if (sqlite_step(st) > 0)
                 n = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
         return n;

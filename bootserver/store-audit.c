@@ -1,10 +1,10 @@
-/* The audit log (store-audit.h) in sqlite. */
+/* The audit log (store-audit.h): append, list. */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "macro.h"
 #include "store-audit.h"
-#include "store-sqlite.h"
+#include "store-db.h"
 #include "util.h"
 
 void audit_entries_free(AuditEntry *e, size_t n) {
@@ -19,22 +19,22 @@ void audit_entries_free(AuditEntry *e, size_t n) {
 
 int store_audit_append(StoreTx *tx, int64_t time, const char *actor, const char *action, const char *target,
                        const char *detail) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "INSERT INTO audit (time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) time);
-        sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+        db_bind_int64(st, 1, time);
+        db_bind_text(st, 2, actor);
+        db_bind_text(st, 3, action);
+        db_bind_text(st, 4, target);
+        db_bind_text(st, 5, detail);
         return db_step(st);
 }
 
 int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         AuditEntry *l = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -46,11 +46,11 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) q->since);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) (q->last ? q->last : q->limit));
-        sqlite3_bind_text(st, 3, q->action, -1, SQLITE_STATIC);
+        db_bind_int64(st, 1, q->since);
+        db_bind_int64(st, 2, q->last ? q->last : q->limit);
+        db_bind_text(st, 3, q->action);
         /* last: the newest N, still returned oldest first */
-        sqlite3_bind_int(st, 4, q->last ? -1 : 1);
+        db_bind_int(st, 4, q->last ? -1 : 1);
         while ((r = db_step(st)) > 0) {
                 AuditEntry *e = ARRAY_PUSH(l, n, cap);
                 if (!e) {
@@ -58,8 +58,8 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
                         break;
                 }
                 *e = (AuditEntry) {
-                        .id = sqlite3_column_int64(st, 0),
-                        .time = sqlite3_column_int64(st, 1),
+                        .id = db_column_int64(st, 0),
+                        .time = db_column_int64(st, 1),
                         .actor = db_column_strdup(st, 2),
                         .action = db_column_strdup(st, 3),
                         .target = db_column_strdup(st, 4),

@@ -1,9 +1,9 @@
-/* Fleet counts (store-stats.h) in sqlite. */
+/* Fleet counts (store-stats.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store-sqlite.h"
+#include "store-db.h"
 #include "store-stats.h"
 #include "util.h"
 
@@ -23,7 +23,7 @@ void fleet_stats_release(FleetStats *s) {
 
 /* The rows (key, n) of sql. */
 static int group(StoreTx *tx, const char *sql, StatsCount **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         StatsCount *l = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -33,12 +33,12 @@ static int group(StoreTx *tx, const char *sql, StatsCount **ret, size_t *ret_n) 
                 return r;
         while ((r = db_step(st)) > 0) {
                 StatsCount *t = ARRAY_PUSH(l, n, cap);
-                const char *v = (const char *) sqlite3_column_text(st, 0);
+                const char *v = db_column_text(st, 0);
                 if (!t) {
                         r = -ENOMEM;
                         break;
                 }
-                *t = (StatsCount) { .key = strdup(v ? v : ""), .n = sqlite3_column_int64(st, 1) };
+                *t = (StatsCount) { .key = strdup(v ? v : ""), .n = db_column_int64(st, 1) };
                 if (!t->key) {
                         r = -ENOMEM;
                         break;
@@ -55,7 +55,7 @@ static int group(StoreTx *tx, const char *sql, StatsCount **ret, size_t *ret_n) 
 
 /* The one number sql selects. */
 static int count(StoreTx *tx, const char *sql, int64_t *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, sql, &st);
@@ -65,7 +65,7 @@ static int count(StoreTx *tx, const char *sql, int64_t *ret) {
                 r = -EIO;
         if (r < 0)
                 return r;
-        *ret = sqlite3_column_int64(st, 0);
+        *ret = db_column_int64(st, 0);
         return 0;
 }
 

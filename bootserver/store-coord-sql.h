@@ -1,5 +1,5 @@
-/* SQL of the coordinator's store that the other sqlite store files may share
- * (the budgets count the unavailable hosts of a rollout, too). */
+/* SQL of the coordinator's store that other areas of the store share (the
+ * budgets count the unavailable hosts of a rollout, too). */
 #pragma once
 
 /* SQL true for host row h while it is unavailable: it holds a lease, is

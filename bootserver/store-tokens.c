@@ -1,49 +1,49 @@
-/* Tokens (store-tokens.h) in sqlite. */
+/* Admin tokens and the hosts' token hashes (store-tokens.h). */
 #include <errno.h>
 
-#include "store-sqlite.h"
+#include "store-db.h"
 #include "store-tokens.h"
 
 int store_token_insert(StoreTx *tx, const char *name, const char *hash, int64_t created) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "INSERT INTO tokens (name, hash, created) VALUES (?, ?, ?)", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64) created);
+        db_bind_text(st, 1, name);
+        db_bind_text(st, 2, hash);
+        db_bind_int64(st, 3, created);
         return db_step(st);
 }
 
 int store_token_delete(StoreTx *tx, const char *name) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "DELETE FROM tokens WHERE name = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, name);
         r = db_step(st);
-        if (r >= 0 && sqlite3_changes(store_tx_sqlite(tx)) == 0)
+        if (r >= 0 && db_changes(st) == 0)
                 r = -ENOENT;
         return r;
 }
 
 int store_token_list(StoreTx *tx, int (*cb)(const char *name, long long created, void *userdata), void *userdata) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT name, created FROM tokens ORDER BY name", &st);
         while (r >= 0 && (r = db_step(st)) > 0)
-                r = cb((const char *) sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), userdata);
+                r = cb(db_column_text(st, 0), db_column_int64(st, 1), userdata);
         return r;
 }
 
 /* Runs st (hash bound to ?1 by the caller); 1 and column 0 in ret (may be
  * NULL) when a row matches. */
-static int lookup(sqlite3_stmt *st, char **ret) {
+static int lookup(DbStmt *st, char **ret) {
         int r = db_step(st);
 
         if (r > 0 && ret) {
@@ -55,36 +55,36 @@ static int lookup(sqlite3_stmt *st, char **ret) {
 }
 
 int store_token_admin(StoreTx *tx, const char *hash, char **ret_name) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT name FROM tokens WHERE hash = ?1", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, hash);
         return lookup(st, ret_name);
 }
 
 int store_token_host(StoreTx *tx, const char *hash, const char *host, char **ret_actor) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT 'host:' || id FROM hosts WHERE token_hash = ?1 AND (id = ?2 OR mac = lower(?2))",
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, hash);
+        db_bind_text(st, 2, host);
         return lookup(st, ret_actor);
 }
 
 int store_token_is_host(StoreTx *tx, const char *hash) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT id FROM hosts WHERE token_hash = ?1", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, hash);
         return lookup(st, NULL);
 }

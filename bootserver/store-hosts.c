@@ -1,8 +1,8 @@
-/* The sqlite implementation of store-hosts.h. Every statement is a cached
+/* The hosts' and labels' store (store-hosts.h). Every statement is a cached
  * one (store_stmt()): the check-in runs them on every agent's every
  * interval. */
 #include "store-hosts.h"
-#include "store-sqlite.h"
+#include "store-db.h"
 #include "util.h"
 
 void host_release(Host *h) {
@@ -51,13 +51,13 @@ void boot_image_release(BootImage *b) {
         *b = (BootImage) {};
 }
 
-static int step_done(sqlite3_stmt *st) {
+static int step_done(DbStmt *st) {
         int r = db_step(st);
         return r < 0 ? r : 0;
 }
 
-static int copy_id(sqlite3_stmt *st, int col, char ret_id[HOST_ID_MAX]) {
-        const char *id = (const char *) sqlite3_column_text(st, col);
+static int copy_id(DbStmt *st, int col, char ret_id[HOST_ID_MAX]) {
+        const char *id = db_column_text(st, col);
 
         if (!id || strlen(id) >= HOST_ID_MAX)
                 return -EIO;
@@ -66,24 +66,24 @@ static int copy_id(sqlite3_stmt *st, int col, char ret_id[HOST_ID_MAX]) {
 }
 
 /* A column of JSON text as an object, NULL when NULL or not JSON. */
-static json_t *column_json(sqlite3_stmt *st, int col) {
-        const char *t = (const char *) sqlite3_column_text(st, col);
+static json_t *column_json(DbStmt *st, int col) {
+        const char *t = db_column_text(st, col);
         return t ? json_loads(t, 0, NULL) : NULL;
 }
 
-static uint64_t column_time(sqlite3_stmt *st, int col) {
-        return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : (uint64_t) sqlite3_column_int64(st, col);
+static uint64_t column_time(DbStmt *st, int col) {
+        return db_column_is_null(st, col) ? 0 : (uint64_t) db_column_int64(st, col);
 }
 
 int store_host_find(StoreTx *tx, const char *id, const char *mac, char ret_id[HOST_ID_MAX]) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT id FROM hosts WHERE id = ?1 OR mac = ?2", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
+        db_bind_text(st, 2, mac);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
@@ -91,13 +91,13 @@ int store_host_find(StoreTx *tx, const char *id, const char *mac, char ret_id[HO
 }
 
 int store_host_find_named(StoreTx *tx, const char *name, char ret_id[HOST_ID_MAX]) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT id FROM hosts WHERE mac IS NULL AND hostname = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, name);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
@@ -105,14 +105,14 @@ int store_host_find_named(StoreTx *tx, const char *name, char ret_id[HOST_ID_MAX
 }
 
 static int host_labels(StoreTx *tx, Host *h) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         size_t cap = 0;
         int r;
 
         r = store_stmt(tx, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, h->id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, h->id);
         while ((r = db_step(st)) > 0) {
                 HostLabel *l = ARRAY_PUSH(h->labels, h->n_labels, cap);
                 if (!l)
@@ -125,7 +125,7 @@ static int host_labels(StoreTx *tx, Host *h) {
 }
 
 int store_host_get(StoreTx *tx, const char *id, Host *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_(host_release) Host h = {};
         int r;
 
@@ -136,7 +136,7 @@ int store_host_get(StoreTx *tx, const char *id, Host *ret) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
@@ -149,7 +149,7 @@ int store_host_get(StoreTx *tx, const char *id, Host *ret) {
         h.image = db_column_strdup(st, 4);
         h.boot = db_column_strdup(st, 5);
         h.state = db_column_strdup(st, 6);
-        h.installed = sqlite3_column_int(st, 7);
+        h.installed = db_column_bool(st, 7);
         h.version = db_column_strdup(st, 8);
         h.current_image = db_column_strdup(st, 9);
         h.booted_slot = db_column_strdup(st, 10);
@@ -159,14 +159,14 @@ int store_host_get(StoreTx *tx, const char *id, Host *ret) {
         h.message = db_column_strdup(st, 14);
         h.registered = column_time(st, 15);
         h.last_seen = column_time(st, 16);
-        h.has_lease = sqlite3_column_type(st, 17) != SQLITE_NULL;
+        h.has_lease = !db_column_is_null(st, 17);
         h.lease_epoch = column_time(st, 17);
         h.lease_expires = column_time(st, 18);
-        h.quarantined = sqlite3_column_int(st, 19);
+        h.quarantined = db_column_bool(st, 19);
         h.pxe_seen = column_time(st, 20);
         h.enroll_address = db_column_strdup(st, 21);
         h.enroll_expires = column_time(st, 22);
-        sqlite3_reset(st);
+        db_reset(st);
         r = host_labels(tx, &h);
         if (r < 0)
                 return r;
@@ -176,7 +176,7 @@ int store_host_get(StoreTx *tx, const char *id, Host *ret) {
 }
 
 int store_host_list(StoreTx *tx, const char *key, const char *value, const char *state, char ***ret_ids) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_strv_free_ char **ids = NULL;
         int r;
 
@@ -186,11 +186,11 @@ int store_host_list(StoreTx *tx, const char *key, const char *value, const char 
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, key);
+        db_bind_text(st, 2, value);
+        db_bind_text(st, 3, state);
         while ((r = db_step(st)) > 0) {
-                r = strv_extend(&ids, (const char *) sqlite3_column_text(st, 0));
+                r = strv_extend(&ids, db_column_text(st, 0));
                 if (r < 0)
                         return r;
         }
@@ -206,21 +206,21 @@ int store_host_list(StoreTx *tx, const char *key, const char *value, const char 
 }
 
 int store_host_insert(StoreTx *tx, const char *id, const char *mac, const char *uuid, uint64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "INSERT INTO hosts (id, mac, uuid, registered) VALUES (?, ?, ?, ?)", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, uuid, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64) now);
+        db_bind_text(st, 1, id);
+        db_bind_text(st, 2, mac);
+        db_bind_text(st, 3, uuid);
+        db_bind_int64(st, 4, now);
         return step_done(st);
 }
 
 int store_host_insert_named(StoreTx *tx, const char *id, const char *name, const char *group, uint64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -228,9 +228,9 @@ int store_host_insert_named(StoreTx *tx, const char *id, const char *name, const
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
+        db_bind_text(st, 1, id);
+        db_bind_text(st, 2, name);
+        db_bind_int64(st, 3, now);
         r = step_done(st);
         if (r < 0)
                 return r;
@@ -238,20 +238,20 @@ int store_host_insert_named(StoreTx *tx, const char *id, const char *name, const
 }
 
 int store_host_set_uuid(StoreTx *tx, const char *id, const char *uuid) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE hosts SET uuid = ? WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, uuid);
+        db_bind_text(st, 2, id);
         return step_done(st);
 }
 
 int store_host_set_token(StoreTx *tx, const char *id, const char *token_hash, const char *hostname,
                          const char *facts, uint64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -260,16 +260,16 @@ int store_host_set_token(StoreTx *tx, const char *id, const char *token_hash, co
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, token_hash, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, hostname, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, facts, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64) now);
-        sqlite3_bind_text(st, 5, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, token_hash);
+        db_bind_text(st, 2, hostname);
+        db_bind_text(st, 3, facts);
+        db_bind_int64(st, 4, now);
+        db_bind_text(st, 5, id);
         return step_done(st);
 }
 
 int store_host_label_set(StoreTx *tx, const char *id, const char *key, const char *value) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         /* Portable as an upsert on the (host_id, key) key. */
@@ -279,26 +279,26 @@ int store_host_label_set(StoreTx *tx, const char *id, const char *key, const cha
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
+        db_bind_text(st, 2, key);
+        db_bind_text(st, 3, value);
         return step_done(st);
 }
 
 int store_host_label_remove(StoreTx *tx, const char *id, const char *key) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "DELETE FROM host_labels WHERE host_id = ? AND key = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
+        db_bind_text(st, 2, key);
         return step_done(st);
 }
 
 int store_host_assign(StoreTx *tx, const char *id, const char *image, const char *boot, bool reinstall) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -307,41 +307,41 @@ int store_host_assign(StoreTx *tx, const char *id, const char *image, const char
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, boot, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 4, reinstall);
+        db_bind_text(st, 1, image);
+        db_bind_text(st, 2, boot);
+        db_bind_text(st, 3, id);
+        db_bind_bool(st, 4, reinstall);
         return step_done(st);
 }
 
 int store_host_pxe_seen(StoreTx *tx, const char *id, uint64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE hosts SET pxe_seen = ? WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        db_bind_int64(st, 1, now);
+        db_bind_text(st, 2, id);
         return step_done(st);
 }
 
 int store_host_checkin_find(StoreTx *tx, const char *ref, const char *mac, char ret_id[HOST_ID_MAX],
                             char **ret_state, bool *ret_quarantined) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         char *state;
         int r;
 
         r = store_stmt(tx, "SELECT id, state, quarantined FROM hosts WHERE id = ?1 OR mac = ?2", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, ref);
+        db_bind_text(st, 2, mac);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
         state = db_column_strdup(st, 1);
-        if (!state && sqlite3_column_type(st, 1) != SQLITE_NULL)
+        if (!state && !db_column_is_null(st, 1))
                 return -ENOMEM;
         r = copy_id(st, 0, ret_id);
         if (r < 0) {
@@ -349,7 +349,7 @@ int store_host_checkin_find(StoreTx *tx, const char *ref, const char *mac, char 
                 return r;
         }
         *ret_state = state;
-        *ret_quarantined = sqlite3_column_int(st, 2) != 0;
+        *ret_quarantined = db_column_bool(st, 2);
         return 0;
 }
 
@@ -378,31 +378,31 @@ static void checkin_text_release(CheckinText *t) {
 
 /* Binds c at now as ?1-?10 and ?12; t keeps the text until the statement
  * is reset. */
-static int checkin_bind(sqlite3_stmt *st, const CheckinRequest *c, bool installed, uint64_t now, CheckinText *t) {
+static int checkin_bind(DbStmt *st, const CheckinRequest *c, bool installed, uint64_t now, CheckinText *t) {
         t->slots = dump_or_null(c->slots);
         t->health = dump_or_null(c->health);
         t->facts = dump_or_null(c->facts);
         if ((c->slots && !t->slots) || (c->health && !t->health) || (c->facts && !t->facts))
                 return -ENOMEM;
         t->slot[0] = c->booted_slot;
-        sqlite3_bind_text(st, 1, host_state_to_string(c->state), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->version, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, c->image, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, c->booted_slot ? t->slot : NULL, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, t->slots, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, t->health, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, t->facts, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, c->message, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 9, (sqlite3_int64) now);
-        sqlite3_bind_int(st, 10, installed);
-        sqlite3_bind_text(st, 12, c->failed_image, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, host_state_to_string(c->state));
+        db_bind_text(st, 2, c->version);
+        db_bind_text(st, 3, c->image);
+        db_bind_text(st, 4, c->booted_slot ? t->slot : NULL);
+        db_bind_text(st, 5, t->slots);
+        db_bind_text(st, 6, t->health);
+        db_bind_text(st, 7, t->facts);
+        db_bind_text(st, 8, c->message);
+        db_bind_int64(st, 9, now);
+        db_bind_bool(st, 10, installed);
+        db_bind_text(st, 12, c->failed_image);
         return 0;
 }
 
 int store_host_checkin_same(StoreTx *tx, const char *ref, const char *mac, const CheckinRequest *c, bool installed,
                             char ret_id[HOST_ID_MAX], uint64_t *ret_last_seen) {
         _cleanup_(checkin_text_release) CheckinText t = {};
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -414,33 +414,33 @@ int store_host_checkin_same(StoreTx *tx, const char *ref, const char *mac, const
         r = checkin_bind(st, c, installed, 0, &t);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 11, ref, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 13, mac, -1, SQLITE_STATIC);
+        db_bind_text(st, 11, ref);
+        db_bind_text(st, 13, mac);
         r = db_step(st);
         if (r <= 0)
                 return r;
         r = copy_id(st, 0, ret_id);
         if (r < 0)
                 return r;
-        *ret_last_seen = (uint64_t) sqlite3_column_int64(st, 1);
+        *ret_last_seen = (uint64_t) db_column_int64(st, 1);
         return 1;
 }
 
 int store_host_seen(StoreTx *tx, const char *id, uint64_t at) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE hosts SET last_seen = ?2 WHERE id = ?1 AND coalesce(last_seen, 0) < ?2", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) at);
+        db_bind_text(st, 1, id);
+        db_bind_int64(st, 2, at);
         return step_done(st);
 }
 
 int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, bool installed, uint64_t now) {
         _cleanup_(checkin_text_release) CheckinText t = {};
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -455,12 +455,12 @@ int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, boo
         r = checkin_bind(st, c, installed, now, &t);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 11, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 11, id);
         return step_done(st);
 }
 
 int store_host_desired(StoreTx *tx, const char *id, DesiredImage *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         DesiredImage d = {};
         int r;
 
@@ -470,7 +470,7 @@ int store_host_desired(StoreTx *tx, const char *id, DesiredImage *ret) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         r = db_step(st);
         if (r < 0)
                 return r;
@@ -480,7 +480,7 @@ int store_host_desired(StoreTx *tx, const char *id, DesiredImage *ret) {
                 d.version = db_column_strdup(st, 2);
                 d.manifest = db_column_strdup(st, 3);
                 d.signature = db_column_strdup(st, 4);
-                d.rollback = sqlite3_column_int(st, 5);
+                d.rollback = db_column_bool(st, 5);
                 if (!d.image || !d.name || !d.version || !d.manifest || !d.signature) {
                         desired_image_release(&d);
                         return -ENOMEM;
@@ -491,7 +491,7 @@ int store_host_desired(StoreTx *tx, const char *id, DesiredImage *ret) {
 }
 
 int store_host_fleetlock(StoreTx *tx, const char *id, char **ret_group, bool *ret_holds, bool *ret_quarantined) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         char *group;
         int r;
 
@@ -501,20 +501,20 @@ int store_host_fleetlock(StoreTx *tx, const char *id, char **ret_group, bool *re
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
         group = db_column_strdup(st, 0);
-        if (!group && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        if (!group && !db_column_is_null(st, 0))
                 return -ENOMEM;
         *ret_group = group;
-        *ret_holds = sqlite3_column_int(st, 1);
-        *ret_quarantined = sqlite3_column_int(st, 2);
+        *ret_holds = db_column_bool(st, 1);
+        *ret_quarantined = db_column_bool(st, 2);
         return 0;
 }
 
-static int read_enrollment(sqlite3_stmt *st, HostEnrollment *ret) {
+static int read_enrollment(DbStmt *st, HostEnrollment *ret) {
         HostEnrollment e = {};
         int r;
 
@@ -522,7 +522,7 @@ static int read_enrollment(sqlite3_stmt *st, HostEnrollment *ret) {
         if (r < 0)
                 return r;
         /* A secret is outstanding only with both its nonce and address. */
-        if (sqlite3_column_type(st, 1) != SQLITE_NULL && sqlite3_column_type(st, 2) != SQLITE_NULL) {
+        if (!db_column_is_null(st, 1) && !db_column_is_null(st, 2)) {
                 e.nonce = db_column_strdup(st, 1);
                 e.address = db_column_strdup(st, 2);
                 e.expires = column_time(st, 3);
@@ -536,13 +536,13 @@ static int read_enrollment(sqlite3_stmt *st, HostEnrollment *ret) {
 }
 
 int store_host_enrollment(StoreTx *tx, const char *id, HostEnrollment *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT id, enroll_nonce, enroll_address, enroll_expires FROM hosts WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
@@ -550,13 +550,13 @@ int store_host_enrollment(StoreTx *tx, const char *id, HostEnrollment *ret) {
 }
 
 int store_host_enrollment_by_mac(StoreTx *tx, const char *mac, HostEnrollment *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT id, enroll_nonce, enroll_address, enroll_expires FROM hosts WHERE mac = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, mac);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
@@ -565,30 +565,30 @@ int store_host_enrollment_by_mac(StoreTx *tx, const char *mac, HostEnrollment *r
 
 int store_host_set_enrollment(StoreTx *tx, const char *id, const char *nonce, const char *address,
                               uint64_t expires) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE hosts SET enroll_nonce = ?, enroll_address = ?, enroll_expires = ? WHERE id = ?",
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, nonce, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, address, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, nonce);
+        db_bind_text(st, 2, address);
         if (nonce)
-                sqlite3_bind_int64(st, 3, (sqlite3_int64) expires);
-        sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+                db_bind_int64(st, 3, expires);
+        db_bind_text(st, 4, id);
         return step_done(st);
 }
 
 int store_boot_image(StoreTx *tx, const char *image, BootImage *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL, *ar = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL, *ar = NULL;
         _cleanup_(boot_image_release) BootImage b = {};
         int r;
 
         r = store_stmt(tx, "SELECT name, version, signature, manifest FROM images WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, image);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
@@ -599,9 +599,9 @@ int store_boot_image(StoreTx *tx, const char *image, BootImage *ret) {
         r = store_stmt(tx, "SELECT type, sha256 FROM artifacts WHERE image_id = ?", &ar);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(ar, 1, image, -1, SQLITE_STATIC);
+        db_bind_text(ar, 1, image);
         while ((r = db_step(ar)) > 0) {
-                const char *type = (const char *) sqlite3_column_text(ar, 0);
+                const char *type = db_column_text(ar, 0);
                 char **slot = streq_ptr(type, "kernel") ? &b.kernel
                             : streq_ptr(type, "initrd") ? &b.initrd
                             : streq_ptr(type, "rootfs") ? &b.rootfs
@@ -619,16 +619,16 @@ int store_boot_image(StoreTx *tx, const char *image, BootImage *ret) {
 }
 
 int store_host_groups(StoreTx *tx, const char *id, char ***ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_strv_free_ char **l = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         while ((r = db_step(st)) > 0) {
-                r = strv_extend(&l, (const char *) sqlite3_column_text(st, 0));
+                r = strv_extend(&l, db_column_text(st, 0));
                 if (r < 0)
                         return r;
         }

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 
 #include "store-rollouts.h"
-#include "store-sqlite-coord.h"
-#include "store-sqlite.h"
+#include "store-coord-sql.h"
+#include "store-db.h"
 #include "util.h"
 
 void rollout_info_release(RolloutInfo *i) {
@@ -27,17 +27,17 @@ void rollout_infos_free(RolloutInfo *v, size_t n) {
         "SELECT r.id, r.kind, r.state, r.wave, r.n_waves, r.reason, r.rollback_of, r.spec, r.created, " \
         "i.name || ':' || i.version"
 
-static int info_read(sqlite3_stmt *st, bool counts, RolloutInfo *ret) {
+static int info_read(DbStmt *st, bool counts, RolloutInfo *ret) {
         RolloutInfo i = {
-                .ro = { .id = sqlite3_column_int64(st, 0),
-                        .kind = rollout_kind_from_string((const char *) sqlite3_column_text(st, 1)),
-                        .state = rollout_state_from_string((const char *) sqlite3_column_text(st, 2)),
-                        .wave = sqlite3_column_int(st, 3),
-                        .n_waves = sqlite3_column_int(st, 4) },
-                .rollback_of = sqlite3_column_int64(st, 6),
-                .created = (uint64_t) sqlite3_column_int64(st, 8),
-                .hosts = counts ? sqlite3_column_int64(st, 10) : 0,
-                .done = counts ? sqlite3_column_int64(st, 11) : 0,
+                .ro = { .id = db_column_int64(st, 0),
+                        .kind = rollout_kind_from_string(db_column_text(st, 1)),
+                        .state = rollout_state_from_string(db_column_text(st, 2)),
+                        .wave = db_column_int(st, 3),
+                        .n_waves = db_column_int(st, 4) },
+                .rollback_of = db_column_int64(st, 6),
+                .created = (uint64_t) db_column_int64(st, 8),
+                .hosts = counts ? db_column_int64(st, 10) : 0,
+                .done = counts ? db_column_int64(st, 11) : 0,
         };
 
         if (i.ro.kind < 0 || i.ro.state < 0)
@@ -45,8 +45,8 @@ static int info_read(sqlite3_stmt *st, bool counts, RolloutInfo *ret) {
         i.reason = db_column_strdup(st, 5);
         i.ro.spec = db_column_strdup(st, 7);
         i.image = db_column_strdup(st, 9);
-        if (!i.ro.spec || (!i.reason && sqlite3_column_type(st, 5) != SQLITE_NULL) ||
-            (!i.image && sqlite3_column_type(st, 9) != SQLITE_NULL)) {
+        if (!i.ro.spec || (!i.reason && !db_column_is_null(st, 5)) ||
+            (!i.image && !db_column_is_null(st, 9))) {
                 rollout_info_release(&i);
                 return -ENOMEM;
         }
@@ -55,13 +55,13 @@ static int info_read(sqlite3_stmt *st, bool counts, RolloutInfo *ret) {
 }
 
 int store_rollout_info(StoreTx *tx, int64_t id, RolloutInfo *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, INFO_COLUMNS " FROM rollouts r LEFT JOIN images i ON i.id = r.image WHERE r.id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
+        db_bind_int64(st, 1, id);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
@@ -69,7 +69,7 @@ int store_rollout_info(StoreTx *tx, int64_t id, RolloutInfo *ret) {
 }
 
 int store_rollouts_list(StoreTx *tx, RolloutInfo **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         RolloutInfo *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -99,7 +99,7 @@ int store_rollouts_list(StoreTx *tx, RolloutInfo **ret, size_t *ret_n) {
 }
 
 int store_rollout_wave_counts(StoreTx *tx, int64_t id, RolloutWaveCounts **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_free_ RolloutWaveCounts *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -110,18 +110,18 @@ int store_rollout_wave_counts(StoreTx *tx, int64_t id, RolloutWaveCounts **ret, 
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
+        db_bind_int64(st, 1, id);
         while ((r = db_step(st)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         return r;
-                v[n++] = (RolloutWaveCounts) { .wave = sqlite3_column_int(st, 0),
-                                               .hosts = sqlite3_column_int64(st, 1),
-                                               .pending = sqlite3_column_int64(st, 2),
-                                               .assigned = sqlite3_column_int64(st, 3),
-                                               .done = sqlite3_column_int64(st, 4),
-                                               .failed = sqlite3_column_int64(st, 5),
-                                               .skipped = sqlite3_column_int64(st, 6) };
+                v[n++] = (RolloutWaveCounts) { .wave = db_column_int(st, 0),
+                                               .hosts = db_column_int64(st, 1),
+                                               .pending = db_column_int64(st, 2),
+                                               .assigned = db_column_int64(st, 3),
+                                               .done = db_column_int64(st, 4),
+                                               .failed = db_column_int64(st, 5),
+                                               .skipped = db_column_int64(st, 6) };
         }
         if (r < 0)
                 return r;
@@ -138,7 +138,7 @@ void rollout_group_counts_free(RolloutGroupCounts *v, size_t n) {
 
 int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t heartbeat_timeout,
                                RolloutGroupCounts **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         RolloutGroupCounts *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -151,18 +151,18 @@ int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t h
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) heartbeat_timeout);
-        sqlite3_bind_int64(st, 3, id);
+        db_bind_int64(st, 1, now);
+        db_bind_int64(st, 2, heartbeat_timeout);
+        db_bind_int64(st, 3, id);
         while ((r = db_step(st)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n++] = (RolloutGroupCounts) { .group = db_column_strdup(st, 0),
-                                                .hosts = sqlite3_column_int64(st, 1),
-                                                .done = sqlite3_column_int64(st, 2),
-                                                .failed = sqlite3_column_int64(st, 3),
-                                                .down = sqlite3_column_int64(st, 4) };
+                                                .hosts = db_column_int64(st, 1),
+                                                .done = db_column_int64(st, 2),
+                                                .failed = db_column_int64(st, 3),
+                                                .down = db_column_int64(st, 4) };
                 if (!v[n - 1].group) {
                         r = -ENOMEM;
                         break;
@@ -178,7 +178,7 @@ int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t h
 }
 
 int store_image_users(StoreTx *tx, const char *image, int64_t *ret_hosts, RolloutImageUse **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *h = NULL, *ro = NULL;
+        _cleanup_stmt_reset_ DbStmt *h = NULL, *ro = NULL;
         _cleanup_free_ RolloutImageUse *v = NULL;
         size_t n = 0, cap = 0;
         int64_t hosts;
@@ -187,11 +187,11 @@ int store_image_users(StoreTx *tx, const char *image, int64_t *ret_hosts, Rollou
         r = store_stmt(tx, "SELECT count(*) FROM hosts WHERE image = ?1 OR current_image = ?1", &h);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(h, 1, image, -1, SQLITE_STATIC);
+        db_bind_text(h, 1, image);
         r = db_step(h);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
-        hosts = sqlite3_column_int64(h, 0);
+        hosts = db_column_int64(h, 0);
         r = store_stmt(tx,
                        "SELECT rh.rollout_id, max(rh.target = ?1 AND rh.status IN ('pending', 'assigned')), "
                        "max(rh.prev_image = ?1 AND rh.status IN ('assigned', 'done', 'failed')) FROM rollout_hosts rh "
@@ -201,14 +201,14 @@ int store_image_users(StoreTx *tx, const char *image, int64_t *ret_hosts, Rollou
                        &ro);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(ro, 1, image, -1, SQLITE_STATIC);
+        db_bind_text(ro, 1, image);
         while ((r = db_step(ro)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         return r;
-                v[n++] = (RolloutImageUse) { .rollout_id = sqlite3_column_int64(ro, 0),
-                                             .assigns = sqlite3_column_int(ro, 1),
-                                             .returns = sqlite3_column_int(ro, 2) };
+                v[n++] = (RolloutImageUse) { .rollout_id = db_column_int64(ro, 0),
+                                             .assigns = db_column_bool(ro, 1),
+                                             .returns = db_column_bool(ro, 2) };
         }
         if (r < 0)
                 return r;
@@ -229,7 +229,7 @@ void rollout_candidates_free(RolloutCandidate *v, size_t n) {
 
 int store_rollout_candidates(StoreTx *tx, char *const *selector, const char *order_key, RolloutCandidate **ret,
                              size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_free_ char *sel = NULL;
         RolloutCandidate *v = NULL;
         size_t n = 0, cap = 0;
@@ -260,8 +260,8 @@ int store_rollout_candidates(StoreTx *tx, char *const *selector, const char *ord
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, sel, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, order_key, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, sel);
+        db_bind_text(st, 2, order_key);
         while ((r = db_step(st)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
@@ -269,8 +269,8 @@ int store_rollout_candidates(StoreTx *tx, char *const *selector, const char *ord
                 v[n++] = (RolloutCandidate) { .host = db_column_strdup(st, 0),
                                               .image = db_column_strdup(st, 1),
                                               .order_value = db_column_strdup(st, 2) };
-                if (!v[n - 1].host || (!v[n - 1].image && sqlite3_column_type(st, 1) != SQLITE_NULL) ||
-                    (!v[n - 1].order_value && sqlite3_column_type(st, 2) != SQLITE_NULL)) {
+                if (!v[n - 1].host || (!v[n - 1].image && !db_column_is_null(st, 1)) ||
+                    (!v[n - 1].order_value && !db_column_is_null(st, 2))) {
                         r = -ENOMEM;
                         break;
                 }
@@ -294,7 +294,7 @@ void rollout_labels_free(RolloutLabel *v, size_t n) {
 }
 
 int store_budgeted_labels(StoreTx *tx, RolloutLabel **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         RolloutLabel *v = NULL;
         size_t n = 0, cap = 0;
         int r;

@@ -1,12 +1,12 @@
-/* The coordinator's store (store-coord.h) in sqlite. Every statement is a
+/* The coordinator's store (store-coord.h). Every statement is a
  * cached one (store_stmt()): a lease request and a tick run them often. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store-coord.h"
-#include "store-sqlite-coord.h"
-#include "store-sqlite.h"
+#include "store-coord-sql.h"
+#include "store-db.h"
 #include "util.h"
 
 void budget_list_free(Budget *l, size_t n) {
@@ -32,17 +32,17 @@ void reboot_window_list_free(RebootWindow *l, size_t n) {
         free(l);
 }
 
-static int64_t column_amount(sqlite3_stmt *st, int col) {
-        return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
+static int64_t column_amount(DbStmt *st, int col) {
+        return db_column_is_null(st, col) ? -1 : db_column_int64(st, col);
 }
 
-static void bind_amount(sqlite3_stmt *st, int col, int64_t v) {
+static void bind_amount(DbStmt *st, int col, int64_t v) {
         if (v >= 0)
-                sqlite3_bind_int64(st, col, v);
+                db_bind_int64(st, col, v);
 }
 
 int store_budget_set(StoreTx *tx, const Budget *b) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -51,7 +51,7 @@ int store_budget_set(StoreTx *tx, const Budget *b) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, b->selector, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, b->selector);
         bind_amount(st, 2, b->max_unavailable);
         bind_amount(st, 3, b->max_unavailable_pct);
         bind_amount(st, 4, b->min_available);
@@ -60,21 +60,21 @@ int store_budget_set(StoreTx *tx, const Budget *b) {
 }
 
 int store_budget_delete(StoreTx *tx, const char *selector) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "DELETE FROM budgets WHERE selector = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, selector, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, selector);
         r = db_step(st);
         if (r < 0)
                 return r;
-        return sqlite3_changes(store_tx_sqlite(tx)) == 0 ? -ENOENT : 0;
+        return db_changes(st) == 0 ? -ENOENT : 0;
 }
 
 int store_budget_list(StoreTx *tx, Budget **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         Budget *l = NULL, *b;
         size_t n = 0, cap = 0;
         int r;
@@ -110,7 +110,7 @@ int store_budget_list(StoreTx *tx, Budget **ret, size_t *ret_n) {
 }
 
 int store_budget_for_group(StoreTx *tx, const char *key, const char *value, Budget *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_free_ char *group = strdup_printf("%s=%s", key, value);
         int r;
 
@@ -122,8 +122,8 @@ int store_budget_for_group(StoreTx *tx, const char *key, const char *value, Budg
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, group);
+        db_bind_text(st, 2, key);
         r = db_step(st);
         if (r <= 0)
                 return r;
@@ -134,7 +134,7 @@ int store_budget_for_group(StoreTx *tx, const char *key, const char *value, Budg
 }
 
 int store_coord_host_groups(StoreTx *tx, const char *host, HostGroup **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         HostGroup *l = NULL, *g;
         size_t n = 0, cap = 0;
         int r;
@@ -142,7 +142,7 @@ int store_coord_host_groups(StoreTx *tx, const char *host, HostGroup **ret, size
         r = store_stmt(tx, "SELECT key, value FROM host_labels WHERE host_id = ? ORDER BY key", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, host);
         while ((r = db_step(st)) > 0) {
                 g = ARRAY_PUSH(l, n, cap);
                 if (!g) {
@@ -166,24 +166,24 @@ int store_coord_host_groups(StoreTx *tx, const char *host, HostGroup **ret, size
 }
 
 int store_group_size(StoreTx *tx, const char *key, const char *value, int64_t *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT count(*) FROM host_labels WHERE key = ? AND value = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, key);
+        db_bind_text(st, 2, value);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
-        *ret = sqlite3_column_int64(st, 0);
+        *ret = db_column_int64(st, 0);
         return 0;
 }
 
 int store_group_unavailable(StoreTx *tx, const char *key, const char *value, const char *host, uint64_t now,
                             uint64_t heartbeat_timeout, int64_t *ret_n, int64_t *ret_down) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -193,69 +193,69 @@ int store_group_unavailable(StoreTx *tx, const char *key, const char *value, con
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) heartbeat_timeout);
-        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, host, -1, SQLITE_STATIC);
+        db_bind_int64(st, 1, now);
+        db_bind_int64(st, 2, heartbeat_timeout);
+        db_bind_text(st, 3, key);
+        db_bind_text(st, 4, value);
+        db_bind_text(st, 5, host);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
-        *ret_n = sqlite3_column_int64(st, 0);
-        *ret_down = sqlite3_column_int64(st, 1);
+        *ret_n = db_column_int64(st, 0);
+        *ret_down = db_column_int64(st, 1);
         return 0;
 }
 
 int store_coord_host_unavailable(StoreTx *tx, const char *host, uint64_t now, uint64_t heartbeat_timeout) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT " COORD_UNAVAILABLE_SQL " FROM hosts h WHERE h.id = ?3", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) heartbeat_timeout);
-        sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
+        db_bind_int64(st, 1, now);
+        db_bind_int64(st, 2, heartbeat_timeout);
+        db_bind_text(st, 3, host);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        return sqlite3_column_int(st, 0) ? 1 : 0;
+        return db_column_bool(st, 0) ? 1 : 0;
 }
 
 int store_lease_get(StoreTx *tx, const char *host, Lease *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT lease_epoch, lease_expires, quarantined FROM hosts WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, host);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        *ret = (Lease) { .held = sqlite3_column_type(st, 0) != SQLITE_NULL,
-                         .epoch = (uint64_t) sqlite3_column_int64(st, 0),
-                         .expires = (uint64_t) sqlite3_column_int64(st, 1),
-                         .quarantined = sqlite3_column_int(st, 2) != 0 };
+        *ret = (Lease) { .held = !db_column_is_null(st, 0),
+                         .epoch = (uint64_t) db_column_int64(st, 0),
+                         .expires = (uint64_t) db_column_int64(st, 1),
+                         .quarantined = db_column_bool(st, 2) };
         return 0;
 }
 
 int store_lease_set(StoreTx *tx, const char *host, uint64_t epoch, uint64_t expires) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE hosts SET lease_epoch = ?, lease_expires = ? WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) epoch);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) expires);
-        sqlite3_bind_text(st, 3, host, -1, SQLITE_STATIC);
+        db_bind_int64(st, 1, epoch);
+        db_bind_int64(st, 2, expires);
+        db_bind_text(st, 3, host);
         r = db_step(st);
         return r < 0 ? r : 0;
 }
 
 int store_lease_release(StoreTx *tx, const char *host, uint64_t epoch) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -264,16 +264,16 @@ int store_lease_release(StoreTx *tx, const char *host, uint64_t epoch) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) epoch);
+        db_bind_text(st, 1, host);
+        db_bind_int64(st, 2, epoch);
         r = db_step(st);
         if (r < 0)
                 return r;
-        return sqlite3_changes(store_tx_sqlite(tx)) > 0;
+        return db_changes(st) > 0;
 }
 
 int store_lease_next_epoch(StoreTx *tx, uint64_t *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL, *sel = NULL;
+        _cleanup_stmt_reset_ DbStmt *up = NULL, *sel = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE meta SET value = value + 1 WHERE key = 'lease_epoch'", &up);
@@ -287,12 +287,12 @@ int store_lease_next_epoch(StoreTx *tx, uint64_t *ret) {
                 r = -EIO;
         if (r < 0)
                 return r;
-        *ret = (uint64_t) sqlite3_column_int64(sel, 0);
+        *ret = (uint64_t) db_column_int64(sel, 0);
         return 0;
 }
 
 int store_lease_expired(StoreTx *tx, const char *host, uint64_t now, char ***ret_hosts) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_strv_free_ char **ids = NULL;
         int r;
 
@@ -302,11 +302,11 @@ int store_lease_expired(StoreTx *tx, const char *host, uint64_t now, char ***ret
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
+        db_bind_int64(st, 1, now);
         if (host)
-                sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+                db_bind_text(st, 2, host);
         while ((r = db_step(st)) > 0)
-                if (strv_extend(&ids, (const char *) sqlite3_column_text(st, 0)) < 0)
+                if (strv_extend(&ids, db_column_text(st, 0)) < 0)
                         return -ENOMEM;
         if (r < 0)
                 return r;
@@ -315,20 +315,20 @@ int store_lease_expired(StoreTx *tx, const char *host, uint64_t now, char ***ret
 }
 
 int store_lease_quarantine(StoreTx *tx, const char *host) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE hosts SET lease_epoch = NULL, lease_expires = NULL, quarantined = 1 WHERE id = ?",
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, host);
         r = db_step(st);
         return r < 0 ? r : 0;
 }
 
 int store_coord_host_unquarantine(StoreTx *tx, const char *host, bool healthy) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -337,35 +337,37 @@ int store_coord_host_unquarantine(StoreTx *tx, const char *host, bool healthy) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, healthy);
+        db_bind_text(st, 1, host);
+        db_bind_bool(st, 2, healthy);
         r = db_step(st);
         if (r < 0)
                 return r;
-        return sqlite3_changes(store_tx_sqlite(tx)) > 0;
+        return db_changes(st) > 0;
 }
 
 int store_coord_host_seen(StoreTx *tx, const char *host, uint64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE hosts SET last_seen = ? WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
-        sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+        db_bind_int64(st, 1, now);
+        db_bind_text(st, 2, host);
         r = db_step(st);
         return r < 0 ? r : 0;
 }
 
 int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         RebootWindow *l = NULL, *w;
         size_t n = 0, cap = 0;
         int r;
 
+        /* A window that is no string reads as NULL: not valid. */
         r = store_stmt(tx,
-                       "SELECT w.key, w.value, l.key || '=' || l.value FROM rollout_hosts rh "
+                       "SELECT w.key, CASE WHEN typeof(w.value) = 'text' THEN w.value END, "
+                       "l.key || '=' || l.value FROM rollout_hosts rh "
                        "JOIN rollouts r ON r.id = rh.rollout_id, json_each(r.spec, '$.windows') w "
                        "JOIN host_labels l ON l.host_id = rh.host_id AND "
                        "  (l.key = w.key OR l.key || '=' || l.value = w.key) "
@@ -374,18 +376,17 @@ int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, 
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, host);
         while ((r = db_step(st)) > 0) {
                 w = ARRAY_PUSH(l, n, cap);
                 if (!w) {
                         r = -ENOMEM;
                         break;
                 }
-                /* A window that is no string reads as NULL: not valid. */
                 w->selector = db_column_strdup(st, 0);
-                w->window = sqlite3_column_type(st, 1) == SQLITE_TEXT ? db_column_strdup(st, 1) : NULL;
+                w->window = db_column_strdup(st, 1);
                 w->group = db_column_strdup(st, 2);
-                if (!w->selector || !w->group || (sqlite3_column_type(st, 1) == SQLITE_TEXT && !w->window)) {
+                if (!w->selector || !w->group || (!w->window && !db_column_is_null(st, 1))) {
                         r = -ENOMEM;
                         break;
                 }

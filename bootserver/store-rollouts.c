@@ -1,9 +1,10 @@
-/* store-rollouts.h on SQLite. */
+/* The store of rollouts (store-rollouts.h): a rollout, its waves and hosts,
+ * what a tick and an action read and write. */
 #include <assert.h>
 #include <stdlib.h>
 
 #include "store-rollouts.h"
-#include "store-sqlite.h"
+#include "store-db.h"
 #include "util.h"
 
 static const char *const state_names[_ROLLOUT_STATE_MAX] = {
@@ -46,24 +47,24 @@ void rollout_release(Rollout *r) {
 }
 
 int store_rollout_get(StoreTx *tx, int64_t id, Rollout *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         Rollout ro;
         int r;
 
         r = store_stmt(tx, "SELECT kind, state, wave, n_waves, wave_done_at, spec FROM rollouts WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
+        db_bind_int64(st, 1, id);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
         ro = (Rollout) { .id = id,
-                         .kind = rollout_kind_from_string((const char *) sqlite3_column_text(st, 0)),
-                         .state = rollout_state_from_string((const char *) sqlite3_column_text(st, 1)),
-                         .wave = sqlite3_column_int(st, 2),
-                         .n_waves = sqlite3_column_int(st, 3),
-                         .has_done_at = sqlite3_column_type(st, 4) != SQLITE_NULL,
-                         .done_at = (uint64_t) sqlite3_column_int64(st, 4) };
+                         .kind = rollout_kind_from_string(db_column_text(st, 0)),
+                         .state = rollout_state_from_string(db_column_text(st, 1)),
+                         .wave = db_column_int(st, 2),
+                         .n_waves = db_column_int(st, 3),
+                         .has_done_at = !db_column_is_null(st, 4),
+                         .done_at = (uint64_t) db_column_int64(st, 4) };
         if (ro.kind < 0 || ro.state < 0)
                 return -EBADMSG;
         ro.spec = db_column_strdup(st, 5);
@@ -75,58 +76,58 @@ int store_rollout_get(StoreTx *tx, int64_t id, Rollout *ret) {
 
 int store_rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const char *reason, bool finished,
                             uint64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
+        _cleanup_stmt_reset_ DbStmt *up = NULL;
         int r;
 
         assert(rollout_state_to_string(state));
         r = store_stmt(tx, "UPDATE rollouts SET state = ?, reason = ?, finished = ? WHERE id = ?", &up);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(up, 1, rollout_state_to_string(state), -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 2, reason, -1, SQLITE_STATIC);
+        db_bind_text(up, 1, rollout_state_to_string(state));
+        db_bind_text(up, 2, reason);
         if (finished)
-                sqlite3_bind_int64(up, 3, (sqlite3_int64) now);
-        sqlite3_bind_int64(up, 4, id);
+                db_bind_int64(up, 3, now);
+        db_bind_int64(up, 4, id);
         r = db_step(up);
         return r < 0 ? r : 0;
 }
 
 int store_rollout_skip_host(StoreTx *tx, int64_t id, const char *host, const char *why) {
-        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
+        _cleanup_stmt_reset_ DbStmt *up = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE rollout_hosts SET status = 'skipped', message = ?3 WHERE rollout_id = ?1 AND "
                            "host_id = ?2", &up);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(up, 1, id);
-        sqlite3_bind_text(up, 2, host, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 3, why, -1, SQLITE_STATIC);
+        db_bind_int64(up, 1, id);
+        db_bind_text(up, 2, host);
+        db_bind_text(up, 3, why);
         r = db_step(up);
         return r < 0 ? r : 0;
 }
 
 int store_rollout_set_wave_done(StoreTx *tx, int64_t id, uint64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
+        _cleanup_stmt_reset_ DbStmt *up = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE rollouts SET wave_done_at = ? WHERE id = ?", &up);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(up, 1, (sqlite3_int64) now);
-        sqlite3_bind_int64(up, 2, id);
+        db_bind_int64(up, 1, now);
+        db_bind_int64(up, 2, id);
         r = db_step(up);
         return r < 0 ? r : 0;
 }
 
 int store_rollout_next_wave(StoreTx *tx, int64_t id) {
-        _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
+        _cleanup_stmt_reset_ DbStmt *up = NULL;
         int r;
 
         r = store_stmt(tx, "UPDATE rollouts SET wave = wave + 1, wave_done_at = NULL WHERE id = ?", &up);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(up, 1, id);
+        db_bind_int64(up, 1, id);
         r = db_step(up);
         return r < 0 ? r : 0;
 }
@@ -156,7 +157,7 @@ static void status_changes_free(StatusChange *v, size_t n) {
         "h.failed_image = rh.target))))"
 
 int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
-        _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
+        _cleanup_stmt_reset_ DbStmt *sel = NULL;
         StatusChange *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -174,24 +175,24 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
                        &sel);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(sel, 1, id);
-        sqlite3_bind_int(sel, 2, rollback);
+        db_bind_int64(sel, 1, id);
+        db_bind_bool(sel, 2, rollback);
         while ((r = db_step(sel)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n++] = (StatusChange) { .host = db_column_strdup(sel, 0),
-                                          .finished = sqlite3_column_int(sel, 1),
-                                          .done = sqlite3_column_int(sel, 2),
+                                          .finished = db_column_bool(sel, 1),
+                                          .done = db_column_bool(sel, 2),
                                           .message = db_column_strdup(sel, 3) };
-                if (!v[n - 1].host || (!v[n - 1].message && sqlite3_column_type(sel, 3) != SQLITE_NULL)) {
+                if (!v[n - 1].host || (!v[n - 1].message && !db_column_is_null(sel, 3))) {
                         r = -ENOMEM;
                         break;
                 }
         }
-        sqlite3_resetp(&sel);
+        db_reset(sel);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                _cleanup_stmt_reset_ sqlite3_stmt *up = NULL;
+                _cleanup_stmt_reset_ DbStmt *up = NULL;
 
                 if (!v[i].finished)
                         r = store_stmt(tx, "UPDATE rollout_hosts SET reported = 0 WHERE rollout_id = ? AND "
@@ -204,10 +205,10 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
                                            "WHERE rollout_id = ?1 AND host_id = ?2", &up);
                 if (r < 0)
                         break;
-                sqlite3_bind_int64(up, 1, id);
-                sqlite3_bind_text(up, 2, v[i].host, -1, SQLITE_STATIC);
+                db_bind_int64(up, 1, id);
+                db_bind_text(up, 2, v[i].host);
                 if (v[i].finished && !v[i].done)
-                        sqlite3_bind_text(up, 3, v[i].message, -1, SQLITE_STATIC);
+                        db_bind_text(up, 3, v[i].message);
                 r = db_step(up);
         }
         status_changes_free(v, n);
@@ -215,7 +216,7 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
 }
 
 int store_rollout_wave_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uint64_t heartbeat_timeout) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         /* Whether there is one, not how many: the first found ends it. */
@@ -226,18 +227,18 @@ int store_rollout_wave_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uin
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int(st, 2, wave);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64) heartbeat_timeout);
+        db_bind_int64(st, 1, id);
+        db_bind_int(st, 2, wave);
+        db_bind_int64(st, 3, now);
+        db_bind_int64(st, 4, heartbeat_timeout);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
-        return sqlite3_column_int(st, 0) ? 1 : 0;
+        return db_column_bool(st, 0) ? 1 : 0;
 }
 
 int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTally **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_free_ RolloutWaveTally *t = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -248,15 +249,15 @@ int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTal
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int(st, 2, wave);
+        db_bind_int64(st, 1, id);
+        db_bind_int(st, 2, wave);
         while ((r = db_step(st)) > 0) {
                 r = array_reserve((void **) &t, &cap, n, sizeof *t);
                 if (r < 0)
                         return r;
-                t[n++] = (RolloutWaveTally) { .wave = sqlite3_column_int(st, 0),
-                                              .hosts = sqlite3_column_int64(st, 1),
-                                              .failed = sqlite3_column_int64(st, 2) };
+                t[n++] = (RolloutWaveTally) { .wave = db_column_int(st, 0),
+                                              .hosts = db_column_int64(st, 1),
+                                              .failed = db_column_int64(st, 2) };
         }
         if (r < 0)
                 return r;
@@ -290,7 +291,7 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
 
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
                         bool rollback, unsigned limit, RolloutReady **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *sel = NULL;
+        _cleanup_stmt_reset_ DbStmt *sel = NULL;
         RolloutReady *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -307,19 +308,19 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
                        &sel);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(sel, 1, id);
-        sqlite3_bind_int(sel, 2, max_wave);
-        sqlite3_bind_int64(sel, 3, (sqlite3_int64) now);
-        sqlite3_bind_int64(sel, 4, (sqlite3_int64) heartbeat_timeout);
-        sqlite3_bind_int(sel, 5, rollback);
-        sqlite3_bind_int64(sel, 6, limit);
+        db_bind_int64(sel, 1, id);
+        db_bind_int(sel, 2, max_wave);
+        db_bind_int64(sel, 3, now);
+        db_bind_int64(sel, 4, heartbeat_timeout);
+        db_bind_bool(sel, 5, rollback);
+        db_bind_int64(sel, 6, limit);
         while ((r = db_step(sel)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n] = (RolloutReady) { .host = db_column_strdup(sel, 0), .target = db_column_strdup(sel, 1),
-                                        .known = sqlite3_column_int(sel, 2),
-                                        .finished = sqlite3_column_int(sel, 3) };
+                                        .known = db_column_bool(sel, 2),
+                                        .finished = db_column_bool(sel, 3) };
                 n++;
                 if (!v[n - 1].host || !v[n - 1].target) {
                         r = -ENOMEM;
@@ -337,16 +338,16 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
 
 int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *target, bool rollback,
                          bool finished, uint64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *h = NULL, *row = NULL;
+        _cleanup_stmt_reset_ DbStmt *h = NULL, *row = NULL;
         int r;
 
         /* Cached: a wave assigns its hosts one after the other. */
         r = store_stmt(tx, "UPDATE hosts SET image = ?, rollback = ? WHERE id = ?", &h);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(h, 1, target, -1, SQLITE_STATIC);
-        sqlite3_bind_int(h, 2, rollback);
-        sqlite3_bind_text(h, 3, host, -1, SQLITE_STATIC);
+        db_bind_text(h, 1, target);
+        db_bind_bool(h, 2, rollback);
+        db_bind_text(h, 3, host);
         r = db_step(h);
         if (r < 0)
                 return r;
@@ -357,23 +358,23 @@ int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *
                            "rollout_id = ? AND host_id = ?", &row);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(row, 1, (sqlite3_int64) now);
-        sqlite3_bind_int(row, 2, finished);
-        sqlite3_bind_int64(row, 3, id);
-        sqlite3_bind_text(row, 4, host, -1, SQLITE_STATIC);
+        db_bind_int64(row, 1, now);
+        db_bind_bool(row, 2, finished);
+        db_bind_int64(row, 3, id);
+        db_bind_text(row, 4, host);
         r = db_step(row);
         return r < 0 ? r : 0;
 }
 
 /* Runs sql (a literal: its statement is cached) with ?1 = id. */
 static int exec_id(StoreTx *tx, const char *sql, int64_t id) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, sql, &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
+        db_bind_int64(st, 1, id);
         r = db_step(st);
         return r < 0 ? r : 0;
 }
@@ -387,7 +388,7 @@ int store_rollout_skip_pending(StoreTx *tx, int64_t id) {
 }
 
 int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_free_ int64_t *ids = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -403,7 +404,7 @@ int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
                 r = array_reserve((void **) &ids, &cap, n, sizeof *ids);
                 if (r < 0)
                         return r;
-                ids[n++] = sqlite3_column_int64(st, 0);
+                ids[n++] = db_column_int64(st, 0);
         }
         if (r < 0)
                 return r;
@@ -414,34 +415,34 @@ int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
 
 int store_rollout_insert(StoreTx *tx, RolloutKind kind, const char *image, const char *spec, int n_waves,
                          int64_t rollback_of, const char *actor, uint64_t now, int64_t *ret_id) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         assert(rollout_kind_to_string(kind));
         r = store_stmt(tx,
                        "INSERT INTO rollouts (kind, image, spec, state, n_waves, rollback_of, actor, created) VALUES "
-                       "(?, ?, ?, 'running', ?, ?, ?, ?)",
+                       "(?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id",
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, rollout_kind_to_string(kind), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, image, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, spec, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 4, n_waves);
+        db_bind_text(st, 1, rollout_kind_to_string(kind));
+        db_bind_text(st, 2, image);
+        db_bind_text(st, 3, spec);
+        db_bind_int(st, 4, n_waves);
         if (rollback_of > 0)
-                sqlite3_bind_int64(st, 5, rollback_of);
-        sqlite3_bind_text(st, 6, actor, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, (sqlite3_int64) now);
+                db_bind_int64(st, 5, rollback_of);
+        db_bind_text(st, 6, actor);
+        db_bind_int64(st, 7, now);
         r = db_step(st);
-        if (r < 0)
-                return r;
-        *ret_id = sqlite3_last_insert_rowid(store_tx_sqlite(tx));
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret_id = db_column_int64(st, 0);
         return 0;
 }
 
 int store_rollout_add_host(StoreTx *tx, int64_t id, const char *host, int wave, int phase, const char *target,
                            const char *prev_image) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -450,18 +451,18 @@ int store_rollout_add_host(StoreTx *tx, int64_t id, const char *host, int wave, 
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, wave);
-        sqlite3_bind_int(st, 4, phase);
-        sqlite3_bind_text(st, 5, target, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, prev_image, -1, SQLITE_STATIC);
+        db_bind_int64(st, 1, id);
+        db_bind_text(st, 2, host);
+        db_bind_int(st, 3, wave);
+        db_bind_int(st, 4, phase);
+        db_bind_text(st, 5, target);
+        db_bind_text(st, 6, prev_image);
         r = db_step(st);
         return r < 0 ? r : 0;
 }
 
 int store_rollout_add_rollback_hosts(StoreTx *tx, int64_t id, int64_t of) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -471,8 +472,8 @@ int store_rollout_add_rollback_hosts(StoreTx *tx, int64_t id, int64_t of) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, of);
+        db_bind_int64(st, 1, id);
+        db_bind_int64(st, 2, of);
         r = db_step(st);
         return r < 0 ? r : 0;
 }
@@ -486,7 +487,7 @@ void rollout_back_hosts_free(RolloutBackHost *v, size_t n) {
 }
 
 int store_rollout_back_hosts(StoreTx *tx, int64_t id, int64_t of, RolloutBackHost **ret, size_t *ret_n) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         RolloutBackHost *v = NULL;
         size_t n = 0, cap = 0;
         int r;
@@ -500,17 +501,17 @@ int store_rollout_back_hosts(StoreTx *tx, int64_t id, int64_t of, RolloutBackHos
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, of);
+        db_bind_int64(st, 1, id);
+        db_bind_int64(st, 2, of);
         while ((r = db_step(st)) > 0) {
                 r = array_reserve((void **) &v, &cap, n, sizeof *v);
                 if (r < 0)
                         break;
                 v[n++] = (RolloutBackHost) { .host = db_column_strdup(st, 0),
                                              .target = db_column_strdup(st, 1),
-                                             .known = sqlite3_column_int(st, 2),
-                                             .busy_in = sqlite3_column_int64(st, 3) };
-                if (!v[n - 1].host || (!v[n - 1].target && sqlite3_column_type(st, 1) != SQLITE_NULL)) {
+                                             .known = db_column_bool(st, 2),
+                                             .busy_in = db_column_int64(st, 3) };
+                if (!v[n - 1].host || (!v[n - 1].target && !db_column_is_null(st, 1))) {
                         r = -ENOMEM;
                         break;
                 }
@@ -535,7 +536,7 @@ int store_rollout_revert_unfinished(StoreTx *tx, int64_t id) {
 }
 
 int store_rollout_host_busy(StoreTx *tx, const char *host, int64_t *ret_id) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -545,10 +546,10 @@ int store_rollout_host_busy(StoreTx *tx, const char *host, int64_t *ret_id) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, host);
         r = db_step(st);
         if (r <= 0)
                 return r;
-        *ret_id = sqlite3_column_int64(st, 0);
+        *ret_id = db_column_int64(st, 0);
         return 1;
 }

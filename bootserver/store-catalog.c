@@ -1,11 +1,11 @@
-/* The image catalog (store-catalog.h) in sqlite. */
+/* The image catalog (store-catalog.h): images, their artifacts, blobs. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store-catalog.h"
-#include "store-sqlite.h"
+#include "store-db.h"
 #include "util.h"
 
 void catalog_image_release(Image *i) {
@@ -30,36 +30,36 @@ void catalog_image_list_free(Image *l, size_t n) {
         free(l);
 }
 
-static int find_one(sqlite3_stmt *st, char ret_id[65]) {
+static int find_one(DbStmt *st, char ret_id[65]) {
         int r = db_step(st);
 
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        snprintf(ret_id, 65, "%s", (const char *) sqlite3_column_text(st, 0));
+        snprintf(ret_id, 65, "%s", db_column_text(st, 0));
         return 0;
 }
 
 int store_image_find(StoreTx *tx, const char *name, const char *version, char ret_id[65]) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT id FROM images WHERE name = ? AND version = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, version, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, name);
+        db_bind_text(st, 2, version);
         return find_one(st, ret_id);
 }
 
 int store_image_find_prefix(StoreTx *tx, const char *prefix, char ret_id[65]) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         char id[65];
         int r;
 
         r = store_stmt(tx, "SELECT id FROM images WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, prefix);
         r = find_one(st, id);
         if (r < 0)
                 return r;
@@ -71,35 +71,35 @@ int store_image_find_prefix(StoreTx *tx, const char *prefix, char ret_id[65]) {
 }
 
 int store_image_find_latest(StoreTx *tx, const char *name, char ret_id[65]) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT id FROM images WHERE name = ? ORDER BY created DESC, rowid DESC LIMIT 1", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, name);
         return find_one(st, ret_id);
 }
 
 static int read_artifacts(StoreTx *tx, Image *i) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         size_t cap = 0;
         int r;
 
         r = store_stmt(tx, "SELECT type, sha256, size, fstype FROM artifacts WHERE image_id = ? ORDER BY type", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, i->id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, i->id);
         while ((r = db_step(st)) > 0) {
                 ImageArtifact *t = ARRAY_PUSH(i->artifacts, i->n_artifacts, cap);
                 if (!t)
                         return -ENOMEM;
                 *t = (ImageArtifact) {
                         .type = db_column_strdup(st, 0),
-                        .size = (uint64_t) sqlite3_column_int64(st, 2),
+                        .size = (uint64_t) db_column_int64(st, 2),
                         .fstype = db_column_strdup(st, 3),
                 };
-                snprintf(t->sha256, sizeof t->sha256, "%s", (const char *) sqlite3_column_text(st, 1));
+                snprintf(t->sha256, sizeof t->sha256, "%s", db_column_text(st, 1));
                 if (!t->type)
                         return -ENOMEM;
         }
@@ -107,22 +107,22 @@ static int read_artifacts(StoreTx *tx, Image *i) {
 }
 
 static int count_hosts(StoreTx *tx, Image *i) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT count(*) FROM hosts WHERE image = ?1 OR current_image = ?1", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, i->id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, i->id);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
-        i->hosts = (uint64_t) sqlite3_column_int64(st, 0);
+        i->hosts = (uint64_t) db_column_int64(st, 0);
         return 0;
 }
 
 int store_image_get(StoreTx *tx, const char *id, Image *ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         Image i = {};
         int r;
 
@@ -132,19 +132,19 @@ int store_image_get(StoreTx *tx, const char *id, Image *ret) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         r = db_step(st);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        snprintf(i.id, sizeof i.id, "%s", (const char *) sqlite3_column_text(st, 0));
+        snprintf(i.id, sizeof i.id, "%s", db_column_text(st, 0));
         i.name = db_column_strdup(st, 1);
         i.version = db_column_strdup(st, 2);
         i.arch = db_column_strdup(st, 3);
         i.kernel_version = db_column_strdup(st, 4);
-        snprintf(i.manifest, sizeof i.manifest, "%s", (const char *) sqlite3_column_text(st, 5));
-        snprintf(i.signature, sizeof i.signature, "%s", (const char *) sqlite3_column_text(st, 6));
+        snprintf(i.manifest, sizeof i.manifest, "%s", db_column_text(st, 5));
+        snprintf(i.signature, sizeof i.signature, "%s", db_column_text(st, 6));
         i.signed_by = db_column_strdup(st, 7);
-        i.created = sqlite3_column_int64(st, 8);
+        i.created = db_column_int64(st, 8);
         r = !i.name || !i.version || !i.arch ? -ENOMEM : 0;
         if (r >= 0)
                 r = read_artifacts(tx, &i);
@@ -158,12 +158,12 @@ int store_image_get(StoreTx *tx, const char *id, Image *ret) {
         return 0;
 }
 
-static int column_strv(sqlite3_stmt *st, char ***ret) {
+static int column_strv(DbStmt *st, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         int r;
 
         while ((r = db_step(st)) > 0)
-                if (strv_extend(&l, (const char *) sqlite3_column_text(st, 0)) < 0)
+                if (strv_extend(&l, db_column_text(st, 0)) < 0)
                         return -ENOMEM;
         if (r < 0)
                 return r;
@@ -172,7 +172,7 @@ static int column_strv(sqlite3_stmt *st, char ***ret) {
 }
 
 int store_image_ids(StoreTx *tx, char ***ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "SELECT id FROM images ORDER BY created DESC, rowid DESC", &st);
@@ -182,7 +182,7 @@ int store_image_ids(StoreTx *tx, char ***ret) {
 }
 
 int store_image_insert(StoreTx *tx, const Image *i) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL, *ar = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL, *ar = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -191,34 +191,34 @@ int store_image_insert(StoreTx *tx, const Image *i) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, i->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, i->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, i->version, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, i->arch, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, i->kernel_version, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, i->manifest, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, i->signature, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, i->signed_by, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 9, (sqlite3_int64) i->created);
+        db_bind_text(st, 1, i->id);
+        db_bind_text(st, 2, i->name);
+        db_bind_text(st, 3, i->version);
+        db_bind_text(st, 4, i->arch);
+        db_bind_text(st, 5, i->kernel_version);
+        db_bind_text(st, 6, i->manifest);
+        db_bind_text(st, 7, i->signature);
+        db_bind_text(st, 8, i->signed_by);
+        db_bind_int64(st, 9, i->created);
         r = db_step(st);
         if (r < 0)
                 return r;
         r = store_stmt(tx, "INSERT INTO artifacts (image_id, type, sha256, size, fstype) VALUES (?, ?, ?, ?, ?)", &ar);
         for (size_t k = 0; r >= 0 && k < i->n_artifacts; k++) {
                 const ImageArtifact *a = &i->artifacts[k];
-                sqlite3_bind_text(ar, 1, i->id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(ar, 2, a->type, -1, SQLITE_STATIC);
-                sqlite3_bind_text(ar, 3, a->sha256, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(ar, 4, (sqlite3_int64) a->size);
-                sqlite3_bind_text(ar, 5, a->fstype, -1, SQLITE_STATIC);
+                db_bind_text(ar, 1, i->id);
+                db_bind_text(ar, 2, a->type);
+                db_bind_text(ar, 3, a->sha256);
+                db_bind_int64(ar, 4, a->size);
+                db_bind_text(ar, 5, a->fstype);
                 r = db_step(ar);
-                sqlite3_reset(ar);
+                db_reset(ar);
         }
         return r;
 }
 
 int store_image_blobs(StoreTx *tx, const char *id, char ***ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx,
@@ -227,36 +227,36 @@ int store_image_blobs(StoreTx *tx, const char *id, char ***ret) {
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         return column_strv(st, ret);
 }
 
 int store_image_delete(StoreTx *tx, const char *id) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "DELETE FROM images WHERE id = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, id);
         return db_step(st);
 }
 
 int store_blob_insert(StoreTx *tx, const char *hex, uint64_t size, int64_t now) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "INSERT INTO blobs (sha256, size, created) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
                        &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) size);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64) now);
+        db_bind_text(st, 1, hex);
+        db_bind_int64(st, 2, size);
+        db_bind_int64(st, 3, now);
         r = db_step(st);
         if (r < 0)
                 return r;
-        return sqlite3_changes(store_tx_sqlite(tx)) > 0;
+        return db_changes(st) > 0;
 }
 
 #define BLOB_UNREFERENCED                                                                   \
@@ -264,7 +264,7 @@ int store_blob_insert(StoreTx *tx, const char *hex, uint64_t size, int64_t now) 
         "AND sha256 NOT IN (SELECT signature FROM images)"
 
 int store_blobs_unreferenced(StoreTx *tx, char *const *candidates, int64_t cutoff, char ***ret) {
-        _cleanup_stmt_reset_ sqlite3_stmt *old = NULL, *one = NULL;
+        _cleanup_stmt_reset_ DbStmt *old = NULL, *one = NULL;
         _cleanup_strv_free_ char **l = NULL;
         int r;
 
@@ -272,7 +272,7 @@ int store_blobs_unreferenced(StoreTx *tx, char *const *candidates, int64_t cutof
         r = store_stmt(tx, "SELECT sha256 FROM blobs WHERE created < ? AND " BLOB_UNREFERENCED, &old);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(old, 1, (sqlite3_int64) cutoff);
+        db_bind_int64(old, 1, cutoff);
         r = column_strv(old, &l);
         if (r < 0)
                 return r;
@@ -280,11 +280,11 @@ int store_blobs_unreferenced(StoreTx *tx, char *const *candidates, int64_t cutof
         for (size_t i = 0; r >= 0 && candidates && candidates[i]; i++) {
                 if (strv_contains(l, candidates[i]))
                         continue;
-                sqlite3_bind_text(one, 1, candidates[i], -1, SQLITE_STATIC);
+                db_bind_text(one, 1, candidates[i]);
                 r = db_step(one);
                 if (r > 0)
                         r = strv_extend(&l, candidates[i]);
-                sqlite3_reset(one);
+                db_reset(one);
         }
         if (r < 0)
                 return r;
@@ -293,12 +293,12 @@ int store_blobs_unreferenced(StoreTx *tx, char *const *candidates, int64_t cutof
 }
 
 int store_blob_delete(StoreTx *tx, const char *hex) {
-        _cleanup_stmt_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
         r = store_stmt(tx, "DELETE FROM blobs WHERE sha256 = ?", &st);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+        db_bind_text(st, 1, hex);
         return db_step(st);
 }

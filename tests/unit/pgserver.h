@@ -1,0 +1,16 @@
+/* A PostgreSQL server of a unit test's own, for the tests of code that
+ * speaks to PostgreSQL: tests/pg.sh run as a program, so that the shell
+ * suites and the unit tests make and stop their servers the same way. */
+#pragma once
+
+/* Makes a cluster in "pg" below the current directory (the test's own),
+ * starts its server as the postgres user on a unix socket in that
+ * directory only, and creates the database "slipway". *ret_conninfo gets
+ * its libpq URL (the caller frees it). The server is stopped by
+ * test_pg_stop(), or at exit. One server at a time: -EBUSY while one runs.
+ * Returns 0 or a negative errno; what went wrong is on stderr. */
+int test_pg_start(char **ret_conninfo);
+
+/* Stops the server test_pg_start() started (fast shutdown) and returns when
+ * none of its processes is left. Nothing to do when none runs. */
+void test_pg_stop(void);

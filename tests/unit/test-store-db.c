@@ -1,0 +1,192 @@
+/* The statement API (store-db.h) on its sqlite driver: a failed binding is
+ * returned by the next step and forgotten by a reset, the rows a statement
+ * changed are its own, NULL reads as NULL, 0 or false, and a new row's id
+ * comes back from RETURNING. And a reboot window that is no string, told
+ * apart in the statement, reads as NULL (not valid). */
+#include <errno.h>
+#include <string.h>
+
+#include "tests.h"
+
+#include "store-coord.h"
+#include "store-db.h"
+#include "store-sqlite.h"
+#include "util.h"
+
+static StoreDb *open_db(void) {
+        StoreDb *db = NULL;
+
+        assert_int_equal(store_db_open("state.db", &db), 0);
+        return db;
+}
+
+static void insert_token(StoreTx *tx, const char *name, const char *hash, int64_t created) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+        assert_int_equal(store_stmt(tx, "INSERT INTO tokens (name, hash, created) VALUES (?, ?, ?)", &st), 0);
+        db_bind_text(st, 1, name);
+        db_bind_text(st, 2, hash);
+        db_bind_int64(st, 3, created);
+        assert_int_equal(db_step(st), 0);
+        assert_int_equal(db_changes(st), 1);
+}
+
+static void test_bind_error_kept(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        (void) state;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(store_stmt(tx, "SELECT count(*) FROM tokens WHERE name = ?", &st), 0);
+        store_clear_error();
+        /* No parameter 2: the step reports it, and nothing runs. */
+        db_bind_text(st, 2, "x");
+        db_bind_text(st, 1, "x");
+        assert_int_equal(db_step(st), -EIO);
+        assert_non_null(store_last_error());
+        assert_non_null(strstr(store_last_error(), "parameter 2"));
+        /* A reset forgets it. */
+        db_reset(st);
+        db_bind_text(st, 1, "x");
+        assert_int_equal(db_step(st), 1);
+        assert_int_equal(db_column_int64(st, 0), 0);
+        db_reset(st);
+        /* The same literal gives the same statement, reset and unbound. */
+        assert_int_equal(store_stmt(tx, "SELECT count(*) FROM tokens WHERE name = ?", &st), 0);
+        assert_int_equal(db_step(st), 1);
+}
+
+static void test_changes(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *up = NULL, *sel = NULL;
+        (void) state;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        insert_token(tx, "a", "ha", 1);
+        insert_token(tx, "b", "hb", 2);
+        insert_token(tx, "c", "hc", 3);
+        assert_int_equal(store_stmt(tx, "UPDATE tokens SET created = created + 10 WHERE created < ?", &up), 0);
+        db_bind_int64(up, 1, 3);
+        assert_int_equal(db_step(up), 0);
+        assert_int_equal(db_changes(up), 2);
+        /* A read changes nothing, whatever ran before it on the connection. */
+        assert_int_equal(store_stmt(tx, "SELECT name FROM tokens ORDER BY name", &sel), 0);
+        while (db_step(sel) > 0)
+                ;
+        assert_int_equal(db_changes(sel), 0);
+        assert_int_equal(db_changes(up), 2);
+        db_reset(up);
+        db_bind_int64(up, 1, 0);
+        assert_int_equal(db_step(up), 0);
+        assert_int_equal(db_changes(up), 0);
+        assert_int_equal(store_tx_commit(&tx), 0);
+}
+
+static void test_columns(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        _cleanup_free_ char *t = NULL;
+        (void) state;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_stmt(tx, "SELECT ?1, ?2, ?3, ?4, ?5, ?6", &st), 0);
+        db_bind_null(st, 1);
+        db_bind_text(st, 2, NULL);
+        db_bind_bool(st, 3, true);
+        db_bind_int(st, 4, -7);
+        db_bind_int64(st, 5, INT64_MAX);
+        db_bind_text(st, 6, "text");
+        assert_int_equal(db_step(st), 1);
+        for (int i = 0; i < 2; i++) {
+                assert_true(db_column_is_null(st, i));
+                assert_null(db_column_text(st, i));
+                assert_null(db_column_strdup(st, i));
+                assert_int_equal(db_column_int64(st, i), 0);
+                assert_false(db_column_bool(st, i));
+        }
+        assert_false(db_column_is_null(st, 2));
+        assert_true(db_column_bool(st, 2));
+        assert_int_equal(db_column_int(st, 3), -7);
+        assert_true(db_column_int64(st, 4) == INT64_MAX);
+        t = db_column_strdup(st, 5);
+        assert_string_equal(t, "text");
+        assert_int_equal(db_step(st), 0);
+}
+
+static void test_returning(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        int64_t ids[2];
+        (void) state;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+                assert_int_equal(store_stmt(tx,
+                                            "INSERT INTO audit (time, actor, action) VALUES (?, 'test', 'x') "
+                                            "RETURNING id",
+                                            &st),
+                                 0);
+                db_bind_int64(st, 1, 1);
+                assert_int_equal(db_step(st), 1);
+                ids[i] = db_column_int64(st, 0);
+        }
+        assert_true(ids[0] > 0);
+        assert_true(ids[1] == ids[0] + 1);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        /* Each insert was read to its first row only, and is whole. */
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        {
+                _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+                assert_int_equal(store_stmt(tx, "SELECT count(*) FROM audit", &st), 0);
+                assert_int_equal(db_step(st), 1);
+                assert_int_equal(db_column_int64(st, 0), 2);
+        }
+}
+
+static void test_window_not_text(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        RebootWindow *l = NULL;
+        size_t n = 0;
+        (void) state;
+
+        assert_int_equal(sqlite3_exec(store_sqlite(db),
+                                      "INSERT INTO hosts (id, registered) VALUES ('h-1', 0);"
+                                      "INSERT INTO host_labels (host_id, key, value) VALUES ('h-1', 'a', '1'), "
+                                      "('h-1', 'b', '2'), ('h-1', 'c', '3'), ('h-1', 'd', '4');"
+                                      "INSERT INTO rollouts (id, kind, spec, state, n_waves, created) VALUES (1, "
+                                      "'rollout', '{\"windows\": {\"a\": \"22:00-04:00\", \"b\": 5, "
+                                      "\"c\": null, \"d\": {\"x\": 1}}}', 'running', 1, 0);"
+                                      "INSERT INTO rollout_hosts (rollout_id, host_id, wave, target, status) VALUES "
+                                      "(1, 'h-1', 0, 'img', 'assigned');",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_coord_host_windows(tx, "h-1", &l, &n), 0);
+        assert_int_equal(n, 4);
+        assert_string_equal(l[0].selector, "a");
+        assert_string_equal(l[0].window, "22:00-04:00");
+        assert_string_equal(l[0].group, "a=1");
+        assert_null(l[1].window);
+        assert_null(l[2].window);
+        /* JSON text is text, as before: its parse refuses it. */
+        assert_string_equal(l[3].window, "{\"x\":1}");
+        reboot_window_list_free(l, n);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                test_in_dir(test_bind_error_kept),
+                test_in_dir(test_changes),
+                test_in_dir(test_columns),
+                test_in_dir(test_returning),
+                test_in_dir(test_window_not_text),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
