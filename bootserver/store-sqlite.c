@@ -6,6 +6,7 @@
 #include "log.h"
 #include "store-driver.h"
 #include "store-sqlite.h"
+#include "util.h"
 
 /* A statement of store-db.h: sqlite's, with the first binding that failed
  * since the last reset (reported by the next step) and the rows the last
@@ -362,6 +363,14 @@ static StoreDb *db_free(StoreDb *s) {
         pthread_mutex_destroy(&st->lock);
         free(st);
         return NULL;
+}
+
+sqlite3 *sqlite_tx_handle(StoreTx *tx) {
+        return tx->driver == &sqlite_driver ? ((SqliteTx *) tx)->conn->s : NULL;
+}
+
+bool store_db_is_sqlite(StoreDb *s) {
+        return s->driver == &sqlite_driver;
 }
 
 sqlite3 *store_sqlite(StoreDb *s) {
