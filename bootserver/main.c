@@ -154,7 +154,10 @@ static int config_build(const Args *a, bool to_serve, ServerConfig *ret) {
         return 0;
 }
 
-static int open_state(Server *s) {
+/* Opens the state directory's database. The serving process (serving)
+ * also empties tmp/, which holds only its own unfinished uploads; a command
+ * beside a running server (token) leaves them alone. */
+static int open_state(Server *s, bool serving) {
         _cleanup_free_ char *dbpath = NULL;
         int r;
 
@@ -167,7 +170,7 @@ static int open_state(Server *s) {
         r = mkdir_p(s->state_dir, 0750);
         if (r >= 0)
                 r = mkdir_p(s->blob_dir, 0755);
-        if (r >= 0)
+        if (r >= 0 && serving)
                 r = rm_rf(s->tmp_dir);
         if (r >= 0)
                 r = mkdir_p(s->tmp_dir, 0700);
@@ -442,7 +445,7 @@ int main(int argc, char **argv) {
                         log_error("unknown command '%s' (see --help)", a.command[0]);
                         r = -EINVAL;
                 } else {
-                        r = open_state(&s);
+                        r = open_state(&s, false);
                         if (r >= 0)
                                 r = token_command(&s, a.command);
                 }
@@ -477,7 +480,7 @@ int main(int argc, char **argv) {
                         log_error_errno(r, "cannot lock the state directory '%s': %m", s.config.state_dir);
         }
         if (r >= 0)
-                r = open_state(&s);
+                r = open_state(&s, true);
         if (r >= 0)
                 r = server_start(&s, routes);
         if (r >= 0 && lease_waiters_start(&s) < 0)
