@@ -128,9 +128,11 @@ typedef struct PgMigration {
 
 static const PgMigration migrations[] = {
         { 11, baseline },
+        /* images.seq came with the baseline; sqlite's 12 adds it. */
+        { 12, "COMMENT ON COLUMN images.seq IS 'the order in which images were added'" },
 };
 
-#define PG_SCHEMA_VERSION 11
+#define PG_SCHEMA_VERSION 12
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

@@ -199,6 +199,14 @@ static const char *const migrations[] = {
         "    (NEW.failed_image = target AND (SELECT r.kind FROM rollouts r WHERE r.id = rollout_hosts.rollout_id)"
         "    IS NOT 'rollback'))));"
         "END;",
+        /* 12: images in the order they were added, as a column (seq) that
+         * PostgreSQL's schema has too, so that the catalog orders by it on
+         * both and not by sqlite's rowid: a trigger copies the rowid. */
+        "ALTER TABLE images ADD COLUMN seq INTEGER;"
+        "UPDATE images SET seq = rowid;"
+        "CREATE TRIGGER images_seq AFTER INSERT ON images BEGIN"
+        "  UPDATE images SET seq = NEW.rowid WHERE rowid = NEW.rowid;"
+        "END;",
 };
 
 int sqlite_errno(int rc) {
