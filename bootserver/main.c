@@ -1,11 +1,13 @@
 /* slipwayd: the bootserver. Image catalog, blob serving, iPXE scripts,
  * managed dnsmasq, host inventory and the agents' API. */
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "config.h"
 #include "api-leases.h"
+#include "backup.h"
 #include "coordinator.h"
 #include "store.h"
 #include "fileio.h"
@@ -46,6 +48,8 @@ static const Route *const routes[] = {
 static void help(void) {
         printf("Usage: slipwayd [OPTIONS]\n"
                "       slipwayd [OPTIONS] token create|list|revoke [NAME]\n"
+               "       slipwayd [OPTIONS] backup [--no-blobs] DIR\n"
+               "       slipwayd [OPTIONS] restore DIR\n"
                "\n"
                "The Slipway bootserver: image catalog, blob serving, PXE (iPXE + managed dnsmasq),\n"
                "host inventory and the agents' API.\n"
@@ -55,6 +59,12 @@ static void help(void) {
                "  token create NAME    make an admin API token and print it (shown once)\n"
                "  token list           list the admin tokens' names\n"
                "  token revoke NAME    remove an admin token\n"
+               "  backup DIR           write a consistent backup of the state (database, manifest and\n"
+               "                       blobs) to DIR, which must not exist or be empty; the server may\n"
+               "                       be running. --no-blobs: list the blobs in the manifest only\n"
+               "  restore DIR          put the backup in DIR in place as the state (the server must be\n"
+               "                       stopped): checks its digests, brings in its blobs, refuses when\n"
+               "                       any is missing, raises the lease epochs past the backup's\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE            config file (default " SERVER_CONFIG_DEFAULT_PATH ")\n"
@@ -144,7 +154,10 @@ static int config_build(const Args *a, bool to_serve, ServerConfig *ret) {
         return 0;
 }
 
-static int open_state(Server *s) {
+/* Opens the state directory's database. The serving process (serving)
+ * also empties tmp/, which holds only its own unfinished uploads; a command
+ * beside a running server (token) leaves them alone. */
+static int open_state(Server *s, bool serving) {
         _cleanup_free_ char *dbpath = NULL;
         int r;
 
@@ -157,7 +170,7 @@ static int open_state(Server *s) {
         r = mkdir_p(s->state_dir, 0750);
         if (r >= 0)
                 r = mkdir_p(s->blob_dir, 0755);
-        if (r >= 0)
+        if (r >= 0 && serving)
                 r = rm_rf(s->tmp_dir);
         if (r >= 0)
                 r = mkdir_p(s->tmp_dir, 0700);
@@ -241,6 +254,100 @@ static int token_command(Server *s, char **cmd) {
         return log_error_errno(-EINVAL, "unknown token command '%s'", cmd[1]);
 }
 
+static void print_counts(const StoreSnapshotInfo *i) {
+        printf("  %" PRIu64 " hosts, %" PRIu64 " images, %" PRIu64 " rollouts, %" PRIu64 " audit entries, %" PRIu64
+               " admin tokens; schema %d\n",
+               i->hosts, i->images, i->rollouts, i->audit, i->tokens, i->schema_version);
+}
+
+static int backup_command(const ServerConfig *c, char **cmd) {
+        _cleanup_(backup_report_release) BackupReport rep = {};
+        BackupOptions o = {};
+        const char *dir = NULL;
+        char size[32], bytes[32];
+        int r;
+
+        for (size_t i = 1; cmd[i]; i++) {
+                if (streq(cmd[i], "--no-blobs"))
+                        o.no_blobs = true;
+                else if (!dir && !startswith(cmd[i], "-"))
+                        dir = cmd[i];
+                else
+                        return log_error_errno(-EINVAL, "usage: slipwayd backup [--no-blobs] DIR");
+        }
+        if (!dir)
+                return log_error_errno(-EINVAL, "usage: slipwayd backup [--no-blobs] DIR");
+        r = backup_create(c->state_dir, dir, &o, (int64_t) time(NULL), &rep);
+        if (r == -EEXIST)
+                return log_error_errno(r, "'%s' exists and is not an empty directory", dir);
+        if (r == -ENOENT)
+                return log_error_errno(r, "no state database in '%s'", c->state_dir);
+        if (r == -ESTALE)
+                return log_error_errno(r, "a blob went from '%s' while the backup was made (an image deleted "
+                                       "meanwhile?); try again", c->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "cannot back up '%s' to '%s': %m", c->state_dir, dir);
+        printf("backup of '%s' in '%s':\n", c->state_dir, dir);
+        print_counts(&rep.info);
+        printf("  database %s, sha256 %s, lease epoch %" PRIu64 "\n", format_bytes(size, sizeof size, rep.db_size),
+               rep.db_sha256, rep.info.lease_epoch);
+        printf("  snapshot in %.3f s (%" PRIu64 " pages, %u steps, the longest %.3f s, %u waits)\n",
+               rep.snapshot.usec / 1e6, rep.snapshot.pages, rep.snapshot.steps, rep.snapshot.max_step_usec / 1e6,
+               rep.snapshot.busy);
+        if (o.no_blobs)
+                printf("  %zu blobs listed, not kept (--no-blobs)\n", rep.info.n_blobs);
+        else
+                printf("  %zu blobs (%s): %zu hard-linked, %zu copied and verified\n", rep.info.n_blobs,
+                       format_bytes(bytes, sizeof bytes, rep.blob_bytes), rep.linked, rep.copied);
+        printf("  done in %.3f s\n", rep.usec / 1e6);
+        return 0;
+}
+
+static int restore_command(const ServerConfig *c, char **cmd) {
+        _cleanup_(restore_report_release) RestoreReport rep = {};
+        _cleanup_close_ int lock = -1;
+        _cleanup_free_ char *who = strdup_printf("cli:%s", getenv("USER") ?: "root");
+        char when[32];
+        struct tm tm;
+        pid_t holder = 0;
+        int r;
+
+        if (!cmd[1] || cmd[2] || startswith(cmd[1], "-"))
+                return log_error_errno(-EINVAL, "usage: slipwayd restore DIR");
+        if (!who)
+                return log_oom();
+        r = mkdir_p(c->state_dir, 0750);
+        if (r < 0)
+                return log_error_errno(r, "cannot make the state directory '%s': %m", c->state_dir);
+        r = state_lock_take(c->state_dir, &lock, &holder);
+        if (r == -EBUSY)
+                return log_error_errno(r, "slipwayd is running on '%s' (pid %d): stop it before a restore",
+                                       c->state_dir, (int) holder);
+        if (r < 0)
+                return log_error_errno(r, "cannot lock the state directory '%s': %m", c->state_dir);
+        r = backup_restore(c->state_dir, cmd[1], (int64_t) time(NULL), who, &rep);
+        for (size_t i = 0; rep.missing && rep.missing[i]; i++)
+                fprintf(stderr, "missing blob %s\n", rep.missing[i]);
+        if (r < 0)
+                return r;
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", gmtime_r(&(time_t) { (time_t) rep.backup_created }, &tm));
+        printf("restored the backup '%s' of %s UTC into '%s':\n", cmd[1], when, c->state_dir);
+        print_counts(&rep.info);
+        printf("  blobs: %zu there already, %zu copied from the backup and verified\n", rep.blobs_present,
+               rep.blobs_copied);
+        printf("  lease epoch: %" PRIu64 " in the backup, %" PRIu64 " in the replaced state, from now on above %" PRIu64
+               "\n",
+               rep.epoch_backup, rep.epoch_previous, rep.epoch);
+        if (rep.enroll_key_restored)
+                printf("  the enrollment key is the backup's (the state had none)\n");
+        if (rep.leases_renumbered)
+                printf("  %" PRIu64 " leases held in the backup carry new epochs\n", rep.leases_renumbered);
+        if (rep.previous)
+                printf("  the replaced database is kept as '%s'\n", rep.previous);
+        printf("  done in %.3f s\n", rep.usec / 1e6);
+        return 0;
+}
+
 /* SIGHUP: a new configuration where it can change while running. */
 static void reload(Server *s, const Args *a, Supervisor *sup) {
         ServerConfig c;
@@ -301,6 +408,7 @@ int main(int argc, char **argv) {
         ServerConfig probe;
         Supervisor *sup = NULL;
         CoordTicker *ticker = NULL;
+        _cleanup_close_ int lock = -1;
         sigset_t mask;
         int r;
 
@@ -325,12 +433,19 @@ int main(int argc, char **argv) {
         pthread_rwlock_init(&s.config_lock, NULL);
         log_set_level(log_level_from_string(s.config.log_level));
 
+        if (a.command && (streq(a.command[0], "backup") || streq(a.command[0], "restore"))) {
+                r = streq(a.command[0], "backup") ? backup_command(&s.config, a.command)
+                                                  : restore_command(&s.config, a.command);
+                server_release(&s);
+                strv_free(a.flags);
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
         if (a.command) {
                 if (!streq(a.command[0], "token")) {
                         log_error("unknown command '%s' (see --help)", a.command[0]);
                         r = -EINVAL;
                 } else {
-                        r = open_state(&s);
+                        r = open_state(&s, false);
                         if (r >= 0)
                                 r = token_command(&s, a.command);
                 }
@@ -350,7 +465,22 @@ int main(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        r = open_state(&s);
+        /* One server per state directory; a restore takes the same lock. */
+        r = mkdir_p(s.config.state_dir, 0750);
+        if (r < 0)
+                log_error_errno(r, "cannot make the state directory '%s': %m", s.config.state_dir);
+        else {
+                pid_t holder = 0;
+
+                r = state_lock_take(s.config.state_dir, &lock, &holder);
+                if (r == -EBUSY)
+                        log_error_errno(r, "another slipwayd (pid %d) or a restore is using '%s'", (int) holder,
+                                        s.config.state_dir);
+                else if (r < 0)
+                        log_error_errno(r, "cannot lock the state directory '%s': %m", s.config.state_dir);
+        }
+        if (r >= 0)
+                r = open_state(&s, true);
         if (r >= 0)
                 r = server_start(&s, routes);
         if (r >= 0 && lease_waiters_start(&s) < 0)

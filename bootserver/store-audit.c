@@ -41,8 +41,8 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
 
         r = store_stmt(tx,
                        "SELECT * FROM (SELECT id, time, actor, action, target, detail FROM audit WHERE id > ?1 "
-                       "AND (?3 IS NULL OR action = ?3 OR action LIKE ?3 || '.%') ORDER BY id * ?4 LIMIT ?2) "
-                       "ORDER BY id",
+                       "AND (?3 IS NULL OR action = ?3 OR substr(action, 1, length(?3) + 1) = ?3 || '.') "
+                       "ORDER BY id * ?4 LIMIT ?2) AS a ORDER BY id",
                        &st);
         if (r < 0)
                 return r;

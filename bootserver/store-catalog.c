@@ -74,7 +74,7 @@ int store_image_find_latest(StoreTx *tx, const char *name, char ret_id[65]) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
-        r = store_stmt(tx, "SELECT id FROM images WHERE name = ? ORDER BY created DESC, rowid DESC LIMIT 1", &st);
+        r = store_stmt(tx, "SELECT id FROM images WHERE name = ? ORDER BY created DESC, seq DESC LIMIT 1", &st);
         if (r < 0)
                 return r;
         db_bind_text(st, 1, name);
@@ -175,7 +175,7 @@ int store_image_ids(StoreTx *tx, char ***ret) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
-        r = store_stmt(tx, "SELECT id FROM images ORDER BY created DESC, rowid DESC", &st);
+        r = store_stmt(tx, "SELECT id FROM images ORDER BY created DESC, seq DESC", &st);
         if (r < 0)
                 return r;
         return column_strv(st, ret);
@@ -223,7 +223,7 @@ int store_image_blobs(StoreTx *tx, const char *id, char ***ret) {
 
         r = store_stmt(tx,
                        "SELECT sha256 FROM artifacts WHERE image_id = ?1 UNION SELECT manifest FROM images WHERE id = ?1 "
-                       "UNION SELECT signature FROM images WHERE id = ?1",
+                       "UNION SELECT signature FROM images WHERE id = ?1 ORDER BY 1",
                        &st);
         if (r < 0)
                 return r;

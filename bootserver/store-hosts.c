@@ -303,7 +303,7 @@ int store_host_assign(StoreTx *tx, const char *id, const char *image, const char
 
         r = store_stmt(tx,
                        "UPDATE hosts SET image = ?1, boot = coalesce(?2, boot), "
-                       "installed = CASE WHEN ?4 THEN 0 ELSE installed END WHERE id = ?3",
+                       "installed = CASE WHEN ?4 <> 0 THEN 0 ELSE installed END WHERE id = ?3",
                        &st);
         if (r < 0)
                 return r;
@@ -359,10 +359,11 @@ static char *dump_or_null(json_t *v) {
 
 /* Whether a check-in (bound as ?1-?10 and ?12 by checkin_bind()) reports
  * something other than the host's row holds, last_seen aside. */
-#define CHECKIN_DIFFERS                                                                                    \
-        "(state IS NOT ?1 OR version IS NOT ?2 OR current_image IS NOT ?3 OR booted_slot IS NOT ?4 OR "    \
-        "slots IS NOT ?5 OR (?6 IS NOT NULL AND health IS NOT ?6) OR (?7 IS NOT NULL AND facts IS NOT ?7) " \
-        "OR message IS NOT ?8 OR (?10 AND installed IS NOT 1) OR failed_image IS NOT ?12)"
+#define CHECKIN_DIFFERS                                                                                     \
+        "(state IS DISTINCT FROM ?1 OR version IS DISTINCT FROM ?2 OR current_image IS DISTINCT FROM ?3 OR " \
+        "booted_slot IS DISTINCT FROM ?4 OR slots IS DISTINCT FROM ?5 OR "                                  \
+        "(?6 IS NOT NULL AND health IS DISTINCT FROM ?6) OR (?7 IS NOT NULL AND facts IS DISTINCT FROM ?7) " \
+        "OR message IS DISTINCT FROM ?8 OR (?10 <> 0 AND installed <> 1) OR failed_image IS DISTINCT FROM ?12)"
 
 /* A check-in's values as text, for binding. */
 typedef struct CheckinText {
@@ -406,7 +407,7 @@ int store_host_checkin_same(StoreTx *tx, const char *ref, const char *mac, const
         int r;
 
         r = store_stmt(tx,
-                       "SELECT id, coalesce(last_seen, 0) FROM hosts WHERE (id = ?11 OR mac = ?13) AND NOT quarantined "
+                       "SELECT id, coalesce(last_seen, 0) FROM hosts WHERE (id = ?11 OR mac = ?13) AND quarantined = 0 "
                        "AND NOT " CHECKIN_DIFFERS,
                        &st);
         if (r < 0)
@@ -446,9 +447,9 @@ int store_host_checkin(StoreTx *tx, const char *id, const CheckinRequest *c, boo
         r = store_stmt(tx,
                        "UPDATE hosts SET state = ?1, version = ?2, current_image = ?3, booted_slot = ?4, slots = ?5, "
                        "health = coalesce(?6, health), facts = coalesce(?7, facts), message = ?8, last_seen = ?9, "
-                       "installed = CASE WHEN ?10 THEN 1 ELSE installed END, "
+                       "installed = CASE WHEN ?10 <> 0 THEN 1 ELSE installed END, "
                        "state_since = CASE WHEN state = ?1 THEN state_since ELSE ?9 END, failed_image = ?12 "
-                       "WHERE id = ?11 AND (" CHECKIN_DIFFERS " OR last_seen IS NOT ?9)",
+                       "WHERE id = ?11 AND (" CHECKIN_DIFFERS " OR last_seen IS DISTINCT FROM ?9)",
                        &st);
         if (r < 0)
                 return r;
@@ -623,7 +624,7 @@ int store_host_groups(StoreTx *tx, const char *id, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         int r;
 
-        r = store_stmt(tx, "SELECT key || '=' || value FROM host_labels WHERE host_id = ?", &st);
+        r = store_stmt(tx, "SELECT key || '=' || value FROM host_labels WHERE host_id = ? ORDER BY key", &st);
         if (r < 0)
                 return r;
         db_bind_text(st, 1, id);

@@ -126,6 +126,6 @@ int store_host_set_enrollment(StoreTx *tx, const char *id, const char *nonce, co
 /* The catalog's answer for a network boot of image. */
 int store_boot_image(StoreTx *tx, const char *image, BootImage *ret);
 
-/* The groups of id: its labels as "key=value", in no particular order; a
+/* The groups of id: its labels as "key=value", sorted by key; a
  * NULL-terminated strv (NULL when it has none), the caller's. */
 int store_host_groups(StoreTx *tx, const char *id, char ***ret);

@@ -126,18 +126,20 @@ typedef struct PgMigration {
         const char *sql;
 } PgMigration;
 
-/* 12: sqlite's index of the marked rows takes the predicate this schema's
+/* 13: sqlite's index of the marked rows takes the predicate this schema's
  * has had from the start; here it is made again as it was. */
-static const char v12[] =
+static const char v13[] =
         "DROP INDEX rollout_hosts_reported;\n"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;\n";
 
 static const PgMigration migrations[] = {
         { 11, baseline },
-        { 12, v12 },
+        /* images.seq came with the baseline; sqlite's 12 adds it. */
+        { 12, "COMMENT ON COLUMN images.seq IS 'the order in which images were added'" },
+        { 13, v13 },
 };
 
-#define PG_SCHEMA_VERSION 12
+#define PG_SCHEMA_VERSION 13
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

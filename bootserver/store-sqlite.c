@@ -6,6 +6,7 @@
 #include "log.h"
 #include "store-driver.h"
 #include "store-sqlite.h"
+#include "util.h"
 
 /* A statement of store-db.h: sqlite's, with the first binding that failed
  * since the last reset (reported by the next step) and the rows the last
@@ -198,7 +199,15 @@ static const char *const migrations[] = {
         "    (NEW.failed_image = target AND (SELECT r.kind FROM rollouts r WHERE r.id = rollout_hosts.rollout_id)"
         "    IS NOT 'rollback'))));"
         "END;",
-        /* 12: the marked rows' index under the predicate both databases
+        /* 12: images in the order they were added, as a column (seq) that
+         * PostgreSQL's schema has too, so that the catalog orders by it on
+         * both and not by sqlite's rowid: a trigger copies the rowid. */
+        "ALTER TABLE images ADD COLUMN seq INTEGER;"
+        "UPDATE images SET seq = rowid;"
+        "CREATE TRIGGER images_seq AFTER INSERT ON images BEGIN"
+        "  UPDATE images SET seq = NEW.rowid WHERE rowid = NEW.rowid;"
+        "END;",
+        /* 13: the marked rows' index under the predicate both databases
          * read (reported <> 0: PostgreSQL has no integer for a boolean);
          * sqlite uses a partial index only for a query whose WHERE implies
          * its predicate word for word. */
@@ -368,6 +377,14 @@ static StoreDb *db_free(StoreDb *s) {
         pthread_mutex_destroy(&st->lock);
         free(st);
         return NULL;
+}
+
+sqlite3 *sqlite_tx_handle(StoreTx *tx) {
+        return tx->driver == &sqlite_driver ? ((SqliteTx *) tx)->conn->s : NULL;
+}
+
+bool store_db_is_sqlite(StoreDb *s) {
+        return s->driver == &sqlite_driver;
 }
 
 sqlite3 *store_sqlite(StoreDb *s) {

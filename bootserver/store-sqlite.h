@@ -19,6 +19,12 @@
  * between transactions (never while one is open on another thread). */
 sqlite3 *store_sqlite(StoreDb *s);
 
+/* The connection a transaction runs on, NULL when it is not sqlite's;
+ * whether a database is sqlite's. For the driver's own files
+ * (store-sqlite-backup.c). */
+sqlite3 *sqlite_tx_handle(StoreTx *tx);
+bool store_db_is_sqlite(StoreDb *s);
+
 /* Maps a sqlite result code to a negative errno: SQLITE_FULL -ENOSPC,
  * SQLITE_CONSTRAINT -EEXIST, SQLITE_BUSY/LOCKED -EBUSY, SQLITE_NOMEM -ENOMEM,
  * SQLITE_READONLY/PERM -EROFS, others -EIO; 0 for OK, ROW and DONE. */

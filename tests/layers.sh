@@ -4,7 +4,7 @@
 #    API (store-db.h), the drivers' headers (store-sqlite.h, store-pg.h) and
 #    SQL shared between its areas (store-*-sql.h); the headers of the areas,
 #    which the fleet logic includes, hold none;
-#  - sqlite only in its driver (store-sqlite.c, store-sqlite.h): the areas
+#  - sqlite only in its driver (store-sqlite*.c, store-sqlite.h): the areas
 #    are written against store-db.h, so that another driver runs them;
 #  - no circle among bootserver's files (a file that includes x.h depends on
 #    x.c; tsort finds loops);
@@ -45,7 +45,7 @@ done
 sqlite='sqlite3|SQLITE_|include "store-sqlite\.h"'
 for f in bootserver/*.c bootserver/*.h; do
         b=${f#bootserver/}
-        case $b in store-sqlite.c | store-sqlite.h) continue ;; esac
+        case $b in store-sqlite*.c | store-sqlite.h) continue ;; esac
         if grep -qE "$sqlite" "$f"; then
                 echo "layers: sqlite outside its driver in $f:" >&2
                 grep -nE "$sqlite" "$f" | head -3 | sed 's/^/  /' >&2

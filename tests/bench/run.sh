@@ -231,6 +231,8 @@ fi
 # at fleet scale: each prints its own table.
 echo
 "$TOP/tests/bench/server.sh" || echo "server bench: broken (exit $?)"
+echo
+"$TOP/tests/bench/backup.sh" || echo "backup bench: broken (exit $?)"
 if [ -x "$TOP/tests/bench/agent.sh" ] || [ -f "$TOP/tests/bench/agent.sh" ]; then
         echo
         bash "$TOP/tests/bench/agent.sh" || echo "agent bench: broken (exit $?)"

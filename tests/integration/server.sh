@@ -93,6 +93,13 @@ out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer slw_nope' "$URL/v1/im
 [[ $out == *'"kind":"unauthorized"'*' 401' ]] || ok=0
 [ $ok = 1 ] && t_ok || t_fail "$out"
 
+t_case "a token command beside the running server leaves its uploads in tmp/ alone"
+echo partial >"$D/state/tmp/upload-in-progress"
+if "$SD" --state-dir "$D/state" --log-json no token create beside >/dev/null 2>"$D/beside.err" &&
+        [ -f "$D/state/tmp/upload-in-progress" ]; then t_ok; else
+        t_fail "the upload is gone from tmp/ ($(ls "$D/state/tmp"); $(cat "$D/beside.err"))"; fi
+rm -f "$D/state/tmp/upload-in-progress"
+
 t_case "a blob whose bytes do not match its name is refused, nothing kept"
 api PUT "/v1/blobs/sha256/$K" --data-binary "not the kernel"
 if kind_is 400 digest_mismatch && [ -z "$(ls -A "$D/state/tmp")" ] &&
