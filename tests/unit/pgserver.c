@@ -1,10 +1,13 @@
 /* A PostgreSQL server of a unit test's own: tests/pg.sh start and stop. */
+#include "tests.h"
 #include <limits.h>
 #include <stdio.h>
 
 #include "fileio.h"
 #include "pgserver.h"
 #include "process.h"
+#include "store-db.h"
+#include "store-pg.h"
 #include "util.h"
 
 /* The cluster's directory while its server may run; empty otherwise. */
@@ -80,4 +83,35 @@ int test_pg_start(char **ret_conninfo) {
                 return -EIO;
         *ret_conninfo = TAKE_PTR(url);
         return 0;
+}
+
+char *test_pg_conninfo;
+
+int test_pg_group_setup(void **state) {
+        if (test_dir_setup(state) < 0)
+                return -1;
+        return test_pg_start(&test_pg_conninfo) < 0 ? -1 : 0;
+}
+
+int test_pg_group_teardown(void **state) {
+        test_pg_stop();
+        free(test_pg_conninfo);
+        test_pg_conninfo = NULL;
+        return test_dir_teardown(state);
+}
+
+StoreDb *test_store_open(void) {
+        StoreDb *db = NULL;
+
+        if (test_pg_conninfo) {
+                _cleanup_pg_conn_free_ PgConn *c = NULL;
+
+                assert_int_equal(pg_conn_open(test_pg_conninfo, &c, NULL), 0);
+                assert_int_equal(pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                                            "current_database() AND pid <> pg_backend_pid()"),
+                                 0);
+                assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
+        }
+        assert_int_equal(store_db_open(test_pg_conninfo ?: "state.db", &db), 0);
+        return db;
 }

@@ -14,3 +14,17 @@ int test_pg_start(char **ret_conninfo);
 /* Stops the server test_pg_start() started (fast shutdown) and returns when
  * none of its processes is left. Nothing to do when none runs. */
 void test_pg_stop(void);
+
+/* For tests that run the same cases on both store drivers: a cmocka
+ * group's setup starts a server in the group's own directory and sets
+ * test_pg_conninfo (NULL outside such a group: the cases run on sqlite);
+ * its teardown stops the server. */
+extern char *test_pg_conninfo;
+int test_pg_group_setup(void **state);
+int test_pg_group_teardown(void **state);
+
+/* A new, empty store of the driver under test: a sqlite file "state.db"
+ * in the case's directory, or the server's database with its schema
+ * dropped (connections a failed case left behind are ended first: cmocka
+ * jumps out of a case past its clean-ups). */
+struct StoreDb *test_store_open(void);

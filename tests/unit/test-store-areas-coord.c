@@ -19,42 +19,6 @@
 
 #define STRV_MAKE(...) ((char *const[]) { __VA_ARGS__, NULL })
 
-/* The PostgreSQL server's connection string while the PostgreSQL group
- * runs; NULL: sqlite. */
-static char *conninfo;
-
-/* A new, empty database of the driver under test. */
-static StoreDb *open_db(void) {
-        StoreDb *db = NULL;
-
-        if (conninfo) {
-                _cleanup_pg_conn_free_ PgConn *c = NULL;
-
-                assert_int_equal(pg_conn_open(conninfo, &c, NULL), 0);
-                /* A test that failed left its connections (cmocka jumps out
-                 * of it, past the clean-ups). */
-                assert_int_equal(pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-                                            "current_database() AND pid <> pg_backend_pid()"),
-                                 0);
-                assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
-        }
-        assert_int_equal(store_db_open(conninfo ?: "state.db", &db), 0);
-        return db;
-}
-
-static int pg_setup(void **state) {
-        if (test_dir_setup(state) < 0)
-                return -1;
-        return test_pg_start(&conninfo) < 0 ? -1 : 0;
-}
-
-static int pg_teardown(void **state) {
-        test_pg_stop();
-        free(conninfo);
-        conninfo = NULL;
-        return test_dir_teardown(state);
-}
-
 /* Runs sql (a literal, without parameters) and expects it done. */
 static void exec(StoreTx *tx, const char *sql) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
@@ -106,7 +70,7 @@ static void set_budget(StoreTx *tx, const char *selector, int64_t max, int64_t p
 }
 
 static void test_budgets(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         Budget *l = NULL, b;
         size_t n = 0;
@@ -148,7 +112,7 @@ static void test_budgets(void **state) {
 }
 
 static void test_groups_and_leases(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         HostGroup *g = NULL;
         char **ids = NULL;
@@ -254,7 +218,7 @@ static void test_groups_and_leases(void **state) {
 }
 
 static void test_windows(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         RebootWindow *l = NULL;
         size_t n = 0;
@@ -360,7 +324,7 @@ static void assert_ready(StoreTx *tx, int64_t id, int max_wave, bool rollback, c
 }
 
 static void test_rollout(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int64_t id, busy;
         Rollout ro;
@@ -566,7 +530,7 @@ static void test_rollout(void **state) {
 }
 
 static void test_rollback(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int64_t id, back;
         (void) state;
@@ -674,7 +638,7 @@ static void test_rollback(void **state) {
 }
 
 static void test_planning(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         RolloutCandidate *v = NULL;
         RolloutLabel *l = NULL;
@@ -735,5 +699,5 @@ int main(void) {
         int r;
 
         r = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
-        return r + cmocka_run_group_tests_name("postgresql", pg, pg_setup, pg_teardown);
+        return r + cmocka_run_group_tests_name("postgresql", pg, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -19,42 +19,6 @@
 #include "store-tokens.h"
 #include "util.h"
 
-/* The PostgreSQL server's connection string while the PostgreSQL group
- * runs; NULL: sqlite. */
-static char *conninfo;
-
-/* A new, empty database of the driver under test. */
-static StoreDb *open_db(void) {
-        StoreDb *db = NULL;
-
-        if (conninfo) {
-                _cleanup_pg_conn_free_ PgConn *c = NULL;
-
-                assert_int_equal(pg_conn_open(conninfo, &c, NULL), 0);
-                /* A test that failed left its connections (cmocka jumps out
-                 * of it, past the clean-ups). */
-                assert_int_equal(pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-                                            "current_database() AND pid <> pg_backend_pid()"),
-                                 0);
-                assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
-        }
-        assert_int_equal(store_db_open(conninfo ?: "state.db", &db), 0);
-        return db;
-}
-
-static int pg_setup(void **state) {
-        if (test_dir_setup(state) < 0)
-                return -1;
-        return test_pg_start(&conninfo) < 0 ? -1 : 0;
-}
-
-static int pg_teardown(void **state) {
-        test_pg_stop();
-        free(conninfo);
-        conninfo = NULL;
-        return test_dir_teardown(state);
-}
-
 static StoreTx *begin(StoreDb *db, StoreTxMode kind) {
         StoreTx *tx = NULL;
 
@@ -109,7 +73,7 @@ static int token_cb(const char *name, long long created, void *userdata) {
 }
 
 static void test_tokens(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_free_ char *name = NULL, *actor = NULL, *other = NULL;
         TokenSeen seen = {};
@@ -161,7 +125,7 @@ static void test_tokens(void **state) {
 static void test_audit(void **state) {
         static const char *const actions[] = { "host.add", "host", "hostx.add", "image.push", "host.label.set",
                                                "Host.add", "host_add" };
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         AuditEntry *l = NULL;
         size_t n = 0;
@@ -231,7 +195,7 @@ static void test_audit(void **state) {
 }
 
 static void test_catalog(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_strv_free_ char **ids = NULL, **blobs = NULL, **orphans = NULL;
         char id[65], a[65], b[65], c[65], x[65];
@@ -344,7 +308,7 @@ static void test_catalog(void **state) {
 }
 
 static void test_stats(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         FleetStats s = {};
         char x[65];
@@ -396,7 +360,7 @@ static void test_stats(void **state) {
 }
 
 static void test_hosts_inventory(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_strv_free_ char **ids = NULL, **groups = NULL;
         _cleanup_(host_release) Host h = {};
@@ -509,7 +473,7 @@ static void test_hosts_inventory(void **state) {
 }
 
 static void test_hosts_checkin(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_(host_release) Host h = {};
         _cleanup_json_ json_t *slots = json_pack("{s{ss}}", "a", "image", "x");
@@ -624,7 +588,7 @@ static void test_hosts_checkin(void **state) {
 }
 
 static void test_hosts_boot(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_(desired_image_release) DesiredImage d = {};
         _cleanup_(boot_image_release) BootImage b = {};
@@ -722,5 +686,5 @@ int main(void) {
                 cmocka_unit_test(test_hosts_boot),
         };
         int r = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
-        return r + cmocka_run_group_tests_name("postgresql", pg, pg_setup, pg_teardown);
+        return r + cmocka_run_group_tests_name("postgresql", pg, test_pg_group_setup, test_pg_group_teardown);
 }

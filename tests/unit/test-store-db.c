@@ -16,42 +16,6 @@
 #include "store-sqlite.h"
 #include "util.h"
 
-/* The PostgreSQL server's connection string while the PostgreSQL group
- * runs; NULL: sqlite. */
-static char *conninfo;
-
-/* A new, empty database of the driver under test. */
-static StoreDb *open_db(void) {
-        StoreDb *db = NULL;
-
-        if (conninfo) {
-                _cleanup_pg_conn_free_ PgConn *c = NULL;
-
-                assert_int_equal(pg_conn_open(conninfo, &c, NULL), 0);
-                /* A test that failed left its connections (cmocka jumps out
-                 * of it, past the clean-ups). */
-                assert_int_equal(pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-                                            "current_database() AND pid <> pg_backend_pid()"),
-                                 0);
-                assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
-        }
-        assert_int_equal(store_db_open(conninfo ?: "state.db", &db), 0);
-        return db;
-}
-
-static int pg_setup(void **state) {
-        if (test_dir_setup(state) < 0)
-                return -1;
-        return test_pg_start(&conninfo) < 0 ? -1 : 0;
-}
-
-static int pg_teardown(void **state) {
-        test_pg_stop();
-        free(conninfo);
-        conninfo = NULL;
-        return test_dir_teardown(state);
-}
-
 static void insert_token(StoreTx *tx, const char *name, const char *hash, int64_t created) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
 
@@ -64,7 +28,7 @@ static void insert_token(StoreTx *tx, const char *name, const char *hash, int64_
 }
 
 static void test_bind_error_kept(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         (void) state;
@@ -90,7 +54,7 @@ static void test_bind_error_kept(void **state) {
 }
 
 static void test_changes(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_stmt_reset_ DbStmt *up = NULL, *sel = NULL;
         (void) state;
@@ -117,7 +81,7 @@ static void test_changes(void **state) {
 }
 
 static void test_columns(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_free_ char *t = NULL;
@@ -150,7 +114,7 @@ static void test_columns(void **state) {
 }
 
 static void test_returning(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int64_t ids[2];
         (void) state;
@@ -183,7 +147,7 @@ static void test_returning(void **state) {
 }
 
 static void test_window_not_text(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = open_db();
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
         RebootWindow *l = NULL;
         size_t n = 0;
@@ -228,5 +192,5 @@ int main(void) {
                 cmocka_unit_test(test_returning),
         };
         int r = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
-        return r + cmocka_run_group_tests_name("postgresql", pg, pg_setup, pg_teardown);
+        return r + cmocka_run_group_tests_name("postgresql", pg, test_pg_group_setup, test_pg_group_teardown);
 }
