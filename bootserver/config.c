@@ -21,6 +21,8 @@ static const ConfKey keys[] = {
           "how hosts reach this server (default from listen)" },
         { "server", "state-dir", "state-dir", CONF_STRING, F(state_dir), "DIR",
           "catalog, blobs and dnsmasq files (/var/lib/slipway)" },
+        { "state", "database", "database", CONF_STRING, F(database), "CONNINFO",
+          "PostgreSQL connection string (postgresql://... or key=value); unset: sqlite in state-dir" },
         { "server", "trusted-keys", "trusted-keys", CONF_STRING, F(trusted_keys), "DIR",
           "*.pub keys a pushed manifest must verify against (/etc/slipway/keys)" },
         { "server", "tls-cert", "tls-cert", CONF_STRING, F(tls_cert), "FILE", "PEM certificate: serve HTTPS" },
@@ -205,6 +207,12 @@ int server_config_check(const ServerConfig *c) {
                 return fail(c, tls_key, "tls-key '%s' needs tls-cert", c->tls_key);
         if (!c->state_dir)
                 return fail(c, state_dir, "state-dir is not set");
+        if (c->database && !c->database[0])
+                return fail(c, database, "database: empty; leave it unset to keep the state in state-dir");
+        if (c->database && !startswith(c->database, "postgresql://") && !startswith(c->database, "postgres://") &&
+            !strchr(c->database, '='))
+                return fail(c, database, "database: expected a PostgreSQL connection string (postgresql://HOST/DB "
+                            "or key=value pairs), got \"%s\"", c->database);
         if (c->public_url && !startswith(c->public_url, "http://") && !startswith(c->public_url, "https://"))
                 return fail(c, public_url, "public-url: not an http(s) URL: \"%s\"", c->public_url);
         if (log_level_from_string(c->log_level) < 0)

@@ -32,6 +32,8 @@ typedef struct ServerConfig {
         uint64_t threads;
         char *log_level;
         bool log_json;
+        /* [state] */
+        char *database;        /* PostgreSQL connection string; NULL = sqlite in state_dir */
         /* [dhcp] */
         char *dhcp_mode;       /* off | proxy | full */
         char *dhcp_interface;

@@ -179,7 +179,7 @@ static int open_state(Server *s, bool serving) {
         s->seen = seen_log_new();
         if (!s->seen)
                 return log_oom();
-        return store_db_open(dbpath, &s->store);
+        return store_db_open(s->config.database ?: dbpath, &s->store);
 }
 
 /* Writes the last_seen of the check-ins answered by a read (seen.h). A
