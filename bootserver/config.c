@@ -11,6 +11,7 @@
 #include "fileio.h"
 #include "ipxe-template.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 #define F(field) offsetof(ServerConfig, field)
@@ -189,6 +190,27 @@ int server_config_dhcp(const ServerConfig *c, const char *public_url, DhcpConfig
 #define fail_at(c, offset, ...) conftab_error(keys, ELEMENTSOF(keys), &(c)->origin, offset, __VA_ARGS__)
 #define fail(c, field, ...) fail_at(c, F(field), __VA_ARGS__)
 
+/* The connection string goes through libpq's own parser. It may hold a
+ * password, so no message repeats it. */
+static int check_database(const ServerConfig *c) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        if (!c->database)
+                return 0;
+        if (!c->database[0])
+                return fail(c, database, "database: empty; leave it unset to keep the state in state-dir");
+        if (!store_db_is_postgresql(c->database))
+                return fail(c, database, "database: expected a PostgreSQL connection string (postgresql://HOST/DB "
+                            "or key=value pairs)");
+        r = store_db_check(c->database, &why);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return fail(c, database, "database: not a PostgreSQL connection string: %s", strempty(why));
+        return 0;
+}
+
 int server_config_check(const ServerConfig *c) {
         struct addrinfo *ai = NULL;
         uint16_t port;
@@ -207,12 +229,9 @@ int server_config_check(const ServerConfig *c) {
                 return fail(c, tls_key, "tls-key '%s' needs tls-cert", c->tls_key);
         if (!c->state_dir)
                 return fail(c, state_dir, "state-dir is not set");
-        if (c->database && !c->database[0])
-                return fail(c, database, "database: empty; leave it unset to keep the state in state-dir");
-        if (c->database && !startswith(c->database, "postgresql://") && !startswith(c->database, "postgres://") &&
-            !strchr(c->database, '='))
-                return fail(c, database, "database: expected a PostgreSQL connection string (postgresql://HOST/DB "
-                            "or key=value pairs), got \"%s\"", c->database);
+        r = check_database(c);
+        if (r < 0)
+                return r;
         if (c->public_url && !startswith(c->public_url, "http://") && !startswith(c->public_url, "https://"))
                 return fail(c, public_url, "public-url: not an http(s) URL: \"%s\"", c->public_url);
         if (log_level_from_string(c->log_level) < 0)

@@ -360,11 +360,16 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
             !streq_ptr(c.tls_cert, s->config.tls_cert) || !streq_ptr(c.tls_key, s->config.tls_key) ||
             c.threads != s->config.threads)
                 log_warning("reload: listen, state-dir, tls-* and threads take effect at the next start");
+        if (!streq_ptr(c.database, s->config.database))
+                log_warning("reload: database changed; restart slipwayd to move to it (the state stays where it is "
+                            "until then)");
         /* Keep what only a restart can change. */
         free(c.listen);
         c.listen = s->config.listen ? strdup(s->config.listen) : NULL;
         free(c.state_dir);
         c.state_dir = strdup(s->config.state_dir);
+        free(c.database);
+        c.database = s->config.database ? strdup(s->config.database) : NULL;
         free(c.tls_cert);
         c.tls_cert = s->config.tls_cert ? strdup(s->config.tls_cert) : NULL;
         free(c.tls_key);
@@ -499,7 +504,14 @@ int main(int argc, char **argv) {
                 strv_free(a.flags);
                 return EXIT_FAILURE;
         }
-        log_info("serving on %s (port %u) as %s, state in '%s'", s.config.listen, s.port, s.public_url, s.state_dir);
+        if (s.config.database) {
+                _cleanup_free_ char *where = store_db_describe(s.config.database);
+
+                log_info("serving on %s (port %u) as %s, state in %s, blobs in '%s'", s.config.listen, s.port,
+                         s.public_url, where ?: "PostgreSQL", s.state_dir);
+        } else
+                log_info("serving on %s (port %u) as %s, state in '%s'", s.config.listen, s.port, s.public_url,
+                         s.state_dir);
 
         for (;;) {
                 struct timespec tick = { .tv_sec = 1 };

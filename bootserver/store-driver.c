@@ -6,15 +6,24 @@
 
 #include "log.h"
 #include "store-driver.h"
+#include "util.h"
 
 /* A PostgreSQL URI, or a libpq key=value string (it has an '='); anything
  * else is a sqlite file. */
-static bool is_postgresql(const char *where) {
+bool store_db_is_postgresql(const char *where) {
         return startswith(where, "postgresql://") || startswith(where, "postgres://") || strchr(where, '=');
 }
 
 int store_db_open(const char *where, StoreDb **ret) {
-        return is_postgresql(where) ? pg_db_open(where, ret) : sqlite_db_open(where, ret);
+        return store_db_is_postgresql(where) ? pg_db_open(where, ret) : sqlite_db_open(where, ret);
+}
+
+int store_db_check(const char *where, char **ret_why) {
+        return pg_conninfo_check(where, ret_why);
+}
+
+char *store_db_describe(const char *where) {
+        return store_db_is_postgresql(where) ? pg_conninfo_describe(where) : strdup_printf("'%s'", where);
 }
 
 StoreDb *store_db_free(StoreDb *s) {

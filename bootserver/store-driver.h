@@ -50,6 +50,16 @@ struct StoreDriver {
 int sqlite_db_open(const char *path, StoreDb **ret);
 int pg_db_open(const char *conninfo, StoreDb **ret);
 
+/* A PostgreSQL connection string checked by libpq's parser, without a
+ * connection (store-pg-conninfo.c): 0, or -EINVAL with *ret_why (may be
+ * NULL; caller frees) set to libpq's reason, without the quoted pieces of
+ * the string that could be a password. */
+int pg_conninfo_check(const char *conninfo, char **ret_why);
+/* "PostgreSQL host=... port=... dbname=... user=...", the settings given,
+ * never the password; "PostgreSQL" alone for a string that does not parse.
+ * Caller frees; NULL on ENOMEM. */
+char *pg_conninfo_describe(const char *conninfo);
+
 /* Keeps message as the last error of this thread, for store_last_error(),
  * and logs it at debug with the statement (NULL: none) and the driver's
  * name. */

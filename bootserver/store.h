@@ -20,6 +20,16 @@ typedef struct StoreTx StoreTx;
  * (":memory:" for one in memory), or a PostgreSQL connection string (a
  * postgresql:// URI, or libpq's key=value form). */
 int store_db_open(const char *where, StoreDb **ret);
+/* Whether where names a PostgreSQL database (store_db_open()'s rule). */
+bool store_db_is_postgresql(const char *where);
+/* Checks a PostgreSQL connection string with libpq's own parser, without
+ * connecting: 0, -EINVAL with *ret_why (caller frees; may be NULL) set to
+ * the reason, which never holds the password, or -ENOMEM. */
+int store_db_check(const char *where, char **ret_why);
+/* Where the state is, for a message: "PostgreSQL host=... dbname=..."
+ * (the settings that place it, never the password) or the sqlite file's
+ * path in quotes. Caller frees; NULL on ENOMEM. */
+char *store_db_describe(const char *where);
 StoreDb *store_db_free(StoreDb *s);
 static inline void store_db_freep(StoreDb **s) {
         store_db_free(*s);
