@@ -237,6 +237,55 @@ pg_cluster_stop() {
         done
 }
 
+# pg_state_name DIR: the database that stands for state directory DIR in
+# the suites run on PostgreSQL: one per directory, named for its path.
+pg_state_name() {
+        echo "state_$(realpath -m "$1" | md5sum | cut -c1-16)"
+}
+
+# pg_state_url DIR: the URL of DIR's database in the cluster of
+# $SLIPWAY_TEST_PGURL (which may not exist yet).
+pg_state_url() {
+        local name
+        name=$(pg_state_name "$1")
+        echo "${SLIPWAY_TEST_PGURL/:\/\/\/slipway?/:\/\/\/$name?}"
+}
+
+# pg_state_db DIR: pg_state_url, with the database made when it is not
+# there (a second server on the same directory finds it).
+pg_state_db() {
+        local name url out
+        name=$(pg_state_name "$1")
+        url=$(pg_state_url "$1")
+        out=$(psql -X -q -A -t -d "$SLIPWAY_TEST_PGURL" -c "SELECT 1 FROM pg_database WHERE datname = '$name'" 2>&1) || {
+                echo "pg: cannot reach the suite's cluster: $out" >&2
+                return 1
+        }
+        if [ "$out" != 1 ] && ! out=$(psql -X -q -d "$SLIPWAY_TEST_PGURL" -c "CREATE DATABASE $name" 2>&1) &&
+                [[ $out != *"already exists"* ]]; then
+                echo "pg: cannot make database '$name': $out" >&2
+                return 1
+        fi
+        echo "$url"
+}
+
+# pg_state_copy FROM TO: TO's database becomes a copy of FROM's (nobody
+# connected to FROM's), as cp -a copies a sqlite state directory.
+pg_state_copy() {
+        local from to out i
+        from=$(pg_state_name "$1")
+        to=$(pg_state_name "$2")
+        # The backends of a server just stopped may take a moment to go.
+        for ((i = 0; i < 50; i++)); do
+                out=$(psql -X -q -d "$SLIPWAY_TEST_PGURL" -c "DROP DATABASE IF EXISTS $to" \
+                        -c "CREATE DATABASE $to TEMPLATE $from" 2>&1) && return 0
+                [[ $out == *"is being accessed by other users"* ]] || break
+                sleep 0.1
+        done
+        echo "pg: cannot copy database '$from' to '$to': $out" >&2
+        return 1
+}
+
 # The suites' words: the cluster $T_DIR/NAME.
 PG_CLUSTERS=" "
 pg_start() {
