@@ -111,4 +111,28 @@ else
 fi
 t_stop "$PID"
 
+t_case "the role and database docs/operations.md makes: slipwayd starts on them and owns its tables"
+# The psql lines of "Running on PostgreSQL", as printed (run as the
+# postgres user of the suite's cluster, in place of its database slipway).
+sql=$(sed -n '/^## Running on PostgreSQL/,/^## /p' "$TOP/docs/operations.md" |
+        sed -n "/psql -v ON_ERROR_STOP=1 <<'EOF'/,/^    EOF/p" | sed -e '1d' -e '$d' -e 's/^    //')
+admin=${PGURL/\/slipway?/\/postgres?}
+rm -rf "$D/state"
+if [ -z "$sql" ]; then
+        t_fail "no psql lines in docs/operations.md"
+elif ! psql -X -q -d "$admin" -c 'DROP DATABASE slipway' >"$D/ops.log" 2>&1 ||
+        ! psql -X -q -v ON_ERROR_STOP=1 -d "$admin" <<<"$sql" >>"$D/ops.log" 2>&1; then
+        t_fail "$(cat "$D/ops.log")"
+else
+        printf '[state]\ndatabase = host=%s port=%s dbname=slipway user=slipway password=change-me\n' \
+                "$D/pg/run" "$port" >"$D/ops.conf"
+        start_server "$D/ops.conf"
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/status")
+        owners=$(psql -X -A -t -d "$PGURL" -c "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE
+                schemaname = 'public'")
+        if [ "$code" = 200 ] && [ "$owners" = slipway ]; then t_ok; else
+                t_fail "status $code, tables owned by '$owners': $(tail -n 3 "$D/srv.log")"; fi
+        t_stop "$PID"
+fi
+
 t_end
