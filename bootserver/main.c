@@ -362,8 +362,8 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         }
         if (!streq_ptr(c.listen, s->config.listen) || !streq_ptr(c.state_dir, s->config.state_dir) ||
             !streq_ptr(c.tls_cert, s->config.tls_cert) || !streq_ptr(c.tls_key, s->config.tls_key) ||
-            c.threads != s->config.threads)
-                log_warning("reload: listen, state-dir, tls-* and threads take effect at the next start");
+            c.threads != s->config.threads || !streq_ptr(c.instance, s->config.instance))
+                log_warning("reload: listen, state-dir, tls-*, threads and instance take effect at the next start");
         /* Keep what only a restart can change. */
         free(c.listen);
         c.listen = s->config.listen ? strdup(s->config.listen) : NULL;
@@ -374,6 +374,8 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         free(c.tls_key);
         c.tls_key = s->config.tls_key ? strdup(s->config.tls_key) : NULL;
         c.threads = s->config.threads;
+        free(c.instance);
+        c.instance = s->config.instance ? strdup(s->config.instance) : NULL;
 
         char *url = server_config_public_url(&c, s->port);
         pthread_rwlock_wrlock(&s->config_lock);
