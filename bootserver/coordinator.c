@@ -380,6 +380,7 @@ struct CoordTicker {
         size_t n, cap;
         char *fence_holder; /* NULL: not fenced */
         int64_t fence_epoch;
+        bool fenced;        /* this run found the lease lost */
 };
 
 CoordTicker *coord_ticker_new(void) {
@@ -489,7 +490,7 @@ static int part_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, int64_
         if (r >= 0 && t && t->fence_holder) {
                 r = store_leader_holds(tx, t->fence_holder, t->fence_epoch);
                 if (r == 0) {
-                        *ret_reason = strdup("this instance no longer holds the coordinator's lease");
+                        t->fenced = true;
                         return -ESTALE;
                 }
         }
@@ -542,6 +543,8 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
         RolloutIds l = {};
         int r = 0, first = 0;
 
+        if (t)
+                t->fenced = false;
         for (size_t i = 0; t && i < t->n; i++)
                 t->parts[i].seen = false;
         /* Leases expire whatever the rollouts do, and each rollout moves on
@@ -549,7 +552,7 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
         for (int64_t part = TICK_LEASES; part >= TICK_ROLLOUTS; part--) {
                 _cleanup_free_ char *reason = NULL;
                 r = part_run(t, store, c, part, now, part == TICK_LEASES ? part_expire : part_list, &l, &reason);
-                if (r == -ESTALE)
+                if (t && t->fenced)
                         goto fenced;
                 if (r < 0) {
                         (void) part_failed(t, part, strempty(reason));
@@ -563,7 +566,7 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
                 Pause p = {};
 
                 r = part_run(t, store, c, id, now, part_rollout, NULL, &reason);
-                if (r == -ESTALE)
+                if (t && t->fenced)
                         goto fenced;
                 if (r >= 0) {
                         part_ok(t, id);
@@ -580,7 +583,7 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
                 free(reason);
                 reason = NULL;
                 r = why ? part_run(t, store, c, id, now, part_pause, &p, &reason) : -ENOMEM;
-                if (r == -ESTALE)
+                if (t && t->fenced)
                         goto fenced;
                 /* Its failure is logged already; the next tick tries again. */
                 if (r < 0)

@@ -147,9 +147,10 @@ int leader_beat(Leader *l, StoreDb *store, const char *url, uint64_t ttl_ms) {
         }
         if (r == -EADDRINUSE) {
                 if (!l->name_taken)
-                        log_error("coordinator: another slipwayd runs as instance '%s' (set [server] instance): "
-                                  "this one does not coordinate",
-                                  l->name);
+                        log_error("coordinator: another slipwayd runs as instance '%s', or one under that name died "
+                                  "less than %d s ago: this one does not coordinate while it is taken (set [server] "
+                                  "instance)",
+                                  l->name, INSTANCE_STALE_MS / 1000);
                 l->name_taken = true;
                 lost(l, store, "another slipwayd runs under this instance's name");
                 return 0;
@@ -191,25 +192,27 @@ int leader_beat(Leader *l, StoreDb *store, const char *url, uint64_t ttl_ms) {
 
 int leader_resign(Leader *l, StoreDb *store) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
+        bool leading = atomic_load(&l->leading);
         uint64_t epoch = atomic_load(&l->epoch);
-        int r;
+        int r, gave = 0;
 
-        if (!atomic_load(&l->leading))
-                return 0;
-        atomic_store(&l->leading, false);
-        atomic_fetch_add(&l->changes, 1);
-        r = store_tx_begin(store, STORE_TX_WRITE, &tx);
-        if (r >= 0)
-                r = store_leader_release(tx, l->incarnation, (int64_t) epoch);
-        if (r >= 0) {
-                int c = store_tx_commit(&tx);
-                r = c < 0 ? c : r;
+        if (leading) {
+                atomic_store(&l->leading, false);
+                atomic_fetch_add(&l->changes, 1);
         }
+        store_clear_error();
+        r = store_tx_begin(store, STORE_TX_WRITE, &tx);
+        if (r >= 0 && leading)
+                r = gave = store_leader_release(tx, l->incarnation, (int64_t) epoch);
+        if (r >= 0)
+                r = store_instance_remove(tx, l->name, l->incarnation);
+        if (r >= 0)
+                r = store_tx_commit(&tx);
         if (r < 0)
-                return log_warning_errno(r, "coordinator: cannot give up the lease (epoch %" PRIu64
-                                            "); it expires by itself: %s",
-                                         epoch, store_last_error() ?: strerror(-r));
-        if (r > 0)
+                return log_warning_errno(r, "coordinator: cannot give up the lease or leave the registry; the lease "
+                                            "expires by itself: %s",
+                                         store_last_error() ?: strerror(-r));
+        if (gave > 0)
                 log_info("coordinator: gave up the lease (epoch %" PRIu64 ")", epoch);
-        return r;
+        return gave;
 }

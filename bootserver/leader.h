@@ -41,9 +41,12 @@ bool instance_name_valid(const char *name);
  * the database failed (it does not lead then: nothing is decided on an
  * error). A change of leadership is logged once: took, lost. */
 int leader_beat(Leader *l, StoreDb *store, const char *url, uint64_t ttl_ms);
-/* Gives the lease up when this instance holds it (at stop), so that
- * another takes it at its next beat instead of after the expiry. Returns 1
- * when it did, 0 when it did not lead, a negative errno on failure. */
+/* At stop: gives the lease up when this instance holds it, so that
+ * another takes it at its next beat instead of after the expiry, and takes
+ * the instance out of the registry, so that a process that starts under
+ * its name at once is not kept out as a second one. Returns 1 when it gave
+ * the lease up, 0 when it did not lead, a negative errno on failure (the
+ * lease then expires by itself). */
 int leader_resign(Leader *l, StoreDb *store);
 
 bool leader_leading(const Leader *l);

@@ -56,6 +56,21 @@ int store_instance_heartbeat(StoreTx *tx, const Instance *i, int64_t stale_ms) {
         return db_changes(st) > 0;
 }
 
+int store_instance_remove(StoreTx *tx, const char *name, const char *incarnation) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "DELETE FROM instances WHERE name = ?1 AND incarnation = ?2", &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, name);
+        db_bind_text(st, 2, incarnation);
+        r = db_step(st);
+        if (r < 0)
+                return r;
+        return db_changes(st) > 0;
+}
+
 #define PRUNE_SQL(NOW) "DELETE FROM instances WHERE heartbeat < " NOW " - ?1"
 
 int store_instance_prune(StoreTx *tx, int64_t age_ms) {

@@ -36,6 +36,9 @@ void instance_list_free(Instance *l, size_t n);
  * has the name and beat less than stale_ms ago (a second process under the
  * same name: it is left alone). */
 int store_instance_heartbeat(StoreTx *tx, const Instance *i, int64_t stale_ms);
+/* Takes incarnation's row of instance name out of the registry (it stops).
+ * Returns 1 when it was there, 0 when not. */
+int store_instance_remove(StoreTx *tx, const char *name, const char *incarnation);
 /* Forgets the instances whose last heartbeat is more than age_ms old;
  * returns how many. */
 int store_instance_prune(StoreTx *tx, int64_t age_ms);

@@ -190,7 +190,18 @@ static void test_handover(void **state _unused_) {
         /* b takes it at its next beat, well before a's lease would have expired. */
         assert_int_equal(beat(&p, 1), 1);
         assert_int_equal(leader_epoch(p.l[1]), 2);
-        /* Giving up what it does not hold does nothing. */
+        /* a left the registry; giving up what it does not hold does nothing. */
+        {
+                _cleanup_store_tx_ StoreTx *tx = NULL;
+                Instance *l = NULL;
+                size_t n = 0;
+
+                assert_int_equal(store_tx_begin(p.db[1], STORE_TX_READ, &tx), 0);
+                assert_int_equal(store_instance_list(tx, &l, &n), 0);
+                assert_int_equal(n, 1);
+                assert_string_equal(l[0].name, "b");
+                instance_list_free(l, n);
+        }
         assert_int_equal(leader_resign(p.l[0], p.db[0]), 0);
         assert_true(leader_leading(p.l[1]));
         assert_int_equal(beat(&p, 1), 1);
@@ -211,6 +222,11 @@ static void test_name_taken(void **state _unused_) {
         assert_false(leader_leading(twin));
         assert_int_equal(beat(&p, 0), 1);
         assert_int_equal(leader_epoch(p.l[0]), 1);
+        /* Once the first stopped, the name is free at once: a restart
+         * under it is not kept out. */
+        assert_int_equal(leader_resign(p.l[0], p.db[0]), 1);
+        assert_int_equal(leader_beat(twin, p.db[1], "http://twin:3", TTL_MS), 1);
+        assert_int_equal(leader_epoch(twin), 2);
         leader_free(twin);
         pair_close(&p);
 }
