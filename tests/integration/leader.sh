@@ -287,5 +287,14 @@ else
         t_ok "$(grep -c . "$D/epochs") samples, epochs $(sort -n "$D/epochs" | uniq | tr '\n' ' ')"
 fi
 
+t_case "--check-config refuses a bad instance name and a leader-ttl below 2 s"
+cc() { "$SD" --state-dir "$D/cc" --trusted-keys "$D/keys" --log-json no "$@" --check-config; }
+if expect_fail "instance: 1 to 64 letters, digits and .-_: expected, got \"a b\"" cc --instance "a b" &&
+        expect_fail "leader-ttl: 1 is outside 2..3600" cc --leader-ttl 1; then
+        if cc --instance web-1.example.com:8080 --leader-ttl 2 >/dev/null 2>&1; then t_ok; else
+                t_fail "a good name and ttl refused: $(cc --instance web-1.example.com:8080 --leader-ttl 2 2>&1)"
+        fi
+fi
+
 echo "leader: takeover after kill -9: $TAKEOVER_MS ms (leader-ttl 3 s); hand-over on SIGTERM: $HANDOVER_MS ms"
 t_end
