@@ -10,6 +10,7 @@
 #include "conftab.h"
 #include "fileio.h"
 #include "ipxe-template.h"
+#include "leader.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -22,6 +23,10 @@ static const ConfKey keys[] = {
           "how hosts reach this server (default from listen)" },
         { "server", "state-dir", "state-dir", CONF_STRING, F(state_dir), "DIR",
           "catalog, blobs and dnsmasq files (/var/lib/slipway)" },
+        { "server", "instance", "instance", CONF_STRING, F(instance), "NAME",
+          "this instance's name among those that share the database (HOST:PORT)" },
+        { "server", "leader-ttl", "leader-ttl", CONF_UINT, F(leader_ttl), "SEC",
+          "the coordinator's leader lease lasts this long unless renewed (3)" },
         { "state", "database", "database", CONF_STRING, F(database), "CONNINFO",
           "PostgreSQL connection string (postgresql://... or key=value); unset: sqlite in state-dir" },
         { "server", "trusted-keys", "trusted-keys", CONF_STRING, F(trusted_keys), "DIR",
@@ -75,6 +80,7 @@ int server_config_init(ServerConfig *c) {
                 .enroll_ttl = 3600,
                 .checkin_interval = 30,
                 .lease_ttl = 900,
+                .leader_ttl = LEADER_TTL_DEFAULT_SEC,
                 .max_json = 1024 * 1024,
                 .max_blob = 16ULL << 30,
                 .threads = default_threads(),
@@ -244,6 +250,11 @@ int server_config_check(const ServerConfig *c) {
                 return fail(c, lease_ttl, "lease-ttl: at least 1 second");
         if (c->enroll_ttl == 0)
                 return fail(c, enroll_ttl, "enroll-ttl: at least 1 second");
+        if (c->instance && !instance_name_valid(c->instance))
+                return fail(c, instance, "instance: 1 to 64 letters, digits and .-_: expected, got \"%s\"", c->instance);
+        if (c->leader_ttl < 2 || c->leader_ttl > 3600)
+                return fail(c, leader_ttl, "leader-ttl: %llu is outside 2..3600 seconds (renewed every second)",
+                            (unsigned long long) c->leader_ttl);
         if (dhcp_mode_from_string(c->dhcp_mode) < 0)
                 return fail(c, dhcp_mode, "dhcp mode: expected off, proxy or full, got \"%s\"",
                             strempty(c->dhcp_mode));

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "store-instances-sql.h"
 #include "store-pg.h"
 #include "util.h"
 
@@ -148,9 +149,10 @@ static const PgMigration migrations[] = {
         /* images.seq came with the baseline; sqlite's 12 adds it. */
         { 12, "COMMENT ON COLUMN images.seq IS 'the order in which images were added'" },
         { 13, v13 },
+        { 14, INSTANCES_SCHEMA },
 };
 
-#define PG_SCHEMA_VERSION 13
+#define PG_SCHEMA_VERSION 14
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

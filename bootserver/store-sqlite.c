@@ -6,6 +6,7 @@
 #include "log.h"
 #include "store-driver.h"
 #include "store-sqlite.h"
+#include "store-instances-sql.h"
 #include "util.h"
 
 /* A statement of store-db.h: sqlite's, with the first binding that failed
@@ -213,6 +214,9 @@ static const char *const migrations[] = {
          * its predicate word for word. */
         "DROP INDEX rollout_hosts_reported;"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;",
+        /* 14: the instances that share the state and the coordinator's
+         * leader lease (store-instances.h): the same text on both. */
+        INSTANCES_SCHEMA,
 };
 
 int sqlite_errno(int rc) {
