@@ -213,6 +213,9 @@ static const char *const migrations[] = {
          * its predicate word for word. */
         "DROP INDEX rollout_hosts_reported;"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;",
+        /* 14: PostgreSQL's notice to the other instances when a lease is
+         * given back; a sqlite file has one slipwayd: nothing here. */
+        "",
 };
 
 int sqlite_errno(int rc) {
