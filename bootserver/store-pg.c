@@ -86,21 +86,21 @@ int pg_errno(const char *sqlstate) {
         return -EIO;
 }
 
-/* The errno of a result that is not a success; a missing result or one
- * without a SQLSTATE on a connection that went bad is a lost connection.
- * A connection whose session is over (the server ended it, or went away)
- * or that reached a standby (a read-only transaction refused on a server
- * in recovery: it was the primary once) is marked broken: its next use
+/* The errno of a result that is not a success. One without a SQLSTATE is
+ * libpq's own, not the server's: a lost connection (libpq does not always
+ * call it CONNECTION_BAD at once: after an immediate shutdown it reports
+ * the closed socket on a connection it still calls OK), or no memory when
+ * there is no result at all. A connection whose session is over, or that
+ * reached a standby (a read-only transaction refused on a server in
+ * recovery: it was the primary once), is marked broken: its next use
  * connects again, and libpq picks the host that takes writes. */
 static int result_errno(PgConn *c, const PGresult *res, const char *sql) {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         int r;
 
         remember_error(sql, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
-        if (!state && PQstatus(c->pg) != CONNECTION_OK)
-                r = -ECONNRESET;
-        else if (!state)
-                r = res ? -EIO : -ENOMEM;
+        if (!state)
+                r = res || PQstatus(c->pg) != CONNECTION_OK ? -ECONNRESET : -ENOMEM;
         else
                 r = pg_errno(state);
         if (r == -ECONNRESET || (state && streq(state, "25006") && pg_conn_standby(c)))
