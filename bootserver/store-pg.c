@@ -178,11 +178,15 @@ static void notice(void *userdata _unused_, const char *message) {
 }
 
 /* Defaults that a conninfo may override: a bounded connect, keepalives
- * that notice a dead server in seconds, and a name in pg_stat_activity. */
+ * that notice a dead server in seconds on an idle connection, a bound on
+ * how long what was sent may stay unacknowledged on a busy one (TCP only),
+ * and a name in pg_stat_activity. */
 static PGconn *connect_with_defaults(const char *conninfo) {
-        static const char *const keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
-                                            "keepalives_count",  "fallback_application_name", "dbname", NULL };
-        const char *values[] = { "5", "5", "2", "3", "slipwayd", conninfo, NULL };
+        static const char *const keys[] = { "connect_timeout",  "keepalives_idle",
+                                            "keepalives_interval", "keepalives_count",
+                                            "tcp_user_timeout", "fallback_application_name",
+                                            "dbname",           NULL };
+        const char *values[] = { "5", "5", "2", "3", "10000", "slipwayd", conninfo, NULL };
 
         PGconn *pg = PQconnectdbParams(keys, values, 1);
 
