@@ -21,11 +21,12 @@
 
 struct PgListener {
         char *conninfo;
-        char *listen_sql;
+        char *listen_sql; /* "LISTEN <channel>" */
         char *skip;
         PgNotifyFn fn;
         void *userdata;
         PgConn *conn; /* the thread's once started */
+        bool listening; /* conn is up and has LISTENed */
         atomic_int backend_pid;
         int stop_pipe[2];
         pthread_t thread;
@@ -42,6 +43,7 @@ static int listener_connect(PgListener *l) {
                 r = pg_conn_open(l->conninfo, &l->conn, NULL);
         if (r >= 0)
                 r = pg_exec(l->conn, l->listen_sql);
+        l->listening = r >= 0;
         atomic_store(&l->backend_pid, r >= 0 ? pg_conn_backend_pid(l->conn) : 0);
         return r;
 }
@@ -59,14 +61,14 @@ static bool listener_wait(PgListener *l, int fd, int timeout_ms) {
 static void *listener_main(void *userdata) {
         PgListener *l = userdata;
         int retry_ms = RETRY_MIN_MS;
-        bool lost = false;
+        bool lost = !l->listening; /* said so at the start */
 
         for (;;) {
                 int n;
 
-                if (!l->conn || !pg_conn_ok(l->conn)) {
+                if (!l->listening || !pg_conn_ok(l->conn)) {
                         if (!lost)
-                                log_warning("the connection that listens for leases given back elsewhere was lost: %s",
+                                log_warning("the connection that listens on '%s' was lost: %s", l->listen_sql + 7,
                                             strempty(pg_last_error()));
                         lost = true;
                         if (listener_connect(l) < 0) {
@@ -75,7 +77,7 @@ static void *listener_main(void *userdata) {
                                 retry_ms = MIN(2 * retry_ms, RETRY_MAX_MS);
                                 continue;
                         }
-                        log_info("listening again for leases given back elsewhere");
+                        log_info("listening again on '%s'", l->listen_sql + 7);
                         lost = false;
                         retry_ms = RETRY_MIN_MS;
                         /* What was sent while no one listened is gone. */
@@ -84,7 +86,9 @@ static void *listener_main(void *userdata) {
                 if (!listener_wait(l, pg_conn_socket(l->conn), -1))
                         break;
                 n = pg_conn_notified(l->conn, l->skip);
-                if (n > 0)
+                if (n < 0)
+                        l->listening = false;
+                else if (n > 0)
                         l->fn(l->userdata);
         }
         return NULL;
@@ -131,13 +135,12 @@ int pg_listener_start(const char *conninfo, const char *channel, const char *ski
                 pg_listener_free(l);
                 return r;
         }
-        /* At the start, in the caller's thread: a failure is the caller's
-         * to report, and from the first notification on none is missed. */
+        /* At the start, in the caller's thread, so that none is missed
+         * once this returns. When the server is out of reach, the thread
+         * goes on trying (and calls fn once it listens). */
         r = listener_connect(l);
-        if (r < 0) {
-                pg_listener_free(l);
-                return r;
-        }
+        if (r < 0)
+                log_warning("cannot listen on '%s' yet (trying again): %s", channel, strempty(pg_last_error()));
         r = -pthread_create(&l->thread, NULL, listener_main, l);
         if (r < 0) {
                 pg_listener_free(l);

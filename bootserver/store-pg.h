@@ -123,8 +123,9 @@ int pg_migrate(PgConn *c);
  * that come together: once), leaving out those whose payload is skip (the
  * process's own, which it acts on itself; NULL: none). It connects again by
  * itself when the connection is lost, LISTENs again, and then calls fn
- * once: notifications sent meanwhile are lost. Defined in
- * store-pg-listen.c. */
+ * once: notifications sent meanwhile are lost. Fails only when the
+ * thread cannot start; a server out of reach at the start is tried again
+ * by the thread, as after a loss. Defined in store-pg-listen.c. */
 typedef struct PgListener PgListener;
 typedef void (*PgNotifyFn)(void *userdata);
 int pg_listener_start(const char *conninfo, const char *channel, const char *skip, PgNotifyFn fn, void *userdata,

@@ -295,25 +295,28 @@ static void test_lost_at_commit(void **state) {
 
 /* The server stopped and started again under a running store: while it is
  * away, transactions fail (a connection errno, nothing done); once it is
- * back, the next one works on the same StoreDb, and the watch hears again. */
+ * back, the next one works on the same StoreDb, and the watch hears again,
+ * as does one begun while the server was away. */
 static void test_server_restart(void **state) {
-        _cleanup_store_db_free_ StoreDb *a = NULL, *b = NULL;
+        _cleanup_store_db_free_ StoreDb *a = NULL, *b = NULL, *c = NULL;
         _cleanup_free_ char *again = NULL;
-        Woken wb = WOKEN_INIT;
+        Woken wb = WOKEN_INIT, wc = WOKEN_INIT;
         StoreTx *tx = NULL;
         uint64_t t0;
         int r, n;
         (void) state;
 
         {
-                _cleanup_pg_conn_free_ PgConn *c = fresh();
+                _cleanup_pg_conn_free_ PgConn *setup = fresh();
         }
         assert_int_equal(store_db_open(conninfo, &a), 0);
         assert_int_equal(store_db_open(conninfo, &b), 0);
+        assert_int_equal(store_db_open(conninfo, &c), 0);
         assert_int_equal(store_db_watch_releases(b, woken, &wb), 0);
         assert_int_equal(write_once(a, add_hosts), 0);
 
         test_pg_stop();
+        assert_int_equal(store_db_watch_releases(c, woken, &wc), 0);
         r = store_tx_begin(a, STORE_TX_WRITE, &tx);
         assert_true(r == -ECONNREFUSED || r == -ECONNRESET);
         assert_null(tx);
@@ -335,6 +338,15 @@ static void test_server_restart(void **state) {
         pthread_mutex_unlock(&wb.lock);
         assert_int_equal(write_once(a, "UPDATE hosts SET lease_epoch = NULL WHERE id = 'h2'"), 0);
         assert_int_equal(woken_wait(&wb, n + 1, 15000), n + 1);
+        /* c's watch, begun in the outage: once when it listens, and at
+         * each notice after. */
+        assert_true(woken_wait(&wc, 1, 15000) >= 1);
+        usleep(300 * 1000);
+        pthread_mutex_lock(&wc.lock);
+        n = wc.n;
+        pthread_mutex_unlock(&wc.lock);
+        assert_int_equal(write_once(a, "UPDATE hosts SET lease_epoch = NULL WHERE id = 'h3'"), 0);
+        assert_int_equal(woken_wait(&wc, n + 1, 15000), n + 1);
 }
 
 int main(void) {
