@@ -49,7 +49,8 @@
  * from the migration's. */
 #define WRITE_LOCK "8317138543606593911"
 
-/* The channel of schema 14's trigger, and the setting it reads. */
+/* The channel of schema 14's trigger; its payload is the setting
+ * slipway.instance of the session that wrote (session_sql below). */
 #define RELEASE_CHANNEL "slipway_lease_released"
 
 /* How often a BEGIN is tried again on a connection made anew, when the one
@@ -313,7 +314,8 @@ static int tx_commit(StoreTx **txp) {
 
         assert(tx->open);
         pg_conn_reset_statements(tx->conn);
-        /* Lost before the COMMIT: the server rolled it back. */
+        /* Known lost before: the COMMIT is not sent, and the server has
+         * rolled the transaction back. */
         sent = pg_conn_ok(tx->conn);
         r = tx->parent ? pg_exec(tx->conn, "RELEASE unit") : pg_commit(tx->conn);
         if (r == -ECONNRESET && sent && !tx->parent)

@@ -33,8 +33,9 @@ static inline void store_db_freep(StoreDb **s) {
  * when such news may have been missed (the database was out of reach).
  * What this StoreDb itself commits is not announced: its caller knows.
  * fn NULL ends the watch; after that returns, fn is not called any more.
- * Nothing to do on a sqlite file, which has one process. Returns 0 or a
- * negative errno (the database is out of reach). */
+ * Nothing to do on a sqlite file, which has one process. A database out
+ * of reach at the start is tried again in the background. Returns 0 or a
+ * negative errno (no memory, no thread). */
 typedef void (*StoreWakeFn)(void *userdata);
 int store_db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata);
 
