@@ -39,6 +39,7 @@ typedef enum ErrorKind {
         KIND_UNSUPPORTED_MEDIA_TYPE,
         KIND_RANGE_NOT_SATISFIABLE,
         KIND_NO_SPACE,
+        KIND_UNAVAILABLE,
         KIND_INTERNAL,
         _KIND_MAX,
 } ErrorKind;

@@ -30,6 +30,10 @@ StoreDb *store_db_free(StoreDb *s) {
         return s ? s->driver->db_free(s) : NULL;
 }
 
+int store_db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata) {
+        return s->driver->db_watch_releases ? s->driver->db_watch_releases(s, fn, userdata) : 0;
+}
+
 /* The message of the last store call that failed on this thread: a
  * driver's message is overwritten by whatever runs next (a reset, a
  * rollback), before the caller that logs gets to it. */

@@ -33,6 +33,9 @@ struct StoreDriver {
         int (*tx_nest)(StoreTx *parent, StoreTx **ret);
         int (*tx_commit)(StoreTx **tx);
         bool (*tx_rollback)(StoreTx **tx);
+        /* store_db_watch_releases(); NULL when the database has one
+         * process only. */
+        int (*db_watch_releases)(StoreDb *s, StoreWakeFn fn, void *userdata);
         int (*stmt)(StoreTx *tx, const char *sql, DbStmt **ret);
         void (*reset)(DbStmt *st);
         void (*bind_int64)(DbStmt *st, int i, int64_t v);

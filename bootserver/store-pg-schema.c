@@ -144,15 +144,35 @@ static const char v13[] =
         "DROP INDEX rollout_hosts_reported;\n"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;\n";
 
+/* 15: instances learn of a lease given back on another one: a place may
+ * have been freed when a host's lease ends (given back, expired, or the
+ * host deleted with it) or its quarantine is lifted. The notice goes out
+ * when the transaction commits, with the instance that wrote it as the
+ * payload (store-pg-db.c names it on each connection); several in one
+ * transaction are one. */
+static const char v15[] =
+        "CREATE FUNCTION lease_released() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN\n"
+        "  PERFORM pg_notify('slipway_lease_released', coalesce(current_setting('slipway.instance', true), ''));\n"
+        "  RETURN NULL;\n"
+        "END $f$;\n"
+        "CREATE TRIGGER lease_released AFTER UPDATE OF lease_epoch, quarantined ON hosts FOR EACH ROW\n"
+        "  WHEN ((OLD.lease_epoch IS NOT NULL AND NEW.lease_epoch IS NULL) OR\n"
+        "  (OLD.quarantined <> 0 AND NEW.quarantined = 0))\n"
+        "  EXECUTE FUNCTION lease_released();\n"
+        "CREATE TRIGGER lease_released_delete AFTER DELETE ON hosts FOR EACH ROW\n"
+        "  WHEN (OLD.lease_epoch IS NOT NULL OR OLD.quarantined <> 0)\n"
+        "  EXECUTE FUNCTION lease_released();\n";
+
 static const PgMigration migrations[] = {
         { 11, baseline },
         /* images.seq came with the baseline; sqlite's 12 adds it. */
         { 12, "COMMENT ON COLUMN images.seq IS 'the order in which images were added'" },
         { 13, v13 },
         { 14, INSTANCES_SCHEMA },
+        { 15, v15 },
 };
 
-#define PG_SCHEMA_VERSION 14
+#define PG_SCHEMA_VERSION 15
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

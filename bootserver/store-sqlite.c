@@ -217,6 +217,9 @@ static const char *const migrations[] = {
         /* 14: the instances that share the state and the coordinator's
          * leader lease (store-instances.h): the same text on both. */
         INSTANCES_SCHEMA,
+        /* 15: PostgreSQL's notice to the other instances when a lease is
+         * given back; a sqlite file has one slipwayd: nothing here. */
+        "",
 };
 
 int sqlite_errno(int rc) {

@@ -36,6 +36,19 @@ static inline void store_db_freep(StoreDb **s) {
 }
 #define _cleanup_store_db_free_ _cleanup_(store_db_freep)
 
+/* Has fn(userdata) called, from a thread of the store's, soon after
+ * another process sharing the database commits a change that gives a
+ * lease back (a release, an expiry, a host deleted) or lifts a quarantine,
+ * so that requests waiting for a place ask again; and once after a time
+ * when such news may have been missed (the database was out of reach).
+ * What this StoreDb itself commits is not announced: its caller knows.
+ * fn NULL ends the watch; after that returns, fn is not called any more.
+ * Nothing to do on a sqlite file, which has one process. A database out
+ * of reach at the start is tried again in the background. Returns 0 or a
+ * negative errno (no memory, no thread). */
+typedef void (*StoreWakeFn)(void *userdata);
+int store_db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata);
+
 /* The back end's message for the last store call that failed on this
  * thread (a statement or a transaction command), NULL when none failed since
  * store_clear_error(): what a log line gives besides the errno. */
