@@ -8,6 +8,7 @@
 #include "config.h"
 #include "api-leases.h"
 #include "backup.h"
+#include "migrate.h"
 #include "coordinator.h"
 #include "store.h"
 #include "fileio.h"
@@ -50,6 +51,7 @@ static void help(void) {
                "       slipwayd [OPTIONS] token create|list|revoke [NAME]\n"
                "       slipwayd [OPTIONS] backup [--no-blobs] DIR\n"
                "       slipwayd [OPTIONS] restore DIR\n"
+               "       slipwayd [OPTIONS] migrate --to CONNINFO\n"
                "\n"
                "The Slipway bootserver: image catalog, blob serving, PXE (iPXE + managed dnsmasq),\n"
                "host inventory and the agents' API.\n"
@@ -65,6 +67,9 @@ static void help(void) {
                "  restore DIR          put the backup in DIR in place as the state (the server must be\n"
                "                       stopped): checks its digests, brings in its blobs, refuses when\n"
                "                       any is missing, raises the lease epochs past the backup's\n"
+               "  migrate --to CONNINFO  copy the sqlite state into the empty PostgreSQL database\n"
+               "                       CONNINFO (the server must be stopped), check both sides'\n"
+               "                       rows and checksums, then set [state] database to it\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE            config file (default " SERVER_CONFIG_DEFAULT_PATH ")\n"
@@ -348,6 +353,52 @@ static int restore_command(const ServerConfig *c, char **cmd) {
         return 0;
 }
 
+static void migrate_progress(const char *table, uint64_t rows, bool done, void *userdata) {
+        (void) userdata;
+        fprintf(stderr, "migrate: %s: %" PRIu64 " rows%s\n", table, rows, done ? ", done" : " so far");
+}
+
+static int migrate_command(const ServerConfig *c, char **cmd) {
+        _cleanup_(migrate_report_release) MigrateReport rep = {};
+        _cleanup_close_ int lock = -1;
+        const char *to = NULL;
+        pid_t holder = 0;
+        int r;
+
+        for (size_t i = 1; cmd[i]; i++) {
+                if (streq(cmd[i], "--to") && cmd[i + 1] && !to)
+                        to = cmd[++i];
+                else if (startswith(cmd[i], "--to=") && !to)
+                        to = cmd[i] + strlen("--to=");
+                else
+                        return log_error_errno(-EINVAL, "usage: slipwayd migrate --to CONNINFO");
+        }
+        if (!to || !to[0])
+                return log_error_errno(-EINVAL, "usage: slipwayd migrate --to CONNINFO");
+        if (!path_exists(c->state_dir))
+                return log_error_errno(-ENOENT, "no state directory '%s'", c->state_dir);
+        r = state_lock_take(c->state_dir, &lock, &holder);
+        if (r == -EBUSY)
+                return log_error_errno(r, "slipwayd is running on '%s' (pid %d): stop it before a migration",
+                                       c->state_dir, (int) holder);
+        if (r < 0)
+                return log_error_errno(r, "cannot lock the state directory '%s': %m", c->state_dir);
+        r = migrate_run(c->state_dir, to, migrate_progress, NULL, &rep);
+        if (r < 0)
+                return r;
+        printf("migrated the sqlite state of '%s' into PostgreSQL:\n", c->state_dir);
+        print_counts(&rep.info);
+        printf("  lease epoch %" PRIu64 "\n", rep.info.lease_epoch);
+        printf("  %-20s %10s  %s\n", "table", "rows", "checksum (sqlite = PostgreSQL)");
+        for (size_t i = 0; i < rep.n_tables; i++)
+                printf("  %-20s %10" PRIu64 "  %.16s = %.16s\n", rep.source[i].name, rep.source[i].rows,
+                       rep.source[i].sha256, rep.target[i].sha256);
+        printf("  %" PRIu64 " rows copied in %.3f s, read back and compared in %.3f s; done in %.3f s\n", rep.rows,
+               rep.copy_usec / 1e6, rep.verify_usec / 1e6, rep.usec / 1e6);
+        printf("  the blobs stay in '%s'; next: set [state] database and start slipwayd\n", c->state_dir);
+        return 0;
+}
+
 /* SIGHUP: a new configuration where it can change while running. */
 static void reload(Server *s, const Args *a, Supervisor *sup) {
         ServerConfig c;
@@ -433,9 +484,11 @@ int main(int argc, char **argv) {
         pthread_rwlock_init(&s.config_lock, NULL);
         log_set_level(log_level_from_string(s.config.log_level));
 
-        if (a.command && (streq(a.command[0], "backup") || streq(a.command[0], "restore"))) {
-                r = streq(a.command[0], "backup") ? backup_command(&s.config, a.command)
-                                                  : restore_command(&s.config, a.command);
+        if (a.command && (streq(a.command[0], "backup") || streq(a.command[0], "restore") ||
+                          streq(a.command[0], "migrate"))) {
+                r = streq(a.command[0], "backup")    ? backup_command(&s.config, a.command)
+                    : streq(a.command[0], "restore") ? restore_command(&s.config, a.command)
+                                                     : migrate_command(&s.config, a.command);
                 server_release(&s);
                 strv_free(a.flags);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

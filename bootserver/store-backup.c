@@ -57,8 +57,10 @@ int store_snapshot_read(StoreTx *tx, StoreSnapshotInfo *ret) {
         uint64_t version = 0;
         int r;
 
-        /* The sqlite driver's schema version (store-sqlite.c, migrate()). */
-        r = query_u64(tx, "PRAGMA user_version", &version);
+        /* The drivers' schema versions (store-sqlite.c's migrate(),
+         * store-pg-schema.c). */
+        r = store_tx_postgresql(tx) ? query_u64(tx, "SELECT version FROM schema_version", &version)
+                                    : query_u64(tx, "PRAGMA user_version", &version);
         if (r >= 0)
                 r = query_u64(tx, "SELECT value FROM meta WHERE key = 'lease_epoch'", &i.lease_epoch);
         if (r >= 0)
