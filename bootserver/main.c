@@ -267,7 +267,7 @@ static void print_counts(const StoreSnapshotInfo *i) {
 
 static int backup_command(const ServerConfig *c, char **cmd) {
         _cleanup_(backup_report_release) BackupReport rep = {};
-        BackupOptions o = {};
+        BackupOptions o = { .database = c->database };
         const char *dir = NULL;
         char size[32], bytes[32];
         int r;
@@ -296,9 +296,13 @@ static int backup_command(const ServerConfig *c, char **cmd) {
         print_counts(&rep.info);
         printf("  database %s, sha256 %s, lease epoch %" PRIu64 "\n", format_bytes(size, sizeof size, rep.db_size),
                rep.db_sha256, rep.info.lease_epoch);
-        printf("  snapshot in %.3f s (%" PRIu64 " pages, %u steps, the longest %.3f s, %u waits)\n",
-               rep.snapshot.usec / 1e6, rep.snapshot.pages, rep.snapshot.steps, rep.snapshot.max_step_usec / 1e6,
-               rep.snapshot.busy);
+        if (o.database)
+                printf("  snapshot in %.3f s (pg_dump, custom format: %s; %s)\n", rep.snapshot.usec / 1e6,
+                       rep.tool_version, rep.server_version);
+        else
+                printf("  snapshot in %.3f s (%" PRIu64 " pages, %u steps, the longest %.3f s, %u waits)\n",
+                       rep.snapshot.usec / 1e6, rep.snapshot.pages, rep.snapshot.steps,
+                       rep.snapshot.max_step_usec / 1e6, rep.snapshot.busy);
         if (o.no_blobs)
                 printf("  %zu blobs listed, not kept (--no-blobs)\n", rep.info.n_blobs);
         else
@@ -330,13 +334,17 @@ static int restore_command(const ServerConfig *c, char **cmd) {
                                        c->state_dir, (int) holder);
         if (r < 0)
                 return log_error_errno(r, "cannot lock the state directory '%s': %m", c->state_dir);
-        r = backup_restore(c->state_dir, cmd[1], (int64_t) time(NULL), who, &rep);
+        r = backup_restore(c->state_dir, c->database, cmd[1], (int64_t) time(NULL), who, &rep);
         for (size_t i = 0; rep.missing && rep.missing[i]; i++)
                 fprintf(stderr, "missing blob %s\n", rep.missing[i]);
         if (r < 0)
                 return r;
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", gmtime_r(&(time_t) { (time_t) rep.backup_created }, &tm));
-        printf("restored the backup '%s' of %s UTC into '%s':\n", cmd[1], when, c->state_dir);
+        if (c->database)
+                printf("restored the backup '%s' of %s UTC into the PostgreSQL database (blobs in '%s'):\n", cmd[1],
+                       when, c->state_dir);
+        else
+                printf("restored the backup '%s' of %s UTC into '%s':\n", cmd[1], when, c->state_dir);
         print_counts(&rep.info);
         printf("  blobs: %zu there already, %zu copied from the backup and verified\n", rep.blobs_present,
                rep.blobs_copied);
