@@ -235,6 +235,13 @@ static int pg_columns(StoreTx *dst, CopyTable *t, char **ret_what) {
         return 0;
 }
 
+static bool seeded(const char *table) {
+        for (size_t i = 0; i < ELEMENTSOF(seeded_tables); i++)
+                if (streq(seeded_tables[i], table))
+                        return true;
+        return false;
+}
+
 /* The SQL of t, once its columns are known. */
 static int table_sql(CopyTable *t, bool sqlite_sequence) {
         _cleanup_free_ char *list = column_list(t->columns);
@@ -248,12 +255,14 @@ static int table_sql(CopyTable *t, bool sqlite_sequence) {
         t->delete_sql = strdup_printf("DELETE FROM %s", t->name);
         t->disable_sql = strdup_printf("ALTER TABLE %s DISABLE TRIGGER USER", t->name);
         t->enable_sql = strdup_printf("ALTER TABLE %s ENABLE TRIGGER USER", t->name);
-        t->seeded_sql = strdup_printf("SELECT count(*) FROM %s WHERE value <> 0", t->name);
+        /* A seeded table's rows are counters, in its column value. */
+        t->seeded_sql = seeded(t->name) ? strdup_printf("SELECT count(*) FROM %s WHERE value <> 0", t->name) : NULL;
         t->sequence_sql = sqlite_sequence ? strdup("SELECT seq FROM sqlite_sequence WHERE name = ?1") : NULL;
         t->insert_sql = insert_sql(t, list, t->batch);
         t->insert_one_sql = insert_sql(t, list, 1);
         if (!t->select_sql || !t->count_sql || !t->delete_sql || !t->disable_sql || !t->enable_sql ||
-            !t->seeded_sql || (sqlite_sequence && !t->sequence_sql) || !t->insert_sql || !t->insert_one_sql)
+            (seeded(t->name) && !t->seeded_sql) || (sqlite_sequence && !t->sequence_sql) || !t->insert_sql ||
+            !t->insert_one_sql)
                 return -ENOMEM;
         /* Past the copied values and anything sqlite handed out (?1, its
          * AUTOINCREMENT counter): the next value is one above both. */
@@ -360,13 +369,6 @@ int store_copy_plan(StoreTx *src, StoreTx *dst, StoreCopy **ret, char **ret_what
         return 0;
 }
 
-static bool seeded(const char *table) {
-        for (size_t i = 0; i < ELEMENTSOF(seeded_tables); i++)
-                if (streq(seeded_tables[i], table))
-                        return true;
-        return false;
-}
-
 /* The integer of a one-row query. */
 static int query_int64(StoreTx *tx, const char *sql, int64_t *ret) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
@@ -384,7 +386,7 @@ int store_copy_check_empty(StoreCopy *c, StoreTx *dst, const char **ret_table) {
         for (size_t i = 0; i < c->n_tables; i++) {
                 CopyTable *t = &c->tables[i];
                 int64_t n = 0;
-                int r = query_int64(dst, seeded(t->name) ? t->seeded_sql : t->count_sql, &n);
+                int r = query_int64(dst, t->seeded_sql ?: t->count_sql, &n);
 
                 if (r < 0)
                         return r;

@@ -331,6 +331,8 @@ wait_for 60 on 3.0 2 web
 t_case "on PostgreSQL: database and state directory lost; restored into a new database, serving again"
 P2=$(last_audit)
 PE2=$(max_epoch)
+# Leases granted after the backup: the restored state will not know them.
+PUNKNOWN=$(api "$URL/v1/audit?action=lease.grant&since=$P1" | jq '.entries | length')
 T_PGKILL=$(now_ms)
 disown $SRV
 kill -KILL $SRV
@@ -378,7 +380,7 @@ if wait_for 180 on 3.0 6 web && wait_for 30 rollout_done "$R3"; then
         low=$(api "$URL/v1/audit?action=lease.grant&since=$PA3&limit=1000" | jq '[.entries[].detail.epoch] | min // 0')
         grants=$(api "$URL/v1/audit?action=lease.grant&since=$PA3&limit=1000" | jq '.entries | length')
         if [ "$grants" -gt 0 ] && [ "$low" -gt "$PE2" ]; then
-                t_ok "$grants grants after the restore, the lowest epoch $low > $PE2"
+                t_ok "$PUNKNOWN leases granted after the backup; $grants grants after the restore, the lowest epoch $low > $PE2"
         else
                 t_fail "a grant after the restore has epoch $low, not above $PE2"
         fi
