@@ -9,6 +9,7 @@
 #include "config.h"
 #include "api-leases.h"
 #include "backup.h"
+#include "migrate.h"
 #include "coordinator.h"
 #include "store.h"
 #include "fileio.h"
@@ -53,6 +54,7 @@ static void help(void) {
                "       slipwayd [OPTIONS] token create|list|revoke [NAME]\n"
                "       slipwayd [OPTIONS] backup [--no-blobs] DIR\n"
                "       slipwayd [OPTIONS] restore DIR\n"
+               "       slipwayd [OPTIONS] migrate --to CONNINFO\n"
                "\n"
                "The Slipway bootserver: image catalog, blob serving, PXE (iPXE + managed dnsmasq),\n"
                "host inventory and the agents' API.\n"
@@ -68,6 +70,9 @@ static void help(void) {
                "  restore DIR          put the backup in DIR in place as the state (the server must be\n"
                "                       stopped): checks its digests, brings in its blobs, refuses when\n"
                "                       any is missing, raises the lease epochs past the backup's\n"
+               "  migrate --to CONNINFO  copy the sqlite state into the empty PostgreSQL database\n"
+               "                       CONNINFO (the server must be stopped), check both sides'\n"
+               "                       rows and checksums, then set [state] database to it\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE            config file (default " SERVER_CONFIG_DEFAULT_PATH ")\n"
@@ -266,7 +271,7 @@ static void print_counts(const StoreSnapshotInfo *i) {
 
 static int backup_command(const ServerConfig *c, char **cmd) {
         _cleanup_(backup_report_release) BackupReport rep = {};
-        BackupOptions o = {};
+        BackupOptions o = { .database = c->database };
         const char *dir = NULL;
         char size[32], bytes[32];
         int r;
@@ -295,9 +300,13 @@ static int backup_command(const ServerConfig *c, char **cmd) {
         print_counts(&rep.info);
         printf("  database %s, sha256 %s, lease epoch %" PRIu64 "\n", format_bytes(size, sizeof size, rep.db_size),
                rep.db_sha256, rep.info.lease_epoch);
-        printf("  snapshot in %.3f s (%" PRIu64 " pages, %u steps, the longest %.3f s, %u waits)\n",
-               rep.snapshot.usec / 1e6, rep.snapshot.pages, rep.snapshot.steps, rep.snapshot.max_step_usec / 1e6,
-               rep.snapshot.busy);
+        if (o.database)
+                printf("  snapshot in %.3f s (pg_dump, custom format: %s; %s)\n", rep.snapshot.usec / 1e6,
+                       rep.tool_version, rep.server_version);
+        else
+                printf("  snapshot in %.3f s (%" PRIu64 " pages, %u steps, the longest %.3f s, %u waits)\n",
+                       rep.snapshot.usec / 1e6, rep.snapshot.pages, rep.snapshot.steps,
+                       rep.snapshot.max_step_usec / 1e6, rep.snapshot.busy);
         if (o.no_blobs)
                 printf("  %zu blobs listed, not kept (--no-blobs)\n", rep.info.n_blobs);
         else
@@ -329,13 +338,17 @@ static int restore_command(const ServerConfig *c, char **cmd) {
                                        c->state_dir, (int) holder);
         if (r < 0)
                 return log_error_errno(r, "cannot lock the state directory '%s': %m", c->state_dir);
-        r = backup_restore(c->state_dir, cmd[1], (int64_t) time(NULL), who, &rep);
+        r = backup_restore(c->state_dir, c->database, cmd[1], (int64_t) time(NULL), who, &rep);
         for (size_t i = 0; rep.missing && rep.missing[i]; i++)
                 fprintf(stderr, "missing blob %s\n", rep.missing[i]);
         if (r < 0)
                 return r;
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", gmtime_r(&(time_t) { (time_t) rep.backup_created }, &tm));
-        printf("restored the backup '%s' of %s UTC into '%s':\n", cmd[1], when, c->state_dir);
+        if (c->database)
+                printf("restored the backup '%s' of %s UTC into the PostgreSQL database (blobs in '%s'):\n", cmd[1],
+                       when, c->state_dir);
+        else
+                printf("restored the backup '%s' of %s UTC into '%s':\n", cmd[1], when, c->state_dir);
         print_counts(&rep.info);
         printf("  blobs: %zu there already, %zu copied from the backup and verified\n", rep.blobs_present,
                rep.blobs_copied);
@@ -349,6 +362,52 @@ static int restore_command(const ServerConfig *c, char **cmd) {
         if (rep.previous)
                 printf("  the replaced database is kept as '%s'\n", rep.previous);
         printf("  done in %.3f s\n", rep.usec / 1e6);
+        return 0;
+}
+
+static void migrate_progress(const char *table, uint64_t rows, bool done, void *userdata) {
+        (void) userdata;
+        fprintf(stderr, "migrate: %s: %" PRIu64 " rows%s\n", table, rows, done ? ", done" : " so far");
+}
+
+static int migrate_command(const ServerConfig *c, char **cmd) {
+        _cleanup_(migrate_report_release) MigrateReport rep = {};
+        _cleanup_close_ int lock = -1;
+        const char *to = NULL;
+        pid_t holder = 0;
+        int r;
+
+        for (size_t i = 1; cmd[i]; i++) {
+                if (streq(cmd[i], "--to") && cmd[i + 1] && !to)
+                        to = cmd[++i];
+                else if (startswith(cmd[i], "--to=") && !to)
+                        to = cmd[i] + strlen("--to=");
+                else
+                        return log_error_errno(-EINVAL, "usage: slipwayd migrate --to CONNINFO");
+        }
+        if (!to || !to[0])
+                return log_error_errno(-EINVAL, "usage: slipwayd migrate --to CONNINFO");
+        if (!path_exists(c->state_dir))
+                return log_error_errno(-ENOENT, "no state directory '%s'", c->state_dir);
+        r = state_lock_take(c->state_dir, &lock, &holder);
+        if (r == -EBUSY)
+                return log_error_errno(r, "slipwayd is running on '%s' (pid %d): stop it before a migration",
+                                       c->state_dir, (int) holder);
+        if (r < 0)
+                return log_error_errno(r, "cannot lock the state directory '%s': %m", c->state_dir);
+        r = migrate_run(c->state_dir, to, migrate_progress, NULL, &rep);
+        if (r < 0)
+                return r;
+        printf("migrated the sqlite state of '%s' into PostgreSQL:\n", c->state_dir);
+        print_counts(&rep.info);
+        printf("  lease epoch %" PRIu64 "\n", rep.info.lease_epoch);
+        printf("  %-20s %10s  %s\n", "table", "rows", "checksum (sqlite = PostgreSQL)");
+        for (size_t i = 0; i < rep.n_tables; i++)
+                printf("  %-20s %10" PRIu64 "  %.16s = %.16s\n", rep.source[i].name, rep.source[i].rows,
+                       rep.source[i].sha256, rep.target[i].sha256);
+        printf("  %" PRIu64 " rows copied in %.3f s, read back and compared in %.3f s; done in %.3f s\n", rep.rows,
+               rep.copy_usec / 1e6, rep.verify_usec / 1e6, rep.usec / 1e6);
+        printf("  the blobs stay in '%s'; next: set [state] database and start slipwayd\n", c->state_dir);
         return 0;
 }
 
@@ -474,9 +533,11 @@ int main(int argc, char **argv) {
         pthread_rwlock_init(&s.config_lock, NULL);
         log_set_level(log_level_from_string(s.config.log_level));
 
-        if (a.command && (streq(a.command[0], "backup") || streq(a.command[0], "restore"))) {
-                r = streq(a.command[0], "backup") ? backup_command(&s.config, a.command)
-                                                  : restore_command(&s.config, a.command);
+        if (a.command && (streq(a.command[0], "backup") || streq(a.command[0], "restore") ||
+                          streq(a.command[0], "migrate"))) {
+                r = streq(a.command[0], "backup")    ? backup_command(&s.config, a.command)
+                    : streq(a.command[0], "restore") ? restore_command(&s.config, a.command)
+                                                     : migrate_command(&s.config, a.command);
                 server_release(&s);
                 strv_free(a.flags);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
