@@ -30,6 +30,7 @@ typedef struct ServerConfig {
         uint64_t max_json;     /* bytes */
         uint64_t max_blob;     /* bytes */
         uint64_t threads;
+        uint64_t replicas;     /* copies of a pushed image's blobs before it is visible; 0 = automatic */
         char *log_level;
         bool log_json;
         /* [state] */

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "api-leases.h"
+#include "replicator.h"
 #include "backup.h"
 #include "coordinator.h"
 #include "store.h"
@@ -200,6 +201,7 @@ static void server_release(Server *s) {
         /* The waiting requests get their answer while the daemon still runs. */
         lease_waiters_stop(s);
         server_stop(s);
+        replicator_stop(s);
         if (s->seen && s->store)
                 flush_seen(s);
         seen_log_free(s->seen);
@@ -489,6 +491,9 @@ int main(int argc, char **argv) {
                 s.public_url = server_config_public_url(&s.config, s.port);
                 r = s.public_url ? write_url_file(&s) : log_oom();
         }
+        /* Only a shared database has peers to copy blobs from. */
+        if (r >= 0 && replicator_start(&s, s.config.database != NULL) < 0)
+                log_warning("cannot start the replicator: blobs are not copied between instances");
         if (r >= 0)
                 r = supervisor_new(&s, &sup);
         if (r >= 0 && !(ticker = coord_ticker_new()))

@@ -68,6 +68,7 @@ typedef struct Server {
         uint64_t started_usec;
         Metrics metrics;
         LeaseWaiters *lease_waiters; /* lease requests that wait (api-leases.c) */
+        struct Replicator *replicator; /* copies of blobs between instances (replicator.c) */
         SeenLog *seen;               /* last_seen of unchanged check-ins, flushed each second */
         const struct Route *const *routes; /* the tables matched in order, NULL-terminated */
 } Server;

@@ -132,14 +132,28 @@ static const char v13[] =
         "DROP INDEX rollout_hosts_reported;\n"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;\n";
 
+/* 14: sqlite's 14, the holders of blobs and the images not yet visible. */
+static const char v14[] =
+        "CREATE TABLE blob_holders (sha256 TEXT NOT NULL, instance TEXT NOT NULL, url TEXT NOT NULL,\n"
+        "  since BIGINT NOT NULL, PRIMARY KEY (sha256, instance));\n"
+        "CREATE INDEX blob_holders_instance ON blob_holders(instance);\n"
+        "CREATE TABLE images_replicating (id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL,\n"
+        "  arch TEXT NOT NULL, kernel_version TEXT, manifest TEXT NOT NULL, signature TEXT NOT NULL,\n"
+        "  signed_by TEXT, actor TEXT NOT NULL, created BIGINT NOT NULL, UNIQUE (name, version));\n"
+        "CREATE TABLE artifacts_replicating (image_id TEXT NOT NULL REFERENCES images_replicating(id)\n"
+        "  ON DELETE CASCADE, type TEXT NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL, fstype TEXT,\n"
+        "  PRIMARY KEY (image_id, type));\n"
+        "CREATE INDEX artifacts_replicating_sha256 ON artifacts_replicating(sha256);\n";
+
 static const PgMigration migrations[] = {
         { 11, baseline },
         /* images.seq came with the baseline; sqlite's 12 adds it. */
         { 12, "COMMENT ON COLUMN images.seq IS 'the order in which images were added'" },
         { 13, v13 },
+        { 14, v14 },
 };
 
-#define PG_SCHEMA_VERSION 13
+#define PG_SCHEMA_VERSION 14
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

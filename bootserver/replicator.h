@@ -1,0 +1,34 @@
+/* Copies of blobs between instances: a blob this instance lacks is fetched
+ * from a peer that holds it (for a request, or for an image that is not yet
+ * on enough instances), verified against its digest while it is written,
+ * kept and recorded; the images whose blobs reach `replicas` holders are
+ * published; this instance's unreferenced copies are collected. A thread
+ * does the periodic part when the state is shared (PostgreSQL). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server.h"
+
+typedef struct Replicator Replicator;
+
+/* Sets up s->replicator, and starts its thread when thread is true (the
+ * state is in a database other instances may share). 0 or a negative
+ * errno; s->replicator stays NULL on failure. */
+int replicator_start(Server *s, bool thread);
+/* Stops the thread (a fetch in progress is abandoned) and frees
+ * s->replicator; nothing to do when it is NULL. */
+void replicator_stop(Server *s);
+
+/* Makes blob hex present here: fetches it from the peers that hold it, in
+ * turn, unless another caller is fetching it already (then waits for that
+ * one). 0 when the file is here now; -ENOENT when no peer holds it (or the
+ * replicator is not running); -EHOSTUNREACH when none delivered the right
+ * bytes in time (each failure is logged). */
+int replicator_fetch(Server *s, const char *hex);
+
+/* The holders each blob of an image needs before it is visible, for the
+ * transaction tx: [server] replicas, or when it is 0, 2 when two or more
+ * instances hold blobs and 1 otherwise. */
+int replicator_replicas(Server *s, StoreTx *tx, uint64_t *ret);
