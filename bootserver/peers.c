@@ -8,8 +8,10 @@ int peers_self(Server *s, char **ret_name, char **ret_url) {
         char *name = NULL, *url = NULL;
 
         pthread_rwlock_rdlock(&s->config_lock);
+        /* A state in sqlite has one instance (the state directory's lock
+         * sees to it): one name whatever its URL becomes. */
         if (s->public_url) {
-                name = strdup(s->public_url);
+                name = strdup(s->config.database ? s->public_url : PEERS_LOCAL);
                 url = strdup(s->public_url);
         }
         pthread_rwlock_unlock(&s->config_lock);

@@ -225,6 +225,7 @@ stop c
 $B -q --store "$D/store" push --token "$TOKEN" --replicas-timeout 0 "$URL_a" tiny:2.0 >"$D/push-2.log" 2>&1
 rc=$?
 kill -9 "$PID_a"
+wait "$PID_a" 2>/dev/null
 start b
 start c
 sleep 3
