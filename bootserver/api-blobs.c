@@ -48,8 +48,16 @@ static enum MHD_Result handle_blob_get(Request *req) {
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a sha256 digest", req->args[0]);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
-                /* Held by a peer: copied here, verified, then served. */
-                r = replicator_fetch(req->server, req->args[0]);
+                /* Held by a peer: copied here, verified, then served; the
+                 * request waits for the copy suspended, and comes back. */
+                if (!req->fetch_done) {
+                        r = replicator_fetch_async(req->server, req->args[0], req);
+                        if (r > 0)
+                                return MHD_YES;
+                        if (r == -EBUSY)
+                                r = replicator_fetch(req->server, req->args[0]);
+                } else
+                        r = req->fetch_result;
                 if (r == -ENOENT)
                         return reply_error(req, KIND_NOT_FOUND, "blob %s: not found", req->args[0]);
                 if (r < 0)

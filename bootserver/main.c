@@ -200,8 +200,10 @@ static void flush_seen(Server *s) {
 static void server_release(Server *s) {
         /* The waiting requests get their answer while the daemon still runs. */
         lease_waiters_stop(s);
-        server_stop(s);
+        /* No request may stay suspended for a fetch. */
         replicator_stop(s);
+        server_stop(s);
+        replicator_free(s);
         if (s->seen && s->store)
                 flush_seen(s);
         seen_log_free(s->seen);

@@ -21,10 +21,23 @@
 /* Blobs in flight at once; a request past this waits for a slot. */
 #define FETCHES_MAX 64
 
+/* A request suspended until a fetch ends. */
+typedef struct Waiter {
+        Request *req;
+        struct Waiter *next;
+} Waiter;
+
+/* A blob being fetched, and the requests that wait for it. */
+typedef struct Slot {
+        char hex[65]; /* empty: free */
+        Waiter *waiters;
+} Slot;
+
 struct Replicator {
         pthread_mutex_t lock;
         pthread_cond_t changed; /* a fetch ended, or stop was set */
-        char fetching[FETCHES_MAX][65];
+        Slot slots[FETCHES_MAX];
+        unsigned running;       /* fetch threads of requests */
         bool stop;
         bool has_thread;
         pthread_t thread;
@@ -140,9 +153,11 @@ static int fetch_now(Server *s, const char *hex) {
                         log_info("blob %.12s: copied from '%s'", hex, *p);
                         return 0;
                 }
-                log_warning("blob %.12s: peer '%s' skipped: %s", hex, *p, why[0] ? why : strerror(-r));
-                if (r == -ECANCELED)
+                if (r == -ECANCELED) {
+                        log_info("blob %.12s: the copy from '%s' is abandoned: stopping", hex, *p);
                         break;
+                }
+                log_warning("blob %.12s: peer '%s' skipped: %s", hex, *p, why[0] ? why : strerror(-r));
         }
         return -EHOSTUNREACH;
 }
@@ -156,9 +171,25 @@ static bool blob_here(Server *s, const char *hex) {
 
 static ssize_t slot_of(Replicator *rep, const char *hex) {
         for (size_t i = 0; i < FETCHES_MAX; i++)
-                if (streq(rep->fetching[i], hex))
+                if (streq(rep->slots[i].hex, hex))
                         return (ssize_t) i;
         return -1;
+}
+
+/* With rep->lock held: the fetch in slot ended with r; the requests that
+ * wait for it go on. */
+static void slot_finish(Replicator *rep, size_t slot, int r) {
+        Waiter *w = rep->slots[slot].waiters, *next;
+
+        for (; w; w = next) {
+                next = w->next;
+                w->req->fetch_done = true;
+                w->req->fetch_result = r;
+                MHD_resume_connection(w->req->conn);
+                free(w);
+        }
+        rep->slots[slot] = (Slot) {};
+        pthread_cond_broadcast(&rep->changed);
 }
 
 int replicator_fetch(Server *s, const char *hex) {
@@ -186,14 +217,89 @@ int replicator_fetch(Server *s, const char *hex) {
                 }
                 pthread_cond_wait(&rep->changed, &rep->lock);
         }
-        memcpy(rep->fetching[slot], hex, 65);
+        memcpy(rep->slots[slot].hex, hex, 65);
         pthread_mutex_unlock(&rep->lock);
 
         r = fetch_now(s, hex);
 
         pthread_mutex_lock(&rep->lock);
-        rep->fetching[slot][0] = 0;
+        slot_finish(rep, (size_t) slot, r);
+        pthread_mutex_unlock(&rep->lock);
+        return r;
+}
+
+typedef struct Job {
+        Server *s;
+        size_t slot;
+        char hex[65];
+} Job;
+
+static void *fetch_thread(void *userdata) {
+        Job *j = userdata;
+        Replicator *rep = j->s->replicator;
+        int r = fetch_now(j->s, j->hex);
+
+        pthread_mutex_lock(&rep->lock);
+        slot_finish(rep, j->slot, r);
+        rep->running--;
         pthread_cond_broadcast(&rep->changed);
+        pthread_mutex_unlock(&rep->lock);
+        free(j);
+        return NULL;
+}
+
+int replicator_fetch_async(Server *s, const char *hex, Request *req) {
+        Replicator *rep = s->replicator;
+        pthread_attr_t attr;
+        pthread_t thread;
+        Waiter *w;
+        ssize_t slot;
+        Job *j = NULL;
+        int r = 1;
+
+        if (!rep || !sha256_hex_valid(hex))
+                return -ENOENT;
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->req = req;
+        pthread_mutex_lock(&rep->lock);
+        slot = slot_of(rep, hex);
+        if (rep->stop)
+                r = -ENOENT;
+        else if (slot < 0 && blob_here(s, hex))
+                r = 0;
+        else if (slot < 0) {
+                /* A fetch of its own, in a thread: the HTTP threads serve
+                 * others meanwhile. */
+                slot = slot_of(rep, "");
+                j = slot >= 0 ? calloc(1, sizeof *j) : NULL;
+                if (!j)
+                        r = -EBUSY;
+                else {
+                        *j = (Job) { .s = s, .slot = (size_t) slot };
+                        memcpy(j->hex, hex, 65);
+                        pthread_attr_init(&attr);
+                        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                        /* Marked in flight before the thread can end it. */
+                        memcpy(rep->slots[slot].hex, hex, 65);
+                        if (pthread_create(&thread, &attr, fetch_thread, j) != 0) {
+                                rep->slots[slot].hex[0] = 0;
+                                free(j);
+                                r = -EBUSY;
+                        } else
+                                rep->running++;
+                        pthread_attr_destroy(&attr);
+                }
+        }
+        if (r > 0) {
+                /* Suspended under the lock: the fetch cannot resume it
+                 * before. */
+                w->next = rep->slots[slot].waiters;
+                rep->slots[slot].waiters = w;
+                MHD_suspend_connection(req->conn);
+        } else
+                free(w);
         pthread_mutex_unlock(&rep->lock);
         return r;
 }
@@ -357,9 +463,21 @@ void replicator_stop(Server *s) {
         pthread_mutex_lock(&rep->lock);
         rep->stop = true;
         pthread_cond_broadcast(&rep->changed);
+        /* The fetches see stop and end; their requests resume. */
+        while (rep->running > 0)
+                pthread_cond_wait(&rep->changed, &rep->lock);
         pthread_mutex_unlock(&rep->lock);
         if (rep->has_thread)
                 pthread_join(rep->thread, NULL);
+        rep->has_thread = false;
+}
+
+void replicator_free(Server *s) {
+        Replicator *rep = s->replicator;
+
+        if (!rep)
+                return;
+        replicator_stop(s);
         s->replicator = NULL;
         pthread_cond_destroy(&rep->changed);
         pthread_mutex_destroy(&rep->lock);

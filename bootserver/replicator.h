@@ -17,9 +17,13 @@ typedef struct Replicator Replicator;
  * state is in a database other instances may share). 0 or a negative
  * errno; s->replicator stays NULL on failure. */
 int replicator_start(Server *s, bool thread);
-/* Stops the thread (a fetch in progress is abandoned) and frees
- * s->replicator; nothing to do when it is NULL. */
+/* Stops the thread and every fetch (a fetch in progress is abandoned, the
+ * requests that wait for it resume and are answered 404), before the HTTP
+ * server stops; later fetches find nothing. Nothing to do when
+ * s->replicator is NULL. */
 void replicator_stop(Server *s);
+/* Stops (if not yet) and frees s->replicator, once no request runs. */
+void replicator_free(Server *s);
 
 /* Makes blob hex present here: fetches it from the peers that hold it, in
  * turn, unless another caller is fetching it already (then waits for that
@@ -27,6 +31,14 @@ void replicator_stop(Server *s);
  * replicator is not running); -EHOSTUNREACH when none delivered the right
  * bytes in time (each failure is logged). */
 int replicator_fetch(Server *s, const char *hex);
+
+/* For a request (GET or HEAD) of blob hex, which this instance lacks: 0 when
+ * the blob is here after all; 1 when a fetch (its own, in a thread, or one
+ * in progress) will resume req, suspended, with req->fetch_done and
+ * req->fetch_result set as replicator_fetch() answers; -EBUSY when no fetch
+ * can start now (the caller may fetch itself); -ENOENT when the replicator
+ * is not running; -ENOMEM. */
+int replicator_fetch_async(Server *s, const char *hex, Request *req);
 
 /* The holders each blob of an image needs before it is visible, for the
  * transaction tx: [server] replicas, or when it is 0, 2 when two or more

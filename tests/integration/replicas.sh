@@ -45,13 +45,15 @@ if [ $ok = 0 ]; then
 fi
 t_ok
 
-# start NAME: starts instance NAME (state directory $D/NAME) on the shared
-# database with replicas 2; its PID in PID_NAME, its URL in URL_NAME.
+# start NAME [OPTION...]: starts instance NAME (state directory $D/NAME) on
+# the shared database with replicas 2; its PID in PID_NAME, its URL in
+# URL_NAME.
 start() {
         local n=$1 i pid
+        shift
         rm -f "$D/$n/slipwayd.url"
         "$SD" --state-dir "$D/$n" --database "$PGURL" --listen 127.0.0.1:0 --trusted-keys "$D/keys" \
-                --log-json no --replicas 2 >>"$D/$n.log" 2>&1 &
+                --log-json no --replicas 2 "$@" >>"$D/$n.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
         for ((i = 0; i < 200; i++)); do
@@ -125,7 +127,9 @@ else
         t_ok
 fi
 
-start c
+# Two HTTP threads: a request that held one while it waited for a peer
+# would show.
+start c --threads 2
 ROOTFS=$(blob_of rootfs 1.0)
 t_case "C, which lacks the rootfs, fetches it from a holder and serves it byte-exact"
 curl -s -f -o "$D/rootfs.got" "$URL_c/blobs/sha256/$ROOTFS"
@@ -217,6 +221,44 @@ if [ "$code" != 404 ] || have c "$none"; then
         t_fail "status $code"
 else
         t_ok
+fi
+
+t_case "requests that wait for a holder that never answers hold up neither C's other requests nor its stop"
+# A peer that accepts connections and says nothing, the only holder of
+# four blobs.
+python3 -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+conns = []
+while True:
+    conns.append(s.accept()[0])
+' "$D/silent.port" &
+PIDS+=($!)
+for ((i = 0; i < 100; i++)); do [ -s "$D/silent.port" ] && break; sleep 0.05; done
+gets=()
+for i in 1 2 3 4; do
+        hex=$(printf 'silent %s' $i | sha256sum | cut -c1-64)
+        sql "INSERT INTO blobs (sha256, size, created) VALUES ('$hex', 1, 1);
+             INSERT INTO blob_holders (sha256, instance, url, since)
+             VALUES ('$hex', 'silent', 'http://127.0.0.1:$(cat "$D/silent.port")', 1)" >/dev/null
+        curl -s -m 60 -o /dev/null -w '%{http_code}' "$URL_c/blobs/sha256/$hex" >"$D/silent.$i.code" &
+        gets+=($!)
+done
+sleep 1
+codes=$(for i in 1 2 3 4 5 6; do curl -s -m 3 -o /dev/null -w '%{http_code} ' "$URL_c/v1/status"; done)
+t0=$EPOCHREALTIME
+stop c
+stop_ms=$(((${EPOCHREALTIME/./} - ${t0/./}) / 1000))
+wait "${gets[@]}"
+if [ "$codes" != "200 200 200 200 200 200 " ]; then
+        t_fail "status on C while 4 requests wait: $codes"
+elif [ "$stop_ms" -ge 5000 ]; then
+        t_fail "C took $stop_ms ms to stop"
+elif [ -n "$(cat "$D"/silent.*.code | tr -d '04')" ]; then
+        t_fail "the waiting requests got: $(cat "$D"/silent.*.code)"
+else
+        t_ok "stopped in $stop_ms ms"
 fi
 
 t_case "pushed to A, A killed before any copy: tiny:2.0 stays invisible on B and C"
