@@ -38,6 +38,7 @@ struct Replicator {
         pthread_cond_t changed; /* a fetch ended, or stop was set */
         Slot slots[FETCHES_MAX];
         unsigned running;       /* fetch threads of requests */
+        bool shared;            /* the state has other instances: there are peers */
         bool stop;
         bool has_thread;
         pthread_t thread;
@@ -197,7 +198,7 @@ int replicator_fetch(Server *s, const char *hex) {
         ssize_t slot;
         int r;
 
-        if (!rep || !sha256_hex_valid(hex))
+        if (!rep || !rep->shared || !sha256_hex_valid(hex))
                 return -ENOENT;
         pthread_mutex_lock(&rep->lock);
         /* One fetch per blob: the others wait for it and find the file. */
@@ -257,7 +258,7 @@ int replicator_fetch_async(Server *s, const char *hex, Request *req) {
         Job *j = NULL;
         int r = 1;
 
-        if (!rep || !sha256_hex_valid(hex))
+        if (!rep || !rep->shared || !sha256_hex_valid(hex))
                 return -ENOENT;
         w = calloc(1, sizeof *w);
         if (!w)
@@ -443,6 +444,7 @@ int replicator_start(Server *s, bool thread) {
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         pthread_cond_init(&rep->changed, &attr);
         pthread_condattr_destroy(&attr);
+        rep->shared = thread;
         s->replicator = rep;
         if (thread && pthread_create(&rep->thread, NULL, replicator_main, s) != 0) {
                 s->replicator = NULL;

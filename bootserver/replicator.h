@@ -28,8 +28,9 @@ void replicator_free(Server *s);
 /* Makes blob hex present here: fetches it from the peers that hold it, in
  * turn, unless another caller is fetching it already (then waits for that
  * one). 0 when the file is here now; -ENOENT when no peer holds it (or the
- * replicator is not running); -EHOSTUNREACH when none delivered the right
- * bytes in time (each failure is logged). */
+ * replicator is not running, or the state is not shared: no peers);
+ * -EHOSTUNREACH when none delivered the right bytes in time (each failure
+ * is logged). */
 int replicator_fetch(Server *s, const char *hex);
 
 /* For a request (GET or HEAD) of blob hex, which this instance lacks: 0 when
