@@ -48,6 +48,8 @@ static const ConfKey keys[] = {
         { "server", "max-json", "max-json", CONF_SIZE, F(max_json), "SIZE", "cap on JSON request bodies (1M)" },
         { "server", "max-blob", "max-blob", CONF_SIZE, F(max_blob), "SIZE", "cap on an uploaded blob (16G)" },
         { "server", "threads", "threads", CONF_UINT, F(threads), "N", "HTTP worker threads (one per CPU, at least 2)" },
+        { "server", "replicas", "replicas", CONF_UINT, F(replicas), "N",
+          "instances that must hold an image's blobs before it is visible (0: 2 with several instances, else 1)" },
         { "server", "log-level", "log-level", CONF_STRING, F(log_level), "LEVEL", "error, warning, info, debug (info)" },
         { "server", "log-json", "log-json", CONF_BOOL, F(log_json), "BOOL",
           "one JSON object per log line (yes)" },

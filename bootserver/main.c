@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "api-leases.h"
+#include "replicator.h"
 #include "backup.h"
 #include "migrate.h"
 #include "coordinator.h"
@@ -207,7 +208,10 @@ static void flush_seen(Server *s) {
 static void server_release(Server *s) {
         /* The waiting requests get their answer while the daemon still runs. */
         lease_waiters_stop(s);
+        /* No request may stay suspended for a fetch. */
+        replicator_stop(s);
         server_stop(s);
+        replicator_free(s);
         if (s->seen && s->store)
                 flush_seen(s);
         seen_log_free(s->seen);
@@ -598,6 +602,9 @@ int main(int argc, char **argv) {
                 if (r < 0)
                         log_error_errno(r, "cannot set up the instance: %m");
         }
+        /* Only a shared database has peers to copy blobs from. */
+        if (r >= 0 && replicator_start(&s, s.config.database != NULL) < 0)
+                log_warning("cannot start the replicator: blobs are not copied between instances");
         if (r >= 0)
                 r = supervisor_new(&s, &sup);
         if (r >= 0 && !(ticker = coord_ticker_new()))

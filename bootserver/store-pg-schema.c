@@ -163,6 +163,21 @@ static const char v15[] =
         "  WHEN (OLD.lease_epoch IS NOT NULL OR OLD.quarantined <> 0)\n"
         "  EXECUTE FUNCTION lease_released();\n";
 
+/* 16: sqlite's 16, the holders of blobs and the images not yet visible. */
+static const char v16[] =
+        "CREATE TABLE blob_holders (sha256 TEXT COLLATE \"C\" NOT NULL, instance TEXT COLLATE \"C\" NOT NULL,\n"
+        "  url TEXT COLLATE \"C\" NOT NULL, since BIGINT NOT NULL, PRIMARY KEY (sha256, instance));\n"
+        "CREATE INDEX blob_holders_instance ON blob_holders(instance);\n"
+        "CREATE TABLE images_replicating (id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT COLLATE \"C\" NOT NULL,\n"
+        "  version TEXT COLLATE \"C\" NOT NULL, arch TEXT COLLATE \"C\" NOT NULL, kernel_version TEXT COLLATE \"C\",\n"
+        "  manifest TEXT COLLATE \"C\" NOT NULL, signature TEXT COLLATE \"C\" NOT NULL, signed_by TEXT COLLATE \"C\",\n"
+        "  actor TEXT COLLATE \"C\" NOT NULL, created BIGINT NOT NULL, UNIQUE (name, version));\n"
+        "CREATE TABLE artifacts_replicating (image_id TEXT COLLATE \"C\" NOT NULL\n"
+        "  REFERENCES images_replicating(id) ON DELETE CASCADE, type TEXT COLLATE \"C\" NOT NULL,\n"
+        "  sha256 TEXT COLLATE \"C\" NOT NULL, size BIGINT NOT NULL, fstype TEXT COLLATE \"C\",\n"
+        "  PRIMARY KEY (image_id, type));\n"
+        "CREATE INDEX artifacts_replicating_sha256 ON artifacts_replicating(sha256);\n";
+
 static const PgMigration migrations[] = {
         { 11, baseline },
         /* images.seq came with the baseline; sqlite's 12 adds it. */
@@ -170,9 +185,10 @@ static const PgMigration migrations[] = {
         { 13, v13 },
         { 14, INSTANCES_SCHEMA },
         { 15, v15 },
+        { 16, v16 },
 };
 
-#define PG_SCHEMA_VERSION 15
+#define PG_SCHEMA_VERSION 16
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */
