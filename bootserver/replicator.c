@@ -395,6 +395,33 @@ static int collect(Server *s) {
         return 0;
 }
 
+/* Records this instance as the holder of the catalog's blobs that are in
+ * its state directory but not recorded as its own: a state moved here by
+ * `slipwayd migrate` or a restore, whose holders were not copied. */
+static int claim(Server *s) {
+        _cleanup_free_ char *name = NULL, *url = NULL;
+        _cleanup_strv_free_ char **missing = NULL;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        size_t claimed = 0;
+        int r;
+
+        r = peers_self(s, &name, &url);
+        if (r >= 0)
+                r = store_tx_begin(s->store, STORE_TX_WRITE, &tx);
+        if (r >= 0)
+                r = store_blob_holder_missing(tx, name, &missing);
+        for (size_t i = 0; r >= 0 && missing && missing[i]; i++)
+                if (blob_here(s, missing[i])) {
+                        r = store_blob_holder_add(tx, missing[i], name, url, (int64_t) time(NULL));
+                        claimed++;
+                }
+        if (r >= 0 && claimed > 0)
+                r = store_tx_commit(&tx);
+        if (r >= 0 && claimed > 0)
+                log_info("replicator: %zu blobs of the state directory recorded as this instance's", claimed);
+        return r;
+}
+
 static void replicate(Server *s, bool gc) {
         _cleanup_strv_free_ char **ids = NULL, **lacking = NULL;
         int r;
@@ -415,10 +442,20 @@ static void *replicator_main(void *userdata) {
         Replicator *rep = s->replicator;
         struct timespec now, until;
         time_t collected = 0;
+        bool claimed = false;
 
         pthread_mutex_lock(&rep->lock);
         while (!rep->stop) {
                 pthread_mutex_unlock(&rep->lock);
+                if (!claimed) {
+                        /* Tried again at the next round until done; -EAGAIN:
+                         * the public URL is not known yet. */
+                        int r = claim(s);
+                        claimed = r >= 0;
+                        if (r < 0 && r != -EAGAIN)
+                                log_warning("replicator: cannot record the blobs of the state directory: %s",
+                                            store_last_error() ?: strerror(-r));
+                }
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 replicate(s, now.tv_sec - collected >= COLLECT_INTERVAL_SEC);
                 if (now.tv_sec - collected >= COLLECT_INTERVAL_SEC)

@@ -387,6 +387,20 @@ int store_blob_holder_add(StoreTx *tx, const char *hex, const char *instance, co
         return db_step(st);
 }
 
+int store_blob_holder_missing(StoreTx *tx, const char *instance, char ***ret) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT sha256 FROM blobs WHERE sha256 NOT IN "
+                       "(SELECT sha256 FROM blob_holders WHERE instance = ?) ORDER BY sha256",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, instance);
+        return column_strv(st, ret);
+}
+
 int store_blob_holder_remove(StoreTx *tx, const char *hex, const char *instance) {
         return exec_text(tx, "DELETE FROM blob_holders WHERE sha256 = ? AND instance = ?", hex, instance);
 }

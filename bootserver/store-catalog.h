@@ -80,6 +80,9 @@ int store_blob_renew(StoreTx *tx, const char *hex, int64_t now);
 /* Records that instance (reached at url) holds hex since now; an instance
  * recorded already keeps its time and takes the new URL. */
 int store_blob_holder_add(StoreTx *tx, const char *hex, const char *instance, const char *url, int64_t now);
+/* The blobs of the catalog that instance is not recorded to hold (caller
+ * frees with strv_free; NULL when none). */
+int store_blob_holder_missing(StoreTx *tx, const char *instance, char ***ret);
 /* Forgets instance's copy of hex: 1 when it was recorded, else 0. */
 int store_blob_holder_remove(StoreTx *tx, const char *hex, const char *instance);
 /* The URLs of the instances other than except that hold hex, oldest copy
