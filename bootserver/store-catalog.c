@@ -7,6 +7,7 @@
 
 #include "store-catalog.h"
 #include "store-db.h"
+#include "store-instances-sql.h"
 #include "util.h"
 
 void catalog_image_release(Image *i) {
@@ -436,8 +437,19 @@ static int query_count(StoreTx *tx, const char *sql, const char *arg, uint64_t *
         return 0;
 }
 
+/* A copy counts unless its instance is registered and silent for more
+ * than 5 s (INSTANCE_STALE_MS, leader.h): a copy on an instance that died
+ * is no copy until it comes back. sqlite's one instance ('local') is not
+ * in the registry under that name: its copies count. */
+#define LIVE_HOLDER(NOW) \
+        "h.instance NOT IN (SELECT name FROM instances WHERE heartbeat < " NOW " - 5000)"
+
 int store_blob_copies(StoreTx *tx, const char *hex, uint64_t *ret) {
-        return query_count(tx, "SELECT count(*) FROM blob_holders WHERE sha256 = ?", hex, ret);
+        return query_count(tx,
+                           store_tx_postgresql(tx) ?
+                               "SELECT count(*) FROM blob_holders h WHERE h.sha256 = ? AND " LIVE_HOLDER(NOW_MS_PG) :
+                               "SELECT count(*) FROM blob_holders h WHERE h.sha256 = ? AND " LIVE_HOLDER(NOW_MS_SQLITE),
+                           hex, ret);
 }
 
 int store_blob_holder_instances(StoreTx *tx, uint64_t *ret) {
@@ -454,8 +466,11 @@ int store_replicating_copies(StoreTx *tx, const char *id, uint64_t *ret) {
         int r;
 
         r = store_stmt(tx,
-                       "SELECT min((SELECT count(*) FROM blob_holders h WHERE h.sha256 = b.sha256)) "
-                       "FROM (" REPLICATING_BLOBS ") b",
+                       store_tx_postgresql(tx) ?
+                           "SELECT min((SELECT count(*) FROM blob_holders h WHERE h.sha256 = b.sha256 AND "
+                           LIVE_HOLDER(NOW_MS_PG) ")) FROM (" REPLICATING_BLOBS ") b" :
+                           "SELECT min((SELECT count(*) FROM blob_holders h WHERE h.sha256 = b.sha256 AND "
+                           LIVE_HOLDER(NOW_MS_SQLITE) ")) FROM (" REPLICATING_BLOBS ") b",
                        &st);
         if (r < 0)
                 return r;

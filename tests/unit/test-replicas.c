@@ -47,6 +47,13 @@ static long long count(StoreDb *db, const char *sql, const char *arg) {
         return n;
 }
 
+static void exec_sql(StoreTx *tx, const char *sql) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+        assert_int_equal(store_stmt(tx, sql, &st), 0);
+        assert_int_equal(db_step(st), 0);
+}
+
 static void make_dirs(void) {
         assert_int_equal(mkdir("a", 0755), 0);
         assert_int_equal(mkdir("a/" BLOBSTORE_TMP_DIR, 0755), 0);
@@ -94,6 +101,22 @@ static void test_holders(void **state) {
                 _cleanup_store_tx_ StoreTx *tx = begin(db, STORE_TX_READ);
                 assert_int_equal(store_blob_holder_instances(tx, &n), 0);
                 assert_int_equal(n, 2);
+        }
+        /* A copy on an instance registered but silent (dead) is no copy; it
+         * counts again once the instance beats. */
+        {
+                _cleanup_store_tx_ StoreTx *tx = begin(db, STORE_TX_WRITE);
+
+                exec_sql(tx, "INSERT INTO instances (name, incarnation, url, version, pid, started, heartbeat) "
+                             "VALUES ('a', 'x', 'http://a.test', '1', 1, 0, 0), "
+                             "('b', 'y', 'http://b.test', '1', 2, 0, 4102444800000)");
+                assert_int_equal(store_blob_copies(tx, hex, &n), 0);
+                assert_int_equal(n, 1);
+                exec_sql(tx, "UPDATE instances SET heartbeat = 4102444800000");
+                assert_int_equal(store_blob_copies(tx, hex, &n), 0);
+                assert_int_equal(n, 2);
+                exec_sql(tx, "DELETE FROM instances");
+                assert_int_equal(store_tx_commit(&tx), 0);
         }
 
         /* A collects it: its own row goes, the blob stays for B, marked. */
