@@ -180,8 +180,11 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLA
 # The unit tests that start a PostgreSQL server of their own
 # (tests/unit/pgserver.c, which runs tests/pg.sh).
 UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD)/tests/test-store-db \
+	$(BUILD)/tests/test-store-pg-db \
 	$(BUILD)/tests/test-store-areas-hosts \
-	$(BUILD)/tests/test-store-areas-coord
+	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-hosts \
+	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
+	$(BUILD)/tests/test-replicas
 $(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
 $(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
 

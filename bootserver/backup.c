@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "backup-pg.h"
 #include "backup.h"
 #include "blobstore.h"
 #include "crashpoint.h"
@@ -25,6 +26,8 @@
 /* The key install secrets are derived with (enroll.c): kept beside the
  * database, restored where the state has none. */
 #define ENROLL_KEY "enroll.key"
+/* A PostgreSQL restore under way (restore_pg()). */
+#define RESTORE_PENDING "restore-epoch.pending"
 /* A manifest lists every blob: ~100 bytes each. */
 #define MANIFEST_MAX (64u << 20)
 
@@ -231,14 +234,21 @@ static json_t *manifest_build(const BackupReport *rep, const BackupOptions *o, i
                                                            (json_int_t) i->blobs[k].size)) < 0)
                         return NULL;
         m = json_pack("{s:s, s:s, s:I, s:i, s:I, s:{s:s, s:s, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:b, s:O}",
-                      "format", BACKUP_FORMAT, "store", "sqlite", "created", (json_int_t) now, "schema_version",
-                      i->schema_version, "lease_epoch", (json_int_t) i->lease_epoch, "database", "file", STATE_DB,
+                      "format", BACKUP_FORMAT, "store", o->database ? "postgresql" : "sqlite", "created",
+                      (json_int_t) now, "schema_version", i->schema_version, "lease_epoch",
+                      (json_int_t) i->lease_epoch, "database", "file", o->database ? BACKUP_PG_DUMP : STATE_DB,
                       "sha256", rep->db_sha256, "size", (json_int_t) rep->db_size, "counts", "hosts",
                       (json_int_t) i->hosts, "images", (json_int_t) i->images, "rollouts", (json_int_t) i->rollouts,
                       "audit", (json_int_t) i->audit, "tokens", (json_int_t) i->tokens, "blobs_included",
                       !o->no_blobs, "blobs", blobs);
         if (m && rep->enroll_key_sha256[0] &&
             json_object_set_new(m, "enroll_key_sha256", json_string(rep->enroll_key_sha256)) < 0) {
+                json_decref(m);
+                m = NULL;
+        }
+        if (m && o->database &&
+            json_object_set_new(m, "postgresql", json_pack("{s:s, s:s}", "server", rep->server_version, "pg_dump",
+                                                           rep->tool_version)) < 0) {
                 json_decref(m);
                 m = NULL;
         }
@@ -267,7 +277,12 @@ static int backup_fill(const char *state_dir, const char *work, const BackupOpti
 
         if (!db || !copy || !tmp || !mpath || !key || !key_copy)
                 return -ENOMEM;
-        if (!path_exists(db))
+        if (o->database) {
+                free(copy);
+                copy = path_join(work, BACKUP_PG_DUMP);
+                if (!copy)
+                        return -ENOMEM;
+        } else if (!path_exists(db))
                 return -ENOENT;
         r = step("backup-begin");
         if (r >= 0 && path_exists(key)) {
@@ -275,11 +290,16 @@ static int backup_fill(const char *state_dir, const char *work, const BackupOpti
                 if (r >= 0)
                         r = sha256_file_hex(key_copy, rep->enroll_key_sha256, NULL);
         }
-        if (r >= 0)
+        /* pg_dump's snapshot and what it holds, read in that snapshot; or
+         * sqlite's copy, read after. */
+        if (r >= 0 && o->database)
+                r = backup_pg_dump(o->database, copy, &rep->info, &rep->snapshot, rep->server_version,
+                                   rep->tool_version);
+        else if (r >= 0)
                 r = snapshot(db, copy, &rep->snapshot);
         if (r >= 0)
                 r = step("backup-snapshot");
-        if (r >= 0)
+        if (r >= 0 && !o->database)
                 r = db_read_info(copy, &rep->info);
         /* Last: reading the copy settled it in its final form. */
         if (r >= 0)
@@ -363,8 +383,37 @@ int backup_create(const char *state_dir, const char *dir, const BackupOptions *o
 }
 
 /* The manifest's checks: a backup of this kind, and the database's digest. */
-static int manifest_read(const char *dir, RestoreReport *rep, char ret_sha[SHA256_HEX_SIZE], uint64_t *ret_size,
-                         char ret_key_sha[SHA256_HEX_SIZE]) {
+/* A PostgreSQL backup's blobs and lease epoch, from its manifest: its
+ * dump cannot be read before it is restored. */
+static int manifest_read_pg(json_t *m, RestoreReport *rep) {
+        json_t *blobs = json_object_get(m, "blobs"), *b;
+        json_int_t epoch = -1, version = -1;
+        size_t i, cap = 0;
+
+        if (json_unpack(m, "{s:I, s:I}", "lease_epoch", &epoch, "schema_version", &version) < 0 || epoch < 0 ||
+            version < 0 || !json_is_array(blobs))
+                return -EBADMSG;
+        rep->info.lease_epoch = (uint64_t) epoch;
+        rep->info.schema_version = (int) version;
+        json_array_foreach(blobs, i, b) {
+                const char *hex = NULL;
+                json_int_t size = -1;
+                StoreBlobRef *ref;
+
+                if (json_unpack(b, "{s:s, s:I}", "sha256", &hex, "size", &size) < 0 || !sha256_hex_valid(hex) ||
+                    size < 0)
+                        return -EBADMSG;
+                ref = array_push((void **) &rep->info.blobs, &rep->info.n_blobs, &cap, sizeof *ref);
+                if (!ref)
+                        return -ENOMEM;
+                memcpy(ref->sha256, hex, SHA256_HEX_SIZE);
+                ref->size = (uint64_t) size;
+        }
+        return 0;
+}
+
+static int manifest_read(const char *dir, const char *database, RestoreReport *rep, char ret_sha[SHA256_HEX_SIZE],
+                         uint64_t *ret_size, char ret_key_sha[SHA256_HEX_SIZE]) {
         _cleanup_free_ char *path = path_join(dir, BACKUP_MANIFEST), *text = NULL;
         _cleanup_json_ json_t *m = NULL;
         const char *format = NULL, *store = NULL, *file = NULL, *sha = NULL, *key_sha = NULL;
@@ -386,10 +435,20 @@ static int manifest_read(const char *dir, RestoreReport *rep, char ret_sha[SHA25
         if (!streq(format, BACKUP_FORMAT))
                 return log_error_errno(-EPROTONOSUPPORT, "'%s' is a backup of format '%s', not " BACKUP_FORMAT, dir,
                                        format);
-        if (!streq(store, "sqlite"))
-                return log_error_errno(-EPROTONOSUPPORT, "'%s' is a backup of a %s store, not of sqlite", dir, store);
-        if (!streq(file, STATE_DB) || !sha256_hex_valid(sha) || size < 0 || (key_sha && !sha256_hex_valid(key_sha)))
+        if (!database && !streq(store, "sqlite"))
+                return log_error_errno(-EPROTONOSUPPORT, "'%s' is a backup of a %s store: set [state] database to "
+                                       "restore it", dir, store);
+        if (database && !streq(store, "postgresql"))
+                return log_error_errno(-EPROTONOSUPPORT, "'%s' is a backup of a %s store, not of PostgreSQL: restore "
+                                       "it without [state] database, then move it with slipwayd migrate", dir, store);
+        if (!streq(file, database ? BACKUP_PG_DUMP : STATE_DB) || !sha256_hex_valid(sha) || size < 0 ||
+            (key_sha && !sha256_hex_valid(key_sha)))
                 return log_error_errno(-EBADMSG, "the backup's manifest '%s' names its database wrongly", path);
+        if (database) {
+                r = manifest_read_pg(m, rep);
+                if (r < 0)
+                        return log_error_errno(r, "the backup's manifest '%s' lists its blobs wrongly", path);
+        }
         rep->backup_created = (int64_t) created;
         memcpy(ret_sha, sha, SHA256_HEX_SIZE);
         *ret_size = (uint64_t) size;
@@ -445,9 +504,10 @@ static int restore_blobs(const char *state_dir, const char *dir, RestoreReport *
         return strv_length(rep->missing) > 0 ? -ENOENT : 0;
 }
 
-/* In the database at path, which nobody else uses: the lease epochs moved
+/* In the database at path (a sqlite file, or a PostgreSQL database, whose
+ * counts are read anew), which nobody else uses: the lease epochs moved
  * to floor and above (store_restore_epochs()) and the restore audited. */
-static int restore_record(const char *path, uint64_t floor, const char *dir, int64_t now, const char *actor,
+static int restore_record(const char *path, bool postgresql, uint64_t floor, const char *dir, int64_t now, const char *actor,
                           RestoreReport *rep) {
         _cleanup_store_db_free_ StoreDb *db = NULL;
         _cleanup_store_tx_ StoreTx *tx = NULL;
@@ -457,6 +517,12 @@ static int restore_record(const char *path, uint64_t floor, const char *dir, int
         r = store_db_open(path, &db);
         if (r >= 0)
                 r = store_tx_begin(db, STORE_TX_WRITE, &tx);
+        /* What the restored database holds: the dump's, only known now. */
+        if (r >= 0 && postgresql) {
+                store_snapshot_info_release(&rep->info);
+                r = store_snapshot_read(tx, &rep->info);
+                rep->schema_version = rep->info.schema_version;
+        }
         if (r >= 0)
                 r = store_restore_epochs(tx, floor, &rep->epoch, &rep->leases_renumbered);
         if (r < 0)
@@ -473,7 +539,7 @@ static int restore_record(const char *path, uint64_t floor, const char *dir, int
                 r = store_tx_commit(&tx);
         if (r < 0)
                 return r;
-        return db_close_settled(TAKE_PTR(db), path);
+        return postgresql ? 0 : db_close_settled(TAKE_PTR(db), path);
 }
 
 /* The backup's enrollment key, checked against its digest, where the state
@@ -562,7 +628,7 @@ static int restore_prepare(const char *state_dir, const char *dir, const char *s
         floor = MAX(rep->epoch_backup, rep->epoch_previous);
         if (floor > INT64_MAX / 2 - BACKUP_RESTORE_EPOCH_GAP)
                 return log_error_errno(-ERANGE, "the lease epoch %" PRIu64 " cannot be raised further", floor);
-        r = restore_record(next, floor + BACKUP_RESTORE_EPOCH_GAP, dir, now, actor, rep);
+        r = restore_record(next, false, floor + BACKUP_RESTORE_EPOCH_GAP, dir, now, actor, rep);
         if (r >= 0)
                 r = step("restore-prepared");
         if (r < 0)
@@ -570,8 +636,81 @@ static int restore_prepare(const char *state_dir, const char *dir, const char *s
         return 0;
 }
 
-int backup_restore(const char *state_dir, const char *dir, int64_t now, const char *actor, RestoreReport *rep) {
-        _cleanup_free_ char *db = path_join(dir, STATE_DB), *blobs = path_join(state_dir, BLOBSTORE_BLOBS_DIR);
+/* The highest epoch a PostgreSQL restore that did not finish knew of:
+ * kept in STATE/RESTORE_PENDING from before its pg_restore until its
+ * epochs are moved, so that a restore run again after a crash between the
+ * two does not take the backup's epoch for the database's. 0: none. */
+static int pending_read(const char *path, uint64_t *ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = read_full_file(path, 64, &text, &len);
+
+        *ret = 0;
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        text[strcspn(text, "\n")] = 0;
+        return safe_atou64(text, ret) < 0 ? -EBADMSG : 0;
+}
+
+/* A backup of a PostgreSQL store into the database: blobs and key as for
+ * sqlite, then pg_restore in one transaction, then the epochs. */
+static int restore_pg(const char *state_dir, const char *dir, const char *database, const char *key_sha, int64_t now,
+                      const char *actor, RestoreReport *rep) {
+        _cleanup_free_ char *dump = path_join(dir, BACKUP_PG_DUMP), *pending = path_join(state_dir, RESTORE_PENDING);
+        _cleanup_free_ char *text = NULL;
+        uint64_t known = 0, floor;
+        int r;
+
+        if (!dump || !pending)
+                return log_oom();
+        rep->schema_version = rep->info.schema_version;
+        rep->epoch_backup = rep->info.lease_epoch;
+        r = backup_pg_restore_check(database, &rep->epoch_previous);
+        if (r < 0)
+                return r;
+        r = restore_blobs(state_dir, dir, rep);
+        if (r == -ENOENT)
+                return log_error_errno(r, "%zu blobs of the backup's state are missing; the state is unchanged",
+                                       strv_length(rep->missing));
+        if (r < 0)
+                return log_error_errno(r, "cannot restore the blobs into '%s': %m", state_dir);
+        r = restore_enroll_key(state_dir, dir, key_sha, rep);
+        if (r < 0)
+                return log_error_errno(r, "cannot restore the enrollment key into '%s': %m", state_dir);
+        r = pending_read(pending, &known);
+        if (r < 0)
+                return log_error_errno(r, "cannot read '%s', left by a restore that did not finish: %m", pending);
+        floor = MAX(MAX(rep->epoch_backup, rep->epoch_previous), known);
+        if (floor > INT64_MAX / 2 - BACKUP_RESTORE_EPOCH_GAP)
+                return log_error_errno(-ERANGE, "the lease epoch %" PRIu64 " cannot be raised further", floor);
+        text = strdup_printf("%" PRIu64 "\n", floor);
+        if (!text)
+                return log_oom();
+        r = write_file_atomic(pending, text, strlen(text), 0640);
+        if (r >= 0)
+                r = step("restore-pending");
+        if (r < 0)
+                return log_error_errno(r, "cannot write '%s': %m", pending);
+        r = backup_pg_restore(database, dump);
+        if (r < 0)
+                return r;
+        r = step("restore-dumped");
+        if (r >= 0)
+                r = restore_record(database, true, floor + BACKUP_RESTORE_EPOCH_GAP, dir, now, actor, rep);
+        if (r < 0)
+                return log_error_errno(r, "the backup is in the database, but its lease epochs could not be moved "
+                                       "(%s): run the restore again before any slipwayd starts",
+                                       store_last_error() ?: strerror(-r));
+        if (unlink(pending) < 0)
+                return log_error_errno(negative_errno(), "cannot remove '%s': %m", pending);
+        return fsync_parent_dir(pending);
+}
+
+int backup_restore(const char *state_dir, const char *database, const char *dir, int64_t now, const char *actor,
+                   RestoreReport *rep) {
+        _cleanup_free_ char *db = path_join(dir, database ? BACKUP_PG_DUMP : STATE_DB), *blobs = path_join(state_dir, BLOBSTORE_BLOBS_DIR);
         _cleanup_free_ char *tmp = path_join(state_dir, BLOBSTORE_TMP_DIR), *live = path_join(state_dir, STATE_DB);
         _cleanup_free_ char *next = path_join(state_dir, STATE_DB ".restore");
         char sha[SHA256_HEX_SIZE], got[SHA256_HEX_SIZE], key_sha[SHA256_HEX_SIZE];
@@ -581,7 +720,7 @@ int backup_restore(const char *state_dir, const char *dir, int64_t now, const ch
         *rep = (RestoreReport) {};
         if (!db || !blobs || !tmp || !live || !next)
                 return log_oom();
-        r = manifest_read(dir, rep, sha, &size, key_sha);
+        r = manifest_read(dir, database, rep, sha, &size, key_sha);
         if (r < 0)
                 return r;
         r = sha256_file_hex(db, got, &got_size);
@@ -597,6 +736,11 @@ int backup_restore(const char *state_dir, const char *dir, int64_t now, const ch
                 r = mkdir_p(tmp, 0700);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the state directory '%s': %m", state_dir);
+        if (database) {
+                r = restore_pg(state_dir, dir, database, key_sha, now, actor, rep);
+                rep->usec = now_usec() - start;
+                return r;
+        }
         /* What an earlier restore cut short left. */
         unlink_db(next);
         r = restore_prepare(state_dir, dir, sha, key_sha, next, live, now, actor, rep);

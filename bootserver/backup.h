@@ -3,6 +3,8 @@
  *
  *     DIR/manifest.json              what the backup holds and its digests
  *     DIR/state.db                   the database, one consistent snapshot
+ *     DIR/state.pgdump               or, from PostgreSQL, pg_dump's (custom
+ *                                    format) of one snapshot
  *     DIR/enroll.key                 the key install secrets come from
  *     DIR/blobs/sha256/<xx>/<hex>    the blobs the state refers to (not
  *                                    with --no-blobs; then listed only)
@@ -27,7 +29,9 @@
 #define BACKUP_RESTORE_EPOCH_GAP (UINT64_C(1) << 32)
 
 typedef struct BackupOptions {
-        bool no_blobs; /* list the blobs, do not keep them */
+        bool no_blobs;        /* list the blobs, do not keep them */
+        const char *database; /* the PostgreSQL database of the state ([state]
+                               * database), NULL for STATE/state.db */
 } BackupOptions;
 
 typedef struct BackupReport {
@@ -36,6 +40,7 @@ typedef struct BackupReport {
         char db_sha256[65];
         uint64_t db_size;
         char enroll_key_sha256[65]; /* empty: the state had none */
+        char server_version[65], tool_version[65]; /* PostgreSQL's and pg_dump's */
         size_t linked, copied; /* blobs hard-linked, blobs copied */
         uint64_t blob_bytes;
         uint64_t usec; /* the whole backup */
@@ -43,9 +48,10 @@ typedef struct BackupReport {
 
 void backup_report_release(BackupReport *r);
 
-/* Writes a backup of the state under state_dir to dir, which must not
- * exist or be empty (-EEXIST otherwise), at time now. The server may be
- * running. -ENOENT when state_dir has no database; -ESTALE when a blob the
+/* Writes a backup of the state under state_dir (its database in
+ * o->database when set) to dir, which must not exist or be empty (-EEXIST
+ * otherwise), at time now. The servers may be running. -ENOENT when
+ * state_dir has no database; -ESTALE when a blob the
  * snapshot refers to went from state_dir before it was kept (an image
  * deleted meanwhile: try again). ret may be
  * NULL; on success the caller releases it. */
@@ -70,7 +76,10 @@ void restore_report_release(RestoreReport *r);
 
 /* Puts the backup in dir in place as the state under state_dir (created
  * when missing), which no server may be using (the caller holds its lock,
- * state_lock_take()). Checks the manifest's digests first (-EBADMSG),
+ * state_lock_take()); with database (NULL: STATE/state.db), into that
+ * PostgreSQL database, which no client may be using (-EBUSY), from a
+ * backup of a PostgreSQL store (pg_restore, one transaction; -EPROTONOSUPPORT
+ * for one of the other store). Checks the manifest's digests first (-EBADMSG),
  * then brings every blob the backup's state refers to into state_dir; when
  * some are in neither, report->missing names them and -ENOENT is returned
  * with the old database untouched. Then the database is replaced in one
@@ -79,7 +88,8 @@ void restore_report_release(RestoreReport *r);
  * that), and the restore audited as actor at now.
  * report is filled as far as the restore went, also on a failure; the
  * caller releases it. */
-int backup_restore(const char *state_dir, const char *dir, int64_t now, const char *actor, RestoreReport *report);
+int backup_restore(const char *state_dir, const char *database, const char *dir, int64_t now, const char *actor,
+                   RestoreReport *report);
 
 /* Takes the state directory's lock (STATE/slipwayd.lock), which slipwayd
  * holds while it serves and a restore while it runs: the lock's file

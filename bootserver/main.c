@@ -4,13 +4,17 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "api-leases.h"
+#include "replicator.h"
 #include "backup.h"
+#include "migrate.h"
 #include "coordinator.h"
 #include "store.h"
 #include "fileio.h"
+#include "leader.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -42,6 +46,7 @@ static const Route *const routes[] = {
         fleetlock_routes,
         ipxe_routes,
         audit_routes,
+        instance_routes,
         NULL,
 };
 
@@ -50,6 +55,7 @@ static void help(void) {
                "       slipwayd [OPTIONS] token create|list|revoke [NAME]\n"
                "       slipwayd [OPTIONS] backup [--no-blobs] DIR\n"
                "       slipwayd [OPTIONS] restore DIR\n"
+               "       slipwayd [OPTIONS] migrate --to CONNINFO\n"
                "\n"
                "The Slipway bootserver: image catalog, blob serving, PXE (iPXE + managed dnsmasq),\n"
                "host inventory and the agents' API.\n"
@@ -65,6 +71,9 @@ static void help(void) {
                "  restore DIR          put the backup in DIR in place as the state (the server must be\n"
                "                       stopped): checks its digests, brings in its blobs, refuses when\n"
                "                       any is missing, raises the lease epochs past the backup's\n"
+               "  migrate --to CONNINFO  copy the sqlite state into the empty PostgreSQL database\n"
+               "                       CONNINFO (the server must be stopped), check both sides'\n"
+               "                       rows and checksums, then set [state] database to it\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE            config file (default " SERVER_CONFIG_DEFAULT_PATH ")\n"
@@ -199,7 +208,10 @@ static void flush_seen(Server *s) {
 static void server_release(Server *s) {
         /* The waiting requests get their answer while the daemon still runs. */
         lease_waiters_stop(s);
+        /* No request may stay suspended for a fetch. */
+        replicator_stop(s);
         server_stop(s);
+        replicator_free(s);
         if (s->seen && s->store)
                 flush_seen(s);
         seen_log_free(s->seen);
@@ -210,6 +222,7 @@ static void server_release(Server *s) {
         free(s->blob_dir);
         free(s->tmp_dir);
         free(s->public_url);
+        leader_free(s->leader);
 }
 
 static int print_token(const char *name, long long created, void *u _unused_) {
@@ -262,7 +275,7 @@ static void print_counts(const StoreSnapshotInfo *i) {
 
 static int backup_command(const ServerConfig *c, char **cmd) {
         _cleanup_(backup_report_release) BackupReport rep = {};
-        BackupOptions o = {};
+        BackupOptions o = { .database = c->database };
         const char *dir = NULL;
         char size[32], bytes[32];
         int r;
@@ -291,9 +304,13 @@ static int backup_command(const ServerConfig *c, char **cmd) {
         print_counts(&rep.info);
         printf("  database %s, sha256 %s, lease epoch %" PRIu64 "\n", format_bytes(size, sizeof size, rep.db_size),
                rep.db_sha256, rep.info.lease_epoch);
-        printf("  snapshot in %.3f s (%" PRIu64 " pages, %u steps, the longest %.3f s, %u waits)\n",
-               rep.snapshot.usec / 1e6, rep.snapshot.pages, rep.snapshot.steps, rep.snapshot.max_step_usec / 1e6,
-               rep.snapshot.busy);
+        if (o.database)
+                printf("  snapshot in %.3f s (pg_dump, custom format: %s; %s)\n", rep.snapshot.usec / 1e6,
+                       rep.tool_version, rep.server_version);
+        else
+                printf("  snapshot in %.3f s (%" PRIu64 " pages, %u steps, the longest %.3f s, %u waits)\n",
+                       rep.snapshot.usec / 1e6, rep.snapshot.pages, rep.snapshot.steps,
+                       rep.snapshot.max_step_usec / 1e6, rep.snapshot.busy);
         if (o.no_blobs)
                 printf("  %zu blobs listed, not kept (--no-blobs)\n", rep.info.n_blobs);
         else
@@ -325,13 +342,17 @@ static int restore_command(const ServerConfig *c, char **cmd) {
                                        c->state_dir, (int) holder);
         if (r < 0)
                 return log_error_errno(r, "cannot lock the state directory '%s': %m", c->state_dir);
-        r = backup_restore(c->state_dir, cmd[1], (int64_t) time(NULL), who, &rep);
+        r = backup_restore(c->state_dir, c->database, cmd[1], (int64_t) time(NULL), who, &rep);
         for (size_t i = 0; rep.missing && rep.missing[i]; i++)
                 fprintf(stderr, "missing blob %s\n", rep.missing[i]);
         if (r < 0)
                 return r;
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", gmtime_r(&(time_t) { (time_t) rep.backup_created }, &tm));
-        printf("restored the backup '%s' of %s UTC into '%s':\n", cmd[1], when, c->state_dir);
+        if (c->database)
+                printf("restored the backup '%s' of %s UTC into the PostgreSQL database (blobs in '%s'):\n", cmd[1],
+                       when, c->state_dir);
+        else
+                printf("restored the backup '%s' of %s UTC into '%s':\n", cmd[1], when, c->state_dir);
         print_counts(&rep.info);
         printf("  blobs: %zu there already, %zu copied from the backup and verified\n", rep.blobs_present,
                rep.blobs_copied);
@@ -348,6 +369,52 @@ static int restore_command(const ServerConfig *c, char **cmd) {
         return 0;
 }
 
+static void migrate_progress(const char *table, uint64_t rows, bool done, void *userdata) {
+        (void) userdata;
+        fprintf(stderr, "migrate: %s: %" PRIu64 " rows%s\n", table, rows, done ? ", done" : " so far");
+}
+
+static int migrate_command(const ServerConfig *c, char **cmd) {
+        _cleanup_(migrate_report_release) MigrateReport rep = {};
+        _cleanup_close_ int lock = -1;
+        const char *to = NULL;
+        pid_t holder = 0;
+        int r;
+
+        for (size_t i = 1; cmd[i]; i++) {
+                if (streq(cmd[i], "--to") && cmd[i + 1] && !to)
+                        to = cmd[++i];
+                else if (startswith(cmd[i], "--to=") && !to)
+                        to = cmd[i] + strlen("--to=");
+                else
+                        return log_error_errno(-EINVAL, "usage: slipwayd migrate --to CONNINFO");
+        }
+        if (!to || !to[0])
+                return log_error_errno(-EINVAL, "usage: slipwayd migrate --to CONNINFO");
+        if (!path_exists(c->state_dir))
+                return log_error_errno(-ENOENT, "no state directory '%s'", c->state_dir);
+        r = state_lock_take(c->state_dir, &lock, &holder);
+        if (r == -EBUSY)
+                return log_error_errno(r, "slipwayd is running on '%s' (pid %d): stop it before a migration",
+                                       c->state_dir, (int) holder);
+        if (r < 0)
+                return log_error_errno(r, "cannot lock the state directory '%s': %m", c->state_dir);
+        r = migrate_run(c->state_dir, to, migrate_progress, NULL, &rep);
+        if (r < 0)
+                return r;
+        printf("migrated the sqlite state of '%s' into PostgreSQL:\n", c->state_dir);
+        print_counts(&rep.info);
+        printf("  lease epoch %" PRIu64 "\n", rep.info.lease_epoch);
+        printf("  %-20s %10s  %s\n", "table", "rows", "checksum (sqlite = PostgreSQL)");
+        for (size_t i = 0; i < rep.n_tables; i++)
+                printf("  %-20s %10" PRIu64 "  %.16s = %.16s\n", rep.source[i].name, rep.source[i].rows,
+                       rep.source[i].sha256, rep.target[i].sha256);
+        printf("  %" PRIu64 " rows copied in %.3f s, read back and compared in %.3f s; done in %.3f s\n", rep.rows,
+               rep.copy_usec / 1e6, rep.verify_usec / 1e6, rep.usec / 1e6);
+        printf("  the blobs stay in '%s'; next: set [state] database and start slipwayd\n", c->state_dir);
+        return 0;
+}
+
 /* SIGHUP: a new configuration where it can change while running. */
 static void reload(Server *s, const Args *a, Supervisor *sup) {
         ServerConfig c;
@@ -358,18 +425,25 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         }
         if (!streq_ptr(c.listen, s->config.listen) || !streq_ptr(c.state_dir, s->config.state_dir) ||
             !streq_ptr(c.tls_cert, s->config.tls_cert) || !streq_ptr(c.tls_key, s->config.tls_key) ||
-            c.threads != s->config.threads)
-                log_warning("reload: listen, state-dir, tls-* and threads take effect at the next start");
+            c.threads != s->config.threads || !streq_ptr(c.instance, s->config.instance))
+                log_warning("reload: listen, state-dir, tls-*, threads and instance take effect at the next start");
+        if (!streq_ptr(c.database, s->config.database))
+                log_warning("reload: database changed; restart slipwayd to move to it (the state stays where it is "
+                            "until then)");
         /* Keep what only a restart can change. */
         free(c.listen);
         c.listen = s->config.listen ? strdup(s->config.listen) : NULL;
         free(c.state_dir);
         c.state_dir = strdup(s->config.state_dir);
+        free(c.database);
+        c.database = s->config.database ? strdup(s->config.database) : NULL;
         free(c.tls_cert);
         c.tls_cert = s->config.tls_cert ? strdup(s->config.tls_cert) : NULL;
         free(c.tls_key);
         c.tls_key = s->config.tls_key ? strdup(s->config.tls_key) : NULL;
         c.threads = s->config.threads;
+        free(c.instance);
+        c.instance = s->config.instance ? strdup(s->config.instance) : NULL;
 
         char *url = server_config_public_url(&c, s->port);
         pthread_rwlock_wrlock(&s->config_lock);
@@ -385,12 +459,42 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         log_info("configuration reloaded");
 }
 
-/* The coordinator's periodic work: expired leases, rollouts moving on. Each
- * commits on its own, and the ticker logs a failure once. */
+/* The coordinator's periodic work: this instance's beat (heartbeat, and
+ * the leader lease taken or renewed), then, on the instance that holds the
+ * lease, expired leases and rollouts moving on. Each commits on its own and
+ * checks first that this instance still holds the lease with its epoch;
+ * the ticker logs a failure once. */
 static void coordinate(Server *s, CoordTicker *t) {
         CoordConfig cc = server_coord_config(s);
+        /* The config changes on this thread only (reload): no lock. */
+        int r = leader_beat(s->leader, s->store, s->public_url, s->config.leader_ttl * 1000);
 
+        if (r <= 0)
+                return;
+        if (coord_ticker_fence(t, leader_holder(s->leader), leader_epoch(s->leader)) < 0) {
+                log_oom();
+                return;
+        }
         (void) coord_ticker_run(t, s->store, &cc, (uint64_t) time(NULL));
+}
+
+/* The instance's name: [server] instance, else HOST:PORT of this machine's
+ * name (what a name may not hold made '-') and the bound port. Caller
+ * frees. */
+static char *instance_name(const Server *s) {
+        char host[256] = "";
+        char *name;
+
+        if (s->config.instance)
+                return strdup(s->config.instance);
+        if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+                snprintf(host, sizeof host, "slipwayd");
+        host[58] = '\0'; /* room for ":65535" within the 64 a name may have */
+        for (char *p = host; *p; p++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_", *p))
+                        *p = '-';
+        name = strdup_printf("%s:%u", host, (unsigned) s->port);
+        return name;
 }
 
 static int write_url_file(Server *s) {
@@ -433,9 +537,11 @@ int main(int argc, char **argv) {
         pthread_rwlock_init(&s.config_lock, NULL);
         log_set_level(log_level_from_string(s.config.log_level));
 
-        if (a.command && (streq(a.command[0], "backup") || streq(a.command[0], "restore"))) {
-                r = streq(a.command[0], "backup") ? backup_command(&s.config, a.command)
-                                                  : restore_command(&s.config, a.command);
+        if (a.command && (streq(a.command[0], "backup") || streq(a.command[0], "restore") ||
+                          streq(a.command[0], "migrate"))) {
+                r = streq(a.command[0], "backup")    ? backup_command(&s.config, a.command)
+                    : streq(a.command[0], "restore") ? restore_command(&s.config, a.command)
+                                                     : migrate_command(&s.config, a.command);
                 server_release(&s);
                 strv_free(a.flags);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
@@ -489,6 +595,16 @@ int main(int argc, char **argv) {
                 s.public_url = server_config_public_url(&s.config, s.port);
                 r = s.public_url ? write_url_file(&s) : log_oom();
         }
+        if (r >= 0) {
+                _cleanup_free_ char *name = instance_name(&s);
+
+                r = name ? leader_new(name, SLIPWAY_VERSION, &s.leader) : -ENOMEM;
+                if (r < 0)
+                        log_error_errno(r, "cannot set up the instance: %m");
+        }
+        /* Only a shared database has peers to copy blobs from. */
+        if (r >= 0 && replicator_start(&s, s.config.database != NULL) < 0)
+                log_warning("cannot start the replicator: blobs are not copied between instances");
         if (r >= 0)
                 r = supervisor_new(&s, &sup);
         if (r >= 0 && !(ticker = coord_ticker_new()))
@@ -499,7 +615,14 @@ int main(int argc, char **argv) {
                 strv_free(a.flags);
                 return EXIT_FAILURE;
         }
-        log_info("serving on %s (port %u) as %s, state in '%s'", s.config.listen, s.port, s.public_url, s.state_dir);
+        if (s.config.database) {
+                _cleanup_free_ char *where = store_db_describe(s.config.database);
+
+                log_info("serving on %s (port %u) as %s, instance '%s', state in %s, blobs in '%s'", s.config.listen,
+                         s.port, s.public_url, leader_name(s.leader), where ?: "PostgreSQL", s.state_dir);
+        } else
+                log_info("serving on %s (port %u) as %s, instance '%s', state in '%s'", s.config.listen, s.port,
+                         s.public_url, leader_name(s.leader), s.state_dir);
 
         for (;;) {
                 struct timespec tick = { .tv_sec = 1 };
@@ -515,6 +638,8 @@ int main(int argc, char **argv) {
                 flush_seen(&s);
                 coordinate(&s, ticker);
         }
+        /* The next instance takes over at its next beat, not at the expiry. */
+        (void) leader_resign(s.leader, s.store);
         coord_ticker_free(ticker);
         supervisor_free(sup);
         server_release(&s);

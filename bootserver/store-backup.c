@@ -57,8 +57,10 @@ int store_snapshot_read(StoreTx *tx, StoreSnapshotInfo *ret) {
         uint64_t version = 0;
         int r;
 
-        /* The sqlite driver's schema version (store-sqlite.c, migrate()). */
-        r = query_u64(tx, "PRAGMA user_version", &version);
+        /* The drivers' schema versions (store-sqlite.c's migrate(),
+         * store-pg-schema.c). */
+        r = store_tx_postgresql(tx) ? query_u64(tx, "SELECT version FROM schema_version", &version)
+                                    : query_u64(tx, "PRAGMA user_version", &version);
         if (r >= 0)
                 r = query_u64(tx, "SELECT value FROM meta WHERE key = 'lease_epoch'", &i.lease_epoch);
         if (r >= 0)
@@ -88,7 +90,8 @@ int store_restore_epochs(StoreTx *tx, uint64_t floor, uint64_t *ret_epoch, uint6
 
         if (floor > INT64_MAX / 2)
                 return -ERANGE;
-        r = store_stmt(tx, "UPDATE meta SET value = max(value, ?1) WHERE key = 'lease_epoch'", &up);
+        r = store_stmt(tx, "UPDATE meta SET value = CASE WHEN value < ?1 THEN ?1 ELSE value END WHERE key = 'lease_epoch'",
+                       &up);
         if (r < 0)
                 return r;
         db_bind_int64(up, 1, (int64_t) floor);
@@ -127,4 +130,46 @@ int store_restore_epochs(StoreTx *tx, uint64_t floor, uint64_t *ret_epoch, uint6
         if (ret_leases)
                 *ret_leases = (uint64_t) db_column_int64(sel, 1);
         return 0;
+}
+
+/* The text of a one-row, one-column query (caller frees). */
+static int query_text(StoreTx *tx, const char *sql, char **ret) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r = store_stmt(tx, sql, &st);
+
+        if (r >= 0)
+                r = db_step(st);
+        if (r < 0)
+                return r;
+        if (r == 0 || db_column_is_null(st, 0))
+                return -EBADMSG;
+        *ret = db_column_strdup(st, 0);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int store_pg_snapshot_export(StoreTx *tx, char **ret_id) {
+        if (!store_tx_postgresql(tx))
+                return -EOPNOTSUPP;
+        return query_text(tx, "SELECT pg_export_snapshot()", ret_id);
+}
+
+int store_pg_server_version(StoreTx *tx, int *ret) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        if (!store_tx_postgresql(tx))
+                return -EOPNOTSUPP;
+        r = query_text(tx, "SELECT current_setting('server_version_num')", &text);
+        if (r < 0)
+                return r;
+        return safe_atoi(text, ret);
+}
+
+int store_pg_other_sessions(StoreTx *tx, uint64_t *ret) {
+        if (!store_tx_postgresql(tx))
+                return -EOPNOTSUPP;
+        return query_u64(tx,
+                         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                         "pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                         ret);
 }

@@ -56,3 +56,13 @@ int store_snapshot_read(StoreTx *tx, StoreSnapshotInfo *ret);
  * out again, not even by a renewal. ret_epoch gets the counter afterwards,
  * ret_leases (may be NULL) the number of leases renumbered. */
 int store_restore_epochs(StoreTx *tx, uint64_t floor, uint64_t *ret_epoch, uint64_t *ret_leases);
+
+/* PostgreSQL's part (-EOPNOTSUPP on sqlite). In tx, a read transaction:
+ * its snapshot exported, for pg_dump --snapshot to dump the state tx sees
+ * while tx stays open (*ret_id: caller frees). */
+int store_pg_snapshot_export(StoreTx *tx, char **ret_id);
+/* The server's version as server_version_num (150004). */
+int store_pg_server_version(StoreTx *tx, int *ret);
+/* The sessions of clients on the database besides tx's own: slipwayd
+ * instances, and anyone else connected. */
+int store_pg_other_sessions(StoreTx *tx, uint64_t *ret);

@@ -233,6 +233,8 @@ echo
 "$TOP/tests/bench/server.sh" || echo "server bench: broken (exit $?)"
 echo
 "$TOP/tests/bench/backup.sh" || echo "backup bench: broken (exit $?)"
+echo
+"$TOP/tests/bench/migrate.sh" || echo "migrate bench: broken (exit $?)"
 if [ -x "$TOP/tests/bench/agent.sh" ] || [ -f "$TOP/tests/bench/agent.sh" ]; then
         echo
         bash "$TOP/tests/bench/agent.sh" || echo "agent bench: broken (exit $?)"

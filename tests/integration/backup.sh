@@ -11,7 +11,16 @@
 # shown. A restore killed at each of its steps leaves the state as it
 # was. Prints the RTO (kill → restored and serving) and the RPO (what was
 # lost: everything after the backup).
+#
+# Then the same fleet on PostgreSQL (moved there with slipwayd migrate):
+# a backup (pg_dump) while a rollout runs, the database and the state
+# directory lost, the backup restored into a new database, the fleet
+# carrying on; a restore refused while a slipwayd is connected; a pg_dump
+# older than the server refused. Last, PostgreSQL's own point-in-time
+# recovery (pg_basebackup and archived WAL), the way docs/operations.md
+# gives for an RPO of seconds. Prints the RTO and RPO of each.
 . "$(dirname "$0")/../lib.sh"
+. "$TOP/tests/pg.sh"
 t_begin backup
 
 B=$BIN/slipway-build
@@ -35,10 +44,11 @@ done
 
 TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
 : >"$D/srv.conf"
-start_server() { # STATE-DIR LISTEN
+start_server() { # STATE-DIR LISTEN [FLAGS...]
         rm -f "$1/slipwayd.url"
         "$SD" --config "$D/srv.conf" --state-dir "$1" --listen "$2" --trusted-keys "$D/keys" --log-json no \
-                --enroll-token sekrit --checkin-interval 1 --heartbeat-timeout 4 --lease-ttl 15 >>"$D/srv.log" 2>&1 &
+                --enroll-token sekrit --checkin-interval 1 --heartbeat-timeout 4 --lease-ttl 15 "${@:3}" \
+                >>"$D/srv.log" 2>&1 &
         SRV=$!
         PIDS+=($SRV)
         for ((i = 0; i < 200; i++)); do [ -s "$1/slipwayd.url" ] && break; sleep 0.05; done
@@ -249,5 +259,188 @@ else
         t_fail "at:$bad; then restore rc $rc, state '$after' (was '$before')"
 fi
 
+# ---- PostgreSQL -------------------------------------------------------------
+sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+t_case "on PostgreSQL: the restored fleet moved with slipwayd migrate, served at the same address"
+if pg_start >"$D/pg-start.log" 2>&1 &&
+        "$SD" --state-dir "$D/dr" --log-json no migrate --to "$PGURL" >"$D/pg-migrate.out" 2>&1; then
+        start_server "$D/dr" "$LISTEN" --database "$PGURL"
+        # The last restore's catalog lacks 3.0.
+        push 3.0 >/dev/null
+        if wait_for 30 on 2.0 6 web && [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/images/tiny:3.0")" = 200 ]; then
+                t_ok
+        else
+                t_fail "$(hosts | jq -c '[.hosts[] | {version, state}]'); $(tail -n 3 "$D/srv.log")"
+        fi
+else
+        t_fail "$(cat "$D/pg-start.log" "$D/pg-migrate.out" 2>/dev/null)"
+fi
+
+t_case "on PostgreSQL: a backup (pg_dump of one snapshot) while hosts check in and a rollout runs"
+R3=$(post /v1/rollouts '{"image": "tiny:3.0", "selector": {"service": "web"}, "waves": [1, 2, 3, 4, 5, "100%"], "bake": 4}' |
+        jq -r .id)
+wait_for 60 on 3.0 1 web
+P0=$(last_audit)
+"$SD" --state-dir "$D/dr" --database "$PGURL" --log-json no backup "$D/pgbk" >"$D/pg-backup.out" 2>&1
+rc=$?
+P1=$(last_audit)
+T_PGBACKUP=$(now_ms)
+blobs=$(find "$D/pgbk/blobs" -type f 2>/dev/null | wc -l)
+listed=$(jq '.blobs | length' "$D/pgbk/manifest.json" 2>/dev/null)
+if [ $rc = 0 ] && [ "$(jq -r .store "$D/pgbk/manifest.json")" = postgresql ] && [ "$blobs" -gt 0 ] &&
+        [ "$blobs" = "$listed" ] && [ "$(jq -r .database.file "$D/pgbk/manifest.json")" = state.pgdump ] &&
+        [ "$(jq -r .database.sha256 "$D/pgbk/manifest.json")" = "$(sha "$D/pgbk/state.pgdump")" ] &&
+        [ "$(rollout_state "$R3")" != done ]; then
+        t_ok "$(grep -o 'snapshot in [0-9.]* s' "$D/pg-backup.out"), $blobs blobs"
+else
+        t_fail "rc $rc, $blobs blobs for ${listed:-?} listed, rollout $(rollout_state "$R3"): $(cat "$D/pg-backup.out")"
+fi
+
+t_case "on PostgreSQL: a restore refuses while a slipwayd is connected to the database, and changes nothing"
+mkdir -p "$D/other"
+restores() { sql "$PGURL" "SELECT count(*) || ' ' || (SELECT value FROM meta WHERE key = 'lease_epoch') FROM audit
+        WHERE action = 'state.restore'"; }
+before=$(restores)
+"$SD" --state-dir "$D/other" --database "$PGURL" --log-json no restore "$D/pgbk" >"$D/pg-refused.out" 2>&1
+rc=$?
+if [ $rc != 0 ] && grep -q "other clients are connected to the state database: stop every slipwayd" \
+        "$D/pg-refused.out" && [ "$(restores)" = "$before" ] && [ ! -e "$D/other/restore-epoch.pending" ]; then
+        t_ok
+else
+        t_fail "rc $rc: $(cat "$D/pg-refused.out")"
+fi
+
+t_case "a pg_dump older than the server is refused, naming both; no backup is left"
+mkdir -p "$D/oldbin"
+printf '#!/bin/sh\necho "pg_dump (PostgreSQL) 9.6.24"\n' >"$D/oldbin/pg_dump"
+chmod +x "$D/oldbin/pg_dump"
+PATH="$D/oldbin:$PATH" "$SD" --state-dir "$D/dr" --database "$PGURL" --log-json no backup "$D/pgbk-old" \
+        >"$D/pg-old.out" 2>&1
+rc=$?
+if [ $rc != 0 ] && grep -q "'$D/oldbin/pg_dump' is pg_dump (PostgreSQL) 9.6.24, older than the server (PostgreSQL 1[0-9]" \
+        "$D/pg-old.out" && [ ! -e "$D/pgbk-old" ] && [ -z "$(find "$D" -maxdepth 1 -name 'pgbk-old.partial-*')" ]; then
+        t_ok "$(cat "$D/pg-old.out")"
+else
+        t_fail "rc $rc: $(cat "$D/pg-old.out")"
+fi
+
+# The fleet moves on after the backup: a token, more of the rollout.
+"$SD" --state-dir "$D/dr" --database "$PGURL" --log-json no token create pgafter >/dev/null
+wait_for 60 on 3.0 2 web
+
+t_case "on PostgreSQL: database and state directory lost; restored into a new database, serving again"
+P2=$(last_audit)
+PE2=$(max_epoch)
+# Leases granted after the backup: the restored state will not know them.
+PUNKNOWN=$(api "$URL/v1/audit?action=lease.grant&since=$P1" | jq '.entries | length')
+T_PGKILL=$(now_ms)
+disown $SRV
+kill -KILL $SRV
+while t_alive $SRV; do sleep 0.01; done
+sql "$PGURL" "CREATE DATABASE dr"
+DRURL=${PGURL/\/slipway\?//dr?}
+"$SD" --state-dir "$D/pgdr" --database "$DRURL" --log-json no restore "$D/pgbk" >"$D/pg-restore.out" 2>&1
+rc=$?
+T_PGRESTORED=$(now_ms)
+start_server "$D/pgdr" "$LISTEN" --database "$DRURL"
+for ((i = 0; i < 200; i++)); do [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/hosts")" = 200 ] && break; sleep 0.05; done
+T_PGSERVING=$(now_ms)
+PGRTO=$((T_PGSERVING - T_PGKILL))
+PA3=$(api "$URL/v1/audit?action=state.restore" | jq '.entries[-1].id // 0')
+if [ $rc = 0 ] && [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/hosts")" = 200 ] && [ "$PA3" -gt 0 ] &&
+        [ ! -e "$D/pgdr/restore-epoch.pending" ]; then
+        t_ok "RTO $PGRTO ms: restore $((T_PGRESTORED - T_PGKILL)) ms, start $((T_PGSERVING - T_PGRESTORED)) ms"
+else
+        t_fail "restore rc $rc: $(cat "$D/pg-restore.out"); $(tail -n 3 "$D/srv.log")"
+fi
+
+t_case "on PostgreSQL: what came back: hosts, images and their blobs, the rollouts, the audit log, tokens"
+ok=1
+why=""
+[ "$(hosts | jq '.hosts | length')" = 7 ] || { ok=0; why+=" hosts"; }
+[ "$(api "$URL/v1/images" | jq -r '[.images[].version] | sort | join(",")')" = "1.0,2.0,3.0" ] || { ok=0; why+=" images"; }
+for f in "$D/img-3.0"/*; do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/blobs/sha256/$(sha "$f")")" = 200 ] || { ok=0; why+=" blob"; }
+done
+[ "$(api "$URL/v1/rollouts/$R3" | jq -r .id)" = "$R3" ] || { ok=0; why+=" rollout"; }
+PKEPT=$(api "$URL/v1/audit?since=$P0&limit=1000" | jq "[.entries[].id | select(. < $PA3)] | max // $P0")
+[ "$PKEPT" -ge "$P0" ] && [ "$PKEPT" -le "$P1" ] || { ok=0; why+=" audit($P0 <= $PKEPT <= $P1)"; }
+"$SD" --state-dir "$D/pgdr" --database "$DRURL" --log-json no token list >"$D/pg-tokens"
+grep -q '^ci ' "$D/pg-tokens" && ! grep -q '^pgafter ' "$D/pg-tokens" || { ok=0; why+=" tokens"; }
+PLOST=$((P2 - PKEPT))
+PGRPO=$((T_PGKILL - T_PGBACKUP))
+if [ $ok = 1 ]; then
+        t_ok "RPO: the $PGRPO ms after the backup, $PLOST audit entries, the token 'pgafter'"
+else
+        t_fail "wrong:$why"
+fi
+
+t_case "on PostgreSQL: the agents carry on (leases the restored state does not know included): the rollout ends, every new epoch above any before the loss"
+if wait_for 180 on 3.0 6 web && wait_for 30 rollout_done "$R3"; then
+        low=$(api "$URL/v1/audit?action=lease.grant&since=$PA3&limit=1000" | jq '[.entries[].detail.epoch] | min // 0')
+        grants=$(api "$URL/v1/audit?action=lease.grant&since=$PA3&limit=1000" | jq '.entries | length')
+        if [ "$grants" -gt 0 ] && [ "$low" -gt "$PE2" ]; then
+                t_ok "$PUNKNOWN leases granted after the backup; $grants grants after the restore, the lowest epoch $low > $PE2"
+        else
+                t_fail "a grant after the restore has epoch $low, not above $PE2"
+        fi
+else
+        t_fail "rollout $(rollout_state "$R3"); $(hosts | jq -c '[.hosts[] | {version, state, lease, quarantined}]')"
+fi
+t_stop $SRV
+
+t_case "point-in-time recovery: a base backup and archived WAL replayed to a restore point"
+# A cluster of its own, archiving its WAL; the state is changed through
+# slipwayd's commands (no server needed), a restore point set between two
+# changes, the cluster lost, and a new one made from the base backup.
+pitr_ok=0
+mkdir -p "$D/pitr-wal" "$D/pitr2/run"
+[ "$(id -u)" = 0 ] && chown postgres: "$D/pitr-wal" "$D/pitr2" "$D/pitr2/run"
+if pg_start pitr >"$D/pitr.log" 2>&1; then
+        PITR_URL=$PGURL
+        printf '%s\n' "archive_mode = on" "archive_command = 'cp %p $D/pitr-wal/%f'" |
+                pg_as tee -a "$D/pitr/data/postgresql.conf" >/dev/null
+        pg_stop pitr && pg_start pitr >>"$D/pitr.log" 2>&1 && pitr_ok=1
+fi
+if [ $pitr_ok = 1 ]; then
+        PITR_URL=$PGURL
+        "$SD" --state-dir "$D/pitrsrv" --database "$PITR_URL" --log-json no token create base >/dev/null 2>&1
+        port=${PITR_URL##*port=}
+        port=${port%%&*}
+        pg_as "$(pg_bindir)/pg_basebackup" -h "$D/pitr/run" -p "$port" -U postgres -D "$D/pitr2/data" -X stream \
+                -c fast >>"$D/pitr.log" 2>&1 || pitr_ok=0
+        "$SD" --state-dir "$D/pitrsrv" --database "$PITR_URL" --log-json no token create kept >/dev/null 2>&1
+        sql "$PITR_URL" "SELECT pg_create_restore_point('before-loss')" >/dev/null
+        "$SD" --state-dir "$D/pitrsrv" --database "$PITR_URL" --log-json no token create lost >/dev/null 2>&1
+        wal=$(sql "$PITR_URL" "SELECT pg_walfile_name(pg_switch_wal())")
+        for ((i = 0; i < 100; i++)); do [ -f "$D/pitr-wal/$wal" ] && break; sleep 0.1; done
+        [ -f "$D/pitr-wal/$wal" ] || pitr_ok=0
+        pg_stop pitr
+fi
+if [ $pitr_ok = 1 ]; then
+        T_PITR=$(now_ms)
+        printf '%s\n' "" "port = $(pg_free_port)" "unix_socket_directories = '$D/pitr2/run'" \
+                "archive_mode = off" "restore_command = 'cp $D/pitr-wal/%f %p'" \
+                "recovery_target_name = 'before-loss'" "recovery_target_action = 'promote'" |
+                pg_as tee -a "$D/pitr2/data/postgresql.conf" >/dev/null
+        pg_as touch "$D/pitr2/data/recovery.signal"
+        pg_url "$D/pitr2" >"$D/pitr2/url"
+        t_on_exit "pg_cluster_stop '$D/pitr2'"
+        PITR2_URL=$(pg_cluster_start "$D/pitr2" "$D" 2>>"$D/pitr.log")
+        for ((i = 0; i < 100; i++)); do [ "$(sql "$PITR2_URL" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break; sleep 0.1; done
+        "$SD" --state-dir "$D/pitrsrv" --database "$PITR2_URL" --log-json no token list >"$D/pitr-tokens" 2>&1
+        T_PITR_UP=$(now_ms)
+        if grep -q '^base ' "$D/pitr-tokens" && grep -q '^kept ' "$D/pitr-tokens" && ! grep -q '^lost ' "$D/pitr-tokens"; then
+                t_ok "recovered to the restore point in $((T_PITR_UP - T_PITR)) ms: base and kept there, lost not"
+        else
+                t_fail "tokens after the recovery: $(cat "$D/pitr-tokens"); $(tail -n 5 "$D/pitr2/server.log")"
+        fi
+        pg_cluster_stop "$D/pitr2"
+else
+        t_fail "could not set up the archive or the base backup: $(tail -n 5 "$D/pitr.log")"
+fi
+
 echo "backup: RTO $RTO ms (kill -9 → restored → serving), RPO $RPO ms ($LOST audit entries after the backup lost)"
+echo "backup on PostgreSQL (pg_dump): RTO $PGRTO ms (kill -9 → restored into a new database → serving)," \
+        "RPO $PGRPO ms ($PLOST audit entries after the backup lost)"
 t_end

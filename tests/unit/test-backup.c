@@ -156,7 +156,7 @@ static void test_round_trip(void **state) {
         /* The target must be new or empty. */
         assert_int_equal(backup_create("srv", "bk", &o, NOW, NULL), -EEXIST);
 
-        assert_int_equal(backup_restore("dr", "bk", NOW + 60, "test", &rr), 0);
+        assert_int_equal(backup_restore("dr", NULL, "bk", NOW + 60, "test", &rr), 0);
         assert_int_equal(rr.blobs_copied, 2);
         assert_int_equal(rr.epoch_backup, 3);
         assert_int_equal(rr.leases_renumbered, 1);
@@ -175,7 +175,7 @@ static void test_round_trip(void **state) {
         /* A state's own key stays. */
         assert_int_equal(mkdir("dst", 0755), 0);
         assert_int_equal(enroll_key("dst", key), 0);
-        assert_int_equal(backup_restore("dst", "bk", NOW + 60, "test", &rr), 0);
+        assert_int_equal(backup_restore("dst", NULL, "bk", NOW + 60, "test", &rr), 0);
         assert_false(rr.enroll_key_restored);
         assert_int_equal(enroll_key("dst", restored), 0);
         assert_string_equal(restored, key);
@@ -206,7 +206,7 @@ static void test_backup_faults(void **state) {
         backup_fail_at = 0;
         /* begin, snapshot, digest, two blobs, manifest */
         assert_int_equal(n, 7);
-        assert_int_equal(backup_restore("dr", "bk", NOW, "test", &rr), 0);
+        assert_int_equal(backup_restore("dr", NULL, "bk", NOW, "test", &rr), 0);
         restore_report_release(&rr);
 }
 
@@ -228,7 +228,7 @@ static void test_restore_faults(void **state) {
                 make_state("dst", "old", 5, a, b);
                 backup_fail_at = n;
                 backup_steps = 0;
-                r = backup_restore("dst", "bk", NOW + n, "test", &rr);
+                r = backup_restore("dst", NULL, "bk", NOW + n, "test", &rr);
                 restore_report_release(&rr);
                 backup_fail_at = 0;
                 state_of("dst", tag, &epoch);
@@ -261,7 +261,7 @@ static void test_missing_blobs(void **state) {
         assert_int_equal(count_glob("bk/blobs"), 0);
         make_state("dst", "old", 1, a, b);
         assert_int_equal(rm_rf("dst/blobs"), 0);
-        assert_int_equal(backup_restore("dst", "bk", NOW, "test", &rr), -ENOENT);
+        assert_int_equal(backup_restore("dst", NULL, "bk", NOW, "test", &rr), -ENOENT);
         assert_int_equal(strv_length(rr.missing), 2);
         assert_non_null(strstr(rr.missing[0], "in neither"));
         state_of("dst", tag, &epoch);
@@ -277,7 +277,7 @@ static void test_missing_blobs(void **state) {
                 assert_int_equal(copy_file_atomic(g.gl_pathv[i], to, 0444), 0);
         }
         globfree(&g);
-        assert_int_equal(backup_restore("dst", "bk", NOW, "test", &rr), 0);
+        assert_int_equal(backup_restore("dst", NULL, "bk", NOW, "test", &rr), 0);
         assert_int_equal(rr.blobs_present, 2);
         state_of("dst", tag, &epoch);
         assert_string_equal(tag, "new");
@@ -297,7 +297,7 @@ static void test_damaged(void **state) {
         assert_int_equal(unlink(g.gl_pathv[0]), 0);
         assert_int_equal(write_file_atomic(g.gl_pathv[0], "new onf", 7, 0444), 0);
         globfree(&g);
-        assert_int_equal(backup_restore("dst", "bk", NOW, "test", &rr), -ENOENT);
+        assert_int_equal(backup_restore("dst", NULL, "bk", NOW, "test", &rr), -ENOENT);
         assert_int_equal(strv_length(rr.missing), 1);
         assert_non_null(strstr(rr.missing[0], "damaged in the backup"));
         assert_false(path_exists("dst/state.db"));
@@ -305,7 +305,7 @@ static void test_damaged(void **state) {
 
         assert_int_equal(backup_create("srv", "bk2", &o, NOW, NULL), 0);
         assert_int_equal(write_file_atomic("bk2/state.db", "SQLite format 3", 15, 0644), 0);
-        assert_int_equal(backup_restore("dst", "bk2", NOW, "test", &rr), -EBADMSG);
+        assert_int_equal(backup_restore("dst", NULL, "bk2", NOW, "test", &rr), -EBADMSG);
         assert_false(path_exists("dst/state.db"));
 
         /* A blob the database names that is gone from the state (deleted
@@ -345,7 +345,7 @@ static void test_fleet_ahead(void **state) {
         assert_int_equal(lease(live, b, NOW + 10), 3);
         live = store_db_free(live);
 
-        assert_int_equal(backup_restore("dr", "bk", NOW + 20, "test", &rr), 0);
+        assert_int_equal(backup_restore("dr", NULL, "bk", NOW + 20, "test", &rr), 0);
         assert_int_equal(store_db_open("dr/state.db", &db), 0);
         /* Releases naming epochs the state never saw release nothing
          * (DELETE answers {"released": false}) and fail nothing. */
