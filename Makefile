@@ -88,7 +88,7 @@ COMPONENT_LIBS := $(BUILDER_LIB) $(BOOTSERVER_LIB) $(CTL_LIB) $(AGENT_LIB)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim test-layers check test test-unit test-integration test-boot test-e2e test-fleet bench demo \
+.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim test-layers check test test-unit test-integration test-boot test-e2e test-fleet test-ha bench demo \
 	sample-repo sample-images fuzz install clean help
 .DEFAULT_GOAL := all
 
@@ -291,12 +291,16 @@ test-integration: all sample-repo $(BUILD)/bench/checkins
 ## make test          everything (what CI runs); fails if a test left something running
 # The suites after check's own look for leftovers, then the last look.
 test: check
-	@$(MAKE) --no-print-directory test-boot test-e2e test-fleet
+	@$(MAKE) --no-print-directory test-boot test-e2e test-fleet test-ha
 	@tests/leftovers.sh
 
 ## make test-fleet    500 slipway-agent processes in network namespaces through a rollout
 test-fleet: all sample-repo
 	@tests/fleet/agents.sh
+
+## make test-ha       3 slipwayd on PostgreSQL with a standby, 200 agents: kills mid-rollout
+test-ha: all sample-repo
+	@tests/fleet/ha.sh
 
 ## make test-e2e      two VMs: PXE install, a rollout, a failing release, a power cut
 test-e2e: all sample-repo
