@@ -43,7 +43,7 @@ keyval = re.compile(r'^[A-Za-z0-9_.-]+\s*=')
 comment = re.compile(r'^[#;]')
 kinds = {'image': 'definition', 'packages': 'definition', 'repo': 'definition', 'boot': 'definition',
          'disk': 'definition', 'rootfs': 'definition', 'server': 'slipwayd', 'dhcp': 'slipwayd',
-         'ipxe': 'slipwayd', 'agent': 'agent', 'backend': 'agent'}
+         'ipxe': 'slipwayd', 'state': 'slipwayd', 'agent': 'agent', 'backend': 'agent'}
 
 def dedent(lines):
     width = min((len(l) - len(l.lstrip(' ')) for l in lines if l.strip()), default=0)
