@@ -6,6 +6,11 @@
 # runner is interrupted.
 set -u
 passed=0 failed=0 failed_bins="" dir="" t=""
+# sum_of PASSED|FAILED OUTPUT: the cases of every cmocka group (a binary may
+# run one group per store driver) that ended so.
+sum_of() {
+        sed -n "s/^\[  $1  \] \([0-9]*\) test.*/\1/p" "$2" | awk '{ n += $1 } END { print n + 0 }'
+}
 
 # alive PID: PID is a process that has not exited (a zombie has).
 alive() {
@@ -54,15 +59,14 @@ for t in "$@"; do
         sweep "$dir" "$(basename "$t")" >>"$out" || rc=1
         if [ $rc = 0 ]; then
                 grep -E '^\[  (PASSED|FAILED|SKIPPED)  \]' "$out" | sed "s|^|$(basename "$t"): |"
-                n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
-                passed=$((passed + ${n:-0}))
+                passed=$((passed + $(sum_of PASSED "$out")))
                 rm -rf "$dir"
         else
                 cat "$out"
-                n=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
-                p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
-                failed=$((failed + ${n:-1}))
-                passed=$((passed + ${p:-0}))
+                n=$(sum_of FAILED "$out")
+                [ "$n" -gt 0 ] || n=1
+                failed=$((failed + n))
+                passed=$((passed + $(sum_of PASSED "$out")))
                 failed_bins="$failed_bins $(basename "$t")"
                 echo "$(basename "$t"): FAILED, its directory is kept: $dir"
         fi
