@@ -15,6 +15,12 @@
         "  epoch BIGINT NOT NULL, expires BIGINT NOT NULL, since BIGINT NOT NULL);"                       \
         "INSERT INTO coordinator_leader (id, instance, holder, epoch, expires, since) VALUES (1, NULL, NULL, 0, 0, 0);"
 
+/* Schema 17 on both: the lease row is made by the first instance that
+ * takes the lease, not with the table, so that a new database holds no row
+ * (slipwayd migrate copies into a database with none). The row of 14 goes
+ * when no instance ever took it. */
+#define INSTANCES_UNSEED "DELETE FROM coordinator_leader WHERE holder IS NULL AND epoch = 0;"
+
 /* The database's clock in milliseconds since the epoch, as each reads it
  * when the statement runs: PostgreSQL's clock_timestamp() (not now(), which
  * is when the transaction began, before it waited for the write lock), and

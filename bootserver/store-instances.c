@@ -126,14 +126,19 @@ int store_instance_list(StoreTx *tx, Instance **ret, size_t *ret_n) {
         return 0;
 }
 
-/* In SET every column reads the row as it was: a renewal keeps the epoch
- * and since, a take moves the epoch on and starts since. */
-#define ACQUIRE_SQL(NOW)                                                                                       \
-        "UPDATE coordinator_leader SET "                                                                       \
-        "epoch = CASE WHEN holder = ?2 AND expires > " NOW " THEN epoch ELSE epoch + 1 END, "                 \
-        "since = CASE WHEN holder = ?2 AND expires > " NOW " THEN since ELSE " NOW " END, "                   \
-        "instance = ?1, holder = ?2, expires = " NOW " + ?3 "                                                  \
-        "WHERE id = 1 AND (holder = ?2 OR holder IS NULL OR expires <= " NOW ") RETURNING epoch"
+/* The first take makes the row (epoch 1). Then, in SET every column reads
+ * the row as it was: a renewal keeps the epoch and since, a take moves the
+ * epoch on and starts since. */
+#define ACQUIRE_SQL(NOW)                                                                                         \
+        "INSERT INTO coordinator_leader (id, instance, holder, epoch, expires, since) "                         \
+        "VALUES (1, ?1, ?2, 1, " NOW " + ?3, " NOW ") ON CONFLICT (id) DO UPDATE SET "                          \
+        "epoch = CASE WHEN coordinator_leader.holder = ?2 AND coordinator_leader.expires > " NOW                 \
+        " THEN coordinator_leader.epoch ELSE coordinator_leader.epoch + 1 END, "                                \
+        "since = CASE WHEN coordinator_leader.holder = ?2 AND coordinator_leader.expires > " NOW                 \
+        " THEN coordinator_leader.since ELSE " NOW " END, "                                                      \
+        "instance = ?1, holder = ?2, expires = " NOW " + ?3 "                                                    \
+        "WHERE coordinator_leader.holder = ?2 OR coordinator_leader.holder IS NULL OR "                          \
+        "coordinator_leader.expires <= " NOW " RETURNING epoch"
 
 int store_leader_acquire(StoreTx *tx, const char *instance, const char *holder, int64_t ttl_ms, int64_t *ret_epoch) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
@@ -205,8 +210,11 @@ int store_leader_get(StoreTx *tx, LeaderRow *ret) {
         r = db_step(st);
         if (r < 0)
                 return r;
-        if (r == 0)
-                return -EIO; /* the row is made with the table */
+        if (r == 0) {
+                /* No instance took it yet. */
+                *ret = (LeaderRow) {};
+                return 0;
+        }
         l = (LeaderRow) {
                 .instance = db_column_strdup(st, 0),
                 .holder = db_column_strdup(st, 1),

@@ -46,8 +46,8 @@ int store_instance_prune(StoreTx *tx, int64_t age_ms);
 int store_instance_list(StoreTx *tx, Instance **ret, size_t *ret_n);
 
 /* The leader lease as it is. holder and instance are NULL when no one holds
- * it (given up, or never taken); expires_in (ms) is 0 or less once it
- * expired; since is when its holder took it. */
+ * it (given up, or never taken: then all is 0); expires_in (ms) is 0 or
+ * less once it expired; since is when its holder took it. */
 typedef struct LeaderRow {
         char *instance;
         char *holder;

@@ -186,9 +186,10 @@ static const PgMigration migrations[] = {
         { 14, INSTANCES_SCHEMA },
         { 15, v15 },
         { 16, v16 },
+        { 17, INSTANCES_UNSEED },
 };
 
-#define PG_SCHEMA_VERSION 16
+#define PG_SCHEMA_VERSION 17
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

@@ -233,6 +233,9 @@ static const char *const migrations[] = {
         "  ON DELETE CASCADE, type TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, fstype TEXT,"
         "  PRIMARY KEY (image_id, type));"
         "CREATE INDEX artifacts_replicating_sha256 ON artifacts_replicating(sha256);",
+        /* 17: no leader lease row until an instance takes it
+         * (store-instances-sql.h). */
+        INSTANCES_UNSEED,
 };
 
 int sqlite_errno(int rc) {
