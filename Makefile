@@ -88,7 +88,7 @@ COMPONENT_LIBS := $(BUILDER_LIB) $(BOOTSERVER_LIB) $(CTL_LIB) $(AGENT_LIB)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim test-layers check test test-unit test-integration test-boot test-e2e test-fleet bench demo \
+.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim test-layers check test test-unit test-integration test-boot test-e2e test-fleet test-ha bench demo \
 	sample-repo sample-images fuzz install clean help
 .DEFAULT_GOAL := all
 
@@ -180,8 +180,11 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLA
 # The unit tests that start a PostgreSQL server of their own
 # (tests/unit/pgserver.c, which runs tests/pg.sh).
 UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD)/tests/test-store-db \
+	$(BUILD)/tests/test-store-pg-db \
 	$(BUILD)/tests/test-store-areas-hosts \
-	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-migrate
+	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-hosts \
+	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
+	$(BUILD)/tests/test-replicas
 $(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
 $(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
 
@@ -288,12 +291,16 @@ test-integration: all sample-repo $(BUILD)/bench/checkins
 ## make test          everything (what CI runs); fails if a test left something running
 # The suites after check's own look for leftovers, then the last look.
 test: check
-	@$(MAKE) --no-print-directory test-boot test-e2e test-fleet
+	@$(MAKE) --no-print-directory test-boot test-e2e test-fleet test-ha
 	@tests/leftovers.sh
 
 ## make test-fleet    500 slipway-agent processes in network namespaces through a rollout
 test-fleet: all sample-repo
 	@tests/fleet/agents.sh
+
+## make test-ha       3 slipwayd on PostgreSQL with a standby, 200 agents: kills mid-rollout
+test-ha: all sample-repo
+	@tests/fleet/ha.sh
 
 ## make test-e2e      two VMs: PXE install, a rollout, a failing release, a power cut
 test-e2e: all sample-repo

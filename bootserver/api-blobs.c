@@ -1,5 +1,6 @@
 /* /v1/blobs: uploads (PUT) and downloads (GET and HEAD, with Range and
- * ETag) of the blobs that blobs.c keeps. */
+ * ETag) of the blobs that blobs.c keeps; a blob this instance lacks is
+ * fetched from a peer that holds it first (replicator.c). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sys/stat.h>
@@ -7,6 +8,8 @@
 #include "blobs.h"
 #include "http-header.h"
 #include "log.h"
+#include "peers.h"
+#include "replicator.h"
 #include "routes.h"
 #include "server.h"
 #include "util.h"
@@ -44,6 +47,24 @@ static enum MHD_Result handle_blob_get(Request *req) {
         if (!path)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a sha256 digest", req->args[0]);
         fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                /* Held by a peer: copied here, verified, then served; the
+                 * request waits for the copy suspended, and comes back. */
+                if (!req->fetch_done) {
+                        r = replicator_fetch_async(req->server, req->args[0], req);
+                        if (r > 0)
+                                return MHD_YES;
+                        if (r == -EBUSY)
+                                r = replicator_fetch(req->server, req->args[0]);
+                } else
+                        r = req->fetch_result;
+                if (r == -ENOENT)
+                        return reply_error(req, KIND_NOT_FOUND, "blob %s: not found", req->args[0]);
+                if (r < 0)
+                        return reply_error(req, KIND_NOT_FOUND, "blob %s: no instance that holds it could deliver it",
+                                           req->args[0]);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+        }
         if (fd < 0) {
                 if (errno == ENOENT)
                         return reply_error(req, KIND_NOT_FOUND, "blob %s: not found", req->args[0]);
@@ -106,7 +127,14 @@ static enum MHD_Result handle_blob_put(Request *req) {
                 blob_writer_abort(w);
                 return reply_errno(req, r, "blob upload");
         }
-        r = blob_writer_commit(req->server->store, w, req->actor, (int64_t) req->now, &created);
+        _cleanup_free_ char *name = NULL, *url = NULL;
+        r = peers_self(req->server, &name, &url);
+        if (r < 0) {
+                blob_writer_abort(w);
+                return reply_errno(req, r, "blob upload");
+        }
+        BlobSite site = { .state_dir = req->server->state_dir, .instance = name, .url = url };
+        r = blob_writer_commit(req->server->store, w, &site, req->actor, (int64_t) req->now, &created);
         if (r == -EBADMSG)
                 return reply_error(req, KIND_DIGEST_MISMATCH, "the uploaded bytes do not hash to %s", req->args[0]);
         if (r < 0)

@@ -1,5 +1,7 @@
-/* /v1/images: publish, list, show and delete images (docs/api.md). The
- * catalog (catalog.c) decides; this file parses, renders and answers. */
+/* /v1/images: publish, list, show and delete images (docs/api.md), visible
+ * or still replicating to enough instances. The catalog (catalog.c)
+ * decides; this file parses, renders and answers. */
+#include <inttypes.h>
 #include <time.h>
 
 #include "blobs.h"
@@ -7,6 +9,8 @@
 #include "coordinator.h"
 #include "log.h"
 #include "manifest.h"
+#include "peers.h"
+#include "replicator.h"
 #include "routes.h"
 #include "server.h"
 #include "util.h"
@@ -25,7 +29,35 @@ static json_t *image_to_json(const Image *i) {
                         (json_int_t) i->created, "artifacts", arts);
         if (img)
                 json_object_set_new(img, "hosts", json_integer((json_int_t) i->hosts));
+        if (img)
+                json_object_set_new(img, "state", json_string("visible"));
         return img;
+}
+
+/* An image still replicating: what it will be, with its state and copies. */
+static json_t *replicating_to_json(const Image *i, uint64_t copies, uint64_t replicas) {
+        json_t *img = image_to_json(i);
+
+        if (img) {
+                json_object_del(img, "hosts");
+                json_object_set_new(img, "state", json_string("replicating"));
+                json_object_set_new(img, "copies", json_integer((json_int_t) copies));
+                json_object_set_new(img, "replicas", json_integer((json_int_t) replicas));
+        }
+        return img;
+}
+
+/* Reads replicating image id with its copies and the replicas wanted. */
+static int replicating_read(Request *req, StoreTx *tx, const char *id, Image *ret, uint64_t *ret_copies,
+                            uint64_t *ret_replicas) {
+        int r;
+
+        r = replicator_replicas(req->server, tx, ret_replicas);
+        if (r >= 0)
+                r = store_replicating_copies(tx, id, ret_copies);
+        if (r >= 0)
+                r = store_replicating_get(tx, id, ret);
+        return r;
 }
 
 static const char *get_hex(json_t *body, const char *key) {
@@ -92,12 +124,20 @@ static enum MHD_Result handle_images_post(Request *req) {
         if (r < 0)
                 return reply_errno(req, r, at_sig ? "signature" : "manifest");
 
+        _cleanup_free_ char *name = NULL, *url = NULL;
+        uint64_t replicas = 1, copies = 0;
+        r = peers_self(req->server, &name, &url);
+        if (r < 0)
+                return reply_errno(req, r, "image publish");
+        BlobSite site = { .state_dir = req->server->state_dir, .instance = name, .url = url };
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = catalog_image_publish(tx, req->server->state_dir, m, mhex, shex, key, req->actor,
-                                          (int64_t) req->now, &missing, existing, &created);
+                r = replicator_replicas(req->server, tx, &replicas);
         if (r >= 0)
-                r = catalog_image_get(tx, mhex, &img);
+                r = catalog_image_publish(tx, &site, m, mhex, shex, key, req->actor, (int64_t) req->now, replicas,
+                                          &missing, existing, &created, &copies);
+        if (r >= 0)
+                r = copies >= replicas ? catalog_image_get(tx, mhex, &img) : store_replicating_get(tx, mhex, &img);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         else
@@ -111,6 +151,14 @@ static enum MHD_Result handle_images_post(Request *req) {
         if (r < 0) {
                 catalog_image_release(&img);
                 return reply_errno(req, r, "image publish");
+        }
+        if (copies < replicas) {
+                if (created)
+                        log_info("pushed %s:%s (%.12s) signed by %s: replicating, %" PRIu64 " of %" PRIu64
+                                 " copies", m->name, m->version, mhex, key, copies, replicas);
+                body = replicating_to_json(&img, copies, replicas);
+                catalog_image_release(&img);
+                return reply_json(req, 202, body);
         }
         if (created)
                 log_info("published %s:%s (%.12s) signed by %s", m->name, m->version, mhex, key);
@@ -126,17 +174,32 @@ static enum MHD_Result handle_images_list(Request *req) {
         json_t *list;
         int r;
 
+        _cleanup_strv_free_ char **pending = NULL;
+        json_t *replicating = json_array();
         r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
                 r = catalog_image_list(tx, &l, &n);
+        if (r >= 0)
+                r = store_replicating_ids(tx, &pending);
+        for (size_t k = 0; r >= 0 && pending && pending[k]; k++) {
+                Image img = {};
+                uint64_t copies = 0, replicas = 1;
+                r = replicating_read(req, tx, pending[k], &img, &copies, &replicas);
+                if (r >= 0)
+                        json_array_append_new(replicating, replicating_to_json(&img, copies, replicas));
+                catalog_image_release(&img);
+        }
         store_tx_rollback(&tx);
-        if (r < 0)
+        if (r < 0) {
+                catalog_image_list_free(l, n);
+                json_decref(replicating);
                 return reply_errno(req, r, "image list");
+        }
         list = json_array();
         for (size_t k = 0; k < n; k++)
                 json_array_append_new(list, image_to_json(&l[k]));
         catalog_image_list_free(l, n);
-        return reply_json(req, 200, json_pack("{s:o}", "images", list));
+        return reply_json(req, 200, json_pack("{s:o, s:o}", "images", list, "replicating", replicating));
 }
 
 static enum MHD_Result reply_resolve_error(Request *req, int r) {
@@ -157,17 +220,23 @@ static enum MHD_Result handle_image_get(Request *req) {
         json_t *j;
         int r, g = 0;
 
+        uint64_t copies = 0, replicas = 1;
+        bool replicating = false;
         r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
                 r = catalog_resolve(tx, req->args[0], id);
+        if (r == -ENOENT) {
+                r = catalog_resolve_replicating(tx, req->args[0], id);
+                replicating = r >= 0;
+        }
         if (r >= 0)
-                g = catalog_image_get(tx, id, &img);
+                g = replicating ? replicating_read(req, tx, id, &img, &copies, &replicas) : catalog_image_get(tx, id, &img);
         store_tx_rollback(&tx);
         if (r < 0)
                 return reply_resolve_error(req, r);
         if (g < 0)
                 return reply_error(req, KIND_INTERNAL, "image %s cannot be read", id);
-        j = image_to_json(&img);
+        j = replicating ? replicating_to_json(&img, copies, replicas) : image_to_json(&img);
         catalog_image_release(&img);
         return reply_json(req, 200, j);
 }
@@ -179,9 +248,15 @@ static enum MHD_Result handle_image_delete(Request *req) {
         char id[65];
         int r;
 
+        _cleanup_free_ char *name = NULL, *url = NULL;
+        r = peers_self(req->server, &name, &url);
+        if (r < 0)
+                return reply_errno(req, r, "image delete");
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)
                 r = catalog_resolve(tx, req->args[0], id);
+        if (r == -ENOENT)
+                r = catalog_resolve_replicating(tx, req->args[0], id);
         /* In use: a host runs it or a rollout may roll back to it. */
         if (r >= 0) {
                 r = coord_image_users(tx, id, &users);
@@ -189,7 +264,7 @@ static enum MHD_Result handle_image_delete(Request *req) {
                         r = -EBUSY;
         }
         if (r >= 0)
-                r = catalog_image_delete(tx, id, req->actor, (int64_t) req->now, &removed);
+                r = catalog_image_delete(tx, id, name, req->actor, (int64_t) req->now, &removed);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         else

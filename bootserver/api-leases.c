@@ -47,10 +47,12 @@ static json_t *decision_json(const LeaseDecision *d) {
 
 /* Lease requests that wait. A refused request with "wait" is suspended
  * (MHD_suspend_connection) and asked again, without a new audit entry:
- * right after a lease of the group that refused it is given back, and
- * every WAIT_ROUND_MS for whatever else frees a place (an expiry, a host
- * back from silence, a budget change, a quarantine lifted). It is
- * answered when granted or when its wait is over, with "waited". */
+ * right after a lease of the group that refused it is given back here;
+ * all of them right after the store says a lease was given back or a
+ * quarantine lifted by another instance sharing the database
+ * (store_db_watch_releases()); and every WAIT_ROUND_MS for whatever else
+ * frees a place (an expiry, a host back from silence, a budget change). It
+ * is answered when granted or when its wait is over, with "waited". */
 #define WAIT_ROUND_MS 2000
 #define WAIT_MAX_SEC 60
 
@@ -70,6 +72,8 @@ struct LeaseWaiters {
         bool stop;
         Waiter *head;
         json_t *woken; /* groups with a lease given back since the last round */
+        bool woken_all; /* a lease given back elsewhere since the last round */
+        bool watching;  /* the store's watch is on */
 };
 
 static uint64_t mono_ms(void) {
@@ -145,7 +149,7 @@ static void *waiters_main(void *userdata) {
 
                 for (Waiter *w = ws->head; w; w = w->next)
                         wake = MIN(wake, w->until_ms);
-                if (json_array_size(ws->woken) == 0) {
+                if (json_array_size(ws->woken) == 0 && !ws->woken_all) {
                         struct timespec ts = { .tv_sec = (time_t) (wake / 1000), .tv_nsec = (long) (wake % 1000) * 1000000 };
                         (void) pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
                 }
@@ -155,6 +159,8 @@ static void *waiters_main(void *userdata) {
                 bool all = now >= next_all;
                 if (all)
                         next_all = now + WAIT_ROUND_MS;
+                all = all || ws->woken_all;
+                ws->woken_all = false;
                 if (ws->head)
                         waiters_round(s, ws, all);
                 else
@@ -168,6 +174,16 @@ static void *waiters_main(void *userdata) {
         }
         pthread_mutex_unlock(&ws->lock);
         return NULL;
+}
+
+/* The store's watch: from its thread. */
+static void released_elsewhere(void *userdata) {
+        LeaseWaiters *ws = userdata;
+
+        pthread_mutex_lock(&ws->lock);
+        ws->woken_all = true;
+        pthread_cond_signal(&ws->cond);
+        pthread_mutex_unlock(&ws->lock);
 }
 
 int lease_waiters_start(Server *s) {
@@ -192,6 +208,8 @@ int lease_waiters_start(Server *s) {
                 free(ws);
                 return -EAGAIN;
         }
+        /* Without it, a release elsewhere is seen at the next round. */
+        ws->watching = store_db_watch_releases(s->store, released_elsewhere, ws) >= 0;
         return 0;
 }
 
@@ -200,6 +218,9 @@ void lease_waiters_stop(Server *s) {
 
         if (!ws)
                 return;
+        /* First: the watch's thread takes ws->lock. */
+        if (ws->watching)
+                (void) store_db_watch_releases(s->store, NULL, NULL);
         pthread_mutex_lock(&ws->lock);
         ws->stop = true;
         pthread_cond_signal(&ws->cond);

@@ -1,6 +1,10 @@
 /* /metrics in Prometheus text format, and /v1/status. */
+#include <inttypes.h>
+
 #include "routes.h"
 #include "server.h"
+#include "leader.h"
+#include "store-instances.h"
 #include "store-stats.h"
 #include "util.h"
 
@@ -17,27 +21,64 @@ static void gauge_by(FILE *f, const char *metric, const char *label, const Stats
         }
 }
 
+/* This instance's metrics and the registry's: the info, whether it leads,
+ * how often that changed, and each registered instance up or stale. */
+static void instances_print(FILE *f, const Leader *lead, const Instance *l, size_t n) {
+        if (lead) {
+                _cleanup_free_ char *name = json_escape_string(leader_name(lead));
+
+                fprintf(f,
+                        "# HELP slipway_instance_info This instance: its name and version.\n"
+                        "# TYPE slipway_instance_info gauge\nslipway_instance_info{instance=%s,version=\"%s\"} 1\n"
+                        "# HELP slipway_coordinator_leader 1 while this instance coordinates, else 0.\n"
+                        "# TYPE slipway_coordinator_leader gauge\nslipway_coordinator_leader %d\n"
+                        "# HELP slipway_coordinator_leader_changes_total Times this instance took or lost the "
+                        "coordinator's lease.\n"
+                        "# TYPE slipway_coordinator_leader_changes_total counter\n"
+                        "slipway_coordinator_leader_changes_total %" PRIu64 "\n",
+                        name ? name : "\"\"", SLIPWAY_VERSION, leader_leading(lead) ? 1 : 0, leader_changes(lead));
+        }
+        fputs("# HELP slipway_instance_up The registered instances: 1 while one beats, 0 once it is stale.\n"
+              "# TYPE slipway_instance_up gauge\n",
+              f);
+        for (size_t k = 0; k < n; k++) {
+                _cleanup_free_ char *esc = json_escape_string(l[k].name);
+                fprintf(f, "slipway_instance_up{instance=%s} %d\n", esc ? esc : "\"\"",
+                        l[k].heartbeat_age > INSTANCE_STALE_MS ? 0 : 1);
+        }
+}
+
 static enum MHD_Result handle_metrics(Request *req) {
         Metrics *m = &req->server->metrics;
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
         _cleanup_store_tx_ StoreTx *tx = NULL;
+        const Leader *lead = req->server->leader;
         FleetStats st = {};
+        Instance *inst = NULL;
+        size_t n_inst = 0;
         FILE *f;
         int r;
 
         r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
                 r = store_stats_read(tx, true, &st);
+        if (r >= 0)
+                r = store_instance_list(tx, &inst, &n_inst);
         store_tx_rollback(&tx);
         /* A scrape of half the gauges would read as hosts gone: none at all. */
-        if (r < 0)
+        if (r < 0) {
+                fleet_stats_release(&st);
                 return reply_errno(req, r, "metrics");
+        }
         f = open_memstream(&text, &size);
         if (!f) {
                 fleet_stats_release(&st);
+                instance_list_free(inst, n_inst);
                 return MHD_NO;
         }
+        instances_print(f, lead, inst, n_inst);
+        instance_list_free(inst, n_inst);
         fputs("# HELP slipway_hosts Hosts by state.\n# TYPE slipway_hosts gauge\n", f);
         gauge_by(f, "slipway_hosts", "state", st.by_state, st.n_by_state);
         fputs("# HELP slipway_hosts_by_version Hosts by the image version they run.\n"

@@ -46,7 +46,7 @@ void blob_writer_abort(BlobWriter *w) {
         free(w);
 }
 
-static int record(StoreDb *db, const char *hex, uint64_t size, const char *actor, int64_t now) {
+static int record(StoreDb *db, const BlobSite *site, const char *hex, uint64_t size, const char *actor, int64_t now) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         json_t *detail;
         int r;
@@ -54,7 +54,15 @@ static int record(StoreDb *db, const char *hex, uint64_t size, const char *actor
         r = store_tx_begin(db, STORE_TX_WRITE, &tx);
         if (r >= 0)
                 r = store_blob_insert(tx, hex, size, now);
-        if (r > 0) {
+        /* Uploaded again after its image was deleted: young again, for the
+         * push it now belongs to. */
+        if (r == 0)
+                r = store_blob_renew(tx, hex, now);
+        if (r >= 0) {
+                int h = store_blob_holder_add(tx, hex, site->instance, site->url, now);
+                r = h < 0 ? h : r;
+        }
+        if (r > 0 && actor) {
                 detail = json_pack("{s:I}", "size", (json_int_t) size);
                 r = audit_log_at(tx, now, actor, "blob.upload", hex, detail);
                 json_decref(detail);
@@ -64,7 +72,8 @@ static int record(StoreDb *db, const char *hex, uint64_t size, const char *actor
         return r;
 }
 
-int blob_writer_commit(StoreDb *db, BlobWriter *w, const char *actor, int64_t now, bool *ret_created) {
+int blob_writer_commit(StoreDb *db, BlobWriter *w, const BlobSite *site, const char *actor, int64_t now,
+                       bool *ret_created) {
         uint64_t size = 0;
         int r, made;
 
@@ -72,19 +81,19 @@ int blob_writer_commit(StoreDb *db, BlobWriter *w, const char *actor, int64_t no
         if (made == -EBADMSG)
                 log_debug("blob upload: the bytes are not %s", w->hex);
         /* A blob that was there already: the catalog must know it too. */
-        r = made < 0 ? made : record(db, w->hex, size, actor, now);
+        r = made < 0 ? made : record(db, site, w->hex, size, actor, now);
         blob_writer_abort(w);
         if (r >= 0)
                 *ret_created = made > 0;
         return r;
 }
 
-int blobs_present(const char *state_dir, StoreTx *tx, const char *hex, uint64_t size_check, int64_t now) {
+int blobs_present(const BlobSite *site, StoreTx *tx, const char *hex, uint64_t size_check, int64_t now) {
         _cleanup_free_ char *path = NULL;
         struct stat sb;
         int r;
 
-        if (blobstore_path(state_dir, hex, &path) < 0)
+        if (blobstore_path(site->state_dir, hex, &path) < 0)
                 return 0;
         /* The file decides, as for GET and HEAD; a file that lost its row
          * (a crash between rename and commit) gets it back. */
@@ -93,16 +102,25 @@ int blobs_present(const char *state_dir, StoreTx *tx, const char *hex, uint64_t 
         if (size_check != UINT64_MAX && (uint64_t) sb.st_size != size_check)
                 return 0;
         r = store_blob_insert(tx, hex, (uint64_t) sb.st_size, now);
+        if (r >= 0)
+                r = store_blob_holder_add(tx, hex, site->instance, site->url, now);
         return r < 0 ? r : 1;
 }
 
-int blobs_collect_garbage(StoreTx *tx, char *const *candidates, int64_t orphan_cutoff, char ***ret_removed) {
+int blobs_collect_garbage(StoreTx *tx, const char *instance, char *const *candidates, int64_t orphan_cutoff,
+                          char ***ret_removed) {
         _cleanup_strv_free_ char **removed = NULL;
+        uint64_t copies = 0;
         int r;
 
         r = store_blobs_unreferenced(tx, candidates, orphan_cutoff, &removed);
-        for (size_t i = 0; r >= 0 && removed && removed[i]; i++)
-                r = store_blob_delete(tx, removed[i]);
+        for (size_t i = 0; r >= 0 && removed && removed[i]; i++) {
+                r = store_blob_holder_remove(tx, removed[i], instance);
+                if (r >= 0)
+                        r = store_blob_copies(tx, removed[i], &copies);
+                if (r >= 0)
+                        r = copies == 0 ? store_blob_delete(tx, removed[i]) : store_blob_release(tx, removed[i]);
+        }
         if (r < 0)
                 return r;
         *ret_removed = TAKE_PTR(removed);

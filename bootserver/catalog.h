@@ -9,6 +9,7 @@
 
 #include "store-catalog.h"
 
+struct BlobSite;
 struct Manifest;
 
 /* Resolves ref to an image ID: -ENOENT when nothing matches, -ENOTUNIQ
@@ -33,20 +34,39 @@ int catalog_image_verify(const char *state_dir, const char *keys_dir, const char
                          bool *ret_signature, char *error, size_t error_size);
 
 /* Publishes the verified manifest m as image manifest_hex, audited as actor
- * at now. Every blob must be present under state_dir: otherwise -ENOENT with
- * their digests in *ret_missing (caller frees with strv_free). -EEXIST with
- * the other image's id in ret_existing when name:version is taken by
- * another image; publishing the same image again is 0 with *ret_created
- * false. On failure the caller rolls back: nothing stays written. */
-int catalog_image_publish(StoreTx *tx, const char *state_dir, const struct Manifest *m, const char *manifest_hex,
-                          const char *signature_hex, const char *key, const char *actor, int64_t now,
-                          char ***ret_missing, char ret_existing[65], bool *ret_created);
+ * at now, once each of its blobs is held by replicas instances. Every blob
+ * must be present in site's directory (site's instance is recorded as their
+ * holder): otherwise -ENOENT with their digests in *ret_missing (caller
+ * frees with strv_free). When some blob has fewer holders the image is
+ * recorded as replicating, visible nowhere until catalog_replicating_publish()
+ * makes it an image. *ret_copies gets the fewest holders of its blobs (at
+ * least replicas when it is visible). -EEXIST with the other image's id in
+ * ret_existing when name:version is taken by another image, visible or
+ * replicating; pushing the same image again is 0 with *ret_created false.
+ * On failure the caller rolls back: nothing stays written. */
+int catalog_image_publish(StoreTx *tx, const struct BlobSite *site, const struct Manifest *m,
+                          const char *manifest_hex, const char *signature_hex, const char *key, const char *actor,
+                          int64_t now, uint64_t replicas, char ***ret_missing, char ret_existing[65],
+                          bool *ret_created, uint64_t *ret_copies);
+
+/* Makes replicating image id visible when each of its blobs is held by at
+ * least replicas instances, in the caller's transaction: 1 when it was
+ * published, 0 when it still lacks copies (*ret_copies says how many the
+ * scarcest blob has), -ENOENT when it is not replicating, -EEXIST when its
+ * name:version was published meanwhile by another image. */
+int catalog_replicating_publish(StoreTx *tx, const char *id, uint64_t replicas, int64_t now, uint64_t *ret_copies);
+
+/* Resolves ref (name:version or an ID prefix of at least 8 digits) among
+ * the replicating images; errors as catalog_resolve(). */
+int catalog_resolve_replicating(StoreTx *tx, const char *ref, char ret_id[65]);
 
 /* Deletes image id (already resolved; whether it is in use the caller
- * checked in the same transaction), forgets the blobs nothing references
- * any more and audits it. Their digests are returned in *ret_removed for
- * the caller to unlink once committed (blobs_unlink()). */
-int catalog_image_delete(StoreTx *tx, const char *id, const char *actor, int64_t now, char ***ret_removed);
+ * checked in the same transaction), visible or replicating, forgets
+ * instance's copies of the blobs nothing references any more and audits it.
+ * Their digests are returned in *ret_removed for the caller to unlink once
+ * committed (blobs_unlink()). */
+int catalog_image_delete(StoreTx *tx, const char *id, const char *instance, const char *actor, int64_t now,
+                         char ***ret_removed);
 
 /* Reads and parses the manifest blob manifest_hex under state_dir; caller
  * frees the manifest. */

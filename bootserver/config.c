@@ -10,7 +10,9 @@
 #include "conftab.h"
 #include "fileio.h"
 #include "ipxe-template.h"
+#include "leader.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 #define F(field) offsetof(ServerConfig, field)
@@ -21,6 +23,10 @@ static const ConfKey keys[] = {
           "how hosts reach this server (default from listen)" },
         { "server", "state-dir", "state-dir", CONF_STRING, F(state_dir), "DIR",
           "catalog, blobs and dnsmasq files (/var/lib/slipway)" },
+        { "server", "instance", "instance", CONF_STRING, F(instance), "NAME",
+          "this instance's name among those that share the database (HOST:PORT)" },
+        { "server", "leader-ttl", "leader-ttl", CONF_UINT, F(leader_ttl), "SEC",
+          "the coordinator's leader lease lasts this long unless renewed (3)" },
         { "state", "database", "database", CONF_STRING, F(database), "CONNINFO",
           "PostgreSQL connection string (postgresql://... or key=value); unset: sqlite in state-dir" },
         { "server", "trusted-keys", "trusted-keys", CONF_STRING, F(trusted_keys), "DIR",
@@ -42,6 +48,8 @@ static const ConfKey keys[] = {
         { "server", "max-json", "max-json", CONF_SIZE, F(max_json), "SIZE", "cap on JSON request bodies (1M)" },
         { "server", "max-blob", "max-blob", CONF_SIZE, F(max_blob), "SIZE", "cap on an uploaded blob (16G)" },
         { "server", "threads", "threads", CONF_UINT, F(threads), "N", "HTTP worker threads (one per CPU, at least 2)" },
+        { "server", "replicas", "replicas", CONF_UINT, F(replicas), "N",
+          "instances that must hold an image's blobs before it is visible (0: 2 with several instances, else 1)" },
         { "server", "log-level", "log-level", CONF_STRING, F(log_level), "LEVEL", "error, warning, info, debug (info)" },
         { "server", "log-json", "log-json", CONF_BOOL, F(log_json), "BOOL",
           "one JSON object per log line (yes)" },
@@ -74,6 +82,7 @@ int server_config_init(ServerConfig *c) {
                 .enroll_ttl = 3600,
                 .checkin_interval = 30,
                 .lease_ttl = 900,
+                .leader_ttl = LEADER_TTL_DEFAULT_SEC,
                 .max_json = 1024 * 1024,
                 .max_blob = 16ULL << 30,
                 .threads = default_threads(),
@@ -189,6 +198,27 @@ int server_config_dhcp(const ServerConfig *c, const char *public_url, DhcpConfig
 #define fail_at(c, offset, ...) conftab_error(keys, ELEMENTSOF(keys), &(c)->origin, offset, __VA_ARGS__)
 #define fail(c, field, ...) fail_at(c, F(field), __VA_ARGS__)
 
+/* The connection string goes through libpq's own parser. It may hold a
+ * password, so no message repeats it. */
+static int check_database(const ServerConfig *c) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        if (!c->database)
+                return 0;
+        if (!c->database[0])
+                return fail(c, database, "database: empty; leave it unset to keep the state in state-dir");
+        if (!store_db_is_postgresql(c->database))
+                return fail(c, database, "database: expected a PostgreSQL connection string (postgresql://HOST/DB "
+                            "or key=value pairs)");
+        r = store_db_check(c->database, &why);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return fail(c, database, "database: not a PostgreSQL connection string: %s", strempty(why));
+        return 0;
+}
+
 int server_config_check(const ServerConfig *c) {
         struct addrinfo *ai = NULL;
         uint16_t port;
@@ -207,12 +237,9 @@ int server_config_check(const ServerConfig *c) {
                 return fail(c, tls_key, "tls-key '%s' needs tls-cert", c->tls_key);
         if (!c->state_dir)
                 return fail(c, state_dir, "state-dir is not set");
-        if (c->database && !c->database[0])
-                return fail(c, database, "database: empty; leave it unset to keep the state in state-dir");
-        if (c->database && !startswith(c->database, "postgresql://") && !startswith(c->database, "postgres://") &&
-            !strchr(c->database, '='))
-                return fail(c, database, "database: expected a PostgreSQL connection string (postgresql://HOST/DB "
-                            "or key=value pairs), got \"%s\"", c->database);
+        r = check_database(c);
+        if (r < 0)
+                return r;
         if (c->public_url && !startswith(c->public_url, "http://") && !startswith(c->public_url, "https://"))
                 return fail(c, public_url, "public-url: not an http(s) URL: \"%s\"", c->public_url);
         if (log_level_from_string(c->log_level) < 0)
@@ -225,6 +252,11 @@ int server_config_check(const ServerConfig *c) {
                 return fail(c, lease_ttl, "lease-ttl: at least 1 second");
         if (c->enroll_ttl == 0)
                 return fail(c, enroll_ttl, "enroll-ttl: at least 1 second");
+        if (c->instance && !instance_name_valid(c->instance))
+                return fail(c, instance, "instance: 1 to 64 letters, digits and .-_: expected, got \"%s\"", c->instance);
+        if (c->leader_ttl < 2 || c->leader_ttl > 3600)
+                return fail(c, leader_ttl, "leader-ttl: %llu is outside 2..3600 seconds (renewed every second)",
+                            (unsigned long long) c->leader_ttl);
         if (dhcp_mode_from_string(c->dhcp_mode) < 0)
                 return fail(c, dhcp_mode, "dhcp mode: expected off, proxy or full, got \"%s\"",
                             strempty(c->dhcp_mode));

@@ -5,6 +5,7 @@
 #include "labels.h"
 #include "log.h"
 #include "store-hosts.h"
+#include "store-instances.h"
 #include "util.h"
 
 void lease_decision_release(LeaseDecision *d) {
@@ -377,6 +378,9 @@ typedef struct TickPart {
 struct CoordTicker {
         TickPart *parts;
         size_t n, cap;
+        char *fence_holder; /* NULL: not fenced */
+        int64_t fence_epoch;
+        bool fenced;        /* this run found the lease lost */
 };
 
 CoordTicker *coord_ticker_new(void) {
@@ -389,8 +393,20 @@ CoordTicker *coord_ticker_free(CoordTicker *t) {
         for (size_t i = 0; i < t->n; i++)
                 free(t->parts[i].logged);
         free(t->parts);
+        free(t->fence_holder);
         free(t);
         return NULL;
+}
+
+int coord_ticker_fence(CoordTicker *t, const char *holder, uint64_t epoch) {
+        char *h = NULL;
+
+        if (holder && !(h = strdup(holder)))
+                return -ENOMEM;
+        free(t->fence_holder);
+        t->fence_holder = h;
+        t->fence_epoch = (int64_t) epoch;
+        return 0;
 }
 
 static void part_name(int64_t id, char *buf, size_t size) {
@@ -458,15 +474,26 @@ static void part_ok(CoordTicker *t, int64_t id) {
 
 typedef int (*PartFn)(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now, void *userdata);
 
-/* Runs fn in a transaction of its own. Returns 0, or the error with
- * *ret_reason saying what failed (caller frees). */
-static int part_run(StoreDb *store, const CoordConfig *c, int64_t id, uint64_t now, PartFn fn, void *userdata,
-                    char **ret_reason) {
+/* Runs fn in a transaction of its own, which a fenced ticker begins by
+ * checking that it still leads: -ESTALE, and nothing done, when not.
+ * Returns 0, or the error with *ret_reason saying what failed (caller
+ * frees). */
+static int part_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, int64_t id, uint64_t now, PartFn fn,
+                    void *userdata, char **ret_reason) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
         store_clear_error();
         r = store_tx_begin(store, STORE_TX_WRITE, &tx);
+        /* Writes run one at a time and the lease changes only in a write:
+         * what this reads holds until the commit. */
+        if (r >= 0 && t && t->fence_holder) {
+                r = store_leader_holds(tx, t->fence_holder, t->fence_epoch);
+                if (r == 0) {
+                        t->fenced = true;
+                        return -ESTALE;
+                }
+        }
         if (r >= 0)
                 r = fn(tx, c, id, now, userdata);
         if (r >= 0)
@@ -516,13 +543,17 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
         RolloutIds l = {};
         int r = 0, first = 0;
 
+        if (t)
+                t->fenced = false;
         for (size_t i = 0; t && i < t->n; i++)
                 t->parts[i].seen = false;
         /* Leases expire whatever the rollouts do, and each rollout moves on
          * in a transaction of its own: one that fails stops neither. */
         for (int64_t part = TICK_LEASES; part >= TICK_ROLLOUTS; part--) {
                 _cleanup_free_ char *reason = NULL;
-                r = part_run(store, c, part, now, part == TICK_LEASES ? part_expire : part_list, &l, &reason);
+                r = part_run(t, store, c, part, now, part == TICK_LEASES ? part_expire : part_list, &l, &reason);
+                if (t && t->fenced)
+                        goto fenced;
                 if (r < 0) {
                         (void) part_failed(t, part, strempty(reason));
                         first = first ?: r;
@@ -534,7 +565,9 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
                 int64_t id = l.ids[i];
                 Pause p = {};
 
-                r = part_run(store, c, id, now, part_rollout, NULL, &reason);
+                r = part_run(t, store, c, id, now, part_rollout, NULL, &reason);
+                if (t && t->fenced)
+                        goto fenced;
                 if (r >= 0) {
                         part_ok(t, id);
                         continue;
@@ -549,7 +582,9 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
                                             n, strempty(reason));
                 free(reason);
                 reason = NULL;
-                r = why ? part_run(store, c, id, now, part_pause, &p, &reason) : -ENOMEM;
+                r = why ? part_run(t, store, c, id, now, part_pause, &p, &reason) : -ENOMEM;
+                if (t && t->fenced)
+                        goto fenced;
                 /* Its failure is logged already; the next tick tries again. */
                 if (r < 0)
                         log_debug("coordinator: rollout %" PRIi64 ": cannot pause it: %s", id,
@@ -565,6 +600,12 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
                 else
                         i++;
         return first;
+
+fenced:
+        /* Another instance coordinates now: what this one ticked before
+         * stays, the rest is the other's. Nothing counts as failed. */
+        free(l.ids);
+        return -ESTALE;
 }
 
 int coord_tick(StoreDb *store, const CoordConfig *c, uint64_t now) {

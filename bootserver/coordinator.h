@@ -122,6 +122,13 @@ CoordTicker *coord_ticker_free(CoordTicker *t);
  * logged and pauses its rollout at once. Returns 0 when every part went
  * through, else the error of the first that failed (the others ran). */
 int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint64_t now);
+/* Fences t: from now on each transaction of coord_ticker_run() first
+ * checks that incarnation holder still holds the coordinator's leader
+ * lease with epoch (store_leader_holds(), leader.h) and does nothing when
+ * it does not; the run then stops there and returns -ESTALE, and nothing
+ * counts as a failure. holder NULL lifts the fence (one coordinator and
+ * no lease: the simulator). Returns 0 or -ENOMEM. */
+int coord_ticker_fence(CoordTicker *t, const char *holder, uint64_t epoch);
 /* coord_ticker_run() without a ticker. */
 int coord_tick(StoreDb *store, const CoordConfig *c, uint64_t now);
 

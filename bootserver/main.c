@@ -4,14 +4,17 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "api-leases.h"
+#include "replicator.h"
 #include "backup.h"
 #include "migrate.h"
 #include "coordinator.h"
 #include "store.h"
 #include "fileio.h"
+#include "leader.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -43,6 +46,7 @@ static const Route *const routes[] = {
         fleetlock_routes,
         ipxe_routes,
         audit_routes,
+        instance_routes,
         NULL,
 };
 
@@ -204,7 +208,10 @@ static void flush_seen(Server *s) {
 static void server_release(Server *s) {
         /* The waiting requests get their answer while the daemon still runs. */
         lease_waiters_stop(s);
+        /* No request may stay suspended for a fetch. */
+        replicator_stop(s);
         server_stop(s);
+        replicator_free(s);
         if (s->seen && s->store)
                 flush_seen(s);
         seen_log_free(s->seen);
@@ -215,6 +222,7 @@ static void server_release(Server *s) {
         free(s->blob_dir);
         free(s->tmp_dir);
         free(s->public_url);
+        leader_free(s->leader);
 }
 
 static int print_token(const char *name, long long created, void *u _unused_) {
@@ -420,18 +428,25 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         }
         if (!streq_ptr(c.listen, s->config.listen) || !streq_ptr(c.state_dir, s->config.state_dir) ||
             !streq_ptr(c.tls_cert, s->config.tls_cert) || !streq_ptr(c.tls_key, s->config.tls_key) ||
-            c.threads != s->config.threads)
-                log_warning("reload: listen, state-dir, tls-* and threads take effect at the next start");
+            c.threads != s->config.threads || !streq_ptr(c.instance, s->config.instance))
+                log_warning("reload: listen, state-dir, tls-*, threads and instance take effect at the next start");
+        if (!streq_ptr(c.database, s->config.database))
+                log_warning("reload: database changed; restart slipwayd to move to it (the state stays where it is "
+                            "until then)");
         /* Keep what only a restart can change. */
         free(c.listen);
         c.listen = s->config.listen ? strdup(s->config.listen) : NULL;
         free(c.state_dir);
         c.state_dir = strdup(s->config.state_dir);
+        free(c.database);
+        c.database = s->config.database ? strdup(s->config.database) : NULL;
         free(c.tls_cert);
         c.tls_cert = s->config.tls_cert ? strdup(s->config.tls_cert) : NULL;
         free(c.tls_key);
         c.tls_key = s->config.tls_key ? strdup(s->config.tls_key) : NULL;
         c.threads = s->config.threads;
+        free(c.instance);
+        c.instance = s->config.instance ? strdup(s->config.instance) : NULL;
 
         char *url = server_config_public_url(&c, s->port);
         pthread_rwlock_wrlock(&s->config_lock);
@@ -447,12 +462,42 @@ static void reload(Server *s, const Args *a, Supervisor *sup) {
         log_info("configuration reloaded");
 }
 
-/* The coordinator's periodic work: expired leases, rollouts moving on. Each
- * commits on its own, and the ticker logs a failure once. */
+/* The coordinator's periodic work: this instance's beat (heartbeat, and
+ * the leader lease taken or renewed), then, on the instance that holds the
+ * lease, expired leases and rollouts moving on. Each commits on its own and
+ * checks first that this instance still holds the lease with its epoch;
+ * the ticker logs a failure once. */
 static void coordinate(Server *s, CoordTicker *t) {
         CoordConfig cc = server_coord_config(s);
+        /* The config changes on this thread only (reload): no lock. */
+        int r = leader_beat(s->leader, s->store, s->public_url, s->config.leader_ttl * 1000);
 
+        if (r <= 0)
+                return;
+        if (coord_ticker_fence(t, leader_holder(s->leader), leader_epoch(s->leader)) < 0) {
+                log_oom();
+                return;
+        }
         (void) coord_ticker_run(t, s->store, &cc, (uint64_t) time(NULL));
+}
+
+/* The instance's name: [server] instance, else HOST:PORT of this machine's
+ * name (what a name may not hold made '-') and the bound port. Caller
+ * frees. */
+static char *instance_name(const Server *s) {
+        char host[256] = "";
+        char *name;
+
+        if (s->config.instance)
+                return strdup(s->config.instance);
+        if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+                snprintf(host, sizeof host, "slipwayd");
+        host[58] = '\0'; /* room for ":65535" within the 64 a name may have */
+        for (char *p = host; *p; p++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_", *p))
+                        *p = '-';
+        name = strdup_printf("%s:%u", host, (unsigned) s->port);
+        return name;
 }
 
 static int write_url_file(Server *s) {
@@ -553,6 +598,16 @@ int main(int argc, char **argv) {
                 s.public_url = server_config_public_url(&s.config, s.port);
                 r = s.public_url ? write_url_file(&s) : log_oom();
         }
+        if (r >= 0) {
+                _cleanup_free_ char *name = instance_name(&s);
+
+                r = name ? leader_new(name, SLIPWAY_VERSION, &s.leader) : -ENOMEM;
+                if (r < 0)
+                        log_error_errno(r, "cannot set up the instance: %m");
+        }
+        /* Only a shared database has peers to copy blobs from. */
+        if (r >= 0 && replicator_start(&s, s.config.database != NULL) < 0)
+                log_warning("cannot start the replicator: blobs are not copied between instances");
         if (r >= 0)
                 r = supervisor_new(&s, &sup);
         if (r >= 0 && !(ticker = coord_ticker_new()))
@@ -563,7 +618,14 @@ int main(int argc, char **argv) {
                 strv_free(a.flags);
                 return EXIT_FAILURE;
         }
-        log_info("serving on %s (port %u) as %s, state in '%s'", s.config.listen, s.port, s.public_url, s.state_dir);
+        if (s.config.database) {
+                _cleanup_free_ char *where = store_db_describe(s.config.database);
+
+                log_info("serving on %s (port %u) as %s, instance '%s', state in %s, blobs in '%s'", s.config.listen,
+                         s.port, s.public_url, leader_name(s.leader), where ?: "PostgreSQL", s.state_dir);
+        } else
+                log_info("serving on %s (port %u) as %s, instance '%s', state in '%s'", s.config.listen, s.port,
+                         s.public_url, leader_name(s.leader), s.state_dir);
 
         for (;;) {
                 struct timespec tick = { .tv_sec = 1 };
@@ -579,6 +641,8 @@ int main(int argc, char **argv) {
                 flush_seen(&s);
                 coordinate(&s, ticker);
         }
+        /* The next instance takes over at its next beat, not at the expiry. */
+        (void) leader_resign(s.leader, s.store);
         coord_ticker_free(ticker);
         supervisor_free(sup);
         server_release(&s);

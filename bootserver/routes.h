@@ -15,3 +15,4 @@ extern const Route rollout_routes[];
 extern const Route fleetlock_routes[];
 extern const Route ipxe_routes[];
 extern const Route audit_routes[];
+extern const Route instance_routes[];

@@ -42,6 +42,7 @@ static const struct {
         [KIND_UNSUPPORTED_MEDIA_TYPE] = { "unsupported_media_type", 415 },
         [KIND_RANGE_NOT_SATISFIABLE] = { "range_not_satisfiable", 416 },
         [KIND_NO_SPACE] = { "no_space", 507 },
+        [KIND_UNAVAILABLE] = { "unavailable", 503 },
         [KIND_INTERNAL] = { "internal", 500 },
 };
 
@@ -228,7 +229,7 @@ static enum MHD_Result reply_error_va(Request *req, ErrorKind kind, json_t *extr
         json_object_set_new(body, "kind", json_string(error_kind_to_string(kind)));
         json_object_set_new(body, "error", text);
         atomic_fetch_add(&req->server->metrics.errors[kind], 1);
-        if (kind == KIND_INTERNAL || kind == KIND_NO_SPACE)
+        if (kind == KIND_INTERNAL || kind == KIND_NO_SPACE || kind == KIND_UNAVAILABLE)
                 log_error("%s /%s: %s", req->method, req->path, msg);
         else
                 log_debug("%s /%s: %s: %s", req->method, req->path, error_kind_to_string(kind), msg);
@@ -268,6 +269,17 @@ enum MHD_Result reply_errno(Request *req, int error, const char *what) {
                 return reply_error(req, KIND_NO_SPACE, "%s: no space left on the server", what);
         case -EINVAL:
                 return reply_error(req, KIND_INVALID_VALUE, "%s: invalid", what);
+        case -ECONNRESET:
+        case -ECONNREFUSED:
+        case -ETIMEDOUT:
+        case -EAGAIN:
+        case -EROFS:
+                /* The database is out of reach, in a failover, or gave up
+                 * on a transaction that may succeed when sent again:
+                 * nothing was granted; a client may go to another
+                 * instance. */
+                return reply_error(req, KIND_UNAVAILABLE, "%s: the state database is unavailable (%s)", what,
+                                   strerror(-error));
         default:
                 return reply_error(req, KIND_INTERNAL, "%s: %s", what, strerror(-error));
         }

@@ -39,6 +39,7 @@ typedef enum ErrorKind {
         KIND_UNSUPPORTED_MEDIA_TYPE,
         KIND_RANGE_NOT_SATISFIABLE,
         KIND_NO_SPACE,
+        KIND_UNAVAILABLE,
         KIND_INTERNAL,
         _KIND_MAX,
 } ErrorKind;
@@ -68,7 +69,9 @@ typedef struct Server {
         uint64_t started_usec;
         Metrics metrics;
         LeaseWaiters *lease_waiters; /* lease requests that wait (api-leases.c) */
+        struct Replicator *replicator; /* copies of blobs between instances (replicator.c) */
         SeenLog *seen;               /* last_seen of unchanged check-ins, flushed each second */
+        struct Leader *leader;       /* this instance and whether it coordinates (leader.h) */
         const struct Route *const *routes; /* the tables matched in order, NULL-terminated */
 } Server;
 
@@ -106,6 +109,8 @@ typedef struct Request {
         const char *reply_header[2]; /* one extra header for the reply (name, value) */
         uint64_t blob_bytes; /* bytes of a blob response, counted when it completes */
         json_t *deferred;    /* the reply of a suspended request, sent when it resumes */
+        bool fetch_done;     /* a blob fetch it was suspended for ended (replicator.c) */
+        int fetch_result;    /* and how: 0 or a negative errno */
         /* A host route's read transaction, in which the host's token was
          * checked: the handler may go on reading in it (taking it with
          * TAKE_PTR), or leave it to be rolled back when it returns. */

@@ -6,19 +6,32 @@
 
 #include "log.h"
 #include "store-driver.h"
+#include "util.h"
 
 /* A PostgreSQL URI, or a libpq key=value string (it has an '='); anything
  * else is a sqlite file. */
-static bool is_postgresql(const char *where) {
+bool store_db_is_postgresql(const char *where) {
         return startswith(where, "postgresql://") || startswith(where, "postgres://") || strchr(where, '=');
 }
 
 int store_db_open(const char *where, StoreDb **ret) {
-        return is_postgresql(where) ? pg_db_open(where, ret) : sqlite_db_open(where, ret);
+        return store_db_is_postgresql(where) ? pg_db_open(where, ret) : sqlite_db_open(where, ret);
+}
+
+int store_db_check(const char *where, char **ret_why) {
+        return pg_conninfo_check(where, ret_why);
+}
+
+char *store_db_describe(const char *where) {
+        return store_db_is_postgresql(where) ? pg_conninfo_describe(where) : strdup_printf("'%s'", where);
 }
 
 StoreDb *store_db_free(StoreDb *s) {
         return s ? s->driver->db_free(s) : NULL;
+}
+
+int store_db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata) {
+        return s->driver->db_watch_releases ? s->driver->db_watch_releases(s, fn, userdata) : 0;
 }
 
 /* The message of the last store call that failed on this thread: a

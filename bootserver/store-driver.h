@@ -33,6 +33,9 @@ struct StoreDriver {
         int (*tx_nest)(StoreTx *parent, StoreTx **ret);
         int (*tx_commit)(StoreTx **tx);
         bool (*tx_rollback)(StoreTx **tx);
+        /* store_db_watch_releases(); NULL when the database has one
+         * process only. */
+        int (*db_watch_releases)(StoreDb *s, StoreWakeFn fn, void *userdata);
         int (*stmt)(StoreTx *tx, const char *sql, DbStmt **ret);
         void (*reset)(DbStmt *st);
         void (*bind_int64)(DbStmt *st, int i, int64_t v);
@@ -49,6 +52,16 @@ struct StoreDriver {
  * connection string. */
 int sqlite_db_open(const char *path, StoreDb **ret);
 int pg_db_open(const char *conninfo, StoreDb **ret);
+
+/* A PostgreSQL connection string checked by libpq's parser, without a
+ * connection (store-pg-conninfo.c): 0, or -EINVAL with *ret_why (may be
+ * NULL; caller frees) set to libpq's reason, without the quoted pieces of
+ * the string that could be a password. */
+int pg_conninfo_check(const char *conninfo, char **ret_why);
+/* "PostgreSQL host=... port=... dbname=... user=...", the settings given,
+ * never the password; "PostgreSQL" alone for a string that does not parse.
+ * Caller frees; NULL on ENOMEM. */
+char *pg_conninfo_describe(const char *conninfo);
 
 /* Keeps message as the last error of this thread, for store_last_error(),
  * and logs it at debug with the statement (NULL: none) and the driver's

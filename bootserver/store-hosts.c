@@ -619,7 +619,7 @@ int store_boot_image(StoreTx *tx, const char *image, BootImage *ret) {
         return 0;
 }
 
-int store_host_groups(StoreTx *tx, const char *id, char ***ret) {
+static int host_groups(StoreTx *tx, const char *id, char ***ret) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_strv_free_ char **l = NULL;
         int r;
@@ -637,4 +637,28 @@ int store_host_groups(StoreTx *tx, const char *id, char ***ret) {
                 return r;
         *ret = TAKE_PTR(l);
         return 0;
+}
+
+int store_host_groups(StoreTx *tx, const char *id, char ***ret) {
+        _cleanup_store_tx_ StoreTx *part = NULL;
+        int r;
+
+        /* sqlite undoes only a statement that fails; PostgreSQL would lose
+         * the whole transaction, and with it the change the caller made
+         * before asking (a lease's release): there the read is a savepoint
+         * of its own. */
+        if (!store_tx_postgresql(tx))
+                return host_groups(tx, id, ret);
+        r = store_tx_nest(tx, &part);
+        if (r < 0)
+                return r;
+        r = host_groups(part, id, ret);
+        if (r < 0)
+                return r;
+        r = store_tx_commit(&part);
+        if (r < 0) {
+                strv_free(*ret);
+                *ret = NULL;
+        }
+        return r;
 }

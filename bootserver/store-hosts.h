@@ -127,5 +127,7 @@ int store_host_set_enrollment(StoreTx *tx, const char *id, const char *nonce, co
 int store_boot_image(StoreTx *tx, const char *image, BootImage *ret);
 
 /* The groups of id: its labels as "key=value", sorted by key; a
- * NULL-terminated strv (NULL when it has none), the caller's. */
+ * NULL-terminated strv (NULL when it has none), the caller's. A failure
+ * leaves tx usable on both drivers (a savepoint on PostgreSQL), so a
+ * caller may go on without the groups. */
 int store_host_groups(StoreTx *tx, const char *id, char ***ret);

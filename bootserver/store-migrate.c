@@ -25,6 +25,19 @@
  * those rows in an empty target, and are emptied before the copy. */
 static const char *const seeded_tables[] = { "meta" };
 
+/* The tables of the instances that run on a state, not of the fleet: who
+ * runs, who leads, who holds which blob file. They are not copied; an
+ * instance started on the copy records itself, and claims the blobs of its
+ * state directory (replicator.c). */
+static const char *const instance_tables[] = { "instances", "coordinator_leader", "blob_holders" };
+
+static bool instance_table(const char *table) {
+        for (size_t i = 0; i < ELEMENTSOF(instance_tables); i++)
+                if (streq(instance_tables[i], table))
+                        return true;
+        return false;
+}
+
 typedef struct CopyTable {
         char *name;
         char **columns;  /* sqlite's, in its order */
@@ -332,6 +345,8 @@ int store_copy_plan(StoreTx *src, StoreTx *dst, StoreCopy **ret, char **ret_what
         if (!c->tables)
                 return -ENOMEM;
         for (size_t i = 0; names[i]; i++) {
+                if (instance_table(names[i]))
+                        continue;
                 CopyTable *t = &c->tables[c->n_tables++];
 
                 t->name = strdup(names[i]);

@@ -13,28 +13,61 @@
  *
  * Unlike sqlite, an error aborts the whole transaction (a savepoint
  * excepted): whatever the caller does next fails, and the commit reports
- * it. A lost connection fails the transaction it was in; the next one
- * connects again. */
+ * it.
+ *
+ * Transient failures. The callers run their transactions themselves
+ * (begin, statements, commit), so a transaction cannot be run again here
+ * once it has begun: what is retried is its BEGIN. A pooled connection
+ * that the server ended (a restart, pg_terminate_backend, a failover) or
+ * that reached a server which is a standby now is found at the BEGIN,
+ * which then changed nothing: it connects again (libpq tries the hosts of
+ * the connection string in order) and begins anew, without the caller
+ * seeing an error. After the BEGIN, every failure fails the transaction
+ * closed (a lost connection -ECONNRESET, a serialization failure or a
+ * deadlock -EAGAIN, a standby -EROFS), and the caller gives up on it: the
+ * API answers 503, and the client's rules say what is sent again. A COMMIT
+ * whose answer was lost is never sent again: it may or may not have
+ * committed.
+ *
+ * Instances learn of leases given back elsewhere through a trigger that
+ * notifies a channel (schema 14) and a listener (store-pg-listen.c): each
+ * connection of the pool names its instance in a setting the trigger sends
+ * as the payload, so that an instance leaves out its own notices. */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 
 #include "log.h"
 #include "store-driver.h"
 #include "store-pg.h"
+#include "util.h"
 
 /* The advisory lock of write transactions ("slipwayw" in ASCII), apart
  * from the migration's. */
 #define WRITE_LOCK "8317138543606593911"
 
+/* The channel of schema 14's trigger; its payload is the setting
+ * slipway.instance of the session that wrote (session_sql below). */
+#define RELEASE_CHANNEL "slipway_lease_released"
+
+/* How often a BEGIN is tried again on a connection made anew, when the one
+ * it was sent on turned out lost. */
+#define BEGIN_RETRIES 2
+
 typedef struct PgDb {
         StoreDb head;
         char *conninfo;
+        char instance[33]; /* random, in hex: this StoreDb's name on its connections */
+        char *session_sql; /* names it on a new connection */
         pthread_mutex_t lock;
         PgConn **idle;
         size_t n_idle, cap;
+        PgListener *listener; /* while a watch is on */
+        StoreWakeFn watch_fn;
+        void *watch_userdata;
 } PgDb;
 
 typedef struct PgTx {
@@ -66,7 +99,9 @@ static void conn_put(PgDb *db, PgConn *c) {
         pthread_mutex_unlock(&db->lock);
 }
 
-/* An idle connection, or a new one; one that was lost connects again. */
+/* An idle connection, or a new one; one that was lost connects again. A
+ * new session is told the instance's name first. The most recently used
+ * comes first: one given back as lost is the next to connect again. */
 static int conn_take(PgDb *db, PgConn **ret) {
         PgConn *c = NULL;
         int r;
@@ -75,10 +110,19 @@ static int conn_take(PgDb *db, PgConn **ret) {
         if (db->n_idle > 0)
                 c = db->idle[--db->n_idle];
         pthread_mutex_unlock(&db->lock);
-        if (!c)
-                return pg_conn_open(db->conninfo, ret, NULL);
-        if (!pg_conn_ok(c)) {
+        if (!c) {
+                r = pg_conn_open(db->conninfo, &c, NULL);
+                if (r < 0)
+                        return r;
+                r = pg_exec(c, db->session_sql);
+                if (r < 0) {
+                        pg_conn_free(c);
+                        return r;
+                }
+        } else if (!pg_conn_ok(c)) {
                 r = pg_conn_reset(c);
+                if (r >= 0)
+                        r = pg_exec(c, db->session_sql);
                 if (r < 0) {
                         conn_put(db, c);
                         return r;
@@ -93,13 +137,26 @@ static StoreDb *db_free(StoreDb *s) {
 
         if (!db)
                 return NULL;
+        pg_listener_free(db->listener);
         for (size_t i = 0; i < db->n_idle; i++)
                 pg_conn_free(db->idle[i]);
         free(db->idle);
         free(db->conninfo);
+        free(db->session_sql);
         pthread_mutex_destroy(&db->lock);
         free(db);
         return NULL;
+}
+
+/* 32 random hex digits. */
+static int instance_name(char ret[static 33]) {
+        uint8_t b[16];
+
+        if (getrandom(b, sizeof b, 0) != (ssize_t) sizeof b)
+                return -EIO;
+        for (size_t i = 0; i < sizeof b; i++)
+                snprintf(ret + 2 * i, 3, "%02x", b[i]);
+        return 0;
 }
 
 int pg_db_open(const char *conninfo, StoreDb **ret) {
@@ -113,8 +170,14 @@ int pg_db_open(const char *conninfo, StoreDb **ret) {
                 return -ENOMEM;
         db->head.driver = &pg_driver;
         pthread_mutex_init(&db->lock, NULL);
+        r = instance_name(db->instance);
+        if (r < 0) {
+                db_free(&db->head);
+                return r;
+        }
         db->conninfo = strdup(conninfo);
-        if (!db->conninfo) {
+        db->session_sql = strdup_printf("SET slipway.instance = '%s'", db->instance);
+        if (!db->conninfo || !db->session_sql) {
                 db_free(&db->head);
                 return -ENOMEM;
         }
@@ -128,6 +191,8 @@ int pg_db_open(const char *conninfo, StoreDb **ret) {
                 return r;
         }
         r = pg_migrate(c);
+        if (r >= 0)
+                r = pg_exec(c, db->session_sql);
         if (r < 0) {
                 log_error_errno(r, "cannot set up the PostgreSQL state database: %s", strempty(pg_last_error()));
                 pg_conn_free(c);
@@ -139,41 +204,59 @@ int pg_db_open(const char *conninfo, StoreDb **ret) {
         return 0;
 }
 
+static const char *begin_sql(StoreTxMode mode) {
+        switch (mode) {
+        case STORE_TX_WRITE:
+                /* READ WRITE: a standby refuses it here, before anything
+                 * is done, rather than at the first write. */
+                return "BEGIN READ WRITE; SELECT pg_advisory_xact_lock(" WRITE_LOCK ")";
+        case STORE_TX_RELAXED:
+                return "BEGIN READ WRITE; SET LOCAL synchronous_commit = off; "
+                       "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")";
+        case STORE_TX_READ:
+                return "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+        default:
+                return NULL;
+        }
+}
+
 static int tx_begin(StoreDb *s, StoreTxMode mode, StoreTx **ret) {
         PgDb *db = (PgDb *) s;
+        const char *sql = begin_sql(mode);
+        PgConn *c = NULL;
         PgTx *tx;
         int r;
 
+        if (!sql)
+                return -EINVAL;
         tx = calloc(1, sizeof *tx);
         if (!tx)
                 return -ENOMEM;
-        r = conn_take(db, &tx->conn);
-        if (r < 0) {
-                free(tx);
-                return r;
-        }
-        switch (mode) {
-        case STORE_TX_WRITE:
-                r = pg_exec(tx->conn, "BEGIN; SELECT pg_advisory_xact_lock(" WRITE_LOCK ")");
-                break;
-        case STORE_TX_RELAXED:
-                r = pg_exec(tx->conn, "BEGIN; SET LOCAL synchronous_commit = off; "
-                                      "SELECT pg_advisory_xact_lock(" WRITE_LOCK ")");
-                break;
-        case STORE_TX_READ:
-                r = pg_exec(tx->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-                break;
-        default:
-                r = -EINVAL;
-        }
-        if (r < 0) {
-                (void) pg_exec(tx->conn, "ROLLBACK");
-                conn_put(db, tx->conn);
-                free(tx);
-                return r;
+        for (int attempt = 0;; attempt++) {
+                r = conn_take(db, &c);
+                if (r < 0) {
+                        free(tx);
+                        return r;
+                }
+                r = pg_exec(c, sql);
+                if (r >= 0)
+                        break;
+                /* Lost before or at the BEGIN: nothing was done; a new
+                 * connection (another host, maybe) begins it anew. */
+                bool lost = !pg_conn_ok(c);
+                if (!lost)
+                        (void) pg_exec(c, "ROLLBACK");
+                conn_put(db, c);
+                if (!lost || attempt == BEGIN_RETRIES) {
+                        free(tx);
+                        return r;
+                }
+                log_debug("postgresql: a pooled connection was lost (%s); connecting again",
+                          strempty(pg_last_error()));
         }
         tx->head.driver = &pg_driver;
         tx->db = db;
+        tx->conn = c;
         tx->open = true;
         *ret = &tx->head;
         return 0;
@@ -226,11 +309,20 @@ static bool tx_rollback(StoreTx **txp) {
 
 static int tx_commit(StoreTx **txp) {
         PgTx *tx = (PgTx *) *txp;
+        bool sent;
         int r;
 
         assert(tx->open);
         pg_conn_reset_statements(tx->conn);
+        /* Known lost before: the COMMIT is not sent, and the server has
+         * rolled the transaction back. */
+        sent = pg_conn_ok(tx->conn);
         r = tx->parent ? pg_exec(tx->conn, "RELEASE unit") : pg_commit(tx->conn);
+        if (r == -ECONNRESET && sent && !tx->parent)
+                /* Lost in it: never sent again, it may have been kept or
+                 * not. */
+                log_warning("a commit's outcome is unknown, the connection to the database was lost: %s",
+                            strempty(pg_last_error()));
         if (r < 0) {
                 (void) tx_rollback(txp);
                 return r;
@@ -289,6 +381,29 @@ static bool column_is_null(DbStmt *st, int col) {
         return pg_column_is_null((PgStmt *) st, col);
 }
 
+/* From the listener's thread. */
+static void release_notified(void *userdata) {
+        PgDb *db = userdata;
+
+        db->watch_fn(db->watch_userdata);
+}
+
+static int db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata) {
+        PgDb *db = (PgDb *) s;
+        int r;
+
+        db->listener = pg_listener_free(db->listener);
+        if (!fn)
+                return 0;
+        db->watch_fn = fn;
+        db->watch_userdata = userdata;
+        r = pg_listener_start(db->conninfo, RELEASE_CHANNEL, db->instance, release_notified, db, &db->listener);
+        if (r < 0)
+                log_error_errno(r, "cannot listen for leases given back by other instances: %s",
+                                strempty(pg_last_error()));
+        return r;
+}
+
 static const StoreDriver pg_driver = {
         .postgresql = true,
         .db_free = db_free,
@@ -296,6 +411,7 @@ static const StoreDriver pg_driver = {
         .tx_nest = tx_nest,
         .tx_commit = tx_commit,
         .tx_rollback = tx_rollback,
+        .db_watch_releases = db_watch_releases,
         .stmt = stmt,
         .reset = reset,
         .bind_int64 = bind_int64,

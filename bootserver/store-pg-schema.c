@@ -4,12 +4,18 @@
  * with sqlite: a migration after it is added to both lists. What differs:
  * bigint where sqlite's INTEGER holds times, counters and IDs; identity
  * columns for AUTOINCREMENT; triggers as PL/pgSQL functions; flags stay
- * integers (0/1), as the store's SQL reads them. */
+ * integers (0/1), as the store's SQL reads them. Every text column has
+ * the C collation, whatever the database's default: text sorts and
+ * compares bytewise, as in sqlite (lists by name, ID or key; an image
+ * ID's prefix range). rollout_hosts has seq where sqlite has its rowid:
+ * the order the rows were added, which the assignments follow. A
+ * migration that adds a text column gives it COLLATE "C" too. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "log.h"
+#include "store-instances-sql.h"
 #include "store-pg.h"
 #include "util.h"
 
@@ -61,42 +67,48 @@
         "END $f$;\n"
 
 static const char baseline[] =
-        "CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL, created BIGINT NOT NULL);\n"
-        "CREATE TABLE images (id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL,\n"
-        "  arch TEXT NOT NULL, kernel_version TEXT, manifest TEXT NOT NULL, signature TEXT NOT NULL,\n"
-        "  signed_by TEXT, created BIGINT NOT NULL, seq BIGINT GENERATED ALWAYS AS IDENTITY,\n"
-        "  UNIQUE (name, version));\n"
-        "CREATE TABLE artifacts (image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,\n"
-        "  type TEXT NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL, fstype TEXT,\n"
-        "  PRIMARY KEY (image_id, type));\n"
+        "CREATE TABLE blobs (sha256 TEXT COLLATE \"C\" PRIMARY KEY, size BIGINT NOT NULL, created BIGINT NOT\n"
+        "  NULL);\n"
+        "CREATE TABLE images (id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT COLLATE \"C\" NOT NULL, version TEXT\n"
+        "  COLLATE \"C\" NOT NULL, arch TEXT COLLATE \"C\" NOT NULL, kernel_version TEXT COLLATE \"C\", manifest\n"
+        "  TEXT COLLATE \"C\" NOT NULL, signature TEXT COLLATE \"C\" NOT NULL, signed_by TEXT COLLATE \"C\",\n"
+        "  created BIGINT NOT NULL, seq BIGINT GENERATED ALWAYS AS IDENTITY, UNIQUE (name, version));\n"
+        "CREATE TABLE artifacts (image_id TEXT COLLATE \"C\" NOT NULL REFERENCES images(id) ON DELETE CASCADE,\n"
+        "  type TEXT COLLATE \"C\" NOT NULL, sha256 TEXT COLLATE \"C\" NOT NULL, size BIGINT NOT NULL, fstype\n"
+        "  TEXT COLLATE \"C\", PRIMARY KEY (image_id, type));\n"
         "CREATE INDEX artifacts_sha256 ON artifacts(sha256);\n"
-        "CREATE TABLE hosts (id TEXT PRIMARY KEY, mac TEXT UNIQUE, uuid TEXT, hostname TEXT,\n"
-        "  image TEXT REFERENCES images(id), boot TEXT NOT NULL DEFAULT 'disk',\n"
-        "  state TEXT NOT NULL DEFAULT 'registered', installed INTEGER NOT NULL DEFAULT 0,\n"
-        "  version TEXT, current_image TEXT, booted_slot TEXT, slots TEXT, health TEXT, facts TEXT,\n"
-        "  message TEXT, token_hash TEXT, enroll_expires BIGINT, registered BIGINT NOT NULL,\n"
-        "  last_seen BIGINT, lease_epoch BIGINT, lease_expires BIGINT,\n"
-        "  quarantined INTEGER NOT NULL DEFAULT 0, rollback INTEGER NOT NULL DEFAULT 0,\n"
-        "  state_since BIGINT, failed_image TEXT, pxe_seen BIGINT, enroll_nonce TEXT, enroll_address TEXT);\n"
-        "CREATE TABLE host_labels (host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,\n"
-        "  key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (host_id, key));\n"
+        "CREATE TABLE hosts (id TEXT COLLATE \"C\" PRIMARY KEY, mac TEXT COLLATE \"C\" UNIQUE, uuid TEXT COLLATE\n"
+        "  \"C\", hostname TEXT COLLATE \"C\", image TEXT COLLATE \"C\" REFERENCES images(id), boot TEXT COLLATE\n"
+        "  \"C\" NOT NULL DEFAULT 'disk', state TEXT COLLATE \"C\" NOT NULL DEFAULT 'registered', installed\n"
+        "  INTEGER NOT NULL DEFAULT 0, version TEXT COLLATE \"C\", current_image TEXT COLLATE \"C\", booted_slot\n"
+        "  TEXT COLLATE \"C\", slots TEXT COLLATE \"C\", health TEXT COLLATE \"C\", facts TEXT COLLATE \"C\", message\n"
+        "  TEXT COLLATE \"C\", token_hash TEXT COLLATE \"C\", enroll_expires BIGINT, registered BIGINT NOT NULL,\n"
+        "  last_seen BIGINT, lease_epoch BIGINT, lease_expires BIGINT, quarantined INTEGER NOT NULL DEFAULT\n"
+        "  0, rollback INTEGER NOT NULL DEFAULT 0, state_since BIGINT, failed_image TEXT COLLATE \"C\",\n"
+        "  pxe_seen BIGINT, enroll_nonce TEXT COLLATE \"C\", enroll_address TEXT COLLATE \"C\");\n"
+        "CREATE TABLE host_labels (host_id TEXT COLLATE \"C\" NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,\n"
+        "  key TEXT COLLATE \"C\" NOT NULL, value TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY (host_id, key));\n"
         "CREATE INDEX host_labels_kv ON host_labels(key, value);\n"
-        "CREATE TABLE tokens (name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);\n"
+        "CREATE TABLE tokens (name TEXT COLLATE \"C\" PRIMARY KEY, hash TEXT COLLATE \"C\" NOT NULL UNIQUE,\n"
+        "  created BIGINT NOT NULL);\n"
         "CREATE TABLE audit (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, time BIGINT NOT NULL,\n"
-        "  actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT);\n"
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);\n"
+        "  actor TEXT COLLATE \"C\" NOT NULL, action TEXT COLLATE \"C\" NOT NULL, target TEXT COLLATE \"C\", detail\n"
+        "  TEXT COLLATE \"C\");\n"
+        "CREATE TABLE meta (key TEXT COLLATE \"C\" PRIMARY KEY, value BIGINT NOT NULL);\n"
         "INSERT INTO meta (key, value) VALUES ('lease_epoch', 0);\n"
-        "CREATE TABLE budgets (selector TEXT PRIMARY KEY, max_unavailable BIGINT, max_unavailable_pct BIGINT,\n"
-        "  min_available BIGINT);\n"
-        "CREATE TABLE rollouts (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL,\n"
-        "  image TEXT, spec TEXT NOT NULL, state TEXT NOT NULL, wave INTEGER NOT NULL DEFAULT 0,\n"
-        "  n_waves INTEGER NOT NULL, wave_done_at BIGINT, reason TEXT, rollback_of BIGINT, actor TEXT,\n"
-        "  created BIGINT NOT NULL, finished BIGINT);\n"
+        "CREATE TABLE budgets (selector TEXT COLLATE \"C\" PRIMARY KEY, max_unavailable BIGINT,\n"
+        "  max_unavailable_pct BIGINT, min_available BIGINT);\n"
+        "CREATE TABLE rollouts (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, kind TEXT COLLATE \"C\"\n"
+        "  NOT NULL, image TEXT COLLATE \"C\", spec TEXT COLLATE \"C\" NOT NULL, state TEXT COLLATE \"C\" NOT NULL,\n"
+        "  wave INTEGER NOT NULL DEFAULT 0, n_waves INTEGER NOT NULL, wave_done_at BIGINT, reason TEXT\n"
+        "  COLLATE \"C\", rollback_of BIGINT, actor TEXT COLLATE \"C\", created BIGINT NOT NULL, finished\n"
+        "  BIGINT);\n"
         "CREATE TABLE rollout_hosts (rollout_id BIGINT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,\n"
-        "  host_id TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE, wave INTEGER NOT NULL,\n"
-        "  phase INTEGER NOT NULL DEFAULT 0, target TEXT NOT NULL, prev_image TEXT, status TEXT NOT NULL,\n"
-        "  message TEXT, assigned_at BIGINT, acked INTEGER NOT NULL DEFAULT 0,\n"
-        "  reported INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (rollout_id, host_id));\n"
+        "  host_id TEXT COLLATE \"C\" NOT NULL REFERENCES hosts(id) ON DELETE CASCADE, wave INTEGER NOT NULL,\n"
+        "  phase INTEGER NOT NULL DEFAULT 0, target TEXT COLLATE \"C\" NOT NULL, prev_image TEXT COLLATE \"C\",\n"
+        "  status TEXT COLLATE \"C\" NOT NULL, message TEXT COLLATE \"C\", assigned_at BIGINT, acked INTEGER NOT\n"
+        "  NULL DEFAULT 0, reported INTEGER NOT NULL DEFAULT 0, seq BIGINT GENERATED ALWAYS AS IDENTITY,\n"
+        "  PRIMARY KEY (rollout_id, host_id));\n"
         "CREATE INDEX rollout_hosts_host ON rollout_hosts(host_id);\n"
         "CREATE INDEX hosts_lease_expires ON hosts(lease_expires) WHERE lease_epoch IS NOT NULL;\n"
         "CREATE INDEX rollout_hosts_wave ON rollout_hosts(rollout_id, wave, status, acked);\n"
@@ -106,7 +118,7 @@ static const char baseline[] =
         "  PRIMARY KEY (rollout_id, wave));\n"
         "CREATE INDEX rollout_hosts_phase ON rollout_hosts(rollout_id, status, phase);\n"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;\n"
-        "CREATE INDEX rollout_hosts_status ON rollout_hosts(rollout_id, status, wave, phase);\n"
+        "CREATE INDEX rollout_hosts_status ON rollout_hosts(rollout_id, status, wave, phase, seq);\n"
         ROLLOUT_WAVES_FN
         "CREATE TRIGGER rollout_waves_change AFTER UPDATE OF status, acked, rollout_id, wave ON rollout_hosts\n"
         "  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.acked IS DISTINCT FROM NEW.acked\n"
@@ -132,14 +144,51 @@ static const char v13[] =
         "DROP INDEX rollout_hosts_reported;\n"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;\n";
 
+/* 15: instances learn of a lease given back on another one: a place may
+ * have been freed when a host's lease ends (given back, expired, or the
+ * host deleted with it) or its quarantine is lifted. The notice goes out
+ * when the transaction commits, with the instance that wrote it as the
+ * payload (store-pg-db.c names it on each connection); several in one
+ * transaction are one. */
+static const char v15[] =
+        "CREATE FUNCTION lease_released() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN\n"
+        "  PERFORM pg_notify('slipway_lease_released', coalesce(current_setting('slipway.instance', true), ''));\n"
+        "  RETURN NULL;\n"
+        "END $f$;\n"
+        "CREATE TRIGGER lease_released AFTER UPDATE OF lease_epoch, quarantined ON hosts FOR EACH ROW\n"
+        "  WHEN ((OLD.lease_epoch IS NOT NULL AND NEW.lease_epoch IS NULL) OR\n"
+        "  (OLD.quarantined <> 0 AND NEW.quarantined = 0))\n"
+        "  EXECUTE FUNCTION lease_released();\n"
+        "CREATE TRIGGER lease_released_delete AFTER DELETE ON hosts FOR EACH ROW\n"
+        "  WHEN (OLD.lease_epoch IS NOT NULL OR OLD.quarantined <> 0)\n"
+        "  EXECUTE FUNCTION lease_released();\n";
+
+/* 16: sqlite's 16, the holders of blobs and the images not yet visible. */
+static const char v16[] =
+        "CREATE TABLE blob_holders (sha256 TEXT COLLATE \"C\" NOT NULL, instance TEXT COLLATE \"C\" NOT NULL,\n"
+        "  url TEXT COLLATE \"C\" NOT NULL, since BIGINT NOT NULL, PRIMARY KEY (sha256, instance));\n"
+        "CREATE INDEX blob_holders_instance ON blob_holders(instance);\n"
+        "CREATE TABLE images_replicating (id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT COLLATE \"C\" NOT NULL,\n"
+        "  version TEXT COLLATE \"C\" NOT NULL, arch TEXT COLLATE \"C\" NOT NULL, kernel_version TEXT COLLATE \"C\",\n"
+        "  manifest TEXT COLLATE \"C\" NOT NULL, signature TEXT COLLATE \"C\" NOT NULL, signed_by TEXT COLLATE \"C\",\n"
+        "  actor TEXT COLLATE \"C\" NOT NULL, created BIGINT NOT NULL, UNIQUE (name, version));\n"
+        "CREATE TABLE artifacts_replicating (image_id TEXT COLLATE \"C\" NOT NULL\n"
+        "  REFERENCES images_replicating(id) ON DELETE CASCADE, type TEXT COLLATE \"C\" NOT NULL,\n"
+        "  sha256 TEXT COLLATE \"C\" NOT NULL, size BIGINT NOT NULL, fstype TEXT COLLATE \"C\",\n"
+        "  PRIMARY KEY (image_id, type));\n"
+        "CREATE INDEX artifacts_replicating_sha256 ON artifacts_replicating(sha256);\n";
+
 static const PgMigration migrations[] = {
         { 11, baseline },
         /* images.seq came with the baseline; sqlite's 12 adds it. */
         { 12, "COMMENT ON COLUMN images.seq IS 'the order in which images were added'" },
         { 13, v13 },
+        { 14, INSTANCES_SCHEMA },
+        { 15, v15 },
+        { 16, v16 },
 };
 
-#define PG_SCHEMA_VERSION 13
+#define PG_SCHEMA_VERSION 16
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

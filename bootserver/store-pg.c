@@ -46,6 +46,9 @@ struct PgConn {
         CachedPgStmt *cache; /* open addressing, a power of 2, at most half full */
         size_t n_cache, n_cache_max;
         unsigned long next_name;
+        /* Lost as far as we know, before libpq may: the server said it
+         * ends the session, or that it is a standby now. */
+        bool broken;
 };
 
 static void remember_error(const char *sql, const char *message) {
@@ -83,17 +86,26 @@ int pg_errno(const char *sqlstate) {
         return -EIO;
 }
 
-/* The errno of a result that is not a success; a missing result or one
- * without a SQLSTATE on a connection that went bad is a lost connection. */
+/* The errno of a result that is not a success. One without a SQLSTATE is
+ * libpq's own, not the server's: a lost connection (libpq does not always
+ * call it CONNECTION_BAD at once: after an immediate shutdown it reports
+ * the closed socket on a connection it still calls OK), or no memory when
+ * there is no result at all. A connection whose session is over, or that
+ * reached a standby (a read-only transaction refused on a server in
+ * recovery: it was the primary once), is marked broken: its next use
+ * connects again, and libpq picks the host that takes writes. */
 static int result_errno(PgConn *c, const PGresult *res, const char *sql) {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        int r;
 
         remember_error(sql, res ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
-        if (!state && PQstatus(c->pg) != CONNECTION_OK)
-                return -ECONNRESET;
         if (!state)
-                return res ? -EIO : -ENOMEM;
-        return pg_errno(state);
+                r = res || PQstatus(c->pg) != CONNECTION_OK ? -ECONNRESET : -ENOMEM;
+        else
+                r = pg_errno(state);
+        if (r == -ECONNRESET || (state && streq(state, "25006") && pg_conn_standby(c)))
+                c->broken = true;
+        return r;
 }
 
 int pg_translate(const char *sql, char **ret, int *ret_n) {
@@ -166,11 +178,15 @@ static void notice(void *userdata _unused_, const char *message) {
 }
 
 /* Defaults that a conninfo may override: a bounded connect, keepalives
- * that notice a dead server in seconds, and a name in pg_stat_activity. */
+ * that notice a dead server in seconds on an idle connection, a bound on
+ * how long what was sent may stay unacknowledged on a busy one (TCP only),
+ * and a name in pg_stat_activity. */
 static PGconn *connect_with_defaults(const char *conninfo) {
-        static const char *const keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
-                                            "keepalives_count",  "fallback_application_name", "dbname", NULL };
-        const char *values[] = { "5", "5", "2", "3", "slipwayd", conninfo, NULL };
+        static const char *const keys[] = { "connect_timeout",  "keepalives_idle",
+                                            "keepalives_interval", "keepalives_count",
+                                            "tcp_user_timeout", "fallback_application_name",
+                                            "dbname",           NULL };
+        const char *values[] = { "5", "5", "2", "3", "10000", "slipwayd", conninfo, NULL };
 
         PGconn *pg = PQconnectdbParams(keys, values, 1);
 
@@ -227,7 +243,40 @@ PgConn *pg_conn_free(PgConn *c) {
 }
 
 bool pg_conn_ok(const PgConn *c) {
-        return c->pg && PQstatus(c->pg) == CONNECTION_OK;
+        return c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK;
+}
+
+bool pg_conn_standby(const PgConn *c) {
+        /* Reported by the server (PostgreSQL 14 and later) at the start and
+         * whenever it changes. */
+        return c->pg && streq_ptr(PQparameterStatus(c->pg, "in_hot_standby"), "on");
+}
+
+int pg_conn_backend_pid(const PgConn *c) {
+        return c->pg ? PQbackendPID(c->pg) : 0;
+}
+
+int pg_conn_socket(const PgConn *c) {
+        return pg_conn_ok(c) ? PQsocket(c->pg) : -1;
+}
+
+int pg_conn_notified(PgConn *c, const char *skip) {
+        PGnotify *n;
+        int count = 0;
+
+        if (!pg_conn_ok(c))
+                return -ECONNRESET;
+        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+                remember_error(NULL, PQerrorMessage(c->pg));
+                c->broken = true;
+                return -ECONNRESET;
+        }
+        while ((n = PQnotifies(c->pg))) {
+                if (!skip || !streq(n->extra, skip))
+                        count++;
+                PQfreemem(n);
+        }
+        return count;
 }
 
 int pg_conn_server_version(const PgConn *c) {
@@ -243,6 +292,7 @@ int pg_conn_reset(PgConn *c) {
                 }
         if (c->pg)
                 PQfinish(c->pg);
+        c->broken = false;
         c->pg = connect_with_defaults(c->conninfo);
         if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
                 remember_error(NULL, c->pg ? PQerrorMessage(c->pg) : "out of memory");

@@ -34,8 +34,20 @@ static inline void pg_conn_freep(PgConn **c) {
  * when none did (store_last_error()). */
 const char *pg_last_error(void);
 
-/* Whether the connection is up as far as libpq knows. */
+/* Whether the connection is up as far as we know: libpq has not seen it
+ * close, and no answer said its session is over or that the server is a
+ * standby now (a connection lost; pg_conn_reset() connects again). */
 bool pg_conn_ok(const PgConn *c);
+/* Whether the server is a standby (in recovery), as it last said. */
+bool pg_conn_standby(const PgConn *c);
+/* The server's process serving the connection, 0 when unknown. */
+int pg_conn_backend_pid(const PgConn *c);
+/* The connection's socket, to wait for notifications on; -1 when lost. */
+int pg_conn_socket(const PgConn *c);
+/* Reads what the server sent without waiting and takes the notifications
+ * (LISTEN) that came: returns how many, those whose payload is skip (NULL:
+ * none) left out; -ECONNRESET when the connection is lost. */
+int pg_conn_notified(PgConn *c, const char *skip);
 /* Connects again after a loss; the prepared statements are made anew. */
 int pg_conn_reset(PgConn *c);
 /* The server's version as server_version_num (150004), 0 when unknown. */
@@ -105,3 +117,22 @@ int pg_translate(const char *sql, char **ret, int *ret_n);
  * first does the work). -EPROTO when the database is newer. Defined in
  * store-pg-schema.c. */
 int pg_migrate(PgConn *c);
+
+/* A listener: a connection of its own that LISTENs on a channel and calls
+ * fn(userdata) from a thread of its own when a notification comes (several
+ * that come together: once), leaving out those whose payload is skip (the
+ * process's own, which it acts on itself; NULL: none). It connects again by
+ * itself when the connection is lost, LISTENs again, and then calls fn
+ * once: notifications sent meanwhile are lost. Fails only when the
+ * thread cannot start; a server out of reach at the start is tried again
+ * by the thread, as after a loss. Defined in store-pg-listen.c. */
+typedef struct PgListener PgListener;
+typedef void (*PgNotifyFn)(void *userdata);
+int pg_listener_start(const char *conninfo, const char *channel, const char *skip, PgNotifyFn fn, void *userdata,
+                      PgListener **ret);
+/* Stops the thread and closes the connection; fn is not called after it
+ * returns. Accepts NULL. */
+PgListener *pg_listener_free(PgListener *l);
+/* For tests: the server's process of the listener's connection, 0 when it
+ * has none. */
+int pg_listener_backend_pid(PgListener *l);

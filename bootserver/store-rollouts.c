@@ -288,7 +288,24 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
  * earliest open one (rollout_hosts_status): the hosts of later phases,
  * which wait, are not read. Every host found that is reachable is in that
  * phase (no earlier one has a reachable pending host), so they come by
- * wave and, within one, in the order they were added. */
+ * wave and, within one, in the order they were added: the ORDER BY is
+ * the index's own order, so sqlite sorts nothing (its rowid is the order
+ * rows were added; PostgreSQL's rollout_hosts has seq for it).
+ *
+ * The earliest open phase is the rollout's, not the wave's: a host is
+ * assigned only when no reachable host of an earlier phase is pending or
+ * assigned in any wave (docs/coordinator.md, step 3). The plan sorts the
+ * hosts by phase before it cuts the waves, so a later wave never holds
+ * an earlier phase than the waves before it. */
+#define ROLLOUT_READY_SQL(added)                                                                                \
+        "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target), "               \
+        "(h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN ('rolled-back', "                \
+        "'failed') AND h.current_image IS DISTINCT FROM rh.target AND (coalesce(h.state_since, 0) >= ?3 "       \
+        "OR (?5 = 0 AND h.failed_image = rh.target))) FROM rollout_waves w CROSS JOIN rollout_hosts rh JOIN "    \
+        "hosts h ON h.id = rh.host_id WHERE w.rollout_id = ?1 AND w.wave <= ?2 AND w.pending > 0 AND "          \
+        "rh.rollout_id = ?1 AND rh.status = 'pending' AND rh.wave = w.wave AND coalesce(h.last_seen, 0) >= "    \
+        "?3 - ?4 AND rh.phase <= (SELECT coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending")         \
+        " UNION ALL " EARLIEST_PHASE("assigned") ") AS e) ORDER BY w.wave, rh.phase, " added " LIMIT ?6"
 
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
                         bool rollback, unsigned limit, RolloutReady **ret, size_t *ret_n) {
@@ -298,14 +315,7 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         int r;
 
         r = store_stmt(tx,
-                       "SELECT rh.host_id, rh.target, EXISTS (SELECT 1 FROM images i WHERE i.id = rh.target), "
-                       "(h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN ('rolled-back', "
-                       "'failed') AND h.current_image IS DISTINCT FROM rh.target AND (coalesce(h.state_since, 0) >= ?3 "
-                       "OR (?5 = 0 AND h.failed_image = rh.target))) FROM rollout_waves w CROSS JOIN rollout_hosts rh JOIN hosts h ON h.id = rh.host_id WHERE "
-                       "w.rollout_id = ?1 AND w.wave <= ?2 AND w.pending > 0 AND rh.rollout_id = ?1 AND rh.status = "
-                       "'pending' AND rh.wave = w.wave AND coalesce(h.last_seen, 0) >= ?3 - ?4 AND rh.phase <= (SELECT "
-                       "coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending") " UNION ALL "
-                       EARLIEST_PHASE("assigned") ") AS e) LIMIT ?6",
+                       store_tx_postgresql(tx) ? ROLLOUT_READY_SQL("rh.seq") : ROLLOUT_READY_SQL("rh.rowid"),
                        &sel);
         if (r < 0)
                 return r;
@@ -462,15 +472,20 @@ int store_rollout_add_host(StoreTx *tx, int64_t id, const char *host, int wave, 
         return r < 0 ? r : 0;
 }
 
+#define ROLLBACK_HOSTS_SQL(added)                                                                             \
+        "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status) SELECT ?1, "   \
+        "host_id, wave, phase, prev_image, target, 'pending' FROM rollout_hosts WHERE rollout_id = ?2 AND "      \
+        "status IN ('assigned', 'done', 'failed') AND prev_image IS NOT NULL ORDER BY status, wave, phase, "     \
+        added
+
 int store_rollout_add_rollback_hosts(StoreTx *tx, int64_t id, int64_t of) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
+        /* Added in the order of rollout_hosts_status, which sqlite reads
+         * them by, so that both drivers assign them in the same order. */
         r = store_stmt(tx,
-                       "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status) "
-                       "SELECT ?1, host_id, wave, phase, prev_image, target, 'pending' FROM rollout_hosts WHERE "
-                       "rollout_id = ?2 AND status IN ('assigned', 'done', 'failed') AND prev_image IS NOT NULL",
-                       &st);
+                       store_tx_postgresql(tx) ? ROLLBACK_HOSTS_SQL("seq") : ROLLBACK_HOSTS_SQL("rowid"), &st);
         if (r < 0)
                 return r;
         db_bind_int64(st, 1, id);

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "store-driver.h"
 #include "store-sqlite.h"
+#include "store-instances-sql.h"
 #include "util.h"
 
 /* A statement of store-db.h: sqlite's, with the first binding that failed
@@ -213,6 +214,25 @@ static const char *const migrations[] = {
          * its predicate word for word. */
         "DROP INDEX rollout_hosts_reported;"
         "CREATE INDEX rollout_hosts_reported ON rollout_hosts(rollout_id) WHERE reported <> 0;",
+        /* 14: the instances that share the state and the coordinator's
+         * leader lease (store-instances.h): the same text on both. */
+        INSTANCES_SCHEMA,
+        /* 15: PostgreSQL's notice to the other instances when a lease is
+         * given back; a sqlite file has one slipwayd: nothing here. */
+        "",
+        /* 16: blobs on several instances: which instance holds which blob
+         * (and the URL its peers fetch it at), and the images pushed but not
+         * yet on enough instances to be visible, with their artifacts. */
+        "CREATE TABLE blob_holders (sha256 TEXT NOT NULL, instance TEXT NOT NULL, url TEXT NOT NULL,"
+        "  since INTEGER NOT NULL, PRIMARY KEY (sha256, instance));"
+        "CREATE INDEX blob_holders_instance ON blob_holders(instance);"
+        "CREATE TABLE images_replicating (id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL,"
+        "  arch TEXT NOT NULL, kernel_version TEXT, manifest TEXT NOT NULL, signature TEXT NOT NULL,"
+        "  signed_by TEXT, actor TEXT NOT NULL, created INTEGER NOT NULL, UNIQUE (name, version));"
+        "CREATE TABLE artifacts_replicating (image_id TEXT NOT NULL REFERENCES images_replicating(id)"
+        "  ON DELETE CASCADE, type TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, fstype TEXT,"
+        "  PRIMARY KEY (image_id, type));"
+        "CREATE INDEX artifacts_replicating_sha256 ON artifacts_replicating(sha256);",
 };
 
 int sqlite_errno(int rc) {

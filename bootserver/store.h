@@ -20,11 +20,34 @@ typedef struct StoreTx StoreTx;
  * (":memory:" for one in memory), or a PostgreSQL connection string (a
  * postgresql:// URI, or libpq's key=value form). */
 int store_db_open(const char *where, StoreDb **ret);
+/* Whether where names a PostgreSQL database (store_db_open()'s rule). */
+bool store_db_is_postgresql(const char *where);
+/* Checks a PostgreSQL connection string with libpq's own parser, without
+ * connecting: 0, -EINVAL with *ret_why (caller frees; may be NULL) set to
+ * the reason, which never holds the password, or -ENOMEM. */
+int store_db_check(const char *where, char **ret_why);
+/* Where the state is, for a message: "PostgreSQL host=... dbname=..."
+ * (the settings that place it, never the password) or the sqlite file's
+ * path in quotes. Caller frees; NULL on ENOMEM. */
+char *store_db_describe(const char *where);
 StoreDb *store_db_free(StoreDb *s);
 static inline void store_db_freep(StoreDb **s) {
         store_db_free(*s);
 }
 #define _cleanup_store_db_free_ _cleanup_(store_db_freep)
+
+/* Has fn(userdata) called, from a thread of the store's, soon after
+ * another process sharing the database commits a change that gives a
+ * lease back (a release, an expiry, a host deleted) or lifts a quarantine,
+ * so that requests waiting for a place ask again; and once after a time
+ * when such news may have been missed (the database was out of reach).
+ * What this StoreDb itself commits is not announced: its caller knows.
+ * fn NULL ends the watch; after that returns, fn is not called any more.
+ * Nothing to do on a sqlite file, which has one process. A database out
+ * of reach at the start is tried again in the background. Returns 0 or a
+ * negative errno (no memory, no thread). */
+typedef void (*StoreWakeFn)(void *userdata);
+int store_db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata);
 
 /* The back end's message for the last store call that failed on this
  * thread (a statement or a transaction command), NULL when none failed since

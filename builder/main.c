@@ -75,6 +75,8 @@ static void help(void) {
                "  --token TOKEN      the bootserver's admin token (env SLIPWAY_TOKEN)\n"
                "  --token-file FILE  read the admin token from the first line of FILE\n"
                "  --ca-file FILE     PEM certificates to verify an https bootserver (env SLIPWAY_CA_FILE)\n"
+               "  --replicas-timeout SEC  wait this long for the image to reach the bootservers' replicas\n"
+               "                     (default 600; 0: do not wait)\n"
                "\n"
                "SOURCE_DATE_EPOCH fixes every timestamp; the same lock and epoch give the same bytes.\n"
                "See slipway-build(1).\n");
@@ -115,6 +117,7 @@ enum {
         OPT_TOKEN,
         OPT_TOKEN_FILE,
         OPT_CA_FILE,
+        OPT_REPLICAS_TIMEOUT,
 };
 
 static const struct option options[] = {
@@ -139,6 +142,7 @@ static const struct option options[] = {
         { "token", required_argument, NULL, OPT_TOKEN },
         { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
         { "ca-file", required_argument, NULL, OPT_CA_FILE },
+        { "replicas-timeout", required_argument, NULL, OPT_REPLICAS_TIMEOUT },
         {}
 };
 
@@ -169,6 +173,7 @@ typedef struct Args {
         const char *token;
         const char *token_file;
         const char *ca_file;
+        uint64_t replicas_timeout;
 } Args;
 
 static int cmd_build(Args *a, char **argv) {
@@ -264,7 +269,8 @@ static int cmd_store(Args *a, const char *verb, char **argv) {
 static int cmd_push(Args *a, char **argv) {
         _cleanup_store_free_ Store *s = NULL;
         _cleanup_free_ char *file_token = NULL;
-        PushOptions o = { .quiet = a->quiet, .token = a->token, .ca_file = a->ca_file };
+        PushOptions o = { .quiet = a->quiet, .token = a->token, .ca_file = a->ca_file,
+                          .replicas_timeout = a->replicas_timeout };
         int r;
 
         o.url = argv[0];
@@ -306,7 +312,7 @@ static int cmd_keygen(char **argv) {
 
 int main(int argc, char *argv[]) {
         char store_buf[4096], cache_buf[4096];
-        Args a = {};
+        Args a = { .replicas_timeout = 600 };
         const char *verb;
         int c, r;
 
@@ -385,6 +391,11 @@ int main(int argc, char *argv[]) {
                         break;
                 case OPT_CA_FILE:
                         a.ca_file = optarg;
+                        break;
+                case OPT_REPLICAS_TIMEOUT:
+                        if (safe_atou64(optarg, &a.replicas_timeout) < 0 || a.replicas_timeout > 7 * 24 * 3600)
+                                return log_error_errno(-EINVAL, "--replicas-timeout: expected 0..604800 seconds, got '%s'",
+                                                       optarg), 2;
                         break;
                 default:
                         return 2;

@@ -1,6 +1,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "apiclient.h"
 #include "image.h"
@@ -236,6 +238,47 @@ static int push_upload_named(Push *p) {
         return 1;
 }
 
+/* Until the image that the server answered 202 for is visible: polls its
+ * state once a second, with its copies as progress. */
+static int push_wait_replicas(Push *p, const LoadedImage *img) {
+        _cleanup_free_ char *path = strdup_printf("/v1/images/%s", img->entry.id);
+        uint64_t copies = 0, replicas = 0;
+        time_t start = time(NULL);
+        int r;
+
+        if (!path)
+                return log_oom();
+        progress_phase(p->progress, "replicate", "%s to the bootservers' instances", p->label);
+        for (;;) {
+                json_t *reply = NULL;
+                const char *state;
+
+                r = api_request(p->api, "GET", path, NULL, NULL, &reply);
+                if (r < 0) {
+                        _cleanup_free_ char *doing = strdup_printf("follow %s on %s", p->label,
+                                                                   api_client_url(p->api));
+                        return push_log_error(p, r, doing ? doing : "follow the image");
+                }
+                state = json_string_value(json_object_get(reply, "state"));
+                copies = (uint64_t) json_integer_value(json_object_get(reply, "copies"));
+                replicas = (uint64_t) json_integer_value(json_object_get(reply, "replicas"));
+                r = !state || streq(state, "visible");
+                json_decref(reply);
+                if (r)
+                        return 0;
+                progress_update(p->progress, copies, replicas, 0, 0);
+                if ((uint64_t) (time(NULL) - start) >= p->opts->replicas_timeout)
+                        break;
+                sleep(1);
+        }
+        progress_end(p->progress);
+        return log_error_errno(-ETIMEDOUT,
+                               "%s is not visible on %s after %" PRIu64 " s: its blobs have %" PRIu64
+                               " of the %" PRIu64 " copies wanted; it stays replicating and becomes visible "
+                               "when they are there",
+                               p->label, api_client_url(p->api), p->opts->replicas_timeout, copies, replicas);
+}
+
 static int push_publish(Push *p, const LoadedImage *img, long *ret_status) {
         _cleanup_free_ char *doing = NULL;
         json_t *body;
@@ -329,12 +372,17 @@ int push_image(Store *s, const char *ref, const PushOptions *opts) {
                 r = push_upload_missing(&p);
         if (r >= 0)
                 r = push_publish(&p, &img, &status);
+        if (r >= 0 && status == 202 && opts->replicas_timeout > 0)
+                r = push_wait_replicas(&p, &img);
         progress_end(progress);
         if (r < 0)
                 goto out;
 
         format_bytes(sent, sizeof(sent), p.bytes_done);
-        if (status == 201)
+        if (status == 202 && opts->replicas_timeout == 0)
+                printf("pushed %s (%.12s) to %s, replicating: %zu blob(s) uploaded, %zu already there, %s sent\n",
+                       p.label, img.entry.id, api_client_url(api), p.n_uploaded, p.n_blobs - p.n_uploaded, sent);
+        else if (status == 201 || status == 202)
                 printf("pushed %s (%.12s) to %s: %zu blob(s) uploaded, %zu already there, %s sent\n", p.label,
                        img.entry.id, api_client_url(api), p.n_uploaded, p.n_blobs - p.n_uploaded, sent);
         else

@@ -21,6 +21,61 @@ t_begin() {
         trap t_exit EXIT
         trap 'T_SIGNAL=INT; exit 130' INT
         trap 'T_SIGNAL=TERM; exit 143' TERM
+        if [ "$T_STORE" = postgresql ]; then
+                . "$TOP/tests/pg.sh"
+                pg_start pgstate >"$T_DIR/pgstate.log" 2>&1 || {
+                        echo "$T_SUITE: cannot start PostgreSQL for the suite: $(cat "$T_DIR/pgstate.log")"
+                        exit 1
+                }
+                export SLIPWAY_TEST_PGURL=$PGURL
+                echo "$T_SUITE: slipwayd keeps its state in PostgreSQL"
+        fi
+}
+
+# ---- the store the suites' slipwayd run on ---------------------------------
+# SLIPWAY_TEST_STORE=postgresql runs a suite's slipwayd on PostgreSQL: t_begin
+# starts a cluster of the suite's own, and $BIN/slipwayd is
+# tests/slipwayd-pg.sh, which gives each state directory a database of its
+# own there. Unset or sqlite: state-dir/state.db, as in production's default.
+T_STORE=${SLIPWAY_TEST_STORE:-sqlite}
+# t_link TARGET LINK: LINK points to TARGET; an existing one is left alone
+# (a suite beside may be running a program through it).
+t_link() {
+        [ "$(readlink "$2")" = "$1" ] || ln -sfn "$1" "$2"
+}
+case $T_STORE in
+sqlite) ;;
+postgresql)
+        # The programs of build/bin, with slipwayd in front of the real one.
+        BIN=$TOP/build/pg-bin
+        mkdir -p "$BIN"
+        for f in "$TOP"/build/bin/*; do
+                [ "${f##*/}" = slipwayd ] || t_link "$f" "$BIN/${f##*/}"
+        done
+        t_link "$TOP/tests/slipwayd-pg.sh" "$BIN/slipwayd"
+        ;;
+*)
+        echo "SLIPWAY_TEST_STORE: expected sqlite or postgresql, got '$T_STORE'" >&2
+        exit 2
+        ;;
+esac
+
+# t_state_sql STATE-DIR SQL: runs SQL on the database of the slipwayd whose
+# state directory is STATE-DIR, prints the rows (|-separated, no header).
+t_state_sql() {
+        if [ "$T_STORE" = postgresql ]; then
+                psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$(pg_state_url "$1")" -c "$2"
+        else
+                sqlite3 "$1/state.db" "$2"
+        fi
+}
+
+# t_state_copy FROM TO: state directory TO becomes a copy of FROM (whose
+# slipwayd is stopped), its database included.
+t_state_copy() {
+        rm -rf "$2"
+        cp -a "$1" "$2" || return
+        [ "$T_STORE" != postgresql ] || pg_state_copy "$1" "$2"
 }
 
 # ---- what a suite starts ---------------------------------------------------

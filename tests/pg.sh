@@ -237,6 +237,55 @@ pg_cluster_stop() {
         done
 }
 
+# pg_state_name DIR: the database that stands for state directory DIR in
+# the suites run on PostgreSQL: one per directory, named for its path.
+pg_state_name() {
+        echo "state_$(realpath -m "$1" | md5sum | cut -c1-16)"
+}
+
+# pg_state_url DIR: the URL of DIR's database in the cluster of
+# $SLIPWAY_TEST_PGURL (which may not exist yet).
+pg_state_url() {
+        local name
+        name=$(pg_state_name "$1")
+        echo "${SLIPWAY_TEST_PGURL/:\/\/\/slipway?/:\/\/\/$name?}"
+}
+
+# pg_state_db DIR: pg_state_url, with the database made when it is not
+# there (a second server on the same directory finds it).
+pg_state_db() {
+        local name url out
+        name=$(pg_state_name "$1")
+        url=$(pg_state_url "$1")
+        out=$(psql -X -q -A -t -d "$SLIPWAY_TEST_PGURL" -c "SELECT 1 FROM pg_database WHERE datname = '$name'" 2>&1) || {
+                echo "pg: cannot reach the suite's cluster: $out" >&2
+                return 1
+        }
+        if [ "$out" != 1 ] && ! out=$(psql -X -q -d "$SLIPWAY_TEST_PGURL" -c "CREATE DATABASE $name" 2>&1) &&
+                [[ $out != *"already exists"* ]]; then
+                echo "pg: cannot make database '$name': $out" >&2
+                return 1
+        fi
+        echo "$url"
+}
+
+# pg_state_copy FROM TO: TO's database becomes a copy of FROM's (nobody
+# connected to FROM's), as cp -a copies a sqlite state directory.
+pg_state_copy() {
+        local from to out i
+        from=$(pg_state_name "$1")
+        to=$(pg_state_name "$2")
+        # The backends of a server just stopped may take a moment to go.
+        for ((i = 0; i < 50; i++)); do
+                out=$(psql -X -q -d "$SLIPWAY_TEST_PGURL" -c "DROP DATABASE IF EXISTS $to" \
+                        -c "CREATE DATABASE $to TEMPLATE $from" 2>&1) && return 0
+                [[ $out == *"is being accessed by other users"* ]] || break
+                sleep 0.1
+        done
+        echo "pg: cannot copy database '$from' to '$to': $out" >&2
+        return 1
+}
+
 # The suites' words: the cluster $T_DIR/NAME.
 PG_CLUSTERS=" "
 pg_start() {
@@ -255,6 +304,144 @@ pg_start() {
 
 pg_stop() {
         pg_cluster_stop "$T_DIR/${1:-pg}"
+}
+
+# Standbys and failover, for the suites that take a primary away. A
+# standby is a cluster of the suite's own like the others, made from a
+# running primary's:
+#
+#   pg_standby NAME PRIMARY  makes $T_DIR/NAME a streaming-replication
+#                            standby of the running cluster $T_DIR/PRIMARY
+#                            (pg_basebackup -R over a replication slot named
+#                            after NAME, its own socket directory and port,
+#                            cluster_name NAME: what the primary's
+#                            synchronous_standby_names names), starts it and
+#                            waits until it streams.
+#   pg_sync PRIMARY NAME...  makes the primary wait, at each commit, until
+#                            the first of the standbys NAME has flushed it:
+#                            a commit acknowledged is on a standby.
+#   pg_promote NAME          promotes the standby and waits until it takes
+#                            writes.
+#   pg_crash NAME            stops a cluster at once (immediate shutdown, as
+#                            a crash: no checkpoint, clients cut off).
+#   pg_multi_url NAME...     prints one libpq URL naming every cluster, in
+#                            order, with target_session_attrs=read-write:
+#                            libpq connects to the first that takes writes.
+#   pg_sql NAME SQL          runs SQL on the cluster's database slipway and
+#                            prints the answer (unaligned, no headers).
+
+# pg_name_ok NAME: a cluster name the suites may use.
+pg_name_ok() {
+        [[ $1 =~ ^[A-Za-z0-9_-]+$ ]] && return 0
+        echo "pg: bad cluster name '$1'" >&2
+        return 1
+}
+
+# pg_port DIR: the port of the cluster in DIR.
+pg_port() {
+        sed -n "s/^port = \([0-9]*\)$/\1/p" "$1/data/postgresql.conf" | tail -n 1
+}
+
+pg_sql() {
+        local url
+        url=$(pg_url "$T_DIR/$1") || return
+        psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$url" -c "$2"
+}
+
+pg_standby() {
+        local name=$1 primary=$2 dir bin port slot i
+        pg_name_ok "$name" && pg_name_ok "$primary" || return
+        dir=$T_DIR/$name
+        if ! pg_postmaster "$T_DIR/$primary" >/dev/null; then
+                echo "pg: the primary '$primary' does not run" >&2
+                return 1
+        fi
+        bin=$(pg_bindir) || return
+        if [[ $PG_CLUSTERS != *" $name "* ]]; then
+                PG_CLUSTERS+="$name "
+                t_on_exit "pg_stop $name"
+        fi
+        slot=$(echo "$name" | tr 'A-Z-' 'a-z_')
+        mkdir -p "$dir" || return
+        pg_open "$dir" "$T_DIR" || return
+        [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+        rm -rf "${dir:?}/data" "$dir/url"
+        pg_as mkdir -p "$dir/run" || return
+        if ! pg_as "$bin/pg_basebackup" -D "$dir/data" -R -X stream -C -S "$slot" -c fast \
+                -h "$T_DIR/$primary/run" -p "$(pg_port "$T_DIR/$primary")" -U postgres >"$dir/basebackup.log" 2>&1; then
+                echo "pg: pg_basebackup of '$primary' failed:" >&2
+                tail -n 5 "$dir/basebackup.log" >&2
+                return 1
+        fi
+        port=$(pg_free_port) || return
+        printf '%s\n' "" "# A standby of $primary (tests/pg.sh): its own socket and port." \
+                "unix_socket_directories = '$dir/run'" "port = $port" "cluster_name = '$name'" "hot_standby = on" |
+                pg_as tee -a "$dir/data/postgresql.conf" >/dev/null || return
+        if ! pg_as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -s start >/dev/null 2>&1; then
+                echo "pg: the standby in '$dir/data' did not start:" >&2
+                tail -n 5 "$dir/server.log" >&2
+                pg_cluster_stop "$dir"
+                return 1
+        fi
+        pg_url "$dir" >"$dir/url"
+        for ((i = 0; i < 300; i++)); do
+                [ "$(pg_sql "$primary" "SELECT count(*) FROM pg_stat_replication WHERE application_name = '$name' \
+                        AND state = 'streaming'" 2>/dev/null)" = 1 ] && return 0
+                sleep 0.1
+        done
+        echo "pg: the standby '$name' does not stream from '$primary'" >&2
+        return 1
+}
+
+pg_sync() {
+        local primary=$1 names n
+        shift
+        pg_name_ok "$primary" || return
+        for n in "$@"; do pg_name_ok "$n" || return; done
+        names=$(IFS=,; echo "$*")
+        pg_sql "$primary" "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ($names)'" >/dev/null &&
+                pg_sql "$primary" "ALTER SYSTEM SET synchronous_commit = 'on'" >/dev/null &&
+                pg_sql "$primary" "SELECT pg_reload_conf()" >/dev/null || return
+        # In force once the primary's walsenders see it.
+        for ((n = 0; n < 100; n++)); do
+                [ "$(pg_sql "$primary" "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")" = 1 ] &&
+                        return 0
+                sleep 0.1
+        done
+        echo "pg: no synchronous standby of '$primary' among $names" >&2
+        return 1
+}
+
+pg_promote() {
+        local bin
+        pg_name_ok "$1" || return
+        bin=$(pg_bindir) || return
+        if ! pg_as "$bin/pg_ctl" -D "$T_DIR/$1/data" -w -t 60 -s promote >/dev/null 2>&1; then
+                echo "pg: could not promote '$1':" >&2
+                tail -n 5 "$T_DIR/$1/server.log" >&2
+                return 1
+        fi
+}
+
+pg_crash() {
+        local dir bin
+        pg_name_ok "$1" || return
+        dir=$T_DIR/$1
+        pg_postmaster "$dir" >/dev/null || return 0
+        bin=$(pg_bindir) || return
+        pg_as "$bin/pg_ctl" -D "$dir/data" -w -t 30 -s -m immediate stop >/dev/null 2>&1
+        # Whatever is left of it goes as at pg_stop.
+        pg_cluster_stop "$dir"
+}
+
+pg_multi_url() {
+        local n hosts="" ports=""
+        for n in "$@"; do
+                pg_name_ok "$n" || return
+                hosts+=${hosts:+,}$(pg_urlencode "$T_DIR/$n/run")
+                ports+=${ports:+,}$(pg_port "$T_DIR/$n")
+        done
+        echo "postgresql:///slipway?host=$hosts&port=$ports&user=postgres&target_session_attrs=read-write"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -26,12 +26,12 @@ FAULTS=${FLEET_FAULTS:-1}
 REBOOT=2
 export SOURCE_DATE_EPOCH=1700000000 SLIPWAY_CACHE=$D/cache
 SRV=slw-fs-$$
-NSS=(slw-fa-$$ slw-fb-$$)
 URL=http://10.96.0.1:8080
-SERVICES=(a b c d e)
+
 declare -a APIDS=()
 SPID=
 SAMPLER=
+. "$TOP/tests/fleet/fleet-lib.sh"
 
 # The sampler, the agents (stopped ones too), slipwayd; t_exit then stops
 # whatever is left in the namespaces and deletes them.
@@ -42,24 +42,15 @@ cleanup() {
 t_on_exit cleanup
 
 api() { ip netns exec "$SRV" curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
-now_ms() { date +%s%3N; }
-# host_ns N: the namespace host N lives in (odd and even hosts alternate).
-host_ns() { echo "${NSS[$(($1 % 2))]}"; }
-service_of() { echo "${SERVICES[$(($1 % 5))]}"; }
-rack_of() { echo "r$(($1 / 5 % 10))"; }
+agent_server() { echo "$URL"; }
 
 t_case "a bridge namespace for slipwayd and two host namespaces joined by veth pairs"
-if t_netns_add "$SRV" 2>"$D/netns.err" && ip -n "$SRV" link set lo up && ip -n "$SRV" link add br0 type bridge &&
-        ip -n "$SRV" addr add 10.96.0.1/16 dev br0 && ip -n "$SRV" link set br0 up; then
-        ok=1
-        for i in 0 1; do
-                ns=${NSS[$i]}
-                t_netns_add "$ns" && ip -n "$ns" link set lo up &&
-                        ip -n "$SRV" link add "v$i" type veth peer name eth0 netns "$ns" &&
-                        ip -n "$SRV" link set "v$i" master br0 && ip -n "$SRV" link set "v$i" up &&
-                        ip -n "$ns" addr add "10.96.$((i + 1)).1/16" dev eth0 && ip -n "$ns" link set eth0 up || ok=0
-        done
-        [ $ok = 1 ] && t_ok || t_fail "veth setup failed"
+fleet_netns "$SRV" "slw-fa-$$" "slw-fb-$$"
+rc=$?
+if [ $rc = 0 ]; then
+        t_ok
+elif [ $rc = 2 ]; then
+        t_fail "veth setup failed"
 else
         t_skip "cannot make network namespaces here ($(cat "$D/netns.err"))"
         t_end
@@ -67,39 +58,7 @@ else
 fi
 
 t_case "images fleet:1.0 and fleet:2.0 (busybox and a placeholder kernel)"
-mkdir -p "$D/keys" "$D/fleet-repo/Packages" "$D/rpmbuild"
-$B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
-rpmbuild -bb --define "_topdir $D/rpmbuild" --define "_rpmdir $D/fleet-repo/Packages" \
-        --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
-        "$TOP/tests/fleet/fleet-kernel.spec" >"$D/rpmbuild.log" 2>&1 &&
-        "$TOP/images/sign-rpms.sh" -n "Slipway fleet test" "$D/fleet-gnupg" "$D/fleet-repo/RPM-GPG-KEY-fleet" \
-                "$D"/fleet-repo/Packages/*.rpm >>"$D/rpmbuild.log" 2>&1 &&
-        createrepo_c -q "$D/fleet-repo" >/dev/null
-ok=1
-for v in 1.0 2.0; do
-        # each release carries the sample's tiny-base of its version
-        cat >"$D/fleet-$v.conf" <<EOF
-[image]
-name = fleet
-version = $v
-arch = x86_64
-[packages]
-install = tiny-base = $v busybox fleet-kernel
-[repo sample]
-baseurl = $TOP/build/sample-repo
-gpgkey = $TOP/build/sample-repo/RPM-GPG-KEY-slipway-sample
-[repo fleet]
-baseurl = $D/fleet-repo
-gpgkey = $D/fleet-repo/RPM-GPG-KEY-fleet
-[boot]
-cmdline = quiet
-initramfs-modules =
-[rootfs]
-type = erofs
-EOF
-        $B -q --store "$D/store" build --no-disk --key "$D/k.key" "$D/fleet-$v.conf" >>"$D/build.log" 2>&1 || ok=0
-done
-[ $ok = 1 ] && t_ok || t_fail "$(tail -n 5 "$D/build.log" "$D/rpmbuild.log")"
+fleet_images 1.0 2.0 && t_ok || t_fail "$(tail -n 5 "$D/build.log")"
 
 start_server() {
         ip netns exec "$SRV" "$SD" --state-dir "$D/state" --listen 10.96.0.1:8080 --trusted-keys "$D/keys" \
@@ -120,40 +79,13 @@ done
 [ $ok = 1 ] && t_ok || t_fail "$(tail -n 5 "$D/push.log" "$D/slipwayd.log")"
 
 # The hosts: 1% fail their health check on 2.0 (every 100th, from host 50).
-agent_args() { # N
-        local h=$D/h/$1
-        echo --backend sim --sim-dir "$h" --state-dir "$h/state" --server "$URL" --keys-dir "$D/keys" \
-                --health-dir "$h/health.d" --checkin-interval 2 --sim-slot-size 8M --sim-reboot-time "$REBOOT" \
-                --enroll-token fleet
-}
 failing() { [ "$FAULTS" = 1 ] && [ $(($1 % 100)) = 50 ]; }
 
 t_case "$HOSTS hosts register from both namespaces, labelled 5 services x 10 racks"
-register_range() { # FIRST STEP
-        local n mac id
-        for ((n = $1; n < HOSTS; n += $2)); do
-                mkdir -p "$D/h/$n/health.d"
-                if failing "$n"; then
-                        printf '#!/bin/sh\n[ "$SLIPWAY_VERSION" != 2.0 ] || { echo "host %s: the service fails on 2.0"; exit 1; }\n' \
-                                "$n" >"$D/h/$n/health.d/10-service"
-                        chmod +x "$D/h/$n/health.d/10-service"
-                fi
-                mac=$(printf '52:54:00:96:%02x:%02x' $((n / 256)) $((n % 256)))
-                # shellcheck disable=SC2046
-                ip netns exec "$(host_ns "$n")" "$AG" $(agent_args "$n") register "$mac" >>"$D/h/$n.log" 2>&1 || return 1
-                id=$(jq -r .host_id "$D/h/$n/state/agent.json")
-                echo "$id" >"$D/h/$n/id"
-                api -o /dev/null -f -X POST -H 'Content-Type: application/json' \
-                        -d "{\"set\": {\"service\": \"$(service_of "$n")\", \"rack\": \"$(rack_of "$n")\"}}" \
-                        "$URL/v1/hosts/$id/labels" || return 1
-                api -o /dev/null -f -X PUT -H 'Content-Type: application/json' -d '{"image": "fleet:1.0"}' \
-                        "$URL/v1/hosts/$id/image" || return 1
-        done
-}
 mkdir -p "$D/h"
-register_range 0 2 &
+fleet_register 0 2 &
 r0=$!
-register_range 1 2
+fleet_register 1 2
 rc1=$?
 wait $r0 && [ $rc1 = 0 ] && [ "$(api "$URL/v1/hosts" | jq '.hosts | length')" = "$HOSTS" ] &&
         t_ok || t_fail "$(api "$URL/v1/hosts" | jq '.hosts | length') hosts; $(tail -n 3 "$D/h/1.log")"
@@ -161,14 +93,11 @@ wait $r0 && [ $rc1 = 0 ] && [ "$(api "$URL/v1/hosts" | jq '.hosts | length')" = 
 t_case "all $HOSTS agents run and converge on 1.0"
 for ((n = 0; n < HOSTS; n++)); do
         # shellcheck disable=SC2046
-        ip netns exec "$(host_ns "$n")" "$AG" $(agent_args "$n") run >>"$D/h/$n.log" 2>&1 &
+        ip netns exec "$(host_ns "$n")" "$AG" $(fleet_agent_args "$n") run >>"$D/h/$n.log" 2>&1 &
         APIDS[$n]=$!
 done
-count_on() { # VERSION: hosts healthy on it
-        api "$URL/v1/hosts" | jq --arg v "$1" '[.hosts[] | select(.state == "healthy" and .version == $v)] | length'
-}
-for ((i = 0; i < 300; i++)); do [ "$(count_on 1.0)" = "$HOSTS" ] && break; sleep 1; done
-[ "$(count_on 1.0)" = "$HOSTS" ] && t_ok "$i s" || t_fail "$(count_on 1.0) of $HOSTS on 1.0"
+for ((i = 0; i < 300; i++)); do [ "$(fleet_count_on 1.0)" = "$HOSTS" ] && break; sleep 1; done
+[ "$(fleet_count_on 1.0)" = "$HOSTS" ] && t_ok "$i s" || t_fail "$(fleet_count_on 1.0) of $HOSTS on 1.0"
 
 if [ "$FAULTS" = 1 ]; then
         t_case "a rollout of 2.0 through stopped hosts, failing hosts and a slipwayd kill -9"
@@ -224,11 +153,11 @@ done
 done_ms=$(now_ms)
 expect=$HOSTS
 [ "$FAULTS" = 1 ] && expect=$((HOSTS - HOSTS / 100))
-for ((i = 0; i < 120; i++)); do [ "$(count_on 2.0)" -ge "$expect" ] && break; sleep 1; done
+for ((i = 0; i < 120; i++)); do [ "$(fleet_count_on 2.0)" -ge "$expect" ] && break; sleep 1; done
 kill "$SAMPLER" 2>/dev/null
 wait "$SAMPLER" 2>/dev/null
 SAMPLER=
-on2=$(count_on 2.0)
+on2=$(fleet_count_on 2.0)
 if [ "$state" = done ] && [ "$on2" = "$expect" ]; then
         t_ok "$(((done_ms - start) / 1000)) s; $on2 hosts on 2.0"
 else
@@ -238,36 +167,11 @@ fi
 t_case "no budget exceeded in $(wc -l <"$D/samples" 2>/dev/null || echo 0) samples of the rollout's groups"
 [ ! -s "$D/violations" ] && [ "$(wc -l <"$D/samples")" -gt 100 ] && t_ok || t_fail "$(head -n 5 "$D/violations")"
 
-# The audit log, all of it, oldest first.
-audit_all() {
-        local since=$audit0 page
-        while :; do
-                page=$(api "$URL/v1/audit?action=lease&since=$since&limit=1000")
-                jq -c '.entries[]' <<<"$page"
-                [ "$(jq '.entries | length' <<<"$page")" -lt 1000 ] && break
-                since=$(jq '.entries[-1].id' <<<"$page")
-        done
-}
-audit_all >"$D/audit.jsonl"
-api "$URL/v1/hosts" | jq -c '[.hosts[] | {key: .id, value: .labels}] | from_entries' >"$D/labels.json"
+fleet_audit "$audit0" >"$D/audit.jsonl"
+fleet_labels >"$D/labels.json"
 
 t_case "no budget exceeded in the audit log's leases, replayed grant by grant"
-# Every grant: count the holders of each of the host's groups (a renewal is a
-# grant to a holder); the leases of stopped hosts do not happen (they were
-# quiet), so no allowance here.
-over=$(jq -s -r --slurpfile labels "$D/labels.json" --argjson svc "$svc_allowed" '
-        reduce .[] as $e ({held: {}, max: {}, over: []};
-                if $e.action == "lease.grant" then .held[$e.target] = true
-                elif $e.action == "lease.release" then del(.held[$e.target])
-                else . end
-                | . as $s
-                | if $e.action != "lease.grant" then . else
-                        ([$s.held | keys[] | $labels[0][.] | "rack=\(.rack)", "service=\(.service)"]
-                         | group_by(.) | map({g: .[0], n: length})) as $counts
-                        | .over += [$counts[] | select(.n > (if (.g | startswith("rack=")) then 1 else $svc end))
-                                    | "\(.g): \(.n) leases after entry \($e.id)"]
-                  end)
-        | .over | .[:5] | join("; ")' "$D/audit.jsonl")
+over=$(fleet_over "$D/audit.jsonl" "$D/labels.json" "$svc_allowed")
 grants=$(grep -c '"lease.grant"' "$D/audit.jsonl")
 [ -z "$over" ] && [ "$grants" -ge "$expect" ] && t_ok "$grants grants" || t_fail "$grants grants; $over"
 
@@ -286,18 +190,7 @@ done
 [ -z "$bad" ] && t_ok "${#STOPPED[@]} stopped, $((HOSTS - expect)) failing" || t_fail "${bad:0:600}"
 
 t_case "rollout time against the lower bound of the budgets"
-# Lower bound: a group with a budget of k lets k hosts down at a time, so
-# the rollout takes at least the sum of its hosts' lease times (grant to
-# release, as measured here) divided by k, for the busiest group.
-lb=$(jq -s -r --slurpfile labels "$D/labels.json" --argjson svc "$svc_allowed" '
-        reduce .[] as $e ({open: {}, sum: {}};
-                if $e.action == "lease.grant" and (.open[$e.target] == null) then .open[$e.target] = $e.time
-                elif $e.action == "lease.release" and .open[$e.target] != null then
-                        ($labels[0][$e.target]) as $l | ($e.time - .open[$e.target]) as $t
-                        | .sum["rack=\($l.rack)"] += $t | .sum["service=\($l.service)"] += ($t / $svc)
-                        | del(.open[$e.target])
-                else . end)
-        | [.sum[]] | max // 0 | floor' "$D/audit.jsonl")
+lb=$(fleet_lower_bound "$D/audit.jsonl" "$D/labels.json" "$svc_allowed")
 total=$(((done_ms - start) / 1000))
 if [ "$lb" -gt 0 ]; then
         t_ok "rollout $total s, lower bound $lb s (lease times of the busiest group over its budget), ratio $(awk -v t="$total" -v l="$lb" 'BEGIN { printf "%.2f", t / l }')"

@@ -49,8 +49,7 @@ start() {
 }
 # copy FROM TO: TO's state becomes a copy of FROM's (FROM stopped).
 copy() {
-        rm -rf "${D:?}/$2"
-        cp -a "$D/$1" "$D/$2"
+        t_state_copy "${D:?}/$1" "$D/$2"
 }
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
 host_json() { api "$1/v1/hosts/$H"; }

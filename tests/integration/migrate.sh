@@ -182,6 +182,15 @@ held=$(jq -r ".[] | select(.id == \"$SPARE\") | .lease.epoch" "$D/after.hosts")
 [ "$(sql "$PGURL" "SELECT count(*) FROM hosts")" = 5 ] || bad+=" pg-hosts"
 # The images in the order they were pushed.
 [ "$(sql "$PGURL" "SELECT string_agg(version, ',' ORDER BY seq) FROM images")" = "1.0,2.0,3.0" ] || bad+=" seq"
+# The instance records itself as the holder of every blob of its state
+# directory (the holders were not copied): its peers can fetch them.
+for ((i = 0; i < 50; i++)); do
+        unheld=$(sql "$PGURL" "SELECT count(*) FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM blob_holders)")
+        [ "$unheld" = 0 ] && break
+        sleep 0.1
+done
+[ "$unheld" = 0 ] && [ "$(sql "$PGURL" "SELECT count(DISTINCT instance) FROM blob_holders")" = 1 ] ||
+        bad+=" holders($unheld blobs unheld)"
 if [ -z "$bad" ]; then
         t_ok "$(jq length "$D/after.hosts") hosts, $(jq length "$D/after.audit") audit entries, the held lease's epoch $HELD"
 else

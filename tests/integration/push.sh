@@ -172,11 +172,11 @@ for f in "$D"/export/*; do
         curl -sf -o /dev/null -T "$f" -H "Authorization: Bearer $TOKEN" \
                 "$URL/v1/blobs/sha256/$(sha256sum <"$f" | cut -c1-64)"
 done
-sqlite3 "$D/lost/state.db" "DELETE FROM blobs WHERE sha256 = '$rootfs'"
+t_state_sql "$D/lost" "DELETE FROM blobs WHERE sha256 = '$rootfs'"
 if out=$($B -q --store "$D/store" push --token "$TOKEN" "$URL" tiny:1.0 2>&1) &&
         grep -q "^pushed tiny 1.0 .*: 0 blob(s) uploaded, $n_blobs already there" <<<"$out" &&
         [ "$(images_on "$URL" "$TOKEN")" = 1 ] &&
-        [ "$(sqlite3 "$D/lost/state.db" "SELECT count(*) FROM blobs WHERE sha256 = '$rootfs'")" = 1 ]; then
+        [ "$(t_state_sql "$D/lost" "SELECT count(*) FROM blobs WHERE sha256 = '$rootfs'")" = 1 ]; then
         t_ok
 else
         t_fail "${out:-no output}"

@@ -15,6 +15,8 @@
 #define NOW 1800000000
 #define DAY (24 * 3600)
 
+static const BlobSite site = { .state_dir = ".", .instance = "a", .url = "http://a.test" };
+
 static long long count(StoreDb *db, const char *sql, const char *arg) {
         sqlite3_stmt *st = NULL;
         long long n;
@@ -40,7 +42,7 @@ static int upload(StoreDb *db, const char *hex, const char *data, int64_t now, b
                 blob_writer_abort(w);
                 return r;
         }
-        return blob_writer_commit(db, w, "admin", now, ret_created);
+        return blob_writer_commit(db, w, &site, "admin", now, ret_created);
 }
 
 static void put_file(const char *data, char ret_hex[65]) {
@@ -102,10 +104,10 @@ static void test_present(void **state) {
         sha256_buffer_hex("absent", 6, absent);
 
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
-        assert_int_equal(blobs_present(".", tx, absent, UINT64_MAX, NOW), 0);
-        assert_int_equal(blobs_present(".", tx, hex, 7, NOW), 0);
-        assert_int_equal(blobs_present(".", tx, hex, 8, NOW), 1);
-        assert_int_equal(blobs_present(".", tx, hex, UINT64_MAX, NOW + 5), 1);
+        assert_int_equal(blobs_present(&site, tx, absent, UINT64_MAX, NOW), 0);
+        assert_int_equal(blobs_present(&site, tx, hex, 7, NOW), 0);
+        assert_int_equal(blobs_present(&site, tx, hex, 8, NOW), 1);
+        assert_int_equal(blobs_present(&site, tx, hex, UINT64_MAX, NOW + 5), 1);
         assert_int_equal(store_tx_commit(&tx), 0);
         assert_int_equal(count(db, "SELECT count(*) FROM blobs WHERE sha256 = ? AND size = 8 AND created = 1800000000",
                                hex),
@@ -132,7 +134,7 @@ static void test_collect_garbage(void **state) {
 
         char *candidates[] = { given, old, NULL };
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
-        assert_int_equal(blobs_collect_garbage(tx, candidates, NOW - DAY, &removed), 0);
+        assert_int_equal(blobs_collect_garbage(tx, "a", candidates, NOW - DAY, &removed), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
         assert_int_equal(strv_length(removed), 2);
         assert_true(strv_contains(removed, old));

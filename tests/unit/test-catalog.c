@@ -6,6 +6,7 @@
 
 #include "tests.h"
 
+#include "blobs.h"
 #include "blobstore.h"
 #include "catalog.h"
 #include "hash.h"
@@ -15,6 +16,8 @@
 #include "util.h"
 
 #define NOW 1800000000
+
+static const BlobSite site = { .state_dir = ".", .instance = "a", .url = "http://a.test" };
 
 static void put_blob(const void *data, size_t n, char ret_hex[65]) {
         BlobstoreWriter *w = NULL;
@@ -73,8 +76,9 @@ static int publish(StoreDb *db, const Published *p, char ***ret_missing, bool *r
         if (r < 0)
                 return r;
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
-        r = catalog_image_publish(tx, ".", m, p->manifest, p->signature, key, "admin", NOW, ret_missing, existing,
-                                  ret_created);
+        uint64_t copies = 0;
+        r = catalog_image_publish(tx, &site, m, p->manifest, p->signature, key, "admin", NOW, 1, ret_missing,
+                                  existing, ret_created, &copies);
         if (r < 0)
                 return r;
         return store_tx_commit(&tx);
@@ -141,7 +145,7 @@ static void test_publish_lookup_delete(void **state) {
 
         /* Deleting 1.0 forgets its three blobs, 2.0 keeps its own. */
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
-        assert_int_equal(catalog_image_delete(tx, a.manifest, "admin", NOW, &removed), 0);
+        assert_int_equal(catalog_image_delete(tx, a.manifest, "a", "admin", NOW, &removed), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
         assert_int_equal(strv_length(removed), 3);
         assert_true(strv_contains(removed, a.rootfs));
@@ -224,8 +228,9 @@ static void test_fail_closed(void **state) {
 
                 assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
                 sqlite3_progress_handler(s, 1, interrupt_at, &f);
-                r = catalog_image_publish(tx, ".", m, a.manifest, a.signature, key, "admin", NOW, &missing, existing,
-                                          &created);
+                uint64_t copies = 0;
+                r = catalog_image_publish(tx, &site, m, a.manifest, a.signature, key, "admin", NOW, 1, &missing,
+                                          existing, &created, &copies);
                 sqlite3_progress_handler(s, 0, NULL, NULL);
                 if (r < 0) {
                         store_tx_rollback(&tx);
@@ -254,7 +259,7 @@ static void test_fail_closed(void **state) {
 
                 assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
                 sqlite3_progress_handler(s, 1, interrupt_at, &f);
-                r = catalog_image_delete(tx, a.manifest, "admin", NOW, &removed);
+                r = catalog_image_delete(tx, a.manifest, "a", "admin", NOW, &removed);
                 sqlite3_progress_handler(s, 0, NULL, NULL);
                 if (r < 0) {
                         store_tx_rollback(&tx);

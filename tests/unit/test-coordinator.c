@@ -8,7 +8,8 @@
  * fault in one part of a tick (lease expiry, one rollout) must not stop the
  * others. Then what used to stop every tick for good: a rollback to an image
  * the catalog does not have, a stored spec that does not read, a rollout
- * whose tick keeps failing. */
+ * whose tick keeps failing; these, and the other cases without a fault
+ * injected, run on PostgreSQL too (a server of the test's own). */
 #include <fcntl.h>
 #include <time.h>
 
@@ -18,6 +19,8 @@
 #include "store-sqlite.h"
 #include "fileio.h"
 #include "hosts.h"
+#include "pgserver.h"
+#include "store-db.h"
 #include "util.h"
 
 typedef struct Fault {
@@ -39,6 +42,59 @@ static void exec_ok(sqlite3 *s, const char *sql) {
         int rc = sqlite3_exec(s, sql, NULL, NULL, &err);
         if (rc != SQLITE_OK)
                 fail_msg("%s: %s", sql, err ? err : sqlite3_errstr(rc));
+}
+
+/* sql with the same text as an earlier one gets that one's address: the
+ * store caches statements by the address of their text. Kept to the end. */
+static const char *interned(char *sql) {
+        static char **seen;
+
+        for (size_t i = 0; seen && seen[i]; i++)
+                if (streq(seen[i], sql)) {
+                        free(sql);
+                        return seen[i];
+                }
+        assert_int_equal(strv_consume(&seen, sql), 0);
+        return sql;
+}
+
+/* Runs sql, statements separated by ";" (none inside quotes), in one write
+ * transaction, through the statement API: on either driver. */
+static void exec_sql(StoreDb *db, const char *sql) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        const char *p = sql;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        while (*p) {
+                const char *end = strchr(p, ';');
+                size_t n = end ? (size_t) (end - p) : strlen(p);
+                _cleanup_stmt_reset_ DbStmt *st = NULL;
+                char *one = strndup(p, n);
+
+                assert_non_null(one);
+                p += n + (end ? 1 : 0);
+                if (strspn(one, " \n") == n) {
+                        free(one);
+                        continue;
+                }
+                assert_int_equal(store_stmt(tx, interned(one), &st), 0);
+                if (db_step(st) < 0)
+                        fail_msg("%s: %s", one, strempty(store_last_error()));
+        }
+        assert_int_equal(store_tx_commit(&tx), 0);
+}
+
+/* Runs sql, one statement (a literal), in a write transaction of its own. */
+static void exec_one(StoreDb *db, const char *sql) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(store_stmt(tx, sql, &st), 0);
+        if (db_step(st) < 0)
+                fail_msg("%s: %s", sql, strempty(store_last_error()));
+        db_reset(st);
+        assert_int_equal(store_tx_commit(&tx), 0);
 }
 
 /* Three hosts in rack r1, whose budget lets one be down; h1 holds a lease. */
@@ -149,8 +205,10 @@ static StoreDb *rollout_fleet_open(const char *path, uint64_t now) {
         char sql[4096];
         int n = 0;
 
-        assert_int_equal(store_db_open(path, &db), 0);
-        sqlite3 *s = store_sqlite(db);
+        if (test_pg_conninfo)
+                db = test_store_open();
+        else
+                assert_int_equal(store_db_open(path, &db), 0);
         n += snprintf(sql + n, sizeof sql - (size_t) n,
                       "INSERT INTO images (id, name, version, arch, manifest, signature, created) VALUES "
                       "('" IMG1 "', 'tiny', '1.0', 'x86_64', '" IMG1 "', '" IMG1 "', 0), "
@@ -168,27 +226,36 @@ static StoreDb *rollout_fleet_open(const char *path, uint64_t now) {
                  "UPDATE hosts SET lease_epoch = 1, lease_expires = %llu WHERE id = 'h-1';"
                  "UPDATE meta SET value = 1 WHERE key = 'lease_epoch';",
                  (unsigned long long) now - 10);
-        exec_ok(s, sql);
+        exec_sql(db, sql);
         return db;
 }
 
 static int64_t query_int(StoreDb *db, const char *format, ...) _printf_(2, 3);
 static int64_t query_int(StoreDb *db, const char *format, ...) {
-        _cleanup_free_ char *sql = NULL;
-        sqlite3_stmt *st = NULL;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        char *sql = NULL;
+        const char *text;
         int64_t v = -1;
         va_list ap;
+        int r;
 
         va_start(ap, format);
         assert_true(vasprintf(&sql, format, ap) >= 0);
         va_end(ap);
-        sqlite3 *s = store_sqlite(db);
-        if (sqlite3_prepare_v2(s, sql, -1, &st, NULL) != SQLITE_OK)
-                fail_msg("%s: %s", sql, sqlite3_errmsg(s));
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        return v;
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        if (store_stmt(tx, interned(sql), &st) < 0)
+                fail_msg("%s: %s", sql, strempty(store_last_error()));
+        r = db_step(st);
+        if (r < 0)
+                fail_msg("%s: %s", sql, strempty(store_last_error()));
+        if (r == 0 || db_column_is_null(st, 0))
+                return v;
+        /* A comparison is a boolean on PostgreSQL. */
+        text = db_column_text(st, 0);
+        if (streq(text, "t") || streq(text, "f"))
+                return streq(text, "t");
+        return db_column_int64(st, 0);
 }
 
 /* Starts a rollout of spec in one transaction, as POST /v1/rollouts does,
@@ -213,11 +280,12 @@ static int64_t rollout_start(StoreDb *db, const char *spec_text, uint64_t now) {
 /* A tick as slipwayd runs it: each part in a transaction of its own. */
 static int tick(StoreDb *db, CoordTicker *t, Fault *f, uint64_t now) {
         CoordConfig cc = COORD_CONFIG_DEFAULT;
-        sqlite3 *s = store_sqlite(db);
         int r;
 
-        if (f)
-                sqlite3_progress_handler(s, 1, interrupt_at, f);
+        if (!f)
+                return coord_ticker_run(t, db, &cc, now);
+        sqlite3 *s = store_sqlite(db);
+        sqlite3_progress_handler(s, 1, interrupt_at, f);
         r = coord_ticker_run(t, db, &cc, now);
         sqlite3_progress_handler(s, 0, NULL, NULL);
         assert_true(sqlite3_get_autocommit(s));
@@ -229,10 +297,11 @@ static int tick(StoreDb *db, CoordTicker *t, Fault *f, uint64_t now) {
  * host assigned by a rollout is assigned its target, and no rack has more
  * leases than its budget. */
 /* Each wave's hosts by status, counted, and as the store keeps them. */
+#define COUNT_IF(cond) "sum(CASE WHEN " cond " THEN 1 ELSE 0 END)"
 #define WAVE_COUNTS_SQL                                                                                            \
-        "SELECT rollout_id, wave, count(*), sum(status = 'pending'), sum(status = 'assigned'), sum(status = "   \
-        "'done'), sum(status = 'failed'), sum(status = 'skipped'), sum(status = 'failed' AND NOT acked) FROM "    \
-        "rollout_hosts GROUP BY rollout_id, wave"
+        "SELECT rollout_id, wave, count(*), " COUNT_IF("status = 'pending'") ", " COUNT_IF("status = 'assigned'") \
+        ", " COUNT_IF("status = 'done'") ", " COUNT_IF("status = 'failed'") ", " COUNT_IF("status = 'skipped'")   \
+        ", " COUNT_IF("status = 'failed' AND acked = 0") " FROM rollout_hosts GROUP BY rollout_id, wave"
 #define WAVES_SQL                                                                                                  \
         "SELECT rollout_id, wave, hosts, pending, assigned, done, failed, skipped, failed_new FROM rollout_waves " \
         "WHERE hosts > 0"
@@ -240,24 +309,25 @@ static int tick(StoreDb *db, CoordTicker *t, Fault *f, uint64_t now) {
 static void check_invariants(StoreDb *db, const char *when) {
         int64_t twice = query_int(db, "SELECT count(*) FROM (SELECT rh.host_id FROM rollout_hosts rh JOIN rollouts r "
                                       "ON r.id = rh.rollout_id WHERE r.state IN ('running', 'paused', 'done') AND "
-                                      "rh.status IN ('pending', 'assigned') GROUP BY rh.host_id HAVING count(*) > 1)");
+                                      "rh.status IN ('pending', 'assigned') GROUP BY rh.host_id HAVING count(*) > 1) AS t");
         int64_t half = query_int(db, "SELECT count(*) FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id "
                                      "JOIN hosts h ON h.id = rh.host_id WHERE r.state IN ('running', 'paused', 'done') "
-                                     "AND rh.status = 'assigned' AND h.image IS NOT rh.target");
+                                     "AND rh.status = 'assigned' AND h.image IS DISTINCT FROM rh.target");
         int64_t leases = query_int(db, "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM hosts h JOIN "
                                        "host_labels l ON l.host_id = h.id AND l.key = 'rack' WHERE h.lease_epoch IS NOT "
-                                       "NULL GROUP BY l.value)");
+                                       "NULL GROUP BY l.value) AS g");
         /* Every assigned host that its report finishes (done or failed, by
          * the tick's test) is marked for the tick, whatever failed. */
         int64_t unmarked = query_int(
                 db, "SELECT count(*) FROM rollout_hosts rh JOIN rollouts r ON r.id = rh.rollout_id JOIN hosts h ON "
                     "h.id = rh.host_id WHERE r.state IN ('running', 'paused', 'done') AND rh.status = 'assigned' AND "
-                    "NOT rh.reported AND ((h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN "
-                    "('rolled-back', 'failed') AND h.current_image IS NOT rh.target AND (coalesce(h.state_since, 0) >= "
+                    "rh.reported = 0 AND ((h.current_image = rh.target AND h.state = 'healthy') OR (h.state IN "
+                    "('rolled-back', 'failed') AND h.current_image IS DISTINCT FROM rh.target AND (coalesce(h.state_since, 0) >= "
                     "rh.assigned_at OR (r.kind != 'rollback' AND h.failed_image = rh.target))))");
         /* The waves' counts are their hosts', whatever failed. */
         int64_t counts = query_int(db, "SELECT count(*) FROM (SELECT * FROM (" WAVE_COUNTS_SQL " EXCEPT " WAVES_SQL
-                                       ") UNION ALL SELECT * FROM (" WAVES_SQL " EXCEPT " WAVE_COUNTS_SQL "))");
+                                       ") AS x UNION ALL SELECT * FROM (" WAVES_SQL " EXCEPT " WAVE_COUNTS_SQL
+                                       ") AS y) AS z");
 
         if (twice != 0 || half != 0 || leases > 1 || counts != 0 || unmarked != 0)
                 fail_msg("%s: %lld host(s) in two rollouts, %lld assigned half, %lld leases in a rack, %lld wave(s) "
@@ -298,7 +368,7 @@ typedef struct TickDone {
 
 static TickDone tick_done(StoreDb *db, int64_t a, int64_t b) {
         return (TickDone) {
-                .expired = query_int(db, "SELECT quarantined AND lease_epoch IS NULL FROM hosts WHERE id = 'h-1'") == 1,
+                .expired = query_int(db, "SELECT quarantined <> 0 AND lease_epoch IS NULL FROM hosts WHERE id = 'h-1'") == 1,
                 .a = query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = 'assigned'",
                                (long long) a) > 0,
                 .b = query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = 'assigned'",
@@ -428,7 +498,12 @@ static int64_t write_fault_at(StoreDb *db, int64_t at) {
                    "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;"
                    "CREATE TEMP TRIGGER IF NOT EXISTS fault_rollout_hosts BEFORE UPDATE ON main.rollout_hosts BEGIN "
                    "UPDATE fault SET n = n + 1; SELECT RAISE(ABORT, 'injected') FROM fault WHERE n = at; END;");
-        n = query_int(db, "SELECT n FROM fault");
+        /* The temporary table is the writing connection's own. */
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(s, "SELECT n FROM fault", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
         char sql[128];
         snprintf(sql, sizeof sql, "UPDATE fault SET n = 0, at = %lld", (long long) at);
         exec_ok(s, sql);
@@ -739,7 +814,6 @@ static void test_rollback_skips_what_it_cannot_assign(void **state) {
         (void) state;
 
         assert_null(hosts_checkin_invalid(body));
-        sqlite3 *s = store_sqlite(db);
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
         assert_int_equal(hosts_checkin_apply(tx, "h-2", body, now, "h-2", NULL), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
@@ -752,12 +826,10 @@ static void test_rollback_skips_what_it_cannot_assign(void **state) {
                               "\"bake\": 5}", now);
         assert_int_equal(query_int(db, "SELECT prev_image = '" IMG1 "' FROM rollout_hosts WHERE host_id = 'h-2'"), 1);
         /* h-3's previous image as a server that trusted the check-in recorded it. */
-        s = store_sqlite(db);
-        exec_ok(s, "UPDATE rollout_hosts SET prev_image = '" UNKNOWN "' WHERE host_id = 'h-3'");
+        exec_sql(db, "UPDATE rollout_hosts SET prev_image = '" UNKNOWN "' WHERE host_id = 'h-3'");
         assert_int_equal(tick(db, NULL, NULL, now), 0);
         /* All of rollout a fail; it rolls back. */
-        s = store_sqlite(db);
-        exec_ok(s, "UPDATE hosts SET state = 'failed', failed_image = '" IMG2 "' WHERE id IN ('h-1', 'h-2', 'h-3')");
+        exec_sql(db, "UPDATE hosts SET state = 'failed', failed_image = '" IMG2 "' WHERE id IN ('h-1', 'h-2', 'h-3')");
         assert_int_equal(tick(db, NULL, NULL, now + 1), 0);
         rb = query_int(db, "SELECT id FROM rollouts WHERE rollback_of = %lld", (long long) a);
         assert_true(rb > 0);
@@ -777,10 +849,15 @@ static void test_rollback_skips_what_it_cannot_assign(void **state) {
          * before this one allowed): rollout b's canary is done, and the
          * hosts of its second wave, which wait for that image, are skipped;
          * leases still expire. */
-        s = store_sqlite(db);
-        exec_ok(s, "PRAGMA foreign_keys = OFF; DELETE FROM images WHERE id = '" IMG2 "'; PRAGMA foreign_keys = ON;"
-                   "UPDATE hosts SET current_image = '" IMG2 "' WHERE id = 'h-4';"
-                   "UPDATE hosts SET lease_epoch = 7, lease_expires = 0 WHERE id = 'h-6';");
+        if (test_pg_conninfo)
+                /* Foreign keys are triggers there, off for this session. */
+                exec_sql(db, "SET session_replication_role = replica; DELETE FROM images WHERE id = '" IMG2 "';"
+                             "SET session_replication_role = origin");
+        else
+                exec_ok(store_sqlite(db), "PRAGMA foreign_keys = OFF; DELETE FROM images WHERE id = '" IMG2 "';"
+                                          "PRAGMA foreign_keys = ON;");
+        exec_sql(db, "UPDATE hosts SET current_image = '" IMG2 "' WHERE id = 'h-4';"
+                     "UPDATE hosts SET lease_epoch = 7, lease_expires = 0 WHERE id = 'h-6';");
         assert_int_equal(tick(db, NULL, NULL, now + 20), 0);
         assert_int_equal(tick(db, NULL, NULL, now + 30), 0);
         assert_int_equal(query_int(db, "SELECT count(*) FROM rollout_hosts WHERE rollout_id = %lld AND status = "
@@ -811,8 +888,6 @@ static void test_image_users(void **state) {
         int64_t a;
         (void) state;
 
-        sqlite3 *s;
-
         assert_int_equal(image_users(db, IMG1, &why), 1);
         assert_string_equal(why, "assigned to or running on 6 host(s)");
         free(why);
@@ -822,14 +897,13 @@ static void test_image_users(void **state) {
 
         /* Every host of rollout a is away: nothing runs 2.0 yet. */
         a = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}}", now);
-        s = store_sqlite(db);
         assert_int_equal(image_users(db, IMG2, &why), 1);
         assert_string_equal(why, "rollout 1 would assign it");
         free(why);
         why = NULL;
         /* Done: every host moved on; 1.0 is what a rollback would go back to. */
-        exec_ok(s, "UPDATE hosts SET image = '" IMG2 "', current_image = '" IMG2 "';"
-                   "UPDATE rollout_hosts SET status = 'done'; UPDATE rollouts SET state = 'done';");
+        exec_sql(db, "UPDATE hosts SET image = '" IMG2 "', current_image = '" IMG2 "';"
+                     "UPDATE rollout_hosts SET status = 'done'; UPDATE rollouts SET state = 'done';");
         assert_int_equal(image_users(db, IMG1, &why), 1);
         assert_string_equal(why, "rollout 1 may roll back to it");
         free(why);
@@ -854,15 +928,18 @@ static void test_unreadable_spec_pauses(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 int64_t id = rollout_start(db, "{\"image\": \"tiny:2.0\", \"waves\": [\"100%\"]}", now);
-                _cleanup_free_ char *sql = NULL;
-                sqlite3 *s = store_sqlite(db);
-                sqlite3_stmt *st = NULL;
-                assert_int_equal(sqlite3_prepare_v2(s, "UPDATE rollouts SET spec = ? WHERE id = ?", -1, &st, NULL),
-                                 SQLITE_OK);
-                sqlite3_bind_text(st, 1, bad[i], -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, id);
-                assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-                sqlite3_finalize(st);
+                {
+                        _cleanup_store_tx_ StoreTx *w = NULL;
+                        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+                        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &w), 0);
+                        assert_int_equal(store_stmt(w, "UPDATE rollouts SET spec = ? WHERE id = ?", &st), 0);
+                        db_bind_text(st, 1, bad[i]);
+                        db_bind_int64(st, 2, id);
+                        assert_int_equal(db_step(st), 0);
+                        db_reset(st);
+                        assert_int_equal(store_tx_commit(&w), 0);
+                }
                 assert_int_equal(tick(db, NULL, NULL, now), 0);
                 assert_int_equal(query_int(db, "SELECT state = 'paused' AND reason LIKE 'its stored spec cannot be "
                                                "read: %s%%' FROM rollouts WHERE id = %lld",
@@ -873,7 +950,6 @@ static void test_unreadable_spec_pauses(void **state) {
                                            (long long) id),
                                  0);
                 /* Out of the way of the next one. */
-                s = store_sqlite(db);
                 assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
                 char *error = NULL;
                 assert_int_equal(coord_rollout_action(tx, id, "abort", "test", now, NULL, &error), 0);
@@ -906,9 +982,14 @@ static void test_failing_rollout_paused_and_logged_once(void **state) {
 
         a = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, \"waves\": [1, \"100%\"]}", now);
         b = rollout_start(db, "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"b\"}, \"waves\": [1, \"100%\"]}", now);
-        sqlite3 *s = store_sqlite(db);
-        exec_ok(s, "CREATE TRIGGER broken BEFORE UPDATE OF image ON hosts WHEN NEW.id IN ('h-1', 'h-2', 'h-3') BEGIN "
-                   "SELECT RAISE(ABORT, 'the disk is on fire'); END;");
+        if (test_pg_conninfo) {
+                exec_one(db, "CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RAISE "
+                             "EXCEPTION 'the disk is on fire'; END $f$");
+                exec_one(db, "CREATE TRIGGER broken BEFORE UPDATE OF image ON hosts FOR EACH ROW WHEN (NEW.id IN "
+                             "('h-1', 'h-2', 'h-3')) EXECUTE FUNCTION broken()");
+        } else
+                exec_one(db, "CREATE TRIGGER broken BEFORE UPDATE OF image ON hosts WHEN NEW.id IN ('h-1', 'h-2', "
+                             "'h-3') BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END");
 
         fflush(stderr);
         saved = dup(STDERR_FILENO);
@@ -920,8 +1001,7 @@ static void test_failing_rollout_paused_and_logged_once(void **state) {
         for (int i = 0; i < 5; i++)
                 assert_true(i < 3 ? tick(db, t, NULL, now + (uint64_t) i) < 0
                                   : tick(db, t, NULL, now + (uint64_t) i) == 0);
-        s = store_sqlite(db);
-        exec_ok(s, "DROP TRIGGER broken");
+        exec_one(db, test_pg_conninfo ? "DROP TRIGGER broken ON hosts" : "DROP TRIGGER broken");
         assert_int_equal(tick(db, t, NULL, now + 5), 0);
         fflush(stderr);
         assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
@@ -989,9 +1069,7 @@ static void test_assign_per_tick(void **state) {
                 assert_int_equal(query_int(db, "SELECT count(*) FROM hosts WHERE image = '" IMG2 "'"), 2 * k);
                 assert_int_equal(query_int(db, "SELECT wave FROM rollouts WHERE id = %lld", (long long) id), 0);
                 /* The hosts assigned so far arrive, healthy. */
-                sqlite3 *s = store_sqlite(db);
-                exec_ok(s, "UPDATE hosts SET current_image = image WHERE image = '" IMG2
-                           "'");
+                exec_sql(db, "UPDATE hosts SET current_image = image WHERE image = '" IMG2 "'");
         }
         check_invariants(db, "after the first wave");
         /* The wave is complete only now: the next tick moves on and assigns
@@ -1005,7 +1083,14 @@ static void test_assign_per_tick(void **state) {
         assert_int_equal(query_int(db, "SELECT count(*) FROM hosts WHERE image = '" IMG2 "'"), 6);
 }
 
+/* The cases that inject no fault, on either driver. */
+#define PORTABLE_CASES(test)                                                                                     \
+        test(test_rollback_skips_what_it_cannot_assign), test(test_image_users), test(test_unreadable_spec_pauses), \
+                test(test_failing_rollout_paused_and_logged_once), test(test_plan_bake_capped),                     \
+                test(test_assign_per_tick)
+
 int main(void) {
+        const struct CMUnitTest pg[] = { PORTABLE_CASES(cmocka_unit_test) };
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_lease_refused_on_any_error),
                 test_in_dir(test_lease_grant_needs_success),
@@ -1014,12 +1099,9 @@ int main(void) {
                 test_in_dir(test_tick_rollout_whole_or_nothing),
                 test_in_dir(test_start_faults),
                 test_in_dir(test_rollback_faults),
-                test_in_dir(test_rollback_skips_what_it_cannot_assign),
-                test_in_dir(test_image_users),
-                test_in_dir(test_unreadable_spec_pauses),
-                test_in_dir(test_failing_rollout_paused_and_logged_once),
-                test_in_dir(test_plan_bake_capped),
-                test_in_dir(test_assign_per_tick),
+                PORTABLE_CASES(test_in_dir),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        int r = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+
+        return r + cmocka_run_group_tests_name("postgresql", pg, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -2,11 +2,14 @@
  * check-in (its state recorded, no image desired), the check-in answered by
  * a read when it changes nothing, refusals that fail closed (an unknown
  * host's check-in, a registration secret never issued), and read
- * transactions beside an open write. */
+ * transactions beside an open write. Every case runs on sqlite and on
+ * PostgreSQL (a server of the test's own). */
 #include "tests.h"
 
 #include "enroll.h"
 #include "hosts.h"
+#include "pgserver.h"
+#include "store-db.h"
 #include "store-hosts.h"
 #include "store-sqlite.h"
 #include "util.h"
@@ -25,7 +28,7 @@ static void test_register_labels_checkin(void **state) {
         json_t *set;
         (void) state;
 
-        assert_int_equal(store_db_open("state.db", &db), 0);
+        db = test_store_open();
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
         assert_int_equal(hosts_ensure(tx, MAC, NULL, NOW, "test", id, &is_new), 0);
         assert_true(is_new);
@@ -57,7 +60,7 @@ static void test_fail_closed(void **state) {
         bool is_new;
         (void) state;
 
-        assert_int_equal(store_db_open("state.db", &db), 0);
+        db = test_store_open();
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
         assert_int_equal(hosts_checkin(tx, "h-000000000000", &c, NOW, "agent", &want), -ENOENT);
         assert_int_equal(hosts_ensure(tx, MAC, NULL, NOW, "test", id, &is_new), 0);
@@ -65,6 +68,32 @@ static void test_fail_closed(void **state) {
         assert_int_equal(enroll_check(tx, ".", MAC, "10.0.0.5", "00", NOW, &why), 0);
         assert_non_null(why);
         store_tx_rollback(&tx);
+}
+
+/* Runs sql, a literal without parameters, in a transaction of its own. */
+static void exec_committed(StoreDb *db, const char *sql) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(store_stmt(tx, sql, &st), 0);
+        assert_true(db_step(st) >= 0);
+        db_reset(st);
+        assert_int_equal(store_tx_commit(&tx), 0);
+}
+
+/* What changes with every write of the host rows: sqlite's count of
+ * changed rows, the rows' versions on PostgreSQL. */
+static char *writes_mark(StoreDb *db) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+        if (!test_pg_conninfo)
+                return strdup_printf("%d", sqlite3_total_changes(store_sqlite(db)));
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_stmt(tx, "SELECT string_agg(xmin::text, ',' ORDER BY id) FROM hosts", &st), 0);
+        assert_int_equal(db_step(st), 1);
+        return db_column_strdup(st, 0);
 }
 
 /* 1 when hosts_checkin_unchanged() answers c for ref at now from a read. */
@@ -94,10 +123,10 @@ static void test_checkin_unchanged(void **state) {
         StoreTx *tx = NULL;
         char id[16];
         bool is_new;
-        int changes;
+        _cleanup_free_ char *mark = NULL, *mark_after = NULL;
         (void) state;
 
-        assert_int_equal(store_db_open("state.db", &db), 0);
+        db = test_store_open();
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
         assert_int_equal(hosts_ensure(tx, MAC, NULL, NOW, "test", id, &is_new), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
@@ -111,11 +140,12 @@ static void test_checkin_unchanged(void **state) {
          * indeed have written nothing. */
         assert_int_equal(unchanged(db, seen, id, &c, NOW), 1);
         assert_int_equal(unchanged(db, seen, MAC, &c, NOW), 1);
-        changes = sqlite3_total_changes(store_sqlite(db));
+        mark = writes_mark(db);
         assert_int_equal(store_tx_begin(db, STORE_TX_RELAXED, &tx), 0);
         assert_int_equal(hosts_checkin(tx, id, &c, NOW, "agent", &want), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
-        assert_int_equal(sqlite3_total_changes(store_sqlite(db)), changes);
+        mark_after = writes_mark(db);
+        assert_string_equal(mark_after, mark);
 
         /* Nothing to note in the same second. */
         assert_int_equal(seen_log_flush(seen, db), 0);
@@ -160,8 +190,7 @@ static void test_checkin_unchanged(void **state) {
         /* Unknown hosts go to the write path, which answers -ENOENT. */
         assert_int_equal(unchanged(db, seen, "h-000000000000", &c, NOW), 0);
         /* A quarantined host's report is the coordinator's to judge. */
-        assert_int_equal(sqlite3_exec(store_sqlite(db), "UPDATE hosts SET quarantined = 1", NULL, NULL, NULL),
-                         SQLITE_OK);
+        exec_committed(db, "UPDATE hosts SET quarantined = 1");
         assert_int_equal(unchanged(db, seen, id, &c, NOW), 0);
         json_decref(slots);
         seen_log_free(seen);
@@ -184,7 +213,7 @@ static void test_seen_flush_fails(void **state) {
         (void) state;
 
         assert_non_null(seen);
-        assert_int_equal(store_db_open("state.db", &db), 0);
+        db = test_store_open();
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
         for (int i = 0; i < 200; i++) {
                 char mac[18];
@@ -196,9 +225,16 @@ static void test_seen_flush_fails(void **state) {
         for (int i = 0; i < 200; i++)
                 assert_int_equal(seen_log_note(seen, ids[i], NOW + (uint64_t) i), 0);
         assert_int_equal(seen_log_note(seen, "h-0123456789abcdef", NOW), -EINVAL);
-        sqlite3_progress_handler(store_sqlite(db), 1, interrupt, NULL);
+        /* sqlite: every statement interrupted; PostgreSQL: the table away. */
+        if (test_pg_conninfo)
+                exec_committed(db, "ALTER TABLE hosts RENAME TO hosts_away");
+        else
+                sqlite3_progress_handler(store_sqlite(db), 1, interrupt, NULL);
         assert_true(seen_log_flush(seen, db) < 0);
-        sqlite3_progress_handler(store_sqlite(db), 0, NULL, NULL);
+        if (test_pg_conninfo)
+                exec_committed(db, "ALTER TABLE hosts_away RENAME TO hosts");
+        else
+                sqlite3_progress_handler(store_sqlite(db), 0, NULL, NULL);
         /* Noted in between: kept with what the failed flush gave back. */
         assert_int_equal(seen_log_note(seen, ids[7], NOW + 1000), 0);
         assert_int_equal(seen_log_flush(seen, db), 200);
@@ -222,7 +258,7 @@ static void test_read_beside_write(void **state) {
         bool is_new;
         (void) state;
 
-        assert_int_equal(store_db_open("state.db", &db), 0);
+        db = test_store_open();
         assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &w), 0);
         assert_int_equal(hosts_ensure(w, MAC, NULL, NOW, "test", id, &is_new), 0);
         assert_int_equal(store_tx_begin(db, STORE_TX_READ, &r), 0);
@@ -240,13 +276,14 @@ static void test_read_beside_write(void **state) {
         store_tx_rollback(&r);
 }
 
+#define CASES(test)                                                                                    \
+        test(test_register_labels_checkin), test(test_fail_closed), test(test_checkin_unchanged),      \
+                test(test_read_beside_write), test(test_seen_flush_fails)
+
 int main(void) {
-        const struct CMUnitTest tests[] = {
-                test_in_dir(test_register_labels_checkin),
-                test_in_dir(test_fail_closed),
-                test_in_dir(test_checkin_unchanged),
-                test_in_dir(test_read_beside_write),
-                test_in_dir(test_seen_flush_fails),
-        };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        const struct CMUnitTest sqlite[] = { CASES(test_in_dir) };
+        const struct CMUnitTest pg[] = { CASES(cmocka_unit_test) };
+        int r = cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
+
+        return r + cmocka_run_group_tests_name("postgresql", pg, test_pg_group_setup, test_pg_group_teardown);
 }

@@ -686,9 +686,56 @@ static void test_planning(void **state) {
         assert_int_equal(store_tx_commit(&tx), 0);
 }
 
+/* The hosts a tick may assign come by wave, then phase, then in the order
+ * they were added to the rollout, on both drivers: not by ID, and not in
+ * the order PostgreSQL happens to keep rows (an update moves a row). */
+static void test_ready_order(void **state) {
+        static const char *const want[] = { "h-7", "h-6", "h-3", "h-9", "h-5", "h-8" };
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        RolloutReady *v = NULL;
+        size_t n = 0;
+        int64_t id;
+        (void) state;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        fleet(tx);
+        add_host(tx, "h-5", "m5", 1000, "img-1");
+        add_host(tx, "h-6", "m6", 1000, "img-1");
+        add_host(tx, "h-7", "m7", 1000, "img-1");
+        add_host(tx, "h-8", "m8", 1000, "img-1");
+        add_host(tx, "h-9", "m9", 1000, "img-1");
+        assert_int_equal(store_rollout_insert(tx, ROLLOUT_KIND_ROLLOUT, "img-2", "{\"waves\": 2}", 2, 0, "alice",
+                                              1000, &id),
+                         0);
+        /* Wave 1 added first; in each wave, IDs out of order. */
+        assert_int_equal(store_rollout_add_host(tx, id, "h-9", 1, 0, "img-2", "img-1"), 0);
+        assert_int_equal(store_rollout_add_host(tx, id, "h-5", 1, 0, "img-2", "img-1"), 0);
+        assert_int_equal(store_rollout_add_host(tx, id, "h-8", 1, 1, "img-2", "img-1"), 0);
+        assert_int_equal(store_rollout_add_host(tx, id, "h-7", 0, 0, "img-2", "img-1"), 0);
+        assert_int_equal(store_rollout_add_host(tx, id, "h-6", 0, 0, "img-2", "img-1"), 0);
+        assert_int_equal(store_rollout_add_host(tx, id, "h-3", 0, 0, "img-2", "img-1"), 0);
+        exec(tx, "UPDATE rollout_hosts SET message = 'moved' WHERE host_id IN ('h-7', 'h-9')");
+        assert_int_equal(store_tx_commit(&tx), 0);
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(store_rollout_ready(tx, id, 1, 1000, 100, false, 10, &v, &n), 0);
+        /* Phase 1 waits while phase 0 has pending hosts. */
+        assert_int_equal(n, ELEMENTSOF(want) - 1);
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(v[i].host, want[i]);
+        rollout_ready_free(v, n);
+        /* A limit takes the first ones in that order. */
+        assert_int_equal(store_rollout_ready(tx, id, 1, 1000, 100, false, 2, &v, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(v[0].host, "h-7");
+        assert_string_equal(v[1].host, "h-6");
+        rollout_ready_free(v, n);
+}
+
 #define CASES(test)                                                                                    \
         test(test_budgets), test(test_groups_and_leases), test(test_windows), test(test_rollout),      \
-                test(test_rollback), test(test_planning)
+                test(test_rollback), test(test_planning), test(test_ready_order)
 
 int main(void) {
         if (getenv("TEST_DEBUG"))

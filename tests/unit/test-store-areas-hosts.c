@@ -9,6 +9,7 @@
 #include "tests.h"
 
 #include "pgserver.h"
+#include "coordinator.h"
 #include "store-audit.h"
 #include "store-catalog.h"
 #include "store-db.h"
@@ -673,17 +674,79 @@ static void test_hosts_boot(void **state) {
         assert_int_equal(h.enroll_expires, 0);
 }
 
+static void exec_sql(StoreTx *tx, const char *sql) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+        assert_int_equal(store_stmt(tx, sql, &st), 0);
+        assert_true(db_step(st) >= 0);
+}
+
+static int64_t lease_epoch_of(StoreDb *db, const char *id) {
+        _cleanup_store_tx_ StoreTx *tx = begin(db, STORE_TX_READ);
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+        assert_int_equal(store_stmt(tx, "SELECT coalesce(lease_epoch, 0) FROM hosts WHERE id = ?", &st), 0);
+        db_bind_text(st, 1, id);
+        assert_int_equal(db_step(st), 1);
+        return db_column_int64(st, 0);
+}
+
+/* A lease given back while its host's groups cannot be read: the release
+ * and its audit entry are committed, only the groups (which wake waiting
+ * requests sooner) are missing. On PostgreSQL the failed read would end
+ * the whole transaction but for its savepoint. */
+static void test_release_groups_fail(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_strv_free_ char **groups = NULL;
+        char **missing = NULL;
+        (void) state;
+
+        tx = begin(db, STORE_TX_WRITE);
+        assert_int_equal(store_host_insert(tx, "h-000000000001", "52:54:00:00:00:01", NULL, 100), 0);
+        assert_int_equal(store_host_label_set(tx, "h-000000000001", "rack", "r1"), 0);
+        exec_sql(tx, "UPDATE hosts SET lease_epoch = 7, lease_expires = 1000 WHERE id = 'h-000000000001'");
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(lease_epoch_of(db, "h-000000000001"), 7);
+
+        /* The labels' table is away for this transaction only. */
+        tx = begin(db, STORE_TX_WRITE);
+        exec_sql(tx, "ALTER TABLE host_labels RENAME TO host_labels_away");
+        assert_true(store_host_groups(tx, "h-000000000001", &missing) < 0);
+        assert_null(missing);
+        store_tx_rollback(&tx);
+
+        tx = begin(db, STORE_TX_WRITE);
+        exec_sql(tx, "ALTER TABLE host_labels RENAME TO host_labels_away");
+        assert_int_equal(coord_lease_release(tx, "h-000000000001", 7, 200, "test", &missing), 1);
+        assert_null(missing);
+        exec_sql(tx, "ALTER TABLE host_labels_away RENAME TO host_labels");
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(lease_epoch_of(db, "h-000000000001"), 0);
+
+        AuditEntry *l = NULL;
+        size_t n = 0;
+        tx = begin(db, STORE_TX_READ);
+        assert_int_equal(store_audit_list(tx, &(AuditQuery) { .limit = 10 }, &l, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(l[0].action, "lease.release");
+        audit_entries_free(l, n);
+        assert_int_equal(store_host_groups(tx, "h-000000000001", &groups), 0);
+        assert_int_equal(strv_length(groups), 1);
+        assert_string_equal(groups[0], "rack=r1");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_tokens),          test_in_dir(test_audit),           test_in_dir(test_catalog),
                 test_in_dir(test_stats),           test_in_dir(test_hosts_inventory), test_in_dir(test_hosts_checkin),
-                test_in_dir(test_hosts_boot),
+                test_in_dir(test_hosts_boot),      test_in_dir(test_release_groups_fail),
         };
         const struct CMUnitTest pg[] = {
                 cmocka_unit_test(test_tokens),          cmocka_unit_test(test_audit),
                 cmocka_unit_test(test_catalog),         cmocka_unit_test(test_stats),
                 cmocka_unit_test(test_hosts_inventory), cmocka_unit_test(test_hosts_checkin),
-                cmocka_unit_test(test_hosts_boot),
+                cmocka_unit_test(test_hosts_boot),      cmocka_unit_test(test_release_groups_fail),
         };
         int r = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
         return r + cmocka_run_group_tests_name("postgresql", pg, test_pg_group_setup, test_pg_group_teardown);

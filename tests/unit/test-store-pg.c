@@ -8,6 +8,9 @@
 #include "store-db.h"
 #include "store-pg.h"
 #include "store.h"
+#include "store-hosts.h"
+#include "store-tokens.h"
+#include "util.h"
 
 static void translate_ok(const char *sql, const char *want, int want_n) {
         _cleanup_free_ char *out = NULL;
@@ -264,11 +267,11 @@ static void test_migrate(void **state) {
 
         assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
         assert_int_equal(pg_migrate(c), 0);
-        assert_int_equal(query_int(c, version), 13);
-        /* 12 tables and schema_version. */
-        assert_int_equal(query_int(c, tables), 13);
+        assert_int_equal(query_int(c, version), 16);
+        /* 17 tables and schema_version. */
+        assert_int_equal(query_int(c, tables), 18);
         assert_int_equal(pg_migrate(c), 0);
-        assert_int_equal(query_int(c, version), 13);
+        assert_int_equal(query_int(c, version), 16);
         assert_int_equal(pg_exec(c, "UPDATE schema_version SET version = 99"), 0);
         assert_int_equal(pg_migrate(c), -EPROTO);
         /* The lock was let go: another session can take it. */
@@ -377,7 +380,7 @@ static void test_migrate_together(void **state) {
                 assert_int_equal(pthread_join(t[i], NULL), 0);
                 assert_int_equal(r[i], 0);
         }
-        assert_int_equal(query_int(c, "SELECT version FROM schema_version"), 13);
+        assert_int_equal(query_int(c, "SELECT version FROM schema_version"), 16);
         assert_int_equal(query_int(c, "SELECT count(*) FROM schema_version"), 1);
 }
 
@@ -482,6 +485,63 @@ static void test_store_transactions(void **state) {
         assert_int_equal(count_tokens(two), 3);
 }
 
+static int token_name_cb(const char *name, long long created, void *userdata) {
+        (void) created;
+        return strv_extend(userdata, name);
+}
+
+/* Text sorts and compares bytewise, as on sqlite, in a database whose own
+ * collation does not (ICU's English: 'a' before 'B', '_' first): the
+ * schema's text columns have the C collation. */
+static void test_collation(void **state) {
+        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *icu = NULL;
+        _cleanup_store_db_free_ StoreDb *db = NULL;
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_strv_free_ char **names = NULL, **hosts = NULL;
+        _cleanup_free_ char *url = NULL, *error = NULL;
+        const char *at = strstr(conninfo, "/slipway?");
+        (void) state;
+
+        assert_non_null(at);
+        url = strdup_printf("%.*s/english?%s", (int) (at - conninfo), conninfo, at + strlen("/slipway?"));
+        assert_non_null(url);
+        assert_int_equal(pg_exec(c, "DROP DATABASE IF EXISTS english"), 0);
+        assert_int_equal(pg_exec(c, "CREATE DATABASE english TEMPLATE template0 LOCALE_PROVIDER icu "
+                                    "ICU_LOCALE 'en-US' LOCALE 'C'"),
+                         0);
+        if (pg_conn_open(url, &icu, &error) < 0)
+                fail_msg("cannot connect to %s: %s", url, strempty(error));
+        /* The database's own order is not bytes'. */
+        assert_int_equal(query_int(icu, "SELECT CASE WHEN 'a' < 'B' THEN 1 ELSE 0 END"), 1);
+
+        assert_int_equal(store_db_open(url, &db), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        static const char *const tokens[] = { "b", "B", "a", "_x", "A1" };
+        for (size_t i = 0; i < ELEMENTSOF(tokens); i++)
+                assert_int_equal(store_token_insert(tx, tokens[i], tokens[i], 0), 0);
+        assert_int_equal(store_token_list(tx, token_name_cb, &names), 0);
+        assert_int_equal(strv_length(names), 5);
+        assert_string_equal(names[0], "A1");
+        assert_string_equal(names[1], "B");
+        assert_string_equal(names[2], "_x");
+        assert_string_equal(names[3], "a");
+        assert_string_equal(names[4], "b");
+        /* Host IDs (ORDER BY id) and a label's value, compared. */
+        assert_int_equal(store_host_insert(tx, "h-b", NULL, NULL, 1), 0);
+        assert_int_equal(store_host_insert(tx, "h-B", NULL, NULL, 1), 0);
+        assert_int_equal(store_host_insert(tx, "h-_", NULL, NULL, 1), 0);
+        assert_int_equal(store_host_list(tx, NULL, NULL, NULL, &hosts), 0);
+        assert_int_equal(strv_length(hosts), 3);
+        assert_string_equal(hosts[0], "h-B");
+        assert_string_equal(hosts[1], "h-_");
+        assert_string_equal(hosts[2], "h-b");
+        assert_int_equal(store_tx_commit(&tx), 0);
+        store_db_free(TAKE_PTR(db));
+        pg_conn_free(TAKE_PTR(icu));
+        assert_int_equal(pg_exec(c, "DROP DATABASE english"), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_translate),
@@ -496,6 +556,7 @@ int main(void) {
                 cmocka_unit_test(test_migrate_together),
                 cmocka_unit_test(test_triggers),
                 cmocka_unit_test(test_store_transactions),
+                cmocka_unit_test(test_collation),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
         return r + cmocka_run_group_tests_name("against a server", live, server_setup, server_teardown);
