@@ -682,6 +682,7 @@ static int restore_pg(const char *state_dir, const char *dir, const char *databa
         r = pending_read(pending, &known);
         if (r < 0)
                 return log_error_errno(r, "cannot read '%s', left by a restore that did not finish: %m", pending);
+        rep->epoch_unfinished = known;
         floor = MAX(MAX(rep->epoch_backup, rep->epoch_previous), known);
         if (floor > INT64_MAX / 2 - BACKUP_RESTORE_EPOCH_GAP)
                 return log_error_errno(-ERANGE, "the lease epoch %" PRIu64 " cannot be raised further", floor);

@@ -62,6 +62,7 @@ typedef struct RestoreReport {
         int schema_version;
         uint64_t epoch_backup;   /* the counter in the backup */
         uint64_t epoch_previous; /* in the state it replaced (0: none) */
+        uint64_t epoch_unfinished; /* known to a restore that did not finish (0: none) */
         uint64_t epoch;          /* the counter now */
         uint64_t leases_renumbered; /* held leases given new epochs */
         size_t blobs_present, blobs_copied;

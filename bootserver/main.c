@@ -359,6 +359,9 @@ static int restore_command(const ServerConfig *c, char **cmd) {
         printf("  lease epoch: %" PRIu64 " in the backup, %" PRIu64 " in the replaced state, from now on above %" PRIu64
                "\n",
                rep.epoch_backup, rep.epoch_previous, rep.epoch);
+        if (rep.epoch_unfinished)
+                printf("  lease epoch %" PRIu64 " known to a restore that did not finish, counted too\n",
+                       rep.epoch_unfinished);
         if (rep.enroll_key_restored)
                 printf("  the enrollment key is the backup's (the state had none)\n");
         if (rep.leases_renumbered)

@@ -267,18 +267,21 @@ if pg_start >"$D/pg-start.log" 2>&1 &&
         start_server "$D/dr" "$LISTEN" --database "$PGURL"
         # The last restore's catalog lacks 3.0.
         push 3.0 >/dev/null
-        if wait_for 30 on 2.0 6 web && [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/images/tiny:3.0")" = 200 ]; then
+        # The restored rollout goes on there: its hosts are on 2.0 already.
+        if wait_for 30 on 2.0 6 web && wait_for 60 rollout_done "$R" &&
+                [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/images/tiny:3.0")" = 200 ]; then
                 t_ok
         else
-                t_fail "$(hosts | jq -c '[.hosts[] | {version, state}]'); $(tail -n 3 "$D/srv.log")"
+                t_fail "rollout $R $(rollout_state "$R"); $(hosts | jq -c '[.hosts[] | {version, state}]');" \
+                        "$(tail -n 3 "$D/srv.log")"
         fi
 else
         t_fail "$(cat "$D/pg-start.log" "$D/pg-migrate.out" 2>/dev/null)"
 fi
 
 t_case "on PostgreSQL: a backup (pg_dump of one snapshot) while hosts check in and a rollout runs"
-R3=$(post /v1/rollouts '{"image": "tiny:3.0", "selector": {"service": "web"}, "waves": [1, 2, 3, 4, 5, "100%"], "bake": 4}' |
-        jq -r .id)
+R3OUT=$(post /v1/rollouts '{"image": "tiny:3.0", "selector": {"service": "web"}, "waves": [1, 2, 3, 4, 5, "100%"], "bake": 4}')
+R3=$(jq -r .id <<<"$R3OUT")
 wait_for 60 on 3.0 1 web
 P0=$(last_audit)
 "$SD" --state-dir "$D/dr" --database "$PGURL" --log-json no backup "$D/pgbk" >"$D/pg-backup.out" 2>&1
@@ -290,10 +293,10 @@ listed=$(jq '.blobs | length' "$D/pgbk/manifest.json" 2>/dev/null)
 if [ $rc = 0 ] && [ "$(jq -r .store "$D/pgbk/manifest.json")" = postgresql ] && [ "$blobs" -gt 0 ] &&
         [ "$blobs" = "$listed" ] && [ "$(jq -r .database.file "$D/pgbk/manifest.json")" = state.pgdump ] &&
         [ "$(jq -r .database.sha256 "$D/pgbk/manifest.json")" = "$(sha "$D/pgbk/state.pgdump")" ] &&
-        [ "$(rollout_state "$R3")" != done ]; then
+        [[ $R3 =~ ^[0-9]+$ ]] && [ "$(rollout_state "$R3")" != done ]; then
         t_ok "$(grep -o 'snapshot in [0-9.]* s' "$D/pg-backup.out"), $blobs blobs"
 else
-        t_fail "rc $rc, $blobs blobs for ${listed:-?} listed, rollout $(rollout_state "$R3"): $(cat "$D/pg-backup.out")"
+        t_fail "rc $rc, $blobs blobs for ${listed:-?} listed, rollout $R3OUT $(rollout_state "$R3"): $(cat "$D/pg-backup.out")"
 fi
 
 t_case "on PostgreSQL: a restore refuses while a slipwayd is connected to the database, and changes nothing"
@@ -388,6 +391,26 @@ else
         t_fail "rollout $(rollout_state "$R3"); $(hosts | jq -c '[.hosts[] | {version, state, lease, quarantined}]')"
 fi
 t_stop $SRV
+
+t_case "on PostgreSQL: a restore killed after pg_restore, run again, moves the epochs past all it knew"
+epoch() { sql "$DRURL" "SELECT value FROM meta WHERE key = 'lease_epoch'"; }
+known=$(epoch)
+(SLIPWAY_CRASH_AT=restore-dumped "$SD" --state-dir "$D/pgdr" --database "$DRURL" --log-json no restore "$D/pgbk"
+        exit $?) >"$D/pg-crash.out" 2>&1
+rc=$?
+pending=$(cat "$D/pgdr/restore-epoch.pending" 2>/dev/null)
+mid=$(epoch)
+"$SD" --state-dir "$D/pgdr" --database "$DRURL" --log-json no restore "$D/pgbk" >"$D/pg-again.out" 2>&1
+rc2=$?
+after=$(epoch)
+if [ $rc = 137 ] && [ "$pending" = "$known" ] && [ "$mid" = "$(jq .lease_epoch "$D/pgbk/manifest.json")" ] &&
+        [ $rc2 = 0 ] && [ "$after" -ge $((known + 4294967296)) ] && [ ! -e "$D/pgdr/restore-epoch.pending" ] &&
+        grep -q "lease epoch $known known to a restore that did not finish" "$D/pg-again.out"; then
+        t_ok "killed with the backup's epoch $mid in the database, $known known; run again: $after"
+else
+        t_fail "killed: rc $rc, pending '$pending' (known $known), $mid in the database; again: rc $rc2, $after:" \
+                "$(cat "$D/pg-crash.out" "$D/pg-again.out")"
+fi
 
 t_case "point-in-time recovery: a base backup and archived WAL replayed to a restore point"
 # A cluster of its own, archiving its WAL; the state is changed through
