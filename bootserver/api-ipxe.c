@@ -6,6 +6,7 @@
 #include "hosts.h"
 #include "images.h"
 #include "ipxe.h"
+#include "leader.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -42,8 +43,38 @@ static char *image_cmdline(Server *srv, const char *manifest) {
         return images_manifest_cmdline(m);
 }
 
+/* {{servers}}: self (this instance's URL) first, then the other live
+ * instances' of the registry when the state is shared; self alone on a
+ * state of its own, or when the registry cannot be read (logged: the host
+ * still gets its script). Caller frees; NULL when out of memory. */
+static char *server_list(Server *srv, const char *self) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        Instance *l = NULL;
+        size_t n = 0;
+        char *list;
+        bool shared;
+        int r;
+
+        const ServerConfig *c = config_get(srv);
+        shared = c->database;
+        config_put(srv);
+        if (!shared)
+                return strdup(self);
+        store_clear_error();
+        r = store_tx_begin(srv->store, STORE_TX_READ, &tx);
+        if (r >= 0)
+                r = store_instance_list(tx, &l, &n);
+        store_tx_rollback(&tx);
+        if (r < 0)
+                log_warning("ipxe: cannot read the instances, so a boot script names this one only: %s",
+                            store_last_error() ?: strerror(-r));
+        list = ipxe_server_list(self, l, n, INSTANCE_STALE_MS);
+        instance_list_free(l, n);
+        return list;
+}
+
 static enum MHD_Result handle_ipxe(Request *req) {
-        _cleanup_free_ char *server = NULL, *tmpl = NULL, *text = NULL, *bad = NULL;
+        _cleanup_free_ char *server = NULL, *servers = NULL, *tmpl = NULL, *text = NULL, *bad = NULL;
         _cleanup_free_ char *cmdline = NULL, *kernel_url = NULL, *initrd_url = NULL, *rootfs_url = NULL;
         const char *mac_s = request_arg(req, "mac"), *uuid_s = request_arg(req, "uuid");
         char mac[18], uuid[37], address[REQUEST_ADDRESS_MAX];
@@ -122,6 +153,12 @@ static enum MHD_Result handle_ipxe(Request *req) {
                 .enroll = d.enroll,
         };
         r = template_load(req->server, d.script, &tmpl);
+        /* The registry is read for the scripts that use it only. */
+        if (r >= 0 && strstr(tmpl, "{{servers}}")) {
+                v.servers = servers = server_list(req->server, server);
+                if (!servers)
+                        return MHD_NO;
+        }
         if (r >= 0)
                 r = ipxe_render(tmpl, &v, &text, &bad);
         log_debug("ipxe: %s (%s) at %s gets the %s script", d.host, mac, address, ipxe_script_to_string(d.script));

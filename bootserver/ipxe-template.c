@@ -16,7 +16,7 @@ static const char *const builtin[_IPXE_SCRIPT_MAX] = {
                          "# slipway: install {{name}} {{version}} on {{host}} ({{mac}})\n"
                          "echo Slipway: installing {{name}} {{version}} on {{host}}\n"
                          "kernel {{kernel_url}} initrd=initrd.img {{cmdline}} slipway.mode=install "
-                         "slipway.server={{server}} slipway.host={{host}} slipway.mac={{mac}} slipway.enroll={{enroll}} "
+                         "slipway.server={{servers}} slipway.host={{host}} slipway.mac={{mac}} slipway.enroll={{enroll}} "
                          "slipway.image={{image}} || goto retry\n"
                          "initrd --name initrd.img {{initrd_url}} || goto retry\n"
                          "boot || goto retry\n" RETRY,
@@ -32,7 +32,7 @@ static const char *const builtin[_IPXE_SCRIPT_MAX] = {
                       "# slipway: live boot of {{name}} {{version}} on {{host}} ({{mac}})\n"
                       "echo Slipway: live boot of {{name}} {{version}}\n"
                       "kernel {{kernel_url}} initrd=initrd.img {{cmdline}} slipway.mode=live "
-                      "slipway.server={{server}} slipway.host={{host}} slipway.image={{image}} "
+                      "slipway.server={{servers}} slipway.host={{host}} slipway.image={{image}} "
                       "slipway.signature={{signature}} slipway.rootfs={{rootfs_url}} || goto retry\n"
                       "initrd --name initrd.img {{initrd_url}} || goto retry\n"
                       "boot || goto retry\n" RETRY,
@@ -71,16 +71,18 @@ static const char *var_lookup(const IpxeVars *v, const char *name, size_t n, boo
                 size_t offset;
         } names[] = {
 #define V(f) { #f, offsetof(IpxeVars, f) }
-                V(server),  V(mac),        V(uuid),       V(host),       V(image),   V(signature),
-                V(name),    V(version),    V(kernel_url), V(initrd_url), V(rootfs_url), V(cmdline),
-                V(enroll),
+                V(server),  V(servers),    V(mac),        V(uuid),       V(host),       V(image),
+                V(signature), V(name),     V(version),    V(kernel_url), V(initrd_url), V(rootfs_url),
+                V(cmdline), V(enroll),
 #undef V
         };
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 if (strlen(names[i].name) == n && memcmp(names[i].name, name, n) == 0) {
+                        const char *val = *(const char *const *) ((const char *) v + names[i].offset);
+
                         *ret_known = true;
-                        return *(const char *const *) ((const char *) v + names[i].offset);
+                        return !val && names[i].offset == offsetof(IpxeVars, servers) ? v->server : val;
                 }
         *ret_known = false;
         return NULL;

@@ -18,7 +18,11 @@ typedef enum IpxeScript {
 
 /* The values a template can use; NULL renders as "". */
 typedef struct IpxeVars {
-        const char *server;     /* public URL, no trailing slash */
+        const char *server;     /* public URL, no trailing slash: where iPXE fetches from */
+        /* What the booted system talks to: the public URLs of the live
+         * instances, this one first, comma-separated (ipxe_server_list());
+         * NULL renders server. */
+        const char *servers;
         const char *mac;
         const char *uuid;
         const char *host;       /* host ID */

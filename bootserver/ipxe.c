@@ -84,3 +84,39 @@ int ipxe_boot(StoreTx *tx, const IpxePolicy *p, const char *mac, const char *uui
         d = (IpxeDecision) {};
         return 0;
 }
+
+/* Whether url can go into the list: one word of the command line, one item
+ * of the list. */
+static bool list_item_ok(const char *url) {
+        return !isempty(url) && !strpbrk(url, ", \t\n\"");
+}
+
+char *ipxe_server_list(const char *self, const Instance *l, size_t n, int64_t stale_ms) {
+        const char *picked[IPXE_SERVERS_MAX];
+        size_t k = 0, len = 0;
+        char *out, *p;
+
+        if (list_item_ok(self)) {
+                picked[k++] = self;
+                len = strlen(self);
+        }
+        for (size_t i = 0; i < n && k < IPXE_SERVERS_MAX; i++) {
+                bool seen = false;
+
+                if (l[i].heartbeat_age > stale_ms || !list_item_ok(l[i].url))
+                        continue;
+                for (size_t j = 0; j < k && !seen; j++)
+                        seen = streq(picked[j], l[i].url);
+                if (seen || len + (k > 0) + strlen(l[i].url) > IPXE_SERVERS_LEN_MAX)
+                        continue;
+                len += (k > 0) + strlen(l[i].url);
+                picked[k++] = l[i].url;
+        }
+        p = out = malloc(len + 1);
+        if (!out)
+                return NULL;
+        for (size_t j = 0; j < k; j++)
+                p = stpcpy(stpcpy(p, j > 0 ? "," : ""), picked[j]);
+        *p = '\0';
+        return out;
+}

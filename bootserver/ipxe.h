@@ -7,6 +7,7 @@
 #include "ipxe-template.h"
 #include "macro.h"
 #include "store-hosts.h"
+#include "store-instances.h"
 
 /* What a host boots: the script for host h, given the catalog's answer b
  * for its assigned image (NULL when it has none). IPXE_INSTALL still needs
@@ -39,3 +40,17 @@ void ipxe_decision_release(IpxeDecision *d);
  * install secret. ret is the caller's to release. */
 int ipxe_boot(StoreTx *tx, const IpxePolicy *p, const char *mac, const char *uuid, const char *address, uint64_t now,
               IpxeDecision *ret);
+
+/* At most this many URLs, and this many characters, in a boot script's
+ * server list: the kernel's command line is 2048 bytes on x86 and holds
+ * the image's own options besides. */
+#define IPXE_SERVERS_MAX 8
+#define IPXE_SERVERS_LEN_MAX 1024
+
+/* The servers a booted host is told of ({{servers}}): self first, then the
+ * url of each instance of l (n of them) that beat at most stale_ms ago, in
+ * l's order, each once, comma-separated, as many as IPXE_SERVERS_MAX and
+ * IPXE_SERVERS_LEN_MAX allow. A URL with a comma or a space, which would
+ * break the list or the command line, is left out. Caller frees; NULL when
+ * out of memory. */
+char *ipxe_server_list(const char *self, const Instance *l, size_t n, int64_t stale_ms);

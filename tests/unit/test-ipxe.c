@@ -1,6 +1,7 @@
 /* iPXE scripts: every built-in template rendered with fixed values and
  * compared with its golden file (SLIPWAY_UPDATE_GOLDEN=1 rewrites them),
- * placeholder errors, and the MAC/UUID forms the boot URL accepts. */
+ * placeholder errors, the MAC/UUID forms the boot URL accepts, and the
+ * list of servers a booted host is told of. */
 #include "tests.h"
 
 #include "fileio.h"
@@ -116,12 +117,83 @@ static void test_mac_uuid(void **state) {
         assert_int_equal(uuid_normalize("../../../../etc/passwd/../../aaaaaa", uuid), -EINVAL);
 }
 
+/* The servers of an install script rendered with list as {{servers}}: the
+ * value of slipway.server=; caller frees. */
+static char *script_servers(const char *list) {
+        _cleanup_free_ char *text = NULL;
+        IpxeVars v = vars;
+        const char *p, *end;
+
+        v.servers = list;
+        assert_int_equal(ipxe_render(ipxe_builtin(IPXE_INSTALL), &v, &text, NULL), 0);
+        p = strstr(text, " slipway.server=");
+        assert_non_null(p);
+        p += strlen(" slipway.server=");
+        end = strchr(p, ' ');
+        assert_non_null(end);
+        return strndup(p, (size_t) (end - p));
+}
+
+static void test_server_list(void **state) {
+        /* The registry: this instance (b) among three live ones and a
+         * stale one, by name as the store lists them. */
+        Instance reg[] = {
+                { .name = (char *) "a", .url = (char *) "http://10.0.0.2:8080", .heartbeat_age = 900 },
+                { .name = (char *) "b", .url = (char *) "http://10.0.0.1:8080", .heartbeat_age = 100 },
+                { .name = (char *) "c", .url = (char *) "https://c.example:8443", .heartbeat_age = 5000 },
+                { .name = (char *) "d", .url = (char *) "http://10.0.0.4:8080", .heartbeat_age = 5001 },
+        };
+        Instance many[12];
+        char urls[12][64];
+        _cleanup_free_ char *list = NULL, *shown = NULL, *alone = NULL, *capped = NULL, *odd = NULL;
+        (void) state;
+
+        list = ipxe_server_list("http://10.0.0.1:8080", reg, ELEMENTSOF(reg), 5000);
+        assert_non_null(list);
+        assert_string_equal(list, "http://10.0.0.1:8080,http://10.0.0.2:8080,https://c.example:8443");
+        shown = script_servers(list);
+        assert_string_equal(shown, list);
+
+        /* A state of its own, or a registry that could not be read: this
+         * one alone, and a script rendered without a list names it. */
+        alone = ipxe_server_list("http://10.0.0.1:8080", NULL, 0, 5000);
+        assert_string_equal(alone, "http://10.0.0.1:8080");
+        free(shown);
+        shown = script_servers(NULL);
+        assert_string_equal(shown, "http://10.0.0.1:8080");
+
+        /* Twelve live instances: eight URLs, this one first. */
+        for (size_t i = 0; i < ELEMENTSOF(many); i++) {
+                snprintf(urls[i], sizeof urls[i], "http://10.0.1.%zu:8080", i + 1);
+                many[i] = (Instance) { .url = urls[i] };
+        }
+        capped = ipxe_server_list("http://10.0.0.1:8080", many, ELEMENTSOF(many), 5000);
+        assert_non_null(capped);
+        size_t commas = 0;
+        for (const char *p = capped; *p; p++)
+                commas += *p == ',';
+        assert_int_equal(commas + 1, IPXE_SERVERS_MAX);
+        assert_true(startswith(capped, "http://10.0.0.1:8080,http://10.0.1.1:8080,"));
+        assert_true(strlen(capped) <= IPXE_SERVERS_LEN_MAX);
+
+        /* A URL that would split the list or the command line stays out. */
+        Instance bad[] = {
+                { .url = (char *) "http://x:1/a,b" },
+                { .url = (char *) "http://x:1/a b" },
+                { .url = (char *) "" },
+                { .url = (char *) "http://10.0.0.9:8080" },
+        };
+        odd = ipxe_server_list("http://10.0.0.1:8080", bad, ELEMENTSOF(bad), 5000);
+        assert_string_equal(odd, "http://10.0.0.1:8080,http://10.0.0.9:8080");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_golden),
                 cmocka_unit_test(test_placeholders),
                 cmocka_unit_test(test_template_check),
                 cmocka_unit_test(test_mac_uuid),
+                cmocka_unit_test(test_server_list),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
