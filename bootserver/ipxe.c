@@ -91,6 +91,18 @@ static bool list_item_ok(const char *url) {
         return !isempty(url) && !strpbrk(url, ", \t\n\"");
 }
 
+/* Whether a and b are one URL, trailing slashes aside (the agent drops
+ * them, and refuses a list that names a server twice). */
+static bool same_url(const char *a, const char *b) {
+        size_t na = strlen(a), nb = strlen(b);
+
+        while (na > 0 && a[na - 1] == '/')
+                na--;
+        while (nb > 0 && b[nb - 1] == '/')
+                nb--;
+        return na == nb && memcmp(a, b, na) == 0;
+}
+
 char *ipxe_server_list(const char *self, const Instance *l, size_t n, int64_t stale_ms) {
         const char *picked[IPXE_SERVERS_MAX];
         size_t k = 0, len = 0;
@@ -106,7 +118,7 @@ char *ipxe_server_list(const char *self, const Instance *l, size_t n, int64_t st
                 if (l[i].heartbeat_age > stale_ms || !list_item_ok(l[i].url))
                         continue;
                 for (size_t j = 0; j < k && !seen; j++)
-                        seen = streq(picked[j], l[i].url);
+                        seen = same_url(picked[j], l[i].url);
                 if (seen || len + (k > 0) + strlen(l[i].url) > IPXE_SERVERS_LEN_MAX)
                         continue;
                 len += (k > 0) + strlen(l[i].url);

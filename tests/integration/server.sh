@@ -354,6 +354,7 @@ curl -s "$URL/boot/ipxe?mac=$MAC&uuid=$UUID" >"$D/install.ipxe"
 ENROLL=$(grep -o 'slipway.enroll=[0-9a-f]*' "$D/install.ipxe" | cut -d= -f2)
 if [ "$CODE" = 200 ] && grep -q "^kernel $URL/blobs/sha256/$K " "$D/install.ipxe" &&
         grep -q 'slipway.mode=install' "$D/install.ipxe" && grep -q "slipway.host=$HID" "$D/install.ipxe" &&
+        grep -q " slipway.server=$URL " "$D/install.ipxe" &&
         grep -q "^initrd --name initrd.img $URL/blobs/sha256/$(sha "$E/initrd.img")" "$D/install.ipxe" &&
         [ ${#ENROLL} = 64 ]; then t_ok; else t_fail "$(cat "$D/install.ipxe")"; fi
 

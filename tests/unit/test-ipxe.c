@@ -182,6 +182,7 @@ static void test_server_list(void **state) {
                 { .url = (char *) "http://x:1/a b" },
                 { .url = (char *) "" },
                 { .url = (char *) "http://10.0.0.9:8080" },
+                { .url = (char *) "http://10.0.0.1:8080/" },
         };
         odd = ipxe_server_list("http://10.0.0.1:8080", bad, ELEMENTSOF(bad), 5000);
         assert_string_equal(odd, "http://10.0.0.1:8080,http://10.0.0.9:8080");
