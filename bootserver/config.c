@@ -61,6 +61,8 @@ static const ConfKey keys[] = {
         { "dhcp", "tftp-root", "tftp-root", CONF_STRING, F(tftp_root), "DIR",
           "holds ipxe.efi and undionly.kpxe (/usr/lib/ipxe)" },
         { "dhcp", "dnsmasq", "dnsmasq", CONF_STRING, F(dnsmasq), "PATH", "the dnsmasq binary (dnsmasq)" },
+        { "dhcp", "authoritative", "dhcp-authoritative", CONF_BOOL, F(dhcp_authoritative), "BOOL",
+          "full: the only DHCP server of the network; no beside another server's part of it (yes)" },
         { "ipxe", "install", "ipxe-install", CONF_STRING, F(ipxe_install), "FILE", "install script template" },
         { "ipxe", "local", "ipxe-local", CONF_STRING, F(ipxe_local), "FILE", "boot-from-disk script template" },
         { "ipxe", "live", "ipxe-live", CONF_STRING, F(ipxe_live), "FILE", "live boot script template" },
@@ -87,6 +89,7 @@ int server_config_init(ServerConfig *c) {
                 .max_blob = 16ULL << 30,
                 .threads = default_threads(),
                 .log_json = true,
+                .dhcp_authoritative = true,
         };
         if (conftab_set_string(&c->listen, "0.0.0.0:8080") < 0 || conftab_set_string(&c->state_dir, "/var/lib/slipway") < 0 ||
             conftab_set_string(&c->trusted_keys, "/etc/slipway/keys") < 0 || conftab_set_string(&c->log_level, "info") < 0 ||
@@ -182,6 +185,7 @@ int server_config_dhcp(const ServerConfig *c, const char *public_url, DhcpConfig
                 .dnsmasq_path = c->dnsmasq ? strdup(c->dnsmasq) : NULL,
                 .boot_url = public_url ? strdup_printf("%s/boot/ipxe", public_url) : NULL,
                 .run_dir = c->state_dir ? path_join(c->state_dir, "dnsmasq") : NULL,
+                .other_servers = !c->dhcp_authoritative,
         };
 
         if ((c->dhcp_interface && !d.interface) || (c->dhcp_range && !d.range) || (c->tftp_root && !d.tftp_root) ||

@@ -43,6 +43,7 @@ typedef struct ServerConfig {
         char *dhcp_range;
         char *tftp_root;
         char *dnsmasq;
+        bool dhcp_authoritative; /* full: the only DHCP server of the network */
         /* [ipxe] template files; NULL = built-in */
         char *ipxe_install;
         char *ipxe_local;

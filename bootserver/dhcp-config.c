@@ -413,13 +413,16 @@ static void render_tftp_ipxe(FILE *f, const DhcpConfig *c) {
 static void render_full(FILE *f, const DhcpConfig *c, const Range *r) {
         render_common(f, c);
         fprintf(f,
-                "# dnsmasq is the DHCP server of this network.\n"
+                "%s"
                 "dhcp-range=%s,%s%s%s%s%s\n"
-                "dhcp-authoritative\n"
+                "%s"
                 "# Keep the boot file in its own field: some PXE ROMs do not read overloaded options.\n"
                 "dhcp-no-override\n"
                 "\n",
-                r->start, r->end, r->netmask[0] ? "," : "", r->netmask, r->lease[0] ? "," : "", r->lease);
+                c->other_servers ? "# dnsmasq hands out this part of the network's addresses; other servers the rest.\n"
+                                 : "# dnsmasq is the DHCP server of this network.\n",
+                r->start, r->end, r->netmask[0] ? "," : "", r->netmask, r->lease[0] ? "," : "", r->lease,
+                c->other_servers ? "" : "dhcp-authoritative\n");
         render_tftp_ipxe(f, c);
         fprintf(f,
                 "# x86-64 UEFI firmware sends client architecture 7 or 9, BIOS sends 0.\n"

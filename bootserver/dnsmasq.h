@@ -49,6 +49,10 @@ typedef struct DhcpConfig {
         char *boot_url;     /* required unless off: the boot file iPXE clients get, "http://10.0.0.1:8080/boot/ipxe" */
         char *dnsmasq_path; /* NULL: "dnsmasq", looked up in PATH, then /usr/sbin and /sbin */
         char *run_dir;      /* required unless off, absolute: dnsmasq.conf and the lease file; created 0755 */
+        /* full: other DHCP servers hand out other parts of the network's
+         * addresses (a split range), so dnsmasq is not authoritative: it
+         * leaves alone a client whose lease it does not know. */
+        bool other_servers;
 } DhcpConfig;
 
 /* The setting a validation error is about. */

@@ -113,10 +113,19 @@ static void test_render_golden(void **state _unused_) {
                 .boot_url = (char *) "http://10.0.0.1:8080/boot/ipxe",
                 .run_dir = (char *) "/var/lib/slipway/dnsmasq",
         };
-        _cleanup_free_ char *full = NULL, *proxy = NULL, *text = NULL;
+        _cleanup_free_ char *full = NULL, *split = NULL, *proxy = NULL, *text = NULL;
 
         assert_int_equal(dnsmasq_config_render(&c, &full), 0);
         assert_golden(full, "dnsmasq-full.conf");
+
+        /* Half of the range beside another server: not authoritative. */
+        c.range = (char *) "10.0.0.100,10.0.0.149,255.255.255.0,12h";
+        c.other_servers = true;
+        assert_int_equal(dnsmasq_config_render(&c, &split), 0);
+        assert_golden(split, "dnsmasq-full-split.conf");
+        assert_null(strstr(split, "dhcp-authoritative"));
+        assert_non_null(strstr(full, "\ndhcp-authoritative\n"));
+        c.other_servers = false;
 
         c.mode = DHCP_MODE_PROXY;
         c.range = (char *) "10.0.0.0";
