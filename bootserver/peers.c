@@ -35,16 +35,17 @@ int peers_holding(StoreTx *tx, const char *self, const char *hex, char ***ret_ur
 
 int peers_count(StoreTx *tx, uint64_t *ret) {
         Instance *l = NULL;
-        uint64_t holders = 0;
+        uint64_t live = 0;
         size_t n = 0;
         int r;
 
         r = store_instance_list(tx, &l, &n);
-        if (r >= 0)
-                r = store_blob_holder_instances(tx, &holders);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (l[i].heartbeat_age <= INSTANCE_STALE_MS)
+                        live++;
         instance_list_free(l, n);
         if (r < 0)
                 return r;
-        *ret = MAX((uint64_t) n, holders);
+        *ret = live;
         return 0;
 }

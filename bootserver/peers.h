@@ -24,7 +24,7 @@ int peers_self(Server *s, char **ret_name, char **ret_url);
  * none does). */
 int peers_holding(StoreTx *tx, const char *self, const char *hex, char ***ret_urls);
 
-/* How many instances serve this fleet: those registered (a dead one stays
- * until the leader prunes it, a day later), or those that hold some blob
- * when more. */
+/* How many instances serve this fleet now: those of the registry that beat
+ * in the last INSTANCE_STALE_MS. Not the holders of blobs: names of
+ * instances long gone stay there. */
 int peers_count(StoreTx *tx, uint64_t *ret);
