@@ -4,10 +4,12 @@
  * as those hosts for a while, each host now and then asking for its reboot
  * lease and giving it back at its next turn. Every request opens its own
  * connection, as an agent's does. Prints the latency percentiles of
- * check-ins, lease requests (grants and refusals) and releases.
+ * check-ins, lease requests (grants and refusals) and releases. With
+ * several --url (instances sharing one database), thread t talks to the
+ * (t mod n)-th: the load is spread evenly over them.
  *
- *     checkins --url URL --admin-token T --enroll SECRET [--hosts 10000]
- *              [--threads 8] [--seconds 20] [--lease-every 10]
+ *     checkins --url URL [--url URL...] --admin-token T --enroll SECRET
+ *              [--hosts 10000] [--threads 8] [--seconds 20] [--lease-every 10]
  *
  * Used by tests/bench/run.sh and tests/integration/lease-load.sh; see
  * docs/coordinator.md. */
@@ -47,8 +49,11 @@ typedef struct Worker {
         char error[256];
 } Worker;
 
+#define MAX_URLS 16u
+
 static struct {
-        const char *url, *admin, *enroll;
+        const char *urls[MAX_URLS], *admin, *enroll;
+        unsigned n_urls;
         unsigned hosts, threads, seconds, lease_every;
 } arg = { .hosts = 10000, .threads = 8, .seconds = 20, .lease_every = 10 };
 
@@ -220,12 +225,13 @@ static void print_row(const char *name, Samples *s) {
 }
 
 static void help(void) {
-        printf("checkins --url URL --admin-token TOKEN --enroll SECRET [--hosts N] [--threads T]\n"
-               "         [--seconds S] [--lease-every K]\n\n"
+        printf("checkins --url URL [--url URL...] --admin-token TOKEN --enroll SECRET [--hosts N]\n"
+               "         [--threads T] [--seconds S] [--lease-every K]\n\n"
                "Registers N hosts (services of 5, racks of 10), sets budgets (1 per rack, 10%% of a\n"
                "service), then checks in as them from T threads for S seconds; a host asks for its\n"
                "lease every K turns and gives a granted one back at its next turn. Prints latency\n"
-               "percentiles per kind of request.\n");
+               "percentiles per kind of request. Several --url spread the threads over the servers\n"
+               "(thread t talks to URL t mod n).\n");
 }
 
 int main(int argc, char **argv) {
@@ -247,7 +253,11 @@ int main(int argc, char **argv) {
                 unsigned *u = c == 'n' ? &arg.hosts : c == 't' ? &arg.threads : c == 's' ? &arg.seconds : &arg.lease_every;
                 switch (c) {
                 case 'u':
-                        arg.url = optarg;
+                        if (arg.n_urls == MAX_URLS) {
+                                log_error("--url: at most %u servers", MAX_URLS);
+                                return 2;
+                        }
+                        arg.urls[arg.n_urls++] = optarg;
                         break;
                 case 'a':
                         arg.admin = optarg;
@@ -274,7 +284,7 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         }
-        if (!arg.url || !arg.admin || !arg.enroll || optind < argc) {
+        if (!arg.n_urls || !arg.admin || !arg.enroll || optind < argc) {
                 log_error("--url, --admin-token and --enroll are required, and nothing else (see --help)");
                 return 2;
         }
@@ -284,9 +294,10 @@ int main(int argc, char **argv) {
                 return log_oom(), 1;
         for (unsigned t = 0; t < arg.threads; t++) {
                 workers[t].index = t;
-                r = api_client_new(arg.url, &workers[t].api, NULL);
+                const char *url = arg.urls[t % arg.n_urls];
+                r = api_client_new(url, &workers[t].api, NULL);
                 if (r < 0)
-                        return log_error_errno(r, "--url %s: %m", arg.url), 2;
+                        return log_error_errno(r, "--url %s: %m", url), 2;
                 api_client_set_timeout(workers[t].api, 30);
         }
 
@@ -320,8 +331,8 @@ int main(int argc, char **argv) {
                 grants += workers[t].grants;
                 refusals += workers[t].refusals;
         }
-        printf("hosts %u, threads %u, %.1f s: %.0f requests/s; leases: %" PRIu64 " granted, %" PRIu64 " refused\n",
-               arg.hosts, arg.threads, took, (double) (checkins.n + leases.n + releases.n) / took, grants, refusals);
+        printf("hosts %u, threads %u, servers %u, %.1f s: %.0f requests/s; leases: %" PRIu64 " granted, %" PRIu64 " refused\n",
+               arg.hosts, arg.threads, arg.n_urls, took, (double) (checkins.n + leases.n + releases.n) / took, grants, refusals);
         print_row("check-in", &checkins);
         print_row("lease", &leases);
         print_row("release", &releases);
