@@ -241,7 +241,9 @@ tick_sample() {
                 $1 == "slipway_coordinator_tick_seconds_sum" { s = $2 } END { print c + 0, s + 0 }'
 }
 # start_rollout: the rollout of every host, once they are registered; then
-# a sampler that writes each tick's time (ms) to $D/ticks.
+# a sampler that writes each tick's time (ms) to $D/ticks. It scrapes
+# /metrics every 0.3 s, a little load beside the hosts', the same on both
+# stores.
 start_rollout() {
         api -f -o "$D/rollout.json" -H 'Content-Type: application/json' \
                 -d '{"image": "bench:2.0", "waves": ["1%", "10%", "100%"]}' "${URLS[0]}/v1/rollouts" 2>"$D/rollout.err"
