@@ -112,6 +112,15 @@ static enum MHD_Result handle_metrics(Request *req) {
                 "# HELP slipway_checkins_total Agent check-ins.\n"
                 "# TYPE slipway_checkins_total counter\nslipway_checkins_total %lu\n",
                 atomic_load(&m->blob_bytes), atomic_load(&m->blob_requests), atomic_load(&m->checkins));
+        fprintf(f,
+                "# HELP slipway_coordinator_tick_seconds Time of the coordinator's ticks on this instance while "
+                "it leads (expiries and rollouts, each in its transactions).\n"
+                "# TYPE slipway_coordinator_tick_seconds summary\n"
+                "slipway_coordinator_tick_seconds_sum %.6f\nslipway_coordinator_tick_seconds_count %lu\n"
+                "# HELP slipway_coordinator_tick_seconds_max The longest of those ticks since the start.\n"
+                "# TYPE slipway_coordinator_tick_seconds_max gauge\nslipway_coordinator_tick_seconds_max %.6f\n",
+                (double) atomic_load(&m->tick_usec_sum) / 1e6, atomic_load(&m->ticks),
+                (double) atomic_load(&m->tick_usec_max) / 1e6);
         if (fclose(f) != 0)
                 return MHD_NO;
         return reply_text(req, 200, "text/plain; version=0.0.4", text);

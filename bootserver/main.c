@@ -478,7 +478,14 @@ static void coordinate(Server *s, CoordTicker *t) {
                 log_oom();
                 return;
         }
+        uint64_t t0 = now_usec(), took;
         (void) coord_ticker_run(t, s->store, &cc, (uint64_t) time(NULL));
+        took = now_usec() - t0;
+        /* Written on this thread only: the maximum needs no compare-and-swap. */
+        atomic_fetch_add(&s->metrics.tick_usec_sum, took);
+        if (took > atomic_load(&s->metrics.tick_usec_max))
+                atomic_store(&s->metrics.tick_usec_max, took);
+        atomic_fetch_add(&s->metrics.ticks, 1);
 }
 
 /* The instance's name: [server] instance, else HOST:PORT of this machine's

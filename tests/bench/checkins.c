@@ -4,10 +4,13 @@
  * as those hosts for a while, each host now and then asking for its reboot
  * lease and giving it back at its next turn. Every request opens its own
  * connection, as an agent's does. Prints the latency percentiles of
- * check-ins, lease requests (grants and refusals) and releases.
+ * check-ins, lease requests (grants and refusals) and releases. With
+ * several --url (instances sharing one database), thread t talks to the
+ * (t mod n)-th: the load is spread evenly over them.
  *
- *     checkins --url URL --admin-token T --enroll SECRET [--hosts 10000]
- *              [--threads 8] [--seconds 20] [--lease-every 10]
+ *     checkins --url URL [--url URL...] --admin-token T --enroll SECRET
+ *              [--hosts 10000] [--threads 8] [--seconds 20] [--lease-every 10]
+ *              [--follow]
  *
  * Used by tests/bench/run.sh and tests/integration/lease-load.sh; see
  * docs/coordinator.md. */
@@ -15,6 +18,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,11 @@ typedef struct Host {
         char id[32];
         char *token;
         int64_t epoch; /* the lease it holds; 0 none */
+        /* With --follow: the image it runs (none at first: version 1.0),
+         * and the one the server wants it to run, which it boots once
+         * granted its lease. */
+        char image[72], version[72];
+        char want_image[72], want_version[72];
 } Host;
 
 typedef struct Samples {
@@ -47,15 +57,17 @@ typedef struct Worker {
         char error[256];
 } Worker;
 
+#define MAX_URLS 16u
+
 static struct {
-        const char *url, *admin, *enroll;
+        const char *urls[MAX_URLS], *admin, *enroll;
+        unsigned n_urls;
         unsigned hosts, threads, seconds, lease_every;
+        bool follow;
 } arg = { .hosts = 10000, .threads = 8, .seconds = 20, .lease_every = 10 };
 
 static Host *hosts;
 static double deadline;
-static const char report[] = "{\"state\":\"healthy\",\"version\":\"1.0\",\"booted_slot\":\"a\",\"slots\":{\"a\":"
-                             "{\"version\":\"1.0\"},\"b\":{\"version\":null}},\"health\":{\"required\":\"pass\"}}";
 
 static double mono_ms(void) {
         return (double) now_usec() / 1e3;
@@ -129,15 +141,41 @@ static void *setup_worker(void *userdata) {
         return NULL;
 }
 
+static json_t *image_or_null(const char *id) {
+        return id[0] ? json_string(id) : json_null();
+}
+
+/* A healthy host's report of what it runs; with --follow, notes the image
+ * the server wants it to run. */
 static int checkin(Worker *w, Host *h) {
+        const char *version = h->version[0] ? h->version : "1.0";
         char path[96];
-        json_t *body = json_loads(report, 0, NULL);
+        json_t *reply = NULL, *desired;
+        json_t *body = json_pack("{s:s, s:s, s:o, s:s, s:{s:{s:s, s:o}, s:{s:n}}, s:{s:s}}", "state", "healthy",
+                                 "version", version, "image", image_or_null(h->image), "booted_slot", "a", "slots",
+                                 "a", "version", version, "image", image_or_null(h->image), "b", "version",
+                                 "health", "required", "pass");
         int r;
 
+        if (!body)
+                return -ENOMEM;
         snprintf(path, sizeof path, "/v1/hosts/%s/checkin", h->id);
         (void) api_client_set_token(w->api, h->token);
-        r = api_request(w->api, "POST", path, body, NULL, NULL);
+        r = api_request(w->api, "POST", path, body, NULL, arg.follow ? &reply : NULL);
         json_decref(body);
+        if (r < 0 || !arg.follow)
+                return r;
+        desired = json_object_get(reply, "desired");
+        h->want_image[0] = h->want_version[0] = '\0';
+        if (json_is_object(desired)) {
+                const char *id = strempty(json_string_value(json_object_get(desired, "image")));
+                if (id[0] && strcmp(id, h->image) != 0) {
+                        snprintf(h->want_image, sizeof h->want_image, "%s", id);
+                        snprintf(h->want_version, sizeof h->want_version, "%s",
+                                 strempty(json_string_value(json_object_get(desired, "version"))));
+                }
+        }
+        json_decref(reply);
         return r;
 }
 
@@ -173,7 +211,7 @@ static void *run_worker(void *userdata) {
                                 }
                                 sample_add(&w->release, mono_ms() - t0);
                                 h->epoch = 0;
-                        } else if ((turn + i) % arg.lease_every == 0) {
+                        } else if (h->want_image[0] || (turn + i) % arg.lease_every == 0) {
                                 body = json_object();
                                 t0 = mono_ms();
                                 r = api_request(w->api, "POST", path, body, NULL, &reply);
@@ -186,6 +224,13 @@ static void *run_worker(void *userdata) {
                                 if (json_is_true(json_object_get(reply, "granted"))) {
                                         h->epoch = json_integer_value(json_object_get(reply, "epoch"));
                                         w->grants++;
+                                        /* Its reboot into the image it was given: the
+                                         * next check-in reports it. */
+                                        if (h->want_image[0]) {
+                                                memcpy(h->image, h->want_image, sizeof h->image);
+                                                memcpy(h->version, h->want_version, sizeof h->version);
+                                                h->want_image[0] = '\0';
+                                        }
                                 } else
                                         w->refusals++;
                                 json_decref(reply);
@@ -219,13 +264,25 @@ static void print_row(const char *name, Samples *s) {
                percentile(s, 99), s->n ? s->v[s->n - 1] : 0.0);
 }
 
+/* This process's CPU time, user and system, in seconds. */
+static double cpu_seconds(void) {
+        struct rusage u;
+
+        if (getrusage(RUSAGE_SELF, &u) < 0)
+                return 0;
+        return (double) (u.ru_utime.tv_sec + u.ru_stime.tv_sec) + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 static void help(void) {
-        printf("checkins --url URL --admin-token TOKEN --enroll SECRET [--hosts N] [--threads T]\n"
-               "         [--seconds S] [--lease-every K]\n\n"
+        printf("checkins --url URL [--url URL...] --admin-token TOKEN --enroll SECRET [--hosts N]\n"
+               "         [--threads T] [--seconds S] [--lease-every K] [--follow]\n\n"
                "Registers N hosts (services of 5, racks of 10), sets budgets (1 per rack, 10%% of a\n"
                "service), then checks in as them from T threads for S seconds; a host asks for its\n"
                "lease every K turns and gives a granted one back at its next turn. Prints latency\n"
-               "percentiles per kind of request.\n");
+               "percentiles per kind of request and the CPU time it took itself. Several --url spread\n"
+               "the threads over the servers (thread t talks to URL t mod n). --follow: a host the\n"
+               "server gives another image asks for its lease at once and, granted, runs that image\n"
+               "from its next check-in on.\n");
 }
 
 int main(int argc, char **argv) {
@@ -233,13 +290,14 @@ int main(int argc, char **argv) {
                 { "url", required_argument, NULL, 'u' },     { "admin-token", required_argument, NULL, 'a' },
                 { "enroll", required_argument, NULL, 'e' },  { "hosts", required_argument, NULL, 'n' },
                 { "threads", required_argument, NULL, 't' }, { "seconds", required_argument, NULL, 's' },
-                { "lease-every", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+                { "lease-every", required_argument, NULL, 'l' }, { "follow", no_argument, NULL, 'f' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         _cleanup_free_ Worker *workers = NULL;
         Samples checkins = {}, leases = {}, releases = {};
         uint64_t grants = 0, refusals = 0;
-        double t0, took;
+        double t0, took, cpu0, cpu;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
@@ -247,7 +305,11 @@ int main(int argc, char **argv) {
                 unsigned *u = c == 'n' ? &arg.hosts : c == 't' ? &arg.threads : c == 's' ? &arg.seconds : &arg.lease_every;
                 switch (c) {
                 case 'u':
-                        arg.url = optarg;
+                        if (arg.n_urls == MAX_URLS) {
+                                log_error("--url: at most %u servers", MAX_URLS);
+                                return 2;
+                        }
+                        arg.urls[arg.n_urls++] = optarg;
                         break;
                 case 'a':
                         arg.admin = optarg;
@@ -267,6 +329,9 @@ int main(int argc, char **argv) {
                         }
                         *u = (unsigned) v;
                         break;
+                case 'f':
+                        arg.follow = true;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -274,7 +339,7 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         }
-        if (!arg.url || !arg.admin || !arg.enroll || optind < argc) {
+        if (!arg.n_urls || !arg.admin || !arg.enroll || optind < argc) {
                 log_error("--url, --admin-token and --enroll are required, and nothing else (see --help)");
                 return 2;
         }
@@ -284,9 +349,10 @@ int main(int argc, char **argv) {
                 return log_oom(), 1;
         for (unsigned t = 0; t < arg.threads; t++) {
                 workers[t].index = t;
-                r = api_client_new(arg.url, &workers[t].api, NULL);
+                const char *url = arg.urls[t % arg.n_urls];
+                r = api_client_new(url, &workers[t].api, NULL);
                 if (r < 0)
-                        return log_error_errno(r, "--url %s: %m", arg.url), 2;
+                        return log_error_errno(r, "--url %s: %m", url), 2;
                 api_client_set_timeout(workers[t].api, 30);
         }
 
@@ -308,9 +374,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "checkins: %u hosts registered and labelled in %.1f s\n", arg.hosts, (mono_ms() - t0) / 1e3);
 
         t0 = mono_ms();
+        cpu0 = cpu_seconds();
         deadline = t0 + arg.seconds * 1e3;
         r = run_threads(workers, run_worker);
         took = (mono_ms() - t0) / 1e3;
+        cpu = cpu_seconds() - cpu0;
         if (r < 0)
                 return 1;
         for (unsigned t = 0; t < arg.threads; t++) {
@@ -320,11 +388,12 @@ int main(int argc, char **argv) {
                 grants += workers[t].grants;
                 refusals += workers[t].refusals;
         }
-        printf("hosts %u, threads %u, %.1f s: %.0f requests/s; leases: %" PRIu64 " granted, %" PRIu64 " refused\n",
-               arg.hosts, arg.threads, took, (double) (checkins.n + leases.n + releases.n) / took, grants, refusals);
+        printf("hosts %u, threads %u, servers %u, %.1f s: %.0f requests/s; leases: %" PRIu64 " granted, %" PRIu64 " refused\n",
+               arg.hosts, arg.threads, arg.n_urls, took, (double) (checkins.n + leases.n + releases.n) / took, grants, refusals);
         print_row("check-in", &checkins);
         print_row("lease", &leases);
         print_row("release", &releases);
+        printf("cpu %.2f s of this program's in the %.1f s\n", cpu, took);
 
         for (unsigned t = 0; t < arg.threads; t++) {
                 api_client_free(workers[t].api);

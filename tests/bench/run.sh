@@ -11,10 +11,8 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 B=$TOP/build/bin/slipway-build
 REPO=$TOP/build/sample-repo
 D=$(mktemp -d "${TMPDIR:-/tmp}/slipway-bench.XXXXXX")
-ck_pid=""
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
-        [ -n "$ck_pid" ] && kill "$ck_pid" 2>/dev/null && wait "$ck_pid" 2>/dev/null
         rm -rf "$D"
 }
 trap cleanup EXIT
@@ -103,33 +101,12 @@ root_nevras() { rpm --root "$1" -qa --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\
 
 # The same coordinator behind slipwayd's HTTP API: 10,000 registered hosts
 # checking in as fast as 8 connections go, each asking for its reboot lease
-# every 10th turn (tests/bench/checkins.c). The demand beside it is what such
-# a fleet makes at the default check-in interval.
+# every 10th turn, on sqlite, on one slipwayd on PostgreSQL and on three
+# sharing its database; then the coordinator's tick during a rollout of
+# those hosts on sqlite and on PostgreSQL (tests/bench/checkins.sh).
 fleet_checkins() {
-        if [ -x "$TOP/build/bench/checkins" ]; then
-                echo
-                echo "== check-ins with lease decisions: 10,000 hosts over HTTP, 8 connections, 20 s (tests/bench/checkins)"
-                SD=$TOP/build/bin/slipwayd
-                ck_pid=""
-                if token=$("$SD" --state-dir "$D/ck" --log-json no token create bench 2>"$D/ck.log"); then
-                        "$SD" --state-dir "$D/ck" --listen 127.0.0.1:0 --trusted-keys "" --log-json no --enroll-token bench >>"$D/ck.log" 2>&1 &
-                        ck_pid=$!
-                        for ((i = 0; i < 100; i++)); do [ -s "$D/ck/slipwayd.url" ] && break; sleep 0.05; done
-                fi
-                if [ -n "$ck_pid" ] && [ -s "$D/ck/slipwayd.url" ] &&
-                        "$TOP/build/bench/checkins" --url "$(cat "$D/ck/slipwayd.url")" --admin-token "$token" --enroll bench \
-                                --hosts 10000 --threads 8 --seconds 20 >"$D/ck.out" 2>>"$D/ck.log"; then
-                        sed 's/^/    /' "$D/ck.out"
-                        rps=$(sed -n '1s/.* \([0-9][0-9]*\) requests\/s.*/\1/p' "$D/ck.out")
-                        row "requests/s a fleet of 10,000 makes (30 s check-ins)" 333 req/s
-                        row "ratio served/needed" "$(ratio "${rps:-n/a}" 333)"
-                else
-                        echo "    n/a: slipwayd or the load failed; its first lines:"
-                        sed -n '1,8s/^/      | /p' "$D/ck.log"
-                fi
-                [ -n "$ck_pid" ] && kill "$ck_pid" 2>/dev/null && wait "$ck_pid" 2>/dev/null
-                ck_pid=""
-        fi
+        echo
+        "$TOP/tests/bench/checkins.sh" || echo "check-ins bench: broken (exit $?)"
 }
 
 # "checkins": the check-in figures alone (slipwayd against nginx, then at
