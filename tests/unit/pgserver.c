@@ -100,6 +100,15 @@ int test_pg_group_teardown(void **state) {
         return test_dir_teardown(state);
 }
 
+PgConn *test_pg_connect(void) {
+        _cleanup_free_ char *error = NULL;
+        PgConn *c = NULL;
+
+        if (pg_conn_open(test_pg_conninfo, &c, &error) < 0)
+                fail_msg("cannot connect to %s: %s", test_pg_conninfo, strempty(error));
+        return c;
+}
+
 StoreDb *test_store_open(void) {
         StoreDb *db = NULL;
 

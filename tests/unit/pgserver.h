@@ -28,3 +28,7 @@ int test_pg_group_teardown(void **state);
  * dropped (connections a failed case left behind are ended first: cmocka
  * jumps out of a case past its clean-ups). */
 struct StoreDb *test_store_open(void);
+
+/* A connection of the store's PostgreSQL driver to the group's server;
+ * the test fails when there is none. */
+struct PgConn *test_pg_connect(void);

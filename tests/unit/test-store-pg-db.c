@@ -13,34 +13,12 @@
 #include "store.h"
 #include "util.h"
 
-static char *conninfo;
 
-static int server_setup(void **state) {
-        if (test_dir_setup(state) < 0)
-                return -1;
-        return test_pg_start(&conninfo) < 0 ? -1 : 0;
-}
-
-static int server_teardown(void **state) {
-        test_pg_stop();
-        free(conninfo);
-        conninfo = NULL;
-        return test_dir_teardown(state);
-}
-
-static PgConn *connect_ok(void) {
-        _cleanup_free_ char *error = NULL;
-        PgConn *c = NULL;
-
-        if (pg_conn_open(conninfo, &c, &error) < 0)
-                fail_msg("cannot connect to %s: %s", conninfo, strempty(error));
-        return c;
-}
 
 /* A fresh schema; the test's own connection for what the tests do beside
  * the store (pg_terminate_backend). */
 static PgConn *fresh(void) {
-        PgConn *c = connect_ok();
+        PgConn *c = test_pg_connect();
 
         assert_int_equal(pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
                                     "current_database() AND pid <> pg_backend_pid()"),
@@ -148,8 +126,8 @@ static void test_watch(void **state) {
         uint64_t t0;
         (void) state;
 
-        assert_int_equal(store_db_open(conninfo, &a), 0);
-        assert_int_equal(store_db_open(conninfo, &b), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &a), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &b), 0);
         assert_int_equal(store_db_watch_releases(a, woken, &wa), 0);
         assert_int_equal(store_db_watch_releases(b, woken, &wb), 0);
         assert_int_equal(write_once(a, add_hosts), 0);
@@ -198,8 +176,8 @@ static void test_watch_reconnects(void **state) {
         Woken wb = WOKEN_INIT;
         (void) state;
 
-        assert_int_equal(store_db_open(conninfo, &a), 0);
-        assert_int_equal(store_db_open(conninfo, &b), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &a), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &b), 0);
         assert_int_equal(store_db_watch_releases(b, woken, &wb), 0);
         assert_int_equal(write_once(a, add_hosts), 0);
         assert_int_equal(terminate_others(c, "LISTEN %"), 1);
@@ -217,7 +195,7 @@ static void test_lost_between(void **state) {
         StoreTx *tx[3] = {};
         (void) state;
 
-        assert_int_equal(store_db_open(conninfo, &a), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &a), 0);
         /* Three connections in the pool. */
         for (size_t i = 0; i < ELEMENTSOF(tx); i++)
                 assert_int_equal(store_tx_begin(a, STORE_TX_READ, &tx[i]), 0);
@@ -257,7 +235,7 @@ static void test_lost_inside(void **state) {
         StoreTx *tx = NULL;
         (void) state;
 
-        assert_int_equal(store_db_open(conninfo, &a), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &a), 0);
         assert_int_equal(store_tx_begin(a, STORE_TX_WRITE, &tx), 0);
         assert_int_equal(run(tx, "INSERT INTO tokens (name, hash, created) VALUES ('a', 'a', 0)"), 0);
         assert_int_equal(terminate_others(c, NULL), 1);
@@ -277,7 +255,7 @@ static void test_lost_at_commit(void **state) {
         StoreTx *tx = NULL;
         (void) state;
 
-        assert_int_equal(store_db_open(conninfo, &a), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &a), 0);
         assert_int_equal(pg_exec(c, "CREATE FUNCTION end_session() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN "
                                     "PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); "
                                     "RETURN NULL; END $f$;"
@@ -309,9 +287,9 @@ static void test_server_restart(void **state) {
         {
                 _cleanup_pg_conn_free_ PgConn *setup = fresh();
         }
-        assert_int_equal(store_db_open(conninfo, &a), 0);
-        assert_int_equal(store_db_open(conninfo, &b), 0);
-        assert_int_equal(store_db_open(conninfo, &c), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &a), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &b), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &c), 0);
         assert_int_equal(store_db_watch_releases(b, woken, &wb), 0);
         assert_int_equal(write_once(a, add_hosts), 0);
 
@@ -324,7 +302,7 @@ static void test_server_restart(void **state) {
         assert_true(r == -ECONNREFUSED || r == -ECONNRESET);
 
         assert_int_equal(test_pg_start(&again), 0);
-        assert_string_equal(again, conninfo);
+        assert_string_equal(again, test_pg_conninfo);
         t0 = now_usec();
         r = write_once(a, "UPDATE hosts SET lease_epoch = NULL WHERE id = 'h1'");
         if (r < 0)
@@ -358,5 +336,5 @@ int main(void) {
                 cmocka_unit_test(test_lost_at_commit),
                 cmocka_unit_test(test_server_restart),
         };
-        return cmocka_run_group_tests_name("against a server", live, server_setup, server_teardown);
+        return cmocka_run_group_tests_name("against a server", live, test_pg_group_setup, test_pg_group_teardown);
 }

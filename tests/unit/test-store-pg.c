@@ -64,36 +64,13 @@ static void test_errno(void **state) {
 }
 
 /* One server for the tests that speak to one. */
-static char *conninfo;
 
-static int server_setup(void **state) {
-        (void) state;
-        if (test_dir_setup(state) < 0)
-                return -1;
-        return test_pg_start(&conninfo) < 0 ? -1 : 0;
-}
-
-static int server_teardown(void **state) {
-        test_pg_stop();
-        free(conninfo);
-        conninfo = NULL;
-        return test_dir_teardown(state);
-}
-
-static PgConn *connect_ok(void) {
-        _cleanup_free_ char *error = NULL;
-        PgConn *c = NULL;
-
-        if (pg_conn_open(conninfo, &c, &error) < 0)
-                fail_msg("cannot connect to %s: %s", conninfo, strempty(error));
-        return c;
-}
 
 /* Statements with sqlite's placeholders, bound, run and read, cached by
  * their text's address; NULLs, booleans and counts come back as the store
  * reads them. */
 static void test_statements(void **state) {
-        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *c = test_pg_connect();
         static const char ins[] = "INSERT INTO t (name, n, note) VALUES (?, ?, ?) RETURNING id";
         static const char sel[] = "SELECT name, n, note, n > ?1, ?2 - ?3 FROM t ORDER BY id";
         PgStmt *st, *again;
@@ -161,7 +138,7 @@ static void test_statements(void **state) {
 /* An error is returned by the step and by every step after it, until the
  * statement is reset; its message is kept. */
 static void test_errors(void **state) {
-        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *c = test_pg_connect();
         static const char ins[] = "INSERT INTO u (name) VALUES (?)";
         static const char bad[] = "SELEC 1";
         PgStmt *st;
@@ -201,7 +178,7 @@ static void test_errors(void **state) {
  * with an empty answer; after a reset, the same statements work again
  * (prepared anew on the new session). */
 static void test_connection_lost(void **state) {
-        _cleanup_pg_conn_free_ PgConn *c = connect_ok(), *killer = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *c = test_pg_connect(), *killer = test_pg_connect();
         static const char pid_sql[] = "SELECT pg_backend_pid()";
         static const char kill_sql[] = "SELECT pg_terminate_backend(CAST(? AS integer))";
         PgStmt *st, *k;
@@ -260,7 +237,7 @@ static int64_t query_int(PgConn *c, const char *sql) {
 /* A fresh database gets the whole schema; a second run finds nothing to do;
  * a database from a newer slipwayd is refused. */
 static void test_migrate(void **state) {
-        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *c = test_pg_connect();
         static const char version[] = "SELECT version FROM schema_version";
         static const char tables[] = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'";
         (void) state;
@@ -275,14 +252,14 @@ static void test_migrate(void **state) {
         assert_int_equal(pg_exec(c, "UPDATE schema_version SET version = 99"), 0);
         assert_int_equal(pg_migrate(c), -EPROTO);
         /* The lock was let go: another session can take it. */
-        _cleanup_pg_conn_free_ PgConn *other = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *other = test_pg_connect();
         assert_int_equal(query_int(other, "SELECT pg_try_advisory_lock(32488822435963257)::int"), 1);
 }
 
 /* The triggers keep the same counts as sqlite's: each wave's hosts by
  * status, and the mark on an assigned row that its host's report finishes. */
 static void test_triggers(void **state) {
-        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *c = test_pg_connect();
         static const char waves[] =
                 "SELECT count(*) FROM rollout_waves w FULL JOIN (SELECT rollout_id, wave, count(*) AS hosts, "
                 "count(*) FILTER (WHERE status = 'pending') AS pending, count(*) FILTER (WHERE status = "
@@ -358,7 +335,7 @@ static void *migrate_thread(void *userdata) {
         PgConn *c = NULL;
         int *r = userdata;
 
-        *r = pg_conn_open(conninfo, &c, NULL);
+        *r = pg_conn_open(test_pg_conninfo, &c, NULL);
         if (*r >= 0)
                 *r = pg_migrate(c);
         pg_conn_free(c);
@@ -368,7 +345,7 @@ static void *migrate_thread(void *userdata) {
 /* Instances that start together: one migrates, the others wait for it and
  * find nothing to do; none fails on what another made. */
 static void test_migrate_together(void **state) {
-        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *c = test_pg_connect();
         pthread_t t[4];
         int r[4];
         (void) state;
@@ -429,7 +406,7 @@ static void *second_writer(void *userdata) {
  * after the other, reads that cannot write, an error that costs the whole
  * transaction (and says so at the commit) or only its savepoint. */
 static void test_store_transactions(void **state) {
-        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *c = test_pg_connect();
         _cleanup_store_db_free_ StoreDb *one = NULL, *two = NULL;
         StoreTx *tx = NULL, *nested = NULL;
         Writer w = {};
@@ -437,8 +414,8 @@ static void test_store_transactions(void **state) {
         (void) state;
 
         assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
-        assert_int_equal(store_db_open(conninfo, &one), 0);
-        assert_int_equal(store_db_open(conninfo, &two), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &one), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &two), 0);
 
         /* The second instance's write waits for the first's. */
         assert_int_equal(store_tx_begin(one, STORE_TX_WRITE, &tx), 0);
@@ -494,17 +471,17 @@ static int token_name_cb(const char *name, long long created, void *userdata) {
  * collation does not (ICU's English: 'a' before 'B', '_' first): the
  * schema's text columns have the C collation. */
 static void test_collation(void **state) {
-        _cleanup_pg_conn_free_ PgConn *c = connect_ok();
+        _cleanup_pg_conn_free_ PgConn *c = test_pg_connect();
         _cleanup_pg_conn_free_ PgConn *icu = NULL;
         _cleanup_store_db_free_ StoreDb *db = NULL;
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_strv_free_ char **names = NULL, **hosts = NULL;
         _cleanup_free_ char *url = NULL, *error = NULL;
-        const char *at = strstr(conninfo, "/slipway?");
+        const char *at = strstr(test_pg_conninfo, "/slipway?");
         (void) state;
 
         assert_non_null(at);
-        url = strdup_printf("%.*s/english?%s", (int) (at - conninfo), conninfo, at + strlen("/slipway?"));
+        url = strdup_printf("%.*s/english?%s", (int) (at - test_pg_conninfo), test_pg_conninfo, at + strlen("/slipway?"));
         assert_non_null(url);
         assert_int_equal(pg_exec(c, "DROP DATABASE IF EXISTS english"), 0);
         assert_int_equal(pg_exec(c, "CREATE DATABASE english TEMPLATE template0 LOCALE_PROVIDER icu "
@@ -559,5 +536,5 @@ int main(void) {
                 cmocka_unit_test(test_collation),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
-        return r + cmocka_run_group_tests_name("against a server", live, server_setup, server_teardown);
+        return r + cmocka_run_group_tests_name("against a server", live, test_pg_group_setup, test_pg_group_teardown);
 }
