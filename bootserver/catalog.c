@@ -19,7 +19,9 @@ static bool is_hex(const char *s) {
         return true;
 }
 
-int catalog_resolve(StoreTx *tx, const char *ref, char ret_id[65]) {
+/* ref among the visible images, or among the replicating ones (which have
+ * no "newest of a name"). */
+static int resolve(StoreTx *tx, const char *ref, bool replicating, char ret_id[65]) {
         _cleanup_free_ char *name = NULL;
         const char *colon = strchr(ref, ':');
         size_t n = strlen(ref);
@@ -30,11 +32,17 @@ int catalog_resolve(StoreTx *tx, const char *ref, char ret_id[65]) {
                 name = strndup(ref, (size_t) (colon - ref));
                 if (!name)
                         return -ENOMEM;
-                return store_image_find(tx, name, colon + 1, ret_id);
+                return replicating ? store_replicating_find(tx, name, colon + 1, ret_id)
+                                   : store_image_find(tx, name, colon + 1, ret_id);
         }
         if (n >= 8 && n <= 64 && is_hex(ref))
-                return store_image_find_prefix(tx, ref, ret_id);
-        return store_image_find_latest(tx, ref, ret_id);
+                return replicating ? store_replicating_find_prefix(tx, ref, ret_id)
+                                   : store_image_find_prefix(tx, ref, ret_id);
+        return replicating ? -ENOENT : store_image_find_latest(tx, ref, ret_id);
+}
+
+int catalog_resolve(StoreTx *tx, const char *ref, char ret_id[65]) {
+        return resolve(tx, ref, false, ret_id);
 }
 
 int catalog_image_get(StoreTx *tx, const char *id, Image *ret) {
@@ -276,21 +284,7 @@ int catalog_replicating_publish(StoreTx *tx, const char *id, uint64_t replicas, 
 }
 
 int catalog_resolve_replicating(StoreTx *tx, const char *ref, char ret_id[65]) {
-        _cleanup_free_ char *name = NULL;
-        const char *colon = strchr(ref, ':');
-        size_t n = strlen(ref);
-
-        if (n == 0 || n > 200)
-                return -EINVAL;
-        if (colon) {
-                name = strndup(ref, (size_t) (colon - ref));
-                if (!name)
-                        return -ENOMEM;
-                return store_replicating_find(tx, name, colon + 1, ret_id);
-        }
-        if (n >= 8 && n <= 64 && is_hex(ref))
-                return store_replicating_find_prefix(tx, ref, ret_id);
-        return -ENOENT;
+        return resolve(tx, ref, true, ret_id);
 }
 
 int catalog_image_delete(StoreTx *tx, const char *id, const char *instance, const char *actor, int64_t now,
