@@ -41,11 +41,12 @@ static int find_one(DbStmt *st, char ret_id[65]) {
         return 0;
 }
 
-int store_image_find(StoreTx *tx, const char *name, const char *version, char ret_id[65]) {
+/* The one ID that sql (name ?1, version ?2) finds. */
+static int find_by_name(StoreTx *tx, const char *sql, const char *name, const char *version, char ret_id[65]) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
-        r = store_stmt(tx, "SELECT id FROM images WHERE name = ? AND version = ?", &st);
+        r = store_stmt(tx, sql, &st);
         if (r < 0)
                 return r;
         db_bind_text(st, 1, name);
@@ -53,12 +54,14 @@ int store_image_find(StoreTx *tx, const char *name, const char *version, char re
         return find_one(st, ret_id);
 }
 
-int store_image_find_prefix(StoreTx *tx, const char *prefix, char ret_id[65]) {
+/* The one ID that sql (the first two IDs from prefix ?1) finds:
+ * -ENOTUNIQ when there are two. */
+static int find_by_prefix(StoreTx *tx, const char *sql, const char *prefix, char ret_id[65]) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         char id[65];
         int r;
 
-        r = store_stmt(tx, "SELECT id FROM images WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2", &st);
+        r = store_stmt(tx, sql, &st);
         if (r < 0)
                 return r;
         db_bind_text(st, 1, prefix);
@@ -70,6 +73,15 @@ int store_image_find_prefix(StoreTx *tx, const char *prefix, char ret_id[65]) {
                 return r < 0 ? r : -ENOTUNIQ;
         memcpy(ret_id, id, sizeof id);
         return 0;
+}
+
+int store_image_find(StoreTx *tx, const char *name, const char *version, char ret_id[65]) {
+        return find_by_name(tx, "SELECT id FROM images WHERE name = ? AND version = ?", name, version, ret_id);
+}
+
+int store_image_find_prefix(StoreTx *tx, const char *prefix, char ret_id[65]) {
+        return find_by_prefix(tx, "SELECT id FROM images WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2", prefix,
+                              ret_id);
 }
 
 int store_image_find_latest(StoreTx *tx, const char *name, char ret_id[65]) {
@@ -505,35 +517,14 @@ int store_replicating_get(StoreTx *tx, const char *id, Image *ret) {
 }
 
 int store_replicating_find(StoreTx *tx, const char *name, const char *version, char ret_id[65]) {
-        _cleanup_stmt_reset_ DbStmt *st = NULL;
-        int r;
-
-        r = store_stmt(tx, "SELECT id FROM images_replicating WHERE name = ? AND version = ?", &st);
-        if (r < 0)
-                return r;
-        db_bind_text(st, 1, name);
-        db_bind_text(st, 2, version);
-        return find_one(st, ret_id);
+        return find_by_name(tx, "SELECT id FROM images_replicating WHERE name = ? AND version = ?", name, version,
+                            ret_id);
 }
 
 int store_replicating_find_prefix(StoreTx *tx, const char *prefix, char ret_id[65]) {
-        _cleanup_stmt_reset_ DbStmt *st = NULL;
-        char id[65];
-        int r;
-
-        r = store_stmt(tx, "SELECT id FROM images_replicating WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2",
-                       &st);
-        if (r < 0)
-                return r;
-        db_bind_text(st, 1, prefix);
-        r = find_one(st, id);
-        if (r < 0)
-                return r;
-        r = db_step(st);
-        if (r != 0)
-                return r < 0 ? r : -ENOTUNIQ;
-        memcpy(ret_id, id, sizeof id);
-        return 0;
+        return find_by_prefix(tx,
+                              "SELECT id FROM images_replicating WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 2",
+                              prefix, ret_id);
 }
 
 int store_replicating_ids(StoreTx *tx, char ***ret) {
