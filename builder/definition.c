@@ -1,5 +1,6 @@
 #include <libgen.h>
 #include <limits.h>
+#include <ctype.h>
 #include <strings.h>
 
 #include "definition.h"
@@ -38,7 +39,11 @@ ImageDef *image_def_free(ImageDef *d) {
                 free(d->repos[i].id);
                 free(d->repos[i].baseurl);
                 strv_free(d->repos[i].gpgkeys);
+                strv_free(d->repos[i].includepkgs);
+                strv_free(d->repos[i].excludepkgs);
         }
+        strv_free(d->exclude);
+        strv_free(d->modules);
         free(d->repos);
         free(d->cmdline);
         strv_free(d->initramfs_modules);
@@ -143,6 +148,92 @@ static int add_install(ImageDef *d, const char *file, unsigned line, const char 
         return 0;
 }
 
+static int parse_group_package_types(ImageDef *d, const char *file, unsigned line, const char *value,
+                                     Error *error) {
+        static const struct {
+                const char *name;
+                GroupPackageType bit;
+        } types[] = {
+                { "mandatory", GROUP_PACKAGE_MANDATORY },
+                { "default", GROUP_PACKAGE_DEFAULT },
+                { "optional", GROUP_PACKAGE_OPTIONAL },
+                { "conditional", GROUP_PACKAGE_CONDITIONAL },
+        };
+        _cleanup_free_ char *copy = strdup(value);
+        _cleanup_strv_free_ char **w = NULL;
+        unsigned bits = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *c = copy; *c; c++)
+                if (*c == ',')
+                        *c = ' ';
+        w = strv_split_words(copy);
+        if (!w)
+                return -ENOMEM;
+        for (size_t i = 0; w[i]; i++) {
+                unsigned bit = 0;
+
+                for (size_t k = 0; k < ELEMENTSOF(types); k++)
+                        if (streq(w[i], types[k].name))
+                                bit = types[k].bit;
+                if (bit == 0)
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "unknown group package type '%s' (mandatory, default, optional or "
+                                            "conditional)",
+                                            w[i]);
+                bits |= bit;
+        }
+        if (bits == 0)
+                return error_set_at(error, -EINVAL, file, line, "group-package-types names no type");
+        d->group_package_types = bits;
+        return 0;
+}
+
+/* A module name or stream: what modulemd allows in them. */
+static bool module_word_valid(const char *s) {
+        if (isempty(s) || strlen(s) > 128)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!isalnum((unsigned char) *p) && !strchr("._+-", *p))
+                        return false;
+        return true;
+}
+
+/* "NAME:STREAM" or "NAME:STREAM/PROFILE", each module once. */
+static int add_modules(ImageDef *d, const char *file, unsigned line, const char *value, Error *error) {
+        _cleanup_strv_free_ char **w = strv_split_words(value);
+
+        if (!w)
+                return -ENOMEM;
+        if (!w[0])
+                return error_set_at(error, -EINVAL, file, line, "enable names no module stream");
+        for (size_t i = 0; w[i]; i++) {
+                _cleanup_free_ char *name = NULL;
+                const char *colon = strchr(w[i], ':'), *slash;
+                _cleanup_free_ char *stream = NULL;
+
+                slash = colon ? strchr(colon, '/') : NULL;
+                if (colon) {
+                        name = strndup(w[i], (size_t) (colon - w[i]));
+                        stream = slash ? strndup(colon + 1, (size_t) (slash - colon - 1)) : strdup(colon + 1);
+                        if (!name || !stream)
+                                return -ENOMEM;
+                }
+                if (!colon || !module_word_valid(name) || !module_word_valid(stream) ||
+                    (slash && !module_word_valid(slash + 1)))
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "'%s' is not a module stream (NAME:STREAM or NAME:STREAM/PROFILE)", w[i]);
+                for (char **m = d->modules; m && *m; m++)
+                        if (startswith(*m, name) && (*m)[strlen(name)] == ':')
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "module '%s' is enabled twice (one stream per module)", name);
+                if (strv_extend(&d->modules, w[i]) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 /* The repository of section "[repo ID]", added (gpgcheck on) at its first key. */
 static int repo_get(ImageDef *d, const char *file, unsigned line, const char *id, RepoDef **ret, Error *error) {
         RepoDef *n;
@@ -159,7 +250,7 @@ static int repo_get(ImageDef *d, const char *file, unsigned line, const char *id
                 return -ENOMEM;
         d->repos = n;
         n = &d->repos[d->n_repos];
-        *n = (RepoDef) { .id = strdup(id), .gpgcheck = true, .line = line };
+        *n = (RepoDef) { .id = strdup(id), .gpgcheck = true, .line = line, .priority = 99, .cost = 1000 };
         if (!n->id)
                 return -ENOMEM;
         d->n_repos++;
@@ -178,6 +269,53 @@ static int parse_bool(const char *v) {
                         return 0;
         }
         return -EINVAL;
+}
+
+/* A list of globs, separated by spaces or commas as dnf takes them,
+ * added to *list (several lines add up, as dnf's do). */
+static int add_globs(char ***list, const char *file, unsigned line, const char *key, const char *value,
+                     Error *error) {
+        _cleanup_free_ char *copy = strdup(value);
+        _cleanup_strv_free_ char **w = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *c = copy; *c; c++)
+                if (*c == ',')
+                        *c = ' ';
+        w = strv_split_words(copy);
+        if (!w)
+                return -ENOMEM;
+        if (!w[0])
+                return error_set_at(error, -EINVAL, file, line, "'%s' names no package", key);
+        if (!*list) {
+                *list = calloc(1, sizeof(char *));
+                if (!*list)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; w[i]; i++) {
+                if (strpbrk(w[i], "<=>"))
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "'%s' in '%s' is not a package name or glob", w[i], key);
+                if (strv_extend(list, w[i]) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* A whole number in [min, max] for key. */
+static int parse_number_key(const char *file, unsigned line, const char *key, const char *value, long min,
+                            long max, long *ret, Error *error) {
+        char *end = NULL;
+        long v;
+
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (errno != 0 || !end || end == value || *end || v < min || v > max)
+                return error_set_at(error, -EINVAL, file, line, "invalid %s '%s' (a whole number from %ld to %ld)",
+                                    key, value, min, max);
+        *ret = v;
+        return 0;
 }
 
 static int handle_repo_key(ParseState *st, const char *file, unsigned line, const char *id, const char *key,
@@ -230,6 +368,31 @@ static int handle_repo_key(ParseState *st, const char *file, unsigned line, cons
                 }
                 return 0;
         }
+        if (streq(key, "priority") || streq(key, "cost")) {
+                long v = 0;
+
+                /* dnf's ranges: priority 1 to 99 (above is allowed, and
+                 * sorts after), cost any non-negative number. */
+                r = parse_number_key(file, line, key, value, streq(key, "priority") ? 1 : 0, INT_MAX, &v, error);
+                if (r < 0)
+                        return r;
+                if (streq(key, "priority"))
+                        repo->priority = (int) v;
+                else
+                        repo->cost = (unsigned) v;
+                return 0;
+        }
+        if (streq(key, "includepkgs"))
+                return add_globs(&repo->includepkgs, file, line, key, value, error);
+        if (streq(key, "excludepkgs") || streq(key, "exclude"))
+                return add_globs(&repo->excludepkgs, file, line, key, value, error);
+        if (streq(key, "module_hotfixes")) {
+                r = parse_bool(value);
+                if (r < 0)
+                        return error_set_at(error, r, file, line, "invalid module_hotfixes '%s' (1 or 0)", value);
+                repo->module_hotfixes = r;
+                return 0;
+        }
         return error_set_at(error, -EINVAL, file, line, "unknown key '%s' in section '[repo %s]'", key, id);
 }
 
@@ -264,6 +427,21 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
         } else if (streq(section, "packages")) {
                 if (streq(key, "install"))
                         return add_install(d, file, line, value, error);
+                if (streq(key, "exclude"))
+                        return add_globs(&d->exclude, file, line, key, value, error);
+                if (streq(key, "install_weak_deps")) {
+                        int b = parse_bool(value);
+                        if (b < 0)
+                                return error_set_at(error, b, file, line, "invalid install_weak_deps '%s' (yes or no)",
+                                                    value);
+                        d->install_weak_deps = b;
+                        return 0;
+                }
+                if (streq(key, "group-package-types"))
+                        return parse_group_package_types(d, file, line, value, error);
+        } else if (streq(section, "modules")) {
+                if (streq(key, "enable"))
+                        return add_modules(d, file, line, value, error);
         } else if ((repo_id = startswith(section, "repo "))) {
                 return handle_repo_key(st, file, line, repo_id, key, value, error);
         } else if (streq(section, "boot")) {
@@ -308,6 +486,14 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
         return error_set_at(error, -EINVAL, file, line, "unknown key '%s' in section '[%s]'", key, section);
 }
 
+/* Whether a module request names a profile, which installs packages. */
+static bool strv_find_prefix_slash(char **l) {
+        for (; l && *l; l++)
+                if (strchr(*l, '/'))
+                        return true;
+        return false;
+}
+
 /* image_def_load(), its one error in error. */
 static int image_def_parse(const char *path, const char *version_override, ImageDef **ret, Error *error) {
         _cleanup_image_def_free_ ImageDef *d = NULL;
@@ -324,6 +510,8 @@ static int image_def_parse(const char *path, const char *version_override, Image
         d->rpmdb_path = strdup("/usr/lib/sysimage/rpm");
         d->cmdline = strdup("");
         d->packages = calloc(1, sizeof(char *));
+        d->install_weak_deps = true;
+        d->group_package_types = GROUP_PACKAGE_MANDATORY | GROUP_PACKAGE_DEFAULT | GROUP_PACKAGE_CONDITIONAL;
         d->esp_size = 64ULL << 20;
         d->root_size = 256ULL << 20;
         d->var_size = 64ULL << 20;
@@ -356,8 +544,9 @@ static int image_def_parse(const char *path, const char *version_override, Image
                 return error_set(error, -EINVAL, "invalid --image-version '%s' (a version is " IMAGE_VERSION_RULE ")",
                                  d->version);
         }
-        if (strv_length(d->packages) == 0)
-                return error_set_at(error, -EINVAL, path, 0, "[packages] install lists no package");
+        if (strv_length(d->packages) == 0 && !strv_find_prefix_slash(d->modules))
+                return error_set_at(error, -EINVAL, path, 0,
+                                    "[packages] install lists no package (and [modules] enable no profile)");
         if (d->n_repos == 0)
                 return error_set_at(error, -EINVAL, path, 0, "no [repo ID] section with a baseurl");
         for (size_t i = 0; i < d->n_repos; i++) {

@@ -22,7 +22,21 @@ typedef struct RepoDef {
         bool gpgcheck;  /* gpgcheck, default on: packages must be signed by a gpgkey */
         char **gpgkeys; /* gpgkey: absolute file://, http:// or https:// URLs */
         unsigned line;  /* where the section's first key is, for messages */
+        int priority;          /* priority, default 99: the lower wins (resolve.h) */
+        unsigned cost;         /* cost, default 1000: among equal priorities, the lower wins */
+        char **includepkgs;    /* includepkgs: globs; only matching packages are seen, NULL for all */
+        char **excludepkgs;    /* excludepkgs: globs of packages never seen */
+        bool module_hotfixes;  /* module_hotfixes: its packages escape modular filtering */
 } RepoDef;
+
+/* The kinds of a comps group's packages to install ([packages]
+ * group-package-types), as bits. */
+typedef enum GroupPackageType {
+        GROUP_PACKAGE_MANDATORY = 1 << 0,
+        GROUP_PACKAGE_DEFAULT = 1 << 1,
+        GROUP_PACKAGE_OPTIONAL = 1 << 2,
+        GROUP_PACKAGE_CONDITIONAL = 1 << 3,
+} GroupPackageType;
 
 typedef struct ImageDef {
         char *path;                /* the .conf file */
@@ -30,7 +44,12 @@ typedef struct ImageDef {
         char *version;             /* [image] version, or --version */
         char *arch;                /* [image] arch, default x86_64 */
         char *min_from_version;    /* [image] min-from-version, or NULL */
-        char **packages;           /* [packages] install: "NAME" or "NAME OP VERSION", sorted and unique */
+        char **packages;           /* [packages] install: "NAME", "NAME OP VERSION", a path, "@GROUP" or
+                                    * "@^ENVIRONMENT", sorted and unique */
+        char **exclude;            /* [packages] exclude: globs of packages never installed */
+        bool install_weak_deps;    /* [packages] install_weak_deps, default on */
+        unsigned group_package_types; /* [packages] group-package-types, GroupPackageType bits */
+        char **modules;            /* [modules] enable: "NAME:STREAM" or "NAME:STREAM/PROFILE", file order */
         RepoDef *repos;            /* [repo ID] sections, in file order */
         size_t n_repos;
         char *cmdline;             /* [boot] cmdline */

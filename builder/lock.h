@@ -30,9 +30,28 @@ typedef struct LockPackage {
         char *key_id;   /* ID of the key whose signature was checked; NULL when none was */
 } LockPackage;
 
+/* A module stream that was active for the resolution. */
+typedef struct LockModule {
+        char *name;
+        char *stream;
+        char *profile;   /* the profile installed, or NULL */
+        bool is_default; /* active as the module's default stream, not enabled */
+} LockModule;
+
+/* What an "@GROUP" or "@^ENVIRONMENT" request expanded to. */
+typedef struct LockGroup {
+        char *request;   /* as the definition has it, "@core" */
+        char **ids;      /* the groups and environments it matched */
+        char **packages; /* names, and "(NAME if REQUIRED)" for conditional ones */
+} LockGroup;
+
 typedef struct Lock {
         char *arch;
         char **requested; /* the definition's package list */
+        LockModule *modules; /* active module streams, by name; written only when any */
+        size_t n_modules;
+        LockGroup *groups; /* expanded group requests; written only when any */
+        size_t n_groups;
         LockRepo *repos;
         size_t n_repos;
         LockPackage *packages; /* sorted by name, then arch */

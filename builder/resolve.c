@@ -1,6 +1,9 @@
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <solv/bitmap.h>
 #include <solv/chksum.h>
 #include <solv/pool.h>
+#include <solv/pool_parserpmrichdep.h>
 #include <solv/poolarch.h>
 #include <solv/repo.h>
 #include <solv/repo_repomdxml.h>
@@ -11,10 +14,12 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "comps.h"
 #include "fileio.h"
 #include "hash.h"
 #include "http.h"
 #include "log.h"
+#include "modules.h"
 #include "resolve.h"
 #include "util.h"
 
@@ -338,6 +343,118 @@ static int load_filelists(RepoState *states, size_t n) {
         return any;
 }
 
+/* Loads the repo's comps (when with_comps) and modules metadata, when its
+ * repomd.xml lists them. */
+static int load_groups_and_modules(RepoState *rs, bool with_comps, Comps *comps, Modules *modules) {
+        static const char *const comps_types[] = { "group_gz", "group", "group_xz", "group_zst" };
+        _cleanup_(meta_file_release) MetaFile group = {}, mods = {};
+        int r;
+
+        for (size_t i = 0; with_comps && i < ELEMENTSOF(comps_types); i++) {
+                _cleanup_free_ char *path = NULL;
+
+                r = repomd_find(rs, comps_types[i], &group);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+                r = cache_meta_file(rs, &group, &path);
+                if (r < 0)
+                        return r;
+                r = comps_add_file(comps, path, rs->def->id);
+                if (r < 0)
+                        return r;
+                break;
+        }
+        r = repomd_find(rs, "modules", &mods);
+        if (r > 0) {
+                _cleanup_free_ char *path = NULL;
+
+                r = cache_meta_file(rs, &mods, &path);
+                if (r < 0)
+                        return r;
+                r = modules_add_file(modules, path, rs->def->id);
+        }
+        return r < 0 ? r : 0;
+}
+
+/* What hides packages from the solver: excludes and modular filtering.
+ * hidden_by[p] names the module stream that hides solvable p, if any. */
+typedef struct Filter {
+        Map considered;
+        const char **hidden_by;
+} Filter;
+
+static void filter_release(Filter *f) {
+        map_free(&f->considered);
+        free(f->hidden_by);
+}
+
+/* dnf matches exclude globs against a package's name, name.arch,
+ * name-version-release, name-version-release.arch and name-epoch:… forms. */
+static bool package_matches(Pool *pool, Solvable *s, char **globs) {
+        const char *name = pool_id2str(pool, s->name), *evr = pool_id2str(pool, s->evr), *arch;
+        _cleanup_free_ char *na = NULL, *nevr = NULL, *nevra = NULL, *ver = NULL;
+
+        arch = pool_id2str(pool, s->arch);
+        na = strdup_printf("%s.%s", name, arch);
+        nevr = strdup_printf("%s-%s", name, evr);
+        nevra = strdup_printf("%s-%s.%s", name, evr, arch);
+        if (!na || !nevr || !nevra)
+                return false;
+        for (char **g = globs; g && *g; g++)
+                if (fnmatch(*g, name, 0) == 0 || fnmatch(*g, na, 0) == 0 || fnmatch(*g, nevr, 0) == 0 ||
+                    fnmatch(*g, nevra, 0) == 0)
+                        return true;
+        return false;
+}
+
+/* "name-epoch:version-release.arch", as modules.yaml writes artifacts. */
+static char *solvable_nevra_with_epoch(Pool *pool, Solvable *s) {
+        const char *evr = pool_id2str(pool, s->evr);
+
+        return strdup_printf("%s-%s%s.%s", pool_id2str(pool, s->name), strchr(evr, ':') ? "" : "0:", evr,
+                             pool_id2str(pool, s->arch));
+}
+
+static int filter_setup(Pool *pool, const ImageDef *def, RepoState *states, size_t n, const Modules *modules,
+                        Filter *f) {
+        Solvable *s;
+        Id p;
+
+        map_init(&f->considered, pool->nsolvables);
+        map_setall(&f->considered);
+        f->hidden_by = calloc((size_t) pool->nsolvables, sizeof(char *));
+        if (!f->hidden_by)
+                return log_oom();
+        FOR_POOL_SOLVABLES(p) {
+                const RepoDef *rd = NULL;
+
+                s = pool->solvables + p;
+                for (size_t i = 0; i < n; i++)
+                        if (states[i].repo == s->repo)
+                                rd = states[i].def;
+                if (!rd)
+                        continue;
+                if (package_matches(pool, s, def->exclude) || package_matches(pool, s, rd->excludepkgs) ||
+                    (rd->includepkgs && !package_matches(pool, s, rd->includepkgs))) {
+                        MAPCLR(&f->considered, p);
+                        continue;
+                }
+                if (!rd->module_hotfixes) {
+                        _cleanup_free_ char *nevra = solvable_nevra_with_epoch(pool, s);
+
+                        if (!nevra)
+                                return log_oom();
+                        f->hidden_by[p] = modules_hides(modules, pool_id2str(pool, s->name), nevra);
+                        if (f->hidden_by[p])
+                                MAPCLR(&f->considered, p);
+                }
+        }
+        pool->considered = &f->considered;
+        return 0;
+}
+
 /* A requested package: "NAME" or "NAME OP EVR" (definition.h). */
 typedef struct Request {
         Id name;  /* 0 when no package or capability has the name */
@@ -387,11 +504,25 @@ static bool has_provider(Pool *pool, const Request *q, bool *ret_by_name) {
         FOR_PROVIDES(p, pp, q->dep) {
                 Solvable *s = pool->solvables + p;
 
+                if (pool->considered && !MAPTST(pool->considered, p))
+                        continue;
                 found = true;
                 if (s->name == q->name && (!q->rel || pool_match_nevr(pool, s, q->dep)))
                         *ret_by_name = true;
         }
         return found;
+}
+
+/* The module stream whose filtering hides every provider of q, or NULL. */
+static const char *hidden_by_module(Pool *pool, const Filter *f, const Request *q) {
+        Id p, pp;
+
+        if (!q->dep || !f)
+                return NULL;
+        FOR_PROVIDES(p, pp, q->dep)
+                if (f->hidden_by[p])
+                        return f->hidden_by[p];
+        return NULL;
 }
 
 /* "1.0-1, 2.0-1": the versions of the packages called name, for a message;
@@ -427,14 +558,38 @@ static char *repo_list(const RepoState *states, size_t n) {
 /* Builds the job queue: install each requested package, by name when a
  * package has that name (as dnf does), else by what provides it; with a
  * version constraint, only what matches it. */
-static int make_jobs(Pool *pool, RepoState *states, size_t n, char **packages, Queue *jobs) {
+static int make_jobs(Pool *pool, RepoState *states, size_t n, const Filter *f, char **packages, char **optional,
+                     Queue *jobs) {
         bool missing = false;
         int r;
 
         queue_empty(jobs);
+        /* A group's packages: skipped with a warning when no package has the
+         * name (as dnf does); "(NAME if REQUIRED)" as a rich dependency. */
+        for (char **spec = optional; spec && *spec; spec++) {
+                Request q = {};
+                bool by_name;
+
+                if ((*spec)[0] == '(') {
+                        Id dep = pool_parserpmrichdep(pool, *spec);
+
+                        if (dep)
+                                queue_push2(jobs, SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, dep);
+                        continue;
+                }
+                q.name = q.dep = pool_str2id(pool, *spec, 0);
+                if (!has_provider(pool, &q, &by_name) || !by_name) {
+                        log_warning("no package '%s', which a requested group lists", *spec);
+                        continue;
+                }
+                queue_push2(jobs, SOLVER_INSTALL | SOLVER_SOLVABLE_NAME, q.dep);
+        }
         for (char **spec = packages; spec && *spec; spec++) {
                 Request q;
                 bool by_name;
+
+                if ((*spec)[0] == '@')
+                        continue;
 
                 r = request_parse(pool, *spec, &q);
                 if (r == -ENOMEM)
@@ -451,9 +606,15 @@ static int make_jobs(Pool *pool, RepoState *states, size_t n, char **packages, Q
                 }
                 if (!has_provider(pool, &q, &by_name)) {
                         _cleanup_free_ char *repos = repo_list(states, n), *versions = NULL;
+                        const char *module = hidden_by_module(pool, f, &q);
 
                         versions = q.rel && q.name ? versions_of(pool, q.name) : NULL;
-                        if (!isempty(versions))
+                        if (module)
+                                log_error("package '%s' is only in module stream '%s', which is not enabled (enable "
+                                          "it in [modules] enable, or set module_hotfixes = 1 on a repository "
+                                          "that has it outside the module)",
+                                          *spec, module);
+                        else if (!isempty(versions))
                                 log_error("no version of '%s' matches '%s' (there: %s)", pool_id2str(pool, q.name),
                                           *spec, versions);
                         else
@@ -467,12 +628,16 @@ static int make_jobs(Pool *pool, RepoState *states, size_t n, char **packages, Q
         return missing ? -ENOENT : 0;
 }
 
-static Solver *solve(Pool *pool, Queue *jobs, int *ret_problems) {
+static Solver *solve(Pool *pool, const ImageDef *def, Queue *jobs, int *ret_problems) {
         Solver *solv = solver_create(pool);
 
         if (!solv)
                 return NULL;
-        solver_set_flag(solv, SOLVER_FLAG_IGNORE_RECOMMENDED, 1);
+        /* The flags dnf's solver sets. */
+        solver_set_flag(solv, SOLVER_FLAG_ALLOW_VENDORCHANGE, 1);
+        solver_set_flag(solv, SOLVER_FLAG_BEST_OBEY_POLICY, 1);
+        solver_set_flag(solv, SOLVER_FLAG_YUM_OBSOLETES, 1);
+        solver_set_flag(solv, SOLVER_FLAG_IGNORE_RECOMMENDED, !def->install_weak_deps);
         *ret_problems = solver_solve(solv, jobs);
         return solv;
 }
@@ -551,7 +716,11 @@ static int package_from_solvable(Pool *pool, Solvable *s, LockPackage *p) {
         return 0;
 }
 
-static int lock_from_transaction(const ImageDef *def, RepoState *states, size_t n, Solver *solv, Lock **ret) {
+typedef struct Expansion Expansion;
+static void expansion_move_to_lock(Expansion *e, Lock *l);
+
+static int lock_from_transaction(const ImageDef *def, RepoState *states, size_t n, Solver *solv, Expansion *exp,
+                                 Lock **ret) {
         _cleanup_(transaction_freep) Transaction *trans = NULL;
         _cleanup_lock_free_ Lock *l = NULL, *check = NULL;
         Pool *pool = solv->pool;
@@ -595,6 +764,7 @@ static int lock_from_transaction(const ImageDef *def, RepoState *states, size_t 
                         return r;
         }
         lock_sort(l);
+        expansion_move_to_lock(exp, l);
 
         /* What we hand out must read back: lock_from_json() checks every field. */
         r = lock_to_json_unchecked(l, &j);
@@ -640,11 +810,118 @@ static int log_problems(const ImageDef *def, Solver *solv) {
                                text);
 }
 
+/* What the definition's requests expanded to: groups into their packages,
+ * module profiles into theirs; recorded in the lock. */
+struct Expansion {
+        char **packages;  /* def->packages and the profiles' packages */
+        char **optional;  /* the groups' packages: skipped when missing */
+        LockGroup *groups;
+        size_t n_groups;
+        LockModule *modules;
+        size_t n_modules;
+};
+
+static void expansion_release(Expansion *e) {
+        strv_free(e->packages);
+        strv_free(e->optional);
+        for (size_t i = 0; i < e->n_groups; i++) {
+                free(e->groups[i].request);
+                strv_free(e->groups[i].ids);
+                strv_free(e->groups[i].packages);
+        }
+        free(e->groups);
+        for (size_t i = 0; i < e->n_modules; i++) {
+                free(e->modules[i].name);
+                free(e->modules[i].stream);
+                free(e->modules[i].profile);
+        }
+        free(e->modules);
+}
+
+static int expand_requests(const ImageDef *def, const Comps *comps, const Modules *modules, RepoState *states,
+                           size_t n, Expansion *e) {
+        const ModuleChoice *active;
+        size_t n_active;
+        int r;
+
+        e->packages = calloc(1, sizeof(char *));
+        e->optional = calloc(1, sizeof(char *));
+        e->groups = calloc(MAX(strv_length(def->packages), 1u), sizeof(LockGroup));
+        active = modules_active(modules, &n_active);
+        e->modules = calloc(MAX(n_active, 1u), sizeof(LockModule));
+        if (!e->packages || !e->optional || !e->groups || !e->modules)
+                return log_oom();
+        for (char **spec = def->packages; spec && *spec; spec++) {
+                CompsExpansion ce = {};
+                LockGroup *g;
+
+                if ((*spec)[0] != '@') {
+                        if (strv_extend(&e->packages, *spec) < 0)
+                                return log_oom();
+                        continue;
+                }
+                r = comps_expand(comps, *spec + 1, def->group_package_types, &ce);
+                if (r == -ENOENT) {
+                        _cleanup_free_ char *repos = repo_list(states, n);
+                        return log_error_errno(r, "group '%s' is in no repository's comps (repos: %s)", *spec + 1,
+                                               strempty(repos));
+                }
+                if (r < 0)
+                        return log_oom();
+                for (char **p = ce.packages; *p; p++)
+                        if (!strv_contains(e->optional, *p) && strv_extend(&e->optional, *p) < 0) {
+                                comps_expansion_release(&ce);
+                                return log_oom();
+                        }
+                g = &e->groups[e->n_groups++];
+                g->request = strdup(*spec);
+                g->ids = TAKE_PTR(ce.groups);
+                g->packages = TAKE_PTR(ce.packages);
+                comps_expansion_release(&ce);
+                if (!g->request)
+                        return log_oom();
+        }
+        for (size_t i = 0; i < n_active; i++) {
+                LockModule *m = &e->modules[e->n_modules++];
+
+                m->name = strdup(active[i].name);
+                m->stream = strdup(active[i].stream);
+                m->profile = active[i].profile ? strdup(active[i].profile) : NULL;
+                m->is_default = active[i].is_default;
+                if (!m->name || !m->stream || (active[i].profile && !m->profile))
+                        return log_oom();
+                for (char **p = active[i].packages; p && *p; p++)
+                        if (!strv_contains(e->packages, *p) && strv_extend(&e->packages, *p) < 0)
+                                return log_oom();
+        }
+        return 0;
+}
+
+static void expansion_move_to_lock(Expansion *e, Lock *l) {
+        l->groups = TAKE_PTR(e->groups);
+        l->n_groups = e->n_groups;
+        e->n_groups = 0;
+        l->modules = TAKE_PTR(e->modules);
+        l->n_modules = e->n_modules;
+        e->n_modules = 0;
+}
+
+static bool any_group_request(char **packages) {
+        for (; packages && *packages; packages++)
+                if ((*packages)[0] == '@')
+                        return true;
+        return false;
+}
+
 int resolve_packages(const ImageDef *def, const char *cache_dir, Progress *progress, Lock **ret) {
+        _cleanup_(filter_release) Filter filter = {};
         _cleanup_(pool_freep) Pool *pool = NULL;
         _cleanup_(repo_set_release) RepoSet set = {};
         _cleanup_(queue_freep) Queue jobs;
         _cleanup_(solver_freep) Solver *solv = NULL;
+        _cleanup_comps_free_ Comps *comps = NULL;
+        _cleanup_modules_free_ Modules *modules = NULL;
+        _cleanup_(expansion_release) Expansion exp = {};
         int problems = 0, r;
 
         queue_init(&jobs);
@@ -656,13 +933,18 @@ int resolve_packages(const ImageDef *def, const char *cache_dir, Progress *progr
 
         pool = pool_create();
         set.states = calloc(def->n_repos, sizeof(RepoState));
-        if (!pool || !set.states)
+        comps = comps_new();
+        modules = modules_new();
+        if (!pool || !set.states || !comps || !modules)
                 return log_oom();
         /* Debian builds libsolv with Debian semantics by default (noarch is
          * "all", deb version comparison); rpm-md needs rpm's. */
         if (pool_setdisttype(pool, DISTTYPE_RPM) < 0)
                 return log_error_errno(-EOPNOTSUPP, "this libsolv cannot resolve RPM packages");
         pool_setarch(pool, def->arch);
+        /* As dnf: what excludes and modules hide stays in whatprovides, so
+         * that a message can say what hid it; the solver skips it. */
+        pool_set_flag(pool, POOL_FLAG_WHATPROVIDESWITHDISABLED, 1);
 
         progress_phase(progress, "resolve", "%zu packages from %zu repositories", strv_length(def->packages),
                        def->n_repos);
@@ -673,18 +955,34 @@ int resolve_packages(const ImageDef *def, const char *cache_dir, Progress *progr
                 rs->repo = repo_create(pool, def->repos[i].id);
                 if (!rs->repo)
                         return log_oom();
+                /* dnf's order of preference: the lower priority number,
+                 * then the lower cost; libsolv prefers the higher. */
+                rs->repo->priority = -def->repos[i].priority;
+                rs->repo->subpriority = -(int) MIN(def->repos[i].cost, (unsigned) INT_MAX);
                 r = load_repo(rs, cache_dir);
+                if (r < 0)
+                        return r;
+                r = load_groups_and_modules(rs, any_group_request(def->packages), comps, modules);
                 if (r < 0)
                         return r;
                 progress_update(progress, i + 1, def->n_repos, 0, 0);
         }
-        pool_addfileprovides(pool);
-        pool_createwhatprovides(pool);
-
-        r = make_jobs(pool, set.states, set.n, def->packages, &jobs);
+        r = modules_activate(modules, def->modules);
         if (r < 0)
                 return r;
-        solv = solve(pool, &jobs, &problems);
+        pool_addfileprovides(pool);
+        r = filter_setup(pool, def, set.states, set.n, modules, &filter);
+        if (r < 0)
+                return r;
+        pool_createwhatprovides(pool);
+        r = expand_requests(def, comps, modules, set.states, set.n, &exp);
+        if (r < 0)
+                return r;
+
+        r = make_jobs(pool, set.states, set.n, &filter, exp.packages, exp.optional, &jobs);
+        if (r < 0)
+                return r;
+        solv = solve(pool, def, &jobs, &problems);
         if (!solv)
                 return log_oom();
         if (problems > 0) {
@@ -694,10 +992,10 @@ int resolve_packages(const ImageDef *def, const char *cache_dir, Progress *progr
                         return r;
                 if (r > 0) {
                         solver_free(TAKE_PTR(solv));
-                        r = make_jobs(pool, set.states, set.n, def->packages, &jobs);
+                        r = make_jobs(pool, set.states, set.n, &filter, exp.packages, exp.optional, &jobs);
                         if (r < 0)
                                 return r;
-                        solv = solve(pool, &jobs, &problems);
+                        solv = solve(pool, def, &jobs, &problems);
                         if (!solv)
                                 return log_oom();
                 }
@@ -705,7 +1003,7 @@ int resolve_packages(const ImageDef *def, const char *cache_dir, Progress *progr
         if (problems > 0)
                 return log_problems(def, solv);
 
-        r = lock_from_transaction(def, set.states, set.n, solv, ret);
+        r = lock_from_transaction(def, set.states, set.n, solv, &exp, ret);
         if (r < 0)
                 return r;
         log_debug("resolved %zu packages for image '%s'", (*ret)->n_packages, def->name);
