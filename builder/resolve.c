@@ -525,6 +525,38 @@ static const char *hidden_by_module(Pool *pool, const Filter *f, const Request *
         return NULL;
 }
 
+/* The packages that ship file path or provide it, as dnf finds them:
+ * primary.xml's files first, filelists.xml only when those have none. Adds
+ * an install job for them and returns 1; 0 when no package has it;
+ * -EAGAIN when filelists were loaded just now (the jobs must be made
+ * again: loading them rebuilds whatprovides). */
+static int file_job(Pool *pool, RepoState *states, size_t n, const char *path, Queue *jobs) {
+        _cleanup_(queue_freep) Queue q;
+        Dataiterator di;
+        Id p, pp, id;
+        int r;
+
+        queue_init(&q);
+        dataiterator_init(&di, pool, NULL, 0, SOLVABLE_FILELIST, path, SEARCH_STRING | SEARCH_FILES);
+        while (dataiterator_step(&di))
+                if (!pool->considered || MAPTST(pool->considered, di.solvid))
+                        queue_pushunique(&q, di.solvid);
+        dataiterator_free(&di);
+        id = pool_str2id(pool, path, 0);
+        if (id)
+                FOR_PROVIDES(p, pp, id)
+                        if (!pool->considered || MAPTST(pool->considered, p))
+                                queue_pushunique(&q, p);
+        if (q.count == 0) {
+                r = load_filelists(states, n);
+                if (r < 0)
+                        return r;
+                return r > 0 ? -EAGAIN : 0;
+        }
+        queue_push2(jobs, SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF, pool_queuetowhatprovides(pool, &q));
+        return 1;
+}
+
 /* "1.0-1, 2.0-1": the versions of the packages called name, for a message;
  * caller frees. */
 static char *versions_of(Pool *pool, Id name) {
@@ -563,6 +595,7 @@ static int make_jobs(Pool *pool, RepoState *states, size_t n, const Filter *f, c
         bool missing = false;
         int r;
 
+again:
         queue_empty(jobs);
         /* A group's packages: skipped with a warning when no package has the
          * name (as dnf does); "(NAME if REQUIRED)" as a rich dependency. */
@@ -596,13 +629,16 @@ static int make_jobs(Pool *pool, RepoState *states, size_t n, const Filter *f, c
                         return log_oom();
                 if (r < 0)
                         return log_error_errno(r, "cannot read the package request '%s'", *spec);
-                if (!has_provider(pool, &q, &by_name) && (*spec)[0] == '/') {
-                        r = load_filelists(states, n);
+                if ((*spec)[0] == '/' && !q.rel) {
+                        r = file_job(pool, states, n, *spec, jobs);
+                        if (r == -EAGAIN) {
+                                missing = false;
+                                goto again;
+                        }
                         if (r < 0)
                                 return r;
-                        r = request_parse(pool, *spec, &q);
-                        if (r < 0)
-                                return log_oom();
+                        if (r > 0)
+                                continue;
                 }
                 if (!has_provider(pool, &q, &by_name)) {
                         _cleanup_free_ char *repos = repo_list(states, n), *versions = NULL;
