@@ -211,6 +211,97 @@ static void test_cmdline_slot(void **state) {
                 fail_msg("'%s'", buf);
 }
 
+/* The keys that steer resolution: [packages] exclude, install_weak_deps
+ * and group-package-types, [modules] enable, and the repo keys priority,
+ * cost, includepkgs, excludepkgs and module_hotfixes. */
+static void test_resolution_keys(void **state) {
+        static const struct {
+                const char *text;
+                const char *error;
+        } cases[] = {
+                { "priority = 0\n", "bad.conf:9: invalid priority '0' (a whole number from 1 to" },
+                { "priority = high\n", "bad.conf:9: invalid priority 'high'" },
+                { "cost = -1\n", "bad.conf:9: invalid cost '-1' (a whole number from 0 to" },
+                { "cost = 10x\n", "bad.conf:9: invalid cost '10x'" },
+                { "includepkgs =\n", "bad.conf:9: 'includepkgs' names no package" },
+                { "excludepkgs = a>1\n", "bad.conf:9: 'a>1' in 'excludepkgs' is not a package name or glob" },
+                { "module_hotfixes = sometimes\n", "bad.conf:9: invalid module_hotfixes 'sometimes' (1 or 0)" },
+                { "[packages]\ninstall_weak_deps = maybe\n", "bad.conf:10: invalid install_weak_deps 'maybe'" },
+                { "[packages]\ngroup-package-types = mandatory extra\n",
+                  "bad.conf:10: unknown group package type 'extra'" },
+                { "[packages]\ngroup-package-types = ,\n", "bad.conf:10: group-package-types names no type" },
+                { "[packages]\nexclude = ,\n", "bad.conf:10: 'exclude' names no package" },
+                { "[packages]\nweak = no\n", "bad.conf:10: unknown key 'weak' in section '[packages]'" },
+                { "[modules]\nenable = nodejs\n", "bad.conf:10: 'nodejs' is not a module stream" },
+                { "[modules]\nenable = nodejs:\n", "bad.conf:10: 'nodejs:' is not a module stream" },
+                { "[modules]\nenable = nodejs:18/\n", "bad.conf:10: 'nodejs:18/' is not a module stream" },
+                { "[modules]\nenable = nodejs:18 nodejs:20\n", "bad.conf:10: module 'nodejs' is enabled twice" },
+                { "[modules]\nenable =\n", "bad.conf:10: enable names no module stream" },
+                { "[modules]\ndisable = x:1\n", "bad.conf:10: unknown key 'disable' in section '[modules]'" },
+        };
+        _cleanup_image_def_free_ ImageDef *d = NULL;
+        (void) state;
+
+        write_text("t.conf", "[image]\nname = t\nversion = 1\n"
+                             "[packages]\ninstall = @core @^server /usr/bin/vim a\nexclude = kernel-debug*, b\n"
+                             "exclude = c\ninstall_weak_deps = no\ngroup-package-types = mandatory,optional\n"
+                             "[modules]\nenable = nodejs:18/common postgresql:15\nenable = perl:5.36\n"
+                             "[repo main]\nbaseurl = /srv/main\ngpgcheck = 0\n"
+                             "[repo extra]\nbaseurl = /srv/extra\ngpgcheck = 0\npriority = 10\ncost = 500\n"
+                             "includepkgs = foo*, bar\nexcludepkgs = foo-debug\nexclude = baz\nmodule_hotfixes = 1\n");
+        assert_int_equal(image_def_load("t.conf", NULL, &d), 0);
+        assert_int_equal(strv_length(d->packages), 4);
+        assert_string_equal(d->packages[0], "/usr/bin/vim");
+        assert_string_equal(d->packages[1], "@^server");
+        assert_string_equal(d->packages[2], "@core");
+        assert_int_equal(strv_length(d->exclude), 3);
+        assert_string_equal(d->exclude[0], "kernel-debug*");
+        assert_false(d->install_weak_deps);
+        assert_int_equal(d->group_package_types, GROUP_PACKAGE_MANDATORY | GROUP_PACKAGE_OPTIONAL);
+        assert_int_equal(strv_length(d->modules), 3);
+        assert_string_equal(d->modules[0], "nodejs:18/common");
+        assert_string_equal(d->modules[2], "perl:5.36");
+        /* dnf's defaults */
+        assert_int_equal(d->repos[0].priority, 99);
+        assert_int_equal(d->repos[0].cost, 1000);
+        assert_null(d->repos[0].includepkgs);
+        assert_null(d->repos[0].excludepkgs);
+        assert_false(d->repos[0].module_hotfixes);
+        assert_int_equal(d->repos[1].priority, 10);
+        assert_int_equal(d->repos[1].cost, 500);
+        assert_int_equal(strv_length(d->repos[1].includepkgs), 2);
+        assert_string_equal(d->repos[1].includepkgs[1], "bar");
+        assert_int_equal(strv_length(d->repos[1].excludepkgs), 2);
+        assert_string_equal(d->repos[1].excludepkgs[1], "baz");
+        assert_true(d->repos[1].module_hotfixes);
+        image_def_free(TAKE_PTR(d));
+
+        /* The defaults when the keys are absent; a profile alone installs. */
+        write_text("t.conf", "[image]\nname = t\nversion = 1\n[modules]\nenable = nodejs:18/common\n"
+                             "[repo main]\nbaseurl = /srv/main\ngpgcheck = 0\n");
+        assert_int_equal(image_def_load("t.conf", NULL, &d), 0);
+        assert_true(d->install_weak_deps);
+        assert_int_equal(d->group_package_types,
+                         GROUP_PACKAGE_MANDATORY | GROUP_PACKAGE_DEFAULT | GROUP_PACKAGE_CONDITIONAL);
+        assert_null(d->exclude);
+        image_def_free(TAKE_PTR(d));
+        write_text("t.conf", "[image]\nname = t\nversion = 1\n[modules]\nenable = nodejs:18\n"
+                             "[repo main]\nbaseurl = /srv/main\ngpgcheck = 0\n");
+        assert_int_equal(image_def_load("t.conf", NULL, &d), -EINVAL);
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *text = strdup_printf("[image]\nname = t\nversion = 1\n[packages]\ninstall = a\n"
+                                                          "[repo r]\nbaseurl = /srv/r\ngpgcheck = 0\n%s",
+                                                          cases[i].text);
+                char buf[512] = "";
+
+                write_text("bad.conf", text);
+                load_error(-EINVAL, buf, sizeof(buf));
+                if (!strstr(buf, cases[i].error))
+                        fail_msg("case %zu: '%s' does not say '%s'", i, buf, cases[i].error);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_load),
@@ -220,6 +311,7 @@ int main(void) {
                 test_in_dir(test_error_location),
                 test_in_dir(test_repo_gpg),
                 test_in_dir(test_cmdline_slot),
+                test_in_dir(test_resolution_keys),
         };
         return cmocka_run_group_tests_name("definition", tests, NULL, NULL);
 }
