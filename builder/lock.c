@@ -762,12 +762,12 @@ int lock_from_json(const json_t *j, Lock **ret) {
         return lock_from_json_full(j, "lock", ret);
 }
 
-int lock_write(const Lock *l, const char *path) {
+static int lock_write_full(const Lock *l, bool checked, const char *path) {
         _cleanup_free_ char *text = NULL;
         json_t *j = NULL;
         int r;
 
-        r = lock_to_json(l, &j);
+        r = lock_to_json_full(l, checked, &j);
         if (r < 0)
                 return r;
         text = json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(2));
@@ -785,6 +785,14 @@ int lock_write(const Lock *l, const char *path) {
                 text[n + 1] = 0;
         }
         return write_file_atomic(path, text, strlen(text), 0644);
+}
+
+int lock_write(const Lock *l, const char *path) {
+        return lock_write_full(l, true, path);
+}
+
+int lock_write_unchecked(const Lock *l, const char *path) {
+        return lock_write_full(l, false, path);
 }
 
 int lock_read(const char *path, Lock **ret) {

@@ -88,6 +88,10 @@ int lock_from_json(const json_t *j, Lock **ret);
 
 /* Writes the lock atomically (sorted keys, indented). Does not log. */
 int lock_write(const Lock *l, const char *path);
+/* The same for a lock as resolved, before any signature was checked
+ * (lock_to_json_unchecked(), format 1): what `slipway-build resolve`
+ * writes. */
+int lock_write_unchecked(const Lock *l, const char *path);
 /* Reads and validates a lock file. Logs every error except -ENOENT, which
  * the caller reports. */
 int lock_read(const char *path, Lock **ret);

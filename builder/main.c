@@ -222,7 +222,7 @@ static int cmd_resolve(Args *a, char **argv) {
                 return r;
         r = mkdir_parents(lock_path, 0755);
         if (r >= 0)
-                r = lock_write(lock, lock_path);
+                r = lock_write_unchecked(lock, lock_path);
         if (r < 0)
                 return log_error_errno(r, "cannot write lock '%s': %m", lock_path);
         for (size_t i = 0; i < lock->n_packages; i++) {

@@ -16,7 +16,23 @@ for tool in dnf rpmbuild createrepo_c modifyrepo_c jq; do
         if ! command -v $tool >/dev/null; then
                 t_case tools
                 t_skip "$tool is not installed"
-                t_end
+                t_case "--locked refuses a lock of other module streams"
+dir=$(case_dir "module stream enabled")
+sed 's/^enable = nodejs:20$/enable = nodejs:18/' "$dir/def.conf" >"$dir/other.conf"
+$B keygen "$D/signing.key" "$D/signing.pub" >/dev/null
+# (the repositories' gpgcheck = 0 warnings come first)
+if ! jq -e '.format == 1' "$dir/def.lock" >/dev/null; then
+        t_fail "resolve did not write a lock of format 1 (resolved, signatures not checked)"
+elif $B --store "$D/store" build --key "$D/signing.key" --locked --lock "$dir/def.lock" --no-disk \
+        "$dir/other.conf" >/dev/null 2>"$dir/locked.err"; then
+        t_fail "the build went ahead"
+elif ! grep -q "lock '.*' was resolved for a different package list or module streams" "$dir/locked.err"; then
+        t_fail "$(cat "$dir/locked.err")"
+else
+        t_ok
+fi
+
+t_end
                 exit $?
         fi
 done
@@ -370,6 +386,22 @@ if [ "$(jq -c '.modules' "$lock")" = '[{"default":false,"name":"nodejs","profile
         t_ok
 else
         t_fail "modules $(jq -c .modules "$lock"), groups $(jq -c .groups "$glock")"
+fi
+
+t_case "--locked refuses a lock of other module streams"
+dir=$(case_dir "module stream enabled")
+sed 's/^enable = nodejs:20$/enable = nodejs:18/' "$dir/def.conf" >"$dir/other.conf"
+$B keygen "$D/signing.key" "$D/signing.pub" >/dev/null
+# (the repositories' gpgcheck = 0 warnings come first)
+if ! jq -e '.format == 1' "$dir/def.lock" >/dev/null; then
+        t_fail "resolve did not write a lock of format 1 (resolved, signatures not checked)"
+elif $B --store "$D/store" build --key "$D/signing.key" --locked --lock "$dir/def.lock" --no-disk \
+        "$dir/other.conf" >/dev/null 2>"$dir/locked.err"; then
+        t_fail "the build went ahead"
+elif ! grep -q "lock '.*' was resolved for a different package list or module streams" "$dir/locked.err"; then
+        t_fail "$(cat "$dir/locked.err")"
+else
+        t_ok
 fi
 
 t_end
