@@ -232,6 +232,7 @@ static int cmd_resolve(Args *a, char **argv) {
                         return log_oom();
                 printf("%s\n", nevra);
         }
+        fflush(stdout);
         if (!a->quiet)
                 fprintf(stderr, "resolved %zu packages for %s into %s\n", lock->n_packages, def->name, lock_path);
         return 0;
