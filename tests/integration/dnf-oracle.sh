@@ -366,6 +366,8 @@ REPOS=$'base\nmod' PACKAGES="" EXTRA=$'[modules]\nenable = nodejs:20/common' DNF
         DNF_INSTALL="" oracle "module profile" "nodejs npm"
 REPOS=$'base\nmod\nhot module_hotfixes=1' PACKAGES="nodejs" DNF_INSTALL="nodejs" oracle "module_hotfixes" "nodejs"
 REPOS=$'base\nmod\nhot' PACKAGES="nodejs" DNF_INSTALL="nodejs" oracle "without module_hotfixes" "nodejs"
+REPOS=$BASE PACKAGES="@nope a" DNF_INSTALL="@nope a" both_fail "a group no repository has" \
+        "group 'nope' is in no repository's comps"
 REPOS=$'base\nmod' PACKAGES="nodejs = 20.1" DNF_INSTALL="nodejs-20.1" \
         both_fail "a package only a stream not enabled has" "module stream 'nodejs:20'"
 
