@@ -40,6 +40,8 @@ typedef struct SigKey {
 struct RepoKeys {
         char *repo;
         bool gpgcheck;
+        unsigned timeout; /* the repository's transfer limits (RepoDef) */
+        uint64_t minrate;
         rpmKeyring keyring;
         SigKey *keys;
         size_t n_keys;
@@ -87,6 +89,11 @@ const char *repo_keys_repo(const RepoKeys *k) {
 
 bool repo_keys_gpgcheck(const RepoKeys *k) {
         return k->gpgcheck;
+}
+
+void repo_keys_transfer_limits(const RepoKeys *k, unsigned *ret_timeout, uint64_t *ret_minrate) {
+        *ret_timeout = k ? k->timeout : 0;
+        *ret_minrate = k ? k->minrate : 0;
 }
 
 const char *repo_keys_fingerprint(const RepoKeys *k, const char *key_id) {
@@ -192,6 +199,8 @@ static int add_key_file(RepoKeys *k, const char *data, size_t size) {
 
 /* The definition's location of repo, for messages: "file:line: " or "". */
 static void repo_where(const RepoDef *repo, const char *file, char *buf, size_t size) {
+        if (repo->file)
+                file = repo->file;
         if (file && repo->line > 0)
                 snprintf(buf, size, "%s:%u: ", file, repo->line);
         else if (file)
@@ -217,6 +226,8 @@ int repo_keys_load(const RepoDef *repo, const char *file, RepoKeys **ret) {
                 return log_oom();
         k->repo = strdup(repo->id);
         k->gpgcheck = repo->gpgcheck;
+        k->timeout = repo->timeout;
+        k->minrate = repo->minrate;
         k->keyring = rpmKeyringNew();
         if (!k->repo || !k->keyring)
                 return log_oom();
@@ -441,6 +452,70 @@ int trust_annotate_lock(const Trust *t, Lock *l) {
                 repo->gpgcheck = k->gpgcheck;
                 strv_free(repo->keys);
                 repo->keys = TAKE_PTR(fps);
+        }
+        return 0;
+}
+
+/* ---- detached signatures (repomd.xml.asc) ---- */
+
+int sigcheck_detached(const RepoKeys *k, const void *data, size_t size, const char *sig, size_t sig_size,
+                      char ret_key_id[SIGCHECK_KEY_ID_SIZE], char *reason, size_t reason_size) {
+        _cleanup_(digparams_freep) pgpDigParams params = NULL;
+        _cleanup_free_ uint8_t *pkts = NULL;
+        _cleanup_free_ char *text = NULL;
+        char key_id[SIGCHECK_KEY_ID_SIZE];
+        const uint8_t *id;
+        size_t len = 0;
+        DIGEST_CTX ctx;
+        rpmRC rc;
+        int r;
+
+        r = librpm_init();
+        if (r < 0) {
+                snprintf(reason, reason_size, "cannot read the rpm configuration");
+                return r;
+        }
+        /* pgpParsePkts() reads a NUL-terminated armor. */
+        text = malloc(sig_size + 1);
+        if (!text)
+                return -ENOMEM;
+        memcpy(text, sig, sig_size);
+        text[sig_size] = 0;
+        if (strstr(text, "-----BEGIN PGP SIGNATURE-----")) {
+                if (pgpParsePkts(text, &pkts, &len) != PGPARMOR_SIGNATURE) {
+                        snprintf(reason, reason_size, "the signature's armor cannot be read");
+                        return -EBADMSG;
+                }
+        } else {
+                pkts = malloc(MAX(sig_size, 1u));
+                if (!pkts)
+                        return -ENOMEM;
+                memcpy(pkts, sig, sig_size);
+                len = sig_size;
+        }
+        if (len == 0 || pgpPrtParams(pkts, len, PGPTAG_SIGNATURE, &params) < 0 || !params ||
+            !(id = pgpDigParamsSignID(params))) {
+                snprintf(reason, reason_size, "not an OpenPGP signature");
+                return -EBADMSG;
+        }
+        key_id_hex(id, key_id);
+        memcpy(ret_key_id, key_id, SIGCHECK_KEY_ID_SIZE);
+        if (!repo_keys_fingerprint(k, key_id)) {
+                snprintf(reason, reason_size, "signed with key %s, which is not one of the repository's gpgkey keys",
+                         key_id);
+                return -ENOKEY;
+        }
+        ctx = rpmDigestInit(pgpDigParamsAlgo(params, PGPVAL_HASHALGO), RPMDIGEST_NONE);
+        if (!ctx) {
+                snprintf(reason, reason_size, "signature by key %s uses an unknown hash", key_id);
+                return -EBADMSG;
+        }
+        rpmDigestUpdate(ctx, data, size);
+        rc = rpmKeyringVerifySig(k->keyring, params, ctx);
+        rpmDigestFinal(ctx, NULL, NULL, 0);
+        if (rc != RPMRC_OK) {
+                snprintf(reason, reason_size, "bad signature (key %s)", key_id);
+                return -EBADMSG;
         }
         return 0;
 }
