@@ -54,14 +54,10 @@ ImageDef *image_def_free(ImageDef *d) {
         return NULL;
 }
 
-/* Includes may not nest deeper than this (a file including itself). */
-#define INCLUDE_DEPTH_MAX 8U
-
 typedef struct ParseState {
         ImageDef *def;
         const char *dir; /* directory of the file being read, for relative repo paths */
         unsigned line_name, line_version;
-        unsigned depth; /* of includes */
 } ParseState;
 
 static const struct {
@@ -366,6 +362,10 @@ static int handle_repo_key(ParseState *st, const char *file, unsigned line, cons
         if (streq(key, "name"))
                 return replace_string(&repo->name, value);
         if (streq(key, "baseurl")) {
+                if (repo->baseurls)
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "repository '%s' has a second baseurl (list several URLs on one line)",
+                                            id);
                 r = add_urls(st, file, line, key, value, &repo->baseurls, error);
                 if (r < 0)
                         return r;
@@ -436,8 +436,6 @@ static int include_repo_files(ParseState *st, const char *file, unsigned line, c
                 return -ENOMEM;
         if (!words[0])
                 return error_set_at(error, -EINVAL, file, line, "include names no file");
-        if (st->depth >= INCLUDE_DEPTH_MAX)
-                return error_set_at(error, -ELOOP, file, line, "includes nest deeper than %u", INCLUDE_DEPTH_MAX);
         for (char **w = words; *w; w++) {
                 _cleanup_free_ char *path = NULL, *copy = NULL, *unknown = NULL, *sub = NULL;
                 const char *saved_dir = st->dir;
@@ -455,9 +453,8 @@ static int include_repo_files(ParseState *st, const char *file, unsigned line, c
                 if (!path_exists(path))
                         return error_set_at(error, -ENOENT, file, line, "included file '%s' does not exist", path);
                 st->dir = dirname(copy);
-                st->depth++;
+                /* A .repo file has no include: no loop. */
                 r = ini_parse_file(path, handle_repo_file_key, st, error);
-                st->depth--;
                 st->dir = saved_dir;
                 if (r < 0)
                         return r;

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <rpm/header.h>
+#include <rpm/rpmbase64.h>
 #include <rpm/rpmkeyring.h>
 #include <rpm/rpmlib.h>
 #include <rpm/rpmlog.h>
@@ -458,6 +459,64 @@ int trust_annotate_lock(const Trust *t, Lock *l) {
 
 /* ---- detached signatures (repomd.xml.asc) ---- */
 
+#define SIG_ARMOR_BEGIN "-----BEGIN PGP SIGNATURE-----"
+
+/* Decodes the first ASCII-armored signature block of text (librpm's armor
+ * reader takes public keys only): armor headers up to the first empty line,
+ * then base64 up to the checksum line ("=...") or the END line. */
+static int dearmor_signature(const char *text, uint8_t **ret, size_t *ret_len) {
+        const char *p = strstr(text, SIG_ARMOR_BEGIN), *body, *end;
+        _cleanup_free_ char *b64 = NULL;
+        void *out = NULL;
+        size_t n = 0, len = 0;
+
+        if (!p)
+                return -EBADMSG;
+        p = strchr(p, '\n');
+        if (!p)
+                return -EBADMSG;
+        /* armor headers ("Version: ..."), then an empty line */
+        body = p + 1;
+        for (const char *l = body; *l;) {
+                const char *eol = strchrnul(l, '\n');
+                bool blank = true;
+
+                for (const char *c = l; c < eol; c++)
+                        if (*c != ' ' && *c != '\t' && *c != '\r')
+                                blank = false;
+                if (blank) {
+                        body = *eol ? eol + 1 : eol;
+                        break;
+                }
+                if (!strchr(l, ':') || strchr(l, ':') > eol) {
+                        body = l; /* no headers and no empty line */
+                        break;
+                }
+                l = *eol ? eol + 1 : eol;
+        }
+        end = strstr(body, "-----END PGP SIGNATURE-----");
+        if (!end)
+                return -EBADMSG;
+        b64 = malloc((size_t) (end - body) + 1);
+        if (!b64)
+                return -ENOMEM;
+        for (const char *c = body; c < end; c++) {
+                /* the CRC line ends the data */
+                if (*c == '=' && (c == body || c[-1] == '\n'))
+                        break;
+                if (*c != '\n' && *c != '\r' && *c != ' ' && *c != '\t')
+                        b64[n++] = *c;
+        }
+        b64[n] = 0;
+        if (n == 0 || rpmBase64Decode(b64, &out, &len) != 0 || len == 0) {
+                free(out);
+                return -EBADMSG;
+        }
+        *ret = out;
+        *ret_len = len;
+        return 0;
+}
+
 int sigcheck_detached(const RepoKeys *k, const void *data, size_t size, const char *sig, size_t sig_size,
                       char ret_key_id[SIGCHECK_KEY_ID_SIZE], char *reason, size_t reason_size) {
         _cleanup_(digparams_freep) pgpDigParams params = NULL;
@@ -475,14 +534,17 @@ int sigcheck_detached(const RepoKeys *k, const void *data, size_t size, const ch
                 snprintf(reason, reason_size, "cannot read the rpm configuration");
                 return r;
         }
-        /* pgpParsePkts() reads a NUL-terminated armor. */
+        /* The armor is read as a string. */
         text = malloc(sig_size + 1);
         if (!text)
                 return -ENOMEM;
         memcpy(text, sig, sig_size);
         text[sig_size] = 0;
-        if (strstr(text, "-----BEGIN PGP SIGNATURE-----")) {
-                if (pgpParsePkts(text, &pkts, &len) != PGPARMOR_SIGNATURE) {
+        if (strstr(text, SIG_ARMOR_BEGIN)) {
+                r = dearmor_signature(text, &pkts, &len);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
                         snprintf(reason, reason_size, "the signature's armor cannot be read");
                         return -EBADMSG;
                 }
