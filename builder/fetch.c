@@ -482,7 +482,7 @@ static int transfer_check_mirror(Transfer *t, CURLcode code, char *reason, size_
                 return k < 0 ? k : -EBADMSG;
         }
         if (r < 0) {
-                snprintf(reason, reason_size, "%s", e.message);
+                mirrors_describe_error(r, &e, reason, reason_size);
                 return r;
         }
         if (t->received != t->pkg->size) {

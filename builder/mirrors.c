@@ -462,7 +462,7 @@ int mirrors_log_exhausted(const Mirrors *m, const char *what, int r) {
         return log_error_errno(r, "repository '%s': no mirror could serve %s: %s", m->repo_id, what, list);
 }
 
-static void describe_http(int r, const HttpError *e, char *reason, size_t reason_size) {
+void mirrors_describe_error(int r, const HttpError *e, char *reason, size_t reason_size) {
         if (r == -EFBIG)
                 snprintf(reason, reason_size, "larger than expected");
         else if (r == -ETIMEDOUT)
@@ -503,7 +503,7 @@ static int mirrors_fetch(Mirrors *m, const char *path, int fd, uint64_t max, Mir
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0)
-                        describe_http(r, &e, reason, sizeof(reason));
+                        mirrors_describe_error(r, &e, reason, sizeof(reason));
                 else if (check) {
                         r = check(url, data, size, userdata, reason, sizeof(reason));
                         if (r == -ENOMEM)

@@ -75,6 +75,10 @@ void mirrors_mark_failed(Mirrors *m, size_t i, const char *what, const char *rea
  * reason, and returns r. */
 int mirrors_log_exhausted(const Mirrors *m, const char *what, int r);
 
+/* Describes a failed transfer (r and e from http_result()) as a reason for
+ * skipping a mirror: "unreachable: ...", "timed out or too slow: ...". */
+void mirrors_describe_error(int r, const HttpError *e, char *reason, size_t reason_size);
+
 /* Checks what a mirror served. data is the bytes for mirrors_fetch_memory(),
  * NULL for mirrors_fetch_fd() (the caller knows its file). Returns 0 to
  * accept, a negative errno to try the next mirror, with reason set. */
