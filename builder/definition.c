@@ -574,7 +574,8 @@ static void drop_disabled(ImageDef *d) {
                         d->repos[j++] = *repo;
                         continue;
                 }
-                log_info("%s:%u: repository '%s' has enabled = 0: not used", repo->file, repo->line, repo->id);
+                log_info("%s:%u: repository '%s'%s%s%s has enabled = 0: not used", repo->file, repo->line, repo->id,
+                         repo->name ? " (" : "", strempty(repo->name), repo->name ? ")" : "");
                 free(repo->id);
                 free(repo->name);
                 free(repo->baseurl);

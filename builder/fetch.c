@@ -520,7 +520,7 @@ static int transfer_finish(FetchContext *ctx, Transfer *t, CURLcode code) {
                 what = strdup_printf("'%s'", nevra);
                 if (!what)
                         return log_oom();
-                mirrors_mark_failed(t->mirrors, t->mirror, what, reason);
+                mirrors_mark_failed(t->mirrors, t->mirror, what, r, reason);
                 k = transfer_start(ctx, t);
                 if (k == -EHOSTUNREACH)
                         return mirrors_log_exhausted(t->mirrors, what, r);

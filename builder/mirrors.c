@@ -14,10 +14,12 @@
 typedef struct Mirror {
         char *url;
         char *failure; /* why it was skipped; NULL while it is usable */
+        int error;     /* and its errno */
 } Mirror;
 
 struct Mirrors {
         char *repo_id;
+        char *label; /* "'ID'" or "'ID' (NAME)", for errors */
         char **urls; /* NULL-terminated view of the mirrors' URLs, for mirrors_urls() */
         Mirror *mirrors;
         size_t n;
@@ -291,6 +293,7 @@ Mirrors *mirrors_free(Mirrors *m) {
         free(m->mirrors);
         free(m->urls);
         free(m->repo_id);
+        free(m->label);
         metalink_repomd_release(&m->metalink);
         free(m);
         return NULL;
@@ -327,8 +330,9 @@ static Mirrors *mirrors_alloc(const char *repo_id, unsigned timeout, uint64_t mi
         if (!m)
                 return NULL;
         m->repo_id = strdup(repo_id);
+        m->label = strdup_printf("'%s'", repo_id);
         m->urls = calloc(1, sizeof(char *));
-        if (!m->repo_id || !m->urls)
+        if (!m->repo_id || !m->label || !m->urls)
                 return mirrors_free(m);
         /* dnf's defaults: a mirror below 1000 bytes/s for 30 s is too slow. */
         m->opts.low_speed_limit = minrate > 0 ? (long) MIN(minrate, (uint64_t) LONG_MAX) : 1000;
@@ -397,6 +401,12 @@ int mirrors_load(const RepoDef *rd, Mirrors **ret) {
 
         if (!m)
                 return log_oom();
+        if (rd->name) {
+                free(m->label);
+                m->label = strdup_printf("'%s' (%s)", rd->id, rd->name);
+                if (!m->label)
+                        return log_oom();
+        }
         for (char **u = rd->baseurls; u && *u; u++)
                 if (mirrors_add(m, *u) < 0)
                         return log_oom();
@@ -441,15 +451,34 @@ const char *mirrors_failed(const Mirrors *m, size_t i) {
         return i < m->n ? m->mirrors[i].failure : "no such mirror";
 }
 
-void mirrors_mark_failed(Mirrors *m, size_t i, const char *what, const char *reason) {
+void mirrors_mark_failed(Mirrors *m, size_t i, const char *what, int r, const char *reason) {
+        bool others = false;
+
         if (i >= m->n || m->mirrors[i].failure)
                 return;
         m->mirrors[i].failure = strdup(reason);
-        log_warning("repository '%s': skipping mirror %s (%s: %s)", m->repo_id, m->mirrors[i].url, what, reason);
+        m->mirrors[i].error = r;
+        for (size_t j = 0; j < m->n; j++)
+                if (!m->mirrors[j].failure)
+                        others = true;
+        /* The last one is named by the error that follows. */
+        if (others)
+                log_warning("repository '%s': skipping mirror %s (%s: %s)", m->repo_id, m->mirrors[i].url, what,
+                            reason);
 }
 
 int mirrors_log_exhausted(const Mirrors *m, const char *what, int r) {
         _cleanup_free_ char *list = strdup("");
+
+        if (m->n == 1) {
+                const Mirror *only = &m->mirrors[0];
+
+                if (http_error_unreachable(only->error))
+                        return log_error_errno(r, "repository %s at %s is unreachable (%s: %s)", m->label,
+                                               only->url, what, strempty(only->failure));
+                return log_error_errno(r, "repository %s at %s: %s: %s", m->label, only->url, what,
+                                       strempty(only->failure));
+        }
 
         for (size_t i = 0; list && i < m->n; i++) {
                 char *n = strdup_printf("%s%s%s: %s", list, i ? "; " : "", m->mirrors[i].url,
@@ -459,7 +488,7 @@ int mirrors_log_exhausted(const Mirrors *m, const char *what, int r) {
         }
         if (!list)
                 return log_oom();
-        return log_error_errno(r, "repository '%s': no mirror could serve %s: %s", m->repo_id, what, list);
+        return log_error_errno(r, "repository %s: no mirror could serve %s: %s", m->label, what, list);
 }
 
 void mirrors_describe_error(int r, const HttpError *e, char *reason, size_t reason_size) {
@@ -511,7 +540,7 @@ static int mirrors_fetch(Mirrors *m, const char *path, int fd, uint64_t max, Mir
                 }
                 if (r < 0) {
                         last = r == -EFBIG ? -EBADMSG : r;
-                        mirrors_mark_failed(m, i, path, reason);
+                        mirrors_mark_failed(m, i, path, r, reason);
                         continue;
                 }
                 if (ret_data)

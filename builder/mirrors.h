@@ -67,12 +67,15 @@ const HttpOptions *mirrors_http_options(const Mirrors *m);
 
 /* Whether mirror i has failed before (its reason, or NULL when it has not). */
 const char *mirrors_failed(const Mirrors *m, size_t i);
-/* Marks mirror i failed with reason and logs the one warning about it
- * (what: the file that failed, e.g. "repodata/repomd.xml"). Nothing when it
- * was marked before. */
-void mirrors_mark_failed(Mirrors *m, size_t i, const char *what, const char *reason);
+/* Marks mirror i failed with r (negative errno) and reason, and logs the
+ * one warning about it (what: the file that failed, e.g.
+ * "repodata/repomd.xml") unless no other mirror is left: then the error of
+ * mirrors_log_exhausted() names it. Nothing when it was marked before. */
+void mirrors_mark_failed(Mirrors *m, size_t i, const char *what, int r, const char *reason);
 /* Logs the error that no mirror could serve `what`, with each mirror's
- * reason, and returns r. */
+ * reason (for a repository with one mirror: "repository 'ID' at URL is
+ * unreachable (...)" or "repository 'ID' at URL: WHAT: REASON"), and
+ * returns r. */
 int mirrors_log_exhausted(const Mirrors *m, const char *what, int r);
 
 /* Describes a failed transfer (r and e from http_result()) as a reason for

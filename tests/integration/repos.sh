@@ -240,7 +240,7 @@ else
 fi
 
 t_case "the disabled repository is noted and not used"
-if grep -q "site.repo:[0-9]*: repository 'site-debug' has enabled = 0: not used" "$D/build1.log" &&
+if grep -q "site.repo:[0-9]*: repository 'site-debug' (Site debug) has enabled = 0: not used" "$D/build1.log" &&
         ! grep -q 'site-debug' "$D"/*.requests; then t_ok; else t_fail "$(grep site-debug "$D/build1.log")"; fi
 
 t_case "the lock: baseurl is the mirror that served repomd.xml, every mirror, the repomd key"
@@ -302,7 +302,7 @@ write_def "$D/bad.conf" "[repo sample]
 baseurl = $(u good unsigned)
 gpgkey = $SAMPLE_KEY $D/repo-key.asc
 repo_gpgcheck = 1"
-if fails_with "repository 'sample': no mirror could serve repodata/repomd.xml: $(u good unsigned): repomd.xml is not signed" \
+if fails_with "repository 'sample' at $(u good unsigned): repodata/repomd.xml: repomd.xml is not signed" \
         $B --store "$D/store-bad" build --key "$KEY" --lock "$D/bad.lock" --no-disk "$D/bad.conf"; then
         t_ok
 fi
@@ -312,7 +312,7 @@ write_def "$D/bad.conf" "[repo sample]
 baseurl = $(u good otherkey)
 gpgkey = $SAMPLE_KEY $D/repo-key.asc
 repo_gpgcheck = 1"
-if fails_with "repository 'sample': no mirror could serve repodata/repomd.xml: $(u good otherkey): signed with key $OTHER_KEYID, which is not one of the repository's gpgkey keys" \
+if fails_with "repository 'sample' at $(u good otherkey): repodata/repomd.xml: signed with key $OTHER_KEYID, which is not one of the repository's gpgkey keys" \
         $B --store "$D/store-bad" build --key "$KEY" --lock "$D/bad.lock" --no-disk "$D/bad.conf"; then
         t_ok
 fi

@@ -224,7 +224,7 @@ static void test_failover(void **state _unused_) {
                 free(capture_end());
                 assert_int_equal(mirror, 0);
                 write_text("bad/repodata/repomd.xml", "a longer evil text\n");
-                mirrors_mark_failed(m, 0, "test", "marked by hand");
+                mirrors_mark_failed(m, 0, "test", -EBADMSG, "marked by hand");
                 assert_int_equal(mirrors_fetch_fd(m, "repodata/repomd.xml", fd, 1024, NULL, NULL, &mirror), 0);
                 assert_int_equal(mirror, 1);
                 assert_int_equal(read_full_file("out", 1024, &got, &size), 0);
