@@ -256,6 +256,8 @@ typedef struct Transfer {
         int fd;
         Sha256 *hash;
         uint64_t received; /* bytes in tmp_path, all hashed */
+        uint64_t resumed_at; /* where the running attempt started */
+        bool retried_whole; /* a resumed download that did not check out was fetched again whole */
         int write_error;
         char errbuf[CURL_ERROR_SIZE];
 } Transfer;
@@ -399,6 +401,7 @@ static int transfer_start(FetchContext *ctx, Transfer *t) {
         t->url = lock_package_url_at(t->pkg, mirrors_urls(t->mirrors)[t->mirror]);
         t->easy = http_easy_new(t->url, mirrors_http_options(t->mirrors), t->errbuf);
         t->write_error = 0;
+        t->resumed_at = t->received;
         if (!t->url || !t->easy)
                 return log_oom();
         ok = ok && curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_write) == CURLE_OK;
@@ -517,6 +520,16 @@ static int transfer_finish(FetchContext *ctx, Transfer *t, CURLcode code) {
                 curl_multi_remove_handle(ctx->multi, t->easy);
                 curl_easy_cleanup(t->easy);
                 t->easy = NULL;
+                /* The bytes before the resumption may be what was wrong (a
+                 * partial file of an earlier build, or of a corrupt mirror):
+                 * the same mirror gets one chance to send it whole. */
+                if (r == -EBADMSG && t->resumed_at > 0 && !t->retried_whole) {
+                        log_debug("'%s' from %s: %s after resuming at byte %" PRIu64 "; fetching it whole", nevra,
+                                  t->url, reason, t->resumed_at);
+                        t->retried_whole = true;
+                        k = transfer_start(ctx, t);
+                        return k < 0 ? k : 1;
+                }
                 what = strdup_printf("'%s'", nevra);
                 if (!what)
                         return log_oom();
