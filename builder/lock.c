@@ -16,7 +16,9 @@
 static void lock_repo_release(LockRepo *r) {
         free(r->id);
         free(r->baseurl);
+        strv_free(r->mirrors);
         free(r->repomd_sha256);
+        free(r->repomd_key);
         strv_free(r->keys);
 }
 
@@ -79,11 +81,14 @@ static bool url_path_char(char c) {
 
 char *lock_package_url(const Lock *l, const LockPackage *p) {
         const LockRepo *repo = lock_find_repo(l, p->repo_id);
+
+        return repo ? lock_package_url_at(p, repo->baseurl) : NULL;
+}
+
+char *lock_package_url_at(const LockPackage *p, const char *base) {
         _cleanup_free_ char *escaped = NULL;
         size_t j = 0;
 
-        if (!repo)
-                return NULL;
         escaped = malloc(strlen(p->location) * 3 + 1);
         if (!escaped)
                 return NULL;
@@ -96,7 +101,7 @@ char *lock_package_url(const Lock *l, const LockPackage *p) {
                 }
         }
         escaped[j] = 0;
-        return path_join(repo->baseurl, escaped);
+        return path_join(base, escaped);
 }
 
 static int package_cmp(const void *a, const void *b) {
@@ -139,6 +144,15 @@ static int repo_to_json(const LockRepo *r, bool checked, json_t **ret) {
                 k = json_add_string(o, "baseurl", r->baseurl);
         if (k >= 0)
                 k = json_add_string(o, "repomd_sha256", r->repomd_sha256);
+        if (k >= 0 && r->repomd_key)
+                k = json_add_string(o, "repomd_key", r->repomd_key);
+        if (k >= 0 && r->mirrors) {
+                json_t *m = json_array();
+                if (!m || json_object_set_new(o, "mirrors", m) < 0)
+                        k = -ENOMEM;
+                for (char **u = r->mirrors; k >= 0 && *u; u++)
+                        k = json_array_append_new(m, json_string(*u)) < 0 ? -EINVAL : 0;
+        }
         if (k >= 0 && checked) {
                 if (json_object_set_new(o, "gpgcheck", json_boolean(r->gpgcheck)) < 0 ||
                     json_object_set_new(o, "keys", keys = json_array()) < 0 || !keys)
@@ -468,9 +482,46 @@ static int repo_keys_from_json(const char *src, const json_t *o, const char *wha
         return 0;
 }
 
+/* The optional "mirrors" and "repomd_key" of a repo. */
+static int repo_mirrors_from_json(const char *src, const json_t *o, const char *what, LockRepo *r) {
+        json_t *mirrors = json_object_get(o, "mirrors"), *v;
+        size_t i;
+        int k;
+
+        if (json_object_get(o, "repomd_key")) {
+                k = get_string(src, o, "repomd_key", what, &r->repomd_key);
+                if (k < 0)
+                        return k;
+                if (!hex_valid(r->repomd_key, 40) && !hex_valid(r->repomd_key, 64))
+                        return lock_error(src, "%s: 'repomd_key' is not a key fingerprint (40 or 64 lowercase hex "
+                                               "digits)",
+                                          what);
+        }
+        if (!mirrors)
+                return 0;
+        if (!json_is_array(mirrors) || json_array_size(mirrors) == 0 || json_array_size(mirrors) > 256)
+                return lock_error(src, "%s: 'mirrors' is not an array of 1 to 256 URLs", what);
+        r->mirrors = calloc(1, sizeof(char *));
+        if (!r->mirrors)
+                return log_oom();
+        json_array_foreach(mirrors, i, v) {
+                const char *u = json_string_value(v);
+
+                if (!u || !baseurl_valid(u))
+                        return lock_error(src, "%s: mirrors[%zu] is not an absolute file://, http:// or https:// URL",
+                                          what, i);
+                if (strv_extend(&r->mirrors, u) < 0)
+                        return log_oom();
+        }
+        if (!strv_contains(r->mirrors, r->baseurl))
+                return lock_error(src, "%s: 'baseurl' is not one of its 'mirrors'", what);
+        return 0;
+}
+
 static int repo_from_json(const char *src, const json_t *o, size_t index, int format, LockRepo *r) {
-        static const char *const keys_v1[] = { "id", "baseurl", "repomd_sha256", NULL };
-        static const char *const keys[] = { "id", "baseurl", "repomd_sha256", "gpgcheck", "keys", NULL };
+        static const char *const keys_v1[] = { "id", "baseurl", "repomd_sha256", "mirrors", "repomd_key", NULL };
+        static const char *const keys[] = { "id",      "baseurl",    "repomd_sha256", "gpgcheck",
+                                            "keys",    "mirrors",    "repomd_key",    NULL };
         char what[320];
         int k;
 
@@ -500,6 +551,9 @@ static int repo_from_json(const char *src, const json_t *o, size_t index, int fo
         if (!sha256_hex_valid(r->repomd_sha256))
                 return lock_error(src, "%s: 'repomd_sha256' is not a sha256 (64 lowercase hex digits)",
                                        what);
+        k = repo_mirrors_from_json(src, o, what, r);
+        if (k < 0)
+                return k;
         return format == LOCK_FORMAT_UNSIGNED ? 0 : repo_keys_from_json(src, o, what, r);
 }
 

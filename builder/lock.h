@@ -11,8 +11,10 @@
 
 typedef struct LockRepo {
         char *id;
-        char *baseurl;       /* absolute URL, as in the definition */
+        char *baseurl;       /* absolute URL: the mirror that served repomd.xml when resolved */
+        char **mirrors;      /* every mirror, in the order they are tried; NULL when baseurl is the only one */
         char *repomd_sha256; /* sha256 of repodata/repomd.xml when resolved */
+        char *repomd_key;    /* fingerprint of the key whose signature over repomd.xml was verified, or NULL */
         bool gpgcheck;       /* whether its packages' signatures were checked */
         char **keys;         /* fingerprints of the keys that signed them, sorted; may be NULL */
 } LockRepo;
@@ -68,6 +70,8 @@ static inline void lock_freep(Lock **l) {
 char *lock_package_nevra(const LockPackage *p);
 /* The full URL of the package: its repo's baseurl joined with location. */
 char *lock_package_url(const Lock *l, const LockPackage *p);
+/* The same from the mirror at base. */
+char *lock_package_url_at(const LockPackage *p, const char *base);
 const LockRepo *lock_find_repo(const Lock *l, const char *id);
 
 /* Sorts packages by name, then arch. */

@@ -19,8 +19,10 @@
 #include "hash.h"
 #include "http.h"
 #include "log.h"
+#include "mirrors.h"
 #include "modules.h"
 #include "resolve.h"
+#include "sigcheck.h"
 #include "util.h"
 
 /* repomd.xml lists a handful of files; a large one is not a repository. */
@@ -43,6 +45,10 @@ typedef struct RepoState {
         char *cache_dir; /* cache_dir/repodata/<repomd sha256> */
         MetaFile filelists;
         bool has_filelists;
+        Mirrors *mirrors;    /* where its metadata comes from */
+        size_t repomd_mirror; /* the mirror that served repomd.xml */
+        RepoKeys *keys;      /* with repo_gpgcheck: the keys repomd.xml must be signed with */
+        char *repomd_key;    /* the fingerprint of the key that signed repomd.xml, or NULL */
 } RepoState;
 
 static void meta_file_release(MetaFile *m) {
@@ -75,18 +81,6 @@ static void transaction_freep(Transaction **t) {
 
 static void queue_freep(Queue *q) {
         queue_free(q);
-}
-
-/* Logs the failure to get `what` (a path relative to the baseurl) from a repository. */
-static int log_repo_error(int r, const RepoDef *rd, const char *what, const HttpError *e) {
-        if (r == -ENOENT)
-                return log_error_errno(r, "repository '%s' at %s: %s not found (%s)", rd->id, rd->baseurl, what,
-                                       e->message);
-        if (http_error_unreachable(r))
-                return log_error_errno(r, "repository '%s' at %s is unreachable: %s", rd->id, rd->baseurl,
-                                       e->message);
-        return log_error_errno(r, "repository '%s' at %s: cannot fetch %s: %s", rd->id, rd->baseurl, what,
-                               e->message);
 }
 
 /* Checksums a file with any digest libsolv knows (repomd may use sha512 or sha1). */
@@ -139,29 +133,73 @@ static int checksum_matches(const char *path, const MetaFile *m) {
         return strcasecmp(hex, m->checksum) == 0;
 }
 
-/* Downloads repodata/repomd.xml, keeps its sha256 and adds it to the repo. */
+/* A signature file is small. */
+#define REPOMD_SIG_MAX (64U * 1024U)
+
+/* Checks repomd.xml as a mirror served it: against the metalink's size and
+ * checksums, and with repo_gpgcheck its detached signature (repomd.xml.asc
+ * from the same mirror) against the repository's keys. */
+static int check_repomd(const char *url, const char *data, size_t size, void *userdata, char *reason,
+                        size_t reason_size) {
+        RepoState *rs = userdata;
+        const MetalinkRepomd *ml = mirrors_metalink_repomd(rs->mirrors);
+        _cleanup_free_ char *sig_url = NULL, *sig = NULL;
+        char key_id[SIGCHECK_KEY_ID_SIZE] = "";
+        size_t sig_size = 0;
+        HttpError e = {};
+        int r;
+
+        if (ml) {
+                r = metalink_repomd_check(ml, data, size, reason, reason_size);
+                if (r < 0)
+                        return r;
+        }
+        if (!rs->keys)
+                return 0;
+        sig_url = strdup_printf("%s.asc", url);
+        if (!sig_url)
+                return -ENOMEM;
+        r = http_fetch_to_memory(sig_url, REPOMD_SIG_MAX, mirrors_http_options(rs->mirrors), &sig, &sig_size, &e);
+        if (r == -ENOENT) {
+                snprintf(reason, reason_size, "repomd.xml is not signed (no repomd.xml.asc), and repo_gpgcheck is on");
+                return -EBADMSG;
+        }
+        if (r < 0) {
+                snprintf(reason, reason_size, "cannot fetch repomd.xml.asc: %s", e.message);
+                return r;
+        }
+        r = sigcheck_detached(rs->keys, data, size, sig, sig_size, key_id, reason, reason_size);
+        if (r < 0)
+                return r;
+        free(rs->repomd_key);
+        rs->repomd_key = strdup(repo_keys_fingerprint(rs->keys, key_id));
+        if (!rs->repomd_key)
+                return -ENOMEM;
+        log_debug("repository '%s': repomd.xml from %s signed by key %s", rs->def->id, url, rs->repomd_key);
+        return 0;
+}
+
+/* Downloads repodata/repomd.xml from the first good mirror, keeps its
+ * sha256 and adds it to the repo. */
 static int load_repomd(RepoState *rs) {
         const RepoDef *rd = rs->def;
-        _cleanup_free_ char *url = NULL, *data = NULL;
+        _cleanup_free_ char *data = NULL;
         _cleanup_fclose_ FILE *f = NULL;
-        HttpError e = {};
         size_t size;
         int r;
 
-        url = path_join(rd->baseurl, "repodata/repomd.xml");
-        if (!url)
-                return log_oom();
-        r = http_fetch_to_memory(url, REPOMD_MAX, NULL, &data, &size, &e);
+        r = mirrors_fetch_memory(rs->mirrors, "repodata/repomd.xml", REPOMD_MAX, check_repomd, rs, &data, &size,
+                                 &rs->repomd_mirror);
         if (r < 0)
-                return log_repo_error(r, rd, "repodata/repomd.xml", &e);
+                return r;
         sha256_buffer_hex(data, size, rs->repomd_sha256);
 
         f = fmemopen(data, size, "r");
         if (!f)
                 return log_oom();
         if (repo_add_repomdxml(rs->repo, f, 0) != 0)
-                return log_error_errno(-EBADMSG, "repository '%s': cannot parse '%s': %s", rd->id, url,
-                                       pool_errstr(rs->repo->pool));
+                return log_error_errno(-EBADMSG, "repository '%s': cannot parse %s/repodata/repomd.xml: %s", rd->id,
+                                       mirrors_urls(rs->mirrors)[rs->repomd_mirror], pool_errstr(rs->repo->pool));
         log_debug("repository '%s': repomd.xml sha256 %s", rd->id, rs->repomd_sha256);
         return 0;
 }
@@ -214,15 +252,41 @@ static const char *meta_file_name(const MetaFile *m) {
         return name;
 }
 
+typedef struct MetaCheck {
+        const MetaFile *file;
+        const char *tmp;
+} MetaCheck;
+
+static int check_meta_file(const char *url, const char *data, size_t size, void *userdata, char *reason,
+                           size_t reason_size) {
+        const MetaCheck *c = userdata;
+        int r;
+
+        (void) url;
+        (void) data;
+        (void) size;
+        r = checksum_matches(c->tmp, c->file);
+        if (r < 0) {
+                snprintf(reason, reason_size, "cannot checksum the download: %s", strerror(-r));
+                return r;
+        }
+        if (r == 0) {
+                snprintf(reason, reason_size, "does not match its %s checksum in repomd.xml",
+                         solv_chksum_type2str(c->file->checksum_type));
+                return -EBADMSG;
+        }
+        return 0;
+}
+
 /* Makes cache_dir/<name> hold the verified metadata file, downloading it
  * unless a copy with the right checksum is there already. */
 static int cache_meta_file(RepoState *rs, const MetaFile *m, char **ret_path) {
         const RepoDef *rd = rs->def;
-        _cleanup_free_ char *path = NULL, *url = NULL;
+        _cleanup_free_ char *path = NULL;
         _cleanup_unlink_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
         const char *name;
-        HttpError e = {};
+        MetaCheck check;
         int r;
 
         name = meta_file_name(m);
@@ -230,8 +294,7 @@ static int cache_meta_file(RepoState *rs, const MetaFile *m, char **ret_path) {
                 return log_error_errno(-EBADMSG, "repository '%s': repomd.xml lists a bad location '%s'", rd->id,
                                        m->location);
         path = path_join(rs->cache_dir, name);
-        url = path_join(rd->baseurl, m->location);
-        if (!path || !url)
+        if (!path)
                 return log_oom();
 
         if (path_exists(path)) {
@@ -250,20 +313,13 @@ static int cache_meta_file(RepoState *rs, const MetaFile *m, char **ret_path) {
         fd = open_tmpfile_beside(path, &tmp);
         if (fd < 0)
                 return log_error_errno(fd, "cannot create a file beside '%s': %m", path);
-        r = http_fetch_to_fd(url, fd, m->size > 0 ? m->size : METADATA_MAX, NULL, NULL, NULL, &e);
-        if (r == -EFBIG)
-                return log_error_errno(-EBADMSG, "repository '%s': '%s' is larger than repomd.xml says", rd->id,
-                                       url);
+        check = (MetaCheck) { .file = m, .tmp = tmp };
+        r = mirrors_fetch_fd(rs->mirrors, m->location, fd, m->size > 0 ? m->size : METADATA_MAX, check_meta_file,
+                             &check, NULL);
         if (r < 0)
-                return log_repo_error(r, rd, m->location, &e);
+                return r;
         if (fsync(fd) < 0)
                 return log_error_errno(negative_errno(), "cannot write '%s': %m", tmp);
-        r = checksum_matches(tmp, m);
-        if (r < 0)
-                return log_error_errno(r, "cannot checksum '%s': %m", tmp);
-        if (r == 0)
-                return log_error_errno(-EBADMSG, "repository '%s': '%s' does not match its %s checksum in repomd.xml",
-                                       rd->id, url, solv_chksum_type2str(m->checksum_type));
         if (rename(tmp, path) < 0)
                 return log_error_errno(negative_errno(), "cannot rename '%s': %m", tmp);
         free(TAKE_PTR(tmp));
@@ -302,7 +358,7 @@ static int load_repo(RepoState *rs, const char *cache_root) {
                 return r;
         if (r == 0)
                 return log_error_errno(-EBADMSG, "repository '%s' at %s: repomd.xml lists no primary metadata",
-                                       rs->def->id, rs->def->baseurl);
+                                       rs->def->id, mirrors_urls(rs->mirrors)[rs->repomd_mirror]);
         r = repomd_find(rs, "filelists", &rs->filelists);
         if (r < 0)
                 return r;
@@ -755,6 +811,27 @@ static int package_from_solvable(Pool *pool, Solvable *s, LockPackage *p) {
 typedef struct Expansion Expansion;
 static void expansion_move_to_lock(Expansion *e, Lock *l);
 
+/* The lock's baseurl is the mirror that served repomd.xml; mirrors lists
+ * them all when there are several. */
+static int lock_repo_set_mirrors(LockRepo *lr, const RepoState *rs) {
+        char *const *urls = mirrors_urls(rs->mirrors);
+
+        lr->baseurl = strdup(urls[rs->repomd_mirror]);
+        if (!lr->baseurl)
+                return log_oom();
+        if (mirrors_count(rs->mirrors) > 1) {
+                lr->mirrors = calloc(1, sizeof(char *));
+                if (!lr->mirrors)
+                        return log_oom();
+                for (char *const *u = urls; *u; u++)
+                        if (strv_extend(&lr->mirrors, *u) < 0)
+                                return log_oom();
+        }
+        if (rs->repomd_key && !(lr->repomd_key = strdup(rs->repomd_key)))
+                return log_oom();
+        return 0;
+}
+
 static int lock_from_transaction(const ImageDef *def, RepoState *states, size_t n, Solver *solv, Expansion *exp,
                                  Lock **ret) {
         _cleanup_(transaction_freep) Transaction *trans = NULL;
@@ -777,10 +854,12 @@ static int lock_from_transaction(const ImageDef *def, RepoState *states, size_t 
         for (size_t i = 0; i < n; i++) {
                 LockRepo *lr = &l->repos[l->n_repos++];
                 lr->id = strdup(states[i].def->id);
-                lr->baseurl = strdup(states[i].def->baseurl);
                 lr->repomd_sha256 = strdup(states[i].repomd_sha256);
-                if (!lr->id || !lr->baseurl || !lr->repomd_sha256)
+                if (!lr->id || !lr->repomd_sha256)
                         return log_oom();
+                r = lock_repo_set_mirrors(lr, &states[i]);
+                if (r < 0)
+                        return r;
         }
 
         trans = solver_create_transaction(solv);
@@ -825,6 +904,9 @@ static void repo_set_release(RepoSet *set) {
         for (size_t i = 0; i < set->n; i++) {
                 free(set->states[i].cache_dir);
                 meta_file_release(&set->states[i].filelists);
+                mirrors_free(set->states[i].mirrors);
+                repo_keys_free(set->states[i].keys);
+                free(set->states[i].repomd_key);
         }
         free(set->states);
 }
@@ -995,6 +1077,14 @@ int resolve_packages(const ImageDef *def, const char *cache_dir, Progress *progr
                  * then the lower cost; libsolv prefers the higher. */
                 rs->repo->priority = -def->repos[i].priority;
                 rs->repo->subpriority = -(int) MIN(def->repos[i].cost, (unsigned) INT_MAX);
+                r = mirrors_load(rs->def, &rs->mirrors);
+                if (r < 0)
+                        return r;
+                if (rs->def->repo_gpgcheck) {
+                        r = repo_keys_load(rs->def, def->path, &rs->keys);
+                        if (r < 0)
+                                return r;
+                }
                 r = load_repo(rs, cache_dir);
                 if (r < 0)
                         return r;
