@@ -344,7 +344,8 @@ static void test_include(void **state) {
                                             "[site-debug]\nname=Debug\nbaseurl=http://s/debug\nenabled=0\n");
         write_text("yum.repos.d/epel.repo", "[epel]\nmetalink=https://mirrors/metalink?repo=epel-$releasever&arch=$basearch\n"
                                             "gpgkey=/etc/pki/rpm-gpg/RPM-GPG-KEY-EPEL-$releasever\n"
-                                            "countme=1\n");
+                                            "countme=1\npriority=50\ncost=200\nexcludepkgs=foo-*\n"
+                                            "includepkgs=foo* bar\nmodule_hotfixes=1\n");
         write_text("t.conf", "[image]\nname = t\nversion = 1\nreleasever = 9\n[packages]\ninstall = a\n"
                              "[repos]\ninclude = yum.repos.d/site.repo yum.repos.d/epel.repo\n"
                              "[repo local]\nbaseurl = /srv/local\ngpgcheck = 0\n");
@@ -359,6 +360,13 @@ static void test_include(void **state) {
         assert_int_equal(d->repos[0].line, 3);
         assert_string_equal(d->repos[1].id, "epel");
         assert_string_equal(d->repos[1].metalink, "https://mirrors/metalink?repo=epel-9&arch=x86_64");
+        /* the keys that steer resolution work in an included file too */
+        assert_int_equal(d->repos[1].priority, 50);
+        assert_int_equal(d->repos[1].cost, 200);
+        assert_int_equal(strv_length(d->repos[1].excludepkgs), 1);
+        assert_int_equal(strv_length(d->repos[1].includepkgs), 2);
+        assert_true(d->repos[1].module_hotfixes);
+        assert_int_equal(d->repos[0].priority, 99);
         assert_string_equal(d->repos[2].id, "local");
         image_def_free(TAKE_PTR(d));
 
