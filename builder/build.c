@@ -98,6 +98,23 @@ mismatch:
                                lock_path, def->path);
 }
 
+/* The lock as an image carries it (in its manifest and its build key):
+ * without the repositories' mirror lists, which mirror managers change at
+ * will and which say where the packages were found, not what they are. */
+static int lock_to_image_json(const Lock *lock, bool checked, json_t **ret) {
+        json_t *j = NULL, *repo;
+        size_t i;
+        int r;
+
+        r = checked ? lock_to_json(lock, &j) : lock_to_json_unchecked(lock, &j);
+        if (r < 0)
+                return r;
+        json_array_foreach(json_object_get(j, "repos"), i, repo)
+                (void) json_object_del(repo, "mirrors");
+        *ret = j;
+        return 0;
+}
+
 /* A digest of every input that decides the bytes of the image: the lock as
  * resolved (what checking the signatures adds to it follows from the
  * packages' bytes and the trust) and what each repository trusts. */
@@ -106,7 +123,7 @@ static int compute_build_key(const ImageDef *def, const BuildOptions *opts, cons
         _cleanup_free_ char *s = NULL;
         json_t *lock_json = NULL, *trust_json = NULL, *o;
 
-        if (lock_to_json_unchecked(lock, &lock_json) < 0 || trust_to_json(trust, &trust_json) < 0) {
+        if (lock_to_image_json(lock, false, &lock_json) < 0 || trust_to_json(trust, &trust_json) < 0) {
                 json_decref(lock_json);
                 return -ENOMEM;
         }
@@ -390,7 +407,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 if (r < 0)
                         goto finish;
         }
-        r = lock_to_json(lock, &lock_json);
+        r = lock_to_image_json(lock, true, &lock_json);
         keys = calloc(lock->n_packages + 1, sizeof(RepoKeys *));
         if (r < 0 || !keys) {
                 r = log_oom();

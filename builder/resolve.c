@@ -811,12 +811,13 @@ static int package_from_solvable(Pool *pool, Solvable *s, LockPackage *p) {
 typedef struct Expansion Expansion;
 static void expansion_move_to_lock(Expansion *e, Lock *l);
 
-/* The lock's baseurl is the mirror that served repomd.xml; mirrors lists
- * them all when there are several. */
+/* The lock's baseurl is the repository's first mirror, whichever served
+ * repomd.xml this time, so that the same definition and mirror list make
+ * the same lock; mirrors lists them all when there are several. */
 static int lock_repo_set_mirrors(LockRepo *lr, const RepoState *rs) {
         char *const *urls = mirrors_urls(rs->mirrors);
 
-        lr->baseurl = strdup(urls[rs->repomd_mirror]);
+        lr->baseurl = strdup(urls[0]);
         if (!lr->baseurl)
                 return log_oom();
         if (mirrors_count(rs->mirrors) > 1) {

@@ -243,15 +243,24 @@ t_case "the disabled repository is noted and not used"
 if grep -q "site.repo:[0-9]*: repository 'site-debug' (Site debug) has enabled = 0: not used" "$D/build1.log" &&
         ! grep -q 'site-debug' "$D"/*.requests; then t_ok; else t_fail "$(grep site-debug "$D/build1.log")"; fi
 
-t_case "the lock: baseurl is the mirror that served repomd.xml, every mirror, the repomd key"
+t_case "the lock: baseurl is the first mirror (not the one that served), every mirror, the repomd key"
 sample=$(jq -c '.repos[] | select(.id == "sample") | [.baseurl, (.mirrors | length), .repomd_key]' "$D/repos.lock")
 site=$(jq -c '.repos[] | select(.id == "site") | [.baseurl, .mirrors, .repomd_key]' "$D/repos.lock")
-if [ "$sample" = "[\"$(u corrupt sample)\",5,\"$FPR\"]" ] &&
-        [ "$site" = "[\"$(u good site/x86_64)\",[\"$(u down site/x86_64)\",\"$(u good site/x86_64)\"],\"$FPR\"]" ] &&
+if [ "$sample" = "[\"$(u down sample)\",5,\"$FPR\"]" ] &&
+        [ "$site" = "[\"$(u down site/x86_64)\",[\"$(u down site/x86_64)\",\"$(u good site/x86_64)\"],\"$FPR\"]" ] &&
         [ "$(jq -r '.packages[] | select(.name == "site-hello") | .repo' "$D/repos.lock")" = site ]; then
         t_ok
 else
         t_fail "sample $sample, site $site"
+fi
+
+t_case "the image's manifest carries the lock without the mirror lists"
+if $B --store "$D/store" export "$id1" "$D/export1" >/dev/null 2>&1 &&
+        [ "$(jq '[.lock.repos[] | select(has("mirrors"))] | length' "$D/export1/manifest.json")" = 0 ] &&
+        [ "$(jq -r '.lock.repos[] | select(.id == "site") | .baseurl' "$D/export1/manifest.json")" = "$(u down site/x86_64)" ]; then
+        t_ok
+else
+        t_fail "$(jq -c '.lock.repos' "$D/export1/manifest.json" 2>&1 | head -c 300)"
 fi
 
 t_case "--locked with a cache of its own: the lock's mirrors, the same image"
