@@ -436,9 +436,9 @@ static void render_full(FILE *f, const DhcpConfig *c, const Range *r) {
                 c->boot_url);
 }
 
-/* The host of url when it is an IPv4 address ("http://10.0.0.1:8080/…"),
- * into ret; false for a name or anything else. */
-static bool url_ipv4_host(const char *url, char ret[static INET_ADDRSTRLEN]) {
+_Static_assert(DHCP_ADDRESS_MAX == INET_ADDRSTRLEN, "DHCP_ADDRESS_MAX is INET_ADDRSTRLEN");
+
+bool dhcp_boot_url_address(const char *url, char ret[static DHCP_ADDRESS_MAX]) {
         const char *p = strstr(url, "://");
         struct in_addr a;
         char host[INET_ADDRSTRLEN];
@@ -452,12 +452,12 @@ static bool url_ipv4_host(const char *url, char ret[static INET_ADDRSTRLEN]) {
         host[n] = '\0';
         if (inet_pton(AF_INET, host, &a) != 1)
                 return false;
-        return inet_ntop(AF_INET, &a, ret, INET_ADDRSTRLEN) != NULL;
+        return inet_ntop(AF_INET, &a, ret, DHCP_ADDRESS_MAX) != NULL;
 }
 
 static void render_proxy(FILE *f, const DhcpConfig *c, const Range *r) {
-        char next[INET_ADDRSTRLEN];
-        bool has_next = url_ipv4_host(c->boot_url, next);
+        char next[DHCP_ADDRESS_MAX];
+        bool has_next = dhcp_boot_url_address(c->boot_url, next);
 
         render_common(f, c);
         fprintf(f,

@@ -140,6 +140,15 @@ static void test_render_golden(void **state _unused_) {
         assert_non_null(strstr(text, "\ntftp-root=/srv/tftp\n"));
         free(text);
         /* a boot URL that names its host by name gives no next server */
+        char next[DHCP_ADDRESS_MAX] = "";
+        assert_true(dhcp_boot_url_address("http://10.0.0.1:8080/boot/ipxe", next));
+        assert_string_equal(next, "10.0.0.1");
+        assert_true(dhcp_boot_url_address("http://10.0.0.2/boot/ipxe", next));
+        assert_string_equal(next, "10.0.0.2");
+        assert_false(dhcp_boot_url_address("http://boot.example:8080/boot/ipxe", next));
+        assert_false(dhcp_boot_url_address("http://[fd00::1]:8080/boot/ipxe", next));
+        assert_false(dhcp_boot_url_address("http://10.0.0.256/boot/ipxe", next));
+        assert_string_equal(next, "10.0.0.2");
         c.boot_url = (char *) "http://boot.example:8080/boot/ipxe";
         assert_int_equal(dnsmasq_config_render(&c, &text), 0);
         assert_non_null(strstr(text, "\ndhcp-boot=tag:ipxe,http://boot.example:8080/boot/ipxe\n"));
