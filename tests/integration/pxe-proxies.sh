@@ -26,7 +26,6 @@ PIDS=()
 # The VM, then the instances, which stop their dnsmasq, then the site's
 # server; t_exit then stops whatever is left in the namespaces.
 t_on_exit 't_stop "${QPID:-}" "${PIDS[@]}"'
-sha() { sha256sum "$1" | cut -c1-64; }
 in_ns() { ip netns exec "$NS" "$@"; }
 
 # The bridge, the VM's tap device and the site's server (SITE_IP) are in
