@@ -436,7 +436,29 @@ static void render_full(FILE *f, const DhcpConfig *c, const Range *r) {
                 c->boot_url);
 }
 
+_Static_assert(DHCP_ADDRESS_MAX == INET_ADDRSTRLEN, "DHCP_ADDRESS_MAX is INET_ADDRSTRLEN");
+
+bool dhcp_boot_url_address(const char *url, char ret[static DHCP_ADDRESS_MAX]) {
+        const char *p = strstr(url, "://");
+        struct in_addr a;
+        char host[INET_ADDRSTRLEN];
+        size_t n;
+
+        p = p ? p + 3 : url;
+        n = strcspn(p, ":/?#");
+        if (n == 0 || n >= sizeof(host))
+                return false;
+        memcpy(host, p, n);
+        host[n] = '\0';
+        if (inet_pton(AF_INET, host, &a) != 1)
+                return false;
+        return inet_ntop(AF_INET, &a, ret, DHCP_ADDRESS_MAX) != NULL;
+}
+
 static void render_proxy(FILE *f, const DhcpConfig *c, const Range *r) {
+        char next[DHCP_ADDRESS_MAX];
+        bool has_next = dhcp_boot_url_address(c->boot_url, next);
+
         render_common(f, c);
         fprintf(f,
                 "# proxyDHCP: the network's own DHCP server hands out the addresses; dnsmasq\n"
@@ -447,15 +469,18 @@ static void render_proxy(FILE *f, const DhcpConfig *c, const Range *r) {
         render_tftp_ipxe(f, c);
         fprintf(f,
                 "\n"
-                "# iPXE finds the URL in the proxy offer itself.\n"
-                "dhcp-boot=tag:ipxe,%s\n"
+                "# iPXE finds the URL in the proxy offer itself. It takes a proxy offer\n"
+                "# for one with boot information only when it names a next server too\n"
+                "# (otherwise it asks on port 4011, and ignores an answer without one):\n"
+                "# the boot URL's address.\n"
+                "dhcp-boot=tag:ipxe,%s%s%s\n"
                 "\n"
                 "# Firmware gets iPXE from a PXE boot menu of one entry, which boots at once.\n"
                 "# dnsmasq's x86-64_EFI is client architecture 7 and BC_EFI is 9: both x86-64 UEFI.\n"
                 "pxe-service=tag:!ipxe,x86PC,\"Slipway iPXE (BIOS)\"," DHCP_BOOT_FILE_BIOS "\n"
                 "pxe-service=tag:!ipxe,x86-64_EFI,\"Slipway iPXE (UEFI)\"," DHCP_BOOT_FILE_EFI "\n"
                 "pxe-service=tag:!ipxe,BC_EFI,\"Slipway iPXE (UEFI)\"," DHCP_BOOT_FILE_EFI "\n",
-                c->boot_url);
+                c->boot_url, has_next ? ",," : "", has_next ? next : "");
 }
 
 int dnsmasq_config_render(const DhcpConfig *c, char **ret_text) {

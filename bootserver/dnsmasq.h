@@ -84,6 +84,15 @@ int dhcp_config_copy(const DhcpConfig *c, DhcpConfig *ret);
  * negative errnos: allocation failure. */
 int dhcp_config_validate(const DhcpConfig *c, DhcpSetting *ret_setting, char **ret_error);
 
+/* Room for an IPv4 address in text, its NUL included (INET_ADDRSTRLEN). */
+#define DHCP_ADDRESS_MAX 16
+
+/* The next server that proxy mode gives iPXE, without which iPXE takes no
+ * proxy offer: the host of url ("http://10.0.0.1:8080/boot/ipxe") when it is
+ * an IPv4 address. Returns true with it in ret, false for a host name or
+ * anything else (ret untouched). */
+bool dhcp_boot_url_address(const char *url, char ret[static DHCP_ADDRESS_MAX]);
+
 /* Renders the dnsmasq configuration for c into *ret_text (NUL-terminated, the
  * caller frees it). Pure: looks at no file, so it checks only the form of c
  * (the first half of dhcp_config_validate()). Returns 0, -EINVAL for a config

@@ -31,6 +31,7 @@ static int dhcp_config_of(Server *s, DhcpConfig *ret) {
 
 int supervisor_new(Server *s, Supervisor **ret) {
         _cleanup_free_ char *why = NULL;
+        char next[DHCP_ADDRESS_MAX];
         Supervisor *sup;
         DhcpConfig d;
         int r;
@@ -55,6 +56,11 @@ int supervisor_new(Server *s, Supervisor **ret) {
         if (r >= 0 && d.mode != DHCP_MODE_OFF)
                 log_info("dhcp: dnsmasq started in %s mode on %s (pid %d)", dhcp_mode_to_string(d.mode),
                          d.interface, (int) dnsmasq_pid(sup->dnsmasq));
+        if (r >= 0 && d.mode == DHCP_MODE_PROXY && !dhcp_boot_url_address(d.boot_url, next))
+                log_warning("dhcp: the boot URL '%s' names no IPv4 address, so the proxy offers to iPXE name "
+                            "no next server and BIOS machines' iPXE takes none of them: give public-url this "
+                            "instance's address",
+                            d.boot_url);
         dhcp_config_release(&d);
         if (r < 0) {
                 supervisor_free(sup);

@@ -139,6 +139,21 @@ static void test_render_golden(void **state _unused_) {
         assert_non_null(strstr(text, "\ndhcp-range=10.0.0.0,proxy,255.255.0.0\n"));
         assert_non_null(strstr(text, "\ntftp-root=/srv/tftp\n"));
         free(text);
+        /* a boot URL that names its host by name gives no next server */
+        char next[DHCP_ADDRESS_MAX] = "";
+        assert_true(dhcp_boot_url_address("http://10.0.0.1:8080/boot/ipxe", next));
+        assert_string_equal(next, "10.0.0.1");
+        assert_true(dhcp_boot_url_address("http://10.0.0.2/boot/ipxe", next));
+        assert_string_equal(next, "10.0.0.2");
+        assert_false(dhcp_boot_url_address("http://boot.example:8080/boot/ipxe", next));
+        assert_false(dhcp_boot_url_address("http://[fd00::1]:8080/boot/ipxe", next));
+        assert_false(dhcp_boot_url_address("http://10.0.0.256/boot/ipxe", next));
+        assert_string_equal(next, "10.0.0.2");
+        c.boot_url = (char *) "http://boot.example:8080/boot/ipxe";
+        assert_int_equal(dnsmasq_config_render(&c, &text), 0);
+        assert_non_null(strstr(text, "\ndhcp-boot=tag:ipxe,http://boot.example:8080/boot/ipxe\n"));
+        free(text);
+        c.boot_url = (char *) "http://10.0.0.1:8080/boot/ipxe";
         c.mode = DHCP_MODE_FULL;
         c.range = (char *) "10.0.0.10,10.0.0.20";
         assert_int_equal(dnsmasq_config_render(&c, &text), 0);
@@ -1309,15 +1324,20 @@ static void test_real_proxy(void **state _unused_) {
         assert_true(got_proxy);
         assert_string_equal(proxy.file, DHCP_BOOT_FILE_EFI);
 
-        /* iPXE, loaded by either: the URL, in the proxy offer itself */
+        /* iPXE, loaded by either: the URL, in the proxy offer itself, with
+         * a next server, without which iPXE takes the offer for one that has
+         * no boot information and asks on port 4011 instead, where it
+         * ignores an answer without one too */
         probe_send(&p, "255.255.255.255", 67, 1, 0x5011a000, false, 0, "iPXE", NULL);
         probe_receive(&p, 0x5011a000, &proxy, &got_proxy, NULL, NULL);
         assert_true(got_proxy);
         assert_string_equal(proxy.file, BOOT_URL);
+        assert_addr(proxy.siaddr, "10.99.0.1");
         probe_send(&p, "255.255.255.255", 67, 1, 0x5011a007, false, 7, "iPXE", NULL);
         probe_receive(&p, 0x5011a007, &proxy, &got_proxy, NULL, NULL);
         assert_true(got_proxy);
         assert_string_equal(proxy.file, BOOT_URL);
+        assert_addr(proxy.siaddr, "10.99.0.1");
         close(p.fd);
 }
 
