@@ -122,6 +122,26 @@ static void print_signatures(const json_t *lock) {
         }
 }
 
+/* The tools that made the image's filesystems and disk, and where each
+ * boot file came from (images built before they were recorded have none). */
+static void print_tools_and_boot(const Manifest *m) {
+        const char *key;
+        json_t *v;
+
+        if (json_object_size(m->tools) > 0) {
+                printf("\ntools\n");
+                json_object_foreach(m->tools, key, v)
+                        printf("  %-12s %s\n", key, json_string_value(v));
+        }
+        if (json_object_size(m->boot) > 0) {
+                printf("\nboot files\n");
+                json_object_foreach(m->boot, key, v)
+                        printf("  %-12s %s  from %s %s\n", key, json_string_value(json_object_get(v, "path")),
+                               json_string_value(json_object_get(v, "source")),
+                               json_string_value(json_object_get(v, "package")));
+        }
+}
+
 int image_inspect(Store *s, const char *ref, bool json) {
         LoadedImage img;
         const Manifest *m;
@@ -169,6 +189,7 @@ int image_inspect(Store *s, const char *ref, bool json) {
                        format_bytes(buf, sizeof(buf), (uint64_t) json_integer_value(json_object_get(p, "size"))));
         }
         print_signatures(m->lock);
+        print_tools_and_boot(m);
         image_release(&img);
         return 0;
 }
