@@ -101,7 +101,8 @@ static int compute_build_key(const ImageDef *def, const BuildOptions *opts, cons
                       "modules", json_array());
         if (!o)
                 return -ENOMEM;
-        if (json_object_set(o, "tools", tools) < 0 || (host_loader && json_object_set(o, "host_loader", host_loader) < 0)) {
+        if (json_object_set(o, "tools", tools) < 0 ||
+            (host_loader && json_object_set(o, "host_loader", host_loader) < 0)) {
                 json_decref(o);
                 return -ENOMEM;
         }
@@ -196,14 +197,16 @@ typedef struct Timings {
         uint64_t start;
 } Timings;
 
-static void timings_add(Timings *tm, const char *phase, uint64_t start_usec) {
-        uint64_t d = now_usec() - start_usec;
-
-        log_debug("%s took %" PRIu64 " ms", phase, d / 1000);
+static void timings_put(Timings *tm, const char *phase, uint64_t usec) {
+        log_debug("%s took %" PRIu64 " ms", phase, usec / 1000);
         if (tm->n < TIMINGS_MAX) {
                 tm->phase[tm->n] = phase;
-                tm->usec[tm->n++] = d;
+                tm->usec[tm->n++] = usec;
         }
+}
+
+static void timings_add(Timings *tm, const char *phase, uint64_t start_usec) {
+        timings_put(tm, phase, now_usec() - start_usec);
 }
 
 /* "timings: resolve 210 ms, fetch 95 ms, ..., total 1234 ms" */
@@ -223,12 +226,15 @@ typedef struct InitramfsJob {
         uint64_t epoch;
         const char *out_path;
         int result;
+        uint64_t usec;
 } InitramfsJob;
 
 static void *initramfs_job_run(void *userdata) {
         InitramfsJob *j = userdata;
+        uint64_t t = now_usec();
 
         j->result = initramfs_make(j->root, j->kver, j->modules, j->epoch, j->out_path);
+        j->usec = now_usec() - t;
         if (j->result >= 0)
                 crashpoint("initramfs");
         return NULL;
@@ -240,7 +246,8 @@ static void *initramfs_job_run(void *userdata) {
  * the timing. Without a thread, they run one after the other. Each logs its
  * own errors; the initramfs's comes first, as when they ran in sequence. */
 static int make_initramfs_and_rootfs(const ImageDef *def, const char *root, const char *kver, uint64_t epoch,
-                                     const char *uuid_seed, const char *initrd_path, const char *rootfs_path) {
+                                     const char *uuid_seed, const char *initrd_path, const char *rootfs_path,
+                                     Timings *tm) {
         InitramfsJob job = {
                 .root = root,
                 .kver = kver,
@@ -249,6 +256,7 @@ static int make_initramfs_and_rootfs(const ImageDef *def, const char *root, cons
                 .out_path = initrd_path,
         };
         pthread_t thread;
+        uint64_t t;
         int k, r;
 
         k = pthread_create(&thread, NULL, initramfs_job_run, &job);
@@ -258,13 +266,16 @@ static int make_initramfs_and_rootfs(const ImageDef *def, const char *root, cons
                 if (job.result < 0)
                         return job.result;
         }
+        t = now_usec();
         r = rootfs_make(root, def->rootfs_type, epoch, uuid_seed, rootfs_path);
+        timings_add(tm, "mkfs", t);
         if (r >= 0)
                 crashpoint("rootfs");
         if (k == 0) {
                 k = pthread_join(thread, NULL);
                 assert(k == 0);
         }
+        timings_put(tm, "initramfs", job.usec);
         return job.result < 0 ? job.result : r;
 }
 
@@ -484,8 +495,8 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         progress_phase(progress, "artifacts", "initramfs for kernel %s, %s rootfs", kver,
                        rootfs_type_to_string(def->rootfs_type));
         t = now_usec();
-        r = make_initramfs_and_rootfs(def, root, kver, opts->epoch, seed, arts[1].path, arts[2].path);
-        timings_add(&tm, "rootfs", t);
+        r = make_initramfs_and_rootfs(def, root, kver, opts->epoch, seed, arts[1].path, arts[2].path, &tm);
+        timings_add(&tm, "artifacts", t);
         if (r < 0)
                 goto finish;
         /* After the rootfs: reading the rpmdb must not touch what goes into it. */

@@ -380,7 +380,8 @@ int disk_make(const DiskSpec *spec, const char *out_path) {
                                        spec->root_size);
         if (isempty(spec->loader_path))
                 return log_error_errno(-EINVAL, "no systemd-boot for the ESP");
-        for (const char *const *p = (const char *const[]) { spec->kernel_path, spec->initrd_path, spec->loader_path, NULL };
+        for (const char *const *p = (const char *const[]) { spec->kernel_path, spec->initrd_path, spec->loader_path,
+                                                             NULL };
              *p; p++)
                 if (access(*p, R_OK) < 0)
                         return log_error_errno(negative_errno(), "failed to access '%s': %m", *p);

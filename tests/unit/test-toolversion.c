@@ -65,7 +65,8 @@ static void test_probe(void **state) {
         (void) state;
 
         /* the version counts, not the exit status */
-        put_tool("fake-tool", "#!/bin/sh\necho \"fake-tool: unrecognized option '$1'\" >&2\necho 'fake-tool 3.14.1'\nexit 1\n");
+        put_tool("fake-tool",
+                 "#!/bin/sh\necho \"fake-tool: unrecognized option '$1'\" >&2\necho 'fake-tool 3.14.1'\nexit 1\n");
         put_tool("silent-tool", "#!/bin/sh\necho 'no version here'\n");
         saved = path_prepend_bin();
         assert_int_equal(toolversion_probe(fake, &v), 0);
