@@ -484,7 +484,7 @@ if [ -z "$bad" ]; then t_ok; else t_fail "$bad"; fi
 t_case "--timings prints each phase on one line"
 if $B --store "$D/store-t" build --key "$KEY" --lock "$D/tiny.lock" --locked --no-disk --timings -q "$D/tiny.conf" \
         2>"$D/timings.log" >/dev/null &&
-        grep -Eq '^timings: lock [0-9]+ ms, tools [0-9]+ ms, fetch [0-9]+ ms, install [0-9]+ ms, rootfs [0-9]+ ms, boot [0-9]+ ms, publish [0-9]+ ms, total [0-9]+ ms$' \
+        grep -Eq '^timings: lock [0-9]+ ms, tools [0-9]+ ms, fetch [0-9]+ ms, install [0-9]+ ms, mkfs [0-9]+ ms, initramfs [0-9]+ ms, artifacts [0-9]+ ms, boot [0-9]+ ms, publish [0-9]+ ms, total [0-9]+ ms$' \
                 "$D/timings.log"; then
         t_ok "$(cat "$D/timings.log")"
 else
