@@ -17,17 +17,18 @@ PKG_CONFIG ?= pkg-config
 # programs the tests and the demo run. `make deps` installs what is missing.
 DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-openssl-dev \
 	librpm-dev libsolv-dev libsolvext-dev libarchive-dev libguestfs-dev libsqlite3-dev \
-	libmicrohttpd-dev libgnutls28-dev libcmocka-dev xxd zlib1g-dev libpq-dev
+	libmicrohttpd-dev libgnutls28-dev libcmocka-dev xxd zlib1g-dev libpq-dev \
+	libxml2-dev libmodulemd-dev
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl \
-	systemd-container gnupg postgresql
+	systemd-container gnupg postgresql dnf
 # Only `make bench` needs these: the peers it compares against.
-DEBS_BENCH := dnf nginx wrk rauc dbus time
+DEBS_BENCH := nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
 
 PKGS_COMMON := libcrypto jansson libcurl
-PKGS_BUILDER := rpm libsolv libsolvext libarchive libguestfs sqlite3
+PKGS_BUILDER := rpm libsolv libsolvext libarchive libguestfs sqlite3 libxml-2.0 modulemd-2.0
 PKGS_BOOTSERVER := libmicrohttpd sqlite3 gnutls libpq
 PKGS_AGENT := zlib
 

@@ -70,11 +70,33 @@ static int check_lock_matches(const ImageDef *def, const Lock *lock, const char 
         for (char **p = def->packages; *p; p++)
                 if (!strv_contains(lock->requested, *p))
                         goto mismatch;
+        /* The streams enabled: each [modules] enable entry is a module the
+         * lock has as enabled, not default, and the other way round. */
+        {
+                size_t enabled = 0;
+
+                for (size_t i = 0; i < lock->n_modules; i++) {
+                        const LockModule *m = &lock->modules[i];
+                        _cleanup_free_ char *entry = NULL;
+
+                        if (m->is_default)
+                                continue;
+                        enabled++;
+                        entry = m->profile ? strdup_printf("%s:%s/%s", m->name, m->stream, m->profile)
+                                           : strdup_printf("%s:%s", m->name, m->stream);
+                        if (!entry)
+                                return log_oom();
+                        if (!strv_contains(def->modules, entry))
+                                goto mismatch;
+                }
+                if (enabled != strv_length(def->modules))
+                        goto mismatch;
+        }
         return 0;
 mismatch:
         return log_error_errno(-EINVAL,
-                               "lock '%s' was resolved for a different package list than '%s'; build without "
-                               "--locked to resolve again",
+                               "lock '%s' was resolved for a different package list or module streams than '%s'; "
+                               "build without --locked to resolve again",
                                lock_path, def->path);
 }
 

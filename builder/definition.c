@@ -1,8 +1,10 @@
 #include <libgen.h>
 #include <limits.h>
+#include <ctype.h>
 #include <strings.h>
 
 #include "definition.h"
+#include "fileio.h"
 #include "ini.h"
 #include "loaderentry.h"
 #include "log.h"
@@ -32,13 +34,23 @@ ImageDef *image_def_free(ImageDef *d) {
         free(d->name);
         free(d->version);
         free(d->arch);
+        free(d->releasever);
         free(d->min_from_version);
         strv_free(d->packages);
         for (size_t i = 0; i < d->n_repos; i++) {
                 free(d->repos[i].id);
+                free(d->repos[i].name);
                 free(d->repos[i].baseurl);
+                strv_free(d->repos[i].baseurls);
+                free(d->repos[i].mirrorlist);
+                free(d->repos[i].metalink);
                 strv_free(d->repos[i].gpgkeys);
+                strv_free(d->repos[i].includepkgs);
+                strv_free(d->repos[i].excludepkgs);
+                free(d->repos[i].file);
         }
+        strv_free(d->exclude);
+        strv_free(d->modules);
         free(d->repos);
         free(d->cmdline);
         strv_free(d->initramfs_modules);
@@ -49,9 +61,86 @@ ImageDef *image_def_free(ImageDef *d) {
 
 typedef struct ParseState {
         ImageDef *def;
-        const char *dir; /* directory of the definition, for relative repo paths */
+        const char *dir; /* directory of the file being read, for relative repo paths */
         unsigned line_name, line_version;
 } ParseState;
+
+static const struct {
+        const char *arch, *basearch;
+} basearches[] = {
+        { "i386", "i386" },       { "i486", "i386" },       { "i586", "i386" },       { "i686", "i386" },
+        { "athlon", "i386" },     { "armv7hl", "armhfp" },  { "armv7hnl", "armhfp" }, { "armv6hl", "armhfp" },
+        { "amd64", "x86_64" },    { "ia32e", "x86_64" },    { "x86_64_v2", "x86_64" }, { "x86_64_v3", "x86_64" },
+        { "ppc64p7", "ppc64" },
+};
+
+const char *arch_to_basearch(const char *arch) {
+        for (size_t i = 0; i < ELEMENTSOF(basearches); i++)
+                if (streq(arch, basearches[i].arch))
+                        return basearches[i].basearch;
+        return arch;
+}
+
+static bool var_char(char c, bool first) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!first && c >= '0' && c <= '9');
+}
+
+int repo_vars_substitute(const char *s, const char *arch, const char *releasever, char **ret, char **ret_unknown) {
+        _cleanup_free_ char *out = NULL;
+        size_t len = 0, alloc = strlen(s) + 1;
+
+        out = malloc(alloc);
+        if (!out)
+                return -ENOMEM;
+        for (const char *p = s; *p;) {
+                const char *value = NULL, *name, *end;
+                size_t name_len, vlen;
+
+                if (p[0] != '$' || !(p[1] == '{' || var_char(p[1], true))) {
+                        out[len++] = *p++;
+                        continue;
+                }
+                if (p[1] == '{') {
+                        name = p + 2;
+                        end = strchr(name, '}');
+                        if (!end)
+                                return -EINVAL;
+                        name_len = (size_t) (end - name);
+                        end++;
+                } else {
+                        name = p + 1;
+                        for (end = name; var_char(*end, end == name); end++)
+                                ;
+                        name_len = (size_t) (end - name);
+                }
+                if (name_len == 8 && strncmp(name, "basearch", 8) == 0)
+                        value = arch_to_basearch(arch);
+                else if (name_len == 4 && strncmp(name, "arch", 4) == 0)
+                        value = arch;
+                else if (name_len == 10 && strncmp(name, "releasever", 10) == 0)
+                        value = releasever;
+                if (!value) {
+                        if (ret_unknown)
+                                *ret_unknown = strndup(name, name_len);
+                        return -ENOENT;
+                }
+                vlen = strlen(value);
+                if (len + vlen + strlen(end) + 1 > alloc) {
+                        char *n;
+                        alloc = len + vlen + strlen(end) + 1;
+                        n = realloc(out, alloc);
+                        if (!n)
+                                return -ENOMEM;
+                        out = n;
+                }
+                memcpy(out + len, value, vlen);
+                len += vlen;
+                p = end;
+        }
+        out[len] = 0;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
 
 static int replace_string(char **p, const char *v) {
         char *c = strdup(v);
@@ -143,12 +232,103 @@ static int add_install(ImageDef *d, const char *file, unsigned line, const char 
         return 0;
 }
 
-/* The repository of section "[repo ID]", added (gpgcheck on) at its first key. */
+static int parse_group_package_types(ImageDef *d, const char *file, unsigned line, const char *value,
+                                     Error *error) {
+        static const struct {
+                const char *name;
+                GroupPackageType bit;
+        } types[] = {
+                { "mandatory", GROUP_PACKAGE_MANDATORY },
+                { "default", GROUP_PACKAGE_DEFAULT },
+                { "optional", GROUP_PACKAGE_OPTIONAL },
+                { "conditional", GROUP_PACKAGE_CONDITIONAL },
+        };
+        _cleanup_free_ char *copy = strdup(value);
+        _cleanup_strv_free_ char **w = NULL;
+        unsigned bits = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *c = copy; *c; c++)
+                if (*c == ',')
+                        *c = ' ';
+        w = strv_split_words(copy);
+        if (!w)
+                return -ENOMEM;
+        for (size_t i = 0; w[i]; i++) {
+                unsigned bit = 0;
+
+                for (size_t k = 0; k < ELEMENTSOF(types); k++)
+                        if (streq(w[i], types[k].name))
+                                bit = types[k].bit;
+                if (bit == 0)
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "unknown group package type '%s' (mandatory, default, optional or "
+                                            "conditional)",
+                                            w[i]);
+                bits |= bit;
+        }
+        if (bits == 0)
+                return error_set_at(error, -EINVAL, file, line, "group-package-types names no type");
+        d->group_package_types = bits;
+        return 0;
+}
+
+/* A module name or stream: what modulemd allows in them. */
+static bool module_word_valid(const char *s) {
+        if (isempty(s) || strlen(s) > 128)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!isalnum((unsigned char) *p) && !strchr("._+-", *p))
+                        return false;
+        return true;
+}
+
+/* "NAME:STREAM" or "NAME:STREAM/PROFILE", each module once. */
+static int add_modules(ImageDef *d, const char *file, unsigned line, const char *value, Error *error) {
+        _cleanup_strv_free_ char **w = strv_split_words(value);
+
+        if (!w)
+                return -ENOMEM;
+        if (!w[0])
+                return error_set_at(error, -EINVAL, file, line, "enable names no module stream");
+        for (size_t i = 0; w[i]; i++) {
+                _cleanup_free_ char *name = NULL;
+                const char *colon = strchr(w[i], ':'), *slash;
+                _cleanup_free_ char *stream = NULL;
+
+                slash = colon ? strchr(colon, '/') : NULL;
+                if (colon) {
+                        name = strndup(w[i], (size_t) (colon - w[i]));
+                        stream = slash ? strndup(colon + 1, (size_t) (slash - colon - 1)) : strdup(colon + 1);
+                        if (!name || !stream)
+                                return -ENOMEM;
+                }
+                if (!colon || !module_word_valid(name) || !module_word_valid(stream) ||
+                    (slash && !module_word_valid(slash + 1)))
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "'%s' is not a module stream (NAME:STREAM or NAME:STREAM/PROFILE)", w[i]);
+                for (char **m = d->modules; m && *m; m++)
+                        if (startswith(*m, name) && (*m)[strlen(name)] == ':')
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "module '%s' is enabled twice (one stream per module)", name);
+                if (strv_extend(&d->modules, w[i]) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The repository of section "[repo ID]", added (enabled, gpgcheck on) at its
+ * first key. A repository is defined in one file only. */
 static int repo_get(ImageDef *d, const char *file, unsigned line, const char *id, RepoDef **ret, Error *error) {
         RepoDef *n;
 
         for (size_t i = 0; i < d->n_repos; i++)
                 if (streq(d->repos[i].id, id)) {
+                        if (!streq(d->repos[i].file, file))
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "repository '%s' is defined twice (first in %s:%u)", id,
+                                                    d->repos[i].file, d->repos[i].line);
                         *ret = &d->repos[i];
                         return 0;
                 }
@@ -159,9 +339,13 @@ static int repo_get(ImageDef *d, const char *file, unsigned line, const char *id
                 return -ENOMEM;
         d->repos = n;
         n = &d->repos[d->n_repos];
-        *n = (RepoDef) { .id = strdup(id), .gpgcheck = true, .line = line };
-        if (!n->id)
+        *n = (RepoDef) { .id = strdup(id), .file = strdup(file), .enabled = true, .gpgcheck = true, .line = line,
+                         .priority = 99, .cost = 1000 };
+        if (!n->id || !n->file) {
+                free(n->id);
+                free(n->file);
                 return -ENOMEM;
+        }
         d->n_repos++;
         *ret = n;
         return 0;
@@ -180,57 +364,266 @@ static int parse_bool(const char *v) {
         return -EINVAL;
 }
 
+/* A list of globs, separated by spaces or commas as dnf takes them,
+ * added to *list (several lines add up, as dnf's do). */
+static int add_globs(char ***list, const char *file, unsigned line, const char *key, const char *value,
+                     Error *error) {
+        _cleanup_free_ char *copy = strdup(value);
+        _cleanup_strv_free_ char **w = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *c = copy; *c; c++)
+                if (*c == ',')
+                        *c = ' ';
+        w = strv_split_words(copy);
+        if (!w)
+                return -ENOMEM;
+        if (!w[0])
+                return error_set_at(error, -EINVAL, file, line, "'%s' names no package", key);
+        if (!*list) {
+                *list = calloc(1, sizeof(char *));
+                if (!*list)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; w[i]; i++) {
+                if (strpbrk(w[i], "<=>"))
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "'%s' in '%s' is not a package name or glob", w[i], key);
+                if (strv_extend(list, w[i]) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Splits a list of URLs or paths as dnf does: by blanks or commas. */
+static char **split_list(const char *v) {
+        _cleanup_free_ char *copy = strdup(v);
+
+        if (!copy)
+                return NULL;
+        for (char *c = copy; *c; c++)
+                if (*c == ',')
+                        *c = ' ';
+        return strv_split_words(copy);
+}
+
+/* Adds each URL or path of value (blank or comma separated) to *list. */
+static int add_urls(ParseState *st, const char *file, unsigned line, const char *key, const char *value,
+                    char ***list, Error *error) {
+        _cleanup_strv_free_ char **words = split_list(value);
+        int r;
+
+        if (!words)
+                return -ENOMEM;
+        if (!words[0])
+                return error_set_at(error, -EINVAL, file, line, "%s names nothing", key);
+        if (!*list && !(*list = calloc(1, sizeof(char *))))
+                return -ENOMEM;
+        for (char **w = words; *w; w++) {
+                char *url = NULL;
+
+                r = make_url(st->dir, *w, &url);
+                if (r == -EPROTONOSUPPORT)
+                        return error_set_at(error, r, file, line,
+                                            "unsupported %s '%s' (a path, file://, http:// or https://)", key, *w);
+                if (r < 0 || strv_consume(list, url) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* A whole number in [min, max] for key. */
+static int parse_number_key(const char *file, unsigned line, const char *key, const char *value, long min,
+                            long max, long *ret, Error *error) {
+        char *end = NULL;
+        long v;
+
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (errno != 0 || !end || end == value || *end || v < min || v > max)
+                return error_set_at(error, -EINVAL, file, line, "invalid %s '%s' (a whole number from %ld to %ld)",
+                                    key, value, min, max);
+        *ret = v;
+        return 0;
+}
+
+/* A key that takes one URL or path (mirrorlist, metalink). */
+static int set_url(ParseState *st, const char *file, unsigned line, const char *key, const char *value, char **p,
+                   Error *error) {
+        _cleanup_strv_free_ char **list = NULL;
+        int r;
+
+        r = add_urls(st, file, line, key, value, &list, error);
+        if (r < 0)
+                return r;
+        if (strv_length(list) != 1)
+                return error_set_at(error, -EINVAL, file, line, "%s takes one URL", key);
+        free(*p);
+        *p = TAKE_PTR(list[0]);
+        return 0;
+}
+
+static int set_bool(const char *file, unsigned line, const char *key, const char *value, bool *p, Error *error) {
+        int r = parse_bool(value);
+
+        if (r < 0)
+                return error_set_at(error, r, file, line, "invalid %s '%s' (1 or 0)", key, value);
+        *p = r;
+        return 0;
+}
+
+/* Handles one key of a repository: from a "[repo ID]" section of the
+ * definition, or from an "[ID]" section of an included .repo file. $basearch,
+ * $arch and $releasever are replaced first. */
 static int handle_repo_key(ParseState *st, const char *file, unsigned line, const char *id, const char *key,
-                           const char *value, Error *error) {
+                           const char *raw, Error *error) {
+        _cleanup_free_ char *value = NULL, *unknown = NULL;
         RepoDef *repo = NULL;
         int r;
 
+        r = repo_vars_substitute(raw, st->def->arch, st->def->releasever, &value, &unknown);
+        if (r == -ENOENT && unknown && streq(unknown, "releasever"))
+                return error_set_at(error, -EINVAL, file, line,
+                                    "'%s' uses $releasever, but [image] sets no releasever", key);
+        if (r == -ENOENT)
+                return error_set_at(error, -EINVAL, file, line,
+                                    "unknown variable '$%s' in '%s' (known: $basearch, $arch, $releasever)",
+                                    strempty(unknown), key);
+        if (r == -EINVAL)
+                return error_set_at(error, r, file, line, "'${' without its '}' in '%s'", key);
+        if (r < 0)
+                return r;
         r = repo_get(st->def, file, line, id, &repo, error);
         if (r < 0)
                 return r;
-        if (streq(key, "baseurl")) {
-                if (repo->baseurl)
-                        return error_set_at(error, -EINVAL, file, line, "repository '%s' has a second baseurl", id);
-                r = make_url(st->dir, value, &repo->baseurl);
-                if (r == -EPROTONOSUPPORT)
-                        return error_set_at(error, r, file, line,
-                                            "unsupported URL '%s' (file://, http:// or https://)", value);
-                return r < 0 ? -ENOMEM : 0;
-        }
-        if (streq(key, "gpgcheck")) {
-                r = parse_bool(value);
-                if (r < 0)
-                        return error_set_at(error, r, file, line, "invalid gpgcheck '%s' (1 or 0)", value);
-                repo->gpgcheck = r;
-                return 0;
-        }
-        if (streq(key, "gpgkey")) {
-                _cleanup_strv_free_ char **words = strv_split_words(value);
 
-                if (!words)
-                        return -ENOMEM;
+        if (streq(key, "name"))
+                return replace_string(&repo->name, value);
+        if (streq(key, "baseurl")) {
+                if (repo->baseurls)
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "repository '%s' has a second baseurl (list several URLs on one line)",
+                                            id);
+                r = add_urls(st, file, line, key, value, &repo->baseurls, error);
+                if (r < 0)
+                        return r;
+                return replace_string(&repo->baseurl, repo->baseurls[0]);
+        }
+        if (streq(key, "mirrorlist"))
+                return set_url(st, file, line, key, value, &repo->mirrorlist, error);
+        if (streq(key, "metalink"))
+                return set_url(st, file, line, key, value, &repo->metalink, error);
+        if (streq(key, "enabled"))
+                return set_bool(file, line, key, value, &repo->enabled, error);
+        if (streq(key, "gpgcheck"))
+                return set_bool(file, line, key, value, &repo->gpgcheck, error);
+        if (streq(key, "repo_gpgcheck"))
+                return set_bool(file, line, key, value, &repo->repo_gpgcheck, error);
+        if (streq(key, "gpgkey")) {
                 if (repo->gpgkeys)
                         return error_set_at(error, -EINVAL, file, line,
                                             "repository '%s' has a second gpgkey (list several keys on one line)", id);
-                if (!words[0])
-                        return error_set_at(error, -EINVAL, file, line, "gpgkey names no key");
-                repo->gpgkeys = calloc(1, sizeof(char *));
-                if (!repo->gpgkeys)
-                        return -ENOMEM;
-                for (char **w = words; *w; w++) {
-                        char *url = NULL;
+                return add_urls(st, file, line, key, value, &repo->gpgkeys, error);
+        }
+        if (streq(key, "timeout")) {
+                uint64_t v;
+                if (safe_atou64(value, &v) < 0 || v == 0 || v > 3600)
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "invalid timeout '%s' (seconds, 1 to 3600)", value);
+                repo->timeout = (unsigned) v;
+                return 0;
+        }
+        if (streq(key, "minrate")) {
+                uint64_t v;
+                if (parse_size(value, &v) < 0 || v == 0)
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "invalid minrate '%s' (bytes per second, e.g. 1000 or 1k)", value);
+                repo->minrate = v;
+                return 0;
+        }
+        /* What a .repo file often holds and does not change what is built. */
+        if (streq(key, "countme") || streq(key, "metadata_expire") || streq(key, "type")) {
+                if (streq(key, "type") && !streq(value, "rpm-md") && !streq(value, "rpm") && !streq(value, "yum"))
+                        return error_set_at(error, -EINVAL, file, line, "unsupported repository type '%s' (rpm-md)",
+                                            value);
+                return 0;
+        }
+        if (streq(key, "priority") || streq(key, "cost")) {
+                long v = 0;
 
-                        r = make_url(st->dir, *w, &url);
-                        if (r == -EPROTONOSUPPORT)
-                                return error_set_at(error, r, file, line,
-                                                    "unsupported gpgkey '%s' (a path, file://, http:// or https://)",
-                                                    *w);
-                        if (r < 0 || strv_consume(&repo->gpgkeys, url) < 0)
-                                return -ENOMEM;
-                }
+                /* dnf's ranges: priority 1 to 99 (above is allowed, and
+                 * sorts after), cost any non-negative number. */
+                r = parse_number_key(file, line, key, value, streq(key, "priority") ? 1 : 0, INT_MAX, &v, error);
+                if (r < 0)
+                        return r;
+                if (streq(key, "priority"))
+                        repo->priority = (int) v;
+                else
+                        repo->cost = (unsigned) v;
+                return 0;
+        }
+        if (streq(key, "includepkgs"))
+                return add_globs(&repo->includepkgs, file, line, key, value, error);
+        if (streq(key, "excludepkgs") || streq(key, "exclude"))
+                return add_globs(&repo->excludepkgs, file, line, key, value, error);
+        if (streq(key, "module_hotfixes")) {
+                r = parse_bool(value);
+                if (r < 0)
+                        return error_set_at(error, r, file, line, "invalid module_hotfixes '%s' (1 or 0)", value);
+                repo->module_hotfixes = r;
                 return 0;
         }
         return error_set_at(error, -EINVAL, file, line, "unknown key '%s' in section '[repo %s]'", key, id);
+}
+
+/* Keys of an included .repo file: every "[ID]" section is a repository. */
+static int handle_repo_file_key(const char *file, unsigned line, const char *section, const char *key,
+                                const char *value, void *userdata, Error *error) {
+        ParseState *st = userdata;
+
+        if (isempty(section))
+                return error_set_at(error, -EINVAL, file, line, "'%s' outside a repository section", key);
+        if (streq(section, "main"))
+                return error_set_at(error, -EINVAL, file, line,
+                                    "[main] holds dnf's own settings, not a repository: include .repo files only");
+        return handle_repo_key(st, file, line, section, key, value, error);
+}
+
+/* include = FILE...: reads each .repo file (paths relative to the including
+ * file's directory; $releasever and friends replaced). */
+static int include_repo_files(ParseState *st, const char *file, unsigned line, const char *value, Error *error) {
+        _cleanup_strv_free_ char **words = split_list(value);
+        int r;
+
+        if (!words)
+                return -ENOMEM;
+        if (!words[0])
+                return error_set_at(error, -EINVAL, file, line, "include names no file");
+        for (char **w = words; *w; w++) {
+                _cleanup_free_ char *path = NULL, *copy = NULL, *unknown = NULL, *sub = NULL;
+                const char *saved_dir = st->dir;
+
+                r = repo_vars_substitute(*w, st->def->arch, st->def->releasever, &sub, &unknown);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return error_set_at(error, -EINVAL, file, line, "cannot read the variables of include '%s'",
+                                            *w);
+                path = sub[0] == '/' ? strdup(sub) : path_join(st->dir, sub);
+                copy = path ? strdup(path) : NULL;
+                if (!copy)
+                        return -ENOMEM;
+                if (!path_exists(path))
+                        return error_set_at(error, -ENOENT, file, line, "included file '%s' does not exist", path);
+                st->dir = dirname(copy);
+                /* A .repo file has no include: no loop. */
+                r = ini_parse_file(path, handle_repo_file_key, st, error);
+                st->dir = saved_dir;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int handle_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
@@ -251,8 +644,9 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
                         st->line_version = line;
                         return replace_string(&d->version, value);
                 }
-                if (streq(key, "arch"))
-                        return replace_string(&d->arch, value);
+                /* Read before everything else (read_vars()). */
+                if (streq(key, "arch") || streq(key, "releasever"))
+                        return 0;
                 if (streq(key, "min-from-version")) {
                         if (!image_version_valid(value))
                                 return error_set_at(error, -EINVAL, file, line,
@@ -264,8 +658,26 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
         } else if (streq(section, "packages")) {
                 if (streq(key, "install"))
                         return add_install(d, file, line, value, error);
+                if (streq(key, "exclude"))
+                        return add_globs(&d->exclude, file, line, key, value, error);
+                if (streq(key, "install_weak_deps")) {
+                        int b = parse_bool(value);
+                        if (b < 0)
+                                return error_set_at(error, b, file, line, "invalid install_weak_deps '%s' (yes or no)",
+                                                    value);
+                        d->install_weak_deps = b;
+                        return 0;
+                }
+                if (streq(key, "group-package-types"))
+                        return parse_group_package_types(d, file, line, value, error);
+        } else if (streq(section, "modules")) {
+                if (streq(key, "enable"))
+                        return add_modules(d, file, line, value, error);
         } else if ((repo_id = startswith(section, "repo "))) {
                 return handle_repo_key(st, file, line, repo_id, key, value, error);
+        } else if (streq(section, "repos")) {
+                if (streq(key, "include"))
+                        return include_repo_files(st, file, line, value, error);
         } else if (streq(section, "boot")) {
                 if (streq(key, "cmdline")) {
                         /* The boot entries add it, for the slot they boot. */
@@ -308,6 +720,63 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
         return error_set_at(error, -EINVAL, file, line, "unknown key '%s' in section '[%s]'", key, section);
 }
 
+/* Whether a module request names a profile, which installs packages. */
+static bool strv_find_prefix_slash(char **l) {
+        for (; l && *l; l++)
+                if (strchr(*l, '/'))
+                        return true;
+        return false;
+}
+
+/* The first pass: [image] arch and releasever, which the repositories'
+ * $basearch, $arch and $releasever need wherever they stand in the file. */
+static int read_vars(const char *file, unsigned line, const char *section, const char *key, const char *value,
+                     void *userdata, Error *error) {
+        ImageDef *d = userdata;
+
+        if (!streq(section, "image"))
+                return 0;
+        if (streq(key, "arch")) {
+                if (isempty(value) || strpbrk(value, "/ $"))
+                        return error_set_at(error, -EINVAL, file, line, "invalid arch '%s'", value);
+                return replace_string(&d->arch, value);
+        }
+        if (streq(key, "releasever")) {
+                if (isempty(value) || strpbrk(value, "/ $"))
+                        return error_set_at(error, -EINVAL, file, line,
+                                            "invalid releasever '%s' (e.g. 9, or 9.4)", value);
+                return replace_string(&d->releasever, value);
+        }
+        return 0;
+}
+
+/* Drops the repositories with enabled = 0, saying so. */
+static void drop_disabled(ImageDef *d) {
+        size_t j = 0;
+
+        for (size_t i = 0; i < d->n_repos; i++) {
+                RepoDef *repo = &d->repos[i];
+
+                if (repo->enabled) {
+                        d->repos[j++] = *repo;
+                        continue;
+                }
+                log_info("%s:%u: repository '%s'%s%s%s has enabled = 0: not used", repo->file, repo->line, repo->id,
+                         repo->name ? " (" : "", strempty(repo->name), repo->name ? ")" : "");
+                free(repo->id);
+                free(repo->name);
+                free(repo->baseurl);
+                strv_free(repo->baseurls);
+                free(repo->mirrorlist);
+                free(repo->metalink);
+                strv_free(repo->gpgkeys);
+                strv_free(repo->includepkgs);
+                strv_free(repo->excludepkgs);
+                free(repo->file);
+        }
+        d->n_repos = j;
+}
+
 /* image_def_load(), its one error in error. */
 static int image_def_parse(const char *path, const char *version_override, ImageDef **ret, Error *error) {
         _cleanup_image_def_free_ ImageDef *d = NULL;
@@ -324,6 +793,8 @@ static int image_def_parse(const char *path, const char *version_override, Image
         d->rpmdb_path = strdup("/usr/lib/sysimage/rpm");
         d->cmdline = strdup("");
         d->packages = calloc(1, sizeof(char *));
+        d->install_weak_deps = true;
+        d->group_package_types = GROUP_PACKAGE_MANDATORY | GROUP_PACKAGE_DEFAULT | GROUP_PACKAGE_CONDITIONAL;
         d->esp_size = 64ULL << 20;
         d->root_size = 256ULL << 20;
         d->var_size = 64ULL << 20;
@@ -333,9 +804,13 @@ static int image_def_parse(const char *path, const char *version_override, Image
 
         st.def = d;
         st.dir = dirname(copy);
+        r = ini_parse_file(path, read_vars, d, error);
+        if (r < 0)
+                return r;
         r = ini_parse_file(path, handle_key, &st, error);
         if (r < 0)
                 return r;
+        drop_disabled(d);
 
         if (version_override) {
                 r = replace_string(&d->version, version_override);
@@ -356,18 +831,24 @@ static int image_def_parse(const char *path, const char *version_override, Image
                 return error_set(error, -EINVAL, "invalid --image-version '%s' (a version is " IMAGE_VERSION_RULE ")",
                                  d->version);
         }
-        if (strv_length(d->packages) == 0)
-                return error_set_at(error, -EINVAL, path, 0, "[packages] install lists no package");
+        if (strv_length(d->packages) == 0 && !strv_find_prefix_slash(d->modules))
+                return error_set_at(error, -EINVAL, path, 0,
+                                    "[packages] install lists no package (and [modules] enable no profile)");
         if (d->n_repos == 0)
-                return error_set_at(error, -EINVAL, path, 0, "no [repo ID] section with a baseurl");
+                return error_set_at(error, -EINVAL, path, 0, "no enabled [repo ID] section with a baseurl");
         for (size_t i = 0; i < d->n_repos; i++) {
                 const RepoDef *repo = &d->repos[i];
 
-                if (!repo->baseurl)
-                        return error_set_at(error, -EINVAL, path, repo->line, "repository '%s' has no baseurl",
+                if (!repo->baseurl && !repo->mirrorlist && !repo->metalink)
+                        return error_set_at(error, -EINVAL, repo->file, repo->line,
+                                            "repository '%s' has no baseurl, mirrorlist or metalink", repo->id);
+                if (repo->repo_gpgcheck && !repo->gpgkeys)
+                        return error_set_at(error, -EINVAL, repo->file, repo->line,
+                                            "repository '%s' has repo_gpgcheck on but no gpgkey: list the keys its "
+                                            "repomd.xml is signed with (gpgkey = PATH or URL)",
                                             repo->id);
                 if (repo->gpgcheck && !repo->gpgkeys)
-                        return error_set_at(error, -EINVAL, path, repo->line,
+                        return error_set_at(error, -EINVAL, repo->file, repo->line,
                                             "repository '%s' has gpgcheck on but no gpgkey: list the keys its "
                                             "packages are signed with (gpgkey = PATH or URL), or set gpgcheck = 0",
                                             repo->id);

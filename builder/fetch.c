@@ -9,6 +9,7 @@
 #include <rpm/rpmpgp.h>
 #include <rpm/rpmtd.h>
 #include <rpm/rpmts.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "fetch.h"
@@ -17,6 +18,7 @@
 #include "http.h"
 #include "librpm.h"
 #include "log.h"
+#include "mirrors.h"
 #include "sigcheck.h"
 #include "util.h"
 
@@ -28,7 +30,13 @@
  * lock fast however large the packages are; librpm checks the payload digests
  * again when it installs them. Its signature is checked again on every build
  * (a header read): the file may have entered the cache under other keys, or
- * from a repository with gpgcheck off. */
+ * from a repository with gpgcheck off.
+ *
+ * A download goes to cache_dir/rpms/<sha256>.rpm.part first. A mirror that
+ * fails mid-way leaves the bytes it sent, and the next mirror continues from
+ * there with a Range request; a build killed mid-download leaves the file,
+ * and the next build continues it the same way. The whole file's sha256 is
+ * checked either way. A .part file is locked while a build writes it. */
 
 static void *mfree(void *p) {
         free(p);
@@ -239,13 +247,17 @@ typedef struct FetchContext FetchContext;
 typedef struct Transfer {
         FetchContext *ctx;
         LockPackage *pkg;
-        size_t index; /* in lock->packages */
-        CURL *easy;   /* set while running */
+        size_t index;      /* in lock->packages */
+        Mirrors *mirrors;  /* of the package's repository */
+        size_t mirror;     /* the one in use */
+        CURL *easy;        /* set while running */
         char *url;
-        char *tmp_path;
+        char *tmp_path;    /* the .part file, or a temporary file when another build holds that */
         int fd;
         Sha256 *hash;
-        uint64_t received;
+        uint64_t received; /* bytes in tmp_path, all hashed */
+        uint64_t resumed_at; /* where the running attempt started */
+        bool retried_whole; /* a resumed download that did not check out was fetched again whole */
         int write_error;
         char errbuf[CURL_ERROR_SIZE];
 } Transfer;
@@ -258,6 +270,7 @@ struct FetchContext {
         CURLM *multi;
         Transfer *transfers;
         size_t n_transfers;
+        Mirrors **mirrors; /* one per lock->repos */
         char **paths;
         uint64_t items_done, items_total, bytes_done, bytes_total;
 };
@@ -284,6 +297,9 @@ static void fetch_context_release(FetchContext *ctx) {
         for (size_t i = 0; i < ctx->n_transfers; i++)
                 transfer_release(ctx, &ctx->transfers[i]);
         free(ctx->transfers);
+        for (size_t i = 0; ctx->mirrors && i < ctx->lock->n_repos; i++)
+                mirrors_free(ctx->mirrors[i]);
+        free(ctx->mirrors);
         if (ctx->multi)
                 curl_multi_cleanup(ctx->multi);
         strv_free(ctx->paths);
@@ -316,30 +332,109 @@ static size_t transfer_write(char *data, size_t size, size_t nmemb, void *userda
         return n;
 }
 
+/* Opens the package's .part file, locked, and hashes what it holds: the
+ * download continues after it. When another build holds it, a temporary
+ * file starts from nothing. */
+static int transfer_open(FetchContext *ctx, Transfer *t) {
+        _cleanup_free_ char *part = strdup_printf("%s.part", ctx->paths[t->index]);
+        uint8_t buf[64 * 1024];
+        struct stat st;
+        int r;
+
+        t->hash = sha256_new();
+        if (!part || !t->hash)
+                return log_oom();
+        t->fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (t->fd < 0)
+                return log_error_errno(negative_errno(), "cannot create '%s': %m", part);
+        if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
+                close(t->fd);
+                t->fd = open_tmpfile_beside(ctx->paths[t->index], &t->tmp_path);
+                if (t->fd < 0) {
+                        r = t->fd;
+                        t->fd = -1;
+                        return log_error_errno(r, "cannot create a file in '%s': %m", ctx->rpms_dir);
+                }
+                return 0;
+        }
+        t->tmp_path = TAKE_PTR(part);
+        if (fstat(t->fd, &st) < 0)
+                return log_error_errno(negative_errno(), "cannot stat '%s': %m", t->tmp_path);
+        if ((uint64_t) st.st_size >= t->pkg->size) {
+                if (ftruncate(t->fd, 0) < 0)
+                        return log_error_errno(negative_errno(), "cannot truncate '%s': %m", t->tmp_path);
+                return 0;
+        }
+        while (t->received < (uint64_t) st.st_size) {
+                ssize_t n = read(t->fd, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return log_error_errno(n < 0 ? negative_errno() : -EIO, "cannot read '%s': %m", t->tmp_path);
+                sha256_update(t->hash, buf, (size_t) n);
+                t->received += (uint64_t) n;
+        }
+        if (t->received > 0)
+                ctx->bytes_done += t->received;
+        return 0;
+}
+
+/* Starts (or continues, after t->received bytes) the download from the
+ * first mirror that has not failed. -EHOSTUNREACH, not logged, when every
+ * mirror has. */
 static int transfer_start(FetchContext *ctx, Transfer *t) {
+        _cleanup_free_ char *nevra = NULL;
         bool ok = true;
         int r;
 
-        t->fd = open_tmpfile_beside(ctx->paths[t->index], &t->tmp_path);
         if (t->fd < 0) {
-                r = t->fd;
-                t->fd = -1;
-                return log_error_errno(r, "cannot create a file in '%s': %m", ctx->rpms_dir);
+                r = transfer_open(ctx, t);
+                if (r < 0)
+                        return r;
         }
-        t->hash = sha256_new();
-        t->easy = http_easy_new(t->url, NULL, t->errbuf);
-        if (!t->hash || !t->easy)
+        for (t->mirror = 0; t->mirror < mirrors_count(t->mirrors); t->mirror++)
+                if (!mirrors_failed(t->mirrors, t->mirror))
+                        break;
+        if (t->mirror >= mirrors_count(t->mirrors))
+                return -EHOSTUNREACH;
+        free(t->url);
+        t->url = lock_package_url_at(t->pkg, mirrors_urls(t->mirrors)[t->mirror]);
+        t->easy = http_easy_new(t->url, mirrors_http_options(t->mirrors), t->errbuf);
+        t->write_error = 0;
+        t->resumed_at = t->received;
+        if (!t->url || !t->easy)
                 return log_oom();
         ok = ok && curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_write) == CURLE_OK;
         ok = ok && curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t) == CURLE_OK;
         ok = ok && curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) == CURLE_OK;
-        ok = ok && curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) t->pkg->size) == CURLE_OK;
+        if (t->received > 0)
+                ok = ok && curl_easy_setopt(t->easy, CURLOPT_RESUME_FROM_LARGE, (curl_off_t) t->received) == CURLE_OK;
+        else
+                ok = ok && curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) t->pkg->size) == CURLE_OK;
         if (!ok || curl_multi_add_handle(ctx->multi, t->easy) != CURLM_OK) {
                 curl_easy_cleanup(t->easy);
                 t->easy = NULL;
                 return log_oom();
         }
-        log_debug("fetching %s", t->url);
+        if (t->received > 0) {
+                nevra = lock_package_nevra(t->pkg);
+                log_info("resuming '%s' at byte %" PRIu64 " of %" PRIu64 " from %s", strempty(nevra), t->received,
+                         t->pkg->size, t->url);
+        } else
+                log_debug("fetching %s", t->url);
+        return 0;
+}
+
+/* Drops what the transfer received: the next mirror starts from nothing. */
+static int transfer_reset(Transfer *t) {
+        sha256_free(t->hash);
+        t->hash = sha256_new();
+        if (!t->hash)
+                return -ENOMEM;
+        if (ftruncate(t->fd, 0) < 0 || lseek(t->fd, 0, SEEK_SET) < 0)
+                return negative_errno();
+        t->ctx->bytes_done -= MIN(t->ctx->bytes_done, t->received);
+        t->received = 0;
         return 0;
 }
 
@@ -369,29 +464,81 @@ static int check_signature(FetchContext *ctx, LockPackage *p, const char *path, 
         return 0;
 }
 
-/* Checks a finished download and moves it into the cache. Logs what is wrong. */
-static int transfer_finish(FetchContext *ctx, Transfer *t, CURLcode code) {
-        _cleanup_free_ char *nevra = lock_package_nevra(t->pkg);
-        char got[SHA256_HEX_SIZE], reason[512];
+/* Checks what the mirror served: 0 when the whole file is there and its
+ * sha256 matches, else a negative errno with reason (the mirror's fault).
+ * A transfer that broke off keeps its bytes for the next mirror; a wrong
+ * size or checksum drops them. */
+static int transfer_check_mirror(Transfer *t, CURLcode code, char *reason, size_t reason_size) {
+        char got[SHA256_HEX_SIZE];
         HttpError e = {};
-        int r;
+        int r, k;
+
+        r = http_result(t->easy, code, t->write_error, t->errbuf, &e);
+        if (code == CURLE_RANGE_ERROR) {
+                snprintf(reason, reason_size, "cannot resume the download: %s", e.message);
+                k = transfer_reset(t);
+                return k < 0 ? k : -EPROTO;
+        }
+        if (r == -EFBIG) {
+                snprintf(reason, reason_size, "larger than the %" PRIu64 " bytes the lock says", t->pkg->size);
+                k = transfer_reset(t);
+                return k < 0 ? k : -EBADMSG;
+        }
+        if (r < 0) {
+                mirrors_describe_error(r, &e, reason, reason_size);
+                return r;
+        }
+        if (t->received != t->pkg->size) {
+                snprintf(reason, reason_size, "size mismatch (expected %" PRIu64 " bytes, got %" PRIu64 ")",
+                         t->pkg->size, t->received);
+                k = transfer_reset(t);
+                return k < 0 ? k : -EBADMSG;
+        }
+        sha256_final_hex(t->hash, got);
+        if (!streq(got, t->pkg->sha256)) {
+                snprintf(reason, reason_size, "sha256 mismatch (expected %s, got %s)", t->pkg->sha256, got);
+                k = transfer_reset(t);
+                return k < 0 ? k : -EBADMSG;
+        }
+        return 0;
+}
+
+/* Checks a finished download and moves it into the cache. A mirror that
+ * failed is skipped (one warning) and the download goes on from the next:
+ * returns 1 then. Logs what is wrong. */
+static int transfer_finish(FetchContext *ctx, Transfer *t, CURLcode code) {
+        _cleanup_free_ char *nevra = lock_package_nevra(t->pkg), *what = NULL;
+        char reason[CURL_ERROR_SIZE + 256];
+        int r, k;
 
         if (!nevra)
                 return log_oom();
-        r = http_result(t->easy, code, t->write_error, t->errbuf, &e);
-        if (r == -EFBIG)
-                return log_error_errno(-EBADMSG, "'%s' from %s: larger than the %" PRIu64 " bytes the lock says",
-                                       nevra, t->url, t->pkg->size);
-        if (r < 0)
-                return log_error_errno(r, "cannot download '%s' from %s: %s", nevra, t->url, e.message);
-        if (t->received != t->pkg->size)
-                return log_error_errno(-EBADMSG, "'%s' from %s: size mismatch (expected %" PRIu64 " bytes, got %" PRIu64
-                                                 ")",
-                                       nevra, t->url, t->pkg->size, t->received);
-        sha256_final_hex(t->hash, got);
-        if (!streq(got, t->pkg->sha256))
-                return log_error_errno(-EBADMSG, "'%s' from %s: sha256 mismatch (expected %s, got %s)", nevra, t->url,
-                                       t->pkg->sha256, got);
+        r = transfer_check_mirror(t, code, reason, sizeof(reason));
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                curl_multi_remove_handle(ctx->multi, t->easy);
+                curl_easy_cleanup(t->easy);
+                t->easy = NULL;
+                /* The bytes before the resumption may be what was wrong (a
+                 * partial file of an earlier build, or of a corrupt mirror):
+                 * the same mirror gets one chance to send it whole. */
+                if (r == -EBADMSG && t->resumed_at > 0 && !t->retried_whole) {
+                        log_debug("'%s' from %s: %s after resuming at byte %" PRIu64 "; fetching it whole", nevra,
+                                  t->url, reason, t->resumed_at);
+                        t->retried_whole = true;
+                        k = transfer_start(ctx, t);
+                        return k < 0 ? k : 1;
+                }
+                what = strdup_printf("'%s'", nevra);
+                if (!what)
+                        return log_oom();
+                mirrors_mark_failed(t->mirrors, t->mirror, what, r, reason);
+                k = transfer_start(ctx, t);
+                if (k == -EHOSTUNREACH)
+                        return mirrors_log_exhausted(t->mirrors, what, r);
+                return k < 0 ? k : 1;
+        }
         if (fsync(t->fd) < 0)
                 return log_error_errno(negative_errno(), "cannot write '%s': %m", t->tmp_path);
         r = verify_rpm(t->tmp_path, t->pkg, reason, sizeof(reason));
@@ -419,7 +566,15 @@ static int run_transfers(FetchContext *ctx, unsigned parallel) {
                 int still, left;
 
                 while (next < ctx->n_transfers && running < parallel) {
-                        r = transfer_start(ctx, &ctx->transfers[next++]);
+                        Transfer *t = &ctx->transfers[next++];
+
+                        r = transfer_start(ctx, t);
+                        if (r == -EHOSTUNREACH) {
+                                /* Every mirror failed for an earlier package. */
+                                _cleanup_free_ char *nevra = lock_package_nevra(t->pkg),
+                                                    *what = strdup_printf("'%s'", strempty(nevra));
+                                return mirrors_log_exhausted(t->mirrors, what ? what : "a package", r);
+                        }
                         if (r < 0)
                                 return r;
                         running++;
@@ -436,6 +591,8 @@ static int run_transfers(FetchContext *ctx, unsigned parallel) {
                         /* fetch_context_release() aborts the others. */
                         if (r < 0)
                                 return r;
+                        if (r > 0)
+                                continue; /* goes on from another mirror */
                         transfer_release(ctx, t);
                         running--;
                         finished++;
@@ -466,6 +623,20 @@ int fetch_packages(Lock *lock, const Trust *trust, const char *cache_dir, unsign
                                                "(resolve again, without --locked)",
                                                lock->repos[i].id);
 
+        ctx.mirrors = calloc(MAX(lock->n_repos, 1u), sizeof(Mirrors *));
+        if (!ctx.mirrors)
+                return log_oom();
+        for (size_t i = 0; i < lock->n_repos; i++) {
+                const LockRepo *lr = &lock->repos[i];
+                char *const one[] = { lr->baseurl, NULL };
+                unsigned timeout = 0;
+                uint64_t minrate = 0;
+
+                repo_keys_transfer_limits(trust_find(trust, lr->id), &timeout, &minrate);
+                r = mirrors_new(lr->id, lr->mirrors ? lr->mirrors : one, timeout, minrate, &ctx.mirrors[i]);
+                if (r < 0)
+                        return log_oom();
+        }
         ctx.rpms_dir = path_join(cache_dir, "rpms");
         ctx.paths = calloc(lock->n_packages + 1, sizeof(char *));
         ctx.transfers = calloc(MAX(lock->n_packages, 1u), sizeof(Transfer));
@@ -501,8 +672,10 @@ int fetch_packages(Lock *lock, const Trust *trust, const char *cache_dir, unsign
                 }
                 t = &ctx.transfers[ctx.n_transfers++];
                 *t = (Transfer) { .ctx = &ctx, .pkg = p, .index = i, .fd = -1 };
-                t->url = lock_package_url(lock, p);
-                if (!t->url)
+                for (size_t j = 0; j < lock->n_repos; j++)
+                        if (streq(lock->repos[j].id, p->repo_id))
+                                t->mirrors = ctx.mirrors[j];
+                if (!t->mirrors)
                         return log_error_errno(-EINVAL, "lock: package '%s' names no known repo", p->name);
                 ctx.bytes_total += p->size;
         }

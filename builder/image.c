@@ -142,6 +142,35 @@ static void print_tools_and_boot(const Manifest *m) {
         }
 }
 
+/* What the resolution was asked: the install list, the module streams
+ * active and what each group request expanded to. */
+static void print_requested(const json_t *lock) {
+        json_t *requested = lock ? json_object_get(lock, "requested") : NULL, *v;
+        json_t *modules = lock ? json_object_get(lock, "modules") : NULL;
+        json_t *groups = lock ? json_object_get(lock, "groups") : NULL;
+        size_t i, k;
+
+        printf("\nrequested\n ");
+        json_array_foreach(requested, i, v)
+                printf(" %s%s", strempty(json_string_value(v)), i + 1 < json_array_size(requested) ? "," : "");
+        putchar('\n');
+        json_array_foreach(modules, i, v) {
+                const char *profile = json_string_value(json_object_get(v, "profile"));
+
+                printf("  module %s:%s%s%s (%s)\n", strempty(json_string_value(json_object_get(v, "name"))),
+                       strempty(json_string_value(json_object_get(v, "stream"))), profile ? "/" : "",
+                       strempty(profile), json_is_true(json_object_get(v, "default")) ? "default stream" : "enabled");
+        }
+        json_array_foreach(groups, i, v) {
+                json_t *p;
+
+                printf("  %s:", strempty(json_string_value(json_object_get(v, "request"))));
+                json_array_foreach(json_object_get(v, "packages"), k, p)
+                        printf(" %s", strempty(json_string_value(p)));
+                putchar('\n');
+        }
+}
+
 int image_inspect(Store *s, const char *ref, bool json) {
         LoadedImage img;
         const Manifest *m;
@@ -188,6 +217,7 @@ int image_inspect(Store *s, const char *ref, bool json) {
                        json_string_value(json_object_get(p, "arch")),
                        format_bytes(buf, sizeof(buf), (uint64_t) json_integer_value(json_object_get(p, "size"))));
         }
+        print_requested(m->lock);
         print_signatures(m->lock);
         print_tools_and_boot(m);
         image_release(&img);

@@ -16,7 +16,9 @@
 static void lock_repo_release(LockRepo *r) {
         free(r->id);
         free(r->baseurl);
+        strv_free(r->mirrors);
         free(r->repomd_sha256);
+        free(r->repomd_key);
         strv_free(r->keys);
 }
 
@@ -43,6 +45,18 @@ Lock *lock_free(Lock *l) {
         for (size_t i = 0; i < l->n_packages; i++)
                 lock_package_release(&l->packages[i]);
         free(l->packages);
+        for (size_t i = 0; i < l->n_modules; i++) {
+                free(l->modules[i].name);
+                free(l->modules[i].stream);
+                free(l->modules[i].profile);
+        }
+        free(l->modules);
+        for (size_t i = 0; i < l->n_groups; i++) {
+                free(l->groups[i].request);
+                strv_free(l->groups[i].ids);
+                strv_free(l->groups[i].packages);
+        }
+        free(l->groups);
         free(l);
         return NULL;
 }
@@ -67,11 +81,14 @@ static bool url_path_char(char c) {
 
 char *lock_package_url(const Lock *l, const LockPackage *p) {
         const LockRepo *repo = lock_find_repo(l, p->repo_id);
+
+        return repo ? lock_package_url_at(p, repo->baseurl) : NULL;
+}
+
+char *lock_package_url_at(const LockPackage *p, const char *base) {
         _cleanup_free_ char *escaped = NULL;
         size_t j = 0;
 
-        if (!repo)
-                return NULL;
         escaped = malloc(strlen(p->location) * 3 + 1);
         if (!escaped)
                 return NULL;
@@ -84,7 +101,7 @@ char *lock_package_url(const Lock *l, const LockPackage *p) {
                 }
         }
         escaped[j] = 0;
-        return path_join(repo->baseurl, escaped);
+        return path_join(base, escaped);
 }
 
 static int package_cmp(const void *a, const void *b) {
@@ -127,6 +144,15 @@ static int repo_to_json(const LockRepo *r, bool checked, json_t **ret) {
                 k = json_add_string(o, "baseurl", r->baseurl);
         if (k >= 0)
                 k = json_add_string(o, "repomd_sha256", r->repomd_sha256);
+        if (k >= 0 && r->repomd_key)
+                k = json_add_string(o, "repomd_key", r->repomd_key);
+        if (k >= 0 && r->mirrors) {
+                json_t *m = json_array();
+                if (!m || json_object_set_new(o, "mirrors", m) < 0)
+                        k = -ENOMEM;
+                for (char **u = r->mirrors; k >= 0 && *u; u++)
+                        k = json_array_append_new(m, json_string(*u)) < 0 ? -EINVAL : 0;
+        }
         if (k >= 0 && checked) {
                 if (json_object_set_new(o, "gpgcheck", json_boolean(r->gpgcheck)) < 0 ||
                     json_object_set_new(o, "keys", keys = json_array()) < 0 || !keys)
@@ -176,6 +202,53 @@ static int package_to_json(const LockPackage *p, bool checked, json_t **ret) {
                 return k;
         }
         *ret = o;
+        return 0;
+}
+
+static json_t *strv_to_json(char **l) {
+        json_t *a = json_array();
+
+        for (; a && l && *l; l++)
+                if (json_array_append_new(a, json_string(*l)) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
+        return a;
+}
+
+/* "modules" and "groups": what the resolution was asked beyond package
+ * names. Absent when there is none, so older locks read and hash alike. */
+static int resolution_to_json(const Lock *l, json_t *o) {
+        if (l->n_modules > 0) {
+                json_t *a = json_array();
+
+                if (!a || json_object_set_new(o, "modules", a) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < l->n_modules; i++) {
+                        const LockModule *m = &l->modules[i];
+                        json_t *item = json_pack("{s:s, s:s, s:b}", "name", m->name, "stream", m->stream, "default",
+                                                 m->is_default);
+
+                        if (!item || json_array_append_new(a, item) < 0)
+                                return -ENOMEM;
+                        if (m->profile && json_object_set_new(item, "profile", json_string(m->profile)) < 0)
+                                return -ENOMEM;
+                }
+        }
+        if (l->n_groups > 0) {
+                json_t *a = json_array();
+
+                if (!a || json_object_set_new(o, "groups", a) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < l->n_groups; i++) {
+                        const LockGroup *g = &l->groups[i];
+                        json_t *item = json_pack("{s:s, s:o*, s:o*}", "request", g->request, "ids",
+                                                 strv_to_json(g->ids), "packages", strv_to_json(g->packages));
+
+                        if (!item || json_array_append_new(a, item) < 0)
+                                return -ENOMEM;
+                }
+        }
         return 0;
 }
 
@@ -229,6 +302,9 @@ static int lock_to_json_full(const Lock *l, bool checked, json_t **ret) {
                 packages = NULL;
                 goto fail;
         }
+        packages = NULL;
+        if (resolution_to_json(l, o) < 0)
+                goto fail;
         *ret = o;
         return 0;
 
@@ -406,9 +482,46 @@ static int repo_keys_from_json(const char *src, const json_t *o, const char *wha
         return 0;
 }
 
+/* The optional "mirrors" and "repomd_key" of a repo. */
+static int repo_mirrors_from_json(const char *src, const json_t *o, const char *what, LockRepo *r) {
+        json_t *mirrors = json_object_get(o, "mirrors"), *v;
+        size_t i;
+        int k;
+
+        if (json_object_get(o, "repomd_key")) {
+                k = get_string(src, o, "repomd_key", what, &r->repomd_key);
+                if (k < 0)
+                        return k;
+                if (!hex_valid(r->repomd_key, 40) && !hex_valid(r->repomd_key, 64))
+                        return lock_error(src, "%s: 'repomd_key' is not a key fingerprint (40 or 64 lowercase hex "
+                                               "digits)",
+                                          what);
+        }
+        if (!mirrors)
+                return 0;
+        if (!json_is_array(mirrors) || json_array_size(mirrors) == 0 || json_array_size(mirrors) > 256)
+                return lock_error(src, "%s: 'mirrors' is not an array of 1 to 256 URLs", what);
+        r->mirrors = calloc(1, sizeof(char *));
+        if (!r->mirrors)
+                return log_oom();
+        json_array_foreach(mirrors, i, v) {
+                const char *u = json_string_value(v);
+
+                if (!u || !baseurl_valid(u))
+                        return lock_error(src, "%s: mirrors[%zu] is not an absolute file://, http:// or https:// URL",
+                                          what, i);
+                if (strv_extend(&r->mirrors, u) < 0)
+                        return log_oom();
+        }
+        if (!strv_contains(r->mirrors, r->baseurl))
+                return lock_error(src, "%s: 'baseurl' is not one of its 'mirrors'", what);
+        return 0;
+}
+
 static int repo_from_json(const char *src, const json_t *o, size_t index, int format, LockRepo *r) {
-        static const char *const keys_v1[] = { "id", "baseurl", "repomd_sha256", NULL };
-        static const char *const keys[] = { "id", "baseurl", "repomd_sha256", "gpgcheck", "keys", NULL };
+        static const char *const keys_v1[] = { "id", "baseurl", "repomd_sha256", "mirrors", "repomd_key", NULL };
+        static const char *const keys[] = { "id",      "baseurl",    "repomd_sha256", "gpgcheck",
+                                            "keys",    "mirrors",    "repomd_key",    NULL };
         char what[320];
         int k;
 
@@ -438,6 +551,9 @@ static int repo_from_json(const char *src, const json_t *o, size_t index, int fo
         if (!sha256_hex_valid(r->repomd_sha256))
                 return lock_error(src, "%s: 'repomd_sha256' is not a sha256 (64 lowercase hex digits)",
                                        what);
+        k = repo_mirrors_from_json(src, o, what, r);
+        if (k < 0)
+                return k;
         return format == LOCK_FORMAT_UNSIGNED ? 0 : repo_keys_from_json(src, o, what, r);
 }
 
@@ -524,8 +640,100 @@ static int package_from_json(const char *src, const json_t *o, size_t index, con
         return 0;
 }
 
+/* An array of strings, each valid by check; NULL-terminated copy. */
+static int strv_from_json(const char *src, const json_t *a, const char *what, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        size_t i;
+        json_t *v;
+
+        if (!l)
+                return log_oom();
+        if (!json_is_array(a))
+                return lock_error(src, "%s is %s", what, a ? "not an array" : "missing");
+        json_array_foreach(a, i, v) {
+                /* names, or "(NAME if REQUIRED)" with spaces */
+                if (!json_is_string(v) || isempty(json_string_value(v)) || strlen(json_string_value(v)) > 512)
+                        return lock_error(src, "%s[%zu] is not a string", what, i);
+                if (strv_extend(&l, json_string_value(v)) < 0)
+                        return log_oom();
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int resolution_from_json(const char *src, const json_t *j, Lock *l) {
+        static const char *const module_keys[] = { "name", "stream", "profile", "default", NULL };
+        static const char *const group_keys[] = { "request", "ids", "packages", NULL };
+        json_t *modules = json_object_get(j, "modules"), *groups = json_object_get(j, "groups"), *v;
+        size_t i;
+        int k;
+
+        if (modules && !json_is_array(modules))
+                return lock_error(src, "field 'modules' is not an array");
+        if (groups && !json_is_array(groups))
+                return lock_error(src, "field 'groups' is not an array");
+        l->modules = calloc(MAX(json_array_size(modules), 1u), sizeof(LockModule));
+        l->groups = calloc(MAX(json_array_size(groups), 1u), sizeof(LockGroup));
+        if (!l->modules || !l->groups)
+                return log_oom();
+        json_array_foreach(modules, i, v) {
+                LockModule *m = &l->modules[l->n_modules++];
+                _cleanup_free_ char *what = strdup_printf("modules[%zu]", i);
+                json_t *d, *p;
+
+                if (!what)
+                        return log_oom();
+                if (!json_is_object(v))
+                        return lock_error(src, "%s is not an object", what);
+                k = check_keys(src, v, module_keys, what);
+                if (k >= 0)
+                        k = get_string(src, v, "name", what, &m->name);
+                if (k >= 0)
+                        k = get_string(src, v, "stream", what, &m->stream);
+                if (k < 0)
+                        return k;
+                p = json_object_get(v, "profile");
+                if (p && (!json_is_string(p) || !(m->profile = strdup(json_string_value(p)))))
+                        return json_is_string(p) ? log_oom() : lock_error(src, "%s: 'profile' is not a string", what);
+                d = json_object_get(v, "default");
+                if (!json_is_boolean(d))
+                        return lock_error(src, "%s: 'default' is %s", what, d ? "not a boolean" : "missing");
+                m->is_default = json_is_true(d);
+                if (!token_valid(m->name, ":/") || !token_valid(m->stream, ":/") ||
+                    (m->profile && !token_valid(m->profile, ":/")))
+                        return lock_error(src, "%s: invalid module name, stream or profile", what);
+        }
+        json_array_foreach(groups, i, v) {
+                LockGroup *g = &l->groups[l->n_groups++];
+                _cleanup_free_ char *what = strdup_printf("groups[%zu]", i), *w_ids = NULL, *w_pkgs = NULL;
+
+                if (!what)
+                        return log_oom();
+                if (!json_is_object(v))
+                        return lock_error(src, "%s is not an object", what);
+                k = check_keys(src, v, group_keys, what);
+                if (k >= 0)
+                        k = get_string(src, v, "request", what, &g->request);
+                if (k < 0)
+                        return k;
+                if (!startswith(g->request, "@") || !strv_contains(l->requested, g->request))
+                        return lock_error(src, "%s: 'request' is not one of the requested groups", what);
+                w_ids = strdup_printf("%s.ids", what);
+                w_pkgs = strdup_printf("%s.packages", what);
+                if (!w_ids || !w_pkgs)
+                        return log_oom();
+                k = strv_from_json(src, json_object_get(v, "ids"), w_ids, &g->ids);
+                if (k >= 0)
+                        k = strv_from_json(src, json_object_get(v, "packages"), w_pkgs, &g->packages);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
 static int lock_from_json_full(const json_t *j, const char *src, Lock **ret) {
-        static const char *const keys[] = { "format", "arch", "requested", "repos", "packages", NULL };
+        static const char *const keys[] = { "format", "arch", "requested", "repos", "packages", "modules", "groups",
+                                            NULL };
         _cleanup_lock_free_ Lock *l = NULL;
         json_t *format, *requested, *repos, *packages, *v;
         json_int_t fmt;
@@ -596,6 +804,9 @@ static int lock_from_json_full(const json_t *j, const char *src, Lock **ret) {
                 if (k < 0)
                         return k;
         }
+        k = resolution_from_json(src, j, l);
+        if (k < 0)
+                return k;
 
         *ret = TAKE_PTR(l);
         return 0;
@@ -605,12 +816,12 @@ int lock_from_json(const json_t *j, Lock **ret) {
         return lock_from_json_full(j, "lock", ret);
 }
 
-int lock_write(const Lock *l, const char *path) {
+static int lock_write_full(const Lock *l, bool checked, const char *path) {
         _cleanup_free_ char *text = NULL;
         json_t *j = NULL;
         int r;
 
-        r = lock_to_json(l, &j);
+        r = lock_to_json_full(l, checked, &j);
         if (r < 0)
                 return r;
         text = json_dumps(j, JSON_SORT_KEYS | JSON_INDENT(2));
@@ -628,6 +839,14 @@ int lock_write(const Lock *l, const char *path) {
                 text[n + 1] = 0;
         }
         return write_file_atomic(path, text, strlen(text), 0644);
+}
+
+int lock_write(const Lock *l, const char *path) {
+        return lock_write_full(l, true, path);
+}
+
+int lock_write_unchecked(const Lock *l, const char *path) {
+        return lock_write_full(l, false, path);
 }
 
 int lock_read(const char *path, Lock **ret) {

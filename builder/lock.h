@@ -11,8 +11,10 @@
 
 typedef struct LockRepo {
         char *id;
-        char *baseurl;       /* absolute URL, as in the definition */
+        char *baseurl;       /* absolute URL: the mirror that served repomd.xml when resolved */
+        char **mirrors;      /* every mirror, in the order they are tried; NULL when baseurl is the only one */
         char *repomd_sha256; /* sha256 of repodata/repomd.xml when resolved */
+        char *repomd_key;    /* fingerprint of the key whose signature over repomd.xml was verified, or NULL */
         bool gpgcheck;       /* whether its packages' signatures were checked */
         char **keys;         /* fingerprints of the keys that signed them, sorted; may be NULL */
 } LockRepo;
@@ -30,9 +32,28 @@ typedef struct LockPackage {
         char *key_id;   /* ID of the key whose signature was checked; NULL when none was */
 } LockPackage;
 
+/* A module stream that was active for the resolution. */
+typedef struct LockModule {
+        char *name;
+        char *stream;
+        char *profile;   /* the profile installed, or NULL */
+        bool is_default; /* active as the module's default stream, not enabled */
+} LockModule;
+
+/* What an "@GROUP" or "@^ENVIRONMENT" request expanded to. */
+typedef struct LockGroup {
+        char *request;   /* as the definition has it, "@core" */
+        char **ids;      /* the groups and environments it matched */
+        char **packages; /* names, and "(NAME if REQUIRED)" for conditional ones */
+} LockGroup;
+
 typedef struct Lock {
         char *arch;
         char **requested; /* the definition's package list */
+        LockModule *modules; /* active module streams, by name; written only when any */
+        size_t n_modules;
+        LockGroup *groups; /* expanded group requests; written only when any */
+        size_t n_groups;
         LockRepo *repos;
         size_t n_repos;
         LockPackage *packages; /* sorted by name, then arch */
@@ -49,6 +70,8 @@ static inline void lock_freep(Lock **l) {
 char *lock_package_nevra(const LockPackage *p);
 /* The full URL of the package: its repo's baseurl joined with location. */
 char *lock_package_url(const Lock *l, const LockPackage *p);
+/* The same from the mirror at base. */
+char *lock_package_url_at(const LockPackage *p, const char *base);
 const LockRepo *lock_find_repo(const Lock *l, const char *id);
 
 /* Sorts packages by name, then arch. */
@@ -69,6 +92,10 @@ int lock_from_json(const json_t *j, Lock **ret);
 
 /* Writes the lock atomically (sorted keys, indented). Does not log. */
 int lock_write(const Lock *l, const char *path);
+/* The same for a lock as resolved, before any signature was checked
+ * (lock_to_json_unchecked(), format 1): what `slipway-build resolve`
+ * writes. */
+int lock_write_unchecked(const Lock *l, const char *path);
 /* Reads and validates a lock file. Logs every error except -ENOENT, which
  * the caller reports. */
 int lock_read(const char *path, Lock **ret);

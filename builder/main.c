@@ -10,7 +10,9 @@
 #include "fileio.h"
 #include "image.h"
 #include "log.h"
+#include "lock.h"
 #include "push.h"
+#include "resolve.h"
 #include "sign.h"
 #include "store.h"
 #include "util.h"
@@ -33,6 +35,8 @@ static void help(void) {
                "Commands:\n"
                "  build DEFINITION        resolve, install and publish an image into the store\n"
                "  check DEFINITION        load and validate a definition, without building\n"
+               "  resolve DEFINITION      resolve the packages, write the lock and print their NEVRAs;\n"
+               "                          installs nothing\n"
                "  keygen PRIVATE PUBLIC   make an Ed25519 signing key pair (PEM)\n"
                "  list                    list the images in the store\n"
                "  inspect IMAGE           show an image's packages, artifacts and sizes\n"
@@ -58,7 +62,7 @@ static void help(void) {
                "                     for check too)\n"
                "  --key FILE         Ed25519 private key (env SLIPWAY_SIGNING_KEY; default\n"
                "                     /etc/slipway/signing.key)\n"
-               "  --lock FILE        lock file (default: NAME.lock beside the definition)\n"
+               "  --lock FILE        lock file (default: NAME.lock beside the definition; for resolve too)\n"
                "  --locked           build from the lock alone, without resolving\n"
                "  --no-disk          skip the GPT disk image\n"
                "  --parallel N       concurrent downloads (default 4)\n"
@@ -158,6 +162,7 @@ static const struct {
 } commands[] = {
         { "build", 1, "build DEFINITION" },
         { "check", 1, "check DEFINITION" },
+        { "resolve", 1, "resolve DEFINITION" },
         { "keygen", 2, "keygen PRIVATE PUBLIC" },
         { "list", 0, "list" },
         { "inspect", 1, "inspect IMAGE" },
@@ -178,6 +183,63 @@ typedef struct Args {
         const char *ca_file;
         uint64_t replicas_timeout;
 } Args;
+
+/* --lock, or NAME.lock beside the definition; *ret_free holds what to free. */
+static int lock_path_for(const Args *a, const ImageDef *def, const char **ret, char **ret_free) {
+        _cleanup_free_ char *copy = NULL;
+        char *slash;
+
+        if (a->build.lock_path) {
+                *ret = a->build.lock_path;
+                return 0;
+        }
+        copy = strdup(def->path);
+        if (!copy)
+                return log_oom();
+        slash = strrchr(copy, '/');
+        if (slash)
+                *slash = 0;
+        *ret_free = strdup_printf("%s/%s.lock", slash ? copy : ".", def->name);
+        if (!*ret_free)
+                return log_oom();
+        *ret = *ret_free;
+        return 0;
+}
+
+/* Resolves as a build does and writes the lock, installing nothing. */
+static int cmd_resolve(Args *a, char **argv) {
+        _cleanup_image_def_free_ ImageDef *def = NULL;
+        _cleanup_lock_free_ Lock *lock = NULL;
+        _cleanup_free_ char *lock_default = NULL;
+        const char *lock_path = NULL;
+        int r;
+
+        r = image_def_load(argv[0], a->image_version, &def);
+        if (r < 0)
+                return r;
+        r = lock_path_for(a, def, &lock_path, &lock_default);
+        if (r < 0)
+                return r;
+        r = resolve_packages(def, a->g.cache, NULL, &lock);
+        if (r < 0)
+                return r;
+        r = mkdir_parents(lock_path, 0755);
+        if (r >= 0)
+                r = lock_write_unchecked(lock, lock_path);
+        if (r < 0)
+                return log_error_errno(r, "cannot write lock '%s': %m", lock_path);
+        for (size_t i = 0; i < lock->n_packages; i++) {
+                _cleanup_free_ char *nevra = lock_package_nevra(&lock->packages[i]);
+
+                if (!nevra)
+                        return log_oom();
+                printf("%s\n", nevra);
+        }
+        fflush(stdout);
+        if (!a->quiet)
+                fprintf(stderr, "resolved %zu packages for %s into %s\n", lock->n_packages, def->name, lock_path);
+        return 0;
+}
 
 static int cmd_build(Args *a, char **argv) {
         _cleanup_image_def_free_ ImageDef *def = NULL;
@@ -440,6 +502,8 @@ int main(int argc, char *argv[]) {
                 r = cmd_build(&a, argv);
         else if (streq(verb, "check"))
                 r = cmd_check(&a, argv);
+        else if (streq(verb, "resolve"))
+                r = cmd_resolve(&a, argv);
         else if (streq(verb, "keygen"))
                 r = cmd_keygen(argv);
         else if (streq(verb, "push"))

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <rpm/header.h>
+#include <rpm/rpmbase64.h>
 #include <rpm/rpmkeyring.h>
 #include <rpm/rpmlib.h>
 #include <rpm/rpmlog.h>
@@ -40,6 +41,8 @@ typedef struct SigKey {
 struct RepoKeys {
         char *repo;
         bool gpgcheck;
+        unsigned timeout; /* the repository's transfer limits (RepoDef) */
+        uint64_t minrate;
         rpmKeyring keyring;
         SigKey *keys;
         size_t n_keys;
@@ -87,6 +90,11 @@ const char *repo_keys_repo(const RepoKeys *k) {
 
 bool repo_keys_gpgcheck(const RepoKeys *k) {
         return k->gpgcheck;
+}
+
+void repo_keys_transfer_limits(const RepoKeys *k, unsigned *ret_timeout, uint64_t *ret_minrate) {
+        *ret_timeout = k ? k->timeout : 0;
+        *ret_minrate = k ? k->minrate : 0;
 }
 
 const char *repo_keys_fingerprint(const RepoKeys *k, const char *key_id) {
@@ -192,6 +200,8 @@ static int add_key_file(RepoKeys *k, const char *data, size_t size) {
 
 /* The definition's location of repo, for messages: "file:line: " or "". */
 static void repo_where(const RepoDef *repo, const char *file, char *buf, size_t size) {
+        if (repo->file)
+                file = repo->file;
         if (file && repo->line > 0)
                 snprintf(buf, size, "%s:%u: ", file, repo->line);
         else if (file)
@@ -217,6 +227,8 @@ int repo_keys_load(const RepoDef *repo, const char *file, RepoKeys **ret) {
                 return log_oom();
         k->repo = strdup(repo->id);
         k->gpgcheck = repo->gpgcheck;
+        k->timeout = repo->timeout;
+        k->minrate = repo->minrate;
         k->keyring = rpmKeyringNew();
         if (!k->repo || !k->keyring)
                 return log_oom();
@@ -441,6 +453,131 @@ int trust_annotate_lock(const Trust *t, Lock *l) {
                 repo->gpgcheck = k->gpgcheck;
                 strv_free(repo->keys);
                 repo->keys = TAKE_PTR(fps);
+        }
+        return 0;
+}
+
+/* ---- detached signatures (repomd.xml.asc) ---- */
+
+#define SIG_ARMOR_BEGIN "-----BEGIN PGP SIGNATURE-----"
+
+/* Decodes the first ASCII-armored signature block of text (librpm's armor
+ * reader takes public keys only): armor headers up to the first empty line,
+ * then base64 up to the checksum line ("=...") or the END line. */
+static int dearmor_signature(const char *text, uint8_t **ret, size_t *ret_len) {
+        const char *p = strstr(text, SIG_ARMOR_BEGIN), *body, *end;
+        _cleanup_free_ char *b64 = NULL;
+        void *out = NULL;
+        size_t n = 0, len = 0;
+
+        if (!p)
+                return -EBADMSG;
+        p = strchr(p, '\n');
+        if (!p)
+                return -EBADMSG;
+        /* armor headers ("Version: ..."), then an empty line */
+        body = p + 1;
+        for (const char *l = body; *l;) {
+                const char *eol = strchrnul(l, '\n');
+                bool blank = true;
+
+                for (const char *c = l; c < eol; c++)
+                        if (*c != ' ' && *c != '\t' && *c != '\r')
+                                blank = false;
+                if (blank) {
+                        body = *eol ? eol + 1 : eol;
+                        break;
+                }
+                if (!strchr(l, ':') || strchr(l, ':') > eol) {
+                        body = l; /* no headers and no empty line */
+                        break;
+                }
+                l = *eol ? eol + 1 : eol;
+        }
+        end = strstr(body, "-----END PGP SIGNATURE-----");
+        if (!end)
+                return -EBADMSG;
+        b64 = malloc((size_t) (end - body) + 1);
+        if (!b64)
+                return -ENOMEM;
+        for (const char *c = body; c < end; c++) {
+                /* the CRC line ends the data */
+                if (*c == '=' && (c == body || c[-1] == '\n'))
+                        break;
+                if (*c != '\n' && *c != '\r' && *c != ' ' && *c != '\t')
+                        b64[n++] = *c;
+        }
+        b64[n] = 0;
+        if (n == 0 || rpmBase64Decode(b64, &out, &len) != 0 || len == 0) {
+                free(out);
+                return -EBADMSG;
+        }
+        *ret = out;
+        *ret_len = len;
+        return 0;
+}
+
+int sigcheck_detached(const RepoKeys *k, const void *data, size_t size, const char *sig, size_t sig_size,
+                      char ret_key_id[SIGCHECK_KEY_ID_SIZE], char *reason, size_t reason_size) {
+        _cleanup_(digparams_freep) pgpDigParams params = NULL;
+        _cleanup_free_ uint8_t *pkts = NULL;
+        _cleanup_free_ char *text = NULL;
+        char key_id[SIGCHECK_KEY_ID_SIZE];
+        const uint8_t *id;
+        size_t len = 0;
+        DIGEST_CTX ctx;
+        rpmRC rc;
+        int r;
+
+        r = librpm_init();
+        if (r < 0) {
+                snprintf(reason, reason_size, "cannot read the rpm configuration");
+                return r;
+        }
+        /* The armor is read as a string. */
+        text = malloc(sig_size + 1);
+        if (!text)
+                return -ENOMEM;
+        memcpy(text, sig, sig_size);
+        text[sig_size] = 0;
+        if (strstr(text, SIG_ARMOR_BEGIN)) {
+                r = dearmor_signature(text, &pkts, &len);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        snprintf(reason, reason_size, "the signature's armor cannot be read");
+                        return -EBADMSG;
+                }
+        } else {
+                pkts = malloc(MAX(sig_size, 1u));
+                if (!pkts)
+                        return -ENOMEM;
+                memcpy(pkts, sig, sig_size);
+                len = sig_size;
+        }
+        if (len == 0 || pgpPrtParams(pkts, len, PGPTAG_SIGNATURE, &params) < 0 || !params ||
+            !(id = pgpDigParamsSignID(params))) {
+                snprintf(reason, reason_size, "not an OpenPGP signature");
+                return -EBADMSG;
+        }
+        key_id_hex(id, key_id);
+        memcpy(ret_key_id, key_id, SIGCHECK_KEY_ID_SIZE);
+        if (!repo_keys_fingerprint(k, key_id)) {
+                snprintf(reason, reason_size, "signed with key %s, which is not one of the repository's gpgkey keys",
+                         key_id);
+                return -ENOKEY;
+        }
+        ctx = rpmDigestInit(pgpDigParamsAlgo(params, PGPVAL_HASHALGO), RPMDIGEST_NONE);
+        if (!ctx) {
+                snprintf(reason, reason_size, "signature by key %s uses an unknown hash", key_id);
+                return -EBADMSG;
+        }
+        rpmDigestUpdate(ctx, data, size);
+        rc = rpmKeyringVerifySig(k->keyring, params, ctx);
+        rpmDigestFinal(ctx, NULL, NULL, 0);
+        if (rc != RPMRC_OK) {
+                snprintf(reason, reason_size, "bad signature (key %s)", key_id);
+                return -EBADMSG;
         }
         return 0;
 }

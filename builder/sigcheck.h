@@ -35,6 +35,9 @@ static inline void repo_keys_freep(RepoKeys **k) {
 /* The repository's id, and whether its packages' signatures are checked. */
 const char *repo_keys_repo(const RepoKeys *k);
 bool repo_keys_gpgcheck(const RepoKeys *k);
+/* The repository's timeout and minrate (definition.h; 0: defaults), which
+ * its package downloads use. k may be NULL: both 0. */
+void repo_keys_transfer_limits(const RepoKeys *k, unsigned *ret_timeout, uint64_t *ret_minrate);
 /* The fingerprint of the listed key that has key_id (its own or a subkey's),
  * or NULL. */
 const char *repo_keys_fingerprint(const RepoKeys *k, const char *key_id);
@@ -63,6 +66,15 @@ int trust_to_json(const Trust *t, json_t **ret);
  * signature is bad or it is not an RPM; -ENOKEY when the signing key is not
  * one of k's. */
 int sigcheck_package(const RepoKeys *k, const char *path, const char *what, char ret_key_id[SIGCHECK_KEY_ID_SIZE]);
+
+/* Verifies sig (sig_size bytes: an ASCII-armored or binary detached OpenPGP
+ * signature, as repodata/repomd.xml.asc) over the size bytes of data with
+ * the keys of k, in-process. ret_key_id gets the signing key's ID when the
+ * signature could be read. Returns 0; -EBADMSG when sig is not a signature
+ * or does not verify; -ENOKEY when the key is not one of k's. reason gets a
+ * short explanation of a failure; nothing is logged. */
+int sigcheck_detached(const RepoKeys *k, const void *data, size_t size, const char *sig, size_t sig_size,
+                      char ret_key_id[SIGCHECK_KEY_ID_SIZE], char *reason, size_t reason_size);
 
 /* After every package of l was checked (each key_id set, NULL for packages
  * of repositories with gpgcheck off): records in each of l's repositories

@@ -41,8 +41,8 @@ CURL *http_easy_new(const char *url, const HttpOptions *opts, char errbuf[CURL_E
         SET(CURLOPT_MAXREDIRS, 10L);
         SET(CURLOPT_FAILONERROR, 1L);
         SET(CURLOPT_CONNECTTIMEOUT, HTTP_CONNECT_TIMEOUT_SEC);
-        SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-        SET(CURLOPT_LOW_SPEED_TIME, HTTP_LOW_SPEED_TIME_SEC);
+        SET(CURLOPT_LOW_SPEED_LIMIT, opts && opts->low_speed_limit > 0 ? opts->low_speed_limit : 1L);
+        SET(CURLOPT_LOW_SPEED_TIME, opts && opts->low_speed_time > 0 ? opts->low_speed_time : HTTP_LOW_SPEED_TIME_SEC);
         if (opts && opts->timeout_sec > 0)
                 SET(CURLOPT_TIMEOUT, opts->timeout_sec);
         if (opts && opts->ca_file)

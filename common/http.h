@@ -25,6 +25,8 @@
 typedef struct HttpOptions {
         const char *ca_file; /* PEM bundle trusted for https; NULL: the system's */
         long timeout_sec;    /* whole transfer, 0 = no limit beyond the low-speed abort */
+        long low_speed_limit; /* bytes/s below which ... */
+        long low_speed_time;  /* ... for this many seconds a transfer is aborted; 0: the defaults above */
 } HttpOptions;
 
 /* What went wrong with the last transfer, for the message the caller logs. */

@@ -332,6 +332,11 @@ expect_fail() {
         return 0
 }
 
+# sha FILE: its SHA-256, in hex.
+sha() { sha256sum "$1" | cut -c1-64; }
+# now_ms: the time, in milliseconds.
+now_ms() { date +%s%3N; }
+
 # sample_def FILE [SED-ARGS...]: images/tiny.conf, pointed at the sample
 # repository (build/sample-repo, from `make sample-repo`) and its signing
 # key, written to FILE; SED-ARGS (-e 's/^install = .*/install = x/') change

@@ -102,7 +102,12 @@ static void fail(Worker *w, const char *what, int r) {
                          api_client_error(w->api)[0] ? api_client_error(w->api) : strerror(-r));
 }
 
-/* Setup, spread over the threads: register host i and label it. */
+static int checkin(Worker *w, Host *h);
+
+/* Setup, spread over the threads: register host i, label it, and make its
+ * first report, as an agent does when it comes up: the measured part then
+ * sees a fleet in its steady state, whose check-ins mostly repeat what the
+ * server knows (the server answers those with a read). */
 static void *setup_worker(void *userdata) {
         Worker *w = userdata;
 
@@ -135,8 +140,13 @@ static void *setup_worker(void *userdata) {
                 (void) api_client_set_token(w->api, arg.admin);
                 r = api_request(w->api, "POST", path, body, NULL, NULL);
                 json_decref(body);
-                if (r < 0)
+                if (r < 0) {
                         fail(w, "labels", r);
+                        break;
+                }
+                r = checkin(w, h);
+                if (r < 0)
+                        fail(w, "first check-in", r);
         }
         return NULL;
 }
@@ -371,7 +381,7 @@ int main(int argc, char **argv) {
                 if (r < 0)
                         return log_error("budgets: %s", api_client_error(workers[0].api)), 1;
         }
-        fprintf(stderr, "checkins: %u hosts registered and labelled in %.1f s\n", arg.hosts, (mono_ms() - t0) / 1e3);
+        fprintf(stderr, "checkins: %u hosts set up (registered, labelled, first report) in %.1f s\n", arg.hosts, (mono_ms() - t0) / 1e3);
 
         t0 = mono_ms();
         cpu0 = cpu_seconds();

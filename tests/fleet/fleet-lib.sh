@@ -14,7 +14,6 @@ SERVICES=(a b c d e)
 host_ns() { echo "${NSS[$(($1 % 2))]}"; }
 service_of() { echo "${SERVICES[$(($1 % 5))]}"; }
 rack_of() { echo "r$(($1 / 5 % 10))"; }
-now_ms() { date +%s%3N; }
 
 # fleet_netns SRV NS0 NS1: namespace SRV holds the bridge 10.96.0.1/16 (the
 # servers' side); NS0 and NS1 are joined to it by veth pairs, as

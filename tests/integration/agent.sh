@@ -17,7 +17,6 @@ export SLIPWAY_CACHE=$D/cache
 PIDS=()
 t_on_exit 't_stop "${PIDS[@]}"'
 
-sha() { sha256sum "$1" | cut -c1-64; }
 
 # Images 1.0, 2.0, 3.0 signed by the trusted key; 4.0 by another one.
 mkdir -p "$D/keys" "$D/other"

@@ -20,7 +20,6 @@ export SLIPWAY_CACHE=$D/cache
 PIDS=()
 t_on_exit 't_stop "${PIDS[@]}"'
 
-sha() { sha256sum "$1" | cut -c1-64; }
 
 mkdir -p "$D/keys"
 $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null

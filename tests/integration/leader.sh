@@ -21,7 +21,6 @@ export SOURCE_DATE_EPOCH=1700000000
 export SLIPWAY_CACHE=$D/cache
 PIDS=()
 t_on_exit 't_stop "${PIDS[@]}"'
-sha() { sha256sum "$1" | cut -c1-64; }
 # ms_since T0: milliseconds since T0 (an $EPOCHREALTIME).
 ms_since() {
         local now=${EPOCHREALTIME/./} then=${1/./}

@@ -32,7 +32,6 @@ start_server() {
 }
 start_server
 api() { curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
-now_ms() { date +%s%3N; }
 register() { # MAC: prints the host ID, labelled rack=w1
         local id
         id=$(api -d "{\"mac\": \"$1\", \"enroll\": \"sekrit\"}" "$URL/v1/hosts/register" | jq -r .id)

@@ -22,8 +22,6 @@ export SOURCE_DATE_EPOCH=1700000000
 export SLIPWAY_CACHE=$D/cache
 PIDS=()
 t_on_exit 't_stop "${PIDS[@]}"'
-sha() { sha256sum "$1" | cut -c1-64; }
-now_ms() { date +%s%3N; }
 sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
 t_case "a PostgreSQL server of the suite's own"

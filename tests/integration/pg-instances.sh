@@ -45,7 +45,6 @@ start() {
         printf -v "URL_$n" %s "$(cat "$D/$n/slipwayd.url")"
 }
 api() { curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
-now_ms() { date +%s%3N; }
 register() { # URL MAC: prints the host ID, labelled rack=w1
         local id
         id=$(api -d "{\"mac\": \"$2\", \"enroll\": \"sekrit\"}" "$1/v1/hosts/register" | jq -r .id)

@@ -17,7 +17,6 @@ export SOURCE_DATE_EPOCH=1700000000
 export SLIPWAY_CACHE=$D/cache
 PIDS=()
 t_on_exit 't_stop "${PIDS[@]}"'
-sha() { sha256sum "$1" | cut -c1-64; }
 
 if ! pg_start >"$D/pg-start.log" 2>&1; then
         t_case "a PostgreSQL server of the suite's own"

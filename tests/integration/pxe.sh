@@ -57,7 +57,6 @@ ip netns exec "$NS" "$SD" --state-dir "$D/state" --listen "$SERVER_IP:8080" --pu
         --log-json no --log-level debug >"$D/slipwayd.log" 2>&1 &
 SPID=$!
 for ((i = 0; i < 50; i++)); do in_ns curl -s -o /dev/null "$URL/v1/status" && break; sleep 0.1; done
-sha() { sha256sum "$1" | cut -c1-64; }
 for f in "$D/img"/*; do
         in_ns curl -s -o /dev/null -T "$f" -H "Authorization: Bearer $TOKEN" "$URL/v1/blobs/sha256/$(sha "$f")"
 done

@@ -21,7 +21,6 @@ t_on_exit 't_stop "${PIDS[@]}"'
 
 sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$PGURL" -c "$1"; }
 py() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
-sha() { sha256sum "$1" | cut -c1-64; }
 
 t_case "a PostgreSQL server and four images"
 if ! pg_start >"$D/pg.log" 2>&1; then

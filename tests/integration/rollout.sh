@@ -18,7 +18,6 @@ export SOURCE_DATE_EPOCH=1700000000
 export SLIPWAY_CACHE=$D/cache
 PIDS=()
 t_on_exit 't_stop "${PIDS[@]}"'
-sha() { sha256sum "$1" | cut -c1-64; }
 
 mkdir -p "$D/keys" "$D/health"
 $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null

@@ -42,7 +42,6 @@ api() {
 }
 post_json() { api "$1" "$2" -H 'Content-Type: application/json' --data-binary "$3"; }
 kind_is() { [ "$CODE" = "$1" ] && [ "$(jq -r .kind <<<"$BODY")" = "$2" ]; }
-sha() { sha256sum "$1" | cut -c1-64; }
 upload() { api PUT "/v1/blobs/sha256/$(sha "$1")" -T "$1"; }
 # raw_http: sends stdin to the server byte for byte (a request that ends in
 # "Connection: close") and prints the whole answer; for what curl will not

@@ -559,6 +559,61 @@ static void test_http(void **state _unused_) {
         assert_int_equal(count_files("cache/rpms"), 4);
 }
 
+/* A partial download left in the cache (.part) is continued; one whose
+ * bytes are wrong is fetched again whole from the same mirror. */
+static void test_resume_part(void **state _unused_) {
+        _cleanup_lock_free_ Lock *lock = make_lock("pkg-big", fixture.repo_dir, fixture.repo_url);
+        _cleanup_strv_free_ char **paths = NULL, **again = NULL;
+        _cleanup_free_ char *src = NULL, *data = NULL, *part = NULL, *cached = NULL;
+        char sum[SHA256_HEX_SIZE];
+        size_t size = 0;
+
+        src = strdup_printf("%s/%s", fixture.repo_dir, lock->packages[0].location);
+        assert_int_equal(read_full_file(src, 64 << 20, &data, &size), 0);
+        assert_int_equal(mkdir_p("cache/rpms", 0755), 0);
+        cached = strdup_printf("cache/rpms/%s.rpm", lock->packages[0].sha256);
+        part = strdup_printf("%s.part", cached);
+
+        /* the first half, as a killed build left it */
+        assert_int_equal(write_file_atomic(part, data, size / 2, 0644), 0);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &paths), 0);
+        assert_int_equal(sha256_file_hex(cached, sum, NULL), 0);
+        assert_string_equal(sum, lock->packages[0].sha256);
+        assert_false(path_exists(part));
+
+        /* wrong bytes: refetched whole, from the only mirror */
+        assert_int_equal(unlink(cached), 0);
+        memset(data, 'x', size / 2);
+        assert_int_equal(write_file_atomic(part, data, size / 2, 0644), 0);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 1, NULL, &again), 0);
+        assert_int_equal(sha256_file_hex(cached, sum, NULL), 0);
+        assert_string_equal(sum, lock->packages[0].sha256);
+        assert_false(path_exists(part));
+}
+
+/* A lock's mirrors: the first that serves the right bytes wins. */
+static void test_mirrors(void **state _unused_) {
+        _cleanup_free_ char *empty = NULL, *bad = NULL;
+        _cleanup_lock_free_ Lock *lock = NULL;
+        _cleanup_strv_free_ char **paths = NULL;
+
+        copy_repo("bad");
+        assert_int_equal(mkdir_p("empty", 0755), 0);
+        assert_int_equal(system("for f in bad/Packages/*.rpm; do printf 'corrupt' | dd of=$f bs=1 seek=3000 "
+                                "conv=notrunc 2>/dev/null; done"),
+                         0);
+        empty = cwd_url("empty");
+        bad = cwd_url("bad");
+        lock = make_lock("pkg-a pkg-b pkg-big", fixture.repo_dir, fixture.repo_url);
+        lock->repos[0].mirrors = calloc(4, sizeof(char *));
+        lock->repos[0].mirrors[0] = strdup(empty);
+        lock->repos[0].mirrors[1] = strdup(bad);
+        lock->repos[0].mirrors[2] = strdup(fixture.repo_url);
+        assert_int_equal(fetch_packages(lock, fixture.trust, "cache", 2, NULL, &paths), 0);
+        assert_int_equal(strv_length(paths), 3);
+        assert_int_equal(count_files("cache/rpms"), 3);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_fetch_and_cache, setup),
@@ -575,6 +630,8 @@ int main(void) {
                 cmocka_unit_test_setup(test_gpgcheck_off, setup),
                 cmocka_unit_test_setup(test_unknown_repo, setup),
                 cmocka_unit_test_setup(test_http, setup),
+                cmocka_unit_test_setup(test_resume_part, setup),
+                cmocka_unit_test_setup(test_mirrors, setup),
         };
 
         const struct CMUnitTest skipped[] = { cmocka_unit_test(test_skipped) };

@@ -424,6 +424,71 @@ static void test_requested_forms(void **state _unused_) {
         }
 }
 
+/* "modules" and "groups": what the resolution was asked; optional, kept
+ * through a round trip, absent when empty, checked when present. */
+static void test_resolution_fields(void **state _unused_) {
+        static const char *const bad[] = {
+                "{\"modules\": {}}",
+                "{\"modules\": [{\"name\": \"nodejs\", \"stream\": \"20\"}]}",
+                "{\"modules\": [{\"name\": \"nodejs\", \"stream\": \"2:0\", \"default\": true}]}",
+                "{\"modules\": [{\"name\": \"nodejs\", \"stream\": \"20\", \"default\": 1}]}",
+                "{\"modules\": [{\"name\": \"nodejs\", \"stream\": \"20\", \"default\": true, \"x\": 1}]}",
+                "{\"groups\": [{\"request\": \"@other\", \"ids\": [], \"packages\": []}]}",
+                "{\"groups\": [{\"request\": \"@core\", \"ids\": [\"core\"]}]}",
+                "{\"groups\": [{\"request\": \"@core\", \"ids\": [1], \"packages\": []}]}",
+        };
+        _cleanup_lock_free_ Lock *l = NULL, *back = NULL;
+        json_t *j = valid(), *out = NULL;
+
+        json_array_append_new(json_object_get(j, "requested"), json_string("@core"));
+        json_object_set_new(j, "modules",
+                            json_pack("[{s:s, s:s, s:s, s:b}, {s:s, s:s, s:b}]", "name", "nodejs", "stream", "20",
+                                      "profile", "common", "default", 0, "name", "perl", "stream", "5.36", "default", 1));
+        json_object_set_new(j, "groups",
+                            json_pack("[{s:s, s:[s], s:[s, s]}]", "request", "@core", "ids", "core", "packages",
+                                      "(g-cond if trig)", "g-mand"));
+        assert_int_equal(lock_from_json(j, &l), 0);
+        assert_int_equal(l->n_modules, 2);
+        assert_string_equal(l->modules[0].profile, "common");
+        assert_false(l->modules[0].is_default);
+        assert_null(l->modules[1].profile);
+        assert_true(l->modules[1].is_default);
+        assert_int_equal(l->n_groups, 1);
+        assert_string_equal(l->groups[0].packages[0], "(g-cond if trig)");
+        assert_int_equal(lock_to_json(l, &out), 0);
+        assert_true(json_equal(json_object_get(out, "modules"), json_object_get(j, "modules")));
+        assert_true(json_equal(json_object_get(out, "groups"), json_object_get(j, "groups")));
+        assert_int_equal(lock_from_json(out, &back), 0);
+        assert_int_equal(back->n_modules, 2);
+        json_decref(out);
+        json_decref(j);
+
+        /* none: the members are left out, as in locks from before them */
+        lock_free(TAKE_PTR(back));
+        j = valid();
+        assert_int_equal(lock_from_json(j, &back), 0);
+        json_decref(j);
+        assert_int_equal(lock_to_json(back, &out), 0);
+        assert_null(json_object_get(out, "modules"));
+        assert_null(json_object_get(out, "groups"));
+        json_decref(out);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                json_t *extra = json_loads(bad[i], 0, NULL);
+                Lock *b = NULL;
+
+                assert_non_null(extra);
+                j = valid();
+                json_array_append_new(json_object_get(j, "requested"), json_string("@core"));
+                json_object_update(j, extra);
+                if (lock_from_json(j, &b) != -EINVAL)
+                        fail_msg("case %zu was not refused: %s", i, bad[i]);
+                assert_null(b);
+                json_decref(extra);
+                json_decref(j);
+        }
+}
+
 static void test_valid_fixture(void **state _unused_) {
         _cleanup_lock_free_ Lock *l = NULL;
         json_t *j = valid();
@@ -488,6 +553,7 @@ int main(void) {
                 cmocka_unit_test(test_reject_shapes),   cmocka_unit_test(test_read_errors),
                 cmocka_unit_test(test_atomic_write),    cmocka_unit_test(test_requested_forms),
                 cmocka_unit_test(test_reject_fingerprints), cmocka_unit_test(test_signature_fields),
+                cmocka_unit_test(test_resolution_fields),
         };
 
         log_set_level(LOG_LEVEL_ERROR);

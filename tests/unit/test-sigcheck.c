@@ -337,12 +337,79 @@ static void test_trust_and_lock(void **state _unused_) {
         free(def.repos);
 }
 
+/* Signs `file` with the key in GNUPGHOME `home` (detached; armored or not)
+ * into `sig`. */
+static void detach_sign(const char *home, const char *file, const char *sig, bool armor) {
+        _cleanup_free_ char *cmd = strdup_printf("gpg --homedir '%s/%s' --batch --yes %s --detach-sign -o '%s' '%s' "
+                                                 "2>/dev/null",
+                                                 top, home, armor ? "--armor" : "", sig, file);
+        _cleanup_free_ char *kill = strdup_printf("gpgconf --homedir '%s/%s' --kill gpg-agent 2>/dev/null", top, home);
+        assert_int_equal(run(cmd), 0);
+        (void) run(kill);
+}
+
+static int verify_detached(RepoKeys *k, const char *file, const char *sig, char key_id[SIGCHECK_KEY_ID_SIZE],
+                           char *reason, size_t reason_size) {
+        _cleanup_free_ char *data = NULL, *sig_data = NULL;
+        size_t size = 0, sig_size = 0;
+
+        assert_int_equal(read_full_file(file, 1 << 20, &data, &size), 0);
+        assert_int_equal(read_full_file(sig, 1 << 20, &sig_data, &sig_size), 0);
+        return sigcheck_detached(k, data, size, sig_data, sig_size, key_id, reason, reason_size);
+}
+
+/* repomd.xml.asc: a detached signature over repomd.xml's bytes. */
+static void test_detached(void **state _unused_) {
+        _cleanup_(repo_keys_freep) RepoKeys *k = load("fix", true, "repo/RPM-GPG-KEY-fixture", 0);
+        _cleanup_(repo_keys_freep) RepoKeys *sub = NULL;
+        _cleanup_free_ char *fixture_key = fixture("repo/RPM-GPG-KEY-fixture"), *fp = gpg_fingerprint(fixture_key);
+        _cleanup_free_ char *repomd = fixture("repo/repodata/repomd.xml");
+        char key_id[SIGCHECK_KEY_ID_SIZE] = "", reason[256] = "";
+
+        /* good, armored and binary */
+        detach_sign("repo-gnupg", repomd, "good.asc", true);
+        if (verify_detached(k, repomd, "good.asc", key_id, reason, sizeof(reason)) != 0)
+                fail_msg("good.asc: %s", reason);
+        assert_string_equal(key_id, fp + 24);
+        assert_string_equal(repo_keys_fingerprint(k, key_id), fp);
+        detach_sign("repo-gnupg", repomd, "good.sig", false);
+        assert_int_equal(verify_detached(k, repomd, "good.sig", key_id, reason, sizeof(reason)), 0);
+
+        /* bad: the bytes changed after signing */
+        {
+                _cleanup_free_ char *cmd = strdup_printf("cp '%s' changed.xml && echo '<!-- -->' >>changed.xml", repomd);
+                assert_int_equal(run(cmd), 0);
+        }
+        assert_int_equal(verify_detached(k, "changed.xml", "good.asc", key_id, reason, sizeof(reason)), -EBADMSG);
+        assert_non_null(strstr(reason, "bad signature"));
+        assert_string_equal(key_id, fp + 24);
+
+        /* missing: an empty file, or something that is no signature */
+        assert_int_equal(write_file_atomic("empty.asc", "", 0, 0644), 0);
+        assert_int_equal(verify_detached(k, repomd, "empty.asc", key_id, reason, sizeof(reason)), -EBADMSG);
+        assert_int_equal(write_file_atomic("junk.asc", "<html>404</html>\n", 17, 0644), 0);
+        assert_int_equal(verify_detached(k, repomd, "junk.asc", key_id, reason, sizeof(reason)), -EBADMSG);
+        assert_non_null(strstr(reason, "not an OpenPGP signature"));
+
+        /* wrong key: good signature, but not by a key of the repository */
+        detach_sign("other-gnupg", repomd, "other.asc", true);
+        assert_int_equal(verify_detached(k, repomd, "other.asc", key_id, reason, sizeof(reason)), -ENOKEY);
+        assert_non_null(strstr(reason, "not one of the repository's gpgkey keys"));
+        assert_non_null(strstr(reason, key_id));
+
+        /* a key's signing subkey */
+        sub = load("fix", true, "subkey.asc", 0);
+        detach_sign("subkey-gnupg", repomd, "sub.asc", true);
+        assert_int_equal(verify_detached(sub, repomd, "sub.asc", key_id, reason, sizeof(reason)), 0);
+        assert_non_null(repo_keys_fingerprint(sub, key_id));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_keys_load),   test_in_dir(test_keys_errors),      test_in_dir(test_signed),
                 test_in_dir(test_unsigned),    test_in_dir(test_other_key),        test_in_dir(test_broken_signature),
                 test_in_dir(test_not_an_rpm),  test_in_dir(test_gpgcheck_off),     test_in_dir(test_trust_and_lock),
-                test_in_dir(test_subkey),
+                test_in_dir(test_subkey),      test_in_dir(test_detached),
         };
 
         return cmocka_run_group_tests_name("sigcheck", tests, group_setup, group_teardown);
