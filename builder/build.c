@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bootfiles.h"
 #include "build.h"
 #include "crashpoint.h"
 #include "disk.h"
@@ -25,6 +26,7 @@
 #include "sigcheck.h"
 #include "sign.h"
 #include "store.h"
+#include "toolversion.h"
 #include "util.h"
 
 #ifndef SLIPWAY_VERSION
@@ -117,9 +119,11 @@ static int lock_to_image_json(const Lock *lock, bool checked, json_t **ret) {
 
 /* A digest of every input that decides the bytes of the image: the lock as
  * resolved (what checking the signatures adds to it follows from the
- * packages' bytes and the trust) and what each repository trusts. */
+ * packages' bytes and the trust), what each repository trusts, the versions
+ * of the tools that write the image's filesystems and disk, and the build
+ * host's systemd-boot when the image brings none of its own. */
 static int compute_build_key(const ImageDef *def, const BuildOptions *opts, const Lock *lock, const Trust *trust,
-                             const char *key_id, char ret[65]) {
+                             const char *key_id, json_t *tools, json_t *host_loader, char ret[65]) {
         _cleanup_free_ char *s = NULL;
         json_t *lock_json = NULL, *trust_json = NULL, *o;
 
@@ -136,6 +140,11 @@ static int compute_build_key(const ImageDef *def, const BuildOptions *opts, cons
                       "modules", json_array());
         if (!o)
                 return -ENOMEM;
+        if (json_object_set(o, "tools", tools) < 0 ||
+            (host_loader && json_object_set(o, "host_loader", host_loader) < 0)) {
+                json_decref(o);
+                return -ENOMEM;
+        }
         for (char **m = def->initramfs_modules; m && *m; m++)
                 json_array_append_new(json_object_get(o, "modules"), json_string(*m));
         s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
@@ -216,9 +225,37 @@ static int write_published_lock(Store *store, const char *id, const char *path) 
         return write_lock(lock, path);
 }
 
-/* -v shows where a build spends its time. */
-static void log_phase_time(const char *phase, uint64_t start_usec) {
-        log_debug("%s took %" PRIu64 " ms", phase, (now_usec() - start_usec) / 1000);
+/* Where a build spends its time: -v logs each phase as it ends, --timings
+ * prints them all on one line at the end. */
+#define TIMINGS_MAX 12
+
+typedef struct Timings {
+        const char *phase[TIMINGS_MAX];
+        uint64_t usec[TIMINGS_MAX];
+        size_t n;
+        uint64_t start;
+} Timings;
+
+static void timings_put(Timings *tm, const char *phase, uint64_t usec) {
+        log_debug("%s took %" PRIu64 " ms", phase, usec / 1000);
+        if (tm->n < TIMINGS_MAX) {
+                tm->phase[tm->n] = phase;
+                tm->usec[tm->n++] = usec;
+        }
+}
+
+static void timings_add(Timings *tm, const char *phase, uint64_t start_usec) {
+        timings_put(tm, phase, now_usec() - start_usec);
+}
+
+/* "timings: resolve 210 ms, fetch 95 ms, ..., total 1234 ms" */
+static void timings_print(const Timings *tm, const BuildOptions *opts) {
+        if (!opts->timings)
+                return;
+        fputs("timings:", stderr);
+        for (size_t i = 0; i < tm->n; i++)
+                fprintf(stderr, " %s %" PRIu64 " ms,", tm->phase[i], tm->usec[i] / 1000);
+        fprintf(stderr, " total %" PRIu64 " ms\n", (now_usec() - tm->start) / 1000);
 }
 
 typedef struct InitramfsJob {
@@ -228,12 +265,15 @@ typedef struct InitramfsJob {
         uint64_t epoch;
         const char *out_path;
         int result;
+        uint64_t usec;
 } InitramfsJob;
 
 static void *initramfs_job_run(void *userdata) {
         InitramfsJob *j = userdata;
+        uint64_t t = now_usec();
 
         j->result = initramfs_make(j->root, j->kver, j->modules, j->epoch, j->out_path);
+        j->usec = now_usec() - t;
         if (j->result >= 0)
                 crashpoint("initramfs");
         return NULL;
@@ -245,7 +285,8 @@ static void *initramfs_job_run(void *userdata) {
  * the timing. Without a thread, they run one after the other. Each logs its
  * own errors; the initramfs's comes first, as when they ran in sequence. */
 static int make_initramfs_and_rootfs(const ImageDef *def, const char *root, const char *kver, uint64_t epoch,
-                                     const char *uuid_seed, const char *initrd_path, const char *rootfs_path) {
+                                     const char *uuid_seed, const char *initrd_path, const char *rootfs_path,
+                                     Timings *tm) {
         InitramfsJob job = {
                 .root = root,
                 .kver = kver,
@@ -254,6 +295,7 @@ static int make_initramfs_and_rootfs(const ImageDef *def, const char *root, cons
                 .out_path = initrd_path,
         };
         pthread_t thread;
+        uint64_t t;
         int k, r;
 
         k = pthread_create(&thread, NULL, initramfs_job_run, &job);
@@ -263,13 +305,16 @@ static int make_initramfs_and_rootfs(const ImageDef *def, const char *root, cons
                 if (job.result < 0)
                         return job.result;
         }
+        t = now_usec();
         r = rootfs_make(root, def->rootfs_type, epoch, uuid_seed, rootfs_path);
+        timings_add(tm, "mkfs", t);
         if (r >= 0)
                 crashpoint("rootfs");
         if (k == 0) {
                 k = pthread_join(thread, NULL);
                 assert(k == 0);
         }
+        timings_put(tm, "initramfs", job.usec);
         return job.result < 0 ? job.result : r;
 }
 
@@ -346,6 +391,9 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         StoreImage img = {};
         char *types[4], *shas[4];
         uint64_t sizes[4], t;
+        json_t *tools = NULL, *host_loader = NULL, *boot_json = NULL;
+        BootFiles boot = {};
+        Timings tm = { .start = now_usec() };
         int work_fd = -1, r;
 
         progress = progress_new(stderr, opts->quiet);
@@ -374,14 +422,29 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
 
         t = now_usec();
         r = obtain_lock(def, opts, progress, &lock);
-        log_phase_time(opts->locked ? "lock" : "resolve", t);
+        timings_add(&tm, opts->locked ? "lock" : "resolve", t);
         if (r < 0)
                 return r;
         crashpoint("resolve");
 
-        r = compute_build_key(def, opts, lock, trust, key_id, build_key);
+        t = now_usec();
+        r = toolversion_probe_build(def->rootfs_type, !opts->no_disk, &tools);
         if (r < 0)
-                return log_oom();
+                goto finish;
+        if (!opts->no_disk && !bootfiles_lock_has_loader(lock)) {
+                r = bootfiles_host_loader_json(&host_loader);
+                if (r < 0) {
+                        log_error_errno(r, "cannot read the build host's '%s': %m", BOOTFILES_SYSTEMD_BOOT_PATH);
+                        goto finish;
+                }
+        }
+        timings_add(&tm, "tools", t);
+        r = compute_build_key(def, opts, lock, trust, key_id, tools, host_loader, build_key);
+        if (r < 0) {
+                r = log_oom();
+                goto finish;
+        }
+        log_debug("build key %s", build_key);
         if (!opts->force && store_find_by_build_key(store, build_key, &img) >= 0) {
                 bool complete = store_has_blob(store, img.manifest_sha256) && store_has_blob(store, img.signature_sha256);
                 if (complete && streq(img.name, def->name) && streq(img.version, def->version)) {
@@ -391,14 +454,15 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                         if (r >= 0)
                                 memcpy(ret_id, img.id, 65);
                         store_image_release(&img);
-                        return r;
+                        timings_print(&tm, opts);
+                        goto finish;
                 }
                 store_image_release(&img);
         }
 
         t = now_usec();
         r = fetch_packages(lock, trust, opts->cache_dir, opts->parallel ? opts->parallel : 4, progress, &rpms);
-        log_phase_time("fetch", t);
+        timings_add(&tm, "fetch", t);
         if (r < 0)
                 goto finish;
         crashpoint("fetch");
@@ -437,7 +501,7 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         progress_phase(progress, "install", "%zu packages into %s", lock->n_packages, root);
         t = now_usec();
         r = install_packages(root, rpms, keys, def->rpmdb_path, opts->epoch, progress);
-        log_phase_time("install", t);
+        timings_add(&tm, "install", t);
         if (r < 0)
                 goto finish;
         r = write_release(root, def);
@@ -470,10 +534,21 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         progress_phase(progress, "artifacts", "initramfs for kernel %s, %s rootfs", kver,
                        rootfs_type_to_string(def->rootfs_type));
         t = now_usec();
-        r = make_initramfs_and_rootfs(def, root, kver, opts->epoch, seed, arts[1].path, arts[2].path);
-        log_phase_time("initramfs and rootfs", t);
+        r = make_initramfs_and_rootfs(def, root, kver, opts->epoch, seed, arts[1].path, arts[2].path, &tm);
+        timings_add(&tm, "artifacts", t);
         if (r < 0)
                 goto finish;
+        /* After the rootfs: reading the rpmdb must not touch what goes into it. */
+        t = now_usec();
+        r = bootfiles_find(root, def->rpmdb_path, lock, !opts->no_disk, &boot);
+        if (r < 0)
+                goto finish;
+        r = bootfiles_to_json(&boot, &boot_json);
+        if (r < 0) {
+                r = log_oom();
+                goto finish;
+        }
+        timings_add(&tm, "boot", t);
         if (!opts->no_disk) {
                 DiskSpec spec = {
                         .name = def->name,
@@ -489,13 +564,14 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                         .uuid_seed = seed,
                         .accel = opts->accel ? opts->accel : "auto",
                         .probe_cache_dir = opts->cache_dir,
+                        .loader_path = boot.files[BOOT_ROLE_SYSTEMD_BOOT].host_path,
                 };
                 progress_phase(progress, "disk", "GPT: esp %llu MiB, 2 x root %llu MiB, var %llu MiB",
                                (unsigned long long) (def->esp_size >> 20), (unsigned long long) (def->root_size >> 20),
                                (unsigned long long) (def->var_size >> 20));
                 t = now_usec();
                 r = disk_make(&spec, arts[3].path);
-                log_phase_time("disk", t);
+                timings_add(&tm, "disk", t);
                 if (r < 0)
                         goto finish;
         }
@@ -524,6 +600,8 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         m->build_time = opts->epoch;
         m->root_size = def->root_size;
         m->lock = json_incref(lock_json);
+        m->tools = json_incref(tools);
+        m->boot = json_incref(boot_json);
         if (!m->name || !m->version || !m->arch || !m->cmdline || !m->kernel_version) {
                 r = log_oom();
                 goto finish;
@@ -583,8 +661,9 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 store_error(r, "catalog entry", opts->store_dir);
                 goto finish;
         }
-        log_phase_time("publish", t);
+        timings_add(&tm, "publish", t);
         progress_end(progress);
+        timings_print(&tm, opts);
         memcpy(ret_id, id, 65);
         r = 0;
 
@@ -597,6 +676,10 @@ finish:
                 free(arts[i].path);
         }
         json_decref(lock_json);
+        json_decref(tools);
+        json_decref(host_loader);
+        json_decref(boot_json);
+        bootfiles_release(&boot);
         if (work_fd >= 0)
                 close(work_fd);
         return r;

@@ -16,6 +16,7 @@ typedef struct BuildOptions {
         bool no_disk;           /* skip the GPT disk image */
         bool keep_work;         /* keep the staging root afterwards */
         bool force;             /* rebuild even when the inputs are unchanged */
+        bool timings;           /* print each phase's time, one line on stderr */
         unsigned parallel;      /* concurrent downloads */
         uint64_t epoch;         /* SOURCE_DATE_EPOCH */
         const char *accel;      /* libguestfs: auto, kvm or tcg */

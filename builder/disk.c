@@ -20,6 +20,9 @@
  *    that systemd-dissect and the like take root-a for the root: among two
  *    root partitions of one type they would pick the greater label.
  *
+ * The loader is the image's own systemd-boot (from its packages, see
+ * builder/bootfiles.c), or the build host's where the image has none.
+ *
  * systemd-boot 252 and "default slipway-*": the pattern is matched against
  * entry ids (the lowercased file name with ".conf" but without the "+N-M"
  * boot counter), and the first match in menu order wins. Menu order puts
@@ -54,7 +57,6 @@
 
 #define MIB (1024ULL * 1024ULL)
 #define SECTOR 512ULL
-#define SYSTEMD_BOOT_EFI "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
 /* Discoverable Partitions Specification */
 #define GPT_TYPE_ESP "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -160,8 +162,8 @@ static int esp_make(const DiskSpec *spec, const char *work, uint64_t size, char 
         const struct {
                 const char *src, *dst;
         } files[] = {
-                { SYSTEMD_BOOT_EFI, "/EFI/BOOT/BOOTX64.EFI" },
-                { SYSTEMD_BOOT_EFI, "/EFI/systemd/systemd-bootx64.efi" },
+                { spec->loader_path, "/EFI/BOOT/BOOTX64.EFI" },
+                { spec->loader_path, "/EFI/systemd/systemd-bootx64.efi" },
                 { loader, "/loader/loader.conf" },
                 { entry, entry_dst },
                 { spec->kernel_path, kernel_dst },
@@ -376,11 +378,13 @@ int disk_make(const DiskSpec *spec, const char *out_path) {
                                        spec->rootfs_path, format_bytes(b1, sizeof(b1), (uint64_t) st.st_size),
                                        (uint64_t) st.st_size, format_bytes(b2, sizeof(b2), spec->root_size),
                                        spec->root_size);
-        for (const char *const *p = (const char *const[]) { spec->kernel_path, spec->initrd_path, SYSTEMD_BOOT_EFI, NULL };
+        if (isempty(spec->loader_path))
+                return log_error_errno(-EINVAL, "no systemd-boot for the ESP");
+        for (const char *const *p = (const char *const[]) { spec->kernel_path, spec->initrd_path, spec->loader_path,
+                                                             NULL };
              *p; p++)
                 if (access(*p, R_OK) < 0)
-                        return log_error_errno(negative_errno(), "failed to access '%s': %m%s", *p,
-                                               streq(*p, SYSTEMD_BOOT_EFI) ? " (install systemd-boot-efi)" : "");
+                        return log_error_errno(negative_errno(), "failed to access '%s': %m", *p);
 
         work = strdup_printf("%s.work-XXXXXX", out_path);
         if (!work)

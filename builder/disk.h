@@ -17,10 +17,11 @@ typedef struct DiskSpec {
         const char *accel;       /* libguestfs appliance: "auto" (KVM when a probe boot
                                   * shows it runs guests, else TCG), "kvm" or "tcg" */
         const char *probe_cache_dir; /* where "auto" keeps its KVM probe; may be NULL */
+        const char *loader_path; /* systemd-boot EFI binary for the ESP (builder/bootfiles.h) */
 } DiskSpec;
 
 /* Writes the disk image to out_path (replaced atomically). The ESP gets
- * systemd-boot and the Boot Loader Spec entry slipway-1-<version>.conf for
+ * systemd-boot (loader_path) and the Boot Loader Spec entry slipway-1-<version>.conf for
  * slot A (common/loaderentry.h). Returns -ENOSPC when the rootfs does not
  * fit root-size. */
 int disk_make(const DiskSpec *spec, const char *out_path);

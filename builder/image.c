@@ -122,6 +122,26 @@ static void print_signatures(const json_t *lock) {
         }
 }
 
+/* The tools that made the image's filesystems and disk, and where each
+ * boot file came from (images built before they were recorded have none). */
+static void print_tools_and_boot(const Manifest *m) {
+        const char *key;
+        json_t *v;
+
+        if (json_object_size(m->tools) > 0) {
+                printf("\ntools\n");
+                json_object_foreach(m->tools, key, v)
+                        printf("  %-12s %s\n", key, json_string_value(v));
+        }
+        if (json_object_size(m->boot) > 0) {
+                printf("\nboot files\n");
+                json_object_foreach(m->boot, key, v)
+                        printf("  %-12s %s  from %s %s\n", key, json_string_value(json_object_get(v, "path")),
+                               json_string_value(json_object_get(v, "source")),
+                               json_string_value(json_object_get(v, "package")));
+        }
+}
+
 /* What the resolution was asked: the install list, the module streams
  * active and what each group request expanded to. */
 static void print_requested(const json_t *lock) {
@@ -199,6 +219,7 @@ int image_inspect(Store *s, const char *ref, bool json) {
         }
         print_requested(m->lock);
         print_signatures(m->lock);
+        print_tools_and_boot(m);
         image_release(&img);
         return 0;
 }

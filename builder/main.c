@@ -69,6 +69,7 @@ static void help(void) {
                "  --workdir DIR      staging area (default CACHE/work)\n"
                "  --keep-workdir     keep the staging root after the build\n"
                "  --force            rebuild even when the inputs are unchanged\n"
+               "  --timings          print the time of each build phase (one line on stderr)\n"
                "  --guestfs-accel=auto|kvm|tcg  libguestfs appliance acceleration (default auto:\n"
                "                     KVM when a probe boot shows it runs guests, else TCG)\n"
                "\n"
@@ -122,6 +123,7 @@ enum {
         OPT_TOKEN_FILE,
         OPT_CA_FILE,
         OPT_REPLICAS_TIMEOUT,
+        OPT_TIMINGS,
 };
 
 static const struct option options[] = {
@@ -147,6 +149,7 @@ static const struct option options[] = {
         { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
         { "ca-file", required_argument, NULL, OPT_CA_FILE },
         { "replicas-timeout", required_argument, NULL, OPT_REPLICAS_TIMEOUT },
+        { "timings", no_argument, NULL, OPT_TIMINGS },
         {}
 };
 
@@ -438,6 +441,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case OPT_FORCE:
                         a.build.force = true;
+                        break;
+                case OPT_TIMINGS:
+                        a.build.timings = true;
                         break;
                 case OPT_ACCEL:
                         if (!streq(optarg, "auto") && !streq(optarg, "kvm") && !streq(optarg, "tcg"))

@@ -50,6 +50,8 @@ Manifest *manifest_free(Manifest *m) {
         }
         free(m->artifacts);
         json_decref(m->lock);
+        json_decref(m->tools);
+        json_decref(m->boot);
         free(m);
         return NULL;
 }
@@ -122,6 +124,10 @@ int manifest_to_bytes(const Manifest *m, char **ret, size_t *ret_size) {
                             : 0;
         if (r >= 0 && m->lock && json_object_set(o, "lock", m->lock) < 0)
                 r = -ENOMEM;
+        if (r >= 0 && m->tools && json_object_set(o, "tools", m->tools) < 0)
+                r = -ENOMEM;
+        if (r >= 0 && m->boot && json_object_set(o, "boot", m->boot) < 0)
+                r = -ENOMEM;
         if (r < 0) {
                 json_decref(arts);
                 json_decref(o);
@@ -181,10 +187,59 @@ static int get_uint(json_t *o, const char *key, uint64_t *ret, char *err, size_t
         return 0;
 }
 
+/* "tools": an object of tool name -> version string. */
+static int get_tools(json_t *o, json_t **ret, char *err, size_t n) {
+        json_t *tools = json_object_get(o, "tools"), *v;
+        const char *key;
+
+        if (!tools)
+                return 0;
+        if (!json_is_object(tools))
+                return fail(err, n, "manifest: 'tools' is not an object");
+        json_object_foreach(tools, key, v)
+                if (!json_is_string(v))
+                        return fail(err, n, "manifest: the version of tool '%.64s' is not a string", key);
+        *ret = json_incref(tools);
+        return 0;
+}
+
+/* "boot": an object of role -> {path, sha256, source, package}, every member
+ * a string, source "package" or "build host". */
+static int get_boot(json_t *o, json_t **ret, char *err, size_t n) {
+        static const char *const members[] = { "path", "sha256", "source", "package" };
+        json_t *boot = json_object_get(o, "boot"), *f;
+        const char *role;
+
+        if (!boot)
+                return 0;
+        if (!json_is_object(boot))
+                return fail(err, n, "manifest: 'boot' is not an object");
+        json_object_foreach(boot, role, f) {
+                const char *source;
+
+                if (!json_is_object(f) || json_object_size(f) != ELEMENTSOF(members))
+                        return fail(err, n, "manifest: boot file '%.64s' is not an object of %zu members", role,
+                                    ELEMENTSOF(members));
+                for (size_t i = 0; i < ELEMENTSOF(members); i++)
+                        if (!json_is_string(json_object_get(f, members[i])))
+                                return fail(err, n, "manifest: boot file '%.64s' has no string '%s'", role,
+                                            members[i]);
+                if (!sha256_hex_valid(json_string_value(json_object_get(f, "sha256"))))
+                        return fail(err, n, "manifest: boot file '%.64s' has an invalid sha256", role);
+                source = json_string_value(json_object_get(f, "source"));
+                if (!streq(source, "package") && !streq(source, "build host"))
+                        return fail(err, n, "manifest: boot file '%.64s' has source '%.64s' (package or build host)",
+                                    role, source);
+        }
+        *ret = json_incref(boot);
+        return 0;
+}
+
 int manifest_parse(const char *data, size_t size, Manifest **ret, char *err, size_t errsz) {
         static const char *const known[] = { "format",  "name",          "version",        "arch",
                                              "build_time", "cmdline",    "kernel_version", "min_from_version",
-                                             "root_size",  "artifacts",  "lock" };
+                                             "root_size",  "artifacts",  "lock",           "tools",
+                                             "boot" };
         _cleanup_manifest_free_ Manifest *m = NULL;
         json_error_t jerr;
         json_t *o, *arts, *v;
@@ -277,6 +332,10 @@ int manifest_parse(const char *data, size_t size, Manifest **ret, char *err, siz
                 else
                         m->lock = json_incref(v);
         }
+        if (r >= 0)
+                r = get_tools(o, &m->tools, err, errsz);
+        if (r >= 0)
+                r = get_boot(o, &m->boot, err, errsz);
         json_decref(o);
         if (r < 0)
                 return r;

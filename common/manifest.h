@@ -40,6 +40,8 @@ typedef struct Manifest {
         ManifestArtifact *artifacts;
         size_t n_artifacts;
         json_t *lock;            /* the resolved package set, kept as JSON */
+        json_t *tools;           /* build tools whose output is in the image: name -> version; may be NULL */
+        json_t *boot;            /* boot chain files: role -> {path, sha256, source, package}; may be NULL */
 } Manifest;
 
 /* true when s is a valid image name (IMAGE_NAME_RULE); false for NULL. */

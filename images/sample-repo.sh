@@ -3,8 +3,9 @@
 #
 #   images/sample-repo.sh build/sample-repo [build/bin/slipway-agent]
 #
-# The RPMs repackage real Debian 12 binaries: busybox-static and the kernel
-# that linux-image-amd64 currently depends on; slipway-agent is packaged
+# The RPMs repackage real Debian 12 binaries: busybox-static, the kernel
+# that linux-image-amd64 currently depends on and systemd-boot-efi (the
+# image's own boot loader); slipway-agent is packaged
 # from the given binary with the Debian libraries it is linked with. Downloaded .debs are cached in
 # OUTDIR/../debs, rpmbuild works under OUTDIR/../rpmbuild (emptied after). Every RPM is
 # signed with the repository's own key (images/sign-rpms.sh), made on the first run and
@@ -48,7 +49,7 @@ if [ -z "$kpkg" ]; then
            sort -V | tail -n1)
 fi
 [ -n "$kpkg" ] || die "cannot resolve the kernel package behind linux-image-amd64 (apt-get update?)"
-step "packages: busybox-static $kpkg"
+step "packages: busybox-static $kpkg systemd-boot-efi"
 
 # --- 2. download (cached) -----------------------------------------------
 mkdir -p "$debs"
@@ -77,6 +78,7 @@ fetch() {
 }
 fetch busybox-static; bb_deb=$fetched
 fetch "$kpkg"; k_deb=$fetched
+fetch systemd-boot-efi; sb_deb=$fetched
 
 # --- 3. extract -----------------------------------------------------------
 # (about 2 s for the kernel; not cached, the tree is 400 MB and goes away below)
@@ -92,6 +94,7 @@ extract() {
 }
 extract "$bb_deb"; bb_root=$extracted
 extract "$k_deb"; k_root=$extracted
+extract "$sb_deb"; sb_root=$extracted
 
 # Debian version "1:1.35.0-4+deb12u1+b1" -> RPM version 1.35.0, release 4.deb12u1.b1
 upstream() { local v=${1#*:}; echo "${v%-*}"; }
@@ -99,6 +102,7 @@ revision() { local v=${1#*:}; case "$v" in *-*) v=${v##*-} ;; *) v=1 ;; esac
              echo "$v" | tr -c 'A-Za-z0-9.~\n' '.'; }
 bb_ver=$(dpkg-deb -f "$bb_deb" Version)
 k_ver=$(dpkg-deb -f "$k_deb" Version)
+sb_ver=$(dpkg-deb -f "$sb_deb" Version)
 kver=$(ls "$k_root/lib/modules")
 [ "$(echo "$kver" | wc -w)" -eq 1 ] || die "expected one module dir in $k_deb, got: $kver"
 [ -f "$k_root/boot/vmlinuz-$kver" ] || die "no vmlinuz-$kver in $k_deb"
@@ -141,6 +145,9 @@ step "built busybox $(upstream "$bb_ver")-$(revision "$bb_ver")"
 rpmb kernel.spec --define "deb_root $k_root" --define "kver $kver" \
     --define "kernel_version $(upstream "$k_ver")" --define "kernel_release $(revision "$k_ver")"
 step "built kernel $(upstream "$k_ver")-$(revision "$k_ver"): $(sed -n 's/^kernel.spec: \([^ ]*\) <-.*/\1/p' "$top/tmp/rpmbuild.log" | sort | tr '\n' ' ')"
+rpmb systemd-boot-efi.spec --define "deb_root $sb_root" \
+    --define "sb_version $(upstream "$sb_ver")" --define "sb_release $(revision "$sb_ver")"
+step "built systemd-boot-efi $(upstream "$sb_ver")-$(revision "$sb_ver")"
 # One tiny-base per release of the sample image: each release's definition
 # installs "tiny-base = VERSION", so 1.0 and 2.0 differ in what they carry.
 for v in 1.0 2.0 3.0 4.0; do

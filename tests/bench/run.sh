@@ -19,14 +19,19 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 export SOURCE_DATE_EPOCH=1700000000
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
-PKGS="tiny-base kernel busybox"
+# The package list both sides install: images/tiny.conf's, with each
+# "NAME = VERSION" as dnf spells it (NAME-VERSION), so that both ask for the
+# same thing; the NEVRAs they install are compared before any timing.
+read -ra PKGS < <(sed -n 's/^install = //p' "$TOP/images/tiny.conf" | sed 's/ = /-/g')
 RUNS=${BENCH_RUNS:-5}
 # What builder/rootfs.c passes to mkfs.erofs (keep the two in step), so that
 # both sides make the same kind of filesystem.
 EROFS_FLAGS=(--quiet -zlz4hc --max-extent-bytes=32768 "-T$SOURCE_DATE_EPOCH" -U6c1d3f0e-8a52-4b8e-9d17-0f2a6b4c9e31)
-# PEERS.md's recipe: the sample repo only, nothing from the host's repos.
+# PEERS.md's recipe: the sample repo only, nothing from the host's repos;
+# signatures checked against the repository's key, as slipway-build does.
 # shellcheck disable=SC2054 # the comma belongs to --repofrompath
-DNF_FLAGS=(-y --releasever=1 --setopt=reposdir=/dev/null --repofrompath=local,"file://$REPO" --nogpgcheck
+DNF_FLAGS=(-y --releasever=1 --setopt=reposdir=/dev/null --repofrompath=local,"file://$REPO"
+        --setopt=local.gpgcheck=1 --setopt=local.gpgkey="file://$REPO/RPM-GPG-KEY-slipway-sample"
         --setopt=install_weak_deps=0)
 
 now() { date +%s%N; }
@@ -60,23 +65,45 @@ timed() {
         return $rc
 }
 
-# slipway DIR ARGS...: a build with DIR's cache, store and lock.
+# slipway DIR ARGS...: a build with DIR's cache, store and lock; its
+# --timings line goes to the log with the rest of stderr.
 slipway() {
         local dir=$1
         shift
         SLIPWAY_CACHE=$dir/cache "$B" -q --store "$dir/store" build --key "$D/k.key" --lock "$dir/l.lock" --no-disk \
-                "$@" "$D/tiny.conf"
+                --timings "$@" "$D/tiny.conf"
+}
+
+# phase_ms PHASE: the ms of PHASE in the last build's --timings line, or n/a.
+phase_ms() {
+        sed -n "s/^timings:.* $1 \([0-9]*\) ms[,]*.*/\1/p" "$D/last.log" | grep . || echo n/a
+}
+
+# Per-phase figures of the cold builds: "phase ms ms ..." lines in $D/phases.
+# mkfs and initramfs run side by side; artifacts is the two together.
+PHASES="resolve tools fetch install mkfs initramfs artifacts boot publish"
+phases_add() {
+        local p
+        for p in $PHASES; do
+                echo "$p $(phase_ms "$p")" >>"$D/phases"
+        done
+}
+phases_rows() {
+        local p
+        for p in $PHASES; do
+                row "  of which $p" "$(awk -v p="$p" '$1 == p { print $2 }' "$D/phases" | tr '\n' ' ' | median)" ms
+        done
 }
 
 # slipway_disk DIR: the same, a new version, with the GPT disk; no image ID.
 slipway_disk() {
         SLIPWAY_CACHE=$1/cache "$B" -q --store "$1/store" build --key "$D/k.key" --lock "$1/l.lock" --locked \
-                --image-version 1.1 "$D/tiny.conf" >/dev/null
+                --timings --image-version 1.1 "$D/tiny.conf" >/dev/null
 }
 
 # dnf_install ROOT CACHE: dnf into an empty ROOT with the metadata cache CACHE.
 dnf_install() {
-        dnf "${DNF_FLAGS[@]}" --installroot="$1" --setopt=cachedir="$2" install $PKGS
+        dnf "${DNF_FLAGS[@]}" --installroot="$1" --setopt=cachedir="$2" install "${PKGS[@]}"
 }
 
 # dnf_build ROOT CACHE: dnf, then mkfs.erofs; sets DNF_T and MKFS_T (ms or n/a).
@@ -97,7 +124,8 @@ for p in json.load(open(sys.argv[1]))["packages"]:
     print("%s-%s-%s.%s" % (p["name"], p["version"], p["release"], p["arch"]))' "$1" | sort
 }
 words() { tr '\n' ' ' | sed 's/ *$//'; }
-root_nevras() { rpm --root "$1" -qa --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n' | sort; }
+# (dnf records the repository key it imported as a gpg-pubkey "package")
+root_nevras() { rpm --root "$1" -qa --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n' | grep -v '^gpg-pubkey-' | sort; }
 
 # The same coordinator behind slipwayd's HTTP API: 10,000 registered hosts
 # checking in as fast as 8 connections go, each asking for its reboot lease
@@ -123,8 +151,9 @@ sed -e "s|^baseurl = .*|baseurl = $REPO|" -e "s|^gpgkey = .*|gpgkey = $REPO/RPM-
 # Both sides read the same RPMs: have them in the page cache for both.
 cat "$REPO"/Packages/*.rpm "$REPO"/repodata/* >/dev/null
 
-echo "== image build: slipway-build vs dnf --installroot + mkfs.erofs ($PKGS)"
-echo "   median of $RUNS timed runs; same repo, same mkfs.erofs flags (builder/rootfs.c) on both sides"
+echo "== image build: slipway-build vs dnf --installroot + mkfs.erofs (${PKGS[*]})"
+echo "   median of $RUNS timed runs; same repo, signatures checked on both sides, same mkfs.erofs flags"
+echo "   (builder/rootfs.c)"
 
 # Untimed first runs: they fill the warm caches, load the programs from disk
 # and show whether either side works at all.
@@ -136,8 +165,10 @@ if [ $slip_ok = 1 ] && [ $dnf_ok = 1 ]; then
         if [ "$(lock_nevras "$D/s-warm/l.lock")" = "$(root_nevras "$D/d-warm/root0")" ]; then
                 echo "   same package set: $(lock_nevras "$D/s-warm/l.lock" | words)"
         else
-                echo "   the package sets differ; slipway: $(lock_nevras "$D/s-warm/l.lock" | words)"
-                echo "                                dnf: $(root_nevras "$D/d-warm/root0" | words)"
+                # Figures for two different package sets would compare nothing.
+                echo "   the package sets differ, no figures; slipway: $(lock_nevras "$D/s-warm/l.lock" | words)"
+                echo "                                             dnf: $(root_nevras "$D/d-warm/root0" | words)"
+                slip_ok=0 dnf_ok=0
         fi
 fi
 rm -rf "$D/d-warm/root0" "$D/d-warm/root0.erofs"
@@ -150,6 +181,7 @@ for _ in $(seq "$RUNS"); do
                 mkdir -p "$D/s-cold"
                 timed "slipway-build" slipway "$D/s-cold" || slip_ok=0
                 s_cold+=" $T"
+                phases_add
                 rm -rf "$D/s-cold"
         fi
         if [ $dnf_ok = 1 ]; then
@@ -161,9 +193,11 @@ done
 s=$(median <<<"$s_cold") d=$(median <<<"$d_cold")
 echo "  cold (empty caches)"
 row "slipway-build --no-disk (resolve..publish)" "$s" ms
+phases_rows
 row "dnf --installroot + mkfs.erofs" "$d" ms
 row "  of which dnf" "$(median <<<"$dnf_only")" ms
 row "  of which mkfs.erofs" "$(median <<<"$mkfs_only")" ms
+echo "    (mkfs and initramfs run side by side; dnf's side makes no initramfs)"
 row "ratio slipway/dnf" "$(ratio "$s" "$d")" "     (aim <= 0.5)"
 
 # Warm: repository metadata and packages cached from the first runs. dnf
@@ -194,12 +228,14 @@ echo "  slipway-build alone"
 if [ $slip_ok = 1 ]; then
         timed "slipway-build --locked" slipway "$D/s-warm" --locked
         row "rebuild of an unchanged lock" "$T" "ms   (aim < 1000)"
+        row "  of which lock, tools (probing their versions)" "$(phase_ms lock), $(phase_ms tools)" ms
         # With the disk: the only figure that starts libguestfs (and, with
         # --guestfs-accel=auto, the KVM probe); its notes are shown.
         if timed "slipway-build with the disk" slipway_disk "$D/s-warm"; then
-                sed 's/^/      | /' "$D/last.log"
+                grep -v '^timings:' "$D/last.log" | sed 's/^/      | /'
         fi
         row "build with the GPT disk (libguestfs)" "$T" ms
+        row "  of which disk" "$(phase_ms disk)" ms
 else
         row "rebuild of an unchanged lock" n/a
 fi

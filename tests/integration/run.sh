@@ -378,4 +378,117 @@ else
         t_skip "needs root for a small tmpfs"
 fi
 
+# ---- the boot chain and the tools: from the image's own packages ----------
+
+build_key_of() { # STORE ID: the build key the catalog holds for the image
+        sqlite3 "$1/catalog.db" "SELECT build_key FROM images WHERE id = '$2'"
+}
+
+t_case "the disk's systemd-boot comes from the image's systemd-boot-efi package"
+# The manifest names the lock's NEVRA and the sha256 of the package's file,
+# and both copies on the ESP are that file.
+sb_rpm=$(ls "$REPO"/Packages/systemd-boot-efi-*.rpm)
+sb_nevra=$(rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}' "$sb_rpm" 2>/dev/null)
+mkdir -p "$D/sb-rpm"
+(cd "$D/sb-rpm" && rpm2cpio "$sb_rpm" | cpio -idm --quiet ./usr/lib/systemd/boot/efi/systemd-bootx64.efi)
+sb_sha=$(sha256sum <"$D/sb-rpm/usr/lib/systemd/boot/efi/systemd-bootx64.efi" | cut -d' ' -f1)
+host_sha=$(sha256sum </usr/lib/systemd/boot/efi/systemd-bootx64.efi 2>/dev/null | cut -d' ' -f1)
+bad=""
+if idd=$($B --store "$D/store-disk" build --key "$KEY" --lock "$D/tiny.lock" --locked "$D/tiny.conf" \
+        2>"$D/disk.log"); then
+        boot=$($B --store "$D/store-disk" inspect --json "$idd" | jq -c '.manifest.boot["systemd-boot"]')
+        want="{\"package\":\"$sb_nevra\",\"path\":\"/usr/lib/systemd/boot/efi/systemd-bootx64.efi\","
+        want+="\"sha256\":\"$sb_sha\",\"source\":\"package\"}"
+        [ "$boot" = "$want" ] || bad+="manifest boot: $boot (expected $sb_nevra, $sb_sha); "
+        $B --store "$D/store-disk" inspect "$idd" |
+                grep -qF "  systemd-boot /usr/lib/systemd/boot/efi/systemd-bootx64.efi  from package $sb_nevra" ||
+                bad+="inspect does not name the package; "
+        ! grep -q "warning" "$D/disk.log" || bad+="a warning: $(grep warning "$D/disk.log"); "
+        mkdir -p "$D/disk-out"
+        $B --store "$D/store-disk" export "$idd" "$D/disk-out" >/dev/null || bad+="export failed; "
+        # the ESP is the first partition; sgdisk gives its first sector and size in sectors
+        esp_start=$(sgdisk -i 1 "$D/disk-out/disk.img" | awk '/^First sector:/ { print $3 }')
+        esp_sectors=$(sgdisk -i 1 "$D/disk-out/disk.img" | awk '/^Partition size:/ { print $3 }')
+        dd if="$D/disk-out/disk.img" of="$D/esp.img" bs=512 skip="$esp_start" count="$esp_sectors" status=none
+        for f in ::/EFI/BOOT/BOOTX64.EFI ::/EFI/systemd/systemd-bootx64.efi; do
+                rm -f "$D/esp.efi"
+                MTOOLS_SKIP_CHECK=1 mcopy -i "$D/esp.img" "$f" "$D/esp.efi"
+                got=$(sha256sum <"$D/esp.efi" | cut -d' ' -f1)
+                [ "$got" = "$sb_sha" ] || bad+="$f on the ESP is $got, not the package's $sb_sha; "
+        done
+else
+        bad+="the build failed: $(tail -5 "$D/disk.log")"
+fi
+if [ -z "$bad" ]; then
+        t_ok "$sb_nevra$([ "$sb_sha" != "$host_sha" ] || echo ", the same file as this host's")"
+else
+        t_fail "$bad"
+fi
+
+t_case "without systemd-boot-efi the ESP gets the build host's, with a warning naming it"
+sample_def "$D/nosb.conf" -e 's/^install = \(.*\) systemd-boot-efi$/install = \1/' -e 's/^version = .*/version = 9.0/'
+if [ ! -f /usr/lib/systemd/boot/efi/systemd-bootx64.efi ] || ! command -v dpkg-query >/dev/null; then
+        t_skip "this host has no systemd-boot from dpkg"
+elif idn=$($B --store "$D/store-disk" build --key "$KEY" --lock "$D/nosb.lock" "$D/nosb.conf" 2>"$D/nosb.log") &&
+        host_pkg=$(dpkg-query -W -f '${Package} ${Version}' systemd-boot-efi) &&
+        grep -qF "slipway-build: warning: the image has no systemd-boot (no package installs /usr/lib/systemd/boot/efi/systemd-bootx64.efi): the ESP gets the build host's /usr/lib/systemd/boot/efi/systemd-bootx64.efi ($host_pkg)" "$D/nosb.log" &&
+        [ "$($B --store "$D/store-disk" inspect --json "$idn" | jq -c '.manifest.boot["systemd-boot"] | [.source, .package, .sha256]')" = \
+                "[\"build host\",\"$host_pkg\",\"$host_sha\"]" ] &&
+        ! jq -e '.packages[] | select(.name == "systemd-boot-efi")' "$D/nosb.lock" >/dev/null; then
+        t_ok
+else
+        t_fail "$(cat "$D/nosb.log")"
+fi
+
+t_case "the manifest and inspect name the tools that made the image"
+tools=$($B --store "$D/store-disk" inspect --json "$idd" | jq -c '.manifest.tools | keys')
+erofs_v=$(mkfs.erofs --version 2>&1 | awk '$1 == "mkfs.erofs" { print $2; exit }')
+nodisk_tools=$($B --store "$D/store" inspect --json "$id1" | jq -c '.manifest.tools')
+if [ "$tools" = '["libguestfs","mke2fs","mkfs.erofs","mkfs.fat","mtools"]' ] &&
+        [ "$nodisk_tools" = "{\"mkfs.erofs\":\"$erofs_v\"}" ] &&
+        $B --store "$D/store" inspect "$id1" | grep -q "^  mkfs.erofs   $erofs_v\$"; then
+        t_ok
+else
+        t_fail "tools of the disk image: $tools, of the --no-disk image: $nodisk_tools"
+fi
+
+t_case "another mkfs.erofs version is another build key (the real tool still makes the same bytes)"
+# A mkfs.erofs first in PATH that reports another version and hands every
+# real run to the real tool.
+real_erofs=$(command -v mkfs.erofs)
+mkdir -p "$D/shim"
+printf '#!/bin/sh\ncase "$1" in --version|-V) echo "mkfs.erofs 1.5.99-test"; exit 0 ;; esac\nexec %s "$@"\n' \
+        "$real_erofs" >"$D/shim/mkfs.erofs"
+chmod +x "$D/shim/mkfs.erofs"
+bad=""
+ids=$(PATH=$D/shim:$PATH $B --store "$D/store-shim" build --key "$KEY" --lock "$D/tiny.lock" --locked --no-disk \
+        "$D/tiny.conf" 2>"$D/shim.log") || bad+="the build failed: $(tail -3 "$D/shim.log"); "
+if [ -z "$bad" ]; then
+        k1=$(build_key_of "$D/store" "$id1") ks=$(build_key_of "$D/store-shim" "$ids")
+        { [ ${#k1} = 64 ] && [ ${#ks} = 64 ] && [ "$k1" != "$ks" ]; } || bad+="build keys '$k1' and '$ks'; "
+        [ "$ids" != "$id1" ] || bad+="the same image ID; "
+        [ "$($B --store "$D/store-shim" inspect --json "$ids" | jq -r '.manifest.tools["mkfs.erofs"]')" = 1.5.99-test ] ||
+                bad+="the manifest does not name the other version; "
+        rootfs_sha() { $B --store "$1" inspect --json "$2" | jq -r '.manifest.artifacts[] | select(.type == "rootfs") | .sha256'; }
+        [ "$(rootfs_sha "$D/store" "$id1")" = "$(rootfs_sha "$D/store-shim" "$ids")" ] ||
+                bad+="another rootfs although the real tool made it; "
+        # the real tool again in that store: not "unchanged", it builds (and
+        # meets the version it already holds)
+        $B --store "$D/store-shim" build --key "$KEY" --lock "$D/tiny.lock" --locked --no-disk "$D/tiny.conf" \
+                >/dev/null 2>"$D/shim2.log"
+        ! grep -q unchanged "$D/shim2.log" || bad+="the real mkfs.erofs found the shim's image unchanged; "
+        grep -q "already exists with another ID" "$D/shim2.log" || bad+="$(tail -2 "$D/shim2.log"); "
+fi
+if [ -z "$bad" ]; then t_ok; else t_fail "$bad"; fi
+
+t_case "--timings prints each phase on one line"
+if $B --store "$D/store-t" build --key "$KEY" --lock "$D/tiny.lock" --locked --no-disk --timings -q "$D/tiny.conf" \
+        2>"$D/timings.log" >/dev/null &&
+        grep -Eq '^timings: lock [0-9]+ ms, tools [0-9]+ ms, fetch [0-9]+ ms, install [0-9]+ ms, mkfs [0-9]+ ms, initramfs [0-9]+ ms, artifacts [0-9]+ ms, boot [0-9]+ ms, publish [0-9]+ ms, total [0-9]+ ms$' \
+                "$D/timings.log"; then
+        t_ok "$(cat "$D/timings.log")"
+else
+        t_fail "$(cat "$D/timings.log")"
+fi
+
 t_end

@@ -42,6 +42,7 @@ static DiskSpec spec_default(void) {
                 .epoch = EPOCH,
                 .uuid_seed = "demo 1.2.3",
                 .accel = accel ? accel : "auto",
+                .loader_path = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
         };
 }
 

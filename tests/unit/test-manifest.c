@@ -82,6 +82,43 @@ static void test_rejects(void **state) {
                    "invalid version '1.0+1' (a version is 1 to 64 ASCII letters, digits and . _ - ~ ^");
 }
 
+/* The tools and boot members: kept as they were written, byte for byte, and
+ * checked for their shape. */
+static void test_tools_and_boot(void **state) {
+        _cleanup_manifest_free_ Manifest *m = sample(), *p = NULL;
+        _cleanup_free_ char *bytes = NULL, *bytes2 = NULL;
+        char err[256] = "";
+        size_t n, n2;
+        (void) state;
+
+        m->tools = json_pack("{s:s, s:s}", "mkfs.erofs", "1.5", "libguestfs", "1.48.6");
+        m->boot = json_pack("{s:{s:s, s:s, s:s, s:s}}", "systemd-boot", "path",
+                            "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "sha256", SHA_A, "source", "package",
+                            "package", "systemd-boot-efi-252.39-1.x86_64");
+        assert_int_equal(manifest_to_bytes(m, &bytes, &n), 0);
+        assert_non_null(strstr(bytes, "\"tools\": {"));
+        assert_int_equal(manifest_parse(bytes, n, &p, err, sizeof(err)), 0);
+        assert_string_equal(json_string_value(json_object_get(p->tools, "mkfs.erofs")), "1.5");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(p->boot, "systemd-boot"), "source")),
+                            "package");
+        assert_int_equal(manifest_to_bytes(p, &bytes2, &n2), 0);
+        assert_int_equal(n, n2);
+        assert_memory_equal(bytes, bytes2, n);
+
+#define HEAD "{\"format\": 1, \"name\": \"t\", \"version\": \"1\", \"arch\": \"x\", \"build_time\": 1, " \
+             "\"root_size\": 1, \"artifacts\": [], "
+        expect_bad(HEAD "\"tools\": [1]}", "'tools' is not an object");
+        expect_bad(HEAD "\"tools\": {\"mke2fs\": 1}}", "tool 'mke2fs' is not a string");
+        expect_bad(HEAD "\"boot\": {\"shim\": {\"path\": \"/x\"}}}", "boot file 'shim' is not an object of 4");
+        expect_bad(HEAD "\"boot\": {\"shim\": {\"path\": \"/x\", \"sha256\": \"" SHA_A "\", \"source\": \"elsewhere\", "
+                        "\"package\": \"p\"}}}",
+                   "source 'elsewhere'");
+        expect_bad(HEAD "\"boot\": {\"shim\": {\"path\": \"/x\", \"sha256\": \"abc\", \"source\": \"package\", "
+                        "\"package\": \"p\"}}}",
+                   "invalid sha256");
+#undef HEAD
+}
+
 /* The one rule for image versions that builder, server and agent share. */
 static void test_version_rule(void **state) {
         static const char *const good[] = {
@@ -114,6 +151,7 @@ int main(void) {
                 test_in_dir(test_roundtrip),
                 test_in_dir(test_rejects),
                 test_in_dir(test_version_rule),
+                test_in_dir(test_tools_and_boot),
         };
         return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
 }
