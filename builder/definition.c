@@ -232,6 +232,18 @@ static int add_install(ImageDef *d, const char *file, unsigned line, const char 
         return 0;
 }
 
+/* Splits a list (URLs, paths, globs, names) as dnf does: by blanks or commas. */
+static char **split_list(const char *v) {
+        _cleanup_free_ char *copy = strdup(v);
+
+        if (!copy)
+                return NULL;
+        for (char *c = copy; *c; c++)
+                if (*c == ',')
+                        *c = ' ';
+        return strv_split_words(copy);
+}
+
 static int parse_group_package_types(ImageDef *d, const char *file, unsigned line, const char *value,
                                      Error *error) {
         static const struct {
@@ -243,16 +255,9 @@ static int parse_group_package_types(ImageDef *d, const char *file, unsigned lin
                 { "optional", GROUP_PACKAGE_OPTIONAL },
                 { "conditional", GROUP_PACKAGE_CONDITIONAL },
         };
-        _cleanup_free_ char *copy = strdup(value);
-        _cleanup_strv_free_ char **w = NULL;
+        _cleanup_strv_free_ char **w = split_list(value);
         unsigned bits = 0;
 
-        if (!copy)
-                return -ENOMEM;
-        for (char *c = copy; *c; c++)
-                if (*c == ',')
-                        *c = ' ';
-        w = strv_split_words(copy);
         if (!w)
                 return -ENOMEM;
         for (size_t i = 0; w[i]; i++) {
@@ -368,15 +373,8 @@ static int parse_bool(const char *v) {
  * added to *list (several lines add up, as dnf's do). */
 static int add_globs(char ***list, const char *file, unsigned line, const char *key, const char *value,
                      Error *error) {
-        _cleanup_free_ char *copy = strdup(value);
-        _cleanup_strv_free_ char **w = NULL;
+        _cleanup_strv_free_ char **w = split_list(value);
 
-        if (!copy)
-                return -ENOMEM;
-        for (char *c = copy; *c; c++)
-                if (*c == ',')
-                        *c = ' ';
-        w = strv_split_words(copy);
         if (!w)
                 return -ENOMEM;
         if (!w[0])
@@ -394,18 +392,6 @@ static int add_globs(char ***list, const char *file, unsigned line, const char *
                         return -ENOMEM;
         }
         return 0;
-}
-
-/* Splits a list of URLs or paths as dnf does: by blanks or commas. */
-static char **split_list(const char *v) {
-        _cleanup_free_ char *copy = strdup(v);
-
-        if (!copy)
-                return NULL;
-        for (char *c = copy; *c; c++)
-                if (*c == ',')
-                        *c = ' ';
-        return strv_split_words(copy);
 }
 
 /* Adds each URL or path of value (blank or comma separated) to *list. */

@@ -171,10 +171,25 @@ int toolversion_probe_build(RootfsType type, bool disk, json_t **ret) {
         return 0;
 }
 
+/* The first line argv prints, in *ret; -ENOENT when it prints none. */
+static int first_line(char *const argv[], char **ret) {
+        _cleanup_free_ char *out = NULL;
+        int r;
+
+        r = run_output(argv, true, &out);
+        if (r < 0)
+                return r;
+        out[strcspn(out, "\n")] = 0;
+        if (isempty(out))
+                return -ENOENT;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
 /* dpkg: "pkg:arch: /path" (diversions and several owners aside), then the
  * package's version. */
 static int dpkg_owner(const char *path, char **ret) {
-        _cleanup_free_ char *out = NULL, *pkg = NULL, *ver = NULL;
+        _cleanup_free_ char *out = NULL, *pkg = NULL;
         char *const search[] = { "dpkg-query", "-S", (char *) path, NULL };
         size_t n;
         int r;
@@ -189,31 +204,13 @@ static int dpkg_owner(const char *path, char **ret) {
         if (!pkg)
                 return -ENOMEM;
         char *const show[] = { "dpkg-query", "-W", "-f", "${Package} ${Version}", pkg, NULL };
-        free(out);
-        out = NULL;
-        r = run_output(show, true, &out);
-        if (r < 0)
-                return r;
-        out[strcspn(out, "\n")] = 0;
-        if (isempty(out))
-                return -ENOENT;
-        *ret = TAKE_PTR(out);
-        return 0;
+        return first_line(show, ret);
 }
 
 static int rpm_owner(const char *path, char **ret) {
         char *const argv[] = { "rpm", "-qf", "--qf", "%{NEVRA}\\n", (char *) path, NULL };
-        _cleanup_free_ char *out = NULL;
-        int r;
 
-        r = run_output(argv, true, &out);
-        if (r < 0)
-                return r;
-        out[strcspn(out, "\n")] = 0;
-        if (isempty(out))
-                return -ENOENT;
-        *ret = TAKE_PTR(out);
-        return 0;
+        return first_line(argv, ret);
 }
 
 int toolversion_host_package(const char *path, char **ret) {
