@@ -6,12 +6,14 @@
  * held out of service by its own state: it holds a lease, is quarantined,
  * or reports unhealthy. Migration 18's triggers keep each group's count of
  * such hosts (group_counts.held) on both drivers. */
-#define COORD_HELD_SQL(h) "(" h ".lease_epoch IS NOT NULL OR " h ".quarantined <> 0 OR " h ".state = 'unhealthy')"
+#define COORD_HELD_SQL(h) \
+        "(" h ".lease_epoch IS NOT NULL OR " h ".quarantined <> 0 OR " h ".state = 'unhealthy')"
 
-/* SQL true for host row h while it is silent, whatever it holds: it has a MAC and was not seen since ?1 - ?2 (bind ?1 =
- * now, ?2 = heartbeat timeout), the heartbeat missed. FleetLock clients (hosts without a MAC)
- * only speak before and after a reboot, so silence is normal for them.
- * The index hosts_silent (migration 18) finds the silent ones. */
+/* SQL true for host row h while it is silent, whatever else it is: it has
+ * a MAC and was not seen since ?1 - ?2 (bind ?1 = now, ?2 = heartbeat
+ * timeout). FleetLock clients (hosts without a MAC) only speak before and
+ * after a reboot, so silence is normal for them. The index hosts_silent
+ * (migration 18) finds the silent hosts. */
 #define COORD_SILENT_SQL(h) "(" h ".mac IS NOT NULL AND coalesce(" h ".last_seen, 0) < ?1 - ?2)"
 
 /* SQL true for host row h while it is unavailable: held or silent. It is
@@ -28,10 +30,10 @@
  * group's members one by one. So the silent hosts are read first, through
  * hosts_silent, and each one's label by its key in a subquery that both
  * databases run per row (a join lets them read the group's labels
- * instead); and the lower bound, true of every row, has PostgreSQL's plan
- * for any bound (a prepared statement's generic plan) take a range of the
- * index for a few rows, not a scan of the hosts. No row: no host has the
- * label. */
+ * instead); and the lower bound, true of every row (no time is negative),
+ * has PostgreSQL's plan for any bound (a prepared statement's generic
+ * plan) take a range of the index for a few rows, not a scan of the
+ * hosts. No row: no host has the label. */
 #define COORD_GROUP_UNAVAILABLE_SQL                                                                     \
         "SELECT g.members, g.held - (SELECT count(*) FROM host_labels sl JOIN hosts s ON s.id = "       \
         "sl.host_id WHERE sl.host_id = ?5 AND sl.key = ?3 AND sl.value = ?4 AND " COORD_HELD_SQL("s")   \
