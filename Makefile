@@ -183,7 +183,7 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLA
 UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD)/tests/test-store-db \
 	$(BUILD)/tests/test-store-pg-db \
 	$(BUILD)/tests/test-store-areas-hosts \
-	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-hosts \
+	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-store-group-counts $(BUILD)/tests/test-hosts \
 	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
 	$(BUILD)/tests/test-replicas
 $(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h

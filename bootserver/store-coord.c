@@ -188,11 +188,7 @@ int store_group_unavailable(StoreTx *tx, const char *key, const char *value, con
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
-        r = store_stmt(tx,
-                       "SELECT count(*), coalesce(sum(CASE WHEN h.id IS DISTINCT FROM ?5 AND " COORD_UNAVAILABLE_SQL
-                       " THEN 1 ELSE 0 END), 0) FROM hosts h JOIN host_labels l ON l.host_id = h.id "
-                       "WHERE l.key = ?3 AND l.value = ?4",
-                       &st);
+        r = store_stmt(tx, COORD_GROUP_UNAVAILABLE_SQL, &st);
         if (r < 0)
                 return r;
         db_bind_int64(st, 1, now);
@@ -201,10 +197,11 @@ int store_group_unavailable(StoreTx *tx, const char *key, const char *value, con
         db_bind_text(st, 4, value);
         db_bind_text(st, 5, host);
         r = db_step(st);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        *ret_n = db_column_int64(st, 0);
-        *ret_down = db_column_int64(st, 1);
+        if (r < 0)
+                return r;
+        /* no row: no host has the label */
+        *ret_n = r > 0 ? db_column_int64(st, 0) : 0;
+        *ret_down = r > 0 ? db_column_int64(st, 1) : 0;
         return 0;
 }
 

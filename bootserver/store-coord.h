@@ -50,7 +50,9 @@ int store_group_size(StoreTx *tx, const char *key, const char *value, int64_t *r
  * than host (NULL: none) are unavailable at now (*ret_down). A host is
  * unavailable while it holds a lease, is quarantined, reports unhealthy, or
  * has a MAC and was not seen since now - heartbeat_timeout (FleetLock
- * clients only speak before and after a reboot: silence is normal for them). */
+ * clients only speak before and after a reboot: silence is normal for them).
+ * It reads the group's counts (group_counts) and the silent hosts, never
+ * the group's members one by one. */
 int store_group_unavailable(StoreTx *tx, const char *key, const char *value, const char *host, uint64_t now,
                             uint64_t heartbeat_timeout, int64_t *ret_n, int64_t *ret_down);
 /* 1 when host is unavailable at now (as above), 0 when it is not; -ENOENT

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "store-group-counts-sql.h"
 #include "store-instances-sql.h"
 #include "store-pg.h"
 #include "util.h"
@@ -187,9 +188,10 @@ static const PgMigration migrations[] = {
         { 15, v15 },
         { 16, v16 },
         { 17, INSTANCES_UNSEED },
+        { 18, GROUP_COUNTS_PG },
 };
 
-#define PG_SCHEMA_VERSION 17
+#define PG_SCHEMA_VERSION 18
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

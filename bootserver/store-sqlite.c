@@ -6,6 +6,7 @@
 #include "log.h"
 #include "store-driver.h"
 #include "store-sqlite.h"
+#include "store-group-counts-sql.h"
 #include "store-instances-sql.h"
 #include "util.h"
 
@@ -236,6 +237,9 @@ static const char *const migrations[] = {
         /* 17: no leader lease row until an instance takes it
          * (store-instances-sql.h). */
         INSTANCES_UNSEED,
+        /* 18: each group's members and held hosts, kept by triggers, and
+         * the index of the silent hosts (store-group-counts-sql.h). */
+        GROUP_COUNTS_SQLITE,
 };
 
 int sqlite_errno(int rc) {
