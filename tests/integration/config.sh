@@ -6,10 +6,18 @@
 # An example is an indented or fenced block (a fence tagged ini, or untagged)
 # whose lines are all section headers, key = value lines and comments, or the
 # body of a `cat >FILE.conf <<'EOF'` in a block. Its sections say what it is:
-# [image], [packages], [repo ID], [boot], [disk], [rootfs]: an image definition,
-# checked with `slipway-build check`; [server], [dhcp], [ipxe]: slipwayd's
-# configuration, checked with `slipwayd --check-config`; [agent], [backend]:
-# the agent's, checked with `slipway-agent --check-config`.
+# [image], [packages], [modules], [repo ID], [repos], [boot], [disk],
+# [rootfs]: an image definition, checked with `slipway-build check`;
+# [server], [dhcp], [ipxe]: slipwayd's configuration, checked with
+# `slipwayd --check-config`; [agent], [backend]: the agent's, checked with
+# `slipway-agent --check-config`. Other sections with a baseurl, mirrorlist
+# or metalink make a .repo file, checked by a definition that includes it.
+#
+# A definition that shows a few sections only is completed with what it
+# leaves out, and nothing else: an [image] name, version and releasever, a
+# package to install, a repository. A definition that includes /etc/yum.repos.d/NAME.repo
+# finds there the .repo example printed in the same file with a section
+# [NAME], or an empty file.
 #
 # Examples name the paths of a real host. The check runs them against a
 # scratch root instead: every path under /etc/slipway/ and /var/lib/slipway
@@ -41,8 +49,9 @@ top, out = sys.argv[1], sys.argv[2]
 header = re.compile(r'^\[([^\]]+)\]\s*(#.*)?$')
 keyval = re.compile(r'^[A-Za-z0-9_.-]+\s*=')
 comment = re.compile(r'^[#;]')
-kinds = {'image': 'definition', 'packages': 'definition', 'repo': 'definition', 'boot': 'definition',
-         'disk': 'definition', 'rootfs': 'definition', 'server': 'slipwayd', 'dhcp': 'slipwayd',
+kinds = {'image': 'definition', 'packages': 'definition', 'modules': 'definition', 'repo': 'definition',
+         'repos': 'definition', 'boot': 'definition', 'disk': 'definition', 'rootfs': 'definition',
+         'server': 'slipwayd', 'dhcp': 'slipwayd',
          'ipxe': 'slipwayd', 'state': 'slipwayd', 'agent': 'agent', 'backend': 'agent'}
 
 def dedent(lines):
@@ -102,13 +111,41 @@ with open(os.path.join(out, 'list'), 'w') as listing:
                     text.pop()
                 section = next(header.match(l.strip()).group(1) for l in text if header.match(l.strip()))
                 kind = kinds.get(section.split()[0], 'unknown')
+                if kind == 'unknown' and any(re.match(r'^(baseurl|mirrorlist|metalink)\s*=', l.strip()) for l in text):
+                    kind = 'repofile'
                 n += 1
                 open(os.path.join(out, '%d.conf' % n), 'w').write('\n'.join(text) + '\n')
                 listing.write('%d %s %s:%d\n' % (n, kind, os.path.relpath(path, top), line))
 EOF
 
 # below_root FILE: the example with its host paths taken below $ROOT.
-below_root() { sed -e "s|/etc/slipway/|$ROOT/etc/slipway/|g" -e "s|/var/lib/slipway|$ROOT/var/lib/slipway|g" "$1"; }
+below_root() {
+        sed -e "s|/etc/slipway/|$ROOT/etc/slipway/|g" -e "s|/var/lib/slipway|$ROOT/var/lib/slipway|g" \
+                -e "s|/etc/yum.repos.d/|$ROOT/etc/yum.repos.d/|g" "$1"
+}
+
+# complete FILE: what a definition fragment leaves out, for its check.
+complete() {
+        grep -q '^\[image\]' "$1" || printf '[image]\nname = example\nversion = 1\nreleasever = 9\n'
+        grep -Eq '^install[[:space:]]*=' "$1" || printf '[packages]\ninstall = example\n'
+        grep -Eq '^\[(repo .*|repos)\]' "$1" || printf '[repo example]\nbaseurl = /srv/example\ngpgcheck = 0\n'
+}
+
+# A definition's include of /etc/yum.repos.d/NAME.repo gets the .repo
+# example of the same file that has a section [NAME], or an empty file.
+mkdir -p "$ROOT/etc/yum.repos.d"
+while read -r m k w; do
+        [ "$k" = definition ] || continue
+        for f in $(sed -n 's|^include[[:space:]]*=||p' "$D/examples/$m.conf" | tr ',' ' '); do
+                case $f in /etc/yum.repos.d/*.repo) ;; *) continue ;; esac
+                name=$(basename "$f" .repo)
+                : >>"$ROOT$f"
+                while read -r n kind where; do
+                        [ "$kind" = repofile ] && [ "${where%%:*}" = "${w%%:*}" ] &&
+                                grep -qx "\[$name\]" "$D/examples/$n.conf" && cp "$D/examples/$n.conf" "$ROOT$f"
+                done <"$D/examples/list"
+        done
+done <"$D/examples/list"
 
 declare -A seen
 while read -r n kind where; do
@@ -118,8 +155,14 @@ while read -r n kind where; do
         case $kind in
         definition)
                 mkdir -p "$D/def$n/images"
-                below_root "$ex" >"$D/def$n/images/example.conf"
+                { below_root "$ex"; complete "$ex"; } >"$D/def$n/images/example.conf"
                 cmd=("$B" check "$D/def$n/images/example.conf")
+                ;;
+        repofile)
+                mkdir -p "$D/repo$n"
+                below_root "$ex" >"$D/repo$n/example.repo"
+                { printf '[repos]\ninclude = example.repo\n'; complete "$D/repo$n/example.repo"; } >"$D/repo$n/example.conf"
+                cmd=("$B" check "$D/repo$n/example.conf")
                 ;;
         slipwayd)
                 { printf '[server]\ntrusted-keys = %s\nstate-dir = %s\n' "$ROOT/etc/slipway/keys" \
