@@ -615,6 +615,7 @@ static int judge(Agent *a, json_t **ret_report, char **ret_failed) {
                 return -ENOMEM;
         c.required_units = units && units[0] ? units : NULL;
         c.greenboot_dirs = greenboot;
+        c.greenboot_conf = greenboot ? "/etc/greenboot/greenboot.conf" : NULL;
         return health_judge(&c, ret_report, ret_failed);
 }
 int agent_start(Agent *a) {

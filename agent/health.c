@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "fileio.h"
 #include "health.h"
 #include "log.h"
 #include "process.h"
@@ -229,10 +230,76 @@ static int run_health_dir(Judgement *j, const char *dir, uint64_t timeout_sec) {
         return 0;
 }
 
+/* Appends the words of one line of the array to l; *done once ")" ends it. */
+static int disabled_words(const char *p, char ***l, bool *done) {
+        while (*p && !*done) {
+                _cleanup_free_ char *w = NULL;
+                size_t n = 0;
+                char q = 0;
+
+                if (strchr(" \t\r", *p)) {
+                        p++;
+                        continue;
+                }
+                if (*p == '#')
+                        break;
+                if (*p == ')') {
+                        *done = true;
+                        break;
+                }
+                if (*p == '"' || *p == '\'')
+                        q = *p++;
+                while (p[n] && (q ? p[n] != q : !strchr(" \t\r#)", p[n])))
+                        n++;
+                w = strndup(p, n);
+                if (!w || strv_extend(l, w) < 0)
+                        return -ENOMEM;
+                p += n + (q && p[n] == q);
+        }
+        return 0;
+}
+
+int greenboot_disabled(const char *conf, char ***ret) {
+        _cleanup_free_ char *data = NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        bool in = false, done = false;
+        int r;
+
+        r = read_full_file(conf, 64 * 1024, &data, NULL);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        for (char *line = data, *next; line && !done; line = next) {
+                const char *p = line;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                if (!in) {
+                        p = startswith(p, "DISABLED_HEALTHCHECKS=(");
+                        if (!p)
+                                continue;
+                        in = true;
+                }
+                r = disabled_words(p, &l, &done);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 /* One of greenboot's directories, as greenboot runs it: in name order, and
- * in required.d, once one has failed the rest are skipped. Returns whether
- * every required script passed. */
-static int run_greenboot_dir(Judgement *j, const char *dir, bool required, uint64_t timeout_sec) {
+ * in required.d, once one has failed the rest are skipped; the scripts
+ * greenboot.conf disables are left out. Returns whether every required
+ * script passed. */
+static int run_greenboot_dir(Judgement *j, const char *dir, bool required, char *const *disabled,
+                             uint64_t timeout_sec) {
         _cleanup_strv_free_ char **names = NULL;
         int r = list_checks(dir, want_greenboot, &names);
 
@@ -244,6 +311,10 @@ static int run_greenboot_dir(Judgement *j, const char *dir, bool required, uint6
 
                 if (!p)
                         return -ENOMEM;
+                if (strv_contains(disabled, names[i])) {
+                        log_info("greenboot check '%s' skipped: disabled in greenboot.conf", p);
+                        continue;
+                }
                 if (!run_script(j, p, argv, required, timeout_sec) && required) {
                         for (size_t k = i + 1; names[k]; k++)
                                 log_warning("greenboot check '%s/%s' skipped after a failure", dir, names[k]);
@@ -255,17 +326,22 @@ static int run_greenboot_dir(Judgement *j, const char *dir, bool required, uint6
 
 /* Each root's required.d then wanted.d; a required failure ends the run,
  * as it ends greenboot's. */
-static int run_greenboot(Judgement *j, char *const *roots, uint64_t timeout_sec) {
+static int run_greenboot(Judgement *j, char *const *roots, const char *conf, uint64_t timeout_sec) {
+        _cleanup_strv_free_ char **disabled = NULL;
+        int k = conf ? greenboot_disabled(conf, &disabled) : 0;
+
+        if (k < 0)
+                return log_error_errno(k, "cannot read '%s': %m", conf);
         for (size_t i = 0; roots && roots[i]; i++) {
                 _cleanup_free_ char *req = path_join(roots[i], "required.d"), *want = path_join(roots[i], "wanted.d");
                 int r;
 
                 if (!req || !want)
                         return -ENOMEM;
-                r = run_greenboot_dir(j, req, true, timeout_sec);
+                r = run_greenboot_dir(j, req, true, disabled, timeout_sec);
                 if (r <= 0)
                         return r;
-                r = run_greenboot_dir(j, want, false, timeout_sec);
+                r = run_greenboot_dir(j, want, false, disabled, timeout_sec);
                 if (r < 0)
                         return r;
         }
@@ -289,7 +365,7 @@ int health_judge(const HealthConfig *c, json_t **ret_report, char **ret_failed) 
         if (r >= 0 && c->dir)
                 r = run_health_dir(&j, c->dir, c->timeout_sec);
         if (r >= 0 && c->greenboot_dirs)
-                r = run_greenboot(&j, c->greenboot_dirs, c->timeout_sec);
+                r = run_greenboot(&j, c->greenboot_dirs, c->greenboot_conf, c->timeout_sec);
         if (r < 0) {
                 json_decref(j.report);
                 free(j.failed);

@@ -27,6 +27,7 @@ typedef struct HealthConfig {
         const char *dir;              /* health.d; NULL: none */
         uint64_t timeout_sec;         /* time limit of one script or systemctl call */
         char **greenboot_dirs;        /* greenboot check roots (each with required.d, wanted.d); NULL: none */
+        const char *greenboot_conf;   /* greenboot.conf, for DISABLED_HEALTHCHECKS; NULL: none */
         char **required_units;        /* units that must be active by the deadline; NULL: none */
         bool no_failed_units;         /* no unit may be in state failed */
         bool boot_complete;           /* boot-complete.target must be reached */
@@ -51,6 +52,11 @@ int health_command(char *const *argv, uint64_t timeout_usec, size_t cap, bool ta
  * "output": "..."}} with "exit" for scripts and "state" for units; a
  * greenboot script's NAME is its path. */
 int health_judge(const HealthConfig *c, json_t **ret_report, char **ret_failed);
+
+/* The script names greenboot.conf's DISABLED_HEALTHCHECKS=( ... ) lists,
+ * as bash would read the array (quoted or bare words, over several lines,
+ * "#" comments). A missing file lists none. Caller frees. */
+int greenboot_disabled(const char *conf, char ***ret);
 
 /* health_judge() with only a health directory. */
 int health_run(const char *dir, uint64_t timeout_sec, json_t **ret_report, char **ret_failed);

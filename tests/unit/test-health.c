@@ -475,8 +475,35 @@ static void test_greenboot(void **state) {
         assert_non_null(strstr(failed, "timed out"));
         free(failed);
         json_decref(report);
+
+        /* greenboot.conf's DISABLED_HEALTHCHECKS leaves a script out. */
+        write_file("greenboot.conf", "# DISABLED_HEALTHCHECKS=(\"00_start.sh\")\nGREENBOOT_WATCHDOG_CHECK_ENABLED=true\n"
+                                     "DISABLED_HEALTHCHECKS=(\n\t\"05_dns.sh\" # slow here\n  '07_later.sh' )\n", 0644);
+        c.greenboot_conf = "greenboot.conf";
+        assert_int_equal(health_judge(&c, &report, &failed), 1);
+        assert_null(failed);
+        assert_int_equal(access("later-ran", F_OK), -1);
+        assert_int_equal(json_object_size(report), 3);
+        json_decref(report);
         free(roots[0]);
         free(roots[1]);
+}
+
+static void test_greenboot_disabled(void **state) {
+        char **l = NULL;
+        (void) state;
+
+        assert_int_equal(greenboot_disabled("none.conf", &l), 0);
+        assert_null(l);
+        write_file("a.conf", "DISABLED_HEALTHCHECKS=()\n", 0644);
+        assert_int_equal(greenboot_disabled("a.conf", &l), 0);
+        assert_null(l);
+        write_file("b.conf", "  DISABLED_HEALTHCHECKS=(\"01_repository_dns_check.sh\" 02_watchdog.sh)\nX=(y)\n", 0644);
+        assert_int_equal(greenboot_disabled("b.conf", &l), 0);
+        assert_int_equal(strv_length(l), 2);
+        assert_string_equal(l[0], "01_repository_dns_check.sh");
+        assert_string_equal(l[1], "02_watchdog.sh");
+        strv_free(l);
 }
 
 int main(void) {
@@ -493,6 +520,7 @@ int main(void) {
                 test_in_dir(test_report_bounds),
                 test_in_dir(test_no_systemd),
                 test_in_dir(test_greenboot),
+                test_in_dir(test_greenboot_disabled),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
