@@ -138,6 +138,27 @@ int ctl_host_list(Ctl *ctl, char **args _unused_) {
         return 0;
 }
 
+/* A field of several lines (a health check's output in a message), a line
+ * to a line; "-" when empty. */
+static void lines_print(const char *key, const char *text) {
+        const char *p = text, *nl;
+
+        if (isempty(text)) {
+                field_print(key, "-");
+                return;
+        }
+        for (bool first = true; *p; p = nl ? nl + 1 : p + strlen(p), first = false) {
+                int n;
+
+                nl = strchr(p, '\n');
+                n = (int) (nl ? (size_t) (nl - p) : strlen(p));
+                if (first)
+                        field_print(key, "%.*s", n, p);
+                else
+                        field_continue(0, "%.*s", n, p);
+        }
+}
+
 /* The health report for a person: a line per check, and below a failed
  * one its output (a script's, or a unit's last journal lines), indented. */
 static void health_print(json_t *health) {
@@ -226,7 +247,7 @@ int ctl_host_show(Ctl *ctl, char **args) {
         field_print("slots", "%s", strempty(slots));
         health_print(json_object_get(h, "health"));
         field_print("facts", "%s", strempty(facts));
-        field_print("message", "%s", str(h, "message") && *str(h, "message") ? str(h, "message") : "-");
+        lines_print("message", str(h, "message"));
         field_print("registered", "%s (%s)", format_time(t1, sizeof(t1), num(h, "registered")),
                     format_ago(t2, sizeof(t2), num(h, "registered"), now));
         if (num(h, "last_seen") > 0)

@@ -427,6 +427,8 @@ if run_until u1 '.state == "healthy" and .version == "1.0"' 30 "${units[@]}" &&
                         [ "$(jq -r '.health["app.service"].output' <<<"$j")" = "$(tail -n 3 "$D/sd/2.0/journal/app.service")" ] &&
                         grep -q "app.service: FAILED (required), failed$" <<<"$show" &&
                         grep -q "^ *| app: unknown key 'colour' on line 3$" <<<"$show" &&
+                        grep -q "^message: .*app.service is failed (failed); last log lines:$" <<<"$show" &&
+                        grep -q "^ *app: unknown key 'colour' on line 3$" <<<"$show" &&
                         ! grep -q "app: starting" <<<"$show" && grep -q "journalctl .* -n 3 -u app.service" "$D/sd/calls"; then
                         t_ok
                 else
