@@ -746,11 +746,11 @@ int agent_round(Agent *a) {
         r = agent_checkin(a, NULL, &desired);
         if (r < 0)
                 return (int) MIN(a->checkin_interval, 30u);
-        if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 &&
-            host_state_from_string(a->state.reported) == HOST_HEALTHY && lease(a, "DELETE", false, NULL) > 0) {
-                /* A release after a healthy switch that did not get through
-                 * (the server was away): the lease would hold a place in the
-                 * budgets until it expired. */
+        if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 && lease(a, "DELETE", false, NULL) > 0) {
+                /* A release that did not get through (the server was away),
+                 * after a healthy switch or a fallback: an idle host needs no
+                 * lease, which would hold a place in the budgets until it
+                 * expired. */
                 log_info("lease %" PRIu64 " given back", a->state.lease_epoch);
                 a->state.lease_epoch = 0;
                 (void) agent_save(a);
