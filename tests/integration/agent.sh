@@ -324,6 +324,33 @@ if [ "$nothing_bootable" = 0 ] && grep -q 'download of .* stopped at' "$D/h5.log
         [ "$(host_json h5 | jq -r .version)" = 1.0 ] && [ "$(slot_sha h5 b "$S1")" = "$R1" ]; then t_ok; else
         t_fail "entries while broken: $nothing_bootable; failed reports: $failed_reports; $(grep -E 'stopped|resum|error|interrupted' "$D/h5.log" | tail -3)"; fi
 
+t_case "a fallback while the server is away: the lease is given back once it returns"
+# Paused where a failed switch is given up, the server is killed, so the
+# release after the fallback cannot get through; the host must give the
+# lease back at a later check-in, not keep it until it expires.
+register h6 52:54:00:01:00:06
+assign h6 tiny:1.0
+run_until h6 '.state == "healthy" and .version == "1.0"' 30 >/dev/null
+assign h6 tiny:3.0
+SLIPWAY_PAUSE_AT=marked-bad agent_bg h6 run
+for ((i = 0; i < 300; i++)); do [ "$(ps -o stat= -p $APID | cut -c1)" = T ] && break; sleep 0.1; done
+paused=$(ps -o stat= -p $APID | cut -c1)
+held=$(host_json h6 | jq -r '.lease.epoch // empty')
+kill -9 "$SPID"
+wait "$SPID" 2>/dev/null
+kill -CONT "$APID"
+sleep 2
+start_server
+for ((i = 0; i < 150; i++)); do
+        host_json h6 | jq -e '.state == "rolled-back" and .lease == null' >/dev/null 2>&1 && break
+        sleep 0.1
+done
+kill "$APID" 2>/dev/null
+wait "$APID" 2>/dev/null
+if [ "$paused" = T ] && [ -n "$held" ] && host_json h6 | jq -e '.state == "rolled-back" and .lease == null' >/dev/null &&
+        grep -q "lease $held given back" "$D/h6.log"; then t_ok; else
+        t_fail "paused: $paused, lease held: ${held:-none}; $(host_json h6 | jq -c '{state,lease}'); $(grep -E 'lease' "$D/h6.log" | tail -3)"; fi
+
 # Crash safety: the agent is killed at one step of an update from 1.0 to
 # 2.0; then either only the agent restarts or the power is cut too. Each
 # time the host must end up booted from a complete, verified slot, the
