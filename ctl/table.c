@@ -129,32 +129,33 @@ void table_print(Table *t, FILE *f, bool header, const size_t *min_widths) {
         table_clear(t);
 }
 
+/* The text of format and ap, made safe to print; NULL when out of memory. */
+static char *safe_vprintf(const char *format, va_list ap) {
+        _cleanup_free_ char *value = NULL;
+
+        if (vasprintf(&value, format, ap) < 0)
+                return NULL;
+        return text_safe(value);
+}
+
 void field_print(const char *key, const char *format, ...) {
-        _cleanup_free_ char *value = NULL, *safe = NULL;
+        _cleanup_free_ char *safe = NULL;
         va_list ap;
-        int n;
 
         va_start(ap, format);
-        n = vasprintf(&value, format, ap);
+        safe = safe_vprintf(format, ap);
         va_end(ap);
-        if (n < 0)
-                value = NULL;
-        safe = text_safe(value);
         printf("%s:%*s%s\n", key, (int) (FIELD_KEY_WIDTH - MIN(strlen(key) + 1, (size_t) FIELD_KEY_WIDTH)), "",
                safe ? safe : "?");
 }
 
 void field_continue(unsigned indent, const char *format, ...) {
-        _cleanup_free_ char *value = NULL, *safe = NULL;
+        _cleanup_free_ char *safe = NULL;
         va_list ap;
-        int n;
 
         va_start(ap, format);
-        n = vasprintf(&value, format, ap);
+        safe = safe_vprintf(format, ap);
         va_end(ap);
-        if (n < 0)
-                value = NULL;
-        safe = text_safe(value);
         printf("%*s%s\n", (int) (FIELD_KEY_WIDTH + MIN(indent, 64u)), "", safe ? safe : "?");
 }
 
