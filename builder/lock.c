@@ -34,6 +34,24 @@ static void lock_package_release(LockPackage *p) {
         free(p->key_id);
 }
 
+void lock_modules_free(LockModule *m, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(m[i].name);
+                free(m[i].stream);
+                free(m[i].profile);
+        }
+        free(m);
+}
+
+void lock_groups_free(LockGroup *g, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(g[i].request);
+                strv_free(g[i].ids);
+                strv_free(g[i].packages);
+        }
+        free(g);
+}
+
 Lock *lock_free(Lock *l) {
         if (!l)
                 return NULL;
@@ -45,18 +63,8 @@ Lock *lock_free(Lock *l) {
         for (size_t i = 0; i < l->n_packages; i++)
                 lock_package_release(&l->packages[i]);
         free(l->packages);
-        for (size_t i = 0; i < l->n_modules; i++) {
-                free(l->modules[i].name);
-                free(l->modules[i].stream);
-                free(l->modules[i].profile);
-        }
-        free(l->modules);
-        for (size_t i = 0; i < l->n_groups; i++) {
-                free(l->groups[i].request);
-                strv_free(l->groups[i].ids);
-                strv_free(l->groups[i].packages);
-        }
-        free(l->groups);
+        lock_modules_free(l->modules, l->n_modules);
+        lock_groups_free(l->groups, l->n_groups);
         free(l);
         return NULL;
 }

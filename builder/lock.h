@@ -60,6 +60,9 @@ typedef struct Lock {
         size_t n_packages;
 } Lock;
 
+/* Frees n modules or groups and the array that holds them. */
+void lock_modules_free(LockModule *m, size_t n);
+void lock_groups_free(LockGroup *g, size_t n);
 Lock *lock_free(Lock *l);
 static inline void lock_freep(Lock **l) {
         lock_free(*l);

@@ -943,18 +943,8 @@ struct Expansion {
 static void expansion_release(Expansion *e) {
         strv_free(e->packages);
         strv_free(e->optional);
-        for (size_t i = 0; i < e->n_groups; i++) {
-                free(e->groups[i].request);
-                strv_free(e->groups[i].ids);
-                strv_free(e->groups[i].packages);
-        }
-        free(e->groups);
-        for (size_t i = 0; i < e->n_modules; i++) {
-                free(e->modules[i].name);
-                free(e->modules[i].stream);
-                free(e->modules[i].profile);
-        }
-        free(e->modules);
+        lock_groups_free(e->groups, e->n_groups);
+        lock_modules_free(e->modules, e->n_modules);
 }
 
 static int expand_requests(const ImageDef *def, const Comps *comps, const Modules *modules, RepoState *states,
