@@ -21,11 +21,14 @@
 #
 # BENCH_RUNS (default 3): timed runs per figure, the median is printed.
 # BENCH_AGENT_MIB (default 1024): the rootfs size. SLIPWAY_AGENT: the agent
-# binary (default build/bin/slipway-agent), to compare a changed agent.
+# binary (default build/bin/slipway-agent). BENCH_AGENT_BEFORE: another
+# agent binary (one built from an older tree), measured in the same runs,
+# alternated with the others, and compared.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$TOP/build/bin
 AG=${SLIPWAY_AGENT:-$BIN/slipway-agent}
+AG0=${BENCH_AGENT_BEFORE:-}
 SD=$BIN/slipwayd
 B=$BIN/slipway-build
 RUNS=${BENCH_RUNS:-3}
@@ -75,7 +78,7 @@ now_ms() { local t=$EPOCHREALTIME; echo "${t%.*}${t#*.}" | cut -c1-13; }
 sha() { openssl dgst -sha256 -r "$1" | cut -c1-64; }
 
 echo "== agent: staging a $MIB MiB rootfs into a slot, against dd and rauc install"
-for x in "$AG" "$SD" "$B"; do
+for x in "$AG" "$SD" "$B" ${AG0:+"$AG0"}; do
         [ -x "$x" ] || { echo "   $x is missing: run make first"; exit 0; }
 done
 
@@ -132,19 +135,19 @@ echo "   image: $MIB MiB of random bytes as the rootfs; manifest signed with ope
 
 # --- (a) the agent ---------------------------------------------------------------
 mkdir -p "$D/health"
-# agent_stage N: a fresh sim host registers, is assigned the image and runs
+# agent_stage N [AGENT]: a fresh sim host registers, is assigned the image and runs
 # one round, stopped (SIGSTOP) once staged and granted its reboot lease. Sets
 # AG_MS (from the "staging" to the "staged" log line), AG_HWM (VmHWM, KiB,
 # sampled every 0.1 s and read once more when stopped) and AG_ANON (RssAnon
 # when stopped, KiB: what is the agent's own rather than shared libraries').
 agent_stage() {
-        local n=$1 h=$D/host$1 id i st k a hwm=0 anon=n/a t0 t1 args
+        local n=$1 ag=${2:-$AG} h=$D/host$1 id i st k a hwm=0 anon=n/a t0 t1 args
         AG_MS=n/a AG_HWM=n/a AG_ANON=n/a
         rm -rf "$D/host$((n - 1))"
         mkdir -p "$h"
         args=(--backend sim --sim-dir "$h" --state-dir "$h/state" --server "$URL" --keys-dir "$D/keys"
                 --health-dir "$D/health" --checkin-interval 1 --sim-slot-size $((MIB << 20)) --enroll-token sekrit)
-        if ! "$AG" "${args[@]}" register "52:54:00:0b:00:$(printf %02x "$n")" >"$h.log" 2>&1; then
+        if ! "$ag" "${args[@]}" register "52:54:00:0b:00:$(printf %02x "$n")" >"$h.log" 2>&1; then
                 echo "   agent register failed:"
                 why <"$h.log"
                 return 1
@@ -153,7 +156,7 @@ agent_stage() {
         api -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"image": "bench:1.0"}' "$URL/v1/hosts/$id/image"
         sync
         # Every line of the agent's output with the time it arrived (ms).
-        SLIPWAY_PAUSE_AT=before-reboot "$AG" "${args[@]}" once 2> >(while IFS= read -r l; do
+        SLIPWAY_PAUSE_AT=before-reboot "$ag" "${args[@]}" once 2> >(while IFS= read -r l; do
                 echo "$(now_ms) $l"
         done >"$h.log") &
         AG_PID=$!
@@ -300,11 +303,17 @@ have_rauc=1
 rauc_setup || have_rauc=0
 
 ag_all="" hwm_all="" anon_all="" dd_all="" rauc_all="" agent_ok=1 dd_ok=1
+ag0_all="" hwm0_all="" agent0_ok=0
+[ -n "$AG0" ] && agent0_ok=1
 for n in $(seq "$RUNS"); do
-        # Alternated, so that none of the three gets a quieter machine.
+        # Alternated, so that none of them gets a quieter machine.
         if [ $agent_ok = 1 ]; then
                 agent_stage "$n" || agent_ok=0
                 ag_all+=" $AG_MS" hwm_all+=" $AG_HWM" anon_all+=" $AG_ANON"
+        fi
+        if [ $agent0_ok = 1 ]; then
+                agent_stage $((n + 100)) "$AG0" || agent0_ok=0
+                ag0_all+=" $AG_MS" hwm0_all+=" $AG_HWM"
         fi
         if [ $dd_ok = 1 ]; then
                 if ! dd_once; then
@@ -323,11 +332,12 @@ for n in $(seq "$RUNS"); do
         fi
         rm -f "$D/dd-target" "$D/rauc/slot-b"
 done
-rm -rf "$D/host$RUNS"
+rm -rf "$D/host$RUNS" "$D/host$((RUNS + 100))"
 
-ag=$(median <<<"$ag_all") dd=$(median <<<"$dd_all") ra=$(median <<<"$rauc_all")
+ag=$(median <<<"$ag_all") dd=$(median <<<"$dd_all") ra=$(median <<<"$rauc_all") ag0=$(median <<<"$ag0_all")
 echo "  install rate, median of $RUNS runs (MiB/s; each writes $MIB MiB into a fresh file on $(df --output=fstype "$D" | tail -n 1))"
 row "slipway-agent (download, write, verify)" "$(rate "$ag")" "MiB/s  ($ag ms)"
+[ -n "$AG0" ] && row "the agent before (BENCH_AGENT_BEFORE)" "$(rate "$ag0")" "MiB/s  ($ag0 ms)"
 row "dd bs=4M conv=fsync" "$(rate "$dd")" "MiB/s  ($dd ms)"
 if [ $have_rauc = 1 ]; then
         row "rauc install (plain bundle, raw slot)" "$(rate "$ra")" "MiB/s  ($ra ms)"
@@ -336,6 +346,10 @@ else
         why <"$D/rauc.why"
 fi
 row "ratio agent/dd" "$(ratio "$(rate "$ag")" "$(rate "$dd")")" "     (aim >= 0.95)"
+if [ -n "$AG0" ]; then
+        row "ratio agent before/dd" "$(ratio "$(rate "$ag0")" "$(rate "$dd")")"
+        row "ratio agent/agent before" "$(ratio "$(rate "$ag")" "$(rate "$ag0")")"
+fi
 if [ $have_rauc = 1 ]; then
         row "ratio agent/rauc" "$(ratio "$(rate "$ag")" "$(rate "$ra")")" "     (aim >= 2)"
 else
@@ -348,6 +362,7 @@ peak() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n | tail -n 1; }
 mib() { awk -v k="${1:-}" 'BEGIN { if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print "n/a" }'; }
 row "peak resident memory while staging (VmHWM)" "$(mib "$(peak <<<"$hwm_all")")" "MiB    (aim <= 8)"
 row "  of which anonymous (RssAnon, staged)" "$(mib "$(peak <<<"$anon_all")")" "MiB    (the rest: shared libraries)"
+[ -n "$AG0" ] && row "  the agent before: VmHWM" "$(mib "$(peak <<<"$hwm0_all")")" "MiB"
 strip -o "$D/agent.stripped" "$AG" 2>/dev/null
 row "build/bin/slipway-agent" "$(stat -c %s "$AG" | awk '{ printf "%.0f", $1 / 1024 }')" "KiB"
 [ -s "$D/agent.stripped" ] && row "  stripped" "$(stat -c %s "$D/agent.stripped" | awk '{ printf "%.0f", $1 / 1024 }')" "KiB"
