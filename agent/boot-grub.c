@@ -76,7 +76,7 @@ static int grub_arm(Agent *a, char slot) {
         r = grub_offered(a, slot);
         if (r < 0)
                 return r;
-        return r == 0 ? bootgrub_arm(p, slot, 3) : 0;
+        return r == 0 ? bootgrub_arm(p, slot, GRUB_TRIES) : 0;
 }
 
 static int grub_bless(Agent *a, char slot) {

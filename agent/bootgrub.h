@@ -20,6 +20,9 @@
 
 #include "macro.h"
 
+/* The tries an armed slot gets (as systemd-boot's entries). */
+#define GRUB_TRIES 3
+
 typedef enum GrubSlotState {
         GRUB_SLOT_UNSET,   /* not in grubenv (a disk whose state was never written) */
         GRUB_SLOT_EMPTY,

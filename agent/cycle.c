@@ -326,7 +326,12 @@ static int prune_esp(Agent *a, const char *keep) {
                 _cleanup_free_ char *prefix = NULL, *dir = NULL;
                 bool used = streq(de->d_name, keep);
 
-                if (de->d_name[0] == '.')
+                struct stat st;
+
+                /* A version is a directory; files beside them (GRUB's
+                 * grub.cfg and grubenv) are not the prune's. */
+                if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
                         continue;
                 prefix = strdup_printf("/" LOADER_KERNEL_DIR "/%s/", de->d_name);
                 if (!prefix) {
