@@ -87,18 +87,9 @@ static int grub_bless(Agent *a, char slot) {
 
 static int grub_mark_bad(Agent *a, char slot) {
         _cleanup_free_ char *p = env_path(a);
-        GrubState s = {};
-        int r;
 
-        if (!p)
-                return -ENOMEM;
-        r = grub_state_load(p, &s);
-        if (r >= 0 && s.state[slot == 'b'] == GRUB_SLOT_BAD && s.order[0] != slot)
-                r = 1;
-        grub_state_release(&s);
-        if (r < 0 || r == 1)
-                return r < 0 ? r : 0;
-        return bootgrub_mark_bad(p, slot);
+        /* Again when it is so: grubenv_save() writes no sector then. */
+        return p ? bootgrub_mark_bad(p, slot) : -ENOMEM;
 }
 
 static void grub_describe(Agent *a, FILE *f) {

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "bootgrub.h"
+#include "grubcfg.h"
 #include "grubenv.h"
 #include "util.h"
 
@@ -198,7 +199,7 @@ int bootgrub_staged(const char *path, char slot, const char *version) {
 }
 
 int bootgrub_arm(const char *path, char slot, int tries) {
-        return tries >= 1 && tries <= 9 ? step(path, slot, tries, NULL, do_arm) : -EINVAL;
+        return tries >= 1 && tries <= GRUBCFG_TRIES_MAX ? step(path, slot, tries, NULL, do_arm) : -EINVAL;
 }
 
 int bootgrub_bless(const char *path, char slot) {
