@@ -5,7 +5,7 @@
  *
  * GRUB rewrites the block where it lies: save_env writes the file's own
  * sectors, found through the file system, and never changes its size (it
- * refuses a file of another size). grubenv_save() does the same from the
+ * cannot: it writes no file system metadata). grubenv_save() does the same from the
  * running system (see there for why, and why it is crash-safe).
  *
  * Functions return 0 or a negative errno and do not log above debug. */
