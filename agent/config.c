@@ -4,6 +4,7 @@
 #include "config.h"
 #include "conftab.h"
 #include "log.h"
+#include "units.h"
 #include "util.h"
 
 #define F(field) offsetof(AgentConfig, field)
@@ -19,6 +20,18 @@ static const ConfKey keys[] = {
           "health checks (/etc/slipway/health.d)" },
         { "agent", "health-timeout", "health-timeout", CONF_UINT, F(health_timeout), "SEC",
           "time limit of one health check (60)" },
+        { "agent", "required-units", "required-units", CONF_STRING, F(required_units), "UNITS",
+          "systemd units that must be active by units-deadline" },
+        { "agent", "no-failed-units", "no-failed-units", CONF_BOOL, F(no_failed_units), "BOOL",
+          "a failed systemd unit fails the boot (no)" },
+        { "agent", "boot-complete", "boot-complete", CONF_BOOL, F(boot_complete), "BOOL",
+          "boot-complete.target must be reached (no)" },
+        { "agent", "units-deadline", "units-deadline", CONF_UINT, F(units_deadline), "SEC",
+          "seconds after boot by which the units must be up (300)" },
+        { "agent", "health-log-lines", "health-log-lines", CONF_UINT, F(health_log_lines), "N",
+          "journal lines reported for a failed unit (10)" },
+        { "agent", "greenboot-dirs", "greenboot-dirs", CONF_STRING, F(greenboot_dirs), "DIRS",
+          "greenboot check roots (/usr/lib/greenboot/check /etc/greenboot/check)" },
         { "agent", "checkin-interval", "checkin-interval", CONF_UINT, F(checkin_interval), "SEC",
           "override the server's check-in interval (0: the server's)" },
         { "agent", "enroll-token", "enroll-token", CONF_STRING, F(enroll_token), "SECRET",
@@ -45,7 +58,8 @@ static const ConfKey keys[] = {
 int agent_config_init(AgentConfig *c) {
         struct utsname u;
 
-        *c = (AgentConfig) { .health_timeout = 60, .sim_slot_size = 128ULL << 20 };
+        *c = (AgentConfig) { .health_timeout = 60, .units_deadline = 300, .health_log_lines = 10,
+                             .sim_slot_size = 128ULL << 20 };
         if (uname(&u) < 0)
                 return negative_errno();
         if (conftab_set_string(&c->state_dir, "/var/lib/slipway") < 0 ||
@@ -54,7 +68,8 @@ int agent_config_init(AgentConfig *c) {
             conftab_set_string(&c->log_level, "info") < 0 || conftab_set_string(&c->backend, "disk") < 0 ||
             conftab_set_string(&c->boot, "systemd-boot") < 0 ||
             conftab_set_string(&c->esp_dir, "/efi") < 0 || conftab_set_string(&c->arch, u.machine) < 0 ||
-            conftab_set_string(&c->live_dir, "/run/slipway-live") < 0)
+            conftab_set_string(&c->live_dir, "/run/slipway-live") < 0 ||
+            conftab_set_string(&c->greenboot_dirs, "/usr/lib/greenboot/check /etc/greenboot/check") < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -103,6 +118,30 @@ int agent_config_check(const AgentConfig *c) {
                 return fail(c, state_dir, "state-dir is not set");
         if (c->health_timeout == 0)
                 return fail(c, health_timeout, "health-timeout: at least 1 second");
+        if (c->required_units) {
+                _cleanup_strv_free_ char **units = strv_split_words(c->required_units);
+
+                if (!units)
+                        return log_oom();
+                if (strv_length(units) > UNITS_MAX)
+                        return fail(c, required_units, "required-units: at most %d units, got %zu", UNITS_MAX,
+                                    strv_length(units));
+                for (size_t i = 0; units[i]; i++)
+                        if (!unit_name_valid(units[i]))
+                                return fail(c, required_units, "required-units: \"%s\" is not a unit name", units[i]);
+        }
+        if (c->health_log_lines == 0 || c->health_log_lines > HEALTH_LOG_LINES_MAX)
+                return fail(c, health_log_lines, "health-log-lines: from 1 to %d", HEALTH_LOG_LINES_MAX);
+        if (c->greenboot_dirs) {
+                _cleanup_strv_free_ char **dirs = strv_split_words(c->greenboot_dirs);
+
+                if (!dirs)
+                        return log_oom();
+                for (size_t i = 0; dirs[i]; i++)
+                        if (dirs[i][0] != '/')
+                                return fail(c, greenboot_dirs, "greenboot-dirs: \"%s\" is not an absolute path",
+                                            dirs[i]);
+        }
         if (c->sim_slot_size < 4096)
                 return fail(c, sim_slot_size, "sim-slot-size: at least 4K");
         return 0;

@@ -17,6 +17,12 @@ typedef struct AgentConfig {
         char *keys_dir;        /* trusted *.pub */
         char *health_dir;      /* /etc/slipway/health.d */
         uint64_t health_timeout; /* seconds per check */
+        char *required_units;  /* units that must be active after boot (words) */
+        bool no_failed_units;  /* no unit may have failed */
+        bool boot_complete;    /* boot-complete.target must be reached */
+        uint64_t units_deadline; /* seconds after boot by which the units must be up */
+        uint64_t health_log_lines; /* journal lines reported for a failed unit */
+        char *greenboot_dirs;  /* greenboot check roots (words); NULL: none */
         uint64_t checkin_interval; /* 0: what the server says */
         char *enroll_token;    /* site-wide secret to register without PXE */
         char *arch;            /* default: uname machine */

@@ -138,10 +138,70 @@ int ctl_host_list(Ctl *ctl, char **args _unused_) {
         return 0;
 }
 
+/* A field of several lines (a health check's output in a message), a line
+ * to a line; "-" when empty. */
+static void lines_print(const char *key, const char *text) {
+        const char *p = text, *nl;
+
+        if (isempty(text)) {
+                field_print(key, "-");
+                return;
+        }
+        for (bool first = true; *p; p = nl ? nl + 1 : p + strlen(p), first = false) {
+                int n;
+
+                nl = strchr(p, '\n');
+                n = (int) (nl ? (size_t) (nl - p) : strlen(p));
+                if (first)
+                        field_print(key, "%.*s", n, p);
+                else
+                        field_continue(0, "%.*s", n, p);
+        }
+}
+
+/* The health report for a person: a line per check, and below a failed
+ * one its output (a script's, or a unit's last journal lines), indented. */
+static void health_print(json_t *health) {
+        const char *name;
+        json_t *c;
+        bool first = true;
+
+        if (!json_is_object(health) || json_object_size(health) == 0) {
+                field_print("health", "-");
+                return;
+        }
+        json_object_foreach(health, name, c) {
+                bool ok = json_is_true(json_object_get(c, "ok"));
+                bool required = !json_is_false(json_object_get(c, "required"));
+                const char *state = str(c, "state"), *out = str(c, "output");
+                json_t *status = json_object_get(c, "exit");
+                _cleanup_free_ char *line = NULL, *detail = NULL;
+
+                if (state)
+                        detail = strdup_printf(", %s", state);
+                else if (!ok && json_is_integer(status))
+                        detail = strdup_printf(", exit %" JSON_INTEGER_FORMAT, json_integer_value(status));
+                line = strdup_printf("%s: %s (%s)%s%s", name, ok ? "ok" : "FAILED", required ? "required" : "wanted",
+                                     strempty(detail),
+                                     json_is_true(json_object_get(c, "truncated")) ? ", output left out" : "");
+                if (first)
+                        field_print("health", "%s", strempty(line));
+                else
+                        field_continue(0, "%s", strempty(line));
+                first = false;
+                if (ok || isempty(out))
+                        continue;
+                for (const char *p = out, *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
+                        nl = strchr(p, '\n');
+                        field_continue(2, "| %.*s", (int) (nl ? (size_t) (nl - p) : strlen(p)), p);
+                }
+        }
+}
+
 int ctl_host_show(Ctl *ctl, char **args) {
         _cleanup_free_ char *path = ctl_path("/v1/hosts/", args[0], NULL);
         _cleanup_free_ char *what = strdup_printf("cannot show host '%s'", args[0]);
-        _cleanup_free_ char *labels = NULL, *image = NULL, *current = NULL, *slots = NULL, *health = NULL;
+        _cleanup_free_ char *labels = NULL, *image = NULL, *current = NULL, *slots = NULL;
         _cleanup_free_ char *facts = NULL;
         json_t *h = NULL;
         int64_t now = (int64_t) time(NULL);
@@ -160,7 +220,6 @@ int ctl_host_show(Ctl *ctl, char **args) {
         }
         labels = json_inline(json_object_get(h, "labels"));
         slots = json_inline(json_object_get(h, "slots"));
-        health = json_inline(json_object_get(h, "health"));
         facts = json_inline(json_object_get(h, "facts"));
         if (str(h, "image"))
                 image = ctl_image_label(ctl, str(h, "image"));
@@ -186,9 +245,9 @@ int ctl_host_show(Ctl *ctl, char **args) {
                 field_print("running", "%s", str(h, "version") ? str(h, "version") : "-");
         field_print("booted slot", "%s", str(h, "booted_slot") ? str(h, "booted_slot") : "-");
         field_print("slots", "%s", strempty(slots));
-        field_print("health", "%s", strempty(health));
+        health_print(json_object_get(h, "health"));
         field_print("facts", "%s", strempty(facts));
-        field_print("message", "%s", str(h, "message") && *str(h, "message") ? str(h, "message") : "-");
+        lines_print("message", str(h, "message"));
         field_print("registered", "%s (%s)", format_time(t1, sizeof(t1), num(h, "registered")),
                     format_ago(t2, sizeof(t2), num(h, "registered"), now));
         if (num(h, "last_seen") > 0)

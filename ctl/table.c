@@ -144,6 +144,20 @@ void field_print(const char *key, const char *format, ...) {
                safe ? safe : "?");
 }
 
+void field_continue(unsigned indent, const char *format, ...) {
+        _cleanup_free_ char *value = NULL, *safe = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vasprintf(&value, format, ap);
+        va_end(ap);
+        if (n < 0)
+                value = NULL;
+        safe = text_safe(value);
+        printf("%*s%s\n", (int) (FIELD_KEY_WIDTH + MIN(indent, 64u)), "", safe ? safe : "?");
+}
+
 const char *format_ago(char *buf, size_t size, int64_t when, int64_t now) {
         int64_t d = now - when;
 

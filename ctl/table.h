@@ -35,6 +35,9 @@ void table_print(Table *t, FILE *f, bool header, const size_t *min_widths);
 /* Prints "key:" padded to a fixed width, then the formatted value, made
  * safe for a terminal, and a newline. */
 void field_print(const char *key, const char *format, ...) _printf_(2, 3);
+/* A further line of the field above, indented under its value and past
+ * that by indent spaces, control characters replaced. */
+void field_continue(unsigned indent, const char *format, ...) _printf_(2, 3);
 
 /* Copies s with control characters replaced by '?' (NULL gives "-").
  * Caller frees; NULL when out of memory. */

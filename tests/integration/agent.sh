@@ -404,4 +404,41 @@ out=$(agent h1 status 2>/dev/null)
 if grep -q '^slot a:      2.0  <- running' <<<"$out" && grep -q 'slipway-3-3.0+0-1.conf .*bad (no tries left)' <<<"$out" &&
         grep -q '^reported:    failed' <<<"$out"; then t_ok; else t_fail "$out"; fi
 
+t_case "under systemd: 2.0's required unit fails; back on 1.0, the unit and its last log lines at the API and in slipctl"
+# The fake systemctl and journalctl (tests/bin) answer for the version being
+# judged: app.service runs on 1.0 and fails on 2.0.
+mkdir -p "$D/sd/1.0/units" "$D/sd/2.0/units" "$D/sd/2.0/journal"
+echo "active running" >"$D/sd/1.0/units/app.service"
+echo "failed failed" >"$D/sd/2.0/units/app.service"
+printf '%s\n' "app: starting" "app: reading /etc/app.conf" "app: unknown key 'colour' on line 3" \
+        "app.service: Main process exited, code=exited, status=1/FAILURE" >"$D/sd/2.0/journal/app.service"
+export SLIPWAY_FAKE_SYSTEMD=$D/sd PATH=$TOP/tests/bin:$PATH
+register u1 52:54:00:01:00:21
+assign u1 tiny:1.0
+units=(--required-units app.service --health-log-lines 3)
+if run_until u1 '.state == "healthy" and .version == "1.0"' 30 "${units[@]}" &&
+        [ "$(host_json u1 | jq -r '.health["app.service"].state')" = active ]; then
+        assign u1 tiny:2.0
+        if run_until u1 '.state == "rolled-back" and .version == "1.0"' 30 "${units[@]}"; then
+                j=$(host_json u1)
+                show=$(SLIPWAY_SERVER=$URL SLIPWAY_TOKEN=$TOKEN "$BIN/slipctl" host show 52:54:00:01:00:21)
+                if [[ $(jq -r .message <<<"$j") == *"app.service is failed (failed); last log lines:"*"unknown key 'colour'"* ]] &&
+                        [ "$(jq -r '.health["app.service"] | [.required, .ok, .state] | @tsv' <<<"$j")" = "$(printf 'true\tfalse\tfailed')" ] &&
+                        [ "$(jq -r '.health["app.service"].output' <<<"$j")" = "$(tail -n 3 "$D/sd/2.0/journal/app.service")" ] &&
+                        grep -q "app.service: FAILED (required), failed$" <<<"$show" &&
+                        grep -q "^ *| app: unknown key 'colour' on line 3$" <<<"$show" &&
+                        grep -q "^message: .*app.service is failed (failed); last log lines:$" <<<"$show" &&
+                        grep -q "^ *app: unknown key 'colour' on line 3$" <<<"$show" &&
+                        ! grep -q "app: starting" <<<"$show" && grep -q "journalctl .* -n 3 -u app.service" "$D/sd/calls"; then
+                        t_ok
+                else
+                        t_fail "message: $(jq -r .message <<<"$j"); health: $(jq -c .health <<<"$j"); show: $show"
+                fi
+        else
+                t_fail "$(host_json u1 | jq -c '{state,version,message}') $(tail -5 "$D/u1.log")"
+        fi
+else
+        t_fail "$(host_json u1 | jq -c '{state,version,message,health}') $(tail -5 "$D/u1.log")"
+fi
+
 t_end

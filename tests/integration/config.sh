@@ -225,4 +225,18 @@ t_case "slipway-agent --check-config: a missing CA file names its line"
 agent_fails "^slipway-agent: $A:3: ca-file '$D/none.pem': No such file or directory" \
         "[agent]\nserver = https://boot:8080\nca-file = $D/none.pem\n"
 
+t_case "slipway-agent --check-config: a required unit that is no unit name names its line"
+agent_fails "^slipway-agent: $A:3: required-units: \"-app.service\" is not a unit name" \
+        "[agent]\nboot-complete = yes\nrequired-units = db.service, -app.service\n"
+
+t_case "slipway-agent --check-config: health-log-lines out of range, a relative greenboot dir, a bad boolean"
+printf '[agent]\nhealth-log-lines = 0\n' >"$A"
+expect_fail "^slipway-agent: $A:2: health-log-lines: from 1 to 100" "$AG" --config "$A" --check-config &&
+        printf '[agent]\ngreenboot-dirs = /usr/lib/greenboot/check etc/greenboot/check\n' >"$A" &&
+        expect_fail "^slipway-agent: $A:2: greenboot-dirs: \"etc/greenboot/check\" is not an absolute path" \
+                "$AG" --config "$A" --check-config &&
+        printf '[agent]\nno-failed-units = maybe\n' >"$A" &&
+        expect_fail "^slipway-agent: $A:2: .*no-failed-units.*not a boolean" "$AG" --config "$A" --check-config &&
+        t_ok || t_fail "see above"
+
 t_end
