@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "apiclient.h"
 #include "config.h"
@@ -39,9 +40,41 @@ typedef struct Backend {
 extern const Backend backend_disk;
 extern const Backend backend_sim;
 
+/* How the host's boot loader is told which slot to boot: systemd-boot's
+ * Boot Loader Spec entries with their boot counters (boot-bls.c), or
+ * GRUB's grubenv with the grub.cfg Slipway generates (boot-grub.c). Every
+ * write is crash-safe; docs/agent.md has what each keeps. slot is 'a' or
+ * 'b'; all return 0 or a negative errno and log at most at debug level. */
+typedef struct BootLoader {
+        const char *name;
+        /* Nothing may boot slot any more: it is about to be written. */
+        int (*drop)(Agent *a, char slot);
+        /* The kernel paths (from the ESP root, "/slipway/<version>/vmlinuz")
+         * that something bootable names; *ret NULL-terminated, caller frees. */
+        int (*kernels)(Agent *a, char ***ret);
+        /* The slot holds name:version, complete: bootable, but not offered
+         * until arm(). Sets a->state.target_gen where generations count. */
+        int (*stage)(Agent *a, char slot, const char *name, const char *version, const char *cmdline);
+        /* Offers the staged slot for the next boots (a no-op when it is). */
+        int (*arm)(Agent *a, char slot);
+        /* 1 when slot was offered (armed, tried), 0 when staged and never
+         * offered, -ENOENT when nothing boots it. */
+        int (*offered)(Agent *a, char slot);
+        /* The slot boots for good from now on. */
+        int (*bless)(Agent *a, char slot);
+        /* The slot is given up: the other boots (a no-op when it is). */
+        int (*mark_bad)(Agent *a, char slot);
+        /* For status: what boots next and why, what each slot's state is. */
+        void (*describe)(Agent *a, FILE *f);
+} BootLoader;
+
+extern const BootLoader boot_bls;
+extern const BootLoader boot_grub;
+
 struct Agent {
         AgentConfig config;
         const Backend *backend;
+        const BootLoader *boot;
         ApiClient *api;        /* NULL until a server is configured */
         AgentState state;
         char *state_path;

@@ -2,8 +2,9 @@
  * slots, DIR/esp the ESP, DIR/firmware.json what the emulated firmware last
  * booted, DIR/no-auto the slot that carries the GPT no-auto mark (missing:
  * neither does). A reboot runs the firmware emulator (systemd-boot's selection and
- * counting, agent/firmware.c) and restarts the agent in place; `power-on`
- * does the same after a simulated power cut. */
+ * counting, agent/firmware.c; or, with the GRUB back end, the grub.cfg that
+ * slipway-build writes, run by agent/grubfirmware.c) and restarts the agent
+ * in place; `power-on` does the same after a simulated power cut. */
 #include <fcntl.h>
 #include <time.h>
 #include <jansson.h>
@@ -13,6 +14,8 @@
 #include "cycle.h"
 #include "fileio.h"
 #include "firmware.h"
+#include "grubcfg.h"
+#include "grubfirmware.h"
 #include "loaderentry.h"
 #include "log.h"
 #include "util.h"
@@ -31,6 +34,21 @@ static int sim_init(Agent *a) {
         r = mkdir_p(entries, 0755);
         if (r < 0)
                 return r;
+        if (a->boot == &boot_grub) {
+                /* What slipway-build puts on a GRUB disk. */
+                _cleanup_free_ char *cfg = strdup_printf("%s/esp/slipway/grub.cfg", a->config.sim_dir), *text = NULL;
+                if (!cfg)
+                        return -ENOMEM;
+                if (!path_exists(cfg)) {
+                        r = grubcfg_generate(&(GrubCfgOptions) { .name = "sim" }, &text);
+                        if (r >= 0)
+                                r = mkdir_parents(cfg, 0755);
+                        if (r >= 0)
+                                r = write_file_atomic(cfg, text, strlen(text), 0644);
+                        if (r < 0)
+                                return r;
+                }
+        }
         for (const char *s = "ab"; *s; s++) {
                 _cleanup_free_ char *name = strdup_printf("root-%c", *s), *p = name ? sim_path(a, name) : NULL;
                 _cleanup_close_ int fd = -1;
@@ -142,7 +160,13 @@ int sim_firmware_boot(Agent *a) {
 
         if (!p)
                 return -ENOMEM;
-        r = firmware_boot(sim_esp_dir(a), &e);
+        if (a->boot == &boot_grub) {
+                char *id = NULL;
+                r = grub_firmware_boot(sim_esp_dir(a), "/slipway/grub.cfg", &slot[0], &id);
+                e.file = id;
+                e.slot = slot[0];
+        } else
+                r = firmware_boot(sim_esp_dir(a), &e);
         if (r == -ENOENT) {
                 log_warning("sim firmware: no boot entry; the host stays blank");
                 (void) unlink(p);

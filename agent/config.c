@@ -41,6 +41,8 @@ static const ConfKey keys[] = {
         { "agent", "live-dir", "live-dir", CONF_STRING, F(live_dir), "DIR",
           "live mode: where the rootfs is kept, a tmpfs (/run/slipway-live)" },
         { "backend", "type", "backend", CONF_STRING, F(backend), "TYPE", "disk or sim (disk)" },
+        { "backend", "boot", "boot", CONF_STRING, F(boot), "LOADER",
+          "systemd-boot or grub: the boot loader that chooses the slot (systemd-boot)" },
         { "backend", "disk", "disk", CONF_STRING, F(disk), "DEV", "the host's disk for bring-up (first disk)" },
         { "backend", "esp-dir", "esp-dir", CONF_STRING, F(esp_dir), "DIR", "where the ESP is mounted (/efi)" },
         { "backend", "sim-dir", "sim-dir", CONF_STRING, F(sim_dir), "DIR",
@@ -64,6 +66,7 @@ int agent_config_init(AgentConfig *c) {
             conftab_set_string(&c->keys_dir, "/etc/slipway/keys") < 0 ||
             conftab_set_string(&c->health_dir, "/etc/slipway/health.d") < 0 ||
             conftab_set_string(&c->log_level, "info") < 0 || conftab_set_string(&c->backend, "disk") < 0 ||
+            conftab_set_string(&c->boot, "systemd-boot") < 0 ||
             conftab_set_string(&c->esp_dir, "/efi") < 0 || conftab_set_string(&c->arch, u.machine) < 0 ||
             conftab_set_string(&c->live_dir, "/run/slipway-live") < 0 ||
             conftab_set_string(&c->greenboot_dirs, "/usr/lib/greenboot/check /etc/greenboot/check") < 0)
@@ -92,6 +95,8 @@ int agent_config_check(const AgentConfig *c) {
 
         if (!streq_ptr(c->backend, "disk") && !streq_ptr(c->backend, "sim"))
                 return fail(c, backend, "backend: expected disk or sim, got \"%s\"", strempty(c->backend));
+        if (!streq_ptr(c->boot, "systemd-boot") && !streq_ptr(c->boot, "grub"))
+                return fail(c, boot, "boot: expected systemd-boot or grub, got \"%s\"", strempty(c->boot));
         if (streq(c->backend, "sim") && !c->sim_dir)
                 return fail(c, backend, "the sim backend needs sim-dir");
         if (c->server) {

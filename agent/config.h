@@ -30,6 +30,7 @@ typedef struct AgentConfig {
         char *live_dir;        /* live mode: the rootfs in memory (/run/slipway-live) */
         /* [backend] */
         char *backend;         /* disk | sim */
+        char *boot;            /* systemd-boot | grub: how the slot to boot is chosen */
         char *disk;            /* disk backend: the whole disk (install), e.g. /dev/vda */
         char *esp_dir;         /* disk backend: where the ESP is mounted (/efi) */
         char *sim_dir;         /* sim backend: slot files, ESP directory, "firmware" state */

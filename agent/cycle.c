@@ -303,56 +303,43 @@ int agent_fetch_manifest(Agent *a, const DesiredImage *desired, Manifest **ret, 
         return 0;
 }
 
-/* Removes every boot entry of slot, so nothing bootable points at it while
- * it is rewritten. */
-static int drop_entries_of(Agent *a, char slot) {
-        BootEntry *e = NULL;
-        size_t n = 0;
-        int r;
-
-        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                if (e[i].slot == slot)
-                        r = bootentry_remove(a->backend->esp_dir(a), &e[i]);
-        bootentries_free(e, n);
-        return r;
-}
-
 /* Removes the kernels and initrds on the ESP (slipway/<version>/) that no
  * boot entry uses any more, but keep's: an ESP holds about three versions,
  * and a slot that is being rewritten gives its version's files back. Only
  * files nothing can boot are removed, so a crash at any point is harmless. */
 static int prune_esp(Agent *a, const char *keep) {
         _cleanup_free_ char *top = path_join(a->backend->esp_dir(a), LOADER_KERNEL_DIR);
-        BootEntry *e = NULL;
-        size_t n = 0;
+        _cleanup_(strv_freep) char **kernels = NULL;
         struct dirent *de;
         DIR *d;
         int r;
 
         if (!top)
                 return -ENOMEM;
-        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
+        r = a->boot->kernels(a, &kernels);
         if (r < 0)
                 return r;
         d = opendir(top);
-        if (!d) {
-                bootentries_free(e, n);
+        if (!d)
                 return errno == ENOENT ? 0 : negative_errno();
-        }
         while ((de = readdir(d))) {
                 _cleanup_free_ char *prefix = NULL, *dir = NULL;
                 bool used = streq(de->d_name, keep);
 
-                if (de->d_name[0] == '.')
+                struct stat st;
+
+                /* A version is a directory; files beside them (GRUB's
+                 * grub.cfg and grubenv) are not the prune's. */
+                if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
                         continue;
                 prefix = strdup_printf("/" LOADER_KERNEL_DIR "/%s/", de->d_name);
                 if (!prefix) {
                         r = -ENOMEM;
                         break;
                 }
-                for (size_t i = 0; !used && i < n; i++)
-                        used = e[i].kernel && (startswith(e[i].kernel, prefix) || startswith(e[i].kernel, prefix + 1));
+                for (char **k = kernels; !used && *k; k++)
+                        used = startswith(*k, prefix) || startswith(*k, prefix + 1);
                 if (used)
                         continue;
                 dir = path_join(top, de->d_name);
@@ -364,21 +351,7 @@ static int prune_esp(Agent *a, const char *keep) {
                 log_info("ESP: removed the kernel and initrd of %s, which no entry boots", de->d_name);
         }
         closedir(d);
-        bootentries_free(e, n);
         return r;
-}
-
-static int next_gen(Agent *a, unsigned *ret) {
-        BootEntry *e = NULL;
-        size_t n = 0;
-        int r;
-
-        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
-        if (r < 0)
-                return r;
-        *ret = bootentries_next_gen(e, n);
-        bootentries_free(e, n);
-        return 0;
 }
 
 /* Stages the desired image: manifest, slot, kernel and initrd, entry. */
@@ -410,7 +383,7 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
         }
         /* The slot is about to change: first nothing may boot it, then the
          * state stops calling it complete. */
-        r = drop_entries_of(a, target);
+        r = a->boot->drop(a, target);
         if (r < 0)
                 return error_set(error, r, "cannot remove the old boot entry of slot %c: %m", target);
         crashpoint("entry-dropped");
@@ -473,9 +446,7 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
         /* Last: the entry, disarmed ("+0": never chosen by the firmware) until
          * a lease is granted, so that an unplanned reboot cannot take the
          * host into the new slot without the coordinator's leave. */
-        r = next_gen(a, &a->state.target_gen);
-        if (r >= 0)
-                r = bootentry_write(esp, a->state.target_gen, m->name, m->version, target, m->cmdline, 0, NULL);
+        r = a->boot->stage(a, target, m->name, m->version, m->cmdline);
         if (r < 0)
                 return error_set(error, r, "cannot write the boot entry for %s: %m", m->version);
         crashpoint("entry-written");
@@ -489,39 +460,9 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
         return r;
 }
 
-/* The entry file that belongs to slot, or NULL. */
-static int find_entry(Agent *a, char slot, BootEntry *ret) {
-        BootEntry *e = NULL;
-        size_t n = 0;
-        int r;
-
-        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
-        if (r < 0)
-                return r;
-        bootentries_sort(e, n);
-        r = -ENOENT;
-        for (size_t i = 0; i < n; i++)
-                if (e[i].slot == slot) {
-                        r = bootentry_copy(&e[i], ret);
-                        break;
-                }
-        bootentries_free(e, n);
-        return r;
-}
-
-/* Gives the staged entry of the target slot its three tries (from "+0"
- * with none done); a no-op when it has them. */
+/* Offers the staged target slot for the next boots; a no-op when it is. */
 static int arm_entry(Agent *a) {
-        BootEntry e = {};
-        int r;
-
-        r = find_entry(a, a->state.target_slot, &e);
-        if (r < 0)
-                return r;
-        if (e.tries_left == 0 && e.tries_done == 0)
-                r = bootentry_rename(a->backend->esp_dir(a), &e, 3, 0);
-        bootentry_release(&e);
-        return r;
+        return a->boot->arm(a, a->state.target_slot);
 }
 
 /* After a switch (or a fallback): slot is the one that boots for good
@@ -540,16 +481,12 @@ static void mark_active(Agent *a, char slot) {
 
 /* A failed switch: the target's entry is given up, the image remembered. */
 static int give_up(Agent *a, const char *reason) {
-        BootEntry e = {};
         int r;
 
-        if (a->state.target_slot && find_entry(a, a->state.target_slot, &e) >= 0) {
-                if (!bootentry_is_bad(&e)) {
-                        r = bootentry_mark_bad(a->backend->esp_dir(a), &e);
-                        if (r < 0)
-                                log_error_errno(r, "cannot mark '%s' bad: %m", e.file);
-                }
-                bootentry_release(&e);
+        if (a->state.target_slot) {
+                r = a->boot->mark_bad(a, a->state.target_slot);
+                if (r < 0)
+                        log_error_errno(r, "cannot give up slot %c in the boot loader: %m", a->state.target_slot);
         }
         crashpoint("marked-bad");
         if (a->state.target_slot)
@@ -646,15 +583,10 @@ int agent_start(Agent *a) {
                 return a->backend->reboot(a);
         }
         if (a->booted_slot != a->state.target_slot) {
-                BootEntry e = {};
-                bool armed;
-
                 if (a->state.phase != PHASE_REBOOTING)
                         return 0;
-                r = find_entry(a, a->state.target_slot, &e);
-                armed = r >= 0 && !(e.tries_left == 0 && e.tries_done == 0);
-                bootentry_release(&e);
-                if (r >= 0 && !armed) {
+                r = a->boot->offered(a, a->state.target_slot);
+                if (r == 0) {
                         /* Cut off between the lease and arming the entry: the
                          * new slot was never offered. Arm it and go. */
                         log_info("the reboot into slot %c did not happen: rebooting", a->state.target_slot);
@@ -701,13 +633,9 @@ int agent_start(Agent *a) {
         if (r < 0)
                 return log_error_errno(r, "cannot run the health checks: %m");
         if (r > 0) {
-                BootEntry e = {};
-                if (find_entry(a, a->booted_slot, &e) >= 0) {
-                        r = bootentry_bless(a->backend->esp_dir(a), &e);
-                        bootentry_release(&e);
-                        if (r < 0)
-                                return log_error_errno(r, "cannot bless the boot entry: %m");
-                }
+                r = a->boot->bless(a, a->booted_slot);
+                if (r < 0)
+                        return log_error_errno(r, "cannot bless slot %c in the boot loader: %m", a->booted_slot);
                 crashpoint("blessed");
                 /* After the bless: until then the old slot is the one that
                  * boots for good. A crash in between judges again. */

@@ -49,15 +49,12 @@ static void help(void) {
 }
 
 static int print_status(Agent *a) {
-        BootEntry *e = NULL;
-        size_t n = 0;
-        int r;
-
         printf("host:        %s\n", a->state.host_id ? a->state.host_id : "(not registered)");
         printf("server:      %s\n", a->api ? api_client_urls(a->api) : "(none)");
         if (a->api && api_client_n_urls(a->api) > 1)
                 printf("talking to:  %s\n", a->state.server_in_use ? a->state.server_in_use : "(none yet)");
         printf("backend:     %s\n", a->backend->name);
+        printf("boot:        %s\n", a->boot->name);
         printf("booted:      slot %c (%s)\n", a->booted_slot, a->booted_entry ? a->booted_entry : "no entry");
         for (int i = 0; i < 2; i++) {
                 SlotInfo *s = &a->state.slots[i];
@@ -72,23 +69,8 @@ static int print_status(Agent *a) {
                a->state.message ? ": " : "", strempty(a->state.message));
         if (a->state.failed_image)
                 printf("failed:      %.12s: %s\n", a->state.failed_image, strempty(a->state.failed_reason));
-        r = bootentries_load(a->backend->esp_dir(a), &e, &n);
-        if (r < 0) {
-                printf("entries:     cannot read '%s': %s\n", a->backend->esp_dir(a), strerror(-r));
-                return 0;
-        }
-        bootentries_sort(e, n);
-        printf("entries:     (boot order)\n");
-        for (size_t i = 0; i < n; i++) {
-                printf("  %-36s slot %c  ", e[i].file, e[i].slot ? e[i].slot : '?');
-                if (e[i].tries_left < 0)
-                        printf("blessed\n");
-                else if (e[i].tries_left == 0)
-                        printf("bad (no tries left)\n");
-                else
-                        printf("%d tries left, %d done\n", e[i].tries_left, e[i].tries_done);
-        }
-        bootentries_free(e, n);
+        fflush(stdout);
+        a->boot->describe(a, stdout);
         return 0;
 }
 
@@ -235,6 +217,7 @@ static int agent_main(Agent *a, Args *args, int argc, char **argv) {
         }
         cmd = args->command ? args->command[0] : args->mode ? args->mode : "run";
         a->backend = streq(a->config.backend, "sim") ? &backend_sim : &backend_disk;
+        a->boot = streq(a->config.boot, "grub") ? &boot_grub : &boot_bls;
         a->state_path = path_join(a->config.state_dir, "agent.json");
         if (!a->state_path || mkdir_p(a->config.state_dir, 0700) < 0) {
                 log_error("cannot create the state directory '%s'", a->config.state_dir);

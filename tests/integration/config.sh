@@ -206,6 +206,10 @@ t_case "slipway-agent --check-config: an unknown backend names its line"
 agent_fails "^slipway-agent: $A:4: backend: expected disk or sim, got \"floppy\"" \
         "[agent]\nserver = http://127.0.0.1:8080\n[backend]\ntype = floppy\n"
 
+t_case "slipway-agent --check-config: an unknown boot back end names its line"
+agent_fails "^slipway-agent: $A:3: boot: expected systemd-boot or grub, got \"lilo\"" \
+        "[agent]\n[backend]\nboot = lilo\n"
+
 t_case "slipway-agent --check-config: the sim backend without sim-dir names the backend's line"
 agent_fails "^slipway-agent: $A:2: the sim backend needs sim-dir" "[backend]\ntype = sim\n"
 
