@@ -4,8 +4,10 @@
 #   images/sample-repo.sh build/sample-repo [build/bin/slipway-agent]
 #
 # The RPMs repackage real Debian 12 binaries: busybox-static, the kernel
-# that linux-image-amd64 currently depends on and systemd-boot-efi (the
-# image's own boot loader); slipway-agent is packaged
+# that linux-image-amd64 currently depends on, systemd-boot-efi (the
+# image's own boot loader), and for images that boot through GRUB: shim-signed
+# and grub-efi-amd64-signed (the Secure Boot chain, signed by Microsoft and
+# Debian) and grub-pc-bin (GRUB for BIOS); slipway-agent is packaged
 # from the given binary with the Debian libraries it is linked with. Downloaded .debs are cached in
 # OUTDIR/../debs, rpmbuild works under OUTDIR/../rpmbuild (emptied after). Every RPM is
 # signed with the repository's own key (images/sign-rpms.sh), made on the first run and
@@ -49,7 +51,7 @@ if [ -z "$kpkg" ]; then
            sort -V | tail -n1)
 fi
 [ -n "$kpkg" ] || die "cannot resolve the kernel package behind linux-image-amd64 (apt-get update?)"
-step "packages: busybox-static $kpkg systemd-boot-efi"
+step "packages: busybox-static $kpkg systemd-boot-efi shim-signed grub-efi-amd64-signed grub-pc-bin"
 
 # --- 2. download (cached) -----------------------------------------------
 mkdir -p "$debs"
@@ -79,6 +81,9 @@ fetch() {
 fetch busybox-static; bb_deb=$fetched
 fetch "$kpkg"; k_deb=$fetched
 fetch systemd-boot-efi; sb_deb=$fetched
+fetch shim-signed; shim_deb=$fetched
+fetch grub-efi-amd64-signed; ge_deb=$fetched
+fetch grub-pc-bin; gp_deb=$fetched
 
 # --- 3. extract -----------------------------------------------------------
 # (about 2 s for the kernel; not cached, the tree is 400 MB and goes away below)
@@ -95,6 +100,9 @@ extract() {
 extract "$bb_deb"; bb_root=$extracted
 extract "$k_deb"; k_root=$extracted
 extract "$sb_deb"; sb_root=$extracted
+extract "$shim_deb"; shim_root=$extracted
+extract "$ge_deb"; ge_root=$extracted
+extract "$gp_deb"; gp_root=$extracted
 
 # Debian version "1:1.35.0-4+deb12u1+b1" -> RPM version 1.35.0, release 4.deb12u1.b1
 upstream() { local v=${1#*:}; echo "${v%-*}"; }
@@ -148,6 +156,17 @@ step "built kernel $(upstream "$k_ver")-$(revision "$k_ver"): $(sed -n 's/^kerne
 rpmb systemd-boot-efi.spec --define "deb_root $sb_root" \
     --define "sb_version $(upstream "$sb_ver")" --define "sb_release $(revision "$sb_ver")"
 step "built systemd-boot-efi $(upstream "$sb_ver")-$(revision "$sb_ver")"
+# rpmdeb SPEC DEB ROOT: a spec that repackages one .deb's files verbatim
+rpmdeb() {
+    local v
+    v=$(dpkg-deb -f "$2" Version)
+    rpmb "$1.spec" --define "deb_root $3" \
+        --define "pkg_version $(upstream "$v")" --define "pkg_release $(revision "$v")"
+    step "built $1 $(upstream "$v")-$(revision "$v")"
+}
+rpmdeb shim-signed "$shim_deb" "$shim_root"
+rpmdeb grub-efi-amd64-signed "$ge_deb" "$ge_root"
+rpmdeb grub-pc-bin "$gp_deb" "$gp_root"
 # One tiny-base per release of the sample image: each release's definition
 # installs "tiny-base = VERSION", so 1.0 and 2.0 differ in what they carry.
 for v in 1.0 2.0 3.0 4.0; do
