@@ -10,6 +10,10 @@
  *  grub          /boot/efi/EFI/<vendor>/grubx64.efi (grub2-efi-x64)
  *                /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed
  *                (grub-efi-amd64-signed, Debian)
+ *  grub-pc       /usr/lib/grub/i386-pc/boot.img (grub-pc-bin, Debian),
+ *                /usr/lib/grub2/i386-pc/boot.img (grub2-pc-modules, RHEL
+ *                family): the MBR's code; core.img is made from the
+ *                modules beside it
  *
  * The package that owns a file is asked from the staging root's rpmdb, and
  * named with the lock's NEVRA of that package. */
@@ -31,6 +35,7 @@ static const char *const role_names[_BOOT_ROLE_MAX] = {
         [BOOT_ROLE_SYSTEMD_BOOT] = "systemd-boot",
         [BOOT_ROLE_SHIM] = "shim",
         [BOOT_ROLE_GRUB] = "grub",
+        [BOOT_ROLE_GRUB_PC] = "grub-pc",
 };
 
 static const char *const role_paths[_BOOT_ROLE_MAX][4] = {
@@ -38,6 +43,7 @@ static const char *const role_paths[_BOOT_ROLE_MAX][4] = {
         [BOOT_ROLE_SHIM] = { "/boot/efi/EFI/*/shimx64.efi", "/usr/lib/shim/shimx64.efi.signed",
                              "/usr/lib/shim/shimx64.efi" },
         [BOOT_ROLE_GRUB] = { "/boot/efi/EFI/*/grubx64.efi", "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" },
+        [BOOT_ROLE_GRUB_PC] = { "/usr/lib/grub/i386-pc/boot.img", "/usr/lib/grub2/i386-pc/boot.img" },
 };
 
 static const char *const loader_packages[] = { "systemd-boot-efi", "systemd-boot-unsigned", "systemd-boot" };

@@ -14,6 +14,7 @@ typedef enum BootRole {
         BOOT_ROLE_SYSTEMD_BOOT,
         BOOT_ROLE_SHIM,
         BOOT_ROLE_GRUB,
+        BOOT_ROLE_GRUB_PC, /* GRUB for BIOS: i386-pc/boot.img, beside the modules of core.img */
         _BOOT_ROLE_MAX,
 } BootRole;
 
@@ -32,7 +33,7 @@ typedef struct BootFiles {
         BootFile files[_BOOT_ROLE_MAX];
 } BootFiles;
 
-/* "systemd-boot", "shim", "grub". */
+/* "systemd-boot", "shim", "grub", "grub-pc". */
 const char *boot_role_to_string(BootRole role);
 
 /* Finds the boot files in the staging root (absolute dbpath of its rpmdb

@@ -141,6 +141,8 @@ static int compute_build_key(const ImageDef *def, const BuildOptions *opts, cons
         if (!o)
                 return -ENOMEM;
         if (json_object_set(o, "tools", tools) < 0 ||
+            json_object_set_new(o, "loader", json_string(boot_loader_type_to_string(def->loader))) < 0 ||
+            json_object_set_new(o, "firmware", json_string(boot_firmware_to_string(def->firmware))) < 0 ||
             (host_loader && json_object_set(o, "host_loader", host_loader) < 0)) {
                 json_decref(o);
                 return -ENOMEM;
@@ -428,10 +430,13 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         crashpoint("resolve");
 
         t = now_usec();
-        r = toolversion_probe_build(def->rootfs_type, !opts->no_disk, &tools);
+        r = toolversion_probe_build(def->rootfs_type, !opts->no_disk,
+                                    !opts->no_disk && def->loader == BOOT_LOADER_GRUB &&
+                                            def->firmware != BOOT_FIRMWARE_UEFI,
+                                    &tools);
         if (r < 0)
                 goto finish;
-        if (!opts->no_disk && !bootfiles_lock_has_loader(lock)) {
+        if (!opts->no_disk && def->loader == BOOT_LOADER_SYSTEMD_BOOT && !bootfiles_lock_has_loader(lock)) {
                 r = bootfiles_host_loader_json(&host_loader);
                 if (r < 0) {
                         log_error_errno(r, "cannot read the build host's '%s': %m", BOOTFILES_SYSTEMD_BOOT_PATH);
@@ -540,7 +545,8 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                 goto finish;
         /* After the rootfs: reading the rpmdb must not touch what goes into it. */
         t = now_usec();
-        r = bootfiles_find(root, def->rpmdb_path, lock, !opts->no_disk, &boot);
+        r = bootfiles_find(root, def->rpmdb_path, lock, !opts->no_disk && def->loader == BOOT_LOADER_SYSTEMD_BOOT,
+                           &boot);
         if (r < 0)
                 goto finish;
         r = bootfiles_to_json(&boot, &boot_json);
@@ -565,6 +571,11 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
                         .accel = opts->accel ? opts->accel : "auto",
                         .probe_cache_dir = opts->cache_dir,
                         .loader_path = boot.files[BOOT_ROLE_SYSTEMD_BOOT].host_path,
+                        .loader = def->loader,
+                        .firmware = def->firmware,
+                        .shim_path = boot.files[BOOT_ROLE_SHIM].host_path,
+                        .grub_efi_path = boot.files[BOOT_ROLE_GRUB].host_path,
+                        .grub_pc_boot_img = boot.files[BOOT_ROLE_GRUB_PC].host_path,
                 };
                 progress_phase(progress, "disk", "GPT: esp %llu MiB, 2 x root %llu MiB, var %llu MiB",
                                (unsigned long long) (def->esp_size >> 20), (unsigned long long) (def->root_size >> 20),
@@ -602,6 +613,12 @@ int build_image(const ImageDef *def, const BuildOptions *opts, char ret_id[65]) 
         m->lock = json_incref(lock_json);
         m->tools = json_incref(tools);
         m->boot = json_incref(boot_json);
+        m->loader = strdup(boot_loader_type_to_string(def->loader));
+        m->firmware = strdup(boot_firmware_to_string(def->firmware));
+        if (!m->loader || !m->firmware) {
+                r = log_oom();
+                goto finish;
+        }
         if (!m->name || !m->version || !m->arch || !m->cmdline || !m->kernel_version) {
                 r = log_oom();
                 goto finish;

@@ -27,6 +27,39 @@ RootfsType rootfs_type_from_string(const char *s) {
         return _ROOTFS_TYPE_INVALID;
 }
 
+static const char *const boot_loader_type_names[_BOOT_LOADER_TYPE_MAX] = {
+        [BOOT_LOADER_SYSTEMD_BOOT] = "systemd-boot",
+        [BOOT_LOADER_GRUB] = "grub",
+};
+
+static const char *const boot_firmware_names[_BOOT_FIRMWARE_MAX] = {
+        [BOOT_FIRMWARE_UEFI] = "uefi",
+        [BOOT_FIRMWARE_BIOS] = "bios",
+        [BOOT_FIRMWARE_BOTH] = "both",
+};
+
+const char *boot_loader_type_to_string(BootLoaderType t) {
+        return t >= 0 && t < _BOOT_LOADER_TYPE_MAX ? boot_loader_type_names[t] : NULL;
+}
+
+BootLoaderType boot_loader_type_from_string(const char *s) {
+        for (int i = 0; i < _BOOT_LOADER_TYPE_MAX; i++)
+                if (streq_ptr(s, boot_loader_type_names[i]))
+                        return i;
+        return _BOOT_LOADER_TYPE_INVALID;
+}
+
+const char *boot_firmware_to_string(BootFirmware f) {
+        return f >= 0 && f < _BOOT_FIRMWARE_MAX ? boot_firmware_names[f] : NULL;
+}
+
+BootFirmware boot_firmware_from_string(const char *s) {
+        for (int i = 0; i < _BOOT_FIRMWARE_MAX; i++)
+                if (streq_ptr(s, boot_firmware_names[i]))
+                        return i;
+        return _BOOT_FIRMWARE_INVALID;
+}
+
 ImageDef *image_def_free(ImageDef *d) {
         if (!d)
                 return NULL;
@@ -62,7 +95,7 @@ ImageDef *image_def_free(ImageDef *d) {
 typedef struct ParseState {
         ImageDef *def;
         const char *dir; /* directory of the file being read, for relative repo paths */
-        unsigned line_name, line_version;
+        unsigned line_name, line_version, line_loader, line_firmware;
 } ParseState;
 
 static const struct {
@@ -678,6 +711,24 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
                         d->initramfs_modules = strv_split_words(value);
                         return d->initramfs_modules ? 0 : -ENOMEM;
                 }
+                if (streq(key, "loader")) {
+                        BootLoaderType t = boot_loader_type_from_string(value);
+                        if (t < 0)
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "unknown loader '%s' (systemd-boot or grub)", value);
+                        d->loader = t;
+                        st->line_loader = line;
+                        return 0;
+                }
+                if (streq(key, "firmware")) {
+                        BootFirmware f = boot_firmware_from_string(value);
+                        if (f < 0)
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "unknown firmware '%s' (uefi, bios or both)", value);
+                        d->firmware = f;
+                        st->line_firmware = line;
+                        return 0;
+                }
         } else if (streq(section, "disk")) {
                 if (streq(key, "esp-size"))
                         return parse_size_key(file, line, key, value, &d->esp_size, error);
@@ -839,6 +890,11 @@ static int image_def_parse(const char *path, const char *version_override, Image
                                             "packages are signed with (gpgkey = PATH or URL), or set gpgcheck = 0",
                                             repo->id);
         }
+        /* systemd-boot is a UEFI program: a BIOS boots GRUB only. */
+        if (d->loader == BOOT_LOADER_SYSTEMD_BOOT && d->firmware != BOOT_FIRMWARE_UEFI)
+                return error_set_at(error, -EINVAL, path, st.line_firmware ? st.line_firmware : st.line_loader,
+                                    "firmware = %s needs loader = grub (systemd-boot runs under UEFI only)",
+                                    boot_firmware_to_string(d->firmware));
         strv_sort_unique(d->packages);
 
         *ret = TAKE_PTR(d);

@@ -16,6 +16,30 @@ typedef enum RootfsType {
 const char *rootfs_type_to_string(RootfsType t);
 RootfsType rootfs_type_from_string(const char *s);
 
+/* [boot] loader: what chooses the slot on the disk image. */
+typedef enum BootLoaderType {
+        BOOT_LOADER_SYSTEMD_BOOT,
+        BOOT_LOADER_GRUB,
+        _BOOT_LOADER_TYPE_MAX,
+        _BOOT_LOADER_TYPE_INVALID = -EINVAL,
+} BootLoaderType;
+
+/* [boot] firmware: what the disk image boots under. */
+typedef enum BootFirmware {
+        BOOT_FIRMWARE_UEFI,
+        BOOT_FIRMWARE_BIOS,
+        BOOT_FIRMWARE_BOTH,
+        _BOOT_FIRMWARE_MAX,
+        _BOOT_FIRMWARE_INVALID = -EINVAL,
+} BootFirmware;
+
+/* "systemd-boot", "grub"; "uefi", "bios", "both". Static strings; NULL or
+ * _INVALID for what is not one of them. */
+const char *boot_loader_type_to_string(BootLoaderType t);
+BootLoaderType boot_loader_type_from_string(const char *s);
+const char *boot_firmware_to_string(BootFirmware f);
+BootFirmware boot_firmware_from_string(const char *s);
+
 typedef struct RepoDef {
         char *id;           /* from "[repo ID]" (or "[ID]" in an included .repo file) */
         char *name;         /* name, for messages; NULL when not given */
@@ -64,6 +88,8 @@ typedef struct ImageDef {
         size_t n_repos;
         char *cmdline;             /* [boot] cmdline */
         char **initramfs_modules;  /* [boot] initramfs-modules */
+        BootLoaderType loader;     /* [boot] loader, default systemd-boot */
+        BootFirmware firmware;     /* [boot] firmware, default uefi */
         uint64_t esp_size;         /* [disk] esp-size */
         uint64_t root_size;        /* [disk] root-size, each slot */
         uint64_t var_size;         /* [disk] var-size */

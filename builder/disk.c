@@ -49,6 +49,8 @@
 #include "disk.h"
 #include "tool.h"
 #include "fileio.h"
+#include "grubcfg.h"
+#include "grubenv.h"
 #include "hash.h"
 #include "loaderentry.h"
 #include "log.h"
@@ -62,13 +64,27 @@
 #define GPT_TYPE_ESP "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 #define GPT_TYPE_ROOT_X86_64 "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
 #define GPT_TYPE_VAR "4D21B016-B534-45C2-A9FB-5C16E091FD2D"
+/* GRUB's BIOS boot partition ("Hah!IdontNeedEFI") */
+#define GPT_TYPE_BIOS_BOOT "21686148-6449-6E6F-744E-656564454649"
 
-enum { PART_ESP, PART_ROOT_A, PART_ROOT_B, PART_VAR, _PART_MAX };
+/* i386-pc boot.img and diskboot.img (GRUB's include/grub/i386/pc/boot.h):
+ * where boot.img keeps the LBA of core.img's first sector and the jump of
+ * its floppy drive check; the blocklist at the end of core.img's first
+ * sector that says where the rest of it lies. */
+#define BOOT_IMG_KERNEL_SECTOR 0x5c
+#define BOOT_IMG_DRIVE_CHECK 0x66
+#define BOOT_IMG_CODE_END 0x1b8 /* disk signature and partition table follow */
+#define DISKBOOT_BLOCKLIST (512 - 12)
+
+/* The BIOS boot partition comes first when there is one: var stays last,
+ * where the agent grows it at install. */
+enum { PART_BIOS, PART_ESP, PART_ROOT_A, PART_ROOT_B, PART_VAR, _PART_MAX };
 
 static const struct {
         const char *name;
         const char *type;
 } partitions[_PART_MAX] = {
+        [PART_BIOS] = { "bios-boot", GPT_TYPE_BIOS_BOOT },
         [PART_ESP] = { "esp", GPT_TYPE_ESP },
         [PART_ROOT_A] = { "root-a", GPT_TYPE_ROOT_X86_64 },
         [PART_ROOT_B] = { "root-b", GPT_TYPE_ROOT_X86_64 },
@@ -77,9 +93,19 @@ static const struct {
 
 typedef struct Layout {
         uint64_t start[_PART_MAX]; /* bytes */
-        uint64_t size[_PART_MAX];
+        uint64_t size[_PART_MAX];  /* 0: not on this disk */
+        int number[_PART_MAX];     /* GPT partition number */
         uint64_t total;
 } Layout;
+
+static bool has_bios(const DiskSpec *spec) {
+        return spec->loader == BOOT_LOADER_GRUB &&
+               (spec->firmware == BOOT_FIRMWARE_BIOS || spec->firmware == BOOT_FIRMWARE_BOTH);
+}
+
+static bool has_uefi(const DiskSpec *spec) {
+        return spec->loader != BOOT_LOADER_GRUB || spec->firmware != BOOT_FIRMWARE_BIOS;
+}
 
 /* Runs a tool with the reproducibility environment for this epoch. */
 static int run_tool(char *const *argv, uint64_t epoch) {
@@ -109,6 +135,102 @@ static int esp_copy(const char *img, const char *src, const char *dst, uint64_t 
                 return log_oom();
         char *const argv[] = { "mcopy", "-i", (char *) img, "-D", "o", (char *) src, target, NULL };
         return run_tool(argv, epoch);
+}
+
+/* The directory under /EFI whose grub.cfg the GRUB binary at path reads:
+ * the one its built-in prefix names ("/EFI/debian" in Debian's signed
+ * GRUB, "/EFI/redhat" and the like in Red Hat's). -ENOENT when it names
+ * none. Caller frees *ret. */
+static int grub_efi_vendor(const char *path, char **ret) {
+        _cleanup_free_ char *data = NULL;
+        size_t n;
+        int r;
+
+        r = read_full_file(path, 64ULL << 20, &data, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i + 6 < n; i++) {
+                size_t k = 0;
+
+                if (memcmp(data + i, "/EFI/", 5) != 0)
+                        continue;
+                while (i + 5 + k < n && k < 32 &&
+                       ((data[i + 5 + k] >= 'a' && data[i + 5 + k] <= 'z') ||
+                        (data[i + 5 + k] >= '0' && data[i + 5 + k] <= '9') || data[i + 5 + k] == '_'))
+                        k++;
+                /* a whole string: NUL right after the name */
+                if (k > 0 && i + 5 + k < n && data[i + 5 + k] == 0) {
+                        *ret = strndup(data + i + 5, k);
+                        return *ret ? 0 : -ENOMEM;
+                }
+        }
+        return -ENOENT;
+}
+
+/* What GRUB reads first, under its prefix: find the ESP by the generated
+ * script and run it. */
+static const char grub_stub_cfg[] = "# Slipway: the slot is chosen by /slipway/grub.cfg on the ESP.\n"
+                                    "search --no-floppy --set=root --file /slipway/grub.cfg\n"
+                                    "set prefix=($root)/slipway\n"
+                                    "source $prefix/grub.cfg\n";
+
+/* Makes the GRUB side of the ESP in img: /slipway/grub.cfg, grubenv, and
+ * for UEFI shim + GRUB in /EFI/BOOT with the stub under GRUB's prefix. */
+static int esp_grub(const DiskSpec *spec, const char *work, const char *img) {
+        _cleanup_free_ char *cfg = path_join(work, "grub.cfg"), *env = path_join(work, "grubenv"),
+                            *stub = path_join(work, "grub-stub.cfg"), *text = NULL, *vendor = NULL,
+                            *vendor_dir = NULL, *stub_dst = NULL;
+        char block[GRUBENV_SIZE];
+        int r;
+
+        if (!cfg || !env || !stub)
+                return log_oom();
+        r = grubcfg_generate(&(GrubCfgOptions) { .name = spec->name, .cmdline = spec->cmdline }, &text);
+        if (r == -EINVAL)
+                return log_error_errno(r, "cannot make a grub.cfg for %s with the command line \"%s\"", spec->name,
+                                       strempty(spec->cmdline));
+        if (r < 0)
+                return log_oom();
+        r = grubcfg_initial_env(spec->version, block, sizeof(block));
+        if (r < 0)
+                return log_error_errno(r, "cannot make the grubenv for %s: %m", spec->version);
+        r = write_file_atomic(cfg, text, strlen(text), 0644);
+        if (r >= 0)
+                r = write_file_atomic(env, block, sizeof(block), 0644);
+        if (r >= 0)
+                r = write_file_atomic(stub, grub_stub_cfg, strlen(grub_stub_cfg), 0644);
+        if (r < 0)
+                return log_error_errno(r, "failed to write GRUB files in '%s': %m", work);
+        r = esp_copy(img, cfg, "/" LOADER_KERNEL_DIR "/grub.cfg", spec->epoch);
+        if (r >= 0)
+                r = esp_copy(img, env, GRUBCFG_ENV_PATH, spec->epoch);
+        if (r < 0 || !has_uefi(spec))
+                return r;
+
+        r = grub_efi_vendor(spec->grub_efi_path, &vendor);
+        if (r < 0)
+                return log_error_errno(r, "cannot tell where '%s' reads its grub.cfg (no /EFI/<vendor> prefix in it): %m",
+                                       spec->grub_efi_path);
+        vendor_dir = strdup_printf("::/EFI/%s", vendor);
+        stub_dst = strdup_printf("/EFI/%s/grub.cfg", vendor);
+        if (!vendor_dir || !stub_dst)
+                return log_oom();
+        char *const mmd[] = { "mmd", "-i", (char *) img, vendor_dir, NULL };
+        r = run_tool(mmd, spec->epoch);
+        if (r < 0)
+                return r;
+        /* shim, started as the removable-media path, runs grubx64.efi
+         * beside it (there is no fallback fbx64.efi to run instead). */
+        r = esp_copy(img, spec->shim_path ? spec->shim_path : spec->grub_efi_path, "/EFI/BOOT/BOOTX64.EFI",
+                     spec->epoch);
+        if (r >= 0 && spec->shim_path)
+                r = esp_copy(img, spec->grub_efi_path, "/EFI/BOOT/grubx64.efi", spec->epoch);
+        if (r >= 0)
+                r = esp_copy(img, stub, stub_dst, spec->epoch);
+        if (r < 0)
+                return log_error_errno(r, "failed to copy GRUB to the ESP: %m");
+        log_debug("GRUB reads /EFI/%s/grub.cfg", vendor);
+        return 0;
 }
 
 /* Makes the FAT image of the ESP in work/esp.img. */
@@ -153,6 +275,20 @@ static int esp_make(const DiskSpec *spec, const char *work, uint64_t size, char 
         r = run_tool(mkfs, spec->epoch);
         if (r < 0)
                 return r;
+        if (spec->loader == BOOT_LOADER_GRUB) {
+                char *const mmd[] = { "mmd", "-i", img, "::/EFI", "::/EFI/BOOT", "::/" LOADER_KERNEL_DIR, vdir, NULL };
+                r = run_tool(mmd, spec->epoch);
+                if (r >= 0)
+                        r = esp_grub(spec, work, img);
+                if (r >= 0)
+                        r = esp_copy(img, spec->kernel_path, kernel_dst, spec->epoch);
+                if (r >= 0)
+                        r = esp_copy(img, spec->initrd_path, initrd_dst, spec->epoch);
+                if (r < 0)
+                        return r;
+                *ret_path = TAKE_PTR(img);
+                return 0;
+        }
         char *const mmd[] = { "mmd", "-i", img, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader",
                               "::/" LOADER_ENTRIES_DIR, "::/" LOADER_KERNEL_DIR, vdir, NULL };
         r = run_tool(mmd, spec->epoch);
@@ -200,6 +336,75 @@ static int var_make(const DiskSpec *spec, const char *work, uint64_t size, char 
         if (r < 0)
                 return r;
         *ret_path = TAKE_PTR(img);
+        return 0;
+}
+
+/* GRUB's i386-pc core.img in work/core.img, from the modules beside
+ * boot.img: what reads the ESP, its grubenv and grub.cfg, and boots Linux.
+ * Its embedded config finds the ESP and sets the prefix there. */
+static int core_make(const DiskSpec *spec, const char *work, char **ret_path) {
+        static const char early[] = "search --no-floppy --set=root --file /slipway/grub.cfg\n"
+                                    "set prefix=($root)/slipway\n";
+        _cleanup_free_ char *img = path_join(work, "core.img"), *cfg = path_join(work, "core.cfg"),
+                            *dir = strdup(spec->grub_pc_boot_img);
+        int r;
+
+        if (!img || !cfg || !dir)
+                return log_oom();
+        *strrchr(dir, '/') = 0;
+        r = write_file_atomic(cfg, early, strlen(early), 0644);
+        if (r < 0)
+                return log_error_errno(r, "failed to write '%s': %m", cfg);
+        char *const argv[] = { "grub-mkimage", "-O", "i386-pc", "-d", dir, "-o", img, "-c", cfg, "-p", "/slipway",
+                               "biosdisk", "part_gpt", "part_msdos", "fat", "search", "search_fs_file", "normal",
+                               "configfile", "loadenv", "linux", "test", "echo", "minicmd", NULL };
+        r = run_tool(argv, spec->epoch);
+        if (r < 0)
+                return r;
+        *ret_path = TAKE_PTR(img);
+        return 0;
+}
+
+/* Writes core.img into the BIOS boot partition and boot.img into the MBR,
+ * as grub-bios-setup does for a core.img embedded in one run of sectors:
+ * boot.img loads core.img's first sector, whose blocklist loads the rest.
+ * The MBR keeps its disk signature and partition table. */
+static int bios_install(const DiskSpec *spec, const Layout *l, int fd, const char *core_path) {
+        _cleanup_free_ char *core = NULL, *boot = NULL;
+        uint8_t mbr[SECTOR];
+        size_t core_n, boot_n;
+        uint64_t lba = l->start[PART_BIOS] / SECTOR, sectors;
+        int r;
+
+        r = read_full_file(core_path, l->size[PART_BIOS], &core, &core_n);
+        if (r >= 0)
+                r = read_full_file(spec->grub_pc_boot_img, SECTOR, &boot, &boot_n);
+        if (r < 0)
+                return log_error_errno(r, "failed to read GRUB's images for BIOS: %m");
+        if (boot_n != SECTOR || core_n < SECTOR)
+                return log_error_errno(-EBADMSG, "'%s' is not a 512-byte boot.img, or core.img is empty",
+                                       spec->grub_pc_boot_img);
+        sectors = (core_n + SECTOR - 1) / SECTOR;
+        if (sectors * SECTOR > l->size[PART_BIOS] || sectors - 1 > UINT16_MAX)
+                return log_error_errno(-ENOSPC, "core.img (%zu bytes) does not fit the BIOS boot partition", core_n);
+        /* blocklist: start (LE 64), count (LE 16); the segment stays */
+        for (int i = 0; i < 8; i++)
+                ((uint8_t *) core)[DISKBOOT_BLOCKLIST + i] = (uint8_t) ((lba + 1) >> (8 * i));
+        ((uint8_t *) core)[DISKBOOT_BLOCKLIST + 8] = (uint8_t) ((sectors - 1) & 0xff);
+        ((uint8_t *) core)[DISKBOOT_BLOCKLIST + 9] = (uint8_t) ((sectors - 1) >> 8);
+        if (pwrite(fd, core, core_n, (off_t) l->start[PART_BIOS]) != (ssize_t) core_n)
+                return log_error_errno(negative_errno(), "failed to write core.img: %m");
+
+        if (pread(fd, mbr, SECTOR, 0) != (ssize_t) SECTOR)
+                return log_error_errno(negative_errno(), "failed to read the MBR: %m");
+        memcpy(mbr, boot, BOOT_IMG_CODE_END);
+        for (int i = 0; i < 8; i++)
+                mbr[BOOT_IMG_KERNEL_SECTOR + i] = (uint8_t) (lba >> (8 * i));
+        /* a hard disk: no check for BIOSes that pass a floppy's drive number */
+        mbr[BOOT_IMG_DRIVE_CHECK] = 0x90;
+        mbr[BOOT_IMG_DRIVE_CHECK + 1] = 0x90;
+        if (pwrite(fd, mbr, SECTOR, 0) != (ssize_t) SECTOR)
+                return log_error_errno(negative_errno(), "failed to write the MBR: %m");
         return 0;
 }
 
@@ -266,21 +471,25 @@ static int partition_table(guestfs_h *g, const DiskSpec *spec, const Layout *l) 
         if (guestfs_part_init(g, "/dev/sda", "gpt") < 0)
                 return guestfs_error(g, "part_init");
         for (int i = 0; i < _PART_MAX; i++) {
+                if (l->size[i] == 0)
+                        continue;
                 int64_t start = (int64_t) (l->start[i] / SECTOR);
                 int64_t end = start + (int64_t) (l->size[i] / SECTOR) - 1;
                 if (guestfs_part_add(g, "/dev/sda", "p", start, end) < 0)
                         return guestfs_error(g, "part_add");
         }
         for (int i = 0; i < _PART_MAX; i++) {
+                if (l->size[i] == 0)
+                        continue;
                 uuid_from_seed(spec->uuid_seed, partitions[i].name, guid);
-                if (guestfs_part_set_name(g, "/dev/sda", i + 1, partitions[i].name) < 0)
+                if (guestfs_part_set_name(g, "/dev/sda", l->number[i], partitions[i].name) < 0)
                         return guestfs_error(g, "part_set_name");
-                if (guestfs_part_set_gpt_type(g, "/dev/sda", i + 1, partitions[i].type) < 0)
+                if (guestfs_part_set_gpt_type(g, "/dev/sda", l->number[i], partitions[i].type) < 0)
                         return guestfs_error(g, "part_set_gpt_type");
-                if (guestfs_part_set_gpt_guid(g, "/dev/sda", i + 1, guid) < 0)
+                if (guestfs_part_set_gpt_guid(g, "/dev/sda", l->number[i], guid) < 0)
                         return guestfs_error(g, "part_set_gpt_guid");
         }
-        if (guestfs_part_set_gpt_attributes(g, "/dev/sda", PART_ROOT_B + 1, (int64_t) GPT_FLAG_NO_AUTO) < 0)
+        if (guestfs_part_set_gpt_attributes(g, "/dev/sda", l->number[PART_ROOT_B], (int64_t) GPT_FLAG_NO_AUTO) < 0)
                 return guestfs_error(g, "part_set_gpt_attributes");
         uuid_from_seed(spec->uuid_seed, "disk", guid);
         if (guestfs_part_set_disk_guid(g, "/dev/sda", guid) < 0)
@@ -303,11 +512,15 @@ static int assemble(const DiskSpec *spec, const Layout *l, const char *drive, co
         r = partition_table(g, spec, l);
         log_debug("partition table written in %.1f s", (double) (now_usec() - t0) / 1e6);
         t0 = now_usec();
-        if (r >= 0 && guestfs_upload(g, esp, "/dev/sda1") < 0)
+        char dev[3][16];
+        snprintf(dev[0], sizeof(dev[0]), "/dev/sda%d", l->number[PART_ESP]);
+        snprintf(dev[1], sizeof(dev[1]), "/dev/sda%d", l->number[PART_ROOT_A]);
+        snprintf(dev[2], sizeof(dev[2]), "/dev/sda%d", l->number[PART_VAR]);
+        if (r >= 0 && guestfs_upload(g, esp, dev[0]) < 0)
                 r = guestfs_error(g, "upload of the ESP");
-        if (r >= 0 && guestfs_upload(g, spec->rootfs_path, "/dev/sda2") < 0)
+        if (r >= 0 && guestfs_upload(g, spec->rootfs_path, dev[1]) < 0)
                 r = guestfs_error(g, "upload of the rootfs");
-        if (r >= 0 && guestfs_upload(g, var, "/dev/sda4") < 0)
+        if (r >= 0 && guestfs_upload(g, var, dev[2]) < 0)
                 r = guestfs_error(g, "upload of var");
         log_debug("partitions filled in %.1f s", (double) (now_usec() - t0) / 1e6);
         t0 = now_usec();
@@ -323,9 +536,14 @@ static uint64_t align_mib(uint64_t v) {
 }
 
 static int disk_build(const DiskSpec *spec, const Layout *l, const char *work, const char *tmp, int fd) {
-        _cleanup_free_ char *esp = NULL, *var = NULL;
+        _cleanup_free_ char *esp = NULL, *var = NULL, *core = NULL;
         int r;
 
+        if (has_bios(spec)) {
+                r = core_make(spec, work, &core);
+                if (r < 0)
+                        return r;
+        }
         r = esp_make(spec, work, l->size[PART_ESP], &esp);
         if (r < 0)
                 return r;
@@ -335,6 +553,8 @@ static int disk_build(const DiskSpec *spec, const Layout *l, const char *work, c
         if (ftruncate(fd, (off_t) l->total) < 0)
                 return log_error_errno(negative_errno(), "failed to size '%s': %m", tmp);
         r = assemble(spec, l, tmp, esp, var);
+        if (r >= 0 && core)
+                r = bios_install(spec, l, fd, core);
         if (r < 0)
                 return r;
         if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
@@ -362,11 +582,16 @@ int disk_make(const DiskSpec *spec, const char *out_path) {
         if (spec->esp_size < 8 * MIB || spec->root_size == 0 || spec->var_size < 8 * MIB)
                 return log_error_errno(-EINVAL, "disk sizes too small (esp and var need 8 MiB at least)");
 
+        /* 1 MiB holds core.img (about 100 KiB) many times over. */
+        l.size[PART_BIOS] = has_bios(spec) ? MIB : 0;
         l.size[PART_ESP] = align_mib(spec->esp_size);
         l.size[PART_ROOT_A] = l.size[PART_ROOT_B] = align_mib(spec->root_size);
         l.size[PART_VAR] = align_mib(spec->var_size);
-        for (int i = 0; i < _PART_MAX; i++) {
+        for (int i = 0, number = 1; i < _PART_MAX; i++) {
+                if (l.size[i] == 0)
+                        continue;
                 l.start[i] = pos;
+                l.number[i] = number++;
                 pos += l.size[i];
         }
         l.total = pos + MIB; /* room for the backup GPT */
@@ -378,13 +603,20 @@ int disk_make(const DiskSpec *spec, const char *out_path) {
                                        spec->rootfs_path, format_bytes(b1, sizeof(b1), (uint64_t) st.st_size),
                                        (uint64_t) st.st_size, format_bytes(b2, sizeof(b2), spec->root_size),
                                        spec->root_size);
-        if (isempty(spec->loader_path))
+        if (spec->loader == BOOT_LOADER_GRUB) {
+                if (has_uefi(spec) && isempty(spec->grub_efi_path))
+                        return log_error_errno(-ENOENT, "the image has no GRUB EFI binary (grubx64.efi) for UEFI; "
+                                                        "add grub-efi-amd64-signed (or grub2-efi-x64) to the packages");
+                if (has_bios(spec) && isempty(spec->grub_pc_boot_img))
+                        return log_error_errno(-ENOENT, "the image has no GRUB for BIOS (i386-pc/boot.img); "
+                                                        "add grub-pc-bin (or grub2-pc-modules) to the packages");
+        } else if (isempty(spec->loader_path))
                 return log_error_errno(-EINVAL, "no systemd-boot for the ESP");
-        for (const char *const *p = (const char *const[]) { spec->kernel_path, spec->initrd_path, spec->loader_path,
-                                                             NULL };
-             *p; p++)
-                if (access(*p, R_OK) < 0)
-                        return log_error_errno(negative_errno(), "failed to access '%s': %m", *p);
+        const char *const inputs[] = { spec->kernel_path, spec->initrd_path, spec->loader_path,
+                                       spec->shim_path, spec->grub_efi_path, spec->grub_pc_boot_img };
+        for (size_t i = 0; i < ELEMENTSOF(inputs); i++)
+                if (inputs[i] && access(inputs[i], R_OK) < 0)
+                        return log_error_errno(negative_errno(), "failed to access '%s': %m", inputs[i]);
 
         work = strdup_printf("%s.work-XXXXXX", out_path);
         if (!work)

@@ -119,7 +119,7 @@ static int libguestfs_version(char **ret) {
         return 0;
 }
 
-int toolversion_probe_build(RootfsType type, bool disk, json_t **ret) {
+int toolversion_probe_build(RootfsType type, bool disk, bool bios, json_t **ret) {
         /* mkfs.erofs 1.5 has no --version but prints its name and version
          * before it refuses the option (later versions know it); mkfs.fat
          * 4.2 has no version option and prints its banner after the error
@@ -127,13 +127,14 @@ int toolversion_probe_build(RootfsType type, bool disk, json_t **ret) {
         static const struct {
                 const char *name;
                 const char *argv[6];
-                int rootfs; /* the tool of this rootfs type; -1: a disk tool */
+                int rootfs; /* the tool of this rootfs type; -1: a disk tool; -2: a BIOS disk's */
         } tools[] = {
                 { "mkfs.erofs", { "mkfs.erofs", "--version" }, ROOTFS_EROFS },
                 { "mksquashfs", { "mksquashfs", "-version" }, ROOTFS_SQUASHFS },
                 { "mkfs.fat", { "mkfs.fat", "-C", "/dev/null/version-probe", "1" }, -1 },
                 { "mtools", { "mcopy", "--version" }, -1 },
                 { "mke2fs", { "mke2fs", "-V" }, -1 },
+                { "grub-mkimage", { "grub-mkimage", "--version" }, -2 },
         };
         json_t *o = json_object();
         int r;
@@ -143,7 +144,7 @@ int toolversion_probe_build(RootfsType type, bool disk, json_t **ret) {
         for (size_t i = 0; i < ELEMENTSOF(tools); i++) {
                 _cleanup_free_ char *v = NULL;
 
-                if (tools[i].rootfs >= 0 ? tools[i].rootfs != (int) type : !disk)
+                if (tools[i].rootfs >= 0 ? tools[i].rootfs != (int) type : tools[i].rootfs == -1 ? !disk : !bios)
                         continue;
                 r = toolversion_probe((char *const *) tools[i].argv, &v);
                 if (r < 0) {

@@ -23,9 +23,10 @@ char *toolversion_parse(const char *output);
 int toolversion_probe(char *const *argv, char **ret);
 
 /* The tools of a build as a JSON object of name -> version: the rootfs tool
- * of type, and with disk also mkfs.fat, mtools, mke2fs and libguestfs. Logs
- * one error naming a tool whose version cannot be told. */
-int toolversion_probe_build(RootfsType type, bool disk, json_t **ret);
+ * of type, with disk also mkfs.fat, mtools, mke2fs and libguestfs, with bios
+ * also grub-mkimage (core.img). Logs one error naming a tool whose version
+ * cannot be told. */
+int toolversion_probe_build(RootfsType type, bool disk, bool bios, json_t **ret);
 
 /* The package of the build host that owns path: "NAME VERSION" from dpkg,
  * or the NEVRA from rpm. Returns 0 with *ret (caller frees), or -ENOENT

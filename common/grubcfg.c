@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "grubcfg.h"
+#include "grubenv.h"
 #include "manifest.h"
 #include "util.h"
 
@@ -50,6 +51,23 @@ static void menuentry(FILE *f, const GrubCfgOptions *o, char s) {
                 "  initrd ($slipway_esp)/slipway/$slipway_%c_version/initrd\n"
                 "}\n",
                 o->name, s, s, s, s, o->cmdline ? o->cmdline : "", o->cmdline && *o->cmdline ? " " : "", s, s);
+}
+
+int grubcfg_initial_env(const char *version, char *ret, size_t size) {
+        static const char *const names[] = { "slipway_order", "slipway_a", "slipway_a_tries", "slipway_a_version",
+                                             "slipway_b", "slipway_b_tries", "slipway_b_version" };
+        const char *values[] = { "a b", "good", "0", version, "empty", "0", "" };
+        GrubEnv env = {};
+        int r = 0;
+
+        if (!image_version_valid(version) || size < GRUBENV_SIZE)
+                return -EINVAL;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && r >= 0; i++)
+                r = grubenv_set(&env, names[i], values[i]);
+        if (r >= 0)
+                r = grubenv_format(&env, ret, NULL);
+        grubenv_release(&env);
+        return r;
 }
 
 int grubcfg_generate(const GrubCfgOptions *o, char **ret) {

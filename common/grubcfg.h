@@ -37,6 +37,11 @@ typedef struct GrubCfgOptions {
         unsigned timeout;       /* seconds the menu shows */
 } GrubCfgOptions;
 
+/* The grubenv of a disk as built: slot a "good" with version, slot b
+ * "empty", a first; the block GRUB and the agent read (GRUBENV_SIZE bytes
+ * into ret). -EINVAL for an invalid version. */
+int grubcfg_initial_env(const char *version, char *ret, size_t size);
+
 /* The script. -EINVAL for a label or cmdline with quotes, '$', '\' or a line
  * break, or a name that image_name_valid() refuses. Caller frees *ret. */
 int grubcfg_generate(const GrubCfgOptions *o, char **ret);

@@ -52,6 +52,8 @@ Manifest *manifest_free(Manifest *m) {
         json_decref(m->lock);
         json_decref(m->tools);
         json_decref(m->boot);
+        free(m->loader);
+        free(m->firmware);
         free(m);
         return NULL;
 }
@@ -119,7 +121,8 @@ int manifest_to_bytes(const Manifest *m, char **ret, size_t *ret_size) {
                                     set_string(o, "name", m->name) | set_string(o, "version", m->version) |
                                     set_string(o, "arch", m->arch) | set_string(o, "cmdline", m->cmdline) |
                                     set_string(o, "kernel_version", m->kernel_version) |
-                                    set_string(o, "min_from_version", m->min_from_version)
+                                    set_string(o, "min_from_version", m->min_from_version) |
+                                    set_string(o, "loader", m->loader) | set_string(o, "firmware", m->firmware)
                             ? -ENOMEM
                             : 0;
         if (r >= 0 && m->lock && json_object_set(o, "lock", m->lock) < 0)
@@ -239,7 +242,7 @@ int manifest_parse(const char *data, size_t size, Manifest **ret, char *err, siz
         static const char *const known[] = { "format",  "name",          "version",        "arch",
                                              "build_time", "cmdline",    "kernel_version", "min_from_version",
                                              "root_size",  "artifacts",  "lock",           "tools",
-                                             "boot" };
+                                             "boot",       "loader",     "firmware" };
         _cleanup_manifest_free_ Manifest *m = NULL;
         json_error_t jerr;
         json_t *o, *arts, *v;
@@ -336,6 +339,15 @@ int manifest_parse(const char *data, size_t size, Manifest **ret, char *err, siz
                 r = get_tools(o, &m->tools, err, errsz);
         if (r >= 0)
                 r = get_boot(o, &m->boot, err, errsz);
+        if (r >= 0)
+                r = get_string(o, "loader", false, &m->loader, err, errsz);
+        if (r >= 0 && m->loader && !streq(m->loader, "systemd-boot") && !streq(m->loader, "grub"))
+                r = fail(err, errsz, "manifest: unknown loader '%.64s' (systemd-boot or grub)", m->loader);
+        if (r >= 0)
+                r = get_string(o, "firmware", false, &m->firmware, err, errsz);
+        if (r >= 0 && m->firmware && !streq(m->firmware, "uefi") && !streq(m->firmware, "bios") &&
+            !streq(m->firmware, "both"))
+                r = fail(err, errsz, "manifest: unknown firmware '%.64s' (uefi, bios or both)", m->firmware);
         json_decref(o);
         if (r < 0)
                 return r;

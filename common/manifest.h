@@ -42,6 +42,8 @@ typedef struct Manifest {
         json_t *lock;            /* the resolved package set, kept as JSON */
         json_t *tools;           /* build tools whose output is in the image: name -> version; may be NULL */
         json_t *boot;            /* boot chain files: role -> {path, sha256, source, package}; may be NULL */
+        char *loader;            /* "systemd-boot" or "grub": what chooses the slot on the disk; NULL: systemd-boot */
+        char *firmware;          /* "uefi", "bios" or "both": what the disk boots under; NULL: uefi */
 } Manifest;
 
 /* true when s is a valid image name (IMAGE_NAME_RULE); false for NULL. */

@@ -210,6 +210,22 @@ t_case "slipway-agent --check-config: an unknown boot back end names its line"
 agent_fails "^slipway-agent: $A:3: boot: expected systemd-boot or grub, got \"lilo\"" \
         "[agent]\n[backend]\nboot = lilo\n"
 
+t_case "slipway-build check: [boot] loader and firmware: unknown words and systemd-boot on BIOS name their line"
+printf '[image]\nname = t\nversion = 1\n[packages]\ninstall = busybox\n[repo r]\nbaseurl = file:///r\ngpgcheck = 0\n[boot]\n' \
+        >"$D/boot.conf"
+{ cat "$D/boot.conf"; printf 'loader = lilo\n'; } >"$D/boot1.conf"
+{ cat "$D/boot.conf"; printf 'loader = grub\nfirmware = coreboot\n'; } >"$D/boot2.conf"
+{ cat "$D/boot.conf"; printf 'firmware = bios\n'; } >"$D/boot3.conf"
+{ cat "$D/boot.conf"; printf 'loader = grub\nfirmware = both\n'; } >"$D/boot4.conf"
+if expect_fail "boot1.conf:10: unknown loader 'lilo' (systemd-boot or grub)" "$B" check "$D/boot1.conf" &&
+        expect_fail "boot2.conf:11: unknown firmware 'coreboot' (uefi, bios or both)" "$B" check "$D/boot2.conf" &&
+        expect_fail "boot3.conf:10: firmware = bios needs loader = grub" "$B" check "$D/boot3.conf" &&
+        "$B" check "$D/boot4.conf" >/dev/null 2>&1; then
+        t_ok
+else
+        t_fail "see above"
+fi
+
 t_case "slipway-agent --check-config: the sim backend without sim-dir names the backend's line"
 agent_fails "^slipway-agent: $A:2: the sim backend needs sim-dir" "[backend]\ntype = sim\n"
 

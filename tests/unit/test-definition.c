@@ -211,6 +211,48 @@ static void test_cmdline_slot(void **state) {
                 fail_msg("'%s'", buf);
 }
 
+/* [boot] loader and firmware: defaults, values, and systemd-boot refused
+ * where a BIOS would have to run it. */
+static void test_boot_loader(void **state) {
+        static const char base[] = "[image]\nname = t\nversion = 1\n[packages]\ninstall = a\n"
+                                   "[repo r]\nbaseurl = /srv/r\ngpgcheck = 0\n[boot]\n";
+        static const struct {
+                const char *keys, *error;
+        } bad[] = {
+                { "loader = lilo\n", "bad.conf:10: unknown loader 'lilo' (systemd-boot or grub)" },
+                { "loader = grub\nfirmware = efi\n", "bad.conf:11: unknown firmware 'efi' (uefi, bios or both)" },
+                { "firmware = bios\n", "bad.conf:10: firmware = bios needs loader = grub" },
+                { "loader = systemd-boot\nfirmware = both\n", "bad.conf:11: firmware = both needs loader = grub" },
+        };
+        _cleanup_image_def_free_ ImageDef *d = NULL;
+        _cleanup_free_ char *text = NULL;
+        char buf[512] = "";
+        (void) state;
+
+        write_text("t.conf", base);
+        assert_int_equal(image_def_load("t.conf", NULL, &d), 0);
+        assert_int_equal(d->loader, BOOT_LOADER_SYSTEMD_BOOT);
+        assert_int_equal(d->firmware, BOOT_FIRMWARE_UEFI);
+        image_def_free(TAKE_PTR(d));
+        text = strdup_printf("%sloader = grub\nfirmware = both\n", base);
+        write_text("t.conf", text);
+        assert_int_equal(image_def_load("t.conf", NULL, &d), 0);
+        assert_int_equal(d->loader, BOOT_LOADER_GRUB);
+        assert_int_equal(d->firmware, BOOT_FIRMWARE_BOTH);
+        assert_string_equal(boot_loader_type_to_string(d->loader), "grub");
+        assert_string_equal(boot_firmware_to_string(d->firmware), "both");
+        assert_int_equal(boot_firmware_from_string("BIOS"), _BOOT_FIRMWARE_INVALID);
+        assert_int_equal(boot_loader_type_from_string(NULL), _BOOT_LOADER_TYPE_INVALID);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *t = strdup_printf("%s%s", base, bad[i].keys);
+                write_text("bad.conf", t);
+                load_error(-EINVAL, buf, sizeof(buf));
+                if (!strstr(buf, bad[i].error))
+                        fail_msg("case %zu: '%s' does not say '%s'", i, buf, bad[i].error);
+        }
+}
+
 /* The keys of a .repo file in a [repo ID] section. */
 static void test_repo_keys(void **state) {
         _cleanup_image_def_free_ ImageDef *d = NULL;
@@ -495,6 +537,7 @@ int main(void) {
                 test_in_dir(test_error_location),
                 test_in_dir(test_repo_gpg),
                 test_in_dir(test_cmdline_slot),
+                test_in_dir(test_boot_loader),
                 test_in_dir(test_repo_keys),
                 test_in_dir(test_repo_vars),
                 test_in_dir(test_repo_key_errors),

@@ -112,6 +112,31 @@ static void test_as_built(void **state) {
         assert_slot('b', GRUB_SLOT_EMPTY, 0);
 }
 
+/* The grubenv slipway-build writes is the block the agent's install
+ * writes, byte for byte, and boots slot a. */
+static void test_builder_env(void **state) {
+        _cleanup_free_ char *agent = NULL;
+        char block[GRUBENV_SIZE];
+        size_t n;
+        (void) state;
+
+        setup_esp();
+        assert_int_equal(bootgrub_install(ENV, 'a', "1.0"), 0);
+        assert_int_equal(read_full_file(ENV, GRUBENV_SIZE, &agent, &n), 0);
+        assert_int_equal(n, GRUBENV_SIZE);
+        assert_int_equal(grubcfg_initial_env("1.0", block, sizeof(block)), 0);
+        assert_memory_equal(block, agent, GRUBENV_SIZE);
+        assert_int_equal(grubcfg_initial_env("1.0+1", block, sizeof(block)), -EINVAL);
+        assert_int_equal(grubcfg_initial_env("1.0", block, GRUBENV_SIZE - 1), -EINVAL);
+
+        assert_int_equal(unlink(ENV), 0);
+        assert_int_equal(grubcfg_initial_env("2.0", block, sizeof(block)), 0);
+        assert_int_equal(write_file_atomic(ENV, block, sizeof(block), 0644), 0);
+        assert_int_equal(boot(), 'a');
+        assert_slot('a', GRUB_SLOT_GOOD, 0);
+        assert_slot('b', GRUB_SLOT_EMPTY, 0);
+}
+
 static void test_update_blessed(void **state) {
         (void) state;
 
@@ -336,6 +361,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_cfg),
                 test_in_dir(test_as_built),
+                test_in_dir(test_builder_env),
                 test_in_dir(test_update_blessed),
                 test_in_dir(test_counter_runs_out),
                 test_in_dir(test_check_fails),

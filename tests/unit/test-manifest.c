@@ -104,6 +104,17 @@ static void test_tools_and_boot(void **state) {
         assert_int_equal(manifest_to_bytes(p, &bytes2, &n2), 0);
         assert_int_equal(n, n2);
         assert_memory_equal(bytes, bytes2, n);
+        /* older images have no loader: systemd-boot, UEFI */
+        assert_null(p->loader);
+        assert_null(p->firmware);
+        manifest_free(TAKE_PTR(p));
+        free(TAKE_PTR(bytes));
+        m->loader = strdup("grub");
+        m->firmware = strdup("both");
+        assert_int_equal(manifest_to_bytes(m, &bytes, &n), 0);
+        assert_int_equal(manifest_parse(bytes, n, &p, err, sizeof(err)), 0);
+        assert_string_equal(p->loader, "grub");
+        assert_string_equal(p->firmware, "both");
 
 #define HEAD "{\"format\": 1, \"name\": \"t\", \"version\": \"1\", \"arch\": \"x\", \"build_time\": 1, " \
              "\"root_size\": 1, \"artifacts\": [], "
@@ -116,6 +127,9 @@ static void test_tools_and_boot(void **state) {
         expect_bad(HEAD "\"boot\": {\"shim\": {\"path\": \"/x\", \"sha256\": \"abc\", \"source\": \"package\", "
                         "\"package\": \"p\"}}}",
                    "invalid sha256");
+        expect_bad(HEAD "\"loader\": \"lilo\"}", "unknown loader 'lilo'");
+        expect_bad(HEAD "\"loader\": 1}", "'loader' is not a string");
+        expect_bad(HEAD "\"firmware\": \"efi\"}", "unknown firmware 'efi'");
 #undef HEAD
 }
 

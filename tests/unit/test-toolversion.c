@@ -84,12 +84,12 @@ static void test_probe_build(void **state) {
         json_t *t = NULL;
         (void) state;
 
-        assert_int_equal(toolversion_probe_build(ROOTFS_EROFS, false, &t), 0);
+        assert_int_equal(toolversion_probe_build(ROOTFS_EROFS, false, false, &t), 0);
         assert_int_equal(json_object_size(t), 1);
         assert_non_null(json_string_value(json_object_get(t, "mkfs.erofs")));
         json_decref(t);
 
-        assert_int_equal(toolversion_probe_build(ROOTFS_SQUASHFS, true, &t), 0);
+        assert_int_equal(toolversion_probe_build(ROOTFS_SQUASHFS, true, false, &t), 0);
         assert_null(json_object_get(t, "mkfs.erofs"));
         for (const char *const *k = (const char *const[]) { "mksquashfs", "mkfs.fat", "mtools", "mke2fs",
                                                              "libguestfs", NULL };
@@ -100,12 +100,12 @@ static void test_probe_build(void **state) {
 
         put_tool("mkfs.erofs", "#!/bin/sh\necho 'mkfs.erofs 99.1'\n");
         saved = path_prepend_bin();
-        assert_int_equal(toolversion_probe_build(ROOTFS_EROFS, false, &t), 0);
+        assert_int_equal(toolversion_probe_build(ROOTFS_EROFS, false, false, &t), 0);
         assert_string_equal(json_string_value(json_object_get(t, "mkfs.erofs")), "99.1");
         json_decref(t);
 
         put_tool("mkfs.erofs", "#!/bin/sh\necho 'usage: mkfs.erofs'\n");
-        assert_int_equal(toolversion_probe_build(ROOTFS_EROFS, false, &t), -EBADMSG);
+        assert_int_equal(toolversion_probe_build(ROOTFS_EROFS, false, false, &t), -EBADMSG);
         setenv("PATH", saved, 1);
 }
 
