@@ -217,8 +217,8 @@ printf '[image]\nname = t\nversion = 1\n[packages]\ninstall = busybox\n[repo r]\
 { cat "$D/boot.conf"; printf 'loader = grub\nfirmware = coreboot\n'; } >"$D/boot2.conf"
 { cat "$D/boot.conf"; printf 'firmware = bios\n'; } >"$D/boot3.conf"
 { cat "$D/boot.conf"; printf 'loader = grub\nfirmware = both\n'; } >"$D/boot4.conf"
-if expect_fail "boot1.conf:10: unknown loader 'lilo' (systemd-boot or grub)" "$B" check "$D/boot1.conf" &&
-        expect_fail "boot2.conf:11: unknown firmware 'coreboot' (uefi, bios or both)" "$B" check "$D/boot2.conf" &&
+if expect_fail "boot1.conf:10: unknown loader 'lilo' \\(systemd-boot or grub\\)" "$B" check "$D/boot1.conf" &&
+        expect_fail "boot2.conf:11: unknown firmware 'coreboot' \\(uefi, bios or both\\)" "$B" check "$D/boot2.conf" &&
         expect_fail "boot3.conf:10: firmware = bios needs loader = grub" "$B" check "$D/boot3.conf" &&
         "$B" check "$D/boot4.conf" >/dev/null 2>&1; then
         t_ok
