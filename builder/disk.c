@@ -351,6 +351,8 @@ static int core_make(const DiskSpec *spec, const char *work, char **ret_path) {
 
         if (!img || !cfg || !dir)
                 return log_oom();
+        if (!strrchr(dir, '/'))
+                return log_error_errno(-EINVAL, "'%s' is not a path", dir);
         *strrchr(dir, '/') = 0;
         r = write_file_atomic(cfg, early, strlen(early), 0644);
         if (r < 0)
