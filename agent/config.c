@@ -42,7 +42,7 @@ static const ConfKey keys[] = {
           "live mode: where the rootfs is kept, a tmpfs (/run/slipway-live)" },
         { "backend", "type", "backend", CONF_STRING, F(backend), "TYPE", "disk or sim (disk)" },
         { "backend", "boot", "boot", CONF_STRING, F(boot), "LOADER",
-          "systemd-boot or grub: the boot loader that chooses the slot (systemd-boot)" },
+          "systemd-boot, grub or auto (grub where the ESP has its grubenv) (systemd-boot)" },
         { "backend", "disk", "disk", CONF_STRING, F(disk), "DEV", "the host's disk for bring-up (first disk)" },
         { "backend", "esp-dir", "esp-dir", CONF_STRING, F(esp_dir), "DIR", "where the ESP is mounted (/efi)" },
         { "backend", "sim-dir", "sim-dir", CONF_STRING, F(sim_dir), "DIR",
@@ -95,8 +95,8 @@ int agent_config_check(const AgentConfig *c) {
 
         if (!streq_ptr(c->backend, "disk") && !streq_ptr(c->backend, "sim"))
                 return fail(c, backend, "backend: expected disk or sim, got \"%s\"", strempty(c->backend));
-        if (!streq_ptr(c->boot, "systemd-boot") && !streq_ptr(c->boot, "grub"))
-                return fail(c, boot, "boot: expected systemd-boot or grub, got \"%s\"", strempty(c->boot));
+        if (!streq_ptr(c->boot, "systemd-boot") && !streq_ptr(c->boot, "grub") && !streq_ptr(c->boot, "auto"))
+                return fail(c, boot, "boot: expected systemd-boot, grub or auto, got \"%s\"", strempty(c->boot));
         if (streq(c->backend, "sim") && !c->sim_dir)
                 return fail(c, backend, "the sim backend needs sim-dir");
         if (c->server) {

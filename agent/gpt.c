@@ -139,6 +139,24 @@ int gpt_find_partition(int fd, const char *name) {
         return r;
 }
 
+int gpt_find_esp(int fd) {
+        /* C12A7328-F81F-11D2-BA4B-00A0C93EC93B as GPT stores it: the first
+         * three fields little-endian */
+        static const uint8_t esp[16] = { 0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11,
+                                         0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b };
+        Gpt g = {};
+        int r = gpt_read(fd, &g);
+
+        if (r < 0)
+                return r;
+        r = -ENOENT;
+        for (uint32_t i = 0; i < g.n_entries && r < 0; i++)
+                if (memcmp(g.entries + (size_t) i * g.entry_size, esp, 16) == 0)
+                        r = (int) i + 1;
+        gpt_release(&g);
+        return r;
+}
+
 /* Writes g's entries and header (their CRCs made anew) to both places:
  * the backup first (its entries just before its header, at the LBA the
  * primary header names), then the primary, then fsync. A crash in between

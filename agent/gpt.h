@@ -13,6 +13,10 @@
  * the primary header or its entries fail their checks. */
 int gpt_find_partition(int fd, const char *name);
 
+/* 1-based number of the first EFI System Partition by its type GUID, as
+ * firmware finds it (its name may be anything); errors as above. */
+int gpt_find_esp(int fd);
+
 /* Rewrites the GPT of fd for a disk of disk_size bytes: backup header and
  * entries at the end, last usable LBA, and the partition called grow_name
  * extended to the last MiB boundary that fits. Headers and entries get new

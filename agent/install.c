@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
+#include "bootgrub.h"
 #include "cycle.h"
 #include "fileio.h"
 #include "gpt.h"
+#include "grubcfg.h"
 #include "install.h"
 #include "log.h"
 #include "manifest.h"
@@ -137,6 +139,37 @@ static int seed_var(Agent *a, const char *disk, int fd) {
         return r;
 }
 
+/* For an image whose loader is GRUB: the state of a host just brought up
+ * in its grubenv (slot a good with version, b empty, a first), whatever
+ * the disk artifact carried. The ESP is found by its partition type, as
+ * firmware finds it. One grubenv_save(): in place, crash-safe. */
+static int seed_grubenv(const char *disk, int fd, const char *version) {
+        _cleanup_free_ char *dev = NULL, *env = NULL;
+        const char *mnt = "/run/slipway-esp";
+        int part, r;
+
+        part = gpt_find_esp(fd);
+        if (part < 0)
+                return log_error_errno(part, "the installed disk has no EFI System Partition: %m");
+        dev = partition_device(disk, part);
+        env = path_join(mnt, GRUBCFG_ENV_PATH);
+        if (!dev || !env)
+                return -ENOMEM;
+        r = mkdir_p(mnt, 0755);
+        if (r < 0)
+                return r;
+        if (mount(dev, mnt, "vfat", 0, NULL) < 0)
+                return log_error_errno(negative_errno(), "cannot mount the ESP '%s': %m", dev);
+        r = bootgrub_install(env, 'a', version);
+        if (r < 0)
+                log_error_errno(r, "cannot write '%s' on the ESP: %m", GRUBCFG_ENV_PATH);
+        else
+                log_info("install: grubenv: slot a good with %s", version);
+        if (umount(mnt) < 0 && r >= 0)
+                r = log_error_errno(negative_errno(), "cannot unmount the ESP: %m");
+        return r;
+}
+
 int agent_install(Agent *a) {
         _cleanup_free_ char *cmdline = NULL, *server = NULL, *host = NULL, *secret = NULL, *mac = NULL;
         _cleanup_free_ char *disk = NULL, *url = NULL, *image_id = NULL;
@@ -213,6 +246,11 @@ int agent_install(Agent *a) {
                 else
                         log_info("install: var now ends at sector %" PRIu64, end);
                 (void) ioctl(fd, BLKRRPART, NULL);
+        }
+        if (r >= 0 && streq_ptr(m->loader, "grub")) {
+                r = seed_grubenv(disk, fd, m->version);
+                if (r < 0)
+                        error_set(&error, r, "cannot write the GRUB state on '%s': %m", disk);
         }
         if (r < 0) {
                 log_error("install failed: %s", strempty(error.message));

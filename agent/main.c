@@ -10,6 +10,7 @@
 #include "fileio.h"
 #include "install.h"
 #include "live.h"
+#include "grubcfg.h"
 #include "log.h"
 #include "util.h"
 
@@ -218,6 +219,13 @@ static int agent_main(Agent *a, Args *args, int argc, char **argv) {
         cmd = args->command ? args->command[0] : args->mode ? args->mode : "run";
         a->backend = streq(a->config.backend, "sim") ? &backend_sim : &backend_disk;
         a->boot = streq(a->config.boot, "grub") ? &boot_grub : &boot_bls;
+        if (streq(a->config.boot, "auto")) {
+                /* A disk slipway-build made for GRUB carries its grubenv. */
+                _cleanup_free_ char *env = path_join(a->backend->esp_dir(a), GRUBCFG_ENV_PATH);
+                if (env && access(env, F_OK) == 0)
+                        a->boot = &boot_grub;
+                log_debug("boot back end: %s (auto)", a->boot == &boot_grub ? "grub" : "systemd-boot");
+        }
         a->state_path = path_join(a->config.state_dir, "agent.json");
         if (!a->state_path || mkdir_p(a->config.state_dir, 0700) < 0) {
                 log_error("cannot create the state directory '%s'", a->config.state_dir);

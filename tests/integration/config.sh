@@ -207,7 +207,7 @@ agent_fails "^slipway-agent: $A:4: backend: expected disk or sim, got \"floppy\"
         "[agent]\nserver = http://127.0.0.1:8080\n[backend]\ntype = floppy\n"
 
 t_case "slipway-agent --check-config: an unknown boot back end names its line"
-agent_fails "^slipway-agent: $A:3: boot: expected systemd-boot or grub, got \"lilo\"" \
+agent_fails "^slipway-agent: $A:3: boot: expected systemd-boot, grub or auto, got \"lilo\"" \
         "[agent]\n[backend]\nboot = lilo\n"
 
 t_case "slipway-build check: [boot] loader and firmware: unknown words and systemd-boot on BIOS name their line"

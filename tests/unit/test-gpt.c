@@ -1,4 +1,4 @@
-/* gpt_grow(), gpt_find_partition() and gpt_mark_active(): a 64 MiB GPT laid
+/* gpt_grow(), gpt_find_partition(), gpt_find_esp() and gpt_mark_active(): a 64 MiB GPT laid
  * out like a Slipway disk (esp, root-a, root-b, var) made with sgdisk, copied
  * onto a larger sparse file as bring-up writes the disk artifact onto a
  * larger disk, grown, and checked with sgdisk; its root slots marked for
@@ -218,6 +218,20 @@ static void test_find(void **state _unused_) {
                 assert_int_equal(gpt_find_partition(fd, names[i]), (int) i + 1);
         for (size_t i = 0; i < ELEMENTSOF(missing); i++)
                 assert_int_equal(gpt_find_partition(fd, missing[i]), -ENOENT);
+        assert_int_equal(gpt_find_esp(fd), 1);
+        close(TAKE_FD(fd));
+
+        /* By type, whatever its name and place: a BIOS boot partition first
+         * (as on a disk built for BIOS), the ESP renamed; then none. */
+        assert_int_equal(run("sgdisk -t 1:21686148-6449-6e6f-744e-656564454649 -c 1:bios-boot "
+                             "-t 2:c12a7328-f81f-11d2-ba4b-00a0c93ec93b -c 2:EFI small.img >/dev/null 2>&1"),
+                         0);
+        fd = open_rw("small.img");
+        assert_int_equal(gpt_find_esp(fd), 2);
+        close(TAKE_FD(fd));
+        assert_int_equal(run("sgdisk -t 2:4f68bce3-e8cd-4db1-96e7-fbcaf984b709 small.img >/dev/null 2>&1"), 0);
+        fd = open_rw("small.img");
+        assert_int_equal(gpt_find_esp(fd), -ENOENT);
 }
 
 static void test_missing_partition_changes_nothing(void **state _unused_) {
