@@ -22,7 +22,7 @@ DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-o
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl \
-	systemd-container gnupg postgresql dnf grub-common
+	systemd-container gnupg postgresql dnf grub-common seabios
 # Only `make bench` needs these: the peers it compares against.
 DEBS_BENCH := nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
@@ -303,9 +303,9 @@ test-fleet: all sample-repo
 test-ha: all sample-repo
 	@tests/fleet/ha.sh
 
-## make test-e2e      two VMs: PXE install, a rollout, a failing release, a power cut
+## make test-e2e      VMs: PXE install, rollouts, a failing release, a power cut; GRUB under Secure Boot and BIOS
 test-e2e: all sample-repo
-	@tests/e2e/run.sh
+	@rc=0; tests/e2e/run.sh || rc=1; tests/e2e/grub.sh || rc=1; exit $$rc
 
 ## make test-boot     build the sample image and boot it in qemu
 test-boot: all sample-repo
