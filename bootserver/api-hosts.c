@@ -7,6 +7,7 @@
 #include "checkin.h"
 #include "enroll.h"
 #include "error.h"
+#include "filesets.h"
 #include "hash.h"
 #include "hosts.h"
 #include "images.h"
@@ -288,6 +289,28 @@ static enum MHD_Result handle_host_image(Request *req) {
         return reply_json(req, 200, h);
 }
 
+/* The digest of the host's files into desired->files (docs/host-files.md).
+ * A host whose files cannot be rendered (a label its template needs is
+ * missing) is told nothing about files: it keeps what it has staged, and
+ * GET /v1/hosts/ID/files says why. */
+static void host_desired_files(Request *req, DesiredImage *desired) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_error_ Error error = {};
+        char id[HOST_ID_MAX], digest[65];
+        int r;
+
+        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        if (r >= 0)
+                r = hosts_find(tx, req->args[0], id);
+        if (r >= 0)
+                r = files_host_render(tx, id, NULL, digest, &error);
+        if (r < 0) {
+                log_debug("host '%s': no files digest: %s", req->args[0], strempty(error.message));
+                return;
+        }
+        desired->files = strdup(digest);
+}
+
 /* The hot path: every agent, every interval. The body is parsed once into
  * its struct and the reply written from one. */
 static enum MHD_Result handle_host_checkin(Request *req) {
@@ -334,6 +357,8 @@ static enum MHD_Result handle_host_checkin(Request *req) {
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);
         if (r < 0)
                 return reply_errno(req, r, "check-in");
+        if (reply.desired.image)
+                host_desired_files(req, &reply.desired);
         const ServerConfig *cfg = config_get(req->server);
         reply.checkin_interval = cfg->checkin_interval;
         config_put(req->server);
