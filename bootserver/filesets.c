@@ -8,6 +8,7 @@
 
 #include "filesets.h"
 #include "hash.h"
+#include "hostfiles.h"
 #include "json.h"
 #include "labels.h"
 #include "store-files.h"
@@ -15,59 +16,6 @@
 
 /* The longest variable name between the braces. */
 #define VAR_MAX 80
-
-/* A path as the agent writes it: absolute, components of [A-Za-z0-9._+@-]
- * that are not "." or "..", no empty one, no trailing slash. */
-static bool file_path_valid(const char *p) {
-        size_t n = strlen(p), comp = 0;
-
-        if (n < 2 || n > FILE_PATH_MAX || p[0] != '/' || p[n - 1] == '/')
-                return false;
-        for (size_t i = 1; i <= n; i++) {
-                if (p[i] == '/' || p[i] == 0) {
-                        const char *c = p + i - comp;
-                        if (comp == 0 || (comp == 1 && c[0] == '.') || (comp == 2 && c[0] == '.' && c[1] == '.'))
-                                return false;
-                        comp = 0;
-                        continue;
-                }
-                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+@-", p[i]))
-                        return false;
-                comp++;
-        }
-        return true;
-}
-
-/* "0644": four octal digits, no set-ID or sticky bits ("644" is taken and
- * written as "0644"). */
-static int mode_parse(const char *s, char ret[5]) {
-        size_t n = strlen(s);
-
-        if (n < 3 || n > 4 || (n == 4 && s[0] != '0'))
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++)
-                if (s[i] < '0' || s[i] > '7')
-                        return -EINVAL;
-        ret[0] = '0';
-        memcpy(ret + 4 - n, s, n);
-        ret[4] = 0;
-        return 0;
-}
-
-/* "UID:GID", numbers below 2^31. */
-static bool owner_valid(const char *s) {
-        const char *colon = strchr(s, ':');
-        size_t a, b;
-
-        if (!colon)
-                return false;
-        a = (size_t) (colon - s);
-        b = strlen(colon + 1);
-        if (a == 0 || b == 0 || a > 10 || b > 10 || strspn(s, "0123456789") != a ||
-            strspn(colon + 1, "0123456789") != b)
-                return false;
-        return strtoull(s, NULL, 10) < (1ull << 31) && strtoull(colon + 1, NULL, 10) < (1ull << 31);
-}
 
 /* One variable of a template, name n bytes at v (spaces trimmed): its
  * value for h (NULL h: only checks the name). 0 and *ret_value (borrowed;
@@ -161,9 +109,9 @@ static int template_walk(const char *path, const char *template, const Host *h, 
                 p = close + 2;
         }
         if (h) {
-                if (n > FILE_CONTENT_MAX)
+                if (n > HOST_FILE_CONTENT_MAX)
                         return error_set(error, -EFBIG, "file '%s': over %d bytes once rendered", path,
-                                         FILE_CONTENT_MAX);
+                                         HOST_FILE_CONTENT_MAX);
                 *ret = TAKE_PTR(out);
         }
         return 0;
@@ -212,25 +160,25 @@ static int canonical_file(const json_t *f, size_t i, json_t *files, Error *error
                         return error_set(error, -EINVAL, "'files[%zu]': unknown member '%.64s'", i, key);
         }
         path = json_string_value(json_object_get(f, "path"));
-        if (!path || !file_path_valid(path))
+        if (!path || !host_file_path_valid(path))
                 return error_set(error, -EINVAL, "'files[%zu].path': expected an absolute path of at most %d "
                                                  "characters [A-Za-z0-9._+@-] without '.' or '..' components",
-                                 i, FILE_PATH_MAX);
+                                 i, HOST_FILE_PATH_MAX);
         mode = json_string_value(json_object_get(f, "mode"));
-        if (json_object_get(f, "mode") && (!mode || mode_parse(mode, m) < 0))
+        if (json_object_get(f, "mode") && (!mode || host_file_mode_parse(mode, m) < 0))
                 return error_set(error, -EINVAL, "file '%s': 'mode' expected as octal \"0644\"", path);
         if (!mode)
                 memcpy(m, "0644", sizeof m);
         owner = json_string_value(json_object_get(f, "owner"));
-        if (json_object_get(f, "owner") && (!owner || !owner_valid(owner)))
+        if (json_object_get(f, "owner") && (!owner || !host_file_owner_valid(owner)))
                 return error_set(error, -EINVAL, "file '%s': 'owner' expected as \"UID:GID\"", path);
         content = json_string_value(json_object_get(f, "content"));
         if (!content)
                 return error_set(error, -EINVAL, "file '%s': 'content' expected as a string", path);
-        if (json_string_length(json_object_get(f, "content")) > FILE_CONTENT_MAX ||
+        if (json_string_length(json_object_get(f, "content")) > HOST_FILE_CONTENT_MAX ||
             strlen(content) != json_string_length(json_object_get(f, "content")))
                 return error_set(error, -EINVAL, "file '%s': 'content' is over %d bytes or holds a NUL", path,
-                                 FILE_CONTENT_MAX);
+                                 HOST_FILE_CONTENT_MAX);
         for (size_t k = 0; k < json_array_size(files); k++)
                 if (streq(json_string_value(json_object_get(json_array_get(files, k), "path")), path))
                         return error_set(error, -EINVAL, "file '%s' is given twice", path);
@@ -264,8 +212,8 @@ int file_set_canonical(const json_t *body, char **ret, char ret_digest[65], Erro
         }
         if (!json_is_array(fl))
                 return error_set(error, -EINVAL, "'files': expected an array");
-        if (json_array_size(fl) > FILE_SET_FILES_MAX)
-                return error_set(error, -EINVAL, "'files': more than %d files", FILE_SET_FILES_MAX);
+        if (json_array_size(fl) > HOST_FILES_SET_MAX)
+                return error_set(error, -EINVAL, "'files': more than %d files", HOST_FILES_SET_MAX);
         json_array_foreach(fl, i, f) {
                 r = canonical_file(f, i, files, error);
                 if (r < 0)
@@ -315,9 +263,8 @@ static bool selector_matches(const json_t *selector, const Host *h) {
 }
 
 /* Renders the files of set (its canonical JSON parsed) for h into out
- * (the reply's files) and plain (what the digest covers). */
-static int set_render(const FileSetRow *row, const json_t *set, const Host *h, json_t *out, json_t *plain,
-                      Error *error) {
+ * (the reply's files). */
+static int set_render(const FileSetRow *row, const json_t *set, const Host *h, json_t *out, Error *error) {
         const json_t *f;
         size_t i;
 
@@ -338,10 +285,7 @@ static int set_render(const FileSetRow *row, const json_t *set, const Host *h, j
                 if (json_array_append_new(out, json_pack("{s:s, s:O, s:O, s:s, s:s, s:I}", "path", path, "mode",
                                                          json_object_get(f, "mode"), "owner",
                                                          json_object_get(f, "owner"), "content", content, "set",
-                                                         row->name, "version", (json_int_t) row->seq)) < 0 ||
-                    json_array_append_new(plain, json_pack("{s:s, s:O, s:O, s:s}", "path", path, "mode",
-                                                           json_object_get(f, "mode"), "owner",
-                                                           json_object_get(f, "owner"), "content", content)) < 0)
+                                                         row->name, "version", (json_int_t) row->seq)) < 0)
                         return error_set(error, -ENOMEM, "out of memory");
         }
         return 0;
@@ -349,14 +293,13 @@ static int set_render(const FileSetRow *row, const json_t *set, const Host *h, j
 
 int files_host_render(StoreTx *tx, const char *id, json_t **ret, char ret_digest[65], Error *error) {
         _cleanup_(host_release) Host h = {};
-        _cleanup_json_ json_t *out = json_array(), *plain = json_array();
-        _cleanup_free_ char *text = NULL;
+        _cleanup_json_ json_t *out = json_array();
         FileSetRow *rows = NULL;
         size_t n = 0;
         char digest[65];
         int r;
 
-        if (!out || !plain)
+        if (!out)
                 return error_set(error, -ENOMEM, "out of memory");
         r = store_file_set_list(tx, &rows, &n);
         if (r < 0)
@@ -373,17 +316,18 @@ int files_host_render(StoreTx *tx, const char *id, json_t **ret, char ret_digest
                 if (!set)
                         r = error_set(error, -EIO, "file set '%s': its stored form does not parse", rows[i].name);
                 else if (selector_matches(json_object_get(set, "selector"), &h))
-                        r = set_render(&rows[i], set, &h, out, plain, error);
+                        r = set_render(&rows[i], set, &h, out, error);
         }
         file_set_rows_free(rows, n);
         if (r < 0)
                 return r;
-        if (files_sort(out) < 0 || files_sort(plain) < 0)
+        if (files_sort(out) < 0)
                 return error_set(error, -ENOMEM, "out of memory");
-        text = json_dumps(plain, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-        if (!text)
-                return error_set(error, -ENOMEM, "out of memory");
-        sha256_buffer_hex(text, strlen(text), digest);
+        if (json_array_size(out) > HOST_FILES_MAX)
+                return error_set(error, -EFBIG, "host '%s' gets over %d files", id, HOST_FILES_MAX);
+        r = host_files_digest(out, digest);
+        if (r < 0)
+                return error_set(error, r, "cannot compute the digest of the files of host '%s'", id);
         if (ret) {
                 json_t *j = json_pack("{s:s, s:O}", "digest", digest, "files", out);
                 if (!j)

@@ -14,11 +14,6 @@
 #include "store-hosts.h"
 #include "store.h"
 
-/* Caps: files in one set, a path's length, one file's content. */
-#define FILE_SET_FILES_MAX 64
-#define FILE_PATH_MAX 255
-#define FILE_CONTENT_MAX (256 * 1024)
-
 /* Checks a set as a client sends it ({"selector": {"K": "V", ...},
  * "files": [{"path", "mode", "owner", "content"}, ...]}, selector and mode
  * and owner optional) and makes its canonical form: members in a fixed
@@ -38,9 +33,8 @@ int file_render(const char *path, const char *template, const Host *h, char **re
 /* The files of host id: every set whose selector its labels match,
  * rendered. *ret (may be NULL) gets {"digest": HEX, "files": [{"path",
  * "mode", "owner", "content", "set", "version"}, ...]} by path, and
- * ret_digest (may be NULL) the digest: SHA-256 of the canonical JSON of
- * the files' path, mode, owner and content, which is what the host stages
- * and applies. Two sets that give the same path are an error naming both
+ * ret_digest (may be NULL) their host_files_digest(), which is what the
+ * host stages and applies. Two sets that give the same path are an error naming both
  * (-EEXIST); a render error as file_render(); -ENOENT with no message for
  * a host that is not there (when there is any set to read it for). */
 int files_host_render(StoreTx *tx, const char *id, json_t **ret, char ret_digest[65], Error *error);
