@@ -196,9 +196,9 @@ for point in files-staged files-applying files-applied; do
         else
                 $C files set zone-r2 /etc/slipway-test/zone.conf="$D/zone.conf" >/dev/null
         fi
-        timeout 120 env SLIPWAY_CRASH_AT=$point "$AG" --backend sim --sim-dir "$D/h3" --state-dir "$D/h3/state" \
+        { timeout 120 env SLIPWAY_CRASH_AT=$point "$AG" --backend sim --sim-dir "$D/h3" --state-dir "$D/h3/state" \
                 --server "$URL" --keys-dir "$D/keys" --health-dir "$D/health" --checkin-interval 1 \
-                --sim-slot-size 32M run >>"$D/h3.log" 2>&1
+                --sim-slot-size 32M run >>"$D/h3.log" 2>&1; } 2>/dev/null
         rc=$?
         start_agent h3
         if [ $rc = 137 ] && wait_for 60 all_healthy_with h3 && same_as_render h3 &&
