@@ -505,8 +505,13 @@ static int give_up(Agent *a, const char *reason) {
         crashpoint("marked-bad");
         if (a->state.target_slot)
                 mark_active(a, other_slot(a->state.target_slot));
+        /* A change of files alone failed: the image is not to blame, and
+         * other files with it are worth a try. A new image that failed is
+         * not tried again, whatever files come with it. */
+        bool files_only = a->state.target_slot &&
+                          streq_ptr(a->state.target_image, state_slot(&a->state, other_slot(a->state.target_slot))->image);
         if (state_set(&a->state.failed_image, a->state.target_image) < 0 ||
-            state_set(&a->state.failed_files, a->state.target_files) < 0 ||
+            state_set(&a->state.failed_files, files_only ? a->state.target_files : NULL) < 0 ||
             state_set(&a->state.failed_reason, reason) < 0)
                 return -ENOMEM;
         state_slot(&a->state, a->state.target_slot)->complete = false;

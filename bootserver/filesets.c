@@ -136,7 +136,8 @@ static int files_sort(json_t *a) {
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 v[i] = json_incref(json_array_get(a, i));
-        qsort(v, n, sizeof *v, path_cmp);
+        if (n > 0)
+                qsort(v, n, sizeof *v, path_cmp);
         json_array_clear(a);
         for (size_t i = 0; i < n; i++)
                 if (json_array_append_new(a, v[i]) < 0)

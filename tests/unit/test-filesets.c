@@ -8,6 +8,7 @@
 #include "tests.h"
 
 #include "filesets.h"
+#include "hostfiles.h"
 #include "json.h"
 #include "pgserver.h"
 #include "store-files.h"
@@ -224,10 +225,54 @@ static void test_host_files(void **state) {
         assert_int_equal(store_tx_commit(&tx), 0);
 }
 
+/* What the agent checks of the files it fetched (common/hostfiles.c). */
+static void test_check(void **state) {
+        _cleanup_json_ json_t *files = json_pack("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]", "path", "/etc/b",
+                                                 "mode", "0644", "owner", "0:0", "content", "b", "path", "/etc/a",
+                                                 "mode", "0600", "owner", "10:20", "content", "a");
+        _cleanup_json_ json_t *sorted = json_pack("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]", "path", "/etc/a",
+                                                  "mode", "0600", "owner", "10:20", "content", "a", "path",
+                                                  "/etc/b", "mode", "0644", "owner", "0:0", "content", "b");
+        _cleanup_json_ json_t *j = NULL;
+        _cleanup_error_ Error e = {};
+        char d1[65], d2[65];
+        (void) state;
+
+        /* One digest whatever the order and extra members. */
+        assert_int_equal(host_files_digest(files, d1), 0);
+        json_object_set_new(json_array_get(sorted, 0), "set", json_string("net"));
+        assert_int_equal(host_files_digest(sorted, d2), 0);
+        assert_string_equal(d1, d2);
+        j = json_pack("{s:s, s:O}", "digest", d1, "files", files);
+        assert_int_equal(host_files_check(j, &e), 0);
+        /* A file changed on the way: its digest is not the one named. */
+        json_object_set_new(json_array_get(files, 0), "content", json_string("B"));
+        assert_int_equal(host_files_check(j, &e), -EBADMSG);
+        assert_non_null(strstr(e.message, "digest"));
+        error_clear(&e);
+        json_object_set_new(json_array_get(files, 0), "content", json_string("b"));
+        json_object_set_new(json_array_get(files, 1), "path", json_string("/etc/../passwd"));
+        assert_int_equal(host_files_check(j, &e), -EBADMSG);
+        assert_string_equal(e.message, "'files[1].path': not a valid path");
+        error_clear(&e);
+        json_object_set_new(json_array_get(files, 1), "path", json_string("/etc/b"));
+        assert_int_equal(host_files_check(j, &e), -EBADMSG);
+        assert_string_equal(e.message, "file '/etc/b' is given twice");
+        error_clear(&e);
+        json_object_set_new(json_array_get(files, 1), "path", json_string("/etc/a"));
+        json_object_set_new(json_array_get(files, 1), "mode", json_string("4755"));
+        assert_int_equal(host_files_check(j, &e), -EBADMSG);
+        error_clear(&e);
+        json_object_set_new(json_array_get(files, 1), "mode", json_string("600"));
+        assert_int_equal(host_files_check(j, &e), -EBADMSG);
+        assert_string_equal(e.message, "file '/etc/a': 'mode' is not four octal digits");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_canonical),
                 test_in_dir(test_render),
+                test_in_dir(test_check),
                 test_in_dir(test_versions),
                 test_in_dir(test_host_files),
         };
