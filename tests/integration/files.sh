@@ -209,6 +209,35 @@ for point in files-staged files-applying files-applied; do
         fi
 done
 
+t_case "API: refusals name what is wrong; a host reads its own files only"
+code() { curl -s -o "$D/resp.json" -w '%{http_code}' "$@"; }
+h1tok=$(jq -r .token "$D/h1/state/agent.json")
+ok=1
+[ "$(code -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d '{"name": "net", "files": []}' "$URL/v1/files")" = 409 ] || ok=0
+[ "$(code -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -X PUT \
+        -d '{"files": [{"path": "/etc/x", "content": "{{label.rack"}]}' "$URL/v1/files/net")" = 400 ] &&
+        grep -q "file '/etc/x': '{{' without '}}'" "$D/resp.json" || ok=0
+[ "$(code -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -X PUT \
+        -d '{"files": [], "owner": 0}' "$URL/v1/files/net")" = 400 ] && grep -q unknown_field "$D/resp.json" || ok=0
+[ "$(code -H "Authorization: Bearer $TOKEN" "$URL/v1/files/nope")" = 404 ] || ok=0
+[ "$(code -H "Authorization: Bearer $TOKEN" "$URL/v1/files/net?version=99")" = 404 ] || ok=0
+[ "$(code -H "Authorization: Bearer $h1tok" "$URL/v1/hosts/$(cat "$D/h1.id")/files")" = 200 ] || ok=0
+[ "$(code -H "Authorization: Bearer $h1tok" "$URL/v1/hosts/$(cat "$D/h2.id")/files")" = 403 ] || ok=0
+[ "$(code -H "Authorization: Bearer $h1tok" "$URL/v1/files")" = 403 ] || ok=0
+[ "$(code "$URL/v1/files")" = 401 ] || ok=0
+# A label a template needs and a host lacks: the host is told of no new
+# files and keeps what it has; render says which file and variable.
+before=$(files_of h2)
+printf 'zone={{label.zone}}\n' >"$D/zone-r1.conf"
+$C files add zone-r1 --selector rack=r1 /etc/slipway-test/zone.conf="$D/zone-r1.conf" >/dev/null
+sleep 3
+err=$($C files render "$(cat "$D/h2.id")" 2>&1)
+grep -q "file '/etc/slipway-test/zone.conf': host '$(cat "$D/h2.id")' has no value for 'label.zone'" <<<"$err" || ok=0
+[ "$(files_of h2)" = "$before" ] && [ "$(host_json h2 | jq -r .state)" = healthy ] || ok=0
+$C files delete zone-r1 >/dev/null || ok=0
+if [ $ok = 1 ]; then t_ok; else t_fail "$(cat "$D/resp.json") $err"; fi
+
 t_case "apply-files puts the booted slot's files back"
 rm -f "$D/h1/root/etc/slipway-test/rack.conf"
 if "$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" apply-files >>"$D/h1.log" 2>&1 &&
