@@ -375,19 +375,22 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
         r = agent_fetch_manifest(a, desired, &m, error);
         if (r < 0)
                 return r;
+        /* The slot's rootfs does not depend on the host files: other
+         * files with the same image resume it all the same. */
         resume = a->state.phase == PHASE_STAGING && streq_ptr(a->state.target_image, image) &&
-                 streq_ptr(a->state.target_files, desired->files) && a->state.target_slot == target;
+                 a->state.target_slot == target;
         if (!resume) {
                 agent_state_clear_target(&a->state);
                 a->state.phase = PHASE_STAGING;
                 if (state_set(&a->state.target_image, image) < 0 || state_set(&a->state.target_version, m->version) < 0 ||
                     state_set(&a->state.target_manifest, desired->manifest) < 0 ||
-                    state_set(&a->state.target_signature, desired->signature) < 0 ||
-                    state_set(&a->state.target_files, desired->files) < 0)
+                    state_set(&a->state.target_signature, desired->signature) < 0)
                         return error_set(error, -ENOMEM, "out of memory");
                 a->state.target_slot = target;
                 a->state.target_rollback = desired->rollback;
         }
+        if (state_set(&a->state.target_files, desired->files) < 0)
+                return error_set(error, -ENOMEM, "out of memory");
         /* The slot is about to change: first nothing may boot it, then the
          * state stops calling it complete. */
         r = a->boot->drop(a, target);
