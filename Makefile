@@ -349,6 +349,8 @@ install: all
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|/usr/local/bin/|$(BINDIR)/|' bootserver/slipwayd.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/slipwayd.service
 	sed 's|/usr/local/bin/|$(BINDIR)/|' agent/slipway-agent.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/slipway-agent.service
+	sed 's|/usr/local/bin/|$(BINDIR)/|' agent/slipway-apply-files.service \
+		>$(DESTDIR)$(PREFIX)/lib/systemd/system/slipway-apply-files.service
 
 clean:
 	rm -rf $(BUILD)
