@@ -243,4 +243,14 @@ rm -f "$D/h1/root/etc/slipway-test/rack.conf"
 if "$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" apply-files >>"$D/h1.log" 2>&1 &&
         same_as_render h1; then t_ok; else t_fail "$(tail -2 "$D/h1.log")"; fi
 
+t_case "a set deleted: its files leave the hosts with their next slot"
+$C files delete net >/dev/null
+if wait_for 90 all_healthy_with h1 h2 && same_as_render h1 && same_as_render h2 &&
+        [ ! -e "$D/h1/root/etc/slipway-test/rack.conf" ] && [ ! -e "$D/h2/root/etc/slipway-test/resolv.conf" ] &&
+        [ "$($C --json files list | jq '.file_sets | map(.name) | join(" ")' -r)" = zone-r2 ]; then
+        t_ok
+else
+        t_fail "$(api "$URL/v1/hosts" | jq -c '[.hosts[] | {state, message}]') $(find "$D/h1/root" -type f)"
+fi
+
 t_end
