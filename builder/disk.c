@@ -276,8 +276,10 @@ static int esp_make(const DiskSpec *spec, const char *work, uint64_t size, char 
         if (r < 0)
                 return r;
         if (spec->loader == BOOT_LOADER_GRUB) {
-                char *const mmd[] = { "mmd", "-i", img, "::/EFI", "::/EFI/BOOT", "::/" LOADER_KERNEL_DIR, vdir, NULL };
-                r = run_tool(mmd, spec->epoch);
+                char *const mmd_uefi[] = { "mmd", "-i", img, "::/EFI", "::/EFI/BOOT", "::/" LOADER_KERNEL_DIR, vdir,
+                                           NULL };
+                char *const mmd_bios[] = { "mmd", "-i", img, "::/" LOADER_KERNEL_DIR, vdir, NULL };
+                r = run_tool(has_uefi(spec) ? mmd_uefi : mmd_bios, spec->epoch);
                 if (r >= 0)
                         r = esp_grub(spec, work, img);
                 if (r >= 0)
