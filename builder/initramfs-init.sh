@@ -100,19 +100,20 @@ etc_bind() {
     mount --bind "$own" "$img"
 }
 
-# etc_setup SYSROOT STATE MODE: sets up SYSROOT/etc from the image's
+# etc_setup SYSROOT STATE MODE [RUN]: sets up SYSROOT/etc from the image's
 # read-only /etc and the host's STATE/etc/upper; prints the mode it set up.
 # MODE overlay: an overlayfs, upper/ its upper layer (the host's copy of a
 # file wins over the image's); bind when the kernel cannot mount one. MODE
 # bind: IDENTITY_PATHS only (etc_bind). The image's own /etc stays visible
-# read-only at SYSROOT/run/slipway/etc-image (slipway-agent etc-diff).
+# read-only at RUN/slipway/etc-image (RUN: SYSROOT/run, or the /run that
+# becomes it), for slipway-agent etc-diff. Needs /proc (the machine-id).
 etc_setup() {
-    root=$1 up=$2/etc/upper work=$2/etc/work mode=$3
+    root=$1 up=$2/etc/upper work=$2/etc/work mode=$3 run=${4:-$1/run}
     mkdir -p "$up" "$work" || return 1
     machine_id_ensure "$up" || echo "slipway-initramfs: cannot write $up/machine-id" >&2
-    if [ -d "$root/run" ]; then
-        mkdir -p "$root/run/slipway/etc-image" &&
-            mount --bind "$root/etc" "$root/run/slipway/etc-image" ||
+    if [ -d "$run" ]; then
+        mkdir -p "$run/slipway/etc-image" &&
+            mount --bind "$root/etc" "$run/slipway/etc-image" ||
             echo "slipway-initramfs: the image's /etc is not kept at /run/slipway/etc-image" >&2
     fi
     if [ "$mode" = overlay ]; then
@@ -306,6 +307,19 @@ fi
 [ -e /sysroot/sbin/init ] || [ -L /sysroot/sbin/init ] ||
     fail "rootfs on $root has no /sbin/init"
 
+# The host's identity and its /etc, before any init reads them (systemd
+# reads /etc/machine-id first thing). On a tmpfs /var (live) they last
+# until the next boot: a new machine-id each time. Here, while /proc is the
+# initramfs's (the machine-id comes from it) and /run moves into the root
+# below with the image's /etc bound in it.
+case "$etc_mode" in
+    overlay|bind) ;;
+    *) echo "slipway-initramfs: unknown slipway.etc=$etc_mode, using overlay"; etc_mode=overlay ;;
+esac
+etc=$(etc_setup /sysroot /sysroot/var/lib/slipway "$etc_mode" /run) || etc=none
+hostname -F /sysroot/etc/hostname 2>/dev/null
+echo "SLIPWAY-INITRAMFS etc=$etc machine-id=$(cat /sysroot/var/lib/slipway/etc/upper/machine-id 2>/dev/null)"
+
 # Hand the API filesystems over; the OS's init finds them mounted.
 for m in /dev /proc /sys /run; do
     if [ -d "/sysroot$m" ]; then
@@ -314,17 +328,6 @@ for m in /dev /proc /sys /run; do
         umount -l "$m" 2>/dev/null
     fi
 done
-
-# The host's identity and its /etc, before any init reads them (systemd
-# reads /etc/machine-id first thing). On a tmpfs /var (live) they last
-# until the next boot: a new machine-id each time.
-case "$etc_mode" in
-    overlay|bind) ;;
-    *) echo "slipway-initramfs: unknown slipway.etc=$etc_mode, using overlay"; etc_mode=overlay ;;
-esac
-etc=$(etc_setup /sysroot /sysroot/var/lib/slipway "$etc_mode") || etc=none
-hostname -F /sysroot/etc/hostname 2>/dev/null
-echo "SLIPWAY-INITRAMFS etc=$etc machine-id=$(cat /sysroot/var/lib/slipway/etc/upper/machine-id 2>/dev/null)"
 
 if [ "$mode" = live ]; then
     name=$(sed -n 's/^NAME=//p' /sysroot/run/slipway-live/image)
