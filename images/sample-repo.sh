@@ -156,6 +156,8 @@ for v in 1.0 2.0 3.0 4.0; do
 done
 rpmb tiny-broken.spec
 step "built tiny-broken 1.0-1"
+rpmb tiny-identity.spec
+step "built tiny-identity 1.0-1"
 agent_version=$("$agent" --version 2>/dev/null | awk '{ print $NF; exit }')
 rpmb slipway-agent.spec --define "agent_bin $agent" --define "agent_version ${agent_version:-0.1}"
 step "built slipway-agent ${agent_version:-0.1}-1 from $agent"
