@@ -3,7 +3,9 @@
 # and boots the disk under OVMF through systemd-boot. slipway.report=1 on the
 # kernel command line makes the image print a report of its boot on the
 # serial console once systemd is done (SLIPWAY-BASE lines, see
-# images/specs/base-release.spec); the cases check that report.
+# images/specs/base-release.spec); the cases check that report. A second
+# boot, with agent state put on the var partition beforehand, shows the
+# agent running as a service on a registered host.
 # Needs build/base-repo (make base-repo).
 . "$(dirname "$0")/../lib.sh"
 t_begin boot-base
@@ -46,13 +48,13 @@ else
         t_fail "no report; console: $(tail -c 1500 "$D/uefi.log")"
 fi
 
-# report KEY: the value of "SLIPWAY-BASE KEY=..." in the console log.
+# report KEY [LOG]: the value of "SLIPWAY-BASE KEY=..." in the console log.
 report() {
-        sed -n "s/.*SLIPWAY-BASE $1=//p" "$D/uefi.log" | tr -d '\r' | head -n1
+        sed -n "s/.*SLIPWAY-BASE $1=//p" "${2:-$D/uefi.log}" | tr -d '\r' | head -n1
 }
-# unit NAME: "active=... enabled=..." of the report's line for unit NAME.
+# unit NAME [LOG]: "active=... enabled=..." of the report's line for unit NAME.
 unit() {
-        sed -n "s/.*SLIPWAY-BASE unit=$1 //p" "$D/uefi.log" | tr -d '\r' | head -n1
+        sed -n "s/.*SLIPWAY-BASE unit=$1 //p" "${2:-$D/uefi.log}" | tr -d '\r' | head -n1
 }
 
 t_case "PID 1 is systemd"
@@ -92,5 +94,28 @@ fi
 
 t_case "systemd made up a machine ID for the read-only root"
 if [[ $(report machine-id) =~ ^[0-9a-f]{32}$ ]]; then t_ok; else t_fail "machine-id=$(report machine-id)"; fi
+
+t_case "on a registered host slipway-agent.service runs"
+# The state a registration leaves in /var/lib/slipway, with a server that
+# is not there: the agent keeps trying it, as it does when a server is away.
+cp "$D/img/disk.img" "$D/reg.img" 2>/dev/null
+cp "$OVMF_VARS" "$D/vars2.fd"
+first=$(sgdisk -i 4 "$D/reg.img" 2>/dev/null | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
+printf '{"host_id": "base-test", "token": "t", "server": "http://10.0.2.2:9"}\n' >"$D/agent.json"
+printf '%s\n' "mkdir lib" "mkdir lib/slipway" "set_inode_field lib/slipway mode 040700" \
+        "write $D/agent.json lib/slipway/agent.json" >"$D/debugfs.cmd"
+if [ -z "$first" ] || ! debugfs -w -f "$D/debugfs.cmd" "$D/reg.img?offset=$((first * 512))" >"$D/debugfs.log" 2>&1; then
+        t_fail "cannot write the agent's state on the var partition: $(tail -3 "$D/debugfs.log")"
+elif ! qemu_until SLIPWAY-BASE-END 300 "$D/reg.log" -m 1024 \
+        -drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE" -drive "if=pflash,format=raw,file=$D/vars2.fd" \
+        -drive "file=$D/reg.img,format=raw,if=virtio" -nic user,model=virtio-net-pci; then
+        t_fail "no report; console: $(tail -c 1500 "$D/reg.log")"
+elif [ "$(unit slipway-agent "$D/reg.log")" = "active=active enabled=enabled" ] &&
+        [ "$(report state "$D/reg.log")" = running ]; then
+        t_ok
+else
+        t_fail "slipway-agent: $(unit slipway-agent "$D/reg.log"), state $(report state "$D/reg.log");" \
+                "$(grep -a 'SLIPWAY-BASE log' "$D/reg.log" | head -5)"
+fi
 
 t_end
