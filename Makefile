@@ -185,7 +185,7 @@ UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD
 	$(BUILD)/tests/test-store-areas-hosts \
 	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-store-group-counts $(BUILD)/tests/test-hosts \
 	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
-	$(BUILD)/tests/test-replicas
+	$(BUILD)/tests/test-replicas $(BUILD)/tests/test-filesets
 $(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
 $(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
 
@@ -360,6 +360,8 @@ install: all
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|/usr/local/bin/|$(BINDIR)/|' bootserver/slipwayd.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/slipwayd.service
 	sed 's|/usr/local/bin/|$(BINDIR)/|' agent/slipway-agent.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/slipway-agent.service
+	sed 's|/usr/local/bin/|$(BINDIR)/|' agent/slipway-apply-files.service \
+		>$(DESTDIR)$(PREFIX)/lib/systemd/system/slipway-apply-files.service
 
 clean:
 	rm -rf $(BUILD)

@@ -40,6 +40,8 @@ static const ConfKey keys[] = {
         { "agent", "log-level", "log-level", CONF_STRING, F(log_level), "LEVEL", "error, warning, info, debug" },
         { "agent", "live-dir", "live-dir", CONF_STRING, F(live_dir), "DIR",
           "live mode: where the rootfs is kept, a tmpfs (/run/slipway-live)" },
+        { "agent", "files-root", "files-root", CONF_STRING, F(files_root), "DIR",
+          "where the host files of the booted slot are applied (/)" },
         { "backend", "type", "backend", CONF_STRING, F(backend), "TYPE", "disk or sim (disk)" },
         { "backend", "boot", "boot", CONF_STRING, F(boot), "LOADER",
           "systemd-boot or grub: the boot loader that chooses the slot (systemd-boot)" },
@@ -69,6 +71,7 @@ int agent_config_init(AgentConfig *c) {
             conftab_set_string(&c->boot, "systemd-boot") < 0 ||
             conftab_set_string(&c->esp_dir, "/efi") < 0 || conftab_set_string(&c->arch, u.machine) < 0 ||
             conftab_set_string(&c->live_dir, "/run/slipway-live") < 0 ||
+            conftab_set_string(&c->files_root, "/") < 0 ||
             conftab_set_string(&c->greenboot_dirs, "/usr/lib/greenboot/check /etc/greenboot/check") < 0)
                 return -ENOMEM;
         return 0;

@@ -28,6 +28,7 @@ typedef struct AgentConfig {
         char *arch;            /* default: uname machine */
         char *log_level;
         char *live_dir;        /* live mode: the rootfs in memory (/run/slipway-live) */
+        char *files_root;      /* where host files are applied (/) */
         /* [backend] */
         char *backend;         /* disk | sim */
         char *boot;            /* systemd-boot | grub: how the slot to boot is chosen */

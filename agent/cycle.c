@@ -10,6 +10,7 @@
 #include "crashpoint.h"
 #include "cycle.h"
 #include "fileio.h"
+#include "files.h"
 #include "hash.h"
 #include "health.h"
 #include "http.h"
@@ -72,9 +73,14 @@ static json_t *slots_json(Agent *a) {
 
         for (int i = 0; i < 2; i++) {
                 SlotInfo *s = &a->state.slots[i];
-                json_object_set_new(o, i == 0 ? "a" : "b",
-                                    json_pack("{s:s?, s:s?, s:b}", "image", s->image, "version", s->version,
-                                              "complete", s->complete));
+                char files[65];
+                json_t *slot = json_pack("{s:s?, s:s?, s:b}", "image", s->image, "version", s->version, "complete",
+                                         s->complete);
+
+                /* The digest of the host files staged with the slot. */
+                if (slot && s->complete && files_slot_digest(a, i == 0 ? 'a' : 'b', files) >= 0)
+                        json_object_set_new(slot, "files", json_string(files));
+                json_object_set_new(o, i == 0 ? "a" : "b", slot);
         }
         return o;
 }
@@ -369,6 +375,8 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
         r = agent_fetch_manifest(a, desired, &m, error);
         if (r < 0)
                 return r;
+        /* The slot's rootfs does not depend on the host files: other
+         * files with the same image resume it all the same. */
         resume = a->state.phase == PHASE_STAGING && streq_ptr(a->state.target_image, image) &&
                  a->state.target_slot == target;
         if (!resume) {
@@ -381,6 +389,8 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
                 a->state.target_slot = target;
                 a->state.target_rollback = desired->rollback;
         }
+        if (state_set(&a->state.target_files, desired->files) < 0)
+                return error_set(error, -ENOMEM, "out of memory");
         /* The slot is about to change: first nothing may boot it, then the
          * state stops calling it complete. */
         r = a->boot->drop(a, target);
@@ -443,6 +453,13 @@ static int stage(Agent *a, const DesiredImage *desired, Error *error) {
                 return error_set(error, r, "cannot put the kernel and initrd of %s on the ESP: %m", m->version);
         crashpoint("esp-initrd");
 
+        /* The host files go with the slot: the boot of this slot applies
+         * them, a fallback to the other applies its own. Before the entry,
+         * so that a slot that can boot has its files. */
+        r = files_stage(a, target, desired->files, error);
+        if (r < 0)
+                return r;
+
         /* Last: the entry, disarmed ("+0": never chosen by the firmware) until
          * a lease is granted, so that an unplanned reboot cannot take the
          * host into the new slot without the coordinator's leave. */
@@ -491,7 +508,13 @@ static int give_up(Agent *a, const char *reason) {
         crashpoint("marked-bad");
         if (a->state.target_slot)
                 mark_active(a, other_slot(a->state.target_slot));
+        /* A change of files alone failed: the image is not to blame, and
+         * other files with it are worth a try. A new image that failed is
+         * not tried again, whatever files come with it. */
+        bool files_only = a->state.target_slot &&
+                          streq_ptr(a->state.target_image, state_slot(&a->state, other_slot(a->state.target_slot))->image);
         if (state_set(&a->state.failed_image, a->state.target_image) < 0 ||
+            state_set(&a->state.failed_files, files_only ? a->state.target_files : NULL) < 0 ||
             state_set(&a->state.failed_reason, reason) < 0)
                 return -ENOMEM;
         state_slot(&a->state, a->state.target_slot)->complete = false;
@@ -555,14 +578,35 @@ static int judge(Agent *a, json_t **ret_report, char **ret_failed) {
         c.greenboot_conf = greenboot ? "/etc/greenboot/greenboot.conf" : NULL;
         return health_judge(&c, ret_report, ret_failed);
 }
+/* Where host files go: files-root, or for the sim backend SIM_DIR/root
+ * unless files-root is set. Caller frees; NULL when out of memory. */
+static char *files_root(Agent *a) {
+        if (a->backend == &backend_sim && streq(a->config.files_root, "/"))
+                return path_join(a->config.sim_dir, "root");
+        return strdup(a->config.files_root);
+}
+
+int agent_apply_files(Agent *a) {
+        _cleanup_free_ char *root = files_root(a);
+
+        if (!root)
+                return log_oom();
+        return files_apply(a, root);
+}
+
 int agent_start(Agent *a) {
         _cleanup_free_ char *failed = NULL;
         _cleanup_json_ json_t *report = NULL;
+        bool files_failed;
         int r;
 
         r = agent_load(a);
         if (r < 0)
                 return r;
+        /* The booted slot's host files, before its checks judge it (at
+         * boot, `apply-files` has put them in place already: then nothing
+         * changes). */
+        files_failed = agent_apply_files(a) < 0;
 
         if (a->state.phase == PHASE_IDLE && a->state.lease_epoch > 0 && a->api) {
                 /* Back from a fallback reboot (or killed before giving it
@@ -629,7 +673,16 @@ int agent_start(Agent *a) {
         setenv("SLIPWAY_SLOT", slot_name, 1);
         setenv("SLIPWAY_VERSION", strempty(a->state.target_version), 1);
         setenv("SLIPWAY_IMAGE", strempty(a->state.target_image), 1);
-        r = judge(a, &report, &failed);
+        _cleanup_free_ char *root = files_root(a);
+        if (root)
+                setenv("SLIPWAY_FILES_ROOT", root, 1);
+        if (files_failed) {
+                r = 0;
+                failed = strdup("the host files of the slot could not be applied");
+                if (!failed)
+                        return log_oom();
+        } else
+                r = judge(a, &report, &failed);
         if (r < 0)
                 return log_error_errno(r, "cannot run the health checks: %m");
         if (r > 0) {
@@ -684,31 +737,43 @@ int agent_round(Agent *a) {
                 (void) agent_save(a);
         }
         image = desired.image;
-        if (image && streq_ptr(image, state_slot(&a->state, a->booted_slot)->image)) {
+        /* The host files are part of what is wanted: a change of them alone
+         * is staged with the image that runs, into the other slot, and goes
+         * through the same lease, reboot and judgement as an image. */
+        if (image && streq_ptr(image, state_slot(&a->state, a->booted_slot)->image) &&
+            files_slot_has(a, a->booted_slot, desired.files)) {
                 /* What runs is what is wanted: nothing to do, and an earlier
                  * failure (or an update the server gave up) is history. */
                 if (a->state.phase != PHASE_IDLE || a->state.failed_image ||
                     host_state_from_string(a->state.reported) != HOST_HEALTHY) {
                         agent_state_clear_target(&a->state);
                         state_set(&a->state.failed_image, NULL);
+                        state_set(&a->state.failed_files, NULL);
                         state_set(&a->state.failed_reason, NULL);
                         (void) agent_set_report(a, HOST_HEALTHY, NULL);
                 }
                 return (int) a->checkin_interval;
         }
+        /* What failed here is not tried again: the image, with the files
+         * it failed with when it was a change of files. */
+        bool failed = image && streq_ptr(image, a->state.failed_image) &&
+                      (!a->state.failed_files || streq_ptr(desired.files, a->state.failed_files));
         /* A downgrade refused because it was not marked a rollback is tried
          * again once the server marks it one. */
-        if (image && streq_ptr(image, a->state.failed_image) && desired.rollback &&
-            startswith(strempty(a->state.failed_reason), DOWNGRADE_REFUSED))
+        if (failed && desired.rollback && startswith(strempty(a->state.failed_reason), DOWNGRADE_REFUSED)) {
                 state_set(&a->state.failed_image, NULL);
-        if (!image || streq_ptr(image, a->state.failed_image))
+                failed = false;
+        }
+        if (!image || failed)
                 return (int) a->checkin_interval;
-        if (!streq_ptr(image, a->state.failed_image) && a->state.failed_image) {
+        if (a->state.failed_image) {
                 state_set(&a->state.failed_image, NULL);
+                state_set(&a->state.failed_files, NULL);
                 state_set(&a->state.failed_reason, NULL);
         }
         if (a->state.phase == PHASE_IDLE || a->state.phase == PHASE_STAGING ||
-            !streq_ptr(a->state.target_image, image)) {
+            !streq_ptr(a->state.target_image, image) ||
+            (desired.files && !streq_ptr(a->state.target_files, desired.files))) {
                 r = stage(a, &desired, &error);
                 if (http_error_unreachable(r)) {
                         /* The server went away mid-download: no failure of the
@@ -722,6 +787,7 @@ int agent_round(Agent *a) {
                         if (r == -EKEYREJECTED || r == -EPERM || r == -ENOEXEC || r == -EFBIG) {
                                 /* Refused for good: do not try this image again. */
                                 state_set(&a->state.failed_image, image);
+                                state_set(&a->state.failed_files, NULL);
                                 state_set(&a->state.failed_reason, error.message);
                                 agent_state_clear_target(&a->state);
                                 (void) agent_set_report(a, HOST_FAILED, error.message);

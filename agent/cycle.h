@@ -15,6 +15,11 @@ struct Manifest;
  * nothing (what `status` needs). */
 int agent_load(Agent *a);
 
+/* Applies the booted slot's host files (files_apply()) under files-root,
+ * or, for the sim backend, SIM_DIR/root unless files-root is set. Health
+ * checks find that root in SLIPWAY_FILES_ROOT. */
+int agent_apply_files(Agent *a);
+
 /* agent_load(), then judges a slot that was just
  * switched to (health, bless or mark bad and reboot). */
 int agent_start(Agent *a);

@@ -8,6 +8,7 @@
 #include "conftab.h"
 #include "cycle.h"
 #include "fileio.h"
+#include "files.h"
 #include "install.h"
 #include "live.h"
 #include "log.h"
@@ -35,6 +36,8 @@ static void help(void) {
                "  live                 live boot: fetch the image's rootfs into memory and verify it\n"
                "                       (what slipway.mode=live in the initramfs runs)\n"
                "  power-on             sim backend: run the firmware emulator, then `run`\n"
+               "  apply-files          put the booted slot's host files in place under files-root\n"
+               "                       (early at boot; `run` does it too)\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE            config file (default " AGENT_CONFIG_DEFAULT_PATH ")\n"
@@ -58,9 +61,12 @@ static int print_status(Agent *a) {
         printf("booted:      slot %c (%s)\n", a->booted_slot, a->booted_entry ? a->booted_entry : "no entry");
         for (int i = 0; i < 2; i++) {
                 SlotInfo *s = &a->state.slots[i];
+                char files[65];
                 printf("slot %c:      %s%s%s\n", i == 0 ? 'a' : 'b', s->version ? s->version : "(empty)",
                        s->complete ? "" : s->version ? " (incomplete)" : "",
                        a->booted_slot == (i == 0 ? 'a' : 'b') ? "  <- running" : "");
+                if (s->complete && files_slot_digest(a, i == 0 ? 'a' : 'b', files) >= 0)
+                        printf("             host files %.12s\n", files);
         }
         printf("phase:       %s", phase_to_string(a->state.phase));
         if (a->state.phase != PHASE_IDLE)
@@ -258,10 +264,14 @@ static int agent_main(Agent *a, Args *args, int argc, char **argv) {
                 }
                 cmd = "run";
         }
-        /* status and register only look; run judges a fresh boot. */
-        r = streq(cmd, "status") || streq(cmd, "register") ? agent_load(a) : agent_start(a);
+        /* status, register and apply-files only look; run judges a fresh
+         * boot. */
+        r = streq(cmd, "status") || streq(cmd, "register") || streq(cmd, "apply-files") ? agent_load(a)
+                                                                                        : agent_start(a);
         if (r < 0)
                 return EXIT_FAILURE;
+        if (streq(cmd, "apply-files"))
+                return agent_apply_files(a) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (streq(cmd, "status"))
                 return print_status(a) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (streq(cmd, "register")) {

@@ -115,6 +115,10 @@ int agent_state_load(const char *path, AgentState *ret) {
                 r = get_str(j, "failed_image", &s.failed_image);
         if (r >= 0)
                 r = get_str(j, "failed_reason", &s.failed_reason);
+        if (r >= 0)
+                r = get_str(j, "target_files", &s.target_files);
+        if (r >= 0)
+                r = get_str(j, "failed_files", &s.failed_files);
         json_decref(j);
         if (r < 0) {
                 agent_state_release(&s);
@@ -143,6 +147,11 @@ int agent_state_save(const char *path, const AgentState *s) {
                       s->target_rollback, "written", (json_int_t) s->written, "lease_epoch",
                       (json_int_t) s->lease_epoch, "reboot_from", s->reboot_from, "reported", s->reported, "message", s->message, "failed_image",
                       s->failed_image, "failed_reason", s->failed_reason);
+        if (j && ((s->target_files && json_object_set_new(j, "target_files", json_string(s->target_files)) < 0) ||
+                  (s->failed_files && json_object_set_new(j, "failed_files", json_string(s->failed_files)) < 0))) {
+                json_decref(j);
+                j = NULL;
+        }
         if (!j)
                 return -ENOMEM;
         text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -158,7 +167,8 @@ void agent_state_clear_target(AgentState *s) {
         free(s->target_version);
         free(s->target_manifest);
         free(s->target_signature);
-        s->target_image = s->target_version = s->target_manifest = s->target_signature = NULL;
+        free(s->target_files);
+        s->target_image = s->target_version = s->target_manifest = s->target_signature = s->target_files = NULL;
         s->target_slot = 0;
         s->target_gen = 0;
         s->target_rollback = false;
@@ -182,5 +192,6 @@ void agent_state_release(AgentState *s) {
         free(s->message);
         free(s->failed_image);
         free(s->failed_reason);
+        free(s->failed_files);
         *s = (AgentState) {};
 }

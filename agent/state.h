@@ -38,6 +38,7 @@ typedef struct AgentState {
         char *target_version;
         char *target_manifest;
         char *target_signature;
+        char *target_files;      /* the digest of the host files staged with it, or NULL */
         char target_slot;
         unsigned target_gen;
         bool target_rollback;
@@ -51,6 +52,9 @@ typedef struct AgentState {
         /* an image that failed here: not retried until the server wants another */
         char *failed_image;
         char *failed_reason;
+        /* with failed_image: the host files that failed with it (a change
+         * of files alone fails with the image that runs); NULL: any */
+        char *failed_files;
 } AgentState;
 
 int agent_state_load(const char *path, AgentState *ret);   /* missing file: empty state */

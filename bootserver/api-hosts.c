@@ -1,12 +1,14 @@
 /* The hosts' HTTP API (docs/api.md, "Hosts"): registration, the inventory,
  * labels, assignment and check-ins. Parses and checks requests, calls the
  * inventory (hosts.h) and writes the replies. */
+#include <string.h>
 #include <time.h>
 
 #include "audit.h"
 #include "checkin.h"
 #include "enroll.h"
 #include "error.h"
+#include "filesets.h"
 #include "hash.h"
 #include "hosts.h"
 #include "images.h"
@@ -288,6 +290,37 @@ static enum MHD_Result handle_host_image(Request *req) {
         return reply_json(req, 200, h);
 }
 
+/* The digest of the host's files into desired->files (docs/host-files.md),
+ * read in tx, or in a transaction of its own when tx is NULL.
+ * A host whose files cannot be rendered (a label its template needs is
+ * missing) is told nothing about files: it keeps what it has staged, and
+ * GET /v1/hosts/ID/files says why. */
+static void host_desired_files(Request *req, StoreTx *in, DesiredImage *desired) {
+        _cleanup_store_tx_ StoreTx *own = NULL;
+        _cleanup_error_ Error error = {};
+        char id[HOST_ID_MAX], digest[65];
+        StoreTx *tx = in;
+        int r = 0;
+
+        if (!tx) {
+                r = store_tx_begin(req->server->store, STORE_TX_READ, &own);
+                tx = own;
+        }
+        /* Agents check in by ID; with no file sets at all the host is not
+         * even read (files_host_render()). */
+        if (r >= 0 && startswith(req->args[0], "h-") && strlen(req->args[0]) < sizeof id)
+                memcpy(id, req->args[0], strlen(req->args[0]) + 1);
+        else if (r >= 0)
+                r = hosts_find(tx, req->args[0], id);
+        if (r >= 0)
+                r = files_host_render(tx, id, NULL, digest, &error);
+        if (r < 0) {
+                log_debug("host '%s': no files digest: %s", req->args[0], strempty(error.message));
+                return;
+        }
+        desired->files = strdup(digest);
+}
+
 /* The hot path: every agent, every interval. The body is parsed once into
  * its struct and the reply written from one. */
 static enum MHD_Result handle_host_checkin(Request *req) {
@@ -320,6 +353,8 @@ static enum MHD_Result handle_host_checkin(Request *req) {
         r = tx ? 0 : store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
                 r = hosts_checkin_unchanged(tx, req->server->seen, req->args[0], &c, now, &reply.desired);
+        if (r > 0 && reply.desired.image)
+                host_desired_files(req, tx, &reply.desired);
         store_tx_rollback(&tx);
         if (r == 0) {
                 r = store_tx_begin(req->server->store, STORE_TX_RELAXED, &tx);
@@ -329,6 +364,8 @@ static enum MHD_Result handle_host_checkin(Request *req) {
                         r = store_tx_commit(&tx);
                 else
                         store_tx_rollback(&tx);
+                if (r >= 0 && reply.desired.image)
+                        host_desired_files(req, NULL, &reply.desired);
         }
         if (r == -ENOENT)
                 return reply_error(req, KIND_NOT_FOUND, "host '%s': not found", req->args[0]);

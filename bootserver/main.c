@@ -47,6 +47,7 @@ static const Route *const routes[] = {
         ipxe_routes,
         audit_routes,
         instance_routes,
+        file_routes,
         NULL,
 };
 

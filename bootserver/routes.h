@@ -16,3 +16,4 @@ extern const Route fleetlock_routes[];
 extern const Route ipxe_routes[];
 extern const Route audit_routes[];
 extern const Route instance_routes[];
+extern const Route file_routes[];

@@ -171,7 +171,10 @@ int store_group_size(StoreTx *tx, const char *key, const char *value, int64_t *r
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
-        r = store_stmt(tx, "SELECT count(*) FROM host_labels WHERE key = ? AND value = ?", &st);
+        /* group_counts keeps the members of every group (its triggers
+         * follow host_labels), so this is one row, not a count */
+        r = store_stmt(tx, "SELECT coalesce((SELECT members FROM group_counts WHERE key = ? AND value = ?), 0)",
+                       &st);
         if (r < 0)
                 return r;
         db_bind_text(st, 1, key);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "store-files-sql.h"
 #include "store-group-counts-sql.h"
 #include "store-instances-sql.h"
 #include "store-pg.h"
@@ -189,9 +190,10 @@ static const PgMigration migrations[] = {
         { 16, v16 },
         { 17, INSTANCES_UNSEED },
         { 18, GROUP_COUNTS_PG },
+        { 19, FILE_SETS_PG },
 };
 
-#define PG_SCHEMA_VERSION 18
+#define PG_SCHEMA_VERSION 19
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "store-driver.h"
 #include "store-sqlite.h"
+#include "store-files-sql.h"
 #include "store-group-counts-sql.h"
 #include "store-instances-sql.h"
 #include "util.h"
@@ -240,6 +241,8 @@ static const char *const migrations[] = {
         /* 18: each group's members and held hosts, kept by triggers, and
          * the index of the silent hosts (store-group-counts-sql.h). */
         GROUP_COUNTS_SQLITE,
+        /* 19: the host file sets (store-files-sql.h). */
+        FILE_SETS_SQLITE,
 };
 
 int sqlite_errno(int rc) {

@@ -636,6 +636,7 @@ int fetch_packages(Lock *lock, const Trust *trust, const char *cache_dir, unsign
                 r = mirrors_new(lr->id, lr->mirrors ? lr->mirrors : one, timeout, minrate, &ctx.mirrors[i]);
                 if (r < 0)
                         return log_oom();
+                (void) mirrors_skip_failed_before(ctx.mirrors[i]);
         }
         ctx.rpms_dir = path_join(cache_dir, "rpms");
         ctx.paths = calloc(lock->n_packages + 1, sizeof(char *));

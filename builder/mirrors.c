@@ -26,6 +26,7 @@ struct Mirrors {
         HttpOptions opts;
         MetalinkRepomd metalink;
         bool has_metalink;
+        bool metadata; /* from a definition (mirrors_load): its failures are remembered */
 };
 
 /* ---- mirrorlist and metalink ---- */
@@ -401,6 +402,7 @@ int mirrors_load(const RepoDef *rd, Mirrors **ret) {
 
         if (!m)
                 return log_oom();
+        m->metadata = true;
         if (rd->name) {
                 free(m->label);
                 m->label = strdup_printf("'%s' (%s)", rd->id, rd->name);
@@ -451,6 +453,66 @@ const char *mirrors_failed(const Mirrors *m, size_t i) {
         return i < m->n ? m->mirrors[i].failure : "no such mirror";
 }
 
+/* The mirrors that failed for a definition's metadata in this process, for
+ * mirrors_skip_failed_before(). A package's failure is not kept: a wrong
+ * checksum there may be the lock's fault, not the mirror's. */
+typedef struct {
+        char *url;
+        char *reason;
+        int error;
+} FailedBefore;
+static FailedBefore *failed_before;
+static size_t n_failed_before;
+
+static void remember_failure(const char *url, const char *reason, int r) {
+        FailedBefore *n;
+
+        for (size_t i = 0; i < n_failed_before; i++)
+                if (streq(failed_before[i].url, url))
+                        return;
+        n = realloc(failed_before, sizeof(*n) * (n_failed_before + 1));
+        if (!n)
+                return; /* only a second warning is lost */
+        failed_before = n;
+        n[n_failed_before].url = strdup(url);
+        n[n_failed_before].reason = strdup(reason);
+        n[n_failed_before].error = r;
+        if (!n[n_failed_before].url || !n[n_failed_before].reason) {
+                free(n[n_failed_before].url);
+                free(n[n_failed_before].reason);
+                return;
+        }
+        n_failed_before++;
+}
+
+size_t mirrors_skip_failed_before(Mirrors *m) {
+        size_t mirror[MIRRORS_MAX], failure[MIRRORS_MAX], n_found = 0, open = 0;
+
+        for (size_t i = 0; i < m->n; i++) {
+                if (m->mirrors[i].failure)
+                        continue;
+                open++;
+                for (size_t j = 0; j < n_failed_before; j++)
+                        if (streq(failed_before[j].url, m->mirrors[i].url)) {
+                                mirror[n_found] = i;
+                                failure[n_found++] = j;
+                                break;
+                        }
+        }
+        if (n_found == 0 || n_found == open)
+                return 0;
+        for (size_t k = 0; k < n_found; k++) {
+                Mirror *mi = &m->mirrors[mirror[k]];
+
+                mi->failure = strdup(failed_before[failure[k]].reason);
+                if (!mi->failure)
+                        return k;
+                mi->error = failed_before[failure[k]].error;
+                log_debug("repository '%s': not asking mirror %s again (%s)", m->repo_id, mi->url, mi->failure);
+        }
+        return n_found;
+}
+
 void mirrors_mark_failed(Mirrors *m, size_t i, const char *what, int r, const char *reason) {
         bool others = false;
 
@@ -458,6 +520,8 @@ void mirrors_mark_failed(Mirrors *m, size_t i, const char *what, int r, const ch
                 return;
         m->mirrors[i].failure = strdup(reason);
         m->mirrors[i].error = r;
+        if (m->metadata)
+                remember_failure(m->mirrors[i].url, reason, r);
         for (size_t j = 0; j < m->n; j++)
                 if (!m->mirrors[j].failure)
                         others = true;

@@ -72,6 +72,12 @@ const char *mirrors_failed(const Mirrors *m, size_t i);
  * "repodata/repomd.xml") unless no other mirror is left: then the error of
  * mirrors_log_exhausted() names it. Nothing when it was marked before. */
 void mirrors_mark_failed(Mirrors *m, size_t i, const char *what, int r, const char *reason);
+/* Marks failed, without a new warning, the mirrors of m that failed for a
+ * definition's metadata in this process (mirrors_load's Mirrors): a mirror
+ * skipped for repomd.xml is not asked for packages and not warned about
+ * twice. Leaves m as it is when that would leave no
+ * mirror. Returns how many it marked. */
+size_t mirrors_skip_failed_before(Mirrors *m);
 /* Logs the error that no mirror could serve `what`, with each mirror's
  * reason (for a repository with one mirror: "repository 'ID' at URL is
  * unreachable (...)" or "repository 'ID' at URL: WHAT: REASON"), and

@@ -212,6 +212,7 @@ void desired_image_release(DesiredImage *d) {
         free(d->version);
         free(d->manifest);
         free(d->signature);
+        free(d->files);
         *d = (DesiredImage) {};
 }
 
@@ -246,6 +247,8 @@ static const char *checkin_reply_check(const json_t *j) {
                 return "'desired.signature': expected a sha256 digest";
         if (json_object_get(d, "rollback") && !json_is_boolean(json_object_get(d, "rollback")))
                 return "'desired.rollback': expected a boolean";
+        if (json_object_get(d, "files") && !member_is(d, "files", sha256_hex_valid))
+                return "'desired.files': expected a sha256 digest";
         return NULL;
 }
 
@@ -263,7 +266,8 @@ int checkin_reply_from_json(const json_t *j, CheckinReply *ret, Error *error) {
                 if (get_string(d, "image", &c.desired.image) < 0 || get_string(d, "name", &c.desired.name) < 0 ||
                     get_string(d, "version", &c.desired.version) < 0 ||
                     get_string(d, "manifest", &c.desired.manifest) < 0 ||
-                    get_string(d, "signature", &c.desired.signature) < 0)
+                    get_string(d, "signature", &c.desired.signature) < 0 ||
+                    get_string(d, "files", &c.desired.files) < 0)
                         return error_set(error, -ENOMEM, "out of memory");
         }
         *ret = c;
@@ -286,6 +290,9 @@ int checkin_reply_to_json(const CheckinReply *r, json_t **ret, Error *error) {
                 j = json_pack("{s:n, s:I}", "desired", "checkin_interval", (json_int_t) r->checkin_interval);
         if (!j)
                 return error_set(error, -EINVAL, "the desired image is not UTF-8");
+        if (w->image && w->files &&
+            json_object_set_new(json_object_get(j, "desired"), "files", json_string(w->files)) < 0)
+                return error_set(error, -EINVAL, "the desired files are not UTF-8");
         why = checkin_reply_check(j);
         if (why)
                 return error_set(error, -EINVAL, "%s", why);

@@ -46,6 +46,8 @@ typedef struct DesiredImage {
         char *manifest;  /* the digests of manifest.json and manifest.sig */
         char *signature;
         bool rollback;   /* a downgrade the server allows */
+        char *files;     /* the digest of the host's files (docs/host-files.md);
+                          * NULL when the server did not say: keep what is staged */
 } DesiredImage;
 
 /* The reply to a check-in. */

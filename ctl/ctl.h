@@ -1,6 +1,6 @@
 /* slipctl: what the commands share. main.c parses the arguments into a Ctl
  * and calls one command; each command file (status.c, images.c, hosts.c,
- * audit.c, budgets.c, rollouts.c, watch.c) talks to the server through
+ * audit.c, budgets.c, rollouts.c, watch.c, files.c) talks to the server through
  * ctl_call() and prints with table.h. */
 #pragma once
 
@@ -89,6 +89,14 @@ int ctl_rollout_resume(Ctl *ctl, char **args);
 int ctl_rollout_abort(Ctl *ctl, char **args);
 int ctl_rollout_rollback(Ctl *ctl, char **args);
 int ctl_rollout_watch(Ctl *ctl, char **args);
+int ctl_files_list(Ctl *ctl, char **args);
+int ctl_files_show(Ctl *ctl, char **args);
+int ctl_files_add(Ctl *ctl, char **args);
+int ctl_files_set(Ctl *ctl, char **args);
+int ctl_files_delete(Ctl *ctl, char **args);
+int ctl_files_history(Ctl *ctl, char **args);
+int ctl_files_diff(Ctl *ctl, char **args);
+int ctl_files_render(Ctl *ctl, char **args);
 
 /* "/v1/rollouts/ID" plus suffix (may be NULL) for a rollout number given on
  * the command line; logs a usage error and returns NULL when id is not

@@ -50,6 +50,18 @@ static void help(void) {
               "                              they ran, in a new rollout\n"
               "  rollout watch ID            follow a rollout until it is done or aborted (exit 0)\n"
               "                              or paused (exit 3)\n"
+              "  files list                  host file sets: name, version, selector\n"
+              "  files show NAME [VERSION]   a set's files and templates (the newest version)\n"
+              "  files add NAME [--selector K=V]... PATH[:MODE[:UID:GID]]=LOCAL...\n"
+              "                              a new set: each PATH on the selected hosts gets LOCAL's\n"
+              "                              content, rendered per host\n"
+              "  files set NAME [--selector K=V]... [PATH[:MODE[:UID:GID]]=LOCAL...]\n"
+              "                              a new version: the files given replace the set's, the\n"
+              "                              selector and files not given stay\n"
+              "  files delete NAME           hosts stop getting the set (its history stays)\n"
+              "  files history NAME          a set's versions: when, by whom\n"
+              "  files diff NAME [FROM [TO]] what changed between two versions (default: the last)\n"
+              "  files render HOST           the files HOST gets, rendered, with their digest\n"
               "\n"
               "IMAGE is an image ID (or a prefix of 8+ digits), NAME:VERSION, or NAME (newest).\n"
               "HOST is a host ID (h-...) or a MAC address.\n"
@@ -81,7 +93,8 @@ static void help(void) {
               "  --min-available N   budget set: at least N hosts of each group up\n"
               "\n"
               "Rollout options (rollout plan, rollout start):\n"
-              "  --selector K=V      only hosts with this label (repeatable; default: every host)\n"
+              "  --selector K=V      only hosts with this label (repeatable; default: every host);\n"
+              "                      files add and files set take it too\n"
               "  --waves LIST        cumulative wave ends, counts or percentages of the hosts\n"
               "                      (default 100%, one wave), e.g. 1,10%,50%,100%\n"
               "  --bake SEC          wait this long after a wave is done before the next (default 0)\n"
@@ -218,6 +231,16 @@ static const Command commands[] = {
         { "rollout", "abort", "rollout abort ID", 1, 1, 0, ctl_rollout_abort },
         { "rollout", "rollback", "rollout rollback ID", 1, 1, 0, ctl_rollout_rollback },
         { "rollout", "watch", "rollout watch ID", 1, 1, 0, ctl_rollout_watch },
+        { "files", "list", "files list", 0, 0, 0, ctl_files_list },
+        { "files", "show", "files show NAME [VERSION]", 1, 2, 0, ctl_files_show },
+        { "files", "add", "files add NAME [--selector K=V]... PATH[:MODE[:UID:GID]]=LOCAL...", 2, SIZE_MAX,
+          WITH_SELECTOR, ctl_files_add },
+        { "files", "set", "files set NAME [--selector K=V]... [PATH[:MODE[:UID:GID]]=LOCAL...]", 1, SIZE_MAX,
+          WITH_SELECTOR, ctl_files_set },
+        { "files", "delete", "files delete NAME", 1, 1, 0, ctl_files_delete },
+        { "files", "history", "files history NAME", 1, 1, 0, ctl_files_history },
+        { "files", "diff", "files diff NAME [FROM [TO]]", 1, 3, 0, ctl_files_diff },
+        { "files", "render", "files render HOST", 1, 1, 0, ctl_files_render },
 };
 
 /* A count ("3", sent as 3) or a percentage ("10%", 0 to 100, sent as the

@@ -214,6 +214,17 @@ static void test_reply_round_trip(void **state) {
         assert_int_equal(checkin_reply_from_json(n, &none, NULL), 0);
         assert_null(none.desired.image);
         assert_int_equal(none.checkin_interval, 5);
+
+        /* With the digest of the host's files (docs/host-files.md). */
+        _cleanup_(checkin_reply_release) CheckinReply withfiles = {};
+        _cleanup_json_ json_t *f = NULL;
+        r.desired.files = (char *) ID1;
+        assert_int_equal(checkin_reply_to_json(&r, &f, NULL), 0);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(f, "desired"), "files")), ID1);
+        assert_int_equal(checkin_reply_from_json(f, &withfiles, NULL), 0);
+        assert_string_equal(withfiles.desired.files, ID1);
+        /* A reply without it, from a server that has no host files. */
+        assert_null(back.desired.files);
 }
 
 static void test_reply_refusals(void **state) {
@@ -237,6 +248,9 @@ static void test_reply_refusals(void **state) {
                 { "{\"desired\": {\"image\": \"" ID1 "\", \"name\": \"tiny\", \"version\": \"1.0\", "
                   "\"manifest\": \"" ID1 "\", \"signature\": \"" ID2 "\", \"rollback\": 1}}",
                   "'desired.rollback': expected a boolean" },
+                { "{\"desired\": {\"image\": \"" ID1 "\", \"name\": \"tiny\", \"version\": \"1.0\", "
+                  "\"manifest\": \"" ID1 "\", \"signature\": \"" ID2 "\", \"files\": \"x\"}}",
+                  "'desired.files': expected a sha256 digest" },
         };
         (void) state;
 

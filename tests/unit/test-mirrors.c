@@ -201,6 +201,29 @@ static void test_failover(void **state _unused_) {
         }
         free(TAKE_PTR(log));
 
+        /* a later Mirrors of the same process (the package downloads) skips
+         * what failed here, without a second warning; not when that would
+         * leave it no mirror */
+        {
+                _cleanup_mirrors_free_ Mirrors *later = NULL, *none_left = NULL;
+                char *urls[] = { gone, good, bad, NULL }, *failed[] = { bad, gone, NULL };
+
+                assert_int_equal(mirrors_new("base", urls, 0, 0, &later), 0);
+                capture_start();
+                assert_int_equal(mirrors_skip_failed_before(later), 2);
+                free(TAKE_PTR(log));
+                log = capture_end();
+                assert_null(strstr(log, "skipping mirror"));
+                assert_true(startswith(mirrors_failed(later, 0), "not found"));
+                assert_null(mirrors_failed(later, 1));
+                assert_string_equal(mirrors_failed(later, 2), "wrong content");
+                assert_int_equal(mirrors_new("base", failed, 0, 0, &none_left), 0);
+                assert_int_equal(mirrors_skip_failed_before(none_left), 0);
+                assert_null(mirrors_failed(none_left, 0));
+                assert_null(mirrors_failed(none_left, 1));
+        }
+        free(TAKE_PTR(log));
+
         /* the good one fails too: one error with every mirror's reason */
         capture_start();
         assert_int_equal(mirrors_fetch_memory(m, "repodata/missing.xml", 1024, NULL, NULL, &data, &size, NULL),

@@ -94,6 +94,15 @@ static void check_all(StoreTx *tx, uint64_t now, const char *op) {
                                                                          now, TIMEOUT, &n, &down),
                                                  0);
                                 recount(tx, keys[k], values[v], i < 0 ? NULL : host, now, &want_n, &want_down);
+                                if (i < 0) {
+                                        int64_t size;
+
+                                        assert_int_equal(store_group_size(tx, keys[k], values[v], &size), 0);
+                                        if (size != want_n)
+                                                fail_msg("after %s: group %s=%s has %" PRIi64
+                                                         " hosts, the recount says %" PRIi64,
+                                                         op, keys[k], values[v], size, want_n);
+                                }
                                 if (n != want_n || down != want_down)
                                         fail_msg("after %s: group %s=%s asked by %s: %" PRIi64 " of %" PRIi64
                                                  " down, the recount says %" PRIi64 " of %" PRIi64,
