@@ -73,7 +73,9 @@ if [ -z "$kpkg" ]; then
            sort -V | tail -n1)
 fi
 [ -n "$kpkg" ] || die "cannot resolve the kernel package behind linux-image-amd64 (apt-get update?)"
-[ "$image" = tiny ] && step "packages: busybox-static $kpkg systemd-boot-efi"
+if [ "$image" = tiny ]; then
+    step "packages: busybox-static $kpkg systemd-boot-efi"
+fi
 
 # --- 2. download (cached) -----------------------------------------------
 mkdir -p "$debs"
@@ -100,7 +102,9 @@ fetch() {
     fi
     fetched=$file
 }
-[ "$image" = tiny ] && { fetch busybox-static; bb_deb=$fetched; }
+if [ "$image" = tiny ]; then
+    fetch busybox-static; bb_deb=$fetched
+fi
 fetch "$kpkg"; k_deb=$fetched
 fetch systemd-boot-efi; sb_deb=$fetched
 
@@ -116,7 +120,9 @@ extract() {
     step "extracted $(basename "$deb")"
     extracted=$dir
 }
-[ "$image" = tiny ] && { extract "$bb_deb"; bb_root=$extracted; }
+if [ "$image" = tiny ]; then
+    extract "$bb_deb"; bb_root=$extracted
+fi
 extract "$k_deb"; k_root=$extracted
 extract "$sb_deb"; sb_root=$extracted
 
@@ -124,7 +130,8 @@ extract "$sb_deb"; sb_root=$extracted
 upstream() { local v=${1#*:}; echo "${v%-*}"; }
 revision() { local v=${1#*:}; case "$v" in *-*) v=${v##*-} ;; *) v=1 ;; esac
              echo "$v" | tr -c 'A-Za-z0-9.~\n' '.'; }
-[ "$image" = tiny ] && bb_ver=$(dpkg-deb -f "$bb_deb" Version)
+bb_ver=
+[ "$image" = base ] || bb_ver=$(dpkg-deb -f "$bb_deb" Version)
 k_ver=$(dpkg-deb -f "$k_deb" Version)
 sb_ver=$(dpkg-deb -f "$sb_deb" Version)
 kver=$(ls "$k_root/lib/modules")
