@@ -89,8 +89,8 @@ COMPONENT_LIBS := $(BUILDER_LIB) $(BOOTSERVER_LIB) $(CTL_LIB) $(AGENT_LIB)
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim test-layers check test test-unit test-integration test-boot test-e2e test-fleet test-ha bench demo \
-	sample-repo sample-images fuzz install clean help
+.PHONY: all deps deps-bench deps-extra test-fuzz-replay test-sim test-layers check test test-unit test-integration test-boot test-boot-base test-e2e test-fleet test-ha bench demo \
+	sample-repo base-repo sample-images fuzz install clean help
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -284,7 +284,7 @@ $(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(FLAGS_STAMP) | $
 test-unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
-INTEGRATION := $(filter-out tests/integration/boot.sh,$(wildcard tests/integration/*.sh))
+INTEGRATION := $(filter-out tests/integration/boot.sh tests/integration/boot-base.sh,$(wildcard tests/integration/*.sh))
 
 test-integration: all sample-repo $(BUILD)/bench/checkins
 	@rc=0; for t in $(INTEGRATION); do $$t || rc=1; done; exit $$rc
@@ -292,7 +292,7 @@ test-integration: all sample-repo $(BUILD)/bench/checkins
 ## make test          everything (what CI runs); fails if a test left something running
 # The suites after check's own look for leftovers, then the last look.
 test: check
-	@$(MAKE) --no-print-directory test-boot test-e2e test-fleet test-ha
+	@$(MAKE) --no-print-directory test-boot test-boot-base test-e2e test-fleet test-ha
 	@tests/leftovers.sh
 
 ## make test-fleet    500 slipway-agent processes in network namespaces through a rollout
@@ -311,11 +311,22 @@ test-e2e: all sample-repo
 test-boot: all sample-repo
 	@tests/integration/boot.sh
 
+## make test-boot-base  build Slipway Base (systemd, sshd) and boot its disk under OVMF (minutes)
+test-boot-base: all base-repo
+	@tests/integration/boot-base.sh
+
 ## make sample-repo   build the sample RPMs into build/sample-repo
 sample-repo: $(BUILD)/sample-repo/repodata/repomd.xml
 
 $(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh images/sign-rpms.sh $(wildcard images/specs/*.spec) $(BIN)/slipway-agent | $(DEPS_OK)
 	images/sample-repo.sh $(BUILD)/sample-repo $(BIN)/slipway-agent
+
+## make base-repo     build the RPMs of Slipway Base (images/base.conf) into build/base-repo
+base-repo: $(BUILD)/base-repo/repodata/repomd.xml
+
+$(BUILD)/base-repo/repodata/repomd.xml: images/sample-repo.sh images/sign-rpms.sh $(wildcard images/specs/*.spec) \
+		agent/slipway-agent.service $(BIN)/slipway-agent | $(DEPS_OK)
+	images/sample-repo.sh --base $(BUILD)/base-repo $(BIN)/slipway-agent
 
 ## make demo          the whole story: images, slipwayd, 50 simulated hosts, a rollout (DEMO=once exits)
 demo: all sample-repo

@@ -42,6 +42,10 @@ static const ConfKey keys[] = {
           "live mode: where the rootfs is kept, a tmpfs (/run/slipway-live)" },
         { "agent", "files-root", "files-root", CONF_STRING, F(files_root), "DIR",
           "where the host files of the booted slot are applied (/)" },
+        { "agent", "etc-upper", "etc-upper", CONF_STRING, F(etc_upper), "DIR",
+          "etc-diff: the host's changes to /etc, the overlay's upper layer (STATE-DIR/etc/upper)" },
+        { "agent", "etc-image", "etc-image", CONF_STRING, F(etc_image), "DIR",
+          "etc-diff: the image's own /etc (/run/slipway/etc-image)" },
         { "backend", "type", "backend", CONF_STRING, F(backend), "TYPE", "disk or sim (disk)" },
         { "backend", "boot", "boot", CONF_STRING, F(boot), "LOADER",
           "systemd-boot, grub or auto (grub where the ESP has its grubenv) (systemd-boot)" },
@@ -72,6 +76,7 @@ int agent_config_init(AgentConfig *c) {
             conftab_set_string(&c->esp_dir, "/efi") < 0 || conftab_set_string(&c->arch, u.machine) < 0 ||
             conftab_set_string(&c->live_dir, "/run/slipway-live") < 0 ||
             conftab_set_string(&c->files_root, "/") < 0 ||
+            conftab_set_string(&c->etc_image, "/run/slipway/etc-image") < 0 ||
             conftab_set_string(&c->greenboot_dirs, "/usr/lib/greenboot/check /etc/greenboot/check") < 0)
                 return -ENOMEM;
         return 0;

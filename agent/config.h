@@ -29,6 +29,8 @@ typedef struct AgentConfig {
         char *log_level;
         char *live_dir;        /* live mode: the rootfs in memory (/run/slipway-live) */
         char *files_root;      /* where host files are applied (/) */
+        char *etc_upper;       /* the /etc overlay's upper layer; NULL: STATE-DIR/etc/upper */
+        char *etc_image;       /* the image's own /etc, read-only (/run/slipway/etc-image) */
         /* [backend] */
         char *backend;         /* disk | sim */
         char *boot;            /* systemd-boot | grub: how the slot to boot is chosen */

@@ -7,6 +7,7 @@
 #include "bootentry.h"
 #include "conftab.h"
 #include "cycle.h"
+#include "etcdiff.h"
 #include "fileio.h"
 #include "files.h"
 #include "install.h"
@@ -39,6 +40,8 @@ static void help(void) {
                "  power-on             sim backend: run the firmware emulator, then `run`\n"
                "  apply-files          put the booted slot's host files in place under files-root\n"
                "                       (early at boot; `run` does it too)\n"
+               "  etc-diff [--all]     what this host changed in /etc against the image's copy:\n"
+               "                       changed, new, deleted (--all: also files the same)\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE            config file (default " AGENT_CONFIG_DEFAULT_PATH ")\n"
@@ -50,6 +53,31 @@ static void help(void) {
                "Every config key has a flag:\n");
         agent_config_help(stdout);
         printf("\nSee slipway-agent(8) and docs/agent.md.\n");
+}
+
+/* etc-diff: the /etc overlay's upper layer against the image's /etc. */
+static int print_etc_diff(const AgentConfig *c, char **args) {
+        _cleanup_free_ char *upper = c->etc_upper ? strdup(c->etc_upper) : path_join(c->state_dir, "etc/upper");
+        bool all = false;
+        int r;
+
+        if (!upper)
+                return log_oom();
+        for (char **a = args; a && *a; a++) {
+                if (!streq(*a, "--all"))
+                        return log_error_errno(-EINVAL, "etc-diff: unexpected argument '%s'", *a);
+                all = true;
+        }
+        if (access(c->etc_image, F_OK) < 0)
+                log_warning("the image's /etc is not at '%s': every file of the host's shows as new", c->etc_image);
+        r = etc_diff_print(upper, c->etc_image, all, stdout);
+        if (r == -ENOENT)
+                return log_error_errno(r, "no /etc overlay on this host ('%s' does not exist)", upper);
+        if (r < 0)
+                return log_error_errno(r, "cannot read '%s': %m", upper);
+        if (r == 0)
+                printf("/etc is as the image ships it\n");
+        return 0;
 }
 
 static int print_status(Agent *a) {
@@ -155,7 +183,7 @@ static int parse_args(int argc, char **argv, Args *a) {
         /* Options after the command would otherwise be taken as its
          * arguments, or silently ignored. */
         for (char **c = a->command ? a->command + 1 : NULL; r >= 0 && c && *c; c++)
-                if (startswith(*c, "-"))
+                if (startswith(*c, "-") && !(streq(a->command[0], "etc-diff") && streq(*c, "--all")))
                         r = log_error_errno(-EINVAL, "option '%s' after the command '%s': options go before it", *c,
                                             a->command[0]);
         return r < 0 ? r : 0;
@@ -256,6 +284,8 @@ static int agent_main(Agent *a, Args *args, int argc, char **argv) {
                 r = agent_install(a);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
+        if (streq(cmd, "etc-diff"))
+                return print_etc_diff(&a->config, args->command + 1) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (streq(cmd, "live"))
                 return agent_live(a) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (streq(cmd, "power-on")) {

@@ -13,10 +13,14 @@
 #   slipway.root=DEV        override: /dev/..., PARTNAME=..., UUID=..., LABEL=...
 #   slipway.mode=normal|install|live   (default normal)
 #   slipway.poweroff=1      on failure (and in the OS, after boot) power off
+#   slipway.etc=overlay|bind  /etc: an overlay whose upper layer is on var
+#                           (default), or only the host's identity bound in
+#                           from var (docs/host-config.md)
 #   live mode: slipway.server=, slipway.image=, slipway.signature= and
 #   slipway.rootfs= for the agent (the bootserver's live script sets them)
 #
 # Output contract (the tests grep for these):
+#   SLIPWAY-INITRAMFS etc=overlay|bind machine-id=<id>   /etc is set up
 #   SLIPWAY-INITRAMFS slot=<x> root=<dev>     just before switch_root
 #   SLIPWAY-INITRAMFS live=<name>:<version> root=<loop dev>   the same, live
 #   SLIPWAY-INITRAMFS-FAIL: <reason>          once, then a shell or poweroff
@@ -42,6 +46,92 @@ if [ "$$" != 1 ] && [ -n "${interface:-}" ]; then
     exit 0
 fi
 
+# --- host identity and /etc (docs/host-config.md) -------------------------------
+# What a host keeps across slot switches lives on var, in STATE/etc (STATE is
+# /var/lib/slipway): upper/ and work/ of the /etc overlay. With
+# slipway.etc=bind only these paths under /etc are the host's own, bound in
+# from upper/; everything else under /etc is the image's, read-only.
+IDENTITY_PATHS='machine-id hostname ssh network systemd/network NetworkManager/system-connections sysconfig/network-scripts'
+
+# crashpoint NAME: a power cut here when slipway.crash-at=NAME (the tests'
+# fault injection): as PID 1 a poweroff without sync, else SIGKILL to the
+# whole process group (the tests run this under setsid).
+crashpoint() {
+    [ "${SLIPWAY_CRASH_AT:-}" = "$1" ] || return 0
+    echo "SLIPWAY-CRASH at $1" >&2
+    if [ "$$" = 1 ]; then poweroff -f -n; else kill -KILL 0; fi
+    sleep 5
+}
+
+# machine_id_ensure DIR: DIR/machine-id holds the host's ID, 32 lower-case
+# hex digits and a newline. Made once, from the kernel's random UUID, when
+# DIR has none or a malformed one; never changed after. A new file is
+# written, fsynced, renamed over and the directory fsynced: a power cut
+# leaves no file (the next boot makes one) or the whole ID, never an empty
+# or partial one.
+machine_id_ensure() {
+    f=$1/machine-id
+    id=$(cat "$f" 2>/dev/null)
+    [ "${#id}" = 32 ] && [ -z "$(printf '%s' "$id" | tr -d 0-9a-f)" ] && return 0
+    id=$(tr -d '-' </proc/sys/kernel/random/uuid) && [ "${#id}" = 32 ] || return 1
+    rm -f "$f.new"
+    printf '%s\n' "$id" >"$f.new" || return 1
+    crashpoint machine-id-written
+    sync "$f.new" || return 1
+    crashpoint machine-id-synced
+    mv -f "$f.new" "$f" || return 1
+    sync "$1"
+    crashpoint machine-id-renamed
+}
+
+# etc_bind SYSROOT UPPER PATH: binds UPPER/PATH over SYSROOT/etc/PATH, a file
+# over a file or a directory over a directory. The first time, UPPER/PATH is
+# seeded with the image's copy; from then on it is the host's. A path the
+# image lacks cannot be bound on a read-only root, and is left out.
+etc_bind() {
+    img=$1/etc/$3 own=$2/$3
+    if [ -L "$img" ] || ! [ -e "$img" ]; then
+        [ -e "$own" ] && echo "slipway-initramfs: the image has no /etc/$3 to bind the host's over" >&2
+        return 0
+    fi
+    if ! [ -e "$own" ]; then
+        mkdir -p "${own%/*}" && cp -a "$img" "$own" || return 1
+    fi
+    mount --bind "$own" "$img"
+}
+
+# etc_setup SYSROOT STATE MODE [RUN]: sets up SYSROOT/etc from the image's
+# read-only /etc and the host's STATE/etc/upper; prints the mode it set up.
+# MODE overlay: an overlayfs, upper/ its upper layer (the host's copy of a
+# file wins over the image's); bind when the kernel cannot mount one. MODE
+# bind: IDENTITY_PATHS only (etc_bind). The image's own /etc stays visible
+# read-only at RUN/slipway/etc-image (RUN: SYSROOT/run, or the /run that
+# becomes it), for slipway-agent etc-diff. Needs /proc (the machine-id).
+etc_setup() {
+    root=$1 up=$2/etc/upper work=$2/etc/work mode=$3 run=${4:-$1/run}
+    mkdir -p "$up" "$work" || return 1
+    machine_id_ensure "$up" || echo "slipway-initramfs: cannot write $up/machine-id" >&2
+    if [ -d "$run" ]; then
+        mkdir -p "$run/slipway/etc-image" &&
+            mount --bind "$root/etc" "$run/slipway/etc-image" ||
+            echo "slipway-initramfs: the image's /etc is not kept at /run/slipway/etc-image" >&2
+    fi
+    if [ "$mode" = overlay ]; then
+        if mount -t overlay overlay -o "lowerdir=$root/etc,upperdir=$up,workdir=$work" "$root/etc"; then
+            echo overlay
+            return 0
+        fi
+        echo "slipway-initramfs: cannot mount an overlay on /etc (is overlay among the initramfs modules?)" >&2
+    fi
+    for p in $IDENTITY_PATHS; do
+        etc_bind "$root" "$up" "$p" || echo "slipway-initramfs: cannot bind /etc/$p" >&2
+    done
+    echo bind
+}
+
+# The tests source this file for the functions above.
+[ "${SLIPWAY_INITRAMFS_FUNCTIONS:-0}" = 1 ] && return 0
+
 /bin/busybox mkdir -p /bin /sbin /proc /sys /dev /run /sysroot /tmp
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
@@ -55,7 +145,7 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 # If the cpio had no /dev/console node the kernel gave us no stdio.
 [ -t 1 ] || exec 0<>/dev/console 1>&0 2>&0
 
-slot=a mode=normal root_override='' poweroff=0
+slot=a mode=normal root_override='' poweroff=0 etc_mode=overlay
 set -f
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
@@ -63,6 +153,8 @@ for arg in $(cat /proc/cmdline); do
         slipway.mode=*)     mode=${arg#*=} ;;
         slipway.root=*)     root_override=${arg#*=} ;;
         slipway.poweroff=*) poweroff=${arg#*=} ;;
+        slipway.etc=*)      etc_mode=${arg#*=} ;;
+        slipway.crash-at=*) SLIPWAY_CRASH_AT=${arg#*=} ;;
     esac
 done
 set +f
@@ -214,6 +306,19 @@ fi
 
 [ -e /sysroot/sbin/init ] || [ -L /sysroot/sbin/init ] ||
     fail "rootfs on $root has no /sbin/init"
+
+# The host's identity and its /etc, before any init reads them (systemd
+# reads /etc/machine-id first thing). On a tmpfs /var (live) they last
+# until the next boot: a new machine-id each time. Here, while /proc is the
+# initramfs's (the machine-id comes from it) and /run moves into the root
+# below with the image's /etc bound in it.
+case "$etc_mode" in
+    overlay|bind) ;;
+    *) echo "slipway-initramfs: unknown slipway.etc=$etc_mode, using overlay"; etc_mode=overlay ;;
+esac
+etc=$(etc_setup /sysroot /sysroot/var/lib/slipway "$etc_mode" /run) || etc=none
+hostname -F /sysroot/etc/hostname 2>/dev/null
+echo "SLIPWAY-INITRAMFS etc=$etc machine-id=$(cat /sysroot/var/lib/slipway/etc/upper/machine-id 2>/dev/null)"
 
 # Hand the API filesystems over; the OS's init finds them mounted.
 for m in /dev /proc /sys /run; do

@@ -47,14 +47,7 @@ int ctl_budget_list(Ctl *ctl, char **args _unused_) {
                         break;
         }
         json_decref(reply);
-        if (r < 0)
-                return log_oom();
-        if (table_rows(t) == 0) {
-                printf("no budgets are set\n");
-                return 0;
-        }
-        table_print(t, stdout, true, NULL);
-        return 0;
+        return table_print_listing(t, r, "no budgets are set");
 }
 
 int ctl_budget_set(Ctl *ctl, char **args) {

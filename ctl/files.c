@@ -62,14 +62,7 @@ int ctl_files_list(Ctl *ctl, char **args _unused_) {
                         break;
         }
         json_decref(reply);
-        if (r < 0)
-                return log_oom();
-        if (table_rows(t) == 0) {
-                printf("no file sets\n");
-                return 0;
-        }
-        table_print(t, stdout, true, NULL);
-        return 0;
+        return table_print_listing(t, r, "no file sets");
 }
 
 /* GET /v1/files/NAME[?version=V]; version NULL: the newest. */

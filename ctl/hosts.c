@@ -128,14 +128,7 @@ int ctl_host_list(Ctl *ctl, char **args _unused_) {
         }
         json_decref(reply);
         json_decref(names);
-        if (r < 0)
-                return log_oom();
-        if (table_rows(t) == 0) {
-                printf("no hosts%s\n", ctl->opt.labels || ctl->opt.state ? " match" : " are known");
-                return 0;
-        }
-        table_print(t, stdout, true, NULL);
-        return 0;
+        return table_print_listing(t, r, ctl->opt.labels || ctl->opt.state ? "no hosts match" : "no hosts are known");
 }
 
 /* A field of several lines (a health check's output in a message), a line

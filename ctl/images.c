@@ -59,14 +59,7 @@ int ctl_image_list(Ctl *ctl, char **args _unused_) {
                         break;
         }
         json_decref(reply);
-        if (r < 0)
-                return log_oom();
-        if (table_rows(t) == 0) {
-                printf("no images are published\n");
-                return 0;
-        }
-        table_print(t, stdout, true, NULL);
-        return 0;
+        return table_print_listing(t, r, "no images are published");
 }
 
 int ctl_image_show(Ctl *ctl, char **args) {

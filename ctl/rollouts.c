@@ -214,11 +214,7 @@ static int print_groups(json_t *ro) {
                 if (table_add_row(t, (const char *const[]) { str(g, "group"), hosts, done, failed, down }) < 0)
                         return -ENOMEM;
         }
-        if (table_rows(t) == 0)
-                printf("no budgeted groups among its hosts\n");
-        else
-                table_print(t, stdout, true, NULL);
-        return 0;
+        return table_print_listing(t, 0, "no budgeted groups among its hosts");
 }
 
 void ctl_rollout_print(json_t *ro, int64_t now) {
@@ -376,14 +372,7 @@ int ctl_rollout_list(Ctl *ctl, char **args _unused_) {
                         break;
         }
         json_decref(reply);
-        if (r < 0)
-                return log_oom();
-        if (table_rows(t) == 0) {
-                printf("no rollouts\n");
-                return 0;
-        }
-        table_print(t, stdout, true, NULL);
-        return 0;
+        return table_print_listing(t, r, "no rollouts");
 }
 
 int ctl_rollout_status(Ctl *ctl, char **args) {

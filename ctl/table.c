@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <time.h>
 
+#include "log.h"
 #include "table.h"
 #include "util.h"
 
@@ -240,4 +241,14 @@ char *json_inline(json_t *v) {
                 return NULL;
         }
         return out;
+}
+
+int table_print_listing(Table *t, int r, const char *empty) {
+        if (r < 0)
+                return log_oom();
+        if (table_rows(t) == 0)
+                printf("%s\n", empty);
+        else
+                table_print(t, stdout, true, NULL);
+        return 0;
 }

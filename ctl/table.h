@@ -31,6 +31,10 @@ size_t table_rows(const Table *t);
  * min_widths[i] when min_widths is not NULL. Rows are dropped afterwards, so
  * a table can be printed in batches. */
 void table_print(Table *t, FILE *f, bool header, const size_t *min_widths);
+/* Ends a listing on stdout: when r < 0 (a row could not be added) logs the
+ * lack of memory and returns it; when t has no rows prints the line `empty`;
+ * else prints t with its header. Returns 0 otherwise. */
+int table_print_listing(Table *t, int r, const char *empty);
 
 /* Prints "key:" padded to a fixed width, then the formatted value, made
  * safe for a terminal, and a newline. */

@@ -10,7 +10,10 @@
 #   3. a rollout of 3.0, whose required health check fails: the canary falls
 #      back to 2.0 by itself, the rollout pauses, the other VM stays on 2.0;
 #   4. power cut: a VM is killed while it writes a slot; restarted, it boots
-#      its last good slot and finishes the update.
+#      its last good slot and finishes the update;
+#   5. identity: through all of the above each VM kept its machine-id, the
+#      hostname, the file under /etc and the SSH host key it made on its
+#      first boot (tiny-identity), on an /etc overlay.
 #
 # Assertions come from slipwayd's API and from each VM's serial console
 # ($T_DIR/vmN.log). E2E_KEEP=1 keeps the directory and the namespace's
@@ -121,7 +124,7 @@ mkdir -p "$D/keys"
 [ -s "$D/k.key" ] || $B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
 "$TOP/images/keys-repo.sh" "$D/keys-repo" "$D/keys" >/dev/null
 define() { # define FILE VERSION [EXTRA-PACKAGE...]
-        tiny_def "$@" slipway-keys
+        tiny_def "$@" slipway-keys tiny-identity
         printf '\n[repo keys]\nbaseurl = %s\ngpgkey = %s/RPM-GPG-KEY-slipway-keys\n' "$D/keys-repo" "$D/keys-repo" >>"$1"
 }
 ok=1
@@ -245,6 +248,30 @@ if phase 4; then
         else
                 t_fail "cut=$cut, first boot after it: '$first_boot';" \
                         "$(host_json "${MACS[$n]}" | jq -c '{state,version,booted_slot,message}'); $(tr -d '\r' <"$last" | tail -n 12)"
+        fi
+fi
+
+if phase 2 || phase 3 || phase 4; then
+        t_case "identity: each VM kept its machine-id, hostname, /etc file and SSH host key across every switch"
+        ok=1 why=
+        for n in 0 1; do
+                ids=$(console "$n" | grep -a -o 'SLIPWAY-IDENTITY .*' | sort -u)
+                mids=$(console "$n" | grep -a -o 'SLIPWAY-INITRAMFS etc=[a-z]* machine-id=[0-9a-f]*' | sort -u)
+                # Boots from disk: at least one from each slot.
+                if [ "$(echo "$ids" | wc -l)" != 1 ] || [ "$(echo "$mids" | wc -l)" != 1 ] ||
+                        [[ "$mids" != "SLIPWAY-INITRAMFS etc=overlay machine-id="* ]] ||
+                        [[ "$ids" != *"machine-id=${mids##*=} "* ]] || [[ "$ids" != *"hostname=tiny-"* ]] ||
+                        [ "$(boots "$n" a)" -lt 1 ] || [ "$(boots "$n" b)" -lt 1 ]; then
+                        ok=0
+                        why+="VM $n: $(echo "$ids" "$mids" | tr '\n' ';') boots a $(boots "$n" a), b $(boots "$n" b); "
+                fi
+                mid[$n]=${mids##*=}
+        done
+        [ "${mid[0]}" != "${mid[1]}" ] || { ok=0; why+="both VMs have machine-id ${mid[0]}"; }
+        if [ $ok = 1 ]; then
+                t_ok "$(console 0 | grep -a -c 'SLIPWAY-IDENTITY') and $(console 1 | grep -a -c 'SLIPWAY-IDENTITY') boots"
+        else
+                t_fail "$why"
         fi
 fi
 

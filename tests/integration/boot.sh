@@ -2,7 +2,8 @@
 # Builds the sample image with its GPT disk and boots it in qemu twice: the
 # kernel + initramfs directly, and the whole disk under OVMF through
 # systemd-boot. Each boot must reach the sample OS's shell marker on the
-# serial console.
+# serial console; the direct one must have put /etc on an overlay and made
+# a machine-id.
 . "$(dirname "$0")/../lib.sh"
 t_begin boot
 
@@ -53,7 +54,13 @@ start=$(date +%s)
 if qemu_until SLIPWAY-SHELL-READY 180 "$D/direct.log" -m 512 -kernel "$D/img/vmlinuz" -initrd "$D/img/initrd.img" \
         -append "console=ttyS0 slipway.slot=a slipway.poweroff=1" \
         -drive "file=$D/direct.img,format=raw,if=virtio"; then
-        if grep -q -a "VERSION=1.0" "$D/direct.log"; then t_ok "$(($(date +%s) - start)) s"; else t_fail "no release in output"; fi
+        if ! grep -q -a "VERSION=1.0" "$D/direct.log"; then
+                t_fail "no release in output"
+        elif ! grep -q -a "SLIPWAY-INITRAMFS etc=overlay machine-id=[0-9a-f]\{32\}" "$D/direct.log"; then
+                t_fail "no /etc overlay or machine-id: $(grep -a 'SLIPWAY-INITRAMFS\|slipway-initramfs' "$D/direct.log")"
+        else
+                t_ok "$(($(date +%s) - start)) s"
+        fi
 else
         t_fail "no shell marker; console: $(tail -c 1500 "$D/direct.log")"
 fi

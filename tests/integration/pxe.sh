@@ -152,6 +152,7 @@ if [ "$(jq -r .image <<<"$host")" = "$(sha "$D/img/manifest.json")" ] &&
 api() { in_ns curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
 LIVE_MAC=52:54:00:98:00:03
 t_case "a host assigned boot=live PXE-boots the image into memory, verified, and runs its init"
+# (its /etc an overlay on the tmpfs /var, with a machine-id for this boot)
 # Its first PXE request makes the host known; then it is assigned 1.0 live.
 in_ns curl -s -o /dev/null "$URL/boot/ipxe?mac=$LIVE_MAC"
 live_id=$(api "$URL/v1/hosts/$LIVE_MAC" | jq -r .id)
@@ -161,6 +162,7 @@ in_ns curl -s -o "$D/live.ipxe" "$URL/boot/ipxe?mac=$LIVE_MAC"
 if vm live "$LIVE_MAC" SLIPWAY-SHELL-READY -boot n && grep -q "gets the live script" "$D/slipwayd.log" &&
         grep -q -a "live: tiny:1.0 is in memory, verified against its signed manifest" "$D/live.log" &&
         grep -q -a "SLIPWAY-INITRAMFS live=tiny:1.0 root=/dev/loop" "$D/live.log" &&
+        grep -q -a "SLIPWAY-INITRAMFS etc=overlay machine-id=[0-9a-f]\{32\}" "$D/live.log" &&
         grep -q -a "SLIPWAY-BOOT-OK" "$D/live.log" && cmp -s -n 1048576 "$D/live.img" /dev/zero; then
         t_ok "$ELAPSED s"
 else
