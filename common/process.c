@@ -28,7 +28,8 @@ static char **child_env(char *const *unset, char *const *set) {
         return TAKE_PTR(env);
 }
 
-/* Spawns argv with stdin on /dev/null, stdout on out_fd and stderr on err_fd. */
+/* Spawns argv with stdin on /dev/null, stdout on out_fd and stderr on err_fd,
+ * and no other fd. */
 static int spawn_fds(char *const *argv, char **env, int out_fd, int err_fd, bool own_group, pid_t *ret_pid) {
         _cleanup_close_ int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         posix_spawn_file_actions_t fa;
@@ -41,6 +42,8 @@ static int spawn_fds(char *const *argv, char **env, int out_fd, int err_fd, bool
         posix_spawn_file_actions_adddup2(&fa, null_fd, STDIN_FILENO);
         posix_spawn_file_actions_adddup2(&fa, out_fd < 0 ? null_fd : out_fd, STDOUT_FILENO);
         posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
+        /* and nothing else, not even what our own parent let us inherit */
+        posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
         posix_spawnattr_init(&attr);
         if (own_group) {
                 posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);

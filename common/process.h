@@ -1,5 +1,6 @@
 /* Running other programs without a shell: posix_spawn with a chosen
- * environment, output captured through a pipe. */
+ * environment, output captured through a pipe. A child gets fds 0 to 2 and
+ * no other, even one our own parent left open without O_CLOEXEC. */
 #pragma once
 
 #include <sys/types.h>

@@ -1,5 +1,8 @@
+#include <fcntl.h>
+
 #include "tests.h"
 
+#include "process.h"
 #include "util.h"
 
 static void test_parse_size(void **state) {
@@ -108,12 +111,29 @@ static void test_source_date_epoch(void **state) {
         unsetenv("SOURCE_DATE_EPOCH");
 }
 
+/* A child gets fds 0 to 2 only, even when we hold one without O_CLOEXEC
+ * (as a shell's background job may leave us). */
+static void test_spawn_fds(void **state) {
+        int fd = open("/dev/null", O_RDONLY);
+        (void) state;
+        assert_true(fd >= 0);
+        assert_int_equal(dup2(fd, 37), 37);
+        assert_int_equal(spawn_capture((char *const[]) { "sh", "-c", "test ! -e /proc/self/fd/37", NULL }, NULL,
+                                       NULL, NULL),
+                         0);
+        assert_int_equal(spawn_capture((char *const[]) { "sh", "-c", "test -e /proc/self/fd/2", NULL }, NULL, NULL,
+                                       NULL),
+                         0);
+        close(37);
+        close(fd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_parse_size), test_in_dir(test_safe_ato),
                 test_in_dir(test_strv),       test_in_dir(test_array_push), test_in_dir(test_json_escape),
                 test_in_dir(test_path_join),  test_in_dir(test_hex),
-                test_in_dir(test_source_date_epoch),
+                test_in_dir(test_source_date_epoch), test_in_dir(test_spawn_fds),
         };
         return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
