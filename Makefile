@@ -291,8 +291,14 @@ test-integration: all sample-repo $(BUILD)/bench/checkins
 
 ## make test          everything (what CI runs); fails if a test left something running
 # The suites after check's own look for leftovers, then the last look.
+# Slipway Base's repository (minutes of rpmbuild) is made while test-boot's
+# VMs run, its output in build/base-repo.log.
 test: check
-	@$(MAKE) --no-print-directory test-boot test-boot-base test-e2e test-fleet test-ha
+	@$(MAKE) --no-print-directory base-repo >$(BUILD)/base-repo.log 2>&1 & pid=$$!; \
+	$(MAKE) --no-print-directory test-boot; rc=$$?; \
+	if ! wait $$pid; then tail -n 20 $(BUILD)/base-repo.log; echo "make base-repo failed" >&2; rc=1; fi; \
+	exit $$rc
+	@$(MAKE) --no-print-directory test-boot-base test-e2e test-fleet test-ha
 	@tests/leftovers.sh
 
 ## make test-fleet    500 slipway-agent processes in network namespaces through a rollout
