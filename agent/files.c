@@ -180,33 +180,19 @@ static bool file_same(const char *path, const char *content, mode_t mode, uid_t 
         return size == strlen(content) && memcmp(data, content, size) == 0;
 }
 
-/* Writes one file atomically: temporary file, mode, owner, fsync, rename,
- * fsync of the directory. The owner is set when running as root. */
+/* Writes one file atomically (common/fileio.h), its directories made as
+ * needed. The owner is set when running as root. */
 static int file_write(const char *path, const char *content, mode_t mode, uid_t uid, gid_t gid) {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
         int r;
 
         r = mkdir_parents(path, 0755);
         if (r < 0)
                 return r;
-        fd = open_tmpfile_beside(path, &tmp);
-        if (fd < 0)
-                return fd;
-        r = loop_write(fd, content, strlen(content));
-        if (r >= 0 && fchmod(fd, mode) < 0)
-                r = negative_errno();
-        if (r >= 0 && geteuid() == 0 && fchown(fd, uid, gid) < 0)
-                r = negative_errno();
-        if (r >= 0 && fsync(fd) < 0)
-                r = negative_errno();
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = negative_errno();
-        if (r < 0) {
-                (void) unlink(tmp);
-                return r;
+        if (geteuid() != 0) {
+                uid = (uid_t) -1;
+                gid = (gid_t) -1;
         }
-        return fsync_parent_dir(path);
+        return write_file_atomic_owned(path, content, strlen(content), mode, uid, gid);
 }
 
 /* Writes the record of applied files: the slot, the digest (NULL while

@@ -97,7 +97,7 @@ int open_tmpfile_beside(const char *final_path, char **ret_tmp_path) {
         return fd;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t n, mode_t mode) {
+int write_file_atomic_owned(const char *path, const void *data, size_t n, mode_t mode, uid_t uid, gid_t gid) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
         int r;
@@ -108,6 +108,8 @@ int write_file_atomic(const char *path, const void *data, size_t n, mode_t mode)
         r = loop_write(fd, data, n);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = negative_errno();
+        if (r >= 0 && (uid != (uid_t) -1 || gid != (gid_t) -1) && fchown(fd, uid, gid) < 0)
+                r = negative_errno();
         if (r >= 0 && fsync(fd) < 0)
                 r = negative_errno();
         if (r >= 0 && rename(tmp, path) < 0)
@@ -117,6 +119,10 @@ int write_file_atomic(const char *path, const void *data, size_t n, mode_t mode)
                 return r;
         }
         return fsync_parent_dir(path);
+}
+
+int write_file_atomic(const char *path, const void *data, size_t n, mode_t mode) {
+        return write_file_atomic_owned(path, data, n, mode, (uid_t) -1, (gid_t) -1);
 }
 
 int mkdir_p(const char *path, mode_t mode) {

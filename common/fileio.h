@@ -25,6 +25,9 @@ int loop_write(int fd, const void *data, size_t n);
  * fsyncs it, renames it over path and fsyncs the directory. On failure the
  * temporary file is removed and path is untouched. */
 int write_file_atomic(const char *path, const void *data, size_t n, mode_t mode);
+/* The same, owned by uid:gid (set before the rename; -1 leaves either as
+ * it comes). */
+int write_file_atomic_owned(const char *path, const void *data, size_t n, mode_t mode, uid_t uid, gid_t gid);
 
 /* fsync()s the directory that contains path. */
 int fsync_parent_dir(const char *path);
