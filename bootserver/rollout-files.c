@@ -97,7 +97,10 @@ int rollout_files_assign(StoreTx *tx, int64_t rid, const char *name, const char 
         if (r < 0)
                 return r;
         r = files_host_render(tx, id, NULL, digest, &error);
-        if (r == -ENOMEM || (r < 0 && !error.message))
+        /* Only what the host's labels and the templates make fails a host
+         * (a missing variable, a path twice, too large): a database error
+         * fails the tick, which the next one does again. */
+        if (r < 0 && (!error.message || (r != -ENOENT && r != -EEXIST && r != -EFBIG && r != -EINVAL)))
                 return r;
         if (r < 0) {
                 /* The host keeps what it had: a version its labels cannot

@@ -16,6 +16,7 @@
 #include "json.h"
 #include "pgserver.h"
 #include "store-db.h"
+#include "store-sqlite.h"
 #include "store-files.h"
 #include "store-hosts.h"
 #include "store-rollouts.h"
@@ -130,15 +131,9 @@ static void save(StoreTx *tx, char saved[N_HOSTS][65]) {
                 desired(tx, hosts[i], saved[i]);
 }
 
-static void test_waves(void **state) {
-        _cleanup_store_db_free_ StoreDb *db = test_store_open();
-        _cleanup_store_tx_ StoreTx *tx = begin(db);
-        char v1[N_HOSTS][65], v2[N_HOSTS][65], v3[N_HOSTS][65];
-        int64_t id, id2, back, live = -1, pinned = -1, busy = 0;
-        _cleanup_free_ char *error = NULL;
-        uint64_t now = 10000;
-        (void) state;
-
+/* An image, and the hosts on it, healthy, slot a booted: rack r1 but
+ * the last, in r2. */
+static void fleet_setup(StoreTx *tx) {
         {
                 _cleanup_stmt_reset_ DbStmt *st = NULL;
                 assert_int_equal(store_stmt(tx,
@@ -162,6 +157,90 @@ static void test_waves(void **state) {
                 db_bind_text(st, 1, hosts[i]);
                 assert_true(db_step(st) >= 0);
         }
+}
+
+typedef struct Fault {
+        unsigned long calls, fail_at;
+        bool fired;
+} Fault;
+
+static int interrupt_at(void *userdata) {
+        Fault *f = userdata;
+
+        if (++f->calls != f->fail_at)
+                return 0;
+        f->fired = true;
+        return 1;
+}
+
+static void restore(StoreDb *db, const char *template) {
+        sqlite3 *from = NULL;
+        sqlite3_backup *b;
+
+        assert_int_equal(sqlite3_exec(store_sqlite(db), "PRAGMA synchronous=OFF", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_open_v2(template, &from, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        b = sqlite3_backup_init(store_sqlite(db), "main", from, "main");
+        assert_non_null(b);
+        assert_int_equal(sqlite3_backup_step(b, -1), SQLITE_DONE);
+        assert_int_equal(sqlite3_backup_finish(b), SQLITE_OK);
+        sqlite3_close(from);
+        assert_int_equal(sqlite3_exec(store_sqlite(db), "PRAGMA synchronous=OFF", NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* A tick of rollout id in a transaction of its own, with f (may be NULL)
+ * interrupting sqlite's steps: its result, or the commit's. */
+static int fault_tick(StoreDb *db, int64_t id, Fault *f, uint64_t now) {
+        CoordConfig c = COORD_CONFIG_DEFAULT;
+        StoreTx *tx = NULL;
+        int r;
+
+        if (f)
+                sqlite3_progress_handler(store_sqlite(db), 1, interrupt_at, f);
+        r = store_tx_begin(db, STORE_TX_WRITE, &tx);
+        if (r >= 0)
+                r = coord_rollout_tick(tx, &c, id, now);
+        if (r >= 0)
+                r = store_tx_commit(&tx);
+        else
+                store_tx_rollback(&tx);
+        sqlite3_progress_handler(store_sqlite(db), 0, NULL, NULL);
+        return r;
+}
+
+/* How many hosts are assigned, each pinned to version 2 with its digest
+ * recorded; fails when a host has one of the three without the others. */
+static int assigned_whole(StoreDb *db, const char *when) {
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int n = 0, r;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        assert_int_equal(store_stmt(tx,
+                                    "SELECT rh.status = 'assigned', rh.files_digest IS NOT NULL, EXISTS (SELECT 1 "
+                                    "FROM file_pins p WHERE p.host_id = rh.host_id AND p.name = 'net' AND p.seq = "
+                                    "2) FROM rollout_hosts rh",
+                                    &st),
+                         0);
+        while ((r = db_step(st)) > 0) {
+                bool a = db_column_bool(st, 0), d = db_column_bool(st, 1), p = db_column_bool(st, 2);
+                if (a != d || a != p)
+                        fail_msg("%s: a host assigned %d, with its digest %d, pinned %d", when, a, d, p);
+                n += a;
+        }
+        assert_int_equal(r, 0);
+        return n;
+}
+
+static void test_waves(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
+        _cleanup_store_tx_ StoreTx *tx = begin(db);
+        char v1[N_HOSTS][65], v2[N_HOSTS][65], v3[N_HOSTS][65];
+        int64_t id, id2, back, live = -1, pinned = -1, busy = 0;
+        _cleanup_free_ char *error = NULL;
+        uint64_t now = 10000;
+        (void) state;
+
+        fleet_setup(tx);
         assert_int_equal(put_net(tx, "one {{host.id}}\n", false), 1);
         report_arrived(tx, now);
         save(tx, v1);
@@ -264,9 +343,55 @@ static void test_waves(void **state) {
         commit(&tx);
 }
 
+/* The pin, the digest and the assignment of a host are one write: a tick
+ * that fails at any sqlite step leaves every host of the rollout with all
+ * three or none, and the next tick assigns the canary. */
+static void test_assign_faults(void **state) {
+        uint64_t now = 10000;
+        unsigned long steps;
+        int64_t id;
+        Fault f = {};
+        (void) state;
+
+        {
+                _cleanup_store_db_free_ StoreDb *tmpl = NULL;
+                assert_int_equal(store_db_open("template.db", &tmpl), 0);
+                _cleanup_store_tx_ StoreTx *tx = begin(tmpl);
+                fleet_setup(tx);
+                assert_int_equal(put_net(tx, "one {{host.id}}\n", false), 1);
+                report_arrived(tx, now);
+                assert_int_equal(put_net(tx, "two {{host.id}}\n", true), 2);
+                id = start(tx, "net", now, 0);
+                commit(&tx);
+        }
+        _cleanup_store_db_free_ StoreDb *db = NULL;
+        assert_int_equal(store_db_open("state.db", &db), 0);
+        restore(db, "template.db");
+        assert_int_equal(fault_tick(db, id, &f, now + 1), 0);
+        assert_int_equal(assigned_whole(db, "no fault"), 1);
+        steps = f.calls;
+        assert_true(steps > 20);
+        for (unsigned long k = 1; k <= steps; k++) {
+                char when[64];
+
+                restore(db, "template.db");
+                f = (Fault) { .fail_at = k };
+                (void) fault_tick(db, id, &f, now + 1);
+                assert_true(f.fired);
+                snprintf(when, sizeof when, "a fault at step %lu of %lu", k, steps);
+                int n = assigned_whole(db, when);
+                if (n > 1)
+                        fail_msg("%s: %d hosts assigned", when, n);
+                assert_int_equal(fault_tick(db, id, NULL, now + 2), 0);
+                if (assigned_whole(db, when) != 1)
+                        fail_msg("%s: the next tick did not assign the canary", when);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_waves),
+                test_in_dir(test_assign_faults),
         };
         const struct CMUnitTest pg[] = {
                 cmocka_unit_test(test_waves),
