@@ -597,6 +597,9 @@ static int command_check(const Command *c, char **args, unsigned given) {
                                                option_names[i], c->group, c->verb ? " " : "", strempty(c->verb));
         if (n < c->min_args || n > c->max_args)
                 return log_error_errno(-EINVAL, "usage: slipctl %s", c->usage);
+        /* A rollout moves an image, a file set, or both: not nothing. */
+        if ((c->options & WITH_FILES) && n == 0 && !(given & WITH_FILES))
+                return log_error_errno(-EINVAL, "usage: slipctl %s", c->usage);
         return 0;
 }
 

@@ -327,8 +327,6 @@ int ctl_rollout_plan(Ctl *ctl, char **args) {
         json_t *spec, *plan = NULL;
         int r;
 
-        if (!args[0] && !ctl->opt.files)
-                return log_error_errno(-EINVAL, "rollout plan: an IMAGE, --files NAME, or both");
         spec = spec_new(ctl, args[0]);
         if (!spec || !what) {
                 json_decref(spec);
@@ -350,8 +348,6 @@ int ctl_rollout_start(Ctl *ctl, char **args) {
         json_t *spec, *ro = NULL;
         int r;
 
-        if (!args[0] && !ctl->opt.files)
-                return log_error_errno(-EINVAL, "rollout start: an IMAGE, --files NAME, or both");
         spec = spec_new(ctl, args[0]);
         if (!spec || !what) {
                 json_decref(spec);
@@ -366,8 +362,10 @@ int ctl_rollout_start(Ctl *ctl, char **args) {
                 json_decref(ro);
                 return r;
         }
-        image = text_safe(str(ro, "image"));
-        files = text_safe(json_string_value(json_object_get(json_object_get(ro, "spec"), "files")));
+        if (str(ro, "image"))
+                image = text_safe(str(ro, "image"));
+        if (json_is_string(json_object_get(json_object_get(ro, "spec"), "files")))
+                files = text_safe(json_string_value(json_object_get(json_object_get(ro, "spec"), "files")));
         printf("started rollout %" PRIi64 ": %s%s%s to %" PRIi64 " hosts in %" PRIi64 " waves\n\n", num(ro, "id"),
                image ? image : files ? "" : "?", image && files ? " with files " : files ? "files " : "",
                strempty(files), waves_sum(ro, "hosts"), num(ro, "waves_total"));
