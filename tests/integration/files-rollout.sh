@@ -128,7 +128,8 @@ wait_for 60 all_healthy_with $R1 || ok=0
 grep -qx "host=$(cat "$D/h2.id")" "$D/h2/root/etc/slipway-test/rack.conf" || ok=0
 [ "$(files_of h4)" = "${OLD[h4]}" ] || ok=0
 [ "$($C --json files list | jq -r '.file_sets[0].live')" = 1 ] || ok=0
-if [ $ok = 1 ]; then t_ok; else t_fail "canary=$canary $(api "$URL/v1/rollouts/$id" | jq -c '{state, waves}') $(hosts_brief)"; fi
+if [ $ok = 1 ]; then t_ok; else
+        t_fail "canary=$canary $(api "$URL/v1/rollouts/$id" | jq -c '{state, waves}') $(hosts_brief)"; fi
 declare -A ONE
 for h in $HOSTS; do ONE[$h]=$(files_of $h); done
 

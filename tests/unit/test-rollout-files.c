@@ -60,22 +60,30 @@ static void desired(StoreTx *tx, const char *host, char digest[65]) {
         assert_int_equal(files_host_render(tx, host, NULL, digest, &e), 0);
 }
 
-/* Host reports state since now, slot a booted with files digest. */
-static void report(StoreTx *tx, const char *host, const char *state, const char *digest, uint64_t now) {
+/* Host reports state since now, running image, slot a booted with files
+ * digest. */
+static void report_image(StoreTx *tx, const char *host, const char *state, const char *image, const char *digest,
+                         uint64_t now) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
-        _cleanup_free_ char *slots = strdup_printf("{\"a\": {\"image\": \"img1\", \"files\": \"%s\"}}", digest);
+        _cleanup_free_ char *slots = strdup_printf("{\"a\": {\"image\": \"%s\", \"files\": \"%s\"}}", image,
+                                                   digest);
 
         assert_int_equal(store_stmt(tx,
-                                    "UPDATE hosts SET state = ?, state_since = ?, slots = ?, last_seen = ? WHERE "
-                                    "id = ?",
+                                    "UPDATE hosts SET state = ?, state_since = ?, slots = ?, last_seen = ?, "
+                                    "current_image = ? WHERE id = ?",
                                     &st),
                          0);
         db_bind_text(st, 1, state);
         db_bind_int64(st, 2, (int64_t) now);
         db_bind_text(st, 3, slots);
         db_bind_int64(st, 4, (int64_t) now);
-        db_bind_text(st, 5, host);
+        db_bind_text(st, 5, image);
+        db_bind_text(st, 6, host);
         assert_true(db_step(st) >= 0);
+}
+
+static void report(StoreTx *tx, const char *host, const char *state, const char *digest, uint64_t now) {
+        report_image(tx, host, state, "img1", digest, now);
 }
 
 /* Every host that runs its desired files reports them, healthy. */
@@ -343,6 +351,67 @@ static void test_waves(void **state) {
         commit(&tx);
 }
 
+/* An image and a version of the set in one rollout: each host of a wave
+ * is sent both, and is done only when it runs the image with the files. */
+static void test_with_image(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
+        _cleanup_store_tx_ StoreTx *tx = begin(db);
+        _cleanup_json_ json_t *spec = json_pack("{s:s, s:s, s:[i, s]}", "image", "tiny:2.0", "files", "net", "waves", 1,
+                                                "100%");
+        _cleanup_free_ char *error = NULL;
+        CoordConfig c = COORD_CONFIG_DEFAULT;
+        char v1[N_HOSTS][65], v2[N_HOSTS][65];
+        uint64_t now = 10000;
+        int64_t id = 0;
+        size_t canary = N_HOSTS;
+        (void) state;
+
+        fleet_setup(tx);
+        {
+                _cleanup_stmt_reset_ DbStmt *st = NULL;
+                assert_int_equal(store_stmt(tx,
+                                            "INSERT INTO images (id, name, version, arch, manifest, signature, "
+                                            "created) VALUES ('img2', 'tiny', '2.0', 'x86_64', 'm', 's', 2)",
+                                            &st),
+                                 0);
+                assert_true(db_step(st) >= 0);
+        }
+        assert_int_equal(put_net(tx, "one {{host.id}}\n", false), 1);
+        report_arrived(tx, now);
+        save(tx, v1);
+        assert_int_equal(put_net(tx, "two {{host.id}}\n", true), 2);
+        /* Every host the selector takes, the one of rack r2 too: it gets
+         * the image, and the set gives it nothing either way. */
+        assert_int_equal(coord_rollout_start(tx, &c, spec, "ci", now, &id, &error), 0);
+        commit(&tx);
+        tick(db, id, ++now);
+        tx = begin(db);
+        save(tx, v2);
+        for (size_t i = 0; i < N_HOSTS - 1; i++)
+                if (!streq(v1[i], v2[i]))
+                        canary = i;
+        assert_true(canary < N_HOSTS - 1);
+        assert_int_equal(count_on(tx, v1), N_HOSTS - 2);
+        /* The new files on the old image do not finish it. */
+        report_image(tx, hosts[canary], "healthy", "img1", v2[canary], ++now);
+        commit(&tx);
+        tick(db, id, ++now);
+        tx = begin(db);
+        assert_int_equal(count_on(tx, v1), N_HOSTS - 2);
+        /* The image with the files does. */
+        report_image(tx, hosts[canary], "healthy", "img2", v2[canary], ++now);
+        commit(&tx);
+        tick(db, id, ++now);
+        tx = begin(db);
+        assert_int_equal(count_on(tx, v1), 0);
+        for (size_t i = 0; i < N_HOSTS; i++) {
+                _cleanup_(host_release) Host h = {};
+                assert_int_equal(store_host_get(tx, hosts[i], &h), 0);
+                assert_string_equal(h.image, "img2");
+        }
+        commit(&tx);
+}
+
 /* The pin, the digest and the assignment of a host are one write: a tick
  * that fails at any sqlite step leaves every host of the rollout with all
  * three or none, and the next tick assigns the canary. */
@@ -391,10 +460,12 @@ static void test_assign_faults(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_waves),
+                test_in_dir(test_with_image),
                 test_in_dir(test_assign_faults),
         };
         const struct CMUnitTest pg[] = {
                 cmocka_unit_test(test_waves),
+                cmocka_unit_test(test_with_image),
         };
         int r = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
         return r + cmocka_run_group_tests_name("postgresql", pg, test_pg_group_setup, test_pg_group_teardown);
