@@ -191,9 +191,10 @@ static const PgMigration migrations[] = {
         { 17, INSTANCES_UNSEED },
         { 18, GROUP_COUNTS_PG },
         { 19, FILE_SETS_PG },
+        { 20, FILE_PINS_PG },
 };
 
-#define PG_SCHEMA_VERSION 19
+#define PG_SCHEMA_VERSION 20
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

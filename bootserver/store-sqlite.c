@@ -243,6 +243,9 @@ static const char *const migrations[] = {
         GROUP_COUNTS_SQLITE,
         /* 19: the host file sets (store-files-sql.h). */
         FILE_SETS_SQLITE,
+        /* 20: file sets rolled out in waves: live versions, pins
+         * (store-files-sql.h). */
+        FILE_PINS_SQLITE,
 };
 
 int sqlite_errno(int rc) {
