@@ -563,8 +563,12 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
         for (size_t i = 0; i < l.n; i++) {
                 _cleanup_free_ char *reason = NULL, *why = NULL;
                 int64_t id = l.ids[i];
+                char idstr[24];
                 Pause p = {};
 
+                /* Its lines name it in a field of their own (JSON logs). */
+                snprintf(idstr, sizeof idstr, "%" PRIi64, id);
+                log_context_set("rollout", idstr);
                 r = part_run(t, store, c, id, now, part_rollout, NULL, &reason);
                 if (t && t->fenced)
                         goto fenced;
@@ -592,6 +596,7 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
                 else if (p.paused)
                         log_warning("rollout %" PRIi64 ": paused: %s", id, why);
         }
+        log_context_set("rollout", NULL);
         free(l.ids);
         /* Rollouts that are no longer ticked are forgotten. */
         for (size_t i = 0; t && i < t->n;)

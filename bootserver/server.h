@@ -121,6 +121,7 @@ typedef struct Request {
         /* The time the handler was called: one clock for everything the
          * request decides and reports (time(NULL), read once). */
         uint64_t now;
+        unsigned long log_id; /* its id in JSON log lines; 0 until set */
 } Request;
 
 typedef struct Route {
