@@ -1,13 +1,18 @@
 #!/bin/bash
 # The operator's view from outside: /metrics as Prometheus reads it, the
 # alert rules (promtool's unit tests), the Grafana dashboard, and JSON log
-# lines. One slipwayd on loopback, with JSON logs at debug level, a budget
-# of one on FleetLock's groups, one node holding a lease and one refused.
+# lines. One slipwayd on loopback, with JSON logs at debug level: a budget
+# of one on FleetLock's groups, one node holding a lease and one refused;
+# then an image, two hosts on two racks and a rollout whose reboot window
+# is closed, a lease request waiting for it, and the rollout paused.
 . "$(dirname "$0")/../lib.sh"
 t_begin alerts
 
 SD=${SLIPWAYD:-$BIN/slipwayd}
+BUILD=$BIN/slipway-build
 D=$T_DIR
+export SOURCE_DATE_EPOCH=1700000000
+export SLIPWAY_CACHE=$D/cache
 RULES=$TOP/contrib/prometheus/slipway-alerts.yml
 DASHBOARD=$TOP/contrib/grafana/slipway.json
 PIDS=()
@@ -37,6 +42,26 @@ value() {
         awk -v s="$1" '$1 == s { print $2 }' "$D/metrics"
 }
 
+# expect SERIES=VALUE...: each series has that value in $D/metrics.
+expect() {
+        local want
+        for want in "$@"; do
+                [ "$(value "${want% *}")" = "${want##* }" ] || t_fail "expected '$want', got '$(value "${want% *}")'"
+        done
+}
+
+# scrape_until SERIES VALUE: scrapes into $D/metrics until SERIES has
+# VALUE, for up to 30 s (what it waits for is a tick or a waiting request).
+scrape_until() {
+        local i
+        for ((i = 0; i < 150; i++)); do
+                curl -s "$URL/metrics" >"$D/metrics"
+                [ "$(value "$1")" = "$2" ] && return 0
+                sleep 0.2
+        done
+        return 1
+}
+
 # names_in FILE: the slipway_ metric names an expression file names.
 names_in() {
         grep -o 'slipway_[a-z0-9_]*' "$1" | sort -u
@@ -62,8 +87,13 @@ if [ ! -x "$SD" ]; then
 fi
 
 t_case "slipwayd with --log-format json, a budget, a lease held and one refused"
+mkdir -p "$D/keys"
+$BUILD keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
+tiny_def "$D/tiny.conf" 1.0
+$BUILD -q --store "$D/store" build --key "$D/k.key" --no-disk "$D/tiny.conf" >/dev/null 2>"$D/build.log" ||
+        t_fail "building tiny 1.0: $(tail -3 "$D/build.log")"
 TOKEN=$("$SD" --state-dir "$D/state" --log-json no token create ci)
-"$SD" --state-dir "$D/state" --listen 127.0.0.1:0 --trusted-keys "" --log-format json --log-level debug \
+"$SD" --state-dir "$D/state" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-format json --log-level debug \
         >"$D/stdout" 2>"$D/log" &
 PIDS+=("$!")
 for ((i = 0; i < 100; i++)); do
@@ -93,6 +123,45 @@ for want in 'slipway_leases_held 1' 'slipway_group_hosts{group="fleetlock=defaul
         [ "$(value "${want% *}")" = "${want##* }" ] || t_fail "expected '$want', got '$(value "${want% *}")'"
 done
 [ "$T_VERDICT" = pending ] && t_ok "$(wc -l <"$D/families") metrics"
+
+t_case "/metrics: a rollout, its closed window, a request waiting for it, the pause"
+SLIPWAY_TOKEN=$TOKEN $BUILD -q --store "$D/store" push "$URL" tiny:1.0 >/dev/null 2>"$D/push.log" ||
+        t_fail "push: $(tail -3 "$D/push.log")"
+H=()
+for m in 52:54:00:a1:00:01 52:54:00:a1:00:02; do
+        curl -sf -o /dev/null "$URL/boot/ipxe?mac=$m"
+        api GET "/v1/hosts/$m"
+        H+=("$(jq -r .id <<<"$BODY")")
+done
+api POST "/v1/hosts/${H[0]}/labels" -H 'Content-Type: application/json' -d '{"set": {"rack": "r1"}}'
+api POST "/v1/hosts/${H[1]}/labels" -H 'Content-Type: application/json' -d '{"set": {"rack": "r2"}}'
+for h in "${H[@]}"; do
+        api POST "/v1/hosts/$h/checkin" -H 'Content-Type: application/json' -d '{"state": "healthy"}'
+done
+# A window that opens in an hour and closes in two: closed now.
+now=$(date -u +%s)
+window="$(date -u -d @$((now + 3600)) +%H:%M)-$(date -u -d @$((now + 7200)) +%H:%M)"
+api POST /v1/rollouts -H 'Content-Type: application/json' \
+        -d "{\"image\": \"tiny:1.0\", \"waves\": [\"100%\"], \"windows\": {\"rack\": \"$window\"}}"
+RID=$(jq -r .id <<<"$BODY")
+[ "$CODE" = 201 ] || [ "$CODE" = 200 ] || t_fail "rollout start: $CODE $BODY"
+# Every host: the two FleetLock nodes too.
+scrape_until "slipway_rollout_hosts{rollout=\"$RID\",status=\"assigned\"}" 4 || t_fail "not all four hosts assigned"
+curl -s -o "$D/lease.json" -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d '{"wait": 60}' "$URL/v1/hosts/${H[0]}/lease" &
+PIDS+=("$!")
+scrape_until 'slipway_hosts_blocked{reason="window"}' 1 || t_fail "no request waits for the window"
+expect "slipway_rollout_info{rollout=\"$RID\",kind=\"rollout\",image=\"tiny:1.0\",state=\"running\"} 1" \
+        "slipway_rollout_paused{rollout=\"$RID\"} 0" "slipway_rollout_wave{rollout=\"$RID\"} 1" \
+        "slipway_rollout_waves{rollout=\"$RID\"} 1" "slipway_rollout_hosts{rollout=\"$RID\",status=\"pending\"} 0" \
+        "slipway_rollout_window_open{rollout=\"$RID\",selector=\"rack\"} 0" 'slipway_rollouts{state="running"} 1' \
+        'slipway_lease_waiting{group="rack=r1"} 1' 'slipway_lease_refusals_total{reason="window"} 1' \
+        'slipway_hosts_by_version{version="none"} 4'
+api POST "/v1/rollouts/$RID/pause"
+scrape_until "slipway_rollout_paused{rollout=\"$RID\"}" 1 || t_fail "the pause does not show: $CODE $BODY"
+expect 'slipway_rollouts{state="paused"} 1' 'slipway_rollouts{state="running"} 0' \
+        "slipway_rollout_info{rollout=\"$RID\",kind=\"rollout\",image=\"tiny:1.0\",state=\"paused\"} 1"
+[ "$T_VERDICT" = pending ] && t_ok
 
 t_case "/metrics: Prometheus's names and no empty label value"
 bad=$(grep -v '^#' "$D/metrics" | grep -F '=""' | head -3)
