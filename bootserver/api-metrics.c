@@ -87,21 +87,21 @@ static void windows_put(FILE *f, const StatsRollout *ro, uint64_t now) {
 /* The rollouts, budgets, leases and hosts operators alert on, from the
  * store (the same on every instance), and this instance's lease requests
  * that wait and were refused. */
-static void ops_print(FILE *f, const OpsStats *o, const StatsCount *waiting, size_t n_waiting,
+static void ops_print(FILE *f, const FleetStats *st, const OpsStats *o, const StatsCount *waiting, size_t n_waiting,
                       const uint64_t *blocked, const Metrics *m, uint64_t now) {
         family(f, "slipway_leases_held", "gauge", "Hosts holding a reboot lease.");
-        fprintf(f, "slipway_leases_held %lld\n", (long long) o->leases);
+        fprintf(f, "slipway_leases_held %lld\n", (long long) st->leases);
         family(f, "slipway_hosts_quarantined", "gauge",
                "Hosts quarantined: a lease expired without a healthy report.");
-        fprintf(f, "slipway_hosts_quarantined %lld\n", (long long) o->quarantined);
+        fprintf(f, "slipway_hosts_quarantined %lld\n", (long long) st->quarantined);
         family(f, "slipway_hosts_silent", "gauge", "Hosts with an agent that did not check in within the heartbeat timeout.");
         fprintf(f, "slipway_hosts_silent %lld\n", (long long) o->silent);
         family(f, "slipway_last_checkin_timestamp_seconds", "gauge",
                "When an agent last checked in (the newest of all hosts; 0 before the first).");
-        fprintf(f, "slipway_last_checkin_timestamp_seconds %lld\n", (long long) o->last_seen);
+        fprintf(f, "slipway_last_checkin_timestamp_seconds %lld\n", (long long) st->last_seen);
         family(f, "slipway_hosts_health_failed", "gauge",
                "Hosts failing on an image: unhealthy on it, or rolled back or failed from it.");
-        counts_put(f, "slipway_hosts_health_failed", "image", o->health_failed, o->n_health_failed);
+        counts_put(f, "slipway_hosts_health_failed", "image", st->health_failed, st->n_health_failed);
 
         family(f, "slipway_rollouts", "gauge", "Rollouts by state.");
         for (size_t k = 0; k < ELEMENTSOF(rollout_states); k++) {
@@ -251,7 +251,7 @@ static enum MHD_Result handle_metrics(Request *req) {
         }
         instances_print(f, lead, inst, n_inst);
         instance_list_free(inst, n_inst);
-        ops_print(f, &ops, waiting, n_waiting, blocked, m, req->now);
+        ops_print(f, &st, &ops, waiting, n_waiting, blocked, m, req->now);
         ops_stats_release(&ops);
         stats_counts_free(waiting, n_waiting);
         fputs("# HELP slipway_hosts Hosts by state.\n# TYPE slipway_hosts gauge\n", f);

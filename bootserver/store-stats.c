@@ -19,6 +19,7 @@ void fleet_stats_release(FleetStats *s) {
                 return;
         stats_counts_free(s->by_state, s->n_by_state);
         stats_counts_free(s->by_version, s->n_by_version);
+        stats_counts_free(s->health_failed, s->n_health_failed);
         *s = (FleetStats) {};
 }
 
@@ -70,16 +71,70 @@ static int count(StoreTx *tx, const char *sql, int64_t *ret) {
         return 0;
 }
 
+/* Adds n to key's count in *l (n_l of them, cap *cap). */
+static int count_add(StatsCount **l, size_t *n_l, size_t *cap, const char *key, int64_t n) {
+        StatsCount *c = NULL;
+
+        for (size_t k = 0; !c && k < *n_l; k++)
+                if (streq((*l)[k].key, key))
+                        c = &(*l)[k];
+        if (!c) {
+                c = ARRAY_PUSH(*l, *n_l, *cap);
+                if (!c || !(c->key = strdup(key)))
+                        return -ENOMEM;
+        }
+        c->n += n;
+        return 0;
+}
+
+static int count_cmp(const void *a, const void *b) {
+        return strcmp(((const StatsCount *) a)->key, ((const StatsCount *) b)->key);
+}
+
+/* One pass over the hosts, grouped by state, version and the image a
+ * failing host fails on (few rows: states times versions), summed here
+ * into each count. A host fails on the image it runs while unhealthy, and
+ * on the one it fell back from or could not install after. */
+static int read_hosts(StoreTx *tx, FleetStats *s) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        size_t cap_state = 0, cap_version = 0, cap_failed = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT state, coalesce(version, ''), CASE WHEN state = 'unhealthy' THEN "
+                       "coalesce(nullif(current_image, ''), 'none') WHEN state IN ('rolled-back', 'failed') THEN "
+                       "coalesce(nullif(failed_image, ''), 'none') END, count(*), count(lease_epoch), "
+                       "coalesce(sum(CASE WHEN quarantined <> 0 THEN 1 ELSE 0 END), 0), "
+                       "coalesce(max(CASE WHEN mac IS NOT NULL THEN last_seen END), 0) FROM hosts "
+                       "GROUP BY 1, 2, 3 ORDER BY 1",
+                       &st);
+        while (r >= 0 && (r = db_step(st)) > 0) {
+                const char *state = db_column_text(st, 0), *version = db_column_text(st, 1);
+                const char *failed = db_column_text(st, 2);
+                int64_t n = db_column_int64(st, 3), seen = db_column_int64(st, 6);
+
+                r = count_add(&s->by_state, &s->n_by_state, &cap_state, strempty(state), n);
+                if (r >= 0)
+                        r = count_add(&s->by_version, &s->n_by_version, &cap_version, strempty(version), n);
+                if (r >= 0 && failed)
+                        r = count_add(&s->health_failed, &s->n_health_failed, &cap_failed, failed, n);
+                s->leases += db_column_int64(st, 4);
+                s->quarantined += db_column_int64(st, 5);
+                s->last_seen = MAX(s->last_seen, seen);
+        }
+        if (r < 0)
+                return r;
+        qsort(s->by_version, s->n_by_version, sizeof *s->by_version, count_cmp);
+        qsort(s->health_failed, s->n_health_failed, sizeof *s->health_failed, count_cmp);
+        return 0;
+}
+
 int store_stats_read(StoreTx *tx, bool groups, FleetStats *ret) {
         FleetStats s = {};
         int r = 0;
 
         if (groups) {
-                r = group(tx, "SELECT state, count(*) FROM hosts GROUP BY state ORDER BY state", &s.by_state,
-                          &s.n_by_state);
-                if (r >= 0)
-                        r = group(tx, "SELECT coalesce(version, ''), count(*) FROM hosts GROUP BY 1 ORDER BY 1",
-                                  &s.by_version, &s.n_by_version);
+                r = read_hosts(tx, &s);
                 if (r >= 0)
                         r = count(tx, "SELECT coalesce(sum(size), 0) FROM blobs", &s.blob_bytes);
         }
@@ -99,7 +154,6 @@ void ops_stats_release(OpsStats *s) {
         if (!s)
                 return;
         stats_counts_free(s->rollouts, s->n_rollouts);
-        stats_counts_free(s->health_failed, s->n_health_failed);
         for (size_t k = 0; s->active && k < s->n_active; k++) {
                 free(s->active[k].state);
                 free(s->active[k].kind);
@@ -165,23 +219,27 @@ static StatsCount *count_find(StatsCount *l, size_t n, const char *name) {
 /* The budgeted groups: group_counts' rows with the budget that holds for
  * each (the group's own before its key's), and their leases and silent
  * hosts, each read once for the fleet: few hosts hold a lease or are
- * silent (hosts_silent finds those). */
+ * silent (hosts_silent finds those; CROSS JOIN keeps sqlite from reading
+ * every label first). */
 static int read_groups(StoreTx *tx, uint64_t now, uint64_t heartbeat_timeout, OpsStats *s) {
         _cleanup_stmt_reset_ DbStmt *st = NULL, *sil = NULL;
         StatsCount *leases = NULL, *silent = NULL;
         size_t n_leases = 0, n_silent = 0, cap = 0;
         int r;
 
+        /* A lease always has its expiry: the bound, true of every lease,
+         * has both databases find them through hosts_lease_expires instead
+         * of reading every label. */
         r = group(tx,
                   "SELECT l.key || '=' || l.value, count(*) FROM hosts h JOIN host_labels l ON l.host_id = h.id "
-                  "WHERE h.lease_epoch IS NOT NULL GROUP BY 1",
+                  "WHERE h.lease_epoch IS NOT NULL AND h.lease_expires >= 0 GROUP BY 1",
                   &leases, &n_leases);
         if (r < 0)
                 return r;
         r = store_stmt(tx,
-                       "SELECT l.key || '=' || l.value, count(*) FROM hosts h JOIN host_labels l ON l.host_id = h.id "
-                       "WHERE " COORD_SILENT_SQL("h") " AND coalesce(h.last_seen, 0) >= 0 AND NOT " COORD_HELD_SQL("h")
-                       " GROUP BY 1",
+                       "SELECT l.key || '=' || l.value, count(*) FROM hosts h CROSS JOIN host_labels l "
+                       "WHERE l.host_id = h.id AND " COORD_SILENT_SQL("h") " AND coalesce(h.last_seen, 0) >= 0 AND NOT "
+                       COORD_HELD_SQL("h") " GROUP BY 1",
                        &sil);
         if (r >= 0) {
                 db_bind_int64(sil, 1, (int64_t) now);
@@ -233,47 +291,24 @@ static int read_groups(StoreTx *tx, uint64_t now, uint64_t heartbeat_timeout, Op
 }
 
 int store_stats_ops_read(StoreTx *tx, uint64_t now, uint64_t heartbeat_timeout, OpsStats *ret) {
-        _cleanup_stmt_reset_ DbStmt *st = NULL, *sil = NULL;
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
         OpsStats s = {};
         int r;
 
-        r = store_stmt(tx,
-                       "SELECT count(lease_epoch), coalesce(sum(CASE WHEN quarantined <> 0 THEN 1 ELSE 0 END), 0), "
-                       "coalesce(max(CASE WHEN mac IS NOT NULL THEN last_seen END), 0) FROM hosts",
+        r = store_stmt(tx, "SELECT count(*) FROM hosts h WHERE " COORD_SILENT_SQL("h") " AND coalesce(h.last_seen, 0) >= 0",
                        &st);
-        if (r >= 0)
-                r = db_step(st);
-        if (r == 0)
-                r = -EIO;
-        if (r > 0) {
-                s.leases = db_column_int64(st, 0);
-                s.quarantined = db_column_int64(st, 1);
-                s.last_seen = db_column_int64(st, 2);
-                r = store_stmt(tx,
-                               "SELECT count(*) FROM hosts h WHERE " COORD_SILENT_SQL("h")
-                               " AND coalesce(h.last_seen, 0) >= 0",
-                               &sil);
-        }
         if (r >= 0) {
-                db_bind_int64(sil, 1, (int64_t) now);
-                db_bind_int64(sil, 2, (int64_t) heartbeat_timeout);
-                r = db_step(sil);
+                db_bind_int64(st, 1, (int64_t) now);
+                db_bind_int64(st, 2, (int64_t) heartbeat_timeout);
+                r = db_step(st);
                 if (r == 0)
                         r = -EIO;
                 if (r > 0)
-                        s.silent = db_column_int64(sil, 0);
+                        s.silent = db_column_int64(st, 0);
         }
         if (r >= 0)
                 r = group(tx, "SELECT state, count(*) FROM rollouts GROUP BY state ORDER BY state", &s.rollouts,
                           &s.n_rollouts);
-        /* A host fails on the image it runs while unhealthy, and on the one
-         * it fell back from or could not install after. */
-        if (r >= 0)
-                r = group(tx,
-                          "SELECT coalesce(nullif(CASE WHEN state = 'unhealthy' THEN current_image ELSE failed_image "
-                          "END, ''), 'none'), count(*) FROM hosts WHERE state IN ('unhealthy', 'rolled-back', "
-                          "'failed') GROUP BY 1 ORDER BY 1",
-                          &s.health_failed, &s.n_health_failed);
         if (r >= 0)
                 r = read_active(tx, &s);
         if (r >= 0)
