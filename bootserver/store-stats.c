@@ -124,8 +124,11 @@ static int read_hosts(StoreTx *tx, FleetStats *s) {
         }
         if (r < 0)
                 return r;
-        qsort(s->by_version, s->n_by_version, sizeof *s->by_version, count_cmp);
-        qsort(s->health_failed, s->n_health_failed, sizeof *s->health_failed, count_cmp);
+        /* qsort() takes no NULL, which an empty list is. */
+        if (s->n_by_version > 1)
+                qsort(s->by_version, s->n_by_version, sizeof *s->by_version, count_cmp);
+        if (s->n_health_failed > 1)
+                qsort(s->health_failed, s->n_health_failed, sizeof *s->health_failed, count_cmp);
         return 0;
 }
 
