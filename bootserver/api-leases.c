@@ -115,6 +115,7 @@ static void waiters_round(Server *s, LeaseWaiters *ws, bool all) {
                 int r = 0;
 
                 if (now < w->until_ms && (all || group_woken(ws->woken, w->group))) {
+                        log_context_set("host", w->host);
                         IN_TRANSACTION(s, tx, r, { r = coord_lease_retry(tx, &cc, w->host, (uint64_t) time(NULL),
                                                                          w->req->actor, &d); });
                         if (r < 0)
@@ -126,6 +127,7 @@ static void waiters_round(Server *s, LeaseWaiters *ws, bool all) {
                                 w->group = d.group ? strdup(d.group) : NULL;
                                 w->refusal = d.refusal;
                         }
+                        log_context_set("host", NULL);
                 }
                 if (r >= 0 && !d.granted && now < w->until_ms) {
                         lease_decision_release(&d);
