@@ -196,7 +196,7 @@ bad=$(unknown_names "$RULES")
 [ "$(names_in "$RULES" | wc -l)" -ge 8 ] || t_fail "too few metrics named: $(names_in "$RULES")"
 [ "$T_VERDICT" = pending ] && t_ok
 
-t_case "the Grafana dashboard: valid JSON, every query on metrics that exist"
+t_case "the Grafana dashboard: valid JSON, every query PromQL on metrics that exist"
 if ! jq -e '.panels | length > 0' "$DASHBOARD" >/dev/null; then
         t_fail "not JSON, or no panels"
 else
@@ -208,6 +208,14 @@ else
         [ -z "$bad" ] || t_fail "not exported: $bad"
         bad=$(jq -r '.panels[] | select(.type != "row") | select((.targets // []) | length == 0) | .title' "$DASHBOARD")
         [ -z "$bad" ] || t_fail "panels without a query: $bad"
+        # Each query parses as PromQL: promtool checks them as recording rules.
+        if command -v promtool >/dev/null; then
+                jq '{groups: [{name: "dashboard", rules: [.. | objects | select(has("expr")) | .expr] |
+                        to_entries | map({record: "slipway:dashboard:\(.key)", expr: .value})}]}' "$DASHBOARD" \
+                        >"$D/dashboard-rules.json"
+                promtool check rules "$D/dashboard-rules.json" >"$D/dashboard-check.log" 2>&1 ||
+                        t_fail "a query is no PromQL: $(tail -5 "$D/dashboard-check.log")"
+        fi
         [ "$T_VERDICT" = pending ] && t_ok "$(jq '[.panels[] | select(.type != "row")] | length' "$DASHBOARD") panels, $(wc -l <"$D/exprs") queries"
 fi
 
