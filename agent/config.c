@@ -38,6 +38,8 @@ static const ConfKey keys[] = {
           "site-wide secret to register without a PXE install" },
         { "agent", "arch", "arch", CONF_STRING, F(arch), "ARCH", "architecture images must have (uname -m)" },
         { "agent", "log-level", "log-level", CONF_STRING, F(log_level), "LEVEL", "error, warning, info, debug" },
+        { "agent", "log-format", "log-format", CONF_STRING, F(log_format), "FORMAT",
+          "text (plain lines) or json (one JSON object per line) (text)" },
         { "agent", "live-dir", "live-dir", CONF_STRING, F(live_dir), "DIR",
           "live mode: where the rootfs is kept, a tmpfs (/run/slipway-live)" },
         { "agent", "files-root", "files-root", CONF_STRING, F(files_root), "DIR",
@@ -122,6 +124,8 @@ int agent_config_check(const AgentConfig *c) {
                 return fail(c, ca_file, "ca-file '%s': %s", c->ca_file, strerror(errno));
         if (log_level_from_string(c->log_level) < 0)
                 return fail(c, log_level, "log-level: unknown level \"%s\"", strempty(c->log_level));
+        if (c->log_format && !streq(c->log_format, "text") && !streq(c->log_format, "json"))
+                return fail(c, log_format, "log-format: \"%s\" is neither text nor json", c->log_format);
         if (!c->state_dir)
                 return fail(c, state_dir, "state-dir is not set");
         if (c->health_timeout == 0)

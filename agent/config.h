@@ -27,6 +27,7 @@ typedef struct AgentConfig {
         char *enroll_token;    /* site-wide secret to register without PXE */
         char *arch;            /* default: uname machine */
         char *log_level;
+        char *log_format; /* "text", "json"; NULL: text */
         char *live_dir;        /* live mode: the rootfs in memory (/run/slipway-live) */
         char *files_root;      /* where host files are applied (/) */
         char *etc_upper;       /* the /etc overlay's upper layer; NULL: STATE-DIR/etc/upper */

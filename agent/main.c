@@ -244,6 +244,7 @@ static int agent_main(Agent *a, Args *args, int argc, char **argv) {
                 return EXIT_SUCCESS;
         }
         log_set_level(log_level_from_string(a->config.log_level));
+        log_set_json(streq_ptr(a->config.log_format, "json"));
         if (a->config.checkin_interval > 0)
                 a->checkin_interval = a->config.checkin_interval;
         if (args->mode && !streq(args->mode, "install") && !streq(args->mode, "live")) {

@@ -64,6 +64,8 @@ static enum MHD_Result fleetlock(Request *req, bool acquire) {
                 return reply_errno(req, r, "fleetlock");
         if (acquire && !d.granted) {
                 json_t *e = json_pack("{s:s, s:s}", "kind", "failed_lock", "value", strempty(d.reason));
+
+                lease_refusal_count(req->server, &d);
                 lease_decision_release(&d);
                 return reply_json(req, 409, e);
         }

@@ -60,6 +60,7 @@ typedef struct Waiter {
         Request *req;
         char host[16];
         char *group;        /* the group that refused it last; NULL when none */
+        LeaseRefusal refusal; /* why it was refused last */
         json_t *last;       /* the last refusal, as a reply */
         uint64_t start_ms, until_ms;
         struct Waiter *next;
@@ -114,6 +115,7 @@ static void waiters_round(Server *s, LeaseWaiters *ws, bool all) {
                 int r = 0;
 
                 if (now < w->until_ms && (all || group_woken(ws->woken, w->group))) {
+                        log_context_set("host", w->host);
                         IN_TRANSACTION(s, tx, r, { r = coord_lease_retry(tx, &cc, w->host, (uint64_t) time(NULL),
                                                                          w->req->actor, &d); });
                         if (r < 0)
@@ -123,7 +125,9 @@ static void waiters_round(Server *s, LeaseWaiters *ws, bool all) {
                                 w->last = decision_json(&d);
                                 free(w->group);
                                 w->group = d.group ? strdup(d.group) : NULL;
+                                w->refusal = d.refusal;
                         }
+                        log_context_set("host", NULL);
                 }
                 if (r >= 0 && !d.granted && now < w->until_ms) {
                         lease_decision_release(&d);
@@ -246,6 +250,50 @@ void lease_waiters_wake(Server *s, char **groups) {
         pthread_mutex_unlock(&ws->lock);
 }
 
+void lease_refusal_count(Server *s, const LeaseDecision *d) {
+        _Static_assert(_LEASE_REFUSAL_MAX <= ELEMENTSOF(((Server *) NULL)->metrics.lease_refusals), "too few counters");
+
+        if (!d->granted && d->refusal > LEASE_REFUSAL_NONE && d->refusal < _LEASE_REFUSAL_MAX)
+                atomic_fetch_add(&s->metrics.lease_refusals[d->refusal], 1);
+}
+
+int lease_waiters_count(Server *s, StatsCount **ret_groups, size_t *ret_n, uint64_t by_reason[_LEASE_REFUSAL_MAX]) {
+        LeaseWaiters *ws = s->lease_waiters;
+        StatsCount *l = NULL;
+        size_t n = 0, cap = 0;
+        int r = 0;
+
+        memset(by_reason, 0, _LEASE_REFUSAL_MAX * sizeof *by_reason);
+        if (ws) {
+                pthread_mutex_lock(&ws->lock);
+                for (const Waiter *w = ws->head; w && r >= 0; w = w->next) {
+                        const char *g = w->group ? w->group : "none";
+                        StatsCount *c = NULL;
+
+                        if (w->refusal >= 0 && w->refusal < _LEASE_REFUSAL_MAX)
+                                by_reason[w->refusal]++;
+                        for (size_t k = 0; !c && k < n; k++)
+                                if (streq(l[k].key, g))
+                                        c = &l[k];
+                        if (!c) {
+                                c = ARRAY_PUSH(l, n, cap);
+                                if (!c || !(c->key = strdup(g)))
+                                        r = -ENOMEM;
+                        }
+                        if (r >= 0)
+                                c->n++;
+                }
+                pthread_mutex_unlock(&ws->lock);
+        }
+        if (r < 0) {
+                stats_counts_free(l, n);
+                return r;
+        }
+        *ret_groups = l;
+        *ret_n = n;
+        return 0;
+}
+
 /* The optional body {"NAME": N} of a lease call: N an integer from 0 to max.
  * Returns false, with the reply queued in *ret_result, when it is not. */
 static bool lease_body_uint(Request *req, const char *name, uint64_t max, const char *expected, uint64_t *ret,
@@ -293,12 +341,15 @@ static enum MHD_Result handle_lease_acquire(Request *req) {
         if (r < 0)
                 return reply_errno(req, r, "lease");
         reply = decision_json(&d);
+        if (!d.granted)
+                lease_refusal_count(req->server, &d);
         if (!d.granted && wait > 0 && ws) {
                 Waiter *w = calloc(1, sizeof *w);
                 if (w) {
                         w->req = req;
                         snprintf(w->host, sizeof w->host, "%s", id);
                         w->group = d.group ? strdup(d.group) : NULL;
+                        w->refusal = d.refusal;
                         w->last = reply;
                         w->start_ms = mono_ms();
                         w->until_ms = w->start_ms + wait * 1000;

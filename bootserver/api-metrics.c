@@ -1,6 +1,9 @@
 /* /metrics in Prometheus text format, and /v1/status. */
 #include <inttypes.h>
 
+#include "api-leases.h"
+#include "coordinator.h"
+#include "json.h"
 #include "routes.h"
 #include "server.h"
 #include "leader.h"
@@ -12,13 +15,170 @@
 #define SLIPWAY_VERSION "0.1"
 #endif
 
-/* Writes metric{label=...} N for each count. */
-static void gauge_by(FILE *f, const char *metric, const char *label, const StatsCount *l, size_t n) {
-        for (size_t k = 0; k < n; k++) {
-                _cleanup_free_ char *esc = json_escape_string(l[k].key);
-                /* A JSON string literal is a valid Prometheus label value. */
-                fprintf(f, "%s{%s=%s} %lld\n", metric, label, esc ? esc : "\"\"", (long long) l[k].n);
+/* Writes s as a Prometheus label value, quoted: backslash, quote and
+ * newline escaped; "none" for NULL or empty, as no label value is empty. */
+static void label_put(FILE *f, const char *s) {
+        if (isempty(s))
+                s = "none";
+        fputc('"', f);
+        for (; *s; s++) {
+                if (*s == '\\' || *s == '"')
+                        fputc('\\', f);
+                if (*s == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*s, f);
         }
+        fputc('"', f);
+}
+
+/* "# HELP" and "# TYPE" of a metric: printed also when it has no sample,
+ * so that a scrape names every metric there is. */
+static void family(FILE *f, const char *metric, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", metric, help, metric, type);
+}
+
+/* Writes metric{label="key"} N for each count. */
+static void counts_put(FILE *f, const char *metric, const char *label, const StatsCount *l, size_t n) {
+        for (size_t k = 0; k < n; k++) {
+                fprintf(f, "%s{%s=", metric, label);
+                label_put(f, l[k].key);
+                fprintf(f, "} %lld\n", (long long) l[k].n);
+        }
+}
+
+/* Writes metric{rollout="id"[,label="value"]} n. */
+static void rollout_put(FILE *f, const char *metric, int64_t id, const char *label, const char *value, int64_t n) {
+        fprintf(f, "%s{rollout=\"%lld\"", metric, (long long) id);
+        if (label) {
+                fprintf(f, ",%s=", label);
+                label_put(f, value);
+        }
+        fprintf(f, "} %lld\n", (long long) n);
+}
+
+/* Writes metric{group="key=value"} n. */
+static void group_put(FILE *f, const char *metric, const char *group, int64_t n) {
+        fprintf(f, "%s{group=", metric);
+        label_put(f, group);
+        fprintf(f, "} %lld\n", (long long) n);
+}
+
+static const char *const rollout_states[] = { "running", "paused", "done", "aborted" };
+static const char *const rollout_statuses[] = { "pending", "assigned", "done", "failed", "skipped" };
+
+/* Each reboot window of a rollout's stored spec, open (1) or not at now. */
+static void windows_put(FILE *f, const StatsRollout *ro, uint64_t now) {
+        json_t *spec = json_loads(ro->spec, 0, NULL), *v;
+        const char *sel;
+
+        json_object_foreach(json_object_get(spec, "windows"), sel, v) {
+                int start, end;
+
+                if (window_parse(json_string_value(v), &start, &end) < 0)
+                        continue;
+                fprintf(f, "slipway_rollout_window_open{rollout=\"%lld\",selector=", (long long) ro->id);
+                label_put(f, sel);
+                fprintf(f, "} %d\n", window_wait(start, end, now) == 0 ? 1 : 0);
+        }
+        json_decref(spec);
+}
+
+/* The rollouts, budgets, leases and hosts operators alert on, from the
+ * store (the same on every instance), and this instance's lease requests
+ * that wait and were refused. */
+static void ops_print(FILE *f, const FleetStats *st, const OpsStats *o, const StatsCount *waiting, size_t n_waiting,
+                      const uint64_t *blocked, const Metrics *m, uint64_t now) {
+        family(f, "slipway_leases_held", "gauge", "Hosts holding a reboot lease.");
+        fprintf(f, "slipway_leases_held %lld\n", (long long) st->leases);
+        family(f, "slipway_hosts_quarantined", "gauge",
+               "Hosts quarantined: a lease expired without a healthy report.");
+        fprintf(f, "slipway_hosts_quarantined %lld\n", (long long) st->quarantined);
+        family(f, "slipway_hosts_silent", "gauge", "Hosts with an agent that did not check in within the heartbeat timeout.");
+        fprintf(f, "slipway_hosts_silent %lld\n", (long long) o->silent);
+        family(f, "slipway_last_checkin_timestamp_seconds", "gauge",
+               "When an agent last checked in (the newest of all hosts; 0 before the first).");
+        fprintf(f, "slipway_last_checkin_timestamp_seconds %lld\n", (long long) st->last_seen);
+        family(f, "slipway_hosts_health_failed", "gauge",
+               "Hosts failing on an image: unhealthy on it, or rolled back or failed from it.");
+        counts_put(f, "slipway_hosts_health_failed", "image", st->health_failed, st->n_health_failed);
+
+        family(f, "slipway_rollouts", "gauge", "Rollouts by state.");
+        for (size_t k = 0; k < ELEMENTSOF(rollout_states); k++) {
+                const StatsCount *c = NULL;
+                for (size_t j = 0; !c && j < o->n_rollouts; j++)
+                        if (streq(o->rollouts[j].key, rollout_states[k]))
+                                c = &o->rollouts[j];
+                fprintf(f, "slipway_rollouts{state=\"%s\"} %lld\n", rollout_states[k], c ? (long long) c->n : 0LL);
+        }
+        family(f, "slipway_rollout_info", "gauge", "Each running or paused rollout (always 1): its kind, image and state.");
+        for (size_t k = 0; k < o->n_active; k++) {
+                const StatsRollout *ro = &o->active[k];
+                _cleanup_json_ json_t *spec = json_loads(ro->spec, 0, NULL);
+
+                fprintf(f, "slipway_rollout_info{rollout=\"%lld\",kind=", (long long) ro->id);
+                label_put(f, ro->kind);
+                fputs(",image=", f);
+                label_put(f, json_string_value(json_object_get(spec, "image")));
+                fputs(",state=", f);
+                label_put(f, ro->state);
+                fputs("} 1\n", f);
+        }
+        family(f, "slipway_rollout_paused", "gauge", "1 while a running or paused rollout is paused, else 0.");
+        for (size_t k = 0; k < o->n_active; k++)
+                rollout_put(f, "slipway_rollout_paused", o->active[k].id, NULL, NULL,
+                            streq(o->active[k].state, "paused"));
+        family(f, "slipway_rollout_wave", "gauge", "The current wave of a running or paused rollout (from 1).");
+        for (size_t k = 0; k < o->n_active; k++)
+                rollout_put(f, "slipway_rollout_wave", o->active[k].id, NULL, NULL, o->active[k].wave);
+        family(f, "slipway_rollout_waves", "gauge", "The waves of a running or paused rollout.");
+        for (size_t k = 0; k < o->n_active; k++)
+                rollout_put(f, "slipway_rollout_waves", o->active[k].id, NULL, NULL, o->active[k].n_waves);
+        family(f, "slipway_rollout_hosts", "gauge", "The hosts of a running or paused rollout by status.");
+        for (size_t k = 0; k < o->n_active; k++) {
+                const StatsRollout *ro = &o->active[k];
+                const int64_t n[] = { ro->pending, ro->assigned, ro->done, ro->failed, ro->skipped };
+
+                for (size_t j = 0; j < ELEMENTSOF(rollout_statuses); j++)
+                        rollout_put(f, "slipway_rollout_hosts", ro->id, "status", rollout_statuses[j], n[j]);
+        }
+        family(f, "slipway_rollout_window_open", "gauge",
+               "1 while a reboot window of a running or paused rollout is open, else 0.");
+        for (size_t k = 0; k < o->n_active; k++)
+                windows_put(f, &o->active[k], now);
+
+        family(f, "slipway_group_hosts", "gauge", "The members of a budgeted group.");
+        for (size_t k = 0; k < o->n_groups; k++)
+                group_put(f, "slipway_group_hosts", o->groups[k].group, o->groups[k].members);
+        family(f, "slipway_group_down", "gauge",
+               "The members of a budgeted group that count as down: leased, quarantined, unhealthy or silent.");
+        for (size_t k = 0; k < o->n_groups; k++)
+                group_put(f, "slipway_group_down", o->groups[k].group, o->groups[k].held + o->groups[k].silent);
+        family(f, "slipway_group_down_allowed", "gauge", "How many members of a budgeted group its budget lets be down.");
+        for (size_t k = 0; k < o->n_groups; k++) {
+                const StatsGroup *g = &o->groups[k];
+                const Budget b = { .max_unavailable = g->max_unavailable,
+                                   .max_unavailable_pct = g->max_unavailable_pct,
+                                   .min_available = g->min_available };
+
+                group_put(f, "slipway_group_down_allowed", g->group, budget_allowed(&b, g->members));
+        }
+        family(f, "slipway_group_leases_held", "gauge", "The members of a budgeted group holding a reboot lease.");
+        for (size_t k = 0; k < o->n_groups; k++)
+                group_put(f, "slipway_group_leases_held", o->groups[k].group, o->groups[k].leases);
+
+        family(f, "slipway_lease_waiting", "gauge",
+               "Lease requests this instance holds waiting, by the group that refused them last (none: no group).");
+        counts_put(f, "slipway_lease_waiting", "group", waiting, n_waiting);
+        family(f, "slipway_hosts_blocked", "gauge",
+               "Lease requests this instance holds waiting, by the reason of their last refusal.");
+        for (LeaseRefusal k = LEASE_REFUSAL_NONE + 1; k < _LEASE_REFUSAL_MAX; k++)
+                fprintf(f, "slipway_hosts_blocked{reason=\"%s\"} %llu\n", lease_refusal_to_string(k),
+                        (unsigned long long) blocked[k]);
+        family(f, "slipway_lease_refusals_total", "counter", "Lease requests this instance refused, by reason.");
+        for (LeaseRefusal k = LEASE_REFUSAL_NONE + 1; k < _LEASE_REFUSAL_MAX; k++)
+                fprintf(f, "slipway_lease_refusals_total{reason=\"%s\"} %lu\n", lease_refusal_to_string(k),
+                        atomic_load(&m->lease_refusals[k]));
 }
 
 /* This instance's metrics and the registry's: the info, whether it leads,
@@ -54,9 +214,13 @@ static enum MHD_Result handle_metrics(Request *req) {
         size_t size = 0;
         _cleanup_store_tx_ StoreTx *tx = NULL;
         const Leader *lead = req->server->leader;
+        CoordConfig cc = server_coord_config(req->server);
         FleetStats st = {};
+        OpsStats ops = {};
+        StatsCount *waiting = NULL;
+        uint64_t blocked[_LEASE_REFUSAL_MAX];
         Instance *inst = NULL;
-        size_t n_inst = 0;
+        size_t n_inst = 0, n_waiting = 0;
         FILE *f;
         int r;
 
@@ -64,27 +228,38 @@ static enum MHD_Result handle_metrics(Request *req) {
         if (r >= 0)
                 r = store_stats_read(tx, true, &st);
         if (r >= 0)
+                r = store_stats_ops_read(tx, req->now, cc.heartbeat_timeout, &ops);
+        if (r >= 0)
                 r = store_instance_list(tx, &inst, &n_inst);
         store_tx_rollback(&tx);
+        if (r >= 0)
+                r = lease_waiters_count(req->server, &waiting, &n_waiting, blocked);
         /* A scrape of half the gauges would read as hosts gone: none at all. */
         if (r < 0) {
                 fleet_stats_release(&st);
+                ops_stats_release(&ops);
+                instance_list_free(inst, n_inst);
                 return reply_errno(req, r, "metrics");
         }
         f = open_memstream(&text, &size);
         if (!f) {
                 fleet_stats_release(&st);
+                ops_stats_release(&ops);
                 instance_list_free(inst, n_inst);
+                stats_counts_free(waiting, n_waiting);
                 return MHD_NO;
         }
         instances_print(f, lead, inst, n_inst);
         instance_list_free(inst, n_inst);
+        ops_print(f, &st, &ops, waiting, n_waiting, blocked, m, req->now);
+        ops_stats_release(&ops);
+        stats_counts_free(waiting, n_waiting);
         fputs("# HELP slipway_hosts Hosts by state.\n# TYPE slipway_hosts gauge\n", f);
-        gauge_by(f, "slipway_hosts", "state", st.by_state, st.n_by_state);
+        counts_put(f, "slipway_hosts", "state", st.by_state, st.n_by_state);
         fputs("# HELP slipway_hosts_by_version Hosts by the image version they run.\n"
               "# TYPE slipway_hosts_by_version gauge\n",
               f);
-        gauge_by(f, "slipway_hosts_by_version", "version", st.by_version, st.n_by_version);
+        counts_put(f, "slipway_hosts_by_version", "version", st.by_version, st.n_by_version);
         fprintf(f, "# HELP slipway_images Published images.\n# TYPE slipway_images gauge\nslipway_images %lld\n",
                 (long long) st.images);
         fprintf(f, "# HELP slipway_blobs_bytes Bytes of blobs stored.\n# TYPE slipway_blobs_bytes gauge\n"

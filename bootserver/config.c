@@ -52,7 +52,9 @@ static const ConfKey keys[] = {
           "instances that must hold an image's blobs before it is visible (0: 2 with several instances, else 1)" },
         { "server", "log-level", "log-level", CONF_STRING, F(log_level), "LEVEL", "error, warning, info, debug (info)" },
         { "server", "log-json", "log-json", CONF_BOOL, F(log_json), "BOOL",
-          "one JSON object per log line (yes)" },
+          "one JSON object per log line (yes); log-format wins when set" },
+        { "server", "log-format", "log-format", CONF_STRING, F(log_format), "FORMAT",
+          "json (one JSON object per line) or text (plain lines); unset: as log-json says" },
         { "dhcp", "mode", "dhcp-mode", CONF_STRING, F(dhcp_mode), "MODE", "off, proxy or full (off)" },
         { "dhcp", "interface", "dhcp-interface", CONF_STRING, F(dhcp_interface), "IFACE",
           "interface dnsmasq answers on" },
@@ -101,6 +103,10 @@ int server_config_init(ServerConfig *c) {
 
 void server_config_release(ServerConfig *c) {
         conftab_release(keys, ELEMENTSOF(keys), c, &c->origin);
+}
+
+bool server_config_log_json(const ServerConfig *c) {
+        return c->log_format ? streq(c->log_format, "json") : c->log_json;
 }
 
 int server_config_load(ServerConfig *c, const char *path, bool must_exist) {
@@ -248,6 +254,8 @@ int server_config_check(const ServerConfig *c) {
                 return fail(c, public_url, "public-url: not an http(s) URL: \"%s\"", c->public_url);
         if (log_level_from_string(c->log_level) < 0)
                 return fail(c, log_level, "log-level: unknown level \"%s\"", strempty(c->log_level));
+        if (c->log_format && !streq(c->log_format, "json") && !streq(c->log_format, "text"))
+                return fail(c, log_format, "log-format: \"%s\" is neither json nor text", c->log_format);
         if (c->threads == 0 || c->threads > 256)
                 return fail(c, threads, "threads: %llu is outside 1..256", (unsigned long long) c->threads);
         if (c->checkin_interval == 0)

@@ -35,6 +35,7 @@ typedef struct ServerConfig {
         uint64_t replicas;     /* copies of a pushed image's blobs before it is visible; 0 = automatic */
         char *log_level;
         bool log_json;
+        char *log_format; /* "json", "text", or NULL: as log_json says */
         /* [state] */
         char *database;        /* PostgreSQL connection string; NULL = sqlite in state_dir */
         /* [dhcp] */
@@ -58,6 +59,9 @@ void server_config_release(ServerConfig *c);
 
 /* Reads path into c. A missing file is fine when !must_exist. Unknown
  * sections and keys, and bad values, are errors naming file:line. */
+/* Whether slipwayd logs JSON lines: log-format when set, else log-json. */
+bool server_config_log_json(const ServerConfig *c);
+
 int server_config_load(ServerConfig *c, const char *path, bool must_exist);
 
 /* Applies one "--flag=value" to c. Returns 1 when flag is a config flag,

@@ -14,6 +14,17 @@ void lease_decision_release(LeaseDecision *d) {
         *d = (LeaseDecision) {};
 }
 
+static const char *const lease_refusal_names[_LEASE_REFUSAL_MAX] = {
+        [LEASE_REFUSAL_BUDGET] = "budget",
+        [LEASE_REFUSAL_WINDOW] = "window",
+        [LEASE_REFUSAL_QUARANTINED] = "quarantined",
+        [LEASE_REFUSAL_GROUP_MOVE] = "group-move",
+};
+
+const char *lease_refusal_to_string(LeaseRefusal r) {
+        return r >= 0 && r < _LEASE_REFUSAL_MAX ? lease_refusal_names[r] : NULL;
+}
+
 int budget_parse_amount(const char *s, int64_t *ret_count, int64_t *ret_pct) {
         _cleanup_free_ char *num = NULL;
         uint64_t v;
@@ -160,6 +171,7 @@ static int check_budgets(StoreTx *tx, const CoordConfig *c, const char *host, ui
                 if (r > 0)
                         continue;
                 budget_describe(&b, desc, sizeof desc);
+                d->refusal = LEASE_REFUSAL_BUDGET;
                 d->group = strdup_printf("%s=%s", key, value);
                 d->reason = strdup_printf("group %s=%s: %" PRIi64 " of %" PRIi64 " hosts are down and %s allows %" PRIi64,
                                           key, value, down, n, desc, allowed);
@@ -226,6 +238,7 @@ static int check_windows(StoreTx *tx, const CoordConfig *c, const char *host, ui
                 /* Checked when the rollout started; a stored spec that no
                  * longer reads refuses (the tick pauses its rollout). */
                 if (window_parse(w->window, &start, &end) < 0) {
+                        d->refusal = LEASE_REFUSAL_WINDOW;
                         d->reason = strdup_printf("the window of %s in its rollout's stored spec is not valid",
                                                   w->selector);
                         d->retry_after = c->retry_after;
@@ -235,6 +248,7 @@ static int check_windows(StoreTx *tx, const CoordConfig *c, const char *host, ui
                 wait = window_wait(start, end, now);
                 if (wait == 0)
                         continue;
+                d->refusal = LEASE_REFUSAL_WINDOW;
                 d->group = strdup(w->group);
                 d->reason = strdup_printf("group %s: outside its reboot window %s (UTC, rollout window for %s); it opens "
                                           "in %" PRIu64 " min",
@@ -272,6 +286,7 @@ static int lease_acquire(StoreTx *tx, const CoordConfig *c, const char *host, ui
         if (renew)
                 d.epoch = cur.epoch;
         else if (cur.quarantined) {
+                d.refusal = LEASE_REFUSAL_QUARANTINED;
                 d.reason = strdup("the host is quarantined: a lease expired without a healthy report; it needs one "
                                   "before it may go down again");
                 d.retry_after = c->retry_after;
@@ -563,8 +578,12 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
         for (size_t i = 0; i < l.n; i++) {
                 _cleanup_free_ char *reason = NULL, *why = NULL;
                 int64_t id = l.ids[i];
+                char idstr[24];
                 Pause p = {};
 
+                /* Its lines name it in a field of their own (JSON logs). */
+                snprintf(idstr, sizeof idstr, "%" PRIi64, id);
+                log_context_set("rollout", idstr);
                 r = part_run(t, store, c, id, now, part_rollout, NULL, &reason);
                 if (t && t->fenced)
                         goto fenced;
@@ -592,6 +611,7 @@ int coord_ticker_run(CoordTicker *t, StoreDb *store, const CoordConfig *c, uint6
                 else if (p.paused)
                         log_warning("rollout %" PRIi64 ": paused: %s", id, why);
         }
+        log_context_set("rollout", NULL);
         free(l.ids);
         /* Rollouts that are no longer ticked are forgotten. */
         for (size_t i = 0; t && i < t->n;)

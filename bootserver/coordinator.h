@@ -37,8 +37,25 @@ typedef struct CoordConfig {
         ((CoordConfig) { .lease_ttl = 900, .heartbeat_timeout = 90, .retry_after = 10, \
                          .assign_per_tick = 1000 })
 
+/* Why a lease was refused, in a word for /metrics: a group's budget, a
+ * rollout's reboot window, the host's quarantine, or (FleetLock) a node
+ * that holds a lease in another group. */
+typedef enum LeaseRefusal {
+        LEASE_REFUSAL_NONE,
+        LEASE_REFUSAL_BUDGET,
+        LEASE_REFUSAL_WINDOW,
+        LEASE_REFUSAL_QUARANTINED,
+        LEASE_REFUSAL_GROUP_MOVE,
+        _LEASE_REFUSAL_MAX,
+        _LEASE_REFUSAL_INVALID = -EINVAL,
+} LeaseRefusal;
+
+/* "budget", "window", "quarantined", "group-move"; NULL for none. */
+const char *lease_refusal_to_string(LeaseRefusal r);
+
 typedef struct LeaseDecision {
         bool granted;
+        LeaseRefusal refusal; /* when refused */
         uint64_t epoch;
         uint64_t expires;
         char *reason;   /* when refused: which group, which budget (caller frees) */

@@ -63,6 +63,7 @@ int fleetlock_lock(StoreDb *db, const CoordConfig *c, const char *cid, const cha
                 json_t *detail = json_pack("{s:s}", "reason", why);
                 r = audit_log_at(tx, (int64_t) now, name, "lease.refuse", id, detail);
                 json_decref(detail);
+                d.refusal = LEASE_REFUSAL_GROUP_MOVE;
                 d.reason = TAKE_PTR(why);
         }
         if (r >= 0)

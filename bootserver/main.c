@@ -571,7 +571,7 @@ int main(int argc, char **argv) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
 
-        log_set_json(s.config.log_json);
+        log_set_json(server_config_log_json(&s.config));
         s.started_usec = now_usec();
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -610,6 +610,8 @@ int main(int argc, char **argv) {
                 _cleanup_free_ char *name = instance_name(&s);
 
                 r = name ? leader_new(name, SLIPWAY_VERSION, &s.leader) : -ENOMEM;
+                if (r >= 0)
+                        log_set_field("instance", name);
                 if (r < 0)
                         log_error_errno(r, "cannot set up the instance: %m");
         }

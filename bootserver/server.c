@@ -627,6 +627,26 @@ static void request_body(Request *req, const char *data, size_t n) {
         req->body = b;
 }
 
+/* The fields of a request in JSON log lines: an id of its own (this
+ * instance's count), the actor once known, and the host a host route
+ * names. Set on each call for it, as a connection's calls may run on
+ * different threads. */
+static void request_log_context(Request *req) {
+        static atomic_ulong ids;
+        char id[24];
+
+        if (!log_get_json())
+                return;
+        if (!req->log_id)
+                req->log_id = atomic_fetch_add(&ids, 1) + 1;
+        log_context_clear();
+        snprintf(id, sizeof id, "%lu", req->log_id);
+        log_context_set("request", id);
+        log_context_set("actor", req->actor);
+        if (req->path && startswith(req->path, "v1/hosts/"))
+                log_context_set("host", req->args[0]);
+}
+
 static enum MHD_Result on_request(void *cls _unused_, struct MHD_Connection *conn _unused_, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
@@ -636,6 +656,7 @@ static enum MHD_Result on_request(void *cls _unused_, struct MHD_Connection *con
 
         if (!req)
                 return MHD_NO; /* on_target could not allocate it: close */
+        request_log_context(req);
         if (!req->begun) {
                 req->begun = true;
                 if (!request_begin(req, url, method, version, &result))
@@ -668,6 +689,7 @@ static enum MHD_Result on_request(void *cls _unused_, struct MHD_Connection *con
         if (!req->actor && !authenticate(req, &result))
                 return result;
         req->now = (uint64_t) time(NULL);
+        request_log_context(req);
         result = req->route->handler(req);
         store_tx_rollback(&req->tx);
         return result;
@@ -684,6 +706,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn _unused_, void *
                 atomic_fetch_add(&s->metrics.blob_bytes, req->blob_bytes);
         request_free(req);
         *con_cls = NULL;
+        log_context_clear();
 }
 
 static void on_mhd_log(void *cls _unused_, const char *fm, va_list ap) {

@@ -54,6 +54,7 @@ typedef struct Metrics {
         atomic_ullong blob_bytes;   /* blob bytes handed to clients */
         atomic_ulong blob_requests;
         atomic_ulong checkins;
+        atomic_ulong lease_refusals[8]; /* lease requests refused, by LeaseRefusal */
         /* The coordinator's ticks on this instance while it leads. */
         atomic_ulong ticks;
         atomic_ullong tick_usec_sum, tick_usec_max;
@@ -121,6 +122,7 @@ typedef struct Request {
         /* The time the handler was called: one clock for everything the
          * request decides and reports (time(NULL), read once). */
         uint64_t now;
+        unsigned long log_id; /* its id in JSON log lines; 0 until set */
 } Request;
 
 typedef struct Route {

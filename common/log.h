@@ -20,6 +20,17 @@ void log_set_program(const char *name);
 void log_set_level(LogLevel level);
 LogLevel log_get_level(void);
 void log_set_json(bool json);
+bool log_get_json(void);
+
+/* Fields added to each JSON line beside ts, level, prog and msg (text
+ * lines are unchanged). key must be a literal; value is copied (cut at 127
+ * bytes); NULL or "" removes the field. log_set_field() sets one for every
+ * thread (the instance); log_context_set() one for the calling thread only
+ * (the request, host, rollout it works on), until log_context_clear().
+ * At most 8 of each; more are dropped. */
+void log_set_field(const char *key, const char *value);
+void log_context_set(const char *key, const char *value);
+void log_context_clear(void);
 LogLevel log_level_from_string(const char *s);
 
 /* Writes one message. Returns error (a negative errno, or 0) so callers can

@@ -357,6 +357,12 @@ static void test_stats(void **state) {
         assert_int_equal(s.by_version[0].n, 2);
         assert_string_equal(s.by_version[1].key, "1");
         assert_int_equal(s.by_version[1].n, 1);
+        /* From the same pass: no lease, quarantine or failure; no host
+         * with a MAC has checked in. */
+        assert_int_equal(s.leases, 0);
+        assert_int_equal(s.quarantined, 0);
+        assert_int_equal(s.last_seen, 0);
+        assert_int_equal(s.n_health_failed, 0);
         fleet_stats_release(&s);
 }
 
