@@ -1,0 +1,101 @@
+#!/bin/bash
+# The fleet page in a real browser: headless Chromium, driven over its
+# DevTools protocol (tests/page/cdp.py), logs in to slipwayd on loopback
+# with a token, while 200 simulated hosts (tests/bench/checkins.c --follow)
+# check in, take reboot leases and run what they are given. What a person
+# would see is checked against the API (tests/page/page-test.py): the
+# matrix's counts, a rollout moving the matrix live, a host's version, a
+# pause through the rollout page's button, the audit view, the leases,
+# the package diff of two images, the instances, a viewer's page without
+# write buttons. Screenshots go to build/test-page/.
+. "$(dirname "$0")/../lib.sh"
+t_begin page
+
+SD=$BIN/slipwayd
+CK=$TOP/build/bench/checkins
+D=$T_DIR
+SHOTS=$TOP/build/test-page
+PIDS=()
+t_on_exit 't_stop "${PIDS[@]}"'
+
+if ! command -v chromium >/dev/null; then
+        t_case "the fleet page in Chromium"
+        t_skip "no chromium (make deps)"
+        t_end
+        exit
+fi
+
+sha() { sha256sum "$1" | cut -c1-64; }
+api() { curl -sS -H "Authorization: Bearer $TOKEN" "$@"; }
+
+# make_image VERSION PACKAGES-JSON: a hand-made image web:VERSION of small
+# random blobs, its lock listing PACKAGES, signed; in $D/img-VERSION.
+make_image() {
+        local d=$D/img-$1
+        mkdir -p "$d"
+        head -c 64K /dev/urandom >"$d/rootfs.img"
+        head -c 16K /dev/urandom >"$d/vmlinuz"
+        art() { jq -n --arg t "$1" --arg s "$(sha "$2")" --argjson n "$(stat -c %s "$2")" '{type: $t, sha256: $s, size: $n}'; }
+        jq -n -S --indent 2 --arg v "$1" --arg arch "$(uname -m)" --argjson p "$2" \
+                --argjson r "$(art rootfs "$d/rootfs.img" | jq '. + {fstype: "erofs"}')" \
+                --argjson k "$(art kernel "$d/vmlinuz")" \
+                '{format: 1, name: "web", version: $v, arch: $arch, build_time: 1700000000, cmdline: "console=ttyS0",
+                  root_size: 1048576, artifacts: [$r, $k], lock: {format: 2, arch: $arch, packages: $p}}' >"$d/manifest.json"
+        openssl pkeyutl -sign -rawin -inkey "$D/k.key" -in "$d/manifest.json" -out "$d/manifest.sig"
+}
+publish() { # VERSION
+        local f d=$D/img-$1
+        for f in "$d"/*; do api -f -o /dev/null -T "$f" "$URL/v1/blobs/sha256/$(sha "$f")" || return; done
+        api -f -o /dev/null -H 'Content-Type: application/json' \
+                -d "{\"manifest\":\"$(sha "$d/manifest.json")\",\"signature\":\"$(sha "$d/manifest.sig")\"}" "$URL/v1/images"
+}
+pkg() { jq -n --arg n "$1" --arg v "$2" '{name: $n, version: $v, release: "1", epoch: "0", arch: "x86_64"}'; }
+
+mkdir -p "$D/keys"
+"$BIN/slipway-build" keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
+make_image 1.0 "$(jq -s . <(pkg busybox 1.35.0) <(pkg kernel 6.1.0))"
+make_image 2.0 "$(jq -s . <(pkg busybox 1.36.1) <(pkg kernel 6.1.0) <(pkg extra 1.0))"
+TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
+# A viewer's token where the server knows roles.
+VIEWER=$("$SD" --state-dir "$D/srv" --log-json no token create watcher --role viewer 2>/dev/null) || VIEWER=""
+"$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit --trusted-keys "$D/keys" \
+        >"$D/srv.log" 2>&1 &
+PIDS+=($!)
+for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
+URL=$(cat "$D/srv/slipwayd.url")
+# Without roles (no GET /v1/whoami) the token is an admin's: no viewer case.
+[ -n "$VIEWER" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $VIEWER" "$URL/v1/whoami")" = 200 ] ||
+        VIEWER=""
+
+t_case "200 simulated hosts and two images"
+"$CK" --url "$URL" --admin-token "$TOKEN" --enroll sekrit --hosts 200 --threads 4 --seconds 300 --follow \
+        >"$D/ck.out" 2>"$D/ck.err" &
+PIDS+=($!)
+for ((i = 0; i < 600; i++)); do grep -q 'hosts set up' "$D/ck.err" && break; sleep 0.1; done
+if publish 1.0 && publish 2.0 && grep -q 'hosts set up' "$D/ck.err"; then
+        t_ok "$(grep -o 'in [0-9.]* s' "$D/ck.err")"
+else
+        t_fail "$(tail -3 "$D/ck.err") $(tail -3 "$D/srv.log")"
+fi
+
+rm -rf "$SHOTS"
+mkdir -p "$SHOTS"
+t0=$(now_ms)
+python3 "$TOP/tests/page/page-test.py" check "$URL" "$TOKEN" "$SHOTS" "$D/results" "$VIEWER" >"$D/page.log" 2>&1
+rc=$?
+while IFS=$'\t' read -r verdict name note; do
+        t_case "$name"
+        case $verdict in
+        ok) t_ok "$note" ;;
+        skip) t_skip "$note" ;;
+        *) t_fail "$note" ;;
+        esac
+done <"$D/results"
+t_case "the browser's run ended"
+if [ $rc = 0 ]; then
+        t_ok "$(($(now_ms) - t0)) ms; figures: $(jq -c . "$SHOTS/figures.json" 2>/dev/null)"
+else
+        t_fail "exit $rc: $(tail -5 "$D/page.log")"
+fi
+cp "$D/srv.log" "$SHOTS/" 2>/dev/null
+t_end
