@@ -9,6 +9,7 @@
 #include "labels.h"
 #include "routes.h"
 #include "server.h"
+#include "store-fleet.h"
 #include "store-hosts.h"
 #include "ui-assets.h"
 #include "util.h"
@@ -42,54 +43,77 @@ static enum MHD_Result handle_asset(Request *req) {
         return reply_asset(req, req->args[0]);
 }
 
-static const char *label_of(const Host *h, const char *key) {
-        for (size_t i = 0; i < h->n_labels; i++)
-                if (streq(h->labels[i].key, key))
-                        return h->labels[i].value;
-        return "";
-}
-
-static void count_in(json_t *o, const char *key) {
+static void count_in(json_t *o, const char *key, json_int_t n) {
         json_t *v = json_object_get(o, key);
 
-        json_object_set_new(o, key, json_integer(v ? json_integer_value(v) + 1 : 1));
+        json_object_set_new(o, key, json_integer(v ? json_integer_value(v) + n : n));
 }
 
-/* One host into the matrix's cells (a map from "x\ty" to a map from
- * "version\tstate" to a count) and the fleet's totals. */
-static void fleet_add(json_t *fleet, json_t *cells, const Host *h, const char *x, const char *y) {
-        _cleanup_free_ char *cell = strdup_printf("%s\t%s", label_of(h, x), label_of(h, y));
-        _cleanup_free_ char *vs = strdup_printf("%s\t%s", h->version ?: "", h->state ?: "");
+typedef struct FleetCount {
+        json_t *fleet;
+        json_t *cells;   /* "x\ty" -> {"version\tstate": count} */
+        char **holders;  /* hosts with a lease, for their labels */
+        size_t n;
+} FleetCount;
+
+static int fleet_add(const FleetRow *h, void *userdata) {
+        FleetCount *fc = userdata;
+        _cleanup_free_ char *cell = strdup_printf("%s\t%s", h->x, h->y);
+        _cleanup_free_ char *vs = strdup_printf("%s\t%s", h->version, h->state);
         json_t *c;
 
         if (!cell || !vs)
-                return;
-        c = json_object_get(cells, cell);
+                return -ENOMEM;
+        c = json_object_get(fc->cells, cell);
         if (!c) {
                 c = json_object();
-                json_object_set_new(cells, cell, c);
+                if (json_object_set_new(fc->cells, cell, c) < 0)
+                        return -ENOMEM;
         }
-        count_in(c, vs);
-        count_in(json_object_get(fleet, "versions"), h->version ?: "");
-        count_in(json_object_get(fleet, "states"), h->state ?: "");
-        for (size_t i = 0; i < h->n_labels; i++)
-                count_in(json_object_get(fleet, "keys"), h->labels[i].key);
+        count_in(c, vs, 1);
+        count_in(json_object_get(fc->fleet, "versions"), h->version, 1);
+        count_in(json_object_get(fc->fleet, "states"), h->state, 1);
         if (h->has_lease) {
-                json_t *labels = json_object();
-
-                for (size_t i = 0; i < h->n_labels; i++)
-                        json_object_set_new(labels, h->labels[i].key, json_string(h->labels[i].value));
-                json_array_append_new(json_object_get(fleet, "leases"),
-                                      json_pack("{s:s, s:I, s:I, s:s?, s:o}", "host", h->id, "epoch",
+                json_array_append_new(json_object_get(fc->fleet, "leases"),
+                                      json_pack("{s:s, s:I, s:I, s:s, s:{}}", "host", h->id, "epoch",
                                                 (json_int_t) h->lease_epoch, "expires",
-                                                (json_int_t) h->lease_expires, "state", h->state, "labels",
-                                                labels));
+                                                (json_int_t) h->lease_expires, "state", h->state, "labels"));
+                if (strv_extend(&fc->holders, h->id) < 0)
+                        return -ENOMEM;
         }
         if (h->quarantined)
-                json_array_append_new(json_object_get(fleet, "quarantined"), json_string(h->id));
+                json_array_append_new(json_object_get(fc->fleet, "quarantined"), json_string(h->id));
+        fc->n++;
+        return 0;
 }
 
-/* The cells map as a sorted list: [{"x", "y", "total", "by": [{"version",
+static int fleet_key(const char *key, int64_t hosts, void *userdata) {
+        FleetCount *fc = userdata;
+
+        count_in(json_object_get(fc->fleet, "keys"), key, (json_int_t) hosts);
+        return 0;
+}
+
+/* The labels of the hosts that hold a lease (few: a budget's worth). */
+static int fleet_lease_labels(StoreTx *tx, FleetCount *fc) {
+        json_t *leases = json_object_get(fc->fleet, "leases");
+
+        for (size_t i = 0; fc->holders && fc->holders[i]; i++) {
+                _cleanup_(host_release) Host h = {};
+                json_t *labels = json_object_get(json_array_get(leases, i), "labels");
+                int r = store_host_get(tx, fc->holders[i], &h);
+
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < h.n_labels; k++)
+                        json_object_set_new(labels, h.labels[k].key, json_string(h.labels[k].value));
+        }
+        return 0;
+}
+
+/* The cells map as a list: [{"x", "y", "total", "by": [{"version",
  * "state", "count"}]}]. */
 static json_t *cells_to_list(json_t *cells) {
         json_t *list = json_array(), *c;
@@ -116,46 +140,39 @@ static json_t *cells_to_list(json_t *cells) {
 
 static enum MHD_Result handle_fleet(Request *req) {
         const char *x = request_arg(req, "x") ?: "service", *y = request_arg(req, "y") ?: "rack";
-        _cleanup_strv_free_ char **ids = NULL;
         _cleanup_store_tx_ StoreTx *tx = NULL;
-        json_t *fleet, *cells;
-        size_t n = 0;
+        FleetCount fc = {};
         int r;
 
         if (!label_valid(x))
                 return reply_error(req, KIND_INVALID_VALUE, "'x': not a label key: \"%s\"", x);
         if (!label_valid(y))
                 return reply_error(req, KIND_INVALID_VALUE, "'y': not a label key: \"%s\"", y);
-        fleet = json_pack("{s:s, s:s, s:{}, s:{}, s:{}, s:[], s:[]}", "x", x, "y", y, "versions", "states", "keys",
-                          "leases", "quarantined");
-        cells = json_object();
-        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
+        fc.fleet = json_pack("{s:s, s:s, s:{}, s:{}, s:{}, s:[], s:[]}", "x", x, "y", y, "versions", "states", "keys",
+                             "leases", "quarantined");
+        fc.cells = json_object();
+        if (!fc.fleet || !fc.cells)
+                r = -ENOMEM;
+        else
+                r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
         if (r >= 0)
-                r = store_host_list(tx, NULL, NULL, NULL, &ids);
-        for (char **i = ids; r >= 0 && i && *i; i++) {
-                _cleanup_(host_release) Host h = {};
-
-                r = store_host_get(tx, *i, &h);
-                if (r == -ENOENT) {
-                        r = 0;
-                        continue;
-                }
-                if (r >= 0) {
-                        fleet_add(fleet, cells, &h, x, y);
-                        n++;
-                }
-        }
+                r = store_fleet_rows(tx, x, y, fleet_add, &fc);
+        if (r >= 0)
+                r = store_fleet_keys(tx, fleet_key, &fc);
+        if (r >= 0)
+                r = fleet_lease_labels(tx, &fc);
         store_tx_rollback(&tx);
+        strv_free(fc.holders);
         if (r < 0) {
-                json_decref(fleet);
-                json_decref(cells);
+                json_decref(fc.fleet);
+                json_decref(fc.cells);
                 return reply_errno(req, r, "fleet");
         }
-        json_object_set_new(fleet, "hosts", json_integer((json_int_t) n));
-        json_object_set_new(fleet, "cells", cells_to_list(cells));
-        json_object_set_new(fleet, "now", json_integer((json_int_t) req->now));
-        json_decref(cells);
-        return reply_json(req, 200, fleet);
+        json_object_set_new(fc.fleet, "hosts", json_integer((json_int_t) fc.n));
+        json_object_set_new(fc.fleet, "cells", cells_to_list(fc.cells));
+        json_object_set_new(fc.fleet, "now", json_integer((json_int_t) req->now));
+        json_decref(fc.cells);
+        return reply_json(req, 200, fc.fleet);
 }
 
 static enum MHD_Result handle_events(Request *req) {

@@ -7,6 +7,7 @@
  * and suspended under it, and resumed and taken off under it, so no wake
  * is lost between the two. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,9 @@ typedef struct Stream {
         int64_t cursor;        /* the last entry sent */
         uint64_t last_write_ms;
         bool hello_sent;
+        int fd;                /* the connection's socket, to see the client leave; -1 when unknown */
         bool waiting;          /* on the waiting list, suspended */
+        bool gone;             /* the client closed its end */
         char *pending;         /* what did not fit in the last buffer */
         size_t pending_len, pending_off;
         struct Stream *next;   /* on the waiting list */
@@ -89,6 +92,27 @@ static void wake_all(EventHub *h) {
         h->last_wake_ms = mono_ms();
 }
 
+/* Resumes the waiting streams whose client has closed its end (lock held):
+ * a suspended connection is not watched by the server, and a stream's
+ * client sends nothing after its request, so anything to read is its end.
+ * Their next call ends them at once, not at a keepalive's failed write. */
+static void wake_gone(EventHub *h) {
+        for (Stream **p = &h->waiting; *p;) {
+                Stream *st = *p;
+                struct pollfd pfd = { .fd = st->fd, .events = POLLIN | POLLRDHUP };
+
+                if (st->fd < 0 || poll(&pfd, 1, 0) <= 0) {
+                        p = &st->next;
+                        continue;
+                }
+                *p = st->next;
+                st->next = NULL;
+                st->waiting = false;
+                st->gone = true;
+                MHD_resume_connection(st->conn);
+        }
+}
+
 /* Reads the entries after h->newest into the ring. Returns how many. */
 static int hub_poll(EventHub *h) {
         int total = 0;
@@ -146,6 +170,8 @@ static void *hub_main(void *userdata) {
                 pthread_mutex_lock(&h->lock);
                 if (r > 0 || mono_ms() - h->last_wake_ms >= EVENTS_KEEPALIVE_SEC * 1000)
                         wake_all(h);
+                else
+                        wake_gone(h);
                 clock_gettime(CLOCK_MONOTONIC, &until);
                 until.tv_sec += POLL_MS / 1000;
                 while (!h->stop && pthread_cond_timedwait(&h->cond, &h->lock, &until) != ETIMEDOUT)
@@ -319,6 +345,10 @@ static ssize_t stream_read(void *cls, uint64_t pos _unused_, char *buf, size_t m
                 pthread_mutex_unlock(&h->lock);
                 return MHD_CONTENT_READER_END_OF_STREAM;
         }
+        if (st->gone) {
+                pthread_mutex_unlock(&h->lock);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
         if (st->pending || stream_next(h, st))
                 n = take_pending(st, buf, max);
         else if (mono_ms() - st->last_write_ms >= EVENTS_KEEPALIVE_SEC * 1000) {
@@ -374,7 +404,10 @@ enum MHD_Result event_stream_reply(Request *req, int64_t since) {
         }
         h->streams++;
         pthread_mutex_unlock(&h->lock);
-        *st = (Stream) { .hub = h, .conn = req->conn, .cursor = since, .last_write_ms = mono_ms() };
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        *st = (Stream) { .hub = h, .conn = req->conn, .fd = ci ? ci->connect_fd : -1, .cursor = since,
+                         .last_write_ms = mono_ms() };
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_free);
         if (!resp) {
                 stream_free(st);
