@@ -87,7 +87,7 @@ fi
 rm -rf "$SHOTS"
 mkdir -p "$SHOTS"
 t0=$(now_ms)
-python3 "$TOP/tests/page/page-test.py" "$MODE" "$URL" "$TOKEN" "$SHOTS" "$D/results" "$VIEWER" >"$D/page.log" 2>&1
+python3 -B "$TOP/tests/page/page-test.py" "$MODE" "$URL" "$TOKEN" "$SHOTS" "$D/results" "$VIEWER" >"$D/page.log" 2>&1
 rc=$?
 while IFS=$'\t' read -r verdict name note; do
         t_case "$name"
