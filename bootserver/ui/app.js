@@ -262,8 +262,9 @@ views.fleet = () => {
 views.host = (id) => ({
   refreshOn: (e) => e.target === id,
   async refresh() {
-    const [h, leases, events] = await Promise.all([api('/v1/hosts/' + encodeURIComponent(id)),
-      api('/v1/audit?action=lease&last=1000'), api('/v1/audit?action=host&last=1000')]);
+    const h = await api('/v1/hosts/' + encodeURIComponent(id));
+    const [leases, events] = await Promise.all([api(`/v1/audit?action=lease&target=${h.id}&last=50`),
+      api(`/v1/audit?action=host&target=${h.id}&last=50`)]);
     const mine = (l) => l.entries.filter((e) => e.target === h.id).reverse();
     const kv = (rows) => el('table', { class: 'kv' }, rows.map(([k, val]) => el('tr', {}, el('th', {}, k), el('td', { dataset: { field: k } }, val))));
     const slots = Object.entries(h.slots || {});
