@@ -7,7 +7,10 @@
 # matrix's counts, a rollout moving the matrix live, a host's version, a
 # pause through the rollout page's button, the audit view, the leases,
 # the package diff of two images, the instances, a viewer's page without
-# write buttons. Screenshots go to build/test-page/.
+# write buttons; then the event stream's resume and its bound, and, on
+# PostgreSQL (SLIPWAY_TEST_STORE=postgresql), an entry written through a
+# second instance reaching the first's stream. Screenshots go to
+# build/test-page/.
 #
 # tests/bench/page.sh runs it at 10,000 hosts (PAGE_MODE=bench,
 # PAGE_HOSTS=10000): the time to the first render and how fast the page
@@ -149,6 +152,27 @@ if [ "$MODE" = check ]; then
                 t_ok
         else
                 t_fail "65th: $code $(cat "$D/s65"); after closing: $again"
+        fi
+fi
+if [ "$MODE" = check ] && [ "$T_STORE" = postgresql ]; then
+        t_case "an entry written through another instance reaches this one's stream"
+        "$TOP/build/bin/slipwayd" --state-dir "$D/b" --database "$(pg_state_url "$D/srv")" --listen 127.0.0.1:0 \
+                --log-json no --trusted-keys "$D/keys" >"$D/b.log" 2>&1 &
+        PIDS+=($!)
+        for ((i = 0; i < 200; i++)); do [ -s "$D/b/slipwayd.url" ] && break; sleep 0.05; done
+        URL_B=$(cat "$D/b/slipwayd.url" 2>/dev/null)
+        curl -sN --max-time 30 -H "Authorization: Bearer $TOKEN" "$URL/v1/events" >"$D/ev-a" &
+        EPID=$!
+        for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-a" && break; sleep 0.05; done
+        host=$(api "$URL/v1/hosts" | jq -r '.hosts[0].id')
+        api -o /dev/null -H 'Content-Type: application/json' -d '{"set": {"written-on": "b"}}' "$URL_B/v1/hosts/$host/labels"
+        for ((i = 0; i < 200; i++)); do grep -qs "\"written-on\"" "$D/ev-a" && break; sleep 0.05; done
+        kill $EPID 2>/dev/null
+        wait $EPID 2>/dev/null
+        if grep -q "^data: {\"action\":\"host.labels\".*\"written-on\".*\"target\":\"$host\"" "$D/ev-a"; then
+                t_ok "$((i * 50)) ms or less"
+        else
+                t_fail "instance b at '$URL_B'; stream: $(tail -c 300 "$D/ev-a"); $(tail -3 "$D/b.log")"
         fi
 fi
 cp "$D/srv.log" "$SHOTS/" 2>/dev/null
