@@ -123,21 +123,21 @@ if [ "$MODE" = check ]; then
         # the 64 are opened again.
         for ((try = 0; try < 10; try++)); do
                 SPIDS=()
-                rm -f "$D"/s*
+                rm -f "$D"/st-*
                 for ((i = 0; i < 64; i++)); do
-                        curl -sN --max-time 60 -H "Authorization: Bearer $TOKEN" "$URL/v1/events" >"$D/s$i" &
+                        curl -sN --max-time 60 -H "Authorization: Bearer $TOKEN" "$URL/v1/events" >"$D/st-$i" &
                         SPIDS+=($!)
                 done
                 for ((i = 0; i < 200; i++)); do
-                        [ "$(grep -ls -e '^event: hello' -e unavailable "$D"/s* | wc -l)" = 64 ] && break
+                        [ "$(grep -ls -e '^event: hello' -e unavailable "$D"/st-* | wc -l)" = 64 ] && break
                         sleep 0.05
                 done
-                [ "$(grep -ls '^event: hello' "$D"/s* | wc -l)" = 64 ] && break
+                [ "$(grep -ls '^event: hello' "$D"/st-* | wc -l)" = 64 ] && break
                 kill "${SPIDS[@]}" 2>/dev/null
                 wait "${SPIDS[@]}" 2>/dev/null
                 sleep 1
         done
-        code=$(curl -s -o "$D/s65" -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $TOKEN" "$URL/v1/events")
+        code=$(curl -s -o "$D/st-65" -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $TOKEN" "$URL/v1/events")
         kill "${SPIDS[@]}" 2>/dev/null
         wait "${SPIDS[@]}" 2>/dev/null
         # The server sees the closed connections at their next write (the keepalive) or at once.
@@ -147,11 +147,11 @@ if [ "$MODE" = check ]; then
                 [ "$again" = 200 ] && break
                 sleep 0.5
         done
-        if [ "$code" = 503 ] && jq -e '.kind == "unavailable" and (.error | test("64 event streams"))' "$D/s65" >/dev/null &&
+        if [ "$code" = 503 ] && jq -e '.kind == "unavailable" and (.error | test("64 event streams"))' "$D/st-65" >/dev/null &&
                 [ "$again" = 200 ]; then
                 t_ok
         else
-                t_fail "65th: $code $(cat "$D/s65"); after closing: $again"
+                t_fail "65th: $code $(cat "$D/st-65"); after closing: $again"
         fi
 fi
 if [ "$MODE" = check ] && [ "$T_STORE" = postgresql ]; then
