@@ -343,7 +343,7 @@ $(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh images/sign-rpms
 base-repo: $(BUILD)/base-repo/repodata/repomd.xml
 
 $(BUILD)/base-repo/repodata/repomd.xml: images/sample-repo.sh images/sign-rpms.sh $(wildcard images/specs/*.spec) \
-		agent/slipway-agent.service $(BIN)/slipway-agent | $(DEPS_OK)
+		agent/slipway-agent.service agent/slipway-apply-files.service $(BIN)/slipway-agent | $(DEPS_OK)
 	images/sample-repo.sh --base $(BUILD)/base-repo $(BIN)/slipway-agent
 
 ## make demo          the whole story: images, slipwayd, 50 simulated hosts, a rollout (DEMO=once exits)
