@@ -122,6 +122,7 @@ class Browser:
         self.ws = WebSocket(pages[0]["webSocketDebuggerUrl"])
         self.next_id = 0
         self.console = []
+        self.stubs = {}  # URL ending -> (status, JSON body): answered by the test, not the server
         self.call("Page.enable")
         self.call("Runtime.enable")
 
@@ -142,10 +143,31 @@ class Browser:
                 if "error" in msg:
                     raise RuntimeError(f"{method}: {msg['error']}")
                 return msg.get("result", {})
-            if msg.get("method") == "Runtime.exceptionThrown":
+            if msg.get("method") == "Fetch.requestPaused":
+                self._answer(msg["params"])
+            elif msg.get("method") == "Runtime.exceptionThrown":
                 self.console.append(msg["params"]["exceptionDetails"].get("exception", {}).get("description", "?"))
             elif msg.get("method") == "Runtime.consoleAPICalled" and msg["params"]["type"] == "error":
                 self.console.append(" ".join(str(a.get("value", a.get("description"))) for a in msg["params"]["args"]))
+
+    def stub(self, url_end, status, body):
+        """Answers every request whose URL ends in url_end with status and
+        the JSON body, from now on (the Fetch domain intercepts them)."""
+        self.stubs[url_end] = (status, body)
+        self.call("Fetch.enable", patterns=[{"urlPattern": "*" + u} for u in self.stubs])
+
+    def _answer(self, params):
+        url = params["request"]["url"].split("?")[0]
+        self.next_id += 1
+        for end, (status, body) in self.stubs.items():
+            if url.endswith(end):
+                data = base64.b64encode(json.dumps(body).encode()).decode()
+                self.ws.send(json.dumps({"id": self.next_id, "method": "Fetch.fulfillRequest", "params": {
+                    "requestId": params["requestId"], "responseCode": status,
+                    "responseHeaders": [{"name": "Content-Type", "value": "application/json"}], "body": data}}))
+                return
+        self.ws.send(json.dumps({"id": self.next_id, "method": "Fetch.continueRequest",
+                                 "params": {"requestId": params["requestId"]}}))
 
     def navigate(self, url):
         self.call("Page.navigate", url=url)
