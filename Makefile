@@ -192,7 +192,7 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLA
 # (tests/unit/pgserver.c, which runs tests/pg.sh).
 UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD)/tests/test-store-db \
 	$(BUILD)/tests/test-store-pg-db \
-	$(BUILD)/tests/test-store-areas-hosts \
+	$(BUILD)/tests/test-store-areas-hosts $(BUILD)/tests/test-store-fleet \
 	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-store-group-counts $(BUILD)/tests/test-hosts \
 	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
 	$(BUILD)/tests/test-replicas $(BUILD)/tests/test-filesets
