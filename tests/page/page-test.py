@@ -208,6 +208,7 @@ if MODE == "check":
         # Leases come and go while the hosts run: the page's list is one moment's.
         expect(rows >= 0 and "held" in b.eval("document.body.innerText"), "no lease list")
         waiting = b.eval("document.getElementById('waiting').innerText")
+        b.screenshot(os.path.join(OUT, "leases.png"))
         return f"{rows} held on the page, {held} by the API now; waiting table: {waiting.count(chr(10))} rows"
 
     @case("images: the package diff between two images")
@@ -219,6 +220,7 @@ if MODE == "check":
         expect("busybox" in t and "1.35.0-1" in t and "1.36.1-1" in t, "busybox's change missing: " + t)
         expect("extra" in t and "added" in t, "the added package missing: " + t)
         expect("kernel" not in t, "an unchanged package listed: " + t)
+        b.screenshot(os.path.join(OUT, "images.png"))
 
     @case("instances: this server and the leader")
     def _():
