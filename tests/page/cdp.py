@@ -223,7 +223,7 @@ class Browser:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        # Its helpers share its group: none may outlive the test.
+        # Its child processes share its group: none may outlive the test.
         deadline = time.time() + 5
         while time.time() < deadline:
             try:
