@@ -22,7 +22,7 @@ DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-o
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl \
-	systemd-container gnupg postgresql dnf grub-common seabios prometheus
+	systemd-container gnupg postgresql dnf grub-common seabios prometheus chromium
 # Only `make bench` needs these: the peers it compares against.
 DEBS_BENCH := nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
@@ -60,7 +60,9 @@ BUILDER_LIBS = $(call pc_libs,$(PKGS_BUILDER) $(PKGS_COMMON)) -lpthread
 
 # Each component is a library of its files but main.c, and a program.
 BOOTSERVER_SRC := $(wildcard bootserver/*.c)
-BOOTSERVER_OBJ := $(BOOTSERVER_SRC:%.c=$(OBJ)/%.o)
+BOOTSERVER_OBJ := $(BOOTSERVER_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/ui-assets.o
+# The fleet page's files, built into slipwayd (bootserver/ui/embed.sh).
+UI_FILES := $(wildcard bootserver/ui/*.html bootserver/ui/*.js bootserver/ui/*.css)
 BOOTSERVER_LIB := $(BUILD)/lib/libbootserver.a
 BOOTSERVER_LIBS = $(call pc_libs,$(PKGS_BOOTSERVER) $(PKGS_COMMON)) -lpthread
 
@@ -134,6 +136,14 @@ $(OBJ)/gen/initramfs-init.o: $(BUILD)/gen/initramfs-init.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
 
+$(BUILD)/gen/ui-assets.c: bootserver/ui/embed.sh $(UI_FILES) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	bootserver/ui/embed.sh $(UI_FILES) > $@.tmp && mv $@.tmp $@
+
+$(OBJ)/gen/ui-assets.o: $(BUILD)/gen/ui-assets.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ibootserver -c $< -o $@
+
 $(LIBSLIPWAY): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -182,7 +192,7 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLA
 # (tests/unit/pgserver.c, which runs tests/pg.sh).
 UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD)/tests/test-store-db \
 	$(BUILD)/tests/test-store-pg-db \
-	$(BUILD)/tests/test-store-areas-hosts \
+	$(BUILD)/tests/test-store-areas-hosts $(BUILD)/tests/test-store-fleet \
 	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-store-group-counts $(BUILD)/tests/test-hosts \
 	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
 	$(BUILD)/tests/test-replicas $(BUILD)/tests/test-filesets $(BUILD)/tests/test-rollout-files
@@ -233,7 +243,7 @@ fuzz:
 FUZZ_OBJ := $(BUILD)/libfuzzer/obj
 FUZZ_LIB := $(BUILD)/libfuzzer/libslipway-fuzz.a
 FUZZ_LIB_SRC := $(COMMON_SRC) $(filter-out builder/main.c,$(BUILDER_SRC)) $(filter-out bootserver/main.c,$(BOOTSERVER_SRC)) \
-	$(filter-out agent/main.c,$(AGENT_SRC)) $(BUILD)/gen/initramfs-init.c
+	$(filter-out agent/main.c,$(AGENT_SRC)) $(BUILD)/gen/initramfs-init.c $(BUILD)/gen/ui-assets.c
 FUZZ_CFLAGS = $(filter-out -O2 -Werror,$(BASE_CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER) $(PKGS_BOOTSERVER))
 
@@ -241,6 +251,8 @@ $(FUZZ_OBJ)/%.o: %.c $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CLANG   $<")
 	$(Q)clang $(FUZZ_CFLAGS) -Wno-missing-variable-declarations -MMD -MP -c $< -o $@
+
+$(FUZZ_OBJ)/$(BUILD)/gen/ui-assets.o: FUZZ_CFLAGS += -Ibootserver
 
 $(FUZZ_LIB): $(FUZZ_LIB_SRC:%.c=$(FUZZ_OBJ)/%.o)
 	rm -f $@ && ar rcs $@ $^

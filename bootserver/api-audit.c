@@ -15,7 +15,7 @@ static json_t *entry_to_json(const AuditEntry *e) {
 static enum MHD_Result handle_audit(Request *req) {
         const char *since_s = request_arg(req, "since"), *limit_s = request_arg(req, "limit");
         const char *last_s = request_arg(req, "last");
-        AuditQuery q = { .limit = 1000, .action = request_arg(req, "action") };
+        AuditQuery q = { .limit = 1000, .action = request_arg(req, "action"), .target = request_arg(req, "target") };
         _cleanup_store_tx_ StoreTx *tx = NULL;
         AuditEntry *l = NULL;
         size_t n = 0;

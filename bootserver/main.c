@@ -17,6 +17,7 @@
 #include "leader.h"
 #include "log.h"
 #include "routes.h"
+#include "events.h"
 #include "server.h"
 #include "supervise.h"
 #include "tokens.h"
@@ -48,6 +49,7 @@ static const Route *const routes[] = {
         audit_routes,
         instance_routes,
         file_routes,
+        ui_routes,
         NULL,
 };
 
@@ -209,9 +211,11 @@ static void flush_seen(Server *s) {
 static void server_release(Server *s) {
         /* The waiting requests get their answer while the daemon still runs. */
         lease_waiters_stop(s);
-        /* No request may stay suspended for a fetch. */
+        /* No request may stay suspended for a fetch, or an event. */
         replicator_stop(s);
+        event_hub_stop(s);
         server_stop(s);
+        event_hub_free(s);
         replicator_free(s);
         if (s->seen && s->store)
                 flush_seen(s);
@@ -602,6 +606,8 @@ int main(int argc, char **argv) {
                 r = server_start(&s, routes);
         if (r >= 0 && lease_waiters_start(&s) < 0)
                 log_warning("cannot start the lease waiters' thread: lease requests with \"wait\" are answered at once");
+        if (r >= 0 && event_hub_start(&s) < 0)
+                log_warning("cannot start the event stream: GET /v1/events answers 503");
         if (r >= 0) {
                 s.public_url = server_config_public_url(&s.config, s.port);
                 r = s.public_url ? write_url_file(&s) : log_oom();

@@ -76,6 +76,7 @@ typedef struct Server {
         struct Replicator *replicator; /* copies of blobs between instances (replicator.c) */
         SeenLog *seen;               /* last_seen of unchanged check-ins, flushed each second */
         struct Leader *leader;       /* this instance and whether it coordinates (leader.h) */
+        struct EventHub *events;     /* the live event stream (events.h) */
         const struct Route *const *routes; /* the tables matched in order, NULL-terminated */
 } Server;
 

@@ -42,6 +42,7 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
         r = store_stmt(tx,
                        "SELECT * FROM (SELECT id, time, actor, action, target, detail FROM audit WHERE id > ?1 "
                        "AND (?3 IS NULL OR action = ?3 OR substr(action, 1, length(?3) + 1) = ?3 || '.') "
+                       "AND (?5 IS NULL OR target = ?5) "
                        "ORDER BY id * ?4 LIMIT ?2) AS a ORDER BY id",
                        &st);
         if (r < 0)
@@ -51,6 +52,7 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
         db_bind_text(st, 3, q->action);
         /* last: the newest N, still returned oldest first */
         db_bind_int(st, 4, q->last ? -1 : 1);
+        db_bind_text(st, 5, q->target);
         while ((r = db_step(st)) > 0) {
                 AuditEntry *e = ARRAY_PUSH(l, n, cap);
                 if (!e) {

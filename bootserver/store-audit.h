@@ -28,6 +28,7 @@ typedef struct AuditQuery {
         uint64_t limit;     /* at most this many, the oldest first */
         uint64_t last;      /* when not 0: the newest this many instead */
         const char *action; /* NULL, an action, or a prefix before '.' */
+        const char *target; /* NULL, or the one target */
 } AuditQuery;
 
 /* The entries q selects, oldest first; the caller frees them with

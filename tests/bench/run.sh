@@ -258,6 +258,10 @@ if [ -x "$TOP/build/fleet/sim" ]; then
         "$TOP/tests/fleet/run.sh" bench 2>&1 | sed 's/^/  /'
 fi
 fleet_checkins
+# The fleet page in headless Chromium at 10,000 hosts: the first render and
+# how it keeps up with a rollout of all of them (tests/bench/page.sh).
+echo
+"$TOP/tests/bench/page.sh" || echo "page bench: broken (exit $?)"
 # 500 real agents through a rollout: its time against the budgets' lower
 # bound (the last line of tests/fleet/agents.sh), without faults (the
 # coordinator's own pace; make test-fleet runs the same with stopped hosts,

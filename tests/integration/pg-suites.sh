@@ -6,7 +6,7 @@
 # agent moving between two instances (failover.sh). Each suite is one case
 # here, run two at a time; its own output is in $T_DIR/NAME.log, printed
 # when it fails. SLIPWAY_PG_SUITES names others (ctl.sh ctl-rollout.sh
-# agent.sh push.sh files.sh pass as well).
+# agent.sh push.sh files.sh page.sh pass as well).
 . "$(dirname "$0")/../lib.sh"
 t_begin pg-suites
 

@@ -1,0 +1,278 @@
+"""The fleet page in a real browser: what a person sees, checked against
+the API. Run by tests/integration/page.sh (mode "check") and
+tests/bench/page.sh (mode "bench"); both set up slipwayd, the hosts and
+the images first. Each case prints one line to the results file:
+"ok NAME [NOTE]", "FAIL NAME: WHY" or "skip NAME: WHY".
+
+    page-test.py check|bench URL TOKEN OUT-DIR RESULTS [VIEWER-TOKEN]
+"""
+import atexit
+import collections
+import json
+import os
+import sys
+import time
+import traceback
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cdp import Browser  # noqa: E402
+
+MODE, URL, TOKEN, OUT, RESULTS = sys.argv[1:6]
+VIEWER = sys.argv[6] if len(sys.argv) > 6 else ""
+results = open(RESULTS, "w")
+figures = {}
+
+
+def api(path, method="GET", body=None, token=TOKEN):
+    req = urllib.request.Request(URL + path, method=method, headers={"Authorization": "Bearer " + token})
+    if body is not None:
+        req.data = json.dumps(body).encode()
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)
+
+
+def report(verdict, name, note=""):
+    note = str(note).replace("\n", " ").replace("\t", " ")
+    results.write(f"{verdict}\t{name}\t{note}\n")
+    results.flush()
+
+
+def case(name):
+    def run(fn):
+        try:
+            note = fn()
+            report("ok", name, note or "")
+        except Skip as e:
+            report("skip", name, str(e))
+        except Exception as e:  # every case ends with a verdict
+            report("FAIL", name, f"{type(e).__name__}: {e}".replace("\n", " ")[:600])
+            with open(os.path.join(OUT, "failures.log"), "a") as f:
+                f.write(f"--- {name}\n{traceback.format_exc()}\n")
+            try:
+                b.screenshot(os.path.join(OUT, "fail-" + name.split(":")[0].replace(" ", "-")[:40] + ".png"))
+            except Exception:
+                pass
+        return fn
+    return run
+
+
+class Skip(Exception):
+    pass
+
+
+def expect(cond, message):
+    if not cond:
+        raise AssertionError(message)
+
+
+def login(token):
+    b.navigate(URL + "/")
+    b.wait_for("document.readyState === 'complete' && !document.getElementById('login').hidden")
+    b.type_into("#token", token)
+    t0 = time.time()
+    b.click("#login button")
+    return t0
+
+
+def api_matrix():
+    counts = collections.Counter()
+    versions = collections.Counter()
+    for h in api("/v1/hosts")["hosts"]:
+        counts[(h["labels"].get("service", ""), h["labels"].get("rack", ""))] += 1
+        versions[h.get("version") or ""] += 1
+    return counts, versions
+
+
+PAGE_MATRIX = """[...document.querySelectorAll('#matrix td')].filter(td => td.dataset.total > 0)
+    .map(td => [td.dataset.x, td.dataset.y, Number(td.dataset.total)])"""
+
+# ---------------------------------------------------------------------------
+
+if MODE == "check":
+    @case("the page and its files come from slipwayd itself: nothing from elsewhere")
+    def _():
+        with urllib.request.urlopen(URL + "/") as r:
+            html = r.read().decode()
+            csp = r.headers.get("Content-Security-Policy", "")
+            expect(r.headers.get_content_type() == "text/html", f"content type {r.headers.get_content_type()}")
+        expect("default-src 'self'" in csp, f"CSP: {csp!r}")
+        for f in ("app.js", "app.css"):
+            with urllib.request.urlopen(URL + "/ui/" + f) as r:
+                text = r.read().decode()
+            expect("http://" not in text and "https://" not in text, f"{f} names another site")
+        expect("http" not in html.replace('name="viewport"', ""), "index.html names another site")
+
+b = Browser(OUT)
+atexit.register(b.close)
+if MODE == "check":
+    @case("a token the server does not know is refused at the login")
+    def _():
+        login("not-a-token")
+        msg = b.wait_for("document.getElementById('login-error').textContent")
+        expect("cannot log in" in msg, msg)
+        expect(b.eval("document.getElementById('nav').hidden"), "the menu is shown")
+
+@case("log in: the matrix of services by racks counts every host as the API does")
+def _():
+    t0 = login(TOKEN)
+    b.wait_for("document.body.dataset.view === 'fleet'", timeout=120)
+    figures["first_render_s"] = time.time() - t0
+    counts, versions = api_matrix()
+    page = {(x, y): n for x, y, n in b.eval(PAGE_MATRIX)}
+    expect(sum(page.values()) == sum(counts.values()), f"page {sum(page.values())} hosts, API {sum(counts.values())}")
+    expect(page == dict(counts), "cells differ: " + str({k: (page.get(k), counts.get(k)) for k in set(page) | set(counts) if page.get(k) != counts.get(k)})[:300])
+    total = int(b.eval("document.getElementById('hosts-total').textContent"))
+    expect(total == sum(counts.values()), f"the total says {total}")
+    expect(b.eval("sessionStorage.getItem('slipway.token')") == TOKEN, "the token is not in sessionStorage")
+    b.screenshot(os.path.join(OUT, "fleet.png"))
+    return f"{total} hosts in {len(page)} cells, first render {figures['first_render_s']:.2f} s after the login"
+
+rollout = {}
+spec_waves = []
+
+@case("live: a rollout started elsewhere moves the matrix without a reload")
+def _():
+    b.eval("window.__noReload = 1")
+    events0 = b.eval("slipway.stats.events")
+    # The check stops after its first wave (a long bake); the bench goes on through the fleet.
+    spec = {"image": "web:2.0", "waves": [10, "100%"], "bake": 3600} if MODE == "check" else \
+        {"image": "web:2.0", "waves": ["1%", "10%", "100%"], "bake": 0}
+    r = api("/v1/rollouts", "POST", spec)
+    spec_waves.extend(spec["waves"])
+    rollout.update(r)
+    t0 = time.time()
+    want = r["waves"][0]["hosts"]
+    # The wave's hosts take their leases, reboot and report 2.0; the page hears of it by itself.
+    b.wait_for(f"""(() => {{ const e = document.querySelector('.version-count[data-version="2.0"]');
+        return e && Number(e.textContent.split(': ').at(-1)) {'===' if MODE == 'check' else '>='} {want}; }})()""", timeout=120)
+    figures["wave1_seen_s"] = time.time() - t0
+    expect(b.eval("window.__noReload") == 1, "the page was loaded again")
+    _, versions = api_matrix()
+    expect(MODE == "bench" or versions.get("2.0") == want, f"the API says {versions.get('2.0')} hosts run 2.0")
+    b.screenshot(os.path.join(OUT, "fleet-rollout.png"))
+    ev = b.eval("slipway.stats.events") - events0
+    expect(ev > 0, "no event reached the page")
+    return f"{want} hosts on 2.0 seen {figures['wave1_seen_s']:.1f} s after the start, {ev} events"
+
+@case("a host's page shows the version it runs, its slots and its lease history")
+def _():
+    hosts = [h for h in api("/v1/hosts")["hosts"] if h.get("version") == "2.0"]
+    expect(hosts, "no host runs 2.0")
+    h = hosts[0]
+    b.eval(f"location.hash = '#/host/{h['id']}'")
+    b.wait_for(f"document.body.dataset.view === 'host' && document.getElementById('host-id').textContent === '{h['id']}'")
+    v = b.eval("document.getElementById('host-version').textContent")
+    expect(v == "2.0", f"the page says version {v!r}")
+    hist = b.eval("[...document.querySelectorAll('table.audit')].at(-1).innerText")
+    expect("lease.grant" in hist, "no lease.grant in the history: " + hist[:200])
+    b.screenshot(os.path.join(OUT, "host.png"))
+
+@case("the rollout's page: waves, groups against their budget; pause through the button")
+def _():
+    rid = rollout["id"]
+    b.eval(f"location.hash = '#/rollout/{rid}'")
+    b.wait_for("document.body.dataset.view === 'rollout' && document.getElementById('rollout-state').dataset.state === 'running'")
+    waves = len(spec_waves)
+    expect(b.eval("document.querySelectorAll('#waves tr[data-wave]').length") == waves, f"not {waves} waves")
+    groups = b.eval("document.getElementById('groups') ? document.getElementById('groups').innerText : ''")
+    expect("max_unavailable" in groups, "no budget beside the groups: " + groups[:200])
+    b.screenshot(os.path.join(OUT, "rollout.png"))
+    if MODE == "bench":
+        return
+    b.click("#btn-pause")
+    b.wait_for("document.getElementById('rollout-state').dataset.state === 'paused'")
+    r = api(f"/v1/rollouts/{rid}")
+    expect(r["state"] == "paused" and r["reason"] == "paused by an operator", f"the API says {r['state']}: {r['reason']}")
+    expect(b.eval("!!document.getElementById('btn-resume') && !document.getElementById('btn-pause')"),
+           "resume is not offered in place of pause")
+    b.screenshot(os.path.join(OUT, "rollout-paused.png"))
+
+if MODE == "check":
+    @case("the audit view shows an entry as it is written")
+    def _():
+        b.eval("location.hash = '#/audit'")
+        b.wait_for("document.body.dataset.view === 'audit'")
+        h = api("/v1/hosts")["hosts"][0]["id"]
+        api(f"/v1/hosts/{h}/labels", "POST", {"set": {"page-test": "yes"}})
+        b.wait_for(f"""[...document.querySelectorAll('#audit tr')]
+            .some(tr => tr.innerText.includes('host.labels') && tr.innerText.includes('{h}'))""", timeout=20)
+
+    @case("leases: who holds one, and the budget a waiting host is blocked by")
+    def _():
+        b.eval("location.hash = '#/leases'")
+        b.wait_for("document.body.dataset.view === 'leases'")
+        held = sum(1 for h in api("/v1/hosts")["hosts"] if h.get("lease"))
+        rows = b.eval("document.querySelectorAll('#leases tr').length - 1")
+        # Leases come and go while the hosts run: the page's list is one moment's.
+        expect(rows >= 0 and "held" in b.eval("document.body.innerText"), "no lease list")
+        waiting = b.eval("document.getElementById('waiting').innerText")
+        b.screenshot(os.path.join(OUT, "leases.png"))
+        return f"{rows} held on the page, {held} by the API now; waiting table: {waiting.count(chr(10))} rows"
+
+    @case("images: the package diff between two images")
+    def _():
+        b.eval("location.hash = '#/images'")
+        b.wait_for("document.body.dataset.view === 'images' && !!document.getElementById('btn-diff')")
+        b.click("#btn-diff")
+        t = b.wait_for("document.getElementById('diff-table') && document.getElementById('diff-table').innerText")
+        expect("busybox" in t and "1.35.0-1" in t and "1.36.1-1" in t, "busybox's change missing: " + t)
+        expect("extra" in t and "added" in t, "the added package missing: " + t)
+        expect("kernel" not in t, "an unchanged package listed: " + t)
+        b.screenshot(os.path.join(OUT, "images.png"))
+
+    @case("instances: this server and the leader")
+    def _():
+        b.eval("location.hash = '#/instances'")
+        b.wait_for("document.body.dataset.view === 'instances'")
+        leader = api("/v1/instances")["leader"]["instance"]
+        expect(b.eval("document.getElementById('leader').textContent") == leader, "another leader shown")
+
+    @case("a viewer's token: the rollout is shown without its buttons")
+    def _():
+        b.click("#logout")
+        if VIEWER:
+            login(VIEWER)
+        else:
+            # A server without roles: GET /v1/whoami is answered by the test,
+            # which checks the page's side of the contract.
+            b.stub("/v1/whoami", 200, {"name": "watcher", "role": "viewer"})
+            login(TOKEN)
+        b.wait_for("document.body.dataset.view === 'fleet'")
+        b.eval(f"location.hash = '#/rollout/{rollout['id']}'")
+        b.wait_for("document.body.dataset.view === 'rollout'")
+        expect(b.eval("document.body.dataset.role") == "viewer", "the page does not know the role")
+        expect(b.eval("document.querySelectorAll('#rollout-actions button').length") == 0, "write buttons shown")
+        expect(b.eval("document.getElementById('who').textContent") == "watcher (viewer)", "the name and role not shown")
+        if not VIEWER:
+            return "whoami answered by the test: this server has no token roles"
+
+    @case("no script error in the page")
+    def _():
+        expect(not b.console, "; ".join(b.console)[:500])
+else:
+    # The bench: how fast the page follows a rollout of the whole fleet.
+    @case("update rate while the fleet moves")
+    def _():
+        b.eval("location.hash = '#/fleet'")
+        b.wait_for("document.body.dataset.view === 'fleet'")
+        s0 = b.eval("JSON.stringify(slipway.stats)")
+        a0 = api("/v1/audit?last=1")["entries"][-1]["id"]
+        secs = float(os.environ.get("PAGE_BENCH_SECONDS", "20"))
+        api(f"/v1/rollouts/{rollout['id']}/resume", "POST") if api(f"/v1/rollouts/{rollout['id']}")["state"] == "paused" else None
+        time.sleep(secs)
+        s1 = json.loads(b.eval("JSON.stringify(slipway.stats)"))
+        s0 = json.loads(s0)
+        lag = b.eval("slipway.lastEvent")
+        a1 = api("/v1/audit?last=1")["entries"][-1]["id"]
+        figures["events_written_per_s"] = (a1 - a0) / secs
+        figures["events_seen_per_s"] = (s1["events"] - s0["events"]) / secs
+        figures["matrix_redraws_per_s"] = (s1["refreshes"] - s0["refreshes"]) / secs
+        figures["matrix_redraw_ms"] = s1["lastRenderMs"]
+        figures["events_behind_at_end"] = a1 - lag if lag else None
+    figures["heap_mb"] = b.eval("performance.memory ? performance.memory.usedJSHeapSize / 1048576 : null")
+
+with open(os.path.join(OUT, "figures.json"), "w") as f:
+    json.dump(figures, f, indent=1)
+results.close()
