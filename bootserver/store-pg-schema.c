@@ -191,9 +191,11 @@ static const PgMigration migrations[] = {
         { 17, INSTANCES_UNSEED },
         { 18, GROUP_COUNTS_PG },
         { 19, FILE_SETS_PG },
+        /* 21: sqlite's 21, each named token's role (roles.h). */
+        { 21, "ALTER TABLE tokens ADD COLUMN role TEXT COLLATE \"C\" NOT NULL DEFAULT 'admin'" },
 };
 
-#define PG_SCHEMA_VERSION 19
+#define PG_SCHEMA_VERSION 21
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */
