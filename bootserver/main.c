@@ -20,6 +20,7 @@
 #include "server.h"
 #include "supervise.h"
 #include "tokens.h"
+#include "webhooks.h"
 #include "util.h"
 
 #ifndef SLIPWAY_VERSION
@@ -647,13 +648,17 @@ int main(int argc, char **argv) {
         /* Only a shared database has peers to copy blobs from. */
         if (r >= 0 && replicator_start(&s, s.config.database != NULL) < 0)
                 log_warning("cannot start the replicator: blobs are not copied between instances");
+        if (r >= 0 && webhooks_start(&s, &s.webhooks) < 0)
+                log_warning("cannot start the webhooks' sender: no webhook is sent");
         if (r >= 0)
                 r = supervisor_new(&s, &sup);
         if (r >= 0 && !(ticker = coord_ticker_new()))
                 r = log_oom();
         if (r < 0) {
+                webhooks_stop(s.webhooks);
                 supervisor_free(sup);
                 server_release(&s);
+                s.webhooks = webhooks_free(s.webhooks);
                 strv_free(a.flags);
                 return EXIT_FAILURE;
         }
@@ -680,11 +685,14 @@ int main(int argc, char **argv) {
                 flush_seen(&s);
                 coordinate(&s, ticker);
         }
+        /* An event being sent is cut off: the next leader sends it. */
+        webhooks_stop(s.webhooks);
         /* The next instance takes over at its next beat, not at the expiry. */
         (void) leader_resign(s.leader, s.store);
         coord_ticker_free(ticker);
         supervisor_free(sup);
         server_release(&s);
+        s.webhooks = webhooks_free(s.webhooks);
         strv_free(a.flags);
         return EXIT_SUCCESS;
 }

@@ -73,6 +73,7 @@ typedef struct Server {
         Metrics metrics;
         LeaseWaiters *lease_waiters; /* lease requests that wait (api-leases.c) */
         struct Replicator *replicator; /* copies of blobs between instances (replicator.c) */
+        struct Webhooks *webhooks;     /* the webhooks' sender (webhooks.c) */
         SeenLog *seen;               /* last_seen of unchanged check-ins, flushed each second */
         struct Leader *leader;       /* this instance and whether it coordinates (leader.h) */
         const struct Route *const *routes; /* the tables matched in order, NULL-terminated */

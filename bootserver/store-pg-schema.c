@@ -193,9 +193,11 @@ static const PgMigration migrations[] = {
         { 19, FILE_SETS_PG },
         /* 21: sqlite's 21, each named token's role (roles.h). */
         { 21, "ALTER TABLE tokens ADD COLUMN role TEXT COLLATE \"C\" NOT NULL DEFAULT 'admin'" },
+        /* 22: sqlite's 22, each webhook's cursor over the audit log. */
+        { 22, "CREATE TABLE webhook_cursors (name TEXT COLLATE \"C\" PRIMARY KEY, last_id BIGINT NOT NULL)" },
 };
 
-#define PG_SCHEMA_VERSION 21
+#define PG_SCHEMA_VERSION 22
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

@@ -243,11 +243,12 @@ static const char *const migrations[] = {
         GROUP_COUNTS_SQLITE,
         /* 19: the host file sets (store-files-sql.h). */
         FILE_SETS_SQLITE,
-        /* 20: kept for a change of its own. */
-        "SELECT 1;",
+        "SELECT 1;", /* 20: kept for a change of its own */
         /* 21: each named token's role; the tokens there were are admin
          * tokens (roles.h). */
         "ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';",
+        /* 22: each webhook's cursor over the audit log (store-webhooks.h). */
+        "CREATE TABLE webhook_cursors (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);",
 };
 
 int sqlite_errno(int rc) {

@@ -205,11 +205,14 @@ if [ "$roles" = "ci=admin ops=operator watcher=viewer" ] && [ "$CODE" = 401 ]; t
         t_fail "$roles; $CODE $BODY"; fi
 
 t_case "tokens made before roles are admin tokens"
+# The state as it was before: no role column, the schema before it.
 t_stop "$PID"
 if [ "$T_STORE" = postgresql ]; then
-        t_state_sql "$D/state" "ALTER TABLE tokens DROP COLUMN role; UPDATE schema_version SET version = 20" >/dev/null
+        t_state_sql "$D/state" "ALTER TABLE tokens DROP COLUMN role; DROP TABLE webhook_cursors;
+                UPDATE schema_version SET version = 20" >/dev/null
 else
-        t_state_sql "$D/state" "ALTER TABLE tokens DROP COLUMN role; PRAGMA user_version = 20" >/dev/null
+        t_state_sql "$D/state" "ALTER TABLE tokens DROP COLUMN role; DROP TABLE webhook_cursors;
+                PRAGMA user_version = 20" >/dev/null
 fi
 start_server
 api "$VIEWER" GET v1/whoami
