@@ -118,6 +118,12 @@ if "$SD" --config "$D/slipwayd.conf" --check-config >/dev/null 2>"$D/check.err" 
 
 TOKEN=$("$SD" --config "$D/slipwayd.conf" --log-json no token create ci)
 start_server
+# A webhook new to the state starts after the newest entry once the leader
+# has taken it up: the events come after that.
+cursors_made() {
+        [ "$(t_state_sql "$D/state" "SELECT count(*) FROM webhook_cursors")" = 2 ]
+}
+wait_until 30 cursors_made || echo "the webhooks' cursors were not made: $(tail -n 5 "$D/server.log")"
 for v in 1.0 2.0; do
         $B -q --store "$D/store" push --token "$TOKEN" "$URL" tiny:$v >/dev/null || echo "pushing tiny $v failed"
 done
@@ -211,5 +217,32 @@ cursor_at_end() {
 wait_until 20 cursor_at_end
 if [ "$(wc -l <"$D/received.log")" = "$n_before" ] && [ -n "$cursor" ] && [ "$cursor" = "$last" ]; then t_ok; else
         t_fail "$(wc -l <"$D/received.log") deliveries, $n_before before; cursor $cursor, last entry $last"; fi
+
+if [ "$T_STORE" = postgresql ]; then
+        t_case "on PostgreSQL, two instances: the leader sends, the other carries on when it stops, each event once"
+        "$SD" --config "$D/slipwayd.conf" --state-dir "$D/state2" --database "$(pg_state_url "$D/state")" \
+                --log-json no >>"$D/server2.log" 2>&1 &
+        PID2=$!
+        PIDS+=("$PID2")
+        wait_until 10 test -s "$D/state2/slipwayd.url"
+        URL2=$(cat "$D/state2/slipwayd.url")
+        # start_abort URL: a rollout started and aborted through URL.
+        start_abort() {
+                local r
+                r=$(api -H 'Content-Type: application/json' -d '{"image": "tiny:2.0", "waves": ["100%"]}' \
+                        "$1/v1/rollouts" | jq -r .id)
+                api -o /dev/null -X POST "$1/v1/rollouts/$r/abort"
+        }
+        start_abort "$URL2"
+        wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
+        t_stop "$SPID"
+        URL=$URL2
+        start_abort "$URL2"
+        wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
+        dups=$(received_ok | sort -n | uniq -d)
+        if [ "$(received_ok)" = "$(audit_rollout)" ] && [ -z "$dups" ] &&
+                grep -q 'coordinator: took the lease' "$D/server2.log"; then t_ok; else
+                t_fail "dups [$dups]; want [$(audit_rollout)]; got [$(received_ok)]; $(tail -n 3 "$D/server2.log")"; fi
+fi
 
 t_end
