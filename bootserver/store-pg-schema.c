@@ -191,6 +191,7 @@ static const PgMigration migrations[] = {
         { 17, INSTANCES_UNSEED },
         { 18, GROUP_COUNTS_PG },
         { 19, FILE_SETS_PG },
+        { 20, FILE_PINS_PG },
         /* 21: sqlite's 21, each named token's role (roles.h). */
         { 21, "ALTER TABLE tokens ADD COLUMN role TEXT COLLATE \"C\" NOT NULL DEFAULT 'admin'" },
         /* 22: sqlite's 22, each webhook's cursor over the audit log. */

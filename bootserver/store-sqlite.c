@@ -243,12 +243,11 @@ static const char *const migrations[] = {
         GROUP_COUNTS_SQLITE,
         /* 19: the host file sets (store-files-sql.h). */
         FILE_SETS_SQLITE,
-        "SELECT 1;", /* 20: kept for a change of its own */
-        /* 21: each named token's role; the tokens there were are admin
-         * tokens (roles.h). */
-        "ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';",
-        /* 22: each webhook's cursor over the audit log (store-webhooks.h). */
-        "CREATE TABLE webhook_cursors (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);",
+        /* 20: file sets rolled out in waves: live versions, pins
+         * (store-files-sql.h). */
+        FILE_PINS_SQLITE,
+        "ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';", /* 21: token roles (roles.h) */
+        "CREATE TABLE webhook_cursors (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);", /* 22: webhooks.h */
 };
 
 int sqlite_errno(int rc) {
