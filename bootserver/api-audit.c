@@ -42,6 +42,6 @@ static enum MHD_Result handle_audit(Request *req) {
 }
 
 const Route audit_routes[] = {
-        { "GET", "v1/audit", AUTH_ADMIN, BODY_NONE, handle_audit },
+        { "GET", "v1/audit", AUTH_VIEWER, BODY_NONE, handle_audit },
         {},
 };

@@ -84,8 +84,8 @@ static enum MHD_Result handle_budget_delete(Request *req) {
 }
 
 const Route budget_routes[] = {
-        { "GET", "v1/budgets", AUTH_ADMIN, BODY_NONE, handle_budgets_list },
-        { "PUT", "v1/budgets/*", AUTH_ADMIN, BODY_JSON, handle_budget_put },
-        { "DELETE", "v1/budgets/*", AUTH_ADMIN, BODY_NONE, handle_budget_delete },
+        { "GET", "v1/budgets", AUTH_VIEWER, BODY_NONE, handle_budgets_list },
+        { "PUT", "v1/budgets/*", AUTH_OPERATOR, BODY_JSON, handle_budget_put },
+        { "DELETE", "v1/budgets/*", AUTH_OPERATOR, BODY_NONE, handle_budget_delete },
         {},
 };

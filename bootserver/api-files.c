@@ -292,12 +292,12 @@ static enum MHD_Result handle_host_files(Request *req) {
 }
 
 const Route file_routes[] = {
-        { "GET", "v1/files", AUTH_ADMIN, BODY_NONE, handle_files_list },
+        { "GET", "v1/files", AUTH_VIEWER, BODY_NONE, handle_files_list },
         { "POST", "v1/files", AUTH_ADMIN, BODY_JSON, handle_file_set_add },
         { "GET", "v1/files/*", AUTH_ADMIN, BODY_NONE, handle_file_set_get },
         { "PUT", "v1/files/*", AUTH_ADMIN, BODY_JSON, handle_file_set_put },
         { "DELETE", "v1/files/*", AUTH_ADMIN, BODY_NONE, handle_file_set_delete },
-        { "GET", "v1/files/*/history", AUTH_ADMIN, BODY_NONE, handle_file_set_history },
+        { "GET", "v1/files/*/history", AUTH_VIEWER, BODY_NONE, handle_file_set_history },
         { "GET", "v1/hosts/*/files", AUTH_HOST, BODY_NONE, handle_host_files },
         {},
 };

@@ -382,10 +382,10 @@ static enum MHD_Result handle_host_checkin(Request *req) {
 
 const Route host_routes[] = {
         { "POST", "v1/hosts/register", AUTH_PUBLIC, BODY_JSON, handle_hosts_register },
-        { "GET", "v1/hosts", AUTH_ADMIN, BODY_NONE, handle_hosts_list },
-        { "GET", "v1/hosts/*", AUTH_ADMIN, BODY_NONE, handle_host_get },
-        { "POST", "v1/hosts/*/labels", AUTH_ADMIN, BODY_JSON, handle_host_labels },
-        { "PUT", "v1/hosts/*/image", AUTH_ADMIN, BODY_JSON, handle_host_image },
+        { "GET", "v1/hosts", AUTH_VIEWER, BODY_NONE, handle_hosts_list },
+        { "GET", "v1/hosts/*", AUTH_VIEWER, BODY_NONE, handle_host_get },
+        { "POST", "v1/hosts/*/labels", AUTH_OPERATOR, BODY_JSON, handle_host_labels },
+        { "PUT", "v1/hosts/*/image", AUTH_OPERATOR, BODY_JSON, handle_host_image },
         { "POST", "v1/hosts/*/checkin", AUTH_HOST, BODY_JSON, handle_host_checkin },
         {},
 };

@@ -281,8 +281,8 @@ static enum MHD_Result handle_image_delete(Request *req) {
 
 const Route image_routes[] = {
         { "POST", "v1/images", AUTH_ADMIN, BODY_JSON, handle_images_post },
-        { "GET", "v1/images", AUTH_ADMIN, BODY_NONE, handle_images_list },
-        { "GET", "v1/images/*", AUTH_ADMIN, BODY_NONE, handle_image_get },
+        { "GET", "v1/images", AUTH_VIEWER, BODY_NONE, handle_images_list },
+        { "GET", "v1/images/*", AUTH_VIEWER, BODY_NONE, handle_image_get },
         { "DELETE", "v1/images/*", AUTH_ADMIN, BODY_NONE, handle_image_delete },
         {},
 };

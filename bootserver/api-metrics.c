@@ -10,6 +10,7 @@
 #include "store-instances.h"
 #include "store-stats.h"
 #include "util.h"
+#include "webhooks.h"
 
 #ifndef SLIPWAY_VERSION
 #define SLIPWAY_VERSION "0.1"
@@ -296,6 +297,7 @@ static enum MHD_Result handle_metrics(Request *req) {
                 "# TYPE slipway_coordinator_tick_seconds_max gauge\nslipway_coordinator_tick_seconds_max %.6f\n",
                 (double) atomic_load(&m->tick_usec_sum) / 1e6, atomic_load(&m->ticks),
                 (double) atomic_load(&m->tick_usec_max) / 1e6);
+        webhooks_metrics_write(req->server->webhooks, f);
         if (fclose(f) != 0)
                 return MHD_NO;
         return reply_text(req, 200, "text/plain; version=0.0.4", text);

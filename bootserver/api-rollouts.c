@@ -144,10 +144,10 @@ static enum MHD_Result handle_rollout_action(Request *req) {
 }
 
 const Route rollout_routes[] = {
-        { "POST", "v1/rollouts/plan", AUTH_ADMIN, BODY_JSON, handle_rollout_plan },
-        { "POST", "v1/rollouts", AUTH_ADMIN, BODY_JSON, handle_rollout_start },
-        { "GET", "v1/rollouts", AUTH_ADMIN, BODY_NONE, handle_rollouts_list },
-        { "GET", "v1/rollouts/*", AUTH_ADMIN, BODY_NONE, handle_rollout_get },
-        { "POST", "v1/rollouts/*/*", AUTH_ADMIN, BODY_NONE, handle_rollout_action },
+        { "POST", "v1/rollouts/plan", AUTH_OPERATOR, BODY_JSON, handle_rollout_plan },
+        { "POST", "v1/rollouts", AUTH_OPERATOR, BODY_JSON, handle_rollout_start },
+        { "GET", "v1/rollouts", AUTH_VIEWER, BODY_NONE, handle_rollouts_list },
+        { "GET", "v1/rollouts/*", AUTH_VIEWER, BODY_NONE, handle_rollout_get },
+        { "POST", "v1/rollouts/*/*", AUTH_OPERATOR, BODY_NONE, handle_rollout_action },
         {},
 };

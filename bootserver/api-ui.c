@@ -188,7 +188,7 @@ const Route ui_routes[] = {
         { "GET", "", AUTH_PUBLIC, BODY_NONE, handle_page },
         { "GET", "ui", AUTH_PUBLIC, BODY_NONE, handle_page },
         { "GET", "ui/*", AUTH_PUBLIC, BODY_NONE, handle_asset },
-        { "GET", "v1/fleet", AUTH_ADMIN, BODY_NONE, handle_fleet },
-        { "GET", "v1/events", AUTH_ADMIN, BODY_NONE, handle_events },
+        { "GET", "v1/fleet", AUTH_VIEWER, BODY_NONE, handle_fleet },
+        { "GET", "v1/events", AUTH_VIEWER, BODY_NONE, handle_events },
         {},
 };

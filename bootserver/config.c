@@ -103,6 +103,20 @@ int server_config_init(ServerConfig *c) {
 
 void server_config_release(ServerConfig *c) {
         conftab_release(keys, ELEMENTSOF(keys), c, &c->origin);
+        webhook_configs_free(c->webhooks, c->n_webhooks);
+        c->webhooks = NULL;
+        c->n_webhooks = 0;
+}
+
+/* The keys of the sections the table does not name: [webhook NAME]. */
+static int on_other_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
+                        void *userdata, Error *error) {
+        ServerConfig *c = userdata;
+
+        if (startswith(section, "webhook "))
+                return webhook_config_key(&c->webhooks, &c->n_webhooks, file, line, section + strlen("webhook "),
+                                          key, value, error);
+        return error_set_at(error, -EINVAL, file, line, "unknown section '[%s]'", section);
 }
 
 bool server_config_log_json(const ServerConfig *c) {
@@ -110,7 +124,7 @@ bool server_config_log_json(const ServerConfig *c) {
 }
 
 int server_config_load(ServerConfig *c, const char *path, bool must_exist) {
-        return conftab_load(keys, ELEMENTSOF(keys), c, &c->origin, path, must_exist);
+        return conftab_load_with(keys, ELEMENTSOF(keys), c, &c->origin, path, must_exist, on_other_key, c);
 }
 
 int server_config_apply_flag(ServerConfig *c, const char *flag, const char *value) {
@@ -272,7 +286,7 @@ int server_config_check(const ServerConfig *c) {
         if (dhcp_mode_from_string(c->dhcp_mode) < 0)
                 return fail(c, dhcp_mode, "dhcp mode: expected off, proxy or full, got \"%s\"",
                             strempty(c->dhcp_mode));
-        return 0;
+        return webhook_configs_check(c->webhooks, c->n_webhooks);
 }
 
 /* The state directory is made at start (with its parents): it must be a

@@ -8,6 +8,7 @@
 #include "conftab.h"
 #include "dnsmasq.h"
 #include "macro.h"
+#include "webhook-config.h"
 
 #define SERVER_CONFIG_DEFAULT_PATH "/etc/slipway/slipwayd.conf"
 /* The largest TLS certificate or key file slipwayd reads. */
@@ -50,6 +51,9 @@ typedef struct ServerConfig {
         char *ipxe_local;
         char *ipxe_live;
         char *ipxe_wait;
+        /* [webhook NAME] sections, in the order of the file */
+        WebhookConfig *webhooks;
+        size_t n_webhooks;
         ConfOrigin origin;     /* where each key was set, for messages */
 } ServerConfig;
 

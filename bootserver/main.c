@@ -21,6 +21,7 @@
 #include "server.h"
 #include "supervise.h"
 #include "tokens.h"
+#include "webhooks.h"
 #include "util.h"
 
 #ifndef SLIPWAY_VERSION
@@ -50,12 +51,13 @@ static const Route *const routes[] = {
         instance_routes,
         file_routes,
         ui_routes,
+        whoami_routes,
         NULL,
 };
 
 static void help(void) {
         printf("Usage: slipwayd [OPTIONS]\n"
-               "       slipwayd [OPTIONS] token create|list|revoke [NAME]\n"
+               "       slipwayd [OPTIONS] token create NAME [--role ROLE] | list | revoke NAME\n"
                "       slipwayd [OPTIONS] backup [--no-blobs] DIR\n"
                "       slipwayd [OPTIONS] restore DIR\n"
                "       slipwayd [OPTIONS] migrate --to CONNINFO\n"
@@ -65,9 +67,10 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  (none)               run the server until SIGTERM; SIGHUP reloads the config\n"
-               "  token create NAME    make an admin API token and print it (shown once)\n"
-               "  token list           list the admin tokens' names\n"
-               "  token revoke NAME    remove an admin token\n"
+               "  token create NAME    make an API token and print it (shown once); --role admin\n"
+               "                       (the default), operator or viewer\n"
+               "  token list           list the tokens' names and roles\n"
+               "  token revoke NAME    remove a token\n"
                "  backup DIR           write a consistent backup of the state (database, manifest and\n"
                "                       blobs) to DIR, which must not exist or be empty; the server may\n"
                "                       be running. --no-blobs: list the blobs in the manifest only\n"
@@ -230,13 +233,39 @@ static void server_release(Server *s) {
         leader_free(s->leader);
 }
 
-static int print_token(const char *name, long long created, void *u _unused_) {
+static int print_token(const char *name, const char *role, long long created, void *u _unused_) {
         char when[32];
         time_t t = (time_t) created;
         struct tm tm;
 
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
-        printf("%-24s %s UTC\n", name, when);
+        printf("%-24s %-8s %s UTC\n", name, role, when);
+        return 0;
+}
+
+/* token create NAME [--role ROLE]: the name and the role, admin unless
+ * given. */
+static int token_create_args(char **cmd, const char **ret_name, Role *ret_role) {
+        const char *name = NULL, *role = "admin";
+        Role ro;
+
+        for (size_t i = 2; cmd[i]; i++) {
+                if (streq(cmd[i], "--role") && cmd[i + 1])
+                        role = cmd[++i];
+                else if (startswith(cmd[i], "--role="))
+                        role = cmd[i] + strlen("--role=");
+                else if (!name && !startswith(cmd[i], "-"))
+                        name = cmd[i];
+                else
+                        return log_error_errno(-EINVAL, "usage: slipwayd token create NAME [--role admin|operator|viewer]");
+        }
+        if (!name || !name[0] || strlen(name) > 64)
+                return log_error_errno(-EINVAL, "token name: 1 to 64 characters");
+        ro = role_from_string(role);
+        if (ro < 0)
+                return log_error_errno(-EINVAL, "unknown role '%s': admin, operator or viewer", role);
+        *ret_name = name;
+        *ret_role = ro;
         return 0;
 }
 
@@ -244,18 +273,21 @@ static int token_command(Server *s, char **cmd) {
         _cleanup_free_ char *token = NULL;
         const char *actor = getenv("USER") ? getenv("USER") : "root";
         _cleanup_free_ char *who = strdup_printf("cli:%s", actor);
+        const char *name = NULL;
+        Role role = ROLE_ADMIN;
         int r;
 
         if (!cmd[1] || (!streq(cmd[1], "list") && !cmd[2]))
                 return log_error_errno(-EINVAL, "usage: slipwayd token create|list|revoke [NAME]");
         if (streq(cmd[1], "create")) {
-                if (!cmd[2][0] || strlen(cmd[2]) > 64)
-                        return log_error_errno(-EINVAL, "token name: 1 to 64 characters");
-                r = tokens_create(s->store, cmd[2], (int64_t) time(NULL), who, &token);
-                if (r == -EEXIST)
-                        return log_error_errno(r, "a token called '%s' exists already", cmd[2]);
+                r = token_create_args(cmd, &name, &role);
                 if (r < 0)
-                        return log_error_errno(r, "cannot create the token '%s': %m", cmd[2]);
+                        return r;
+                r = tokens_create(s->store, name, role, (int64_t) time(NULL), who, &token);
+                if (r == -EEXIST)
+                        return log_error_errno(r, "a token called '%s' exists already", name);
+                if (r < 0)
+                        return log_error_errno(r, "cannot create the token '%s': %m", name);
                 printf("%s\n", token);
                 return 0;
         }
@@ -624,13 +656,17 @@ int main(int argc, char **argv) {
         /* Only a shared database has peers to copy blobs from. */
         if (r >= 0 && replicator_start(&s, s.config.database != NULL) < 0)
                 log_warning("cannot start the replicator: blobs are not copied between instances");
+        if (r >= 0 && webhooks_start(&s, &s.webhooks) < 0)
+                log_warning("cannot start the webhooks' sender: no webhook is sent");
         if (r >= 0)
                 r = supervisor_new(&s, &sup);
         if (r >= 0 && !(ticker = coord_ticker_new()))
                 r = log_oom();
         if (r < 0) {
+                webhooks_stop(s.webhooks);
                 supervisor_free(sup);
                 server_release(&s);
+                s.webhooks = webhooks_free(s.webhooks);
                 strv_free(a.flags);
                 return EXIT_FAILURE;
         }
@@ -657,11 +693,14 @@ int main(int argc, char **argv) {
                 flush_seen(&s);
                 coordinate(&s, ticker);
         }
+        /* An event being sent is cut off: the next leader sends it. */
+        webhooks_stop(s.webhooks);
         /* The next instance takes over at its next beat, not at the expiry. */
         (void) leader_resign(s.leader, s.store);
         coord_ticker_free(ticker);
         supervisor_free(sup);
         server_release(&s);
+        s.webhooks = webhooks_free(s.webhooks);
         strv_free(a.flags);
         return EXIT_SUCCESS;
 }

@@ -220,6 +220,23 @@ static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool roll
         return r;
 }
 
+/* rollout.failed: wave t of rollout id has more failures than allowed. */
+static int audit_failed(StoreTx *tx, int64_t id, const RolloutWaveTally *t, int64_t allowed, const char *why,
+                        bool rollback, uint64_t now) {
+        _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
+        json_t *d;
+        int r;
+
+        if (!target)
+                return -ENOMEM;
+        d = json_pack("{s:i, s:I, s:I, s:I, s:s, s:s}", "wave", t->wave + 1, "failed", (json_int_t) t->failed, "hosts",
+                      (json_int_t) t->hosts, "allowed", (json_int_t) allowed, "reason", why, "then",
+                      rollback ? "rollback" : "pause");
+        r = d ? audit_log_at(tx, (int64_t) now, "coordinator", "rollout.failed", target, d) : -ENOMEM;
+        json_decref(d);
+        return r;
+}
+
 /* Pauses (or with on_failure rollback, rolls back) a running rollout whose
  * waves so far have more failures than allowed. Returns 1 when it did. */
 static int check_failures(StoreTx *tx, const Rollout *ro, const RolloutSpec *s, uint64_t now) {
@@ -242,9 +259,13 @@ static int check_failures(StoreTx *tx, const Rollout *ro, const RolloutSpec *s, 
                 if (!why)
                         return -ENOMEM;
                 log_warning("rollout %" PRIi64 ": %s", ro->id, why);
-                if (s->rollback_on_failure && ro->kind == ROLLOUT_KIND_ROLLOUT)
+                bool rollback = s->rollback_on_failure && ro->kind == ROLLOUT_KIND_ROLLOUT;
+                /* Failed: what webhooks and alerts wait for, before the
+                 * pause or the rollback it leads to. */
+                r = audit_failed(tx, ro->id, &t[i], allowed, why, rollback, now);
+                if (r >= 0 && rollback)
                         r = rollout_rollback(tx, ro->id, "coordinator", now, why, NULL);
-                else
+                else if (r >= 0)
                         r = rollout_set_state(tx, ro->id, ROLLOUT_PAUSED, why, "coordinator", now);
                 return r < 0 ? r : 1;
         }

@@ -18,3 +18,4 @@ extern const Route audit_routes[];
 extern const Route instance_routes[];
 extern const Route file_routes[];
 extern const Route ui_routes[];
+extern const Route whoami_routes[];

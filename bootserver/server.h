@@ -74,16 +74,24 @@ typedef struct Server {
         Metrics metrics;
         LeaseWaiters *lease_waiters; /* lease requests that wait (api-leases.c) */
         struct Replicator *replicator; /* copies of blobs between instances (replicator.c) */
+        struct Webhooks *webhooks;     /* the webhooks' sender (webhooks.c) */
         SeenLog *seen;               /* last_seen of unchanged check-ins, flushed each second */
         struct Leader *leader;       /* this instance and whether it coordinates (leader.h) */
         struct EventHub *events;     /* the live event stream (events.h) */
         const struct Route *const *routes; /* the tables matched in order, NULL-terminated */
 } Server;
 
+/* Who may call a route: no one in particular, a named token of a role
+ * (roles.h) or a higher one, a host, or any token at all. The route table
+ * is the one place where a route's role is set; authenticate() in server.c
+ * the one where it is enforced. */
 typedef enum Auth {
         AUTH_PUBLIC,
+        AUTH_VIEWER,
+        AUTH_OPERATOR,
         AUTH_ADMIN,
         AUTH_HOST, /* the host named by the path's first wildcard, or an admin */
+        AUTH_ANY,  /* any named token, or any host's token (whoami) */
 } Auth;
 
 typedef enum BodyKind {
@@ -103,6 +111,7 @@ typedef struct Request {
         char *path;
         char *args[2];       /* the route's wildcard segments, URL-decoded */
         char *actor;         /* token name, "host:<id>", or "anonymous" */
+        int role;            /* a named token's Role (roles.h); -1 for a host or no token */
         /* body */
         char *body;
         size_t body_size;

@@ -192,9 +192,13 @@ static const PgMigration migrations[] = {
         { 18, GROUP_COUNTS_PG },
         { 19, FILE_SETS_PG },
         { 20, FILE_PINS_PG },
+        /* 21: sqlite's 21, each named token's role (roles.h). */
+        { 21, "ALTER TABLE tokens ADD COLUMN role TEXT COLLATE \"C\" NOT NULL DEFAULT 'admin'" },
+        /* 22: sqlite's 22, each webhook's cursor over the audit log. */
+        { 22, "CREATE TABLE webhook_cursors (name TEXT COLLATE \"C\" PRIMARY KEY, last_id BIGINT NOT NULL)" },
 };
 
-#define PG_SCHEMA_VERSION 20
+#define PG_SCHEMA_VERSION 22
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

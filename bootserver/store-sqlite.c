@@ -246,6 +246,8 @@ static const char *const migrations[] = {
         /* 20: file sets rolled out in waves: live versions, pins
          * (store-files-sql.h). */
         FILE_PINS_SQLITE,
+        "ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';", /* 21: token roles (roles.h) */
+        "CREATE TABLE webhook_cursors (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);", /* 22: webhooks.h */
 };
 
 int sqlite_errno(int rc) {

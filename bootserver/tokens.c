@@ -2,6 +2,8 @@
 
 #include "audit.h"
 #include "hash.h"
+#include "roles.h"
+#include "json.h"
 #include "tokens.h"
 #include "store-tokens.h"
 #include "util.h"
@@ -27,11 +29,18 @@ static void token_hash(const char *token, char ret[65]) {
         sha256_buffer_hex(token, strlen(token), ret);
 }
 
-int tokens_create(StoreDb *store, const char *name, int64_t now, const char *actor, char **ret_token) {
+int tokens_create(StoreDb *store, const char *name, Role role, int64_t now, const char *actor, char **ret_token) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_free_ char *token = NULL;
+        _cleanup_json_ json_t *detail = NULL;
         char rnd[65], hash[65];
         int r;
+
+        if (!role_to_string(role))
+                return -EINVAL;
+        detail = json_pack("{ss}", "role", role_to_string(role));
+        if (!detail)
+                return -ENOMEM;
 
         r = token_random_hex(rnd);
         if (r < 0)
@@ -43,9 +52,9 @@ int tokens_create(StoreDb *store, const char *name, int64_t now, const char *act
 
         r = store_tx_begin(store, STORE_TX_WRITE, &tx);
         if (r >= 0)
-                r = store_token_insert(tx, name, hash, now);
+                r = store_token_insert(tx, name, hash, role_to_string(role), now);
         if (r >= 0)
-                r = audit_log_at(tx, now, actor, "token.create", name, NULL);
+                r = audit_log_at(tx, now, actor, "token.create", name, detail);
         if (r >= 0)
                 r = store_tx_commit(&tx);
         if (r < 0)
@@ -68,7 +77,8 @@ int tokens_revoke(StoreDb *store, const char *name, int64_t now, const char *act
         return r;
 }
 
-int tokens_list(StoreDb *store, int (*cb)(const char *name, long long created, void *userdata), void *userdata) {
+int tokens_list(StoreDb *store, int (*cb)(const char *name, const char *role, long long created, void *userdata),
+                void *userdata) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         int r;
 
@@ -78,16 +88,25 @@ int tokens_list(StoreDb *store, int (*cb)(const char *name, long long created, v
         return r;
 }
 
-int tokens_check_admin(StoreDb *store, const char *token, char **ret_name) {
+int tokens_check_named(StoreDb *store, const char *token, char **ret_name, Role *ret_role) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_free_ char *name = NULL, *role = NULL;
         char hash[65];
+        Role ro;
         int r;
 
         token_hash(token, hash);
         r = store_tx_begin(store, STORE_TX_READ, &tx);
         if (r >= 0)
-                r = store_token_admin(tx, hash, ret_name);
-        return r;
+                r = store_token_admin(tx, hash, &name, &role);
+        if (r <= 0)
+                return r;
+        /* A role this version does not know (a newer one wrote it) gives
+         * the least. */
+        ro = role_from_string(role);
+        *ret_role = ro < 0 ? ROLE_VIEWER : ro;
+        *ret_name = TAKE_PTR(name);
+        return 1;
 }
 
 int tokens_check_host(StoreTx *tx, const char *host, const char *token, char **ret_actor) {
@@ -97,7 +116,7 @@ int tokens_check_host(StoreTx *tx, const char *host, const char *token, char **r
         return store_token_host(tx, hash, host, ret_actor);
 }
 
-int tokens_is_host_token(StoreDb *store, const char *token) {
+int tokens_is_host_token(StoreDb *store, const char *token, char **ret_actor) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         char hash[65];
         int r;
@@ -105,6 +124,6 @@ int tokens_is_host_token(StoreDb *store, const char *token) {
         token_hash(token, hash);
         r = store_tx_begin(store, STORE_TX_READ, &tx);
         if (r >= 0)
-                r = store_token_is_host(tx, hash);
+                r = store_token_is_host(tx, hash, ret_actor);
         return r;
 }

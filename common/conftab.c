@@ -124,6 +124,8 @@ typedef struct LoadContext {
         size_t n;
         void *config;
         ConfOrigin *origin;
+        IniHandler other; /* the sections keys does not name; NULL: none */
+        void *other_data;
 } LoadContext;
 
 static int on_key(const char *file, unsigned line, const char *section, const char *key, const char *value,
@@ -148,6 +150,8 @@ static int on_key(const char *file, unsigned line, const char *section, const ch
                         r = origin_set(ctx->origin, ctx->n, i, line);
                 return r;
         }
+        if (!section_known && ctx->other)
+                return ctx->other(file, line, section, key, value, ctx->other_data, error);
         if (!section_known)
                 return error_set_at(error, -EINVAL, file, line, "unknown section '[%s]'", section);
         return error_set_at(error, -EINVAL, file, line, "unknown key '%s' in [%s]", key, section);
@@ -155,7 +159,12 @@ static int on_key(const char *file, unsigned line, const char *section, const ch
 
 int conftab_load(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *path,
                  bool must_exist) {
-        LoadContext ctx = { keys, n, config, origin };
+        return conftab_load_with(keys, n, config, origin, path, must_exist, NULL, NULL);
+}
+
+int conftab_load_with(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *path,
+                      bool must_exist, IniHandler other, void *other_data) {
+        LoadContext ctx = { keys, n, config, origin, other, other_data };
         _cleanup_error_ Error e = {};
         int r;
 

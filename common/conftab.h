@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "ini.h"
 #include "macro.h"
 
 typedef enum ConfType {
@@ -45,6 +46,12 @@ void conftab_release(const ConfKey *keys, size_t n, void *config, ConfOrigin *or
  * NULL). A missing file is fine unless must_exist. */
 int conftab_load(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *path,
                  bool must_exist);
+
+/* conftab_load(), with the keys of the sections that keys does not name
+ * handed to other (e.g. "[webhook NAME]" sections, several of a kind),
+ * which fails on those it does not take either. */
+int conftab_load_with(const ConfKey *keys, size_t n, void *config, ConfOrigin *origin, const char *path,
+                      bool must_exist, IniHandler other, void *other_data);
 
 /* Applies "--flag value", recording it in origin (may be NULL). Returns 1
  * when flag is in keys, 0 when it is not, negative on a bad value (logged). */

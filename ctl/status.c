@@ -80,12 +80,17 @@ int ctl_status(Ctl *ctl, char **args _unused_) {
                     format_duration(buf, sizeof(buf), (uint64_t) json_integer_value(json_object_get(reply, "uptime_sec"))));
         json_decref(reply);
 
-        /* /v1/status is public: ask an admin endpoint, cheaply, whether the
-         * token is any good, which is what people run status to find out. */
+        /* /v1/status is public: ask whoami, cheaply, whether the token is
+         * any good and what it may do, which is what people run status to
+         * find out (an older server without whoami: an admin endpoint). */
         if (!ctl->has_token)
                 field_print("token", "none (admin commands need --token, --token-file or SLIPWAY_TOKEN)");
         else {
-                r = api_request(ctl->api, "GET", "/v1/audit?limit=1", NULL, NULL, NULL);
+                json_t *me = NULL;
+
+                r = api_request(ctl->api, "GET", "/v1/whoami", NULL, NULL, &me);
+                if (r == -ENOENT && streq(api_client_error_kind(ctl->api), "not_found"))
+                        r = api_request(ctl->api, "GET", "/v1/audit?limit=1", NULL, NULL, NULL);
                 if (r == -EACCES || r == -EPERM) {
                         field_print("token", "refused");
                         json_decref(instances);
@@ -96,6 +101,10 @@ int ctl_status(Ctl *ctl, char **args _unused_) {
                         return log_error_errno(r, "cannot check the token: %s", api_client_error(ctl->api));
                 }
                 field_print("token", "accepted");
+                if (me)
+                        field_print("role", "%s (token '%s')", strempty(json_string_value(json_object_get(me, "role"))),
+                                    strempty(json_string_value(json_object_get(me, "name"))));
+                json_decref(me);
         }
         r = instances ? print_instances(instances) : 0;
         json_decref(instances);

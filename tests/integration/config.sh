@@ -8,9 +8,9 @@
 # body of a `cat >FILE.conf <<'EOF'` in a block. Its sections say what it is:
 # [image], [packages], [modules], [repo ID], [repos], [boot], [disk],
 # [rootfs]: an image definition, checked with `slipway-build check`;
-# [server], [dhcp], [ipxe]: slipwayd's configuration, checked with
-# `slipwayd --check-config`; [agent], [backend]: the agent's, checked with
-# `slipway-agent --check-config`. Other sections with a baseurl, mirrorlist
+# [server], [dhcp], [ipxe], [webhook NAME]: slipwayd's configuration,
+# checked with `slipwayd --check-config`; [agent], [backend]: the agent's,
+# checked with `slipway-agent --check-config`. Other sections with a baseurl, mirrorlist
 # or metalink make a .repo file, checked by a definition that includes it.
 #
 # A definition that shows a few sections only is completed with what it
@@ -52,7 +52,7 @@ comment = re.compile(r'^[#;]')
 kinds = {'image': 'definition', 'packages': 'definition', 'modules': 'definition', 'repo': 'definition',
          'repos': 'definition', 'boot': 'definition', 'disk': 'definition', 'rootfs': 'definition',
          'server': 'slipwayd', 'dhcp': 'slipwayd',
-         'ipxe': 'slipwayd', 'state': 'slipwayd', 'agent': 'agent', 'backend': 'agent'}
+         'ipxe': 'slipwayd', 'state': 'slipwayd', 'webhook': 'slipwayd', 'agent': 'agent', 'backend': 'agent'}
 
 def dedent(lines):
     width = min((len(l) - len(l.lstrip(' ')) for l in lines if l.strip()), default=0)

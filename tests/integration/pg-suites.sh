@@ -1,9 +1,10 @@
 #!/bin/bash
 # The suites that matter most for a slipwayd on PostgreSQL, run again with
 # their state there (SLIPWAY_TEST_STORE=postgresql, tests/lib.sh): the API
-# and its errors (server.sh), rollouts with real agents (rollout.sh),
-# FleetLock and leases under load (fleetlock.sh, lease-load.sh) and an
-# agent moving between two instances (failover.sh). Each suite is one case
+# and its errors (server.sh), token roles (roles.sh), rollouts with real
+# agents (rollout.sh), FleetLock and leases under load (fleetlock.sh,
+# lease-load.sh), an agent moving between two instances (failover.sh) and
+# webhooks sent by the leader of two (webhooks.sh). Each suite is one case
 # here, run two at a time; its own output is in $T_DIR/NAME.log, printed
 # when it fails. SLIPWAY_PG_SUITES names others (ctl.sh ctl-rollout.sh
 # agent.sh push.sh files.sh page.sh pass as well).
@@ -11,7 +12,7 @@
 t_begin pg-suites
 
 D=$T_DIR
-SUITES=${SLIPWAY_PG_SUITES:-rollout server failover fleetlock lease-load}
+SUITES=${SLIPWAY_PG_SUITES:-rollout server failover fleetlock lease-load roles webhooks}
 PIDS=()
 t_on_exit 't_stop "${PIDS[@]}"'
 

@@ -86,7 +86,7 @@ static void make_state(const char *dir, const char *tag, int grants, char ret_a[
         assert_int_equal(hosts_ensure(tx, MAC_A, NULL, NOW, "test", ret_a, &is_new), 0);
         assert_int_equal(hosts_ensure(tx, MAC_B, NULL, NOW, "test", ret_b, &is_new), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
-        assert_int_equal(tokens_create(db, tag, NOW, "test", &token), 0);
+        assert_int_equal(tokens_create(db, tag, ROLE_ADMIN, NOW, "test", &token), 0);
         b1 = strdup_printf("%s one", tag);
         b2 = strdup_printf("%s two", tag);
         add_blob(db, dir, b1);
@@ -96,7 +96,8 @@ static void make_state(const char *dir, const char *tag, int grants, char ret_a[
         assert_int_equal(lease(db, ret_a, NOW), (uint64_t) grants);
 }
 
-static int first_token(const char *name, long long created, void *userdata) {
+static int first_token(const char *name, const char *role, long long created, void *userdata) {
+        (void) role;
         (void) created;
         snprintf(userdata, 32, "%s", name);
         return 0;

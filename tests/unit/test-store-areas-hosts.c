@@ -60,15 +60,17 @@ static void add_image(StoreTx *tx, char c, const char *name, const char *version
 
 typedef struct TokenSeen {
         char names[4][16];
+        char roles[4][16];
         long long created[4];
         size_t n;
 } TokenSeen;
 
-static int token_cb(const char *name, long long created, void *userdata) {
+static int token_cb(const char *name, const char *role, long long created, void *userdata) {
         TokenSeen *s = userdata;
 
         assert_true(s->n < ELEMENTSOF(s->names));
         snprintf(s->names[s->n], sizeof s->names[s->n], "%s", name);
+        snprintf(s->roles[s->n], sizeof s->roles[s->n], "%s", role);
         s->created[s->n++] = created;
         return 0;
 }
@@ -76,13 +78,13 @@ static int token_cb(const char *name, long long created, void *userdata) {
 static void test_tokens(void **state) {
         _cleanup_store_db_free_ StoreDb *db = test_store_open();
         _cleanup_store_tx_ StoreTx *tx = NULL;
-        _cleanup_free_ char *name = NULL, *actor = NULL, *other = NULL;
+        _cleanup_free_ char *name = NULL, *role = NULL, *actor = NULL, *other = NULL, *host = NULL;
         TokenSeen seen = {};
         (void) state;
 
         tx = begin(db, STORE_TX_WRITE);
-        assert_int_equal(store_token_insert(tx, "ops", "hash-ops", 20), 0);
-        assert_int_equal(store_token_insert(tx, "ci", "hash-ci", 10), 0);
+        assert_int_equal(store_token_insert(tx, "ops", "hash-ops", "operator", 20), 0);
+        assert_int_equal(store_token_insert(tx, "ci", "hash-ci", "admin", 10), 0);
         assert_int_equal(store_host_insert(tx, "h-000000000001", "52:54:00:ab:cd:01", NULL, 1), 0);
         assert_int_equal(store_host_set_token(tx, "h-000000000001", "hash-host", NULL, NULL, 2), 0);
         assert_int_equal(store_tx_commit(&tx), 0);
@@ -91,11 +93,14 @@ static void test_tokens(void **state) {
         assert_int_equal(store_token_list(tx, token_cb, &seen), 0);
         assert_int_equal(seen.n, 2);
         assert_string_equal(seen.names[0], "ci");
+        assert_string_equal(seen.roles[0], "admin");
         assert_int_equal(seen.created[0], 10);
+        assert_string_equal(seen.roles[1], "operator");
         assert_string_equal(seen.names[1], "ops");
-        assert_int_equal(store_token_admin(tx, "hash-ops", &name), 1);
+        assert_int_equal(store_token_admin(tx, "hash-ops", &name, &role), 1);
         assert_string_equal(name, "ops");
-        assert_int_equal(store_token_admin(tx, "hash-host", NULL), 0);
+        assert_string_equal(role, "operator");
+        assert_int_equal(store_token_admin(tx, "hash-host", NULL, NULL), 0);
         /* A host's token, by its ID or its MAC in any case. */
         assert_int_equal(store_token_host(tx, "hash-host", "h-000000000001", &actor), 1);
         assert_string_equal(actor, "host:h-000000000001");
@@ -106,8 +111,9 @@ static void test_tokens(void **state) {
         assert_int_equal(store_token_host(tx, "hash-host", "52:54:00:ab:cd:02", &other), 0);
         assert_null(other);
         assert_int_equal(store_token_host(tx, "hash-ops", "h-000000000001", NULL), 0);
-        assert_int_equal(store_token_is_host(tx, "hash-host"), 1);
-        assert_int_equal(store_token_is_host(tx, "hash-ops"), 0);
+        assert_int_equal(store_token_is_host(tx, "hash-host", &host), 1);
+        assert_string_equal(host, "host:h-000000000001");
+        assert_int_equal(store_token_is_host(tx, "hash-ops", NULL), 0);
         (void) store_tx_rollback(&tx);
 
         tx = begin(db, STORE_TX_WRITE);
@@ -115,12 +121,12 @@ static void test_tokens(void **state) {
         assert_int_equal(store_token_delete(tx, "ops"), -ENOENT);
         assert_int_equal(store_tx_commit(&tx), 0);
         tx = begin(db, STORE_TX_READ);
-        assert_int_equal(store_token_admin(tx, "hash-ops", NULL), 0);
+        assert_int_equal(store_token_admin(tx, "hash-ops", NULL, NULL), 0);
         (void) store_tx_rollback(&tx);
 
         /* A name taken: refused (the transaction is not to go on). */
         tx = begin(db, STORE_TX_WRITE);
-        assert_int_equal(store_token_insert(tx, "ci", "hash-other", 30), -EEXIST);
+        assert_int_equal(store_token_insert(tx, "ci", "hash-other", "admin", 30), -EEXIST);
 }
 
 static void test_audit(void **state) {
