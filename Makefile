@@ -22,7 +22,7 @@ DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-o
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl \
-	systemd-container gnupg postgresql dnf grub-common seabios
+	systemd-container gnupg postgresql dnf grub-common seabios prometheus
 # Only `make bench` needs these: the peers it compares against.
 DEBS_BENCH := nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
@@ -185,7 +185,7 @@ UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD
 	$(BUILD)/tests/test-store-areas-hosts \
 	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-store-group-counts $(BUILD)/tests/test-hosts \
 	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
-	$(BUILD)/tests/test-replicas $(BUILD)/tests/test-filesets
+	$(BUILD)/tests/test-replicas $(BUILD)/tests/test-filesets $(BUILD)/tests/test-store-pipelines
 $(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
 $(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
 

@@ -17,3 +17,4 @@ extern const Route ipxe_routes[];
 extern const Route audit_routes[];
 extern const Route instance_routes[];
 extern const Route file_routes[];
+extern const Route pipeline_routes[];

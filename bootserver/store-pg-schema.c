@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "store-files-sql.h"
+#include "store-pipelines-sql.h"
 #include "store-group-counts-sql.h"
 #include "store-instances-sql.h"
 #include "store-pg.h"
@@ -191,9 +192,10 @@ static const PgMigration migrations[] = {
         { 17, INSTANCES_UNSEED },
         { 18, GROUP_COUNTS_PG },
         { 19, FILE_SETS_PG },
+        { 23, PIPELINES_PG },
 };
 
-#define PG_SCHEMA_VERSION 19
+#define PG_SCHEMA_VERSION 23
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

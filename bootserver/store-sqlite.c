@@ -7,6 +7,7 @@
 #include "store-driver.h"
 #include "store-sqlite.h"
 #include "store-files-sql.h"
+#include "store-pipelines-sql.h"
 #include "store-group-counts-sql.h"
 #include "store-instances-sql.h"
 #include "util.h"
@@ -243,6 +244,10 @@ static const char *const migrations[] = {
         GROUP_COUNTS_SQLITE,
         /* 19: the host file sets (store-files-sql.h). */
         FILE_SETS_SQLITE,
+        /* 20 to 22: numbers other changes of the schema take; nothing here. */
+        "", "", "",
+        /* 23: pipelines (store-pipelines-sql.h). */
+        PIPELINES_SQLITE,
 };
 
 int sqlite_errno(int rc) {
