@@ -43,7 +43,7 @@ static const char *last_line(char *out) {
         return nl ? nl + 1 : out;
 }
 
-static int gate_command(const PipelineStageSpec *st, const volatile bool *stop, char **ret_reason) {
+static int gate_command(const PipelineStageSpec *st, const atomic_bool *stop, char **ret_reason) {
         char out[GATE_OUTPUT_KEEP * 2 + 1] = "";
         size_t n_out = 0;
         uint64_t deadline = mono_msec() + st->command_timeout * 1000;
@@ -61,7 +61,7 @@ static int gate_command(const PipelineStageSpec *st, const volatile bool *stop, 
                 char buf[4096];
                 ssize_t k;
 
-                if (stop && *stop) {
+                if (stop && atomic_load(stop)) {
                         stopped = true;
                         break;
                 }
@@ -138,10 +138,18 @@ static size_t body_write(char *p, size_t size, size_t n, void *userdata) {
         return len;
 }
 
+/* Ends a transfer when the check is stopped. */
+static int transfer_progress(void *userdata, curl_off_t dt _unused_, curl_off_t dn _unused_, curl_off_t ut _unused_,
+                             curl_off_t un _unused_) {
+        const atomic_bool *stop = userdata;
+        return stop && atomic_load(stop);
+}
+
 /* GETs url: *ret_status and *ret_body (caller frees) on an answer, else a
  * message in *ret_reason. Returns 1 on an answer, 0 without one, or
  * -ENOMEM. */
-static int fetch(const char *url, uint64_t timeout, long *ret_status, char **ret_body, char **ret_reason) {
+static int fetch(const char *url, uint64_t timeout, const atomic_bool *stop, long *ret_status, char **ret_body,
+                 char **ret_reason) {
         char errbuf[CURL_ERROR_SIZE] = "";
         HttpOptions opts = { .timeout_sec = (long) timeout };
         Body b = {};
@@ -153,6 +161,9 @@ static int fetch(const char *url, uint64_t timeout, long *ret_status, char **ret
         (void) curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
         (void) curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_write);
         (void) curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        (void) curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, transfer_progress);
+        (void) curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *) stop);
+        (void) curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         code = curl_easy_perform(c);
         if (code != CURLE_OK) {
                 *ret_reason = strdup_printf("%s: %s", url,
@@ -169,12 +180,12 @@ static int fetch(const char *url, uint64_t timeout, long *ret_status, char **ret
         return *ret_body ? 1 : -ENOMEM;
 }
 
-static int gate_http(const PipelineStageSpec *st, char **ret_reason) {
+static int gate_http(const PipelineStageSpec *st, const atomic_bool *stop, char **ret_reason) {
         _cleanup_free_ char *body = NULL, *why = NULL;
         long status = 0;
         int r;
 
-        r = fetch(st->http_url, st->http_timeout, &status, &body, &why);
+        r = fetch(st->http_url, st->http_timeout, stop, &status, &body, &why);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -205,7 +216,8 @@ static bool sample_value(json_t *pair, double *ret) {
         return errno == 0 && end != s && !*end;
 }
 
-static int gate_prometheus(const char *server, const PipelineStageSpec *st, char **ret_reason) {
+static int gate_prometheus(const char *server, const PipelineStageSpec *st, const atomic_bool *stop,
+                           char **ret_reason) {
         _cleanup_free_ char *body = NULL, *why = NULL, *url = NULL;
         _cleanup_json_ json_t *j = NULL;
         const char *type, *cond = prom_compare_to_string(st->prom_cmp);
@@ -231,7 +243,7 @@ static int gate_prometheus(const char *server, const PipelineStageSpec *st, char
         curl_free(q);
         if (!url)
                 return -ENOMEM;
-        r = fetch(url, GATE_PROMETHEUS_TIMEOUT, &status, &body, &why);
+        r = fetch(url, GATE_PROMETHEUS_TIMEOUT, stop, &status, &body, &why);
         if (r < 0)
                 return r;
         if (r == 0) {
@@ -280,7 +292,7 @@ bad:
         return *ret_reason ? 0 : -ENOMEM;
 }
 
-int gate_run(const PipelineSpec *s, size_t stage, bool final, const volatile bool *stop, char **ret_reason) {
+int gate_run(const PipelineSpec *s, size_t stage, bool final, const atomic_bool *stop, char **ret_reason) {
         const PipelineStageSpec *st = &s->stages[stage];
         int r;
 
@@ -290,28 +302,38 @@ int gate_run(const PipelineSpec *s, size_t stage, bool final, const volatile boo
                         return r;
         }
         if (final && st->http_url) {
-                r = gate_http(st, ret_reason);
+                r = gate_http(st, stop, ret_reason);
                 if (r <= 0)
                         return r;
         }
         if (st->prom_query && s->prometheus) {
-                r = gate_prometheus(s->prometheus, st, ret_reason);
+                r = gate_prometheus(s->prometheus, st, stop, ret_reason);
                 if (r <= 0)
                         return r;
         }
         return 1;
 }
 
+/* A check is owned by its thread and by the tick: the last of the two to
+ * let go frees it, so that stopping one never waits for a transfer. */
 struct GateCheck {
-        pthread_t thread;
+        atomic_int owners;
         char *spec;
         size_t stage;
         bool final;
-        volatile bool stop;
+        atomic_bool stop;
         atomic_bool done;
         bool ok;
         char *reason;
 };
+
+static void check_unref(GateCheck *c) {
+        if (atomic_fetch_sub(&c->owners, 1) != 1)
+                return;
+        free(c->spec);
+        free(c->reason);
+        free(c);
+}
 
 static void *gate_thread(void *userdata) {
         GateCheck *c = userdata;
@@ -329,18 +351,31 @@ static void *gate_thread(void *userdata) {
         c->ok = r > 0;
         c->reason = r < 0 ? strdup_printf("the gates cannot be checked: %s", strerror(-r)) : reason;
         atomic_store(&c->done, true);
+        check_unref(c);
         return NULL;
 }
 
 GateCheck *gate_check_start(const char *spec_text, size_t stage, bool final) {
         GateCheck *c = calloc(1, sizeof *c);
+        pthread_attr_t attr;
+        pthread_t thread;
+        int r;
 
         if (!c)
                 return NULL;
         c->spec = strdup(spec_text);
         c->stage = stage;
         c->final = final;
-        if (!c->spec || pthread_create(&c->thread, NULL, gate_thread, c) != 0) {
+        atomic_init(&c->owners, 2);
+        if (!c->spec || pthread_attr_init(&attr) != 0) {
+                free(c->spec);
+                free(c);
+                return NULL;
+        }
+        (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = pthread_create(&thread, &attr, gate_thread, c);
+        pthread_attr_destroy(&attr);
+        if (r != 0) {
                 free(c->spec);
                 free(c);
                 return NULL;
@@ -356,13 +391,20 @@ bool gate_check_done(GateCheck *c, bool *ret_ok, const char **ret_reason) {
         return true;
 }
 
+void gate_check_stop(GateCheck *c) {
+        atomic_store(&c->stop, true);
+}
+
+bool gate_check_finished(GateCheck *c) {
+        return atomic_load(&c->done);
+}
+
 GateCheck *gate_check_free(GateCheck *c) {
         if (!c)
                 return NULL;
-        c->stop = true;
-        (void) pthread_join(c->thread, NULL);
-        free(c->spec);
-        free(c->reason);
-        free(c);
+        /* A command is killed within a tenth of a second, a transfer at its
+         * next progress call; the thread frees c when it is done. */
+        atomic_store(&c->stop, true);
+        check_unref(c);
         return NULL;
 }

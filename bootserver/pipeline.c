@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "json.h"
@@ -783,6 +784,20 @@ void pipelines_tick(StoreDb *store, const CoordConfig *c, const char *holder, in
 }
 
 void pipelines_stop(void) {
+        /* Commands are killed at once; their threads get a moment to see to
+         * it before the process ends. */
+        for (size_t i = 0; i < n_pending; i++)
+                gate_check_stop(pending[i].check);
+        for (unsigned k = 0; k < 20; k++) {
+                bool running = false;
+                struct timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+
+                for (size_t i = 0; i < n_pending; i++)
+                        running |= !gate_check_finished(pending[i].check);
+                if (!running)
+                        break;
+                (void) nanosleep(&ts, NULL);
+        }
         while (n_pending > 0)
                 pending_drop(&pending[n_pending - 1]);
         free(pending);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -160,8 +161,13 @@ typedef struct GateCheck GateCheck;
 GateCheck *gate_check_start(const char *spec_text, size_t stage, bool final);
 /* Whether c finished; then *ret_ok and *ret_reason (borrowed from c). */
 bool gate_check_done(GateCheck *c, bool *ret_ok, const char **ret_reason);
-/* Stops c (killing its command) and frees it; NULL. */
+/* Asks c to stop: its command killed, its transfer ended. */
+void gate_check_stop(GateCheck *c);
+/* Whether c's thread finished. */
+bool gate_check_finished(GateCheck *c);
+/* Stops c (its command killed, its transfer ended) and lets go of it
+ * without waiting: its thread frees it when it ends. NULL. */
 GateCheck *gate_check_free(GateCheck *c);
 /* The gates run now, in this thread (for the tests): 1 passed, 0 failed
  * with *ret_reason (caller frees), or a negative errno. */
-int gate_run(const PipelineSpec *s, size_t stage, bool final, const volatile bool *stop, char **ret_reason);
+int gate_run(const PipelineSpec *s, size_t stage, bool final, const atomic_bool *stop, char **ret_reason);

@@ -28,8 +28,9 @@ typedef struct FileState {
         json_t *stage; /* the stage of the last [stage NAME] header */
 } FileState;
 
-/* "1, 10%, 100%" as [1, "10%", "100%"]; NULL when an item is empty. */
-static json_t *amount_list(const char *s) {
+/* "1, 10%, 100%" as [1, "10%", "100%"] (with strings, all as strings);
+ * NULL when an item is empty. */
+static json_t *item_list(const char *s, bool strings) {
         _cleanup_json_ json_t *a = json_array();
 
         for (const char *p = s; a;) {
@@ -44,8 +45,8 @@ static json_t *amount_list(const char *s) {
                         l--;
                 if (l == 0 || !(item = strndup(p, l)))
                         return NULL;
-                if (json_array_append_new(a, safe_atou64(item, &v) >= 0 ? json_integer((json_int_t) v)
-                                                                         : json_string(item)) < 0)
+                if (json_array_append_new(a, !strings && safe_atou64(item, &v) >= 0 ? json_integer((json_int_t) v)
+                                                                                    : json_string(item)) < 0)
                         return NULL;
                 if (!*e)
                         break;
@@ -114,7 +115,7 @@ static int stage_key(json_t *stage, const char *key, const char *value) {
                 return 0;
         }
         if (streq(key, "waves") || streq(key, "max-failures")) {
-                json_t *a = amount_list(value);
+                json_t *a = item_list(value, false);
                 if (!a)
                         return -EINVAL;
                 if (streq(key, "waves"))
@@ -138,7 +139,7 @@ static int stage_key(json_t *stage, const char *key, const char *value) {
         if (streq(key, "order")) {
                 const char *eq = strchr(value, '=');
                 _cleanup_free_ char *k = eq ? strndup(value, (size_t) (eq - value)) : NULL;
-                json_t *vals = eq ? amount_list(eq + 1) : NULL;
+                json_t *vals = eq ? item_list(eq + 1, true) : NULL;
 
                 if (!k || !vals)
                         return -EINVAL;

@@ -293,5 +293,14 @@ else
         t_fail "${out:-} ${out2:-}: $($C pipeline list 2>&1)"
 fi
 
+t_case "every pipeline command is in --help and the man page"
+help=$($C --help)
+missing=""
+for cmd in "pipeline start" "pipeline list" "pipeline status" "pipeline approve" "pipeline abort"; do
+        grep -q "^  $cmd" <<<"$help" || missing="$missing help:'$cmd'"
+        grep -q "^\.B $cmd" "$TOP/docs/man/slipctl.1" || missing="$missing man:'$cmd'"
+done
+if [ -z "$missing" ]; then t_ok; else t_fail "missing$missing"; fi
+
 stop_all
 t_end

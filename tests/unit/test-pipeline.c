@@ -7,6 +7,9 @@
 
 #include "tests.h"
 
+#include "ctl.h"
+#include "error.h"
+#include "fileio.h"
 #include "pipeline.h"
 #include "json.h"
 #include "util.h"
@@ -439,6 +442,81 @@ static void test_command_gate(void **state) {
         free(reason);
 }
 
+/* docs/operations.md's example, read by slipctl's parser, makes a spec
+ * the server takes, with every key where it belongs. */
+static void test_file(void **state) {
+        static const char text[] =
+                "# web 2.4: staging first, then production\n"
+                "[pipeline]\n"
+                "name = web-2.4\n"
+                "image = web:2.4\n"
+                "prometheus = http://prometheus.example:9090\n"
+                "\n"
+                "[stage staging]\n"
+                "selector = env=staging\n"
+                "waves = 1, 100%\n"
+                "wave-bake = 60\n"
+                "bake = 1800\n"
+                "on-failure = rollback\n"
+                "command = /usr/local/bin/smoke-test --env staging\n"
+                "command-timeout = 300\n"
+                "http = https://web.staging.example/healthz\n"
+                "http-body = ok\n"
+                "prometheus = sum(rate(http_errors_total{env=\"staging\"}[5m])) / "
+                "sum(rate(http_requests_total{env=\"staging\"}[5m]))\n"
+                "condition = < 0.01\n"
+                "interval = 30\n"
+                "\n"
+                "[stage production]\n"
+                "selector = env=production service=web\n"
+                "waves = 1, 10%, 50%, 100%\n"
+                "wave-bake = 600\n"
+                "max-failures = 2%\n"
+                "order = zone=a,b\n"
+                "window = rack@22:00-04:00\n"
+                "approval = yes\n";
+        _cleanup_json_ json_t *j = NULL;
+        _cleanup_free_ char *error = NULL, *dump = NULL;
+        _cleanup_error_ Error e = {};
+        PipelineSpec s;
+        FILE *f;
+        (void) state;
+
+        f = fopen("p.conf", "we");
+        assert_non_null(f);
+        assert_int_equal(fputs(text, f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(ctl_pipeline_file("p.conf", &j, &e), 0);
+        if (pipeline_spec_parse(j, &s, &error) < 0)
+                fail_msg("the example is refused: %s", error);
+        assert_string_equal(s.name, "web-2.4");
+        assert_int_equal(s.n_stages, 2);
+        assert_true(s.stages[0].rollback);
+        assert_int_equal(s.stages[0].bake, 1800);
+        assert_int_equal(s.stages[0].n_argv, 3);
+        assert_string_equal(s.stages[0].argv[2], "staging");
+        assert_int_equal(s.stages[0].command_timeout, 300);
+        assert_string_equal(s.stages[0].http_body, "ok");
+        assert_int_equal(s.stages[0].interval, 30);
+        assert_true(s.stages[1].approval);
+        assert_false(s.stages[1].rollback);
+        dump = json_dumps(s.stages[1].rollout, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_string_equal(dump, "{\"bake\":600,\"max_failures\":\"2%\",\"order\":{\"key\":\"zone\",\"values\":[\"a\",\"b\"]},"
+                                  "\"selector\":{\"env\":\"production\",\"service\":\"web\"},\"waves\":[1,\"10%\","
+                                  "\"50%\",\"100%\"],\"windows\":{\"rack\":\"22:00-04:00\"}}");
+
+        /* A key out of place is an error with its line. */
+        f = fopen("bad.conf", "we");
+        assert_non_null(f);
+        assert_int_equal(fputs("[pipeline]\nimage = x\nbake = 3\n", f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+        json_decref(j);
+        j = NULL;
+        assert_int_equal(ctl_pipeline_file("bad.conf", &j, &e), -EINVAL);
+        assert_int_equal(e.line, 3);
+        assert_string_equal(e.message, "unknown key 'bake' in [pipeline]");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_spec),
@@ -451,6 +529,7 @@ int main(void) {
                 test_in_dir(test_restart_mid_bake),
                 test_in_dir(test_early_approval),
                 test_in_dir(test_command_gate),
+                test_in_dir(test_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
