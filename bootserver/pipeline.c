@@ -635,6 +635,9 @@ typedef struct Pending {
         GateCheck *check;
 } Pending;
 
+/* Seconds without a tick after which the checks in flight are dropped. */
+#define PIPELINE_TICK_GAP 10
+
 static Pending *pending;
 static size_t n_pending, cap_pending;
 
@@ -747,9 +750,18 @@ static int pipeline_tick_one(StoreDb *store, const CoordConfig *c, const char *h
 }
 
 void pipelines_tick(StoreDb *store, const CoordConfig *c, const char *holder, int64_t epoch, uint64_t now) {
+        static uint64_t last;
         _cleanup_free_ int64_t *ids = NULL;
         size_t n = 0;
         int r;
+
+        /* Checks from before a pause in the ticks (this instance did not
+         * lead for a while) may answer for a world that moved on: ask
+         * again. */
+        if (last && now > last + PIPELINE_TICK_GAP)
+                while (n_pending > 0)
+                        pending_drop(&pending[n_pending - 1]);
+        last = now;
 
         {
                 _cleanup_store_tx_ StoreTx *tx = NULL;

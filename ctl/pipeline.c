@@ -405,9 +405,11 @@ static int pipeline_action(Ctl *ctl, const char *id, const char *action) {
                 return r;
         if (ctl->json)
                 r = ctl_print_json(p);
-        else
+        else {
+                _cleanup_free_ char *reason = str(p, "reason") ? text_safe(str(p, "reason")) : NULL;
                 printf("pipeline %s: %s, stage %s%s%s\n", id, strempty(str(p, "state")), strempty(str(p, "stage")),
-                       str(p, "reason") ? ": " : "", strempty(str(p, "reason")));
+                       reason ? ": " : "", strempty(reason));
+        }
         json_decref(p);
         return r;
 }

@@ -3,6 +3,8 @@
  * whole pipelines on a fake clock, and the command gate with its limit. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include "tests.h"
@@ -442,6 +444,31 @@ static void test_command_gate(void **state) {
         free(reason);
 }
 
+/* slipwayd blocks SIGTERM (it waits for it with sigtimedwait): a gate's
+ * command does not inherit that, and ends on a SIGTERM as it should. */
+static void test_command_signals(void **state) {
+        _cleanup_json_ json_t *j = NULL;
+        _cleanup_free_ char *error = NULL, *reason = NULL;
+        sigset_t mask, old;
+        PipelineSpec s;
+        (void) state;
+
+        assert_int_equal(parse("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, \"gates\": "
+                               "{\"command\": {\"argv\": [\"sh\", \"-c\", \"kill -TERM $$; sleep 20\"], "
+                               "\"timeout\": 15}}}]}",
+                               &s, &j, &error),
+                         0);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        assert_int_equal(pthread_sigmask(SIG_BLOCK, &mask, &old), 0);
+        uint64_t t0 = now_usec();
+        int r = gate_run(&s, 0, true, NULL, &reason);
+        assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+        assert_int_equal(r, 0);
+        assert_non_null(strstr(reason, "killed by a signal"));
+        assert_true(now_usec() - t0 < 10 * 1000 * 1000);
+}
+
 /* docs/operations.md's example, read by slipctl's parser, makes a spec
  * the server takes, with every key where it belongs. */
 static void test_file(void **state) {
@@ -529,6 +556,7 @@ int main(void) {
                 test_in_dir(test_restart_mid_bake),
                 test_in_dir(test_early_approval),
                 test_in_dir(test_command_gate),
+                test_in_dir(test_command_signals),
                 test_in_dir(test_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
