@@ -53,7 +53,7 @@ need() {
         t_end
         exit 1
 }
-[ -x "$SLIPWAYD" ] && [ -x "$C" ] || need "slipwayd and slipctl" "$SLIPWAYD or $C"
+if [ ! -x "$SLIPWAYD" ] || [ ! -x "$C" ]; then need "slipwayd and slipctl" "$SLIPWAYD or $C"; fi
 command -v prometheus >/dev/null || need prometheus prometheus
 
 # start_server PORT: slipwayd on 127.0.0.1:PORT (0: any), its URL in $URL.
@@ -88,7 +88,7 @@ i=0
 for m in $MACS; do
         curl -sf -o /dev/null "$URL/boot/ipxe?mac=$m"
         H+=("$($C --json host show "$m" | jq -r .id)")
-        $C host label "$m" env=${ENVS[$i]} >/dev/null || echo "labelling $m failed"
+        $C host label "$m" env="${ENVS[$i]}" >/dev/null || echo "labelling $m failed"
         curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
                 -d "{\"state\": \"healthy\", \"image\": \"$ID1\", \"version\": \"x\"}" "$URL/v1/hosts/${H[$i]}/checkin"
         i=$((i + 1))
@@ -204,7 +204,7 @@ pipeline_file good tiny:2.0 "$(printf '%s\n' 'prometheus = app_error_ratio{env="
         "$(printf '%s\n' 'prometheus = min(slipway_instance_up)' 'condition = == 1')"
 t0=$(now_ms)
 if out=$($C pipeline start "$D/good.conf" 2>&1) && P1=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
-        wait_until 40 ended "$P1" && [ "$(state_of "$P1" .state)" = done ] &&
+        wait_until 40 ended "$P1" && [ "$(state_of "$P1" .state)" = "done" ] &&
         [ "$(state_of "$P1" '[.stages[].state] | join(" ")')" = "promoted done" ] &&
         images_are "$ID2" "$ID2" "$ID2" "$ID2"; then
         t_ok "$(($(now_ms) - t0)) ms"
@@ -243,7 +243,7 @@ if wait_until 30 settled && out=$($C pipeline start "$D/manual.conf" 2>&1) && P3
         $C pipeline status "$P3" | grep -q "^Approval: *needed (slipctl pipeline approve $P3)" &&
         sleep 1.5 && [ "$(state_of "$P3" .phase)" = approval ] && images_are "$ID1" "$ID1" "$ID2" "$ID2" &&
         out2=$($C pipeline approve "$P3") && [ "$out2" = "pipeline $P3: running, stage staging" ] &&
-        wait_until 30 ended "$P3" && [ "$(state_of "$P3" .state)" = done ] &&
+        wait_until 30 ended "$P3" && [ "$(state_of "$P3" .state)" = "done" ] &&
         [ "$(state_of "$P3" .stages[0].approved_by)" = ci ] && images_are "$ID1" "$ID1" "$ID1" "$ID1" &&
         curl -sf -H "Authorization: Bearer $TOKEN" "$URL/v1/audit?action=pipeline&limit=1000" |
         jq -e --arg t "pipeline $P3" '[.entries[] | select(.target == $t and .action == "pipeline.approve" and .actor == "ci")] | length == 1' >/dev/null &&
@@ -271,7 +271,7 @@ if wait_until 30 settled && out=$($C pipeline start "$D/restart.conf" 2>&1) && P
         wait_until 30 phase_is "$P5" baking && ends=$(state_of "$P5" .bake_ends) &&
         t_stop "$SRV" && start_server "$PORT" && [ "$(state_of "$P5" .state)" = running ] &&
         [ "$(state_of "$P5" .bake_ends)" = "$ends" ] && wait_until 40 ended "$P5" &&
-        [ "$(state_of "$P5" .state)" = done ] && images_are "$ID2" "$ID2" "$ID2" "$ID2" &&
+        [ "$(state_of "$P5" .state)" = "done" ] && images_are "$ID2" "$ID2" "$ID2" "$ID2" &&
         promoted=$(curl -sf -H "Authorization: Bearer $TOKEN" "$URL/v1/audit?action=pipeline&limit=1000" |
                 jq -r --arg t "pipeline $P5" '[.entries[] | select(.target == $t and .action == "pipeline.promote")][0].time') &&
         [ "$promoted" -ge "$ends" ]; then
