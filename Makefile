@@ -185,7 +185,8 @@ UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD
 	$(BUILD)/tests/test-store-areas-hosts \
 	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-store-group-counts $(BUILD)/tests/test-hosts \
 	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
-	$(BUILD)/tests/test-replicas $(BUILD)/tests/test-filesets $(BUILD)/tests/test-store-pipelines
+	$(BUILD)/tests/test-replicas $(BUILD)/tests/test-filesets $(BUILD)/tests/test-rollout-files \
+	$(BUILD)/tests/test-store-pipelines
 $(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
 $(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
 
@@ -331,7 +332,7 @@ $(BUILD)/sample-repo/repodata/repomd.xml: images/sample-repo.sh images/sign-rpms
 base-repo: $(BUILD)/base-repo/repodata/repomd.xml
 
 $(BUILD)/base-repo/repodata/repomd.xml: images/sample-repo.sh images/sign-rpms.sh $(wildcard images/specs/*.spec) \
-		agent/slipway-agent.service $(BIN)/slipway-agent | $(DEPS_OK)
+		agent/slipway-agent.service agent/slipway-apply-files.service $(BIN)/slipway-agent | $(DEPS_OK)
 	images/sample-repo.sh --base $(BUILD)/base-repo $(BIN)/slipway-agent
 
 ## make demo          the whole story: images, slipwayd, 50 simulated hosts, a rollout (DEMO=once exits)

@@ -25,6 +25,27 @@ static enum MHD_Result reply_model_error(Request *req, int r, const Error *error
         return reply_errno(req, r, what);
 }
 
+/* What hosts get of set name, into v: "live" (the version a host without
+ * a pin gets, null for none), "pinned" (hosts pinned to another by a
+ * rollout) and "rollout" (the rollout that moves it, or null). */
+static int rollout_state_json(StoreTx *tx, const char *name, json_t *v) {
+        int64_t live = 0, pinned = 0, rollout = 0;
+        int r;
+
+        r = store_file_set_live_get(tx, name, &live);
+        if (r >= 0)
+                r = store_file_pins_count(tx, name, &pinned);
+        if (r >= 0)
+                r = store_file_set_rolling(tx, name, &rollout);
+        if (r < 0)
+                return r;
+        if (json_object_set_new(v, "live", live > 0 ? json_integer(live) : json_null()) < 0 ||
+            json_object_set_new(v, "pinned", json_integer(pinned)) < 0 ||
+            json_object_set_new(v, "rollout", r > 0 ? json_integer(rollout) : json_null()) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 static enum MHD_Result handle_files_list(Request *req) {
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_json_ json_t *l = json_array();
@@ -40,6 +61,8 @@ static enum MHD_Result handle_files_list(Request *req) {
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 json_t *v = file_set_version_json(rows[i].name, rows[i].seq, rows[i].digest, rows[i].spec,
                                                   rows[i].actor, rows[i].created);
+                if (v)
+                        r = rollout_state_json(tx, rows[i].name, v);
                 /* The list names the files; their contents are in GET
                  * /v1/files/NAME. */
                 json_t *f;
@@ -89,6 +112,11 @@ static enum MHD_Result handle_file_set_get(Request *req) {
         j = file_set_version_json(row.name, row.seq, row.digest, row.spec, row.actor, row.created);
         if (!j)
                 return reply_errno(req, -ENOMEM, "file set");
+        r = rollout_state_json(tx, row.name, j);
+        if (r < 0) {
+                json_decref(j);
+                return reply_errno(req, r, "file set");
+        }
         return reply_json(req, 200, j);
 }
 
@@ -120,14 +148,16 @@ static enum MHD_Result handle_file_set_history(Request *req) {
 }
 
 /* Writes a version of set name (spec NULL: deletes it) with its audit
- * entry; create: the set must not exist (or be deleted), else it must. */
+ * entry; create: the set must not exist (or be deleted), else it must.
+ * Unless held back (hold), the version is live at once: every host gets
+ * it, pinned or not; a set a rollout moves changes only held back. */
 static enum MHD_Result file_set_write(Request *req, const char *name, const char *spec, const char *digest,
-                                      bool create) {
+                                      bool create, bool hold) {
         _cleanup_(file_set_row_release) FileSetRow last = {};
         _cleanup_store_tx_ StoreTx *tx = NULL;
         _cleanup_json_ json_t *detail = NULL;
         const char *action = !spec ? "files.delete" : create ? "files.add" : "files.set";
-        int64_t seq = 0;
+        int64_t seq = 0, live = 0, rollout = 0;
         bool exists;
         int r;
 
@@ -142,9 +172,34 @@ static enum MHD_Result file_set_write(Request *req, const char *name, const char
                                    name, (long long) last.seq);
         if (!create && !exists)
                 return reply_error(req, KIND_NOT_FOUND, "file set '%s': not found", name);
-        r = store_file_set_put(tx, name, spec ? digest : last.digest, spec, req->actor, (int64_t) req->now, &seq);
+        r = hold ? 0 : store_file_set_rolling(tx, name, &rollout);
+        if (r < 0)
+                return reply_errno(req, r, "file set");
+        if (r > 0)
+                return reply_error(req, KIND_CONFLICT,
+                                   "file set '%s' is being rolled out by rollout %lld: hold the change back "
+                                   "(\"hold\": true) or end the rollout first",
+                                   name, (long long) rollout);
+        r = store_file_set_live_get(tx, name, &live);
+        if (r >= 0)
+                r = store_file_set_put(tx, name, spec ? digest : last.digest, spec, req->actor, (int64_t) req->now,
+                                       &seq);
+        /* Live at once: the pins an earlier rollout left go too. A version
+         * held back leaves the live one as it is (none for a new set). */
+        if (r >= 0 && !hold && live != seq) {
+                r = store_file_set_live_set(tx, name, seq);
+                if (r >= 0)
+                        r = store_file_pins_drop(tx, name, -1);
+                if (r >= 0)
+                        r = 1;
+        } else if (r >= 0 && hold && live == 0) {
+                int k = store_file_set_live_set(tx, name, 0);
+                if (k < 0)
+                        r = k;
+        }
         if (r > 0) {
-                detail = json_pack("{s:I, s:s}", "version", (json_int_t) seq, "digest", spec ? digest : last.digest);
+                detail = json_pack("{s:I, s:s, s:b}", "version", (json_int_t) seq, "digest",
+                                   spec ? digest : last.digest, "held", hold);
                 r = detail ? audit_log_at(tx, (int64_t) req->now, req->actor, action, name, detail) : -ENOMEM;
         }
         if (r >= 0)
@@ -152,26 +207,37 @@ static enum MHD_Result file_set_write(Request *req, const char *name, const char
         if (r < 0)
                 return reply_errno(req, r, "file set");
         if (!spec)
-                return reply_json(req, 200, json_pack("{s:s, s:I}", "deleted", name, "version", (json_int_t) seq));
-        return reply_json(req, create ? 201 : 200,
-                          file_set_version_json(name, seq, digest, spec, req->actor, (int64_t) req->now));
+                return reply_json(req, 200, json_pack("{s:s, s:I, s:b}", "deleted", name, "version", (json_int_t) seq,
+                                                      "held", hold));
+        json_t *j = file_set_version_json(name, seq, digest, spec, req->actor, (int64_t) req->now);
+        if (j)
+                json_object_set_new(j, "held", json_boolean(hold));
+        return reply_json(req, create ? 201 : 200, j);
 }
 
 /* POST /v1/files {"name", "selector", "files"} and PUT /v1/files/NAME
  * {"selector", "files"}. */
 static enum MHD_Result file_set_from_body(Request *req, const char *name, bool create) {
-        static const char *const allowed_post[] = { "name", "selector", "files", NULL };
-        static const char *const allowed_put[] = { "selector", "files", NULL };
+        static const char *const allowed_post[] = { "name", "selector", "files", "hold", NULL };
+        static const char *const allowed_put[] = { "selector", "files", "hold", NULL };
         _cleanup_error_ Error error = {};
         _cleanup_free_ char *spec = NULL, *name_copy = NULL;
         enum MHD_Result result;
-        json_t *body;
+        json_t *body, *hold;
         char digest[65];
+        bool held;
         int r;
 
         body = request_json(req, create ? allowed_post : allowed_put, &result);
         if (!body)
                 return result;
+        hold = json_object_get(body, "hold");
+        if (hold && !json_is_boolean(hold)) {
+                json_decref(body);
+                return reply_error(req, KIND_INVALID_VALUE, "'hold': expected true or false");
+        }
+        held = json_is_true(hold);
+        json_object_del(body, "hold");
         if (create) {
                 const char *n = json_string_value(json_object_get(body, "name"));
                 name_copy = n ? strdup(n) : NULL;
@@ -183,7 +249,7 @@ static enum MHD_Result file_set_from_body(Request *req, const char *name, bool c
                 return reply_error(req, KIND_INVALID_VALUE, "'name': expected 1-%d of [A-Za-z0-9._-]", LABEL_MAX);
         if (r < 0)
                 return reply_model_error(req, r, &error, "file set");
-        return file_set_write(req, name, spec, digest, create);
+        return file_set_write(req, name, spec, digest, create, held);
 }
 
 static enum MHD_Result handle_file_set_add(Request *req) {
@@ -195,7 +261,11 @@ static enum MHD_Result handle_file_set_put(Request *req) {
 }
 
 static enum MHD_Result handle_file_set_delete(Request *req) {
-        return file_set_write(req, req->args[0], NULL, NULL, false);
+        const char *hold = request_arg(req, "hold");
+
+        if (hold && !streq(hold, "1") && !streq(hold, "0"))
+                return reply_error(req, KIND_INVALID_VALUE, "'hold': expected 1 or 0");
+        return file_set_write(req, req->args[0], NULL, NULL, false, hold && streq(hold, "1"));
 }
 
 static enum MHD_Result handle_host_files(Request *req) {

@@ -263,6 +263,12 @@ static bool selector_matches(const json_t *selector, const Host *h) {
         return true;
 }
 
+bool file_set_selects(const char *spec, const Host *h) {
+        _cleanup_json_ json_t *set = spec ? json_loads(spec, 0, NULL) : NULL;
+
+        return set && selector_matches(json_object_get(set, "selector"), h);
+}
+
 /* Renders the files of set (its canonical JSON parsed) for h into out
  * (the reply's files). */
 static int set_render(const FileSetRow *row, const json_t *set, const Host *h, json_t *out, Error *error) {
@@ -302,7 +308,9 @@ int files_host_render(StoreTx *tx, const char *id, json_t **ret, char ret_digest
 
         if (!out)
                 return error_set(error, -ENOMEM, "out of memory");
-        r = store_file_set_list(tx, &rows, &n);
+        /* Each set at the version the host is pinned to, else at its live
+         * one (docs/host-files.md, "Rollouts"). */
+        r = store_file_set_for_host(tx, id, &rows, &n);
         if (r < 0)
                 return error_set(error, r, "cannot read the file sets: %m");
         /* The check-in asks on every round: with no sets, the host need not

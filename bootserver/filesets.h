@@ -8,6 +8,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -30,8 +31,12 @@ int file_set_canonical(const json_t *body, char **ret, char ret_digest[65], Erro
  * malformed template -EINVAL. *ret: caller frees. */
 int file_render(const char *path, const char *template, const Host *h, char **ret, Error *error);
 
-/* The files of host id: every set whose selector its labels match,
- * rendered. *ret (may be NULL) gets {"digest": HEX, "files": [{"path",
+/* Whether the selector of a set's version (its canonical JSON, NULL for a
+ * deletion: false) selects host h. */
+bool file_set_selects(const char *spec, const Host *h);
+
+/* The files of host id: every set whose selector its labels match, each at
+ * the version the host is pinned to or else the set's live one, rendered. *ret (may be NULL) gets {"digest": HEX, "files": [{"path",
  * "mode", "owner", "content", "set", "version"}, ...]} by path, and
  * ret_digest (may be NULL) their host_files_digest(), which is what the
  * host stages and applies. Two sets that give the same path are an error naming both

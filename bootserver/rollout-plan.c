@@ -10,19 +10,33 @@
 #include "labels.h"
 #include "images.h"
 #include "log.h"
+#include "rollout-files.h"
 #include "rollout.h"
 #include "util.h"
+#include "store-rollout-files.h"
 #include "store-rollouts.h"
 
-/* rollout_spec_parse(), then the image resolved into ret_image. -ENXIO
- * when there is no such image. */
-static int spec_parse_resolve(StoreTx *tx, json_t *j, RolloutSpec *ret, char ret_image[65], char **ret_error) {
+/* rollout_spec_parse(), then the image resolved into ret_image ("" when
+ * the spec moves files alone) and the file set into ret_files. -ENXIO
+ * when there is no such image or set. */
+static int spec_parse_resolve(StoreTx *tx, json_t *j, RolloutSpec *ret, char ret_image[65], RolloutFiles *ret_files,
+                              char **ret_error) {
         RolloutSpec s;
         int r;
 
         r = rollout_spec_parse(j, &s, ret_error);
         if (r < 0)
                 return r;
+        if (s.files_name[0]) {
+                r = rollout_files_resolve(tx, &s, ret_files, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        ret_image[0] = 0;
+        if (!s.image) {
+                *ret = s;
+                return 0;
+        }
         r = images_resolve(tx, s.image, ret_image);
         if (r == -ENOENT)
                 return rollout_spec_error(ret_error, "'image': %s: no such image", s.image) == -EINVAL ? -ENXIO : -ENOMEM;
@@ -160,8 +174,28 @@ static void members_free(Member *m, size_t n) {
         free(m);
 }
 
-/* The hosts the spec selects, in rollout order. */
-static int select_members(StoreTx *tx, const RolloutSpec *s, Member **ret, size_t *ret_n) {
+/* Keeps of m the hosts a change of files alone can move: those the set
+ * selects (at either version) that have an image to stage it with. */
+static int files_members(StoreTx *tx, const RolloutFiles *f, Member *m, size_t *n) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < *n; i++) {
+                int r = m[i].image ? rollout_files_selects(tx, f, m[i].id) : 0;
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        free(m[i].image);
+                        continue;
+                }
+                m[k++] = m[i];
+        }
+        *n = k;
+        return 0;
+}
+
+/* The hosts the spec selects, in rollout order; for files alone (f not
+ * NULL), those the set selects. */
+static int select_members(StoreTx *tx, const RolloutSpec *s, const RolloutFiles *f, Member **ret, size_t *ret_n) {
         _cleanup_strv_free_ char **sel = NULL;
         RolloutCandidate *v = NULL;
         Member *m = NULL;
@@ -191,6 +225,13 @@ static int select_members(StoreTx *tx, const RolloutSpec *s, Member **ret, size_
                                 m[j].phase = (int) i;
         }
         rollout_candidates_free(v, n);
+        if (f) {
+                r = files_members(tx, f, m, &n);
+                if (r < 0) {
+                        members_free(m, n);
+                        return r;
+                }
+        }
         if (n > 0) {
                 qsort(m, n, sizeof *m, member_compare_id);
                 r = spread_members(tx, m, n);
@@ -207,6 +248,7 @@ static int select_members(StoreTx *tx, const RolloutSpec *s, Member **ret, size_
 
 int coord_rollout_plan(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec, uint64_t reboot_estimate,
                        json_t **ret_plan, char **ret_error) {
+        _cleanup_(rollout_files_release) RolloutFiles files = {};
         size_t n = 0, ends[ROLLOUT_WAVES_MAX];
         char image[65];
         Member *m = NULL;
@@ -214,10 +256,10 @@ int coord_rollout_plan(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec,
         RolloutSpec s;
         int r;
 
-        r = spec_parse_resolve(tx, spec, &s, image, ret_error);
+        r = spec_parse_resolve(tx, spec, &s, image, &files, ret_error);
         if (r < 0)
                 return r;
-        r = select_members(tx, &s, &m, &n);
+        r = select_members(tx, &s, image[0] ? NULL : &files, &m, &n);
         if (r < 0)
                 return r;
         rollout_wave_ends(&s, n, ends);
@@ -231,14 +273,19 @@ int coord_rollout_plan(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec,
                                                        (json_int_t) count, "hosts", hosts));
         }
         members_free(m, n);
-        *ret_plan = json_pack("{s:s, s:I, s:o, s:I, s:I}", "image", image, "hosts", (json_int_t) n, "waves", waves,
-                              "bake", (json_int_t) s.bake, "estimate_sec",
+        *ret_plan = json_pack("{s:s?, s:I, s:o, s:I, s:I}", "image", image[0] ? image : NULL, "hosts",
+                              (json_int_t) n, "waves", waves, "bake", (json_int_t) s.bake, "estimate_sec",
                               (json_int_t) MIN(rollout_estimate(&s, ends, reboot_estimate), (uint64_t) INT64_MAX));
-        return 0;
+        if (*ret_plan && files.name[0])
+                json_object_set_new(*ret_plan, "files",
+                                    json_pack("{s:s, s:I, s:I}", "name", files.name, "version", (json_int_t) files.seq,
+                                              "from", (json_int_t) files.from));
+        return *ret_plan ? 0 : -ENOMEM;
 }
 
 int coord_rollout_start(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec, const char *actor, uint64_t now,
                         int64_t *ret_id, char **ret_error) {
+        _cleanup_(rollout_files_release) RolloutFiles files = {};
         _cleanup_free_ char *spec_text = NULL;
         size_t n = 0, ends[ROLLOUT_WAVES_MAX];
         char image[65];
@@ -247,14 +294,22 @@ int coord_rollout_start(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec
         RolloutSpec s;
         int r;
 
-        r = spec_parse_resolve(tx, spec, &s, image, ret_error);
+        r = spec_parse_resolve(tx, spec, &s, image, &files, ret_error);
         if (r < 0)
                 return r;
-        r = select_members(tx, &s, &m, &n);
+        /* The stored spec names the version it moves the set to, so that
+         * it reads the same whatever comes after. */
+        if (files.name[0]) {
+                _cleanup_free_ char *f = strdup_printf("%s@%" PRIi64, files.name, files.seq);
+                if (!f || json_object_set_new(spec, "files", json_string(f)) < 0)
+                        return -ENOMEM;
+        }
+        r = select_members(tx, &s, image[0] ? NULL : &files, &m, &n);
         if (r < 0)
                 return r;
         if (n == 0) {
-                *ret_error = strdup("the selector matches no host");
+                *ret_error = strdup(image[0] ? "the selector matches no host"
+                                             : "the selector and the file set's match no host with an image");
                 return -ENOENT;
         }
         /* One active rollout per host: a done rollout still assigns the
@@ -271,12 +326,18 @@ int coord_rollout_start(StoreTx *tx, const CoordConfig *c _unused_, json_t *spec
         if (r >= 0 && !spec_text)
                 r = -ENOMEM;
         if (r >= 0)
-                r = store_rollout_insert(tx, ROLLOUT_KIND_ROLLOUT, image, spec_text, (int) s.n_waves, 0, actor, now,
-                                         &id);
+                r = store_rollout_insert(tx, ROLLOUT_KIND_ROLLOUT, image[0] ? image : NULL, spec_text,
+                                         (int) s.n_waves, 0, actor, now, &id);
+        if (r >= 0 && files.name[0])
+                r = store_rollout_set_files(tx, id, files.name, files.seq, files.from);
         rollout_wave_ends(&s, n, ends);
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = store_rollout_add_host(tx, id, m[i].id, rollout_wave_of(ends, s.n_waves, i), m[i].phase, image,
-                                           m[i].image);
+        /* Files alone: each host stays on the image it has. */
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = store_rollout_add_host(tx, id, m[i].id, rollout_wave_of(ends, s.n_waves, i), m[i].phase,
+                                           image[0] ? image : m[i].image, m[i].image);
+                if (r >= 0 && files.name[0])
+                        r = rollout_files_add_host(tx, id, &files, m[i].id);
+        }
         members_free(m, n);
         if (r >= 0) {
                 json_t *d = json_pack("{s:O, s:I}", "spec", spec, "hosts", (json_int_t) n);

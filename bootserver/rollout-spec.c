@@ -11,7 +11,7 @@
 #include "util.h"
 
 static const char *const spec_members[] = { "image", "selector", "waves", "bake", "max_failures", "on_failure",
-                                            "order", "windows", NULL };
+                                            "order", "windows", "files", NULL };
 
 int rollout_spec_error(char **ret_error, const char *format, ...) {
         va_list ap;
@@ -40,9 +40,27 @@ int rollout_spec_parse(json_t *j, RolloutSpec *ret, char **ret_error) {
                 if (!known)
                         return rollout_spec_error(ret_error, "unknown member '%s'", key);
         }
+        v = json_object_get(j, "files");
+        if (v) {
+                const char *f = json_string_value(v), *at = f ? strchr(f, '@') : NULL;
+                size_t len = at ? (size_t) (at - f) : strlen(strempty(f));
+                uint64_t version = 0;
+
+                if (!f || len == 0 || len > LABEL_MAX ||
+                    (at && (safe_atou64(at + 1, &version) < 0 || version == 0 || version > INT64_MAX)))
+                        return rollout_spec_error(ret_error, "'files': expected a file set \"NAME\" or "
+                                                             "\"NAME@VERSION\"");
+                memcpy(s.files_name, f, len);
+                s.files_name[len] = 0;
+                if (!label_valid(s.files_name))
+                        return rollout_spec_error(ret_error, "'files': '%s' is not a file set name", s.files_name);
+                s.files_version = (int64_t) version;
+        }
         s.image = json_string_value(json_object_get(j, "image"));
-        if (!s.image || !*s.image)
-                return rollout_spec_error(ret_error, "'image': an image reference is required");
+        if (json_object_get(j, "image") && (!s.image || !*s.image))
+                return rollout_spec_error(ret_error, "'image': expected an image reference");
+        if (!s.image && !v)
+                return rollout_spec_error(ret_error, "'image': an image reference, or 'files', is required");
         s.selector = json_object_get(j, "selector");
         if (s.selector && (!json_is_object(s.selector) || json_object_size(s.selector) > ROLLOUT_SELECTOR_MAX))
                 return rollout_spec_error(ret_error, "'selector': expected {\"KEY\": \"VALUE\"} with at most %d labels",

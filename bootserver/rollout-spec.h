@@ -19,7 +19,7 @@
 #define ROLLOUT_WINDOWS_MAX 64
 
 typedef struct RolloutSpec {
-        const char *image;    /* the reference as given; borrowed */
+        const char *image;    /* the reference as given, NULL for files alone; borrowed */
         json_t *selector;     /* {"k": "v", ...} or NULL; borrowed */
         size_t n_waves;
         /* Each wave end: a count (pct -1) or a percentage (count -1). */
@@ -27,6 +27,8 @@ typedef struct RolloutSpec {
         uint64_t bake;        /* seconds, at most ROLLOUT_BAKE_MAX */
         int64_t fail_count, fail_pct;
         bool rollback_on_failure;
+        char files_name[64];   /* the file set it moves, "" for none */
+        int64_t files_version; /* its version, 0 for the newest */
         const char *order_key; /* NULL when there is no order; borrowed */
         json_t *order_values;  /* array of label values; borrowed */
 } RolloutSpec;

@@ -8,9 +8,12 @@
 #include "coordinator.h"
 #include "labels.h"
 #include "images.h"
+#include "json.h"
 #include "log.h"
+#include "rollout-files.h"
 #include "rollout.h"
 #include "util.h"
+#include "store-rollout-files.h"
 #include "store-rollouts.h"
 
 static int rollout_set_state(StoreTx *tx, int64_t id, RolloutState state, const char *reason, const char *actor,
@@ -98,6 +101,17 @@ static int rollout_rollback(StoreTx *tx, int64_t id, const char *actor, uint64_t
         r = store_rollout_insert(tx, ROLLOUT_KIND_ROLLBACK, NULL, row.spec, row.n_waves, id, actor, now, &nid);
         if (r < 0)
                 return r;
+        /* A rollback of a change of files moves the set back: from the
+         * version the rollout went to, to the one it came from. */
+        {
+                _cleanup_free_ char *files = NULL;
+                int64_t seq = 0, from = 0;
+                r = store_rollout_files(tx, id, &files, &seq, &from);
+                if (r > 0)
+                        r = store_rollout_set_files(tx, nid, files, from, seq);
+                if (r < 0)
+                        return r;
+        }
         /* The hosts the rollout touched go back to what they ran, in the same waves. */
         r = store_rollout_add_rollback_hosts(tx, nid, id);
         if (r >= 0)
@@ -151,6 +165,9 @@ int coord_rollout_action(StoreTx *tx, int64_t id, const char *action, const char
                 /* Hosts on the way that did not arrive want what they ran again. */
                 if (r >= 0)
                         r = store_rollout_revert_unfinished(tx, id);
+                /* And the files they had, when it moves a set. */
+                if (r >= 0)
+                        r = rollout_files_revert(tx, id);
                 return r < 0 ? r : rollout_set_state(tx, id, ROLLOUT_ABORTED, "aborted by an operator", actor, now);
         }
         if (streq(action, "rollback")) {
@@ -170,7 +187,8 @@ refused:
  * earliest such phase is computed once, not once per pending host). At most
  * c->assign_per_tick of them: the rest wait for the next ticks, and keep
  * their wave open meanwhile. */
-static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool rollback, int max_wave, uint64_t now) {
+static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool rollback, const char *files, int max_wave,
+                        uint64_t now) {
         RolloutReady *v = NULL;
         size_t n = 0;
         int r;
@@ -184,6 +202,15 @@ static int assign_ready(StoreTx *tx, const CoordConfig *c, int64_t id, bool roll
                 if (!v[i].known) {
                         _cleanup_free_ char *why = unassignable(v[i].target, false, 0);
                         r = why ? skip_host(tx, id, v[i].host, why, "coordinator", now) : -ENOMEM;
+                } else if (files) {
+                        /* Pinned to the set's version first: a host whose
+                         * files cannot be rendered at it is skipped. */
+                        _cleanup_free_ char *why = NULL;
+                        r = rollout_files_assign(tx, id, files, v[i].host, &why);
+                        if (r > 0)
+                                r = store_rollout_assign(tx, id, v[i].host, v[i].target, rollback, false, now);
+                        else if (r == 0)
+                                r = skip_host(tx, id, v[i].host, why, "coordinator", now);
                 } else
                         r = store_rollout_assign(tx, id, v[i].host, v[i].target, rollback, v[i].finished, now);
                 if (r < 0)
@@ -224,9 +251,16 @@ static int check_failures(StoreTx *tx, const Rollout *ro, const RolloutSpec *s, 
         return 0;
 }
 
+/* Whether stored spec text names a selector with a label. */
+static bool spec_has_selector(const char *text) {
+        _cleanup_json_ json_t *j = json_loads(text, 0, NULL);
+
+        return json_object_size(json_object_get(j, "selector")) > 0;
+}
+
 int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now) {
         _cleanup_(rollout_release) Rollout ro = {};
-        _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id);
+        _cleanup_free_ char *target = strdup_printf("rollout %" PRIi64, id), *files = NULL;
         RolloutSpec s = {};
         bool rollback;
         int r;
@@ -237,7 +271,13 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
         if (r < 0)
                 return r;
         rollback = ro.kind == ROLLOUT_KIND_ROLLBACK;
-        r = store_rollout_update_statuses(tx, id, rollback);
+        /* A rollout that moves files finishes a host by its files digest
+         * too, which the image alone does not say. */
+        r = store_rollout_files(tx, id, &files, NULL, NULL);
+        if (r > 0)
+                r = rollout_files_statuses(tx, id);
+        else if (r == 0)
+                r = store_rollout_update_statuses(tx, id, rollback);
         if (r < 0 || (ro.state != ROLLOUT_RUNNING && ro.state != ROLLOUT_DONE))
                 return r;
         if (ro.state == ROLLOUT_RUNNING) {
@@ -253,7 +293,7 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
-        r = assign_ready(tx, c, id, rollback, ro.state == ROLLOUT_DONE ? INT32_MAX : ro.wave, now);
+        r = assign_ready(tx, c, id, rollback, files, ro.state == ROLLOUT_DONE ? INT32_MAX : ro.wave, now);
         if (r < 0 || ro.state != ROLLOUT_RUNNING)
                 return r;
 
@@ -275,8 +315,14 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
         /* The bake is capped (ROLLOUT_BAKE_MAX): this cannot wrap. */
         if (now < ro.done_at + s.bake)
                 return 0;
-        if (ro.wave + 1 >= ro.n_waves)
+        if (ro.wave + 1 >= ro.n_waves) {
+                if (files) {
+                        r = rollout_files_done(tx, id, spec_has_selector(ro.spec));
+                        if (r < 0)
+                                return r;
+                }
                 return rollout_set_state(tx, id, ROLLOUT_DONE, NULL, "coordinator", now);
+        }
         r = store_rollout_next_wave(tx, id);
         if (r >= 0) {
                 json_t *d = json_pack("{s:i}", "wave", ro.wave + 2);
@@ -285,7 +331,7 @@ int coord_rollout_tick(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
         }
         /* The next wave's hosts are assigned now, not a tick later. */
         if (r >= 0)
-                r = assign_ready(tx, c, id, rollback, ro.wave + 1, now);
+                r = assign_ready(tx, c, id, rollback, files, ro.wave + 1, now);
         return r;
 }
 

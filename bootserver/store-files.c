@@ -173,3 +173,131 @@ int store_file_set_history(StoreTx *tx, const char *name, FileSetRow **ret, size
         *ret_n = n;
         return 0;
 }
+
+int store_file_set_live_get(StoreTx *tx, const char *name, int64_t *ret) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT seq FROM file_set_live WHERE name = ?", &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, name);
+        r = db_step(st);
+        if (r <= 0)
+                return r;
+        *ret = db_column_int64(st, 0);
+        return 1;
+}
+
+int store_file_set_live_set(StoreTx *tx, const char *name, int64_t seq) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "INSERT INTO file_set_live (name, seq) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET "
+                       "seq = excluded.seq",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, name);
+        db_bind_int64(st, 2, seq);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_file_set_for_host(StoreTx *tx, const char *host, FileSetRow **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        /* Every set has a live row (migration 20 and every change make
+         * one); the host's pin, when it has one, wins over it. */
+        r = store_stmt(tx,
+                       "SELECT f.name, f.seq, f.digest, f.spec, f.actor, f.created FROM file_set_live l JOIN "
+                       "file_sets f ON f.name = l.name AND f.seq = coalesce((SELECT p.seq FROM file_pins p WHERE "
+                       "p.host_id = ?1 AND p.name = l.name), l.seq) WHERE f.spec IS NOT NULL ORDER BY f.name",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, host);
+        return rows_collect(st, ret, ret_n);
+}
+
+int store_file_pin_get(StoreTx *tx, const char *host, const char *name, int64_t *ret) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT seq FROM file_pins WHERE host_id = ? AND name = ?", &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, host);
+        db_bind_text(st, 2, name);
+        r = db_step(st);
+        if (r <= 0)
+                return r;
+        *ret = db_column_int64(st, 0);
+        return 1;
+}
+
+int store_file_pin_set(StoreTx *tx, const char *host, const char *name, int64_t seq) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "INSERT INTO file_pins (host_id, name, seq) VALUES (?1, ?2, ?3) ON CONFLICT (host_id, name) "
+                       "DO UPDATE SET seq = excluded.seq",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, host);
+        db_bind_text(st, 2, name);
+        db_bind_int64(st, 3, seq);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_file_pins_drop(StoreTx *tx, const char *name, int64_t seq) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "DELETE FROM file_pins WHERE name = ?1 AND (?2 < 0 OR seq = ?2)", &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, name);
+        db_bind_int64(st, 2, seq);
+        r = db_step(st);
+        return r < 0 ? r : 0;
+}
+
+int store_file_pins_count(StoreTx *tx, const char *name, int64_t *ret) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx, "SELECT count(*) FROM file_pins WHERE name = ?", &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, name);
+        r = db_step(st);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        *ret = db_column_int64(st, 0);
+        return 0;
+}
+
+int store_file_set_rolling(StoreTx *tx, const char *name, int64_t *ret_id) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT id FROM rollouts r WHERE files = ?1 AND (state IN ('running', 'paused') OR (state "
+                       "= 'done' AND EXISTS (SELECT 1 FROM rollout_hosts rh WHERE rh.rollout_id = r.id AND "
+                       "rh.status IN ('pending', 'assigned')))) ORDER BY id LIMIT 1",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, name);
+        r = db_step(st);
+        if (r <= 0)
+                return r;
+        *ret_id = db_column_int64(st, 0);
+        return 1;
+}

@@ -36,3 +36,26 @@ int store_file_set_list(StoreTx *tx, FileSetRow **ret, size_t *ret_n);
 /* Every version of set name, oldest first, without their specs; -ENOENT
  * when it never existed. */
 int store_file_set_history(StoreTx *tx, const char *name, FileSetRow **ret, size_t *ret_n);
+
+/* The live version of set name (the one a host without a pin gets; 0 for
+ * none) into *ret: 1, or 0 when the set has no live row (it never
+ * existed). */
+int store_file_set_live_get(StoreTx *tx, const char *name, int64_t *ret);
+/* Sets the live version of set name to seq (0: none). */
+int store_file_set_live_set(StoreTx *tx, const char *name, int64_t seq);
+/* The version of every set that host gets: its pin, or else the set's
+ * live version; those that hold files (not none, not a deletion), by
+ * name, as store_file_set_list(). */
+int store_file_set_for_host(StoreTx *tx, const char *host, FileSetRow **ret, size_t *ret_n);
+/* The pin of host for set name into *ret: 1, or 0 when it has none. */
+int store_file_pin_get(StoreTx *tx, const char *host, const char *name, int64_t *ret);
+/* Pins host to version seq of set name (0: none of the set). */
+int store_file_pin_set(StoreTx *tx, const char *host, const char *name, int64_t seq);
+/* Drops the pins of set name: all of them when seq is negative, else those
+ * at version seq. */
+int store_file_pins_drop(StoreTx *tx, const char *name, int64_t seq);
+/* How many hosts are pinned to set name (for the list). */
+int store_file_pins_count(StoreTx *tx, const char *name, int64_t *ret);
+/* The rollout that moves set name and is not over (running, paused, or
+ * done with hosts still on their way): 1 with *ret_id, 0 when none. */
+int store_file_set_rolling(StoreTx *tx, const char *name, int64_t *ret_id);

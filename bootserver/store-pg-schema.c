@@ -192,6 +192,7 @@ static const PgMigration migrations[] = {
         { 17, INSTANCES_UNSEED },
         { 18, GROUP_COUNTS_PG },
         { 19, FILE_SETS_PG },
+        { 20, FILE_PINS_PG },
         { 23, PIPELINES_PG },
 };
 

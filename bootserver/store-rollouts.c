@@ -473,8 +473,9 @@ int store_rollout_add_host(StoreTx *tx, int64_t id, const char *host, int wave, 
 }
 
 #define ROLLBACK_HOSTS_SQL(added)                                                                             \
-        "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status) SELECT ?1, "   \
-        "host_id, wave, phase, prev_image, target, 'pending' FROM rollout_hosts WHERE rollout_id = ?2 AND "      \
+        "INSERT INTO rollout_hosts (rollout_id, host_id, wave, phase, target, prev_image, status, files_seq, "   \
+        "files_prev) SELECT ?1, host_id, wave, phase, prev_image, target, 'pending', files_prev, files_seq FROM " \
+        "rollout_hosts WHERE rollout_id = ?2 AND "                                                              \
         "status IN ('assigned', 'done', 'failed') AND prev_image IS NOT NULL ORDER BY status, wave, phase, "     \
         added
 

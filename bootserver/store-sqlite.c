@@ -244,10 +244,11 @@ static const char *const migrations[] = {
         GROUP_COUNTS_SQLITE,
         /* 19: the host file sets (store-files-sql.h). */
         FILE_SETS_SQLITE,
-        /* 20 to 22: numbers other changes of the schema take; nothing here. */
-        "", "", "",
-        /* 23: pipelines (store-pipelines-sql.h). */
-        PIPELINES_SQLITE,
+        /* 20: file sets rolled out in waves: live versions, pins
+         * (store-files-sql.h). */
+        FILE_PINS_SQLITE,
+        /* 21, 22: numbers other changes take; 23: pipelines (store-pipelines-sql.h). */
+        "", "", PIPELINES_SQLITE,
 };
 
 int sqlite_errno(int rc) {

@@ -34,6 +34,8 @@ typedef struct CtlOptions {
         const char *on_failure;  /* rollout: "pause" or "rollback" */
         json_t *order;           /* rollout: {"key": K, "values": [...]} */
         json_t *windows;         /* rollout: {"SELECTOR": "HH:MM-HH:MM"} */
+        const char *files;       /* rollout --files NAME[@VERSION] */
+        bool hold;               /* files add|set|delete --hold */
 } CtlOptions;
 
 typedef struct Ctl {

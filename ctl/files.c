@@ -32,11 +32,12 @@ static int json_out(Ctl *ctl, json_t *reply, int *ret) {
 }
 
 int ctl_files_list(Ctl *ctl, char **args _unused_) {
-        static const char *const headers[] = { "NAME", "VERSION", "DIGEST", "SELECTOR", "FILES", "CHANGED", "BY" };
+        static const char *const headers[] = { "NAME", "VERSION", "LIVE",    "DIGEST", "SELECTOR",
+                                               "FILES", "ROLLOUT", "CHANGED", "BY" };
         _cleanup_table_free_ Table *t = NULL;
         json_t *reply = NULL, *s;
         int64_t now = (int64_t) time(NULL);
-        size_t i;
+        size_t i, held = 0;
         int r;
 
         r = ctl_call(ctl, "GET", "/v1/files", NULL, &reply, "cannot list the file sets");
@@ -49,20 +50,39 @@ int ctl_files_list(Ctl *ctl, char **args _unused_) {
         }
         json_array_foreach(json_object_get(reply, "file_sets"), i, s) {
                 _cleanup_free_ char *sel = json_inline(json_object_get(s, "selector"));
-                char version[24], digest[13], files[24], changed[32];
+                char version[24], live[48], rollout[48], digest[13], files[24], changed[32];
 
                 snprintf(version, sizeof version, "%lld", (long long) num(s, "version"));
+                /* The version hosts get without a pin; a newer one is held
+                 * back until a rollout moves it. */
+                if (!json_is_integer(json_object_get(s, "live")))
+                        snprintf(live, sizeof live, "none");
+                else
+                        snprintf(live, sizeof live, "%lld", (long long) num(s, "live"));
+                if (num(s, "pinned") > 0)
+                        snprintf(live + strlen(live), sizeof live - strlen(live), " (%lld pinned)",
+                                 (long long) num(s, "pinned"));
+                held += num(s, "live") != num(s, "version");
+                if (json_is_integer(json_object_get(s, "rollout")))
+                        snprintf(rollout, sizeof rollout, "%lld", (long long) num(s, "rollout"));
+                else
+                        snprintf(rollout, sizeof rollout, "-");
                 snprintf(digest, sizeof digest, "%.12s", strempty(str(s, "digest")));
                 snprintf(files, sizeof files, "%zu", json_array_size(json_object_get(s, "files")));
                 format_ago(changed, sizeof changed, num(s, "created"), now);
-                r = table_add_row(t, (const char *const[]) { str(s, "name"), version, digest,
-                                                              sel && *sel ? sel : "(all hosts)", files, changed,
-                                                              str(s, "actor") });
+                r = table_add_row(t, (const char *const[]) { str(s, "name"), version, live, digest,
+                                                              sel && *sel ? sel : "(all hosts)", files, rollout,
+                                                              changed, str(s, "actor") });
                 if (r < 0)
                         break;
         }
         json_decref(reply);
-        return table_print_listing(t, r, "no file sets");
+        r = table_print_listing(t, r, "no file sets");
+        if (r >= 0)
+                printf("\nA change is live on every host at once; one made with --hold (LIVE older than VERSION)\n"
+                       "reaches hosts only through a rollout: slipctl rollout start --files NAME%s.\n",
+                       held ? "" : " (none is held now)");
+        return r;
 }
 
 /* GET /v1/files/NAME[?version=V]; version NULL: the newest. */
@@ -198,8 +218,9 @@ static int files_write(Ctl *ctl, char **args, bool create) {
                         files = json_incref(json_object_get(current, "files"));
                 }
         }
-        body = json_pack("{s:o, s:O?}", "files", files, "selector",
-                         ctl->opt.selector ? ctl->opt.selector : json_object_get(current, "selector"));
+        body = json_pack("{s:o, s:O?, s:b}", "files", files, "selector",
+                         ctl->opt.selector ? ctl->opt.selector : json_object_get(current, "selector"), "hold",
+                         ctl->opt.hold);
         json_decref(current);
         if (!body)
                 return log_oom();
@@ -218,6 +239,12 @@ static int files_write(Ctl *ctl, char **args, bool create) {
                 return r;
         printf("file set %s: version %lld, digest %.12s, %zu files\n", name, (long long) num(reply, "version"),
                strempty(str(reply, "digest")), json_array_size(json_object_get(reply, "files")));
+        if (ctl->opt.hold)
+                printf("held back: hosts keep the live version until a rollout moves it (slipctl rollout start "
+                       "--files %s@%lld)\n",
+                       name, (long long) num(reply, "version"));
+        else
+                printf("live: every host the set selects gets it now\n");
         json_decref(reply);
         return 0;
 }
@@ -231,7 +258,8 @@ int ctl_files_set(Ctl *ctl, char **args) {
 }
 
 int ctl_files_delete(Ctl *ctl, char **args) {
-        _cleanup_free_ char *path = ctl_path("/v1/files/", args[0], NULL);
+        _cleanup_free_ char *base = ctl_path("/v1/files/", args[0], NULL);
+        _cleanup_free_ char *path = base && ctl->opt.hold ? strdup_printf("%s?hold=1", base) : strdup(strempty(base));
         _cleanup_free_ char *what = strdup_printf("cannot delete file set '%s'", args[0]);
         _cleanup_free_ char *name = text_safe(args[0]);
         json_t *reply = NULL;
@@ -242,7 +270,8 @@ int ctl_files_delete(Ctl *ctl, char **args) {
         r = ctl_call(ctl, "DELETE", path, NULL, &reply, what);
         if (r < 0 || json_out(ctl, reply, &r))
                 return r;
-        printf("deleted file set %s (version %lld)\n", name, (long long) num(reply, "version"));
+        printf("deleted file set %s (version %lld)%s\n", name, (long long) num(reply, "version"),
+               ctl->opt.hold ? ": held back until a rollout moves it" : "");
         json_decref(reply);
         return 0;
 }

@@ -36,11 +36,12 @@ static void help(void) {
               "  budget set SELECTOR (--max-unavailable N|N% | --min-available N)\n"
               "                              set the budget of a label key's groups or of one group\n"
               "  budget delete SELECTOR      remove a budget\n"
-              "  rollout plan IMAGE [ROLLOUT OPTIONS]\n"
+              "  rollout plan [IMAGE] [ROLLOUT OPTIONS]\n"
               "                              the waves a rollout would take, with host counts and\n"
               "                              an estimate, without starting it\n"
-              "  rollout start IMAGE [ROLLOUT OPTIONS]\n"
-              "                              move the selected hosts to IMAGE, wave by wave\n"
+              "  rollout start [IMAGE] [ROLLOUT OPTIONS]\n"
+              "                              move the selected hosts to IMAGE, or a file set's\n"
+              "                              version to the hosts it selects (--files), wave by wave\n"
               "  rollout list                rollouts, newest first\n"
               "  rollout status ID           one rollout: state, reason, waves and budgeted groups\n"
               "  rollout pause ID            stop assigning hosts; resume goes on\n"
@@ -50,15 +51,16 @@ static void help(void) {
               "                              they ran, in a new rollout\n"
               "  rollout watch ID            follow a rollout until it is done or aborted (exit 0)\n"
               "                              or paused (exit 3)\n"
-              "  files list                  host file sets: name, version, selector\n"
+              "  files list                  host file sets: name, newest and live version, rollout\n"
               "  files show NAME [VERSION]   a set's files and templates (the newest version)\n"
               "  files add NAME [--selector K=V]... PATH[:MODE[:UID:GID]]=LOCAL...\n"
               "                              a new set: each PATH on the selected hosts gets LOCAL's\n"
               "                              content, rendered per host\n"
               "  files set NAME [--selector K=V]... [PATH[:MODE[:UID:GID]]=LOCAL...]\n"
               "                              a new version: the files given replace the set's, the\n"
-              "                              selector and files not given stay\n"
-              "  files delete NAME           hosts stop getting the set (its history stays)\n"
+              "                              selector and files not given stay; live on every\n"
+              "                              host at once, or with --hold only through a rollout\n"
+              "  files delete NAME [--hold]  hosts stop getting the set (its history stays)\n"
               "  files history NAME          a set's versions: when, by whom\n"
               "  files diff NAME [FROM [TO]] what changed between two versions (default: the last)\n"
               "  files render HOST           the files HOST gets, rendered, with their digest\n"
@@ -112,6 +114,11 @@ static void help(void) {
               "  --window SELECTOR@HH:MM-HH:MM\n"
               "                      hosts of SELECTOR's groups (KEY or KEY=VALUE) reboot only then,\n"
               "                      UTC (repeatable), e.g. rack@22:00-04:00\n"
+              "  --files NAME[@VERSION]\n"
+              "                      move file set NAME to VERSION (default: its newest) in the\n"
+              "                      same waves, alone or with IMAGE\n"
+              "  --hold              files add, set, delete: keep the new version back from the\n"
+              "                      hosts until a rollout moves it (rollout start --files)\n"
               "\n"
               "Exit status: 0 done, 1 the server refused or a usage error, 2 no answer from any server,\n"
               "3 rollout watch: the rollout paused.\n"
@@ -142,6 +149,8 @@ enum {
         OPT_ON_FAILURE,
         OPT_ORDER,
         OPT_WINDOW,
+        OPT_FILES,
+        OPT_HOLD,
 };
 
 static const struct option options[] = {
@@ -168,6 +177,8 @@ static const struct option options[] = {
         { "on-failure", required_argument, NULL, OPT_ON_FAILURE },
         { "order", required_argument, NULL, OPT_ORDER },
         { "window", required_argument, NULL, OPT_WINDOW },
+        { "files", required_argument, NULL, OPT_FILES },
+        { "hold", no_argument, NULL, OPT_HOLD },
         {}
 };
 
@@ -189,19 +200,22 @@ enum {
         WITH_ON_FAILURE = 1 << 13,
         WITH_ORDER = 1 << 14,
         WITH_WINDOW = 1 << 15,
+        WITH_FILES = 1 << 16,
+        WITH_HOLD = 1 << 17,
         WITH_ROLLOUT_SPEC = WITH_SELECTOR | WITH_WAVES | WITH_BAKE | WITH_MAX_FAILURES | WITH_ON_FAILURE | WITH_ORDER |
-                            WITH_WINDOW,
+                            WITH_WINDOW | WITH_FILES,
 };
 
 /* Indexed by the bit of WITH_*. */
 static const char *const option_names[] = { "--label",         "--state",       "--boot",         "--since",
                                             "--limit",         "--action",      "--follow",       "--max-unavailable",
                                             "--min-available", "--selector",    "--waves",        "--bake",
-                                            "--max-failures",  "--on-failure",  "--order",        "--window" };
+                                            "--max-failures",  "--on-failure",  "--order",        "--window",
+                                            "--files",         "--hold" };
 
 #define ROLLOUT_USAGE                                                                                 \
         "[--selector K=V]... [--waves 1,10%,50%,100%] [--bake SEC] [--max-failures N|N%] [--on-failure " \
-        "pause|rollback] [--order KEY=V1,V2,...] [--window SELECTOR@HH:MM-HH:MM]..."
+        "pause|rollback] [--order KEY=V1,V2,...] [--window SELECTOR@HH:MM-HH:MM]... [--files NAME[@VERSION]]"
 
 typedef struct Command {
         const char *group;
@@ -228,8 +242,8 @@ static const Command commands[] = {
         { "budget", "set", "budget set SELECTOR (--max-unavailable N|N% | --min-available N)", 1, 1,
           WITH_MAX_UNAVAILABLE | WITH_MIN_AVAILABLE, ctl_budget_set },
         { "budget", "delete", "budget delete SELECTOR", 1, 1, 0, ctl_budget_delete },
-        { "rollout", "plan", "rollout plan IMAGE " ROLLOUT_USAGE, 1, 1, WITH_ROLLOUT_SPEC, ctl_rollout_plan },
-        { "rollout", "start", "rollout start IMAGE " ROLLOUT_USAGE, 1, 1, WITH_ROLLOUT_SPEC, ctl_rollout_start },
+        { "rollout", "plan", "rollout plan [IMAGE] " ROLLOUT_USAGE, 0, 1, WITH_ROLLOUT_SPEC, ctl_rollout_plan },
+        { "rollout", "start", "rollout start [IMAGE] " ROLLOUT_USAGE, 0, 1, WITH_ROLLOUT_SPEC, ctl_rollout_start },
         { "rollout", "list", "rollout list", 0, 0, 0, ctl_rollout_list },
         { "rollout", "status", "rollout status ID", 1, 1, 0, ctl_rollout_status },
         { "rollout", "pause", "rollout pause ID", 1, 1, 0, ctl_rollout_pause },
@@ -239,11 +253,11 @@ static const Command commands[] = {
         { "rollout", "watch", "rollout watch ID", 1, 1, 0, ctl_rollout_watch },
         { "files", "list", "files list", 0, 0, 0, ctl_files_list },
         { "files", "show", "files show NAME [VERSION]", 1, 2, 0, ctl_files_show },
-        { "files", "add", "files add NAME [--selector K=V]... PATH[:MODE[:UID:GID]]=LOCAL...", 2, SIZE_MAX,
-          WITH_SELECTOR, ctl_files_add },
-        { "files", "set", "files set NAME [--selector K=V]... [PATH[:MODE[:UID:GID]]=LOCAL...]", 1, SIZE_MAX,
-          WITH_SELECTOR, ctl_files_set },
-        { "files", "delete", "files delete NAME", 1, 1, 0, ctl_files_delete },
+        { "files", "add", "files add NAME [--selector K=V]... [--hold] PATH[:MODE[:UID:GID]]=LOCAL...", 2, SIZE_MAX,
+          WITH_SELECTOR | WITH_HOLD, ctl_files_add },
+        { "files", "set", "files set NAME [--selector K=V]... [--hold] [PATH[:MODE[:UID:GID]]=LOCAL...]", 1,
+          SIZE_MAX, WITH_SELECTOR | WITH_HOLD, ctl_files_set },
+        { "files", "delete", "files delete NAME [--hold]", 1, 1, WITH_HOLD, ctl_files_delete },
         { "files", "history", "files history NAME", 1, 1, 0, ctl_files_history },
         { "files", "diff", "files diff NAME [FROM [TO]]", 1, 3, 0, ctl_files_diff },
         { "files", "render", "files render HOST", 1, 1, 0, ctl_files_render },
@@ -540,6 +554,15 @@ static int parse_args(int argc, char **argv, Args *a, Ctl *ctl) {
                         a->given |= WITH_WINDOW;
                         break;
                 }
+                case OPT_FILES:
+                        /* The server checks the name and the version. */
+                        ctl->opt.files = optarg;
+                        a->given |= WITH_FILES;
+                        break;
+                case OPT_HOLD:
+                        ctl->opt.hold = true;
+                        a->given |= WITH_HOLD;
+                        break;
                 default:
                         return -EINVAL; /* getopt said why */
                 }
@@ -584,6 +607,9 @@ static int command_check(const Command *c, char **args, unsigned given) {
                         return log_error_errno(-EINVAL, "%s is not an option of '%s%s%s' (see --help)",
                                                option_names[i], c->group, c->verb ? " " : "", strempty(c->verb));
         if (n < c->min_args || n > c->max_args)
+                return log_error_errno(-EINVAL, "usage: slipctl %s", c->usage);
+        /* A rollout moves an image, a file set, or both: not nothing. */
+        if ((c->options & WITH_FILES) && n == 0 && !(given & WITH_FILES))
                 return log_error_errno(-EINVAL, "usage: slipctl %s", c->usage);
         return 0;
 }

@@ -38,9 +38,13 @@ char *ctl_rollout_path(const char *id, const char *suffix) {
  * given, so the server's defaults apply to the rest. */
 static json_t *spec_new(Ctl *ctl, const char *image) {
         const CtlOptions *o = &ctl->opt;
-        json_t *spec = json_pack("{s:s}", "image", image);
+        json_t *spec = json_object();
         int r = spec ? 0 : -ENOMEM;
 
+        if (r >= 0 && image)
+                r = json_object_set_new(spec, "image", json_string(image));
+        if (r >= 0 && o->files)
+                r = json_object_set_new(spec, "files", json_string(o->files));
         if (r >= 0 && o->selector)
                 r = json_object_set(spec, "selector", o->selector);
         if (r >= 0 && o->waves)
@@ -227,7 +231,15 @@ void ctl_rollout_print(json_t *ro, int64_t now) {
                 field_print("image", "what each host ran before rollout %" PRIi64, num(ro, "rollback_of"));
         } else {
                 field_print("kind", "%s", strempty(str(ro, "kind")));
-                field_print("image", "%s", str(ro, "image") ? str(ro, "image") : "-");
+                field_print("image", "%s", str(ro, "image")           ? str(ro, "image")
+                                           : json_object_get(json_object_get(ro, "spec"), "files") ? "each host's own"
+                                                                                                  : "-");
+        }
+        if (json_object_get(json_object_get(ro, "spec"), "files")) {
+                _cleanup_free_ char *f =
+                        text_safe(json_string_value(json_object_get(json_object_get(ro, "spec"), "files")));
+                field_print("files", "%s%s", strempty(f),
+                            streq_ptr(str(ro, "kind"), "rollback") ? " (undone: back to the version before)" : "");
         }
         field_print("state", "%s", strempty(str(ro, "state")));
         field_print("reason", "%s", str(ro, "reason") ? str(ro, "reason") : "-");
@@ -258,7 +270,16 @@ static int print_plan(Ctl *ctl, const char *ref, json_t *plan) {
 
         if (!t)
                 return log_oom();
-        field_print("image", "%s (%.12s)", label ? label : ref, strempty(str(plan, "image")));
+        if (str(plan, "image"))
+                field_print("image", "%s (%.12s)", label ? label : ref, strempty(str(plan, "image")));
+        else
+                field_print("image", "each host's own");
+        if (json_object_get(plan, "files")) {
+                json_t *f = json_object_get(plan, "files");
+                _cleanup_free_ char *name = text_safe(str(f, "name"));
+                field_print("files", "%s: version %" PRIi64 " (live now: %" PRIi64 ")", strempty(name),
+                            num(f, "version"), num(f, "from"));
+        }
         field_print("hosts", "%" PRIi64, num(plan, "hosts"));
         field_print("waves", "%zu", json_array_size(json_object_get(plan, "waves")));
         field_print("bake", "%s between waves", format_duration(dur, sizeof(dur), (uint64_t) num(plan, "bake")));
@@ -292,11 +313,21 @@ static int print_plan(Ctl *ctl, const char *ref, json_t *plan) {
         return 0;
 }
 
+/* What a rollout of args moves, for messages: the image, the file set or
+ * both. Caller frees. */
+static char *rollout_what(Ctl *ctl, char **args) {
+        if (args[0] && ctl->opt.files)
+                return strdup_printf("'%s' with file set '%s'", args[0], ctl->opt.files);
+        return strdup_printf(args[0] ? "'%s'" : "file set '%s'", args[0] ? args[0] : strempty(ctl->opt.files));
+}
+
 int ctl_rollout_plan(Ctl *ctl, char **args) {
-        _cleanup_free_ char *what = strdup_printf("cannot plan a rollout of '%s'", args[0]);
-        json_t *spec = spec_new(ctl, args[0]), *plan = NULL;
+        _cleanup_free_ char *moved = rollout_what(ctl, args);
+        _cleanup_free_ char *what = strdup_printf("cannot plan a rollout of %s", strempty(moved));
+        json_t *spec, *plan = NULL;
         int r;
 
+        spec = spec_new(ctl, args[0]);
         if (!spec || !what) {
                 json_decref(spec);
                 return log_oom();
@@ -305,17 +336,19 @@ int ctl_rollout_plan(Ctl *ctl, char **args) {
         json_decref(spec);
         if (r < 0)
                 return r;
-        r = ctl->json ? ctl_print_json(plan) : print_plan(ctl, args[0], plan);
+        r = ctl->json ? ctl_print_json(plan) : print_plan(ctl, args[0] ? args[0] : "-", plan);
         json_decref(plan);
         return r;
 }
 
 int ctl_rollout_start(Ctl *ctl, char **args) {
-        _cleanup_free_ char *what = strdup_printf("cannot start a rollout of '%s'", args[0]);
-        _cleanup_free_ char *image = NULL;
-        json_t *spec = spec_new(ctl, args[0]), *ro = NULL;
+        _cleanup_free_ char *moved = rollout_what(ctl, args);
+        _cleanup_free_ char *what = strdup_printf("cannot start a rollout of %s", strempty(moved));
+        _cleanup_free_ char *image = NULL, *files = NULL;
+        json_t *spec, *ro = NULL;
         int r;
 
+        spec = spec_new(ctl, args[0]);
         if (!spec || !what) {
                 json_decref(spec);
                 return log_oom();
@@ -329,9 +362,13 @@ int ctl_rollout_start(Ctl *ctl, char **args) {
                 json_decref(ro);
                 return r;
         }
-        image = text_safe(str(ro, "image"));
-        printf("started rollout %" PRIi64 ": %s to %" PRIi64 " hosts in %" PRIi64 " waves\n\n", num(ro, "id"),
-               image ? image : "?", waves_sum(ro, "hosts"), num(ro, "waves_total"));
+        if (str(ro, "image"))
+                image = text_safe(str(ro, "image"));
+        if (json_is_string(json_object_get(json_object_get(ro, "spec"), "files")))
+                files = text_safe(json_string_value(json_object_get(json_object_get(ro, "spec"), "files")));
+        printf("started rollout %" PRIi64 ": %s%s%s to %" PRIi64 " hosts in %" PRIi64 " waves\n\n", num(ro, "id"),
+               image ? image : files ? "" : "?", image && files ? " with files " : files ? "files " : "",
+               strempty(files), waves_sum(ro, "hosts"), num(ro, "waves_total"));
         ctl_rollout_print(ro, (int64_t) time(NULL));
         json_decref(ro);
         return 0;

@@ -156,7 +156,7 @@ base_sets=(base-system systemd openssh-server agent-libs)
 declare -A set_top set_lead
 set_top[base-system]="base-passwd bash dash coreutils login util-linux mount findutils grep sed gzip procps iproute2 kmod less ncurses-base libc-bin busybox-static"
 set_lead[base-system]=-
-set_top[systemd]="systemd systemd-sysv udev dbus"
+set_top[systemd]="systemd systemd-sysv systemd-resolved udev dbus"
 set_lead[systemd]=systemd
 set_top[openssh-server]="openssh-server"
 set_lead[openssh-server]=openssh-server
@@ -337,7 +337,8 @@ else
     step "built base-release 1.0-1"
     rpmb slipway-agent.spec --define "agent_bin $agent" --define "agent_version ${agent_version:-0.1}" \
         --define "agent_libs 0" --define "agent_requires agent-libs" \
-        --define "agent_unit $here/../agent/slipway-agent.service"
+        --define "agent_unit $here/../agent/slipway-agent.service" \
+        --define "apply_unit $here/../agent/slipway-apply-files.service"
 fi
 step "built slipway-agent ${agent_version:-0.1}-1 from $agent"
 rm -rf "$top/BUILD" "$top/BUILDROOT" "$top/deb-root" "$top/sets" "$top/sysusers"

@@ -12,6 +12,7 @@ T_NAME=""
 
 t_begin() {
         T_SUITE=$1
+        T_BEGUN=$SECONDS
         T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/slipway-$1.XXXXXX")
         T_VERDICT=none
         T_ENDED=0
@@ -304,7 +305,7 @@ t_end() {
         fi
         local skipped=""
         [ "$T_SKIPPED" -eq 0 ] || skipped=", $T_SKIPPED skipped"
-        echo "$T_SUITE: $T_PASSED passed, $T_FAILED failed$skipped"
+        echo "$T_SUITE: $T_PASSED passed, $T_FAILED failed$skipped in $((SECONDS - T_BEGUN)) s"
         [ "$T_FAILED" -eq 0 ]
 }
 

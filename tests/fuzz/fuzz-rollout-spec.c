@@ -12,7 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool same_numbers(const RolloutSpec *a, const RolloutSpec *b) {
         if (a->n_waves != b->n_waves || a->bake != b->bake || a->fail_count != b->fail_count ||
-            a->fail_pct != b->fail_pct || a->rollback_on_failure != b->rollback_on_failure)
+            a->fail_pct != b->fail_pct || a->rollback_on_failure != b->rollback_on_failure ||
+            !streq(a->files_name, b->files_name) || a->files_version != b->files_version)
                 return false;
         for (size_t w = 0; w < a->n_waves; w++)
                 if (a->wave_count[w] != b->wave_count[w] || a->wave_pct[w] != b->wave_pct[w])
@@ -58,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 json_decref(j);
                 return 0;
         }
-        if (error || s.n_waves < 1 || s.n_waves > ROLLOUT_WAVES_MAX || s.bake > ROLLOUT_BAKE_MAX || !s.image)
+        if (error || s.n_waves < 1 || s.n_waves > ROLLOUT_WAVES_MAX || s.bake > ROLLOUT_BAKE_MAX ||
+            (!s.image && !s.files_name[0]) || s.files_version < 0)
                 abort();
         /* What a start stores, a tick reads back the same. */
         stored = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);

@@ -4,8 +4,9 @@
 # kernel command line makes the image print a report of its boot on the
 # serial console once systemd is done (SLIPWAY-BASE lines, see
 # images/specs/base-release.spec); the cases check that report. A second
-# boot, with agent state put on the var partition beforehand, shows the
-# agent running as a service on a registered host.
+# boot of the same disk, with agent state put on the var partition
+# beforehand, shows the agent running as a service on a registered host,
+# and the host keeping the identity its first boot made.
 # Needs build/base-repo (make base-repo).
 . "$(dirname "$0")/../lib.sh"
 t_begin boot-base
@@ -68,9 +69,9 @@ else
         t_fail "state=$state failed=$failed; $(grep -a 'FAILED\|SLIPWAY-BASE log' "$D/uefi.log" | head -5)"
 fi
 
-t_case "journald, udevd, networkd, dbus and sshd are active"
+t_case "journald, udevd, networkd, resolved, dbus and sshd are active"
 bad=""
-for u in systemd-journald systemd-udevd systemd-networkd dbus ssh; do
+for u in systemd-journald systemd-udevd systemd-networkd systemd-resolved dbus ssh; do
         case "$(unit $u)" in active=active\ *) ;; *) bad="$bad $u: $(unit $u);" ;; esac
 done
 if [ -z "$bad" ]; then t_ok; else t_fail "$bad"; fi
@@ -83,6 +84,25 @@ if [ "$(unit slipway-agent)" = "active=inactive enabled=enabled" ] && [ "$(repor
 else
         t_fail "$(unit slipway-agent), condition $(report agent-condition)"
 fi
+
+t_case "slipway-apply-files.service is enabled, and skipped on a host not registered"
+if [ "$(unit slipway-apply-files)" = "active=inactive enabled=enabled" ]; then t_ok; else
+        t_fail "$(unit slipway-apply-files)"; fi
+
+t_case "DNS: /etc/resolv.conf is resolved's stub, which has the server DHCP gave"
+# qemu's user network hands out 10.0.2.3 as its DNS server
+resolv=$(report resolv) dns=$(report dns)
+if [[ $resolv == "../run/systemd/resolve/stub-resolv.conf 127.0.0.53"* ]] && [[ " $dns " == *" 10.0.2.3 "* ]]; then
+        t_ok
+else
+        t_fail "resolv.conf: '$resolv', resolved's servers: '$dns'"
+fi
+
+t_case "the first boot's journal is kept on /var"
+if [ "$(report journal)" -ge 1 ] 2>/dev/null; then t_ok; else t_fail "journal files on /var: '$(report journal)'"; fi
+
+t_case "sshd has an ed25519 host key the first boot made"
+if [[ $(report ssh-key) == SHA256:* ]]; then t_ok "$(report ssh-key)"; else t_fail "ssh-key='$(report ssh-key)'"; fi
 
 t_case "/ is the read-only erofs, /var the var partition, /tmp a tmpfs, the ESP at /efi"
 root=$(report root) var=$(report var) tmp=$(report tmp)
@@ -102,27 +122,48 @@ else
         t_fail "machine-id=$(report machine-id), the initramfs's '$made', /etc $(report etc)"
 fi
 
-t_case "on a registered host slipway-agent.service runs"
+t_case "on a registered host slipway-agent.service and slipway-apply-files.service run"
 # The state a registration leaves in /var/lib/slipway, with a server that
 # is not there: the agent keeps trying it, as it does when a server is away.
-cp "$D/img/disk.img" "$D/reg.img" 2>/dev/null
-cp "$OVMF_VARS" "$D/vars2.fd"
+# The disk is the one the first boot powered off.
+cp "$D/uefi.img" "$D/reg.img" 2>/dev/null
+cp "$D/vars.fd" "$D/vars2.fd"
 first=$(sgdisk -i 4 "$D/reg.img" 2>/dev/null | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
+last=$(sgdisk -i 4 "$D/reg.img" 2>/dev/null | sed -n 's/^Last sector: \([0-9]*\).*/\1/p')
 printf '{"host_id": "base-test", "token": "t", "server": "http://10.0.2.2:9"}\n' >"$D/agent.json"
 printf '%s\n' "mkdir lib" "mkdir lib/slipway" "set_inode_field lib/slipway mode 040700" \
         "write $D/agent.json lib/slipway/agent.json" >"$D/debugfs.cmd"
-if [ -z "$first" ] || ! debugfs -w -f "$D/debugfs.cmd" "$D/reg.img?offset=$((first * 512))" >"$D/debugfs.log" 2>&1; then
-        t_fail "cannot write the agent's state on the var partition: $(tail -3 "$D/debugfs.log")"
+# The first boot ended as a power cut does (the test stops qemu once the
+# report is out): e2fsck replays var's journal before debugfs writes to it,
+# on a copy of the partition (e2fsck cannot replay at an offset).
+if [ -z "$first" ] || [ -z "$last" ] ||
+        ! dd if="$D/reg.img" of="$D/var.img" bs=512 skip="$first" count=$((last - first + 1)) status=none ||
+        { e2fsck -fy "$D/var.img" >"$D/e2fsck.log" 2>&1; [ $? -gt 2 ]; } ||
+        ! debugfs -w -f "$D/debugfs.cmd" "$D/var.img" >"$D/debugfs.log" 2>&1 ||
+        ! debugfs -R "stat lib/slipway/agent.json" "$D/var.img" >>"$D/debugfs.log" 2>&1 ||
+        ! dd if="$D/var.img" of="$D/reg.img" bs=512 seek="$first" conv=notrunc status=none; then
+        t_fail "cannot write the agent's state on the var partition: $(tail -3 "$D/e2fsck.log" "$D/debugfs.log")"
 elif ! qemu_until SLIPWAY-BASE-END 300 "$D/reg.log" -m 1024 \
         -drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE" -drive "if=pflash,format=raw,file=$D/vars2.fd" \
         -drive "file=$D/reg.img,format=raw,if=virtio" -nic user,model=virtio-net-pci; then
         t_fail "no report; console: $(tail -c 1500 "$D/reg.log")"
 elif [ "$(unit slipway-agent "$D/reg.log")" = "active=active enabled=enabled" ] &&
+        [ "$(unit slipway-apply-files "$D/reg.log")" = "active=active enabled=enabled" ] &&
         [ "$(report state "$D/reg.log")" = running ]; then
         t_ok
 else
-        t_fail "slipway-agent: $(unit slipway-agent "$D/reg.log"), state $(report state "$D/reg.log");" \
+        t_fail "slipway-agent: $(unit slipway-agent "$D/reg.log"), slipway-apply-files:" \
+                "$(unit slipway-apply-files "$D/reg.log"), state $(report state "$D/reg.log");" \
                 "$(grep -a 'SLIPWAY-BASE log' "$D/reg.log" | head -5)"
+fi
+
+t_case "the second boot keeps the first's machine ID and SSH host key"
+if [ -n "$(report ssh-key)" ] && [ "$(report ssh-key "$D/reg.log")" = "$(report ssh-key)" ] &&
+        [ -n "$(report machine-id)" ] && [ "$(report machine-id "$D/reg.log")" = "$(report machine-id)" ]; then
+        t_ok
+else
+        t_fail "machine-id $(report machine-id) then $(report machine-id "$D/reg.log"), ssh key" \
+                "$(report ssh-key) then $(report ssh-key "$D/reg.log")"
 fi
 
 t_end

@@ -246,7 +246,7 @@ if ctl_fail 1 "--waves: expected counts or percentages separated by commas \(1,1
         ctl_fail 1 "--selector: label 'service' given twice, as 'web' and 'db'" \
                 $C "${X[@]}" rollout plan tiny:2.0 --selector service=web --selector service=db &&
         ctl_fail 1 "--waves is not an option of 'rollout list'" $C "${X[@]}" rollout list --waves 1 &&
-        ctl_fail 1 "usage: slipctl rollout plan IMAGE \[--selector K=V\]" $C "${X[@]}" rollout plan &&
+        ctl_fail 1 "usage: slipctl rollout plan \[IMAGE\] \[--selector K=V\]" $C "${X[@]}" rollout plan &&
         ctl_fail 1 "rollout ID: expected a rollout number \(see rollout list\), got 'abc'" \
                 $C "${X[@]}" rollout status abc &&
         ctl_fail 1 "rollout ID: .*got '0'" $C "${X[@]}" rollout pause 0 &&

@@ -114,6 +114,8 @@ static void put_set(StoreTx *tx, const char *name, const char *json, int expect,
         spec = canonical(json, digest, 0, NULL);
         assert_int_equal(store_file_set_put(tx, name, digest, spec, "ci", 1000 + expect_seq, &seq), expect);
         assert_int_equal(seq, expect_seq);
+        /* Live at once, as a change without a rollout is. */
+        assert_int_equal(store_file_set_live_set(tx, name, seq), 0);
 }
 
 static void test_versions(void **state) {
