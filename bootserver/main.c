@@ -16,6 +16,7 @@
 #include "fileio.h"
 #include "leader.h"
 #include "log.h"
+#include "pipeline.h"
 #include "routes.h"
 #include "events.h"
 #include "server.h"
@@ -52,6 +53,7 @@ static const Route *const routes[] = {
         file_routes,
         ui_routes,
         whoami_routes,
+        pipeline_routes,
         NULL,
 };
 
@@ -517,6 +519,8 @@ static void coordinate(Server *s, CoordTicker *t) {
         }
         uint64_t t0 = now_usec(), took;
         (void) coord_ticker_run(t, s->store, &cc, (uint64_t) time(NULL));
+        pipelines_tick(s->store, &cc, leader_holder(s->leader), (int64_t) leader_epoch(s->leader),
+                       (uint64_t) time(NULL));
         took = now_usec() - t0;
         /* Written on this thread only: the maximum needs no compare-and-swap. */
         atomic_fetch_add(&s->metrics.tick_usec_sum, took);
@@ -697,6 +701,7 @@ int main(int argc, char **argv) {
         webhooks_stop(s.webhooks);
         /* The next instance takes over at its next beat, not at the expiry. */
         (void) leader_resign(s.leader, s.store);
+        pipelines_stop();
         coord_ticker_free(ticker);
         supervisor_free(sup);
         server_release(&s);

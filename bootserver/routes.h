@@ -19,3 +19,4 @@ extern const Route instance_routes[];
 extern const Route file_routes[];
 extern const Route ui_routes[];
 extern const Route whoami_routes[];
+extern const Route pipeline_routes[];

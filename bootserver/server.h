@@ -176,6 +176,10 @@ enum MHD_Result reply_response(Request *req, unsigned status, struct MHD_Respons
  * NULL-terminated list) are refused as unknown_field; allowed NULL leaves
  * the members to the handler, which must check them itself. */
 json_t *request_json(Request *req, const char *const *allowed, enum MHD_Result *ret_result);
+/* auth.c: checks the bearer token against the route's authentication and
+ * least role, setting req->actor (and req->role for a named token); on
+ * failure an error reply is queued in ret_result and false returned. */
+bool request_authenticate(Request *req, enum MHD_Result *ret_result);
 
 /* A numeric IPv4 or IPv6 address and its NUL. */
 #define REQUEST_ADDRESS_MAX 46

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "store-files-sql.h"
+#include "store-pipelines-sql.h"
 #include "store-group-counts-sql.h"
 #include "store-instances-sql.h"
 #include "store-pg.h"
@@ -196,9 +197,10 @@ static const PgMigration migrations[] = {
         { 21, "ALTER TABLE tokens ADD COLUMN role TEXT COLLATE \"C\" NOT NULL DEFAULT 'admin'" },
         /* 22: sqlite's 22, each webhook's cursor over the audit log. */
         { 22, "CREATE TABLE webhook_cursors (name TEXT COLLATE \"C\" PRIMARY KEY, last_id BIGINT NOT NULL)" },
+        { 23, PIPELINES_PG },
 };
 
-#define PG_SCHEMA_VERSION 22
+#define PG_SCHEMA_VERSION 23
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

@@ -7,6 +7,7 @@
 #include "store-driver.h"
 #include "store-sqlite.h"
 #include "store-files-sql.h"
+#include "store-pipelines-sql.h"
 #include "store-group-counts-sql.h"
 #include "store-instances-sql.h"
 #include "util.h"
@@ -235,19 +236,13 @@ static const char *const migrations[] = {
         "  ON DELETE CASCADE, type TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, fstype TEXT,"
         "  PRIMARY KEY (image_id, type));"
         "CREATE INDEX artifacts_replicating_sha256 ON artifacts_replicating(sha256);",
-        /* 17: no leader lease row until an instance takes it
-         * (store-instances-sql.h). */
-        INSTANCES_UNSEED,
-        /* 18: each group's members and held hosts, kept by triggers, and
-         * the index of the silent hosts (store-group-counts-sql.h). */
-        GROUP_COUNTS_SQLITE,
-        /* 19: the host file sets (store-files-sql.h). */
-        FILE_SETS_SQLITE,
-        /* 20: file sets rolled out in waves: live versions, pins
-         * (store-files-sql.h). */
-        FILE_PINS_SQLITE,
+        INSTANCES_UNSEED,   /* 17: no leader lease row until one is taken (store-instances-sql.h) */
+        GROUP_COUNTS_SQLITE, /* 18: groups' members and held hosts by trigger (store-group-counts-sql.h) */
+        FILE_SETS_SQLITE,   /* 19: the host file sets (store-files-sql.h) */
+        FILE_PINS_SQLITE,   /* 20: file sets in waves: live versions, pins (store-files-sql.h) */
         "ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';", /* 21: token roles (roles.h) */
         "CREATE TABLE webhook_cursors (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);", /* 22: webhooks.h */
+        PIPELINES_SQLITE,   /* 23: pipelines (store-pipelines-sql.h) */
 };
 
 int sqlite_errno(int rc) {

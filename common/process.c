@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -45,10 +46,14 @@ static int spawn_fds(char *const *argv, char **env, int out_fd, int err_fd, bool
         /* and nothing else, not even what our own parent let us inherit */
         posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
         posix_spawnattr_init(&attr);
-        if (own_group) {
-                posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+        /* A daemon blocks the signals it waits for (sigtimedwait); its
+         * children start with none blocked, or a SIGTERM would not end them. */
+        sigset_t none;
+        sigemptyset(&none);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | (own_group ? POSIX_SPAWN_SETPGROUP : 0));
+        if (own_group)
                 posix_spawnattr_setpgroup(&attr, 0);
-        }
         k = posix_spawnp(ret_pid, argv[0], &fa, &attr, argv, env);
         posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&fa);

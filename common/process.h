@@ -1,6 +1,7 @@
 /* Running other programs without a shell: posix_spawn with a chosen
  * environment, output captured through a pipe. A child gets fds 0 to 2 and
- * no other, even one our own parent left open without O_CLOEXEC. */
+ * no other, even one our own parent left open without O_CLOEXEC, and no
+ * signal blocked, whatever the caller blocks. */
 #pragma once
 
 #include <sys/types.h>

@@ -99,6 +99,17 @@ int ctl_files_delete(Ctl *ctl, char **args);
 int ctl_files_history(Ctl *ctl, char **args);
 int ctl_files_diff(Ctl *ctl, char **args);
 int ctl_files_render(Ctl *ctl, char **args);
+int ctl_pipeline_start(Ctl *ctl, char **args);
+int ctl_pipeline_list(Ctl *ctl, char **args);
+int ctl_pipeline_status(Ctl *ctl, char **args);
+int ctl_pipeline_approve(Ctl *ctl, char **args);
+int ctl_pipeline_abort(Ctl *ctl, char **args);
+
+/* Reads a pipeline file (docs/operations.md, "Pipelines") into the JSON
+ * spec the server takes (*ret, a new reference). A key or section not
+ * known is -EINVAL with error naming file:line. */
+struct Error;
+int ctl_pipeline_file(const char *path, json_t **ret, struct Error *error);
 
 /* "/v1/rollouts/ID" plus suffix (may be NULL) for a rollout number given on
  * the command line; logs a usage error and returns NULL when id is not

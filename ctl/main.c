@@ -64,11 +64,17 @@ static void help(void) {
               "  files history NAME          a set's versions: when, by whom\n"
               "  files diff NAME [FROM [TO]] what changed between two versions (default: the last)\n"
               "  files render HOST           the files HOST gets, rendered, with their digest\n"
+              "  pipeline start FILE         take an image through the stages of a pipeline file\n"
+              "                              (staging, then production), promoted when each passes\n"
+              "  pipeline list               pipelines, newest first\n"
+              "  pipeline status ID          one pipeline: its stages, where it is, why it stopped\n"
+              "  pipeline approve ID         approve the promotion of the current stage\n"
+              "  pipeline abort ID           stop a pipeline and its stage's rollout\n"
               "\n"
               "IMAGE is an image ID (or a prefix of 8+ digits), NAME:VERSION, or NAME (newest).\n"
               "HOST is a host ID (h-...) or a MAC address.\n"
               "SELECTOR is a label key (rack: each rack=... group) or one group (service=web).\n"
-              "ID is a rollout number (rollout list).\n"
+              "ID is a rollout number (rollout list), or a pipeline's (pipeline list).\n"
               "\n"
               "Options:\n"
               "  --server URL        the bootserver (env SLIPWAY_SERVER; default " SERVER_DEFAULT "); several\n"
@@ -255,6 +261,11 @@ static const Command commands[] = {
         { "files", "history", "files history NAME", 1, 1, 0, ctl_files_history },
         { "files", "diff", "files diff NAME [FROM [TO]]", 1, 3, 0, ctl_files_diff },
         { "files", "render", "files render HOST", 1, 1, 0, ctl_files_render },
+        { "pipeline", "start", "pipeline start FILE", 1, 1, 0, ctl_pipeline_start },
+        { "pipeline", "list", "pipeline list", 0, 0, 0, ctl_pipeline_list },
+        { "pipeline", "status", "pipeline status ID", 1, 1, 0, ctl_pipeline_status },
+        { "pipeline", "approve", "pipeline approve ID", 1, 1, 0, ctl_pipeline_approve },
+        { "pipeline", "abort", "pipeline abort ID", 1, 1, 0, ctl_pipeline_abort },
 };
 
 /* A count ("3", sent as 3) or a percentage ("10%", 0 to 100, sent as the

@@ -61,6 +61,10 @@ GET ui public
 GET ui/* public
 GET v1/fleet viewer
 GET v1/events viewer
+POST v1/pipelines admin
+GET v1/pipelines viewer
+GET v1/pipelines/* viewer
+POST v1/pipelines/*/* operator
 "
 
 rank() {
@@ -217,9 +221,11 @@ t_case "tokens made before roles are admin tokens"
 t_stop "$PID"
 if [ "$T_STORE" = postgresql ]; then
         t_state_sql "$D/state" "ALTER TABLE tokens DROP COLUMN role; DROP TABLE webhook_cursors;
+                DROP TABLE pipeline_stages; DROP TABLE pipelines;
                 UPDATE schema_version SET version = 20" >/dev/null
 else
         t_state_sql "$D/state" "ALTER TABLE tokens DROP COLUMN role; DROP TABLE webhook_cursors;
+                DROP TABLE pipeline_stages; DROP TABLE pipelines;
                 PRAGMA user_version = 20" >/dev/null
 fi
 start_server
