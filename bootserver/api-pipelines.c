@@ -59,21 +59,12 @@ static enum MHD_Result handle_pipelines_list(Request *req) {
         return reply_json(req, 200, json_pack("{s:o}", "pipelines", l));
 }
 
-static int pipeline_id_arg(Request *req, int64_t *ret) {
-        uint64_t v;
-
-        if (safe_atou64(req->args[0], &v) < 0 || v == 0 || v > INT64_MAX)
-                return -EINVAL;
-        *ret = (int64_t) v;
-        return 0;
-}
-
 static enum MHD_Result handle_pipeline_get(Request *req) {
         json_t *p = NULL;
         int64_t id;
         int r;
 
-        if (pipeline_id_arg(req, &id) < 0)
+        if (request_id_arg(req, &id) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a pipeline number", req->args[0]);
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
@@ -93,7 +84,7 @@ static enum MHD_Result handle_pipeline_action(Request *req) {
         int64_t id;
         int r;
 
-        if (pipeline_id_arg(req, &id) < 0)
+        if (request_id_arg(req, &id) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a pipeline number", req->args[0]);
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);

@@ -87,22 +87,13 @@ static enum MHD_Result handle_rollouts_list(Request *req) {
         return reply_json(req, 200, json_pack("{s:o}", "rollouts", l));
 }
 
-static int rollout_id_arg(Request *req, int64_t *ret) {
-        uint64_t v;
-
-        if (safe_atou64(req->args[0], &v) < 0 || v == 0 || v > INT64_MAX)
-                return -EINVAL;
-        *ret = (int64_t) v;
-        return 0;
-}
-
 static enum MHD_Result handle_rollout_get(Request *req) {
         CoordConfig cc = server_coord_config(req->server);
         json_t *ro = NULL;
         int64_t id;
         int r;
 
-        if (rollout_id_arg(req, &id) < 0)
+        if (request_id_arg(req, &id) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
@@ -123,7 +114,7 @@ static enum MHD_Result handle_rollout_action(Request *req) {
         int64_t id, nid = 0;
         int r;
 
-        if (rollout_id_arg(req, &id) < 0)
+        if (request_id_arg(req, &id) < 0)
                 return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);

@@ -151,6 +151,15 @@ int request_client_address(Request *req, char ret[REQUEST_ADDRESS_MAX]) {
         return p ? 0 : negative_errno();
 }
 
+int request_id_arg(Request *req, int64_t *ret) {
+        uint64_t v;
+
+        if (safe_atou64(req->args[0], &v) < 0 || v == 0 || v > INT64_MAX)
+                return -EINVAL;
+        *ret = (int64_t) v;
+        return 0;
+}
+
 const char *request_arg(Request *req, const char *name) {
         return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }

@@ -189,6 +189,9 @@ bool request_authenticate(Request *req, enum MHD_Result *ret_result);
  * -ENOTCONN when libmicrohttpd does not know it. */
 int request_client_address(Request *req, char ret[REQUEST_ADDRESS_MAX]);
 
+/* The path's first wildcard as a positive row ID (a rollout's, a
+ * pipeline's); -EINVAL when it is not one. */
+int request_id_arg(Request *req, int64_t *ret);
 /* Query parameter or header value; NULL when absent. */
 const char *request_arg(Request *req, const char *name);
 const char *request_header(Request *req, const char *name);
