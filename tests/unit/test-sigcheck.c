@@ -343,9 +343,16 @@ static void detach_sign(const char *home, const char *file, const char *sig, boo
         _cleanup_free_ char *cmd = strdup_printf("gpg --homedir '%s/%s' --batch --yes %s --detach-sign -o '%s' '%s' "
                                                  "2>/dev/null",
                                                  top, home, armor ? "--armor" : "", sig, file);
-        _cleanup_free_ char *kill = strdup_printf("gpgconf --homedir '%s/%s' --kill gpg-agent 2>/dev/null", top, home);
+        /* gpgconf only asks the agent to go: wait until it has gone, or the
+         * runner may find it still running when this binary ends ("[g]"
+         * keeps the pattern from matching this shell's own command line) */
+        _cleanup_free_ char *kill = strdup_printf("gpgconf --homedir '%s/%s' --kill gpg-agent 2>/dev/null; "
+                                                  "for i in $(seq 100); do "
+                                                  "pgrep -f -- '[g]pg-agent --homedir %s/%s' >/dev/null || exit 0; "
+                                                  "sleep 0.1; done; exit 1",
+                                                  top, home, top, home);
         assert_int_equal(run(cmd), 0);
-        (void) run(kill);
+        assert_int_equal(run(kill), 0);
 }
 
 static int verify_detached(RepoKeys *k, const char *file, const char *sig, char key_id[SIGCHECK_KEY_ID_SIZE],
