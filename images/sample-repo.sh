@@ -22,7 +22,8 @@
 # each set names a few packages, apt resolves what they need against the
 # host's package lists as for an empty system, and the set gets whatever no
 # earlier set has. base-release (os-release, accounts, unit configuration)
-# stands in for Debian's base-files and maintainer scripts. Its rpmbuild tree
+# stands in for Debian's base-files and maintainer scripts; base-broken is a
+# release whose service fails, for the tests. Its rpmbuild tree
 # is OUTDIR/../rpmbuild-base, so both repositories can be built at once.
 #
 # Reproducible: SOURCE_DATE_EPOCH (default 1700000000) is the build time, the
@@ -335,6 +336,8 @@ else
     done
     rpmb base-release.spec --define "base_version 1.0" --define "sysusers_dir $top/sysusers"
     step "built base-release 1.0-1"
+    rpmb base-broken.spec
+    step "built base-broken 1.0-1"
     rpmb slipway-agent.spec --define "agent_bin $agent" --define "agent_version ${agent_version:-0.1}" \
         --define "agent_libs 0" --define "agent_requires agent-libs" \
         --define "agent_unit $here/../agent/slipway-agent.service" \
