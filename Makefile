@@ -322,9 +322,10 @@ test-fleet: all sample-repo
 test-ha: all sample-repo
 	@tests/fleet/ha.sh
 
-## make test-e2e      VMs: PXE install, rollouts, a failing release, a power cut; GRUB under Secure Boot and BIOS
-test-e2e: all sample-repo
-	@rc=0; tests/e2e/run.sh || rc=1; tests/e2e/grub.sh || rc=1; exit $$rc
+## make test-e2e      VMs: PXE install, rollouts, a failing release, a power cut; GRUB under Secure Boot and BIOS;
+##                    Slipway Base (systemd) over PXE through GRUB: updates, a fallback, host files rolled out and back
+test-e2e: all sample-repo base-repo
+	@rc=0; tests/e2e/run.sh || rc=1; tests/e2e/grub.sh || rc=1; tests/e2e/base.sh || rc=1; exit $$rc
 
 ## make test-boot     build the sample image and boot it in qemu
 test-boot: all sample-repo
