@@ -318,7 +318,14 @@ static int migrate(sqlite3 *s) {
                 if (r >= 0)
                         r = exec(s, "COMMIT;");
                 if (r < 0) {
-                        exec(s, "ROLLBACK;");
+                        /* The message names the migration; sqlite's own is
+                         * gone once the rollback succeeds. */
+                        char why[512];
+
+                        snprintf(why, sizeof why, "migration %zu of %zu: %s", i + 1, ELEMENTSOF(migrations),
+                                 store_last_error() ?: "failed");
+                        (void) exec(s, "ROLLBACK;");
+                        remember_error(migrations[i], why);
                         return r;
                 }
         }
@@ -378,11 +385,15 @@ int sqlite_db_open(const char *path, StoreDb **ret) {
                 db_free(&st->head);
                 return r;
         }
+        store_clear_error();
         r = exec(st->writer.s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
         if (r >= 0)
                 r = migrate(st->writer.s);
         if (r < 0) {
-                log_error_errno(r, "cannot set up the state database '%s': %s", path, sqlite3_errmsg(st->writer.s));
+                if (store_last_error())
+                        log_error_errno(r, "cannot set up the state database '%s': %s", path, store_last_error());
+                else
+                        log_error_errno(r, "cannot set up the state database '%s': %m", path);
                 db_free(&st->head);
                 return r;
         }

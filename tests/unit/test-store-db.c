@@ -12,6 +12,7 @@
 #include "pgserver.h"
 #include "store-coord.h"
 #include "store-db.h"
+#include "store-driver.h"
 #include "store-pg.h"
 #include "store-sqlite.h"
 #include "util.h"
@@ -177,6 +178,33 @@ static void test_window_not_text(void **state) {
         reboot_window_list_free(l, n);
 }
 
+/* A migration that fails is named with sqlite's reason, which its
+ * rollback used to wipe ("not an error"); the file is left as it was. */
+static void test_migration_error(void **state) {
+        StoreDb *db = NULL;
+        sqlite3 *s = NULL;
+        sqlite3_stmt *st = NULL;
+        (void) state;
+
+        assert_int_equal(sqlite3_open("state.db", &s), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(s, "CREATE TABLE blobs (x TEXT);", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_close(s), SQLITE_OK);
+
+        assert_true(sqlite_db_open("state.db", &db) < 0);
+        assert_null(db);
+        assert_non_null(store_last_error());
+        assert_non_null(strstr(store_last_error(), "migration 1 of "));
+        assert_non_null(strstr(store_last_error(), "table blobs already exists"));
+
+        assert_int_equal(sqlite3_open("state.db", &s), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 0);
+        sqlite3_finalize(st);
+        assert_int_equal(sqlite3_exec(s, "SELECT 1 FROM images", NULL, NULL, NULL), SQLITE_ERROR);
+        assert_int_equal(sqlite3_close(s), SQLITE_OK);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_bind_error_kept),
@@ -184,6 +212,7 @@ int main(void) {
                 test_in_dir(test_columns),
                 test_in_dir(test_returning),
                 test_in_dir(test_window_not_text),
+                test_in_dir(test_migration_error),
         };
         const struct CMUnitTest pg[] = {
                 cmocka_unit_test(test_bind_error_kept),
