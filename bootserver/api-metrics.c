@@ -69,6 +69,67 @@ static void windows_put(FILE *f, const StatsRollout *ro, uint64_t now) {
         json_decref(spec);
 }
 
+static const char *const pipeline_states[] = { "running", "done", "failed", "aborted" };
+static const char *const pipeline_phases[] = { "rolling", "baking", "approval" };
+
+/* Writes metric{pipeline="id"[,label="value"]} n. */
+static void pipeline_put(FILE *f, const char *metric, int64_t id, const char *label, const char *value, int64_t n) {
+        fprintf(f, "%s{pipeline=\"%lld\"", metric, (long long) id);
+        if (label) {
+                fprintf(f, ",%s=", label);
+                metrics_label_put(f, value);
+        }
+        fprintf(f, "} %lld\n", (long long) n);
+}
+
+/* The running pipelines and those that finished within a day: what each
+ * is, its stage of its stages, its state and, while it runs, its phase. */
+static void pipelines_print(FILE *f, const OpsStats *o) {
+        family(f, "slipway_pipeline_info", "gauge",
+               "Each running pipeline, and each that finished within a day (always 1): its name, image and "
+               "current stage's name.");
+        for (size_t k = 0; k < o->n_pipelines; k++) {
+                const StatsPipeline *p = &o->pipelines[k];
+                _cleanup_json_ json_t *spec = json_loads(p->spec, 0, NULL);
+                json_t *stage = json_array_get(json_object_get(spec, "stages"), (size_t) p->stage);
+
+                fprintf(f, "slipway_pipeline_info{pipeline=\"%lld\",name=", (long long) p->id);
+                metrics_label_put(f, p->name);
+                fputs(",image=", f);
+                metrics_label_put(f, p->image);
+                fputs(",stage=", f);
+                metrics_label_put(f, json_string_value(json_object_get(stage, "name")));
+                fputs("} 1\n", f);
+        }
+        family(f, "slipway_pipeline_stage", "gauge", "The current stage of a pipeline (from 1).");
+        for (size_t k = 0; k < o->n_pipelines; k++)
+                pipeline_put(f, "slipway_pipeline_stage", o->pipelines[k].id, NULL, NULL, o->pipelines[k].stage + 1);
+        family(f, "slipway_pipeline_stages", "gauge", "The stages of a pipeline.");
+        for (size_t k = 0; k < o->n_pipelines; k++) {
+                _cleanup_json_ json_t *spec = json_loads(o->pipelines[k].spec, 0, NULL);
+
+                pipeline_put(f, "slipway_pipeline_stages", o->pipelines[k].id, NULL, NULL,
+                             (int64_t) json_array_size(json_object_get(spec, "stages")));
+        }
+        family(f, "slipway_pipeline_state", "gauge",
+               "1 for the state a pipeline is in (running, done, failed, aborted), 0 for the others.");
+        for (size_t k = 0; k < o->n_pipelines; k++)
+                for (size_t j = 0; j < ELEMENTSOF(pipeline_states); j++)
+                        pipeline_put(f, "slipway_pipeline_state", o->pipelines[k].id, "state", pipeline_states[j],
+                                     streq(o->pipelines[k].state, pipeline_states[j]));
+        family(f, "slipway_pipeline_phase", "gauge",
+               "1 for the phase a running pipeline's stage is in (rolling, baking, approval), 0 for the others.");
+        for (size_t k = 0; k < o->n_pipelines; k++) {
+                const StatsPipeline *p = &o->pipelines[k];
+
+                if (!streq(p->state, "running"))
+                        continue;
+                for (size_t j = 0; j < ELEMENTSOF(pipeline_phases); j++)
+                        pipeline_put(f, "slipway_pipeline_phase", p->id, "phase", pipeline_phases[j],
+                                     streq(p->phase, pipeline_phases[j]));
+        }
+}
+
 /* The rollouts, budgets, leases and hosts operators alert on, from the
  * store (the same on every instance), and this instance's lease requests
  * that wait and were refused. */
@@ -131,6 +192,8 @@ static void ops_print(FILE *f, const FleetStats *st, const OpsStats *o, const St
                "1 while a reboot window of a running or paused rollout is open, else 0.");
         for (size_t k = 0; k < o->n_active; k++)
                 windows_put(f, &o->active[k], now);
+
+        pipelines_print(f, o);
 
         family(f, "slipway_group_hosts", "gauge", "The members of a budgeted group.");
         for (size_t k = 0; k < o->n_groups; k++)
