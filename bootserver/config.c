@@ -55,6 +55,8 @@ static const ConfKey keys[] = {
           "one JSON object per log line (yes); log-format wins when set" },
         { "server", "log-format", "log-format", CONF_STRING, F(log_format), "FORMAT",
           "json (one JSON object per line) or text (plain lines); unset: as log-json says" },
+        { "pipelines", "prometheus", "pipeline-prometheus", CONF_STRING, F(pipeline_prometheus), "URL",
+          "the site's Prometheus, for the gates of a pipeline whose file names none" },
         { "dhcp", "mode", "dhcp-mode", CONF_STRING, F(dhcp_mode), "MODE", "off, proxy or full (off)" },
         { "dhcp", "interface", "dhcp-interface", CONF_STRING, F(dhcp_interface), "IFACE",
           "interface dnsmasq answers on" },
@@ -283,6 +285,9 @@ int server_config_check(const ServerConfig *c) {
         if (c->leader_ttl < 2 || c->leader_ttl > 3600)
                 return fail(c, leader_ttl, "leader-ttl: %llu is outside 2..3600 seconds (renewed every second)",
                             (unsigned long long) c->leader_ttl);
+        if (c->pipeline_prometheus && !startswith(c->pipeline_prometheus, "http://") &&
+            !startswith(c->pipeline_prometheus, "https://"))
+                return fail(c, pipeline_prometheus, "prometheus: not an http(s) URL: \"%s\"", c->pipeline_prometheus);
         if (dhcp_mode_from_string(c->dhcp_mode) < 0)
                 return fail(c, dhcp_mode, "dhcp mode: expected off, proxy or full, got \"%s\"",
                             strempty(c->dhcp_mode));

@@ -39,6 +39,8 @@ typedef struct ServerConfig {
         char *log_format; /* "json", "text", or NULL: as log_json says */
         /* [state] */
         char *database;        /* PostgreSQL connection string; NULL = sqlite in state_dir */
+        /* [pipelines] */
+        char *pipeline_prometheus; /* a pipeline's Prometheus when its spec names none */
         /* [dhcp] */
         char *dhcp_mode;       /* off | proxy | full */
         char *dhcp_interface;
