@@ -318,10 +318,7 @@ static int migrate(sqlite3 *s) {
                 if (r >= 0)
                         r = exec(s, "COMMIT;");
                 if (r < 0) {
-                        /* The message names the migration; sqlite's own is
-                         * gone once the rollback succeeds. */
-                        char why[512];
-
+                        char why[512]; /* sqlite's message is gone once the rollback succeeds */
                         snprintf(why, sizeof why, "migration %zu of %zu: %s", i + 1, ELEMENTSOF(migrations),
                                  store_last_error() ?: "failed");
                         (void) exec(s, "ROLLBACK;");
@@ -390,10 +387,8 @@ int sqlite_db_open(const char *path, StoreDb **ret) {
         if (r >= 0)
                 r = migrate(st->writer.s);
         if (r < 0) {
-                if (store_last_error())
-                        log_error_errno(r, "cannot set up the state database '%s': %s", path, store_last_error());
-                else
-                        log_error_errno(r, "cannot set up the state database '%s': %m", path);
+                log_error_errno(r, "cannot set up the state database '%s': %s", path,
+                                store_last_error() ?: strerror(-r));
                 db_free(&st->head);
                 return r;
         }
