@@ -335,3 +335,31 @@ int store_budgeted_labels(StoreTx *tx, RolloutLabel **ret, size_t *ret_n) {
         *ret_n = n;
         return 0;
 }
+
+int store_key_labels_unbudgeted(StoreTx *tx, const char *key, RolloutLabel **v, size_t *n, size_t *cap) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT host_id, key, value FROM host_labels l WHERE l.key = ?1 AND NOT EXISTS (SELECT 1 "
+                       "FROM budgets b WHERE b.selector = ?1 OR substr(b.selector, 1, length(?1) + 1) = ?1 || '=') "
+                       "ORDER BY host_id",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, key);
+        while ((r = db_step(st)) > 0) {
+                RolloutLabel *l;
+
+                r = array_reserve((void **) v, cap, *n, sizeof **v);
+                if (r < 0)
+                        return r;
+                l = &(*v)[(*n)++];
+                *l = (RolloutLabel) { .host = db_column_strdup(st, 0),
+                                      .key = db_column_strdup(st, 1),
+                                      .value = db_column_strdup(st, 2) };
+                if (!l->host || !l->key || !l->value)
+                        return -ENOMEM;
+        }
+        return r < 0 ? r : 0;
+}
