@@ -213,9 +213,34 @@ static int host_budgets_get(StoreTx *tx, const char *host, HostBudgets **ret, si
         return 0;
 }
 
+/* The budget of the rollouts in rb that holds for group key=value, the
+ * tightest for a group of n hosts. Returns 1 with *ret and *ret_rollout
+ * set, 0 when none of them budgets the group, -EINVAL with *ret_rollout
+ * naming a rollout whose budgets do not read, or -ENOMEM. */
+static int rollouts_budget(const HostBudgets *rb, size_t n_rb, const char *key, const char *value, int64_t n,
+                           Budget *ret, int64_t *ret_rollout) {
+        int found = 0;
+
+        for (size_t k = 0; k < n_rb; k++) {
+                Budget b;
+                int q = rb[k].budgets ? rollout_budget_for_group(rb[k].budgets, key, value, &b) : -EINVAL;
+
+                if (q == -EINVAL)
+                        *ret_rollout = rb[k].rollout;
+                if (q < 0)
+                        return q;
+                if (q > 0 && (!found || budget_allowed(&b, n) < budget_allowed(ret, n))) {
+                        *ret = b;
+                        *ret_rollout = rb[k].rollout;
+                        found = 1;
+                }
+        }
+        return found;
+}
+
 /* Checks every group of host against the site's budget for it and the
  * budgets of the rollouts host is on its way in: the group's unavailable
- * members other than host, plus one, must be within the smallest allowed
+ * members other than host, plus one, must be within the smaller allowed
  * number. Returns 1 when all stay within, 0 with the refusal filled in
  * (naming the budget that stopped it), negative on errors: a group not
  * checked is no group within its budget. */
@@ -223,83 +248,72 @@ static int check_budgets(StoreTx *tx, const CoordConfig *c, const char *host, ui
         HostGroup *groups = NULL;
         HostBudgets *rb = NULL;
         size_t n_groups = 0, n_rb = 0;
+        bool refused = false;
         int r;
 
         r = store_coord_host_groups(tx, host, &groups, &n_groups);
-        if (r < 0)
-                return r;
-        r = host_budgets_get(tx, host, &rb, &n_rb);
-        if (r < 0) {
-                host_group_list_free(groups, n_groups);
-                return r;
-        }
-        r = 1;
-        for (size_t i = 0; r > 0 && i < n_groups; i++) {
+        if (r >= 0)
+                r = host_budgets_get(tx, host, &rb, &n_rb);
+        for (size_t i = 0; r >= 0 && i < n_groups; i++) {
                 const char *key = groups[i].key, *value = groups[i].value;
-                int64_t n, down, allowed = INT64_MAX, by_rollout = 0;
-                Budget b = {}, tight = {};
+                int64_t n = 0, down, allowed, ro_id = 0;
+                Budget site = {}, ro = {};
+                int has_site, has_ro;
                 char desc[64];
-                bool any;
 
-                r = store_budget_for_group(tx, key, value, &b);
+                has_site = r = store_budget_for_group(tx, key, value, &site);
                 if (r < 0)
-                        continue;
-                any = r > 0;
-                if (any)
-                        tight = b;
+                        break;
+                /* Whether a rollout budgets the group at all (any n will do). */
+                has_ro = r = rollouts_budget(rb, n_rb, key, value, 0, &ro, &ro_id);
+                if (r == -EINVAL) {
+                        d->refusal = LEASE_REFUSAL_ROLLOUT_BUDGET;
+                        d->group = strdup_printf("%s=%s", key, value);
+                        d->reason = strdup_printf("the budgets in rollout %" PRIi64 "'s stored spec are not valid", ro_id);
+                        d->retry_after = c->retry_after;
+                        refused = true;
+                        break;
+                }
+                if (r < 0)
+                        break;
+                if (!has_site && !has_ro)
+                        continue; /* no budget: no limit */
                 r = store_group_unavailable(tx, key, value, host, now, c->heartbeat_timeout, &n, &down);
                 if (r < 0)
-                        continue;
-                r = 1;
-                if (any)
-                        allowed = budget_allowed(&b, n);
-                for (size_t k = 0; k < n_rb; k++) {
-                        Budget rob = {};
-                        int q = rb[k].budgets ? rollout_budget_for_group(rb[k].budgets, key, value, &rob) : -EINVAL;
-                        if (q == -ENOMEM) {
-                                r = q;
-                                break;
-                        }
-                        if (q == -EINVAL) {
-                                d->refusal = LEASE_REFUSAL_ROLLOUT_BUDGET;
-                                d->group = strdup_printf("%s=%s", key, value);
-                                d->reason = strdup_printf("the budgets in rollout %" PRIi64 "'s stored spec are not valid",
-                                                          rb[k].rollout);
-                                d->retry_after = c->retry_after;
-                                r = 0;
-                                break;
-                        }
-                        /* The rollout's budget only tightens: the smaller wins. */
-                        if (q > 0 && budget_allowed(&rob, n) < allowed) {
-                                allowed = budget_allowed(&rob, n);
-                                tight = rob;
-                                by_rollout = rb[k].rollout;
-                                any = true;
-                        }
+                        break;
+                if (has_ro)
+                        (void) rollouts_budget(rb, n_rb, key, value, n, &ro, &ro_id);
+                /* The rollout's budget only tightens: the smaller wins, the
+                 * site's when they allow the same. */
+                if (has_ro && (!has_site || budget_allowed(&ro, n) < budget_allowed(&site, n))) {
+                        allowed = budget_allowed(&ro, n);
+                        budget_describe(&ro, desc, sizeof desc);
+                } else {
+                        allowed = budget_allowed(&site, n);
+                        budget_describe(&site, desc, sizeof desc);
+                        ro_id = 0;
                 }
-                if (r <= 0)
+                if (down + 1 <= allowed)
                         continue;
-                if (!any || down + 1 <= allowed) {
-                        r = 1;
-                        continue;
-                }
-                r = 0;
-                budget_describe(&tight, desc, sizeof desc);
-                d->refusal = by_rollout > 0 ? LEASE_REFUSAL_ROLLOUT_BUDGET : LEASE_REFUSAL_BUDGET;
+                d->refusal = ro_id > 0 ? LEASE_REFUSAL_ROLLOUT_BUDGET : LEASE_REFUSAL_BUDGET;
                 d->group = strdup_printf("%s=%s", key, value);
-                if (by_rollout > 0)
+                if (ro_id > 0)
                         d->reason = strdup_printf("group %s=%s: %" PRIi64 " of %" PRIi64 " hosts are down and rollout %" PRIi64
                                                   "'s budget %s allows %" PRIi64,
-                                                  key, value, down, n, by_rollout, desc, allowed);
+                                                  key, value, down, n, ro_id, desc, allowed);
                 else
                         d->reason = strdup_printf("group %s=%s: %" PRIi64 " of %" PRIi64
                                                   " hosts are down and %s allows %" PRIi64,
                                                   key, value, down, n, desc, allowed);
                 d->retry_after = c->retry_after;
+                refused = true;
+                break;
         }
         host_budgets_free(rb, n_rb);
         host_group_list_free(groups, n_groups);
-        return r;
+        if (refused)
+                return 0;
+        return r < 0 ? r : 1;
 }
 
 int coord_group_allowed(StoreTx *tx, const char *key, const char *value, json_t *rollout_budgets, int64_t *ret) {

@@ -140,6 +140,21 @@ static void test_tighter_holds(void **state) {
                            "{\"image\": \"tiny:2.0\", \"selector\": {\"service\": \"a\"}, "
                            "\"budgets\": {\"rack\": 2, \"rack=r1\": {\"min_available\": 5}}}",
                            now);
+        /* GET /v1/rollouts/N shows them as GET /v1/budgets shows the site's. */
+        {
+                _cleanup_store_tx_ StoreTx *tx = NULL;
+                CoordConfig cc = COORD_CONFIG_DEFAULT;
+                json_t *ro = NULL;
+                char *dump;
+
+                assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+                assert_int_equal(coord_rollout_json(tx, &cc, id, now, &ro), 0);
+                dump = json_dumps(json_object_get(ro, "budgets"), JSON_COMPACT | JSON_SORT_KEYS);
+                assert_string_equal(dump, "[{\"budget\":\"max_unavailable 2\",\"selector\":\"rack\"},"
+                                          "{\"budget\":\"min_available 5\",\"selector\":\"rack=r1\"}]");
+                free(dump);
+                json_decref(ro);
+        }
         assert_true(ask(db, "h-1", now, &d));
         lease_decision_release(&d);
         /* The group's own budget wins over its key's, and is the tighter. */
