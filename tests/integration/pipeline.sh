@@ -302,8 +302,8 @@ if wait_until 30 settled && out=$($C pipeline start "$D/budget.conf" 2>&1) &&
         [ "$(jq -r .granted <<<"$l1")" = false ] &&
         [ "$(jq -r .reason <<<"$l1")" = "group env=staging: 1 of 2 hosts are down and rollout $R7's budget max_unavailable 1 allows 1" ] &&
         [ "$(refusals)" = 1 ] && [ "$(lease "${H[2]}" | jq -r .granted)" = true ] &&
-        [ "$($C --json rollout status "$R7" | jq -c .budgets)" = '[{"selector":"env","budget":"max_unavailable 1"}]' ] &&
-        $C rollout status "$R7" | grep -q "budgets env: max 1 down"; then
+        [ "$($C --json rollout status "$R7" | jq -c '.budgets | map([.selector, .budget])')" = '[["env","max_unavailable 1"]]' ] &&
+        st=$($C rollout status "$R7") && grep -q "budgets env: max 1 down" <<<"$st" && grep -q "^env=staging  *2 " <<<"$st"; then
         t_ok
 else
         t_fail "${out:-} ${l1:-}: refusals $(refusals); $($C rollout status "${R7:-0}" 2>&1)"

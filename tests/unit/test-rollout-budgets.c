@@ -226,6 +226,25 @@ static void test_rollout_only_key_and_unreadable(void **state) {
         (void) state;
 
         id = rollout_start(db, "{\"image\": \"tiny:2.0\", \"budgets\": {\"service\": \"25%\"}}", now);
+        /* Its view counts the groups its own budgets name too. */
+        {
+                _cleanup_store_tx_ StoreTx *tx = NULL;
+                CoordConfig cc = COORD_CONFIG_DEFAULT;
+                json_t *ro = NULL, *g;
+                _cleanup_free_ char *names = NULL;
+                size_t i;
+
+                assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+                assert_int_equal(coord_rollout_json(tx, &cc, id, now, &ro), 0);
+                json_array_foreach(json_object_get(ro, "groups"), i, g) {
+                        char *n = strdup_printf("%s%s ", strempty(names), json_string_value(json_object_get(g, "group")));
+                        assert_non_null(n);
+                        free(names);
+                        names = n;
+                }
+                assert_string_equal(names, "rack=r1 service=a service=b ");
+                json_decref(ro);
+        }
         assert_true(ask(db, "h-1", now, &d));
         lease_decision_release(&d);
         assert_true(ask(db, "h-5", now, &d)); /* service b: 25% of 2 is at least 1 */
