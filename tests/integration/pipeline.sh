@@ -295,6 +295,7 @@ refusals() {
                 sed -n 's/^slipway_lease_refusals_total{reason="rollout-budget"} //p'
 }
 touch "$D/hold"
+t0=$(now_ms)
 if wait_until 30 settled && out=$($C pipeline start "$D/budget.conf" 2>&1) &&
         P7=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) && R7=$(grep -o 'rollout [0-9]*' <<<"$out" | cut -d' ' -f2) &&
         wait_until 20 assigned "$R7" &&
@@ -304,7 +305,7 @@ if wait_until 30 settled && out=$($C pipeline start "$D/budget.conf" 2>&1) &&
         [ "$(refusals)" = 1 ] && [ "$(lease "${H[2]}" | jq -r .granted)" = true ] &&
         [ "$($C --json rollout status "$R7" | jq -c '.budgets | map([.selector, .budget])')" = '[["env","max_unavailable 1"]]' ] &&
         st=$($C rollout status "$R7") && grep -q "budgets env: max 1 down" <<<"$st" && grep -q "^env=staging  *2 " <<<"$st"; then
-        t_ok
+        t_ok "$(($(now_ms) - t0)) ms"
 else
         t_fail "${out:-} ${l1:-}: refusals $(refusals); $($C rollout status "${R7:-0}" 2>&1)"
 fi
