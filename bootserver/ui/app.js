@@ -370,6 +370,8 @@ views.rollout = (id) => ({
               el('td', { class: 'num' }, g.failed), el('td', { class: 'num' + (allowed !== null && g.down >= allowed ? ' over' : '') }, allowed !== null ? `${g.down} of ${allowed}` : g.down),
               el('td', {}, bud.text));
           })),
+      (r.budgets || []).length ? el('p', { id: 'rollout-budgets' }, 'Its own budgets, which hold its hosts on their way to the smaller of each and the site\'s: ',
+        r.budgets.map((x) => `${x.selector}: ${x.budget}`).join(', ')) : null,
       el('h2', {}, 'Spec'), el('pre', {}, JSON.stringify(r.spec, null, 2))));
   },
 });

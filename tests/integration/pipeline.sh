@@ -8,9 +8,9 @@
 # Cases: a pipeline whose gates pass promotes staging to production; one
 # whose Prometheus gate fails stops and rolls staging back; a manual
 # approval; a command gate that fails; a restart of slipwayd mid-bake; the
-# audit trail; abort. slipwayd.conf names the Prometheus for the pipelines
-# whose file names none. The pipelines' metrics and alerts, as Prometheus
-# reads them (the site's rules loaded).
+# audit trail; a stage's own budget; abort. slipwayd.conf names the
+# Prometheus for the pipelines whose file names none. The pipelines' metrics
+# and alerts, as Prometheus reads them (the site's rules loaded).
 . "$(dirname "$0")/../lib.sh"
 t_begin pipeline
 
@@ -101,10 +101,12 @@ for m in $MACS; do
 done
 
 # The hosts, as their agents: every 0.3 s each reports healthy on the
-# image it is assigned (the URL read again: slipwayd restarts on its port).
+# image it is assigned (the URL read again: slipwayd restarts on its port);
+# while $D/hold is there they stay on their way, silent.
 sim_hosts() {
         local h img
         while :; do
+                if [ -e "$D/hold" ]; then sleep 0.3; continue; fi
                 for h in "${H[@]}"; do
                         img=$(curl -sf -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$h" | jq -r '.image // empty')
                         [ -n "$img" ] || continue
@@ -304,6 +306,37 @@ if wait_until 30 settled && out=$($C pipeline start "$D/conf.conf" 2>&1) && P7=$
 else
         t_fail "${out:-}: $($C pipeline status "${P7:-0}" 2>&1)"
 fi
+
+t_case "a stage's budget holds its hosts on their way, names itself, and leaves other hosts alone"
+# The site has no budgets; the stage lets one env=staging host down.
+printf '[pipeline]\nname = budget\nimage = tiny:1.0\n[stage staging]\nselector = env=staging\nbudget = env:1\n' \
+        >"$D/budget.conf"
+lease() {
+        curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}' "$URL/v1/hosts/$1/lease"
+}
+assigned() { [ "$($C --json rollout status "$1" | jq '[.waves[].assigned] | add')" = 2 ]; }
+refusals() {
+        curl -sf -H "Authorization: Bearer $TOKEN" "$URL/metrics" |
+                sed -n 's/^slipway_lease_refusals_total{reason="rollout-budget"} //p'
+}
+touch "$D/hold"
+t0=$(now_ms)
+if wait_until 30 settled && out=$($C pipeline start "$D/budget.conf" 2>&1) &&
+        P8=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) && R8=$(grep -o 'rollout [0-9]*' <<<"$out" | cut -d' ' -f2) &&
+        wait_until 20 assigned "$R8" &&
+        [ "$(lease "${H[0]}" | jq -r .granted)" = true ] && l1=$(lease "${H[1]}") &&
+        [ "$(jq -r .granted <<<"$l1")" = false ] &&
+        [ "$(jq -r .reason <<<"$l1")" = "group env=staging: 1 of 2 hosts are down and rollout $R8's budget max_unavailable 1 allows 1" ] &&
+        [ "$(refusals)" = 1 ] && [ "$(lease "${H[2]}" | jq -r .granted)" = true ] &&
+        [ "$($C --json rollout status "$R8" | jq -c '.budgets | map([.selector, .budget])')" = '[["env","max_unavailable 1"]]' ] &&
+        st=$($C rollout status "$R8") && grep -q "budgets env: max 1 down" <<<"$st" && grep -q "^env=staging  *2 " <<<"$st"; then
+        t_ok "$(($(now_ms) - t0)) ms"
+else
+        t_fail "${out:-} ${l1:-}: refusals $(refusals); $($C rollout status "${R8:-0}" 2>&1)"
+fi
+for h in "${H[0]}" "${H[2]}"; do curl -sf -o /dev/null -X DELETE -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$h/lease"; done
+rm -f "$D/hold"
+wait_until 30 ended "${P8:-0}" || true
 
 t_case "abort stops a pipeline; list and status show it; the file's Prometheus wins over slipwayd.conf's"
 pipeline_file abort tiny:1.0 "approval = yes" ""
