@@ -8,7 +8,9 @@
 # pause through the rollout page's button, the audit view, the leases,
 # the package diff of two images, the instances, the matrix a page of rows
 # at a time, a viewer's page without write buttons; then the event
-# stream's resume and its bound, and, on
+# stream: an entry there as it is written (the fallback poll an hour), one
+# that no commit announced there at the fallback poll, its resume and its
+# bound, and, on
 # PostgreSQL (SLIPWAY_TEST_STORE=postgresql), an entry written through a
 # second instance reaching the first's stream. Screenshots go to
 # build/test-page/.
@@ -135,6 +137,31 @@ if [ "$MODE" = check ]; then
                 t_ok "$((t2 - t1)) ms after the write"
         else
                 t_fail "$(tail -c 300 "$D/ev-own")"
+        fi
+
+        if [ "$T_STORE" = sqlite ]; then
+                t_case "an entry no commit here announced (another process's) arrives at the fallback poll"
+                # A second slipwayd of its own, polling every second; the
+                # entry is written by the command line, a process of its own.
+                "$SD" --state-dir "$D/fb" --log-json no token create fb >/dev/null
+                "$SD" --state-dir "$D/fb" --listen 127.0.0.1:0 --log-json no --trusted-keys "$D/keys" --events-poll 1 \
+                        >"$D/fb.log" 2>&1 &
+                PIDS+=($!)
+                for ((i = 0; i < 200; i++)); do [ -s "$D/fb/slipwayd.url" ] && break; sleep 0.05; done
+                TOKEN_FB=$("$SD" --state-dir "$D/fb" --log-json no token create fb2)
+                curl -sN --max-time 20 -H "Authorization: Bearer $TOKEN_FB" "$(cat "$D/fb/slipwayd.url")/v1/events" \
+                        >"$D/ev-fb" &
+                EPID=$!
+                for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-fb" && break; sleep 0.05; done
+                "$SD" --state-dir "$D/fb" --log-json no token create by-cli >/dev/null
+                for ((i = 0; i < 1000; i++)); do grep -qs '"target":"by-cli"' "$D/ev-fb" && break; sleep 0.01; done
+                kill $EPID 2>/dev/null
+                wait $EPID 2>/dev/null
+                if grep -q '^data: {"action":"token.create".*"target":"by-cli"' "$D/ev-fb"; then
+                        t_ok "$((i * 10)) ms or less (events-poll 1 s)"
+                else
+                        t_fail "$(tail -c 300 "$D/ev-fb"); $(tail -3 "$D/fb.log")"
+                fi
         fi
 
         t_case "64 streams at once on an instance; the 65th is 503 unavailable, and a closed one frees its place"
