@@ -10,10 +10,9 @@
 # at a time, a viewer's page without write buttons; then the event
 # stream: an entry there as it is written (the fallback poll an hour), one
 # that no commit announced there at the fallback poll, its resume and its
-# bound, and, on
-# PostgreSQL (SLIPWAY_TEST_STORE=postgresql), an entry written through a
-# second instance reaching the first's stream. Screenshots go to
-# build/test-page/.
+# bound, and, on PostgreSQL (SLIPWAY_TEST_STORE=postgresql), an entry
+# written through a second instance reaching the first's stream.
+# Screenshots go to build/test-page/.
 #
 # tests/bench/page.sh runs it at 10,000 hosts (PAGE_MODE=bench,
 # PAGE_HOSTS=10000): the time to the first render and how fast the page
