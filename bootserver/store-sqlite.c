@@ -243,6 +243,9 @@ static const char *const migrations[] = {
         "ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';", /* 21: token roles (roles.h) */
         "CREATE TABLE webhook_cursors (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);", /* 22: webhooks.h */
         PIPELINES_SQLITE,   /* 23: pipelines (store-pipelines-sql.h) */
+        /* 24: a target's entries (a host's history) without reading the
+         * whole log; PostgreSQL's 24 also announces new entries. */
+        "CREATE INDEX audit_target ON audit(target);",
 };
 
 int sqlite_errno(int rc) {
