@@ -16,18 +16,46 @@ for tool in dnf rpmbuild createrepo_c modifyrepo_c jq; do
         if ! command -v $tool >/dev/null; then
                 t_case tools
                 t_skip "$tool is not installed"
-                t_case "--locked refuses a lock of other module streams"
+                # locked_build DIR CONF: a --locked build of DIR's lock with CONF; its
+# stderr in DIR/locked.err.
+locked_build() {
+        $B --store "$D/store" build --key "$D/signing.key" --locked --lock "$1/def.lock" --no-disk "$2" \
+                >"$1/locked.out" 2>"$1/locked.err"
+}
+# refused_lock DIR CONF: the build is refused, the lock named as another's.
+refused_lock() {
+        if locked_build "$1" "$2"; then
+                t_fail "the build went ahead"
+        elif ! grep -q "lock '.*' was resolved for a different package list or module streams" "$1/locked.err"; then
+                t_fail "$(cat "$1/locked.err")"
+        else
+                t_ok
+        fi
+}
+
+t_case "--locked refuses a lock of other module streams"
 dir=$(case_dir "module stream enabled")
 sed 's/^enable = nodejs:20$/enable = nodejs:18/' "$dir/def.conf" >"$dir/other.conf"
 $B keygen "$D/signing.key" "$D/signing.pub" >/dev/null
 # (the repositories' gpgcheck = 0 warnings come first)
 if ! jq -e '.format == 1' "$dir/def.lock" >/dev/null; then
         t_fail "resolve did not write a lock of format 1 (resolved, signatures not checked)"
-elif $B --store "$D/store" build --key "$D/signing.key" --locked --lock "$dir/def.lock" --no-disk \
-        "$dir/other.conf" >/dev/null 2>"$dir/locked.err"; then
-        t_fail "the build went ahead"
-elif ! grep -q "lock '.*' was resolved for a different package list or module streams" "$dir/locked.err"; then
-        t_fail "$(cat "$dir/locked.err")"
+else
+        refused_lock "$dir" "$dir/other.conf"
+fi
+
+t_case "--locked refuses a lock whose default stream is now disabled"
+dir=$(case_dir "module default stream")
+printf '\n[modules]\ndisable = nodejs\n' | cat "$dir/def.conf" - >"$dir/disabled.conf"
+refused_lock "$dir" "$dir/disabled.conf"
+
+# The lock passes the check and the build goes on to install (and stops
+# there: the test's packages make no kernel).
+t_case "--locked takes a lock with a required stream"
+dir=$(case_dir "module requires a stream of another")
+locked_build "$dir" "$dir/def.conf"
+if grep -q "resolved for a different" "$dir/locked.err" || ! grep -q "has no kernel" "$dir/locked.err"; then
+        t_fail "$(tail -3 "$dir/locked.err")"
 else
         t_ok
 fi
