@@ -149,11 +149,18 @@ static void test_versions(void **state) {
         assert_int_equal(rows[1].seq, 2);
         file_set_rows_free(rows, n);
 
-        /* A deletion is a version; the set leaves the list, its history
-         * stays. */
+        /* A deletion is a version. Held back (the live version is still
+         * the last one), the set stays listed, as its deletion; made live,
+         * it leaves the list. Its history stays. */
         assert_int_equal(store_file_set_get(tx, "net", 0, &row), 0);
         assert_int_equal(store_file_set_put(tx, "net", row.digest, NULL, "ci", 2000, NULL), 1);
         file_set_row_release(&row);
+        assert_int_equal(store_file_set_list(tx, &rows, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(rows[1].seq, 3);
+        assert_null(rows[1].spec);
+        file_set_rows_free(rows, n);
+        assert_int_equal(store_file_set_live_set(tx, "net", 3), 0);
         assert_int_equal(store_file_set_list(tx, &rows, &n), 0);
         assert_int_equal(n, 1);
         file_set_rows_free(rows, n);
