@@ -449,12 +449,13 @@ views.pipeline = (id) => {
         return cur && running ? (p.phase === 'approval' ? 'waiting for an approval' : 'to approve (now, or once the other gates pass)') : 'not approved';
       }
       if (cur && st.state === 'failed') return 'see the reason';
+      if (cur && p.phase === 'approval') return 'passed';
       if (g === 'prometheus' && cur && p.checked) return `passing, last checked ${when(p.checked)}`;
       return cur && running ? 'checked at the bake\'s end' : 'not checked';
     };
     const can = { approve: running && p.waiting_for_approval, abort: running };
     rendered('pipeline', el('div', {},
-      el('h1', {}, `Pipeline ${p.id}: ${p.name} `, el('span', { id: 'pipeline-state', dataset: { state: p.state, phase: p.phase || '' } }, pipelineState(p))),
+      el('h1', {}, `Pipeline ${p.id}: ${p.name}, `, el('span', { id: 'pipeline-state', dataset: { state: p.state, phase: p.phase || '' } }, pipelineState(p))),
       p.reason ? el('p', { id: 'pipeline-reason', class: p.state === 'failed' ? 'error' : '' }, p.reason) : null,
       el('p', {}, 'Image ', el('b', {}, p.image), `; stage ${p.stage_index + 1} of ${p.stages.length} (`, el('span', { id: 'pipeline-stage' }, p.stage), ')',
         p.rollout ? ['; its rollout ', el('a', { id: 'pipeline-rollout', href: '#/rollout/' + p.rollout }, p.rollout)] : null,
