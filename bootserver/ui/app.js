@@ -316,7 +316,7 @@ function auditTable(entries, withTarget = true) {
 }
 function auditRow(withTarget, e) {
   const target = e.target && /^h-/.test(e.target) ? el('a', { href: '#/host/' + e.target }, e.target)
-    : e.target && e.action.startsWith('rollout.') ? el('a', { href: '#/rollout/' + e.target }, e.target)
+    : e.target && e.action.startsWith('rollout.') ? el('a', { href: '#/rollout/' + e.target.replace(/^rollout /, '') }, e.target)
     : e.target && e.action.startsWith('pipeline.') ? el('a', { href: '#/pipeline/' + e.target.replace(/^pipeline /, '') }, e.target) : e.target || '';
   return el('tr', {}, el('td', { class: 'num' }, e.id), el('td', {}, when(e.time)), el('td', {}, e.actor),
     el('td', {}, e.action), withTarget && el('td', {}, target), el('td', {}, e.detail ? JSON.stringify(e.detail) : ''));
