@@ -296,7 +296,10 @@ static int apply_step(StoreTx *tx, const CoordConfig *c, const PipelineSpec *spe
                 run->phase = PIPELINE_APPROVAL;
                 run->since = now;
                 log_info("pipeline %" PRIi64 ": stage %s waits for an approval", run->id, st->name);
-                return store_pipeline_update(tx, run);
+                r = store_pipeline_update(tx, run);
+                if (r >= 0)
+                        r = audit_pipeline(tx, now, "coordinator", "pipeline.await-approval", run, spec, NULL);
+                return r;
 
         case PIPELINE_STEP_PROMOTE: {
                 const char *from = st->name, *to = spec->stages[run->stage + 1].name;

@@ -316,7 +316,8 @@ function auditTable(entries, withTarget = true) {
 }
 function auditRow(withTarget, e) {
   const target = e.target && /^h-/.test(e.target) ? el('a', { href: '#/host/' + e.target }, e.target)
-    : e.target && e.action.startsWith('rollout.') ? el('a', { href: '#/rollout/' + e.target }, e.target) : e.target || '';
+    : e.target && e.action.startsWith('rollout.') ? el('a', { href: '#/rollout/' + e.target.replace(/^rollout /, '') }, e.target)
+    : e.target && e.action.startsWith('pipeline.') ? el('a', { href: '#/pipeline/' + e.target.replace(/^pipeline /, '') }, e.target) : e.target || '';
   return el('tr', {}, el('td', { class: 'num' }, e.id), el('td', {}, when(e.time)), el('td', {}, e.actor),
     el('td', {}, e.action), withTarget && el('td', {}, target), el('td', {}, e.detail ? JSON.stringify(e.detail) : ''));
 }
@@ -397,6 +398,87 @@ views.rollout = (id) => ({
       el('h2', {}, 'Spec'), el('pre', {}, JSON.stringify(r.spec, null, 2))));
   },
 });
+
+// ---- pipelines ----
+
+// A running pipeline's state in words: its phase, "waiting for approval"
+// once nothing else is left.
+function pipelineState(p) {
+  if (p.state !== 'running') return p.state;
+  if (p.phase === 'approval') return 'waiting for approval';
+  return (p.phase || 'running') + (p.waiting_for_approval ? ', then an approval' : '');
+}
+const left = (t) => { const s = Math.max(0, Math.round(t - Date.now() / 1000)); return s >= 120 ? `${Math.ceil(s / 60)} min` : `${s} s`; };
+
+views.pipelines = () => ({
+  refreshOn: (e) => e.action.startsWith('pipeline.'),
+  async refresh() {
+    const r = await api('/v1/pipelines');
+    rendered('pipelines', el('div', {}, el('h1', {}, 'Pipelines'),
+      el('p', { class: 'muted' }, 'A pipeline is started with slipctl pipeline start FILE (an admin\'s); here it is followed, approved or aborted.'),
+      r.pipelines.length === 0 ? el('p', {}, 'No pipelines yet.') :
+        el('table', { id: 'pipelines' }, el('tr', {}, ['id', 'name', 'image', 'state', 'stage', 'started'].map((t) => el('th', {}, t))),
+          r.pipelines.map((x) => el('tr', { dataset: { id: x.id, state: x.state } }, el('td', {}, el('a', { href: '#/pipeline/' + x.id }, x.id)),
+            el('td', {}, x.name), el('td', {}, x.image), el('td', { class: 'pipeline-state' }, pipelineState(x)),
+            el('td', {}, `${x.stage} (${x.stage_index + 1} of ${x.stages.length})`), el('td', {}, when(x.created)))))));
+  },
+});
+
+views.pipeline = (id) => {
+  let rollout = null;
+  return {
+  // Its own entries, and its current rollout's (a wave done, a failure).
+  refreshOn: (e) => e.target === 'pipeline ' + id || (e.action.startsWith('rollout.') && rollout !== null && e.target === 'rollout ' + rollout),
+  async refresh() {
+    const [p, hist] = await Promise.all([api('/v1/pipelines/' + encodeURIComponent(id)),
+      api(`/v1/audit?action=pipeline&target=${encodeURIComponent('pipeline ' + id)}&last=100`)]);
+    rollout = p.rollout || null;
+    const running = p.state === 'running';
+    const act = async (a) => {
+      if (a === 'abort' && !confirm(`abort pipeline ${p.id}?`)) return;
+      try { await api(`/v1/pipelines/${p.id}/${a}`, { method: 'POST' }); this.refresh(); }
+      catch (e) { $('pipeline-error').textContent = e.message; }
+    };
+    // What each gate of a stage says now: passed once the stage is promoted
+    // or done; the current stage's from the pipeline; a failure's reason.
+    const gate = (st, i, g) => {
+      const cur = i === p.stage_index;
+      if (st.state === 'promoted' || st.state === 'done') return g === 'approval' && st.approved_by ? `approved by ${st.approved_by}` : 'passed';
+      if (g === 'approval') {
+        if (st.approved_by) return `approved by ${st.approved_by}`;
+        return cur && running ? (p.phase === 'approval' ? 'waiting for an approval' : 'to approve (now, or once the other gates pass)') : 'not approved';
+      }
+      if (cur && st.state === 'failed') return 'see the reason';
+      if (cur && p.phase === 'approval') return 'passed';
+      if (g === 'prometheus' && cur && p.checked) return `passing, last checked ${when(p.checked)}`;
+      return cur && running ? 'checked at the bake\'s end' : 'not checked';
+    };
+    const can = { approve: running && p.waiting_for_approval, abort: running };
+    rendered('pipeline', el('div', {},
+      el('h1', {}, `Pipeline ${p.id}: ${p.name}, `, el('span', { id: 'pipeline-state', dataset: { state: p.state, phase: p.phase || '' } }, pipelineState(p))),
+      p.reason ? el('p', { id: 'pipeline-reason', class: p.state === 'failed' ? 'error' : '' }, p.reason) : null,
+      el('p', {}, 'Image ', el('b', {}, p.image), `; stage ${p.stage_index + 1} of ${p.stages.length} (`, el('span', { id: 'pipeline-stage' }, p.stage), ')',
+        p.rollout ? ['; its rollout ', el('a', { id: 'pipeline-rollout', href: '#/rollout/' + p.rollout }, p.rollout)] : null,
+        running && p.phase === 'baking' && p.bake_ends ? el('span', { id: 'pipeline-bake' }, `; bake time left ${left(p.bake_ends)} (ends ${when(p.bake_ends)})`) : null,
+        `; started by ${p.actor} ${when(p.created)}`, p.finished ? `, ended ${when(p.finished)}` : ''),
+      canWrite() ? el('div', { class: 'controls', id: 'pipeline-actions' },
+        ['approve', 'abort'].filter((a) => can[a]).map((a) =>
+          el('button', { id: 'btn-pipeline-' + a, class: a === 'abort' ? 'danger' : '', onclick: () => act(a) }, a))) : null,
+      el('p', { id: 'pipeline-error', class: 'error' }),
+      el('h2', {}, 'Stages'),
+      el('table', { id: 'stages' }, el('tr', {}, ['#', 'stage', 'state', 'rollout', 'bake', 'gates', 'started', 'ended'].map((t) => el('th', {}, t))),
+        p.stages.map((st, i) => el('tr', { dataset: { stage: st.name, state: st.state }, class: i === p.stage_index ? 'current' : '' },
+          el('td', {}, i + 1 + (i === p.stage_index ? ' ◂' : '')), el('td', {}, st.name), el('td', { class: 'stage-state' }, stateSpan(st.state)),
+          el('td', {}, st.rollout ? el('a', { href: '#/rollout/' + st.rollout }, st.rollout) : '—'),
+          el('td', {}, st.bake ? `${st.bake} s` : 'none'),
+          el('td', {}, el('ul', { class: 'gates' }, st.gates.map((g) => el('li', { dataset: { gate: g } }, el('b', {}, g), ': ', gate(st, i, g)))),
+            st.rollback_on_failure ? el('span', { class: 'muted' }, 'a failed gate rolls the stage back') : null),
+          el('td', {}, when(st.started)), el('td', {}, when(st.finished || (st.state === 'promoted' ? st.rollout_done : null)))))),
+      el('h2', {}, 'History'), auditTable(hist.entries.filter((e) => e.target === 'pipeline ' + id).reverse(), false),
+      el('h2', {}, 'Spec'), el('pre', {}, JSON.stringify(p.spec, null, 2))));
+  },
+  };
+};
 
 // ---- leases ----
 
@@ -496,6 +578,8 @@ views.instances = () => ({
 
 // Instances change without an audit entry: that view polls.
 setInterval(() => { if (S.view && document.body.dataset.view === 'instances') scheduleRefresh(); }, 5000);
+// A bake's time left counts down without an entry either.
+setInterval(() => { if (S.view && document.body.dataset.view === 'pipeline' && $('pipeline-bake')) scheduleRefresh(); }, 10000);
 
 // ---- start ----
 

@@ -300,7 +300,44 @@ if MODE == "check":
         b.wait_for("document.getElementById('fleet-rows').dataset.offset === '0' && document.getElementById('fleet-y').value === 'rack'")
         return f"{n} rows in {pages} pages"
 
-    @case("a viewer's token: the rollout is shown without its buttons")
+    pipeline = {}
+
+    @case("a pipeline waits for its approval; Approve through the page moves it to its next stage")
+    def _():
+        t0 = time.time()
+        # Its stages need hosts in no other rollout: the paused one ends.
+        if api(f"/v1/rollouts/{rollout['id']}")["state"] != "aborted":
+            api(f"/v1/rollouts/{rollout['id']}/abort", "POST")
+        hosts = sorted(h["id"] for h in api("/v1/hosts")["hosts"] if h.get("version") == "2.0")
+        expect(len(hosts) >= 2, f"{len(hosts)} hosts on 2.0")
+        for h, stage in zip(hosts, ("staging", "production")):
+            api(f"/v1/hosts/{h}/labels", "POST", {"set": {"pipeline-env": stage}})
+        stage = lambda name: {"name": name, "rollout": {"selector": {"pipeline-env": name}}, "gates": {"approval": True}}
+        p = api("/v1/pipelines", "POST", {"name": "page-test", "image": "web:2.0", "stages": [stage("staging"), stage("production")]})
+        pipeline.update(p)
+        b.eval("location.hash = '#/pipelines'")
+        b.wait_for(f"document.body.dataset.view === 'pipelines' && !!document.querySelector('#pipelines tr[data-id=\"{p['id']}\"]')")
+        row = b.eval(f"document.querySelector('#pipelines tr[data-id=\"{p['id']}\"]').innerText")
+        expect("page-test" in row and "web:2.0" in row and "staging" in row, "the list's row: " + row)
+        b.click(f"#pipelines tr[data-id=\"{p['id']}\"] a")
+        # The page follows the pipeline by itself until it waits.
+        b.wait_for("document.body.dataset.view === 'pipeline' && document.getElementById('pipeline-state').textContent === 'waiting for approval'", timeout=60)
+        stages = b.eval("[...document.querySelectorAll('#stages tr[data-stage]')].map(tr => [tr.dataset.stage, tr.dataset.state])")
+        expect(stages == [["staging", "approval"], ["production", "pending"]], f"stages {stages}")
+        gate = b.eval("document.querySelector('#stages tr[data-stage=staging] li[data-gate=approval]').innerText")
+        expect("waiting" in gate, "the approval gate says " + gate)
+        expect(b.eval("!!document.getElementById('btn-pipeline-abort')"), "no Abort button")
+        b.screenshot(os.path.join(OUT, "pipeline-waiting.png"))
+        t1 = time.time()
+        b.click("#btn-pipeline-approve")
+        b.wait_for("document.getElementById('pipeline-stage').textContent === 'production' && "
+                   "document.querySelector('#stages tr[data-stage=staging]').dataset.state === 'promoted'", timeout=60)
+        a = api(f"/v1/pipelines/{p['id']}")
+        expect(a["stage"] == "production" and a["stages"][0]["approved_by"] == "ci", f"the API says {a['stage']}, approved by {a['stages'][0].get('approved_by')}")
+        b.screenshot(os.path.join(OUT, "pipeline-approved.png"))
+        return f"{time.time() - t0:.1f} s, {t1 - t0:.1f} s of them to the first wait"
+
+    @case("a viewer's token: the rollout and the pipeline are shown without their buttons")
     def _():
         b.click("#logout")
         if VIEWER:
@@ -316,6 +353,12 @@ if MODE == "check":
         expect(b.eval("document.body.dataset.role") == "viewer", "the page does not know the role")
         expect(b.eval("document.querySelectorAll('#rollout-actions button').length") == 0, "write buttons shown")
         expect(b.eval("document.getElementById('who').textContent") == "watcher (viewer)", "the name and role not shown")
+        if pipeline:
+            b.eval(f"location.hash = '#/pipeline/{pipeline['id']}'")
+            # Its second stage waits for an approval in turn.
+            b.wait_for("document.body.dataset.view === 'pipeline' && document.getElementById('pipeline-state').textContent === 'waiting for approval'", timeout=60)
+            expect(b.eval("document.querySelectorAll('button[id^=btn-pipeline]').length") == 0, "a viewer is offered Approve or Abort")
+            b.screenshot(os.path.join(OUT, "pipeline-viewer.png"))
         if not VIEWER:
             return "whoami answered by the test: this server has no token roles"
 
