@@ -299,8 +299,13 @@ test-unit: $(UNIT_BIN)
 
 INTEGRATION := $(filter-out tests/integration/boot.sh tests/integration/boot-base.sh,$(wildcard tests/integration/*.sh))
 
+# How many integration suites run at once: most of their time is spent
+# waiting on servers, not on the CPU. JOBS=1 runs them one by one.
+JOBS ?= 2
+
+## make test-integration  the shell suites of tests/integration, JOBS at a time (default 2), the longest first
 test-integration: all sample-repo $(BUILD)/bench/checkins
-	@rc=0; for t in $(INTEGRATION); do $$t || rc=1; done; exit $$rc
+	@tests/run-integration.sh -j $(JOBS) $(INTEGRATION)
 
 ## make test          everything (what CI runs); fails if a test left something running
 # The suites after check's own look for leftovers, then the last look.
