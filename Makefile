@@ -294,14 +294,16 @@ $(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(FLAGS_STAMP) | $
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
 
+# How many unit test binaries, and integration suites, run at once: most
+# of their time is spent waiting on servers, not on the CPU. JOBS=1 runs
+# them one by one.
+JOBS ?= 2
+
+## make test-unit     the unit test binaries, JOBS at a time (default 2)
 test-unit: $(UNIT_BIN)
-	@tests/run-unit.sh $(UNIT_BIN)
+	@tests/run-unit.sh -j $(JOBS) $(UNIT_BIN)
 
 INTEGRATION := $(filter-out tests/integration/boot.sh tests/integration/boot-base.sh,$(wildcard tests/integration/*.sh))
-
-# How many integration suites run at once: most of their time is spent
-# waiting on servers, not on the CPU. JOBS=1 runs them one by one.
-JOBS ?= 2
 
 ## make test-integration  the shell suites of tests/integration, JOBS at a time (default 2), the longest first
 test-integration: all sample-repo $(BUILD)/bench/checkins
