@@ -342,7 +342,8 @@ expect_fail() {
 # suite, in /tmp/slipway-test-ports.UID under flock, and a suite's are free
 # again once it has ended.
 t_port() {
-        local list=/tmp/slipway-test-ports.$(id -u)
+        local list
+        list=/tmp/slipway-test-ports.$(id -u)
         (
                 local lo=20000 hi used=" " kept=() f addr p i owner start
                 flock 9 || exit 1
