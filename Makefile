@@ -196,7 +196,7 @@ UNIT_PG_BIN := $(BUILD)/tests/test-pgserver $(BUILD)/tests/test-store-pg $(BUILD
 	$(BUILD)/tests/test-store-areas-coord $(BUILD)/tests/test-store-group-counts $(BUILD)/tests/test-hosts \
 	$(BUILD)/tests/test-coordinator $(BUILD)/tests/test-leader $(BUILD)/tests/test-migrate \
 	$(BUILD)/tests/test-replicas $(BUILD)/tests/test-filesets $(BUILD)/tests/test-rollout-files \
-	$(BUILD)/tests/test-store-pipelines
+	$(BUILD)/tests/test-store-pipelines $(BUILD)/tests/test-rollout-budgets
 $(UNIT_PG_BIN): tests/unit/pgserver.c tests/unit/pgserver.h
 $(UNIT_PG_BIN): UNIT_EXTRA_SRC := tests/unit/pgserver.c
 

@@ -534,6 +534,9 @@ int agent_load(Agent *a) {
         r = agent_state_load(a->state_path, &a->state);
         if (r < 0)
                 return log_error_errno(r, "cannot read the state file '%s': %m", a->state_path);
+        /* Every JSON line from here on names the host, so that a log
+         * search finds one host's lines (set before any thread logs). */
+        log_set_field("host", a->state.host_id);
         log_info("booted slot %c (%s), state %s", a->booted_slot, strempty(a->booted_entry),
                  phase_to_string(a->state.phase));
         if (a->api && a->state.token && api_client_set_token(a->api, a->state.token) < 0)
@@ -863,6 +866,7 @@ int agent_register(Agent *a, const char *mac, const char *secret) {
                 return -ENOMEM;
         if (!a->state.host_id || !a->state.token)
                 return log_error_errno(-EBADMSG, "registration: the server's answer lacks id or token");
+        log_set_field("host", a->state.host_id);
         log_info("registered as %s", a->state.host_id);
         return agent_save(a);
 }

@@ -13,6 +13,7 @@
 #include "install.h"
 #include "live.h"
 #include "grubcfg.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -40,8 +41,10 @@ static void help(void) {
                "  power-on             sim backend: run the firmware emulator, then `run`\n"
                "  apply-files          put the booted slot's host files in place under files-root\n"
                "                       (early at boot; `run` does it too)\n"
-               "  etc-diff [--all]     what this host changed in /etc against the image's copy:\n"
-               "                       changed, new, deleted (--all: also files the same)\n"
+               "  etc-diff [--all] [--json]\n"
+               "                       what this host changed in /etc against the image's copy:\n"
+               "                       changed, new, deleted (--all: also files the same;\n"
+               "                       --json: a JSON array of {path, change, note})\n"
                "\n"
                "Options:\n"
                "  -c, --config FILE            config file (default " AGENT_CONFIG_DEFAULT_PATH ")\n"
@@ -55,29 +58,92 @@ static void help(void) {
         printf("\nSee slipway-agent(8) and docs/agent.md.\n");
 }
 
+static char *etc_upper_path(const AgentConfig *c) {
+        return c->etc_upper ? strdup(c->etc_upper) : path_join(c->state_dir, "etc/upper");
+}
+
+typedef struct EtcDiffJson {
+        json_t *changes;
+        bool all;
+} EtcDiffJson;
+
+static int etc_diff_json_add(const char *path, EtcChange change, const char *note, void *userdata) {
+        EtcDiffJson *d = userdata;
+        json_t *o;
+
+        if (change == ETC_SAME && !d->all)
+                return 0;
+        o = json_pack("{s:s, s:s}", "path", path, "change", etc_change_to_string(change));
+        if (!o || (note && json_object_set_new(o, "note", json_string(note)) < 0) ||
+            json_array_append_new(d->changes, o) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 /* etc-diff: the /etc overlay's upper layer against the image's /etc. */
 static int print_etc_diff(const AgentConfig *c, char **args) {
-        _cleanup_free_ char *upper = c->etc_upper ? strdup(c->etc_upper) : path_join(c->state_dir, "etc/upper");
-        bool all = false;
+        _cleanup_free_ char *upper = etc_upper_path(c);
+        _cleanup_json_ json_t *changes = NULL;
+        bool all = false, json = false;
         int r;
 
         if (!upper)
                 return log_oom();
         for (char **a = args; a && *a; a++) {
-                if (!streq(*a, "--all"))
+                if (streq(*a, "--all"))
+                        all = true;
+                else if (streq(*a, "--json"))
+                        json = true;
+                else
                         return log_error_errno(-EINVAL, "etc-diff: unexpected argument '%s'", *a);
-                all = true;
         }
         if (access(c->etc_image, F_OK) < 0)
                 log_warning("the image's /etc is not at '%s': every file of the host's shows as new", c->etc_image);
-        r = etc_diff_print(upper, c->etc_image, all, stdout);
+        if (json) {
+                EtcDiffJson d = { .changes = changes = json_array(), .all = all };
+
+                r = changes ? etc_diff(upper, c->etc_image, etc_diff_json_add, &d) : -ENOMEM;
+                if (r >= 0) {
+                        r = json_dumpf(changes, stdout, JSON_INDENT(2)) < 0 ? -EIO : (int) json_array_size(changes);
+                        putchar('\n');
+                }
+        } else
+                r = etc_diff_print(upper, c->etc_image, all, stdout);
         if (r == -ENOENT)
                 return log_error_errno(r, "no /etc overlay on this host ('%s' does not exist)", upper);
         if (r < 0)
                 return log_error_errno(r, "cannot read '%s': %m", upper);
-        if (r == 0)
+        if (r == 0 && !json)
                 printf("/etc is as the image ships it\n");
         return 0;
+}
+
+static int etc_count(const char *path _unused_, EtcChange change, const char *note _unused_, void *userdata) {
+        unsigned *n = userdata;
+
+        n[change]++;
+        return 0;
+}
+
+/* The /etc line of status: whether the host has an overlay, and how much
+ * of /etc it changed. */
+static void print_etc_status(const AgentConfig *c) {
+        _cleanup_free_ char *upper = etc_upper_path(c);
+        unsigned n[_ETC_CHANGE_MAX] = {};
+        int r;
+
+        if (!upper)
+                return;
+        r = etc_diff(upper, c->etc_image, etc_count, n);
+        if (r == -ENOENT)
+                printf("etc:         no overlay (the image's /etc)\n");
+        else if (r < 0)
+                printf("etc:         cannot read '%s': %s\n", upper, strerror(-r));
+        else if (n[ETC_CHANGED] + n[ETC_NEW] + n[ETC_DELETED] == 0)
+                printf("etc:         overlay, as the image ships it\n");
+        else
+                printf("etc:         overlay, %u changed, %u new, %u deleted (slipway-agent etc-diff)\n",
+                       n[ETC_CHANGED], n[ETC_NEW], n[ETC_DELETED]);
 }
 
 static int print_status(Agent *a) {
@@ -104,6 +170,7 @@ static int print_status(Agent *a) {
                a->state.message ? ": " : "", strempty(a->state.message));
         if (a->state.failed_image)
                 printf("failed:      %.12s: %s\n", a->state.failed_image, strempty(a->state.failed_reason));
+        print_etc_status(&a->config);
         fflush(stdout);
         a->boot->describe(a, stdout);
         return 0;
@@ -183,7 +250,8 @@ static int parse_args(int argc, char **argv, Args *a) {
         /* Options after the command would otherwise be taken as its
          * arguments, or silently ignored. */
         for (char **c = a->command ? a->command + 1 : NULL; r >= 0 && c && *c; c++)
-                if (startswith(*c, "-") && !(streq(a->command[0], "etc-diff") && streq(*c, "--all")))
+                if (startswith(*c, "-") &&
+                    !(streq(a->command[0], "etc-diff") && (streq(*c, "--all") || streq(*c, "--json"))))
                         r = log_error_errno(-EINVAL, "option '%s' after the command '%s': options go before it", *c,
                                             a->command[0]);
         return r < 0 ? r : 0;

@@ -59,8 +59,30 @@ static enum MHD_Result handle_files_list(Request *req) {
         if (r >= 0)
                 r = store_file_set_list(tx, &rows, &n);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                json_t *v = file_set_version_json(rows[i].name, rows[i].seq, rows[i].digest, rows[i].spec,
-                                                  rows[i].actor, rows[i].created);
+                _cleanup_(file_set_row_release) FileSetRow live = {};
+                const FileSetRow *shown = &rows[i];
+                json_t *v;
+
+                /* A held deletion: what hosts still get is the live version,
+                 * shown with the version that deletes it. */
+                if (!rows[i].spec) {
+                        int64_t seq = 0;
+
+                        r = store_file_set_live_get(tx, rows[i].name, &seq);
+                        if (r >= 0)
+                                r = store_file_set_get(tx, rows[i].name, seq, &live);
+                        if (r < 0)
+                                break;
+                        shown = &live;
+                }
+                v = file_set_version_json(shown->name, shown->seq, shown->digest, shown->spec, shown->actor,
+                                          shown->created);
+                if (v && !rows[i].spec &&
+                    (json_object_set_new(v, "version", json_integer(rows[i].seq)) < 0 ||
+                     json_object_set_new(v, "deleted", json_true()) < 0)) {
+                        json_decref(v);
+                        v = NULL;
+                }
                 if (v)
                         r = rollout_state_json(tx, rows[i].name, v);
                 /* The list names the files; their contents are in GET

@@ -7,6 +7,7 @@
 #include "routes.h"
 #include "server.h"
 #include "leader.h"
+#include "metrics-text.h"
 #include "store-instances.h"
 #include "store-stats.h"
 #include "util.h"
@@ -15,23 +16,6 @@
 #ifndef SLIPWAY_VERSION
 #define SLIPWAY_VERSION "0.1"
 #endif
-
-/* Writes s as a Prometheus label value, quoted: backslash, quote and
- * newline escaped; "none" for NULL or empty, as no label value is empty. */
-static void label_put(FILE *f, const char *s) {
-        if (isempty(s))
-                s = "none";
-        fputc('"', f);
-        for (; *s; s++) {
-                if (*s == '\\' || *s == '"')
-                        fputc('\\', f);
-                if (*s == '\n')
-                        fputs("\\n", f);
-                else
-                        fputc(*s, f);
-        }
-        fputc('"', f);
-}
 
 /* "# HELP" and "# TYPE" of a metric: printed also when it has no sample,
  * so that a scrape names every metric there is. */
@@ -43,7 +27,7 @@ static void family(FILE *f, const char *metric, const char *type, const char *he
 static void counts_put(FILE *f, const char *metric, const char *label, const StatsCount *l, size_t n) {
         for (size_t k = 0; k < n; k++) {
                 fprintf(f, "%s{%s=", metric, label);
-                label_put(f, l[k].key);
+                metrics_label_put(f, l[k].key);
                 fprintf(f, "} %lld\n", (long long) l[k].n);
         }
 }
@@ -53,7 +37,7 @@ static void rollout_put(FILE *f, const char *metric, int64_t id, const char *lab
         fprintf(f, "%s{rollout=\"%lld\"", metric, (long long) id);
         if (label) {
                 fprintf(f, ",%s=", label);
-                label_put(f, value);
+                metrics_label_put(f, value);
         }
         fprintf(f, "} %lld\n", (long long) n);
 }
@@ -61,7 +45,7 @@ static void rollout_put(FILE *f, const char *metric, int64_t id, const char *lab
 /* Writes metric{group="key=value"} n. */
 static void group_put(FILE *f, const char *metric, const char *group, int64_t n) {
         fprintf(f, "%s{group=", metric);
-        label_put(f, group);
+        metrics_label_put(f, group);
         fprintf(f, "} %lld\n", (long long) n);
 }
 
@@ -79,10 +63,71 @@ static void windows_put(FILE *f, const StatsRollout *ro, uint64_t now) {
                 if (window_parse(json_string_value(v), &start, &end) < 0)
                         continue;
                 fprintf(f, "slipway_rollout_window_open{rollout=\"%lld\",selector=", (long long) ro->id);
-                label_put(f, sel);
+                metrics_label_put(f, sel);
                 fprintf(f, "} %d\n", window_wait(start, end, now) == 0 ? 1 : 0);
         }
         json_decref(spec);
+}
+
+static const char *const pipeline_states[] = { "running", "done", "failed", "aborted" };
+static const char *const pipeline_phases[] = { "rolling", "baking", "approval" };
+
+/* Writes metric{pipeline="id"[,label="value"]} n. */
+static void pipeline_put(FILE *f, const char *metric, int64_t id, const char *label, const char *value, int64_t n) {
+        fprintf(f, "%s{pipeline=\"%lld\"", metric, (long long) id);
+        if (label) {
+                fprintf(f, ",%s=", label);
+                metrics_label_put(f, value);
+        }
+        fprintf(f, "} %lld\n", (long long) n);
+}
+
+/* The running pipelines and those that finished within a day: what each
+ * is, its stage of its stages, its state and, while it runs, its phase. */
+static void pipelines_print(FILE *f, const OpsStats *o) {
+        family(f, "slipway_pipeline_info", "gauge",
+               "Each running pipeline, and each that finished within a day (always 1): its name, image and "
+               "current stage's name.");
+        for (size_t k = 0; k < o->n_pipelines; k++) {
+                const StatsPipeline *p = &o->pipelines[k];
+                _cleanup_json_ json_t *spec = json_loads(p->spec, 0, NULL);
+                json_t *stage = json_array_get(json_object_get(spec, "stages"), (size_t) p->stage);
+
+                fprintf(f, "slipway_pipeline_info{pipeline=\"%lld\",name=", (long long) p->id);
+                metrics_label_put(f, p->name);
+                fputs(",image=", f);
+                metrics_label_put(f, p->image);
+                fputs(",stage=", f);
+                metrics_label_put(f, json_string_value(json_object_get(stage, "name")));
+                fputs("} 1\n", f);
+        }
+        family(f, "slipway_pipeline_stage", "gauge", "The current stage of a pipeline (from 1).");
+        for (size_t k = 0; k < o->n_pipelines; k++)
+                pipeline_put(f, "slipway_pipeline_stage", o->pipelines[k].id, NULL, NULL, o->pipelines[k].stage + 1);
+        family(f, "slipway_pipeline_stages", "gauge", "The stages of a pipeline.");
+        for (size_t k = 0; k < o->n_pipelines; k++) {
+                _cleanup_json_ json_t *spec = json_loads(o->pipelines[k].spec, 0, NULL);
+
+                pipeline_put(f, "slipway_pipeline_stages", o->pipelines[k].id, NULL, NULL,
+                             (int64_t) json_array_size(json_object_get(spec, "stages")));
+        }
+        family(f, "slipway_pipeline_state", "gauge",
+               "1 for the state a pipeline is in (running, done, failed, aborted), 0 for the others.");
+        for (size_t k = 0; k < o->n_pipelines; k++)
+                for (size_t j = 0; j < ELEMENTSOF(pipeline_states); j++)
+                        pipeline_put(f, "slipway_pipeline_state", o->pipelines[k].id, "state", pipeline_states[j],
+                                     streq(o->pipelines[k].state, pipeline_states[j]));
+        family(f, "slipway_pipeline_phase", "gauge",
+               "1 for the phase a running pipeline's stage is in (rolling, baking, approval), 0 for the others.");
+        for (size_t k = 0; k < o->n_pipelines; k++) {
+                const StatsPipeline *p = &o->pipelines[k];
+
+                if (!streq(p->state, "running"))
+                        continue;
+                for (size_t j = 0; j < ELEMENTSOF(pipeline_phases); j++)
+                        pipeline_put(f, "slipway_pipeline_phase", p->id, "phase", pipeline_phases[j],
+                                     streq(p->phase, pipeline_phases[j]));
+        }
 }
 
 /* The rollouts, budgets, leases and hosts operators alert on, from the
@@ -118,11 +163,11 @@ static void ops_print(FILE *f, const FleetStats *st, const OpsStats *o, const St
                 _cleanup_json_ json_t *spec = json_loads(ro->spec, 0, NULL);
 
                 fprintf(f, "slipway_rollout_info{rollout=\"%lld\",kind=", (long long) ro->id);
-                label_put(f, ro->kind);
+                metrics_label_put(f, ro->kind);
                 fputs(",image=", f);
-                label_put(f, json_string_value(json_object_get(spec, "image")));
+                metrics_label_put(f, json_string_value(json_object_get(spec, "image")));
                 fputs(",state=", f);
-                label_put(f, ro->state);
+                metrics_label_put(f, ro->state);
                 fputs("} 1\n", f);
         }
         family(f, "slipway_rollout_paused", "gauge", "1 while a running or paused rollout is paused, else 0.");
@@ -147,6 +192,8 @@ static void ops_print(FILE *f, const FleetStats *st, const OpsStats *o, const St
                "1 while a reboot window of a running or paused rollout is open, else 0.");
         for (size_t k = 0; k < o->n_active; k++)
                 windows_put(f, &o->active[k], now);
+
+        pipelines_print(f, o);
 
         family(f, "slipway_group_hosts", "gauge", "The members of a budgeted group.");
         for (size_t k = 0; k < o->n_groups; k++)
@@ -186,26 +233,27 @@ static void ops_print(FILE *f, const FleetStats *st, const OpsStats *o, const St
  * how often that changed, and each registered instance up or stale. */
 static void instances_print(FILE *f, const Leader *lead, const Instance *l, size_t n) {
         if (lead) {
-                _cleanup_free_ char *name = json_escape_string(leader_name(lead));
-
+                fputs("# HELP slipway_instance_info This instance: its name and version.\n"
+                      "# TYPE slipway_instance_info gauge\nslipway_instance_info{instance=",
+                      f);
+                metrics_label_put(f, leader_name(lead));
                 fprintf(f,
-                        "# HELP slipway_instance_info This instance: its name and version.\n"
-                        "# TYPE slipway_instance_info gauge\nslipway_instance_info{instance=%s,version=\"%s\"} 1\n"
+                        ",version=\"%s\"} 1\n"
                         "# HELP slipway_coordinator_leader 1 while this instance coordinates, else 0.\n"
                         "# TYPE slipway_coordinator_leader gauge\nslipway_coordinator_leader %d\n"
                         "# HELP slipway_coordinator_leader_changes_total Times this instance took or lost the "
                         "coordinator's lease.\n"
                         "# TYPE slipway_coordinator_leader_changes_total counter\n"
                         "slipway_coordinator_leader_changes_total %" PRIu64 "\n",
-                        name ? name : "\"\"", SLIPWAY_VERSION, leader_leading(lead) ? 1 : 0, leader_changes(lead));
+                        SLIPWAY_VERSION, leader_leading(lead) ? 1 : 0, leader_changes(lead));
         }
         fputs("# HELP slipway_instance_up The registered instances: 1 while one beats, 0 once it is stale.\n"
               "# TYPE slipway_instance_up gauge\n",
               f);
         for (size_t k = 0; k < n; k++) {
-                _cleanup_free_ char *esc = json_escape_string(l[k].name);
-                fprintf(f, "slipway_instance_up{instance=%s} %d\n", esc ? esc : "\"\"",
-                        l[k].heartbeat_age > INSTANCE_STALE_MS ? 0 : 1);
+                fputs("slipway_instance_up{instance=", f);
+                metrics_label_put(f, l[k].name);
+                fprintf(f, "} %d\n", l[k].heartbeat_age > INSTANCE_STALE_MS ? 0 : 1);
         }
 }
 

@@ -21,6 +21,22 @@ static enum MHD_Result reply_pipeline_error(Request *req, int r, char *error) {
         return res;
 }
 
+/* A spec that names no Prometheus gets slipwayd.conf's ([pipelines]
+ * prometheus), kept with it: the pipeline queries the one it started with,
+ * whichever instance leads later. */
+static int spec_default_prometheus(Server *s, json_t *spec) {
+        const ServerConfig *c;
+        int r = 0;
+
+        if (!json_is_object(spec) || json_object_get(spec, "prometheus"))
+                return 0;
+        c = config_get(s);
+        if (c->pipeline_prometheus)
+                r = json_object_set_new(spec, "prometheus", json_string(c->pipeline_prometheus)) < 0 ? -ENOMEM : 0;
+        config_put(s);
+        return r;
+}
+
 static enum MHD_Result handle_pipeline_start(Request *req) {
         enum MHD_Result result;
         CoordConfig cc = server_coord_config(req->server);
@@ -32,6 +48,11 @@ static enum MHD_Result handle_pipeline_start(Request *req) {
         spec = request_json(req, NULL, &result);
         if (!spec)
                 return result;
+        r = spec_default_prometheus(req->server, spec);
+        if (r < 0) {
+                json_decref(spec);
+                return reply_errno(req, r, "pipeline");
+        }
         _cleanup_store_tx_ StoreTx *tx = NULL;
         r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
         if (r >= 0)

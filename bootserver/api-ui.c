@@ -1,7 +1,10 @@
 /* The fleet page: its files (built in, ui-assets.h), the fleet's matrix
- * over two label keys (GET /v1/fleet) and the live stream of events
- * (GET /v1/events, events.h). docs/operations.md, "The fleet page". */
+ * over two label keys (GET /v1/fleet, a window of its columns and rows at
+ * a time) and the live stream of events (GET /v1/events, events.h).
+ * docs/operations.md, "The fleet page". */
+#include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "events.h"
@@ -49,8 +52,13 @@ static void count_in(json_t *o, const char *key, json_int_t n) {
         json_object_set_new(o, key, json_integer(v ? json_integer_value(v) + n : n));
 }
 
+/* The columns or rows a matrix sends at most, and unless asked. */
+#define AXIS_MAX 1000
+#define AXIS_DEFAULT 100
+
 typedef struct FleetCount {
         json_t *fleet;
+        json_t *xs, *ys; /* value -> hosts, of each axis */
         json_t *cells;   /* "x\ty" -> {"version\tstate": count} */
         char **holders;  /* hosts with a lease, for their labels */
         size_t n;
@@ -71,6 +79,8 @@ static int fleet_add(const FleetRow *h, void *userdata) {
                         return -ENOMEM;
         }
         count_in(c, vs, 1);
+        count_in(fc->xs, h->x, 1);
+        count_in(fc->ys, h->y, 1);
         count_in(json_object_get(fc->fleet, "versions"), h->version, 1);
         count_in(json_object_get(fc->fleet, "states"), h->state, 1);
         if (h->has_lease) {
@@ -113,18 +123,87 @@ static int fleet_lease_labels(StoreTx *tx, FleetCount *fc) {
         return 0;
 }
 
-/* The cells map as a list: [{"x", "y", "total", "by": [{"version",
- * "state", "count"}]}]. */
-static json_t *cells_to_list(json_t *cells) {
+/* Compares as people read "r2" before "r10": runs of digits by their
+ * value, the rest byte by byte. */
+static int natural_cmp(const char *a, const char *b) {
+        while (*a && *b) {
+                if (isdigit((unsigned char) *a) && isdigit((unsigned char) *b)) {
+                        size_t la, lb;
+                        int c;
+
+                        while (*a == '0' && isdigit((unsigned char) a[1]))
+                                a++;
+                        while (*b == '0' && isdigit((unsigned char) b[1]))
+                                b++;
+                        for (la = 0; isdigit((unsigned char) a[la]); la++)
+                                ;
+                        for (lb = 0; isdigit((unsigned char) b[lb]); lb++)
+                                ;
+                        if (la != lb)
+                                return la < lb ? -1 : 1;
+                        c = strncmp(a, b, la);
+                        if (c != 0)
+                                return c;
+                        a += la;
+                        b += lb;
+                        continue;
+                }
+                if (*a != *b)
+                        return (unsigned char) *a < (unsigned char) *b ? -1 : 1;
+                a++;
+                b++;
+        }
+        return *a ? 1 : *b ? -1 : 0;
+}
+
+/* "r01" and "r1" are equal to natural_cmp(): byte order decides. */
+static int natural_cmp_p(const void *a, const void *b) {
+        const char *x = *(const char *const *) a, *y = *(const char *const *) b;
+        int c = natural_cmp(x, y);
+
+        return c ? c : strcmp(x, y);
+}
+
+/* The values of an axis (the keys of counts) in natural order, from offset,
+ * at most limit: a list, and *ret_in the same as a set. */
+static json_t *axis_window(json_t *counts, uint64_t offset, uint64_t limit, json_t **ret_in) {
+        size_t n = json_object_size(counts), k = 0;
+        _cleanup_free_ const char **v = calloc(n ? n : 1, sizeof *v);
+        json_t *list = json_array(), *in = json_object(), *c;
+        const char *key;
+
+        if (!v || !list || !in) {
+                json_decref(list);
+                json_decref(in);
+                return NULL;
+        }
+        json_object_foreach(counts, key, c)
+                v[k++] = key;
+        qsort(v, n, sizeof *v, natural_cmp_p);
+        for (size_t i = offset; i < n && i - offset < limit; i++) {
+                json_array_append_new(list, json_string(v[i]));
+                json_object_set_new(in, v[i], json_true());
+        }
+        *ret_in = in;
+        return list;
+}
+
+/* The cells of the window (xin by yin) as a list: [{"x", "y", "total",
+ * "by": [{"version", "state", "count"}]}]. */
+static json_t *cells_to_list(json_t *cells, json_t *xin, json_t *yin) {
         json_t *list = json_array(), *c;
         const char *key;
 
         json_object_foreach(cells, key, c) {
                 const char *tab = strchr(key, '\t');
-                json_t *by = json_array(), *n;
+                _cleanup_free_ char *x = strndup(key, (size_t) (tab - key));
+                json_t *by, *n;
                 const char *vs;
                 json_int_t total = 0;
 
+                if (!x || !json_object_get(xin, x) || !json_object_get(yin, tab + 1))
+                        continue;
+                by = json_array();
                 json_object_foreach(c, vs, n) {
                         const char *t = strchr(vs, '\t');
 
@@ -132,15 +211,43 @@ static json_t *cells_to_list(json_t *cells) {
                                                             "state", t + 1, "count", json_integer_value(n)));
                         total += json_integer_value(n);
                 }
-                json_array_append_new(list, json_pack("{s:s%, s:s, s:I, s:o}", "x", key, (size_t) (tab - key), "y",
-                                                      tab + 1, "total", total, "by", by));
+                json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:o}", "x", x, "y", tab + 1, "total", total,
+                                                      "by", by));
         }
         return list;
+}
+
+/* Reads the query's argument name into *ret (def when absent); false when
+ * it is not a number up to max. */
+static bool axis_arg(Request *req, const char *name, uint64_t def, uint64_t max, uint64_t *ret) {
+        const char *v = request_arg(req, name);
+
+        *ret = def;
+        return !v || (safe_atou64(v, ret) >= 0 && *ret <= max);
+}
+
+/* Puts the window of one axis ("x" or "y") into the answer. */
+static int axis_put(json_t *fleet, const char *axis, json_t *counts, uint64_t offset, uint64_t limit,
+                    json_t **ret_in) {
+        char name[16];
+        json_t *list = axis_window(counts, offset, limit, ret_in);
+
+        if (!list)
+                return -ENOMEM;
+        snprintf(name, sizeof name, "%ss", axis);
+        json_object_set_new(fleet, name, list);
+        snprintf(name, sizeof name, "%s_total", axis);
+        json_object_set_new(fleet, name, json_integer((json_int_t) json_object_size(counts)));
+        snprintf(name, sizeof name, "%s_offset", axis);
+        json_object_set_new(fleet, name, json_integer((json_int_t) offset));
+        return 0;
 }
 
 static enum MHD_Result handle_fleet(Request *req) {
         const char *x = request_arg(req, "x") ?: "service", *y = request_arg(req, "y") ?: "rack";
         _cleanup_store_tx_ StoreTx *tx = NULL;
+        json_t *xin = NULL, *yin = NULL;
+        uint64_t xoff, xlim, yoff, ylim;
         FleetCount fc = {};
         int r;
 
@@ -148,10 +255,17 @@ static enum MHD_Result handle_fleet(Request *req) {
                 return reply_error(req, KIND_INVALID_VALUE, "'x': not a label key: \"%s\"", x);
         if (!label_valid(y))
                 return reply_error(req, KIND_INVALID_VALUE, "'y': not a label key: \"%s\"", y);
+        if (!axis_arg(req, "x_offset", 0, UINT32_MAX, &xoff) || !axis_arg(req, "y_offset", 0, UINT32_MAX, &yoff))
+                return reply_error(req, KIND_INVALID_VALUE, "'x_offset', 'y_offset': expected a non-negative integer");
+        if (!axis_arg(req, "x_limit", AXIS_DEFAULT, AXIS_MAX, &xlim) ||
+            !axis_arg(req, "y_limit", AXIS_DEFAULT, AXIS_MAX, &ylim))
+                return reply_error(req, KIND_INVALID_VALUE, "'x_limit', 'y_limit': expected 0..%d", AXIS_MAX);
         fc.fleet = json_pack("{s:s, s:s, s:{}, s:{}, s:{}, s:[], s:[]}", "x", x, "y", y, "versions", "states", "keys",
                              "leases", "quarantined");
         fc.cells = json_object();
-        if (!fc.fleet || !fc.cells)
+        fc.xs = json_object();
+        fc.ys = json_object();
+        if (!fc.fleet || !fc.cells || !fc.xs || !fc.ys)
                 r = -ENOMEM;
         else
                 r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
@@ -163,15 +277,24 @@ static enum MHD_Result handle_fleet(Request *req) {
                 r = fleet_lease_labels(tx, &fc);
         store_tx_rollback(&tx);
         strv_free(fc.holders);
+        if (r >= 0)
+                r = axis_put(fc.fleet, "x", fc.xs, xoff, xlim, &xin);
+        if (r >= 0)
+                r = axis_put(fc.fleet, "y", fc.ys, yoff, ylim, &yin);
+        if (r >= 0) {
+                json_object_set_new(fc.fleet, "hosts", json_integer((json_int_t) fc.n));
+                json_object_set_new(fc.fleet, "cells", cells_to_list(fc.cells, xin, yin));
+                json_object_set_new(fc.fleet, "now", json_integer((json_int_t) req->now));
+        }
+        json_decref(xin);
+        json_decref(yin);
+        json_decref(fc.cells);
+        json_decref(fc.xs);
+        json_decref(fc.ys);
         if (r < 0) {
                 json_decref(fc.fleet);
-                json_decref(fc.cells);
                 return reply_errno(req, r, "fleet");
         }
-        json_object_set_new(fc.fleet, "hosts", json_integer((json_int_t) fc.n));
-        json_object_set_new(fc.fleet, "cells", cells_to_list(fc.cells));
-        json_object_set_new(fc.fleet, "now", json_integer((json_int_t) req->now));
-        json_decref(fc.cells);
         return reply_json(req, 200, fc.fleet);
 }
 

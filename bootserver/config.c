@@ -45,6 +45,8 @@ static const ConfKey keys[] = {
           "a reboot lease expires unless renewed (900)" },
         { "server", "heartbeat-timeout", "heartbeat-timeout", CONF_UINT, F(heartbeat_timeout), "SEC",
           "a host is unreachable after this long without a check-in (3 check-ins)" },
+        { "server", "events-poll", "events-poll", CONF_UINT, F(events_poll), "SEC",
+          "the event stream reads the audit log this often besides when told of new entries (5)" },
         { "server", "max-json", "max-json", CONF_SIZE, F(max_json), "SIZE", "cap on JSON request bodies (1M)" },
         { "server", "max-blob", "max-blob", CONF_SIZE, F(max_blob), "SIZE", "cap on an uploaded blob (16G)" },
         { "server", "threads", "threads", CONF_UINT, F(threads), "N", "HTTP worker threads (one per CPU, at least 2)" },
@@ -55,6 +57,8 @@ static const ConfKey keys[] = {
           "one JSON object per log line (yes); log-format wins when set" },
         { "server", "log-format", "log-format", CONF_STRING, F(log_format), "FORMAT",
           "json (one JSON object per line) or text (plain lines); unset: as log-json says" },
+        { "pipelines", "prometheus", "pipeline-prometheus", CONF_STRING, F(pipeline_prometheus), "URL",
+          "the site's Prometheus, for the gates of a pipeline whose file names none" },
         { "dhcp", "mode", "dhcp-mode", CONF_STRING, F(dhcp_mode), "MODE", "off, proxy or full (off)" },
         { "dhcp", "interface", "dhcp-interface", CONF_STRING, F(dhcp_interface), "IFACE",
           "interface dnsmasq answers on" },
@@ -87,6 +91,7 @@ int server_config_init(ServerConfig *c) {
                 .checkin_interval = 30,
                 .lease_ttl = 900,
                 .leader_ttl = LEADER_TTL_DEFAULT_SEC,
+                .events_poll = 5,
                 .max_json = 1024 * 1024,
                 .max_blob = 16ULL << 30,
                 .threads = default_threads(),
@@ -283,6 +288,12 @@ int server_config_check(const ServerConfig *c) {
         if (c->leader_ttl < 2 || c->leader_ttl > 3600)
                 return fail(c, leader_ttl, "leader-ttl: %llu is outside 2..3600 seconds (renewed every second)",
                             (unsigned long long) c->leader_ttl);
+        if (c->pipeline_prometheus && !startswith(c->pipeline_prometheus, "http://") &&
+            !startswith(c->pipeline_prometheus, "https://"))
+                return fail(c, pipeline_prometheus, "prometheus: not an http(s) URL: \"%s\"", c->pipeline_prometheus);
+        if (c->events_poll < 1 || c->events_poll > 3600)
+                return fail(c, events_poll, "events-poll: %llu is outside 1..3600 seconds",
+                            (unsigned long long) c->events_poll);
         if (dhcp_mode_from_string(c->dhcp_mode) < 0)
                 return fail(c, dhcp_mode, "dhcp mode: expected off, proxy or full, got \"%s\"",
                             strempty(c->dhcp_mode));

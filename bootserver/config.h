@@ -33,12 +33,15 @@ typedef struct ServerConfig {
         uint64_t threads;
         char *instance;        /* name among the instances; NULL = HOST:PORT */
         uint64_t leader_ttl;   /* seconds the coordinator's leader lease lasts */
+        uint64_t events_poll;  /* seconds between the event stream's reads when nothing is announced */
         uint64_t replicas;     /* copies of a pushed image's blobs before it is visible; 0 = automatic */
         char *log_level;
         bool log_json;
         char *log_format; /* "json", "text", or NULL: as log_json says */
         /* [state] */
         char *database;        /* PostgreSQL connection string; NULL = sqlite in state_dir */
+        /* [pipelines] */
+        char *pipeline_prometheus; /* a pipeline's Prometheus when its spec names none */
         /* [dhcp] */
         char *dhcp_mode;       /* off | proxy | full */
         char *dhcp_interface;

@@ -19,6 +19,7 @@ static const char *const lease_refusal_names[_LEASE_REFUSAL_MAX] = {
         [LEASE_REFUSAL_WINDOW] = "window",
         [LEASE_REFUSAL_QUARANTINED] = "quarantined",
         [LEASE_REFUSAL_GROUP_MOVE] = "group-move",
+        [LEASE_REFUSAL_ROLLOUT_BUDGET] = "rollout-budget",
 };
 
 const char *lease_refusal_to_string(LeaseRefusal r) {
@@ -53,6 +54,39 @@ int budget_parse_json(json_t *v, int64_t *ret_count, int64_t *ret_pct) {
         return -EINVAL;
 }
 
+int budget_from_json(json_t *v, Budget *ret) {
+        Budget b = { .max_unavailable = -1, .max_unavailable_pct = -1, .min_available = -1 };
+        json_t *mu, *ma;
+
+        if (!json_is_object(v))
+                return budget_parse_json(v, &b.max_unavailable, &b.max_unavailable_pct) < 0 ? -EINVAL
+                                                                                            : (*ret = b, 0);
+        mu = json_object_get(v, "max_unavailable");
+        ma = json_object_get(v, "min_available");
+        if (json_object_size(v) != 1 || !!mu == !!ma)
+                return -EINVAL;
+        if (mu)
+                return budget_parse_json(mu, &b.max_unavailable, &b.max_unavailable_pct) < 0 ? -EINVAL
+                                                                                             : (*ret = b, 0);
+        if (!json_is_integer(ma) || json_integer_value(ma) < 0 || json_integer_value(ma) > INT32_MAX)
+                return -EINVAL;
+        b.min_available = json_integer_value(ma);
+        *ret = b;
+        return 0;
+}
+
+int rollout_budget_for_group(json_t *budgets, const char *key, const char *value, Budget *ret) {
+        _cleanup_free_ char *group = strdup_printf("%s=%s", key, value);
+        json_t *v;
+
+        if (!group)
+                return -ENOMEM;
+        v = json_object_get(budgets, group) ?: json_object_get(budgets, key);
+        if (!v)
+                return 0;
+        return budget_from_json(v, ret) < 0 ? -EINVAL : 1;
+}
+
 int64_t budget_allowed(const Budget *b, int64_t n) {
         if (b->max_unavailable >= 0)
                 return b->max_unavailable;
@@ -65,7 +99,7 @@ int64_t budget_allowed(const Budget *b, int64_t n) {
         return n;
 }
 
-static void budget_describe(const Budget *b, char *buf, size_t size) {
+void budget_describe(const Budget *b, char *buf, size_t size) {
         if (b->max_unavailable >= 0)
                 snprintf(buf, size, "max_unavailable %" PRIi64, b->max_unavailable);
         else if (b->max_unavailable_pct >= 0)
@@ -140,59 +174,169 @@ int coord_host_unavailable(StoreTx *tx, const CoordConfig *c, const char *host, 
         return store_coord_host_unavailable(tx, host, now, c->heartbeat_timeout);
 }
 
-/* Checks every group of host against its budget. Returns 1 when all stay
- * within, 0 with the refusal filled in, negative on errors: a group not
+/* The budgets of the rollouts host is on its way in, each read from its
+ * spec. A rollout whose budgets do not read (a stored spec from before a
+ * change of the parser) is kept with its object NULL: it refuses. */
+typedef struct HostBudgets {
+        int64_t rollout;
+        json_t *budgets;
+} HostBudgets;
+
+static void host_budgets_free(HostBudgets *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                json_decref(l[i].budgets);
+        free(l);
+}
+
+static int host_budgets_get(StoreTx *tx, const char *host, HostBudgets **ret, size_t *ret_n) {
+        HostRolloutBudgets *rb = NULL;
+        HostBudgets *l;
+        size_t n = 0;
+        int r;
+
+        r = store_coord_host_rollout_budgets(tx, host, &rb, &n);
+        if (r < 0)
+                return r;
+        l = n > 0 ? calloc(n, sizeof *l) : NULL;
+        if (n > 0 && !l) {
+                host_rollout_budgets_free(rb, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_t *j = rb[i].budgets ? json_loads(rb[i].budgets, JSON_DECODE_ANY, NULL) : NULL;
+                l[i].rollout = rb[i].rollout;
+                l[i].budgets = json_is_object(j) ? j : (json_decref(j), NULL);
+        }
+        host_rollout_budgets_free(rb, n);
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* The budget of the rollouts in rb that holds for group key=value, the
+ * tightest for a group of n hosts. Returns 1 with *ret and *ret_rollout
+ * set, 0 when none of them budgets the group, -EINVAL with *ret_rollout
+ * naming a rollout whose budgets do not read, or -ENOMEM. */
+static int rollouts_budget(const HostBudgets *rb, size_t n_rb, const char *key, const char *value, int64_t n,
+                           Budget *ret, int64_t *ret_rollout) {
+        int found = 0;
+
+        for (size_t k = 0; k < n_rb; k++) {
+                Budget b;
+                int q = rb[k].budgets ? rollout_budget_for_group(rb[k].budgets, key, value, &b) : -EINVAL;
+
+                if (q == -EINVAL)
+                        *ret_rollout = rb[k].rollout;
+                if (q < 0)
+                        return q;
+                if (q > 0 && (!found || budget_allowed(&b, n) < budget_allowed(ret, n))) {
+                        *ret = b;
+                        *ret_rollout = rb[k].rollout;
+                        found = 1;
+                }
+        }
+        return found;
+}
+
+/* Checks every group of host against the site's budget for it and the
+ * budgets of the rollouts host is on its way in: the group's unavailable
+ * members other than host, plus one, must be within the smaller allowed
+ * number. Returns 1 when all stay within, 0 with the refusal filled in
+ * (naming the budget that stopped it), negative on errors: a group not
  * checked is no group within its budget. */
 static int check_budgets(StoreTx *tx, const CoordConfig *c, const char *host, uint64_t now, LeaseDecision *d) {
         HostGroup *groups = NULL;
-        size_t n_groups = 0;
+        HostBudgets *rb = NULL;
+        size_t n_groups = 0, n_rb = 0;
+        bool refused = false;
         int r;
 
         r = store_coord_host_groups(tx, host, &groups, &n_groups);
-        if (r < 0)
-                return r;
-        r = 1;
-        for (size_t i = 0; r > 0 && i < n_groups; i++) {
+        if (r >= 0)
+                r = host_budgets_get(tx, host, &rb, &n_rb);
+        for (size_t i = 0; r >= 0 && i < n_groups; i++) {
                 const char *key = groups[i].key, *value = groups[i].value;
-                int64_t n, down, allowed;
-                Budget b = {};
+                int64_t n = 0, down, allowed, ro_id = 0;
+                Budget site = {}, ro = {};
+                int has_site, has_ro;
                 char desc[64];
 
-                r = store_budget_for_group(tx, key, value, &b);
-                if (r <= 0) {
-                        r = r < 0 ? r : 1; /* no budget: no limit */
-                        continue;
+                has_site = r = store_budget_for_group(tx, key, value, &site);
+                if (r < 0)
+                        break;
+                /* Whether a rollout budgets the group at all (any n will do). */
+                has_ro = r = rollouts_budget(rb, n_rb, key, value, 0, &ro, &ro_id);
+                if (r == -EINVAL) {
+                        d->refusal = LEASE_REFUSAL_ROLLOUT_BUDGET;
+                        d->group = strdup_printf("%s=%s", key, value);
+                        d->reason = strdup_printf("the budgets in rollout %" PRIi64 "'s stored spec are not valid", ro_id);
+                        d->retry_after = c->retry_after;
+                        refused = true;
+                        break;
                 }
+                if (r < 0)
+                        break;
+                if (!has_site && !has_ro)
+                        continue; /* no budget: no limit */
                 r = store_group_unavailable(tx, key, value, host, now, c->heartbeat_timeout, &n, &down);
                 if (r < 0)
+                        break;
+                if (has_ro)
+                        (void) rollouts_budget(rb, n_rb, key, value, n, &ro, &ro_id);
+                /* The rollout's budget only tightens: the smaller wins, the
+                 * site's when they allow the same. */
+                if (has_ro && (!has_site || budget_allowed(&ro, n) < budget_allowed(&site, n))) {
+                        allowed = budget_allowed(&ro, n);
+                        budget_describe(&ro, desc, sizeof desc);
+                } else {
+                        allowed = budget_allowed(&site, n);
+                        budget_describe(&site, desc, sizeof desc);
+                        ro_id = 0;
+                }
+                if (down + 1 <= allowed)
                         continue;
-                allowed = budget_allowed(&b, n);
-                r = down + 1 <= allowed;
-                if (r > 0)
-                        continue;
-                budget_describe(&b, desc, sizeof desc);
-                d->refusal = LEASE_REFUSAL_BUDGET;
+                d->refusal = ro_id > 0 ? LEASE_REFUSAL_ROLLOUT_BUDGET : LEASE_REFUSAL_BUDGET;
                 d->group = strdup_printf("%s=%s", key, value);
-                d->reason = strdup_printf("group %s=%s: %" PRIi64 " of %" PRIi64 " hosts are down and %s allows %" PRIi64,
-                                          key, value, down, n, desc, allowed);
+                if (ro_id > 0)
+                        d->reason = strdup_printf("group %s=%s: %" PRIi64 " of %" PRIi64 " hosts are down and rollout %" PRIi64
+                                                  "'s budget %s allows %" PRIi64,
+                                                  key, value, down, n, ro_id, desc, allowed);
+                else
+                        d->reason = strdup_printf("group %s=%s: %" PRIi64 " of %" PRIi64
+                                                  " hosts are down and %s allows %" PRIi64,
+                                                  key, value, down, n, desc, allowed);
                 d->retry_after = c->retry_after;
+                refused = true;
+                break;
         }
+        host_budgets_free(rb, n_rb);
         host_group_list_free(groups, n_groups);
-        return r;
+        if (refused)
+                return 0;
+        return r < 0 ? r : 1;
 }
 
-int coord_group_allowed(StoreTx *tx, const char *key, const char *value, int64_t *ret) {
-        Budget b = {};
+int coord_group_allowed(StoreTx *tx, const char *key, const char *value, json_t *rollout_budgets, int64_t *ret) {
+        Budget b = {}, rob = {};
         int64_t n;
-        int r;
+        int site, q, r;
 
-        r = store_budget_for_group(tx, key, value, &b);
-        if (r <= 0)
-                return r;
+        site = store_budget_for_group(tx, key, value, &b);
+        if (site < 0)
+                return site;
+        q = rollout_budget_for_group(rollout_budgets, key, value, &rob);
+        if (q < 0)
+                return q;
+        if (site == 0 && q == 0)
+                return 0;
         r = store_group_size(tx, key, value, &n);
         if (r < 0)
                 return r;
-        *ret = budget_allowed(&b, n);
+        *ret = INT64_MAX;
+        if (site > 0)
+                *ret = budget_allowed(&b, n);
+        if (q > 0)
+                *ret = MIN(*ret, budget_allowed(&rob, n));
         return 1;
 }
 

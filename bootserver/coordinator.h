@@ -37,7 +37,8 @@ typedef struct CoordConfig {
         ((CoordConfig) { .lease_ttl = 900, .heartbeat_timeout = 90, .retry_after = 10, \
                          .assign_per_tick = 1000 })
 
-/* Why a lease was refused, in a word for /metrics: a group's budget, a
+/* Why a lease was refused, in a word for /metrics: a group's budget (the
+ * site's, or the host's rollout's when that one is the tighter), a
  * rollout's reboot window, the host's quarantine, or (FleetLock) a node
  * that holds a lease in another group. */
 typedef enum LeaseRefusal {
@@ -46,11 +47,13 @@ typedef enum LeaseRefusal {
         LEASE_REFUSAL_WINDOW,
         LEASE_REFUSAL_QUARANTINED,
         LEASE_REFUSAL_GROUP_MOVE,
+        LEASE_REFUSAL_ROLLOUT_BUDGET,
         _LEASE_REFUSAL_MAX,
         _LEASE_REFUSAL_INVALID = -EINVAL,
 } LeaseRefusal;
 
-/* "budget", "window", "quarantined", "group-move"; NULL for none. */
+/* "budget", "window", "quarantined", "group-move", "rollout-budget"; NULL
+ * for none. */
 const char *lease_refusal_to_string(LeaseRefusal r);
 
 typedef struct LeaseDecision {
@@ -69,6 +72,17 @@ void lease_decision_release(LeaseDecision *d);
 int budget_parse_amount(const char *s, int64_t *ret_count, int64_t *ret_pct);
 /* The same for a JSON integer (count) or string ("3", "10%"). */
 int budget_parse_json(json_t *v, int64_t *ret_count, int64_t *ret_pct);
+/* A budget as a rollout spec gives it: a count or percentage of hosts that
+ * may be down (3, "3", "10%"), or {"max_unavailable": 3 | "10%"} or
+ * {"min_available": 2}. *ret's selector is left NULL. */
+int budget_from_json(json_t *v, Budget *ret);
+/* The budget of rollout budgets (a spec's {"SELECTOR": BUDGET} object, or
+ * NULL) that holds for group key=value: the group's own, else its key's.
+ * Returns 1 with *ret set, 0 when there is none, -EINVAL when the one that
+ * holds does not read. */
+int rollout_budget_for_group(json_t *budgets, const char *key, const char *value, Budget *ret);
+/* "max_unavailable 3", "max_unavailable 10%", "min_available 2". */
+void budget_describe(const Budget *b, char *buf, size_t size);
 /* A reboot window "HH:MM-HH:MM" (UTC; the end may be past midnight) as
  * minutes of the day. The two may not be equal. */
 int window_parse(const char *s, int *ret_start, int *ret_end);
@@ -81,9 +95,11 @@ bool coord_selector_valid(const char *s);
  * but at least 1 when pct > 0, or n - min_available (never below 0). */
 int64_t budget_allowed(const Budget *b, int64_t n);
 
-/* How many hosts of group key=value may be down now, under its own budget
- * or its key's. Returns 1 and sets *ret, or 0 when the group has no budget. */
-int coord_group_allowed(StoreTx *tx, const char *key, const char *value, int64_t *ret);
+/* How many hosts of group key=value may be down now, under the site's
+ * budget for it (its own or its key's) and, when rollout_budgets (a spec's
+ * "budgets" object) is not NULL, a rollout's: the smaller of the two.
+ * Returns 1 and sets *ret, or 0 when the group has no budget. */
+int coord_group_allowed(StoreTx *tx, const char *key, const char *value, json_t *rollout_budgets, int64_t *ret);
 
 /* Sets (or replaces) budget b, or deletes selector's (-ENOENT when it has
  * none), audited by actor at time now. */

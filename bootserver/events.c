@@ -1,11 +1,16 @@
 /* The live stream of events: a ring of the audit log's newest entries, fed
- * by one thread that polls the store by id, and the streams reading it
- * (events.h). A stream with nothing to send suspends its connection from
- * libmicrohttpd's content callback; the thread resumes the waiting ones
- * when entries come in, and every EVENTS_KEEPALIVE_SEC. The lock orders
- * our list before libmicrohttpd's own: a stream is put on the waiting list
- * and suspended under it, and resumed and taken off under it, so no wake
- * is lost between the two. */
+ * by one thread that reads the store by id, and the streams reading it
+ * (events.h). The thread reads when woken: by a transaction of this
+ * instance that appended (store_db_watch_audit()'s call from the
+ * committing thread), or by the store when another instance did (on
+ * PostgreSQL, the listener that also carries released leases); and every
+ * events-poll seconds whatever happened, so a missed notice costs time,
+ * never an entry. A stream with nothing to send suspends its connection
+ * from libmicrohttpd's content callback; the thread resumes the waiting
+ * ones when entries come in, and every EVENTS_KEEPALIVE_SEC. The lock
+ * orders our list before libmicrohttpd's own: a stream is put on the
+ * waiting list and suspended under it, and resumed and taken off under it,
+ * so no wake is lost between the two. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,7 +24,8 @@
 #include "store-audit.h"
 #include "util.h"
 
-#define POLL_MS 1000
+/* How often the thread looks for clients gone and keepalives due. */
+#define TICK_MS 1000
 #define BATCH 1000
 
 typedef struct Stream {
@@ -48,6 +54,7 @@ struct EventHub {
         pthread_cond_t cond;
         pthread_t thread;
         bool running, stop;
+        bool woken;          /* new entries announced since the last read */
         Slot ring[EVENTS_RING];
         size_t head;         /* where the next entry goes */
         size_t count;
@@ -153,33 +160,62 @@ static int hub_poll(EventHub *h) {
         }
 }
 
+/* store_db_watch_audit()'s call: from a committing thread, or the store's. */
+static void hub_wake(void *userdata) {
+        EventHub *h = userdata;
+
+        pthread_mutex_lock(&h->lock);
+        h->woken = true;
+        pthread_cond_signal(&h->cond);
+        pthread_mutex_unlock(&h->lock);
+}
+
+/* The fallback poll's interval (events-poll), in ms. */
+static uint64_t poll_interval_ms(Server *s) {
+        uint64_t sec;
+
+        pthread_rwlock_rdlock(&s->config_lock);
+        sec = s->config.events_poll;
+        pthread_rwlock_unlock(&s->config_lock);
+        return (sec ? sec : 1) * 1000;
+}
+
 static void *hub_main(void *userdata) {
         EventHub *h = userdata;
-        bool failing = false;
+        bool failing = false, read = true;
+        uint64_t last_read_ms = 0, interval_ms;
 
         for (;;) {
                 struct timespec until;
-                int r;
+                int r = 0;
 
-                r = hub_poll(h);
-                if (r < 0 && !failing)
-                        log_warning("event stream: cannot read the audit log: %s", store_last_error() ?: strerror(-r));
-                else if (r >= 0 && failing)
-                        log_info("event stream: reading the audit log again");
-                failing = r < 0;
+                if (read) {
+                        last_read_ms = mono_ms();
+                        r = hub_poll(h);
+                        if (r < 0 && !failing)
+                                log_warning("event stream: cannot read the audit log: %s",
+                                            store_last_error() ?: strerror(-r));
+                        else if (r >= 0 && failing)
+                                log_info("event stream: reading the audit log again");
+                        failing = r < 0;
+                }
+                interval_ms = poll_interval_ms(h->server);
                 pthread_mutex_lock(&h->lock);
                 if (r > 0 || mono_ms() - h->last_wake_ms >= EVENTS_KEEPALIVE_SEC * 1000)
                         wake_all(h);
                 else
                         wake_gone(h);
                 clock_gettime(CLOCK_MONOTONIC, &until);
-                until.tv_sec += POLL_MS / 1000;
-                while (!h->stop && pthread_cond_timedwait(&h->cond, &h->lock, &until) != ETIMEDOUT)
+                until.tv_sec += TICK_MS / 1000;
+                while (!h->stop && !h->woken && pthread_cond_timedwait(&h->cond, &h->lock, &until) != ETIMEDOUT)
                         ;
                 if (h->stop) {
                         pthread_mutex_unlock(&h->lock);
                         return NULL;
                 }
+                /* Read when told, after a failure, and at the fallback poll. */
+                read = h->woken || failing || mono_ms() - last_read_ms >= interval_ms;
+                h->woken = false;
                 pthread_mutex_unlock(&h->lock);
         }
 }
@@ -213,7 +249,13 @@ int event_hub_start(Server *s) {
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         pthread_cond_init(&h->cond, &attr);
         pthread_condattr_destroy(&attr);
+        /* Before the thread's first read, so that nothing falls between.
+         * Without it, entries come at the fallback poll. */
+        if (store_db_watch_audit(s->store, hub_wake, h) < 0)
+                log_warning("event stream: other instances' entries come every %llu s only",
+                            (unsigned long long) s->config.events_poll);
         if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
+                (void) store_db_watch_audit(s->store, NULL, NULL);
                 pthread_cond_destroy(&h->cond);
                 pthread_mutex_destroy(&h->lock);
                 free(h);
@@ -244,6 +286,8 @@ void event_hub_free(Server *s) {
 
         if (!h)
                 return;
+        /* The server is stopped: nothing commits any more. */
+        (void) store_db_watch_audit(s->store, NULL, NULL);
         event_hub_stop(s);
         for (size_t i = 0; i < EVENTS_RING; i++)
                 free(h->ring[i].text);

@@ -1,8 +1,10 @@
 /* The live stream of events (GET /v1/events, text/event-stream): the audit
  * log as it grows, whichever instance wrote it. One thread per instance
- * reads the store's new entries once a second by their id, keeps the last
- * EVENTS_RING of them and wakes the streams; a stream waits suspended, so
- * it holds no thread of the server while nothing happens. */
+ * reads the store's new entries by their id when told of them (an entry
+ * written here, or on another instance sharing PostgreSQL) and every
+ * events-poll seconds besides, keeps the last EVENTS_RING of them and
+ * wakes the streams; a stream waits suspended, so it holds no thread of
+ * the server while nothing happens. */
 #pragma once
 
 #include <microhttpd.h>

@@ -86,9 +86,9 @@ static int member_compare(const void *a, const void *b) {
  * bottleneck key's group, then of their latest place in another. So every
  * prefix, and every wave, holds each bottleneck group's hosts to within one
  * of its share. m is sorted by phase and ID. */
-static int spread_members(StoreTx *tx, Member *m, size_t n) {
+static int spread_members(StoreTx *tx, Member *m, size_t n, json_t *budgets) {
         RolloutLabel *labels = NULL;
-        size_t n_labels = 0;
+        size_t n_labels = 0, cap_labels;
         /* index: host ID -> member; groups: "phase key=value" -> {key, value,
          * phase, n, rank}; bottleneck: "phase" -> {key, turns}. */
         json_t *index = json_object(), *groups = json_object(), *bottleneck = json_object(), *g;
@@ -104,6 +104,30 @@ static int spread_members(StoreTx *tx, Member *m, size_t n) {
         r = store_budgeted_labels(tx, &labels, &n_labels);
         if (r < 0)
                 goto out;
+        cap_labels = n_labels;
+        /* The keys that only the rollout's own budgets name, each once. */
+        json_object_foreach(budgets, name, g) {
+                _cleanup_free_ char *key = strndup(name, strcspn(name, "="));
+                const char *other;
+                json_t *o;
+                bool seen = false;
+
+                if (!key) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                json_object_foreach(budgets, other, o) {
+                        if (other == name)
+                                break;
+                        seen |= strncmp(other, key, strlen(key)) == 0 &&
+                                (other[strlen(key)] == 0 || other[strlen(key)] == '=');
+                }
+                if (seen)
+                        continue;
+                r = store_key_labels_unbudgeted(tx, key, &labels, &n_labels, &cap_labels);
+                if (r < 0)
+                        goto out;
+        }
         /* Twice over the labels: the groups' sizes per phase, then places. */
         for (int pass = 0; pass < 2; pass++) {
                 for (size_t l = 0; l < n_labels; l++) {
@@ -147,7 +171,7 @@ static int spread_members(StoreTx *tx, Member *m, size_t n) {
                         int64_t allowed = 0;
                         char phase[16];
 
-                        r = coord_group_allowed(tx, key, json_string_value(json_object_get(g, "value")), &allowed);
+                        r = coord_group_allowed(tx, key, json_string_value(json_object_get(g, "value")), budgets, &allowed);
                         if (r < 0)
                                 goto out;
                         double turns = (double) json_integer_value(json_object_get(g, "n")) / (double) MAX(allowed, 1);
@@ -234,7 +258,7 @@ static int select_members(StoreTx *tx, const RolloutSpec *s, const RolloutFiles 
         }
         if (n > 0) {
                 qsort(m, n, sizeof *m, member_compare_id);
-                r = spread_members(tx, m, n);
+                r = spread_members(tx, m, n, s->budgets);
                 if (r < 0) {
                         members_free(m, n);
                         return r;

@@ -11,7 +11,7 @@
 #include "util.h"
 
 static const char *const spec_members[] = { "image", "selector", "waves", "bake", "max_failures", "on_failure",
-                                            "order", "windows", "files", NULL };
+                                            "order", "windows", "files", "budgets", NULL };
 
 int rollout_spec_error(char **ret_error, const char *format, ...) {
         va_list ap;
@@ -125,6 +125,24 @@ int rollout_spec_parse(json_t *j, RolloutSpec *ret, char **ret_error) {
                                           "differ)",
                                           key);
         }
+        s.budgets = json_object_get(j, "budgets");
+        if (s.budgets && (!json_is_object(s.budgets) || json_object_size(s.budgets) > ROLLOUT_BUDGETS_MAX))
+                return rollout_spec_error(ret_error,
+                                          "'budgets': expected {\"rack\": 1, \"service\": \"10%%\"} (a label key or "
+                                          "KEY=VALUE per budget), at most %d budgets",
+                                          ROLLOUT_BUDGETS_MAX);
+        json_object_foreach(s.budgets, key, w) {
+                Budget b;
+                if (!coord_selector_valid(key))
+                        return rollout_spec_error(ret_error, "'budgets': '%s' is not a label key or KEY=VALUE of [A-Za-z0-9._-]",
+                                                  key);
+                if (budget_from_json(w, &b) < 0)
+                        return rollout_spec_error(ret_error,
+                                                  "'budgets': the budget of '%s' is not a count, a percentage "
+                                                  "(\"10%%\"), {\"max_unavailable\": N or \"N%%\"} or "
+                                                  "{\"min_available\": N}",
+                                                  key);
+        }
         *ret = s;
         return 0;
 }
@@ -146,7 +164,7 @@ int rollout_spec_parse_stored(const char *text, RolloutSpec *ret, char **ret_why
         }
         /* The tick keeps only the numbers; the rest was borrowed from j. */
         s.image = s.order_key = NULL;
-        s.selector = s.order_values = NULL;
+        s.selector = s.order_values = s.budgets = NULL;
         *ret = s;
         return 0;
 }

@@ -17,6 +17,7 @@
 #define ROLLOUT_SELECTOR_MAX 16
 #define ROLLOUT_ORDER_VALUES_MAX 64
 #define ROLLOUT_WINDOWS_MAX 64
+#define ROLLOUT_BUDGETS_MAX 64
 
 typedef struct RolloutSpec {
         const char *image;    /* the reference as given, NULL for files alone; borrowed */
@@ -31,6 +32,7 @@ typedef struct RolloutSpec {
         int64_t files_version; /* its version, 0 for the newest */
         const char *order_key; /* NULL when there is no order; borrowed */
         json_t *order_values;  /* array of label values; borrowed */
+        json_t *budgets;       /* {"SELECTOR": BUDGET} or NULL; borrowed */
 } RolloutSpec;
 
 /* Parses and checks spec j. *ret borrows from j, which must outlive it. On
@@ -43,8 +45,8 @@ int rollout_spec_parse(json_t *j, RolloutSpec *ret, char **ret_error);
 int rollout_spec_error(char **ret_error, const char *format, ...) _printf_(2, 3);
 
 /* The stored spec text of a running rollout, read with the parser that
- * accepted it at the start. *ret keeps only the numbers (image, selector
- * and order are NULL). Returns 0, 1 with *ret_why (caller frees) when the
+ * accepted it at the start. *ret keeps only the numbers (image, selector,
+ * order and budgets are NULL). Returns 0, 1 with *ret_why (caller frees) when the
  * text cannot be read, or -ENOMEM. */
 int rollout_spec_parse_stored(const char *text, RolloutSpec *ret, char **ret_why);
 

@@ -455,12 +455,30 @@ static json_t *groups_json(const RolloutGroupCounts *g, size_t n) {
         return a;
 }
 
+/* The spec's own budgets as GET /v1/budgets shows the site's: selector,
+ * budget; one that does not read says so. */
+static json_t *budgets_json(json_t *spec) {
+        json_t *a = json_array(), *v;
+        const char *sel;
+
+        json_object_foreach(json_object_get(spec, "budgets"), sel, v) {
+                Budget b;
+                char desc[64] = "not valid";
+
+                if (budget_from_json(v, &b) >= 0)
+                        budget_describe(&b, desc, sizeof desc);
+                if (!a || json_array_append_new(a, json_pack("{s:s, s:s}", "selector", sel, "budget", desc)) < 0)
+                        return json_decref(a), NULL;
+        }
+        return a;
+}
+
 int coord_rollout_json(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t now, json_t **ret) {
         _cleanup_(rollout_info_release) RolloutInfo info = {};
         _cleanup_free_ RolloutWaveCounts *w = NULL;
         RolloutGroupCounts *g = NULL;
         size_t n_w = 0, n_g = 0;
-        json_t *ro, *waves, *groups;
+        json_t *ro, *waves, *groups, *spec, *budgets;
         int r;
 
         r = store_rollout_info(tx, id, &info);
@@ -481,12 +499,20 @@ int coord_rollout_json(StoreTx *tx, const CoordConfig *c, int64_t id, uint64_t n
                 json_decref(groups);
                 return -ENOMEM;
         }
-        ro = json_pack("{s:I, s:s, s:s, s:i, s:i, s:s?, s:o, s:s?, s:I, s:o, s:o, s:o}", "id", (json_int_t) id,
+        spec = json_loads(info.ro.spec, 0, NULL);
+        budgets = budgets_json(spec);
+        if (!budgets) {
+                json_decref(spec);
+                json_decref(waves);
+                json_decref(groups);
+                return -ENOMEM;
+        }
+        ro = json_pack("{s:I, s:s, s:s, s:i, s:i, s:s?, s:o, s:s?, s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t) id,
                        "kind", rollout_kind_to_string(info.ro.kind), "state", rollout_state_to_string(info.ro.state),
                        "wave", info.ro.wave + 1, "waves_total", info.ro.n_waves, "reason", info.reason, "rollback_of",
                        info.rollback_of > 0 ? json_integer(info.rollback_of) : json_null(), "image", info.image,
-                       "created", (json_int_t) info.created, "spec", json_loads(info.ro.spec, 0, NULL) ?: json_null(),
-                       "waves", waves, "groups", groups);
+                       "created", (json_int_t) info.created, "spec", spec ?: json_null(), "waves", waves, "groups",
+                       groups, "budgets", budgets);
         if (!ro)
                 return -ENOMEM;
         *ret = ro;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "macro.h"
+#include "store-audit-sql.h"
 #include "store-audit.h"
 #include "store-db.h"
 #include "util.h"
@@ -30,7 +31,10 @@ int store_audit_append(StoreTx *tx, int64_t time, const char *actor, const char 
         db_bind_text(st, 3, action);
         db_bind_text(st, 4, target);
         db_bind_text(st, 5, detail);
-        return db_step(st);
+        r = db_step(st);
+        if (r >= 0)
+                store_tx_audited(tx);
+        return r;
 }
 
 int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t *ret_n) {
@@ -39,12 +43,8 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
         size_t n = 0, cap = 0;
         int r;
 
-        r = store_stmt(tx,
-                       "SELECT * FROM (SELECT id, time, actor, action, target, detail FROM audit WHERE id > ?1 "
-                       "AND (?3 IS NULL OR action = ?3 OR substr(action, 1, length(?3) + 1) = ?3 || '.') "
-                       "AND (?5 IS NULL OR target = ?5) "
-                       "ORDER BY id * ?4 LIMIT ?2) AS a ORDER BY id",
-                       &st);
+        /* One target's (a host's page): through its index, schema 24. */
+        r = store_stmt(tx, q->target ? AUDIT_LIST_TARGET_SQL : AUDIT_LIST_SQL, &st);
         if (r < 0)
                 return r;
         db_bind_int64(st, 1, q->since);
@@ -52,7 +52,8 @@ int store_audit_list(StoreTx *tx, const AuditQuery *q, AuditEntry **ret, size_t 
         db_bind_text(st, 3, q->action);
         /* last: the newest N, still returned oldest first */
         db_bind_int(st, 4, q->last ? -1 : 1);
-        db_bind_text(st, 5, q->target);
+        if (q->target)
+                db_bind_text(st, 5, q->target);
         while ((r = db_step(st)) > 0) {
                 AuditEntry *e = ARRAY_PUSH(l, n, cap);
                 if (!e) {

@@ -32,6 +32,12 @@ void reboot_window_list_free(RebootWindow *l, size_t n) {
         free(l);
 }
 
+void host_rollout_budgets_free(HostRolloutBudgets *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                free(l[i].budgets);
+        free(l);
+}
+
 static int64_t column_amount(DbStmt *st, int col) {
         return db_column_is_null(st, col) ? -1 : db_column_int64(st, col);
 }
@@ -416,3 +422,50 @@ int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, 
         return 0;
 }
 
+
+int store_coord_host_rollout_budgets(StoreTx *tx, const char *host, HostRolloutBudgets **ret, size_t *ret_n) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        HostRolloutBudgets *l = NULL, *b;
+        size_t n = 0, cap = 0;
+        int r;
+
+        /* One row per rollout (a host is in one at a time); the coordinator
+         * reads the object. A host is on its way in a paused rollout too,
+         * and in a done one that assigned it late. */
+        r = store_stmt(tx,
+                       store_tx_postgresql(tx)
+                               ? "SELECT r.id, CAST(CAST(r.spec AS jsonb) -> 'budgets' AS text) FROM rollout_hosts rh "
+                                 "JOIN rollouts r ON r.id = rh.rollout_id "
+                                 "WHERE rh.host_id = ? AND rh.status = 'assigned' AND "
+                                 "r.state IN ('running', 'paused', 'done') AND "
+                                 "CAST(r.spec AS jsonb) -> 'budgets' IS NOT NULL ORDER BY r.id"
+                               : "SELECT r.id, json_extract(r.spec, '$.budgets') FROM rollout_hosts rh "
+                                 "JOIN rollouts r ON r.id = rh.rollout_id "
+                                 "WHERE rh.host_id = ? AND rh.status = 'assigned' AND "
+                                 "r.state IN ('running', 'paused', 'done') AND "
+                                 "json_type(r.spec, '$.budgets') IS NOT NULL ORDER BY r.id",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, host);
+        while ((r = db_step(st)) > 0) {
+                b = ARRAY_PUSH(l, n, cap);
+                if (!b) {
+                        r = -ENOMEM;
+                        break;
+                }
+                b->rollout = db_column_int64(st, 0);
+                b->budgets = db_column_strdup(st, 1);
+                if (!b->budgets && !db_column_is_null(st, 1)) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (r < 0) {
+                host_rollout_budgets_free(l, n);
+                return r;
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}

@@ -103,3 +103,18 @@ void reboot_window_list_free(RebootWindow *l, size_t n);
  * assigned in, by selector; *ret (free with reboot_window_list_free()) has
  * *ret_n. */
 int store_coord_host_windows(StoreTx *tx, const char *host, RebootWindow **ret, size_t *ret_n);
+
+/* The budgets of a rollout that host is on its way in (assigned), while
+ * that rollout is running, paused or done and still finishing hosts: the
+ * spec's "budgets" member as JSON text, not checked. */
+typedef struct HostRolloutBudgets {
+        int64_t rollout;
+        char *budgets;
+} HostRolloutBudgets;
+
+/* Frees n entries of l and l. */
+void host_rollout_budgets_free(HostRolloutBudgets *l, size_t n);
+
+/* The budgets of the rollouts host is assigned in that have any, by
+ * rollout; *ret (free with host_rollout_budgets_free()) has *ret_n. */
+int store_coord_host_rollout_budgets(StoreTx *tx, const char *host, HostRolloutBudgets **ret, size_t *ret_n);

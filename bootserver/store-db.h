@@ -32,6 +32,10 @@ int store_stmt(StoreTx *tx, const char *sql, DbStmt **ret);
  * jsonb_each()): an area picks one of two literals with it. */
 bool store_tx_postgresql(StoreTx *tx);
 
+/* Marks tx as one that appended to the audit log (store-audit.c): its
+ * commit calls store_db_watch_audit()'s function. */
+void store_tx_audited(StoreTx *tx);
+
 /* Makes st ready to run again from the start, its bindings cleared (each
  * parameter NULL) and a kept binding error forgotten. NULL is fine. */
 void db_reset(DbStmt *st);

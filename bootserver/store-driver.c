@@ -31,7 +31,20 @@ StoreDb *store_db_free(StoreDb *s) {
 }
 
 int store_db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata) {
-        return s->driver->db_watch_releases ? s->driver->db_watch_releases(s, fn, userdata) : 0;
+        return s->driver->db_watch ? s->driver->db_watch(s, STORE_WATCH_RELEASES, fn, userdata) : 0;
+}
+
+int store_db_watch_audit(StoreDb *s, StoreWakeFn fn, void *userdata) {
+        if (fn) {
+                atomic_store(&s->audit_userdata, userdata);
+                atomic_store(&s->audit_fn, fn);
+        } else
+                atomic_store(&s->audit_fn, NULL);
+        return s->driver->db_watch ? s->driver->db_watch(s, STORE_WATCH_AUDIT, fn, userdata) : 0;
+}
+
+void store_tx_audited(StoreTx *tx) {
+        tx->audited = true;
 }
 
 /* The message of the last store call that failed on this thread: a
@@ -55,15 +68,37 @@ void store_clear_error(void) {
 }
 
 int store_tx_begin(StoreDb *s, StoreTxMode mode, StoreTx **ret) {
-        return s->driver->tx_begin(s, mode, ret);
+        int r = s->driver->tx_begin(s, mode, ret);
+
+        if (r >= 0)
+                (*ret)->db = s;
+        return r;
 }
 
 int store_tx_nest(StoreTx *tx, StoreTx **ret) {
-        return tx->driver->tx_nest(tx, ret);
+        int r = tx->driver->tx_nest(tx, ret);
+
+        if (r >= 0)
+                (*ret)->outer = tx;
+        return r;
 }
 
 int store_tx_commit(StoreTx **tx) {
-        return (*tx)->driver->tx_commit(tx);
+        StoreDb *db = (*tx)->db;
+        StoreTx *outer = (*tx)->outer;
+        bool audited = (*tx)->audited;
+        StoreWakeFn fn;
+        int r;
+
+        r = (*tx)->driver->tx_commit(tx);
+        if (r < 0 || !audited)
+                return r;
+        /* A savepoint's entries are its transaction's, announced with it. */
+        if (outer)
+                outer->audited = true;
+        else if (db && (fn = atomic_load(&db->audit_fn)))
+                fn(atomic_load(&db->audit_userdata));
+        return r;
 }
 
 bool store_tx_rollback(StoreTx **tx) {

@@ -5,6 +5,7 @@
  * and store-db.c include this header. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,11 +16,27 @@ typedef struct StoreDriver StoreDriver;
 
 struct StoreDb {
         const StoreDriver *driver;
+        /* store_db_watch_audit()'s call for this StoreDb's own entries:
+         * read by committing threads, so atomic. */
+        _Atomic(StoreWakeFn) audit_fn;
+        void *_Atomic audit_userdata;
 };
 
+/* The fields after driver are store-driver.c's: the drivers leave them
+ * zero. */
 struct StoreTx {
         const StoreDriver *driver;
+        StoreDb *db;     /* a transaction's (store_tx_begin()) */
+        StoreTx *outer;  /* a savepoint's (store_tx_nest()) */
+        bool audited;    /* it appended to the audit log */
 };
+
+/* What other processes sharing the database announce (db_watch). */
+typedef enum StoreWatch {
+        STORE_WATCH_RELEASES, /* store_db_watch_releases() */
+        STORE_WATCH_AUDIT,    /* store_db_watch_audit() */
+        _STORE_WATCH_MAX,
+} StoreWatch;
 
 struct DbStmt {
         const StoreDriver *driver;
@@ -33,9 +50,10 @@ struct StoreDriver {
         int (*tx_nest)(StoreTx *parent, StoreTx **ret);
         int (*tx_commit)(StoreTx **tx);
         bool (*tx_rollback)(StoreTx **tx);
-        /* store_db_watch_releases(); NULL when the database has one
-         * process only. */
-        int (*db_watch_releases)(StoreDb *s, StoreWakeFn fn, void *userdata);
+        /* store_db_watch_releases() and the other processes' part of
+         * store_db_watch_audit(); NULL when the database has one process
+         * only. */
+        int (*db_watch)(StoreDb *s, StoreWatch what, StoreWakeFn fn, void *userdata);
         int (*stmt)(StoreTx *tx, const char *sql, DbStmt **ret);
         void (*reset)(DbStmt *st);
         void (*bind_int64)(DbStmt *st, int i, int64_t v);

@@ -139,9 +139,13 @@ int store_file_set_list(StoreTx *tx, FileSetRow **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;
 
+        /* Each set's newest version; a deletion only while it is held back
+         * and hosts still get a live version of the set. */
         r = store_stmt(tx,
-                       "SELECT name, seq, digest, spec, actor, created FROM file_sets f WHERE spec IS NOT NULL AND"
-                       " seq = (SELECT max(seq) FROM file_sets g WHERE g.name = f.name) ORDER BY name",
+                       "SELECT name, seq, digest, spec, actor, created FROM file_sets f WHERE"
+                       " seq = (SELECT max(seq) FROM file_sets g WHERE g.name = f.name) AND (spec IS NOT NULL OR"
+                       " EXISTS (SELECT 1 FROM file_set_live l JOIN file_sets h ON h.name = l.name AND h.seq = l.seq"
+                       " WHERE l.name = f.name AND h.spec IS NOT NULL)) ORDER BY name",
                        &st);
         if (r < 0)
                 return r;

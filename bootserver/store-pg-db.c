@@ -29,10 +29,12 @@
  * whose answer was lost is never sent again: it may or may not have
  * committed.
  *
- * Instances learn of leases given back elsewhere through a trigger that
- * notifies a channel (schema 14) and a listener (store-pg-listen.c): each
- * connection of the pool names its instance in a setting the trigger sends
- * as the payload, so that an instance leaves out its own notices. */
+ * Instances learn of leases given back elsewhere, and of audit entries
+ * written elsewhere, through triggers that notify a channel each (schemas
+ * 15 and 24) and one listener on both (store-pg-listen.c), started while
+ * either watch is on: each connection of the pool names its instance in a
+ * setting the triggers send as the payload, so that an instance leaves out
+ * its own notices. */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -52,6 +54,14 @@
 /* The channel of schema 14's trigger; its payload is the setting
  * slipway.instance of the session that wrote (session_sql below). */
 #define RELEASE_CHANNEL "slipway_lease_released"
+/* Schema 24's, with the same payload. */
+#define AUDIT_CHANNEL "slipway_audit"
+
+/* The listener's channels, by StoreWatch. */
+static const char *const watch_channels[_STORE_WATCH_MAX + 1] = {
+        [STORE_WATCH_RELEASES] = RELEASE_CHANNEL,
+        [STORE_WATCH_AUDIT] = AUDIT_CHANNEL,
+};
 
 /* How often a BEGIN is tried again on a connection made anew, when the one
  * it was sent on turned out lost. */
@@ -65,9 +75,10 @@ typedef struct PgDb {
         pthread_mutex_t lock;
         PgConn **idle;
         size_t n_idle, cap;
-        PgListener *listener; /* while a watch is on */
-        StoreWakeFn watch_fn;
-        void *watch_userdata;
+        pthread_mutex_t watch_lock; /* the watches', taken by the listener to call them */
+        PgListener *listener;       /* while a watch is on */
+        StoreWakeFn watch_fn[_STORE_WATCH_MAX];
+        void *watch_userdata[_STORE_WATCH_MAX];
 } PgDb;
 
 typedef struct PgTx {
@@ -144,6 +155,7 @@ static StoreDb *db_free(StoreDb *s) {
         free(db->conninfo);
         free(db->session_sql);
         pthread_mutex_destroy(&db->lock);
+        pthread_mutex_destroy(&db->watch_lock);
         free(db);
         return NULL;
 }
@@ -170,6 +182,7 @@ int pg_db_open(const char *conninfo, StoreDb **ret) {
                 return -ENOMEM;
         db->head.driver = &pg_driver;
         pthread_mutex_init(&db->lock, NULL);
+        pthread_mutex_init(&db->watch_lock, NULL);
         r = instance_name(db->instance);
         if (r < 0) {
                 db_free(&db->head);
@@ -381,26 +394,45 @@ static bool column_is_null(DbStmt *st, int col) {
         return pg_column_is_null((PgStmt *) st, col);
 }
 
-/* From the listener's thread. */
-static void release_notified(void *userdata) {
+/* From the listener's thread; under the lock, so that a watch ended is not
+ * called after. */
+static void notified(void *userdata, unsigned mask) {
         PgDb *db = userdata;
 
-        db->watch_fn(db->watch_userdata);
+        pthread_mutex_lock(&db->watch_lock);
+        for (int w = 0; w < _STORE_WATCH_MAX; w++)
+                if ((mask & (1u << w)) && db->watch_fn[w])
+                        db->watch_fn[w](db->watch_userdata[w]);
+        pthread_mutex_unlock(&db->watch_lock);
 }
 
-static int db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata) {
+/* One listener for every watch: it LISTENs on every channel while one of
+ * them is on, and a notice nobody watches is dropped in notified(). */
+static int db_watch(StoreDb *s, StoreWatch what, StoreWakeFn fn, void *userdata) {
         PgDb *db = (PgDb *) s;
-        int r;
+        PgListener *end = NULL;
+        bool any = false;
+        int r = 0;
 
-        db->listener = pg_listener_free(db->listener);
-        if (!fn)
-                return 0;
-        db->watch_fn = fn;
-        db->watch_userdata = userdata;
-        r = pg_listener_start(db->conninfo, RELEASE_CHANNEL, db->instance, release_notified, db, &db->listener);
-        if (r < 0)
-                log_error_errno(r, "cannot listen for leases given back by other instances: %s",
-                                strempty(pg_last_error()));
+        pthread_mutex_lock(&db->watch_lock);
+        db->watch_fn[what] = fn;
+        db->watch_userdata[what] = userdata;
+        for (int w = 0; w < _STORE_WATCH_MAX; w++)
+                any = any || db->watch_fn[w];
+        if (any && !db->listener) {
+                /* Its thread calls notified() only once the lock is free. */
+                r = pg_listener_start(db->conninfo, watch_channels, db->instance, notified, db, &db->listener);
+                if (r < 0) {
+                        db->watch_fn[what] = NULL;
+                        log_error_errno(r, "cannot listen for other instances' news: %s", strempty(pg_last_error()));
+                }
+        } else if (!any) {
+                end = db->listener;
+                db->listener = NULL;
+        }
+        pthread_mutex_unlock(&db->watch_lock);
+        /* Outside the lock: its thread may be waiting for it in notified(). */
+        pg_listener_free(end);
         return r;
 }
 
@@ -411,7 +443,7 @@ static const StoreDriver pg_driver = {
         .tx_nest = tx_nest,
         .tx_commit = tx_commit,
         .tx_rollback = tx_rollback,
-        .db_watch_releases = db_watch_releases,
+        .db_watch = db_watch,
         .stmt = stmt,
         .reset = reset,
         .bind_int64 = bind_int64,

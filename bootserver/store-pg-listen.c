@@ -1,7 +1,8 @@
 /* The PostgreSQL driver's listener (store-pg.h): a thread with a
- * connection of its own that waits for notifications on one channel. A
+ * connection of its own that waits for notifications on its channels. A
  * notification is delivered when the transaction that sent it commits, so
  * nobody is woken before what it announces is durable. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -21,7 +22,8 @@
 
 struct PgListener {
         char *conninfo;
-        char *listen_sql; /* "LISTEN <channel>" */
+        char **channels;
+        char *listen_sql; /* "LISTEN <channel>; LISTEN ..." */
         char *skip;
         PgNotifyFn fn;
         void *userdata;
@@ -68,7 +70,7 @@ static void *listener_main(void *userdata) {
 
                 if (!l->listening || !pg_conn_ok(l->conn)) {
                         if (!lost)
-                                log_warning("the connection that listens on '%s' was lost: %s", l->listen_sql + 7,
+                                log_warning("the connection that listens for other instances' news was lost: %s",
                                             strempty(pg_last_error()));
                         lost = true;
                         if (listener_connect(l) < 0) {
@@ -77,19 +79,19 @@ static void *listener_main(void *userdata) {
                                 retry_ms = MIN(2 * retry_ms, RETRY_MAX_MS);
                                 continue;
                         }
-                        log_info("listening again on '%s'", l->listen_sql + 7);
+                        log_info("listening again for other instances' news (%s)", l->listen_sql);
                         lost = false;
                         retry_ms = RETRY_MIN_MS;
                         /* What was sent while no one listened is gone. */
-                        l->fn(l->userdata);
+                        l->fn(l->userdata, (1u << strv_length(l->channels)) - 1);
                 }
                 if (!listener_wait(l, pg_conn_socket(l->conn), -1))
                         break;
-                n = pg_conn_notified(l->conn, l->skip);
+                n = pg_conn_notified(l->conn, l->skip, (const char *const *) l->channels);
                 if (n < 0)
                         l->listening = false;
                 else if (n > 0)
-                        l->fn(l->userdata);
+                        l->fn(l->userdata, (unsigned) n);
         }
         return NULL;
 }
@@ -106,14 +108,15 @@ PgListener *pg_listener_free(PgListener *l) {
         closep(&l->stop_pipe[1]);
         pg_conn_free(l->conn);
         free(l->conninfo);
+        strv_free(l->channels);
         free(l->listen_sql);
         free(l->skip);
         free(l);
         return NULL;
 }
 
-int pg_listener_start(const char *conninfo, const char *channel, const char *skip, PgNotifyFn fn, void *userdata,
-                      PgListener **ret) {
+int pg_listener_start(const char *conninfo, const char *const *channels, const char *skip, PgNotifyFn fn,
+                      void *userdata, PgListener **ret) {
         PgListener *l;
         int r;
 
@@ -124,11 +127,27 @@ int pg_listener_start(const char *conninfo, const char *channel, const char *ski
         l->fn = fn;
         l->userdata = userdata;
         l->conninfo = strdup(conninfo);
-        l->listen_sql = strdup_printf("LISTEN %s", channel);
         l->skip = skip ? strdup(skip) : NULL;
-        if (!l->conninfo || !l->listen_sql || (skip && !l->skip)) {
+        if (!l->conninfo || (skip && !l->skip)) {
                 pg_listener_free(l);
                 return -ENOMEM;
+        }
+        /* One connection for every channel: one statement LISTENs on all. */
+        for (size_t i = 0; channels[i]; i++) {
+                char *sql = strdup_printf("%s%sLISTEN %s", strempty(l->listen_sql), l->listen_sql ? "; " : "",
+                                          channels[i]);
+
+                assert(i < 16);
+                free(l->listen_sql);
+                l->listen_sql = sql;
+                if (!sql || strv_extend(&l->channels, channels[i]) < 0) {
+                        pg_listener_free(l);
+                        return -ENOMEM;
+                }
+        }
+        if (!l->listen_sql) {
+                pg_listener_free(l);
+                return -EINVAL;
         }
         if (pipe2(l->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
                 r = -errno;
@@ -140,7 +159,8 @@ int pg_listener_start(const char *conninfo, const char *channel, const char *ski
          * goes on trying (and calls fn once it listens). */
         r = listener_connect(l);
         if (r < 0)
-                log_warning("cannot listen on '%s' yet (trying again): %s", channel, strempty(pg_last_error()));
+                log_warning("cannot listen for other instances' news yet (trying again): %s",
+                            strempty(pg_last_error()));
         r = -pthread_create(&l->thread, NULL, listener_main, l);
         if (r < 0) {
                 pg_listener_free(l);

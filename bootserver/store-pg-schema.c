@@ -136,6 +136,19 @@ static const char baseline[] =
         "  NEW.state_since OR OLD.failed_image IS DISTINCT FROM NEW.failed_image)\n"
         "  EXECUTE FUNCTION rollout_hosts_report();\n";
 
+/* 24: sqlite's 24, a target's entries through an index; and the other
+ * instances learn of new entries (their event streams, events.h): a
+ * notice when the transaction that appends commits, with the instance
+ * that wrote them as the payload, as 15's. One a statement; PostgreSQL
+ * folds a transaction's same notices into one. */
+static const char v24[] =
+        "CREATE INDEX audit_target ON audit(target);\n"
+        "CREATE FUNCTION audit_appended() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN\n"
+        "  PERFORM pg_notify('slipway_audit', coalesce(current_setting('slipway.instance', true), ''));\n"
+        "  RETURN NULL;\n"
+        "END $f$;\n"
+        "CREATE TRIGGER audit_appended AFTER INSERT ON audit FOR EACH STATEMENT EXECUTE FUNCTION audit_appended();\n";
+
 typedef struct PgMigration {
         int version; /* the version it brings the schema to */
         const char *sql;
@@ -198,9 +211,10 @@ static const PgMigration migrations[] = {
         /* 22: sqlite's 22, each webhook's cursor over the audit log. */
         { 22, "CREATE TABLE webhook_cursors (name TEXT COLLATE \"C\" PRIMARY KEY, last_id BIGINT NOT NULL)" },
         { 23, PIPELINES_PG },
+        { 24, v24 },
 };
 
-#define PG_SCHEMA_VERSION 23
+#define PG_SCHEMA_VERSION 24
 
 /* The key of the session lock that the instances take to migrate, one at a
  * time ("slipway" in ASCII). */

@@ -260,9 +260,9 @@ int pg_conn_socket(const PgConn *c) {
         return pg_conn_ok(c) ? PQsocket(c->pg) : -1;
 }
 
-int pg_conn_notified(PgConn *c, const char *skip) {
+int pg_conn_notified(PgConn *c, const char *skip, const char *const *channels) {
         PGnotify *n;
-        int count = 0;
+        int mask = 0;
 
         if (!pg_conn_ok(c))
                 return -ECONNRESET;
@@ -273,10 +273,12 @@ int pg_conn_notified(PgConn *c, const char *skip) {
         }
         while ((n = PQnotifies(c->pg))) {
                 if (!skip || !streq(n->extra, skip))
-                        count++;
+                        for (int i = 0; i < 16 && channels[i]; i++)
+                                if (streq(n->relname, channels[i]))
+                                        mask |= 1 << i;
                 PQfreemem(n);
         }
-        return count;
+        return mask;
 }
 
 int pg_conn_server_version(const PgConn *c) {

@@ -45,9 +45,10 @@ int pg_conn_backend_pid(const PgConn *c);
 /* The connection's socket, to wait for notifications on; -1 when lost. */
 int pg_conn_socket(const PgConn *c);
 /* Reads what the server sent without waiting and takes the notifications
- * (LISTEN) that came: returns how many, those whose payload is skip (NULL:
- * none) left out; -ECONNRESET when the connection is lost. */
-int pg_conn_notified(PgConn *c, const char *skip);
+ * (LISTEN) that came: returns the channels they came on, as a mask (bit i:
+ * channels[i], a NULL-terminated list of at most 16), those whose payload
+ * is skip (NULL: none) left out; -ECONNRESET when the connection is lost. */
+int pg_conn_notified(PgConn *c, const char *skip, const char *const *channels);
 /* Connects again after a loss; the prepared statements are made anew. */
 int pg_conn_reset(PgConn *c);
 /* The server's version as server_version_num (150004), 0 when unknown. */
@@ -118,18 +119,20 @@ int pg_translate(const char *sql, char **ret, int *ret_n);
  * store-pg-schema.c. */
 int pg_migrate(PgConn *c);
 
-/* A listener: a connection of its own that LISTENs on a channel and calls
- * fn(userdata) from a thread of its own when a notification comes (several
- * that come together: once), leaving out those whose payload is skip (the
- * process's own, which it acts on itself; NULL: none). It connects again by
- * itself when the connection is lost, LISTENs again, and then calls fn
- * once: notifications sent meanwhile are lost. Fails only when the
- * thread cannot start; a server out of reach at the start is tried again
- * by the thread, as after a loss. Defined in store-pg-listen.c. */
+/* A listener: a connection of its own that LISTENs on channels (a
+ * NULL-terminated list of at most 16) and calls fn(userdata, mask) from a
+ * thread of its own when notifications come, mask saying on which (bit i:
+ * channels[i]; several that come together: one call), leaving out those
+ * whose payload is skip (the process's own, which it acts on itself; NULL:
+ * none). It connects again by itself when the connection is lost, LISTENs
+ * again, and then calls fn once with every channel's bit: notifications
+ * sent meanwhile are lost. Fails only when the thread cannot start; a
+ * server out of reach at the start is tried again by the thread, as after
+ * a loss. Defined in store-pg-listen.c. */
 typedef struct PgListener PgListener;
-typedef void (*PgNotifyFn)(void *userdata);
-int pg_listener_start(const char *conninfo, const char *channel, const char *skip, PgNotifyFn fn, void *userdata,
-                      PgListener **ret);
+typedef void (*PgNotifyFn)(void *userdata, unsigned mask);
+int pg_listener_start(const char *conninfo, const char *const *channels, const char *skip, PgNotifyFn fn,
+                      void *userdata, PgListener **ret);
 /* Stops the thread and closes the connection; fn is not called after it
  * returns. Accepts NULL. */
 PgListener *pg_listener_free(PgListener *l);

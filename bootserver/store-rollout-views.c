@@ -143,12 +143,26 @@ int store_rollout_group_counts(StoreTx *tx, int64_t id, uint64_t now, uint64_t h
         size_t n = 0, cap = 0;
         int r;
 
+/* The groups the site's budgets name, or the rollout's own (its spec's
+ * "budgets", read in each database's words). */
+#define GROUP_COUNTS_SQL(ROLLOUT_BUDGETS)                                                                        \
+        "SELECT l.key || '=' || l.value, count(*), sum(CASE WHEN rh.status = 'done' THEN 1 ELSE 0 END), "      \
+        "sum(CASE WHEN rh.status = 'failed' THEN 1 ELSE 0 END), sum(CASE WHEN " COORD_UNAVAILABLE_SQL          \
+        " THEN 1 ELSE 0 END) FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "                     \
+        "host_labels l ON l.host_id = h.id WHERE rh.rollout_id = ?3 AND (l.key IN (SELECT selector FROM "      \
+        "budgets) OR l.key || '=' || l.value IN (SELECT selector FROM budgets) OR EXISTS (SELECT 1 FROM "      \
+        ROLLOUT_BUDGETS " WHERE r.id = ?3 AND (b.key = l.key OR b.key = l.key || '=' || l.value))) "           \
+        "GROUP BY 1 ORDER BY 1"
+
         r = store_stmt(tx,
-                       "SELECT l.key || '=' || l.value, count(*), sum(CASE WHEN rh.status = 'done' THEN 1 ELSE 0 END), "
-                       "sum(CASE WHEN rh.status = 'failed' THEN 1 ELSE 0 END), sum(CASE WHEN " COORD_UNAVAILABLE_SQL
-                       " THEN 1 ELSE 0 END) FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id JOIN "
-                       "host_labels l ON l.host_id = h.id WHERE rh.rollout_id = ?3 AND (l.key IN (SELECT selector FROM "
-                       "budgets) OR l.key || '=' || l.value IN (SELECT selector FROM budgets)) GROUP BY 1 ORDER BY 1",
+                       store_tx_postgresql(tx)
+                               ? GROUP_COUNTS_SQL("rollouts r CROSS JOIN LATERAL jsonb_object_keys(CASE WHEN "
+                                                  "jsonb_typeof(CAST(r.spec AS jsonb) -> 'budgets') = 'object' THEN "
+                                                  "CAST(r.spec AS jsonb) -> 'budgets' ELSE CAST('{}' AS jsonb) END) "
+                                                  "b(key)")
+                               : GROUP_COUNTS_SQL("rollouts r, json_each(CASE WHEN json_valid(r.spec) AND "
+                                                  "json_type(r.spec, '$.budgets') = 'object' THEN r.spec ELSE '{}' "
+                                                  "END, '$.budgets') b"),
                        &st);
         if (r < 0)
                 return r;
@@ -334,4 +348,32 @@ int store_budgeted_labels(StoreTx *tx, RolloutLabel **ret, size_t *ret_n) {
         *ret = v;
         *ret_n = n;
         return 0;
+}
+
+int store_key_labels_unbudgeted(StoreTx *tx, const char *key, RolloutLabel **v, size_t *n, size_t *cap) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT host_id, key, value FROM host_labels l WHERE l.key = ?1 AND NOT EXISTS (SELECT 1 "
+                       "FROM budgets b WHERE b.selector = ?1 OR substr(b.selector, 1, length(?1) + 1) = ?1 || '=') "
+                       "ORDER BY host_id",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_text(st, 1, key);
+        while ((r = db_step(st)) > 0) {
+                RolloutLabel *l;
+
+                r = array_reserve((void **) v, cap, *n, sizeof **v);
+                if (r < 0)
+                        return r;
+                l = &(*v)[(*n)++];
+                *l = (RolloutLabel) { .host = db_column_strdup(st, 0),
+                                      .key = db_column_strdup(st, 1),
+                                      .value = db_column_strdup(st, 2) };
+                if (!l->host || !l->key || !l->value)
+                        return -ENOMEM;
+        }
+        return r < 0 ? r : 0;
 }

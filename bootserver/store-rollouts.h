@@ -242,3 +242,7 @@ void rollout_labels_free(RolloutLabel *v, size_t n);
  * of a group), by host and key; *ret (free with rollout_labels_free()) has
  * *ret_n entries. */
 int store_budgeted_labels(StoreTx *tx, RolloutLabel **ret, size_t *ret_n);
+/* Appends to *v (*n entries, *cap allocated) the labels of key of every
+ * host, by host, when no site budget names key (else store_budgeted_labels()
+ * has them already): a key only a rollout's budgets name. */
+int store_key_labels_unbudgeted(StoreTx *tx, const char *key, RolloutLabel **v, size_t *n, size_t *cap);

@@ -166,6 +166,16 @@ void ops_stats_release(OpsStats *s) {
         for (size_t k = 0; s->groups && k < s->n_groups; k++)
                 free(s->groups[k].group);
         free(s->groups);
+        for (size_t k = 0; s->pipelines && k < s->n_pipelines; k++) {
+                StatsPipeline *p = &s->pipelines[k];
+
+                free(p->name);
+                free(p->image);
+                free(p->state);
+                free(p->phase);
+                free(p->spec);
+        }
+        free(s->pipelines);
         *s = (OpsStats) {};
 }
 
@@ -206,6 +216,37 @@ static int read_active(StoreTx *tx, OpsStats *s) {
                                       .failed = db_column_int64(st, 9),
                                       .skipped = db_column_int64(st, 10) };
                 if (!t->state || !t->kind || !t->spec)
+                        return -ENOMEM;
+        }
+        return r;
+}
+
+/* The running pipelines and those finished since now - STATS_PIPELINE_KEEP
+ * (a row per pipeline ever started: a few a day). */
+static int read_pipelines(StoreTx *tx, uint64_t now, OpsStats *s) {
+        _cleanup_stmt_reset_ DbStmt *st = NULL;
+        size_t cap = 0;
+        int r;
+
+        r = store_stmt(tx,
+                       "SELECT id, name, image, state, phase, stage, spec FROM pipelines "
+                       "WHERE state = 'running' OR finished >= ? ORDER BY id",
+                       &st);
+        if (r < 0)
+                return r;
+        db_bind_int64(st, 1, now > STATS_PIPELINE_KEEP ? (int64_t) (now - STATS_PIPELINE_KEEP) : 0);
+        while ((r = db_step(st)) > 0) {
+                StatsPipeline *t = ARRAY_PUSH(s->pipelines, s->n_pipelines, cap);
+                if (!t)
+                        return -ENOMEM;
+                *t = (StatsPipeline) { .id = db_column_int64(st, 0),
+                                       .name = db_column_strdup(st, 1),
+                                       .image = db_column_strdup(st, 2),
+                                       .state = db_column_strdup(st, 3),
+                                       .phase = db_column_strdup(st, 4),
+                                       .stage = db_column_int64(st, 5),
+                                       .spec = db_column_strdup(st, 6) };
+                if (!t->name || !t->image || !t->state || !t->phase || !t->spec)
                         return -ENOMEM;
         }
         return r;
@@ -316,6 +357,8 @@ int store_stats_ops_read(StoreTx *tx, uint64_t now, uint64_t heartbeat_timeout, 
                 r = read_active(tx, &s);
         if (r >= 0)
                 r = read_groups(tx, now, heartbeat_timeout, &s);
+        if (r >= 0)
+                r = read_pipelines(tx, now, &s);
         if (r < 0) {
                 ops_stats_release(&s);
                 return r;

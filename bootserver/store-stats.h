@@ -59,6 +59,18 @@ typedef struct StatsRollout {
         int64_t pending, assigned, done, failed, skipped;
 } StatsRollout;
 
+/* A pipeline /metrics shows: running, or finished within
+ * STATS_PIPELINE_KEEP seconds. spec is the stored JSON text. */
+typedef struct StatsPipeline {
+        int64_t id;
+        char *name, *image, *state, *phase, *spec;
+        int64_t stage; /* 0-based */
+} StatsPipeline;
+
+/* How long a finished pipeline stays on /metrics: a day, so that an alert
+ * on one that failed is seen, and the series do not pile up. */
+#define STATS_PIPELINE_KEEP (24 * 3600)
+
 /* What operators alert on, read from the store: the same on every
  * instance that shares it. */
 typedef struct OpsStats {
@@ -69,6 +81,8 @@ typedef struct OpsStats {
         size_t n_active;
         StatsGroup *groups;   /* budgeted groups, by key and value */
         size_t n_groups;
+        StatsPipeline *pipelines; /* running and recently finished, by id */
+        size_t n_pipelines;
 } OpsStats;
 
 /* Frees what s holds and zeroes it. */

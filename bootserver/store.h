@@ -49,6 +49,17 @@ static inline void store_db_freep(StoreDb **s) {
 typedef void (*StoreWakeFn)(void *userdata);
 int store_db_watch_releases(StoreDb *s, StoreWakeFn fn, void *userdata);
 
+/* Has fn(userdata) called when entries are appended to the audit log: from
+ * the committing thread, right after a transaction of s that appended one
+ * commits; and, where other processes share the database (PostgreSQL),
+ * from a thread of the store's soon after one of them commits entries, and
+ * once after a time when such news may have been missed. fn must be quick
+ * and use no store. fn NULL ends the watch. The committing threads' calls
+ * are not ordered with this: set it before transactions that append run,
+ * end it after they stopped. Returns 0 or a negative errno (no memory, no
+ * thread); on an error the other processes' entries are not announced. */
+int store_db_watch_audit(StoreDb *s, StoreWakeFn fn, void *userdata);
+
 /* The back end's message for the last store call that failed on this
  * thread (a statement or a transaction command), NULL when none failed since
  * store_clear_error(): what a log line gives besides the errno. */

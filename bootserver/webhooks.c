@@ -8,6 +8,7 @@
 #include "http.h"
 #include "leader.h"
 #include "log.h"
+#include "metrics-text.h"
 #include "store-audit.h"
 #include "store-instances.h"
 #include "store-webhooks.h"
@@ -485,12 +486,13 @@ void webhooks_metrics_write(Webhooks *ws, FILE *f) {
         pthread_mutex_lock(&ws->lock);
         for (size_t i = 0; i < ws->n_hooks; i++) {
                 Hook *h = ws->hooks[i];
-                _cleanup_free_ char *esc = json_escape_string(h->name);
                 unsigned long v[3] = { atomic_load(&h->sent), atomic_load(&h->retried), atomic_load(&h->failed) };
 
-                for (size_t k = 0; k < ELEMENTSOF(outcomes); k++)
-                        fprintf(f, "slipway_webhook_deliveries_total{webhook=%s,outcome=\"%s\"} %lu\n",
-                                esc ? esc : "\"\"", outcomes[k], v[k]);
+                for (size_t k = 0; k < ELEMENTSOF(outcomes); k++) {
+                        fputs("slipway_webhook_deliveries_total{webhook=", f);
+                        metrics_label_put(f, h->name);
+                        fprintf(f, ",outcome=\"%s\"} %lu\n", outcomes[k], v[k]);
+                }
         }
         pthread_mutex_unlock(&ws->lock);
 }

@@ -71,7 +71,8 @@ static int check_lock_matches(const ImageDef *def, const Lock *lock, const char 
                 if (!strv_contains(lock->requested, *p))
                         goto mismatch;
         /* The streams enabled: each [modules] enable entry is a module the
-         * lock has as enabled, not default, and the other way round. */
+         * lock has as enabled, not default or required, and the other way
+         * round; no stream of a disabled module is active. */
         {
                 size_t enabled = 0;
 
@@ -79,7 +80,9 @@ static int check_lock_matches(const ImageDef *def, const Lock *lock, const char 
                         const LockModule *m = &lock->modules[i];
                         _cleanup_free_ char *entry = NULL;
 
-                        if (m->is_default)
+                        if (strv_contains(def->modules_disable, m->name))
+                                goto mismatch;
+                        if (m->is_default || m->required_by)
                                 continue;
                         enabled++;
                         entry = m->profile ? strdup_printf("%s:%s/%s", m->name, m->stream, m->profile)

@@ -84,6 +84,7 @@ ImageDef *image_def_free(ImageDef *d) {
         }
         strv_free(d->exclude);
         strv_free(d->modules);
+        strv_free(d->modules_disable);
         free(d->repos);
         free(d->cmdline);
         strv_free(d->initramfs_modules);
@@ -350,7 +351,31 @@ static int add_modules(ImageDef *d, const char *file, unsigned line, const char 
                         if (startswith(*m, name) && (*m)[strlen(name)] == ':')
                                 return error_set_at(error, -EINVAL, file, line,
                                                     "module '%s' is enabled twice (one stream per module)", name);
+                if (strv_contains(d->modules_disable, name))
+                        return error_set_at(error, -EINVAL, file, line, "module '%s' is both enabled and disabled",
+                                            name);
                 if (strv_extend(&d->modules, w[i]) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Module names whose every stream stays inactive, default or not. */
+static int add_modules_disable(ImageDef *d, const char *file, unsigned line, const char *value, Error *error) {
+        _cleanup_strv_free_ char **w = strv_split_words(value);
+
+        if (!w)
+                return -ENOMEM;
+        if (!w[0])
+                return error_set_at(error, -EINVAL, file, line, "disable names no module");
+        for (size_t i = 0; w[i]; i++) {
+                if (!module_word_valid(w[i]))
+                        return error_set_at(error, -EINVAL, file, line, "'%s' is not a module name", w[i]);
+                for (char **m = d->modules; m && *m; m++)
+                        if (startswith(*m, w[i]) && (*m)[strlen(w[i])] == ':')
+                                return error_set_at(error, -EINVAL, file, line,
+                                                    "module '%s' is both enabled and disabled", w[i]);
+                if (!strv_contains(d->modules_disable, w[i]) && strv_extend(&d->modules_disable, w[i]) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -692,6 +717,8 @@ static int handle_key(const char *file, unsigned line, const char *section, cons
         } else if (streq(section, "modules")) {
                 if (streq(key, "enable"))
                         return add_modules(d, file, line, value, error);
+                if (streq(key, "disable"))
+                        return add_modules_disable(d, file, line, value, error);
         } else if ((repo_id = startswith(section, "repo "))) {
                 return handle_repo_key(st, file, line, repo_id, key, value, error);
         } else if (streq(section, "repos")) {

@@ -84,6 +84,7 @@ typedef struct ImageDef {
         bool install_weak_deps;    /* [packages] install_weak_deps, default on */
         unsigned group_package_types; /* [packages] group-package-types, GroupPackageType bits */
         char **modules;            /* [modules] enable: "NAME:STREAM" or "NAME:STREAM/PROFILE", file order */
+        char **modules_disable;    /* [modules] disable: module names, file order */
         RepoDef *repos;            /* [repo ID] sections, in file order */
         size_t n_repos;
         char *cmdline;             /* [boot] cmdline */

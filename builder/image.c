@@ -156,10 +156,15 @@ static void print_requested(const json_t *lock) {
         putchar('\n');
         json_array_foreach(modules, i, v) {
                 const char *profile = json_string_value(json_object_get(v, "profile"));
+                const char *required_by = json_string_value(json_object_get(v, "required_by"));
 
-                printf("  module %s:%s%s%s (%s)\n", strempty(json_string_value(json_object_get(v, "name"))),
+                printf("  module %s:%s%s%s (%s%s)\n", strempty(json_string_value(json_object_get(v, "name"))),
                        strempty(json_string_value(json_object_get(v, "stream"))), profile ? "/" : "",
-                       strempty(profile), json_is_true(json_object_get(v, "default")) ? "default stream" : "enabled");
+                       strempty(profile),
+                       required_by                                      ? "required by "
+                       : json_is_true(json_object_get(v, "default")) ? "default stream"
+                                                                        : "enabled",
+                       strempty(required_by));
         }
         json_array_foreach(groups, i, v) {
                 json_t *p;

@@ -39,6 +39,7 @@ void lock_modules_free(LockModule *m, size_t n) {
                 free(m[i].name);
                 free(m[i].stream);
                 free(m[i].profile);
+                free(m[i].required_by);
         }
         free(m);
 }
@@ -240,6 +241,9 @@ static int resolution_to_json(const Lock *l, json_t *o) {
                         if (!item || json_array_append_new(a, item) < 0)
                                 return -ENOMEM;
                         if (m->profile && json_object_set_new(item, "profile", json_string(m->profile)) < 0)
+                                return -ENOMEM;
+                        if (m->required_by &&
+                            json_object_set_new(item, "required_by", json_string(m->required_by)) < 0)
                                 return -ENOMEM;
                 }
         }
@@ -670,7 +674,7 @@ static int strv_from_json(const char *src, const json_t *a, const char *what, ch
 }
 
 static int resolution_from_json(const char *src, const json_t *j, Lock *l) {
-        static const char *const module_keys[] = { "name", "stream", "profile", "default", NULL };
+        static const char *const module_keys[] = { "name", "stream", "profile", "default", "required_by", NULL };
         static const char *const group_keys[] = { "request", "ids", "packages", NULL };
         json_t *modules = json_object_get(j, "modules"), *groups = json_object_get(j, "groups"), *v;
         size_t i;
@@ -703,6 +707,10 @@ static int resolution_from_json(const char *src, const json_t *j, Lock *l) {
                 p = json_object_get(v, "profile");
                 if (p && (!json_is_string(p) || !(m->profile = strdup(json_string_value(p)))))
                         return json_is_string(p) ? log_oom() : lock_error(src, "%s: 'profile' is not a string", what);
+                p = json_object_get(v, "required_by");
+                if (p && (!json_is_string(p) || !(m->required_by = strdup(json_string_value(p)))))
+                        return json_is_string(p) ? log_oom()
+                                                 : lock_error(src, "%s: 'required_by' is not a string", what);
                 d = json_object_get(v, "default");
                 if (!json_is_boolean(d))
                         return lock_error(src, "%s: 'default' is %s", what, d ? "not a boolean" : "missing");

@@ -38,6 +38,7 @@ typedef struct LockModule {
         char *stream;
         char *profile;   /* the profile installed, or NULL */
         bool is_default; /* active as the module's default stream, not enabled */
+        char *required_by; /* "NAME:STREAM" of the stream that required it, or NULL */
 } LockModule;
 
 /* What an "@GROUP" or "@^ENVIRONMENT" request expanded to. */

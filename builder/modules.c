@@ -62,6 +62,7 @@ Modules *modules_free(Modules *m) {
                 free(a->choice.name);
                 free(a->choice.stream);
                 free(a->choice.profile);
+                free(a->choice.required_by);
                 strv_free(a->choice.packages);
                 free(a->label);
                 strv_free(a->artifacts);
@@ -178,7 +179,8 @@ static int stream_newest(ModulemdModule *mod, const char *stream, GPtrArray **re
         return 0;
 }
 
-static int activate_one(Modules *m, const char *name, const char *stream, const char *profile, bool is_default) {
+static int activate_one(Modules *m, const char *name, const char *stream, const char *profile, bool is_default,
+                        const char *required_by) {
         ModulemdModule *mod = modulemd_module_index_get_module(m->index, name);
         g_autoptr(GPtrArray) streams = NULL;
         ActiveStream *a;
@@ -197,13 +199,13 @@ static int activate_one(Modules *m, const char *name, const char *stream, const 
         a = &m->active[m->n_active++];
         *a = (ActiveStream) {
                 .choice = { .name = strdup(name), .stream = strdup(stream), .profile = profile ? strdup(profile) : NULL,
-                            .is_default = is_default },
+                            .is_default = is_default, .required_by = required_by ? strdup(required_by) : NULL },
                 .label = strdup_printf("%s:%s", name, stream),
                 .artifacts = calloc(1, sizeof(char *)),
                 .names = calloc(1, sizeof(char *)),
         };
-        if (!a->choice.name || !a->choice.stream || (profile && !a->choice.profile) || !a->label || !a->artifacts ||
-            !a->names)
+        if (!a->choice.name || !a->choice.stream || (profile && !a->choice.profile) ||
+            (required_by && !a->choice.required_by) || !a->label || !a->artifacts || !a->names)
                 return log_oom();
         if (profile) {
                 a->choice.packages = calloc(1, sizeof(char *));
@@ -293,7 +295,159 @@ static int active_compare(const void *a, const void *b) {
         return strcmp(((const ActiveStream *) a)->choice.name, ((const ActiveStream *) b)->choice.name);
 }
 
-int modules_activate(Modules *m, char **enable) {
+static const ActiveStream *active_find(const Modules *m, const char *name) {
+        for (size_t i = 0; i < m->n_active; i++)
+                if (streq(m->active[i].choice.name, name))
+                        return &m->active[i];
+        return NULL;
+}
+
+/* Whether a requirement's stream list ("18", "20"; "-18" for all but 18;
+ * empty for any) allows stream. */
+static bool streams_allow(char **streams, const char *stream) {
+        bool any_positive = false;
+
+        for (char **s = streams; s && *s; s++) {
+                if ((*s)[0] == '-') {
+                        if (streq(*s + 1, stream))
+                                return false;
+                        continue;
+                }
+                any_positive = true;
+                if (streq(*s, stream))
+                        return true;
+        }
+        return !any_positive;
+}
+
+/* Whether the active streams meet every module requirement of deps
+ * ("platform" is the distribution's, not a module: dnf matches it against
+ * module_platform_id, which an image build does not have). */
+static bool deps_met(const Modules *m, ModulemdDependencies *deps) {
+        g_auto(GStrv) mods = modulemd_dependencies_get_runtime_modules_as_strv(deps);
+
+        for (char **n = mods; n && *n; n++) {
+                g_auto(GStrv) streams = NULL;
+                const ActiveStream *a;
+
+                if (streq(*n, "platform"))
+                        continue;
+                a = active_find(m, *n);
+                streams = modulemd_dependencies_get_runtime_streams_as_strv(deps, *n);
+                if (!a || !streams_allow(streams, a->choice.stream))
+                        return false;
+        }
+        return true;
+}
+
+/* The stream of module name a requirement gets: its default stream when
+ * the list allows it, else the first the list names. NULL when none. */
+static const char *required_stream(const Modules *m, const char *name, char **streams) {
+        ModulemdModule *mod = modulemd_module_index_get_module(m->index, name);
+        ModulemdDefaults *d = mod ? modulemd_module_get_defaults(mod) : NULL;
+        const char *def = NULL;
+
+        if (d && modulemd_defaults_get_mdversion(d) == MD_DEFAULTS_VERSION_ONE)
+                def = modulemd_defaults_v1_get_default_stream(MODULEMD_DEFAULTS_V1(d), NULL);
+        if (def && streams_allow(streams, def))
+                return def;
+        for (char **s = streams; s && *s; s++)
+                if ((*s)[0] != '-')
+                        return *s;
+        return NULL;
+}
+
+/* Makes the requirements of active stream i active, as dnf enables the
+ * streams an enabled stream requires. A stream whose contexts have
+ * several dependency sets needs one of them met; when none is, the first
+ * is made so. Returns 1 when it activated a stream, 0 when there was
+ * nothing to do, or an error. */
+static int require_one(Modules *m, size_t i, char **disable) {
+        ModulemdModule *mod = modulemd_module_index_get_module(m->index, m->active[i].choice.name);
+        _cleanup_free_ char *label = strdup(m->active[i].label);
+        g_autoptr(GPtrArray) streams = NULL;
+        ModulemdDependencies *first = NULL;
+        g_auto(GStrv) mods = NULL;
+        int r;
+
+        if (!label)
+                return log_oom();
+        if (stream_newest(mod, m->active[i].choice.stream, &streams) < 0)
+                return 0;
+        for (guint k = 0; k < streams->len; k++) {
+                ModulemdModuleStream *s = g_ptr_array_index(streams, k);
+                GPtrArray *deps;
+
+                if (modulemd_module_stream_get_mdversion(s) < MD_MODULESTREAM_VERSION_TWO)
+                        continue;
+                deps = modulemd_module_stream_v2_get_dependencies(MODULEMD_MODULE_STREAM_V2(s));
+                for (guint j = 0; deps && j < deps->len; j++) {
+                        if (deps_met(m, g_ptr_array_index(deps, j)))
+                                return 0;
+                        if (!first)
+                                first = g_ptr_array_index(deps, j);
+                }
+        }
+        if (!first)
+                return 0;
+        mods = modulemd_dependencies_get_runtime_modules_as_strv(first);
+        for (char **n = mods; n && *n; n++) {
+                g_auto(GStrv) want = modulemd_dependencies_get_runtime_streams_as_strv(first, *n);
+                const ActiveStream *a;
+                const char *stream;
+
+                if (streq(*n, "platform"))
+                        continue;
+                a = active_find(m, *n);
+                if (a && streams_allow(want, a->choice.stream))
+                        continue;
+                if (a)
+                        return log_error_errno(-EINVAL,
+                                               "module stream '%s' requires another stream of module '%s' than '%s', "
+                                               "which is %s",
+                                               label, *n, a->label,
+                                               a->choice.required_by ? "required by another stream"
+                                               : a->choice.is_default ? "its default stream (enable the one it needs)"
+                                                                      : "enabled");
+                if (strv_contains(disable, *n))
+                        return log_error_errno(-EINVAL, "module stream '%s' requires module '%s', which is disabled",
+                                               label, *n);
+                if (!modulemd_module_index_get_module(m->index, *n))
+                        return log_error_errno(-ENOENT,
+                                               "module stream '%s' requires module '%s', which is in no "
+                                               "repository's modules metadata",
+                                               label, *n);
+                stream = required_stream(m, *n, want);
+                if (!stream)
+                        return log_error_errno(-EINVAL,
+                                               "module stream '%s' requires module '%s', which has no default "
+                                               "stream: enable the one it needs",
+                                               label, *n);
+                r = activate_one(m, *n, stream, NULL, false, label);
+                if (r < 0)
+                        return r;
+                return 1;
+        }
+        return 0;
+}
+
+/* Follows requirements until every active stream's are met. */
+static int require_all(Modules *m, char **disable) {
+        for (bool again = true; again;) {
+                again = false;
+                for (size_t i = 0; i < m->n_active; i++) {
+                        int r = require_one(m, i, disable);
+
+                        if (r < 0)
+                                return r;
+                        if (r > 0)
+                                again = true;
+                }
+        }
+        return 0;
+}
+
+int modules_activate(Modules *m, char **enable, char **disable) {
         g_autoptr(GError) error = NULL;
         g_auto(GStrv) names = NULL;
         int r;
@@ -318,10 +472,19 @@ int modules_activate(Modules *m, char **enable) {
                 stream = slash ? strndup(colon + 1, (size_t) (slash - colon - 1)) : strdup(colon + 1);
                 if (!name || !stream)
                         return log_oom();
-                r = activate_one(m, name, stream, slash ? slash + 1 : NULL, false);
+                r = activate_one(m, name, stream, slash ? slash + 1 : NULL, false, NULL);
                 if (r < 0)
                         return r;
         }
+        for (char **d = disable; d && *d; d++)
+                if (!modulemd_module_index_get_module(m->index, *d))
+                        return log_error_errno(-ENOENT, "module '%s' (disable) is in no repository's modules metadata",
+                                               *d);
+        /* What the enabled streams require comes before defaults: dnf
+         * enables a required stream over its module's default. */
+        r = require_all(m, disable);
+        if (r < 0)
+                return r;
 
         names = modulemd_module_index_get_module_names_as_strv(m->index);
         for (char **n = names; n && *n; n++) {
@@ -333,15 +496,19 @@ int modules_activate(Modules *m, char **enable) {
                 for (size_t i = 0; i < m->n_active; i++)
                         if (streq(m->active[i].choice.name, *n))
                                 enabled = true;
-                if (enabled || !d || modulemd_defaults_get_mdversion(d) != MD_DEFAULTS_VERSION_ONE)
+                if (enabled || strv_contains(disable, *n) || !d ||
+                    modulemd_defaults_get_mdversion(d) != MD_DEFAULTS_VERSION_ONE)
                         continue;
                 stream = modulemd_defaults_v1_get_default_stream(MODULEMD_DEFAULTS_V1(d), NULL);
                 if (!stream)
                         continue;
-                r = activate_one(m, *n, stream, NULL, true);
+                r = activate_one(m, *n, stream, NULL, true, NULL);
                 if (r < 0)
                         return r;
         }
+        r = require_all(m, disable);
+        if (r < 0)
+                return r;
         if (m->n_active > 0)
                 qsort(m->active, m->n_active, sizeof(ActiveStream), active_compare);
         m->choices = calloc(MAX(m->n_active, 1u), sizeof(ModuleChoice));

@@ -19,11 +19,13 @@ static inline void modules_freep(Modules **m) {
 int modules_add_file(Modules *m, const char *path, const char *repo_id);
 
 /* Decides the active streams: each of enable ("NAME:STREAM" or
- * "NAME:STREAM/PROFILE", definition.h), then the default stream of every
- * other module that has one. Logs and returns -ENOENT when an enabled
- * module, stream or profile does not exist, -EINVAL on conflicting
- * defaults. Call once, after every modules_add_file(). */
-int modules_activate(Modules *m, char **enable);
+ * "NAME:STREAM/PROFILE", definition.h) and the streams they require
+ * (modulemd's runtime "requires"), then the default stream of every other
+ * module that has one and is not in disable, and what those require.
+ * Logs and returns -ENOENT when an enabled or disabled module, stream or
+ * profile, or a required module, does not exist, -EINVAL on conflicting
+ * defaults or requirements. Call once, after every modules_add_file(). */
+int modules_activate(Modules *m, char **enable, char **disable);
 
 /* Whether modular filtering hides a package, by its name and its NEVRA as
  * "NAME-EPOCH:VERSION-RELEASE.ARCH": a package of a stream that is not
@@ -37,6 +39,7 @@ typedef struct ModuleChoice {
         char *stream;
         char *profile; /* NULL unless enabled with one */
         bool is_default; /* active as its module's default stream, not enabled */
+        char *required_by; /* "NAME:STREAM" of the active stream that needed it, or NULL */
         char **packages; /* the profile's packages, sorted; NULL without a profile */
 } ModuleChoice;
 

@@ -997,7 +997,9 @@ static int expand_requests(const ImageDef *def, const Comps *comps, const Module
                 m->stream = strdup(active[i].stream);
                 m->profile = active[i].profile ? strdup(active[i].profile) : NULL;
                 m->is_default = active[i].is_default;
-                if (!m->name || !m->stream || (active[i].profile && !m->profile))
+                m->required_by = active[i].required_by ? strdup(active[i].required_by) : NULL;
+                if (!m->name || !m->stream || (active[i].profile && !m->profile) ||
+                    (active[i].required_by && !m->required_by))
                         return log_oom();
                 for (char **p = active[i].packages; p && *p; p++)
                         if (!strv_contains(e->packages, *p) && strv_extend(&e->packages, *p) < 0)
@@ -1084,7 +1086,7 @@ int resolve_packages(const ImageDef *def, const char *cache_dir, Progress *progr
                         return r;
                 progress_update(progress, i + 1, def->n_repos, 0, 0);
         }
-        r = modules_activate(modules, def->modules);
+        r = modules_activate(modules, def->modules, def->modules_disable);
         if (r < 0)
                 return r;
         pool_addfileprovides(pool);

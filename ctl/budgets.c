@@ -111,3 +111,60 @@ int ctl_budget_delete(Ctl *ctl, char **args) {
         json_decref(reply);
         return 0;
 }
+
+int ctl_budget_item(const char *s, char **ret_selector, json_t **ret_budget) {
+        const char *colon = s ? strchr(s, ':') : NULL;
+        _cleanup_free_ char *sel = NULL;
+        const char *amount;
+        uint64_t v;
+        json_t *b;
+
+        if (!colon || colon == s || !colon[1])
+                return -EINVAL;
+        amount = colon + 1;
+        if (startswith(amount, "min=")) {
+                if (safe_atou64(amount + 4, &v) < 0 || v > INT32_MAX)
+                        return -EINVAL;
+                b = json_pack("{s:I}", "min_available", (json_int_t) v);
+        } else if (amount[strlen(amount) - 1] == '%')
+                b = json_string(amount);
+        else {
+                if (safe_atou64(amount, &v) < 0 || v > INT32_MAX)
+                        return -EINVAL;
+                b = json_integer((json_int_t) v);
+        }
+        sel = strndup(s, (size_t) (colon - s));
+        if (!b || !sel) {
+                json_decref(b);
+                return -ENOMEM;
+        }
+        *ret_selector = TAKE_PTR(sel);
+        *ret_budget = b;
+        return 0;
+}
+
+char *ctl_budgets_describe(json_t *budgets) {
+        _cleanup_free_ char *s = NULL;
+        const char *sel;
+        json_t *v;
+
+        json_object_foreach(budgets, sel, v) {
+                json_t *mu = json_is_object(v) ? json_object_get(v, "max_unavailable") : v;
+                json_t *ma = json_is_object(v) ? json_object_get(v, "min_available") : NULL;
+                _cleanup_free_ char *item = NULL;
+                char *n;
+
+                if (ma)
+                        item = strdup_printf("%s: min %" JSON_INTEGER_FORMAT " up", sel, json_integer_value(ma));
+                else if (json_is_string(mu))
+                        item = strdup_printf("%s: max %s down", sel, json_string_value(mu));
+                else
+                        item = strdup_printf("%s: max %" JSON_INTEGER_FORMAT " down", sel, json_integer_value(mu));
+                n = item ? strdup_printf("%s%s%s", strempty(s), s ? ", " : "", item) : NULL;
+                if (!n)
+                        return NULL;
+                free(s);
+                s = n;
+        }
+        return TAKE_PTR(s);
+}

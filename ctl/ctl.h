@@ -34,6 +34,7 @@ typedef struct CtlOptions {
         const char *on_failure;  /* rollout: "pause" or "rollback" */
         json_t *order;           /* rollout: {"key": K, "values": [...]} */
         json_t *windows;         /* rollout: {"SELECTOR": "HH:MM-HH:MM"} */
+        json_t *budgets;         /* rollout: {"SELECTOR": BUDGET} from --budget */
         const char *files;       /* rollout --files NAME[@VERSION] */
         bool hold;               /* files add|set|delete --hold */
 } CtlOptions;
@@ -82,6 +83,15 @@ int ctl_audit(Ctl *ctl, char **args);
 int ctl_budget_list(Ctl *ctl, char **args);
 int ctl_budget_set(Ctl *ctl, char **args);
 int ctl_budget_delete(Ctl *ctl, char **args);
+/* A rollout's budget as --budget and a pipeline stage's budget key give
+ * it, "SELECTOR:N", "SELECTOR:N%" or "SELECTOR:min=N", into its selector
+ * (*ret_selector, caller frees) and its spec value (*ret_budget, the
+ * caller's: N, "N%" or {"min_available": N}). -EINVAL when it is not of
+ * that form; the server checks the selector and the numbers. */
+int ctl_budget_item(const char *s, char **ret_selector, json_t **ret_budget);
+/* A rollout's budgets from a spec, for people: "rack: max 1 down,
+ * service=db: min 2 up"; NULL when there are none (caller frees). */
+char *ctl_budgets_describe(json_t *budgets);
 int ctl_rollout_plan(Ctl *ctl, char **args);
 int ctl_rollout_start(Ctl *ctl, char **args);
 int ctl_rollout_list(Ctl *ctl, char **args);

@@ -50,9 +50,11 @@ int ctl_files_list(Ctl *ctl, char **args _unused_) {
         }
         json_array_foreach(json_object_get(reply, "file_sets"), i, s) {
                 _cleanup_free_ char *sel = json_inline(json_object_get(s, "selector"));
-                char version[24], live[48], rollout[48], digest[13], files[24], changed[32];
+                char version[32], live[48], rollout[48], digest[13], files[24], changed[32];
 
-                snprintf(version, sizeof version, "%lld", (long long) num(s, "version"));
+                /* A deletion held back shows the live version's files */
+                snprintf(version, sizeof version, "%lld%s", (long long) num(s, "version"),
+                         json_is_true(json_object_get(s, "deleted")) ? " deleted" : "");
                 /* The version hosts get without a pin; a newer one is held
                  * back until a rollout moves it. */
                 if (!json_is_integer(json_object_get(s, "live")))

@@ -114,6 +114,11 @@ static void help(void) {
               "  --window SELECTOR@HH:MM-HH:MM\n"
               "                      hosts of SELECTOR's groups (KEY or KEY=VALUE) reboot only then,\n"
               "                      UTC (repeatable), e.g. rack@22:00-04:00\n"
+              "  --budget SELECTOR:N|N%|min=N\n"
+              "                      the rollout's own budget for SELECTOR's groups (KEY or\n"
+              "                      KEY=VALUE): at most N or N% of a group down, or at least N\n"
+              "                      up; it tightens the site's, never loosens it (repeatable),\n"
+              "                      e.g. rack:1\n"
               "  --files NAME[@VERSION]\n"
               "                      move file set NAME to VERSION (default: its newest) in the\n"
               "                      same waves, alone or with IMAGE\n"
@@ -151,6 +156,7 @@ enum {
         OPT_WINDOW,
         OPT_FILES,
         OPT_HOLD,
+        OPT_BUDGET,
 };
 
 static const struct option options[] = {
@@ -179,6 +185,7 @@ static const struct option options[] = {
         { "window", required_argument, NULL, OPT_WINDOW },
         { "files", required_argument, NULL, OPT_FILES },
         { "hold", no_argument, NULL, OPT_HOLD },
+        { "budget", required_argument, NULL, OPT_BUDGET },
         {}
 };
 
@@ -202,8 +209,9 @@ enum {
         WITH_WINDOW = 1 << 15,
         WITH_FILES = 1 << 16,
         WITH_HOLD = 1 << 17,
+        WITH_BUDGET = 1 << 18,
         WITH_ROLLOUT_SPEC = WITH_SELECTOR | WITH_WAVES | WITH_BAKE | WITH_MAX_FAILURES | WITH_ON_FAILURE | WITH_ORDER |
-                            WITH_WINDOW | WITH_FILES,
+                            WITH_WINDOW | WITH_FILES | WITH_BUDGET,
 };
 
 /* Indexed by the bit of WITH_*. */
@@ -211,11 +219,12 @@ static const char *const option_names[] = { "--label",         "--state",       
                                             "--limit",         "--action",      "--follow",       "--max-unavailable",
                                             "--min-available", "--selector",    "--waves",        "--bake",
                                             "--max-failures",  "--on-failure",  "--order",        "--window",
-                                            "--files",         "--hold" };
+                                            "--files",         "--hold",        "--budget" };
 
 #define ROLLOUT_USAGE                                                                                 \
         "[--selector K=V]... [--waves 1,10%,50%,100%] [--bake SEC] [--max-failures N|N%] [--on-failure " \
-        "pause|rollback] [--order KEY=V1,V2,...] [--window SELECTOR@HH:MM-HH:MM]... [--files NAME[@VERSION]]"
+        "pause|rollback] [--order KEY=V1,V2,...] [--window SELECTOR@HH:MM-HH:MM]... [--budget SELECTOR:N|N%|min=N]... " \
+        "[--files NAME[@VERSION]]"
 
 typedef struct Command {
         const char *group;
@@ -391,6 +400,7 @@ static void options_release(CtlOptions *o) {
         json_decref(o->max_failures);
         json_decref(o->order);
         json_decref(o->windows);
+        json_decref(o->budgets);
         *o = (CtlOptions) {};
 }
 
@@ -563,6 +573,24 @@ static int parse_args(int argc, char **argv, Args *a, Ctl *ctl) {
                         ctl->opt.hold = true;
                         a->given |= WITH_HOLD;
                         break;
+                case OPT_BUDGET: {
+                        _cleanup_free_ char *sel = NULL;
+                        json_t *b = NULL;
+
+                        r = ctl_budget_item(optarg, &sel, &b);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0)
+                                return log_error_errno(r, "--budget: expected SELECTOR:N, SELECTOR:N%% or "
+                                                          "SELECTOR:min=N, got '%s'",
+                                                       optarg);
+                        if (!ctl->opt.budgets)
+                                ctl->opt.budgets = json_object();
+                        if (!ctl->opt.budgets || json_object_set_new(ctl->opt.budgets, sel, b) < 0)
+                                return log_oom();
+                        a->given |= WITH_BUDGET;
+                        break;
+                }
                 default:
                         return -EINVAL; /* getopt said why */
                 }

@@ -156,6 +156,34 @@ static int stage_key(json_t *stage, const char *key, const char *value) {
                         return -EINVAL;
                 return json_object_set_new(w, k, json_string(at + 1)) < 0 ? -ENOMEM : 0;
         }
+        if (streq(key, "budget")) {
+                /* "rack:1, service:10%", as --budget takes each; the
+                 * key may be given again. */
+                json_t *budgets = sub(ro, "budgets");
+                _cleanup_free_ char *list = strdup(value);
+                char *p = list;
+
+                if (!budgets || !list)
+                        return -ENOMEM;
+                while (p) {
+                        char *comma = strchr(p, ',');
+                        _cleanup_free_ char *sel = NULL;
+                        json_t *amount = NULL;
+                        int r;
+
+                        if (comma)
+                                *comma = 0;
+                        p += strspn(p, " \t");
+                        p[strcspn(p, " \t")] = 0;
+                        r = ctl_budget_item(p, &sel, &amount);
+                        if (r < 0)
+                                return r;
+                        if (json_object_set_new(budgets, sel, amount) < 0)
+                                return -ENOMEM;
+                        p = comma ? comma + 1 : NULL;
+                }
+                return 0;
+        }
         if (streq(key, "bake"))
                 return set_seconds(stage, "bake", value);
         if (streq(key, "approval")) {

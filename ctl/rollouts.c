@@ -59,6 +59,8 @@ static json_t *spec_new(Ctl *ctl, const char *image) {
                 r = json_object_set(spec, "order", o->order);
         if (r >= 0 && o->windows)
                 r = json_object_set(spec, "windows", o->windows);
+        if (r >= 0 && o->budgets)
+                r = json_object_set(spec, "budgets", o->budgets);
         if (r < 0) {
                 json_decref(spec);
                 return NULL;
@@ -125,6 +127,11 @@ static char *spec_describe(json_t *spec) {
         const char *wk;
         json_object_foreach(json_object_get(spec, "windows"), wk, v)
                 append(&s, "; reboots of %s %s UTC", wk, strempty(json_string_value(v)));
+        if (json_object_size(json_object_get(spec, "budgets")) > 0) {
+                _cleanup_free_ char *b = ctl_budgets_describe(json_object_get(spec, "budgets"));
+                _cleanup_free_ char *t = b ? text_safe(b) : NULL;
+                append(&s, "; budgets %s", t ? t : "?");
+        }
         return s;
 }
 

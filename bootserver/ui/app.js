@@ -7,6 +7,8 @@ const S = {
   role: null, name: null,
   fleetX: sessionStorage.getItem('slipway.x') || 'service',
   fleetY: sessionStorage.getItem('slipway.y') || 'rack',
+  // The matrix's window: the first column and row shown, and how many at most.
+  fleetXOff: 0, fleetYOff: 0, fleetCols: 20, fleetRows: 50,
   lastEvent: null, stream: null,
   // For people and tests alike: what the page has done so far.
   stats: { start: performance.now(), firstRender: null, renders: 0, events: 0, refreshes: 0, lastRenderMs: 0 },
@@ -197,7 +199,15 @@ views.fleet = () => {
     refreshOn: (e) => /^(host|rollout|lease)\./.test(e.action),
     async refresh() {
       const t0 = performance.now();
-      const f = await api(`/v1/fleet?x=${encodeURIComponent(S.fleetX)}&y=${encodeURIComponent(S.fleetY)}`);
+      const f = await api(`/v1/fleet?x=${encodeURIComponent(S.fleetX)}&y=${encodeURIComponent(S.fleetY)}` +
+        `&x_offset=${S.fleetXOff}&x_limit=${S.fleetCols}&y_offset=${S.fleetYOff}&y_limit=${S.fleetRows}`);
+      // The fleet shrank under the window: its last page instead.
+      if ((f.xs.length === 0 && S.fleetXOff > 0) || (f.ys.length === 0 && S.fleetYOff > 0)) {
+        const last = (total, size) => Math.floor(Math.max(0, total - 1) / size) * size;
+        if (f.xs.length === 0) S.fleetXOff = last(f.x_total, S.fleetCols);
+        if (f.ys.length === 0) S.fleetYOff = last(f.y_total, S.fleetRows);
+        return v.refresh();
+      }
       const node = drawFleet(f);
       rendered('fleet', node);
       S.stats.lastRenderMs = performance.now() - t0;
@@ -206,13 +216,22 @@ views.fleet = () => {
   };
   function keySelect(id, value, keys, set) {
     const all = [...new Set([value, ...keys])].sort();
-    return el('select', { id, onchange: (ev) => { set(ev.target.value); v.refresh(); } },
+    return el('select', { id, onchange: (ev) => { set(ev.target.value); S.fleetXOff = S.fleetYOff = 0; v.refresh(); } },
       all.map((k) => el('option', { value: k, selected: k === value }, k)));
+  }
+  // "rows 51–100 of 1000 ◂ ▸": the window over one axis, moved a page at a time.
+  function pager(id, what, off, shown, total, size, move) {
+    if (total <= size && off === 0) return el('span', { id, dataset: { offset: off, shown, total } }, `${total} ${what}`);
+    const go = (to) => { move(to); v.refresh(); };
+    return el('span', { id, class: 'pager', dataset: { offset: off, shown, total } },
+      `${what} ${shown ? off + 1 : 0}–${off + shown} of ${total} `,
+      el('button', { id: id + '-prev', disabled: off === 0, onclick: () => go(Math.max(0, off - size)) }, '◂'),
+      el('button', { id: id + '-next', disabled: off + shown >= total, onclick: () => go(off + size) }, '▸'));
   }
   function drawFleet(f) {
     const keys = Object.keys(f.keys);
-    const natural = (a, b) => a.localeCompare(b, undefined, { numeric: true });
-    const xs = [...new Set(f.cells.map((c) => c.x))].sort(natural), ys = [...new Set(f.cells.map((c) => c.y))].sort(natural);
+    // The server's window, in its order (numbers in values by their value).
+    const xs = f.xs, ys = f.ys;
     const at = new Map(f.cells.map((c) => [c.x + '\t' + c.y, c]));
     const versions = Object.entries(f.versions).sort((a, b) => b[1] - a[1]);
     const states = Object.entries(f.states).sort((a, b) => b[1] - a[1]);
@@ -227,6 +246,9 @@ views.fleet = () => {
       el('div', { class: 'controls' },
         el('label', {}, 'columns ', keySelect('fleet-x', f.x, keys, (k) => { S.fleetX = k; sessionStorage.setItem('slipway.x', k); })),
         el('label', {}, 'rows ', keySelect('fleet-y', f.y, keys, (k) => { S.fleetY = k; sessionStorage.setItem('slipway.y', k); }))),
+      el('div', { class: 'controls' },
+        pager('fleet-cols', 'columns', f.x_offset, xs.length, f.x_total, S.fleetCols, (o) => { S.fleetXOff = o; }), ' · ',
+        pager('fleet-rows', 'rows', f.y_offset, ys.length, f.y_total, S.fleetRows, (o) => { S.fleetYOff = o; })),
       el('table', { class: 'matrix', id: 'matrix' }, head, rows),
       el('p', { class: 'muted' }, 'Each cell: its hosts, a bar by version (colour); hatched: failed or unhealthy, faded: on its way. Click a cell for its hosts.'),
       el('div', { id: 'cell-hosts' }));
@@ -370,6 +392,8 @@ views.rollout = (id) => ({
               el('td', { class: 'num' }, g.failed), el('td', { class: 'num' + (allowed !== null && g.down >= allowed ? ' over' : '') }, allowed !== null ? `${g.down} of ${allowed}` : g.down),
               el('td', {}, bud.text));
           })),
+      (r.budgets || []).length ? el('p', { id: 'rollout-budgets' }, 'Its own budgets, which hold its hosts on their way to the smaller of each and the site\'s: ',
+        r.budgets.map((x) => `${x.selector}: ${x.budget}`).join(', ')) : null,
       el('h2', {}, 'Spec'), el('pre', {}, JSON.stringify(r.spec, null, 2))));
   },
 });
@@ -379,7 +403,7 @@ views.rollout = (id) => ({
 views.leases = () => ({
   refreshOn: (e) => e.action.startsWith('lease.') || e.action === 'budget.set' || e.action === 'budget.delete',
   async refresh() {
-    const [f, b, refused] = await Promise.all([api('/v1/fleet'), api('/v1/budgets'), api('/v1/audit?action=lease&last=1000')]);
+    const [f, b, refused] = await Promise.all([api('/v1/fleet?x_limit=0&y_limit=0'), api('/v1/budgets'), api('/v1/audit?action=lease&last=1000')]);
     const holders = new Set(f.leases.map((l) => l.host));
     // A host waits when its last lease event is a refusal.
     const last = new Map();

@@ -62,16 +62,19 @@ void model_expire(Sim *s, Agent *a) {
 /* Whether the budgets let host i go down now, per the model. */
 bool model_budgets_allow(Sim *s, int i, uint64_t now, char *why, size_t size) {
         Group *groups[2] = { &s->services[s->a[i].service], &s->racks[s->a[i].rack] };
+        /* A host on its way in the rollout is held to the smaller of the
+         * site's budget and the rollout's. */
+        bool on_way = s->a[i].m_assigned && !s->a[i].m_finished;
 
         for (size_t k = 0; k < ELEMENTSOF(groups); k++) {
                 Group *g = groups[k];
-                int64_t down = 0;
+                int64_t down = 0, allowed = on_way ? g->allowed_rollout : g->allowed;
                 for (size_t m = 0; m < g->n; m++)
                         if (g->members[m] != i && model_unavailable(s, &s->a[g->members[m]], now))
                                 down++;
-                if (down + 1 > g->allowed) {
-                        snprintf(why, size, "group %s: %" PRIi64 " of %zu down, %" PRIi64 " allowed", g->name, down,
-                                 g->n, g->allowed);
+                if (down + 1 > allowed) {
+                        snprintf(why, size, "group %s: %" PRIi64 " of %zu down, %" PRIi64 " allowed%s", g->name, down,
+                                 g->n, allowed, on_way ? " (the rollout's)" : "");
                         return false;
                 }
         }
@@ -104,6 +107,7 @@ static void check_assignments(Sim *s) {
                 }
                 trace(s, "%s assigned %s (wave %d, service s%d)", s->a[i].id, image_versions[1], s->a[i].wave + 1,
                       s->a[i].service);
+                s->a[i].m_assigned = true;
                 if (s->a[i].wave > s->wave)
                         violation(s, "waves: %s of wave %d assigned during wave %d", s->a[i].id, s->a[i].wave + 1,
                                   s->wave + 1);

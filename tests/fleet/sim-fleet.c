@@ -79,10 +79,20 @@ int fleet_setup(Sim *s) {
                         .min_available = -1 };
         Budget service = { .selector = (char *) "service", .max_unavailable = -1, .max_unavailable_pct = 10,
                            .min_available = -1 };
-        for (unsigned g = 0; g < N_SERVICES; g++)
-                s->services[g].allowed = budget_allowed(&service, (int64_t) s->services[g].n);
-        for (unsigned g = 0; g < s->n_racks; g++)
-                s->racks[g].allowed = budget_allowed(&rack, (int64_t) s->racks[g].n);
+        /* The rollout's own budgets (sim-operator.c): a tighter service, a
+         * looser rack, which must not loosen the site's. */
+        Budget ro_rack = { .max_unavailable = -1, .max_unavailable_pct = 100, .min_available = -1 };
+        Budget ro_service = { .max_unavailable = -1, .max_unavailable_pct = 5, .min_available = -1 };
+        for (unsigned g = 0; g < N_SERVICES; g++) {
+                int64_t n = (int64_t) s->services[g].n;
+                s->services[g].allowed = budget_allowed(&service, n);
+                s->services[g].allowed_rollout = MIN(s->services[g].allowed, budget_allowed(&ro_service, n));
+        }
+        for (unsigned g = 0; g < s->n_racks; g++) {
+                int64_t n = (int64_t) s->racks[g].n;
+                s->racks[g].allowed = budget_allowed(&rack, n);
+                s->racks[g].allowed_rollout = MIN(s->racks[g].allowed, budget_allowed(&ro_rack, n));
+        }
 
         r = sim_db_reopen(s);
         if (r < 0)

@@ -13,9 +13,10 @@ void operator_start_rollout(Sim *s) {
         sqlite3 *db;
         int r;
 
-        spec = json_pack("{s:s, s:[i, s, s, s], s:i, s:s, s:s, s:{s:s, s:[s, s]}}", "image", image_ids[1], "waves", 1,
-                         "10%", "50%", "100%", "bake", 30, "max_failures", "5%", "on_failure", "pause", "order", "key",
-                         "service", "values", "s0", "s1");
+        spec = json_pack("{s:s, s:[i, s, s, s], s:i, s:s, s:s, s:{s:s, s:[s, s]}, s:{s:s, s:s}}", "image",
+                         image_ids[1], "waves", 1, "10%", "50%", "100%", "bake", 30, "max_failures", "5%", "on_failure",
+                         "pause", "order", "key", "service", "values", "s0", "s1", "budgets", "rack", "100%", "service",
+                         "5%");
         db = store_sqlite(s->db);
         r = store_tx_begin(s->db, STORE_TX_WRITE, &tx);
         if (r >= 0)

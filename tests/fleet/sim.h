@@ -78,6 +78,7 @@ typedef struct Agent {
         uint64_t m_epoch, m_expires, m_last_seen;
         bool m_quarantined, m_needs_healthy;
         bool m_finished; /* the coordinator has seen it done or failed */
+        bool m_assigned; /* the rollout assigned it: on its way until finished */
         const char *m_state;
         int m_image;
 } Agent;
@@ -87,6 +88,7 @@ typedef struct Group {
         int *members;
         size_t n;
         int64_t allowed;
+        int64_t allowed_rollout; /* for a host on its way: the smaller of the site's and the rollout's */
         int64_t leased; /* model: members holding a lease */
 } Group;
 

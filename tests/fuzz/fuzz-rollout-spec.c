@@ -1,10 +1,11 @@
 /* Fuzzes rollout specs: rollout_spec_parse(), which checks a spec when a
  * rollout starts and reads it back, as stored, at every tick; then the
- * waves and the plan's estimate of every spec it accepts. */
+ * waves and the plan's estimate of every spec it accepts, and its budgets. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "coordinator.h"
 #include "rollout-spec.h"
 #include "util.h"
 
@@ -67,6 +68,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         k = stored ? json_loads(stored, JSON_REJECT_DUPLICATES, NULL) : NULL;
         if (stored && (!k || rollout_spec_parse(k, &back, &error2) < 0 || !same_numbers(&s, &back)))
                 abort();
+        /* Every budget it accepted reads as the lease decision reads it,
+         * and allows no fewer than none of a group. */
+        {
+                const char *sel;
+                json_t *b;
+                json_object_foreach(s.budgets, sel, b) {
+                        Budget x;
+                        if (budget_from_json(b, &x) < 0 || budget_allowed(&x, 0) < 0 || budget_allowed(&x, 1000) < 0)
+                                abort();
+                }
+        }
         for (size_t n = 0; n < 12; n++)
                 check_waves(&s, n);
         check_waves(&s, 1000);

@@ -52,7 +52,7 @@ comment = re.compile(r'^[#;]')
 kinds = {'image': 'definition', 'packages': 'definition', 'modules': 'definition', 'repo': 'definition',
          'repos': 'definition', 'boot': 'definition', 'disk': 'definition', 'rootfs': 'definition',
          'server': 'slipwayd', 'dhcp': 'slipwayd',
-         'ipxe': 'slipwayd', 'state': 'slipwayd', 'webhook': 'slipwayd', 'agent': 'agent', 'backend': 'agent'}
+         'ipxe': 'slipwayd', 'state': 'slipwayd', 'webhook': 'slipwayd', 'pipelines': 'slipwayd', 'agent': 'agent', 'backend': 'agent'}
 
 def dedent(lines):
     width = min((len(l) - len(l.lstrip(' ')) for l in lines if l.strip()), default=0)

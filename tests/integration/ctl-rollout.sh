@@ -463,6 +463,15 @@ else
         t_fail "refused: $refused; granted: $granted; $($C rollout status "$R4" | head -n 3)"
 fi
 
+t_case "rollout --budget: slipctl refuses a malformed one, the server a bad amount; the plan takes a good one"
+if ! out=$($C rollout plan tiny:2.0 --budget rack:1 --budget service=db:min=1 2>&1); then
+        t_fail "$out"
+elif ctl_fail 1 "--budget: expected SELECTOR:N, SELECTOR:N% or SELECTOR:min=N, got 'rack'" \
+                $C rollout plan tiny:2.0 --budget rack &&
+        ctl_fail 1 "'budgets': the budget of 'rack' is not a count" $C rollout plan tiny:2.0 --budget rack:101%; then
+        t_ok
+fi
+
 t_case "the audit log has the budgets and rollouts"
 if out=$($C audit --limit 1000) && grep -q " ci  *budget.set  *rack  *budget=max_unavailable 1$" <<<"$out" &&
         grep -q " ci  *budget.delete  *service=db " <<<"$out" && grep -q " ci  *rollout.start  *rollout $R1 " <<<"$out" &&
@@ -482,7 +491,8 @@ for cmd in "budget list" "budget set" "budget delete" "rollout plan" "rollout st
         grep -q "^  $cmd" <<<"$help" || missing="$missing help:'$cmd'"
         grep -q "^\.B $cmd" "$TOP/docs/man/slipctl.1" || missing="$missing man:'$cmd'"
 done
-for opt in --max-unavailable --min-available --selector --waves --bake --max-failures --on-failure --order --window; do
+for opt in --max-unavailable --min-available --selector --waves --bake --max-failures --on-failure --order --window \
+        --budget; do
         grep -q "^  $opt" <<<"$help" || missing="$missing help:$opt"
         grep -F -- "${opt//-/\\-}" "$TOP/docs/man/slipctl.1" | grep -q '^\.B' || missing="$missing man:$opt"
 done

@@ -16,18 +16,46 @@ for tool in dnf rpmbuild createrepo_c modifyrepo_c jq; do
         if ! command -v $tool >/dev/null; then
                 t_case tools
                 t_skip "$tool is not installed"
-                t_case "--locked refuses a lock of other module streams"
+                # locked_build DIR CONF: a --locked build of DIR's lock with CONF; its
+# stderr in DIR/locked.err.
+locked_build() {
+        $B --store "$D/store" build --key "$D/signing.key" --locked --lock "$1/def.lock" --no-disk "$2" \
+                >"$1/locked.out" 2>"$1/locked.err"
+}
+# refused_lock DIR CONF: the build is refused, the lock named as another's.
+refused_lock() {
+        if locked_build "$1" "$2"; then
+                t_fail "the build went ahead"
+        elif ! grep -q "lock '.*' was resolved for a different package list or module streams" "$1/locked.err"; then
+                t_fail "$(cat "$1/locked.err")"
+        else
+                t_ok
+        fi
+}
+
+t_case "--locked refuses a lock of other module streams"
 dir=$(case_dir "module stream enabled")
 sed 's/^enable = nodejs:20$/enable = nodejs:18/' "$dir/def.conf" >"$dir/other.conf"
 $B keygen "$D/signing.key" "$D/signing.pub" >/dev/null
 # (the repositories' gpgcheck = 0 warnings come first)
 if ! jq -e '.format == 1' "$dir/def.lock" >/dev/null; then
         t_fail "resolve did not write a lock of format 1 (resolved, signatures not checked)"
-elif $B --store "$D/store" build --key "$D/signing.key" --locked --lock "$dir/def.lock" --no-disk \
-        "$dir/other.conf" >/dev/null 2>"$dir/locked.err"; then
-        t_fail "the build went ahead"
-elif ! grep -q "lock '.*' was resolved for a different package list or module streams" "$dir/locked.err"; then
-        t_fail "$(cat "$dir/locked.err")"
+else
+        refused_lock "$dir" "$dir/other.conf"
+fi
+
+t_case "--locked refuses a lock whose default stream is now disabled"
+dir=$(case_dir "module default stream")
+printf '\n[modules]\ndisable = nodejs\n' | cat "$dir/def.conf" - >"$dir/disabled.conf"
+refused_lock "$dir" "$dir/disabled.conf"
+
+# The lock passes the check and the build goes on to install (and stops
+# there: the test's packages make no kernel).
+t_case "--locked takes a lock with a required stream"
+dir=$(case_dir "module requires a stream of another")
+locked_build "$dir" "$dir/def.conf"
+if grep -q "resolved for a different" "$dir/locked.err" || ! grep -q "has no kernel" "$dir/locked.err"; then
+        t_fail "$(tail -3 "$dir/locked.err")"
 else
         t_ok
 fi
@@ -141,6 +169,8 @@ XML
         pkg mod npm 18.1
         pkg mod nodejs 20.1
         pkg mod npm 20.1
+        # webapp:1 requires nodejs:20, not the default stream
+        pkg mod webapp 1.0
         cat >"$D/modules.yaml" <<'YAML'
 ---
 document: modulemd
@@ -185,6 +215,26 @@ data:
       - npm-0:20.1-1.noarch
 ...
 ---
+document: modulemd
+version: 2
+data:
+  name: webapp
+  stream: "1"
+  version: 1
+  context: c0ffee42
+  arch: noarch
+  summary: an application on nodejs 20
+  description: an application on nodejs 20
+  license:
+    module: [MIT]
+  dependencies:
+    - requires:
+        nodejs: ["20"]
+  artifacts:
+    rpms:
+      - webapp-0:1.0-1.noarch
+...
+---
 document: modulemd-defaults
 version: 1
 data:
@@ -211,7 +261,8 @@ if [ $? -eq 0 ]; then t_ok "$(($(date +%s) - start)) s"; else t_fail "$(tail -5 
 # Repo options are given as "ID KEY=VALUE..." words in REPOS (one repo per
 # line); both sides get them. PACKAGES are the [packages] install words;
 # EXTRA is more [packages]/[modules] text for slipway, DNF_OPTS and
-# DNF_MODULE (a `dnf module` command run first) its dnf counterpart.
+# DNF_MODULE (`dnf module` commands run first, separated by ";") its dnf
+# counterpart.
 # A case's directory: its name without spaces (dnf splits reposdir on them).
 case_dir() { echo "$D/cases/${1//[ ,@^]/-}"; }
 
@@ -247,12 +298,14 @@ dnf_cmd() { # DIR ARGS...
 dnf_side() { # NAME
         local dir f
         dir=$(case_dir "$1")
-        if [ -n "$DNF_MODULE" ]; then
+        local cmd cmds
+        IFS=';' read -ra cmds <<<"$DNF_MODULE"
+        for cmd in "${cmds[@]}"; do
                 local dl=""
-                [ "${DNF_MODULE%% *}" != install ] || dl="--downloadonly --destdir=$dir/dl"
+                [ "${cmd%% *}" != install ] || dl="--downloadonly --destdir=$dir/dl"
                 # shellcheck disable=SC2086
-                dnf_cmd "$dir" $DNF_OPTS $dl module $DNF_MODULE >>"$dir/dnf.log" 2>&1 || return 1
-        fi
+                dnf_cmd "$dir" $DNF_OPTS $dl module $cmd >>"$dir/dnf.log" 2>&1 || return 1
+        done
         if [ -n "$DNF_INSTALL" ]; then
                 # shellcheck disable=SC2086
                 dnf_cmd "$dir" $DNF_OPTS --downloadonly --destdir="$dir/dl" install $DNF_INSTALL \
@@ -366,6 +419,16 @@ REPOS=$'base\nmod' PACKAGES="" EXTRA=$'[modules]\nenable = nodejs:20/common' DNF
         DNF_INSTALL="" oracle "module profile" "nodejs npm"
 REPOS=$'base\nmod\nhot module_hotfixes=1' PACKAGES="nodejs" DNF_INSTALL="nodejs" oracle "module_hotfixes" "nodejs"
 REPOS=$'base\nmod\nhot' PACKAGES="nodejs" DNF_INSTALL="nodejs" oracle "without module_hotfixes" "nodejs"
+REPOS=$'base\nmod' PACKAGES="webapp nodejs" EXTRA=$'[modules]\nenable = webapp:1' DNF_MODULE="enable webapp:1" \
+        DNF_INSTALL="webapp nodejs" oracle "module requires a stream of another" "nodejs webapp"
+REPOS=$'base\nmod\nhot' PACKAGES="nodejs" EXTRA=$'[modules]\ndisable = nodejs' DNF_MODULE="disable nodejs" \
+        DNF_INSTALL="nodejs" oracle "module disabled" "nodejs"
+# base's own nodejs (16.0), which the default stream hides, is back
+REPOS=$'base\nmod' PACKAGES="nodejs" EXTRA=$'[modules]\ndisable = nodejs' DNF_MODULE="disable nodejs" \
+        DNF_INSTALL="nodejs" oracle "module disabled, no other repository" "nodejs"
+REPOS=$'base\nmod' PACKAGES="webapp" EXTRA=$'[modules]\nenable = webapp:1\ndisable = nodejs' \
+        DNF_MODULE="disable nodejs;enable webapp:1" DNF_INSTALL="webapp" \
+        both_fail "a stream that requires a disabled module" "module stream 'webapp:1' requires module 'nodejs', which is disabled"
 REPOS=$BASE PACKAGES="@nope a" DNF_INSTALL="@nope a" both_fail "a group no repository has" \
         "group 'nope' is in no repository's comps"
 REPOS=$'base\nmod' PACKAGES="nodejs = 20.1" DNF_INSTALL="nodejs-20.1" \
@@ -373,9 +436,13 @@ REPOS=$'base\nmod' PACKAGES="nodejs = 20.1" DNF_INSTALL="nodejs-20.1" \
 
 # The versions chosen, beyond the names the cases compare above.
 t_case "versions chosen"
-want="dup-1.0-1.noarch nodejs-18.5-1.noarch"
+want="dup-1.0-1.noarch nodejs-18.5-1.noarch nodejs-20.1-1.noarch webapp-1.0-1.noarch nodejs-18.5-1.noarch"
+want+=" nodejs-16.0-1.noarch"
 got="$(jq -r '.packages[] | "\(.name)-\(.version)-\(.release).\(.arch)"' \
-        "$(case_dir "priority beats version")/def.lock" "$(case_dir module_hotfixes)/def.lock" | tr '\n' ' ' | sed 's/ $//')"
+        "$(case_dir "priority beats version")/def.lock" "$(case_dir module_hotfixes)/def.lock" \
+        "$(case_dir "module requires a stream of another")/def.lock" "$(case_dir "module disabled")/def.lock" \
+        "$(case_dir "module disabled, no other repository")/def.lock" |
+        tr '\n' ' ' | sed 's/ $//')"
 if [ "$got" = "$want" ]; then t_ok; else t_fail "got $got, want $want"; fi
 
 t_case "the lock says what was asked"
@@ -383,6 +450,9 @@ lock="$(case_dir "module profile")/def.lock"
 glock="$(case_dir "conditional package")/def.lock"
 if [ "$(jq -c '.modules' "$lock")" = '[{"default":false,"name":"nodejs","profile":"common","stream":"20"}]' ] &&
         [ "$(jq -c '.modules' "$(case_dir "module default stream")/def.lock")" = '[{"default":true,"name":"nodejs","stream":"18"}]' ] &&
+        [ "$(jq -c '.modules' "$(case_dir "module requires a stream of another")/def.lock")" = \
+                '[{"default":false,"name":"nodejs","required_by":"webapp:1","stream":"20"},{"default":false,"name":"webapp","stream":"1"}]' ] &&
+        [ "$(jq -c '.modules' "$(case_dir "module disabled")/def.lock")" = null ] &&
         [ "$(jq -c '[.groups[] | .request, .ids]' "$glock")" = '["@Core",["core"],"@tools",["tools"]]' ] &&
         jq -e '.groups[0].packages | index("(g-cond if trig)")' "$glock" >/dev/null; then
         t_ok
@@ -402,6 +472,30 @@ elif $B --store "$D/store" build --key "$D/signing.key" --locked --lock "$dir/de
         t_fail "the build went ahead"
 elif ! grep -q "lock '.*' was resolved for a different package list or module streams" "$dir/locked.err"; then
         t_fail "$(cat "$dir/locked.err")"
+else
+        t_ok
+fi
+
+t_case "--locked refuses a lock whose default stream is now disabled"
+dir=$(case_dir "module default stream")
+printf '\n[modules]\ndisable = nodejs\n' | cat "$dir/def.conf" - >"$dir/disabled.conf"
+if $B --store "$D/store" build --key "$D/signing.key" --locked --lock "$dir/def.lock" --no-disk \
+        "$dir/disabled.conf" >/dev/null 2>"$dir/locked.err"; then
+        t_fail "the build went ahead"
+elif ! grep -q "lock '.*' was resolved for a different package list or module streams" "$dir/locked.err"; then
+        t_fail "$(cat "$dir/locked.err")"
+else
+        t_ok
+fi
+
+# The lock passes the check and the build goes on to install (and stops
+# there: the test's packages make no kernel).
+t_case "--locked takes a lock with a required stream"
+dir=$(case_dir "module requires a stream of another")
+$B --store "$D/store" build --key "$D/signing.key" --locked --lock "$dir/def.lock" --no-disk \
+        "$dir/def.conf" >"$dir/build.out" 2>"$dir/build.err"
+if grep -q "resolved for a different" "$dir/build.err" || ! grep -q "has no kernel" "$dir/build.err"; then
+        t_fail "$(tail -3 "$dir/build.err")"
 else
         t_ok
 fi

@@ -81,10 +81,18 @@ deleted  /etc/motd  (whiteout)
 new      /etc/site.conf
 new      /etc/ssh/ssh_host_ed25519_key"
 got=$("$AGENT" --state-dir "$D/var" --etc-image "$D/r2/etc" etc-diff 2>&1)
-if [ "$got" = "$want" ] && "$AGENT" --state-dir "$D/var" --etc-image "$D/r2/etc" etc-diff --all | grep -qx 'same     /etc/ssh/'; then
+json=$("$AGENT" --state-dir "$D/var" --etc-image "$D/r2/etc" etc-diff --json 2>&1)
+status=$("$AGENT" --backend sim --sim-dir "$D/sim" --state-dir "$D/var" --etc-image "$D/r2/etc" status 2>&1)
+if [ "$got" = "$want" ] && "$AGENT" --state-dir "$D/var" --etc-image "$D/r2/etc" etc-diff --all | grep -qx 'same     /etc/ssh/' &&
+        [ "$(jq -r '.[] | "\(.change) \(.path) \(.note // "-")"' <<<"$json")" = "changed /etc/hostname content
+changed /etc/machine-id content
+deleted /etc/motd whiteout
+new /etc/site.conf -
+new /etc/ssh/ssh_host_ed25519_key -" ] &&
+        grep -qx 'etc:         overlay, 2 changed, 2 new, 1 deleted (slipway-agent etc-diff)' <<<"$status"; then
         t_ok
 else
-        t_fail "got: $got"
+        t_fail "got: $got; $json; $status"
 fi
 
 t_case "slipway.etc=bind: only the identity paths are the host's, the rest of /etc is read-only"

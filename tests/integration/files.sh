@@ -243,6 +243,17 @@ rm -f "$D/h1/root/etc/slipway-test/rack.conf"
 if "$AG" --backend sim --sim-dir "$D/h1" --state-dir "$D/h1/state" apply-files >>"$D/h1.log" 2>&1 &&
         same_as_render h1; then t_ok; else t_fail "$(tail -2 "$D/h1.log")"; fi
 
+t_case "a deletion held back: the set stays live and listed, marked deleted"
+live=$($C --json files list | jq '.file_sets[] | select(.name == "zone-r2") | .version')
+$C files delete zone-r2 --hold >/dev/null
+j=$($C --json files list | jq -c '.file_sets[] | select(.name == "zone-r2")')
+if [ "$(jq -r '[.deleted, .live == '"$live"', .version == '"$live"' + 1, (.files | length > 0)] | join(" ")' <<<"$j")" = \
+        "true true true true" ] && $C files list | grep -q "^zone-r2  *$((live + 1)) deleted  *$live "; then
+        t_ok
+else
+        t_fail "$j; $($C files list)"
+fi
+
 t_case "a set deleted: its files leave the hosts with their next slot"
 $C files delete net >/dev/null
 if wait_for 90 all_healthy_with h1 h2 && same_as_render h1 && same_as_render h2 &&

@@ -6,11 +6,13 @@
 # would see is checked against the API (tests/page/page-test.py): the
 # matrix's counts, a rollout moving the matrix live, a host's version, a
 # pause through the rollout page's button, the audit view, the leases,
-# the package diff of two images, the instances, a viewer's page without
-# write buttons; then the event stream's resume and its bound, and, on
-# PostgreSQL (SLIPWAY_TEST_STORE=postgresql), an entry written through a
-# second instance reaching the first's stream. Screenshots go to
-# build/test-page/.
+# the package diff of two images, the instances, the matrix a page of rows
+# at a time, a viewer's page without write buttons; then the event
+# stream: an entry there as it is written (the fallback poll an hour), one
+# that no commit announced there at the fallback poll, its resume and its
+# bound, and, on PostgreSQL (SLIPWAY_TEST_STORE=postgresql), an entry
+# written through a second instance reaching the first's stream.
+# Screenshots go to build/test-page/.
 #
 # tests/bench/page.sh runs it at 10,000 hosts (PAGE_MODE=bench,
 # PAGE_HOSTS=10000): the time to the first render and how fast the page
@@ -67,8 +69,10 @@ make_image 2.0 "$(jq -s . <(pkg busybox 1.36.1) <(pkg kernel 6.1.0) <(pkg extra 
 TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
 # A viewer's token where the server knows roles.
 VIEWER=$("$SD" --state-dir "$D/srv" --log-json no token create watcher --role viewer 2>/dev/null) || VIEWER=""
+# The event stream's fallback poll an hour: what the page sees live came
+# by the wake of the transaction that wrote it.
 "$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit --trusted-keys "$D/keys" \
-        >"$D/srv.log" 2>&1 &
+        --events-poll 3600 >"$D/srv.log" 2>&1 &
 PIDS+=($!)
 for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
 URL=$(cat "$D/srv/slipwayd.url")
@@ -115,6 +119,48 @@ if [ "$MODE" = check ]; then
                 t_ok
         else
                 t_fail "first id: '$first'; $(head -c 300 "$D/ev1")"
+        fi
+
+        t_case "an entry reaches the stream as it is written, not at the fallback poll (an hour)"
+        curl -sN --max-time 20 -H "Authorization: Bearer $TOKEN" "$URL/v1/events" >"$D/ev-own" &
+        EPID=$!
+        for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-own" && break; sleep 0.05; done
+        host=$(api "$URL/v1/hosts" | jq -r '.hosts[0].id')
+        t1=$(now_ms)
+        api -o /dev/null -H 'Content-Type: application/json' -d '{"set": {"own": "yes"}}' "$URL/v1/hosts/$host/labels"
+        for ((i = 0; i < 1000; i++)); do grep -qs '"own":"yes"' "$D/ev-own" && break; sleep 0.01; done
+        t2=$(now_ms)
+        kill $EPID 2>/dev/null
+        wait $EPID 2>/dev/null
+        if grep -q "^data: {\"action\":\"host.labels\".*\"own\":\"yes\".*\"target\":\"$host\"" "$D/ev-own"; then
+                t_ok "$((t2 - t1)) ms after the write"
+        else
+                t_fail "$(tail -c 300 "$D/ev-own")"
+        fi
+
+        if [ "$T_STORE" = sqlite ]; then
+                t_case "an entry no commit here announced (another process's) arrives at the fallback poll"
+                # A second slipwayd of its own, polling every second; the
+                # entry is written by the command line, a process of its own.
+                "$SD" --state-dir "$D/fb" --log-json no token create fb >/dev/null
+                "$SD" --state-dir "$D/fb" --listen 127.0.0.1:0 --log-json no --trusted-keys "$D/keys" --events-poll 1 \
+                        >"$D/fb.log" 2>&1 &
+                PIDS+=($!)
+                for ((i = 0; i < 200; i++)); do [ -s "$D/fb/slipwayd.url" ] && break; sleep 0.05; done
+                TOKEN_FB=$("$SD" --state-dir "$D/fb" --log-json no token create fb2)
+                curl -sN --max-time 20 -H "Authorization: Bearer $TOKEN_FB" "$(cat "$D/fb/slipwayd.url")/v1/events" \
+                        >"$D/ev-fb" &
+                EPID=$!
+                for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-fb" && break; sleep 0.05; done
+                "$SD" --state-dir "$D/fb" --log-json no token create by-cli >/dev/null
+                for ((i = 0; i < 1000; i++)); do grep -qs '"target":"by-cli"' "$D/ev-fb" && break; sleep 0.01; done
+                kill $EPID 2>/dev/null
+                wait $EPID 2>/dev/null
+                if grep -q '^data: {"action":"token.create".*"target":"by-cli"' "$D/ev-fb"; then
+                        t_ok "$((i * 10)) ms or less (events-poll 1 s)"
+                else
+                        t_fail "$(tail -c 300 "$D/ev-fb"); $(tail -3 "$D/fb.log")"
+                fi
         fi
 
         t_case "64 streams at once on an instance; the 65th is 503 unavailable, and a closed one frees its place"

@@ -4,7 +4,11 @@
 # lease back on instance a: b hears of it from the database (LISTEN/NOTIFY),
 # not at its next round (every 2 s). The wake latency is measured and
 # printed. Then the connection b listens on is ended by the server: b
-# listens again by itself and the next release still wakes it.
+# listens again by itself and the next release still wakes it. The same
+# connection brings b's event stream (GET /v1/events) the audit entries
+# written through a: the instances run with events-poll an hour, so an
+# entry that arrives came by the notice, not by the fallback poll; and a
+# stream sees its own instance's entries at once as well.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/pg.sh"
 t_begin pg-instances
@@ -30,7 +34,7 @@ start() {
         local n=$1 i
         rm -f "$D/$n/slipwayd.url"
         "$SD" --state-dir "$D/$n" --database "$PGURL" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit \
-                --trusted-keys "$D/keys" --checkin-interval 5 >>"$D/$n.log" 2>&1 &
+                --trusted-keys "$D/keys" --checkin-interval 5 --events-poll 3600 >>"$D/$n.log" 2>&1 &
         PIDS+=($!)
         for ((i = 0; i < 200; i++)); do
                 [ -s "$D/$n/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/$n/slipwayd.url")/v1/status" && break
@@ -88,6 +92,43 @@ wake_once() {
         api -o /dev/null -X DELETE "$w/v1/hosts/$HB/lease"
 }
 
+# stream_sees STREAM-URL WRITER-URL VALUE: opens an event stream at
+# STREAM-URL, sets the label seen=VALUE on HA through WRITER-URL and prints
+# the milliseconds until the stream carries it, or "- " and the stream's
+# end after 10 s.
+stream_sees() {
+        local i t1 spid
+        curl -sN --max-time 20 -H "Authorization: Bearer $TOKEN" "$1/v1/events" >"$D/ev-$3" &
+        spid=$!
+        for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-$3" && break; sleep 0.05; done
+        t1=$(now_ms)
+        api -o /dev/null -d "{\"set\": {\"seen\": \"$3\"}}" "$2/v1/hosts/$HA/labels"
+        for ((i = 0; i < 1000; i++)); do grep -qs "\"seen\":\"$3\"" "$D/ev-$3" && break; sleep 0.01; done
+        if grep -qs "^data: {\"action\":\"host.labels\".*\"seen\":\"$3\"" "$D/ev-$3"; then
+                echo $(($(now_ms) - t1))
+        else
+                echo "- $(tail -c 300 "$D/ev-$3")"
+        fi
+        kill $spid 2>/dev/null
+        wait $spid 2>/dev/null
+}
+
+t_case "an audit entry written through a reaches a stream on b by the database's notice (b's fallback poll: 1 h)"
+ms=$(stream_sees "$URL_b" "$URL_a" ab1)
+if [[ $ms =~ ^[0-9]+$ ]]; then
+        t_ok "on b's stream $ms ms after the write on a"
+else
+        t_fail "$ms"
+fi
+
+t_case "a stream sees its own instance's entries at once too"
+ms=$(stream_sees "$URL_b" "$URL_b" bb1)
+if [[ $ms =~ ^[0-9]+$ ]]; then
+        t_ok "$ms ms after the write"
+else
+        t_fail "$ms"
+fi
+
 t_case "a lease given back on a wakes a request waiting on b, well within b's 2 s round"
 ok=1 all=""
 for i in 1 2 3 4 5; do
@@ -116,6 +157,14 @@ elif [[ $ms =~ ^[0-9]+$ ]] && [ "$ms" -lt 1000 ]; then
         t_ok "answered $ms ms after the release"
 else
         t_fail "answer after the release: $ms"
+fi
+
+t_case "and b's event stream, on the connection that listens again, still hears of a's entries"
+ms=$(stream_sees "$URL_b" "$URL_a" ab2)
+if [[ $ms =~ ^[0-9]+$ ]]; then
+        t_ok "$ms ms after the write on a"
+else
+        t_fail "$ms"
 fi
 
 t_case "and the other way: a lease given back on b wakes a request waiting on a"

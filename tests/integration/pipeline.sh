@@ -8,7 +8,9 @@
 # Cases: a pipeline whose gates pass promotes staging to production; one
 # whose Prometheus gate fails stops and rolls staging back; a manual
 # approval; a command gate that fails; a restart of slipwayd mid-bake; the
-# audit trail; abort.
+# audit trail; a stage's own budget; abort. slipwayd.conf names the
+# Prometheus for the pipelines whose file names none. The pipelines' metrics
+# and alerts, as Prometheus reads them (the site's rules loaded).
 . "$(dirname "$0")/../lib.sh"
 t_begin pipeline
 
@@ -58,7 +60,8 @@ command -v prometheus >/dev/null || need prometheus prometheus
 # start_server PORT: slipwayd on 127.0.0.1:PORT (0: any), its URL in $URL.
 start_server() {
         rm -f "$D/srv/slipwayd.url"
-        "$SLIPWAYD" --state-dir "$D/srv" --listen "127.0.0.1:$1" --trusted-keys "$D/keys" --log-json no \
+        "$SLIPWAYD" --config "$D/slipwayd.conf" --state-dir "$D/srv" --listen "127.0.0.1:$1" --trusted-keys "$D/keys" \
+                --log-json no \
                 >>"$D/srv.log" 2>&1 &
         SRV=$!
         wait_until 20 test -s "$D/srv/slipwayd.url" || { echo "slipwayd did not start: $(tail "$D/srv.log")"; exit 1; }
@@ -73,6 +76,9 @@ for v in 1.0 2.0; do
                 >/dev/null 2>>"$D/build.log" || echo "building tiny $v failed: $(tail -3 "$D/build.log")"
 done
 TOKEN=$("$SLIPWAYD" --state-dir "$D/srv" --log-json no token create ci)
+PROM_PORT=$(free_port)
+PROM=http://127.0.0.1:$PROM_PORT
+printf '[pipelines]\nprometheus = %s\n' "$PROM" >"$D/slipwayd.conf"
 # It starts again later on the same port.
 PORT=$(free_port)
 start_server "$PORT"
@@ -94,10 +100,12 @@ for m in $MACS; do
 done
 
 # The hosts, as their agents: every 0.3 s each reports healthy on the
-# image it is assigned (the URL read again: slipwayd restarts on its port).
+# image it is assigned (the URL read again: slipwayd restarts on its port);
+# while $D/hold is there they stay on their way, silent.
 sim_hosts() {
         local h img
         while :; do
+                if [ -e "$D/hold" ]; then sleep 0.3; continue; fi
                 for h in "${H[@]}"; do
                         img=$(curl -sf -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$h" | jq -r '.image // empty')
                         [ -n "$img" ] || continue
@@ -121,12 +129,11 @@ set_ratio 0.001
 APP_PORT=$(free_port)
 python3 -m http.server --bind 127.0.0.1 --directory "$D/app" "$APP_PORT" >"$D/app.log" 2>&1 &
 PIDS="$PIDS $!"
-PROM_PORT=$(free_port)
-PROM=http://127.0.0.1:$PROM_PORT
 cat >"$D/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
+rule_files: ["$TOP/contrib/prometheus/slipway-alerts.yml"]
 scrape_configs:
   - job_name: slipwayd
     static_configs: [{targets: ["127.0.0.1:$PORT"]}]
@@ -142,6 +149,8 @@ prom_value() {
         curl -sf --get --data-urlencode "query=$1" "$PROM/api/v1/query" | jq -r '.data.result[0].value[1] // empty'
 }
 prom_is() { [ "$(prom_value "$1")" = "$2" ]; }
+# firing ALERT LABEL=VALUE: Prometheus fires ALERT for that pipeline.
+firing() { prom_is "count(ALERTS{alertname=\"$1\",alertstate=\"firing\",pipeline=\"$2\"})" 1; }
 
 # pipeline_file NAME IMAGE STAGING-GATES PRODUCTION-GATES [STAGING-EXTRA]:
 # a two-stage pipeline file at $D/NAME.conf.
@@ -228,7 +237,12 @@ if wait_until 20 prom_is 'app_error_ratio' 0.5 && out=$($C pipeline start "$D/ba
         state_of "$P2" .reason | grep -q "^stage staging: the Prometheus query 'app_error_ratio{env=\"staging\"}' returned 0.5, not < 0.01; rolled back by rollout [0-9]*$" &&
         [ "$(state_of "$P2" '[.stages[].state] | join(" ")')" = "failed pending" ] &&
         wait_until 20 images_are "$ID2" "$ID2" "$ID2" "$ID2" &&
-        [ "$(audit_actions "$P2")" = "pipeline.start pipeline.stage-done pipeline.gate-failed" ]; then
+        [ "$(audit_actions "$P2")" = "pipeline.start pipeline.stage-done pipeline.gate-failed" ] &&
+        wait_until 20 prom_is "slipway_pipeline_state{pipeline=\"$P2\",state=\"failed\"}" 1 &&
+        prom_is "slipway_pipeline_state{pipeline=\"$P2\",state=\"running\"}" 0 &&
+        prom_is "slipway_pipeline_info{pipeline=\"$P2\",name=\"bad\",image=\"tiny:1.0\",stage=\"staging\"}" 1 &&
+        prom_is "slipway_pipeline_stage{pipeline=\"$P2\"}" 1 && prom_is "slipway_pipeline_stages{pipeline=\"$P2\"}" 2 &&
+        wait_until 20 firing SlipwayPipelineFailed "$P2" && ! firing SlipwayPipelineFailed "$P1"; then
         t_ok
 else
         t_fail "${out:-}: $($C pipeline status "${P2:-0}" 2>&1)"
@@ -240,6 +254,8 @@ pipeline_file manual tiny:1.0 "approval = yes" ""
 if wait_until 30 settled && out=$($C pipeline start "$D/manual.conf" 2>&1) && P3=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
         wait_until 30 phase_is "$P3" approval &&
         $C pipeline status "$P3" | grep -q "^Approval: *needed (slipctl pipeline approve $P3)" &&
+        wait_until 20 prom_is "slipway_pipeline_phase{pipeline=\"$P3\",phase=\"approval\"}" 1 &&
+        prom_is "slipway_pipeline_phase{pipeline=\"$P3\",phase=\"baking\"}" 0 &&
         sleep 1.5 && [ "$(state_of "$P3" .phase)" = approval ] && images_are "$ID1" "$ID1" "$ID2" "$ID2" &&
         out2=$($C pipeline approve "$P3") && [ "$out2" = "pipeline $P3: running, stage staging" ] &&
         wait_until 30 ended "$P3" && [ "$(state_of "$P3" .state)" = "done" ] &&
@@ -279,14 +295,58 @@ else
         t_fail "${out:-}: $($C pipeline status "${P5:-0}" 2>&1) $(tail -5 "$D/srv.log")"
 fi
 
-t_case "abort stops a pipeline; list and status show it"
+t_case "a pipeline file that names no Prometheus queries slipwayd.conf's"
+printf '[pipeline]\nname = conf\nimage = tiny:1.0\n[stage staging]\nselector = env=staging\nbake = 1\n%s\n%s\n' \
+        'prometheus = min(slipway_instance_up)' 'condition = == 1' >"$D/conf.conf"
+if wait_until 30 settled && out=$($C pipeline start "$D/conf.conf" 2>&1) && P7=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
+        [ "$(state_of "$P7" .spec.prometheus)" = "$PROM" ] && wait_until 30 ended "$P7" &&
+        [ "$(state_of "$P7" .state)" = "done" ]; then
+        t_ok
+else
+        t_fail "${out:-}: $($C pipeline status "${P7:-0}" 2>&1)"
+fi
+
+t_case "a stage's budget holds its hosts on their way, names itself, and leaves other hosts alone"
+# The site has no budgets; the stage lets one env=staging host down.
+printf '[pipeline]\nname = budget\nimage = tiny:1.0\n[stage staging]\nselector = env=staging\nbudget = env:1\n' \
+        >"$D/budget.conf"
+lease() {
+        curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{}' "$URL/v1/hosts/$1/lease"
+}
+assigned() { [ "$($C --json rollout status "$1" | jq '[.waves[].assigned] | add')" = 2 ]; }
+refusals() {
+        curl -sf -H "Authorization: Bearer $TOKEN" "$URL/metrics" |
+                sed -n 's/^slipway_lease_refusals_total{reason="rollout-budget"} //p'
+}
+touch "$D/hold"
+t0=$(now_ms)
+if wait_until 30 settled && out=$($C pipeline start "$D/budget.conf" 2>&1) &&
+        P8=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) && R8=$(grep -o 'rollout [0-9]*' <<<"$out" | cut -d' ' -f2) &&
+        wait_until 20 assigned "$R8" &&
+        [ "$(lease "${H[0]}" | jq -r .granted)" = true ] && l1=$(lease "${H[1]}") &&
+        [ "$(jq -r .granted <<<"$l1")" = false ] &&
+        [ "$(jq -r .reason <<<"$l1")" = "group env=staging: 1 of 2 hosts are down and rollout $R8's budget max_unavailable 1 allows 1" ] &&
+        [ "$(refusals)" = 1 ] && [ "$(lease "${H[2]}" | jq -r .granted)" = true ] &&
+        [ "$($C --json rollout status "$R8" | jq -c '.budgets | map([.selector, .budget])')" = '[["env","max_unavailable 1"]]' ] &&
+        st=$($C rollout status "$R8") && grep -q "budgets env: max 1 down" <<<"$st" && grep -q "^env=staging  *2 " <<<"$st"; then
+        t_ok "$(($(now_ms) - t0)) ms"
+else
+        t_fail "${out:-} ${l1:-}: refusals $(refusals); $($C rollout status "${R8:-0}" 2>&1)"
+fi
+for h in "${H[0]}" "${H[2]}"; do curl -sf -o /dev/null -X DELETE -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$h/lease"; done
+rm -f "$D/hold"
+wait_until 30 ended "${P8:-0}" || true
+
+t_case "abort stops a pipeline; list and status show it; the file's Prometheus wins over slipwayd.conf's"
 pipeline_file abort tiny:1.0 "approval = yes" ""
+sed -i 's|^prometheus = http.*|prometheus = http://prometheus.invalid:9090|' "$D/abort.conf"
 if wait_until 30 settled && out=$($C pipeline start "$D/abort.conf" 2>&1) && P6=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
         out2=$($C pipeline abort "$P6") && grep -q "^pipeline $P6: aborted, stage staging: aborted by ci$" <<<"$out2" &&
         [ "$($C --json pipeline list | jq -r --argjson p "$P6" '.pipelines[] | select(.id == $p) | .state')" = aborted ] &&
         $C pipeline list | grep -q "^$P6 *abort *tiny:1.0 *aborted" &&
         [ "$(audit_actions "$P6")" = "pipeline.start pipeline.abort" ] &&
-        ! $C pipeline abort "$P6" 2>/dev/null; then
+        ! $C pipeline abort "$P6" 2>/dev/null &&
+        [ "$(state_of "$P6" .spec.prometheus)" = http://prometheus.invalid:9090 ]; then
         t_ok
 else
         t_fail "${out:-} ${out2:-}: $($C pipeline list 2>&1)"

@@ -221,11 +221,12 @@ t_case "tokens made before roles are admin tokens"
 t_stop "$PID"
 if [ "$T_STORE" = postgresql ]; then
         t_state_sql "$D/state" "ALTER TABLE tokens DROP COLUMN role; DROP TABLE webhook_cursors;
-                DROP TABLE pipeline_stages; DROP TABLE pipelines;
+                DROP TABLE pipeline_stages; DROP TABLE pipelines; DROP INDEX audit_target;
+                DROP TRIGGER audit_appended ON audit; DROP FUNCTION audit_appended();
                 UPDATE schema_version SET version = 20" >/dev/null
 else
         t_state_sql "$D/state" "ALTER TABLE tokens DROP COLUMN role; DROP TABLE webhook_cursors;
-                DROP TABLE pipeline_stages; DROP TABLE pipelines;
+                DROP TABLE pipeline_stages; DROP TABLE pipelines; DROP INDEX audit_target;
                 PRAGMA user_version = 20" >/dev/null
 fi
 start_server

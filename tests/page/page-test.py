@@ -10,9 +10,11 @@ import atexit
 import collections
 import json
 import os
+import re
 import sys
 import time
 import traceback
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +89,31 @@ def api_matrix():
 
 PAGE_MATRIX = """[...document.querySelectorAll('#matrix td')].filter(td => td.dataset.total > 0)
     .map(td => [td.dataset.x, td.dataset.y, Number(td.dataset.total)])"""
+# The columns and rows the matrix shows (its cells carry them, empty ones too).
+PAGE_AXES = """[[...new Set([...document.querySelectorAll('#matrix td')].map(td => td.dataset.x))],
+    [...new Set([...document.querySelectorAll('#matrix td')].map(td => td.dataset.y))]]"""
+
+
+def natural(v):
+    """The order the API gives an axis's values: numbers by their value."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", v) if p != ""]
+
+
+def window_matches(counts, xkey_i, ykey_i):
+    """The page's cells against the API's counts over the columns and rows
+    the page shows; those must be the first of each axis in the API's order.
+    Returns the page's cells."""
+    page = {(x, y): n for x, y, n in b.eval(PAGE_MATRIX)}
+    xs, ys = b.eval(PAGE_AXES)
+    all_x = sorted({k[xkey_i] for k in counts}, key=natural)
+    all_y = sorted({k[ykey_i] for k in counts}, key=natural)
+    off_x = int(b.eval("document.getElementById('fleet-cols').dataset.offset"))
+    off_y = int(b.eval("document.getElementById('fleet-rows').dataset.offset"))
+    expect(xs == all_x[off_x:off_x + len(xs)], f"columns {xs[:5]}... are not the API's from {off_x}")
+    expect(ys == all_y[off_y:off_y + len(ys)], f"rows {ys[:5]}... are not the API's from {off_y}")
+    want = {k: n for k, n in counts.items() if k[0] in xs and k[1] in ys}
+    expect(page == want, "cells differ: " + str({k: (page.get(k), want.get(k)) for k in set(page) | set(want) if page.get(k) != want.get(k)})[:300])
+    return page
 
 # ---------------------------------------------------------------------------
 
@@ -120,14 +147,15 @@ def _():
     b.wait_for("document.body.dataset.view === 'fleet'", timeout=120)
     figures["first_render_s"] = time.time() - t0
     counts, versions = api_matrix()
-    page = {(x, y): n for x, y, n in b.eval(PAGE_MATRIX)}
-    expect(sum(page.values()) == sum(counts.values()), f"page {sum(page.values())} hosts, API {sum(counts.values())}")
-    expect(page == dict(counts), "cells differ: " + str({k: (page.get(k), counts.get(k)) for k in set(page) | set(counts) if page.get(k) != counts.get(k)})[:300])
+    page = window_matches(counts, 0, 1)
+    racks = len({k[1] for k in counts})
+    rows = b.eval("document.querySelectorAll('#matrix tr').length - 1")
+    expect(rows == min(racks, 50), f"{rows} rows drawn for {racks} racks")
     total = int(b.eval("document.getElementById('hosts-total').textContent"))
     expect(total == sum(counts.values()), f"the total says {total}")
     expect(b.eval("sessionStorage.getItem('slipway.token')") == TOKEN, "the token is not in sessionStorage")
     b.screenshot(os.path.join(OUT, "fleet.png"))
-    return f"{total} hosts in {len(page)} cells, first render {figures['first_render_s']:.2f} s after the login"
+    return f"{total} hosts, {racks} racks, {len(page)} cells drawn, first render {figures['first_render_s']:.2f} s after the login"
 
 rollout = {}
 spec_waves = []
@@ -228,6 +256,49 @@ if MODE == "check":
         b.wait_for("document.body.dataset.view === 'instances'")
         leader = api("/v1/instances")["leader"]["instance"]
         expect(b.eval("document.getElementById('leader').textContent") == leader, "another leader shown")
+
+    @case("many rows: the matrix shows 50 at a time, the API a window of them; next and previous move it")
+    def _():
+        hosts = sorted(h["id"] for h in api("/v1/hosts")["hosts"])
+        n = len(hosts)
+        for i, h in enumerate(hosts):
+            api(f"/v1/hosts/{h}/labels", "POST", {"set": {"unit": f"u{i}"}})
+        f = api(f"/v1/fleet?y=unit&y_offset={n - 10}&y_limit=50")
+        expect(f["y_total"] == n and f["ys"] == [f"u{i}" for i in range(n - 10, n)], f"API window: {f['y_total']} {f['ys'][:3]}")
+        expect(sum(c["total"] for c in f["cells"]) == 10 and f["hosts"] == n, f"API cells: {len(f['cells'])}")
+        f = api("/v1/fleet?y=unit&x_limit=0&y_limit=0")
+        expect(f["cells"] == [] and f["xs"] == [] and f["x_total"] == 5, f"empty window: {f['x_total']}, {len(f['cells'])} cells")
+        try:
+            api("/v1/fleet?y_limit=1001")
+            expect(False, "y_limit 1001 accepted")
+        except urllib.error.HTTPError as e:
+            expect(e.code == 400, f"y_limit 1001: {e.code}")
+        b.eval("location.hash = '#/fleet'")
+        b.wait_for("document.body.dataset.view === 'fleet'")
+        b.eval("(s => { s.value = 'unit'; s.dispatchEvent(new Event('change')); })(document.getElementById('fleet-y'))")
+        b.wait_for(f"document.getElementById('fleet-rows') && document.getElementById('fleet-rows').dataset.total === '{n}'")
+        counts = collections.Counter()
+        for h in api("/v1/hosts")["hosts"]:
+            counts[(h["labels"].get("service", ""), h["labels"].get("unit", ""))] += 1
+        pages = 0
+        seen = set()
+        while True:
+            off = pages * 50
+            b.wait_for(f"document.getElementById('fleet-rows').dataset.offset === '{off}'")
+            expect(b.eval("document.querySelectorAll('#matrix tr').length - 1") == min(50, n - off), "not a page of rows")
+            seen |= set(window_matches(counts, 0, 1))
+            pages += 1
+            if b.eval("document.getElementById('fleet-rows-next').disabled"):
+                break
+            b.click("#fleet-rows-next")
+        expect(off + 50 >= n and len(seen) == len(counts), f"{len(seen)} cells over {pages} pages, {len(counts)} in the fleet")
+        b.screenshot(os.path.join(OUT, "fleet-rows-paged.png"))
+        b.click("#fleet-rows-prev")
+        b.wait_for(f"document.getElementById('fleet-rows').dataset.offset === '{off - 50}'")
+        window_matches(counts, 0, 1)
+        b.eval("(s => { s.value = 'rack'; s.dispatchEvent(new Event('change')); })(document.getElementById('fleet-y'))")
+        b.wait_for("document.getElementById('fleet-rows').dataset.offset === '0' && document.getElementById('fleet-y').value === 'rack'")
+        return f"{n} rows in {pages} pages"
 
     @case("a viewer's token: the rollout is shown without its buttons")
     def _():

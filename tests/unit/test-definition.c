@@ -463,7 +463,11 @@ static void test_resolution_keys(void **state) {
                 { "[modules]\nenable = nodejs:18/\n", "bad.conf:10: 'nodejs:18/' is not a module stream" },
                 { "[modules]\nenable = nodejs:18 nodejs:20\n", "bad.conf:10: module 'nodejs' is enabled twice" },
                 { "[modules]\nenable =\n", "bad.conf:10: enable names no module stream" },
-                { "[modules]\ndisable = x:1\n", "bad.conf:10: unknown key 'disable' in section '[modules]'" },
+                { "[modules]\ndisable = x:1\n", "bad.conf:10: 'x:1' is not a module name" },
+                { "[modules]\ndisable =\n", "bad.conf:10: disable names no module" },
+                { "[modules]\nenable = x:1\ndisable = y x\n", "bad.conf:11: module 'x' is both enabled and disabled" },
+                { "[modules]\ndisable = x\nenable = x:1/p\n", "bad.conf:11: module 'x' is both enabled and disabled" },
+                { "[modules]\nsw = x:1\n", "bad.conf:10: unknown key 'sw' in section '[modules]'" },
         };
         _cleanup_image_def_free_ ImageDef *d = NULL;
         (void) state;
@@ -472,6 +476,7 @@ static void test_resolution_keys(void **state) {
                              "[packages]\ninstall = @core @^server /usr/bin/vim a\nexclude = kernel-debug*, b\n"
                              "exclude = c\ninstall_weak_deps = no\ngroup-package-types = mandatory,optional\n"
                              "[modules]\nenable = nodejs:18/common postgresql:15\nenable = perl:5.36\n"
+                             "disable = ruby php\ndisable = ruby\n"
                              "[repo main]\nbaseurl = /srv/main\ngpgcheck = 0\n"
                              "[repo extra]\nbaseurl = /srv/extra\ngpgcheck = 0\npriority = 10\ncost = 500\n"
                              "includepkgs = foo*, bar\nexcludepkgs = foo-debug\nexclude = baz\nmodule_hotfixes = 1\n");
@@ -487,6 +492,10 @@ static void test_resolution_keys(void **state) {
         assert_int_equal(strv_length(d->modules), 3);
         assert_string_equal(d->modules[0], "nodejs:18/common");
         assert_string_equal(d->modules[2], "perl:5.36");
+        /* disable: each module once, in file order */
+        assert_int_equal(strv_length(d->modules_disable), 2);
+        assert_string_equal(d->modules_disable[0], "ruby");
+        assert_string_equal(d->modules_disable[1], "php");
         /* dnf's defaults */
         assert_int_equal(d->repos[0].priority, 99);
         assert_int_equal(d->repos[0].cost, 1000);

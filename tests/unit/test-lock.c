@@ -433,6 +433,7 @@ static void test_resolution_fields(void **state _unused_) {
                 "{\"modules\": [{\"name\": \"nodejs\", \"stream\": \"2:0\", \"default\": true}]}",
                 "{\"modules\": [{\"name\": \"nodejs\", \"stream\": \"20\", \"default\": 1}]}",
                 "{\"modules\": [{\"name\": \"nodejs\", \"stream\": \"20\", \"default\": true, \"x\": 1}]}",
+                "{\"modules\": [{\"name\": \"nodejs\", \"stream\": \"20\", \"default\": false, \"required_by\": 1}]}",
                 "{\"groups\": [{\"request\": \"@other\", \"ids\": [], \"packages\": []}]}",
                 "{\"groups\": [{\"request\": \"@core\", \"ids\": [\"core\"]}]}",
                 "{\"groups\": [{\"request\": \"@core\", \"ids\": [1], \"packages\": []}]}",
@@ -442,8 +443,9 @@ static void test_resolution_fields(void **state _unused_) {
 
         json_array_append_new(json_object_get(j, "requested"), json_string("@core"));
         json_object_set_new(j, "modules",
-                            json_pack("[{s:s, s:s, s:s, s:b}, {s:s, s:s, s:b}]", "name", "nodejs", "stream", "20",
-                                      "profile", "common", "default", 0, "name", "perl", "stream", "5.36", "default", 1));
+                            json_pack("[{s:s, s:s, s:s, s:b}, {s:s, s:s, s:b, s:s}]", "name", "nodejs", "stream", "20",
+                                      "profile", "common", "default", 0, "name", "perl", "stream", "5.36", "default", 0,
+                                      "required_by", "app:1"));
         json_object_set_new(j, "groups",
                             json_pack("[{s:s, s:[s], s:[s, s]}]", "request", "@core", "ids", "core", "packages",
                                       "(g-cond if trig)", "g-mand"));
@@ -451,8 +453,10 @@ static void test_resolution_fields(void **state _unused_) {
         assert_int_equal(l->n_modules, 2);
         assert_string_equal(l->modules[0].profile, "common");
         assert_false(l->modules[0].is_default);
+        assert_null(l->modules[0].required_by);
         assert_null(l->modules[1].profile);
-        assert_true(l->modules[1].is_default);
+        assert_false(l->modules[1].is_default);
+        assert_string_equal(l->modules[1].required_by, "app:1");
         assert_int_equal(l->n_groups, 1);
         assert_string_equal(l->groups[0].packages[0], "(g-cond if trig)");
         assert_int_equal(lock_to_json(l, &out), 0);

@@ -501,6 +501,8 @@ static void test_file(void **state) {
                 "max-failures = 2%\n"
                 "order = zone=a,b\n"
                 "window = rack@22:00-04:00\n"
+                "budget = rack:1, service:5%\n"
+                "budget = service=db:min=2\n"
                 "approval = yes\n";
         _cleanup_json_ json_t *j = NULL;
         _cleanup_free_ char *error = NULL, *dump = NULL;
@@ -528,9 +530,21 @@ static void test_file(void **state) {
         assert_true(s.stages[1].approval);
         assert_false(s.stages[1].rollback);
         dump = json_dumps(s.stages[1].rollout, JSON_COMPACT | JSON_SORT_KEYS);
-        assert_string_equal(dump, "{\"bake\":600,\"max_failures\":\"2%\",\"order\":{\"key\":\"zone\",\"values\":[\"a\",\"b\"]},"
+        assert_string_equal(dump, "{\"bake\":600,\"budgets\":{\"rack\":1,\"service\":\"5%\",\"service=db\":"
+                                  "{\"min_available\":2}},\"max_failures\":\"2%\",\"order\":{\"key\":\"zone\",\"values\":[\"a\",\"b\"]},"
                                   "\"selector\":{\"env\":\"production\",\"service\":\"web\"},\"waves\":[1,\"10%\","
                                   "\"50%\",\"100%\"],\"windows\":{\"rack\":\"22:00-04:00\"}}");
+
+        /* A budget that is not SELECTOR:AMOUNT is an error with its line. */
+        f = fopen("bad.conf", "we");
+        assert_non_null(f);
+        assert_int_equal(fputs("[pipeline]\nimage = x\n[stage a]\nbudget = rack:1, rack\n", f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+        json_decref(j);
+        j = NULL;
+        assert_int_equal(ctl_pipeline_file("bad.conf", &j, &e), -EINVAL);
+        assert_int_equal(e.line, 4);
+        error_clear(&e);
 
         /* A key out of place is an error with its line. */
         f = fopen("bad.conf", "we");

@@ -3,15 +3,21 @@
  * and forgotten by a reset, the rows a statement changed are its own, NULL
  * reads as NULL, 0 or false, and a new row's id comes back from RETURNING.
  * And on sqlite, a reboot window that is no string, told apart in the
- * statement, reads as NULL (not valid). */
+ * statement, reads as NULL (not valid). A target's audit entries are read
+ * through the index on audit.target; a transaction that appends to the
+ * audit log tells store_db_watch_audit()'s function once it commits. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tests.h"
 
 #include "pgserver.h"
+#include "store-audit-sql.h"
+#include "store-audit.h"
 #include "store-coord.h"
 #include "store-db.h"
+#include "store-driver.h"
 #include "store-pg.h"
 #include "store-sqlite.h"
 #include "util.h"
@@ -177,6 +183,152 @@ static void test_window_not_text(void **state) {
         reboot_window_list_free(l, n);
 }
 
+/* A migration that fails is named with sqlite's reason, which its
+ * rollback used to wipe ("not an error"); the file is left as it was. */
+static void test_migration_error(void **state) {
+        StoreDb *db = NULL;
+        sqlite3 *s = NULL;
+        sqlite3_stmt *st = NULL;
+        (void) state;
+
+        assert_int_equal(sqlite3_open("state.db", &s), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(s, "CREATE TABLE blobs (x TEXT);", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_close(s), SQLITE_OK);
+
+        assert_true(sqlite_db_open("state.db", &db) < 0);
+        assert_null(db);
+        assert_non_null(store_last_error());
+        assert_non_null(strstr(store_last_error(), "migration 1 of "));
+        assert_non_null(strstr(store_last_error(), "table blobs already exists"));
+
+        assert_int_equal(sqlite3_open("state.db", &s), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(s, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 0);
+        sqlite3_finalize(st);
+        assert_int_equal(sqlite3_exec(s, "SELECT 1 FROM images", NULL, NULL, NULL), SQLITE_ERROR);
+        assert_int_equal(sqlite3_close(s), SQLITE_OK);
+}
+
+/* The plan of the listing of one target's entries (a host's page) names
+ * the index audit_target: sqlite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN
+ * over a log of 2,000 entries of 200 targets, analyzed. */
+static void test_audit_target_index(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_free_ char *plan = NULL;
+        bool pg;
+        (void) state;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        for (int i = 0; i < 2000; i++) {
+                char target[16];
+
+                snprintf(target, sizeof target, "h-%03d", i % 200);
+                assert_int_equal(store_audit_append(tx, i, "test", "host.state", target, NULL), 0);
+        }
+        pg = store_tx_postgresql(tx);
+        {
+                _cleanup_stmt_reset_ DbStmt *st = NULL;
+
+                assert_int_equal(store_stmt(tx, "ANALYZE audit", &st), 0);
+                assert_int_equal(db_step(st), 0);
+        }
+        assert_int_equal(store_tx_commit(&tx), 0);
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_READ, &tx), 0);
+        {
+                _cleanup_stmt_reset_ DbStmt *st = NULL;
+                int r;
+
+                assert_int_equal(store_stmt(tx, pg ? "EXPLAIN " AUDIT_LIST_TARGET_SQL
+                                                   : "EXPLAIN QUERY PLAN " AUDIT_LIST_TARGET_SQL,
+                                            &st),
+                                 0);
+                db_bind_int64(st, 1, 0);
+                db_bind_int64(st, 2, 50);
+                db_bind_text(st, 3, "host");
+                db_bind_int(st, 4, -1);
+                db_bind_text(st, 5, "h-007");
+                /* sqlite: (id, parent, notused, detail); PostgreSQL: one line a row. */
+                while ((r = db_step(st)) > 0) {
+                        _cleanup_free_ char *line = plan;
+
+                        plan = strdup_printf("%s%s\n", strempty(line), db_column_text(st, pg ? 0 : 3));
+                        assert_non_null(plan);
+                }
+                assert_int_equal(r, 0);
+        }
+        print_message("the plan of a target's entries:\n%s", plan);
+        assert_non_null(strstr(plan, "audit_target"));
+        /* And the listing finds that target's entries, the newest last. */
+        {
+                AuditQuery q = { .last = 5, .action = "host", .target = "h-007" };
+                AuditEntry *l = NULL;
+                size_t n = 0;
+
+                assert_int_equal(store_audit_list(tx, &q, &l, &n), 0);
+                assert_int_equal(n, 5);
+                for (size_t i = 0; i < n; i++)
+                        assert_string_equal(l[i].target, "h-007");
+                assert_int_equal(l[4].time, 1807);
+                assert_true(l[0].id < l[4].id);
+                audit_entries_free(l, n);
+        }
+}
+
+typedef struct Appended {
+        int n;
+} Appended;
+
+static void appended(void *userdata) {
+        ((Appended *) userdata)->n++;
+}
+
+static void append_one(StoreTx *tx) {
+        assert_int_equal(store_audit_append(tx, 1, "test", "host.labels", "h-1", NULL), 0);
+}
+
+/* This StoreDb's own entries: told from the committing thread, once a
+ * transaction that appended commits; not for one rolled back, nor for one
+ * that appended nothing; a savepoint's with its transaction. */
+static void test_audit_watch_own(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
+        StoreTx *tx = NULL, *sp = NULL;
+        Appended a = {};
+        (void) state;
+
+        assert_int_equal(store_db_watch_audit(db, appended, &a), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        append_one(tx);
+        append_one(tx);
+        assert_int_equal(a.n, 0);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(a.n, 1);
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        append_one(tx);
+        store_tx_rollback(&tx);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        insert_token(tx, "a", "ha", 1);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(a.n, 1);
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(store_tx_nest(tx, &sp), 0);
+        append_one(sp);
+        assert_int_equal(store_tx_commit(&sp), 0);
+        assert_int_equal(a.n, 1);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(a.n, 2);
+
+        assert_int_equal(store_db_watch_audit(db, NULL, NULL), 0);
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        append_one(tx);
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(a.n, 2);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_bind_error_kept),
@@ -184,12 +336,17 @@ int main(void) {
                 test_in_dir(test_columns),
                 test_in_dir(test_returning),
                 test_in_dir(test_window_not_text),
+                test_in_dir(test_migration_error),
+                test_in_dir(test_audit_target_index),
+                test_in_dir(test_audit_watch_own),
         };
         const struct CMUnitTest pg[] = {
                 cmocka_unit_test(test_bind_error_kept),
                 cmocka_unit_test(test_changes),
                 cmocka_unit_test(test_columns),
                 cmocka_unit_test(test_returning),
+                cmocka_unit_test(test_audit_target_index),
+                cmocka_unit_test(test_audit_watch_own),
         };
         int r = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
         return r + cmocka_run_group_tests_name("postgresql", pg, test_pg_group_setup, test_pg_group_teardown);

@@ -186,6 +186,58 @@ static void test_watch_reconnects(void **state) {
         assert_int_equal(woken_wait(&wb, 2, 10000), 2);
 }
 
+/* Audit entries written by another instance, on the same listener as the
+ * released leases (one connection, both channels): the other hears of
+ * them once they commit, each watch only of its own news; the writer is
+ * told from its committing thread, not by the database; when the listening
+ * connection is lost, both watches are called once it is back. */
+static void test_watch_audit(void **state) {
+        _cleanup_pg_conn_free_ PgConn *c = fresh();
+        _cleanup_store_db_free_ StoreDb *a = NULL, *b = NULL;
+        Woken wa = WOKEN_INIT, wb = WOKEN_INIT, rb = WOKEN_INIT;
+        StoreTx *tx = NULL;
+        uint64_t t0;
+        (void) state;
+
+        assert_int_equal(store_db_open(test_pg_conninfo, &a), 0);
+        assert_int_equal(store_db_open(test_pg_conninfo, &b), 0);
+        assert_int_equal(store_db_watch_audit(a, woken, &wa), 0);
+        assert_int_equal(store_db_watch_audit(b, woken, &wb), 0);
+        assert_int_equal(store_db_watch_releases(b, woken, &rb), 0);
+        assert_int_equal(terminate_others(c, "LISTEN %"), 2);
+        assert_int_equal(woken_wait(&wb, 1, 10000), 1);
+        assert_int_equal(woken_wait(&rb, 1, 10000), 1);
+        assert_int_equal(woken_wait(&wa, 1, 10000), 1);
+
+        assert_int_equal(store_tx_begin(a, STORE_TX_WRITE, &tx), 0);
+        assert_int_equal(run(tx, "INSERT INTO audit (time, actor, action) VALUES (1, 'test', 'host.labels')"), 0);
+        assert_int_equal(run(tx, "INSERT INTO audit (time, actor, action) VALUES (2, 'test', 'host.labels')"), 0);
+        assert_int_equal(woken_wait(&wb, 2, 300), 1);
+        t0 = now_usec();
+        assert_int_equal(store_tx_commit(&tx), 0);
+        assert_int_equal(woken_wait(&wb, 2, 10000), 2);
+        print_message("an audit entry written on one instance: the other heard of it in %.1f ms\n",
+                      (double) (wb.last_usec - t0) / 1000.0);
+        /* Two statements, one transaction: one notice; no lease news. */
+        assert_int_equal(woken_wait(&wb, 3, 300), 2);
+        assert_int_equal(rb.n, 1);
+        /* The writer hears nothing from the database (run() did not say
+         * it appended, as store_audit_append() does). */
+        assert_int_equal(wa.n, 1);
+        /* A lease given back: the release watch only. */
+        assert_int_equal(write_once(a, add_hosts), 0);
+        assert_int_equal(write_once(a, "UPDATE hosts SET lease_epoch = NULL WHERE id = 'h1'"), 0);
+        assert_int_equal(woken_wait(&rb, 2, 10000), 2);
+        assert_int_equal(wb.n, 2);
+        /* One watch off, the other goes on. */
+        assert_int_equal(store_db_watch_releases(b, NULL, NULL), 0);
+        assert_int_equal(write_once(a, "INSERT INTO audit (time, actor, action) VALUES (3, 'test', 'x')"), 0);
+        assert_int_equal(woken_wait(&wb, 3, 10000), 3);
+        assert_int_equal(store_db_watch_audit(b, NULL, NULL), 0);
+        assert_int_equal(write_once(a, "INSERT INTO audit (time, actor, action) VALUES (4, 'test', 'x')"), 0);
+        assert_int_equal(woken_wait(&wb, 4, 300), 3);
+}
+
 /* Pooled connections that the server ended while idle: the next
  * transactions connect again at their BEGIN, and the caller sees no error,
  * for every mode and for as many dead connections as the pool holds. */
@@ -331,6 +383,7 @@ int main(void) {
         const struct CMUnitTest live[] = {
                 cmocka_unit_test(test_watch),
                 cmocka_unit_test(test_watch_reconnects),
+                cmocka_unit_test(test_watch_audit),
                 cmocka_unit_test(test_lost_between),
                 cmocka_unit_test(test_lost_inside),
                 cmocka_unit_test(test_lost_at_commit),

@@ -244,11 +244,11 @@ static void test_migrate(void **state) {
 
         assert_int_equal(pg_exec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"), 0);
         assert_int_equal(pg_migrate(c), 0);
-        assert_int_equal(query_int(c, version), 23);
+        assert_int_equal(query_int(c, version), 24);
         /* 24 tables and schema_version. */
         assert_int_equal(query_int(c, tables), 25);
         assert_int_equal(pg_migrate(c), 0);
-        assert_int_equal(query_int(c, version), 23);
+        assert_int_equal(query_int(c, version), 24);
         assert_int_equal(pg_exec(c, "UPDATE schema_version SET version = 99"), 0);
         assert_int_equal(pg_migrate(c), -EPROTO);
         /* The lock was let go: another session can take it. */
@@ -357,7 +357,7 @@ static void test_migrate_together(void **state) {
                 assert_int_equal(pthread_join(t[i], NULL), 0);
                 assert_int_equal(r[i], 0);
         }
-        assert_int_equal(query_int(c, "SELECT version FROM schema_version"), 23);
+        assert_int_equal(query_int(c, "SELECT version FROM schema_version"), 24);
         assert_int_equal(query_int(c, "SELECT count(*) FROM schema_version"), 1);
 }
 

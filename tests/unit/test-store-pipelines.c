@@ -9,6 +9,7 @@
 #include "pgserver.h"
 #include "store-db.h"
 #include "store-pipelines.h"
+#include "store-stats.h"
 #include "log.h"
 #include "util.h"
 
@@ -165,7 +166,48 @@ static void test_unhealthy(void **state) {
         assert_int_equal(store_tx_commit(&tx), 0);
 }
 
-#define CASES(test) test(test_pipelines), test(test_stages), test(test_unhealthy)
+/* /metrics's pipelines: the running ones and those finished within
+ * STATS_PIPELINE_KEEP, not older ones. */
+static void test_metrics_window(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        const uint64_t now = 10 * STATS_PIPELINE_KEEP;
+        int64_t id[4];
+        OpsStats o = {};
+        (void) state;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        for (size_t k = 0; k < ELEMENTSOF(id); k++) {
+                _cleanup_(pipeline_run_release) PipelineRun p = {};
+
+                assert_int_equal(store_pipeline_insert(tx, "web", "web:2", "{}", "alice", 100, &id[k]), 0);
+                assert_int_equal(store_pipeline_get(tx, id[k], &p), 0);
+                /* running at its stage 2, baking; failed just in the window;
+                 * done just out of it; aborted an hour ago */
+                p.stage = 1;
+                p.phase = PIPELINE_BAKING;
+                p.state = (PipelineState[]) { PIPELINE_RUNNING, PIPELINE_FAILED, PIPELINE_DONE, PIPELINE_ABORTED }[k];
+                p.finished = (uint64_t[]) { 0, now - STATS_PIPELINE_KEEP, now - STATS_PIPELINE_KEEP - 1, now - 3600 }[k];
+                assert_int_equal(store_pipeline_update(tx, &p), 0);
+        }
+        assert_int_equal(store_stats_ops_read(tx, now, 90, &o), 0);
+        assert_int_equal(o.n_pipelines, 3);
+        assert_int_equal(o.pipelines[0].id, id[0]);
+        assert_string_equal(o.pipelines[0].state, "running");
+        assert_string_equal(o.pipelines[0].phase, "baking");
+        assert_int_equal(o.pipelines[0].stage, 1);
+        assert_string_equal(o.pipelines[0].name, "web");
+        assert_string_equal(o.pipelines[0].image, "web:2");
+        assert_string_equal(o.pipelines[0].spec, "{}");
+        assert_int_equal(o.pipelines[1].id, id[1]);
+        assert_string_equal(o.pipelines[1].state, "failed");
+        assert_int_equal(o.pipelines[2].id, id[3]);
+        assert_string_equal(o.pipelines[2].state, "aborted");
+        ops_stats_release(&o);
+        assert_int_equal(store_tx_commit(&tx), 0);
+}
+
+#define CASES(test) test(test_pipelines), test(test_stages), test(test_unhealthy), test(test_metrics_window)
 
 int main(void) {
         if (getenv("TEST_DEBUG"))
