@@ -294,24 +294,32 @@ $(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(FLAGS_STAMP) | $
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
 
+# How many unit test binaries, and integration suites, run at once: most
+# of their time is spent waiting on servers, not on the CPU. JOBS=1 runs
+# them one by one.
+JOBS ?= 2
+
+## make test-unit     the unit test binaries, JOBS at a time (default 2)
 test-unit: $(UNIT_BIN)
-	@tests/run-unit.sh $(UNIT_BIN)
+	@tests/run-unit.sh -j $(JOBS) $(UNIT_BIN)
 
 INTEGRATION := $(filter-out tests/integration/boot.sh tests/integration/boot-base.sh,$(wildcard tests/integration/*.sh))
 
+## make test-integration  the shell suites of tests/integration, JOBS at a time (default 2), the longest first
 test-integration: all sample-repo $(BUILD)/bench/checkins
-	@rc=0; for t in $(INTEGRATION); do $$t || rc=1; done; exit $$rc
+	@tests/run-integration.sh -j $(JOBS) $(INTEGRATION)
 
 ## make test          everything (what CI runs); fails if a test left something running
 # The suites after check's own look for leftovers, then the last look.
-# Slipway Base's repository (minutes of rpmbuild) is made while test-boot's
-# VMs run, its output in build/base-repo.log.
+# Slipway Base's repository (minutes of rpmbuild) is made while the VMs of
+# test-boot and test-e2e run, which do not need it, its output in
+# build/base-repo.log; test-boot-base, which does, comes after.
 test: check
 	@$(MAKE) --no-print-directory base-repo >$(BUILD)/base-repo.log 2>&1 & pid=$$!; \
-	$(MAKE) --no-print-directory test-boot; rc=$$?; \
+	$(MAKE) --no-print-directory test-boot && $(MAKE) --no-print-directory test-e2e; rc=$$?; \
 	if ! wait $$pid; then tail -n 20 $(BUILD)/base-repo.log; echo "make base-repo failed" >&2; rc=1; fi; \
 	exit $$rc
-	@$(MAKE) --no-print-directory test-boot-base test-e2e test-fleet test-ha
+	@$(MAKE) --no-print-directory test-boot-base test-fleet test-ha
 	@tests/leftovers.sh
 
 ## make test-fleet    500 slipway-agent processes in network namespaces through a rollout

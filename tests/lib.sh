@@ -333,6 +333,49 @@ expect_fail() {
         return 0
 }
 
+# t_port: a free loopback TCP port for a server the suite starts and may
+# stop and start again on the same port, where port 0 (any) will not do.
+# It is below the range the kernel picks from for port 0 and for outgoing
+# connections (ip_local_port_range), so no other program is given it while
+# the server is down; no socket uses it; and no other suite running on this
+# machine was given it: the ports handed out are written down, with their
+# suite, in /tmp/slipway-test-ports.UID under flock, and a suite's are free
+# again once it has ended.
+t_port() {
+        local list
+        list=/tmp/slipway-test-ports.$(id -u)
+        (
+                local lo=20000 hi used=" " kept=() f addr p i owner start
+                flock 9 || exit 1
+                read -r hi _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || hi=32768
+                hi=$((hi - 1))
+                [ "$hi" -gt $((lo + 1000)) ] || hi=$((lo + 10000))
+                for f in /proc/net/tcp /proc/net/tcp6; do
+                        [ -r "$f" ] || continue
+                        while read -r _ addr _; do
+                                used+="$((16#${addr##*:})) "
+                        done < <(tail -n +2 "$f")
+                done
+                # The ports of suites still running stay theirs.
+                while read -r p owner start; do
+                        [ -n "$start" ] && t_alive "$owner" && [ "$(t_stat "$owner" 22)" = "$start" ] || continue
+                        kept+=("$p $owner $start")
+                        used+="$p "
+                done <"$list"
+                for ((i = 0; i < 200; i++)); do
+                        p=$((lo + RANDOM % (hi - lo + 1)))
+                        [[ $used == *" $p "* ]] && continue
+                        kept+=("$p $$ $(t_stat $$ 22)")
+                        # In place: the lock is the file's.
+                        printf '%s\n' "${kept[@]}" >"$list" || exit 1
+                        echo "$p"
+                        exit 0
+                done
+                echo "$T_SUITE: no free port between $lo and $hi" >&2
+                exit 1
+        ) 9>>"$list"
+}
+
 # sha FILE: its SHA-256, in hex.
 sha() { sha256sum "$1" | cut -c1-64; }
 # now_ms: the time, in milliseconds.

@@ -1,11 +1,12 @@
 #!/bin/bash
 # Runs the cmocka unit test binaries given as arguments, each in its own
-# temporary directory (kept when the binary fails), and prints a summary.
+# temporary directory (kept when the binary fails), JOBS at a time
+# (tests/run-unit.sh [-j JOBS] BINARY...), and prints a summary.
 # A binary that leaves a process running (a server it started in its
 # directory) fails, and the process is stopped; so is what runs when the
 # runner is interrupted.
 set -u
-passed=0 failed=0 failed_bins="" dir="" t=""
+passed=0 failed=0 failed_bins=""
 # sum_of PASSED|FAILED OUTPUT: the cases of every cmocka group (a binary may
 # run one group per store driver) that ended so.
 sum_of() {
@@ -43,19 +44,55 @@ sweep() {
         kill -KILL "${still[@]}" 2>/dev/null
         return 1
 }
-trap 'sweep "$dir" "$(basename "$t")"; exit 130' INT
-trap 'sweep "$dir" "$(basename "$t")"; exit 143' TERM
+# JOBS binaries at a time (-j JOBS, default 1): each in its own directory,
+# its output reported when it ends.
+JOBS=1
+if [ "${1:-}" = -j ]; then
+        JOBS=$2
+        shift 2
+fi
+if ! [[ $JOBS =~ ^[1-9][0-9]*$ ]]; then
+        echo "run-unit: JOBS must be a number of binaries at once (1 or more), not '$JOBS'" >&2
+        exit 2
+fi
+declare -A bin_of=() dir_of=()
 
-for t in "$@"; do
+# stop_all SIGNAL: stops the binaries still running and what they left.
+stop_all() {
+        local p
+        trap - INT TERM
+        for p in "${!bin_of[@]}"; do kill -TERM "$p" 2>/dev/null; done
+        for p in "${!bin_of[@]}"; do
+                wait "$p" 2>/dev/null
+                sweep "${dir_of[$p]}" "$(basename "${bin_of[$p]}")"
+        done
+        [ "$1" = INT ] && exit 130
+        exit 143
+}
+trap 'stop_all INT' INT
+trap 'stop_all TERM' TERM
+
+# start BINARY: runs it in the background in a directory of its own.
+start() {
+        local dir abs
         dir=$(mktemp -d "${TMPDIR:-/tmp}/slipway-unit.XXXXXX")
         # For tests/leftovers.sh: what runs from here is this run's.
         if [ -n "${SLIPWAY_TEST_RUN:-}" ]; then
                 mkdir -p "$(dirname "$SLIPWAY_TEST_RUN")" && echo "dir $dir" >>"$SLIPWAY_TEST_RUN"
         fi
-        out="$dir/output.txt"
-        abs=$(realpath "$t")
-        (cd "$dir" && SLIPWAY_TEST_DIR="$dir" "$abs") >"$out" 2>&1
+        abs=$(realpath "$1")
+        (cd "$dir" && SLIPWAY_TEST_DIR="$dir" exec "$abs") </dev/null >"$dir/output.txt" 2>&1 &
+        bin_of[$!]=$1
+        dir_of[$!]=$dir
+}
+
+# report PID: the binary that ran as PID has ended: its verdict.
+report() {
+        local t=${bin_of[$1]} dir=${dir_of[$1]} rc n out
+        wait "$1"
         rc=$?
+        unset "bin_of[$1]" "dir_of[$1]"
+        out="$dir/output.txt"
         sweep "$dir" "$(basename "$t")" >>"$out" || rc=1
         if [ $rc = 0 ]; then
                 grep -E '^\[  (PASSED|FAILED|SKIPPED)  \]' "$out" | sed "s|^|$(basename "$t"): |"
@@ -70,6 +107,19 @@ for t in "$@"; do
                 failed_bins="$failed_bins $(basename "$t")"
                 echo "$(basename "$t"): FAILED, its directory is kept: $dir"
         fi
+}
+
+for t in "$@"; do
+        start "$t"
+        # Wait while JOBS run (bash keeps the status of a child that ended
+        # until `wait PID` asks for it).
+        while [ ${#bin_of[@]} -ge "$JOBS" ]; do
+                for p in "${!bin_of[@]}"; do
+                        kill -0 "$p" 2>/dev/null || { report "$p"; continue 2; }
+                done
+                sleep 0.1
+        done
 done
+for p in "${!bin_of[@]}"; do report "$p"; done
 echo "unit: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || { echo "failing binaries:$failed_bins"; exit 1; }

@@ -42,9 +42,10 @@ start_server() {
         done
         URL=$(cat "$D/srv/slipwayd.url")
 }
+# Restarts keep the port (t_port: no other program takes it meanwhile), so
+# the agents find it again.
+LISTEN=127.0.0.1:$(t_port)
 start_server
-# Later restarts keep the port, so the agents find it again.
-LISTEN=${URL#http://}
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
 publish() { # DIR: uploads every blob (even when signed by a key the server does not trust, see below)
         local f

@@ -52,9 +52,10 @@ start_server() { # STATE-DIR LISTEN [FLAGS...]
         for ((i = 0; i < 200; i++)); do [ -s "$1/slipwayd.url" ] && break; sleep 0.05; done
         URL=$(cat "$1/slipwayd.url")
 }
-start_server "$D/srv" 127.0.0.1:0
-LISTEN=${URL#http://}
-LISTEN=${LISTEN%%/*}
+# The restored servers take the port over (t_port: no other program
+# takes it meanwhile).
+LISTEN=127.0.0.1:$(t_port)
+start_server "$D/srv" "$LISTEN"
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
 post() { api -H 'Content-Type: application/json' -d "$2" "$URL$1"; }
 push() { # VERSION

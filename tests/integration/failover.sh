@@ -95,7 +95,9 @@ printf '#!/bin/sh\nexit 0\n' >"$D/health/10-ok"
 chmod +x "$D/health/10-ok"
 
 # The host registers with a, whose state b then copies; each gets the image.
-start a
+# a starts again later on the same port (t_port: no other program takes
+# it meanwhile).
+start a "127.0.0.1:$(t_port)"
 SERVERS=$URL_a
 agent register 52:54:00:0f:00:01 >>"$D/h.log" 2>&1
 H=$(jq -r .host_id "$D/h/state/agent.json")

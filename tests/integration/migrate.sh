@@ -48,9 +48,10 @@ start_server() { # LISTEN [FLAGS...]
         for ((i = 0; i < 200; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
         URL=$(cat "$D/srv/slipwayd.url")
 }
-start_server 127.0.0.1:0
-LISTEN=${URL#http://}
-LISTEN=${LISTEN%%/*}
+# The server on PostgreSQL takes the port over (t_port: no other program
+# takes it meanwhile).
+LISTEN=127.0.0.1:$(t_port)
+start_server "$LISTEN"
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
 post() { api -H 'Content-Type: application/json' -d "$2" "$URL$1"; }
 push() { # VERSION

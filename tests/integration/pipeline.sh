@@ -34,9 +34,8 @@ stop_all() {
 }
 t_on_exit stop_all
 
-free_port() {
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port: a port for a server that is not told port 0 (t_port).
+free_port() { t_port; }
 
 # wait_until SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
 wait_until() {
@@ -80,9 +79,9 @@ TOKEN=$("$SLIPWAYD" --state-dir "$D/srv" --log-json no token create ci)
 PROM_PORT=$(free_port)
 PROM=http://127.0.0.1:$PROM_PORT
 printf '[pipelines]\nprometheus = %s\n' "$PROM" >"$D/slipwayd.conf"
-start_server 0
-PORT=${URL##*:}
-PORT=${PORT%%/*}
+# It starts again later on the same port.
+PORT=$(free_port)
+start_server "$PORT"
 export SLIPWAY_SERVER=$URL SLIPWAY_TOKEN=$TOKEN
 for v in 1.0 2.0; do
         $B -q --store "$D/store" push "$URL" tiny:$v >/dev/null || echo "pushing tiny $v failed"

@@ -49,9 +49,8 @@ fails_with() {
         fi
 }
 
-free_port() {
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port: a port for a server that is not told port 0 (t_port).
+free_port() { t_port; }
 
 # start_mirror NAME MODE VAR: serves $WWW in MODE on a port of its own, put
 # in VAR; the request log is $D/NAME.requests.
