@@ -311,15 +311,15 @@ test-integration: all sample-repo $(BUILD)/bench/checkins
 
 ## make test          everything (what CI runs); fails if a test left something running
 # The suites after check's own look for leftovers, then the last look.
-# Slipway Base's repository (minutes of rpmbuild) is made while the VMs of
-# test-boot and test-e2e run, which do not need it, its output in
-# build/base-repo.log; test-boot-base, which does, comes after.
+# Slipway Base's repository (minutes of rpmbuild) is made while test-boot's
+# VMs run, which do not need it, its output in build/base-repo.log;
+# test-boot-base and test-e2e (tests/e2e/base.sh), which do, come after.
 test: check
 	@$(MAKE) --no-print-directory base-repo >$(BUILD)/base-repo.log 2>&1 & pid=$$!; \
-	$(MAKE) --no-print-directory test-boot && $(MAKE) --no-print-directory test-e2e; rc=$$?; \
+	$(MAKE) --no-print-directory test-boot; rc=$$?; \
 	if ! wait $$pid; then tail -n 20 $(BUILD)/base-repo.log; echo "make base-repo failed" >&2; rc=1; fi; \
 	exit $$rc
-	@$(MAKE) --no-print-directory test-boot-base test-fleet test-ha
+	@$(MAKE) --no-print-directory test-boot-base test-e2e test-fleet test-ha
 	@tests/leftovers.sh
 
 ## make test-fleet    500 slipway-agent processes in network namespaces through a rollout
