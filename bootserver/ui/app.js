@@ -174,6 +174,7 @@ async function route() {
   const make = views[parts[0]] || views.fleet;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.getAttribute('href') === '#/' + parts[0]);
   S.view = null;
+  if (S.pending) { clearTimeout(S.pending); S.pending = null; }
   document.body.dataset.view = '';
   const v = make(...parts.slice(1));
   S.view = v;
@@ -534,33 +535,45 @@ async function packagesOf(img) {
   return p;
 }
 
-views.images = () => ({
-  refreshOn: (e) => e.action.startsWith('image.'),
-  async refresh() {
-    const r = await api('/v1/images');
-    const all = [...r.images, ...r.replicating];
-    const pick = (id, i) => el('select', { id }, all.map((x, k) => el('option', { value: k, selected: k === i }, `${x.name}:${x.version}`)));
-    const diff = async () => {
-      const a = all[$('diff-a').value], b = all[$('diff-b').value];
-      const [pa, pb] = await Promise.all([packagesOf(a), packagesOf(b)]);
-      const names = [...new Set([...pa.keys(), ...pb.keys()])].sort();
-      const rows = names.filter((n) => pa.get(n) !== pb.get(n)).map((n) => {
-        const kind = !pa.has(n) ? 'added' : !pb.has(n) ? 'removed' : 'changed';
-        return el('tr', { class: kind }, el('td', {}, n), el('td', {}, pa.get(n) || ''), el('td', {}, pb.get(n) || ''), el('td', {}, kind));
-      });
-      $('diff').replaceChildren(rows.length === 0 ? el('p', {}, 'Same packages.') :
-        el('table', { id: 'diff-table' }, el('tr', {}, ['package', `${a.name}:${a.version}`, `${b.name}:${b.version}`, ''].map((t) => el('th', {}, t))), rows));
-    };
-    rendered('images', el('div', {}, el('h1', {}, 'Images'),
-      el('table', { id: 'images' }, el('tr', {}, ['name', 'version', 'id', 'created', 'hosts', 'state', 'kernel'].map((t) => el('th', {}, t))),
-        all.map((x) => el('tr', {}, el('td', {}, x.name), el('td', {}, x.version), el('td', {}, x.id.slice(0, 12)), el('td', {}, when(x.created)),
-          el('td', { class: 'num' }, x.hosts !== undefined ? x.hosts : ''), el('td', {}, x.state + (x.state === 'replicating' ? ` (${x.copies}/${x.replicas})` : '')),
-          el('td', {}, x.kernel_version || '')))),
-      all.length >= 2 ? el('div', {}, el('h2', {}, 'Package diff'),
-        el('div', { class: 'controls' }, pick('diff-a', 1), ' → ', pick('diff-b', 0), el('button', { id: 'btn-diff', onclick: () => diff().catch(showError) }, 'Compare')),
-        el('div', { id: 'diff' })) : null));
-  },
-});
+// The choice of the two images and the diff shown stay when the view is drawn again
+// (an image event, or a refresh the view before it had asked for).
+views.images = () => {
+  let choice = null, shown = null;
+  return {
+    refreshOn: (e) => e.action.startsWith('image.'),
+    async refresh() {
+      const r = await api('/v1/images');
+      const all = [...r.images, ...r.replicating];
+      const byId = new Map(all.map((x) => [x.id, x]));
+      if (!choice || !byId.has(choice[0]) || !byId.has(choice[1])) {
+        choice = all.length >= 2 ? [all[1].id, all[0].id] : null;
+        shown = null;
+      }
+      const pick = (id, k) => el('select', { id, onchange: (ev) => { choice[k] = ev.target.value; } },
+        all.map((x) => el('option', { value: x.id, selected: x.id === choice[k] }, `${x.name}:${x.version}`)));
+      const diff = async () => {
+        const a = byId.get(choice[0]), b = byId.get(choice[1]);
+        const [pa, pb] = await Promise.all([packagesOf(a), packagesOf(b)]);
+        const names = [...new Set([...pa.keys(), ...pb.keys()])].sort();
+        const rows = names.filter((n) => pa.get(n) !== pb.get(n)).map((n) => {
+          const kind = !pa.has(n) ? 'added' : !pb.has(n) ? 'removed' : 'changed';
+          return el('tr', { class: kind }, el('td', {}, n), el('td', {}, pa.get(n) || ''), el('td', {}, pb.get(n) || ''), el('td', {}, kind));
+        });
+        shown = rows.length === 0 ? el('p', {}, 'Same packages.') :
+          el('table', { id: 'diff-table' }, el('tr', {}, ['package', `${a.name}:${a.version}`, `${b.name}:${b.version}`, ''].map((t) => el('th', {}, t))), rows);
+        if ($('diff')) $('diff').replaceChildren(shown);
+      };
+      rendered('images', el('div', {}, el('h1', {}, 'Images'),
+        el('table', { id: 'images' }, el('tr', {}, ['name', 'version', 'id', 'created', 'hosts', 'state', 'kernel'].map((t) => el('th', {}, t))),
+          all.map((x) => el('tr', {}, el('td', {}, x.name), el('td', {}, x.version), el('td', {}, x.id.slice(0, 12)), el('td', {}, when(x.created)),
+            el('td', { class: 'num' }, x.hosts !== undefined ? x.hosts : ''), el('td', {}, x.state + (x.state === 'replicating' ? ` (${x.copies}/${x.replicas})` : '')),
+            el('td', {}, x.kernel_version || '')))),
+        choice ? el('div', {}, el('h2', {}, 'Package diff'),
+          el('div', { class: 'controls' }, pick('diff-a', 0), ' → ', pick('diff-b', 1), el('button', { id: 'btn-diff', onclick: () => diff().catch(showError) }, 'Compare')),
+          el('div', { id: 'diff' }, shown)) : null));
+    },
+  };
+};
 
 // ---- instances ----
 

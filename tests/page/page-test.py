@@ -248,6 +248,12 @@ if MODE == "check":
         expect("busybox" in t and "1.35.0-1" in t and "1.36.1-1" in t, "busybox's change missing: " + t)
         expect("extra" in t and "added" in t, "the added package missing: " + t)
         expect("kernel" not in t, "an unchanged package listed: " + t)
+        # An image event draws the view again: the choice and the diff stay.
+        renders = b.eval("S.stats.renders")
+        b.eval("S.view.refresh()")
+        b.wait_for(f"S.stats.renders > {renders}")
+        again = b.eval("document.getElementById('diff-table') ? document.getElementById('diff-table').innerText : ''")
+        expect(again == t, "the diff is gone after the view was drawn again: " + again[:200])
         b.screenshot(os.path.join(OUT, "images.png"))
 
     @case("instances: this server and the leader")
