@@ -211,6 +211,32 @@ static int audit_pipeline(StoreTx *tx, uint64_t now, const char *actor, const ch
         return r;
 }
 
+/* Ends run as state (failed or aborted) for reason (taken, NULL when it
+ * could not be made): its stage's row finished with the state's name as
+ * its result, the run written and action audited by actor with detail
+ * (taken, NULL for none). */
+static int pipeline_fail(StoreTx *tx, const PipelineSpec *spec, PipelineRun *run, PipelineState state, char *reason,
+                         const char *actor, const char *action, json_t *detail, uint64_t now) {
+        int r;
+
+        if (!reason) {
+                json_decref(detail);
+                return -ENOMEM;
+        }
+        free(run->reason);
+        run->reason = reason;
+        run->state = state;
+        run->finished = now;
+        r = stage_update(tx, run, 0, 0, now, NULL, pipeline_state_to_string(state));
+        if (r >= 0)
+                r = store_pipeline_update(tx, run);
+        if (r < 0) {
+                json_decref(detail);
+                return r;
+        }
+        return audit_pipeline(tx, now, actor, action, run, spec, detail);
+}
+
 /* Starts the current stage's rollout. A rollout that cannot start (its
  * spec, the image, hosts taken by another rollout) fails the pipeline:
  * returns 1 then, with run failed. */
@@ -235,19 +261,11 @@ static int start_rollout(StoreTx *tx, const CoordConfig *c, const PipelineSpec *
                         *ret_error = TAKE_PTR(error);
                         return r;
                 }
-                free(run->reason);
-                run->reason = strdup_printf("stage %s: its rollout cannot start: %s", spec->stages[run->stage].name,
-                                            error ?: strerror(-r));
-                if (!run->reason)
-                        return -ENOMEM;
-                run->state = PIPELINE_FAILED;
-                run->finished = now;
-                r = stage_update(tx, run, 0, 0, now, NULL, "failed");
-                if (r >= 0)
-                        r = store_pipeline_update(tx, run);
-                if (r >= 0)
-                        r = audit_pipeline(tx, now, "coordinator", "pipeline.gate-failed", run, spec,
-                                           json_pack("{s:s}", "reason", run->reason));
+                char *reason = strdup_printf("stage %s: its rollout cannot start: %s", spec->stages[run->stage].name,
+                                             error ?: strerror(-r));
+
+                r = pipeline_fail(tx, spec, run, PIPELINE_FAILED, reason, "coordinator", "pipeline.gate-failed",
+                                  reason ? json_pack("{s:s}", "reason", reason) : NULL, now);
                 return r < 0 ? r : 1;
         }
         if (r < 0)
@@ -352,20 +370,13 @@ static int apply_step(StoreTx *tx, const CoordConfig *c, const PipelineSpec *spe
                         else if (r < 0)
                                 return r;
                 }
-                free(run->reason);
-                run->reason = nid ? strdup_printf("%s; rolled back by rollout %" PRIi64, step->reason, nid)
-                                  : strdup(step->reason);
-                if (!run->reason)
-                        return -ENOMEM;
-                run->state = PIPELINE_FAILED;
-                run->finished = now;
-                r = stage_update(tx, run, 0, 0, now, NULL, "failed");
-                if (r >= 0)
-                        r = store_pipeline_update(tx, run);
-                if (r >= 0)
-                        r = audit_pipeline(tx, now, "coordinator", "pipeline.gate-failed", run, spec,
-                                           json_pack("{s:s, s:b, s:I*}", "reason", step->reason, "rollback",
-                                                     nid > 0, "rollback_rollout", (json_int_t) nid));
+                r = pipeline_fail(tx, spec, run, PIPELINE_FAILED,
+                                  nid ? strdup_printf("%s; rolled back by rollout %" PRIi64, step->reason, nid)
+                                      : strdup(step->reason),
+                                  "coordinator", "pipeline.gate-failed",
+                                  json_pack("{s:s, s:b, s:I*}", "reason", step->reason, "rollback", nid > 0,
+                                            "rollback_rollout", (json_int_t) nid),
+                                  now);
                 if (r >= 0)
                         log_warning("pipeline %" PRIi64 ": stopped: %s", run->id, run->reason);
                 return r;
@@ -482,18 +493,8 @@ int pipeline_action(StoreTx *tx, int64_t id, const char *action, const char *act
                         if (r < 0)
                                 return r;
                 }
-                free(run.reason);
-                run.reason = strdup_printf("aborted by %s", actor);
-                if (!run.reason)
-                        return -ENOMEM;
-                run.state = PIPELINE_ABORTED;
-                run.finished = now;
-                r = stage_update(tx, &run, 0, 0, now, NULL, "aborted");
-                if (r >= 0)
-                        r = store_pipeline_update(tx, &run);
-                if (r >= 0)
-                        r = audit_pipeline(tx, now, actor, "pipeline.abort", &run, &spec, NULL);
-                return r;
+                return pipeline_fail(tx, &spec, &run, PIPELINE_ABORTED, strdup_printf("aborted by %s", actor), actor,
+                                     "pipeline.abort", NULL, now);
         }
         *ret_error = strdup_printf("unknown action '%s' (approve, abort)", action);
         return -EINVAL;
