@@ -1,25 +1,11 @@
 /* The pipelines' HTTP API (docs/api.md, "Pipelines"): start, list, show,
  * approve and abort. The pipelines themselves are pipeline.c's. */
 #include "api-leases.h"
+#include "api-object.h"
 #include "pipeline.h"
 #include "routes.h"
 #include "server.h"
 #include "util.h"
-
-static enum MHD_Result reply_pipeline_error(Request *req, int r, char *error) {
-        enum MHD_Result res;
-
-        if (r == -EINVAL)
-                res = reply_error(req, KIND_INVALID_VALUE, "%s", strempty(error));
-        else if (r == -ENXIO || r == -ENOENT)
-                res = reply_error(req, KIND_NOT_FOUND, "%s", error ? error : "pipeline: not found");
-        else if (r == -EBUSY)
-                res = reply_error(req, KIND_CONFLICT, "%s", strempty(error));
-        else
-                res = reply_errno(req, r, "pipeline");
-        free(error);
-        return res;
-}
 
 /* A spec that names no Prometheus gets slipwayd.conf's ([pipelines]
  * prometheus), kept with it: the pipeline queries the one it started with,
@@ -65,7 +51,7 @@ static enum MHD_Result handle_pipeline_start(Request *req) {
         json_decref(spec);
         if (r < 0) {
                 json_decref(p);
-                return reply_pipeline_error(req, r, error);
+                return reply_object_error(req, "pipeline", r, error);
         }
         return reply_json(req, 201, p);
 }
@@ -80,49 +66,20 @@ static enum MHD_Result handle_pipelines_list(Request *req) {
         return reply_json(req, 200, json_pack("{s:o}", "pipelines", l));
 }
 
-static enum MHD_Result handle_pipeline_get(Request *req) {
-        json_t *p = NULL;
-        int64_t id;
-        int r;
+static int pipeline_view(StoreTx *tx, Request *req, int64_t id, json_t **ret) {
+        return pipeline_json(tx, id, req->now, ret);
+}
 
-        if (request_id_arg(req, &id) < 0)
-                return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a pipeline number", req->args[0]);
-        _cleanup_store_tx_ StoreTx *tx = NULL;
-        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
-        if (r >= 0)
-                r = pipeline_json(tx, id, req->now, &p);
-        store_tx_rollback(&tx);
-        if (r == -ENOENT)
-                return reply_error(req, KIND_NOT_FOUND, "pipeline %s: not found", req->args[0]);
-        if (r < 0)
-                return reply_errno(req, r, "pipeline");
-        return reply_json(req, 200, p);
+static int pipeline_act(StoreTx *tx, Request *req, int64_t id, int64_t *ret_id _unused_, char **ret_error) {
+        return pipeline_action(tx, id, req->args[1], req->actor, req->now, ret_error);
+}
+
+static enum MHD_Result handle_pipeline_get(Request *req) {
+        return reply_object(req, "pipeline", NULL, pipeline_view);
 }
 
 static enum MHD_Result handle_pipeline_action(Request *req) {
-        json_t *p = NULL;
-        char *error = NULL;
-        int64_t id;
-        int r;
-
-        if (request_id_arg(req, &id) < 0)
-                return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a pipeline number", req->args[0]);
-        _cleanup_store_tx_ StoreTx *tx = NULL;
-        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
-        if (r >= 0)
-                r = pipeline_action(tx, id, req->args[1], req->actor, req->now, &error);
-        if (r >= 0)
-                r = pipeline_json(tx, id, req->now, &p);
-        if (r >= 0)
-                r = store_tx_commit(&tx);
-        store_tx_rollback(&tx);
-        if (r == -ENOENT && !error)
-                return reply_error(req, KIND_NOT_FOUND, "pipeline %s: not found", req->args[0]);
-        if (r < 0) {
-                json_decref(p);
-                return reply_pipeline_error(req, r, error);
-        }
-        return reply_json(req, 200, p);
+        return reply_object(req, "pipeline", pipeline_act, pipeline_view);
 }
 
 const Route pipeline_routes[] = {

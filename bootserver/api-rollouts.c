@@ -4,25 +4,11 @@
 #include <time.h>
 
 #include "api-leases.h"
+#include "api-object.h"
 #include "coordinator.h"
 #include "routes.h"
 #include "server.h"
 #include "util.h"
-
-static enum MHD_Result reply_coord_error(Request *req, int r, char *error) {
-        enum MHD_Result res;
-
-        if (r == -EINVAL)
-                res = reply_error(req, KIND_INVALID_VALUE, "%s", strempty(error));
-        else if (r == -ENXIO || r == -ENOENT)
-                res = reply_error(req, KIND_NOT_FOUND, "%s", error ? error : "rollout: not found");
-        else if (r == -EBUSY)
-                res = reply_error(req, KIND_CONFLICT, "%s", strempty(error));
-        else
-                res = reply_errno(req, r, "rollout");
-        free(error);
-        return res;
-}
 
 static enum MHD_Result handle_rollout_plan(Request *req) {
         enum MHD_Result result;
@@ -41,7 +27,7 @@ static enum MHD_Result handle_rollout_plan(Request *req) {
         store_tx_rollback(&tx);
         json_decref(spec);
         if (r < 0)
-                return reply_coord_error(req, r, error);
+                return reply_object_error(req, "rollout", r, error);
         return reply_json(req, 200, plan);
 }
 
@@ -72,7 +58,7 @@ static enum MHD_Result handle_rollout_start(Request *req) {
         json_decref(spec);
         if (r < 0) {
                 json_decref(ro);
-                return reply_coord_error(req, r, error);
+                return reply_object_error(req, "rollout", r, error);
         }
         return reply_json(req, 201, ro);
 }
@@ -87,51 +73,29 @@ static enum MHD_Result handle_rollouts_list(Request *req) {
         return reply_json(req, 200, json_pack("{s:o}", "rollouts", l));
 }
 
-static enum MHD_Result handle_rollout_get(Request *req) {
+static int rollout_view(StoreTx *tx, Request *req, int64_t id, json_t **ret) {
         CoordConfig cc = server_coord_config(req->server);
-        json_t *ro = NULL;
-        int64_t id;
+
+        return coord_rollout_json(tx, &cc, id, req->now, ret);
+}
+
+/* A rollback shows the new rollout that moves the hosts back. */
+static int rollout_act(StoreTx *tx, Request *req, int64_t id, int64_t *ret_id, char **ret_error) {
+        int64_t nid = 0;
         int r;
 
-        if (request_id_arg(req, &id) < 0)
-                return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
-        _cleanup_store_tx_ StoreTx *tx = NULL;
-        r = store_tx_begin(req->server->store, STORE_TX_READ, &tx);
-        if (r >= 0)
-                r = coord_rollout_json(tx, &cc, id, req->now, &ro);
-        store_tx_rollback(&tx);
-        if (r == -ENOENT)
-                return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);
-        if (r < 0)
-                return reply_errno(req, r, "rollout");
-        return reply_json(req, 200, ro);
+        r = coord_rollout_action(tx, id, req->args[1], req->actor, req->now, &nid, ret_error);
+        if (r >= 0 && nid)
+                *ret_id = nid;
+        return r;
+}
+
+static enum MHD_Result handle_rollout_get(Request *req) {
+        return reply_object(req, "rollout", NULL, rollout_view);
 }
 
 static enum MHD_Result handle_rollout_action(Request *req) {
-        CoordConfig cc = server_coord_config(req->server);
-        json_t *ro = NULL;
-        char *error = NULL;
-        int64_t id, nid = 0;
-        int r;
-
-        if (request_id_arg(req, &id) < 0)
-                return reply_error(req, KIND_INVALID_VALUE, "'%s' is not a rollout number", req->args[0]);
-        _cleanup_store_tx_ StoreTx *tx = NULL;
-        r = store_tx_begin(req->server->store, STORE_TX_WRITE, &tx);
-        if (r >= 0)
-                r = coord_rollout_action(tx, id, req->args[1], req->actor, req->now, &nid, &error);
-        if (r >= 0)
-                r = coord_rollout_json(tx, &cc, nid ? nid : id, req->now, &ro);
-        if (r >= 0)
-                r = store_tx_commit(&tx);
-        store_tx_rollback(&tx);
-        if (r == -ENOENT && !error)
-                return reply_error(req, KIND_NOT_FOUND, "rollout %s: not found", req->args[0]);
-        if (r < 0) {
-                json_decref(ro);
-                return reply_coord_error(req, r, error);
-        }
-        return reply_json(req, 200, ro);
+        return reply_object(req, "rollout", rollout_act, rollout_view);
 }
 
 const Route rollout_routes[] = {
