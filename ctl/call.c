@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -33,6 +34,26 @@ char *ctl_path(const char *prefix, const char *arg, const char *suffix) {
 int ctl_print_json(json_t *j) {
         if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY) < 0 || putchar('\n') == EOF)
                 return log_error_errno(-EIO, "cannot write to standard output");
+        return 0;
+}
+
+int ctl_object_call(Ctl *ctl, const char *method, const char *path, const char *noun, const char *id,
+                    const char *verb, CtlObjectPrint print) {
+        _cleanup_free_ char *what = NULL;
+        _cleanup_json_ json_t *o = NULL;
+        int r;
+
+        if (!path)
+                return -EINVAL;
+        what = strdup_printf("cannot %s %s %s", verb, noun, id);
+        if (!what)
+                return log_oom();
+        r = ctl_call(ctl, method, path, NULL, &o, what);
+        if (r < 0)
+                return r;
+        if (ctl->json)
+                return ctl_print_json(o);
+        print(o, id, verb);
         return 0;
 }
 

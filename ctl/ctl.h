@@ -63,6 +63,18 @@ char *ctl_path(const char *prefix, const char *arg, const char *suffix);
 /* Prints j on stdout, indented, for scripts. Returns 0 or -EIO. */
 int ctl_print_json(json_t *j);
 
+/* How a command prints, for people, the object the server answered with;
+ * id and verb as given to ctl_object_call(). */
+typedef void (*CtlObjectPrint)(json_t *o, const char *id, const char *verb);
+
+/* Sends method to path, which shows object noun id ("rollout", "7") or
+ * acts on it (verb "show", "abort"), and prints the object the server
+ * answers with: its JSON with --json, print's lines otherwise. path NULL
+ * is -EINVAL (its maker logged why). Fails as ctl_call() does, what being
+ * "cannot <verb> <noun> <id>". */
+int ctl_object_call(Ctl *ctl, const char *method, const char *path, const char *noun, const char *id,
+                    const char *verb, CtlObjectPrint print);
+
 /* Sleeps ms milliseconds, through signals that do not end the program
  * (audit --follow, rollout watch poll with it). */
 void ctl_sleep_msec(unsigned ms);

@@ -396,50 +396,31 @@ static char *pipeline_path(const char *id, const char *suffix) {
         return ctl_path("/v1/pipelines/", id, suffix);
 }
 
+static void print_status(json_t *p, const char *id _unused_, const char *verb _unused_) {
+        pipeline_print(p, (int64_t) time(NULL));
+}
+
 int ctl_pipeline_status(Ctl *ctl, char **args) {
         _cleanup_free_ char *path = pipeline_path(args[0], NULL);
-        _cleanup_free_ char *what = strdup_printf("cannot show pipeline %s", args[0]);
-        json_t *p = NULL;
-        int r;
 
-        if (!path)
-                return -EINVAL;
-        if (!what)
-                return log_oom();
-        r = ctl_call(ctl, "GET", path, NULL, &p, what);
-        if (r < 0)
-                return r;
-        if (ctl->json)
-                r = ctl_print_json(p);
-        else
-                pipeline_print(p, (int64_t) time(NULL));
-        json_decref(p);
-        return r;
+        return ctl_object_call(ctl, "GET", path, "pipeline", args[0], "show", print_status);
+}
+
+static void print_action(json_t *p, const char *id, const char *verb _unused_) {
+        _cleanup_free_ char *reason = str(p, "reason") ? text_safe(str(p, "reason")) : NULL;
+
+        printf("pipeline %s: %s, stage %s%s%s\n", id, strempty(str(p, "state")), strempty(str(p, "stage")),
+               reason ? ": " : "", strempty(reason));
 }
 
 static int pipeline_action(Ctl *ctl, const char *id, const char *action) {
-        _cleanup_free_ char *path = NULL, *what = strdup_printf("cannot %s pipeline %s", action, id);
         _cleanup_free_ char *suffix = strdup_printf("/%s", action);
-        json_t *p = NULL;
-        int r;
+        _cleanup_free_ char *path = NULL;
 
-        if (!what || !suffix)
+        if (!suffix)
                 return log_oom();
         path = pipeline_path(id, suffix);
-        if (!path)
-                return -EINVAL;
-        r = ctl_call(ctl, "POST", path, NULL, &p, what);
-        if (r < 0)
-                return r;
-        if (ctl->json)
-                r = ctl_print_json(p);
-        else {
-                _cleanup_free_ char *reason = str(p, "reason") ? text_safe(str(p, "reason")) : NULL;
-                printf("pipeline %s: %s, stage %s%s%s\n", id, strempty(str(p, "state")), strempty(str(p, "stage")),
-                       reason ? ": " : "", strempty(reason));
-        }
-        json_decref(p);
-        return r;
+        return ctl_object_call(ctl, "POST", path, "pipeline", id, action, print_action);
 }
 
 int ctl_pipeline_approve(Ctl *ctl, char **args) {

@@ -419,50 +419,22 @@ int ctl_rollout_list(Ctl *ctl, char **args _unused_) {
         return table_print_listing(t, r, "no rollouts");
 }
 
-int ctl_rollout_status(Ctl *ctl, char **args) {
-        _cleanup_free_ char *path = ctl_rollout_path(args[0], NULL);
-        _cleanup_free_ char *what = strdup_printf("cannot show rollout %s", args[0]);
-        json_t *ro = NULL;
-        int r;
-
-        if (!path)
-                return -EINVAL;
-        if (!what)
-                return log_oom();
-        r = ctl_call(ctl, "GET", path, NULL, &ro, what);
-        if (r < 0)
-                return r;
-        if (ctl->json)
-                r = ctl_print_json(ro);
-        else
-                ctl_rollout_print(ro, (int64_t) time(NULL));
-        json_decref(ro);
-        return r;
+static void print_status(json_t *ro, const char *id _unused_, const char *verb _unused_) {
+        ctl_rollout_print(ro, (int64_t) time(NULL));
 }
 
-/* POST /v1/rollouts/ID/ACTION; the server answers with the rollout (for
- * rollback: the new rollout that moves the hosts back). */
-static int rollout_action(Ctl *ctl, const char *id, const char *action) {
-        _cleanup_free_ char *path = ctl_rollout_path(id, action);
-        _cleanup_free_ char *what = strdup_printf("cannot %s rollout %s", action, id);
-        _cleanup_free_ char *state = NULL, *reason = NULL;
-        json_t *ro = NULL;
-        int r;
+int ctl_rollout_status(Ctl *ctl, char **args) {
+        _cleanup_free_ char *path = ctl_rollout_path(args[0], NULL);
 
-        if (!path)
-                return -EINVAL;
-        if (!what)
-                return log_oom();
-        r = ctl_call(ctl, "POST", path, NULL, &ro, what);
-        if (r < 0)
-                return r;
-        if (ctl->json) {
-                r = ctl_print_json(ro);
-                json_decref(ro);
-                return r;
-        }
-        state = text_safe(str(ro, "state"));
-        reason = str(ro, "reason") ? text_safe(str(ro, "reason")) : NULL;
+        return ctl_object_call(ctl, "GET", path, "rollout", args[0], "show", print_status);
+}
+
+/* The server answers an action with the rollout (for a rollback: the new
+ * rollout that moves the hosts back). */
+static void print_action(json_t *ro, const char *id, const char *action) {
+        _cleanup_free_ char *state = text_safe(str(ro, "state"));
+        _cleanup_free_ char *reason = str(ro, "reason") ? text_safe(str(ro, "reason")) : NULL;
+
         if (streq(action, "rollback"))
                 printf("rollout %s: rolled back by rollout %" PRIi64 ", which moves %" PRIi64
                        " host(s) back to what they ran\n",
@@ -470,8 +442,12 @@ static int rollout_action(Ctl *ctl, const char *id, const char *action) {
         else
                 printf("rollout %s: %s%s%s%s\n", id, state ? state : "?", reason ? " (" : "", strempty(reason),
                        reason ? ")" : "");
-        json_decref(ro);
-        return 0;
+}
+
+static int rollout_action(Ctl *ctl, const char *id, const char *action) {
+        _cleanup_free_ char *path = ctl_rollout_path(id, action);
+
+        return ctl_object_call(ctl, "POST", path, "rollout", id, action, print_action);
 }
 
 int ctl_rollout_pause(Ctl *ctl, char **args) {
