@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "fuzz.h"
 #include "pipeline.h"
 #include "rollout-spec.h"
 #include "util.h"
@@ -12,25 +13,20 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        _cleanup_free_ char *error = NULL, *stored = NULL, *error2 = NULL;
+        _cleanup_free_ char *error = NULL, *error2 = NULL;
         PipelineSpec s, back;
         json_t *j, *k;
         int r;
 
-        if (size > 65536)
-                return 0;
-        j = json_loadb((const char *) data, size, JSON_REJECT_DUPLICATES, NULL);
+        j = fuzz_spec_json(data, size);
         if (!j)
                 return 0;
         r = pipeline_spec_parse(j, &s, &error);
-        if (r < 0) {
-                /* A refusal names what is wrong. */
-                if (r != -ENOMEM && (r != -EINVAL || !error || !*error))
-                        abort();
+        if (!fuzz_spec_accepted(r, error)) {
                 json_decref(j);
                 return 0;
         }
-        if (error || s.n_stages < 1 || s.n_stages > PIPELINE_STAGES_MAX || !s.image)
+        if (s.n_stages < 1 || s.n_stages > PIPELINE_STAGES_MAX || !s.image)
                 abort();
         for (size_t i = 0; i < s.n_stages; i++) {
                 const PipelineStageSpec *st = &s.stages[i];
@@ -48,9 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 json_decref(ro);
         }
         /* What a start stores, a tick reads back the same. */
-        stored = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-        k = stored ? json_loads(stored, JSON_REJECT_DUPLICATES, NULL) : NULL;
-        if (stored && (!k || pipeline_spec_parse(k, &back, &error2) < 0 || back.n_stages != s.n_stages))
+        k = fuzz_spec_stored(j);
+        if (k && (pipeline_spec_parse(k, &back, &error2) < 0 || back.n_stages != s.n_stages))
                 abort();
         json_decref(k);
         json_decref(j);

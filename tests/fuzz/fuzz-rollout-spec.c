@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "coordinator.h"
+#include "fuzz.h"
 #include "rollout-spec.h"
 #include "util.h"
 
@@ -42,31 +43,25 @@ static void check_waves(const RolloutSpec *s, size_t n) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        _cleanup_free_ char *error = NULL, *stored = NULL, *error2 = NULL;
+        _cleanup_free_ char *error = NULL, *error2 = NULL;
         RolloutSpec s, back;
         json_t *j, *k;
         int r;
 
-        if (size > 65536)
-                return 0;
-        j = json_loadb((const char *) data, size, JSON_REJECT_DUPLICATES, NULL);
+        j = fuzz_spec_json(data, size);
         if (!j)
                 return 0;
         r = rollout_spec_parse(j, &s, &error);
-        if (r < 0) {
-                /* A refusal names what is wrong. */
-                if (r != -ENOMEM && (r != -EINVAL || !error || !*error))
-                        abort();
+        if (!fuzz_spec_accepted(r, error)) {
                 json_decref(j);
                 return 0;
         }
-        if (error || s.n_waves < 1 || s.n_waves > ROLLOUT_WAVES_MAX || s.bake > ROLLOUT_BAKE_MAX ||
+        if (s.n_waves < 1 || s.n_waves > ROLLOUT_WAVES_MAX || s.bake > ROLLOUT_BAKE_MAX ||
             (!s.image && !s.files_name[0]) || s.files_version < 0)
                 abort();
         /* What a start stores, a tick reads back the same. */
-        stored = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-        k = stored ? json_loads(stored, JSON_REJECT_DUPLICATES, NULL) : NULL;
-        if (stored && (!k || rollout_spec_parse(k, &back, &error2) < 0 || !same_numbers(&s, &back)))
+        k = fuzz_spec_stored(j);
+        if (k && (rollout_spec_parse(k, &back, &error2) < 0 || !same_numbers(&s, &back)))
                 abort();
         /* Every budget it accepted reads as the lease decision reads it,
          * and allows no fewer than none of a group. */
