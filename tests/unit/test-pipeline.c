@@ -52,6 +52,10 @@ static void expect_error(const char *text, const char *message) {
         "{\"name\": \"production\", \"rollout\": {\"selector\": {\"env\": \"production\"}, \"waves\": [1, \"50%\"]}," \
         " \"gates\": {\"approval\": true}}]}"
 
+/* A spec of one stage "a" (image x, any hosts) whose stage has more
+ * members: MEMBERS, each after a ", ". */
+#define ONE_STAGE(members) "{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}" members "}]}"
+
 static void test_spec(void **state) {
         _cleanup_json_ json_t *j = NULL;
         _cleanup_free_ char *error = NULL;
@@ -76,73 +80,74 @@ static void test_spec(void **state) {
         assert_string_equal(json_string_value(json_object_get(ro, "image")), "web:2");
         assert_int_equal(json_array_size(json_object_get(ro, "waves")), 2);
 
-        expect_error("[]", "expected a JSON object");
-        expect_error("{\"stages\": []}", "'image'");
-        expect_error("{\"image\": \"x\", \"stages\": []}", "'stages': expected 1 to 8");
-        expect_error("{\"image\": \"x\", \"colour\": 1, \"stages\": []}", "unknown member 'colour'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a b\", \"rollout\": {}}]}", "'stages[0].name'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\"}]}", "'stages[0].rollout'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {\"image\": \"y\"}}]}",
-                     "without 'image'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {\"waves\": []}}]}",
-                     "'stages[0].rollout': 'waves'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}}, {\"name\": \"a\", "
-                     "\"rollout\": {}}]}",
-                     "'a' is taken by stage 0");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, \"on_failure\": \"pause\"}]}",
-                     "\"stop\" or \"rollback\"");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, \"gates\": {\"prometheus\": "
-                     "{\"query\": \"q\", \"condition\": \"< 1\"}}}]}",
-                     "names no 'prometheus'");
-        expect_error("{\"image\": \"x\", \"prometheus\": \"http://p\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, "
-                     "\"gates\": {\"prometheus\": {\"query\": \"q\", \"condition\": \"about 1\"}}}]}",
-                     "'stages[0].gates.prometheus.condition'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, \"gates\": {\"command\": "
-                     "{\"argv\": []}}}]}",
-                     "'stages[0].gates.command.argv'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, \"gates\": {\"command\": "
-                     "{\"argv\": [\"true\"], \"timeout\": 0}}}]}",
-                     "'stages[0].gates.command.timeout'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, \"gates\": {\"http\": "
-                     "{\"url\": \"ftp://x\"}}}]}",
-                     "'stages[0].gates.http'");
-        expect_error("{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, \"gates\": {\"vote\": 1}}]}",
-                     "unknown member 'vote'");
+        /* Each refused, with a message that names what is wrong. */
+        static const struct {
+                const char *text, *message;
+        } refused[] = {
+                { "[]", "expected a JSON object" },
+                { "{\"stages\": []}", "'image'" },
+                { "{\"image\": \"x\", \"stages\": []}", "'stages': expected 1 to 8" },
+                { "{\"image\": \"x\", \"colour\": 1, \"stages\": []}", "unknown member 'colour'" },
+                { "{\"image\": \"x\", \"stages\": [{\"name\": \"a b\", \"rollout\": {}}]}", "'stages[0].name'" },
+                { "{\"image\": \"x\", \"stages\": [{\"name\": \"a\"}]}", "'stages[0].rollout'" },
+                { "{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {\"image\": \"y\"}}]}",
+                  "without 'image'" },
+                { "{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {\"waves\": []}}]}",
+                  "'stages[0].rollout': 'waves'" },
+                { "{\"image\": \"x\", \"stages\": [{\"name\": \"a\", \"rollout\": {}}, {\"name\": \"a\", "
+                  "\"rollout\": {}}]}",
+                  "'a' is taken by stage 0" },
+                { ONE_STAGE(", \"on_failure\": \"pause\""), "\"stop\" or \"rollback\"" },
+                { ONE_STAGE(", \"gates\": {\"prometheus\": {\"query\": \"q\", \"condition\": \"< 1\"}}"),
+                  "names no 'prometheus'" },
+                { "{\"image\": \"x\", \"prometheus\": \"http://p\", \"stages\": [{\"name\": \"a\", \"rollout\": {}, "
+                  "\"gates\": {\"prometheus\": {\"query\": \"q\", \"condition\": \"about 1\"}}}]}",
+                  "'stages[0].gates.prometheus.condition'" },
+                { ONE_STAGE(", \"gates\": {\"command\": {\"argv\": []}}"), "'stages[0].gates.command.argv'" },
+                { ONE_STAGE(", \"gates\": {\"command\": {\"argv\": [\"true\"], \"timeout\": 0}}"),
+                  "'stages[0].gates.command.timeout'" },
+                { ONE_STAGE(", \"gates\": {\"http\": {\"url\": \"ftp://x\"}}"), "'stages[0].gates.http'" },
+                { ONE_STAGE(", \"gates\": {\"vote\": 1}"), "unknown member 'vote'" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                expect_error(refused[i].text, refused[i].message);
 }
 
 static void test_conditions(void **state) {
+        static const struct {
+                const char *text;
+                PromCompare cmp;
+                double value;
+        } good[] = {
+                { "< 0.01", PROM_LT, 0.01 }, { "<=5", PROM_LE, 5 }, { " >= -1e3 ", PROM_GE, -1000 },
+                { "== 1", PROM_EQ, 1 },      { "!= 0", PROM_NE, 0 }, { "> 2", PROM_GT, 2 },
+        };
+        static const char *const bad[] = { "< ", "0.01", "< 1 2", "< inf", "=< 1" };
+        /* Whether value meets "cmp threshold". */
+        static const struct {
+                PromCompare cmp;
+                double threshold, value;
+                bool holds;
+        } holds[] = {
+                { PROM_LT, 0.01, 0.001, true }, { PROM_LT, 0.01, 0.01, false }, { PROM_LE, 0.01, 0.01, true },
+                { PROM_GT, 1, 1, false },       { PROM_GE, 1, 1, true },        { PROM_EQ, 1, 1, true },
+                { PROM_LT, 1, NAN, false },     { PROM_NE, 1, NAN, true },
+        };
         PromCompare c;
         double v;
         (void) state;
 
-        assert_int_equal(prom_condition_parse("< 0.01", &c, &v), 0);
-        assert_int_equal(c, PROM_LT);
-        assert_true(v == 0.01);
-        assert_int_equal(prom_condition_parse("<=5", &c, &v), 0);
-        assert_int_equal(c, PROM_LE);
-        assert_int_equal(prom_condition_parse(" >= -1e3 ", &c, &v), 0);
-        assert_int_equal(c, PROM_GE);
-        assert_true(v == -1000);
-        assert_int_equal(prom_condition_parse("== 1", &c, &v), 0);
-        assert_int_equal(c, PROM_EQ);
-        assert_int_equal(prom_condition_parse("!= 0", &c, &v), 0);
-        assert_int_equal(c, PROM_NE);
-        assert_int_equal(prom_condition_parse("> 2", &c, &v), 0);
-        assert_int_equal(c, PROM_GT);
-        assert_int_equal(prom_condition_parse("< ", &c, &v), -EINVAL);
-        assert_int_equal(prom_condition_parse("0.01", &c, &v), -EINVAL);
-        assert_int_equal(prom_condition_parse("< 1 2", &c, &v), -EINVAL);
-        assert_int_equal(prom_condition_parse("< inf", &c, &v), -EINVAL);
-        assert_int_equal(prom_condition_parse("=< 1", &c, &v), -EINVAL);
-
-        assert_true(prom_condition_holds(PROM_LT, 0.01, 0.001));
-        assert_false(prom_condition_holds(PROM_LT, 0.01, 0.01));
-        assert_true(prom_condition_holds(PROM_LE, 0.01, 0.01));
-        assert_false(prom_condition_holds(PROM_GT, 1, 1));
-        assert_true(prom_condition_holds(PROM_GE, 1, 1));
-        assert_true(prom_condition_holds(PROM_EQ, 1, 1));
-        assert_false(prom_condition_holds(PROM_LT, 1, NAN));
-        assert_true(prom_condition_holds(PROM_NE, 1, NAN));
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                assert_int_equal(prom_condition_parse(good[i].text, &c, &v), 0);
+                assert_int_equal(c, good[i].cmp);
+                assert_true(v == good[i].value);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                if (prom_condition_parse(bad[i], &c, &v) != -EINVAL)
+                        fail_msg("'%s' was not refused", bad[i]);
+        for (size_t i = 0; i < ELEMENTSOF(holds); i++)
+                if (prom_condition_holds(holds[i].cmp, holds[i].threshold, holds[i].value) != holds[i].holds)
+                        fail_msg("case %zu: expected %s", i, holds[i].holds ? "true" : "false");
 }
 
 /* The state machine's world: a run as stored, the stage's rollout, the
@@ -299,72 +304,54 @@ static void test_promotes(void **state) {
         world_release(&w);
 }
 
-static void test_prometheus_miss_fails(void **state) {
-        World w;
+/* The ways staging fails: its rollout is aborted, or once it is done the
+ * bake sees a fault (after healthy_for seconds without one). */
+static void test_stage_fails(void **state) {
+        static const struct {
+                RolloutState rollout; /* how the stage's rollout ends */
+                uint64_t healthy_for;
+                bool prom_miss, command_fails;
+                int64_t unhealthy;
+                unsigned finals; /* final checks asked for */
+                bool rolled_back;
+                const char *reason;
+        } cases[] = {
+                /* One miss in the bake is enough, whatever the others said. */
+                { ROLLOUT_DONE, 25, .prom_miss = true, .finals = 0, .rolled_back = true,
+                  .reason = "stage staging: the gate said no" },
+                { ROLLOUT_DONE, 0, .command_fails = true, .finals = 1, .rolled_back = true,
+                  .reason = "stage staging: the gate said no" },
+                /* The hosts first: no command runs for a stage that failed them. */
+                { ROLLOUT_DONE, 0, .unhealthy = 2, .finals = 0, .rolled_back = true,
+                  .reason = "stage staging: 2 host(s) not healthy on the image" },
+                /* At once; its own rollback (or an operator's abort) went first. */
+                { ROLLOUT_ABORTED, 0, .finals = 0, .rolled_back = false,
+                  .reason = "stage staging: its rollout 1 was aborted" },
+        };
         (void) state;
 
-        world_init(&w, TWO_STAGES);
-        tick(&w);
-        w.rollout = ROLLOUT_DONE;
-        tick(&w);
-        run_for(&w, 25);
-        assert_int_equal(w.run.state, PIPELINE_RUNNING);
-        /* One miss in the bake is enough, whatever the others said. */
-        w.prom_ok = false;
-        run_for(&w, 20);
-        assert_int_equal(w.run.state, PIPELINE_FAILED);
-        assert_string_equal(w.failed, "stage staging: the gate said no");
-        assert_true(w.rolled_back);
-        assert_int_equal(w.finals, 0);
-        assert_int_equal(w.rollouts, 1);
-        world_release(&w);
-}
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                World w;
 
-static void test_final_gate_fails(void **state) {
-        World w;
-        (void) state;
-
-        world_init(&w, TWO_STAGES);
-        tick(&w);
-        w.rollout = ROLLOUT_DONE;
-        tick(&w);
-        w.slow_ok = false; /* the command fails */
-        run_for(&w, 70);
-        assert_int_equal(w.run.state, PIPELINE_FAILED);
-        assert_int_equal(w.finals, 1);
-        assert_string_equal(w.failed, "stage staging: the gate said no");
-        world_release(&w);
-}
-
-static void test_unhealthy_fails(void **state) {
-        World w;
-        (void) state;
-
-        world_init(&w, TWO_STAGES);
-        tick(&w);
-        w.rollout = ROLLOUT_DONE;
-        tick(&w);
-        w.unhealthy = 2;
-        run_for(&w, 70);
-        assert_int_equal(w.run.state, PIPELINE_FAILED);
-        /* The hosts first: no command runs for a stage that failed them. */
-        assert_int_equal(w.finals, 0);
-        assert_string_equal(w.failed, "stage staging: 2 host(s) not healthy on the image");
-        world_release(&w);
-}
-
-static void test_rollout_aborted(void **state) {
-        World w;
-        (void) state;
-
-        world_init(&w, TWO_STAGES);
-        tick(&w);
-        w.rollout = ROLLOUT_ABORTED;
-        assert_int_equal(tick(&w), PIPELINE_STEP_FAIL);
-        /* Its own rollback (or an operator's abort) went first. */
-        assert_false(w.rolled_back);
-        assert_string_equal(w.failed, "stage staging: its rollout 1 was aborted");
-        world_release(&w);
+                world_init(&w, TWO_STAGES);
+                assert_int_equal(tick(&w), PIPELINE_STEP_START_ROLLOUT);
+                w.rollout = cases[i].rollout;
+                assert_int_equal(tick(&w),
+                                 w.rollout == ROLLOUT_DONE ? PIPELINE_STEP_STAGE_DONE : PIPELINE_STEP_FAIL);
+                run_for(&w, cases[i].healthy_for);
+                if (cases[i].rollout == ROLLOUT_DONE)
+                        assert_int_equal(w.run.state, PIPELINE_RUNNING);
+                w.prom_ok = !cases[i].prom_miss;
+                w.slow_ok = !cases[i].command_fails;
+                w.unhealthy = cases[i].unhealthy;
+                run_for(&w, 70);
+                assert_int_equal(w.run.state, PIPELINE_FAILED);
+                assert_int_equal(w.finals, cases[i].finals);
+                assert_int_equal(w.rolled_back, cases[i].rolled_back);
+                assert_int_equal(w.rollouts, 1);
+                assert_string_equal(w.failed, cases[i].reason);
+                world_release(&w);
+        }
 }
 
 static void test_restart_mid_bake(void **state) {
@@ -563,10 +550,7 @@ int main(void) {
                 test_in_dir(test_spec),
                 test_in_dir(test_conditions),
                 test_in_dir(test_promotes),
-                test_in_dir(test_prometheus_miss_fails),
-                test_in_dir(test_final_gate_fails),
-                test_in_dir(test_unhealthy_fails),
-                test_in_dir(test_rollout_aborted),
+                test_in_dir(test_stage_fails),
                 test_in_dir(test_restart_mid_bake),
                 test_in_dir(test_early_approval),
                 test_in_dir(test_command_gate),
