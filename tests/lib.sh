@@ -405,6 +405,66 @@ tiny_def() {
                 -e "/^install = /s|\$|${*:+ $*}|"
 }
 
+# t_wait_until SECONDS CMD...: retries CMD every 0.2 s until it succeeds;
+# 1 when it never did.
+t_wait_until() {
+        local n=$(($1 * 5)) i
+        shift
+        for ((i = 0; i < n; i++)); do
+                "$@" && return 0
+                sleep 0.2
+        done
+        return 1
+}
+
+# t_tiny_images DIR: a signing key (DIR/k.key, its public half in DIR/keys
+# for --trusted-keys) and the sample image tiny at 1.0 and 2.0, built with
+# it into the store DIR/store; what failed is said (DIR/build.log).
+t_tiny_images() {
+        local v
+        mkdir -p "$1/keys"
+        "$BIN/slipway-build" keygen "$1/k.key" "$1/keys/k.pub" >/dev/null
+        for v in 1.0 2.0; do
+                tiny_def "$1/tiny-$v.conf" $v
+                "$BIN/slipway-build" -q --store "$1/store" build --key "$1/k.key" --lock "$1/tiny.lock" --no-disk \
+                        "$1/tiny-$v.conf" >/dev/null 2>>"$1/build.log" ||
+                        echo "building tiny $v failed: $(tail -3 "$1/build.log")"
+        done
+}
+
+# t_slipwayd DIR LISTEN [OPTION...]: starts slipwayd ($SLIPWAYD, or the one
+# built) on LISTEN with its state in DIR/srv, trusting DIR/keys, its log
+# appended to DIR/srv.log; once it listens, its PID is in T_SLIPWAYD_PID
+# and its URL in URL. One that does not listen within 20 s is stopped, and
+# 1 returned, its log said.
+t_slipwayd() {
+        local d=$1 listen=$2 pid
+        shift 2
+        rm -f "$d/srv/slipwayd.url"
+        "${SLIPWAYD:-$BIN/slipwayd}" --state-dir "$d/srv" --listen "$listen" --trusted-keys "$d/keys" \
+                --log-json no "$@" >>"$d/srv.log" 2>&1 &
+        pid=$!
+        if ! t_wait_until 20 test -s "$d/srv/slipwayd.url"; then
+                t_stop "$pid"
+                echo "slipwayd did not start: $(tail "$d/srv.log")"
+                return 1
+        fi
+        T_SLIPWAYD_PID=$pid
+        URL=$(cat "$d/srv/slipwayd.url")
+}
+
+# t_tiny_push DIR: pushes tiny 1.0 and 2.0 of t_tiny_images to the slipwayd
+# at $URL (SLIPWAY_SERVER and SLIPWAY_TOKEN exported); their image IDs in
+# ID1 and ID2.
+t_tiny_push() {
+        local v
+        for v in 1.0 2.0; do
+                "$BIN/slipway-build" -q --store "$1/store" push "$URL" tiny:$v >/dev/null || echo "pushing tiny $v failed"
+        done
+        ID1=$("$BIN/slipctl" --json image show tiny:1.0 | jq -r .id)
+        ID2=$("$BIN/slipctl" --json image show tiny:2.0 | jq -r .id)
+}
+
 # The accelerator for test VMs: SLIPWAY_QEMU_ACCEL when set; otherwise KVM
 # when a probe boot shows it really runs guests (on some machines /dev/kvm
 # exists but a guest never gets past the firmware), TCG if not. The verdict

@@ -9,7 +9,6 @@
 . "$(dirname "$0")/../lib.sh"
 t_begin ctl-rollout
 
-B=$BIN/slipway-build
 C=$BIN/slipctl
 SLIPWAYD=${SLIPWAYD:-$BIN/slipwayd}
 export SOURCE_DATE_EPOCH=1700000000
@@ -86,17 +85,6 @@ host_image() { $C --json host show "$1" | jq -r .image; }
 # db_hosts_on IMAGE-ID: both db hosts are assigned IMAGE-ID.
 db_hosts_on() { [ "$(host_image "${H[3]}") $(host_image "${H[4]}")" = "$1 $1" ]; }
 
-# wait_until SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
-wait_until() {
-        local n=$(($1 * 5)) i
-        shift
-        for ((i = 0; i < n; i++)); do
-                "$@" && return 0
-                sleep 0.2
-        done
-        return 1
-}
-
 if [ ! -x "$SLIPWAYD" ] || [ ! -x "$C" ]; then
         t_case "slipwayd and slipctl are built"
         t_fail "no $SLIPWAYD or $C (make, or set SLIPWAYD)"
@@ -105,27 +93,12 @@ if [ ! -x "$SLIPWAYD" ] || [ ! -x "$C" ]; then
 fi
 
 # A server with two versions of the sample image and five hosts.
-mkdir -p "$D/keys"
-$B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
-for v in 1.0 2.0; do
-        tiny_def "$D/tiny-$v.conf" $v
-        $B -q --store "$D/store" build --key "$D/k.key" --lock "$D/tiny.lock" --no-disk "$D/tiny-$v.conf" \
-                >/dev/null 2>>"$D/build.log" || echo "building tiny $v failed: $(tail -3 "$D/build.log")"
-done
+t_tiny_images "$D"
 TOKEN=$("$SLIPWAYD" --state-dir "$D/srv" --log-json no token create ci)
-"$SLIPWAYD" --state-dir "$D/srv" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-json no >"$D/srv.log" 2>&1 &
-PIDS="$PIDS $!"
-for ((i = 0; i < 100; i++)); do
-        [ -s "$D/srv/slipwayd.url" ] && break
-        sleep 0.1
-done
-URL=$(cat "$D/srv/slipwayd.url" 2>/dev/null) || { echo "slipwayd did not start: $(cat "$D/srv.log")"; exit 1; }
+t_slipwayd "$D" 127.0.0.1:0 || exit 1
+PIDS="$PIDS $T_SLIPWAYD_PID"
 export SLIPWAY_SERVER=$URL SLIPWAY_TOKEN=$TOKEN
-for v in 1.0 2.0; do
-        $B -q --store "$D/store" push "$URL" tiny:$v >/dev/null || echo "pushing tiny $v failed"
-done
-ID1=$($C --json image show tiny:1.0 | jq -r .id)
-ID2=$($C --json image show tiny:2.0 | jq -r .id)
+t_tiny_push "$D"
 for m in $MACS; do curl -sf -o /dev/null "$URL/boot/ipxe?mac=$m"; done
 refresh_hosts
 i=0
@@ -329,7 +302,7 @@ $C rollout watch "$R1" >"$D/watch.out" 2>"$D/watch.err" &
 wpid=$!
 sleep 1.5
 $C rollout pause "$R1" >/dev/null
-wait_until 10 grep -q "is paused" "$D/watch.out"
+t_wait_until 10 grep -q "is paused" "$D/watch.out"
 kill $wpid 2>/dev/null
 wait $wpid
 rc=$?
@@ -384,7 +357,7 @@ if out=$($C rollout rollback "$R2") && R3=$($C --json rollout list | jq -r '.rol
         grep -q "^image: *what each host ran before rollout $R2\$" <<<"$status" &&
         [ "$($C --json rollout status "$R2" | jq -r '.state + ": " + .reason')" = \
                 "aborted: rolled back by rollout $R3: asked by an operator" ] &&
-        wait_until 10 db_hosts_on "$ID1" &&
+        t_wait_until 10 db_hosts_on "$ID1" &&
         $C rollout list | grep -E -q "^$R3  +rollback  +running  +1/1  +-  +2  +0 "; then
         t_ok
 else
@@ -396,7 +369,7 @@ $C rollout watch "${R3:-0}" >"$D/done.out" 2>"$D/done.err" &
 wpid=$!
 sleep 1.2
 for h in "${H[3]}" "${H[4]}"; do checkin "$h" "$ID1"; done
-wait_until 15 grep -q "is done" "$D/done.out"
+t_wait_until 15 grep -q "is done" "$D/done.out"
 kill $wpid 2>/dev/null
 wait $wpid
 rc=$?
@@ -442,12 +415,12 @@ open="$(hhmm $((now_min - 60)))-$(hhmm $((now_min + 60)))"
 lease() { curl -s -X "$1" -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$2/lease"; }
 refresh_hosts
 R4=$($C --json rollout start tiny:2.0 --selector service=db --window "rack@$closed" | jq -r .id)
-wait_until 10 db_hosts_on "$ID2"
+t_wait_until 10 db_hosts_on "$ID2"
 refused=$(lease POST "$h")
 $C rollout abort "$R4" >/dev/null
 refresh_hosts
 R5=$($C --json rollout start tiny:2.0 --selector service=db --window "rack=$rack@$open" | jq -r .id)
-wait_until 10 db_hosts_on "$ID2"
+t_wait_until 10 db_hosts_on "$ID2"
 granted=$(lease POST "$h")
 lease DELETE "$h" >/dev/null
 $C rollout abort "$R5" >/dev/null

@@ -14,7 +14,6 @@
 . "$(dirname "$0")/../lib.sh"
 t_begin pipeline
 
-B=$BIN/slipway-build
 C=$BIN/slipctl
 SLIPWAYD=${SLIPWAYD:-$BIN/slipwayd}
 export SOURCE_DATE_EPOCH=1700000000
@@ -37,17 +36,6 @@ t_on_exit stop_all
 # free_port: a port for a server that is not told port 0 (t_port).
 free_port() { t_port; }
 
-# wait_until SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
-wait_until() {
-        local n=$(($1 * 5)) i
-        shift
-        for ((i = 0; i < n; i++)); do
-                "$@" && return 0
-                sleep 0.2
-        done
-        return 1
-}
-
 need() {
         t_case "$1 is here"
         t_fail "no $2 (make deps)"
@@ -59,22 +47,11 @@ command -v prometheus >/dev/null || need prometheus prometheus
 
 # start_server PORT: slipwayd on 127.0.0.1:PORT (0: any), its URL in $URL.
 start_server() {
-        rm -f "$D/srv/slipwayd.url"
-        "$SLIPWAYD" --config "$D/slipwayd.conf" --state-dir "$D/srv" --listen "127.0.0.1:$1" --trusted-keys "$D/keys" \
-                --log-json no \
-                >>"$D/srv.log" 2>&1 &
-        SRV=$!
-        wait_until 20 test -s "$D/srv/slipwayd.url" || { echo "slipwayd did not start: $(tail "$D/srv.log")"; exit 1; }
-        URL=$(cat "$D/srv/slipwayd.url")
+        t_slipwayd "$D" "127.0.0.1:$1" --config "$D/slipwayd.conf" || exit 1
+        SRV=$T_SLIPWAYD_PID
 }
 
-mkdir -p "$D/keys"
-$B keygen "$D/k.key" "$D/keys/k.pub" >/dev/null
-for v in 1.0 2.0; do
-        tiny_def "$D/tiny-$v.conf" $v
-        $B -q --store "$D/store" build --key "$D/k.key" --lock "$D/tiny.lock" --no-disk "$D/tiny-$v.conf" \
-                >/dev/null 2>>"$D/build.log" || echo "building tiny $v failed: $(tail -3 "$D/build.log")"
-done
+t_tiny_images "$D"
 TOKEN=$("$SLIPWAYD" --state-dir "$D/srv" --log-json no token create ci)
 PROM_PORT=$(free_port)
 PROM=http://127.0.0.1:$PROM_PORT
@@ -83,11 +60,7 @@ printf '[pipelines]\nprometheus = %s\n' "$PROM" >"$D/slipwayd.conf"
 PORT=$(free_port)
 start_server "$PORT"
 export SLIPWAY_SERVER=$URL SLIPWAY_TOKEN=$TOKEN
-for v in 1.0 2.0; do
-        $B -q --store "$D/store" push "$URL" tiny:$v >/dev/null || echo "pushing tiny $v failed"
-done
-ID1=$($C --json image show tiny:1.0 | jq -r .id)
-ID2=$($C --json image show tiny:2.0 | jq -r .id)
+t_tiny_push "$D"
 H=()
 i=0
 for m in $MACS; do
@@ -195,7 +168,7 @@ audit_actions() {
 }
 
 t_case "Prometheus scrapes slipwayd and the application"
-if wait_until 30 prom_is 'min(slipway_instance_up)' 1 && wait_until 30 prom_is 'app_error_ratio' 0.001; then t_ok; else
+if t_wait_until 30 prom_is 'min(slipway_instance_up)' 1 && t_wait_until 30 prom_is 'app_error_ratio' 0.001; then t_ok; else
         t_fail "no samples: $(curl -s "$PROM/api/v1/targets" | head -c 600)"; fi
 
 t_case "a pipeline file with an unknown key is refused with its line"
@@ -212,7 +185,7 @@ pipeline_file good tiny:2.0 "$(printf '%s\n' 'prometheus = app_error_ratio{env="
         "$(printf '%s\n' 'prometheus = min(slipway_instance_up)' 'condition = == 1')"
 t0=$(now_ms)
 if out=$($C pipeline start "$D/good.conf" 2>&1) && P1=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
-        wait_until 40 ended "$P1" && [ "$(state_of "$P1" .state)" = "done" ] &&
+        t_wait_until 40 ended "$P1" && [ "$(state_of "$P1" .state)" = "done" ] &&
         [ "$(state_of "$P1" '[.stages[].state] | join(" ")')" = "promoted done" ] &&
         images_are "$ID2" "$ID2" "$ID2" "$ID2"; then
         t_ok "$(($(now_ms) - t0)) ms"
@@ -231,18 +204,18 @@ t_case "a Prometheus gate that fails stops the pipeline and rolls staging back"
 set_ratio 0.5
 pipeline_file bad tiny:1.0 "$(printf '%s\n' 'prometheus = app_error_ratio{env="staging"}' 'condition = < 0.01' \
         'interval = 1' 'on-failure = rollback')" ""
-if wait_until 20 prom_is 'app_error_ratio' 0.5 && out=$($C pipeline start "$D/bad.conf" 2>&1) &&
-        P2=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) && wait_until 30 ended "$P2" &&
+if t_wait_until 20 prom_is 'app_error_ratio' 0.5 && out=$($C pipeline start "$D/bad.conf" 2>&1) &&
+        P2=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) && t_wait_until 30 ended "$P2" &&
         [ "$(state_of "$P2" .state)" = failed ] &&
         state_of "$P2" .reason | grep -q "^stage staging: the Prometheus query 'app_error_ratio{env=\"staging\"}' returned 0.5, not < 0.01; rolled back by rollout [0-9]*$" &&
         [ "$(state_of "$P2" '[.stages[].state] | join(" ")')" = "failed pending" ] &&
-        wait_until 20 images_are "$ID2" "$ID2" "$ID2" "$ID2" &&
+        t_wait_until 20 images_are "$ID2" "$ID2" "$ID2" "$ID2" &&
         [ "$(audit_actions "$P2")" = "pipeline.start pipeline.stage-done pipeline.gate-failed" ] &&
-        wait_until 20 prom_is "slipway_pipeline_state{pipeline=\"$P2\",state=\"failed\"}" 1 &&
+        t_wait_until 20 prom_is "slipway_pipeline_state{pipeline=\"$P2\",state=\"failed\"}" 1 &&
         prom_is "slipway_pipeline_state{pipeline=\"$P2\",state=\"running\"}" 0 &&
         prom_is "slipway_pipeline_info{pipeline=\"$P2\",name=\"bad\",image=\"tiny:1.0\",stage=\"staging\"}" 1 &&
         prom_is "slipway_pipeline_stage{pipeline=\"$P2\"}" 1 && prom_is "slipway_pipeline_stages{pipeline=\"$P2\"}" 2 &&
-        wait_until 20 firing SlipwayPipelineFailed "$P2" && ! firing SlipwayPipelineFailed "$P1"; then
+        t_wait_until 20 firing SlipwayPipelineFailed "$P2" && ! firing SlipwayPipelineFailed "$P1"; then
         t_ok
 else
         t_fail "${out:-}: $($C pipeline status "${P2:-0}" 2>&1)"
@@ -251,14 +224,14 @@ set_ratio 0.001
 
 t_case "a manual approval: the pipeline waits, slipctl pipeline approve promotes"
 pipeline_file manual tiny:1.0 "approval = yes" ""
-if wait_until 30 settled && out=$($C pipeline start "$D/manual.conf" 2>&1) && P3=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
-        wait_until 30 phase_is "$P3" approval &&
+if t_wait_until 30 settled && out=$($C pipeline start "$D/manual.conf" 2>&1) && P3=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
+        t_wait_until 30 phase_is "$P3" approval &&
         $C pipeline status "$P3" | grep -q "^Approval: *needed (slipctl pipeline approve $P3)" &&
-        wait_until 20 prom_is "slipway_pipeline_phase{pipeline=\"$P3\",phase=\"approval\"}" 1 &&
+        t_wait_until 20 prom_is "slipway_pipeline_phase{pipeline=\"$P3\",phase=\"approval\"}" 1 &&
         prom_is "slipway_pipeline_phase{pipeline=\"$P3\",phase=\"baking\"}" 0 &&
         sleep 1.5 && [ "$(state_of "$P3" .phase)" = approval ] && images_are "$ID1" "$ID1" "$ID2" "$ID2" &&
         out2=$($C pipeline approve "$P3") && [ "$out2" = "pipeline $P3: running, stage staging" ] &&
-        wait_until 30 ended "$P3" && [ "$(state_of "$P3" .state)" = "done" ] &&
+        t_wait_until 30 ended "$P3" && [ "$(state_of "$P3" .state)" = "done" ] &&
         [ "$(state_of "$P3" .stages[0].approved_by)" = ci ] && images_are "$ID1" "$ID1" "$ID1" "$ID1" &&
         curl -sf -H "Authorization: Bearer $TOKEN" "$URL/v1/audit?action=pipeline&limit=1000" |
         jq -e --arg t "pipeline $P3" '[.entries[] | select(.target == $t and .action == "pipeline.approve" and .actor == "ci")] | length == 1' >/dev/null &&
@@ -270,8 +243,8 @@ fi
 
 t_case "a command gate that fails stops the pipeline with its reason"
 printf '[pipeline]\nname = cmd\nimage = tiny:2.0\n[stage staging]\nselector = env=staging\ncommand = false\n' >"$D/cmd.conf"
-if wait_until 30 settled && out=$($C pipeline start "$D/cmd.conf" 2>&1) && P4=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
-        wait_until 30 ended "$P4" && [ "$(state_of "$P4" .state)" = failed ] &&
+if t_wait_until 30 settled && out=$($C pipeline start "$D/cmd.conf" 2>&1) && P4=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
+        t_wait_until 30 ended "$P4" && [ "$(state_of "$P4" .state)" = failed ] &&
         [ "$(state_of "$P4" .reason)" = "stage staging: the command 'false' exited with status 1" ] &&
         images_are "$ID2" "$ID2" "$ID1" "$ID1"; then
         t_ok
@@ -282,10 +255,10 @@ fi
 t_case "slipwayd restarted mid-bake: the bake goes on from where it was"
 pipeline_file restart tiny:2.0 "" ""
 sed -i 's/^bake = 3$/bake = 6/' "$D/restart.conf"
-if wait_until 30 settled && out=$($C pipeline start "$D/restart.conf" 2>&1) && P5=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
-        wait_until 30 phase_is "$P5" baking && ends=$(state_of "$P5" .bake_ends) &&
+if t_wait_until 30 settled && out=$($C pipeline start "$D/restart.conf" 2>&1) && P5=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
+        t_wait_until 30 phase_is "$P5" baking && ends=$(state_of "$P5" .bake_ends) &&
         t_stop "$SRV" && start_server "$PORT" && [ "$(state_of "$P5" .state)" = running ] &&
-        [ "$(state_of "$P5" .bake_ends)" = "$ends" ] && wait_until 40 ended "$P5" &&
+        [ "$(state_of "$P5" .bake_ends)" = "$ends" ] && t_wait_until 40 ended "$P5" &&
         [ "$(state_of "$P5" .state)" = "done" ] && images_are "$ID2" "$ID2" "$ID2" "$ID2" &&
         promoted=$(curl -sf -H "Authorization: Bearer $TOKEN" "$URL/v1/audit?action=pipeline&limit=1000" |
                 jq -r --arg t "pipeline $P5" '[.entries[] | select(.target == $t and .action == "pipeline.promote")][0].time') &&
@@ -298,8 +271,8 @@ fi
 t_case "a pipeline file that names no Prometheus queries slipwayd.conf's"
 printf '[pipeline]\nname = conf\nimage = tiny:1.0\n[stage staging]\nselector = env=staging\nbake = 1\n%s\n%s\n' \
         'prometheus = min(slipway_instance_up)' 'condition = == 1' >"$D/conf.conf"
-if wait_until 30 settled && out=$($C pipeline start "$D/conf.conf" 2>&1) && P7=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
-        [ "$(state_of "$P7" .spec.prometheus)" = "$PROM" ] && wait_until 30 ended "$P7" &&
+if t_wait_until 30 settled && out=$($C pipeline start "$D/conf.conf" 2>&1) && P7=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
+        [ "$(state_of "$P7" .spec.prometheus)" = "$PROM" ] && t_wait_until 30 ended "$P7" &&
         [ "$(state_of "$P7" .state)" = "done" ]; then
         t_ok
 else
@@ -320,9 +293,9 @@ refusals() {
 }
 touch "$D/hold"
 t0=$(now_ms)
-if wait_until 30 settled && out=$($C pipeline start "$D/budget.conf" 2>&1) &&
+if t_wait_until 30 settled && out=$($C pipeline start "$D/budget.conf" 2>&1) &&
         P8=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) && R8=$(grep -o 'rollout [0-9]*' <<<"$out" | cut -d' ' -f2) &&
-        wait_until 20 assigned "$R8" &&
+        t_wait_until 20 assigned "$R8" &&
         [ "$(lease "${H[0]}" | jq -r .granted)" = true ] && l1=$(lease "${H[1]}") &&
         [ "$(jq -r .granted <<<"$l1")" = false ] &&
         [ "$(jq -r .reason <<<"$l1")" = "group env=staging: 1 of 2 hosts are down and rollout $R8's budget max_unavailable 1 allows 1" ] &&
@@ -335,12 +308,12 @@ else
 fi
 for h in "${H[0]}" "${H[2]}"; do curl -sf -o /dev/null -X DELETE -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$h/lease"; done
 rm -f "$D/hold"
-wait_until 30 ended "${P8:-0}" || true
+t_wait_until 30 ended "${P8:-0}" || true
 
 t_case "abort stops a pipeline; list and status show it; the file's Prometheus wins over slipwayd.conf's"
 pipeline_file abort tiny:1.0 "approval = yes" ""
 sed -i 's|^prometheus = http.*|prometheus = http://prometheus.invalid:9090|' "$D/abort.conf"
-if wait_until 30 settled && out=$($C pipeline start "$D/abort.conf" 2>&1) && P6=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
+if t_wait_until 30 settled && out=$($C pipeline start "$D/abort.conf" 2>&1) && P6=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
         out2=$($C pipeline abort "$P6") && grep -q "^pipeline $P6: aborted, stage staging: aborted by ci$" <<<"$out2" &&
         [ "$($C --json pipeline list | jq -r --argjson p "$P6" '.pipelines[] | select(.id == $p) | .state')" = aborted ] &&
         $C pipeline list | grep -q "^$P6 *abort *tiny:1.0 *aborted" &&
