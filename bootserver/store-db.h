@@ -13,6 +13,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -75,3 +76,19 @@ bool db_column_is_null(DbStmt *st, int col);
  * so callers that need the value check it (with db_column_is_null() where
  * the column may be NULL). The caller frees it. */
 char *db_column_strdup(DbStmt *st, int col);
+/* Column text duplicated into *ret (NULL for SQL NULL): 0, or -ENOMEM with
+ * *ret NULL. The caller frees it. */
+int db_column_dup(DbStmt *st, int col, char **ret);
+
+/* Reads the row db_step() made ready into item, a zeroed element of the
+ * caller's array: 0, or a negative errno (-ENOMEM) that ends the rows. */
+typedef int (*DbRowFunc)(DbStmt *st, void *item);
+
+/* Steps st through its rows, each read by row into a new zeroed element at
+ * the end of the array *v of *n elements of size bytes (with room for
+ * *cap, as array_push()). Returns 0 at the end of the rows, or the first
+ * negative errno of a step, of memory or of row: the elements read stay
+ * in *v (the one row failed on included, as row left it), for the caller
+ * to free. DB_ROWS(st, v, n, cap, row) passes the array's own. */
+int db_rows(DbStmt *st, void **v, size_t *n, size_t *cap, size_t size, DbRowFunc row);
+#define DB_ROWS(st, v, n, cap, row) db_rows((st), (void **) &(v), &(n), &(cap), sizeof *(v), (row))

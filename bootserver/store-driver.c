@@ -171,3 +171,23 @@ char *db_column_strdup(DbStmt *st, int col) {
 
         return t ? strdup(t) : NULL;
 }
+
+int db_column_dup(DbStmt *st, int col, char **ret) {
+        *ret = db_column_strdup(st, col);
+        return !*ret && !db_column_is_null(st, col) ? -ENOMEM : 0;
+}
+
+int db_rows(DbStmt *st, void **v, size_t *n, size_t *cap, size_t size, DbRowFunc row) {
+        int r;
+
+        while ((r = db_step(st)) > 0) {
+                void *item = array_push(v, n, cap, size);
+
+                if (!item)
+                        return -ENOMEM;
+                r = row(st, item);
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}

@@ -110,11 +110,20 @@ void rollout_files_hosts_free(RolloutFilesHost *v, size_t n) {
         free(v);
 }
 
-/* A copy of column i of st into *ret, NULL for SQL NULL: -ENOMEM when a
- * value could not be copied. */
-static int column_dup(DbStmt *st, int i, char **ret) {
-        *ret = db_column_strdup(st, i);
-        return !*ret && !db_column_is_null(st, i) ? -ENOMEM : 0;
+static int files_host_row(DbStmt *st, void *item) {
+        RolloutFilesHost *x = item;
+        const char *slot = db_column_text(st, 9);
+        int r;
+
+        x->assigned_at = (uint64_t) db_column_int64(st, 3);
+        x->state_since = (uint64_t) db_column_int64(st, 8);
+        x->booted_slot = slot && (streq(slot, "a") || streq(slot, "b")) ? slot[0] : 0;
+        if ((r = db_column_dup(st, 0, &x->host)) < 0 || (r = db_column_dup(st, 1, &x->target)) < 0 ||
+            (r = db_column_dup(st, 2, &x->digest)) < 0 || (r = db_column_dup(st, 4, &x->state)) < 0 ||
+            (r = db_column_dup(st, 5, &x->current_image)) < 0 || (r = db_column_dup(st, 6, &x->failed_image)) < 0 ||
+            (r = db_column_dup(st, 7, &x->message)) < 0 || (r = db_column_dup(st, 10, &x->slots)) < 0)
+                return r;
+        return 0;
 }
 
 int store_rollout_files_assigned(StoreTx *tx, int64_t id, RolloutFilesHost **ret, size_t *ret_n) {
@@ -132,25 +141,7 @@ int store_rollout_files_assigned(StoreTx *tx, int64_t id, RolloutFilesHost **ret
         if (r < 0)
                 return r;
         db_bind_int64(sel, 1, id);
-        while ((r = db_step(sel)) > 0) {
-                RolloutFilesHost *x;
-                const char *slot;
-
-                r = array_reserve((void **) &v, &cap, n, sizeof *v);
-                if (r < 0)
-                        break;
-                x = &v[n++];
-                *x = (RolloutFilesHost) { .assigned_at = (uint64_t) db_column_int64(sel, 3),
-                                          .state_since = (uint64_t) db_column_int64(sel, 8) };
-                slot = db_column_text(sel, 9);
-                x->booted_slot = slot && (streq(slot, "a") || streq(slot, "b")) ? slot[0] : 0;
-                if ((r = column_dup(sel, 0, &x->host)) < 0 || (r = column_dup(sel, 1, &x->target)) < 0 ||
-                    (r = column_dup(sel, 2, &x->digest)) < 0 || (r = column_dup(sel, 4, &x->state)) < 0 ||
-                    (r = column_dup(sel, 5, &x->current_image)) < 0 ||
-                    (r = column_dup(sel, 6, &x->failed_image)) < 0 || (r = column_dup(sel, 7, &x->message)) < 0 ||
-                    (r = column_dup(sel, 10, &x->slots)) < 0)
-                        break;
-        }
+        r = DB_ROWS(sel, v, n, cap, files_host_row);
         if (r >= 0) {
                 r = store_stmt(tx, "UPDATE rollout_hosts SET reported = 0 WHERE rollout_id = ? AND reported <> 0",
                                &clear);

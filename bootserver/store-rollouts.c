@@ -156,6 +156,17 @@ static void status_changes_free(StatusChange *v, size_t n) {
         "h.current_image IS DISTINCT FROM rh.target AND (coalesce(h.state_since, 0) >= rh.assigned_at OR "    \
         "(?2 = 0 AND h.failed_image = rh.target))))"
 
+static int status_change_row(DbStmt *st, void *item) {
+        StatusChange *c = item;
+        int r;
+
+        c->finished = db_column_bool(st, 1);
+        c->done = db_column_bool(st, 2);
+        if ((r = db_column_dup(st, 0, &c->host)) < 0 || (r = db_column_dup(st, 3, &c->message)) < 0)
+                return r;
+        return c->host ? 0 : -ENOMEM;
+}
+
 int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
         _cleanup_stmt_reset_ DbStmt *sel = NULL;
         StatusChange *v = NULL;
@@ -178,19 +189,7 @@ int store_rollout_update_statuses(StoreTx *tx, int64_t id, bool rollback) {
                 return r;
         db_bind_int64(sel, 1, id);
         db_bind_bool(sel, 2, rollback);
-        while ((r = db_step(sel)) > 0) {
-                r = array_reserve((void **) &v, &cap, n, sizeof *v);
-                if (r < 0)
-                        break;
-                v[n++] = (StatusChange) { .host = db_column_strdup(sel, 0),
-                                          .finished = db_column_bool(sel, 1),
-                                          .done = db_column_bool(sel, 2),
-                                          .message = db_column_strdup(sel, 3) };
-                if (!v[n - 1].host || (!v[n - 1].message && !db_column_is_null(sel, 3))) {
-                        r = -ENOMEM;
-                        break;
-                }
-        }
+        r = DB_ROWS(sel, v, n, cap, status_change_row);
         db_reset(sel);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 _cleanup_stmt_reset_ DbStmt *up = NULL;
@@ -238,6 +237,13 @@ int store_rollout_wave_open(StoreTx *tx, int64_t id, int wave, uint64_t now, uin
         return db_column_bool(st, 0) ? 1 : 0;
 }
 
+static int tally_row(DbStmt *st, void *item) {
+        *(RolloutWaveTally *) item = (RolloutWaveTally) { .wave = db_column_int(st, 0),
+                                                          .hosts = db_column_int64(st, 1),
+                                                          .failed = db_column_int64(st, 2) };
+        return 0;
+}
+
 int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTally **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_free_ RolloutWaveTally *t = NULL;
@@ -252,14 +258,7 @@ int store_rollout_wave_tallies(StoreTx *tx, int64_t id, int wave, RolloutWaveTal
                 return r;
         db_bind_int64(st, 1, id);
         db_bind_int(st, 2, wave);
-        while ((r = db_step(st)) > 0) {
-                r = array_reserve((void **) &t, &cap, n, sizeof *t);
-                if (r < 0)
-                        return r;
-                t[n++] = (RolloutWaveTally) { .wave = db_column_int(st, 0),
-                                              .hosts = db_column_int64(st, 1),
-                                              .failed = db_column_int64(st, 2) };
-        }
+        r = DB_ROWS(st, t, n, cap, tally_row);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(t);
@@ -307,6 +306,14 @@ void rollout_ready_free(RolloutReady *r, size_t n) {
         "?3 - ?4 AND rh.phase <= (SELECT coalesce(min(p), 2147483647) FROM (" EARLIEST_PHASE("pending")         \
         " UNION ALL " EARLIEST_PHASE("assigned") ") AS e) ORDER BY w.wave, rh.phase, " added " LIMIT ?6"
 
+static int ready_row(DbStmt *st, void *item) {
+        RolloutReady *x = item;
+
+        *x = (RolloutReady) { .host = db_column_strdup(st, 0), .target = db_column_strdup(st, 1),
+                              .known = db_column_bool(st, 2), .finished = db_column_bool(st, 3) };
+        return x->host && x->target ? 0 : -ENOMEM;
+}
+
 int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uint64_t heartbeat_timeout,
                         bool rollback, unsigned limit, RolloutReady **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ DbStmt *sel = NULL;
@@ -325,19 +332,7 @@ int store_rollout_ready(StoreTx *tx, int64_t id, int max_wave, uint64_t now, uin
         db_bind_int64(sel, 4, heartbeat_timeout);
         db_bind_bool(sel, 5, rollback);
         db_bind_int64(sel, 6, limit);
-        while ((r = db_step(sel)) > 0) {
-                r = array_reserve((void **) &v, &cap, n, sizeof *v);
-                if (r < 0)
-                        break;
-                v[n] = (RolloutReady) { .host = db_column_strdup(sel, 0), .target = db_column_strdup(sel, 1),
-                                        .known = db_column_bool(sel, 2),
-                                        .finished = db_column_bool(sel, 3) };
-                n++;
-                if (!v[n - 1].host || !v[n - 1].target) {
-                        r = -ENOMEM;
-                        break;
-                }
-        }
+        r = DB_ROWS(sel, v, n, cap, ready_row);
         if (r < 0) {
                 rollout_ready_free(v, n);
                 return r;
@@ -398,6 +393,11 @@ int store_rollout_skip_pending(StoreTx *tx, int64_t id) {
         return exec_id(tx, "UPDATE rollout_hosts SET status = 'skipped' WHERE rollout_id = ? AND status = 'pending'", id);
 }
 
+static int id_row(DbStmt *st, void *item) {
+        *(int64_t *) item = db_column_int64(st, 0);
+        return 0;
+}
+
 int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         _cleanup_free_ int64_t *ids = NULL;
@@ -411,12 +411,7 @@ int store_rollouts_active(StoreTx *tx, int64_t **ret_ids, size_t *ret_n) {
                        &st);
         if (r < 0)
                 return r;
-        while ((r = db_step(st)) > 0) {
-                r = array_reserve((void **) &ids, &cap, n, sizeof *ids);
-                if (r < 0)
-                        return r;
-                ids[n++] = db_column_int64(st, 0);
-        }
+        r = DB_ROWS(st, ids, n, cap, id_row);
         if (r < 0)
                 return r;
         *ret_ids = TAKE_PTR(ids);
@@ -503,6 +498,16 @@ void rollout_back_hosts_free(RolloutBackHost *v, size_t n) {
         free(v);
 }
 
+static int back_host_row(DbStmt *st, void *item) {
+        RolloutBackHost *x = item;
+
+        *x = (RolloutBackHost) { .host = db_column_strdup(st, 0), .known = db_column_bool(st, 2),
+                                 .busy_in = db_column_int64(st, 3) };
+        if (!x->host)
+                return -ENOMEM;
+        return db_column_dup(st, 1, &x->target);
+}
+
 int store_rollout_back_hosts(StoreTx *tx, int64_t id, int64_t of, RolloutBackHost **ret, size_t *ret_n) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         RolloutBackHost *v = NULL;
@@ -520,19 +525,7 @@ int store_rollout_back_hosts(StoreTx *tx, int64_t id, int64_t of, RolloutBackHos
                 return r;
         db_bind_int64(st, 1, id);
         db_bind_int64(st, 2, of);
-        while ((r = db_step(st)) > 0) {
-                r = array_reserve((void **) &v, &cap, n, sizeof *v);
-                if (r < 0)
-                        break;
-                v[n++] = (RolloutBackHost) { .host = db_column_strdup(st, 0),
-                                             .target = db_column_strdup(st, 1),
-                                             .known = db_column_bool(st, 2),
-                                             .busy_in = db_column_int64(st, 3) };
-                if (!v[n - 1].host || (!v[n - 1].target && !db_column_is_null(st, 1))) {
-                        r = -ENOMEM;
-                        break;
-                }
-        }
+        r = DB_ROWS(st, v, n, cap, back_host_row);
         if (r < 0) {
                 rollout_back_hosts_free(v, n);
                 return r;
