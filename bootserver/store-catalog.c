@@ -97,7 +97,7 @@ int store_image_find_latest(StoreTx *tx, const char *name, char ret_id[65]) {
 
 /* The tables of visible images and of those still replicating, which have
  * the same columns: their statements, as literals (the drivers keep a
- * prepared statement per literal). */
+ * prepared statement per text). */
 typedef struct ImageTables {
         const char *select_image, *select_artifacts, *insert_image, *insert_artifact;
 } ImageTables;

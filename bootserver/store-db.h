@@ -4,7 +4,7 @@
  * hold SQL text and call only what is declared here.
  *
  * A statement is a cached one: store_stmt() gives the same DbStmt for the
- * same literal on a connection, prepared the first time. Parameters are
+ * same SQL text on a connection, prepared the first time. Parameters are
  * numbered from 1 (?1 is the first), columns from 0.
  *
  * Errors: a binding that fails (a parameter out of range, no memory) is kept
@@ -22,8 +22,8 @@
 typedef struct DbStmt DbStmt;
 
 /* The prepared statement for sql on tx's connection, made once per
- * connection and kept (sql must be a string that lives as long as the
- * program: a literal). It comes reset with no bindings; the caller does not
+ * connection and kept, found by its text (sql need not outlive the call: a
+ * text made again in the same buffer finds its own). It comes reset with no bindings; the caller does not
  * free it: _cleanup_stmt_reset_ resets it on scope exit, and the end of the
  * transaction resets whatever is left running. */
 int store_stmt(StoreTx *tx, const char *sql, DbStmt **ret);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "store-driver.h"
 #include "store-pg.h"
+#include "store-stmt-cache.h"
 #include "util.h"
 
 /* PostgreSQL's type OIDs for what the store binds (pg_type.h). */
@@ -20,7 +21,7 @@
 struct PgStmt {
         DbStmt head; /* first: store-pg-db.c hands it out as a DbStmt */
         PgConn *conn;
-        const char *sql; /* the key: the caller's literal */
+        const char *sql; /* the cache's copy of its text */
         char *pg_sql;
         int n_params;
         char name[24];
@@ -35,16 +36,10 @@ struct PgStmt {
         bool ran;
 };
 
-typedef struct CachedPgStmt {
-        const char *sql;
-        PgStmt *st;
-} CachedPgStmt;
-
 struct PgConn {
         PGconn *pg;
         char *conninfo;
-        CachedPgStmt *cache; /* open addressing, a power of 2, at most half full */
-        size_t n_cache, n_cache_max;
+        StmtCache cache; /* of PgStmt */
         unsigned long next_name;
         /* Lost as far as we know, before libpq may: the server said it
          * ends the session, or that it is a standby now. */
@@ -232,9 +227,9 @@ static void stmt_free(PgStmt *st) {
 PgConn *pg_conn_free(PgConn *c) {
         if (!c)
                 return NULL;
-        for (size_t i = 0; i < c->n_cache_max; i++)
-                stmt_free(c->cache[i].st);
-        free(c->cache);
+        for (size_t i = 0; i < c->cache.n_max; i++)
+                stmt_free(c->cache.slots[i].st);
+        stmt_cache_release(&c->cache);
         if (c->pg)
                 PQfinish(c->pg);
         free(c->conninfo);
@@ -287,11 +282,14 @@ int pg_conn_server_version(const PgConn *c) {
 
 int pg_conn_reset(PgConn *c) {
         /* The server forgot the prepared statements with the session. */
-        for (size_t i = 0; i < c->n_cache_max; i++)
-                if (c->cache[i].st) {
-                        pg_stmt_reset(c->cache[i].st);
-                        c->cache[i].st->prepared = false;
+        for (size_t i = 0; i < c->cache.n_max; i++) {
+                PgStmt *st = c->cache.slots[i].st;
+
+                if (st) {
+                        pg_stmt_reset(st);
+                        st->prepared = false;
                 }
+        }
         if (c->pg)
                 PQfinish(c->pg);
         c->broken = false;
@@ -304,9 +302,9 @@ int pg_conn_reset(PgConn *c) {
 }
 
 void pg_conn_reset_statements(PgConn *c) {
-        for (size_t i = 0; i < c->n_cache_max; i++)
-                if (c->cache[i].st)
-                        pg_stmt_reset(c->cache[i].st);
+        for (size_t i = 0; i < c->cache.n_max; i++)
+                if (c->cache.slots[i].st)
+                        pg_stmt_reset(c->cache.slots[i].st);
 }
 
 int pg_commit(PgConn *c) {
@@ -345,45 +343,13 @@ int pg_exec(PgConn *c, const char *sql) {
         return r;
 }
 
-static size_t cache_slot(const CachedPgStmt *cache, size_t n_max, const char *sql) {
-        size_t i = ((uintptr_t) sql >> 3) * 0x9E3779B97F4A7C15ull & (n_max - 1);
-
-        while (cache[i].sql && cache[i].sql != sql)
-                i = (i + 1) & (n_max - 1);
-        return i;
-}
-
-static int cache_grow(PgConn *c) {
-        size_t n_max = c->n_cache_max ? 2 * c->n_cache_max : 64;
-        CachedPgStmt *cache = calloc(n_max, sizeof *cache);
-
-        if (!cache)
-                return -ENOMEM;
-        for (size_t i = 0; i < c->n_cache_max; i++)
-                if (c->cache[i].sql)
-                        cache[cache_slot(cache, n_max, c->cache[i].sql)] = c->cache[i];
-        free(c->cache);
-        c->cache = cache;
-        c->n_cache_max = n_max;
-        return 0;
-}
-
 int pg_stmt(PgConn *c, const char *sql, PgStmt **ret) {
-        _cleanup_free_ PgStmt *st = NULL;
-        size_t i;
+        PgStmt *st = stmt_cache_get(&c->cache, sql);
         int r;
 
-        if (c->n_cache_max) {
-                i = cache_slot(c->cache, c->n_cache_max, sql);
-                if (c->cache[i].sql) {
-                        *ret = c->cache[i].st;
-                        return 0;
-                }
-        }
-        if (2 * (c->n_cache + 1) > c->n_cache_max) {
-                r = cache_grow(c);
-                if (r < 0)
-                        return r;
+        if (st) {
+                *ret = st;
+                return 0;
         }
         st = calloc(1, sizeof *st);
         if (!st)
@@ -391,25 +357,23 @@ int pg_stmt(PgConn *c, const char *sql, PgStmt **ret) {
         r = pg_translate(sql, &st->pg_sql, &st->n_params);
         if (r < 0) {
                 remember_error(sql, "cannot translate the statement's placeholders");
+                free(st);
                 return r;
         }
         if (st->n_params > 0) {
                 st->values = calloc((size_t) st->n_params, sizeof *st->values);
                 st->types = calloc((size_t) st->n_params, sizeof *st->types);
-                if (!st->values || !st->types) {
-                        free(st->values);
-                        free(st->types);
-                        free(st->pg_sql);
-                        return -ENOMEM;
-                }
         }
         st->conn = c;
-        st->sql = sql;
         snprintf(st->name, sizeof st->name, "s%lu", c->next_name++);
-        i = cache_slot(c->cache, c->n_cache_max, sql);
-        c->cache[i] = (CachedPgStmt) { .sql = sql, .st = st };
-        c->n_cache++;
-        *ret = TAKE_PTR(st);
+        if ((st->n_params > 0 && (!st->values || !st->types)) || !(st->sql = stmt_cache_put(&c->cache, sql, st))) {
+                free(st->values);
+                free(st->types);
+                free(st->pg_sql);
+                free(st);
+                return -ENOMEM;
+        }
+        *ret = st;
         return 0;
 }
 

@@ -65,7 +65,7 @@ void pg_conn_reset_statements(PgConn *c);
 int pg_exec(PgConn *c, const char *sql);
 
 /* The statement for sql on c, prepared at its first step and kept for the
- * life of the connection (sql must be a literal: it is found by address).
+ * life of the connection (found by its text; sql need not outlive the call).
  * It comes with no bindings and no rows; pg_stmt_reset() ends its use. */
 int pg_stmt(PgConn *c, const char *sql, PgStmt **ret);
 void pg_stmt_reset(PgStmt *st);

@@ -372,7 +372,7 @@ int store_rollout_assign(StoreTx *tx, int64_t id, const char *host, const char *
         return r < 0 ? r : 0;
 }
 
-/* Runs sql (a literal: its statement is cached) with ?1 = id. */
+/* Runs sql (its statement is cached) with ?1 = id. */
 static int exec_id(StoreTx *tx, const char *sql, int64_t id) {
         _cleanup_stmt_reset_ DbStmt *st = NULL;
         int r;

@@ -7,6 +7,7 @@
 #include "store-driver.h"
 #include "store-sqlite.h"
 #include "store-sqlite-schema.h"
+#include "store-stmt-cache.h"
 #include "util.h"
 
 /* A statement of store-db.h: sqlite's, with the first binding that failed
@@ -20,14 +21,6 @@ typedef struct SqliteStmt {
         int bind_i;  /* its parameter */
 } SqliteStmt;
 
-/* One prepared statement kept for the life of the connection, found by the
- * address of its SQL text (a literal). The SqliteStmt is allocated apart: a
- * caller holds it while the table grows. */
-typedef struct CachedStmt {
-        const char *sql;
-        SqliteStmt *st;
-} CachedStmt;
-
 /* A connection with its statement cache. Connections are opened in
  * serialized mode (FULLMUTEX): statements made with sqlite_prepare() may be
  * finalized by cleanup handlers after the transaction ended, when the
@@ -35,8 +28,7 @@ typedef struct CachedStmt {
  * calls. */
 typedef struct Conn {
         sqlite3 *s;
-        CachedStmt *cache; /* open addressing, n_cache_max slots, a power of 2 */
-        size_t n_cache, n_cache_max;
+        StmtCache cache; /* of SqliteStmt, kept for the life of the connection */
         struct Conn *next_idle;
 } Conn;
 
@@ -152,12 +144,15 @@ static int migrate(sqlite3 *s) {
 }
 
 static void conn_close(Conn *c) {
-        for (size_t i = 0; i < c->n_cache_max; i++)
-                if (c->cache[i].st) {
-                        sqlite3_finalize(c->cache[i].st->st);
-                        free(c->cache[i].st);
+        for (size_t i = 0; i < c->cache.n_max; i++) {
+                SqliteStmt *st = c->cache.slots[i].st;
+
+                if (st) {
+                        sqlite3_finalize(st->st);
+                        free(st);
                 }
-        free(c->cache);
+        }
+        stmt_cache_release(&c->cache);
         sqlite3_close_v2(c->s);
         *c = (Conn) {};
 }
@@ -440,46 +435,13 @@ static bool tx_rollback(StoreTx **txp) {
         return kept;
 }
 
-static size_t cache_slot(const CachedStmt *cache, size_t n_max, const char *sql) {
-        size_t i = ((uintptr_t) sql >> 3) * 0x9E3779B97F4A7C15ull & (n_max - 1);
-
-        while (cache[i].sql && cache[i].sql != sql)
-                i = (i + 1) & (n_max - 1);
-        return i;
-}
-
-static int cache_grow(Conn *c) {
-        size_t n_max = c->n_cache_max ? 2 * c->n_cache_max : 64;
-        CachedStmt *cache = calloc(n_max, sizeof *cache);
-
-        if (!cache)
-                return -ENOMEM;
-        for (size_t i = 0; i < c->n_cache_max; i++)
-                if (c->cache[i].sql)
-                        cache[cache_slot(cache, n_max, c->cache[i].sql)] = c->cache[i];
-        free(c->cache);
-        c->cache = cache;
-        c->n_cache_max = n_max;
-        return 0;
-}
-
 static int cached_stmt(Conn *c, const char *sql, SqliteStmt **ret) {
-        SqliteStmt *st;
-        size_t i;
-        int rc, r;
+        SqliteStmt *st = stmt_cache_get(&c->cache, sql);
+        int rc;
 
-        if (c->n_cache_max) {
-                i = cache_slot(c->cache, c->n_cache_max, sql);
-                if (c->cache[i].sql) {
-                        *ret = c->cache[i].st;
-                        return 0;
-                }
-        }
-        /* At most half full, so a probe always ends. */
-        if (2 * (c->n_cache + 1) > c->n_cache_max) {
-                r = cache_grow(c);
-                if (r < 0)
-                        return r;
+        if (st) {
+                *ret = st;
+                return 0;
         }
         st = calloc(1, sizeof *st);
         if (!st)
@@ -491,9 +453,11 @@ static int cached_stmt(Conn *c, const char *sql, SqliteStmt **ret) {
                 free(st);
                 return sqlite_errno(rc) ?: -EIO;
         }
-        i = cache_slot(c->cache, c->n_cache_max, sql);
-        c->cache[i] = (CachedStmt) { .sql = sql, .st = st };
-        c->n_cache++;
+        if (!stmt_cache_put(&c->cache, sql, st)) {
+                sqlite3_finalize(st->st);
+                free(st);
+                return -ENOMEM;
+        }
         *ret = st;
         return 0;
 }

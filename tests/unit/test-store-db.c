@@ -5,7 +5,8 @@
  * And on sqlite, a reboot window that is no string, told apart in the
  * statement, reads as NULL (not valid). A target's audit entries are read
  * through the index on audit.target; a transaction that appends to the
- * audit log tells store_db_watch_audit()'s function once it commits. */
+ * audit log tells store_db_watch_audit()'s function once it commits. A
+ * statement is found by its text, not by where the text is. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,40 @@ static void test_bind_error_kept(void **state) {
         /* The same literal gives the same statement, reset and unbound. */
         assert_int_equal(store_stmt(tx, "SELECT count(*) FROM tokens WHERE name = ?", &st), 0);
         assert_int_equal(db_step(st), 1);
+}
+
+/* The statement cache goes by the SQL's text, not by where it is: a text
+ * made again in the same buffer is a statement of its own, and a text
+ * seen before, wherever it is now, finds the statement it had. */
+static void test_stmt_by_text(void **state) {
+        _cleanup_store_db_free_ StoreDb *db = test_store_open();
+        _cleanup_store_tx_ StoreTx *tx = NULL;
+        _cleanup_free_ char *again = NULL;
+        DbStmt *count = NULL, *name = NULL, *same = NULL;
+        char sql[128];
+        (void) state;
+
+        assert_int_equal(store_tx_begin(db, STORE_TX_WRITE, &tx), 0);
+        insert_token(tx, "a", "ha", 1);
+        insert_token(tx, "b", "hb", 2);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM tokens WHERE created < %d", 2);
+        assert_int_equal(store_stmt(tx, sql, &count), 0);
+        assert_int_equal(db_step(count), 1);
+        assert_int_equal(db_column_int64(count, 0), 1);
+        db_reset(count);
+        snprintf(sql, sizeof sql, "SELECT name FROM tokens WHERE created = %d", 2);
+        assert_int_equal(store_stmt(tx, sql, &name), 0);
+        assert_ptr_not_equal(name, count);
+        assert_int_equal(db_step(name), 1);
+        assert_string_equal(db_column_text(name, 0), "b");
+        db_reset(name);
+        again = strdup("SELECT count(*) FROM tokens WHERE created < 2");
+        assert_non_null(again);
+        assert_int_equal(store_stmt(tx, again, &same), 0);
+        assert_ptr_equal(same, count);
+        assert_int_equal(db_step(same), 1);
+        assert_int_equal(db_column_int64(same, 0), 1);
+        db_reset(same);
 }
 
 static void test_changes(void **state) {
@@ -332,6 +367,7 @@ static void test_audit_watch_own(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_bind_error_kept),
+                test_in_dir(test_stmt_by_text),
                 test_in_dir(test_changes),
                 test_in_dir(test_columns),
                 test_in_dir(test_returning),
@@ -342,6 +378,7 @@ int main(void) {
         };
         const struct CMUnitTest pg[] = {
                 cmocka_unit_test(test_bind_error_kept),
+                cmocka_unit_test(test_stmt_by_text),
                 cmocka_unit_test(test_changes),
                 cmocka_unit_test(test_columns),
                 cmocka_unit_test(test_returning),
