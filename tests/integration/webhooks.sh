@@ -21,22 +21,12 @@ t_on_exit 't_stop "${PIDS[@]}"'
 MACS=(52:54:00:e0:00:01 52:54:00:e0:00:02)
 SECRET=webhook-test-secret
 
-wait_until() {
-        local n=$(($1 * 10)) i
-        shift
-        for ((i = 0; i < n; i++)); do
-                "$@" && return 0
-                sleep 0.1
-        done
-        return 1
-}
-
 start_server() {
         rm -f "$D/state/slipwayd.url"
         "$SD" --config "$D/slipwayd.conf" --log-json no >>"$D/server.log" 2>&1 &
         SPID=$!
         PIDS+=("$SPID")
-        wait_until 10 test -s "$D/state/slipwayd.url"
+        t_wait_until 10 test -s "$D/state/slipwayd.url"
         URL=$(cat "$D/state/slipwayd.url" 2>/dev/null)
 }
 
@@ -82,7 +72,7 @@ done
 python3 "$TOP/tests/integration/webhook-receiver.py" "$D/receiver.port" "$D/received.log" "$SECRET" 2 "$D/hold" \
         2>"$D/receiver.err" &
 PIDS+=("$!")
-wait_until 10 test -s "$D/receiver.port"
+t_wait_until 10 test -s "$D/receiver.port"
 RPORT=$(cat "$D/receiver.port")
 cat >"$D/slipwayd.conf" <<EOF
 [server]
@@ -123,7 +113,7 @@ start_server
 cursors_made() {
         [ "$(t_state_sql "$D/state" "SELECT count(*) FROM webhook_cursors")" = 2 ]
 }
-wait_until 30 cursors_made || echo "the webhooks' cursors were not made: $(tail -n 5 "$D/server.log")"
+t_wait_until 30 cursors_made || echo "the webhooks' cursors were not made: $(tail -n 5 "$D/server.log")"
 for v in 1.0 2.0; do
         $B -q --store "$D/store" push --token "$TOKEN" "$URL" tiny:$v >/dev/null || echo "pushing tiny $v failed"
 done
@@ -140,8 +130,8 @@ t_case "a rollout to done: started, each wave done, done; signed, in the audit l
 T0=$SECONDS
 R1=$(api -H 'Content-Type: application/json' -d '{"image": "tiny:2.0", "waves": [1, "100%"], "bake": 0}' \
         "$URL/v1/rollouts" | jq -r .id)
-wait_until 60 drive "$R1"
-wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
+t_wait_until 60 drive "$R1"
+t_wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
 want=$(audit_rollout)
 first=$(head -n 1 <<<"$want" | cut -d' ' -f1)
 tries=$(jq -r "select(.id == $first) | .status" "$D/received.log" | tr '\n' ' ')
@@ -157,7 +147,7 @@ else
 fi
 
 t_case "a webhook whose receiver is not there: its event given up after its retries, audited and counted"
-if wait_until 30 eval '[ -n "$(api "$URL/v1/audit?action=webhook.failed" | jq -r ".entries[] | select(.target == \"gone\") | .detail.event")" ]'; then
+if t_wait_until 30 eval '[ -n "$(api "$URL/v1/audit?action=webhook.failed" | jq -r ".entries[] | select(.target == \"gone\") | .detail.event")" ]'; then
         gone=$(api "$URL/v1/audit?action=webhook.failed" | jq -c '.entries[0] | [.target, .detail.event, .detail.attempts]')
         metrics=$(curl -s "$URL/metrics" | grep '^slipway_webhook_deliveries_total')
         if [ "$gone" = '["gone","rollout.start",2]' ] &&
@@ -171,10 +161,10 @@ fi
 t_case "a rollout that fails: rollout.failed and rollout.pause, with the reason"
 R2=$(api -H 'Content-Type: application/json' -d '{"image": "tiny:1.0", "waves": ["100%"], "max_failures": 0}' \
         "$URL/v1/rollouts" | jq -r .id)
-wait_until 20 eval '[ "$(api "$URL/v1/hosts/${H[0]}" | jq -r .image)" = "$ID1" ]'
+t_wait_until 20 eval '[ "$(api "$URL/v1/hosts/${H[0]}" | jq -r .image)" = "$ID1" ]'
 checkin "${H[0]}" "{\"state\": \"failed\", \"version\": \"2.0\", \"image\": \"$ID2\", \"failed_image\": \"$ID1\"}"
-wait_until 20 eval '[ "$(api "$URL/v1/rollouts/$R2" | jq -r .state)" = paused ]'
-wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
+t_wait_until 20 eval '[ "$(api "$URL/v1/rollouts/$R2" | jq -r .state)" = paused ]'
+t_wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
 want=$(audit_rollout)
 failed=$(jq -c "select(.event == \"rollout.failed\" and .target == \"rollout $R2\") | .detail | [.wave, .failed, .then]" \
         "$D/received.log")
@@ -186,7 +176,7 @@ t_case "slipwayd killed while the receiver holds a delivery: sent again after th
 touch "$D/hold"
 api -o /dev/null -X POST "$URL/v1/rollouts/$R2/abort"
 held=""
-wait_until 20 eval '[ -n "$(jq -r "select(.held and .event == \"rollout.abort\") | .id" "$D/received.log")" ]' &&
+t_wait_until 20 eval '[ -n "$(jq -r "select(.held and .event == \"rollout.abort\") | .id" "$D/received.log")" ]' &&
         held=$(jq -r 'select(.held and .event == "rollout.abort") | .id' "$D/received.log" | head -n 1)
 # (stderr away: bash reports the kill of its job)
 {
@@ -195,7 +185,7 @@ wait_until 20 eval '[ -n "$(jq -r "select(.held and .event == \"rollout.abort\")
 } 2>/dev/null
 rm -f "$D/hold"
 start_server
-wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
+t_wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
 want=$(audit_rollout)
 # Every delivery the receiver took, the held one too: that one twice.
 dups=$(jq -r 'select(.status == 200) | "\(.id) \(.event)"' "$D/received.log" | sort -n | uniq -d | tr '\n' ' ')
@@ -214,7 +204,7 @@ cursor_at_end() {
         last=$(t_state_sql "$D/state" "SELECT max(id) FROM audit")
         [ -n "$cursor" ] && [ "$cursor" = "$last" ]
 }
-wait_until 20 cursor_at_end
+t_wait_until 20 cursor_at_end
 if [ "$(wc -l <"$D/received.log")" = "$n_before" ] && [ -n "$cursor" ] && [ "$cursor" = "$last" ]; then t_ok; else
         t_fail "$(wc -l <"$D/received.log") deliveries, $n_before before; cursor $cursor, last entry $last"; fi
 
@@ -224,7 +214,7 @@ if [ "$T_STORE" = postgresql ]; then
                 --log-json no >>"$D/server2.log" 2>&1 &
         PID2=$!
         PIDS+=("$PID2")
-        wait_until 10 test -s "$D/state2/slipwayd.url"
+        t_wait_until 10 test -s "$D/state2/slipwayd.url"
         URL2=$(cat "$D/state2/slipwayd.url")
         # start_abort URL: a rollout started and aborted through URL.
         start_abort() {
@@ -234,11 +224,11 @@ if [ "$T_STORE" = postgresql ]; then
                 api -o /dev/null -X POST "$1/v1/rollouts/$r/abort"
         }
         start_abort "$URL2"
-        wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
+        t_wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
         t_stop "$SPID"
         URL=$URL2
         start_abort "$URL2"
-        wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
+        t_wait_until 30 eval '[ "$(received_ok)" = "$(audit_rollout)" ]'
         dups=$(received_ok | sort -n | uniq -d)
         if [ "$(received_ok)" = "$(audit_rollout)" ] && [ -z "$dups" ] &&
                 grep -q 'coordinator: took the lease' "$D/server2.log"; then t_ok; else
