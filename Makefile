@@ -201,7 +201,7 @@ endef
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(HTTP_CURL) $(FLAGS_STAMP) | $(DEPS_OK)
 	$(unit_link)
 
-UNIT_OWN := apiclient slot
+UNIT_OWN := apiclient http slot
 UNIT_OWN_BIN := $(UNIT_OWN:%=$(BUILD)/tests/test-%-own)
 UNIT_BIN += $(UNIT_OWN_BIN)
 $(UNIT_OWN_BIN): UNIT_HTTP := $(HTTP_OWN)
