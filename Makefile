@@ -295,8 +295,8 @@ export SLIPWAY_TEST_RUN
 check: test-layers test-unit test-fuzz-replay test-sim test-integration
 	@tests/leftovers.sh
 
-## make test-layers   slipwayd's layers: SQL only in the store, no include circle, short files
-test-layers:
+## make test-layers   slipwayd's layers: SQL only in the store, no include circle, short files; no libcurl in the agent
+test-layers: $(BIN)/slipway-agent
 	@tests/layers.sh
 
 ## make test-sim      the coordinator under the fleet simulator: 1,000 seeds and 3 big fleets
