@@ -372,10 +372,39 @@ static void test_fetch(void **state _unused_) {
         sha256_free(h);
 }
 
+/* The same over IPv6 loopback, where this machine has it. */
+static void test_ipv6(void **state _unused_) {
+        struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        socklen_t len = sizeof(a);
+        HttpRequest req = { .method = "GET", .on_body = body_add };
+        HttpReply reply;
+        Body b = {};
+        char url[96];
+        Server s = { .response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nv6" };
+
+        s.listen_fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s.listen_fd < 0 || bind(s.listen_fd, (struct sockaddr *) &a, sizeof(a)) < 0) {
+                if (s.listen_fd >= 0)
+                        close(s.listen_fd);
+                skip();
+        }
+        assert_int_equal(listen(s.listen_fd, 4), 0);
+        assert_int_equal(getsockname(s.listen_fd, (struct sockaddr *) &a, &len), 0);
+        assert_int_equal(pthread_create(&s.thread, NULL, server_run, &s), 0);
+        snprintf(url, sizeof(url), "http://[::1]:%u/x", ntohs(a.sin6_port));
+        req.url = url;
+        req.userdata = &b;
+        assert_int_equal(http_exchange(&req, &reply), 0);
+        server_stop(&s);
+        assert_string_equal(b.data, "v6");
+        assert_non_null(strstr(s.request, "\r\nHost: [::1]:"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_bodies),      test_in_dir(test_errors), test_in_dir(test_request_sent),
                 test_in_dir(test_unreachable), test_in_dir(test_tls),    test_in_dir(test_fetch),
+                test_in_dir(test_ipv6),
         };
 
         signal(SIGPIPE, SIG_IGN);
