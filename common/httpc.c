@@ -252,6 +252,9 @@ static int tls_start(Conn *c, const HttpUrl *u, const char *ca_file) {
         if (!c->ctx)
                 return fail(c->reply, -ENOMEM, HTTP_STAGE_TLS, "cannot set up TLS");
         (void) SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+        /* A server that closes without close_notify ends a body that runs
+         * to the close; one cut short is still caught by its length. */
+        SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
         SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
         k = ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL) : SSL_CTX_set_default_verify_paths(c->ctx);
         if (k != 1)
@@ -481,6 +484,7 @@ static void pipe_guard_end(PipeGuard *g) {
 static int exchange(Conn *c, const HttpRequest *req, const HttpUrl *u, HttpReply *ret) {
         _cleanup_free_ char *head = NULL;
         Receive rc = { .req = req, .reply = ret };
+        char send_error[sizeof(ret->message)];
         HttpParser *p;
         bool broken;
         int r, rs;
@@ -506,6 +510,7 @@ static int exchange(Conn *c, const HttpRequest *req, const HttpUrl *u, HttpReply
         rs = send_request(c, req, head, &broken);
         if (rs < 0 && !broken)
                 return rs;
+        memcpy(send_error, ret->message, sizeof(send_error));
 
         /* The parser is large (its line buffer): on the heap, not the stack
          * of a thread that may be small. */
@@ -523,11 +528,12 @@ static int exchange(Conn *c, const HttpRequest *req, const HttpUrl *u, HttpReply
                             "the server redirects to %.160s (HTTP %ld); redirects are not followed", p->location,
                             ret->status);
         free(p);
-        if (rs < 0 && (r < 0 || ret->status < 400))
+        if (rs < 0 && (r < 0 || ret->status < 400)) {
                 /* The upload broke and no refusal explains it. */
+                ret->failed_at = HTTP_STAGE_EXCHANGE;
+                memcpy(ret->message, send_error, sizeof(ret->message));
                 return rs;
-        if (r < 0 && ret->failed_at == HTTP_STAGE_CALLBACK)
-                return r;
+        }
         return r;
 }
 
