@@ -16,8 +16,15 @@ typedef struct CurlCall {
         uint64_t body_size;
 } CurlCall;
 
+/* Keeps a callback's error and tells libcurl to stop (a short count). */
+static size_t call_stop(CurlCall *call, int r) {
+        call->error = r;
+        return 0;
+}
+
 static size_t call_header(char *data, size_t size, size_t nmemb, void *userdata) {
         CurlCall *call = userdata;
+        const HttpRequest *req = call->req;
         size_t n = size * nmemb;
         long status = 0;
         const char *v;
@@ -31,23 +38,20 @@ static size_t call_header(char *data, size_t size, size_t nmemb, void *userdata)
                 return n;
         /* The end of one answer's headers. */
         (void) curl_easy_getinfo(call->c, CURLINFO_RESPONSE_CODE, &status);
-        if (status < 200 || call->final_headers)
+        if (status < 200 || call->final_headers || (req->follow_redirects && status >= 300 && status < 400))
                 return n;
         call->final_headers = true;
         call->reply->status = status;
         if (call->req->fail_on_error && status >= 300 && status < 400) {
-                call->error = -EPROTO;
                 snprintf(call->reply->message, sizeof(call->reply->message),
                          "the server redirects to %.160s (HTTP %ld); redirects are not followed",
                          call->reply->location[0] ? call->reply->location : "elsewhere", status);
-                return 0;
+                return call_stop(call, -EPROTO);
         }
         if (call->req->on_headers) {
                 int r = call->req->on_headers(status, call->req->userdata);
-                if (r < 0) {
-                        call->error = r;
-                        return 0;
-                }
+                if (r < 0)
+                        return call_stop(call, r);
         }
         return n;
 }
@@ -58,19 +62,13 @@ static size_t call_write(char *data, size_t size, size_t nmemb, void *userdata) 
         int r;
 
         call->got_body = true;
-        if (call->req->body_max > 0 && n > call->req->body_max - call->body_size) {
-                call->error = -EFBIG;
-                return 0;
-        }
+        if (call->req->body_max > 0 && n > call->req->body_max - call->body_size)
+                return call_stop(call, -EFBIG);
         call->body_size += n;
         if (!call->req->on_body)
                 return n;
         r = call->req->on_body(data, n, call->req->userdata);
-        if (r < 0) {
-                call->error = r;
-                return 0;
-        }
-        return n;
+        return r < 0 ? call_stop(call, r) : n;
 }
 
 static size_t call_read(char *buf, size_t size, size_t nitems, void *userdata) {
@@ -102,8 +100,8 @@ static CURLcode call_setup(CurlCall *call, struct curl_slist **headers) {
                 if (code == CURLE_OK)                         \
                         code = curl_easy_setopt(h, opt, val); \
         } while (0)
-        SET(CURLOPT_FOLLOWLOCATION, 0L);
-        SET(CURLOPT_PROTOCOLS_STR, "http,https");
+        /* http_easy_new() takes file:// too, and redirects to http/https. */
+        SET(CURLOPT_FOLLOWLOCATION, req->follow_redirects ? 1L : 0L);
         SET(CURLOPT_FAILONERROR, req->fail_on_error ? 1L : 0L);
         SET(CURLOPT_HEADERFUNCTION, call_header);
         SET(CURLOPT_HEADERDATA, call);

@@ -43,7 +43,7 @@ static int sink_write(const void *data, size_t n, void *userdata) {
 static int fetch_into_sink(const char *url, Sink *sink, uint64_t max, const HttpOptions *opts,
                            HttpError *ret_error) {
         HttpRequest req = { .method = "GET", .url = url, .on_body = sink_write, .userdata = sink,
-                            .body_max = max, .fail_on_error = true, .opts = opts };
+                            .body_max = max, .fail_on_error = true, .follow_redirects = true, .opts = opts };
         HttpReply reply;
         int r;
 

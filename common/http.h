@@ -1,11 +1,12 @@
 /* One HTTP exchange, whichever library carries it: the transport interface
  * that apiclient.c and the downloads below are written over, with two back
  * ends chosen when a program is linked. slipwayd, slipctl and slipway-build
- * link http-curl.c (libcurl: proxies, mirrors, file://); slipway-agent
- * links httpc.c, a small HTTP/1.1 client of our own on sockets and
- * OpenSSL, which keeps the agent free of libcurl's many libraries. Both
- * speak http:// and https:// only, send Slipway's user agent, never follow
- * redirects, and map failures to the same negative errno values.
+ * link http-curl.c (libcurl: proxies, mirrors, file://, redirects);
+ * slipway-agent links httpc.c, a small HTTP/1.1 client of our own on
+ * sockets and OpenSSL, which keeps the agent free of libcurl's many
+ * libraries. Both send Slipway's user agent and map failures to the same
+ * negative errno values; only libcurl takes file:// URLs and follows
+ * redirects (the agent's servers send none).
  * Library code: nothing here logs above debug. */
 #pragma once
 
@@ -76,6 +77,7 @@ typedef struct HttpRequest {
         uint64_t body_max;          /* a longer body is -EFBIG; 0: no cap */
         size_t piece_size;          /* the receive buffer, so the largest piece; 0: 16 KiB */
         bool fail_on_error;         /* HTTP >= 300 is an error and its body is not given out */
+        bool follow_redirects;      /* libcurl: up to 10, to http/https; the own client: -EPROTO */
         const HttpOptions *opts;    /* may be NULL */
 } HttpRequest;
 
@@ -109,7 +111,8 @@ static inline bool http_error_unreachable(int r) {
         return r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -ECONNRESET;
 }
 
-/* Downloads url into fd (from its current offset). At most max_bytes are
+/* Downloads url into fd (from its current offset), following redirects
+ * and taking file:// where the back end can (libcurl). At most max_bytes are
  * accepted (0 = no cap; more is -EFBIG). When hash is not NULL every byte
  * written is added to it. ret_size (may be NULL) gets the byte count on
  * success; ret_error (may be NULL) is filled on failure. Returns 0 or a
