@@ -312,9 +312,9 @@ $(BUILD)/fleet/sim: $(SIM_OBJ) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(HTTP_CURL) $(FL
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(SIM_OBJ) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(HTTP_CURL) $(LDFLAGS) $(BOOTSERVER_LIBS) -lm
 
-$(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+$(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(HTTP_CURL) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(HTTP_CURL) $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
 
 # How many unit test binaries, and integration suites, run at once: most
 # of their time is spent waiting on servers, not on the CPU. JOBS=1 runs
