@@ -82,7 +82,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         ra = run(data, size, 0, head, max, &a, &whole);
         rb = run(data, size, step, head, max, &b, &pieces);
-        if (ra != rb || a.body != b.body || a.status != b.status)
+        /* The same verdict, status and body; but past a cap, a read is
+         * refused whole, so less may have been given out. */
+        if (ra != rb || a.status != b.status || (ra != -EFBIG && a.body != b.body))
                 abort();
 
         nl = memchr(data, '\n', size);
