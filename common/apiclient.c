@@ -331,6 +331,8 @@ static ssize_t upload_read(void *buf, size_t want, void *userdata) {
         Transfer *t = userdata;
         ssize_t n;
 
+        if (t->sent >= t->size)
+                return 0; /* libcurl may ask once more at the end */
         if (want > t->size - t->sent)
                 want = (size_t) (t->size - t->sent);
         do

@@ -55,7 +55,8 @@ typedef enum HttpStage {
 } HttpStage;
 
 /* Gives the next bytes of a streamed request body: returns how many were
- * put into buf (at most n, more than 0), or a negative errno. */
+ * put into buf (at most n; 0 only once all read_size bytes were given), or
+ * a negative errno. */
 typedef ssize_t (*HttpReadFn)(void *buf, size_t n, void *userdata);
 /* Starts a streamed body again from its first byte; a negative errno when
  * it cannot. */
