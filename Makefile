@@ -27,10 +27,13 @@ DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e
 DEBS_BENCH := nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)
 
-PKGS_COMMON := libcrypto jansson libcurl
+PKGS_COMMON := libcrypto jansson
+# The transport of http.h: libcurl for every program but the agent, which
+# links its own client on OpenSSL (common/httpc.c) and so no libcurl.
+PKGS_CURL := libcurl
 PKGS_BUILDER := rpm libsolv libsolvext libarchive libguestfs sqlite3 libxml-2.0 modulemd-2.0
 PKGS_BOOTSERVER := libmicrohttpd sqlite3 gnutls libpq
-PKGS_AGENT := zlib
+PKGS_AGENT := libssl zlib
 
 WARNINGS := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral \
 	-Wstrict-prototypes -Wpointer-arith -Wundef
@@ -47,16 +50,21 @@ DEPS_OK := $(BUILD)/.deps-ok
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
 pc_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 
-ALL_CFLAGS = $(BASE_CFLAGS) $(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER) $(PKGS_BOOTSERVER)) $(CFLAGS)
+ALL_CFLAGS = $(BASE_CFLAGS) $(call pc_cflags,$(PKGS_COMMON) $(PKGS_CURL) $(PKGS_AGENT) $(PKGS_BUILDER) $(PKGS_BOOTSERVER)) $(CFLAGS)
 
-COMMON_SRC := $(wildcard common/*.c)
+# The two back ends of common/http.h both define http_exchange(): they stay
+# out of the library and each program links one.
+HTTP_BACKENDS := common/http-curl.c common/httpc.c
+HTTP_CURL := $(OBJ)/common/http-curl.o
+HTTP_OWN := $(OBJ)/common/httpc.o
+COMMON_SRC := $(filter-out $(HTTP_BACKENDS),$(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
 LIBSLIPWAY := $(BUILD)/lib/libslipway.a
 
 BUILDER_SRC := $(wildcard builder/*.c)
 BUILDER_OBJ := $(BUILDER_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/initramfs-init.o
 BUILDER_LIB := $(BUILD)/lib/libbuilder.a
-BUILDER_LIBS = $(call pc_libs,$(PKGS_BUILDER) $(PKGS_COMMON)) -lpthread
+BUILDER_LIBS = $(call pc_libs,$(PKGS_BUILDER) $(PKGS_COMMON) $(PKGS_CURL)) -lpthread
 
 # Each component is a library of its files but main.c, and a program.
 BOOTSERVER_SRC := $(wildcard bootserver/*.c)
@@ -64,7 +72,7 @@ BOOTSERVER_OBJ := $(BOOTSERVER_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/ui-assets.o
 # The fleet page's files, built into slipwayd (bootserver/ui/embed.sh).
 UI_FILES := $(wildcard bootserver/ui/*.html bootserver/ui/*.js bootserver/ui/*.css)
 BOOTSERVER_LIB := $(BUILD)/lib/libbootserver.a
-BOOTSERVER_LIBS = $(call pc_libs,$(PKGS_BOOTSERVER) $(PKGS_COMMON)) -lpthread
+BOOTSERVER_LIBS = $(call pc_libs,$(PKGS_BOOTSERVER) $(PKGS_COMMON) $(PKGS_CURL)) -lpthread
 
 AGENT_SRC := $(wildcard agent/*.c)
 AGENT_OBJ := $(AGENT_SRC:%.c=$(OBJ)/%.o)
@@ -74,7 +82,7 @@ AGENT_LIBS = $(call pc_libs,$(PKGS_COMMON) $(PKGS_AGENT)) -lpthread
 CTL_SRC := $(wildcard ctl/*.c)
 CTL_OBJ := $(CTL_SRC:%.c=$(OBJ)/%.o)
 CTL_LIB := $(BUILD)/lib/libctl.a
-CTL_LIBS = $(call pc_libs,$(PKGS_COMMON)) -lpthread
+CTL_LIBS = $(call pc_libs,$(PKGS_COMMON) $(PKGS_CURL)) -lpthread
 
 PROGRAMS := $(BIN)/slipway-build
 ifneq ($(wildcard bootserver/main.c),)
@@ -152,7 +160,7 @@ $(BUILDER_LIB): $(filter-out $(OBJ)/builder/main.o,$(BUILDER_OBJ))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/slipway-build: $(OBJ)/builder/main.o $(BUILDER_LIB) $(LIBSLIPWAY)
+$(BIN)/slipway-build: $(OBJ)/builder/main.o $(BUILDER_LIB) $(HTTP_CURL) $(LIBSLIPWAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BUILDER_LIBS)
 
@@ -160,7 +168,7 @@ $(BOOTSERVER_LIB): $(filter-out $(OBJ)/bootserver/main.o,$(BOOTSERVER_OBJ))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/slipwayd: $(OBJ)/bootserver/main.o $(BOOTSERVER_LIB) $(LIBSLIPWAY)
+$(BIN)/slipwayd: $(OBJ)/bootserver/main.o $(BOOTSERVER_LIB) $(HTTP_CURL) $(LIBSLIPWAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BOOTSERVER_LIBS)
 
@@ -168,7 +176,7 @@ $(CTL_LIB): $(filter-out $(OBJ)/ctl/main.o,$(CTL_OBJ))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/slipctl: $(OBJ)/ctl/main.o $(CTL_LIB) $(LIBSLIPWAY)
+$(BIN)/slipctl: $(OBJ)/ctl/main.o $(CTL_LIB) $(HTTP_CURL) $(LIBSLIPWAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
 
@@ -176,17 +184,31 @@ $(AGENT_LIB): $(filter-out $(OBJ)/agent/main.o,$(AGENT_OBJ))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/slipway-agent: $(OBJ)/agent/main.o $(AGENT_LIB) $(LIBSLIPWAY)
+$(BIN)/slipway-agent: $(OBJ)/agent/main.o $(AGENT_LIB) $(HTTP_OWN) $(LIBSLIPWAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(AGENT_LIBS)
 
 # A unit test includes the headers of the component it tests (test-<module>
-# finds <module>.h in any component folder) and links every component.
-$(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+# finds <module>.h in any component folder) and links every component, with
+# the libcurl transport; test-<module>-own is the same test on the agent's.
+UNIT_HTTP := $(HTTP_CURL)
+define unit_link
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DSLIPWAY_SOURCE_DIR=\"$(CURDIR)\" -Ibuilder -Ibootserver -Ictl -Iagent -o $@ $< \
-			$(UNIT_EXTRA_SRC) $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
+			$(UNIT_EXTRA_SRC) $(UNIT_HTTP) $(COMPONENT_LIBS) $(LIBSLIPWAY) $(LDFLAGS) \
 			$(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS) $(call pc_libs,cmocka)
+endef
+$(BUILD)/tests/test-%: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(HTTP_CURL) $(FLAGS_STAMP) | $(DEPS_OK)
+	$(unit_link)
+
+UNIT_OWN := apiclient http slot
+UNIT_OWN_BIN := $(UNIT_OWN:%=$(BUILD)/tests/test-%-own)
+UNIT_BIN += $(UNIT_OWN_BIN)
+$(UNIT_OWN_BIN): UNIT_HTTP := $(HTTP_OWN)
+$(UNIT_OWN_BIN): ALL_CFLAGS += -DHTTP_BACKEND_OWN
+$(UNIT_OWN_BIN): $(BUILD)/tests/test-%-own: tests/unit/test-%.c $(COMPONENT_LIBS) $(LIBSLIPWAY) $(HTTP_OWN) \
+		$(FLAGS_STAMP) | $(DEPS_OK)
+	$(unit_link)
 
 # The unit tests that start a PostgreSQL server of their own
 # (tests/unit/pgserver.c, which runs tests/pg.sh).
@@ -211,10 +233,10 @@ FUZZ_INCLUDES := -Ibuilder -Ibootserver -Iagent -Itests/fuzz
 
 # The fuzz targets built with the compiler in use and a plain driver: they
 # replay the saved corpus in `make check`.
-$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c tests/fuzz/fuzz.h $(COMPONENT_LIBS) $(LIBSLIPWAY) \
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/driver.c tests/fuzz/fuzz.h $(COMPONENT_LIBS) $(LIBSLIPWAY) $(HTTP_CURL) \
 		$(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(FUZZ_INCLUDES) -o $@ $< tests/fuzz/driver.c $(COMPONENT_LIBS) $(LIBSLIPWAY) \
+	$(Q)$(CC) $(ALL_CFLAGS) $(FUZZ_INCLUDES) -o $@ $< tests/fuzz/driver.c $(HTTP_CURL) $(COMPONENT_LIBS) $(LIBSLIPWAY) \
 		$(LDFLAGS) $(BUILDER_LIBS) $(BOOTSERVER_LIBS) $(AGENT_LIBS)
 
 test-fuzz-replay: $(FUZZ_REPLAY)
@@ -243,7 +265,7 @@ fuzz:
 # and the sanitizers into one archive, each target linked against it.
 FUZZ_OBJ := $(BUILD)/libfuzzer/obj
 FUZZ_LIB := $(BUILD)/libfuzzer/libslipway-fuzz.a
-FUZZ_LIB_SRC := $(COMMON_SRC) $(filter-out builder/main.c,$(BUILDER_SRC)) $(filter-out bootserver/main.c,$(BOOTSERVER_SRC)) \
+FUZZ_LIB_SRC := $(COMMON_SRC) common/http-curl.c $(filter-out builder/main.c,$(BUILDER_SRC)) $(filter-out bootserver/main.c,$(BOOTSERVER_SRC)) \
 	$(filter-out agent/main.c,$(AGENT_SRC)) $(BUILD)/gen/initramfs-init.c $(BUILD)/gen/ui-assets.c
 FUZZ_CFLAGS = $(filter-out -O2 -Werror,$(BASE_CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all $(call pc_cflags,$(PKGS_COMMON) $(PKGS_BUILDER) $(PKGS_BOOTSERVER))
@@ -273,8 +295,8 @@ export SLIPWAY_TEST_RUN
 check: test-layers test-unit test-fuzz-replay test-sim test-integration
 	@tests/leftovers.sh
 
-## make test-layers   slipwayd's layers: SQL only in the store, no include circle, short files
-test-layers:
+## make test-layers   slipwayd's layers: SQL only in the store, no include circle, short files; no libcurl in the agent
+test-layers: $(BIN)/slipway-agent
 	@tests/layers.sh
 
 ## make test-sim      the coordinator under the fleet simulator: 1,000 seeds and 3 big fleets
@@ -286,13 +308,13 @@ SIM_SRC := $(wildcard tests/fleet/sim*.c)
 SIM_OBJ := $(SIM_SRC:%.c=$(OBJ)/%.o)
 $(SIM_OBJ): ALL_CFLAGS += -Ibootserver
 
-$(BUILD)/fleet/sim: $(SIM_OBJ) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+$(BUILD)/fleet/sim: $(SIM_OBJ) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(HTTP_CURL) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(SIM_OBJ) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(LDFLAGS) $(BOOTSERVER_LIBS) -lm
+	$(CC) -o $@ $(SIM_OBJ) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(HTTP_CURL) $(LDFLAGS) $(BOOTSERVER_LIBS) -lm
 
-$(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(FLAGS_STAMP) | $(DEPS_OK)
+$(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(HTTP_CURL) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(HTTP_CURL) $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
 
 # How many unit test binaries, and integration suites, run at once: most
 # of their time is spent waiting on servers, not on the CPU. JOBS=1 runs

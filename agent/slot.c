@@ -24,10 +24,10 @@
  * block size of the disks we meet. A download starts at a multiple of it,
  * so every chunk but the last is aligned. */
 #define ALIGN ((size_t) 4096)
-/* libcurl's receive buffer; its bytes are copied into a chunk. */
+/* The receive buffer; its bytes are copied into a chunk. */
 #define RECEIVE_BUFFER (64L * 1024)
 
-/* Staging, in three threads. The receiving thread (libcurl's callback)
+/* Staging, in three threads. The receiving thread (the body callback)
  * copies the bytes into a chunk of the ring, hashes the chunk as it fills
  * and hands it over; the writer thread writes it (O_DIRECT where the file
  * takes it); the checking thread reads the same range back from the device
@@ -272,16 +272,17 @@ static int chunk_submit(Writer *w, size_t len) {
         return r;
 }
 
-static size_t on_data(char *data, size_t one, size_t n, void *userdata) {
+static int on_data(const void *piece, size_t len, void *userdata) {
+        const uint8_t *data = piece;
         Writer *w = userdata;
-        size_t len = one * n;
+        int r = atomic_load(&w->error);
 
-        if (atomic_load(&w->error) != 0)
-                return 0;
+        if (r != 0)
+                return r;
         if (w->offset + len > w->size) {
                 /* The server sends more than the manifest says: not our blob. */
                 set_error(w, -EBADMSG);
-                return 0;
+                return -EBADMSG;
         }
         for (size_t done = 0; done < len;) {
                 uint8_t *chunk = w->mem + (w->submitted % CHUNKS) * CHUNK_BYTES;
@@ -294,10 +295,21 @@ static size_t on_data(char *data, size_t one, size_t n, void *userdata) {
                 w->fill += k;
                 w->offset += k;
                 done += k;
-                if ((w->fill == CHUNK_BYTES || w->offset == w->size) && chunk_submit(w, w->fill) < 0)
-                        return 0;
+                if (w->fill == CHUNK_BYTES || w->offset == w->size) {
+                        r = chunk_submit(w, w->fill);
+                        if (r < 0)
+                                return r;
+                }
         }
-        return len;
+        return 0;
+}
+
+/* A resumed download needs the server to send the range asked for (206):
+ * a 200 would be the blob from byte 0. */
+static int on_headers(long status, void *userdata) {
+        Writer *w = userdata;
+
+        return w->start > 0 && status != 206 ? -EBADMSG : 0;
 }
 
 static int writer_start(Writer *w, pthread_t ret_threads[2]) {
@@ -399,43 +411,33 @@ int slot_stage(Agent *a, char slot, const char *url, const char *sha256, uint64_
  * Returns 0 when the transfer ended (whole or not: the caller compares
  * w->offset with the size), or the message-ready error. */
 static int download(Writer *w, const char *url, const char *what, const char *sha256, Error *error) {
-        char errbuf[CURL_ERROR_SIZE] = "";
         HttpOptions opts = { .ca_file = w->a->config.ca_file };
         HttpError herr = {};
         uint64_t from = w->offset;
-        long status = 0;
+        char range[48];
+        const char *headers[] = { range, NULL };
+        HttpRequest req = { .method = "GET", .url = url, .headers = from > 0 ? headers : NULL,
+                            .on_headers = on_headers, .on_body = on_data, .userdata = w,
+                            .piece_size = RECEIVE_BUFFER, .fail_on_error = true, .opts = &opts };
+        HttpReply reply;
         pthread_t threads[2];
-        CURLcode code;
-        CURL *c;
         int r, rw;
 
-        r = http_global_init();
-        if (r < 0)
-                return error_set(error, r, "cannot set up libcurl");
-        c = http_easy_new(url, &opts, errbuf);
-        if (!c)
-                return error_set(error, -ENOMEM, "out of memory");
+        snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-", from);
         r = writer_start(w, threads);
-        if (r < 0) {
-                curl_easy_cleanup(c);
+        if (r < 0)
                 return error_set(error, r, "cannot start writing %s: %m", what);
-        }
-        curl_easy_setopt(c, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
-        if (from > 0)
-                curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t) from);
         /* The transfer first, then what on_data() and the writer recorded
          * during it: in one call the order of the two would be unspecified. */
-        code = curl_easy_perform(c);
+        r = http_exchange(&req, &reply);
         rw = writer_finish(w, threads);
-        r = http_result(c, code, rw, errbuf, &herr);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
-        if (from > 0 && (code == CURLE_RANGE_ERROR || (r >= 0 && status != 206)))
-                /* A server that ignored the Range sends the blob from byte 0
-                 * (curl stops at its 200). */
-                r = -EBADMSG;
+        herr.status = reply.status;
+        snprintf(herr.message, sizeof(herr.message), "%s", reply.message);
+        if (r < 0 && reply.failed_at == HTTP_STAGE_CALLBACK && rw < 0) {
+                /* What the writer recorded is why the body was refused. */
+                r = rw;
+                (void) snprintf(herr.message, sizeof(herr.message), "cannot write: %s", strerror(-rw));
+        }
         if (r == -EBADMSG) {
                 /* Not the blob: nothing written so far can be trusted, the
                  * next try starts over. */

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "curleasy.h"
 #include "json.h"
 #include "pipeline.h"
 #include "process.h"

@@ -4,7 +4,7 @@
 
 #include "blobs.h"
 #include "catalog.h"
-#include "http.h"
+#include "curleasy.h"
 #include "log.h"
 #include "peers.h"
 #include "replicator.h"

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "audit.h"
-#include "http.h"
+#include "curleasy.h"
 #include "leader.h"
 #include "log.h"
 #include "metrics-text.h"

@@ -15,7 +15,7 @@
 #include "fetch.h"
 #include "fileio.h"
 #include "hash.h"
-#include "http.h"
+#include "curleasy.h"
 #include "librpm.h"
 #include "log.h"
 #include "mirrors.h"

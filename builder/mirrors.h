@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "definition.h"
-#include "http.h"
+#include "curleasy.h"
 
 /* A mirrorlist or metalink file is small. */
 #define MIRRORS_LIST_MAX (4U * 1024U * 1024U)

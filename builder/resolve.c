@@ -17,7 +17,7 @@
 #include "comps.h"
 #include "fileio.h"
 #include "hash.h"
-#include "http.h"
+#include "curleasy.h"
 #include "log.h"
 #include "mirrors.h"
 #include "modules.h"

@@ -20,7 +20,7 @@
 #include <rpm/rpmtd.h>
 #include <rpm/rpmts.h>
 
-#include "http.h"
+#include "curleasy.h"
 #include "librpm.h"
 #include "log.h"
 #include "sigcheck.h"

@@ -60,8 +60,7 @@ static bool url_char_ok(char ch) {
 static int url_normalize(const char *url, char **ret) {
         _cleanup_free_ char *copy = NULL;
         const char *rest;
-        CURLU *u;
-        CURLUcode uc;
+        HttpUrl u;
         size_t n;
 
         if (isempty(url))
@@ -81,17 +80,8 @@ static int url_normalize(const char *url, char **ret) {
         if (!copy)
                 return -ENOMEM;
 
-        /* Let libcurl judge the rest (host, port). */
-        if (http_global_init() < 0)
-                return -EIO;
-        u = curl_url();
-        if (!u)
-                return -ENOMEM;
-        uc = curl_url_set(u, CURLUPART_URL, copy, 0);
-        curl_url_cleanup(u);
-        if (uc == CURLUE_OUT_OF_MEMORY)
-                return -ENOMEM;
-        if (uc != CURLUE_OK)
+        /* The host and port as the transport reads them. */
+        if (http_url_parse(copy, &u) < 0)
                 return -EINVAL;
         *ret = TAKE_PTR(copy);
         return 0;
@@ -320,66 +310,52 @@ char *api_escape(const char *s) {
         return out;
 }
 
-static size_t reply_write(char *data, size_t size, size_t nmemb, void *userdata) {
+static int reply_write(const void *data, size_t n, void *userdata) {
         Transfer *t = userdata;
-        size_t n = size * nmemb;
 
-        if (n > API_REPLY_MAX - t->n) {
-                t->write_error = -EFBIG;
-                return 0;
-        }
         if (t->n + n + 1 > t->alloc) {
                 size_t na = MAX(MAX(t->alloc * 2, t->n + n + 1), (size_t) 4096);
                 char *nb = realloc(t->buf, na);
-                if (!nb) {
-                        t->write_error = -ENOMEM;
-                        return 0;
-                }
+                if (!nb)
+                        return t->write_error = -ENOMEM;
                 t->buf = nb;
                 t->alloc = na;
         }
         memcpy(t->buf + t->n, data, n);
         t->n += n;
         t->buf[t->n] = 0;
-        return n;
+        return 0;
 }
 
-static size_t upload_read(char *buf, size_t size, size_t nitems, void *userdata) {
+static ssize_t upload_read(void *buf, size_t want, void *userdata) {
         Transfer *t = userdata;
-        size_t want = size * nitems;
         ssize_t n;
 
         if (t->sent >= t->size)
-                return 0;
+                return 0; /* libcurl may ask once more at the end */
         if (want > t->size - t->sent)
                 want = (size_t) (t->size - t->sent);
         do
                 n = read(t->fd, buf, want);
         while (n < 0 && errno == EINTR);
-        if (n < 0) {
-                t->read_error = negative_errno();
-                return CURL_READFUNC_ABORT;
-        }
-        if (n == 0) {
+        if (n < 0)
+                return t->read_error = negative_errno();
+        if (n == 0)
                 /* The file is shorter than the Content-Length we promised. */
-                t->read_error = -EIO;
-                return CURL_READFUNC_ABORT;
-        }
+                return t->read_error = -EIO;
         t->sent += (uint64_t) n;
         if (t->progress)
                 t->progress(t->sent, t->size, t->userdata);
-        return (size_t) n;
+        return n;
 }
 
-static int upload_seek(void *userdata, curl_off_t offset, int origin) {
+static int upload_rewind(void *userdata) {
         Transfer *t = userdata;
 
-        if (origin != SEEK_SET || offset < 0 || (uint64_t) offset > t->size)
-                return CURL_SEEKFUNC_CANTSEEK;
-        if (lseek(t->fd, t->start + (off_t) offset, SEEK_SET) < 0)
-                return CURL_SEEKFUNC_FAIL;
-        t->sent = (uint64_t) offset;
-        return CURL_SEEKFUNC_OK;
+        if (lseek(t->fd, t->start, SEEK_SET) < 0)
+                return negative_errno();
+        t->sent = 0;
+        return 0;
 }
 
 static const struct {
@@ -457,49 +433,40 @@ static int server_error(ApiClient *c, long status, const char *body, size_t n) {
 }
 
 /* Describes a transfer that got no (complete) answer. */
-static int transport_error(ApiClient *c, CURL *h, CURLcode code, const Transfer *t, const char *errbuf) {
-        HttpError he;
-        long os_errno = 0;
-        int r;
-
-        if (code == CURLE_ABORTED_BY_CALLBACK && t->read_error < 0) {
+static int transport_error(ApiClient *c, int r, const HttpReply *reply, const Transfer *t) {
+        if (t->read_error < 0) {
                 if (t->read_error == -EIO)
                         return client_error(c, -EIO, "the file to upload ended after %" PRIu64 " of %" PRIu64 " bytes",
                                          t->sent, t->size);
                 return client_error(c, t->read_error, "cannot read the file to upload: %s", strerror(-t->read_error));
         }
-        if ((code == CURLE_WRITE_ERROR && t->write_error == -EFBIG) || code == CURLE_FILESIZE_EXCEEDED)
+        if (r == -EFBIG)
                 return client_error(c, -EFBIG, "the reply of %s is larger than %u MiB", URL(c), API_REPLY_MAX >> 20);
-        if (code == CURLE_WRITE_ERROR && t->write_error < 0)
+        if (t->write_error < 0)
                 return client_error(c, t->write_error, "cannot keep the reply of %s: %s", URL(c),
                                  strerror(-t->write_error));
-
-        r = http_result(h, code, 0, errbuf, &he);
-        (void) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
-        c->unreachable = true;
-        switch (code) {
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-                return client_error(c, r, "cannot reach the server at %s: %s", URL(c), he.message);
-        case CURLE_COULDNT_CONNECT:
-                if (os_errno > 0)
-                        return client_error(c, r, "cannot reach the server at %s: %s", URL(c), strerror((int) os_errno));
-                return client_error(c, r, "cannot reach the server at %s: %s", URL(c), he.message);
-        case CURLE_OPERATION_TIMEDOUT:
-                return client_error(c, r, "the server at %s did not answer in time: %s", URL(c), he.message);
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_SSL_CERTPROBLEM:
-        case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_SSL_CIPHER:
-        case CURLE_SSL_ISSUER_ERROR:
-        case CURLE_SSL_CRL_BADFILE:
-                return client_error(c, -EPROTO, "cannot talk TLS with the server at %s: %s", URL(c), he.message);
-        case CURLE_OUT_OF_MEMORY:
-                c->unreachable = false;
+        if (r == -ENOMEM)
                 return client_error(c, -ENOMEM, "out of memory");
+
+        c->unreachable = true;
+        switch (reply->failed_at) {
+        case HTTP_STAGE_RESOLVE:
+                return client_error(c, r, "cannot reach the server at %s: %s", URL(c), reply->message);
+        case HTTP_STAGE_CONNECT:
+                if (r == -ETIMEDOUT)
+                        return client_error(c, r, "the server at %s did not answer in time: %s", URL(c),
+                                            reply->message);
+                if (reply->os_errno > 0)
+                        return client_error(c, r, "cannot reach the server at %s: %s", URL(c),
+                                            strerror(reply->os_errno));
+                return client_error(c, r, "cannot reach the server at %s: %s", URL(c), reply->message);
+        case HTTP_STAGE_TLS:
+                return client_error(c, -EPROTO, "cannot talk TLS with the server at %s: %s", URL(c), reply->message);
         default:
-                return client_error(c, r, "no answer from the server at %s: %s", URL(c), he.message);
+                if (r == -ETIMEDOUT)
+                        return client_error(c, r, "the server at %s did not answer in time: %s", URL(c),
+                                            reply->message);
+                return client_error(c, r, "no answer from the server at %s: %s", URL(c), reply->message);
         }
 }
 
@@ -509,87 +476,20 @@ typedef enum TransferKind {
         TRANSFER_UPLOAD,
 } TransferKind;
 
-/* Sets the options of one request on h; headers gets the header list the
- * caller frees after the transfer. */
-static CURLcode transfer_setup(ApiClient *c, CURL *h, TransferKind kind, const char *method, const char *json,
-                               Transfer *t, struct curl_slist **headers) {
-        struct curl_slist *hl;
-        CURLcode code = CURLE_OK;
-
-#define SET(opt, val)                                         \
-        do {                                                  \
-                if (code == CURLE_OK)                         \
-                        code = curl_easy_setopt(h, opt, val); \
-        } while (0)
-        /* The API never redirects: a redirect would carry the token
-         * somewhere else, and POST bodies do not survive one. */
-        SET(CURLOPT_FOLLOWLOCATION, 0L);
-        SET(CURLOPT_PROTOCOLS_STR, "http,https");
-        /* Error answers carry a JSON body that we want to read. */
-        SET(CURLOPT_FAILONERROR, 0L);
-        SET(CURLOPT_WRITEFUNCTION, reply_write);
-        SET(CURLOPT_WRITEDATA, t);
-        /* A HEAD's Content-Length is the size of a blob, not of a reply:
-         * curl would refuse it against the cap. */
-        if (kind != TRANSFER_HEAD)
-                SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) API_REPLY_MAX);
-
-        hl = *headers = curl_slist_append(NULL, "Accept: application/json");
-        if (hl && c->auth_header)
-                hl = *headers = curl_slist_append(*headers, c->auth_header);
-        if (hl && json)
-                hl = *headers = curl_slist_append(*headers, "Content-Type: application/json");
-        if (hl && kind == TRANSFER_UPLOAD)
-                hl = *headers = curl_slist_append(*headers, "Content-Type: application/octet-stream");
-        if (!hl)
-                return CURLE_OUT_OF_MEMORY;
-        SET(CURLOPT_HTTPHEADER, *headers);
-
-        switch (kind) {
-        case TRANSFER_HEAD:
-                SET(CURLOPT_NOBODY, 1L);
-                break;
-        case TRANSFER_UPLOAD:
-                SET(CURLOPT_UPLOAD, 1L);
-                SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t) t->size);
-                SET(CURLOPT_READFUNCTION, upload_read);
-                SET(CURLOPT_READDATA, t);
-                SET(CURLOPT_SEEKFUNCTION, upload_seek);
-                SET(CURLOPT_SEEKDATA, t);
-                SET(CURLOPT_LOW_SPEED_TIME, API_UPLOAD_LOW_SPEED_TIME_SEC);
-                break;
-        case TRANSFER_JSON:
-                if (json) {
-                        SET(CURLOPT_POSTFIELDS, json);
-                        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(json));
-                }
-                if (streq(method, "GET") && !json)
-                        SET(CURLOPT_HTTPGET, 1L);
-                else if (!streq(method, "POST") || !json)
-                        SET(CURLOPT_CUSTOMREQUEST, method);
-                break;
-        }
-#undef SET
-        return code;
-}
-
-/* Judges a finished transfer: 0 for a 2xx answer, else the client's error
+/* Judges a finished exchange: 0 for a 2xx answer, else the client's error
  * state is set and a negative errno returned. */
-static int transfer_judge(ApiClient *c, CURL *h, TransferKind kind, CURLcode code, const char *errbuf,
-                          const char *url, Transfer *t, long status) {
-        /* A server may answer an upload early (a bad token) and close while
-         * we still send: its answer is what matters then. */
-        if (code != CURLE_OK && !(status >= 400 && t->n > 0 && t->write_error == 0 && t->read_error == 0))
-                return transport_error(c, h, code, t, errbuf);
+static int transfer_judge(ApiClient *c, TransferKind kind, int r, const HttpReply *reply, const char *url,
+                          Transfer *t) {
+        long status = reply->status;
+
+        if (r < 0)
+                return transport_error(c, r, reply, t);
         if (status >= 200 && status < 300)
                 return 0;
         c->status = status;
-        if (status >= 300 && status < 400) {
-                char *loc = NULL;
-                (void) curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
+        if (status >= 300 && status < 400)
                 return client_error(c, -EPROTO, "the server at %s redirects to %s (HTTP %ld); redirects are not followed",
-                                 URL(c), loc ? loc : "elsewhere", status);
-        }
+                                 URL(c), reply->location[0] ? reply->location : "elsewhere", status);
         if (status == 404 && kind == TRANSFER_HEAD) {
                 snprintf(c->kind, sizeof(c->kind), "not_found");
                 return client_error(c, -ENOENT, "%s: not found", url);
@@ -599,29 +499,6 @@ static int transfer_judge(ApiClient *c, CURL *h, TransferKind kind, CURLcode cod
         return client_error(c, -EPROTO, "unexpected HTTP %ld from %s", status, URL(c));
 }
 
-/* Whether nothing of a request that failed with code can have reached
- * the server: it could not be resolved or connected to, TLS was not agreed
- * on, or not one byte of the request was handed to the connection. */
-static bool transfer_not_sent(CURL *h, CURLcode code) {
-        long request_size = 0;
-
-        switch (code) {
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-        case CURLE_COULDNT_CONNECT:
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_SSL_CERTPROBLEM:
-        case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_SSL_CIPHER:
-        case CURLE_SSL_ISSUER_ERROR:
-        case CURLE_SSL_CRL_BADFILE:
-                return true;
-        default:
-                return curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_size) == CURLE_OK && request_size == 0;
-        }
-}
-
 /* Runs one request against the current server. On a 2xx answer returns 0
  * with the status; else the client's error state is set, *ret_sent says
  * whether the server may have received the request, and a negative errno
@@ -629,12 +506,14 @@ static bool transfer_not_sent(CURL *h, CURLcode code) {
 static int transfer_once(ApiClient *c, TransferKind kind, const char *method, const char *path, const char *json,
                          Transfer *t, long *ret_status, bool *ret_sent) {
         _cleanup_free_ char *url = NULL;
-        struct curl_slist *headers = NULL;
-        HttpOptions opts = { .ca_file = c->ca_file, .timeout_sec = kind == TRANSFER_UPLOAD ? 0 : c->timeout_sec };
-        char errbuf[CURL_ERROR_SIZE];
-        CURLcode code;
-        long status = 0;
-        CURL *h;
+        HttpOptions opts = { .ca_file = c->ca_file,
+                             .timeout_sec = kind == TRANSFER_UPLOAD ? 0 : c->timeout_sec,
+                             .low_speed_time = kind == TRANSFER_UPLOAD ? API_UPLOAD_LOW_SPEED_TIME_SEC : 0 };
+        const char *headers[4];
+        size_t n_headers = 0;
+        HttpRequest req = { .method = method, .headers = headers, .on_body = reply_write, .userdata = t,
+                            .opts = &opts };
+        HttpReply reply;
         int r;
 
         error_reset(c);
@@ -642,28 +521,39 @@ static int transfer_once(ApiClient *c, TransferKind kind, const char *method, co
         url = strdup_printf("%s%s", URL(c), path);
         if (!url)
                 return client_error(c, -ENOMEM, "out of memory");
-        h = http_easy_new(url, &opts, errbuf);
-        if (!h)
-                return client_error(c, -ENOMEM, "cannot set up libcurl");
-        code = transfer_setup(c, h, kind, method, json, t, &headers);
-        if (code == CURLE_OK)
-                code = curl_easy_perform(h);
-        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        r = transfer_judge(c, h, kind, code, errbuf, url, t, status);
-        if (r >= 0 && kind == TRANSFER_HEAD) {
-                curl_off_t cl = -1;
-                if (curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0)
-                        t->content_length = (uint64_t) cl;
+        req.url = url;
+        headers[n_headers++] = "Accept: application/json";
+        if (c->auth_header)
+                headers[n_headers++] = c->auth_header;
+        if (json)
+                headers[n_headers++] = "Content-Type: application/json";
+        if (kind == TRANSFER_UPLOAD)
+                headers[n_headers++] = "Content-Type: application/octet-stream";
+        headers[n_headers] = NULL;
+        /* A HEAD's Content-Length is the size of a blob, not of a reply. */
+        if (kind != TRANSFER_HEAD)
+                req.body_max = API_REPLY_MAX;
+        if (json) {
+                req.body = json;
+                req.body_size = strlen(json);
         }
-        if (r < 0)
-                *ret_sent = status > 0 || !transfer_not_sent(h, code);
-        curl_easy_cleanup(h);
-        curl_slist_free_all(headers);
+        if (kind == TRANSFER_UPLOAD) {
+                req.read = upload_read;
+                req.rewind = upload_rewind;
+                req.read_size = t->size;
+                req.read_userdata = t;
+        }
+
+        r = http_exchange(&req, &reply);
+        r = transfer_judge(c, kind, r, &reply, url, t);
+        if (r >= 0 && kind == TRANSFER_HEAD && reply.content_length > 0)
+                t->content_length = (uint64_t) reply.content_length;
         if (r < 0) {
+                *ret_sent = reply.sent;
                 log_debug("%s %s: %s", method, url, c->error);
                 return r;
         }
-        *ret_status = status;
+        *ret_status = reply.status;
         return 0;
 }
 

@@ -1,4 +1,4 @@
-/* A small client for the slipwayd HTTP API (docs/api.md) over libcurl: one
+/* A small client for the slipwayd HTTP API (docs/api.md) over http.h: one
  * or several base URLs, a bearer token, a CA file for https, timeouts.
  * Requests send and receive JSON; the server's JSON errors ({"kind",
  * "error"}) become a negative errno plus a message for people, kept in the
@@ -32,9 +32,9 @@
  * Any other answer, 4xx or 5xx, is the fleet's answer and is returned as it
  * is. When no server answers, the error names each one tried and why.
  *
- * One name that resolves to several addresses needs no list: libcurl tries
- * each address of a name in turn when connecting fails (the unit test
- * checks it), within the connect timeout. */
+ * One name that resolves to several addresses needs no list: both
+ * transports try each address of a name in turn when connecting fails (the
+ * unit test checks it), within the connect timeout. */
 #pragma once
 
 #include <jansson.h>
@@ -75,9 +75,9 @@ static inline void api_client_freep(ApiClient **c) {
  * empty, too long, or holds characters that cannot go into a header. */
 int api_client_set_token(ApiClient *c, const char *token);
 /* A PEM bundle that https certificates are verified against (NULL: the
- * system's). The file is read by libcurl at each request. */
+ * system's). The file is read again at each request. */
 int api_client_set_ca_file(ApiClient *c, const char *path);
-/* Limit on a whole JSON request in seconds (0: none beyond libcurl's
+/* Limit on a whole JSON request in seconds (0: none beyond the transport's
  * connect timeout and low-speed abort). Uploads are never cut off by it. */
 void api_client_set_timeout(ApiClient *c, long seconds);
 

@@ -1,15 +1,22 @@
-/* A thin libcurl wrapper: one process-wide init, easy handles with Slipway's
- * defaults (user agent, redirects, timeouts, allowed protocols, CA file), and
- * the mapping of curl results to negative errno plus a message for people.
+/* One HTTP exchange, whichever library carries it: the transport interface
+ * that apiclient.c and the downloads below are written over, with two back
+ * ends chosen when a program is linked. slipwayd, slipctl and slipway-build
+ * link http-curl.c (libcurl: proxies, mirrors, file://, redirects);
+ * slipway-agent links httpc.c, a small HTTP/1.1 client of our own on
+ * sockets and OpenSSL, which keeps the agent free of libcurl's many
+ * libraries. Both send Slipway's user agent and map failures to the same
+ * negative errno values; only libcurl takes file:// URLs and follows
+ * redirects (the agent's servers send none).
  * Library code: nothing here logs above debug. */
 #pragma once
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hash.h"
+#include "httpparse.h"
 #include "macro.h"
 
 #ifndef SLIPWAY_VERSION
@@ -21,6 +28,8 @@
 #define HTTP_CONNECT_TIMEOUT_SEC 10L
 /* A transfer slower than 1 byte/s for this long is aborted (-ETIMEDOUT). */
 #define HTTP_LOW_SPEED_TIME_SEC 30L
+/* The size of a message in HttpError and HttpReply. */
+#define HTTP_ERROR_SIZE 256
 
 typedef struct HttpOptions {
         const char *ca_file; /* PEM bundle trusted for https; NULL: the system's */
@@ -32,42 +41,84 @@ typedef struct HttpOptions {
 /* What went wrong with the last transfer, for the message the caller logs. */
 typedef struct HttpError {
         long status; /* HTTP status of the last response, 0 when there was none */
-        char message[CURL_ERROR_SIZE];
+        char message[HTTP_ERROR_SIZE];
 } HttpError;
 
-/* Initialises libcurl once per process; safe from several threads. Returns 0
- * or -EIO. Every other function here calls it. */
-int http_global_init(void);
+/* Where an exchange failed. */
+typedef enum HttpStage {
+        HTTP_STAGE_NONE,     /* it did not, or before any network step */
+        HTTP_STAGE_RESOLVE,  /* the host name did not resolve */
+        HTTP_STAGE_CONNECT,  /* no address accepted the connection */
+        HTTP_STAGE_TLS,      /* the handshake or the certificate check failed */
+        HTTP_STAGE_EXCHANGE, /* sending the request or reading the answer */
+        HTTP_STAGE_CALLBACK, /* a callback of the caller's stopped it */
+} HttpStage;
 
-/* Returns a new easy handle for url with Slipway's defaults: file, http and
- * https only (redirects to http/https only, at most 10), fail on HTTP >= 400,
- * the timeouts above, opts (may be NULL), and errbuf as CURLOPT_ERRORBUFFER
- * (errbuf must outlive the handle). The caller sets the write callback and
- * frees with curl_easy_cleanup(). Returns NULL on allocation failure. */
-CURL *http_easy_new(const char *url, const HttpOptions *opts, char errbuf[CURL_ERROR_SIZE]);
+/* Gives the next bytes of a streamed request body: returns how many were
+ * put into buf (at most n; 0 only once all read_size bytes were given), or
+ * a negative errno. */
+typedef ssize_t (*HttpReadFn)(void *buf, size_t n, void *userdata);
+/* Starts a streamed body again from its first byte; a negative errno when
+ * it cannot. */
+typedef int (*HttpRewindFn)(void *userdata);
 
-/* Maps the result of a finished transfer on c to 0 or a negative errno:
- * cannot resolve/connect -EHOSTUNREACH, HTTP 404/410 or missing file -ENOENT,
- * other HTTP >= 400 and protocol/TLS failures -EPROTO, timeouts -ETIMEDOUT,
- * size cap -EFBIG. write_error is what the caller's write callback recorded
- * when it aborted the transfer (0 if it did not); it wins over the curl code.
- * When ret_error is not NULL it gets the status and a message (curl's
- * errbuf when set, else a description of code). */
-int http_result(CURL *c, CURLcode code, int write_error, const char *errbuf, HttpError *ret_error);
+typedef struct HttpRequest {
+        const char *method;         /* GET, HEAD, POST, PUT or DELETE */
+        const char *url;            /* http:// or https:// */
+        const char *const *headers; /* "Name: value" lines, NULL-terminated; may be NULL */
+        const void *body;           /* a body from memory of body_size bytes, or NULL */
+        size_t body_size;
+        HttpReadFn read;            /* else, when set, a body of read_size bytes streamed from here */
+        HttpRewindFn rewind;        /* may be NULL */
+        uint64_t read_size;
+        void *read_userdata;
+        HttpHeadersFn on_headers;   /* the final status, before any of the body; may be NULL */
+        HttpBodyFn on_body;         /* the body in pieces; NULL drops it */
+        void *userdata;             /* for on_headers and on_body */
+        uint64_t body_max;          /* a longer body is -EFBIG; 0: no cap */
+        size_t piece_size;          /* the receive buffer, so the largest piece; 0: 16 KiB */
+        bool fail_on_error;         /* HTTP >= 300 is an error and its body is not given out */
+        bool follow_redirects;      /* libcurl: up to 10, to http/https; the own client: -EPROTO */
+        const HttpOptions *opts;    /* may be NULL */
+} HttpRequest;
 
-/* Whether an http_result() error means the server could not be reached or
- * went away mid-transfer (-EHOSTUNREACH, -ETIMEDOUT, -ECONNRESET), rather
- * than answering with something wrong. */
+typedef struct HttpReply {
+        long status;            /* of the final answer, 0 when none came */
+        int64_t content_length; /* as announced, -1 when not */
+        char location[512];     /* a redirect's target, "" for none */
+        bool sent;              /* bytes of the request went to the connection */
+        HttpStage failed_at;
+        int os_errno;           /* why connecting failed, when it did (0: unknown) */
+        char message[HTTP_ERROR_SIZE]; /* for people, when it failed */
+} HttpReply;
+
+/* Sends req and reads the answer, giving the body to req->on_body. Returns
+ * 0 when a whole answer came (any status, unless fail_on_error), else:
+ * -EHOSTUNREACH when the host cannot be resolved or connected to,
+ * -ETIMEDOUT for a connect, idle (low speed) or overall timeout,
+ * -ECONNRESET when the connection broke or ended before the answer did,
+ * -EPROTO for TLS failures, a malformed answer, or (fail_on_error) HTTP
+ * >= 300 but 404/410, which are -ENOENT; -EFBIG for a body above body_max;
+ * -EINVAL for a URL it does not take; -ENOMEM; or the error a callback
+ * returned. ret (not NULL) is filled in either case. When a streamed
+ * upload breaks because the server answered early (a refusal), that answer
+ * is what is returned. */
+int http_exchange(const HttpRequest *req, HttpReply *ret);
+
+/* Whether an error of http_exchange() means the server could not be
+ * reached or went away mid-transfer (-EHOSTUNREACH, -ETIMEDOUT,
+ * -ECONNRESET), rather than answering with something wrong. */
 static inline bool http_error_unreachable(int r) {
         return r == -EHOSTUNREACH || r == -ETIMEDOUT || r == -ECONNRESET;
 }
 
-/* Downloads url into fd (from its current offset). At most max_bytes are
+/* Downloads url into fd (from its current offset), following redirects
+ * and taking file:// where the back end can (libcurl). At most max_bytes are
  * accepted (0 = no cap; more is -EFBIG). When hash is not NULL every byte
  * written is added to it. ret_size (may be NULL) gets the byte count on
  * success; ret_error (may be NULL) is filled on failure. Returns 0 or a
- * negative errno as http_result() maps it; on failure fd may hold a partial
- * download, which the caller discards. */
+ * negative errno as http_exchange() with fail_on_error; on failure fd may
+ * hold a partial download, which the caller discards. */
 int http_fetch_to_fd(const char *url, int fd, uint64_t max_bytes, Sha256 *hash, const HttpOptions *opts,
                      uint64_t *ret_size, HttpError *ret_error);
 

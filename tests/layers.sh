@@ -8,7 +8,11 @@
 #    are written against store-db.h, so that another driver runs them;
 #  - no circle among bootserver's files (a file that includes x.h depends on
 #    x.c; tsort finds loops);
-#  - no bootserver file over 800 lines.
+#  - no bootserver file over 800 lines;
+#  - slipway-agent links no libcurl (its transport is common/httpc.c; the
+#    thirty libraries libcurl loads would be most of its memory): none of
+#    its files includes curl, and the binary (build/bin/slipway-agent, or
+#    $SLIPWAY_AGENT; make test-layers builds it) has no libcurl in ldd.
 # Each check names what breaks it. The PENDING lists hold what has not moved
 # yet; a listed file that is clean fails the check too, so the lists only
 # shrink (docs/architecture.md, "slipwayd's layers").
@@ -83,6 +87,27 @@ if loops=$(tsort <<<"$edges" 2>&1 >/dev/null) && [ -z "$loops" ]; then
 elif [ "$CIRCLE_PENDING" != 1 ]; then
         echo "layers: bootserver's files include each other in a circle:" >&2
         sed 's/^tsort: /  /' <<<"$loops" | head -20 >&2
+        rc=1
+fi
+
+curl='include [<"](curl/curl|curleasy)\.h[">]|\bcurl_[a-z_]+\('
+for f in agent/*.c agent/*.h common/http.h common/http.c common/httpc.c common/httpparse.[ch] common/apiclient.[ch]; do
+        if grep -qE "$curl" "$f"; then
+                echo "layers: libcurl in $f, which slipway-agent links:" >&2
+                grep -nE "$curl" "$f" | head -3 | sed 's/^/  /' >&2
+                rc=1
+        fi
+done
+agent=${SLIPWAY_AGENT:-build/bin/slipway-agent}
+if [ ! -x "$agent" ]; then
+        echo "layers: $agent is not built (make test-layers builds it)" >&2
+        rc=1
+elif ! libs=$(ldd "$agent" 2>&1); then
+        echo "layers: ldd $agent failed: $libs" >&2
+        rc=1
+elif grep -q libcurl <<<"$libs"; then
+        echo "layers: $agent links libcurl:" >&2
+        grep libcurl <<<"$libs" | sed 's/^\s*/  /' >&2
         rc=1
 fi
 
