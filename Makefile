@@ -310,7 +310,7 @@ $(SIM_OBJ): ALL_CFLAGS += -Ibootserver
 
 $(BUILD)/fleet/sim: $(SIM_OBJ) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(HTTP_CURL) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(SIM_OBJ) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(HTTP_CURL) $(LDFLAGS) $(BOOTSERVER_LIBS) -lm
+	$(CC) -o $@ $(SIM_OBJ) $(HTTP_CURL) $(BOOTSERVER_LIB) $(LIBSLIPWAY) $(LDFLAGS) $(BOOTSERVER_LIBS) -lm
 
 $(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(HTTP_CURL) $(FLAGS_STAMP) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
