@@ -20,13 +20,19 @@
 #   5. a change of the /etc file, held back, then rolled out: the guest's
 #      /etc has the new content after the reboot; the rollout rolled back:
 #      the old content is back;
-#   6. BIOS: the same disk under SeaBIOS boots its good slot and updates
+#   6. power cuts under Secure Boot, the VM's qemu killed: 4 MiB into the
+#      write of 2.1 into slot a (slot b boots, the agent stages again, the
+#      host ends on 2.1 in slot a); and as the agent's write to grubenv that
+#      blesses 2.2 in slot b lands (slot b boots again, the host ends
+#      healthy on 2.2; grubenv, read from the disk, and the agent's own
+#      `slipway-agent status`, which a health check in the file set prints
+#      into the host's health report, say so);
+#   7. BIOS: the same disk under SeaBIOS boots its good slot and updates
 #      to 4.0.
 #
-# The power cuts (while a slot is written, while grubenv is written) are
-# tests/e2e/grub.sh's, with the busybox image: the agent's cycle and the
-# GRUB back end are the same code under systemd, and each cut costs a Base
-# boot or two under TCG.
+# tests/e2e/grub.sh cuts the power too, with the busybox image: as the
+# agent writes grubenv to offer the new slot, and while a slot is written
+# under SeaBIOS. The cuts here add two updates and two Base boots.
 #
 # Everything runs in a network namespace of its own: slipwayd with its
 # dnsmasq on a bridge, the VM on a tap device of it. Each VM's serial
@@ -161,9 +167,10 @@ if [ $ok = 1 ] && [ "$(ctl --json image list | jq '.images | length')" = 1 ]; th
 
 # The later releases are built while the VM installs and boots 1.0, in a
 # store of their own; only 1.0 is installed from bare metal, so they need
-# no disk artifact. 3.0 carries base-broken.
+# no disk artifact. 3.0 carries base-broken; 2.1 and 2.2 are for the power
+# cuts.
 (
-        for v in 2.0 3.0 4.0; do
+        for v in 2.0 3.0 4.0 2.1 2.2; do
                 if [ $v = 3.0 ]; then base_def "$D/base-$v.conf" $v base-broken; else base_def "$D/base-$v.conf" $v; fi
                 $B -q --store "$D/store-later" build --key "$D/k.key" --no-disk "$D/base-$v.conf" \
                         >"$D/build-$v.log" 2>&1 || exit 1
@@ -235,16 +242,16 @@ else
                 "$(last_report "$D/sb.log" state) $(last_report "$D/sb.log" failed)"
 fi
 
-t_case "Base 2.0 to 4.0 (3.0 broken) built meanwhile, and pushed"
+t_case "Base 2.0 to 4.0 (3.0 broken), 2.1 and 2.2 built meanwhile, and pushed"
 t0=$(date +%s)
 ok=1
 wait "$BPID" || ok=0
 BPID=
-for v in 2.0 3.0 4.0; do
+for v in 2.0 3.0 4.0 2.1 2.2; do
         [ $ok = 1 ] || break
         in_ns "$B" -q --store "$D/store-later" push --token "$TOKEN" "$URL" "base:$v" >"$D/push-$v.log" 2>&1 || ok=0
 done
-if [ $ok = 1 ] && [ "$(ctl --json image list | jq '.images | length')" = 4 ]; then t_ok "waited $(($(date +%s) - t0)) s"; else
+if [ $ok = 1 ] && [ "$(ctl --json image list | jq '.images | length')" = 6 ]; then t_ok "waited $(($(date +%s) - t0)) s"; else
         t_fail "$(tail -q -n 5 "$D"/build-*.log "$D"/push-*.log)"; fi
 
 # The file set: an /etc file, and a required health check that prints it,
@@ -321,10 +328,176 @@ else
         t_fail "rollback '$back' $(rollout_state "$back"); $(host_line);" \
                 "health $(health)"
 fi
+
+# The power cuts, under Secure Boot. A cut is the VM's qemu killed with
+# SIGKILL: nothing in the guest runs after it, nothing is synced. The cases
+# watch the disk from outside the VM: grubenv, which the agent rewrites in
+# place (docs/agent.md), so that it stays where it is on the disk; and how
+# much qemu has written (/proc/PID/io), which tells how far the slot is.
+
+# part NAME: "OFFSET SIZE" in bytes of the disk's partition NAME.
+part() {
+        sfdisk -J "$D/disk.img" | jq -r --arg n "$1" '.partitiontable | (.sectorsize // 512) as $s |
+                .partitions[] | select(.name == $n) | "\(.start * $s) \(.size * $s)"'
+}
+# grubenv_find: the byte offset on the disk of the ESP's /slipway/grubenv,
+# the one place on the ESP that holds what mtools reads as the file.
+grubenv_find() {
+        local esp size
+        read -r esp size <<<"$(part esp)"
+        [ -n "$size" ] && mcopy -n -i "$D/disk.img@@$esp" ::/slipway/grubenv "$D/grubenv.now" &&
+                python3 - "$D/disk.img" "$esp" "$size" "$D/grubenv.now" <<'PY'
+import sys
+img, start, size, want = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), open(sys.argv[4], "rb").read()
+with open(img, "rb") as f:
+    f.seek(start)
+    esp = f.read(size)
+hits, at = [], esp.find(want)
+while at >= 0:
+    if at % 512 == 0:
+        hits.append(start + at)
+    at = esp.find(want, at + 1)
+if len(want) < 1024 or len(hits) != 1:
+    sys.exit(f"grubenv ({len(want)} bytes) is at {len(hits)} places on the ESP at byte {start}")
+print(hits[0])
+PY
+}
+# grubenv_has LINE...: the first sector of grubenv on the disk (all of
+# Slipway's variables) has each LINE.
+grubenv_has() {
+        local s l
+        s=$(dd if="$D/disk.img" bs=512 skip=$((ENV_AT / 512)) count=1 status=none | tr -d '\0') || return 1
+        for l; do grep -q -x -- "$l" <<<"$s" || return 1; done
+}
+# qemu_of PID: the qemu process that PID (vm's) runs.
+qemu_of() {
+        local p c
+        for p in "$1" $(t_descendants "$1"); do
+                read -r c <"/proc/$p/comm" 2>/dev/null && [ "$c" = qemu-system-x86 ] && echo "$p" && return 0
+        done
+        return 1
+}
+# written PID: the bytes process PID has written so far.
+written() {
+        local k v
+        while read -r k v; do [ "$k" = wchar: ] && echo "$v" && return 0; done <"/proc/$1/io"
+        return 1
+}
+# soon SECONDS CMD...: polls CMD every 50 ms, for SECONDS at most.
+soon() {
+        local end=$((SECONDS + $1))
+        shift
+        until "$@"; do
+                [ $SECONDS -lt $end ] || return 1
+                sleep 0.05
+        done
+}
+# power_cut PID: qemu PID killed, the VM gone.
+power_cut() {
+        kill -KILL "$1"
+        vm_off
+}
+# sb_on LOG: the VM powered on again under Secure Boot, with the variable
+# store it had.
+sb_on() {
+        vm "$1" -machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
+                -drive "if=pflash,format=raw,readonly=on,file=$CODE_SB" -drive "if=pflash,format=raw,file=$D/vars.fd"
+}
+# first_slot LOG: the slot the first boot in LOG went to.
+first_slot() { clean "$1" | grep -a -m1 -o 'SLIPWAY-INITRAMFS slot=[ab]' | cut -d= -f2; }
+# agent_status: `slipway-agent status` in the guest, as a health check of
+# the file set printed it at the last judgement.
+agent_status() { host_json | jq -r '.health["45-agent-status.wanted"].output // empty'; }
+# status_says REGEX: a line of agent_status matches REGEX.
+status_says() { agent_status | grep -q -E "$1"; }
+# sb_said LOG: the boot reports in LOG (one qemu, one firmware) say that
+# Secure Boot is on, and none says otherwise.
+sb_said() { log_has "$1" 'SLIPWAY-BASE firmware=uefi secure-boot=on' && ! log_has "$1" 'SLIPWAY-BASE firmware=.*=off'; }
+printf '#!/bin/sh\nexec slipway-agent status 2>&1\n' >"$D/agent-status"
+
+t_case "Secure Boot: power cut while slot a is written with 2.1; slot b boots, the agent stages again, ends on 2.1 in slot a"
+t0=$(date +%s)
+ok=1
+cut=
+ENV_AT=$(grubenv_find 2>"$D/grubenv.err") || ok=0
+read -r slot_a _ <<<"$(part root-a)"
+rootfs=$(ctl --json image show base:2.1 | jq -r '.artifacts[] | select(.type == "rootfs") | "\(.sha256) \(.size)"')
+read -r sha size <<<"$rootfs"
+qp=$(qemu_of "$QPID") || ok=0
+# The file set gains a check that prints the agent's own status.
+[ $ok = 1 ] && ! grubenv_has slipway_a=empty &&
+        ctl files set e2e --hold /etc/motd="$D/motd-1" /etc/slipway/health.d/50-show-motd:0755="$D/show-motd" \
+                /etc/slipway/health.d/45-agent-status.wanted:0755="$D/agent-status" >/dev/null &&
+        id=$(ctl --json rollout start base:2.1 --files e2e | jq -r .id) || ok=0
+# Slot a "empty" in grubenv (nothing boots it) comes right before its
+# write; 4 MiB later the write is under way, with most of it to come.
+w=0
+grown() { w=$(($(written "$qp") - w0)) && [ "$w" -ge $((4 << 20)) ]; }
+if [ $ok = 1 ] && soon 300 grubenv_has slipway_a=empty && w0=$(written "$qp") && soon 300 grown; then
+        power_cut "$qp"
+        cut="after $w bytes"
+        # As the cut left it: slot a begun with 2.1's bytes, and not
+        # bootable; slot b good and first.
+        dd if="$D/disk.img" bs=4096 iflag=skip_bytes skip="$slot_a" count=1 status=none >"$D/slot-a.head"
+        in_ns curl -sf -r 0-4095 "$URL/blobs/sha256/$sha" >"$D/rootfs.head" &&
+                cmp -s "$D/slot-a.head" "$D/rootfs.head" && [ "$w" -lt "$size" ] &&
+                grubenv_has slipway_a=empty slipway_b=good 'slipway_order=b a' && cut=mid-write
+fi
+vm_off
+sb_on "$D/cut-slot.log"
+[ -n "${id:-}" ] && until_true 900 eval '[ "$(rollout_state "$id")" = done ]'
+# The health report, with the agent's status, follows "healthy" by a
+# check-in; the boot report comes when the boot has ended.
+until_true 120 status_says '^slot a: +2\.1 +<- running'
+until_true 120 log_has "$D/cut-slot.log" 'SLIPWAY-BASE firmware='
+if [ "$cut" = mid-write ] && [ "$(rollout_state "$id")" = done ] && [ "$(first_slot "$D/cut-slot.log")" = b ] &&
+        host_is '.state == "healthy" and .version == "2.1" and .booted_slot == "a"' &&
+        sb_said "$D/cut-slot.log" && status_says '^slot a: +2\.1 +<- running' && motd_was one; then
+        t_ok "$(($(date +%s) - t0)) s; the cut $((w >> 20)) MiB into the write of the slot's $((size >> 20)) MiB"
+else
+        t_fail "ok=$ok cut: ${cut:-none} (the slot ${size:-?} bytes; $(cat "$D/grubenv.err")), rollout ${id:-} $(rollout_state "${id:-0}");" \
+                "first boot after it: slot '$(first_slot "$D/cut-slot.log")', firmware '$(last_report "$D/cut-slot.log" firmware)';" \
+                "$(host_line); health $(health | cut -c1-300); status: $(agent_status | tr '\n' ';' | cut -c1-400)"
+fi
+
+t_case "Secure Boot: power cut as the agent writes grubenv to bless 2.2 in slot b; slot b boots again, healthy on 2.2"
+t0=$(date +%s)
+cut=
+at_cut=
+qp=$(qemu_of "$QPID")
+# The bless: slot b "good" with 2.2, written while the agent has yet to
+# tell the server (the cut may land before or after it did).
+if [ -n "$qp" ] && [ -n "$ENV_AT" ] && ctl host assign "$MAC" base:2.2 >/dev/null &&
+        soon 900 grubenv_has slipway_b=good slipway_b_version=2.2; then
+        power_cut "$qp"
+        cut=1
+        at_cut=$(host_json | jq -r .state)
+fi
+vm_off
+sb_on "$D/cut-env.log"
+until_true 600 host_is '.state == "healthy" and .version == "2.2" and .booted_slot == "b"'
+until_true 120 status_says '^slot b: +2\.2 +<- running'
+until_true 120 log_has "$D/cut-env.log" 'SLIPWAY-BASE firmware='
+# What grubenv and the agent say of it: slot b good and first; the
+# agent's status from the last judgement (after the cut, when its state
+# still said "rebooting" there; before it otherwise).
+if [ -n "$cut" ] && [ "$(first_slot "$D/cut-env.log")" = b ] &&
+        host_is '.state == "healthy" and .version == "2.2" and .booted_slot == "b"' &&
+        grubenv_has slipway_b=good slipway_b_version=2.2 'slipway_order=b a' &&
+        sb_said "$D/cut-env.log" && status_says '^booted: +slot b' && status_says '^slot b: +2\.2 +<- running' &&
+        status_says '^grub slot b: 2\.2 (good|on trial)'; then
+        judged=$(agent_status | grep -E '^(phase|grub slot b):' | tr -s ' ' | paste -s -d ',')
+        t_ok "$(($(date +%s) - t0)) s; the server had '$at_cut' at the cut; the last judgement's status: $judged"
+else
+        t_fail "cut=${cut:-no} (server: '$at_cut'), first boot after it: slot '$(first_slot "$D/cut-env.log")'," \
+                "firmware '$(last_report "$D/cut-env.log" firmware)'; $(host_line);" \
+                "status: $(agent_status | tr '\n' ';' | cut -c1-600)"
+fi
+
 # The agent is idle on a healthy host: the power can go.
 vm_off
 
-t_case "BIOS: SeaBIOS boots the same disk through core.img, 2.0 from slot b"
+t_case "BIOS: SeaBIOS boots the same disk through core.img, 2.2 from slot b"
 t0=$(date +%s)
 vm "$D/bios.log"
 until_true 600 eval '[ "$(reports "$D/bios.log")" -ge 1 ]'
