@@ -38,21 +38,16 @@ t_begin e2e-base-bios
 [ -z "${BASE_BIOS_E2E_DIR:-}" ] || t_reuse_dir "$BASE_BIOS_E2E_DIR" '*.log' '*.img' srv store store-later 'img*'
 
 . "$TOP/tests/e2e/base-lib.sh"
-D=$T_DIR
-export SLIPWAY_CACHE=$D/cache
 NS=slw-bbios-$$
 SERVER_IP=10.94.0.1
 URL=http://$SERVER_IP:8080
 MAC=52:54:00:94:01:01
-START=$(date +%s)
-QPID=
-SPID=
-BPID=
-t_on_exit 't_stop "$QPID" "$BPID"; t_stop "$SPID"'
 
 # bios LOG: powers the VM on under SeaBIOS (qemu's default firmware), with
 # SeaBIOS's serial console on.
 bios() { vm "$1" -machine graphics=off; }
+# healthy_on VERSION SLOT: the host reports healthy on VERSION in SLOT.
+healthy_on() { host_is ".state == \"healthy\" and .version == \"$1\" and .booted_slot == \"$2\""; }
 # part_start NAME: the first sector of partition NAME of the VM's disk.
 part_start() { sgdisk -p "$D/disk.img" | awk -v n="$1" '$NF == n { print $2 }'; }
 # slot_head START FILE: the first 256 KiB (one chunk of the agent's slot
@@ -88,7 +83,7 @@ t0=$(date +%s)
 truncate -s 2G "$D/disk.img"
 LOG=$D/bios.log
 bios "$LOG"
-until_true 900 log_has "$LOG" 'install: done, rebooting into slot a\|install failed'
+until_true 900 log_has "$LOG" 'install: done, rebooting into slot a\|install failed\|Slipway: boot failed'
 if log_has "$LOG" 'SeaBIOS (version' && log_has "$LOG" 'Boot failed: not a bootable disk' &&
         log_has "$LOG" 'Booting from ROM' && log_has "$LOG" 'Slipway: installing base 1.0' &&
         log_has "$LOG" 'install: grubenv: slot a good with 1.0' &&
@@ -102,11 +97,11 @@ t_case "SeaBIOS boots the installed disk through core.img: 1.0 from slot a, the 
 t0=$(date +%s)
 until_true 600 eval '[ "$(reports "$LOG")" -ge 1 ]'
 report_s=$(($(date +%s) - t0))
-until_true 300 host_is '.state == "healthy" and .version == "1.0" and .booted_slot == "a"'
+until_true 300 healthy_on 1.0 a
 if [ "$(last_report "$LOG" firmware)" = "bios secure-boot=off" ] && [ "$(boots "$LOG" a)" = 1 ] &&
         [ "$(last_report "$LOG" pid1)" = systemd ] &&
         [ "$(unit "$LOG" slipway-agent)" = "active=active enabled=enabled" ] &&
-        host_is '.state == "healthy" and .version == "1.0" and .booted_slot == "a"'; then
+        healthy_on 1.0 a; then
         t_ok "report after ${report_s} s, healthy after $(($(date +%s) - t0)) s"
 else
         t_fail "firmware=$(last_report "$LOG" firmware), agent $(unit "$LOG" slipway-agent); $(host_line);" \
@@ -140,10 +135,11 @@ LOG=$D/bios-cut-slot.log
 # Network first, as some racks boot: the iPXE script of an installed host
 # boots the BIOS's first disk (sanboot --drive 0x80).
 [ $cut = 1 ] && VM_NET_FIRST=1 bios "$LOG"
-until_true 900 host_is '.state == "healthy" and .version == "4.0" and .booted_slot == "a"'
+# An iPXE script that fails says so before it asks again, for ever.
+until_true 900 eval 'healthy_on 4.0 a || log_has "$LOG" "Slipway: boot failed"'
 if [ $cut = 1 ] && [ -n "$same" ] && log_has "$LOG" 'Slipway: h-[0-9a-f]* boots from its disk' &&
         [ "$(first_boot "$LOG")" = b ] &&
-        host_is '.state == "healthy" and .version == "4.0" and .booted_slot == "a"' && [ "$(boots "$LOG" a)" -ge 1 ]; then
+        healthy_on 4.0 a && [ "$(boots "$LOG" a)" -ge 1 ]; then
         t_ok "$(($(date +%s) - t0)) s; the cut came with $(((same - 1) >> 20)) of $((size >> 20)) MiB in the slot"
 else
         t_fail "ok=$ok cut=$cut, 4.0 in the slot up to byte '$same' of $size, first boot after the cut:" \
@@ -168,9 +164,9 @@ fi
 env_line=$(grep '^slipway_' "$D/grubenv-cut" 2>/dev/null | tr '\n' ' ')
 LOG=$D/bios-cut-env.log
 [ $cut = 1 ] && bios "$LOG"
-until_true 900 host_is '.state == "healthy" and .version == "5.0" and .booted_slot == "b"'
+until_true 900 healthy_on 5.0 b
 if [ $cut = 1 ] && [ -n "$next" ] && [ "$(first_boot "$LOG")" = "$next" ] &&
-        host_is '.state == "healthy" and .version == "5.0" and .booted_slot == "b"'; then
+        healthy_on 5.0 b; then
         t_ok "$(($(date +%s) - t0)) s; after the cut grubenv said: ${env_line}; the first boot: slot $next"
 else
         t_fail "cut=$cut, grubenv after the cut: '${env_line}' (GRUB's choice '$next')," \

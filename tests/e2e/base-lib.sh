@@ -3,16 +3,24 @@
 # through GRUB, a namespace with slipwayd and its dnsmasq, the VM on a tap
 # device of it, and what the VM's console and slipwayd say about the host.
 #
-# Sourced after tests/lib.sh and t_begin. The suite sets D (its
-# directory), NS, SERVER_IP and URL (the namespace and slipwayd's address
-# in it), MAC (the VM's) and START (for elapsed) before it calls these;
-# base_slipwayd sets TOKEN and SPID, vm sets QPID.
+# Sourced after tests/lib.sh and t_begin (and t_reuse_dir): D is the
+# suite's directory, and what the suite starts is stopped at its end. The
+# suite then sets NS, SERVER_IP and URL (the namespace and slipwayd's
+# address in it) and MAC (the VM's); base_slipwayd sets TOKEN and SPID,
+# vm sets QPID, and the suite BPID for base_later.
 
 B=$BIN/slipway-build
 SD=$BIN/slipwayd
 CTL=$BIN/slipctl
 REPO=$TOP/build/base-repo
+D=$T_DIR
 export SOURCE_DATE_EPOCH=1700000000
+export SLIPWAY_CACHE=$D/cache
+START=$(date +%s)
+QPID=
+SPID=
+BPID=
+t_on_exit 't_stop "$QPID" "$BPID"; t_stop "$SPID"'
 
 in_ns() { ip netns exec "$NS" "$@"; }
 elapsed() { echo "$(($(date +%s) - START)) s"; }

@@ -40,8 +40,6 @@ t_begin e2e-base
 [ -z "${BASE_E2E_DIR:-}" ] || t_reuse_dir "$BASE_E2E_DIR" '*.log' '*.img' '*.fd' srv store store-later img
 
 . "$TOP/tests/e2e/base-lib.sh"
-D=$T_DIR
-export SLIPWAY_CACHE=$D/cache
 NS=slw-base-$$
 SERVER_IP=10.98.0.1
 URL=http://$SERVER_IP:8080
@@ -50,11 +48,6 @@ CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 CODE_SB=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
 VARS_MS=/usr/share/OVMF/OVMF_VARS_4M.ms.fd
-START=$(date +%s)
-QPID=
-SPID=
-BPID=
-t_on_exit 't_stop "$QPID" "$BPID"; t_stop "$SPID"'
 
 base_setup
 
