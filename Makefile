@@ -352,10 +352,13 @@ test-fleet: all sample-repo
 test-ha: all sample-repo
 	@tests/fleet/ha.sh
 
+E2E := tests/e2e/run.sh tests/e2e/grub.sh tests/e2e/base.sh tests/e2e/base-bios.sh
+
 ## make test-e2e      VMs: PXE install, rollouts, a failing release, a power cut; GRUB under Secure Boot and BIOS;
-##                    Slipway Base (systemd) over PXE through GRUB: updates, a fallback, host files rolled out and back
+##                    Slipway Base (systemd) over PXE through GRUB under UEFI and under BIOS: updates, a fallback,
+##                    power cuts, host files rolled out and back; JOBS suites at a time (default 2), the longest first
 test-e2e: all sample-repo base-repo
-	@rc=0; tests/e2e/run.sh || rc=1; tests/e2e/grub.sh || rc=1; tests/e2e/base.sh || rc=1; exit $$rc
+	@SLIPWAY_TEST_DURATIONS=$(CURDIR)/$(BUILD)/test-durations-e2e tests/run-integration.sh -j $(JOBS) $(E2E)
 
 ## make test-boot     build the sample image and boot it in qemu
 test-boot: all sample-repo

@@ -376,6 +376,44 @@ t_port() {
         ) 9>>"$list"
 }
 
+# until_true SECONDS CMD...: runs CMD every second (every UNTIL_EVERY
+# seconds when that is set: UNTIL_EVERY=0.05 until_true ...) until it
+# succeeds or SECONDS have passed; the status is that of its last run.
+until_true() {
+        local deadline=$(($(date +%s) + $1))
+        shift
+        while [ "$(date +%s)" -lt "$deadline" ]; do
+                "$@" && return 0
+                sleep "${UNTIL_EVERY:-1}"
+        done
+        "$@"
+}
+
+# cut_when CMD...: a power cut, by the suite's vm_off (qemu killed, nothing
+# synced by the guest), as soon as CMD succeeds, polled every 50 ms; 0 when
+# it did within 300 s.
+cut_when() {
+        UNTIL_EVERY=0.05 until_true 300 "$@" || return 1
+        vm_off
+}
+
+# t_reuse_dir DIR PATH...: for a second run while a suite is worked on: the
+# suite's directory becomes DIR (made when missing), each PATH in it (a
+# glob, relative to DIR) is removed, and the rest (build caches, keys)
+# kept for this run.
+t_reuse_dir() {
+        local p
+        rm -rf "$T_DIR"
+        T_DIR=$1
+        export SLIPWAY_TEST_SUITE=$T_DIR
+        mkdir -p "$T_DIR"
+        shift
+        for p in "$@"; do
+                # shellcheck disable=SC2086
+                rm -rf "$T_DIR"/$p
+        done
+}
+
 # sha FILE: its SHA-256, in hex.
 sha() { sha256sum "$1" | cut -c1-64; }
 # now_ms: the time, in milliseconds.

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Runs the shell suites given as arguments (tests/integration/*.sh), JOBS at
-# a time, and fails when one of them fails.
+# Runs the shell suites given as arguments (tests/integration/*.sh, or
+# tests/e2e/*.sh), JOBS at a time, and fails when one of them fails.
 #
 #   tests/run-integration.sh [-j JOBS] SUITE.sh...     (JOBS: default 2)
 #
@@ -14,11 +14,12 @@
 # The longest start first, so that the last one to end is a short one. A
 # suite's expected time is the one it took in the last run here
 # (build/test-durations, or the file SLIPWAY_TEST_DURATIONS names, written
-# at the end of every run), else the one in
-# tests/integration/durations, else 60 s. That file also marks the suites
-# that take more than one of the JOBS slots: "alone" (all of them, for a
-# suite that times itself closely or loads the CPU) or a number (pg-suites
-# runs two suites at once itself). Such a suite starts before the others.
+# at the end of every run), else the one in the file durations beside the
+# first suite (tests/integration/durations), else 60 s. That file also
+# marks the suites that take more than one of the JOBS slots: "alone" (all
+# of them, for a suite that times itself closely or loads the CPU) or a
+# number (pg-suites runs two suites at once itself). Such a suite starts
+# before the others.
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=${JOBS:-2}
@@ -34,7 +35,7 @@ if [ $# = 0 ]; then
         echo "usage: tests/run-integration.sh [-j JOBS] SUITE.sh..." >&2
         exit 2
 fi
-LIST=$TOP/tests/integration/durations
+LIST=$(dirname "$1")/durations
 LAST=${SLIPWAY_TEST_DURATIONS:-$TOP/build/test-durations}
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/slipway-integration.XXXXXX") || exit 1
 

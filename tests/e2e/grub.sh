@@ -25,13 +25,7 @@
 # run finds its images built.
 . "$(dirname "$0")/../lib.sh"
 t_begin e2e-grub
-if [ -n "${GRUB_E2E_DIR:-}" ]; then
-        rm -rf "$T_DIR"
-        T_DIR=$GRUB_E2E_DIR
-        export SLIPWAY_TEST_SUITE=$T_DIR
-        mkdir -p "$T_DIR"
-        rm -rf "$T_DIR"/*.log "$T_DIR"/*.img "$T_DIR/srv" "$T_DIR/img"
-fi
+[ -z "${GRUB_E2E_DIR:-}" ] || t_reuse_dir "$GRUB_E2E_DIR" '*.log' '*.img' srv img
 
 B=$BIN/slipway-build
 SD=$BIN/slipwayd
@@ -49,17 +43,6 @@ QPID=
 SPID=
 t_on_exit 't_stop "$QPID" "$SPID" "${CATPID:-}"'
 elapsed() { echo "$(($(date +%s) - START)) s"; }
-
-# until_true SECONDS CMD...: polls CMD every second.
-until_true() {
-        local deadline=$(($(date +%s) + $1))
-        shift
-        while [ "$(date +%s)" -lt "$deadline" ]; do
-                "$@" && return 0
-                sleep 1
-        done
-        "$@"
-}
 
 # The definition: GRUB for both firmwares, the image's own shim and GRUBs;
 # no "quiet", so that the kernel says whether Secure Boot is on.
@@ -131,7 +114,7 @@ vm() {
                 -device "virtio-net-pci,netdev=n0,mac=$MAC" "$@" </dev/null >"$log.qemu" 2>&1 &
         QPID=$!
 }
-vm_stop() {
+vm_off() {
         t_stop "$QPID" "$CATPID"
         QPID=
         CATPID=
@@ -158,7 +141,7 @@ enroll=$(grep -o 'slipway\.enroll=[^ ]*' "$D/install.ipxe" | head -n 1)
 vm "$D/install.log" -no-reboot -kernel "$D/img/vmlinuz" -initrd "$D/img/initrd.img" \
         -append "console=ttyS0 no_timer_check slipway.mode=install slipway.server=$GUEST_URL ${enroll:-slipway.enroll=sekrit} slipway.mac=$MAC"
 until_true 300 eval '! kill -0 "$QPID" 2>/dev/null'
-vm_stop
+vm_off
 if log_has "$D/install.log" 'install: grubenv: slot a good with 1.0' &&
         log_has "$D/install.log" 'install: done, rebooting into slot a'; then
         t_ok "$(($(date +%s) - t0)) s"
@@ -214,19 +197,6 @@ t_case "Secure Boot: 3.0 fails its health check and falls back to 2.0 in slot b"
 t0=$(date +%s)
 if out=$(fallback "$D/sb.log" 3.0 2.0 b); then t_ok "$(($(date +%s) - t0)) s"; else t_fail "$out"; fi
 
-# cut_when CMD...: a power cut (qemu killed, nothing synced by the guest) as
-# soon as CMD succeeds, polled every 50 ms; 0 when it did within 300 s.
-cut_when() {
-        local i
-        for ((i = 0; i < 6000; i++)); do
-                if "$@"; then
-                        vm_stop
-                        return 0
-                fi
-                sleep 0.05
-        done
-        return 1
-}
 # first_boot LOG: the slot the first boot in LOG went to.
 first_boot() { tr -d '\r' <"$1" | grep -a -m1 -o 'SLIPWAY-INITRAMFS slot=[ab]' | cut -d= -f2; }
 
@@ -245,7 +215,7 @@ if [ $cut = 1 ] && host_is '.state == "healthy" and .version == "4.0" and .boote
 else
         t_fail "cut=$cut; $(host_line); $(tr -d '\r' <"$D/sb-cut.log" | tail -n 10)"
 fi
-vm_stop
+vm_off
 
 t_case "Secure Boot: GRUB without its signature is refused (Security Violation)"
 cp "$D/disk.img" "$D/disk-good.img"
@@ -265,7 +235,7 @@ EOF
         mcopy -o -i "$D/disk.img@@$esp" "$D/grub-unsigned.efi" ::/EFI/BOOT/grubx64.efi; then
         sb_vm "$D/unsigned.log"
         until_true 120 log_has "$D/unsigned.log" 'Security Violation\|SLIPWAY-INITRAMFS'
-        vm_stop
+        vm_off
         if log_has "$D/unsigned.log" 'Security Violation' && ! log_has "$D/unsigned.log" 'SLIPWAY-INITRAMFS'; then
                 t_ok "$(tr -d '\r' <"$D/unsigned.log" | grep -a -m1 -o 'Verification failed[^]]*Security Violation')"
         else
@@ -306,6 +276,6 @@ fi
 t_case "BIOS: 6.0 fails its health check and falls back to 5.0 in slot b"
 t0=$(date +%s)
 if out=$(fallback "$D/bios2.log" 6.0 5.0 b); then t_ok "$(($(date +%s) - t0)) s"; else t_fail "$out"; fi
-vm_stop
+vm_off
 
 t_end

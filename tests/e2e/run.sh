@@ -20,14 +20,8 @@
 # processes' logs; E2E_PHASES="1 2" runs only those phases.
 . "$(dirname "$0")/../lib.sh"
 t_begin e2e
-if [ -n "${E2E_DIR:-}" ]; then
-        # development: reuse the images built in E2E_DIR by an earlier run
-        rm -rf "$T_DIR"
-        T_DIR=$E2E_DIR
-        export SLIPWAY_TEST_SUITE=$T_DIR
-        mkdir -p "$T_DIR"
-        rm -rf "$T_DIR"/vm* "$T_DIR/state" "$T_DIR/slipwayd.log" "$T_DIR/store"
-fi
+# development: reuse the images built in E2E_DIR by an earlier run
+[ -z "${E2E_DIR:-}" ] || t_reuse_dir "$E2E_DIR" 'vm*' state slipwayd.log store
 
 B=$BIN/slipway-build
 SD=$BIN/slipwayd
@@ -58,17 +52,6 @@ elapsed() { echo "$(($(date +%s) - START)) s"; }
 phase() { [[ " $PHASES " == *" $1 "* ]]; }
 ctl() { in_ns "$CTL" --server "$URL" --token "$TOKEN" "$@"; }
 host_json() { ctl --json host show "$1" 2>/dev/null; }
-
-# until_true SECONDS CMD...: polls CMD every second.
-until_true() {
-        local deadline=$(($(date +%s) + $1))
-        shift
-        while [ "$(date +%s)" -lt "$deadline" ]; do
-                "$@" && return 0
-                sleep 1
-        done
-        "$@"
-}
 
 # host_is MAC JQ-EXPR: the host's API record satisfies the expression.
 host_is() {
