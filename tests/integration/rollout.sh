@@ -172,11 +172,12 @@ t_wait_until 300 paused_in_2
 none_off_2() { [ "$(hosts | jq '[.hosts[] | select(.version != "2.0")] | length')" = 0 ]; }
 assigned_3() { api "$URL/v1/rollouts/$R3" | jq '[.waves[].assigned] | add'; }
 all_back() { [ "$(assigned_3)" = 0 ] && none_off_2; }
+t0=$SECONDS
 t_wait_until 600 all_back
 if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == "wave 2: "*" of 5 hosts failed, 0 allowed" ]] &&
         [ "$(jq '.waves[0].failed' <<<"$ro")" = 1 ] && all_back &&
         [ "$(api "$URL/v1/audit?action=rollout.resume" | jq "[.entries[] | select(.target == \"rollout $R3\")] | length")" = 1 ]; then
-        t_ok
+        t_ok "all back on 2.0 $((SECONDS - t0)) s after the pause"
 else
         t_fail "$(jq -c '{state, wave, reason, waves}' <<<"$ro"), $(assigned_3) still assigned;" \
                 "$(hosts | jq -c '[.hosts[] | {version, state}]')"
