@@ -254,7 +254,9 @@ fi
 
 t_case "slipwayd restarted mid-bake: the bake goes on from where it was"
 pipeline_file restart tiny:2.0 "" ""
-sed -i 's/^bake = 3$/bake = 6/' "$D/restart.conf"
+# Long enough for slipwayd to stop and start again on a slow machine
+# within the bake.
+sed -i 's/^bake = 3$/bake = 20/' "$D/restart.conf"
 if t_wait_until 90 settled && out=$($C pipeline start "$D/restart.conf" 2>&1) && P5=$(grep -o 'pipeline [0-9]*' <<<"$out" | cut -d' ' -f2) &&
         t_wait_until 90 phase_is "$P5" baking && ends=$(state_of "$P5" .bake_ends) &&
         t_stop "$SRV" && start_server "$PORT" && [ "$(state_of "$P5" .state)" = running ] &&
