@@ -160,11 +160,13 @@ fi
 
 t_case "resume accepts the canary's failure; the next host's failure pauses the rollout again"
 api -o /dev/null -X POST "$URL/v1/rollouts/$R3/resume"
+t0=$SECONDS
 paused_in_2() {
         ro=$(api "$URL/v1/rollouts/$R3")
         [ "$(jq -r .state <<<"$ro")" = paused ] && [ "$(jq -r .wave <<<"$ro")" = 2 ]
 }
 t_wait_until 300 paused_in_2
+t_paused=$((SECONDS - t0))
 # Hosts of wave 2 already on their way when it pauses still go and fall
 # back, one after the other (one lease per rack and service): they are
 # all back when none is assigned any more, each having failed, and every
@@ -177,7 +179,7 @@ t_wait_until 600 all_back
 if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == "wave 2: "*" of 5 hosts failed, 0 allowed" ]] &&
         [ "$(jq '.waves[0].failed' <<<"$ro")" = 1 ] && all_back &&
         [ "$(api "$URL/v1/audit?action=rollout.resume" | jq "[.entries[] | select(.target == \"rollout $R3\")] | length")" = 1 ]; then
-        t_ok "all back on 2.0 $((SECONDS - t0)) s after the pause"
+        t_ok "paused $t_paused s after the resume, all back on 2.0 $((SECONDS - t0)) s later"
 else
         t_fail "$(jq -c '{state, wave, reason, waves}' <<<"$ro"), $(assigned_3) still assigned;" \
                 "$(hosts | jq -c '[.hosts[] | {version, state}]')"
