@@ -29,7 +29,7 @@ TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
 "$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-json no --enroll-token sekrit \
         >>"$D/srv.log" 2>&1 &
 PIDS+=("$!")
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 1200; i++)); do
         [ -s "$D/srv/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/srv/slipwayd.url")/v1/status" && break
         sleep 0.05
 done

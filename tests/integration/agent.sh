@@ -36,7 +36,7 @@ start_server() {
                 --log-json no --enroll-token sekrit >>"$D/srv.log" 2>&1 &
         SPID=$!
         PIDS+=("$SPID")
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$D/srv/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/srv/slipwayd.url")/v1/status" && break
                 sleep 0.05
         done
@@ -199,7 +199,7 @@ for ((i = 0; i < 300; i++)); do [ -e "$D/slow.started" ] && break; sleep 0.1; do
 lease_now=$(host_json r1 | jq -c .lease)
 rm -f "$D/slow"
 grant=$(api "$URL/v1/audit?action=lease.grant" | jq -c --arg h "$(cat "$D/r1/id")" '[.entries[] | select(.target == $h)][-1]')
-for ((i = 0; i < 100; i++)); do host_json r1 | jq -e '.state == "healthy" and .version == "2.0"' >/dev/null && break; sleep 0.1; done
+for ((i = 0; i < 600; i++)); do host_json r1 | jq -e '.state == "healthy" and .version == "2.0"' >/dev/null && break; sleep 0.1; done
 kill "$APID" 2>/dev/null
 wait "$APID" 2>/dev/null
 if [ -e "$D/slow.started" ] && jq -e --argjson g "$grant" '.epoch == $g.detail.epoch and
@@ -319,14 +319,14 @@ t_case "a truncated download: the server vanishes mid-download, the agent resume
 register h5 52:54:00:01:00:05
 assign h5 tiny:1.0
 SLIPWAY_PAUSE_AT=slot-write:1 agent_bg h5 run
-for ((i = 0; i < 100; i++)); do [ "$(ps -o stat= -p $APID | cut -c1)" = T ] && break; sleep 0.1; done
+for ((i = 0; i < 600; i++)); do [ "$(ps -o stat= -p $APID | cut -c1)" = T ] && break; sleep 0.1; done
 kill -9 "$SPID"
 wait "$SPID" 2>/dev/null
 kill -CONT "$APID"
 sleep 2
 nothing_bootable=$(ls "$D/h5/esp/loader/entries" | wc -l)
 start_server
-for ((i = 0; i < 150; i++)); do host_json h5 | jq -e '.state == "healthy"' >/dev/null 2>&1 && break; sleep 0.1; done
+for ((i = 0; i < 600; i++)); do host_json h5 | jq -e '.state == "healthy"' >/dev/null 2>&1 && break; sleep 0.1; done
 kill "$APID" 2>/dev/null
 wait "$APID" 2>/dev/null
 # The interruption is no failure of the image: never reported as one.
@@ -354,7 +354,7 @@ wait "$SPID" 2>/dev/null
 kill -CONT "$APID"
 sleep 2
 start_server
-for ((i = 0; i < 150; i++)); do
+for ((i = 0; i < 600; i++)); do
         host_json h6 | jq -e '.state == "rolled-back" and .lease == null' >/dev/null 2>&1 && break
         sleep 0.1
 done

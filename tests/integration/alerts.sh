@@ -96,7 +96,7 @@ TOKEN=$("$SD" --state-dir "$D/state" --log-json no token create ci)
 "$SD" --state-dir "$D/state" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-format json --log-level debug \
         >"$D/stdout" 2>"$D/log" &
 PIDS+=("$!")
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 1200; i++)); do
         [ -s "$D/state/slipwayd.url" ] && break
         sleep 0.05
 done

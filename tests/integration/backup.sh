@@ -49,7 +49,7 @@ start_server() { # STATE-DIR LISTEN [FLAGS...]
                 >>"$D/srv.log" 2>&1 &
         SRV=$!
         PIDS+=($SRV)
-        for ((i = 0; i < 200; i++)); do [ -s "$1/slipwayd.url" ] && break; sleep 0.05; done
+        for ((i = 0; i < 1200; i++)); do [ -s "$1/slipwayd.url" ] && break; sleep 0.05; done
         URL=$(cat "$1/slipwayd.url")
 }
 # The restored servers take the port over (t_port: no other program
@@ -140,7 +140,7 @@ rc=$?
         >"$D/second.out" 2>&1 &
 SECOND=$!
 PIDS+=($SECOND)
-for ((i = 0; i < 50; i++)); do t_alive $SECOND || break; sleep 0.1; done
+for ((i = 0; i < 600; i++)); do t_alive $SECOND || break; sleep 0.1; done
 wait $SECOND 2>/dev/null
 rc2=$?
 if [ $rc != 0 ] && grep -q "slipwayd is running on .* (pid $SRV): stop it" "$D/refused.out" && [ $rc2 != 0 ] &&
@@ -169,7 +169,7 @@ while t_alive $SRV; do sleep 0.01; done
 rc=$?
 T_RESTORED=$(now_ms)
 start_server "$D/dr" "$LISTEN"
-for ((i = 0; i < 200; i++)); do [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/hosts")" = 200 ] && break; sleep 0.05; done
+for ((i = 0; i < 1200; i++)); do [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/hosts")" = 200 ] && break; sleep 0.05; done
 T_SERVING=$(now_ms)
 RTO=$((T_SERVING - T_KILL))
 A3=$(api "$URL/v1/audit?action=state.restore" | jq '.entries[0].id // 0')
@@ -204,7 +204,7 @@ fi
 
 t_case "the host running an image the restored catalog lacks is accepted and shown; pushed and assigned again, it is healthy"
 seen=0
-for ((i = 0; i < 50; i++)); do
+for ((i = 0; i < 300; i++)); do
         h7=$(api "$URL/v1/hosts/$H7")
         [ "$(jq -r .current_image <<<"$h7")" = "$ID3" ] && [ "$(jq -r .version <<<"$h7")" = 3.0 ] && { seen=1; break; }
         sleep 0.2
@@ -345,7 +345,7 @@ DRURL=${PGURL/\/slipway\?//dr?}
 rc=$?
 T_PGRESTORED=$(now_ms)
 start_server "$D/pgdr" "$LISTEN" --database "$DRURL"
-for ((i = 0; i < 200; i++)); do [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/hosts")" = 200 ] && break; sleep 0.05; done
+for ((i = 0; i < 1200; i++)); do [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/hosts")" = 200 ] && break; sleep 0.05; done
 T_PGSERVING=$(now_ms)
 PGRTO=$((T_PGSERVING - T_PGKILL))
 PA3=$(api "$URL/v1/audit?action=state.restore" | jq '.entries[-1].id // 0')
@@ -435,7 +435,7 @@ if [ $pitr_ok = 1 ]; then
         sql "$PITR_URL" "SELECT pg_create_restore_point('before-loss')" >/dev/null
         "$SD" --state-dir "$D/pitrsrv" --database "$PITR_URL" --log-json no token create lost >/dev/null 2>&1
         wal=$(sql "$PITR_URL" "SELECT pg_walfile_name(pg_switch_wal())")
-        for ((i = 0; i < 100; i++)); do [ -f "$D/pitr-wal/$wal" ] && break; sleep 0.1; done
+        for ((i = 0; i < 600; i++)); do [ -f "$D/pitr-wal/$wal" ] && break; sleep 0.1; done
         [ -f "$D/pitr-wal/$wal" ] || pitr_ok=0
         pg_stop pitr
 fi
@@ -449,7 +449,7 @@ if [ $pitr_ok = 1 ]; then
         pg_url "$D/pitr2" >"$D/pitr2/url"
         t_on_exit "pg_cluster_stop '$D/pitr2'"
         PITR2_URL=$(pg_cluster_start "$D/pitr2" "$D" 2>>"$D/pitr.log")
-        for ((i = 0; i < 100; i++)); do [ "$(sql "$PITR2_URL" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break; sleep 0.1; done
+        for ((i = 0; i < 600; i++)); do [ "$(sql "$PITR2_URL" 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && break; sleep 0.1; done
         "$SD" --state-dir "$D/pitrsrv" --database "$PITR2_URL" --log-json no token list >"$D/pitr-tokens" 2>&1
         T_PITR_UP=$(now_ms)
         if grep -q '^base ' "$D/pitr-tokens" && grep -q '^kept ' "$D/pitr-tokens" && ! grep -q '^lost ' "$D/pitr-tokens"; then

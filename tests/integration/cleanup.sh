@@ -17,7 +17,7 @@ bg() {
 # gone PID...: none of the PIDs runs any more (waits up to 10 s).
 gone() {
         local i p
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 600; i++)); do
                 for p in "$@"; do t_alive "$p" && { sleep 0.1; continue 2; }; done
                 return 0
         done
@@ -56,7 +56,7 @@ for how in end exit term; do
         if [ $how = term ]; then
                 HOW=$how TMPDIR=$D "$D/careless.sh" >"$D/careless-$how.log" 2>&1 &
                 suite=$!
-                for ((i = 0; i < 100; i++)); do [ -e "$D/careless.waiting" ] && break; sleep 0.1; done
+                for ((i = 0; i < 600; i++)); do [ -e "$D/careless.waiting" ] && break; sleep 0.1; done
                 kill -TERM "$suite"
                 wait "$suite"
         else

@@ -300,9 +300,10 @@ fi
 t_case "rollout watch in a pipe: a line per change, exit 3 with the reason when paused"
 $C rollout watch "$R1" >"$D/watch.out" 2>"$D/watch.err" &
 wpid=$!
-sleep 1.5
+# Paused once watch has shown the rollout running, not before.
+t_wait_until 60 test -s "$D/watch.out"
 $C rollout pause "$R1" >/dev/null
-t_wait_until 10 grep -q "is paused" "$D/watch.out"
+t_wait_until 60 grep -q "is paused" "$D/watch.out"
 kill $wpid 2>/dev/null
 wait $wpid
 rc=$?
@@ -357,7 +358,7 @@ if out=$($C rollout rollback "$R2") && R3=$($C --json rollout list | jq -r '.rol
         grep -q "^image: *what each host ran before rollout $R2\$" <<<"$status" &&
         [ "$($C --json rollout status "$R2" | jq -r '.state + ": " + .reason')" = \
                 "aborted: rolled back by rollout $R3: asked by an operator" ] &&
-        t_wait_until 10 db_hosts_on "$ID1" &&
+        t_wait_until 60 db_hosts_on "$ID1" &&
         $C rollout list | grep -E -q "^$R3  +rollback  +running  +1/1  +-  +2  +0 "; then
         t_ok
 else
@@ -367,9 +368,9 @@ fi
 t_case "rollout watch: exit 0 once the hosts report the image"
 $C rollout watch "${R3:-0}" >"$D/done.out" 2>"$D/done.err" &
 wpid=$!
-sleep 1.2
+t_wait_until 60 test -s "$D/done.out"
 for h in "${H[3]}" "${H[4]}"; do checkin "$h" "$ID1"; done
-t_wait_until 15 grep -q "is done" "$D/done.out"
+t_wait_until 60 grep -q "is done" "$D/done.out"
 kill $wpid 2>/dev/null
 wait $wpid
 rc=$?
@@ -415,12 +416,12 @@ open="$(hhmm $((now_min - 60)))-$(hhmm $((now_min + 60)))"
 lease() { curl -s -X "$1" -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts/$2/lease"; }
 refresh_hosts
 R4=$($C --json rollout start tiny:2.0 --selector service=db --window "rack@$closed" | jq -r .id)
-t_wait_until 10 db_hosts_on "$ID2"
+t_wait_until 60 db_hosts_on "$ID2"
 refused=$(lease POST "$h")
 $C rollout abort "$R4" >/dev/null
 refresh_hosts
 R5=$($C --json rollout start tiny:2.0 --selector service=db --window "rack=$rack@$open" | jq -r .id)
-t_wait_until 10 db_hosts_on "$ID2"
+t_wait_until 60 db_hosts_on "$ID2"
 granted=$(lease POST "$h")
 lease DELETE "$h" >/dev/null
 $C rollout abort "$R5" >/dev/null

@@ -55,7 +55,7 @@ start_server() {
         "$SLIPWAYD" --state-dir "$dir" --listen 127.0.0.1:0 --trusted-keys "$keys" --log-json no "$@" \
                 >"$dir.log" 2>&1 &
         PIDS="$PIDS $!"
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 600; i++)); do
                 [ -s "$dir/slipwayd.url" ] && break
                 sleep 0.1
         done
@@ -224,9 +224,10 @@ fi
 t_case "audit --follow prints new entries as they come"
 $C audit --follow --limit 1 >"$D/follow.out" 2>"$D/follow.err" &
 fpid=$!
-sleep 1.5
+# Labelled once follow has printed the last entry, not before.
+t_wait_until 60 grep -q '^[0-9]' "$D/follow.out"
 $C host label "$H2" followed=yes >/dev/null
-for ((i = 0; i < 40; i++)); do
+for ((i = 0; i < 600; i++)); do
         grep -q 'followed' "$D/follow.out" && break
         sleep 0.1
 done

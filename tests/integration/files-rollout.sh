@@ -37,7 +37,7 @@ TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
 "$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --trusted-keys "$D/keys" --log-json no \
         --enroll-token sekrit --checkin-interval 1 >"$D/srv.log" 2>&1 &
 PIDS+=($!)
-for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
+t_wait_until 60 test -s "$D/srv/slipwayd.url"
 URL=$(cat "$D/srv/slipwayd.url")
 export SLIPWAY_SERVER=$URL SLIPWAY_TOKEN=$TOKEN
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }

@@ -27,7 +27,7 @@ start_server() {
         TOKEN=$("$SD" --state-dir "$state" --log-json no token create ci) || return 1
         "$SD" --state-dir "$state" --listen 127.0.0.1:0 --trusted-keys "" --log-json no "$@" >>"$state.log" 2>&1 &
         PIDS+=("$!")
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$state/slipwayd.url" ] && break
                 sleep 0.05
         done
@@ -198,7 +198,7 @@ t_case "many nodes at once: exactly one gets the slot"
 for i in $(seq 1 8); do
         (fleetlock pre-reboot "$(printf 'race%028d' "$i")" race; echo "$CODE" >"$D/race.$i") &
 done
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 600; i++)); do
         [ "$(cat "$D"/race.* 2>/dev/null | wc -l)" = 8 ] && break
         sleep 0.1
 done

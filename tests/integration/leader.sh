@@ -55,7 +55,7 @@ start() {
                 --heartbeat-timeout 4 --leader-ttl 3 >>"$D/$n.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
-        for ((i = 0; i < 200; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$D/$n/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/$n/slipwayd.url")/v1/status" && break
                 sleep 0.05
         done
@@ -231,7 +231,7 @@ fi
 t_case "the rollout goes on under the new leader and completes"
 rollout_done() { [ "$(any_api "/v1/rollouts/$R" | jq -r .state)" = done ]; }
 wait_on 2.0 120
-for ((i = 0; i < 50; i++)); do rollout_done && break; sleep 0.2; done
+for ((i = 0; i < 300; i++)); do rollout_done && break; sleep 0.2; done
 if [ "$(on 2.0)" = 4 ] && rollout_done; then
         t_ok "$(any_api "/v1/rollouts/$R" | jq -c '[.waves[] | .done]')"
 else
@@ -240,7 +240,7 @@ else
 fi
 
 t_case "the killed instance goes stale in the registry and on /metrics"
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 600; i++)); do
         st=$(any_api /v1/instances | jq -r --arg n "$L1" '.instances[] | select(.name == $n) | .state')
         [ "$st" = stale ] && break
         sleep 0.1

@@ -27,7 +27,7 @@ start_server() {
                 >>"$D/srv.log" 2>&1 &
         SPID=$!
         PIDS+=($SPID)
-        for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
+        t_wait_until 60 test -s "$D/srv/slipwayd.url"
         URL=$(cat "$D/srv/slipwayd.url")
 }
 start_server

@@ -45,7 +45,7 @@ start_server() { # LISTEN [FLAGS...]
                 >>"$D/srv.log" 2>&1 &
         SRV=$!
         PIDS+=($SRV)
-        for ((i = 0; i < 200; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
+        t_wait_until 60 test -s "$D/srv/slipwayd.url"
         URL=$(cat "$D/srv/slipwayd.url")
 }
 # The server on PostgreSQL takes the port over (t_port: no other program
@@ -155,7 +155,7 @@ T1=$(now_ms)
 rc=$?
 T2=$(now_ms)
 start_server "$LISTEN" --database "$PGURL"
-for ((i = 0; i < 200; i++)); do [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/hosts")" = 200 ] && break; sleep 0.05; done
+for ((i = 0; i < 1200; i++)); do [ "$(api -o /dev/null -w '%{http_code}' "$URL/v1/hosts")" = 200 ] && break; sleep 0.05; done
 T3=$(now_ms)
 STOP=$((T3 - T0))
 rows=$(sed -n 's/^  \([0-9]*\) rows copied.*/\1/p' "$D/migrate.out")
@@ -183,7 +183,7 @@ held=$(jq -r ".[] | select(.id == \"$SPARE\") | .lease.epoch" "$D/after.hosts")
 [ "$(sql "$PGURL" "SELECT string_agg(version, ',' ORDER BY seq) FROM images")" = "1.0,2.0,3.0" ] || bad+=" seq"
 # The instance records itself as the holder of every blob of its state
 # directory (the holders were not copied): its peers can fetch them.
-for ((i = 0; i < 50; i++)); do
+for ((i = 0; i < 600; i++)); do
         unheld=$(sql "$PGURL" "SELECT count(*) FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM blob_holders)")
         [ "$unheld" = 0 ] && break
         sleep 0.1

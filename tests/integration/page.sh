@@ -75,7 +75,7 @@ VIEWER=$("$SD" --state-dir "$D/srv" --log-json no token create watcher --role vi
 "$SD" --state-dir "$D/srv" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit --trusted-keys "$D/keys" \
         --events-poll 3600 >"$D/srv.log" 2>&1 &
 PIDS+=($!)
-for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
+t_wait_until 60 test -s "$D/srv/slipwayd.url"
 URL=$(cat "$D/srv/slipwayd.url")
 # Without roles (no GET /v1/whoami) the token is an admin's: no viewer case.
 [ -n "$VIEWER" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $VIEWER" "$URL/v1/whoami")" = 200 ] ||
@@ -129,11 +129,11 @@ if [ "$MODE" = check ]; then
         t_case "an entry reaches the stream as it is written, not at the fallback poll (an hour)"
         curl -sN --max-time 20 -H "Authorization: Bearer $TOKEN" "$URL/v1/events" >"$D/ev-own" &
         EPID=$!
-        for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-own" && break; sleep 0.05; done
+        for ((i = 0; i < 1200; i++)); do grep -qs '^event: hello' "$D/ev-own" && break; sleep 0.05; done
         host=$(api "$URL/v1/hosts" | jq -r '.hosts[0].id')
         t1=$(now_ms)
         api -o /dev/null -H 'Content-Type: application/json' -d '{"set": {"own": "yes"}}' "$URL/v1/hosts/$host/labels"
-        for ((i = 0; i < 1000; i++)); do grep -qs '"own":"yes"' "$D/ev-own" && break; sleep 0.01; done
+        for ((i = 0; i < 6000; i++)); do grep -qs '"own":"yes"' "$D/ev-own" && break; sleep 0.01; done
         t2=$(now_ms)
         kill $EPID 2>/dev/null
         wait $EPID 2>/dev/null
@@ -151,14 +151,14 @@ if [ "$MODE" = check ]; then
                 "$SD" --state-dir "$D/fb" --listen 127.0.0.1:0 --log-json no --trusted-keys "$D/keys" --events-poll 1 \
                         >"$D/fb.log" 2>&1 &
                 PIDS+=($!)
-                for ((i = 0; i < 200; i++)); do [ -s "$D/fb/slipwayd.url" ] && break; sleep 0.05; done
+                t_wait_until 60 test -s "$D/fb/slipwayd.url"
                 TOKEN_FB=$("$SD" --state-dir "$D/fb" --log-json no token create fb2)
                 curl -sN --max-time 20 -H "Authorization: Bearer $TOKEN_FB" "$(cat "$D/fb/slipwayd.url")/v1/events" \
                         >"$D/ev-fb" &
                 EPID=$!
-                for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-fb" && break; sleep 0.05; done
+                for ((i = 0; i < 1200; i++)); do grep -qs '^event: hello' "$D/ev-fb" && break; sleep 0.05; done
                 "$SD" --state-dir "$D/fb" --log-json no token create by-cli >/dev/null
-                for ((i = 0; i < 1000; i++)); do grep -qs '"target":"by-cli"' "$D/ev-fb" && break; sleep 0.01; done
+                for ((i = 0; i < 6000; i++)); do grep -qs '"target":"by-cli"' "$D/ev-fb" && break; sleep 0.01; done
                 kill $EPID 2>/dev/null
                 wait $EPID 2>/dev/null
                 if grep -q '^data: {"action":"token.create".*"target":"by-cli"' "$D/ev-fb"; then
@@ -179,7 +179,7 @@ if [ "$MODE" = check ]; then
                         curl -sN --max-time 60 -H "Authorization: Bearer $TOKEN" "$URL/v1/events" >"$D/st-$i" &
                         SPIDS+=($!)
                 done
-                for ((i = 0; i < 200; i++)); do
+                for ((i = 0; i < 600; i++)); do
                         [ "$(grep -ls -e '^event: hello' -e unavailable "$D"/st-* | wc -l)" = 64 ] && break
                         sleep 0.05
                 done
@@ -193,7 +193,7 @@ if [ "$MODE" = check ]; then
         wait "${SPIDS[@]}" 2>/dev/null
         # The server sees the closed connections at their next write (the keepalive) or at once.
         again=0
-        for ((i = 0; i < 40; i++)); do
+        for ((i = 0; i < 120; i++)); do
                 again=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H "Authorization: Bearer $TOKEN" "$URL/v1/events")
                 [ "$again" = 200 ] && break
                 sleep 0.5
@@ -210,14 +210,14 @@ if [ "$MODE" = check ] && [ "$T_STORE" = postgresql ]; then
         "$TOP/build/bin/slipwayd" --state-dir "$D/b" --database "$(pg_state_url "$D/srv")" --listen 127.0.0.1:0 \
                 --log-json no --trusted-keys "$D/keys" >"$D/b.log" 2>&1 &
         PIDS+=($!)
-        for ((i = 0; i < 200; i++)); do [ -s "$D/b/slipwayd.url" ] && break; sleep 0.05; done
+        t_wait_until 60 test -s "$D/b/slipwayd.url"
         URL_B=$(cat "$D/b/slipwayd.url" 2>/dev/null)
         curl -sN --max-time 30 -H "Authorization: Bearer $TOKEN" "$URL/v1/events" >"$D/ev-a" &
         EPID=$!
-        for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-a" && break; sleep 0.05; done
+        for ((i = 0; i < 1200; i++)); do grep -qs '^event: hello' "$D/ev-a" && break; sleep 0.05; done
         host=$(api "$URL/v1/hosts" | jq -r '.hosts[0].id')
         api -o /dev/null -H 'Content-Type: application/json' -d '{"set": {"written-on": "b"}}' "$URL_B/v1/hosts/$host/labels"
-        for ((i = 0; i < 200; i++)); do grep -qs "\"written-on\"" "$D/ev-a" && break; sleep 0.05; done
+        for ((i = 0; i < 1200; i++)); do grep -qs "\"written-on\"" "$D/ev-a" && break; sleep 0.05; done
         kill $EPID 2>/dev/null
         wait $EPID 2>/dev/null
         if grep -q "^data: {\"action\":\"host.labels\".*\"written-on\".*\"target\":\"$host\"" "$D/ev-a"; then

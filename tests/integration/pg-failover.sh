@@ -41,7 +41,7 @@ start() {
                 --trusted-keys "$D/keys" --checkin-interval 5 ${SD_EXTRA:-} >>"$D/a.log" 2>&1 &
         SPID=$!
         PIDS+=($SPID)
-        for ((i = 0; i < 200; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$D/a/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/a/slipwayd.url")/v1/status" && break
                 sleep 0.05
         done

@@ -36,7 +36,7 @@ start() {
         "$SD" --state-dir "$D/$n" --database "$PGURL" --listen 127.0.0.1:0 --log-json no --enroll-token sekrit \
                 --trusted-keys "$D/keys" --checkin-interval 5 --events-poll 3600 >>"$D/$n.log" 2>&1 &
         PIDS+=($!)
-        for ((i = 0; i < 200; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$D/$n/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/$n/slipwayd.url")/v1/status" && break
                 sleep 0.05
         done
@@ -75,7 +75,7 @@ wake_once() {
         api -d '{"wait": 20}' "$w/v1/hosts/$HB/lease" >"$D/wait" &
         wpid=$!
         # Waiting once its first refusal is in the audit log.
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ "$(refusals "$w" "$HB")" -gt "${before:-0}" ] 2>/dev/null && break
                 sleep 0.05
         done
@@ -100,10 +100,10 @@ stream_sees() {
         local i t1 spid
         curl -sN --max-time 20 -H "Authorization: Bearer $TOKEN" "$1/v1/events" >"$D/ev-$3" &
         spid=$!
-        for ((i = 0; i < 200; i++)); do grep -qs '^event: hello' "$D/ev-$3" && break; sleep 0.05; done
+        for ((i = 0; i < 1200; i++)); do grep -qs '^event: hello' "$D/ev-$3" && break; sleep 0.05; done
         t1=$(now_ms)
         api -o /dev/null -d "{\"set\": {\"seen\": \"$3\"}}" "$2/v1/hosts/$HA/labels"
-        for ((i = 0; i < 1000; i++)); do grep -qs "\"seen\":\"$3\"" "$D/ev-$3" && break; sleep 0.01; done
+        for ((i = 0; i < 6000; i++)); do grep -qs "\"seen\":\"$3\"" "$D/ev-$3" && break; sleep 0.01; done
         if grep -qs "^data: {\"action\":\"host.labels\".*\"seen\":\"$3\"" "$D/ev-$3"; then
                 echo $(($(now_ms) - t1))
         else
@@ -146,7 +146,7 @@ fi
 t_case "the server ends b's listening connection: b listens again by itself and is woken as before"
 psql -X -q -A -t -d "$PGURL" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'" \
         >"$D/terminate.log" 2>&1
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 600; i++)); do
         grep -q "listening again" "$D/b.log" && break
         sleep 0.1
 done

@@ -40,7 +40,7 @@ start() {
                 --trusted-keys "$D/keys" >>"$D/$n.log" 2>&1 &
         PIDS+=($!)
         printf -v "PID_$n" %s "$!"
-        for ((i = 0; i < 200; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$D/$n/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/$n/slipwayd.url")/v1/status" && break
                 sleep 0.05
         done
@@ -56,7 +56,7 @@ api() { curl -s -m 5 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: applica
 # up N: waits until the registry names N live instances.
 up() {
         local i
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 600; i++)); do
                 [ "$(api "$URL_b/v1/instances" | jq '[.instances[] | select(.state == "up")] | length')" = "$1" ] &&
                         return 0
                 sleep 0.1

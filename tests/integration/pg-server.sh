@@ -29,7 +29,7 @@ start_server() {
                 --log-json no "$@" >>"$D/srv.log" 2>&1 &
         PID=$!
         PIDS+=("$PID")
-        for ((i = 0; i < 200; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$D/state/slipwayd.url" ] && break
                 t_alive "$PID" || break
                 sleep 0.05
@@ -86,7 +86,7 @@ t_case "SIGHUP with another database: logged as needing a restart, the old one k
 TOKEN=$("$SD" --config "$D/multi.conf" --state-dir "$D/state" --log-json no token create ci 2>"$D/token.err")
 printf '[state]\ndatabase = host=%s dbname=elsewhere password=%s\n' "$D/nosrv" "$SECRET" >"$D/multi.conf"
 kill -HUP "$PID"
-for ((i = 0; i < 100; i++)); do grep -q 'configuration reloaded' "$D/srv.log" && break; sleep 0.05; done
+for ((i = 0; i < 1200; i++)); do grep -q 'configuration reloaded' "$D/srv.log" && break; sleep 0.05; done
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts")
 if [ "$code" != 200 ] || ! t_alive "$PID"; then
         t_fail "after the reload: $code $(cat "$D/token.err") $(tail -n 3 "$D/srv.log")"
@@ -101,7 +101,7 @@ fi
 t_case "SIGHUP with a database libpq cannot parse: refused with file:line, the old configuration kept"
 printf '[server]\nlog-level = info\n[state]\ndatabase = host=x bogus=%s\n' "$SECRET" >"$D/multi.conf"
 kill -HUP "$PID"
-for ((i = 0; i < 100; i++)); do grep -q 'keeping the old one' "$D/srv.log" && break; sleep 0.05; done
+for ((i = 0; i < 1200; i++)); do grep -q 'keeping the old one' "$D/srv.log" && break; sleep 0.05; done
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$URL/v1/hosts")
 if [ "$code" = 200 ] && grep -q "multi.conf:4: database: not a PostgreSQL connection string: invalid connection option \"bogus\"" "$D/srv.log" &&
         grep -q 'keeping the old one' "$D/srv.log" && no_secret "$D/srv.log"; then

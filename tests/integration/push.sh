@@ -31,7 +31,7 @@ start_server() {
         "$SLIPWAYD" --state-dir "$dir" --listen 127.0.0.1:0 --trusted-keys "$keys" --log-json no "$@" \
                 >"$dir.log" 2>&1 &
         PIDS="$PIDS $!"
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 600; i++)); do
                 [ -s "$dir/slipwayd.url" ] && break
                 sleep 0.1
         done

@@ -90,7 +90,7 @@ api() { in_ns curl -s -m 5 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: a
 # instances.
 up() {
         local i
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 600; i++)); do
                 [ "$(api "$1/v1/instances" | jq '[.instances[] | select(.state == "up")] | length')" = "$2" ] &&
                         return 0
                 sleep 0.1

@@ -56,7 +56,7 @@ ip netns exec "$NS" "$SD" --state-dir "$D/state" --listen "$SERVER_IP:8080" --pu
         --default-image tiny --dhcp-mode full --dhcp-interface br0 --dhcp-range 10.98.0.100,10.98.0.150 \
         --log-json no --log-level debug >"$D/slipwayd.log" 2>&1 &
 SPID=$!
-for ((i = 0; i < 50; i++)); do in_ns curl -s -o /dev/null "$URL/v1/status" && break; sleep 0.1; done
+for ((i = 0; i < 600; i++)); do in_ns curl -s -o /dev/null "$URL/v1/status" && break; sleep 0.1; done
 for f in "$D/img"/*; do
         in_ns curl -s -o /dev/null -T "$f" -H "Authorization: Bearer $TOKEN" "$URL/v1/blobs/sha256/$(sha "$f")"
 done

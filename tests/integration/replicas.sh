@@ -55,7 +55,7 @@ start() {
                 --log-json no --replicas 2 "$@" >>"$D/$n.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
-        for ((i = 0; i < 200; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$D/$n/slipwayd.url" ] && curl -s -o /dev/null "$(cat "$D/$n/slipwayd.url")/v1/status" && break
                 sleep 0.05
         done
@@ -234,7 +234,7 @@ while True:
     conns.append(s.accept()[0])
 ' "$D/silent.port" &
 PIDS+=($!)
-for ((i = 0; i < 100; i++)); do [ -s "$D/silent.port" ] && break; sleep 0.05; done
+for ((i = 0; i < 1200; i++)); do [ -s "$D/silent.port" ] && break; sleep 0.05; done
 gets=()
 for i in 1 2 3 4; do
         hex=$(printf 'silent %s' $i | sha256sum | cut -c1-64)

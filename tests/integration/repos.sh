@@ -61,7 +61,7 @@ start_mirror() {
         python3 "$TOP/tests/integration/repos-mirror.py" "$port" "$WWW" "$2" "$D/$1.requests" \
                 >"$D/$1.server.log" 2>&1 &
         SERVER_PIDS+=($!)
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 600; i++)); do
                 curl -s -o /dev/null "http://127.0.0.1:$port/" && break
                 sleep 0.1
         done

@@ -92,7 +92,7 @@ start_server() {
                 --enroll-token site-secret >>"$D/server.log" 2>&1 &
         PID=$!
         PIDS+=("$PID")
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$D/state/slipwayd.url" ] && break
                 sleep 0.05
         done

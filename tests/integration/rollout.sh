@@ -38,7 +38,7 @@ TOKEN=$("$SD" --state-dir "$D/srv" --log-json no token create ci)
         --enroll-token sekrit --checkin-interval 1 --heartbeat-timeout 4 >"$D/srv.log" 2>&1 &
 SRV=$!
 PIDS+=($SRV)
-for ((i = 0; i < 100; i++)); do [ -s "$D/srv/slipwayd.url" ] && break; sleep 0.05; done
+t_wait_until 60 test -s "$D/srv/slipwayd.url"
 URL=$(cat "$D/srv/slipwayd.url")
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
 post() { api -H 'Content-Type: application/json' -d "$2" "$URL$1"; }
@@ -109,7 +109,7 @@ R=$(post /v1/rollouts '{"image": "tiny:2.0", "waves": [1, "100%"], "bake": 1, "m
         "on_failure": "pause", "order": {"key": "service", "values": ["a", "b"]}}' | jq -r .id)
 ok=1
 wait_until 120 all_on 2.0 || ok=0
-for ((i = 0; i < 25; i++)); do [ "$(rollout_state $R)" = done ] && break; sleep 0.2; done
+t_wait_until 120 eval '[ "$(rollout_state $R)" = done ]'
 # The most leases held at once per rack and per service, replayed from the
 # audit log's grants and releases since the rollout started.
 labels=$(hosts | jq -c '[.hosts[] | {key: .id, value: .labels}] | from_entries')
@@ -144,10 +144,14 @@ fi
 t_case "rollout of 3.0 whose health check fails: the canary falls back, the rollout pauses"
 R3=$(post /v1/rollouts '{"image": "tiny:3.0", "waves": [1, "100%"], "max_failures": 0, "on_failure": "pause"}' | jq -r .id)
 for ((i = 0; i < 1500; i++)); do [ "$(rollout_state $R3)" = paused ] && break; sleep 0.2; done
-sleep 2
+# The canary reports its failure on its way back: it is on 2.0 again a
+# little after the pause.
+canary_back() {
+        all_on 2.0 5 && [ "$(hosts | jq '[.hosts[] | select(.state == "rolled-back" and .version == "2.0")] | length')" = 1 ]
+}
+t_wait_until 120 canary_back
 ro=$(api "$URL/v1/rollouts/$R3")
-if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == *"1 of 1 hosts failed"* ]] &&
-        all_on 2.0 5 && [ "$(hosts | jq '[.hosts[] | select(.state == "rolled-back" and .version == "2.0")] | length')" = 1 ] &&
+if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == *"1 of 1 hosts failed"* ]] && canary_back &&
         hosts | jq -e '[.hosts[] | select(.state == "rolled-back")][0].message | test("3.0 does not serve")' >/dev/null; then
         t_ok
 else
@@ -156,21 +160,29 @@ fi
 
 t_case "resume accepts the canary's failure; the next host's failure pauses the rollout again"
 api -o /dev/null -X POST "$URL/v1/rollouts/$R3/resume"
-for ((i = 0; i < 600; i++)); do
+t0=$SECONDS
+paused_in_2() {
         ro=$(api "$URL/v1/rollouts/$R3")
-        [ "$(jq -r .state <<<"$ro")" = paused ] && [ "$(jq -r .wave <<<"$ro")" = 2 ] && break
-        sleep 0.2
-done
+        [ "$(jq -r .state <<<"$ro")" = paused ] && [ "$(jq -r .wave <<<"$ro")" = 2 ]
+}
+t_wait_until 300 paused_in_2
+t_paused=$((SECONDS - t0))
 # Hosts of wave 2 already on their way when it pauses still go and fall
-# back; one may be booted into 3.0 at this moment, on its way back.
+# back, one after the other (one lease per rack and service): they are
+# all back when none is assigned any more, each having failed, and every
+# host runs 2.0. On a slow machine that takes minutes.
 none_off_2() { [ "$(hosts | jq '[.hosts[] | select(.version != "2.0")] | length')" = 0 ]; }
-wait_until 60 none_off_2
+assigned_3() { api "$URL/v1/rollouts/$R3" | jq '[.waves[].assigned] | add'; }
+all_back() { [ "$(assigned_3)" = 0 ] && none_off_2; }
+t0=$SECONDS
+t_wait_until 600 all_back
 if [ "$(jq -r .state <<<"$ro")" = paused ] && [[ $(jq -r .reason <<<"$ro") == "wave 2: "*" of 5 hosts failed, 0 allowed" ]] &&
-        [ "$(jq '.waves[0].failed' <<<"$ro")" = 1 ] && none_off_2 &&
+        [ "$(jq '.waves[0].failed' <<<"$ro")" = 1 ] && all_back &&
         [ "$(api "$URL/v1/audit?action=rollout.resume" | jq "[.entries[] | select(.target == \"rollout $R3\")] | length")" = 1 ]; then
-        t_ok
+        t_ok "paused $t_paused s after the resume, all back on 2.0 $((SECONDS - t0)) s later"
 else
-        t_fail "$(jq -c '{state, wave, reason, waves}' <<<"$ro") $(hosts | jq -c '[.hosts[] | {version, state}]')"
+        t_fail "$(jq -c '{state, wave, reason, waves}' <<<"$ro"), $(assigned_3) still assigned;" \
+                "$(hosts | jq -c '[.hosts[] | {version, state}]')"
 fi
 api -o /dev/null -X POST "$URL/v1/rollouts/$R3/abort"
 
@@ -241,15 +253,11 @@ SPARE=$(jq -r .id <<<"$reg")
 SPARE_TOKEN=$(jq -r .token <<<"$reg")
 post "/v1/hosts/$SPARE/labels" '{"set": {"role": "spare"}}' >/dev/null
 set_lease_ttl() {
-        local n
-        n=$(grep -c 'configuration reloaded' "$D/srv.log")
+        local reloads
+        reloads=$(grep -c 'configuration reloaded' "$D/srv.log")
         printf '[server]\nlease-ttl = %s\n' "$1" >"$D/srv.conf"
         kill -HUP "$SRV"
-        for ((i = 0; i < 50; i++)); do
-                [ "$(grep -c 'configuration reloaded' "$D/srv.log")" -gt "$n" ] && return 0
-                sleep 0.1
-        done
-        return 1
+        t_wait_until 60 eval '[ "$(grep -c "configuration reloaded" "$D/srv.log")" -gt "$reloads" ]'
 }
 set_lease_ttl 3
 spare() { curl -s -H "Authorization: Bearer $SPARE_TOKEN" -H 'Content-Type: application/json' "$@"; }
@@ -258,11 +266,7 @@ spare() { curl -s -H "Authorization: Bearer $SPARE_TOKEN" -H 'Content-Type: appl
 expiry_quarantines() {
         spare -o /dev/null -d '{"state": "healthy"}' "$URL/v1/hosts/$SPARE/checkin"
         [ "$(spare -d '{}' "$URL/v1/hosts/$SPARE/lease" | jq -r .granted)" = true ] || return 1
-        for ((i = 0; i < 75; i++)); do
-                [ "$(api "$URL/v1/hosts/$SPARE" | jq -r .quarantined)" = true ] && return 0
-                sleep 0.2
-        done
-        return 1
+        t_wait_until 120 eval '[ "$(api "$URL/v1/hosts/$SPARE" | jq -r .quarantined)" = true ]'
 }
 # (c): a rollout of the spare host starts (201), and is aborted again.
 new_rollout_starts() {
@@ -276,8 +280,8 @@ new_rollout_starts() {
 # (e): lines of the log since line $1 that say the coordinator failed.
 tick_errors() { tail -n "+$(($1 + 1))" "$D/srv.log" | grep 'coordinator: ' | grep -vc 'working again'; }
 rollout_done() {
-        for ((i = 0; i < 50; i++)); do [ "$(rollout_state "$1")" = done ] && return 0; sleep 0.2; done
-        return 1
+        local rid=$1
+        t_wait_until 120 eval '[ "$(rollout_state "$rid")" = done ]'
 }
 # after_trigger MARK VERSION ROLLOUT: (a), (b) with ROLLOUT moving service b
 # to VERSION, (c) into a, b and c (1: it holds), and (e) since log line
@@ -339,7 +343,7 @@ lied=$(lie "{\"state\": \"healthy\", \"version\": \"9.9\", \"image\": \"$UNKNOWN
 RL=$(post /v1/rollouts '{"image": "tiny:2.0", "selector": {"service": "a"}, "waves": ["100%"], "on_failure": "rollback"}' |
         jq -r .id)
 FAILED="{\"state\": \"failed\", \"version\": \"9.9\", \"image\": \"$UNKNOWN\", \"failed_image\": \"$ID2\"}"
-for ((i = 0; i < 100; i++)); do
+for ((i = 0; i < 600; i++)); do
         lie "$FAILED" >/dev/null
         [ "$(rollout_state "$RL")" = aborted ] && break
         sleep 0.2
@@ -350,7 +354,7 @@ done
 LIAR=$!
 PIDS+=($LIAR)
 RBL=$(api "$URL/v1/rollouts" | jq -r "[.rollouts[] | select(.kind == \"rollback\")][0].id")
-for ((i = 0; i < 25; i++)); do
+for ((i = 0; i < 300; i++)); do
         h3=$(api "$URL/v1/hosts/$ID3")
         [ "$(jq -r .image <<<"$h3")" = "$ID1" ] && break
         sleep 0.2

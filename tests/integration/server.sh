@@ -24,7 +24,7 @@ start_server() {
                 >>"$state.log" 2>&1 &
         PID=$!
         PIDS+=("$PID")
-        for ((i = 0; i < 100; i++)); do
+        for ((i = 0; i < 1200; i++)); do
                 [ -s "$state/slipwayd.url" ] && break
                 sleep 0.05
         done
@@ -112,7 +112,8 @@ printf 'PUT /v1/blobs/sha256/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\
 head -c 1000000 "$E/vmlinuz" >&3
 sleep 0.3
 exec 3>&-
-sleep 0.3
+# The server removes what it had written once it sees the connection end.
+t_wait_until 60 eval '[ -z "$(ls -A "$D/state/tmp")" ]'
 if [ -z "$(ls -A "$D/state/tmp")" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/blobs/sha256/$K")" = 404 ]; then
         t_ok; else t_fail "tmp: $(ls -A "$D/state/tmp")"; fi
 
@@ -546,6 +547,18 @@ wait "$PID" 2>/dev/null
 URL=${MAIN[0]} TOKEN=${MAIN[1]} PID=${MAIN[2]}
 rm -f "$D/manifest.big"
 
+# log_count PATTERN: how many lines of the server's log match.
+log_count() { grep -c -- "$1" "$D/state.log"; }
+# wait_log PATTERN N: waits (up to 60 s) until N lines of the log match.
+wait_log() {
+        local i
+        for ((i = 0; i < 600; i++)); do
+                [ "$(log_count "$1")" -ge "$2" ] && return 0
+                sleep 0.1
+        done
+        return 1
+}
+
 t_case "SIGHUP reloads the config; a broken one is refused and the old kept"
 printf '[server]\ndefault-image = tiny\n' >"$D/slipwayd.conf"
 kill "$PID"
@@ -557,27 +570,17 @@ for f in "$E"/*; do upload "$f"; done
 post_json POST /v1/images "{\"manifest\":\"$M\",\"signature\":\"$S\"}"
 out1=$(curl -s "$URL/boot/ipxe?mac=52:54:00:00:00:03")
 printf '[server]\ndefault-image = other\n' >"$D/slipwayd.conf"
+n=$(log_count 'configuration reloaded')
 kill -HUP "$PID"
-sleep 0.5
+wait_log 'configuration reloaded' $((n + 1))
 out2=$(curl -s "$URL/boot/ipxe?mac=52:54:00:00:00:04")
 printf '[server]\nbogus = 1\n' >"$D/slipwayd.conf"
+n=$(log_count 'keeping the old one')
 kill -HUP "$PID"
-sleep 0.5
+wait_log 'keeping the old one' $((n + 1))
 if [ $rc = 0 ] && [[ $out1 == *slipway.mode=install* ]] && [[ $out2 == *'sleep 30'* ]] && kill -0 "$PID" &&
         grep -q "unknown key 'bogus'" "$D/state.log" && grep -q 'keeping the old one' "$D/state.log"; then
         t_ok; else t_fail "rc=$rc $out1 / $out2 $(tail -3 "$D/state.log")"; fi
-
-# log_count PATTERN: how many lines of the server's log match.
-log_count() { grep -c -- "$1" "$D/state.log"; }
-# wait_log PATTERN N: waits (up to 20 s) until N lines of the log match.
-wait_log() {
-        local i
-        for ((i = 0; i < 200; i++)); do
-                [ "$(log_count "$1")" -ge "$2" ] && return 0
-                sleep 0.1
-        done
-        return 1
-}
 
 t_case "SIGHUP: a configuration the server could not start with is refused whole, naming file:line"
 printf '[server]\ndefault-image = tiny\n' >"$D/slipwayd.conf"

@@ -26,7 +26,7 @@ start_server() {
         "$SD" --config "$D/slipwayd.conf" --log-json no >>"$D/server.log" 2>&1 &
         SPID=$!
         PIDS+=("$SPID")
-        t_wait_until 10 test -s "$D/state/slipwayd.url"
+        t_wait_until 60 test -s "$D/state/slipwayd.url"
         URL=$(cat "$D/state/slipwayd.url" 2>/dev/null)
 }
 
@@ -72,7 +72,7 @@ done
 python3 "$TOP/tests/integration/webhook-receiver.py" "$D/receiver.port" "$D/received.log" "$SECRET" 2 "$D/hold" \
         2>"$D/receiver.err" &
 PIDS+=("$!")
-t_wait_until 10 test -s "$D/receiver.port"
+t_wait_until 60 test -s "$D/receiver.port"
 RPORT=$(cat "$D/receiver.port")
 cat >"$D/slipwayd.conf" <<EOF
 [server]
@@ -214,7 +214,7 @@ if [ "$T_STORE" = postgresql ]; then
                 --log-json no >>"$D/server2.log" 2>&1 &
         PID2=$!
         PIDS+=("$PID2")
-        t_wait_until 10 test -s "$D/state2/slipwayd.url"
+        t_wait_until 60 test -s "$D/state2/slipwayd.url"
         URL2=$(cat "$D/state2/slipwayd.url")
         # start_abort URL: a rollout started and aborted through URL.
         start_abort() {
