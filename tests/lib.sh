@@ -443,16 +443,9 @@ tiny_def() {
                 -e "/^install = /s|\$|${*:+ $*}|"
 }
 
-# t_wait_until SECONDS CMD...: retries CMD every 0.2 s until it succeeds;
-# 1 when it never did.
+# t_wait_until SECONDS CMD...: until_true, retrying every 0.2 s.
 t_wait_until() {
-        local n=$(($1 * 5)) i
-        shift
-        for ((i = 0; i < n; i++)); do
-                "$@" && return 0
-                sleep 0.2
-        done
-        return 1
+        UNTIL_EVERY=0.2 until_true "$@"
 }
 
 # t_tiny_images DIR: a signing key (DIR/k.key, its public half in DIR/keys
