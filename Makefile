@@ -22,7 +22,7 @@ DEBS_BUILD := gcc make pkg-config libc6-dev libssl-dev libjansson-dev libcurl4-o
 DEBS_TOOLS := jq rpm createrepo-c erofs-utils squashfs-tools dosfstools mtools e2fsprogs gdisk \
 	cpio busybox-static systemd-boot-efi qemu-system-x86 qemu-utils ovmf ipxe-qemu \
 	libguestfs-tools linux-image-amd64 dpkg-dev curl sqlite3 python3 dnsmasq-base ipxe iproute2 openssl \
-	systemd-container gnupg postgresql dnf grub-common seabios prometheus chromium
+	systemd-container gnupg postgresql dnf grub-common seabios prometheus chromium socat
 # Only `make bench` needs these: the peers it compares against.
 DEBS_BENCH := nginx wrk rauc dbus time
 DEBS := $(DEBS_BUILD) $(DEBS_TOOLS)

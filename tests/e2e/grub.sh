@@ -19,7 +19,9 @@
 #      6.0 (broken as 3.0; the agent takes no downgrade) to 5.0.
 #
 # slipwayd runs on the loopback; a VM reaches it through qemu's user
-# network as http://10.0.2.100:8080. Each VM's serial console goes to
+# network as http://10.0.2.100:8080, each connection of the guest relayed by
+# a socat of its own (a character device would carry one connection only,
+# and the agent opens one per request). Each VM's serial console goes to
 # $T_DIR/<phase>.log; the guest's shell takes commands from its fifo.
 # GRUB_E2E_DIR=DIR keeps the store and build cache there, so that a second
 # run finds its images built.
@@ -110,7 +112,7 @@ vm() {
         CATPID=$!
         qemu-system-x86_64 -accel "$(qemu_accel)" -m 512 -smp 1 -display none -monitor none \
                 -serial "pipe:$D/ser" -drive "file=$D/disk.img,format=raw,if=virtio" \
-                -netdev "user,id=n0,guestfwd=tcp:10.0.2.100:8080-tcp:127.0.0.1:$PORT" \
+                -netdev "user,id=n0,guestfwd=tcp:10.0.2.100:8080-cmd:socat STDIO TCP:127.0.0.1:$PORT" \
                 -device "virtio-net-pci,netdev=n0,mac=$MAC" "$@" </dev/null >"$log.qemu" 2>&1 &
         QPID=$!
 }
