@@ -36,10 +36,7 @@ typedef struct Conn {
 } Conn;
 
 static uint64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+        return now_usec() / 1000;
 }
 
 _printf_(4, 5) static int fail(HttpReply *reply, int r, HttpStage stage, const char *format, ...) {
