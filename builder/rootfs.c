@@ -27,6 +27,11 @@
  *                incompressible data. The on-disk format is unchanged (any
  *                kernel that reads lz4 erofs reads these extents); plain
  *                -zlz4 would be faster still (0.13 s) but 3% to 15% larger.
+ *   --compress-hints=<file>
+ *                files whose content is compressed already are stored as
+ *                they are (rootfs-hints.c): with the cap above, lz4hc still
+ *                spent 0.53 of the tiny root's 0.86 s on its vmlinuz, which
+ *                it could not make smaller. Without it 0.34 s, +0.3%.
  *   no --all-root: the staging root carries the ownership from the RPMs
  *   (we install as root), and that is what the image must have.
  *   mkfs.erofs sorts directory entries by name before it assigns inodes, so
@@ -52,8 +57,8 @@
 #include "tool.h"
 #include "util.h"
 
-static int make_argv(RootfsType type, const char *root, uint64_t epoch, const char *uuid_seed, const char *out,
-                     char ***ret) {
+static int make_argv(RootfsType type, const char *root, uint64_t epoch, const char *uuid_seed, const char *hints,
+                     const char *out, char ***ret) {
         _cleanup_strv_free_ char **argv = NULL;
         char uuid[37];
         int r = 0;
@@ -67,6 +72,8 @@ static int make_argv(RootfsType type, const char *root, uint64_t epoch, const ch
                 r |= strv_extend(&argv, "--max-extent-bytes=32768");
                 r |= strv_consume(&argv, strdup_printf("-T%" PRIu64, epoch));
                 r |= strv_consume(&argv, strdup_printf("-U%s", uuid));
+                if (hints)
+                        r |= strv_consume(&argv, strdup_printf("--compress-hints=%s", hints));
                 r |= strv_extend(&argv, out);
                 r |= strv_extend(&argv, root);
                 break;
@@ -94,18 +101,57 @@ static int make_argv(RootfsType type, const char *root, uint64_t epoch, const ch
         return 0;
 }
 
-/* Runs the tool into tmp (already created, fd open on it) and syncs it. */
-static int rootfs_write(const char *root, RootfsType type, uint64_t epoch, const char *uuid_seed, const char *tmp,
-                        int fd) {
-        char *const env_unset[] = { "SOURCE_DATE_EPOCH", NULL };
-        _cleanup_strv_free_ char **argv = NULL;
+/* Writes root's compress hints (rootfs-hints.c) to a temporary file beside
+ * out_path; *ret is its path, NULL when there are none. */
+static int write_hints(const char *root, const char *out_path, char **ret) {
+        _cleanup_free_ char *text = NULL, *base = NULL, *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        size_t size;
         int r;
 
-        r = make_argv(type, root, epoch, uuid_seed, tmp, &argv);
+        *ret = NULL;
+        r = rootfs_erofs_hints(root, &text, &size);
+        if (r < 0 || size == 0)
+                return r;
+        base = strdup_printf("%s.hints", out_path);
+        if (!base)
+                return log_oom();
+        fd = open_tmpfile_beside(base, &tmp);
+        if (fd < 0)
+                return log_error_errno(fd, "failed to create a temporary file beside '%s': %m", out_path);
+        r = loop_write(fd, text, size);
+        if (r < 0) {
+                unlink(tmp);
+                return log_error_errno(r, "failed to write '%s': %m", tmp);
+        }
+        *ret = TAKE_PTR(tmp);
+        return 0;
+}
+
+/* Runs the tool into tmp (already created, fd open on it) and syncs it. */
+static int rootfs_write(const char *root, RootfsType type, uint64_t epoch, const char *uuid_seed, const char *tmp,
+                        int fd, const char *out_path) {
+        char *const env_unset[] = { "SOURCE_DATE_EPOCH", NULL };
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_free_ char *hints = NULL;
+        int r;
+
+        if (type == ROOTFS_EROFS) {
+                r = write_hints(root, out_path, &hints);
+                if (r < 0)
+                        return r;
+        }
+        r = make_argv(type, root, epoch, uuid_seed, hints, tmp, &argv);
+        if (r < 0) {
+                if (hints)
+                        unlink(hints);
         if (r < 0)
                 return log_error_errno(r, "failed to prepare the %s command: %m", strempty(rootfs_type_to_string(type)));
+        }
         log_debug("running %s for '%s'", argv[0], root);
         r = tool_run(argv, env_unset, NULL, root);
+        if (hints)
+                unlink(hints);
         if (r < 0)
                 return r;
         /* The tool wrote through its own descriptor; ours is the same inode. */
@@ -135,7 +181,7 @@ int rootfs_make(const char *root, RootfsType type, uint64_t epoch, const char *u
         fd = open_tmpfile_beside(out_path, &tmp);
         if (fd < 0)
                 return log_error_errno(fd, "failed to create a temporary file beside '%s': %m", out_path);
-        r = rootfs_write(root, type, epoch, uuid_seed, tmp, fd);
+        r = rootfs_write(root, type, epoch, uuid_seed, tmp, fd, out_path);
         if (r >= 0 && rename(tmp, out_path) < 0)
                 r = log_error_errno(negative_errno(), "failed to rename '%s' to '%s': %m", tmp, out_path);
         if (r < 0) {

@@ -99,11 +99,98 @@ static void test_bad_root(void **state _unused_) {
         assert_int_equal(system("! ls *.tmp-* 2>/dev/null"), 0);
 }
 
+static void test_compressed_magic(void **state _unused_) {
+        static uint8_t bz[0x210];
+
+        assert_true(rootfs_data_is_compressed((const uint8_t *) "\x1f\x8b\x08\0", 4));
+        assert_true(rootfs_data_is_compressed((const uint8_t *) "\xfd" "7zXZ\0\0", 7));
+        assert_true(rootfs_data_is_compressed((const uint8_t *) "\x28\xb5\x2f\xfd", 4));
+        assert_true(rootfs_data_is_compressed((const uint8_t *) "BZh9", 4));
+        assert_true(rootfs_data_is_compressed((const uint8_t *) "\x89PNG\r\n\x1a\n", 8));
+        assert_false(rootfs_data_is_compressed((const uint8_t *) "BZhx", 4));
+        assert_false(rootfs_data_is_compressed((const uint8_t *) "\x1f\x8b", 2)); /* too short to tell */
+        assert_false(rootfs_data_is_compressed((const uint8_t *) "#!/bin/sh\n", 10));
+        assert_false(rootfs_data_is_compressed(bz, 0));
+        /* a bzImage: "HdrS" at 0x202 */
+        memcpy(bz + 0x202, "HdrS", 4);
+        assert_true(rootfs_data_is_compressed(bz, sizeof(bz)));
+        assert_false(rootfs_data_is_compressed(bz, 0x205));
+}
+
+/* A file that starts like gzip but is 256 KiB of zeros after that: lz4hc
+ * would shrink it to almost nothing, so it shows whether the hint was used. */
+static void put_fake_packed(const char *path) {
+        _cleanup_free_ char *data = calloc(1, 256 * 1024 + 1);
+
+        assert_non_null(data);
+        memcpy(data, "\x1f\x8b\x08", 3);
+        assert_int_equal(mkdir_parents(path, 0755), 0);
+        assert_int_equal(write_file_atomic(path, data, 256 * 1024, 0644), 0);
+}
+
+static void put_text(const char *path, size_t size) {
+        _cleanup_free_ char *data = malloc(size + 1);
+
+        assert_non_null(data);
+        for (size_t i = 0; i < size; i++)
+                data[i] = "slipway text "[i % 13];
+        data[size] = 0;
+        put(path, data, 0644);
+}
+
+/* Whether dump.erofs reports path in image compressed: layouts 1 and 3 are,
+ * 0 and 2 (plain, inline tail) are stored as is. */
+static bool erofs_compressed(const char *image, const char *path) {
+        _cleanup_free_ char *cmd = strdup_printf("dump.erofs --path='%s' %s | sed -n 's/.*Layout: \\([0-9]\\).*/\\1/p'",
+                                                 path, image);
+        char buf[16] = "";
+        FILE *f = popen(cmd, "r");
+
+        assert_non_null(f);
+        if (!fgets(buf, sizeof(buf), f))
+                buf[0] = 0;
+        pclose(f);
+        assert_true(buf[0] >= '0' && buf[0] <= '3');
+        return buf[0] == '1' || buf[0] == '3';
+}
+
+static void test_erofs_hints(void **state _unused_) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+
+        put_fake_packed("hinted/boot/vmlinuz-9.0");      /* compressed content, no suffix */
+        put_fake_packed("hinted/usr/share/man/ls.1.gz"); /* compressed, named so */
+        put_fake_packed("hinted/odd name");              /* white space: left out */
+        put_text("hinted/etc/plain.gz", 64 * 1024);      /* named so, plain text */
+        put_text("hinted/usr/bin/tool", 64 * 1024);
+        assert_int_equal(rootfs_erofs_hints("hinted", &text, &size), 0);
+        assert_int_equal(size, strlen(text));
+        assert_string_equal(text, "4096 ^etc/plain\\.gz$\n"
+                                  "0 \\.(gz|tgz|xz|txz|zst|bz2|lz4|zip|jar|png|jpg|jpeg|woff2|rpm)$\n"
+                                  "0 ^boot/vmlinuz-9\\.0$\n");
+
+        assert_int_equal(rootfs_make("hinted", ROOTFS_EROFS, EPOCH, "hints", "hinted.erofs"), 0);
+        assert_false(erofs_compressed("hinted.erofs", "/boot/vmlinuz-9.0"));
+        assert_false(erofs_compressed("hinted.erofs", "/usr/share/man/ls.1.gz"));
+        assert_true(erofs_compressed("hinted.erofs", "/odd name"));
+        assert_true(erofs_compressed("hinted.erofs", "/etc/plain.gz"));
+        assert_true(erofs_compressed("hinted.erofs", "/usr/bin/tool"));
+        assert_int_equal(system("fsck.erofs --extract=hinted.out hinted.erofs >/dev/null && "
+                                "diff -r hinted hinted.out"),
+                         0);
+        /* no hints file is left beside the image */
+        assert_int_equal(system("! ls hinted.erofs.hints* 2>/dev/null"), 0);
+
+        assert_int_equal(rootfs_erofs_hints("does-not-exist", &text, &size), -ENOENT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_erofs),
                 cmocka_unit_test(test_squashfs),
                 cmocka_unit_test(test_bad_root),
+                cmocka_unit_test(test_compressed_magic),
+                cmocka_unit_test(test_erofs_hints),
         };
         return cmocka_run_group_tests(tests, group_setup, NULL);
 }
