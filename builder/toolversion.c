@@ -1,3 +1,4 @@
+#include <archive.h>
 #include <guestfs.h>
 #include <inttypes.h>
 #include <unistd.h>
@@ -158,6 +159,13 @@ int toolversion_probe_build(RootfsType type, bool disk, bool bios, json_t **ret)
                         json_decref(o);
                         return log_oom();
                 }
+        }
+        /* The initramfs's compressors, in-process through libarchive (the
+         * builder's own code decides the rest of its bytes). */
+        if (json_object_set_new(o, "libzstd", json_string(strempty(archive_libzstd_version()))) < 0 ||
+            json_object_set_new(o, "zlib", json_string(strempty(archive_zlib_version()))) < 0) {
+                json_decref(o);
+                return log_oom();
         }
         if (disk) {
                 _cleanup_free_ char *v = NULL;

@@ -23,7 +23,7 @@ char *toolversion_parse(const char *output);
 int toolversion_probe(char *const *argv, char **ret);
 
 /* The tools of a build as a JSON object of name -> version: the rootfs tool
- * of type, with disk also mkfs.fat, mtools, mke2fs and libguestfs, with bios
+ * of type, libzstd and zlib (the initramfs's compressors), with disk also mkfs.fat, mtools, mke2fs and libguestfs, with bios
  * also grub-mkimage (core.img). Logs one error naming a tool whose version
  * cannot be told. */
 int toolversion_probe_build(RootfsType type, bool disk, bool bios, json_t **ret);

@@ -444,8 +444,10 @@ t_case "the manifest and inspect name the tools that made the image"
 tools=$($B --store "$D/store-disk" inspect --json "$idd" | jq -c '.manifest.tools | keys')
 erofs_v=$(mkfs.erofs --version 2>&1 | awk '$1 == "mkfs.erofs" { print $2; exit }')
 nodisk_tools=$($B --store "$D/store" inspect --json "$id1" | jq -c '.manifest.tools')
-if [ "$tools" = '["libguestfs","mke2fs","mkfs.erofs","mkfs.fat","mtools"]' ] &&
-        [ "$nodisk_tools" = "{\"mkfs.erofs\":\"$erofs_v\"}" ] &&
+if [ "$tools" = '["libguestfs","libzstd","mke2fs","mkfs.erofs","mkfs.fat","mtools","zlib"]' ] &&
+        [ "$(jq -c 'del(.libzstd, .zlib)' <<<"$nodisk_tools")" = "{\"mkfs.erofs\":\"$erofs_v\"}" ] &&
+        jq -e '.libzstd | test("^1\\.[0-9]")' <<<"$nodisk_tools" >/dev/null &&
+        jq -e '.zlib | test("^1\\.[0-9]")' <<<"$nodisk_tools" >/dev/null &&
         $B --store "$D/store" inspect "$id1" | grep -q "^  mkfs.erofs   $erofs_v\$"; then
         t_ok
 else

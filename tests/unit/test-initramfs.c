@@ -94,7 +94,7 @@ static size_t read_archive(const char *path, Item *items, size_t max) {
                         assert_int_equal(archive_read_data(a, it->data, (size_t) it->size), it->size);
         }
         assert_int_equal(archive_format(a), ARCHIVE_FORMAT_CPIO_SVR4_NOCRC);
-        assert_int_equal(archive_filter_code(a, 0), ARCHIVE_FILTER_GZIP);
+        assert_true(archive_filter_code(a, 0) == ARCHIVE_FILTER_GZIP || archive_filter_code(a, 0) == ARCHIVE_FILTER_ZSTD);
         archive_read_free(a);
         return n;
 }
@@ -222,6 +222,45 @@ static void test_initramfs_reproducible(void **state _unused_) {
         assert_int_not_equal(system("cmp -s a.img c.img"), 0);
 }
 
+/* zstd when the kernel's config says it reads it (in /lib/modules/KVER or
+ * /boot), gzip otherwise; the contents are the same either way. */
+static void test_initramfs_compression(void **state _unused_) {
+        char *const modules[] = { "virtio_blk", NULL };
+        static Item gz[64], zs[64];
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0, n_gz, n_zs;
+
+        assert_int_equal(system("rm -rf zroot && cp -a root zroot"), 0);
+        put("zroot/boot/config-" KVER, "CONFIG_RD_GZIP=y\n# CONFIG_RD_ZSTD is not set\n", 0644);
+        assert_int_equal(initramfs_make("zroot", KVER, modules, EPOCH, "z1.img"), 0);
+        assert_int_equal(read_full_file("z1.img", 1 << 20, &data, &size), 0);
+        assert_memory_equal(data, "\x1f\x8b", 2);
+        free(data);
+        data = NULL;
+        n_gz = read_archive("z1.img", gz, ELEMENTSOF(gz));
+
+        put("zroot/boot/config-" KVER, "CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\n", 0644);
+        assert_int_equal(initramfs_make("zroot", KVER, modules, EPOCH, "z2.img"), 0);
+        assert_int_equal(read_full_file("z2.img", 1 << 20, &data, &size), 0);
+        assert_memory_equal(data, "\x28\xb5\x2f\xfd", 4);
+        n_zs = read_archive("z2.img", zs, ELEMENTSOF(zs));
+        assert_int_equal(n_zs, n_gz);
+        for (size_t i = 0; i < n_zs; i++) {
+                assert_string_equal(zs[i].path, gz[i].path);
+                assert_int_equal(zs[i].size, gz[i].size);
+        }
+        free_items(gz, n_gz);
+        free_items(zs, n_zs);
+        /* reproducible too */
+        assert_int_equal(initramfs_make("zroot", KVER, modules, EPOCH, "z3.img"), 0);
+        assert_int_equal(system("cmp -s z2.img z3.img"), 0);
+
+        /* the config beside the modules comes first */
+        put("zroot/lib/modules/" KVER "/config", "# CONFIG_RD_ZSTD is not set\n", 0644);
+        assert_int_equal(initramfs_make("zroot", KVER, modules, EPOCH, "z4.img"), 0);
+        assert_int_equal(system("head -c2 z4.img | od -An -tx1 | grep -q '1f 8b'"), 0);
+}
+
 static void test_initramfs_errors(void **state _unused_) {
         char *const unknown[] = { "ext4", "nosuchmod", NULL };
         char *const gone[] = { "gone", NULL };
@@ -285,6 +324,7 @@ int main(void) {
                 cmocka_unit_test(test_kernel_find),
                 cmocka_unit_test(test_initramfs_contents),
                 cmocka_unit_test(test_initramfs_reproducible),
+                cmocka_unit_test(test_initramfs_compression),
                 cmocka_unit_test(test_initramfs_errors),
                 cmocka_unit_test(test_initramfs_agent),
         };

@@ -85,14 +85,17 @@ static void test_probe_build(void **state) {
         (void) state;
 
         assert_int_equal(toolversion_probe_build(ROOTFS_EROFS, false, false, &t), 0);
-        assert_int_equal(json_object_size(t), 1);
-        assert_non_null(json_string_value(json_object_get(t, "mkfs.erofs")));
+        /* mkfs.erofs, and the initramfs's compressors */
+        assert_int_equal(json_object_size(t), 3);
+        for (const char *const *k = (const char *const[]) { "mkfs.erofs", "libzstd", "zlib", NULL }; *k; k++)
+                if (isempty(json_string_value(json_object_get(t, *k))))
+                        fail_msg("no version of %s", *k);
         json_decref(t);
 
         assert_int_equal(toolversion_probe_build(ROOTFS_SQUASHFS, true, false, &t), 0);
         assert_null(json_object_get(t, "mkfs.erofs"));
         for (const char *const *k = (const char *const[]) { "mksquashfs", "mkfs.fat", "mtools", "mke2fs",
-                                                             "libguestfs", NULL };
+                                                             "libguestfs", "libzstd", "zlib", NULL };
              *k; k++)
                 if (!json_string_value(json_object_get(t, *k)))
                         fail_msg("no version of %s", *k);
