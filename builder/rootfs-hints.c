@@ -148,14 +148,20 @@ static int walk(Hints *h, int dfd, const char *rel, unsigned depth) {
 
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (de->d_type != DT_DIR && de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
-                        continue;
                 path = *rel ? strdup_printf("%s/%s", rel, de->d_name) : strdup(de->d_name);
                 if (!path)
                         return -ENOMEM;
+                /* never open a device node or a FIFO: only what is known to
+                 * be a directory or a regular file */
+                if (de->d_type == DT_UNKNOWN) {
+                        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                                return log_error_errno(negative_errno(), "failed to stat '/%s' in the staging root: %m",
+                                                       path);
+                        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+                                continue;
+                } else if (de->d_type != DT_DIR && de->d_type != DT_REG)
+                        continue;
                 fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-                if (fd < 0 && (errno == ELOOP || errno == ENXIO))
-                        continue; /* a symlink or socket behind DT_UNKNOWN */
                 if (fd < 0 || fstat(fd, &st) < 0)
                         return log_error_errno(negative_errno(), "failed to open '/%s' in the staging root: %m", path);
                 if (S_ISDIR(st.st_mode))

@@ -163,6 +163,10 @@ static void test_erofs_hints(void **state _unused_) {
         put_fake_packed("hinted/odd name");              /* white space: left out */
         put_text("hinted/etc/plain.gz", 64 * 1024);      /* named so, plain text */
         put_text("hinted/usr/bin/tool", 64 * 1024);
+        /* neither opened nor named: a FIFO, a symlink to compressed data */
+        assert_int_equal(system("mkdir -p hinted/run && mkfifo hinted/run/fifo && "
+                                "ln -s ../boot/vmlinuz-9.0 hinted/run/kernel"),
+                         0);
         assert_int_equal(rootfs_erofs_hints("hinted", &text, &size), 0);
         assert_int_equal(size, strlen(text));
         assert_string_equal(text, "4096 ^etc/plain\\.gz$\n"
@@ -176,7 +180,7 @@ static void test_erofs_hints(void **state _unused_) {
         assert_true(erofs_compressed("hinted.erofs", "/etc/plain.gz"));
         assert_true(erofs_compressed("hinted.erofs", "/usr/bin/tool"));
         assert_int_equal(system("fsck.erofs --extract=hinted.out hinted.erofs >/dev/null && "
-                                "diff -r hinted hinted.out"),
+                                "diff -r -x fifo hinted hinted.out && test -p hinted.out/run/fifo"),
                          0);
         /* no hints file is left beside the image */
         assert_int_equal(system("! ls hinted.erofs.hints* 2>/dev/null"), 0);
