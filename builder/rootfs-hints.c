@@ -203,8 +203,10 @@ int rootfs_erofs_hints(const char *root, char **ret, size_t *ret_size) {
         r = walk(&h, fd, "", 0);
         if (r < 0)
                 return r == -ENOMEM ? log_oom() : r;
-        qsort(h.named_plain, h.n_named_plain, sizeof(char *), str_cmp);
-        qsort(h.other, h.n_other, sizeof(char *), str_cmp);
+        if (h.n_named_plain > 1)
+                qsort(h.named_plain, h.n_named_plain, sizeof(char *), str_cmp);
+        if (h.n_other > 1)
+                qsort(h.other, h.n_other, sizeof(char *), str_cmp);
 
         f = open_memstream(&buf, &size);
         if (!f)
