@@ -53,10 +53,11 @@ pc_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 ALL_CFLAGS = $(BASE_CFLAGS) $(call pc_cflags,$(PKGS_COMMON) $(PKGS_CURL) $(PKGS_AGENT) $(PKGS_BUILDER) $(PKGS_BOOTSERVER)) $(CFLAGS)
 
 # The two back ends of common/http.h both define http_exchange(): they stay
-# out of the library and each program links one.
-HTTP_BACKENDS := common/http-curl.c common/httpc.c
+# out of the library and each program links one (the own one with its TLS
+# contexts, on libssl).
+HTTP_BACKENDS := common/http-curl.c common/httpc.c common/tlscontext.c
 HTTP_CURL := $(OBJ)/common/http-curl.o
-HTTP_OWN := $(OBJ)/common/httpc.o
+HTTP_OWN := $(OBJ)/common/httpc.o $(OBJ)/common/tlscontext.o
 COMMON_SRC := $(filter-out $(HTTP_BACKENDS),$(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
 LIBSLIPWAY := $(BUILD)/lib/libslipway.a
