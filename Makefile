@@ -317,6 +317,11 @@ $(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(HTTP_CURL) $(FLA
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(HTTP_CURL) $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
 
+# The same load generator on the agent's own HTTP client, to set beside libcurl.
+$(BUILD)/bench/checkins-own: tests/bench/checkins.c $(LIBSLIPWAY) $(HTTP_OWN) $(FLAGS_STAMP) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(HTTP_OWN) $(LIBSLIPWAY) $(LDFLAGS) -ljansson -lssl -lcrypto -lpthread
+
 # How many unit test binaries, and integration suites, run at once: most
 # of their time is spent waiting on servers, not on the CPU. JOBS=1 runs
 # them one by one.
@@ -387,7 +392,7 @@ demo: all sample-repo
 	@tests/demo.sh
 
 ## make bench         speed figures against the peers
-bench: all sample-repo $(BUILD)/fleet/sim $(BUILD)/bench/checkins
+bench: all sample-repo $(BUILD)/fleet/sim $(BUILD)/bench/checkins $(BUILD)/bench/checkins-own
 	@$(MAKE) --no-print-directory deps-bench
 	@tests/bench/run.sh
 
