@@ -691,7 +691,7 @@ int http_exchange(const HttpRequest *req, HttpReply *ret) {
         }
         /* At most twice: a kept connection found closed only by the
          * request is replaced by a new one, once. */
-        for (bool kept = c;; kept = false) {
+        for (bool kept = c != NULL;; kept = false) {
                 bool sent;
 
                 if (!c) {
