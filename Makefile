@@ -53,10 +53,11 @@ pc_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 ALL_CFLAGS = $(BASE_CFLAGS) $(call pc_cflags,$(PKGS_COMMON) $(PKGS_CURL) $(PKGS_AGENT) $(PKGS_BUILDER) $(PKGS_BOOTSERVER)) $(CFLAGS)
 
 # The two back ends of common/http.h both define http_exchange(): they stay
-# out of the library and each program links one.
-HTTP_BACKENDS := common/http-curl.c common/httpc.c
+# out of the library and each program links one (the own one with its TLS
+# contexts, on libssl).
+HTTP_BACKENDS := common/http-curl.c common/httpc.c common/tlscontext.c
 HTTP_CURL := $(OBJ)/common/http-curl.o
-HTTP_OWN := $(OBJ)/common/httpc.o
+HTTP_OWN := $(OBJ)/common/httpc.o $(OBJ)/common/tlscontext.o
 COMMON_SRC := $(filter-out $(HTTP_BACKENDS),$(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
 LIBSLIPWAY := $(BUILD)/lib/libslipway.a
@@ -316,6 +317,11 @@ $(BUILD)/bench/checkins: tests/bench/checkins.c $(LIBSLIPWAY) $(HTTP_CURL) $(FLA
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(HTTP_CURL) $(LIBSLIPWAY) $(LDFLAGS) -lcurl -ljansson -lcrypto -lpthread
 
+# The same load generator on the agent's own HTTP client, to set beside libcurl.
+$(BUILD)/bench/checkins-own: tests/bench/checkins.c $(LIBSLIPWAY) $(HTTP_OWN) $(FLAGS_STAMP) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(HTTP_OWN) $(LIBSLIPWAY) $(LDFLAGS) -ljansson -lssl -lcrypto -lpthread
+
 # How many unit test binaries, and integration suites, run at once: most
 # of their time is spent waiting on servers, not on the CPU. JOBS=1 runs
 # them one by one.
@@ -386,7 +392,7 @@ demo: all sample-repo
 	@tests/demo.sh
 
 ## make bench         speed figures against the peers
-bench: all sample-repo $(BUILD)/fleet/sim $(BUILD)/bench/checkins
+bench: all sample-repo $(BUILD)/fleet/sim $(BUILD)/bench/checkins $(BUILD)/bench/checkins-own
 	@$(MAKE) --no-print-directory deps-bench
 	@tests/bench/run.sh
 

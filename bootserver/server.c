@@ -2,6 +2,7 @@
 #include <netdb.h>
 #include <stdarg.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "blobs.h"
@@ -18,6 +19,7 @@
  * JSON, in all but grossly oversized requests. */
 #define HEADER_SIZE_MAX (16 * 1024)
 #define CONNECTION_MEMORY_LIMIT (64 * 1024)
+#define CONNECTION_LIMIT 4096u
 
 static const struct {
         const char *name;
@@ -174,6 +176,8 @@ enum MHD_Result reply_response(Request *req, unsigned status, struct MHD_Respons
         if (!resp)
                 return MHD_NO;
         MHD_add_response_header(resp, "Server", "slipwayd");
+        if (atomic_load(&req->server->connections) > req->server->keep_max)
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
         if (req->reply_header[0])
                 MHD_add_response_header(resp, req->reply_header[0], req->reply_header[1]);
         ret = MHD_queue_response(req->conn, status, resp);
@@ -655,6 +659,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn _unused_, void *
         log_context_clear();
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn _unused_, void **socket_context _unused_,
+                          enum MHD_ConnectionNotificationCode code) {
+        Server *s = cls;
+
+        if (code == MHD_CONNECTION_NOTIFY_STARTED)
+                atomic_fetch_add(&s->connections, 1);
+        else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+                atomic_fetch_sub(&s->connections, 1);
+}
+
+/* How many connections may stay open between requests. Each holds a
+ * descriptor and one of libmicrohttpd's places, and agents keep theirs
+ * (common/httpc.c): past half of the smaller of the two limits, answers
+ * say "Connection: close", so that a fleet cannot fill the server; those
+ * hosts then open a connection per request. */
+static unsigned keep_max(void) {
+        struct rlimit rl;
+        rlim_t n = CONNECTION_LIMIT;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+                n = MIN(n, rl.rlim_cur);
+        return (unsigned) n / 2;
+}
+
 static void on_mhd_log(void *cls _unused_, const char *fm, va_list ap) {
         char buf[512];
         size_t n;
@@ -675,6 +703,7 @@ int server_start(Server *s, const Route *const *routes) {
         int r;
 
         s->routes = routes;
+        s->keep_max = keep_max();
 
         r = server_config_listen_address(&s->config, &ai, &port);
         if (r < 0)
@@ -695,11 +724,12 @@ int server_start(Server *s, const Route *const *routes) {
                                   MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                   MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                   MHD_OPTION_THREAD_POOL_SIZE, (unsigned) s->config.threads,
-                                  MHD_OPTION_CONNECTION_LIMIT, 4096u,
+                                  MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
                                   MHD_OPTION_CONNECTION_TIMEOUT, 120u,
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                                   MHD_OPTION_URI_LOG_CALLBACK, on_target, s,
                                   cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
                                   MHD_OPTION_HTTPS_MEM_KEY, key,

@@ -72,6 +72,8 @@ typedef struct Server {
         uint16_t port;       /* bound port */
         uint64_t started_usec;
         Metrics metrics;
+        atomic_uint connections; /* HTTP connections open */
+        unsigned keep_max;       /* with more open, answers close theirs (server_start) */
         LeaseWaiters *lease_waiters; /* lease requests that wait (api-leases.c) */
         struct Replicator *replicator; /* copies of blobs between instances (replicator.c) */
         struct Webhooks *webhooks;     /* the webhooks' sender (webhooks.c) */

@@ -75,7 +75,9 @@ static inline void api_client_freep(ApiClient **c) {
  * empty, too long, or holds characters that cannot go into a header. */
 int api_client_set_token(ApiClient *c, const char *token);
 /* A PEM bundle that https certificates are verified against (NULL: the
- * system's). The file is read again at each request. */
+ * system's). A change to the file is taken at the next request (on
+ * libcurl the file is read at each; the agent's client loads it again
+ * when it changed). */
 int api_client_set_ca_file(ApiClient *c, const char *path);
 /* Limit on a whole JSON request in seconds (0: none beyond the transport's
  * connect timeout and low-speed abort). Uploads are never cut off by it. */

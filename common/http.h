@@ -4,7 +4,9 @@
  * link http-curl.c (libcurl: proxies, mirrors, file://, redirects);
  * slipway-agent links httpc.c, a small HTTP/1.1 client of our own on
  * sockets and OpenSSL, which keeps the agent free of libcurl's many
- * libraries. Both send Slipway's user agent and map failures to the same
+ * libraries and keeps its connection from one request to the next (one
+ * idle connection per thread); the libcurl back end opens one per
+ * exchange. Both send Slipway's user agent and map failures to the same
  * negative errno values; only libcurl takes file:// URLs and follows
  * redirects (the agent's servers send none).
  * Library code: nothing here logs above debug. */
@@ -102,7 +104,9 @@ typedef struct HttpReply {
  * -EINVAL for a URL it does not take; -ENOMEM; or the error a callback
  * returned. ret (not NULL) is filled in either case. When a streamed
  * upload breaks because the server answered early (a refusal), that answer
- * is what is returned. */
+ * is what is returned. The own back end sends a request once more, on a
+ * new connection, when the kept one it went on turns out closed before
+ * any of the answer came and its body can be sent again. */
 int http_exchange(const HttpRequest *req, HttpReply *ret);
 
 /* Whether an error of http_exchange() means the server could not be

@@ -1,10 +1,22 @@
-/* The own back end of http.h: HTTP/1.1 on sockets and OpenSSL, one
- * connection per exchange (Connection: close), for slipway-agent. Name
- * resolution by getaddrinfo (IPv4 and IPv6, each address in turn within
- * the connect timeout), TLS 1.2 or later with SNI, the peer checked against
- * the CA file or the system's store and its name (or address) checked, and
- * the answer read by httpparse.c. Timeouts: connecting, no byte for the
- * low-speed time, and the whole exchange when asked. */
+/* The own back end of http.h: HTTP/1.1 on sockets and OpenSSL, for
+ * slipway-agent. Name resolution by getaddrinfo (IPv4 and IPv6, each
+ * address in turn within the connect timeout), TLS 1.2 or later with SNI,
+ * the peer checked against the CA file or the system's store and its name
+ * (or address) checked, and the answer read by httpparse.c. Timeouts:
+ * connecting, no byte for the low-speed time, and the whole exchange when
+ * asked.
+ *
+ * Connections are kept. After a whole answer whose end was known from its
+ * length (Content-Length or chunked), on HTTP/1.1 and without "Connection:
+ * close", the connection waits for the next request to the same scheme,
+ * host, port and CA file: one idle connection per thread (the agent has
+ * one), for at most IDLE_KEEP_MS. One the server closed meanwhile is
+ * dropped before use when that shows; when it shows only as no answer at
+ * all (the write fails, or the connection ends before the first byte of
+ * the answer), the request goes once more on a new connection, if its body
+ * can be sent again. Any error, and an answer that runs to the close, ends
+ * the connection. The TLS context, with the CA store loaded, is made once
+ * per CA file for the process. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -21,18 +33,31 @@
 
 #include "http.h"
 #include "log.h"
+#include "tlscontext.h"
 #include "util.h"
 
 #define PIECE_DEFAULT ((size_t) 16 << 10)
 #define SEND_BUFFER ((size_t) 64 << 10)
+/* How long an idle connection is kept: twice the agent's default check-in
+ * interval (30 s), so that one serves the next check-in, and below the
+ * 120 s after which slipwayd closes an idle connection, or nginx's 75 s. A
+ * server that closes sooner costs a new connection, no error. */
+#define IDLE_KEEP_MS (60u * 1000)
 
 typedef struct Conn {
         int fd;
-        SSL_CTX *ctx;
         SSL *ssl;
+        bool tls; /* what it was opened for */
+        char host[HTTP_HOST_MAX];
+        char port[6];
+        uint64_t idle_since_ms; /* when it was put aside */
+        /* for the exchange on it */
         uint64_t deadline_ms; /* the whole exchange; 0: none */
         long idle_ms;         /* no byte either way for this long: timed out */
         HttpReply *reply;
+        uint64_t received;    /* bytes of the answer read */
+        bool broke;           /* it failed or ended, other than by a timeout */
+        bool body_read;       /* the streamed body's read callback ran */
 } Conn;
 
 static uint64_t now_ms(void) {
@@ -242,22 +267,10 @@ static int conn_open(Conn *c, const HttpUrl *u) {
                     strerror(-r));
 }
 
-static int tls_start(Conn *c, const HttpUrl *u, const char *ca_file) {
+static int tls_start(Conn *c, const HttpUrl *u, SSL_CTX *ctx) {
         int k, r;
 
-        c->ctx = SSL_CTX_new(TLS_client_method());
-        if (!c->ctx)
-                return fail(c->reply, -ENOMEM, HTTP_STAGE_TLS, "cannot set up TLS");
-        (void) SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-        /* A server that closes without close_notify ends a body that runs
-         * to the close; one cut short is still caught by its length. */
-        SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-        k = ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL) : SSL_CTX_set_default_verify_paths(c->ctx);
-        if (k != 1)
-                return fail(c->reply, -EPROTO, HTTP_STAGE_TLS, "cannot load the CA file '%s': %s",
-                            ca_file ? ca_file : "(system)", tls_reason());
-        c->ssl = SSL_new(c->ctx);
+        c->ssl = SSL_new(ctx);
         if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
                 return fail(c->reply, -ENOMEM, HTTP_STAGE_TLS, "cannot set up TLS");
         if (u->ipv6 || inet_pton(AF_INET, u->host, &(struct in_addr) {}) == 1)
@@ -284,15 +297,44 @@ static int tls_start(Conn *c, const HttpUrl *u, const char *ca_file) {
         }
 }
 
-static void conn_close(Conn *c) {
+/* Closes c and frees it; returns NULL. */
+static Conn *conn_free(Conn *c) {
+        if (!c)
+                return NULL;
         if (c->ssl) {
                 (void) SSL_shutdown(c->ssl); /* one try: the socket does not block */
                 SSL_free(c->ssl);
         }
-        SSL_CTX_free(c->ctx);
         if (c->fd >= 0)
                 close(c->fd);
         ERR_clear_error();
+        free(c);
+        return NULL;
+}
+
+/* A new connection to u, with TLS over ctx when it is set. */
+static int conn_connect(const HttpUrl *u, SSL_CTX *ctx, uint64_t deadline_ms, long idle_ms, HttpReply *reply,
+                        Conn **ret) {
+        Conn *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c)
+                return fail(reply, -ENOMEM, HTTP_STAGE_NONE, "out of memory");
+        *c = (Conn) { .fd = -1, .tls = u->tls, .deadline_ms = deadline_ms, .idle_ms = idle_ms, .reply = reply };
+        snprintf(c->host, sizeof(c->host), "%s", u->host);
+        snprintf(c->port, sizeof(c->port), "%s", u->port);
+        r = conn_open(c, u);
+        if (r >= 0) {
+                (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
+                if (ctx)
+                        r = tls_start(c, u, ctx);
+        }
+        if (r < 0) {
+                conn_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
 }
 
 static bool header_token_ok(const char *s) {
@@ -308,7 +350,7 @@ static char *request_head(const HttpRequest *req, const HttpUrl *u) {
         bool has_body = req->body || req->read;
         _cleanup_free_ char *head = NULL;
 
-        head = strdup_printf("%s %s%s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nUser-Agent: %s\r\nConnection: close\r\n",
+        head = strdup_printf("%s %s%s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nUser-Agent: %s\r\n",
                              req->method, u->target[0] == '/' ? "" : "/", u->target, u->ipv6 ? "[" : "", u->host,
                              u->ipv6 ? "]" : "", default_port ? "" : ":", default_port ? "" : u->port,
                              HTTP_USER_AGENT);
@@ -342,6 +384,7 @@ static int send_request(Conn *c, const HttpRequest *req, const char *head, bool 
         r = conn_write(c, head, strlen(head));
         if (r >= 0 && req->body)
                 r = conn_write(c, req->body, req->body_size);
+        c->broke = r < 0 && r != -ETIMEDOUT;
         if (r < 0)
                 return fail(c->reply, r == -ETIMEDOUT ? r : -ECONNRESET, HTTP_STAGE_EXCHANGE,
                             "cannot send the request: %s", strerror(-r));
@@ -354,6 +397,7 @@ static int send_request(Conn *c, const HttpRequest *req, const char *head, bool 
                 size_t want = (size_t) MIN((uint64_t) SEND_BUFFER, req->read_size - sent);
                 ssize_t k = req->read(buf, want, req->read_userdata);
 
+                c->body_read = true;
                 if (k < 0)
                         return fail(c->reply, (int) k, HTTP_STAGE_CALLBACK, "cannot read the body: %s",
                                     strerror((int) -k));
@@ -363,7 +407,7 @@ static int send_request(Conn *c, const HttpRequest *req, const char *head, bool 
                 if (r == -ETIMEDOUT)
                         return fail(c->reply, r, HTTP_STAGE_EXCHANGE, "sending the body timed out");
                 if (r < 0) {
-                        *ret_broken = true;
+                        *ret_broken = c->broke = true;
                         return fail(c->reply, -ECONNRESET, HTTP_STAGE_EXCHANGE, "cannot send the body: %s",
                                     strerror(-r));
                 }
@@ -428,6 +472,9 @@ static int receive(Conn *c, const HttpRequest *req, HttpParser *p, Receive *rc) 
         for (;;) {
                 ssize_t k = conn_read(c, buf, size);
 
+                if (k <= 0 && k != -ETIMEDOUT && k != -EPROTO)
+                        c->broke = true;
+                c->received += k > 0 ? (uint64_t) k : 0;
                 if (k < 0)
                         return fail(c->reply, k == -ETIMEDOUT ? -ETIMEDOUT : k == -EPROTO ? -EPROTO : -ECONNRESET,
                                     HTTP_STAGE_EXCHANGE, "%s after %llu bytes of the answer",
@@ -478,32 +525,100 @@ static void pipe_guard_end(PipeGuard *g) {
         pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
-static int exchange(Conn *c, const HttpRequest *req, const HttpUrl *u, HttpReply *ret) {
-        _cleanup_free_ char *head = NULL;
+/* The idle connection of this thread, dropped when the thread ends. */
+static pthread_key_t idle_key;
+static bool idle_key_ok;
+static pthread_once_t idle_once = PTHREAD_ONCE_INIT;
+
+static void idle_drop(void *userdata) {
+        PipeGuard guard;
+
+        pipe_guard_begin(&guard);
+        conn_free(userdata);
+        pipe_guard_end(&guard);
+}
+
+static void idle_key_make(void) {
+        idle_key_ok = pthread_key_create(&idle_key, idle_drop) == 0;
+}
+
+/* Whether a kept connection is still open. Nothing may arrive on an idle
+ * one but the server's close, or over TLS a record without data (a late
+ * session ticket), which SSL_peek() takes in. */
+static bool conn_alive(Conn *c) {
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        char b;
+        int k = poll(&p, 1, 0);
+
+        if (k == 0)
+                return true;
+        if (k < 0 || !c->ssl || (p.revents & (POLLERR | POLLHUP)))
+                return false;
+        ERR_clear_error();
+        k = SSL_peek(c->ssl, &b, 1);
+        k = k <= 0 && SSL_get_error(c->ssl, k) == SSL_ERROR_WANT_READ;
+        ERR_clear_error();
+        return k;
+}
+
+/* This thread's idle connection when it goes where u does over ctx, is
+ * fresh enough and still open; NULL else (one that is not is closed). */
+static Conn *idle_take(const HttpUrl *u, SSL_CTX *ctx) {
+        Conn *c;
+
+        (void) pthread_once(&idle_once, idle_key_make);
+        if (!idle_key_ok)
+                return NULL;
+        c = pthread_getspecific(idle_key);
+        if (!c || pthread_setspecific(idle_key, NULL) != 0)
+                return NULL;
+        if (c->tls == u->tls && streq(c->host, u->host) && streq(c->port, u->port) &&
+            (!c->ssl || SSL_get_SSL_CTX(c->ssl) == ctx) && now_ms() - c->idle_since_ms < IDLE_KEEP_MS &&
+            conn_alive(c))
+                return c;
+        return conn_free(c);
+}
+
+/* Keeps c as this thread's idle connection. */
+static void idle_put(Conn *c) {
+        c->reply = NULL;
+        c->idle_since_ms = now_ms();
+        if (!idle_key_ok || pthread_getspecific(idle_key) || pthread_setspecific(idle_key, c) != 0)
+                conn_free(c);
+}
+
+/* Whether the request can go again on another connection: its streamed
+ * body, if it has one and began to read it, starts over. */
+static bool body_again(const HttpRequest *req, const Conn *c) {
+        return !req->read || !c->body_read || (req->rewind && req->rewind(req->read_userdata) >= 0);
+}
+
+/* The request line and headers, checked. Caller frees. */
+static int request_make(const HttpRequest *req, const HttpUrl *u, HttpReply *ret, char **ret_head) {
+        if (!header_token_ok(req->method) || !header_token_ok(u->target))
+                return fail(ret, -EINVAL, HTTP_STAGE_NONE, "a request line cannot carry '%s'", req->url);
+        for (size_t i = 0; req->headers && req->headers[i]; i++)
+                if (!header_token_ok(req->headers[i]))
+                        return fail(ret, -EINVAL, HTTP_STAGE_NONE, "a header cannot carry control characters");
+        *ret_head = request_head(req, u);
+        if (!*ret_head)
+                return fail(ret, -ENOMEM, HTTP_STAGE_NONE, "out of memory");
+        return 0;
+}
+
+/* Sends the request on c and reads the answer. *ret_keep says whether c
+ * can carry another request. */
+static int exchange(Conn *c, const HttpRequest *req, const char *head, bool *ret_keep) {
+        HttpReply *ret = c->reply;
         Receive rc = { .req = req, .reply = ret };
         char send_error[sizeof(ret->message)];
         HttpParser *p;
         bool broken;
         int r, rs;
 
-        if (!header_token_ok(req->method) || !header_token_ok(u->target))
-                return fail(ret, -EINVAL, HTTP_STAGE_NONE, "a request line cannot carry '%s'", req->url);
-        for (size_t i = 0; req->headers && req->headers[i]; i++)
-                if (!header_token_ok(req->headers[i]))
-                        return fail(ret, -EINVAL, HTTP_STAGE_NONE, "a header cannot carry control characters");
-        head = request_head(req, u);
-        if (!head)
-                return fail(ret, -ENOMEM, HTTP_STAGE_NONE, "out of memory");
-
-        r = conn_open(c, u);
-        if (r < 0)
-                return r;
-        (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
-        if (u->tls) {
-                r = tls_start(c, u, req->opts ? req->opts->ca_file : NULL);
-                if (r < 0)
-                        return r;
-        }
+        *ret_keep = false;
+        c->received = 0;
+        c->broke = c->body_read = false;
         rs = send_request(c, req, head, &broken);
         if (rs < 0 && !broken)
                 return rs;
@@ -524,6 +639,7 @@ static int exchange(Conn *c, const HttpRequest *req, const HttpUrl *u, HttpReply
                 (void) fail(ret, r, HTTP_STAGE_EXCHANGE,
                             "the server redirects to %.160s (HTTP %ld); redirects are not followed", p->location,
                             ret->status);
+        *ret_keep = r >= 0 && rs >= 0 && http_parser_keep_alive(p);
         free(p);
         if (rs < 0 && (r < 0 || ret->status < 400)) {
                 /* The upload broke and no refusal explains it. */
@@ -536,22 +652,69 @@ static int exchange(Conn *c, const HttpRequest *req, const HttpUrl *u, HttpReply
 
 int http_exchange(const HttpRequest *req, HttpReply *ret) {
         const HttpOptions *o = req->opts;
-        Conn c = { .fd = -1, .reply = ret };
+        _cleanup_free_ char *head = NULL;
+        uint64_t deadline_ms = 0;
+        SSL_CTX *ctx = NULL;
+        Conn *c = NULL;
+        bool keep = false;
         PipeGuard guard;
+        long idle_ms;
         HttpUrl u;
         int r;
 
         *ret = (HttpReply) { .content_length = -1 };
         if (http_url_parse(req->url, &u) < 0)
                 return fail(ret, -EINVAL, HTTP_STAGE_NONE, "'%s' is not an http:// or https:// URL", req->url);
-        c.idle_ms = 1000L * (o && o->low_speed_time > 0 ? o->low_speed_time : HTTP_LOW_SPEED_TIME_SEC);
+        r = request_make(req, &u, ret, &head);
+        if (r < 0)
+                return r;
+        idle_ms = 1000L * (o && o->low_speed_time > 0 ? o->low_speed_time : HTTP_LOW_SPEED_TIME_SEC);
         if (o && o->timeout_sec > 0)
-                c.deadline_ms = now_ms() + 1000ULL * (uint64_t) o->timeout_sec;
+                deadline_ms = now_ms() + 1000ULL * (uint64_t) o->timeout_sec;
+        if (u.tls) {
+                r = tls_context_get(o ? o->ca_file : NULL, &ctx);
+                if (r < 0) {
+                        (void) fail(ret, r, HTTP_STAGE_TLS, "cannot load the CA file '%s': %s",
+                                    o && o->ca_file ? o->ca_file : "(system)",
+                                    r == -EPROTO ? tls_reason() : strerror(-r));
+                        ERR_clear_error();
+                        goto out;
+                }
+        }
 
         pipe_guard_begin(&guard);
-        r = exchange(&c, req, &u, ret);
-        conn_close(&c);
+        c = idle_take(&u, ctx);
+        if (c) {
+                c->deadline_ms = deadline_ms;
+                c->idle_ms = idle_ms;
+                c->reply = ret;
+        }
+        /* At most twice: a kept connection found closed only by the
+         * request is replaced by a new one, once. */
+        for (bool kept = c != NULL;; kept = false) {
+                bool sent;
+
+                if (!c) {
+                        r = conn_connect(&u, ctx, deadline_ms, idle_ms, ret, &c);
+                        if (r < 0)
+                                break;
+                }
+                r = exchange(c, req, head, &keep);
+                if (r >= 0 || !kept || !c->broke || c->received > 0 || !body_again(req, c))
+                        break;
+                log_debug("%s %s: the kept connection was closed (%s), again on a new one", req->method, req->url,
+                          ret->message);
+                c = conn_free(c);
+                sent = ret->sent; /* what the server might have seen stays said */
+                *ret = (HttpReply) { .content_length = -1, .sent = sent };
+        }
+        if (c && r >= 0 && keep)
+                idle_put(c);
+        else
+                conn_free(c);
         pipe_guard_end(&guard);
+out:
+        SSL_CTX_free(ctx);
         if (r < 0)
                 log_debug("%s %s: %s", req->method, req->url, ret->message);
         else

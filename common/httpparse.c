@@ -107,8 +107,10 @@ static int parse_status(HttpParser *p, const char *line) {
         if (status < 100 || status == 101)
                 return parse_error(p, -EPROTO, "unexpected status %ld", status);
         p->status = status;
+        p->http11 = line[strlen("HTTP/1.")] == '1';
         p->content_length = -1;
         p->chunked = false;
+        p->conn_close = false;
         p->location[0] = 0;
         p->state = HTTP_PARSE_HEADERS;
         return 0;
@@ -130,6 +132,22 @@ static int parse_content_length(HttpParser *p, const char *value) {
                 return parse_error(p, -EPROTO, "two different Content-Length headers");
         p->content_length = (int64_t) n;
         return 0;
+}
+
+/* Whether a Connection header's comma-separated options name "close". */
+static bool connection_says_close(const char *value) {
+        while (*value) {
+                size_t n = strcspn(value, ",");
+                size_t k = n;
+
+                while (k > 0 && (value[k - 1] == ' ' || value[k - 1] == '\t'))
+                        k--;
+                if (k == 5 && strncasecmp(value, "close", 5) == 0)
+                        return true;
+                value += n;
+                value += strspn(value, ", \t");
+        }
+        return false;
 }
 
 static int parse_header(HttpParser *p, char *line) {
@@ -161,6 +179,8 @@ static int parse_header(HttpParser *p, char *line) {
                 p->chunked = true;
                 return 0;
         }
+        if (strcasecmp(line, "Connection") == 0 && connection_says_close(value))
+                p->conn_close = true;
         if (strcasecmp(line, "Location") == 0)
                 snprintf(p->location, sizeof(p->location), "%s", value);
         return 0;
@@ -192,8 +212,10 @@ static int headers_done(HttpParser *p) {
                                            (long long) p->content_length, (unsigned long long) p->body_max);
                 p->remaining = (uint64_t) p->content_length;
                 p->state = p->remaining > 0 ? HTTP_PARSE_BODY_LENGTH : HTTP_PARSE_DONE;
-        } else
+        } else {
                 p->state = HTTP_PARSE_BODY_CLOSE;
+                p->to_close = true;
+        }
         return 0;
 }
 

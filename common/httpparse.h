@@ -62,6 +62,9 @@ typedef struct HttpParser {
         long status;
         int64_t content_length; /* -1 when none was sent */
         bool chunked;
+        bool http11;            /* the status line said HTTP/1.1 */
+        bool conn_close;        /* a Connection header named "close" */
+        bool to_close;          /* the body runs to the end of the connection */
         char location[512];     /* of a redirect, "" for none */
         uint64_t body_size;     /* body bytes handed to on_body */
         char error[160];        /* why the last feed failed */
@@ -88,6 +91,13 @@ int http_parser_feed(HttpParser *p, const void *data, size_t n);
  * that runs to the end), -ECONNRESET when the response was cut short (with
  * p->error set). */
 int http_parser_eof(HttpParser *p);
+
+/* Whether the connection may carry another request after this response:
+ * it is complete, HTTP/1.1 without "Connection: close", and its end was
+ * known from its length (not the end of the connection). */
+static inline bool http_parser_keep_alive(const HttpParser *p) {
+        return p->state == HTTP_PARSE_DONE && p->http11 && !p->conn_close && !p->to_close;
+}
 
 /* Whether the status line has been read (p->status is the server's). */
 static inline bool http_parser_has_status(const HttpParser *p) {

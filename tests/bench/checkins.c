@@ -2,15 +2,17 @@
  * hosts with a running slipwayd, labels them (services and racks, as
  * tests/fleet/agents.sh does), sets budgets, then has T threads check in
  * as those hosts for a while, each host now and then asking for its reboot
- * lease and giving it back at its next turn. Every request opens its own
- * connection, as an agent's does. Prints the latency percentiles of
+ * lease and giving it back at its next turn. Built twice: checkins on
+ * libcurl (http-curl.c), which opens a connection for every request, and
+ * checkins-own on the agent's own client (httpc.c), which keeps one per
+ * thread, as an agent does. Prints the latency percentiles of
  * check-ins, lease requests (grants and refusals) and releases. With
  * several --url (instances sharing one database), thread t talks to the
  * (t mod n)-th: the load is spread evenly over them.
  *
  *     checkins --url URL [--url URL...] --admin-token T --enroll SECRET
  *              [--hosts 10000] [--threads 8] [--seconds 20] [--lease-every 10]
- *              [--follow]
+ *              [--follow] [--ca-file PEM]
  *
  * Used by tests/bench/run.sh and tests/integration/lease-load.sh; see
  * docs/coordinator.md. */
@@ -60,7 +62,7 @@ typedef struct Worker {
 #define MAX_URLS 16u
 
 static struct {
-        const char *urls[MAX_URLS], *admin, *enroll;
+        const char *urls[MAX_URLS], *admin, *enroll, *ca_file;
         unsigned n_urls;
         unsigned hosts, threads, seconds, lease_every;
         bool follow;
@@ -285,14 +287,14 @@ static double cpu_seconds(void) {
 
 static void help(void) {
         printf("checkins --url URL [--url URL...] --admin-token TOKEN --enroll SECRET [--hosts N]\n"
-               "         [--threads T] [--seconds S] [--lease-every K] [--follow]\n\n"
+               "         [--threads T] [--seconds S] [--lease-every K] [--follow] [--ca-file PEM]\n\n"
                "Registers N hosts (services of 5, racks of 10), sets budgets (1 per rack, 10%% of a\n"
                "service), then checks in as them from T threads for S seconds; a host asks for its\n"
                "lease every K turns and gives a granted one back at its next turn. Prints latency\n"
                "percentiles per kind of request and the CPU time it took itself. Several --url spread\n"
                "the threads over the servers (thread t talks to URL t mod n). --follow: a host the\n"
                "server gives another image asks for its lease at once and, granted, runs that image\n"
-               "from its next check-in on.\n");
+               "from its next check-in on. --ca-file: the CA that signed an https server's certificate.\n");
 }
 
 int main(int argc, char **argv) {
@@ -301,6 +303,7 @@ int main(int argc, char **argv) {
                 { "enroll", required_argument, NULL, 'e' },  { "hosts", required_argument, NULL, 'n' },
                 { "threads", required_argument, NULL, 't' }, { "seconds", required_argument, NULL, 's' },
                 { "lease-every", required_argument, NULL, 'l' }, { "follow", no_argument, NULL, 'f' },
+                { "ca-file", required_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -342,6 +345,9 @@ int main(int argc, char **argv) {
                 case 'f':
                         arg.follow = true;
                         break;
+                case 'c':
+                        arg.ca_file = optarg;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -364,6 +370,8 @@ int main(int argc, char **argv) {
                 if (r < 0)
                         return log_error_errno(r, "--url %s: %m", url), 2;
                 api_client_set_timeout(workers[t].api, 30);
+                if (arg.ca_file && api_client_set_ca_file(workers[t].api, arg.ca_file) < 0)
+                        return log_oom(), 1;
         }
 
         t0 = mono_ms();

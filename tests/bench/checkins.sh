@@ -8,7 +8,10 @@
 # on PostgreSQL, with the same steps: an image, a rollout in waves of 1%,
 # 10% and 100%, the hosts checking in, taking their leases and running the
 # image they are given (checkins --follow), and the tick's time read from
-# the leader's slipway_coordinator_tick_seconds after every tick.
+# the leader's slipway_coordinator_tick_seconds after every tick. Last,
+# the agent's own HTTP client (checkins-own) beside libcurl (checkins) on
+# one slipwayd, over http and https: libcurl opens a connection for every
+# request, the agent's client keeps one.
 #
 # Everything runs on this machine: the instances, PostgreSQL and the load
 # generator share its CPUs, and the CPU each took is printed beside the
@@ -18,14 +21,17 @@
 # quota; where cgroups cannot be made, those rows are n/a. Figures, not a
 # test: it never fails because the machine is slow.
 #
-#     tests/bench/checkins.sh
+#     tests/bench/checkins.sh [client]
 #
-# CHECKINS_HOSTS (default 10000), CHECKINS_SECONDS (default 20) per set-up.
+# "client" runs the last part alone. CHECKINS_HOSTS (default 10000),
+# CHECKINS_SECONDS (default 20) per set-up; the last part: CLIENT_HOSTS
+# (default 1000), CLIENT_SECONDS (default 5) per client.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 SD=$TOP/build/bin/slipwayd
 B=$TOP/build/bin/slipway-build
 CK=$TOP/build/bench/checkins
+CK_OWN=$TOP/build/bench/checkins-own
 HOSTS=${CHECKINS_HOSTS:-10000}
 SECS=${CHECKINS_SECONDS:-20}
 CAP=${CHECKINS_CAP:-25}
@@ -97,7 +103,7 @@ start() {
         fi
         for ((i = 0; i < 500; i++)); do
                 [ -s "$dir/slipwayd.url" ] && url=$(cat "$dir/slipwayd.url") &&
-                        curl -s -o /dev/null "$url/v1/status" && break
+                        curl -s -k -o /dev/null "$url/v1/status" && break
                 sleep 0.02
         done
         url=$(cat "$dir/slipwayd.url" 2>/dev/null)
@@ -179,6 +185,56 @@ pg_db() {
         psql -X -q -d "$PGURL" -c "CREATE DATABASE $1" >/dev/null 2>"$D/createdb.err" || return 1
         echo "${PGURL/\/slipway\?//$1?}"
 }
+
+# client_figures: the same load through libcurl and through the agent's
+# own client, each on a slipwayd on sqlite of its own, over http and then
+# https (a certificate of its own, given as the CA by --ca-file).
+client_figures() {
+        local hosts=${CLIENT_HOSTS:-1000} secs=${CLIENT_SECONDS:-5} tls name rps_curl p50
+        echo
+        echo "== the agent's HTTP client beside libcurl: $hosts hosts, $THREADS threads, $secs s each, slipwayd on sqlite"
+        echo "   (tests/bench/checkins and checkins-own; libcurl: a connection per request; own: one kept per thread)"
+        printf '    %-38s %9s %10s %10s %9s %9s\n' "" requests/s "check-in" "check-in" "CPU:" load
+        printf '    %-38s %9s %10s %10s %9s %9s\n' "" "" p50 p99 slipwayd generator
+        [ -x "$CK_OWN" ] || { echo "    $CK_OWN is missing: make build/bench/checkins-own"; return 0; }
+        mkdir -p "$D/tls" "$D/keys"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+                -addext subjectAltName=IP:127.0.0.1 -keyout "$D/tls/key.pem" -out "$D/tls/cert.pem" 2>"$D/tls.log"
+        for tls in no yes; do
+                rps_curl=n/a
+                for name in curl own; do
+                        local dir=$D/c-$name-$tls flags=() ck=$CK label="libcurl" run=c-$name-$tls
+                        [ $name = own ] && ck=$CK_OWN label="agent's client"
+                        [ $tls = yes ] && flags=(--tls-cert "$D/tls/cert.pem" --tls-key "$D/tls/key.pem") &&
+                                label="$label, https"
+                        URLS=()
+                        TOKEN=$("$SD" --state-dir "$dir" --log-json no token create bench 2>>"$D/$run.log")
+                        if start "$dir" "$run" "${flags[@]}" &&
+                                HOSTS=$hosts SECS=$secs CK=$ck load "$run" --ca-file "$D/tls/cert.pem"; then
+                                p50=$(awk '$1 == "check-in" { print $4 }' "$D/$run.out")
+                                printf '    %-38s %9s %10s %10s %9s %9s\n' "$label" "$RPS" "$p50 ms" "$CK_P99 ms" \
+                                        "$CPU_SD" "$CPU_CK"
+                                [ $name = curl ] && rps_curl=$RPS
+                        else
+                                printf '    %-38s %9s\n' "$label" n/a
+                                why <"$D/$run.log"
+                                RPS=n/a
+                        fi
+                        stop_servers
+                done
+                printf '    %-38s %9s\n' "ratio agent's client / libcurl" \
+                        "$(awk -v a="$RPS" -v b="$rps_curl" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }')"
+        done
+}
+
+if [ "${1:-}" = client ]; then
+        if [ ! -x "$SD" ] || [ ! -x "$CK" ]; then
+                echo "   $SD or $CK is missing: run make first"
+                exit 0
+        fi
+        client_figures
+        exit 0
+fi
 
 echo "== check-ins with lease decisions: $HOSTS hosts over HTTP, $THREADS connections, $SECS s each (tests/bench/checkins)"
 for x in "$SD" "$CK" "$B"; do
@@ -350,3 +406,5 @@ else
         printf '    %-38s %9s\n' "PostgreSQL, 1 instance" n/a
 fi
 echo "    (aim: < 50 ms)"
+
+client_figures

@@ -735,4 +735,30 @@ c2=$(curl -s -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/v1/status")
 if [[ $URL == https://* ]] && [ "$c1" = 200 ] && [ "$c2" = 000 ]; then t_ok; else t_fail "$URL $c1 $c2"; fi
 kill "$PID"
 
+t_case "connections kept open: past half the open-file limit (64 here), answers close theirs"
+# 40 connections opened one after another and all kept: the first ones'
+# answers keep them, those past 32 say Connection: close.
+(
+        ulimit -n 64 && exec "$SD" --state-dir "$D/keep" --listen 127.0.0.1:0 --trusted-keys "$D/keys" \
+                --log-json no >>"$D/keep.log" 2>&1
+) &
+PID=$!
+PIDS+=("$PID")
+t_wait_until 60 test -s "$D/keep/slipwayd.url"
+port=$(sed 's/.*://' "$D/keep/slipwayd.url" 2>/dev/null)
+says=$(python3 -c '
+import http.client, sys
+kept, says = [], ""
+for i in range(40):
+    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+    c.request("GET", "/v1/status")
+    r = c.getresponse()
+    r.read()
+    says += "c" if (r.getheader("Connection") or "").lower() == "close" else "k"
+    kept.append(c)
+print(says)
+' "$port" 2>"$D/keep.err")
+if [[ $says =~ ^k{20,32}c+$ ]] && [ ${#says} = 40 ]; then t_ok; else t_fail "answers ($says) $(tail -n 3 "$D/keep.err" "$D/keep.log")"; fi
+kill "$PID"
+
 t_end

@@ -8,7 +8,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "tests.h"
@@ -251,6 +253,7 @@ static void test_request_sent(void **state _unused_) {
         assert_non_null(strstr(s.request, "\r\nAuthorization: Bearer t\r\n"));
         assert_non_null(strstr(s.request, "\r\nUser-Agent: " HTTP_USER_AGENT "\r\n"));
         assert_non_null(strstr(s.request, "\r\n\r\n{\"a\":1}"));
+        assert_null(strcasestr(s.request, "\r\nConnection:"));
 }
 
 static void test_unreachable(void **state _unused_) {
@@ -400,11 +403,294 @@ static void test_ipv6(void **state _unused_) {
         assert_non_null(strstr(s.request, "\r\nHost: [::1]:"));
 }
 
+/* A server of several requests per connection, each served until the
+ * client closes it; it counts connections and requests, and answers the
+ * k-th answer with the body "answer k" in the way of its mode. */
+typedef enum KeepMode {
+        KEEP_ANSWER,      /* every request, the connection kept */
+        KEEP_DROP_SECOND, /* a connection's second request is read, then the connection closed unanswered */
+        KEEP_CLOSE_AFTER, /* closes the connection after each answer (an idle timeout at once) */
+        KEEP_SAYS_CLOSE,  /* each answer says "Connection: close" (the connection stays open) */
+        KEEP_HTTP10,      /* each answer is HTTP/1.0 (the connection stays open) */
+        KEEP_CUT_SECOND,  /* the second request overall is answered in part, then the connection closed */
+} KeepMode;
+
+typedef struct KeepServer {
+        int listen_fd;
+        pthread_t thread;
+        KeepMode mode;
+        SSL_CTX *ctx; /* TLS when set */
+        atomic_bool stop;
+        unsigned connections, requests, answers; /* read after keep_stop() */
+        char last_request[4096];
+        char url[64];
+} KeepServer;
+
+/* Waits until fd (or ssl) has bytes or the server is told to stop. */
+static bool keep_wait(KeepServer *s, int fd, SSL *ssl) {
+        while (!atomic_load(&s->stop)) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+
+                if ((ssl && SSL_pending(ssl) > 0) || poll(&p, 1, 100) > 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Answers request after request on one connection until it ends. */
+static void keep_serve(KeepServer *s, int fd, SSL *ssl) {
+        char buf[8192];
+        size_t n = 0;
+        unsigned on_this = 0;
+
+        for (;;) {
+                char *end, answer[160], body[32];
+                const char *cl;
+                size_t need;
+                ssize_t k;
+
+                buf[n] = 0;
+                end = strstr(buf, "\r\n\r\n");
+                cl = strcasestr(buf, "\r\nContent-Length: ");
+                need = end ? (size_t) (end + 4 - buf) + (cl && cl < end ? strtoul(cl + 18, NULL, 10) : 0) : SIZE_MAX;
+                if (n >= need) {
+                        snprintf(s->last_request, sizeof(s->last_request), "%.*s", (int) need, buf);
+                        memmove(buf, buf + need, n - need);
+                        n -= need;
+                        s->requests++;
+                        if (s->mode == KEEP_DROP_SECOND && ++on_this == 2)
+                                return;
+                        snprintf(body, sizeof(body), "answer %u", ++s->answers);
+                        snprintf(answer, sizeof(answer), "HTTP/1.%c 200 OK\r\nContent-Length: %zu\r\n%s\r\n%s",
+                                 s->mode == KEEP_HTTP10 ? '0' : '1', strlen(body),
+                                 s->mode == KEEP_SAYS_CLOSE ? "Connection: close\r\n" : "", body);
+                        if (s->mode == KEEP_CUT_SECOND && s->requests == 2) {
+                                send_bytes(fd, ssl, answer, strlen(answer) - 3);
+                                return;
+                        }
+                        send_bytes(fd, ssl, answer, strlen(answer));
+                        if (s->mode == KEEP_CLOSE_AFTER)
+                                return;
+                        continue;
+                }
+                if (n == sizeof(buf) - 1 || !keep_wait(s, fd, ssl))
+                        return;
+                k = ssl ? SSL_read(ssl, buf + n, (int) (sizeof(buf) - 1 - n)) : recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+                if (k <= 0)
+                        return;
+                n += (size_t) k;
+        }
+}
+
+static void *keep_run(void *userdata) {
+        KeepServer *s = userdata;
+
+        while (keep_wait(s, s->listen_fd, NULL)) {
+                int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                SSL *ssl = NULL;
+
+                if (fd < 0)
+                        continue;
+                s->connections++;
+                if (s->ctx) {
+                        ssl = SSL_new(s->ctx);
+                        SSL_set_fd(ssl, fd);
+                }
+                if (!ssl || SSL_accept(ssl) == 1)
+                        keep_serve(s, fd, ssl);
+                if (ssl) {
+                        SSL_shutdown(ssl);
+                        SSL_free(ssl);
+                }
+                close(fd);
+        }
+        return NULL;
+}
+
+static void keep_start(KeepServer *s, KeepMode mode, bool tls) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+
+        *s = (KeepServer) { .mode = mode };
+        if (tls) {
+                s->ctx = SSL_CTX_new(TLS_server_method());
+                assert_non_null(s->ctx);
+                assert_int_equal(SSL_CTX_use_certificate_chain_file(s->ctx, "good.pem"), 1);
+                assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, "good.key", SSL_FILETYPE_PEM), 1);
+        }
+        s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(s->listen_fd >= 0);
+        assert_int_equal(bind(s->listen_fd, (struct sockaddr *) &a, sizeof(a)), 0);
+        assert_int_equal(listen(s->listen_fd, 8), 0);
+        assert_int_equal(getsockname(s->listen_fd, (struct sockaddr *) &a, &len), 0);
+        snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%u/k", tls ? "https" : "http", ntohs(a.sin_port));
+        assert_int_equal(pthread_create(&s->thread, NULL, keep_run, s), 0);
+}
+
+static void keep_stop(KeepServer *s) {
+        atomic_store(&s->stop, true);
+        pthread_join(s->thread, NULL);
+        close(s->listen_fd);
+        SSL_CTX_free(s->ctx);
+}
+
+/* A streamed request body, read from a string. */
+typedef struct Upload {
+        const char *data;
+        size_t off;
+        unsigned rewinds;
+} Upload;
+
+static ssize_t upload_read(void *buf, size_t n, void *userdata) {
+        Upload *up = userdata;
+        size_t k = MIN(n, strlen(up->data) - up->off);
+
+        memcpy(buf, up->data + up->off, k);
+        up->off += k;
+        return (ssize_t) k;
+}
+
+static int upload_rewind(void *userdata) {
+        Upload *up = userdata;
+
+        up->off = 0;
+        up->rewinds++;
+        return 0;
+}
+
+/* Request i (from 1) of a run against s: a GET, or a PUT streamed from up
+ * when it is set; returns the result, the body in b. */
+static int keep_request(KeepServer *s, Upload *up, Body *b, HttpReply *reply) {
+        HttpOptions opts = { .ca_file = "ca.pem" };
+        HttpRequest req = { .method = "GET", .url = s->url, .on_body = body_add, .userdata = b,
+                            .fail_on_error = true, .opts = &opts };
+
+        if (up) {
+                req.method = "PUT";
+                req.read = upload_read;
+                req.rewind = upload_rewind;
+                req.read_size = strlen(up->data);
+                req.read_userdata = up;
+        }
+        *b = (Body) {};
+        return http_exchange(&req, reply);
+}
+
+/* Makes n requests to a server in mode; each must get its answer, in turn. */
+static void keep_run_requests(KeepServer *s, KeepMode mode, bool tls, unsigned n) {
+        HttpReply reply;
+        Body b;
+
+        keep_start(s, mode, tls);
+        for (unsigned i = 1; i <= n; i++) {
+                char want[32];
+
+                snprintf(want, sizeof(want), "answer %u", i);
+                assert_int_equal(keep_request(s, NULL, &b, &reply), 0);
+                assert_string_equal(b.data, want);
+        }
+        keep_stop(s);
+}
+
+#ifdef HTTP_BACKEND_OWN
+#define ONE_CONNECTION_FOR(n) 1u /* the own client keeps its connection */
+#else
+#define ONE_CONNECTION_FOR(n) (n) /* a libcurl handle per request */
+#endif
+
+static void test_keep_alive(void **state _unused_) {
+        KeepServer s;
+
+        make_certs();
+        keep_run_requests(&s, KEEP_ANSWER, false, 5);
+        assert_int_equal(s.connections, ONE_CONNECTION_FOR(5));
+        assert_int_equal(s.requests, 5);
+        keep_run_requests(&s, KEEP_ANSWER, true, 5);
+        assert_int_equal(s.connections, ONE_CONNECTION_FOR(5));
+
+        /* What a connection may not carry on. */
+        keep_run_requests(&s, KEEP_SAYS_CLOSE, false, 3);
+        assert_int_equal(s.connections, 3);
+        keep_run_requests(&s, KEEP_HTTP10, false, 3);
+        assert_int_equal(s.connections, 3);
+}
+
+/* A kept connection the server closed: found before use, or by the
+ * request going unanswered, which then goes once more on a new one. */
+static void test_keep_alive_closed(void **state _unused_) {
+        Upload up = { .data = "a body to send again" };
+        HttpReply reply;
+        KeepServer s;
+        Body b;
+
+        make_certs();
+        keep_run_requests(&s, KEEP_CLOSE_AFTER, false, 3);
+        assert_int_equal(s.connections, 3);
+        assert_int_equal(s.requests, 3);
+        keep_run_requests(&s, KEEP_CLOSE_AFTER, true, 3);
+        assert_int_equal(s.connections, 3);
+
+        keep_run_requests(&s, KEEP_DROP_SECOND, false, 3);
+        assert_int_equal(s.connections, 3);
+#ifdef HTTP_BACKEND_OWN
+        assert_int_equal(s.requests, 5); /* the second and third went twice */
+#endif
+        keep_run_requests(&s, KEEP_DROP_SECOND, true, 3);
+        assert_int_equal(s.connections, 3);
+
+        /* A streamed body is sent again from its start. */
+        keep_start(&s, KEEP_DROP_SECOND, false);
+        assert_int_equal(keep_request(&s, &up, &b, &reply), 0);
+        assert_string_equal(b.data, "answer 1");
+        up.off = 0;
+        assert_int_equal(keep_request(&s, &up, &b, &reply), 0);
+        assert_string_equal(b.data, "answer 2");
+        keep_stop(&s);
+        assert_non_null(strstr(s.last_request, "\r\n\r\na body to send again"));
+#ifdef HTTP_BACKEND_OWN
+        assert_int_equal(up.rewinds, 1);
+        assert_int_equal(s.requests, 3);
+
+        /* One that cannot be is not: the error stands. */
+        keep_start(&s, KEEP_DROP_SECOND, false);
+        up = (Upload) { .data = "once only" };
+        assert_int_equal(keep_request(&s, &up, &b, &reply), 0);
+        up.off = 0;
+        {
+                HttpRequest req = { .method = "PUT", .url = s.url, .read = upload_read, .read_size = 9,
+                                    .read_userdata = &up, .fail_on_error = true };
+                assert_int_equal(http_exchange(&req, &reply), -ECONNRESET);
+        }
+        keep_stop(&s);
+        assert_int_equal(s.connections, 1);
+#endif
+}
+
+/* An answer cut short on a kept connection is an error, not sent again. */
+static void test_keep_alive_cut(void **state _unused_) {
+        HttpReply reply;
+        KeepServer s;
+        Body b;
+
+        keep_start(&s, KEEP_CUT_SECOND, false);
+        assert_int_equal(keep_request(&s, NULL, &b, &reply), 0);
+        assert_string_equal(b.data, "answer 1");
+        assert_int_equal(keep_request(&s, NULL, &b, &reply), -ECONNRESET);
+        assert_int_equal(reply.status, 200);
+        /* Nothing lingers: the next request is answered. */
+        assert_int_equal(keep_request(&s, NULL, &b, &reply), 0);
+        assert_string_equal(b.data, "answer 3");
+        keep_stop(&s);
+        assert_int_equal(s.requests, 3);
+        assert_int_equal(s.connections, ONE_CONNECTION_FOR(2) + 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 test_in_dir(test_bodies),      test_in_dir(test_errors), test_in_dir(test_request_sent),
                 test_in_dir(test_unreachable), test_in_dir(test_tls),    test_in_dir(test_fetch),
-                test_in_dir(test_ipv6),
+                test_in_dir(test_ipv6),        test_in_dir(test_keep_alive),
+                test_in_dir(test_keep_alive_closed), test_in_dir(test_keep_alive_cut),
         };
 
         signal(SIGPIPE, SIG_IGN);
