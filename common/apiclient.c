@@ -499,6 +499,8 @@ static int transfer_judge(ApiClient *c, TransferKind kind, int r, const HttpRepl
         return client_error(c, -EPROTO, "unexpected HTTP %ld from %s", status, URL(c));
 }
 
+static bool resend_safe(const char *method, const char *path);
+
 /* Runs one request against the current server. On a 2xx answer returns 0
  * with the status; else the client's error state is set, *ret_sent says
  * whether the server may have received the request, and a negative errno
@@ -511,8 +513,10 @@ static int transfer_once(ApiClient *c, TransferKind kind, const char *method, co
                              .low_speed_time = kind == TRANSFER_UPLOAD ? API_UPLOAD_LOW_SPEED_TIME_SEC : 0 };
         const char *headers[4];
         size_t n_headers = 0;
+        /* what must not arrive twice never goes on a kept connection, which
+         * the server may have closed as the request went */
         HttpRequest req = { .method = method, .headers = headers, .on_body = reply_write, .userdata = t,
-                            .opts = &opts };
+                            .opts = &opts, .fresh_connection = !resend_safe(method, path) };
         HttpReply reply;
         int r;
 

@@ -81,6 +81,7 @@ typedef struct HttpRequest {
         size_t piece_size;          /* the receive buffer, so the largest piece; 0: 16 KiB */
         bool fail_on_error;         /* HTTP >= 300 is an error and its body is not given out */
         bool follow_redirects;      /* libcurl: up to 10, to http/https; the own client: -EPROTO */
+        bool fresh_connection;      /* must not be sent twice: never on a kept connection, never again */
         const HttpOptions *opts;    /* may be NULL */
 } HttpRequest;
 
@@ -106,7 +107,9 @@ typedef struct HttpReply {
  * upload breaks because the server answered early (a refusal), that answer
  * is what is returned. The own back end sends a request once more, on a
  * new connection, when the kept one it went on turns out closed before
- * any of the answer came and its body can be sent again. */
+ * any of the answer came and its body can be sent again; a request with
+ * fresh_connection goes on a new connection (the kept one is closed) and
+ * only once. libcurl's back end opens a connection per request. */
 int http_exchange(const HttpRequest *req, HttpReply *ret);
 
 /* Whether an error of http_exchange() means the server could not be

@@ -14,7 +14,8 @@
  * dropped before use when that shows; when it shows only as no answer at
  * all (the write fails, or the connection ends before the first byte of
  * the answer), the request goes once more on a new connection, if its body
- * can be sent again. Any error, and an answer that runs to the close, ends
+ * can be sent again. A request that must not arrive twice
+ * (fresh_connection) never goes on a kept connection. Any error, and an answer that runs to the close, ends
  * the connection. The TLS context, with the CA store loaded, is made once
  * per CA file for the process. */
 #include <arpa/inet.h>
@@ -684,6 +685,8 @@ int http_exchange(const HttpRequest *req, HttpReply *ret) {
 
         pipe_guard_begin(&guard);
         c = idle_take(&u, ctx);
+        if (c && req->fresh_connection)
+                c = conn_free(c);
         if (c) {
                 c->deadline_ms = deadline_ms;
                 c->idle_ms = idle_ms;

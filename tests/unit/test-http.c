@@ -663,6 +663,22 @@ static void test_keep_alive_closed(void **state _unused_) {
         }
         keep_stop(&s);
         assert_int_equal(s.connections, 1);
+
+        /* One that must not arrive twice goes on a new connection, so it is
+         * the first there and answered, sent once. */
+        keep_start(&s, KEEP_DROP_SECOND, false);
+        assert_int_equal(keep_request(&s, NULL, &b, &reply), 0);
+        {
+                HttpRequest req = { .method = "POST", .url = s.url, .body = "once", .body_size = 4,
+                                    .on_body = body_add, .userdata = &b, .fail_on_error = true,
+                                    .fresh_connection = true };
+                b = (Body) {};
+                assert_int_equal(http_exchange(&req, &reply), 0);
+                assert_string_equal(b.data, "answer 2");
+        }
+        keep_stop(&s);
+        assert_int_equal(s.connections, 2);
+        assert_int_equal(s.requests, 2);
 #endif
 }
 
