@@ -36,7 +36,6 @@
 #define HEAD_BYTES 0x210
 #define PATH_DEPTH_MAX 64
 
-static const char SUFFIX_REGEX[] = "\\.(gz|tgz|xz|txz|zst|bz2|lz4|zip|jar|png|jpg|jpeg|woff2|rpm)$";
 static const char *const SUFFIXES[] = { ".gz",  ".tgz", ".xz",  ".txz", ".zst",  ".bz2", ".lz4",
                                         ".zip", ".jar", ".png", ".jpg", ".jpeg", ".woff2", ".rpm" };
 
@@ -76,31 +75,12 @@ static bool has_suffix(const char *name) {
 
 typedef struct Hints {
         char **named_plain; /* suffix of compressed data, content plain */
-        size_t n_named_plain;
         char **other;       /* no such suffix, content compressed */
-        size_t n_other;
 } Hints;
 
 static void hints_release(Hints *h) {
-        for (size_t i = 0; i < h->n_named_plain; i++)
-                free(h->named_plain[i]);
-        for (size_t i = 0; i < h->n_other; i++)
-                free(h->other[i]);
-        free(h->named_plain);
-        free(h->other);
-}
-
-static int list_add(char ***list, size_t *n, const char *s) {
-        char **l = reallocarray(*list, *n + 1, sizeof(char *));
-
-        if (!l)
-                return -ENOMEM;
-        *list = l;
-        l[*n] = strdup(s);
-        if (!l[*n])
-                return -ENOMEM;
-        (*n)++;
-        return 0;
+        strv_free(h->named_plain);
+        strv_free(h->other);
 }
 
 static bool path_fits_a_line(const char *rel) {
@@ -124,7 +104,7 @@ static int classify(Hints *h, int fd, const char *rel, const char *name) {
         packed = rootfs_data_is_compressed(head, (size_t) n);
         if (named == packed || !path_fits_a_line(rel))
                 return 0;
-        return named ? list_add(&h->named_plain, &h->n_named_plain, rel) : list_add(&h->other, &h->n_other, rel);
+        return strv_extend(named ? &h->named_plain : &h->other, rel);
 }
 
 /* Walks the directory dfd (rel is its path from the root, "" for the root). */
@@ -174,12 +154,8 @@ static int walk(Hints *h, int dfd, const char *rel, unsigned depth) {
         return r;
 }
 
-static int str_cmp(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 /* "^path$" with the characters special to an extended regex escaped. */
-static int append_exact(FILE *f, unsigned pcluster, const char *path) {
+static void append_exact(FILE *f, unsigned pcluster, const char *path) {
         fprintf(f, "%u ^", pcluster);
         for (const char *p = path; *p; p++) {
                 if (strchr("\\.[]()*+?{}|^$", *p))
@@ -187,13 +163,20 @@ static int append_exact(FILE *f, unsigned pcluster, const char *path) {
                 fputc(*p, f);
         }
         fputs("$\n", f);
-        return 0;
+}
+
+/* "0 \\.(gz|tgz|...)$": the suffixes above, stored as they are. */
+static void append_suffix_rule(FILE *f) {
+        fputs("0 \\.(", f);
+        for (size_t i = 0; i < ELEMENTSOF(SUFFIXES); i++)
+                fprintf(f, "%s%s", i > 0 ? "|" : "", SUFFIXES[i] + 1);
+        fputs(")$\n", f);
 }
 
 int rootfs_erofs_hints(const char *root, char **ret, size_t *ret_size) {
         _cleanup_(hints_release) Hints h = {};
         _cleanup_free_ char *buf = NULL;
-        size_t size = 0, room = HINTS_MAX;
+        size_t size = 0, room = HINTS_MAX, n_named_plain, n_other;
         FILE *f;
         int fd, r;
 
@@ -203,27 +186,25 @@ int rootfs_erofs_hints(const char *root, char **ret, size_t *ret_size) {
         r = walk(&h, fd, "", 0);
         if (r < 0)
                 return r == -ENOMEM ? log_oom() : r;
-        if (h.n_named_plain > 1)
-                qsort(h.named_plain, h.n_named_plain, sizeof(char *), str_cmp);
-        if (h.n_other > 1)
-                qsort(h.other, h.n_other, sizeof(char *), str_cmp);
+        n_named_plain = (size_t) strv_sort_unique(h.named_plain);
+        n_other = (size_t) strv_sort_unique(h.other);
 
         f = open_memstream(&buf, &size);
         if (!f)
                 return log_oom();
         /* Too many exceptions to the suffix rule: no suffix rule at all. */
-        if (h.n_named_plain <= room) {
-                for (size_t i = 0; i < h.n_named_plain; i++)
+        if (n_named_plain <= room) {
+                for (size_t i = 0; i < n_named_plain; i++)
                         append_exact(f, 4096, h.named_plain[i]);
-                room -= h.n_named_plain;
-                fprintf(f, "0 %s\n", SUFFIX_REGEX);
+                room -= n_named_plain;
+                append_suffix_rule(f);
         }
-        for (size_t i = 0; i < h.n_other && i < room; i++)
+        for (size_t i = 0; i < n_other && i < room; i++)
                 append_exact(f, 0, h.other[i]);
         if (fclose(f) != 0 || !buf)
                 return log_oom();
         log_debug("compress hints for '%s': %zu named like compressed data but plain, %zu compressed otherwise named",
-                  root, h.n_named_plain, h.n_other);
+                  root, n_named_plain, n_other);
         *ret = TAKE_PTR(buf);
         *ret_size = size;
         return 0;
